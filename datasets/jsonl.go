@@ -1,0 +1,235 @@
+package datasets
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// MaxLineBytes is the default longest line the reader accepts.
+const MaxLineBytes = 16 << 20
+
+// ReadOptions controls a Reader. The zero value is strict.
+type ReadOptions struct {
+	// SkipBad counts and skips lines that do not parse or validate instead
+	// of returning an error.
+	SkipBad bool
+	// AllowMissingScore accepts outcomes without a score.
+	AllowMissingScore bool
+	// MaxLineBytes caps one line; 0 means MaxLineBytes (16 MiB).
+	MaxLineBytes int
+}
+
+// LineError locates a bad line: file, line number and, where known, field.
+type LineError struct {
+	File  string
+	Line  int
+	Field string
+	Err   error
+}
+
+func (e *LineError) Error() string {
+	var fe *FieldError
+	if errors.As(e.Err, &fe) {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, fe.Error())
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s:%d: %s: %v", e.File, e.Line, e.Field, e.Err)
+	}
+	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Reader streams records from JSONL. Memory stays bounded by the longest
+// line: the line buffer is reused and each record is decoded on its own.
+type Reader struct {
+	br      *bufio.Reader
+	name    string
+	opts    ReadOptions
+	line    int
+	buf     []byte
+	skipped int
+	ids     map[string]int
+}
+
+// NewReader reads JSONL from r; name is used in error messages.
+func NewReader(r io.Reader, name string, opts ReadOptions) *Reader {
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = MaxLineBytes
+	}
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), name: name, opts: opts, ids: map[string]int{}}
+}
+
+// Skipped is the number of bad lines skipped so far (with SkipBad).
+func (r *Reader) Skipped() int { return r.skipped }
+
+// Line is the number of the last line read.
+func (r *Reader) Line() int { return r.line }
+
+// readLine returns the next line without its newline, or io.EOF.
+func (r *Reader) readLine() ([]byte, error) {
+	r.buf = r.buf[:0]
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		if len(r.buf)+len(chunk) > r.opts.MaxLineBytes+1 {
+			// Drain the rest of the over-long line so the next call starts
+			// on a fresh one.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = r.br.ReadSlice('\n')
+			}
+			r.line++
+			return nil, &LineError{File: r.name, Line: r.line, Err: fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)}
+		}
+		r.buf = append(r.buf, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err == io.EOF {
+			if len(r.buf) == 0 {
+				return nil, io.EOF
+			}
+			r.line++
+			return r.buf, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r.name, err)
+		}
+		r.line++
+		return bytes.TrimRight(r.buf, "\r\n"), nil
+	}
+}
+
+// Next returns the next valid record, io.EOF at the end, or a *LineError.
+// Blank lines are ignored.
+func (r *Reader) Next() (Record, error) {
+	for {
+		b, err := r.readLine()
+		if err == io.EOF {
+			return Record{}, io.EOF
+		}
+		var le *LineError
+		if err != nil && !errors.As(err, &le) {
+			return Record{}, err
+		}
+		if err == nil {
+			if len(bytes.TrimSpace(b)) == 0 {
+				continue
+			}
+			var rec Record
+			rec, err = r.decode(b)
+			if err == nil {
+				return rec, nil
+			}
+		}
+		if !r.opts.SkipBad {
+			return Record{}, err
+		}
+		r.skipped++
+	}
+}
+
+func (r *Reader) decode(b []byte) (Record, error) {
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, &LineError{File: r.name, Line: r.line, Field: jsonField(err), Err: jsonErr(err)}
+	}
+	if err := rec.Validate(ValidateOptions{AllowMissingScore: r.opts.AllowMissingScore}); err != nil {
+		return Record{}, &LineError{File: r.name, Line: r.line, Err: err}
+	}
+	if first, dup := r.ids[rec.ID]; dup {
+		return Record{}, &LineError{File: r.name, Line: r.line, Err: &FieldError{Field: "id", Msg: fmt.Sprintf("%q repeats the id of line %d; ids must be unique within a file", rec.ID, first)}}
+	}
+	r.ids[rec.ID] = r.line
+	return rec, nil
+}
+
+// jsonField names the field a json error is about, where the decoder says.
+func jsonField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return te.Field
+	}
+	return ""
+}
+
+func jsonErr(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("is a JSON %s, want %s", te.Value, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("malformed JSON at byte %d: %v", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// ReadFile reads every record of a JSONL file ("-" is standard input).
+// It returns the records and the number of bad lines skipped.
+func ReadFile(path string, opts ReadOptions) ([]Record, int, error) {
+	var recs []Record
+	skipped, err := EachFile(path, opts, func(rec Record) error {
+		recs = append(recs, rec)
+		return nil
+	})
+	return recs, skipped, err
+}
+
+// EachFile streams the records of a JSONL file to fn without holding them.
+func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error) {
+	var in io.Reader
+	if path == "-" {
+		in = os.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, fmt.Errorf("open log: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	rd := NewReader(in, path, opts)
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return rd.Skipped(), nil
+		}
+		if err != nil {
+			return rd.Skipped(), err
+		}
+		if err := fn(rec); err != nil {
+			return rd.Skipped(), err
+		}
+	}
+}
+
+// Writer writes records as JSONL.
+type Writer struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+}
+
+// NewWriter writes JSONL to w. Call Flush when done.
+func NewWriter(w io.Writer) *Writer {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &Writer{bw: bw, enc: enc}
+}
+
+// Write appends one record as a line.
+func (w *Writer) Write(rec *Record) error {
+	if err := w.enc.Encode(rec); err != nil {
+		return fmt.Errorf("write record %q: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Flush writes buffered lines to the underlying writer.
+func (w *Writer) Flush() error { return w.bw.Flush() }

@@ -1,0 +1,206 @@
+package datasets
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Message is one chat turn of a logged request.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Outcome is what one model produced for a record. Score is required in a
+// labelled log; feedback exported from a server may carry only a confidence,
+// which is why it is a pointer (nil means "not observed", not zero).
+type Outcome struct {
+	// Score is the grade of the answer in [0,1], 1 = correct/acceptable.
+	Score *float64 `json:"score,omitempty"`
+	// LatencyMS is the wall time of the call in milliseconds.
+	LatencyMS *float64 `json:"latency_ms,omitempty"`
+	// CostUSD is what the call cost.
+	CostUSD *float64 `json:"cost_usd,omitempty"`
+	// Confidence is the fast model's own confidence signal (e.g. mean token
+	// log-probability), on its raw scale.
+	Confidence *float64 `json:"confidence,omitempty"`
+	// Response is the answer text, when kept.
+	Response string `json:"response,omitempty"`
+	// InputTokens and OutputTokens are the token usage the upstream reported.
+	InputTokens  *int `json:"input_tokens,omitempty"`
+	OutputTokens *int `json:"output_tokens,omitempty"`
+	// Cancelled is true when the call was cancelled before it finished (the
+	// loser of a speculation); its latency and cost are then partial.
+	Cancelled bool `json:"cancelled,omitempty"`
+}
+
+// Decision is the routing decision recorded with a served request, so an
+// export can be replayed and exploration samples reweighted.
+type Decision struct {
+	// Kind is "fast", "speculate" or "escalate".
+	Kind string `json:"decision"`
+	// PHard is the calibrated probability the request needs the strong tier.
+	PHard float64 `json:"p_hard"`
+	// ModelVersion is the artifact version that made the decision.
+	ModelVersion string `json:"model_version"`
+	// Propensity is the probability that the policy took this decision for
+	// this request (1 for a deterministic decision; below 1 under exploration).
+	Propensity float64 `json:"propensity,omitempty"`
+	// Explored is true when the decision was forced by exploration.
+	Explored bool `json:"explored,omitempty"`
+}
+
+// Meta is categorical context (subject, tenant, source). Values in a log may
+// be JSON strings, numbers or booleans; they are kept as strings.
+type Meta map[string]string
+
+// UnmarshalJSON accepts string, number and boolean values.
+func (m *Meta) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*m = nil
+		return nil
+	}
+	out := make(Meta, len(raw))
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			out[k] = s
+			continue
+		}
+		var f json.Number
+		if err := json.Unmarshal(v, &f); err == nil {
+			out[k] = f.String()
+			continue
+		}
+		var bl bool
+		if err := json.Unmarshal(v, &bl); err == nil {
+			out[k] = strconv.FormatBool(bl)
+			continue
+		}
+		if string(v) == "null" {
+			continue
+		}
+		return fmt.Errorf("meta.%s: want a string, number or boolean", k)
+	}
+	*m = out
+	return nil
+}
+
+// Record is one logged request with the outcomes observed for it: the line
+// format of DESIGN.md.
+type Record struct {
+	ID       string             `json:"id"`
+	Prompt   string             `json:"prompt,omitempty"`
+	Messages []Message          `json:"messages,omitempty"`
+	Meta     Meta               `json:"meta,omitempty"`
+	Outcomes map[string]Outcome `json:"outcomes,omitempty"`
+	TS       time.Time          `json:"ts,omitzero"`
+	// Decision is present on records exported from a server.
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Text is the prompt as one string: the prompt field, or the messages'
+// contents joined by newlines.
+func (r *Record) Text() string {
+	if r.Prompt != "" || len(r.Messages) == 0 {
+		return r.Prompt
+	}
+	n := 0
+	for _, m := range r.Messages {
+		n += len(m.Content) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, m := range r.Messages {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, m.Content...)
+	}
+	return string(b)
+}
+
+// Models lists the models with an outcome in the record, sorted.
+func (r *Record) Models() []string {
+	out := make([]string, 0, len(r.Outcomes))
+	for m := range r.Outcomes {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Scores returns the fast and strong scores of the record, and false when
+// either is missing.
+func (r *Record) Scores(fast, strong string) (f, s float64, ok bool) {
+	fo, ok1 := r.Outcomes[fast]
+	so, ok2 := r.Outcomes[strong]
+	if !ok1 || !ok2 || fo.Score == nil || so.Score == nil {
+		return 0, 0, false
+	}
+	return *fo.Score, *so.Score, true
+}
+
+// ValidateOptions relaxes Validate for records that are not a labelled log.
+type ValidateOptions struct {
+	// AllowMissingScore accepts outcomes without a score (feedback that
+	// carried only a confidence).
+	AllowMissingScore bool
+}
+
+// Validate checks the record against DESIGN.md and returns a *FieldError
+// naming the first field that is wrong.
+func (r *Record) Validate(opts ValidateOptions) error {
+	if r.ID == "" {
+		return &FieldError{Field: "id", Msg: "is missing; every record needs a unique id"}
+	}
+	if r.Prompt == "" && len(r.Messages) == 0 {
+		return &FieldError{Field: "prompt", Msg: "is missing; give prompt or messages"}
+	}
+	for i, m := range r.Messages {
+		if m.Content == "" && m.Role == "" {
+			return &FieldError{Field: fmt.Sprintf("messages[%d]", i), Msg: "is empty; want role and content"}
+		}
+	}
+	for name, o := range r.Outcomes {
+		if name == "" {
+			return &FieldError{Field: "outcomes", Msg: "has an empty model name"}
+		}
+		f := "outcomes." + name
+		if o.Score == nil {
+			if !opts.AllowMissingScore {
+				return &FieldError{Field: f + ".score", Msg: "is missing; every outcome needs a score in [0,1]"}
+			}
+		} else if s := *o.Score; math.IsNaN(s) || s < 0 || s > 1 {
+			return &FieldError{Field: f + ".score", Msg: fmt.Sprintf("is %v, want a value in [0,1]; rescale with --score-scale", s)}
+		}
+		if o.LatencyMS != nil && (*o.LatencyMS < 0 || math.IsNaN(*o.LatencyMS) || math.IsInf(*o.LatencyMS, 0)) {
+			return &FieldError{Field: f + ".latency_ms", Msg: fmt.Sprintf("is %v, want a non-negative number", *o.LatencyMS)}
+		}
+		if o.CostUSD != nil && (*o.CostUSD < 0 || math.IsNaN(*o.CostUSD) || math.IsInf(*o.CostUSD, 0)) {
+			return &FieldError{Field: f + ".cost_usd", Msg: fmt.Sprintf("is %v, want a non-negative number", *o.CostUSD)}
+		}
+		if o.Confidence != nil && (math.IsNaN(*o.Confidence) || math.IsInf(*o.Confidence, 0)) {
+			return &FieldError{Field: f + ".confidence", Msg: "is not a finite number"}
+		}
+	}
+	return nil
+}
+
+// FieldError says which field of a record is wrong and why.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Msg }
+
+// Float returns a pointer to v, for building outcomes.
+func Float(v float64) *float64 { return &v }
