@@ -1,0 +1,289 @@
+package models
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/features"
+)
+
+// FormatVersion is the artifact layout this code reads and writes. Bump it
+// when a field changes meaning; Load refuses other versions.
+const FormatVersion = 1
+
+// ErrBadArtifact is wrapped by every Load failure that is the file's fault
+// (as opposed to I/O), so a server can tell "corrupt" from "unreadable".
+var ErrBadArtifact = errors.New("bad router artifact")
+
+// Fingerprint identifies the training data, so two artifacts can be told
+// apart by what they learned from.
+type Fingerprint struct {
+	// Records is the number of labelled examples used for fitting.
+	Records int `json:"records"`
+	// Skipped counts records without both tiers' scores.
+	Skipped int `json:"skipped"`
+	// Holdout is the number of examples kept out for the metrics.
+	Holdout int `json:"holdout"`
+	// SHA256 hashes the ids and labels of the training examples in order.
+	SHA256 string `json:"sha256"`
+	// L2 is the regularisation strength used; L2Chosen says whether CV
+	// picked it.
+	L2       float64 `json:"l2"`
+	L2Chosen bool    `json:"l2_chosen_by_cv"`
+	// Seed of the split.
+	Seed uint64 `json:"seed"`
+	// Sources are the files trained on, as given.
+	Sources []string `json:"sources,omitempty"`
+}
+
+// Artifact is a trained router: everything serving needs to compute the
+// same p_hard that evaluation measured, plus what a person needs to trust it.
+type Artifact struct {
+	FormatVersion int `json:"format_version"`
+	// Version identifies this artifact; it is new for every write that
+	// changes the router (train, calibrate, retrain).
+	Version   string    `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	// Parent is the version this one was derived from, if any.
+	Parent string `json:"parent,omitempty"`
+
+	Features features.Spec `json:"features"`
+	// Weights and Bias are the logistic regression's raw parameters.
+	Weights Weights `json:"weights"`
+	Bias    float64 `json:"bias"`
+	// Calibration maps the raw logit to p_hard.
+	Calibration classifier.Calibration `json:"calibration"`
+	// ConfidenceCalibration maps the fast tier's raw confidence to
+	// P(fast answer correct); nil when the training log had no confidence.
+	ConfidenceCalibration *classifier.Calibration `json:"confidence_calibration,omitempty"`
+
+	Tiers Tiers  `json:"tiers"`
+	Label string `json:"label"`
+
+	Policy Policy `json:"policy"`
+	// PolicyTarget says how the thresholds were chosen.
+	PolicyTarget string `json:"policy_target,omitempty"`
+	// ExpectedShares is the share of each decision the thresholds give on
+	// the data they were set on, so a server can report drift.
+	ExpectedShares map[Decision]float64 `json:"expected_shares,omitempty"`
+
+	Training Fingerprint `json:"training"`
+	// Metrics are held-out figures (apgr, cpt50, auc, log_loss, ...).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+
+	// Checksum is the SHA-256 of the artifact with this field empty.
+	Checksum string `json:"checksum"`
+}
+
+// Weights is a dense weight vector stored compactly: only non-zero entries,
+// as little-endian (uint32 index, float64 value) pairs in base64. Hashed
+// features never seen in training keep weight 0, so this is much smaller
+// than the dense vector, and it round-trips bit-exactly.
+type Weights []float64
+
+type weightsJSON struct {
+	Dim      int    `json:"dim"`
+	NonZero  int    `json:"non_zero"`
+	Encoding string `json:"encoding"`
+	Data     string `json:"data"`
+}
+
+const weightsEncoding = "sparse-u32-f64le-base64"
+
+// MarshalJSON implements json.Marshaler.
+func (w Weights) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	nz := 0
+	var rec [12]byte
+	for i, v := range w {
+		if v == 0 {
+			continue
+		}
+		nz++
+		binary.LittleEndian.PutUint32(rec[:4], uint32(i))
+		binary.LittleEndian.PutUint64(rec[4:], math.Float64bits(v))
+		buf.Write(rec[:])
+	}
+	return json.Marshal(weightsJSON{Dim: len(w), NonZero: nz, Encoding: weightsEncoding, Data: base64.StdEncoding.EncodeToString(buf.Bytes())})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (w *Weights) UnmarshalJSON(b []byte) error {
+	var j weightsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if j.Encoding != weightsEncoding {
+		return fmt.Errorf("weights.encoding is %q, want %q", j.Encoding, weightsEncoding)
+	}
+	if j.Dim < 0 || j.Dim > 1<<26 {
+		return fmt.Errorf("weights.dim is %d, want 0..%d", j.Dim, 1<<26)
+	}
+	raw, err := base64.StdEncoding.DecodeString(j.Data)
+	if err != nil {
+		return fmt.Errorf("weights.data: %w", err)
+	}
+	if len(raw)%12 != 0 || len(raw)/12 != j.NonZero {
+		return fmt.Errorf("weights.data holds %d bytes, want %d entries of 12", len(raw), j.NonZero)
+	}
+	out := make(Weights, j.Dim)
+	for p := 0; p < len(raw); p += 12 {
+		i := binary.LittleEndian.Uint32(raw[p:])
+		if int(i) >= j.Dim {
+			return fmt.Errorf("weights.data: index %d is outside dim %d", i, j.Dim)
+		}
+		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[p+4:]))
+	}
+	*w = out
+	return nil
+}
+
+// NewVersion returns a fresh artifact version: the UTC time and a random
+// suffix, so versions sort by creation and never collide.
+func NewVersion(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Validate checks the artifact is internally consistent: the version, the
+// feature spec, weight dimension, finite numbers, calibration and policy.
+func (a *Artifact) Validate() error {
+	if a.FormatVersion != FormatVersion {
+		return fmt.Errorf("format_version is %d, this build reads %d; retrain or use a matching triage", a.FormatVersion, FormatVersion)
+	}
+	if a.Version == "" {
+		return errors.New("version is empty")
+	}
+	if err := a.Features.Validate(); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	if len(a.Weights) != a.Features.Dim() {
+		return fmt.Errorf("weights.dim is %d but the feature spec has %d dimensions", len(a.Weights), a.Features.Dim())
+	}
+	for i, v := range a.Weights {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("weights[%d] is %v, want a finite number", i, v)
+		}
+	}
+	if math.IsNaN(a.Bias) || math.IsInf(a.Bias, 0) {
+		return fmt.Errorf("bias is %v, want a finite number", a.Bias)
+	}
+	if err := a.Calibration.Validate(); err != nil {
+		return fmt.Errorf("calibration: %w", err)
+	}
+	if a.ConfidenceCalibration != nil {
+		if err := a.ConfidenceCalibration.Validate(); err != nil {
+			return fmt.Errorf("confidence_calibration: %w", err)
+		}
+	}
+	if a.Tiers.Fast == "" || a.Tiers.Strong == "" {
+		return errors.New("tiers: fast and strong model names are required")
+	}
+	if err := a.Policy.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checksum hashes the artifact's JSON with the checksum field empty.
+func (a *Artifact) checksum() (string, error) {
+	c := *a
+	c.Checksum = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Marshal validates the artifact, sets its checksum and returns its JSON.
+func (a *Artifact) Marshal() ([]byte, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("refuse to write an invalid artifact: %w", err)
+	}
+	sum, err := a.checksum()
+	if err != nil {
+		return nil, fmt.Errorf("encode artifact: %w", err)
+	}
+	a.Checksum = sum
+	b, err := json.MarshalIndent(a, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("encode artifact: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Save writes the artifact atomically: a reader sees the old file or the
+// whole new one, never a torn write.
+func (a *Artifact) Save(path string) error {
+	b, err := a.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := safefile.WriteFile(path, b); err != nil {
+		return fmt.Errorf("save artifact: %w", err)
+	}
+	return nil
+}
+
+// Parse decodes and verifies an artifact: JSON, checksum, version and
+// internal consistency. Errors wrap ErrBadArtifact.
+func Parse(b []byte) (*Artifact, error) {
+	var a Artifact
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", ErrBadArtifact, err)
+	}
+	if a.Checksum == "" {
+		return nil, fmt.Errorf("%w: checksum is missing", ErrBadArtifact)
+	}
+	sum, err := a.checksum()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
+	}
+	if sum != a.Checksum {
+		return nil, fmt.Errorf("%w: checksum mismatch (file says %.12s, content hashes to %.12s): the file was changed or truncated", ErrBadArtifact, a.Checksum, sum)
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
+	}
+	return &a, nil
+}
+
+// Load reads and verifies an artifact file.
+func Load(path string) (*Artifact, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	a, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("load artifact %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// Derive returns a copy of a with a new version whose parent is a, for
+// commands that change thresholds or weights.
+func (a *Artifact) Derive(now time.Time) *Artifact {
+	c := *a
+	c.Parent = a.Version
+	c.Version = NewVersion(now)
+	c.CreatedAt = now.UTC()
+	c.Checksum = ""
+	return &c
+}
