@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"time"
@@ -82,6 +83,8 @@ type Artifact struct {
 	Training Fingerprint `json:"training"`
 	// Metrics are held-out figures (apgr, cpt50, auc, log_loss, ...).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// TopFeatures are the largest weights with readable names.
+	TopFeatures []NamedWeight `json:"top_features,omitempty"`
 
 	// Checksum is the SHA-256 of the artifact with this field empty.
 	Checksum string `json:"checksum"`
@@ -281,6 +284,8 @@ func Load(path string) (*Artifact, error) {
 // commands that change thresholds or weights.
 func (a *Artifact) Derive(now time.Time) *Artifact {
 	c := *a
+	c.Metrics = maps.Clone(a.Metrics)
+	c.ExpectedShares = maps.Clone(a.ExpectedShares)
 	c.Parent = a.Version
 	c.Version = NewVersion(now)
 	c.CreatedAt = now.UTC()

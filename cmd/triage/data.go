@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+)
+
+// inputOf turns a logged record into the features' input.
+func inputOf(rec *datasets.Record) features.Input {
+	in := features.Input{Prompt: rec.Prompt, Meta: rec.Meta}
+	if len(rec.Messages) > 0 {
+		in.Messages = make([]features.Turn, len(rec.Messages))
+		for i, m := range rec.Messages {
+			in.Messages[i] = features.Turn{Role: m.Role, Content: m.Content}
+		}
+	}
+	return in
+}
+
+// labelledSet is a log turned into training examples for a tier pair.
+type labelledSet struct {
+	examples []models.Example
+	// missing counts records without both tiers' scores.
+	missing int
+	// bad counts lines skipped by --skip-bad.
+	bad int
+	// seen counts outcomes per model over all records, for error messages.
+	seen map[string]int
+}
+
+// loadLabelled reads the files and keeps the records that have both tiers'
+// scores. A tier that appears in no record is an error that lists the
+// models that do.
+func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions) (*labelledSet, error) {
+	set := &labelledSet{seen: map[string]int{}}
+	for _, p := range paths {
+		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
+			for m := range rec.Outcomes {
+				set.seen[m]++
+			}
+			f, s, ok := rec.Scores(fast, strong)
+			if !ok {
+				set.missing++
+				return nil
+			}
+			ex := models.Example{ID: rec.ID, Input: inputOf(&rec), Fast: f, Strong: s, TS: rec.TS}
+			if o := rec.Outcomes[fast]; o.Confidence != nil {
+				c := *o.Confidence
+				ex.Confidence = &c
+			}
+			set.examples = append(set.examples, ex)
+			return nil
+		})
+		set.bad += bad
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
+		if set.seen[m.name] == 0 {
+			return nil, fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(set.seen))
+		}
+	}
+	if len(set.examples) == 0 {
+		return nil, fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+	}
+	return set, nil
+}
+
+func modelList(seen map[string]int) string {
+	if len(seen) == 0 {
+		return "(none: the records have no outcomes)"
+	}
+	names := make([]string, 0, len(seen))
+	for m := range seen {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, m := range names {
+		parts[i] = fmt.Sprintf("%s (%d)", m, seen[m])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// assignFolds sets each example's fold from a hash of its id, so the same
+// id always lands in the same fold for a seed.
+func assignFolds(ex []models.Example, seed uint64, k int) {
+	for i := range ex {
+		ex[i].Fold = datasets.Fold(ex[i].ID, seed, k)
+	}
+}
+
+// splitHoldout splits by a hash of the id: an id is always on the same side.
+func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
+	for _, e := range ex {
+		if frac > 0 && datasets.InHoldout(e.ID, seed, frac) {
+			held = append(held, e)
+		} else {
+			train = append(train, e)
+		}
+	}
+	return train, held
+}
+
+func scoresOf(ex []models.Example, label datasets.Label) (y, weak, strong []float64) {
+	y = make([]float64, len(ex))
+	weak = make([]float64, len(ex))
+	strong = make([]float64, len(ex))
+	for i, e := range ex {
+		weak[i], strong[i] = e.Fast, e.Strong
+		y[i] = label.Of(e.Fast, e.Strong)
+	}
+	return y, weak, strong
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+func init() {
+	register("eval", "measure a router on a held-out log, or a training recipe by cross-validation", runEval)
+}
+
+const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label ...] [--json]"
+
+func runEval(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "eval", evalUsage)
+	var tf trainFlags
+	tf.register(fs)
+	model := fs.String("model", "", "router artifact to evaluate on --data")
+	cv := fs.Int("cv", 0, "report out-of-fold results of K-fold cross-validation instead of a given model")
+	asJSON := fs.Bool("json", false, "print one JSON object {router, random, oracle}")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *model != "" && *cv != 0:
+		return usagef("use --model FILE or --cv K", "--model and --cv exclude each other")
+	case *model != "":
+		return evalModel(env, *model, tf, *asJSON)
+	case *cv != 0:
+		if *cv < 2 {
+			return usagef("use 2 or more folds", "--cv is %d", *cv)
+		}
+		return evalCV(ctx, env, *cv, tf, *asJSON)
+	default:
+		return usagef("give --model FILE, or --cv K with --fast and --strong", "eval needs --model or --cv")
+	}
+}
+
+// evalModel scores a log with a trained router. The tiers and label come
+// from the artifact unless given.
+func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
+	if len(tf.data) == 0 {
+		return usagef("give --data FILE", "eval needs --data")
+	}
+	a, err := models.Load(path)
+	if err != nil {
+		return err
+	}
+	if tf.fast == "" {
+		tf.fast = a.Tiers.Fast
+	}
+	if tf.strong == "" {
+		tf.strong = a.Tiers.Strong
+	}
+	labelName := a.Label
+	if labelName == "" {
+		labelName = tf.label
+	}
+	label, err := datasets.ParseLabel(labelName)
+	if err != nil {
+		return fmt.Errorf("artifact label: %w", err)
+	}
+	r, err := models.NewRouter(a)
+	if err != nil {
+		return err
+	}
+	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	p := make([]float64, len(set.examples))
+	for i, e := range set.examples {
+		p[i] = r.Route(e.Input).PHard
+	}
+	y, weak, strong := scoresOf(set.examples, label)
+	if set.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
+	}
+	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+}
+
+// evalCV trains K routers, each without one fold (choosing its own L2 and
+// calibration by inner CV on its training folds only), and evaluates the
+// pooled out-of-fold p_hard.
+func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) error {
+	label, err := tf.check("eval --cv")
+	if err != nil {
+		return err
+	}
+	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	p, err := crossValidate(ctx, env, set.examples, k, tf, label)
+	if err != nil {
+		return err
+	}
+	y, weak, strong := scoresOf(set.examples, label)
+	if set.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
+	}
+	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+}
+
+// crossValidate returns each example's out-of-fold p_hard.
+func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf trainFlags, label datasets.Label) ([]float64, error) {
+	outer := make([]int, len(ex))
+	for i := range ex {
+		outer[i] = datasets.Fold(ex[i].ID, tf.seed, k)
+	}
+	p := make([]float64, len(ex))
+	for f := 0; f < k; f++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var train, held []models.Example
+		var heldRows []int
+		for i := range ex {
+			if outer[i] == f {
+				held = append(held, ex[i])
+				heldRows = append(heldRows, i)
+			} else {
+				train = append(train, ex[i])
+			}
+		}
+		assignFolds(train, tf.seed+1, tf.folds)
+		opts := tf.options(label, env)
+		_, rep, err := models.Train(train, held, opts)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d of %d: %w", f+1, k, err)
+		}
+		for j, i := range heldRows {
+			p[i] = rep.HeldP[j]
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+)
+
+func init() {
+	register("export-libsvm", "write feature vectors and labels in libsvm format", runExportLibsvm)
+}
+
+func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "export-libsvm", "--data F --fast M --strong M [--label ...] -o FILE")
+	var tf trainFlags
+	tf.register(fs)
+	out := fs.String("o", "", "write libsvm lines to FILE (default stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	label, err := tf.check("export-libsvm")
+	if err != nil {
+		return err
+	}
+	spec := features.DefaultSpec()
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return err
+	}
+	o, err := openOutput(env, *out)
+	if err != nil {
+		return err
+	}
+	defer o.Abort()
+	bw := bufio.NewWriterSize(o, 1<<20)
+	var (
+		v       features.Vector
+		line    []byte
+		n, miss int
+		merged  = map[int32]float64{}
+		keys    []int32
+	)
+	for _, path := range tf.data {
+		_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: tf.skipBad}, func(rec datasets.Record) error {
+			f, s, ok := rec.Scores(tf.fast, tf.strong)
+			if !ok {
+				miss++
+				return nil
+			}
+			ext.Extract(&v, inputOf(&rec))
+			// libsvm wants each index once, ascending and 1-based; the
+			// extractor may repeat an index, so sum repeats first.
+			clear(merged)
+			keys = keys[:0]
+			for i, j := range v.Idx {
+				if _, seen := merged[j]; !seen {
+					keys = append(keys, j)
+				}
+				merged[j] += v.Val[i]
+			}
+			sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
+			line = line[:0]
+			line = strconv.AppendInt(line, int64(label.Of(f, s)), 10)
+			for _, j := range keys {
+				line = append(line, ' ')
+				line = strconv.AppendInt(line, int64(j)+1, 10)
+				line = append(line, ':')
+				line = strconv.AppendFloat(line, merged[j], 'g', -1, 64)
+			}
+			line = append(line, '\n')
+			n++
+			_, err := bw.Write(line)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write libsvm: %w", err)
+	}
+	if err := o.Commit(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "triage export-libsvm: %d rows (%d features), %d records skipped without both outcomes\n", n, spec.Dim(), miss)
+	return nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/triage-router/triage/models"
+)
+
+func init() {
+	register("model show", "print a router artifact for a person", runModelShow)
+}
+
+func runModelShow(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "model show", "FILE [--json]")
+	asJSON := fs.Bool("json", false, "print the artifact's header as JSON (weights left out)")
+	// The file is positional: model show FILE.
+	var path string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		path, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if path == "" {
+		return usagef("usage: triage model show FILE", "model show needs the artifact file")
+	}
+	a, err := models.Load(path)
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	if *asJSON {
+		c := *a
+		c.Weights = nil
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(&c)
+	}
+	nz := 0
+	for _, v := range a.Weights {
+		if v != 0 {
+			nz++
+		}
+	}
+	fmt.Fprintf(w, "router %s (format %d)\n", a.Version, a.FormatVersion)
+	fmt.Fprintf(w, "  created      %s\n", a.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+	if a.Parent != "" {
+		fmt.Fprintf(w, "  derived from %s\n", a.Parent)
+	}
+	fmt.Fprintf(w, "  tiers        fast=%s strong=%s\n", a.Tiers.Fast, a.Tiers.Strong)
+	fmt.Fprintf(w, "  label        %s\n", a.Label)
+	fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
+		a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
+	if a.PolicyTarget != "" {
+		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)
+	}
+	if len(a.ExpectedShares) > 0 {
+		fmt.Fprintf(w, "  shares       fast %.1f%%, speculate %.1f%%, escalate %.1f%% (on the data the thresholds were set on)\n",
+			100*a.ExpectedShares[models.Fast], 100*a.ExpectedShares[models.Speculate], 100*a.ExpectedShares[models.Escalate])
+	}
+	t := a.Training
+	fmt.Fprintf(w, "  training     %d records (%d held out, %d skipped), l2 %g%s, seed %d, data sha256 %.16s\n",
+		t.Records, t.Holdout, t.Skipped, t.L2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
+	if len(t.Sources) > 0 {
+		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
+	}
+	f := a.Features
+	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %d-%d, numeric %v, normalise %s\n",
+		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], f.CharNgrams[0], f.CharNgrams[1], f.Numeric, f.Normalize)
+	fmt.Fprintf(w, "  calibration  %s\n", a.Calibration.Method)
+	if a.ConfidenceCalibration != nil {
+		fmt.Fprintf(w, "  gate         fast confidence calibrated by %s\n", a.ConfidenceCalibration.Method)
+	} else {
+		fmt.Fprintf(w, "  gate         none (the training log had no fast-tier confidence)\n")
+	}
+	if len(a.Metrics) > 0 {
+		keys := make([]string, 0, len(a.Metrics))
+		for k := range a.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%.4g", k, a.Metrics[k])
+		}
+		fmt.Fprintf(w, "  held-out     %s\n", strings.Join(parts, " "))
+	}
+	if len(a.TopFeatures) > 0 {
+		fmt.Fprintf(w, "  top features (weight: n-grams hashed there; + pushes towards the strong tier)\n")
+		for _, nw := range a.TopFeatures {
+			names := strings.Join(nw.Names, " | ")
+			if names == "" {
+				names = fmt.Sprintf("(index %d, not seen in the named sample)", nw.Index)
+			}
+			fmt.Fprintf(w, "    %+8.4f  %s\n", nw.Weight, names)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+func init() {
+	register("score", "print p_hard and the decision for each record of a log", runScore)
+}
+
+func runScore(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "score", "--model FILE --data F")
+	model := fs.String("model", "", "router artifact")
+	var data stringList
+	fs.Var(&data, "data", "JSONL log(s) to score; outcomes are not needed")
+	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || len(data) == 0 {
+		return usagef("give --model FILE and --data FILE", "score needs --model and --data")
+	}
+	a, err := models.Load(*model)
+	if err != nil {
+		return err
+	}
+	r, err := models.NewRouter(a)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(env.Stdout)
+	enc := json.NewEncoder(bw)
+	type line struct {
+		ID       string          `json:"id"`
+		PHard    float64         `json:"p_hard"`
+		Decision models.Decision `json:"decision"`
+	}
+	for _, p := range data {
+		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res := r.Route(inputOf(&rec))
+			return enc.Encode(line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+func init() {
+	register("train", "train a router from labelled logs", runTrain)
+}
+
+const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T] [--holdout 0.2] [--seed N] -o FILE"
+
+// trainFlags are the flags train shares with eval --cv.
+type trainFlags struct {
+	data    stringList
+	fast    string
+	strong  string
+	label   string
+	seed    uint64
+	l2      float64
+	folds   int
+	skipBad bool
+}
+
+func (t *trainFlags) register(fs *flag.FlagSet) {
+	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated")
+	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
+	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
+	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails or gap:T")
+	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
+	fs.Float64Var(&t.l2, "l2", 0, "L2 strength; 0 picks it by K-fold cross-validation")
+	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
+	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+}
+
+func (t *trainFlags) check(cmd string) (datasets.Label, error) {
+	if len(t.data) == 0 {
+		return datasets.Label{}, usagef("give --data FILE", "%s needs --data", cmd)
+	}
+	if t.fast == "" || t.strong == "" {
+		return datasets.Label{}, usagef("name both tiers as they appear in the log's outcomes", "%s needs --fast and --strong", cmd)
+	}
+	if t.fast == t.strong {
+		return datasets.Label{}, usagef("pick two different models", "--fast and --strong are both %q", t.fast)
+	}
+	if t.folds < 2 {
+		return datasets.Label{}, usagef("use 2 or more", "--folds is %d", t.folds)
+	}
+	if t.l2 < 0 {
+		return datasets.Label{}, usagef("use 0 to choose by CV", "--l2 is %v, want >= 0", t.l2)
+	}
+	label, err := datasets.ParseLabel(t.label)
+	if err != nil {
+		return datasets.Label{}, &UsageError{Msg: err.Error()}
+	}
+	return label, nil
+}
+
+func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions {
+	return models.TrainOptions{
+		Tiers:     models.Tiers{Fast: t.fast, Strong: t.strong},
+		Label:     label.Of,
+		LabelName: label.String(),
+		L2:        t.l2,
+		Folds:     t.folds,
+		Seed:      t.seed,
+		Sources:   t.data,
+		Progress:  newProgress(env),
+	}
+}
+
+func runTrain(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "train", trainUsage)
+	var tf trainFlags
+	tf.register(fs)
+	holdout := fs.Float64("holdout", 0.2, "share of records (by id hash) kept out to measure the router")
+	out := fs.String("o", "", "write the router artifact to FILE")
+	asJSON := fs.Bool("json", false, "print the held-out metrics as one JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	label, err := tf.check("train")
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("say where to write the router", "train needs -o FILE")
+	}
+	if *holdout < 0 || *holdout >= 1 {
+		return usagef("use a share in [0,1)", "--holdout is %v", *holdout)
+	}
+	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	train, held := splitHoldout(set.examples, tf.seed, *holdout)
+	assignFolds(train, tf.seed+1, tf.folds)
+	opts := tf.options(label, env)
+	opts.Skipped = set.missing
+	a, rep, err := models.Train(train, held, opts)
+	if err != nil {
+		return err
+	}
+	a.Training.Sources = tf.data
+	models.NameTopFeatures(a, train, 20)
+	if err := a.Save(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; l2 %g (%s), calibration %s; wrote %s (version %s)\n",
+		len(train), len(held), set.missing, set.bad, rep.L2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
+	if len(held) == 0 {
+		return nil
+	}
+	y, weak, strong := scoresOf(held, label)
+	return printReports(env.Stdout, *asJSON, rep.Held, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+}
+
+// printReports prints router, random and oracle side by side, or as the
+// JSON object {"router": ..., "random": ..., "oracle": ...}.
+func printReports(w io.Writer, asJSON bool, router, random, oracle models.Report) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(map[string]models.Report{"router": router, "random": random, "oracle": oracle})
+	}
+	fmt.Fprintf(w, "%-8s %7s %7s %7s %7s %7s %8s %7s %7s\n", "router", "n", "apgr", "cpt50", "cpt80", "cpt95", "auc", "logloss", "ece")
+	for _, r := range []struct {
+		name string
+		r    models.Report
+	}{{"router", router}, {"random", random}, {"oracle", oracle}} {
+		fmt.Fprintf(w, "%-8s %7d %7.4f %7.4f %7.4f %7.4f %8s %7s %7s\n", r.name, r.r.N, r.r.APGR, r.r.CPT50, r.r.CPT80, r.r.CPT95, opt(r.r.AUC), opt(r.r.LogLoss), opt(r.r.ECE))
+	}
+	return nil
+}
+
+func opt(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", *v)
+}
+
+// newProgress returns a progress callback that draws a bar on a terminal
+// for any step that has run longer than a second, and nothing otherwise.
+func newProgress(env *Env) func(step string, done, total int) {
+	if !env.IsTerminal {
+		return nil
+	}
+	var (
+		cur   string
+		start time.Time
+		bar   *progressbar.ProgressBar
+	)
+	return func(step string, done, total int) {
+		if step != cur {
+			if bar != nil {
+				bar.Finish()
+				fmt.Fprintln(env.Stderr)
+			}
+			cur, start, bar = step, time.Now(), nil
+		}
+		if bar == nil && time.Since(start) > time.Second {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(env.Stderr),
+				progressbar.OptionSetDescription(step), progressbar.OptionShowCount(),
+				progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish())
+		}
+		if bar != nil {
+			bar.Set(done)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package models
+
+import (
+	"github.com/triage-router/triage/classifier"
+)
+
+// Report holds the routing metrics of DESIGN.md for one router on one set
+// of requests. Pointer fields are nil where the figure is not defined
+// (a random router has no probabilities, so no log loss).
+type Report struct {
+	N       int      `json:"n"`
+	APGR    float64  `json:"apgr"`
+	CPT50   float64  `json:"cpt50"`
+	CPT80   float64  `json:"cpt80"`
+	CPT95   float64  `json:"cpt95"`
+	AUC     *float64 `json:"auc,omitempty"`
+	LogLoss *float64 `json:"log_loss,omitempty"`
+	Brier   *float64 `json:"brier,omitempty"`
+	ECE     *float64 `json:"ece,omitempty"`
+}
+
+// Map flattens the report for the artifact's metrics.
+func (r Report) Map() map[string]float64 {
+	m := map[string]float64{"n": float64(r.N), "apgr": r.APGR, "cpt50": r.CPT50, "cpt80": r.CPT80, "cpt95": r.CPT95}
+	for k, v := range map[string]*float64{"auc": r.AUC, "log_loss": r.LogLoss, "brier": r.Brier, "ece": r.ECE} {
+		if v != nil {
+			m[k] = *v
+		}
+	}
+	return m
+}
+
+// ECEBins is the number of equal-width bins for the expected calibration
+// error.
+const ECEBins = 10
+
+// Evaluate scores a router's probabilities p against labels y and the
+// tiers' scores. The routing metrics rank by p; the probability metrics
+// judge p as a forecast of y.
+func Evaluate(p, y, weak, strong []float64) Report {
+	r := rankMetrics(p, weak, strong)
+	if len(p) == 0 {
+		return r
+	}
+	auc := classifier.AUC(p, y, nil)
+	ll := classifier.LogLoss(p, y, nil)
+	br := classifier.Brier(p, y, nil)
+	ece := classifier.ECE(p, y, ECEBins)
+	r.AUC, r.LogLoss, r.Brier, r.ECE = &auc, &ll, &br, &ece
+	return r
+}
+
+func rankMetrics(score, weak, strong []float64) Report {
+	r := Report{N: len(score)}
+	if len(score) == 0 {
+		return r
+	}
+	r.APGR = classifier.APGR(score, weak, strong)
+	r.CPT50 = classifier.CPT(score, weak, strong, 0.5)
+	r.CPT80 = classifier.CPT(score, weak, strong, 0.8)
+	r.CPT95 = classifier.CPT(score, weak, strong, 0.95)
+	return r
+}
+
+// EvaluateRandom is the random router on the same requests: a constant
+// score, whose ties count as a random order (APGR 0.5, AUC 0.5).
+func EvaluateRandom(y, weak, strong []float64) Report {
+	c := make([]float64, len(weak))
+	r := rankMetrics(c, weak, strong)
+	if len(c) > 0 {
+		auc := classifier.AUC(c, y, nil)
+		r.AUC = &auc
+	}
+	return r
+}
+
+// EvaluateOracle is the router that knows the outcomes: it sends first the
+// requests where the strong tier gains, preferring those the fast tier
+// fails (the same score as the anchors' sklearn_baseline.py).
+func EvaluateOracle(y, weak, strong []float64) Report {
+	s := make([]float64, len(weak))
+	for i := range s {
+		s[i] = (strong[i] - weak[i]) + 1e-3*(1-weak[i])
+	}
+	r := rankMetrics(s, weak, strong)
+	if len(s) > 0 {
+		auc := classifier.AUC(s, y, nil)
+		r.AUC = &auc
+	}
+	return r
+}

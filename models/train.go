@@ -1,0 +1,463 @@
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/features"
+)
+
+// Defaults for TrainOptions.
+const (
+	// DefaultFolds is K for choosing L2 and for the out-of-fold logits the
+	// calibration is fit on.
+	DefaultFolds = 5
+	// DefaultEscalateShare is the share of traffic the default thresholds
+	// send to the strong tier alone: the requests with the highest p_hard.
+	DefaultEscalateShare = 0.3
+	// DefaultSpeculateShare is the share just below it that speculates
+	// when the log has fast-tier confidence to gate on.
+	DefaultSpeculateShare = 0.2
+	// DefaultAcceptConfidence is the calibrated confidence a speculated
+	// fast answer needs to be kept.
+	DefaultAcceptConfidence = 0.8
+)
+
+// DefaultL2Grid is searched when no L2 is given. The loss is a mean over
+// examples, so useful strengths are small.
+var DefaultL2Grid = []float64{1e-5, 3e-5, 1e-4, 3e-4, 1e-3}
+
+// ErrNoExamples is returned when there is nothing to train on.
+var ErrNoExamples = errors.New("no labelled examples")
+
+// Example is one labelled request for training: its features' input, both
+// tiers' scores and, where logged, the fast tier's raw confidence.
+type Example struct {
+	ID     string
+	Input  features.Input
+	Fast   float64
+	Strong float64
+	// Weight scales the example's loss; 0 means 1.
+	Weight float64
+	// Fold is the example's cross-validation fold in [0, TrainOptions.Folds).
+	Fold int
+	// Confidence is the fast tier's raw confidence, nil when not logged.
+	Confidence *float64
+	TS         time.Time
+}
+
+// TrainOptions configures Train. Zero values mean the documented defaults.
+type TrainOptions struct {
+	// Tiers names the fast and strong models.
+	Tiers Tiers
+	// Label maps (fast score, strong score) to the 0/1 label p_hard
+	// estimates; LabelName is its name as stored in the artifact.
+	Label     func(fast, strong float64) float64
+	LabelName string
+	// Features is the feature spec; zero means features.DefaultSpec().
+	Features features.Spec
+	// L2 is the regularisation strength; 0 chooses it from L2Grid by CV.
+	L2 float64
+	// L2Grid is the candidate strengths; nil means DefaultL2Grid.
+	L2Grid []float64
+	// Folds is K; examples' Fold must lie in [0, Folds). 0 means
+	// DefaultFolds.
+	Folds int
+	// Classifier passes optimiser settings through.
+	Classifier classifier.Options
+	// Seed is recorded in the fingerprint.
+	Seed uint64
+	// Sources are recorded in the fingerprint.
+	Sources []string
+	// Skipped is recorded in the fingerprint.
+	Skipped int
+	// Now stamps the artifact; zero means time.Now().
+	Now time.Time
+	// Progress, when set, is told about each fitting step.
+	Progress func(step string, done, total int)
+}
+
+// TrainReport says what Train did and how well the result does.
+type TrainReport struct {
+	// L2 used, and the CV log loss per grid value when it was chosen.
+	L2     float64
+	L2Grid []float64
+	CVLoss []float64
+	// Calibration chosen, and both candidates' held-out log loss.
+	Calibration     string
+	CalibrationLoss map[string]float64
+	// ConfidenceCalibration chosen for the gate, "" when no confidence
+	// was logged.
+	ConfidenceCalibration string
+	// Held is the evaluation on the held-out examples (N == 0 if none).
+	Held Report
+	// HeldP is p_hard for each held-out example, in order.
+	HeldP []float64
+}
+
+type design struct {
+	x *classifier.Sparse
+	y []float64
+	w []float64
+}
+
+func buildDesign(spec features.Spec, ex []Example, label func(f, s float64) float64) (design, error) {
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return design{}, err
+	}
+	d := design{x: classifier.NewSparse(spec.Dim()), y: make([]float64, len(ex)), w: make([]float64, len(ex))}
+	var v features.Vector
+	for i := range ex {
+		ext.Extract(&v, ex[i].Input)
+		d.x.AppendRow(v.Idx, v.Val)
+		d.y[i] = label(ex[i].Fast, ex[i].Strong)
+		d.w[i] = ex[i].Weight
+		if d.w[i] == 0 {
+			d.w[i] = 1
+		}
+		if d.w[i] < 0 || math.IsNaN(d.w[i]) || math.IsInf(d.w[i], 0) {
+			return design{}, fmt.Errorf("example %q: weight %v, want a positive finite number", ex[i].ID, d.w[i])
+		}
+	}
+	return d, nil
+}
+
+// subset returns the rows whose fold is (in == true) or is not k.
+func (d design) subset(ex []Example, k int, in bool) (design, []int) {
+	var rows []int
+	for i := range ex {
+		if (ex[i].Fold == k) == in {
+			rows = append(rows, i)
+		}
+	}
+	s := design{x: classifier.NewSparse(d.x.Dim), y: make([]float64, len(rows)), w: make([]float64, len(rows))}
+	for j, i := range rows {
+		idx, val := d.x.Row(i)
+		s.x.AppendRow(idx, val)
+		s.y[j] = d.y[i]
+		s.w[j] = d.w[i]
+	}
+	return s, rows
+}
+
+// outOfFold fits K models, one without each fold, and returns every
+// example's logit from the model that did not see it.
+func outOfFold(d design, ex []Example, k int, l2 float64, opts classifier.Options, progress func(int)) ([]float64, error) {
+	oof := make([]float64, len(ex))
+	opts.L2 = l2
+	for f := 0; f < k; f++ {
+		tr, _ := d.subset(ex, f, false)
+		te, rows := d.subset(ex, f, true)
+		if len(rows) == 0 {
+			continue
+		}
+		m, err := classifier.Fit(tr.x, tr.y, tr.w, opts)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", f, err)
+		}
+		for j, i := range rows {
+			idx, val := te.x.Row(j)
+			oof[i] = m.Logit(idx, val)
+		}
+		if progress != nil {
+			progress(f + 1)
+		}
+	}
+	return oof, nil
+}
+
+// Train fits a router on train and evaluates it on held (which may be
+// empty). L2 is chosen by K-fold CV unless given; the calibration (Platt or
+// isotonic, whichever has the lower held-out log loss) is fit on
+// out-of-fold logits so it sees scores like those of unseen prompts.
+func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, error) {
+	if len(train) == 0 {
+		return nil, nil, ErrNoExamples
+	}
+	if opts.Label == nil {
+		return nil, nil, errors.New("train: no label function")
+	}
+	if opts.Features.Version == 0 {
+		opts.Features = features.DefaultSpec()
+	}
+	if opts.Folds == 0 {
+		opts.Folds = DefaultFolds
+	}
+	if opts.Folds < 2 {
+		return nil, nil, fmt.Errorf("train: folds is %d, want at least 2", opts.Folds)
+	}
+	for i := range train {
+		if train[i].Fold < 0 || train[i].Fold >= opts.Folds {
+			return nil, nil, fmt.Errorf("train: example %q has fold %d, want [0,%d)", train[i].ID, train[i].Fold, opts.Folds)
+		}
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	progress := func(step string, done, total int) {
+		if opts.Progress != nil {
+			opts.Progress(step, done, total)
+		}
+	}
+	d, err := buildDesign(opts.Features, train, opts.Label)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
+	if err := checkBothClasses(d.y); err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
+	rep := &TrainReport{}
+
+	// Choose L2 by out-of-fold log loss of the calibrated-free logits; keep
+	// the winning out-of-fold logits for the calibration.
+	grid := []float64{opts.L2}
+	if opts.L2 == 0 {
+		grid = opts.L2Grid
+		if grid == nil {
+			grid = DefaultL2Grid
+		}
+	}
+	var best []float64
+	bestLoss := math.Inf(1)
+	total := len(grid) * opts.Folds
+	for gi, l2 := range grid {
+		oof, err := outOfFold(d, train, opts.Folds, l2, opts.Classifier, func(f int) {
+			progress("cross-validating", gi*opts.Folds+f, total)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: l2 %g: %w", l2, err)
+		}
+		p := make([]float64, len(oof))
+		for i, z := range oof {
+			p[i] = sigmoid(z)
+		}
+		loss := classifier.LogLoss(p, d.y, d.w)
+		rep.L2Grid = append(rep.L2Grid, l2)
+		rep.CVLoss = append(rep.CVLoss, loss)
+		if loss < bestLoss {
+			bestLoss, best, rep.L2 = loss, oof, l2
+		}
+	}
+
+	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, train, opts.Folds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: calibration: %w", err)
+	}
+	rep.Calibration, rep.CalibrationLoss = calName, calLoss
+
+	progress("fitting", 0, 1)
+	copts := opts.Classifier
+	copts.L2 = rep.L2
+	m, err := classifier.Fit(d.x, d.y, d.w, copts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: final fit: %w", err)
+	}
+	progress("fitting", 1, 1)
+
+	a := &Artifact{
+		FormatVersion: FormatVersion,
+		Version:       NewVersion(opts.Now),
+		CreatedAt:     opts.Now.UTC(),
+		Features:      opts.Features,
+		Weights:       Weights(m.W),
+		Bias:          m.B,
+		Calibration:   cal,
+		Tiers:         opts.Tiers,
+		Label:         opts.LabelName,
+		Training: Fingerprint{
+			Records: len(train), Skipped: opts.Skipped, Holdout: len(held),
+			SHA256: fingerprint(train, d.y), L2: rep.L2, L2Chosen: opts.L2 == 0,
+			Seed: opts.Seed, Sources: opts.Sources,
+		},
+	}
+
+	// The gate: P(fast answer correct) from the fast tier's raw confidence.
+	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
+		return nil, nil, fmt.Errorf("train: confidence calibration: %w", err)
+	} else if ok {
+		a.ConfidenceCalibration = &cc
+		rep.ConfidenceCalibration = name
+	}
+
+	// Default thresholds from the out-of-fold p_hard distribution, which
+	// is what unseen traffic looks like to this model.
+	pOOF := make([]float64, len(best))
+	for i, z := range best {
+		pOOF[i] = cal.Apply(z)
+	}
+	a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
+	a.ExpectedShares = Shares(a.Policy, pOOF)
+
+	if len(held) > 0 {
+		r, err := NewRouter(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		rep.HeldP = make([]float64, len(held))
+		weak := make([]float64, len(held))
+		strong := make([]float64, len(held))
+		y := make([]float64, len(held))
+		for i := range held {
+			rep.HeldP[i] = r.Route(held[i].Input).PHard
+			weak[i], strong[i] = held[i].Fast, held[i].Strong
+			y[i] = opts.Label(weak[i], strong[i])
+		}
+		rep.Held = Evaluate(rep.HeldP, y, weak, strong)
+		a.Metrics = rep.Held.Map()
+	}
+	return a, rep, nil
+}
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+func checkBothClasses(y []float64) error {
+	pos := 0
+	for _, v := range y {
+		if v > 0.5 {
+			pos++
+		}
+	}
+	if pos == 0 || pos == len(y) {
+		return fmt.Errorf("all %d examples have label %v; a router needs both easy and hard examples (check --fast/--strong and --label)", len(y), y[0])
+	}
+	return nil
+}
+
+// chooseCalibration fits Platt and isotonic on the out-of-fold logits of
+// the lower half of the folds, compares their log loss on the upper half,
+// and refits the winner on all of them.
+func chooseCalibration(z, y, w []float64, ex []Example, k int) (classifier.Calibration, string, map[string]float64, error) {
+	var zf, yf, wf, zh, yh, wh []float64
+	for i := range ex {
+		if ex[i].Fold < k/2 {
+			zf, yf, wf = append(zf, z[i]), append(yf, y[i]), append(wf, w[i])
+		} else {
+			zh, yh, wh = append(zh, z[i]), append(yh, y[i]), append(wh, w[i])
+		}
+	}
+	losses := map[string]float64{}
+	bestName, bestLoss := "", math.Inf(1)
+	for _, c := range []struct {
+		name string
+		fit  func(z, y, w []float64) (classifier.Calibration, error)
+	}{{"platt", classifier.FitPlatt}, {"isotonic", classifier.FitIsotonic}} {
+		cal, err := c.fit(zf, yf, wf)
+		if err != nil {
+			continue
+		}
+		p := make([]float64, len(zh))
+		for i, v := range zh {
+			p[i] = cal.Apply(v)
+		}
+		l := classifier.LogLoss(p, yh, wh)
+		losses[c.name] = l
+		if l < bestLoss {
+			bestName, bestLoss = c.name, l
+		}
+	}
+	if bestName == "" {
+		return classifier.Calibration{}, "", nil, errors.New("neither platt nor isotonic could be fit")
+	}
+	fit := classifier.FitPlatt
+	if bestName == "isotonic" {
+		fit = classifier.FitIsotonic
+	}
+	cal, err := fit(z, y, w)
+	return cal, bestName, losses, err
+}
+
+// fitConfidence calibrates the fast tier's raw confidence against whether
+// its answer was correct (score >= 0.5), on the examples that logged one.
+func fitConfidence(ex []Example, k int) (classifier.Calibration, string, bool, error) {
+	var z, y, w []float64
+	var sub []Example
+	for i := range ex {
+		if ex[i].Confidence == nil {
+			continue
+		}
+		z = append(z, *ex[i].Confidence)
+		y = append(y, b2f(ex[i].Fast >= 0.5))
+		w = append(w, 1)
+		sub = append(sub, ex[i])
+	}
+	// Too few to calibrate reliably: no gate rather than a wild one.
+	if len(z) < 50 {
+		return classifier.Calibration{}, "", false, nil
+	}
+	if checkBothClasses(y) != nil {
+		return classifier.Calibration{}, "", false, nil
+	}
+	cal, name, _, err := chooseCalibration(z, y, w, sub, k)
+	if err != nil {
+		return classifier.Calibration{}, "", false, err
+	}
+	return cal, name, true, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// DefaultPolicy sets thresholds from a p_hard sample: the top
+// DefaultEscalateShare escalates; when a confidence gate exists the next
+// DefaultSpeculateShare speculates, else there is no speculate band.
+func DefaultPolicy(p []float64, gate bool) (Policy, string) {
+	esc := Quantile(p, 1-DefaultEscalateShare)
+	pol := Policy{SpeculateAbove: esc, EscalateAbove: esc, AcceptConfidence: DefaultAcceptConfidence}
+	target := fmt.Sprintf("default: escalate the top %.0f%% by p_hard", 100*DefaultEscalateShare)
+	if gate {
+		pol.SpeculateAbove = Quantile(p, 1-DefaultEscalateShare-DefaultSpeculateShare)
+		target += fmt.Sprintf(", speculate the next %.0f%% (accept fast at calibrated confidence >= %.2f)", 100*DefaultSpeculateShare, DefaultAcceptConfidence)
+	}
+	return pol, target
+}
+
+// Quantile returns the q-quantile of xs (nearest rank on a sorted copy).
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	i = max(0, min(len(s)-1, i))
+	return s[i]
+}
+
+// Shares is the share of each decision the policy gives over p.
+func Shares(pol Policy, p []float64) map[Decision]float64 {
+	out := map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 0}
+	if len(p) == 0 {
+		return out
+	}
+	for _, v := range p {
+		out[pol.Decide(v)]++
+	}
+	for k := range out {
+		out[k] /= float64(len(p))
+	}
+	return out
+}
+
+func fingerprint(ex []Example, y []float64) string {
+	h := sha256.New()
+	var b [8]byte
+	for i := range ex {
+		h.Write([]byte(ex[i].ID))
+		h.Write([]byte{0})
+		binary.LittleEndian.PutUint64(b[:], uint64(y[i]))
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
