@@ -1,0 +1,42 @@
+# Triage. `make test` is what CI runs (.ci/run).
+GO        ?= go
+BIN       ?= bin/triage
+DATASETS  ?= $(abspath ../shared/datasets)
+SAMPLE    := testdata/sample/log.jsonl
+FAST      := synthetic/fast-small
+STRONG    := synthetic/strong-large
+
+.PHONY: all build test bench fmt vet quickstart fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/triage
+
+# The main job on data the repository carries: train a router on the
+# synthetic sample log and print its held-out evaluation.
+quickstart: build
+	@mkdir -p out
+	$(BIN) train --data $(SAMPLE) --fast $(FAST) --strong $(STRONG) -o out/sample-router.json
+	$(BIN) eval --model out/sample-router.json --data $(SAMPLE)
+	$(BIN) model show out/sample-router.json
+
+test: vet
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# A short fuzzing pass over every decoder.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 30s ./datasets
+	$(GO) test -run '^$$' -fuzz FuzzExtract -fuzztime 30s ./features
+
+clean:
+	rm -rf bin out
