@@ -70,6 +70,11 @@ func (m *Meta) UnmarshalJSON(b []byte) error {
 	}
 	out := make(Meta, len(raw))
 	for k, v := range raw {
+		// null means absent. It must be checked first: unmarshalling null
+		// into a string succeeds and would keep the key with "".
+		if string(v) == "null" {
+			continue
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			out[k] = s
@@ -83,9 +88,6 @@ func (m *Meta) UnmarshalJSON(b []byte) error {
 		var bl bool
 		if err := json.Unmarshal(v, &bl); err == nil {
 			out[k] = strconv.FormatBool(bl)
-			continue
-		}
-		if string(v) == "null" {
 			continue
 		}
 		return fmt.Errorf("meta.%s: want a string, number or boolean", k)
