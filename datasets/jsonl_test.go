@@ -1,0 +1,393 @@
+package datasets
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readAll reads every record and error from a reader until io.EOF; it stops
+// at the first error unless SkipBad is set.
+func readAll(tb testing.TB, in string, opts ReadOptions) ([]Record, int, error) {
+	tb.Helper()
+	rd := NewReader(strings.NewReader(in), "log.jsonl", opts)
+	var recs []Record
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return recs, rd.Skipped(), nil
+		}
+		if err != nil {
+			return recs, rd.Skipped(), err
+		}
+		recs = append(recs, rec)
+	}
+}
+
+func TestWriterReaderRoundTrip(t *testing.T) {
+	recs := []Record{
+		{
+			ID:     "mmlu/abstract_algebra/7",
+			Prompt: "Find the degree for the given field extension ...",
+			Meta:   Meta{"source": "mmlu", "subject": "abstract_algebra"},
+			Outcomes: map[string]Outcome{
+				"mistralai/Mixtral-8x7B-Instruct-v0.1": {Score: Float(0), LatencyMS: Float(812), CostUSD: Float(0.00021), Confidence: Float(-0.41)},
+				"gpt-4-1106-preview":                   {Score: Float(1)},
+			},
+			TS: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+		},
+		{
+			ID:       "chat/1",
+			Messages: []Message{{Role: "user", Content: "hi <b>&</b>"}, {Role: "assistant", Content: "hello"}, {Role: "user", Content: "again\nand \"quoted\""}},
+			Outcomes: map[string]Outcome{
+				"fast": {Score: Float(0.5), Response: "answer", InputTokens: new(12), OutputTokens: new(0), Cancelled: true},
+			},
+			Decision: &Decision{Kind: "speculate", PHard: 0.42, ModelVersion: "v3", Propensity: 0.9, Explored: true},
+		},
+		{ID: "bare", Prompt: "no outcomes at all"},
+	}
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	for i := range recs {
+		if err := w.Write(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("each record is one line", func(t *testing.T) {
+		if got, want := strings.Count(buf.String(), "\n"), len(recs); got != want {
+			t.Errorf("got %d lines, want %d:\n%s", got, want, buf.String())
+		}
+	})
+	t.Run("HTML characters are not escaped", func(t *testing.T) {
+		if !strings.Contains(buf.String(), "hi <b>&</b>") {
+			t.Errorf("output escapes HTML: %s", buf.String())
+		}
+	})
+	t.Run("reading the output gives the records back", func(t *testing.T) {
+		got, _, err := readAll(t, buf.String(), ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, recs) {
+			t.Errorf("round trip:\ngot  %+v\nwant %+v", got, recs)
+		}
+	})
+}
+
+func TestReaderAcceptsLayoutVariations(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantIDs []string
+	}{
+		{"blank and whitespace-only lines are ignored", "\n{\"id\":\"a\",\"prompt\":\"x\"}\n\n   \n\t\n{\"id\":\"b\",\"prompt\":\"y\"}\n\n", []string{"a", "b"}},
+		{"CRLF line ends are accepted", "{\"id\":\"a\",\"prompt\":\"x\"}\r\n\r\n{\"id\":\"b\",\"prompt\":\"y\"}\r\n", []string{"a", "b"}},
+		{"a last line without a newline is read", "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"y\"}", []string{"a", "b"}},
+		{"a last line ending in a bare CR is read", "{\"id\":\"a\",\"prompt\":\"x\"}\r", []string{"a"}},
+		{"an empty input has no records", "", nil},
+		{"messages stand in for a prompt", `{"id":"a","messages":[{"role":"user","content":"hi"}]}`, []string{"a"}},
+		{"unknown fields are ignored", `{"id":"a","prompt":"x","extra":{"deep":[1,2]}}`, []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, _, err := readAll(t, tt.in, ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range recs {
+				got = append(got, r.ID)
+			}
+			if !reflect.DeepEqual(got, tt.wantIDs) {
+				t.Errorf("ids %q, want %q", got, tt.wantIDs)
+			}
+		})
+	}
+}
+
+func TestReaderKeepsMetaValuesAsStrings(t *testing.T) {
+	recs, _, err := readAll(t, `{"id":"a","prompt":"x","meta":{"s":"text","n":3,"f":1.50,"neg":-2e3,"t":true,"b":false,"z":null,"w" : null }}`, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Numbers keep their literal spelling; null means absent.
+	want := Meta{"s": "text", "n": "3", "f": "1.50", "neg": "-2e3", "t": "true", "b": "false"}
+	if got := recs[0].Meta; !reflect.DeepEqual(got, want) {
+		t.Errorf("meta = %v, want %v", got, want)
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	good := `{"id":"ok","prompt":"x"}` + "\n"
+	tests := []struct {
+		name     string
+		in       string
+		opts     ReadOptions
+		wantLine int
+		want     string // the exact error text, or a prefix ending in "..."
+	}{
+		{"a score out of range names file, line, model and field",
+			good + good[:0] + `{"id":"b","prompt":"x"}` + "\n" + `{"id":"c","prompt":"x","outcomes":{"gpt-4":{"score":7}}}` + "\n", ReadOptions{}, 3,
+			"log.jsonl:3: outcomes.gpt-4.score is 7, want a value in [0,1]; rescale with --score-scale"},
+		{"a negative score is out of range", `{"id":"c","prompt":"x","outcomes":{"m":{"score":-0.1}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.score is -0.1, want a value in [0,1]; rescale with --score-scale"},
+		{"a missing score names the model", `{"id":"c","prompt":"x","outcomes":{"m":{"latency_ms":3}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.score is missing; every outcome needs a score in [0,1]"},
+		{"a missing id is named", `{"prompt":"x"}`, ReadOptions{}, 1,
+			"log.jsonl:1: id is missing; every record needs a unique id"},
+		{"an empty id counts as missing", `{"id":"","prompt":"x"}`, ReadOptions{}, 1,
+			"log.jsonl:1: id is missing; every record needs a unique id"},
+		{"a missing prompt is named", `{"id":"a"}`, ReadOptions{}, 1,
+			"log.jsonl:1: prompt is missing; give prompt or messages"},
+		{"an empty message is named by index", `{"id":"a","messages":[{"role":"user","content":"x"},{}]}`, ReadOptions{}, 1,
+			"log.jsonl:1: messages[1] is empty; want role and content"},
+		{"a duplicate id names the first line", good + "\n" + good, ReadOptions{}, 3,
+			`log.jsonl:3: id "ok" repeats the id of line 1; ids must be unique within a file`},
+		{"malformed JSON gives the byte offset", good + `{"id":"a","prompt":"x"`, ReadOptions{}, 2,
+			"log.jsonl:2: malformed JSON at byte 22: unexpected end of JSON input"},
+		{"trailing text after the object is malformed", `{"id":"a","prompt":"x"} trailing`, ReadOptions{}, 1,
+			"log.jsonl:1: malformed JSON at byte 25: invalid character 't' after top-level value"},
+		{"a number id is a type error naming the field", `{"id":5,"prompt":"x"}`, ReadOptions{}, 1,
+			"log.jsonl:1: id: is a JSON number, want string"},
+		{"a string score is a type error naming the field", `{"id":"a","prompt":"x","outcomes":{"gpt-4":{"score":"1"}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes...."},
+		{"a fractional token count is a type error", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"input_tokens":1.5}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes...."},
+		{"a meta list is rejected with its key", `{"id":"a","prompt":"x","meta":{"k":[1]}}`, ReadOptions{}, 1,
+			"log.jsonl:1: meta.k: want a string, number or boolean"},
+		{"messages as a string is a type error", `{"id":"a","prompt":"x","messages":"hi"}`, ReadOptions{}, 1,
+			"log.jsonl:1: messages: is a JSON string, want []datasets.Message"},
+		{"a line that is not an object is rejected", `[1,2]`, ReadOptions{}, 1,
+			"log.jsonl:1: is a JSON array, want datasets.Record"},
+		{"a negative latency is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"latency_ms":-1}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.latency_ms is -1, want a non-negative number"},
+		{"a negative cost is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"cost_usd":-1}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.cost_usd is -1, want a non-negative number"},
+		{"an over-long line names file and line", good + strings.Repeat("x", 100) + "\n", ReadOptions{MaxLineBytes: 50}, 2,
+			"log.jsonl:2: line is longer than 50 bytes"},
+		{"line numbers count CRLF lines", good + "\r\n" + "{\r\n", ReadOptions{}, 3,
+			"log.jsonl:3: malformed JSON at byte 1: unexpected end of JSON input"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := readAll(t, tt.in, tt.opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var le *LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %T %q is not a *LineError", err, err)
+			}
+			if le.File != "log.jsonl" || le.Line != tt.wantLine {
+				t.Errorf("error at %s:%d, want log.jsonl:%d", le.File, le.Line, tt.wantLine)
+			}
+			got := err.Error()
+			if prefix, ok := strings.CutSuffix(tt.want, "..."); ok {
+				if !strings.HasPrefix(got, prefix) {
+					t.Errorf("error %q, want it to start with %q", got, prefix)
+				}
+				if !strings.Contains(got, "score") && !strings.Contains(got, "input_tokens") {
+					t.Errorf("error %q does not name the field", got)
+				}
+				return
+			}
+			if got != tt.want {
+				t.Errorf("error\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReaderAllowMissingScore(t *testing.T) {
+	in := `{"id":"a","prompt":"x","outcomes":{"fast":{"confidence":-0.3}}}`
+	t.Run("an outcome without a score is rejected by default", func(t *testing.T) {
+		if _, _, err := readAll(t, in, ReadOptions{}); err == nil {
+			t.Error("no error")
+		}
+	})
+	t.Run("an outcome without a score is accepted when allowed", func(t *testing.T) {
+		recs, _, err := readAll(t, in, ReadOptions{AllowMissingScore: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := recs[0].Outcomes["fast"]; got.Score != nil || got.Confidence == nil || *got.Confidence != -0.3 {
+			t.Errorf("outcome = %+v, want no score and confidence -0.3", got)
+		}
+	})
+	t.Run("a score out of range is still rejected when missing scores are allowed", func(t *testing.T) {
+		if _, _, err := readAll(t, `{"id":"a","prompt":"x","outcomes":{"m":{"score":2}}}`, ReadOptions{AllowMissingScore: true}); err == nil {
+			t.Error("no error")
+		}
+	})
+}
+
+func TestReaderSkipBad(t *testing.T) {
+	in := strings.Join([]string{
+		`{"id":"a","prompt":"x"}`,
+		`not json`,
+		`{"id":"b"}`,
+		strings.Repeat("y", 200),
+		`{"id":"a","prompt":"duplicate"}`,
+		`{"id":"c","prompt":"x","outcomes":{"m":{"score":3}}}`,
+		``,
+		`{"id":"d","prompt":"z"}`,
+	}, "\n")
+	recs, skipped, err := readAll(t, in, ReadOptions{SkipBad: true, MaxLineBytes: 100})
+	if err != nil {
+		t.Fatalf("SkipBad returned %v", err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	if want := []string{"a", "d"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("ids %q, want %q", ids, want)
+	}
+	// Five bad lines: malformed, no prompt, over-long, duplicate, bad score;
+	// the blank line is not bad.
+	if got, want := skipped, 5; got != want {
+		t.Errorf("skipped %d, want %d", got, want)
+	}
+}
+
+func TestReaderLongLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads lines of 15-17 MiB")
+	}
+	prompt := strings.Repeat("a", 15<<20)
+	t.Run("a 15 MiB prompt line reads under the default limit", func(t *testing.T) {
+		in := `{"id":"big","prompt":"` + prompt + `"}` + "\n" + `{"id":"next","prompt":"x"}` + "\n"
+		recs, _, err := readAll(t, in, ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 2 || len(recs[0].Prompt) != len(prompt) || recs[1].ID != "next" {
+			t.Errorf("got %d records (first prompt %d bytes), want 2 with a %d-byte prompt", len(recs), len(recs[0].Prompt), len(prompt))
+		}
+	})
+	longer := `{"id":"huge","prompt":"` + strings.Repeat("b", 17<<20) + `"}`
+	in := `{"id":"a","prompt":"x"}` + "\n" + longer + "\n" + `{"id":"c","prompt":"x"}` + "\n"
+	t.Run("a 17 MiB line is a LineError naming file and line", func(t *testing.T) {
+		_, _, err := readAll(t, in, ReadOptions{})
+		var le *LineError
+		if !errors.As(err, &le) {
+			t.Fatalf("error %v, want a *LineError", err)
+		}
+		if got, want := err.Error(), "log.jsonl:2: line is longer than 16777216 bytes"; got != want {
+			t.Errorf("error %q, want %q", got, want)
+		}
+	})
+	t.Run("with SkipBad the reader continues after a 17 MiB line", func(t *testing.T) {
+		recs, skipped, err := readAll(t, in, ReadOptions{SkipBad: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 2 || recs[1].ID != "c" || skipped != 1 {
+			t.Errorf("got %d records, %d skipped; want a and c, 1 skipped", len(recs), skipped)
+		}
+	})
+	t.Run("line numbers stay right after an over-long line", func(t *testing.T) {
+		bad := `{"id":"a","prompt":"x"}` + "\n" + longer + "\n" + `{"id":"c"}` + "\n"
+		_, _, err := readAll(t, bad, ReadOptions{SkipBad: false, MaxLineBytes: 0})
+		if err == nil || !strings.HasPrefix(err.Error(), "log.jsonl:2:") {
+			t.Fatalf("first error %v, want one at line 2", err)
+		}
+		rd := NewReader(strings.NewReader(bad), "log.jsonl", ReadOptions{})
+		rd.Next()
+		rd.Next()
+		_, err = rd.Next()
+		if err == nil || !strings.HasPrefix(err.Error(), "log.jsonl:3: prompt is missing") {
+			t.Errorf("error after the long line %v, want log.jsonl:3: prompt is missing", err)
+		}
+	})
+}
+
+func writeLog(tb testing.TB, n int) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "log.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := NewWriter(f)
+	for i := 0; i < n; i++ {
+		rec := Record{ID: fmt.Sprintf("r%d", i), Prompt: "p", Outcomes: map[string]Outcome{"m": {Score: Float(float64(i%2))}}}
+		if err := w.Write(&rec); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func TestEachFile(t *testing.T) {
+	const n = 20000
+	path := writeLog(t, n)
+	t.Run("every record reaches the callback in order", func(t *testing.T) {
+		i, sum := 0, 0.0
+		skipped, err := EachFile(path, ReadOptions{}, func(r Record) error {
+			if want := fmt.Sprintf("r%d", i); r.ID != want {
+				return fmt.Errorf("record %d has id %q, want %q", i, r.ID, want)
+			}
+			i++
+			sum += *r.Outcomes["m"].Score
+			return nil
+		})
+		if err != nil || skipped != 0 {
+			t.Fatalf("EachFile: %d skipped, %v", skipped, err)
+		}
+		if i != n || sum != n/2 {
+			t.Errorf("saw %d records with score sum %v, want %d and %d", i, sum, n, n/2)
+		}
+	})
+	t.Run("a callback error stops the walk and is returned", func(t *testing.T) {
+		stop := errors.New("stop")
+		calls := 0
+		_, err := EachFile(path, ReadOptions{}, func(Record) error {
+			calls++
+			if calls == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != 3 {
+			t.Errorf("got %v after %d calls, want stop after 3", err, calls)
+		}
+	})
+	t.Run("a missing file is an error naming it", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "nope.jsonl")
+		_, err := EachFile(missing, ReadOptions{}, func(Record) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "nope.jsonl") {
+			t.Errorf("error %v, want one naming nope.jsonl", err)
+		}
+	})
+	t.Run("ReadFile returns the records and the skipped count", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.jsonl")
+		if err := os.WriteFile(bad, []byte("{\"id\":\"a\",\"prompt\":\"x\"}\nnope\n{\"id\":\"b\",\"prompt\":\"y\"}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		recs, skipped, err := ReadFile(bad, ReadOptions{SkipBad: true})
+		if err != nil || len(recs) != 2 || skipped != 1 {
+			t.Errorf("ReadFile = %d records, %d skipped, %v; want 2, 1, nil", len(recs), skipped, err)
+		}
+		_, _, err = ReadFile(bad, ReadOptions{})
+		if err == nil || !strings.HasPrefix(err.Error(), bad+":2: ") {
+			t.Errorf("strict ReadFile error %v, want it to start with %s:2:", err, bad)
+		}
+	})
+}
