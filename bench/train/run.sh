@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Training speed and quality, each against a peer measured in the same run:
+#   1. `triage eval --cv 5` on RouteLLM MMLU vs the anchors' scikit-learn
+#      baseline (TF-IDF + LR, 5-fold CV) on the same data: wall time, ratio.
+#   2. Training on N synthetic records (default 1,000,000) vs liblinear
+#      `train -s 0` on the same features (exported with export-libsvm):
+#      time, peak memory, held-out AUC, ratio.
+#   3. The Go benchmark of one route decision on a 2 KB prompt.
+# Needs: python3 with scikit-learn (apt-get install python3-sklearn),
+# liblinear-tools, GNU time. Run from the repository root:
+#   bash bench/train/run.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-1000000}
+DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
+ANCHORS=$(cd "$DATA/.." && pwd)/anchors
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+FAST=mistralai/Mixtral-8x7B-Instruct-v0.1
+STRONG=gpt-4-1106-preview
+
+command -v liblinear-train >/dev/null || { echo "install liblinear-tools (apt-get install -y liblinear-tools)"; exit 2; }
+[ -x /usr/bin/time ] || { echo "install GNU time (apt-get install -y time)"; exit 2; }
+PY=""
+for p in python3 /usr/bin/python3; do
+  if $p -c 'import sklearn' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "no python3 with scikit-learn (apt-get install -y python3-sklearn)"; exit 2; }
+
+go build -o "$WORK/triage" ./cmd/triage
+T="$WORK/triage"
+
+# secs CMD...: run, print wall seconds and peak RSS (MiB) to fd 3 as "S M".
+measure() {
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@"
+  awk '{printf "%s %.0f\n", $1, $2/1024}' "$WORK/time"
+}
+
+echo "== 1. eval --cv 5 on RouteLLM MMLU vs scikit-learn (same run) =="
+"$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
+read -r tt tm < <(measure "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json >"$WORK/triage-cv.json")
+read -r st sm < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$PY" sklearn_baseline.py mmlu >"$WORK/sk.json")
+echo "triage  eval --cv 5: ${tt}s, peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
+echo "sklearn baseline (2 labels x 5 folds): ${st}s, peak ${sm} MiB"
+grep sklearn "$WORK/sk.json" | sed 's/^/  /'
+# The baseline trains two labels; its own cv_seconds split the time.
+skone=$(python3 -c 'import json,sys; print(max(json.loads(l)["cv_seconds"] for l in open(sys.argv[1]) if "cv_seconds" in l))' "$WORK/sk.json")
+echo "ratio: triage / sklearn (one label, 5 folds, ${skone}s) = $(python3 -c "print(round($tt/$skone, 2))")"
+
+echo
+echo "== 2. training on $N synthetic records vs liblinear -s 0 =="
+"$T" synth --n "$N" --seed 11 -o "$WORK/big.jsonl" 2>/dev/null
+"$T" synth --n 100000 --seed 12 -o "$WORK/test.jsonl" 2>/dev/null
+SF=synthetic/fast-small; SS=synthetic/strong-large
+"$T" export-libsvm --data "$WORK/big.jsonl" --fast $SF --strong $SS -o "$WORK/big.svm" 2>/dev/null
+"$T" export-libsvm --data "$WORK/test.jsonl" --fast $SF --strong $SS -o "$WORK/test.svm" 2>/dev/null
+# liblinear minimises C*sum(loss) + |w|^2/2; triage minimises
+# mean(loss) + L2/2 |w|^2, so C=1 is L2 = 1/N.
+L2=$(python3 -c "print(1/$N)")
+read -r lt lm < <(measure liblinear-train -s 0 -c 1 -B 1 -q "$WORK/big.svm" "$WORK/big.model")
+liblinear-predict -b 1 "$WORK/test.svm" "$WORK/big.model" "$WORK/pred.txt" >/dev/null
+lauc=$("$PY" - "$WORK/test.svm" "$WORK/pred.txt" <<'PY'
+import sys
+from sklearn.metrics import roc_auc_score
+y=[int(float(l.split()[0])) for l in open(sys.argv[1])]
+lines=open(sys.argv[2]).read().split("\n")
+hdr=lines[0].split(); col=hdr.index("1")
+p=[float(l.split()[col]) for l in lines[1:] if l.strip()]
+print("%.4f" % roc_auc_score(y,p))
+PY
+)
+read -r gt gm < <(measure "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json" 2>/dev/null)
+gauc=$("$T" eval --model "$WORK/big-router.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["router"]["auc"])')
+echo "liblinear -s 0 (fit only, from libsvm file): ${lt}s, peak ${lm} MiB, held-out AUC ${lauc}"
+echo "triage train (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s, peak ${gm} MiB, held-out AUC ${gauc}"
+echo "ratio: triage / liblinear time = $(python3 -c "print(round($gt/$lt, 2))")"
+
+echo
+echo "== 3. one route decision on a 2 KB prompt =="
+go test -run '^$' -bench 'BenchmarkRoute2KB' -benchmem -count 5 ./models | grep Benchmark

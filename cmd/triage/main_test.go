@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// run executes the CLI in-process and returns stdout, stderr and the exit
+// status.
+func run(tb testing.TB, args ...string) (stdout, stderr string, code int) {
+	tb.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), args, &Env{Stdout: &out, Stderr: &errb})
+	return out.String(), errb.String(), code
+}
+
+// sharedDatasets returns ../shared/datasets (or $TRIAGE_DATASETS), or
+// skips the test when it is absent.
+func sharedDatasets(tb testing.TB) string {
+	tb.Helper()
+	dir := os.Getenv("TRIAGE_DATASETS")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "datasets")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "routellm")); err != nil {
+		tb.Skipf("shared datasets folder %s is absent (set TRIAGE_DATASETS); skipping", dir)
+	}
+	return dir
+}
+
+// writeFile writes content to a file in dir and returns its path.
+func writeFile(tb testing.TB, dir, name, content string) string {
+	tb.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+const sampleLog = "../../testdata/sample/log.jsonl"
+
+const (
+	sampleFast   = "synthetic/fast-small"
+	sampleStrong = "synthetic/strong-large"
+)
+
+func TestMainUsage(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{"no command prints usage and exits 2", nil, 2, "usage: triage"},
+		{"an unknown command exits 2", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"train without -o is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "train needs -o FILE"},
+		{"an unknown flag is a usage error", []string{"train", "--nope"}, 2, "flag provided but not defined"},
+		{"a bad label is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--label", "sometimes", "-o", "m"}, 2, "sometimes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.inStderr)
+			}
+		})
+	}
+}
+
+func TestTrainBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"id":"a","prompt":"hi","outcomes":{"f":{"score":1},"s":{"score":1}}}`
+	tests := []struct {
+		name    string
+		log     string
+		fast    string
+		wantErr string
+	}{
+		{"a malformed line names the file and line", good + "\n{\"id\": \"b\", \"prompt\": \n", "f", "bad.jsonl:2: malformed JSON"},
+		{"a missing prompt names the field", good + "\n" + `{"id":"b","outcomes":{"f":{"score":1}}}` + "\n", "f", "bad.jsonl:2: prompt is missing"},
+		{"a score out of range says how to rescale", good + "\n" + `{"id":"b","prompt":"x","outcomes":{"f":{"score":7}}}` + "\n", "f", "bad.jsonl:2: outcomes.f.score is 7, want a value in [0,1]; rescale with --score-scale"},
+		{"a wrong type names the field", `{"id":"b","prompt":"x","outcomes":{"f":{"score":"high"}}}` + "\n", "f", "bad.jsonl:1: outcomes.f.score"},
+		{"a fast model in no record lists the models that appear", good + "\n", "gpt-5", `--fast model "gpt-5" appears in no record of`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, dir, "bad.jsonl", tt.log)
+			out := filepath.Join(dir, "model.json")
+			_, stderr, code := run(t, "train", "--data", p, "--fast", tt.fast, "--strong", "s", "-o", out)
+			if code != 1 {
+				t.Errorf("exit status %d, want 1 (stderr %q)", code, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.wantErr)
+			}
+			if n := strings.Count(strings.TrimRight(stderr, "\n"), "\n"); n != 0 {
+				t.Errorf("stderr has %d lines, want one: %q", n+1, stderr)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a failed train left %s behind", out)
+			}
+		})
+	}
+	t.Run("the missing-model error lists the models that do appear", func(t *testing.T) {
+		p := writeFile(t, dir, "ok.jsonl", good+"\n")
+		_, stderr, _ := run(t, "train", "--data", p, "--fast", "gpt-5", "--strong", "s", "-o", filepath.Join(dir, "m.json"))
+		if !strings.Contains(stderr, "f (1), s (1)") {
+			t.Errorf("stderr %q does not list the models f and s", stderr)
+		}
+	})
+}

@@ -1,0 +1,22 @@
+"""Reads `triage score` output and a labelled JSONL log, and prints the
+anchors' metrics.py APGR and CPT(50%) for those scores, as JSON.
+
+usage: python3 parity.py METRICS_DIR SCORES.jsonl LOG.jsonl FAST STRONG
+"""
+import json, sys
+
+sys.path.insert(0, sys.argv[1])
+import metrics  # ../shared/anchors/metrics.py
+
+scores = {}
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    scores[r["id"]] = r["p_hard"]
+fast, strong = sys.argv[4], sys.argv[5]
+s, w, g = [], [], []
+for line in open(sys.argv[3]):
+    r = json.loads(line)
+    o = r.get("outcomes", {})
+    if fast in o and strong in o:
+        s.append(scores[r["id"]]); w.append(o[fast]["score"]); g.append(o[strong]["score"])
+print(json.dumps({"apgr": metrics.apgr(s, w, g), "cpt50": metrics.cpt(s, w, g, 0.5), "n": len(s)}))

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/models"
+)
+
+// trainSample trains a router on the bundled sample log.
+func trainSample(t *testing.T, dir string) string {
+	t.Helper()
+	model := filepath.Join(dir, "router.json")
+	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "-o", model)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	return model
+}
+
+func TestTrainScoreEval(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	held := filepath.Join(dir, "held.jsonl")
+	if _, stderr, code := run(t, "synth", "--n", "600", "--seed", "99", "-o", held); code != 0 {
+		t.Fatalf("synth: %s", stderr)
+	}
+
+	stdout, stderr, code := run(t, "eval", "--model", model, "--data", held, "--json")
+	if code != 0 {
+		t.Fatalf("eval exited %d: %s", code, stderr)
+	}
+	var got map[string]map[string]float64
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("eval --json printed %q: %v", stdout, err)
+	}
+	t.Run("eval --json has router, random and oracle with the documented keys", func(t *testing.T) {
+		for _, r := range []string{"router", "random", "oracle"} {
+			for _, k := range []string{"apgr", "cpt50", "cpt80", "cpt95", "n"} {
+				if _, ok := got[r][k]; !ok {
+					t.Errorf("%s lacks %q: %v", r, k, got[r])
+				}
+			}
+		}
+		for _, k := range []string{"auc", "log_loss", "brier", "ece"} {
+			if _, ok := got["router"][k]; !ok {
+				t.Errorf("router lacks %q", k)
+			}
+		}
+		// A constant score is the random router: APGR 0.5 exactly.
+		if a := got["random"]["apgr"]; math.Abs(a-0.5) > 1e-9 {
+			t.Errorf("random APGR %v, want 0.5", a)
+		}
+		if got["router"]["apgr"] <= 0.55 || got["oracle"]["apgr"] <= got["router"]["apgr"] {
+			t.Errorf("want random < router < oracle, got router %v oracle %v", got["router"]["apgr"], got["oracle"]["apgr"])
+		}
+	})
+
+	scores, stderr, code := run(t, "score", "--model", model, "--data", held)
+	if code != 0 {
+		t.Fatalf("score exited %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(scores), "\n")
+	t.Run("score prints one line per record with id, p_hard and decision", func(t *testing.T) {
+		if len(lines) != 600 {
+			t.Fatalf("%d lines, want 600", len(lines))
+		}
+		var l struct {
+			ID       string  `json:"id"`
+			PHard    float64 `json:"p_hard"`
+			Decision string  `json:"decision"`
+		}
+		if err := json.Unmarshal([]byte(lines[0]), &l); err != nil || l.ID == "" || l.Decision == "" {
+			t.Errorf("first line %q: %v", lines[0], err)
+		}
+	})
+
+	t.Run("metrics.py on score output agrees with eval --json to 3 decimals", func(t *testing.T) {
+		py := pythonWithNumpy(t)
+		_, file, _, _ := runtime.Caller(0)
+		anchors := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "anchors")
+		if _, err := os.Stat(filepath.Join(anchors, "metrics.py")); err != nil {
+			t.Skipf("anchors folder %s is absent; skipping", anchors)
+		}
+		sf := filepath.Join(dir, "scores.jsonl")
+		os.WriteFile(sf, []byte(scores), 0o644)
+		out, err := exec.Command(py, "testdata/parity.py", anchors, sf, held, sampleFast, sampleStrong).CombinedOutput()
+		if err != nil {
+			t.Fatalf("parity.py: %v: %s", err, out)
+		}
+		var ref map[string]float64
+		if err := json.Unmarshal(out, &ref); err != nil {
+			t.Fatalf("parity.py printed %q", out)
+		}
+		for _, k := range []string{"apgr", "cpt50"} {
+			if d := math.Abs(ref[k] - got["router"][k]); d >= 5e-4 {
+				t.Errorf("%s: metrics.py %.5f, eval %.5f", k, ref[k], got["router"][k])
+			}
+		}
+	})
+
+	t.Run("model show prints tiers, thresholds and named top features", func(t *testing.T) {
+		out, stderr, code := run(t, "model", "show", model)
+		if code != 0 {
+			t.Fatalf("model show exited %d: %s", code, stderr)
+		}
+		for _, want := range []string{"tiers        fast=" + sampleFast, "policy", "top features", "held-out"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("model show output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("the artifact records the held-out metrics eval reproduces on the same split", func(t *testing.T) {
+		a, err := models.Load(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Metrics["n"] < 300 {
+			t.Errorf("held-out n %v, want about 20%% of 2000", a.Metrics["n"])
+		}
+	})
+}
+
+// pythonWithNumpy finds a python3 that can import numpy, or skips.
+func pythonWithNumpy(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if err := exec.Command(py, "-c", "import numpy").Run(); err == nil {
+			return py
+		}
+	}
+	t.Skip("no python3 with numpy on this machine; skipping the metrics.py parity check")
+	return ""
+}
