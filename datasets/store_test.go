@@ -1,0 +1,423 @@
+package datasets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTestStore(tb testing.TB) *BoltStore {
+	tb.Helper()
+	s, err := OpenBoltStore(filepath.Join(tb.TempDir(), "feedback.db"), StoreOptions{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func exportAll(tb testing.TB, s *BoltStore, opts ExportOptions) []Record {
+	tb.Helper()
+	var buf bytes.Buffer
+	n, err := s.Export(context.Background(), &buf, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	recs, _, err := readRecords(&buf)
+	if err != nil {
+		tb.Fatalf("export is not valid JSONL: %v", err)
+	}
+	if n != len(recs) {
+		tb.Fatalf("Export said %d records, wrote %d", n, len(recs))
+	}
+	return recs
+}
+
+func readRecords(r io.Reader) ([]Record, int, error) {
+	rd := NewReader(r, "export", ReadOptions{AllowMissingScore: true})
+	var out []Record
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return out, rd.Skipped(), nil
+		}
+		if err != nil {
+			return out, rd.Skipped(), err
+		}
+		out = append(out, rec)
+	}
+}
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func entry(id string, ts time.Time, kind string, p float64, body string) LogEntry {
+	return LogEntry{ID: id, TS: ts, Decision: Decision{Kind: kind, PHard: p, ModelVersion: "v1"}, Request: []byte(body)}
+}
+
+func TestStoreSecondOpenTimesOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	s, err := OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = OpenBoltStore(path, StoreOptions{Timeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrStoreLocked) {
+		t.Fatalf("second open: got %v, want ErrStoreLocked", err)
+	}
+	for _, want := range []string{path, "is a triage serve running?"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestStoreReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	s, err := OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFeedback(context.Background(), Feedback{RequestID: "a", Model: "m", Outcome: Outcome{Score: Float(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != 1 || recs[0].ID != "a" || *recs[0].Outcomes["m"].Score != 1 {
+		t.Fatalf("after reopen got %+v, want record a with feedback from m", recs)
+	}
+}
+
+func TestStoreRefusesOtherSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		b, _ := tx.CreateBucketIfNotExists(bucketMeta)
+		return b.Put(keySchema, []byte("99"))
+	})
+	db.Close()
+	_, err = OpenBoltStore(path, StoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), `schema is "99"`) {
+		t.Fatalf("got %v, want an error naming the schema", err)
+	}
+}
+
+func TestStoreFeedback(t *testing.T) {
+	ctx := context.Background()
+	t.Run("unknown id without a prompt is ErrUnknownRequest and writes nothing", func(t *testing.T) {
+		s := openTestStore(t)
+		err := s.PutFeedback(ctx, Feedback{RequestID: "nope", Model: "m", Outcome: Outcome{Score: Float(1)}})
+		if !errors.Is(err, ErrUnknownRequest) {
+			t.Fatalf("got %v, want ErrUnknownRequest", err)
+		}
+		if recs := exportAll(t, s, ExportOptions{}); len(recs) != 0 {
+			t.Fatalf("export has %d records, want 0", len(recs))
+		}
+	})
+	t.Run("unknown id with a prompt creates the record", func(t *testing.T) {
+		s := openTestStore(t)
+		err := s.PutFeedback(ctx, Feedback{RequestID: "ext-1", Model: "m", Outcome: Outcome{Score: Float(0)},
+			Messages: []Message{{Role: "user", Content: "hello"}}, Meta: Meta{"tenant": "t1"}, TS: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := exportAll(t, s, ExportOptions{})
+		if len(recs) != 1 {
+			t.Fatalf("got %d records, want 1", len(recs))
+		}
+		r := recs[0]
+		if r.ID != "ext-1" || len(r.Messages) != 1 || r.Messages[0].Content != "hello" || r.Meta["tenant"] != "t1" || !r.TS.Equal(t0) || r.Decision != nil {
+			t.Errorf("got %+v, want ext-1 with its messages, meta, ts and no decision", r)
+		}
+	})
+	t.Run("bad keys are refused", func(t *testing.T) {
+		s := openTestStore(t)
+		for _, fb := range []Feedback{
+			{RequestID: "", Model: "m"},
+			{RequestID: "a", Model: ""},
+			{RequestID: "a\x00b", Model: "m"},
+			{RequestID: strings.Repeat("x", MaxIDBytes+1), Model: "m"},
+		} {
+			if err := s.PutFeedback(ctx, fb); err == nil || errors.Is(err, ErrUnknownRequest) {
+				t.Errorf("PutFeedback(%q, %q) = %v, want a key error", fb.RequestID, fb.Model, err)
+			}
+		}
+	})
+}
+
+func TestStoreConcurrentFeedbackIsIdempotent(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	const ids, models, rounds = 20, 3, 4
+	var entries []LogEntry
+	for i := range ids {
+		entries = append(entries, entry(fmt.Sprintf("r%02d", i), t0.Add(time.Duration(i)*time.Second), "fast", 0.2, `{"prompt":"p"}`))
+	}
+	if err := s.AppendDecisions(entries); err != nil {
+		t.Fatal(err)
+	}
+	// Every (id, model) is written several times from different goroutines
+	// in one batch; the last round's score must win.
+	for round := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, ids*models)
+		for i := range ids {
+			for m := range models {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- s.PutFeedback(ctx, Feedback{RequestID: fmt.Sprintf("r%02d", i), Model: fmt.Sprintf("m%d", m),
+						Outcome: Outcome{Score: Float(float64(round) / rounds)}})
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != ids {
+		t.Fatalf("got %d records, want %d", len(recs), ids)
+	}
+	for _, r := range recs {
+		if len(r.Outcomes) != models {
+			t.Errorf("%s has %d outcomes, want %d", r.ID, len(r.Outcomes), models)
+		}
+		for m, o := range r.Outcomes {
+			if got, want := *o.Score, float64(rounds-1)/rounds; got != want {
+				t.Errorf("%s/%s score = %v, want the last write %v", r.ID, m, got, want)
+			}
+		}
+	}
+}
+
+func TestStoreExportJoinsDecisionsAndFeedback(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	// Written out of time order, in two batches: the export must be in
+	// time order.
+	if err := s.AppendDecisions([]LogEntry{
+		entry("late", t0.Add(2*time.Minute), "escalate", 0.9, `{"messages":[{"role":"user","content":"prove it"}],"meta":{"subject":"math"},"explain":true}`),
+		entry("early", t0, "fast", 0.125, `{"prompt":"2+2?","id":"early"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{entry("mid", t0.Add(time.Minute), "speculate", 0.5, "{\"prompt\":\"caf\u00e9 \\\"quoted\\\"\"}")}); err != nil {
+		t.Fatal(err)
+	}
+	fbs := []Feedback{
+		{RequestID: "early", Model: "fast-m", Outcome: Outcome{Score: Float(1), LatencyMS: Float(120), Confidence: Float(-0.2)}},
+		{RequestID: "early", Model: "strong-m", Outcome: Outcome{Score: Float(1), CostUSD: Float(0.01), Response: "4"}},
+		{RequestID: "late", Model: "strong-m", Outcome: Outcome{Confidence: Float(-1.5)}},
+	}
+	for _, fb := range fbs {
+		if err := s.PutFeedback(ctx, fb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := exportAll(t, s, ExportOptions{})
+	var order []string
+	for _, r := range recs {
+		order = append(order, r.ID)
+	}
+	if got, want := strings.Join(order, ","), "early,mid,late"; got != want {
+		t.Fatalf("export order = %s, want %s", got, want)
+	}
+	early, mid, late := recs[0], recs[1], recs[2]
+	if early.Prompt != "2+2?" || !early.TS.Equal(t0) {
+		t.Errorf("early = %+v, want its prompt and ts", early)
+	}
+	if d := early.Decision; d == nil || d.Kind != "fast" || d.PHard != 0.125 || d.ModelVersion != "v1" {
+		t.Errorf("early.decision = %+v, want fast, 0.125, v1", d)
+	}
+	if o := early.Outcomes["fast-m"]; len(early.Outcomes) != 2 || *o.Score != 1 || *o.LatencyMS != 120 || *o.Confidence != -0.2 {
+		t.Errorf("early.outcomes = %+v, want both models with the posted fields", early.Outcomes)
+	}
+	if o := early.Outcomes["strong-m"]; o.Response != "4" || *o.CostUSD != 0.01 {
+		t.Errorf("early.outcomes[strong-m] = %+v, want response 4 and cost 0.01", o)
+	}
+	if mid.Prompt != "caf\u00e9 \"quoted\"" || mid.Outcomes != nil {
+		t.Errorf("mid = %+v, want the escaped prompt decoded and no outcomes", mid)
+	}
+	if len(late.Messages) != 1 || late.Messages[0].Content != "prove it" || late.Meta["subject"] != "math" {
+		t.Errorf("late = %+v, want its messages and meta", late)
+	}
+	if o := late.Outcomes["strong-m"]; o.Score != nil || *o.Confidence != -1.5 {
+		t.Errorf("late.outcomes = %+v, want a confidence-only outcome", late.Outcomes)
+	}
+
+	t.Run("since skips earlier records", func(t *testing.T) {
+		recs := exportAll(t, s, ExportOptions{Since: t0.Add(time.Minute)})
+		if len(recs) != 2 || recs[0].ID != "mid" {
+			t.Fatalf("got %d records starting %v, want mid and late", len(recs), recs)
+		}
+	})
+}
+
+func TestStoreRepeatedIDReplacesRecordKeepsFeedback(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.PutFeedback(ctx, Feedback{RequestID: "x", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "first", TS: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{entry("x", t0.Add(time.Second), "fast", 0.3, `{"prompt":"second"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != 1 {
+		t.Fatalf("got %d records, want 1", len(recs))
+	}
+	if r := recs[0]; r.Prompt != "second" || r.Decision == nil || r.Outcomes["m"].Score == nil {
+		t.Errorf("got %+v, want the routed record with the earlier feedback", r)
+	}
+}
+
+func TestStoreExportCrossesChunks(t *testing.T) {
+	s := openTestStore(t)
+	const n = 2*exportChunk + 7
+	var entries []LogEntry
+	for i := range n {
+		entries = append(entries, entry(fmt.Sprintf("r%05d", i), t0.Add(time.Duration(i)*time.Millisecond), "fast", 0.1, `{"prompt":"p"}`))
+	}
+	if err := s.AppendDecisions(entries); err != nil {
+		t.Fatal(err)
+	}
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != n {
+		t.Fatalf("got %d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if want := fmt.Sprintf("r%05d", i); r.ID != want {
+			t.Fatalf("record %d is %s, want %s", i, r.ID, want)
+		}
+	}
+}
+
+func TestStoreAppendRejectsNonObjectRequest(t *testing.T) {
+	s := openTestStore(t)
+	err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `"just a string"`)})
+	if err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Fatalf("got %v, want an error saying the request is not a JSON object", err)
+	}
+}
+
+func TestStoreSnapshotIsAValidDatabase(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"p"}`), entry("b", t0.Add(time.Second), "escalate", 0.8, `{"prompt":"q"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFeedback(ctx, Feedback{RequestID: "b", Model: "m", Outcome: Outcome{Score: Float(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	n, err := s.Snapshot(ctx, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(buf.Len()) || n == 0 {
+		t.Fatalf("Snapshot said %d bytes, wrote %d", n, buf.Len())
+	}
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatalf("snapshot does not open as a store: %v", err)
+	}
+	defer snap.Close()
+	snap.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("snapshot fails bbolt's consistency check: %v", err)
+		}
+		return nil
+	})
+	got, want := exportAll(t, snap, ExportOptions{}), exportAll(t, s, ExportOptions{})
+	if len(got) != 2 || len(got) != len(want) || got[1].Outcomes["m"].Score == nil {
+		t.Fatalf("snapshot export = %+v, want the live export %+v", got, want)
+	}
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(s.Path()), ".*snapshot*"))
+	if len(matches) != 0 {
+		t.Errorf("temporary snapshot files left behind: %v", matches)
+	}
+}
+
+// BenchmarkPutFeedbackParallel measures batched durable feedback commits
+// (with fsync) from many goroutines.
+func BenchmarkPutFeedbackParallel(b *testing.B) {
+	s, err := OpenBoltStore(filepath.Join(b.TempDir(), "feedback.db"), StoreOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const ids = 1000
+	var entries []LogEntry
+	for i := range ids {
+		entries = append(entries, entry(fmt.Sprintf("r%d", i), t0, "fast", 0.1, `{"prompt":"p"}`))
+	}
+	if err := s.AppendDecisions(entries); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(32) // 64 writers on 2 cores, as in the acceptance figure
+	var mu sync.Mutex
+	next := 0
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		w := next
+		next++
+		mu.Unlock()
+		i := 0
+		for pb.Next() {
+			i++
+			err := s.PutFeedback(context.Background(), Feedback{RequestID: fmt.Sprintf("r%d", i%ids), Model: fmt.Sprintf("m%d", w), Outcome: Outcome{Score: Float(1)}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestStoreWriteAfterCloseFails(t *testing.T) {
+	s, err := OpenBoltStore(filepath.Join(t.TempDir(), "feedback.db"), StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.PutFeedback(context.Background(), Feedback{RequestID: "a", Model: "m", Prompt: "p"})
+	if !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("got %v, want ErrStoreClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v, want nil", err)
+	}
+}
