@@ -1,0 +1,102 @@
+package classifier
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/optimize"
+)
+
+// runLBFGS minimises o from theta (updated in place) with gonum's L-BFGS.
+func runLBFGS(o *objective, theta []float64, g0 float64, opts Options) (FitResult, error) {
+	// gonum asks for the value and the gradient separately but at the same
+	// point; one fused pass computes both and the cache serves the second.
+	cacheX := make([]float64, o.dim)
+	cacheG := make([]float64, o.dim)
+	cacheF := math.NaN()
+	evals := 0
+	eval := func(x []float64) {
+		if !math.IsNaN(cacheF) && equalBits(x, cacheX) {
+			return
+		}
+		copy(cacheX, x)
+		cacheF = o.evalGrad(x, cacheG, false)
+		evals++
+	}
+	prob := optimize.Problem{
+		Func: func(x []float64) float64 {
+			eval(x)
+			return cacheF
+		},
+		Grad: func(grad, x []float64) {
+			eval(x)
+			copy(grad, cacheG)
+		},
+	}
+	conv := &relGradConverger{tol: opts.GradTol * g0}
+	settings := &optimize.Settings{
+		Converger:       conv,
+		MajorIterations: opts.MaxIter,
+	}
+	method := &optimize.LBFGS{Store: lbfgsStore, Linesearcher: &optimize.MoreThuente{}}
+	result, err := optimize.Minimize(prob, theta, settings, method)
+	res := FitResult{Evaluations: evals}
+	if result != nil {
+		res.Status = result.Status.String()
+		res.Iterations = result.MajorIterations
+		res.Objective = result.F
+		if result.Gradient != nil {
+			res.GradNorm = norm2(result.Gradient) / g0
+		}
+	}
+	if err != nil {
+		return res, fmt.Errorf("%v after %d iterations (relative gradient %.3g): %w", err, res.Iterations, res.GradNorm, ErrNotConverged)
+	}
+	switch result.Status {
+	case optimize.GradientThreshold, optimize.FunctionConvergence, optimize.StepConvergence,
+		optimize.MethodConverge, optimize.Success:
+		res.Converged = true
+	case optimize.IterationLimit:
+		// Documented: the last iterate is returned, marked not converged.
+	default:
+		return res, fmt.Errorf("optimizer stopped with status %v after %d iterations: %w", result.Status, res.Iterations, ErrNotConverged)
+	}
+	copy(theta, result.X)
+	return res, nil
+}
+
+// relGradConverger stops when ‖∇f‖₂ falls to tol, and (as a fallback for
+// problems converged to machine precision) when f has not decreased by a
+// relative 1e-14 for 10 iterations.
+type relGradConverger struct {
+	tol   float64
+	best  float64
+	stall int
+	first bool
+}
+
+func (c *relGradConverger) Init(int) { c.first, c.stall = true, 0 }
+
+func (c *relGradConverger) Converged(loc *optimize.Location) optimize.Status {
+	if loc.Gradient != nil && norm2(loc.Gradient) <= c.tol {
+		return optimize.GradientThreshold
+	}
+	if c.first || loc.F < c.best-1e-14*math.Abs(c.best) {
+		c.first, c.best, c.stall = false, loc.F, 0
+		return optimize.NotTerminated
+	}
+	c.stall++
+	if c.stall >= 10 {
+		return optimize.FunctionConvergence
+	}
+	return optimize.NotTerminated
+}
+
+func equalBits(a, b []float64) bool {
+	for i, v := range a {
+		if math.Float64bits(v) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

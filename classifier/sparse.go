@@ -1,0 +1,122 @@
+package classifier
+
+import (
+	"fmt"
+	"math"
+)
+
+// Sparse is a row-major (CSR) sparse matrix: row i holds the entries
+// Idx[Indptr[i]:Indptr[i+1]] with values Val[Indptr[i]:Indptr[i+1]].
+//
+// A row may name the same column more than once; every consumer in this
+// package treats repeated entries as summed, which is what hashed feature
+// vectors produce. Columns need not be sorted.
+type Sparse struct {
+	// Dim is the number of columns; every index is in [0, Dim).
+	Dim int
+	// Indptr has Rows()+1 entries, starting at 0 and non-decreasing.
+	Indptr []int
+	// Idx holds the column index of each stored entry.
+	Idx []int32
+	// Val holds the value of each stored entry.
+	Val []float64
+}
+
+// NewSparse returns an empty matrix with dim columns.
+func NewSparse(dim int) *Sparse {
+	if dim < 0 || dim > math.MaxInt32 {
+		panic(fmt.Sprintf("classifier: sparse dimension %d out of range", dim))
+	}
+	return &Sparse{Dim: dim, Indptr: []int{0}}
+}
+
+// AppendRow appends one row, copying idx and val. It panics if the slices
+// differ in length or an index is outside [0, Dim): both are programmer
+// errors (a feature extractor built for another dimension).
+func (s *Sparse) AppendRow(idx []int32, val []float64) {
+	if len(idx) != len(val) {
+		panic(fmt.Sprintf("classifier: row has %d indices but %d values", len(idx), len(val)))
+	}
+	if len(s.Indptr) == 0 {
+		s.Indptr = append(s.Indptr, 0)
+	}
+	for _, j := range idx {
+		if j < 0 || int(j) >= s.Dim {
+			panic(fmt.Sprintf("classifier: column %d outside [0, %d)", j, s.Dim))
+		}
+	}
+	s.Idx = append(s.Idx, idx...)
+	s.Val = append(s.Val, val...)
+	s.Indptr = append(s.Indptr, len(s.Idx))
+}
+
+// Rows returns the number of rows.
+func (s *Sparse) Rows() int {
+	if len(s.Indptr) == 0 {
+		return 0
+	}
+	return len(s.Indptr) - 1
+}
+
+// NNZ returns the number of stored entries (repeats counted separately).
+func (s *Sparse) NNZ() int { return len(s.Idx) }
+
+// Row returns row i's indices and values. The slices alias the matrix.
+func (s *Sparse) Row(i int) ([]int32, []float64) {
+	a, b := s.Indptr[i], s.Indptr[i+1]
+	return s.Idx[a:b:b], s.Val[a:b:b]
+}
+
+// Validate checks the structure (Indptr shape, index range) and that every
+// value is finite. Fit and SelectL2 call it; matrices built only with
+// AppendRow can still hold NaN or Inf values.
+func (s *Sparse) Validate() error {
+	if s.Dim < 0 || s.Dim > math.MaxInt32 {
+		return fmt.Errorf("sparse matrix: dim is %d, want a value in [0, %d]", s.Dim, math.MaxInt32)
+	}
+	if len(s.Indptr) == 0 {
+		if len(s.Idx) != 0 || len(s.Val) != 0 {
+			return fmt.Errorf("sparse matrix: indptr is empty but %d entries are stored", len(s.Idx))
+		}
+		return nil
+	}
+	if s.Indptr[0] != 0 {
+		return fmt.Errorf("sparse matrix: indptr[0] is %d, want 0", s.Indptr[0])
+	}
+	if len(s.Idx) != len(s.Val) {
+		return fmt.Errorf("sparse matrix: %d indices but %d values", len(s.Idx), len(s.Val))
+	}
+	if last := s.Indptr[len(s.Indptr)-1]; last != len(s.Idx) {
+		return fmt.Errorf("sparse matrix: indptr ends at %d but %d entries are stored", last, len(s.Idx))
+	}
+	for i := 1; i < len(s.Indptr); i++ {
+		if s.Indptr[i] < s.Indptr[i-1] {
+			return fmt.Errorf("sparse matrix: indptr decreases at row %d", i-1)
+		}
+	}
+	for k, j := range s.Idx {
+		if j < 0 || int(j) >= s.Dim {
+			return fmt.Errorf("sparse matrix: entry %d has column %d, want a value in [0, %d)", k, j, s.Dim)
+		}
+	}
+	for k, v := range s.Val {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("sparse matrix: entry %d (row %d) is %v, want a finite value", k, s.rowOf(k), v)
+		}
+	}
+	return nil
+}
+
+// rowOf returns the row holding entry k, for error messages.
+func (s *Sparse) rowOf(k int) int {
+	lo, hi := 0, s.Rows()
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s.Indptr[m+1] <= k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
