@@ -1,0 +1,191 @@
+package importers
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// NoGrade is the grade a judge leaves when it could not parse a rating
+// (FastChat's MT-Bench judge, arena-hard-auto). Such a cell gives no outcome.
+const NoGrade = -1
+
+// Stats counts what an import produced.
+type Stats struct {
+	// Records is the number of records passed to the callback.
+	Records int
+	// Outcomes counts, per model, the records carrying an outcome for it.
+	Outcomes map[string]int
+	// Empty counts cells with no value, which give no outcome.
+	Empty int
+	// NoGrade counts, per model, grades of -1 skipped (see NoGrade).
+	NoGrade map[string]int
+	// Contaminated is the number of records dropped as contaminated.
+	Contaminated int
+	// ContaminatedListed is the number of prompts in the contamination
+	// file, and ContaminatedFound how many of them the import met. A file
+	// for another benchmark finds none.
+	ContaminatedListed, ContaminatedFound int
+}
+
+func newStats() Stats {
+	return Stats{Outcomes: map[string]int{}, NoGrade: map[string]int{}}
+}
+
+// String is a one-line summary for people.
+func (s Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d records", s.Records)
+	models := sortedKeys(s.Outcomes)
+	if len(models) > 0 {
+		b.WriteString("; outcomes:")
+		for i, m := range models {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s %d", m, s.Outcomes[m])
+		}
+	}
+	if s.Empty > 0 {
+		fmt.Fprintf(&b, "; %d empty cells skipped", s.Empty)
+	}
+	if n := sumCounts(s.NoGrade); n > 0 {
+		fmt.Fprintf(&b, "; %d grades of -1 (judge could not grade) skipped", n)
+	}
+	if s.ContaminatedListed > 0 {
+		fmt.Fprintf(&b, "; dropped %d contaminated records (%d of %d listed prompts found)", s.Contaminated, s.ContaminatedFound, s.ContaminatedListed)
+	}
+	return b.String()
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// WriteTo returns a callback that writes each record to w.
+func WriteTo(w *datasets.Writer) func(datasets.Record) error {
+	return func(rec datasets.Record) error { return w.Write(&rec) }
+}
+
+// csvTable reads a CSV file with a header row, naming the file, line and
+// 0-based data row in its errors.
+type csvTable struct {
+	name   string
+	f      *os.File
+	r      *csv.Reader
+	header []string
+	cols   map[string]int
+	row    int // data row index of the last record read; -1 before the first
+}
+
+func openCSV(path string) (*csvTable, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open csv: %w", err)
+	}
+	r := csv.NewReader(f)
+	// Every row must have as many fields as the header; quotes are strict so
+	// a broken file fails at the line where it breaks rather than merging
+	// rows. Records are reused (the field strings are not).
+	r.FieldsPerRecord = 0
+	r.LazyQuotes = false
+	r.ReuseRecord = true
+	t := &csvTable{name: path, f: f, r: r, row: -1}
+	header, err := r.Read()
+	if err == io.EOF {
+		f.Close()
+		return nil, fmt.Errorf("%s: the file is empty; want a header row", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, t.csvErr(err)
+	}
+	t.header = append([]string(nil), header...)
+	// A byte-order mark from a spreadsheet would hide the first column.
+	t.header[0] = strings.TrimPrefix(t.header[0], "\ufeff")
+	t.cols = make(map[string]int, len(t.header))
+	for i, h := range t.header {
+		if j, dup := t.cols[h]; dup {
+			f.Close()
+			return nil, fmt.Errorf("%s: column %q appears twice in the header (columns %d and %d); column names must be unique", path, h, j+1, i+1)
+		}
+		t.cols[h] = i
+	}
+	return t, nil
+}
+
+func (t *csvTable) Close() error { return t.f.Close() }
+
+// next returns the next data row (valid until the following call), or io.EOF.
+func (t *csvTable) next() ([]string, error) {
+	rec, err := t.r.Read()
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, t.csvErr(err)
+	}
+	t.row++
+	return rec, nil
+}
+
+// line is the line on which the last row read starts.
+func (t *csvTable) line() int {
+	line, _ := t.r.FieldPos(0)
+	return line
+}
+
+// at prefixes a message with the position of the last row read.
+func (t *csvTable) at(format string, args ...any) error {
+	return fmt.Errorf("%s:%d: row %d: %s", t.name, t.line(), t.row, fmt.Sprintf(format, args...))
+}
+
+func (t *csvTable) csvErr(err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("read %s: %w", t.name, err)
+	}
+	switch {
+	case errors.Is(pe.Err, csv.ErrFieldCount):
+		return fmt.Errorf("%s:%d: the row has a different number of fields than the header's %d; check for a missing or extra comma", t.name, pe.StartLine, len(t.header))
+	case errors.Is(pe.Err, csv.ErrBareQuote), errors.Is(pe.Err, csv.ErrQuote):
+		return fmt.Errorf("%s:%d: column %d: %v; a field with quotes must be quoted whole, with inner quotes doubled", t.name, pe.Line, pe.Column, pe.Err)
+	}
+	return fmt.Errorf("%s:%d: %v", t.name, pe.Line, pe.Err)
+}
+
+// columnList is the header for "the header has: ..." hints.
+func columnList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = strconv.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// baseName is a file's name without its directory and extension.
+func baseName(path string) string {
+	b := filepath.Base(path)
+	return strings.TrimSuffix(b, filepath.Ext(b))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,157 @@
+package importers
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func TestWideCSVArenaLayout(t *testing.T) {
+	// arena.csv has CRLF line ends and a CRLF inside a quoted prompt, which
+	// encoding/csv reads as "\n".
+	hard := datasets.Meta{"category": "hard"}
+	tests := []struct {
+		name string
+		opts WideCSVOptions
+		want []datasets.Record
+	}{
+		{"ids come from the id column and grades are divided by the scale",
+			WideCSVOptions{File: "testdata/wide/arena.csv", PromptCol: "prompt", IDCol: "question_id", ScoreScale: 10},
+			[]datasets.Record{
+				{ID: "q1", Prompt: "Explain, briefly, recursion.", Meta: hard, Outcomes: map[string]datasets.Outcome{"model-x": score(0.3), "org/model-y": score(1)}},
+				{ID: "q2", Prompt: "Line one\nline two", Meta: hard, Outcomes: map[string]datasets.Outcome{"org/model-y": score(0.7), "model-z": score(0.95)}},
+				{ID: "q3", Prompt: "Say hi.", Meta: datasets.Meta{"category": "easy"}, Outcomes: map[string]datasets.Outcome{"model-x": score(0.1), "model-z": score(1)}},
+			}},
+		{"without an id column ids are the file name and row",
+			WideCSVOptions{File: "testdata/wide/arena.csv", PromptCol: "prompt", ScoreScale: 10, Models: []string{"model-z"}},
+			[]datasets.Record{
+				{ID: "arena/0", Prompt: "Explain, briefly, recursion.", Meta: hard, Outcomes: map[string]datasets.Outcome{}},
+				{ID: "arena/1", Prompt: "Line one\nline two", Meta: hard, Outcomes: map[string]datasets.Outcome{"model-z": score(0.95)}},
+				{ID: "arena/2", Prompt: "Say hi.", Meta: datasets.Meta{"category": "easy"}, Outcomes: map[string]datasets.Outcome{"model-z": score(1)}},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) { return WideCSV(tt.opts, fn) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(recs, tt.want) {
+				t.Errorf("records:\n got %+v\nwant %+v", recs, tt.want)
+			}
+		})
+	}
+	t.Run("empty cells and -1 grades are counted, not imported", func(t *testing.T) {
+		_, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: "testdata/wide/arena.csv", PromptCol: "prompt", ScoreScale: 10}, fn)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Stats{Records: 3, Outcomes: map[string]int{"model-x": 2, "org/model-y": 2, "model-z": 2}, Empty: 2, NoGrade: map[string]int{"model-x": 1}}
+		if !reflect.DeepEqual(st, want) {
+			t.Errorf("stats %+v, want %+v", st, want)
+		}
+	})
+}
+
+func TestWideCSVRouterBenchLayout(t *testing.T) {
+	recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+		return WideCSV(WideCSVOptions{File: "testdata/wide/routerbench.csv", PromptCol: "prompt", IDCol: "sample_id"}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// oracle_model_to_route_to is derived from the scores and must not
+	// reach meta (it would leak the label into the features).
+	want := []datasets.Record{
+		{ID: "mmlu.1", Prompt: "What is 2+2?", Meta: datasets.Meta{"eval_name": "mmlu"}, Outcomes: map[string]datasets.Outcome{
+			"fast-1": {Score: datasets.Float(1), CostUSD: datasets.Float(0.00001), Response: "4"},
+			"big-2":  {Score: datasets.Float(1), CostUSD: datasets.Float(0.0003), Response: "4, clearly"},
+		}},
+		{ID: "gsm8k.7", Prompt: "Add 3 and 5, then double.", Meta: datasets.Meta{"eval_name": "gsm8k"}, Outcomes: map[string]datasets.Outcome{
+			"fast-1": {Score: datasets.Float(0), CostUSD: datasets.Float(0.00002), Response: "15"},
+			"big-2":  {Score: datasets.Float(1), Response: "16"},
+		}},
+	}
+	if !reflect.DeepEqual(recs, want) {
+		t.Errorf("records:\n got %+v\nwant %+v", recs, want)
+	}
+	if got := sortedKeys(st.Outcomes); !reflect.DeepEqual(got, []string{"big-2", "fast-1"}) {
+		t.Errorf("models %q, want big-2 and fast-1 only", got)
+	}
+}
+
+func TestWideCSVErrors(t *testing.T) {
+	const csv = "id,prompt,a,b\nr1,p1,0.5,1\nr2,p2,7,0\n"
+	tests := []struct {
+		name    string
+		content string
+		opts    WideCSVOptions // File is filled in
+		want    []string
+	}{
+		{"a missing prompt column lists the header", csv, WideCSVOptions{PromptCol: "question"},
+			[]string{`column "question" (--prompt-col) is not in the header; the header has "id", "prompt", "a", "b"`}},
+		{"no prompt column at all says which flag to use", csv, WideCSVOptions{},
+			[]string{"no prompt column given", "--prompt-col"}},
+		{"a missing id column lists the header", csv, WideCSVOptions{PromptCol: "prompt", IDCol: "qid"},
+			[]string{`column "qid" (--id-col) is not in the header`}},
+		{"a grade above 1 names row and column and suggests a scale", csv, WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:3: row 1: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`}},
+		{"a score too large even after scaling says so", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: 5},
+			[]string{`w.csv:3: row 1: column "a" is 7 (1.4 after --score-scale 5), want a score in [0,1]`}},
+		{"a percentage suggests a scale of 100", "prompt,a\np,55\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{"percentages need --score-scale 100"}},
+		{"a negative grade other than -1 is an error", "prompt,a\np,-2\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`row 0: column "a" is -2, want a score in [0,1]; scores must not be negative`}},
+		{"a non-numeric cell suggests --models", "prompt,notes,a\np,good one,1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:2: row 0: column "notes" is "good one", not a number; if "notes" is not a model, name the model columns with --models`}},
+		{"an unknown model lists the model columns", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"a", "c"}},
+			[]string{`model "c" (--models) is not a score column; the model columns are "a", "b"`}},
+		{"the prompt column cannot be a model", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"prompt"}},
+			[]string{`model "prompt" (--models) is not a score column`}},
+		{"a model listed twice is an error", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"b", "b"}},
+			[]string{`model "b" is listed twice`}},
+		{"an empty prompt names the row", "prompt,a\np,1\n  ,1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:3: row 1: column "prompt" (the prompt) is empty`}},
+		{"an empty id names the row", csv + ",p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
+			[]string{`w.csv:4: row 2: column "id" (the id) is empty`}},
+		{"a repeated id names the first row", csv + "r1,p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
+			[]string{`w.csv:4: row 2: id "r1" repeats the id of row 0`}},
+		{"a negative cost names its column", "prompt,a,a|total_cost\np,1,-0.5\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`row 0: column "a|total_cost" is "-0.5", want a non-negative cost`}},
+		{"a negative scale is rejected", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: -10},
+			[]string{"score scale -10 is not a positive number"}},
+		{"a row with an extra field names its line", csv + "r3,p3,1,1,1\n", WideCSVOptions{PromptCol: "prompt", Models: []string{"b"}},
+			[]string{"w.csv:4: the row has a different number of fields than the header's 4"}},
+		{"a repeated column name is an error", "prompt,a,a\np,1,1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`column "a" appears twice in the header (columns 2 and 3)`}},
+		{"an empty file asks for a header", "", WideCSVOptions{PromptCol: "prompt"},
+			[]string{"w.csv: the file is empty; want a header row"}},
+		{"a header with only metadata has no models", "prompt,category,id\np,c,1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{"no model columns"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"w.csv": tt.content})
+			opts := tt.opts
+			opts.File = dir + "/w.csv"
+			_, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) { return WideCSV(opts, fn) })
+			wantError(t, err, tt.want...)
+		})
+	}
+}
+
+func TestWideCSVAcceptsAByteOrderMark(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"bom.csv": "\ufeffprompt,a\np,1\n"})
+	recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+		return WideCSV(WideCSVOptions{File: dir + "/bom.csv", PromptCol: "prompt"}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Prompt != "p" {
+		t.Errorf("records %+v, want one with prompt p", recs)
+	}
+}
