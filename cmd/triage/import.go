@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/importers"
+)
+
+func init() {
+	register("import", "convert a published dataset to a JSONL log: import routellm | import wide-csv", runImport)
+	register("import routellm", "convert RouteLLM's MMLU, GSM8K or MT-Bench eval files to a JSONL log", runImportRouteLLM)
+	register("import wide-csv", "convert a CSV with one score column per model to a JSONL log", runImportWideCSV)
+}
+
+const importHint = "use 'triage import routellm' or 'triage import wide-csv'; add -h for their flags"
+
+// runImport catches "triage import" without (or with an unknown) format.
+func runImport(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(env.Stderr, "usage: triage import routellm|wide-csv [flags]")
+		return flag.ErrHelp
+	}
+	if len(args) == 0 {
+		return usagef(importHint, "import needs a format")
+	}
+	return usagef(importHint, "import format %q is not known", args[0])
+}
+
+func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "import routellm", "--bench mmlu|gsm8k|mt-bench --dir DIR [--exclude-contaminated FILE] [-o FILE]")
+	bench := fs.String("bench", "", "benchmark: mmlu, gsm8k or mt-bench")
+	dir := fs.String("dir", "", "RouteLLM's evals folder (holding mmlu/, gsm8k_responses.csv and mt_bench/)")
+	contaminated := fs.String("exclude-contaminated", "", "drop the prompts listed in this RouteLLM contamination file (contaminated/<bench>.jsonl)")
+	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch *bench {
+	case importers.BenchMMLU, importers.BenchGSM8K, importers.BenchMTBench:
+	case "":
+		return usagef("e.g. --bench mmlu", "--bench is required")
+	default:
+		return usagef("want mmlu, gsm8k or mt-bench", "--bench %q is not known", *bench)
+	}
+	if *dir == "" {
+		return usagef("point it at RouteLLM's evals folder", "--dir is required")
+	}
+	opts := importers.RouteLLMOptions{Bench: *bench, Dir: *dir, ExcludeContaminated: *contaminated}
+	return writeImport(ctx, env, "import routellm", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+		return importers.RouteLLM(opts, fn)
+	})
+}
+
+func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [-o FILE]")
+	file := fs.String("file", "", "CSV file with one row per prompt and one score column per model")
+	promptCol := fs.String("prompt-col", "", "column holding the prompt text")
+	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>)")
+	scale := fs.Float64("score-scale", 1, "divide scores by this, e.g. 10 for 1-10 judge grades")
+	var modelsFlag stringList
+	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column that is not the prompt, id or metadata)")
+	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef("name the CSV to import", "--file is required")
+	}
+	if *promptCol == "" {
+		return usagef("name the column holding the prompt text", "--prompt-col is required")
+	}
+	if !(*scale > 0) || math.IsInf(*scale, 0) {
+		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
+	}
+	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag}
+	return writeImport(ctx, env, "import wide-csv", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+		return importers.WideCSV(opts, fn)
+	})
+}
+
+// writeImport streams an import to -o (published only if the whole import
+// succeeds) or stdout, and prints a one-line summary to stderr.
+func writeImport(ctx context.Context, env *Env, name, path string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
+	o, err := openOutput(env, path)
+	if err != nil {
+		return err
+	}
+	defer o.Abort()
+	w := datasets.NewWriter(o)
+	st, err := run(func(rec datasets.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return w.Write(&rec)
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	if err := o.Commit(); err != nil {
+		return err
+	}
+	dest := "stdout"
+	if path != "" && path != "-" {
+		dest = path
+	}
+	fmt.Fprintf(env.Stderr, "triage %s: %s; written to %s\n", name, st, dest)
+	return nil
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+const (
+	mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+	gpt4    = "gpt-4-1106-preview"
+)
+
+// readLog reads a JSONL log strictly (valid records, unique ids) and indexes
+// it by id.
+func readLog(tb testing.TB, path string) ([]datasets.Record, map[string]datasets.Record) {
+	tb.Helper()
+	recs, _, err := datasets.ReadFile(path, datasets.ReadOptions{})
+	if err != nil {
+		tb.Fatalf("read %s: %v", path, err)
+	}
+	byID := make(map[string]datasets.Record, len(recs))
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	return recs, byID
+}
+
+func scoreOf(tb testing.TB, r datasets.Record, model string) float64 {
+	tb.Helper()
+	o, ok := r.Outcomes[model]
+	if !ok || o.Score == nil {
+		tb.Fatalf("record %q has no score for %s", r.ID, model)
+	}
+	return *o.Score
+}
+
+func TestImportRouteLLMOnSharedData(t *testing.T) {
+	dir := filepath.Join(sharedDatasets(t), "routellm")
+	tests := []struct {
+		bench   string
+		records int
+		check   func(t *testing.T, byID map[string]datasets.Record)
+	}{
+		{"mmlu", 14042, func(t *testing.T, byID map[string]datasets.Record) {
+			r := byID["mmlu/abstract_algebra/0"]
+			want := "Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:"
+			if r.Prompt != want || r.Meta["source"] != "mmlu" || r.Meta["subject"] != "abstract_algebra" {
+				t.Errorf("mmlu/abstract_algebra/0 = %q %v, want %q from subject abstract_algebra", r.Prompt, r.Meta, want)
+			}
+			// The first data row of mmlu_abstract_algebra.csv is True,True.
+			if scoreOf(t, r, mixtral) != 1 || scoreOf(t, r, gpt4) != 1 {
+				t.Errorf("mmlu/abstract_algebra/0 outcomes %+v, want both 1", r.Outcomes)
+			}
+			if r := byID["mmlu/anatomy/0"]; !strings.HasPrefix(r.Prompt, "A lesion causing compression of the facial nerve") {
+				t.Errorf("mmlu/anatomy/0 prompt %q, want the first anatomy question", r.Prompt)
+			}
+		}},
+		{"gsm8k", 1319, func(t *testing.T, byID map[string]datasets.Record) {
+			r := byID["gsm8k/0"]
+			if !strings.HasPrefix(r.Prompt, "Janet’s ducks lay 16 eggs per day.") || r.Meta["source"] != "gsm8k" {
+				t.Errorf("gsm8k/0 = %q %v, want Janet's ducks from gsm8k", r.Prompt, r.Meta)
+			}
+			if scoreOf(t, r, mixtral) != 1 || scoreOf(t, r, gpt4) != 1 || !strings.HasSuffix(r.Outcomes[mixtral].Response, "#### 18") {
+				t.Errorf("gsm8k/0 outcomes %+v, want both correct and Mixtral's response ending #### 18", r.Outcomes)
+			}
+			// Row 2 (Josh flips a house) is False for both models.
+			if r := byID["gsm8k/2"]; scoreOf(t, r, mixtral) != 0 || scoreOf(t, r, gpt4) != 0 {
+				t.Errorf("gsm8k/2 outcomes %+v, want both 0", r.Outcomes)
+			}
+		}},
+		{"mt-bench", 160, func(t *testing.T, byID map[string]datasets.Record) {
+			// judgements.jsonl grades question 81: GPT-4 10 and 10, Mixtral
+			// 10.0 (turn 1) and 9.0 (turn 2).
+			r1, r2 := byID["mt-bench/81/1"], byID["mt-bench/81/2"]
+			if !strings.HasPrefix(r1.Prompt, "Compose an engaging travel blog post") || r1.Meta["turn"] != "1" || r1.Meta["category"] != "writing" {
+				t.Errorf("mt-bench/81/1 = %q %v", r1.Prompt, r1.Meta)
+			}
+			if len(r2.Messages) != 2 || r2.Messages[0].Content != r1.Prompt || r2.Meta["turn"] != "2" {
+				t.Errorf("mt-bench/81/2 messages %+v meta %v, want both user turns", r2.Messages, r2.Meta)
+			}
+			if scoreOf(t, r1, mixtral) != 1 || scoreOf(t, r1, gpt4) != 1 || scoreOf(t, r2, mixtral) != 0.9 || scoreOf(t, r2, gpt4) != 1 {
+				t.Errorf("question 81 scores %+v / %+v, want 1,1 and 0.9,1", r1.Outcomes, r2.Outcomes)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bench+" writes every record and the golden one", func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), tt.bench+".jsonl")
+			stdout, stderr, code := run(t, "import", "routellm", "--bench", tt.bench, "--dir", dir, "-o", out)
+			if code != 0 {
+				t.Fatalf("exit status %d: %s", code, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing with -o", stdout)
+			}
+			recs, byID := readLog(t, out)
+			if len(recs) != tt.records {
+				t.Errorf("%d records, want %d", len(recs), tt.records)
+			}
+			for _, want := range []string{"triage import routellm: ", " records", gpt4, mixtral, "written to " + out} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("summary %q does not contain %q", stderr, want)
+				}
+			}
+			if n := strings.Count(stderr, "\n"); n != 1 {
+				t.Errorf("summary has %d lines, want 1: %q", n, stderr)
+			}
+			tt.check(t, byID)
+		})
+	}
+	t.Run("contaminated prompts are dropped and counted", func(t *testing.T) {
+		stdout, stderr, code := run(t, "import", "routellm", "--bench", "mmlu", "--dir", dir, "--exclude-contaminated", filepath.Join(dir, "contaminated", "mmlu.jsonl"))
+		if code != 0 {
+			t.Fatalf("exit status %d: %s", code, stderr)
+		}
+		if got := strings.Count(stdout, "\n"); got != 14042-5 {
+			t.Errorf("%d lines on stdout, want %d", got, 14042-5)
+		}
+		if want := "dropped 5 contaminated records (5 of 5 listed prompts found); written to stdout"; !strings.Contains(stderr, want) {
+			t.Errorf("summary %q does not contain %q", stderr, want)
+		}
+	})
+}
+
+func TestImportWideCSVOnArenaBench(t *testing.T) {
+	file := filepath.Join(sharedDatasets(t), "arena-bench-v1", "scores_wide.csv")
+	out := filepath.Join(t.TempDir(), "arena.jsonl")
+	_, stderr, code := run(t, "import", "wide-csv", "--file", file, "--prompt-col", "prompt", "--id-col", "question_id", "--score-scale", "10", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, stderr)
+	}
+	recs, byID := readLog(t, out)
+	if len(recs) != 300 {
+		t.Errorf("%d records, want 300", len(recs))
+	}
+	// The first row grades gpt-4-0314 10 and claude-1 1.
+	r := byID["66c00ddde3dc4128a14d6afd5e899342"]
+	if scoreOf(t, r, "gpt-4-0314") != 1 || scoreOf(t, r, "claude-1") != 0.1 || r.Meta["category"] != "arena-bench-v1" {
+		t.Errorf("first arena record %+v", r)
+	}
+	for _, want := range []string{"300 records", "27 empty cells skipped", "2 grades of -1 (judge could not grade) skipped"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary %q does not contain %q", stderr, want)
+		}
+	}
+	t.Run("a subset of models keeps only those outcomes", func(t *testing.T) {
+		stdout, stderr, code := run(t, "import", "wide-csv", "--file", file, "--prompt-col", "prompt", "--score-scale", "10", "--models", "gpt-4-0314,claude-2")
+		if code != 0 {
+			t.Fatalf("exit status %d: %s", code, stderr)
+		}
+		if strings.Contains(stdout, `"claude-1"`) || !strings.Contains(stdout, `"id":"scores_wide/0"`) {
+			t.Errorf("output has other models or lacks row-number ids: %.300s", stdout)
+		}
+	})
+}
+
+func TestImportErrors(t *testing.T) {
+	dir := t.TempDir()
+	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np1,0.5,1\np2,7,0\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{"import without a format is a usage error", []string{"import"}, 2, "import needs a format"},
+		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import format "parquet" is not known`},
+		{"routellm without --bench is a usage error", []string{"import", "routellm", "--dir", dir}, 2, "--bench is required"},
+		{"routellm with an unknown bench is a usage error", []string{"import", "routellm", "--bench", "hellaswag", "--dir", dir}, 2, `--bench "hellaswag" is not known (want mmlu, gsm8k or mt-bench)`},
+		{"routellm without --dir is a usage error", []string{"import", "routellm", "--bench", "mmlu"}, 2, "--dir is required"},
+		{"routellm on a folder without the files is a data error", []string{"import", "routellm", "--bench", "mmlu", "--dir", dir}, 1, "no mmlu/mmlu_<subject>.csv files"},
+		{"wide-csv without --file is a usage error", []string{"import", "wide-csv", "--prompt-col", "prompt"}, 2, "--file is required"},
+		{"wide-csv without --prompt-col is a usage error", []string{"import", "wide-csv", "--file", csv}, 2, "--prompt-col is required"},
+		{"wide-csv with a zero scale is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--score-scale", "0"}, 2, "--score-scale is 0"},
+		{"wide-csv with a stray argument is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "extra"}, 2, `unexpected argument "extra"`},
+		{"a grade out of range is a data error suggesting a scale", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt"}, 1, `w.csv:3: row 1: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`},
+		{"an unknown model is a data error listing the models", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--models", "a,zz"}, 1, `model "zz" (--models) is not a score column; the model columns are "a", "b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.inStderr)
+			}
+		})
+	}
+	t.Run("a failed import leaves no output file", func(t *testing.T) {
+		out := filepath.Join(dir, "out.jsonl")
+		if _, _, code := run(t, "import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "-o", out); code != 1 {
+			t.Fatalf("exit status %d, want 1", code)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "w.csv" {
+				t.Errorf("found %s after a failed import, want only w.csv", e.Name())
+			}
+		}
+	})
+	t.Run("a successful import to -o replaces the file whole", func(t *testing.T) {
+		out := writeFile(t, dir, "old.jsonl", "stale\n")
+		if _, stderr, code := run(t, "import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--score-scale", "10", "-o", out); code != 0 {
+			t.Fatalf("exit status %d: %s", code, stderr)
+		}
+		recs, _ := readLog(t, out)
+		if len(recs) != 2 || recs[0].ID != "w/0" || scoreOf(t, recs[1], "a") != 0.7 {
+			t.Errorf("records %+v, want w/0 and w/1 with a = 0.05 and 0.7", recs)
+		}
+		os.Remove(out)
+	})
+}
