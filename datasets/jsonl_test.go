@@ -137,7 +137,7 @@ func TestReaderErrors(t *testing.T) {
 		want     string // the exact error text, or a prefix ending in "..."
 	}{
 		{"a score out of range names file, line, model and field",
-			good + good[:0] + `{"id":"b","prompt":"x"}` + "\n" + `{"id":"c","prompt":"x","outcomes":{"gpt-4":{"score":7}}}` + "\n", ReadOptions{}, 3,
+			good + `{"id":"b","prompt":"x"}` + "\n" + `{"id":"c","prompt":"x","outcomes":{"gpt-4":{"score":7}}}` + "\n", ReadOptions{}, 3,
 			"log.jsonl:3: outcomes.gpt-4.score is 7, want a value in [0,1]; rescale with --score-scale"},
 		{"a negative score is out of range", `{"id":"c","prompt":"x","outcomes":{"m":{"score":-0.1}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes.m.score is -0.1, want a value in [0,1]; rescale with --score-scale"},
@@ -298,7 +298,7 @@ func TestReaderLongLines(t *testing.T) {
 	})
 	t.Run("line numbers stay right after an over-long line", func(t *testing.T) {
 		bad := `{"id":"a","prompt":"x"}` + "\n" + longer + "\n" + `{"id":"c"}` + "\n"
-		_, _, err := readAll(t, bad, ReadOptions{SkipBad: false, MaxLineBytes: 0})
+		_, _, err := readAll(t, bad, ReadOptions{})
 		if err == nil || !strings.HasPrefix(err.Error(), "log.jsonl:2:") {
 			t.Fatalf("first error %v, want one at line 2", err)
 		}
@@ -321,7 +321,7 @@ func writeLog(tb testing.TB, n int) string {
 	}
 	w := NewWriter(f)
 	for i := 0; i < n; i++ {
-		rec := Record{ID: fmt.Sprintf("r%d", i), Prompt: "p", Outcomes: map[string]Outcome{"m": {Score: Float(float64(i%2))}}}
+		rec := Record{ID: fmt.Sprintf("r%d", i), Prompt: "p", Outcomes: map[string]Outcome{"m": {Score: Float(float64(i % 2))}}}
 		if err := w.Write(&rec); err != nil {
 			tb.Fatal(err)
 		}
