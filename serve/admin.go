@@ -1,0 +1,75 @@
+package serve
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func (s *Server) handleReload(c *gin.Context) {
+	res, err := s.Reload()
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// noWriteDeadline lifts the server's write timeout for a stream that may
+// rightly take longer (a large export to a slow client).
+func noWriteDeadline(c *gin.Context) {
+	http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+}
+
+func (s *Server) handleSnapshot(c *gin.Context) {
+	noWriteDeadline(c)
+	// Drain the queue first so the snapshot holds everything routed
+	// before the call.
+	if err := s.dlog.Flush(c.Request.Context()); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	name := "triage-feedback-" + s.now().UTC().Format("20060102T150405Z") + ".db"
+	c.Header("Content-Type", "application/octet-stream")
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	if _, err := s.store.Snapshot(c.Request.Context(), c.Writer); err != nil {
+		if !c.Writer.Written() {
+			writeError(c, s.log, err)
+			return
+		}
+		// Part of the file is out: cut the connection so the client sees
+		// a failed download, not a short file.
+		s.log.Error("snapshot failed mid-stream", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (s *Server) handleExport(c *gin.Context) {
+	var opts datasets.ExportOptions
+	if v := c.Query("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(c, s.log, Errorf(CodeInvalidRequest, "since is %q, want an RFC 3339 time like 2026-11-27T10:00:00Z", v))
+			return
+		}
+		opts.Since = t
+	}
+	noWriteDeadline(c)
+	if err := s.dlog.Flush(c.Request.Context()); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Header("Content-Type", "application/x-ndjson")
+	c.Status(http.StatusOK)
+	if _, err := s.store.Export(c.Request.Context(), c.Writer, opts); err != nil {
+		if !c.Writer.Written() {
+			writeError(c, s.log, err)
+			return
+		}
+		s.log.Error("export failed mid-stream", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}

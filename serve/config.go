@@ -1,0 +1,209 @@
+package serve
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/triage-router/triage/models"
+)
+
+// Defaults of Config, used by DefaultConfig.
+const (
+	DefaultAddr              = "127.0.0.1:8080"
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultMaxPromptBytes    = 256 << 10
+	DefaultMaxBatch          = 256
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultDBOpenTimeout     = time.Second
+	DefaultQueueSize         = 16384
+	DefaultLogBatch          = 512
+)
+
+// Config is the server's configuration file (YAML or JSON; JSON is read
+// as YAML) with the command's flags applied on top. Every field has a
+// default (DefaultConfig). Unknown keys are an error naming the line, so a
+// misspelt limit is not silently ignored.
+//
+// Sections are added here as the server grows (exploration, upstream
+// tiers for a proxy); each keeps its own struct so its consumer owns it.
+type Config struct {
+	// Addr is the listen address, host:port; port 0 picks a free one.
+	Addr string `yaml:"addr"`
+	// Limits bound what one request may cost.
+	Limits Limits `yaml:"limits"`
+	// Thresholds override the artifact's policy; unset keeps the
+	// artifact's value. They are reapplied on every reload.
+	Thresholds Thresholds `yaml:"thresholds"`
+	// DB tunes the feedback database.
+	DB DBConfig `yaml:"db"`
+	// DecisionLog tunes the queue between the route path and the db.
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	// ShutdownTimeout bounds the wait for in-flight requests on
+	// SIGINT/SIGTERM before the decision log is drained.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Limits bound request size and time.
+type Limits struct {
+	// MaxBodyBytes is the largest request body; larger gets 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxPromptBytes is the largest prompt (or sum of message contents);
+	// larger gets 413.
+	MaxPromptBytes int `yaml:"max_prompt_bytes"`
+	// MaxBatch is the most requests in one /v1/route/batch call.
+	MaxBatch int `yaml:"max_batch"`
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
+	// net/http.Server's. The admin streams lift the write deadline.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// Thresholds override a model's policy thresholds. Nil keeps the model's.
+type Thresholds struct {
+	SpeculateAbove   *float64 `yaml:"speculate_above"`
+	EscalateAbove    *float64 `yaml:"escalate_above"`
+	AcceptConfidence *float64 `yaml:"accept_confidence"`
+}
+
+// Apply returns p with the overrides set.
+func (t Thresholds) Apply(p models.Policy) models.Policy {
+	if t.SpeculateAbove != nil {
+		p.SpeculateAbove = *t.SpeculateAbove
+	}
+	if t.EscalateAbove != nil {
+		p.EscalateAbove = *t.EscalateAbove
+	}
+	if t.AcceptConfidence != nil {
+		p.AcceptConfidence = *t.AcceptConfidence
+	}
+	return p
+}
+
+// IsZero reports whether no threshold is overridden.
+func (t Thresholds) IsZero() bool {
+	return t.SpeculateAbove == nil && t.EscalateAbove == nil && t.AcceptConfidence == nil
+}
+
+// DBConfig tunes the feedback database.
+type DBConfig struct {
+	// OpenTimeout is how long to wait for the file lock held by another
+	// process before giving up with a clear error.
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	// MaxBatch caps the feedback writes sharing one commit (0 = store
+	// default).
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// DecisionLogConfig tunes the decision log.
+type DecisionLogConfig struct {
+	// QueueSize is how many routed requests may wait for the disk; beyond
+	// it they are dropped and counted, never waited for.
+	QueueSize int `yaml:"queue_size"`
+	// BatchSize caps the records written in one commit.
+	BatchSize int `yaml:"batch_size"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr: DefaultAddr,
+		Limits: Limits{
+			MaxBodyBytes:      DefaultMaxBodyBytes,
+			MaxPromptBytes:    DefaultMaxPromptBytes,
+			MaxBatch:          DefaultMaxBatch,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			ReadTimeout:       DefaultReadTimeout,
+			WriteTimeout:      DefaultWriteTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+		},
+		DB:              DBConfig{OpenTimeout: DefaultDBOpenTimeout},
+		DecisionLog:     DecisionLogConfig{QueueSize: DefaultQueueSize, BatchSize: DefaultLogBatch},
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+}
+
+// LoadConfig reads a YAML or JSON config file over base (usually
+// DefaultConfig()): keys absent from the file keep base's values.
+func LoadConfig(path string, base Config) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return base, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(b, base)
+	if err != nil {
+		return base, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML or JSON over base and validates the result.
+func ParseConfig(b []byte, base Config) (Config, error) {
+	cfg := base
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return base, fmt.Errorf("%w (durations are like \"5s\", sizes are bytes)", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return base, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every value is usable.
+func (c Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("addr is empty; want host:port")
+	}
+	l := c.Limits
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"limits.max_body_bytes", l.MaxBodyBytes},
+		{"limits.max_prompt_bytes", int64(l.MaxPromptBytes)},
+		{"limits.max_batch", int64(l.MaxBatch)},
+		{"limits.read_header_timeout", int64(l.ReadHeaderTimeout)},
+		{"limits.read_timeout", int64(l.ReadTimeout)},
+		{"limits.write_timeout", int64(l.WriteTimeout)},
+		{"limits.idle_timeout", int64(l.IdleTimeout)},
+		{"decision_log.queue_size", int64(c.DecisionLog.QueueSize)},
+		{"decision_log.batch_size", int64(c.DecisionLog.BatchSize)},
+		{"db.open_timeout", int64(c.DB.OpenTimeout)},
+		{"shutdown_timeout", int64(c.ShutdownTimeout)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("%s is %d, want a positive value", p.name, p.v)
+		}
+	}
+	if c.DB.MaxBatch < 0 {
+		return fmt.Errorf("db.max_batch is %d, want 0 (default) or more", c.DB.MaxBatch)
+	}
+	for _, t := range []struct {
+		name string
+		v    *float64
+	}{
+		{"thresholds.speculate_above", c.Thresholds.SpeculateAbove},
+		{"thresholds.escalate_above", c.Thresholds.EscalateAbove},
+		{"thresholds.accept_confidence", c.Thresholds.AcceptConfidence},
+	} {
+		if t.v != nil && (math.IsNaN(*t.v) || *t.v < 0 || *t.v > 1) {
+			return fmt.Errorf("%s is %v, want a value in [0,1]", t.name, *t.v)
+		}
+	}
+	return nil
+}

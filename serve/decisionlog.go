@@ -1,0 +1,180 @@
+package serve
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// logItem is one routed request on its way to the decision log. It owns
+// the request body buffer, which goes back to the pool once written: the
+// route path copies nothing for the log.
+type logItem struct {
+	entry datasets.LogEntry
+	body  []byte
+}
+
+// maxPooledBody keeps one huge request from pinning its buffer forever.
+const maxPooledBody = 64 << 10
+
+var itemPool = sync.Pool{New: func() any { return &logItem{body: make([]byte, 0, 4096)} }}
+
+func getItem() *logItem { return itemPool.Get().(*logItem) }
+
+func putItem(it *logItem) {
+	if cap(it.body) > maxPooledBody {
+		return
+	}
+	it.body = it.body[:0]
+	it.entry = datasets.LogEntry{}
+	itemPool.Put(it)
+}
+
+// decisionLog is a bounded queue of routed requests and the goroutine
+// that writes them to the store in batches. Enqueue never blocks: a full
+// queue drops the record and counts it.
+type decisionLog struct {
+	sink    DecisionLog
+	queue   chan *logItem
+	flushes chan chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	closed  atomic.Bool
+	batch   int
+	m       *metrics
+	log     *slog.Logger
+	stopped sync.Once
+}
+
+func newDecisionLog(sink DecisionLog, cfg DecisionLogConfig, m *metrics, log *slog.Logger) *decisionLog {
+	d := &decisionLog{
+		sink:    sink,
+		queue:   make(chan *logItem, cfg.QueueSize),
+		flushes: make(chan chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		batch:   cfg.BatchSize,
+		m:       m,
+		log:     log,
+	}
+	go d.run()
+	return d
+}
+
+// Depth is the number of records waiting.
+func (d *decisionLog) Depth() int { return len(d.queue) }
+
+// Enqueue hands it to the writer, or drops it when the queue is full or
+// closed. It never blocks.
+func (d *decisionLog) Enqueue(it *logItem) {
+	if d.closed.Load() {
+		d.m.logDropped.Inc()
+		putItem(it)
+		return
+	}
+	select {
+	case d.queue <- it:
+	default:
+		d.m.logDropped.Inc()
+		putItem(it)
+	}
+}
+
+// Flush returns once every record queued before the call is committed (or
+// failed), so feedback that follows its route can find it.
+func (d *decisionLog) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case d.flushes <- ch:
+	case <-d.done:
+		return nil // Close drained the queue
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the writer after it drained the queue. Records enqueued
+// after Close are dropped and counted.
+func (d *decisionLog) Close() {
+	d.stopped.Do(func() {
+		d.closed.Store(true)
+		close(d.stop)
+	})
+	<-d.done
+}
+
+func (d *decisionLog) run() {
+	defer close(d.done)
+	items := make([]*logItem, 0, d.batch)
+	entries := make([]datasets.LogEntry, 0, d.batch)
+	// write commits items and recycles them.
+	write := func() {
+		if len(items) == 0 {
+			return
+		}
+		entries = entries[:0]
+		for _, it := range items {
+			entries = append(entries, it.entry)
+		}
+		if err := d.sink.AppendDecisions(entries); err != nil {
+			d.m.logFailures.Add(float64(len(items)))
+			d.log.Error("decision log write failed; records lost", "records", len(items), "err", err)
+		} else {
+			d.m.logWritten.Add(float64(len(items)))
+		}
+		for i, it := range items {
+			putItem(it)
+			items[i] = nil
+		}
+		items = items[:0]
+		clear(entries)
+	}
+	// drain writes everything queued now, in batches.
+	drain := func() {
+		for {
+			select {
+			case it := <-d.queue:
+				items = append(items, it)
+				if len(items) == d.batch {
+					write()
+				}
+			default:
+				write()
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case it := <-d.queue:
+			// Take what else is waiting, up to a batch: under load a
+			// batch fills while the previous commit runs.
+			items = append(items, it)
+		gather:
+			for len(items) < d.batch {
+				select {
+				case it := <-d.queue:
+					items = append(items, it)
+				default:
+					break gather
+				}
+			}
+			write()
+		case ch := <-d.flushes:
+			drain()
+			close(ch)
+		case <-d.stop:
+			drain()
+			return
+		}
+	}
+}

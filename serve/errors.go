@@ -1,0 +1,107 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+// Error codes of the JSON error body. Each maps to one HTTP status in
+// codeStatus.
+const (
+	CodeInvalidJSON      = "invalid_json"     // the body is not JSON, or is truncated
+	CodeInvalidRequest   = "invalid_request"  // JSON, but a field is missing, empty or of the wrong type
+	CodeUnknownField     = "unknown_field"    // a field this server does not know
+	CodeInvalidUTF8      = "invalid_utf8"     // the body is not valid UTF-8
+	CodeBodyTooLarge     = "body_too_large"   // limits.max_body_bytes
+	CodePromptTooLarge   = "prompt_too_large" // limits.max_prompt_bytes
+	CodeBatchTooLarge    = "batch_too_large"  // limits.max_batch
+	CodeNotFound         = "not_found"        // unknown path, or unknown request_id
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeUnauthorized     = "unauthorized"   // admin route without the right bearer token
+	CodeBadArtifact      = "bad_artifact"   // reload refused: the model file is invalid
+	CodeNotReady         = "not_ready"      // no model, db closed, or shutting down
+	CodeInternal         = "internal_error" // a bug or an I/O failure; logged
+)
+
+var codeStatus = map[string]int{
+	CodeInvalidJSON:      http.StatusBadRequest,
+	CodeInvalidRequest:   http.StatusBadRequest,
+	CodeUnknownField:     http.StatusBadRequest,
+	CodeInvalidUTF8:      http.StatusBadRequest,
+	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	CodePromptTooLarge:   http.StatusRequestEntityTooLarge,
+	CodeBatchTooLarge:    http.StatusRequestEntityTooLarge,
+	CodeNotFound:         http.StatusNotFound,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeUnauthorized:     http.StatusUnauthorized,
+	CodeBadArtifact:      http.StatusUnprocessableEntity,
+	CodeNotReady:         http.StatusServiceUnavailable,
+	CodeInternal:         http.StatusInternalServerError,
+}
+
+// Error is an error a client is told about: a code from the list above and
+// a message a person can act on.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf builds an *Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorStatus maps an error to its HTTP status, code and message. It is the
+// one place that decides what a client sees for an error; anything it does
+// not recognise is an internal error (500, logged, message hidden).
+func ErrorStatus(err error) (status int, code, msg string) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		status, ok := codeStatus[e.Code]
+		if !ok {
+			status = http.StatusInternalServerError
+		}
+		return status, e.Code, e.Message
+	case errors.Is(err, datasets.ErrUnknownRequest):
+		return http.StatusNotFound, CodeNotFound, err.Error() + ": route it first, or send its prompt or messages with the feedback"
+	case errors.Is(err, models.ErrBadArtifact):
+		return http.StatusUnprocessableEntity, CodeBadArtifact, err.Error()
+	case errors.Is(err, datasets.ErrStoreClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, CodeNotReady, "the server is shutting down; retry on another instance"
+	}
+	return http.StatusInternalServerError, CodeInternal, "internal error; see the server log"
+}
+
+// errorBody is {"error": {"code": ..., "message": ...}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeError answers a request with err. Only internal errors are logged:
+// the others are the client's, and the client is told.
+func writeError(c *gin.Context, log *slog.Logger, err error) {
+	status, code, msg := ErrorStatus(err)
+	if status == http.StatusInternalServerError && log != nil {
+		log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="triage admin"`)
+	}
+	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}

@@ -1,0 +1,121 @@
+package serve
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// feedbackRequest is the body of POST /v1/feedback.
+type feedbackRequest struct {
+	RequestID  string   `json:"request_id"`
+	Model      string   `json:"model"`
+	Score      *float64 `json:"score"`
+	Confidence *float64 `json:"confidence"`
+	LatencyMS  *float64 `json:"latency_ms"`
+	CostUSD    *float64 `json:"cost_usd"`
+	Response   string   `json:"response"`
+	// Prompt or Messages (with Meta) let feedback create the record of a
+	// request this server did not route.
+	Prompt   string        `json:"prompt"`
+	Messages []message     `json:"messages"`
+	Meta     datasets.Meta `json:"meta"`
+}
+
+// decodeFeedback decodes and validates a POST /v1/feedback body.
+func decodeFeedback(body []byte, lim Limits) (feedbackRequest, error) {
+	var f feedbackRequest
+	if err := decodeStrict(body, &f); err != nil {
+		return f, err
+	}
+	return f, f.validate(lim)
+}
+
+func (f *feedbackRequest) validate(lim Limits) error {
+	if err := datasets.CheckKey("request_id", f.RequestID); err != nil {
+		return Errorf(CodeInvalidRequest, "%v; send the request_id /v1/route returned", err)
+	}
+	if err := datasets.CheckKey("model", f.Model); err != nil {
+		return Errorf(CodeInvalidRequest, "%v; send the name of the model the outcome is about", err)
+	}
+	if f.Score == nil && f.Confidence == nil {
+		return Errorf(CodeInvalidRequest, "score and confidence are both missing; send at least one")
+	}
+	if f.Score != nil && !(*f.Score >= 0 && *f.Score <= 1) {
+		return Errorf(CodeInvalidRequest, "score is %v, want a value in [0,1] (1 = correct/acceptable)", *f.Score)
+	}
+	for _, v := range []struct {
+		name string
+		p    *float64
+	}{{"latency_ms", f.LatencyMS}, {"cost_usd", f.CostUSD}} {
+		if v.p != nil && !(*v.p >= 0 && finite(*v.p)) {
+			return Errorf(CodeInvalidRequest, "%s is %v, want a non-negative number", v.name, *v.p)
+		}
+	}
+	if f.Confidence != nil && !finite(*f.Confidence) {
+		return Errorf(CodeInvalidRequest, "confidence is %v, want a finite number", *f.Confidence)
+	}
+	return checkPrompt("", f.Prompt, f.Messages, false, lim)
+}
+
+func (f *feedbackRequest) feedback() datasets.Feedback {
+	fb := datasets.Feedback{
+		RequestID: f.RequestID,
+		Model:     f.Model,
+		Outcome: datasets.Outcome{Score: f.Score, Confidence: f.Confidence, LatencyMS: f.LatencyMS,
+			CostUSD: f.CostUSD, Response: f.Response},
+	}
+	return fb
+}
+
+func (s *Server) handleFeedback(c *gin.Context) {
+	it := getItem()
+	defer putItem(it)
+	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
+	it.body = body
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	req, err := decodeFeedback(body, s.cfg.Limits)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	fb := req.feedback()
+	// First without the prompt: the request's decision may still be in
+	// the log queue, and a prompt would create a record without it.
+	err = s.store.PutFeedback(ctx, fb)
+	if errors.Is(err, datasets.ErrUnknownRequest) {
+		if err = s.dlog.Flush(ctx); err == nil {
+			if req.Prompt != "" || len(req.Messages) > 0 {
+				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), req.Meta, s.now()
+			}
+			err = s.store.PutFeedback(ctx, fb)
+		}
+	}
+	if err != nil {
+		if status, _, _ := ErrorStatus(err); status >= 500 {
+			s.m.feedbackFailures.Inc()
+		}
+		writeError(c, s.log, err)
+		return
+	}
+	s.m.feedbackWrites.Inc()
+	c.JSON(http.StatusOK, gin.H{"status": "recorded", "request_id": fb.RequestID, "model": fb.Model})
+}
+
+func toDatasetMessages(ms []message) []datasets.Message {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]datasets.Message, len(ms))
+	for i, m := range ms {
+		out[i] = datasets.Message{Role: m.Role, Content: m.Content}
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+package serve
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus series, registered on the registry
+// the caller passes in. Label children used per request are resolved once
+// here, so the hot path does atomic adds and no map lookups.
+type metrics struct {
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	decisions *prometheus.CounterVec
+	pHard     prometheus.Histogram
+
+	decFast, decSpeculate, decEscalate prometheus.Counter
+
+	feedbackWrites   prometheus.Counter
+	feedbackFailures prometheus.Counter
+
+	logDropped  prometheus.Counter
+	logWritten  prometheus.Counter
+	logFailures prometheus.Counter
+
+	modelInfo *prometheus.GaugeVec
+	reloadsOK prometheus.Counter
+	reloadsEr prometheus.Counter
+}
+
+// latencyBuckets span a cached route (tens of microseconds) to a slow
+// admin stream.
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
+
+func newMetrics(reg prometheus.Registerer, queueDepth, dbSize func() float64) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_http_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "triage_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route.",
+			Buckets: latencyBuckets,
+		}, []string{"route"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_decisions_total",
+			Help: "Routing decisions by kind.",
+		}, []string{"decision"}),
+		pHard: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "triage_p_hard",
+			Help:    "Calibrated probability that a routed request needs the strong tier.",
+			Buckets: prometheus.LinearBuckets(0.1, 0.1, 10),
+		}),
+		feedbackWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_feedback_writes_total",
+			Help: "Feedback records committed to the db.",
+		}),
+		feedbackFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_feedback_write_failures_total",
+			Help: "Feedback writes that failed in the db (not client errors).",
+		}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_decision_log_dropped_total",
+			Help: "Routed requests not logged because the decision-log queue was full.",
+		}),
+		logWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_decision_log_written_total",
+			Help: "Routed requests committed to the decision log.",
+		}),
+		logFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_decision_log_write_failures_total",
+			Help: "Routed requests lost because a decision-log commit failed.",
+		}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triage_model_info",
+			Help: "The router artifact being served (value 1, version label).",
+		}, []string{"version"}),
+	}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "triage_model_reloads_total",
+		Help: "Model reloads by result (ok, error).",
+	}, []string{"result"})
+	m.reloadsOK = reloads.WithLabelValues("ok")
+	m.reloadsEr = reloads.WithLabelValues("error")
+	m.decFast = m.decisions.WithLabelValues("fast")
+	m.decSpeculate = m.decisions.WithLabelValues("speculate")
+	m.decEscalate = m.decisions.WithLabelValues("escalate")
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.pHard, m.feedbackWrites, m.feedbackFailures,
+		m.logDropped, m.logWritten, m.logFailures, m.modelInfo, reloads,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "triage_decision_log_queue_depth",
+			Help: "Routed requests waiting to be written to the decision log.",
+		}, queueDepth),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "triage_db_size_bytes",
+			Help: "Size of the feedback db file as of the last commit.",
+		}, dbSize),
+	)
+	return m
+}
+
+// routeMetrics are one route's pre-resolved series.
+type routeMetrics struct {
+	m       *metrics
+	route   string
+	ok      prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (m *metrics) forRoute(route string) *routeMetrics {
+	return &routeMetrics{m: m, route: route, ok: m.requests.WithLabelValues(route, "200"), latency: m.latency.WithLabelValues(route)}
+}
+
+func (r *routeMetrics) done(status int, start time.Time) {
+	if status == 200 {
+		r.ok.Inc()
+	} else {
+		// Errors are rare enough for a label lookup.
+		r.m.requests.WithLabelValues(r.route, strconv.Itoa(status)).Inc()
+	}
+	r.latency.Observe(time.Since(start).Seconds())
+}

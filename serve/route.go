@@ -1,0 +1,405 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+)
+
+// explainTop is how many feature contributions "explain": true returns.
+const explainTop = 10
+
+// message is one chat turn of a request.
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// routeRequest is the body of POST /v1/route and one element of a batch.
+type routeRequest struct {
+	ID       string        `json:"id"`
+	Prompt   string        `json:"prompt"`
+	Messages []message     `json:"messages"`
+	Meta     datasets.Meta `json:"meta"`
+	Explain  bool          `json:"explain"`
+}
+
+type batchRequest struct {
+	Requests []routeRequest `json:"requests"`
+}
+
+// readBody reads the request body into dst, up to limit bytes.
+func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return dst, tooLarge(r.ContentLength, limit)
+	}
+	if r.ContentLength > 0 && int64(cap(dst)) < r.ContentLength {
+		dst = make([]byte, 0, r.ContentLength)
+	}
+	dst = dst[:0]
+	// Read one byte past the limit to tell "exactly the limit" from "more".
+	lr := io.LimitedReader{R: r.Body, N: limit + 1}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := lr.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dst, Errorf(CodeInvalidRequest, "read request body: %v", err)
+		}
+	}
+	if int64(len(dst)) > limit {
+		return dst, tooLarge(-1, limit)
+	}
+	return dst, nil
+}
+
+func tooLarge(n, limit int64) *Error {
+	if n > 0 {
+		return Errorf(CodeBodyTooLarge, "request body is %d bytes, the limit is %d (limits.max_body_bytes)", n, limit)
+	}
+	return Errorf(CodeBodyTooLarge, "request body is over the limit of %d bytes (limits.max_body_bytes)", limit)
+}
+
+// decodeStrict decodes one JSON object from body into v: valid UTF-8, no
+// unknown fields, nothing after the object. Its errors are *Error with a
+// message naming what is wrong.
+func decodeStrict(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return Errorf(CodeInvalidUTF8, "request body is not valid UTF-8 (first bad byte at offset %d); send UTF-8 JSON", firstInvalidUTF8(body))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return Errorf(CodeInvalidJSON, "unexpected data after the JSON object at byte %d; send one object", dec.InputOffset())
+	}
+	return nil
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// jsonError turns encoding/json's errors into messages a client can act on.
+func jsonError(err error) *Error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return Errorf(CodeInvalidJSON, "request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(CodeInvalidJSON, "request body is truncated JSON")
+	case errors.As(err, &se):
+		return Errorf(CodeInvalidJSON, "malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return Errorf(CodeInvalidRequest, "request body is a JSON %s, want an object", te.Value)
+		}
+		return Errorf(CodeInvalidRequest, "%s is a JSON %s, want %s", te.Field, te.Value, jsonType(te.Type.Kind().String()))
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if strings.HasPrefix(msg, "unknown field ") {
+		return Errorf(CodeUnknownField, "%s: this server rejects fields it does not know; check the spelling (see docs/serving.md)", msg)
+	}
+	// Errors from UnmarshalJSON methods (meta) name their field.
+	return Errorf(CodeInvalidRequest, "%s", msg)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "float64", "int", "int64":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "slice":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return kind
+}
+
+// validate checks a decoded route request; at prefixes field names (for
+// batch elements).
+func (r *routeRequest) validate(at string, lim Limits) error {
+	if r.ID != "" {
+		if err := datasets.CheckKey(at+"id", r.ID); err != nil {
+			return Errorf(CodeInvalidRequest, "%v; ids are 1 to %d printable characters", err, datasets.MaxIDBytes)
+		}
+	}
+	return checkPrompt(at, r.Prompt, r.Messages, true, lim)
+}
+
+// checkPrompt checks a prompt or messages; required says one must be set.
+func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) error {
+	if prompt != "" && len(msgs) > 0 {
+		return Errorf(CodeInvalidRequest, "%sprompt and %smessages are both set; send one of them", at, at)
+	}
+	n := len(prompt)
+	empty := prompt == ""
+	for i, m := range msgs {
+		if m.Role == "" {
+			return Errorf(CodeInvalidRequest, "%smessages[%d].role is empty; want e.g. \"user\"", at, i)
+		}
+		n += len(m.Content)
+		if m.Content != "" {
+			empty = false
+		}
+	}
+	if empty && required {
+		if len(msgs) > 0 {
+			return Errorf(CodeInvalidRequest, "%smessages have no content; send some text to route", at)
+		}
+		return Errorf(CodeInvalidRequest, "%sprompt is empty; send a non-empty prompt or messages", at)
+	}
+	if n > lim.MaxPromptBytes {
+		return Errorf(CodePromptTooLarge, "%sprompt is %d bytes, the limit is %d (limits.max_prompt_bytes)", at, n, lim.MaxPromptBytes)
+	}
+	return nil
+}
+
+// decodeRoute decodes and validates a POST /v1/route body.
+func decodeRoute(body []byte, lim Limits) (routeRequest, error) {
+	var r routeRequest
+	if err := decodeStrict(body, &r); err != nil {
+		return r, err
+	}
+	return r, r.validate("", lim)
+}
+
+// decodeBatch decodes and validates a POST /v1/route/batch body.
+func decodeBatch(body []byte, lim Limits) (batchRequest, error) {
+	var b batchRequest
+	if err := decodeStrict(body, &b); err != nil {
+		return b, err
+	}
+	if len(b.Requests) == 0 {
+		return b, Errorf(CodeInvalidRequest, "requests is empty; send {\"requests\": [{\"prompt\": ...}, ...]}")
+	}
+	if len(b.Requests) > lim.MaxBatch {
+		return b, Errorf(CodeBatchTooLarge, "batch has %d requests, the limit is %d (limits.max_batch); split it", len(b.Requests), lim.MaxBatch)
+	}
+	for i := range b.Requests {
+		if err := b.Requests[i].validate(fmt.Sprintf("requests[%d].", i), lim); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+func (r *routeRequest) input() features.Input {
+	in := features.Input{Prompt: r.Prompt, Meta: r.Meta}
+	if len(r.Messages) > 0 {
+		in.Messages = make([]features.Turn, len(r.Messages))
+		for i, m := range r.Messages {
+			in.Messages[i] = features.Turn{Role: m.Role, Content: m.Content}
+		}
+	}
+	return in
+}
+
+// newRequestID is 128 random bits in hex. math/rand/v2's global source is
+// ChaCha8 seeded from the OS per thread: unique with overwhelming
+// probability and without a syscall per request.
+func newRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		u := rand.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(u >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (s *Server) handleRoute(c *gin.Context) {
+	it := getItem()
+	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
+	it.body = body
+	if err != nil {
+		putItem(it)
+		writeError(c, s.log, err)
+		return
+	}
+	req, err := decodeRoute(body, s.cfg.Limits)
+	if err != nil {
+		putItem(it)
+		writeError(c, s.log, err)
+		return
+	}
+	st := s.state.Load()
+	res := st.router.Route(req.input())
+	id := req.ID
+	if id == "" {
+		id = newRequestID()
+	}
+	if !finite(res.PHard) {
+		putItem(it)
+		writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
+		return
+	}
+	s.count(res)
+	bp := outPool.Get().(*[]byte)
+	out := appendDecision((*bp)[:0], id, res, st)
+	if req.Explain {
+		out = appendExplain(out, st.router.Explain(req.input(), explainTop))
+	}
+	out = append(out, '}')
+	c.Data(http.StatusOK, "application/json", out)
+	*bp = out
+	outPool.Put(bp)
+
+	it.entry = datasets.LogEntry{ID: id, TS: s.now(), Request: body,
+		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: 1}}
+	s.dlog.Enqueue(it)
+}
+
+func (s *Server) handleRouteBatch(c *gin.Context) {
+	it := getItem()
+	defer putItem(it)
+	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
+	it.body = body
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	req, err := decodeBatch(body, s.cfg.Limits)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	// One state for the whole batch, so every decision in it comes from
+	// the same model version even during a reload.
+	st := s.state.Load()
+	now := s.now()
+	out := append(make([]byte, 0, 256*len(req.Requests)), `{"decisions":[`...)
+	logs := make([]*logItem, 0, len(req.Requests))
+	for i := range req.Requests {
+		r := &req.Requests[i]
+		res := st.router.Route(r.input())
+		if !finite(res.PHard) {
+			for _, l := range logs {
+				putItem(l)
+			}
+			writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
+			return
+		}
+		id := r.ID
+		if id == "" {
+			id = newRequestID()
+		}
+		s.count(res)
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendDecision(out, id, res, st)
+		if r.Explain {
+			out = appendExplain(out, st.router.Explain(r.input(), explainTop))
+		}
+		out = append(out, '}')
+		l := getItem()
+		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
+		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body,
+			Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: 1}}
+		logs = append(logs, l)
+	}
+	out = append(out, "]}"...)
+	c.Data(http.StatusOK, "application/json", out)
+	for _, l := range logs {
+		s.dlog.Enqueue(l)
+	}
+}
+
+// loggedRequest is what the decision log keeps of a batch element.
+type loggedRequest struct {
+	Prompt   string        `json:"prompt,omitempty"`
+	Messages []message     `json:"messages,omitempty"`
+	Meta     datasets.Meta `json:"meta,omitempty"`
+}
+
+func (s *Server) count(res models.Result) {
+	switch res.Decision {
+	case models.Fast:
+		s.m.decFast.Inc()
+	case models.Speculate:
+		s.m.decSpeculate.Inc()
+	case models.Escalate:
+		s.m.decEscalate.Inc()
+	}
+	s.m.pHard.Observe(res.PHard)
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// appendDecision writes a route response without its closing brace. The
+// model's part is precomputed per state; only the id, decision and p_hard
+// vary.
+func appendDecision(b []byte, id string, res models.Result, st *state) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"decision":"`...)
+	b = append(b, res.Decision...)
+	b = append(b, `","p_hard":`...)
+	b = strconv.AppendFloat(b, res.PHard, 'g', -1, 64)
+	return append(b, st.suffix...)
+}
+
+func appendExplain(b []byte, cs []models.Contribution) []byte {
+	if cs == nil {
+		cs = []models.Contribution{}
+	}
+	j, err := json.Marshal(cs)
+	if err != nil { // contributions are finite: weights are validated at load
+		return b
+	}
+	b = append(b, `,"explain":`...)
+	return append(b, j...)
+}
+
+// appendString appends s as a JSON string; ids and versions rarely need
+// escaping, so the common case is a copy.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,288 @@
+package serve
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRoute(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"a prompt is routed", `{"prompt":"What is 2+2?"}`},
+		{"messages are routed", `{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`},
+		{"meta with numbers and booleans is accepted", `{"prompt":"x","meta":{"tenant":"a","tier":2,"beta":true}}`},
+		{"a client id becomes the request id", `{"prompt":"x","id":"client-7"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/v1/route", tt.body)
+			var got map[string]json.RawMessage
+			decodeJSON(t, w, &got)
+			keys := make([]string, 0, len(got))
+			for k := range got {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if want := "accept_confidence,decision,model_version,p_hard,request_id,tiers"; strings.Join(keys, ",") != want {
+				t.Errorf("keys = %v, want %s", keys, want)
+			}
+			var r struct {
+				RequestID        string            `json:"request_id"`
+				Decision         string            `json:"decision"`
+				PHard            float64           `json:"p_hard"`
+				Tiers            map[string]string `json:"tiers"`
+				AcceptConfidence float64           `json:"accept_confidence"`
+				ModelVersion     string            `json:"model_version"`
+			}
+			decodeJSON(t, w, &r)
+			// The test model is zero weights with bias 0: p_hard = σ(0).
+			if r.Decision != "speculate" || r.PHard != 0.5 || r.ModelVersion != "v1" || r.AcceptConfidence != 0.8 {
+				t.Errorf("got %+v, want speculate, p_hard 0.5, v1, accept 0.8", r)
+			}
+			if r.Tiers["fast"] != "mixtral" || r.Tiers["strong"] != "gpt-4" {
+				t.Errorf("tiers = %v, want mixtral/gpt-4", r.Tiers)
+			}
+			if strings.Contains(tt.body, `"id"`) {
+				if r.RequestID != "client-7" {
+					t.Errorf("request_id = %q, want the client's id", r.RequestID)
+				}
+			} else if len(r.RequestID) != 32 {
+				t.Errorf("request_id = %q, want 32 hex characters", r.RequestID)
+			}
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", ct)
+			}
+		})
+	}
+
+	t.Run("explain adds a list of contributions", func(t *testing.T) {
+		w := ts.do(t, "POST", "/v1/route", `{"prompt":"x","explain":true}`)
+		var r struct {
+			Explain *[]json.RawMessage `json:"explain"`
+		}
+		decodeJSON(t, w, &r)
+		// Zero weights contribute nothing, so the list is present and empty.
+		if r.Explain == nil || len(*r.Explain) != 0 {
+			t.Errorf("explain = %v, want an empty list", r.Explain)
+		}
+	})
+
+	t.Run("generated request ids differ", func(t *testing.T) {
+		seen := map[string]bool{}
+		for range 100 {
+			var r struct {
+				RequestID string `json:"request_id"`
+			}
+			decodeJSON(t, ts.do(t, "POST", "/v1/route", `{"prompt":"x"}`), &r)
+			if seen[r.RequestID] {
+				t.Fatalf("request id %s repeated", r.RequestID)
+			}
+			seen[r.RequestID] = true
+		}
+	})
+
+	t.Run("every route is logged with its decision", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		ts.do(t, "POST", "/v1/route", `{"prompt":"first","meta":{"tenant":"a"},"id":"r1"}`)
+		ts.do(t, "POST", "/v1/route", `{"messages":[{"role":"user","content":"second"}],"id":"r2"}`)
+		recs := ts.export(t)
+		if len(recs) != 2 {
+			t.Fatalf("export has %d records, want 2", len(recs))
+		}
+		r1, r2 := recs[0], recs[1]
+		if r1.ID != "r1" || r1.Prompt != "first" || r1.Meta["tenant"] != "a" || r1.TS.IsZero() {
+			t.Errorf("r1 = %+v, want its prompt, meta and time", r1)
+		}
+		if d := r1.Decision; d == nil || d.Kind != "speculate" || d.PHard != 0.5 || d.ModelVersion != "v1" || d.Propensity != 1 {
+			t.Errorf("r1.decision = %+v, want speculate 0.5 v1 propensity 1", d)
+		}
+		if r2.ID != "r2" || len(r2.Messages) != 1 || r2.Messages[0].Content != "second" {
+			t.Errorf("r2 = %+v, want its messages", r2)
+		}
+	})
+}
+
+func TestRouteRejectsBadInput(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Limits.MaxBodyBytes = 4096
+		o.Config.Limits.MaxPromptBytes = 1000
+	})
+	tests := []struct {
+		name    string
+		body    string
+		status  int
+		code    string
+		message string
+	}{
+		{"invalid JSON names the byte", `{"prompt": "x",}`, 400, CodeInvalidJSON, "malformed JSON at byte"},
+		{"truncated JSON says so", `{"prompt": "x"`, 400, CodeInvalidJSON, "truncated"},
+		{"an empty body says so", ``, 400, CodeInvalidJSON, "empty"},
+		{"a number prompt names the field", `{"prompt": 5}`, 400, CodeInvalidRequest, "prompt is a JSON number, want a string"},
+		{"a string for messages names the field", `{"messages": "hi"}`, 400, CodeInvalidRequest, "messages is a JSON string, want an array"},
+		{"a list for a meta value names the key", `{"prompt":"x","meta":{"k":[1]}}`, 400, CodeInvalidRequest, "meta.k"},
+		{"a boolean explain of the wrong type", `{"prompt":"x","explain":"yes"}`, 400, CodeInvalidRequest, "explain is a JSON string, want a boolean"},
+		{"an array body wants an object", `[1,2]`, 400, CodeInvalidRequest, "want an object"},
+		{"an empty prompt", `{"prompt":""}`, 400, CodeInvalidRequest, "prompt is empty"},
+		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is empty"},
+		{"messages without content", `{"messages":[{"role":"user","content":""}]}`, 400, CodeInvalidRequest, "no content"},
+		{"a message without a role", `{"messages":[{"content":"hi"}]}`, 400, CodeInvalidRequest, "messages[0].role is empty"},
+		{"prompt and messages together", `{"prompt":"a","messages":[{"role":"user","content":"b"}]}`, 400, CodeInvalidRequest, "both set"},
+		{"an unknown field is named", `{"prompt":"x","promt":"y"}`, 400, CodeUnknownField, `unknown field "promt"`},
+		{"an unknown nested field is named", `{"messages":[{"role":"user","content":"x","name":"bob"}]}`, 400, CodeUnknownField, `unknown field "name"`},
+		{"invalid UTF-8 gives its offset", "{\"prompt\":\"caf\xe9\"}", 400, CodeInvalidUTF8, "offset 14"},
+		{"data after the object", `{"prompt":"x"} {"prompt":"y"}`, 400, CodeInvalidJSON, "after the JSON object"},
+		{"an id with a control character", `{"prompt":"x","id":"a\u0000b"}`, 400, CodeInvalidRequest, "control character"},
+		{"an oversized body is 413", `{"prompt":"` + strings.Repeat("a", 5000) + `"}`, 413, CodeBodyTooLarge, "limit is 4096"},
+		{"an oversized prompt is 413", `{"prompt":"` + strings.Repeat("a", 1001) + `"}`, 413, CodePromptTooLarge, "limit is 1000"},
+		{"oversized messages are 413", `{"messages":[{"role":"user","content":"` + strings.Repeat("a", 600) + `"},{"role":"user","content":"` + strings.Repeat("a", 600) + `"}]}`, 413, CodePromptTooLarge, "1200 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/v1/route", tt.body)
+			if w.Code != tt.status {
+				t.Fatalf("status = %d, want %d (body %s)", w.Code, tt.status, w.Body)
+			}
+			e := errorOf(t, w)
+			if e.Code != tt.code || !strings.Contains(e.Message, tt.message) {
+				t.Errorf("error = %+v, want code %s and a message containing %q", e, tt.code, tt.message)
+			}
+		})
+	}
+	t.Run("a body over the limit without Content-Length is 413", func(t *testing.T) {
+		req := chunkedRequest("/v1/route", `{"prompt":"`+strings.Repeat("a", 5000)+`"}`)
+		w := ts.serve(req)
+		if w.Code != 413 {
+			t.Fatalf("status = %d, want 413", w.Code)
+		}
+	})
+	t.Run("rejected requests are not logged", func(t *testing.T) {
+		if recs := ts.export(t); len(recs) != 0 {
+			t.Errorf("export has %d records, want 0", len(recs))
+		}
+	})
+}
+
+func TestRouteBatch(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Config.Limits.MaxBatch = 3 })
+	t.Run("decisions come back in request order", func(t *testing.T) {
+		w := ts.do(t, "POST", "/v1/route/batch", `{"requests":[{"prompt":"a","id":"b1"},{"messages":[{"role":"user","content":"b"}],"id":"b2"},{"prompt":"c","id":"b3","explain":true}]}`)
+		var r struct {
+			Decisions []struct {
+				RequestID string            `json:"request_id"`
+				Decision  string            `json:"decision"`
+				Explain   []json.RawMessage `json:"explain"`
+			} `json:"decisions"`
+		}
+		decodeJSON(t, w, &r)
+		var ids []string
+		for _, d := range r.Decisions {
+			ids = append(ids, d.RequestID)
+			if d.Decision != "speculate" {
+				t.Errorf("%s decision = %s, want speculate", d.RequestID, d.Decision)
+			}
+		}
+		if got := strings.Join(ids, ","); got != "b1,b2,b3" {
+			t.Errorf("ids = %s, want b1,b2,b3", got)
+		}
+		if r.Decisions[2].Explain == nil {
+			t.Errorf("the third element asked for explain and has none")
+		}
+		recs := ts.export(t)
+		if len(recs) != 3 || recs[1].Messages[0].Content != "b" {
+			t.Errorf("export = %+v, want the three requests", recs)
+		}
+	})
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		code, msg  string
+	}{
+		{"a batch over the limit is 413", `{"requests":[{"prompt":"a"},{"prompt":"b"},{"prompt":"c"},{"prompt":"d"}]}`, 413, CodeBatchTooLarge, "4 requests, the limit is 3"},
+		{"an empty batch is 400", `{"requests":[]}`, 400, CodeInvalidRequest, "requests is empty"},
+		{"a bad element is named by index", `{"requests":[{"prompt":"a"},{"prompt":""}]}`, 400, CodeInvalidRequest, "requests[1].prompt is empty"},
+		{"an unknown field in an element", `{"requests":[{"prompt":"a","x":1}]}`, 400, CodeUnknownField, `unknown field "x"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/v1/route/batch", tt.body)
+			if w.Code != tt.status {
+				t.Fatalf("status = %d, want %d (%s)", w.Code, tt.status, w.Body)
+			}
+			if e := errorOf(t, w); e.Code != tt.code || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("error = %+v, want %s containing %q", e, tt.code, tt.msg)
+			}
+		})
+	}
+}
+
+func TestRouteDecoderAcceptsExactLimits(t *testing.T) {
+	lim := DefaultConfig().Limits
+	lim.MaxPromptBytes = 10
+	if _, err := decodeRoute([]byte(`{"prompt":"0123456789"}`), lim); err != nil {
+		t.Errorf("a prompt of exactly the limit: %v, want accepted", err)
+	}
+}
+
+func FuzzRouteDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"prompt":"x"}`, `{"messages":[{"role":"user","content":"x"}],"meta":{"a":1,"b":true,"c":null},"id":"i","explain":true}`,
+		`{"prompt":5}`, `[]`, `{"prompt":"\ud800"}`, "{\"prompt\":\"\xff\"}", `{"prompt":"x"} x`, `{"meta":{"a":{}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	lim := DefaultConfig().Limits
+	lim.MaxPromptBytes = 64
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := decodeRoute(body, lim)
+		if err != nil {
+			status, code, msg := ErrorStatus(err)
+			if status < 400 || status >= 500 || code == "" || msg == "" {
+				t.Fatalf("error %v maps to %d %q: want a 4xx with a message", err, status, code)
+			}
+			return
+		}
+		in := r.input()
+		n := len(in.Prompt)
+		for _, m := range in.Messages {
+			n += len(m.Content)
+		}
+		if n == 0 || n > lim.MaxPromptBytes {
+			t.Fatalf("accepted a prompt of %d bytes", n)
+		}
+		if in.Prompt != "" && len(in.Messages) > 0 {
+			t.Fatalf("accepted both prompt and messages")
+		}
+	})
+}
+
+func TestRouteP(t *testing.T) {
+	// p_hard values reach the client exactly: the response is written by
+	// hand, so check it against encoding/json for awkward values.
+	for _, p := range []float64{0, 1, 0.5, 1e-7, 0.123456789012345678, math.Nextafter(1, 0)} {
+		st := &state{suffix: []byte(`,"x":1`)}
+		b := appendDecision(nil, `id"q`, resultOf(p), st)
+		b = append(b, '}')
+		var got struct {
+			ID    string  `json:"request_id"`
+			PHard float64 `json:"p_hard"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("p=%v: %s is not JSON: %v", p, b, err)
+		}
+		if got.PHard != p || got.ID != `id"q` {
+			t.Errorf("p=%v: decoded %+v from %s", p, got, b)
+		}
+	}
+}
+
+func ExampleErrorStatus() {
+	status, code, _ := ErrorStatus(Errorf(CodePromptTooLarge, "prompt is too long"))
+	fmt.Println(status, code)
+	// Output: 413 prompt_too_large
+}
