@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
+	"time"
 )
 
 // MaxLineBytes is the default longest line the reader accepts.
@@ -137,7 +139,11 @@ func (r *Reader) Next() (Record, error) {
 func (r *Reader) decode(b []byte) (Record, error) {
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return Record{}, &LineError{File: r.name, Line: r.line, Field: jsonField(err), Err: jsonErr(err)}
+		field := jsonField(err)
+		if strings.HasPrefix(field, "outcomes") {
+			field = outcomeField(b, field)
+		}
+		return Record{}, &LineError{File: r.name, Line: r.line, Field: field, Err: jsonErr(err)}
 	}
 	if err := rec.Validate(ValidateOptions{AllowMissingScore: r.opts.AllowMissingScore}); err != nil {
 		return Record{}, &LineError{File: r.name, Line: r.line, Err: err}
@@ -158,10 +164,64 @@ func jsonField(err error) string {
 	return ""
 }
 
+// outcomeField finds which model's outcome holds a type error: Go's decoder
+// reports "outcomes.score" without the map key, which does not tell the
+// user which of several models is wrong.
+func outcomeField(line []byte, field string) string {
+	var raw struct {
+		Outcomes map[string]json.RawMessage `json:"outcomes"`
+	}
+	if json.Unmarshal(line, &raw) != nil {
+		return field
+	}
+	for name, o := range raw.Outcomes {
+		var out Outcome
+		if err := json.Unmarshal(o, &out); err != nil {
+			if f := jsonField(err); f != "" {
+				return "outcomes." + name + "." + f
+			}
+			return "outcomes." + name
+		}
+	}
+	return field
+}
+
+// jsonType names a Go type the way a person writing JSON thinks of it.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	case reflect.String:
+		if t == reflect.TypeOf(time.Time{}) {
+			return "an RFC 3339 time string"
+		}
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map:
+		return "an object"
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Time{}) {
+			return "an RFC 3339 time string"
+		}
+		return "an object"
+	}
+	return t.String()
+}
+
 func jsonErr(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("is a JSON %s, want %s", te.Value, te.Type)
+		return fmt.Errorf("is a JSON %s, want %s", te.Value, jsonType(te.Type))
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("ts is %s, want an RFC 3339 time such as 2026-11-27T10:00:00Z", pe.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {

@@ -158,7 +158,7 @@ func TestReaderErrors(t *testing.T) {
 		{"trailing text after the object is malformed", `{"id":"a","prompt":"x"} trailing`, ReadOptions{}, 1,
 			"log.jsonl:1: malformed JSON at byte 25: invalid character 't' after top-level value"},
 		{"a number id is a type error naming the field", `{"id":5,"prompt":"x"}`, ReadOptions{}, 1,
-			"log.jsonl:1: id: is a JSON number, want string"},
+			"log.jsonl:1: id: is a JSON number, want a string"},
 		{"a string score is a type error naming the field", `{"id":"a","prompt":"x","outcomes":{"gpt-4":{"score":"1"}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes...."},
 		{"a fractional token count is a type error", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"input_tokens":1.5}}}`, ReadOptions{}, 1,
@@ -166,9 +166,9 @@ func TestReaderErrors(t *testing.T) {
 		{"a meta list is rejected with its key", `{"id":"a","prompt":"x","meta":{"k":[1]}}`, ReadOptions{}, 1,
 			"log.jsonl:1: meta.k: want a string, number or boolean"},
 		{"messages as a string is a type error", `{"id":"a","prompt":"x","messages":"hi"}`, ReadOptions{}, 1,
-			"log.jsonl:1: messages: is a JSON string, want []datasets.Message"},
+			"log.jsonl:1: messages: is a JSON string, want an array"},
 		{"a line that is not an object is rejected", `[1,2]`, ReadOptions{}, 1,
-			"log.jsonl:1: is a JSON array, want datasets.Record"},
+			"log.jsonl:1: is a JSON array, want an object"},
 		{"a negative latency is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"latency_ms":-1}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes.m.latency_ms is -1, want a non-negative number"},
 		{"a negative cost is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"cost_usd":-1}}}`, ReadOptions{}, 1,
@@ -386,4 +386,13 @@ func TestEachFile(t *testing.T) {
 			t.Errorf("strict ReadFile error %v, want it to start with %s:2:", err, bad)
 		}
 	})
+}
+
+func TestReaderNamesTheModelOfAnOutcomeTypeError(t *testing.T) {
+	line := `{"id":"a","prompt":"p","outcomes":{"gpt-4":{"score":1},"mixtral":{"score":"high"}}}` + "\n"
+	_, err := NewReader(strings.NewReader(line), "log.jsonl", ReadOptions{}).Next()
+	want := "log.jsonl:1: outcomes.mixtral.score: is a JSON string, want a number"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got %v\nwant %s", err, want)
+	}
 }
