@@ -1,0 +1,352 @@
+package upstreamsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// chatRequest is the part of an OpenAI chat completion request the
+// simulator reads; other fields are accepted and ignored.
+type chatRequest struct {
+	Model         string        `json:"model"`
+	Messages      []chatMessage `json:"messages"`
+	Stream        bool          `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Logprobs            bool `json:"logprobs"`
+	MaxTokens           *int `json:"max_tokens"`
+	MaxCompletionTokens *int `json:"max_completion_tokens"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// contentText is a message's text: a string, or the text parts of an
+// array of content parts joined with "\n".
+func contentText(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("content is neither a string nor an array of content parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// Wire types of the answer.
+type completion struct {
+	ID      string   `json:"id"`
+	Object  string   `json:"object"`
+	Created int64    `json:"created"`
+	Model   string   `json:"model"`
+	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage,omitempty"`
+}
+
+type choice struct {
+	Index        int       `json:"index"`
+	Message      *message  `json:"message,omitempty"`
+	Delta        *delta    `json:"delta,omitempty"`
+	Logprobs     *logprobs `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type delta struct {
+	Role    string `json:"role,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
+type logprobs struct {
+	Content []tokenLogprob `json:"content"`
+}
+
+type tokenLogprob struct {
+	Token       string     `json:"token"`
+	Logprob     float64    `json:"logprob"`
+	Bytes       []int      `json:"bytes"`
+	TopLogprobs []struct{} `json:"top_logprobs"`
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func tokenLogprobs(tokens []string, lp []float64) *logprobs {
+	out := &logprobs{Content: make([]tokenLogprob, len(tokens))}
+	for i, t := range tokens {
+		b := make([]int, len(t))
+		for j := 0; j < len(t); j++ {
+			b[j] = int(t[j])
+		}
+		out.Content[i] = tokenLogprob{Token: t, Logprob: lp[i], Bytes: b, TopLogprobs: []struct{}{}}
+	}
+	return out
+}
+
+// answer is one request being answered.
+type answer struct {
+	e        *entry
+	tokens   []string
+	logprobs []float64
+	finish   string
+	usage    usage
+	id       string
+	created  int64
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s.requests.Add(1)
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		s.failed.Add(1)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			apiError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", fmt.Sprintf("request body is over %d bytes", maxBodyBytes))
+			return
+		}
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "read request body: "+err.Error())
+		return
+	}
+	var req chatRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.failed.Add(1)
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "request body is not a chat completion request: "+err.Error())
+		return
+	}
+	if len(req.Messages) == 0 {
+		s.failed.Add(1)
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", "messages is empty; send at least one message")
+		return
+	}
+	maxTok := req.MaxCompletionTokens
+	if maxTok == nil {
+		maxTok = req.MaxTokens
+	}
+	if maxTok != nil && *maxTok < 1 {
+		s.failed.Add(1)
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", fmt.Sprintf("max_tokens is %d, want at least 1", *maxTok))
+		return
+	}
+	texts := make([]string, len(req.Messages))
+	lastUser := ""
+	promptTok := 0
+	for i, m := range req.Messages {
+		t, err := contentText(m.Content)
+		if err != nil {
+			s.failed.Add(1)
+			apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", fmt.Sprintf("messages[%d]: %v", i, err))
+			return
+		}
+		texts[i] = t
+		if m.Role == "user" {
+			lastUser = t
+		}
+		promptTok += countTokens(t)
+	}
+	joined := strings.Join(texts, "\n")
+	if s.opts.Fault != nil {
+		if f := s.opts.Fault(lastUser); f != nil {
+			if f.Delay > 0 && !sleepCtx(r.Context(), f.Delay) {
+				s.cancelledAfter(nil, start)
+				return
+			}
+			if f.Status != 0 {
+				s.failed.Add(1)
+				apiError(w, f.Status, "sim_fault", "injected", f.Message)
+				return
+			}
+		}
+	}
+	e, key := s.index[lastUser], lastUser
+	if e == nil {
+		e, key = s.index[joined], joined
+	}
+	if e == nil {
+		e = s.def
+		s.unknown.Add(1)
+	}
+	a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop",
+		id: "chatcmpl-sim-" + strconv.FormatUint(s.seq.Add(1), 10), created: s.now().Unix()}
+	if maxTok != nil && *maxTok < len(a.tokens) {
+		a.tokens, a.logprobs, a.finish = a.tokens[:*maxTok], a.logprobs[:*maxTok], "length"
+	}
+	a.usage.PromptTokens = promptTok
+	if e.inTok != nil {
+		a.usage.PromptTokens = *e.inTok
+	}
+	a.usage.CompletionTokens = len(a.tokens)
+	if e.outTok != nil && a.finish == "stop" {
+		a.usage.CompletionTokens = *e.outTok
+	}
+	a.usage.TotalTokens = a.usage.PromptTokens + a.usage.CompletionTokens
+	wait := s.wait(e, key)
+	var ok bool
+	if req.Stream {
+		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	} else {
+		ok = s.complete(w, r.Context(), a, wait, req.Logprobs)
+	}
+	if !ok {
+		s.cancelledAfter(e, start)
+		return
+	}
+	s.answered.Add(1)
+}
+
+func (s *Server) cancelledAfter(e *entry, start time.Time) {
+	s.cancelled.Add(1)
+	id := ""
+	if e != nil {
+		id = e.id
+	}
+	s.log.Info("request cancelled by the client", "model", s.opts.Model, "record", id,
+		"after_ms", time.Since(start).Milliseconds(), "cancelled_total", s.cancelled.Load())
+}
+
+// sleepCtx waits d, or returns false when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// complete writes a non-streamed answer after wait. It returns false when
+// the client went away first.
+func (s *Server) complete(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs bool) bool {
+	if !sleepCtx(ctx, wait) {
+		return false
+	}
+	finish := a.finish
+	c := completion{ID: a.id, Object: "chat.completion", Created: a.created, Model: s.opts.Model, Usage: &a.usage,
+		Choices: []choice{{Message: &message{Role: "assistant", Content: strings.Join(a.tokens, "")}, FinishReason: &finish}}}
+	if withLogprobs {
+		c.Choices[0].Logprobs = tokenLogprobs(a.tokens, a.logprobs)
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic("upstreamsim: marshal answer: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if _, err := w.Write(b); err != nil {
+		return false
+	}
+	return ctx.Err() == nil
+}
+
+// stream writes the answer as server-sent events: the first content after
+// StreamTTFTShare of wait, the rest spread so the last lands at wait. It
+// returns false when the client went away first.
+func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage bool) bool {
+	start := time.Now()
+	rc := http.NewResponseController(w)
+	k := min(s.opts.StreamChunks, len(a.tokens))
+	ttft := time.Duration(float64(wait) * StreamTTFTShare)
+	if !sleepCtx(ctx, ttft) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	chunk := completion{ID: a.id, Object: "chat.completion.chunk", Created: a.created, Model: s.opts.Model}
+	send := func(c *completion) bool {
+		b, err := json.Marshal(c)
+		if err != nil {
+			panic("upstreamsim: marshal chunk: " + err.Error())
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil && ctx.Err() == nil
+	}
+	chunk.Choices = []choice{{Delta: &delta{Role: "assistant"}}}
+	if !send(&chunk) {
+		return false
+	}
+	for j := 0; j < k; j++ {
+		lo, hi := j*len(a.tokens)/k, (j+1)*len(a.tokens)/k
+		if j > 0 {
+			at := ttft + time.Duration(float64(wait-ttft)*float64(j)/float64(k))
+			if !sleepCtx(ctx, at-time.Since(start)) {
+				return false
+			}
+		}
+		ch := choice{Delta: &delta{Content: strings.Join(a.tokens[lo:hi], "")}}
+		if withLogprobs {
+			ch.Logprobs = tokenLogprobs(a.tokens[lo:hi], a.logprobs[lo:hi])
+		}
+		chunk.Choices = []choice{ch}
+		if !send(&chunk) {
+			return false
+		}
+	}
+	if !sleepCtx(ctx, wait-time.Since(start)) {
+		return false
+	}
+	finish := a.finish
+	chunk.Choices = []choice{{Delta: &delta{}, FinishReason: &finish}}
+	if !send(&chunk) {
+		return false
+	}
+	if withUsage {
+		chunk.Choices = []choice{}
+		chunk.Usage = &a.usage
+		if !send(&chunk) {
+			return false
+		}
+	}
+	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
+		return false
+	}
+	return rc.Flush() == nil
+}

@@ -1,0 +1,466 @@
+package upstreamsim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func loadLog(tb testing.TB) []datasets.Record {
+	tb.Helper()
+	recs, _, err := datasets.ReadFile("testdata/log.jsonl", datasets.ReadOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return recs
+}
+
+func newSim(tb testing.TB, opts Options) (*Server, *httptest.Server) {
+	tb.Helper()
+	if opts.Records == nil {
+		opts.Records = loadLog(tb)
+	}
+	s, err := New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	tb.Cleanup(ts.Close)
+	return s, ts
+}
+
+// reply is the decoded non-streamed answer.
+type reply struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Message struct {
+			Content string `json:"content"`
+		} `json:"message"`
+		Logprobs *struct {
+			Content []struct {
+				Token   string  `json:"token"`
+				Logprob float64 `json:"logprob"`
+			} `json:"content"`
+		} `json:"logprobs"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	} `json:"usage"`
+}
+
+func post(tb testing.TB, ctx context.Context, url, body string) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, b
+}
+
+func meanLogprob(tb testing.TB, r *reply) float64 {
+	tb.Helper()
+	lp := r.Choices[0].Logprobs
+	if lp == nil || len(lp.Content) == 0 {
+		tb.Fatal("answer has no logprobs")
+	}
+	var s float64
+	for _, c := range lp.Content {
+		s += c.Logprob
+	}
+	return s / float64(len(lp.Content))
+}
+
+func TestAnswers(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast"})
+	tests := []struct {
+		name     string
+		body     string
+		want     string
+		wantConf float64
+	}{
+		{"a prompt record answers a one-message chat with its response",
+			`{"model":"x","messages":[{"role":"user","content":"What is 2+2?"}],"logprobs":true}`, "The answer is 4.", -0.2},
+		{"a chat record matches on its last user message",
+			`{"messages":[{"role":"user","content":"Name a prime above 10."}],"logprobs":true}`, "[sim] recorded score 0 for fast on q2", -1.5},
+		{"a chat record matches on its messages joined",
+			`{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Name a prime above 10."}]}],"logprobs":true}`, "[sim] recorded score 0 for fast on q2", -1.5},
+		{"an unknown prompt gets the default answer",
+			`{"messages":[{"role":"user","content":"never logged"}],"logprobs":true}`, DefaultAnswer, DefaultConfidence},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := post(t, context.Background(), ts.URL, tt.body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			var r reply
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Choices[0].Message.Content; got != tt.want {
+				t.Errorf("content = %q, want %q", got, tt.want)
+			}
+			if r.Model != "fast" {
+				t.Errorf("model = %q, want fast", r.Model)
+			}
+			// The per-token values are built to average to the logged
+			// confidence; 1e-12 allows for summation order.
+			if got := meanLogprob(t, &r); math.Abs(got-tt.wantConf) > 1e-12 {
+				t.Errorf("mean logprob = %v, want %v", got, tt.wantConf)
+			}
+			if n := len(r.Choices[0].Logprobs.Content); r.Usage.CompletionTokens != n || r.Usage.TotalTokens != r.Usage.PromptTokens+n {
+				t.Errorf("usage = %+v with %d logprob tokens", r.Usage, n)
+			}
+		})
+	}
+}
+
+func TestPlaceholderReply(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "strong", Reply: ReplyPlaceholder})
+	resp, b := post(t, context.Background(), ts.URL, `{"messages":[{"role":"user","content":"What is 2+2?"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var r reply
+	json.Unmarshal(b, &r)
+	if got, want := r.Choices[0].Message.Content, "[sim] recorded score 1 for strong on q1"; got != want {
+		t.Errorf("content = %q, want %q", got, want)
+	}
+	if r.Choices[0].Logprobs != nil {
+		t.Errorf("logprobs present without logprobs: true")
+	}
+}
+
+func TestMaxTokensTruncates(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast"})
+	_, b := post(t, context.Background(), ts.URL, `{"messages":[{"role":"user","content":"What is 2+2?"}],"max_tokens":2}`)
+	var r reply
+	json.Unmarshal(b, &r)
+	if got, want := r.Choices[0].Message.Content, "The answer"; got != want {
+		t.Errorf("content = %q, want %q", got, want)
+	}
+	if got := r.Choices[0].FinishReason; got != "length" {
+		t.Errorf("finish_reason = %q, want length", got)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	s, ts := newSim(t, Options{Model: "fast", Fault: func(p string) *Fault {
+		if p == "fail me" {
+			return &Fault{Status: 503, Message: "injected"}
+		}
+		return nil
+	}})
+	tests := []struct {
+		name, body string
+		status     int
+	}{
+		{"invalid JSON is a 400", `{"messages":`, 400},
+		{"no messages is a 400", `{"messages":[]}`, 400},
+		{"max_tokens 0 is a 400", `{"messages":[{"role":"user","content":"x"}],"max_tokens":0}`, 400},
+		{"a content of the wrong type is a 400", `{"messages":[{"role":"user","content":7}]}`, 400},
+		{"an injected fault answers its status", `{"messages":[{"role":"user","content":"fail me"}]}`, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := post(t, context.Background(), ts.URL, tt.body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (%s)", resp.StatusCode, tt.status, b)
+			}
+			var e struct {
+				Error struct{ Message string } `json:"error"`
+			}
+			if json.Unmarshal(b, &e); e.Error.Message == "" {
+				t.Errorf("error body has no message: %s", b)
+			}
+		})
+	}
+	if got := s.Stats().Failed; got != int64(len(tests)) {
+		t.Errorf("failed = %d, want %d", got, len(tests))
+	}
+}
+
+// events reads an SSE body into its data payloads.
+func events(tb testing.TB, b []byte) []string {
+	tb.Helper()
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestStream(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast", StreamChunks: 2})
+	tests := []struct {
+		name      string
+		withUsage bool
+	}{{"a stream without usage", false}, {"a stream with include_usage ends with a usage chunk", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"stream":true,"logprobs":true,"messages":[{"role":"user","content":"What is 2+2?"}]`
+			if tt.withUsage {
+				body += `,"stream_options":{"include_usage":true}`
+			}
+			resp, b := post(t, context.Background(), ts.URL, body+"}")
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Fatalf("content type %q", ct)
+			}
+			ev := events(t, b)
+			if ev[len(ev)-1] != "[DONE]" {
+				t.Fatalf("last event %q, want [DONE]", ev[len(ev)-1])
+			}
+			var text strings.Builder
+			var lps []float64
+			var finish string
+			var usage *struct {
+				CompletionTokens int `json:"completion_tokens"`
+			}
+			for _, e := range ev[:len(ev)-1] {
+				var c struct {
+					Choices []struct {
+						Delta struct {
+							Content string `json:"content"`
+						} `json:"delta"`
+						Logprobs *struct {
+							Content []struct{ Logprob float64 } `json:"content"`
+						} `json:"logprobs"`
+						FinishReason *string `json:"finish_reason"`
+					} `json:"choices"`
+					Usage *struct {
+						CompletionTokens int `json:"completion_tokens"`
+					} `json:"usage"`
+				}
+				if err := json.Unmarshal([]byte(e), &c); err != nil {
+					t.Fatalf("chunk %q: %v", e, err)
+				}
+				if c.Usage != nil {
+					usage = c.Usage
+				}
+				for _, ch := range c.Choices {
+					text.WriteString(ch.Delta.Content)
+					if ch.Logprobs != nil {
+						for _, l := range ch.Logprobs.Content {
+							lps = append(lps, l.Logprob)
+						}
+					}
+					if ch.FinishReason != nil {
+						finish = *ch.FinishReason
+					}
+				}
+			}
+			if got := text.String(); got != "The answer is 4." {
+				t.Errorf("streamed text = %q", got)
+			}
+			if finish != "stop" {
+				t.Errorf("finish_reason = %q, want stop", finish)
+			}
+			var s float64
+			for _, v := range lps {
+				s += v
+			}
+			// Same construction as the non-streamed case.
+			if got := s / float64(len(lps)); math.Abs(got-(-0.2)) > 1e-12 {
+				t.Errorf("mean streamed logprob = %v, want -0.2", got)
+			}
+			if (usage != nil) != tt.withUsage {
+				t.Fatalf("usage chunk present = %v, want %v", usage != nil, tt.withUsage)
+			}
+			if usage != nil && usage.CompletionTokens != len(lps) {
+				t.Errorf("usage completion tokens = %d, want %d", usage.CompletionTokens, len(lps))
+			}
+		})
+	}
+}
+
+// waitStats polls the counters until cond holds; the server notices a
+// client's disconnect asynchronously.
+func waitStats(tb testing.TB, s *Server, cond func(Stats) bool) Stats {
+	tb.Helper()
+	for range 500 {
+		if st := s.Stats(); cond(st) {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := s.Stats()
+	tb.Fatalf("stats never reached the condition: %+v", st)
+	return st
+}
+
+func TestCancelledRequestsAreCounted(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		name := "a non-streamed request"
+		if stream {
+			name = "a streamed request"
+		}
+		t.Run(name+" whose client goes away is counted as cancelled", func(t *testing.T) {
+			s, ts := newSim(t, Options{Model: "fast"})
+			ctx, cancel := context.WithCancel(context.Background())
+			body := `{"messages":[{"role":"user","content":"Slow question"}],"stream":` + map[bool]string{false: "false", true: "true"}[stream] + `}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/chat/completions", strings.NewReader(body))
+			done := make(chan error, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			waitStats(t, s, func(st Stats) bool { return st.InFlight == 1 })
+			cancel()
+			if err := <-done; err == nil {
+				t.Fatal("the cancelled request succeeded")
+			}
+			st := waitStats(t, s, func(st Stats) bool { return st.Cancelled == 1 && st.InFlight == 0 })
+			if st.Answered != 0 {
+				t.Errorf("answered = %d, want 0", st.Answered)
+			}
+			resp, b := func() (*http.Response, []byte) {
+				r, err := http.Get(ts.URL + "/sim/stats")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Body.Close()
+				b, _ := io.ReadAll(r.Body)
+				return r, b
+			}()
+			var got Stats
+			if err := json.Unmarshal(b, &got); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("GET /sim/stats: %d %s", resp.StatusCode, b)
+			}
+			if got.Cancelled != 1 || got.Requests != 1 {
+				t.Errorf("/sim/stats = %+v, want 1 request, 1 cancelled", got)
+			}
+		})
+	}
+}
+
+func TestWait(t *testing.T) {
+	recs := loadLog(t)
+	s, err := New(Options{Model: "fast", Records: recs, LatencyScale: 0.5, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a recorded latency is scaled", func(t *testing.T) {
+		if got, want := s.wait(s.index["Slow question"], "Slow question"), 30*time.Second; got != want {
+			t.Errorf("wait = %v, want %v", got, want)
+		}
+	})
+	t.Run("a draw depends only on the seed and the prompt", func(t *testing.T) {
+		a, b := s.wait(s.def, "some prompt"), s.wait(s.def, "some prompt")
+		if a != b || a <= 0 {
+			t.Errorf("draws %v and %v, want the same positive wait", a, b)
+		}
+		s2, _ := New(Options{Model: "fast", Records: recs, LatencyScale: 0.5, Seed: 4})
+		if c := s2.wait(s2.def, "some prompt"); c == a {
+			t.Errorf("seeds 3 and 4 drew the same wait %v", c)
+		}
+	})
+	t.Run("a fixed latency overrides everything", func(t *testing.T) {
+		f, _ := New(Options{Model: "fast", Records: recs, FixedLatency: 50 * time.Millisecond, LatencyScale: 3})
+		if got := f.wait(f.index["Slow question"], "Slow question"); got != 50*time.Millisecond {
+			t.Errorf("wait = %v, want 50ms", got)
+		}
+	})
+	t.Run("a default latency applies to unknown prompts", func(t *testing.T) {
+		d, _ := New(Options{Model: "fast", Records: recs, DefaultLatency: 20 * time.Millisecond})
+		if got := d.wait(d.def, "unknown"); got != 20*time.Millisecond {
+			t.Errorf("wait = %v, want 20ms", got)
+		}
+	})
+}
+
+func TestFitLognormal(t *testing.T) {
+	// ln 100 and ln 400: mean ln 200, sample sd |ln 4| / sqrt 2.
+	mu, sigma := fitLognormal([]float64{math.Log(100), math.Log(400)})
+	if math.Abs(mu-math.Log(200)) > 1e-12 || math.Abs(sigma-math.Log(4)/math.Sqrt2) > 1e-12 {
+		t.Errorf("fit = (%v, %v), want (ln 200, ln 4/sqrt 2)", mu, sigma)
+	}
+	mu, sigma = fitLognormal([]float64{1})
+	if math.Abs(math.Exp(mu)-500) > 1e-9 || sigma != DefaultLatencySigma {
+		t.Errorf("fit of one value = (%v, %v), want the defaults", mu, sigma)
+	}
+}
+
+func TestSpreadLogprobs(t *testing.T) {
+	for _, n := range []int{1, 2, 7, 300} {
+		for _, mean := range []float64{-0.2, -3, 0} {
+			lp := spreadLogprobs(n, mean)
+			var s float64
+			distinct := map[float64]bool{}
+			for _, v := range lp {
+				if v > 0 {
+					t.Fatalf("n=%d mean=%v: positive logprob %v", n, mean, v)
+				}
+				s += v
+				distinct[v] = true
+			}
+			if math.Abs(s/float64(n)-mean) > 1e-12 {
+				t.Errorf("n=%d: mean %v, want %v", n, s/float64(n), mean)
+			}
+			if n > 2 && mean != 0 && len(distinct) < 2 {
+				t.Errorf("n=%d: all values equal", n)
+			}
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	recs := loadLog(t)
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"a model not in the log names the log's models", Options{Model: "gpt-9", Records: recs}, `"fast":3`},
+		{"no model is an error", Options{Records: recs}, "no model given"},
+		{"a negative scale is an error", Options{Model: "fast", Records: recs, LatencyScale: -1}, "latency scale"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	for _, s := range []string{"", "a", " a b\n\nc ", "The answer is 4."} {
+		toks := tokenize(s)
+		if got := strings.Join(toks, ""); got != s {
+			t.Errorf("tokens of %q join to %q", s, got)
+		}
+		if countTokens(s) != len(toks) {
+			t.Errorf("countTokens(%q) = %d, want %d", s, countTokens(s), len(toks))
+		}
+	}
+}
