@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer a running command and a test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startCommand runs the CLI in a goroutine until the returned stop is
+// called, and waits for pattern's first submatch on stderr.
+func startCommand(t *testing.T, pattern string, args ...string) (match string, stderr *lockedBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = &lockedBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- Main(ctx, args, &Env{Stdout: io.Discard, Stderr: stderr}) }()
+	re := regexp.MustCompile(pattern)
+	stop = func() int { cancel(); return <-code }
+	for range 1000 {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1], stderr, stop
+		}
+		select {
+		case c := <-code:
+			t.Fatalf("command exited with %d before printing %q: %s", c, pattern, stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	t.Fatalf("command did not print %q: %s", pattern, stderr.String())
+	return "", nil, nil
+}
+
+func TestUpstreamSimCommand(t *testing.T) {
+	dir := t.TempDir()
+	data := writeFile(t, dir, "log.jsonl",
+		`{"id":"a","prompt":"hello?","outcomes":{"m":{"score":1,"latency_ms":5,"confidence":-0.3,"response":"hi there"}}}`+"\n")
+	addr, stderr, stop := startCommand(t, `listening on (127\.0\.0\.1:\d+)`,
+		"upstream-sim", "--data", data, "--model", "m", "--latency-scale", "0.5")
+	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hello?"}],"logprobs":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || len(got.Choices) != 1 || got.Choices[0].Message.Content != "hi there" {
+		t.Errorf("answer = %+v (%v), want the recorded response", got, err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr.String(), "1 requests, 1 answered, 0 cancelled") {
+		t.Errorf("stderr lacks the final counts: %s", stderr)
+	}
+}
+
+func TestUpstreamSimUsage(t *testing.T) {
+	dir := t.TempDir()
+	data := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"p","outcomes":{"m":{"score":1}}}`+"\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no --data is a usage error", []string{"upstream-sim", "--model", "m"}, 2, "--data is required"},
+		{"no --model is a usage error", []string{"upstream-sim", "--data", data}, 2, "--model is required"},
+		{"a bad --reply is a usage error", []string{"upstream-sim", "--data", data, "--model", "m", "--reply", "x"}, 2, "--reply"},
+		{"a model absent from the log is a data error naming the log's models", []string{"upstream-sim", "--data", data, "--model", "gpt"}, 1, `"m":1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.want)
+			}
+		})
+	}
+}
