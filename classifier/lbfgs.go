@@ -49,20 +49,31 @@ func runLBFGS(o *objective, theta []float64, g0 float64, opts Options) (FitResul
 			res.GradNorm = norm2(result.Gradient) / g0
 		}
 	}
+	converged, err := lbfgsOutcome(result, err)
 	if err != nil {
-		return res, fmt.Errorf("%v after %d iterations (relative gradient %.3g): %w", err, res.Iterations, res.GradNorm, ErrNotConverged)
+		return res, fmt.Errorf("%w after %d iterations (relative gradient %.3g)", err, res.Iterations, res.GradNorm)
+	}
+	res.Converged = converged
+	copy(theta, result.X)
+	return res, nil
+}
+
+// lbfgsOutcome sorts gonum's ending into converged, stopped by MaxIter
+// (converged false, no error), or failed (an error wrapping
+// ErrNotConverged).
+func lbfgsOutcome(result *optimize.Result, err error) (converged bool, _ error) {
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrNotConverged, err)
 	}
 	switch result.Status {
 	case optimize.GradientThreshold, optimize.FunctionConvergence, optimize.StepConvergence,
 		optimize.MethodConverge, optimize.Success:
-		res.Converged = true
+		return true, nil
 	case optimize.IterationLimit:
-		// Documented: the last iterate is returned, marked not converged.
+		return false, nil
 	default:
-		return res, fmt.Errorf("optimizer stopped with status %v after %d iterations: %w", result.Status, res.Iterations, ErrNotConverged)
+		return false, fmt.Errorf("%w: optimizer stopped with status %v", ErrNotConverged, result.Status)
 	}
-	copy(theta, result.X)
-	return res, nil
 }
 
 // relGradConverger stops when ‖∇f‖₂ falls to tol, and (as a fallback for

@@ -116,7 +116,7 @@ func runNewton(o *objective, theta []float64, g0 float64, opts Options) (FitResu
 		if actred <= 0 && prered <= 0 {
 			return finish(optimize.FunctionConvergence), nil
 		}
-		if math.Abs(actred) <= 1e-12*math.Abs(f) && math.Abs(prered) <= 1e-12*math.Abs(f) {
+		if math.Abs(actred) <= 1e-14*math.Abs(f) && math.Abs(prered) <= 1e-14*math.Abs(f) {
 			return finish(optimize.FunctionConvergence), nil
 		}
 	}

@@ -1,0 +1,365 @@
+package classifier
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestFitPlattMatchesSklearn(t *testing.T) {
+	g := loadGolden(t)
+	c := g.Calibration
+	tests := []struct {
+		name string
+		w    []float64
+		ref  plattRef
+	}{
+		{"unweighted", nil, c.Platt},
+		{"weighted", c.W, c.PlattWeighted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FitPlatt(c.Z, c.Y, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Method != CalibPlatt {
+				t.Errorf("method = %q, want %q", got.Method, CalibPlatt)
+			}
+			// scipy BFGS polished to gtol 1e-12 on sklearn's objective.
+			assertClose(t, "A", got.A, tc.ref.A, 1e-7)
+			assertClose(t, "B", got.B, tc.ref.B, 1e-7)
+			// sklearn's own fmin_bfgs result stops at gtol 1e-5.
+			assertClose(t, "A vs sklearn", got.A, tc.ref.SklearnA, 1e-5)
+			assertClose(t, "B vs sklearn", got.B, tc.ref.SklearnB, 1e-5)
+		})
+	}
+}
+
+// levels returns the distinct values of ys (sorted input), merging values
+// within 1e-12.
+func levels(ys []float64) []float64 {
+	var out []float64
+	for _, v := range ys {
+		if len(out) == 0 || v-out[len(out)-1] > 1e-12 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestFitIsotonicMatchesSklearn(t *testing.T) {
+	g := loadGolden(t)
+	c := g.Calibration
+	tests := []struct {
+		name string
+		w    []float64
+		want []float64
+	}{
+		{"unweighted", nil, c.IsotonicLevels},
+		{"weighted", c.W, c.IsotonicLevelsWeighted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FitIsotonic(c.Z, c.Y, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			// sklearn IsotonicRegression's fitted values are the PAV block
+			// means; rounded to 12 digits by the generator.
+			assertSliceClose(t, "isotonic levels", levels(got.Y), tc.want, 1e-11)
+		})
+	}
+}
+
+func TestFitIsotonicBlocks(t *testing.T) {
+	tests := []struct {
+		name    string
+		z, y, w []float64
+		want    Calibration
+	}{
+		{"one violation pooled", []float64{1, 2, 3, 4}, []float64{1, 0, 1, 1}, nil,
+			Calibration{Method: CalibIsotonic, X: []float64{1.5, 3, 4}, Y: []float64{0.5, 1, 1}}},
+		{"weights move the block centre and mean", []float64{1, 2, 3}, []float64{1, 0, 1}, []float64{3, 1, 1},
+			Calibration{Method: CalibIsotonic, X: []float64{1.25, 3}, Y: []float64{0.75, 1}}},
+		{"equal scores pooled first", []float64{2, 1, 1}, []float64{1, 1, 0}, nil,
+			Calibration{Method: CalibIsotonic, X: []float64{1, 2}, Y: []float64{0.5, 1}}},
+		{"zero-weight points ignored", []float64{1, 2, 3}, []float64{0, 1, 0}, []float64{1, 0, 1},
+			// Equal neighbours stay separate knots: PAV pools only violators.
+			Calibration{Method: CalibIsotonic, X: []float64{1, 3}, Y: []float64{0, 0}}},
+		{"unsorted input", []float64{3, 1, 2}, []float64{1, 0, 0.5}, nil,
+			Calibration{Method: CalibIsotonic, X: []float64{1, 2, 3}, Y: []float64{0, 0.5, 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FitIsotonic(tc.z, tc.y, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIsotonicApply(t *testing.T) {
+	c := Calibration{Method: CalibIsotonic, X: []float64{-1, 0, 2}, Y: []float64{0, 0.5, 1}}
+	tests := []struct {
+		z, want float64
+	}{
+		{-5, ProbEps},     // flat below the first knot, then clamped
+		{-1, ProbEps},     // first knot
+		{-0.5, 0.25},      // halfway between knots
+		{0, 0.5},          // on a knot
+		{1.5, 0.875},      // 3/4 of the way from 0.5 to 1
+		{2, 1 - ProbEps},  // last knot, clamped
+		{99, 1 - ProbEps}, // beyond
+		{math.NaN(), math.NaN()},
+	}
+	for _, tc := range tests {
+		if got := c.Apply(tc.z); !near(got, tc.want, 1e-15) {
+			t.Errorf("Apply(%v) = %v, want %v", tc.z, got, tc.want)
+		}
+	}
+	one := Calibration{Method: CalibIsotonic, X: []float64{3}, Y: []float64{0.3}}
+	if got := one.Apply(-10); got != 0.3 {
+		t.Errorf("single-knot Apply = %v, want 0.3", got)
+	}
+}
+
+func TestIsotonicIsMonotone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	n := 2000
+	z, y, w := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range z {
+		z[i] = rng.NormFloat64() * 3
+		// Noisy and locally non-monotone truth.
+		if rng.Float64() < Sigmoid(z[i]+math.Sin(3*z[i])) {
+			y[i] = 1
+		}
+		w[i] = rng.Float64() * 2
+	}
+	c, err := FitIsotonic(z, y, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	prev := 0.0
+	for k := range 4001 {
+		x := -12 + 24*float64(k)/4000
+		p := c.Apply(x)
+		if p < prev {
+			t.Fatalf("Apply(%v) = %v is below Apply at the previous point, %v", x, p, prev)
+		}
+		prev = p
+	}
+}
+
+// calibrationData draws z ~ N(0, 2) and y ~ Bernoulli(σ(1.7 z − 0.6)).
+func calibrationData(n int, seed uint64) (z, y []float64) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	z, y = make([]float64, n), make([]float64, n)
+	for i := range z {
+		z[i] = rng.NormFloat64() * 2
+		if rng.Float64() < Sigmoid(1.7*z[i]-0.6) {
+			y[i] = 1
+		}
+	}
+	return z, y
+}
+
+func TestCalibrationIsReliable(t *testing.T) {
+	zFit, yFit := calibrationData(20000, 1)
+	zTest, yTest := calibrationData(20000, 2)
+	platt, err := FitPlatt(zFit, yFit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iso, err := FitIsotonic(zFit, yFit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ece := func(c Calibration) float64 {
+		p := make([]float64, len(zTest))
+		for i, v := range zTest {
+			p[i] = c.Apply(v)
+		}
+		return ECE(p, yTest, 10)
+	}
+	// The raw logit is off by a slope of 1.7 and a shift of −0.6, so
+	// σ(z) is visibly miscalibrated; both fits should remove that, down to
+	// sampling noise (≈0.01 for 20,000 points in 10 bins).
+	if got := ece(Identity()); got < 0.03 {
+		t.Fatalf("identity ECE = %v; the test data should be miscalibrated", got)
+	}
+	if got := ece(platt); got > 0.015 {
+		t.Errorf("platt ECE = %v, want <= 0.015", got)
+	}
+	if got := ece(iso); got > 0.02 {
+		t.Errorf("isotonic ECE = %v, want <= 0.02", got)
+	}
+	// Platt's model is the truth here: it recovers the slope and shift.
+	if math.Abs(platt.A-1.7) > 0.1 || math.Abs(platt.B+0.6) > 0.1 {
+		t.Errorf("platt A, B = %v, %v; want about 1.7, -0.6", platt.A, platt.B)
+	}
+}
+
+func TestChooseCalibration(t *testing.T) {
+	t.Run("platt wins when the truth is a sigmoid and data is scarce", func(t *testing.T) {
+		zf, yf := calibrationData(200, 3)
+		zh, yh := calibrationData(5000, 4)
+		best, pl, il, err := ChooseCalibration(zf, yf, nil, zh, yh, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if best.Method != CalibPlatt || !(pl < il) {
+			t.Errorf("chose %s with losses platt %v isotonic %v; want platt, lower", best.Method, pl, il)
+		}
+		// The reported loss is the held-out log loss of Apply.
+		p := make([]float64, len(zh))
+		for i, v := range zh {
+			p[i] = best.Apply(v)
+		}
+		assertClose(t, "platt held-out loss", pl, LogLoss(p, yh, nil), 1e-12)
+	})
+	t.Run("isotonic wins on a step-shaped truth", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(8, 9))
+		gen := func(n int) (z, y []float64) {
+			z, y = make([]float64, n), make([]float64, n)
+			for i := range z {
+				z[i] = rng.NormFloat64()
+				q := 0.1
+				if z[i] > 0.5 {
+					q = 0.9
+				}
+				if rng.Float64() < q {
+					y[i] = 1
+				}
+			}
+			return z, y
+		}
+		zf, yf := gen(5000)
+		zh, yh := gen(5000)
+		best, pl, il, err := ChooseCalibration(zf, yf, nil, zh, yh, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if best.Method != CalibIsotonic || !(il < pl) {
+			t.Errorf("chose %s with losses platt %v isotonic %v; want isotonic, lower", best.Method, pl, il)
+		}
+	})
+	t.Run("bad held-out data is an error", func(t *testing.T) {
+		zf, yf := calibrationData(50, 3)
+		if _, _, _, err := ChooseCalibration(zf, yf, nil, []float64{math.NaN()}, []float64{1}, nil); err == nil {
+			t.Error("NaN held-out score gave no error")
+		}
+	})
+}
+
+func TestCalibrationFitsRejectBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		z, y, w []float64
+		wantErr string
+	}{
+		{"no points", nil, nil, nil, "no points"},
+		{"NaN score", []float64{math.NaN()}, []float64{1}, nil, "score of point 0 is NaN"},
+		{"infinite score", []float64{math.Inf(-1)}, []float64{1}, nil, "score of point 0 is -Inf"},
+		{"label out of range", []float64{1}, []float64{-0.5}, nil, "label of point 0"},
+		{"NaN weight", []float64{1}, []float64{1}, []float64{math.NaN()}, "weight of point 0"},
+		{"negative weight", []float64{1, 2}, []float64{1, 0}, []float64{1, -1}, "weight of point 1"},
+		{"zero total weight", []float64{1, 2}, []float64{1, 0}, []float64{0, 0}, "weights sum to 0"},
+	}
+	for _, tc := range tests {
+		for name, fit := range map[string]func(z, y, w []float64) (Calibration, error){"platt": FitPlatt, "isotonic": FitIsotonic} {
+			t.Run(name+" with "+tc.name, func(t *testing.T) {
+				_, err := fit(tc.z, tc.y, tc.w)
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+			})
+		}
+	}
+}
+
+func TestCalibrationValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		c       Calibration
+		wantErr string // "" = valid
+	}{
+		{"identity", Identity(), ""},
+		{"platt", Calibration{Method: CalibPlatt, A: 1.2, B: -0.3}, ""},
+		{"isotonic", Calibration{Method: CalibIsotonic, X: []float64{0, 1}, Y: []float64{0.2, 0.2}}, ""},
+		{"empty method", Calibration{}, "method is empty"},
+		{"unknown method", Calibration{Method: "beta"}, `"beta"`},
+		{"platt with NaN slope", Calibration{Method: CalibPlatt, A: math.NaN()}, "finite"},
+		{"isotonic without knots", Calibration{Method: CalibIsotonic}, "0 knots"},
+		{"isotonic lengths differ", Calibration{Method: CalibIsotonic, X: []float64{0, 1}, Y: []float64{0.5}}, "2 knots x and 1 values"},
+		{"isotonic knots repeat", Calibration{Method: CalibIsotonic, X: []float64{1, 1}, Y: []float64{0, 1}}, "knots must increase"},
+		{"isotonic values decrease", Calibration{Method: CalibIsotonic, X: []float64{0, 1}, Y: []float64{0.6, 0.4}}, "must not decrease"},
+		{"isotonic value above one", Calibration{Method: CalibIsotonic, X: []float64{0}, Y: []float64{1.5}}, "[0,1]"},
+		{"isotonic infinite knot", Calibration{Method: CalibIsotonic, X: []float64{math.Inf(1)}, Y: []float64{1}}, "finite"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCalibrationJSONRoundTrip(t *testing.T) {
+	for _, c := range []Calibration{
+		{Method: CalibPlatt, A: 1.5, B: -0.25},
+		{Method: CalibIsotonic, X: []float64{-1, 0.5}, Y: []float64{0.1, 0.9}},
+		Identity(),
+	} {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Calibration
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back, c) {
+			t.Errorf("%s round-tripped to %+v, want %+v", b, back, c)
+		}
+	}
+	b, _ := json.Marshal(Calibration{Method: CalibPlatt, A: 2, B: 1})
+	if got, want := string(b), `{"method":"platt","a":2,"b":1}`; got != want {
+		t.Errorf("JSON = %s, want %s", got, want)
+	}
+}
+
+func TestApplyAllocatesNothing(t *testing.T) {
+	for _, c := range []Calibration{
+		{Method: CalibPlatt, A: 1.5, B: -0.25},
+		{Method: CalibIsotonic, X: []float64{-1, 0, 0.5, 2}, Y: []float64{0.1, 0.2, 0.5, 0.9}},
+		Identity(),
+	} {
+		var p float64
+		z := 0.3
+		if allocs := testing.AllocsPerRun(100, func() { p = c.Apply(z) }); allocs != 0 {
+			t.Errorf("%s Apply allocates %v times per call, want 0", c.Method, allocs)
+		}
+		if !(p > 0 && p < 1) {
+			t.Errorf("%s Apply(0.3) = %v, want a probability", c.Method, p)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package classifier
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSparseRows(t *testing.T) {
+	X := NewSparse(5)
+	X.AppendRow([]int32{4, 0, 4}, []float64{1, 2, 3})
+	X.AppendRow(nil, nil)
+	X.AppendRow([]int32{2}, []float64{-1})
+	if got, want := X.Rows(), 3; got != want {
+		t.Fatalf("Rows() = %d, want %d", got, want)
+	}
+	if got, want := X.NNZ(), 4; got != want {
+		t.Errorf("NNZ() = %d, want %d", got, want)
+	}
+	idx, val := X.Row(0)
+	if !slices.Equal(idx, []int32{4, 0, 4}) || !slices.Equal(val, []float64{1, 2, 3}) {
+		t.Errorf("Row(0) = %v, %v; want [4 0 4], [1 2 3]", idx, val)
+	}
+	if idx, _ := X.Row(1); len(idx) != 0 {
+		t.Errorf("Row(1) has %d entries, want 0", len(idx))
+	}
+	// Appending to a returned row must not overwrite the next row.
+	idx, val = X.Row(1)
+	_ = append(idx, 9)
+	_ = append(val, 9)
+	if idx, _ := X.Row(2); idx[0] != 2 {
+		t.Errorf("appending to Row(1) changed Row(2) to %v", idx)
+	}
+	if err := X.Validate(); err != nil {
+		t.Errorf("Validate() = %v, want nil", err)
+	}
+	if got := (&Sparse{}).Rows(); got != 0 {
+		t.Errorf("zero Sparse has %d rows, want 0", got)
+	}
+}
+
+func TestSparseValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		s       Sparse
+		wantErr string
+	}{
+		{"indptr not starting at zero", Sparse{Dim: 2, Indptr: []int{1, 1}}, "indptr[0]"},
+		{"indptr decreasing", Sparse{Dim: 2, Indptr: []int{0, 2, 1}, Idx: []int32{0}, Val: []float64{1}}, "indptr decreases at row 1"},
+		{"lengths differ", Sparse{Dim: 2, Indptr: []int{0, 1}, Idx: []int32{0}, Val: nil}, "1 indices but 0 values"},
+		{"column out of range", Sparse{Dim: 2, Indptr: []int{0, 1}, Idx: []int32{2}, Val: []float64{1}}, "column 2"},
+		{"NaN value", Sparse{Dim: 2, Indptr: []int{0, 1, 2}, Idx: []int32{0, 1}, Val: []float64{1, math.NaN()}}, "(row 1) is NaN"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestAppendRowPanicsOnProgrammerError(t *testing.T) {
+	tests := []struct {
+		name string
+		idx  []int32
+		val  []float64
+	}{
+		{"index beyond dim", []int32{3}, []float64{1}},
+		{"negative index", []int32{-1}, []float64{1}},
+		{"length mismatch", []int32{0, 1}, []float64{1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				if s, ok := r.(string); !ok || !strings.HasPrefix(s, "classifier: ") {
+					t.Errorf("recovered %v, want a panic starting with \"classifier: \"", r)
+				}
+			}()
+			NewSparse(3).AppendRow(tc.idx, tc.val)
+		})
+	}
+}
