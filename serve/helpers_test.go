@@ -39,6 +39,7 @@ var testPolicy = models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptCo
 func testArtifact(tb testing.TB, version string, bias float64) *models.Artifact {
 	tb.Helper()
 	spec := features.DefaultSpec()
+	spec.HashBits = 12 // small: reload tests load and validate it many times
 	return &models.Artifact{
 		FormatVersion: models.FormatVersion,
 		Version:       version,
@@ -187,3 +188,5 @@ func chunkedRequest(path, body string) *http.Request {
 func resultOf(p float64) models.Result {
 	return models.Result{PHard: p, Decision: testPolicy.Decide(p)}
 }
+
+func newRegistry() *prometheus.Registry { return prometheus.NewRegistry() }

@@ -1,0 +1,135 @@
+package serve
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestFeedback(t *testing.T) {
+	t.Run("feedback for a routed request is recorded", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		var r struct {
+			RequestID string `json:"request_id"`
+		}
+		decodeJSON(t, ts.do(t, "POST", "/v1/route", `{"prompt":"2+2?"}`), &r)
+		// Posted at once: the decision may still be in the log queue, and
+		// must not make this a 404.
+		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"`+r.RequestID+`","model":"mixtral","score":1,"latency_ms":120,"cost_usd":0.0002,"confidence":-0.3,"response":"4"}`)
+		var got map[string]string
+		decodeJSON(t, w, &got)
+		if got["status"] != "recorded" || got["request_id"] != r.RequestID || got["model"] != "mixtral" {
+			t.Errorf("response = %v, want recorded with the id and model", got)
+		}
+		recs := ts.export(t)
+		if len(recs) != 1 {
+			t.Fatalf("export has %d records, want 1", len(recs))
+		}
+		o := recs[0].Outcomes["mixtral"]
+		if o.Score == nil || *o.Score != 1 || *o.LatencyMS != 120 || *o.CostUSD != 0.0002 || *o.Confidence != -0.3 || o.Response != "4" {
+			t.Errorf("outcome = %+v, want every posted field", o)
+		}
+		if recs[0].Decision == nil || recs[0].Prompt != "2+2?" {
+			t.Errorf("record = %+v, want the routed prompt and decision", recs[0])
+		}
+	})
+
+	t.Run("a second post for the same request and model replaces the first", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"r1"}`)
+		for _, body := range []string{
+			`{"request_id":"r1","model":"m","score":0}`,
+			`{"request_id":"r1","model":"m","score":1}`,
+			`{"request_id":"r1","model":"other","confidence":-2}`,
+		} {
+			if w := ts.do(t, "POST", "/v1/feedback", body); w.Code != 200 {
+				t.Fatalf("%s: status %d %s", body, w.Code, w.Body)
+			}
+		}
+		recs := ts.export(t)
+		if n := len(recs[0].Outcomes); n != 2 {
+			t.Fatalf("outcomes = %v, want 2 models", recs[0].Outcomes)
+		}
+		if s := recs[0].Outcomes["m"].Score; s == nil || *s != 1 {
+			t.Errorf("score of m = %v, want the second post's 1", s)
+		}
+	})
+
+	t.Run("an unknown request id is 404", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"never-routed","model":"m","score":1}`)
+		if w.Code != 404 {
+			t.Fatalf("status = %d, want 404", w.Code)
+		}
+		if e := errorOf(t, w); e.Code != CodeNotFound || !strings.Contains(e.Message, "never-routed") || !strings.Contains(e.Message, "prompt") {
+			t.Errorf("error = %+v, want not_found naming the id and the prompt remedy", e)
+		}
+	})
+
+	t.Run("an unknown request id with its prompt creates the record", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"elsewhere-1","model":"m","score":0.5,"messages":[{"role":"user","content":"hi"}],"meta":{"tenant":"t"}}`)
+		if w.Code != 200 {
+			t.Fatalf("status = %d %s, want 200", w.Code, w.Body)
+		}
+		recs := ts.export(t)
+		if len(recs) != 1 || recs[0].ID != "elsewhere-1" || recs[0].Messages[0].Content != "hi" || recs[0].Meta["tenant"] != "t" || recs[0].Decision != nil {
+			t.Errorf("export = %+v, want the created record without a decision", recs)
+		}
+	})
+
+	t.Run("bad feedback is 400 with the reason", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		for _, tt := range []struct{ body, code, msg string }{
+			{`{"request_id":"r","model":"m"}`, CodeInvalidRequest, "score and confidence are both missing"},
+			{`{"request_id":"r","model":"m","score":2}`, CodeInvalidRequest, "score is 2, want a value in [0,1]"},
+			{`{"request_id":"r","model":"m","score":1,"latency_ms":-1}`, CodeInvalidRequest, "latency_ms is -1"},
+			{`{"request_id":"r","model":"m","score":1,"cost_usd":-0.1}`, CodeInvalidRequest, "cost_usd is -0.1"},
+			{`{"request_id":"","model":"m","score":1}`, CodeInvalidRequest, "request_id is empty"},
+			{`{"request_id":"r","score":1}`, CodeInvalidRequest, "model is empty"},
+			{`{"request_id":"r","model":"m","score":"1"}`, CodeInvalidRequest, "score is a JSON string, want a number"},
+			{`{"request_id":"r","model":"m","score":1,"grade":1}`, CodeUnknownField, `unknown field "grade"`},
+			{`{"request_id":"r","model":"m","score":1,"prompt":"a","messages":[{"role":"user","content":"b"}]}`, CodeInvalidRequest, "both set"},
+			{"{\"request_id\":\"r\",\"model\":\"m\xff\",\"score\":1}", CodeInvalidUTF8, "UTF-8"},
+		} {
+			w := ts.do(t, "POST", "/v1/feedback", tt.body)
+			if w.Code != 400 {
+				t.Errorf("%s: status %d, want 400", tt.body, w.Code)
+				continue
+			}
+			if e := errorOf(t, w); e.Code != tt.code || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("%s: error %+v, want %s containing %q", tt.body, e, tt.code, tt.msg)
+			}
+		}
+	})
+}
+
+func FuzzFeedbackDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"request_id":"r","model":"m","score":1}`,
+		`{"request_id":"r","model":"m","confidence":-1,"latency_ms":3,"cost_usd":0,"response":"x","prompt":"p","meta":{"a":1}}`,
+		`{"request_id":"r","model":"m","score":1e400}`, `{"request_id":1}`, `null`, `{"request_id":"\u0000","model":"m","score":0}`,
+	} {
+		f.Add([]byte(s))
+	}
+	lim := DefaultConfig().Limits
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := decodeFeedback(body, lim)
+		if err != nil {
+			if status, code, _ := ErrorStatus(err); status < 400 || status >= 500 || code == "" {
+				t.Fatalf("error %v maps to %d %q, want a 4xx", err, status, code)
+			}
+			return
+		}
+		if r.Score == nil && r.Confidence == nil {
+			t.Fatal("accepted feedback without score or confidence")
+		}
+		if r.Score != nil && (*r.Score < 0 || *r.Score > 1) {
+			t.Fatalf("accepted score %v", *r.Score)
+		}
+		// What is accepted must encode for the store.
+		if _, err := json.Marshal(r.feedback().Outcome); err != nil {
+			t.Fatalf("accepted feedback does not encode: %v", err)
+		}
+	})
+}

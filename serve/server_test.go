@@ -1,0 +1,476 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+const token = "s3cret-token"
+
+func withAdmin(o *Options) { o.AdminToken = token }
+
+func TestAdminAuth(t *testing.T) {
+	t.Run("admin routes do not exist without a token", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		for _, r := range []struct{ method, path string }{{"POST", "/admin/reload"}, {"GET", "/admin/feedback/export"}, {"GET", "/admin/feedback/snapshot"}} {
+			w := ts.do(t, r.method, r.path, "", "Authorization", "Bearer "+token)
+			if w.Code != 404 {
+				t.Errorf("%s %s: status %d, want 404", r.method, r.path, w.Code)
+			}
+		}
+	})
+	ts := newTestServer(t, withAdmin)
+	for _, tt := range []struct {
+		name, header string
+		status       int
+	}{
+		{"no header is 401", "", 401},
+		{"a wrong token is 401", "Bearer nope", 401},
+		{"a token without Bearer is 401", token, 401},
+		{"a longer token sharing the prefix is 401", "Bearer " + token + "x", 401},
+		{"the right token is let in", "Bearer " + token, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/admin/reload", "", "Authorization", tt.header)
+			if w.Code != tt.status {
+				t.Fatalf("status = %d, want %d (%s)", w.Code, tt.status, w.Body)
+			}
+			if tt.status == 401 {
+				if e := errorOf(t, w); e.Code != CodeUnauthorized {
+					t.Errorf("code = %s, want %s", e.Code, CodeUnauthorized)
+				}
+				if w.Header().Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+			}
+		})
+	}
+}
+
+func modelVersion(tb testing.TB, ts *testServer) string {
+	tb.Helper()
+	var m struct {
+		Version string `json:"version"`
+	}
+	decodeJSON(tb, ts.do(tb, "GET", "/v1/model", ""), &m)
+	return m.Version
+}
+
+func TestReload(t *testing.T) {
+	ts := newTestServer(t, withAdmin)
+	auth := []string{"Authorization", "Bearer " + token}
+
+	t.Run("a good file is swapped in", func(t *testing.T) {
+		writeArtifact(t, ts.model, "v2", 3) // p_hard σ(3) = 0.95: escalate
+		w := ts.do(t, "POST", "/admin/reload", "", auth...)
+		var res ReloadResult
+		decodeJSON(t, w, &res)
+		if res != (ReloadResult{Version: "v2", Previous: "v1", Changed: true}) {
+			t.Errorf("reload = %+v, want v1 -> v2", res)
+		}
+		if v := modelVersion(t, ts); v != "v2" {
+			t.Errorf("/v1/model version = %s, want v2", v)
+		}
+		var r struct {
+			Decision     string `json:"decision"`
+			ModelVersion string `json:"model_version"`
+		}
+		decodeJSON(t, ts.do(t, "POST", "/v1/route", `{"prompt":"x"}`), &r)
+		if r.Decision != "escalate" || r.ModelVersion != "v2" {
+			t.Errorf("route after reload = %+v, want escalate from v2", r)
+		}
+	})
+
+	t.Run("a corrupt file keeps the old model and says why", func(t *testing.T) {
+		b, err := os.ReadFile(ts.model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(ts.model, bytes.Replace(b, []byte(`"v2"`), []byte(`"v9"`), 1), 0o644)
+		w := ts.do(t, "POST", "/admin/reload", "", auth...)
+		if w.Code != 422 {
+			t.Fatalf("status = %d, want 422 (%s)", w.Code, w.Body)
+		}
+		e := errorOf(t, w)
+		if e.Code != CodeBadArtifact || !strings.Contains(e.Message, "still serving v2") || !strings.Contains(e.Message, "checksum mismatch") {
+			t.Errorf("error = %+v, want bad_artifact saying v2 still serves and the checksum is wrong", e)
+		}
+		if v := modelVersion(t, ts); v != "v2" {
+			t.Errorf("version after a refused reload = %s, want v2", v)
+		}
+	})
+
+	t.Run("a missing file keeps the old model", func(t *testing.T) {
+		os.Remove(ts.model)
+		w := ts.do(t, "POST", "/admin/reload", "", auth...)
+		if w.Code/100 != 5 {
+			t.Fatalf("status = %d, want 5xx", w.Code)
+		}
+		if _, err := ts.Reload(); err == nil || !strings.Contains(err.Error(), "still serving v2") || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Reload() = %v, want a not-exist error naming v2", err)
+		}
+	})
+
+	t.Run("threshold overrides are reapplied on reload", func(t *testing.T) {
+		hi := 0.99
+		ts := newTestServer(t, func(o *Options) { o.Config.Thresholds.EscalateAbove = &hi })
+		writeArtifact(t, ts.model, "v2", 3)
+		if _, err := ts.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Decision string }
+		decodeJSON(t, ts.do(t, "POST", "/v1/route", `{"prompt":"x"}`), &r)
+		if r.Decision != "speculate" {
+			t.Errorf("decision = %s, want speculate (0.95 is under the overridden escalate_above 0.99)", r.Decision)
+		}
+	})
+
+	t.Run("metrics count reloads by result and name the version", func(t *testing.T) {
+		want := `
+# HELP triage_model_info The router artifact being served (value 1, version label).
+# TYPE triage_model_info gauge
+triage_model_info{version="v2"} 1
+# HELP triage_model_reloads_total Model reloads by result (ok, error).
+# TYPE triage_model_reloads_total counter
+triage_model_reloads_total{result="error"} 3
+triage_model_reloads_total{result="ok"} 1
+`
+		if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "triage_model_info", "triage_model_reloads_total"); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestReloadUnderConcurrentRoutes(t *testing.T) {
+	ts := newTestServer(t, nil)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	writeArtifact(t, a, "va", -3)
+	writeArtifact(t, b, "vb", 3)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if w := ts.do(t, "POST", "/v1/route", `{"prompt":"x"}`); w.Code != 200 {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		src := a
+		if i%2 == 1 {
+			src = b
+		}
+		data, _ := os.ReadFile(src)
+		os.WriteFile(ts.model, data, 0o644)
+		if _, err := ts.Reload(); err != nil {
+			t.Errorf("reload %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if bad != 0 {
+		t.Errorf("%d routes failed during reloads, want 0", bad)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"a"}`)
+	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"b"}`)
+	ts.do(t, "POST", "/v1/route", `{"prompt":""}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"m","score":1}`)
+	want := `
+# HELP triage_decisions_total Routing decisions by kind.
+# TYPE triage_decisions_total counter
+triage_decisions_total{decision="escalate"} 0
+triage_decisions_total{decision="fast"} 0
+triage_decisions_total{decision="speculate"} 2
+# HELP triage_feedback_writes_total Feedback records committed to the db.
+# TYPE triage_feedback_writes_total counter
+triage_feedback_writes_total 1
+# HELP triage_p_hard Calibrated probability that a routed request needs the strong tier.
+# TYPE triage_p_hard histogram
+triage_p_hard_bucket{le="0.1"} 0
+triage_p_hard_bucket{le="0.2"} 0
+triage_p_hard_bucket{le="0.30000000000000004"} 0
+triage_p_hard_bucket{le="0.4"} 0
+triage_p_hard_bucket{le="0.5"} 2
+triage_p_hard_bucket{le="0.6"} 2
+triage_p_hard_bucket{le="0.7"} 2
+triage_p_hard_bucket{le="0.7999999999999999"} 2
+triage_p_hard_bucket{le="0.8999999999999999"} 2
+triage_p_hard_bucket{le="0.9999999999999999"} 2
+triage_p_hard_bucket{le="+Inf"} 2
+triage_p_hard_sum 1
+triage_p_hard_count 2
+# HELP triage_http_requests_total HTTP requests by route and status code.
+# TYPE triage_http_requests_total counter
+triage_http_requests_total{code="200",route="/healthz"} 0
+triage_http_requests_total{code="200",route="/metrics"} 0
+triage_http_requests_total{code="200",route="/readyz"} 0
+triage_http_requests_total{code="200",route="/v1/feedback"} 1
+triage_http_requests_total{code="200",route="/v1/model"} 0
+triage_http_requests_total{code="200",route="/v1/route"} 2
+triage_http_requests_total{code="200",route="/v1/route/batch"} 0
+triage_http_requests_total{code="400",route="/v1/route"} 1
+`
+	if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "triage_decisions_total", "triage_feedback_writes_total", "triage_p_hard", "triage_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	t.Run("the endpoint serves the registry", func(t *testing.T) {
+		w := ts.do(t, "GET", "/metrics", "")
+		for _, name := range []string{"triage_db_size_bytes", "triage_decision_log_queue_depth", "triage_decision_log_dropped_total", "triage_http_request_duration_seconds_bucket", "triage_feedback_write_failures_total"} {
+			if !strings.Contains(w.Body.String(), name) {
+				t.Errorf("/metrics lacks %s", name)
+			}
+		}
+	})
+}
+
+func TestHealthAndErrors(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, tt := range []struct {
+		name, method, path string
+		status             int
+		code               string
+	}{
+		{"healthz is up", "GET", "/healthz", 200, ""},
+		{"readyz is ready", "GET", "/readyz", 200, ""},
+		{"model info is served", "GET", "/v1/model", 200, ""},
+		{"an unknown path is a JSON 404", "GET", "/v2/route", 404, CodeNotFound},
+		{"a wrong method is a JSON 405", "GET", "/v1/route", 405, CodeMethodNotAllowed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, tt.method, tt.path, "")
+			if w.Code != tt.status {
+				t.Fatalf("status = %d, want %d (%s)", w.Code, tt.status, w.Body)
+			}
+			if tt.code != "" {
+				if e := errorOf(t, w); e.Code != tt.code {
+					t.Errorf("code = %s, want %s", e.Code, tt.code)
+				}
+			}
+		})
+	}
+	t.Run("model info has version, tiers, thresholds and metrics", func(t *testing.T) {
+		var m modelInfo
+		decodeJSON(t, ts.do(t, "GET", "/v1/model", ""), &m)
+		if m.Version != "v1" || m.Tiers.Fast != "mixtral" || m.Thresholds != testPolicy || m.Metrics["apgr"] != 0.61 {
+			t.Errorf("model = %+v", m)
+		}
+	})
+	t.Run("readyz is 503 once the db is closed", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		ts.store.Close()
+		if w := ts.do(t, "GET", "/readyz", ""); w.Code != 503 {
+			t.Errorf("status = %d, want 503", w.Code)
+		}
+	})
+}
+
+// stuckLog is a store whose decision-log writes block until released.
+type stuckLog struct {
+	Store
+	release chan struct{}
+	mu      sync.Mutex
+	written int
+}
+
+func (s *stuckLog) AppendDecisions(e []datasets.LogEntry) error {
+	<-s.release
+	s.mu.Lock()
+	s.written += len(e)
+	s.mu.Unlock()
+	return s.Store.AppendDecisions(e)
+}
+
+func TestDecisionLogNeverBlocksRoutes(t *testing.T) {
+	var stuck *stuckLog
+	ts := newTestServer(t, func(o *Options) {
+		stuck = &stuckLog{Store: o.Store, release: make(chan struct{})}
+		o.Store = stuck
+		o.Config.DecisionLog.QueueSize = 2
+	})
+	const n = 20
+	for i := range n {
+		if w := ts.do(t, "POST", "/v1/route", fmt.Sprintf(`{"prompt":"x","id":"r%d"}`, i)); w.Code != 200 {
+			t.Fatalf("route %d with a stuck disk: status %d, want 200", i, w.Code)
+		}
+	}
+	dropped := testutil.ToFloat64(ts.m.logDropped)
+	if dropped < 1 {
+		t.Errorf("dropped = %v with a queue of 2 and a stuck writer, want some", dropped)
+	}
+	close(stuck.release)
+	ts.Shutdown(context.Background())
+	if got := float64(stuck.written) + dropped; got != n {
+		t.Errorf("written %d + dropped %v = %v, want every one of the %d routes accounted for", stuck.written, dropped, got, n)
+	}
+	if got := testutil.ToFloat64(ts.m.logWritten); got != float64(stuck.written) {
+		t.Errorf("written metric = %v, want %d", got, stuck.written)
+	}
+}
+
+func TestShutdownDrainsTheDecisionLog(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	const n = 50
+	for i := range n {
+		resp, err := http.Post(url+"/v1/route", "application/json", strings.NewReader(fmt.Sprintf(`{"prompt":"p%d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve returned %v after a graceful shutdown, want nil", err)
+	}
+	var buf bytes.Buffer
+	if _, err := ts.store.Export(ctx, &buf, datasets.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if recs := readExport(t, &buf); len(recs) != n {
+		t.Errorf("after shutdown the log has %d records, want %d", len(recs), n)
+	}
+	if w := ts.do(t, "GET", "/readyz", ""); w.Code != 503 {
+		t.Errorf("readyz after shutdown = %d, want 503", w.Code)
+	}
+}
+
+func TestAdminExportAndSnapshot(t *testing.T) {
+	ts := newTestServer(t, withAdmin)
+	auth := []string{"Authorization", "Bearer " + token}
+	ts.do(t, "POST", "/v1/route", `{"prompt":"a","id":"r1"}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"r1","model":"m","score":1}`)
+	ts.do(t, "POST", "/v1/route", `{"prompt":"b","id":"r2"}`)
+
+	t.Run("export streams JSONL records with outcomes", func(t *testing.T) {
+		w := ts.do(t, "GET", "/admin/feedback/export", "", auth...)
+		if w.Code != 200 || w.Header().Get("Content-Type") != "application/x-ndjson" {
+			t.Fatalf("status %d type %q", w.Code, w.Header().Get("Content-Type"))
+		}
+		recs := readExport(t, w.Body)
+		if len(recs) != 2 || recs[0].ID != "r1" || recs[0].Outcomes["m"].Score == nil || recs[1].ID != "r2" {
+			t.Errorf("export = %+v, want r1 with feedback then r2", recs)
+		}
+	})
+	t.Run("export rejects a bad since", func(t *testing.T) {
+		w := ts.do(t, "GET", "/admin/feedback/export?since=yesterday", "", auth...)
+		if w.Code != 400 {
+			t.Errorf("status = %d, want 400", w.Code)
+		}
+	})
+	t.Run("the snapshot opens as a bbolt db", func(t *testing.T) {
+		w := ts.do(t, "GET", "/admin/feedback/snapshot", "", auth...)
+		if w.Code != 200 {
+			t.Fatalf("status %d", w.Code)
+		}
+		path := filepath.Join(t.TempDir(), "snap.db")
+		os.WriteFile(path, w.Body.Bytes(), 0o600)
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Fatalf("snapshot does not open: %v", err)
+		}
+		defer db.Close()
+		db.View(func(tx *bolt.Tx) error {
+			if n := tx.Bucket([]byte("ids")).Stats().KeyN; n != 2 {
+				t.Errorf("snapshot holds %d request ids, want 2", n)
+			}
+			return nil
+		})
+	})
+}
+
+func TestConfig(t *testing.T) {
+	t.Run("YAML sets limits and thresholds over the defaults", func(t *testing.T) {
+		cfg, err := ParseConfig([]byte("addr: 0.0.0.0:9000\nlimits:\n  max_batch: 8\n  read_timeout: 2s\nthresholds:\n  escalate_above: 0.9\n"), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != "0.0.0.0:9000" || cfg.Limits.MaxBatch != 8 || cfg.Limits.ReadTimeout != 2*time.Second || *cfg.Thresholds.EscalateAbove != 0.9 {
+			t.Errorf("cfg = %+v", cfg)
+		}
+		if cfg.Limits.MaxBodyBytes != DefaultMaxBodyBytes || cfg.Thresholds.SpeculateAbove != nil {
+			t.Errorf("keys absent from the file changed: %+v", cfg)
+		}
+	})
+	t.Run("JSON is read too", func(t *testing.T) {
+		cfg, err := ParseConfig([]byte(`{"limits": {"max_prompt_bytes": 100, "write_timeout": "1m"}, "decision_log": {"queue_size": 10}}`), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Limits.MaxPromptBytes != 100 || cfg.Limits.WriteTimeout != time.Minute || cfg.DecisionLog.QueueSize != 10 {
+			t.Errorf("cfg = %+v", cfg)
+		}
+	})
+	for _, tt := range []struct{ name, in, msg string }{
+		{"an unknown key is named", "limits:\n  max_bytes: 3\n", "field max_bytes not found"},
+		{"a negative limit is refused", "limits:\n  max_batch: -1\n", "limits.max_batch is -1"},
+		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
+		{"a bad duration names the line", "limits:\n  read_timeout: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.in), DefaultConfig())
+			if err == nil || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("got %v, want an error containing %q", err, tt.msg)
+			}
+		})
+	}
+	t.Run("thresholds that cross the model's are refused at start", func(t *testing.T) {
+		lo := 0.1
+		dir := t.TempDir()
+		model := filepath.Join(dir, "m.json")
+		writeArtifact(t, model, "v1", 0)
+		store, err := datasets.OpenBoltStore(filepath.Join(dir, "f.db"), datasets.StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		cfg := DefaultConfig()
+		cfg.Thresholds.EscalateAbove = &lo // below the model's speculate_above 0.3
+		_, err = New(Options{Config: cfg, ModelPath: model, Store: store, Registry: newRegistry()})
+		if err == nil || !strings.Contains(err.Error(), "speculate_above") {
+			t.Errorf("New = %v, want an error about the crossed thresholds", err)
+		}
+	})
+}
