@@ -83,6 +83,12 @@ func (rp *Replayer) thresholdAt(b int) float64 {
 	return mid
 }
 
+// Size is an upper bound on the number of operating points of the grid.
+func (g Grid) Size() int {
+	nt, na := len(g.Thresholds), max(1, len(g.Accept))
+	return nt + na*nt*max(0, nt-1)/2
+}
+
 // SweepOptions tunes Sweep.
 type SweepOptions struct {
 	// NoPercentiles skips the latency percentiles (left NaN): with
@@ -109,6 +115,15 @@ func newCum(t int) cum {
 // and latency percentiles are exact order statistics kept in a Fenwick
 // tree over the distinct latencies while the speculate band grows.
 func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
+	out := make([]OperatingPoint, 0, g.Size())
+	rp.SweepFunc(g, opts, func(op *OperatingPoint) { out = append(out, *op) })
+	return out
+}
+
+// SweepFunc is Sweep without collecting: fn sees each operating point in
+// Sweep's order (the pointer is valid during the call only), so a search
+// over a fine grid needs no memory per point.
+func (rp *Replayer) SweepFunc(g Grid, opts SweepOptions, visit func(*OperatingPoint)) {
 	N := len(rp.req)
 	fn := float64(N)
 
@@ -129,7 +144,7 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 	}
 	nt := len(B)
 	if nt == 0 {
-		return nil
+		return
 	}
 
 	// Accept values, dropping those that accept the same requests.
@@ -221,7 +236,8 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 		fw.build()
 	}
 
-	out := make([]OperatingPoint, 0, nt+len(A)*nt*(nt-1)/2)
+	// One point, reused: fn must not keep the pointer.
+	var op OperatingPoint
 
 	// Fast/escalate: the escalate run shrinks as the threshold rises.
 	if fw != nil {
@@ -237,7 +253,7 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 			}
 		}
 		s := fast.score[j] + escTot[0] - esc.score[j]
-		op := OperatingPoint{
+		op = OperatingPoint{
 			Policy: Policy{SpeculateAbove: T[j], EscalateAbove: T[j], AcceptConfidence: FastEscalateAccept},
 			Kind:   KindFastEscalate, N: N,
 			StrongShare:   float64(N-B[j]) / fn,
@@ -248,10 +264,10 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 		}
 		op.PGR = PGR(op.Quality, rp.rFast, rp.rStrong)
 		percentiles(&op)
-		out = append(out, op)
+		visit(&op)
 	}
 	if nt < 2 {
-		return out
+		return
 	}
 
 	// With a speculate band, per accept value.
@@ -300,7 +316,7 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 				cost := fast.cost[j1] + spec.cost[j2] - spec.cost[j1] + escTot[1] - esc.cost[j2]
 				lat := fast.lat[j1] + spec.lat[j2] - spec.lat[j1] + escTot[2] - esc.lat[j2]
 				strong := spec.strong[j2] - spec.strong[j1] + float64(N-B[j2])
-				op := OperatingPoint{
+				op = OperatingPoint{
 					Policy: Policy{SpeculateAbove: T[j1], EscalateAbove: T[j2], AcceptConfidence: a},
 					Kind:   kindOf(true, B[j2] < N), N: N,
 					StrongShare:   strong / fn,
@@ -312,11 +328,10 @@ func (rp *Replayer) Sweep(g Grid, opts SweepOptions) []OperatingPoint {
 				}
 				op.PGR = PGR(op.Quality, rp.rFast, rp.rStrong)
 				percentiles(&op)
-				out = append(out, op)
+				visit(&op)
 			}
 		}
 	}
-	return out
 }
 
 // fenwick counts latencies by rank and finds the k-th smallest in

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
+)
+
+func init() {
+	register("calibrate", "set a router's thresholds to meet a target share, cost, latency or quality", runCalibrate)
+}
+
+const calibrateUsage = "--model FILE --data F --target strong-share=0.3 | cost-per-1k=USD | p95-latency=MS | quality=0.95 [--target ...] [--minimize cost|latency] -o NEW"
+
+// calibrateResult is the --json output.
+type calibrateResult struct {
+	Version       string                      `json:"version"`
+	Parent        string                      `json:"parent"`
+	Policy        models.Policy               `json:"policy"`
+	PolicyTarget  string                      `json:"policy_target"`
+	Kind          models.Kind                 `json:"kind"`
+	N             int                         `json:"n"`
+	StrongShare   estimate                    `json:"strong_share"`
+	Quality       estimate                    `json:"quality"`
+	RelQuality    estimate                    `json:"relative_quality"`
+	CostPer1k     estimate                    `json:"cost_per_1k"`
+	LatencyP95MS  estimate                    `json:"latency_p95_ms"`
+	LatencyMeanMS jfloat                      `json:"latency_mean_ms"`
+	PGR           jfloat                      `json:"pgr"`
+	Shares        map[models.Decision]float64 `json:"expected_shares"`
+}
+
+type estimate struct {
+	Value jfloat    `json:"value"`
+	CI95  [2]jfloat `json:"ci95"`
+}
+
+func est(v float64, iv report.Interval) estimate {
+	return estimate{jfloat(v), [2]jfloat{jfloat(iv.Lo), jfloat(iv.Hi)}}
+}
+
+// jfloat is a float64 that encodes NaN (a PGR when both tiers tie) as null.
+type jfloat float64
+
+func (f jfloat) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+func runCalibrate(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "calibrate", calibrateUsage)
+	var rf replayFlags
+	rf.register(fs, defaultSolveGrid, defaultSolveAccept)
+	model := fs.String("model", "", "router artifact whose thresholds to set")
+	var targets stringList
+	fs.Var(&targets, "target", "strong-share=S (met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong); repeat for several")
+	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
+	out := fs.String("o", "", "write the new artifact version to NEW")
+	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return usagef("give --model FILE", "calibrate needs --model")
+	}
+	if *out == "" {
+		return usagef("give -o NEW", "calibrate needs an output file")
+	}
+	if len(targets) == 0 {
+		return usagef("e.g. --target strong-share=0.3", "calibrate needs at least one --target")
+	}
+	solver := &models.Solver{ShareTolerance: shareTolerance(rf.grid)}
+	seen := map[models.TargetKind]bool{}
+	for _, s := range targets {
+		t, err := models.ParseTarget(s)
+		if err != nil {
+			return usagef("see -h for the target forms", "%v", err)
+		}
+		if seen[t.Kind] {
+			return usagef("give each kind of target once", "--target %s appears twice", t.Kind)
+		}
+		seen[t.Kind] = true
+		solver.Targets = append(solver.Targets, t)
+	}
+	switch models.Objective(*minimize) {
+	case models.MinimizeCost, models.MinimizeLatency:
+		solver.Minimize = models.Objective(*minimize)
+	default:
+		return usagef("use --minimize cost or latency", "--minimize %q is not known", *minimize)
+	}
+	lat, cost, billing, err := rf.check("calibrate")
+	if err != nil {
+		return err
+	}
+	recs, bad, err := rf.logRecords()
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		fmt.Fprintf(env.Stderr, "triage calibrate: skipped %d malformed lines\n", bad)
+	}
+	r, rl, rp, err := loadReplay(*model, recs, lat, cost, billing)
+	if err != nil {
+		return err
+	}
+	if rl.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without both tiers' scores\n", rl.missing)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, solver.StrongQuality = rp.Baselines()
+	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
+	rp.SweepFunc(g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, solver.Consider)
+	best, err := solver.Result()
+	if err != nil {
+		var inf *models.InfeasibleError
+		if asInfeasible(err, &inf) {
+			// The sweep may have skipped percentiles; name the closest
+			// point with all its figures.
+			inf.Closest = rp.Point(inf.Closest.Policy)
+			return inf
+		}
+		return err
+	}
+	op := rp.Point(best.Policy)
+
+	a := r.Artifact().Derive(time.Now())
+	a.Policy = op.Policy
+	ts := make([]string, len(solver.Targets))
+	for i, t := range solver.Targets {
+		ts[i] = t.String()
+	}
+	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d thresholds x %d accept values)",
+		strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
+	a.ExpectedShares = rp.Shares(op.Policy)
+	if err := a.Save(*out); err != nil {
+		return err
+	}
+
+	reqs := rp.Requests()
+	strong := make([]float64, len(reqs))
+	for i := range reqs {
+		strong[i] = reqs[i].StrongScore
+	}
+	iv := report.BootstrapPoint(rp.Outcomes(nil, op.Policy), strong, rf.resamples, rf.seed)
+	res := calibrateResult{
+		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N,
+		StrongShare: est(op.StrongShare, iv.StrongShare), Quality: est(op.Quality, iv.Quality),
+		RelQuality: est(op.Quality/solver.StrongQuality, iv.RelQuality), CostPer1k: est(op.CostPer1k, iv.CostPer1k),
+		LatencyP95MS: est(op.LatencyP95MS, iv.LatencyP95MS), LatencyMeanMS: jfloat(op.LatencyMeanMS), PGR: jfloat(op.PGR),
+		Shares: a.ExpectedShares,
+	}
+	if *asJSON {
+		return json.NewEncoder(env.Stdout).Encode(res)
+	}
+	printCalibration(env.Stdout, &res, rf.resamples, *out)
+	return nil
+}
+
+// shareTolerance is how close a strong-share target must be met: half a
+// grid step, but no tighter than models.DefaultShareTolerance.
+func shareTolerance(grid int) float64 {
+	return math.Max(models.DefaultShareTolerance, 0.5/float64(grid))
+}
+
+func asInfeasible(err error, target **models.InfeasibleError) bool {
+	e, ok := err.(*models.InfeasibleError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func printCalibration(w io.Writer, r *calibrateResult, resamples int, path string) {
+	fmt.Fprintf(w, "%s\n", r.PolicyTarget)
+	fmt.Fprintf(w, "policy (%s): speculate_above=%.6g escalate_above=%.6g accept_confidence=%.6g\n",
+		r.Kind, r.Policy.SpeculateAbove, r.Policy.EscalateAbove, r.Policy.AcceptConfidence)
+	fmt.Fprintf(w, "expected operating point on %d requests (95%% bootstrap interval, %d resamples):\n", r.N, resamples)
+	fmt.Fprintf(w, "  strong_share      %.4f  [%.4f, %.4f]\n", r.StrongShare.Value, r.StrongShare.CI95[0], r.StrongShare.CI95[1])
+	fmt.Fprintf(w, "  quality           %.4f  [%.4f, %.4f]\n", r.Quality.Value, r.Quality.CI95[0], r.Quality.CI95[1])
+	fmt.Fprintf(w, "  quality/strong    %.4f  [%.4f, %.4f]\n", r.RelQuality.Value, r.RelQuality.CI95[0], r.RelQuality.CI95[1])
+	fmt.Fprintf(w, "  pgr               %.4f\n", r.PGR)
+	fmt.Fprintf(w, "  cost_per_1k       $%.4g  [$%.4g, $%.4g]\n", r.CostPer1k.Value, r.CostPer1k.CI95[0], r.CostPer1k.CI95[1])
+	fmt.Fprintf(w, "  latency_p95_ms    %.0f  [%.0f, %.0f]\n", r.LatencyP95MS.Value, r.LatencyP95MS.CI95[0], r.LatencyP95MS.CI95[1])
+	fmt.Fprintf(w, "  latency_mean_ms   %.0f\n", r.LatencyMeanMS)
+	fmt.Fprintf(w, "  decisions         fast %.1f%%, speculate %.1f%%, escalate %.1f%%\n",
+		100*r.Shares[models.Fast], 100*r.Shares[models.Speculate], 100*r.Shares[models.Escalate])
+	fmt.Fprintf(w, "wrote %s (version %s, parent %s)\n", path, r.Version, r.Parent)
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
+)
+
+func init() {
+	register("curves", "replay a labelled log over a threshold grid: curves.csv, plots and an HTML report", runCurves)
+}
+
+const curvesUsage = "--model FILE --data F [--model FILE2 ...] [--latency MODEL=MS,...] [--cost MODEL=USD,...] [--cancel-billing prorata|full] -o DIR"
+
+// Grid defaults: 100 quantile cuts give 101 thresholds, so 5,151 valid
+// (speculate_above <= escalate_above) pairs, each tried with 10 accept
+// values when the log has confidence.
+const (
+	defaultCurvesGrid  = 100
+	defaultAcceptGrid  = 10
+	defaultSolveGrid   = 200
+	defaultSolveAccept = 20
+)
+
+// replayFlags are the flags curves and calibrate share.
+type replayFlags struct {
+	data       stringList
+	latency    stringList
+	cost       stringList
+	billing    string
+	grid       int
+	acceptGrid int
+	resamples  int
+	seed       uint64
+	skipBad    bool
+}
+
+func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
+	fs.Var(&f.data, "data", "labelled JSONL log(s), comma-separated or repeated")
+	fs.Var(&f.latency, "latency", "default latency per model where the log has none: MODEL=MS, comma-separated or repeated")
+	fs.Var(&f.cost, "cost", "default cost per call per model where the log has none: MODEL=USD, comma-separated or repeated")
+	fs.StringVar(&f.billing, "cancel-billing", "prorata", "what a cancelled speculative call costs: prorata (share of its latency it ran) or full")
+	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds)")
+	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (when the log has confidence)")
+	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals")
+	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "bootstrap seed")
+	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+}
+
+// parseDefaults parses MODEL=VALUE pairs. The value follows the last '=',
+// so model names may hold any other character.
+func parseDefaults(flagName, unit string, vals []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, v := range vals {
+		i := strings.LastIndexByte(v, '=')
+		if i <= 0 {
+			return nil, usagef(fmt.Sprintf("write --%s MODEL=%s", flagName, unit), "--%s %q: want MODEL=%s", flagName, v, unit)
+		}
+		x, err := strconv.ParseFloat(strings.TrimSpace(v[i+1:]), 64)
+		if err != nil || x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, usagef(fmt.Sprintf("write --%s MODEL=%s with a non-negative number", flagName, unit), "--%s %q: %q is not a non-negative number", flagName, v, v[i+1:])
+		}
+		out[strings.TrimSpace(v[:i])] = x
+	}
+	return out, nil
+}
+
+func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing models.CancelBilling, err error) {
+	if len(f.data) == 0 {
+		return nil, nil, "", usagef("give --data FILE", "%s needs --data", cmd)
+	}
+	if f.grid < 2 || f.grid > 2000 {
+		return nil, nil, "", usagef("use 2..2000", "--grid is %d", f.grid)
+	}
+	if f.acceptGrid < 1 || f.acceptGrid > 200 {
+		return nil, nil, "", usagef("use 1..200", "--accept-grid is %d", f.acceptGrid)
+	}
+	if f.resamples < 1 {
+		return nil, nil, "", usagef("use 1 or more", "--resamples is %d", f.resamples)
+	}
+	billing, err = models.ParseCancelBilling(f.billing)
+	if err != nil {
+		return nil, nil, "", usagef("use --cancel-billing prorata or full", "%v", err)
+	}
+	if lat, err = parseDefaults("latency", "MS", f.latency); err != nil {
+		return nil, nil, "", err
+	}
+	if cost, err = parseDefaults("cost", "USD", f.cost); err != nil {
+		return nil, nil, "", err
+	}
+	return lat, cost, billing, nil
+}
+
+// logRecords reads the log once; each router replays it with its own
+// tiers.
+func (f *replayFlags) logRecords() ([]datasets.Record, int, error) {
+	var recs []datasets.Record
+	bad := 0
+	for _, p := range f.data {
+		n, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: f.skipBad}, func(r datasets.Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		bad += n
+		if err != nil {
+			return nil, bad, err
+		}
+	}
+	return recs, bad, nil
+}
+
+// replayLog is a router's view of a log: the replay requests and, in log
+// order, what models.Evaluate needs.
+type replayLog struct {
+	reqs                       []models.Request
+	pHard, label, fast, strong []float64
+	missing                    int
+	sources                    []string
+}
+
+// tierValue picks one number of one tier's outcome: the log's, else the
+// default. Cancelled outcomes ran only part of their latency, so their
+// latency and cost do not describe a whole call.
+type tierValue struct {
+	what, field, flag, unit string
+	get                     func(o datasets.Outcome) *float64
+	defaults                map[string]float64
+}
+
+func (tv tierValue) value(o datasets.Outcome, model string, fromLog, fromDefault *int) (float64, bool) {
+	if v := tv.get(o); v != nil && !o.Cancelled {
+		*fromLog++
+		return *v, true
+	}
+	if d, ok := tv.defaults[model]; ok {
+		*fromDefault++
+		return d, true
+	}
+	return 0, false
+}
+
+// buildReplay scores the log with a router and gathers each request's
+// latency, cost and calibrated confidence.
+func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]float64) (*replayLog, error) {
+	a := r.Artifact()
+	label, err := datasets.ParseLabel(a.Label)
+	if err != nil {
+		return nil, fmt.Errorf("artifact label: %w", err)
+	}
+	tiers := []string{a.Tiers.Fast, a.Tiers.Strong}
+	values := []tierValue{
+		{"latency", "latency_ms", "latency", "MS", func(o datasets.Outcome) *float64 { return o.LatencyMS }, lat},
+		{"cost", "cost_usd", "cost", "USD", func(o datasets.Outcome) *float64 { return o.CostUSD }, cost},
+	}
+	var fromLog, fromDefault [2][2]int // [value][tier]
+	seen := map[string]int{}
+	out := &replayLog{}
+	for i := range recs {
+		rec := &recs[i]
+		for m := range rec.Outcomes {
+			seen[m]++
+		}
+		f, s, ok := rec.Scores(a.Tiers.Fast, a.Tiers.Strong)
+		if !ok {
+			out.missing++
+			continue
+		}
+		var v [2][2]float64
+		for vi, tv := range values {
+			for ti, m := range tiers {
+				x, ok := tv.value(rec.Outcomes[m], m, &fromLog[vi][ti], &fromDefault[vi][ti])
+				if !ok {
+					return nil, fmt.Errorf("record %q has no %s for model %q and there is no default; pass --%s '%s=%s'", rec.ID, tv.field, m, tv.flag, m, tv.unit)
+				}
+				v[vi][ti] = x
+			}
+		}
+		p := r.Route(inputOf(rec)).PHard
+		req := models.Request{
+			ID: rec.ID, PHard: p, FastScore: f, StrongScore: s,
+			FastLatencyMS: v[0][0], StrongLatencyMS: v[0][1], FastCostUSD: v[1][0], StrongCostUSD: v[1][1],
+		}
+		if c := rec.Outcomes[a.Tiers.Fast].Confidence; c != nil {
+			req.Confidence, req.HasConfidence = r.CalibratedConfidence(*c)
+		}
+		out.reqs = append(out.reqs, req)
+		out.pHard = append(out.pHard, p)
+		out.label = append(out.label, label.Of(f, s))
+		out.fast = append(out.fast, f)
+		out.strong = append(out.strong, s)
+	}
+	for _, m := range []struct{ flag, name string }{{"fast", a.Tiers.Fast}, {"strong", a.Tiers.Strong}} {
+		if seen[m.name] == 0 {
+			return nil, fmt.Errorf("the router's %s tier %q appears in no record; models that do: %s", m.flag, m.name, modelList(seen))
+		}
+	}
+	if len(out.reqs) == 0 {
+		return nil, fmt.Errorf("no record has scores for both %q and %q", a.Tiers.Fast, a.Tiers.Strong)
+	}
+	n := len(out.reqs)
+	for vi, tv := range values {
+		for ti, m := range tiers {
+			role := [2]string{"fast", "strong"}[ti]
+			var src string
+			switch l, d := fromLog[vi][ti], fromDefault[vi][ti]; {
+			case d == 0:
+				src = fmt.Sprintf("from the log (all %d requests)", n)
+			case l == 0:
+				src = fmt.Sprintf("the --%s default %s for all %d requests", tv.flag, unitValue(tv.defaults[m], tv.unit), n)
+			default:
+				src = fmt.Sprintf("from the log for %d requests, the --%s default %s for %d", l, tv.flag, unitValue(tv.defaults[m], tv.unit), d)
+			}
+			out.sources = append(out.sources, fmt.Sprintf("%s of the %s tier %s: %s", tv.what, role, m, src))
+		}
+	}
+	conf := 0
+	for i := range out.reqs {
+		if out.reqs[i].HasConfidence {
+			conf++
+		}
+	}
+	switch {
+	case a.ConfidenceCalibration == nil:
+		out.sources = append(out.sources, "confidence gate: the artifact has no confidence calibration, so speculation never keeps the fast answer on confidence")
+	case conf < n:
+		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for %d of %d requests; without one the gate never accepts", conf, n))
+	default:
+		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for all %d requests", n))
+	}
+	return out, nil
+}
+
+func unitValue(x float64, unit string) string {
+	if unit == "USD" {
+		return "$" + strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(x, 'g', -1, 64) + " ms"
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// sectionNames gives each model file a short unique name, used as its
+// folder: the file name without extension.
+func sectionNames(paths []string) []string {
+	names := make([]string, len(paths))
+	used := map[string]int{}
+	for i, p := range paths {
+		b := filepath.Base(p)
+		for _, ext := range []string{".json", ".model", ".artifact"} {
+			b = strings.TrimSuffix(b, ext)
+		}
+		b = unsafeName.ReplaceAllString(b, "_")
+		if b == "" || b == "." || b == ".." {
+			b = "model"
+		}
+		used[b]++
+		if used[b] > 1 {
+			b = fmt.Sprintf("%s-%d", b, used[b])
+		}
+		names[i] = b
+	}
+	return names
+}
+
+func runCurves(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "curves", curvesUsage)
+	var rf replayFlags
+	rf.register(fs, defaultCurvesGrid, defaultAcceptGrid)
+	var modelPaths stringList
+	fs.Var(&modelPaths, "model", "router artifact; repeat to compare several side by side")
+	outDir := fs.String("o", "", "write curves.csv, the plots and index.html into DIR")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(modelPaths) == 0 {
+		return usagef("give --model FILE", "curves needs --model")
+	}
+	if *outDir == "" {
+		return usagef("give -o DIR", "curves needs an output folder")
+	}
+	lat, cost, billing, err := rf.check("curves")
+	if err != nil {
+		return err
+	}
+	recs, bad, err := rf.logRecords()
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		fmt.Fprintf(env.Stderr, "triage curves: skipped %d malformed lines\n", bad)
+	}
+	names := sectionNames(modelPaths)
+	page := &report.Page{
+		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,
+		Resamples: rf.resamples, Seed: rf.seed,
+	}
+	var gridDesc []string
+	for i, mp := range modelPaths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sec, desc, err := curvesSection(env, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
+		if err != nil {
+			if len(modelPaths) > 1 {
+				return fmt.Errorf("%s: %w", mp, err)
+			}
+			return err
+		}
+		page.Sections = append(page.Sections, sec)
+		gridDesc = append(gridDesc, desc)
+	}
+	page.Grid = strings.Join(dedupe(gridDesc), "; ")
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return fmt.Errorf("create output folder: %w", err)
+	}
+	if err := report.Write(*outDir, page); err != nil {
+		return err
+	}
+	for _, s := range page.Sections {
+		c := s.Current
+		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %.3f, AIQ %.4f; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost $%.4g per 1k, p95 %.0f ms\n",
+			s.Name, len(s.Points), s.Eval.APGR, s.AIQ, c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
+			c.StrongShare, c.Quality, c.CostPer1k, c.LatencyP95MS)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))
+	return nil
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// loadReplay loads an artifact and replays the log with it.
+func loadReplay(path string, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling) (*models.Router, *replayLog, *models.Replayer, error) {
+	a, err := models.Load(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := models.NewRouter(a)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rl, err := buildReplay(recs, r, lat, cost)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rp, err := models.NewReplayer(rl.reqs, billing)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return r, rl, rp, nil
+}
+
+func curvesSection(env *Env, path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
+	r, rl, rp, err := loadReplay(path, recs, lat, cost, billing)
+	if err != nil {
+		return nil, "", err
+	}
+	if rl.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without both tiers' scores\n", name, rl.missing)
+	}
+	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
+	pts := rp.Sweep(g, models.SweepOptions{})
+	run := &report.Run{
+		Name: name, Artifact: r.Artifact(), Replayer: rp, Points: pts,
+		PHard: rl.pHard, Label: rl.label, Fast: rl.fast, Strong: rl.strong, Sources: rl.sources,
+	}
+	if several {
+		run.Dir = name
+	}
+	sec, err := report.Analyze(run, report.Options{Resamples: rf.resamples, Seed: rf.seed})
+	if err != nil {
+		return nil, "", err
+	}
+	desc := fmt.Sprintf("%d p_hard thresholds (quantiles)", len(g.Thresholds))
+	if len(g.Accept) > 0 {
+		desc += fmt.Sprintf(" × %d accept_confidence values", len(g.Accept))
+	}
+	return sec, desc, nil
+}

@@ -1,0 +1,237 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// TargetKind is what a calibration target constrains.
+type TargetKind string
+
+const (
+	// TargetStrongShare asks for a share of strong answers: met within
+	// the solver's share tolerance, on either side.
+	TargetStrongShare TargetKind = "strong-share"
+	// TargetCostPer1k is an upper bound on the cost of 1000 requests, USD.
+	TargetCostPer1k TargetKind = "cost-per-1k"
+	// TargetP95Latency is an upper bound on the p95 latency, ms.
+	TargetP95Latency TargetKind = "p95-latency"
+	// TargetQuality is a lower bound on quality relative to always-strong
+	// (quality / r_strong).
+	TargetQuality TargetKind = "quality"
+)
+
+// Target is one constraint on the operating point.
+type Target struct {
+	Kind  TargetKind
+	Value float64
+}
+
+func (t Target) String() string {
+	return string(t.Kind) + "=" + strconv.FormatFloat(t.Value, 'g', -1, 64)
+}
+
+const targetForms = "strong-share=0.3, cost-per-1k=USD, p95-latency=MS or quality=0.95 (relative to always-strong)"
+
+// ParseTarget parses "strong-share=0.3", "cost-per-1k=1.5" (a leading $ is
+// allowed), "p95-latency=800" (a trailing "ms" is allowed) or
+// "quality=0.95".
+func ParseTarget(s string) (Target, error) {
+	k, v, ok := strings.Cut(strings.TrimSpace(s), "=")
+	if !ok {
+		return Target{}, fmt.Errorf("target %q: want KIND=VALUE, one of %s", s, targetForms)
+	}
+	t := Target{Kind: TargetKind(strings.TrimSpace(k))}
+	v = strings.TrimSpace(v)
+	switch t.Kind {
+	case TargetCostPer1k:
+		v = strings.TrimPrefix(v, "$")
+	case TargetP95Latency:
+		v = strings.TrimSuffix(v, "ms")
+	case TargetStrongShare, TargetQuality:
+	default:
+		return Target{}, fmt.Errorf("target %q: kind %q is not known; want %s", s, k, targetForms)
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+		return Target{}, fmt.Errorf("target %q: %q is not a number", s, v)
+	}
+	switch t.Kind {
+	case TargetStrongShare:
+		if x < 0 || x > 1 {
+			return Target{}, fmt.Errorf("target %q: a share is in [0,1]", s)
+		}
+	case TargetQuality:
+		if x <= 0 || x > 2 {
+			return Target{}, fmt.Errorf("target %q: relative quality is in (0,2]; 1 is always-strong's", s)
+		}
+	default:
+		if x < 0 {
+			return Target{}, fmt.Errorf("target %q: want a non-negative value", s)
+		}
+	}
+	t.Value = x
+	return t, nil
+}
+
+// Objective is what a calibration minimises among the points that meet
+// every target.
+type Objective string
+
+const (
+	// MinimizeCost picks the lowest cost per 1k requests.
+	MinimizeCost Objective = "cost"
+	// MinimizeLatency picks the lowest p95 latency (then mean latency).
+	MinimizeLatency Objective = "latency"
+)
+
+// DefaultShareTolerance is how close a strong-share target must be met.
+const DefaultShareTolerance = 0.005
+
+// Solver picks the operating point for a set of targets. Feed it every
+// candidate with Consider (it keeps no list, so a sweep of any size
+// costs nothing), then ask for the Result.
+type Solver struct {
+	// Targets are the constraints; all must hold.
+	Targets []Target
+	// Minimize is the objective; "" means MinimizeCost.
+	Minimize Objective
+	// StrongQuality is always-strong's quality, the scale of quality
+	// targets.
+	StrongQuality float64
+	// ShareTolerance is how far a strong share may be from its target;
+	// 0 means DefaultShareTolerance.
+	ShareTolerance float64
+
+	best, closest         OperatingPoint
+	haveBest, haveClosest bool
+	closestViolation      float64
+}
+
+// NeedsPercentiles says whether the targets or objective read latency
+// percentiles, which a sweep may otherwise skip.
+func (s *Solver) NeedsPercentiles() bool {
+	if s.Minimize == MinimizeLatency {
+		return true
+	}
+	for _, t := range s.Targets {
+		if t.Kind == TargetP95Latency {
+			return true
+		}
+	}
+	return false
+}
+
+// violation is how far op is from meeting every target, in relative
+// units (0 when it meets them).
+func (s *Solver) violation(op *OperatingPoint) float64 {
+	tol := s.ShareTolerance
+	if tol == 0 {
+		tol = DefaultShareTolerance
+	}
+	v := 0.0
+	for _, t := range s.Targets {
+		switch t.Kind {
+		case TargetStrongShare:
+			v += math.Max(0, math.Abs(op.StrongShare-t.Value)-tol)
+		case TargetCostPer1k:
+			v += math.Max(0, op.CostPer1k-t.Value) / math.Max(t.Value, 1e-12)
+		case TargetP95Latency:
+			v += math.Max(0, op.LatencyP95MS-t.Value) / math.Max(t.Value, 1e-12)
+		case TargetQuality:
+			v += math.Max(0, t.Value-op.Quality/s.StrongQuality) / t.Value
+		}
+	}
+	return v
+}
+
+// better says whether a beats b on the objective; ties go to higher
+// quality, then to a strong share closer to its target.
+func (s *Solver) better(a, b *OperatingPoint) bool {
+	key := func(op *OperatingPoint) [2]float64 {
+		if s.Minimize == MinimizeLatency {
+			return [2]float64{op.LatencyP95MS, op.LatencyMeanMS}
+		}
+		return [2]float64{op.CostPer1k, 0}
+	}
+	ka, kb := key(a), key(b)
+	const eps = 1e-12
+	for i := range ka {
+		if math.Abs(ka[i]-kb[i]) > eps*math.Max(1, math.Abs(kb[i])) {
+			return ka[i] < kb[i]
+		}
+	}
+	if math.Abs(a.Quality-b.Quality) > eps {
+		return a.Quality > b.Quality
+	}
+	return s.shareGap(a) < s.shareGap(b)
+}
+
+func (s *Solver) shareGap(op *OperatingPoint) float64 {
+	g := 0.0
+	for _, t := range s.Targets {
+		if t.Kind == TargetStrongShare {
+			g += math.Abs(op.StrongShare - t.Value)
+		}
+	}
+	return g
+}
+
+// Consider offers one candidate.
+func (s *Solver) Consider(op *OperatingPoint) {
+	v := s.violation(op)
+	if v == 0 {
+		if !s.haveBest || s.better(op, &s.best) {
+			s.best, s.haveBest = *op, true
+		}
+		return
+	}
+	if !s.haveClosest || v < s.closestViolation || (v == s.closestViolation && s.better(op, &s.closest)) {
+		s.closest, s.closestViolation, s.haveClosest = *op, v, true
+	}
+}
+
+// ErrInfeasible is wrapped by the error Result returns when no candidate
+// meets every target.
+var ErrInfeasible = errors.New("no operating point meets every target")
+
+// InfeasibleError names the candidate that came closest.
+type InfeasibleError struct {
+	Targets []Target
+	// Closest is the candidate with the smallest total relative violation.
+	Closest       OperatingPoint
+	StrongQuality float64
+}
+
+func (e *InfeasibleError) Error() string {
+	ts := make([]string, len(e.Targets))
+	for i, t := range e.Targets {
+		ts[i] = t.String()
+	}
+	c := e.Closest
+	return fmt.Sprintf("no policy meets %s on this data; the closest is speculate_above=%.4g escalate_above=%.4g accept_confidence=%.4g with %s; relax a target",
+		strings.Join(ts, " and "), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence, DescribePoint(&c, e.StrongQuality))
+}
+
+func (e *InfeasibleError) Unwrap() error { return ErrInfeasible }
+
+// DescribePoint is a one-line summary of an operating point.
+func DescribePoint(op *OperatingPoint, strongQuality float64) string {
+	return fmt.Sprintf("strong share %.3f, quality %.4f (%.3f of always-strong), cost $%.4g per 1k, p95 latency %.0f ms",
+		op.StrongShare, op.Quality, op.Quality/strongQuality, op.CostPer1k, op.LatencyP95MS)
+}
+
+// Result returns the best candidate meeting every target, or an
+// *InfeasibleError naming the closest one.
+func (s *Solver) Result() (OperatingPoint, error) {
+	if s.haveBest {
+		return s.best, nil
+	}
+	if !s.haveClosest {
+		return OperatingPoint{}, ErrNoRequests
+	}
+	return OperatingPoint{}, &InfeasibleError{Targets: s.Targets, Closest: s.closest, StrongQuality: s.StrongQuality}
+}

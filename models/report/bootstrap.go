@@ -1,0 +1,200 @@
+package report
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/triage-router/triage/models"
+)
+
+// Bootstrap defaults: enough resamples for stable 2.5% and 97.5%
+// percentiles, and a fixed seed so a report is reproducible.
+const (
+	DefaultResamples = 1000
+	DefaultSeed      = 20240601
+)
+
+// Interval is a two-sided 95% bootstrap percentile interval.
+type Interval struct {
+	Lo, Hi float64
+}
+
+// Valid says whether the interval was computed.
+func (iv Interval) Valid() bool { return !math.IsNaN(iv.Lo) && !math.IsNaN(iv.Hi) }
+
+var noInterval = Interval{math.NaN(), math.NaN()}
+
+// percentileInterval returns the 2.5% and 97.5% nearest-rank percentiles
+// of xs (reordered), ignoring NaNs.
+func percentileInterval(xs []float64) Interval {
+	xs = slices.DeleteFunc(xs, math.IsNaN)
+	if len(xs) == 0 {
+		return noInterval
+	}
+	slices.Sort(xs)
+	at := func(p float64) float64 {
+		k := int(math.Ceil(p*float64(len(xs)))) - 1
+		return xs[max(0, min(len(xs)-1, k))]
+	}
+	return Interval{at(0.025), at(0.975)}
+}
+
+// resampler draws bootstrap resamples of n items as multiplicities.
+type resampler struct {
+	rng *rand.Rand
+	w   []int32
+}
+
+func newResampler(n int, seed uint64) *resampler {
+	return &resampler{rng: rand.New(rand.NewPCG(seed, 0x5eed)), w: make([]int32, n)}
+}
+
+// next fills w with the counts of n draws with replacement.
+func (r *resampler) next() []int32 {
+	clear(r.w)
+	n := len(r.w)
+	for i := 0; i < n; i++ {
+		r.w[r.rng.IntN(n)]++
+	}
+	return r.w
+}
+
+// apgrSorted is the APGR of a (weighted) sample whose items are sorted by
+// descending score, with group[i] true where item i starts a new run of
+// equal scores. Ties count as a random order: within a run the expected
+// gain grows linearly, so the curve is linear there and the trapezoid over
+// run boundaries is the exact integral (the definition of DESIGN.md, as
+// classifier.APGR computes it).
+func apgrSorted(gain []float64, start []bool, w []int32) float64 {
+	var n, total float64
+	for i, g := range gain {
+		c := float64(w[i])
+		n += c
+		total += c * g
+	}
+	if n == 0 || total == 0 {
+		return math.NaN()
+	}
+	var area, cum, runN, runG float64
+	flush := func() {
+		// Trapezoid over the run: width runN/n, PGR from cum to cum+runG.
+		area += runN / n * (2*cum + runG) / 2
+		cum += runG
+		runN, runG = 0, 0
+	}
+	for i, g := range gain {
+		if start[i] && runN > 0 {
+			flush()
+		}
+		c := float64(w[i])
+		runN += c
+		runG += c * g
+	}
+	flush()
+	return area / total
+}
+
+// sortedGains orders the per-request gains (strong - fast) by descending
+// score and marks where runs of equal scores start.
+func sortedGains(score, weak, strong []float64) (gain []float64, start []bool, order []int) {
+	n := len(score)
+	order = make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(score[b], score[a]) })
+	gain = make([]float64, n)
+	start = make([]bool, n)
+	for k, i := range order {
+		gain[k] = strong[i] - weak[i]
+		start[k] = k == 0 || score[i] != score[order[k-1]]
+	}
+	return gain, start, order
+}
+
+// BootstrapAPGR is the 95% bootstrap interval of APGR: requests are
+// resampled with replacement, and each resample's APGR (with its own
+// r_fast and r_strong) is computed in O(n) over the score order found once.
+func BootstrapAPGR(score, weak, strong []float64, resamples int, seed uint64) Interval {
+	if len(score) == 0 {
+		return noInterval
+	}
+	if resamples <= 0 {
+		resamples = DefaultResamples
+	}
+	gain, start, order := sortedGains(score, weak, strong)
+	rs := newResampler(len(score), seed)
+	wSorted := make([]int32, len(score))
+	stats := make([]float64, resamples)
+	for b := range stats {
+		w := rs.next()
+		for k, i := range order {
+			wSorted[k] = w[i]
+		}
+		stats[b] = apgrSorted(gain, start, wSorted)
+	}
+	return percentileInterval(stats)
+}
+
+// PointIntervals are the 95% bootstrap intervals of an operating point's
+// figures with its thresholds held fixed.
+type PointIntervals struct {
+	StrongShare Interval
+	Quality     Interval
+	// RelQuality is quality / always-strong's quality, both resampled.
+	RelQuality   Interval
+	CostPer1k    Interval
+	LatencyP95MS Interval
+}
+
+// BootstrapPoint resamples the replayed requests (out, from
+// models.Replayer.Outcomes) with strong[i] the strong tier's score of
+// out[i].
+func BootstrapPoint(out []models.Replayed, strong []float64, resamples int, seed uint64) PointIntervals {
+	n := len(out)
+	if n == 0 {
+		return PointIntervals{noInterval, noInterval, noInterval, noInterval, noInterval}
+	}
+	if resamples <= 0 {
+		resamples = DefaultResamples
+	}
+	rs := newResampler(n, seed)
+	share := make([]float64, resamples)
+	q := make([]float64, resamples)
+	rel := make([]float64, resamples)
+	cost := make([]float64, resamples)
+	p95 := make([]float64, resamples)
+	lat := make([]float64, 0, n)
+	for b := 0; b < resamples; b++ {
+		w := rs.next()
+		lat = lat[:0]
+		var s, sc, c, st float64
+		for i, k := range w {
+			if k == 0 {
+				continue
+			}
+			f := float64(k)
+			if out[i].KeptStrong {
+				st += f
+			}
+			s += f * out[i].Score
+			sc += f * strong[i]
+			c += f * out[i].CostUSD
+			for range k {
+				lat = append(lat, out[i].LatencyMS)
+			}
+		}
+		fn := float64(n)
+		share[b], q[b], cost[b] = st/fn, s/fn, 1000*c/fn
+		rel[b] = math.NaN()
+		if sc > 0 {
+			rel[b] = s / sc
+		}
+		p95[b] = models.Percentile(lat, 0.95)
+	}
+	return PointIntervals{
+		StrongShare: percentileInterval(share), Quality: percentileInterval(q), RelQuality: percentileInterval(rel),
+		CostPer1k: percentileInterval(cost), LatencyP95MS: percentileInterval(p95),
+	}
+}
