@@ -130,50 +130,6 @@ func buildDesign(spec features.Spec, ex []Example, label func(f, s float64) floa
 	return d, nil
 }
 
-// subset returns the rows whose fold is (in == true) or is not k.
-func (d design) subset(ex []Example, k int, in bool) (design, []int) {
-	var rows []int
-	for i := range ex {
-		if (ex[i].Fold == k) == in {
-			rows = append(rows, i)
-		}
-	}
-	s := design{x: classifier.NewSparse(d.x.Dim), y: make([]float64, len(rows)), w: make([]float64, len(rows))}
-	for j, i := range rows {
-		idx, val := d.x.Row(i)
-		s.x.AppendRow(idx, val)
-		s.y[j] = d.y[i]
-		s.w[j] = d.w[i]
-	}
-	return s, rows
-}
-
-// outOfFold fits K models, one without each fold, and returns every
-// example's logit from the model that did not see it.
-func outOfFold(d design, ex []Example, k int, l2 float64, opts classifier.Options, progress func(int)) ([]float64, error) {
-	oof := make([]float64, len(ex))
-	opts.L2 = l2
-	for f := 0; f < k; f++ {
-		tr, _ := d.subset(ex, f, false)
-		te, rows := d.subset(ex, f, true)
-		if len(rows) == 0 {
-			continue
-		}
-		m, err := classifier.Fit(tr.x, tr.y, tr.w, opts)
-		if err != nil {
-			return nil, fmt.Errorf("fold %d: %w", f, err)
-		}
-		for j, i := range rows {
-			idx, val := te.x.Row(j)
-			oof[i] = m.Logit(idx, val)
-		}
-		if progress != nil {
-			progress(f + 1)
-		}
-	}
-	return oof, nil
-}
-
 // Train fits a router on train and evaluates it on held (which may be
 // empty). L2 is chosen by K-fold CV unless given; the calibration (Platt or
 // isotonic, whichever has the lower held-out log loss) is fit on
@@ -216,8 +172,8 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 	}
 	rep := &TrainReport{}
 
-	// Choose L2 by out-of-fold log loss of the calibrated-free logits; keep
-	// the winning out-of-fold logits for the calibration.
+	// Choose L2 by out-of-fold log loss (warm-started along the grid) and
+	// keep the winner's out-of-fold logits for the calibration.
 	grid := []float64{opts.L2}
 	if opts.L2 == 0 {
 		grid = opts.L2Grid
@@ -225,27 +181,18 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 			grid = DefaultL2Grid
 		}
 	}
-	var best []float64
-	bestLoss := math.Inf(1)
-	total := len(grid) * opts.Folds
-	for gi, l2 := range grid {
-		oof, err := outOfFold(d, train, opts.Folds, l2, opts.Classifier, func(f int) {
-			progress("cross-validating", gi*opts.Folds+f, total)
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("train: l2 %g: %w", l2, err)
-		}
-		p := make([]float64, len(oof))
-		for i, z := range oof {
-			p[i] = sigmoid(z)
-		}
-		loss := classifier.LogLoss(p, d.y, d.w)
-		rep.L2Grid = append(rep.L2Grid, l2)
-		rep.CVLoss = append(rep.CVLoss, loss)
-		if loss < bestLoss {
-			bestLoss, best, rep.L2 = loss, oof, l2
-		}
+	folds := make([]int, len(train))
+	for i := range train {
+		folds[i] = train[i].Fold
 	}
+	progress("cross-validating", 0, 1)
+	cv, err := classifier.CrossValidate(d.x, d.y, d.w, folds, grid, opts.Classifier)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
+	progress("cross-validating", 1, 1)
+	best := cv.OOF
+	rep.L2, rep.L2Grid, rep.CVLoss = cv.Best, cv.Grid, cv.Loss
 
 	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, train, opts.Folds)
 	if err != nil {

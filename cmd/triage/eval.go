@@ -112,9 +112,14 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		outer[i] = datasets.Fold(ex[i].ID, tf.seed, k)
 	}
 	p := make([]float64, len(ex))
+	prog, stop := newProgress(env)
+	defer stop()
 	for f := 0; f < k; f++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if prog != nil {
+			prog(fmt.Sprintf("cross-validating (%d folds)", k), f, k)
 		}
 		var train, held []models.Example
 		var heldRows []int

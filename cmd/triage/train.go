@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -75,7 +76,6 @@ func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions
 		Folds:     t.folds,
 		Seed:      t.seed,
 		Sources:   t.data,
-		Progress:  newProgress(env),
 	}
 }
 
@@ -107,7 +107,10 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	assignFolds(train, tf.seed+1, tf.folds)
 	opts := tf.options(label, env)
 	opts.Skipped = set.missing
+	var stop func()
+	opts.Progress, stop = newProgress(env)
 	a, rep, err := models.Train(train, held, opts)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -149,32 +152,74 @@ func opt(v *float64) string {
 	return fmt.Sprintf("%.4f", *v)
 }
 
-// newProgress returns a progress callback that draws a bar on a terminal
-// for any step that has run longer than a second, and nothing otherwise.
-func newProgress(env *Env) func(step string, done, total int) {
+// progress draws a bar (or a spinner, for steps without a count) on a
+// terminal for any step that has run longer than a second, and nothing
+// otherwise, so short runs and pipes stay quiet.
+type progress struct {
+	env  *Env
+	mu   sync.Mutex
+	step string
+	gen  int
+	done int
+	tot  int
+	bar  *progressbar.ProgressBar
+}
+
+// newProgress returns the callback models.Train takes, and a function to
+// call when the work is over. Both are nil-safe no-ops off a terminal.
+func newProgress(env *Env) (func(step string, done, total int), func()) {
 	if !env.IsTerminal {
-		return nil
+		return nil, func() {}
 	}
-	var (
-		cur   string
-		start time.Time
-		bar   *progressbar.ProgressBar
-	)
-	return func(step string, done, total int) {
-		if step != cur {
-			if bar != nil {
-				bar.Finish()
-				fmt.Fprintln(env.Stderr)
+	p := &progress{env: env}
+	return p.update, func() { p.update("", 0, 0) }
+}
+
+func (p *progress) update(step string, done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done, p.tot = done, total
+	if step == p.step {
+		if p.bar != nil && total > 1 {
+			p.bar.Set(done)
+		}
+		return
+	}
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar = nil
+	}
+	p.step = step
+	p.gen++
+	if step == "" {
+		return
+	}
+	gen := p.gen
+	go func() {
+		time.Sleep(time.Second)
+		for {
+			p.mu.Lock()
+			if p.gen != gen {
+				p.mu.Unlock()
+				return
 			}
-			cur, start, bar = step, time.Now(), nil
+			if p.bar == nil {
+				max := -1 // a spinner
+				if p.tot > 1 {
+					max = p.tot
+				}
+				p.bar = progressbar.NewOptions(max, progressbar.OptionSetWriter(p.env.Stderr),
+					progressbar.OptionSetDescription(p.step), progressbar.OptionShowCount(),
+					progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish(),
+					progressbar.OptionSpinnerType(14))
+			}
+			if p.tot > 1 {
+				p.bar.Set(p.done)
+			} else {
+				p.bar.Add(0) // advance the spinner
+			}
+			p.mu.Unlock()
+			time.Sleep(200 * time.Millisecond)
 		}
-		if bar == nil && time.Since(start) > time.Second {
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(env.Stderr),
-				progressbar.OptionSetDescription(step), progressbar.OptionShowCount(),
-				progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish())
-		}
-		if bar != nil {
-			bar.Set(done)
-		}
-	}
+	}()
 }
