@@ -520,3 +520,21 @@ func TestHashSpreadsStructuredKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestCodeWords(t *testing.T) {
+	e := mustExtractor(t, DefaultSpec())
+	for _, w := range codeWords {
+		t.Run(w+" is a code marker", func(t *testing.T) {
+			if got, want := numericOf(t, e, Input{Prompt: "x " + w + " y"})["num:code"], math.Log1p(1)/6; got != want {
+				t.Errorf("num:code = %v, want %v (one marker)", got, want)
+			}
+		})
+	}
+	for _, w := range []string{"define", "de", "return", "import", "function", "nul"} {
+		t.Run(w+" is not", func(t *testing.T) {
+			if got := numericOf(t, e, Input{Prompt: "x " + w + " y"})["num:code"]; got != 0 {
+				t.Errorf("num:code = %v, want 0", got)
+			}
+		})
+	}
+}

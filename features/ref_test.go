@@ -59,6 +59,9 @@ func refExtract(e *Extractor, in Input) Vector {
 			if strings.IndexByte("=+^$", c) >= 0 {
 				st.math++
 			}
+			if c == '\\' && i+1 < len(s) && (s[i+1] >= 'a' && s[i+1] <= 'z' || s[i+1] >= 'A' && s[i+1] <= 'Z') {
+				st.math++ // LaTeX
+			}
 			if strings.IndexByte("+-*/^=<>", c) >= 0 {
 				if i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
 					st.math++
@@ -109,9 +112,7 @@ func refExtract(e *Extractor, in Input) Vector {
 			i++
 		}
 		toks = append(toks, tokenHash(padded, s, i, e.wordBase))
-		if s > 0 && text[s-1] == '\\' {
-			st.math++
-		} else if slices.Contains(codeWords[:], string(text[s:i])) {
+		if slices.Contains(codeWords[:], string(text[s:i])) {
 			st.code++
 		}
 	}

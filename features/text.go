@@ -77,7 +77,7 @@ var byteInfo = func() (t [256]uint64) {
 			v |= 1 << 48
 		case c == ' ', c == '\t', c == '\r', c == '\v', c == '\f':
 			v = ' ' | infoSpace
-		case c == ';', c == '{', c == '}', c == '`', c == ':', c == '&', c == '|', c == '$', c == '!', isOp(byte(c)):
+		case c == ';', c == '{', c == '}', c == '`', c == ':', c == '&', c == '|', c == '$', c == '!', c == '\\', isOp(byte(c)):
 			v |= 1 << 56
 		}
 		t[c] = v
@@ -111,21 +111,13 @@ func scan(buf []byte, s string, ss scanState, st *textStats) scanState {
 	for off := 0; off < len(s); off += scanChunk {
 		chunk := s[off:min(len(s), off+scanChunk)]
 		var acc uint64
-		for i := 0; i < len(chunk); i++ {
-			info := byteInfo[chunk[i]]
-			acc += info
-			csp := info >> 8 & 3
-			j -= int((csp&sp + 1) >> 1) // 1 when continuing a run
-			buf[j] = byte(info)
-			j++
-			sp = csp
-		}
+		j, sp, acc = scanBytes(buf, chunk, j, sp)
 		st.digits += int(acc >> 24 & 0xff)
 		st.nonASCII += int(acc >> 32 & 0xff)
 		st.newlines += int(acc >> 40 & 0xff)
 		st.questions += int(acc >> 48 & 0xff)
 		if acc>>56 != 0 {
-			scanMarks(s, off, off+len(chunk), ss.prev, ss.prev2, st)
+			scanMarks(s, off, off+len(chunk), int(acc>>56), ss.prev, ss.prev2, st)
 		}
 		if len(chunk) >= 2 {
 			ss.prev, ss.prev2 = chunk[len(chunk)-1], chunk[len(chunk)-2]
@@ -137,23 +129,50 @@ func scan(buf []byte, s string, ss scanState, st *textStats) scanState {
 	return ss
 }
 
-// scanMarks calls mark for the bytes of s[from:to] that may complete a
+// scanBytes is scan's per-byte loop, alone in a function so that its few
+// variables stay in registers (inlined, the compiler spilled the loop
+// counter and kept it in memory, costing a store-to-load per byte).
+//
+//go:noinline
+func scanBytes(buf []byte, chunk string, j int, sp uint64) (int, uint64, uint64) {
+	var acc uint64
+	for i := 0; i < len(chunk); i++ {
+		info := byteInfo[chunk[i]]
+		acc += info
+		csp := info >> 8 & 3
+		j -= int((csp&sp + 1) >> 1) // 1 when continuing a run
+		buf[j] = byte(info)
+		j++
+		sp = csp
+	}
+	return j, sp, acc
+}
+
+// scanMarks calls mark for the n bytes of s[from:to] that may complete a
 // marker; p1 and p2 are the two raw bytes before s[from] and the look-ahead
-// stops at the end of s.
-func scanMarks(s string, from, to int, p1, p2 byte, st *textStats) {
-	for i := from; i < to; i++ {
-		c := s[i]
-		if byteInfo[c]>>56 != 0 {
-			var next, next2 byte
-			if i+1 < len(s) {
-				next = s[i+1]
-			}
-			if i+2 < len(s) {
-				next2 = s[i+2]
-			}
-			mark(c, p1, p2, next, next2, st)
+// stops at the end of s. Markers are rare in prose, so the loop only tests
+// a table bit, looks around when it hits, and stops after the n-th.
+func scanMarks(s string, from, to, n int, p1, p2 byte, st *textStats) {
+	for i := from; i < to && n > 0; i++ {
+		if byteInfo[s[i]]>>56 == 0 {
+			continue
 		}
-		p2, p1 = p1, c
+		n--
+		b1, b2 := p1, p2 // the bytes before s[i]
+		if i-1 >= from {
+			b1, b2 = s[i-1], p1
+			if i-2 >= from {
+				b2 = s[i-2]
+			}
+		}
+		var next, next2 byte
+		if i+1 < len(s) {
+			next = s[i+1]
+		}
+		if i+2 < len(s) {
+			next2 = s[i+2]
+		}
+		mark(s[i], b1, b2, next, next2, st)
 	}
 }
 
@@ -195,6 +214,10 @@ func mark(c, p1, p2, next, next2 byte, st *textStats) {
 		}
 	case '+', '^', '$':
 		st.math++
+	case '\\':
+		if next|0x20 >= 'a' && next|0x20 <= 'z' {
+			st.math++ // a LaTeX command: \frac, \sqrt, ...
+		}
 	}
 	if isOp(c) {
 		// An operator touching a digit: 3+4, x^2, 2*x.
@@ -214,23 +237,23 @@ var codeWords = [...]string{"def", "elif", "lambda", "int", "void", "const", "fu
 
 const lsb = 0x0101010101010101 // one in every byte
 
-// geByte sets the high bit of every byte of v (all < 0x80) that is >= c.
-func geByte(v uint64, c byte) uint64 { return (v + lsb*uint64(0x80-c)) & (lsb * 0x80) }
-
-// wordMask8 returns one bit per byte of x (bit i for byte i) set when the
-// byte is a token byte of normalised text: a-z, 0-9 or >= 0x80.
-func wordMask8(x uint64) uint64 {
-	v := x &^ (lsb * 0x80)
-	w := geByte(v, 'a')&^geByte(v, 'z'+1) | geByte(v, '0')&^geByte(v, '9'+1) | x&(lsb*0x80)
-	return (w >> 7) * 0x0102040810204080 >> 56 // gather the high bits
-}
-
-// wordMask64 is wordMask8 over 64 bytes.
+// wordMask64 returns one bit per byte of p[:64] (bit i for p[i]) set when
+// the byte is a token byte of normalised text: a-z, 0-9 or >= 0x80. It
+// works eight bytes at a time (SWAR): on bytes below 0x80, adding 0x80-c
+// sets the high bit exactly when the byte is >= c; a multiply gathers the
+// eight high bits. Written out in one function so it inlines nothing and
+// calls nothing.
 func wordMask64(p []byte) uint64 {
-	_ = p[63]
+	const hi = lsb * 0x80
+	p = p[:64]
 	var m uint64
-	for k := range 8 {
-		m |= wordMask8(binary.LittleEndian.Uint64(p[8*k:])) << (8 * k)
+	for k := 0; k < 64; k += 8 {
+		x := binary.LittleEndian.Uint64(p[k : k+8])
+		v := x &^ hi
+		letter := (v + lsb*(0x80-'a')) &^ (v + lsb*(0x80-'z'-1))
+		digit := (v + lsb*(0x80-'0')) &^ (v + lsb*(0x80-'9'-1))
+		w := (letter|digit)&hi | x&hi
+		m |= (w >> 7) * 0x0102040810204080 >> 56 << k
 	}
 	return m
 }
