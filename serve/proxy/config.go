@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of Config, used by DefaultConfig and for zero fields.
+const (
+	// DefaultTimeout bounds the wait for an upstream's answer (for a
+	// stream: its first chunk and each gap between chunks).
+	DefaultTimeout = 60 * time.Second
+	// DefaultMaxBodyBytes bounds a client's request body.
+	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxResponseBytes bounds one upstream answer the proxy holds.
+	DefaultMaxResponseBytes = 32 << 20
+	// DefaultRecordQueue is how many finished requests may wait to be
+	// recorded; beyond it they are dropped and counted.
+	DefaultRecordQueue = 8192
+	// DefaultRecordBatch caps the requests recorded in one Recorder call.
+	DefaultRecordBatch = 256
+)
+
+// TierFast and TierStrong are the tier names a client may put in "model"
+// to bypass routing. ModelRouted (or an empty model) asks for routing.
+const (
+	TierFast    = "fast"
+	TierStrong  = "strong"
+	ModelRouted = "triage"
+)
+
+// Tier is one OpenAI-compatible upstream.
+type Tier struct {
+	// BaseURL is the API root as an OpenAI SDK takes it, usually ending in
+	// /v1 (https://api.openai.com/v1, http://127.0.0.1:8000/v1 for vLLM,
+	// http://127.0.0.1:11434/v1 for Ollama); requests go to
+	// BaseURL + "/chat/completions".
+	BaseURL string `yaml:"base_url" json:"base_url"`
+	// Model is the upstream's model name, sent as "model".
+	Model string `yaml:"model" json:"model"`
+	// APIKeyEnv names the environment variable holding the API key, sent
+	// as a bearer token. Empty sends none. The key is never logged.
+	APIKeyEnv string `yaml:"api_key_env" json:"api_key_env"`
+	// Timeout bounds the wait for the answer: the whole body of a plain
+	// call, the first chunk and every gap between chunks of a stream. A
+	// timed-out call fails (the fast tier then escalates). 0 is
+	// DefaultTimeout.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// PriceInPer1K and PriceOutPer1K are USD per 1,000 input and output
+	// tokens, for the recorded cost and the cost metric.
+	PriceInPer1K  float64 `yaml:"price_in_per_1k" json:"price_in_per_1k"`
+	PriceOutPer1K float64 `yaml:"price_out_per_1k" json:"price_out_per_1k"`
+	// RecordAs is the model name outcomes are recorded under in the
+	// feedback store. Empty means the router artifact's tier name, so the
+	// next training run finds them under the names it was trained on.
+	RecordAs string `yaml:"record_as" json:"record_as"`
+}
+
+// Tiers are the two upstreams.
+type Tiers struct {
+	Fast   Tier `yaml:"fast" json:"fast"`
+	Strong Tier `yaml:"strong" json:"strong"`
+}
+
+// Config configures the proxy. Start from DefaultConfig: its
+// RecordResponses is true, which the zero value cannot say.
+type Config struct {
+	// Tiers are the fast and strong upstreams.
+	Tiers Tiers `yaml:"tiers" json:"tiers"`
+	// RecordResponses keeps each answer's text in the feedback store.
+	// Turn it off when answers must not be stored.
+	RecordResponses bool `yaml:"record_responses" json:"record_responses"`
+	// MaxBodyBytes bounds a client's request; larger gets 413. 0 is
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64 `yaml:"-" json:"-"`
+	// MaxResponseBytes bounds an upstream's answer; larger fails the
+	// call. 0 is DefaultMaxResponseBytes.
+	MaxResponseBytes int64 `yaml:"max_response_bytes" json:"max_response_bytes"`
+	// RecordQueue is how many finished requests may wait for the store;
+	// beyond it they are dropped and counted, never waited for. 0 is
+	// DefaultRecordQueue.
+	RecordQueue int `yaml:"record_queue" json:"record_queue"`
+}
+
+// DefaultConfig is a config with no tiers and responses recorded.
+func DefaultConfig() Config {
+	return Config{RecordResponses: true}
+}
+
+// Enabled reports whether any tier is configured. A server without tiers
+// does not proxy.
+func (c Config) Enabled() bool {
+	return c.Tiers.Fast.BaseURL != "" || c.Tiers.Strong.BaseURL != ""
+}
+
+// Validate checks the tiers. Errors name the config key.
+func (c Config) Validate() error {
+	for _, t := range []struct {
+		name string
+		tier Tier
+	}{{TierFast, c.Tiers.Fast}, {TierStrong, c.Tiers.Strong}} {
+		if err := t.tier.validate(); err != nil {
+			return fmt.Errorf("tiers.%s.%w", t.name, err)
+		}
+	}
+	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
+		return errors.New("max_response_bytes and record_queue must not be negative (0 means the default)")
+	}
+	return nil
+}
+
+func (t Tier) validate() error {
+	if t.BaseURL == "" {
+		return errors.New("base_url is empty; want the upstream's OpenAI API root, e.g. http://127.0.0.1:8000/v1")
+	}
+	u, err := url.Parse(t.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("base_url %q is not an http(s) URL; want e.g. http://127.0.0.1:8000/v1", t.BaseURL)
+	}
+	if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
+		return fmt.Errorf("base_url %q ends in /chat/completions; give the API root (e.g. .../v1), the proxy adds the path", t.BaseURL)
+	}
+	if t.Model == "" {
+		return errors.New("model is empty; want the upstream's model name")
+	}
+	if t.Timeout < 0 {
+		return fmt.Errorf("timeout is %v, want a positive duration (0 means %v)", t.Timeout, DefaultTimeout)
+	}
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"price_in_per_1k", t.PriceInPer1K}, {"price_out_per_1k", t.PriceOutPer1K}} {
+		if p.v < 0 || math.IsNaN(p.v) || math.IsInf(p.v, 0) {
+			return fmt.Errorf("%s is %v, want a price in USD of 0 or more", p.name, p.v)
+		}
+	}
+	return nil
+}
+
+// endpoint is the chat completions URL of a base URL.
+func endpoint(base string) string {
+	return strings.TrimRight(base, "/") + "/chat/completions"
+}

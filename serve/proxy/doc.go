@@ -1,0 +1,68 @@
+// Package proxy is an OpenAI-compatible POST /v1/chat/completions that
+// routes each request with the current router and speculates: the
+// latency of the fast model at close to the quality of the strong one,
+// for a client that only changes its base URL.
+//
+// Routing. A client "model" of "triage" (or none) is routed; "fast" or
+// "strong" picks that tier and bypasses the router (the request is still
+// recorded, with Recording.Forced). fast sends to the fast tier, escalate
+// to the strong one. speculate sends to both at once, asking the fast
+// upstream for token log-probabilities ("logprobs": true, hidden from a
+// client that did not ask): the first whole answer decides. A strong
+// answer first is kept and the fast call cancelled. A fast answer first
+// is judged by its confidence: the mean token log-probability, mapped
+// through the artifact's confidence calibration
+// (Router.CalibratedConfidence); at or above the policy's
+// accept_confidence it is kept and the strong call is cancelled, else the
+// strong answer is awaited. This is DESIGN.md's replay rule, so what
+// `triage curves` predicts for a policy is what the proxy does. An
+// artifact without a confidence calibration never accepts on confidence.
+// Cancelling a call cancels its context, which closes the upstream
+// connection (HTTP/1.1) or resets the stream (HTTP/2): the upstream stops
+// generating.
+//
+// Streaming ("stream": true). fast and escalate relay the upstream's
+// server-sent events unchanged as they arrive, flushing each. A
+// speculation cannot show the client a fast answer it may discard, so
+// the fast stream is buffered until it ends and judged whole; if kept it
+// is then written at once. If rejected (or failed), the strong stream is
+// relayed from that moment, its buffered part first, then live; a strong
+// stream that ends before the fast one is kept as in the plain case. The
+// effect on time to first token: a speculated request's first token
+// arrives when the fast answer is complete (fast total latency, not fast
+// TTFT) if accepted, and at max(fast total latency, strong TTFT) if not;
+// fast and escalate requests keep their upstream's TTFT. To record usage
+// the proxy asks streams for stream_options.include_usage and removes the
+// usage chunk (and the "usage": null fields) when the client did not ask.
+//
+// Failures. A fast-tier error or timeout escalates to the strong tier
+// (before the first byte of a stream was relayed; after it, a broken
+// stream ends early). A strong-tier error after a fast answer returns the
+// fast answer, whatever its confidence. An upstream 4xx is the client's
+// mistake and passes through unchanged, status and body (in a
+// speculation, only if the other tier did not answer). When no tier
+// answers the client gets 502 {"error":{"code":"upstream_failed",
+// "message":...}} naming what each tier did. Tier timeouts bound the wait
+// for a plain answer, and for a stream's first chunk and each gap.
+// Every response carries X-Triage-Decision, X-Triage-Model and
+// X-Triage-Request-Id.
+//
+// Recording. Every routed request is queued for the Recorder (off the
+// request path; a full queue drops and counts): the messages, metadata,
+// decision with p_hard and model version, and per upstream call its
+// latency, token usage, cost at the tier's prices per 1k input and output
+// tokens, the fast tier's raw confidence and the answer text (unless
+// record_responses is off). A cancelled call (the loser of a speculation,
+// a timeout, a client gone) has no usage; it is recorded with Cancelled,
+// the time it ran, and a pro-rata cost: the tier's mean cost of completed
+// calls times the share of their mean latency the call ran, capped at the
+// mean cost (no cost before the tier's first completed call). Outcomes
+// are recorded under the router artifact's tier names (or a tier's
+// record_as), so the next training run uses them with no client code.
+// StoreRecorder writes recordings into datasets.BoltStore.
+//
+// Caveats: only choice 0 is judged and recorded; a stream is judged only
+// after it ends, so a very long fast answer delays a speculation's first
+// token by its whole length; API keys come from the environment variable
+// a tier names and are never logged.
+package proxy

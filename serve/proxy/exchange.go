@@ -1,0 +1,520 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+// Speculation outcomes, the values of the outcome label of
+// triage_proxy_speculations_total.
+const (
+	// SpecFastAccepted: the fast answer cleared accept_confidence and was
+	// kept; the strong call was cancelled.
+	SpecFastAccepted = "fast_accepted"
+	// SpecStrongUsed: the strong answer was kept, because it came first or
+	// because the fast one was not confident enough or failed.
+	SpecStrongUsed = "strong_used"
+	// SpecFastFallback: the strong tier failed, so the fast answer was
+	// kept whatever its confidence.
+	SpecFastFallback = "fast_fallback"
+	// SpecFailed: both tiers failed.
+	SpecFailed = "failed"
+	// SpecAbandoned: the client went away before an answer.
+	SpecAbandoned = "abandoned"
+)
+
+// Reasons a call is cancelled, the reason label of
+// triage_proxy_upstream_cancelled_total.
+const (
+	cancelLoser  = "loser"  // the other tier's answer was kept
+	cancelClient = "client" // the client went away
+)
+
+// statusClientGone is what the metrics count for a request whose client
+// went away (nginx's 499).
+const statusClientGone = 499
+
+// exchange is one proxied request.
+type exchange struct {
+	h     *Handler
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	id    string
+	start time.Time
+	ts    time.Time
+	req   *chatRequest
+
+	router   Router
+	policy   models.Policy
+	version  string
+	artTiers models.Tiers
+	pHard    float64
+	decision models.Decision
+	forced   bool
+
+	calls     []*call
+	cancelled map[*call]cancelInfo
+	status    int
+	spec      string
+	calConf   float64
+	hasConf   bool
+}
+
+type cancelInfo struct {
+	at     time.Time
+	reason string
+}
+
+// refuse answers a request the proxy will not send anywhere.
+func (x *exchange) refuse(err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = &apiError{http.StatusInternalServerError, "internal_error", "internal error; see the server log"}
+		x.h.log.Error("proxy request failed", "request_id", x.id, "err", err)
+	}
+	hd := x.w.Header()
+	if hd.Get(HeaderDecision) == "" {
+		hd.Set(HeaderDecision, "none")
+	}
+	hd.Set(HeaderModel, "none")
+	writeError(x.w, e.status, e.code, e.msg)
+	x.status = e.status
+}
+
+// begin starts a call to t.
+func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
+	body, err := x.req.upstreamBody(t.model, wantLogprobs)
+	if err != nil {
+		return nil, err
+	}
+	c := x.h.startCall(x.ctx, t, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	x.calls = append(x.calls, c)
+	return c, nil
+}
+
+// await waits until c can be served or has ended: its whole answer for a
+// plain call, its first data for a stream. It returns false when the
+// client went away first.
+func (x *exchange) await(c *call) bool {
+	select {
+	case <-c.ready:
+		return true
+	case <-x.ctx.Done():
+		return false
+	}
+}
+
+// answered reports, after await, whether c has something to give the
+// client: an answer or stream, or a 4xx to pass through. A stream that
+// is not usable has ended.
+func (c *call) answered() bool {
+	if c.usable() {
+		return true
+	}
+	<-c.done
+	return c.clientError()
+}
+
+// runFast sends to the fast tier; an error or timeout escalates.
+func (x *exchange) runFast() {
+	fc, err := x.begin(x.h.fast, false)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	if !x.await(fc) {
+		x.clientGone()
+		return
+	}
+	if fc.answered() {
+		x.serve(fc)
+		return
+	}
+	sc, err := x.begin(x.h.strong, false)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	if !x.await(sc) {
+		x.clientGone()
+		return
+	}
+	if sc.answered() {
+		x.serve(sc)
+		return
+	}
+	x.fail(fc, sc)
+}
+
+// runEscalate sends to the strong tier.
+func (x *exchange) runEscalate() {
+	sc, err := x.begin(x.h.strong, false)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	if !x.await(sc) {
+		x.clientGone()
+		return
+	}
+	if sc.answered() {
+		x.serve(sc)
+		return
+	}
+	x.fail(sc)
+}
+
+// runSpeculate starts both tiers at once (DESIGN.md, "The policy and its
+// replay"): the first whole answer decides. A strong answer first is kept
+// and the fast call cancelled; a fast answer first is kept if its
+// calibrated confidence clears accept_confidence, the strong call being
+// cancelled, else the strong answer is awaited. A strong failure after a
+// fast answer keeps the fast answer. In a stream the fast answer is
+// judged whole (buffered), so its first byte reaches the client when its
+// last arrives; a strong stream is relayed from the moment the fast one
+// is rejected, its buffered part first.
+func (x *exchange) runSpeculate() {
+	fc, err := x.begin(x.h.fast, true)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	sc, err := x.begin(x.h.strong, false)
+	if err != nil {
+		x.cancelCall(fc, cancelClient)
+		x.refuse(err)
+		return
+	}
+	fastDone, strongDone := fc.done, sc.done
+	for fastDone != nil || strongDone != nil {
+		select {
+		case <-fastDone:
+			fastDone = nil
+			switch {
+			case fc.ok() && strongDone == nil:
+				// The strong call already failed.
+				x.spec = SpecFastFallback
+				x.serve(fc)
+				return
+			case fc.ok() && x.accept(fc):
+				x.spec = SpecFastAccepted
+				x.cancelCall(sc, cancelLoser)
+				x.serve(fc)
+				return
+			case strongDone == nil:
+				x.spec = SpecFailed
+				x.fail(fc, sc)
+				return
+			}
+			// Not confident enough, or failed: the strong answer it is.
+			x.commitStrong(fc, sc)
+			return
+		case <-strongDone:
+			strongDone = nil
+			if sc.ok() {
+				if fastDone != nil {
+					x.cancelCall(fc, cancelLoser)
+				}
+				x.spec = SpecStrongUsed
+				x.serve(sc)
+				return
+			}
+			if fastDone == nil {
+				if fc.ok() {
+					x.spec = SpecFastFallback
+					x.serve(fc)
+					return
+				}
+				x.spec = SpecFailed
+				x.fail(fc, sc)
+				return
+			}
+			// The strong call failed first: wait for the fast answer,
+			// which is then kept whatever its confidence.
+		case <-x.ctx.Done():
+			x.clientGone()
+			return
+		}
+	}
+}
+
+// commitStrong serves the strong call once it can be (a stream at its
+// first data), after the fast answer was rejected or failed. A strong
+// failure then falls back to a fast answer if there is one.
+func (x *exchange) commitStrong(fc, sc *call) {
+	if !x.await(sc) {
+		x.clientGone()
+		return
+	}
+	if sc.usable() {
+		x.spec = SpecStrongUsed
+		x.serve(sc)
+		return
+	}
+	<-sc.done
+	if fc.ok() {
+		x.spec = SpecFastFallback
+		x.serve(fc)
+		return
+	}
+	x.spec = SpecFailed
+	x.fail(fc, sc)
+}
+
+// accept applies the confidence gate to a finished fast answer.
+func (x *exchange) accept(fc *call) bool {
+	raw, ok := fc.confidence()
+	if !ok {
+		return false
+	}
+	p, ok := x.router.CalibratedConfidence(raw)
+	if !ok {
+		return false
+	}
+	x.calConf, x.hasConf = p, true
+	x.h.m.confidence.Observe(p)
+	return p >= x.policy.AcceptConfidence
+}
+
+// cancelCall cancels a call still running and notes when and why. A call
+// that already ended is left as it is: it completed.
+func (x *exchange) cancelCall(c *call, reason string) {
+	if c.isDone() {
+		return
+	}
+	if _, dup := x.cancelled[c]; dup {
+		return
+	}
+	if x.cancelled == nil {
+		x.cancelled = map[*call]cancelInfo{}
+	}
+	x.cancelled[c] = cancelInfo{at: time.Now(), reason: reason}
+	c.cancel()
+	c.t.m.cancelled(reason).Inc()
+}
+
+// dropForClient cancels c because the client went away. A call that
+// already ended because the client's context did is cancelled too, at
+// its end.
+func (x *exchange) dropForClient(c *call) {
+	if c.isDone() {
+		if _, dup := x.cancelled[c]; dup || !errors.Is(c.err, context.Canceled) {
+			return
+		}
+		if x.cancelled == nil {
+			x.cancelled = map[*call]cancelInfo{}
+		}
+		x.cancelled[c] = cancelInfo{at: c.end, reason: cancelClient}
+		c.t.m.cancelled(cancelClient).Inc()
+		return
+	}
+	x.cancelCall(c, cancelClient)
+}
+
+// clientGone cancels every call of a request whose client went away.
+func (x *exchange) clientGone() {
+	for _, c := range x.calls {
+		x.dropForClient(c)
+	}
+	if x.decision == models.Speculate && x.spec == "" {
+		x.spec = SpecAbandoned
+	}
+	x.status = statusClientGone
+}
+
+// serve answers with c: its body (an answer or a 4xx), or its stream.
+func (x *exchange) serve(c *call) {
+	hd := x.w.Header()
+	hd.Set(HeaderModel, c.t.model)
+	ct := c.contentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	hd.Set("Content-Type", ct)
+	if c.stream && c.status == http.StatusOK && strings.HasPrefix(ct, "text/event-stream") {
+		x.relay(c)
+		return
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(c.body)))
+	x.w.WriteHeader(c.status)
+	x.status = c.status
+	x.w.Write(c.body)
+}
+
+// relay writes a stream's events as they arrive, flushing each batch.
+func (x *exchange) relay(c *call) {
+	hd := x.w.Header()
+	hd.Set("Cache-Control", "no-cache")
+	x.w.WriteHeader(http.StatusOK)
+	x.status = http.StatusOK
+	rc := http.NewResponseController(x.w)
+	next := 0
+	for {
+		c.mu.Lock()
+		evs, fin := c.events[next:], c.finished
+		c.mu.Unlock()
+		next += len(evs)
+		wrote := false
+		for _, e := range evs {
+			if e == nil {
+				continue
+			}
+			if _, err := x.w.Write(e); err != nil {
+				x.dropForClient(c)
+				x.status = statusClientGone
+				return
+			}
+			wrote = true
+		}
+		if wrote {
+			if err := rc.Flush(); err != nil {
+				x.dropForClient(c)
+				x.status = statusClientGone
+				return
+			}
+		}
+		if fin {
+			return
+		}
+		select {
+		case <-c.notify:
+		case <-x.ctx.Done():
+			x.dropForClient(c)
+			x.status = statusClientGone
+			return
+		}
+	}
+}
+
+// fail answers when no tier gave an answer: an upstream 4xx passes
+// through (the strong tier's first), anything else is a 502 naming what
+// each tier did.
+func (x *exchange) fail(calls ...*call) {
+	for _, pick := range []string{TierStrong, TierFast} {
+		for _, c := range calls {
+			if c.t.name == pick && c.clientError() {
+				x.serve(c)
+				return
+			}
+		}
+	}
+	msgs := make([]string, len(calls))
+	for i, c := range calls {
+		msgs[i] = c.describe()
+	}
+	msg := "no upstream answered: " + strings.Join(msgs, "; ")
+	if len(calls) == 1 {
+		msg = "the upstream failed: " + msgs[0]
+	}
+	x.w.Header().Set(HeaderModel, "none")
+	writeError(x.w, http.StatusBadGateway, codeUpstream, msg)
+	x.status = http.StatusBadGateway
+}
+
+// finish counts the request and queues its recording.
+func (x *exchange) finish() {
+	for _, c := range x.calls {
+		// Every path cancels or awaits its calls; this only guards
+		// against leaking one.
+		if _, ok := x.cancelled[c]; !ok && !c.isDone() {
+			x.dropForClient(c)
+		}
+	}
+	x.h.m.request(string(x.decision), x.status)
+	if x.spec != "" {
+		x.h.m.speculation(x.spec).Inc()
+	}
+	rec := Recording{
+		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Meta: x.req.meta, Forced: x.forced,
+		Decision: datasets.Decision{Kind: string(x.decision), PHard: x.pHard, ModelVersion: x.version},
+		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
+	}
+	if !x.forced {
+		rec.Decision.Propensity = 1
+	}
+	for _, c := range x.calls {
+		name, o, ok := x.outcome(c)
+		if ok {
+			rec.Outcomes[name] = o
+		}
+	}
+	x.h.rec.enqueue(&rec)
+}
+
+// recordName is the model name t's outcomes are recorded under.
+func (x *exchange) recordName(t *tier) string {
+	if t.recordAs != "" {
+		return t.recordAs
+	}
+	name := x.artTiers.Fast
+	if t.name == TierStrong {
+		name = x.artTiers.Strong
+	}
+	if name == "" {
+		name = t.model
+	}
+	return name
+}
+
+// outcome is what c did, for the store and the metrics: a completed call
+// with its usage, cost and answer; a cancelled or timed-out call with the
+// time it ran and a pro-rata cost. Failed calls are counted, not recorded.
+func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
+	t := c.t
+	var o datasets.Outcome
+	ran := func(end time.Time) float64 { return float64(end.Sub(c.start).Microseconds()) / 1000 }
+	cancelledAt := func(end time.Time, result string) {
+		ms := ran(end)
+		o.LatencyMS = datasets.Float(ms)
+		o.Cancelled = true
+		if cost, ok := t.proRata(ms); ok {
+			o.CostUSD = datasets.Float(cost)
+			t.m.cost.Add(cost)
+		}
+		t.m.observe(result, ms)
+	}
+	if ci, ok := x.cancelled[c]; ok {
+		cancelledAt(ci.at, "cancelled")
+		return x.recordName(t), o, true
+	}
+	<-c.done
+	switch {
+	case c.ok():
+		ms := ran(c.end)
+		o.LatencyMS = datasets.Float(ms)
+		t.m.observe("ok", ms)
+		if c.usage != nil {
+			in, out := c.usage.PromptTokens, c.usage.CompletionTokens
+			cost := t.cost(c.usage)
+			o.InputTokens, o.OutputTokens, o.CostUSD = &in, &out, datasets.Float(cost)
+			t.m.tokensIn.Add(float64(in))
+			t.m.tokensOut.Add(float64(out))
+			t.m.cost.Add(cost)
+			t.observe(ms, cost)
+		}
+		if raw, ok := c.confidence(); ok {
+			o.Confidence = datasets.Float(raw)
+		}
+		if x.h.cfg.RecordResponses {
+			o.Response = c.text.String()
+		}
+		return x.recordName(t), o, true
+	case errors.Is(c.err, errTimeout):
+		cancelledAt(c.end, "timeout")
+		t.m.cancelled("timeout").Inc()
+		return x.recordName(t), o, true
+	case c.clientError():
+		t.m.observe("client_error", ran(c.end))
+	default:
+		t.m.observe("error", ran(c.end))
+	}
+	return "", o, false
+}

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// upstreamBuckets span a local model's tens of milliseconds to a long
+// answer from a large one.
+var upstreamBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// metrics are the proxy's series, registered on the caller's registry.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	upstreamDur  *prometheus.HistogramVec
+	cancels      *prometheus.CounterVec
+	speculations *prometheus.CounterVec
+	tokens       *prometheus.CounterVec
+	costs        *prometheus.CounterVec
+	confidence   prometheus.Histogram
+	recordings   *prometheus.CounterVec
+
+	recWritten, recDropped, recFailed prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_requests_total",
+			Help: "Proxied chat completions by decision (none when refused before routing) and status code (499: the client went away).",
+		}, []string{"decision", "code"}),
+		upstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "triage_proxy_upstream_duration_seconds",
+			Help:    "Upstream call time by tier and result (ok, error, client_error, timeout, cancelled).",
+			Buckets: upstreamBuckets,
+		}, []string{"tier", "result"}),
+		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_upstream_cancelled_total",
+			Help: "Upstream calls cancelled before they finished, by tier and reason (loser: the other tier's answer was kept; client: the client went away; timeout).",
+		}, []string{"tier", "reason"}),
+		speculations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_speculations_total",
+			Help: "Speculations by outcome: fast_accepted, strong_used, fast_fallback (strong failed), failed, abandoned (client left).",
+		}, []string{"outcome"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_tokens_total",
+			Help: "Tokens the upstreams reported, by tier and kind (input, output).",
+		}, []string{"tier", "kind"}),
+		costs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_cost_usd_total",
+			Help: "Cost of upstream calls in USD by tier, cancelled calls pro rata.",
+		}, []string{"tier"}),
+		confidence: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "triage_proxy_fast_confidence",
+			Help:    "Calibrated confidence of fast answers judged in a speculation.",
+			Buckets: prometheus.LinearBuckets(0.1, 0.1, 10),
+		}),
+		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_recordings_total",
+			Help: "Proxied requests by recording result (written, dropped: queue full or closed, failed: the store refused).",
+		}, []string{"result"}),
+	}
+	m.recWritten = m.recordings.WithLabelValues("written")
+	m.recDropped = m.recordings.WithLabelValues("dropped")
+	m.recFailed = m.recordings.WithLabelValues("failed")
+	for _, o := range []string{SpecFastAccepted, SpecStrongUsed, SpecFastFallback, SpecFailed, SpecAbandoned} {
+		m.speculations.WithLabelValues(o)
+	}
+	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings)
+	return m
+}
+
+func (m *metrics) request(decision string, status int) {
+	m.requests.WithLabelValues(decision, strconv.Itoa(status)).Inc()
+}
+
+func (m *metrics) speculation(outcome string) prometheus.Counter {
+	return m.speculations.WithLabelValues(outcome)
+}
+
+// tierMetrics are one tier's series, resolved once.
+type tierMetrics struct {
+	dur                       map[string]prometheus.Observer
+	cancel                    map[string]prometheus.Counter
+	tokensIn, tokensOut, cost prometheus.Counter
+}
+
+func (m *metrics) forTier(name string) *tierMetrics {
+	tm := &tierMetrics{dur: map[string]prometheus.Observer{}, cancel: map[string]prometheus.Counter{},
+		tokensIn: m.tokens.WithLabelValues(name, "input"), tokensOut: m.tokens.WithLabelValues(name, "output"),
+		cost: m.costs.WithLabelValues(name)}
+	for _, r := range []string{"ok", "error", "client_error", "timeout", "cancelled"} {
+		tm.dur[r] = m.upstreamDur.WithLabelValues(name, r)
+	}
+	for _, r := range []string{cancelLoser, cancelClient, "timeout"} {
+		tm.cancel[r] = m.cancels.WithLabelValues(name, r)
+	}
+	return tm
+}
+
+func (tm *tierMetrics) observe(result string, ms float64) { tm.dur[result].Observe(ms / 1000) }
+
+func (tm *tierMetrics) cancelled(reason string) prometheus.Counter { return tm.cancel[reason] }

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+)
+
+// Response headers every answer carries.
+const (
+	// HeaderDecision is fast, speculate or escalate: what the router (or
+	// the client's "model") decided; "none" when the request was refused
+	// before routing.
+	HeaderDecision = "X-Triage-Decision"
+	// HeaderModel is the upstream model whose answer (or error) this is;
+	// "none" when no upstream answered.
+	HeaderModel = "X-Triage-Model"
+	// HeaderRequestID is the id the request is recorded under; feedback
+	// about the answer goes to POST /v1/feedback with it.
+	HeaderRequestID = "X-Triage-Request-Id"
+)
+
+// Router is what the proxy needs of a router: *models.Router.
+type Router interface {
+	Route(in features.Input) models.Result
+	CalibratedConfidence(raw float64) (float64, bool)
+	Artifact() *models.Artifact
+}
+
+var _ Router = (*models.Router)(nil)
+
+// Deps are what the proxy uses and does not own.
+type Deps struct {
+	// Router returns the router serving now. It is called once per
+	// request, so a hot reload is seen by the next request and a request
+	// in flight keeps the router it started with. Required.
+	Router func() Router
+	// Recorder receives every proxied request. Nil records nothing.
+	Recorder Recorder
+	// Registry receives the proxy's metrics. Required.
+	Registry prometheus.Registerer
+	// Logger gets internal errors; nil discards. API keys never reach it.
+	Logger *slog.Logger
+	// Client calls the upstreams; nil builds one with a connection pool
+	// sized for many concurrent requests.
+	Client *http.Client
+	// Getenv reads the tiers' API key variables; nil is os.Getenv.
+	Getenv func(string) string
+	// Now is the clock of recorded timestamps; nil is time.Now.
+	Now func() time.Time
+}
+
+// Handler is the OpenAI-compatible POST /v1/chat/completions endpoint. It
+// is an http.Handler, safe for concurrent use. Close it after the HTTP
+// server has shut down, before closing the store, so queued recordings
+// are written.
+type Handler struct {
+	cfg          Config
+	router       func() Router
+	log          *slog.Logger
+	client       *http.Client
+	now          func() time.Time
+	fast, strong *tier
+	m            *metrics
+	rec          *recordQueue
+	closeOnce    sync.Once
+}
+
+// New checks the config, reads the API keys and registers the metrics.
+func New(cfg Config, deps Deps) (*Handler, error) {
+	if deps.Router == nil || deps.Registry == nil {
+		panic("proxy: New needs Deps.Router and Deps.Registry")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.RecordQueue == 0 {
+		cfg.RecordQueue = DefaultRecordQueue
+	}
+	getenv := deps.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, client: deps.Client, now: deps.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.client == nil {
+		h.client = newClient()
+	}
+	h.m = newMetrics(deps.Registry)
+	var err error
+	if h.fast, err = newTier(TierFast, cfg.Tiers.Fast, getenv, h.m); err != nil {
+		return nil, err
+	}
+	if h.strong, err = newTier(TierStrong, cfg.Tiers.Strong, getenv, h.m); err != nil {
+		return nil, err
+	}
+	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
+	return h, nil
+}
+
+// newClient is an HTTP client whose pool keeps a connection per
+// concurrent request to each upstream: without it, bursts above the
+// default two idle connections per host open and close a connection per
+// request.
+func newClient() *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   4096,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{Transport: t}
+}
+
+// Close stops recording new requests and waits (up to ctx) until the
+// queued ones are handed to the Recorder.
+func (h *Handler) Close(ctx context.Context) error {
+	var err error
+	h.closeOnce.Do(func() { err = h.rec.close(ctx) })
+	return err
+}
+
+// newRequestID is 128 random bits in hex (math/rand/v2's global source is
+// seeded from the OS and safe for concurrent use; ids need uniqueness,
+// not secrecy).
+func newRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		u := rand.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(u >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP proxies one chat completion.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{h: h, w: w, r: r, ctx: r.Context(), id: newRequestID(), start: time.Now()}
+	x.ts = h.now()
+	hd := w.Header()
+	hd.Set(HeaderRequestID, x.id)
+	// Upstream timeouts bound a proxied call, and a stream may outlive
+	// any fixed write deadline the server sets for its other routes.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	req, err := readRequest(r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		x.refuse(err)
+		h.m.request("none", x.status)
+		return
+	}
+	x.req = req
+	rt := h.router()
+	x.router = rt
+	art := rt.Artifact()
+	x.policy = art.Policy
+	x.version = art.Version
+	x.artTiers = art.Tiers
+	res := rt.Route(features.Input{Messages: req.turns, Meta: req.meta})
+	x.pHard = res.PHard
+	switch req.model {
+	case "", ModelRouted:
+		x.decision = res.Decision
+	case TierFast:
+		x.decision, x.forced = models.Fast, true
+	case TierStrong:
+		x.decision, x.forced = models.Escalate, true
+	default:
+		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel,
+			msg: fmt.Sprintf("model %q is not served here; send %q to route, or %q or %q to pick a tier", req.model, ModelRouted, TierFast, TierStrong)})
+		h.m.request("none", x.status)
+		return
+	}
+	hd.Set(HeaderDecision, string(x.decision))
+	switch x.decision {
+	case models.Fast:
+		x.runFast()
+	case models.Escalate:
+		x.runEscalate()
+	default:
+		x.runSpeculate()
+	}
+	x.finish()
+}
+
+// errClientGone ends an exchange whose client went away.
+var errClientGone = errors.New("client went away")

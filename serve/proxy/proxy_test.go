@@ -1,0 +1,688 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/upstreamsim"
+)
+
+// fakeRouter decides by the first letter of the last message (F fast, S
+// speculate, E escalate) and calibrates confidence as exp(raw), the
+// probability a mean log-probability stands for. The test log's fast
+// confidences are -0.05 and -0.1 (accepted at 0.9), -0.25 (the sim's
+// default answer) and -2 (rejected).
+type fakeRouter struct{ art *models.Artifact }
+
+func (f *fakeRouter) Route(in features.Input) models.Result {
+	text := in.Messages[len(in.Messages)-1].Content
+	switch {
+	case strings.HasPrefix(text, "F"):
+		return models.Result{PHard: 0.1, Decision: models.Fast}
+	case strings.HasPrefix(text, "E"):
+		return models.Result{PHard: 0.9, Decision: models.Escalate}
+	}
+	return models.Result{PHard: 0.5, Decision: models.Speculate}
+}
+
+func (f *fakeRouter) CalibratedConfidence(raw float64) (float64, bool) { return math.Exp(raw), true }
+func (f *fakeRouter) Artifact() *models.Artifact                       { return f.art }
+
+// memRecorder keeps recordings in memory.
+type memRecorder struct {
+	mu   sync.Mutex
+	recs []*Recording
+}
+
+func (m *memRecorder) Record(_ context.Context, batch []*Recording) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append(m.recs, batch...)
+	return nil
+}
+
+// faults makes a sim fail on prompts holding "<name>-500", "<name>-400" or
+// "<name>-hang".
+func faults(name string) func(string) *upstreamsim.Fault {
+	return func(p string) *upstreamsim.Fault {
+		switch {
+		case strings.Contains(p, name+"-500"):
+			return &upstreamsim.Fault{Status: 500, Message: name + " is down"}
+		case strings.Contains(p, name+"-400"):
+			return &upstreamsim.Fault{Status: 400, Message: name + " refuses this"}
+		case strings.Contains(p, name+"-hang"):
+			return &upstreamsim.Fault{Delay: time.Minute}
+		}
+		return nil
+	}
+}
+
+type rig struct {
+	fastSim, strongSim *upstreamsim.Server
+	fastURL, strongURL string
+	url                string
+	h                  *Handler
+	rec                *memRecorder
+	reg                *prometheus.Registry
+	logs               *bytes.Buffer
+	auth               chan string
+}
+
+type rigOptions struct {
+	fastTimeout     time.Duration
+	noResponses     bool
+	apiKey          string
+	noConfidenceCal bool
+}
+
+func newRig(t *testing.T, o rigOptions) *rig {
+	t.Helper()
+	recs, _, err := datasets.ReadFile("testdata/log.jsonl", datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := func() time.Time { return time.Unix(1700000000, 0) }
+	r := &rig{rec: &memRecorder{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, auth: make(chan string, 100)}
+	// Unknown prompts (the fault cases) answer in 1 ms on the fast tier
+	// and 50 ms on the strong one, so which answers first is not a race.
+	for _, s := range []struct {
+		model string
+		sim   **upstreamsim.Server
+		url   *string
+		lat   time.Duration
+	}{{"fast-model", &r.fastSim, &r.fastURL, time.Millisecond}, {"strong-model", &r.strongSim, &r.strongURL, 50 * time.Millisecond}} {
+		name := strings.TrimSuffix(s.model, "-model")
+		sim, err := upstreamsim.New(upstreamsim.Options{Model: s.model, Records: recs, DefaultLatency: s.lat,
+			StreamChunks: 2, Fault: faults(name), Now: fixed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*s.sim = sim
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if name == "fast" {
+				select {
+				case r.auth <- req.Header.Get("Authorization"):
+				default:
+				}
+			}
+			sim.ServeHTTP(w, req)
+		}))
+		t.Cleanup(ts.Close)
+		*s.url = ts.URL
+	}
+	cfg := DefaultConfig()
+	cfg.RecordResponses = !o.noResponses
+	cfg.Tiers.Fast = Tier{BaseURL: r.fastURL + "/v1", Model: "fast-model", Timeout: o.fastTimeout, PriceInPer1K: 0.001, PriceOutPer1K: 0.002}
+	cfg.Tiers.Strong = Tier{BaseURL: r.strongURL + "/v1/", Model: "strong-model", PriceInPer1K: 0.01, PriceOutPer1K: 0.03}
+	env := map[string]string{}
+	if o.apiKey != "" {
+		cfg.Tiers.Fast.APIKeyEnv = "FAST_KEY"
+		env["FAST_KEY"] = o.apiKey
+	}
+	art := &models.Artifact{Version: "v-test", Tiers: models.Tiers{Fast: "fast-log-name", Strong: "strong-log-name"},
+		Policy: models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.9}}
+	var rt Router = &fakeRouter{art: art}
+	if o.noConfidenceCal {
+		rt = noCalRouter{rt}
+	}
+	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
+		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.h = h
+	ps := httptest.NewServer(h)
+	t.Cleanup(ps.Close)
+	r.url = ps.URL
+	return r
+}
+
+type noCalRouter struct{ Router }
+
+func (noCalRouter) CalibratedConfidence(float64) (float64, bool) { return 0, false }
+
+// recordings closes the handler (flushing the queue) and returns what was
+// recorded.
+func (r *rig) recordings(t *testing.T) []*Recording {
+	t.Helper()
+	if err := r.h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.rec.mu.Lock()
+	defer r.rec.mu.Unlock()
+	return r.rec.recs
+}
+
+// result is a proxied answer.
+type result struct {
+	status                    int
+	decision, model, id, ct   string
+	body                      []byte
+	content                   string // the answer's text (plain or streamed)
+	logprobs                  int    // logprob entries seen
+	usageChunk, usageNullSeen bool
+	events                    []string
+}
+
+func chatBody(prompt string, extra string) string {
+	b, _ := json.Marshal(prompt)
+	return `{"messages":[{"role":"user","content":` + string(b) + `}]` + extra + `}`
+}
+
+func (r *rig) do(t *testing.T, ctx context.Context, url, body string) result {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := result{status: resp.StatusCode, decision: resp.Header.Get(HeaderDecision), model: resp.Header.Get(HeaderModel),
+		id: resp.Header.Get(HeaderRequestID), ct: resp.Header.Get("Content-Type"), body: b}
+	var chunk struct {
+		Choices []struct {
+			Message  struct{ Content string } `json:"message"`
+			Delta    struct{ Content string } `json:"delta"`
+			Logprobs *struct {
+				Content []struct{ Logprob float64 } `json:"content"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+		Usage json.RawMessage `json:"usage"`
+	}
+	if !strings.HasPrefix(res.ct, "text/event-stream") {
+		if json.Unmarshal(b, &chunk) == nil && len(chunk.Choices) > 0 {
+			res.content = chunk.Choices[0].Message.Content
+			if lp := chunk.Choices[0].Logprobs; lp != nil {
+				res.logprobs = len(lp.Content)
+			}
+		}
+		return res
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		res.events = append(res.events, d)
+		if d == "[DONE]" {
+			continue
+		}
+		chunk.Choices, chunk.Usage = nil, nil
+		if err := json.Unmarshal([]byte(d), &chunk); err != nil {
+			t.Fatalf("chunk %q: %v", d, err)
+		}
+		if string(chunk.Usage) == "null" {
+			res.usageNullSeen = true
+		} else if chunk.Usage != nil {
+			res.usageChunk = true
+		}
+		for _, c := range chunk.Choices {
+			res.content += c.Delta.Content
+			if c.Logprobs != nil {
+				res.logprobs += len(c.Logprobs.Content)
+			}
+		}
+	}
+	return res
+}
+
+// waitFor polls until cond holds: the sims see a disconnect
+// asynchronously.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func errorBody(t *testing.T, b []byte) (code, msg string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("error body %s: %v", b, err)
+	}
+	return e.Error.Code, e.Error.Message
+}
+
+func TestPaths(t *testing.T) {
+	tests := []struct {
+		name          string
+		prompt        string
+		extra         string
+		fastTimeout   time.Duration
+		status        int
+		decision      string
+		model         string
+		content       string
+		spec          string // speculation outcome counted
+		fastCancelled int64  // seen by the fast sim
+		strongCancel  int64  // seen by the strong sim
+		errContains   string // in the 502 message
+		upstreamCode  string // in a passed-through 4xx
+	}{
+		{name: "fast goes to the fast tier", prompt: "F hello", status: 200, decision: "fast", model: "fast-model", content: "fast hello there"},
+		{name: "escalate goes to the strong tier", prompt: "E hard", status: 200, decision: "escalate", model: "strong-model", content: "strong right"},
+		{name: "a confident fast answer is kept and the strong call cancelled", prompt: "S accept", status: 200, decision: "speculate",
+			model: "fast-model", content: "fast and sure", spec: SpecFastAccepted, strongCancel: 1},
+		{name: "an unconfident fast answer waits for the strong one", prompt: "S reject", status: 200, decision: "speculate",
+			model: "strong-model", content: "strong better", spec: SpecStrongUsed},
+		{name: "a strong answer first is kept and the fast call cancelled", prompt: "S strong first", status: 200, decision: "speculate",
+			model: "strong-model", content: "strong early", spec: SpecStrongUsed, fastCancelled: 1},
+		{name: "a fast error escalates", prompt: "F fast-500", status: 200, decision: "fast", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a fast timeout escalates", prompt: "F fast-hang", fastTimeout: 200 * time.Millisecond, status: 200, decision: "fast",
+			model: "strong-model", content: upstreamsim.DefaultAnswer, fastCancelled: 1},
+		{name: "a strong error after a fast answer returns the fast answer", prompt: "S strong-500", status: 200, decision: "speculate",
+			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		{name: "a fast error in a speculation uses the strong answer", prompt: "S fast-500", status: 200, decision: "speculate",
+			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
+		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast", model: "none",
+			errContains: "fast tier (fast-model) answered 500: fast is down; strong tier (strong-model) answered 500: strong is down"},
+		{name: "both tiers failing in a speculation is a 502", prompt: "S fast-500 strong-500", status: 502, decision: "speculate", model: "none",
+			spec: SpecFailed, errContains: "no upstream answered"},
+		{name: "a strong failure on escalate is a 502", prompt: "E strong-500", status: 502, decision: "escalate", model: "none",
+			errContains: "strong tier (strong-model) answered 500"},
+		{name: "a fast 4xx passes through", prompt: "F fast-400", status: 400, decision: "fast", model: "fast-model", upstreamCode: "injected"},
+		{name: "a strong 4xx passes through", prompt: "E strong-400", status: 400, decision: "escalate", model: "strong-model", upstreamCode: "injected"},
+		{name: "4xx from both tiers of a speculation passes the strong one through", prompt: "S fast-400 strong-400", status: 400,
+			decision: "speculate", model: "strong-model", spec: SpecFailed, upstreamCode: "injected"},
+		{name: "a client that names the fast tier bypasses routing", prompt: "E hard", extra: `,"model":"fast"`, status: 200, decision: "fast",
+			model: "fast-model", content: "fast wrong"},
+		{name: "a client that names the strong tier bypasses routing", prompt: "F hello", extra: `,"model":"strong"`, status: 200,
+			decision: "escalate", model: "strong-model", content: "strong hello there"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{fastTimeout: tt.fastTimeout})
+			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
+			if got.status != tt.status || got.decision != tt.decision || got.model != tt.model {
+				t.Fatalf("status %d decision %q model %q, want %d %q %q; body %s", got.status, got.decision, got.model,
+					tt.status, tt.decision, tt.model, got.body)
+			}
+			if len(got.id) != 32 {
+				t.Errorf("request id %q, want 32 hex digits", got.id)
+			}
+			if tt.content != "" && got.content != tt.content {
+				t.Errorf("content %q, want %q", got.content, tt.content)
+			}
+			if got.logprobs != 0 {
+				t.Errorf("the client got %d logprobs it did not ask for", got.logprobs)
+			}
+			if tt.errContains != "" {
+				code, msg := errorBody(t, got.body)
+				if code != "upstream_failed" || !strings.Contains(msg, tt.errContains) {
+					t.Errorf("error %q %q, want upstream_failed containing %q", code, msg, tt.errContains)
+				}
+			}
+			if tt.upstreamCode != "" {
+				if code, _ := errorBody(t, got.body); code != tt.upstreamCode {
+					t.Errorf("4xx body code %q, want the upstream's %q", code, tt.upstreamCode)
+				}
+			}
+			if tt.spec != "" {
+				if n := testutil.ToFloat64(r.h.m.speculation(tt.spec)); n != 1 {
+					t.Errorf("speculations{outcome=%s} = %v, want 1", tt.spec, n)
+				}
+			}
+			waitFor(t, "the sims' cancel counts", func() bool {
+				return r.fastSim.Stats().Cancelled == tt.fastCancelled && r.strongSim.Stats().Cancelled == tt.strongCancel
+			})
+			recs := r.recordings(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d recordings, want 1", len(recs))
+			}
+			if recs[0].RequestID != got.id || recs[0].Decision.Kind != tt.decision {
+				t.Errorf("recording %s %q, want %s %q", recs[0].RequestID, recs[0].Decision.Kind, got.id, tt.decision)
+			}
+			// Cancels seen upstream match cancels recorded.
+			var cancelled int64
+			for _, o := range recs[0].Outcomes {
+				if o.Cancelled {
+					cancelled++
+				}
+			}
+			if want := tt.fastCancelled + tt.strongCancel; cancelled != want {
+				t.Errorf("%d cancelled outcomes recorded, want %d: %+v", cancelled, want, recs[0].Outcomes)
+			}
+		})
+	}
+}
+
+func TestStreaming(t *testing.T) {
+	const withUsage = `,"stream":true,"stream_options":{"include_usage":true}`
+	idRE := regexp.MustCompile(`"id":"chatcmpl-sim-\d+"`)
+	normalise := func(evs []string) string {
+		return idRE.ReplaceAllString(strings.Join(evs, "\n"), `"id":"X"`)
+	}
+	t.Run("fast and escalate relay the upstream's events unchanged", func(t *testing.T) {
+		for _, tc := range []struct{ prompt, upstream, model string }{
+			{"F hello", "fast", "fast-model"}, {"E hard", "strong", "strong-model"},
+		} {
+			r := newRig(t, rigOptions{})
+			got := r.do(t, context.Background(), r.url, chatBody(tc.prompt, withUsage))
+			direct := r.fastURL
+			if tc.upstream == "strong" {
+				direct = r.strongURL
+			}
+			want := r.do(t, context.Background(), direct, chatBody(tc.prompt, withUsage+`,"model":"`+tc.model+`"`))
+			if got.status != 200 || got.model != tc.model || !strings.HasPrefix(got.ct, "text/event-stream") {
+				t.Fatalf("%s: status %d model %q type %q", tc.prompt, got.status, got.model, got.ct)
+			}
+			if g, w := normalise(got.events), normalise(want.events); g != w {
+				t.Errorf("%s: proxied events\n%s\nwant the upstream's\n%s", tc.prompt, g, w)
+			}
+		}
+	})
+	tests := []struct {
+		name, prompt, model, content string
+		strongCancelled              int64
+	}{
+		{"a stream whose fast tier fails escalates before the first byte", "F fast-500", "strong-model", upstreamsim.DefaultAnswer, 0},
+		{"a speculated stream keeps a confident fast answer", "S accept", "fast-model", "fast and sure", 1},
+		{"a speculated stream relays the strong answer when the fast one is rejected", "S reject", "strong-model", "strong better", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, `,"stream":true`))
+			if got.status != 200 || got.model != tt.model || got.content != tt.content {
+				t.Fatalf("status %d model %q content %q, want 200 %q %q", got.status, got.model, got.content, tt.model, tt.content)
+			}
+			if got.events[len(got.events)-1] != "[DONE]" {
+				t.Errorf("stream does not end with [DONE]")
+			}
+			if got.usageChunk || got.usageNullSeen || got.logprobs != 0 {
+				t.Errorf("the client sees what the proxy asked for: usage chunk %v, usage null %v, %d logprobs",
+					got.usageChunk, got.usageNullSeen, got.logprobs)
+			}
+			waitFor(t, "the strong sim's cancel count", func() bool { return r.strongSim.Stats().Cancelled == tt.strongCancelled })
+			if st := r.strongSim.Stats(); st.Cancelled != tt.strongCancelled {
+				t.Fatalf("strong sim %+v, want %d cancelled", st, tt.strongCancelled)
+			}
+			recs := r.recordings(t)
+			o, ok := recs[0].Outcomes[map[string]string{"fast-model": "fast-log-name", "strong-model": "strong-log-name"}[tt.model]]
+			if !ok || o.Response != tt.content || o.OutputTokens == nil {
+				t.Errorf("recorded outcome of the served tier %+v, want its response and usage", o)
+			}
+		})
+	}
+}
+
+func TestClientLeavingCancelsBothCalls(t *testing.T) {
+	for _, stream := range []string{"", `,"stream":true`} {
+		r := newRig(t, rigOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/v1/chat/completions",
+				strings.NewReader(chatBody("S fast-hang strong-hang", stream)))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		waitFor(t, "both calls in flight", func() bool {
+			return r.fastSim.Stats().InFlight == 1 && r.strongSim.Stats().InFlight == 1
+		})
+		cancel()
+		<-done
+		waitFor(t, "both sims to see the cancel", func() bool {
+			return r.fastSim.Stats().Cancelled == 1 && r.strongSim.Stats().Cancelled == 1
+		})
+		recs := r.recordings(t)
+		if len(recs) != 1 || len(recs[0].Outcomes) != 2 {
+			t.Fatalf("recordings %+v, want one with two outcomes", recs)
+		}
+		for m, o := range recs[0].Outcomes {
+			if !o.Cancelled || o.LatencyMS == nil {
+				t.Errorf("%s outcome %+v, want cancelled with the time it ran", m, o)
+			}
+		}
+		if n := testutil.ToFloat64(r.h.m.speculation(SpecAbandoned)); n != 1 {
+			t.Errorf("abandoned speculations = %v, want 1", n)
+		}
+	}
+}
+
+func TestRecording(t *testing.T) {
+	t.Run("a speculation records both calls with usage, cost, confidence and the answer", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		got := r.do(t, context.Background(), r.url, chatBody("S accept", `,"metadata":{"tenant":"acme"}`))
+		if got.status != 200 {
+			t.Fatalf("status %d: %s", got.status, got.body)
+		}
+		waitFor(t, "the strong cancel", func() bool { return r.strongSim.Stats().Cancelled == 1 })
+		recs := r.recordings(t)
+		rec := recs[0]
+		if rec.Decision.PHard != 0.5 || rec.Decision.ModelVersion != "v-test" || rec.Decision.Propensity != 1 || rec.Forced {
+			t.Errorf("decision %+v forced %v", rec.Decision, rec.Forced)
+		}
+		if rec.Meta["tenant"] != "acme" || len(rec.Messages) != 1 || rec.Messages[0].Content != "S accept" {
+			t.Errorf("request %+v %+v", rec.Messages, rec.Meta)
+		}
+		f := rec.Outcomes["fast-log-name"]
+		// The log's usage for s-accept is 1000 in, 2000 out; the fast
+		// prices are 0.001 and 0.002 per 1k: 0.001 + 0.004.
+		if f.InputTokens == nil || *f.InputTokens != 1000 || *f.OutputTokens != 2000 || math.Abs(*f.CostUSD-0.005) > 1e-12 {
+			t.Errorf("fast usage/cost %+v", f)
+		}
+		// The sim's logprobs average to the log's confidence.
+		if f.Confidence == nil || math.Abs(*f.Confidence-(-0.05)) > 1e-9 || f.Response != "fast and sure" || f.Cancelled {
+			t.Errorf("fast outcome %+v", f)
+		}
+		s := rec.Outcomes["strong-log-name"]
+		if !s.Cancelled || s.LatencyMS == nil || s.CostUSD != nil || s.Response != "" {
+			t.Errorf("strong outcome %+v, want cancelled with no cost (no strong call has completed yet)", s)
+		}
+		if v := testutil.ToFloat64(r.h.m.costs.WithLabelValues("fast")); math.Abs(v-0.005) > 1e-12 {
+			t.Errorf("fast cost metric %v, want 0.005", v)
+		}
+		if v := testutil.ToFloat64(r.h.m.tokens.WithLabelValues("fast", "output")); v != 2000 {
+			t.Errorf("fast output tokens metric %v, want 2000", v)
+		}
+		if n := testutil.ToFloat64(r.h.m.cancels.WithLabelValues("strong", "loser")); n != 1 {
+			t.Errorf("strong loser cancels %v, want 1", n)
+		}
+	})
+	t.Run("record_responses off keeps the answer out of the store", func(t *testing.T) {
+		r := newRig(t, rigOptions{noResponses: true})
+		r.do(t, context.Background(), r.url, chatBody("F hello", ""))
+		recs := r.recordings(t)
+		if o := recs[0].Outcomes["fast-log-name"]; o.Response != "" || o.LatencyMS == nil {
+			t.Errorf("outcome %+v, want latency and no response", o)
+		}
+	})
+	t.Run("a client-picked tier is recorded as forced", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		r.do(t, context.Background(), r.url, chatBody("F hello", `,"model":"strong"`))
+		recs := r.recordings(t)
+		if !recs[0].Forced || recs[0].Decision.Propensity != 0 || recs[0].Decision.Kind != "escalate" {
+			t.Errorf("recording %+v, want forced escalate with no propensity", recs[0])
+		}
+	})
+	t.Run("without a confidence calibration a speculation never accepts", func(t *testing.T) {
+		r := newRig(t, rigOptions{noConfidenceCal: true})
+		got := r.do(t, context.Background(), r.url, chatBody("S reject", ""))
+		if got.model != "strong-model" {
+			t.Errorf("model %q, want strong-model", got.model)
+		}
+	})
+}
+
+func TestProRataCost(t *testing.T) {
+	tr := &tier{}
+	if _, ok := tr.proRata(10); ok {
+		t.Fatal("a tier with no completed call has a pro-rata cost")
+	}
+	tr.observe(100, 0.01)
+	tr.observe(300, 0.03)
+	// Means: 200 ms and 0.02 USD.
+	tests := []struct {
+		ran, want float64
+	}{{50, 0.005}, {200, 0.02}, {1000, 0.02}}
+	for _, tt := range tests {
+		if got, _ := tr.proRata(tt.ran); math.Abs(got-tt.want) > 1e-15 {
+			t.Errorf("proRata(%v) = %v, want %v", tt.ran, got, tt.want)
+		}
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	r := newRig(t, rigOptions{apiKey: "sk-secret-123"})
+	r.do(t, context.Background(), r.url, chatBody("F fast-500", ""))
+	if got := <-r.auth; got != "Bearer sk-secret-123" {
+		t.Errorf("Authorization %q, want the bearer key", got)
+	}
+	r.recordings(t)
+	if strings.Contains(r.logs.String(), "sk-secret") {
+		t.Errorf("the key reached the log: %s", r.logs)
+	}
+	_, err := New(Config{Tiers: Tiers{Fast: Tier{BaseURL: "http://x/v1", Model: "m", APIKeyEnv: "NOPE"}, Strong: Tier{BaseURL: "http://y/v1", Model: "m"}}},
+		Deps{Router: func() Router { return nil }, Registry: prometheus.NewRegistry(), Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "NOPE, which is not set") {
+		t.Errorf("err = %v, want one naming the unset variable", err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"invalid JSON is a 400", `{"messages":`, 400, codeInvalidJSON},
+		{"no messages is a 400", `{"model":"triage"}`, 400, codeInvalidRequest},
+		{"messages of the wrong type is a 400 naming the field", `{"messages":"hi"}`, 400, codeInvalidRequest},
+		{"invalid UTF-8 is a 400", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", 400, codeInvalidUTF8},
+		{"an unknown model is a 400 listing the choices", chatBody("F hello", `,"model":"gpt-5"`), 400, codeUnknownModel},
+		{"an oversized body is a 413", chatBody(strings.Repeat("x", DefaultMaxBodyBytes), ""), 413, codeBodyTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := r.do(t, context.Background(), r.url, tt.body)
+			if got.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", got.status, tt.status, got.body)
+			}
+			if code, msg := errorBody(t, got.body); code != tt.code || msg == "" {
+				t.Errorf("error %q %q, want code %q", code, msg, tt.code)
+			}
+			if got.model != "none" || got.id == "" || got.decision == "" {
+				t.Errorf("headers decision %q model %q id %q, want all set", got.decision, got.model, got.id)
+			}
+		})
+	}
+	if n := r.fastSim.Stats().Requests + r.strongSim.Stats().Requests; n != 0 {
+		t.Errorf("%d bad requests reached an upstream", n)
+	}
+	if recs := r.recordings(t); len(recs) != 0 {
+		t.Errorf("%d refused requests recorded", len(recs))
+	}
+}
+
+func TestUpstreamBody(t *testing.T) {
+	tests := []struct {
+		name, body   string
+		wantLogprobs bool
+		want         string
+	}{
+		{"the model is replaced and other fields kept", `{"model":"triage","temperature":0.2,"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"messages":[{"role":"user","content":"x"}],"model":"up","temperature":0.2}`},
+		{"logprobs are asked for when needed", `{"messages":[{"role":"user","content":"x"}]}`, true,
+			`{"logprobs":true,"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"a stream asks for usage", `{"stream":true,"stream_options":{"x":1},"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"messages":[{"role":"user","content":"x"}],"model":"up","stream":true,"stream_options":{"include_usage":true,"x":1}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := parseRequest([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := req.upstreamBody("up", tt.wantLogprobs)
+			if err != nil || string(b) != tt.want {
+				t.Errorf("got %s (%v)\nwant %s", b, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Tier{BaseURL: "http://127.0.0.1:8000/v1", Model: "m"}
+	tests := []struct {
+		name string
+		fast Tier
+		want string
+	}{
+		{"a missing base_url names the key", Tier{Model: "m"}, "tiers.fast.base_url is empty"},
+		{"a non-http base_url is refused", Tier{BaseURL: "ftp://x", Model: "m"}, "not an http(s) URL"},
+		{"a base_url with the path is refused", Tier{BaseURL: "http://x/v1/chat/completions", Model: "m"}, "ends in /chat/completions"},
+		{"a missing model names the key", Tier{BaseURL: "http://x/v1"}, "tiers.fast.model is empty"},
+		{"a negative price is refused", Tier{BaseURL: "http://x/v1", Model: "m", PriceInPer1K: -1}, "price_in_per_1k"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{Tiers: Tiers{Fast: tt.fast, Strong: ok}}.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := (Config{Tiers: Tiers{Fast: ok, Strong: ok}}).Validate(); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"triage","messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"metadata":{"k":"v"}}`))
+	f.Add([]byte(`{"messages":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := parseRequest(b)
+		if err != nil {
+			if _, ok := err.(*apiError); !ok {
+				t.Fatalf("error %T %v is not an *apiError", err, err)
+			}
+			return
+		}
+		if len(req.messages) == 0 || len(req.turns) != len(req.messages) {
+			t.Fatalf("accepted a request without messages")
+		}
+		if _, err := req.upstreamBody("m", true); err != nil {
+			t.Fatalf("upstream body of an accepted request: %v", err)
+		}
+	})
+}

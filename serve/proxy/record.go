@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// Recording is one proxied request for the feedback store: what was
+// asked, what the router decided, and what each upstream did.
+type Recording struct {
+	RequestID string
+	TS        time.Time
+	Messages  []datasets.Message
+	Meta      datasets.Meta
+	// Decision is the decision acted on. Propensity is 1 for a routed
+	// request and 0 when the client picked the tier (Forced).
+	Decision datasets.Decision
+	Forced   bool
+	// Outcomes holds, by recorded model name, each upstream call that
+	// completed (latency, usage, cost, the fast tier's raw confidence,
+	// the answer unless responses are not recorded) or was cancelled
+	// (Cancelled, the time it ran, a pro-rata cost). Calls that failed
+	// are not outcomes: they are counted in the metrics.
+	Outcomes map[string]datasets.Outcome
+}
+
+// Recorder writes recordings durably. Record returns nil only once every
+// recording of the batch is committed. It is called from one goroutine.
+type Recorder interface {
+	Record(ctx context.Context, batch []*Recording) error
+}
+
+// recordQueue hands finished requests to the Recorder off the request
+// path: a bounded queue and one writer that takes whatever is waiting
+// (up to DefaultRecordBatch) per call. A full queue drops and counts.
+type recordQueue struct {
+	rec  Recorder
+	m    *metrics
+	log  *slog.Logger
+	ch   chan *Recording
+	mu   sync.RWMutex // guards closed against sends on ch
+	done chan struct{}
+
+	closed bool
+}
+
+func newRecordQueue(rec Recorder, size int, m *metrics, log *slog.Logger) *recordQueue {
+	q := &recordQueue{rec: rec, m: m, log: log, ch: make(chan *Recording, size), done: make(chan struct{})}
+	if rec == nil {
+		close(q.done)
+		q.closed = true
+		return q
+	}
+	go q.writer()
+	return q
+}
+
+func (q *recordQueue) enqueue(r *Recording) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		if q.rec != nil {
+			q.m.recDropped.Inc()
+		}
+		return
+	}
+	select {
+	case q.ch <- r:
+	default:
+		q.m.recDropped.Inc()
+	}
+}
+
+func (q *recordQueue) writer() {
+	defer close(q.done)
+	batch := make([]*Recording, 0, DefaultRecordBatch)
+	for first := range q.ch {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < DefaultRecordBatch {
+			select {
+			case r, ok := <-q.ch:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		if err := q.rec.Record(context.Background(), batch); err != nil {
+			q.m.recFailed.Add(float64(len(batch)))
+			q.log.Error("proxy: record requests", "n", len(batch), "err", err)
+			continue
+		}
+		q.m.recWritten.Add(float64(len(batch)))
+	}
+}
+
+// close stops new recordings and waits for the queued ones.
+func (q *recordQueue) close(ctx context.Context) error {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("proxy: %d recordings still queued: %w", len(q.ch), ctx.Err())
+	}
+}
+
+// Store is the part of the feedback store a StoreRecorder writes to;
+// datasets.BoltStore implements it.
+type Store interface {
+	AppendDecisions(entries []datasets.LogEntry) error
+	PutFeedback(ctx context.Context, fb datasets.Feedback) error
+}
+
+var _ Store = (*datasets.BoltStore)(nil)
+
+// StoreRecorder records into a feedback store: the batch's requests and
+// decisions in one decision-log commit, then every outcome as feedback
+// keyed by (request id, model), the writes sharing the store's group
+// commits. An export then carries each request with its decision and its
+// outcomes, ready for retraining.
+type StoreRecorder struct {
+	Store Store
+}
+
+// storedRequest is the decision log's request body: what an export keeps.
+type storedRequest struct {
+	Messages []datasets.Message `json:"messages"`
+	Meta     datasets.Meta      `json:"meta,omitempty"`
+}
+
+// Record implements Recorder.
+func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
+	entries := make([]datasets.LogEntry, 0, len(batch))
+	for _, r := range batch {
+		body, err := json.Marshal(storedRequest{Messages: r.Messages, Meta: r.Meta})
+		if err != nil {
+			return fmt.Errorf("encode request %s: %w", r.RequestID, err)
+		}
+		entries = append(entries, datasets.LogEntry{ID: r.RequestID, TS: r.TS, Decision: r.Decision, Request: body})
+	}
+	if err := s.Store.AppendDecisions(entries); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	for _, r := range batch {
+		for model, o := range r.Outcomes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// The messages make PutFeedback create the request should
+				// the decision entry be missing; it is not, as it
+				// committed above.
+				err := s.Store.PutFeedback(ctx, datasets.Feedback{RequestID: r.RequestID, Model: model, Outcome: o,
+					Messages: r.Messages, Meta: r.Meta, TS: r.TS})
+				if err != nil {
+					select {
+					case errc <- fmt.Errorf("record outcome of %s for request %s: %w", model, r.RequestID, err):
+					default:
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}

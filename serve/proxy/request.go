@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+)
+
+// Error codes of the proxy's own error bodies, {"error":{"code","message"}}.
+const (
+	codeInvalidJSON    = "invalid_json"
+	codeInvalidRequest = "invalid_request"
+	codeInvalidUTF8    = "invalid_utf8"
+	codeBodyTooLarge   = "body_too_large"
+	codeUnknownModel   = "unknown_model"
+	codeUpstream       = "upstream_failed"
+)
+
+// apiError is an error the client is told about with its status.
+type apiError struct {
+	status    int
+	code, msg string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// chatRequest is a client's request: the body as sent, with the fields
+// the proxy reads decoded. Every other field reaches the upstream as is.
+type chatRequest struct {
+	// fields is the body's top-level object; the upstream body is it with
+	// "model" (and what the proxy needs) replaced.
+	fields map[string]json.RawMessage
+	model  string
+	stream bool
+	// logprobs and includeUsage are what the client asked for; the proxy
+	// may ask the upstream for more and then hides it.
+	logprobs, includeUsage bool
+	messages               []datasets.Message
+	turns                  []features.Turn
+	meta                   map[string]string
+}
+
+// readRequest reads and decodes a chat completion request. Its errors are
+// *apiError.
+func readRequest(r *http.Request, limit int64) (*chatRequest, error) {
+	if r.ContentLength > limit {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is %d bytes, the limit is %d", r.ContentLength, limit)}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, &apiError{http.StatusBadRequest, codeInvalidRequest, "read request body: " + err.Error()}
+	}
+	if int64(len(body)) > limit {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+	}
+	return parseRequest(body)
+}
+
+func parseRequest(body []byte) (*chatRequest, error) {
+	bad := func(format string, args ...any) error {
+		return &apiError{http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf(format, args...)}
+	}
+	if !utf8.Valid(body) {
+		return nil, &apiError{http.StatusBadRequest, codeInvalidUTF8, "request body is not valid UTF-8; send UTF-8 JSON"}
+	}
+	req := &chatRequest{}
+	if err := json.Unmarshal(body, &req.fields); err != nil || req.fields == nil {
+		msg := "request body is not a JSON object"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return nil, &apiError{http.StatusBadRequest, codeInvalidJSON, msg + "; send an OpenAI chat completion request"}
+	}
+	field := func(name string, dst any) error {
+		raw, ok := req.fields[name]
+		if !ok || string(raw) == "null" {
+			return nil
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return bad("%s: %v", name, typeError(err))
+		}
+		return nil
+	}
+	var opts struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	var msgs []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{{"model", &req.model}, {"stream", &req.stream}, {"logprobs", &req.logprobs},
+		{"stream_options", &opts}, {"messages", &msgs}, {"metadata", &req.meta}} {
+		if err := field(f.name, f.dst); err != nil {
+			return nil, err
+		}
+	}
+	req.includeUsage = opts.IncludeUsage
+	if len(msgs) == 0 {
+		return nil, bad("messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+	}
+	req.messages = make([]datasets.Message, len(msgs))
+	req.turns = make([]features.Turn, len(msgs))
+	for i, m := range msgs {
+		if m.Role == "" {
+			return nil, bad("messages[%d].role is empty", i)
+		}
+		text, err := contentText(m.Content)
+		if err != nil {
+			return nil, bad("messages[%d].content: %v", i, err)
+		}
+		req.messages[i] = datasets.Message{Role: m.Role, Content: text}
+		req.turns[i] = features.Turn{Role: m.Role, Content: text}
+	}
+	return req, nil
+}
+
+func typeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("want %s, got a JSON %s", te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+// contentText is a message's text: a string, or the text parts of an
+// array of content parts joined with "\n"; null (a tool call) is "".
+func contentText(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("want a string or an array of content parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+var jsonTrue = json.RawMessage("true")
+
+// upstreamBody is the request for one tier: the client's fields with the
+// tier's model, logprobs when the proxy needs them for the confidence,
+// and usage in streams for the recorded cost.
+func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, error) {
+	f := make(map[string]json.RawMessage, len(req.fields)+2)
+	for k, v := range req.fields {
+		f[k] = v
+	}
+	m, err := json.Marshal(model)
+	if err != nil {
+		return nil, err
+	}
+	f["model"] = m
+	if wantLogprobs && !req.logprobs {
+		f["logprobs"] = jsonTrue
+	}
+	if req.stream && !req.includeUsage {
+		opts := map[string]json.RawMessage{}
+		if raw, ok := req.fields["stream_options"]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &opts); err != nil {
+				return nil, err
+			}
+		}
+		opts["include_usage"] = jsonTrue
+		b, err := json.Marshal(opts)
+		if err != nil {
+			return nil, err
+		}
+		f["stream_options"] = b
+	}
+	return json.Marshal(f)
+}

@@ -1,0 +1,488 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tier is a configured upstream with what the proxy learns about it.
+type tier struct {
+	name     string // TierFast or TierStrong
+	url      string
+	model    string
+	apiKey   string
+	timeout  time.Duration
+	priceIn  float64 // USD per token
+	priceOut float64
+	recordAs string
+	m        *tierMetrics
+
+	// Running means of completed calls, the basis of a cancelled call's
+	// pro-rata cost (its own full latency and cost are never known).
+	mu        sync.Mutex
+	n         int
+	meanLatMS float64
+	meanCost  float64
+}
+
+// meanWindow caps the running means' sample count, so they follow a
+// drifting upstream (an exponential average over about this many calls).
+const meanWindow = 1000
+
+func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier, error) {
+	t := &tier{name: name, url: endpoint(c.BaseURL), model: c.Model, timeout: c.Timeout,
+		priceIn: c.PriceInPer1K / 1000, priceOut: c.PriceOutPer1K / 1000, recordAs: c.RecordAs, m: m.forTier(name)}
+	if t.timeout == 0 {
+		t.timeout = DefaultTimeout
+	}
+	if c.APIKeyEnv != "" {
+		t.apiKey = getenv(c.APIKeyEnv)
+		if t.apiKey == "" {
+			return nil, fmt.Errorf("tiers.%s.api_key_env names %s, which is not set; export it or remove api_key_env for an upstream without keys", name, c.APIKeyEnv)
+		}
+	}
+	return t, nil
+}
+
+// cost is the price of a call's usage.
+func (t *tier) cost(u *usage) float64 {
+	return float64(u.PromptTokens)*t.priceIn + float64(u.CompletionTokens)*t.priceOut
+}
+
+// observe adds a completed call to the running means.
+func (t *tier) observe(latMS, cost float64) {
+	t.mu.Lock()
+	t.n = min(t.n+1, meanWindow)
+	t.meanLatMS += (latMS - t.meanLatMS) / float64(t.n)
+	t.meanCost += (cost - t.meanCost) / float64(t.n)
+	t.mu.Unlock()
+}
+
+// proRata is the cost of a call cancelled after ranMS: the tier's mean
+// cost times the share of its mean latency the call ran, at most the
+// whole. ok is false before any call of the tier completed.
+func (t *tier) proRata(ranMS float64) (float64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		return 0, false
+	}
+	if t.meanLatMS <= 0 || ranMS >= t.meanLatMS {
+		return t.meanCost, true
+	}
+	return t.meanCost * ranMS / t.meanLatMS, true
+}
+
+// usage is an answer's token usage.
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+// call is one upstream request. Its goroutine writes the fields below
+// before closing ready (status, header) or done (the rest); readers wait
+// on those channels first. A stream's events are shared under mu.
+type call struct {
+	t      *tier
+	stream bool
+	// stripLogprobs and stripUsage hide what the proxy asked for and the
+	// client did not.
+	stripLogprobs, stripUsage bool
+	ctx                       context.Context
+	cancel                    context.CancelFunc
+	start                     time.Time
+	timedOut                  atomic.Bool
+	maxBytes                  int64
+
+	ready, done chan struct{}
+	readyOnce   sync.Once
+
+	status      int
+	contentType string
+	body        []byte // a plain answer (rewritten if needed) or an error body
+	err         error
+	end         time.Time
+	text        strings.Builder
+	usage       *usage
+	lpSum       float64
+	lpN         int
+
+	mu       sync.Mutex
+	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
+	hasData  bool
+	finished bool
+	notify   chan struct{}
+}
+
+// start sends body to t in a new goroutine. The call ends at ctx's end,
+// on the tier's timeout, or when cancelled.
+func (h *Handler) startCall(ctx context.Context, t *tier, body []byte, stream, stripLogprobs, stripUsage bool) *call {
+	c := &call{t: t, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
+		maxBytes: h.cfg.MaxResponseBytes, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	go h.run(c, body)
+	return c
+}
+
+func (c *call) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+
+// isDone reports whether the call has ended.
+func (c *call) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ok reports, once done, whether the call answered 2xx in full.
+func (c *call) ok() bool { return c.err == nil && c.status >= 200 && c.status < 300 }
+
+// clientError reports, once done, whether the upstream refused the
+// request with a 4xx: the client's mistake, passed through.
+func (c *call) clientError() bool { return c.err == nil && c.status >= 400 && c.status < 500 }
+
+// usable reports, once ready, whether a stream can be relayed: it
+// answered 200 and sent data (or ended well).
+func (c *call) usable() bool {
+	if c.isDone() {
+		return c.ok()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hasData
+}
+
+// describe says, once done, why a call failed.
+func (c *call) describe() string {
+	switch {
+	case errors.Is(c.err, errTimeout):
+		return fmt.Sprintf("%s tier (%s) timed out after %v", c.t.name, c.t.model, c.t.timeout)
+	case c.err != nil:
+		return fmt.Sprintf("%s tier (%s): %v", c.t.name, c.t.model, c.err)
+	case !c.ok():
+		msg := upstreamMessage(c.body)
+		return fmt.Sprintf("%s tier (%s) answered %d%s", c.t.name, c.t.model, c.status, msg)
+	}
+	return fmt.Sprintf("%s tier (%s) answered", c.t.name, c.t.model)
+}
+
+// upstreamMessage is ": <message>" from an OpenAI-style error body, if any.
+func upstreamMessage(b []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		m := e.Error.Message
+		if len(m) > 200 {
+			m = m[:200] + "..."
+		}
+		return ": " + m
+	}
+	return ""
+}
+
+// confidence is the mean token log-probability of the answer, once done.
+func (c *call) confidence() (float64, bool) {
+	if c.lpN == 0 {
+		return 0, false
+	}
+	return c.lpSum / float64(c.lpN), true
+}
+
+func (h *Handler) run(c *call, body []byte) {
+	defer func() {
+		c.end = time.Now()
+		// A timer firing after the answer was read changes nothing.
+		if c.err != nil && c.timedOut.Load() {
+			c.err = errTimeout
+		}
+		c.mu.Lock()
+		c.finished = true
+		c.mu.Unlock()
+		// done before ready: a plain call's waiter wakes on ready and
+		// must find it done.
+		close(c.done)
+		c.markReady()
+		c.signal()
+		c.cancel()
+	}()
+	// The timer cancels the call if the answer (or, in a stream, the next
+	// chunk) does not come within the tier's timeout.
+	timer := time.AfterFunc(c.t.timeout, func() { c.timedOut.Store(true); c.cancel() })
+	defer timer.Stop()
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.url, bytes.NewReader(body))
+	if err != nil {
+		c.err = err
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	if c.t.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.t.apiKey)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		c.err = cleanErr(err)
+		return
+	}
+	defer resp.Body.Close()
+	c.status = resp.StatusCode
+	c.contentType = resp.Header.Get("Content-Type")
+	if !c.stream || resp.StatusCode != http.StatusOK || !strings.HasPrefix(c.contentType, "text/event-stream") {
+		c.body, c.err = readLimited(resp.Body, c.maxBytes)
+		if c.err == nil && c.ok() {
+			c.parseAnswer()
+		}
+		return
+	}
+	c.err = c.readEvents(resp.Body, timer)
+}
+
+var (
+	errTimeout  = errors.New("timed out")
+	errTooLarge = errors.New("answer is over max_response_bytes")
+)
+
+// cleanErr drops the URL from a transport error: it says nothing the
+// tier's name does not, and a base URL may carry credentials.
+func cleanErr(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, cleanErr(err)
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// completion is the part of an answer (or a stream chunk) the proxy reads.
+type completion struct {
+	Choices []struct {
+		Index   int `json:"index"`
+		Message struct {
+			Content *string `json:"content"`
+		} `json:"message"`
+		Delta struct {
+			Content *string `json:"content"`
+		} `json:"delta"`
+		Logprobs *struct {
+			Content []struct {
+				Logprob float64 `json:"logprob"`
+			} `json:"content"`
+		} `json:"logprobs"`
+	} `json:"choices"`
+	Usage *usage `json:"usage"`
+}
+
+// take adds a decoded answer or chunk's text, log-probabilities and usage.
+func (c *call) take(a *completion) {
+	for _, ch := range a.Choices {
+		if ch.Index != 0 {
+			continue
+		}
+		if ch.Message.Content != nil {
+			c.text.WriteString(*ch.Message.Content)
+		}
+		if ch.Delta.Content != nil {
+			c.text.WriteString(*ch.Delta.Content)
+		}
+		if ch.Logprobs != nil {
+			for _, l := range ch.Logprobs.Content {
+				c.lpSum += l.Logprob
+				c.lpN++
+			}
+		}
+	}
+	if a.Usage != nil {
+		u := *a.Usage
+		c.usage = &u
+	}
+}
+
+// parseAnswer reads a plain answer. An answer the proxy cannot read is
+// still passed on; only its usage and confidence are then unknown.
+func (c *call) parseAnswer() {
+	var a completion
+	if json.Unmarshal(c.body, &a) != nil {
+		return
+	}
+	c.take(&a)
+	if c.stripLogprobs {
+		if b, ok := withoutLogprobs(c.body); ok {
+			c.body = b
+		}
+	}
+}
+
+// withoutLogprobs sets every choice's logprobs to null, keeping the rest.
+func withoutLogprobs(b []byte) ([]byte, bool) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return nil, false
+	}
+	var choices []map[string]json.RawMessage
+	if json.Unmarshal(top["choices"], &choices) != nil {
+		return nil, false
+	}
+	for _, ch := range choices {
+		if _, ok := ch["logprobs"]; ok {
+			ch["logprobs"] = json.RawMessage("null")
+		}
+	}
+	cb, err := json.Marshal(choices)
+	if err != nil {
+		return nil, false
+	}
+	top["choices"] = cb
+	out, err := json.Marshal(top)
+	return out, err == nil
+}
+
+func (c *call) signal() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// readEvents reads a server-sent event stream into c.events, resetting
+// the timeout at each event.
+func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
+	br := bufio.NewReaderSize(body, 16<<10)
+	var ev, data []byte
+	var total int64
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it whole.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if len(line) > 0 {
+			total += int64(len(line))
+			if total > c.maxBytes {
+				return errTooLarge
+			}
+			ev = append(ev, line...)
+			t := bytes.TrimRight(line, "\r\n")
+			if len(t) == 0 {
+				// A blank line ends the event.
+				c.addEvent(ev, data)
+				ev, data = nil, data[:0]
+				timer.Reset(c.t.timeout)
+			} else if d, ok := bytes.CutPrefix(t, []byte("data:")); ok {
+				if len(data) > 0 {
+					data = append(data, '\n')
+				}
+				data = append(data, bytes.TrimPrefix(d, []byte(" "))...)
+			}
+		}
+		if err != nil {
+			if len(ev) > 0 {
+				c.addEvent(ev, data)
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return cleanErr(err)
+		}
+	}
+}
+
+// addEvent parses one event and stores what the client is to see of it.
+func (c *call) addEvent(raw, data []byte) {
+	out := raw
+	isData := len(data) > 0
+	if isData && string(data) != "[DONE]" {
+		var a completion
+		if json.Unmarshal(data, &a) == nil {
+			c.take(&a)
+			switch {
+			case c.stripUsage && len(a.Choices) == 0 && a.Usage != nil:
+				// The usage chunk the proxy asked for.
+				out = nil
+			case c.stripUsage || c.stripLogprobs:
+				out = c.rewriteChunk(data, raw)
+			}
+		}
+	}
+	c.mu.Lock()
+	c.events = append(c.events, out)
+	if isData {
+		c.hasData = true
+	}
+	c.mu.Unlock()
+	if isData {
+		c.markReady()
+	}
+	c.signal()
+}
+
+// rewriteChunk drops what the proxy added from a chunk: "usage": null
+// (present on every chunk once include_usage is asked) and logprobs.
+func (c *call) rewriteChunk(data, raw []byte) []byte {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return raw
+	}
+	changed := false
+	if c.stripUsage {
+		if u, ok := top["usage"]; ok && string(u) == "null" {
+			delete(top, "usage")
+			changed = true
+		}
+	}
+	if c.stripLogprobs {
+		if b, ok := withoutLogprobs(data); ok {
+			if json.Unmarshal(b, &top) == nil {
+				changed = true
+				if c.stripUsage {
+					if u, ok := top["usage"]; ok && string(u) == "null" {
+						delete(top, "usage")
+					}
+				}
+			}
+		}
+	}
+	if !changed {
+		return raw
+	}
+	b, err := json.Marshal(top)
+	if err != nil {
+		return raw
+	}
+	return append(append([]byte("data: "), b...), '\n', '\n')
+}
