@@ -44,20 +44,24 @@
 //
 // # Hashing and determinism
 //
-// The hashes are written out in hash.go (splitmix64/Murmur3 constants,
-// simple tabulation for char grams), seeded by Spec.Seed and a per-block
-// tag, so the same string as a word, a char gram or a meta value lands on
-// unrelated slots. There is no per-process randomness (no hash/maphash) and
-// no map-order dependence: the same input and Spec give a byte-identical
-// vector on every run and machine. Changing any rule above changes the
-// vectors saved models were trained on and must bump SpecVersion; the
-// golden test in testdata/golden catches accidental changes.
+// The hashes are written out in hash.go and extract.go (splitmix64 and
+// Murmur3 constants for tokens and meta; for char grams, multiply-shift on
+// bytes passed through a random permutation), seeded by Spec.Seed and a
+// per-block tag, so the same string as a word, a char gram or a meta value
+// lands on unrelated slots. There is no per-process randomness (no
+// hash/maphash) and no map-order dependence: the same input and Spec give
+// a byte-identical vector on every run and machine. Changing any rule
+// above changes the vectors saved models were trained on and must bump
+// SpecVersion; the golden test in testdata/golden catches accidental
+// changes.
 //
 // # Caveats
 //
 //   - An Extractor is not safe for concurrent use; give each goroutine its
-//     own (a sync.Pool of them suits a server). NewExtractor builds a 16 KB
-//     table when char n-grams are on.
+//     own (a sync.Pool of them suits a server). Each keeps scratch buffers
+//     of about 10 bytes per byte of the largest text prefix it has seen,
+//     and a reused Vector holds up to about 50 bytes per prefix byte with
+//     the default spec: some 1.6 MB for a 32 KiB prefix.
 //   - Case folding is ASCII-only; other scripts are compared byte for byte,
 //     and invalid UTF-8 is simply bytes.
 //   - Turn.Role is not a feature in SpecVersion 1; only the number of

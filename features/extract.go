@@ -68,7 +68,7 @@ type Extractor struct {
 	// share them, or 0: one load and compare per token.
 	codeHashes [len(codeWords)]uint64
 	codeSet    [256]uint64
-	buf        []byte   // whitespace sentinel, normalised text prefix, textPad zero bytes
+	buf        []byte   // normalised text prefix, then textPad zero bytes
 	keys       []string // scratch: sorted meta keys
 	toks       []uint64 // scratch: token hashes
 	bounds     []int32  // scratch: token starts and ends
