@@ -1,0 +1,317 @@
+package models
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+)
+
+// MergeStats says what MergeRecords did.
+type MergeStats struct {
+	// In is the number of records read, Out the number after merging.
+	In, Out int
+	// Duplicates counts records whose id had been seen before (in the same
+	// source or an earlier one); they were merged, not dropped.
+	Duplicates int
+	// Conflicts counts outcome fields (same id, same model, same field)
+	// that two sources gave different values for; the later source's
+	// value is kept. FirstConflict names the first, for the message.
+	Conflicts     int
+	FirstConflict string
+}
+
+// MergeRecords merges logs (a base log, feedback exports from several
+// servers) into one record per id, losing nothing:
+//
+//   - outcomes are unioned by model, and an outcome seen twice is merged
+//     field by field (a field present in one copy only is kept; a field
+//     with two different values is a conflict, counted, and the later
+//     source wins);
+//   - the routing decision and time come from the copy that has a
+//     decision (a record created on another server by feedback carries
+//     none); if several do, from the latest, as one server keeps the
+//     latest decision for a repeated id; the request's prompt, messages
+//     and meta come from that copy too, filled in from the others;
+//   - records with no decision keep the earliest time seen.
+//
+// The result is sorted by time, then by first appearance, like a server's
+// export. Records are copied; the sources are not modified.
+func MergeRecords(sources ...[]datasets.Record) ([]datasets.Record, MergeStats) {
+	var st MergeStats
+	index := map[string]int{}
+	var out []datasets.Record
+	for _, src := range sources {
+		for i := range src {
+			st.In++
+			r := cloneRecord(&src[i])
+			j, seen := index[r.ID]
+			if !seen {
+				index[r.ID] = len(out)
+				out = append(out, r)
+				continue
+			}
+			st.Duplicates++
+			mergeInto(&out[j], r, &st)
+		}
+	}
+	// Stable: equal times keep first-appearance order.
+	slices.SortStableFunc(out, func(a, b datasets.Record) int { return a.TS.Compare(b.TS) })
+	st.Out = len(out)
+	return out, st
+}
+
+func cloneRecord(r *datasets.Record) datasets.Record {
+	c := *r
+	c.Messages = slices.Clone(r.Messages)
+	c.Meta = maps.Clone(r.Meta)
+	c.Outcomes = maps.Clone(r.Outcomes)
+	if r.Decision != nil {
+		d := *r.Decision
+		c.Decision = &d
+	}
+	return c
+}
+
+// mergeInto merges r (from a later source) into dst.
+func mergeInto(dst *datasets.Record, r datasets.Record, st *MergeStats) {
+	// primary is the copy whose request and decision win.
+	primary, other := dst, &r
+	switch {
+	case r.Decision != nil && (dst.Decision == nil || r.TS.After(dst.TS)):
+		primary, other = &r, dst
+	case r.Decision == nil && dst.Decision == nil && !r.TS.IsZero() && (dst.TS.IsZero() || r.TS.Before(dst.TS)):
+		primary, other = &r, dst
+	}
+	m := datasets.Record{ID: dst.ID, TS: primary.TS, Decision: primary.Decision}
+	if m.TS.IsZero() {
+		m.TS = other.TS
+	}
+	m.Prompt, m.Messages = primary.Prompt, primary.Messages
+	if m.Prompt == "" && len(m.Messages) == 0 {
+		m.Prompt, m.Messages = other.Prompt, other.Messages
+	}
+	if len(primary.Meta)+len(other.Meta) > 0 {
+		m.Meta = datasets.Meta{}
+		maps.Copy(m.Meta, other.Meta)
+		maps.Copy(m.Meta, primary.Meta)
+	}
+	// Outcomes: dst first, then r, so r (the later source) wins conflicts.
+	if len(dst.Outcomes)+len(r.Outcomes) > 0 {
+		m.Outcomes = maps.Clone(dst.Outcomes)
+		if m.Outcomes == nil {
+			m.Outcomes = map[string]datasets.Outcome{}
+		}
+		for model, o := range r.Outcomes {
+			old, ok := m.Outcomes[model]
+			if !ok {
+				m.Outcomes[model] = o
+				continue
+			}
+			merged, conflicts := mergeOutcome(old, o)
+			if conflicts > 0 && st.Conflicts == 0 {
+				st.FirstConflict = fmt.Sprintf("%s/%s", dst.ID, model)
+			}
+			st.Conflicts += conflicts
+			m.Outcomes[model] = merged
+		}
+	}
+	*dst = m
+}
+
+// mergeOutcome merges b into a field by field; b wins a conflict.
+func mergeOutcome(a, b datasets.Outcome) (datasets.Outcome, int) {
+	n := 0
+	pf := func(x, y *float64) *float64 {
+		switch {
+		case y == nil:
+			return x
+		case x != nil && *x != *y && !(math.IsNaN(*x) && math.IsNaN(*y)):
+			n++
+		}
+		return y
+	}
+	pi := func(x, y *int) *int {
+		switch {
+		case y == nil:
+			return x
+		case x != nil && *x != *y:
+			n++
+		}
+		return y
+	}
+	out := datasets.Outcome{
+		Score:        pf(a.Score, b.Score),
+		LatencyMS:    pf(a.LatencyMS, b.LatencyMS),
+		CostUSD:      pf(a.CostUSD, b.CostUSD),
+		Confidence:   pf(a.Confidence, b.Confidence),
+		InputTokens:  pi(a.InputTokens, b.InputTokens),
+		OutputTokens: pi(a.OutputTokens, b.OutputTokens),
+		Response:     a.Response,
+		Cancelled:    a.Cancelled || b.Cancelled,
+	}
+	if b.Response != "" {
+		if a.Response != "" && a.Response != b.Response {
+			n++
+		}
+		out.Response = b.Response
+	}
+	return out, n
+}
+
+// ExampleKind says where a labelled example came from, which decides
+// whether inverse propensity weighting applies to it.
+type ExampleKind string
+
+// The kinds of labelled example.
+const (
+	// KindBase is a record with no routing decision: an offline labelled
+	// log, where both tiers were run on every request. Weight 1.
+	KindBase ExampleKind = "base"
+	// KindPolicy is a routed request that the policy itself speculated
+	// (p_hard in the speculate band). Weight 1/propensity.
+	KindPolicy ExampleKind = "policy"
+	// KindExplored is a routed request that exploration forced to
+	// speculate. Weight 1/propensity.
+	KindExplored ExampleKind = "explored"
+)
+
+// Labelled is a training example with where it came from.
+type Labelled struct {
+	Example
+	Kind ExampleKind
+	// Propensity is the recorded probability of the decision that made
+	// both outcomes observed; 1 for base records.
+	Propensity float64
+	// Clipped is true when the weight hit the cap.
+	Clipped bool
+}
+
+// ExampleOptions configures LabelledExamples.
+type ExampleOptions struct {
+	// Tiers names the fast and strong models.
+	Tiers Tiers
+	// MaxWeight caps inverse propensity weights; 0 means
+	// DefaultMaxWeight.
+	MaxWeight float64
+	// NoIPW gives every example weight 1.
+	NoIPW bool
+}
+
+// ExampleStats counts what LabelledExamples found.
+type ExampleStats struct {
+	Records int
+	// ByKind counts labelled examples by kind.
+	ByKind map[ExampleKind]int
+	// Unpaired counts records missing a tier's score, by the decision
+	// that routed them ("" for records with no decision).
+	Unpaired map[string]int
+	// NoPropensity counts routed, labelled records without a recorded
+	// propensity (from a server without exploration); they get weight 1.
+	NoPropensity int
+	// Clipped counts weights capped at MaxWeight.
+	Clipped int
+}
+
+// LabelledExamples turns merged records into weighted training examples:
+// the records with both tiers' scores. A routed record's weight is the
+// inverse of the recorded propensity of its decision, which makes the
+// routed examples stand for all traffic as long as every request had a
+// positive chance of being speculated (exploration ε > 0); see
+// docs/loop.md for where that holds and where it does not.
+func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, ExampleStats, error) {
+	st := ExampleStats{Records: len(recs), ByKind: map[ExampleKind]int{}, Unpaired: map[string]int{}}
+	var out []Labelled
+	for i := range recs {
+		r := &recs[i]
+		f, s, ok := r.Scores(opts.Tiers.Fast, opts.Tiers.Strong)
+		if !ok {
+			kind := ""
+			if r.Decision != nil {
+				kind = r.Decision.Kind
+			}
+			st.Unpaired[kind]++
+			continue
+		}
+		ex := Labelled{Example: Example{ID: r.ID, Input: RecordInput(r), Fast: f, Strong: s, TS: r.TS, Weight: 1}, Kind: KindBase, Propensity: 1}
+		if o := r.Outcomes[opts.Tiers.Fast]; o.Confidence != nil {
+			c := *o.Confidence
+			ex.Confidence = &c
+		}
+		if d := r.Decision; d != nil {
+			ex.Kind = KindPolicy
+			if d.Explored {
+				ex.Kind = KindExplored
+			}
+			switch p := d.Propensity; {
+			case p == 0:
+				st.NoPropensity++
+			case !(p > 0 && p <= 1):
+				return nil, st, fmt.Errorf("record %q: decision.propensity is %v, want a probability in (0,1]", r.ID, p)
+			default:
+				ex.Propensity = p
+				if !opts.NoIPW {
+					ex.Weight, ex.Clipped = InversePropensity(p, opts.MaxWeight)
+					if ex.Clipped {
+						st.Clipped++
+					}
+				}
+			}
+		}
+		st.ByKind[ex.Kind]++
+		out = append(out, ex)
+	}
+	return out, st, nil
+}
+
+// RecordInput is what the features see of a logged record.
+func RecordInput(r *datasets.Record) features.Input {
+	in := features.Input{Prompt: r.Prompt, Meta: r.Meta}
+	if len(r.Messages) > 0 {
+		in.Messages = make([]features.Turn, len(r.Messages))
+		for i, m := range r.Messages {
+			in.Messages[i] = features.Turn{Role: m.Role, Content: m.Content}
+		}
+	}
+	return in
+}
+
+// SplitNewest holds out the newest share frac of the examples by time
+// (ties broken by id, so the split is deterministic): the challenger is
+// trained on the past and judged on the most recent traffic, as it will be
+// used. Records without a time sort first, so an offline base log stays
+// on the training side.
+func SplitNewest(ex []Labelled, frac float64) (train, held []Labelled) {
+	s := slices.Clone(ex)
+	slices.SortStableFunc(s, func(a, b Labelled) int {
+		if c := a.TS.Compare(b.TS); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	k := int(math.Round(frac * float64(len(s))))
+	k = max(0, min(len(s), k))
+	return s[:len(s)-k], s[len(s)-k:]
+}
+
+// Examples strips the provenance.
+func Examples(ls []Labelled) []Example {
+	out := make([]Example, len(ls))
+	for i := range ls {
+		out[i] = ls[i].Example
+	}
+	return out
+}
+
+// HeldSince is the time of the oldest held-out example (zero if none).
+func HeldSince(held []Labelled) time.Time {
+	if len(held) == 0 {
+		return time.Time{}
+	}
+	return held[0].TS
+}

@@ -1,0 +1,226 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// DefaultRetrainHoldout is the share of labelled examples, the newest by
+// time, that champion and challenger are compared on.
+const DefaultRetrainHoldout = 0.2
+
+// RetrainOptions configures Retrain. Zero values mean the defaults.
+type RetrainOptions struct {
+	// Holdout is the newest share of labelled examples kept out of
+	// training for the comparison; 0 means DefaultRetrainHoldout.
+	Holdout float64
+	// Compare chooses the gating metric, margin and intervals.
+	Compare CompareOptions
+	// Examples caps weights or turns weighting off. Its Tiers are ignored:
+	// the champion's are used.
+	Examples ExampleOptions
+	// L2 is the challenger's regularisation; 0 reuses the champion's, so
+	// a retrain does not redo the search, unless ChooseL2 is set.
+	L2       float64
+	ChooseL2 bool
+	// Folds is K for the fit's calibration; 0 means DefaultFolds.
+	Folds int
+	// Seed assigns the folds (by id hash); the bootstrap has its own.
+	Seed uint64
+	// Sources, Skipped, Now and Progress pass through to TrainOptions.
+	Sources  []string
+	Skipped  int
+	Now      time.Time
+	Progress func(step string, done, total int)
+}
+
+// RetrainResult is a challenger and how it compares with the champion.
+type RetrainResult struct {
+	// Challenger is the trained router (its Parent is the champion).
+	Challenger *Artifact
+	Report     *TrainReport
+	// Comparison decides promotion.
+	Comparison *Comparison
+	// Stats describes the labelled data; Train and Held count each side's
+	// examples by kind.
+	Stats       ExampleStats
+	Train, Held map[ExampleKind]int
+	// HeldSince is the time of the oldest held-out example.
+	HeldSince time.Time
+	// Traffic estimates, from the held-out slice with its weights, the
+	// tiers' accuracy and the label rate over the traffic it stands for.
+	Traffic TrafficEstimate
+	// Warnings are caveats about the data, one sentence each.
+	Warnings []string
+}
+
+// TrafficEstimate is what the weighted held-out slice says about traffic.
+type TrafficEstimate struct {
+	FastAccuracy   Interval `json:"fast_accuracy"`
+	StrongAccuracy Interval `json:"strong_accuracy"`
+	LabelRate      Interval `json:"label_rate"`
+}
+
+// Retrain trains a challenger for champion on merged records (see
+// MergeRecords) with the champion's feature spec, label and tiers, on all
+// labelled examples but the newest Holdout share, and compares both
+// routers on that newest share. It returns the challenger whatever the
+// verdict; the caller writes it only if Comparison.Promote (or forced).
+func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*RetrainResult, error) {
+	label, err := datasets.ParseLabel(champion.Label)
+	if err != nil {
+		return nil, fmt.Errorf("champion's label: %w", err)
+	}
+	if opts.Holdout == 0 {
+		opts.Holdout = DefaultRetrainHoldout
+	}
+	if !(opts.Holdout > 0 && opts.Holdout < 1) {
+		return nil, fmt.Errorf("holdout is %v, want a share in (0,1)", opts.Holdout)
+	}
+	if opts.Folds == 0 {
+		opts.Folds = DefaultFolds
+	}
+	eo := opts.Examples
+	eo.Tiers = champion.Tiers
+	all, stats, err := LabelledExamples(recs, eo)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("no record has scores for both %q and %q (%d records); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, len(recs))
+	}
+	train, held := SplitNewest(all, opts.Holdout)
+	if len(held) == 0 || len(train) == 0 {
+		return nil, fmt.Errorf("%d labelled examples are too few to hold out %.0f%% and train on the rest", len(all), 100*opts.Holdout)
+	}
+	res := &RetrainResult{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held)}
+	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
+
+	trEx := Examples(train)
+	for i := range trEx {
+		trEx[i].Fold = datasets.Fold(trEx[i].ID, opts.Seed, opts.Folds)
+	}
+	heldEx := Examples(held)
+	l2 := opts.L2
+	if l2 == 0 && !opts.ChooseL2 {
+		l2 = champion.Training.L2
+	}
+	a, rep, err := Train(trEx, heldEx, TrainOptions{
+		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(),
+		Features: champion.Features, L2: l2, Folds: opts.Folds, Seed: opts.Seed,
+		Sources: opts.Sources, Skipped: opts.Skipped, Now: opts.Now, Progress: opts.Progress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("train challenger: %w", err)
+	}
+	a.Parent = champion.Version
+	NameTopFeatures(a, trEx, 20)
+	if err := keepOperatingPoint(a, champion, recs); err != nil {
+		return nil, err
+	}
+	res.Challenger, res.Report = a, rep
+
+	// Both routers on the same requests, with the same weights.
+	cr, err := NewRouter(champion)
+	if err != nil {
+		return nil, fmt.Errorf("champion: %w", err)
+	}
+	n := len(held)
+	pChamp := make([]float64, n)
+	y, weak, strong, w := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range held {
+		pChamp[i] = cr.Route(held[i].Input).PHard
+		weak[i], strong[i], w[i] = held[i].Fast, held[i].Strong, held[i].Weight
+		y[i] = label.Of(weak[i], strong[i])
+	}
+	res.Comparison, err = Compare(pChamp, rep.HeldP, y, weak, strong, w, opts.Compare)
+	if err != nil {
+		return nil, err
+	}
+	bo := opts.Compare.Bootstrap
+	res.Traffic = TrafficEstimate{
+		FastAccuracy:   BootstrapMean(weak, w, bo),
+		StrongAccuracy: BootstrapMean(strong, w, bo),
+		LabelRate:      BootstrapMean(y, w, bo),
+	}
+	return res, nil
+}
+
+func countKinds(ls []Labelled) map[ExampleKind]int {
+	m := map[ExampleKind]int{}
+	for i := range ls {
+		m[ls[i].Kind]++
+	}
+	return m
+}
+
+// dataWarnings says in words when the weights cannot make the labelled
+// examples stand for all traffic.
+func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []string {
+	var w []string
+	routed := st.ByKind[KindPolicy] + st.ByKind[KindExplored]
+	if routed > 0 && st.ByKind[KindExplored] == 0 {
+		w = append(w, "no labelled request was explored: feedback labels cover only the speculate band, so they cannot be reweighted to stand for all traffic (serve with exploration epsilon > 0)")
+	}
+	if st.NoPropensity > 0 {
+		w = append(w, fmt.Sprintf("%d routed labelled records carry no propensity (a server without exploration); they get weight 1", st.NoPropensity))
+	}
+	if st.Clipped > 0 {
+		w = append(w, fmt.Sprintf("%d weights were capped at the maximum weight; estimates lean slightly towards the well-sampled requests", st.Clipped))
+	}
+	if held[KindBase] > 0 && held[KindPolicy]+held[KindExplored] > 0 {
+		w = append(w, fmt.Sprintf("the held-out slice mixes %d base-log records with %d routed ones: its figures describe neither population alone", held[KindBase], held[KindPolicy]+held[KindExplored]))
+	}
+	if noIPW && routed > 0 {
+		w = append(w, "weighting is off: routed examples count once each, so the speculate band is over-represented")
+	}
+	return w
+}
+
+// keepOperatingPoint sets the challenger's thresholds so it sends the
+// same shares of traffic to each decision as the champion was calibrated
+// for, measured on the routed requests of the log (labelled or not: a
+// p_hard needs no label, so this sample is all traffic, unbiased). A
+// retrain changes the ranking, not the operating point; choose a new one
+// with the curves.
+func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
+	a.Policy.AcceptConfidence = champion.Policy.AcceptConfidence
+	es := champion.ExpectedShares
+	if len(es) == 0 {
+		return nil
+	}
+	r, err := NewRouter(a)
+	if err != nil {
+		return fmt.Errorf("challenger: %w", err)
+	}
+	var p []float64
+	for pass := 0; pass < 2 && len(p) == 0; pass++ {
+		for i := range recs {
+			// First pass: routed traffic only; else every record.
+			if pass == 0 && recs[i].Decision == nil {
+				continue
+			}
+			p = append(p, r.Route(RecordInput(&recs[i])).PHard)
+		}
+	}
+	if len(p) == 0 {
+		return errors.New("no records to set thresholds on")
+	}
+	esc := Quantile(p, 1-es[Escalate])
+	spec := esc
+	if es[Speculate] > 0 {
+		spec = Quantile(p, 1-es[Escalate]-es[Speculate])
+	}
+	a.Policy.SpeculateAbove, a.Policy.EscalateAbove = spec, esc
+	a.ExpectedShares = Shares(a.Policy, p)
+	parts := make([]string, 0, 3)
+	for _, d := range []Decision{Fast, Speculate, Escalate} {
+		parts = append(parts, fmt.Sprintf("%s %.1f%%", d, 100*es[d]))
+	}
+	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %d requests", strings.Join(parts, ", "), len(p))
+	return a.Policy.Validate()
+}
