@@ -91,9 +91,10 @@ type rigOptions struct {
 	noResponses     bool
 	apiKey          string
 	noConfidenceCal bool
+	fixedLatency    time.Duration
 }
 
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	recs, _, err := datasets.ReadFile("testdata/log.jsonl", datasets.ReadOptions{})
 	if err != nil {
@@ -111,7 +112,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}{{"fast-model", &r.fastSim, &r.fastURL, time.Millisecond}, {"strong-model", &r.strongSim, &r.strongURL, 50 * time.Millisecond}} {
 		name := strings.TrimSuffix(s.model, "-model")
 		sim, err := upstreamsim.New(upstreamsim.Options{Model: s.model, Records: recs, DefaultLatency: s.lat,
-			StreamChunks: 2, Fault: faults(name), Now: fixed})
+			StreamChunks: 2, Fault: faults(name), Now: fixed, FixedLatency: o.fixedLatency})
 		if err != nil {
 			t.Fatal(err)
 		}

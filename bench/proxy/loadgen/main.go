@@ -1,0 +1,200 @@
+// Command loadgen is a closed-loop HTTP load generator for the proxy
+// benchmarks: C clients each POST a chat completion, wait for the whole
+// answer, and send the next, for a fixed time. It prints the latency
+// percentiles of the requests that started after the warm-up.
+//
+//	loadgen -url http://127.0.0.1:8080/v1/chat/completions -c 200 -duration 10s -data log.jsonl
+//
+// Bodies are built from the log's prompts, round robin, so the router sees
+// varied requests. Loopback only: it refuses other hosts, so a typo cannot
+// point 200 clients at a real provider.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type stats struct {
+	URL        string         `json:"url"`
+	Clients    int            `json:"clients"`
+	Requests   int            `json:"requests"`
+	Errors     int            `json:"errors"`
+	RPS        float64        `json:"rps"`
+	MeanMS     float64        `json:"mean_ms"`
+	P50MS      float64        `json:"p50_ms"`
+	P90MS      float64        `json:"p90_ms"`
+	P99MS      float64        `json:"p99_ms"`
+	P999MS     float64        `json:"p999_ms"`
+	MaxMS      float64        `json:"max_ms"`
+	ByModel    map[string]int `json:"by_model,omitempty"`
+	ByDecision map[string]int `json:"by_decision,omitempty"`
+	Status     map[string]int `json:"status,omitempty"`
+}
+
+func run() error {
+	target := flag.String("url", "", "chat completions URL (loopback only)")
+	clients := flag.Int("c", 200, "concurrent clients")
+	dur := flag.Duration("duration", 10*time.Second, "measured time (at most 10m)")
+	warm := flag.Duration("warmup", 2*time.Second, "time before measuring")
+	data := flag.String("data", "", "JSONL log whose prompts make the bodies (default: one fixed prompt)")
+	model := flag.String("model", "triage", "the \"model\" field of each body")
+	maxPrompts := flag.Int("max-prompts", 1000, "use at most this many prompts of the log")
+	jsonOut := flag.Bool("json", false, "print the result as JSON")
+	flag.Parse()
+	u, err := url.Parse(*target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-url %q is not a URL", *target)
+	}
+	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+		return fmt.Errorf("-url host %s is not loopback; this tool only loads local servers", u.Hostname())
+	}
+	if *clients < 1 || *clients > 5000 {
+		return fmt.Errorf("-c %d, want 1..5000", *clients)
+	}
+	if *dur <= 0 || *dur > 10*time.Minute {
+		return fmt.Errorf("-duration %v, want up to 10m", *dur)
+	}
+	bodies, err := makeBodies(*data, *model, *maxPrompts)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: *clients, IdleConnTimeout: time.Minute, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+
+	start := time.Now()
+	measureFrom := start.Add(*warm)
+	stop := measureFrom.Add(*dur)
+	var next atomic.Uint64
+	var mu sync.Mutex
+	var lat []float64
+	st := stats{URL: *target, Clients: *clients, ByModel: map[string]int{}, ByDecision: map[string]int{}, Status: map[string]int{}}
+	var wg sync.WaitGroup
+	for range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			errs := 0
+			models, decisions, statuses := map[string]int{}, map[string]int{}, map[string]int{}
+			for {
+				t0 := time.Now()
+				if t0.After(stop) {
+					break
+				}
+				body := bodies[next.Add(1)%uint64(len(bodies))]
+				resp, err := client.Post(*target, "application/json", bytes.NewReader(body))
+				ok := err == nil
+				if ok {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ok = err == nil && resp.StatusCode == 200
+				}
+				d := time.Since(t0)
+				if t0.Before(measureFrom) {
+					continue
+				}
+				mine = append(mine, float64(d.Microseconds())/1000)
+				if !ok {
+					errs++
+				}
+				if resp != nil {
+					statuses[fmt.Sprint(resp.StatusCode)]++
+					if m := resp.Header.Get("X-Triage-Model"); m != "" {
+						models[m]++
+					}
+					if m := resp.Header.Get("X-Triage-Decision"); m != "" {
+						decisions[m]++
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			st.Errors += errs
+			for k, v := range models {
+				st.ByModel[k] += v
+			}
+			for k, v := range decisions {
+				st.ByDecision[k] += v
+			}
+			for k, v := range statuses {
+				st.Status[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(lat) == 0 {
+		return fmt.Errorf("no request finished in the measured window")
+	}
+	slices.Sort(lat)
+	var sum float64
+	for _, v := range lat {
+		sum += v
+	}
+	pct := func(p float64) float64 {
+		// Nearest rank: the smallest value at least p of them do not exceed.
+		i := int(float64(len(lat))*p+0.999999) - 1
+		return lat[max(0, min(len(lat)-1, i))]
+	}
+	st.Requests = len(lat)
+	st.RPS = float64(len(lat)) / dur.Seconds()
+	st.MeanMS = sum / float64(len(lat))
+	st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS = pct(.5), pct(.9), pct(.99), pct(.999), lat[len(lat)-1]
+	if *jsonOut {
+		b, _ := json.Marshal(st)
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Printf("%s: %d clients, %d requests (%d errors), %.0f req/s; latency ms: mean %.2f p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+		st.URL, st.Clients, st.Requests, st.Errors, st.RPS, st.MeanMS, st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS)
+	return nil
+}
+
+func makeBodies(path, model string, maxN int) ([][]byte, error) {
+	prompts := []string{"What is the capital of France?"}
+	if path != "" {
+		prompts = prompts[:0]
+		_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true, AllowMissingScore: true}, func(r datasets.Record) error {
+			if len(prompts) < maxN {
+				prompts = append(prompts, r.Text())
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(prompts) == 0 {
+			return nil, fmt.Errorf("%s has no prompts", path)
+		}
+	}
+	out := make([][]byte, len(prompts))
+	for i, p := range prompts {
+		b, err := json.Marshal(map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": p}}})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
