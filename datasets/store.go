@@ -62,6 +62,15 @@ var ErrUnknownRequest = errors.New("unknown request id")
 // ErrStoreLocked is wrapped when another process holds the database file.
 var ErrStoreLocked = errors.New("feedback db is locked by another process")
 
+// lockedError names the file another process holds.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("feedback db %s is locked by another process (is a triage serve running?); stop it or use another --db", e.path)
+}
+
+func (e *lockedError) Is(target error) bool { return target == ErrStoreLocked }
+
 // StoreOptions tunes a BoltStore. The zero value is the defaults.
 type StoreOptions struct {
 	// Timeout is how long Open waits for the file lock; 0 means
@@ -119,7 +128,7 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open feedback db: %w: %s is locked by another process (is a triage serve running?); stop it or use another --db", ErrStoreLocked, path)
+			return nil, &lockedError{path: path}
 		}
 		return nil, fmt.Errorf("open feedback db %s: %w", path, err)
 	}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve"
+)
+
+func init() {
+	register("serve", "start the routing server", runServe)
+}
+
+const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE]"
+
+// ServeConfig is everything triage serve needs: the server's own config
+// (file and flags) and the paths and secrets the command resolves.
+type ServeConfig struct {
+	// Serve is the server configuration: addr, limits, thresholds, db and
+	// queue tuning. A --config file is read over DefaultConfig, then the
+	// flags that were given are applied on top.
+	Serve serve.Config
+	// ModelPath is the router artifact (--model); SIGHUP and
+	// POST /admin/reload read it again.
+	ModelPath string
+	// DBPath is the bbolt feedback db (--db), created if absent.
+	DBPath string
+	// ConfigPath is the --config file, if any.
+	ConfigPath string
+	// AdminToken enables /admin; from $TRIAGE_ADMIN_TOKEN.
+	AdminToken string
+}
+
+// DefaultServeConfig returns the defaults.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{Serve: serve.DefaultConfig()}
+}
+
+// ServeCommand runs the server: ParseFlags, Run (which returns once the
+// server listens), then Close for a graceful stop. Tests drive it
+// in-process on 127.0.0.1:0.
+type ServeCommand struct {
+	Config ServeConfig
+
+	env    *Env
+	log    *slog.Logger
+	store  *datasets.BoltStore
+	srv    *serve.Server
+	ln     net.Listener
+	served chan error
+	hup    chan os.Signal
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// NewServeCommand returns a command with the default config.
+func NewServeCommand(env *Env) *ServeCommand {
+	return &ServeCommand{Config: DefaultServeConfig(), env: env}
+}
+
+// ParseFlags reads args, the --config file and $TRIAGE_ADMIN_TOKEN into
+// c.Config. Flags win over the file.
+func (c *ServeCommand) ParseFlags(args []string) error {
+	fs := newFlagSet(c.env, "serve", serveUsage)
+	cfg := &c.Config
+	fs.StringVar(&cfg.ModelPath, "model", "", "router artifact to serve (from triage train)")
+	fs.StringVar(&cfg.DBPath, "db", "", "bbolt file for the decision log and feedback; created if absent")
+	fs.StringVar(&cfg.ConfigPath, "config", "", "YAML or JSON config file (see docs/serving.md); flags win over it")
+	// Flags that override the file are applied after it is read, and only
+	// when given: their defaults must not undo the file.
+	def := serve.DefaultConfig()
+	var (
+		addr            = fs.String("addr", def.Addr, "listen address, host:port (port 0 picks one)")
+		maxBody         = fs.Int64("max-body-bytes", def.Limits.MaxBodyBytes, "largest request body; larger gets 413")
+		maxPrompt       = fs.Int("max-prompt-bytes", def.Limits.MaxPromptBytes, "largest prompt; larger gets 413")
+		maxBatch        = fs.Int("max-batch", def.Limits.MaxBatch, "most requests in one /v1/route/batch call")
+		speculate       = fs.Float64("speculate-above", 0, "override the model's speculate_above threshold")
+		escalate        = fs.Float64("escalate-above", 0, "override the model's escalate_above threshold")
+		accept          = fs.Float64("accept-confidence", 0, "override the model's accept_confidence")
+		dbTimeout       = fs.Duration("db-timeout", def.DB.OpenTimeout, "how long to wait for a db file locked by another process")
+		queue           = fs.Int("decision-queue", def.DecisionLog.QueueSize, "routed requests that may wait for the disk before they are dropped")
+		readTimeout     = fs.Duration("read-timeout", def.Limits.ReadTimeout, "time to read a whole request")
+		writeTimeout    = fs.Duration("write-timeout", def.Limits.WriteTimeout, "time to write a response")
+		shutdownTimeout = fs.Duration("shutdown-timeout", def.ShutdownTimeout, "wait for in-flight requests on SIGINT/SIGTERM")
+	)
+	apply := map[string]func(*serve.Config){}
+	setThreshold := func(dst **float64, v float64) { *dst = &v }
+	apply["addr"] = func(s *serve.Config) { s.Addr = *addr }
+	apply["max-body-bytes"] = func(s *serve.Config) { s.Limits.MaxBodyBytes = *maxBody }
+	apply["max-prompt-bytes"] = func(s *serve.Config) { s.Limits.MaxPromptBytes = *maxPrompt }
+	apply["max-batch"] = func(s *serve.Config) { s.Limits.MaxBatch = *maxBatch }
+	apply["speculate-above"] = func(s *serve.Config) { setThreshold(&s.Thresholds.SpeculateAbove, *speculate) }
+	apply["escalate-above"] = func(s *serve.Config) { setThreshold(&s.Thresholds.EscalateAbove, *escalate) }
+	apply["accept-confidence"] = func(s *serve.Config) { setThreshold(&s.Thresholds.AcceptConfidence, *accept) }
+	apply["db-timeout"] = func(s *serve.Config) { s.DB.OpenTimeout = *dbTimeout }
+	apply["decision-queue"] = func(s *serve.Config) { s.DecisionLog.QueueSize = *queue }
+	apply["read-timeout"] = func(s *serve.Config) { s.Limits.ReadTimeout = *readTimeout }
+	apply["write-timeout"] = func(s *serve.Config) { s.Limits.WriteTimeout = *writeTimeout }
+	apply["shutdown-timeout"] = func(s *serve.Config) { s.ShutdownTimeout = *shutdownTimeout }
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if cfg.ModelPath == "" {
+		return usagef("train one with 'triage train ... -o router.json'", "serve needs --model FILE")
+	}
+	if cfg.DBPath == "" {
+		return usagef("it is created if absent, e.g. --db feedback.db", "serve needs --db FILE")
+	}
+	if cfg.ConfigPath != "" {
+		sc, err := serve.LoadConfig(cfg.ConfigPath, cfg.Serve)
+		if err != nil {
+			return err
+		}
+		cfg.Serve = sc
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if set, ok := apply[f.Name]; ok {
+			set(&cfg.Serve)
+		}
+	})
+	if err := cfg.Serve.Validate(); err != nil {
+		return usagef("check the flags and the config file", "%v", err)
+	}
+	if c.env.Getenv != nil {
+		cfg.AdminToken = c.env.Getenv("TRIAGE_ADMIN_TOKEN")
+	}
+	return nil
+}
+
+// Run opens the db, loads the model and starts serving. It returns once
+// the server listens; the bound address is printed to stderr as
+// "triage serve: listening on HOST:PORT".
+func (c *ServeCommand) Run(ctx context.Context) error {
+	cfg := c.Config
+	c.log = slog.New(slog.NewTextHandler(c.env.Stderr, nil))
+	// gin's mode is process-wide; debug mode prints every route.
+	gin.SetMode(gin.ReleaseMode)
+
+	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch})
+	if err != nil {
+		return err
+	}
+	c.store = store
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := serve.New(serve.Options{
+		Config:     cfg.Serve,
+		ModelPath:  cfg.ModelPath,
+		Store:      store,
+		Registry:   reg,
+		Logger:     c.log,
+		AdminToken: cfg.AdminToken,
+	})
+	if err != nil {
+		return err
+	}
+	c.srv = srv
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Serve.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	c.ln = ln
+	c.served = make(chan error, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.served <- srv.Serve(ln)
+	}()
+
+	c.hup = make(chan os.Signal, 1)
+	signal.Notify(c.hup, syscall.SIGHUP)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for range c.hup {
+			// Reload logs its outcome (and why a file was refused).
+			srv.Reload()
+		}
+	}()
+
+	a := srv.Router().Artifact()
+	admin := "off (set TRIAGE_ADMIN_TOKEN to enable /admin)"
+	if cfg.AdminToken != "" {
+		admin = "on"
+	}
+	c.log.Info("serving", "model", cfg.ModelPath, "version", a.Version, "fast", a.Tiers.Fast, "strong", a.Tiers.Strong, "db", cfg.DBPath, "admin", admin)
+	fmt.Fprintf(c.env.Stderr, "triage serve: listening on %s\n", ln.Addr())
+	return nil
+}
+
+// Addr is the bound address, once Run returned.
+func (c *ServeCommand) Addr() string { return c.ln.Addr().String() }
+
+// Done receives Serve's result if the server stops on its own.
+func (c *ServeCommand) Done() <-chan error { return c.served }
+
+// Close stops accepting requests, waits for those in flight, drains the
+// decision log and closes the db.
+func (c *ServeCommand) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	if c.hup != nil {
+		signal.Stop(c.hup)
+		close(c.hup)
+	}
+	if c.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.Config.Serve.ShutdownTimeout)
+		errs = append(errs, c.srv.Shutdown(ctx))
+		cancel()
+	} else if c.ln != nil {
+		c.ln.Close()
+	}
+	c.wg.Wait()
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
+	}
+	if c.srv != nil {
+		c.log.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+func runServe(ctx context.Context, env *Env, args []string) error {
+	c := NewServeCommand(env)
+	if err := c.ParseFlags(args); err != nil {
+		return err
+	}
+	if err := c.Run(ctx); err != nil {
+		c.Close()
+		return err
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-c.served:
+	}
+	return errors.Join(err, c.Close())
+}
