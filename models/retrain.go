@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -57,6 +58,17 @@ type Interval struct {
 // Contains reports whether x lies in [Lo, Hi].
 func (iv Interval) Contains(x float64) bool { return iv.Lo <= x && x <= iv.Hi }
 
+// MarshalJSON writes a bound the resamples left undefined as null.
+func (iv Interval) MarshalJSON() ([]byte, error) {
+	f := func(x float64) any {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return x
+	}
+	return json.Marshal(map[string]any{"estimate": f(iv.Estimate), "lo": f(iv.Lo), "hi": f(iv.Hi)})
+}
+
 func (iv Interval) String() string {
 	return fmt.Sprintf("%.4f [%.4f, %.4f]", iv.Estimate, iv.Lo, iv.Hi)
 }
@@ -102,7 +114,8 @@ type Comparison struct {
 	// Promote is true when the challenger's gain on Gate is at least
 	// −Margin.
 	Promote bool `json:"promote"`
-	// Verdict says why, in a sentence.
+	// Verdict says why, in a sentence that reads after "promoted: " or
+	// "refused: ".
 	Verdict string `json:"verdict"`
 }
 
@@ -204,14 +217,14 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 		return nil, fmt.Errorf("%s is undefined on the %d held-out requests (one label only, or the tiers score the same on average); hold out more or choose another --metric", opts.Metric, n)
 	case gain >= -opts.Margin:
 		c.Promote = true
-		word := "better"
+		c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f (better by %.4f)",
+			opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, gain)
 		if gain < 0 {
-			word = "worse"
+			c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f (worse by %.4f, within the margin %.4f)",
+				opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, -gain, opts.Margin)
 		}
-		c.Verdict = fmt.Sprintf("promote: challenger %s %.4f vs champion %.4f (%s by %.4f, within the margin %.4f)",
-			opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, word, math.Abs(gain), opts.Margin)
 	default:
-		c.Verdict = fmt.Sprintf("refuse: challenger %s %.4f vs champion %.4f is worse by %.4f, more than the margin %.4f",
+		c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f is worse by %.4f, more than the margin %.4f",
 			opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, -gain, opts.Margin)
 	}
 	return c, nil

@@ -79,12 +79,12 @@ func TestCompare(t *testing.T) {
 		wantPromote      bool
 		wantVerdictWords string
 	}{
-		{"a better challenger is promoted on apgr", noise, good, MetricAPGR, 0.01, true, "promote"},
-		{"a worse challenger is refused on apgr", good, noise, MetricAPGR, 0.01, false, "refuse"},
-		{"a worse challenger is refused on log loss, where lower is better", good, noise, MetricLogLoss, 0.01, false, "refuse"},
-		{"a better challenger is promoted on log loss", noise, good, MetricLogLoss, 0.01, true, "promote"},
-		{"a worse challenger is refused on auc", good, noise, MetricAUC, 0.01, false, "refuse"},
-		{"the same router is promoted at margin 0", good, good, MetricAPGR, 0, true, "promote"},
+		{"a better challenger is promoted on apgr", noise, good, MetricAPGR, 0.01, true, "better by"},
+		{"a worse challenger is refused on apgr", good, noise, MetricAPGR, 0.01, false, "more than the margin"},
+		{"a worse challenger is refused on log loss, where lower is better", good, noise, MetricLogLoss, 0.01, false, "more than the margin"},
+		{"a better challenger is promoted on log loss", noise, good, MetricLogLoss, 0.01, true, "better by"},
+		{"a worse challenger is refused on auc", good, noise, MetricAUC, 0.01, false, "more than the margin"},
+		{"the same router is promoted at margin 0", good, good, MetricAPGR, 0, true, "better by 0.0000"},
 		{"a huge margin lets a worse challenger through", good, noise, MetricAPGR, 1, true, "worse by"},
 	}
 	for _, tt := range tests {
@@ -419,8 +419,8 @@ func TestRetrainGate(t *testing.T) {
 		if c.Promote {
 			t.Errorf("promoted: %s", c.Verdict)
 		}
-		if !strings.HasPrefix(c.Verdict, "refuse") {
-			t.Errorf("verdict %q, want a refusal", c.Verdict)
+		if !strings.Contains(c.Verdict, "more than the margin") {
+			t.Errorf("verdict %q, want it to say the margin was exceeded", c.Verdict)
 		}
 	})
 	t.Run("a challenger trained on more true outcomes is promoted", func(t *testing.T) {

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+func init() {
+	register("retrain", "train a challenger on a log plus served feedback; promote it only if it is not worse", runRetrain)
+}
+
+const retrainUsage = "--model CURRENT --data BASE.jsonl --feedback F [--feedback F2 ...] [--metric apgr|auc|log_loss] [--margin X] [--force] -o NEW"
+
+// exitRefused is retrain's exit status when the challenger is refused, so
+// a script can tell "nothing to promote" (3) from a failure (1) and a
+// usage mistake (2).
+const exitRefused = 3
+
+// errRefused is returned when the gate refuses the challenger.
+var errRefused = errors.New("challenger refused")
+
+// refusedError carries the verdict and the exit status.
+type refusedError struct{ verdict string }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("%s: %s; NEW not written (--force writes it anyway)", errRefused, e.verdict)
+}
+func (e *refusedError) Unwrap() error { return errRefused }
+
+// ExitCode is the process exit status for a refusal.
+func (e *refusedError) ExitCode() int { return exitRefused }
+
+func runRetrain(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "retrain", retrainUsage)
+	model := fs.String("model", "", "the serving router (the champion)")
+	var data, feedback stringList
+	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated")
+	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated")
+	metric := fs.String("metric", "apgr", "metric that gates promotion: apgr, auc or log_loss")
+	margin := fs.Float64("margin", models.DefaultMargin, "how much worse than the champion (in the metric's units) the challenger may be and still be written")
+	force := fs.Bool("force", false, "write NEW even if the challenger is refused")
+	out := fs.String("o", "", "write the challenger artifact to NEW")
+	holdout := fs.Float64("holdout", models.DefaultRetrainHoldout, "share of labelled records, the newest by time, both routers are compared on")
+	seed := fs.Uint64("seed", 1, "seed of the folds (the bootstrap seed is --bootstrap-seed)")
+	bootSeed := fs.Uint64("bootstrap-seed", models.DefaultBootstrapSeed, "seed of the bootstrap resamples")
+	resamples := fs.Int("resamples", models.DefaultResamples, "bootstrap resamples for the intervals")
+	l2 := fs.Float64("l2", 0, "L2 strength of the challenger; 0 picks it by cross-validation (default: the champion's)")
+	folds := fs.Int("folds", models.DefaultFolds, "K for the challenger's calibration (and L2 search)")
+	maxWeight := fs.Float64("max-weight", models.DefaultMaxWeight, "cap on inverse propensity weights")
+	noIPW := fs.Bool("no-ipw", false, "give every record weight 1 (ignore propensities)")
+	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
+	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	l2Given := false
+	fs.Visit(func(f *flag.Flag) { l2Given = l2Given || f.Name == "l2" })
+	switch {
+	case *model == "":
+		return usagef("give the serving router", "retrain needs --model CURRENT")
+	case *out == "":
+		return usagef("say where the challenger goes", "retrain needs -o NEW")
+	case len(data) == 0 && len(feedback) == 0:
+		return usagef("give --data BASE.jsonl and/or --feedback EXPORT.jsonl", "retrain needs something to train on")
+	case *margin < 0 || math.IsNaN(*margin):
+		return usagef("use 0 or more, in the metric's units", "--margin is %v", *margin)
+	case !(*holdout > 0 && *holdout < 1):
+		return usagef("use a share in (0,1)", "--holdout is %v", *holdout)
+	case *folds < 2:
+		return usagef("use 2 or more", "--folds is %d", *folds)
+	case *l2 < 0:
+		return usagef("use 0 to choose by CV", "--l2 is %v, want >= 0", *l2)
+	case *maxWeight < 1:
+		return usagef("a weight is 1/propensity, so use 1 or more", "--max-weight is %v", *maxWeight)
+	case *resamples < 1:
+		return usagef("use e.g. 1000", "--resamples is %d", *resamples)
+	}
+	m, err := models.ParseMetric(*metric)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+	champion, err := models.Load(*model)
+	if err != nil {
+		return err
+	}
+
+	// Base logs first, then exports: a later source wins an outcome
+	// conflict, and exports are newer.
+	var sources [][]datasets.Record
+	bad := 0
+	for _, f := range []struct {
+		paths stringList
+		opts  datasets.ReadOptions
+	}{
+		{data, datasets.ReadOptions{SkipBad: *skipBad}},
+		// Feedback may carry only a confidence for a model.
+		{feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}},
+	} {
+		for _, p := range f.paths {
+			recs, n, err := datasets.ReadFile(p, f.opts)
+			bad += n
+			if err != nil {
+				return err
+			}
+			sources = append(sources, recs)
+		}
+	}
+	recs, ms := models.MergeRecords(sources...)
+	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %d bad lines skipped)\n",
+		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
+
+	opts := models.RetrainOptions{
+		Holdout:  *holdout,
+		Compare:  models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Examples: models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW},
+		L2:       *l2,
+		ChooseL2: l2Given && *l2 == 0,
+		Folds:    *folds,
+		Seed:     *seed,
+		Sources:  append(append([]string(nil), data...), feedback...),
+		Skipped:  bad,
+	}
+	var stop func()
+	opts.Progress, stop = newProgress(env)
+	res, err := models.Retrain(champion, recs, opts)
+	stop()
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(env.Stderr, "triage retrain: warning: %s\n", w)
+	}
+	c := res.Comparison
+	write := c.Promote || *force
+	if *asJSON {
+		err = printRetrainJSON(env.Stdout, champion, res, write, *out)
+	} else {
+		printRetrain(env.Stdout, champion, res)
+	}
+	if err != nil {
+		return err
+	}
+	if !write {
+		fmt.Fprintf(env.Stdout, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
+		return &refusedError{verdict: c.Verdict}
+	}
+	if err := res.Challenger.Save(*out); err != nil {
+		return err
+	}
+	how := "promoted"
+	if !c.Promote {
+		how = "refused but forced"
+	}
+	fmt.Fprintf(env.Stdout, "%s: wrote %s (version %s, parent %s)\n", how, *out, res.Challenger.Version, champion.Version)
+	return nil
+}
+
+func conflictNote(ms models.MergeStats) string {
+	if ms.Conflicts == 0 {
+		return ""
+	}
+	return ", the later file kept; first at " + ms.FirstConflict
+}
+
+func kinds(m map[models.ExampleKind]int) string {
+	return fmt.Sprintf("%d base, %d speculated by policy, %d explored", m[models.KindBase], m[models.KindPolicy], m[models.KindExplored])
+}
+
+func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainResult) {
+	c := res.Comparison
+	st := res.Stats
+	var unpaired []string
+	for _, k := range []string{"fast", "speculate", "escalate", ""} {
+		if n := st.Unpaired[k]; n > 0 {
+			name := k
+			if k == "" {
+				name = "unrouted"
+			}
+			unpaired = append(unpaired, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	fmt.Fprintf(w, "data: %d records; %d labelled (%s); without both scores: %s\n",
+		st.Records, sum(st.ByKind), kinds(st.ByKind), orNone(strings.Join(unpaired, ", ")))
+	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
+	fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
+		c.N, tsOrNone(res.HeldSince), kinds(res.Held), c.ESS)
+	t := res.Traffic
+	fmt.Fprintf(w, "traffic (weighted held-out): fast accuracy %s, strong accuracy %s, label rate %s\n", t.FastAccuracy, t.StrongAccuracy, t.LabelRate)
+	fmt.Fprintf(w, "\n%-9s %-26s %-26s %-26s\n", "metric", "champion "+short(champion.Version), "challenger "+short(res.Challenger.Version), "gain (95% paired bootstrap)")
+	for _, mc := range c.Metrics {
+		mark := ""
+		if mc.Metric == c.Gate {
+			mark = " *"
+		}
+		fmt.Fprintf(w, "%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]%s\n", mc.Metric, mc.Champion, mc.Challenger, mc.Gain.Estimate, mc.Gain.Lo, mc.Gain.Hi, mark)
+	}
+	word := "refused"
+	if c.Promote {
+		word = "promoted"
+	}
+	fmt.Fprintf(w, "\ngate (* %s, margin %.4f): %s: %s\n", c.Gate, c.Margin, word, c.Verdict)
+}
+
+func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.RetrainResult, written bool, out string) error {
+	v := struct {
+		Champion   string                     `json:"champion"`
+		Challenger string                     `json:"challenger"`
+		Written    bool                       `json:"written"`
+		Output     string                     `json:"output,omitempty"`
+		HeldSince  *time.Time                 `json:"held_since,omitempty"`
+		Train      map[models.ExampleKind]int `json:"train"`
+		Held       map[models.ExampleKind]int `json:"held"`
+		Traffic    models.TrafficEstimate     `json:"traffic"`
+		Warnings   []string                   `json:"warnings,omitempty"`
+		*models.Comparison
+	}{
+		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
+		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
+	}
+	if written {
+		v.Output = out
+	}
+	if !res.HeldSince.IsZero() {
+		v.HeldSince = &res.HeldSince
+	}
+	return json.NewEncoder(w).Encode(v)
+}
+
+func sum(m map[models.ExampleKind]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func tsOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "(no timestamps)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// short trims a version to its time and the first hex digits.
+func short(v string) string {
+	if len(v) > 21 {
+		return v[:21]
+	}
+	return v
+}
