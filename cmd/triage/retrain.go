@@ -150,8 +150,14 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// In --json mode stdout holds the one JSON object; the outcome line
+	// goes to stderr.
+	status := env.Stdout
+	if *asJSON {
+		status = env.Stderr
+	}
 	if !write {
-		fmt.Fprintf(env.Stdout, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
+		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
 		return &refusedError{verdict: c.Verdict}
 	}
 	if err := res.Challenger.Save(*out); err != nil {
@@ -161,7 +167,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if !c.Promote {
 		how = "refused but forced"
 	}
-	fmt.Fprintf(env.Stdout, "%s: wrote %s (version %s, parent %s)\n", how, *out, res.Challenger.Version, champion.Version)
+	fmt.Fprintf(status, "%s: wrote %s (version %s, parent %s)\n", how, *out, res.Challenger.Version, champion.Version)
 	return nil
 }
 

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// fillStore writes two routed requests, one with feedback from both tiers,
+// into a new feedback db at path and returns the store still open.
+func fillStore(t *testing.T, path string) *datasets.BoltStore {
+	t.Helper()
+	st, err := datasets.OpenBoltStore(path, datasets.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	err = st.AppendDecisions([]datasets.LogEntry{
+		{ID: "r1", TS: t0, Decision: datasets.Decision{Kind: "speculate", PHard: 0.4, ModelVersion: "v1", Propensity: 0.02, Explored: true}, Request: []byte(`{"prompt":"What is 2+2?","meta":{"tenant":"acme"}}`)},
+		{ID: "r2", TS: t0.Add(time.Second), Decision: datasets.Decision{Kind: "fast", PHard: 0.1, ModelVersion: "v1", Propensity: 0.98}, Request: []byte(`{"prompt":"Hello"}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fb := range []datasets.Feedback{
+		{RequestID: "r1", Model: "fast-m", Outcome: datasets.Outcome{Score: datasets.Float(0), Confidence: datasets.Float(-0.9)}},
+		{RequestID: "r1", Model: "strong-m", Outcome: datasets.Outcome{Score: datasets.Float(1)}},
+	} {
+		if err := st.PutFeedback(context.Background(), fb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func readRecords(t *testing.T, path string) []datasets.Record {
+	t.Helper()
+	recs, _, err := datasets.ReadFile(path, datasets.ReadOptions{AllowMissingScore: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestFeedbackExportDB(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "feedback.db")
+	st := fillStore(t, db)
+
+	t.Run("a db held by a server is a clear error pointing at --from", func(t *testing.T) {
+		_, stderr, code := run(t, "feedback", "export", "--db", db, "-o", filepath.Join(dir, "held.jsonl"))
+		if code != 1 || !strings.Contains(stderr, "is locked by another process") || !strings.Contains(stderr, "--from http://HOST:PORT --token T") {
+			t.Errorf("exit %d, stderr %q; want 1 and the lock message naming --from", code, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "held.jsonl")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("an output file was left behind (stat err %v)", err)
+		}
+	})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a free db is exported with every outcome and the decision", func(t *testing.T) {
+		out := filepath.Join(dir, "export.jsonl")
+		_, stderr, code := run(t, "feedback", "export", "--db", db, "-o", out)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr, "2 records (1 with feedback, 1 explored)") {
+			t.Errorf("summary %q, want the counts", stderr)
+		}
+		recs := readRecords(t, out)
+		if len(recs) != 2 || recs[0].ID != "r1" || recs[1].ID != "r2" {
+			t.Fatalf("got %d records %v, want r1 then r2", len(recs), recs)
+		}
+		f, s, ok := recs[0].Scores("fast-m", "strong-m")
+		d := recs[0].Decision
+		if !ok || f != 0 || s != 1 || d == nil || d.Propensity != 0.02 || !d.Explored || recs[0].Meta["tenant"] != "acme" {
+			t.Errorf("r1 = %+v (decision %+v), want both scores, propensity 0.02, explored, meta", recs[0], d)
+		}
+	})
+	t.Run("a missing db is an error and is not created", func(t *testing.T) {
+		missing := filepath.Join(dir, "nope.db")
+		_, stderr, code := run(t, "feedback", "export", "--db", missing)
+		if code != 1 || !strings.Contains(stderr, "does not exist") {
+			t.Errorf("exit %d, stderr %q; want 1 and 'does not exist'", code, stderr)
+		}
+		if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("export created %s", missing)
+		}
+	})
+}
+
+func TestFeedbackExportHTTP(t *testing.T) {
+	const token = "sesame"
+	good := `{"id":"r1","prompt":"What is 2+2?","outcomes":{"fast-m":{"score":1}},"ts":"2026-11-27T09:00:00Z","decision":{"decision":"fast","p_hard":0.1,"model_version":"v1","propensity":0.98}}` + "\n"
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/feedback/export", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":{"code":"unauthorized","message":"the admin token is wrong"}}`))
+			return
+		}
+		w.Write([]byte(good))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	// truncated stops mid-record, as a server killed during an export.
+	truncated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(good + `{"id":"r2","prompt":"Hel`))
+	}))
+	defer truncated.Close()
+	noAdmin := httptest.NewServer(http.NotFoundHandler())
+	defer noAdmin.Close()
+	// A port nothing listens on: bind one, then free it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		code     int
+		inStderr string
+		records  int
+	}{
+		{"the export is written with the token from the flag", []string{"--from", srv.URL, "--token", token}, nil, 0, "1 records (1 with feedback, 0 explored)", 1},
+		{"the token comes from TRIAGE_ADMIN_TOKEN", []string{"--from", srv.URL}, map[string]string{"TRIAGE_ADMIN_TOKEN": token}, 0, "written to", 1},
+		{"a wrong token says the server refused it", []string{"--from", srv.URL, "--token", "wrong"}, nil, 1, "refused the admin token (HTTP 401: the admin token is wrong)", -1},
+		{"a server without admin routes says how to enable them", []string{"--from", noAdmin.URL, "--token", token}, nil, 1, "admin routes exist only when the server was started with TRIAGE_ADMIN_TOKEN", -1},
+		{"no server says connection refused", []string{"--from", closed, "--token", token}, nil, 1, "(connection refused); is triage serve running there?", -1},
+		{"a truncated stream fails and leaves no file", []string{"--from", truncated.URL, "--token", token}, nil, 1, "stopped after 1 records", -1},
+		{"no token is a usage error", []string{"--from", srv.URL}, nil, 2, "--from needs the admin token", -1},
+		{"both sources is a usage error", []string{"--from", srv.URL, "--db", "x.db"}, nil, 2, "exclude each other", -1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(dir, "out"+string(rune('a'+i))+".jsonl")
+			var stdout, stderr bytes.Buffer
+			env := &Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return tt.env[k] }}
+			code := Main(context.Background(), append(append([]string{"feedback", "export"}, tt.args...), "-o", out), env)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.inStderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.inStderr)
+			}
+			_, statErr := os.Stat(out)
+			if tt.records < 0 {
+				if !errors.Is(statErr, os.ErrNotExist) {
+					t.Errorf("a failed export left %s (stat err %v)", out, statErr)
+				}
+				return
+			}
+			recs := readRecords(t, out)
+			if len(recs) != tt.records {
+				t.Errorf("%d records, want %d", len(recs), tt.records)
+			}
+			b, _ := json.Marshal(recs[0])
+			if !strings.Contains(string(b), `"propensity":0.98`) {
+				t.Errorf("record %s lost its decision", b)
+			}
+		})
+	}
+}

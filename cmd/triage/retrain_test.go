@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+)
+
+// writeRecords writes records as a JSONL log in dir.
+func writeRecords(tb testing.TB, dir, name string, recs []datasets.Record) string {
+	tb.Helper()
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := datasets.NewWriter(f)
+	for i := range recs {
+		if err := w.Write(&recs[i]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// synthChampion trains a router on recs with a small feature spec (so the
+// challenger, which inherits it, fits quickly) and saves it in dir.
+func synthChampion(tb testing.TB, dir string, recs []datasets.Record) string {
+	tb.Helper()
+	ls, _, err := models.LabelledExamples(recs, models.ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ex := models.Examples(ls)
+	for i := range ex {
+		ex[i].Fold = i % 3
+	}
+	spec := features.DefaultSpec()
+	spec.HashBits = 13
+	a, _, err := models.Train(ex, nil, models.TrainOptions{
+		Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+		Features: spec, Folds: 3, L2: 1e-4, Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := filepath.Join(dir, "champion.json")
+	if err := a.Save(p); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// shuffleOlder swaps outcomes among all but the newest share keep of recs
+// (in time order): labels of the training side become noise while the
+// held-out side that judges the routers stays true.
+func shuffleOlder(recs []datasets.Record, keep float64, seed uint64) []datasets.Record {
+	out := make([]datasets.Record, len(recs))
+	copy(out, recs)
+	cut := len(out) - int(keep*float64(len(out))+0.5)
+	r := rand.New(rand.NewPCG(seed, 2))
+	r.Shuffle(cut, func(i, j int) { out[i].Outcomes, out[j].Outcomes = out[j].Outcomes, out[i].Outcomes })
+	return out
+}
+
+func TestRetrainUsage(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		inStderr string
+	}{
+		{"no model is a usage error", []string{"retrain", "--data", "x", "-o", "y"}, "--model CURRENT"},
+		{"no output is a usage error", []string{"retrain", "--model", "m", "--data", "x"}, "-o NEW"},
+		{"no data is a usage error", []string{"retrain", "--model", "m", "-o", "y"}, "something to train on"},
+		{"an unknown metric is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--metric", "f1"}, `metric "f1" is not known`},
+		{"a negative margin is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--margin", "-1"}, "--margin is -1"},
+		{"a holdout of 1 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--holdout", "1"}, "--holdout is 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.inStderr)
+			}
+		})
+	}
+}
+
+// TestRetrainGatePrinted is the issue's promotion-gate acceptance through
+// the command: shuffled outcomes give a challenger that is refused, the
+// refusal is printed with the comparison, and nothing is written unless
+// --force.
+func TestRetrainGatePrinted(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
+	champion := synthChampion(t, dir, recs[:900])
+	corrupt := writeRecords(t, dir, "corrupt.jsonl", shuffleOlder(recs[900:], models.DefaultRetrainHoldout, 1))
+	newPath := filepath.Join(dir, "new.json")
+	args := []string{"retrain", "--model", champion, "--data", corrupt, "-o", newPath, "--folds", "3", "--resamples", "200"}
+
+	t.Run("the corrupted challenger is refused and the refusal printed", func(t *testing.T) {
+		stdout, stderr, code := run(t, args...)
+		if code == 0 {
+			t.Fatalf("exit 0, want a refusal; stdout:\n%s", stdout)
+		}
+		for _, want := range []string{"apgr", "champion", "challenger", "gain (95% paired bootstrap)", "refused: challenger apgr", "more than the margin"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+			}
+		}
+		if !strings.Contains(stderr, "triage retrain: challenger refused") {
+			t.Errorf("stderr %q, want the one-line refusal", stderr)
+		}
+		if _, err := os.Stat(newPath); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("NEW exists after a refusal (stat err %v)", err)
+		}
+	})
+	t.Run("the refusal has its own exit status", func(t *testing.T) {
+		// Main maps an error with ExitCode() to that status; this checks
+		// what retrain returns for it.
+		env := &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
+		err := runRetrain(context.Background(), env, args[1:])
+		var ec interface{ ExitCode() int }
+		if !errors.Is(err, errRefused) || !errors.As(err, &ec) || ec.ExitCode() != exitRefused {
+			t.Errorf("err = %v, want errRefused with exit status %d", err, exitRefused)
+		}
+	})
+	t.Run("--force writes the refused challenger and says so", func(t *testing.T) {
+		stdout, stderr, code := run(t, append(args, "--force", "--json")...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var v struct {
+			Promote bool   `json:"promote"`
+			Written bool   `json:"written"`
+			Gate    string `json:"gate"`
+			Verdict string `json:"verdict"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+			t.Fatalf("first stdout line is not JSON: %v\n%s", err, stdout)
+		}
+		if v.Promote || !v.Written || v.Gate != "apgr" {
+			t.Errorf("got %+v, want promote false, written true, gate apgr", v)
+		}
+		if !strings.Contains(stderr, "refused but forced: wrote") {
+			t.Errorf("stderr %q does not say the write was forced", stderr)
+		}
+		if strings.Count(strings.TrimSpace(stdout), "\n") != 0 {
+			t.Errorf("stdout holds more than the JSON object:\n%s", stdout)
+		}
+		a, err := models.Load(newPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := models.Load(champion)
+		if a.Parent != c.Version {
+			t.Errorf("parent %q, want the champion %q", a.Parent, c.Version)
+		}
+	})
+}
