@@ -19,9 +19,11 @@
 // Two solvers are available. The default, SolverNewton, is the
 // trust-region Newton method with preconditioned conjugate gradients that
 // liblinear's `train -s 0` uses; SolverLBFGS is gonum's L-BFGS, checked
-// for a converged status. Both stop when ‖∇f‖₂ ≤ GradTol·‖∇f(0)‖₂. Hitting
-// MaxIter is not an error (FitDetailed reports Converged false); any other
-// non-converged ending is, as are non-finite inputs.
+// for a converged status. Both stop when ‖∇f‖₂ ≤ GradTol·‖∇f(0)‖₂, by
+// default with liblinear's tolerance (see DefaultGradTolFactor), so a
+// default fit stops where `train -s 0` would. Hitting MaxIter is not an
+// error (FitDetailed reports Converged false); any other non-converged
+// ending is, as are non-finite inputs and single-class training rows.
 //
 // Every pass over the data splits the rows into at most 8 chunks that
 // accumulate into their own dense buffers, summed in chunk order. The chunk

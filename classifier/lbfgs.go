@@ -8,12 +8,18 @@ import (
 )
 
 // runLBFGS minimises o from theta (updated in place) with gonum's L-BFGS.
-func runLBFGS(o *objective, theta []float64, g0 float64, opts Options) (FitResult, error) {
+// start, if not nil, holds f and ∇f at theta.
+func runLBFGS(o *objective, theta []float64, g0 float64, start *evalPoint, opts Options) (FitResult, error) {
 	// gonum asks for the value and the gradient separately but at the same
 	// point; one fused pass computes both and the cache serves the second.
 	cacheX := make([]float64, o.dim)
 	cacheG := make([]float64, o.dim)
 	cacheF := math.NaN()
+	if start != nil {
+		copy(cacheX, theta)
+		copy(cacheG, start.grad)
+		cacheF = start.f
+	}
 	evals := 0
 	eval := func(x []float64) {
 		if !math.IsNaN(cacheF) && equalBits(x, cacheX) {

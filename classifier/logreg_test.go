@@ -254,6 +254,8 @@ func TestFitRejectsBadInput(t *testing.T) {
 		{"all weights zero", func(X *Sparse, y, w []float64) Options { clear(w); return Options{} }},
 		{"label above one", func(X *Sparse, y, w []float64) Options { y[0] = 2; return Options{} }},
 		{"NaN label", func(X *Sparse, y, w []float64) Options { y[1] = math.NaN(); return Options{} }},
+		{"only one class", func(X *Sparse, y, w []float64) Options { y[1] = 1; return Options{} }},
+		{"only one class among positive weights", func(X *Sparse, y, w []float64) Options { w[1] = 0; return Options{} }},
 		{"negative L2", func(X *Sparse, y, w []float64) Options { return Options{L2: -1} }},
 		{"unknown solver", func(X *Sparse, y, w []float64) Options { return Options{Solver: "sgd"} }},
 	}
@@ -354,5 +356,23 @@ func TestLogitAllocatesNothing(t *testing.T) {
 	}
 	if z != 0.5+1+9 {
 		t.Errorf("Logit = %v, want 10.5", z)
+	}
+}
+
+func TestFitReturnsZeroWhenZeroIsOptimal(t *testing.T) {
+	X, _, _ := synthetic(t, 50, 20, 5, 37)
+	y := make([]float64, X.Rows())
+	for i := range y {
+		y[i] = 0.5 // soft labels of 1/2: σ(0) fits every row exactly
+	}
+	init := &Model{W: make([]float64, X.Dim), B: 3}
+	for _, opts := range []Options{{}, {Init: init}} {
+		m, res, err := FitDetailed(X, y, nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.B != 0 || norm2(m.W) != 0 || !res.Converged {
+			t.Errorf("with init %v: got b %v, |w| %v, %+v; want the zero model, converged", opts.Init != nil, m.B, norm2(m.W), res)
+		}
 	}
 }

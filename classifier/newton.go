@@ -14,7 +14,10 @@ import (
 // step solves H s = −g approximately by preconditioned conjugate gradients
 // inside a trust region, then grows or shrinks the region by how well the
 // quadratic model predicted the actual decrease.
-func runNewton(o *objective, theta []float64, g0 float64, opts Options) (FitResult, error) {
+//
+// start, if not nil, holds f and ∇f at theta, with the curvature of theta
+// already accepted into o.
+func runNewton(o *objective, theta []float64, g0 float64, start *evalPoint, opts Options) (FitResult, error) {
 	const (
 		eta0, eta1, eta2       = 1e-4, 0.25, 0.75
 		sigma1, sigma2, sigma3 = 0.25, 0.5, 4.0
@@ -33,9 +36,15 @@ func runNewton(o *objective, theta []float64, g0 float64, opts Options) (FitResu
 	gTrial := make([]float64, n)
 
 	res := FitResult{Status: optimize.NotTerminated.String()}
-	f := o.evalGrad(theta, g, true)
-	o.acceptCurv()
-	res.Evaluations++
+	var f float64
+	if start != nil {
+		f = start.f
+		copy(g, start.grad)
+	} else {
+		f = o.evalGrad(theta, g, true)
+		o.acceptCurv()
+		res.Evaluations++
+	}
 	gnorm := norm2(g)
 	tol := opts.GradTol * g0
 	finish := func(st optimize.Status) FitResult {

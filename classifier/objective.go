@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,17 @@ func newObjective(x *Sparse, y, w []float64, rows []int, l2 float64, workers int
 	}
 	o.loss = make([]float64, chunks)
 	return o
+}
+
+// minorityShare returns min(W₊, W₋)/W over the rows used, W₊ = Σ w_i y_i.
+func (o *objective) minorityShare() float64 {
+	var pos, all float64
+	for p := range o.n {
+		i := o.row(p)
+		pos += o.weight(i) * o.y[i]
+		all += o.weight(i)
+	}
+	return math.Min(pos, all-pos) / all
 }
 
 func (o *objective) row(p int) int {
