@@ -35,7 +35,7 @@ func reportMin(b *testing.B, f func()) {
 // with three meta keys, default spec, extractor and vector reused.
 func BenchmarkExtract2KB(b *testing.B) {
 	in := benchInput(b)
-	e, err := NewExtractor(DefaultSpec())
+	e, err := NewExtractor(fullSpec())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func BenchmarkExtract10MB(b *testing.B) {
 		big = append(big, in.Prompt...)
 	}
 	in.Prompt = string(big)
-	e, err := NewExtractor(DefaultSpec())
+	e, err := NewExtractor(fullSpec())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func BenchmarkExtract10MB(b *testing.B) {
 
 func BenchmarkStage(b *testing.B) {
 	in := benchInput(b)
-	e, err := NewExtractor(DefaultSpec())
+	e, err := NewExtractor(fullSpec())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func testInputs(tb testing.TB) map[string]Input {
 
 // testSpecs are specs that exercise every switch of the recipe.
 func testSpecs() map[string]Spec {
-	d := DefaultSpec()
+	d := fullSpec()
 	with := func(f func(*Spec)) Spec {
 		s := d
 		f(&s)
@@ -166,7 +166,7 @@ func TestDescribeMatchesExtract(t *testing.T) {
 }
 
 func TestDescribeNames(t *testing.T) {
-	spec := DefaultSpec()
+	spec := fullSpec()
 	spec.CharNgrams = [2]int{3, 3}
 	e := mustExtractor(t, spec)
 	in := Input{Prompt: "Hi Bob\n\nhi? caf\xff", Meta: map[string]string{"subject": "law"}}
@@ -204,7 +204,7 @@ func TestExtractEquivalentInputs(t *testing.T) {
 		{"nil and empty meta are the same",
 			Input{Prompt: "x", Meta: map[string]string{}}, Input{Prompt: "x"}},
 	}
-	spec := DefaultSpec()
+	spec := fullSpec()
 	spec.Numeric = false // the raw lengths differ in some cases above
 	e := mustExtractor(t, spec)
 	for _, tt := range tests {
@@ -223,14 +223,14 @@ func TestExtractIsDeterministicAcrossExtractors(t *testing.T) {
 	// A fresh extractor must agree with one whose buffers hold an earlier,
 	// longer input: no state leaks from call to call.
 	in := testInputs(t)
-	used := mustExtractor(t, DefaultSpec())
+	used := mustExtractor(t, fullSpec())
 	var v Vector
 	used.Extract(&v, in["prompt 2k"])
 	for name, x := range in {
 		t.Run(name, func(t *testing.T) {
 			var a, b Vector
 			used.Extract(&a, x)
-			mustExtractor(t, DefaultSpec()).Extract(&b, x)
+			mustExtractor(t, fullSpec()).Extract(&b, x)
 			if d := sameVector(a, b); d != "" {
 				t.Error(d)
 			}
@@ -241,7 +241,7 @@ func TestExtractIsDeterministicAcrossExtractors(t *testing.T) {
 func TestExtractDoesNotAllocateInSteadyState(t *testing.T) {
 	in := testInputs(t)["prompt 2k"]
 	in.Meta = map[string]string{"b": "x", "a": "y", "c": "z"}
-	for name, spec := range map[string]Spec{"default": DefaultSpec(), "words 1-4": testSpecs()["words 1-4"]} {
+	for name, spec := range map[string]Spec{"default": fullSpec(), "words 1-4": testSpecs()["words 1-4"]} {
 		t.Run(name, func(t *testing.T) {
 			e := mustExtractor(t, spec)
 			var v Vector
@@ -254,7 +254,7 @@ func TestExtractDoesNotAllocateInSteadyState(t *testing.T) {
 }
 
 func TestExtractHugePromptIsBounded(t *testing.T) {
-	spec := DefaultSpec()
+	spec := fullSpec()
 	e := mustExtractor(t, spec)
 	big := strings.Repeat("All work and no play makes Jack a dull boy. 12+3=15? ", 200_000) // 10.6 MB
 	var v Vector
@@ -324,7 +324,7 @@ func TestNumericFeatures(t *testing.T) {
 			"num:len_chars": lg(6, 16), "num:len_tokens": lg(3, 14), "num:lines": lg(2, 8),
 			"num:nonascii_share": 2.0 / 6, "num:turns": lg(3, 4)}},
 	}
-	e := mustExtractor(t, DefaultSpec())
+	e := mustExtractor(t, fullSpec())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := numericOf(t, e, tt.in)
@@ -353,7 +353,7 @@ func TestNormalize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("normalize "+tt.normalize, func(t *testing.T) {
-			spec := DefaultSpec()
+			spec := fullSpec()
 			spec.Normalize = tt.normalize
 			e := mustExtractor(t, spec)
 			n, sumSq := 0, 0.0
@@ -389,7 +389,7 @@ func metaNames(tb testing.TB, e *Extractor, in Input) []string {
 
 func TestMeta(t *testing.T) {
 	meta := map[string]string{"tenant": "acme", "subject": "law", "source": "mmlu"}
-	withKeys := DefaultSpec()
+	withKeys := fullSpec()
 	withKeys.MetaKeys = []string{"tenant", "subject", "absent"}
 	huge := map[string]string{}
 	for i := range 5000 {
@@ -402,16 +402,16 @@ func TestMeta(t *testing.T) {
 		meta map[string]string
 		want []string
 	}{
-		{"every key, sorted", DefaultSpec(), meta, []string{"meta:source=mmlu", "meta:subject=law", "meta:tenant=acme"}},
+		{"every key, sorted", fullSpec(), meta, []string{"meta:source=mmlu", "meta:subject=law", "meta:tenant=acme"}},
 		{"meta_keys selects keys", withKeys, meta, []string{"meta:subject=law", "meta:tenant=acme"}},
 		{"meta off", testSpecs()["no meta"], meta, nil},
-		{"many keys keep the first 64 in order", DefaultSpec(), huge, func() (w []string) {
+		{"many keys keep the first 64 in order", fullSpec(), huge, func() (w []string) {
 			for i := range maxMetaKeys {
 				w = append(w, fmt.Sprintf("meta:k%05d=v", i))
 			}
 			return w
 		}()},
-		{"long values are cut to 256 bytes", DefaultSpec(), map[string]string{"k": long}, []string{"meta:k=" + long[:maxMetaBytes]}},
+		{"long values are cut to 256 bytes", fullSpec(), map[string]string{"k": long}, []string{"meta:k=" + long[:maxMetaBytes]}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,7 +430,7 @@ func TestMeta(t *testing.T) {
 }
 
 func TestMetaSlotsSeparateKeyAndValue(t *testing.T) {
-	e := mustExtractor(t, DefaultSpec())
+	e := mustExtractor(t, fullSpec())
 	if a, b := e.metaSlot("a=b", "c"), e.metaSlot("a", "b=c"); a == b {
 		t.Errorf("meta a=b=c split two ways hashes to one slot %d", a)
 	}
@@ -438,7 +438,7 @@ func TestMetaSlotsSeparateKeyAndValue(t *testing.T) {
 
 func TestSeedMovesEverySlot(t *testing.T) {
 	in := Input{Prompt: "the seed decides where features land", Meta: map[string]string{"k": "v"}}
-	a, b := DefaultSpec(), DefaultSpec()
+	a, b := fullSpec(), fullSpec()
 	b.Seed = 1
 	var va, vb Vector
 	mustExtractor(t, a).Extract(&va, in)
@@ -522,7 +522,7 @@ func TestHashSpreadsStructuredKeys(t *testing.T) {
 }
 
 func TestCodeWords(t *testing.T) {
-	e := mustExtractor(t, DefaultSpec())
+	e := mustExtractor(t, fullSpec())
 	for _, w := range codeWords {
 		t.Run(w+" is a code marker", func(t *testing.T) {
 			if got, want := numericOf(t, e, Input{Prompt: "x " + w + " y"})["num:code"], math.Log1p(1)/6; got != want {

@@ -31,9 +31,9 @@ func TestGolden(t *testing.T) {
 		{"invalid utf8", "invalid utf8", 60},
 		{"prompt 2k", "prompt 2k", 40},
 	}
-	e := mustExtractor(t, DefaultSpec())
+	e := mustExtractor(t, fullSpec())
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# features golden file: spec %s\n", DefaultSpec())
+	fmt.Fprintf(&buf, "# features golden file: spec %s\n", fullSpec())
 	for _, c := range cases {
 		var v Vector
 		e.Extract(&v, in[c.input])

@@ -38,7 +38,7 @@ const (
 // Defaults used by DefaultSpec.
 const (
 	DefaultHashBits = 18
-	DefaultMaxBytes = 32 << 10
+	DefaultMaxBytes = 8 << 10
 )
 
 // ErrInvalidSpec is wrapped by every error Validate returns.
@@ -83,7 +83,7 @@ func DefaultSpec() Spec {
 		Version:    SpecVersion,
 		HashBits:   DefaultHashBits,
 		WordNgrams: [2]int{1, 2},
-		CharNgrams: [2]int{3, 5},
+		CharNgrams: [2]int{0, 0},
 		Numeric:    true,
 		Meta:       true,
 		Normalize:  NormalizeL2,

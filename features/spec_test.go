@@ -27,7 +27,7 @@ func TestSpecJSONRoundTrip(t *testing.T) {
 }
 
 func TestSpecJSONFieldNames(t *testing.T) {
-	spec := DefaultSpec()
+	spec := fullSpec()
 	spec.MetaKeys = []string{"subject"}
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -41,7 +41,7 @@ func TestSpecJSONFieldNames(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	with := func(f func(*Spec)) Spec {
-		s := DefaultSpec()
+		s := fullSpec()
 		f(&s)
 		return s
 	}
@@ -50,7 +50,7 @@ func TestValidate(t *testing.T) {
 		spec Spec
 		want string // substring of the error; "" for valid
 	}{
-		{"the default spec is valid", DefaultSpec(), ""},
+		{"the default spec is valid", fullSpec(), ""},
 		{"every test spec is valid", testSpecs()["only meta, seed"], ""},
 		{"the zero spec names the version", Spec{}, "version is 0, this build reads version 1"},
 		{"a future version is refused", with(func(s *Spec) { s.Version = 2 }), "version is 2"},
@@ -106,7 +106,7 @@ func TestDim(t *testing.T) {
 		spec Spec
 		want int
 	}{
-		{"default: 2^18 hashed slots and the numeric slots", DefaultSpec(), 1<<18 + NumNumeric},
+		{"default: 2^18 hashed slots and the numeric slots", fullSpec(), 1<<18 + NumNumeric},
 		{"without numeric only the hashed space", testSpecs()["no numeric"], 1 << 18},
 		{"10 bits", testSpecs()["hash bits 10"], 1<<10 + NumNumeric},
 	}
@@ -120,7 +120,7 @@ func TestDim(t *testing.T) {
 }
 
 func TestExtractorSpecIsACopy(t *testing.T) {
-	spec := DefaultSpec()
+	spec := fullSpec()
 	spec.MetaKeys = []string{"b", "a"}
 	e := mustExtractor(t, spec)
 	spec.MetaKeys[0] = "changed"

@@ -43,6 +43,9 @@ type Fingerprint struct {
 	// picked it.
 	L2       float64 `json:"l2"`
 	L2Chosen bool    `json:"l2_chosen_by_cv"`
+	// IDF says whether the fit used IDF-scaled columns (folded into the
+	// weights, so serving does not depend on it).
+	IDF bool `json:"idf"`
 	// Seed of the split.
 	Seed uint64 `json:"seed"`
 	// Sources are the files trained on, as given.

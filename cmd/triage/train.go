@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
 
@@ -31,6 +32,9 @@ type trainFlags struct {
 	l2      float64
 	folds   int
 	skipBad bool
+	chars   string
+	bits    int
+	noIDF   bool
 }
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
@@ -42,6 +46,26 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength; 0 picks it by K-fold cross-validation")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
 	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
+	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
+	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
+}
+
+// spec is the feature recipe the flags ask for.
+func (t *trainFlags) spec() (features.Spec, error) {
+	s := features.DefaultSpec()
+	s.HashBits = t.bits
+	if t.chars != "" {
+		var lo, hi int
+		if _, err := fmt.Sscanf(t.chars, "%d,%d", &lo, &hi); err != nil {
+			return s, usagef("write it as MIN,MAX, e.g. 3,5", "--char-ngrams %q", t.chars)
+		}
+		s.CharNgrams = [2]int{lo, hi}
+	}
+	if err := s.Validate(); err != nil {
+		return s, &UsageError{Msg: err.Error()}
+	}
+	return s, nil
 }
 
 func (t *trainFlags) check(cmd string) (datasets.Label, error) {
@@ -64,11 +88,17 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 	if err != nil {
 		return datasets.Label{}, &UsageError{Msg: err.Error()}
 	}
+	if _, err := t.spec(); err != nil {
+		return datasets.Label{}, err
+	}
 	return label, nil
 }
 
 func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions {
+	spec, _ := t.spec() // checked in check
 	return models.TrainOptions{
+		Features:  spec,
+		NoIDF:     t.noIDF,
 		Tiers:     models.Tiers{Fast: t.fast, Strong: t.strong},
 		Label:     label.Of,
 		LabelName: label.String(),
