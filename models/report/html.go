@@ -44,11 +44,7 @@ func Write(dir string, page *Page) error {
 		if err := os.MkdirAll(sd, 0o755); err != nil {
 			return fmt.Errorf("create report folder: %w", err)
 		}
-		var b bytes.Buffer
-		if err := WriteCurvesCSV(&b, s.Points, s.FrontP95, s.FrontCost); err != nil {
-			return fmt.Errorf("write curves.csv: %w", err)
-		}
-		if err := safefile.WriteFile(filepath.Join(sd, "curves.csv"), b.Bytes()); err != nil {
+		if err := writeCSVFile(filepath.Join(sd, "curves.csv"), s); err != nil {
 			return err
 		}
 		mj, err := json.MarshalIndent(s.Metrics(), "", "  ")
@@ -69,6 +65,18 @@ func Write(dir string, page *Page) error {
 		return err
 	}
 	return safefile.WriteFile(filepath.Join(dir, "index.html"), b.Bytes())
+}
+
+func writeCSVFile(path string, s *Section) error {
+	f, err := safefile.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := WriteCurvesCSV(f, s.Points, s.FrontP95, s.FrontCost); err != nil {
+		return fmt.Errorf("write curves.csv: %w", err)
+	}
+	return f.Commit()
 }
 
 // WriteHTML renders the page. Images are referenced by relative path, and

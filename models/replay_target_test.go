@@ -1,0 +1,116 @@
+package models
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Target
+		wantErr string
+	}{
+		{"strong-share=0.3", Target{TargetStrongShare, 0.3}, ""},
+		{"cost-per-1k=$1.5", Target{TargetCostPer1k, 1.5}, ""},
+		{"p95-latency=800ms", Target{TargetP95Latency, 800}, ""},
+		{" quality = 0.95 ", Target{TargetQuality, 0.95}, ""},
+		{"strong-share=1.3", Target{}, "a share is in [0,1]"},
+		{"quality=0", Target{}, "relative quality"},
+		{"cost-per-1k=-1", Target{}, "non-negative"},
+		{"latency=3", Target{}, `kind "latency" is not known`},
+		{"strong-share", Target{}, "want KIND=VALUE"},
+		{"p95-latency=fast", Target{}, "is not a number"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseTarget(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// candidates is a small menu of operating points for the solver; always
+// strong's quality is 0.8.
+func candidates() []OperatingPoint {
+	mk := func(s, share, q, cost, p95 float64) OperatingPoint {
+		return OperatingPoint{Policy: Policy{s, s, 1}, StrongShare: share, Quality: q, CostPer1k: cost, LatencyP95MS: p95, LatencyMeanMS: p95 / 2}
+	}
+	return []OperatingPoint{
+		mk(0.1, 0.10, 0.70, 1.0, 900),
+		mk(0.2, 0.296, 0.74, 2.0, 1500),
+		mk(0.3, 0.302, 0.75, 2.1, 1400),
+		mk(0.4, 0.40, 0.77, 3.0, 1300),
+		mk(0.5, 0.60, 0.79, 4.0, 1800),
+	}
+}
+
+func TestSolver(t *testing.T) {
+	tests := []struct {
+		name     string
+		targets  []Target
+		minimize Objective
+		want     float64 // SpeculateAbove of the chosen point
+		wantErr  bool
+	}{
+		{"a share target picks the cheapest point within tolerance", []Target{{TargetStrongShare, 0.3}}, MinimizeCost, 0.2, false},
+		{"a latency objective picks the lowest p95 within tolerance", []Target{{TargetStrongShare, 0.3}}, MinimizeLatency, 0.3, false},
+		{"a quality floor is relative to always-strong", []Target{{TargetQuality, 0.95}}, MinimizeCost, 0.4, false}, // 0.76/0.8
+		{"a cost ceiling and a quality floor together", []Target{{TargetCostPer1k, 3.5}, {TargetQuality, 0.9}}, MinimizeLatency, 0.4, false},
+		{"a p95 ceiling", []Target{{TargetP95Latency, 1000}}, MinimizeCost, 0.1, false},
+		{"an impossible pair is infeasible", []Target{{TargetCostPer1k, 1.5}, {TargetQuality, 0.95}}, MinimizeCost, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Solver{Targets: tc.targets, Minimize: tc.minimize, StrongQuality: 0.8}
+			for _, op := range candidates() {
+				s.Consider(&op)
+			}
+			got, err := s.Result()
+			if tc.wantErr {
+				var inf *InfeasibleError
+				if !errors.As(err, &inf) || !errors.Is(err, ErrInfeasible) {
+					t.Fatalf("got %v, want an InfeasibleError", err)
+				}
+				// Summed relative misses, by hand: s=0.1 misses quality only,
+				// (0.95-0.70/0.8)/0.95 = 0.079; s=0.2 misses cost by 2/1.5-1 =
+				// 0.33 plus quality 0.026; the others miss cost by more.
+				if inf.Closest.Policy.SpeculateAbove != 0.1 || !strings.Contains(err.Error(), "closest is speculate_above=0.1") {
+					t.Errorf("got closest %+v, message %q", inf.Closest.Policy, err)
+				}
+				return
+			}
+			if err != nil || got.Policy.SpeculateAbove != tc.want {
+				t.Errorf("got %+v, %v; want speculate_above %v", got.Policy, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSolverNeedsPercentiles(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Solver
+		want bool
+	}{
+		{"a share target with cost objective does not", Solver{Targets: []Target{{TargetStrongShare, 0.3}}}, false},
+		{"a p95 target does", Solver{Targets: []Target{{TargetP95Latency, 900}}}, true},
+		{"a latency objective does", Solver{Minimize: MinimizeLatency}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.s.NeedsPercentiles(); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

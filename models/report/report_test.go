@@ -1,0 +1,329 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/models"
+)
+
+func TestAIQ(t *testing.T) {
+	tests := []struct {
+		name string
+		pts  []Point
+		want float64
+	}{
+		// Hull (0,.5) (1,.7) (2,.8), then flat to cost 3: areas 0.6 + 0.75
+		// + 0.8 = 2.15 over a range of 3. (1,.55) is dominated and (3,.75)
+		// lies after the best quality.
+		{"a concave front with a flat tail", []Point{{0, 0.5}, {1, 0.7}, {2, 0.8}, {1, 0.55}, {3, 0.75}}, 2.15 / 3},
+		// (1,.6) is under the chord from (0,.5) to (2,.9) (0.7 at 1), so
+		// the hull is the chord: area 1.4 over 2.
+		{"a point under the chord is mixed away", []Point{{0, 0.5}, {1, 0.6}, {2, 0.9}}, 0.7},
+		{"a single cost is its best quality", []Point{{1, 0.5}, {1, 0.6}}, 0.6},
+		{"NaNs are ignored", []Point{{0, 0.5}, {math.NaN(), 1}, {2, 0.9}}, 0.7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := AIQ(tc.pts); math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := AIQ(nil); !math.IsNaN(got) {
+		t.Errorf("no points: got %v, want NaN", got)
+	}
+}
+
+func TestParetoFront(t *testing.T) {
+	pts := []Point{{3, 0.9}, {1, 0.5}, {2, 0.4}, {2, 0.7}, {1, 0.45}, {4, 0.9}, {math.NaN(), 1}}
+	// Lower x and higher y win: (1,.5) then (2,.7) then (3,.9); (4,.9)
+	// is no better than (3,.9).
+	want := []int{1, 3, 0}
+	got := ParetoFront(pts)
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestReliability(t *testing.T) {
+	p := []float64{0.05, 0.15, 0.12, 1, 0.95, math.NaN()}
+	y := []float64{0, 1, 0, 1, 0, 1}
+	bins := Reliability(p, y, 10)
+	tests := []struct {
+		name  string
+		bin   int
+		n     int
+		meanP float64
+		rate  float64
+	}{
+		{"the first bin holds 0.05", 0, 1, 0.05, 0},
+		{"the second bin averages 0.15 and 0.12", 1, 2, 0.135, 0.5},
+		{"p = 1 falls in the last bin with 0.95", 9, 2, 0.975, 0.5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bins[tc.bin]
+			if b.N != tc.n || math.Abs(b.MeanP-tc.meanP) > 1e-12 || b.Rate != tc.rate {
+				t.Errorf("got %+v, want n %d mean %v rate %v", b, tc.n, tc.meanP, tc.rate)
+			}
+		})
+	}
+	if b := bins[5]; b.N != 0 || !math.IsNaN(b.MeanP) {
+		t.Errorf("an empty bin: got %+v", b)
+	}
+}
+
+// tiedScores draws scores with many ties, and 0/1 tier scores.
+func tiedScores(seed uint64, n int) (score, weak, strong []float64) {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	score, weak, strong = make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range score {
+		score[i] = math.Round(rng.Float64()*10) / 10
+		weak[i] = float64(rng.IntN(2))
+		if rng.Float64() < 0.3+0.5*score[i] {
+			strong[i] = 1
+		}
+	}
+	return score, weak, strong
+}
+
+func TestAPGRSortedEqualsClassifierAPGR(t *testing.T) {
+	// The bootstrap's O(n) APGR must be the metric eval reports when every
+	// request counts once.
+	for _, seed := range []uint64{1, 2, 3} {
+		score, weak, strong := tiedScores(seed, 500)
+		gain, start, _ := sortedGains(score, weak, strong)
+		w := make([]int32, len(score))
+		for i := range w {
+			w[i] = 1
+		}
+		got := apgrSorted(gain, start, w)
+		want := classifier.APGR(score, weak, strong)
+		if math.Abs(got-want) > 1e-12 {
+			t.Errorf("seed %d: got %v, want classifier.APGR %v", seed, got, want)
+		}
+	}
+}
+
+func TestBootstrapAPGR(t *testing.T) {
+	score, weak, strong := tiedScores(4, 2000)
+	est := classifier.APGR(score, weak, strong)
+	a := BootstrapAPGR(score, weak, strong, 300, 9)
+	b := BootstrapAPGR(score, weak, strong, 300, 9)
+	t.Run("it is reproducible for a seed", func(t *testing.T) {
+		if a != b {
+			t.Errorf("got %+v and %+v", a, b)
+		}
+	})
+	t.Run("it brackets the estimate", func(t *testing.T) {
+		if !(a.Lo < est && est < a.Hi) {
+			t.Errorf("interval %+v does not hold APGR %v", a, est)
+		}
+	})
+}
+
+func TestBootstrapPoint(t *testing.T) {
+	t.Run("identical requests give a zero-width interval", func(t *testing.T) {
+		out := make([]models.Replayed, 50)
+		strong := make([]float64, 50)
+		for i := range out {
+			out[i] = models.Replayed{KeptStrong: true, Score: 1, LatencyMS: 700, CostUSD: 0.002}
+			strong[i] = 1
+		}
+		iv := BootstrapPoint(out, strong, 100, 1)
+		// Every resample: share 1, quality 1, cost 1000*0.002 = 2, p95 700.
+		for _, c := range []struct {
+			name string
+			iv   Interval
+			want float64
+		}{{"share", iv.StrongShare, 1}, {"quality", iv.Quality, 1}, {"relative", iv.RelQuality, 1}, {"cost", iv.CostPer1k, 2}, {"p95", iv.LatencyP95MS, 700}} {
+			if math.Abs(c.iv.Lo-c.want) > 1e-12 || math.Abs(c.iv.Hi-c.want) > 1e-12 {
+				t.Errorf("%s: got %+v, want [%v, %v]", c.name, c.iv, c.want, c.want)
+			}
+		}
+	})
+	t.Run("the one-pass p95 equals models.Percentile of each resample", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 5))
+		out := make([]models.Replayed, 300)
+		strong := make([]float64, 300)
+		for i := range out {
+			out[i] = models.Replayed{LatencyMS: math.Round(rng.ExpFloat64() * 100)} // ties on purpose
+		}
+		got := BootstrapPoint(out, strong, 100, 3)
+		// The same resamples, done the slow way.
+		rs := newResampler(len(out), 3)
+		p95 := make([]float64, 100)
+		for b := range p95 {
+			var lat []float64
+			for i, k := range rs.next() {
+				for range k {
+					lat = append(lat, out[i].LatencyMS)
+				}
+			}
+			p95[b] = models.Percentile(lat, 0.95)
+		}
+		if want := percentileInterval(p95); got.LatencyP95MS != want {
+			t.Errorf("got %+v, want %+v", got.LatencyP95MS, want)
+		}
+	})
+	t.Run("a half-strong log brackets one half", func(t *testing.T) {
+		out := make([]models.Replayed, 400)
+		strong := make([]float64, 400)
+		for i := range out {
+			out[i] = models.Replayed{KeptStrong: i%2 == 0, Score: float64(i % 2), LatencyMS: float64(i)}
+			strong[i] = 1
+		}
+		iv := BootstrapPoint(out, strong, 200, 2)
+		if !(iv.StrongShare.Lo < 0.5 && 0.5 < iv.StrongShare.Hi) || iv.StrongShare.Hi-iv.StrongShare.Lo > 0.15 {
+			t.Errorf("got share interval %+v", iv.StrongShare)
+		}
+	})
+}
+
+func TestWriteCurvesCSV(t *testing.T) {
+	pts := []models.OperatingPoint{{
+		Policy: models.Policy{SpeculateAbove: 0.1, EscalateAbove: 0.7, AcceptConfidence: 0.8}, Kind: models.KindCombined,
+		StrongShare: 0.25, Quality: 0.8, PGR: math.NaN(), CostPer1k: 1.5, LatencyMeanMS: 500, LatencyP50MS: 400, LatencyP95MS: 1200, LatencyP99MS: 2000,
+		FastShare: 0.5, SpeculateShare: 0.3, EscalateShare: 0.2, AcceptedShare: 0.1,
+	}}
+	var b bytes.Buffer
+	if err := WriteCurvesCSV(&b, pts, []int{0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "speculate_above,escalate_above,accept_confidence,strong_share,quality,pgr,cost_per_1k,latency_mean_ms,latency_p50_ms,latency_p95_ms,latency_p99_ms,fast_share,speculate_share,escalate_share,accepted_share,kind,pareto_p95,pareto_cost\n" +
+		"0.1,0.7,0.8,0.25,0.8,NaN,1.5,500,400,1200,2000,0.5,0.3,0.2,0.1,combined,true,false\n"
+	if got := b.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// testRun builds a run on a random log with confidence and per-request
+// latency.
+func testRun(t *testing.T, name, dir string, seed uint64) *Run {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 11))
+	n := 600
+	reqs := make([]models.Request, n)
+	p, y, fast, strong := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range reqs {
+		ph := rng.Float64()
+		f, s := 0.0, 0.0
+		if rng.Float64() > ph {
+			f = 1
+		}
+		if rng.Float64() < 0.9 {
+			s = 1
+		}
+		conf := math.Min(1, math.Max(0, 1-ph+0.2*rng.NormFloat64()))
+		reqs[i] = models.Request{PHard: ph, FastScore: f, StrongScore: s, FastLatencyMS: 300 + 200*rng.Float64(), StrongLatencyMS: 900 + 900*rng.Float64(),
+			FastCostUSD: 0.0002, StrongCostUSD: 0.004, Confidence: conf, HasConfidence: true}
+		p[i], fast[i], strong[i] = ph, f, s
+		if s > f {
+			y[i] = 1
+		}
+	}
+	rp, err := models.NewReplayer(reqs, models.BillProrata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &models.Artifact{Version: "test-" + name, Tiers: models.Tiers{Fast: "f", Strong: "s"}, Label: "strong-wins",
+		Policy:                models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.6},
+		ConfidenceCalibration: &classifier.Calibration{Method: "identity"}}
+	return &Run{Name: name, Dir: dir, Artifact: a, Replayer: rp, Points: rp.Sweep(rp.QuantileGrid(20, 4), models.SweepOptions{}),
+		PHard: p, Label: y, Fast: fast, Strong: strong, Sources: []string{"latency: test"}}
+}
+
+func TestWriteReport(t *testing.T) {
+	dir := t.TempDir()
+	page := &Page{Title: "test report", Data: []string{"x.jsonl"}, Billing: models.BillProrata, Grid: "21 thresholds", Resamples: 50, Seed: 1}
+	for i, name := range []string{"alpha", "beta"} {
+		s, err := Analyze(testRun(t, name, name, uint64(i+1)), Options{Resamples: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.Sections = append(page.Sections, s)
+	}
+	if err := Write(dir, page); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("every image the page shows exists and decodes", func(t *testing.T) {
+		srcs := regexp.MustCompile(`src="([^"]+)"`).FindAllStringSubmatch(string(html), -1)
+		// 5 plots (with a confidence diagram) for each of 2 routers.
+		if len(srcs) != 10 {
+			t.Errorf("got %d images, want 10", len(srcs))
+		}
+		for _, m := range srcs {
+			f, err := os.Open(filepath.Join(dir, m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := png.Decode(f); err != nil {
+				t.Errorf("%s: %v", m[1], err)
+			}
+			f.Close()
+			svg, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(m[1], ".png")+".svg"))
+			if err != nil || !bytes.Contains(svg, []byte("<svg")) {
+				t.Errorf("%s: no SVG next to it (%v)", m[1], err)
+			}
+		}
+	})
+	t.Run("the page needs nothing from the network", func(t *testing.T) {
+		for _, bad := range []string{"http://", "https://", "<script", "@import", "<link"} {
+			if bytes.Contains(html, []byte(bad)) {
+				t.Errorf("index.html contains %q", bad)
+			}
+		}
+	})
+	t.Run("metrics.json holds eval's APGR and CPT", func(t *testing.T) {
+		for _, s := range page.Sections {
+			b, err := os.ReadFile(filepath.Join(dir, s.Dir, "metrics.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m struct {
+				APGR, CPT50 float64
+				CI          [2]float64 `json:"apgr_ci95"`
+				ConfECE     float64    `json:"confidence_ece"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			run := testRun(t, s.Name, s.Dir, map[string]uint64{"alpha": 1, "beta": 2}[s.Name])
+			want := models.Evaluate(run.PHard, run.Label, run.Fast, run.Strong)
+			if m.APGR != want.APGR || m.CPT50 != want.CPT50 {
+				t.Errorf("%s: got apgr %v cpt50 %v, want %v %v", s.Name, m.APGR, m.CPT50, want.APGR, want.CPT50)
+			}
+			if !(m.CI[0] <= m.APGR && m.APGR <= m.CI[1]) {
+				t.Errorf("%s: interval %v does not hold %v", s.Name, m.CI, m.APGR)
+			}
+		}
+	})
+	t.Run("curves.csv has a row per operating point", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(dir, "alpha", "curves.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := bytes.Count(b, []byte("\n")), len(page.Sections[0].Points)+1; got != want {
+			t.Errorf("got %d lines, want %d", got, want)
+		}
+	})
+}
