@@ -16,6 +16,12 @@ const (
 	LabelWeakFails = "weak-fails"
 	// LabelGap is 1 when strong minus fast exceeds the label's Gap.
 	LabelGap = "gap"
+	// LabelGain is the soft target (strong - fast + 1) / 2 in [0,1]: its
+	// probability is a rescaled expected gain of the strong tier, which is
+	// exactly what routing ranks by (the oracle sends the largest gains
+	// first). Unlike the 0/1 labels it also learns from requests where the
+	// fast tier wins.
+	LabelGain = "gain"
 )
 
 // WeakFailsBelow is the fast score under which weak-fails calls a record hard.
@@ -27,7 +33,7 @@ const WeakFailsBelow = 0.5
 const gapTolerance = 1e-9
 
 // labelForms lists the valid label strings for error messages.
-const labelForms = `"strong-wins" (default), "weak-fails" or "gap:T" with T in [0,1) (e.g. "gap:0.2")`
+const labelForms = `"strong-wins" (default), "weak-fails", "gain" or "gap:T" with T in [0,1) (e.g. "gap:0.2")`
 
 // Label is how a (fast, strong) pair of scores becomes a 0/1 training
 // target. The zero value is strong-wins, the default.
@@ -48,6 +54,8 @@ func ParseLabel(s string) (Label, error) {
 		return Label{Kind: LabelStrongWins}, nil
 	case LabelWeakFails:
 		return Label{Kind: LabelWeakFails}, nil
+	case LabelGain:
+		return Label{Kind: LabelGain}, nil
 	}
 	rest, ok := strings.CutPrefix(s, LabelGap+":")
 	if !ok {
@@ -76,11 +84,14 @@ func (l Label) String() string {
 }
 
 // Of returns the label of a record whose fast and strong scores are given:
-// 1 when the request needs the strong tier, else 0. It panics on a Label
-// that ParseLabel would not return (a programmer error).
+// 1 when the request needs the strong tier, else 0 (gain gives a value in
+// [0,1]). It panics on a Label that ParseLabel would not return (a
+// programmer error).
 func (l Label) Of(fast, strong float64) float64 {
 	var hard bool
 	switch l.Kind {
+	case LabelGain:
+		return (strong - fast + 1) / 2
 	case "", LabelStrongWins:
 		hard = strong > fast
 	case LabelWeakFails:

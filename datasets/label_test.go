@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -128,4 +129,20 @@ func TestLabelOfPanicsOnAnUnknownKind(t *testing.T) {
 		}
 	}()
 	Label{Kind: "bogus"}.Of(0, 1)
+}
+
+func TestGainLabel(t *testing.T) {
+	l, err := ParseLabel("gain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ fast, strong, want float64 }{{0, 1, 1}, {1, 0, 0}, {1, 1, 0.5}, {0.2, 0.8, 0.8}}
+	for _, tt := range tests {
+		if got := l.Of(tt.fast, tt.strong); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("gain.Of(%v, %v) = %v, want %v", tt.fast, tt.strong, got, tt.want)
+		}
+	}
+	if l.String() != "gain" {
+		t.Errorf("String() = %q", l.String())
+	}
 }

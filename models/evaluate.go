@@ -42,7 +42,9 @@ func Evaluate(p, y, weak, strong []float64) Report {
 	if len(p) == 0 {
 		return r
 	}
-	auc := classifier.AUC(p, y, nil)
+	// AUC needs classes; a soft label (gain) counts as positive when the
+	// strong tier wins (y > 0.5), which leaves 0/1 labels unchanged.
+	auc := classifier.AUC(p, binarize(y), nil)
 	ll := classifier.LogLoss(p, y, nil)
 	br := classifier.Brier(p, y, nil)
 	ece := classifier.ECE(p, y, ECEBins)
@@ -68,7 +70,7 @@ func EvaluateRandom(y, weak, strong []float64) Report {
 	c := make([]float64, len(weak))
 	r := rankMetrics(c, weak, strong)
 	if len(c) > 0 {
-		auc := classifier.AUC(c, y, nil)
+		auc := classifier.AUC(c, binarize(y), nil)
 		r.AUC = &auc
 	}
 	return r
@@ -84,8 +86,18 @@ func EvaluateOracle(y, weak, strong []float64) Report {
 	}
 	r := rankMetrics(s, weak, strong)
 	if len(s) > 0 {
-		auc := classifier.AUC(s, y, nil)
+		auc := classifier.AUC(s, binarize(y), nil)
 		r.AUC = &auc
 	}
 	return r
+}
+
+func binarize(y []float64) []float64 {
+	out := make([]float64, len(y))
+	for i, v := range y {
+		if v > 0.5 {
+			out[i] = 1
+		}
+	}
+	return out
 }
