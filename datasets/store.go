@@ -45,6 +45,10 @@ const (
 	// DefaultStoreTimeout is how long Open waits for the file lock before
 	// saying another process holds it.
 	DefaultStoreTimeout = time.Second
+	// DefaultPageSize is bbolt's page size for new files. Larger than the
+	// usual 4 KiB because logged prompts are often 1-4 KB: at 4 KiB a 2 KB
+	// record takes a page (and a write syscall) of its own.
+	DefaultPageSize = 16 << 10
 	// DefaultMaxBatchSize caps the feedback writes in one commit.
 	DefaultMaxBatchSize = 1000
 	// exportChunk is how many log records one read transaction of an
@@ -79,6 +83,9 @@ type StoreOptions struct {
 	// MaxBatchSize caps the feedback writes sharing one commit; 0 means
 	// DefaultMaxBatchSize.
 	MaxBatchSize int
+	// PageSize is the page size of a new file (an existing file keeps
+	// its own); 0 means DefaultPageSize.
+	PageSize int
 	// NoSync skips fsync on commit. Only for tests and benchmarks that
 	// measure something else: a crash may then lose acknowledged writes.
 	NoSync bool
@@ -119,12 +126,17 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		// "fail at once" means here.
 		timeout = time.Nanosecond
 	}
+	pageSize := opts.PageSize
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: timeout,
 		// The freelist is rebuilt by a scan at open instead of being
 		// written on every commit: commits are the feedback path's cost.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		PageSize:       pageSize,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {

@@ -190,3 +190,11 @@ func resultOf(p float64) models.Result {
 }
 
 func newRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

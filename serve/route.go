@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -193,8 +195,11 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 // decodeRoute decodes and validates a POST /v1/route body.
 func decodeRoute(body []byte, lim Limits) (routeRequest, error) {
 	var r routeRequest
-	if err := decodeStrict(body, &r); err != nil {
-		return r, err
+	if !utf8.Valid(body) || !fastDecodeRoute(body, &r) {
+		r = routeRequest{}
+		if err := decodeStrict(body, &r); err != nil {
+			return r, err
+		}
 	}
 	return r, r.validate("", lim)
 }
@@ -230,17 +235,16 @@ func (r *routeRequest) input() features.Input {
 	return in
 }
 
-// newRequestID is 128 random bits in hex. math/rand/v2's global source is
-// ChaCha8 seeded from the OS per thread: unique with overwhelming
-// probability and without a syscall per request.
-func newRequestID() string {
+// newRequestID is 32 hex characters: the time in nanoseconds (8 bytes,
+// big-endian) then 64 random bits. Time first makes ids sort by time, so
+// the db's id index grows at its end instead of rewriting a random page
+// for every request (measured: half the decision log's cost). The random
+// half comes from math/rand/v2's global ChaCha8, seeded from the OS per
+// thread: unique and unguessable enough without a syscall per request.
+func newRequestID(now time.Time) string {
 	var b [16]byte
-	for i := 0; i < 16; i += 8 {
-		u := rand.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(u >> (8 * j))
-		}
-	}
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
@@ -263,9 +267,10 @@ func (s *Server) handleRoute(c *gin.Context) {
 	}
 	st := s.state.Load()
 	res := st.router.Route(req.input())
+	now := s.now()
 	id := req.ID
 	if id == "" {
-		id = newRequestID()
+		id = newRequestID(now)
 	}
 	if !finite(res.PHard) {
 		putItem(it)
@@ -283,7 +288,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 	*bp = out
 	outPool.Put(bp)
 
-	it.entry = datasets.LogEntry{ID: id, TS: s.now(), Request: body,
+	it.entry = datasets.LogEntry{ID: id, TS: now, Request: body,
 		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: 1}}
 	s.dlog.Enqueue(it)
 }
@@ -320,7 +325,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		id := r.ID
 		if id == "" {
-			id = newRequestID()
+			id = newRequestID(now)
 		}
 		s.count(res)
 		if i > 0 {

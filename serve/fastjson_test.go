@@ -1,0 +1,83 @@
+package serve
+
+import (
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+var fastSeeds = []string{
+	`{"prompt":"x"}`,
+	` { "prompt" : "a\nb\t\"q\" \\ \/ \b\f\r" , "id" : "i-1", "explain" : true } `,
+	`{"prompt":"caf\u00e9 \ud83d\ude00 \ud800 \udc00x \ud800\u0041 \uD834\uDD1E"}`,
+	`{"messages":[{"role":"user","content":"hi"},{"content":"x","role":"assistant"}],"meta":{"a":"b","":"","a":"c"}}`,
+	`{"messages":[],"meta":{}}`,
+	`{"messages":[{}]}`,
+	`{"prompt":"a","prompt":"b","explain":false}`,
+	`{"Prompt":"x"}`,
+	`{"prompt":null}`,
+	`{"meta":{"n":1}}`,
+	`{"prompt":"x",}`,
+	`{"prompt":"x"}x`,
+	`{"prompt":"\u00"}`,
+	`{"prompt":"\x"}`,
+	"{\"prompt\":\"a\x01\"}",
+	`{"explain":truex}`,
+	`{"messages":[{"role":"u","content":"c"},]}`,
+	`{"":1}`,
+}
+
+func TestFastDecodeRoute(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+		want routeRequest
+	}{
+		{"a plain prompt", `{"prompt":"hello"}`, true, routeRequest{Prompt: "hello"}},
+		{"escapes and a surrogate pair", `{"prompt":"a\n\u00e9\ud83d\ude00"}`, true, routeRequest{Prompt: "a\né😀"}},
+		{"a lone surrogate becomes U+FFFD", `{"prompt":"\ud800x"}`, true, routeRequest{Prompt: "\uFFFDx"}},
+		{"messages, meta and explain", `{"messages":[{"role":"user","content":"c"}],"meta":{"k":"v"},"explain":true,"id":"i"}`, true,
+			routeRequest{ID: "i", Messages: []message{{Role: "user", Content: "c"}}, Meta: map[string]string{"k": "v"}, Explain: true}},
+		{"another case goes to encoding/json", `{"PROMPT":"x"}`, false, routeRequest{}},
+		{"a number in meta goes to encoding/json", `{"prompt":"x","meta":{"n":1}}`, false, routeRequest{}},
+		{"null goes to encoding/json", `{"prompt":null}`, false, routeRequest{}},
+		{"trailing data is not accepted", `{"prompt":"x"} {}`, false, routeRequest{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got routeRequest
+			ok := fastDecodeRoute([]byte(tt.body), &got)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
+			}
+			if ok && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzFastDecodeMatchesEncodingJSON: whatever the fast path accepts, the
+// strict encoding/json decoder accepts too, with the same result.
+func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) {
+			return
+		}
+		var fast routeRequest
+		if !fastDecodeRoute(body, &fast) {
+			return
+		}
+		var slow routeRequest
+		if err := decodeStrict(body, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json says %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", body, fast, slow)
+		}
+	})
+}
