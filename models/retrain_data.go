@@ -281,11 +281,12 @@ func RecordInput(r *datasets.Record) features.Input {
 	return in
 }
 
-// SplitNewest holds out the newest share frac of the examples by time
-// (ties broken by id, so the split is deterministic): the challenger is
-// trained on the past and judged on the most recent traffic, as it will be
-// used. Records without a time sort first, so an offline base log stays
-// on the training side.
+// SplitNewest holds out the newest share frac of the timestamped
+// examples (ties broken by id, so the split is deterministic): the
+// challenger is trained on the past and judged on the most recent traffic,
+// as it will be used. Examples without a time (an offline base log) always
+// train, however few timestamped ones there are; only when none has a
+// time is the held-out share the last by id.
 func SplitNewest(ex []Labelled, frac float64) (train, held []Labelled) {
 	s := slices.Clone(ex)
 	slices.SortStableFunc(s, func(a, b Labelled) int {
@@ -294,8 +295,16 @@ func SplitNewest(ex []Labelled, frac float64) (train, held []Labelled) {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	k := int(math.Round(frac * float64(len(s))))
-	k = max(0, min(len(s), k))
+	// Zero times sort first; dated is where the timestamped ones start.
+	dated := 0
+	for dated < len(s) && s[dated].TS.IsZero() {
+		dated++
+	}
+	if dated == len(s) {
+		dated = 0
+	}
+	k := int(math.Round(frac * float64(len(s)-dated)))
+	k = max(0, min(len(s)-dated, k))
 	return s[:len(s)-k], s[len(s)-k:]
 }
 

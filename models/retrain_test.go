@@ -386,7 +386,7 @@ func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
 		LabelName: "strong-wins",
 		Features:  smallSpec(),
 		Folds:     3,
-		L2:        1e-4,
+		L2:        1e-2, // the middle of DefaultL2Grid for IDF-scaled features
 		Now:       time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
 	})
 	if err != nil {

@@ -23,6 +23,14 @@ type RetrainOptions struct {
 	// Examples caps weights or turns weighting off. Its Tiers are ignored:
 	// the champion's are used.
 	Examples ExampleOptions
+	// WeightedFit fits the challenger with the inverse propensity
+	// weights too. By default the fit gives every example weight 1 while
+	// the comparison and the traffic estimates keep the weights: the
+	// router selects on the prompt only, so P(label | prompt) is the same
+	// inside and outside the labelled sample, and weighting the fit only
+	// moves where a misspecified model spends its errors, at a large cost
+	// in variance (docs/loop.md has the measurements).
+	WeightedFit bool
 	// L2 is the challenger's regularisation; 0 reuses the champion's, so
 	// a retrain does not redo the search, unless ChooseL2 is set.
 	L2       float64
@@ -103,6 +111,9 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	trEx := Examples(train)
 	for i := range trEx {
 		trEx[i].Fold = datasets.Fold(trEx[i].ID, opts.Seed, opts.Folds)
+		if !opts.WeightedFit {
+			trEx[i].Weight = 1
+		}
 	}
 	heldEx := Examples(held)
 	l2 := opts.L2

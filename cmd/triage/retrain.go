@@ -57,7 +57,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	l2 := fs.Float64("l2", 0, "L2 strength of the challenger; 0 picks it by cross-validation (default: the champion's)")
 	folds := fs.Int("folds", models.DefaultFolds, "K for the challenger's calibration (and L2 search)")
 	maxWeight := fs.Float64("max-weight", models.DefaultMaxWeight, "cap on inverse propensity weights")
-	noIPW := fs.Bool("no-ipw", false, "give every record weight 1 (ignore propensities)")
+	noIPW := fs.Bool("no-ipw", false, "give every record weight 1 everywhere, the comparison included (ignore propensities)")
+	ipwFit := fs.Bool("ipw-fit", false, "fit the challenger with the inverse propensity weights too (default: weights only in the comparison)")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
@@ -120,15 +121,16 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
 	opts := models.RetrainOptions{
-		Holdout:  *holdout,
-		Compare:  models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
-		Examples: models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW},
-		L2:       *l2,
-		ChooseL2: l2Given && *l2 == 0,
-		Folds:    *folds,
-		Seed:     *seed,
-		Sources:  append(append([]string(nil), data...), feedback...),
-		Skipped:  bad,
+		Holdout:     *holdout,
+		Compare:     models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Examples:    models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW},
+		L2:          *l2,
+		ChooseL2:    l2Given && *l2 == 0,
+		WeightedFit: *ipwFit,
+		Folds:       *folds,
+		Seed:        *seed,
+		Sources:     append(append([]string(nil), data...), feedback...),
+		Skipped:     bad,
 	}
 	var stop func()
 	opts.Progress, stop = newProgress(env)
