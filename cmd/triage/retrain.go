@@ -263,7 +263,7 @@ func tsOrNone(t time.Time) string {
 	if t.IsZero() {
 		return "(no timestamps)"
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // short trims a version to its time and the first hex digits.
