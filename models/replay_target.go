@@ -88,8 +88,10 @@ const (
 	MinimizeLatency Objective = "latency"
 )
 
-// DefaultShareTolerance is how close a strong-share target must be met.
-const DefaultShareTolerance = 0.005
+// DefaultShareTolerance is how close a strong-share target must be met:
+// half a step of a 200-cut quantile grid, so a fast/escalate threshold
+// always lands within it when p_hard has few ties.
+const DefaultShareTolerance = 0.0025
 
 // Solver picks the operating point for a set of targets. Feed it every
 // candidate with Consider (it keeps no list, so a sweep of any size

@@ -168,7 +168,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 }
 
 // shareTolerance is how close a strong-share target must be met: half a
-// grid step, but no tighter than models.DefaultShareTolerance.
+// step of the grid, and no tighter than models.DefaultShareTolerance.
 func shareTolerance(grid int) float64 {
 	return math.Max(models.DefaultShareTolerance, 0.5/float64(grid))
 }

@@ -166,7 +166,7 @@ func BootstrapPoint(out []models.Replayed, strong []float64, resamples int, seed
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(out[a].LatencyMS, out[b].LatencyMS) })
-	k95 := int32(math.Ceil(0.95*float64(n))) // nearest rank, as models.Percentile
+	k95 := int32(math.Ceil(0.95 * float64(n))) // nearest rank, as models.Percentile
 	rs := newResampler(n, seed)
 	share := make([]float64, resamples)
 	q := make([]float64, resamples)

@@ -141,6 +141,10 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // render draws the plot with the legend in a strip on its right.
 func (f *figure) render(c draw.Canvas) {
+	// A white page under the legend strip too: the plot paints only its
+	// own part, and an SVG is otherwise transparent there.
+	c.SetColor(color.White)
+	c.Fill(c.Rectangle.Path())
 	legW := f.leg.Rectangle(c).Size().X + 0.15*vg.Inch
 	f.p.Draw(draw.Crop(c, 0, -legW, 0, 0))
 	lc := draw.Crop(c, c.Size().X-legW+0.1*vg.Inch, 0, 0, -0.45*vg.Inch)
