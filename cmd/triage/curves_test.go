@@ -639,13 +639,35 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 	writeLog(t, fitPath, fit)
 	defaults := []string{"--latency", fast + "=400," + strong + "=1800", "--cost", fast + "=0.0003," + strong + "=0.006"}
 
-	t.Run("the report's APGR and CPT equal eval's to 3 decimals", func(t *testing.T) {
+	t.Run("the report's APGR and CPT equal eval's, and its fast/escalate rows an independent replay", func(t *testing.T) {
 		out := filepath.Join(dir, "report")
 		args := append([]string{"curves", "--model", model, "--data", heldPath, "--grid", "50", "--resamples", "200", "-o", out}, defaults...)
 		if _, stderr, code := run(t, args...); code != 0 {
 			t.Fatalf("curves exited %d: %s", code, stderr)
 		}
 		m := readMetrics(t, filepath.Join(out, "metrics.json"))
+		// The fast/escalate rows against the test's own replay.
+		header, rows := readCurves(t, filepath.Join(out, "curves.csv"))
+		reqs := plainRequests(t, model, held, map[string]float64{fast: 400, strong: 1800}, map[string]float64{fast: 0.0003, strong: 0.006})
+		n := 0
+		for _, row := range rows {
+			if row[col(header, "kind")] != string(models.KindFastEscalate) {
+				continue
+			}
+			n++
+			share, q, cost, mean, p95 := independentReplay(reqs, num(t, row[0]), num(t, row[1]), num(t, row[2]))
+			for _, c := range []struct {
+				name string
+				want float64
+			}{{"strong_share", share}, {"quality", q}, {"cost_per_1k", cost}, {"latency_mean_ms", mean}, {"latency_p95_ms", p95}} {
+				if got := num(t, row[col(header, c.name)]); !near(got, c.want) {
+					t.Errorf("row %v: %s %v, independent replay %v", row[:3], c.name, got, c.want)
+				}
+			}
+		}
+		if n < 50 {
+			t.Errorf("checked %d fast/escalate rows, want at least 50", n)
+		}
 		stdout, stderr, code := run(t, "eval", "--model", model, "--data", heldPath, "--json")
 		if code != 0 {
 			t.Fatalf("eval exited %d: %s", code, stderr)
@@ -654,6 +676,39 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
 			t.Fatal(err)
 		}
+		t.Run("and metrics.py's on triage score output", func(t *testing.T) {
+			py := pythonWithNumpy(t)
+			anchors := filepath.Join(data, "..", "anchors")
+			if _, err := os.Stat(filepath.Join(anchors, "metrics.py")); err != nil {
+				t.Skipf("anchors folder %s is absent; skipping", anchors)
+			}
+			scores, stderr, code := run(t, "score", "--model", model, "--data", heldPath)
+			if code != 0 {
+				t.Fatalf("score exited %d: %s", code, stderr)
+			}
+			sf := filepath.Join(dir, "scores.jsonl")
+			if err := os.WriteFile(sf, []byte(scores), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// testdata/parity.py is the harness train_test.go uses.
+			pyOut, err := exec.Command(py, "testdata/parity.py", anchors, sf, heldPath, fast, strong).CombinedOutput()
+			if err != nil {
+				t.Fatalf("parity.py: %v: %s", err, pyOut)
+			}
+			var ref map[string]float64
+			if err := json.Unmarshal(pyOut, &ref); err != nil {
+				t.Fatalf("parity.py printed %q", pyOut)
+			}
+			for _, k := range []struct {
+				name string
+				got  float64
+			}{{"apgr", m.APGR}, {"cpt50", m.CPT50}} {
+				t.Logf("%s: metrics.py %.4f, report %.4f", k.name, ref[k.name], k.got)
+				if math.Abs(ref[k.name]-k.got) >= 5e-4 {
+					t.Errorf("%s: metrics.py %.5f, report %.5f", k.name, ref[k.name], k.got)
+				}
+			}
+		})
 		for _, c := range []struct {
 			name      string
 			got, want float64
