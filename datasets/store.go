@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -103,9 +104,28 @@ type BoltStore struct {
 	// together (see committer).
 	commits  chan *commitReq
 	maxBatch int
+	stats    commitStats
 	mu       sync.RWMutex // guards closed against sends on commits
 	closed   bool
 	done     chan struct{}
+}
+
+// commitStats counts group commits, for metrics.
+type commitStats struct {
+	commits, writes, nanos atomic.Int64
+}
+
+// CommitStats are totals of the feedback group commits since open: the
+// mean group is Writes/Commits, the mean commit time Time/Commits.
+type CommitStats struct {
+	Commits int64
+	Writes  int64
+	Time    time.Duration
+}
+
+// CommitStats returns the group-commit totals.
+func (s *BoltStore) CommitStats() CommitStats {
+	return CommitStats{Commits: s.stats.commits.Load(), Writes: s.stats.writes.Load(), Time: time.Duration(s.stats.nanos.Load())}
 }
 
 // commitReq is one write waiting for the group commit.
@@ -173,6 +193,42 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	return st, nil
 }
 
+// maxLinger caps how long a commit waits for writers to come back.
+const maxLinger = time.Millisecond
+
+// gather adds waiting writes to group: all that are queued, then more
+// until target or linger passes.
+func (s *BoltStore) gather(group *[]*commitReq, target int, linger time.Duration) {
+	for len(*group) < s.maxBatch {
+		select {
+		case r, ok := <-s.commits:
+			if !ok {
+				return
+			}
+			*group = append(*group, r)
+			continue
+		default:
+		}
+		break
+	}
+	if len(*group) >= target || linger <= 0 {
+		return
+	}
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	for len(*group) < target {
+		select {
+		case r, ok := <-s.commits:
+			if !ok {
+				return
+			}
+			*group = append(*group, r)
+		case <-t.C:
+			return
+		}
+	}
+}
+
 // ErrStoreClosed is returned by writes after Close.
 var ErrStoreClosed = errors.New("feedback db is closed")
 
@@ -195,27 +251,24 @@ func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
 // committer is the group commit. bbolt's own DB.Batch starts a batch's
 // timer at its first write, so under steady load batches fragment into
 // many small commits queued on the writer lock (measured here: 5 to 11
-// writes per commit with 64 writers, about 6,000 writes/s). Taking
-// whatever is waiting when the writer frees up has no timer at all: a
-// lone write commits at once, and under load every commit carries all
-// the writes that arrived during the previous one.
+// writes per commit with 64 writers, about 6,000 writes/s). Here a lone
+// write commits at once, and under load a commit carries every write
+// waiting when the previous one ended, plus those that come back within
+// a quarter of the last commit's time (at most maxLinger): measured, 30
+// writes per commit without that wait and 61 with it, for 64 writers.
 func (s *BoltStore) committer() {
 	defer close(s.done)
 	var group []*commitReq
+	lastN, lastDur := 0, time.Duration(0)
 	for first := range s.commits {
 		group = append(group[:0], first)
-	gather:
-		for len(group) < s.maxBatch {
-			select {
-			case r, ok := <-s.commits:
-				if !ok {
-					break gather
-				}
-				group = append(group, r)
-			default:
-				break gather
-			}
-		}
+		// Writers released by the last commit tend to come straight back;
+		// waiting briefly for them keeps everyone in one group. Without it
+		// the writers settle into two groups that take turns, and each
+		// commit carries half of them.
+		target := min(lastN+len(s.commits)+1, s.maxBatch)
+		s.gather(&group, target, min(lastDur/4, maxLinger))
+		start := time.Now()
 		failed := -1
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for i, r := range group {
@@ -226,6 +279,10 @@ func (s *BoltStore) committer() {
 			}
 			return nil
 		})
+		lastN, lastDur = len(group), time.Since(start)
+		s.stats.commits.Add(1)
+		s.stats.writes.Add(int64(lastN))
+		s.stats.nanos.Add(int64(lastDur))
 		if failed < 0 {
 			for _, r := range group {
 				r.err <- err

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-router/triage/datasets"
 )
 
 // metrics are the server's Prometheus series, registered on the registry
@@ -100,6 +102,34 @@ func newMetrics(reg prometheus.Registerer, queueDepth, dbSize func() float64) *m
 		}, dbSize),
 	)
 	return m
+}
+
+// commitStatser is what a store may offer about its feedback commits.
+type commitStatser interface {
+	CommitStats() datasets.CommitStats
+}
+
+// registerCommitStats exports a store's group-commit totals, if it has
+// them: the mean feedback group is writes/commits.
+func registerCommitStats(reg prometheus.Registerer, store any) {
+	cs, ok := store.(commitStatser)
+	if !ok {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "triage_feedback_commits_total",
+			Help: "Group commits of feedback writes to the db.",
+		}, func() float64 { return float64(cs.CommitStats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "triage_feedback_commit_writes_total",
+			Help: "Feedback writes carried by the group commits (divide by commits for the mean group).",
+		}, func() float64 { return float64(cs.CommitStats().Writes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "triage_feedback_commit_seconds_total",
+			Help: "Time spent in feedback group commits, fsync included.",
+		}, func() float64 { return cs.CommitStats().Time.Seconds() }),
+	)
 }
 
 // routeMetrics are one route's pre-resolved series.

@@ -130,6 +130,7 @@ func New(opts Options) (*Server, error) {
 	s.m = newMetrics(opts.Registry,
 		func() float64 { return float64(s.dlog.Depth()) },
 		func() float64 { return float64(s.store.Size()) })
+	registerCommitStats(opts.Registry, opts.Store)
 	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log)
 	s.setState(st)
 	s.engine = s.newEngine()
