@@ -138,20 +138,17 @@ func (d *decisionLog) run() {
 		items = items[:0]
 		clear(entries)
 	}
-	// drain writes everything queued now, in batches.
+	// drain writes what is queued at the call, in batches. Only that
+	// many: under steady load the queue may never be empty, and a flush
+	// only needs the records queued before it.
 	drain := func() {
-		for {
-			select {
-			case it := <-d.queue:
-				items = append(items, it)
-				if len(items) == d.batch {
-					write()
-				}
-			default:
+		for n := len(d.queue); n > 0; n-- {
+			items = append(items, <-d.queue)
+			if len(items) == d.batch {
 				write()
-				return
 			}
 		}
+		write()
 	}
 	for {
 		select {
@@ -173,8 +170,14 @@ func (d *decisionLog) run() {
 			drain()
 			close(ch)
 		case <-d.stop:
-			drain()
-			return
+			// Enqueue checks closed before sending, so only a handful
+			// that raced the flag can follow what is queued now.
+			for {
+				drain()
+				if len(d.queue) == 0 {
+					return
+				}
+			}
 		}
 	}
 }
