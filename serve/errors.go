@@ -27,6 +27,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeUnauthorized     = "unauthorized"   // admin route without the right bearer token
 	CodeBadArtifact      = "bad_artifact"   // reload refused: the model file is invalid
+	CodeReloadFailed     = "reload_failed"  // reload refused: the model file could not be read
 	CodeNotReady         = "not_ready"      // no model, db closed, or shutting down
 	CodeInternal         = "internal_error" // a bug or an I/O failure; logged
 )
@@ -43,6 +44,7 @@ var codeStatus = map[string]int{
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeBadArtifact:      http.StatusUnprocessableEntity,
+	CodeReloadFailed:     http.StatusInternalServerError,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
 }
@@ -52,9 +54,13 @@ var codeStatus = map[string]int{
 type Error struct {
 	Code    string
 	Message string
+	// Err is the cause, if any, for errors.Is; the client sees Message.
+	Err error
 }
 
 func (e *Error) Error() string { return e.Message }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf builds an *Error.
 func Errorf(code, format string, args ...any) *Error {

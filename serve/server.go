@@ -226,7 +226,14 @@ func (s *Server) Reload() (ReloadResult, error) {
 	if err != nil {
 		s.m.reloadsEr.Inc()
 		s.log.Warn("reload refused", "still_serving", prev.art.Version, "err", err)
-		return ReloadResult{Version: prev.art.Version, Previous: prev.art.Version}, fmt.Errorf("reload refused, still serving %s: %w", prev.art.Version, err)
+		code := CodeReloadFailed
+		if errors.Is(err, models.ErrBadArtifact) {
+			code = CodeBadArtifact
+		}
+		// The reason goes to the caller even when it is an I/O error: a
+		// person asked for this reload and needs to know why it failed.
+		return ReloadResult{Version: prev.art.Version, Previous: prev.art.Version},
+			&Error{Code: code, Message: fmt.Sprintf("reload refused, still serving %s: %v", prev.art.Version, err), Err: err}
 	}
 	s.setState(st)
 	s.m.reloadsOK.Inc()

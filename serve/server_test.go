@@ -118,8 +118,11 @@ func TestReload(t *testing.T) {
 	t.Run("a missing file keeps the old model", func(t *testing.T) {
 		os.Remove(ts.model)
 		w := ts.do(t, "POST", "/admin/reload", "", auth...)
-		if w.Code/100 != 5 {
-			t.Fatalf("status = %d, want 5xx", w.Code)
+		if w.Code != 500 {
+			t.Fatalf("status = %d, want 500", w.Code)
+		}
+		if e := errorOf(t, w); e.Code != CodeReloadFailed || !strings.Contains(e.Message, "no such file") {
+			t.Errorf("error = %+v, want reload_failed saying the file is missing", e)
 		}
 		if _, err := ts.Reload(); err == nil || !strings.Contains(err.Error(), "still serving v2") || !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("Reload() = %v, want a not-exist error naming v2", err)
