@@ -427,6 +427,10 @@ func fingerprint(ex []Example, y []float64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// minDocFreq is the fewest training prompts a hashed column must appear in
+// to be used (scikit-learn's min_df).
+const minDocFreq = 2
+
 // inverseDocumentFrequency returns, per column, log((1+n)/(1+df)) + 1 (the
 // smoothed IDF of scikit-learn) for the hashed columns below hashed, and 1
 // for the numeric slots above, which are not counts.
@@ -446,6 +450,12 @@ func inverseDocumentFrequency(x *classifier.Sparse, hashed int) []float64 {
 	for j := range df {
 		if j >= hashed {
 			df[j] = 1
+			continue
+		}
+		if df[j] < minDocFreq {
+			// Seen in one training prompt only: it cannot generalise, and
+			// with IDF it would get the largest value of all.
+			df[j] = 0
 			continue
 		}
 		df[j] = math.Log((1+n)/(1+df[j])) + 1
