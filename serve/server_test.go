@@ -477,3 +477,27 @@ func TestConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestFeedbackWaitsForAQueuedDecision(t *testing.T) {
+	var stuck *stuckLog
+	ts := newTestServer(t, func(o *Options) {
+		stuck = &stuckLog{Store: o.Store, release: make(chan struct{})}
+		o.Store = stuck
+	})
+	if w := ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"queued"}`); w.Code != 200 {
+		t.Fatalf("route: %d", w.Code)
+	}
+	// The writer is stuck holding the decision: the feedback must wait for
+	// it rather than answer 404.
+	got := make(chan int, 1)
+	go func() { got <- ts.do(t, "POST", "/v1/feedback", `{"request_id":"queued","model":"m","score":1}`).Code }()
+	select {
+	case code := <-got:
+		t.Fatalf("feedback answered %d while its decision was still queued, want it to wait", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(stuck.release)
+	if code := <-got; code != 200 {
+		t.Errorf("feedback after the decision was written: %d, want 200", code)
+	}
+}
