@@ -121,6 +121,75 @@ func BenchmarkFitLarge(b *testing.B) {
 	}
 }
 
+// BenchmarkFitSVM fits a libsvm file (labels 0/1, 1-based indices) with
+// L2 = 1/(C·rows), timing Fit alone, to set beside liblinear's train() on
+// the same file. Skipped unless CLASSIFIER_BENCH_SVM_IN is set;
+// CLASSIFIER_BENCH_C sets C (default 1).
+func BenchmarkFitSVM(b *testing.B) {
+	path := os.Getenv("CLASSIFIER_BENCH_SVM_IN")
+	if path == "" {
+		b.Skip("set CLASSIFIER_BENCH_SVM_IN to a libsvm file to run")
+	}
+	c := 1.0
+	if v, err := strconv.ParseFloat(os.Getenv("CLASSIFIER_BENCH_C"), 64); err == nil {
+		c = v
+	}
+	X, y := readSVM(b, path)
+	l2 := 1 / (c * float64(X.Rows()))
+	b.Logf("%s: rows %d, nnz %d, dim %d, l2 %g", path, X.Rows(), X.NNZ(), X.Dim, l2)
+	for b.Loop() {
+		cpu0 := cpuTime()
+		start := time.Now()
+		_, res, err := FitDetailed(X, y, nil, Options{L2: l2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("Fit: wall %v, cpu %v, %+v", time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), res)
+	}
+}
+
+func readSVM(tb testing.TB, path string) (*Sparse, []float64) {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	var idx []int32
+	var val []float64
+	var y []float64
+	X := &Sparse{Indptr: []int{0}}
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		lab, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		y = append(y, lab)
+		idx, val = idx[:0], val[:0]
+		for _, fv := range fields[1:] {
+			k, v, _ := strings.Cut(fv, ":")
+			j, err1 := strconv.Atoi(k)
+			x, err2 := strconv.ParseFloat(v, 64)
+			if err1 != nil || err2 != nil {
+				tb.Fatalf("bad entry %q", fv)
+			}
+			idx = append(idx, int32(j-1))
+			val = append(val, x)
+			X.Dim = max(X.Dim, j)
+		}
+		X.Idx = append(X.Idx, idx...)
+		X.Val = append(X.Val, val...)
+		X.Indptr = append(X.Indptr, len(X.Idx))
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return X, y
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -31,9 +31,9 @@
 // weights whatever Options.Workers or GOMAXPROCS is, on any machine of the
 // same architecture (the exponential is computed in portable Go because
 // math.Exp takes a CPU-dependent FMA path on amd64). Memory beyond the
-// matrix is about (chunks + 10)·Dim floats for the Newton solver and
-// (chunks + 25)·Dim for L-BFGS, allocated once per fit, plus two floats per
-// row.
+// matrix is about (chunks + 11)·Dim floats and two floats per row for the
+// Newton solver, and (chunks + about 35)·Dim floats for L-BFGS (its
+// history), allocated once per fit; chunks is at most 8.
 //
 // SelectL2 and CrossValidate choose L2 by K-fold out-of-fold log loss,
 // fitting folds on row subsets in place (no copies) and warm-starting each
