@@ -254,6 +254,11 @@ func Parse(b []byte) (*Artifact, error) {
 	if err := dec.Decode(&a); err != nil {
 		return nil, fmt.Errorf("%w: decode: %v", ErrBadArtifact, err)
 	}
+	// The version is checked before the checksum: a file from another
+	// build would also fail the checksum, with a less useful message.
+	if a.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%w: format_version is %d, this build reads %d; retrain or use a matching triage", ErrBadArtifact, a.FormatVersion, FormatVersion)
+	}
 	if a.Checksum == "" {
 		return nil, fmt.Errorf("%w: checksum is missing", ErrBadArtifact)
 	}
@@ -262,7 +267,7 @@ func Parse(b []byte) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	if sum != a.Checksum {
-		return nil, fmt.Errorf("%w: checksum mismatch (file says %.12s, content hashes to %.12s): the file was changed or truncated", ErrBadArtifact, a.Checksum, sum)
+		return nil, fmt.Errorf("%w: checksum mismatch (file says %.12s, content hashes to %.12s): the file was changed or truncated, or written by a development build with other fields", ErrBadArtifact, a.Checksum, sum)
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
