@@ -124,7 +124,8 @@ func BenchmarkFitLarge(b *testing.B) {
 // BenchmarkFitSVM fits a libsvm file (labels 0/1, 1-based indices) with
 // L2 = 1/(C·rows), timing Fit alone, to set beside liblinear's train() on
 // the same file. Skipped unless CLASSIFIER_BENCH_SVM_IN is set;
-// CLASSIFIER_BENCH_C sets C (default 1).
+// CLASSIFIER_BENCH_C sets C (default 1). CLASSIFIER_BENCH_CV=K also times
+// CrossValidate over DefaultL2Grid with K folds (row i in fold i mod K).
 func BenchmarkFitSVM(b *testing.B) {
 	path := os.Getenv("CLASSIFIER_BENCH_SVM_IN")
 	if path == "" {
@@ -145,6 +146,18 @@ func BenchmarkFitSVM(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("Fit: wall %v, cpu %v, %+v", time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), res)
+		if k, _ := strconv.Atoi(os.Getenv("CLASSIFIER_BENCH_CV")); k > 1 {
+			folds := make([]int, X.Rows())
+			for i := range folds {
+				folds[i] = i % k
+			}
+			cpu0, start = cpuTime(), time.Now()
+			cv, err := CrossValidate(X, y, nil, folds, nil, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("CrossValidate (%d folds x %d L2 values): wall %v, cpu %v, best %g, losses %.4f", k, len(cv.Grid), time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), cv.Best, cv.Loss)
+		}
 	}
 }
 

@@ -37,7 +37,10 @@
 //
 // SelectL2 and CrossValidate choose L2 by K-fold out-of-fold log loss,
 // fitting folds on row subsets in place (no copies) and warm-starting each
-// fold from its fit at the previous, larger L2.
+// fold from its fit at the previous, larger L2. A warm start is never
+// accepted as converged without a step, and its default tolerance is ten
+// times tighter: with weak regularisation the gradient there is small
+// while the objective is not yet near its minimum.
 //
 // # Calibration
 //

@@ -39,7 +39,8 @@ func runLBFGS(o *objective, theta []float64, g0 float64, start *evalPoint, opts 
 			copy(grad, cacheG)
 		},
 	}
-	conv := &relGradConverger{tol: opts.GradTol * g0}
+	// Like the Newton solver, a warm start takes at least one step.
+	conv := &relGradConverger{tol: opts.GradTol * g0, warm: start == nil}
 	settings := &optimize.Settings{
 		Converger:       conv,
 		MajorIterations: opts.MaxIter,
@@ -87,6 +88,7 @@ func lbfgsOutcome(result *optimize.Result, err error) (converged bool, _ error) 
 // relative 1e-14 for 10 iterations.
 type relGradConverger struct {
 	tol   float64
+	warm  bool // ignore the starting point's gradient
 	best  float64
 	stall int
 	first bool
@@ -95,6 +97,10 @@ type relGradConverger struct {
 func (c *relGradConverger) Init(int) { c.first, c.stall = true, 0 }
 
 func (c *relGradConverger) Converged(loc *optimize.Location) optimize.Status {
+	if c.first && c.warm {
+		c.first, c.best = false, loc.F
+		return optimize.NotTerminated
+	}
 	if loc.Gradient != nil && norm2(loc.Gradient) <= c.tol {
 		return optimize.GradientThreshold
 	}

@@ -54,7 +54,12 @@ func runNewton(o *objective, theta []float64, g0 float64, start *evalPoint, opts
 		res.GradNorm = gnorm / g0
 		return res
 	}
-	if gnorm <= tol {
+	// A warm start (start == nil) always takes one Newton step: a small
+	// gradient there does not mean a small gap when λ is small (the
+	// Hessian's smallest eigenvalue is λ), and a warm start from a fit at a
+	// larger λ typically sits exactly there: gradient (λ_old−λ)·w, gap up to
+	// ‖(λ_old−λ)·w‖²/(2λ).
+	if start != nil && gnorm <= tol {
 		return finish(optimize.GradientThreshold), nil
 	}
 	precondition := func() {
