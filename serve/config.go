@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // Defaults of Config, used by DefaultConfig.
@@ -52,6 +53,10 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for in-flight requests on
 	// SIGINT/SIGTERM before the decision log is drained.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Proxy is the OpenAI-compatible proxy (docs/proxy.md); its keys
+	// (tiers, record_responses, ...) sit at the top level. Without tiers
+	// the proxy is off.
+	Proxy proxy.Config `yaml:",inline"`
 }
 
 // Limits bound request size and time.
@@ -132,6 +137,7 @@ func DefaultConfig() Config {
 		DB:              DBConfig{OpenTimeout: DefaultDBOpenTimeout},
 		DecisionLog:     DecisionLogConfig{QueueSize: DefaultQueueSize, BatchSize: DefaultLogBatch},
 		ShutdownTimeout: DefaultShutdownTimeout,
+		Proxy:           proxy.DefaultConfig(),
 	}
 }
 
@@ -165,6 +171,11 @@ func ParseConfig(b []byte, base Config) (Config, error) {
 
 // Validate checks every value is usable.
 func (c Config) Validate() error {
+	if c.Proxy.Enabled() {
+		if err := c.Proxy.Validate(); err != nil {
+			return err
+		}
+	}
 	if c.Addr == "" {
 		return errors.New("addr is empty; want host:port")
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // FeedbackSink durably records feedback; it returns nil only once the
@@ -74,6 +75,9 @@ type Options struct {
 	AdminToken string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Getenv reads the proxy tiers' API key variables; nil means
+	// os.Getenv.
+	Getenv func(string) string
 }
 
 // Server answers routing requests with the current router and records
@@ -90,6 +94,9 @@ type Server struct {
 	m       *metrics
 	reload  sync.Mutex
 	closing atomic.Bool
+	// proxy is POST /v1/chat/completions; nil when no tiers are
+	// configured.
+	proxy *proxy.Handler
 
 	httpMu sync.Mutex
 	http   *http.Server
@@ -131,6 +138,20 @@ func New(opts Options) (*Server, error) {
 		func() float64 { return float64(s.dlog.Depth()) },
 		func() float64 { return float64(s.store.Size()) })
 	registerCommitStats(opts.Registry, opts.Store)
+	if s.cfg.Proxy.Enabled() {
+		pc := s.cfg.Proxy
+		pc.MaxBodyBytes = s.cfg.Limits.MaxBodyBytes
+		// The proxy asks for the router per request, so it follows
+		// reloads; it records into the same store as the route path.
+		s.proxy, err = proxy.New(pc, proxy.Deps{
+			Router:   func() proxy.Router { return s.Router() },
+			Recorder: proxy.StoreRecorder{Store: opts.Store},
+			Registry: opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
 	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log)
 	s.setState(st)
 	s.engine = s.newEngine()
@@ -292,6 +313,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("shutdown: %w (in-flight requests were cut off)", err)
 		}
 	}
+	if s.proxy != nil {
+		// Requests are done; what they queued for the store is written
+		// before the caller closes it.
+		if perr := s.proxy.Close(ctx); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
 	s.dlog.Close()
 	return err
 }
@@ -312,6 +340,14 @@ func (s *Server) newEngine() *gin.Engine {
 	s.handle(e, http.MethodPost, "/v1/route", s.handleRoute)
 	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
 	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
+	if s.proxy != nil {
+		s.handle(e, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+	} else {
+		// Like an unknown route (no metrics series), with a better hint.
+		e.POST("/v1/chat/completions", func(c *gin.Context) {
+			writeError(c, s.log, Errorf(CodeNotFound, "the proxy is off: add a tiers section to the config (see docs/proxy.md)"))
+		})
+	}
 	s.handle(e, http.MethodGet, "/v1/model", s.handleModel)
 	s.handle(e, http.MethodGet, "/healthz", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))

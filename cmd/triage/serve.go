@@ -163,6 +163,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		Registry:   reg,
 		Logger:     c.log,
 		AdminToken: cfg.AdminToken,
+		Getenv:     c.env.Getenv,
 	})
 	if err != nil {
 		return err
