@@ -53,6 +53,12 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for in-flight requests on
 	// SIGINT/SIGTERM before the decision log is drained.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Exploration sends a share of requests to speculate whatever p_hard
+	// says, so retraining sees both tiers' outcomes on all kinds of
+	// traffic (docs/loop.md).
+	Exploration ExplorationConfig `yaml:"exploration"`
+	// Drift sizes the sliding windows of the drift gauges on /metrics.
+	Drift DriftConfig `yaml:"drift"`
 	// Proxy is the OpenAI-compatible proxy (docs/proxy.md); its keys
 	// (tiers, record_responses, ...) sit at the top level. Without tiers
 	// the proxy is off.
@@ -137,6 +143,8 @@ func DefaultConfig() Config {
 		DB:              DBConfig{OpenTimeout: DefaultDBOpenTimeout},
 		DecisionLog:     DecisionLogConfig{QueueSize: DefaultQueueSize, BatchSize: DefaultLogBatch},
 		ShutdownTimeout: DefaultShutdownTimeout,
+		Exploration:     ExplorationConfig{Epsilon: DefaultEpsilon},
+		Drift:           DriftConfig{Window: DefaultDriftWindow, FeedbackWindow: DefaultDriftFeedbackWindow},
 		Proxy:           proxy.DefaultConfig(),
 	}
 }
@@ -216,5 +224,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s is %v, want a value in [0,1]", t.name, *t.v)
 		}
 	}
-	return nil
+	if err := c.Exploration.validate(); err != nil {
+		return err
+	}
+	return c.Drift.validate()
 }

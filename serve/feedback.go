@@ -106,6 +106,7 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		return
 	}
 	s.m.feedbackWrites.Inc()
+	s.scored(fb)
 	c.JSON(http.StatusOK, gin.H{"status": "recorded", "request_id": fb.RequestID, "model": fb.Model})
 }
 

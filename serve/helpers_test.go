@@ -89,6 +89,9 @@ func newTestServer(tb testing.TB, edit func(*Options)) *testServer {
 		Registry:  prometheus.NewRegistry(),
 		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
 		Now:       func() time.Time { return time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC) },
+		// The exploration coin never lands (1 is not below ε), so
+		// decisions are the policy's; explore_test.go sets its own.
+		Uniform: func() float64 { return 1 },
 	}
 	if edit != nil {
 		edit(&opts)

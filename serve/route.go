@@ -277,9 +277,13 @@ func (s *Server) handleRoute(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
 		return
 	}
+	res, propensity, explored := s.decide(st, res)
 	s.count(res)
 	bp := outPool.Get().(*[]byte)
 	out := appendDecision((*bp)[:0], id, res, st)
+	if explored {
+		out = append(out, `,"explored":true`...)
+	}
 	if req.Explain {
 		out = appendExplain(out, st.router.Explain(req.input(), explainTop))
 	}
@@ -289,7 +293,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 	outPool.Put(bp)
 
 	it.entry = datasets.LogEntry{ID: id, TS: now, Request: body,
-		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: 1}}
+		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	s.dlog.Enqueue(it)
 }
 
@@ -327,11 +331,15 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		if id == "" {
 			id = newRequestID(now)
 		}
+		res, propensity, explored := s.decide(st, res)
 		s.count(res)
 		if i > 0 {
 			out = append(out, ',')
 		}
 		out = appendDecision(out, id, res, st)
+		if explored {
+			out = append(out, `,"explored":true`...)
+		}
 		if r.Explain {
 			out = appendExplain(out, st.router.Explain(r.input(), explainTop))
 		}
@@ -339,7 +347,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		l := getItem()
 		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body,
-			Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: 1}}
+			Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 		logs = append(logs, l)
 	}
 	out = append(out, "]}"...)

@@ -75,6 +75,9 @@ type Options struct {
 	AdminToken string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Uniform draws the exploration coin in [0,1); nil means
+	// math/rand/v2's Float64. Tests pass a seeded source.
+	Uniform func() float64
 	// Getenv reads the proxy tiers' API key variables; nil means
 	// os.Getenv.
 	Getenv func(string) string
@@ -94,6 +97,11 @@ type Server struct {
 	m       *metrics
 	reload  sync.Mutex
 	closing atomic.Bool
+	// explore, drift and loop serve the feedback loop (explore.go,
+	// drift.go).
+	explore explorer
+	drift   *drift
+	loop    loopMetrics
 	// proxy is POST /v1/chat/completions; nil when no tiers are
 	// configured.
 	proxy *proxy.Handler
@@ -152,6 +160,11 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
+	s.explore = newExplorer(s.cfg.Exploration, opts.Uniform)
+	s.drift = newDrift(s.cfg.Drift)
+	s.loop = registerLoopMetrics(opts.Registry, s.drift, func() map[models.Decision]float64 {
+		return s.state.Load().art.ExpectedShares
+	})
 	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log)
 	s.setState(st)
 	s.engine = s.newEngine()
@@ -170,6 +183,11 @@ func (s *Server) load() (*state, error) {
 		c.Policy = s.cfg.Thresholds.Apply(a.Policy)
 		if err := c.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("thresholds from the config do not fit model %s: %w", a.Version, err)
+		}
+		if c.Policy != a.Policy {
+			// The artifact's shares were calibrated for its own
+			// thresholds; they would make the override look like drift.
+			c.ExpectedShares = nil
 		}
 		a = &c
 	}

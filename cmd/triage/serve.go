@@ -24,7 +24,7 @@ func init() {
 	register("serve", "start the routing server", runServe)
 }
 
-const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE]"
+const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE] [--watch]"
 
 // ServeConfig is everything triage serve needs: the server's own config
 // (file and flags) and the paths and secrets the command resolves.
@@ -42,6 +42,8 @@ type ServeConfig struct {
 	ConfigPath string
 	// AdminToken enables /admin; from $TRIAGE_ADMIN_TOKEN.
 	AdminToken string
+	// Watch reloads the model when its file changes (--watch).
+	Watch bool
 }
 
 // DefaultServeConfig returns the defaults.
@@ -62,6 +64,7 @@ type ServeCommand struct {
 	ln     net.Listener
 	served chan error
 	hup    chan os.Signal
+	watch  *serve.Watcher
 	wg     sync.WaitGroup
 	closed bool
 }
@@ -79,6 +82,7 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	fs.StringVar(&cfg.ModelPath, "model", "", "router artifact to serve (from triage train)")
 	fs.StringVar(&cfg.DBPath, "db", "", "bbolt file for the decision log and feedback; created if absent")
 	fs.StringVar(&cfg.ConfigPath, "config", "", "YAML or JSON config file (see docs/serving.md); flags win over it")
+	fs.BoolVar(&cfg.Watch, "watch", false, "reload the model when its file is written or renamed into place (SIGHUP and /admin/reload work either way)")
 	// Flags that override the file are applied after it is read, and only
 	// when given: their defaults must not undo the file.
 	def := serve.DefaultConfig()
@@ -182,6 +186,13 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		c.served <- srv.Serve(ln)
 	}()
 
+	if cfg.Watch {
+		// Reload logs its outcome, as for SIGHUP.
+		c.watch, err = serve.WatchModel(cfg.ModelPath, 0, func() { srv.Reload() }, c.log)
+		if err != nil {
+			return err
+		}
+	}
 	c.hup = make(chan os.Signal, 1)
 	signal.Notify(c.hup, syscall.SIGHUP)
 	c.wg.Add(1)
@@ -220,6 +231,9 @@ func (c *ServeCommand) Close() error {
 	if c.hup != nil {
 		signal.Stop(c.hup)
 		close(c.hup)
+	}
+	if c.watch != nil {
+		errs = append(errs, c.watch.Close())
 	}
 	if c.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.Config.Serve.ShutdownTimeout)

@@ -1,0 +1,89 @@
+package serve
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultWatchDebounce is how long WatchModel waits after the last event
+// before it reloads: a copy or an editor's save is a burst of events.
+const DefaultWatchDebounce = 250 * time.Millisecond
+
+// Watcher reloads a model when its file changes. Stop it with Close.
+type Watcher struct {
+	w    *fsnotify.Watcher
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// WatchModel calls reload after the file at path is written, or a file is
+// created at or renamed onto path, once per burst of events (debounce; 0
+// means DefaultWatchDebounce). It watches the file's directory, not the file:
+// a deploy that renames a new file over the old one replaces the inode a
+// file watch would follow. reload should validate before it swaps
+// (Server.Reload does); log gets watcher errors.
+func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Logger) (*Watcher, error) {
+	if debounce <= 0 {
+		debounce = DefaultWatchDebounce
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("watch model: %w", err)
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch model: %w", err)
+	}
+	if err := fw.Add(filepath.Dir(abs)); err != nil {
+		fw.Close()
+		return nil, fmt.Errorf("watch model directory %s: %w", filepath.Dir(abs), err)
+	}
+	w := &Watcher{w: fw, done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		for {
+			select {
+			case <-w.done:
+				timer.Stop()
+				return
+			case ev, ok := <-fw.Events:
+				if !ok {
+					return
+				}
+				// A file renamed onto the path arrives as Create; a rename
+				// or removal away from it leaves nothing to load.
+				if filepath.Clean(ev.Name) != abs || !ev.Has(fsnotify.Write|fsnotify.Create) {
+					continue
+				}
+				timer.Reset(debounce)
+			case err, ok := <-fw.Errors:
+				if !ok {
+					return
+				}
+				log.Warn("model watch", "err", err)
+			case <-timer.C:
+				reload()
+			}
+		}
+	}()
+	return w, nil
+}
+
+// Close stops watching and waits for a reload in progress.
+func (w *Watcher) Close() error {
+	close(w.done)
+	err := w.w.Close()
+	w.wg.Wait()
+	return err
+}
