@@ -6,18 +6,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
 )
 
+var (
+	testOnce     sync.Once
+	testArt      *Artifact
+	testExamples []Example
+	testErr      error
+)
+
 // testArtifact trains a small router on the synthetic log, once per test
-// binary.
+// binary (training under -race is slow). Callers must not modify it.
 func testArtifact(tb testing.TB) (*Artifact, []Example) {
 	tb.Helper()
+	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact() })
+	if testErr != nil {
+		tb.Fatal(testErr)
+	}
+	return testArt, testExamples
+}
+
+func trainTestArtifact() (*Artifact, []Example, error) {
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5, Confidence: true})
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
@@ -33,10 +48,7 @@ func testArtifact(tb testing.TB) (*Artifact, []Example) {
 		L2:        1e-4,
 		Now:       time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a, ex
+	return a, ex, err
 }
 
 func TestPolicyDecide(t *testing.T) {
@@ -142,6 +154,9 @@ func TestArtifactRoundTrip(t *testing.T) {
 }
 
 func TestRouterAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random, so pooled scratch space allocates")
+	}
 	a, _ := testArtifact(t)
 	r, err := NewRouter(a)
 	if err != nil {
@@ -192,5 +207,3 @@ func BenchmarkRoute2KB(b *testing.B) {
 		r.Route(in)
 	}
 }
-
-var _ = classifier.Calibration{}
