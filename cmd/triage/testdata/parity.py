@@ -19,4 +19,4 @@ for line in open(sys.argv[3]):
     o = r.get("outcomes", {})
     if fast in o and strong in o:
         s.append(scores[r["id"]]); w.append(o[fast]["score"]); g.append(o[strong]["score"])
-print(json.dumps({"apgr": metrics.apgr(s, w, g), "cpt50": metrics.cpt(s, w, g, 0.5), "n": len(s)}))
+print(json.dumps({"apgr": metrics.apgr(s, w, g), "cpt50": metrics.cpt(s, w, g, 0.5), "cpt80": metrics.cpt(s, w, g, 0.8), "n": len(s)}))
