@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/upstreamsim"
+)
+
+// proxyScale shrinks the sample log's latencies (fast ~1 s, strong ~4 s).
+const proxyScale = 0.05
+
+// proxyModel writes a router for the sample's tiers with a confidence
+// calibration (Platt, sigmoid(4 raw + 4): a mean log-probability above
+// about -0.65 clears 0.8) and thresholds at p_hard's 40% and 70%
+// quantiles over the sample, so all three decisions occur.
+func proxyModel(t *testing.T, dir string, recs []datasets.Record) (string, *models.Router) {
+	t.Helper()
+	spec := features.DefaultSpec()
+	spec.HashBits = 12
+	w := make(models.Weights, spec.Dim())
+	for i := range w {
+		w[i] = math.Sin(float64(i)*12.9898) * 0.3
+	}
+	conf := classifier.Calibration{Method: classifier.CalibPlatt, A: 4, B: 4}
+	a := &models.Artifact{
+		FormatVersion: models.FormatVersion, Version: models.NewVersion(time.Now()), CreatedAt: time.Now().UTC(),
+		Features: spec, Weights: w, Calibration: classifier.Identity(), ConfidenceCalibration: &conf,
+		Tiers: models.Tiers{Fast: sampleFast, Strong: sampleStrong}, Label: "strong-wins",
+		Policy: models.Policy{SpeculateAbove: 0.5, EscalateAbove: 0.5, AcceptConfidence: 0.8},
+	}
+	r, err := models.NewRouter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]float64, len(recs))
+	for i := range recs {
+		p[i] = r.Route(inputOf(&recs[i])).PHard
+	}
+	a.Policy.SpeculateAbove, a.Policy.EscalateAbove = models.Quantile(p, 0.4), models.Quantile(p, 0.7)
+	path := filepath.Join(dir, "router.json")
+	if err := a.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = models.NewRouter(a); err != nil {
+		t.Fatal(err)
+	}
+	return path, r
+}
+
+// pickPrompts finds, among the sample's first records of each prompt,
+// one per case the test needs.
+func pickPrompts(t *testing.T, recs []datasets.Record, r *models.Router) map[string]*datasets.Record {
+	t.Helper()
+	seen := map[string]bool{}
+	out := map[string]*datasets.Record{}
+	for i := range recs {
+		rec := &recs[i]
+		if seen[rec.Prompt] {
+			continue
+		}
+		seen[rec.Prompt] = true
+		f, s := rec.Outcomes[sampleFast], rec.Outcomes[sampleStrong]
+		if f.LatencyMS == nil || s.LatencyMS == nil || f.Confidence == nil {
+			continue
+		}
+		// A margin of 2 s in the log is 100 ms after scaling: the order
+		// of the two answers is not a race.
+		fastFirst := *s.LatencyMS-*f.LatencyMS > 2000
+		var key string
+		switch d := r.Route(inputOf(rec)).Decision; {
+		case d == models.Fast:
+			key = "fast"
+		case d == models.Escalate:
+			key = "escalate"
+		case fastFirst && *f.Confidence > -0.3:
+			key = "accept"
+		case fastFirst && *f.Confidence < -1.5:
+			key = "reject"
+		}
+		if _, ok := out[key]; key != "" && !ok {
+			out[key] = rec
+		}
+	}
+	for _, k := range []string{"fast", "escalate", "accept", "reject"} {
+		if out[k] == nil {
+			t.Fatalf("the sample log has no %s prompt for this router", k)
+		}
+	}
+	return out
+}
+
+func startSim(t *testing.T, recs []datasets.Record, model string) (*upstreamsim.Server, string) {
+	t.Helper()
+	sim, err := upstreamsim.New(upstreamsim.Options{Model: model, Records: recs, LatencyScale: proxyScale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	return sim, ts.URL
+}
+
+// TestServeProxy runs the real triage serve with tiers pointing at two
+// in-process upstream sims, sends one request per path, stops the server
+// and reads what it recorded from the db.
+func TestServeProxy(t *testing.T) {
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, router := proxyModel(t, dir, recs)
+	picks := pickPrompts(t, recs, router)
+	fastSim, fastURL := startSim(t, recs, sampleFast)
+	strongSim, strongURL := startSim(t, recs, sampleStrong)
+	cfg := fmt.Sprintf(`tiers:
+  fast: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.001, price_out_per_1k: 0.002}
+  strong: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.01, price_out_per_1k: 0.03}
+record_responses: true
+`, fastURL, sampleFast, strongURL, sampleStrong)
+	db := filepath.Join(dir, "feedback.db")
+	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "proxy.yaml", cfg), "--addr", "127.0.0.1:0")
+
+	// The record's meta goes as the request's metadata: the router's meta
+	// features then see what they saw when the picks were made.
+	chat := func(rec *datasets.Record, extra string) (*http.Response, []byte) {
+		t.Helper()
+		p, _ := json.Marshal(rec.Prompt)
+		m, _ := json.Marshal(rec.Meta)
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"triage","messages":[{"role":"user","content":`+string(p)+`}],"metadata":`+string(m)+extra+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	tests := []struct {
+		key, decision, model string
+		stream               bool
+	}{
+		{"fast", "fast", sampleFast, false},
+		{"escalate", "escalate", sampleStrong, false},
+		{"accept", "speculate", sampleFast, false},
+		{"reject", "speculate", sampleStrong, false},
+		{"fast", "fast", sampleFast, true},
+		{"escalate", "escalate", sampleStrong, true},
+	}
+	ids := map[string]string{}
+	for _, tt := range tests {
+		name := fmt.Sprintf("the %s prompt (stream %v) is answered by %s", tt.key, tt.stream, tt.model)
+		t.Run(name, func(t *testing.T) {
+			extra := ""
+			if tt.stream {
+				extra = `,"stream":true`
+			}
+			resp, body := chat(picks[tt.key], extra)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Triage-Decision") != tt.decision || resp.Header.Get("X-Triage-Model") != tt.model {
+				t.Fatalf("status %d decision %q model %q, want 200 %q %q: %s", resp.StatusCode,
+					resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), tt.decision, tt.model, body)
+			}
+			if tt.stream && (!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n"))) {
+				t.Errorf("stream: content type %q, body %q", resp.Header.Get("Content-Type"), body)
+			}
+			if !tt.stream {
+				ids[tt.key] = resp.Header.Get("X-Triage-Request-Id")
+			}
+		})
+	}
+	// The accepted speculation cancelled its strong call: the strong sim
+	// sees the connection close (asynchronously).
+	for i := 0; strongSim.Stats().Cancelled != 1 && i < 1000; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := strongSim.Stats(); st.Cancelled != 1 {
+		t.Errorf("strong sim %+v, want 1 cancelled call", st)
+	}
+	if st := fastSim.Stats(); st.Cancelled != 0 {
+		t.Errorf("fast sim %+v, want no cancelled call", st)
+	}
+	_, metrics := get(t, url+"/metrics")
+	for _, want := range []string{`triage_proxy_speculations_total{outcome="fast_accepted"} 1`, `triage_proxy_speculations_total{outcome="strong_used"} 1`,
+		`triage_proxy_upstream_cancelled_total{reason="loser",tier="strong"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+
+	// What the proxy recorded, read back from the db after shutdown.
+	st, err := datasets.OpenBoltStore(db, datasets.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var buf bytes.Buffer
+	if _, err := st.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]datasets.Record{}
+	rd := datasets.NewReader(&buf, "export", datasets.ReadOptions{AllowMissingScore: true})
+	for {
+		r, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		exported[r.ID] = r
+	}
+	if len(exported) != len(tests) {
+		t.Errorf("%d records exported, want %d (one per proxied request)", len(exported), len(tests))
+	}
+	acc := exported[ids["accept"]]
+	if acc.Decision == nil || acc.Decision.Kind != "speculate" || acc.Text() != picks["accept"].Prompt {
+		t.Fatalf("accepted speculation exported as %+v", acc)
+	}
+	f, s := acc.Outcomes[sampleFast], acc.Outcomes[sampleStrong]
+	// The sim's log-probabilities average to the logged confidence.
+	if f.Confidence == nil || math.Abs(*f.Confidence-*picks["accept"].Outcomes[sampleFast].Confidence) > 1e-9 ||
+		f.Response == "" || f.LatencyMS == nil || f.InputTokens == nil || f.CostUSD == nil || f.Cancelled {
+		t.Errorf("fast outcome %+v", f)
+	}
+	if !s.Cancelled || s.LatencyMS == nil || s.Response != "" {
+		t.Errorf("strong outcome %+v, want cancelled with its run time", s)
+	}
+	rej := exported[ids["reject"]]
+	if o := rej.Outcomes[sampleStrong]; o.Cancelled || o.Response == "" {
+		t.Errorf("rejected speculation's strong outcome %+v, want the answer", o)
+	}
+	if o := rej.Outcomes[sampleFast]; o.Cancelled || o.Confidence == nil {
+		t.Errorf("rejected speculation's fast outcome %+v, want completed with its confidence", o)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Fatal(err)
+	}
+}
