@@ -16,7 +16,8 @@
 #      to pick it up;
 #   6. score the starting and the promoted router on the held-out period
 #      (every traffic request routed after retrain's cut, with both tiers'
-#      recorded outcomes) and print the drift gauges.
+#      recorded outcomes).
+# The drift gauges are printed after the replay.
 # Run from the repository root:  bash bench/loop/run.sh
 # Knobs (environment): SPLIT=id|subject EPS=0.05 BAND=0.2 CONC=16 SEED=1 WORK=dir
 set -euo pipefail
@@ -80,6 +81,8 @@ echo "serving $(curl -s "$URL/v1/model" | jq -r .version) on $URL"
 
 echo "== 4. replay =="
 "$L" replay --addr "$URL" --data "$WORK/traffic.jsonl" --fast "$FAST" --strong "$STRONG" --concurrency "$CONC"
+echo "drift gauges after the replay (no expected shares: --speculate-above overrides the thresholds they were calibrated for):"
+curl -s "$URL/metrics" | grep -E '^triage_(drift|explored)' | sed 's/^/  /'
 
 echo "== 5. export, retrain, pick-up =="
 "$T" feedback export --from "$URL" --token "$TOKEN" -o "$WORK/export.jsonl"
@@ -112,5 +115,3 @@ echo "== 6. figures on the held-out period (since $SINCE) =="
 if [ "$RC" = 0 ]; then
   "$L" compare --a "$WORK/start.json" --b "$WORK/promoted.json" --data "$WORK/heldout.jsonl"
 fi
-echo "drift gauges:"
-curl -s "$URL/metrics" | grep '^triage_drift' | sed 's/^/  /'

@@ -88,7 +88,7 @@ func writeRecords(path string, recs []datasets.Record) error {
 func split(args []string) error {
 	fs := flag.NewFlagSet("split", flag.ExitOnError)
 	data := fs.String("data", "", "labelled log")
-	share := fs.Float64("base-share", 0.2, "share of records (or subjects) in the base log")
+	share := fs.Float64("base-share", 0.2, "share of records in the base log")
 	by := fs.String("by", "id", "split by record id or by meta subject")
 	seed := fs.Uint64("seed", 1, "seed of the split and the traffic order")
 	base := fs.String("base", "", "output: base log")
@@ -98,20 +98,41 @@ func split(args []string) error {
 	if err != nil {
 		return err
 	}
-	var b, t []datasets.Record
-	for _, r := range recs {
-		key := r.ID
-		switch *by {
-		case "id":
-		case "subject":
-			key = r.Meta["subject"]
-		default:
-			return fmt.Errorf("--by %q, want id or subject", *by)
+	inBase := func(r *datasets.Record) bool { return datasets.InHoldout(r.ID, *seed, *share) }
+	switch *by {
+	case "id":
+	case "subject":
+		// Whole subjects, in a seeded order, until the base holds the
+		// share of the records (subjects differ in size).
+		size := map[string]int{}
+		for i := range recs {
+			size[recs[i].Meta["subject"]]++
 		}
-		if datasets.InHoldout(key, *seed, *share) {
-			b = append(b, r)
+		subjects := make([]string, 0, len(size))
+		for s := range size {
+			subjects = append(subjects, s)
+		}
+		sort.Strings(subjects)
+		rand.New(rand.NewPCG(*seed, 5)).Shuffle(len(subjects), func(i, j int) { subjects[i], subjects[j] = subjects[j], subjects[i] })
+		base := map[string]bool{}
+		n := 0
+		for _, s := range subjects {
+			if float64(n+size[s]) > *share*float64(len(recs)) {
+				continue
+			}
+			base[s] = true
+			n += size[s]
+		}
+		inBase = func(r *datasets.Record) bool { return base[r.Meta["subject"]] }
+	default:
+		return fmt.Errorf("--by %q, want id or subject", *by)
+	}
+	var b, t []datasets.Record
+	for i := range recs {
+		if inBase(&recs[i]) {
+			b = append(b, recs[i])
 		} else {
-			t = append(t, r)
+			t = append(t, recs[i])
 		}
 	}
 	rand.New(rand.NewPCG(*seed, 3)).Shuffle(len(t), func(i, j int) { t[i], t[j] = t[j], t[i] })
