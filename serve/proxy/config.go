@@ -22,7 +22,7 @@ const (
 	// recorded; beyond it they are dropped and counted.
 	DefaultRecordQueue = 8192
 	// DefaultRecordBatch caps the requests recorded in one Recorder call.
-	DefaultRecordBatch = 256
+	DefaultRecordBatch = 1024
 )
 
 // TierFast and TierStrong are the tier names a client may put in "model"

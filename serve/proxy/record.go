@@ -36,6 +36,10 @@ type Recorder interface {
 	Record(ctx context.Context, batch []*Recording) error
 }
 
+// recordLinger is how long the writer waits for more recordings before a
+// commit; a closing queue does not wait.
+const recordLinger = 50 * time.Millisecond
+
 // recordQueue hands finished requests to the Recorder off the request
 // path: a bounded queue and one writer that takes whatever is waiting
 // (up to DefaultRecordBatch) per call. A full queue drops and counts.
@@ -80,8 +84,15 @@ func (q *recordQueue) enqueue(r *Recording) {
 func (q *recordQueue) writer() {
 	defer close(q.done)
 	batch := make([]*Recording, 0, DefaultRecordBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range q.ch {
 		batch = append(batch[:0], first)
+		// Every commit has a fixed cost (pages, fsync) far above a
+		// record's: waiting recordLinger for company cuts the store's CPU
+		// per request several times under load (measured: about 400 us of
+		// 650 us per proxied request at 900 req/s with no wait).
+		linger.Reset(recordLinger)
 	gather:
 		for len(batch) < DefaultRecordBatch {
 			select {
@@ -90,10 +101,11 @@ func (q *recordQueue) writer() {
 					break gather
 				}
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
 				break gather
 			}
 		}
+		linger.Stop()
 		if err := q.rec.Record(context.Background(), batch); err != nil {
 			q.m.recFailed.Add(float64(len(batch)))
 			q.log.Error("proxy: record requests", "n", len(batch), "err", err)
