@@ -23,6 +23,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/triage-router/triage/datasets"
@@ -50,6 +51,12 @@ type stats struct {
 	ByModel    map[string]int `json:"by_model,omitempty"`
 	ByDecision map[string]int `json:"by_decision,omitempty"`
 	Status     map[string]int `json:"status,omitempty"`
+	// CPUSeconds is this process's user+system CPU time, to tell what
+	// the load generator itself took of a shared machine.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// AllRequests counts the warm-up's requests too (what CPUSeconds
+	// paid for).
+	AllRequests int64 `json:"all_requests"`
 }
 
 func run() error {
@@ -86,6 +93,7 @@ func run() error {
 	measureFrom := start.Add(*warm)
 	stop := measureFrom.Add(*dur)
 	var next atomic.Uint64
+	var all atomic.Int64
 	var mu sync.Mutex
 	var lat []float64
 	st := stats{URL: *target, Clients: *clients, ByModel: map[string]int{}, ByDecision: map[string]int{}, Status: map[string]int{}}
@@ -111,6 +119,7 @@ func run() error {
 					ok = err == nil && resp.StatusCode == 200
 				}
 				d := time.Since(t0)
+				all.Add(1)
 				if t0.Before(measureFrom) {
 					continue
 				}
@@ -158,9 +167,14 @@ func run() error {
 		return lat[max(0, min(len(lat)-1, i))]
 	}
 	st.Requests = len(lat)
+	st.AllRequests = all.Load()
 	st.RPS = float64(len(lat)) / dur.Seconds()
 	st.MeanMS = sum / float64(len(lat))
 	st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS = pct(.5), pct(.9), pct(.99), pct(.999), lat[len(lat)-1]
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		st.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	if *jsonOut {
 		b, _ := json.Marshal(st)
 		fmt.Println(string(b))
