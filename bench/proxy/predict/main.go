@@ -131,6 +131,8 @@ func pick(args []string) error {
 	share := fs.Float64("share", 0.3, "target strong share")
 	minSpec := fs.Float64("min-speculate", 0.15, "for speculating kinds: least speculate share")
 	minAcc := fs.Float64("min-accepted", 0.05, "for speculating kinds: least accepted share")
+	gateLo := fs.Float64("min-gate", 0.5, "for speculating kinds: least accept_confidence, so the gate rejects some fast answers")
+	gateHi := fs.Float64("max-gate", 0.95, "for speculating kinds: largest accept_confidence")
 	fs.Parse(args)
 	rows, err := readCurves(*curves)
 	if err != nil {
@@ -143,7 +145,7 @@ func pick(args []string) error {
 			continue
 		}
 		if *kind != "fast-escalate" && (r.f("speculate_share") < *minSpec || r.f("accepted_share") < *minAcc ||
-			r.f("accept_confidence") <= 0 || r.f("accept_confidence") >= 1) {
+			r.f("accept_confidence") < *gateLo || r.f("accept_confidence") > *gateHi) {
 			continue
 		}
 		if d := math.Abs(r.f("strong_share") - *share); d < bestD {
