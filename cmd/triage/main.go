@@ -104,6 +104,12 @@ func Main(ctx context.Context, args []string, env *Env) int {
 	if errors.As(err, &ue) {
 		return 2
 	}
+	// A command may have its own status for an outcome that is not a
+	// failure of the command (retrain's refusal to promote exits 3).
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	return 1
 }
 

@@ -118,8 +118,8 @@ func TestRetrainGatePrinted(t *testing.T) {
 
 	t.Run("the corrupted challenger is refused and the refusal printed", func(t *testing.T) {
 		stdout, stderr, code := run(t, args...)
-		if code == 0 {
-			t.Fatalf("exit 0, want a refusal; stdout:\n%s", stdout)
+		if code != exitRefused {
+			t.Fatalf("exit %d, want %d (refused); stdout:\n%s", code, exitRefused, stdout)
 		}
 		for _, want := range []string{"apgr", "champion", "challenger", "gain (95% paired bootstrap)", "refused: challenger apgr", "more than the margin"} {
 			if !strings.Contains(stdout, want) {
