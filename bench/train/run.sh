@@ -30,16 +30,17 @@ done
 go build -o "$WORK/triage" ./cmd/triage
 T="$WORK/triage"
 
-# secs CMD...: run, print wall seconds and peak RSS (MiB) to fd 3 as "S M".
+# measure OUT CMD...: run CMD with stdout to OUT; print "SECONDS PEAK_MIB".
 measure() {
-  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@"
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out"
   awk '{printf "%s %.0f\n", $1, $2/1024}' "$WORK/time"
 }
 
 echo "== 1. eval --cv 5 on RouteLLM MMLU vs scikit-learn (same run) =="
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
-read -r tt tm < <(measure "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json >"$WORK/triage-cv.json")
-read -r st sm < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$PY" sklearn_baseline.py mmlu >"$WORK/sk.json")
+read -r tt tm < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
+read -r st sm < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
 echo "triage  eval --cv 5: ${tt}s, peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
 echo "sklearn baseline (2 labels x 5 folds): ${st}s, peak ${sm} MiB"
 grep sklearn "$WORK/sk.json" | sed 's/^/  /'
@@ -57,7 +58,7 @@ SF=synthetic/fast-small; SS=synthetic/strong-large
 # liblinear minimises C*sum(loss) + |w|^2/2; triage minimises
 # mean(loss) + L2/2 |w|^2, so C=1 is L2 = 1/N.
 L2=$(python3 -c "print(1/$N)")
-read -r lt lm < <(measure liblinear-train -s 0 -c 1 -B 1 -q "$WORK/big.svm" "$WORK/big.model")
+read -r lt lm < <(measure /dev/null liblinear-train -s 0 -c 1 -B 1 -q "$WORK/big.svm" "$WORK/big.model")
 liblinear-predict -b 1 "$WORK/test.svm" "$WORK/big.model" "$WORK/pred.txt" >/dev/null
 lauc=$("$PY" - "$WORK/test.svm" "$WORK/pred.txt" <<'PY'
 import sys
@@ -69,7 +70,7 @@ p=[float(l.split()[col]) for l in lines[1:] if l.strip()]
 print("%.4f" % roc_auc_score(y,p))
 PY
 )
-read -r gt gm < <(measure "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json" 2>/dev/null)
+read -r gt gm < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json")
 gauc=$("$T" eval --model "$WORK/big-router.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["router"]["auc"])')
 # The same fit as liblinear's, on the same libsvm file: classifier.Fit
 # alone (Go benchmark; it reads the file first, outside the timing).
