@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"bytes"
+	"github.com/triage-router/triage/serve/openai"
+
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
@@ -122,7 +122,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		if m.Role == "" {
 			return nil, bad("messages[%d].role is empty", i)
 		}
-		text, err := contentText(m.Content)
+		text, err := openai.ContentText(m.Content)
 		if err != nil {
 			return nil, bad("messages[%d].content: %v", i, err)
 		}
@@ -138,38 +138,6 @@ func typeError(err error) string {
 		return fmt.Sprintf("want %s, got a JSON %s", te.Type, te.Value)
 	}
 	return err.Error()
-}
-
-// contentText is a message's text: a string, or the text parts of an
-// array of content parts joined with "\n"; null (a tool call) is "".
-func contentText(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	if raw[0] == '"' {
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", errors.New("want a string or an array of content parts")
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Type != "text" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
-	}
-	return b.String(), nil
 }
 
 var jsonTrue = json.RawMessage("true")

@@ -1,7 +1,8 @@
 package upstreamsim
 
 import (
-	"bytes"
+	"github.com/triage-router/triage/serve/openai"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,38 +31,6 @@ type chatRequest struct {
 type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
-}
-
-// contentText is a message's text: a string, or the text parts of an
-// array of content parts joined with "\n".
-func contentText(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	if raw[0] == '"' {
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", errors.New("content is neither a string nor an array of content parts")
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Type != "text" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
-	}
-	return b.String(), nil
 }
 
 // Wire types of the answer.
@@ -172,7 +141,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	lastUser := ""
 	promptTok := 0
 	for i, m := range req.Messages {
-		t, err := contentText(m.Content)
+		t, err := openai.ContentText(m.Content)
 		if err != nil {
 			s.failed.Add(1)
 			apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", fmt.Sprintf("messages[%d]: %v", i, err))
