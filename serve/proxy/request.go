@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"github.com/triage-router/triage/serve/openai"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/serve/openai"
 )
 
 // Error codes of the proxy's own error bodies, {"error":{"code","message"}}.

@@ -1,8 +1,6 @@
 package upstreamsim
 
 import (
-	"github.com/triage-router/triage/serve/openai"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/triage-router/triage/serve/openai"
 )
 
 // chatRequest is the part of an OpenAI chat completion request the
