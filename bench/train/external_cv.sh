@@ -20,4 +20,9 @@ for ((f = 0; f < K; f++)); do
   "$WORK/triage" train --data "$WORK/train$f.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "$@" -o "$WORK/router$f.json" 2>/dev/null
   "$WORK/triage" score --model "$WORK/router$f.json" --data "$WORK/fold$f.jsonl" >> "$WORK/scores.jsonl"
 done
-python3 cmd/triage/testdata/parity.py "$ANCHORS" "$WORK/scores.jsonl" "$LOG" "$FAST" "$STRONG"
+PY=""
+for p in python3 /usr/bin/python3; do
+  if $p -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "no python3 with numpy (apt-get install -y python3-numpy)"; exit 2; }
+"$PY" cmd/triage/testdata/parity.py "$ANCHORS" "$WORK/scores.jsonl" "$LOG" "$FAST" "$STRONG"
