@@ -125,30 +125,12 @@ func (c *call) answered() bool {
 
 // runFast sends to the fast tier; an error or timeout escalates.
 func (x *exchange) runFast() {
-	fc, err := x.begin(x.h.fast, false)
-	if err != nil {
-		x.refuse(err)
+	fc, done := x.try(x.h.fast)
+	if done {
 		return
 	}
-	if !x.await(fc) {
-		x.clientGone()
-		return
-	}
-	if fc.answered() {
-		x.serve(fc)
-		return
-	}
-	sc, err := x.begin(x.h.strong, false)
-	if err != nil {
-		x.refuse(err)
-		return
-	}
-	if !x.await(sc) {
-		x.clientGone()
-		return
-	}
-	if sc.answered() {
-		x.serve(sc)
+	sc, done := x.try(x.h.strong)
+	if done {
 		return
 	}
 	x.fail(fc, sc)
@@ -156,20 +138,29 @@ func (x *exchange) runFast() {
 
 // runEscalate sends to the strong tier.
 func (x *exchange) runEscalate() {
-	sc, err := x.begin(x.h.strong, false)
+	if sc, done := x.try(x.h.strong); !done {
+		x.fail(sc)
+	}
+}
+
+// try calls one tier and waits for it. done is true when the exchange is
+// over: the answer was served, the call could not start, or the client
+// left. Otherwise the call failed and c says how, for fail.
+func (x *exchange) try(t *tier) (c *call, done bool) {
+	c, err := x.begin(t, false)
 	if err != nil {
 		x.refuse(err)
-		return
+		return nil, true
 	}
-	if !x.await(sc) {
+	if !x.await(c) {
 		x.clientGone()
-		return
+		return nil, true
 	}
-	if sc.answered() {
-		x.serve(sc)
-		return
+	if c.answered() {
+		x.serve(c)
+		return nil, true
 	}
-	x.fail(sc)
+	return c, false
 }
 
 // runSpeculate starts both tiers at once (DESIGN.md, "The policy and its
