@@ -22,22 +22,7 @@ import (
 func writeRecords(tb testing.TB, dir, name string, recs []datasets.Record) string {
 	tb.Helper()
 	p := filepath.Join(dir, name)
-	f, err := os.Create(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := datasets.NewWriter(f)
-	for i := range recs {
-		if err := w.Write(&recs[i]); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
+	writeLog(tb, p, recs)
 	return p
 }
 

@@ -155,22 +155,15 @@ func uniquePrompts(t *testing.T, dir string, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := filepath.Join(dir, "held.jsonl")
-	f, err := os.Create(held)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := datasets.NewWriter(f)
+	var unique []datasets.Record
 	seen := map[string]bool{}
-	for i := range recs {
-		if !seen[recs[i].Prompt] {
-			seen[recs[i].Prompt] = true
-			w.Write(&recs[i])
+	for _, r := range recs {
+		if !seen[r.Prompt] {
+			seen[r.Prompt] = true
+			unique = append(unique, r)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	held := filepath.Join(dir, "held.jsonl")
+	writeLog(t, held, unique)
 	return held
 }
