@@ -13,7 +13,8 @@ const (
 	// CalibPlatt is p = 1/(1+exp(−(A·z + B))) on the raw logit z.
 	CalibPlatt = "platt"
 	// CalibIsotonic is a monotone piecewise-linear map through the points
-	// (X[k], Y[k]), flat beyond the ends.
+	// (X[k], Y[k]), flat beyond the ends, plus a tie-break term of at most
+	// ProbEps/2 that keeps it strictly increasing (see Apply).
 	CalibIsotonic = "isotonic"
 	// CalibIdentity is the logistic function of z itself.
 	CalibIdentity = "identity"
@@ -51,7 +52,16 @@ func (c *Calibration) Apply(z float64) float64 {
 	case CalibPlatt:
 		p = sigmoid(c.A*z + c.B)
 	case CalibIsotonic:
-		p = c.isotonic(z)
+		// The fitted map is flat beyond its end knots (and wherever two
+		// knots share a probability), and a flat stretch would tie every
+		// request in it: a router ranks by p_hard, so the tie would throw
+		// away the order its score made, at the top of the ranking where
+		// it matters most. A strictly increasing term of at most
+		// ProbEps/2 keeps that order and moves no probability by more than
+		// ProbEps/2; clamping first to [2·ProbEps, 1−2·ProbEps] keeps the
+		// sum inside the bounds, so the final clamp never flattens it.
+		q := math.Min(math.Max(c.isotonic(z), 2*ProbEps), 1-2*ProbEps)
+		p = q + ProbEps/2*math.Tanh(z-c.X[(len(c.X)-1)/2])
 	default:
 		p = sigmoid(z)
 	}

@@ -111,6 +111,8 @@ func TestFitIsotonicBlocks(t *testing.T) {
 
 func TestIsotonicApply(t *testing.T) {
 	c := Calibration{Method: CalibIsotonic, X: []float64{-1, 0, 2}, Y: []float64{0, 0.5, 1}}
+	// The interpolated values, to within the tie-break term (ProbEps/2)
+	// and the clamp to [2·ProbEps, 1−2·ProbEps].
 	tests := []struct {
 		z, want float64
 	}{
@@ -121,16 +123,38 @@ func TestIsotonicApply(t *testing.T) {
 		{1.5, 0.875},      // 3/4 of the way from 0.5 to 1
 		{2, 1 - ProbEps},  // last knot, clamped
 		{99, 1 - ProbEps}, // beyond
-		{math.NaN(), math.NaN()},
 	}
 	for _, tc := range tests {
-		if got := c.Apply(tc.z); !near(got, tc.want, 1e-15) {
-			t.Errorf("Apply(%v) = %v, want %v", tc.z, got, tc.want)
+		got := c.Apply(tc.z)
+		if !near(got, tc.want, 1.5*ProbEps) || got < ProbEps || got > 1-ProbEps {
+			t.Errorf("Apply(%v) = %v, want %v within 1.5·ProbEps, inside [ProbEps, 1−ProbEps]", tc.z, got, tc.want)
 		}
 	}
+	if got := c.Apply(math.NaN()); !math.IsNaN(got) {
+		t.Errorf("Apply(NaN) = %v, want NaN", got)
+	}
 	one := Calibration{Method: CalibIsotonic, X: []float64{3}, Y: []float64{0.3}}
-	if got := one.Apply(-10); got != 0.3 {
-		t.Errorf("single-knot Apply = %v, want 0.3", got)
+	if got := one.Apply(-10); !near(got, 0.3, ProbEps) {
+		t.Errorf("single-knot Apply = %v, want 0.3 within ProbEps", got)
+	}
+}
+
+// A router ranks requests by p_hard, so the calibration must not tie
+// scores the raw model told apart: beyond the end knots, across knots with
+// the same probability, and where the clamp would flatten it.
+func TestIsotonicKeepsTheOrder(t *testing.T) {
+	c := Calibration{Method: CalibIsotonic, X: []float64{-1, 0, 0.5, 2}, Y: []float64{0, 0.4, 0.4, 1}}
+	prev := math.Inf(-1)
+	for k := range 2001 {
+		z := -4 + 8*float64(k)/2000
+		p := c.Apply(z)
+		if !(p > prev) {
+			t.Fatalf("Apply(%v) = %v, not above Apply(%v) = %v", z, p, z-8.0/2000, prev)
+		}
+		if p < ProbEps || p > 1-ProbEps {
+			t.Fatalf("Apply(%v) = %v, outside [ProbEps, 1−ProbEps]", z, p)
+		}
+		prev = p
 	}
 }
 
