@@ -20,9 +20,28 @@ import (
 	"github.com/triage-router/triage/features"
 )
 
-// FormatVersion is the artifact layout this code reads and writes. Bump it
-// when a field changes meaning; Load refuses other versions.
-const FormatVersion = 1
+// FormatVersion is the artifact layout this code writes. Bump it when a
+// field changes meaning; Load refuses versions it does not know.
+// Version 2 added the per-tier scorer (Scorer, FastWeights, FastBias); a
+// version 1 file is a label-scorer router and still loads.
+const FormatVersion = 2
+
+// minFormatVersion is the oldest layout Load still reads.
+const minFormatVersion = 1
+
+// Scorers: how a router turns a feature vector into the raw score its
+// calibration maps to p_hard.
+const (
+	// ScorerLabel is one logistic regression on the training label; the
+	// score is its logit.
+	ScorerLabel = "label"
+	// ScorerPerTier is one logistic regression per tier, each predicting
+	// that tier's score (a soft target in [0,1]); the score is the
+	// predicted gain of the strong tier, σ(z_strong) − σ(z_fast). The
+	// calibration still maps it to the probability of the label, so p_hard
+	// means the same thing; only the ranking changes (see docs/quality.md).
+	ScorerPerTier = "per-tier"
+)
 
 // ErrBadArtifact is wrapped by every Load failure that is the file's fault
 // (as opposed to I/O), so a server can tell "corrupt" from "unreadable".
@@ -39,9 +58,11 @@ type Fingerprint struct {
 	Holdout int `json:"holdout"`
 	// SHA256 hashes the ids and labels of the training examples in order.
 	SHA256 string `json:"sha256"`
-	// L2 is the regularisation strength used; L2Chosen says whether CV
-	// picked it.
+	// L2 is the regularisation strength used (of the strong tier's head
+	// for ScorerPerTier, whose fast head's is FastL2); L2Chosen says
+	// whether CV picked it.
 	L2       float64 `json:"l2"`
+	FastL2   float64 `json:"fast_l2,omitempty"`
 	L2Chosen bool    `json:"l2_chosen_by_cv"`
 	// IDF says whether the fit used IDF-scaled columns (folded into the
 	// weights, so serving does not depend on it).
@@ -64,10 +85,18 @@ type Artifact struct {
 	Parent string `json:"parent,omitempty"`
 
 	Features features.Spec `json:"features"`
-	// Weights and Bias are the logistic regression's raw parameters.
+	// Scorer is ScorerLabel or ScorerPerTier; "" (version 1 files) means
+	// ScorerLabel.
+	Scorer string `json:"scorer,omitempty"`
+	// Weights and Bias are the raw parameters of the logistic regression
+	// on the label (ScorerLabel) or of the strong tier's head
+	// (ScorerPerTier).
 	Weights Weights `json:"weights"`
 	Bias    float64 `json:"bias"`
-	// Calibration maps the raw logit to p_hard.
+	// FastWeights and FastBias are the fast tier's head; ScorerPerTier only.
+	FastWeights Weights `json:"fast_weights,omitempty"`
+	FastBias    float64 `json:"fast_bias,omitempty"`
+	// Calibration maps the raw score to p_hard.
 	Calibration classifier.Calibration `json:"calibration"`
 	// ConfidenceCalibration maps the fast tier's raw confidence to
 	// P(fast answer correct); nil when the training log had no confidence.
@@ -167,8 +196,8 @@ func NewVersion(t time.Time) string {
 // Validate checks the artifact is internally consistent: the version, the
 // feature spec, weight dimension, finite numbers, calibration and policy.
 func (a *Artifact) Validate() error {
-	if a.FormatVersion != FormatVersion {
-		return fmt.Errorf("format_version is %d, this build reads %d; retrain or use a matching triage", a.FormatVersion, FormatVersion)
+	if err := checkFormatVersion(a.FormatVersion); err != nil {
+		return err
 	}
 	if a.Version == "" {
 		return errors.New("version is empty")
@@ -187,6 +216,29 @@ func (a *Artifact) Validate() error {
 	if math.IsNaN(a.Bias) || math.IsInf(a.Bias, 0) {
 		return fmt.Errorf("bias is %v, want a finite number", a.Bias)
 	}
+	switch a.ScorerKind() {
+	case ScorerLabel:
+		if len(a.FastWeights) != 0 {
+			return errors.New("fast_weights are set but the scorer is \"label\"; they belong to a per-tier router")
+		}
+	case ScorerPerTier:
+		if a.FormatVersion < 2 {
+			return fmt.Errorf("scorer %q needs format_version 2, the file says %d", ScorerPerTier, a.FormatVersion)
+		}
+		if len(a.FastWeights) != a.Features.Dim() {
+			return fmt.Errorf("fast_weights.dim is %d but the feature spec has %d dimensions", len(a.FastWeights), a.Features.Dim())
+		}
+		for i, v := range a.FastWeights {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("fast_weights[%d] is %v, want a finite number", i, v)
+			}
+		}
+		if math.IsNaN(a.FastBias) || math.IsInf(a.FastBias, 0) {
+			return fmt.Errorf("fast_bias is %v, want a finite number", a.FastBias)
+		}
+	default:
+		return fmt.Errorf("scorer is %q, want %q or %q", a.Scorer, ScorerLabel, ScorerPerTier)
+	}
 	if err := a.Calibration.Validate(); err != nil {
 		return fmt.Errorf("calibration: %w", err)
 	}
@@ -202,6 +254,37 @@ func (a *Artifact) Validate() error {
 		return err
 	}
 	return nil
+}
+
+func checkFormatVersion(v int) error {
+	if v < minFormatVersion || v > FormatVersion {
+		return fmt.Errorf("format_version is %d, this build reads %d to %d; retrain or use a matching triage", v, minFormatVersion, FormatVersion)
+	}
+	return nil
+}
+
+// ScorerKind is the artifact's scorer, with "" read as ScorerLabel.
+func (a *Artifact) ScorerKind() string {
+	if a.Scorer == "" {
+		return ScorerLabel
+	}
+	return a.Scorer
+}
+
+// ScoreWeights is one weight per feature that says which way, and how
+// strongly, the feature moves the raw score: the weights themselves for
+// ScorerLabel, and the strong head's minus the fast head's (their effect
+// on the log-odds of the gain) for ScorerPerTier. For ranking features
+// and reading them, not for scoring.
+func (a *Artifact) ScoreWeights() []float64 {
+	if a.ScorerKind() != ScorerPerTier {
+		return a.Weights
+	}
+	w := make([]float64, len(a.Weights))
+	for i := range w {
+		w[i] = a.Weights[i] - a.FastWeights[i]
+	}
+	return w
 }
 
 // checksum hashes the artifact's JSON with the checksum field empty.
@@ -256,8 +339,8 @@ func Parse(b []byte) (*Artifact, error) {
 	}
 	// The version is checked before the checksum: a file from another
 	// build would also fail the checksum, with a less useful message.
-	if a.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("%w: format_version is %d, this build reads %d; retrain or use a matching triage", ErrBadArtifact, a.FormatVersion, FormatVersion)
+	if err := checkFormatVersion(a.FormatVersion); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	if a.Checksum == "" {
 		return nil, fmt.Errorf("%w: checksum is missing", ErrBadArtifact)

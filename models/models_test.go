@@ -25,14 +25,16 @@ var (
 // binary (training under -race is slow). Callers must not modify it.
 func testArtifact(tb testing.TB) (*Artifact, []Example) {
 	tb.Helper()
-	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact() })
+	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact("") })
 	if testErr != nil {
 		tb.Fatal(testErr)
 	}
 	return testArt, testExamples
 }
 
-func trainTestArtifact() (*Artifact, []Example, error) {
+// trainTestArtifact trains on synthetic data with the given scorer ("" is
+// the default, per-tier).
+func trainTestArtifact(scorer string) (*Artifact, []Example, error) {
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5, Confidence: true})
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
@@ -44,6 +46,7 @@ func trainTestArtifact() (*Artifact, []Example, error) {
 		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
 		Label:     func(f, s float64) float64 { return b2f(s > f) },
 		LabelName: "strong-wins",
+		Scorer:    scorer,
 		Folds:     3,
 		L2:        1e-4,
 		Now:       time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
@@ -140,6 +143,51 @@ func TestArtifactRoundTrip(t *testing.T) {
 			t.Errorf("err = %v, want one naming format_version", err)
 		}
 	})
+	t.Run("a version 1 file (one label model, no scorer field) still loads and routes the same", func(t *testing.T) {
+		l, _, err := trainTestArtifact(ScorerLabel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *l
+		c.FormatVersion, c.Scorer = 1, ""
+		c.Checksum, _ = c.checksum()
+		raw, _ := c.MarshalIndentForTest()
+		if strings.Contains(string(raw), `"scorer"`) || strings.Contains(string(raw), `"fast_weights"`) {
+			t.Fatal("a version 1 file must not carry the per-tier fields")
+		}
+		p := filepath.Join(dir, "v1.json")
+		os.WriteFile(p, raw, 0o644)
+		got, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, _ := NewRouter(l)
+		rg, _ := NewRouter(got)
+		for _, e := range ex[:50] {
+			if x, y := rl.Route(e.Input), rg.Route(e.Input); x != y {
+				t.Fatalf("%s: version 2 label router says %+v, its version 1 copy %+v", e.ID, x, y)
+			}
+		}
+	})
+	t.Run("inconsistent scorer fields are refused", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			edit func(c *Artifact)
+			want string
+		}{
+			{"per-tier without a fast head", func(c *Artifact) { c.FastWeights = nil }, "fast_weights.dim"},
+			{"a label router with a fast head", func(c *Artifact) { c.Scorer = ScorerLabel }, "fast_weights are set"},
+			{"an unknown scorer", func(c *Artifact) { c.Scorer = "magic" }, `scorer is "magic"`},
+			{"per-tier in a version 1 file", func(c *Artifact) { c.FormatVersion = 1 }, "needs format_version 2"},
+			{"a NaN fast bias", func(c *Artifact) { c.FastBias = math.NaN() }, "fast_bias"},
+		} {
+			c := *a
+			tc.edit(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
+			}
+		}
+	})
 	t.Run("an invalid artifact is not written", func(t *testing.T) {
 		c := *a
 		c.Policy.SpeculateAbove, c.Policy.EscalateAbove = 0.9, 0.1
@@ -170,20 +218,50 @@ func TestRouterAllocs(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	a, _ := testArtifact(t)
-	r, _ := NewRouter(a)
+	perTier, _ := testArtifact(t)
+	label, _, err := trainTestArtifact(ScorerLabel)
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := features.Input{Prompt: "Prove that there are infinitely many primes of the form 4k+3. Justify every step."}
-	got := r.Explain(in, 5)
-	if len(got) != 5 {
-		t.Fatalf("got %d contributions, want 5", len(got))
+	tests := []struct {
+		name string
+		a    *Artifact
+		// want is what the contributions add up to.
+		want func(r *Router) float64
+	}{
+		{"a label router's contributions add up to the logit less the bias", label,
+			func(r *Router) float64 { return r.Score(in) - label.Bias }},
+		{"a per-tier router's add up to the linearised gain: each head's logit less its bias, times its slope", perTier,
+			func(r *Router) float64 {
+				var v features.Vector
+				ext, _ := features.NewExtractor(perTier.Features)
+				ext.Extract(&v, in)
+				zs, zf := r.model.Logit(v.Idx, v.Val), r.fast.Logit(v.Idx, v.Val)
+				ds, df := sigmoid(zs)*(1-sigmoid(zs)), sigmoid(zf)*(1-sigmoid(zf))
+				return ds*(zs-perTier.Bias) - df*(zf-perTier.FastBias)
+			}},
 	}
-	var sum float64
-	for _, c := range r.Explain(in, 0) {
-		sum += c.Contribution
-	}
-	// The contributions add up to the raw logit less the bias.
-	if want := r.Logit(in) - a.Bias; math.Abs(sum-want) > 1e-9 {
-		t.Errorf("contributions sum to %v, logit minus bias is %v", sum, want)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.ScorerKind(); (got == ScorerLabel) != (tc.a == label) {
+				t.Fatalf("scorer is %q", got)
+			}
+			r, err := NewRouter(tc.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Explain(in, 5); len(got) != 5 {
+				t.Fatalf("got %d contributions, want 5", len(got))
+			}
+			var sum float64
+			for _, c := range r.Explain(in, 0) {
+				sum += c.Contribution
+			}
+			if want := tc.want(r); math.Abs(sum-want) > 1e-9 {
+				t.Errorf("contributions sum to %v, want %v", sum, want)
+			}
+		})
 	}
 }
 

@@ -19,19 +19,20 @@ type NamedWeight struct {
 // belong to frequent features, which appear early.
 const maxNamingExamples = 5000
 
-// NameTopFeatures records in a.TopFeatures the k largest weights by
-// magnitude with up to three n-grams each that hash to them, found by
+// NameTopFeatures records in a.TopFeatures the k largest score weights
+// (Artifact.ScoreWeights) by magnitude with up to three n-grams each that hash to them, found by
 // describing the training examples. Hashing is one-way, so this is the
 // only time names can be recovered.
 func NameTopFeatures(a *Artifact, ex []Example, k int) {
-	idx := make([]int32, 0, len(a.Weights))
-	for i, w := range a.Weights {
+	weights := a.ScoreWeights()
+	idx := make([]int32, 0, len(weights))
+	for i, w := range weights {
 		if w != 0 {
 			idx = append(idx, int32(i))
 		}
 	}
 	sort.Slice(idx, func(i, j int) bool {
-		wi, wj := math.Abs(a.Weights[idx[i]]), math.Abs(a.Weights[idx[j]])
+		wi, wj := math.Abs(weights[idx[i]]), math.Abs(weights[idx[j]])
 		if wi != wj {
 			return wi > wj
 		}
@@ -43,7 +44,7 @@ func NameTopFeatures(a *Artifact, ex []Example, k int) {
 	want := map[int32]*NamedWeight{}
 	top := make([]NamedWeight, len(idx))
 	for i, j := range idx {
-		top[i] = NamedWeight{Index: j, Weight: a.Weights[j]}
+		top[i] = NamedWeight{Index: j, Weight: weights[j]}
 		want[j] = &top[i]
 	}
 	ext, err := features.NewExtractor(a.Features)

@@ -116,13 +116,15 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 		}
 	}
 	heldEx := Examples(held)
-	l2 := opts.L2
+	l2, fastL2 := opts.L2, opts.L2
 	if l2 == 0 && !opts.ChooseL2 {
-		l2 = champion.Training.L2
+		l2, fastL2 = champion.Training.L2, champion.Training.FastL2
 	}
+	// The challenger keeps the champion's scorer, so the comparison is
+	// about the new data, not a new method.
 	a, rep, err := Train(trEx, heldEx, TrainOptions{
-		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(),
-		Features: champion.Features, L2: l2, Folds: opts.Folds, Seed: opts.Seed,
+		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(), Scorer: champion.ScorerKind(),
+		Features: champion.Features, L2: l2, FastL2: fastL2, Folds: opts.Folds, Seed: opts.Seed,
 		Sources: opts.Sources, Skipped: opts.Skipped, Now: opts.Now, Progress: opts.Progress,
 	})
 	if err != nil {

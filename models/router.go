@@ -25,7 +25,9 @@ type Result struct {
 type Router struct {
 	a     *Artifact
 	model classifier.Model
-	pool  sync.Pool
+	// fast is the fast tier's head of a per-tier router, nil otherwise.
+	fast *classifier.Model
+	pool sync.Pool
 }
 
 type scratch struct {
@@ -43,6 +45,9 @@ func NewRouter(a *Artifact) (*Router, error) {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
 	r := &Router{a: a, model: classifier.Model{W: a.Weights, B: a.Bias}}
+	if a.ScorerKind() == ScorerPerTier {
+		r.fast = &classifier.Model{W: a.FastWeights, B: a.FastBias}
+	}
 	r.pool.New = func() any {
 		ext, _ := features.NewExtractor(a.Features) // spec validated above
 		return &scratch{ext: ext}
@@ -53,24 +58,28 @@ func NewRouter(a *Artifact) (*Router, error) {
 // Artifact returns the artifact the router serves. Treat it as read-only.
 func (r *Router) Artifact() *Artifact { return r.a }
 
-// Logit returns the raw (uncalibrated) score of in.
-func (r *Router) Logit(in features.Input) float64 {
+// Score returns the raw (uncalibrated) score of in: the logit of a label
+// router, the predicted gain σ(z_strong) − σ(z_fast) of a per-tier one.
+func (r *Router) Score(in features.Input) float64 {
 	s := r.pool.Get().(*scratch)
 	s.ext.Extract(&s.vec, in)
 	z := r.model.Logit(s.vec.Idx, s.vec.Val)
+	if r.fast != nil {
+		z = sigmoid(z) - sigmoid(r.fast.Logit(s.vec.Idx, s.vec.Val))
+	}
 	r.pool.Put(s)
 	return z
 }
 
 // Route computes p_hard and the decision for one request.
 func (r *Router) Route(in features.Input) Result {
-	p := r.PHard(r.Logit(in))
+	p := r.PHard(r.Score(in))
 	return Result{PHard: p, Decision: r.a.Policy.Decide(p)}
 }
 
-// PHard maps a raw logit through the artifact's calibration.
-func (r *Router) PHard(logit float64) float64 {
-	return r.a.Calibration.Apply(logit)
+// PHard maps a raw score through the artifact's calibration.
+func (r *Router) PHard(score float64) float64 {
+	return r.a.Calibration.Apply(score)
 }
 
 // CalibratedConfidence maps the fast tier's raw confidence to P(fast answer
@@ -92,21 +101,32 @@ type Contribution struct {
 }
 
 // Explain returns the k features that moved the raw score most, by
-// absolute contribution (value times weight, summed over repeats). It
-// allocates; it is for people, not the hot path.
+// absolute contribution (value times weight, summed over repeats). For a
+// per-tier router the score is not linear, so the weight is its local
+// slope at this request, σ'(z_strong)·w_strong − σ'(z_fast)·w_fast, and
+// contributions are in units of predicted gain. It allocates; it is for
+// people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
+	weight := func(idx int32) float64 { return r.a.Weights[idx] }
+	if r.fast != nil {
+		var v features.Vector
+		ext.Extract(&v, in)
+		zs, zf := r.model.Logit(v.Idx, v.Val), r.fast.Logit(v.Idx, v.Val)
+		ds, df := sigmoid(zs)*(1-sigmoid(zs)), sigmoid(zf)*(1-sigmoid(zf))
+		weight = func(idx int32) float64 { return ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] }
+	}
 	byName := map[string]*Contribution{}
 	var order []string
 	ext.Describe(in, func(idx int32, val float64, name string) {
 		c, ok := byName[name]
 		if !ok {
-			c = &Contribution{Feature: name, Weight: r.a.Weights[idx]}
+			c = &Contribution{Feature: name, Weight: weight(idx)}
 			byName[name] = c
 			order = append(order, name)
 		}
 		c.Value += val
-		c.Contribution += val * r.a.Weights[idx]
+		c.Contribution += val * c.Weight
 	})
 	out := make([]Contribution, 0, len(order))
 	for _, n := range order {

@@ -62,10 +62,16 @@ type TrainOptions struct {
 	// estimates; LabelName is its name as stored in the artifact.
 	Label     func(fast, strong float64) float64
 	LabelName string
+	// Scorer is ScorerPerTier or ScorerLabel; "" means
+	// DefaultScorer(LabelName).
+	Scorer string
 	// Features is the feature spec; zero means features.DefaultSpec().
 	Features features.Spec
 	// L2 is the regularisation strength; 0 chooses it from L2Grid by CV.
-	L2 float64
+	// For a per-tier scorer it is the strong head's, and the fast head's
+	// too unless FastL2 is set.
+	L2     float64
+	FastL2 float64
 	// L2Grid is the candidate strengths; nil means DefaultL2Grid.
 	L2Grid []float64
 	// Folds is K; examples' Fold must lie in [0, Folds). 0 means
@@ -90,10 +96,16 @@ type TrainOptions struct {
 
 // TrainReport says what Train did and how well the result does.
 type TrainReport struct {
-	// L2 used, and the CV log loss per grid value when it was chosen.
+	// Scorer is the artifact's scorer.
+	Scorer string
+	// L2 used, and the CV log loss per grid value when it was chosen: of
+	// the label model, or of the strong head of a per-tier scorer.
 	L2     float64
 	L2Grid []float64
 	CVLoss []float64
+	// FastL2 and FastCVLoss are the fast head's, for a per-tier scorer.
+	FastL2     float64
+	FastCVLoss []float64
 	// Calibration chosen, and both candidates' held-out log loss.
 	Calibration     string
 	CalibrationLoss map[string]float64
@@ -187,44 +199,74 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		}
 	}
 
-	// Choose L2 by out-of-fold log loss (warm-started along the grid) and
-	// keep the winner's out-of-fold logits for the calibration.
-	grid := []float64{opts.L2}
-	if opts.L2 == 0 {
-		grid = opts.L2Grid
-		if grid == nil {
-			grid = DefaultL2Grid
-		}
+	grid := opts.L2Grid
+	if grid == nil {
+		grid = DefaultL2Grid
 	}
 	folds := make([]int, len(train))
 	for i := range train {
 		folds[i] = train[i].Fold
 	}
-	progress("cross-validating", 0, 1)
-	cv, err := classifier.CrossValidate(d.x, d.y, d.w, folds, grid, opts.Classifier)
-	if err != nil {
-		return nil, nil, fmt.Errorf("train: %w", err)
+	scorer := opts.Scorer
+	if scorer == "" {
+		scorer = DefaultScorer(opts.LabelName)
 	}
-	progress("cross-validating", 1, 1)
-	best := cv.OOF
-	rep.L2, rep.L2Grid, rep.CVLoss = cv.Best, cv.Grid, cv.Loss
+	rep.Scorer = scorer
+
+	// Each head: L2 by out-of-fold log loss (warm-started along the grid),
+	// its out-of-fold logits, and the final fit on all of train.
+	var best []float64 // out-of-fold raw scores, for the calibration
+	var m, fastM *classifier.Model
+	switch scorer {
+	case ScorerLabel:
+		h, err := fitHead("label", d.x, d.y, d.w, folds, grid, opts.L2, opts.Classifier, progress)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		best, m = h.oof, h.model
+		rep.L2, rep.L2Grid, rep.CVLoss = h.l2, h.grid, h.loss
+	case ScorerPerTier:
+		// Each tier's head predicts that tier's score from the prompt, so
+		// every request teaches both heads, including the ties and the
+		// requests where the fast tier wins, which a 0/1 label lumps
+		// together.
+		ys, yf := make([]float64, len(train)), make([]float64, len(train))
+		for i := range train {
+			ys[i], yf[i] = train[i].Strong, train[i].Fast
+		}
+		hs, err := fitHead("strong tier", d.x, ys, d.w, folds, grid, opts.L2, opts.Classifier, progress)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		fl2 := opts.FastL2
+		if fl2 == 0 {
+			fl2 = opts.L2
+		}
+		hf, err := fitHead("fast tier", d.x, yf, d.w, folds, grid, fl2, opts.Classifier, progress)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		best = make([]float64, len(train))
+		for i := range best {
+			best[i] = sigmoid(hs.oof[i]) - sigmoid(hf.oof[i])
+		}
+		m, fastM = hs.model, hf.model
+		rep.L2, rep.L2Grid, rep.CVLoss = hs.l2, hs.grid, hs.loss
+		rep.FastL2, rep.FastCVLoss = hf.l2, hf.loss
+	default:
+		return nil, nil, fmt.Errorf("train: scorer %q is not known; want %q or %q", scorer, ScorerPerTier, ScorerLabel)
+	}
 
 	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, train, opts.Folds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: calibration: %w", err)
 	}
 	rep.Calibration, rep.CalibrationLoss = calName, calLoss
-
-	progress("fitting", 0, 1)
-	copts := opts.Classifier
-	copts.L2 = rep.L2
-	m, err := classifier.Fit(d.x, d.y, d.w, copts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("train: final fit: %w", err)
-	}
-	progress("fitting", 1, 1)
 	for j := range idf {
 		m.W[j] *= idf[j]
+		if fastM != nil {
+			fastM.W[j] *= idf[j]
+		}
 	}
 
 	a := &Artifact{
@@ -232,6 +274,7 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		Version:       NewVersion(opts.Now),
 		CreatedAt:     opts.Now.UTC(),
 		Features:      opts.Features,
+		Scorer:        scorer,
 		Weights:       Weights(m.W),
 		Bias:          m.B,
 		Calibration:   cal,
@@ -239,9 +282,12 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		Label:         opts.LabelName,
 		Training: Fingerprint{
 			Records: len(train), Skipped: opts.Skipped, Holdout: len(held),
-			SHA256: fingerprint(train, d.y), L2: rep.L2, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			SHA256: fingerprint(train, d.y), L2: rep.L2, FastL2: rep.FastL2, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
 			Seed: opts.Seed, Sources: opts.Sources,
 		},
+	}
+	if fastM != nil {
+		a.FastWeights, a.FastBias = Weights(fastM.W), fastM.B
 	}
 
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
@@ -282,6 +328,71 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 }
 
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+// DefaultScorer is the scorer for a label when none is asked for:
+// ScorerPerTier for the labels about the strong tier's gain (strong-wins,
+// gap:T, gain), whose ranking it improves (docs/quality.md), and
+// ScorerLabel for weak-fails, which is about the fast tier alone.
+func DefaultScorer(label string) string {
+	if label == "weak-fails" {
+		return ScorerLabel
+	}
+	return ScorerPerTier
+}
+
+// head is one fitted logistic regression of a scorer.
+type head struct {
+	model *classifier.Model
+	oof   []float64 // out-of-fold logits under the chosen L2
+	l2    float64
+	grid  []float64
+	loss  []float64
+}
+
+// fitHead chooses L2 by K-fold CV over grid (or uses l2 when it is not 0),
+// keeps the out-of-fold logits, and fits on all rows. A target that is
+// the same for every row (a tier that always succeeds, say) gets a
+// constant head: there is nothing to learn and the optimiser would chase
+// an infinite intercept.
+func fitHead(name string, x *classifier.Sparse, y, w []float64, folds []int, grid []float64, l2 float64, copts classifier.Options, progress func(string, int, int)) (head, error) {
+	if c, ok := constant(y); ok {
+		p := math.Min(math.Max(c, 1e-4), 1-1e-4)
+		b := math.Log(p / (1 - p))
+		oof := make([]float64, len(y))
+		for i := range oof {
+			oof[i] = b
+		}
+		return head{model: &classifier.Model{W: make([]float64, x.Dim), B: b}, oof: oof, l2: l2}, nil
+	}
+	if l2 != 0 {
+		grid = []float64{l2}
+	}
+	step := "cross-validating (" + name + ")"
+	progress(step, 0, 1)
+	cv, err := classifier.CrossValidate(x, y, w, folds, grid, copts)
+	if err != nil {
+		return head{}, fmt.Errorf("%s: %w", name, err)
+	}
+	progress(step, 1, 1)
+	step = "fitting (" + name + ")"
+	progress(step, 0, 1)
+	copts.L2 = cv.Best
+	m, err := classifier.Fit(x, y, w, copts)
+	if err != nil {
+		return head{}, fmt.Errorf("%s: final fit: %w", name, err)
+	}
+	progress(step, 1, 1)
+	return head{model: m, oof: cv.OOF, l2: cv.Best, grid: cv.Grid, loss: cv.Loss}, nil
+}
+
+func constant(y []float64) (float64, bool) {
+	for _, v := range y[1:] {
+		if v != y[0] {
+			return 0, false
+		}
+	}
+	return y[0], true
+}
 
 func checkBothClasses(y []float64) error {
 	pos := 0

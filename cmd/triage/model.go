@@ -35,13 +35,13 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	w := env.Stdout
 	if *asJSON {
 		c := *a
-		c.Weights = nil
+		c.Weights, c.FastWeights = nil, nil
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(&c)
 	}
 	nz := 0
-	for _, v := range a.Weights {
+	for _, v := range a.ScoreWeights() {
 		if v != 0 {
 			nz++
 		}
@@ -52,7 +52,12 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "  derived from %s\n", a.Parent)
 	}
 	fmt.Fprintf(w, "  tiers        fast=%s strong=%s\n", a.Tiers.Fast, a.Tiers.Strong)
-	fmt.Fprintf(w, "  label        %s\n", a.Label)
+	fmt.Fprintf(w, "  label        %s (p_hard is its calibrated probability)\n", a.Label)
+	if a.ScorerKind() == models.ScorerPerTier {
+		fmt.Fprintf(w, "  scorer       per-tier: one model per tier predicts its score; requests rank by the predicted gain of the strong tier\n")
+	} else {
+		fmt.Fprintf(w, "  scorer       label: one model of the label ranks the requests\n")
+	}
 	fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
 		a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
 	if a.PolicyTarget != "" {
@@ -63,8 +68,12 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 			100*a.ExpectedShares[models.Fast], 100*a.ExpectedShares[models.Speculate], 100*a.ExpectedShares[models.Escalate])
 	}
 	t := a.Training
-	fmt.Fprintf(w, "  training     %d records (%d held out, %d skipped), l2 %g%s, seed %d, data sha256 %.16s\n",
-		t.Records, t.Holdout, t.Skipped, t.L2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
+	l2 := fmt.Sprintf("l2 %g", t.L2)
+	if a.ScorerKind() == models.ScorerPerTier {
+		l2 = fmt.Sprintf("l2 strong %g, fast %g", t.L2, t.FastL2)
+	}
+	fmt.Fprintf(w, "  training     %d records (%d held out, %d skipped), %s%s, seed %d, data sha256 %.16s\n",
+		t.Records, t.Holdout, t.Skipped, l2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
 	if len(t.Sources) > 0 {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}

@@ -28,6 +28,7 @@ type trainFlags struct {
 	fast    string
 	strong  string
 	label   string
+	scorer  string
 	seed    uint64
 	l2      float64
 	folds   int
@@ -42,6 +43,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
 	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails or gap:T")
+	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: per-tier (predict each tier's score, rank by the gain; default) or label (one model of the label; default for weak-fails)")
 	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength; 0 picks it by K-fold cross-validation")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
@@ -88,6 +90,11 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 	if err != nil {
 		return datasets.Label{}, &UsageError{Msg: err.Error()}
 	}
+	switch t.scorer {
+	case "", models.ScorerPerTier, models.ScorerLabel:
+	default:
+		return datasets.Label{}, usagef("use per-tier or label", "--scorer %q is not known", t.scorer)
+	}
 	if _, err := t.spec(); err != nil {
 		return datasets.Label{}, err
 	}
@@ -102,6 +109,7 @@ func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions
 		Tiers:     models.Tiers{Fast: t.fast, Strong: t.strong},
 		Label:     label.Of,
 		LabelName: label.String(),
+		Scorer:    t.scorer,
 		L2:        t.l2,
 		Folds:     t.folds,
 		Seed:      t.seed,
@@ -149,8 +157,12 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if err := a.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; l2 %g (%s), calibration %s; wrote %s (version %s)\n",
-		len(train), len(held), set.missing, set.bad, rep.L2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
+	l2 := fmt.Sprintf("l2 %g", rep.L2)
+	if rep.Scorer == models.ScorerPerTier {
+		l2 = fmt.Sprintf("l2 strong %g, fast %g", rep.L2, rep.FastL2)
+	}
+	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s), calibration %s; wrote %s (version %s)\n",
+		len(train), len(held), set.missing, set.bad, rep.Scorer, l2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
 	if len(held) == 0 {
 		return nil
 	}
