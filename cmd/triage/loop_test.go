@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,7 +135,13 @@ func TestLoop(t *testing.T) {
 		}
 	}
 	basePath := writeRecords(t, dir, "base.jsonl", base)
-	startPath := synthChampion(t, dir, base)
+	// The scenario needs a starting router that the new topics confuse. A
+	// label-scorer router trained on three topics is one. The per-tier
+	// default reads difficulty from the text better and does well enough
+	// on unseen topics that what retraining adds to it (+0.01 to +0.07
+	// APGR here) is within what 300 held-out requests can resolve, so the
+	// gate rightly refuses it now and then.
+	startPath := synthChampion(t, dir, base, models.ScorerLabel)
 	start, err := models.Load(startPath)
 	if err != nil {
 		t.Fatal(err)
@@ -153,12 +160,15 @@ func TestLoop(t *testing.T) {
 	}
 	// The traffic's new topics sit in the middle of the starting router's
 	// p_hard range: the drift gauges show far more speculation than the
-	// thresholds were calibrated for.
+	// thresholds were calibrated for. "Far" is five standard errors of a
+	// share over the 1,000-request drift window: routing the calibrated
+	// traffic would stay within two.
 	realised := gauge(t, url, `triage_drift_decision_share{decision="speculate"}`)
 	expected := gauge(t, url, `triage_drift_expected_share{decision="speculate"}`)
-	t.Logf("speculate share: realised %.3f, calibrated for %.3f", realised, expected)
-	if !(realised > expected+0.1) {
-		t.Errorf("realised speculate share %.3f, calibrated %.3f: want the drift to show", realised, expected)
+	se := math.Sqrt(expected * (1 - expected) / 1000)
+	t.Logf("speculate share: realised %.3f, calibrated for %.3f (standard error %.3f)", realised, expected, se)
+	if !(realised > expected+5*se) {
+		t.Errorf("realised speculate share %.3f, calibrated %.3f: want the drift to show, at least 5 standard errors (%.3f) above", realised, expected, 5*se)
 	}
 	if acc := gauge(t, url, `triage_drift_tier_accuracy{tier="strong"}`); !(acc > 0 && acc <= 1) {
 		t.Errorf("strong tier accuracy gauge %v, want a share of correct answers", acc)

@@ -28,7 +28,7 @@ func writeRecords(tb testing.TB, dir, name string, recs []datasets.Record) strin
 
 // synthChampion trains a router on recs with a small feature spec (so the
 // challenger, which inherits it, fits quickly) and saves it in dir.
-func synthChampion(tb testing.TB, dir string, recs []datasets.Record) string {
+func synthChampion(tb testing.TB, dir string, recs []datasets.Record, scorer string) string {
 	tb.Helper()
 	ls, _, err := models.LabelledExamples(recs, models.ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
 	if err != nil {
@@ -41,7 +41,7 @@ func synthChampion(tb testing.TB, dir string, recs []datasets.Record) string {
 	spec := features.DefaultSpec()
 	spec.HashBits = 13
 	a, _, err := models.Train(ex, nil, models.TrainOptions{
-		Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+		Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins", Scorer: scorer,
 		Features: spec, Folds: 3, L2: 1e-2, Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
 	})
 	if err != nil {
@@ -96,7 +96,7 @@ func TestRetrainUsage(t *testing.T) {
 func TestRetrainGatePrinted(t *testing.T) {
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
-	champion := synthChampion(t, dir, recs[:900])
+	champion := synthChampion(t, dir, recs[:900], "")
 	corrupt := writeRecords(t, dir, "corrupt.jsonl", shuffleOlder(recs[900:], models.DefaultRetrainHoldout, 1))
 	newPath := filepath.Join(dir, "new.json")
 	args := []string{"retrain", "--model", champion, "--data", corrupt, "-o", newPath, "--folds", "3", "--resamples", "200"}
