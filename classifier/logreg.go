@@ -162,7 +162,19 @@ func FitDetailed(X *Sparse, y, weights []float64, opts Options) (*Model, FitResu
 	if err := checkLabelsWeights(y, weights); err != nil {
 		return nil, FitResult{}, fmt.Errorf("fit logistic regression: %w", err)
 	}
-	return fitRows(X, y, weights, nil, opts)
+	cx, cols := compactColumns(X)
+	if cols == nil {
+		return fitRows(X, y, weights, nil, opts)
+	}
+	if opts.Init != nil && len(opts.Init.W) != X.Dim {
+		panic(fmt.Sprintf("classifier: init model has %d weights for %d columns", len(opts.Init.W), X.Dim))
+	}
+	opts.Init = compactModel(opts.Init, cols, cx.Dim)
+	m, res, err := fitRows(cx, y, weights, nil, opts)
+	if err != nil {
+		return nil, res, err
+	}
+	return expandModel(m, cols, X.Dim), res, nil
 }
 
 // checkShapes panics on mismatched lengths: a programmer error.

@@ -113,6 +113,9 @@ func CrossValidate(X *Sparse, y, weights []float64, folds []int, grid []float64,
 		return 0
 	})
 
+	// Every fit and logit below works on the columns in use only; the
+	// models never leave this function.
+	X, _ = compactColumns(X)
 	res := CVResult{Grid: slices.Clone(grid), Loss: make([]float64, len(grid)), Best: math.NaN()}
 	oof := make([]float64, len(y))
 	bestOOF := make([]float64, len(y))

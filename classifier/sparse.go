@@ -3,6 +3,8 @@ package classifier
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 )
 
 // Sparse is a row-major (CSR) sparse matrix: row i holds the entries
@@ -48,6 +50,36 @@ func (s *Sparse) AppendRow(idx []int32, val []float64) {
 	s.Idx = append(s.Idx, idx...)
 	s.Val = append(s.Val, val...)
 	s.Indptr = append(s.Indptr, len(s.Idx))
+}
+
+// AppendRowSummed is AppendRow that stores each column of the row once,
+// with its repeats summed, in ascending column order. Hashed feature
+// vectors repeat columns (an n-gram that occurs twice, two n-grams that
+// collide); storing each once makes every later pass over the row shorter.
+func (s *Sparse) AppendRowSummed(idx []int32, val []float64) {
+	start := len(s.Idx)
+	s.AppendRow(idx, val)
+	ri, rv := s.Idx[start:], s.Val[start:]
+	sort.Sort(entries{ri, rv})
+	n := 0
+	for k := range ri {
+		if n > 0 && ri[n-1] == ri[k] {
+			rv[n-1] += rv[k]
+			continue
+		}
+		ri[n], rv[n] = ri[k], rv[k]
+		n++
+	}
+	s.Idx, s.Val = s.Idx[:start+n], s.Val[:start+n]
+	s.Indptr[len(s.Indptr)-1] = start + n
+}
+
+// Grow makes room for n more stored entries and rows more rows without
+// reallocating.
+func (s *Sparse) Grow(entries, rows int) {
+	s.Idx = slices.Grow(s.Idx, entries)
+	s.Val = slices.Grow(s.Val, entries)
+	s.Indptr = slices.Grow(s.Indptr, rows)
 }
 
 // Rows returns the number of rows.
@@ -119,4 +151,17 @@ func (s *Sparse) rowOf(k int) int {
 		}
 	}
 	return lo
+}
+
+// entries sorts a row's entries by column.
+type entries struct {
+	idx []int32
+	val []float64
+}
+
+func (e entries) Len() int           { return len(e.idx) }
+func (e entries) Less(a, b int) bool { return e.idx[a] < e.idx[b] }
+func (e entries) Swap(a, b int) {
+	e.idx[a], e.idx[b] = e.idx[b], e.idx[a]
+	e.val[a], e.val[b] = e.val[b], e.val[a]
 }

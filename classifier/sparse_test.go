@@ -84,3 +84,70 @@ func TestAppendRowPanicsOnProgrammerError(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendRowSummed(t *testing.T) {
+	tests := []struct {
+		name    string
+		idx     []int32
+		val     []float64
+		wantIdx []int32
+		wantVal []float64
+	}{
+		{"an empty row stays empty", nil, nil, nil, nil},
+		{"distinct columns come out sorted", []int32{3, 0, 2}, []float64{1, 2, 3}, []int32{0, 2, 3}, []float64{2, 3, 1}},
+		{"repeated columns are summed", []int32{4, 1, 4, 1, 4}, []float64{1, 2, 3, 4, 5}, []int32{1, 4}, []float64{6, 9}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			X := NewSparse(5)
+			X.AppendRow([]int32{0}, []float64{7})
+			X.AppendRowSummed(tc.idx, tc.val)
+			X.AppendRow([]int32{1}, []float64{8})
+			idx, val := X.Row(1)
+			if !slices.Equal(idx, tc.wantIdx) || !slices.Equal(val, tc.wantVal) {
+				t.Errorf("Row(1) = %v, %v; want %v, %v", idx, val, tc.wantIdx, tc.wantVal)
+			}
+			if idx, val := X.Row(2); !slices.Equal(idx, []int32{1}) || !slices.Equal(val, []float64{8}) {
+				t.Errorf("Row(2) = %v, %v; want [1], [8]", idx, val)
+			}
+			if err := X.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestCompactColumnsKeepsTheFit(t *testing.T) {
+	// Eight columns used of 64, one more holding only zeros: the fit on the
+	// compacted matrix, expanded back, must be the fit on the wide one.
+	wide := NewSparse(64)
+	var y []float64
+	for i := range 40 {
+		j := int32(8 * (i % 8))
+		wide.AppendRow([]int32{j, int32(8 * ((i + 3) % 8)), 63}, []float64{1, float64(i%5) / 4, 0})
+		y = append(y, float64(i%3%2))
+	}
+	cx, cols := compactColumns(wide)
+	if cols == nil {
+		t.Fatal("compactColumns kept all 64 columns, want 8")
+	}
+	if got, want := cx.Dim, 9; got != want {
+		t.Errorf("compact dim = %d, want %d (8 used + 1 for zeros)", got, want)
+	}
+	m, err := Fit(wide, y, nil, Options{L2: 1e-2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _, err := fitRows(wide, y, nil, nil, Options{L2: 1e-2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range m.W {
+		if math.Abs(m.W[j]-ref.W[j]) > 1e-9 {
+			t.Errorf("W[%d] = %v, want %v (the fit without compaction)", j, m.W[j], ref.W[j])
+		}
+	}
+	if math.Abs(m.B-ref.B) > 1e-9 {
+		t.Errorf("B = %v, want %v", m.B, ref.B)
+	}
+}

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -394,5 +395,36 @@ func TestReaderNamesTheModelOfAnOutcomeTypeError(t *testing.T) {
 	want := "log.jsonl:1: outcomes.mixtral.score: is a JSON string, want a number"
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n got %v\nwant %s", err, want)
+	}
+}
+
+func TestMetaPlainStringsMatchTheDecoder(t *testing.T) {
+	// plainString takes a shortcut past json.Unmarshal; every case must
+	// give what the decoder gives.
+	tests := []struct {
+		name string
+		raw  string
+	}{
+		{"a plain string", `"acme"`},
+		{"an empty string", `""`},
+		{"an escaped quote", `"a\"b"`},
+		{"a unicode escape", `"caf\u00e9"`},
+		{"UTF-8 text", `"café"`},
+		{"invalid UTF-8", "\"a\xffb\""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m Meta
+			if err := json.Unmarshal([]byte(`{"k":`+tc.raw+`}`), &m); err != nil {
+				t.Fatal(err)
+			}
+			var want string
+			if err := json.Unmarshal([]byte(tc.raw), &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := m["k"]; got != want {
+				t.Errorf("meta value = %q, want %q", got, want)
+			}
+		})
 	}
 }

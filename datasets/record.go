@@ -1,12 +1,14 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Message is one chat turn of a logged request.
@@ -75,6 +77,10 @@ func (m *Meta) UnmarshalJSON(b []byte) error {
 		if string(v) == "null" {
 			continue
 		}
+		if s, ok := plainString(v); ok {
+			out[k] = s
+			continue
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			out[k] = s
@@ -94,6 +100,21 @@ func (m *Meta) UnmarshalJSON(b []byte) error {
 	}
 	*m = out
 	return nil
+}
+
+// plainString returns the JSON string v without its quotes when it has no
+// escapes and is valid UTF-8, which is when json.Unmarshal would return
+// exactly those bytes; the usual meta value takes this path and skips a
+// reflective decode per key.
+func plainString(v json.RawMessage) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	body := v[1 : len(v)-1]
+	if bytes.IndexByte(body, '\\') >= 0 || bytes.IndexByte(body, '"') >= 0 || !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
 }
 
 // Record is one logged request with the outcomes observed for it: the line

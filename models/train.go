@@ -125,16 +125,28 @@ type design struct {
 	w []float64
 }
 
+// designSample is how many rows buildDesign extracts before it reserves
+// room for the rest.
+const designSample = 1000
+
 func buildDesign(spec features.Spec, ex []Example, label func(f, s float64) float64) (design, error) {
 	ext, err := features.NewExtractor(spec)
 	if err != nil {
 		return design{}, err
 	}
 	d := design{x: classifier.NewSparse(spec.Dim()), y: make([]float64, len(ex)), w: make([]float64, len(ex))}
+	d.x.Grow(0, len(ex))
 	var v features.Vector
 	for i := range ex {
 		ext.Extract(&v, ex[i].Input)
-		d.x.AppendRow(v.Idx, v.Val)
+		// Repeated columns are summed once here rather than on every pass
+		// of every fit.
+		d.x.AppendRowSummed(v.Idx, v.Val)
+		if i+1 == designSample && i+1 < len(ex) {
+			// Reserve for the rest at the sample's mean row length, so a
+			// large log is not copied at every doubling of the matrix.
+			d.x.Grow(d.x.NNZ()/designSample*(len(ex)-designSample)*17/16, 0)
+		}
 		d.y[i] = label(ex[i].Fast, ex[i].Strong)
 		d.w[i] = ex[i].Weight
 		if d.w[i] == 0 {

@@ -98,6 +98,10 @@ func assignFolds(ex []models.Example, seed uint64, k int) {
 
 // splitHoldout splits by a hash of the id: an id is always on the same side.
 func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
+	if frac <= 0 {
+		return ex, nil
+	}
+	train = make([]models.Example, 0, len(ex))
 	for _, e := range ex {
 		if frac > 0 && datasets.InHoldout(e.ID, seed, frac) {
 			held = append(held, e)

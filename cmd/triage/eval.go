@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
@@ -105,7 +107,12 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
-// crossValidate returns each example's out-of-fold p_hard.
+// crossValidate returns each example's out-of-fold p_hard. The outer folds
+// are independent, so up to GOMAXPROCS of them train at once, each fit on
+// one goroutine: a fold is far too small to keep several cores busy on
+// its own (every pass of a fit ends in a merge all workers wait for), and
+// a fit's result does not depend on its worker count, so neither does the
+// output.
 func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf trainFlags, label datasets.Label) ([]float64, error) {
 	outer := make([]int, len(ex))
 	for i := range ex {
@@ -114,13 +121,19 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 	p := make([]float64, len(ex))
 	prog, stop := newProgress(env)
 	defer stop()
-	for f := 0; f < k; f++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if prog != nil {
-			prog(fmt.Sprintf("cross-validating (%d folds)", k), f, k)
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		done  int
+		first error
+	)
+	if prog != nil {
+		prog(fmt.Sprintf("cross-validating (%d folds)", k), 0, k)
+	}
+	// fold trains without fold f and writes p for its rows; folds write
+	// disjoint rows of p.
+	fold := func(f int) error {
 		var train, held []models.Example
 		var heldRows []int
 		for i := range ex {
@@ -133,13 +146,52 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		}
 		assignFolds(train, tf.seed+1, tf.folds)
 		opts := tf.options(label, env)
+		opts.Classifier.Workers = 1
 		_, rep, err := models.Train(train, held, opts)
 		if err != nil {
-			return nil, fmt.Errorf("fold %d of %d: %w", f+1, k, err)
+			return fmt.Errorf("fold %d of %d: %w", f+1, k, err)
 		}
 		for j, i := range heldRows {
 			p[i] = rep.HeldP[j]
 		}
+		return nil
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(k, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				err := fold(f)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				done++
+				if prog != nil {
+					prog(fmt.Sprintf("cross-validating (%d folds)", k), done, k)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for f := 0; f < k; f++ {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
