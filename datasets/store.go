@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -466,6 +468,43 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// appendOutcome appends o as JSON. The usual feedback (numbers only) is
+// written directly: json.Marshal's reflection was the largest part of
+// PutFeedback's own CPU. Anything with a string or token counts goes to
+// json.Marshal. Either way json.Unmarshal reads back the same Outcome.
+func appendOutcome(b []byte, o *Outcome) ([]byte, error) {
+	if o.Response != "" || o.InputTokens != nil || o.OutputTokens != nil {
+		v, err := json.Marshal(o)
+		return append(b, v...), err
+	}
+	b = append(b, '{')
+	first := true
+	for _, f := range [...]struct {
+		name string
+		v    *float64
+	}{{`"score":`, o.Score}, {`"latency_ms":`, o.LatencyMS}, {`"cost_usd":`, o.CostUSD}, {`"confidence":`, o.Confidence}} {
+		if f.v == nil {
+			continue
+		}
+		if math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			return b, fmt.Errorf("%s is %v, want a finite number", strings.Trim(f.name, `":`), *f.v)
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.name...)
+		b = strconv.AppendFloat(b, *f.v, 'g', -1, 64)
+	}
+	if o.Cancelled {
+		if !first {
+			b = append(b, ',')
+		}
+		b = append(b, `"cancelled":true`...)
+	}
+	return append(b, '}'), nil
+}
+
 func appendLogKey(b []byte, ts time.Time, seq uint64) []byte {
 	n := ts.UnixNano()
 	if n < 0 {
@@ -532,12 +571,15 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	val, err := json.Marshal(&fb.Outcome)
+	// Key and value share one allocation; bbolt keeps both until the
+	// commit, so they are never reused.
+	kv := make([]byte, 0, len(fb.RequestID)+1+len(fb.Model)+96)
+	kv = append(append(append(kv, fb.RequestID...), 0), fb.Model...)
+	fkey := kv[:len(kv):len(kv)]
+	val, err := appendOutcome(kv[len(kv):], &fb.Outcome)
 	if err != nil {
 		return fmt.Errorf("encode feedback: %w", err)
 	}
-	fkey := make([]byte, 0, len(fb.RequestID)+1+len(fb.Model))
-	fkey = append(append(append(fkey, fb.RequestID...), 0), fb.Model...)
 	var created []byte
 	if fb.Prompt != "" || len(fb.Messages) > 0 {
 		body, err := json.Marshal(requestBody{Prompt: fb.Prompt, Messages: fb.Messages, Meta: fb.Meta})
