@@ -305,10 +305,9 @@ func (s *BoltStore) committer() {
 		// commit carries half of them.
 		target := min(lastN+len(s.commits)+1, s.maxBatch)
 		s.gather(&group, target, min(lastDur/4, maxLinger))
-		start := time.Now()
-		n := s.commitGroup(group)
+		n, d := s.commitGroup(group)
 		if n > 0 {
-			lastN, lastDur = n, time.Since(start)
+			lastN, lastDur = n, d
 			s.stats.commits.Add(1)
 			s.stats.writes.Add(int64(n))
 			s.stats.nanos.Add(int64(lastDur))
@@ -329,13 +328,15 @@ func (s *BoltStore) committer() {
 
 // commitGroup appends the group's writes to the log, applies the log if
 // it is half full or the group asks for it, and answers every request. It
-// returns the number of writes appended.
-func (s *BoltStore) commitGroup(group []*commitReq) int {
+// returns the number of writes appended and how long they took to commit
+// (without the apply that may follow).
+func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
+	start := time.Now()
 	if s.failed != nil {
 		for _, r := range group {
 			r.err <- s.failed
 		}
-		return 0
+		return 0, 0
 	}
 	w := s.wal
 	var ops []*walOp
@@ -368,24 +369,29 @@ func (s *BoltStore) commitGroup(group []*commitReq) int {
 		for _, r := range group {
 			r.err <- s.failed
 		}
-		return 0
+		return 0, 0
 	}
-	// The writes are durable from here on: a failed apply fails the
-	// flushes, and later writes, but not them.
-	var applyErr error
-	if flush || w.half() {
-		if applyErr = s.apply(nil); applyErr != nil {
-			s.failed = applyErr
-		}
-	}
+	d := time.Since(start)
+	// The writes are durable: answer them before any apply, which a
+	// failure would fail the flushes and later writes for, not them.
 	for _, r := range group {
-		if r.op == nil {
-			r.err <- applyErr
-		} else {
+		if r.op != nil {
 			r.err <- nil
 		}
 	}
-	return len(ops)
+	if flush || w.half() {
+		if err := s.apply(nil); err != nil {
+			s.failed = err
+		}
+	}
+	if flush {
+		for _, r := range group {
+			if r.op == nil {
+				r.err <- s.failed
+			}
+		}
+	}
+	return len(ops), d
 }
 
 // appendOps appends ops to the log, applying the log first when they do
