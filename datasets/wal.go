@@ -128,7 +128,7 @@ func decodeWALOp(p []byte) (walOp, error) {
 	id, ok1 := field()
 	fkey, ok2 := field()
 	val, ok3 := field()
-	if !ok1 || !ok2 || !ok3 || len(p) < 1 {
+	if !ok1 || !ok2 || !ok3 || len(p) < 1 || p[0] > 1 {
 		return op, errBadWALRecord
 	}
 	op.id, op.fkey, op.val = string(id), fkey, val
