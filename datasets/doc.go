@@ -32,8 +32,11 @@
 // Feedback store. BoltStore (store.go) keeps the server's decision log and
 // the feedback clients post, in one bbolt file that a single process opens
 // read-write. A feedback write returns only after its commit (writes from
-// many requests share a group commit). Export turns the store back into
-// records for retraining; Snapshot streams a consistent copy of the file.
+// many requests share a group commit): an fdatasync'd append to a
+// write-ahead log beside the file (wal.go), applied to bbolt when half
+// full, before an export or snapshot and at Close, and replayed at open.
+// Export turns the store back into records for retraining; Snapshot
+// streams a consistent copy of the file.
 //
 // Importers. The subpackage importers converts published routing data
 // (RouteLLM's MMLU, GSM8K and MT-Bench files; wide CSVs with a score column

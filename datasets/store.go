@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +89,10 @@ type StoreOptions struct {
 	// PageSize is the page size of a new file (an existing file keeps
 	// its own); 0 means DefaultPageSize.
 	PageSize int
+	// WALSize is the preallocated size of the feedback log beside the db
+	// (path + "-wal"); 0 means DefaultWALSize. It is applied to the db
+	// when half full.
+	WALSize int64
 	// NoSync skips fsync on commit. Only for tests and benchmarks that
 	// measure something else: a crash may then lose acknowledged writes.
 	NoSync bool
@@ -100,38 +106,54 @@ type BoltStore struct {
 	path string
 
 	// Feedback writes go through a group commit: one goroutine takes
-	// every write waiting when the previous commit ends and commits them
-	// together (see committer).
+	// every write waiting when the previous commit ends and appends them
+	// together to the write-ahead log (see committer and wal.go).
 	commits  chan *commitReq
 	maxBatch int
 	stats    commitStats
-	mu       sync.RWMutex // guards closed against sends on commits
-	closed   bool
-	done     chan struct{}
+	wal      *wal
+	// failed is set by the committer after a disk error; every later
+	// write and flush returns it (the log is replayed at the next open).
+	failed   error
+	closeErr error
+	// crashOnClose makes Close skip applying the log, leaving the files
+	// as a killed process would; for tests of the replay.
+	crashOnClose bool
+	mu           sync.RWMutex // guards closed against sends on commits
+	closed       bool
+	done         chan struct{}
 }
 
 // commitStats counts group commits, for metrics.
 type commitStats struct {
-	commits, writes, nanos atomic.Int64
+	commits, writes, nanos, applies, applyNanos atomic.Int64
 }
 
 // CommitStats are totals of the feedback group commits since open: the
-// mean group is Writes/Commits, the mean commit time Time/Commits.
+// mean group is Writes/Commits, the mean commit time (log append and
+// fdatasync) Time/Commits. Applies counts the applications of the log to
+// the db, which took ApplyTime.
 type CommitStats struct {
-	Commits int64
-	Writes  int64
-	Time    time.Duration
+	Commits   int64
+	Writes    int64
+	Time      time.Duration
+	Applies   int64
+	ApplyTime time.Duration
 }
 
 // CommitStats returns the group-commit totals.
 func (s *BoltStore) CommitStats() CommitStats {
-	return CommitStats{Commits: s.stats.commits.Load(), Writes: s.stats.writes.Load(), Time: time.Duration(s.stats.nanos.Load())}
+	return CommitStats{Commits: s.stats.commits.Load(), Writes: s.stats.writes.Load(), Time: time.Duration(s.stats.nanos.Load()),
+		Applies: s.stats.applies.Load(), ApplyTime: time.Duration(s.stats.applyNanos.Load())}
 }
 
-// commitReq is one write waiting for the group commit.
+// commitReq is one write waiting for the group commit, or with a nil op a
+// request to apply the log to the db.
 type commitReq struct {
-	fn  func(*bolt.Tx) error
-	err chan error
+	op *walOp
+	// found is set before err is sent: whether op's request id is known.
+	found bool
+	err   chan error
 }
 
 // OpenBoltStore opens or creates the store at path and creates its
@@ -188,7 +210,16 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open feedback db %s: %w", path, err)
 	}
-	st := &BoltStore{db: db, path: path, commits: make(chan *commitReq, 4096), maxBatch: maxBatch, done: make(chan struct{})}
+	walSize := opts.WALSize
+	if walSize <= 0 {
+		walSize = DefaultWALSize
+	}
+	w, err := openWAL(db, path, walSize, opts.NoSync)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open feedback db %s: feedback log: %w", path, err)
+	}
+	st := &BoltStore{db: db, path: path, commits: make(chan *commitReq, 4096), maxBatch: maxBatch, wal: w, done: make(chan struct{})}
 	go st.committer()
 	return st, nil
 }
@@ -232,20 +263,25 @@ func (s *BoltStore) gather(group *[]*commitReq, target int, linger time.Duration
 // ErrStoreClosed is returned by writes after Close.
 var ErrStoreClosed = errors.New("feedback db is closed")
 
-// update runs fn in a transaction shared with the other writes waiting at
-// the time, and returns once that transaction committed. fn may run more
-// than once (a failed group is retried one write at a time), so it must be
-// idempotent.
-func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
-	req := &commitReq{fn: fn, err: make(chan error, 1)}
+// send queues r for the committer and waits for its answer.
+func (s *BoltStore) send(r *commitReq) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return ErrStoreClosed
 	}
-	s.commits <- req
+	s.commits <- r
 	s.mu.RUnlock()
-	return <-req.err
+	return <-r.err
+}
+
+// flush applies the feedback log to the db, so a read of the db sees every
+// acknowledged write.
+func (s *BoltStore) flush() error {
+	if err := s.send(&commitReq{err: make(chan error, 1)}); err != nil {
+		return fmt.Errorf("apply feedback log: %w", err)
+	}
+	return nil
 }
 
 // committer is the group commit. bbolt's own DB.Batch starts a batch's
@@ -256,6 +292,7 @@ func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
 // waiting when the previous one ended, plus those that come back within
 // a quarter of the last commit's time (at most maxLinger): measured, 30
 // writes per commit without that wait and 61 with it, for 64 writers.
+// A commit is an append to the write-ahead log (wal.go).
 func (s *BoltStore) committer() {
 	defer close(s.done)
 	var group []*commitReq
@@ -268,33 +305,131 @@ func (s *BoltStore) committer() {
 		// commit carries half of them.
 		target := min(lastN+len(s.commits)+1, s.maxBatch)
 		s.gather(&group, target, min(lastDur/4, maxLinger))
-		start := time.Now()
-		failed := -1
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			for i, r := range group {
-				if err := r.fn(tx); err != nil {
-					failed = i
-					return err
-				}
-			}
-			return nil
-		})
-		lastN, lastDur = len(group), time.Since(start)
-		s.stats.commits.Add(1)
-		s.stats.writes.Add(int64(lastN))
-		s.stats.nanos.Add(int64(lastDur))
-		if failed < 0 {
-			for _, r := range group {
-				r.err <- err
-			}
-			continue
-		}
-		// One write failed and rolled back the group: give each its own
-		// transaction so one bad write cannot fail the others.
-		for _, r := range group {
-			r.err <- s.db.Update(r.fn)
+		n, d := s.commitGroup(group)
+		if n > 0 {
+			lastN, lastDur = n, d
+			s.stats.commits.Add(1)
+			s.stats.writes.Add(int64(n))
+			s.stats.nanos.Add(int64(lastDur))
 		}
 	}
+	if s.crashOnClose {
+		s.wal.f.Close()
+		return
+	}
+	if s.failed == nil {
+		s.failed = s.apply(nil)
+	}
+	if err := s.wal.close(s.failed == nil); err != nil && s.failed == nil {
+		s.failed = err
+	}
+	s.closeErr = s.failed
+}
+
+// commitGroup appends the group's writes to the log, applies the log if
+// it is half full or the group asks for it, and answers every request. It
+// returns the number of writes appended and how long they took to commit
+// (without the apply that may follow).
+func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
+	start := time.Now()
+	if s.failed != nil {
+		for _, r := range group {
+			r.err <- s.failed
+		}
+		return 0, 0
+	}
+	w := s.wal
+	var ops []*walOp
+	flush := false
+	// Feedback needs its request: one the db knows, one created by an
+	// earlier write still in the log, or one it creates.
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketIDs)
+		for _, r := range group {
+			if r.op == nil {
+				flush = true
+				continue
+			}
+			_, pending := w.created[r.op.id]
+			r.found = r.op.created != nil || pending || ids.Get([]byte(r.op.id)) != nil
+			if r.found {
+				ops = append(ops, r.op)
+				if r.op.created != nil {
+					w.created[r.op.id] = struct{}{}
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && len(ops) > 0 {
+		err = s.appendOps(ops)
+	}
+	if err != nil {
+		s.failed = fmt.Errorf("feedback log: %w", err)
+		for _, r := range group {
+			r.err <- s.failed
+		}
+		return 0, 0
+	}
+	d := time.Since(start)
+	// The writes are durable: answer them before any apply, which a
+	// failure would fail the flushes and later writes for, not them.
+	for _, r := range group {
+		if r.op != nil {
+			r.err <- nil
+		}
+	}
+	if flush || w.half() {
+		if err := s.apply(nil); err != nil {
+			s.failed = err
+		}
+	}
+	if flush {
+		for _, r := range group {
+			if r.op == nil {
+				r.err <- s.failed
+			}
+		}
+	}
+	return len(ops), d
+}
+
+// appendOps appends ops to the log, applying the log first when they do
+// not fit; a group too big for even an empty log is applied with it.
+func (s *BoltStore) appendOps(ops []*walOp) error {
+	w := s.wal
+	encode := func() {
+		w.buf = w.buf[:0]
+		for _, op := range ops {
+			w.buf = appendWALRecord(w.buf, w.epoch, op)
+		}
+	}
+	encode()
+	if w.fits(len(w.buf)) {
+		return w.append(ops)
+	}
+	if int64(len(w.buf)) > w.size/2 {
+		return s.apply(ops)
+	}
+	if err := s.apply(nil); err != nil {
+		return err
+	}
+	encode() // in the new epoch
+	return w.append(ops)
+}
+
+// apply applies the log (and extra) to the db, timed for CommitStats.
+func (s *BoltStore) apply(extra []*walOp) error {
+	if len(s.wal.pending) == 0 && len(extra) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := s.wal.apply(s.db, extra); err != nil {
+		return fmt.Errorf("apply feedback log: %w", err)
+	}
+	s.stats.applies.Add(1)
+	s.stats.applyNanos.Add(int64(time.Since(start)))
+	return nil
 }
 
 // Path is the database file.
@@ -311,7 +446,11 @@ func (s *BoltStore) Close() error {
 	close(s.commits)
 	s.mu.Unlock()
 	<-s.done
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if s.closeErr != nil {
+		return fmt.Errorf("close feedback db: %w", s.closeErr)
+	}
+	if err != nil {
 		return fmt.Errorf("close feedback db: %w", err)
 	}
 	return nil
@@ -466,6 +605,43 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// appendOutcome appends o as JSON. The usual feedback (numbers only) is
+// written directly: json.Marshal's reflection was the largest part of
+// PutFeedback's own CPU. Anything with a string or token counts goes to
+// json.Marshal. Either way json.Unmarshal reads back the same Outcome.
+func appendOutcome(b []byte, o *Outcome) ([]byte, error) {
+	if o.Response != "" || o.InputTokens != nil || o.OutputTokens != nil {
+		v, err := json.Marshal(o)
+		return append(b, v...), err
+	}
+	b = append(b, '{')
+	first := true
+	for _, f := range [...]struct {
+		name string
+		v    *float64
+	}{{`"score":`, o.Score}, {`"latency_ms":`, o.LatencyMS}, {`"cost_usd":`, o.CostUSD}, {`"confidence":`, o.Confidence}} {
+		if f.v == nil {
+			continue
+		}
+		if math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			return b, fmt.Errorf("%s is %v, want a finite number", strings.Trim(f.name, `":`), *f.v)
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.name...)
+		b = strconv.AppendFloat(b, *f.v, 'g', -1, 64)
+	}
+	if o.Cancelled {
+		if !first {
+			b = append(b, ',')
+		}
+		b = append(b, `"cancelled":true`...)
+	}
+	return append(b, '}'), nil
+}
+
 func appendLogKey(b []byte, ts time.Time, seq uint64) []byte {
 	n := ts.UnixNano()
 	if n < 0 {
@@ -518,7 +694,8 @@ type Feedback struct {
 	TS time.Time
 }
 
-// PutFeedback records fb durably: it returns nil only after the commit.
+// PutFeedback records fb durably: it returns nil only after the commit
+// (an fdatasync'd append to the feedback log, wal.go).
 // A second call for the same (request id, model) replaces the first, so
 // retries are safe. Concurrent calls share commits (group commit). It
 // returns ErrUnknownRequest for an unknown id without a prompt.
@@ -532,12 +709,15 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	val, err := json.Marshal(&fb.Outcome)
+	// Key and value share one allocation; bbolt keeps both until the
+	// commit, so they are never reused.
+	kv := make([]byte, 0, len(fb.RequestID)+1+len(fb.Model)+96)
+	kv = append(append(append(kv, fb.RequestID...), 0), fb.Model...)
+	fkey := kv[:len(kv):len(kv)]
+	val, err := appendOutcome(kv[len(kv):], &fb.Outcome)
 	if err != nil {
 		return fmt.Errorf("encode feedback: %w", err)
 	}
-	fkey := make([]byte, 0, len(fb.RequestID)+1+len(fb.Model))
-	fkey = append(append(append(fkey, fb.RequestID...), 0), fb.Model...)
 	var created []byte
 	if fb.Prompt != "" || len(fb.Messages) > 0 {
 		body, err := json.Marshal(requestBody{Prompt: fb.Prompt, Messages: fb.Messages, Meta: fb.Meta})
@@ -554,37 +734,12 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 		}
 		fb.TS = ts
 	}
-	// The group commit may run fn more than once (and roll back all but
-	// the last run), so fn only sets found and never fails for a missing
-	// id: a failing fn would force its whole group to re-run.
-	var found bool
-	err = s.update(func(tx *bolt.Tx) error {
-		found = false
-		ids := tx.Bucket(bucketIDs)
-		if ids.Get([]byte(fb.RequestID)) == nil {
-			if created == nil {
-				return nil
-			}
-			log := tx.Bucket(bucketLog)
-			seq, err := log.NextSequence()
-			if err != nil {
-				return err
-			}
-			key := appendLogKey(make([]byte, 0, 16), fb.TS, seq)
-			if err := log.Put(key, created); err != nil {
-				return err
-			}
-			if err := ids.Put([]byte(fb.RequestID), key); err != nil {
-				return err
-			}
-		}
-		found = true
-		return tx.Bucket(bucketFeedback).Put(fkey, val)
-	})
-	if err != nil {
+	op := &walOp{id: fb.RequestID, fkey: fkey, val: val, ts: fb.TS, created: created}
+	r := &commitReq{op: op, err: make(chan error, 1)}
+	if err := s.send(r); err != nil {
 		return fmt.Errorf("write feedback: %w", err)
 	}
-	if !found {
+	if !r.found {
 		return fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
 	}
 	return nil
@@ -592,6 +747,9 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 
 // HasRequest reports whether the store holds a record for id.
 func (s *BoltStore) HasRequest(id string) (bool, error) {
+	if err := s.flush(); err != nil {
+		return false, err
+	}
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketIDs).Get([]byte(id)) != nil
@@ -612,6 +770,10 @@ type ExportOptions struct {
 // view (use Snapshot for that): records and feedback committed while it
 // runs may or may not appear. It returns the number of records written.
 func (s *BoltStore) Export(ctx context.Context, w io.Writer, opts ExportOptions) (int, error) {
+	// Every write acknowledged before the export starts is in it.
+	if err := s.flush(); err != nil {
+		return 0, fmt.Errorf("export feedback db: %w", err)
+	}
 	jw := NewWriter(w)
 	var after []byte
 	if !opts.Since.IsZero() {
@@ -710,6 +872,10 @@ func decodeStored(k, v []byte) (Record, error) {
 // transaction would stall writers whenever the file must grow. It returns
 // the bytes written to w.
 func (s *BoltStore) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	// The copy holds every write acknowledged before it starts.
+	if err := s.flush(); err != nil {
+		return 0, fmt.Errorf("snapshot feedback db: %w", err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".snapshot-*")
 	if err != nil {
 		return 0, fmt.Errorf("snapshot feedback db: %w", err)

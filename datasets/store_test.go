@@ -3,11 +3,14 @@ package datasets
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -420,4 +423,41 @@ func TestStoreWriteAfterCloseFails(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v, want nil", err)
 	}
+}
+
+func TestAppendOutcomeReadsBackAsMarshal(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Outcome
+	}{
+		{"an empty outcome", Outcome{}},
+		{"a score alone", Outcome{Score: Float(1)}},
+		{"every number", Outcome{Score: Float(0.25), LatencyMS: Float(123.5), CostUSD: Float(2e-7), Confidence: Float(-1e21)}},
+		{"a cancelled call", Outcome{LatencyMS: Float(0), Cancelled: true}},
+		{"a response goes through json.Marshal", Outcome{Score: Float(0), Response: "<a>\n\"q\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := appendOutcome([]byte("prefix"), &tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want Outcome
+			if err := json.Unmarshal(b[len("prefix"):], &got); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			m, _ := json.Marshal(&tt.o)
+			if err := json.Unmarshal(m, &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v from %s, want %+v from %s", got, b[len("prefix"):], want, m)
+			}
+		})
+	}
+	t.Run("a NaN is an error, as json.Marshal's", func(t *testing.T) {
+		if _, err := appendOutcome(nil, &Outcome{Score: Float(math.NaN())}); err == nil {
+			t.Error("got nil error, want one")
+		}
+	})
 }

@@ -81,3 +81,76 @@ func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+var fastFeedbackSeeds = []string{
+	`{"request_id":"r","model":"m","score":1}`,
+	`{"request_id":"r","model":"m","score":0.5,"confidence":-1.25e-3,"latency_ms":120,"cost_usd":1E+2,"response":"a\n"}`,
+	`{"request_id":"r","model":"m","score":1,"prompt":"p","messages":[{"role":"user","content":"c"}],"meta":{"k":"v"}}`,
+	`{"request_id":"r","model":"m","score":null}`,
+	`{"request_id":"r","model":"m","score":01}`,
+	`{"request_id":"r","model":"m","score":1.}`,
+	`{"request_id":"r","model":"m","score":-}`,
+	`{"request_id":"r","model":"m","score":1e}`,
+	`{"request_id":"r","model":"m","score":1e999}`,
+	`{"request_id":"r","model":"m","score":"1"}`,
+	`{"request_id":"r","model":"m","score":1,"score":0}`,
+	`{"Score":1}`,
+	`{"request_id":"r","extra":1}`,
+}
+
+func TestFastDecodeFeedback(t *testing.T) {
+	one, half, lat := 1.0, 0.5, 120.0
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+		want feedbackRequest
+	}{
+		{"ids and a score", `{"request_id":"r","model":"m","score":1}`, true, feedbackRequest{RequestID: "r", Model: "m", Score: &one}},
+		{"every number field", `{"request_id":"r","model":"m","score":0.5,"confidence":0.5,"latency_ms":1.2e2,"cost_usd":1}`, true,
+			feedbackRequest{RequestID: "r", Model: "m", Score: &half, Confidence: &half, LatencyMS: &lat, CostUSD: &one}},
+		{"a prompt with messages and meta", `{"request_id":"r","model":"m","prompt":"p","messages":[{"role":"user","content":"c"}],"meta":{"k":"v"}}`, true,
+			feedbackRequest{RequestID: "r", Model: "m", Prompt: "p", Messages: []message{{Role: "user", Content: "c"}}, Meta: map[string]string{"k": "v"}}},
+		{"null goes to encoding/json", `{"request_id":"r","model":"m","score":null}`, false, feedbackRequest{}},
+		{"a leading zero is not a number", `{"request_id":"r","model":"m","score":01}`, false, feedbackRequest{}},
+		{"a number out of range goes to encoding/json", `{"request_id":"r","model":"m","score":1e999}`, false, feedbackRequest{}},
+		{"an unknown key goes to encoding/json", `{"request_id":"r","model":"m","score":1,"scor":1}`, false, feedbackRequest{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got feedbackRequest
+			ok := fastDecodeFeedback([]byte(tt.body), &got)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
+			}
+			if ok && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzFastDecodeFeedbackMatchesEncodingJSON: whatever the fast path
+// accepts, the strict encoding/json decoder accepts too, with the same
+// result.
+func FuzzFastDecodeFeedbackMatchesEncodingJSON(f *testing.F) {
+	for _, s := range append(fastFeedbackSeeds, fastSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) {
+			return
+		}
+		var fast feedbackRequest
+		if !fastDecodeFeedback(body, &fast) {
+			return
+		}
+		var slow feedbackRequest
+		if err := decodeStrict(body, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json says %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", body, fast, slow)
+		}
+	})
+}

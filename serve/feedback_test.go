@@ -34,6 +34,24 @@ func TestFeedback(t *testing.T) {
 		}
 	})
 
+	t.Run("the answer is the bytes encoding/json gives, content type included", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		for _, tt := range []struct{ id, model string }{
+			{"r1", "mixtral"},
+			{"r<2>&", "mod\u00e8le \u2028 \"q\""},
+		} {
+			ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":`+jsonString(t, tt.id)+`}`)
+			w := ts.do(t, "POST", "/v1/feedback", `{"request_id":`+jsonString(t, tt.id)+`,"model":`+jsonString(t, tt.model)+`,"score":1}`)
+			want, _ := json.Marshal(map[string]string{"status": "recorded", "request_id": tt.id, "model": tt.model})
+			if got := w.Body.String(); got != string(want) {
+				t.Errorf("body = %s, want %s", got, want)
+			}
+			if got, want := w.Header().Get("Content-Type"), "application/json; charset=utf-8"; got != want {
+				t.Errorf("content type = %q, want %q", got, want)
+			}
+		}
+	})
+
 	t.Run("a second post for the same request and model replaces the first", func(t *testing.T) {
 		ts := newTestServer(t, nil)
 		ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"r1"}`)
@@ -132,4 +150,13 @@ func FuzzFeedbackDecode(f *testing.F) {
 			t.Fatalf("accepted feedback does not encode: %v", err)
 		}
 	})
+}
+
+func jsonString(tb testing.TB, s string) string {
+	tb.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
 }

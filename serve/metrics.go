@@ -127,8 +127,16 @@ func registerCommitStats(reg prometheus.Registerer, store any) {
 		}, func() float64 { return float64(cs.CommitStats().Writes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "triage_feedback_commit_seconds_total",
-			Help: "Time spent in feedback group commits, fsync included.",
+			Help: "Time spent in feedback group commits (log append and fdatasync).",
 		}, func() float64 { return cs.CommitStats().Time.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "triage_feedback_log_applies_total",
+			Help: "Applications of the feedback log to the db (when half full, before an export or snapshot, at close).",
+		}, func() float64 { return float64(cs.CommitStats().Applies) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "triage_feedback_log_apply_seconds_total",
+			Help: "Time spent applying the feedback log to the db, fsyncs included.",
+		}, func() float64 { return cs.CommitStats().ApplyTime.Seconds() }),
 	)
 }
 

@@ -27,15 +27,19 @@ GO
 (cd "$WORK" && go run fsync.go "$WORK/fsync.tmp")
 start_serve "$PORT" "$WORK/feedback.db" "$WORK/router.json"
 for r in $(seq "$ROUNDS"); do
-  before=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_commit/ {print $1"="$2}' | tr '\n' ' ')
-  "$WORK/feedbackload" -url "http://127.0.0.1:$PORT" -clients 64 -duration "$DURATION" -ids 2000
-  after=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_commit/ {print $1"="$2}' | tr '\n' ' ')
+  before=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
+  "$WORK/feedbackload" -url "http://127.0.0.1:$PORT" -clients 64 -duration "$DURATION" -ids 2000 | tee -a "$WORK/rounds.txt"
+  after=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
   awk -v b="$before" -v a="$after" 'BEGIN {
     n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
     n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); A[kv[1]] = kv[2] }
     c = A["triage_feedback_commits_total"] - B["triage_feedback_commits_total"]
     w = A["triage_feedback_commit_writes_total"] - B["triage_feedback_commit_writes_total"]
     s = A["triage_feedback_commit_seconds_total"] - B["triage_feedback_commit_seconds_total"]
-    if (c > 0) printf "  round %d: %d commits, mean group %.1f writes, mean commit %.2f ms\n", '"$r"', c, w / c, 1000 * s / c
+    na = A["triage_feedback_log_applies_total"] - B["triage_feedback_log_applies_total"]
+    sa = A["triage_feedback_log_apply_seconds_total"] - B["triage_feedback_log_apply_seconds_total"]
+    if (c > 0) printf "  round %d: %d commits, mean group %.1f writes, mean commit %.2f ms; %d log applies, mean %.1f ms\n", '"$r"', c, w / c, 1000 * s / c, na, (na > 0 ? 1000 * sa / na : 0)
   }'
 done
+sed -E 's/.*writes \(([0-9]+)\/s\).*/\1/' "$WORK/rounds.txt" | sort -n |
+  awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "median over %d rounds: %.0f acknowledged writes/s (64 clients)\n", NR, m }'
