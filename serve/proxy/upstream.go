@@ -343,28 +343,52 @@ func (c *call) parseAnswer() {
 	}
 }
 
-// withoutLogprobs sets every choice's logprobs to null, keeping the rest.
+// withoutLogprobs sets every choice's logprobs to null, keeping the rest
+// as it is. b must be valid JSON (it decoded); ok is false unless it is an
+// object whose choices are an array of objects.
 func withoutLogprobs(b []byte) ([]byte, bool) {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(b, &top) != nil {
+	var buf [16]member
+	top, ok := members(buf[:0], b, 0)
+	if !ok {
 		return nil, false
 	}
-	var choices []map[string]json.RawMessage
-	if json.Unmarshal(top["choices"], &choices) != nil {
+	ci := last(top, "choices")
+	if ci < 0 {
 		return nil, false
 	}
-	for _, ch := range choices {
-		if _, ok := ch["logprobs"]; ok {
-			ch["logprobs"] = json.RawMessage("null")
+	// The spans of the logprobs values, in order.
+	var spans [][2]int
+	i := skipWS(b, top[ci].val)
+	if b[i] != '[' {
+		return nil, false
+	}
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		ch, ok := members(buf[:0], b, i)
+		if !ok {
+			return nil, false
+		}
+		for _, m := range ch {
+			if m.is("logprobs") {
+				spans = append(spans, [2]int{m.val, m.end})
+			}
+		}
+		e := valueEnd(b, i)
+		if e < 0 {
+			return nil, false
+		}
+		i = skipWS(b, e)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
 		}
 	}
-	cb, err := json.Marshal(choices)
-	if err != nil {
-		return nil, false
+	out := make([]byte, 0, len(b))
+	at := 0
+	for _, sp := range spans {
+		out = append(append(out, b[at:sp[0]]...), "null"...)
+		at = sp[1]
 	}
-	top["choices"] = cb
-	out, err := json.Marshal(top)
-	return out, err == nil
+	return append(out, b[at:]...), true
 }
 
 func (c *call) signal() {
