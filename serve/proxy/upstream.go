@@ -247,7 +247,7 @@ func (h *Handler) run(c *call, body []byte) {
 	c.status = resp.StatusCode
 	c.contentType = resp.Header.Get("Content-Type")
 	if !c.stream || resp.StatusCode != http.StatusOK || !strings.HasPrefix(c.contentType, "text/event-stream") {
-		c.body, c.err = readLimited(resp.Body, c.maxBytes)
+		c.body, c.err = readLimited(resp.Body, resp.ContentLength, c.maxBytes)
 		if c.err == nil && c.ok() {
 			c.parseAnswer()
 		}
@@ -273,7 +273,17 @@ func cleanErr(err error) error {
 	return err
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads a body of at most limit bytes. size is its
+// Content-Length, or -1: a known size is read into one buffer of that
+// size instead of one grown from 512 bytes.
+func readLimited(r io.Reader, size, limit int64) ([]byte, error) {
+	if size >= 0 && size <= limit {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, cleanErr(err)
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, cleanErr(err)
