@@ -236,16 +236,13 @@ func (s *Server) complete(w http.ResponseWriter, ctx context.Context, a *answer,
 		return false
 	}
 	b := s.appendCompletion(make([]byte, 0, 512), a, withLogprobs)
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if _, err := w.Write(b); err != nil {
 		return false
 	}
 	return ctx.Err() == nil
 }
-
-var jsonContentType = []string{"application/json"}
 
 // appendCompletion appends a's answer as JSON: what json.Marshal makes of
 // a completion (marshalCompletion; TestAppendCompletionMatchesMarshal
