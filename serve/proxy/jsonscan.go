@@ -10,7 +10,7 @@ import (
 // object's members are, so the proxy can read a few fields and copy or
 // replace the others as they are, instead of decoding a body into a
 // map[string]json.RawMessage and encoding it again. Those round trips
-// were most of the JSON work of a speculating request (about 70% of
+// were most of the JSON work of a speculating request (about two thirds of
 // BenchmarkSpeculateJSON's CPU profile, and 150 allocations where 48
 // remain). On invalid input the functions report !ok instead of
 // panicking; they do not validate.
