@@ -3,10 +3,12 @@
 # 50 ms; CLIENTS (200) closed-loop clients send chat completions for
 # DURATION, first straight to the fast sim, then through `triage serve`
 # with the proxy (routed: fast, speculate and escalate, recorded to the
-# bbolt feedback db as in production). Prints the p99 latency of both and
-# the proxy's p99 minus the 50 ms upstream time (target: at most 2 ms).
+# bbolt feedback db as in production), ROUNDS times. Prints each round's
+# latencies and every process's CPU per request, then the medians of the
+# p99s and the proxy's p99 minus the 50 ms upstream time (target: at most
+# 2 ms).
 #
-#   bench/proxy/overhead.sh            # CLIENTS=200 DURATION=15s WARMUP=3s
+#   bench/proxy/overhead.sh   # CLIENTS=200 DURATION=15s WARMUP=3s ROUNDS=3
 #
 # Everything listens on 127.0.0.1:0. The figure depends on the machine
 # being otherwise idle: client, proxy and sims share its cores.
@@ -16,6 +18,7 @@ set -euo pipefail
 CLIENTS=${CLIENTS:-200}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
+ROUNDS=${ROUNDS:-3}
 LATENCY_MS=50
 FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
@@ -35,29 +38,53 @@ PROXY_ADDR=$ADDR SERVE_PID=$LAST_PID
 # cpu PID: user+system CPU seconds of a process so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
 
-echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients, $DURATION after a $WARMUP warm-up; sims at a fixed ${LATENCY_MS} ms"
-"$WORK/loadgen" -url "http://$FAST_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
-	-data "$WORK/log.jsonl" -model $FAST -json >"$WORK/direct.json"
-before="$(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)"
-"$WORK/loadgen" -url "http://$PROXY_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
-	-data "$WORK/log.jsonl" -json >"$WORK/proxy.json"
-after="$(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)"
+echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients, $ROUNDS rounds of $DURATION after a $WARMUP warm-up; sims at a fixed ${LATENCY_MS} ms"
+# Each round loads the fast sim directly, then the proxy, so both see the
+# same machine within a minute of each other.
+for round in $(seq "$ROUNDS"); do
+	before="$(cpu $FAST_PID)"
+	"$WORK/loadgen" -url "http://$FAST_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
+		-data "$WORK/log.jsonl" -model $FAST -json >"$WORK/direct$round.json"
+	echo "$before $(cpu $FAST_PID)" >"$WORK/direct$round.cpu"
+	before="$(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)"
+	"$WORK/loadgen" -url "http://$PROXY_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
+		-data "$WORK/log.jsonl" -json >"$WORK/proxy$round.json"
+	echo "$before $(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)" >"$WORK/proxy$round.cpu"
+done
 curl -s "http://$PROXY_ADDR/metrics" >"$WORK/metrics.txt" || true
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$WORK/direct.json" "$WORK/proxy.json" "$LATENCY_MS" "$WORK/metrics.txt" "$before" "$after" <<'EOF'
-import json, sys
-d, p, lat = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
-b, a = [float(x) for x in sys.argv[5].split()], [float(x) for x in sys.argv[6].split()]
-for name, r in (("direct to the fast sim", d), ("through the proxy", p)):
-    print(f"{name:24s} {r['requests']:7d} requests ({r['errors']} errors) {r['rps']:7.0f} req/s  "
-          f"p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:.2f}  p99.9 {r['p999_ms']:.2f} ms")
-print("proxy decisions:", json.dumps(p.get("by_decision", {}), sort_keys=True), " answered by:", json.dumps(p.get("by_model", {}), sort_keys=True))
-rec = [l for l in open(sys.argv[4]) if l.startswith("triage_proxy_recordings_total")]
+python3 - "$WORK" "$ROUNDS" "$LATENCY_MS" <<'EOF'
+import json, statistics, sys
+work, rounds, lat = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+def load(name, i):
+    r = json.load(open(f"{work}/{name}{i}.json"))
+    c = [float(x) for x in open(f"{work}/{name}{i}.cpu").read().split()]
+    n = r["all_requests"]  # warm-up included, as in the CPU times
+    if name == "direct":
+        r["cpu"] = {"sim": 1e6 * (c[1] - c[0]) / n}
+    else:
+        r["cpu"] = {"serve+proxy": 1e6 * (c[3] - c[0]) / n, "sims": 1e6 * (c[4] - c[1] + c[5] - c[2]) / n}
+    r["cpu"]["load generator"] = 1e6 * r["cpu_seconds"] / n
+    return r
+d = [load("direct", i) for i in range(1, rounds + 1)]
+p = [load("proxy", i) for i in range(1, rounds + 1)]
+for i in range(rounds):
+    for name, r in (("direct to the fast sim", d[i]), ("through the proxy", p[i])):
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in r["cpu"].items())
+        print(f"round {i+1} {name:22s} {r['requests']:6d} requests ({r['errors']} errors) {r['rps']:5.0f} req/s  "
+              f"p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:6.2f}  p99.9 {r['p999_ms']:6.2f} ms; CPU us/request: {cpu}")
+last = p[-1]
+print("proxy decisions (last round):", json.dumps(last.get("by_decision", {}), sort_keys=True),
+      " answered by:", json.dumps(last.get("by_model", {}), sort_keys=True))
+rec = [l for l in open(f"{work}/metrics.txt") if l.startswith("triage_proxy_recordings_total")]
 print("recordings:", "; ".join(l.strip() for l in rec))
-n = p["all_requests"]  # warm-up included, as in the CPU times
-print(f"CPU per proxied request (us): serve+proxy {1e6*(a[0]-b[0])/n:.0f}, "
-      f"sims {1e6*(a[1]-b[1]+a[2]-b[2])/n:.0f}, load generator {1e6*p['cpu_seconds']/n:.0f}")
-over = p["p99_ms"] - lat
+for name, rs in (("direct", d), ("proxied", p)):
+    print(f"median CPU per {name} request (us): " +
+          ", ".join(f"{k} {statistics.median(r['cpu'][k] for r in rs):.0f}" for k in rs[0]["cpu"]))
+dp, pp = statistics.median(r["p99_ms"] for r in d), statistics.median(r["p99_ms"] for r in p)
+over = pp - lat
+print(f"median of {rounds} rounds: direct p99 {dp:.2f} ms, proxy p99 {pp:.2f} ms; the proxy adds {pp - dp:.2f} ms at p99")
 print(f"proxy p99 - {lat:.0f} ms = {over:.2f} ms (target <= 2 ms: {'PASS' if over <= 2 else 'FAIL'}); "
-      f"direct p99 - {lat:.0f} ms = {d['p99_ms'] - lat:.2f} ms")
+      f"direct p99 - {lat:.0f} ms = {dp - lat:.2f} ms")
 EOF

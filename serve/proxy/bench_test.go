@@ -48,3 +48,32 @@ func benchPost(b *testing.B, url, body string) {
 		}
 	})
 }
+
+// benchAnswer is a fast tier's answer with the logprobs a speculation
+// asks for, as the upstream sim writes it.
+const benchAnswer = `{"id":"chatcmpl-sim-2","object":"chat.completion","created":1795766298,"model":"synthetic/fast-small","choices":[{"index":0,"message":{"role":"assistant","content":"[sim] recorded score 0 for synthetic/fast-small on synth/1/000000"},"logprobs":{"content":[{"token":"[sim]","logprob":-1.278052322872867,"bytes":[91,115,105,109,93],"top_logprobs":[]},{"token":" recorded","logprob":-1.6197785249255146,"bytes":[32,114,101,99,111,114,100,101,100],"top_logprobs":[]},{"token":" score","logprob":-0.8185274647825577,"bytes":[32,115,99,111,114,101],"top_logprobs":[]},{"token":" 0","logprob":-0.6,"bytes":[32,48],"top_logprobs":[]},{"token":" for","logprob":-0.9,"bytes":[32,102,111,114],"top_logprobs":[]}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}`
+
+// BenchmarkSpeculateJSON is the JSON work of a speculation without the
+// network: parse the client's body, build both upstream bodies, read the
+// fast answer and hide the logprobs the client did not ask for.
+func BenchmarkSpeculateJSON(b *testing.B) {
+	body := []byte(`{"model":"triage","messages":[{"role":"user","content":"Goran is taller than Emeka. Emeka is shorter than Emeka. Goran is not the shortest unless Hana is older than Alice. Farah is not the shortest unless Chen is older than Chen. Who is the tallest? Explain why."}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := parseRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := req.upstreamBody("fast", true); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := req.upstreamBody("strong", false); err != nil {
+			b.Fatal(err)
+		}
+		c := &call{body: []byte(benchAnswer), status: 200, stripLogprobs: true}
+		c.parseAnswer()
+		if c.lpN != 5 {
+			b.Fatalf("%d logprobs read, want 5", c.lpN)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -22,6 +23,15 @@ type metrics struct {
 	recordings   *prometheus.CounterVec
 
 	recWritten, recDropped, recFailed prometheus.Counter
+	// byRequest and bySpec hold the series already resolved: a label
+	// lookup hashes its values on every call.
+	byRequest sync.Map // requestKey -> prometheus.Counter
+	bySpec    map[string]prometheus.Counter
+}
+
+type requestKey struct {
+	decision string
+	status   int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,18 +74,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.recWritten = m.recordings.WithLabelValues("written")
 	m.recDropped = m.recordings.WithLabelValues("dropped")
 	m.recFailed = m.recordings.WithLabelValues("failed")
+	m.bySpec = map[string]prometheus.Counter{}
 	for _, o := range []string{SpecFastAccepted, SpecStrongUsed, SpecFastFallback, SpecFailed, SpecAbandoned} {
-		m.speculations.WithLabelValues(o)
+		m.bySpec[o] = m.speculations.WithLabelValues(o)
 	}
 	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings)
 	return m
 }
 
 func (m *metrics) request(decision string, status int) {
-	m.requests.WithLabelValues(decision, strconv.Itoa(status)).Inc()
+	k := requestKey{decision, status}
+	c, ok := m.byRequest.Load(k)
+	if !ok {
+		c, _ = m.byRequest.LoadOrStore(k, m.requests.WithLabelValues(decision, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *metrics) speculation(outcome string) prometheus.Counter {
+	if c, ok := m.bySpec[outcome]; ok {
+		return c
+	}
 	return m.speculations.WithLabelValues(outcome)
 }
 

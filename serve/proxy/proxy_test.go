@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -620,12 +621,22 @@ func TestUpstreamBody(t *testing.T) {
 		wantLogprobs bool
 		want         string
 	}{
-		{"the model is replaced and other fields kept", `{"model":"triage","temperature":0.2,"messages":[{"role":"user","content":"x"}]}`, false,
-			`{"messages":[{"role":"user","content":"x"}],"model":"up","temperature":0.2}`},
+		{"the model is replaced and other fields kept in their order, as sent", `{"model":"triage","temperature":0.2, "tools" : [ {"a":"<&>"} ],"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"model":"up","temperature":0.2,"tools" : [ {"a":"<&>"} ],"messages":[{"role":"user","content":"x"}]}`},
 		{"logprobs are asked for when needed", `{"messages":[{"role":"user","content":"x"}]}`, true,
+			`{"messages":[{"role":"user","content":"x"}],"model":"up","logprobs":true}`},
+		{"logprobs false becomes true when needed", `{"logprobs":false,"messages":[{"role":"user","content":"x"}]}`, true,
 			`{"logprobs":true,"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"logprobs the client asked for are left alone", `{"logprobs":true,"top_logprobs":2,"messages":[{"role":"user","content":"x"}]}`, true,
+			`{"logprobs":true,"top_logprobs":2,"messages":[{"role":"user","content":"x"}],"model":"up"}`},
 		{"a stream asks for usage", `{"stream":true,"stream_options":{"x":1},"messages":[{"role":"user","content":"x"}]}`, false,
-			`{"messages":[{"role":"user","content":"x"}],"model":"up","stream":true,"stream_options":{"include_usage":true,"x":1}}`},
+			`{"stream":true,"stream_options":{"include_usage":true,"x":1},"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"a stream without stream_options gets them", `{"stream":true,"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"stream":true,"messages":[{"role":"user","content":"x"}],"model":"up","stream_options":{"include_usage":true}}`},
+		{"a member named twice is sent once with its last value", `{"model":"a","temperature":1,"messages":[{"role":"user","content":"x"}],"temperature":0.5,"model":"b"}`, false,
+			`{"messages":[{"role":"user","content":"x"}],"temperature":0.5,"model":"up"}`},
+		{"an escaped model key is replaced", `{"mod\u0065l":"a","messages":[{"role":"user","content":"x"}]}`, false,
+			`{"model":"up","messages":[{"role":"user","content":"x"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -682,8 +693,28 @@ func FuzzParseRequest(f *testing.F) {
 		if len(req.messages) == 0 || len(req.turns) != len(req.messages) {
 			t.Fatalf("accepted a request without messages")
 		}
-		if _, err := req.upstreamBody("m", true); err != nil {
+		ub, err := req.upstreamBody("m", true)
+		if err != nil {
 			t.Fatalf("upstream body of an accepted request: %v", err)
+		}
+		// The upstream reads what the client sent, with the tier's model
+		// and logprobs.
+		var got, sent map[string]any
+		if err := json.Unmarshal(ub, &got); err != nil {
+			t.Fatalf("upstream body %s is not a JSON object: %v", ub, err)
+		}
+		json.Unmarshal(b, &sent)
+		sent["model"], sent["logprobs"] = "m", true
+		if req.stream && !req.includeUsage {
+			opts, _ := sent["stream_options"].(map[string]any)
+			if opts == nil {
+				opts = map[string]any{}
+			}
+			opts["include_usage"] = true
+			sent["stream_options"] = opts
+		}
+		if !reflect.DeepEqual(got, sent) {
+			t.Fatalf("upstream body %s decodes to %v, want %v", ub, got, sent)
 		}
 	})
 }

@@ -175,11 +175,10 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// The messages make PutFeedback create the request should
-				// the decision entry be missing; it is not, as it
-				// committed above.
-				err := s.Store.PutFeedback(ctx, datasets.Feedback{RequestID: r.RequestID, Model: model, Outcome: o,
-					Messages: r.Messages, Meta: r.Meta, TS: r.TS})
+				// Without messages: the decision entry committed above,
+				// so PutFeedback need not be able to create the request
+				// (it would encode the messages twice per outcome to be).
+				err := s.Store.PutFeedback(ctx, datasets.Feedback{RequestID: r.RequestID, Model: model, Outcome: o, TS: r.TS})
 				if err != nil {
 					select {
 					case errc <- fmt.Errorf("record outcome of %s for request %s: %w", model, r.RequestID, err):

@@ -41,9 +41,11 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // chatRequest is a client's request: the body as sent, with the fields
 // the proxy reads decoded. Every other field reaches the upstream as is.
 type chatRequest struct {
-	// fields is the body's top-level object; the upstream body is it with
-	// "model" (and what the proxy needs) replaced.
-	fields map[string]json.RawMessage
+	// body is the request as sent and fields its top-level members; the
+	// upstream body is them with "model" (and what the proxy needs)
+	// replaced, the other members copied as they are.
+	body   []byte
+	fields []member
 	model  string
 	stream bool
 	// logprobs and includeUsage are what the client asked for; the proxy
@@ -77,17 +79,26 @@ func parseRequest(body []byte) (*chatRequest, error) {
 	if !utf8.Valid(body) {
 		return nil, &apiError{http.StatusBadRequest, codeInvalidUTF8, "request body is not valid UTF-8; send UTF-8 JSON"}
 	}
-	req := &chatRequest{}
-	if err := json.Unmarshal(body, &req.fields); err != nil || req.fields == nil {
+	req := &chatRequest{body: body}
+	var ok bool
+	if json.Valid(body) {
+		req.fields, ok = members(make([]member, 0, 8), body, 0)
+	}
+	if !ok {
 		msg := "request body is not a JSON object"
-		if err != nil {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
 			msg += ": " + err.Error()
 		}
 		return nil, &apiError{http.StatusBadRequest, codeInvalidJSON, msg + "; send an OpenAI chat completion request"}
 	}
 	field := func(name string, dst any) error {
-		raw, ok := req.fields[name]
-		if !ok || string(raw) == "null" {
+		i := last(req.fields, name)
+		if i < 0 {
+			return nil
+		}
+		raw := body[req.fields[i].val:req.fields[i].end]
+		if string(raw) == "null" {
 			return nil
 		}
 		if err := json.Unmarshal(raw, dst); err != nil {
@@ -141,35 +152,76 @@ func typeError(err error) string {
 
 var jsonTrue = json.RawMessage("true")
 
-// upstreamBody is the request for one tier: the client's fields with the
-// tier's model, logprobs when the proxy needs them for the confidence,
-// and usage in streams for the recorded cost.
+// upstreamBody is the request for one tier: the client's members, in
+// their order and as sent, with the tier's model, logprobs when the proxy
+// needs them for the confidence, and usage in streams for the recorded
+// cost. A member named twice is sent once, with its last value (the one
+// the proxy read).
 func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, error) {
-	f := make(map[string]json.RawMessage, len(req.fields)+2)
-	for k, v := range req.fields {
-		f[k] = v
-	}
 	m, err := json.Marshal(model)
 	if err != nil {
 		return nil, err
 	}
-	f["model"] = m
-	if wantLogprobs && !req.logprobs {
-		f["logprobs"] = jsonTrue
+	addLogprobs := wantLogprobs && !req.logprobs
+	addUsage := req.stream && !req.includeUsage
+	var opts []byte
+	if addUsage {
+		if opts, err = req.streamOptions(); err != nil {
+			return nil, err
+		}
 	}
-	if req.stream && !req.includeUsage {
-		opts := map[string]json.RawMessage{}
-		if raw, ok := req.fields["stream_options"]; ok && string(raw) != "null" {
+	out := make([]byte, 0, len(req.body)+len(m)+64)
+	out = append(out, '{')
+	put := func(member ...[]byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		for _, p := range member {
+			out = append(out, p...)
+		}
+	}
+	var sawModel, sawLogprobs, sawOpts bool
+	for i := range req.fields {
+		f := &req.fields[i]
+		if shadowed(req.fields, i) {
+			continue
+		}
+		switch {
+		case f.is("model"):
+			put([]byte(`"model":`), m)
+			sawModel = true
+		case addLogprobs && f.is("logprobs"):
+			put([]byte(`"logprobs":`), jsonTrue)
+			sawLogprobs = true
+		case addUsage && f.is("stream_options"):
+			put([]byte(`"stream_options":`), opts)
+			sawOpts = true
+		default:
+			put(req.body[f.start:f.end])
+		}
+	}
+	if !sawModel {
+		put([]byte(`"model":`), m)
+	}
+	if addLogprobs && !sawLogprobs {
+		put([]byte(`"logprobs":`), jsonTrue)
+	}
+	if addUsage && !sawOpts {
+		put([]byte(`"stream_options":`), opts)
+	}
+	return append(out, '}'), nil
+}
+
+// streamOptions is the client's stream_options with include_usage set.
+func (req *chatRequest) streamOptions() ([]byte, error) {
+	opts := map[string]json.RawMessage{}
+	if i := last(req.fields, "stream_options"); i >= 0 {
+		if raw := req.body[req.fields[i].val:req.fields[i].end]; string(raw) != "null" {
 			if err := json.Unmarshal(raw, &opts); err != nil {
 				return nil, err
 			}
 		}
-		opts["include_usage"] = jsonTrue
-		b, err := json.Marshal(opts)
-		if err != nil {
-			return nil, err
-		}
-		f["stream_options"] = b
 	}
-	return json.Marshal(f)
+	opts["include_usage"] = jsonTrue
+	return json.Marshal(opts)
 }

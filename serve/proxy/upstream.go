@@ -247,7 +247,7 @@ func (h *Handler) run(c *call, body []byte) {
 	c.status = resp.StatusCode
 	c.contentType = resp.Header.Get("Content-Type")
 	if !c.stream || resp.StatusCode != http.StatusOK || !strings.HasPrefix(c.contentType, "text/event-stream") {
-		c.body, c.err = readLimited(resp.Body, c.maxBytes)
+		c.body, c.err = readLimited(resp.Body, resp.ContentLength, c.maxBytes)
 		if c.err == nil && c.ok() {
 			c.parseAnswer()
 		}
@@ -273,7 +273,17 @@ func cleanErr(err error) error {
 	return err
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads a body of at most limit bytes. size is its
+// Content-Length, or -1: a known size is read into one buffer of that
+// size instead of one grown from 512 bytes.
+func readLimited(r io.Reader, size, limit int64) ([]byte, error) {
+	if size >= 0 && size <= limit {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, cleanErr(err)
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, cleanErr(err)
@@ -343,28 +353,52 @@ func (c *call) parseAnswer() {
 	}
 }
 
-// withoutLogprobs sets every choice's logprobs to null, keeping the rest.
+// withoutLogprobs sets every choice's logprobs to null, keeping the rest
+// as it is. b must be valid JSON (it decoded); ok is false unless it is an
+// object whose choices are an array of objects.
 func withoutLogprobs(b []byte) ([]byte, bool) {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(b, &top) != nil {
+	var buf [16]member
+	top, ok := members(buf[:0], b, 0)
+	if !ok {
 		return nil, false
 	}
-	var choices []map[string]json.RawMessage
-	if json.Unmarshal(top["choices"], &choices) != nil {
+	ci := last(top, "choices")
+	if ci < 0 {
 		return nil, false
 	}
-	for _, ch := range choices {
-		if _, ok := ch["logprobs"]; ok {
-			ch["logprobs"] = json.RawMessage("null")
+	// The spans of the logprobs values, in order.
+	var spans [][2]int
+	i := skipWS(b, top[ci].val)
+	if b[i] != '[' {
+		return nil, false
+	}
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		ch, ok := members(buf[:0], b, i)
+		if !ok {
+			return nil, false
+		}
+		for _, m := range ch {
+			if m.is("logprobs") {
+				spans = append(spans, [2]int{m.val, m.end})
+			}
+		}
+		e := valueEnd(b, i)
+		if e < 0 {
+			return nil, false
+		}
+		i = skipWS(b, e)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
 		}
 	}
-	cb, err := json.Marshal(choices)
-	if err != nil {
-		return nil, false
+	out := make([]byte, 0, len(b))
+	at := 0
+	for _, sp := range spans {
+		out = append(append(out, b[at:sp[0]]...), "null"...)
+		at = sp[1]
 	}
-	top["choices"] = cb
-	out, err := json.Marshal(top)
-	return out, err == nil
+	return append(out, b[at:]...), true
 }
 
 func (c *call) signal() {

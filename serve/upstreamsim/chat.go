@@ -139,7 +139,6 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	texts := make([]string, len(req.Messages))
 	lastUser := ""
-	promptTok := 0
 	for i, m := range req.Messages {
 		t, err := openai.ContentText(m.Content)
 		if err != nil {
@@ -151,9 +150,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		if m.Role == "user" {
 			lastUser = t
 		}
-		promptTok += countTokens(t)
 	}
-	joined := strings.Join(texts, "\n")
 	if s.opts.Fault != nil {
 		if f := s.opts.Fault(lastUser); f != nil {
 			if f.Delay > 0 && !sleepCtx(r.Context(), f.Delay) {
@@ -169,6 +166,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	e, key := s.index[lastUser], lastUser
 	if e == nil {
+		joined := strings.Join(texts, "\n")
 		e, key = s.index[joined], joined
 	}
 	if e == nil {
@@ -180,9 +178,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if maxTok != nil && *maxTok < len(a.tokens) {
 		a.tokens, a.logprobs, a.finish = a.tokens[:*maxTok], a.logprobs[:*maxTok], "length"
 	}
-	a.usage.PromptTokens = promptTok
 	if e.inTok != nil {
 		a.usage.PromptTokens = *e.inTok
+	} else {
+		for _, t := range texts {
+			a.usage.PromptTokens += countTokens(t)
+		}
 	}
 	a.usage.CompletionTokens = len(a.tokens)
 	if e.outTok != nil && a.finish == "stop" {
@@ -234,22 +235,78 @@ func (s *Server) complete(w http.ResponseWriter, ctx context.Context, a *answer,
 	if !sleepCtx(ctx, wait) {
 		return false
 	}
-	finish := a.finish
-	c := completion{ID: a.id, Object: "chat.completion", Created: a.created, Model: s.opts.Model, Usage: &a.usage,
-		Choices: []choice{{Message: &message{Role: "assistant", Content: strings.Join(a.tokens, "")}, FinishReason: &finish}}}
-	if withLogprobs {
-		c.Choices[0].Logprobs = tokenLogprobs(a.tokens, a.logprobs)
-	}
-	b, err := json.Marshal(&c)
-	if err != nil {
-		panic("upstreamsim: marshal answer: " + err.Error())
-	}
+	b := s.appendCompletion(make([]byte, 0, 512), a, withLogprobs)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if _, err := w.Write(b); err != nil {
 		return false
 	}
 	return ctx.Err() == nil
+}
+
+// appendCompletion appends a's answer as JSON: what json.Marshal makes of
+// a completion (marshalCompletion; TestAppendCompletionMatchesMarshal
+// checks it), from the answer's choices encoded once per entry. Encoding
+// the whole answer per request, logprobs and all, was most of the sim's
+// own CPU, which shares the machine with the proxy it stands in for.
+func (s *Server) appendCompletion(b []byte, a *answer, withLogprobs bool) []byte {
+	if a.finish != "stop" || len(a.tokens) != len(a.e.tokens) {
+		// A truncated answer: rare, encoded in full.
+		return append(b, s.marshalCompletion(a, withLogprobs)...)
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, a.id...)
+	b = append(b, `","object":"chat.completion","created":`...)
+	b = strconv.AppendInt(b, a.created, 10)
+	b = append(b, `,"model":`...)
+	b = append(b, s.modelJSON...)
+	b = append(b, `,"choices":`...)
+	b = append(b, a.e.choicesJSON(withLogprobs)...)
+	b = append(b, `,"usage":{"prompt_tokens":`...)
+	b = strconv.AppendInt(b, int64(a.usage.PromptTokens), 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, int64(a.usage.CompletionTokens), 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, int64(a.usage.TotalTokens), 10)
+	return append(b, "}}"...)
+}
+
+// marshalCompletion is a's answer encoded by encoding/json.
+func (s *Server) marshalCompletion(a *answer, withLogprobs bool) []byte {
+	c := completion{ID: a.id, Object: "chat.completion", Created: a.created, Model: s.opts.Model, Usage: &a.usage,
+		Choices: answerChoices(a.tokens, a.logprobs, a.finish, withLogprobs)}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic("upstreamsim: marshal answer: " + err.Error())
+	}
+	return b
+}
+
+// answerChoices are the choices of a non-streamed answer.
+func answerChoices(tokens []string, lp []float64, finish string, withLogprobs bool) []choice {
+	ch := []choice{{Message: &message{Role: "assistant", Content: strings.Join(tokens, "")}, FinishReason: &finish}}
+	if withLogprobs {
+		ch[0].Logprobs = tokenLogprobs(tokens, lp)
+	}
+	return ch
+}
+
+// choicesJSON is the encoded choices of e's whole answer, with or
+// without logprobs, made on first use.
+func (e *entry) choicesJSON(withLogprobs bool) []byte {
+	i := 0
+	if withLogprobs {
+		i = 1
+	}
+	if p := e.choices[i].Load(); p != nil {
+		return *p
+	}
+	b, err := json.Marshal(answerChoices(e.tokens, e.logprobs, "stop", withLogprobs))
+	if err != nil {
+		panic("upstreamsim: marshal choices: " + err.Error())
+	}
+	e.choices[i].Store(&b)
+	return b
 }
 
 // stream writes the answer as server-sent events: the first content after

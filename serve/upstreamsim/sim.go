@@ -134,6 +134,8 @@ type entry struct {
 	inTok, outTok   *int
 	confidence      float64
 	hasRecordedConf bool
+	// choices caches choicesJSON without and with logprobs.
+	choices [2]atomic.Pointer[[]byte]
 }
 
 // Server answers chat completions from a log. It is an http.Handler and is
@@ -148,6 +150,8 @@ type Server struct {
 	mu, sigma float64
 	mux       *http.ServeMux
 	seq       atomic.Uint64
+	// modelJSON is opts.Model as a JSON string.
+	modelJSON []byte
 
 	requests, answered, cancelled, unknown, failed, inFlight atomic.Int64
 }
@@ -210,6 +214,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("upstream sim: no record has an outcome for model %q; the log's models are %s", opts.Model, modelList(seen))
 	}
 	s.mu, s.sigma = fitLognormal(logLat)
+	s.modelJSON, _ = json.Marshal(opts.Model)
 	s.def = &entry{text: opts.Default, latency: -1, confidence: DefaultConfidence}
 	s.def.tokens = tokenize(s.def.text)
 	s.def.logprobs = spreadLogprobs(len(s.def.tokens), s.def.confidence)

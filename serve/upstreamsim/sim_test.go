@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -163,6 +164,43 @@ func TestMaxTokensTruncates(t *testing.T) {
 	}
 	if got := r.Choices[0].FinishReason; got != "length" {
 		t.Errorf("finish_reason = %q, want length", got)
+	}
+}
+
+func TestAppendCompletionMatchesMarshal(t *testing.T) {
+	inTok, outTok := 7, 99
+	recs := []datasets.Record{
+		{ID: "plain", Prompt: "p1", Outcomes: map[string]datasets.Outcome{"m<&>": {Response: "The answer is 4."}}},
+		{ID: "escapes", Prompt: "p2", Outcomes: map[string]datasets.Outcome{"m<&>": {
+			Response: "a <b> & \"c\"\n\u2028 é\t\x01 end", InputTokens: &inTok, OutputTokens: &outTok}}},
+	}
+	s, err := New(Options{Model: "m<&>", Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prompt := range []string{"p1", "p2", "not in the log"} {
+		for _, lp := range []bool{false, true} {
+			for _, maxTok := range []int{0, 2} {
+				t.Run(fmt.Sprintf("%s, logprobs %v, max_tokens %d, is what encoding/json makes", prompt, lp, maxTok), func(t *testing.T) {
+					e := s.index[prompt]
+					if e == nil {
+						e = s.def
+					}
+					a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop", id: "chatcmpl-sim-12", created: 1795766298}
+					if maxTok > 0 {
+						a.tokens, a.logprobs, a.finish = a.tokens[:maxTok], a.logprobs[:maxTok], "length"
+					}
+					a.usage = usage{PromptTokens: 3, CompletionTokens: len(a.tokens), TotalTokens: 3 + len(a.tokens)}
+					// Twice: the second from the cached choices.
+					for range 2 {
+						got, want := s.appendCompletion(nil, a, lp), s.marshalCompletion(a, lp)
+						if !bytes.Equal(got, want) {
+							t.Fatalf("got  %s\nwant %s", got, want)
+						}
+					}
+				})
+			}
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command loadgen is a closed-loop HTTP load generator for the proxy
-// benchmarks: C clients each POST a chat completion, wait for the whole
-// answer, and send the next, for a fixed time. It prints the latency
-// percentiles of the requests that started after the warm-up.
+// benchmarks: C clients, each on its own keep-alive HTTP/1.1 connection,
+// POST a chat completion, wait for the whole answer, and send the next,
+// for a fixed time. It prints the latency percentiles of the requests
+// that started after the warm-up; only 2xx answers count as successes.
 //
 //	loadgen -url http://127.0.0.1:8080/v1/chat/completions -c 200 -duration 10s -data log.jsonl
 //
@@ -11,16 +12,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,8 +85,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	tr := &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: *clients, IdleConnTimeout: time.Minute, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	if u.Scheme != "http" {
+		return fmt.Errorf("-url scheme %q, want http", u.Scheme)
+	}
+	reqs := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		reqs[i] = request(u.Host, u.RequestURI(), b)
+	}
 
 	start := time.Now()
 	measureFrom := start.Add(*warm)
@@ -102,6 +106,8 @@ func run() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := &conn{addr: u.Host, timeout: time.Minute}
+			defer c.close()
 			var mine []float64
 			errs := 0
 			models, decisions, statuses := map[string]int{}, map[string]int{}, map[string]int{}
@@ -110,14 +116,8 @@ func run() error {
 				if t0.After(stop) {
 					break
 				}
-				body := bodies[next.Add(1)%uint64(len(bodies))]
-				resp, err := client.Post(*target, "application/json", bytes.NewReader(body))
-				ok := err == nil
-				if ok {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					ok = err == nil && resp.StatusCode == 200
-				}
+				resp, err := c.do(reqs[next.Add(1)%uint64(len(reqs))])
+				ok := err == nil && resp.status >= 200 && resp.status < 300
 				d := time.Since(t0)
 				all.Add(1)
 				if t0.Before(measureFrom) {
@@ -127,13 +127,13 @@ func run() error {
 				if !ok {
 					errs++
 				}
-				if resp != nil {
-					statuses[fmt.Sprint(resp.StatusCode)]++
-					if m := resp.Header.Get("X-Triage-Model"); m != "" {
-						models[m]++
+				if resp.status != 0 {
+					statuses[strconv.Itoa(resp.status)]++
+					if resp.model != "" {
+						models[resp.model]++
 					}
-					if m := resp.Header.Get("X-Triage-Decision"); m != "" {
-						decisions[m]++
+					if resp.decision != "" {
+						decisions[resp.decision]++
 					}
 				}
 			}

@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func TestWithoutLogprobs(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		wantOK         bool
+	}{
+		{"every choice's logprobs become null and the rest stays as sent",
+			`{"id":"x", "choices": [ {"index":0,"logprobs":{"content":[{"token":"}\"]","logprob":-1}]},"message":{"content":"a"}}, {"index":1,"logprobs" : null} ],"usage":{"n":1}}`,
+			`{"id":"x", "choices": [ {"index":0,"logprobs":null,"message":{"content":"a"}}, {"index":1,"logprobs" : null} ],"usage":{"n":1}}`, true},
+		{"a choice without logprobs is left alone", `{"choices":[{"index":0}]}`, `{"choices":[{"index":0}]}`, true},
+		{"no choices is not an answer", `{"id":"x"}`, "", false},
+		{"choices that are not objects are not an answer", `{"choices":[1]}`, "", false},
+		{"an array is not an answer", `[{"choices":[]}]`, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := withoutLogprobs([]byte(tt.in))
+			if ok != tt.wantOK || string(got) != tt.want {
+				t.Errorf("got %s, %v; want %s, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+// FuzzWithoutLogprobs checks the spliced answer against decoding: the
+// same JSON with every choice's logprobs null.
+func FuzzWithoutLogprobs(f *testing.F) {
+	f.Add([]byte(benchAnswer))
+	f.Add([]byte(`{"choices":[{"logprobs":1,"logprobs":{"a":"\u005d"}},{}],"x":[{"logprobs":2}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		got, ok := withoutLogprobs(b)
+		var top map[string]json.RawMessage
+		var choices []map[string]any
+		wantOK := json.Unmarshal(b, &top) == nil && top != nil && json.Unmarshal(top["choices"], &choices) == nil && !hasNil(choices)
+		if ok != wantOK {
+			t.Fatalf("%s: ok = %v, want %v", b, ok, wantOK)
+		}
+		if !ok {
+			return
+		}
+		var want, gotV map[string]any
+		json.Unmarshal(b, &want)
+		for _, ch := range choices {
+			if _, has := ch["logprobs"]; has {
+				ch["logprobs"] = nil
+			}
+		}
+		want["choices"] = choices
+		wb, _ := json.Marshal(want)
+		want = nil
+		json.Unmarshal(wb, &want)
+		if err := json.Unmarshal(got, &gotV); err != nil {
+			t.Fatalf("%s became %s, not JSON: %v", b, got, err)
+		}
+		if !reflect.DeepEqual(gotV, want) {
+			t.Fatalf("%s became %s, want %v", b, got, want)
+		}
+	})
+}
+
+// hasNil reports whether a choice was JSON null, which decodes into a nil
+// map but is not an object.
+func hasNil(choices []map[string]any) bool {
+	for _, c := range choices {
+		if c == nil {
+			return true
+		}
+	}
+	return false
+}
