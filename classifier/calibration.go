@@ -232,6 +232,12 @@ func FitPlatt(z, y, w []float64) (Calibration, error) {
 		step := 1.0
 		for {
 			na, nb := a+step*da, b+step*db
+			if na == a && nb == b {
+				// The step no longer moves the parameters: the gradient left
+				// is rounding in its sum, and more steps would only repeat
+				// this one (up to maxIter passes over z for nothing).
+				return Calibration{Method: CalibPlatt, A: a, B: b}, nil
+			}
 			nf := obj(na, nb)
 			if nf <= f+1e-4*step*gd {
 				a, b, f = na, nb, nf

@@ -70,15 +70,21 @@ p=[float(l.split()[col]) for l in lines[1:] if l.strip()]
 print("%.4f" % roc_auc_score(y,p))
 PY
 )
-read -r gt gm < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json")
+# `--scorer label` fits what liblinear fits: one logistic regression on the
+# label. The default per-tier scorer fits two (one per tier) and is shown
+# after it.
+read -r gt gm < <(measure /dev/null "$T" train --scorer label --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json")
 gauc=$("$T" eval --model "$WORK/big-router.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["router"]["auc"])')
+read -r pt pm < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-pertier.json")
+pauc=$("$T" eval --model "$WORK/big-pertier.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; r=json.load(sys.stdin)["router"]; print("%.4f, APGR %.4f" % (r["auc"], r["apgr"]))')
 # The same fit as liblinear's, on the same libsvm file: classifier.Fit
 # alone (Go benchmark; it reads the file first, outside the timing).
 fitline=$(CLASSIFIER_BENCH_SVM_IN="$WORK/big.svm" CLASSIFIER_BENCH_C=1 go test -run '^$' -bench BenchmarkFitSVM -benchtime 1x -v ./classifier 2>&1 | grep -m1 "Fit: wall" || true)
 echo "liblinear -s 0 (fit only, from libsvm file): ${lt}s, peak ${lm} MiB, held-out AUC ${lauc}"
 echo "triage classifier.Fit on the same libsvm file: ${fitline#*Fit: }"
-echo "triage train (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s, peak ${gm} MiB, held-out AUC ${gauc}"
-echo "ratio: triage / liblinear time = $(python3 -c "print(round($gt/$lt, 2))")"
+echo "triage train --scorer label (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s, peak ${gm} MiB, held-out AUC ${gauc}"
+echo "ratio: triage / liblinear time = $(python3 -c "print(round($gt/$lt, 2))"), peak memory = $(python3 -c "print(round($gm/$lm, 2))")"
+echo "triage train, default per-tier scorer (two heads, same steps each): ${pt}s, peak ${pm} MiB, held-out AUC ${pauc}; ratio to liblinear $(python3 -c "print(round($pt/$lt, 2))")"
 
 echo
 echo "== 3. one route decision on a 2 KB prompt =="
