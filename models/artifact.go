@@ -205,16 +205,8 @@ func (a *Artifact) Validate() error {
 	if err := a.Features.Validate(); err != nil {
 		return fmt.Errorf("features: %w", err)
 	}
-	if len(a.Weights) != a.Features.Dim() {
-		return fmt.Errorf("weights.dim is %d but the feature spec has %d dimensions", len(a.Weights), a.Features.Dim())
-	}
-	for i, v := range a.Weights {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("weights[%d] is %v, want a finite number", i, v)
-		}
-	}
-	if math.IsNaN(a.Bias) || math.IsInf(a.Bias, 0) {
-		return fmt.Errorf("bias is %v, want a finite number", a.Bias)
+	if err := checkHead("weights", "bias", a.Weights, a.Bias, a.Features.Dim()); err != nil {
+		return err
 	}
 	switch a.ScorerKind() {
 	case ScorerLabel:
@@ -225,16 +217,8 @@ func (a *Artifact) Validate() error {
 		if a.FormatVersion < 2 {
 			return fmt.Errorf("scorer %q needs format_version 2, the file says %d", ScorerPerTier, a.FormatVersion)
 		}
-		if len(a.FastWeights) != a.Features.Dim() {
-			return fmt.Errorf("fast_weights.dim is %d but the feature spec has %d dimensions", len(a.FastWeights), a.Features.Dim())
-		}
-		for i, v := range a.FastWeights {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("fast_weights[%d] is %v, want a finite number", i, v)
-			}
-		}
-		if math.IsNaN(a.FastBias) || math.IsInf(a.FastBias, 0) {
-			return fmt.Errorf("fast_bias is %v, want a finite number", a.FastBias)
+		if err := checkHead("fast_weights", "fast_bias", a.FastWeights, a.FastBias, a.Features.Dim()); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("scorer is %q, want %q or %q", a.Scorer, ScorerLabel, ScorerPerTier)
@@ -252,6 +236,23 @@ func (a *Artifact) Validate() error {
 	}
 	if err := a.Policy.Validate(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkHead checks one logistic regression's parameters: dim weights,
+// all finite.
+func checkHead(weights, bias string, w Weights, b float64, dim int) error {
+	if len(w) != dim {
+		return fmt.Errorf("%s.dim is %d but the feature spec has %d dimensions", weights, len(w), dim)
+	}
+	for i, v := range w {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s[%d] is %v, want a finite number", weights, i, v)
+		}
+	}
+	if math.IsNaN(b) || math.IsInf(b, 0) {
+		return fmt.Errorf("%s is %v, want a finite number", bias, b)
 	}
 	return nil
 }

@@ -21,44 +21,21 @@ import (
 // UTF-8.
 func fastDecodeRoute(body []byte, r *routeRequest) bool {
 	p := parser{b: body}
-	if !p.objectStart() {
-		return false
-	}
-	for first := true; ; first = false {
-		key, ok := p.nextKey(first)
-		if !ok {
-			return false
-		}
-		if key == "" { // end of object
-			break
-		}
+	return p.document(func(key string) (ok bool) {
 		switch key {
 		case "prompt":
-			if r.Prompt, ok = p.str(); !ok {
-				return false
-			}
+			r.Prompt, ok = p.str()
 		case "id":
-			if r.ID, ok = p.str(); !ok {
-				return false
-			}
+			r.ID, ok = p.str()
 		case "explain":
-			if r.Explain, ok = p.boolean(); !ok {
-				return false
-			}
+			r.Explain, ok = p.boolean()
 		case "messages":
-			if r.Messages, ok = p.messages(); !ok {
-				return false
-			}
+			r.Messages, ok = p.messages()
 		case "meta":
-			if r.Meta, ok = p.meta(); !ok {
-				return false
-			}
-		default:
-			return false
+			r.Meta, ok = p.meta()
 		}
-	}
-	p.ws()
-	return p.i == len(p.b)
+		return ok
+	})
 }
 
 // fastDecodeFeedback is fastDecodeRoute for a POST /v1/feedback body: an
@@ -70,17 +47,7 @@ func fastDecodeRoute(body []byte, r *routeRequest) bool {
 // UTF-8.
 func fastDecodeFeedback(body []byte, f *feedbackRequest) bool {
 	p := parser{b: body}
-	if !p.objectStart() {
-		return false
-	}
-	for first := true; ; first = false {
-		key, ok := p.nextKey(first)
-		if !ok {
-			return false
-		}
-		if key == "" { // end of object
-			break
-		}
+	return p.document(func(key string) (ok bool) {
 		switch key {
 		case "request_id":
 			f.RequestID, ok = p.str()
@@ -102,20 +69,38 @@ func fastDecodeFeedback(body []byte, f *feedbackRequest) bool {
 			f.Messages, ok = p.messages()
 		case "meta":
 			f.Meta, ok = p.meta()
-		default:
-			return false
 		}
-		if !ok {
-			return false
-		}
-	}
-	p.ws()
-	return p.i == len(p.b)
+		return ok
+	})
 }
 
 type parser struct {
 	b []byte
 	i int
+}
+
+// document parses the whole of p.b as one object, calling field for each
+// key with p at its value; field parses the value and says whether it
+// could (false, as for an unknown key, sends the body to the strict
+// decoder). Nothing but whitespace may follow the object.
+func (p *parser) document(field func(key string) bool) bool {
+	if !p.objectStart() {
+		return false
+	}
+	for first := true; ; first = false {
+		key, ok := p.nextKey(first)
+		if !ok {
+			return false
+		}
+		if key == "" { // end of object
+			break
+		}
+		if !field(key) {
+			return false
+		}
+	}
+	p.ws()
+	return p.i == len(p.b)
 }
 
 func (p *parser) ws() {
