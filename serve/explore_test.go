@@ -284,7 +284,11 @@ func TestWatchModel(t *testing.T) {
 	path := filepath.Join(dir, "router.json")
 	writeArtifact(t, path, "v1", 0)
 	reloads := make(chan struct{}, 16)
-	w, err := WatchModel(path, 20*time.Millisecond, func() { reloads <- struct{}{} }, nil)
+	// The debounce is long enough that a burst of five writes falls within
+	// it even on a loaded machine (at 20 ms a slow write split the burst
+	// in two under the race detector with other jobs running).
+	const debounce = 250 * time.Millisecond
+	w, err := WatchModel(path, debounce, func() { reloads <- struct{}{} }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +308,7 @@ func TestWatchModel(t *testing.T) {
 		select {
 		case <-reloads:
 			t.Error("an unexpected extra reload")
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(2 * debounce):
 		}
 	}
 	t.Run("a file renamed over the model reloads once", func(t *testing.T) {
