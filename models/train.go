@@ -211,7 +211,7 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 	// standard deviation for the same reason: features.Spec squeezes them
 	// into [0, 1], where a prompt's length varies by a few hundredths, so
 	// one L2 penalty would all but erase them. On GSM8K, where length is
-	// the best single sign of a hard problem, this was worth +0.02 APGR
+	// the best single sign of a hard problem, this was worth +0.015 APGR
 	// (docs/quality.md). Their means need no centring: the intercept is
 	// not penalised, so a shift only moves it.
 	scale := columnScales(d.x, 1<<opts.Features.HashBits, !opts.NoIDF)
