@@ -5,38 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/triage-router/triage/datasets/datasetstest"
 )
 
-// sharedDatasets returns <repo root>/../shared/datasets (or
-// $TRIAGE_DATASETS) and skips the test when it is absent.
-func sharedDatasets(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("TRIAGE_DATASETS"); d != "" {
-		if _, err := os.Stat(d); err != nil {
-			tb.Skipf("shared datasets folder %s (TRIAGE_DATASETS) is absent", d)
-		}
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("no go.mod above the package; cannot find ../shared/datasets")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "datasets")
-	if _, err := os.Stat(d); err != nil {
-		tb.Skipf("shared datasets folder %s is absent (set TRIAGE_DATASETS to its path)", d)
-	}
-	return d
-}
+// sharedDatasets is datasetstest.Dir: the shared data, or a skip.
+func sharedDatasets(tb testing.TB) string { return datasetstest.Dir(tb) }
 
 // TestMMLUPrompts runs real prompts (several MMLU subjects: prose, maths,
 // code) through Extract and holds them to the reference implementation.

@@ -5,9 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/datasets/datasetstest"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit
@@ -19,20 +20,8 @@ func run(tb testing.TB, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-// sharedDatasets returns ../shared/datasets (or $TRIAGE_DATASETS), or
-// skips the test when it is absent.
-func sharedDatasets(tb testing.TB) string {
-	tb.Helper()
-	dir := os.Getenv("TRIAGE_DATASETS")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "datasets")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "routellm")); err != nil {
-		tb.Skipf("shared datasets folder %s is absent (set TRIAGE_DATASETS); skipping", dir)
-	}
-	return dir
-}
+// sharedDatasets is datasetstest.Dir: the shared data, or a skip.
+func sharedDatasets(tb testing.TB) string { return datasetstest.Dir(tb) }
 
 // writeFile writes content to a file in dir and returns its path.
 func writeFile(tb testing.TB, dir, name, content string) string {

@@ -2,12 +2,12 @@ package importers
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/datasetstest"
 )
 
 const (
@@ -15,36 +15,8 @@ const (
 	strong = "gpt-4-1106-preview"
 )
 
-// sharedDatasets finds ../shared/datasets beside the repository root (or
-// $TRIAGE_DATASETS) and skips the test when it is absent.
-func sharedDatasets(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("TRIAGE_DATASETS"); d != "" {
-		if _, err := os.Stat(d); err != nil {
-			tb.Skipf("shared datasets folder %s (TRIAGE_DATASETS) is absent", d)
-		}
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("no go.mod above the test; cannot find ../shared/datasets")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "datasets")
-	if _, err := os.Stat(d); err != nil {
-		tb.Skipf("shared datasets folder %s is absent (set TRIAGE_DATASETS to its path)", d)
-	}
-	return d
-}
+// sharedDatasets is datasetstest.Dir: the shared data, or a skip.
+func sharedDatasets(tb testing.TB) string { return datasetstest.Dir(tb) }
 
 type realRun struct {
 	recs  int
