@@ -101,12 +101,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recs, bad, err := rf.logRecords()
+	recs, err := rf.logRecords(env, "calibrate")
 	if err != nil {
 		return err
-	}
-	if bad > 0 {
-		fmt.Fprintf(env.Stderr, "triage calibrate: skipped %d malformed lines\n", bad)
 	}
 	r, rl, rp, err := loadReplay(*model, recs, lat, cost, billing)
 	if err != nil {

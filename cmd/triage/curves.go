@@ -102,9 +102,20 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing m
 	return lat, cost, billing, nil
 }
 
-// logRecords reads the log once; each router replays it with its own
-// tiers.
-func (f *replayFlags) logRecords() ([]datasets.Record, int, error) {
+// logRecords reads the log once (each router replays it with its own
+// tiers) and tells stderr how many malformed lines --skip-bad skipped.
+func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error) {
+	recs, bad, err := f.readLog()
+	if err != nil {
+		return nil, err
+	}
+	if bad > 0 {
+		fmt.Fprintf(env.Stderr, "triage %s: skipped %d malformed lines\n", cmd, bad)
+	}
+	return recs, nil
+}
+
+func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	bad := 0
 	for _, p := range f.data {
@@ -186,7 +197,7 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 				v[vi][ti] = x
 			}
 		}
-		p := r.Route(inputOf(rec)).PHard
+		p := r.Route(models.RecordInput(rec)).PHard
 		req := models.Request{
 			ID: rec.ID, PHard: p, FastScore: f, StrongScore: s,
 			FastLatencyMS: v[0][0], StrongLatencyMS: v[0][1], FastCostUSD: v[1][0], StrongCostUSD: v[1][1],
@@ -293,12 +304,9 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recs, bad, err := rf.logRecords()
+	recs, err := rf.logRecords(env, "curves")
 	if err != nil {
 		return err
-	}
-	if bad > 0 {
-		fmt.Fprintf(env.Stderr, "triage curves: skipped %d malformed lines\n", bad)
 	}
 	names := sectionNames(modelPaths)
 	page := &report.Page{

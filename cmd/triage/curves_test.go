@@ -63,7 +63,7 @@ func trainRouter(tb testing.TB, path string, recs []datasets.Record, fast, stron
 		if !ok {
 			continue
 		}
-		e := models.Example{ID: recs[i].ID, Input: inputOf(&recs[i]), Fast: f, Strong: s, Fold: datasets.Fold(recs[i].ID, 1, 3)}
+		e := models.Example{ID: recs[i].ID, Input: models.RecordInput(&recs[i]), Fast: f, Strong: s, Fold: datasets.Fold(recs[i].ID, 1, 3)}
 		if c := recs[i].Outcomes[fast].Confidence; c != nil {
 			v := *c
 			e.Confidence = &v
@@ -148,7 +148,7 @@ func plainRequests(t *testing.T, modelPath string, recs []datasets.Record, defLa
 			continue
 		}
 		q := plainRequest{
-			p: r.Route(inputOf(&recs[i])).PHard, fs: *fo.Score, ss: *so.Score,
+			p: r.Route(models.RecordInput(&recs[i])).PHard, fs: *fo.Score, ss: *so.Score,
 			fl: val(fo.LatencyMS, defLat[a.Tiers.Fast]), sl: val(so.LatencyMS, defLat[a.Tiers.Strong]),
 			fc: val(fo.CostUSD, defCost[a.Tiers.Fast]), sc: val(so.CostUSD, defCost[a.Tiers.Strong]),
 		}

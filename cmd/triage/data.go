@@ -6,21 +6,8 @@ import (
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
-	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
-
-// inputOf turns a logged record into the features' input.
-func inputOf(rec *datasets.Record) features.Input {
-	in := features.Input{Prompt: rec.Prompt, Meta: rec.Meta}
-	if len(rec.Messages) > 0 {
-		in.Messages = make([]features.Turn, len(rec.Messages))
-		for i, m := range rec.Messages {
-			in.Messages[i] = features.Turn{Role: m.Role, Content: m.Content}
-		}
-	}
-	return in
-}
 
 // labelledSet is a log turned into training examples for a tier pair.
 type labelledSet struct {
@@ -48,7 +35,7 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 				set.missing++
 				return nil
 			}
-			ex := models.Example{ID: rec.ID, Input: inputOf(&rec), Fast: f, Strong: s, TS: rec.TS}
+			ex := models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Fast: f, Strong: s, TS: rec.TS}
 			if o := rec.Outcomes[fast]; o.Confidence != nil {
 				c := *o.Confidence
 				ex.Confidence = &c

@@ -9,6 +9,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
 )
 
 func init() {
@@ -52,7 +53,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 				miss++
 				return nil
 			}
-			ext.Extract(&v, inputOf(&rec))
+			ext.Extract(&v, models.RecordInput(&rec))
 			// libsvm wants each index once, ascending and 1-based; the
 			// extractor may repeat an index, so sum repeats first.
 			clear(merged)

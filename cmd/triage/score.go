@@ -45,7 +45,7 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			res := r.Route(inputOf(&rec))
+			res := r.Route(models.RecordInput(&rec))
 			return enc.Encode(line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision})
 		})
 		if err != nil {
