@@ -79,10 +79,8 @@ func (f *feedbackRequest) feedback() datasets.Feedback {
 func (s *Server) handleFeedback(c *gin.Context) {
 	it := getItem()
 	defer putItem(it)
-	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
-	it.body = body
-	if err != nil {
-		writeError(c, s.log, err)
+	body, ok := s.readItemBody(c, it)
+	if !ok {
 		return
 	}
 	req, err := decodeFeedback(body, s.cfg.Limits)

@@ -46,6 +46,19 @@ type batchRequest struct {
 	Requests []routeRequest `json:"requests"`
 }
 
+// readItemBody reads the request body into it's pooled buffer (kept there
+// for reuse either way); on failure it has written the error response and
+// ok is false.
+func (s *Server) readItemBody(c *gin.Context, it *logItem) (body []byte, ok bool) {
+	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
+	it.body = body
+	if err != nil {
+		writeError(c, s.log, err)
+		return nil, false
+	}
+	return body, true
+}
+
 // readBody reads the request body into dst, up to limit bytes.
 func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
@@ -252,11 +265,9 @@ var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 func (s *Server) handleRoute(c *gin.Context) {
 	it := getItem()
-	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
-	it.body = body
-	if err != nil {
+	body, ok := s.readItemBody(c, it)
+	if !ok {
 		putItem(it)
-		writeError(c, s.log, err)
 		return
 	}
 	req, err := decodeRoute(body, s.cfg.Limits)
@@ -300,10 +311,8 @@ func (s *Server) handleRoute(c *gin.Context) {
 func (s *Server) handleRouteBatch(c *gin.Context) {
 	it := getItem()
 	defer putItem(it)
-	body, err := readBody(c.Request, it.body, s.cfg.Limits.MaxBodyBytes)
-	it.body = body
-	if err != nil {
-		writeError(c, s.log, err)
+	body, ok := s.readItemBody(c, it)
+	if !ok {
 		return
 	}
 	req, err := decodeBatch(body, s.cfg.Limits)

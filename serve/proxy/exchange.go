@@ -219,13 +219,7 @@ func (x *exchange) runSpeculate() {
 				return
 			}
 			if fastDone == nil {
-				if fc.ok() {
-					x.spec = SpecFastFallback
-					x.serve(fc)
-					return
-				}
-				x.spec = SpecFailed
-				x.fail(fc, sc)
+				x.fastOrFail(fc, sc)
 				return
 			}
 			// The strong call failed first: wait for the fast answer,
@@ -251,6 +245,12 @@ func (x *exchange) commitStrong(fc, sc *call) {
 		return
 	}
 	<-sc.done
+	x.fastOrFail(fc, sc)
+}
+
+// fastOrFail ends a speculation whose strong call failed: the fast answer
+// if there is one, else the failure of both.
+func (x *exchange) fastOrFail(fc, sc *call) {
 	if fc.ok() {
 		x.spec = SpecFastFallback
 		x.serve(fc)
