@@ -85,25 +85,17 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 // writeImport streams an import to -o (published only if the whole import
 // succeeds) or stdout, and prints a one-line summary to stderr.
 func writeImport(ctx context.Context, env *Env, name, path string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
-	o, err := openOutput(env, path)
-	if err != nil {
+	var st importers.Stats
+	err := writeLogOutput(env, path, func(write func(*datasets.Record) error) (err error) {
+		st, err = run(func(rec datasets.Record) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return write(&rec)
+		})
 		return err
-	}
-	defer o.Abort()
-	w := datasets.NewWriter(o)
-	st, err := run(func(rec datasets.Record) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return w.Write(&rec)
 	})
 	if err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write log: %w", err)
-	}
-	if err := o.Commit(); err != nil {
 		return err
 	}
 	dest := "stdout"

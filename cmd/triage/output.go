@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
+	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
 )
 
@@ -37,4 +39,23 @@ func (o *output) Abort() {
 	if o.f != nil {
 		o.f.Abort()
 	}
+}
+
+// writeLogOutput streams the records produce hands to its write function
+// as JSONL to path (published only if produce and the writes all succeed)
+// or stdout.
+func writeLogOutput(env *Env, path string, produce func(write func(*datasets.Record) error) error) error {
+	o, err := openOutput(env, path)
+	if err != nil {
+		return err
+	}
+	defer o.Abort()
+	w := datasets.NewWriter(o)
+	if err := produce(w.Write); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	return o.Commit()
 }

@@ -25,22 +25,12 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 	if *n <= 0 {
 		return usagef("use a positive count", "--n is %d", *n)
 	}
-	o, err := openOutput(env, *out)
-	if err != nil {
-		return err
-	}
-	defer o.Abort()
-	w := datasets.NewWriter(o)
-	err = synth.Each(synth.Options{N: *n, Seed: *seed, Latency: *lat, Confidence: *conf}, func(rec datasets.Record, _ synth.Truth) error {
-		return w.Write(&rec)
+	err := writeLogOutput(env, *out, func(write func(*datasets.Record) error) error {
+		return synth.Each(synth.Options{N: *n, Seed: *seed, Latency: *lat, Confidence: *conf}, func(rec datasets.Record, _ synth.Truth) error {
+			return write(&rec)
+		})
 	})
 	if err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write log: %w", err)
-	}
-	if err := o.Commit(); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "triage synth: %d synthetic records (fast %s, strong %s)\n", *n, synth.FastModel, synth.StrongModel)
