@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 )
 
@@ -354,7 +355,7 @@ func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 // gap:T, gain), whose ranking it improves (docs/quality.md), and
 // ScorerLabel for weak-fails, which is about the fast tier alone.
 func DefaultScorer(label string) string {
-	if label == "weak-fails" {
+	if label == datasets.LabelWeakFails {
 		return ScorerLabel
 	}
 	return ScorerPerTier
