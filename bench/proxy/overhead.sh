@@ -8,7 +8,11 @@
 # p99s and the proxy's p99 minus the 50 ms upstream time (target: at most
 # 2 ms).
 #
-#   bench/proxy/overhead.sh   # CLIENTS=200 DURATION=15s WARMUP=3s ROUNDS=3
+#   bench/proxy/overhead.sh   # CLIENTS=200 DURATION=15s WARMUP=3s RAMP=1s ROUNDS=3
+#
+# RAMP spreads the clients' start over that time. Clients that start
+# together stay in step behind a fixed 50 ms upstream and arrive in
+# bursts of all 200 for the whole run; RAMP=0 measures that case.
 #
 # Everything listens on 127.0.0.1:0. The figure depends on the machine
 # being otherwise idle: client, proxy and sims share its cores.
@@ -18,6 +22,7 @@ set -euo pipefail
 CLIENTS=${CLIENTS:-200}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
+RAMP=${RAMP:-1s}
 ROUNDS=${ROUNDS:-3}
 LATENCY_MS=50
 FAST=synthetic/fast-small
@@ -38,16 +43,16 @@ PROXY_ADDR=$ADDR SERVE_PID=$LAST_PID
 # cpu PID: user+system CPU seconds of a process so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
 
-echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients, $ROUNDS rounds of $DURATION after a $WARMUP warm-up; sims at a fixed ${LATENCY_MS} ms"
+echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients, $ROUNDS rounds of $DURATION after a $WARMUP warm-up (clients started over $RAMP); sims at a fixed ${LATENCY_MS} ms"
 # Each round loads the fast sim directly, then the proxy, so both see the
 # same machine within a minute of each other.
 for round in $(seq "$ROUNDS"); do
 	before="$(cpu $FAST_PID)"
-	"$WORK/loadgen" -url "http://$FAST_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
+	"$WORK/loadgen" -url "http://$FAST_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
 		-data "$WORK/log.jsonl" -model $FAST -json >"$WORK/direct$round.json"
 	echo "$before $(cpu $FAST_PID)" >"$WORK/direct$round.cpu"
 	before="$(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)"
-	"$WORK/loadgen" -url "http://$PROXY_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" \
+	"$WORK/loadgen" -url "http://$PROXY_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
 		-data "$WORK/log.jsonl" -json >"$WORK/proxy$round.json"
 	echo "$before $(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)" >"$WORK/proxy$round.cpu"
 done
@@ -76,6 +81,7 @@ for i in range(rounds):
               f"p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:6.2f}  p99.9 {r['p999_ms']:6.2f} ms; CPU us/request: {cpu}")
 last = p[-1]
 print("proxy decisions (last round):", json.dumps(last.get("by_decision", {}), sort_keys=True),
+      " p99 ms by decision:", json.dumps(last.get("p99_ms_by_decision", {}), sort_keys=True),
       " answered by:", json.dumps(last.get("by_model", {}), sort_keys=True))
 rec = [l for l in open(f"{work}/metrics.txt") if l.startswith("triage_proxy_recordings_total")]
 print("recordings:", "; ".join(l.strip() for l in rec))

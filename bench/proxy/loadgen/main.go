@@ -49,7 +49,11 @@ type stats struct {
 	MaxMS      float64        `json:"max_ms"`
 	ByModel    map[string]int `json:"by_model,omitempty"`
 	ByDecision map[string]int `json:"by_decision,omitempty"`
-	Status     map[string]int `json:"status,omitempty"`
+	// P99ByDecision is the p99 latency of each decision's requests, so a
+	// tail can be told apart: a speculation whose fast answer is refused
+	// waits for the strong one.
+	P99ByDecision map[string]float64 `json:"p99_ms_by_decision,omitempty"`
+	Status        map[string]int     `json:"status,omitempty"`
 	// CPUSeconds is this process's user+system CPU time, to tell what
 	// the load generator itself took of a shared machine.
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -63,6 +67,7 @@ func run() error {
 	clients := flag.Int("c", 200, "concurrent clients")
 	dur := flag.Duration("duration", 10*time.Second, "measured time (at most 10m)")
 	warm := flag.Duration("warmup", 2*time.Second, "time before measuring")
+	ramp := flag.Duration("ramp", 0, "start the clients evenly over this time instead of all at once (at most the warm-up)")
 	data := flag.String("data", "", "JSONL log whose prompts make the bodies (default: one fixed prompt)")
 	model := flag.String("model", "triage", "the \"model\" field of each body")
 	maxPrompts := flag.Int("max-prompts", 1000, "use at most this many prompts of the log")
@@ -77,6 +82,9 @@ func run() error {
 	}
 	if *clients < 1 || *clients > 5000 {
 		return fmt.Errorf("-c %d, want 1..5000", *clients)
+	}
+	if *ramp < 0 || *ramp > *warm {
+		return fmt.Errorf("-ramp %v, want 0 up to the warm-up (%v), so every client runs through the measured window", *ramp, *warm)
 	}
 	if *dur <= 0 || *dur > 10*time.Minute {
 		return fmt.Errorf("-duration %v, want up to 10m", *dur)
@@ -100,15 +108,21 @@ func run() error {
 	var all atomic.Int64
 	var mu sync.Mutex
 	var lat []float64
+	latBy := map[string][]float64{}
 	st := stats{URL: *target, Clients: *clients, ByModel: map[string]int{}, ByDecision: map[string]int{}, Status: map[string]int{}}
 	var wg sync.WaitGroup
-	for range *clients {
+	for i := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Clients that start together stay in step behind an upstream
+			// with a fixed latency: they arrive in bursts of all of them,
+			// every period, for the whole run. A ramp spreads their phases.
+			time.Sleep(*ramp * time.Duration(i) / time.Duration(*clients))
 			c := &conn{addr: u.Host, timeout: time.Minute}
 			defer c.close()
 			var mine []float64
+			mineBy := map[string][]float64{}
 			errs := 0
 			models, decisions, statuses := map[string]int{}, map[string]int{}, map[string]int{}
 			for {
@@ -134,11 +148,15 @@ func run() error {
 					}
 					if resp.decision != "" {
 						decisions[resp.decision]++
+						mineBy[resp.decision] = append(mineBy[resp.decision], mine[len(mine)-1])
 					}
 				}
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
+			for k, v := range mineBy {
+				latBy[k] = append(latBy[k], v...)
+			}
 			st.Errors += errs
 			for k, v := range models {
 				st.ByModel[k] += v
@@ -161,16 +179,19 @@ func run() error {
 	for _, v := range lat {
 		sum += v
 	}
-	pct := func(p float64) float64 {
-		// Nearest rank: the smallest value at least p of them do not exceed.
-		i := int(float64(len(lat))*p+0.999999) - 1
-		return lat[max(0, min(len(lat)-1, i))]
-	}
+	pct := func(p float64) float64 { return percentile(lat, p) }
 	st.Requests = len(lat)
 	st.AllRequests = all.Load()
 	st.RPS = float64(len(lat)) / dur.Seconds()
 	st.MeanMS = sum / float64(len(lat))
 	st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS = pct(.5), pct(.9), pct(.99), pct(.999), lat[len(lat)-1]
+	if len(latBy) > 0 {
+		st.P99ByDecision = map[string]float64{}
+		for k, v := range latBy {
+			slices.Sort(v)
+			st.P99ByDecision[k] = percentile(v, .99)
+		}
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		st.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
@@ -183,6 +204,13 @@ func run() error {
 	fmt.Printf("%s: %d clients, %d requests (%d errors), %.0f req/s; latency ms: mean %.2f p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
 		st.URL, st.Clients, st.Requests, st.Errors, st.RPS, st.MeanMS, st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS)
 	return nil
+}
+
+// percentile is the nearest-rank p-quantile of sorted, non-empty lat: the
+// smallest value that at least a share p of them do not exceed.
+func percentile(lat []float64, p float64) float64 {
+	i := int(float64(len(lat))*p+0.999999) - 1
+	return lat[max(0, min(len(lat)-1, i))]
 }
 
 func makeBodies(path, model string, maxN int) ([][]byte, error) {
