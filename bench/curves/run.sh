@@ -1,7 +1,8 @@
 #!/bin/sh
 # Times `triage curves` and `triage calibrate` on RouteLLM MMLU (14,042
-# records, two models) and on the synthetic latency/confidence log, and
-# runs the replay's Go benchmark. Prints wall times; asserts nothing.
+# records, two models) and on the synthetic latency/confidence log
+# (`triage synth --scenario speculation`), and runs the replay's Go
+# benchmark. Prints wall times; asserts nothing.
 #
 #   bench/curves/run.sh            # work files in a temporary folder
 #   WORK=/tmp/curves bench/curves/run.sh   # keep (and reuse) them
@@ -57,11 +58,11 @@ fi
 
 echo "== synthetic latency/confidence log: 20,000 records to train on, 20,000 held out"
 if [ ! -s "$WORK/synth-test.jsonl" ]; then
-	go run ./bench/curves/gen -n 20000 -seed 1 -prefix synth-train -o "$WORK/synth-train.jsonl"
-	go run ./bench/curves/gen -n 20000 -seed 2 -prefix synth-test -o "$WORK/synth-test.jsonl"
+	"$BIN" synth --scenario speculation --latency --confidence --n 20000 --seed 1 --id-prefix synth-train -o "$WORK/synth-train.jsonl"
+	"$BIN" synth --scenario speculation --latency --confidence --n 20000 --seed 2 --id-prefix synth-test -o "$WORK/synth-test.jsonl"
 fi
 if [ ! -s "$WORK/synth.model.json" ]; then
-	"$BIN" train --data "$WORK/synth-train.jsonl" --fast synth/fast-8b --strong synth/strong-400b --holdout 0 --l2 1e-4 -o "$WORK/synth.model.json" >/dev/null
+	"$BIN" train --data "$WORK/synth-train.jsonl" --fast synthetic/fast-small --strong synthetic/strong-large --holdout 0 --l2 1e-4 -o "$WORK/synth.model.json" >/dev/null
 fi
 t0=$(now)
 "$BIN" curves --model "$WORK/synth.model.json" --data "$WORK/synth-test.jsonl" -o "$WORK/synth-report" | tail -2

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triage-router/triage/bench/curves/synth"
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
@@ -83,6 +83,14 @@ func trainRouter(tb testing.TB, path string, recs []datasets.Record, fast, stron
 	}
 }
 
+// speculationLog is n records of the synthetic scenario built to show
+// what the confidence gate and speculation buy, with latency, cost and
+// confidence.
+func speculationLog(n int, seed uint64, idPrefix string) []datasets.Record {
+	recs, _ := synth.Generate(synth.Options{Scenario: synth.Speculation, N: n, Seed: seed, Latency: true, Confidence: true, IDPrefix: idPrefix})
+	return recs
+}
+
 // synthFixture is a router trained on one synthetic latency log and a
 // second, independent log (other seed and ids) to report on: held-out
 // data.
@@ -95,8 +103,8 @@ func newSynthFixture(t *testing.T) *synthFixture {
 	t.Helper()
 	dir := t.TempDir()
 	fx := &synthFixture{dir: dir, model: filepath.Join(dir, "router.json"), test: filepath.Join(dir, "test.jsonl")}
-	train := synth.Generate(synth.Options{N: 4000, Seed: 1, IDPrefix: "train"})
-	fx.testRecs = synth.Generate(synth.Options{N: 6000, Seed: 2, IDPrefix: "test"})
+	train := speculationLog(4000, 1, "train")
+	fx.testRecs = speculationLog(6000, 2, "test")
 	writeLog(t, fx.test, fx.testRecs)
 	trainRouter(t, fx.model, train, synth.FastModel, synth.StrongModel, smallSpec())
 	return fx
@@ -264,8 +272,8 @@ func skipSlow(t *testing.T) {
 func TestCurvesSmallLog(t *testing.T) {
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
-	trainRouter(t, model, synth.Generate(synth.Options{N: 500, Seed: 1, IDPrefix: "train"}), synth.FastModel, synth.StrongModel, smallSpec())
-	writeLog(t, data, synth.Generate(synth.Options{N: 300, Seed: 2, IDPrefix: "test"}))
+	trainRouter(t, model, speculationLog(500, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+	writeLog(t, data, speculationLog(300, 2, "test"))
 	out := filepath.Join(dir, "report")
 	if _, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "20", "--cancel-billing", "full", "-o", out); code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
@@ -342,7 +350,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 
 	m := readMetrics(t, filepath.Join(out, "metrics.json"))
 	t.Run("speculation gives a lower p95 at the same quality", func(t *testing.T) {
-		// The log is built so (bench/curves/synth): the gate sees what
+		// The log is built so (synth.Speculation): the gate sees what
 		// p_hard cannot. Require a 10% lower p95 at some level.
 		best := 0.0
 		for _, g := range m.Gains {
@@ -370,7 +378,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"latency of the fast tier synth/fast-8b: from the log", "cost of the strong tier synth/strong-400b: from the log", "Where speculation helps"} {
+		for _, want := range []string{"latency of the fast tier " + synth.FastModel + ": from the log", "cost of the strong tier " + synth.StrongModel + ": from the log", "Where speculation helps"} {
 			if !strings.Contains(string(html), want) {
 				t.Errorf("index.html lacks %q", want)
 			}
@@ -478,15 +486,15 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		p := filepath.Join(fx.dir, "nolat.jsonl")
 		writeLog(t, p, recs)
 		_, stderr, code := run(t, "curves", "--model", fx.model, "--data", p, "-o", filepath.Join(fx.dir, "nolat"))
-		if code != 1 || !strings.Contains(stderr, `no latency_ms for model "synth/strong-400b"`) || !strings.Contains(stderr, "--latency 'synth/strong-400b=MS'") {
+		if code != 1 || !strings.Contains(stderr, `no latency_ms for model "`+synth.StrongModel+`"`) || !strings.Contains(stderr, "--latency '"+synth.StrongModel+"=MS'") {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 		out := filepath.Join(fx.dir, "deflat")
-		if _, stderr, code := run(t, "curves", "--model", fx.model, "--data", p, "--latency", "synth/strong-400b=2000", "--grid", "10", "--resamples", "20", "-o", out); code != 0 {
+		if _, stderr, code := run(t, "curves", "--model", fx.model, "--data", p, "--latency", synth.StrongModel+"=2000", "--grid", "10", "--resamples", "20", "-o", out); code != 0 {
 			t.Fatalf("with a default: exit %d, %s", code, stderr)
 		}
 		html, _ := os.ReadFile(filepath.Join(out, "index.html"))
-		if !strings.Contains(string(html), "latency of the strong tier synth/strong-400b: the --latency default 2000 ms for all 50 requests") {
+		if !strings.Contains(string(html), "latency of the strong tier "+synth.StrongModel+": the --latency default 2000 ms for all 50 requests") {
 			t.Error("index.html does not say the strong latency came from the default")
 		}
 	})
@@ -755,8 +763,8 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 func BenchmarkCurvesCommand(b *testing.B) {
 	dir := b.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
-	trainRouter(b, model, synth.Generate(synth.Options{N: 3000, Seed: 1, IDPrefix: "train"}), synth.FastModel, synth.StrongModel, smallSpec())
-	writeLog(b, data, synth.Generate(synth.Options{N: 14042, Seed: 2, IDPrefix: "test"}))
+	trainRouter(b, model, speculationLog(3000, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+	writeLog(b, data, speculationLog(14042, 2, "test"))
 	for b.Loop() {
 		if _, stderr, code := run(b, "curves", "--model", model, "--data", data, "-o", filepath.Join(dir, "report")); code != 0 {
 			b.Fatalf("curves exited %d: %s", code, stderr)

@@ -13,11 +13,14 @@ func init() {
 }
 
 func runSynth(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "synth", "[--n 2000] [--seed 1] [--latency] [--confidence] [-o FILE]")
-	n := fs.Int("n", 2000, "number of records")
+	fs := newFlagSet(env, "synth", "[--n 2000] [--seed 1] [--scenario topics|speculation] [--latency] [--confidence] [--id-prefix P] [-o FILE]")
+	n := fs.Int("n", synth.DefaultN, "number of records")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed gives the same log)")
+	scenario := fs.String("scenario", string(synth.Topics), "the story behind the log: topics (a prompt's topic and steps set its difficulty; the bundled sample) "+
+		"or speculation (the fast tier's confidence also sees what the prompt hides and the fast tier sometimes stalls, so the gate and speculation pay off; add --latency --confidence)")
 	lat := fs.Bool("latency", false, "add latency_ms and cost_usd to each outcome")
 	conf := fs.Bool("confidence", false, "add the fast tier's confidence (mean token log-probability)")
+	prefix := fs.String("id-prefix", "", "record ids are PREFIX/N (default synth/SEED)")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -25,14 +28,19 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 	if *n <= 0 {
 		return usagef("use a positive count", "--n is %d", *n)
 	}
-	err := writeLogOutput(env, *out, func(write func(*datasets.Record) error) error {
-		return synth.Each(synth.Options{N: *n, Seed: *seed, Latency: *lat, Confidence: *conf}, func(rec datasets.Record, _ synth.Truth) error {
+	sc, err := synth.ParseScenario(*scenario)
+	if err != nil {
+		return usagef("use --scenario topics or --scenario speculation", "--scenario: %v", err)
+	}
+	opts := synth.Options{Scenario: sc, N: *n, Seed: *seed, Latency: *lat, Confidence: *conf, IDPrefix: *prefix}
+	err = writeLogOutput(env, *out, func(write func(*datasets.Record) error) error {
+		return synth.Each(opts, func(rec datasets.Record, _ synth.Truth) error {
 			return write(&rec)
 		})
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage synth: %d synthetic records (fast %s, strong %s)\n", *n, synth.FastModel, synth.StrongModel)
+	fmt.Fprintf(env.Stderr, "triage synth: %d synthetic records, scenario %s (fast %s, strong %s)\n", *n, sc, synth.FastModel, synth.StrongModel)
 	return nil
 }

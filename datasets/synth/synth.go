@@ -1,233 +1,208 @@
 // Package synth generates synthetic, plainly labelled routing logs whose
-// true difficulty is known. Whether a prompt is hard depends on its
-// content (topic, number of steps, asks for proof or code), so a router
-// has something real to learn, and tests can compare what a router
-// estimates with the truth.
+// true difficulty is known, so a router has something real to learn and
+// tests can compare what a router estimates with the truth. It is what
+// `triage synth` writes.
+//
+// A Scenario is the story behind a log:
+//   - Topics (the default, and the bundled sample): whether a prompt is
+//     hard depends on its content (topic, number of steps, asks for proof
+//     or code), plus noise the text does not show;
+//   - Speculation: the fast tier's chance of being right also moves with a
+//     latent the prompt hides and only the fast tier's confidence sees, and
+//     the fast tier sometimes stalls, so the confidence gate and speculation
+//     pay off (see bench/curves and the curves tests).
+//
+// The same Options give the same bytes: the bundled sample and the figures
+// quoted in docs depend on it (golden_test.go pins it).
 package synth
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/triage-router/triage/datasets"
 )
 
-// Default tier names in generated logs.
+// Tier names in generated logs, whatever the scenario.
 const (
 	FastModel   = "synthetic/fast-small"
 	StrongModel = "synthetic/strong-large"
 )
 
+// DefaultN is the number of records when Options.N is 0.
+const DefaultN = 2000
+
+// Scenario names the generative story behind a log.
+type Scenario string
+
+const (
+	// Topics: difficulty comes from the prompt's topic and content, with
+	// three tenants (one asks harder variants) in meta.
+	Topics Scenario = "topics"
+	// Speculation: difficulty the prompt reveals in part, a latent only
+	// the fast tier's confidence sees, and a fast tier that stalls on 8%
+	// of calls; speculation.go has the details.
+	Speculation Scenario = "speculation"
+)
+
+// Scenarios lists every scenario, the default first.
+var Scenarios = []Scenario{Topics, Speculation}
+
+// ParseScenario returns the scenario named s ("" is Topics).
+func ParseScenario(s string) (Scenario, error) {
+	sc := Scenario(s)
+	if sc == "" {
+		sc = Topics
+	}
+	if _, ok := scenarios[sc]; !ok {
+		return "", fmt.Errorf("unknown scenario %q, want one of %v", s, Scenarios)
+	}
+	return sc, nil
+}
+
 // Options controls Generate. Zero values mean defaults.
 type Options struct {
-	// N is the number of records; 0 means 2000.
+	// Scenario is the story behind the log; "" means Topics.
+	Scenario Scenario
+	// N is the number of records; 0 means DefaultN.
 	N int
 	// Seed makes the log reproducible.
 	Seed uint64
 	// Latency adds latency_ms and cost_usd to every outcome.
 	Latency bool
 	// Confidence adds the fast tier's confidence (a mean token
-	// log-probability, higher when its answer is right).
+	// log-probability-like signal, higher when its answer is right).
 	Confidence bool
+	// IDPrefix starts every record id, as "PREFIX/N"; "" means
+	// "synth/SEED", so logs of different seeds never share an id.
+	IDPrefix string
 	// Start is the first record's timestamp; records are a second apart.
-	// Zero means 2026-11-01T00:00:00Z.
+	// Zero means the scenario's own start (2026-11-01T00:00:00Z for Topics,
+	// 2026-01-01T00:00:00Z for Speculation).
 	Start time.Time
 }
 
-// Truth is what generated a record: the probability that each tier
-// answers it correctly.
+// Truth is what generated a record: its difficulty (on the scenario's own
+// scale) and the probability that each tier answers it correctly. Under
+// Topics PStrong >= PFast always; under Speculation the hidden latent can
+// favour the fast tier.
 type Truth struct {
 	Difficulty float64
 	PFast      float64
 	PStrong    float64
 }
 
-type topic struct {
-	name  string
-	base  float64 // difficulty offset
-	build func(r *rand.Rand) (prompt string, extra float64)
+// draw is one request as a scenario drew it, before Options decide which
+// fields are written.
+type draw struct {
+	prompt       string
+	meta         datasets.Meta
+	truth        Truth
+	fast, strong float64 // scores, 0 or 1
+	// Latency (ms), cost (USD) and the fast tier's confidence, unrounded;
+	// a scenario may leave them zero when Options did not ask for them.
+	fastMS, strongMS, fastUSD, strongUSD float64
+	confidence                           float64
 }
 
-var (
-	names     = []string{"Alice", "Bob", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana"}
-	countries = []string{"France", "Japan", "Kenya", "Peru", "Canada", "Norway", "Egypt", "India", "Chile", "Poland"}
-	langs     = []string{"French", "German", "Spanish", "Italian", "Portuguese", "Dutch"}
-	things    = []string{"apples", "books", "tickets", "coins", "marbles", "stamps"}
-	codeTasks = []struct {
-		text string
-		hard float64
-	}{
-		{"reverses a string", 0},
-		{"checks whether a number is even", 0},
-		{"sums a list of integers", 0},
-		{"parses a CSV line with quoted fields and escaped quotes", 1.2},
-		{"implements a thread-safe LRU cache with O(1) get and put", 2.0},
-		{"finds the longest increasing subsequence in O(n log n)", 2.2},
-		{"merges overlapping intervals", 1.0},
-		{"implements Dijkstra's shortest path with a binary heap", 1.8},
-	}
-	codeLangs = []string{"Python", "Go", "Rust", "JavaScript", "C++"}
-	proofs    = []struct {
-		text string
-		hard float64
-	}{
-		{"the sum of two even numbers is even", 0.2},
-		{"the square root of 2 is irrational", 1.2},
-		{"there are infinitely many primes of the form 4k+3", 2.4},
-		{"every finite group of prime order is cyclic", 2.0},
-		{"a continuous function on [a,b] attains its maximum", 2.2},
-	}
-	facts = []string{"What is the capital of %s?", "What is the main language spoken in %s?", "Which continent is %s in?", "What currency does %s use?"}
-)
-
-var topics = []topic{
-	{"arithmetic", -1.2, func(r *rand.Rand) (string, float64) {
-		steps := 1 + r.IntN(5)
-		var b strings.Builder
-		b.WriteString("Compute ")
-		b.WriteString(fmt.Sprint(2 + r.IntN(98)))
-		ops := []string{" + ", " - ", " * ", " / "}
-		for i := 0; i < steps; i++ {
-			b.WriteString(ops[r.IntN(len(ops))])
-			b.WriteString(fmt.Sprint(2 + r.IntN(98)))
-		}
-		b.WriteString(". Give the exact value.")
-		return b.String(), 0.55 * float64(steps)
-	}},
-	{"word-problem", -0.4, func(r *rand.Rand) (string, float64) {
-		steps := 1 + r.IntN(4)
-		a, t := names[r.IntN(len(names))], things[r.IntN(len(things))]
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s has %d %s.", a, 5+r.IntN(50), t)
-		verbs := []string{"buys %d more", "gives away %d", "loses %d", "doubles the number and then sells %d"}
-		for i := 0; i < steps; i++ {
-			fmt.Fprintf(&b, " Then %s %s.", a, fmt.Sprintf(verbs[r.IntN(len(verbs))], 1+r.IntN(20)))
-		}
-		fmt.Fprintf(&b, " How many %s does %s have now?", t, a)
-		return b.String(), 0.6 * float64(steps)
-	}},
-	{"trivia", -2.0, func(r *rand.Rand) (string, float64) {
-		return fmt.Sprintf(facts[r.IntN(len(facts))], countries[r.IntN(len(countries))]), 0.3 * r.Float64()
-	}},
-	{"translation", -1.5, func(r *rand.Rand) (string, float64) {
-		n := 3 + r.IntN(20)
-		words := []string{"the", "weather", "is", "nice", "today", "and", "we", "will", "walk", "to", "the", "market", "after", "lunch", "because", "friends", "are", "waiting", "there", "with", "fresh", "bread"}
-		s := make([]string, n)
-		for i := range s {
-			s[i] = words[r.IntN(len(words))]
-		}
-		return fmt.Sprintf("Translate into %s: %q", langs[r.IntN(len(langs))], strings.Join(s, " ")), 0.05 * float64(n)
-	}},
-	{"code", -0.3, func(r *rand.Rand) (string, float64) {
-		t := codeTasks[r.IntN(len(codeTasks))]
-		l := codeLangs[r.IntN(len(codeLangs))]
-		p := fmt.Sprintf("Write a %s function that %s.", l, t.text)
-		if r.IntN(3) == 0 {
-			p += " Include unit tests and explain the time complexity."
-			return p, t.hard + 0.6
-		}
-		return p, t.hard
-	}},
-	{"proof", 0.6, func(r *rand.Rand) (string, float64) {
-		t := proofs[r.IntN(len(proofs))]
-		return fmt.Sprintf("Prove that %s. Justify every step.", t.text), t.hard
-	}},
-	{"reasoning", 0.0, func(r *rand.Rand) (string, float64) {
-		a, b, c := names[r.IntN(len(names))], names[r.IntN(len(names))], names[r.IntN(len(names))]
-		n := 2 + r.IntN(4)
-		var s strings.Builder
-		fmt.Fprintf(&s, "%s is taller than %s. %s is shorter than %s.", a, b, c, b)
-		for i := 2; i < n; i++ {
-			fmt.Fprintf(&s, " %s is not the shortest unless %s is older than %s.", names[r.IntN(len(names))], names[r.IntN(len(names))], names[r.IntN(len(names))])
-		}
-		s.WriteString(" Who is the tallest? Explain why.")
-		return s.String(), 0.5 * float64(n)
-	}},
+// scenario is how one Scenario draws its log.
+type scenario struct {
+	stream uint64    // PCG stream, so two scenarios at one seed differ
+	start  time.Time // default Options.Start
+	// id formats record i's id after the prefix; each scenario keeps the
+	// form its logs always had, because ids seed train's folds and so the
+	// figures quoted from these logs.
+	id func(i int) string
+	// next draws one request.
+	next func(r *rand.Rand, opts Options) draw
 }
 
-func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+var scenarios = map[Scenario]scenario{
+	Topics: {
+		stream: 0x7472696167650a,
+		start:  time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		id:     func(i int) string { return fmt.Sprintf("%06d", i) },
+		next:   nextTopics,
+	},
+	Speculation: {
+		stream: 0x1a7e,
+		start:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		id:     func(i int) string { return fmt.Sprint(i) },
+		next:   nextSpeculation,
+	},
+}
 
-// Generate returns the log and, for each record, the truth behind it.
+// Generate returns the log and, for each record, the truth behind it. It
+// panics on an unknown scenario (use ParseScenario on user input).
 func Generate(opts Options) ([]datasets.Record, []Truth) {
 	n := opts.N
 	if n == 0 {
-		n = 2000
+		n = DefaultN
 	}
 	recs := make([]datasets.Record, 0, n)
 	truth := make([]Truth, 0, n)
-	Each(opts, func(rec datasets.Record, t Truth) error {
+	err := Each(opts, func(rec datasets.Record, t Truth) error {
 		recs = append(recs, rec)
 		truth = append(truth, t)
 		return nil
 	})
+	if err != nil {
+		panic("synth: " + err.Error())
+	}
 	return recs, truth
 }
 
 // Each generates the log one record at a time, so a million records need
 // no memory; it stops at fn's first error.
 func Each(opts Options, fn func(datasets.Record, Truth) error) error {
+	name, err := ParseScenario(string(opts.Scenario))
+	if err != nil {
+		return err
+	}
+	sc := scenarios[name]
 	n := opts.N
 	if n == 0 {
-		n = 2000
+		n = DefaultN
 	}
 	start := opts.Start
 	if start.IsZero() {
-		start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		start = sc.start
 	}
-	r := rand.New(rand.NewPCG(opts.Seed, 0x7472696167650a))
-	tenants := []string{"acme", "globex", "initech"}
+	prefix := opts.IDPrefix
+	if prefix == "" {
+		prefix = fmt.Sprintf("synth/%d", opts.Seed)
+	}
+	r := rand.New(rand.NewPCG(opts.Seed, sc.stream))
 	for i := 0; i < n; i++ {
-		tp := topics[r.IntN(len(topics))]
-		prompt, extra := tp.build(r)
-		tenant := tenants[r.IntN(len(tenants))]
-		// Difficulty: the topic, its content, and noise the text does not
-		// show (so no router is perfect).
-		d := tp.base + extra + 0.5*r.NormFloat64()
-		if tenant == "initech" {
-			d += 0.3 // a tenant whose users ask harder variants
-		}
-		// The strong tier is never worse in expectation.
-		pf := sigmoid(1.5 - 1.6*d)
-		t := Truth{Difficulty: d, PFast: pf, PStrong: math.Max(pf, sigmoid(3.2-0.9*d))}
-		fast := b2f(r.Float64() < t.PFast)
-		strong := b2f(r.Float64() < t.PStrong)
-		fo := datasets.Outcome{Score: datasets.Float(fast)}
-		so := datasets.Outcome{Score: datasets.Float(strong)}
+		d := sc.next(r, opts)
+		fo := datasets.Outcome{Score: datasets.Float(d.fast)}
+		so := datasets.Outcome{Score: datasets.Float(d.strong)}
 		if opts.Latency {
-			outTok := 40 + 30*math.Max(d+2, 0) + 20*r.Float64()
-			inTok := float64(len(prompt)) / 4
-			// Lognormal latencies: the fast tier is usually 3-5x quicker,
-			// but its tail overlaps the strong tier's body.
-			fo.LatencyMS = datasets.Float(round1((120 + 6*outTok) * math.Exp(0.35*r.NormFloat64())))
-			so.LatencyMS = datasets.Float(round1((400 + 18*outTok) * math.Exp(0.30*r.NormFloat64())))
-			fo.CostUSD = datasets.Float(round8((inTok*0.15 + outTok*0.6) / 1e6))
-			so.CostUSD = datasets.Float(round8((inTok*2.5 + outTok*10) / 1e6))
+			fo.LatencyMS = datasets.Float(round1(d.fastMS))
+			so.LatencyMS = datasets.Float(round1(d.strongMS))
+			fo.CostUSD = datasets.Float(round8(d.fastUSD))
+			so.CostUSD = datasets.Float(round8(d.strongUSD))
 		}
 		if opts.Confidence {
-			// Mean token log-probability: right answers are surer, with
-			// enough overlap that the gate is a tradeoff.
-			c := -0.35 - 0.08*d + 0.18*r.NormFloat64()
-			if fast == 0 {
-				c = -0.85 - 0.05*d + 0.25*r.NormFloat64()
-			}
-			fo.Confidence = datasets.Float(round4(math.Min(c, 0)))
+			fo.Confidence = datasets.Float(round4(d.confidence))
 		}
 		rec := datasets.Record{
-			ID:       fmt.Sprintf("synth/%d/%06d", opts.Seed, i),
-			Prompt:   prompt,
-			Meta:     datasets.Meta{"source": "synthetic", "subject": tp.name, "tenant": tenant},
+			ID:       prefix + "/" + sc.id(i),
+			Prompt:   d.prompt,
+			Meta:     d.meta,
 			Outcomes: map[string]datasets.Outcome{FastModel: fo, StrongModel: so},
 			TS:       start.Add(time.Duration(i) * time.Second),
 		}
-		if err := fn(rec, t); err != nil {
+		if err := fn(rec, d.truth); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
 func b2f(b bool) float64 {
 	if b {

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/synth"
+)
+
+func TestSynthCommand(t *testing.T) {
+	t.Run("the default scenario is topics", func(t *testing.T) {
+		plain, _, code := run(t, "synth", "--n", "20", "--seed", "3", "--latency")
+		named, stderr, code2 := run(t, "synth", "--n", "20", "--seed", "3", "--latency", "--scenario", "topics")
+		if code != 0 || code2 != 0 {
+			t.Fatalf("exit %d and %d: %s", code, code2, stderr)
+		}
+		if plain != named {
+			t.Error("--scenario topics wrote another log than no --scenario")
+		}
+	})
+	t.Run("--scenario speculation writes that scenario with the id prefix", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "log.jsonl")
+		_, stderr, code := run(t, "synth", "--n", "3", "--seed", "2", "--scenario", "speculation", "--latency", "--confidence", "--id-prefix", "test", "-o", path)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr, "3 synthetic records, scenario speculation") {
+			t.Errorf("stderr %q does not name the scenario", stderr)
+		}
+		recs, _, err := datasets.ReadFile(path, datasets.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := synth.Generate(synth.Options{Scenario: synth.Speculation, N: 3, Seed: 2, Latency: true, Confidence: true, IDPrefix: "test"})
+		if !reflect.DeepEqual(recs, want) {
+			t.Errorf("got records\n%+v\nwant\n%+v", recs, want)
+		}
+	})
+	t.Run("an unknown scenario is a usage error that names the choices", func(t *testing.T) {
+		_, stderr, code := run(t, "synth", "--scenario", "chess")
+		if code != 2 || !strings.Contains(stderr, `unknown scenario "chess"`) || !strings.Contains(stderr, "--scenario speculation") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
+}
