@@ -69,7 +69,12 @@ func (iv Interval) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]any{"estimate": f(iv.Estimate), "lo": f(iv.Lo), "hi": f(iv.Hi)})
 }
 
+// String prints "undefined" for a NaN estimate (see
+// MetricComparison.Undefined) rather than NaN.
 func (iv Interval) String() string {
+	if math.IsNaN(iv.Estimate) {
+		return "undefined"
+	}
 	return fmt.Sprintf("%.4f [%.4f, %.4f]", iv.Estimate, iv.Lo, iv.Hi)
 }
 
@@ -79,7 +84,11 @@ type CompareOptions struct {
 	// Metric gates promotion; "" means apgr.
 	Metric Metric
 	// Margin is how much worse than the champion the challenger may be on
-	// Metric (in the metric's own units) and still be promoted.
+	// Metric and still be promoted: in the metric's own units for auc and
+	// log loss; for apgr, a share of the tiers' mean disagreement
+	// |strong − fast|, so the gate on the quality-gain area is the APGR
+	// gate when the strong tier never scores below the fast one (see
+	// Comparison.GateMargin).
 	Margin float64
 	// Bootstrap fixes the intervals' resampling.
 	Bootstrap BootstrapOptions
@@ -96,6 +105,34 @@ type MetricComparison struct {
 	// from the same (paired) resamples, so it is much narrower than the
 	// two routers' intervals suggest.
 	Gain Interval `json:"gain"`
+	// Undefined, when set, says why the metric has no value on these
+	// requests; the estimates are then NaN (null in JSON). APGR is
+	// undefined when the tiers' gap, its denominator, is within noise.
+	Undefined string `json:"undefined,omitempty"`
+}
+
+// AreaComparison is APGR's parts for both routers on the same requests,
+// in the tiers' score units, each with its paired bootstrap interval.
+// Gating on the area rather than on APGR avoids dividing by the tiers'
+// gap: both routers share that denominator, so when it is positive the
+// area gain has APGR's gain's sign (and equals it times the gap); when it
+// is within noise APGR is a ratio of noise, and when it is negative
+// APGR's order is reversed, while the area still says which router keeps
+// the better answers.
+type AreaComparison struct {
+	// Champion and Challenger are the quality-gain areas
+	// ∫₀¹ (r(c) − r_fast) dc, and Gain is challenger − champion: the
+	// challenger's quality minus the champion's at the same strong share,
+	// averaged over every share.
+	Champion   Interval `json:"champion"`
+	Challenger Interval `json:"challenger"`
+	Gain       Interval `json:"gain"`
+	// Gap is the strong tier's mean score minus the fast tier's, APGR's
+	// denominator; APGR is reported only when its interval excludes 0.
+	Gap Interval `json:"gap"`
+	// Disagreement is the mean |strong − fast|, the quality routing can
+	// move at all; the apgr gate's margin is a share of it.
+	Disagreement Interval `json:"disagreement"`
 }
 
 // Comparison is the champion against the challenger on one held-out slice.
@@ -107,12 +144,20 @@ type Comparison struct {
 	ESS float64 `json:"ess"`
 	// Metrics holds every metric in Metrics order.
 	Metrics []MetricComparison `json:"metrics"`
+	// Area is APGR's numerator and denominator for both routers, whatever
+	// the gate.
+	Area AreaComparison `json:"quality_area"`
 	// Gate is the metric promotion was decided on, and Margin the
-	// tolerance.
+	// tolerance as given (CompareOptions.Margin).
 	Gate   Metric  `json:"gate"`
 	Margin float64 `json:"margin"`
-	// Promote is true when the challenger's gain on Gate is at least
-	// −Margin.
+	// GateGain is the statistic the verdict compares, with its interval:
+	// for apgr the quality-gain area's gain (Area.Gain), else the
+	// metric's Gain. GateMargin is Margin in GateGain's units: for apgr
+	// Margin × Area.Disagreement, else Margin.
+	GateGain   Interval `json:"gate_gain"`
+	GateMargin float64  `json:"gate_margin"`
+	// Promote is true when GateGain's estimate is at least −GateMargin.
 	Promote bool `json:"promote"`
 	// Verdict says why, in a sentence that reads after "promoted: " or
 	// "refused: ".
@@ -139,6 +184,11 @@ var ErrNoHeldOut = errors.New("no held-out requests to compare on")
 // The decision uses the point estimates; the intervals (a paired
 // bootstrap over the requests, with a fixed seed) say how far to trust
 // them.
+//
+// The apgr gate compares the quality-gain areas (APGR's numerators), not
+// APGR itself: see AreaComparison for why, and CompareOptions.Margin for
+// the margin's units. APGR is still reported, or marked undefined when
+// the tiers' gap is within noise.
 func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOptions) (*Comparison, error) {
 	n := len(y)
 	for _, s := range [][]float64{champion, challenger, weak, strong} {
@@ -164,24 +214,40 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 	bo := opts.Bootstrap.withDefaults()
 
 	c := &Comparison{N: n, ESS: ESS(w, n), Gate: opts.Metric, Margin: opts.Margin}
+	// Sorting dominates APGR; each router's order is fixed across
+	// resamples, which only change the weights. A router with a NaN score
+	// has no order and so no area; the gap does not depend on the order.
+	ordChamp, okA := descending(champion)
+	ordChall, okB := descending(challenger)
+	identity := make([]int, n)
+	for i := range identity {
+		identity[i] = i
+	}
+	curveOf := func(p []float64, ord []int, ok bool, count []float64) curve {
+		if !ok {
+			cv := curveSorted(identity, p, weak, strong, w, count)
+			cv.Area = math.NaN()
+			return cv
+		}
+		return curveSorted(ord, p, weak, strong, w, count)
+	}
+	apgr := func(cv curve) float64 {
+		if cv.Gap == 0 {
+			return math.NaN()
+		}
+		return cv.Area / cv.Gap
+	}
+	others := []Metric{MetricAUC, MetricLogLoss}
+
+	// One row of statistics per resample, champion and challenger side
+	// by side; every interval below is a percentile of one column.
 	type pair struct{ champ, chall []float64 }
 	reps := make(map[Metric]*pair, len(Metrics))
 	for _, m := range Metrics {
 		reps[m] = &pair{}
 	}
-	// Sorting dominates APGR; each router's order is fixed across
-	// resamples, which only change the weights.
-	ordChamp, okA := descending(champion)
-	ordChall, okB := descending(challenger)
-	eval := func(m Metric, p []float64, ord []int, ok bool, count []float64) float64 {
-		if m == MetricAPGR {
-			if !ok {
-				return math.NaN()
-			}
-			return apgrSorted(ord, p, weak, strong, w, count)
-		}
-		return m.Eval(p, y, weak, strong, scaled(w, count, n))
-	}
+	var area pair
+	var gaps, dis []float64
 	r := rand.New(rand.NewPCG(bo.Seed, 0x626f6f74))
 	count := make([]float64, n)
 	for b := 0; b < bo.Resamples; b++ {
@@ -189,45 +255,128 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 		for range n {
 			count[r.IntN(n)]++
 		}
-		for _, m := range Metrics {
+		ca, cb := curveOf(champion, ordChamp, okA, count), curveOf(challenger, ordChall, okB, count)
+		area.champ, area.chall = append(area.champ, ca.Area), append(area.chall, cb.Area)
+		gaps, dis = append(gaps, ca.Gap), append(dis, ca.Disagreement)
+		reps[MetricAPGR].champ = append(reps[MetricAPGR].champ, apgr(ca))
+		reps[MetricAPGR].chall = append(reps[MetricAPGR].chall, apgr(cb))
+		for _, m := range others {
 			p := reps[m]
-			p.champ = append(p.champ, eval(m, champion, ordChamp, okA, count))
-			p.chall = append(p.chall, eval(m, challenger, ordChall, okB, count))
+			p.champ = append(p.champ, m.Eval(champion, y, weak, strong, scaled(w, count, n)))
+			p.chall = append(p.chall, m.Eval(challenger, y, weak, strong, scaled(w, count, n)))
 		}
+	}
+
+	ca, cb := curveOf(champion, ordChamp, okA, nil), curveOf(challenger, ordChall, okB, nil)
+	c.Area = AreaComparison{
+		Champion:     percentile(ca.Area, area.champ, bo.Level),
+		Challenger:   percentile(cb.Area, area.chall, bo.Level),
+		Gain:         percentile(cb.Area-ca.Area, diff(area.chall, area.champ), bo.Level),
+		Gap:          percentile(ca.Gap, gaps, bo.Level),
+		Disagreement: percentile(ca.Disagreement, dis, bo.Level),
 	}
 	for _, m := range Metrics {
 		p := reps[m]
+		var ea, eb float64
+		if m == MetricAPGR {
+			ea, eb = apgr(ca), apgr(cb)
+		} else {
+			ea, eb = m.Eval(champion, y, weak, strong, w), m.Eval(challenger, y, weak, strong, w)
+		}
 		gain := make([]float64, len(p.champ))
 		for i := range gain {
 			gain[i] = signedGain(m, p.champ[i], p.chall[i])
 		}
-		ea := eval(m, champion, ordChamp, okA, nil)
-		eb := eval(m, challenger, ordChall, okB, nil)
-		c.Metrics = append(c.Metrics, MetricComparison{
+		mc := MetricComparison{
 			Metric:     m,
 			Champion:   percentile(ea, p.champ, bo.Level),
 			Challenger: percentile(eb, p.chall, bo.Level),
 			Gain:       percentile(signedGain(m, ea, eb), gain, bo.Level),
-		})
+		}
+		if m == MetricAPGR && !resolved(c.Area.Gap) {
+			// A ratio whose denominator's interval straddles 0 takes any
+			// value, e.g. −71 and −80 for two good routers; printing it
+			// would only mislead.
+			g := c.Area.Gap
+			mc.Undefined = fmt.Sprintf("the tiers' gap (strong − fast) %+.4f [%+.4f, %+.4f] is within noise, and APGR divides by it", g.Estimate, g.Lo, g.Hi)
+			undef := Interval{Estimate: math.NaN(), Lo: math.NaN(), Hi: math.NaN()}
+			mc.Champion, mc.Challenger, mc.Gain = undef, undef, undef
+		}
+		c.Metrics = append(c.Metrics, mc)
 	}
 
-	g := c.Of(opts.Metric)
-	switch gain := g.Gain.Estimate; {
-	case math.IsNaN(gain):
-		return nil, fmt.Errorf("%s is undefined on the %d held-out requests (one label only, or the tiers score the same on average); hold out more or choose another --metric", opts.Metric, n)
-	case gain >= -opts.Margin:
-		c.Promote = true
-		c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f (better by %.4f)",
-			opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, gain)
-		if gain < 0 {
-			c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f (worse by %.4f, within the margin %.4f)",
-				opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, -gain, opts.Margin)
-		}
-	default:
-		c.Verdict = fmt.Sprintf("challenger %s %.4f vs champion %.4f is worse by %.4f, more than the margin %.4f",
-			opts.Metric, g.Challenger.Estimate, g.Champion.Estimate, -gain, opts.Margin)
+	if err := c.gate(opts); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// resolved reports whether the gap's interval excludes 0, the condition
+// for APGR to be a figure rather than a ratio of noise.
+func resolved(gap Interval) bool {
+	return gap.Estimate != 0 && (gap.Lo > 0 || gap.Hi < 0)
+}
+
+// gate decides c.Promote and c.Verdict from the point estimates.
+func (c *Comparison) gate(opts CompareOptions) error {
+	m := opts.Metric
+	g := c.Of(m)
+	var head, what string // what the verdict compares, in words
+	switch m {
+	case MetricAPGR:
+		a := c.Area
+		switch {
+		case math.IsNaN(a.Gain.Estimate):
+			return fmt.Errorf("apgr is undefined on the %d held-out requests (a p_hard is NaN); choose another --metric", c.N)
+		case a.Disagreement.Estimate == 0:
+			return fmt.Errorf("apgr cannot tell the routers apart on the %d held-out requests: the tiers score the same on every one, so routing changes nothing; hold out more or choose another --metric", c.N)
+		}
+		c.GateGain = a.Gain
+		// The margin scales with what routing can move at all, so it
+		// keeps its meaning when the tiers tie on average. When the
+		// strong tier never scores below the fast one, Disagreement is
+		// the gap and this is exactly the APGR gate with the same margin.
+		c.GateMargin = opts.Margin * a.Disagreement.Estimate
+		head = fmt.Sprintf("challenger apgr %.4f vs champion %.4f", g.Challenger.Estimate, g.Champion.Estimate)
+		if g.Undefined != "" {
+			head = fmt.Sprintf("challenger apgr undefined (the tiers' gap %+.4f is within noise)", a.Gap.Estimate)
+		}
+		what = fmt.Sprintf("; quality-gain area %.4f vs %.4f", a.Challenger.Estimate, a.Champion.Estimate)
+	default:
+		if math.IsNaN(g.Gain.Estimate) {
+			return fmt.Errorf("%s is undefined on the %d held-out requests (one label only); hold out more or choose another --metric", m, c.N)
+		}
+		c.GateGain, c.GateMargin = g.Gain, opts.Margin
+		head = fmt.Sprintf("challenger %s %.4f vs champion %.4f", m, g.Challenger.Estimate, g.Champion.Estimate)
+	}
+	margin := fmt.Sprintf("the margin %.4f", c.GateMargin)
+	if m == MetricAPGR {
+		margin = fmt.Sprintf("the margin %.4f (%.4f × mean |strong − fast| %.4f)", c.GateMargin, opts.Margin, c.Area.Disagreement.Estimate)
+	}
+	switch gain := c.GateGain.Estimate; {
+	case gain >= 0:
+		c.Promote = true
+		c.Verdict = fmt.Sprintf("%s%s (better by %.4f)", head, what, gain)
+	case gain >= -c.GateMargin:
+		c.Promote = true
+		c.Verdict = fmt.Sprintf("%s%s (worse by %.4f, within %s)", head, what, -gain, margin)
+	default:
+		sep := " is"
+		if what != "" {
+			sep = ","
+		}
+		c.Verdict = fmt.Sprintf("%s%s%s worse by %.4f, more than %s", head, what, sep, -gain, margin)
+	}
+	return nil
+}
+
+// diff returns a − b elementwise.
+func diff(a, b []float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range out {
+		out[i] = a[i] - b[i]
+	}
+	return out
 }
 
 func signedGain(m Metric, champ, chall float64) float64 {

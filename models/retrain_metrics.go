@@ -83,16 +83,48 @@ func descending(score []float64) ([]int, bool) {
 	return order, true
 }
 
-// apgrSorted integrates the weighted PGR curve over the requests in order
-// (highest score first). Each request's weight is w[i] (1 if w is nil)
-// times count[i] (1 if count is nil): a bootstrap resample passes its
-// multiplicities as count, so the sort is done once for every resample.
+// apgrSorted is APGR from one pass over the requests in order (highest
+// score first): the curve's quality-gain area divided by the tiers' gap,
+// NaN when the gap is 0. See curveSorted.
+func apgrSorted(order []int, score, weak, strong, w, count []float64) float64 {
+	cs := curveSorted(order, score, weak, strong, w, count)
+	if cs.Gap == 0 {
+		return math.NaN()
+	}
+	return cs.Area / cs.Gap
+}
+
+// curve holds APGR's parts for one router on one (weighted) sample, all
+// in the tiers' score units.
+type curve struct {
+	// Area is APGR's numerator, the quality-gain area
+	// ∫₀¹ (r(c) − r_fast) dc: the router's quality minus the fast tier's,
+	// averaged over every strong share c. Two routers on the same
+	// requests differ in Area by the mean, over strong shares, of their
+	// quality difference at the same share. NaN if there is no weight.
+	Area float64
+	// Gap is APGR's denominator r_strong − r_fast, the same for every
+	// router on the sample.
+	Gap float64
+	// Disagreement is the mean |strong − fast|: how much quality routing
+	// can move at all. It bounds Area (|Area| <= Disagreement), is at
+	// least |Gap|, equals Gap when the strong tier never scores below the
+	// fast one on a request, and stays positive when the tiers tie on
+	// average but not request by request.
+	Disagreement float64
+}
+
+// curveSorted integrates the weighted quality-gain curve over the
+// requests in order (highest score first). Each request's weight is w[i]
+// (1 if w is nil) times count[i] (1 if count is nil): a bootstrap
+// resample passes its multiplicities as count, so the sort is done once
+// for every resample.
 //
 // The curve is piecewise linear: a group of tied scores is routed as a
 // random order would be on average, a straight line from the group's start
 // to its end, which is what classifier.PGRCurve's per-request points give
 // with unit weights. The integral is the sum of the groups' trapezoids.
-func apgrSorted(order []int, score, weak, strong, w, count []float64) float64 {
+func curveSorted(order []int, score, weak, strong, w, count []float64) curve {
 	weight := func(i int) float64 {
 		v := 1.0
 		if w != nil {
@@ -103,21 +135,17 @@ func apgrSorted(order []int, score, weak, strong, w, count []float64) float64 {
 		}
 		return v
 	}
-	var total, sw, ss float64
+	var total, gap, dis float64
 	for _, i := range order {
 		wi := weight(i)
 		total += wi
-		sw += wi * weak[i]
-		ss += wi * strong[i]
+		gap += wi * (strong[i] - weak[i])
+		dis += wi * math.Abs(strong[i]-weak[i])
 	}
 	if !(total > 0) {
-		return math.NaN()
+		return curve{Area: math.NaN(), Gap: math.NaN(), Disagreement: math.NaN()}
 	}
-	gap := ss - sw // in weight units: PGR = cumulative gain / gap
-	if gap == 0 {
-		return math.NaN()
-	}
-	var area, cum float64 // area in (c × gain) units; cum = gain routed so far
+	var area, cum float64 // area in (weight × gain) units; cum = gain routed so far
 	for s := 0; s < len(order); {
 		e := s + 1
 		for e < len(order) && score[order[e]] == score[order[s]] {
@@ -133,5 +161,5 @@ func apgrSorted(order []int, score, weak, strong, w, count []float64) float64 {
 		cum += gg
 		s = e
 	}
-	return area / (total * gap)
+	return curve{Area: area / (total * total), Gap: gap / total, Disagreement: dis / total}
 }

@@ -47,7 +47,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated")
 	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated")
 	metric := fs.String("metric", "apgr", "metric that gates promotion: apgr, auc or log_loss")
-	margin := fs.Float64("margin", models.DefaultMargin, "how much worse than the champion (in the metric's units) the challenger may be and still be written")
+	margin := fs.Float64("margin", models.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
 	force := fs.Bool("force", false, "write NEW even if the challenger is refused")
 	out := fs.String("o", "", "write the challenger artifact to NEW")
 	holdout := fs.Float64("holdout", models.DefaultRetrainHoldout, "share of labelled records, the newest by time, both routers are compared on")
@@ -74,7 +74,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	case len(data) == 0 && len(feedback) == 0:
 		return usagef("give --data BASE.jsonl and/or --feedback EXPORT.jsonl", "retrain needs something to train on")
 	case *margin < 0 || math.IsNaN(*margin):
-		return usagef("use 0 or more, in the metric's units", "--margin is %v", *margin)
+		return usagef("use 0 or more (see -h for its units)", "--margin is %v", *margin)
 	case !(*holdout > 0 && *holdout < 1):
 		return usagef("use a share in (0,1)", "--holdout is %v", *holdout)
 	case *folds < 2:
@@ -205,18 +205,44 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 	t := res.Traffic
 	fmt.Fprintf(w, "traffic (weighted held-out): fast accuracy %s, strong accuracy %s, label rate %s\n", t.FastAccuracy, t.StrongAccuracy, t.LabelRate)
 	fmt.Fprintf(w, "\n%-9s %-26s %-26s %-26s\n", "metric", "champion "+short(champion.Version), "challenger "+short(res.Challenger.Version), "gain (95% paired bootstrap)")
-	for _, mc := range c.Metrics {
-		mark := ""
-		if mc.Metric == c.Gate {
-			mark = " *"
+	star := func(gated bool) string {
+		if gated {
+			return " *"
 		}
-		fmt.Fprintf(w, "%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]%s\n", mc.Metric, mc.Champion, mc.Challenger, mc.Gain.Estimate, mc.Gain.Lo, mc.Gain.Hi, mark)
+		return ""
+	}
+	a := c.Area
+	for _, mc := range c.Metrics {
+		fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", mc.Metric, mc.Champion, mc.Challenger, gainString(mc.Gain), star(mc.Metric == c.Gate && mc.Metric != models.MetricAPGR))
+		if mc.Metric == models.MetricAPGR {
+			// The apgr gate compares APGR's numerator; print it under
+			// APGR so the gated figure is in the table.
+			fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", "  area", a.Champion, a.Challenger, gainString(a.Gain), star(c.Gate == models.MetricAPGR))
+		}
+	}
+	fmt.Fprintf(w, "\ntiers on the held-out slice: strong − fast %s, mean |strong − fast| %s\n", a.Gap, a.Disagreement)
+	if u := c.Of(models.MetricAPGR).Undefined; u != "" {
+		fmt.Fprintf(w, "apgr undefined: %s; the area (its numerator) still compares the routers\n", u)
+	} else if a.Gap.Estimate < 0 {
+		fmt.Fprintf(w, "apgr reversed: the strong tier scores below the fast one here, so the better router has the lower APGR; the area is not reversed\n")
 	}
 	word := "refused"
 	if c.Promote {
 		word = "promoted"
 	}
-	fmt.Fprintf(w, "\ngate (* %s, margin %.4f): %s: %s\n", c.Gate, c.Margin, word, c.Verdict)
+	on := ""
+	if c.Gate == models.MetricAPGR {
+		on = fmt.Sprintf(" = %.4f of quality-gain area", c.GateMargin)
+	}
+	fmt.Fprintf(w, "\ngate (* %s, margin %.4f%s): %s: %s\n", c.Gate, c.Margin, on, word, c.Verdict)
+}
+
+// gainString prints a signed gain with its interval, or "undefined".
+func gainString(g models.Interval) string {
+	if math.IsNaN(g.Estimate) {
+		return "undefined"
+	}
+	return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", g.Estimate, g.Lo, g.Hi)
 }
 
 func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.RetrainResult, written bool, out string) error {

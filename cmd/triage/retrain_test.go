@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +163,58 @@ func TestRetrainGatePrinted(t *testing.T) {
 			t.Errorf("parent %q, want the champion %q", a.Parent, c.Version)
 		}
 	})
+}
+
+// tieNewest swaps the tiers' scores on some of the newest share of recs
+// where the strong tier alone was right, until the two tiers are equally
+// accurate there: the held-out slice of a retrain then has a gap of ~0,
+// APGR's denominator, as the weighted held-out slice of one bench/loop run
+// had.
+func tieNewest(recs []datasets.Record, share float64) []datasets.Record {
+	out := make([]datasets.Record, len(recs))
+	copy(out, recs)
+	cut := len(out) - int(share*float64(len(out))+0.5)
+	var strongWins []int
+	diff := 0
+	for i := cut; i < len(out); i++ {
+		f, s, _ := out[i].Scores(synth.FastModel, synth.StrongModel)
+		switch {
+		case s > f:
+			strongWins = append(strongWins, i)
+			diff++
+		case f > s:
+			diff--
+		}
+	}
+	for _, i := range strongWins[:max(diff/2, 0)] {
+		f, s := out[i].Outcomes[synth.FastModel], out[i].Outcomes[synth.StrongModel]
+		out[i].Outcomes = map[string]datasets.Outcome{synth.FastModel: s, synth.StrongModel: f}
+	}
+	return out
+}
+
+// TestRetrainGateWhenTiersTie runs retrain on a log whose held-out slice
+// has equally accurate tiers: APGR is printed as undefined, with the gap
+// that makes it so, and the gate decides on the quality-gain area with
+// finite figures.
+func TestRetrainGateWhenTiersTie(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
+	champion := synthChampion(t, dir, recs[:900], "")
+	tied := writeRecords(t, dir, "tied.jsonl", tieNewest(recs[900:], models.DefaultRetrainHoldout))
+	stdout, stderr, code := run(t, "retrain", "--model", champion, "--data", tied, "-o", filepath.Join(dir, "new.json"), "--folds", "3", "--resamples", "200")
+	if code != 0 && code != exitRefused {
+		t.Fatalf("exit %d, want 0 or %d (a verdict); stderr:\n%s", code, exitRefused, stderr)
+	}
+	for _, want := range []string{"apgr      undefined", "  area ", "apgr undefined: the tiers' gap (strong − fast) ", "is within noise", "challenger apgr undefined"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+		}
+	}
+	gate := stdout[strings.LastIndex(stdout, "\ngate ("):]
+	for _, s := range regexp.MustCompile(`[-+]?(\d+\.\d+|NaN|Inf)`).FindAllString(gate, -1) {
+		if v, err := strconv.ParseFloat(s, 64); err != nil || math.Abs(v) > 1 {
+			t.Errorf("gate line holds %s, want finite figures within [-1, 1]:%s", s, gate)
+		}
+	}
 }

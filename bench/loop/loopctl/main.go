@@ -228,7 +228,13 @@ func compare(args []string) error {
 	fmt.Printf("%d requests, every one with both tiers' outcomes\n%-9s %-26s %-26s %s\n", c.N, "metric", "starting router", "promoted router", "gain (95% paired bootstrap)")
 	for _, m := range c.Metrics {
 		fmt.Printf("%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]\n", m.Metric, m.Champion, m.Challenger, m.Gain.Estimate, m.Gain.Lo, m.Gain.Hi)
+		if m.Metric == models.MetricAPGR {
+			// What retrain's apgr gate compares: APGR's numerator.
+			a := c.Area
+			fmt.Printf("%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]\n", "  area", a.Champion, a.Challenger, a.Gain.Estimate, a.Gain.Lo, a.Gain.Hi)
+		}
 	}
+	fmt.Printf("tiers: strong − fast %s, mean |strong − fast| %s\n", c.Area.Gap, c.Area.Disagreement)
 	return nil
 }
 

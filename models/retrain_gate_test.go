@@ -1,0 +1,158 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// tierSet is a held-out set built from counts of the four kinds of
+// request with 0/1 scores: the strong tier alone right (strongWins), the
+// fast tier alone right (fastWins), and the rest split between both right
+// and both wrong. fastWinWeight is the weight of a fastWins request (the
+// others weigh 1; 0 means no weights), as inverse propensity weights
+// might give.
+type tierSet struct {
+	n, strongWins, fastWins int
+	fastWinWeight           float64
+}
+
+// build returns the labels, scores and weights in a shuffled order, and
+// two routers: good ranks the strong-wins requests high and the
+// fast-wins ones low, with enough noise that the kinds overlap; noise is
+// a random score.
+func (ts tierSet) build(seed uint64) (good, noise, y, weak, strong, w []float64) {
+	r := rand.New(rand.NewPCG(seed, 17))
+	for i := range ts.n {
+		var f, s float64
+		switch {
+		case i < ts.strongWins:
+			s = 1
+		case i < ts.strongWins+ts.fastWins:
+			f = 1
+		case i%2 == 0:
+			f, s = 1, 1
+		}
+		weak, strong, y = append(weak, f), append(strong, s), append(y, b2f(s > f))
+		wi := 1.0
+		if f > s && ts.fastWinWeight > 0 {
+			wi = ts.fastWinWeight
+		}
+		w = append(w, wi)
+		good = append(good, 0.5+0.25*(s-f)+0.5*(r.Float64()-0.5))
+		noise = append(noise, r.Float64())
+	}
+	r.Shuffle(ts.n, func(i, j int) {
+		for _, s := range [][]float64{good, noise, y, weak, strong, w} {
+			s[i], s[j] = s[j], s[i]
+		}
+	})
+	if ts.fastWinWeight == 0 {
+		w = nil
+	}
+	return good, noise, y, weak, strong, w
+}
+
+// numberRE finds the numbers in a verdict.
+var numberRE = regexp.MustCompile(`[-+]?(\d+\.\d+|NaN|Inf)`)
+
+// TestGateWhenTiersTie checks the apgr gate on held-out sets where the
+// tiers are equally accurate (APGR's denominator ~0, where the old gate
+// printed APGRs like −71 and −80) and where they are not: the verdict is
+// finite and promotes the router that keeps the better answers.
+func TestGateWhenTiersTie(t *testing.T) {
+	const n = 1000
+	tests := []struct {
+		name          string
+		set           tierSet
+		betterWins    bool // the challenger is good and the champion noise (else the reverse)
+		wantUndefined bool // APGR is reported undefined
+	}{
+		{"with tiers that tie exactly a better challenger is promoted", tierSet{n: n, strongWins: 150, fastWins: 150}, true, true},
+		{"with tiers that tie exactly a worse challenger is refused", tierSet{n: n, strongWins: 150, fastWins: 150}, false, true},
+		{"with tiers 0.002 apart a better challenger is promoted", tierSet{n: n, strongWins: 150, fastWins: 148}, true, true},
+		{"with tiers 0.002 apart a worse challenger is refused", tierSet{n: n, strongWins: 150, fastWins: 148}, false, true},
+		{"with tiers that tie only under the weights a better challenger is promoted", tierSet{n: n, strongWins: 200, fastWins: 100, fastWinWeight: 2}, true, true},
+		{"with tiers that tie only under the weights a worse challenger is refused", tierSet{n: n, strongWins: 200, fastWins: 100, fastWinWeight: 2}, false, true},
+		{"with a stronger strong tier a better challenger is promoted", tierSet{n: n, strongWins: 250, fastWins: 50}, true, false},
+		{"with a stronger strong tier a worse challenger is refused", tierSet{n: n, strongWins: 250, fastWins: 50}, false, false},
+		{"with a weaker strong tier a better challenger is promoted though its APGR is lower", tierSet{n: n, strongWins: 50, fastWins: 250}, true, false},
+		{"with a weaker strong tier a worse challenger is refused though its APGR is higher", tierSet{n: n, strongWins: 50, fastWins: 250}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			good, noise, y, weak, strong, w := tt.set.build(5)
+			champ, chall := good, noise
+			if tt.betterWins {
+				champ, chall = noise, good
+			}
+			c, err := Compare(champ, chall, y, weak, strong, w, CompareOptions{Metric: MetricAPGR, Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 300}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("gap %v; %s", c.Area.Gap, c.Verdict)
+			if c.Promote != tt.betterWins {
+				t.Errorf("promote = %v, want %v: %s", c.Promote, tt.betterWins, c.Verdict)
+			}
+			// Sensible and finite: every figure in the verdict is a score
+			// difference or an area, so it lies in [-1, 1].
+			for _, s := range numberRE.FindAllString(c.Verdict, -1) {
+				if v, err := strconv.ParseFloat(s, 64); err != nil || math.Abs(v) > 1 {
+					t.Errorf("verdict holds %s, want finite figures within [-1, 1]: %s", s, c.Verdict)
+				}
+			}
+			a := c.Area
+			for name, iv := range map[string]Interval{"champion area": a.Champion, "challenger area": a.Challenger, "area gain": a.Gain, "gap": a.Gap, "gate gain": c.GateGain} {
+				if !(iv.Lo <= iv.Estimate && iv.Estimate <= iv.Hi) || math.Abs(iv.Lo) > 1 || math.Abs(iv.Hi) > 1 {
+					t.Errorf("%s %v: want a finite interval that holds its estimate", name, iv)
+				}
+			}
+			// The paired interval resolves the difference between a
+			// ranking router and noise, tie or no tie.
+			if got := a.Gain; (got.Lo > 0) != tt.betterWins || (got.Hi < 0) == tt.betterWins {
+				t.Errorf("area gain %v, want an interval on the %v side of 0", got, map[bool]string{true: "positive", false: "negative"}[tt.betterWins])
+			}
+			if got, want := c.GateMargin, DefaultMargin*a.Disagreement.Estimate; math.Abs(got-want) > 1e-15 {
+				t.Errorf("gate margin %v, want %v (margin × mean |strong − fast|)", got, want)
+			}
+			g := c.Of(MetricAPGR)
+			if got := g.Undefined != ""; got != tt.wantUndefined {
+				t.Fatalf("apgr undefined = %v (%q), want %v; apgr %v", got, g.Undefined, tt.wantUndefined, g)
+			}
+			if tt.wantUndefined {
+				if old := WeightedAPGR(good, weak, strong, w); !math.IsNaN(old) && math.Abs(old) <= 1 {
+					t.Errorf("WeightedAPGR of the good router is %v; the case does not reproduce the blow-up it is meant to", old)
+				}
+				if !math.IsNaN(g.Champion.Estimate) || !strings.Contains(c.Verdict, "apgr undefined") {
+					t.Errorf("apgr %v, verdict %q; want it reported as undefined", g, c.Verdict)
+				}
+				return
+			}
+			// Where APGR is defined, the area gain is its gain times the
+			// shared gap (hence the same sign when the gap is positive).
+			if got, want := a.Gain.Estimate, g.Gain.Estimate*a.Gap.Estimate; math.Abs(got-want) > 1e-12 {
+				t.Errorf("area gain %v, want APGR gain %v × gap %v = %v", got, g.Gain.Estimate, a.Gap.Estimate, want)
+			}
+		})
+	}
+	t.Run("when the strong tier never scores below the fast one the margin is APGR's", func(t *testing.T) {
+		_, noise, y, weak, strong, w := tierSet{n: n, strongWins: 250}.build(6)
+		c, err := Compare(noise, noise, y, weak, strong, w, CompareOptions{Margin: 0.05, Bootstrap: BootstrapOptions{Resamples: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.GateMargin, 0.05*c.Area.Gap.Estimate; math.Abs(got-want) > 1e-15 {
+			t.Errorf("gate margin %v, want margin × gap = %v", got, want)
+		}
+	})
+	t.Run("tiers that agree on every request are an error for apgr, not a verdict", func(t *testing.T) {
+		good, noise, y, weak, _, _ := tierSet{n: 100}.build(7)
+		_, err := Compare(good, noise, y, weak, weak, nil, CompareOptions{Bootstrap: BootstrapOptions{Resamples: 20}})
+		if err == nil || !strings.Contains(err.Error(), "routing changes nothing") {
+			t.Errorf("err = %v, want one saying routing changes nothing", err)
+		}
+	})
+}
