@@ -713,13 +713,20 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 			// to 4 decimals, but CPT is a first crossing of PGR, which a
 			// draw can move by a few requests (seen: 0.2766 vs 0.2754 after
 			// the default features changed). CPT is held to 2e-3.
+			//
+			// PGR can also be exactly 0.5 at some c (scores are 0/1), where
+			// metrics.py's floating-point mean can fall a hair short and
+			// cross later (seen: 0.27594 for an exact 0.27381). parity.py's
+			// cpt50_below, CPT at 0.5 − 1e-9, is the crossing exact
+			// arithmetic gives there, so either reference is accepted.
 			for _, k := range []struct {
 				name string
 				got  float64
 				tol  float64
-			}{{"apgr", m.APGR, 5e-4}, {"cpt50", m.CPT50, 2e-3}} {
-				t.Logf("%s: metrics.py %.4f, report %.4f", k.name, ref[k.name], k.got)
-				if math.Abs(ref[k.name]-k.got) >= k.tol {
+				refs []float64
+			}{{"apgr", m.APGR, 5e-4, []float64{ref["apgr"]}}, {"cpt50", m.CPT50, 2e-3, []float64{ref["cpt50"], ref["cpt50_below"]}}} {
+				t.Logf("%s: metrics.py %.5f (accepted: %.5f), report %.5f", k.name, ref[k.name], k.refs, k.got)
+				if !slices.ContainsFunc(k.refs, func(r float64) bool { return math.Abs(r-k.got) < k.tol }) {
 					t.Errorf("%s: metrics.py %.5f, report %.5f", k.name, ref[k.name], k.got)
 				}
 			}

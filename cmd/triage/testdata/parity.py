@@ -19,4 +19,10 @@ for line in open(sys.argv[3]):
     o = r.get("outcomes", {})
     if fast in o and strong in o:
         s.append(scores[r["id"]]); w.append(o[fast]["score"]); g.append(o[strong]["score"])
-print(json.dumps({"apgr": metrics.apgr(s, w, g), "cpt50": metrics.cpt(s, w, g, 0.5), "cpt80": metrics.cpt(s, w, g, 0.8), "n": len(s)}))
+# cpt50_below is CPT at 0.5 - 1e-9. Scores are 0/1, so PGR can be exactly 0.5
+# at some c; metrics.py computes it in floating point (a mean over draws),
+# which can land a hair below 0.5 there and move the first crossing on to
+# the next one. Exact arithmetic takes the earlier c: cpt50_below says
+# which c that is, so a test can tell this rounding from a disagreement.
+print(json.dumps({"apgr": metrics.apgr(s, w, g), "cpt50": metrics.cpt(s, w, g, 0.5), "cpt50_below": metrics.cpt(s, w, g, 0.5 - 1e-9),
+                  "cpt80": metrics.cpt(s, w, g, 0.8), "n": len(s)}))
