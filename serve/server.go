@@ -360,6 +360,9 @@ func (s *Server) newEngine() *gin.Engine {
 	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
 		s.handle(e, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+		models := gin.WrapF(s.proxy.ServeModels)
+		s.handle(e, http.MethodGet, "/v1/models", models)
+		s.handle(e, http.MethodGet, "/v1/models/:id", models)
 	} else {
 		// Like an unknown route (no metrics series), with a better hint.
 		e.POST("/v1/chat/completions", func(c *gin.Context) {

@@ -195,6 +195,26 @@ record_responses: true
 	if st := fastSim.Stats(); st.Cancelled != 0 {
 		t.Errorf("fast sim %+v, want no cancelled call", st)
 	}
+	t.Run("GET /v1/models lists triage and the tiers, and /v1/models/{id} one of them", func(t *testing.T) {
+		code, body := get(t, url+"/v1/models")
+		var list struct {
+			Object string
+			Data   []struct{ ID, Object, Upstream string }
+		}
+		if err := json.Unmarshal(body, &list); code != 200 || err != nil {
+			t.Fatalf("status %d, %v: %s", code, err, body)
+		}
+		got := fmt.Sprint(list)
+		if want := fmt.Sprintf("{list [{triage model } {fast model %s} {strong model %s}]}", sampleFast, sampleStrong); got != want {
+			t.Errorf("models = %s, want %s", got, want)
+		}
+		if code, body := get(t, url+"/v1/models/strong"); code != 200 || !strings.Contains(string(body), `"upstream":"`+sampleStrong+`"`) {
+			t.Errorf("GET /v1/models/strong: %d %s", code, body)
+		}
+		if code, body := get(t, url+"/v1/models/gpt-4"); code != 404 || !strings.Contains(string(body), `"unknown_model"`) {
+			t.Errorf("GET /v1/models/gpt-4: %d %s, want 404 unknown_model", code, body)
+		}
+	})
 	_, metrics := get(t, url+"/metrics")
 	for _, want := range []string{`triage_proxy_speculations_total{outcome="fast_accepted"} 1`, `triage_proxy_speculations_total{outcome="strong_used"} 1`,
 		`triage_proxy_upstream_cancelled_total{reason="loser",tier="strong"} 1`} {

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// modelObject is an entry of OpenAI's GET /v1/models list. Clients and
+// tools that list models before they chat (SDK helpers, chat front ends)
+// see the three names this proxy answers to.
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+	// Upstream is the tier's model at its base URL; empty for "triage",
+	// which routes. Not in OpenAI's schema; clients ignore unknown fields.
+	Upstream string `json:"upstream,omitempty"`
+}
+
+// models lists "triage" and the two tiers, created at the router
+// artifact's creation time (0 when it has none).
+func (h *Handler) models() []modelObject {
+	art := h.router().Artifact()
+	created := int64(0)
+	if !art.CreatedAt.IsZero() {
+		created = art.CreatedAt.Unix()
+	}
+	return []modelObject{
+		{ID: ModelRouted, Object: "model", Created: created, OwnedBy: "triage"},
+		{ID: TierFast, Object: "model", Created: created, OwnedBy: "triage", Upstream: h.fast.model},
+		{ID: TierStrong, Object: "model", Created: created, OwnedBy: "triage", Upstream: h.strong.model},
+	}
+}
+
+// ServeModels answers GET /v1/models with the list, and GET
+// /v1/models/{id} with one entry or a 404 that names the ones there are.
+func (h *Handler) ServeModels(w http.ResponseWriter, r *http.Request) {
+	list := h.models()
+	id, one := strings.CutPrefix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/models/")
+	var v any = struct {
+		Object string        `json:"object"`
+		Data   []modelObject `json:"data"`
+	}{"list", list}
+	if one {
+		v = nil
+		for _, m := range list {
+			if m.ID == id {
+				v = m
+			}
+		}
+		if v == nil {
+			writeError(w, http.StatusNotFound, codeUnknownModel,
+				fmt.Sprintf("model %q is not served here; there are %q, %q and %q", id, ModelRouted, TierFast, TierStrong))
+			return
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
