@@ -59,19 +59,30 @@ func (s *Sparse) AppendRow(idx []int32, val []float64) {
 func (s *Sparse) AppendRowSummed(idx []int32, val []float64) {
 	start := len(s.Idx)
 	s.AppendRow(idx, val)
-	ri, rv := s.Idx[start:], s.Val[start:]
-	sort.Sort(entries{ri, rv})
-	n := 0
-	for k := range ri {
-		if n > 0 && ri[n-1] == ri[k] {
-			rv[n-1] += rv[k]
-			continue
-		}
-		ri[n], rv[n] = ri[k], rv[k]
-		n++
-	}
+	n := SumRow(s.Idx[start:], s.Val[start:])
 	s.Idx, s.Val = s.Idx[:start+n], s.Val[:start+n]
 	s.Indptr[len(s.Indptr)-1] = start + n
+}
+
+// SumRow sorts a row's entries by column in place and sums the repeats of
+// a column into its first entry, as AppendRowSummed stores a row; the row
+// is then idx[:n], val[:n]. A row summed with SumRow (on any goroutine)
+// and appended with AppendRow is stored exactly as AppendRowSummed would
+// store it.
+func SumRow(idx []int32, val []float64) (n int) {
+	if len(idx) != len(val) {
+		panic(fmt.Sprintf("classifier: row has %d indices but %d values", len(idx), len(val)))
+	}
+	sort.Sort(entries{idx, val})
+	for k := range idx {
+		if n > 0 && idx[n-1] == idx[k] {
+			val[n-1] += val[k]
+			continue
+		}
+		idx[n], val[n] = idx[k], val[k]
+		n++
+	}
+	return n
 }
 
 // Grow makes room for n more stored entries and rows more rows without
