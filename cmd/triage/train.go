@@ -137,23 +137,24 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if *holdout < 0 || *holdout >= 1 {
 		return usagef("use a share in [0,1)", "--holdout is %v", *holdout)
 	}
-	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	// Training keeps each example as a feature row, not its prompt; the
+	// held-out examples are kept whole to be routed.
+	set, err := loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad})
 	if err != nil {
 		return err
 	}
-	train, held := splitHoldout(set.examples, tf.seed, *holdout)
-	assignFolds(train, tf.seed+1, tf.folds)
+	train, held := set.train, set.held
 	opts := tf.options(label, env)
 	opts.Skipped = set.missing
 	var stop func()
 	opts.Progress, stop = newProgress(env)
-	a, rep, err := models.Train(train, held, opts)
+	a, rep, err := models.TrainDesign(train, held, opts)
 	stop()
 	if err != nil {
 		return err
 	}
 	a.Training.Sources = tf.data
-	models.NameTopFeatures(a, train, 20)
+	models.NameTopFeaturesFrom(a, train.Inputs(), 20)
 	if err := a.Save(*out); err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		l2 = fmt.Sprintf("l2 strong %g, fast %g", rep.L2, rep.FastL2)
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s), calibration %s; wrote %s (version %s)\n",
-		len(train), len(held), set.missing, set.bad, rep.Scorer, l2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
+		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
 	if len(held) == 0 {
 		return nil
 	}
