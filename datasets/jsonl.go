@@ -153,9 +153,12 @@ func (r *Reader) decode(b []byte) (Record, error) {
 // decodeLine decodes and validates one line. It depends on nothing but its
 // arguments, so lines can be decoded on several goroutines; the check for
 // repeated ids (claimID) is the part that must run in file order.
-func decodeLine(name string, line int, b []byte, opts ReadOptions) (Record, error) {
-	var rec Record
-	if err := json.Unmarshal(b, &rec); err != nil {
+func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, err error) {
+	if !fastDecode(b, &rec) {
+		rec = Record{}
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
 		field := jsonField(err)
 		if strings.HasPrefix(field, "outcomes") {
 			field = outcomeField(b, field)
