@@ -73,6 +73,9 @@ func SumRow(idx []int32, val []float64) (n int) {
 	if len(idx) != len(val) {
 		panic(fmt.Sprintf("classifier: row has %d indices but %d values", len(idx), len(val)))
 	}
+	if n, ok := sumRowUniform(idx, val); ok {
+		return n
+	}
 	sort.Sort(entries{idx, val})
 	for k := range idx {
 		if n > 0 && idx[n-1] == idx[k] {
@@ -83,6 +86,49 @@ func SumRow(idx []int32, val []float64) (n int) {
 		n++
 	}
 	return n
+}
+
+// sumRowUniform is SumRow for a row whose repeats of a column all hold the
+// same value, as a hashed text block's do (every occurrence weighs the
+// same), and reports false, with the row untouched, for any other. The
+// order in which sort.Sort leaves repeats decides the order in which
+// SumRow adds them up, which changes the last bit of a sum of different
+// values; a sum of equal values is the same in any order. So sorting
+// (column, position) keys, which is three to four times faster than
+// sort.Sort through its interface, gives SumRow's result bit for bit.
+func sumRowUniform(idx []int32, val []float64) (int, bool) {
+	var keyBuf [128]uint64
+	var valBuf [128]float64
+	keys, vals := keyBuf[:0], valBuf[:0]
+	if len(idx) > len(keyBuf) {
+		keys, vals = make([]uint64, 0, len(idx)), make([]float64, 0, len(idx))
+	}
+	for k, j := range idx {
+		if j < 0 {
+			return 0, false // not a column; AppendRow will say so
+		}
+		keys = append(keys, uint64(j)<<32|uint64(k))
+	}
+	slices.Sort(keys)
+	// Check before writing: a column with different values goes to the
+	// reference sort with the row as it was.
+	for k := 1; k < len(keys); k++ {
+		if keys[k]>>32 == keys[k-1]>>32 && math.Float64bits(val[uint32(keys[k])]) != math.Float64bits(val[uint32(keys[k-1])]) {
+			return 0, false
+		}
+	}
+	vals = append(vals, val...)
+	n := 0
+	for k, key := range keys {
+		j, v := int32(key>>32), vals[uint32(key)]
+		if k > 0 && idx[n-1] == j {
+			val[n-1] += v
+			continue
+		}
+		idx[n], val[n] = j, v
+		n++
+	}
+	return n, true
 }
 
 // Grow makes room for n more stored entries and rows more rows without

@@ -62,15 +62,15 @@ func (d *Design) Inputs() []features.Input { return d.inputs }
 // memory or copies.
 func (d *Design) Expect(rows int) {
 	d.expect = rows
-	if n := d.Len(); n >= designSample {
+	for _, s := range []*[]float64{&d.fast, &d.strong, &d.weight, &d.conf} {
+		*s = growTo(*s, rows)
+	}
+	d.ids = growTo(d.ids, rows)
+	d.folds = growTo(d.folds, rows)
+	if d.Len() >= designSample {
 		d.reserve()
 	} else {
 		d.x.Grow(0, rows)
-		for _, s := range []*[]float64{&d.fast, &d.strong, &d.weight, &d.conf} {
-			*s = growTo(*s, rows)
-		}
-		d.ids = growTo(d.ids, rows)
-		d.folds = growTo(d.folds, rows)
 	}
 }
 
