@@ -134,9 +134,23 @@ func sumRowUniform(idx []int32, val []float64) (int, bool) {
 // Grow makes room for n more stored entries and rows more rows without
 // reallocating.
 func (s *Sparse) Grow(entries, rows int) {
-	s.Idx = slices.Grow(s.Idx, entries)
-	s.Val = slices.Grow(s.Val, entries)
-	s.Indptr = slices.Grow(s.Indptr, rows)
+	s.Idx = grow(s.Idx, entries)
+	s.Val = grow(s.Val, entries)
+	s.Indptr = grow(s.Indptr, rows)
+}
+
+// grow is slices.Grow by make and copy. slices.Grow zeroes the new room
+// in one call the scheduler cannot preempt: for the hundreds of megabytes
+// a large design reserves, that held the garbage collector's workers
+// spinning to stop the goroutine for seconds. make zeroes large blocks in
+// preemptible chunks, and not at all when they are fresh from the OS.
+func grow[E any](s []E, n int) []E {
+	if n <= cap(s)-len(s) {
+		return s
+	}
+	t := make([]E, len(s), len(s)+n)
+	copy(t, s)
+	return t
 }
 
 // Rows returns the number of rows.
