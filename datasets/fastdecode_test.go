@@ -80,3 +80,27 @@ func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
 		checkFastDecode(t, b)
 	})
 }
+
+// BenchmarkDecodeLine decodes a synthetic log line with the fast path and
+// with encoding/json alone.
+func BenchmarkDecodeLine(b *testing.B) {
+	line := []byte(fastDecodeSeeds[0])
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var rec Record
+			if !fastDecode(line, &rec) {
+				b.Fatal("fast path refused the line")
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var rec Record
+			if err := json.Unmarshal(line, &rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
