@@ -41,10 +41,10 @@ measure() {
 
 echo "== 1. eval --cv 5 on RouteLLM MMLU vs scikit-learn (same run) =="
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
-read -r tt tm < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
-read -r st sm < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
-echo "triage  eval --cv 5 ($(nproc) cores; outer folds train concurrently, one goroutine each): ${tt}s, peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
-echo "sklearn baseline (2 labels x 5 folds, single-threaded): ${st}s, peak ${sm} MiB"
+read -r tt tm tc < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
+read -r st sm sc < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
+echo "triage  eval --cv 5 ($(nproc) cores; outer folds train concurrently, one goroutine each): ${tt}s (CPU ${tc}s), peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
+echo "sklearn baseline (2 labels x 5 folds, single-threaded): ${st}s (CPU ${sc}s), peak ${sm} MiB"
 grep sklearn "$WORK/sk.json" | sed 's/^/  /'
 # The baseline trains two labels; its own cv_seconds split the time.
 skone=$(python3 -c 'import json,sys; print(max(json.loads(l)["cv_seconds"] for l in open(sys.argv[1]) if "cv_seconds" in l))' "$WORK/sk.json")

@@ -49,15 +49,25 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			return nil, err
 		}
 	}
-	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
-		if set.seen[m.name] == 0 {
-			return nil, fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(set.seen))
-		}
-	}
-	if len(set.examples) == 0 {
-		return nil, fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples)); err != nil {
+		return nil, err
 	}
 	return set, nil
+}
+
+// checkLoaded returns the error for a log where a tier appears in no
+// record (listing the models that do, with their counts in seen) or no
+// record has both tiers' scores (n is how many do).
+func checkLoaded(paths []string, fast, strong string, seen map[string]int, n int) error {
+	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
+		if seen[m.name] == 0 {
+			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(seen))
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+	}
+	return nil
 }
 
 func modelList(seen map[string]int) string {
@@ -238,13 +248,8 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 			seen[m] += int(n)
 		}
 	}
-	for _, m := range []struct{ flag, name string }{{"--fast", tf.fast}, {"--strong", tf.strong}} {
-		if seen[m.name] == 0 {
-			return nil, fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(seen))
-		}
-	}
-	if set.train.Len()+len(set.held) == 0 {
-		return nil, fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), tf.fast, tf.strong)
+	if err := checkLoaded(paths, tf.fast, tf.strong, seen, set.train.Len()+len(set.held)); err != nil {
+		return nil, err
 	}
 	return set, nil
 }
