@@ -387,3 +387,57 @@ func TestApplyAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFitPlattStopsAtTheRoundingFloor fits Platt scaling on enough scores
+// that the summed gradient cannot get below gtol for rounding, the case
+// where FitPlatt stops when Newton stalls: the result must still be the
+// optimum, to well within what a probability needs.
+func TestFitPlattStopsAtTheRoundingFloor(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 300_000
+	z, y := make([]float64, n), make([]float64, n)
+	for i := range z {
+		z[i] = 2*rng.Float64() - 1 // like the per-tier scorer's gains
+		if rng.Float64() < sigmoid(4.7*z[i]-2.3) {
+			y[i] = 1
+		}
+	}
+	got, err := FitPlatt(z, y, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mean gradient at the result, summed here in pairs (less
+	// rounding than FitPlatt's running sum), against the curvature: how
+	// far a Newton step from the result would still move A and B.
+	npos := 0.0
+	for _, v := range y {
+		npos += v
+	}
+	hi, lo := (npos+1)/(npos+2), 1/(n-npos+2)
+	var ga, gb, haa, hab, hbb []float64
+	for i, v := range z {
+		p := sigmoid(got.A*v + got.B)
+		r := p - (y[i]*hi + (1-y[i])*lo)
+		d := p * (1 - p)
+		ga, gb = append(ga, r*v), append(gb, r)
+		haa, hab, hbb = append(haa, d*v*v), append(hab, d*v), append(hbb, d)
+	}
+	sa, sb, saa, sab, sbb := pairSum(ga)/n, pairSum(gb)/n, pairSum(haa)/n, pairSum(hab)/n, pairSum(hbb)/n
+	det := saa*sbb - sab*sab
+	da, db := (sbb*sa-sab*sb)/det, (saa*sb-sab*sa)/det
+	if math.Abs(da) > 1e-6 || math.Abs(db) > 1e-6 {
+		t.Errorf("A = %v, B = %v is a Newton step of (%.3g, %.3g) from the optimum, want both below 1e-6", got.A, got.B, da, db)
+	}
+}
+
+// pairSum adds xs by pairwise summation.
+func pairSum(xs []float64) float64 {
+	if len(xs) <= 8 {
+		s := 0.0
+		for _, v := range xs {
+			s += v
+		}
+		return s
+	}
+	return pairSum(xs[:len(xs)/2]) + pairSum(xs[len(xs)/2:])
+}

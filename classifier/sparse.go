@@ -59,27 +59,98 @@ func (s *Sparse) AppendRow(idx []int32, val []float64) {
 func (s *Sparse) AppendRowSummed(idx []int32, val []float64) {
 	start := len(s.Idx)
 	s.AppendRow(idx, val)
-	ri, rv := s.Idx[start:], s.Val[start:]
-	sort.Sort(entries{ri, rv})
-	n := 0
-	for k := range ri {
-		if n > 0 && ri[n-1] == ri[k] {
-			rv[n-1] += rv[k]
-			continue
-		}
-		ri[n], rv[n] = ri[k], rv[k]
-		n++
-	}
+	n := SumRow(s.Idx[start:], s.Val[start:])
 	s.Idx, s.Val = s.Idx[:start+n], s.Val[:start+n]
 	s.Indptr[len(s.Indptr)-1] = start + n
+}
+
+// SumRow sorts a row's entries by column in place and sums the repeats of
+// a column into its first entry, as AppendRowSummed stores a row; the row
+// is then idx[:n], val[:n]. A row summed with SumRow (on any goroutine)
+// and appended with AppendRow is stored exactly as AppendRowSummed would
+// store it.
+func SumRow(idx []int32, val []float64) (n int) {
+	if len(idx) != len(val) {
+		panic(fmt.Sprintf("classifier: row has %d indices but %d values", len(idx), len(val)))
+	}
+	if n, ok := sumRowUniform(idx, val); ok {
+		return n
+	}
+	sort.Sort(entries{idx, val})
+	for k := range idx {
+		if n > 0 && idx[n-1] == idx[k] {
+			val[n-1] += val[k]
+			continue
+		}
+		idx[n], val[n] = idx[k], val[k]
+		n++
+	}
+	return n
+}
+
+// sumRowUniform is SumRow for a row whose repeats of a column all hold the
+// same value, as a hashed text block's do (every occurrence weighs the
+// same), and reports false, with the row untouched, for any other. The
+// order in which sort.Sort leaves repeats decides the order in which
+// SumRow adds them up, which changes the last bit of a sum of different
+// values; a sum of equal values is the same in any order. So sorting
+// (column, position) keys, which is three to four times faster than
+// sort.Sort through its interface, gives SumRow's result bit for bit.
+func sumRowUniform(idx []int32, val []float64) (int, bool) {
+	var keyBuf [128]uint64
+	var valBuf [128]float64
+	keys, vals := keyBuf[:0], valBuf[:0]
+	if len(idx) > len(keyBuf) {
+		keys, vals = make([]uint64, 0, len(idx)), make([]float64, 0, len(idx))
+	}
+	for k, j := range idx {
+		if j < 0 {
+			return 0, false // not a column; AppendRow will say so
+		}
+		keys = append(keys, uint64(j)<<32|uint64(k))
+	}
+	slices.Sort(keys)
+	// Check before writing: a column with different values goes to the
+	// reference sort with the row as it was.
+	for k := 1; k < len(keys); k++ {
+		if keys[k]>>32 == keys[k-1]>>32 && math.Float64bits(val[uint32(keys[k])]) != math.Float64bits(val[uint32(keys[k-1])]) {
+			return 0, false
+		}
+	}
+	vals = append(vals, val...)
+	n := 0
+	for k, key := range keys {
+		j, v := int32(key>>32), vals[uint32(key)]
+		if k > 0 && idx[n-1] == j {
+			val[n-1] += v
+			continue
+		}
+		idx[n], val[n] = j, v
+		n++
+	}
+	return n, true
 }
 
 // Grow makes room for n more stored entries and rows more rows without
 // reallocating.
 func (s *Sparse) Grow(entries, rows int) {
-	s.Idx = slices.Grow(s.Idx, entries)
-	s.Val = slices.Grow(s.Val, entries)
-	s.Indptr = slices.Grow(s.Indptr, rows)
+	s.Idx = grow(s.Idx, entries)
+	s.Val = grow(s.Val, entries)
+	s.Indptr = grow(s.Indptr, rows)
+}
+
+// grow is slices.Grow by make and copy. slices.Grow zeroes the new room
+// in one call the scheduler cannot preempt: for the hundreds of megabytes
+// a large design reserves, that held the garbage collector's workers
+// spinning to stop the goroutine for seconds. make zeroes large blocks in
+// preemptible chunks, and not at all when they are fresh from the OS.
+func grow[E any](s []E, n int) []E {
+	if n <= cap(s)-len(s) {
+		return s
+	}
+	t := make([]E, len(s), len(s)+n)
+	copy(t, s)
+	return t
 }
 
 // Rows returns the number of rows.

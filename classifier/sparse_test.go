@@ -2,7 +2,9 @@ package classifier
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -149,5 +151,87 @@ func TestCompactColumnsKeepsTheFit(t *testing.T) {
 	}
 	if math.Abs(m.B-ref.B) > 1e-9 {
 		t.Errorf("B = %v, want %v", m.B, ref.B)
+	}
+}
+
+// sumRowReference is SumRow as it was before its fast path: sort.Sort,
+// then repeats added in the order the sort left them.
+func sumRowReference(idx []int32, val []float64) int {
+	sort.Sort(entries{idx, val})
+	n := 0
+	for k := range idx {
+		if n > 0 && idx[n-1] == idx[k] {
+			val[n-1] += val[k]
+			continue
+		}
+		idx[n], val[n] = idx[k], val[k]
+		n++
+	}
+	return n
+}
+
+func TestSumRowMatchesTheSortItReplaced(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name string
+		cols int     // columns drawn from [0, cols)
+		mix  float64 // share of entries with a value of their own
+	}{
+		{"rows whose repeats hold one value", 50, 0},
+		{"rows where some repeats hold other values", 50, 0.2},
+		{"rows with repeats of many values", 8, 1},
+		{"rows without repeats", 1 << 20, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for r := range 2000 {
+				n := rng.IntN(300) // past the stack buffer too
+				idx := make([]int32, n)
+				val := make([]float64, n)
+				w := 1 / math.Sqrt(float64(n+1))
+				for k := range idx {
+					idx[k] = int32(rng.IntN(tc.cols))
+					val[k] = w
+					if rng.Float64() < tc.mix {
+						val[k] = rng.Float64()
+					}
+				}
+				wi, wv := slices.Clone(idx), slices.Clone(val)
+				wn := sumRowReference(wi, wv)
+				gn := SumRow(idx, val)
+				if gn != wn || !slices.Equal(idx[:gn], wi[:wn]) {
+					t.Fatalf("row %d: got columns %v, want %v", r, idx[:gn], wi[:wn])
+				}
+				for k := range gn {
+					if math.Float64bits(val[k]) != math.Float64bits(wv[k]) {
+						t.Fatalf("row %d: column %d sums to %v, want %v bit for bit", r, idx[k], val[k], wv[k])
+					}
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSumRow(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 40
+	idx0 := make([]int32, n)
+	val0 := make([]float64, n)
+	for k := range idx0 {
+		idx0[k] = int32(rng.IntN(1 << 18))
+		val0[k] = 0.2
+	}
+	idx0[7], idx0[20] = idx0[3], idx0[3] // repeated words
+	idx, val := make([]int32, n), make([]float64, n)
+	for _, bc := range []struct {
+		name string
+		sum  func([]int32, []float64) int
+	}{{"SumRow", SumRow}, {"sort.Sort", sumRowReference}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				copy(idx, idx0)
+				copy(val, val0)
+				bc.sum(idx, val)
+			}
+		})
 	}
 }

@@ -15,8 +15,12 @@
 // outcomes.gpt-4.score is 7, want a value in [0,1]; ..."), or, with
 // ReadOptions.SkipBad, is counted and skipped. Meta values may be JSON
 // strings, numbers or booleans and are kept as strings; null means absent.
-// EachFile streams a file to a callback; ReadFile collects it. Writer writes
-// records back, one per line, without HTML escaping.
+// EachFile streams a file to a callback; ReadFile collects it;
+// EachFileParallel decodes on several goroutines (with the caller's work on
+// each record) and still calls back in file order with the same errors.
+// Lines of the usual shape are decoded without reflection, and any other
+// line by encoding/json, which also words the errors. Writer writes records
+// back, one per line, without HTML escaping.
 //
 // Labels. Training a router for a (fast, strong) pair turns the two scores
 // into a 0/1 target with a Label: "strong-wins" (default; strong beats

@@ -55,6 +55,7 @@ type Reader struct {
 	name    string
 	opts    ReadOptions
 	line    int
+	off     int64 // bytes consumed through the last line read
 	buf     []byte
 	skipped int
 	ids     map[string]int
@@ -79,11 +80,13 @@ func (r *Reader) readLine() ([]byte, error) {
 	r.buf = r.buf[:0]
 	for {
 		chunk, err := r.br.ReadSlice('\n')
+		r.off += int64(len(chunk))
 		if len(r.buf)+len(chunk) > r.opts.MaxLineBytes+1 {
 			// Drain the rest of the over-long line so the next call starts
 			// on a fresh one.
 			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = r.br.ReadSlice('\n')
+				chunk, err = r.br.ReadSlice('\n')
+				r.off += int64(len(chunk))
 			}
 			r.line++
 			return nil, &LineError{File: r.name, Line: r.line, Err: fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)}
@@ -137,22 +140,45 @@ func (r *Reader) Next() (Record, error) {
 }
 
 func (r *Reader) decode(b []byte) (Record, error) {
-	var rec Record
-	if err := json.Unmarshal(b, &rec); err != nil {
+	rec, err := decodeLine(r.name, r.line, b, r.opts)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := r.claimID(rec.ID, r.line); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// decodeLine decodes and validates one line. It depends on nothing but its
+// arguments, so lines can be decoded on several goroutines; the check for
+// repeated ids (claimID) is the part that must run in file order.
+func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, err error) {
+	if !fastDecode(b, &rec) {
+		rec = Record{}
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
 		field := jsonField(err)
 		if strings.HasPrefix(field, "outcomes") {
 			field = outcomeField(b, field)
 		}
-		return Record{}, &LineError{File: r.name, Line: r.line, Field: field, Err: jsonErr(err)}
+		return Record{}, &LineError{File: name, Line: line, Field: field, Err: jsonErr(err)}
 	}
-	if err := rec.Validate(ValidateOptions{AllowMissingScore: r.opts.AllowMissingScore}); err != nil {
-		return Record{}, &LineError{File: r.name, Line: r.line, Err: err}
+	if err := rec.Validate(ValidateOptions{AllowMissingScore: opts.AllowMissingScore}); err != nil {
+		return Record{}, &LineError{File: name, Line: line, Err: err}
 	}
-	if first, dup := r.ids[rec.ID]; dup {
-		return Record{}, &LineError{File: r.name, Line: r.line, Err: &FieldError{Field: "id", Msg: fmt.Sprintf("%q repeats the id of line %d; ids must be unique within a file", rec.ID, first)}}
-	}
-	r.ids[rec.ID] = r.line
 	return rec, nil
+}
+
+// claimID records that line holds id, or returns the error for an id an
+// earlier line of the file already holds.
+func (r *Reader) claimID(id string, line int) error {
+	if first, dup := r.ids[id]; dup {
+		return &LineError{File: r.name, Line: line, Err: &FieldError{Field: "id", Msg: fmt.Sprintf("%q repeats the id of line %d; ids must be unique within a file", id, first)}}
+	}
+	r.ids[id] = line
+	return nil
 }
 
 // jsonField names the field a json error is about, where the decoder says.
@@ -243,17 +269,11 @@ func ReadFile(path string, opts ReadOptions) ([]Record, int, error) {
 
 // EachFile streams the records of a JSONL file to fn without holding them.
 func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error) {
-	var in io.Reader
-	if path == "-" {
-		in = os.Stdin
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return 0, fmt.Errorf("open log: %w", err)
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := openLog(path)
+	if err != nil {
+		return 0, err
 	}
+	defer closeIn()
 	rd := NewReader(in, path, opts)
 	for {
 		rec, err := rd.Next()
@@ -267,6 +287,18 @@ func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error)
 			return rd.Skipped(), err
 		}
 	}
+}
+
+// openLog opens a JSONL file for reading ("-" is standard input).
+func openLog(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log: %w", err)
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // Writer writes records as JSONL.

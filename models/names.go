@@ -24,6 +24,16 @@ const maxNamingExamples = 5000
 // describing the training examples. Hashing is one-way, so this is the
 // only time names can be recovered.
 func NameTopFeatures(a *Artifact, ex []Example, k int) {
+	in := make([]features.Input, min(len(ex), maxNamingExamples))
+	for i := range in {
+		in[i] = ex[i].Input
+	}
+	NameTopFeaturesFrom(a, in, k)
+}
+
+// NameTopFeaturesFrom is NameTopFeatures that describes the given inputs
+// (the first 5,000 of them), e.g. Design.Inputs.
+func NameTopFeaturesFrom(a *Artifact, in []features.Input, k int) {
 	weights := a.ScoreWeights()
 	idx := make([]int32, 0, len(weights))
 	for i, w := range weights {
@@ -51,8 +61,8 @@ func NameTopFeatures(a *Artifact, ex []Example, k int) {
 	if err != nil {
 		return
 	}
-	for i := 0; i < len(ex) && i < maxNamingExamples; i++ {
-		ext.Describe(ex[i].Input, func(j int32, _ float64, name string) {
+	for i := 0; i < len(in) && i < maxNamingExamples; i++ {
+		ext.Describe(in[i], func(j int32, _ float64, name string) {
 			nw, ok := want[j]
 			if !ok || len(nw.Names) >= 3 {
 				return

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"time"
 
@@ -122,46 +123,6 @@ type TrainReport struct {
 	HeldP []float64
 }
 
-type design struct {
-	x *classifier.Sparse
-	y []float64
-	w []float64
-}
-
-// designSample is how many rows buildDesign extracts before it reserves
-// room for the rest.
-const designSample = 1000
-
-func buildDesign(spec features.Spec, ex []Example, label func(f, s float64) float64) (design, error) {
-	ext, err := features.NewExtractor(spec)
-	if err != nil {
-		return design{}, err
-	}
-	d := design{x: classifier.NewSparse(spec.Dim()), y: make([]float64, len(ex)), w: make([]float64, len(ex))}
-	d.x.Grow(0, len(ex))
-	var v features.Vector
-	for i := range ex {
-		ext.Extract(&v, ex[i].Input)
-		// Repeated columns are summed once here rather than on every pass
-		// of every fit.
-		d.x.AppendRowSummed(v.Idx, v.Val)
-		if i+1 == designSample && i+1 < len(ex) {
-			// Reserve for the rest at the sample's mean row length, so a
-			// large log is not copied at every doubling of the matrix.
-			d.x.Grow(d.x.NNZ()/designSample*(len(ex)-designSample)*17/16, 0)
-		}
-		d.y[i] = label(ex[i].Fast, ex[i].Strong)
-		d.w[i] = ex[i].Weight
-		if d.w[i] == 0 {
-			d.w[i] = 1
-		}
-		if d.w[i] < 0 || math.IsNaN(d.w[i]) || math.IsInf(d.w[i], 0) {
-			return design{}, fmt.Errorf("example %q: weight %v, want a positive finite number", ex[i].ID, d.w[i])
-		}
-	}
-	return d, nil
-}
-
 // Train fits a router on train and evaluates it on held (which may be
 // empty). L2 is chosen by K-fold CV unless given; the calibration (Platt or
 // isotonic, whichever has the lower held-out log loss) is fit on
@@ -170,11 +131,35 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 	if len(train) == 0 {
 		return nil, nil, ErrNoExamples
 	}
+	d, err := NewDesign(opts.Features)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
+	d.Expect(len(train))
+	for i := range train {
+		d.Add(&train[i])
+	}
+	return TrainDesign(d, held, opts)
+}
+
+// TrainDesign is Train on examples already turned into a Design (whose
+// spec is opts.Features, or the default spec when that is zero). It
+// scales the design's values in place, so a design trains once.
+func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *TrainReport, error) {
+	if train.Len() == 0 {
+		return nil, nil, ErrNoExamples
+	}
 	if opts.Label == nil {
 		return nil, nil, errors.New("train: no label function")
 	}
 	if opts.Features.Version == 0 {
 		opts.Features = features.DefaultSpec()
+	}
+	if !reflect.DeepEqual(opts.Features, train.spec) {
+		return nil, nil, errors.New("train: the design was built for another feature spec")
+	}
+	if train.used {
+		return nil, nil, errors.New("train: the design has been trained on already")
 	}
 	if opts.Folds == 0 {
 		opts.Folds = DefaultFolds
@@ -182,9 +167,14 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 	if opts.Folds < 2 {
 		return nil, nil, fmt.Errorf("train: folds is %d, want at least 2", opts.Folds)
 	}
-	for i := range train {
-		if train[i].Fold < 0 || train[i].Fold >= opts.Folds {
-			return nil, nil, fmt.Errorf("train: example %q has fold %d, want [0,%d)", train[i].ID, train[i].Fold, opts.Folds)
+	for i, f := range train.folds {
+		if f < 0 || f >= opts.Folds {
+			return nil, nil, fmt.Errorf("train: example %q has fold %d, want [0,%d)", train.ids[i], f, opts.Folds)
+		}
+	}
+	for i, w := range train.weight {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return nil, nil, fmt.Errorf("train: example %q: weight %v, want a positive finite number", train.ids[i], w)
 		}
 	}
 	if opts.Now.IsZero() {
@@ -195,9 +185,14 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 			opts.Progress(step, done, total)
 		}
 	}
-	d, err := buildDesign(opts.Features, train, opts.Label)
-	if err != nil {
-		return nil, nil, fmt.Errorf("train: %w", err)
+	n := train.Len()
+	// The fit's matrix, labels and weights.
+	d := struct {
+		x    *classifier.Sparse
+		y, w []float64
+	}{x: train.x, y: make([]float64, n), w: train.weight}
+	for i := range d.y {
+		d.y[i] = opts.Label(train.fast[i], train.strong[i])
 	}
 	if err := checkBothClasses(d.y); err != nil {
 		return nil, nil, fmt.Errorf("train: %w", err)
@@ -216,18 +211,21 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 	// (docs/quality.md). Their means need no centring: the intercept is
 	// not penalised, so a shift only moves it.
 	scale := columnScales(d.x, 1<<opts.Features.HashBits, !opts.NoIDF)
+	train.used = true
 	for k, j := range d.x.Idx {
 		d.x.Val[k] *= scale[j]
 	}
+	// Every fit below would renumber the columns in use (the hashed space
+	// is mostly empty, and IDF zeroes the columns seen once) in a copy of
+	// the matrix's column indices; doing it here, once and in place, gives
+	// the same fits without the copies.
+	cols := classifier.CompactColumns(d.x)
 
 	grid := opts.L2Grid
 	if grid == nil {
 		grid = DefaultL2Grid
 	}
-	folds := make([]int, len(train))
-	for i := range train {
-		folds[i] = train[i].Fold
-	}
+	folds := train.folds
 	scorer := opts.Scorer
 	if scorer == "" {
 		scorer = DefaultScorer(opts.LabelName)
@@ -251,10 +249,7 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		// every request teaches both heads, including the ties and the
 		// requests where the fast tier wins, which a 0/1 label lumps
 		// together.
-		ys, yf := make([]float64, len(train)), make([]float64, len(train))
-		for i := range train {
-			ys[i], yf[i] = train[i].Strong, train[i].Fast
-		}
+		ys, yf := train.strong, train.fast
 		fl2 := opts.FastL2
 		if fl2 == 0 {
 			fl2 = opts.L2
@@ -267,7 +262,7 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: %w", err)
 		}
-		best = make([]float64, len(train))
+		best = make([]float64, n)
 		for i := range best {
 			best[i] = sigmoid(hs.oof[i]) - sigmoid(hf.oof[i])
 		}
@@ -278,11 +273,17 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		return nil, nil, fmt.Errorf("train: scorer %q is not known; want %q or %q", scorer, ScorerPerTier, ScorerLabel)
 	}
 
-	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, train, opts.Folds)
+	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, folds, opts.Folds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: calibration: %w", err)
 	}
 	rep.Calibration, rep.CalibrationLoss = calName, calLoss
+	if cols != nil {
+		m.W = classifier.ExpandWeights(m.W, cols, len(scale))
+		if fastM != nil {
+			fastM.W = classifier.ExpandWeights(fastM.W, cols, len(scale))
+		}
+	}
 	for j := range scale {
 		m.W[j] *= scale[j]
 		if fastM != nil {
@@ -302,8 +303,8 @@ func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, e
 		Tiers:         opts.Tiers,
 		Label:         opts.LabelName,
 		Training: Fingerprint{
-			Records: len(train), Skipped: opts.Skipped, Holdout: len(held),
-			SHA256: fingerprint(train, d.y), L2: rep.L2, FastL2: rep.FastL2, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			Records: n, Skipped: opts.Skipped, Holdout: len(held),
+			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
 			Seed: opts.Seed, Sources: opts.Sources,
 		},
 	}
@@ -431,10 +432,10 @@ func checkBothClasses(y []float64) error {
 // chooseCalibration fits Platt and isotonic on the out-of-fold logits of
 // the lower half of the folds, compares their log loss on the upper half,
 // and refits the winner on all of them.
-func chooseCalibration(z, y, w []float64, ex []Example, k int) (classifier.Calibration, string, map[string]float64, error) {
+func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibration, string, map[string]float64, error) {
 	var zf, yf, wf, zh, yh, wh []float64
-	for i := range ex {
-		if ex[i].Fold < k/2 {
+	for i, f := range folds {
+		if f < k/2 {
 			zf, yf, wf = append(zf, z[i]), append(yf, y[i]), append(wf, w[i])
 		} else {
 			zh, yh, wh = append(zh, z[i]), append(yh, y[i]), append(wh, w[i])
@@ -473,17 +474,17 @@ func chooseCalibration(z, y, w []float64, ex []Example, k int) (classifier.Calib
 
 // fitConfidence calibrates the fast tier's raw confidence against whether
 // its answer was correct (score >= 0.5), on the examples that logged one.
-func fitConfidence(ex []Example, k int) (classifier.Calibration, string, bool, error) {
+func fitConfidence(d *Design, k int) (classifier.Calibration, string, bool, error) {
 	var z, y, w []float64
-	var sub []Example
-	for i := range ex {
-		if ex[i].Confidence == nil {
+	var sub []int
+	for i, c := range d.conf {
+		if math.IsNaN(c) {
 			continue
 		}
-		z = append(z, *ex[i].Confidence)
-		y = append(y, b2f(ex[i].Fast >= 0.5))
+		z = append(z, c)
+		y = append(y, b2f(d.fast[i] >= 0.5))
 		w = append(w, 1)
-		sub = append(sub, ex[i])
+		sub = append(sub, d.folds[i])
 	}
 	// Too few to calibrate reliably: no gate rather than a wild one.
 	if len(z) < 50 {
@@ -547,11 +548,11 @@ func Shares(pol Policy, p []float64) map[Decision]float64 {
 	return out
 }
 
-func fingerprint(ex []Example, y []float64) string {
+func fingerprint(ids []string, y []float64) string {
 	h := sha256.New()
 	var b [8]byte
-	for i := range ex {
-		h.Write([]byte(ex[i].ID))
+	for i, id := range ids {
+		h.Write([]byte(id))
 		h.Write([]byte{0})
 		binary.LittleEndian.PutUint64(b[:], uint64(y[i]))
 		h.Write(b[:])

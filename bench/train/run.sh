@@ -30,19 +30,21 @@ done
 go build -o "$WORK/triage" ./cmd/triage
 T="$WORK/triage"
 
-# measure OUT CMD...: run CMD with stdout to OUT; print "SECONDS PEAK_MIB".
+# measure OUT CMD...: run CMD with stdout to OUT; print "SECONDS PEAK_MIB
+# CPU_SECONDS" (wall time, peak RSS, user + system time). On a shared
+# machine the CPU time is the steadier figure.
 measure() {
   local out=$1; shift
-  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out"
-  awk '{printf "%s %.0f\n", $1, $2/1024}' "$WORK/time"
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$out"
+  awk '{printf "%s %.0f %.1f\n", $1, $2/1024, $3+$4}' "$WORK/time"
 }
 
 echo "== 1. eval --cv 5 on RouteLLM MMLU vs scikit-learn (same run) =="
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
-read -r tt tm < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
-read -r st sm < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
-echo "triage  eval --cv 5 ($(nproc) cores; outer folds train concurrently, one goroutine each): ${tt}s, peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
-echo "sklearn baseline (2 labels x 5 folds, single-threaded): ${st}s, peak ${sm} MiB"
+read -r tt tm tc < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
+read -r st sm sc < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
+echo "triage  eval --cv 5 ($(nproc) cores; outer folds train concurrently, one goroutine each): ${tt}s (CPU ${tc}s), peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
+echo "sklearn baseline (2 labels x 5 folds, single-threaded): ${st}s (CPU ${sc}s), peak ${sm} MiB"
 grep sklearn "$WORK/sk.json" | sed 's/^/  /'
 # The baseline trains two labels; its own cv_seconds split the time.
 skone=$(python3 -c 'import json,sys; print(max(json.loads(l)["cv_seconds"] for l in open(sys.argv[1]) if "cv_seconds" in l))' "$WORK/sk.json")
@@ -58,7 +60,7 @@ SF=synthetic/fast-small; SS=synthetic/strong-large
 # liblinear minimises C*sum(loss) + |w|^2/2; triage minimises
 # mean(loss) + L2/2 |w|^2, so C=1 is L2 = 1/N.
 L2=$(python3 -c "print(1/$N)")
-read -r lt lm < <(measure /dev/null liblinear-train -s 0 -c 1 -B 1 -q "$WORK/big.svm" "$WORK/big.model")
+read -r lt lm lc < <(measure /dev/null liblinear-train -s 0 -c 1 -B 1 -q "$WORK/big.svm" "$WORK/big.model")
 liblinear-predict -b 1 "$WORK/test.svm" "$WORK/big.model" "$WORK/pred.txt" >/dev/null
 lauc=$("$PY" - "$WORK/test.svm" "$WORK/pred.txt" <<'PY'
 import sys
@@ -73,18 +75,18 @@ PY
 # `--scorer label` fits what liblinear fits: one logistic regression on the
 # label. The default per-tier scorer fits two (one per tier) and is shown
 # after it.
-read -r gt gm < <(measure /dev/null "$T" train --scorer label --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json")
+read -r gt gm gc < <(measure /dev/null "$T" train --scorer label --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-router.json")
 gauc=$("$T" eval --model "$WORK/big-router.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["router"]["auc"])')
-read -r pt pm < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-pertier.json")
+read -r pt pm pc < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fast $SF --strong $SS --l2 "$L2" --folds 2 --holdout 0 -o "$WORK/big-pertier.json")
 pauc=$("$T" eval --model "$WORK/big-pertier.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; r=json.load(sys.stdin)["router"]; print("%.4f, APGR %.4f" % (r["auc"], r["apgr"]))')
 # The same fit as liblinear's, on the same libsvm file: classifier.Fit
 # alone (Go benchmark; it reads the file first, outside the timing).
 fitline=$(CLASSIFIER_BENCH_SVM_IN="$WORK/big.svm" CLASSIFIER_BENCH_C=1 go test -run '^$' -bench BenchmarkFitSVM -benchtime 1x -v ./classifier 2>&1 | grep -m1 "Fit: wall" || true)
-echo "liblinear -s 0 (fit only, from libsvm file): ${lt}s, peak ${lm} MiB, held-out AUC ${lauc}"
+echo "liblinear -s 0 (fit only, from libsvm file): ${lt}s (CPU ${lc}s), peak ${lm} MiB, held-out AUC ${lauc}"
 echo "triage classifier.Fit on the same libsvm file: ${fitline#*Fit: }"
-echo "triage train --scorer label (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s, peak ${gm} MiB, held-out AUC ${gauc}"
-echo "ratio: triage / liblinear time = $(python3 -c "print(round($gt/$lt, 2))"), peak memory = $(python3 -c "print(round($gm/$lm, 2))")"
-echo "triage train, default per-tier scorer (two heads, same steps each): ${pt}s, peak ${pm} MiB, held-out AUC ${pauc}; ratio to liblinear $(python3 -c "print(round($pt/$lt, 2))")"
+echo "triage train --scorer label (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s (CPU ${gc}s), peak ${gm} MiB, held-out AUC ${gauc}"
+echo "ratio: triage / liblinear time = $(python3 -c "print(round($gt/$lt, 2))"), CPU time = $(python3 -c "print(round($gc/$lc, 2))"), peak memory = $(python3 -c "print(round($gm/$lm, 2))")"
+echo "triage train, default per-tier scorer (two heads, same steps each): ${pt}s (CPU ${pc}s), peak ${pm} MiB, held-out AUC ${pauc}; ratio to liblinear $(python3 -c "print(round($pt/$lt, 2))")"
 
 echo
 echo "== 3. one route decision on a 2 KB prompt =="

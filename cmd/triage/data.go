@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -48,15 +49,25 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			return nil, err
 		}
 	}
-	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
-		if set.seen[m.name] == 0 {
-			return nil, fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(set.seen))
-		}
-	}
-	if len(set.examples) == 0 {
-		return nil, fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples)); err != nil {
+		return nil, err
 	}
 	return set, nil
+}
+
+// checkLoaded returns the error for a log where a tier appears in no
+// record (listing the models that do, with their counts in seen) or no
+// record has both tiers' scores (n is how many do).
+func checkLoaded(paths []string, fast, strong string, seen map[string]int, n int) error {
+	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
+		if seen[m.name] == 0 {
+			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(seen))
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+	}
+	return nil
 }
 
 func modelList(seen map[string]int) string {
@@ -109,3 +120,140 @@ func scoresOf(ex []models.Example, label datasets.Label) (y, weak, strong []floa
 	}
 	return y, weak, strong
 }
+
+// designSet is a log streamed into a training design: the training
+// examples as feature rows, and the held-out ones whole (they are routed
+// from their inputs to measure the router).
+type designSet struct {
+	train *models.Design
+	held  []models.Example
+	// missing counts records without both tiers' scores.
+	missing int
+	// bad counts lines skipped by --skip-bad.
+	bad int
+}
+
+// loadedRecord is what a decoding goroutine makes of one record for
+// loadDesign.
+type loadedRecord struct {
+	ex   models.Example
+	row  models.Row // the features of a training example
+	held bool
+	// hasFast and hasStrong say whether the record has an outcome of each
+	// tier; others lists its other models, to name them in errors.
+	hasFast, hasStrong bool
+	others             []string
+	both               bool // both tiers' scores are present
+}
+
+// loadDesign reads the files like loadLabelled, but keeps only what
+// training needs: each record is decoded, split (holdout by id hash, then
+// the CV fold) and, when it trains, turned into its feature row on one of
+// GOMAXPROCS goroutines, and the prompts of the training examples are not
+// kept. The design's rows are in file order, so the result is the same as
+// training on loadLabelled's examples after splitHoldout and assignFolds.
+func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions) (*designSet, error) {
+	spec, err := tf.spec()
+	if err != nil {
+		return nil, err
+	}
+	d, err := models.NewDesign(spec)
+	if err != nil {
+		return nil, err
+	}
+	set := &designSet{train: d}
+	// The log's size, to reserve the design's storage once from the first
+	// rows' share of it; 0 when a path is not a regular file.
+	var total int64
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			total = 0
+			break
+		}
+		total += fi.Size()
+	}
+	seen := map[string]int{}
+	var fast, strong, before int64 // outcomes of each tier; bytes of the files done
+	newWork := func() func(*datasets.Record) loadedRecord {
+		rx, err := models.NewRowExtractor(spec)
+		if err != nil {
+			panic(err) // spec is checked above
+		}
+		return func(rec *datasets.Record) loadedRecord {
+			var lr loadedRecord
+			for m := range rec.Outcomes {
+				switch m {
+				case tf.fast:
+					lr.hasFast = true
+				case tf.strong:
+					lr.hasStrong = true
+				default:
+					lr.others = append(lr.others, m)
+				}
+			}
+			f, s, ok := rec.Scores(tf.fast, tf.strong)
+			if !ok {
+				return lr
+			}
+			lr.both = true
+			lr.ex = models.Example{ID: rec.ID, Input: models.RecordInput(rec), Fast: f, Strong: s, TS: rec.TS}
+			if o := rec.Outcomes[tf.fast]; o.Confidence != nil {
+				c := *o.Confidence
+				lr.ex.Confidence = &c
+			}
+			if holdout > 0 && datasets.InHoldout(rec.ID, tf.seed, holdout) {
+				lr.held = true
+				return lr
+			}
+			lr.ex.Fold = datasets.Fold(rec.ID, tf.seed+1, tf.folds)
+			lr.row = rx.Extract(lr.ex.Input)
+			return lr
+		}
+	}
+	for _, p := range paths {
+		bad, err := datasets.EachFileParallel(p, opts, 0, newWork, func(pos datasets.Position, lr loadedRecord) error {
+			if lr.hasFast {
+				fast++
+			}
+			if lr.hasStrong {
+				strong++
+			}
+			for _, m := range lr.others {
+				seen[m]++
+			}
+			switch {
+			case !lr.both:
+				set.missing++
+			case lr.held:
+				set.held = append(set.held, lr.ex)
+			default:
+				set.train.AddRow(lr.row, &lr.ex)
+				if set.train.Len() == designSample && total > 0 {
+					set.train.Expect(int(int64(designSample) * total / max(1, before+pos.End)))
+				}
+			}
+			return nil
+		})
+		set.bad += bad
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(p); err == nil {
+			before += fi.Size()
+		}
+	}
+	for m, n := range map[string]int64{tf.fast: fast, tf.strong: strong} {
+		if n > 0 {
+			seen[m] += int(n)
+		}
+	}
+	if err := checkLoaded(paths, tf.fast, tf.strong, seen, set.train.Len()+len(set.held)); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// designSample is how many training rows loadDesign reads before it
+// estimates how many the log holds.
+const designSample = 1000

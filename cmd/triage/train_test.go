@@ -167,3 +167,61 @@ func uniquePrompts(t *testing.T, dir string, n int) string {
 	writeLog(t, held, unique)
 	return held
 }
+
+// TestTrainStreamsTheSameRouter checks that train, which streams the log
+// into feature rows, writes the router that training on every example in
+// memory (the path eval --cv takes) gives.
+func TestTrainStreamsTheSameRouter(t *testing.T) {
+	dir := t.TempDir()
+	extra := writeFile(t, dir, "extra.jsonl", strings.Join([]string{
+		`{"id":"x1","prompt":"only the fast tier","outcomes":{"` + sampleFast + `":{"score":1}}}`,
+		`{"id":"x2","prompt":"a third model too","outcomes":{"` + sampleFast + `":{"score":0,"confidence":-0.5},"` + sampleStrong + `":{"score":1},"other":{"score":1}}}`,
+		`{"id":"x3","messages":[{"role":"user","content":"a chat"}],"meta":{"subject":"chat"},"outcomes":{"` + sampleFast + `":{"score":1},"` + sampleStrong + `":{"score":0}}}`,
+	}, "\n")+"\n")
+	paths := []string{sampleLog, extra}
+	for _, holdout := range []string{"0", "0.2"} {
+		t.Run("with holdout "+holdout, func(t *testing.T) {
+			model := filepath.Join(dir, "router-"+holdout+".json")
+			args := []string{"train", "--data", strings.Join(paths, ","), "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--holdout", holdout, "-o", model}
+			_, stderr, code := run(t, args...)
+			if code != 0 {
+				t.Fatalf("train exited %d: %s", code, stderr)
+			}
+			got, err := models.Load(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			tf := trainFlags{data: paths, fast: sampleFast, strong: sampleStrong, label: "strong-wins", seed: 1, l2: 0.03, folds: 3, bits: 18}
+			label, err := tf.check("train")
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := loadLabelled(paths, sampleFast, sampleStrong, datasets.ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frac, _ := strconv.ParseFloat(holdout, 64)
+			train, held := splitHoldout(set.examples, tf.seed, frac)
+			assignFolds(train, tf.seed+1, tf.folds)
+			opts := tf.options(label, nil)
+			opts.Skipped = set.missing
+			opts.Now = got.CreatedAt
+			want, _, err := models.Train(train, held, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Training.Sources = paths
+			models.NameTopFeatures(want, train, 20)
+
+			for _, a := range []*models.Artifact{got, want} {
+				a.Version, a.Checksum = "", ""
+			}
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Errorf("train wrote\n%.400s\nwant\n%.400s", g, w)
+			}
+		})
+	}
+}

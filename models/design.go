@@ -1,0 +1,180 @@
+package models
+
+import (
+	"math"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/features"
+)
+
+// Design is a training set in the form TrainDesign fits: each example's
+// feature row, extracted once with its repeated columns summed, and beside
+// it only what training needs of the example (id, scores, weight, fold and
+// confidence). A log can be streamed into a Design without holding its
+// prompts: rows may be extracted on other goroutines (RowExtractor) and
+// added in order (AddRow). Train builds one from []Example.
+type Design struct {
+	spec   features.Spec
+	ext    *features.Extractor // for Add
+	v      features.Vector
+	x      *classifier.Sparse
+	ids    []string
+	fast   []float64
+	strong []float64
+	weight []float64
+	folds  []int
+	conf   []float64        // the fast tier's raw confidence, NaN when not logged
+	inputs []features.Input // of the first maxNamingExamples rows, to name features
+	expect int              // rows the caller expects in all, 0 if unknown
+	used   bool             // TrainDesign has scaled x in place
+}
+
+// designSample is how many rows a Design holds before it reserves room for
+// the rows it expects (Expect) at their mean length.
+const designSample = 1000
+
+// NewDesign returns an empty design for spec; a zero spec means
+// features.DefaultSpec().
+func NewDesign(spec features.Spec) (*Design, error) {
+	if spec.Version == 0 {
+		spec = features.DefaultSpec()
+	}
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Design{spec: spec, ext: ext, x: classifier.NewSparse(spec.Dim())}, nil
+}
+
+// Len is the number of examples added.
+func (d *Design) Len() int { return len(d.ids) }
+
+// Spec is the feature spec of the rows.
+func (d *Design) Spec() features.Spec { return d.spec }
+
+// Inputs returns the inputs of the first examples added (up to 5,000),
+// which NameTopFeaturesFrom reads to name the heaviest features.
+func (d *Design) Inputs() []features.Input { return d.inputs }
+
+// Expect says how many examples the design will hold in all, so a large
+// one reserves its storage once (at the mean row length of the first
+// rows) instead of being copied at every growth. A wrong guess costs only
+// memory or copies.
+func (d *Design) Expect(rows int) {
+	d.expect = rows
+	for _, s := range []*[]float64{&d.fast, &d.strong, &d.weight, &d.conf} {
+		*s = growTo(*s, rows)
+	}
+	d.ids = growTo(d.ids, rows)
+	d.folds = growTo(d.folds, rows)
+	if d.Len() >= designSample {
+		d.reserve()
+	} else {
+		d.x.Grow(0, rows)
+	}
+}
+
+func growTo[S ~[]E, E any](s S, n int) S {
+	if n > cap(s) {
+		s2 := make(S, len(s), n)
+		copy(s2, s)
+		return s2
+	}
+	return s
+}
+
+// reserve grows the entries for the expected rows still to come, at the
+// mean length of the rows so far plus a sixteenth.
+func (d *Design) reserve() {
+	n := d.Len()
+	if d.expect <= n || n == 0 {
+		return
+	}
+	more := d.expect - n
+	d.x.Grow(d.x.NNZ()/n*more*17/16, more)
+}
+
+// Add extracts ex's features and appends the example.
+func (d *Design) Add(ex *Example) {
+	d.ext.Extract(&d.v, ex.Input)
+	n := classifier.SumRow(d.v.Idx, d.v.Val)
+	d.AddRow(Row{Idx: d.v.Idx[:n], Val: d.v.Val[:n]}, ex)
+}
+
+// AddRow appends an example whose row a RowExtractor for the design's spec
+// made from ex.Input. The row is copied; ex.Input is kept only for the
+// first examples (Inputs). TrainDesign checks the weights.
+func (d *Design) AddRow(row Row, ex *Example) {
+	w := ex.Weight
+	if w == 0 {
+		w = 1
+	}
+	if d.used {
+		panic("models: AddRow on a design TrainDesign has used")
+	}
+	d.x.AppendRow(row.Idx, row.Val)
+	d.ids = append(d.ids, ex.ID)
+	d.fast = append(d.fast, ex.Fast)
+	d.strong = append(d.strong, ex.Strong)
+	d.weight = append(d.weight, w)
+	d.folds = append(d.folds, ex.Fold)
+	c := math.NaN()
+	if ex.Confidence != nil {
+		c = *ex.Confidence
+	}
+	d.conf = append(d.conf, c)
+	if len(d.inputs) < maxNamingExamples {
+		d.inputs = append(d.inputs, ex.Input)
+	}
+	if d.Len() == designSample {
+		d.reserve()
+	}
+}
+
+// Row is an example's feature row as a Design stores it: each column once,
+// ascending.
+type Row struct {
+	Idx []int32
+	Val []float64
+}
+
+// RowExtractor makes Design rows. Like features.Extractor it is for one
+// goroutine at a time; unlike it, the rows it returns are not overwritten
+// by later calls (they are cut from blocks it allocates, so many small
+// rows cost few allocations).
+type RowExtractor struct {
+	ext  *features.Extractor
+	v    features.Vector
+	idx  []int32
+	vals []float64
+}
+
+// rowBlock is how many entries a RowExtractor allocates at a time.
+const rowBlock = 1 << 14
+
+// NewRowExtractor returns an extractor of rows for spec; a zero spec means
+// features.DefaultSpec().
+func NewRowExtractor(spec features.Spec) (*RowExtractor, error) {
+	if spec.Version == 0 {
+		spec = features.DefaultSpec()
+	}
+	ext, err := features.NewExtractor(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &RowExtractor{ext: ext}, nil
+}
+
+// Extract returns the row of in.
+func (r *RowExtractor) Extract(in features.Input) Row {
+	r.ext.Extract(&r.v, in)
+	n := classifier.SumRow(r.v.Idx, r.v.Val)
+	if cap(r.idx)-len(r.idx) < n {
+		r.idx = make([]int32, 0, max(n, rowBlock))
+		r.vals = make([]float64, 0, max(n, rowBlock))
+	}
+	i, j := len(r.idx), len(r.idx)+n
+	r.idx = append(r.idx, r.v.Idx[:n]...)
+	r.vals = append(r.vals, r.v.Val[:n]...)
+	return Row{Idx: r.idx[i:j:j], Val: r.vals[i:j:j]}
+}
