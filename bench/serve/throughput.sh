@@ -104,3 +104,5 @@ done
 awk '{s[$1]+=$2; n[$1]++} END {f=s["floor"]/n["floor"]; t=s["triage"]/n["triage"];
   printf "mean req/s: floor %.0f, triage %.0f; ratio triage/floor %.3f\n", f, t, t/f}' "$WORK/results"
 curl -s "http://127.0.0.1:$TRIAGE_PORT/metrics" | grep -E "^triage_decision_log_(written|dropped)_total" || true
+# serve runs with GOGC 400 unless GOGC is set; its peak memory is the cost.
+echo "peak RSS: triage $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/${PIDS[1]}/status"), floor $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/${PIDS[0]}/status")"
