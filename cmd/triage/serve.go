@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -263,9 +262,7 @@ func (c *ServeCommand) Close() error {
 const serveGCPercent = 400
 
 func runServe(ctx context.Context, env *Env, args []string) error {
-	if env.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
-	}
+	defer setGCPercent(env, serveGCPercent)()
 	c := NewServeCommand(env)
 	if err := c.ParseFlags(args); err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -146,9 +145,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if *holdout < 0 || *holdout >= 1 {
 		return usagef("use a share in [0,1)", "--holdout is %v", *holdout)
 	}
-	if env.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(trainGCPercent))
-	}
+	defer setGCPercent(env, trainGCPercent)()
 	// Training keeps each example as a feature row, not its prompt; the
 	// held-out examples are kept whole to be routed.
 	set, err := loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad})

@@ -18,6 +18,10 @@ func init() {
 }
 
 func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
+	// The same reasoning as serve's: per-request garbage, a small live
+	// heap (the log's answers). The sims share the benchmark machine with
+	// the proxy they measure, so their collector's CPU is the proxy's loss.
+	defer setGCPercent(env, serveGCPercent)()
 	fs := newFlagSet(env, "upstream-sim", "--data F --model MODEL [--addr 127.0.0.1:0] [--default TEXT] [--default-latency D] [--latency-scale X | --fixed-latency D] [--seed N] [--reply recorded|placeholder]")
 	var data stringList
 	fs.Var(&data, "data", "labelled JSONL log(s) to answer from, comma-separated or repeated")
