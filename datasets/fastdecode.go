@@ -16,10 +16,7 @@ import "github.com/triage-router/triage/datasets/jsonscan"
 // in reflection and in the meta map's raw messages.
 func fastDecode(b []byte, rec *Record) bool {
 	d := jsonscan.New(b)
-	var seen uint8
-	ok := d.Object(func(key []byte) bool {
-		var bit uint8
-		var ok bool
+	ok := d.Fields(func(key []byte) (bit uint, ok bool) {
 		switch string(key) {
 		case "id":
 			bit = 1
@@ -45,13 +42,9 @@ func fastDecode(b []byte, rec *Record) bool {
 			bit = 64
 			rec.Decision, ok = decision(&d)
 		default:
-			return false
+			return 0, false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return bit, ok
 	})
 	return ok && d.End()
 }
@@ -60,10 +53,7 @@ func outcomes(d *jsonscan.Scanner) (map[string]Outcome, bool) {
 	out := map[string]Outcome{}
 	ok := d.Object(func(key []byte) bool {
 		var o Outcome
-		var seen uint8
-		ok := d.Object(func(k []byte) bool {
-			var ok bool
-			var bit uint8
+		ok := d.Fields(func(k []byte) (bit uint, ok bool) {
 			switch string(k) {
 			case "score":
 				bit = 1
@@ -90,13 +80,9 @@ func outcomes(d *jsonscan.Scanner) (map[string]Outcome, bool) {
 				bit = 128
 				o.Cancelled, ok = d.Bool()
 			default:
-				return false
+				return 0, false
 			}
-			if seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			return ok
+			return bit, ok
 		})
 		if ok {
 			out[string(key)] = o // a repeated model's last outcome wins
@@ -108,10 +94,7 @@ func outcomes(d *jsonscan.Scanner) (map[string]Outcome, bool) {
 
 func decision(d *jsonscan.Scanner) (*Decision, bool) {
 	var dec Decision
-	var seen uint8
-	ok := d.Object(func(key []byte) bool {
-		var ok bool
-		var bit uint8
+	ok := d.Fields(func(key []byte) (bit uint, ok bool) {
 		switch string(key) {
 		case "decision":
 			bit = 1
@@ -129,13 +112,9 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 			bit = 16
 			dec.Explored, ok = d.Bool()
 		default:
-			return false
+			return 0, false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return bit, ok
 	})
 	return &dec, ok
 }

@@ -89,6 +89,23 @@ func (s *Scanner) Object(field func(key []byte) bool) bool {
 	}
 }
 
+// Fields is Object for a struct whose keys may each appear once: field
+// reads the value of key and returns the key's bit (a distinct power of
+// two per key, 0 for an unknown key). An unknown or repeated key fails,
+// as encoding/json would decode a repeated one into what the first left,
+// not into a fresh value.
+func (s *Scanner) Fields(field func(key []byte) (bit uint, ok bool)) bool {
+	var seen uint
+	return s.Object(func(key []byte) bool {
+		bit, ok := field(key)
+		if !ok || bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	})
+}
+
 // Array reads an array, calling elem with s at each element; elem reads
 // it and reports success.
 func (s *Scanner) Array(elem func() bool) bool {
