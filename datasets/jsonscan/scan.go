@@ -66,27 +66,14 @@ func (s *Scanner) consume(c byte) bool {
 // call, so a key with an escape or a non-ASCII byte, which encoding/json
 // might match to a field in another spelling, makes Object fail.
 func (s *Scanner) Object(field func(key []byte) bool) bool {
-	if !s.consume('{') {
-		return false
-	}
-	if s.consume('}') {
-		return true
-	}
-	for {
-		s.ws()
+	return s.list('{', '}', func() bool {
 		q, ok := s.Quoted()
 		if !ok || !s.consume(':') {
 			return false
 		}
 		s.ws()
-		if !field(q[1 : len(q)-1]) {
-			return false
-		}
-		if s.consume(',') {
-			continue
-		}
-		return s.consume('}')
-	}
+		return field(q[1 : len(q)-1])
+	})
 }
 
 // Fields is Object for a struct whose keys may each appear once: field
@@ -108,11 +95,15 @@ func (s *Scanner) Fields(field func(key []byte) (bit uint, ok bool)) bool {
 
 // Array reads an array, calling elem with s at each element; elem reads
 // it and reports success.
-func (s *Scanner) Array(elem func() bool) bool {
-	if !s.consume('[') {
+func (s *Scanner) Array(elem func() bool) bool { return s.list('[', ']', elem) }
+
+// list reads open, elements separated by commas, and close, calling elem
+// with s at each element.
+func (s *Scanner) list(open, close byte, elem func() bool) bool {
+	if !s.consume(open) {
 		return false
 	}
-	if s.consume(']') {
+	if s.consume(close) {
 		return true
 	}
 	for {
@@ -120,10 +111,9 @@ func (s *Scanner) Array(elem func() bool) bool {
 		if !elem() {
 			return false
 		}
-		if s.consume(',') {
-			continue
+		if !s.consume(',') {
+			return s.consume(close)
 		}
-		return s.consume(']')
 	}
 }
 
@@ -366,33 +356,27 @@ func (s *Scanner) Bool() (v, ok bool) {
 // winning. Unlike Object's keys, these may hold escapes.
 func (s *Scanner) StringMap() (map[string]string, bool) {
 	m := map[string]string{}
-	if !s.consume('{') {
-		return nil, false
-	}
-	if s.consume('}') {
-		return m, true
-	}
-	for {
-		s.ws()
+	ok := s.list('{', '}', func() bool {
 		key, ok := s.Str()
 		if !ok || !s.consume(':') {
-			return nil, false
+			return false
 		}
 		s.ws()
 		v, null, ok := s.metaValue()
 		switch {
 		case !ok:
-			return nil, false
+			return false
 		case null:
 			delete(m, key)
 		default:
 			m[key] = v
 		}
-		if s.consume(',') {
-			continue
-		}
-		return m, s.consume('}')
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
+	return m, true
 }
 
 // metaValue reads one of StringMap's values, or null.
