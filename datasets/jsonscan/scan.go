@@ -154,7 +154,7 @@ func (s *Scanner) Str() (string, bool) {
 			s.i = j + 1
 			return string(s.b[start:j]), true
 		case c == '\\':
-			return s.escaped(start, j)
+			return s.escaped(start, j, ascii)
 		case c < 0x20:
 			return "", false
 		case c >= 0x80:
@@ -164,8 +164,9 @@ func (s *Scanner) Str() (string, bool) {
 	return "", false
 }
 
-// escaped finishes Str for a string whose first escape is at j.
-func (s *Scanner) escaped(start, j int) (string, bool) {
+// escaped finishes Str for a string whose first escape is at j; ascii
+// says whether the bytes before it were.
+func (s *Scanner) escaped(start, j int, ascii bool) (string, bool) {
 	if cap(s.buf) < len(s.b)-start {
 		// The rest of the input bounds the string: one allocation per
 		// Scanner, however many escaped strings it reads.
@@ -176,7 +177,8 @@ func (s *Scanner) escaped(start, j int) (string, bool) {
 		c := s.b[j]
 		switch {
 		case c == '"':
-			if !utf8.Valid(out) {
+			// Escapes append valid UTF-8; only raw bytes need the check.
+			if !ascii && !utf8.Valid(out) {
 				return "", false
 			}
 			s.i = j + 1
@@ -184,6 +186,9 @@ func (s *Scanner) escaped(start, j int) (string, bool) {
 		case c < 0x20:
 			return "", false
 		case c != '\\':
+			if c >= 0x80 {
+				ascii = false
+			}
 			out = append(out, c)
 			j++
 			continue
