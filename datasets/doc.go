@@ -18,7 +18,8 @@
 // EachFile streams a file to a callback; ReadFile collects it;
 // EachFileParallel decodes on several goroutines (with the caller's work on
 // each record) and still calls back in file order with the same errors.
-// Lines of the usual shape are decoded without reflection, and any other
+// Lines of the usual shape are decoded without reflection (by the scanner
+// in datasets/jsonscan, which serve's body decoders share), and any other
 // line by encoding/json, which also words the errors. Writer writes records
 // back, one per line, without HTML escaping.
 //

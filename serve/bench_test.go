@@ -51,3 +51,32 @@ func BenchmarkRoute2KB(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFastDecodeRoute is the fast body decoders alone, on the
+// BenchmarkRoute2KB body and on a feedback body with messages and meta.
+func BenchmarkFastDecodeRoute(b *testing.B) {
+	route := []byte(`{"prompt":` + string(mustJSON(benchPrompt)) + `}`)
+	feedback := []byte(`{"request_id":"r-1","model":"fast","score":0.75,"latency_ms":120,"prompt":"p",` +
+		`"messages":[{"role":"system","content":"be brief"},{"role":"user","content":` + string(mustJSON(benchPrompt[:400])) + `}],` +
+		`"meta":{"subject":"biology","tenant":"acme"}}`)
+	b.Run("route 2KB", func(b *testing.B) {
+		b.SetBytes(int64(len(route)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var r routeRequest
+			if !fastDecodeRoute(route, &r) {
+				b.Fatal("fast path refused the body")
+			}
+		}
+	})
+	b.Run("feedback", func(b *testing.B) {
+		b.SetBytes(int64(len(feedback)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var f feedbackRequest
+			if !fastDecodeFeedback(feedback, &f) {
+				b.Fatal("fast path refused the body")
+			}
+		}
+	})
+}

@@ -25,6 +25,8 @@ var fastSeeds = []string{
 	`{"explain":truex}`,
 	`{"messages":[{"role":"u","content":"c"},]}`,
 	`{"":1}`,
+	`{"meta":{"n":1.50,"b":false,"k":"v","k":null,"e\u00e9":"x"}}`,
+	`{"pr\u006fmpt":"x"}`,
 }
 
 func TestFastDecodeRoute(t *testing.T) {
@@ -40,7 +42,10 @@ func TestFastDecodeRoute(t *testing.T) {
 		{"messages, meta and explain", `{"messages":[{"role":"user","content":"c"}],"meta":{"k":"v"},"explain":true,"id":"i"}`, true,
 			routeRequest{ID: "i", Messages: []message{{Role: "user", Content: "c"}}, Meta: map[string]string{"k": "v"}, Explain: true}},
 		{"another case goes to encoding/json", `{"PROMPT":"x"}`, false, routeRequest{}},
-		{"a number in meta goes to encoding/json", `{"prompt":"x","meta":{"n":1}}`, false, routeRequest{}},
+		{"numbers and booleans in meta are kept as text, as datasets.Meta keeps them", `{"prompt":"x","meta":{"n":1.50,"b":false}}`, true,
+			routeRequest{Prompt: "x", Meta: map[string]string{"n": "1.50", "b": "false"}}},
+		{"null in meta means absent", `{"prompt":"x","meta":{"k":"v","k":null}}`, true, routeRequest{Prompt: "x", Meta: map[string]string{}}},
+		{"an escaped key goes to encoding/json", `{"pr\u006fmpt":"x"}`, false, routeRequest{}},
 		{"null goes to encoding/json", `{"prompt":null}`, false, routeRequest{}},
 		{"trailing data is not accepted", `{"prompt":"x"} {}`, false, routeRequest{}},
 	}
