@@ -31,15 +31,10 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			for m := range rec.Outcomes {
 				set.seen[m]++
 			}
-			f, s, ok := rec.Scores(fast, strong)
+			ex, ok := exampleOf(&rec, fast, strong)
 			if !ok {
 				set.missing++
 				return nil
-			}
-			ex := models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Fast: f, Strong: s, TS: rec.TS}
-			if o := rec.Outcomes[fast]; o.Confidence != nil {
-				c := *o.Confidence
-				ex.Confidence = &c
 			}
 			set.examples = append(set.examples, ex)
 			return nil
@@ -53,6 +48,21 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 		return nil, err
 	}
 	return set, nil
+}
+
+// exampleOf is rec as a training example of the (fast, strong) pair, with
+// the fast tier's confidence copied; false when either score is missing.
+func exampleOf(rec *datasets.Record, fast, strong string) (models.Example, bool) {
+	f, s, ok := rec.Scores(fast, strong)
+	if !ok {
+		return models.Example{}, false
+	}
+	ex := models.Example{ID: rec.ID, Input: models.RecordInput(rec), Fast: f, Strong: s, TS: rec.TS}
+	if o := rec.Outcomes[fast]; o.Confidence != nil {
+		c := *o.Confidence
+		ex.Confidence = &c
+	}
+	return ex, true
 }
 
 // checkLoaded returns the error for a log where a tier appears in no
@@ -174,7 +184,7 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 		total += fi.Size()
 	}
 	seen := map[string]int{}
-	var fast, strong, before int64 // outcomes of each tier; bytes of the files done
+	var before int64 // bytes of the files done
 	newWork := func() func(*datasets.Record) loadedRecord {
 		rx, err := models.NewRowExtractor(spec)
 		if err != nil {
@@ -192,15 +202,8 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 					lr.others = append(lr.others, m)
 				}
 			}
-			f, s, ok := rec.Scores(tf.fast, tf.strong)
-			if !ok {
+			if lr.ex, lr.both = exampleOf(rec, tf.fast, tf.strong); !lr.both {
 				return lr
-			}
-			lr.both = true
-			lr.ex = models.Example{ID: rec.ID, Input: models.RecordInput(rec), Fast: f, Strong: s, TS: rec.TS}
-			if o := rec.Outcomes[tf.fast]; o.Confidence != nil {
-				c := *o.Confidence
-				lr.ex.Confidence = &c
 			}
 			if holdout > 0 && datasets.InHoldout(rec.ID, tf.seed, holdout) {
 				lr.held = true
@@ -214,10 +217,10 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 	for _, p := range paths {
 		bad, err := datasets.EachFileParallel(p, opts, 0, newWork, func(pos datasets.Position, lr loadedRecord) error {
 			if lr.hasFast {
-				fast++
+				seen[tf.fast]++
 			}
 			if lr.hasStrong {
-				strong++
+				seen[tf.strong]++
 			}
 			for _, m := range lr.others {
 				seen[m]++
@@ -241,11 +244,6 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 		}
 		if fi, err := os.Stat(p); err == nil {
 			before += fi.Size()
-		}
-	}
-	for m, n := range map[string]int64{tf.fast: fast, tf.strong: strong} {
-		if n > 0 {
-			seen[m] += int(n)
 		}
 	}
 	if err := checkLoaded(paths, tf.fast, tf.strong, seen, set.train.Len()+len(set.held)); err != nil {
