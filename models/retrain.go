@@ -260,10 +260,11 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 		gaps, dis = append(gaps, ca.Gap), append(dis, ca.Disagreement)
 		reps[MetricAPGR].champ = append(reps[MetricAPGR].champ, apgr(ca))
 		reps[MetricAPGR].chall = append(reps[MetricAPGR].chall, apgr(cb))
+		sw := scaled(w, count, n)
 		for _, m := range others {
 			p := reps[m]
-			p.champ = append(p.champ, m.Eval(champion, y, weak, strong, scaled(w, count, n)))
-			p.chall = append(p.chall, m.Eval(challenger, y, weak, strong, scaled(w, count, n)))
+			p.champ = append(p.champ, m.Eval(champion, y, weak, strong, sw))
+			p.chall = append(p.chall, m.Eval(challenger, y, weak, strong, sw))
 		}
 	}
 
