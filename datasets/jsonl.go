@@ -267,26 +267,12 @@ func ReadFile(path string, opts ReadOptions) ([]Record, int, error) {
 	return recs, skipped, err
 }
 
-// EachFile streams the records of a JSONL file to fn without holding them.
+// EachFile streams the records of a JSONL file to fn without holding them,
+// on the calling goroutine (EachFileParallel with one worker).
 func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error) {
-	in, closeIn, err := openLog(path)
-	if err != nil {
-		return 0, err
-	}
-	defer closeIn()
-	rd := NewReader(in, path, opts)
-	for {
-		rec, err := rd.Next()
-		if err == io.EOF {
-			return rd.Skipped(), nil
-		}
-		if err != nil {
-			return rd.Skipped(), err
-		}
-		if err := fn(rec); err != nil {
-			return rd.Skipped(), err
-		}
-	}
+	return EachFileParallel(path, opts, 1,
+		func() func(*Record) Record { return func(r *Record) Record { return *r } },
+		func(_ Position, rec Record) error { return fn(rec) })
 }
 
 // openLog opens a JSONL file for reading ("-" is standard input).
