@@ -29,9 +29,10 @@ type Design struct {
 	used   bool             // TrainDesign has scaled x in place
 }
 
-// designSample is how many rows a Design holds before it reserves room for
-// the rows it expects (Expect) at their mean length.
-const designSample = 1000
+// DesignSample is how many rows a Design holds before it reserves room for
+// the rows it expects (Expect) at their mean length; a caller that
+// estimates the total from the input read so far does it at this count.
+const DesignSample = 1000
 
 // NewDesign returns an empty design for spec; a zero spec means
 // features.DefaultSpec().
@@ -67,7 +68,7 @@ func (d *Design) Expect(rows int) {
 	}
 	d.ids = growTo(d.ids, rows)
 	d.folds = growTo(d.folds, rows)
-	if d.Len() >= designSample {
+	if d.Len() >= DesignSample {
 		d.reserve()
 	} else {
 		d.x.Grow(0, rows)
@@ -126,7 +127,7 @@ func (d *Design) AddRow(row Row, ex *Example) {
 	if len(d.inputs) < maxNamingExamples {
 		d.inputs = append(d.inputs, ex.Input)
 	}
-	if d.Len() == designSample {
+	if d.Len() == DesignSample {
 		d.reserve()
 	}
 }

@@ -232,8 +232,8 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 				set.held = append(set.held, lr.ex)
 			default:
 				set.train.AddRow(lr.row, &lr.ex)
-				if set.train.Len() == designSample && total > 0 {
-					set.train.Expect(int(int64(designSample) * total / max(1, before+pos.End)))
+				if set.train.Len() == models.DesignSample && total > 0 {
+					set.train.Expect(int(int64(models.DesignSample) * total / max(1, before+pos.End)))
 				}
 			}
 			return nil
@@ -251,7 +251,3 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 	}
 	return set, nil
 }
-
-// designSample is how many training rows loadDesign reads before it
-// estimates how many the log holds.
-const designSample = 1000
