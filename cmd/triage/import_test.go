@@ -158,9 +158,38 @@ func TestImportWideCSVOnArenaBench(t *testing.T) {
 	})
 }
 
+func TestImportRouterDCOnSharedData(t *testing.T) {
+	file := filepath.Join(sharedDatasets(t), "routerdc-7models", "humaneval_test.json")
+	out := filepath.Join(t.TempDir(), "he.jsonl")
+	_, stderr, code := run(t, "import", "routerdc", "--file", file, "--id-prefix", "dc/he", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, stderr)
+	}
+	recs, byID := readLog(t, out)
+	if len(recs) != 49 {
+		t.Errorf("%d records, want 49", len(recs))
+	}
+	// Element 0 of humaneval_test.json is vowels_count, which
+	// dolphin-2.9-llama3-8b solved in 6 of 10 samples.
+	r := byID["dc/he/0"]
+	if !strings.Contains(r.Prompt, "def vowels_count(s):") || r.Meta["source"] != "humaneval_test" || len(r.Outcomes) != 7 {
+		t.Errorf("dc/he/0 = %.80q %v with %d outcomes, want vowels_count from humaneval_test with 7", r.Prompt, r.Meta, len(r.Outcomes))
+	}
+	if got := scoreOf(t, r, "cognitivecomputations/dolphin-2.9-llama3-8b"); got != 0.6 {
+		t.Errorf("dolphin-2.9-llama3-8b score %v, want 0.6", got)
+	}
+	for _, want := range []string{"triage import routerdc: 49 records", "meta-llama/Meta-Llama-3-8B 49", "written to " + out} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary %q does not contain %q", stderr, want)
+		}
+	}
+}
+
 func TestImportErrors(t *testing.T) {
 	dir := t.TempDir()
 	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np1,0.5,1\np2,7,0\n")
+	dcDir := t.TempDir()
+	dc := writeFile(t, dcDir, "dc.json", `[{"question": "q1", "scores": {"a": 0, "b": 1}}, {"question": "q2", "scores": {"a": 1, "b": 7}}]`)
 	tests := []struct {
 		name     string
 		args     []string
@@ -178,6 +207,8 @@ func TestImportErrors(t *testing.T) {
 		{"wide-csv with a zero scale is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--score-scale", "0"}, 2, "--score-scale is 0"},
 		{"wide-csv with a stray argument is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "extra"}, 2, `unexpected argument "extra"`},
 		{"a grade out of range is a data error suggesting a scale", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt"}, 1, `w.csv:3: row 1: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`},
+		{"routerdc without --file is a usage error", []string{"import", "routerdc"}, 2, "--file is required"},
+		{"a routerdc score out of range is a data error naming the element", []string{"import", "routerdc", "--file", dc}, 1, `dc.json: element 1: scores["b"] is 7, want a score in [0,1]`},
 		{"an unknown model is a data error listing the models", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--models", "a,zz"}, 1, `model "zz" (--models) is not a score column; the model columns are "a", "b"`},
 	}
 	for _, tt := range tests {
@@ -191,6 +222,18 @@ func TestImportErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("import -h and triage help list every format", func(t *testing.T) {
+		_, stderr, code := run(t, "import", "-h")
+		if code != 0 || !strings.Contains(stderr, "routellm|wide-csv|routerdc") {
+			t.Errorf("import -h: status %d, %q; want 0 and the three formats", code, stderr)
+		}
+		_, stderr, _ = run(t, "help")
+		for _, want := range []string{"import routellm", "import wide-csv", "import routerdc"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("help %q does not list %q", stderr, want)
+			}
+		}
+	})
 	t.Run("a failed import leaves no output file", func(t *testing.T) {
 		out := filepath.Join(dir, "out.jsonl")
 		if _, _, code := run(t, "import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "-o", out); code != 1 {
@@ -203,6 +246,21 @@ func TestImportErrors(t *testing.T) {
 		for _, e := range entries {
 			if e.Name() != "w.csv" {
 				t.Errorf("found %s after a failed import, want only w.csv", e.Name())
+			}
+		}
+	})
+	t.Run("a routerdc import failing after its first record leaves no output file", func(t *testing.T) {
+		out := filepath.Join(dcDir, "out.jsonl")
+		if _, _, code := run(t, "import", "routerdc", "--file", dc, "-o", out); code != 1 {
+			t.Fatalf("exit status %d, want 1", code)
+		}
+		entries, err := os.ReadDir(dcDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "dc.json" {
+				t.Errorf("found %s after a failed import, want only dc.json", e.Name())
 			}
 		}
 	})
