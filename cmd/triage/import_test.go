@@ -186,6 +186,15 @@ func TestImportRouterDCOnSharedData(t *testing.T) {
 			t.Errorf("summary %q does not contain %q", stderr, want)
 		}
 	}
+	t.Run("--no-meta leaves the source out", func(t *testing.T) {
+		recs, _, _ := importLog(t, "routerdc", "--file", file, "--no-meta")
+		if len(recs) != 49 {
+			t.Fatalf("%d records, want 49", len(recs))
+		}
+		if recs[0].ID != "humaneval_test/0" || recs[0].Meta != nil {
+			t.Errorf("first record %q with meta %v, want humaneval_test/0 without meta", recs[0].ID, recs[0].Meta)
+		}
+	})
 }
 
 func TestImportErrors(t *testing.T) {

@@ -15,7 +15,8 @@
 //   - RouterDC's files (github.com/shuhao02/RouterDC, datasets/split2_model7):
 //     a JSON array of {"question", "scores": {model: score in [0,1]}}, read
 //     one element at a time. Ids are "<file name>/<index>"; meta.source is
-//     the file name, and RouterDC's cluster_id is dropped (see RouterDC).
+//     the file name (left out with NoMeta), and RouterDC's cluster_id is
+//     dropped (see RouterDC).
 //
 // Caveats, all deliberate:
 //

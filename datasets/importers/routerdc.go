@@ -26,6 +26,9 @@ type RouterDCOptions struct {
 	// element's 0-based index in the array. Empty means the file name
 	// without its directory and extension, which is also meta.source.
 	IDPrefix string
+	// NoMeta leaves meta.source out. A router uses meta as features, so in a
+	// log pooled from several files the file name would tell it the task.
+	NoMeta bool
 }
 
 // routerDCElement is one element of a RouterDC file. Fields other than these
@@ -56,10 +59,14 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 	if prefix == "" {
 		prefix = source
 	}
+	if opts.NoMeta {
+		source = ""
+	}
 	return readRouterDC(bufio.NewReaderSize(f, 64<<10), opts.File, prefix, source, fn)
 }
 
-// readRouterDC is RouterDC on a reader; name is the file name for errors.
+// readRouterDC is RouterDC on a reader; name is the file name for errors,
+// and an empty source gives records without meta.
 func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Record) error) (Stats, error) {
 	st := newStats()
 	dec := json.NewDecoder(r)
@@ -104,8 +111,10 @@ func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Rec
 		rec := datasets.Record{
 			ID:       prefix + "/" + strconv.Itoa(i),
 			Prompt:   *el.Question,
-			Meta:     datasets.Meta{"source": source},
 			Outcomes: make(map[string]datasets.Outcome, len(el.Scores)),
+		}
+		if source != "" {
+			rec.Meta = datasets.Meta{"source": source}
 		}
 		for _, m := range sortedKeys(el.Scores) {
 			if m == "" {

@@ -34,6 +34,13 @@ func TestRouterDC(t *testing.T) {
 				{ID: "dc/gsm8k/1", Prompt: "Line one\nline two", Meta: src, Outcomes: outcomes(1, 0.25, 1)},
 				{ID: "dc/gsm8k/2", Prompt: "Say hi.", Meta: src, Outcomes: outcomes(0.5, 0, 0)},
 			}},
+		{"without meta the records carry no source",
+			RouterDCOptions{File: "testdata/routerdc/gsm8k-train.json", NoMeta: true},
+			[]datasets.Record{
+				{ID: "gsm8k-train/0", Prompt: "Janet has 3 apples. How many?", Outcomes: outcomes(0, 1, 0.3)},
+				{ID: "gsm8k-train/1", Prompt: "Line one\nline two", Outcomes: outcomes(1, 0.25, 1)},
+				{ID: "gsm8k-train/2", Prompt: "Say hi.", Outcomes: outcomes(0.5, 0, 0)},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
