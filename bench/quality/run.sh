@@ -30,7 +30,7 @@
 #                are cached there, and so are the baseline's out-of-fold
 #                scores (keyed by the log, folds, tiers, baseline.py and the
 #                scikit-learn version), so a rerun only retrains Triage.
-#                Delete WORK to start clean.
+#                Delete WORK to start clean; run one suite per WORK at a time.
 #   SETS         extended regex on set names (default: all). Names are
 #                routellm/mmlu, routellm/gsm8k, routellm/mt-bench, arena/...,
 #                dc/<file>/lo-hi, dc/<file>/mid-hi, dc/<file>/lo-mid.
