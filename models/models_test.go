@@ -26,7 +26,7 @@ var (
 // binary (training under -race is slow). Callers must not modify it.
 func testArtifact(tb testing.TB) (*Artifact, []Example) {
 	tb.Helper()
-	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact("") })
+	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact(ScorerPerTier) })
 	if testErr != nil {
 		tb.Fatal(testErr)
 	}
@@ -34,7 +34,7 @@ func testArtifact(tb testing.TB) (*Artifact, []Example) {
 }
 
 // trainTestArtifact trains on synthetic data with the given scorer ("" is
-// the default, per-tier).
+// the default, auto).
 func trainTestArtifact(scorer string) (*Artifact, []Example, error) {
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5, Confidence: true})
 	ex := make([]Example, len(recs))
@@ -151,6 +151,7 @@ func TestArtifactRoundTrip(t *testing.T) {
 		}
 		c := *l
 		c.FormatVersion, c.Scorer = 1, ""
+		c.Signal, c.MetricsFrom = nil, "" // format 3 fields
 		c.Checksum, _ = c.checksum()
 		raw, _ := c.MarshalIndentForTest()
 		if strings.Contains(string(raw), `"scorer"`) || strings.Contains(string(raw), `"fast_weights"`) {
@@ -166,7 +167,7 @@ func TestArtifactRoundTrip(t *testing.T) {
 		rg, _ := NewRouter(got)
 		for _, e := range ex[:50] {
 			if x, y := rl.Route(e.Input), rg.Route(e.Input); x != y {
-				t.Fatalf("%s: version 2 label router says %+v, its version 1 copy %+v", e.ID, x, y)
+				t.Fatalf("%s: version %d label router says %+v, its version 1 copy %+v", e.ID, FormatVersion, x, y)
 			}
 		}
 	})
@@ -181,6 +182,13 @@ func TestArtifactRoundTrip(t *testing.T) {
 			{"an unknown scorer", func(c *Artifact) { c.Scorer = "magic" }, `scorer is "magic"`},
 			{"per-tier in a version 1 file", func(c *Artifact) { c.FormatVersion = 1 }, "needs format_version 2"},
 			{"a NaN fast bias", func(c *Artifact) { c.FastBias = math.NaN() }, "fast_bias"},
+			{"a blend without a gain head", func(c *Artifact) { c.Scorer = ScorerBlend }, "gain_weights.dim"},
+			{"a gain router with a fast head", func(c *Artifact) { c.Scorer = ScorerGain }, "fast_weights are set"},
+			{"a per-tier router with a gain head", func(c *Artifact) { c.GainWeights = c.Weights }, "gain_weights are set"},
+			{"a blend in a version 2 file", func(c *Artifact) {
+				c.Scorer, c.GainWeights, c.FormatVersion, c.Signal, c.MetricsFrom = ScorerBlend, c.Weights, 2, nil, ""
+			}, `scorer "blend" needs format_version 3`},
+			{"a signal in a version 2 file", func(c *Artifact) { c.FormatVersion = 2 }, "signal and metrics_from need format_version 3"},
 		} {
 			c := *a
 			tc.edit(&c)

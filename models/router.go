@@ -25,9 +25,11 @@ type Result struct {
 type Router struct {
 	a     *Artifact
 	model classifier.Model
-	// fast is the fast tier's head of a per-tier router, nil otherwise.
-	fast *classifier.Model
-	pool sync.Pool
+	// kind is the artifact's scorer; fast and gain are its fast-tier and
+	// gain heads where it has them, nil otherwise.
+	kind       string
+	fast, gain *classifier.Model
+	pool       sync.Pool
 }
 
 type scratch struct {
@@ -44,9 +46,12 @@ func NewRouter(a *Artifact) (*Router, error) {
 	if _, err := features.NewExtractor(a.Features); err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	r := &Router{a: a, model: classifier.Model{W: a.Weights, B: a.Bias}}
-	if a.ScorerKind() == ScorerPerTier {
+	r := &Router{a: a, model: classifier.Model{W: a.Weights, B: a.Bias}, kind: a.ScorerKind()}
+	if len(a.FastWeights) > 0 {
 		r.fast = &classifier.Model{W: a.FastWeights, B: a.FastBias}
+	}
+	if len(a.GainWeights) > 0 {
+		r.gain = &classifier.Model{W: a.GainWeights, B: a.GainBias}
 	}
 	r.pool.New = func() any {
 		ext, _ := features.NewExtractor(a.Features) // spec validated above
@@ -59,16 +64,26 @@ func NewRouter(a *Artifact) (*Router, error) {
 func (r *Router) Artifact() *Artifact { return r.a }
 
 // Score returns the raw (uncalibrated) score of in: the logit of a label
-// router, the predicted gain σ(z_strong) − σ(z_fast) of a per-tier one.
+// router, else the predicted gain of the strong tier (see rawScore).
 func (r *Router) Score(in features.Input) float64 {
 	s := r.pool.Get().(*scratch)
 	s.ext.Extract(&s.vec, in)
-	z := r.model.Logit(s.vec.Idx, s.vec.Val)
-	if r.fast != nil {
-		z = sigmoid(z) - sigmoid(r.fast.Logit(s.vec.Idx, s.vec.Val))
+	var z [numHeads]float64
+	first := r.model.Logit(s.vec.Idx, s.vec.Val)
+	switch r.kind {
+	case ScorerLabel:
+		z[headLabel] = first
+	case ScorerGain:
+		z[headGain] = first
+	default:
+		z[headStrong] = first
+		z[headFast] = r.fast.Logit(s.vec.Idx, s.vec.Val)
+		if r.gain != nil {
+			z[headGain] = r.gain.Logit(s.vec.Idx, s.vec.Val)
+		}
 	}
 	r.pool.Put(s)
-	return z
+	return rawScore(r.kind, z)
 }
 
 // Route computes p_hard and the decision for one request.
@@ -102,19 +117,37 @@ type Contribution struct {
 
 // Explain returns the k features that moved the raw score most, by
 // absolute contribution (value times weight, summed over repeats). For a
-// per-tier router the score is not linear, so the weight is its local
-// slope at this request, σ'(z_strong)·w_strong − σ'(z_fast)·w_fast, and
-// contributions are in units of predicted gain. It allocates; it is for
+// label router the weight is the logit's. For the others the score, the
+// predicted gain, is not linear, so the weight is its local slope at this
+// request (σ'(z_strong)·w_strong − σ'(z_fast)·w_fast for per-tier) and
+// contributions are in units of predicted gain. Either way a positive
+// contribution pushes the request towards the strong tier. It allocates; it is for
 // people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
 	weight := func(idx int32) float64 { return r.a.Weights[idx] }
-	if r.fast != nil {
+	if r.kind != ScorerLabel {
+		// The slope of the predicted gain: σ'(z)·w per head, twice for
+		// the gain head (its score is 2σ(z) − 1), halved for a blend.
 		var v features.Vector
 		ext.Extract(&v, in)
-		zs, zf := r.model.Logit(v.Idx, v.Val), r.fast.Logit(v.Idx, v.Val)
-		ds, df := sigmoid(zs)*(1-sigmoid(zs)), sigmoid(zf)*(1-sigmoid(zf))
-		weight = func(idx int32) float64 { return ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] }
+		slope := func(m *classifier.Model) float64 {
+			p := sigmoid(m.Logit(v.Idx, v.Val))
+			return p * (1 - p)
+		}
+		switch r.kind {
+		case ScorerGain:
+			dg := 2 * slope(&r.model)
+			weight = func(idx int32) float64 { return dg * r.a.Weights[idx] }
+		case ScorerPerTier:
+			ds, df := slope(&r.model), slope(r.fast)
+			weight = func(idx int32) float64 { return ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] }
+		case ScorerBlend:
+			ds, df, dg := slope(&r.model), slope(r.fast), 2*slope(r.gain)
+			weight = func(idx int32) float64 {
+				return (ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] + dg*r.a.GainWeights[idx]) / 2
+			}
+		}
 	}
 	byName := map[string]*Contribution{}
 	var order []string

@@ -1,0 +1,326 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/features"
+)
+
+func TestAPGRSE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 2000
+	score, weak, strong, w := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		// Scores on a coarse grid, so there are many ties.
+		score[i] = math.Round(rng.NormFloat64()*4) / 4
+		weak[i] = float64(rng.IntN(2))
+		strong[i] = float64(rng.IntN(2))
+		if rng.Float64() < 0.4+0.1*score[i] {
+			strong[i], weak[i] = 1, 0
+		}
+		w[i] = 0.5 + rng.Float64()
+	}
+	t.Run("the estimate is classifier.APGR's, ties as a random order", func(t *testing.T) {
+		got, _ := apgrSE(score, weak, strong, nil)
+		// classifier.APGR integrates the expected PGR curve over random
+		// tie orders by the trapezoid rule, which is exactly the mean-u form.
+		if want := classifier.APGR(score, weak, strong); math.Abs(got-want) > 1e-12 {
+			t.Errorf("apgrSE = %.15f, classifier.APGR = %.15f", got, want)
+		}
+	})
+	t.Run("with weights it is the weighted APGR", func(t *testing.T) {
+		got, _ := apgrSE(score, weak, strong, w)
+		if want := WeightedAPGR(score, weak, strong, w); math.Abs(got-want) > 1e-9 {
+			t.Errorf("apgrSE = %.12f, WeightedAPGR = %.12f", got, want)
+		}
+	})
+	t.Run("the standard error is close to a bootstrap's", func(t *testing.T) {
+		_, se := apgrSE(score, weak, strong, nil)
+		reps := make([]float64, 400)
+		bs, bw, bst := make([]float64, n), make([]float64, n), make([]float64, n)
+		for r := range reps {
+			for i := range n {
+				j := rng.IntN(n)
+				bs[i], bw[i], bst[i] = score[j], weak[j], strong[j]
+			}
+			reps[r] = classifier.APGR(bs, bw, bst)
+		}
+		var m, v float64
+		for _, x := range reps {
+			m += x
+		}
+		m /= float64(len(reps))
+		for _, x := range reps {
+			v += (x - m) * (x - m)
+		}
+		boot := math.Sqrt(v / float64(len(reps)-1))
+		// 400 replicates estimate an SD to about ±4%; the delta method
+		// ignores the ranks' own resampling noise, which is small here.
+		if se < 0.8*boot || se > 1.25*boot {
+			t.Errorf("delta-method SE %.4f, bootstrap SD %.4f", se, boot)
+		}
+	})
+	t.Run("no gain makes it undefined", func(t *testing.T) {
+		if a, se := apgrSE(score, weak, weak, nil); !math.IsNaN(a) || !math.IsNaN(se) {
+			t.Errorf("apgrSE with strong = weak = (%v, %v), want NaN", a, se)
+		}
+	})
+}
+
+func TestPickOneSE(t *testing.T) {
+	grid := []float64{1e-1, 3e-2, 1e-2, 3e-3}
+	var grids [numHeads][]float64
+	for h := range grids {
+		grids[h] = grid
+	}
+	none := [numHeads]int{-1, -1, -1, -1}
+	gain := func(k int, apgr, se float64) *candidate {
+		c := &candidate{scorer: ScorerGain, k: none, apgr: apgr, se: se}
+		c.k[headGain] = k
+		return c
+	}
+	perTier := func(a, b int, apgr, se float64) *candidate {
+		c := &candidate{scorer: ScorerPerTier, k: none, apgr: apgr, se: se}
+		c.k[headStrong], c.k[headFast] = a, b
+		return c
+	}
+	tests := []struct {
+		name  string
+		cands []*candidate
+		want  int
+	}{
+		{"the stronger penalty wins within one standard error of the best",
+			[]*candidate{gain(0, 0.600, 0.01), gain(1, 0.605, 0.01), gain(2, 0.612, 0.01), gain(3, 0.611, 0.01)}, 1},
+		{"the best wins when everything else is more than one standard error below",
+			[]*candidate{gain(0, 0.55, 0.01), gain(1, 0.58, 0.01), gain(2, 0.62, 0.01), gain(3, 0.60, 0.01)}, 2},
+		{"fewer heads beat a stronger penalty",
+			[]*candidate{perTier(0, 0, 0.63, 0.02), gain(3, 0.62, 0.02), perTier(1, 1, 0.64, 0.02)}, 1},
+		{"a clearly better per-tier router beats the one-head ones",
+			[]*candidate{gain(0, 0.55, 0.01), gain(1, 0.56, 0.01), perTier(2, 2, 0.60, 0.01)}, 2},
+		{"an undefined APGR never wins", []*candidate{gain(0, math.NaN(), math.NaN()), gain(1, 0.52, 0.01)}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pickOneSE(tt.cands, grids); got != tt.cands[tt.want] {
+				t.Errorf("picked %s (APGR %.3f), want %s", got.describe(grids), got.apgr, tt.cands[tt.want].describe(grids))
+			}
+		})
+	}
+}
+
+// noSignalExamples are synthetic prompts whose outcomes are coin flips.
+func noSignalExamples(n int, seed uint64) []Example {
+	recs, _ := synth.Generate(synth.Options{N: n, Seed: seed})
+	rng := rand.New(rand.NewPCG(seed, 99))
+	ex := make([]Example, len(recs))
+	for i, r := range recs {
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta},
+			Fast: float64(rng.IntN(2)), Strong: float64(b2i(rng.Float64() < 0.7)), Fold: i % 5}
+	}
+	return ex
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRandomOutcomesCannotRoute(t *testing.T) {
+	train := noSignalExamples(1500, 21)
+	test := noSignalExamples(1500, 22)
+	a, rep, err := Train(train, nil, TrainOptions{
+		Tiers:     Tiers{Fast: "f", Strong: "s"},
+		Label:     func(f, s float64) float64 { return b2f(s > f) },
+		LabelName: "strong-wins",
+		Now:       time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the router says it cannot route, in one line naming the interval", func(t *testing.T) {
+		if a.Signal == nil || a.Signal.Routable || rep.Signal.Routable {
+			t.Fatalf("signal %+v, want not routable", a.Signal)
+		}
+		// Out-of-fold scores of pure noise rank a little below random:
+		// each fold's model leans away from the labels its fold holds.
+		if !(a.Signal.Lo <= 0.5) {
+			t.Errorf("APGR interval [%.3f, %.3f] is above 0.5", a.Signal.Lo, a.Signal.Hi)
+		}
+		if s := a.Signal.String(); !strings.HasPrefix(s, "cannot route: ") || strings.Contains(s, "\n") {
+			t.Errorf("signal line %q", s)
+		}
+	})
+	r, err := NewRouter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]float64, len(test))
+	weak, strong, y := make([]float64, len(test)), make([]float64, len(test)), make([]float64, len(test))
+	for i, e := range test {
+		res := r.Route(e.Input)
+		p[i] = res.PHard
+		weak[i], strong[i], y[i] = e.Fast, e.Strong, b2f(e.Strong > e.Fast)
+		if res.Decision != Escalate {
+			t.Fatalf("%s: decision %s, want every request escalated", e.ID, res.Decision)
+		}
+	}
+	t.Run("it does not hurt: p_hard 1/2 for all, exactly the random router's APGR", func(t *testing.T) {
+		for _, v := range p {
+			if v != 0.5 {
+				t.Fatalf("p_hard %v, want 0.5 for every request", v)
+			}
+		}
+		if got := Evaluate(p, y, weak, strong).APGR; math.Abs(got-0.5) > 1e-12 {
+			t.Errorf("APGR on fresh random outcomes %.6f, want 0.5", got)
+		}
+	})
+	t.Run("with --route-anyway it keeps its ranking, which is noise", func(t *testing.T) {
+		b, _, err := Train(train, nil, TrainOptions{
+			Tiers: Tiers{Fast: "f", Strong: "s"}, Label: func(f, s float64) float64 { return b2f(s > f) },
+			LabelName: "strong-wins", RouteWithoutSignal: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !b.Signal.Routable || b.Policy == NoRoutePolicy() {
+			t.Errorf("signal %+v policy %+v, want a routing router", b.Signal, b.Policy)
+		}
+	})
+}
+
+func TestAutoChoosesAmongScorers(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5})
+	ex := make([]Example, len(recs))
+	for i, r := range recs {
+		f, s, _ := r.Scores(synth.FastModel, synth.StrongModel)
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta}, Fast: f, Strong: s, Fold: i % 5}
+	}
+	opts := TrainOptions{
+		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
+		Label:     func(f, s float64) float64 { return b2f(s > f) },
+		LabelName: "strong-wins",
+		Now:       time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+	}
+	a, rep, err := Train(ex[:1200], ex[1200:], opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 gain L2s, 16 per-tier pairs, 4 blends.
+	if got := len(rep.Candidates); got != 24 {
+		t.Errorf("%d candidates compared, want 24", got)
+	}
+	chosen := 0
+	best := math.Inf(-1)
+	for _, c := range rep.Candidates {
+		best = math.Max(best, c.APGR)
+		if c.Chosen {
+			chosen++
+			if c.Scorer != a.Scorer {
+				t.Errorf("chosen candidate is %q, the artifact's scorer %q", c.Scorer, a.Scorer)
+			}
+			if c.APGR < best-1 {
+				t.Errorf("chosen APGR %.3f", c.APGR)
+			}
+		}
+	}
+	if chosen != 1 {
+		t.Fatalf("%d candidates marked chosen, want 1", chosen)
+	}
+	if !a.Signal.Routable {
+		t.Errorf("the synthetic log has signal, got %s", a.Signal)
+	}
+	if a.MetricsFrom != MetricsHeldOut || rep.OOF.N != 1200 {
+		t.Errorf("metrics from %q, %d out-of-fold rows", a.MetricsFrom, rep.OOF.N)
+	}
+	// Every scorer the selection may pick saves, loads and explains.
+	for _, sc := range []string{ScorerGain, ScorerBlend, ScorerPerTier} {
+		t.Run(sc+" round-trips and its explanation adds up", func(t *testing.T) {
+			o := opts
+			o.Scorer, o.L2 = sc, 1e-2
+			b, _, err := Train(ex[:1200], nil, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := b.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rb, _ := NewRouter(b)
+			rc, _ := NewRouter(c)
+			in := ex[1300].Input
+			if x, y := rb.Score(in), rc.Score(in); x != y || x < -1 || x > 1 {
+				t.Fatalf("scores %v and %v, want equal and in [-1, 1]", x, y)
+			}
+			// The contributions add up to the linearised gain: the score's
+			// slope per head times that head's logit less its bias.
+			var v features.Vector
+			ext, _ := features.NewExtractor(b.Features)
+			ext.Extract(&v, in)
+			slope := func(m *classifier.Model) (float64, float64) {
+				z := m.Logit(v.Idx, v.Val)
+				return sigmoid(z) * (1 - sigmoid(z)), z - m.B
+			}
+			var want float64
+			switch sc {
+			case ScorerGain:
+				d, z := slope(&rb.model)
+				want = 2 * d * z
+			case ScorerPerTier:
+				ds, zs := slope(&rb.model)
+				df, zf := slope(rb.fast)
+				want = ds*zs - df*zf
+			case ScorerBlend:
+				ds, zs := slope(&rb.model)
+				df, zf := slope(rb.fast)
+				dg, zg := slope(rb.gain)
+				want = (ds*zs - df*zf + 2*dg*zg) / 2
+			}
+			var sum float64
+			for _, e := range rb.Explain(in, 0) {
+				sum += e.Contribution
+			}
+			if math.Abs(sum-want) > 1e-9 {
+				t.Errorf("contributions sum to %v, want %v", sum, want)
+			}
+		})
+	}
+}
+
+func TestCalibrationKeepsTheOrder(t *testing.T) {
+	// Scores that rank the gain well but whose label runs the other way:
+	// Platt's slope comes out negative, and a calibration that turned the
+	// order round would undo the ranking.
+	n := 600
+	z, y, w := make([]float64, n), make([]float64, n), make([]float64, n)
+	folds := make([]int, n)
+	for i := range n {
+		z[i] = float64(i) / float64(n)
+		y[i] = b2f(i%3 == 0 && i < n/2)
+		w[i] = 1
+		folds[i] = i % 5
+	}
+	cal, name, _, err := chooseCalibration(z, y, w, folds, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]float64, n)
+	for i := range z {
+		ps[i] = cal.Apply(z[i])
+	}
+	if !sort.Float64sAreSorted(ps) {
+		t.Errorf("%s calibration reverses the order of the scores", name)
+	}
+}
