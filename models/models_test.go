@@ -322,3 +322,25 @@ func TestColumnScales(t *testing.T) {
 		})
 	}
 }
+
+func TestParseNamesALogPassedAsAnArtifact(t *testing.T) {
+	for name, in := range map[string]string{
+		"one record":              `{"id":"a","prompt":"x","outcomes":{"f":{"score":1}}}`,
+		"several records":         `{"id":"a","prompt":"x"}` + "\n" + `{"id":"b","prompt":"y"}` + "\n",
+		"a record with messages":  `{"id":"a","messages":[{"role":"user","content":"x"}]}` + "\n",
+		"a feedback export's row": `{"id":"r1","messages":[{"role":"user","content":"x"}],"outcomes":{"f":{"latency_ms":3}},"decision":{"decision":"fast"}}` + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(in))
+			if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), "this is a log (JSON Lines records), not an artifact") {
+				t.Errorf("err = %v, want ErrBadArtifact saying this is a log", err)
+			}
+		})
+	}
+	t.Run("other JSON is not called a log", func(t *testing.T) {
+		_, err := Parse([]byte(`{"format_version": 0}`))
+		if err == nil || strings.Contains(err.Error(), "is a log") {
+			t.Errorf("err = %v, want a format_version error", err)
+		}
+	})
+}
