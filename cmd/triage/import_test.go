@@ -167,8 +167,8 @@ func TestImportErrors(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{"import without a format is a usage error", []string{"import"}, 2, "import needs a format"},
-		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import format "parquet" is not known`},
+		{"import without a format is a usage error listing the formats", []string{"import"}, 2, "import needs a subcommand (use 'triage import routellm' or 'triage import wide-csv'"},
+		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import subcommand "parquet" is not known`},
 		{"routellm without --bench is a usage error", []string{"import", "routellm", "--dir", dir}, 2, "--bench is required"},
 		{"routellm with an unknown bench is a usage error", []string{"import", "routellm", "--bench", "hellaswag", "--dir", dir}, 2, `--bench "hellaswag" is not known (want mmlu, gsm8k or mt-bench)`},
 		{"routellm without --dir is a usage error", []string{"import", "routellm", "--bench", "mmlu"}, 2, "--dir is required"},

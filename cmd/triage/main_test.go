@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -111,4 +112,60 @@ func TestTrainBadInput(t *testing.T) {
 			t.Errorf("stderr %q does not list the models f and s", stderr)
 		}
 	})
+}
+
+func TestHelpVersionAndTypos(t *testing.T) {
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // substrings; "" checks nothing
+		quietStream    string // "stdout" or "stderr" that must stay empty
+	}{
+		{"--help lists the commands on stdout", []string{"--help"}, 0, "usage: triage <command>", "", "stderr"},
+		{"help lists the commands on stdout", []string{"help"}, 0, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain", "", "stderr"},
+		{"help CMD prints the command's flags on stdout", []string{"help", "train"}, 0, "usage: triage train", "", "stderr"},
+		{"CMD -h prints its flags on stdout", []string{"eval", "-h"}, 0, "-cv int", "", "stderr"},
+		{"CMD --help after other flags still goes to stdout", []string{"train", "--data", "x", "--help"}, 0, "usage: triage train", "", "stderr"},
+		{"a flag mistake prints the usage on stderr", []string{"train", "--nope"}, 2, "", "usage: triage train", "stdout"},
+		{"train's help names the gain label", []string{"train", "-h"}, 0, "gap:T or gain", "", ""},
+		{"eval's help names the gain label", []string{"eval", "-h"}, 0, "gap:T or gain", "", ""},
+		{"version prints the Go version", []string{"version"}, 0, runtime.Version(), "", "stderr"},
+		{"--version is version", []string{"--version"}, 0, "commit ", "", "stderr"},
+		{"model alone lists its subcommands and exits 2", []string{"model"}, 2, "", "show ", "stdout"},
+		{"model --help lists its subcommands on stdout", []string{"model", "--help"}, 0, "subcommands:\n  show", "", "stderr"},
+		{"help model is model --help", []string{"help", "model"}, 0, "subcommands:\n  show", "", "stderr"},
+		{"import --help lists its formats", []string{"import", "--help"}, 0, "wide-csv", "", "stderr"},
+		{"a typo of a command suggests the nearest", []string{"trian"}, 2, "", `unknown command "trian"; did you mean "train"?`, "stdout"},
+		{"a typo of a subcommand suggests the nearest", []string{"feedback", "exprot"}, 2, "", `did you mean "export"?`, "stdout"},
+		{"a word far from every command suggests nothing", []string{"frobnicate"}, 2, "", `unknown command "frobnicate" (run`, "stdout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout, tt.stdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
+			}
+			if tt.quietStream == "stdout" && stdout != "" || tt.quietStream == "stderr" && stderr != "" {
+				t.Errorf("%s is not empty: stdout %q, stderr %q", tt.quietStream, stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"train", "train", 0}, {"trian", "train", 1}, {"tran", "train", 1}, {"serv", "serve", 1}, {"shwo", "show", 1}, {"", "eval", 4}, {"abc", "xyz", 3}} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
 }

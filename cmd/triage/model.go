@@ -11,6 +11,7 @@ import (
 )
 
 func init() {
+	registerGroup("model", "router artifacts: model show")
 	register("model show", "print a router artifact for a person", runModelShow)
 }
 

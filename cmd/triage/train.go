@@ -20,7 +20,7 @@ func init() {
 	register("train", "train a router from labelled logs", runTrain)
 }
 
-const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T] [--holdout 0.2] [--seed N] -o FILE"
+const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout 0.2] [--seed N] -o FILE"
 
 // trainFlags are the flags train shares with eval --cv.
 type trainFlags struct {
@@ -42,7 +42,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated")
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
-	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails or gap:T")
+	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails, gap:T or gain (a soft target: the strong tier's gain over the fast one, rescaled to [0,1])")
 	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: per-tier (predict each tier's score, rank by the gain; default) or label (one model of the label; default for weak-fails)")
 	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength; 0 picks it by K-fold cross-validation")
