@@ -15,7 +15,6 @@ func init() {
 	register("import wide-csv", "convert a CSV with one score column per model to a JSONL log", runImportWideCSV)
 }
 
-// runImport catches "triage import" without (or with an unknown) format.
 func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "import routellm", "--bench mmlu|gsm8k|mt-bench --dir DIR [--exclude-contaminated FILE] [-o FILE]")
 	bench := fs.String("bench", "", "benchmark: mmlu, gsm8k or mt-bench")
