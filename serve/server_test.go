@@ -451,10 +451,16 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	for _, tt := range []struct{ name, in, msg string }{
-		{"an unknown key is named", "limits:\n  max_bytes: 3\n", "field max_bytes not found"},
+		{"an unknown key is named by its path, with the keys allowed there", "limits:\n  max_bytes: 3\n", "line 2: limits.max_bytes is not a known setting (the settings in limits are idle_timeout, max_batch, max_body_bytes,"},
+		{"a misspelt key suggests the nearest", "limits:\n  max_bodybytes: 3\n", "line 2: limits.max_bodybytes is not a known setting; did you mean max_body_bytes?"},
+		{"a misspelt tier key names no Go type", "tiers:\n  fast:\n    base_ur: http://x\n", "line 3: tiers.fast.base_ur is not a known setting; did you mean base_url? (the settings in tiers.fast are api_key_env, base_url,"},
+		{"a misspelt top-level key", "adr: 127.0.0.1:1\n", "line 1: adr is not a known setting; did you mean addr? (the settings at the top level are addr,"},
+		{"a JSON config's unknown key", `{"tiers": {"strong": {"modle": "x"}}}`, "tiers.strong.modle is not a known setting; did you mean model?"},
+		{"a section given a number says it wants a mapping", "limits: 5\n", "line 1: limits is 5, a number; want a mapping of settings"},
 		{"a negative limit is refused", "limits:\n  max_batch: -1\n", "limits.max_batch is -1"},
 		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
-		{"a bad duration names the line", "limits:\n  read_timeout: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
+		{"a bad duration names the line and key", "limits:\n  read_timeout: soon\n", `line 2: limits.read_timeout is soon, a string; want a duration such as "5s"`},
+		{"a bad number names the line and key", "limits:\n  max_batch: many\n", "line 2: limits.max_batch is many, a string; want a whole number"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tt.in), DefaultConfig())

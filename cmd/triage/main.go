@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	suggestpkg "github.com/triage-router/triage/internal/suggest"
 )
 
 // Env is what a subcommand may touch of the outside world, so tests can run
@@ -215,49 +217,10 @@ func topLevel() []string {
 // suggest returns "; did you mean X?" for the known word nearest to word,
 // when it is near enough to be a typo, else "".
 func suggest(word string, known []string) string {
-	best, bestD := "", 0
-	for _, k := range known {
-		d := editDistance(word, k)
-		if best == "" || d < bestD {
-			best, bestD = k, d
-		}
+	if near := suggestpkg.Nearest(word, known); near != "" {
+		return fmt.Sprintf("; did you mean %q?", near)
 	}
-	// Two edits in a word of five letters or more, one in a shorter one.
-	limit := 1
-	if len(word) >= 5 {
-		limit = 2
-	}
-	if best == "" || bestD > limit {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-// editDistance is the optimal string alignment distance between a and b:
-// insertions, deletions, substitutions and swaps of two adjacent letters
-// (the commonest typo, "trian") each count one.
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
+	return ""
 }
 
 func printUsage(w io.Writer) {

@@ -158,14 +158,3 @@ func TestHelpVersionAndTypos(t *testing.T) {
 		})
 	}
 }
-
-func TestEditDistance(t *testing.T) {
-	for _, tt := range []struct {
-		a, b string
-		want int
-	}{{"train", "train", 0}, {"trian", "train", 1}, {"tran", "train", 1}, {"serv", "serve", 1}, {"shwo", "show", 1}, {"", "eval", 4}, {"abc", "xyz", 3}} {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
