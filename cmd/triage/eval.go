@@ -81,6 +81,7 @@ func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -96,6 +97,10 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if err != nil {
 		return err
 	}
+	// Each of the k trainings sees (k-1)/k of the records.
+	if err := checkTrainSize(len(set.examples)*(k-1)/k, tf.folds); err != nil {
+		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %d records out: %w", k, k, len(set.examples), err)
+	}
 	p, err := crossValidate(ctx, env, set.examples, k, tf, label)
 	if err != nil {
 		return err
@@ -104,6 +109,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -149,7 +155,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		opts.Classifier.Workers = 1
 		_, rep, err := models.Train(train, held, opts)
 		if err != nil {
-			return fmt.Errorf("fold %d of %d: %w", f+1, k, err)
+			return fmt.Errorf("training without fold %d of %d: %w", f+1, k, explainTrainError(err, len(train)))
 		}
 		for j, i := range heldRows {
 			p[i] = rep.HeldP[j]
