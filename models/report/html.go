@@ -214,7 +214,9 @@ var funcs = template.FuncMap{
 		if !(a > 0) || b >= a {
 			return "none"
 		}
-		return fmt.Sprintf("−%.0f%%", 100*(a-b)/a)
+		// The column says "saved": a positive share of the
+		// fast/escalate figure, so the sign and the word agree.
+		return fmt.Sprintf("%.0f%%", 100*(a-b)/a)
 	},
 	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 }
@@ -278,7 +280,7 @@ Bootstrap: {{.Resamples}} resamples, seed {{.Seed}}.{{if not .Generated.IsZero}}
 <p class="note">APGR and CPT are computed by the same code as <code>triage eval</code> (ties in p_hard count as a random order). AIQ is RouterBench's area under the non-decreasing convex hull of quality against cost per 1,000 requests, divided by the cost range of the grid. Intervals are 2.5% and 97.5% bootstrap percentiles over requests, thresholds held fixed. Percentiles of latency are nearest-rank.</p>
 
 <h2>Where speculation helps</h2>
-<p class="note">For each quality level (as a share of the gap between always fast and always strong), the lowest p95 latency and the lowest cost of any fast/escalate policy, against the lowest of any policy of the grid (speculate band and speculate + escalate included). Policies are written speculate_above / escalate_above / accept_confidence.</p>
+<p class="note">For each quality level (as a share of the gap between always fast and always strong), the lowest p95 latency and the lowest cost of any fast/escalate policy, against the lowest of any policy of the grid (speculate band and speculate + escalate included). "Saved" is how much lower the second is, as a share of the first. Policies are written speculate_above / escalate_above / accept_confidence.</p>
 {{range .Sections}}<h3>{{.Name}}</h3>
 <table>
 <tr><th>PGR</th><th>quality</th><th>p95, fast/escalate</th><th>p95, any policy</th><th>p95 saved</th><th>cost, fast/escalate</th><th>cost, any policy</th><th>cost saved</th></tr>

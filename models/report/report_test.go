@@ -327,3 +327,22 @@ func TestWriteReport(t *testing.T) {
 		}
 	})
 }
+
+func TestSavingSaysHowMuchLower(t *testing.T) {
+	saving := funcs["saving"].(func(fe, any *models.OperatingPoint, p95 bool) string)
+	fe := &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 2}
+	for _, tt := range []struct {
+		name string
+		any  *models.OperatingPoint
+		p95  bool
+		want string
+	}{
+		{"a lower p95 is a positive saving", &models.OperatingPoint{LatencyP95MS: 940, CostPer1k: 2}, true, "6%"},
+		{"a lower cost is a positive saving", &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 1.5}, false, "25%"},
+		{"no lower figure saves nothing", &models.OperatingPoint{LatencyP95MS: 1200, CostPer1k: 2}, true, "none"},
+	} {
+		if got := saving(fe, tt.any, tt.p95); got != tt.want {
+			t.Errorf("%s: saving = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
