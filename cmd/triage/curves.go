@@ -185,7 +185,7 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 		{"cost", "cost_usd", "cost", "USD", func(o datasets.Outcome) *float64 { return o.CostUSD }, cost},
 	}
 	var fromLog, fromDefault, absent [2][2]int // [value][tier]
-	var firstAbsent [2][2]string                 // the first record without it
+	var firstAbsent [2][2]string               // the first record without it
 	seen := map[string]int{}
 	out := &replayLog{}
 	for i := range recs {
