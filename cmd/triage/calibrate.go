@@ -120,7 +120,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	_, solver.StrongQuality = rp.Baselines()
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
-	rp.SweepFunc(g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, solver.Consider)
+	prog, stop := newProgress(env)
+	sweepWithProgress(rp, g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
+	stop()
 	best, err := solver.Result()
 	if err != nil {
 		var inf *models.InfeasibleError

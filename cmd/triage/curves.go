@@ -361,6 +361,11 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	prog, stop := newProgress(env)
+	defer stop()
+	if prog != nil {
+		prog("reading the log", 0, 0)
+	}
 	recs, err := rf.logRecords(env, "curves")
 	if err != nil {
 		return err
@@ -375,7 +380,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sec, desc, err := curvesSection(env, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
+		sec, desc, err := curvesSection(env, prog, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
 		if err != nil {
 			if len(modelPaths) > 1 {
 				return fmt.Errorf("%s: %w", mp, err)
@@ -386,12 +391,16 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		gridDesc = append(gridDesc, desc)
 	}
 	page.Grid = strings.Join(dedupe(gridDesc), "; ")
+	if prog != nil {
+		prog("writing the plots and index.html", 0, 0)
+	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return fmt.Errorf("create output folder: %w", err)
 	}
 	if err := report.Write(*outDir, page); err != nil {
 		return err
 	}
+	stop()
 	for _, s := range page.Sections {
 		c := s.Current
 		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %.3f, AIQ %s; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
@@ -452,7 +461,24 @@ func loadReplay(path string, recs []datasets.Record, lat, cost map[string]float6
 	return r, rl, rp, nil
 }
 
-func curvesSection(env *Env, path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
+// sweepWithProgress is rp.SweepFunc, telling prog (when set) how many of
+// the grid's points are done.
+func sweepWithProgress(rp *models.Replayer, g models.Grid, opts models.SweepOptions, prog func(string, int, int), step string, visit func(*models.OperatingPoint)) {
+	if prog == nil {
+		rp.SweepFunc(g, opts, visit)
+		return
+	}
+	total, n := g.Size(), 0
+	prog(step, 0, total)
+	rp.SweepFunc(g, opts, func(op *models.OperatingPoint) {
+		visit(op)
+		if n++; n%1024 == 0 {
+			prog(step, n, total)
+		}
+	})
+}
+
+func curvesSection(env *Env, prog func(string, int, int), path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
 	r, rl, rp, err := loadReplay(path, recs, lat, cost, billing)
 	if err != nil {
 		return nil, "", err
@@ -464,7 +490,11 @@ func curvesSection(env *Env, path, name string, several bool, recs []datasets.Re
 		fmt.Fprintf(env.Stderr, "triage curves: %s\n", hint)
 	}
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
-	pts := rp.Sweep(g, models.SweepOptions{})
+	pts := make([]models.OperatingPoint, 0, g.Size())
+	sweepWithProgress(rp, g, models.SweepOptions{}, prog, "replaying "+name+" over the threshold grid", func(op *models.OperatingPoint) { pts = append(pts, *op) })
+	if prog != nil {
+		prog("bootstrap intervals and fronts of "+name, 0, 0)
+	}
 	run := &report.Run{
 		Name: name, Artifact: r.Artifact(), Replayer: rp, Points: pts,
 		PHard: rl.pHard, Label: rl.label, Fast: rl.fast, Strong: rl.strong, Sources: rl.sources,

@@ -173,7 +173,9 @@ type loadedRecord struct {
 // GOMAXPROCS goroutines, and the prompts of the training examples are not
 // kept. The design's rows are in file order, so the result is the same as
 // training on loadLabelled's examples after splitHoldout and assignFolds.
-func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions) (*designSet, error) {
+//
+// prog, when not nil, is told the MiB read so far out of the files' total.
+func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions, prog func(step string, done, total int)) (*designSet, error) {
 	spec, err := tf.spec()
 	if err != nil {
 		return nil, err
@@ -235,6 +237,9 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 			}
 			for _, m := range lr.others {
 				seen[m]++
+			}
+			if prog != nil && total > 0 && pos.Line%4096 == 0 {
+				prog("reading the log (MiB)", int((before+pos.End)>>20), int(total>>20))
 			}
 			switch {
 			case !lr.both:

@@ -131,11 +131,27 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		done  int
 		first error
 	)
+	// The bar counts the fitting steps of all folds (each head is
+	// cross-validated, then fitted), not just the folds: a fold of MMLU
+	// takes half a minute.
+	heads := 2
+	if sc := tf.scorer; sc == models.ScorerLabel || sc == "" && models.DefaultScorer(label.String()) == models.ScorerLabel {
+		heads = 1
+	}
+	steps, stepsDone := k*2*heads, 0
+	desc := fmt.Sprintf("cross-validating: %d trainings", k)
+	stepDone := func(_ string, done, total int) {
+		if total > 0 && done == total {
+			mu.Lock()
+			stepsDone++
+			prog(desc, stepsDone, steps)
+			mu.Unlock()
+		}
+	}
 	if prog != nil {
-		prog(fmt.Sprintf("cross-validating (%d folds)", k), 0, k)
+		prog(desc, 0, steps)
 	}
 	// fold trains without fold f and writes p for its rows; folds write
 	// disjoint rows of p.
@@ -153,6 +169,9 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		assignFolds(train, tf.seed+1, tf.folds)
 		opts := tf.options(label, env)
 		opts.Classifier.Workers = 1
+		if prog != nil {
+			opts.Progress = stepDone
+		}
 		_, rep, err := models.Train(train, held, opts)
 		if err != nil {
 			return fmt.Errorf("training without fold %d of %d: %w", f+1, k, explainTrainError(err, len(train)))
@@ -174,10 +193,6 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 				if err != nil && first == nil {
 					first = err
 					cancel()
-				}
-				done++
-				if prog != nil {
-					prog(fmt.Sprintf("cross-validating (%d folds)", k), done, k)
 				}
 				mu.Unlock()
 			}

@@ -7,10 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sync"
-	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
@@ -150,7 +146,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	defer setGCPercent(env, trainGCPercent)()
 	// Training keeps each example as a feature row, not its prompt; the
 	// held-out examples are kept whole to be routed.
-	set, err := loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad})
+	prog, stop := newProgress(env)
+	defer stop()
+	set, err := loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad}, prog)
 	if err != nil {
 		return err
 	}
@@ -160,8 +158,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	}
 	opts := tf.options(label, env)
 	opts.Skipped = set.missing
-	var stop func()
-	opts.Progress, stop = newProgress(env)
+	opts.Progress = prog
 	a, rep, err := models.TrainDesign(train, held, opts)
 	stop()
 	if err != nil {
@@ -245,76 +242,4 @@ func opt(v *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.4f", *v)
-}
-
-// progress draws a bar (or a spinner, for steps without a count) on a
-// terminal for any step that has run longer than a second, and nothing
-// otherwise, so short runs and pipes stay quiet.
-type progress struct {
-	env  *Env
-	mu   sync.Mutex
-	step string
-	gen  int
-	done int
-	tot  int
-	bar  *progressbar.ProgressBar
-}
-
-// newProgress returns the callback models.Train takes, and a function to
-// call when the work is over. Both are nil-safe no-ops off a terminal.
-func newProgress(env *Env) (func(step string, done, total int), func()) {
-	if !env.IsTerminal {
-		return nil, func() {}
-	}
-	p := &progress{env: env}
-	return p.update, func() { p.update("", 0, 0) }
-}
-
-func (p *progress) update(step string, done, total int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done, p.tot = done, total
-	if step == p.step {
-		if p.bar != nil && total > 1 {
-			p.bar.Set(done)
-		}
-		return
-	}
-	if p.bar != nil {
-		p.bar.Finish()
-		p.bar = nil
-	}
-	p.step = step
-	p.gen++
-	if step == "" {
-		return
-	}
-	gen := p.gen
-	go func() {
-		time.Sleep(time.Second)
-		for {
-			p.mu.Lock()
-			if p.gen != gen {
-				p.mu.Unlock()
-				return
-			}
-			if p.bar == nil {
-				max := -1 // a spinner
-				if p.tot > 1 {
-					max = p.tot
-				}
-				p.bar = progressbar.NewOptions(max, progressbar.OptionSetWriter(p.env.Stderr),
-					progressbar.OptionSetDescription(p.step), progressbar.OptionShowCount(),
-					progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish(),
-					progressbar.OptionSpinnerType(14))
-			}
-			if p.tot > 1 {
-				p.bar.Set(p.done)
-			} else {
-				p.bar.Add(0) // advance the spinner
-			}
-			p.mu.Unlock()
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
 }
