@@ -407,6 +407,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			s.Name, len(s.Points), s.Eval.APGR, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
 			c.StrongShare, c.Quality, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
+	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval')\n")
 	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))
 	return nil
 }

@@ -234,8 +234,21 @@ func printReports(w io.Writer, asJSON bool, router, random, oracle models.Report
 	}{{"router", router}, {"random", random}, {"oracle", oracle}} {
 		fmt.Fprintf(w, "%-8s %7d %7.4f %7.4f %7.4f %7.4f %8s %7s %7s\n", r.name, r.r.N, r.r.APGR, r.r.CPT50, r.r.CPT80, r.r.CPT95, opt(r.r.AUC), opt(r.r.LogLoss), opt(r.r.ECE))
 	}
-	return nil
+	_, err := io.WriteString(w, tableGlossary)
+	return err
 }
+
+// tableGlossary follows the metrics table, so a person reading it needs
+// no other page (the README's glossary says the same at more length).
+const tableGlossary = `
+apgr     share of the quality gap between always-fast and always-strong that routing recovers,
+         averaged over every share of strong calls; random 0.5. The oracle can pass 1: where the
+         fast tier sometimes does better, it keeps those requests on the fast tier and beats
+         always-strong part-way.
+cptN     smallest share of requests sent to the strong tier that recovers N% of the gap
+auc      chance that p_hard ranks a request the label calls hard above one it calls easy (0.5: a coin)
+logloss  how well p_hard works as a probability; ece: its mean gap to the observed rate over 10 bins
+`
 
 func opt(v *float64) string {
 	if v == nil {
