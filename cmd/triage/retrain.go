@@ -30,10 +30,10 @@ const exitRefused = 3
 var errRefused = errors.New("challenger refused")
 
 // refusedError carries the verdict and the exit status.
-type refusedError struct{ verdict string }
+type refusedError struct{ verdict, out string }
 
 func (e *refusedError) Error() string {
-	return fmt.Sprintf("%s: %s; NEW not written (--force writes it anyway)", errRefused, e.verdict)
+	return fmt.Sprintf("%s: %s; %s not written, the champion stays (--force writes it anyway)", errRefused, e.verdict, e.out)
 }
 func (e *refusedError) Unwrap() error { return errRefused }
 
@@ -160,7 +160,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	}
 	if !write {
 		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
-		return &refusedError{verdict: c.Verdict}
+		return &refusedError{verdict: c.Verdict, out: *out}
 	}
 	if err := res.Challenger.Save(*out); err != nil {
 		return err
