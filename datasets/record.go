@@ -118,7 +118,7 @@ func plainString(v json.RawMessage) (string, bool) {
 }
 
 // Record is one logged request with the outcomes observed for it: the line
-// format of DESIGN.md.
+// format of docs/design.md.
 type Record struct {
 	ID       string             `json:"id"`
 	Prompt   string             `json:"prompt,omitempty"`
@@ -178,7 +178,7 @@ type ValidateOptions struct {
 	AllowMissingScore bool
 }
 
-// Validate checks the record against DESIGN.md and returns a *FieldError
+// Validate checks the record against docs/design.md and returns a *FieldError
 // naming the first field that is wrong.
 func (r *Record) Validate(opts ValidateOptions) error {
 	if r.ID == "" {

@@ -6,7 +6,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 )
 
-// Report holds the routing metrics of DESIGN.md for one router on one set
+// Report holds the routing metrics of docs/design.md for one router on one set
 // of requests. Pointer fields are nil where the figure is not defined
 // (a random router has no probabilities, so no log loss).
 type Report struct {

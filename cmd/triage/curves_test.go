@@ -168,7 +168,7 @@ func plainRequests(t *testing.T, modelPath string, recs []datasets.Record, defLa
 	return out
 }
 
-// independentReplay replays DESIGN.md's rules with prorata billing,
+// independentReplay replays the rules of docs/design.md with prorata billing,
 // written out again here on purpose, and returns strong share, quality,
 // cost per 1k, mean and nearest-rank p95 latency.
 func independentReplay(reqs []plainRequest, s, e, acc float64) (share, q, cost, mean, p95 float64) {

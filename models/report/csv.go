@@ -9,7 +9,7 @@ import (
 	"github.com/triage-router/triage/models"
 )
 
-// CurvesColumns are the columns of curves.csv: the fixed ones of DESIGN.md
+// CurvesColumns are the columns of curves.csv: the fixed ones of docs/design.md
 // in their order, then the extras.
 var CurvesColumns = []string{
 	"speculate_above", "escalate_above", "accept_confidence", "strong_share",
