@@ -95,6 +95,12 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	// stop ends the bar in hand; a later step starts a new one.
+	prog, stop := newProgress(env)
+	defer stop()
+	if prog != nil {
+		prog("reading the logs", 0, 0)
+	}
 	// Base logs first, then exports: a later source wins an outcome
 	// conflict, and exports are newer.
 	var sources [][]datasets.Record
@@ -117,6 +123,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	recs, ms := models.MergeRecords(sources...)
+	stop()
 	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %d bad lines skipped)\n",
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
@@ -132,8 +139,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		Sources:     append(append([]string(nil), data...), feedback...),
 		Skipped:     bad,
 	}
-	var stop func()
-	opts.Progress, stop = newProgress(env)
+	opts.Progress = prog
 	res, err := models.Retrain(champion, recs, opts)
 	stop()
 	if err != nil {
