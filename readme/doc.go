@@ -14,8 +14,9 @@
 //     for them (curl --retry-connrefused); the test stops every process
 //     the script started when it ends.
 //   - Addresses are written 127.0.0.1:PORT or localhost:PORT. The test
-//     replaces each port the README names by a free one, so a run never
-//     collides with a server already on the machine.
+//     replaces each port the README names by the one the environment
+//     gives in $TRIAGE_README_PORT_<PORT>, else by a free one, so a run
+//     never collides with a server already on the machine.
 //   - Blocks that read the shared public data (../shared/datasets) run
 //     when it is there ($TRIAGE_DATASETS or ../shared/datasets beside the
 //     repository) and are skipped, with a log line, when it is not.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,8 +232,9 @@ func copyRepo(src, dst string) error {
 	})
 }
 
-// freePorts maps each port to a free one on 127.0.0.1. All listeners are
-// held until every port is chosen, so no two are the same.
+// freePorts maps each port to the one $TRIAGE_README_PORT_<port> names,
+// else to a free one on 127.0.0.1. All listeners are held until every
+// port is chosen, so no two are the same.
 func freePorts(want []int) (map[int]int, error) {
 	out := make(map[int]int, len(want))
 	var lns []net.Listener
@@ -242,6 +244,14 @@ func freePorts(want []int) (map[int]int, error) {
 		}
 	}()
 	for _, p := range want {
+		if v := os.Getenv(fmt.Sprintf("TRIAGE_README_PORT_%d", p)); v != "" {
+			q, err := strconv.Atoi(v)
+			if err != nil || q < 1 || q > 65535 {
+				return nil, fmt.Errorf("TRIAGE_README_PORT_%d is %q, want a port number", p, v)
+			}
+			out[p] = q
+			continue
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("find a free port for %d: %w", p, err)
