@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	registerGroup("import", "convert a published dataset to a JSONL log: import routellm | import wide-csv")
+	registerGroup("import", "convert a published dataset to a JSONL log: import routellm | import wide-csv | import routerdc")
 	register("import routellm", "convert RouteLLM's MMLU, GSM8K or MT-Bench eval files to a JSONL log", runImportRouteLLM)
 	register("import wide-csv", "convert a CSV with one score column per model to a JSONL log", runImportWideCSV)
 }

@@ -183,12 +183,16 @@ func subcommands(group string) []string {
 	return out
 }
 
+// quoteList is "'triage G a', 'triage G b' or 'triage G c'".
 func quoteList(group string, subs []string) string {
 	q := make([]string, len(subs))
 	for i, s := range subs {
 		q[i] = fmt.Sprintf("'triage %s %s'", group, s)
 	}
-	return strings.Join(q, " or ")
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 func printGroupUsage(w io.Writer, group string, subs []string) {
