@@ -390,7 +390,13 @@ func Parse(b []byte) (*Artifact, error) {
 	var a Artifact
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&a); err != nil {
+		if isLog(b) {
+			return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
+		}
 		return nil, fmt.Errorf("%w: decode: %v", ErrBadArtifact, err)
+	}
+	if a.FormatVersion == 0 && isLog(b) {
+		return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
 	}
 	// The version is checked before the checksum: a file from another
 	// build would also fail the checksum, with a less useful message.
@@ -411,6 +417,26 @@ func Parse(b []byte) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	return &a, nil
+}
+
+// errIsLog is what Parse says of a log passed where an artifact belongs,
+// the likeliest mix-up of two files that are both JSON.
+const errIsLog = "this is a log (JSON Lines records), not an artifact; make a router from it with 'triage train --data LOG ... -o router.json'"
+
+// isLog reports whether b starts with a log record: a JSON object with an
+// id and a prompt, messages or outcomes, none of which an artifact has.
+func isLog(b []byte) bool {
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	var rec struct {
+		ID       *string         `json:"id"`
+		Prompt   *string         `json:"prompt"`
+		Messages json.RawMessage `json:"messages"`
+		Outcomes json.RawMessage `json:"outcomes"`
+	}
+	if json.Unmarshal(first, &rec) != nil {
+		return false
+	}
+	return rec.ID != nil && (rec.Prompt != nil || rec.Messages != nil || rec.Outcomes != nil)
 }
 
 // Load reads and verifies an artifact file.

@@ -116,39 +116,19 @@ type Contribution struct {
 }
 
 // Explain returns the k features that moved the raw score most, by
-// absolute contribution (value times weight, summed over repeats). For a
-// label router the weight is the logit's. For the others the score, the
-// predicted gain, is not linear, so the weight is its local slope at this
-// request (σ'(z_strong)·w_strong − σ'(z_fast)·w_fast for per-tier) and
-// contributions are in units of predicted gain. Either way a positive
-// contribution pushes the request towards the strong tier. It allocates; it is for
-// people, not the hot path.
+// absolute contribution (value times weight, summed over repeats). The
+// weight is the one `triage model show` prints (Artifact.ScoreWeights):
+// the feature's weight on the log-odds of the label (label router) or of
+// the gain (gain router), the strong head's minus the fast head's
+// (per-tier), or the mean of those two (blend). Either way a positive
+// weight pushes towards the strong tier (a higher p_hard), and the
+// contributions add up to that log-odds less the biases. For the scorers
+// of the predicted gain p_hard follows it for most requests, though not
+// always, since the predicted gain also depends on where each head sits on
+// its curve. It allocates; it is for people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
-	weight := func(idx int32) float64 { return r.a.Weights[idx] }
-	if r.kind != ScorerLabel {
-		// The slope of the predicted gain: σ'(z)·w per head, twice for
-		// the gain head (its score is 2σ(z) − 1), halved for a blend.
-		var v features.Vector
-		ext.Extract(&v, in)
-		slope := func(m *classifier.Model) float64 {
-			p := sigmoid(m.Logit(v.Idx, v.Val))
-			return p * (1 - p)
-		}
-		switch r.kind {
-		case ScorerGain:
-			dg := 2 * slope(&r.model)
-			weight = func(idx int32) float64 { return dg * r.a.Weights[idx] }
-		case ScorerPerTier:
-			ds, df := slope(&r.model), slope(r.fast)
-			weight = func(idx int32) float64 { return ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] }
-		case ScorerBlend:
-			ds, df, dg := slope(&r.model), slope(r.fast), 2*slope(r.gain)
-			weight = func(idx int32) float64 {
-				return (ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] + dg*r.a.GainWeights[idx]) / 2
-			}
-		}
-	}
+	weight := func(idx int32) float64 { return r.a.scoreWeight(int(idx)) }
 	byName := map[string]*Contribution{}
 	var order []string
 	ext.Describe(in, func(idx int32, val float64, name string) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -166,10 +167,22 @@ func LoadConfig(path string, base Config) (Config, error) {
 // ParseConfig decodes YAML or JSON over base and validates the result.
 func ParseConfig(b []byte, base Config) (Config, error) {
 	cfg := base
+	// Unknown keys first, named by their path in the file; a document
+	// that does not parse is left to the decoder's message.
+	var doc yaml.Node
+	parsed := yaml.Unmarshal(b, &doc) == nil
+	if parsed {
+		if err := checkKeys(&doc, reflect.TypeFor[Config](), ""); err != nil {
+			return base, err
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return base, fmt.Errorf("%w (durations are like \"5s\", sizes are bytes)", err)
+		if !parsed {
+			return base, err
+		}
+		return base, typeErrors(err, &doc)
 	}
 	if err := cfg.Validate(); err != nil {
 		return base, err

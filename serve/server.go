@@ -386,6 +386,10 @@ func (s *Server) newEngine() *gin.Engine {
 }
 
 // handle registers h with a metrics wrapper for its route.
+// statusClientGone is the status the metrics count for a request whose
+// client went away before it was answered.
+const statusClientGone = 499
+
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 	route := path
 	if g, ok := r.(*gin.RouterGroup); ok {
@@ -395,7 +399,14 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
 		h(c)
-		rm.done(c.Writer.Status(), start)
+		status := c.Writer.Status()
+		// A client that hung up before the handler was done counts as
+		// 499 (nginx's "client closed request"), as the proxy's own
+		// metrics count it, whatever status was written for it.
+		if c.Request.Context().Err() != nil {
+			status = statusClientGone
+		}
+		rm.done(status, start)
 	})
 }
 

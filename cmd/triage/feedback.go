@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +20,7 @@ import (
 )
 
 func init() {
-	register("feedback", "served feedback: feedback export", runFeedback)
+	registerGroup("feedback", "served feedback: feedback export")
 	register("feedback export", "write a server's decision log with its feedback as a JSONL log, from the server or its db file", runFeedbackExport)
 }
 
@@ -33,17 +32,6 @@ const (
 	// exportPath is the server's admin export route.
 	exportPath = "/admin/feedback/export"
 )
-
-func runFeedback(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(env.Stderr, "usage: triage feedback export "+feedbackExportUsage)
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef("use 'triage feedback export'", "feedback needs a subcommand")
-	}
-	return usagef("use 'triage feedback export'", "feedback subcommand %q is not known", args[0])
-}
 
 func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "feedback export", feedbackExportUsage)

@@ -208,8 +208,8 @@ func TestImportErrors(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{"import without a format is a usage error", []string{"import"}, 2, "import needs a format"},
-		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import format "parquet" is not known`},
+		{"import without a format is a usage error listing the formats", []string{"import"}, 2, "import needs a subcommand (use 'triage import routellm', 'triage import routerdc' or 'triage import wide-csv'"},
+		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import subcommand "parquet" is not known`},
 		{"routellm without --bench is a usage error", []string{"import", "routellm", "--dir", dir}, 2, "--bench is required"},
 		{"routellm with an unknown bench is a usage error", []string{"import", "routellm", "--bench", "hellaswag", "--dir", dir}, 2, `--bench "hellaswag" is not known (want mmlu, gsm8k or mt-bench)`},
 		{"routellm without --dir is a usage error", []string{"import", "routellm", "--bench", "mmlu"}, 2, "--dir is required"},
@@ -235,14 +235,16 @@ func TestImportErrors(t *testing.T) {
 		})
 	}
 	t.Run("import -h and triage help list every format", func(t *testing.T) {
-		_, stderr, code := run(t, "import", "-h")
-		if code != 0 || !strings.Contains(stderr, "routellm|wide-csv|routerdc") {
-			t.Errorf("import -h: status %d, %q; want 0 and the three formats", code, stderr)
+		stdout, _, code := run(t, "import", "-h")
+		for _, want := range []string{"  routellm ", "  routerdc ", "  wide-csv "} {
+			if code != 0 || !strings.Contains(stdout, want) {
+				t.Errorf("import -h: status %d, %q; want 0 and %q", code, stdout, want)
+			}
 		}
-		_, stderr, _ = run(t, "help")
+		stdout, _, _ = run(t, "help")
 		for _, want := range []string{"import routellm", "import wide-csv", "import routerdc"} {
-			if !strings.Contains(stderr, want) {
-				t.Errorf("help %q does not list %q", stderr, want)
+			if !strings.Contains(stdout, want) {
+				t.Errorf("help %q does not list %q", stdout, want)
 			}
 		}
 	})

@@ -14,7 +14,7 @@
 // through the artifact's confidence calibration
 // (Router.CalibratedConfidence); at or above the policy's
 // accept_confidence it is kept and the strong call is cancelled, else the
-// strong answer is awaited. This is DESIGN.md's replay rule, so what
+// strong answer is awaited. This is the replay rule of docs/design.md, so what
 // `triage curves` predicts for a policy is what the proxy does. An
 // artifact without a confidence calibration never accepts on confidence.
 // Cancelling a call cancels its context, which closes the upstream

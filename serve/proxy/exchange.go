@@ -163,8 +163,8 @@ func (x *exchange) try(t *tier) (c *call, done bool) {
 	return c, false
 }
 
-// runSpeculate starts both tiers at once (DESIGN.md, "The policy and its
-// replay"): the first whole answer decides. A strong answer first is kept
+// runSpeculate starts both tiers at once (docs/design.md, "Replaying a
+// log through a policy"): the first whole answer decides. A strong answer first is kept
 // and the fast call cancelled; a fast answer first is kept if its
 // calibrated confidence clears accept_confidence, the strong call being
 // cancelled, else the strong answer is awaited. A strong failure after a
