@@ -322,12 +322,20 @@ func (a *Artifact) ScoreWeights() []float64 {
 	}
 	w := make([]float64, len(a.Weights))
 	for i := range w {
-		w[i] = a.Weights[i] - a.FastWeights[i]
-		if kind == ScorerBlend {
-			w[i] = (w[i] + a.GainWeights[i]) / 2
-		}
+		w[i] = a.scoreWeight(i)
 	}
 	return w
+}
+
+// scoreWeight is ScoreWeights()[i] without building the vector.
+func (a *Artifact) scoreWeight(i int) float64 {
+	switch a.ScorerKind() {
+	case ScorerPerTier:
+		return a.Weights[i] - a.FastWeights[i]
+	case ScorerBlend:
+		return (a.Weights[i] - a.FastWeights[i] + a.GainWeights[i]) / 2
+	}
+	return a.Weights[i]
 }
 
 // setHeads stores the fitted heads the artifact's scorer uses.

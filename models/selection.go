@@ -253,8 +253,12 @@ func scoreCandidates(cands []*candidate, heads [numHeads]*headCV, weak, strong, 
 
 // pickOneSE returns the candidate the one-standard-error rule chooses: the
 // simplest (fewest heads, then the strongest mean penalty, then the order
-// given) whose APGR is within one standard error of the best's.
-func pickOneSE(cands []*candidate, grids [numHeads][]float64) *candidate {
+// given) whose APGR is within one standard error of the best's. The
+// standard error is that of the difference between the two, paired on the
+// same requests: the noise common to both (which requests the log holds)
+// cancels from it, so the rule prefers a simpler router when the data
+// cannot tell the two apart, not merely when the log is small.
+func pickOneSE(cands []*candidate, grids [numHeads][]float64, weak, strong, w []float64) *candidate {
 	var best *candidate
 	for _, c := range cands {
 		if !math.IsNaN(c.apgr) && (best == nil || c.apgr > best.apgr) {
@@ -266,18 +270,86 @@ func pickOneSE(cands []*candidate, grids [numHeads][]float64) *candidate {
 		// and the signal check says the router cannot route.
 		return cands[0]
 	}
-	bar := best.apgr - best.se
-	var pick *candidate
+	ub := rankShares(best.oof, w)
+	pick := best
 	for _, c := range cands {
-		if !(c.apgr >= bar) {
+		if c == best || math.IsNaN(c.apgr) {
 			continue
 		}
-		if pick == nil || c.heads() < pick.heads() ||
-			c.heads() == pick.heads() && c.strength(grids) > pick.strength(grids) {
+		simpler := c.heads() < pick.heads() ||
+			c.heads() == pick.heads() && c.strength(grids) > pick.strength(grids)
+		if !simpler {
+			continue
+		}
+		if d, se := pairedDiff(ub, rankShares(c.oof, w), weak, strong, w); d <= se {
 			pick = c
 		}
 	}
 	return pick
+}
+
+// pairedDiff returns the difference in APGR of two rankings of the same
+// requests, given as each request's rank share u (see rankShares), and
+// its delta-method standard error: both APGRs share the denominator Σ w·g,
+// so the difference is Σ w·g·(u_a − u_b) / Σ w·g.
+func pairedDiff(ua, ub, weak, strong, w []float64) (d, se float64) {
+	var num, den float64
+	for i := range ua {
+		g := strong[i] - weak[i]
+		num += wt(w, i) * g * (ua[i] - ub[i])
+		den += wt(w, i) * g
+	}
+	if den == 0 {
+		return math.NaN(), math.NaN()
+	}
+	d = num / den
+	var v float64
+	for i := range ua {
+		g := strong[i] - weak[i]
+		e := wt(w, i) * (g*(ua[i]-ub[i]) - d*g)
+		v += e * e
+	}
+	return d, math.Sqrt(v) / math.Abs(den)
+}
+
+func wt(w []float64, i int) float64 {
+	if w == nil {
+		return 1
+	}
+	return w[i]
+}
+
+// rankShares returns, per request, the share of weight ranked below it by
+// descending score: u_j = 1 − (W_{<j} + w_j/2)/W, tied scores sharing the
+// mean u of their run (a random order among them).
+func rankShares(score, w []float64) []float64 {
+	n := len(score)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
+	var total float64
+	for i := range n {
+		total += wt(w, i)
+	}
+	u := make([]float64, n)
+	var before float64
+	for s := 0; s < n; {
+		e := s
+		var runW float64
+		for e < n && score[order[e]] == score[order[s]] {
+			runW += wt(w, order[e])
+			e++
+		}
+		mid := 1 - (before+runW/2)/total
+		for j := s; j < e; j++ {
+			u[order[j]] = mid
+		}
+		before += runW
+		s = e
+	}
+	return u
 }
 
 // apgrSE returns the APGR of score (the strong tier's gain ranked by
@@ -290,47 +362,15 @@ func pickOneSE(cands []*candidate, grids [numHeads][]float64) *candidate {
 // as fixed, as the AUC's Hanley-McNeil one does, so it measures how much
 // the data behind a ranking could move it, not the ranking's own noise.
 func apgrSE(score, weak, strong, w []float64) (apgr, se float64) {
-	n := len(score)
-	if n == 0 {
+	if len(score) == 0 {
 		return math.NaN(), math.NaN()
 	}
-	wt := func(i int) float64 {
-		if w == nil {
-			return 1
-		}
-		return w[i]
-	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
-	var total float64
-	for i := range n {
-		total += wt(i)
-	}
-	// Tied scores share the mean u of their run: a random order among them.
-	u := make([]float64, n)
-	var before float64
-	for s := 0; s < n; {
-		e := s
-		var runW float64
-		for e < n && score[order[e]] == score[order[s]] {
-			runW += wt(order[e])
-			e++
-		}
-		mid := 1 - (before+runW/2)/total
-		for j := s; j < e; j++ {
-			u[order[j]] = mid
-		}
-		before += runW
-		s = e
-	}
+	u := rankShares(score, w)
 	var num, den float64
-	for i := range n {
+	for i := range u {
 		g := strong[i] - weak[i]
-		num += wt(i) * g * u[i]
-		den += wt(i) * g
+		num += wt(w, i) * g * u[i]
+		den += wt(w, i) * g
 	}
 	if den == 0 {
 		return math.NaN(), math.NaN()
@@ -339,9 +379,9 @@ func apgrSE(score, weak, strong, w []float64) (apgr, se float64) {
 	// Var of the ratio: Σ w²(g u − apgr g)² / (Σ w g)², the linearised
 	// ratio estimator with the weights as frequencies.
 	var v float64
-	for i := range n {
+	for i := range u {
 		g := strong[i] - weak[i]
-		d := wt(i) * (g*u[i] - apgr*g)
+		d := wt(w, i) * (g*u[i] - apgr*g)
 		v += d * d
 	}
 	return apgr, math.Sqrt(v) / math.Abs(den)

@@ -80,16 +80,38 @@ func TestPickOneSE(t *testing.T) {
 	for h := range grids {
 		grids[h] = grid
 	}
+	// 1,000 requests whose gain a latent difficulty drives; a candidate's
+	// out-of-fold scores are that difficulty plus noise of its own.
+	rng := rand.New(rand.NewPCG(7, 8))
+	n := 1000
+	diff, weak, strong := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		diff[i] = rng.NormFloat64()
+		strong[i] = b2f(rng.Float64() < 0.8)
+		weak[i] = b2f(rng.Float64() < 0.5-0.3*math.Tanh(diff[i]))
+	}
+	scores := func(noise float64, seed uint64) []float64 {
+		r := rand.New(rand.NewPCG(seed, 1))
+		s := make([]float64, n)
+		for i := range s {
+			s[i] = diff[i] + noise*r.NormFloat64()
+		}
+		return s
+	}
 	none := [numHeads]int{-1, -1, -1, -1}
-	gain := func(k int, apgr, se float64) *candidate {
-		c := &candidate{scorer: ScorerGain, k: none, apgr: apgr, se: se}
-		c.k[headGain] = k
+	mk := func(scorer string, ks map[int]int, oof []float64) *candidate {
+		c := &candidate{scorer: scorer, k: none, oof: oof}
+		for h, k := range ks {
+			c.k[h] = k
+		}
+		c.apgr, c.se = apgrSE(oof, weak, strong, nil)
 		return c
 	}
-	perTier := func(a, b int, apgr, se float64) *candidate {
-		c := &candidate{scorer: ScorerPerTier, k: none, apgr: apgr, se: se}
-		c.k[headStrong], c.k[headFast] = a, b
-		return c
+	best := scores(0.5, 1)
+	nearly := make([]float64, n) // the best's ranking, a little shuffled
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range nearly {
+		nearly[i] = best[i] + 0.05*r.NormFloat64()
 	}
 	tests := []struct {
 		name  string
@@ -97,22 +119,31 @@ func TestPickOneSE(t *testing.T) {
 		want  int
 	}{
 		{"the stronger penalty wins within one standard error of the best",
-			[]*candidate{gain(0, 0.600, 0.01), gain(1, 0.605, 0.01), gain(2, 0.612, 0.01), gain(3, 0.611, 0.01)}, 1},
-		{"the best wins when everything else is more than one standard error below",
-			[]*candidate{gain(0, 0.55, 0.01), gain(1, 0.58, 0.01), gain(2, 0.62, 0.01), gain(3, 0.60, 0.01)}, 2},
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, nearly), mk(ScorerGain, map[int]int{headGain: 2}, best)}, 0},
+		{"the best wins when the simpler one is clearly worse",
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, scores(3, 2)), mk(ScorerGain, map[int]int{headGain: 2}, best)}, 1},
 		{"fewer heads beat a stronger penalty",
-			[]*candidate{perTier(0, 0, 0.63, 0.02), gain(3, 0.62, 0.02), perTier(1, 1, 0.64, 0.02)}, 1},
+			[]*candidate{mk(ScorerPerTier, map[int]int{headStrong: 0, headFast: 0}, nearly), mk(ScorerGain, map[int]int{headGain: 3}, nearly), mk(ScorerBlend, map[int]int{headStrong: 2, headFast: 2, headGain: 2}, best)}, 1},
 		{"a clearly better per-tier router beats the one-head ones",
-			[]*candidate{gain(0, 0.55, 0.01), gain(1, 0.56, 0.01), perTier(2, 2, 0.60, 0.01)}, 2},
-		{"an undefined APGR never wins", []*candidate{gain(0, math.NaN(), math.NaN()), gain(1, 0.52, 0.01)}, 1},
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, scores(3, 3)), mk(ScorerPerTier, map[int]int{headStrong: 2, headFast: 2}, best)}, 1},
+		{"an undefined APGR never wins",
+			[]*candidate{{scorer: ScorerGain, k: [numHeads]int{-1, -1, 0, -1}, oof: best, apgr: math.NaN(), se: math.NaN()}, mk(ScorerGain, map[int]int{headGain: 1}, best)}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := pickOneSE(tt.cands, grids); got != tt.cands[tt.want] {
-				t.Errorf("picked %s (APGR %.3f), want %s", got.describe(grids), got.apgr, tt.cands[tt.want].describe(grids))
+			got := pickOneSE(tt.cands, grids, weak, strong, nil)
+			if got != tt.cands[tt.want] {
+				t.Errorf("picked %s (APGR %.4f), want %s (APGR %.4f)", got.describe(grids), got.apgr, tt.cands[tt.want].describe(grids), tt.cands[tt.want].apgr)
 			}
 		})
 	}
+	t.Run("the paired standard error is far below either APGR's own", func(t *testing.T) {
+		_, se := apgrSE(best, weak, strong, nil)
+		_, pse := pairedDiff(rankShares(best, nil), rankShares(nearly, nil), weak, strong, nil)
+		if !(pse < se/4) {
+			t.Errorf("paired SE %.4f, SE of one APGR %.4f", pse, se)
+		}
+	})
 }
 
 // noSignalExamples are synthetic prompts whose outcomes are coin flips.
@@ -264,29 +295,20 @@ func TestAutoChoosesAmongScorers(t *testing.T) {
 			if x, y := rb.Score(in), rc.Score(in); x != y || x < -1 || x > 1 {
 				t.Fatalf("scores %v and %v, want equal and in [-1, 1]", x, y)
 			}
-			// The contributions add up to the linearised gain: the score's
-			// slope per head times that head's logit less its bias.
+			// The contributions add up to the log-odds model show weighs
+			// by, less the biases (see Explain).
 			var v features.Vector
 			ext, _ := features.NewExtractor(b.Features)
 			ext.Extract(&v, in)
-			slope := func(m *classifier.Model) (float64, float64) {
-				z := m.Logit(v.Idx, v.Val)
-				return sigmoid(z) * (1 - sigmoid(z)), z - m.B
-			}
+			lin := func(m *classifier.Model) float64 { return m.Logit(v.Idx, v.Val) - m.B }
 			var want float64
 			switch sc {
 			case ScorerGain:
-				d, z := slope(&rb.model)
-				want = 2 * d * z
+				want = lin(&rb.model)
 			case ScorerPerTier:
-				ds, zs := slope(&rb.model)
-				df, zf := slope(rb.fast)
-				want = ds*zs - df*zf
+				want = lin(&rb.model) - lin(rb.fast)
 			case ScorerBlend:
-				ds, zs := slope(&rb.model)
-				df, zf := slope(rb.fast)
-				dg, zg := slope(rb.gain)
-				want = (ds*zs - df*zf + 2*dg*zg) / 2
+				want = (lin(&rb.model) - lin(rb.fast) + lin(rb.gain)) / 2
 			}
 			var sum float64
 			for _, e := range rb.Explain(in, 0) {

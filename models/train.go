@@ -291,7 +291,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	}
 	cands := enumerateCandidates(scorers, grids)
 	scoreCandidates(cands, heads, train.fast, train.strong, d.w)
-	chosen := pickOneSE(cands, grids)
+	chosen := pickOneSE(cands, grids, train.fast, train.strong, d.w)
 	rep.Scorer = chosen.scorer
 	for _, c := range cands {
 		rep.Candidates = append(rep.Candidates, CandidateReport{Scorer: c.scorer, L2: c.l2s(grids), APGR: c.apgr, SE: c.se, Chosen: c == chosen})
