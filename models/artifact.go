@@ -67,6 +67,9 @@ type Fingerprint struct {
 	FastL2   float64 `json:"fast_l2,omitempty"`
 	GainL2   float64 `json:"gain_l2,omitempty"`
 	L2Chosen bool    `json:"l2_chosen_by_cv"`
+	// MetaOff says the router leaves the log's meta out: the selection
+	// found it did not rank better with it (or training was told so).
+	MetaOff bool `json:"meta_off,omitempty"`
 	// IDF says whether the fit used IDF-scaled columns (folded into the
 	// weights, so serving does not depend on it).
 	IDF bool `json:"idf"`

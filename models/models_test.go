@@ -306,34 +306,43 @@ func BenchmarkRoute2KB(b *testing.B) {
 }
 
 func TestColumnScales(t *testing.T) {
-	// Four rows over 4 hashed columns and 2 numeric ones (index 4, 5).
-	x := classifier.NewSparse(6)
-	x.AppendRow([]int32{0, 1, 4, 5}, []float64{1, 1, 0.30, 0.5})
-	x.AppendRow([]int32{0, 4, 5}, []float64{1, 0.32, 0.5})
-	x.AppendRow([]int32{0, 2, 4, 5}, []float64{1, 1, 0.34, 0.5})
-	x.AppendRow([]int32{0, 1, 5}, []float64{1, 1, 0.5}) // numeric 4 is 0 here
+	// Four rows over 4 hashed columns, 2 numeric ones (index 4, 5) and a
+	// meta block of 2 (index 6, 7).
+	x := classifier.NewSparse(8)
+	x.AppendRow([]int32{0, 1, 4, 5, 6}, []float64{1, 1, 0.30, 0.5, 1})
+	x.AppendRow([]int32{0, 4, 5, 6}, []float64{1, 0.32, 0.5, 1})
+	x.AppendRow([]int32{0, 2, 4, 5, 7}, []float64{1, 1, 0.34, 0.5, 1})
+	x.AppendRow([]int32{0, 1, 5, 7}, []float64{1, 1, 0.5, 1}) // numeric 4 is 0 here
+	b := blocks{hashed: 4, meta: 6}
+	numSD := math.Sqrt(0.077 - 0.0576)
 	tests := []struct {
 		name string
 		idf  bool
+		g    GroupScales
 		col  int
 		want float64
 	}{
 		// Smoothed IDF, log((1+n)/(1+df)) + 1, as scikit-learn.
-		{"a hashed column in every row gets IDF 1", true, 0, 1},
-		{"a hashed column in two rows gets log(5/3)+1", true, 1, math.Log(5.0/3) + 1},
-		{"a hashed column in one row is dropped (min_df 2)", true, 2, 0},
-		{"a hashed column in no row is dropped", true, 3, 0},
-		{"without IDF a hashed column keeps its values", false, 2, 1},
+		{"a hashed column in every row gets IDF 1", true, GroupScales{}, 0, 1},
+		{"a hashed column in two rows gets log(5/3)+1", true, GroupScales{}, 1, math.Log(5.0/3) + 1},
+		{"a hashed column in one row is dropped (min_df 2)", true, GroupScales{}, 2, 0},
+		{"a hashed column in no row is dropped", true, GroupScales{}, 3, 0},
+		{"without IDF a hashed column keeps its values", false, GroupScales{}, 2, 1},
 		// Values 0.30, 0.32, 0.34 and an implicit 0: mean 0.24, and the
 		// population standard deviation is sqrt(E[x²] - mean²) =
 		// sqrt((0.09+0.1024+0.1156)/4 - 0.0576) = sqrt(0.077 - 0.0576).
-		{"a numeric column is scaled to unit standard deviation", true, 4, 1 / math.Sqrt(0.077-0.0576)},
-		{"so it is without IDF too", false, 4, 1 / math.Sqrt(0.077-0.0576)},
-		{"a numeric column that never varies is left alone", true, 5, 1},
+		{"a numeric column is scaled to unit standard deviation", true, GroupScales{}, 4, 1 / numSD},
+		{"so it is without IDF too", false, GroupScales{}, 4, 1 / numSD},
+		{"a numeric column that never varies is left alone", true, GroupScales{}, 5, 1},
+		{"a meta column gets IDF like text", true, GroupScales{}, 6, math.Log(5.0/3) + 1},
+		{"the numeric group's scale multiplies its columns", true, GroupScales{Numeric: 3}, 4, 3 / numSD},
+		{"the meta group's scale multiplies its columns", true, GroupScales{Meta: 0.5}, 7, 0.5 * (math.Log(5.0/3) + 1)},
+		{"a group that is off is zeroed", true, GroupScales{Meta: Off}, 6, 0},
+		{"and the text is untouched by group scales", true, GroupScales{Numeric: 3, Meta: Off}, 1, math.Log(5.0/3) + 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := columnScales(x, 4, tc.idf)[tc.col]
+			got := columnScales(x, b, tc.idf, tc.g)[tc.col]
 			if math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("scale of column %d = %v, want %v", tc.col, got, tc.want)
 			}

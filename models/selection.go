@@ -93,6 +93,7 @@ type candidate struct {
 	oof    []float64     // out-of-fold raw scores
 	apgr   float64
 	se     float64
+	noMeta bool // fitted with the meta group left out
 }
 
 // uses reports whether the candidate's scorer reads head h.
@@ -226,6 +227,8 @@ type CandidateReport struct {
 	// L2 holds the strength of each head the scorer uses, by head: strong
 	// tier, fast tier, gain, label (0 for heads it does not use).
 	L2 [numHeads]float64 `json:"l2"`
+	// NoMeta is set for the candidate fitted without the meta group.
+	NoMeta bool `json:"no_meta,omitempty"`
 	// APGR of its out-of-fold scores, with the standard error.
 	APGR   float64 `json:"apgr"`
 	SE     float64 `json:"se"`
@@ -385,4 +388,47 @@ func apgrSE(score, weak, strong, w []float64) (apgr, se float64) {
 		v += d * d
 	}
 	return apgr, math.Sqrt(v) / math.Abs(den)
+}
+
+// metaVaries reports whether the design's meta block (columns from mb on,
+// before compaction to cols) holds at least two columns in use: a log
+// whose meta takes one value (or none) has nothing in it to choose about.
+func metaVaries(x *classifier.Sparse, cols []int32, mb int) bool {
+	used := map[int32]bool{}
+	for _, j := range x.Idx {
+		orig := int(j)
+		if cols != nil {
+			if int(j) >= len(cols) {
+				continue
+			}
+			orig = int(cols[j])
+		}
+		if orig >= mb {
+			used[j] = true
+			if len(used) > 1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withoutColumns returns x with the values of the columns from mb on
+// (before compaction to cols) set to zero, sharing x's indices: a fit on
+// it leaves those columns' weights at zero.
+func withoutColumns(x *classifier.Sparse, cols []int32, mb int) *classifier.Sparse {
+	val := slices.Clone(x.Val)
+	for k, j := range x.Idx {
+		orig := int(j)
+		if cols != nil {
+			if int(j) >= len(cols) {
+				continue
+			}
+			orig = int(cols[j])
+		}
+		if orig >= mb {
+			val[k] = 0
+		}
+	}
+	return &classifier.Sparse{Dim: x.Dim, Indptr: x.Indptr, Idx: x.Idx, Val: val}
 }

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -153,7 +154,7 @@ func noSignalExamples(n int, seed uint64) []Example {
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
 		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta},
-			Fast: float64(rng.IntN(2)), Strong: float64(b2i(rng.Float64() < 0.7)), Fold: i % 5}
+			Fast: float64(rng.IntN(2)), Strong: float64(b2i(rng.Float64() < 0.7)), Fold: i % 3}
 	}
 	return ex
 }
@@ -183,7 +184,7 @@ func TestRandomOutcomesCannotRoute(t *testing.T) {
 		}
 		// Out-of-fold scores of pure noise rank a little below random:
 		// each fold's model leans away from the labels its fold holds.
-		if !(a.Signal.Lo <= 0.5) {
+		if a.Signal.Significant || !(a.Signal.Lo <= 0.5) {
 			t.Errorf("APGR interval [%.3f, %.3f] is above 0.5", a.Signal.Lo, a.Signal.Hi)
 		}
 		if s := a.Signal.String(); !strings.HasPrefix(s, "cannot route: ") || strings.Contains(s, "\n") {
@@ -233,7 +234,7 @@ func TestAutoChoosesAmongScorers(t *testing.T) {
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
 		f, s, _ := r.Scores(synth.FastModel, synth.StrongModel)
-		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta}, Fast: f, Strong: s, Fold: i % 5}
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta}, Fast: f, Strong: s, Fold: i % 3}
 	}
 	opts := TrainOptions{
 		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
@@ -245,9 +246,10 @@ func TestAutoChoosesAmongScorers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 4 gain L2s, 16 per-tier pairs, 4 blends.
-	if got := len(rep.Candidates); got != 24 {
-		t.Errorf("%d candidates compared, want 24", got)
+	// 3 gain L2s, 9 per-tier pairs, 3 blends, and the chosen one again
+	// without meta: the log's subjects vary.
+	if got := len(rep.Candidates); got != 16 || !rep.MetaChecked {
+		t.Errorf("%d candidates compared (meta checked %v), want 16", got, rep.MetaChecked)
 	}
 	chosen := 0
 	best := math.Inf(-1)
@@ -344,5 +346,63 @@ func TestCalibrationKeepsTheOrder(t *testing.T) {
 	}
 	if !sort.Float64sAreSorted(ps) {
 		t.Errorf("%s calibration reverses the order of the scores", name)
+	}
+}
+
+func TestMetaKeptOnlyWhereItRanksBetter(t *testing.T) {
+	// 1,200 requests; the text says nothing. In one log the subject decides
+	// whether the strong tier gains; in the other the tenant is noise and
+	// the gain follows the prompt's length.
+	build := func(informative bool) []Example {
+		rng := rand.New(rand.NewPCG(3, 4))
+		ex := make([]Example, 1200)
+		for i := range ex {
+			words := 5 + rng.IntN(40)
+			meta := fmt.Sprintf("s%d", rng.IntN(8))
+			hard := meta < "s3"
+			if !informative {
+				meta = fmt.Sprintf("t%d", rng.IntN(40))
+				hard = words > 30
+			}
+			fast := 1.0
+			if hard && rng.Float64() < 0.8 || rng.Float64() < 0.1 {
+				fast = 0
+			}
+			ex[i] = Example{ID: fmt.Sprintf("r%d", i), Input: features.Input{Prompt: strings.Repeat("lorem ipsum ", words/2), Meta: map[string]string{"k": meta}},
+				Fast: fast, Strong: 1, Fold: i % 3}
+		}
+		return ex
+	}
+	for _, tc := range []struct {
+		name        string
+		informative bool
+		wantNoMeta  bool
+	}{
+		{"meta that decides the gain is kept", true, false},
+		{"meta that is noise is left out", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, rep, err := Train(build(tc.informative), nil, TrainOptions{
+				Tiers: Tiers{Fast: "f", Strong: "s"}, Label: func(f, s float64) float64 { return b2f(s > f) },
+				LabelName: "strong-wins", Now: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.MetaChecked {
+				t.Fatal("meta varies but was not checked")
+			}
+			if rep.NoMeta != tc.wantNoMeta || a.Training.MetaOff != tc.wantNoMeta {
+				t.Errorf("no meta %v (artifact %v), want %v; candidates %+v", rep.NoMeta, a.Training.MetaOff, tc.wantNoMeta, rep.Candidates)
+			}
+			if tc.wantNoMeta {
+				// A router without meta has no weight on any meta slot.
+				for j := a.Features.MetaBase(); j < a.Features.Dim(); j++ {
+					if a.ScoreWeights()[j] != 0 {
+						t.Fatalf("meta slot %d has weight %v", j, a.ScoreWeights()[j])
+					}
+				}
+			}
+		})
 	}
 }

@@ -18,9 +18,11 @@ import (
 
 // Defaults for TrainOptions.
 const (
-	// DefaultFolds is K for choosing L2 and for the out-of-fold logits the
-	// calibration is fit on.
-	DefaultFolds = 5
+	// DefaultFolds is K for choosing the scorer and L2 and for the
+	// out-of-fold scores the calibration is fit on. Three folds chose as
+	// well as five on the quality suite (mean APGR 0.550 against 0.547) at
+	// 0.6 of the fits, each on less data.
+	DefaultFolds = 3
 	// DefaultEscalateShare is the share of traffic the default thresholds
 	// send to the strong tier alone: the requests with the highest p_hard.
 	DefaultEscalateShare = 0.3
@@ -32,13 +34,11 @@ const (
 	DefaultAcceptConfidence = 0.8
 )
 
-// DefaultL2Grid is searched when no L2 is given. With IDF-scaled features
-// the best strengths on RouteLLM MMLU and GSM8K were 3e-3 to 1e-1 (the fast
-// tier's head on the 1,319 GSM8K prompts wants the most; see
-// docs/quality.md). 1e-3 was never chosen and, as the weakest penalty,
-// was the slowest fit of the grid: dropping it cut eval --cv 5 on MMLU by
-// a quarter with the same result.
-var DefaultL2Grid = []float64{3e-3, 1e-2, 3e-2, 1e-1}
+// DefaultL2Grid is searched when no L2 is given: half-decade steps were
+// no better than decade steps on the quality suite, at 4/3 of the fits,
+// and strengths weaker than 3e-3 were never the best choice on RouteLLM
+// MMLU and GSM8K and were the slowest fits (docs/quality.md).
+var DefaultL2Grid = []float64{1e-1, 1e-2, 3e-3}
 
 // ErrNoExamples is returned when there is nothing to train on.
 var ErrNoExamples = errors.New("no labelled examples")
@@ -85,6 +85,9 @@ type TrainOptions struct {
 	// NoIDF turns off inverse-document-frequency scaling of the hashed
 	// features (see Train).
 	NoIDF bool
+	// Groups scales the numeric and meta groups for the fit, which gives
+	// each its own penalty strength.
+	Groups GroupScales
 	// Classifier passes optimiser settings through.
 	Classifier classifier.Options
 	// Seed is recorded in the fingerprint.
@@ -133,6 +136,9 @@ type TrainReport struct {
 	// one marked; Signal is the verdict on the chosen one.
 	Candidates []CandidateReport
 	Signal     Signal
+	// MetaChecked says the log's meta varied, so the chosen router was
+	// also compared without it; NoMeta says the router left meta out.
+	MetaChecked, NoMeta bool
 }
 
 // Train fits a router on train and evaluates it on held (which may be
@@ -222,7 +228,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// the best single sign of a hard problem, this was worth +0.015 APGR
 	// (docs/quality.md). Their means need no centring: the intercept is
 	// not penalised, so a shift only moves it.
-	scale := columnScales(d.x, 1<<opts.Features.HashBits, !opts.NoIDF)
+	scale := columnScales(d.x, blocksOf(opts.Features), !opts.NoIDF, opts.Groups)
 	train.used = true
 	for k, j := range d.x.Idx {
 		d.x.Val[k] *= scale[j]
@@ -231,6 +237,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// is mostly empty, and IDF zeroes the columns seen once) in a copy of
 	// the matrix's column indices; doing it here, once and in place, gives
 	// the same fits without the copies.
+	d.x.DropZeros()
 	cols := classifier.CompactColumns(d.x)
 
 	grid := opts.L2Grid
@@ -292,9 +299,49 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	cands := enumerateCandidates(scorers, grids)
 	scoreCandidates(cands, heads, train.fast, train.strong, d.w)
 	chosen := pickOneSE(cands, grids, train.fast, train.strong, d.w)
+
+	// The meta group's strength: where the log's meta varies, the chosen
+	// router is cross-validated again without it, and the one-SE rule
+	// keeps meta only where it clearly ranks better (it is the larger
+	// model). Subject was worth 0.024 APGR on RouteLLM MMLU; on small logs
+	// meta's weights can take over what the text would teach.
+	fitX := d.x
+	if mb := blocksOf(opts.Features).meta; opts.Groups.Meta >= 0 && metaVaries(d.x, cols, mb) {
+		noMeta := withoutColumns(d.x, cols, mb)
+		var mheads [numHeads]*headCV
+		alt := &candidate{scorer: chosen.scorer, k: chosen.k, noMeta: true}
+		var agrids [numHeads][]float64
+		for h := range numHeads {
+			if !chosen.uses(h) {
+				alt.k[h] = -1
+				continue
+			}
+			agrids[h] = []float64{grids[h][chosen.k[h]]}
+			step := "cross-validating without meta (" + headNames[h] + ")"
+			progress(step, 0, 1)
+			hc, err := cvHead(headNames[h], noMeta, targets[h], d.w, folds, agrids[h], opts.Classifier)
+			if err != nil {
+				return nil, nil, fmt.Errorf("train: %w", err)
+			}
+			progress(step, 1, 1)
+			mheads[h] = hc
+			alt.k[h] = 0
+		}
+		scoreCandidates([]*candidate{alt}, mheads, train.fast, train.strong, d.w)
+		// Without meta is the simpler model: it wins within one standard
+		// error of the difference, paired on the same requests.
+		alt.k = chosen.k // its grid positions in the full grids, for reports
+		cands = append(cands, alt)
+		dif, se := pairedDiff(rankShares(chosen.oof, d.w), rankShares(alt.oof, d.w), train.fast, train.strong, d.w)
+		if !math.IsNaN(alt.apgr) && (math.IsNaN(dif) || dif <= se) {
+			chosen, fitX = alt, noMeta
+		}
+		rep.MetaChecked = true
+	}
 	rep.Scorer = chosen.scorer
+	rep.NoMeta = chosen.noMeta
 	for _, c := range cands {
-		rep.Candidates = append(rep.Candidates, CandidateReport{Scorer: c.scorer, L2: c.l2s(grids), APGR: c.apgr, SE: c.se, Chosen: c == chosen})
+		rep.Candidates = append(rep.Candidates, CandidateReport{Scorer: c.scorer, L2: c.l2s(grids), NoMeta: c.noMeta, APGR: c.apgr, SE: c.se, Chosen: c == chosen})
 	}
 
 	// The chosen scorer's heads, fitted on every training row.
@@ -312,7 +359,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		progress(step, 0, 1)
 		copts := opts.Classifier
 		copts.L2 = l2
-		m, err := classifier.Fit(d.x, targets[h], d.w, copts)
+		m, err := classifier.Fit(fitX, targets[h], d.w, copts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: %s: final fit: %w", headNames[h], err)
 		}
@@ -358,6 +405,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		Training: Fingerprint{
 			Records: n, Skipped: opts.Skipped, Holdout: len(held),
 			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, GainL2: gainL2(chosen.scorer, l2s), L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			MetaOff: chosen.noMeta || opts.Groups.Meta < 0,
 			Seed: opts.Seed, Sources: opts.Sources,
 		},
 	}
@@ -642,20 +690,64 @@ func fingerprint(ids []string, y []float64) string {
 // to be used (scikit-learn's min_df).
 const minDocFreq = 2
 
+// GroupScales multiplies the columns of a feature group for the fit,
+// which under one L2 penalty divides that group's penalty by the square:
+// a scale of 3 penalises it 9 times less. 0 means 1; Off leaves the group
+// out of the fit altogether.
+type GroupScales struct {
+	// Numeric scales the numeric slots (after their unit-variance scaling).
+	Numeric float64
+	// Meta scales the meta block (spec version 2 with MetaBits; in version
+	// 1 meta shares the text's slots and is scaled with the text).
+	Meta float64
+}
+
+// Off is the GroupScales value that leaves a group out.
+const Off = -1
+
+func groupScale(v float64) float64 {
+	switch {
+	case v == 0:
+		return 1
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// blocks are the column ranges of a spec's vector: the hashed text slots
+// [0, hashed), the numeric slots [hashed, meta) and the meta block
+// [meta, dim).
+type blocks struct{ hashed, meta int }
+
+func blocksOf(spec features.Spec) blocks {
+	return blocks{hashed: 1 << spec.HashBits, meta: spec.MetaBase()}
+}
+
+// isCount reports the columns that count occurrences (text n-grams and
+// meta indicators), which get IDF; the others are numeric slots.
+func (b blocks) isCount(j int) bool { return j < b.hashed || j >= b.meta }
+
 // columnScales returns the factor each column is multiplied by for the
-// fit: the IDF of the hashed columns (1 when idf is false) and one over
-// the standard deviation of the numeric columns above hashed.
-func columnScales(x *classifier.Sparse, hashed int, idf bool) []float64 {
+// fit: the IDF of the text and meta columns (1 when idf is false), one
+// over the standard deviation of the numeric slots, and the groups'
+// scales on top.
+func columnScales(x *classifier.Sparse, b blocks, idf bool, g GroupScales) []float64 {
 	var scale []float64
 	if idf {
-		scale = inverseDocumentFrequency(x, hashed)
+		scale = inverseDocumentFrequency(x, b)
 	} else {
 		scale = make([]float64, x.Dim)
 		for j := range scale {
 			scale[j] = 1
 		}
 	}
-	n := x.Dim - hashed
+	if ms := groupScale(g.Meta); ms != 1 {
+		for j := b.meta; j < x.Dim; j++ {
+			scale[j] *= ms
+		}
+	}
+	n := min(b.meta, x.Dim) - b.hashed
 	if n <= 0 || x.Rows() == 0 {
 		return scale
 	}
@@ -663,31 +755,32 @@ func columnScales(x *classifier.Sparse, hashed int, idf bool) []float64 {
 	for i := 0; i < x.Rows(); i++ {
 		idx, val := x.Row(i)
 		for k, j := range idx {
-			if int(j) >= hashed {
-				sum[int(j)-hashed] += val[k]
-				sq[int(j)-hashed] += val[k] * val[k]
+			if c := int(j) - b.hashed; c >= 0 && c < n {
+				sum[c] += val[k]
+				sq[c] += val[k] * val[k]
 			}
 		}
 	}
 	rows := float64(x.Rows())
+	ns := groupScale(g.Numeric)
 	for c := range n {
 		mean := sum[c] / rows
 		sd := math.Sqrt(math.Max(sq[c]/rows-mean*mean, 0))
 		// A column that never varies carries nothing the intercept does
 		// not; leave it as it is rather than divide by (almost) zero.
 		if sd > 1e-9 {
-			scale[hashed+c] = 1 / sd
+			scale[b.hashed+c] = ns / sd
 		} else {
-			scale[hashed+c] = 1
+			scale[b.hashed+c] = ns
 		}
 	}
 	return scale
 }
 
 // inverseDocumentFrequency returns, per column, log((1+n)/(1+df)) + 1 (the
-// smoothed IDF of scikit-learn) for the hashed columns below hashed, and 1
-// for the numeric slots above, which are not counts.
-func inverseDocumentFrequency(x *classifier.Sparse, hashed int) []float64 {
+// smoothed IDF of scikit-learn) for the text and meta columns, and 1 for
+// the numeric slots, which are not counts.
+func inverseDocumentFrequency(x *classifier.Sparse, b blocks) []float64 {
 	df := make([]float64, x.Dim)
 	last := make([]int32, x.Dim) // row+1 that last counted the column
 	for i := 0; i < x.Rows(); i++ {
@@ -701,7 +794,7 @@ func inverseDocumentFrequency(x *classifier.Sparse, hashed int) []float64 {
 	}
 	n := float64(x.Rows())
 	for j := range df {
-		if j >= hashed {
+		if !b.isCount(j) {
 			df[j] = 1
 			continue
 		}
