@@ -597,14 +597,21 @@ func (s *BoltStore) Close() error {
 	return nil
 }
 
+// ErrWritesFailing is wrapped by Ping after a disk error made the
+// feedback log fail: every feedback write fails until a restart.
+var ErrWritesFailing = errors.New("feedback writes fail since a disk error")
+
 // Ping reports whether the database is usable: open, readable, and
 // taking feedback writes. After a disk error every feedback write fails
-// until the server restarts, and Ping says why.
+// until the server restarts, and Ping says why (ErrWritesFailing).
 func (s *BoltStore) Ping() error {
 	if err := s.failure(); err != nil {
-		return fmt.Errorf("feedback writes fail since a disk error (%v); fix the disk and restart the server, which replays the feedback log", err)
+		return fmt.Errorf("%w (%w); fix the disk and restart the server, which replays the feedback log", ErrWritesFailing, err)
 	}
 	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			return ErrStoreClosed
+		}
 		return fmt.Errorf("feedback db: %w", err)
 	}
 	return nil

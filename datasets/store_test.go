@@ -570,7 +570,7 @@ func TestPingFailsAfterADiskError(t *testing.T) {
 	if err == nil {
 		t.Fatal("a write to a closed log succeeded")
 	}
-	if err := s.Ping(); err == nil || !strings.Contains(err.Error(), "feedback writes fail") {
+	if err := s.Ping(); err == nil || !errors.Is(err, ErrWritesFailing) {
 		t.Errorf("Ping() = %v, want the write failure", err)
 	}
 }

@@ -210,7 +210,7 @@ func TestMetrics(t *testing.T) {
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"a"}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"b"}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":""}`)
-	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"m","score":1}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"mixtral","score":1}`)
 	want := `
 # HELP triage_decisions_total Routing decisions by kind.
 # TYPE triage_decisions_total counter
@@ -284,10 +284,10 @@ func TestHealthAndErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("model info has version, tiers, thresholds and metrics", func(t *testing.T) {
+	t.Run("model info has version, tiers and thresholds", func(t *testing.T) {
 		var m modelInfo
 		decodeJSON(t, ts.do(t, "GET", "/v1/model", ""), &m)
-		if m.Version != "v1" || m.Tiers.Fast != "mixtral" || m.Thresholds != testPolicy || m.Metrics["apgr"] != 0.61 {
+		if m.Version != "v1" || m.Tiers.Fast != "mixtral" || m.Thresholds != testPolicy {
 			t.Errorf("model = %+v", m)
 		}
 	})
@@ -388,7 +388,7 @@ func TestAdminExportAndSnapshot(t *testing.T) {
 	ts := newTestServer(t, withAdmin)
 	auth := []string{"Authorization", "Bearer " + token}
 	ts.do(t, "POST", "/v1/route", `{"prompt":"a","id":"r1"}`)
-	ts.do(t, "POST", "/v1/feedback", `{"request_id":"r1","model":"m","score":1}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"r1","model":"mixtral","score":1}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"b","id":"r2"}`)
 
 	t.Run("export streams JSONL records with outcomes", func(t *testing.T) {
@@ -397,7 +397,7 @@ func TestAdminExportAndSnapshot(t *testing.T) {
 			t.Fatalf("status %d type %q", w.Code, w.Header().Get("Content-Type"))
 		}
 		recs := readExport(t, w.Body)
-		if len(recs) != 2 || recs[0].ID != "r1" || recs[0].Outcomes["m"].Score == nil || recs[1].ID != "r2" {
+		if len(recs) != 2 || recs[0].ID != "r1" || recs[0].Outcomes["mixtral"].Score == nil || recs[1].ID != "r2" {
 			t.Errorf("export = %+v, want r1 with feedback then r2", recs)
 		}
 	})
@@ -494,7 +494,9 @@ func TestFeedbackWaitsForAQueuedDecision(t *testing.T) {
 	// The writer is stuck holding the decision: the feedback must wait for
 	// it rather than answer 404.
 	got := make(chan int, 1)
-	go func() { got <- ts.do(t, "POST", "/v1/feedback", `{"request_id":"queued","model":"m","score":1}`).Code }()
+	go func() {
+		got <- ts.do(t, "POST", "/v1/feedback", `{"request_id":"queued","model":"mixtral","score":1}`).Code
+	}()
 	select {
 	case code := <-got:
 		t.Fatalf("feedback answered %d while its decision was still queued, want it to wait", code)
