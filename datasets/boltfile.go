@@ -508,3 +508,42 @@ func (f *boltFile) keyOrder(where, kind string, i int, key, prev, hi []byte, sta
 		f.problem("%s: %s key %d (%x) is not below the next key of its parent (%x) (path %v)", where, kind, i, key, hi, stack)
 	}
 }
+
+// orphans visits the entries of leaf pages that the last full walk did not
+// reach and the freelist does not list: what a damaged branch page (or a
+// truncation that took the root, which bbolt writes last) cut off from the
+// tree. Without a readable freelist such pages may also hold entries a
+// later commit replaced or removed. bucket is nil: the caller tells the
+// entries apart by their shape.
+func (f *boltFile) orphans(visit func(k, v []byte)) (pages int) {
+	for p := uint64(2); p < f.limit; p++ {
+		if f.reachable[p] || f.freed[p] {
+			continue
+		}
+		b, err := f.page(p)
+		if err != nil {
+			continue // overflow pages of others, zeroed or unwritten pages
+		}
+		flags, count := pageKind(b)
+		if flags != boltLeafFlag || boltPageHeader+count*boltElemSize > len(b) {
+			continue
+		}
+		pages++
+		for i := range count {
+			e := boltPageHeader + i*boltElemSize
+			ne := binary.NativeEndian
+			flags := ne.Uint32(b[e:])
+			pos, ksize, vsize := uint64(ne.Uint32(b[e+4:])), uint64(ne.Uint32(b[e+8:])), uint64(ne.Uint32(b[e+12:]))
+			if flags != 0 || uint64(e)+pos+ksize+vsize > uint64(len(b)) {
+				continue
+			}
+			k := b[uint64(e)+pos : uint64(e)+pos+ksize]
+			visit(k, b[uint64(e)+pos+ksize:uint64(e)+pos+ksize+vsize])
+		}
+		// Its overflow pages are part of it, not pages of their own.
+		for q := p; q <= p+uint64(binary.NativeEndian.Uint32(b[12:])); q++ {
+			f.reachable[q] = true
+		}
+	}
+	return pages
+}

@@ -130,6 +130,7 @@ type contents struct {
 	ids                   map[string][]byte // id -> ids value
 	feedbackIDs           []string
 	epoch                 uint64
+	epochFound            bool
 	schema                string
 	seenFeedbackID        string
 }
@@ -171,7 +172,7 @@ func (c *contents) visit(bucket []string, k, v []byte) {
 		switch string(k) {
 		case string(keyWALEpoch):
 			if len(v) == 8 {
-				c.epoch = binary.BigEndian.Uint64(v)
+				c.epoch, c.epochFound = binary.BigEndian.Uint64(v), true
 			}
 		case string(keySchema):
 			c.schema = string(v)
@@ -194,6 +195,11 @@ type SalvageReport struct {
 	// LogApplied counts the feedback-log records applied from the old
 	// log; LogLost, its unreadable records between readable ones.
 	LogApplied, LogLost int
+	// Recovered counts the records and feedback (included in Records and
+	// Feedback) read from leaf pages the tree no longer reaches (cut off
+	// by damage above them), from RecoveredPages pages. Without the
+	// freelist they may include entries removed or replaced before.
+	Recovered, RecoveredPages int
 }
 
 // salvageTxSize caps the puts of one transaction of a salvage.
@@ -222,14 +228,35 @@ func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
 	rep := &SalvageReport{}
 	bf.walk(nil)
 	rep.Problems, rep.BadPages, rep.BadElems = bf.nProblem, bf.badPages, bf.badElems
+	// Leaves cut off from the tree, read while the full walk's marks
+	// say which pages it reached.
+	var orphans []salvageOp
+	rep.RecoveredPages = bf.orphans(func(k, v []byte) {
+		switch {
+		case len(k) == 16 && bytes.HasPrefix(v, []byte(`{"id":`)):
+			orphans = append(orphans, salvageOp{bucket: bucketLog, k: bytes.Clone(k), v: bytes.Clone(v)})
+		case bytes.IndexByte(k, 0) > 0 && bytes.HasPrefix(v, []byte("{")):
+			orphans = append(orphans, salvageOp{bucket: bucketFeedback, k: bytes.Clone(k), v: bytes.Clone(v)})
+		case string(k) == string(keyWALEpoch) && len(v) == 8:
+			orphans = append(orphans, salvageOp{bucket: bucketMeta, k: bytes.Clone(k), v: bytes.Clone(v)})
+		}
+	})
 	// Each bucket is then copied in a walk of its own, so the records go
 	// in before the feedback that needs them.
 	var meta contents
 	bf.only = string(bucketMeta)
 	bf.walk(meta.visit)
 
+	epoch, haveEpoch := meta.epoch, meta.epochFound
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketMeta) && !haveEpoch {
+			// The meta bucket was cut off: an orphaned copy of it is the
+			// best guess of the feedback log's epoch (the newest wins).
+			epoch = max(epoch, binary.BigEndian.Uint64(o.v))
+		}
+	}
 	err = writeNewDB(dst, DefaultPageSize, func(out *bolt.DB) error {
-		return salvageInto(out, bf, src, meta.epoch, rep)
+		return salvageInto(out, bf, src, epoch, orphans, rep)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("salvage %s into %s: %w", src, dst, err)
@@ -239,7 +266,7 @@ func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
 
 // salvageInto copies what bf can read of the db at src, then its feedback
 // log of epoch, into the new db out.
-func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, rep *SalvageReport) error {
+func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans []salvageOp, rep *SalvageReport) error {
 	if err := out.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
 			if _, err := tx.CreateBucket(name); err != nil {
@@ -261,23 +288,38 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, rep *Salv
 	})
 	// Records, and the id index rebuilt from them.
 	ids := map[string][]byte{}
+	written := map[string]bool{}
 	var logKeys [][]byte
-	bf.only = string(bucketLog)
-	bf.walk(func(_ []string, k, v []byte) {
+	addLog := func(k, v []byte, orphan bool) {
 		rec, err := decodeStored(k, v)
 		if err != nil || len(k) != 16 || checkKey("id", rec.ID) != nil {
-			rep.BadRecords++
+			if !orphan {
+				rep.BadRecords++
+			}
 			return
+		}
+		if _, ok := ids[rec.ID]; ok && orphan || written[string(k)] {
+			return // the tree's copy wins
 		}
 		if prev, ok := ids[rec.ID]; ok {
 			rep.Duplicates++
 			logKeys = append(logKeys, prev) // deleted below
 		}
 		key := bytes.Clone(k)
-		ids[rec.ID] = key
+		ids[rec.ID], written[string(k)] = key, true
 		w.put(bucketLog, key, bytes.Clone(v))
 		rep.Records++
-	})
+		if orphan {
+			rep.Recovered++
+		}
+	}
+	bf.only = string(bucketLog)
+	bf.walk(func(_ []string, k, v []byte) { addLog(k, v, false) })
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketLog) {
+			addLog(o.k, o.v, true)
+		}
+	}
 	for _, k := range logKeys {
 		w.del(bucketLog, k)
 		rep.Records--
@@ -289,21 +331,38 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, rep *Salv
 		}
 		w.put(bucketIDs, []byte(id), val)
 	}
-	bf.only = string(bucketFeedback)
-	bf.walk(func(_ []string, k, v []byte) {
+	addFeedback := func(k, v []byte, orphan bool) {
 		id, _, ok := bytes.Cut(k, []byte{0})
 		var o Outcome
 		if !ok || json.Unmarshal(v, &o) != nil {
-			rep.BadFeedback++
+			if !orphan {
+				rep.BadFeedback++
+			}
+			return
+		}
+		if written[string(k)] {
 			return
 		}
 		if _, ok := ids[string(id)]; !ok {
-			rep.OrphanFeedback++
+			if !orphan {
+				rep.OrphanFeedback++
+			}
 			return
 		}
+		written[string(k)] = true
 		w.put(bucketFeedback, bytes.Clone(k), bytes.Clone(v))
 		rep.Feedback++
-	})
+		if orphan {
+			rep.Recovered++
+		}
+	}
+	bf.only = string(bucketFeedback)
+	bf.walk(func(_ []string, k, v []byte) { addFeedback(k, v, false) })
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketFeedback) {
+			addFeedback(o.k, o.v, true)
+		}
+	}
 	if err := w.flush(); err != nil {
 		return err
 	}

@@ -281,6 +281,10 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %d records, %d feedback; from the feedback log: %d writes applied, %d lost\n",
 		path, out, rep.Records, rep.Feedback, rep.LogApplied, rep.LogLost)
+	if rep.Recovered > 0 {
+		fmt.Fprintf(env.Stdout, "of them, %d were read from %d pages the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
+			rep.Recovered, rep.RecoveredPages)
+	}
 	fmt.Fprintf(env.Stdout, "could not read: %d records, %d feedback entries, %d other entries, %d pages (with whatever they held); %d feedback entries had no readable record; %d older duplicates of an id dropped\n",
 		rep.BadRecords, rep.BadFeedback, rep.BadElems, rep.BadPages, rep.OrphanFeedback, rep.Duplicates)
 	fmt.Fprintf(env.Stdout, "%s is untouched; check the copy, then serve from it (triage serve --db %s)\n", path, out)
