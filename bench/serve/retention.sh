@@ -24,7 +24,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("$WORK/body.json"):read("*a")
 EOF
 
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%d", v}'; }
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%.0f", v}'; }
 
 run() {
   local name=$1 db="$WORK/$1.db"
@@ -41,6 +41,7 @@ run() {
   done
   wait "$w"
   grep -E "Requests/sec" "$WORK/$name.wrk"
+  echo "decision-log records dropped (queue full): $(metric triage_decision_log_dropped_total)"
   echo "retention removed: age $(metric 'triage_retention_removed_total{reason="age"}'), size $(metric 'triage_retention_removed_total{reason="size"}')"
   kill "$SERVE_PID"
   wait "$SERVE_PID" 2>/dev/null || true
