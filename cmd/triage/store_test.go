@@ -154,6 +154,9 @@ func TestDamagedDBs(t *testing.T) {
 			if code != 1 || !strings.Contains(stdout, "DAMAGED") {
 				t.Errorf("feedback check: exit %d, %q; want 1 and DAMAGED", code, stdout)
 			}
+			if c.name != "zeroed pages" {
+				return // datasets' tests salvage every kind of damage
+			}
 			out := filepath.Join(t.TempDir(), "salvaged.db")
 			stdout, stderr, code := run(t, "feedback", "salvage", "--db", db, "-o", out)
 			if code != 0 || !strings.Contains(stdout, "salvaged "+db+" into "+out) {
