@@ -63,6 +63,10 @@ type exchange struct {
 	calls     []*call
 	cancelled map[*call]cancelInfo
 	status    int
+	// broken is a stream the upstream broke after the client got part of
+	// it: the client's connection is aborted (no [DONE]), so its SDK
+	// raises an error instead of taking a truncated answer as whole.
+	broken bool
 	spec      string
 	calConf   float64
 	hasConf   bool
@@ -373,6 +377,12 @@ func (x *exchange) relay(c *call) {
 			}
 		}
 		if fin {
+			if c.err != nil {
+				x.broken = true
+				x.status = http.StatusBadGateway
+				x.h.log.Warn("proxy: upstream stream broke after the client got part of it; aborting the client's stream",
+					"request_id", x.id, "tier", c.t.name, "err", c.err)
+			}
 			return
 		}
 		select {
@@ -430,6 +440,12 @@ func (x *exchange) finish() {
 	}
 	if !x.forced {
 		rec.Decision.Propensity = 1
+	}
+	switch {
+	case x.broken:
+		rec.Decision.Error = "stream_broken"
+	case x.status == http.StatusBadGateway:
+		rec.Decision.Error = codeUpstream
 	}
 	for _, c := range x.calls {
 		name, o, ok := x.outcome(c)

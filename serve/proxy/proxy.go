@@ -211,6 +211,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.runSpeculate()
 	}
 	x.finish()
+	if x.broken {
+		// Counted and recorded: now cut the client's connection without
+		// ending the chunked body, which every HTTP client reports as an
+		// error (curl: exit 18).
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // errClientGone ends an exchange whose client went away.

@@ -60,11 +60,16 @@ func (m *memRecorder) Record(_ context.Context, batch []*Recording) error {
 	return nil
 }
 
-// faults makes a sim fail on prompts holding "<name>-500", "<name>-400" or
-// "<name>-hang".
+// faults makes a sim fail on prompts holding "<name>-500", "<name>-400",
+// "<name>-429" (with Retry-After: 7), "<name>-hang" or "<name>-cut" (a
+// stream cut after its first content chunk).
 func faults(name string) func(string) *upstreamsim.Fault {
 	return func(p string) *upstreamsim.Fault {
 		switch {
+		case strings.Contains(p, name+"-429"):
+			return &upstreamsim.Fault{Status: 429, Message: name + " is busy", Header: http.Header{"Retry-After": {"7"}, "X-Ratelimit-Remaining-Requests": {"0"}}}
+		case strings.Contains(p, name+"-cut"):
+			return &upstreamsim.Fault{CutStream: true}
 		case strings.Contains(p, name+"-500"):
 			return &upstreamsim.Fault{Status: 500, Message: name + " is down"}
 		case strings.Contains(p, name+"-400"):
@@ -717,4 +722,39 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("upstream body %s decodes to %v, want %v", ub, got, sent)
 		}
 	})
+}
+
+func TestBrokenStream(t *testing.T) {
+	tests := []struct {
+		name, prompt string
+	}{
+		{"a relayed fast stream that the upstream cuts aborts the client's stream", "F fast-cut"},
+		{"an escalated stream that the upstream cuts aborts the client's stream", "E strong-cut"},
+		{"a speculation relaying a strong stream that is cut aborts the client's stream", "S reject strong-cut"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody(tt.prompt, `,"stream":true`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				t.Fatalf("the client read a whole stream: %q", b)
+			}
+			if bytes.Contains(b, []byte("[DONE]")) {
+				t.Errorf("a broken stream reached the client with [DONE]: %q", b)
+			}
+			recs := r.recordings(t)
+			if len(recs) != 1 || recs[0].Decision.Error != "stream_broken" {
+				t.Fatalf("recordings %+v, want one with error stream_broken", recs)
+			}
+			decision := recs[0].Decision.Kind
+			if n := testutil.ToFloat64(r.h.m.requests.WithLabelValues(decision, "502")); n != 1 {
+				t.Errorf("requests{decision=%s,code=502} = %v, want 1", decision, n)
+			}
+		})
+	}
 }

@@ -120,6 +120,7 @@ type call struct {
 	mu       sync.Mutex
 	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
 	hasData  bool
+	sawDone  bool // the stream's "data: [DONE]" arrived
 	finished bool
 	notify   chan struct{}
 }
@@ -259,6 +260,10 @@ func (h *Handler) run(c *call, body []byte) {
 var (
 	errTimeout  = errors.New("timed out")
 	errTooLarge = errors.New("answer is over max_response_bytes")
+	// errStreamCut is a stream that ended without its "data: [DONE]":
+	// the upstream closed the connection mid-answer. OpenAI, vLLM,
+	// Ollama and the llama.cpp server all end a whole stream with it.
+	errStreamCut = errors.New("the stream ended before data: [DONE]")
 )
 
 // cleanErr drops the URL from a transport error: it says nothing the
@@ -449,6 +454,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				c.addEvent(ev, data)
 			}
 			if errors.Is(err, io.EOF) {
+				if !c.sawDone {
+					return errStreamCut
+				}
 				return nil
 			}
 			return cleanErr(err)
@@ -477,6 +485,9 @@ func (c *call) addEvent(raw, data []byte) {
 	c.events = append(c.events, out)
 	if isData {
 		c.hasData = true
+		if string(data) == "[DONE]" {
+			c.sawDone = true
+		}
 	}
 	c.mu.Unlock()
 	if isData {

@@ -151,11 +151,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			lastUser = t
 		}
 	}
+	var fault *Fault
 	if s.opts.Fault != nil {
-		if f := s.opts.Fault(lastUser); f != nil {
+		fault = s.opts.Fault(lastUser)
+		if f := fault; f != nil {
 			if f.Delay > 0 && !sleepCtx(r.Context(), f.Delay) {
 				s.cancelledAfter(nil, start)
 				return
+			}
+			for k, v := range f.Header {
+				w.Header()[k] = v
 			}
 			if f.Status != 0 {
 				s.failed.Add(1)
@@ -191,9 +196,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	a.usage.TotalTokens = a.usage.PromptTokens + a.usage.CompletionTokens
 	wait := s.wait(e, key)
+	// OpenAI sends a request id with every answer; clients show it.
+	w.Header().Set("X-Request-Id", "req_"+a.id)
 	var ok bool
 	if req.Stream {
-		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		cut := fault != nil && fault.CutStream
+		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, cut)
 	} else {
 		ok = s.complete(w, r.Context(), a, wait, req.Logprobs)
 	}
@@ -312,7 +320,9 @@ func (e *entry) choicesJSON(withLogprobs bool) []byte {
 // stream writes the answer as server-sent events: the first content after
 // StreamTTFTShare of wait, the rest spread so the last lands at wait. It
 // returns false when the client went away first.
-func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage bool) bool {
+// With cut it stops after the first content chunk and aborts the
+// connection (http.ErrAbortHandler): the client sees the body end early.
+func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage, cut bool) bool {
 	start := time.Now()
 	rc := http.NewResponseController(w)
 	k := min(s.opts.StreamChunks, len(a.tokens))
@@ -354,6 +364,10 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 		chunk.Choices = []choice{ch}
 		if !send(&chunk) {
 			return false
+		}
+		if cut {
+			s.failed.Add(1)
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if !sleepCtx(ctx, wait-time.Since(start)) {

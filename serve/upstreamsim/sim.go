@@ -72,6 +72,12 @@ type Fault struct {
 	// Delay is waited before anything else, e.g. to make a call outlive
 	// the proxy's timeout.
 	Delay time.Duration
+	// Header is added to the response, e.g. Retry-After on a 429.
+	Header http.Header
+	// CutStream cuts a streamed answer after its first content chunk:
+	// the connection closes with no more chunks and no [DONE], as when
+	// an upstream dies mid-answer.
+	CutStream bool
 }
 
 // Options configures a Server. Model and Records are required.
