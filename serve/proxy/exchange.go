@@ -328,6 +328,7 @@ func (x *exchange) clientGone() {
 // serve answers with c: its body (an answer or a 4xx), or its stream.
 func (x *exchange) serve(c *call) {
 	hd := x.w.Header()
+	copyHeaders(hd, c.header)
 	hd.Set(HeaderModel, c.t.model)
 	ct := c.contentType
 	if ct == "" {
@@ -342,6 +343,43 @@ func (x *exchange) serve(c *call) {
 	x.w.WriteHeader(c.status)
 	x.status = c.status
 	x.w.Write(c.body)
+}
+
+// dropHeaders are upstream response headers a client must not get from
+// the proxy: hop-by-hop headers (RFC 9110 7.6.1), cookies (the
+// upstream's session is not the client's), what the proxy sets itself,
+// and Alt-Svc, which would send the client to the upstream's host.
+var dropHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Set-Cookie": true, "Set-Cookie2": true, "Content-Length": true, "Content-Type": true, "Date": true,
+	"Alt-Svc": true, HeaderDecision: true, HeaderModel: true, HeaderRequestID: true,
+}
+
+// copyHeaders passes an upstream's response headers to the client:
+// Retry-After, retry-after-ms, x-request-id, openai-processing-ms,
+// x-ratelimit-* and the rest, which SDKs read to back off and to show
+// the request id. Headers the upstream's Connection header names are
+// hop-by-hop too.
+func copyHeaders(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, v := range src {
+		if dropHeaders[k] || (len(conn) > 0 && namedIn(conn, k)) {
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+func namedIn(list []string, name string) bool {
+	for _, l := range list {
+		for f := range strings.SplitSeq(l, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // relay writes a stream's events as they arrive, flushing each batch.

@@ -68,6 +68,9 @@ func faults(name string) func(string) *upstreamsim.Fault {
 		switch {
 		case strings.Contains(p, name+"-429"):
 			return &upstreamsim.Fault{Status: 429, Message: name + " is busy", Header: http.Header{"Retry-After": {"7"}, "X-Ratelimit-Remaining-Requests": {"0"}}}
+		case strings.Contains(p, name+"-cookie"):
+			return &upstreamsim.Fault{Header: http.Header{"Set-Cookie": {"session=upstream"}, "Connection": {"X-Hop"}, "X-Hop": {"1"},
+				"Openai-Processing-Ms": {"42"}, "X-Triage-Model": {"spoofed"}}}
 		case strings.Contains(p, name+"-cut"):
 			return &upstreamsim.Fault{CutStream: true}
 		case strings.Contains(p, name+"-500"):
@@ -757,4 +760,41 @@ func TestBrokenStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestUpstreamHeaders(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	get := func(prompt string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody(prompt, "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	t.Run("an answer carries the upstream's x-request-id and openai-* headers", func(t *testing.T) {
+		resp := get("F hello fast-cookie")
+		if id := resp.Header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_chatcmpl-sim-") {
+			t.Errorf("X-Request-Id %q, want the upstream's", id)
+		}
+		if v := resp.Header.Get("Openai-Processing-Ms"); v != "42" {
+			t.Errorf("Openai-Processing-Ms %q, want 42", v)
+		}
+		for _, h := range []string{"Set-Cookie", "X-Hop"} {
+			if v := resp.Header.Get(h); v != "" {
+				t.Errorf("%s: %q reached the client", h, v)
+			}
+		}
+		if v := resp.Header.Get(HeaderModel); v != "fast-model" {
+			t.Errorf("%s %q: the upstream set the proxy's header", HeaderModel, v)
+		}
+	})
+	t.Run("a 429 passes through with Retry-After and the rate-limit headers", func(t *testing.T) {
+		resp := get("F fast-429")
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
+			t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
+		}
+	})
 }

@@ -108,6 +108,7 @@ type call struct {
 	readyOnce   sync.Once
 
 	status      int
+	header      http.Header // the upstream's response headers
 	contentType string
 	body        []byte // a plain answer (rewritten if needed) or an error body
 	err         error
@@ -246,6 +247,7 @@ func (h *Handler) run(c *call, body []byte) {
 	}
 	defer resp.Body.Close()
 	c.status = resp.StatusCode
+	c.header = resp.Header
 	c.contentType = resp.Header.Get("Content-Type")
 	if !c.stream || resp.StatusCode != http.StatusOK || !strings.HasPrefix(c.contentType, "text/event-stream") {
 		c.body, c.err = readLimited(resp.Body, resp.ContentLength, c.maxBytes)
