@@ -66,10 +66,10 @@ type exchange struct {
 	// broken is a stream the upstream broke after the client got part of
 	// it: the client's connection is aborted (no [DONE]), so its SDK
 	// raises an error instead of taking a truncated answer as whole.
-	broken bool
-	spec      string
-	calConf   float64
-	hasConf   bool
+	broken  bool
+	spec    string
+	calConf float64
+	hasConf bool
 }
 
 type cancelInfo struct {
