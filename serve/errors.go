@@ -11,6 +11,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // Error codes of the JSON error body. Each maps to one HTTP status in
@@ -89,16 +90,6 @@ func ErrorStatus(err error) (status int, code, msg string) {
 	return http.StatusInternalServerError, CodeInternal, "internal error; see the server log"
 }
 
-// errorBody is {"error": {"code": ..., "message": ...}}.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // writeError answers a request with err. Only internal errors are logged:
 // the others are the client's, and the client is told.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
@@ -109,5 +100,6 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	if status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="triage admin"`)
 	}
-	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	// The proxy's shape, OpenAI's: {"error":{"message","type","param","code"}}.
+	c.AbortWithStatusJSON(status, proxy.NewErrorBody(status, code, msg, ""))
 }

@@ -81,7 +81,7 @@ type cancelInfo struct {
 func (x *exchange) refuse(err error) {
 	var e *apiError
 	if !errors.As(err, &e) {
-		e = &apiError{http.StatusInternalServerError, "internal_error", "internal error; see the server log"}
+		e = &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error; see the server log"}
 		x.h.log.Error("proxy request failed", "request_id", x.id, "err", err)
 	}
 	hd := x.w.Header()
@@ -89,7 +89,7 @@ func (x *exchange) refuse(err error) {
 		hd.Set(HeaderDecision, "none")
 	}
 	hd.Set(HeaderModel, "none")
-	writeError(x.w, e.status, e.code, e.msg)
+	writeError(x.w, e)
 	x.status = e.status
 }
 
@@ -448,13 +448,16 @@ func (x *exchange) fail(calls ...*call) {
 	msgs := make([]string, len(calls))
 	for i, c := range calls {
 		msgs[i] = c.describe()
+		if c.err != nil && !errors.Is(c.err, errTimeout) {
+			x.h.log.Warn("proxy: upstream call failed", "request_id", x.id, "tier", c.t.name, "err", c.err)
+		}
 	}
 	msg := "no upstream answered: " + strings.Join(msgs, "; ")
 	if len(calls) == 1 {
 		msg = "the upstream failed: " + msgs[0]
 	}
 	x.w.Header().Set(HeaderModel, "none")
-	writeError(x.w, http.StatusBadGateway, codeUpstream, msg)
+	writeError(x.w, &apiError{status: http.StatusBadGateway, code: codeUpstream, msg: msg})
 	x.status = http.StatusBadGateway
 }
 

@@ -52,14 +52,14 @@ func (h *Handler) ServeModels(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if v == nil {
-			writeError(w, http.StatusNotFound, codeUnknownModel,
-				fmt.Sprintf("model %q is not served here; there are %q, %q and %q", id, ModelRouted, TierFast, TierStrong))
+			writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownModel, param: "model",
+				msg: fmt.Sprintf("model %q is not served here; there are %q, %q and %q", id, ModelRouted, TierFast, TierStrong)})
 			return
 		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
+		writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error"})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

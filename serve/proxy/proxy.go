@@ -196,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case TierStrong:
 		x.decision, x.forced = models.Escalate, true
 	default:
-		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel,
+		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel, param: "model",
 			msg: fmt.Sprintf("model %q is not served here; send %q to route, or %q or %q to pick a tier", req.model, ModelRouted, TierFast, TierStrong)})
 		h.m.request("none", x.status)
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -276,15 +277,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// errorBody decodes an error body; the proxy's own must have OpenAI's
+// four fields, type set.
 func errorBody(t *testing.T, b []byte) (code, msg string) {
 	t.Helper()
 	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
+		Error map[string]any `json:"error"`
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatalf("error body %s: %v", b, err)
 	}
-	return e.Error.Code, e.Error.Message
+	for _, k := range []string{"message", "type", "param", "code"} {
+		if _, ok := e.Error[k]; !ok {
+			t.Errorf("error body %s has no %s", b, k)
+		}
+	}
+	if typ, _ := e.Error["type"].(string); typ == "" {
+		t.Errorf("error body %s has no type", b)
+	}
+	code, _ = e.Error["code"].(string)
+	msg, _ = e.Error["message"].(string)
+	return code, msg
 }
 
 func TestPaths(t *testing.T) {
@@ -797,4 +810,33 @@ func TestUpstreamHeaders(t *testing.T) {
 			t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
 		}
 	})
+}
+
+func TestUpstreamAddressNotShown(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	// A port nothing listens on: both tiers refuse the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+	cfg := DefaultConfig()
+	cfg.Tiers.Fast = Tier{BaseURL: dead, Model: "fast-model"}
+	cfg.Tiers.Strong = Tier{BaseURL: dead, Model: "strong-model"}
+	var logs bytes.Buffer
+	h, err := New(cfg, Deps{Router: r.h.router, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := httptest.NewServer(h)
+	defer ps.Close()
+	got := r.do(t, context.Background(), ps.URL, chatBody("E hard", ""))
+	code, msg := errorBody(t, got.body)
+	if got.status != 502 || code != codeUpstream || !strings.Contains(msg, "connection refused") {
+		t.Errorf("status %d, error %q %q; want 502 upstream_failed saying connection refused", got.status, code, msg)
+	}
+	if host := ln.Addr().String(); strings.Contains(string(got.body), host) || !strings.Contains(logs.String(), host) {
+		t.Errorf("the upstream address %s is in the answer %s, or not in the log %s", host, got.body, logs.String())
+	}
 }

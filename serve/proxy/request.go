@@ -13,7 +13,7 @@ import (
 	"github.com/triage-router/triage/serve/openai"
 )
 
-// Error codes of the proxy's own error bodies, {"error":{"code","message"}}.
+// Error codes of the proxy's own error bodies (ErrorBody).
 const (
 	codeInvalidJSON    = "invalid_json"
 	codeInvalidRequest = "invalid_request"
@@ -23,18 +23,62 @@ const (
 	codeUpstream       = "upstream_failed"
 )
 
-// apiError is an error the client is told about with its status.
+// apiError is an error the client is told about with its status. param
+// names the request field at fault, if one is.
 type apiError struct {
-	status    int
-	code, msg string
+	status           int
+	code, msg, param string
 }
 
 func (e *apiError) Error() string { return e.msg }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+// ErrorBody is an error as OpenAI (and vLLM, and every OpenAI SDK)
+// shapes it: {"error": {"message", "type", "param", "code"}}, param null
+// when no request field is at fault. The SDKs read type and code into
+// their error objects.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an ErrorBody.
+type ErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// NewErrorBody builds the body of an error answered with status. Its
+// type is OpenAI's for the status: invalid_request_error for most 4xx,
+// authentication_error (401), permission_error (403), rate_limit_error
+// (429) and server_error for 5xx.
+func NewErrorBody(status int, code, msg, param string) ErrorBody {
+	b := ErrorBody{Error: ErrorDetail{Message: msg, Type: ErrorType(status), Code: code}}
+	if param != "" {
+		b.Error.Param = &param
+	}
+	return b
+}
+
+// ErrorType is OpenAI's error type for an HTTP status.
+func ErrorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	b, _ := json.Marshal(NewErrorBody(e.status, e.code, e.msg, e.param))
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(e.status)
 	w.Write(b)
 }
 
@@ -60,24 +104,24 @@ type chatRequest struct {
 // *apiError.
 func readRequest(r *http.Request, limit int64) (*chatRequest, error) {
 	if r.ContentLength > limit {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is %d bytes, the limit is %d", r.ContentLength, limit)}
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is %d bytes, the limit is %d (max_request_bytes)", r.ContentLength, limit)}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, &apiError{http.StatusBadRequest, codeInvalidRequest, "read request body: " + err.Error()}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "read request body: " + err.Error()}
 	}
 	if int64(len(body)) > limit {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes (max_request_bytes)", limit)}
 	}
 	return parseRequest(body)
 }
 
 func parseRequest(body []byte) (*chatRequest, error) {
-	bad := func(format string, args ...any) error {
-		return &apiError{http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf(format, args...)}
+	bad := func(param, format string, args ...any) error {
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf(format, args...), param: param}
 	}
 	if !utf8.Valid(body) {
-		return nil, &apiError{http.StatusBadRequest, codeInvalidUTF8, "request body is not valid UTF-8; send UTF-8 JSON"}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidUTF8, msg: "request body is not valid UTF-8; send UTF-8 JSON"}
 	}
 	req := &chatRequest{body: body}
 	var ok bool
@@ -90,7 +134,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		if err := json.Unmarshal(body, &v); err != nil {
 			msg += ": " + err.Error()
 		}
-		return nil, &apiError{http.StatusBadRequest, codeInvalidJSON, msg + "; send an OpenAI chat completion request"}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send an OpenAI chat completion request"}
 	}
 	field := func(name string, dst any) error {
 		i := last(req.fields, name)
@@ -102,7 +146,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 			return nil
 		}
 		if err := json.Unmarshal(raw, dst); err != nil {
-			return bad("%s: %v", name, typeError(err))
+			return bad(name, "%s: %v", name, typeError(err))
 		}
 		return nil
 	}
@@ -124,17 +168,17 @@ func parseRequest(body []byte) (*chatRequest, error) {
 	}
 	req.includeUsage = opts.IncludeUsage
 	if len(msgs) == 0 {
-		return nil, bad("messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+		return nil, bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
 	req.messages = make([]datasets.Message, len(msgs))
 	req.turns = make([]features.Turn, len(msgs))
 	for i, m := range msgs {
 		if m.Role == "" {
-			return nil, bad("messages[%d].role is empty", i)
+			return nil, bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
 		}
 		text, err := openai.ContentText(m.Content)
 		if err != nil {
-			return nil, bad("messages[%d].content: %v", i, err)
+			return nil, bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
 		req.messages[i] = datasets.Message{Role: m.Role, Content: text}
 		req.turns[i] = features.Turn{Role: m.Role, Content: text}

@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -172,12 +175,37 @@ func (c *call) describe() string {
 	case errors.Is(c.err, errTimeout):
 		return fmt.Sprintf("%s tier (%s) timed out after %v", c.t.name, c.t.model, c.t.timeout)
 	case c.err != nil:
-		return fmt.Sprintf("%s tier (%s): %v", c.t.name, c.t.model, c.err)
+		return fmt.Sprintf("%s tier (%s): %s", c.t.name, c.t.model, errText(c.err))
 	case !c.ok():
 		msg := upstreamMessage(c.body)
 		return fmt.Sprintf("%s tier (%s) answered %d%s", c.t.name, c.t.model, c.status, msg)
 	}
 	return fmt.Sprintf("%s tier (%s) answered", c.t.name, c.t.model)
+}
+
+// errText says what went wrong with a call in words a client may read:
+// never the transport's own message, which names the upstream's address
+// ("dial tcp 10.0.0.7:8000: ...") and may hold a URL with credentials.
+// The whole error goes to the log.
+func errText(err error) string {
+	var dns *net.DNSError
+	var tlsErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, errTimeout), errors.Is(err, errTooLarge), errors.Is(err, errStreamCut):
+		return err.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the connection closed before the answer was whole"
+	case errors.As(err, &dns):
+		return "the upstream's host name did not resolve"
+	case errors.As(err, &tlsErr), errors.As(err, &recErr):
+		return "TLS with the upstream failed"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	}
+	return "the connection to the upstream failed"
 }
 
 // upstreamMessage is ": <message>" from an OpenAI-style error body, if any.
