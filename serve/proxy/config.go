@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +85,17 @@ type Config struct {
 	// beyond it they are dropped and counted, never waited for. 0 is
 	// DefaultRecordQueue.
 	RecordQueue int `yaml:"record_queue" json:"record_queue"`
+	// Aliases map the model names clients send to what serves them:
+	// "triage" (routed), "fast" or "strong". "*" maps every other name,
+	// so an app that sends "gpt-4o" works with only its base URL
+	// changed. Without an alias (and no "*") an unknown name is a 400
+	// listing the names served.
+	Aliases map[string]string `yaml:"aliases" json:"aliases"`
 }
+
+// AliasDefault is the alias key that maps every model name not otherwise
+// known.
+const AliasDefault = "*"
 
 // DefaultConfig is a config with no tiers and responses recorded.
 func DefaultConfig() Config {
@@ -110,7 +121,47 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
 		return errors.New("max_response_bytes and record_queue must not be negative (0 means the default)")
 	}
+	for name, to := range c.Aliases {
+		switch {
+		case name == "":
+			return errors.New("aliases: an empty model name; use \"*\" for every other name")
+		case name == ModelRouted || name == TierFast || name == TierStrong:
+			return fmt.Errorf("aliases.%s: %q is served under its own name and cannot be an alias", name, name)
+		case to != ModelRouted && to != TierFast && to != TierStrong:
+			return fmt.Errorf("aliases.%s is %q; want %q (routed), %q or %q", name, to, ModelRouted, TierFast, TierStrong)
+		}
+	}
 	return nil
+}
+
+// resolve is what serves a client's model name: ModelRouted, TierFast or
+// TierStrong, through the aliases; ok is false for a name not served.
+func (c *Config) resolve(model string) (string, bool) {
+	switch model {
+	case "", ModelRouted:
+		return ModelRouted, true
+	case TierFast, TierStrong:
+		return model, true
+	}
+	if to, ok := c.Aliases[model]; ok {
+		return to, true
+	}
+	to, ok := c.Aliases[AliasDefault]
+	return to, ok
+}
+
+// served lists the model names a client may send, for error messages:
+// the three built-in names, then the aliases but "*".
+func (c *Config) served() []string {
+	names := []string{ModelRouted, TierFast, TierStrong}
+	var more []string
+	for a := range c.Aliases {
+		if a != AliasDefault {
+			more = append(more, a)
+		}
+	}
+	slices.Sort(more)
+	return append(names, more...)
 }
 
 func (t Tier) validate() error {

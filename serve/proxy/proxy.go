@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +77,10 @@ type Handler struct {
 	client       *http.Client
 	now          func() time.Time
 	fast, strong *tier
+	// tiers are the upstreams from cheapest to strongest (fast, strong):
+	// what tierNamed and fallbackFor look through, so a third tier is one
+	// more entry, not another special case.
+	tiers []*tier
 	m            *metrics
 	rec          *recordQueue
 	closeOnce    sync.Once
@@ -119,8 +125,19 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if h.strong, err = newTier(TierStrong, cfg.Tiers.Strong, getenv, h.m); err != nil {
 		return nil, err
 	}
+	h.tiers = []*tier{h.fast, h.strong}
 	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
 	return h, nil
+}
+
+// tierNamed is the tier a client may name in "model", or nil.
+func (h *Handler) tierNamed(name string) *tier {
+	for _, t := range h.tiers {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 // newClient is an HTTP client whose pool keeps a connection per
@@ -188,18 +205,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.artTiers = art.Tiers
 	res := rt.Route(features.Input{Messages: req.turns, Meta: req.meta})
 	x.pHard = res.PHard
-	switch req.model {
-	case "", ModelRouted:
-		x.decision = res.Decision
-	case TierFast:
-		x.decision, x.forced = models.Fast, true
-	case TierStrong:
-		x.decision, x.forced = models.Escalate, true
-	default:
+	target, ok := h.cfg.resolve(req.model)
+	switch {
+	case !ok:
 		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel, param: "model",
-			msg: fmt.Sprintf("model %q is not served here; send %q to route, or %q or %q to pick a tier", req.model, ModelRouted, TierFast, TierStrong)})
+			msg: fmt.Sprintf("model %q is not served here; send one of %s (%q routes), or add an alias for it to the config",
+				req.model, quoteList(h.cfg.served()), ModelRouted)})
 		h.m.request("none", x.status)
 		return
+	case target == ModelRouted:
+		x.decision = res.Decision
+	case target == TierFast:
+		x.decision, x.forced = models.Fast, true
+	default:
+		x.decision, x.forced = models.Escalate, true
 	}
 	hd.Set(HeaderDecision, string(x.decision))
 	switch x.decision {
@@ -217,6 +236,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// error (curl: exit 18).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// quoteList is names quoted and joined with commas.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // errClientGone ends an exchange whose client went away.

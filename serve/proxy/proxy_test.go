@@ -102,6 +102,8 @@ type rigOptions struct {
 	apiKey          string
 	noConfidenceCal bool
 	fixedLatency    time.Duration
+	// config changes the proxy's config before New.
+	config func(*Config)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -147,6 +149,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if o.apiKey != "" {
 		cfg.Tiers.Fast.APIKeyEnv = "FAST_KEY"
 		env["FAST_KEY"] = o.apiKey
+	}
+	if o.config != nil {
+		o.config(&cfg)
 	}
 	art := &models.Artifact{Version: "v-test", Tiers: models.Tiers{Fast: "fast-log-name", Strong: "strong-log-name"},
 		Policy: models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.9}}
@@ -839,4 +844,66 @@ func TestUpstreamAddressNotShown(t *testing.T) {
 	if host := ln.Addr().String(); strings.Contains(string(got.body), host) || !strings.Contains(logs.String(), host) {
 		t.Errorf("the upstream address %s is in the answer %s, or not in the log %s", host, got.body, logs.String())
 	}
+}
+
+func TestAliases(t *testing.T) {
+	aliases := func(c *Config) {
+		c.Aliases = map[string]string{"gpt-4o": ModelRouted, "gpt-4o-mini": TierFast, "o3": TierStrong}
+	}
+	withDefault := func(c *Config) { aliases(c); c.Aliases[AliasDefault] = TierStrong }
+	tests := []struct {
+		name     string
+		config   func(*Config)
+		model    string
+		status   int
+		decision string
+		served   string
+	}{
+		{"an alias of triage routes", aliases, "gpt-4o", 200, "fast", "fast-model"},
+		{"an alias of fast bypasses routing", aliases, "gpt-4o-mini", 200, "fast", "fast-model"},
+		{"an alias of strong bypasses routing", aliases, "o3", 200, "escalate", "strong-model"},
+		{"a name without an alias is a 400", aliases, "claude", 400, "none", "none"},
+		{"the * alias maps every other name", withDefault, "claude", 200, "escalate", "strong-model"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{config: tt.config})
+			got := r.do(t, context.Background(), r.url, chatBody("F hello", `,"model":"`+tt.model+`"`))
+			if got.status != tt.status || got.decision != tt.decision || got.model != tt.served {
+				t.Fatalf("status %d decision %q model %q, want %d %q %q: %s", got.status, got.decision, got.model, tt.status, tt.decision, tt.served, got.body)
+			}
+			if tt.status == 400 {
+				if code, msg := errorBody(t, got.body); code != codeUnknownModel || !strings.Contains(msg, `"triage", "fast", "strong", "gpt-4o", "gpt-4o-mini", "o3"`) {
+					t.Errorf("error %q %q, want unknown_model listing the names served", code, msg)
+				}
+			}
+		})
+	}
+	t.Run("GET /v1/models lists the aliases", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: withDefault})
+		w := httptest.NewRecorder()
+		r.h.ServeModels(w, httptest.NewRequest(http.MethodGet, "/v1/models", nil))
+		var list struct {
+			Data []modelObject `json:"data"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range list.Data {
+			got = append(got, m.ID+">"+m.AliasOf+">"+m.Upstream)
+		}
+		want := "triage>> fast>>fast-model strong>>strong-model gpt-4o>triage> gpt-4o-mini>fast>fast-model o3>strong>strong-model"
+		if strings.Join(got, " ") != want {
+			t.Errorf("models %v, want %s", got, want)
+		}
+	})
+	t.Run("an alias of a served name or to an unknown target is refused", func(t *testing.T) {
+		for _, a := range []map[string]string{{"fast": TierStrong}, {"gpt": "gpt-5"}, {"": TierFast}} {
+			c := Config{Tiers: Tiers{Fast: Tier{BaseURL: "http://x/v1", Model: "m"}, Strong: Tier{BaseURL: "http://x/v1", Model: "m"}}, Aliases: a}
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "alias") {
+				t.Errorf("aliases %v: err %v", a, err)
+			}
+		}
+	})
 }
