@@ -80,10 +80,10 @@ type Handler struct {
 	// tiers are the upstreams from cheapest to strongest (fast, strong):
 	// what tierNamed and fallbackFor look through, so a third tier is one
 	// more entry, not another special case.
-	tiers []*tier
-	m            *metrics
-	rec          *recordQueue
-	closeOnce    sync.Once
+	tiers     []*tier
+	m         *metrics
+	rec       *recordQueue
+	closeOnce sync.Once
 }
 
 // New checks the config, reads the API keys and registers the metrics.
