@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +107,8 @@ type Server struct {
 	// proxy is POST /v1/chat/completions; nil when no tiers are
 	// configured.
 	proxy *proxy.Handler
+	// clientKeys guard the /v1/ routes; none leaves them open.
+	clientKeys []clientKey
 
 	httpMu sync.Mutex
 	http   *http.Server
@@ -146,6 +150,16 @@ func New(opts Options) (*Server, error) {
 		func() float64 { return float64(s.dlog.Depth()) },
 		func() float64 { return float64(s.store.Size()) })
 	registerCommitStats(opts.Registry, opts.Store)
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if s.clientKeys, err = clientKeys(s.cfg.ClientKeys, getenv); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := checkExposure(s.cfg.Addr, s.cfg.Proxy.Enabled(), len(s.clientKeys), s.cfg.AllowUnauthenticated); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if s.cfg.Proxy.Enabled() {
 		pc := s.cfg.Proxy
 		pc.MaxBodyBytes = s.cfg.Limits.MaxBodyBytes
@@ -355,21 +369,27 @@ func (s *Server) newEngine() *gin.Engine {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
-	s.handle(e, http.MethodPost, "/v1/route", s.handleRoute)
-	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
-	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
+	// The client-facing routes, behind the client keys when there are
+	// any.
+	var v1 gin.IRoutes = e
+	if len(s.clientKeys) > 0 {
+		v1 = e.Group("", s.requireClient)
+	}
+	s.handle(v1, http.MethodPost, "/v1/route", s.handleRoute)
+	s.handle(v1, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
+	s.handle(v1, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handle(e, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+		s.handle(v1, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
 		models := gin.WrapF(s.proxy.ServeModels)
-		s.handle(e, http.MethodGet, "/v1/models", models)
-		s.handle(e, http.MethodGet, "/v1/models/:id", models)
+		s.handle(v1, http.MethodGet, "/v1/models", models)
+		s.handle(v1, http.MethodGet, "/v1/models/:id", models)
 	} else {
 		// Like an unknown route (no metrics series), with a better hint.
 		e.POST("/v1/chat/completions", func(c *gin.Context) {
 			writeError(c, s.log, Errorf(CodeNotFound, "the proxy is off: add a tiers section to the config (see docs/proxy.md)"))
 		})
 	}
-	s.handle(e, http.MethodGet, "/v1/model", s.handleModel)
+	s.handle(v1, http.MethodGet, "/v1/model", s.handleModel)
 	s.handle(e, http.MethodGet, "/healthz", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))
 	})
@@ -389,7 +409,7 @@ func (s *Server) newEngine() *gin.Engine {
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 	route := path
 	if g, ok := r.(*gin.RouterGroup); ok {
-		route = g.BasePath() + path
+		route = strings.TrimSuffix(g.BasePath(), "/") + path
 	}
 	rm := s.m.forRoute(route)
 	r.Handle(method, path, func(c *gin.Context) {

@@ -196,6 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.request("none", x.status)
 		return
 	}
+	req.meta = MergeMeta(req.meta, ClientMeta(r.Context()))
 	x.req = req
 	rt := h.router()
 	x.router = rt

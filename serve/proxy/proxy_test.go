@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -906,4 +907,19 @@ func TestAliases(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestClientMeta(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(chatBody("F hello", `,"metadata":{"tenant":"spoofed","subject":"math"}`)))
+	req = req.WithContext(WithClientMeta(req.Context(), datasets.Meta{"tenant": "acme"}))
+	w := httptest.NewRecorder()
+	r.h.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	recs := r.recordings(t)
+	if got := fmt.Sprint(recs[0].Meta); got != "map[subject:math tenant:acme]" {
+		t.Errorf("recorded meta %s, want the key's tenant over the request's", got)
+	}
 }
