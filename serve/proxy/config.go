@@ -91,15 +91,24 @@ type Config struct {
 	// changed. Without an alias (and no "*") an unknown name is a 400
 	// listing the names served.
 	Aliases map[string]string `yaml:"aliases" json:"aliases"`
+	// Fallback answers from the other tier when the one a request went
+	// to fails (5xx, timeout, connection refused): the strong tier on a
+	// fast request, the fast tier on escalate or model "strong". On by
+	// default (DefaultConfig).
+	Fallback bool `yaml:"fallback" json:"fallback"`
+	// FallbackOn429 falls back on a tier's 429 (rate limited) too,
+	// instead of passing the 429 and its Retry-After to the client.
+	FallbackOn429 bool `yaml:"fallback_on_429" json:"fallback_on_429"`
 }
 
 // AliasDefault is the alias key that maps every model name not otherwise
 // known.
 const AliasDefault = "*"
 
-// DefaultConfig is a config with no tiers and responses recorded.
+// DefaultConfig is a config with no tiers, responses recorded and
+// fallback on.
 func DefaultConfig() Config {
-	return Config{RecordResponses: true}
+	return Config{RecordResponses: true, Fallback: true}
 }
 
 // Enabled reports whether any tier is configured. A server without tiers

@@ -63,6 +63,8 @@ type exchange struct {
 	calls     []*call
 	cancelled map[*call]cancelInfo
 	status    int
+	// fallback names the tier that answered after the chosen one failed.
+	fallback string
 	// broken is a stream the upstream broke after the client got part of
 	// it: the client's connection is aborted (no [DONE]), so its SDK
 	// raises an error instead of taking a truncated answer as whole.
@@ -116,41 +118,34 @@ func (x *exchange) await(c *call) bool {
 	}
 }
 
-// answered reports, after await, whether c has something to give the
-// client: an answer or stream, or a 4xx to pass through. A stream that
-// is not usable has ended.
-func (c *call) answered() bool {
-	if c.usable() {
-		return true
-	}
-	<-c.done
-	return c.clientError()
-}
-
-// runFast sends to the fast tier; an error or timeout escalates.
-func (x *exchange) runFast() {
-	fc, done := x.try(x.h.fast)
+// runTier sends to t alone (fast, escalate, or a tier the client named).
+// When t fails (5xx, timeout, connection error; 429 too with
+// fallback_on_429) and fallback is on, the other tier answers instead,
+// marked in X-Triage-Decision ("escalate+fallback") and the recording.
+func (x *exchange) runTier(t *tier) {
+	fb := x.h.fallbackFor(t)
+	c, done := x.try(t, fb != nil)
 	if done {
 		return
 	}
-	sc, done := x.try(x.h.strong)
+	if fb == nil || !c.fallbackable(x.h.cfg.FallbackOn429) {
+		x.fail(c)
+		return
+	}
+	x.fallback = fb.name
+	x.w.Header().Set(HeaderDecision, string(x.decision)+"+fallback")
+	fc, done := x.try(fb, false)
 	if done {
 		return
 	}
-	x.fail(fc, sc)
-}
-
-// runEscalate sends to the strong tier.
-func (x *exchange) runEscalate() {
-	if sc, done := x.try(x.h.strong); !done {
-		x.fail(sc)
-	}
+	x.fail(c, fc)
 }
 
 // try calls one tier and waits for it. done is true when the exchange is
 // over: the answer was served, the call could not start, or the client
-// left. Otherwise the call failed and c says how, for fail.
-func (x *exchange) try(t *tier) (c *call, done bool) {
+// left. Otherwise the call failed and c says how, for fail. A 4xx is
+// served as the answer, except a 429 that may fall back.
+func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	c, err := x.begin(t, false)
 	if err != nil {
 		x.refuse(err)
@@ -160,7 +155,12 @@ func (x *exchange) try(t *tier) (c *call, done bool) {
 		x.clientGone()
 		return nil, true
 	}
-	if c.answered() {
+	if c.usable() {
+		x.serve(c)
+		return nil, true
+	}
+	<-c.done
+	if c.clientError() && !(mayFallBack && c.fallbackable(x.h.cfg.FallbackOn429)) {
 		x.serve(c)
 		return nil, true
 	}
@@ -482,6 +482,7 @@ func (x *exchange) finish() {
 	if !x.forced {
 		rec.Decision.Propensity = 1
 	}
+	rec.Decision.Fallback = x.fallback
 	switch {
 	case x.broken:
 		rec.Decision.Error = "stream_broken"

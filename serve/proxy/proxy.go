@@ -140,6 +140,20 @@ func (h *Handler) tierNamed(name string) *tier {
 	return nil
 }
 
+// fallbackFor is the tier that answers when t fails, or nil when
+// fallback is off: the other tier.
+func (h *Handler) fallbackFor(t *tier) *tier {
+	if !h.cfg.Fallback {
+		return nil
+	}
+	for _, o := range h.tiers {
+		if o != t {
+			return o
+		}
+	}
+	return nil
+}
+
 // newClient is an HTTP client whose pool keeps a connection per
 // concurrent request to each upstream: without it, bursts above the
 // default two idle connections per host open and close a connection per
@@ -224,9 +238,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set(HeaderDecision, string(x.decision))
 	switch x.decision {
 	case models.Fast:
-		x.runFast()
+		x.runTier(h.fast)
 	case models.Escalate:
-		x.runEscalate()
+		x.runTier(h.strong)
 	default:
 		x.runSpeculate()
 	}

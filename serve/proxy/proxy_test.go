@@ -321,6 +321,8 @@ func TestPaths(t *testing.T) {
 		strongCancel  int64  // seen by the strong sim
 		errContains   string // in the 502 message
 		upstreamCode  string // in a passed-through 4xx
+		on429         bool   // fallback_on_429
+		noFallback    bool   // fallback: false
 	}{
 		{name: "fast goes to the fast tier", prompt: "F hello", status: 200, decision: "fast", model: "fast-model", content: "fast hello there"},
 		{name: "escalate goes to the strong tier", prompt: "E hard", status: 200, decision: "escalate", model: "strong-model", content: "strong right"},
@@ -330,19 +332,24 @@ func TestPaths(t *testing.T) {
 			model: "strong-model", content: "strong better", spec: SpecStrongUsed},
 		{name: "a strong answer first is kept and the fast call cancelled", prompt: "S strong first", status: 200, decision: "speculate",
 			model: "strong-model", content: "strong early", spec: SpecStrongUsed, fastCancelled: 1},
-		{name: "a fast error escalates", prompt: "F fast-500", status: 200, decision: "fast", model: "strong-model", content: upstreamsim.DefaultAnswer},
-		{name: "a fast timeout escalates", prompt: "F fast-hang", fastTimeout: 200 * time.Millisecond, status: 200, decision: "fast",
+		{name: "a fast error falls back to the strong tier", prompt: "F fast-500", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a fast timeout falls back to the strong tier", prompt: "F fast-hang", fastTimeout: 200 * time.Millisecond, status: 200, decision: "fast+fallback",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, fastCancelled: 1},
+		{name: "a strong error on escalate falls back to the fast tier", prompt: "E strong-500", status: 200, decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "a strong error on a client-picked strong tier falls back to the fast tier", prompt: "F strong-500", extra: `,"model":"strong"`, status: 200,
+			decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "a 429 passes through without fallback_on_429", prompt: "E strong-429", status: 429, decision: "escalate", model: "strong-model"},
+		{name: "a 429 falls back with fallback_on_429", prompt: "E strong-429", on429: true, status: 200, decision: "escalate+fallback", model: "fast-model"},
+		{name: "without fallback a strong error on escalate is a 502", prompt: "E strong-500", noFallback: true, status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model) answered 500"},
 		{name: "a strong error after a fast answer returns the fast answer", prompt: "S strong-500", status: 200, decision: "speculate",
 			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
 		{name: "a fast error in a speculation uses the strong answer", prompt: "S fast-500", status: 200, decision: "speculate",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
-		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast", model: "none",
+		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast+fallback", model: "none",
 			errContains: "fast tier (fast-model) answered 500: fast is down; strong tier (strong-model) answered 500: strong is down"},
 		{name: "both tiers failing in a speculation is a 502", prompt: "S fast-500 strong-500", status: 502, decision: "speculate", model: "none",
 			spec: SpecFailed, errContains: "no upstream answered"},
-		{name: "a strong failure on escalate is a 502", prompt: "E strong-500", status: 502, decision: "escalate", model: "none",
-			errContains: "strong tier (strong-model) answered 500"},
 		{name: "a fast 4xx passes through", prompt: "F fast-400", status: 400, decision: "fast", model: "fast-model", upstreamCode: "injected"},
 		{name: "a strong 4xx passes through", prompt: "E strong-400", status: 400, decision: "escalate", model: "strong-model", upstreamCode: "injected"},
 		{name: "4xx from both tiers of a speculation passes the strong one through", prompt: "S fast-400 strong-400", status: 400,
@@ -354,7 +361,7 @@ func TestPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{fastTimeout: tt.fastTimeout})
+			r := newRig(t, rigOptions{fastTimeout: tt.fastTimeout, config: func(c *Config) { c.FallbackOn429, c.Fallback = tt.on429, !tt.noFallback }})
 			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
 			if got.status != tt.status || got.decision != tt.decision || got.model != tt.model {
 				t.Fatalf("status %d decision %q model %q, want %d %q %q; body %s", got.status, got.decision, got.model,
@@ -392,8 +399,9 @@ func TestPaths(t *testing.T) {
 			if len(recs) != 1 {
 				t.Fatalf("%d recordings, want 1", len(recs))
 			}
-			if recs[0].RequestID != got.id || recs[0].Decision.Kind != tt.decision {
-				t.Errorf("recording %s %q, want %s %q", recs[0].RequestID, recs[0].Decision.Kind, got.id, tt.decision)
+			kind, fellBack := strings.CutSuffix(tt.decision, "+fallback")
+			if recs[0].RequestID != got.id || recs[0].Decision.Kind != kind || (recs[0].Decision.Fallback != "") != fellBack {
+				t.Errorf("recording %s %+v, want %s %q fallback %v", recs[0].RequestID, recs[0].Decision, got.id, kind, fellBack)
 			}
 			// Cancels seen upstream match cancels recorded.
 			var cancelled int64
@@ -747,16 +755,20 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 func TestBrokenStream(t *testing.T) {
+	// The sims cut a stream midway: with a 100 ms answer the proxy has
+	// relayed its first half 35 ms before; "S reject" waits for a strong
+	// answer of 400 ms.
 	tests := []struct {
 		name, prompt string
+		latency      time.Duration
 	}{
-		{"a relayed fast stream that the upstream cuts aborts the client's stream", "F fast-cut"},
-		{"an escalated stream that the upstream cuts aborts the client's stream", "E strong-cut"},
-		{"a speculation relaying a strong stream that is cut aborts the client's stream", "S reject strong-cut"},
+		{"a relayed fast stream that the upstream cuts aborts the client's stream", "F fast-cut", 100 * time.Millisecond},
+		{"an escalated stream that the upstream cuts aborts the client's stream", "E strong-cut", 100 * time.Millisecond},
+		{"a speculation relaying a strong stream that is cut aborts the client's stream", "S reject strong-cut", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{})
+			r := newRig(t, rigOptions{fixedLatency: tt.latency})
 			resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody(tt.prompt, `,"stream":true`)))
 			if err != nil {
 				t.Fatal(err)

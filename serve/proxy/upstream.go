@@ -158,6 +158,18 @@ func (c *call) ok() bool { return c.err == nil && c.status >= 200 && c.status < 
 // request with a 4xx: the client's mistake, passed through.
 func (c *call) clientError() bool { return c.err == nil && c.status >= 400 && c.status < 500 }
 
+// fallbackable reports, once done or failed, whether another tier may
+// answer in c's place: c failed (connection, timeout, broken before its
+// first data), answered 5xx, or answered 429 and on429 says so. Other
+// 4xx are the client's mistake, which another tier would repeat.
+func (c *call) fallbackable(on429 bool) bool {
+	<-c.done
+	if c.err != nil || c.status >= 500 {
+		return true
+	}
+	return on429 && c.status == http.StatusTooManyRequests
+}
+
 // usable reports, once ready, whether a stream can be relayed: it
 // answered 200 and sent data (or ended well).
 func (c *call) usable() bool {

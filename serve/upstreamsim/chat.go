@@ -320,8 +320,9 @@ func (e *entry) choicesJSON(withLogprobs bool) []byte {
 // stream writes the answer as server-sent events: the first content after
 // StreamTTFTShare of wait, the rest spread so the last lands at wait. It
 // returns false when the client went away first.
-// With cut it stops after the first content chunk and aborts the
-// connection (http.ErrAbortHandler): the client sees the body end early.
+// With cut it stops midway, at the wait for content chunk k/2 (the first
+// of a one-chunk answer), and aborts the connection
+// (http.ErrAbortHandler): the client sees the body end early.
 func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage, cut bool) bool {
 	start := time.Now()
 	rc := http.NewResponseController(w)
@@ -361,13 +362,15 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 		if withLogprobs {
 			ch.Logprobs = tokenLogprobs(a.tokens[lo:hi], a.logprobs[lo:hi])
 		}
+		if cut && j == k/2 {
+			// Midway, after the wait up to this chunk: the client has
+			// had time to relay what came before.
+			s.failed.Add(1)
+			panic(http.ErrAbortHandler)
+		}
 		chunk.Choices = []choice{ch}
 		if !send(&chunk) {
 			return false
-		}
-		if cut {
-			s.failed.Add(1)
-			panic(http.ErrAbortHandler)
 		}
 	}
 	if !sleepCtx(ctx, wait-time.Since(start)) {

@@ -74,9 +74,9 @@ type Fault struct {
 	Delay time.Duration
 	// Header is added to the response, e.g. Retry-After on a 429.
 	Header http.Header
-	// CutStream cuts a streamed answer after its first content chunk:
-	// the connection closes with no more chunks and no [DONE], as when
-	// an upstream dies mid-answer.
+	// CutStream cuts a streamed answer midway (where its middle content
+	// chunk would be): the connection closes with no more chunks and no
+	// [DONE], as when an upstream dies mid-answer.
 	CutStream bool
 }
 
