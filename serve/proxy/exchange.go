@@ -524,7 +524,7 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 		ms := ran(end)
 		o.LatencyMS = datasets.Float(ms)
 		o.Cancelled = true
-		if cost, ok := t.proRata(ms); ok {
+		if cost, ok := t.proRata(ms, x.req.textBytes); ok {
 			o.CostUSD = datasets.Float(cost)
 			t.m.cost.Add(cost)
 		}
@@ -547,7 +547,7 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 			t.m.tokensIn.Add(float64(in))
 			t.m.tokensOut.Add(float64(out))
 			t.m.cost.Add(cost)
-			t.observe(ms, cost)
+			t.observe(ms, c.usage, x.req.textBytes)
 		}
 		if raw, ok := c.confidence(); ok {
 			o.Confidence = datasets.Float(raw)

@@ -230,6 +230,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case target == ModelRouted:
 		x.decision = res.Decision
+		if x.decision == models.Speculate && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
+			x.decision = models.Escalate
+		}
 	case target == TierFast:
 		x.decision, x.forced = models.Fast, true
 	default:

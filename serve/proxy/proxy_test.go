@@ -580,21 +580,41 @@ func TestRecording(t *testing.T) {
 }
 
 func TestProRataCost(t *testing.T) {
-	tr := &tier{}
-	if _, ok := tr.proRata(10); ok {
+	// Prices of 1 per input token and 2 per output token.
+	tr := &tier{priceIn: 1, priceOut: 2}
+	if _, ok := tr.proRata(10, 40); ok {
 		t.Fatal("a tier with no completed call has a pro-rata cost")
 	}
-	tr.observe(100, 0.01)
-	tr.observe(300, 0.03)
-	// Means: 200 ms and 0.02 USD.
+	// 10 prompt tokens for 40 bytes (0.25 a byte), 5 out, 100 ms.
+	tr.observe(100, &usage{PromptTokens: 10, CompletionTokens: 5}, 40)
+	// A call of 40 bytes would cost 10 + 10 in full.
 	tests := []struct {
-		ran, want float64
-	}{{50, 0.005}, {200, 0.02}, {1000, 0.02}}
-	for _, tt := range tests {
-		if got, _ := tr.proRata(tt.ran); math.Abs(got-tt.want) > 1e-15 {
-			t.Errorf("proRata(%v) = %v, want %v", tt.ran, got, tt.want)
-		}
+		name  string
+		ran   float64
+		bytes int
+		want  float64
+	}{
+		{"half the mean latency costs half", 50, 40, 10},
+		{"the mean latency or more costs the whole", 300, 40, 20},
+		{"a longer prompt costs more", 100, 400, 100 + 10},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, _ := tr.proRata(tt.ran, tt.bytes); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("proRata(%v, %d) = %v, want %v", tt.ran, tt.bytes, got, tt.want)
+			}
+		})
+	}
+	t.Run("a large prompt does not inflate later cancellations", func(t *testing.T) {
+		// 200 KB at the same 0.25 tokens a byte: the tokens per byte and
+		// the mean output stay, so a small call cancelled at half the
+		// mean latency still costs what it did. (Billing on the mean
+		// cost, as before, made it 25,000x.)
+		tr.observe(100, &usage{PromptTokens: 50_000, CompletionTokens: 5}, 200_000)
+		if got, _ := tr.proRata(50, 40); math.Abs(got-10) > 1e-9 {
+			t.Errorf("proRata(50, 40) after a large prompt = %v, want 10", got)
+		}
+	})
 }
 
 func TestAPIKey(t *testing.T) {
@@ -933,5 +953,39 @@ func TestClientMeta(t *testing.T) {
 	recs := r.recordings(t)
 	if got := fmt.Sprint(recs[0].Meta); got != "map[subject:math tenant:acme]" {
 		t.Errorf("recorded meta %s, want the key's tenant over the request's", got)
+	}
+}
+
+func TestToolsAndTopLogprobs(t *testing.T) {
+	const tools = `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`
+	no := false
+	for _, tt := range []struct {
+		name, prompt, extra string
+		speculateTools      *bool
+		status              int
+		decision            string
+	}{
+		{"a speculation with tools speculates by default", "S accept", tools, nil, 200, "speculate"},
+		{"speculate_tools false sends a speculation with tools to the strong tier", "S reject", tools, &no, 200, "escalate"},
+		{"speculate_tools false leaves a request without tools alone", "S accept", "", &no, 200, "speculate"},
+		{"speculate_tools false leaves a fast request with tools alone", "F hello", tools, &no, 200, "fast"},
+		{"top_logprobs without logprobs is a 400 on the fast route", "F hello", `,"top_logprobs":2`, nil, 400, "none"},
+		{"top_logprobs without logprobs is a 400 on the speculate route", "S accept", `,"top_logprobs":2`, nil, 400, "none"},
+		{"top_logprobs with logprobs false is a 400", "S accept", `,"logprobs":false,"top_logprobs":2`, nil, 400, "none"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{config: func(c *Config) { c.SpeculateTools = tt.speculateTools }})
+			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
+			if got.status != tt.status || got.decision != tt.decision {
+				t.Fatalf("status %d decision %q, want %d %q: %s", got.status, got.decision, tt.status, tt.decision, got.body)
+			}
+			if tt.status == 400 {
+				var e struct{ Error struct{ Param string } }
+				json.Unmarshal(got.body, &e)
+				if e.Error.Param != "top_logprobs" {
+					t.Errorf("error %s, want param top_logprobs", got.body)
+				}
+			}
+		})
 	}
 }

@@ -98,6 +98,12 @@ type chatRequest struct {
 	messages               []datasets.Message
 	turns                  []features.Turn
 	meta                   map[string]string
+	// tools is a request that offers tools: its answer may be tool calls,
+	// which carry no content log-probabilities.
+	tools bool
+	// textBytes is the length of the messages' text, what a cancelled
+	// call's prompt tokens are estimated from.
+	textBytes int
 }
 
 // readRequest reads and decodes a chat completion request. Its errors are
@@ -153,6 +159,8 @@ func parseRequest(body []byte) (*chatRequest, error) {
 	var opts struct {
 		IncludeUsage bool `json:"include_usage"`
 	}
+	var tools []json.RawMessage
+	var topLogprobs *int
 	var msgs []struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
@@ -161,12 +169,18 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		name string
 		dst  any
 	}{{"model", &req.model}, {"stream", &req.stream}, {"logprobs", &req.logprobs},
-		{"stream_options", &opts}, {"messages", &msgs}, {"metadata", &req.meta}} {
+		{"stream_options", &opts}, {"messages", &msgs}, {"metadata", &req.meta}, {"tools", &tools}, {"top_logprobs", &topLogprobs}} {
 		if err := field(f.name, f.dst); err != nil {
 			return nil, err
 		}
 	}
 	req.includeUsage = opts.IncludeUsage
+	req.tools = len(tools) > 0
+	if topLogprobs != nil && !req.logprobs {
+		// OpenAI refuses it; the proxy refuses it on every route alike
+		// rather than let a speculation's own logprobs make it pass.
+		return nil, bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
+	}
 	if len(msgs) == 0 {
 		return nil, bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
@@ -181,6 +195,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 			return nil, bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
 		req.messages[i] = datasets.Message{Role: m.Role, Content: text}
+		req.textBytes += len(text)
 		req.turns[i] = features.Turn{Role: m.Role, Content: text}
 	}
 	return req, nil

@@ -31,16 +31,25 @@ type tier struct {
 	m        *tierMetrics
 
 	// Running means of completed calls, the basis of a cancelled call's
-	// pro-rata cost (its own full latency and cost are never known).
+	// pro-rata cost (its own usage and full latency are never known):
+	// latency and output tokens, which do not depend much on the prompt,
+	// and prompt tokens per byte of request text, to estimate a call's
+	// own prompt tokens from its request.
 	mu        sync.Mutex
 	n         int
 	meanLatMS float64
-	meanCost  float64
+	meanOut   float64
+	meanInTok float64 // prompt tokens, for tokens per byte
+	meanBytes float64 // request text bytes, likewise
 }
 
 // meanWindow caps the running means' sample count, so they follow a
 // drifting upstream (an exponential average over about this many calls).
 const meanWindow = 1000
+
+// defaultTokensPerByte estimates prompt tokens before a tier has reported
+// any: about 4 bytes of English per token for OpenAI's tokenizers.
+const defaultTokensPerByte = 0.25
 
 func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier, error) {
 	t := &tier{name: name, url: endpoint(c.BaseURL), model: c.Model, timeout: c.Timeout,
@@ -62,28 +71,40 @@ func (t *tier) cost(u *usage) float64 {
 	return float64(u.PromptTokens)*t.priceIn + float64(u.CompletionTokens)*t.priceOut
 }
 
-// observe adds a completed call to the running means.
-func (t *tier) observe(latMS, cost float64) {
+// observe adds a completed call to the running means: its latency, its
+// usage and the size of its request's text.
+func (t *tier) observe(latMS float64, u *usage, textBytes int) {
 	t.mu.Lock()
 	t.n = min(t.n+1, meanWindow)
-	t.meanLatMS += (latMS - t.meanLatMS) / float64(t.n)
-	t.meanCost += (cost - t.meanCost) / float64(t.n)
+	w := 1 / float64(t.n)
+	t.meanLatMS += (latMS - t.meanLatMS) * w
+	t.meanOut += (float64(u.CompletionTokens) - t.meanOut) * w
+	t.meanInTok += (float64(u.PromptTokens) - t.meanInTok) * w
+	t.meanBytes += (float64(textBytes) - t.meanBytes) * w
 	t.mu.Unlock()
 }
 
-// proRata is the cost of a call cancelled after ranMS: the tier's mean
-// cost times the share of its mean latency the call ran, at most the
-// whole. ok is false before any call of the tier completed.
-func (t *tier) proRata(ranMS float64) (float64, bool) {
+// proRata is the cost of a call cancelled after ranMS whose request has
+// textBytes of text: its own prompt tokens (estimated from textBytes at
+// the tier's tokens per byte) and the tier's mean output tokens, at the
+// tier's prices, times the share of the tier's mean latency the call
+// ran, at most the whole. A large prompt thus costs its own cancellation
+// more and no other's. ok is false before any call of the tier completed.
+func (t *tier) proRata(ranMS float64, textBytes int) (float64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.n == 0 {
 		return 0, false
 	}
-	if t.meanLatMS <= 0 || ranMS >= t.meanLatMS {
-		return t.meanCost, true
+	perByte := defaultTokensPerByte
+	if t.meanBytes > 0 {
+		perByte = t.meanInTok / t.meanBytes
 	}
-	return t.meanCost * ranMS / t.meanLatMS, true
+	full := float64(textBytes)*perByte*t.priceIn + t.meanOut*t.priceOut
+	if t.meanLatMS <= 0 || ranMS >= t.meanLatMS {
+		return full, true
+	}
+	return full * ranMS / t.meanLatMS, true
 }
 
 // usage is an answer's token usage.
