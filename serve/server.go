@@ -162,7 +162,6 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.cfg.Proxy.Enabled() {
 		pc := s.cfg.Proxy
-		pc.MaxBodyBytes = s.cfg.Limits.MaxBodyBytes
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
@@ -379,7 +378,9 @@ func (s *Server) newEngine() *gin.Engine {
 	s.handle(v1, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
 	s.handle(v1, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handle(v1, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+		s.handleProxy(v1, "/v1/chat/completions", s.proxy.ServeHTTP)
+		s.handleProxy(v1, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(v1, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(v1, http.MethodGet, "/v1/models", models)
 		s.handle(v1, http.MethodGet, "/v1/models/:id", models)
@@ -407,16 +408,40 @@ func (s *Server) newEngine() *gin.Engine {
 
 // handle registers h with a metrics wrapper for its route.
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
-	route := path
-	if g, ok := r.(*gin.RouterGroup); ok {
-		route = strings.TrimSuffix(g.BasePath(), "/") + path
-	}
-	rm := s.m.forRoute(route)
+	rm := s.routeMetrics(r, path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
 		h(c)
 		rm.done(c.Writer.Status(), start)
 	})
+}
+
+// handleProxy registers a proxy POST route. Its metrics count the status
+// the proxy counted (499 for a client gone, 502 for a stream an upstream
+// broke, though 200 was sent), also when the handler aborts the
+// connection with http.ErrAbortHandler.
+func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
+	rm := s.routeMetrics(r, path)
+	r.Handle(http.MethodPost, path, func(c *gin.Context) {
+		start := time.Now()
+		ctx, status := proxy.WithStatusReport(c.Request.Context())
+		defer func() {
+			st := *status
+			if st == 0 {
+				st = c.Writer.Status()
+			}
+			rm.done(st, start)
+		}()
+		h(c.Writer, c.Request.WithContext(ctx))
+	})
+}
+
+func (s *Server) routeMetrics(r gin.IRoutes, path string) *routeMetrics {
+	route := path
+	if g, ok := r.(*gin.RouterGroup); ok {
+		route = strings.TrimSuffix(g.BasePath(), "/") + path
+	}
+	return s.m.forRoute(route)
 }
 
 // recover turns a handler panic into a logged 500 with the usual error

@@ -39,3 +39,22 @@ func MergeMeta(req, key datasets.Meta) datasets.Meta {
 	}
 	return out
 }
+
+type statusKey struct{}
+
+// WithStatusReport returns ctx and where the proxy's handlers put the
+// status they counted in triage_proxy_requests_total: 499 when the
+// client went away, 502 for a stream the upstream broke after a 200 was
+// sent. The server counts its own HTTP metrics with it, so the two
+// agree.
+func WithStatusReport(ctx context.Context) (context.Context, *int) {
+	p := new(int)
+	return context.WithValue(ctx, statusKey{}, p), p
+}
+
+// reportStatus puts status where WithStatusReport asked for it.
+func reportStatus(ctx context.Context, status int) {
+	if p, ok := ctx.Value(statusKey{}).(*int); ok {
+		*p = status
+	}
+}

@@ -15,8 +15,10 @@ const (
 	// DefaultTimeout bounds the wait for an upstream's answer (for a
 	// stream: its first chunk and each gap between chunks).
 	DefaultTimeout = 60 * time.Second
-	// DefaultMaxBodyBytes bounds a client's request body.
-	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBodyBytes bounds a client's request body: room for a
+	// chat with a base64 image of 8 MiB (about 11 MB encoded) and its
+	// text.
+	DefaultMaxBodyBytes = 16 << 20
 	// DefaultMaxResponseBytes bounds one upstream answer the proxy holds.
 	DefaultMaxResponseBytes = 32 << 20
 	// DefaultRecordQueue is how many finished requests may wait to be
@@ -75,9 +77,10 @@ type Config struct {
 	// RecordResponses keeps each answer's text in the feedback store.
 	// Turn it off when answers must not be stored.
 	RecordResponses bool `yaml:"record_responses" json:"record_responses"`
-	// MaxBodyBytes bounds a client's request; larger gets 413. 0 is
-	// DefaultMaxBodyBytes.
-	MaxBodyBytes int64 `yaml:"-" json:"-"`
+	// MaxBodyBytes bounds a client's request on the proxy routes; larger
+	// gets 413. 0 is DefaultMaxBodyBytes. The server's
+	// limits.max_body_bytes is for its own routes.
+	MaxBodyBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes"`
 	// MaxResponseBytes bounds an upstream's answer; larger fails the
 	// call. 0 is DefaultMaxResponseBytes.
 	MaxResponseBytes int64 `yaml:"max_response_bytes" json:"max_response_bytes"`
@@ -106,6 +109,8 @@ type Config struct {
 	// a fast call for the strong answer it would get anyway. Nil (absent)
 	// is true: a request with tools may still be answered in text.
 	SpeculateTools *bool `yaml:"speculate_tools" json:"speculate_tools"`
+	// Embeddings sends POST /v1/embeddings to a tier; off without one.
+	Embeddings Embeddings `yaml:"embeddings" json:"embeddings"`
 }
 
 // AliasDefault is the alias key that maps every model name not otherwise
@@ -135,7 +140,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
-		return errors.New("max_response_bytes and record_queue must not be negative (0 means the default)")
+		return errors.New("max_request_bytes, max_response_bytes and record_queue must not be negative (0 means the default)")
+	}
+	if err := c.Embeddings.validate(); err != nil {
+		return err
 	}
 	for name, to := range c.Aliases {
 		switch {
@@ -206,9 +214,4 @@ func (t Tier) validate() error {
 		}
 	}
 	return nil
-}
-
-// endpoint is the chat completions URL of a base URL.
-func endpoint(base string) string {
-	return strings.TrimRight(base, "/") + "/chat/completions"
 }

@@ -101,7 +101,7 @@ func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := x.h.startCall(x.ctx, t, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	c := x.h.startCall(x.ctx, t, x.req.api.path, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
 	x.calls = append(x.calls, c)
 	return c, nil
 }
@@ -475,7 +475,7 @@ func (x *exchange) finish() {
 		x.h.m.speculation(x.spec).Inc()
 	}
 	rec := Recording{
-		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Meta: x.req.meta, Forced: x.forced,
+		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Prompt: x.req.prompt, Meta: x.req.meta, Forced: x.forced,
 		Decision: datasets.Decision{Kind: string(x.decision), PHard: x.pHard, ModelVersion: x.version},
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}

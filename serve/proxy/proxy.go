@@ -194,8 +194,17 @@ func newRequestID(now time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
-// ServeHTTP proxies one chat completion.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP proxies one chat completion (POST /v1/chat/completions).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveAPI(w, r, apiChat) }
+
+// ServeCompletions proxies one (legacy) completion (POST
+// /v1/completions), routed on its prompt like a chat completion on its
+// messages.
+func (h *Handler) ServeCompletions(w http.ResponseWriter, r *http.Request) {
+	h.serveAPI(w, r, apiCompletions)
+}
+
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	x := &exchange{h: h, w: w, r: r, ctx: r.Context(), start: time.Now()}
 	x.ts = h.now()
 	x.id = newRequestID(x.ts)
@@ -204,10 +213,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Upstream timeouts bound a proxied call, and a stream may outlive
 	// any fixed write deadline the server sets for its other routes.
 	http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	req, err := readRequest(r, h.cfg.MaxBodyBytes)
+	req, err := readRequest(r, h.cfg.MaxBodyBytes, a)
 	if err != nil {
 		x.refuse(err)
 		h.m.request("none", x.status)
+		reportStatus(r.Context(), x.status)
 		return
 	}
 	req.meta = MergeMeta(req.meta, ClientMeta(r.Context()))
@@ -218,7 +228,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.policy = art.Policy
 	x.version = art.Version
 	x.artTiers = art.Tiers
-	res := rt.Route(features.Input{Messages: req.turns, Meta: req.meta})
+	res := rt.Route(req.input)
 	x.pHard = res.PHard
 	target, ok := h.cfg.resolve(req.model)
 	switch {
@@ -227,6 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg: fmt.Sprintf("model %q is not served here; send one of %s (%q routes), or add an alias for it to the config",
 				req.model, quoteList(h.cfg.served()), ModelRouted)})
 		h.m.request("none", x.status)
+		reportStatus(r.Context(), x.status)
 		return
 	case target == ModelRouted:
 		x.decision = res.Decision
@@ -248,6 +259,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.runSpeculate()
 	}
 	x.finish()
+	reportStatus(r.Context(), x.status)
 	if x.broken {
 		// Counted and recorded: now cut the client's connection without
 		// ending the chunked body, which every HTTP client reports as an

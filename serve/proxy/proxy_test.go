@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,7 +37,10 @@ import (
 type fakeRouter struct{ art *models.Artifact }
 
 func (f *fakeRouter) Route(in features.Input) models.Result {
-	text := in.Messages[len(in.Messages)-1].Content
+	text := in.Prompt
+	if len(in.Messages) > 0 {
+		text = in.Messages[len(in.Messages)-1].Content
+	}
 	switch {
 	case strings.HasPrefix(text, "F"):
 		return models.Result{PHard: 0.1, Decision: models.Fast}
@@ -137,6 +141,15 @@ func newRig(t testing.TB, o rigOptions) *rig {
 				default:
 				}
 			}
+			if req.URL.Path == "/v1/embeddings" {
+				// An embedding that names the model and input it got.
+				var e struct{ Model, Input string }
+				json.NewDecoder(req.Body).Decode(&e)
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("X-Request-Id", "req_emb")
+				fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,-0.25]}],"model":%q,"usage":{"prompt_tokens":1,"total_tokens":1},"input":%q}`, e.Model, e.Input)
+				return
+			}
 			sim.ServeHTTP(w, req)
 		}))
 		t.Cleanup(ts.Close)
@@ -167,7 +180,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.h = h
-	ps := httptest.NewServer(h)
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/v1/completions", h.ServeCompletions)
+	mux.HandleFunc("/v1/embeddings", h.ServeEmbeddings)
+	ps := httptest.NewServer(mux)
 	t.Cleanup(ps.Close)
 	r.url = ps.URL
 	return r
@@ -695,7 +712,7 @@ func TestUpstreamBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := parseRequest([]byte(tt.body))
+			req, err := parseRequest([]byte(tt.body), apiChat)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -738,14 +755,14 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"metadata":{"k":"v"}}`))
 	f.Add([]byte(`{"messages":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := parseRequest(b)
+		req, err := parseRequest(b, apiChat)
 		if err != nil {
 			if _, ok := err.(*apiError); !ok {
 				t.Fatalf("error %T %v is not an *apiError", err, err)
 			}
 			return
 		}
-		if len(req.messages) == 0 || len(req.turns) != len(req.messages) {
+		if len(req.messages) == 0 || len(req.input.Messages) != len(req.messages) {
 			t.Fatalf("accepted a request without messages")
 		}
 		ub, err := req.upstreamBody("m", true)
@@ -987,5 +1004,126 @@ func TestToolsAndTopLogprobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCompletions(t *testing.T) {
+	post := func(t *testing.T, r *rig, body string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for _, tt := range []struct {
+		name, body, decision, model, text string
+		strongCancelled                   int64
+	}{
+		{"a completion is routed on its prompt", `{"model":"triage","prompt":"F hello"}`, "fast", "fast-model", "fast hello there", 0},
+		{"a speculated completion keeps a confident fast answer", `{"prompt":"S accept"}`, "speculate", "fast-model", "fast and sure", 1},
+		{"a speculated completion waits for the strong answer when the fast one is unsure", `{"prompt":["S reject"]}`, "speculate", "strong-model", "strong better", 0},
+		{"a speculated completion stream keeps a confident fast answer", `{"prompt":"S accept","stream":true}`, "speculate", "fast-model", "fast and sure", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			resp, b := post(t, r, tt.body)
+			if resp.StatusCode != 200 || resp.Header.Get(HeaderDecision) != tt.decision || resp.Header.Get(HeaderModel) != tt.model {
+				t.Fatalf("status %d decision %q model %q, want 200 %q %q: %s", resp.StatusCode, resp.Header.Get(HeaderDecision), resp.Header.Get(HeaderModel), tt.decision, tt.model, b)
+			}
+			text := ""
+			for _, ev := range strings.Split(strings.TrimPrefix(string(b), "data: "), "\n\ndata: ") {
+				var a struct {
+					Choices []struct {
+						Text     string
+						Logprobs any
+					}
+				}
+				if ev = strings.TrimSpace(ev); ev == "[DONE]" {
+					continue
+				}
+				if err := json.Unmarshal([]byte(ev), &a); err != nil {
+					t.Fatalf("event %q: %v", ev, err)
+				}
+				for _, c := range a.Choices {
+					text += c.Text
+					if c.Logprobs != nil {
+						t.Errorf("the client got logprobs it did not ask for: %s", ev)
+					}
+				}
+			}
+			if text != tt.text {
+				t.Errorf("text %q, want %q", text, tt.text)
+			}
+			waitFor(t, "the strong sim's cancels", func() bool { return r.strongSim.Stats().Cancelled == tt.strongCancelled })
+			recs := r.recordings(t)
+			if len(recs) != 1 || !strings.Contains(tt.body, `"`+recs[0].Prompt+`"`) || recs[0].Prompt == "" || len(recs[0].Messages) != 0 {
+				t.Errorf("recording %+v, want the prompt", recs)
+			}
+		})
+	}
+	t.Run("a completion without a prompt is a 400 naming it", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		resp, b := post(t, r, `{"model":"triage"}`)
+		var e struct{ Error struct{ Param string } }
+		json.Unmarshal(b, &e)
+		if resp.StatusCode != 400 || e.Error.Param != "prompt" {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestEmbeddings(t *testing.T) {
+	post := func(t *testing.T, r *rig, body string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/embeddings", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	t.Run("embeddings go to the configured tier with its model", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "embed-small"} }})
+		resp, b := post(t, r, `{"model":"text-embedding-3-small","input":"hi"}`)
+		if resp.StatusCode != 200 || !strings.Contains(b, `"model":"embed-small"`) || !strings.Contains(b, `"input":"hi"`) ||
+			resp.Header.Get("X-Request-Id") != "req_emb" || resp.Header.Get(HeaderModel) != "embed-small" {
+			t.Errorf("status %d %v: %s", resp.StatusCode, resp.Header, b)
+		}
+	})
+	t.Run("without a model in the config the client's is passed", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierStrong} }})
+		if resp, b := post(t, r, `{"model":"text-embedding-3-small","input":"hi"}`); resp.StatusCode != 200 || !strings.Contains(b, `"model":"text-embedding-3-small"`) {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("without embeddings in the config it is a 404 saying how to turn it on", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		if resp, b := post(t, r, `{"input":"hi"}`); resp.StatusCode != 404 || !strings.Contains(b, "embeddings: {tier: fast") {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("a body that is not a JSON object is a 400", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "m"} }})
+		if resp, b := post(t, r, `["hi"]`); resp.StatusCode != 400 {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestLargeImage(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	// An 8 MiB image, base64 in a data URL, beside the text.
+	img := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xAB}, 8<<20))
+	body := `{"messages":[{"role":"user","content":[{"type":"text","text":"F hello"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` + img + `"}}]}]}`
+	got := r.do(t, context.Background(), r.url, body)
+	if got.status != 200 || got.content != "fast hello there" {
+		t.Fatalf("status %d: %.300s", got.status, got.body)
 	}
 }

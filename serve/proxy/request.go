@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
@@ -75,11 +76,13 @@ func ErrorType(status int) string {
 	return "invalid_request_error"
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
+// writeError answers with e and returns its status.
+func writeError(w http.ResponseWriter, e *apiError) int {
 	b, _ := json.Marshal(NewErrorBody(e.status, e.code, e.msg, e.param))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
 	w.Write(b)
+	return e.status
 }
 
 // chatRequest is a client's request: the body as sent, with the fields
@@ -95,9 +98,14 @@ type chatRequest struct {
 	// logprobs and includeUsage are what the client asked for; the proxy
 	// may ask the upstream for more and then hides it.
 	logprobs, includeUsage bool
-	messages               []datasets.Message
-	turns                  []features.Turn
-	meta                   map[string]string
+	// api is the endpoint asked.
+	api *api
+	// messages (chat) or prompt (completions) are what is recorded;
+	// input is what is routed on.
+	messages []datasets.Message
+	prompt   string
+	input    features.Input
+	meta     map[string]string
 	// tools is a request that offers tools: its answer may be tool calls,
 	// which carry no content log-probabilities.
 	tools bool
@@ -106,9 +114,19 @@ type chatRequest struct {
 	textBytes int
 }
 
-// readRequest reads and decodes a chat completion request. Its errors are
+// readRequest reads and decodes a request to a. Its errors are
 // *apiError.
-func readRequest(r *http.Request, limit int64) (*chatRequest, error) {
+func readRequest(r *http.Request, limit int64, a *api) (*chatRequest, error) {
+	body, err := readBody(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	return parseRequest(body, a)
+}
+
+// readBody reads a request body of at most limit bytes. Its errors are
+// *apiError.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is %d bytes, the limit is %d (max_request_bytes)", r.ContentLength, limit)}
 	}
@@ -119,17 +137,35 @@ func readRequest(r *http.Request, limit int64) (*chatRequest, error) {
 	if int64(len(body)) > limit {
 		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes (max_request_bytes)", limit)}
 	}
-	return parseRequest(body)
+	return body, nil
 }
 
-func parseRequest(body []byte) (*chatRequest, error) {
+// api is an OpenAI endpoint the proxy routes: they differ in where the
+// prompt is, how log-probabilities are asked for and where the answer's
+// text is (completion reads both shapes).
+type api struct {
+	// path follows a tier's base URL.
+	path string
+	// logprobs is the "logprobs" value that asks for each sampled
+	// token's log-probability.
+	logprobs json.RawMessage
+	// what names the request in errors.
+	what string
+}
+
+var (
+	apiChat        = &api{path: "/chat/completions", logprobs: json.RawMessage("true"), what: "an OpenAI chat completion request"}
+	apiCompletions = &api{path: "/completions", logprobs: json.RawMessage("1"), what: "an OpenAI completion request"}
+)
+
+func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	bad := func(param, format string, args ...any) error {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf(format, args...), param: param}
 	}
 	if !utf8.Valid(body) {
 		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidUTF8, msg: "request body is not valid UTF-8; send UTF-8 JSON"}
 	}
-	req := &chatRequest{body: body}
+	req := &chatRequest{body: body, api: a}
 	var ok bool
 	if json.Valid(body) {
 		req.fields, ok = members(make([]member, 0, 8), body, 0)
@@ -140,7 +176,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		if err := json.Unmarshal(body, &v); err != nil {
 			msg += ": " + err.Error()
 		}
-		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send an OpenAI chat completion request"}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send " + a.what}
 	}
 	field := func(name string, dst any) error {
 		i := last(req.fields, name)
@@ -159,6 +195,30 @@ func parseRequest(body []byte) (*chatRequest, error) {
 	var opts struct {
 		IncludeUsage bool `json:"include_usage"`
 	}
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{{"model", &req.model}, {"stream", &req.stream}, {"stream_options", &opts}, {"metadata", &req.meta}} {
+		if err := field(f.name, f.dst); err != nil {
+			return nil, err
+		}
+	}
+	req.includeUsage = opts.IncludeUsage
+	var err error
+	if a == apiCompletions {
+		err = req.parseCompletion(field, bad)
+	} else {
+		err = req.parseChat(field, bad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	req.input.Meta = req.meta
+	return req, nil
+}
+
+// parseChat reads a chat completion's messages, logprobs and tools.
+func (req *chatRequest) parseChat(field func(string, any) error, bad func(string, string, ...any) error) error {
 	var tools []json.RawMessage
 	var topLogprobs *int
 	var msgs []struct {
@@ -168,37 +228,66 @@ func parseRequest(body []byte) (*chatRequest, error) {
 	for _, f := range []struct {
 		name string
 		dst  any
-	}{{"model", &req.model}, {"stream", &req.stream}, {"logprobs", &req.logprobs},
-		{"stream_options", &opts}, {"messages", &msgs}, {"metadata", &req.meta}, {"tools", &tools}, {"top_logprobs", &topLogprobs}} {
+	}{{"logprobs", &req.logprobs}, {"messages", &msgs}, {"tools", &tools}, {"top_logprobs", &topLogprobs}} {
 		if err := field(f.name, f.dst); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	req.includeUsage = opts.IncludeUsage
 	req.tools = len(tools) > 0
 	if topLogprobs != nil && !req.logprobs {
 		// OpenAI refuses it; the proxy refuses it on every route alike
 		// rather than let a speculation's own logprobs make it pass.
-		return nil, bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
+		return bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
 	}
 	if len(msgs) == 0 {
-		return nil, bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+		return bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
 	req.messages = make([]datasets.Message, len(msgs))
-	req.turns = make([]features.Turn, len(msgs))
+	turns := make([]features.Turn, len(msgs))
 	for i, m := range msgs {
 		if m.Role == "" {
-			return nil, bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
+			return bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
 		}
 		text, err := openai.ContentText(m.Content)
 		if err != nil {
-			return nil, bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
+			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
 		req.messages[i] = datasets.Message{Role: m.Role, Content: text}
 		req.textBytes += len(text)
-		req.turns[i] = features.Turn{Role: m.Role, Content: text}
+		turns[i] = features.Turn{Role: m.Role, Content: text}
 	}
-	return req, nil
+	req.input.Messages = turns
+	return nil
+}
+
+// parseCompletion reads a (legacy) completion's prompt and logprobs: a
+// string, or strings joined with newlines for the router. Token ids
+// cannot be routed on.
+func (req *chatRequest) parseCompletion(field func(string, any) error, bad func(string, string, ...any) error) error {
+	var lp *int
+	var prompt json.RawMessage
+	if err := field("logprobs", &lp); err != nil {
+		return err
+	}
+	if err := field("prompt", &prompt); err != nil {
+		return err
+	}
+	req.logprobs = lp != nil
+	var one string
+	var many []string
+	switch {
+	case len(prompt) == 0:
+		return bad("prompt", "prompt is missing; send the text to complete")
+	case json.Unmarshal(prompt, &one) == nil:
+	case json.Unmarshal(prompt, &many) == nil && len(many) > 0:
+		one = strings.Join(many, "\n")
+	default:
+		return bad("prompt", "prompt is not a string or an array of strings; token ids cannot be routed, send text")
+	}
+	req.prompt = one
+	req.textBytes = len(one)
+	req.input.Prompt = one
+	return nil
 }
 
 func typeError(err error) string {
@@ -250,7 +339,7 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 			put([]byte(`"model":`), m)
 			sawModel = true
 		case addLogprobs && f.is("logprobs"):
-			put([]byte(`"logprobs":`), jsonTrue)
+			put([]byte(`"logprobs":`), req.api.logprobs)
 			sawLogprobs = true
 		case addUsage && f.is("stream_options"):
 			put([]byte(`"stream_options":`), opts)
@@ -263,7 +352,7 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 		put([]byte(`"model":`), m)
 	}
 	if addLogprobs && !sawLogprobs {
-		put([]byte(`"logprobs":`), jsonTrue)
+		put([]byte(`"logprobs":`), req.api.logprobs)
 	}
 	if addUsage && !sawOpts {
 		put([]byte(`"stream_options":`), opts)

@@ -21,7 +21,7 @@ import (
 // tier is a configured upstream with what the proxy learns about it.
 type tier struct {
 	name     string // TierFast or TierStrong
-	url      string
+	base     string // the base URL without a trailing slash
 	model    string
 	apiKey   string
 	timeout  time.Duration
@@ -52,7 +52,7 @@ const meanWindow = 1000
 const defaultTokensPerByte = 0.25
 
 func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier, error) {
-	t := &tier{name: name, url: endpoint(c.BaseURL), model: c.Model, timeout: c.Timeout,
+	t := &tier{name: name, base: strings.TrimRight(c.BaseURL, "/"), model: c.Model, timeout: c.Timeout,
 		priceIn: c.PriceInPer1K / 1000, priceOut: c.PriceOutPer1K / 1000, recordAs: c.RecordAs, m: m.forTier(name)}
 	if t.timeout == 0 {
 		t.timeout = DefaultTimeout
@@ -118,6 +118,7 @@ type usage struct {
 // on those channels first. A stream's events are shared under mu.
 type call struct {
 	t      *tier
+	path   string // the endpoint, after the tier's base URL
 	stream bool
 	// stripLogprobs and stripUsage hide what the proxy asked for and the
 	// client did not.
@@ -152,8 +153,8 @@ type call struct {
 
 // start sends body to t in a new goroutine. The call ends at ctx's end,
 // on the tier's timeout, or when cancelled.
-func (h *Handler) startCall(ctx context.Context, t *tier, body []byte, stream, stripLogprobs, stripUsage bool) *call {
-	c := &call{t: t, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
+func (h *Handler) startCall(ctx context.Context, t *tier, path string, body []byte, stream, stripLogprobs, stripUsage bool) *call {
+	c := &call{t: t, path: path, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
 		maxBytes: h.cfg.MaxResponseBytes, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go h.run(c, body)
@@ -287,7 +288,7 @@ func (h *Handler) run(c *call, body []byte) {
 	// chunk) does not come within the tier's timeout.
 	timer := time.AfterFunc(c.t.timeout, func() { c.timedOut.Store(true); c.cancel() })
 	defer timer.Stop()
-	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.base+c.path, bytes.NewReader(body))
 	if err != nil {
 		c.err = err
 		return
@@ -372,10 +373,14 @@ type completion struct {
 		Delta struct {
 			Content *string `json:"content"`
 		} `json:"delta"`
+		// Text is a (legacy) completion's answer, whole or a chunk.
+		Text     *string `json:"text"`
 		Logprobs *struct {
 			Content []struct {
 				Logprob float64 `json:"logprob"`
 			} `json:"content"`
+			// TokenLogprobs are a completion's.
+			TokenLogprobs []float64 `json:"token_logprobs"`
 		} `json:"logprobs"`
 	} `json:"choices"`
 	Usage *usage `json:"usage"`
@@ -393,9 +398,16 @@ func (c *call) take(a *completion) {
 		if ch.Delta.Content != nil {
 			c.text.WriteString(*ch.Delta.Content)
 		}
+		if ch.Text != nil {
+			c.text.WriteString(*ch.Text)
+		}
 		if ch.Logprobs != nil {
 			for _, l := range ch.Logprobs.Content {
 				c.lpSum += l.Logprob
+				c.lpN++
+			}
+			for _, l := range ch.Logprobs.TokenLogprobs {
+				c.lpSum += l
 				c.lpN++
 			}
 		}

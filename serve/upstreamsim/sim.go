@@ -36,7 +36,7 @@ const (
 	// first content chunk.
 	StreamTTFTShare = 0.3
 	// maxBodyBytes bounds a request body.
-	maxBodyBytes = 8 << 20
+	maxBodyBytes = 32 << 20
 )
 
 // Reply says what a known prompt is answered with.
@@ -229,6 +229,7 @@ func New(opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
+	mux.HandleFunc("POST /v1/completions", s.handleCompletions)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /sim/stats", s.handleStats)
 	s.mux = mux
