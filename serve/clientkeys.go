@@ -116,15 +116,22 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// requireClient checks the client key of a /v1/ request in constant time
+// needsClientKey reports whether requests to path need a client key: the
+// /v1/ routes, when the server has keys.
+func (s *Server) needsClientKey(path string) bool {
+	return len(s.clientKeys) > 0 && strings.HasPrefix(path, "/v1/")
+}
+
+// clientAllowed checks the client key of a /v1/ request in constant time
 // (every key is compared, each as a hash) and puts the key's meta in the
-// request's context for the handlers to merge.
-func (s *Server) requireClient(c *gin.Context) {
+// request's context for the handlers to merge. Refused, it has answered
+// 401.
+func (s *Server) clientAllowed(c *gin.Context) bool {
 	const prefix = "Bearer "
 	h := c.GetHeader("Authorization")
 	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		writeError(c, s.log, Errorf(CodeInvalidAPIKey, "no client key: send Authorization: Bearer KEY with a key from the server's client_keys (an OpenAI SDK sends its api_key so)"))
-		return
+		return false
 	}
 	got := sha256.Sum256([]byte(h[len(prefix):]))
 	match := -1
@@ -135,10 +142,10 @@ func (s *Server) requireClient(c *gin.Context) {
 	}
 	if match < 0 {
 		writeError(c, s.log, Errorf(CodeInvalidAPIKey, "the client key is not one of this server's client_keys"))
-		return
+		return false
 	}
 	if k := &s.clientKeys[match]; len(k.meta) > 0 {
 		c.Request = c.Request.WithContext(proxy.WithClientMeta(c.Request.Context(), k.meta))
 	}
-	c.Next()
+	return true
 }

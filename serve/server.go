@@ -368,29 +368,25 @@ func (s *Server) newEngine() *gin.Engine {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
-	// The client-facing routes, behind the client keys when there are
-	// any.
-	var v1 gin.IRoutes = e
-	if len(s.clientKeys) > 0 {
-		v1 = e.Group("", s.requireClient)
-	}
-	s.handle(v1, http.MethodPost, "/v1/route", s.handleRoute)
-	s.handle(v1, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
-	s.handle(v1, http.MethodPost, "/v1/feedback", s.handleFeedback)
+	// The client-facing /v1/ routes are behind the client keys when
+	// there are any (handle and handleProxy check them).
+	s.handle(e, http.MethodPost, "/v1/route", s.handleRoute)
+	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
+	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handleProxy(v1, "/v1/chat/completions", s.proxy.ServeHTTP)
-		s.handleProxy(v1, "/v1/completions", s.proxy.ServeCompletions)
-		s.handleProxy(v1, "/v1/embeddings", s.proxy.ServeEmbeddings)
+		s.handleProxy(e, "/v1/chat/completions", s.proxy.ServeHTTP)
+		s.handleProxy(e, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
-		s.handle(v1, http.MethodGet, "/v1/models", models)
-		s.handle(v1, http.MethodGet, "/v1/models/:id", models)
+		s.handle(e, http.MethodGet, "/v1/models", models)
+		s.handle(e, http.MethodGet, "/v1/models/:id", models)
 	} else {
 		// Like an unknown route (no metrics series), with a better hint.
 		e.POST("/v1/chat/completions", func(c *gin.Context) {
 			writeError(c, s.log, Errorf(CodeNotFound, "the proxy is off: add a tiers section to the config (see docs/proxy.md)"))
 		})
 	}
-	s.handle(v1, http.MethodGet, "/v1/model", s.handleModel)
+	s.handle(e, http.MethodGet, "/v1/model", s.handleModel)
 	s.handle(e, http.MethodGet, "/healthz", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))
 	})
@@ -409,9 +405,12 @@ func (s *Server) newEngine() *gin.Engine {
 // handle registers h with a metrics wrapper for its route.
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
-		h(c)
+		if !auth || s.clientAllowed(c) {
+			h(c)
+		}
 		rm.done(c.Writer.Status(), start)
 	})
 }
@@ -422,8 +421,13 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 // connection with http.ErrAbortHandler.
 func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
 	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
 	r.Handle(http.MethodPost, path, func(c *gin.Context) {
 		start := time.Now()
+		if auth && !s.clientAllowed(c) {
+			rm.done(c.Writer.Status(), start)
+			return
+		}
 		ctx, status := proxy.WithStatusReport(c.Request.Context())
 		defer func() {
 			st := *status
