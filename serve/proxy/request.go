@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/jsonscan"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/serve/openai"
 )
@@ -187,6 +188,21 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 		if string(raw) == "null" {
 			return nil
 		}
+		// The scanner reads strings and booleans as encoding/json does,
+		// without its reflection.
+		switch d := dst.(type) {
+		case *string:
+			if v, ok := scanString(raw); ok {
+				*d = v
+				return nil
+			}
+		case *bool:
+			switch string(raw) {
+			case "true", "false":
+				*d = string(raw) == "true"
+				return nil
+			}
+		}
 		if err := json.Unmarshal(raw, dst); err != nil {
 			return bad(name, "%s: %v", name, typeError(err))
 		}
@@ -219,25 +235,18 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 
 // parseChat reads a chat completion's messages, logprobs and tools.
 func (req *chatRequest) parseChat(field func(string, any) error, bad func(string, string, ...any) error) error {
-	var tools []json.RawMessage
-	var topLogprobs *int
+	if err := req.parseChatRest(field, bad); err != nil {
+		return err
+	}
+	if req.fastMessages() {
+		return nil
+	}
 	var msgs []struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	}
-	for _, f := range []struct {
-		name string
-		dst  any
-	}{{"logprobs", &req.logprobs}, {"messages", &msgs}, {"tools", &tools}, {"top_logprobs", &topLogprobs}} {
-		if err := field(f.name, f.dst); err != nil {
-			return err
-		}
-	}
-	req.tools = len(tools) > 0
-	if topLogprobs != nil && !req.logprobs {
-		// OpenAI refuses it; the proxy refuses it on every route alike
-		// rather than let a speculation's own logprobs make it pass.
-		return bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
+	if err := field("messages", &msgs); err != nil {
+		return err
 	}
 	if len(msgs) == 0 {
 		return bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
@@ -257,6 +266,60 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		turns[i] = features.Turn{Role: m.Role, Content: text}
 	}
 	req.input.Messages = turns
+	return nil
+}
+
+// fastMessages reads messages of the usual shape, [{"role": string,
+// "content": string}, ...] with non-empty roles, with the scanner;
+// false leaves anything else (content parts, tool calls, errors) to
+// parseChat's encoding/json path.
+func (req *chatRequest) fastMessages() bool {
+	i := last(req.fields, "messages")
+	if i < 0 {
+		return false
+	}
+	sc := jsonscan.New(req.body[req.fields[i].val:req.fields[i].end])
+	msgs, ok := jsonscan.Messages[datasets.Message](&sc)
+	if !ok || !sc.End() || len(msgs) == 0 {
+		return false
+	}
+	turns := make([]features.Turn, len(msgs))
+	n := 0
+	for i, m := range msgs {
+		if m.Role == "" {
+			return false
+		}
+		n += len(m.Content)
+		turns[i] = features.Turn{Role: m.Role, Content: m.Content}
+	}
+	req.messages, req.input.Messages, req.textBytes = msgs, turns, n
+	return true
+}
+
+// parseChatRest reads a chat completion's logprobs, top_logprobs and
+// tools.
+func (req *chatRequest) parseChatRest(field func(string, any) error, bad func(string, string, ...any) error) error {
+	var topLogprobs *int
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{{"logprobs", &req.logprobs}, {"top_logprobs", &topLogprobs}} {
+		if err := field(f.name, f.dst); err != nil {
+			return err
+		}
+	}
+	if i := last(req.fields, "tools"); i >= 0 {
+		var tools []json.RawMessage
+		if err := field("tools", &tools); err != nil {
+			return err
+		}
+		req.tools = len(tools) > 0
+	}
+	if topLogprobs != nil && !req.logprobs {
+		// OpenAI refuses it; the proxy refuses it on every route alike
+		// rather than let a speculation's own logprobs make it pass.
+		return bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
+	}
 	return nil
 }
 

@@ -11,11 +11,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/triage-router/triage/datasets/jsonscan"
 )
 
 // tier is a configured upstream with what the proxy learns about it.
@@ -365,25 +368,224 @@ func readLimited(r io.Reader, size, limit int64) ([]byte, error) {
 
 // completion is the part of an answer (or a stream chunk) the proxy reads.
 type completion struct {
-	Choices []struct {
-		Index   int `json:"index"`
-		Message struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-		Delta struct {
-			Content *string `json:"content"`
-		} `json:"delta"`
-		// Text is a (legacy) completion's answer, whole or a chunk.
-		Text     *string `json:"text"`
-		Logprobs *struct {
-			Content []struct {
-				Logprob float64 `json:"logprob"`
-			} `json:"content"`
-			// TokenLogprobs are a completion's.
-			TokenLogprobs []float64 `json:"token_logprobs"`
-		} `json:"logprobs"`
-	} `json:"choices"`
-	Usage *usage `json:"usage"`
+	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage"`
+}
+
+type choice struct {
+	Index   int `json:"index"`
+	Message struct {
+		Content *string `json:"content"`
+	} `json:"message"`
+	Delta struct {
+		Content *string `json:"content"`
+	} `json:"delta"`
+	// Text is a (legacy) completion's answer, whole or a chunk.
+	Text     *string         `json:"text"`
+	Logprobs *choiceLogprobs `json:"logprobs"`
+}
+
+type choiceLogprobs struct {
+	Content []struct {
+		Logprob float64 `json:"logprob"`
+	} `json:"content"`
+	// TokenLogprobs are a completion's.
+	TokenLogprobs []float64 `json:"token_logprobs"`
+}
+
+// decodeCompletion reads an answer or chunk into a. The usual shape (the
+// choices' index, content or text, and usage) is read with the scanner,
+// without encoding/json's reflection, which was a tenth of a proxied
+// request's CPU; anything else, and log-probabilities, go to
+// encoding/json. ok is false when b is not a JSON object of that shape.
+func decodeCompletion(b []byte, a *completion) bool {
+	if !json.Valid(b) {
+		return false
+	}
+	if decodeCompletionFast(b, a) {
+		return true
+	}
+	*a = completion{}
+	return json.Unmarshal(b, a) == nil
+}
+
+func decodeCompletionFast(b []byte, a *completion) bool {
+	var buf [12]member
+	top, ok := members(buf[:0], b, 0)
+	if !ok {
+		return false
+	}
+	for i := range top {
+		m := &top[i]
+		raw := b[m.val:m.end]
+		switch {
+		case shadowed(top, i):
+			// encoding/json merges a repeated object into the first.
+			if foldsTo(m, "usage", "choices") || m.is("usage") || m.is("choices") {
+				return false
+			}
+		case foldsTo(m, "usage", "choices"):
+			// encoding/json matches keys case-insensitively.
+			return false
+		case m.is("usage"):
+			if string(raw) == "null" {
+				continue
+			}
+			var u usage
+			if !readUsage(raw, &u) {
+				return false
+			}
+			a.Usage = &u
+		case m.is("choices"):
+			if !readChoices(raw, a) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readChoices reads an array of choices.
+func readChoices(b []byte, a *completion) bool {
+	var cb [12]member
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	a.Choices = []choice{} // as encoding/json: empty, not nil
+	for i = skipWS(b, i+1); i < len(b) && b[i] != ']'; {
+		ms, ok := members(cb[:0], b, i)
+		end := valueEnd(b, i)
+		if !ok || end < 0 {
+			return false
+		}
+		var ch choice
+		if !readChoice(b, ms, &ch) {
+			return false
+		}
+		a.Choices = append(a.Choices, ch)
+		if i = skipWS(b, end); i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return i < len(b)
+}
+
+// readChoice reads one choice's members; false for a shape it does not
+// know (the caller then uses encoding/json).
+func readChoice(b []byte, ms []member, ch *choice) bool {
+	var sub [8]member
+	for i := range ms {
+		m := &ms[i]
+		raw := b[m.val:m.end]
+		if shadowed(ms, i) {
+			return false
+		}
+		if string(raw) == "null" {
+			continue
+		}
+		switch {
+		case foldsTo(m, "index", "text", "message", "delta", "logprobs"):
+			return false
+		case m.is("index"):
+			n, err := strconv.Atoi(string(raw))
+			if err != nil {
+				return false
+			}
+			ch.Index = n
+		case m.is("text"):
+			v, ok := scanString(raw)
+			if !ok {
+				return false
+			}
+			ch.Text = &v
+		case m.is("message"), m.is("delta"):
+			inner, ok := members(sub[:0], raw, 0)
+			if !ok {
+				return false
+			}
+			for j := range inner {
+				if foldsTo(&inner[j], "content") {
+					return false
+				}
+				if !inner[j].is("content") {
+					continue
+				}
+				if shadowed(inner, j) {
+					return false
+				}
+				cr := raw[inner[j].val:inner[j].end]
+				if string(cr) == "null" {
+					continue
+				}
+				v, ok := scanString(cr)
+				if !ok {
+					return false
+				}
+				if m.is("message") {
+					ch.Message.Content = &v
+				} else {
+					ch.Delta.Content = &v
+				}
+			}
+		case m.is("logprobs"):
+			var lp choiceLogprobs
+			if json.Unmarshal(raw, &lp) != nil {
+				return false
+			}
+			ch.Logprobs = &lp
+		}
+	}
+	return true
+}
+
+// readUsage reads prompt_tokens and completion_tokens of a usage object.
+func readUsage(b []byte, u *usage) bool {
+	var buf [8]member
+	ms, ok := members(buf[:0], b, 0)
+	if !ok {
+		return false
+	}
+	for i := range ms {
+		var dst *int
+		switch {
+		case foldsTo(&ms[i], "prompt_tokens", "completion_tokens"):
+			return false
+		case ms[i].is("prompt_tokens"):
+			dst = &u.PromptTokens
+		case ms[i].is("completion_tokens"):
+			dst = &u.CompletionTokens
+		default:
+			continue
+		}
+		if shadowed(ms, i) {
+			return false
+		}
+		n, err := strconv.Atoi(string(b[ms[i].val:ms[i].end]))
+		if err != nil {
+			return false
+		}
+		*dst = n
+	}
+	return true
+}
+
+// foldsTo reports whether m's key is one of names but for case, which
+// encoding/json would match and the fast path does not.
+func foldsTo(m *member, names ...string) bool {
+	for _, n := range names {
+		if !m.is(n) && strings.EqualFold(string(m.key), n) {
+			return true
+		}
+	}
+	return false
+}
+
+// scanString decodes a JSON string exactly as encoding/json does.
+func scanString(raw []byte) (string, bool) {
+	sc := jsonscan.New(raw)
+	v, ok := sc.Str()
+	return v, ok && sc.End()
 }
 
 // take adds a decoded answer or chunk's text, log-probabilities and usage.
@@ -422,7 +624,7 @@ func (c *call) take(a *completion) {
 // still passed on; only its usage and confidence are then unknown.
 func (c *call) parseAnswer() {
 	var a completion
-	if json.Unmarshal(c.body, &a) != nil {
+	if !decodeCompletion(c.body, &a) {
 		return
 	}
 	c.take(&a)
@@ -545,7 +747,7 @@ func (c *call) addEvent(raw, data []byte) {
 	isData := len(data) > 0
 	if isData && string(data) != "[DONE]" {
 		var a completion
-		if json.Unmarshal(data, &a) == nil {
+		if decodeCompletion(data, &a) {
 			c.take(&a)
 			switch {
 			case c.stripUsage && len(a.Choices) == 0 && a.Usage != nil:
