@@ -530,13 +530,67 @@ func readChoice(b []byte, ms []member, ch *choice) bool {
 			}
 		case m.is("logprobs"):
 			var lp choiceLogprobs
-			if json.Unmarshal(raw, &lp) != nil {
+			if !readLogprobs(raw, &lp) && json.Unmarshal(raw, &lp) != nil {
 				return false
 			}
 			ch.Logprobs = &lp
 		}
 	}
 	return true
+}
+
+// readLogprobs reads a chat choice's logprobs, {"content": [{"token",
+// "logprob", "bytes", "top_logprobs"}, ...]}, the numbers only; false
+// for any other shape (a completion's token_logprobs too), which
+// encoding/json then reads.
+func readLogprobs(b []byte, lp *choiceLogprobs) bool {
+	var buf, tb [8]member
+	ms, ok := members(buf[:0], b, 0)
+	if !ok || len(ms) != 1 || !ms[0].is("content") {
+		return false
+	}
+	arr := b[ms[0].val:ms[0].end]
+	i := skipWS(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return false
+	}
+	lp.Content = lp.Content[:0]
+	for i = skipWS(arr, i+1); i < len(arr) && arr[i] != ']'; {
+		tok, ok := members(tb[:0], arr, i)
+		end := valueEnd(arr, i)
+		if !ok || end < 0 {
+			return false
+		}
+		n := 0
+		for j := range tok {
+			if foldsTo(&tok[j], "logprob") {
+				return false
+			}
+			if !tok[j].is("logprob") {
+				continue
+			}
+			v, err := strconv.ParseFloat(string(arr[tok[j].val:tok[j].end]), 64)
+			if err != nil {
+				return false
+			}
+			lp.Content = append(lp.Content, struct {
+				Logprob float64 `json:"logprob"`
+			}{v})
+			n++
+		}
+		if n != 1 {
+			return false
+		}
+		if i = skipWS(arr, end); i < len(arr) && arr[i] == ',' {
+			i = skipWS(arr, i+1)
+		}
+	}
+	if lp.Content == nil {
+		lp.Content = []struct {
+			Logprob float64 `json:"logprob"`
+		}{}
+	}
+	return i < len(arr)
 }
 
 // readUsage reads prompt_tokens and completion_tokens of a usage object.
