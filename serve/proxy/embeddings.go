@@ -68,12 +68,12 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error; see the server log"})
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if t.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+t.apiKey)
+	req.Header["Content-Type"] = hdrJSON
+	if t.auth != nil {
+		req.Header["Authorization"] = t.auth
 	}
 	start := time.Now()
-	resp, err := h.client.Do(req)
+	resp, err := h.rt.RoundTrip(req)
 	var out []byte
 	if err == nil {
 		out, err = readLimited(resp.Body, resp.ContentLength, h.cfg.MaxResponseBytes)

@@ -329,12 +329,14 @@ func (x *exchange) clientGone() {
 func (x *exchange) serve(c *call) {
 	hd := x.w.Header()
 	copyHeaders(hd, c.header)
-	hd.Set(HeaderModel, c.t.model)
+	hd[HeaderModel] = c.t.modelHdr
 	ct := c.contentType
 	if ct == "" {
 		ct = "application/json"
+		hd["Content-Type"] = hdrJSON
+	} else {
+		hd["Content-Type"] = c.header["Content-Type"][:1:1]
 	}
-	hd.Set("Content-Type", ct)
 	if c.stream && c.status == http.StatusOK && strings.HasPrefix(ct, "text/event-stream") {
 		x.relay(c)
 		return

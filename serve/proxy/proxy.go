@@ -57,8 +57,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Logger gets internal errors; nil discards. API keys never reach it.
 	Logger *slog.Logger
-	// Client calls the upstreams; nil builds one with a connection pool
-	// sized for many concurrent requests.
+	// Client's transport calls the upstreams (redirects are not
+	// followed); nil builds one with a connection pool sized for many
+	// concurrent requests.
 	Client *http.Client
 	// Getenv reads the tiers' API key variables; nil is os.Getenv.
 	Getenv func(string) string
@@ -74,7 +75,7 @@ type Handler struct {
 	cfg          Config
 	router       func() Router
 	log          *slog.Logger
-	client       *http.Client
+	rt           http.RoundTripper
 	now          func() time.Time
 	fast, strong *tier
 	// tiers are the upstreams from cheapest to strongest (fast, strong):
@@ -107,15 +108,20 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, client: deps.Client, now: deps.Now}
+	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, now: deps.Now}
+	switch {
+	case deps.Client == nil:
+		h.rt = newClient().Transport
+	case deps.Client.Transport == nil:
+		h.rt = http.DefaultTransport
+	default:
+		h.rt = deps.Client.Transport
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	if h.client == nil {
-		h.client = newClient()
 	}
 	h.m = newMetrics(deps.Registry)
 	var err error
@@ -249,7 +255,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	default:
 		x.decision, x.forced = models.Escalate, true
 	}
-	hd.Set(HeaderDecision, string(x.decision))
+	hd[HeaderDecision] = decisionHdr[x.decision]
 	switch x.decision {
 	case models.Fast:
 		x.runTier(h.fast)
@@ -266,6 +272,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		// error (curl: exit 18).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// decisionHdr are the X-Triage-Decision values, shared.
+var decisionHdr = map[models.Decision][]string{
+	models.Fast: {string(models.Fast)}, models.Speculate: {string(models.Speculate)}, models.Escalate: {string(models.Escalate)},
 }
 
 // quoteList is names quoted and joined with commas.

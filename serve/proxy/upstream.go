@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ import (
 type tier struct {
 	name     string // TierFast or TierStrong
 	base     string // the base URL without a trailing slash
+	auth     []string // the Authorization header's value, or nil
+	modelHdr []string // model as an X-Triage-Model value
 	model    string
 	apiKey   string
 	timeout  time.Duration
@@ -65,7 +68,9 @@ func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier
 		if t.apiKey == "" {
 			return nil, fmt.Errorf("tiers.%s.api_key_env names %s, which is not set; export it or remove api_key_env for an upstream without keys", name, c.APIKeyEnv)
 		}
+		t.auth = []string{"Bearer " + t.apiKey}
 	}
+	t.modelHdr = []string{t.model}
 	return t, nil
 }
 
@@ -296,16 +301,20 @@ func (h *Handler) run(c *call, body []byte) {
 		c.err = err
 		return
 	}
-	req.Header.Set("Content-Type", "application/json")
+	// Shared value slices: net/http only reads them.
+	req.Header["Content-Type"] = hdrJSON
 	if c.stream {
-		req.Header.Set("Accept", "text/event-stream")
+		req.Header["Accept"] = hdrSSE
 	} else {
-		req.Header.Set("Accept", "application/json")
+		req.Header["Accept"] = hdrJSON
 	}
-	if c.t.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.t.apiKey)
+	if c.t.auth != nil {
+		req.Header["Authorization"] = c.t.auth
 	}
-	resp, err := h.client.Do(req)
+	// The transport itself, as httputil.ReverseProxy does: an
+	// http.Client would copy the headers for redirects the proxy never
+	// follows.
+	resp, err := h.rt.RoundTrip(req)
 	if err != nil {
 		c.err = cleanErr(err)
 		return
@@ -324,6 +333,13 @@ func (h *Handler) run(c *call, body []byte) {
 	c.err = c.readEvents(resp.Body, timer)
 }
 
+// Header values used on every request, shared (net/http does not change
+// a header's value slice).
+var (
+	hdrJSON = []string{"application/json"}
+	hdrSSE  = []string{"text/event-stream"}
+)
+
 var (
 	errTimeout  = errors.New("timed out")
 	errTooLarge = errors.New("answer is over max_response_bytes")
@@ -333,14 +349,14 @@ var (
 	errStreamCut = errors.New("the stream ended before data: [DONE]")
 )
 
-// cleanErr drops the URL from a transport error: it says nothing the
-// tier's name does not, and a base URL may carry credentials.
+// cleanErr drops the URL from a client's error (*url.Error): it says
+// nothing the tier's name does not, and a base URL may carry
+// credentials. The rest (the address) stays, for the log; clients are
+// told errText.
 func cleanErr(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
 	}
 	return err
 }
