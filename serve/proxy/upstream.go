@@ -24,8 +24,8 @@ import (
 
 // tier is a configured upstream with what the proxy learns about it.
 type tier struct {
-	name     string // TierFast or TierStrong
-	base     string // the base URL without a trailing slash
+	name     string   // TierFast or TierStrong
+	base     string   // the base URL without a trailing slash
 	auth     []string // the Authorization header's value, or nil
 	modelHdr []string // model as an X-Triage-Model value
 	model    string
