@@ -41,7 +41,7 @@ type Recorder interface {
 
 // recordLinger is how long the writer waits for more recordings before a
 // commit; a closing queue does not wait.
-const recordLinger = 50 * time.Millisecond
+const recordLinger = 200 * time.Millisecond
 
 // recordQueue hands finished requests to the Recorder off the request
 // path: a bounded queue and one writer that takes whatever is waiting

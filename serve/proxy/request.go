@@ -202,6 +202,12 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 				*d = string(raw) == "true"
 				return nil
 			}
+		case *datasets.Meta:
+			sc := jsonscan.New(raw)
+			if m, ok := sc.StringMap(); ok && sc.End() {
+				*d = m
+				return nil
+			}
 		}
 		if err := json.Unmarshal(raw, dst); err != nil {
 			return bad(name, "%s: %v", name, typeError(err))
@@ -214,7 +220,7 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	for _, f := range []struct {
 		name string
 		dst  any
-	}{{"model", &req.model}, {"stream", &req.stream}, {"stream_options", &opts}, {"metadata", &req.meta}} {
+	}{{"model", &req.model}, {"stream", &req.stream}, {"stream_options", &opts}, {"metadata", (*datasets.Meta)(&req.meta)}} {
 		if err := field(f.name, f.dst); err != nil {
 			return nil, err
 		}
