@@ -227,6 +227,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		return
 	}
 	req.meta = MergeMeta(req.meta, ClientMeta(r.Context()))
+	req.input.Meta = req.meta
 	x.req = req
 	rt := h.router()
 	x.router = rt

@@ -30,7 +30,7 @@ import (
 )
 
 // fakeRouter decides by the first letter of the last message (F fast, S
-// speculate, E escalate) and calibrates confidence as exp(raw), the
+// speculate, E escalate; meta route=escalate escalates whatever it says) and calibrates confidence as exp(raw), the
 // probability a mean log-probability stands for. The test log's fast
 // confidences are -0.05 and -0.1 (accepted at 0.9), -0.25 (the sim's
 // default answer) and -2 (rejected).
@@ -42,6 +42,8 @@ func (f *fakeRouter) Route(in features.Input) models.Result {
 		text = in.Messages[len(in.Messages)-1].Content
 	}
 	switch {
+	case in.Meta["route"] == "escalate":
+		return models.Result{PHard: 0.9, Decision: models.Escalate}
 	case strings.HasPrefix(text, "F"):
 		return models.Result{PHard: 0.1, Decision: models.Fast}
 	case strings.HasPrefix(text, "E"):
@@ -961,14 +963,14 @@ func TestAliases(t *testing.T) {
 func TestClientMeta(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(chatBody("F hello", `,"metadata":{"tenant":"spoofed","subject":"math"}`)))
-	req = req.WithContext(WithClientMeta(req.Context(), datasets.Meta{"tenant": "acme"}))
+	req = req.WithContext(WithClientMeta(req.Context(), datasets.Meta{"tenant": "acme", "route": "escalate"}))
 	w := httptest.NewRecorder()
 	r.h.ServeHTTP(w, req)
-	if w.Code != 200 {
-		t.Fatalf("status %d: %s", w.Code, w.Body)
+	if w.Code != 200 || w.Header().Get(HeaderDecision) != "escalate" {
+		t.Fatalf("status %d decision %q: the router did not see the key's meta: %s", w.Code, w.Header().Get(HeaderDecision), w.Body)
 	}
 	recs := r.recordings(t)
-	if got := fmt.Sprint(recs[0].Meta); got != "map[subject:math tenant:acme]" {
+	if got := fmt.Sprint(recs[0].Meta); got != "map[route:escalate subject:math tenant:acme]" {
 		t.Errorf("recorded meta %s, want the key's tenant over the request's", got)
 	}
 }
