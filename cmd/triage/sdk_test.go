@@ -26,8 +26,12 @@ import (
 	"github.com/triage-router/triage/serve/upstreamsim"
 )
 
-// sdkKey is the client key the tests' config gives the app "web".
-const sdkKey = "sk-triage-web-123"
+// sdkKey is the client key the tests' config gives the app "web";
+// sdkTaggedKey is another, whose meta is merged into its requests.
+const (
+	sdkKey       = "sk-triage-web-123"
+	sdkTaggedKey = "sk-triage-tagged-456"
+)
 
 // sdkFaults makes a sim fail on prompts holding "<tier>-500",
 // "<tier>-429" (with Retry-After-Ms: 1 and Retry-After: 1) or
@@ -95,8 +99,9 @@ func newSDKRig(t *testing.T) *sdkRig {
   strong: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.01, price_out_per_1k: 0.03}
 aliases: {gpt-4o: triage, gpt-4o-mini: fast}
 client_keys:
-  - {name: web, key: %s, meta: {app: web}}
-`, urls[0], sampleFast, urls[1], sampleStrong, sdkKey)
+  - {name: web, key: %s}
+  - {name: tagged, key: %s, meta: {app: tagged}}
+`, urls[0], sampleFast, urls[1], sampleStrong, sdkKey, sdkTaggedKey)
 	r.db = filepath.Join(dir, "feedback.db")
 	r.url, r.stderr, r.stop = startServe(t, "--model", model, "--db", r.db, "--config", writeFile(t, dir, "proxy.yaml", cfg), "--addr", "127.0.0.1:0")
 	return r
@@ -190,12 +195,14 @@ func TestOpenAISDK(t *testing.T) {
 
 	t.Run("x-request-id passes through", func(t *testing.T) {
 		var resp *http.Response
-		if _, err := web.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello", nil), option.WithResponseInto(&resp)); err != nil {
+		tagged := r.client(sdkTaggedKey)
+		if _, err := tagged.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello", map[string]string{"app": "spoofed", "k": "v"}), option.WithResponseInto(&resp)); err != nil {
 			t.Fatal(err)
 		}
 		if id := resp.Header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_chatcmpl-sim-") {
 			t.Errorf("x-request-id %q, want the upstream's", id)
 		}
+		ids["tagged"] = resp.Header.Get("X-Triage-Request-Id")
 	})
 
 	t.Run("a proxy error has type, code and param in the SDK's error", func(t *testing.T) {
@@ -310,14 +317,14 @@ func TestOpenAISDK(t *testing.T) {
 	if d := recs[ids["fallback"]].Decision; d == nil || d.Kind != "escalate" || d.Fallback != "fast" {
 		t.Errorf("fallback recorded as %+v, want escalate with fallback fast", d)
 	}
+	if m := recs[ids["tagged"]].Meta; m["app"] != "tagged" || m["k"] != "v" {
+		t.Errorf("meta %v recorded for the tagged key, want its app over the request's and the request's k", m)
+	}
 	var costs [2]float64
 	for i, k := range []string{"cancel-before", "cancel-after"} {
 		o := recs[ids[k]].Outcomes[sampleStrong]
 		if !o.Cancelled || o.CostUSD == nil || *o.CostUSD <= 0 {
 			t.Fatalf("%s: strong outcome %+v, want cancelled with a cost", k, o)
-		}
-		if m := recs[ids[k]].Meta; m["app"] != "web" {
-			t.Errorf("%s: meta %v, want the client key's app", k, m)
 		}
 		costs[i] = *o.CostUSD
 	}
