@@ -60,6 +60,14 @@ type Config struct {
 	Exploration ExplorationConfig `yaml:"exploration"`
 	// Drift sizes the sliding windows of the drift gauges on /metrics.
 	Drift DriftConfig `yaml:"drift"`
+	// ClientKeys are the bearer keys clients must send on the /v1/
+	// routes; none means those routes are open (see
+	// AllowUnauthenticated). $TRIAGE_CLIENT_KEYS adds more.
+	ClientKeys []ClientKey `yaml:"client_keys"`
+	// AllowUnauthenticated lets a server with proxy tiers and no client
+	// keys listen on a non-loopback address. Off, such a server refuses
+	// to start: anyone reaching it would spend the upstreams' money.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// Proxy is the OpenAI-compatible proxy (docs/proxy.md); its keys
 	// (tiers, record_responses, ...) sit at the top level. Without tiers
 	// the proxy is off.
@@ -235,6 +243,11 @@ func (c Config) Validate() error {
 	} {
 		if t.v != nil && (math.IsNaN(*t.v) || *t.v < 0 || *t.v > 1) {
 			return fmt.Errorf("%s is %v, want a value in [0,1]", t.name, *t.v)
+		}
+	}
+	for i, k := range c.ClientKeys {
+		if err := k.validate(i); err != nil {
+			return err
 		}
 	}
 	if err := c.Exploration.validate(); err != nil {
