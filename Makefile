@@ -6,7 +6,7 @@ SAMPLE    := testdata/sample/log.jsonl
 FAST      := synthetic/fast-small
 STRONG    := synthetic/strong-large
 
-.PHONY: all build test bench fmt vet quickstart fuzz clean
+.PHONY: all build test readme bench fmt vet quickstart fuzz clean
 
 all: build
 
@@ -23,8 +23,14 @@ quickstart: build
 	$(BIN) eval --model out/sample-router.json --data out/unseen.jsonl
 	$(BIN) model show out/sample-router.json
 
+# The whole suite, readme/ included: it runs every command block of
+# README.md in a temporary copy of the repository.
 test: vet
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
+
+# Only the README's command blocks, with their output.
+readme:
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run TestREADME -v ./readme
 
 vet:
 	$(GO) vet ./...

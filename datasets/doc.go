@@ -5,7 +5,7 @@
 // Records. A Record is one logged request (a prompt or chat messages, meta
 // such as subject or tenant) with the Outcome each model produced for it: a
 // score in [0,1] and optionally latency, cost, the fast model's confidence
-// and the response. Validate checks a record against DESIGN.md and returns a
+// and the response. Validate checks a record against docs/design.md and returns a
 // *FieldError naming the field.
 //
 // JSONL. Reader streams records one line at a time; memory is bounded by the

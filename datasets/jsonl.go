@@ -163,7 +163,7 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 		if strings.HasPrefix(field, "outcomes") {
 			field = outcomeField(b, field)
 		}
-		return Record{}, &LineError{File: name, Line: line, Field: field, Err: jsonErr(err)}
+		return Record{}, &LineError{File: name, Line: line, Field: field, Err: withLineHint(jsonErr(err), name, b, err)}
 	}
 	if err := rec.Validate(ValidateOptions{AllowMissingScore: opts.AllowMissingScore}); err != nil {
 		return Record{}, &LineError{File: name, Line: line, Err: err}
@@ -254,6 +254,24 @@ func jsonErr(err error) error {
 		return fmt.Errorf("malformed JSON at byte %d: %v", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// withLineHint adds to a decoding error what the line most likely is
+// instead of a record, and what to do: a record broken over several
+// lines, a CSV, or a JSON array.
+func withLineHint(msg error, name string, b []byte, err error) error {
+	t := bytes.TrimSpace(b)
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case len(t) > 0 && t[0] == '[' && (errors.As(err, &se) || errors.As(err, &te) && te.Field == ""):
+		return fmt.Errorf("%w; a log holds one JSON object per line (JSON Lines), not an array", msg)
+	case errors.As(err, &se) && len(t) > 0 && t[0] != '{' && (bytes.ContainsAny(t, ",\t") || strings.HasSuffix(strings.ToLower(name), ".csv")):
+		return fmt.Errorf("%w; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'", msg)
+	case errors.As(err, &se) && se.Offset >= int64(len(b)):
+		return fmt.Errorf("%w; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)", msg)
+	}
+	return msg
 }
 
 // ReadFile reads every record of a JSONL file ("-" is standard input).

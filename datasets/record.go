@@ -54,6 +54,13 @@ type Decision struct {
 	Propensity float64 `json:"propensity,omitempty"`
 	// Explored is true when the decision was forced by exploration.
 	Explored bool `json:"explored,omitempty"`
+	// Fallback names the tier that answered when the one the decision
+	// chose failed (the proxy's fallback); empty when it answered.
+	Fallback string `json:"fallback,omitempty"`
+	// Error says why the client got no whole answer: "upstream_failed"
+	// (no tier answered) or "stream_broken" (an upstream broke a stream
+	// the client was reading). Empty when it got one.
+	Error string `json:"error,omitempty"`
 }
 
 // Meta is categorical context (subject, tenant, source). Values in a log may
@@ -118,7 +125,7 @@ func plainString(v json.RawMessage) (string, bool) {
 }
 
 // Record is one logged request with the outcomes observed for it: the line
-// format of DESIGN.md.
+// format of docs/design.md.
 type Record struct {
 	ID       string             `json:"id"`
 	Prompt   string             `json:"prompt,omitempty"`
@@ -178,7 +185,7 @@ type ValidateOptions struct {
 	AllowMissingScore bool
 }
 
-// Validate checks the record against DESIGN.md and returns a *FieldError
+// Validate checks the record against docs/design.md and returns a *FieldError
 // naming the first field that is wrong.
 func (r *Record) Validate(opts ValidateOptions) error {
 	if r.ID == "" {
@@ -202,7 +209,7 @@ func (r *Record) Validate(opts ValidateOptions) error {
 				return &FieldError{Field: f + ".score", Msg: "is missing; every outcome needs a score in [0,1]"}
 			}
 		} else if s := *o.Score; math.IsNaN(s) || s < 0 || s > 1 {
-			return &FieldError{Field: f + ".score", Msg: fmt.Sprintf("is %v, want a value in [0,1]; rescale with --score-scale", s)}
+			return &FieldError{Field: f + ".score", Msg: fmt.Sprintf("is %v, want a value in [0,1]; rescale the log's scores to [0,1] (grades on 1-10: divide by 10)", s)}
 		}
 		if o.LatencyMS != nil && (*o.LatencyMS < 0 || math.IsNaN(*o.LatencyMS) || math.IsInf(*o.LatencyMS, 0)) {
 			return &FieldError{Field: f + ".latency_ms", Msg: fmt.Sprintf("is %v, want a non-negative number", *o.LatencyMS)}

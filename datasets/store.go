@@ -768,6 +768,14 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	if e.Decision.Explored {
 		b = append(b, `,"explored":true`...)
 	}
+	if e.Decision.Fallback != "" {
+		b = append(b, `,"fallback":`...)
+		b = appendJSONString(b, e.Decision.Fallback)
+	}
+	if e.Decision.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, e.Decision.Error)
+	}
 	b = append(b, `},"request":`...)
 	b = append(b, e.Request...)
 	return append(b, '}'), nil

@@ -340,7 +340,13 @@ func Parse(b []byte) (*Artifact, error) {
 	var a Artifact
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&a); err != nil {
+		if isLog(b) {
+			return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
+		}
 		return nil, fmt.Errorf("%w: decode: %v", ErrBadArtifact, err)
+	}
+	if a.FormatVersion == 0 && isLog(b) {
+		return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
 	}
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("%w: %d bytes of trailing data after the artifact's JSON (at byte %d); the file was appended to or is not one artifact", ErrBadArtifact, len(rest), dec.InputOffset())
@@ -364,6 +370,26 @@ func Parse(b []byte) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	return &a, nil
+}
+
+// errIsLog is what Parse says of a log passed where an artifact belongs,
+// the likeliest mix-up of two files that are both JSON.
+const errIsLog = "this is a log (JSON Lines records), not an artifact; make a router from it with 'triage train --data LOG ... -o router.json'"
+
+// isLog reports whether b starts with a log record: a JSON object with an
+// id and a prompt, messages or outcomes, none of which an artifact has.
+func isLog(b []byte) bool {
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	var rec struct {
+		ID       *string         `json:"id"`
+		Prompt   *string         `json:"prompt"`
+		Messages json.RawMessage `json:"messages"`
+		Outcomes json.RawMessage `json:"outcomes"`
+	}
+	if json.Unmarshal(first, &rec) != nil {
+		return false
+	}
+	return rec.ID != nil && (rec.Prompt != nil || rec.Messages != nil || rec.Outcomes != nil)
 }
 
 // DefaultMaxArtifactBytes is the largest artifact Load reads. A router on

@@ -1,10 +1,12 @@
 package models
 
 import (
+	"math"
+
 	"github.com/triage-router/triage/classifier"
 )
 
-// Report holds the routing metrics of DESIGN.md for one router on one set
+// Report holds the routing metrics of docs/design.md for one router on one set
 // of requests. Pointer fields are nil where the figure is not defined
 // (a random router has no probabilities, so no log loss).
 type Report struct {
@@ -21,9 +23,12 @@ type Report struct {
 
 // Map flattens the report for the artifact's metrics.
 func (r Report) Map() map[string]float64 {
-	m := map[string]float64{"n": float64(r.N), "apgr": r.APGR, "cpt50": r.CPT50, "cpt80": r.CPT80, "cpt95": r.CPT95}
-	for k, v := range map[string]*float64{"auc": r.AUC, "log_loss": r.LogLoss, "brier": r.Brier, "ece": r.ECE} {
-		if v != nil {
+	m := map[string]float64{"n": float64(r.N)}
+	for k, v := range map[string]*float64{"apgr": &r.APGR, "cpt50": &r.CPT50, "cpt80": &r.CPT80, "cpt95": &r.CPT95,
+		"auc": r.AUC, "log_loss": r.LogLoss, "brier": r.Brier, "ece": r.ECE} {
+		// A figure undefined on this data (NaN: a held-out set of one
+		// class, tiers that tie) is left out; JSON cannot carry it.
+		if v != nil && !math.IsNaN(*v) && !math.IsInf(*v, 0) {
 			m[k] = *v
 		}
 	}

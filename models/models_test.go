@@ -256,14 +256,13 @@ func TestExplain(t *testing.T) {
 	}{
 		{"a label router's contributions add up to the logit less the bias", label,
 			func(r *Router) float64 { return r.Score(in) - label.Bias }},
-		{"a per-tier router's add up to the linearised gain: each head's logit less its bias, times its slope", perTier,
+		{"a per-tier router's add up to the gap between the heads' logits, less their biases", perTier,
 			func(r *Router) float64 {
 				var v features.Vector
 				ext, _ := features.NewExtractor(perTier.Features)
 				ext.Extract(&v, in)
 				zs, zf := r.model.Logit(v.Idx, v.Val), r.fast.Logit(v.Idx, v.Val)
-				ds, df := sigmoid(zs)*(1-sigmoid(zs)), sigmoid(zf)*(1-sigmoid(zf))
-				return ds*(zs-perTier.Bias) - df*(zf-perTier.FastBias)
+				return (zs - perTier.Bias) - (zf - perTier.FastBias)
 			}},
 	}
 	for _, tc := range tests {
@@ -284,6 +283,17 @@ func TestExplain(t *testing.T) {
 			}
 			if want := tc.want(r); math.Abs(sum-want) > 1e-9 {
 				t.Errorf("contributions sum to %v, want %v", sum, want)
+			}
+			// One convention with model show: each weight is the
+			// artifact's ScoreWeights entry for the feature's index.
+			sw := tc.a.ScoreWeights()
+			ext, _ := features.NewExtractor(tc.a.Features)
+			byName := map[string]float64{}
+			ext.Describe(in, func(idx int32, _ float64, name string) { byName[name] = sw[idx] })
+			for _, c := range r.Explain(in, 0) {
+				if c.Weight != byName[c.Feature] {
+					t.Errorf("%s: explain weight %v, model show's %v", c.Feature, c.Weight, byName[c.Feature])
+				}
 			}
 		})
 	}
@@ -344,4 +354,26 @@ func TestColumnScales(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseNamesALogPassedAsAnArtifact(t *testing.T) {
+	for name, in := range map[string]string{
+		"one record":              `{"id":"a","prompt":"x","outcomes":{"f":{"score":1}}}`,
+		"several records":         `{"id":"a","prompt":"x"}` + "\n" + `{"id":"b","prompt":"y"}` + "\n",
+		"a record with messages":  `{"id":"a","messages":[{"role":"user","content":"x"}]}` + "\n",
+		"a feedback export's row": `{"id":"r1","messages":[{"role":"user","content":"x"}],"outcomes":{"f":{"latency_ms":3}},"decision":{"decision":"fast"}}` + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(in))
+			if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), "this is a log (JSON Lines records), not an artifact") {
+				t.Errorf("err = %v, want ErrBadArtifact saying this is a log", err)
+			}
+		})
+	}
+	t.Run("other JSON is not called a log", func(t *testing.T) {
+		_, err := Parse([]byte(`{"format_version": 0}`))
+		if err == nil || strings.Contains(err.Error(), "is a log") {
+			t.Errorf("err = %v, want a format_version error", err)
+		}
+	})
 }

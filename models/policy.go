@@ -8,7 +8,7 @@ import (
 // Decision is what the router tells a caller to do with a request.
 type Decision string
 
-// The three decisions of DESIGN.md.
+// The three decisions of docs/design.md.
 const (
 	// Fast sends the request to the fast tier only.
 	Fast Decision = "fast"

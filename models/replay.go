@@ -67,8 +67,8 @@ type Replayed struct {
 	Score, LatencyMS, CostUSD float64
 }
 
-// ReplayRequest applies the policy of DESIGN.md ("The policy and its
-// replay") to one request:
+// ReplayRequest applies the policy of docs/design.md ("Replaying a log
+// through a policy") to one request:
 //
 //   - fast: fast score, latency and cost;
 //   - escalate: strong score, latency and cost;

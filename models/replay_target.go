@@ -221,9 +221,17 @@ func (e *InfeasibleError) Error() string {
 func (e *InfeasibleError) Unwrap() error { return ErrInfeasible }
 
 // DescribePoint is a one-line summary of an operating point.
+// A cost or latency that is NaN (the log has none) is said to be unknown.
 func DescribePoint(op *OperatingPoint, strongQuality float64) string {
-	return fmt.Sprintf("strong share %.3f, quality %.4f (%.3f of always-strong), cost $%.4g per 1k, p95 latency %.0f ms",
-		op.StrongShare, op.Quality, op.Quality/strongQuality, op.CostPer1k, op.LatencyP95MS)
+	cost, p95 := fmt.Sprintf("cost $%.4g per 1k", op.CostPer1k), fmt.Sprintf("p95 latency %.0f ms", op.LatencyP95MS)
+	if math.IsNaN(op.CostPer1k) {
+		cost = "cost unknown"
+	}
+	if math.IsNaN(op.LatencyP95MS) {
+		p95 = "latency unknown"
+	}
+	return fmt.Sprintf("strong share %.3f, quality %.4f (%.3f of always-strong), %s, %s",
+		op.StrongShare, op.Quality, op.Quality/strongQuality, cost, p95)
 }
 
 // Result returns the best candidate meeting every target, or an

@@ -101,20 +101,21 @@ type Contribution struct {
 }
 
 // Explain returns the k features that moved the raw score most, by
-// absolute contribution (value times weight, summed over repeats). For a
-// per-tier router the score is not linear, so the weight is its local
-// slope at this request, σ'(z_strong)·w_strong − σ'(z_fast)·w_fast, and
-// contributions are in units of predicted gain. It allocates; it is for
-// people, not the hot path.
+// absolute contribution (value times weight, summed over repeats). The
+// weight is the one `triage model show` prints (Artifact.ScoreWeights):
+// for a label router the feature's weight on the label's log-odds, for a
+// per-tier router its weight on the strong head's log-odds minus the fast
+// head's. Either way a positive weight pushes towards the strong tier (a
+// higher p_hard). For a per-tier router the contributions add up to that
+// log-odds gap less the heads' biases; p_hard follows the gap for most
+// requests, though not always, since the predicted gain σ(z_strong) −
+// σ(z_fast) also depends on where each head sits on its curve. It
+// allocates; it is for people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
 	weight := func(idx int32) float64 { return r.a.Weights[idx] }
 	if r.fast != nil {
-		var v features.Vector
-		ext.Extract(&v, in)
-		zs, zf := r.model.Logit(v.Idx, v.Val), r.fast.Logit(v.Idx, v.Val)
-		ds, df := sigmoid(zs)*(1-sigmoid(zs)), sigmoid(zf)*(1-sigmoid(zf))
-		weight = func(idx int32) float64 { return ds*r.a.Weights[idx] - df*r.a.FastWeights[idx] }
+		weight = func(idx int32) float64 { return r.a.Weights[idx] - r.a.FastWeights[idx] }
 	}
 	byName := map[string]*Contribution{}
 	var order []string

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -65,6 +66,14 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	// Feedback sets what POST /v1/feedback accepts (feedback.go).
 	Feedback FeedbackConfig `yaml:"feedback"`
+	// ClientKeys are the bearer keys clients must send on the /v1/
+	// routes; none means those routes are open (see
+	// AllowUnauthenticated). $TRIAGE_CLIENT_KEYS adds more.
+	ClientKeys []ClientKey `yaml:"client_keys"`
+	// AllowUnauthenticated lets a server with proxy tiers and no client
+	// keys listen on a non-loopback address. Off, such a server refuses
+	// to start: anyone reaching it would spend the upstreams' money.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// Proxy is the OpenAI-compatible proxy (docs/proxy.md); its keys
 	// (tiers, record_responses, ...) sit at the top level. Without tiers
 	// the proxy is off.
@@ -185,10 +194,22 @@ func LoadConfig(path string, base Config) (Config, error) {
 // ParseConfig decodes YAML or JSON over base and validates the result.
 func ParseConfig(b []byte, base Config) (Config, error) {
 	cfg := base
+	// Unknown keys first, named by their path in the file; a document
+	// that does not parse is left to the decoder's message.
+	var doc yaml.Node
+	parsed := yaml.Unmarshal(b, &doc) == nil
+	if parsed {
+		if err := checkKeys(&doc, reflect.TypeFor[Config](), ""); err != nil {
+			return base, err
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return base, fmt.Errorf("%w (durations are like \"5s\", sizes are bytes)", err)
+		if !parsed {
+			return base, err
+		}
+		return base, typeErrors(err, &doc)
 	}
 	if err := cfg.Validate(); err != nil {
 		return base, err
@@ -246,6 +267,11 @@ func (c Config) Validate() error {
 	} {
 		if t.v != nil && (math.IsNaN(*t.v) || *t.v < 0 || *t.v > 1) {
 			return fmt.Errorf("%s is %v, want a value in [0,1]", t.name, *t.v)
+		}
+	}
+	for i, k := range c.ClientKeys {
+		if err := k.validate(i); err != nil {
+			return err
 		}
 	}
 	if err := c.Exploration.validate(); err != nil {

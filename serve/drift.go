@@ -154,11 +154,11 @@ type driftCollector struct {
 func newDriftCollector(d *drift, expected func() map[models.Decision]float64) *driftCollector {
 	return &driftCollector{
 		d: d, expected: expected,
-		share:    prometheus.NewDesc("triage_drift_decision_share", "Share of each policy decision (before exploration) over the latest routed requests (drift.window).", []string{"decision"}, nil),
+		share:    prometheus.NewDesc("triage_drift_decision_share", "Share of each policy decision (before exploration) over the latest routed requests (drift.window); absent before any.", []string{"decision"}, nil),
 		expShare: prometheus.NewDesc("triage_drift_expected_share", "Share of each decision the serving model's thresholds were calibrated for (its expected_shares).", []string{"decision"}, nil),
-		meanP:    prometheus.NewDesc("triage_drift_mean_p_hard", "Mean p_hard over the latest routed requests (drift.window); NaN before any.", nil, nil),
+		meanP:    prometheus.NewDesc("triage_drift_mean_p_hard", "Mean p_hard over the latest routed requests (drift.window); absent before any.", nil, nil),
 		window:   prometheus.NewDesc("triage_drift_window_decisions", "Routed requests in the drift window; it restarts when another model version is loaded.", nil, nil),
-		acc:      prometheus.NewDesc("triage_drift_tier_accuracy", "Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; NaN before any.", []string{"tier"}, nil),
+		acc:      prometheus.NewDesc("triage_drift_tier_accuracy", "Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; absent before any.", []string{"tier"}, nil),
 		accN:     prometheus.NewDesc("triage_drift_tier_feedback", "Scored feedbacks in the tier's accuracy window.", []string{"tier"}, nil),
 	}
 }
@@ -180,20 +180,24 @@ func (c *driftCollector) Collect(ch chan<- prometheus.Metric) {
 	accN := [2]int{c.d.tier[0].n, c.d.tier[1].n}
 	c.d.mu.Unlock()
 	exp := c.expected()
+	// A share or mean over nothing is left out rather than exported as
+	// NaN, which alert rules and dashboards read as a value.
 	for i, dec := range decisionOrder {
-		share := math.NaN()
 		if n > 0 {
-			share = float64(counts[i]) / float64(n)
+			ch <- prometheus.MustNewConstMetric(c.share, prometheus.GaugeValue, float64(counts[i])/float64(n), string(dec))
 		}
-		ch <- prometheus.MustNewConstMetric(c.share, prometheus.GaugeValue, share, string(dec))
 		if e, ok := exp[dec]; ok {
 			ch <- prometheus.MustNewConstMetric(c.expShare, prometheus.GaugeValue, e, string(dec))
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.meanP, prometheus.GaugeValue, meanP)
+	if n > 0 {
+		ch <- prometheus.MustNewConstMetric(c.meanP, prometheus.GaugeValue, meanP)
+	}
 	ch <- prometheus.MustNewConstMetric(c.window, prometheus.GaugeValue, float64(n))
 	for i, tier := range []string{"fast", "strong"} {
-		ch <- prometheus.MustNewConstMetric(c.acc, prometheus.GaugeValue, acc[i], tier)
+		if accN[i] > 0 {
+			ch <- prometheus.MustNewConstMetric(c.acc, prometheus.GaugeValue, acc[i], tier)
+		}
 		ch <- prometheus.MustNewConstMetric(c.accN, prometheus.GaugeValue, float64(accN[i]), tier)
 	}
 }

@@ -138,7 +138,7 @@ func TestExplorationThroughTheServer(t *testing.T) {
 	})
 	t.Run("the drift window sees the policy's decisions, not exploration's", func(t *testing.T) {
 		want := `
-# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window).
+# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window); absent before any.
 # TYPE triage_drift_decision_share gauge
 triage_drift_decision_share{decision="escalate"} 0
 triage_drift_decision_share{decision="fast"} 1
@@ -159,6 +159,25 @@ func TestDriftMetrics(t *testing.T) {
 		}
 		o.Config.Drift = DriftConfig{Window: 4, FeedbackWindow: 2}
 	})
+	t.Run("before any request or feedback the means and shares are absent, not NaN", func(t *testing.T) {
+		for _, name := range []string{"triage_drift_decision_share", "triage_drift_mean_p_hard", "triage_drift_tier_accuracy"} {
+			if n, err := testutil.GatherAndCount(ts.reg, name); err != nil || n != 0 {
+				t.Errorf("%d %s series (err %v), want none", n, name, err)
+			}
+		}
+		want := `
+# HELP triage_drift_tier_feedback Scored feedbacks in the tier's accuracy window.
+# TYPE triage_drift_tier_feedback gauge
+triage_drift_tier_feedback{tier="fast"} 0
+triage_drift_tier_feedback{tier="strong"} 0
+# HELP triage_drift_window_decisions Routed requests in the drift window; it restarts when another model version is loaded.
+# TYPE triage_drift_window_decisions gauge
+triage_drift_window_decisions 0
+`
+		if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "triage_drift_tier_feedback", "triage_drift_window_decisions"); err != nil {
+			t.Error(err)
+		}
+	})
 	for i := range 6 {
 		ts.do(t, "POST", "/v1/route", fmt.Sprintf(`{"id":"r%d","prompt":"hi"}`, i))
 	}
@@ -178,7 +197,7 @@ func TestDriftMetrics(t *testing.T) {
 	// artifact's shares; mean p_hard σ(0) = 0.5; fast scores {1, 1},
 	// strong {1}.
 	want := `
-# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window).
+# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window); absent before any.
 # TYPE triage_drift_decision_share gauge
 triage_drift_decision_share{decision="escalate"} 0
 triage_drift_decision_share{decision="fast"} 0
@@ -188,10 +207,10 @@ triage_drift_decision_share{decision="speculate"} 1
 triage_drift_expected_share{decision="escalate"} 0.3
 triage_drift_expected_share{decision="fast"} 0.5
 triage_drift_expected_share{decision="speculate"} 0.2
-# HELP triage_drift_mean_p_hard Mean p_hard over the latest routed requests (drift.window); NaN before any.
+# HELP triage_drift_mean_p_hard Mean p_hard over the latest routed requests (drift.window); absent before any.
 # TYPE triage_drift_mean_p_hard gauge
 triage_drift_mean_p_hard 0.5
-# HELP triage_drift_tier_accuracy Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; NaN before any.
+# HELP triage_drift_tier_accuracy Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; absent before any.
 # TYPE triage_drift_tier_accuracy gauge
 triage_drift_tier_accuracy{tier="fast"} 1
 triage_drift_tier_accuracy{tier="strong"} 1
@@ -216,7 +235,7 @@ triage_drift_window_decisions 4
 		}
 		ts.do(t, "POST", "/v1/route", `{"prompt":"hi"}`)
 		want := `
-# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window).
+# HELP triage_drift_decision_share Share of each policy decision (before exploration) over the latest routed requests (drift.window); absent before any.
 # TYPE triage_drift_decision_share gauge
 triage_drift_decision_share{decision="escalate"} 1
 triage_drift_decision_share{decision="fast"} 0

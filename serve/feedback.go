@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // FeedbackConfig sets what POST /v1/feedback accepts.
@@ -110,7 +111,8 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	if errors.Is(err, datasets.ErrUnknownRequest) {
 		if err = s.dlog.Flush(ctx); err == nil {
 			if req.Prompt != "" || len(req.Messages) > 0 {
-				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), req.Meta, s.now()
+				meta := proxy.MergeMeta(req.Meta, proxy.ClientMeta(ctx))
+				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), meta, s.now()
 			}
 			res, err = s.store.RecordFeedback(ctx, fb)
 		}

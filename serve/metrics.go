@@ -36,11 +36,15 @@ type metrics struct {
 // admin stream.
 var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
 
+// probabilityBuckets are tenths, written out: prometheus.LinearBuckets
+// adds 0.1 ten times and labels the third bucket le="0.30000000000000004".
+var probabilityBuckets = []float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
+
 func newMetrics(reg prometheus.Registerer, queueDepth, dbSize func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_http_requests_total",
-			Help: "HTTP requests by route and status code.",
+			Help: "HTTP requests by route and status code (499: the client went away first).",
 		}, []string{"route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "triage_http_request_duration_seconds",
@@ -54,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth, dbSize func() float64) *m
 		pHard: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "triage_p_hard",
 			Help:    "Calibrated probability that a routed request needs the strong tier.",
-			Buckets: prometheus.LinearBuckets(0.1, 0.1, 10),
+			Buckets: probabilityBuckets,
 		}),
 		feedbackWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triage_feedback_writes_total",

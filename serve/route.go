@@ -24,6 +24,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // explainTop is how many feature contributions "explain": true returns.
@@ -301,6 +302,13 @@ func (s *Server) handleRoute(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	logged := body
+	if km := proxy.ClientMeta(c.Request.Context()); km != nil {
+		// The client key's meta is routed on and logged as if the
+		// request had sent it.
+		req.Meta = proxy.MergeMeta(req.Meta, km)
+		logged, _ = json.Marshal(loggedRequest{Prompt: req.Prompt, Messages: req.Messages, Meta: req.Meta})
+	}
 	st := s.state.Load()
 	res := st.router.Route(req.input())
 	now := s.now()
@@ -347,7 +355,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		putItem(it)
 		return
 	}
-	it.entry = datasets.LogEntry{ID: id, TS: now, Request: body, Fingerprint: it.entry.Fingerprint,
+	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
 		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	s.dlog.Enqueue(it)
 }
@@ -363,6 +371,11 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 	if err != nil {
 		writeError(c, s.log, err)
 		return
+	}
+	if km := proxy.ClientMeta(c.Request.Context()); km != nil {
+		for i := range req.Requests {
+			req.Requests[i].Meta = proxy.MergeMeta(req.Requests[i].Meta, km)
+		}
 	}
 	// One state for the whole batch, so every decision in it comes from
 	// the same model version even during a reload.

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,6 +139,8 @@ type Server struct {
 	// notReady remembers the last readiness failure, so a failing store
 	// is logged once, not on every probe.
 	notReady atomic.Pointer[string]
+	// clientKeys guard the /v1/ routes; none leaves them open.
+	clientKeys []clientKey
 
 	httpMu sync.Mutex
 	http   *http.Server
@@ -193,9 +197,18 @@ func New(opts Options) (*Server, error) {
 		}
 		return 0
 	})
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if s.clientKeys, err = clientKeys(s.cfg.ClientKeys, getenv); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := checkExposure(s.cfg.Addr, s.cfg.Proxy.Enabled(), len(s.clientKeys), s.cfg.AllowUnauthenticated); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if s.cfg.Proxy.Enabled() {
 		pc := s.cfg.Proxy
-		pc.MaxBodyBytes = s.cfg.Limits.MaxBodyBytes
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
@@ -468,11 +481,15 @@ func (s *Server) newEngine() *gin.Engine {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
+	// The client-facing /v1/ routes are behind the client keys when
+	// there are any (handle and handleProxy check them).
 	s.handle(e, http.MethodPost, "/v1/route", s.handleRoute)
 	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
 	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handle(e, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+		s.handleProxy(e, "/v1/chat/completions", s.proxy.ServeHTTP)
+		s.handleProxy(e, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(e, http.MethodGet, "/v1/models", models)
 		s.handle(e, http.MethodGet, "/v1/models/:id", models)
@@ -499,17 +516,60 @@ func (s *Server) newEngine() *gin.Engine {
 }
 
 // handle registers h with a metrics wrapper for its route.
+// statusClientGone is the status the metrics count for a request whose
+// client went away before it was answered.
+const statusClientGone = 499
+
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
-	route := path
-	if g, ok := r.(*gin.RouterGroup); ok {
-		route = g.BasePath() + path
-	}
-	rm := s.m.forRoute(route)
+	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
-		h(c)
-		rm.done(c.Writer.Status(), start)
+		if !auth || s.clientAllowed(c) {
+			h(c)
+		}
+		status := c.Writer.Status()
+		// A client that hung up before the handler was done counts as
+		// 499 (nginx's "client closed request"), as the proxy's own
+		// metrics count it, whatever status was written for it.
+		if c.Request.Context().Err() != nil {
+			status = statusClientGone
+		}
+		rm.done(status, start)
 	})
+}
+
+// handleProxy registers a proxy POST route. Its metrics count the status
+// the proxy counted (499 for a client gone, 502 for a stream an upstream
+// broke, though 200 was sent), also when the handler aborts the
+// connection with http.ErrAbortHandler.
+func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
+	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
+	r.Handle(http.MethodPost, path, func(c *gin.Context) {
+		start := time.Now()
+		if auth && !s.clientAllowed(c) {
+			rm.done(c.Writer.Status(), start)
+			return
+		}
+		ctx, status := proxy.WithStatusReport(c.Request.Context())
+		defer func() {
+			st := *status
+			if st == 0 {
+				st = c.Writer.Status()
+			}
+			rm.done(st, start)
+		}()
+		h(c.Writer, c.Request.WithContext(ctx))
+	})
+}
+
+func (s *Server) routeMetrics(r gin.IRoutes, path string) *routeMetrics {
+	route := path
+	if g, ok := r.(*gin.RouterGroup); ok {
+		route = strings.TrimSuffix(g.BasePath(), "/") + path
+	}
+	return s.m.forRoute(route)
 }
 
 // recover turns a handler panic into a logged 500 with the usual error

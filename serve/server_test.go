@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,18 +225,18 @@ triage_feedback_writes_total 1
 # TYPE triage_p_hard histogram
 triage_p_hard_bucket{le="0.1"} 0
 triage_p_hard_bucket{le="0.2"} 0
-triage_p_hard_bucket{le="0.30000000000000004"} 0
+triage_p_hard_bucket{le="0.3"} 0
 triage_p_hard_bucket{le="0.4"} 0
 triage_p_hard_bucket{le="0.5"} 2
 triage_p_hard_bucket{le="0.6"} 2
 triage_p_hard_bucket{le="0.7"} 2
-triage_p_hard_bucket{le="0.7999999999999999"} 2
-triage_p_hard_bucket{le="0.8999999999999999"} 2
-triage_p_hard_bucket{le="0.9999999999999999"} 2
+triage_p_hard_bucket{le="0.8"} 2
+triage_p_hard_bucket{le="0.9"} 2
+triage_p_hard_bucket{le="1"} 2
 triage_p_hard_bucket{le="+Inf"} 2
 triage_p_hard_sum 1
 triage_p_hard_count 2
-# HELP triage_http_requests_total HTTP requests by route and status code.
+# HELP triage_http_requests_total HTTP requests by route and status code (499: the client went away first).
 # TYPE triage_http_requests_total counter
 triage_http_requests_total{code="200",route="/healthz"} 0
 triage_http_requests_total{code="200",route="/metrics"} 0
@@ -249,6 +250,18 @@ triage_http_requests_total{code="400",route="/v1/route"} 1
 	if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "triage_decisions_total", "triage_feedback_writes_total", "triage_p_hard", "triage_http_requests_total"); err != nil {
 		t.Error(err)
 	}
+	t.Run("a client that went away counts as 499, not as the status written for it", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequest("POST", "/v1/route", strings.NewReader(`{"prompt":"x"}`)).WithContext(ctx)
+		ts.Handler().ServeHTTP(httptest.NewRecorder(), req)
+		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "499")); got != 1 {
+			t.Errorf("499s on /v1/route = %v, want 1", got)
+		}
+		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "200")); got != 2 {
+			t.Errorf("200s on /v1/route = %v, want still 2", got)
+		}
+	})
 	t.Run("the endpoint serves the registry", func(t *testing.T) {
 		w := ts.do(t, "GET", "/metrics", "")
 		for _, name := range []string{"triage_db_size_bytes", "triage_decision_log_queue_depth", "triage_decision_log_dropped_total", "triage_http_request_duration_seconds_bucket", "triage_feedback_write_failures_total"} {
@@ -451,10 +464,16 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	for _, tt := range []struct{ name, in, msg string }{
-		{"an unknown key is named", "limits:\n  max_bytes: 3\n", "field max_bytes not found"},
+		{"an unknown key is named by its path, with the keys allowed there", "limits:\n  max_bytes: 3\n", "line 2: limits.max_bytes is not a known setting (the settings in limits are idle_timeout, max_artifact_bytes, max_batch, max_body_bytes, max_connections,"},
+		{"a misspelt key suggests the nearest", "limits:\n  max_bodybytes: 3\n", "line 2: limits.max_bodybytes is not a known setting; did you mean max_body_bytes?"},
+		{"a misspelt tier key names no Go type", "tiers:\n  fast:\n    base_ur: http://x\n", "line 3: tiers.fast.base_ur is not a known setting; did you mean base_url? (the settings in tiers.fast are api_key_env, base_url,"},
+		{"a misspelt top-level key", "adr: 127.0.0.1:1\n", "line 1: adr is not a known setting; did you mean addr? (the settings at the top level are addr,"},
+		{"a JSON config's unknown key", `{"tiers": {"strong": {"modle": "x"}}}`, "tiers.strong.modle is not a known setting; did you mean model?"},
+		{"a section given a number says it wants a mapping", "limits: 5\n", "line 1: limits is 5, a number; want a mapping of settings"},
 		{"a negative limit is refused", "limits:\n  max_batch: -1\n", "limits.max_batch is -1"},
 		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
-		{"a bad duration names the line", "limits:\n  read_timeout: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
+		{"a bad duration names the line and key", "limits:\n  read_timeout: soon\n", `line 2: limits.read_timeout is soon, a string; want a duration such as "5s"`},
+		{"a bad number names the line and key", "limits:\n  max_batch: many\n", "line 2: limits.max_batch is many, a string; want a whole number"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tt.in), DefaultConfig())

@@ -12,7 +12,7 @@ Where the numbers come from:
   * AUC, log loss, Brier: sklearn.metrics (roc_auc_score, log_loss,
     brier_score_loss) with sample_weight. log_loss gets eps=1e-15
     explicitly: scikit-learn 1.2's default ("auto") clips at 2.2e-16.
-  * ECE: numpy, written here from the definition in DESIGN.md (10
+  * ECE: numpy, written here from the definition in docs/design.md (10
     equal-width bins, sum of |mean p - mean y| times bin share).
   * Logistic regression: sklearn LogisticRegression (newton-cg, tol 1e-8)
     on the same rows, with C = 1/(L2 * sum of weights), which is the same

@@ -112,12 +112,17 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without both tiers' scores\n", rl.missing)
 	}
+	if err := checkKnown(env, solver, r.Artifact().Tiers, rl); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	_, solver.StrongQuality = rp.Baselines()
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
-	rp.SweepFunc(g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, solver.Consider)
+	prog, stop := newProgress(env)
+	sweepWithProgress(rp, g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
+	stop()
 	best, err := solver.Result()
 	if err != nil {
 		var inf *models.InfeasibleError
@@ -125,6 +130,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 			// The sweep may have skipped percentiles; name the closest
 			// point with all its figures.
 			inf.Closest = rp.Point(inf.Closest.Policy)
+			blankUnknown(&inf.Closest, nil, rl)
 			return inf
 		}
 		return err
@@ -150,6 +156,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		strong[i] = reqs[i].StrongScore
 	}
 	iv := report.BootstrapPoint(rp.Outcomes(nil, op.Policy), strong, rf.resamples, rf.seed)
+	blankUnknown(&op, &iv, rl)
 	res := calibrateResult{
 		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N,
 		StrongShare: est(op.StrongShare, iv.StrongShare), Quality: est(op.Quality, iv.Quality),
@@ -162,6 +169,47 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	printCalibration(env.Stdout, &res, rf.resamples, *out)
 	return nil
+}
+
+// checkKnown refuses a target or objective on a figure the log does not
+// have (latency or cost, with no default given), naming the flag that
+// gives it, and says what minimising cost means without cost.
+func checkKnown(env *Env, solver *models.Solver, t models.Tiers, rl *replayLog) error {
+	need := func(asked, what, unit string) error {
+		return fmt.Errorf("%s needs %s, and the log has none: pass --%s '%s=%s,%s=%s'", asked, what, what, t.Fast, unit, t.Strong, unit)
+	}
+	for _, tg := range solver.Targets {
+		switch {
+		case tg.Kind == models.TargetP95Latency && rl.noLatency:
+			return need("--target "+tg.String(), "latency", "MS")
+		case tg.Kind == models.TargetCostPer1k && rl.noCost:
+			return need("--target "+tg.String(), "cost", "USD")
+		}
+	}
+	switch {
+	case solver.Minimize == models.MinimizeLatency && rl.noLatency:
+		return need("--minimize latency", "latency", "MS")
+	case solver.Minimize != models.MinimizeLatency && rl.noCost:
+		fmt.Fprintf(env.Stderr, "triage calibrate: the log has no cost, so among the policies that meet the targets the one with the fewest strong calls wins (pass --cost to minimise dollars)\n")
+	}
+	return nil
+}
+
+// blankUnknown empties the figures a replay on placeholders cannot know.
+func blankUnknown(op *models.OperatingPoint, iv *report.PointIntervals, rl *replayLog) {
+	nan := math.NaN()
+	if rl.noLatency {
+		op.LatencyMeanMS, op.LatencyP50MS, op.LatencyP95MS, op.LatencyP99MS = nan, nan, nan, nan
+		if iv != nil {
+			iv.LatencyP95MS = report.Interval{Lo: nan, Hi: nan}
+		}
+	}
+	if rl.noCost {
+		op.CostPer1k = nan
+		if iv != nil {
+			iv.CostPer1k = report.Interval{Lo: nan, Hi: nan}
+		}
+	}
 }
 
 // shareTolerance is how close a strong-share target must be met: half a
@@ -187,9 +235,17 @@ func printCalibration(w io.Writer, r *calibrateResult, resamples int, path strin
 	fmt.Fprintf(w, "  quality           %.4f  [%.4f, %.4f]\n", r.Quality.Value, r.Quality.CI95[0], r.Quality.CI95[1])
 	fmt.Fprintf(w, "  quality/strong    %.4f  [%.4f, %.4f]\n", r.RelQuality.Value, r.RelQuality.CI95[0], r.RelQuality.CI95[1])
 	fmt.Fprintf(w, "  pgr               %.4f\n", r.PGR)
-	fmt.Fprintf(w, "  cost_per_1k       $%.4g  [$%.4g, $%.4g]\n", r.CostPer1k.Value, r.CostPer1k.CI95[0], r.CostPer1k.CI95[1])
-	fmt.Fprintf(w, "  latency_p95_ms    %.0f  [%.0f, %.0f]\n", r.LatencyP95MS.Value, r.LatencyP95MS.CI95[0], r.LatencyP95MS.CI95[1])
-	fmt.Fprintf(w, "  latency_mean_ms   %.0f\n", r.LatencyMeanMS)
+	if math.IsNaN(float64(r.CostPer1k.Value)) {
+		fmt.Fprintf(w, "  cost_per_1k       unknown (the log has no cost)\n")
+	} else {
+		fmt.Fprintf(w, "  cost_per_1k       $%.4g  [$%.4g, $%.4g]\n", r.CostPer1k.Value, r.CostPer1k.CI95[0], r.CostPer1k.CI95[1])
+	}
+	if math.IsNaN(float64(r.LatencyP95MS.Value)) {
+		fmt.Fprintf(w, "  latency           unknown (the log has no latency)\n")
+	} else {
+		fmt.Fprintf(w, "  latency_p95_ms    %.0f  [%.0f, %.0f]\n", r.LatencyP95MS.Value, r.LatencyP95MS.CI95[0], r.LatencyP95MS.CI95[1])
+		fmt.Fprintf(w, "  latency_mean_ms   %.0f\n", r.LatencyMeanMS)
+	}
 	fmt.Fprintf(w, "  decisions         fast %.1f%%, speculate %.1f%%, escalate %.1f%%\n",
 		100*r.Shares[models.Fast], 100*r.Shares[models.Speculate], 100*r.Shares[models.Escalate])
 	fmt.Fprintf(w, "wrote %s (version %s, parent %s)\n", path, r.Version, r.Parent)

@@ -138,7 +138,17 @@ type replayLog struct {
 	pHard, label, fast, strong []float64
 	missing                    int
 	sources                    []string
+	// noLatency and noCost say the log has none (and no default was
+	// given): the replay ran on placeholders (see placeholder).
+	noLatency, noCost bool
 }
+
+// placeholder is [value][tier] of what a replay uses where the log has no
+// latency or cost at all and no default was given: the fast answer
+// arrives first (0 ms against 1 ms), which is what speculation is for,
+// and a strong call costs one unit. The figures they give are left empty;
+// only the quality and strong-share side of the replay is real.
+var placeholder = [2][2]float64{{0, 1}, {0, 1}}
 
 // tierValue picks one number of one tier's outcome: the log's, else the
 // default. Cancelled outcomes ran only part of their latency, so their
@@ -174,7 +184,8 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 		{"latency", "latency_ms", "latency", "MS", func(o datasets.Outcome) *float64 { return o.LatencyMS }, lat},
 		{"cost", "cost_usd", "cost", "USD", func(o datasets.Outcome) *float64 { return o.CostUSD }, cost},
 	}
-	var fromLog, fromDefault [2][2]int // [value][tier]
+	var fromLog, fromDefault, absent [2][2]int // [value][tier]
+	var firstAbsent [2][2]string               // the first record without it
 	seen := map[string]int{}
 	out := &replayLog{}
 	for i := range recs {
@@ -192,7 +203,11 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 			for ti, m := range tiers {
 				x, ok := tv.value(rec.Outcomes[m], m, &fromLog[vi][ti], &fromDefault[vi][ti])
 				if !ok {
-					return nil, fmt.Errorf("record %q has no %s for model %q and there is no default; pass --%s '%s=%s'", rec.ID, tv.field, m, tv.flag, m, tv.unit)
+					if absent[vi][ti] == 0 {
+						firstAbsent[vi][ti] = rec.ID
+					}
+					absent[vi][ti]++
+					x = placeholder[vi][ti]
 				}
 				v[vi][ti] = x
 			}
@@ -219,8 +234,30 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 	if len(out.reqs) == 0 {
 		return nil, fmt.Errorf("no record has scores for both %q and %q", a.Tiers.Fast, a.Tiers.Strong)
 	}
+	// A value the log has for no request of either tier is unknown: the
+	// replay keeps its placeholders and the figures are left empty. One
+	// the log has for some requests only needs a default for the rest.
+	for vi, tv := range values {
+		if fromLog[vi] == [2]int{} && fromDefault[vi] == [2]int{} {
+			if vi == 0 {
+				out.noLatency = true
+			} else {
+				out.noCost = true
+			}
+			continue
+		}
+		for ti, m := range tiers {
+			if absent[vi][ti] > 0 {
+				return nil, fmt.Errorf("record %q has no %s for model %q and there is no default; pass --%s '%s=%s'", firstAbsent[vi][ti], tv.field, m, tv.flag, m, tv.unit)
+			}
+		}
+	}
 	n := len(out.reqs)
 	for vi, tv := range values {
+		if vi == 0 && out.noLatency || vi == 1 && out.noCost {
+			out.sources = append(out.sources, fmt.Sprintf("%s: none in the log and no --%s, so the %s figures are left empty", tv.what, tv.flag, tv.what))
+			continue
+		}
 		for ti, m := range tiers {
 			role := [2]string{"fast", "strong"}[ti]
 			var src string
@@ -250,6 +287,26 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for all %d requests", n))
 	}
 	return out, nil
+}
+
+// unknownHint is the one line that says which figures a log without
+// latency or cost leaves empty and the flags that would fill them; "" when
+// nothing is missing.
+func unknownHint(t models.Tiers, rl *replayLog) string {
+	var what, flags []string
+	if rl.noLatency {
+		what = append(what, "latency")
+		flags = append(flags, fmt.Sprintf("--latency '%s=MS,%s=MS'", t.Fast, t.Strong))
+	}
+	if rl.noCost {
+		what = append(what, "cost")
+		flags = append(flags, fmt.Sprintf("--cost '%s=USD,%s=USD'", t.Fast, t.Strong))
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	w := strings.Join(what, " or ")
+	return fmt.Sprintf("the log has no %s, so the %s columns and plots are left empty; %s would fill them", w, strings.Join(what, " and "), strings.Join(flags, " "))
 }
 
 func unitValue(x float64, unit string) string {
@@ -304,6 +361,11 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	prog, stop := newProgress(env)
+	defer stop()
+	if prog != nil {
+		prog("reading the log", 0, 0)
+	}
 	recs, err := rf.logRecords(env, "curves")
 	if err != nil {
 		return err
@@ -318,7 +380,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sec, desc, err := curvesSection(env, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
+		sec, desc, err := curvesSection(env, prog, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
 		if err != nil {
 			if len(modelPaths) > 1 {
 				return fmt.Errorf("%s: %w", mp, err)
@@ -329,20 +391,33 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		gridDesc = append(gridDesc, desc)
 	}
 	page.Grid = strings.Join(dedupe(gridDesc), "; ")
+	if prog != nil {
+		prog("writing the plots and index.html", 0, 0)
+	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return fmt.Errorf("create output folder: %w", err)
 	}
 	if err := report.Write(*outDir, page); err != nil {
 		return err
 	}
+	stop()
 	for _, s := range page.Sections {
 		c := s.Current
-		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %.3f, AIQ %.4f; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost $%.4g per 1k, p95 %.0f ms\n",
-			s.Name, len(s.Points), s.Eval.APGR, s.AIQ, c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
-			c.StrongShare, c.Quality, c.CostPer1k, c.LatencyP95MS)
+		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %.3f, AIQ %s; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
+			s.Name, len(s.Points), s.Eval.APGR, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
+			c.StrongShare, c.Quality, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
+	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval')\n")
 	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))
 	return nil
+}
+
+// orUnknown formats x, or says it is unknown (NaN: the log has none).
+func orUnknown(format string, x float64) string {
+	if math.IsNaN(x) {
+		return "unknown"
+	}
+	return fmt.Sprintf(format, x)
 }
 
 func dedupe(xs []string) []string {
@@ -372,6 +447,14 @@ func loadReplay(path string, recs []datasets.Record, lat, cost map[string]float6
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if rl.noLatency && !rl.noCost && billing == models.BillProrata {
+		// Pro rata needs the time a cancelled call ran.
+		billing = models.BillFull
+		rl.sources = append(rl.sources, "cancelled calls billed in full: the log has no latency to bill them pro rata")
+	}
+	if rl.noLatency {
+		rl.sources = append(rl.sources, "speculation is replayed as if the fast answer always came first")
+	}
 	rp, err := models.NewReplayer(rl.reqs, billing)
 	if err != nil {
 		return nil, nil, nil, err
@@ -379,7 +462,24 @@ func loadReplay(path string, recs []datasets.Record, lat, cost map[string]float6
 	return r, rl, rp, nil
 }
 
-func curvesSection(env *Env, path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
+// sweepWithProgress is rp.SweepFunc, telling prog (when set) how many of
+// the grid's points are done.
+func sweepWithProgress(rp *models.Replayer, g models.Grid, opts models.SweepOptions, prog func(string, int, int), step string, visit func(*models.OperatingPoint)) {
+	if prog == nil {
+		rp.SweepFunc(g, opts, visit)
+		return
+	}
+	total, n := g.Size(), 0
+	prog(step, 0, total)
+	rp.SweepFunc(g, opts, func(op *models.OperatingPoint) {
+		visit(op)
+		if n++; n%1024 == 0 {
+			prog(step, n, total)
+		}
+	})
+}
+
+func curvesSection(env *Env, prog func(string, int, int), path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
 	r, rl, rp, err := loadReplay(path, recs, lat, cost, billing)
 	if err != nil {
 		return nil, "", err
@@ -387,11 +487,19 @@ func curvesSection(env *Env, path, name string, several bool, recs []datasets.Re
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without both tiers' scores\n", name, rl.missing)
 	}
+	if hint := unknownHint(r.Artifact().Tiers, rl); hint != "" {
+		fmt.Fprintf(env.Stderr, "triage curves: %s\n", hint)
+	}
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
-	pts := rp.Sweep(g, models.SweepOptions{})
+	pts := make([]models.OperatingPoint, 0, g.Size())
+	sweepWithProgress(rp, g, models.SweepOptions{}, prog, "replaying "+name+" over the threshold grid", func(op *models.OperatingPoint) { pts = append(pts, *op) })
+	if prog != nil {
+		prog("bootstrap intervals and fronts of "+name, 0, 0)
+	}
 	run := &report.Run{
 		Name: name, Artifact: r.Artifact(), Replayer: rp, Points: pts,
 		PHard: rl.pHard, Label: rl.label, Fast: rl.fast, Strong: rl.strong, Sources: rl.sources,
+		NoLatency: rl.noLatency, NoCost: rl.noCost,
 	}
 	if several {
 		run.Dir = name

@@ -168,7 +168,7 @@ func plainRequests(t *testing.T, modelPath string, recs []datasets.Record, defLa
 	return out
 }
 
-// independentReplay replays DESIGN.md's rules with prorata billing,
+// independentReplay replays the rules of docs/design.md with prorata billing,
 // written out again here on purpose, and returns strong share, quality,
 // cost per 1k, mean and nearest-rank p95 latency.
 func independentReplay(reqs []plainRequest, s, e, acc float64) (share, q, cost, mean, p95 float64) {
@@ -286,6 +286,69 @@ func TestCurvesSmallLog(t *testing.T) {
 	if _, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.5", "--grid", "20", "--accept-grid", "3", "--resamples", "20", "-o", filepath.Join(dir, "new.json")); code != 0 {
 		t.Fatalf("calibrate exited %d: %s", code, stderr)
 	}
+}
+
+// TestCurvesWithoutLatencyOrCost: a log with neither (RouteLLM's) still
+// gets the quality curves, the metrics and the report, with the latency
+// and cost columns empty and one line naming the flags that fill them.
+func TestCurvesWithoutLatencyOrCost(t *testing.T) {
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
+	trainRouter(t, model, speculationLog(500, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+	recs := speculationLog(300, 2, "test")
+	for i := range recs {
+		for m, o := range recs[i].Outcomes {
+			o.LatencyMS, o.CostUSD = nil, nil
+			recs[i].Outcomes[m] = o
+		}
+	}
+	writeLog(t, data, recs)
+	out := filepath.Join(dir, "report")
+	_, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "20", "-o", out)
+	if code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	wantHint := "the log has no latency or cost, so the latency and cost columns and plots are left empty; --latency '" + synth.FastModel + "=MS," + synth.StrongModel + "=MS' --cost"
+	if !strings.Contains(stderr, wantHint) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want the one line %q...", stderr, wantHint)
+	}
+	header, rows := readCurves(t, filepath.Join(out, "curves.csv"))
+	for _, c := range []string{"cost_per_1k", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"} {
+		for _, r := range rows {
+			if v := r[col(header, c)]; v != "" {
+				t.Fatalf("%s is %q, want it empty", c, v)
+			}
+		}
+	}
+	if v := num(t, rows[0][col(header, "quality")]); !(v > 0 && v <= 1) {
+		t.Errorf("quality %v, want a mean score", v)
+	}
+	html, _ := os.ReadFile(filepath.Join(out, "index.html"))
+	for _, want := range []string{"not available: the log has no latency; pass --latency", "not available: the log has no cost; pass --cost", "quality_vs_strong_share.png"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	for _, f := range []string{"metrics.json", "quality_vs_strong_share.svg"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "quality_vs_p95_latency.svg")); err == nil {
+		t.Error("a latency plot was drawn from placeholders")
+	}
+	t.Run("calibrate on a share target works and says latency and cost are unknown", func(t *testing.T) {
+		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "20", "--accept-grid", "3", "--resamples", "20", "-o", filepath.Join(dir, "new.json"))
+		if code != 0 || !strings.Contains(stdout, "cost_per_1k       unknown") || !strings.Contains(stderr, "fewest strong calls") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	t.Run("calibrate on a latency target names the flag", func(t *testing.T) {
+		_, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "p95-latency=3000", "-o", filepath.Join(dir, "never.json"))
+		if code != 1 || !strings.Contains(stderr, "--target p95-latency=3000 needs latency, and the log has none: pass --latency '") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
 }
 
 func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {

@@ -44,7 +44,7 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			return nil, err
 		}
 	}
-	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples)); err != nil {
+	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples), len(set.examples)+set.missing, set.bad); err != nil {
 		return nil, err
 	}
 	return set, nil
@@ -65,10 +65,21 @@ func exampleOf(rec *datasets.Record, fast, strong string) (models.Example, bool)
 	return ex, true
 }
 
-// checkLoaded returns the error for a log where a tier appears in no
-// record (listing the models that do, with their counts in seen) or no
-// record has both tiers' scores (n is how many do).
-func checkLoaded(paths []string, fast, strong string, seen map[string]int, n int) error {
+// checkLoaded returns the error for a log with no records (records is
+// how many were read, bad how many lines --skip-bad skipped), a tier that
+// appears in no record (listing the models that do, with their counts in
+// seen) or no record with both tiers' scores (n is how many have them).
+func checkLoaded(paths []string, fast, strong string, seen map[string]int, n, records, bad int) error {
+	if records == 0 {
+		files := strings.Join(paths, ",")
+		if bad > 0 {
+			return fmt.Errorf("%s holds no valid record: all %d non-blank lines were bad and skipped", files, bad)
+		}
+		if len(paths) == 1 {
+			return fmt.Errorf("%s is empty: it holds no records (a log is JSON Lines, one record per line)", files)
+		}
+		return fmt.Errorf("%s are empty: they hold no records (a log is JSON Lines, one record per line)", files)
+	}
 	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
 		if seen[m.name] == 0 {
 			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(seen))
@@ -162,7 +173,9 @@ type loadedRecord struct {
 // GOMAXPROCS goroutines, and the prompts of the training examples are not
 // kept. The design's rows are in file order, so the result is the same as
 // training on loadLabelled's examples after splitHoldout and assignFolds.
-func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions) (*designSet, error) {
+//
+// prog, when not nil, is told the MiB read so far out of the files' total.
+func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions, prog func(step string, done, total int)) (*designSet, error) {
 	spec, err := tf.spec()
 	if err != nil {
 		return nil, err
@@ -225,6 +238,9 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 			for _, m := range lr.others {
 				seen[m]++
 			}
+			if prog != nil && total > 0 && pos.Line%4096 == 0 {
+				prog("reading the log (MiB)", int((before+pos.End)>>20), int(total>>20))
+			}
 			switch {
 			case !lr.both:
 				set.missing++
@@ -246,7 +262,8 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 			before += fi.Size()
 		}
 	}
-	if err := checkLoaded(paths, tf.fast, tf.strong, seen, set.train.Len()+len(set.held)); err != nil {
+	n := set.train.Len() + len(set.held)
+	if err := checkLoaded(paths, tf.fast, tf.strong, seen, n, n+set.missing, set.bad); err != nil {
 		return nil, err
 	}
 	return set, nil

@@ -14,7 +14,7 @@ func init() {
 	register("eval", "measure a router on a held-out log, or a training recipe by cross-validation", runEval)
 }
 
-const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label ...] [--json]"
+const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label strong-wins|weak-fails|gap:T|gain] [--json]"
 
 func runEval(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "eval", evalUsage)
@@ -81,6 +81,7 @@ func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -96,6 +97,10 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if err != nil {
 		return err
 	}
+	// Each of the k trainings sees (k-1)/k of the records.
+	if err := checkTrainSize(len(set.examples)*(k-1)/k, tf.folds); err != nil {
+		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %d records out: %w", k, k, len(set.examples), err)
+	}
 	p, err := crossValidate(ctx, env, set.examples, k, tf, label)
 	if err != nil {
 		return err
@@ -104,6 +109,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -125,11 +131,27 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		done  int
 		first error
 	)
+	// The bar counts the fitting steps of all folds (each head is
+	// cross-validated, then fitted), not just the folds: a fold of MMLU
+	// takes half a minute.
+	heads := 2
+	if sc := tf.scorer; sc == models.ScorerLabel || sc == "" && models.DefaultScorer(label.String()) == models.ScorerLabel {
+		heads = 1
+	}
+	steps, stepsDone := k*2*heads, 0
+	desc := fmt.Sprintf("cross-validating: %d trainings", k)
+	stepDone := func(_ string, done, total int) {
+		if total > 0 && done == total {
+			mu.Lock()
+			stepsDone++
+			prog(desc, stepsDone, steps)
+			mu.Unlock()
+		}
+	}
 	if prog != nil {
-		prog(fmt.Sprintf("cross-validating (%d folds)", k), 0, k)
+		prog(desc, 0, steps)
 	}
 	// fold trains without fold f and writes p for its rows; folds write
 	// disjoint rows of p.
@@ -147,9 +169,12 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		assignFolds(train, tf.seed+1, tf.folds)
 		opts := tf.options(label, env)
 		opts.Classifier.Workers = 1
+		if prog != nil {
+			opts.Progress = stepDone
+		}
 		_, rep, err := models.Train(train, held, opts)
 		if err != nil {
-			return fmt.Errorf("fold %d of %d: %w", f+1, k, err)
+			return fmt.Errorf("training without fold %d of %d: %w", f+1, k, explainTrainError(err, len(train)))
 		}
 		for j, i := range heldRows {
 			p[i] = rep.HeldP[j]
@@ -168,10 +193,6 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 				if err != nil && first == nil {
 					first = err
 					cancel()
-				}
-				done++
-				if prog != nil {
-					prog(fmt.Sprintf("cross-validating (%d folds)", k), done, k)
 				}
 				mu.Unlock()
 			}

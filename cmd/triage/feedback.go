@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register("feedback", "served feedback: feedback export, check, salvage, compact", runFeedback)
+	registerGroup("feedback", "served feedback: export, check, salvage, compact")
 	register("feedback export", "write a server's decision log with its feedback as a JSONL log, from the server or its db file", runFeedbackExport)
 	register("feedback check", "check a feedback db file and its log for damage, changing nothing", runFeedbackCheck)
 	register("feedback salvage", "copy every readable record of a damaged feedback db (and its log) into a new file", runFeedbackSalvage)
@@ -33,27 +33,12 @@ const (
 	feedbackCheckUsage   = "--db FILE"
 	feedbackSalvageUsage = "--db FILE -o NEW.db"
 	feedbackCompactUsage = "--db FILE [-o NEW.db]"
-	feedbackSubcommands  = "use 'triage feedback export', 'check', 'salvage' or 'compact'"
 	// dbLockWait is how long --db waits for the file lock: a running
 	// server holds it for good, so waiting longer only delays the error.
 	dbLockWait = 500 * time.Millisecond
 	// exportPath is the server's admin export route.
 	exportPath = "/admin/feedback/export"
 )
-
-func runFeedback(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(env.Stderr, "usage: triage feedback export "+feedbackExportUsage)
-		fmt.Fprintln(env.Stderr, "       triage feedback check "+feedbackCheckUsage)
-		fmt.Fprintln(env.Stderr, "       triage feedback salvage "+feedbackSalvageUsage)
-		fmt.Fprintln(env.Stderr, "       triage feedback compact "+feedbackCompactUsage)
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef(feedbackSubcommands, "feedback needs a subcommand")
-	}
-	return usagef(feedbackSubcommands, "feedback subcommand %q is not known", args[0])
-}
 
 func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "feedback export", feedbackExportUsage)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math"
 
@@ -11,23 +10,9 @@ import (
 )
 
 func init() {
-	register("import", "convert a published dataset to a JSONL log: import routellm | import wide-csv", runImport)
+	registerGroup("import", "convert a published dataset to a JSONL log: import routellm | import wide-csv | import routerdc")
 	register("import routellm", "convert RouteLLM's MMLU, GSM8K or MT-Bench eval files to a JSONL log", runImportRouteLLM)
 	register("import wide-csv", "convert a CSV with one score column per model to a JSONL log", runImportWideCSV)
-}
-
-const importHint = "use 'triage import routellm' or 'triage import wide-csv'; add -h for their flags"
-
-// runImport catches "triage import" without (or with an unknown) format.
-func runImport(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(env.Stderr, "usage: triage import routellm|wide-csv [flags]")
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef(importHint, "import needs a format")
-	}
-	return usagef(importHint, "import format %q is not known", args[0])
 }
 
 func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {

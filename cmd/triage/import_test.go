@@ -29,6 +29,19 @@ func readLog(tb testing.TB, path string) ([]datasets.Record, map[string]datasets
 	return recs, byID
 }
 
+// importLog runs "triage import ARGS -o FILE" in a temporary folder, fails
+// the test unless it succeeds, and returns the log it wrote and its stderr.
+func importLog(tb testing.TB, args ...string) ([]datasets.Record, map[string]datasets.Record, string) {
+	tb.Helper()
+	out := filepath.Join(tb.TempDir(), "log.jsonl")
+	_, stderr, code := run(tb, append(append([]string{"import"}, args...), "-o", out)...)
+	if code != 0 {
+		tb.Fatalf("exit status %d: %s", code, stderr)
+	}
+	recs, byID := readLog(tb, out)
+	return recs, byID, stderr
+}
+
 func scoreOf(tb testing.TB, r datasets.Record, model string) float64 {
 	tb.Helper()
 	o, ok := r.Outcomes[model]
@@ -128,12 +141,7 @@ func TestImportRouteLLMOnSharedData(t *testing.T) {
 
 func TestImportWideCSVOnArenaBench(t *testing.T) {
 	file := filepath.Join(sharedDatasets(t), "arena-bench-v1", "scores_wide.csv")
-	out := filepath.Join(t.TempDir(), "arena.jsonl")
-	_, stderr, code := run(t, "import", "wide-csv", "--file", file, "--prompt-col", "prompt", "--id-col", "question_id", "--score-scale", "10", "-o", out)
-	if code != 0 {
-		t.Fatalf("exit status %d: %s", code, stderr)
-	}
-	recs, byID := readLog(t, out)
+	recs, byID, stderr := importLog(t, "wide-csv", "--file", file, "--prompt-col", "prompt", "--id-col", "question_id", "--score-scale", "10")
 	if len(recs) != 300 {
 		t.Errorf("%d records, want 300", len(recs))
 	}
@@ -158,17 +166,50 @@ func TestImportWideCSVOnArenaBench(t *testing.T) {
 	})
 }
 
+func TestImportRouterDCOnSharedData(t *testing.T) {
+	file := filepath.Join(sharedDatasets(t), "routerdc-7models", "humaneval_test.json")
+	recs, byID, stderr := importLog(t, "routerdc", "--file", file, "--id-prefix", "dc/he")
+	if len(recs) != 49 {
+		t.Errorf("%d records, want 49", len(recs))
+	}
+	// Element 0 of humaneval_test.json is vowels_count, which
+	// dolphin-2.9-llama3-8b solved in 6 of 10 samples.
+	r := byID["dc/he/0"]
+	if !strings.Contains(r.Prompt, "def vowels_count(s):") || r.Meta["source"] != "humaneval_test" || len(r.Outcomes) != 7 {
+		t.Errorf("dc/he/0 = %.80q %v with %d outcomes, want vowels_count from humaneval_test with 7", r.Prompt, r.Meta, len(r.Outcomes))
+	}
+	if got := scoreOf(t, r, "cognitivecomputations/dolphin-2.9-llama3-8b"); got != 0.6 {
+		t.Errorf("dolphin-2.9-llama3-8b score %v, want 0.6", got)
+	}
+	for _, want := range []string{"triage import routerdc: 49 records", "meta-llama/Meta-Llama-3-8B 49", "written to "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary %q does not contain %q", stderr, want)
+		}
+	}
+	t.Run("--no-meta leaves the source out", func(t *testing.T) {
+		recs, _, _ := importLog(t, "routerdc", "--file", file, "--no-meta")
+		if len(recs) != 49 {
+			t.Fatalf("%d records, want 49", len(recs))
+		}
+		if recs[0].ID != "humaneval_test/0" || recs[0].Meta != nil {
+			t.Errorf("first record %q with meta %v, want humaneval_test/0 without meta", recs[0].ID, recs[0].Meta)
+		}
+	})
+}
+
 func TestImportErrors(t *testing.T) {
 	dir := t.TempDir()
 	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np1,0.5,1\np2,7,0\n")
+	dcDir := t.TempDir()
+	dc := writeFile(t, dcDir, "dc.json", `[{"question": "q1", "scores": {"a": 0, "b": 1}}, {"question": "q2", "scores": {"a": 1, "b": 7}}]`)
 	tests := []struct {
 		name     string
 		args     []string
 		code     int
 		inStderr string
 	}{
-		{"import without a format is a usage error", []string{"import"}, 2, "import needs a format"},
-		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import format "parquet" is not known`},
+		{"import without a format is a usage error listing the formats", []string{"import"}, 2, "import needs a subcommand (use 'triage import routellm', 'triage import routerdc' or 'triage import wide-csv'"},
+		{"an unknown import format is a usage error", []string{"import", "parquet"}, 2, `import subcommand "parquet" is not known`},
 		{"routellm without --bench is a usage error", []string{"import", "routellm", "--dir", dir}, 2, "--bench is required"},
 		{"routellm with an unknown bench is a usage error", []string{"import", "routellm", "--bench", "hellaswag", "--dir", dir}, 2, `--bench "hellaswag" is not known (want mmlu, gsm8k or mt-bench)`},
 		{"routellm without --dir is a usage error", []string{"import", "routellm", "--bench", "mmlu"}, 2, "--dir is required"},
@@ -178,6 +219,8 @@ func TestImportErrors(t *testing.T) {
 		{"wide-csv with a zero scale is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--score-scale", "0"}, 2, "--score-scale is 0"},
 		{"wide-csv with a stray argument is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "extra"}, 2, `unexpected argument "extra"`},
 		{"a grade out of range is a data error suggesting a scale", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt"}, 1, `w.csv:3: row 1: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`},
+		{"routerdc without --file is a usage error", []string{"import", "routerdc"}, 2, "--file is required"},
+		{"a routerdc score out of range is a data error naming the element", []string{"import", "routerdc", "--file", dc}, 1, `dc.json: element 1: scores["b"] is 7, want a score in [0,1]`},
 		{"an unknown model is a data error listing the models", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--models", "a,zz"}, 1, `model "zz" (--models) is not a score column; the model columns are "a", "b"`},
 	}
 	for _, tt := range tests {
@@ -191,21 +234,43 @@ func TestImportErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a failed import leaves no output file", func(t *testing.T) {
-		out := filepath.Join(dir, "out.jsonl")
-		if _, _, code := run(t, "import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "-o", out); code != 1 {
-			t.Fatalf("exit status %d, want 1", code)
+	t.Run("import -h and triage help list every format", func(t *testing.T) {
+		stdout, _, code := run(t, "import", "-h")
+		for _, want := range []string{"  routellm ", "  routerdc ", "  wide-csv "} {
+			if code != 0 || !strings.Contains(stdout, want) {
+				t.Errorf("import -h: status %d, %q; want 0 and %q", code, stdout, want)
+			}
 		}
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			if e.Name() != "w.csv" {
-				t.Errorf("found %s after a failed import, want only w.csv", e.Name())
+		stdout, _, _ = run(t, "help")
+		for _, want := range []string{"import routellm", "import wide-csv", "import routerdc"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("help %q does not list %q", stdout, want)
 			}
 		}
 	})
+	for _, tt := range []struct {
+		name, dir, input string
+		args             []string
+	}{
+		{"a failed import leaves no output file", dir, "w.csv", []string{"wide-csv", "--file", csv, "--prompt-col", "prompt"}},
+		{"a routerdc import failing after its first record leaves no output file", dcDir, "dc.json", []string{"routerdc", "--file", dc}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"import"}, tt.args...), "-o", filepath.Join(tt.dir, "out.jsonl"))
+			if _, _, code := run(t, args...); code != 1 {
+				t.Fatalf("exit status %d, want 1", code)
+			}
+			entries, err := os.ReadDir(tt.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() != tt.input {
+					t.Errorf("found %s after a failed import, want only %s", e.Name(), tt.input)
+				}
+			}
+		})
+	}
 	t.Run("a successful import to -o replaces the file whole", func(t *testing.T) {
 		out := writeFile(t, dir, "old.jsonl", "stale\n")
 		if _, stderr, code := run(t, "import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--score-scale", "10", "-o", out); code != 0 {

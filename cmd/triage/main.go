@@ -11,9 +11,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
+
+	suggestpkg "github.com/triage-router/triage/internal/suggest"
 )
 
 // Env is what a subcommand may touch of the outside world, so tests can run
@@ -70,7 +74,9 @@ func main() {
 }
 
 // Main runs the command line args and returns the exit status: 0 on
-// success, 2 for usage errors, 1 for anything else.
+// success, 2 for usage errors, 1 for anything else (and 3 for retrain's
+// refusal). Help asked for (-h, --help, help CMD) goes to stdout; usage
+// printed because of a mistake goes to stderr.
 func Main(ctx context.Context, args []string, env *Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
@@ -78,16 +84,23 @@ func Main(ctx context.Context, args []string, env *Env) int {
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		printUsage(env.Stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	case isHelp(args[0]) && len(args) == 1:
+		printUsage(env.Stdout)
+		return 0
+	case args[0] == "help":
+		// help CMD is CMD -h.
+		args = append(args[1:len(args):len(args)], "-h")
+	case args[0] == "version" || args[0] == "--version":
+		printVersion(env.Stdout)
 		return 0
 	}
 	cmd, rest, ok := lookup(args)
 	if !ok {
-		fmt.Fprintf(env.Stderr, "triage: unknown command %q (run 'triage help' for the list)\n", strings.Join(args[:min(2, len(args))], " "))
+		fmt.Fprintf(env.Stderr, "triage: unknown command %q%s (run 'triage help' for the list)\n", args[0], suggest(args[0], topLevel()))
 		return 2
 	}
 	err := cmd.run(ctx, env, rest)
@@ -113,6 +126,16 @@ func Main(ctx context.Context, args []string, env *Env) int {
 	return 1
 }
 
+// isHelp reports whether arg asks for help the way the flag package
+// understands it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help", "help":
+		return true
+	}
+	return false
+}
+
 func lookup(args []string) (command, []string, bool) {
 	if len(args) >= 2 {
 		if c, ok := commands[args[0]+" "+args[1]]; ok {
@@ -125,33 +148,173 @@ func lookup(args []string) (command, []string, bool) {
 	return command{}, nil, false
 }
 
-func printUsage(w io.Writer) {
-	names := make([]string, 0, len(commands))
+// registerGroup adds a command word whose subcommands are registered as
+// "name sub": on its own, or with a subcommand it does not know, it lists
+// them.
+func registerGroup(name, summary string) {
+	register(name, summary, func(ctx context.Context, env *Env, args []string) error {
+		return runGroup(env, name, args)
+	})
+}
+
+func runGroup(env *Env, name string, args []string) error {
+	subs := subcommands(name)
+	hint := fmt.Sprintf("use %s; add -h for its flags", quoteList(name, subs))
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		printGroupUsage(env.Stdout, name, subs)
+		return flag.ErrHelp
+	case len(args) == 0:
+		printGroupUsage(env.Stderr, name, subs)
+		return usagef(hint, "%s needs a subcommand", name)
+	}
+	return usagef(hint, "%s subcommand %q is not known%s", name, args[0], suggest(args[0], subs))
+}
+
+// subcommands are the second words of the commands under group.
+func subcommands(group string) []string {
+	var out []string
 	for n := range commands {
-		names = append(names, n)
+		if sub, ok := strings.CutPrefix(n, group+" "); ok {
+			out = append(out, sub)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// quoteList is "'triage G a', 'triage G b' or 'triage G c'".
+func quoteList(group string, subs []string) string {
+	q := make([]string, len(subs))
+	for i, s := range subs {
+		q[i] = fmt.Sprintf("'triage %s %s'", group, s)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func printGroupUsage(w io.Writer, group string, subs []string) {
+	fmt.Fprintf(w, "usage: triage %s <subcommand> [flags]\n\nsubcommands:\n", group)
+	for _, s := range subs {
+		fmt.Fprintf(w, "  %-12s %s\n", s, commands[group+" "+s].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'triage %s <subcommand> -h' for its flags.\n", group)
+}
+
+// topLevel are the first words of all commands, for suggestions.
+func topLevel() []string {
+	seen := map[string]bool{"help": true, "version": true}
+	for n := range commands {
+		first, _, _ := strings.Cut(n, " ")
+		seen[first] = true
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// suggest returns "; did you mean X?" for the known word nearest to word,
+// when it is near enough to be a typo, else "".
+func suggest(word string, known []string) string {
+	if near := suggestpkg.Nearest(word, known); near != "" {
+		return fmt.Sprintf("; did you mean %q?", near)
+	}
+	return ""
+}
+
+func printUsage(w io.Writer) {
+	var names []string
+	for n, c := range commands {
+		// A group is listed through its subcommands.
+		if len(subcommands(n)) > 0 {
+			continue
+		}
+		names = append(names, c.name)
 	}
 	sort.Strings(names)
 	fmt.Fprintln(w, "usage: triage <command> [flags]\n\ncommands:")
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'triage <command> -h' for a command's flags.")
+	fmt.Fprintf(w, "  %-18s %s\n", "version", "print the version, commit and Go version")
+	fmt.Fprintln(w, "\nRun 'triage <command> -h' (or 'triage help <command>') for a command's flags.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain refused the challenger.")
 }
 
-// newFlagSet returns a flag set that reports errors instead of exiting and
-// prints its usage to the command's stderr.
+// printVersion prints the module version, the commit and the Go version
+// the binary was built with, from the build information the Go toolchain
+// stamps into it (a build from a git checkout carries its commit).
+func printVersion(w io.Writer) {
+	version, commit, when := "(devel)", "unknown", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && commit != "unknown" {
+			commit += " (with uncommitted changes)"
+		}
+	}
+	if when != "" {
+		commit += " of " + when
+	}
+	fmt.Fprintf(w, "triage %s\ncommit %s\n%s %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+// Its usage goes to stdout when the user asked for it (-h) and to stderr
+// when printed because of a mistake.
 func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("triage "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs.SetOutput(&helpWriter{env: env})
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: triage %s %s\n\nflags:\n", name, usage)
+		fmt.Fprintf(fs.Output(), "usage: triage %s %s\n\nflags:\n", name, usage)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
+// helpWriter is a flag set's output: stderr, or stdout once parseFlags has
+// seen that the user asked for help.
+type helpWriter struct {
+	env  *Env
+	help bool
+}
+
+func (h *helpWriter) Write(p []byte) (int, error) {
+	if h.help {
+		return h.env.Stdout.Write(p)
+	}
+	return h.env.Stderr.Write(p)
+}
+
 // parseFlags parses args and turns flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if hw, ok := fs.Output().(*helpWriter); ok {
+		for _, a := range args {
+			if a == "--" {
+				break
+			}
+			if isHelp(a) && a != "help" {
+				hw.help = true
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -77,9 +78,13 @@ func TestTrainBadInput(t *testing.T) {
 	}{
 		{"a malformed line names the file and line", good + "\n{\"id\": \"b\", \"prompt\": \n", "f", "bad.jsonl:2: malformed JSON"},
 		{"a missing prompt names the field", good + "\n" + `{"id":"b","outcomes":{"f":{"score":1}}}` + "\n", "f", "bad.jsonl:2: prompt is missing"},
-		{"a score out of range says how to rescale", good + "\n" + `{"id":"b","prompt":"x","outcomes":{"f":{"score":7}}}` + "\n", "f", "bad.jsonl:2: outcomes.f.score is 7, want a value in [0,1]; rescale with --score-scale"},
+		{"a score out of range says how to rescale", good + "\n" + `{"id":"b","prompt":"x","outcomes":{"f":{"score":7}}}` + "\n", "f", "bad.jsonl:2: outcomes.f.score is 7, want a value in [0,1]; rescale the log's scores to [0,1]"},
 		{"a wrong type names the field", `{"id":"b","prompt":"x","outcomes":{"f":{"score":"high"}}}` + "\n", "f", "bad.jsonl:1: outcomes.f.score"},
 		{"a fast model in no record lists the models that appear", good + "\n", "gpt-5", `--fast model "gpt-5" appears in no record of`},
+		{"an empty file says it is empty", "", "f", "bad.jsonl is empty: it holds no records"},
+		{"a file of blank lines is empty too", "\n\n", "f", "bad.jsonl is empty: it holds no records"},
+		{"a CSV points to import wide-csv", "id,prompt\n1,hi\n", "f", "bad.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'"},
+		{"a record pasted over several lines says a record is one line", "{\"id\": \"b\",\n \"prompt\": \"x\"}\n", "f", "bad.jsonl:1: malformed JSON at byte 11: unexpected end of JSON input; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,4 +112,49 @@ func TestTrainBadInput(t *testing.T) {
 			t.Errorf("stderr %q does not list the models f and s", stderr)
 		}
 	})
+}
+
+func TestHelpVersionAndTypos(t *testing.T) {
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // substrings; "" checks nothing
+		quietStream    string // "stdout" or "stderr" that must stay empty
+	}{
+		{"--help lists the commands on stdout", []string{"--help"}, 0, "usage: triage <command>", "", "stderr"},
+		{"help lists the commands on stdout", []string{"help"}, 0, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain", "", "stderr"},
+		{"help CMD prints the command's flags on stdout", []string{"help", "train"}, 0, "usage: triage train", "", "stderr"},
+		{"CMD -h prints its flags on stdout", []string{"eval", "-h"}, 0, "-cv int", "", "stderr"},
+		{"CMD --help after other flags still goes to stdout", []string{"train", "--data", "x", "--help"}, 0, "usage: triage train", "", "stderr"},
+		{"a flag mistake prints the usage on stderr", []string{"train", "--nope"}, 2, "", "usage: triage train", "stdout"},
+		{"train's help names the gain label", []string{"train", "-h"}, 0, "gap:T or gain", "", ""},
+		{"eval's help names the gain label", []string{"eval", "-h"}, 0, "gap:T or gain", "", ""},
+		{"version prints the Go version", []string{"version"}, 0, runtime.Version(), "", "stderr"},
+		{"--version is version", []string{"--version"}, 0, "commit ", "", "stderr"},
+		{"model alone lists its subcommands and exits 2", []string{"model"}, 2, "", "show ", "stdout"},
+		{"model --help lists its subcommands on stdout", []string{"model", "--help"}, 0, "subcommands:\n  show", "", "stderr"},
+		{"help model is model --help", []string{"help", "model"}, 0, "subcommands:\n  show", "", "stderr"},
+		{"import --help lists its formats", []string{"import", "--help"}, 0, "wide-csv", "", "stderr"},
+		{"a typo of a command suggests the nearest", []string{"trian"}, 2, "", `unknown command "trian"; did you mean "train"?`, "stdout"},
+		{"a typo of a subcommand suggests the nearest", []string{"feedback", "exprot"}, 2, "", `did you mean "export"?`, "stdout"},
+		{"a word far from every command suggests nothing", []string{"frobnicate"}, 2, "", `unknown command "frobnicate" (run`, "stdout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout, tt.stdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
+			}
+			if tt.quietStream == "stdout" && stdout != "" || tt.quietStream == "stderr" && stderr != "" {
+				t.Errorf("%s is not empty: stdout %q, stderr %q", tt.quietStream, stdout, stderr)
+			}
+		})
+	}
 }

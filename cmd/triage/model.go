@@ -11,6 +11,7 @@ import (
 )
 
 func init() {
+	registerGroup("model", "router artifacts: model show")
 	register("model show", "print a router artifact for a person", runModelShow)
 }
 
@@ -99,7 +100,11 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "  held-out     %s\n", strings.Join(parts, " "))
 	}
 	if len(a.TopFeatures) > 0 {
-		fmt.Fprintf(w, "  top features (weight: n-grams hashed there; + pushes towards the strong tier)\n")
+		weightOn := "the label's log-odds"
+		if a.ScorerKind() == models.ScorerPerTier {
+			weightOn = "the strong head's log-odds minus the fast head's"
+		}
+		fmt.Fprintf(w, "  top features (weight on %s, as \"explain\" shows it; + pushes towards the strong tier: n-grams hashed there)\n", weightOn)
 		for _, nw := range a.TopFeatures {
 			names := strings.Join(nw.Names, " | ")
 			if names == "" {

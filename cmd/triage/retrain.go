@@ -30,10 +30,10 @@ const exitRefused = 3
 var errRefused = errors.New("challenger refused")
 
 // refusedError carries the verdict and the exit status.
-type refusedError struct{ verdict string }
+type refusedError struct{ verdict, out string }
 
 func (e *refusedError) Error() string {
-	return fmt.Sprintf("%s: %s; NEW not written (--force writes it anyway)", errRefused, e.verdict)
+	return fmt.Sprintf("%s: %s; %s not written, the champion stays (--force writes it anyway)", errRefused, e.verdict, e.out)
 }
 func (e *refusedError) Unwrap() error { return errRefused }
 
@@ -95,6 +95,12 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
+	// stop ends the bar in hand; a later step starts a new one.
+	prog, stop := newProgress(env)
+	defer stop()
+	if prog != nil {
+		prog("reading the logs", 0, 0)
+	}
 	// Base logs first, then exports: a later source wins an outcome
 	// conflict, and exports are newer.
 	var sources [][]datasets.Record
@@ -117,6 +123,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	recs, ms := models.MergeRecords(sources...)
+	stop()
 	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %d bad lines skipped)\n",
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
@@ -132,8 +139,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		Sources:     append(append([]string(nil), data...), feedback...),
 		Skipped:     bad,
 	}
-	var stop func()
-	opts.Progress, stop = newProgress(env)
+	opts.Progress = prog
 	res, err := models.Retrain(champion, recs, opts)
 	stop()
 	if err != nil {
@@ -160,7 +166,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	}
 	if !write {
 		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
-		return &refusedError{verdict: c.Verdict}
+		return &refusedError{verdict: c.Verdict, out: *out}
 	}
 	if err := res.Challenger.Save(*out); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -146,21 +147,57 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	if err := cfg.Serve.Validate(); err != nil {
 		return usagef("check the flags and the config file", "%v", err)
 	}
+	addrFrom := "addr in " + cfg.ConfigPath
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "addr" {
+			addrFrom = "--addr"
+		}
+	})
+	if err := checkAddr(cfg.Serve.Addr, addrFrom); err != nil {
+		return err
+	}
 	if c.env.Getenv != nil {
 		cfg.AdminToken = c.env.Getenv("TRIAGE_ADMIN_TOKEN")
 	}
 	return nil
 }
 
-// Run opens the db, loads the model and starts serving. It returns once
-// the server listens; the bound address is printed to stderr as
-// "triage serve: listening on HOST:PORT".
+// checkAddr returns a usage error for a listen address that is not
+// host:port, with the likeliest fix: a bare port needs its colon.
+func checkAddr(addr, from string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if _, perr := strconv.ParseUint(port, 10, 16); perr != nil && port != "" {
+			if _, lerr := net.LookupPort("tcp", port); lerr != nil {
+				return usagef("want host:port, e.g. 127.0.0.1:8080", "%s %q has no usable port", from, addr)
+			}
+		}
+		return nil
+	}
+	if _, perr := strconv.ParseUint(addr, 10, 16); perr == nil {
+		return usagef(fmt.Sprintf("for port %s write 127.0.0.1:%s (this machine only) or :%s (every interface)", addr, addr, addr),
+			"%s %s is a port without a host", from, addr)
+	}
+	return usagef("want host:port, e.g. 127.0.0.1:8080", "%s %q is not host:port", from, addr)
+}
+
+// Run binds the address, opens the db, loads the model and starts
+// serving. The address is bound first so that a port already in use
+// leaves no new db file behind. It returns once the server listens; the
+// bound address is printed to stderr as "triage serve: listening on
+// HOST:PORT".
 func (c *ServeCommand) Run(ctx context.Context) error {
 	cfg := c.Config
 	c.log = slog.New(slog.NewTextHandler(c.env.Stderr, nil))
 	// gin's mode is process-wide; debug mode prints every route.
 	gin.SetMode(gin.ReleaseMode)
 
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Serve.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	c.ln = ln
 	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch,
 		Init: cfg.Init, SalvageLog: cfg.SalvageLog})
 	if err != nil {
@@ -183,12 +220,6 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	c.srv = srv
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Serve.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	c.ln = ln
 	c.served = make(chan error, 1)
 	c.wg.Add(1)
 	go func() {

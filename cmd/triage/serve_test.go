@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -297,6 +298,24 @@ func TestServeFlagsWinOverTheConfigFile(t *testing.T) {
 	}
 }
 
+func TestServeBusyPortLeavesNoDB(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	db := filepath.Join(dir, "feedback.db")
+	_, stderr, code := run(t, "serve", "--model", model, "--db", db, "--addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("exit %d stderr %q, want 1 and address already in use", code, stderr)
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("serve that could not bind its port created %s (stat err %v)", db, err)
+	}
+}
+
 func TestServeUsage(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, dir, "bad.json", `{"format_version":1}`)
@@ -311,7 +330,10 @@ func TestServeUsage(t *testing.T) {
 		{"no model is a usage error", []string{"--db", db}, 2, "serve needs --model FILE"},
 		{"no db is a usage error", []string{"--model", bad}, 2, "serve needs --db FILE"},
 		{"a bad flag value is a usage error", []string{"--model", bad, "--db", db, "--max-batch", "0"}, 2, "limits.max_batch is 0"},
-		{"an unknown config key is named", []string{"--model", bad, "--db", db, "--config", cfg}, 1, "field max_bodybytes not found"},
+		{"an unknown config key is named", []string{"--model", bad, "--db", db, "--config", cfg}, 1, "limits.max_bodybytes is not a known setting; did you mean max_body_bytes?"},
+		{"a bare port suggests the colon", []string{"--model", bad, "--db", db, "--addr", "19012"}, 2, "--addr 19012 is a port without a host (for port 19012 write 127.0.0.1:19012 (this machine only) or :19012 (every interface))"},
+		{"an address without a port is not host:port", []string{"--model", bad, "--db", db, "--addr", "localhost"}, 2, `--addr "localhost" is not host:port`},
+		{"an address with a bad port says so", []string{"--model", bad, "--db", db, "--addr", "127.0.0.1:99999"}, 2, `--addr "127.0.0.1:99999" has no usable port`},
 		{"a bad model says what is wrong", []string{"--model", bad, "--db", db, "--addr", "127.0.0.1:0"}, 1, "bad router artifact"},
 		{"a missing model file", []string{"--model", filepath.Join(dir, "none.json"), "--db", db, "--addr", "127.0.0.1:0"}, 1, "no such file"},
 	} {

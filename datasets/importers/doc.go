@@ -2,7 +2,7 @@
 // log records (datasets.Record), streaming them to a callback so an import
 // holds one row (or, for MT-Bench, the judgements file) in memory at a time.
 //
-// Two layouts are supported:
+// Three layouts are supported:
 //
 //   - RouteLLM's evaluation files (github.com/lm-sys/RouteLLM,
 //     routellm/evals): MMLU (mmlu/mmlu_<subject>.csv), GSM8K
@@ -12,6 +12,11 @@
 //   - A wide CSV with one row per prompt and one score column per model, such
 //     as arena-hard-auto grades pivoted by model, or RouterBench's table with
 //     its "<model>|model_response" and "<model>|total_cost" columns.
+//   - RouterDC's files (github.com/shuhao02/RouterDC, datasets/split2_model7):
+//     a JSON array of {"question", "scores": {model: score in [0,1]}}, read
+//     one element at a time. Ids are "<file name>/<index>"; meta.source is
+//     the file name (left out with NoMeta), and RouterDC's cluster_id is
+//     dropped (see RouterDC).
 //
 // Caveats, all deliberate:
 //

@@ -3,6 +3,7 @@ package importers
 import (
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,5 +169,78 @@ func TestWideCSVOnArenaBench(t *testing.T) {
 	// Row 0: gpt-4-0314 graded 10, claude-1 graded 1 (file values / 10).
 	if g, c := *first.Outcomes["gpt-4-0314"].Score, *first.Outcomes["claude-1"].Score; g != 1 || c != 0.1 {
 		t.Errorf("first record scores gpt-4-0314 %v, claude-1 %v; want 1 and 0.1", g, c)
+	}
+}
+
+// TestRouterDCOnSharedData imports every file of routerdc-7models. The
+// counts and MetaMath-Mistral-7B's score sums were computed from the same
+// files with Python's json module; the files hold 18,928 elements in all
+// (the shared README's 17,928 is a typo).
+func TestRouterDCOnSharedData(t *testing.T) {
+	dir := filepath.Join(sharedDatasets(t), "routerdc-7models")
+	const metamath = "meta-math/MetaMath-Mistral-7B"
+	tests := []struct {
+		file        string
+		n           int
+		metamathSum float64
+		firstPrompt string
+	}{
+		{"MATH_prealgebra.json", 871, 341, "John and Gary are playing a game."},
+		{"arc_easy_test.json", 713, 550.5245095983241, "Question:Evan is performing an investigation."},
+		{"arc_easy_train.json", 1663, 1242.759803410182, "Question:When a cup of water at room temperature"},
+		{"ceval.json", 1346, 414.3076903191873, "使用位填充方法"},
+		{"cmmlu_test.json", 3475, 1072.9477091300585, "1991年我国加入"},
+		{"cmmlu_train.json", 2000, 610.2225020201471, "运行中变压器温度最高的部分是"},
+		{"gsm8k-test.json", 1319, 918.4, "Janet’s ducks lay 16 eggs per day."},
+		{"gsm8k-train.json", 1000, 824.1, "Natalia sold clips to 48 of her friends in April,"},
+		{"humaneval_test.json", 49, 14.6, "\nFIX = \"\"\"\nAdd more test cases."},
+		{"humaneval_train.json", 115, 38.4, "\ndef generate_integers(a, b):"},
+		{"javascript.json", 164, 52.2, "/* Check if in given list of numbers, are any two"},
+		{"mmlu_test.json", 4213, 2158.6290261169206, "The field of psychology arose out of which of the"},
+		{"mmlu_train.json", 2000, 1027.0483228536016, "Mast Co. converted from the FIFO method"},
+	}
+	total := 0
+	for _, tt := range tests {
+		t.Run(tt.file+" imports whole, with seven models per record", func(t *testing.T) {
+			stem := strings.TrimSuffix(tt.file, ".json")
+			var sum float64
+			var first datasets.Record
+			recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+				return RouterDC(RouterDCOptions{File: filepath.Join(dir, tt.file)}, func(r datasets.Record) error {
+					if len(r.Outcomes) != 7 || r.Meta["source"] != stem || len(r.Meta) != 1 {
+						t.Errorf("record %q has %d outcomes and meta %v, want 7 and only source %s", r.ID, len(r.Outcomes), r.Meta, stem)
+					}
+					if o, ok := r.Outcomes[metamath]; ok {
+						sum += *o.Score
+					}
+					return fn(r)
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != tt.n || st.Records != tt.n || st.Outcomes[metamath] != tt.n {
+				t.Errorf("%d records (stats %d, %s %d), want %d", len(recs), st.Records, metamath, st.Outcomes[metamath], tt.n)
+			}
+			total += len(recs)
+			// Sums of float64 scores in file order, as Python adds them;
+			// 1e-9 absorbs a different rounding of the decimal literals.
+			if math.Abs(sum-tt.metamathSum) > 1e-9 {
+				t.Errorf("%s scores sum to %v, want %v", metamath, sum, tt.metamathSum)
+			}
+			if len(recs) == 0 {
+				t.Fatal("no records")
+			}
+			first = recs[0]
+			if first.ID != stem+"/0" || !strings.HasPrefix(first.Prompt, tt.firstPrompt) {
+				t.Errorf("first record %q %q, want %s/0 starting %q", first.ID, first.Prompt, stem, tt.firstPrompt)
+			}
+			if last := recs[len(recs)-1].ID; last != stem+"/"+strconv.Itoa(tt.n-1) {
+				t.Errorf("last id %q, want %s/%d", last, stem, tt.n-1)
+			}
+		})
+	}
+	if !t.Failed() && total != 18928 {
+		t.Errorf("%d records in all, want 18928", total)
 	}
 }

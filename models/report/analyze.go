@@ -28,6 +28,11 @@ type Run struct {
 	PHard, Label, Fast, Strong []float64
 	// Sources says, for a person, where latency and cost came from.
 	Sources []string
+	// NoLatency and NoCost say the log has no latency (cost) and none
+	// was given: the replay ran on placeholders, so every latency (cost)
+	// figure is left empty (NaN) and its plot is replaced by a note
+	// naming the flag that fills it.
+	NoLatency, NoCost bool
 }
 
 // Options tunes Analyze. Zero values mean the defaults.
@@ -94,6 +99,8 @@ type Section struct {
 	RouterCurve, OracleCurve Curve
 	// Figures are filled by WriteFiles.
 	Figures []Figure
+	// NoLatency and NoCost are the run's: those figures are empty.
+	NoLatency, NoCost bool
 }
 
 // Analyze computes a section's figures.
@@ -115,7 +122,8 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 		opts.Bins = models.ECEBins
 	}
 	rp := run.Replayer
-	s := &Section{Name: run.Name, Dir: run.Dir, Artifact: run.Artifact, N: rp.Len(), Points: run.Points, Sources: run.Sources}
+	s := &Section{Name: run.Name, Dir: run.Dir, Artifact: run.Artifact, N: rp.Len(), Points: run.Points, Sources: run.Sources,
+		NoLatency: run.NoLatency, NoCost: run.NoCost}
 	s.RFast, s.RStrong = rp.Baselines()
 	s.Eval = models.Evaluate(run.PHard, run.Label, run.Fast, run.Strong)
 	s.Random = models.EvaluateRandom(run.Label, run.Fast, run.Strong)
@@ -130,6 +138,7 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 		strong[i] = reqs[i].StrongScore
 	}
 	s.CurrentIntervals = BootstrapPoint(rp.Outcomes(nil, run.Artifact.Policy), strong, opts.Resamples, opts.Seed+1)
+	s.blankUnknown()
 
 	all := make([]Point, 0, len(s.Points)+2)
 	var fe []Point
@@ -173,6 +182,31 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 	return s, nil
 }
 
+// blankUnknown empties the latency or cost figures of a replay that ran
+// on placeholders, so that nothing downstream (CSV, metrics.json, fronts,
+// AIQ, plots) reads them as measured.
+func (s *Section) blankUnknown() {
+	nan := math.NaN()
+	blank := func(op *models.OperatingPoint) {
+		if s.NoLatency {
+			op.LatencyMeanMS, op.LatencyP50MS, op.LatencyP95MS, op.LatencyP99MS = nan, nan, nan, nan
+		}
+		if s.NoCost {
+			op.CostPer1k = nan
+		}
+	}
+	for i := range s.Points {
+		blank(&s.Points[i])
+	}
+	blank(&s.Current)
+	if s.NoLatency {
+		s.CurrentIntervals.LatencyP95MS = Interval{Lo: nan, Hi: nan}
+	}
+	if s.NoCost {
+		s.CurrentIntervals.CostPer1k = Interval{Lo: nan, Hi: nan}
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -214,7 +248,7 @@ func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
 			if !math.IsNaN(op.LatencyP95MS) && lower(g.P95Any, op.LatencyP95MS, val(g.P95Any, true)) {
 				g.P95Any = op
 			}
-			if lower(g.CostAny, op.CostPer1k, val(g.CostAny, false)) {
+			if !math.IsNaN(op.CostPer1k) && lower(g.CostAny, op.CostPer1k, val(g.CostAny, false)) {
 				g.CostAny = op
 			}
 			if op.Kind != models.KindFastEscalate {
@@ -223,7 +257,7 @@ func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
 			if !math.IsNaN(op.LatencyP95MS) && lower(g.P95FastEscalate, op.LatencyP95MS, val(g.P95FastEscalate, true)) {
 				g.P95FastEscalate = op
 			}
-			if lower(g.CostFastEscalate, op.CostPer1k, val(g.CostFastEscalate, false)) {
+			if !math.IsNaN(op.CostPer1k) && lower(g.CostFastEscalate, op.CostPer1k, val(g.CostFastEscalate, false)) {
 				g.CostFastEscalate = op
 			}
 		}

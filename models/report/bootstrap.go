@@ -64,7 +64,7 @@ func (r *resampler) next() []int32 {
 // descending score, with group[i] true where item i starts a new run of
 // equal scores. Ties count as a random order: within a run the expected
 // gain grows linearly, so the curve is linear there and the trapezoid over
-// run boundaries is the exact integral (the definition of DESIGN.md, as
+// run boundaries is the exact integral (the definition of docs/design.md, as
 // classifier.APGR computes it).
 func apgrSorted(gain []float64, start []bool, w []int32) float64 {
 	var n, total float64

@@ -3,12 +3,13 @@ package report
 import (
 	"bufio"
 	"io"
+	"math"
 	"strconv"
 
 	"github.com/triage-router/triage/models"
 )
 
-// CurvesColumns are the columns of curves.csv: the fixed ones of DESIGN.md
+// CurvesColumns are the columns of curves.csv: the fixed ones of docs/design.md
 // in their order, then the extras.
 var CurvesColumns = []string{
 	"speculate_above", "escalate_above", "accept_confidence", "strong_share",
@@ -21,8 +22,10 @@ var CurvesColumns = []string{
 
 // WriteCurvesCSV writes one row per operating point. Numbers are written
 // in the shortest form that reads back to the same float64 (so thresholds
-// can be copied into an artifact exactly); NaN is written "NaN". front
-// sets mark the points on the p95 and cost Pareto fronts.
+// can be copied into an artifact exactly); a figure that is undefined or
+// unknown (NaN: PGR when the tiers tie, latency of a log without any) is
+// left empty. front sets mark the points on the p95 and cost Pareto
+// fronts.
 func WriteCurvesCSV(w io.Writer, pts []models.OperatingPoint, frontP95, frontCost []int) error {
 	onP95 := make([]bool, len(pts))
 	onCost := make([]bool, len(pts))
@@ -53,7 +56,9 @@ func WriteCurvesCSV(w io.Writer, pts []models.OperatingPoint, frontP95, frontCos
 			if k > 0 {
 				buf = append(buf, ',')
 			}
-			buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
+			if !math.IsNaN(v) {
+				buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
+			}
 		}
 		buf = append(buf, ',')
 		buf = append(buf, op.Kind...)

@@ -119,7 +119,9 @@ func (p *Page) FigureRows() []figureRow {
 		for _, s := range p.Sections {
 			c := figureCell{Section: s.Name, Missing: "not available: the log has no fast-tier confidence"}
 			for _, f := range s.Figures {
-				if f.Base == base {
+				if f.Base == base && f.Missing != "" {
+					c = figureCell{Section: s.Name, Missing: f.Missing}
+				} else if f.Base == base {
 					c = figureCell{Section: s.Name, PNG: path.Join(s.Dir, f.Base+".png"), SVG: path.Join(s.Dir, f.Base+".svg"), Alt: f.Alt}
 				}
 			}
@@ -214,7 +216,9 @@ var funcs = template.FuncMap{
 		if !(a > 0) || b >= a {
 			return "none"
 		}
-		return fmt.Sprintf("−%.0f%%", 100*(a-b)/a)
+		// The column says "saved": a positive share of the
+		// fast/escalate figure, so the sign and the word agree.
+		return fmt.Sprintf("%.0f%%", 100*(a-b)/a)
 	},
 	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 }
@@ -278,18 +282,22 @@ Bootstrap: {{.Resamples}} resamples, seed {{.Seed}}.{{if not .Generated.IsZero}}
 <p class="note">APGR and CPT are computed by the same code as <code>triage eval</code> (ties in p_hard count as a random order). AIQ is RouterBench's area under the non-decreasing convex hull of quality against cost per 1,000 requests, divided by the cost range of the grid. Intervals are 2.5% and 97.5% bootstrap percentiles over requests, thresholds held fixed. Percentiles of latency are nearest-rank.</p>
 
 <h2>Where speculation helps</h2>
-<p class="note">For each quality level (as a share of the gap between always fast and always strong), the lowest p95 latency and the lowest cost of any fast/escalate policy, against the lowest of any policy of the grid (speculate band and speculate + escalate included). Policies are written speculate_above / escalate_above / accept_confidence.</p>
-{{range .Sections}}<h3>{{.Name}}</h3>
-<table>
+<p class="note">For each quality level (as a share of the gap between always fast and always strong), the lowest p95 latency and the lowest cost of any fast/escalate policy, against the lowest of any policy of the grid (speculate band and speculate + escalate included). "Saved" is how much lower the second is, as a share of the first. Policies are written speculate_above / escalate_above / accept_confidence.</p>
+{{range .Sections}}{{$sec := .}}<h3>{{.Name}}</h3>
+{{if .NoLatency}}<p class="note">The log has no latency, so the p95 columns are empty: pass <code>--latency FAST=MS,STRONG=MS</code> to fill them.</p>
+{{end}}{{if .NoCost}}<p class="note">The log has no cost, so the cost columns are empty: pass <code>--cost FAST=USD,STRONG=USD</code> to fill them.</p>
+{{end}}<table>
 <tr><th>PGR</th><th>quality</th><th>p95, fast/escalate</th><th>p95, any policy</th><th>p95 saved</th><th>cost, fast/escalate</th><th>cost, any policy</th><th>cost saved</th></tr>
 {{range .Gains}}<tr><td class="num">{{f3 .PGR}}</td><td class="num">{{f4 .Quality}}</td>
-<td class="num" title="{{pointPolicy .P95FastEscalate}}">{{pointP95 .P95FastEscalate}}</td>
+{{if $sec.NoLatency}}<td class="num">–</td><td class="num">–</td><td class="num">–</td>
+{{else}}<td class="num" title="{{pointPolicy .P95FastEscalate}}">{{pointP95 .P95FastEscalate}}</td>
 <td class="num" title="{{pointPolicy .P95Any}}">{{pointP95 .P95Any}}<br><span class="ci">{{pointPolicy .P95Any}}</span></td>
 <td class="num">{{saving .P95FastEscalate .P95Any true}}</td>
-<td class="num" title="{{pointPolicy .CostFastEscalate}}">{{pointCost .CostFastEscalate}}</td>
+{{end}}{{if $sec.NoCost}}<td class="num">–</td><td class="num">–</td><td class="num">–</td></tr>
+{{else}}<td class="num" title="{{pointPolicy .CostFastEscalate}}">{{pointCost .CostFastEscalate}}</td>
 <td class="num" title="{{pointPolicy .CostAny}}">{{pointCost .CostAny}}<br><span class="ci">{{pointPolicy .CostAny}}</span></td>
 <td class="num">{{saving .CostFastEscalate .CostAny false}}</td></tr>
-{{end}}</table>
+{{end}}{{end}}</table>
 {{end}}
 
 <h2>Plots</h2>

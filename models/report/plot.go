@@ -27,6 +27,9 @@ type Figure struct {
 	Base string
 	// Title is the caption; Alt describes the plot for a screen reader.
 	Title, Alt string
+	// Missing, when set, says why the plot was not drawn (and no file
+	// was written) and how to get it.
+	Missing string
 }
 
 // Plot geometry. The legend gets its own strip to the right of the axes,
@@ -188,12 +191,20 @@ func plotFigures(dir string, s *Section) ([]Figure, error) {
 		Alt: "quality of kept answers against the share of requests answered by the strong tier, for this router, the random router and the oracle"}); err != nil {
 		return nil, err
 	}
-	if err := add(tradeoffFigure(s, true), Figure{Base: "quality_vs_p95_latency", Title: "Quality against p95 latency",
-		Alt: "quality against p95 latency for every operating point, with Pareto fronts per policy kind"}); err != nil {
+	p95Fig := Figure{Base: "quality_vs_p95_latency", Title: "Quality against p95 latency",
+		Alt: "quality against p95 latency for every operating point, with Pareto fronts per policy kind"}
+	if s.NoLatency {
+		p95Fig.Missing = "not available: the log has no latency; pass --latency FAST=MS,STRONG=MS"
+		figs = append(figs, p95Fig)
+	} else if err := add(tradeoffFigure(s, true), p95Fig); err != nil {
 		return nil, err
 	}
-	if err := add(tradeoffFigure(s, false), Figure{Base: "quality_vs_cost", Title: "Quality against cost per 1,000 requests",
-		Alt: "quality against cost per 1000 requests for every operating point, with Pareto fronts per policy kind"}); err != nil {
+	costFig := Figure{Base: "quality_vs_cost", Title: "Quality against cost per 1,000 requests",
+		Alt: "quality against cost per 1000 requests for every operating point, with Pareto fronts per policy kind"}
+	if s.NoCost {
+		costFig.Missing = "not available: the log has no cost; pass --cost FAST=USD,STRONG=USD"
+		figs = append(figs, costFig)
+	} else if err := add(tradeoffFigure(s, false), costFig); err != nil {
 		return nil, err
 	}
 	if err := add(reliabilityFigure("Reliability of p_hard", "predicted p_hard (bin mean)", "observed share labelled hard",

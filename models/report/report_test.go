@@ -206,7 +206,7 @@ func TestWriteCurvesCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "speculate_above,escalate_above,accept_confidence,strong_share,quality,pgr,cost_per_1k,latency_mean_ms,latency_p50_ms,latency_p95_ms,latency_p99_ms,fast_share,speculate_share,escalate_share,accepted_share,kind,pareto_p95,pareto_cost\n" +
-		"0.1,0.7,0.8,0.25,0.8,NaN,1.5,500,400,1200,2000,0.5,0.3,0.2,0.1,combined,true,false\n"
+		"0.1,0.7,0.8,0.25,0.8,,1.5,500,400,1200,2000,0.5,0.3,0.2,0.1,combined,true,false\n"
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -326,4 +326,23 @@ func TestWriteReport(t *testing.T) {
 			t.Errorf("got %d lines, want %d", got, want)
 		}
 	})
+}
+
+func TestSavingSaysHowMuchLower(t *testing.T) {
+	saving := funcs["saving"].(func(fe, any *models.OperatingPoint, p95 bool) string)
+	fe := &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 2}
+	for _, tt := range []struct {
+		name string
+		any  *models.OperatingPoint
+		p95  bool
+		want string
+	}{
+		{"a lower p95 is a positive saving", &models.OperatingPoint{LatencyP95MS: 940, CostPer1k: 2}, true, "6%"},
+		{"a lower cost is a positive saving", &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 1.5}, false, "25%"},
+		{"no lower figure saves nothing", &models.OperatingPoint{LatencyP95MS: 1200, CostPer1k: 2}, true, "none"},
+	} {
+		if got := saving(fe, tt.any, tt.p95); got != tt.want {
+			t.Errorf("%s: saving = %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

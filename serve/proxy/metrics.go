@@ -7,6 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// confidenceBuckets are tenths, written out: prometheus.LinearBuckets
+// adds 0.1 ten times and labels the third bucket le="0.30000000000000004".
+var confidenceBuckets = []float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
+
 // upstreamBuckets span a local model's tens of milliseconds to a long
 // answer from a large one.
 var upstreamBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
@@ -64,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		confidence: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "triage_proxy_fast_confidence",
 			Help:    "Calibrated confidence of fast answers judged in a speculation.",
-			Buckets: prometheus.LinearBuckets(0.1, 0.1, 10),
+			Buckets: confidenceBuckets,
 		}),
 		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_proxy_recordings_total",

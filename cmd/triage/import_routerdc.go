@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/importers"
+)
+
+func init() {
+	register("import routerdc", "convert a RouterDC file (a question and a score per model) to a JSONL log", runImportRouterDC)
+}
+
+func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "import routerdc", "--file F [--id-prefix P] [--no-meta] [-o FILE]")
+	file := fs.String("file", "", `RouterDC JSON file: an array of {"question": "...", "scores": {model: score in [0,1]}}`)
+	prefix := fs.String("id-prefix", "", "start ids with P, as P/<index> (default: the file name without extension)")
+	noMeta := fs.Bool("no-meta", false, "leave out meta.source (the file name): pooling several files, it would tell the router the task")
+	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
+	}
+	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
+	return writeImport(ctx, env, "import routerdc", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+		return importers.RouterDC(opts, fn)
+	})
+}

@@ -1,0 +1,198 @@
+package importers
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// routerDCFormat is the layout named in RouterDC errors.
+const routerDCFormat = `want RouterDC's layout, a JSON array of {"question": "...", "scores": {"model": score in [0,1], ...}}`
+
+// RouterDCOptions describes one RouterDC file.
+type RouterDCOptions struct {
+	// File is the JSON file.
+	File string
+	// IDPrefix starts every record id, "<IDPrefix>/<index>" with the
+	// element's 0-based index in the array. Empty means the file name
+	// without its directory and extension, which is also meta.source.
+	IDPrefix string
+	// NoMeta leaves meta.source out. A router uses meta as features, so in a
+	// log pooled from several files the file name would tell it the task.
+	NoMeta bool
+}
+
+// routerDCElement is one element of a RouterDC file. Fields other than these
+// (cluster_id in the *_train files) are read past and dropped.
+type routerDCElement struct {
+	Question *string                    `json:"question"`
+	Scores   map[string]json.RawMessage `json:"scores"`
+}
+
+// RouterDC streams one record per element of a RouterDC file
+// (github.com/shuhao02/RouterDC, datasets/split2_model7/*.json) to fn: the
+// question is the prompt, each scores entry an outcome, and meta.source the
+// file name without its extension. The file is decoded one element at a
+// time, so an import holds one question in memory.
+//
+// cluster_id, present in the *_train files, is not imported: RouterDC
+// computes it by clustering its own training queries, so a router would not
+// have it for a new request, and a log pooled from several files would get
+// it only for some of them.
+func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, error) {
+	f, err := os.Open(opts.File)
+	if err != nil {
+		return newStats(), fmt.Errorf("open routerdc file: %w", err)
+	}
+	defer f.Close()
+	source := baseName(opts.File)
+	prefix := opts.IDPrefix
+	if prefix == "" {
+		prefix = source
+	}
+	if opts.NoMeta {
+		source = ""
+	}
+	return readRouterDC(bufio.NewReaderSize(f, 64<<10), opts.File, prefix, source, fn)
+}
+
+// readRouterDC is RouterDC on a reader; name is the file name for errors,
+// and an empty source gives records without meta.
+func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Record) error) (Stats, error) {
+	st := newStats()
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return st, fmt.Errorf("%s: the file is empty; %s", name, routerDCFormat)
+	}
+	if err != nil {
+		return st, fmt.Errorf("%s: %v; %s", name, err, routerDCFormat)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return st, fmt.Errorf("%s: the file starts with %v, not an array; %s", name, tokenString(tok), routerDCFormat)
+	}
+	for i := 0; dec.More(); i++ {
+		at := func(format string, args ...any) error {
+			return fmt.Errorf("%s: element %d: %s", name, i, fmt.Sprintf(format, args...))
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return st, at("%v (near byte %d); the file is not valid JSON there", err, dec.InputOffset())
+		}
+		if raw[0] != '{' {
+			return st, at("is %s, not an object; %s", jsonKind(raw[0]), routerDCFormat)
+		}
+		var el routerDCElement
+		if err := json.Unmarshal(raw, &el); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return st, at("%s is a JSON %s, want %s; %s", te.Field, te.Value, jsonKindOf(te.Type.Kind()), routerDCFormat)
+			}
+			return st, at("%v; %s", err, routerDCFormat)
+		}
+		if el.Question == nil {
+			return st, at("question is missing; %s", routerDCFormat)
+		}
+		if strings.TrimSpace(*el.Question) == "" {
+			return st, at("question is empty; every record needs a prompt")
+		}
+		if len(el.Scores) == 0 {
+			return st, at("scores is missing or empty; %s", routerDCFormat)
+		}
+		rec := datasets.Record{
+			ID:       prefix + "/" + strconv.Itoa(i),
+			Prompt:   *el.Question,
+			Outcomes: make(map[string]datasets.Outcome, len(el.Scores)),
+		}
+		if source != "" {
+			rec.Meta = datasets.Meta{"source": source}
+		}
+		for _, m := range sortedKeys(el.Scores) {
+			if m == "" {
+				return st, at("scores has an empty model name")
+			}
+			// A raw value is never empty: the decoder has checked the syntax.
+			v := el.Scores[m]
+			var s float64
+			if v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+				return st, at("scores[%q] is %s, want a score in [0,1]", m, jsonKind(v[0]))
+			}
+			if err := json.Unmarshal(v, &s); err != nil || s < 0 || s > 1 || math.IsNaN(s) {
+				return st, at("scores[%q] is %s, want a score in [0,1]", m, v)
+			}
+			rec.Outcomes[m] = datasets.Outcome{Score: datasets.Float(s)}
+		}
+		if err := emit(rec, &st, fn); err != nil {
+			return st, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']'
+		where := "after the opening ["
+		if st.Records > 0 {
+			where = fmt.Sprintf("after element %d", st.Records-1)
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return st, fmt.Errorf("%s: %s: %v; the array is not closed", name, where, err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return st, fmt.Errorf("%s: after the array: %v; want nothing after the closing ]", name, err)
+		}
+		return st, fmt.Errorf("%s: after the array: unexpected %v; want nothing after the closing ]", name, tokenString(tok))
+	}
+	return st, nil
+}
+
+// jsonKind names the kind of JSON value that starts with c.
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '{':
+		return "an object"
+	}
+	return "a number"
+}
+
+// jsonKindOf names the JSON kind that decodes into a Go kind.
+func jsonKindOf(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Float64:
+		return "number"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return k.String()
+}
+
+// tokenString names a JSON token for an error message.
+func tokenString(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		return strconv.Quote(string(v))
+	case string:
+		return "the string " + strconv.Quote(v)
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%v", tok)
+}

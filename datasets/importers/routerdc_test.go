@@ -1,0 +1,157 @@
+package importers
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func TestRouterDC(t *testing.T) {
+	src := datasets.Meta{"source": "gsm8k-train"}
+	outcomes := func(a, b, c float64) map[string]datasets.Outcome {
+		return map[string]datasets.Outcome{"org/model-a": score(a), "org/model-b": score(b), "model-c": score(c)}
+	}
+	tests := []struct {
+		name string
+		opts RouterDCOptions
+		want []datasets.Record
+	}{
+		{"ids are the file name and index, and cluster_id is dropped",
+			RouterDCOptions{File: "testdata/routerdc/gsm8k-train.json"},
+			[]datasets.Record{
+				{ID: "gsm8k-train/0", Prompt: "Janet has 3 apples. How many?", Meta: src, Outcomes: outcomes(0, 1, 0.3)},
+				{ID: "gsm8k-train/1", Prompt: "Line one\nline two", Meta: src, Outcomes: outcomes(1, 0.25, 1)},
+				{ID: "gsm8k-train/2", Prompt: "Say hi.", Meta: src, Outcomes: outcomes(0.5, 0, 0)},
+			}},
+		{"an id prefix replaces the file name in ids but not in meta.source",
+			RouterDCOptions{File: "testdata/routerdc/gsm8k-train.json", IDPrefix: "dc/gsm8k"},
+			[]datasets.Record{
+				{ID: "dc/gsm8k/0", Prompt: "Janet has 3 apples. How many?", Meta: src, Outcomes: outcomes(0, 1, 0.3)},
+				{ID: "dc/gsm8k/1", Prompt: "Line one\nline two", Meta: src, Outcomes: outcomes(1, 0.25, 1)},
+				{ID: "dc/gsm8k/2", Prompt: "Say hi.", Meta: src, Outcomes: outcomes(0.5, 0, 0)},
+			}},
+		{"without meta the records carry no source",
+			RouterDCOptions{File: "testdata/routerdc/gsm8k-train.json", NoMeta: true},
+			[]datasets.Record{
+				{ID: "gsm8k-train/0", Prompt: "Janet has 3 apples. How many?", Outcomes: outcomes(0, 1, 0.3)},
+				{ID: "gsm8k-train/1", Prompt: "Line one\nline two", Outcomes: outcomes(1, 0.25, 1)},
+				{ID: "gsm8k-train/2", Prompt: "Say hi.", Outcomes: outcomes(0.5, 0, 0)},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) { return RouterDC(tt.opts, fn) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(recs, tt.want) {
+				t.Errorf("records:\n got %+v\nwant %+v", recs, tt.want)
+			}
+			want := Stats{Records: 3, Outcomes: map[string]int{"org/model-a": 3, "org/model-b": 3, "model-c": 3}, NoGrade: map[string]int{}}
+			if !reflect.DeepEqual(st, want) {
+				t.Errorf("stats %+v, want %+v", st, want)
+			}
+		})
+	}
+}
+
+func TestRouterDCErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		json string
+		want []string
+	}{
+		{"an empty file", "", []string{"x.json: the file is empty", "want RouterDC's layout"}},
+		{"an object instead of an array", `{"question": "q"}`, []string{"x.json: the file starts with \"{\", not an array"}},
+		{"a score above 1", `[{"question": "q", "scores": {"m": 1}}, {"question": "r", "scores": {"m": 0.5, "n": 7}}]`,
+			[]string{`x.json: element 1: scores["n"] is 7, want a score in [0,1]`}},
+		{"a score too large for a float", `[{"question": "q", "scores": {"m": 1e999}}]`, []string{`element 0: scores["m"] is 1e999, want a score in [0,1]`}},
+		{"a negative score", `[{"question": "q", "scores": {"m": -0.1}}]`, []string{`element 0: scores["m"] is -0.1`}},
+		{"a null score", `[{"question": "q", "scores": {"m": null}}]`, []string{`element 0: scores["m"] is null, want a score in [0,1]`}},
+		{"a score that is a string", `[{"question": "q", "scores": {"m": "1"}}]`, []string{`element 0: scores["m"] is a string, want a score in [0,1]`}},
+		{"scores that are not an object", `[{"question": "q", "scores": [1]}]`, []string{"element 0: scores is a JSON array, want object"}},
+		{"a question that is a number", `[{"question": 3, "scores": {"m": 1}}]`, []string{"element 0: question is a JSON number, want string"}},
+		{"a missing question", `[{"scores": {"m": 1}}]`, []string{"element 0: question is missing"}},
+		{"a blank question", `[{"question": " \n", "scores": {"m": 1}}]`, []string{"element 0: question is empty"}},
+		{"missing scores", `[{"question": "q"}]`, []string{"element 0: scores is missing or empty"}},
+		{"empty scores", `[{"question": "q", "scores": {}}]`, []string{"element 0: scores is missing or empty"}},
+		{"an empty model name", `[{"question": "q", "scores": {"": 1}}]`, []string{"element 0: scores has an empty model name"}},
+		{"an element that is not an object", `[{"question": "q", "scores": {"m": 1}}, [1]]`, []string{"element 1: is an array, not an object"}},
+		{"a missing comma", `[{"question": "q", "scores": {"m": 1}} {"question": "r", "scores": {"m": 1}}]`, []string{"element 1:", "not valid JSON"}},
+		{"a truncated file", `[{"question": "q", "scores": {"m": 1}}, {"question": "r", "sc`, []string{"element 1:", "unexpected EOF"}},
+		{"an unclosed array", `[{"question": "q", "scores": {"m": 1}}`, []string{"after element 0", "the array is not closed"}},
+		{"data after the array", `[{"question": "q", "scores": {"m": 1}}] [`, []string{`after the array: unexpected "["`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is an error naming the file and element", func(t *testing.T) {
+			_, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+				return readRouterDC(strings.NewReader(tt.json), "x.json", "x", "x", fn)
+			})
+			wantError(t, err, tt.want...)
+		})
+	}
+	t.Run("a missing file is an error naming it", func(t *testing.T) {
+		_, err := RouterDC(RouterDCOptions{File: "testdata/routerdc/absent.json"}, func(datasets.Record) error { return nil })
+		wantError(t, err, "open routerdc file", "absent.json")
+	})
+	t.Run("an empty array gives no records and no error", func(t *testing.T) {
+		recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return readRouterDC(strings.NewReader(" [ ] \n"), "x.json", "x", "x", fn)
+		})
+		if err != nil || len(recs) != 0 || st.Records != 0 {
+			t.Errorf("%d records, stats %+v, error %v; want none and no error", len(recs), st, err)
+		}
+	})
+	t.Run("the callback's error stops the import", func(t *testing.T) {
+		stop := strings.NewReader(`[{"question": "q", "scores": {"m": 1}}, {"question": "r", "scores": {"m": 1}}]`)
+		n := 0
+		_, err := readRouterDC(stop, "x.json", "x", "x", func(datasets.Record) error {
+			n++
+			return errStop
+		})
+		if err != errStop || n != 1 {
+			t.Errorf("error %v after %d records, want errStop after 1", err, n)
+		}
+	})
+}
+
+var errStop = &json.UnsupportedValueError{Str: "stop"}
+
+// FuzzRouterDC feeds arbitrary bytes to the RouterDC decoder: it must never
+// panic, every record must validate, and ids must be unique.
+func FuzzRouterDC(f *testing.F) {
+	for _, s := range []string{
+		`[{"question": "q", "scores": {"m": 1, "n": 0.5}, "cluster_id": 3}]`,
+		`[{"question": "q", "scores": {"m": 2}}]`,
+		`[{"question": "q", "scores": {"m": null}}, 1]`,
+		`[] []`,
+		`{"question": "q"}`,
+		`[{"question": "\ud800", "scores": {"\xff": 0}}]`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		seen := map[string]bool{}
+		st, err := readRouterDC(bytes.NewReader(data), "fuzz.json", "p", "p", func(r datasets.Record) error {
+			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
+				t.Fatalf("record %q does not validate: %v", r.ID, err)
+			}
+			if seen[r.ID] {
+				t.Fatalf("id %q repeats", r.ID)
+			}
+			seen[r.ID] = true
+			return nil
+		})
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.json: ") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+		if st.Records != len(seen) {
+			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
+		}
+	})
+}
