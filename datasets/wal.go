@@ -323,14 +323,15 @@ type WALDamageError struct {
 	Path string
 	// Offset is the byte where the unreadable data starts.
 	Offset int64
-	// After counts the readable records after it; Lost, the records
-	// between that cannot be read.
-	After, Lost int
+	// Before and After count the readable records before and after it;
+	// Lost, the records between that cannot be read.
+	Before, After, Lost int
 }
 
 func (e *WALDamageError) Error() string {
-	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %d acknowledged records follow it (%d records in between are lost). Nothing was applied. "+
-		"Copy the file aside, then start with --salvage-log to apply the %d readable records and skip the damaged bytes", e.Path, e.Offset, e.After, e.Lost, e.After)
+	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %d acknowledged records follow it (lost between: %d). Nothing was applied. "+
+		"Copy the file aside, then start with --salvage-log to apply the %d readable records (%d before the damage, %d after) and skip the damaged bytes",
+		e.Path, e.Offset, e.After, e.Lost, e.Before+e.After, e.Before, e.After)
 }
 
 // ReplayStats says what opening the store found in the feedback log.
@@ -394,7 +395,7 @@ func openWAL(db *bolt.DB, dbPath string, size int64, noSync, salvage bool) (*wal
 	sc := readWAL(data, epoch)
 	if sc.damaged() && !salvage {
 		f.Close()
-		return nil, st, &WALDamageError{Path: path, Offset: sc.badOff, After: sc.after, Lost: sc.lost}
+		return nil, st, &WALDamageError{Path: path, Offset: sc.badOff, Before: sc.clean, After: sc.after, Lost: sc.lost}
 	}
 	if sc.badOff >= 0 {
 		st.DamagedAt, st.Lost, st.Salvaged = sc.badOff, sc.lost, sc.damaged()
