@@ -25,6 +25,8 @@ const (
 	CodePromptTooLarge   = "prompt_too_large" // limits.max_prompt_bytes
 	CodeBatchTooLarge    = "batch_too_large"  // limits.max_batch
 	CodeNotFound         = "not_found"        // unknown path, or unknown request_id
+	CodeIDConflict       = "id_conflict"      // a request id already holds another prompt
+	CodeRequestTimeout   = "request_timeout"  // the body did not arrive within limits.read_timeout
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeUnauthorized     = "unauthorized"    // admin route without the right bearer token
 	CodeInvalidAPIKey    = "invalid_api_key" // /v1/ route without a client key the server knows
@@ -43,6 +45,8 @@ var codeStatus = map[string]int{
 	CodePromptTooLarge:   http.StatusRequestEntityTooLarge,
 	CodeBatchTooLarge:    http.StatusRequestEntityTooLarge,
 	CodeNotFound:         http.StatusNotFound,
+	CodeIDConflict:       http.StatusConflict,
+	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeInvalidAPIKey:    http.StatusUnauthorized,

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -23,6 +25,7 @@ const (
 	codeBodyTooLarge   = "body_too_large"
 	codeUnknownModel   = "unknown_model"
 	codeUpstream       = "upstream_failed"
+	codeRequestTimeout = "request_timeout"
 )
 
 // apiError is an error the client is told about with its status. param
@@ -133,7 +136,16 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "read request body: " + err.Error()}
+		// Never err's text: a network error names the connection's
+		// addresses.
+		var ne net.Error
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			return nil, &apiError{status: http.StatusRequestTimeout, code: codeRequestTimeout, msg: "the request body did not arrive within the server's read timeout (limits.read_timeout)"}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "the request body ended before its Content-Length"}
+		}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "the request body could not be read (the connection broke, or a chunked body is malformed)"}
 	}
 	if int64(len(body)) > limit {
 		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes (max_request_bytes)", limit)}
