@@ -43,6 +43,24 @@
 // Export turns the store back into records for retraining; Snapshot
 // streams a consistent copy of the file.
 //
+// Damage. Open walks an existing file with a bounds-checked reader of
+// bbolt's format (boltfile.go) before bbolt may touch it, then runs bbolt's
+// Tx.Check: bbolt trusts its file, and a truncated or corrupt one makes it
+// fault or panic where no recover reaches. A damaged file is a
+// *DamageError; an empty one is ErrEmptyDB unless StoreOptions.Init. The
+// feedback log tells a torn tail from damage to acknowledged records and
+// refuses the latter (*WALDamageError) unless StoreOptions.SalvageLog.
+// CheckDB reports damage without changing anything; SalvageDB copies
+// whatever is readable into a new file; CompactDB rewrites a file without
+// its free pages.
+//
+// One id, one prompt. RequestFingerprint says which prompt an id holds, so
+// a caller can refuse another prompt under it; AppendDecisions keeps the
+// first record of an id.
+//
+// Retention. Prune removes records older than a maximum age, and, over a
+// size bound, records without feedback before those with, oldest first.
+//
 // Importers. The subpackage importers converts published routing data
 // (RouteLLM's MMLU, GSM8K and MT-Bench files; wide CSVs with a score column
 // per model, such as arena-hard grades or RouterBench) into records.

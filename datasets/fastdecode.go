@@ -111,6 +111,12 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 		case "explored":
 			bit = 16
 			dec.Explored, ok = d.Bool()
+		case "fallback":
+			bit = 32
+			dec.Fallback, ok = d.Str()
+		case "error":
+			bit = 64
+			dec.Error, ok = d.Str()
 		default:
 			return 0, false
 		}

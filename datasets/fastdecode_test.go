@@ -13,6 +13,7 @@ var fastDecodeSeeds = []string{
 	`{"id":"mmlu/abstract_algebra/7","prompt":"Find the degree \"quoted\"\n\tand caf\u00e9 — ok \/ \\","meta":{"source":"mmlu","n":3,"t":true,"f":false,"z":null,"x":-1.5e3},"outcomes":{"m":{"score":0.5,"latency_ms":812,"cost_usd":0.00021,"confidence":-0.41,"response":"r","input_tokens":3,"output_tokens":4,"cancelled":true}}}`,
 	` { "id" : "a" , "messages" : [ { "role" : "user" , "content" : "hi" } , {} ] , "outcomes" : { } , "meta" : { } } `,
 	`{"id":"b","messages":[],"decision":{"decision":"fast","p_hard":0.1,"model_version":"v1","propensity":0.98,"explored":true},"ts":"2026-11-27T10:00:00+02:00"}`,
+	`{"id":"c","prompt":"x","decision":{"decision":"escalate","p_hard":0.9,"model_version":"v1","fallback":"fast","error":"stream_broken"}}`,
 	`{"id":"c","prompt":"x","outcomes":{"m":{"score":1},"m":{"score":0,"confidence":2}}}`,
 	`{"id":"c","prompt":"x","meta":{"k":"a","k":null,"j":null,"j":"b"}}`,
 	`{"id":"d","id":"e","prompt":"x"}`,

@@ -54,6 +54,13 @@ type Decision struct {
 	Propensity float64 `json:"propensity,omitempty"`
 	// Explored is true when the decision was forced by exploration.
 	Explored bool `json:"explored,omitempty"`
+	// Fallback names the tier that answered when the one the decision
+	// chose failed (the proxy's fallback); empty when it answered.
+	Fallback string `json:"fallback,omitempty"`
+	// Error says why the client got no whole answer: "upstream_failed"
+	// (no tier answered) or "stream_broken" (an upstream broke a stream
+	// the client was reading). Empty when it got one.
+	Error string `json:"error,omitempty"`
 }
 
 // Meta is categorical context (subject, tenant, source). Values in a log may

@@ -96,6 +96,16 @@ type StoreOptions struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks that
 	// measure something else: a crash may then lose acknowledged writes.
 	NoSync bool
+	// Init lets Open start a new store in an existing empty (0-byte)
+	// file, which is otherwise refused (ErrEmptyDB): a feedback db is
+	// never empty, so an empty file is a crash or a failed copy, and the
+	// wrong file to silently start afresh in.
+	Init bool
+	// SalvageLog lets Open apply a feedback log whose acknowledged
+	// records are partly unreadable: the bad bytes are skipped and every
+	// readable record applied (ReplayStats says how many were lost).
+	// Without it such a log is a *WALDamageError and nothing is applied.
+	SalvageLog bool
 }
 
 // BoltStore keeps the server's decision log and feedback in one bbolt
@@ -112,10 +122,18 @@ type BoltStore struct {
 	maxBatch int
 	stats    commitStats
 	wal      *wal
+	replay   ReplayStats
 	// failed is set by the committer after a disk error; every later
-	// write and flush returns it (the log is replayed at the next open).
-	failed   error
+	// write and flush returns it (the log is replayed at the next open),
+	// and so does Ping, so that readiness follows it. Only the committer
+	// stores it.
+	failed   atomic.Pointer[error]
 	closeErr error
+	// pendingFP holds the fingerprints of the requests created by writes
+	// still in the log (not yet in the ids bucket), so RequestFingerprint
+	// sees them. fpMu orders its updates with the log's applies.
+	fpMu      sync.RWMutex
+	pendingFP map[string]Fingerprint
 	// crashOnClose makes Close skip applying the log, leaving the files
 	// as a killed process would; for tests of the replay.
 	crashOnClose bool
@@ -147,13 +165,16 @@ func (s *BoltStore) CommitStats() CommitStats {
 		Applies: s.stats.applies.Load(), ApplyTime: time.Duration(s.stats.applyNanos.Load())}
 }
 
-// commitReq is one write waiting for the group commit, or with a nil op a
-// request to apply the log to the db.
+// commitReq is one write waiting for the group commit; with a nil op, a
+// request to apply the log to the db, and then run job if it is set.
 type commitReq struct {
-	op *walOp
-	// found is set before err is sent: whether op's request id is known.
-	found bool
-	err   chan error
+	op  *walOp
+	job func(*bolt.DB) error
+	// found and replaced are set before err is sent: whether op's
+	// request id is known, and whether op replaces earlier feedback for
+	// its (request, model).
+	found, replaced bool
+	err             chan error
 }
 
 // File growth settings (see OpenBoltStore).
@@ -163,7 +184,8 @@ const (
 )
 
 // OpenBoltStore opens or creates the store at path and creates its
-// buckets.
+// buckets. An existing file is checked first (verifyDB): a damaged one is
+// a *DamageError saying what to do, never a fault or a panic in bbolt.
 func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	timeout := opts.Timeout
 	switch {
@@ -178,11 +200,34 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
+	switch fi, err := os.Stat(path); {
+	case errors.Is(err, os.ErrNotExist):
+		if err := orphanWAL(path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open feedback db: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("open feedback db: %s is not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Size() == 0:
+		if !opts.Init {
+			return nil, emptyDBError(path)
+		}
+	default:
+		if err := verifyDB(path, timeout); err != nil {
+			return nil, err
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: timeout,
-		// The freelist is rebuilt by a scan at open instead of being
-		// written on every commit: commits are the feedback path's cost.
-		NoFreelistSync: true,
+		// The freelist is written on every commit. Without it bbolt
+		// rebuilds the list at open by a scan of the whole tree that
+		// panics, in a goroutine no recover reaches, on the first
+		// inconsistency, and Tx.Check runs that same scan. Feedback
+		// commits go to the write-ahead log, so the freelist page costs
+		// the db's commits (log applies, decision-log batches), not each
+		// feedback write (docs/serving.md has the measurement).
+		NoFreelistSync: false,
 		FreelistType:   bolt.FreelistMapType,
 		PageSize:       pageSize,
 		// The decision log grows the file by the prompts it records
@@ -228,15 +273,42 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	if walSize <= 0 {
 		walSize = DefaultWALSize
 	}
-	w, err := openWAL(db, path, walSize, opts.NoSync)
+	w, replay, err := openWAL(db, path, walSize, opts.NoSync, opts.SalvageLog)
 	if err != nil {
 		db.Close()
+		var de *WALDamageError
+		if errors.As(err, &de) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open feedback db %s: feedback log: %w", path, err)
 	}
-	st := &BoltStore{db: db, path: path, commits: make(chan *commitReq, 4096), maxBatch: maxBatch, wal: w, done: make(chan struct{})}
+	st := &BoltStore{db: db, path: path, commits: make(chan *commitReq, 4096), maxBatch: maxBatch, wal: w,
+		replay: replay, pendingFP: map[string]Fingerprint{}, done: make(chan struct{})}
 	go st.committer()
 	return st, nil
 }
+
+// orphanWAL reports a feedback log left where its db is missing: its
+// records are acknowledged writes that a new db would silently skip.
+func orphanWAL(path string) error {
+	data, err := os.ReadFile(path + walSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open feedback db: %w", err)
+	}
+	for _, c := range data {
+		if c != 0 {
+			return fmt.Errorf("open feedback db: the feedback log %s%s exists but the db %s does not: the db was moved or removed without its log, which holds acknowledged feedback. Put the db back, or move the log aside to start a new store",
+				path, walSuffix, path)
+		}
+	}
+	return nil
+}
+
+// Replay says what Open found in the feedback log and applied.
+func (s *BoltStore) Replay() ReplayStats { return s.replay }
 
 // maxLinger caps how long a commit waits for writers to come back.
 const maxLinger = time.Millisecond
@@ -331,46 +403,75 @@ func (s *BoltStore) committer() {
 		s.wal.f.Close()
 		return
 	}
-	if s.failed == nil {
-		s.failed = s.apply(nil)
+	if s.failure() == nil {
+		if err := s.apply(nil); err != nil {
+			s.fail(err)
+		}
 	}
-	if err := s.wal.close(s.failed == nil); err != nil && s.failed == nil {
-		s.failed = err
+	if err := s.wal.close(s.failure() == nil); err != nil && s.failure() == nil {
+		s.fail(err)
 	}
-	s.closeErr = s.failed
+	s.closeErr = s.failure()
+}
+
+// fail records the committer's first disk error: every later write fails
+// with it, and so does Ping.
+func (s *BoltStore) fail(err error) {
+	if s.failed.Load() == nil {
+		s.failed.Store(&err)
+	}
+}
+
+// failure is the recorded disk error, or nil.
+func (s *BoltStore) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // commitGroup appends the group's writes to the log, applies the log if
-// it is half full or the group asks for it, and answers every request. It
-// returns the number of writes appended and how long they took to commit
-// (without the apply that may follow).
+// it is half full or the group asks for it, runs the group's jobs, and
+// answers every request. It returns the number of writes appended and how
+// long they took to commit (without the apply that may follow).
 func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 	start := time.Now()
-	if s.failed != nil {
+	if err := s.failure(); err != nil {
 		for _, r := range group {
-			r.err <- s.failed
+			r.err <- err
 		}
 		return 0, 0
 	}
 	w := s.wal
 	var ops []*walOp
 	flush := false
+	var creates map[string]Fingerprint
 	// Feedback needs its request: one the db knows, one created by an
 	// earlier write still in the log, or one it creates.
 	err := s.db.View(func(tx *bolt.Tx) error {
-		ids := tx.Bucket(bucketIDs)
+		ids, fb := tx.Bucket(bucketIDs), tx.Bucket(bucketFeedback)
 		for _, r := range group {
 			if r.op == nil {
 				flush = true
 				continue
 			}
 			_, pending := w.created[r.op.id]
-			r.found = r.op.created != nil || pending || ids.Get([]byte(r.op.id)) != nil
-			if r.found {
-				ops = append(ops, r.op)
-				if r.op.created != nil {
-					w.created[r.op.id] = struct{}{}
+			known := pending || ids.Get([]byte(r.op.id)) != nil
+			r.found = r.op.created != nil || known
+			if !r.found {
+				continue
+			}
+			_, again := w.keys[string(r.op.fkey)]
+			r.replaced = again || fb.Get(r.op.fkey) != nil
+			ops = append(ops, r.op)
+			// Later writes of the group see this one's key and request.
+			w.keys[string(r.op.fkey)] = struct{}{}
+			if r.op.created != nil && !known {
+				w.created[r.op.id] = struct{}{}
+				if creates == nil {
+					creates = map[string]Fingerprint{}
 				}
+				creates[r.op.id] = r.op.fp
 			}
 		}
 		return nil
@@ -379,11 +480,18 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 		err = s.appendOps(ops)
 	}
 	if err != nil {
-		s.failed = fmt.Errorf("feedback log: %w", err)
+		s.fail(fmt.Errorf("feedback log: %w", err))
 		for _, r := range group {
-			r.err <- s.failed
+			r.err <- s.failure()
 		}
 		return 0, 0
+	}
+	if len(creates) > 0 {
+		s.fpMu.Lock()
+		for id, fp := range creates {
+			s.pendingFP[id] = fp
+		}
+		s.fpMu.Unlock()
 	}
 	d := time.Since(start)
 	// The writes are durable: answer them before any apply, which a
@@ -395,14 +503,24 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 	}
 	if flush || w.half() {
 		if err := s.apply(nil); err != nil {
-			s.failed = err
+			s.fail(err)
 		}
 	}
 	if flush {
 		for _, r := range group {
-			if r.op == nil {
-				r.err <- s.failed
+			if r.op != nil {
+				continue
 			}
+			err := s.failure()
+			if err == nil && r.job != nil {
+				// A job (retention) runs here, between appends, so no
+				// feedback write is acknowledged for a request it is
+				// deleting: the write either found the request before
+				// the job (and the apply above put it in the db, where
+				// the job sees it), or comes after and finds it gone.
+				err = r.job(s.db)
+			}
+			r.err <- err
 		}
 	}
 	return len(ops), d
@@ -414,8 +532,8 @@ func (s *BoltStore) appendOps(ops []*walOp) error {
 	w := s.wal
 	encode := func() {
 		w.buf = w.buf[:0]
-		for _, op := range ops {
-			w.buf = appendWALRecord(w.buf, w.epoch, op)
+		for i, op := range ops {
+			w.buf = appendWALRecord(w.buf, w.epoch, w.seq+uint32(i), w.seq, op)
 		}
 	}
 	encode()
@@ -438,7 +556,16 @@ func (s *BoltStore) apply(extra []*walOp) error {
 		return nil
 	}
 	start := time.Now()
-	if err := s.wal.apply(s.db, extra); err != nil {
+	// RequestFingerprint reads pendingFP and then the db under fpMu: the
+	// apply commits and clears the map under it, so a reader sees a
+	// created request in one or the other.
+	s.fpMu.Lock()
+	err := s.wal.apply(s.db, extra)
+	if err == nil {
+		clear(s.pendingFP)
+	}
+	s.fpMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("apply feedback log: %w", err)
 	}
 	s.stats.applies.Add(1)
@@ -470,9 +597,21 @@ func (s *BoltStore) Close() error {
 	return nil
 }
 
-// Ping reports whether the database is open and readable.
+// ErrWritesFailing is wrapped by Ping after a disk error made the
+// feedback log fail: every feedback write fails until a restart.
+var ErrWritesFailing = errors.New("feedback writes fail since a disk error")
+
+// Ping reports whether the database is usable: open, readable, and
+// taking feedback writes. After a disk error every feedback write fails
+// until the server restarts, and Ping says why (ErrWritesFailing).
 func (s *BoltStore) Ping() error {
+	if err := s.failure(); err != nil {
+		return fmt.Errorf("%w (%w); fix the disk and restart the server, which replays the feedback log", ErrWritesFailing, err)
+	}
 	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			return ErrStoreClosed
+		}
 		return fmt.Errorf("feedback db: %w", err)
 	}
 	return nil
@@ -487,8 +626,10 @@ func (s *BoltStore) Size() int64 {
 
 // LogEntry is one routed request for the decision log.
 type LogEntry struct {
-	// ID is the request id; a repeated id replaces the earlier entry
-	// (feedback already recorded for it is kept).
+	// ID is the request id. An id the store already holds keeps its
+	// record (and feedback): routing a request again does not log it
+	// twice. Only a record created by feedback, which has no decision
+	// yet, takes the entry's decision.
 	ID string
 	// TS is when the request was routed.
 	TS time.Time
@@ -499,6 +640,9 @@ type LogEntry struct {
 	// object. The store keeps no reference to it after AppendDecisions
 	// returns, so the caller may reuse the buffer.
 	Request []byte
+	// Fingerprint, when set, is kept with the id so RequestFingerprint
+	// need not decode the record (callers set it for ids clients chose).
+	Fingerprint Fingerprint
 }
 
 // storedRequest is the value of a log key.
@@ -529,7 +673,7 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 		size += len(entries[i].Request) + len(entries[i].ID) + 192
 	}
 	arena := make([]byte, 0, size)
-	keys := make([]byte, 0, 16*len(entries))
+	keys := make([]byte, 0, 32*len(entries))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		log, ids := tx.Bucket(bucketLog), tx.Bucket(bucketIDs)
 		// Keys mostly arrive in time order; a high fill factor keeps the
@@ -547,19 +691,34 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 				return err
 			}
 			val := arena[start:]
+			if old := ids.Get([]byte(e.ID)); old != nil {
+				if len(old) < 16 {
+					return fmt.Errorf("ids entry of %q is %d bytes, want 16 or 32 (run triage feedback check)", e.ID, len(old))
+				}
+				if cur := log.Get(old[:16]); cur != nil {
+					if hasDecision(cur) {
+						continue
+					}
+					// Created by feedback: the record takes the decision,
+					// at the time-ordered key it already has.
+					if err := log.Put(old[:16], val); err != nil {
+						return err
+					}
+					continue
+				}
+				// An id whose record is gone is written afresh.
+			}
 			seq, err := log.NextSequence()
 			if err != nil {
 				return err
 			}
 			ks := len(keys)
 			keys = appendLogKey(keys, e.TS, seq)
-			key := keys[ks:]
-			if old := ids.Get([]byte(e.ID)); old != nil {
-				if err := log.Delete(old); err != nil {
-					return err
-				}
+			if !e.Fingerprint.IsZero() {
+				keys = append(keys, e.Fingerprint[:]...)
 			}
-			if err := log.Put(key, val); err != nil {
+			key := keys[ks:]
+			if err := log.Put(key[:16], val); err != nil {
 				return err
 			}
 			if err := ids.Put([]byte(e.ID), key); err != nil {
@@ -572,6 +731,15 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 		return fmt.Errorf("write decision log: %w", err)
 	}
 	return nil
+}
+
+// hasDecision reports whether a stored request carries a decision (one
+// created by feedback does not).
+func hasDecision(v []byte) bool {
+	var st struct {
+		Decision json.RawMessage `json:"decision"`
+	}
+	return json.Unmarshal(v, &st) != nil || len(st.Decision) > 0
 }
 
 // appendStored encodes a storedRequest without re-encoding the request
@@ -599,6 +767,14 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	}
 	if e.Decision.Explored {
 		b = append(b, `,"explored":true`...)
+	}
+	if e.Decision.Fallback != "" {
+		b = append(b, `,"fallback":`...)
+		b = appendJSONString(b, e.Decision.Fallback)
+	}
+	if e.Decision.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, e.Decision.Error)
 	}
 	b = append(b, `},"request":`...)
 	b = append(b, e.Request...)
@@ -708,20 +884,34 @@ type Feedback struct {
 	TS time.Time
 }
 
+// FeedbackResult says what RecordFeedback did.
+type FeedbackResult struct {
+	// Replaced says the store already held feedback for this (request
+	// id, model), which the write replaced: a retry, or a correction.
+	Replaced bool
+}
+
 // PutFeedback records fb durably: it returns nil only after the commit
 // (an fdatasync'd append to the feedback log, wal.go).
 // A second call for the same (request id, model) replaces the first, so
 // retries are safe. Concurrent calls share commits (group commit). It
 // returns ErrUnknownRequest for an unknown id without a prompt.
 func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
+	_, err := s.RecordFeedback(ctx, fb)
+	return err
+}
+
+// RecordFeedback is PutFeedback, and also says whether the write replaced
+// earlier feedback for its key.
+func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackResult, error) {
 	if err := checkKey("request_id", fb.RequestID); err != nil {
-		return err
+		return FeedbackResult{}, err
 	}
 	if err := checkKey("model", fb.Model); err != nil {
-		return err
+		return FeedbackResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return FeedbackResult{}, err
 	}
 	// Key and value share one allocation; bbolt keeps both until the
 	// commit, so they are never reused.
@@ -730,13 +920,14 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 	fkey := kv[:len(kv):len(kv)]
 	val, err := appendOutcome(kv[len(kv):], &fb.Outcome)
 	if err != nil {
-		return fmt.Errorf("encode feedback: %w", err)
+		return FeedbackResult{}, fmt.Errorf("encode feedback: %w", err)
 	}
 	var created []byte
+	var fp Fingerprint
 	if fb.Prompt != "" || len(fb.Messages) > 0 {
 		body, err := json.Marshal(requestBody{Prompt: fb.Prompt, Messages: fb.Messages, Meta: fb.Meta})
 		if err != nil {
-			return fmt.Errorf("encode feedback request: %w", err)
+			return FeedbackResult{}, fmt.Errorf("encode feedback request: %w", err)
 		}
 		ts := fb.TS
 		if ts.IsZero() {
@@ -744,19 +935,20 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 		}
 		created, err = json.Marshal(storedRequest{ID: fb.RequestID, TS: ts.UTC(), Request: body})
 		if err != nil {
-			return fmt.Errorf("encode feedback request: %w", err)
+			return FeedbackResult{}, fmt.Errorf("encode feedback request: %w", err)
 		}
 		fb.TS = ts
+		fp = PromptFingerprint(fb.Prompt, fb.Messages)
 	}
-	op := &walOp{id: fb.RequestID, fkey: fkey, val: val, ts: fb.TS, created: created}
+	op := &walOp{id: fb.RequestID, fkey: fkey, val: val, ts: fb.TS, created: created, fp: fp}
 	r := &commitReq{op: op, err: make(chan error, 1)}
 	if err := s.send(r); err != nil {
-		return fmt.Errorf("write feedback: %w", err)
+		return FeedbackResult{}, fmt.Errorf("write feedback: %w", err)
 	}
 	if !r.found {
-		return fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
+		return FeedbackResult{}, fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
 	}
-	return nil
+	return FeedbackResult{Replaced: r.replaced}, nil
 }
 
 // HasRequest reports whether the store holds a record for id.

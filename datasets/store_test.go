@@ -461,3 +461,193 @@ func TestAppendOutcomeReadsBackAsMarshal(t *testing.T) {
 		}
 	})
 }
+
+func TestRecordFeedbackSaysWhenItReplaces(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	fb := Feedback{RequestID: "a", Model: "m", Outcome: Outcome{Score: Float(1)}}
+	for i, want := range []bool{false, true} {
+		res, err := s.RecordFeedback(ctx, fb)
+		if err != nil || res.Replaced != want {
+			t.Errorf("write %d: replaced %v, %v; want %v", i, res.Replaced, err, want)
+		}
+	}
+	// Once the log is applied the db is what says so.
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.RecordFeedback(ctx, fb); err != nil || !res.Replaced {
+		t.Errorf("after an apply: replaced %v, %v; want true", res.Replaced, err)
+	}
+	fb.Model = "n"
+	if res, err := s.RecordFeedback(ctx, fb); err != nil || res.Replaced {
+		t.Errorf("another model: replaced %v, %v; want false", res.Replaced, err)
+	}
+}
+
+func TestRequestFingerprint(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	hi := PromptFingerprint("hi", nil)
+	chat := PromptFingerprint("", []Message{{Role: "user", Content: "hi"}})
+	if hi == chat {
+		t.Fatal("a prompt and a chat with the same text share a fingerprint")
+	}
+	e := entry("client", t0, "fast", 0.1, `{"prompt":"hi"}`)
+	e.Fingerprint = hi
+	if err := s.AppendDecisions([]LogEntry{e, entry("generated", t0, "fast", 0.1, `{"messages":[{"role":"user","content":"hi"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, Feedback{RequestID: "by-feedback", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "from feedback"})
+	for _, c := range []struct {
+		name, id string
+		want     Fingerprint
+		found    bool
+	}{
+		{"an id stored with its fingerprint", "client", hi, true},
+		{"an id stored without one is hashed from its record", "generated", chat, true},
+		{"an id created by feedback still in the log", "by-feedback", PromptFingerprint("from feedback", nil), true},
+		{"an unknown id", "nope", Fingerprint{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, found, err := s.RequestFingerprint(c.id)
+			if err != nil || found != c.found || got != c.want {
+				t.Errorf("RequestFingerprint(%q) = %x, %v, %v; want %x, %v", c.id, got, found, err, c.want, c.found)
+			}
+		})
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, found, err := s.RequestFingerprint("by-feedback"); err != nil || !found || got != PromptFingerprint("from feedback", nil) {
+		t.Errorf("after the log is applied: %x, %v, %v", got, found, err)
+	}
+	_ = ctx
+}
+
+func TestAppendDecisionsKeepsAnIDsRecord(t *testing.T) {
+	s := openTestStore(t)
+	first := entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)
+	again := entry("a", t0.Add(time.Hour), "escalate", 0.9, `{"prompt":"hi"}`)
+	if err := s.AppendDecisions([]LogEntry{first}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, Feedback{RequestID: "a", Model: "m", Outcome: Outcome{Score: Float(1)}})
+	put(t, s, Feedback{RequestID: "fb", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "later routed", TS: t0})
+	routed := entry("fb", t0.Add(time.Minute), "speculate", 0.5, `{"prompt":"later routed"}`)
+	if err := s.AppendDecisions([]LogEntry{again, routed}); err != nil {
+		t.Fatal(err)
+	}
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2: %+v", len(recs), recs)
+	}
+	for _, r := range recs {
+		switch r.ID {
+		case "a":
+			if r.Decision.Kind != "fast" || r.Outcomes["m"].Score == nil {
+				t.Errorf("a = %+v, want the first decision and its feedback kept", r)
+			}
+		case "fb":
+			if r.Decision == nil || r.Decision.Kind != "speculate" || !r.TS.Equal(t0.Add(time.Minute)) || r.Outcomes["m"].Score == nil {
+				t.Errorf("fb = %+v, want the feedback-created record to take the decision", r)
+			}
+		}
+	}
+}
+
+func TestPingFailsAfterADiskError(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	// A disk error on the next append: the log's file is gone under it.
+	s.wal.f.Close()
+	err := s.PutFeedback(context.Background(), Feedback{RequestID: "x", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "p"})
+	if err == nil {
+		t.Fatal("a write to a closed log succeeded")
+	}
+	if err := s.Ping(); err == nil || !errors.Is(err, ErrWritesFailing) {
+		t.Errorf("Ping() = %v, want the write failure", err)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	fill := func(t *testing.T) *BoltStore {
+		s := openTestStore(t)
+		var entries []LogEntry
+		for i := range 400 {
+			entries = append(entries, entry(fmt.Sprintf("r%03d", i), t0.Add(time.Duration(i)*time.Minute), "fast", 0.1,
+				fmt.Sprintf(`{"prompt":%q}`, strings.Repeat("x", 3000))))
+		}
+		if err := s.AppendDecisions(entries); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 400; i += 4 {
+			put(t, s, Feedback{RequestID: fmt.Sprintf("r%03d", i), Model: "m", Outcome: Outcome{Score: Float(1)}})
+		}
+		return s
+	}
+	t.Run("max age removes older records and their feedback", func(t *testing.T) {
+		s := fill(t)
+		st, err := s.Prune(ctx, RetentionOptions{MaxAge: 100 * time.Minute, Now: func() time.Time { return t0.Add(400 * time.Minute) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ByAge != 300 || st.WithFeedback != 75 {
+			t.Errorf("pruned %+v, want 300 by age, 75 of them with feedback", st)
+		}
+		recs := exportAll(t, s, ExportOptions{})
+		if len(recs) != 100 || recs[0].ID != "r300" {
+			t.Errorf("%d records left from %s, want 100 from r300", len(recs), recs[0].ID)
+		}
+		if ok, _ := s.HasRequest("r000"); ok {
+			t.Error("r000's id is still known")
+		}
+	})
+	t.Run("max bytes removes records without feedback first", func(t *testing.T) {
+		s := fill(t)
+		used := s.Usage().UsedBytes
+		limit := used * 6 / 10
+		st, err := s.Prune(ctx, RetentionOptions{MaxBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after := s.Usage().UsedBytes; after > int64(float64(limit)*PruneTarget) {
+			t.Errorf("used %d bytes after pruning to %d, want at most %d", after, limit, int64(float64(limit)*PruneTarget))
+		}
+		if st.BySize == 0 || st.WithFeedback != 0 {
+			t.Errorf("pruned %+v, want records without feedback only", st)
+		}
+		n := 0
+		for _, r := range exportAll(t, s, ExportOptions{}) {
+			if len(r.Outcomes) > 0 {
+				n++
+			}
+		}
+		if n != 100 {
+			t.Errorf("%d records with feedback left, want all 100", n)
+		}
+		if st, err := s.Prune(ctx, RetentionOptions{MaxBytes: limit}); err != nil || st.BySize != 0 {
+			t.Errorf("a second prune removed %+v, %v; want nothing under the bound", st, err)
+		}
+	})
+	t.Run("when only records with feedback are left, the oldest of them go", func(t *testing.T) {
+		s := fill(t)
+		st, err := s.Prune(ctx, RetentionOptions{MaxBytes: s.Usage().UsedBytes / 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.WithFeedback == 0 || st.BySize <= 300 {
+			t.Errorf("pruned %+v, want every record without feedback and some with", st)
+		}
+		recs := exportAll(t, s, ExportOptions{})
+		if len(recs) == 0 || recs[len(recs)-1].ID != "r396" {
+			t.Errorf("records left end at %v, want the newest with feedback, r396", recs)
+		}
+	})
+}

@@ -28,24 +28,45 @@ import (
 // A record is
 //
 //	length  uint32  payload bytes
-//	crc     uint32  CRC-32C of epoch and payload
+//	crc     uint32  CRC-32C of epoch, seq, first and payload
 //	epoch   uint64  the log's epoch when written
+//	seq     uint32  the record's number in its epoch, from 0
+//	first   uint32  the seq of the first record of its group (one append)
 //	payload         the feedback write (encodeWALOp)
 //
 // The epoch is kept in the meta bucket and bumped in the same bbolt
 // transaction that applies the log, after which appends restart at offset
-// 0. Replay reads records from offset 0 while they are whole, their CRC
-// matches and their epoch is the current one, and stops at the first that
-// is not: a torn tail (a crash mid-append, never acknowledged), the zeros
-// of the preallocation, or a record left from an applied epoch. A crash
-// after the apply but before the next append leaves only old-epoch records,
-// which replay skips, so a record is applied once in effect (applying one
-// twice is harmless anyway: the write is a put of the same value).
+// 0 with seq 0. Replay reads records from offset 0 while they are whole,
+// their CRC matches, their epoch is the current one and their seq the next.
+// The first record that is not ends the log, and what lies after it says
+// why:
+//
+//   - nothing of the current epoch (the zeros of the preallocation, or
+//     records of an applied epoch): the end of the log, or a torn tail
+//     (a crash mid-append, never acknowledged). A crash after an apply
+//     but before the next append leaves only old-epoch records, which
+//     are skipped, so a record is applied once in effect (applying one
+//     twice is harmless anyway: the write is a put of the same value).
+//   - records of the current epoch from a later group: the bad record's
+//     group was synced (and answered) before that group was written, so
+//     acknowledged writes are damaged. Open refuses the log
+//     (*WALDamageError) unless told to salvage it, when the bad bytes are
+//     skipped and every readable record is applied.
+//   - records of the current epoch from the same group only: the last
+//     append was torn by a power cut (its blocks reached the disk out of
+//     order) or damaged after its answer; the two cannot be told apart.
+//     Its readable records are applied and the loss is reported
+//     (ReplayStats), not refused: a torn last append is what a power cut
+//     leaves.
+//
+// Version 1 logs (before seq and first) are still replayed the old way,
+// up to the first bad record.
 const (
 	// DefaultWALSize is the feedback log's preallocated size; it is
 	// applied to bbolt when half full (about 20,000 usual writes).
 	DefaultWALSize = 4 << 20
-	walHeader      = 16
+	walHeader      = 24
+	walHeaderV1    = 16
 	walSuffix      = "-wal"
 )
 
@@ -63,6 +84,9 @@ type walOp struct {
 	val     []byte
 	ts      time.Time
 	created []byte
+	// fp is created's fingerprint, for RequestFingerprint while the op
+	// waits in the log; it is not written to the log.
+	fp Fingerprint
 }
 
 // apply does op in tx. It is what PutFeedback used to run in its commit.
@@ -85,8 +109,9 @@ func (op *walOp) apply(tx *bolt.Tx) error {
 	return tx.Bucket(bucketFeedback).Put(op.fkey, op.val)
 }
 
-// appendWALRecord appends op as one log record of epoch.
-func appendWALRecord(b []byte, epoch uint64, op *walOp) []byte {
+// appendWALRecord appends op as record seq of epoch, in the group that
+// starts at record first.
+func appendWALRecord(b []byte, epoch uint64, seq, first uint32, op *walOp) []byte {
 	start := len(b)
 	b = append(b, make([]byte, walHeader)...)
 	b = binary.AppendUvarint(b, uint64(len(op.id)))
@@ -106,7 +131,9 @@ func appendWALRecord(b []byte, epoch uint64, op *walOp) []byte {
 	h := b[start : start+walHeader]
 	binary.BigEndian.PutUint32(h[0:], uint32(len(b)-start-walHeader))
 	binary.BigEndian.PutUint64(h[8:], epoch)
-	crc := crc32.Update(0, crcTable, h[8:16])
+	binary.BigEndian.PutUint32(h[16:], seq)
+	binary.BigEndian.PutUint32(h[20:], first)
+	crc := crc32.Update(0, crcTable, h[8:walHeader])
 	binary.BigEndian.PutUint32(h[4:], crc32.Update(crc, crcTable, b[start+walHeader:]))
 	return b
 }
@@ -152,17 +179,129 @@ func decodeWALOp(p []byte) (walOp, error) {
 	return op, nil
 }
 
-// readWAL returns the ops of the records of epoch from the start of data,
-// up to the first record that is torn, corrupt or of another epoch.
-func readWAL(data []byte, epoch uint64) []walOp {
-	var ops []walOp
-	for off := 0; off+walHeader <= len(data); {
-		h := data[off : off+walHeader]
-		n := int(binary.BigEndian.Uint32(h[0:]))
-		if n == 0 || n > len(data)-off-walHeader || binary.BigEndian.Uint64(h[8:]) != epoch {
+// walRecord is a record read back: its op, where it lies, and its place.
+type walRecord struct {
+	op         walOp
+	off, end   int
+	seq, first uint32
+}
+
+// parseWALRecord reads the record at off if it is whole, of epoch, and
+// its CRC and payload check out.
+func parseWALRecord(data []byte, off int, epoch uint64) (walRecord, bool) {
+	if off < 0 || off+walHeader > len(data) {
+		return walRecord{}, false
+	}
+	h := data[off : off+walHeader]
+	n := int(binary.BigEndian.Uint32(h[0:]))
+	if n == 0 || n > len(data)-off-walHeader || binary.BigEndian.Uint64(h[8:]) != epoch {
+		return walRecord{}, false
+	}
+	p := data[off+walHeader : off+walHeader+n]
+	crc := crc32.Update(crc32.Update(0, crcTable, h[8:walHeader]), crcTable, p)
+	if crc != binary.BigEndian.Uint32(h[4:]) {
+		return walRecord{}, false
+	}
+	op, err := decodeWALOp(p)
+	if err != nil {
+		return walRecord{}, false
+	}
+	seq, first := binary.BigEndian.Uint32(h[16:]), binary.BigEndian.Uint32(h[20:])
+	if first > seq {
+		return walRecord{}, false
+	}
+	return walRecord{op: op, off: off, end: off + walHeader + n, seq: seq, first: first}, true
+}
+
+// walScan is what readWAL found in a log.
+type walScan struct {
+	// ops are the records to apply, in order.
+	ops []walOp
+	// clean is how many records precede the first bad one (all of them
+	// when the log ends cleanly).
+	clean int
+	// badOff is the offset of the first bad record followed by readable
+	// records of the epoch, or -1.
+	badOff int64
+	// after counts the readable records of the epoch after badOff;
+	// lost, the records (by seq) missing between them.
+	after, lost int
+	// laterGroup says a record after badOff belongs to a group written
+	// after the bad record's: the bad record was acknowledged.
+	laterGroup bool
+	// v1 says the log is of the first format.
+	v1 bool
+}
+
+// damaged reports whether acknowledged records are unreadable.
+func (s *walScan) damaged() bool { return s.badOff >= 0 && s.laterGroup }
+
+// readWAL reads the records of epoch from the start of data (see the
+// comment at the top of this file). The ops' slices alias data.
+func readWAL(data []byte, epoch uint64) walScan {
+	sc := walScan{badOff: -1}
+	off, next := 0, uint32(0)
+	for {
+		r, ok := parseWALRecord(data, off, epoch)
+		if !ok || r.seq != next {
 			break
 		}
-		p := data[off+walHeader : off+walHeader+n]
+		sc.ops = append(sc.ops, r.op)
+		off, next = r.end, next+1
+	}
+	sc.clean = len(sc.ops)
+	if sc.clean == 0 {
+		if ops := readWALv1(data, epoch); len(ops) > 0 {
+			sc.ops, sc.clean, sc.v1 = ops, len(ops), true
+			return sc
+		}
+	}
+	// Look for readable records of the epoch past the bad one, at every
+	// byte: the bad record's length cannot be trusted.
+	bad := off
+	var later []walRecord
+	for at := off + 1; at+walHeader <= len(data); {
+		r, ok := parseWALRecord(data, at, epoch)
+		if !ok || r.seq < next {
+			at++
+			continue
+		}
+		later = append(later, r)
+		at = r.end
+	}
+	if len(later) == 0 {
+		return sc
+	}
+	sc.badOff = int64(bad)
+	sc.after = len(later)
+	expect := next
+	for _, r := range later {
+		// next is the seq the bad record should have had; its group began
+		// at or before it. A group beginning after it was written after
+		// the bad record's group was synced.
+		if r.first > next {
+			sc.laterGroup = true
+		}
+		if r.seq > expect {
+			sc.lost += int(r.seq - expect)
+		}
+		expect = r.seq + 1
+		sc.ops = append(sc.ops, r.op)
+	}
+	return sc
+}
+
+// readWALv1 reads a log of the first format (a 16-byte header without seq
+// and first) up to its first bad record, as that format's replay did.
+func readWALv1(data []byte, epoch uint64) []walOp {
+	var ops []walOp
+	for off := 0; off+walHeaderV1 <= len(data); {
+		h := data[off : off+walHeaderV1]
+		n := int(binary.BigEndian.Uint32(h[0:]))
+		if n == 0 || n > len(data)-off-walHeaderV1 || binary.BigEndian.Uint64(h[8:]) != epoch {
+			break
+		}
+		p := data[off+walHeaderV1 : off+walHeaderV1+n]
 		crc := crc32.Update(crc32.Update(0, crcTable, h[8:16]), crcTable, p)
 		if crc != binary.BigEndian.Uint32(h[4:]) {
 			break
@@ -172,9 +311,42 @@ func readWAL(data []byte, epoch uint64) []walOp {
 			break
 		}
 		ops = append(ops, op)
-		off += walHeader + n
+		off += walHeaderV1 + n
 	}
 	return ops
+}
+
+// WALDamageError is returned by OpenBoltStore when the feedback log holds
+// an unreadable record followed by acknowledged ones (see wal.go).
+type WALDamageError struct {
+	// Path is the log file.
+	Path string
+	// Offset is the byte where the unreadable data starts.
+	Offset int64
+	// Before and After count the readable records before and after it;
+	// Lost, the records between that cannot be read.
+	Before, After, Lost int
+}
+
+func (e *WALDamageError) Error() string {
+	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %d acknowledged records follow it (lost between: %d). Nothing was applied. "+
+		"Copy the file aside, then start with --salvage-log to apply the %d readable records (%d before the damage, %d after) and skip the damaged bytes",
+		e.Path, e.Offset, e.After, e.Lost, e.Before+e.After, e.Before, e.After)
+}
+
+// ReplayStats says what opening the store found in the feedback log.
+type ReplayStats struct {
+	// Replayed counts the records applied to the db at open.
+	Replayed int
+	// DamagedAt is the byte offset of an unreadable record that readable
+	// records of the same epoch follow, or -1. Lost counts the records
+	// between, which were skipped.
+	DamagedAt int64
+	Lost      int
+	// Salvaged says the damage was in acknowledged records and skipped
+	// because StoreOptions.SalvageLog was set; otherwise any damage was
+	// in the last append (a torn write, or damage after its answer).
+	Salvaged bool
 }
 
 // wal is the open log. Only the committer goroutine uses it after open.
@@ -184,17 +356,22 @@ type wal struct {
 	size   int64
 	off    int64  // where the next append goes
 	epoch  uint64 // of the records being appended
+	seq    uint32 // of the next record
 	noSync bool
 	buf    []byte
 	// pending are the ops appended since the last apply, in order;
-	// created holds the ids they create, so later feedback finds them.
+	// created holds the ids they create, so later feedback finds them,
+	// and keys their feedback keys, so a write can tell it replaces one.
 	pending []*walOp
 	created map[string]struct{}
+	keys    map[string]struct{}
 }
 
 // openWAL opens or creates the log beside the db, applies what it holds
-// of the current epoch to db, and makes it ready for appends.
-func openWAL(db *bolt.DB, dbPath string, size int64, noSync bool) (*wal, error) {
+// of the current epoch to db, and makes it ready for appends. A log with
+// damaged acknowledged records is a *WALDamageError unless salvage is set.
+func openWAL(db *bolt.DB, dbPath string, size int64, noSync, salvage bool) (*wal, ReplayStats, error) {
+	st := ReplayStats{DamagedAt: -1}
 	var epoch uint64
 	if err := db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyWALEpoch); len(v) == 8 {
@@ -202,31 +379,40 @@ func openWAL(db *bolt.DB, dbPath string, size int64, noSync bool) (*wal, error) 
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	path := dbPath + walSuffix
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
-	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]struct{}{}}
+	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]struct{}{}, keys: map[string]struct{}{}}
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, st, fmt.Errorf("read %s: %w", path, err)
 	}
-	for _, op := range readWAL(data, epoch) {
+	sc := readWAL(data, epoch)
+	if sc.damaged() && !salvage {
+		f.Close()
+		return nil, st, &WALDamageError{Path: path, Offset: sc.badOff, Before: sc.clean, After: sc.after, Lost: sc.lost}
+	}
+	if sc.badOff >= 0 {
+		st.DamagedAt, st.Lost, st.Salvaged = sc.badOff, sc.lost, sc.damaged()
+	}
+	st.Replayed = len(sc.ops)
+	for _, op := range sc.ops {
 		w.pending = append(w.pending, &op)
 	}
 	if err := w.apply(db, nil); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("replay %s: %w", path, err)
+		return nil, st, fmt.Errorf("replay %s: %w", path, err)
 	}
 	if err := w.preallocate(int64(len(data))); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("preallocate %s: %w", path, err)
+		return nil, st, fmt.Errorf("preallocate %s: %w", path, err)
 	}
-	return w, nil
+	return w, st, nil
 }
 
 // preallocate writes zeros from have to the log's size, and syncs the file
@@ -274,11 +460,13 @@ func (w *wal) append(ops []*walOp) error {
 		}
 	}
 	w.off += int64(len(w.buf))
+	w.seq += uint32(len(ops))
 	for _, op := range ops {
 		w.pending = append(w.pending, op)
 		if op.created != nil {
 			w.created[op.id] = struct{}{}
 		}
+		w.keys[string(op.fkey)] = struct{}{}
 	}
 	return nil
 }
@@ -305,10 +493,11 @@ func (w *wal) apply(db *bolt.DB, extra []*walOp) error {
 	if err != nil {
 		return err
 	}
-	w.epoch, w.off = next, 0
+	w.epoch, w.off, w.seq = next, 0, 0
 	clear(w.pending)
 	w.pending = w.pending[:0]
 	clear(w.created)
+	clear(w.keys)
 	return nil
 }
 

@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/triage-router/triage/classifier"
@@ -396,7 +398,9 @@ func (a *Artifact) Save(path string) error {
 }
 
 // Parse decodes and verifies an artifact: JSON, checksum, version and
-// internal consistency. Errors wrap ErrBadArtifact.
+// internal consistency. Errors wrap ErrBadArtifact. Anything but white
+// space after the artifact's JSON is refused: the checksum covers the
+// decoded artifact, not the file's bytes, so trailing data would pass it.
 func Parse(b []byte) (*Artifact, error) {
 	var a Artifact
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -408,6 +412,9 @@ func Parse(b []byte) (*Artifact, error) {
 	}
 	if a.FormatVersion == 0 && isLog(b) {
 		return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
+	}
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes of trailing data after the artifact's JSON (at byte %d); the file was appended to or is not one artifact", ErrBadArtifact, len(rest), dec.InputOffset())
 	}
 	// The version is checked before the checksum: a file from another
 	// build would also fail the checksum, with a less useful message.
@@ -450,11 +457,46 @@ func isLog(b []byte) bool {
 	return rec.ID != nil && (rec.Prompt != nil || rec.Messages != nil || rec.Outcomes != nil)
 }
 
-// Load reads and verifies an artifact file.
-func Load(path string) (*Artifact, error) {
-	b, err := os.ReadFile(path)
+// DefaultMaxArtifactBytes is the largest artifact Load reads. A router on
+// 2^18 hashed features with every weight set is about 4 MiB; the cap only
+// stops a wrong file (a dataset, a disk image) from being read whole.
+const DefaultMaxArtifactBytes = 256 << 20
+
+// Load reads and verifies an artifact file of at most
+// DefaultMaxArtifactBytes.
+func Load(path string) (*Artifact, error) { return LoadFile(path, DefaultMaxArtifactBytes) }
+
+// LoadFile reads and verifies an artifact file. It reads regular files
+// only, and at most maxBytes of them (0 means DefaultMaxArtifactBytes): a
+// FIFO or a device at the path would block the read or never end, and a
+// huge file would be read whole into memory. The file is opened without
+// blocking, so a FIFO is refused rather than waited on.
+func LoadFile(path string, maxBytes int64) (*Artifact, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxArtifactBytes
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("load artifact %s: %w: it is not a regular file (%s)", path, ErrBadArtifact, fi.Mode().Type())
+	}
+	if fi.Size() > maxBytes {
+		return nil, fmt.Errorf("load artifact %s: %w: the file is %d bytes, over the limit of %d (limits.max_artifact_bytes)", path, ErrBadArtifact, fi.Size(), maxBytes)
+	}
+	// The file may grow between the stat and the read.
+	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, fmt.Errorf("load artifact %s: %w: the file grew past the limit of %d bytes while it was read (limits.max_artifact_bytes)", path, ErrBadArtifact, maxBytes)
 	}
 	a, err := Parse(b)
 	if err != nil {

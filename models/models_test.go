@@ -132,6 +132,29 @@ func TestArtifactRoundTrip(t *testing.T) {
 			t.Errorf("err = %v, want ErrBadArtifact", err)
 		}
 	})
+	t.Run("trailing data after the JSON is refused", func(t *testing.T) {
+		raw, _ := os.ReadFile(path)
+		p := filepath.Join(dir, "trailing.json")
+		os.WriteFile(p, append(raw, []byte(`{"more": true}`)...), 0o644)
+		_, err := Load(p)
+		if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), "trailing data") {
+			t.Errorf("err = %v, want trailing data refused", err)
+		}
+		os.WriteFile(p, append(raw, " \n\t\n"...), 0o644)
+		if _, err := Load(p); err != nil {
+			t.Errorf("trailing white space: %v, want it accepted", err)
+		}
+	})
+	t.Run("a file over the size limit is refused before it is read", func(t *testing.T) {
+		raw, _ := os.ReadFile(path)
+		_, err := LoadFile(path, int64(len(raw)-1))
+		if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), "limits.max_artifact_bytes") {
+			t.Errorf("err = %v, want the size limit named", err)
+		}
+		if _, err := LoadFile(path, int64(len(raw))); err != nil {
+			t.Errorf("a file of exactly the limit: %v", err)
+		}
+	})
 	t.Run("another format version is refused with a hint", func(t *testing.T) {
 		c := *a
 		c.FormatVersion = FormatVersion + 1

@@ -56,7 +56,7 @@ func BenchmarkRoute2KB(b *testing.B) {
 // BenchmarkRoute2KB body and on a feedback body with messages and meta.
 func BenchmarkFastDecodeRoute(b *testing.B) {
 	route := []byte(`{"prompt":` + string(mustJSON(benchPrompt)) + `}`)
-	feedback := []byte(`{"request_id":"r-1","model":"fast","score":0.75,"latency_ms":120,"prompt":"p",` +
+	feedback := []byte(`{"request_id":"r-1","model":"mixtral","score":0.75,"latency_ms":120,"prompt":"p",` +
 		`"messages":[{"role":"system","content":"be brief"},{"role":"user","content":` + string(mustJSON(benchPrompt[:400])) + `}],` +
 		`"meta":{"subject":"biology","tenant":"acme"}}`)
 	b.Run("route 2KB", func(b *testing.B) {

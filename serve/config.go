@@ -30,6 +30,8 @@ const (
 	DefaultDBOpenTimeout     = time.Second
 	DefaultQueueSize         = 16384
 	DefaultLogBatch          = 512
+	DefaultMaxArtifactBytes  = models.DefaultMaxArtifactBytes
+	DefaultReloadTimeout     = 30 * time.Second
 )
 
 // Config is the server's configuration file (YAML or JSON; JSON is read
@@ -60,6 +62,18 @@ type Config struct {
 	Exploration ExplorationConfig `yaml:"exploration"`
 	// Drift sizes the sliding windows of the drift gauges on /metrics.
 	Drift DriftConfig `yaml:"drift"`
+	// Retention bounds the feedback db (retention.go).
+	Retention RetentionConfig `yaml:"retention"`
+	// Feedback sets what POST /v1/feedback accepts (feedback.go).
+	Feedback FeedbackConfig `yaml:"feedback"`
+	// ClientKeys are the bearer keys clients must send on the /v1/
+	// routes; none means those routes are open (see
+	// AllowUnauthenticated). $TRIAGE_CLIENT_KEYS adds more.
+	ClientKeys []ClientKey `yaml:"client_keys"`
+	// AllowUnauthenticated lets a server with proxy tiers and no client
+	// keys listen on a non-loopback address. Off, such a server refuses
+	// to start: anyone reaching it would spend the upstreams' money.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// Proxy is the OpenAI-compatible proxy (docs/proxy.md); its keys
 	// (tiers, record_responses, ...) sit at the top level. Without tiers
 	// the proxy is off.
@@ -81,6 +95,16 @@ type Limits struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the open client connections; near it, idle
+	// keep-alive connections are closed to make room (connlimit.go). 0
+	// means the process's file limit less a reserve for the db, reloads
+	// and upstream calls.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxArtifactBytes is the largest model file a reload reads.
+	MaxArtifactBytes int64 `yaml:"max_artifact_bytes"`
+	// ReloadTimeout bounds a reload's read of the model file; a reload
+	// that takes longer fails and the old model keeps serving.
+	ReloadTimeout time.Duration `yaml:"reload_timeout"`
 }
 
 // Thresholds override a model's policy thresholds. Nil keeps the model's.
@@ -140,12 +164,15 @@ func DefaultConfig() Config {
 			ReadTimeout:       DefaultReadTimeout,
 			WriteTimeout:      DefaultWriteTimeout,
 			IdleTimeout:       DefaultIdleTimeout,
+			MaxArtifactBytes:  DefaultMaxArtifactBytes,
+			ReloadTimeout:     DefaultReloadTimeout,
 		},
 		DB:              DBConfig{OpenTimeout: DefaultDBOpenTimeout},
 		DecisionLog:     DecisionLogConfig{QueueSize: DefaultQueueSize, BatchSize: DefaultLogBatch},
 		ShutdownTimeout: DefaultShutdownTimeout,
 		Exploration:     ExplorationConfig{Epsilon: DefaultEpsilon},
 		Drift:           DriftConfig{Window: DefaultDriftWindow, FeedbackWindow: DefaultDriftFeedbackWindow},
+		Retention:       RetentionConfig{Interval: DefaultRetentionInterval},
 		Proxy:           proxy.DefaultConfig(),
 	}
 }
@@ -212,6 +239,8 @@ func (c Config) Validate() error {
 		{"limits.read_timeout", int64(l.ReadTimeout)},
 		{"limits.write_timeout", int64(l.WriteTimeout)},
 		{"limits.idle_timeout", int64(l.IdleTimeout)},
+		{"limits.max_artifact_bytes", l.MaxArtifactBytes},
+		{"limits.reload_timeout", int64(l.ReloadTimeout)},
 		{"decision_log.queue_size", int64(c.DecisionLog.QueueSize)},
 		{"decision_log.batch_size", int64(c.DecisionLog.BatchSize)},
 		{"db.open_timeout", int64(c.DB.OpenTimeout)},
@@ -221,6 +250,9 @@ func (c Config) Validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%s is %d, want a positive value", p.name, p.v)
 		}
+	}
+	if l.MaxConnections < 0 {
+		return fmt.Errorf("limits.max_connections is %d, want 0 (from the file limit) or more", l.MaxConnections)
 	}
 	if c.DB.MaxBatch < 0 {
 		return fmt.Errorf("db.max_batch is %d, want 0 (default) or more", c.DB.MaxBatch)
@@ -237,7 +269,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s is %v, want a value in [0,1]", t.name, *t.v)
 		}
 	}
+	for i, k := range c.ClientKeys {
+		if err := k.validate(i); err != nil {
+			return err
+		}
+	}
 	if err := c.Exploration.validate(); err != nil {
+		return err
+	}
+	if err := c.Retention.validate(); err != nil {
 		return err
 	}
 	return c.Drift.validate()

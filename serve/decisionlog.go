@@ -16,6 +16,8 @@ import (
 type logItem struct {
 	entry datasets.LogEntry
 	body  []byte
+	// claimed says the entry's id is claimed (ids.go) until it is written.
+	claimed bool
 }
 
 // maxPooledBody keeps one huge request from pinning its buffer forever.
@@ -31,6 +33,7 @@ func putItem(it *logItem) {
 	}
 	it.body = it.body[:0]
 	it.entry = datasets.LogEntry{}
+	it.claimed = false
 	itemPool.Put(it)
 }
 
@@ -48,10 +51,13 @@ type decisionLog struct {
 	m       *metrics
 	log     *slog.Logger
 	stopped sync.Once
+	// release ends an item's id claim once it is written or dropped.
+	release func(id string)
 }
 
-func newDecisionLog(sink DecisionLog, cfg DecisionLogConfig, m *metrics, log *slog.Logger) *decisionLog {
+func newDecisionLog(sink DecisionLog, cfg DecisionLogConfig, m *metrics, log *slog.Logger, release func(id string)) *decisionLog {
 	d := &decisionLog{
+		release: release,
 		sink:    sink,
 		queue:   make(chan *logItem, cfg.QueueSize),
 		flushes: make(chan chan struct{}),
@@ -72,16 +78,28 @@ func (d *decisionLog) Depth() int { return len(d.queue) }
 // closed. It never blocks.
 func (d *decisionLog) Enqueue(it *logItem) {
 	if d.closed.Load() {
-		d.m.logDropped.Inc()
-		putItem(it)
+		d.drop(it)
 		return
 	}
 	select {
 	case d.queue <- it:
 	default:
-		d.m.logDropped.Inc()
-		putItem(it)
+		d.drop(it)
 	}
+}
+
+func (d *decisionLog) drop(it *logItem) {
+	d.m.logDropped.Inc()
+	d.recycle(it)
+}
+
+// recycle returns an item written or dropped to the pool, ending its id
+// claim.
+func (d *decisionLog) recycle(it *logItem) {
+	if it.claimed {
+		d.release(it.entry.ID)
+	}
+	putItem(it)
 }
 
 // Flush returns once every record queued before the call is committed (or
@@ -141,7 +159,7 @@ func (d *decisionLog) run() {
 			d.m.logWritten.Add(float64(len(items)))
 		}
 		for i, it := range items {
-			putItem(it)
+			d.recycle(it)
 			items[i] = nil
 		}
 		items = items[:0]

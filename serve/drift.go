@@ -219,12 +219,12 @@ func registerLoopMetrics(reg prometheus.Registerer, d *drift, expected func() ma
 }
 
 // scored feeds a committed feedback's score into its tier's accuracy
-// window, if it is about one of the serving model's tiers.
-func (s *Server) scored(fb datasets.Feedback) {
+// window, if it is about one of the serving model's (st's) tiers.
+func (s *Server) scored(st *state, fb datasets.Feedback) {
 	if fb.Outcome.Score == nil {
 		return
 	}
-	tiers := s.state.Load().art.Tiers
+	tiers := st.art.Tiers
 	switch fb.Model {
 	case tiers.Fast:
 		s.drift.scored(0, *fb.Outcome.Score)

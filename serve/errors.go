@@ -11,6 +11,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // Error codes of the JSON error body. Each maps to one HTTP status in
@@ -24,12 +25,15 @@ const (
 	CodePromptTooLarge   = "prompt_too_large" // limits.max_prompt_bytes
 	CodeBatchTooLarge    = "batch_too_large"  // limits.max_batch
 	CodeNotFound         = "not_found"        // unknown path, or unknown request_id
+	CodeIDConflict       = "id_conflict"      // a request id already holds another prompt
+	CodeRequestTimeout   = "request_timeout"  // the body did not arrive within limits.read_timeout
 	CodeMethodNotAllowed = "method_not_allowed"
-	CodeUnauthorized     = "unauthorized"   // admin route without the right bearer token
-	CodeBadArtifact      = "bad_artifact"   // reload refused: the model file is invalid
-	CodeReloadFailed     = "reload_failed"  // reload refused: the model file could not be read
-	CodeNotReady         = "not_ready"      // no model, db closed, or shutting down
-	CodeInternal         = "internal_error" // a bug or an I/O failure; logged
+	CodeUnauthorized     = "unauthorized"    // admin route without the right bearer token
+	CodeInvalidAPIKey    = "invalid_api_key" // /v1/ route without a client key the server knows
+	CodeBadArtifact      = "bad_artifact"    // reload refused: the model file is invalid
+	CodeReloadFailed     = "reload_failed"   // reload refused: the model file could not be read
+	CodeNotReady         = "not_ready"       // no model, db closed, or shutting down
+	CodeInternal         = "internal_error"  // a bug or an I/O failure; logged
 )
 
 var codeStatus = map[string]int{
@@ -41,8 +45,11 @@ var codeStatus = map[string]int{
 	CodePromptTooLarge:   http.StatusRequestEntityTooLarge,
 	CodeBatchTooLarge:    http.StatusRequestEntityTooLarge,
 	CodeNotFound:         http.StatusNotFound,
+	CodeIDConflict:       http.StatusConflict,
+	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeUnauthorized:     http.StatusUnauthorized,
+	CodeInvalidAPIKey:    http.StatusUnauthorized,
 	CodeBadArtifact:      http.StatusUnprocessableEntity,
 	CodeReloadFailed:     http.StatusInternalServerError,
 	CodeNotReady:         http.StatusServiceUnavailable,
@@ -89,16 +96,6 @@ func ErrorStatus(err error) (status int, code, msg string) {
 	return http.StatusInternalServerError, CodeInternal, "internal error; see the server log"
 }
 
-// errorBody is {"error": {"code": ..., "message": ...}}.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // writeError answers a request with err. Only internal errors are logged:
 // the others are the client's, and the client is told.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
@@ -107,7 +104,12 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 		log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
-		c.Header("WWW-Authenticate", `Bearer realm="triage admin"`)
+		realm := "triage"
+		if code == CodeUnauthorized {
+			realm = "triage admin"
+		}
+		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 	}
-	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	// The proxy's shape, OpenAI's: {"error":{"message","type","param","code"}}.
+	c.AbortWithStatusJSON(status, proxy.NewErrorBody(status, code, msg, ""))
 }

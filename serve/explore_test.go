@@ -187,7 +187,7 @@ triage_drift_window_decisions 0
 		`{"request_id":"r2","model":"mixtral","score":1}`, // the window of 2 drops r0's 0
 		`{"request_id":"r3","model":"gpt-4","score":1}`,
 		`{"request_id":"r4","model":"gpt-4","confidence":-0.2}`, // no score: not counted
-		`{"request_id":"r5","model":"other-model","score":0}`,   // not a tier: not counted
+		`{"request_id":"r3","model":"gpt-4","score":0}`,         // a retry of a counted key: not counted again
 	} {
 		if w := ts.do(t, "POST", "/v1/feedback", fb); w.Code != 200 {
 			t.Fatalf("feedback %d: %d %s", i, w.Code, w.Body)

@@ -9,7 +9,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve/proxy"
 )
+
+// FeedbackConfig sets what POST /v1/feedback accepts.
+type FeedbackConfig struct {
+	// AllowOtherModels accepts feedback about any model. By default only
+	// the serving model's tiers (and the proxy's record_as names) are
+	// accepted: feedback under another name trains nothing, and a typo
+	// in a model name would otherwise be stored in silence.
+	AllowOtherModels bool `yaml:"allow_other_models"`
+}
 
 // feedbackRequest is the body of POST /v1/feedback.
 type feedbackRequest struct {
@@ -88,17 +98,23 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	st := s.state.Load()
+	if err := s.checkModel(st, req.Model); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
 	ctx := c.Request.Context()
 	fb := req.feedback()
 	// First without the prompt: the request's decision may still be in
 	// the log queue, and a prompt would create a record without it.
-	err = s.store.PutFeedback(ctx, fb)
+	res, err := s.store.RecordFeedback(ctx, fb)
 	if errors.Is(err, datasets.ErrUnknownRequest) {
 		if err = s.dlog.Flush(ctx); err == nil {
 			if req.Prompt != "" || len(req.Messages) > 0 {
-				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), req.Meta, s.now()
+				meta := proxy.MergeMeta(req.Meta, proxy.ClientMeta(ctx))
+				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), meta, s.now()
 			}
-			err = s.store.PutFeedback(ctx, fb)
+			res, err = s.store.RecordFeedback(ctx, fb)
 		}
 	}
 	if err != nil {
@@ -109,7 +125,11 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		return
 	}
 	s.m.feedbackWrites.Inc()
-	s.scored(fb)
+	if !res.Replaced {
+		// A retry (or a correction) of feedback already counted would
+		// let one client steer the drift gauges by repeating itself.
+		s.scored(st, fb)
+	}
 	// Built by hand: gin's c.JSON of a gin.H (a map, encoded by
 	// reflection) was a tenth of the handler's CPU. The bytes are those
 	// encoding/json gives for the map: keys sorted, HTML escaped. The
@@ -136,6 +156,19 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// checkModel refuses feedback about a model that is not one of st's
+// tiers (or the proxy's record_as names), unless the config allows any.
+func (s *Server) checkModel(st *state, model string) error {
+	t := st.art.Tiers
+	p := s.cfg.Proxy.Tiers
+	if s.cfg.Feedback.AllowOtherModels || model == t.Fast || model == t.Strong ||
+		(p.Fast.RecordAs != "" && model == p.Fast.RecordAs) || (p.Strong.RecordAs != "" && model == p.Strong.RecordAs) {
+		return nil
+	}
+	return Errorf(CodeInvalidRequest, "model %q is not a tier of the serving model %s (fast %q, strong %q); feedback under another name trains nothing. Check the name, or set feedback.allow_other_models: true in the config",
+		model, st.art.Version, t.Fast, t.Strong)
 }
 
 func toDatasetMessages(ms []message) []datasets.Message {

@@ -35,7 +35,7 @@ func TestFeedback(t *testing.T) {
 	})
 
 	t.Run("the answer is the bytes encoding/json gives, content type included", func(t *testing.T) {
-		ts := newTestServer(t, nil)
+		ts := newTestServer(t, func(o *Options) { o.Config.Feedback.AllowOtherModels = true })
 		for _, tt := range []struct{ id, model string }{
 			{"r1", "mixtral"},
 			{"r<2>&", "mod\u00e8le \u2028 \"q\""},
@@ -56,9 +56,9 @@ func TestFeedback(t *testing.T) {
 		ts := newTestServer(t, nil)
 		ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"r1"}`)
 		for _, body := range []string{
-			`{"request_id":"r1","model":"m","score":0}`,
-			`{"request_id":"r1","model":"m","score":1}`,
-			`{"request_id":"r1","model":"other","confidence":-2}`,
+			`{"request_id":"r1","model":"mixtral","score":0}`,
+			`{"request_id":"r1","model":"mixtral","score":1}`,
+			`{"request_id":"r1","model":"gpt-4","confidence":-2}`,
 		} {
 			if w := ts.do(t, "POST", "/v1/feedback", body); w.Code != 200 {
 				t.Fatalf("%s: status %d %s", body, w.Code, w.Body)
@@ -68,14 +68,14 @@ func TestFeedback(t *testing.T) {
 		if n := len(recs[0].Outcomes); n != 2 {
 			t.Fatalf("outcomes = %v, want 2 models", recs[0].Outcomes)
 		}
-		if s := recs[0].Outcomes["m"].Score; s == nil || *s != 1 {
-			t.Errorf("score of m = %v, want the second post's 1", s)
+		if s := recs[0].Outcomes["mixtral"].Score; s == nil || *s != 1 {
+			t.Errorf("score of mixtral = %v, want the second post's 1", s)
 		}
 	})
 
 	t.Run("an unknown request id is 404", func(t *testing.T) {
 		ts := newTestServer(t, nil)
-		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"never-routed","model":"m","score":1}`)
+		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"never-routed","model":"mixtral","score":1}`)
 		if w.Code != 404 {
 			t.Fatalf("status = %d, want 404", w.Code)
 		}
@@ -86,7 +86,7 @@ func TestFeedback(t *testing.T) {
 
 	t.Run("an unknown request id with its prompt creates the record", func(t *testing.T) {
 		ts := newTestServer(t, nil)
-		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"elsewhere-1","model":"m","score":0.5,"messages":[{"role":"user","content":"hi"}],"meta":{"tenant":"t"}}`)
+		w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"elsewhere-1","model":"mixtral","score":0.5,"messages":[{"role":"user","content":"hi"}],"meta":{"tenant":"t"}}`)
 		if w.Code != 200 {
 			t.Fatalf("status = %d %s, want 200", w.Code, w.Body)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // The server's needs, met by the bbolt store.
@@ -125,10 +126,11 @@ func (ts *testServer) do(tb testing.TB, method, path, body string, hdr ...string
 }
 
 // errorOf decodes an error body, failing if it is not one.
-func errorOf(tb testing.TB, w *httptest.ResponseRecorder) errorDetail {
+// Its type must be OpenAI's for the status.
+func errorOf(tb testing.TB, w *httptest.ResponseRecorder) proxy.ErrorDetail {
 	tb.Helper()
-	var e errorBody
-	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+	var e proxy.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code == "" || e.Error.Message == "" || e.Error.Type != proxy.ErrorType(w.Code) {
 		tb.Fatalf("body %q is not an error body: %v", w.Body.String(), err)
 	}
 	return e.Error

@@ -10,7 +10,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // explainTop is how many feature contributions "explain": true returns.
@@ -80,13 +83,27 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return dst, Errorf(CodeInvalidRequest, "read request body: %v", err)
+			return dst, bodyReadError(err)
 		}
 	}
 	if int64(len(dst)) > limit {
 		return dst, tooLarge(-1, limit)
 	}
 	return dst, nil
+}
+
+// bodyReadError words a failed body read for the client: 408 for a body
+// that did not arrive in time, and never the error's own text, which names
+// the connection's addresses.
+func bodyReadError(err error) *Error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return &Error{Code: CodeRequestTimeout, Message: "the request body did not arrive within the server's read timeout (limits.read_timeout); send it faster, or in a smaller request", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Code: CodeInvalidRequest, Message: "the request body ended before its Content-Length", Err: err}
+	}
+	return &Error{Code: CodeInvalidRequest, Message: "the request body could not be read (the connection broke, or a chunked body is malformed)", Err: err}
 }
 
 func tooLarge(n, limit int64) *Error {
@@ -229,10 +246,19 @@ func decodeBatch(body []byte, lim Limits) (batchRequest, error) {
 	if len(b.Requests) > lim.MaxBatch {
 		return b, Errorf(CodeBatchTooLarge, "batch has %d requests, the limit is %d (limits.max_batch); split it", len(b.Requests), lim.MaxBatch)
 	}
+	seen := map[string]int{}
 	for i := range b.Requests {
-		if err := b.Requests[i].validate(fmt.Sprintf("requests[%d].", i), lim); err != nil {
+		r := &b.Requests[i]
+		if err := r.validate(fmt.Sprintf("requests[%d].", i), lim); err != nil {
 			return b, err
 		}
+		if r.ID == "" {
+			continue
+		}
+		if j, dup := seen[r.ID]; dup {
+			return b, Errorf(CodeInvalidRequest, "requests[%d].id and requests[%d].id are both %q; ids must be unique within a batch (one id, one prompt)", j, i, r.ID)
+		}
+		seen[r.ID] = i
 	}
 	return b, nil
 }
@@ -276,14 +302,36 @@ func (s *Server) handleRoute(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	logged := body
+	if km := proxy.ClientMeta(c.Request.Context()); km != nil {
+		// The client key's meta is routed on and logged as if the
+		// request had sent it.
+		req.Meta = proxy.MergeMeta(req.Meta, km)
+		logged, _ = json.Marshal(loggedRequest{Prompt: req.Prompt, Messages: req.Messages, Meta: req.Meta})
+	}
 	st := s.state.Load()
 	res := st.router.Route(req.input())
 	now := s.now()
 	id := req.ID
+	// A client's id may have been routed before: with the same prompt it
+	// is answered but not logged again, with another it is refused.
+	logIt := true
 	if id == "" {
 		id = newRequestID(now)
+	} else {
+		fp := req.fingerprint()
+		first, err := s.ids.claim("", id, fp)
+		if err != nil {
+			putItem(it)
+			writeError(c, s.log, err)
+			return
+		}
+		logIt, it.claimed, it.entry.Fingerprint = first, first, fp
 	}
 	if !finite(res.PHard) {
+		if it.claimed {
+			s.ids.release(id)
+		}
 		putItem(it)
 		writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
 		return
@@ -303,7 +351,11 @@ func (s *Server) handleRoute(c *gin.Context) {
 	*bp = out
 	outPool.Put(bp)
 
-	it.entry = datasets.LogEntry{ID: id, TS: now, Request: body,
+	if !logIt {
+		putItem(it)
+		return
+	}
+	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
 		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	s.dlog.Enqueue(it)
 }
@@ -320,20 +372,50 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	if km := proxy.ClientMeta(c.Request.Context()); km != nil {
+		for i := range req.Requests {
+			req.Requests[i].Meta = proxy.MergeMeta(req.Requests[i].Meta, km)
+		}
+	}
 	// One state for the whole batch, so every decision in it comes from
 	// the same model version even during a reload.
 	st := s.state.Load()
 	now := s.now()
 	out := append(make([]byte, 0, 256*len(req.Requests)), `{"decisions":[`...)
 	logs := make([]*logItem, 0, len(req.Requests))
+	// fail recycles the items claimed so far, ending their claims.
+	fail := func(err error) {
+		for _, l := range logs {
+			if l.claimed {
+				s.ids.release(l.entry.ID)
+			}
+			putItem(l)
+		}
+		writeError(c, s.log, err)
+	}
 	for i := range req.Requests {
 		r := &req.Requests[i]
+		l := getItem()
+		logIt := true
+		if r.ID != "" {
+			fp := r.fingerprint()
+			first, err := s.ids.claim(fmt.Sprintf("requests[%d].", i), r.ID, fp)
+			if err != nil {
+				putItem(l)
+				fail(err)
+				return
+			}
+			logIt, l.claimed, l.entry.ID, l.entry.Fingerprint = first, first, r.ID, fp
+		}
+		if logIt {
+			logs = append(logs, l)
+		} else {
+			putItem(l)
+			l = nil
+		}
 		res := st.router.Route(r.input())
 		if !finite(res.PHard) {
-			for _, l := range logs {
-				putItem(l)
-			}
-			writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
+			fail(fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
 			return
 		}
 		id := r.ID
@@ -353,11 +435,12 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 			out = appendExplain(out, st.router.Explain(r.input(), explainTop))
 		}
 		out = append(out, '}')
-		l := getItem()
+		if l == nil {
+			continue
+		}
 		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
-		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body,
+		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
 			Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
-		logs = append(logs, l)
 	}
 	out = append(out, "]}"...)
 	c.Data(http.StatusOK, "application/json", out)

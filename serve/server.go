@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,10 +28,14 @@ import (
 	"github.com/triage-router/triage/serve/proxy"
 )
 
-// FeedbackSink durably records feedback; it returns nil only once the
-// feedback is committed, and datasets.ErrUnknownRequest for an id it has
-// no record of when the feedback carries no prompt.
+// FeedbackSink durably records feedback; it returns only once the
+// feedback is committed, datasets.ErrUnknownRequest for an id it has no
+// record of when the feedback carries no prompt, and whether the write
+// replaced earlier feedback for its (request id, model).
 type FeedbackSink interface {
+	RecordFeedback(ctx context.Context, fb datasets.Feedback) (datasets.FeedbackResult, error)
+	// PutFeedback is RecordFeedback without the result, for the proxy's
+	// recorder.
 	PutFeedback(ctx context.Context, fb datasets.Feedback) error
 }
 
@@ -45,15 +52,26 @@ type Exporter interface {
 	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
 
+// RequestIndex says which prompt the store holds under a request id, so
+// a route can refuse another prompt under it (one id, one prompt).
+type RequestIndex interface {
+	RequestFingerprint(id string) (fp datasets.Fingerprint, found bool, err error)
+}
+
 // Store is everything the server needs from its database.
 type Store interface {
 	FeedbackSink
 	DecisionLog
 	Exporter
-	// Ping reports whether the database is usable (for /readyz).
+	RequestIndex
+	Pruner
+	// Ping reports whether the database is usable (for /readyz): open,
+	// and taking feedback writes.
 	Ping() error
 	// Size is the database size in bytes (for /metrics).
 	Size() int64
+	// Usage is how much of the file is in use (for /metrics).
+	Usage() datasets.Usage
 }
 
 // Options configures a Server. ModelPath, Store and Registry are required.
@@ -95,7 +113,6 @@ type Server struct {
 	state   atomic.Pointer[state]
 	dlog    *decisionLog
 	m       *metrics
-	reload  sync.Mutex
 	closing atomic.Bool
 	// explore, drift and loop serve the feedback loop (explore.go,
 	// drift.go).
@@ -105,6 +122,25 @@ type Server struct {
 	// proxy is POST /v1/chat/completions; nil when no tiers are
 	// configured.
 	proxy *proxy.Handler
+	// ids keeps one prompt per client-chosen request id (ids.go).
+	ids *idClaims
+	// retention applies the db's bounds (retention.go).
+	retention *retention
+	// reloadSem is held by the reload in progress, which may outlive its
+	// caller's wait (see Reload).
+	reloadSem chan struct{}
+	// loadModel reads and verifies the model file; tests replace it.
+	loadModel func(path string) (*models.Artifact, error)
+	// conns and limiter bound the client connections (connlimit.go) to
+	// maxConns.
+	conns    connMetrics
+	limiter  atomic.Pointer[connLimiter]
+	maxConns int
+	// notReady remembers the last readiness failure, so a failing store
+	// is logged once, not on every probe.
+	notReady atomic.Pointer[string]
+	// clientKeys guard the /v1/ routes; none leaves them open.
+	clientKeys []clientKey
 
 	httpMu sync.Mutex
 	http   *http.Server
@@ -119,8 +155,9 @@ type state struct {
 	// suffix is the constant tail of a route response:
 	// ,"tiers":{...},"accept_confidence":X,"model_version":"V"}
 	suffix []byte
-	// info is the GET /v1/model body.
-	info []byte
+	// info is the GET /v1/model body for an admin; public, for anyone
+	// else: no training details (file paths among them).
+	info, public []byte
 }
 
 // New loads the model and builds the server. Nothing listens until Serve.
@@ -131,12 +168,16 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	s := &Server{opts: opts, cfg: opts.Config, log: opts.Logger, now: opts.Now, store: opts.Store}
+	s := &Server{opts: opts, cfg: opts.Config, log: opts.Logger, now: opts.Now, store: opts.Store,
+		reloadSem: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.loadModel = func(path string) (*models.Artifact, error) {
+		return models.LoadFile(path, s.cfg.Limits.MaxArtifactBytes)
 	}
 	st, err := s.load()
 	if err != nil {
@@ -146,9 +187,28 @@ func New(opts Options) (*Server, error) {
 		func() float64 { return float64(s.dlog.Depth()) },
 		func() float64 { return float64(s.store.Size()) })
 	registerCommitStats(opts.Registry, opts.Store)
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "triage_db_used_bytes",
+		Help: "Bytes of the feedback db's pages in use; retention.max_bytes bounds it. The rest of the file is free pages bbolt reuses.",
+	}, func() float64 { return float64(s.store.Usage().UsedBytes) }))
+	s.conns = registerConnMetrics(opts.Registry, func() float64 {
+		if l := s.limiter.Load(); l != nil {
+			return float64(l.open())
+		}
+		return 0
+	})
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if s.clientKeys, err = clientKeys(s.cfg.ClientKeys, getenv); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := checkExposure(s.cfg.Addr, s.cfg.Proxy.Enabled(), len(s.clientKeys), s.cfg.AllowUnauthenticated); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if s.cfg.Proxy.Enabled() {
 		pc := s.cfg.Proxy
-		pc.MaxBodyBytes = s.cfg.Limits.MaxBodyBytes
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
@@ -165,7 +225,16 @@ func New(opts Options) (*Server, error) {
 	s.loop = registerLoopMetrics(opts.Registry, s.drift, func() map[models.Decision]float64 {
 		return s.state.Load().art.ExpectedShares
 	})
-	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log)
+	s.maxConns = s.cfg.Limits.MaxConnections
+	if s.maxConns == 0 {
+		s.maxConns = defaultMaxConnections(fileLimit(), s.proxy != nil)
+	} else if nofile := fileLimit(); nofile > 0 && uint64(s.maxConns)+fileReserve > nofile {
+		s.log.Warn("limits.max_connections leaves no room under the file limit: accepts will fail with too many open files before the cap closes idle connections",
+			"max_connections", s.maxConns, "file_limit", nofile, "reserve", fileReserve)
+	}
+	s.ids = newIDClaims(opts.Store)
+	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log, s.ids.release)
+	s.retention = newRetention(s.cfg.Retention, opts.Store, s.now, s.log, opts.Registry)
 	s.setState(st)
 	s.engine = s.newEngine()
 	return s, nil
@@ -174,7 +243,7 @@ func New(opts Options) (*Server, error) {
 // load reads the model file and prepares a state for it, applying the
 // configured threshold overrides.
 func (s *Server) load() (*state, error) {
-	a, err := models.Load(s.opts.ModelPath)
+	a, err := s.loadModel(s.opts.ModelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +283,18 @@ func newState(r *models.Router) (*state, error) {
 	info, err := json.Marshal(modelInfo{
 		Version: a.Version, Parent: a.Parent, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label,
 		Thresholds: a.Policy, PolicyTarget: a.PolicyTarget, ExpectedShares: a.ExpectedShares,
-		Metrics: a.Metrics, Training: a.Training, Features: a.Features.String(),
+		Metrics: a.Metrics, Training: &a.Training, Features: a.Features.String(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &state{router: r, art: a, policy: a.Policy, suffix: b, info: info}, nil
+	public, err := json.Marshal(modelInfo{
+		Version: a.Version, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label, Thresholds: a.Policy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &state{router: r, art: a, policy: a.Policy, suffix: b, info: info, public: public}, nil
 }
 
 // modelInfo is the GET /v1/model body.
@@ -232,9 +307,11 @@ type modelInfo struct {
 	Thresholds     models.Policy               `json:"thresholds"`
 	PolicyTarget   string                      `json:"policy_target,omitempty"`
 	ExpectedShares map[models.Decision]float64 `json:"expected_shares,omitempty"`
-	Metrics        map[string]float64          `json:"metrics"`
-	Training       models.Fingerprint          `json:"training"`
-	Features       string                      `json:"features"`
+	// The rest is shown to an admin only: the training fingerprint
+	// names the files trained on.
+	Metrics  map[string]float64  `json:"metrics,omitempty"`
+	Training *models.Fingerprint `json:"training,omitempty"`
+	Features string              `json:"features,omitempty"`
 }
 
 func (s *Server) setState(st *state) {
@@ -257,26 +334,65 @@ type ReloadResult struct {
 // that does not load or validate leaves the old model serving; the error
 // says why and which version still serves. Requests in flight finish on
 // the router they started with, so none fails.
+//
+// The read is bounded: regular files only, up to limits.max_artifact_bytes
+// (models.LoadFile), and a reload waits at most limits.reload_timeout for
+// it and for a reload already in progress. A read that hangs (a file on a
+// stuck network mount) keeps the reload slot until it returns, and its
+// result is dropped, but no caller waits on it past the timeout and no
+// other admin call waits on it at all.
 func (s *Server) Reload() (ReloadResult, error) {
-	s.reload.Lock()
-	defer s.reload.Unlock()
+	timeout := time.NewTimer(s.cfg.Limits.ReloadTimeout)
+	defer timeout.Stop()
 	prev := s.state.Load()
-	st, err := s.load()
-	if err != nil {
+	refused := func(code string, err error) (ReloadResult, error) {
 		s.m.reloadsEr.Inc()
 		s.log.Warn("reload refused", "still_serving", prev.art.Version, "err", err)
-		code := CodeReloadFailed
-		if errors.Is(err, models.ErrBadArtifact) {
-			code = CodeBadArtifact
-		}
 		// The reason goes to the caller even when it is an I/O error: a
 		// person asked for this reload and needs to know why it failed.
 		return ReloadResult{Version: prev.art.Version, Previous: prev.art.Version},
 			&Error{Code: code, Message: fmt.Sprintf("reload refused, still serving %s: %v", prev.art.Version, err), Err: err}
 	}
-	s.setState(st)
+	select {
+	case s.reloadSem <- struct{}{}:
+	case <-timeout.C:
+		return refused(CodeReloadFailed, fmt.Errorf("another reload has been reading the model file for over %s (limits.reload_timeout)", s.cfg.Limits.ReloadTimeout))
+	}
+	type loaded struct {
+		st  *state
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		st, err := s.load()
+		done <- loaded{st, err}
+	}()
+	var r loaded
+	select {
+	case r = <-done:
+		defer func() { <-s.reloadSem }()
+	case <-timeout.C:
+		// The slot is given back when the read returns; its result,
+		// which nobody waits for any more, is dropped.
+		go func() {
+			<-done
+			<-s.reloadSem
+		}()
+		return refused(CodeReloadFailed, fmt.Errorf("reading the model file took over %s (limits.reload_timeout); is it on a stuck mount?", s.cfg.Limits.ReloadTimeout))
+	}
+	if r.err != nil {
+		code := CodeReloadFailed
+		if errors.Is(r.err, models.ErrBadArtifact) {
+			code = CodeBadArtifact
+		}
+		return refused(code, r.err)
+	}
+	// reloadSem is held until after the swap, so reloads swap in the
+	// order they read.
+	prev = s.state.Load()
+	s.setState(r.st)
 	s.m.reloadsOK.Inc()
-	res := ReloadResult{Version: st.art.Version, Previous: prev.art.Version, Changed: st.art.Version != prev.art.Version}
+	res := ReloadResult{Version: r.st.art.Version, Previous: prev.art.Version, Changed: r.st.art.Version != prev.art.Version}
 	s.log.Info("model reloaded", "version", res.Version, "previous", res.Previous)
 	return res, nil
 }
@@ -296,6 +412,8 @@ func (s *Server) WriteError(c *gin.Context, err error) { writeError(c, s.log, er
 // graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	l := s.cfg.Limits
+	lim := newConnLimiter(ln, s.maxConns, s.log, s.conns)
+	s.limiter.Store(lim)
 	srv := &http.Server{
 		Handler:           s.engine,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
@@ -303,7 +421,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         lim.connState,
+		// Accept errors are logged (at warn) and counted by the limiter;
+		// what is left here is clients' noise (bad TLS, broken headers).
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.httpMu.Lock()
 	if s.closing.Load() {
@@ -312,11 +433,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.http = srv
 	s.httpMu.Unlock()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(lim); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
+
+// MaxConnections is the connection cap Serve applies: limits.max_connections,
+// or its default from the file limit.
+func (s *Server) MaxConnections() int { return s.maxConns }
 
 // Shutdown stops accepting requests, waits for those in flight (up to
 // ctx), then drains the decision log. The caller closes the store after.
@@ -339,6 +464,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.dlog.Close()
+	s.retention.close()
 	return err
 }
 
@@ -355,11 +481,15 @@ func (s *Server) newEngine() *gin.Engine {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
+	// The client-facing /v1/ routes are behind the client keys when
+	// there are any (handle and handleProxy check them).
 	s.handle(e, http.MethodPost, "/v1/route", s.handleRoute)
 	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
 	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handle(e, http.MethodPost, "/v1/chat/completions", gin.WrapH(s.proxy))
+		s.handleProxy(e, "/v1/chat/completions", s.proxy.ServeHTTP)
+		s.handleProxy(e, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(e, http.MethodGet, "/v1/models", models)
 		s.handle(e, http.MethodGet, "/v1/models/:id", models)
@@ -391,14 +521,13 @@ func (s *Server) newEngine() *gin.Engine {
 const statusClientGone = 499
 
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
-	route := path
-	if g, ok := r.(*gin.RouterGroup); ok {
-		route = g.BasePath() + path
-	}
-	rm := s.m.forRoute(route)
+	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
-		h(c)
+		if !auth || s.clientAllowed(c) {
+			h(c)
+		}
 		status := c.Writer.Status()
 		// A client that hung up before the handler was done counts as
 		// 499 (nginx's "client closed request"), as the proxy's own
@@ -408,6 +537,39 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 		}
 		rm.done(status, start)
 	})
+}
+
+// handleProxy registers a proxy POST route. Its metrics count the status
+// the proxy counted (499 for a client gone, 502 for a stream an upstream
+// broke, though 200 was sent), also when the handler aborts the
+// connection with http.ErrAbortHandler.
+func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
+	rm := s.routeMetrics(r, path)
+	auth := s.needsClientKey(path)
+	r.Handle(http.MethodPost, path, func(c *gin.Context) {
+		start := time.Now()
+		if auth && !s.clientAllowed(c) {
+			rm.done(c.Writer.Status(), start)
+			return
+		}
+		ctx, status := proxy.WithStatusReport(c.Request.Context())
+		defer func() {
+			st := *status
+			if st == 0 {
+				st = c.Writer.Status()
+			}
+			rm.done(st, start)
+		}()
+		h(c.Writer, c.Request.WithContext(ctx))
+	})
+}
+
+func (s *Server) routeMetrics(r gin.IRoutes, path string) *routeMetrics {
+	route := path
+	if g, ok := r.(*gin.RouterGroup); ok {
+		route = strings.TrimSuffix(g.BasePath(), "/") + path
+	}
+	return s.m.forRoute(route)
 }
 
 // recover turns a handler panic into a logged 500 with the usual error
@@ -432,22 +594,40 @@ func (s *Server) recover(c *gin.Context) {
 // hashed first so the comparison does not leak the token's length.
 func (s *Server) requireAdmin(c *gin.Context) {
 	const prefix = "Bearer "
-	h := c.GetHeader("Authorization")
-	if len(h) < len(prefix) || h[:len(prefix)] != prefix {
+	if h := c.GetHeader("Authorization"); len(h) < len(prefix) || h[:len(prefix)] != prefix {
 		writeError(c, s.log, Errorf(CodeUnauthorized, "admin routes need Authorization: Bearer $TRIAGE_ADMIN_TOKEN"))
 		return
 	}
-	got := sha256.Sum256([]byte(h[len(prefix):]))
-	want := sha256.Sum256([]byte(s.opts.AdminToken))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+	if !s.isAdmin(c) {
 		writeError(c, s.log, Errorf(CodeUnauthorized, "the admin token is wrong"))
 		return
 	}
 	c.Next()
 }
 
+// handleModel shows the model: all of it to an admin, and to anyone else
+// what a client needs (version, tiers, thresholds), not the training
+// details, which name files on the server.
 func (s *Server) handleModel(c *gin.Context) {
-	c.Data(http.StatusOK, "application/json", s.state.Load().info)
+	st := s.state.Load()
+	if s.isAdmin(c) {
+		c.Data(http.StatusOK, "application/json", st.info)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", st.public)
+}
+
+// isAdmin reports whether the request carries the admin token (false
+// when the admin routes are off).
+func (s *Server) isAdmin(c *gin.Context) bool {
+	const prefix = "Bearer "
+	h := c.GetHeader("Authorization")
+	if s.opts.AdminToken == "" || len(h) < len(prefix) || h[:len(prefix)] != prefix {
+		return false
+	}
+	got := sha256.Sum256([]byte(h[len(prefix):]))
+	want := sha256.Sum256([]byte(s.opts.AdminToken))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 func (s *Server) handleReady(c *gin.Context) {
@@ -459,9 +639,31 @@ func (s *Server) handleReady(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeNotReady, "no model loaded"))
 	default:
 		if err := s.store.Ping(); err != nil {
-			writeError(c, s.log, Errorf(CodeNotReady, "feedback db is not usable: %v", err))
+			// The reason without file paths, which the public must not
+			// see; the log has the whole error, once per change.
+			reason := notReadyReason(err)
+			if prev := s.notReady.Swap(&reason); prev == nil || *prev != reason {
+				s.log.Error("not ready: the feedback db is not usable", "err", err)
+			}
+			writeError(c, s.log, Errorf(CodeNotReady, "%s", reason))
 			return
 		}
+		s.notReady.Store(nil)
 		c.JSON(http.StatusOK, gin.H{"status": "ready", "model_version": st.art.Version})
 	}
+}
+
+// notReadyReason says why the store is not usable, in words that hold no
+// path or address.
+func notReadyReason(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, datasets.ErrWritesFailing) && errors.As(err, &errno):
+		return fmt.Sprintf("feedback writes are failing since a disk error (%v); fix it and restart the server", errno)
+	case errors.Is(err, datasets.ErrWritesFailing):
+		return "feedback writes are failing since a disk error; see the server log, fix it and restart the server"
+	case errors.Is(err, datasets.ErrStoreClosed):
+		return "the feedback db is closed"
+	}
+	return "the feedback db is not usable; see the server log"
 }

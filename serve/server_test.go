@@ -211,7 +211,7 @@ func TestMetrics(t *testing.T) {
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"a"}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"b"}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":""}`)
-	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"m","score":1}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"mixtral","score":1}`)
 	want := `
 # HELP triage_decisions_total Routing decisions by kind.
 # TYPE triage_decisions_total counter
@@ -297,10 +297,10 @@ func TestHealthAndErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("model info has version, tiers, thresholds and metrics", func(t *testing.T) {
+	t.Run("model info has version, tiers and thresholds", func(t *testing.T) {
 		var m modelInfo
 		decodeJSON(t, ts.do(t, "GET", "/v1/model", ""), &m)
-		if m.Version != "v1" || m.Tiers.Fast != "mixtral" || m.Thresholds != testPolicy || m.Metrics["apgr"] != 0.61 {
+		if m.Version != "v1" || m.Tiers.Fast != "mixtral" || m.Thresholds != testPolicy {
 			t.Errorf("model = %+v", m)
 		}
 	})
@@ -401,7 +401,7 @@ func TestAdminExportAndSnapshot(t *testing.T) {
 	ts := newTestServer(t, withAdmin)
 	auth := []string{"Authorization", "Bearer " + token}
 	ts.do(t, "POST", "/v1/route", `{"prompt":"a","id":"r1"}`)
-	ts.do(t, "POST", "/v1/feedback", `{"request_id":"r1","model":"m","score":1}`)
+	ts.do(t, "POST", "/v1/feedback", `{"request_id":"r1","model":"mixtral","score":1}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"b","id":"r2"}`)
 
 	t.Run("export streams JSONL records with outcomes", func(t *testing.T) {
@@ -410,7 +410,7 @@ func TestAdminExportAndSnapshot(t *testing.T) {
 			t.Fatalf("status %d type %q", w.Code, w.Header().Get("Content-Type"))
 		}
 		recs := readExport(t, w.Body)
-		if len(recs) != 2 || recs[0].ID != "r1" || recs[0].Outcomes["m"].Score == nil || recs[1].ID != "r2" {
+		if len(recs) != 2 || recs[0].ID != "r1" || recs[0].Outcomes["mixtral"].Score == nil || recs[1].ID != "r2" {
 			t.Errorf("export = %+v, want r1 with feedback then r2", recs)
 		}
 	})
@@ -464,7 +464,7 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	for _, tt := range []struct{ name, in, msg string }{
-		{"an unknown key is named by its path, with the keys allowed there", "limits:\n  max_bytes: 3\n", "line 2: limits.max_bytes is not a known setting (the settings in limits are idle_timeout, max_batch, max_body_bytes,"},
+		{"an unknown key is named by its path, with the keys allowed there", "limits:\n  max_bytes: 3\n", "line 2: limits.max_bytes is not a known setting (the settings in limits are idle_timeout, max_artifact_bytes, max_batch, max_body_bytes, max_connections,"},
 		{"a misspelt key suggests the nearest", "limits:\n  max_bodybytes: 3\n", "line 2: limits.max_bodybytes is not a known setting; did you mean max_body_bytes?"},
 		{"a misspelt tier key names no Go type", "tiers:\n  fast:\n    base_ur: http://x\n", "line 3: tiers.fast.base_ur is not a known setting; did you mean base_url? (the settings in tiers.fast are api_key_env, base_url,"},
 		{"a misspelt top-level key", "adr: 127.0.0.1:1\n", "line 1: adr is not a known setting; did you mean addr? (the settings at the top level are addr,"},
@@ -513,7 +513,9 @@ func TestFeedbackWaitsForAQueuedDecision(t *testing.T) {
 	// The writer is stuck holding the decision: the feedback must wait for
 	// it rather than answer 404.
 	got := make(chan int, 1)
-	go func() { got <- ts.do(t, "POST", "/v1/feedback", `{"request_id":"queued","model":"m","score":1}`).Code }()
+	go func() {
+		got <- ts.do(t, "POST", "/v1/feedback", `{"request_id":"queued","model":"mixtral","score":1}`).Code
+	}()
 	select {
 	case code := <-got:
 		t.Fatalf("feedback answered %d while its decision was still queued, want it to wait", code)

@@ -1,34 +1,49 @@
 #!/usr/bin/env bash
-# Proxy overhead. Two upstream sims answer every request after a fixed
-# 50 ms; CLIENTS (200) closed-loop clients send chat completions for
-# DURATION, first straight to the fast sim, then through `triage serve`
-# with the proxy (routed: fast, speculate and escalate, recorded to the
-# bbolt feedback db as in production), ROUNDS times. Prints each round's
-# latencies and every process's CPU per request, then the medians of the
-# p99s and the proxy's p99 minus the 50 ms upstream time (target: at most
-# 2 ms).
+# Proxy overhead against a floor and a peer, in one run. Two upstream sims
+# answer every request after a fixed 50 ms; CLIENTS (50) closed-loop
+# clients, each on its own keep-alive connection, send chat completions
+# for DURATION through each path in turn, ROUNDS times (the order rotates
+# each round, so no path always runs first):
 #
-#   bench/proxy/overhead.sh   # CLIENTS=200 DURATION=15s WARMUP=3s RAMP=1s ROUNDS=3
+#   direct    straight to the fast sim;
+#   floor     Go's httputil.ReverseProxy alone in front of the fast sim
+#             (bench/proxy/floorproxy): what any Go proxy pays;
+#   portkey   the Portkey gateway (npx @portkey-ai/gateway --headless),
+#             headers x-portkey-provider: openai and x-portkey-custom-host
+#             pointing at the fast sim;
+#   triage    triage serve's proxy, model "triage": routed (fast,
+#             speculate, escalate over both sims), recorded to bbolt;
+#   triage-1  triage serve's proxy, model "fast": still routed and
+#             recorded, but one upstream call per request like the
+#             others (a speculation calls both sims and cancels one).
 #
-# RAMP spreads the clients' start over that time. Clients that start
-# together stay in step behind a fixed 50 ms upstream and arrive in
-# bursts of all 200 for the whole run; RAMP=0 measures that case.
+# For each path it prints every round's latencies and CPU per request of
+# the proxy process (and the sims, and the load generator), then the
+# medians over rounds of: p99, p99 added over direct, and the ratios to
+# the floor measured in the same round. Targets: triage's CPU per request
+# at most 1.25x the floor's, its added p99 within 2 ms of the floor's.
 #
-# Everything listens on 127.0.0.1:0. The figure depends on the machine
-# being otherwise idle: client, proxy and sims share its cores.
+#   bench/proxy/overhead.sh   # CLIENTS=50 DURATION=10s WARMUP=2s RAMP=1s ROUNDS=3 PORTKEY=1
+#
+# PORTKEY=0 skips the gateway (it needs npm's registry the first time).
+# Everything but the gateway listens on 127.0.0.1:0; the gateway listens
+# on a free port on all interfaces (it has no flag for a host). Client,
+# proxies and sims share the machine's cores: note its load.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-CLIENTS=${CLIENTS:-200}
-DURATION=${DURATION:-15s}
-WARMUP=${WARMUP:-3s}
+CLIENTS=${CLIENTS:-50}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
 RAMP=${RAMP:-1s}
 ROUNDS=${ROUNDS:-3}
+PORTKEY=${PORTKEY:-1}
 LATENCY_MS=50
 FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
 
 build
+(cd "$ROOT" && go build -o "$WORK/floorproxy" ./bench/proxy/floorproxy)
 "$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl" 2>/dev/null
 "$WORK/triage" train --data "$WORK/log.jsonl" --fast $FAST --strong $STRONG -o "$WORK/router.json" >/dev/null 2>&1
 
@@ -36,61 +51,114 @@ start fast-sim "$WORK/triage" upstream-sim --data "$WORK/log.jsonl" --model $FAS
 FAST_ADDR=$ADDR FAST_PID=$LAST_PID
 start strong-sim "$WORK/triage" upstream-sim --data "$WORK/log.jsonl" --model $STRONG --fixed-latency ${LATENCY_MS}ms
 STRONG_ADDR=$ADDR STRONG_PID=$LAST_PID
+start floor "$WORK/floorproxy" -upstream "http://$FAST_ADDR"
+FLOOR_ADDR=$ADDR FLOOR_PID=$LAST_PID
 write_config "$WORK/proxy.yaml" "$FAST_ADDR" $FAST "$STRONG_ADDR" $STRONG
 start serve "$WORK/triage" serve --model "$WORK/router.json" --db "$WORK/feedback.db" --config "$WORK/proxy.yaml" --addr 127.0.0.1:0
 PROXY_ADDR=$ADDR SERVE_PID=$LAST_PID
 
-# cpu PID: user+system CPU seconds of a process so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
+PATHS="direct floor triage triage-1"
+if [ "$PORTKEY" = 1 ]; then
+	PK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	# setsid: the gateway runs under npm and sh; its own group is stopped
+	# whole on exit.
+	setsid npx -y @portkey-ai/gateway --port="$PK_PORT" --headless >"$WORK/portkey.err" 2>&1 &
+	PK_PID=$!
+	trap 'kill -TERM -- -$PK_PID 2>/dev/null || true; cleanup' EXIT
+	for _ in $(seq 300); do
+		if curl -s -o /dev/null "http://127.0.0.1:$PK_PORT/"; then break; fi
+		sleep 0.2
+	done
+	curl -s -o /dev/null "http://127.0.0.1:$PK_PORT/" || { echo "portkey did not start:" >&2; cat "$WORK/portkey.err" >&2; exit 1; }
+	PATHS="direct floor portkey triage triage-1"
+fi
 
-echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients, $ROUNDS rounds of $DURATION after a $WARMUP warm-up (clients started over $RAMP); sims at a fixed ${LATENCY_MS} ms"
-# Each round loads the fast sim directly, then the proxy, so both see the
-# same machine within a minute of each other.
+# cpu_of PID: user+system CPU seconds of a process so far; for the
+# gateway, of its whole process group (node under npm and sh).
+cpu_of() {
+	local procs=$1
+	if [ "$1" = "${PK_PID:-}" ]; then procs=$(pgrep -g "$1" | tr '\n' ' '); fi
+	for q in $procs; do cat "/proc/$q/stat" 2>/dev/null || true; done |
+		awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); t += $12 + $13} END {printf "%.3f", t / hz}'
+}
+# The proxy process of a path, and what a request to it looks like.
+proc() { case $1 in direct) echo "" ;; floor) echo "$FLOOR_PID" ;; portkey) echo "$PK_PID" ;; *) echo "$SERVE_PID" ;; esac; }
+run_path() {
+	local path=$1 out=$2 url model=$FAST extra=()
+	case $path in
+	direct) url="http://$FAST_ADDR/v1/chat/completions" ;;
+	floor) url="http://$FLOOR_ADDR/v1/chat/completions" ;;
+	portkey)
+		url="http://127.0.0.1:$PK_PORT/v1/chat/completions"
+		extra=(-H "x-portkey-provider: openai" -H "x-portkey-custom-host: http://$FAST_ADDR/v1" -H "Authorization: Bearer unused")
+		;;
+	triage) url="http://$PROXY_ADDR/v1/chat/completions" model=triage ;;
+	triage-1) url="http://$PROXY_ADDR/v1/chat/completions" model=fast ;;
+	esac
+	"$WORK/loadgen" -url "$url" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
+		-data "$WORK/log.jsonl" -meta -model "$model" "${extra[@]}" -json >"$out"
+}
+
+echo "# $(nproc) cores; uptime before: $(uptime)"
+echo "# $CLIENTS clients, $ROUNDS rounds of $DURATION per path after a $WARMUP warm-up (clients started over $RAMP); sims at a fixed ${LATENCY_MS} ms"
+read -r -a order <<<"$PATHS"
+n=${#order[@]}
 for round in $(seq "$ROUNDS"); do
-	before="$(cpu $FAST_PID)"
-	"$WORK/loadgen" -url "http://$FAST_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
-		-data "$WORK/log.jsonl" -model $FAST -json >"$WORK/direct$round.json"
-	echo "$before $(cpu $FAST_PID)" >"$WORK/direct$round.cpu"
-	before="$(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)"
-	"$WORK/loadgen" -url "http://$PROXY_ADDR/v1/chat/completions" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
-		-data "$WORK/log.jsonl" -json >"$WORK/proxy$round.json"
-	echo "$before $(cpu $SERVE_PID) $(cpu $FAST_PID) $(cpu $STRONG_PID)" >"$WORK/proxy$round.cpu"
+	for i in $(seq 0 $((n - 1))); do
+		path=${order[$(((i + round - 1) % n))]}
+		p=$(proc "$path")
+		b_proxy=0
+		[ -n "$p" ] && b_proxy=$(cpu_of "$p")
+		b_sims="$(cpu_of "$FAST_PID") $(cpu_of "$STRONG_PID")"
+		run_path "$path" "$WORK/$path.$round.json"
+		a_proxy=0
+		[ -n "$p" ] && a_proxy=$(cpu_of "$p")
+		echo "$b_proxy $a_proxy $b_sims $(cpu_of "$FAST_PID") $(cpu_of "$STRONG_PID")" >"$WORK/$path.$round.cpu"
+	done
 done
 curl -s "http://$PROXY_ADDR/metrics" >"$WORK/metrics.txt" || true
-echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# uptime after: $(uptime)"
 
-python3 - "$WORK" "$ROUNDS" "$LATENCY_MS" <<'EOF'
+python3 - "$WORK" "$ROUNDS" "$LATENCY_MS" $PATHS <<'EOF'
 import json, statistics, sys
-work, rounds, lat = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-def load(name, i):
-    r = json.load(open(f"{work}/{name}{i}.json"))
-    c = [float(x) for x in open(f"{work}/{name}{i}.cpu").read().split()]
+work, rounds, lat, paths = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+def load(path, i):
+    r = json.load(open(f"{work}/{path}.{i}.json"))
+    c = [float(x) for x in open(f"{work}/{path}.{i}.cpu").read().split()]
     n = r["all_requests"]  # warm-up included, as in the CPU times
-    if name == "direct":
-        r["cpu"] = {"sim": 1e6 * (c[1] - c[0]) / n}
-    else:
-        r["cpu"] = {"serve+proxy": 1e6 * (c[3] - c[0]) / n, "sims": 1e6 * (c[4] - c[1] + c[5] - c[2]) / n}
-    r["cpu"]["load generator"] = 1e6 * r["cpu_seconds"] / n
+    r["cpu_proxy"] = 1e6 * (c[1] - c[0]) / n
+    r["cpu_sims"] = 1e6 * (c[4] - c[2] + c[5] - c[3]) / n
+    r["cpu_loadgen"] = 1e6 * r["cpu_seconds"] / n
     return r
-d = [load("direct", i) for i in range(1, rounds + 1)]
-p = [load("proxy", i) for i in range(1, rounds + 1)]
+res = {p: [load(p, i) for i in range(1, rounds + 1)] for p in paths}
 for i in range(rounds):
-    for name, r in (("direct to the fast sim", d[i]), ("through the proxy", p[i])):
-        cpu = ", ".join(f"{k} {v:.0f}" for k, v in r["cpu"].items())
-        print(f"round {i+1} {name:22s} {r['requests']:6d} requests ({r['errors']} errors) {r['rps']:5.0f} req/s  "
-              f"p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:6.2f}  p99.9 {r['p999_ms']:6.2f} ms; CPU us/request: {cpu}")
-last = p[-1]
-print("proxy decisions (last round):", json.dumps(last.get("by_decision", {}), sort_keys=True),
-      " p99 ms by decision:", json.dumps(last.get("p99_ms_by_decision", {}), sort_keys=True),
-      " answered by:", json.dumps(last.get("by_model", {}), sort_keys=True))
-rec = [l for l in open(f"{work}/metrics.txt") if l.startswith("triage_proxy_recordings_total")]
-print("recordings:", "; ".join(l.strip() for l in rec))
-for name, rs in (("direct", d), ("proxied", p)):
-    print(f"median CPU per {name} request (us): " +
-          ", ".join(f"{k} {statistics.median(r['cpu'][k] for r in rs):.0f}" for k in rs[0]["cpu"]))
-dp, pp = statistics.median(r["p99_ms"] for r in d), statistics.median(r["p99_ms"] for r in p)
-over = pp - lat
-print(f"median of {rounds} rounds: direct p99 {dp:.2f} ms, proxy p99 {pp:.2f} ms; the proxy adds {pp - dp:.2f} ms at p99")
-print(f"proxy p99 - {lat:.0f} ms = {over:.2f} ms (target <= 2 ms: {'PASS' if over <= 2 else 'FAIL'}); "
-      f"direct p99 - {lat:.0f} ms = {dp - lat:.2f} ms")
+    for p in paths:
+        r = res[p][i]
+        print(f"round {i+1} {p:9s} {r['requests']:6d} requests ({r['errors']} errors) {r['rps']:5.0f} req/s  p50 {r['p50_ms']:6.2f}  "
+              f"p99 {r['p99_ms']:7.2f}  p99.9 {r['p999_ms']:7.2f} ms; CPU us/request: proxy {r['cpu_proxy']:5.0f}, sims {r['cpu_sims']:4.0f}, "
+              f"load generator {r['cpu_loadgen']:3.0f}")
+t = res["triage"][-1]
+print("triage decisions (last round):", json.dumps(t.get("by_decision", {}), sort_keys=True),
+      " answered by:", json.dumps(t.get("by_model", {}), sort_keys=True))
+rec = [l.strip() for l in open(f"{work}/metrics.txt") if l.startswith("triage_proxy_recordings_total")]
+print("recordings:", "; ".join(rec))
+med = statistics.median
+print()
+print(f"medians of {rounds} rounds    p50 ms   p99 ms  added p99 ms  proxy CPU us/req  CPU / floor  added p99 - floor's (ms)")
+for p in paths:
+    rs = res[p]
+    added = [rs[i]["p99_ms"] - res["direct"][i]["p99_ms"] for i in range(rounds)]
+    line = f"{p:24s} {med(r['p50_ms'] for r in rs):7.2f} {med(r['p99_ms'] for r in rs):8.2f} {med(added):12.2f}"
+    if p != "direct":
+        ratio = [rs[i]["cpu_proxy"] / res["floor"][i]["cpu_proxy"] for i in range(rounds)]
+        vs = [rs[i]["p99_ms"] - res["floor"][i]["p99_ms"] for i in range(rounds)]
+        line += f" {med(r['cpu_proxy'] for r in rs):17.0f} {med(ratio):12.2f} {med(vs):14.2f}"
+    print(line)
+print()
+for p in ("triage", "triage-1"):
+    rs = res[p]
+    ratio = med(rs[i]["cpu_proxy"] / res["floor"][i]["cpu_proxy"] for i in range(rounds))
+    vs = med(rs[i]["p99_ms"] - res["floor"][i]["p99_ms"] for i in range(rounds))
+    print(f"{p}: CPU per request {ratio:.2f}x the floor's (target <= 1.25: {'PASS' if ratio <= 1.25 else 'FAIL'}); "
+          f"added p99 {vs:+.2f} ms from the floor's (target within 2 ms: {'PASS' if vs <= 2 else 'FAIL'})")
 EOF

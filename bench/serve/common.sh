@@ -33,6 +33,12 @@ start_serve() {
   return 1
 }
 
+# ANY_MODEL is a config that lets feedback name any model: feedbackload
+# gives each client a model name of its own (so its writes are new keys),
+# and the server otherwise takes feedback for the model's tiers only.
+ANY_MODEL="$WORK/any-model.yaml"
+printf 'feedback:\n  allow_other_models: true\n' >"$ANY_MODEL"
+
 # small_model PATH: a router trained on the bundled synthetic sample log.
 small_model() {
   "$T" train --data testdata/sample/log.jsonl --fast synthetic/fast-small \

@@ -14,7 +14,7 @@ small_model "$WORK/router.json"
 DB="$WORK/feedback.db"
 : >"$WORK/acked.tsv"
 for r in $(seq "$ROUNDS"); do
-  start_serve "$PORT" "$DB" "$WORK/router.json"
+  start_serve "$PORT" "$DB" "$WORK/router.json" --config "$ANY_MODEL"
   "$WORK/feedbackload" -url "http://127.0.0.1:$PORT" -clients 64 -duration 5s -round "$r" -acked "$WORK/acked.tsv" &
   load=$!
   sleep "$(awk -v s="$RANDOM" 'BEGIN { printf "%.2f", 0.5 + 1.5 * s / 32767 }')"
@@ -22,6 +22,6 @@ for r in $(seq "$ROUNDS"); do
   wait "$SERVE_PID" 2>/dev/null || true
   wait "$load"
 done
-start_serve "$PORT" "$DB" "$WORK/router.json"
+start_serve "$PORT" "$DB" "$WORK/router.json" --config "$ANY_MODEL"
 admin "http://127.0.0.1:$PORT/admin/feedback/export" -o "$WORK/export.jsonl"
 "$WORK/feedbackload" -verify "$WORK/acked.tsv" -export "$WORK/export.jsonl"

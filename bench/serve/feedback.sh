@@ -25,7 +25,7 @@ func main() {
 }
 GO
 (cd "$WORK" && go run fsync.go "$WORK/fsync.tmp")
-start_serve "$PORT" "$WORK/feedback.db" "$WORK/router.json"
+start_serve "$PORT" "$WORK/feedback.db" "$WORK/router.json" --config "$ANY_MODEL"
 for r in $(seq "$ROUNDS"); do
   before=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
   "$WORK/feedbackload" -url "http://127.0.0.1:$PORT" -clients 64 -duration "$DURATION" -ids 2000 | tee -a "$WORK/rounds.txt"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,12 +21,18 @@ import (
 )
 
 func init() {
-	registerGroup("feedback", "served feedback: feedback export")
+	registerGroup("feedback", "served feedback: export, check, salvage, compact")
 	register("feedback export", "write a server's decision log with its feedback as a JSONL log, from the server or its db file", runFeedbackExport)
+	register("feedback check", "check a feedback db file and its log for damage, changing nothing", runFeedbackCheck)
+	register("feedback salvage", "copy every readable record of a damaged feedback db (and its log) into a new file", runFeedbackSalvage)
+	register("feedback compact", "rewrite a feedback db without its free pages, to give the space back", runFeedbackCompact)
 }
 
 const (
-	feedbackExportUsage = "--from http://HOST:PORT [--token T] -o F\n       triage feedback export --db FILE -o F"
+	feedbackExportUsage  = "--from http://HOST:PORT [--token T] -o F\n       triage feedback export --db FILE [--salvage-log] -o F"
+	feedbackCheckUsage   = "--db FILE"
+	feedbackSalvageUsage = "--db FILE -o NEW.db"
+	feedbackCompactUsage = "--db FILE [-o NEW.db]"
 	// dbLockWait is how long --db waits for the file lock: a running
 	// server holds it for good, so waiting longer only delays the error.
 	dbLockWait = 500 * time.Millisecond
@@ -38,6 +45,7 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	from := fs.String("from", "", "export through a running server's "+exportPath+" (http://HOST:PORT)")
 	token := fs.String("token", "", "the server's admin token (default $TRIAGE_ADMIN_TOKEN)")
 	db := fs.String("db", "", "read the feedback db file directly (only when no server holds it)")
+	salvageLog := fs.Bool("salvage-log", false, "with --db: apply a damaged feedback log's readable records, skipping the damaged bytes (see 'triage feedback check')")
 	out := fs.String("o", "", "write JSONL to F (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -62,7 +70,7 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	defer o.Abort()
 	var st exportStats
 	if *db != "" {
-		st, err = exportDB(ctx, *db, o)
+		st, err = exportDB(ctx, *db, *salvageLog, o)
 	} else {
 		st, err = exportHTTP(ctx, *from, *token, o)
 	}
@@ -146,15 +154,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // exportDB reads the feedback db file directly. The file must exist (an
 // export never creates one) and no server may hold it.
-func exportDB(ctx context.Context, path string, w io.Writer) (exportStats, error) {
+func exportDB(ctx context.Context, path string, salvageLog bool, w io.Writer) (exportStats, error) {
 	var st exportStats
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return st, fmt.Errorf("feedback db %s does not exist; give the file triage serve was started with (--db)", path)
-		}
-		return st, fmt.Errorf("feedback db: %w", err)
+	if err := mustExist(path); err != nil {
+		return st, err
 	}
-	store, err := datasets.OpenBoltStore(path, datasets.StoreOptions{Timeout: dbLockWait})
+	store, err := datasets.OpenBoltStore(path, datasets.StoreOptions{Timeout: dbLockWait, SalvageLog: salvageLog})
 	if err != nil {
 		if errors.Is(err, datasets.ErrStoreLocked) {
 			return st, fmt.Errorf("feedback db %s is locked by another process (a running triage serve?); use --from http://HOST:PORT --token T to export through it", path)
@@ -166,6 +171,131 @@ func exportDB(ctx context.Context, path string, w io.Writer) (exportStats, error
 		err = cerr
 	}
 	return st, err
+}
+
+// mustExist refuses a db path that does not exist: the offline commands
+// never create one.
+func mustExist(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("feedback db %s does not exist; give the file triage serve was started with (--db)", path)
+		}
+		return fmt.Errorf("feedback db: %w", err)
+	}
+	return nil
+}
+
+// dbFlag parses a command whose one required flag is --db, plus extra.
+func dbFlag(env *Env, name, usage string, args []string, extra func(*flag.FlagSet)) (string, error) {
+	fs := newFlagSet(env, name, usage)
+	db := fs.String("db", "", "the feedback db file (no server may hold it)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return "", err
+	}
+	if *db == "" {
+		return "", usagef("give the file triage serve was started with", "%s needs --db FILE", name)
+	}
+	return *db, mustExist(*db)
+}
+
+// errDamaged makes 'feedback check' exit 1 after printing its report.
+var errDamaged = errors.New("damage found")
+
+func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
+	path, err := dbFlag(env, "feedback check", feedbackCheckUsage, args, nil)
+	if err != nil {
+		return err
+	}
+	rep, err := datasets.CheckDB(path, dbLockWait)
+	if err != nil {
+		return err
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "feedback db %s: %d bytes", path, rep.FileBytes)
+	if rep.PageSize > 0 {
+		fmt.Fprintf(w, ", %d pages of %d bytes, free list %s", rep.Pages, rep.PageSize, map[bool]string{true: "synced", false: "not synced"}[rep.FreelistSynced])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record\n",
+		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback)
+	if rep.NProblems > 0 {
+		fmt.Fprintf(w, "%d problems in the file's structure (%d pages and %d entries unreadable):\n", rep.NProblems, rep.BadPages, rep.BadElems)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		if n := rep.NProblems - len(rep.Problems); n > 0 {
+			fmt.Fprintf(w, "  ... and %d more\n", n)
+		}
+	}
+	switch l := rep.Log; {
+	case !l.Exists:
+		fmt.Fprintf(w, "feedback log %s: none (the server stopped cleanly)\n", l.Path)
+	case l.Acknowledged:
+		fmt.Fprintf(w, "feedback log %s: DAMAGED at byte %d: %d acknowledged records follow the damage, %d records in it are lost; "+
+			"'triage serve --salvage-log' applies the %d and the other %d readable records\n", l.Path, l.DamagedAt, l.After, l.Lost, l.After, l.Records-l.After)
+	case l.DamagedAt >= 0:
+		fmt.Fprintf(w, "feedback log %s: %d records to apply; its last append is torn at byte %d (%d records lost, never acknowledged if a crash cut the write)\n", l.Path, l.Records, l.DamagedAt, l.Lost)
+	default:
+		fmt.Fprintf(w, "feedback log %s: %d records to apply at the next open\n", l.Path, l.Records)
+	}
+	if rep.Damaged() {
+		fmt.Fprintf(w, "DAMAGED: copy what is readable with 'triage feedback salvage --db %s -o NEW.db'\n", path)
+		return errDamaged
+	}
+	fmt.Fprintln(w, "no damage found")
+	return nil
+}
+
+func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
+	var out string
+	path, err := dbFlag(env, "feedback salvage", feedbackSalvageUsage, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "o", "", "the new db file to write (must not exist)")
+	})
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		return usagef("e.g. -o feedback-salvaged.db", "feedback salvage needs -o NEW.db")
+	}
+	rep, err := datasets.SalvageDB(path, out, dbLockWait)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %d records, %d feedback; from the feedback log: %d writes applied, %d lost\n",
+		path, out, rep.Records, rep.Feedback, rep.LogApplied, rep.LogLost)
+	if rep.Recovered > 0 {
+		fmt.Fprintf(env.Stdout, "of them, %d were read from %d pages the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
+			rep.Recovered, rep.RecoveredPages)
+	}
+	fmt.Fprintf(env.Stdout, "could not read: %d records, %d feedback entries, %d other entries, %d pages (with whatever they held); %d feedback entries had no readable record; %d older duplicates of an id dropped\n",
+		rep.BadRecords, rep.BadFeedback, rep.BadElems, rep.BadPages, rep.OrphanFeedback, rep.Duplicates)
+	fmt.Fprintf(env.Stdout, "%s is untouched; check the copy, then serve from it (triage serve --db %s)\n", path, out)
+	return nil
+}
+
+func runFeedbackCompact(ctx context.Context, env *Env, args []string) error {
+	var out string
+	path, err := dbFlag(env, "feedback compact", feedbackCompactUsage, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "o", "", "write the compacted db here instead of over --db (must not exist)")
+	})
+	if err != nil {
+		return err
+	}
+	res, err := datasets.CompactDB(path, out, datasets.StoreOptions{Timeout: dbLockWait})
+	if err != nil {
+		if errors.Is(err, datasets.ErrStoreLocked) {
+			return fmt.Errorf("%w; stop the server first: compaction needs the file to itself", err)
+		}
+		return err
+	}
+	if out == "" {
+		out = path
+	}
+	fmt.Fprintf(env.Stdout, "compacted %s: %d bytes, now %d (%s)\n", path, res.Before, res.After, out)
+	return nil
 }
 
 // exportHTTP streams GET /admin/feedback/export, checking each line is a

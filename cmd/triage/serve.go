@@ -25,7 +25,7 @@ func init() {
 	register("serve", "start the routing server", runServe)
 }
 
-const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE] [--watch]"
+const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE] [--watch] [--init] [--salvage-log]"
 
 // ServeConfig is everything triage serve needs: the server's own config
 // (file and flags) and the paths and secrets the command resolves.
@@ -45,6 +45,12 @@ type ServeConfig struct {
 	AdminToken string
 	// Watch reloads the model when its file changes (--watch).
 	Watch bool
+	// Init starts a new store in an existing empty --db file (--init),
+	// which is otherwise refused.
+	Init bool
+	// SalvageLog applies a damaged feedback log's readable records
+	// (--salvage-log), which is otherwise refused.
+	SalvageLog bool
 }
 
 // DefaultServeConfig returns the defaults.
@@ -84,6 +90,8 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	fs.StringVar(&cfg.DBPath, "db", "", "bbolt file for the decision log and feedback; created if absent")
 	fs.StringVar(&cfg.ConfigPath, "config", "", "YAML or JSON config file (see docs/serving.md); flags win over it")
 	fs.BoolVar(&cfg.Watch, "watch", false, "reload the model when its file is written or renamed into place (SIGHUP and /admin/reload work either way)")
+	fs.BoolVar(&cfg.Init, "init", false, "start a new store in --db when it is an existing empty (0-byte) file, which is otherwise refused")
+	fs.BoolVar(&cfg.SalvageLog, "salvage-log", false, "apply the readable records of a damaged feedback log, skipping the damaged bytes (refused otherwise; see 'triage feedback check')")
 	// Flags that override the file are applied after it is read, and only
 	// when given: their defaults must not undo the file.
 	def := serve.DefaultConfig()
@@ -190,11 +198,13 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	c.ln = ln
-	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch})
+	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch,
+		Init: cfg.Init, SalvageLog: cfg.SalvageLog})
 	if err != nil {
 		return err
 	}
 	c.store = store
+	logReplay(c.log, cfg.DBPath, store.Replay())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := serve.New(serve.Options{
@@ -240,9 +250,25 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if cfg.AdminToken != "" {
 		admin = "on"
 	}
-	c.log.Info("serving", "model", cfg.ModelPath, "version", a.Version, "fast", a.Tiers.Fast, "strong", a.Tiers.Strong, "db", cfg.DBPath, "admin", admin)
+	c.log.Info("serving", "model", cfg.ModelPath, "version", a.Version, "fast", a.Tiers.Fast, "strong", a.Tiers.Strong, "db", cfg.DBPath, "admin", admin,
+		"max_connections", srv.MaxConnections())
 	fmt.Fprintf(c.env.Stderr, "triage serve: listening on %s\n", ln.Addr())
 	return nil
+}
+
+// logReplay says what opening the db found in its feedback log: what was
+// replayed, and any loss, which is never silent.
+func logReplay(log *slog.Logger, db string, r datasets.ReplayStats) {
+	switch {
+	case r.DamagedAt >= 0 && r.Salvaged:
+		log.Warn("feedback log was damaged; --salvage-log applied its readable records and skipped the damaged bytes",
+			"db", db, "damaged_at_byte", r.DamagedAt, "records_lost", r.Lost, "records_applied", r.Replayed)
+	case r.DamagedAt >= 0:
+		log.Warn("feedback log's last append was torn (a power cut writes blocks out of order); its readable records were applied",
+			"db", db, "torn_at_byte", r.DamagedAt, "records_lost", r.Lost, "records_applied", r.Replayed)
+	case r.Replayed > 0:
+		log.Info("feedback log replayed after an unclean stop", "db", db, "records", r.Replayed)
+	}
 }
 
 // Addr is the bound address, once Run returned.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,8 +15,10 @@ const (
 	// DefaultTimeout bounds the wait for an upstream's answer (for a
 	// stream: its first chunk and each gap between chunks).
 	DefaultTimeout = 60 * time.Second
-	// DefaultMaxBodyBytes bounds a client's request body.
-	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBodyBytes bounds a client's request body: room for a
+	// chat with a base64 image of 8 MiB (about 11 MB encoded) and its
+	// text.
+	DefaultMaxBodyBytes = 16 << 20
 	// DefaultMaxResponseBytes bounds one upstream answer the proxy holds.
 	DefaultMaxResponseBytes = 32 << 20
 	// DefaultRecordQueue is how many finished requests may wait to be
@@ -74,9 +77,10 @@ type Config struct {
 	// RecordResponses keeps each answer's text in the feedback store.
 	// Turn it off when answers must not be stored.
 	RecordResponses bool `yaml:"record_responses" json:"record_responses"`
-	// MaxBodyBytes bounds a client's request; larger gets 413. 0 is
-	// DefaultMaxBodyBytes.
-	MaxBodyBytes int64 `yaml:"-" json:"-"`
+	// MaxBodyBytes bounds a client's request on the proxy routes; larger
+	// gets 413. 0 is DefaultMaxBodyBytes. The server's
+	// limits.max_body_bytes is for its own routes.
+	MaxBodyBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes"`
 	// MaxResponseBytes bounds an upstream's answer; larger fails the
 	// call. 0 is DefaultMaxResponseBytes.
 	MaxResponseBytes int64 `yaml:"max_response_bytes" json:"max_response_bytes"`
@@ -84,11 +88,39 @@ type Config struct {
 	// beyond it they are dropped and counted, never waited for. 0 is
 	// DefaultRecordQueue.
 	RecordQueue int `yaml:"record_queue" json:"record_queue"`
+	// Aliases map the model names clients send to what serves them:
+	// "triage" (routed), "fast" or "strong". "*" maps every other name,
+	// so an app that sends "gpt-4o" works with only its base URL
+	// changed. Without an alias (and no "*") an unknown name is a 400
+	// listing the names served.
+	Aliases map[string]string `yaml:"aliases" json:"aliases"`
+	// Fallback answers from the other tier when the one a request went
+	// to fails (5xx, timeout, connection refused): the strong tier on a
+	// fast request, the fast tier on escalate or model "strong". On by
+	// default (DefaultConfig).
+	Fallback bool `yaml:"fallback" json:"fallback"`
+	// FallbackOn429 falls back on a tier's 429 (rate limited) too,
+	// instead of passing the 429 and its Retry-After to the client.
+	FallbackOn429 bool `yaml:"fallback_on_429" json:"fallback_on_429"`
+	// SpeculateTools false sends a request with tools that the router
+	// would speculate to the strong tier alone. An answer made of tool
+	// calls has no content log-probabilities, so its confidence is
+	// unknown and the gate never accepts it: the speculation then costs
+	// a fast call for the strong answer it would get anyway. Nil (absent)
+	// is true: a request with tools may still be answered in text.
+	SpeculateTools *bool `yaml:"speculate_tools" json:"speculate_tools"`
+	// Embeddings sends POST /v1/embeddings to a tier; off without one.
+	Embeddings Embeddings `yaml:"embeddings" json:"embeddings"`
 }
 
-// DefaultConfig is a config with no tiers and responses recorded.
+// AliasDefault is the alias key that maps every model name not otherwise
+// known.
+const AliasDefault = "*"
+
+// DefaultConfig is a config with no tiers, responses recorded and
+// fallback on.
 func DefaultConfig() Config {
-	return Config{RecordResponses: true}
+	return Config{RecordResponses: true, Fallback: true}
 }
 
 // Enabled reports whether any tier is configured. A server without tiers
@@ -108,9 +140,52 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
-		return errors.New("max_response_bytes and record_queue must not be negative (0 means the default)")
+		return errors.New("max_request_bytes, max_response_bytes and record_queue must not be negative (0 means the default)")
+	}
+	if err := c.Embeddings.validate(); err != nil {
+		return err
+	}
+	for name, to := range c.Aliases {
+		switch {
+		case name == "":
+			return errors.New("aliases: an empty model name; use \"*\" for every other name")
+		case name == ModelRouted || name == TierFast || name == TierStrong:
+			return fmt.Errorf("aliases.%s: %q is served under its own name and cannot be an alias", name, name)
+		case to != ModelRouted && to != TierFast && to != TierStrong:
+			return fmt.Errorf("aliases.%s is %q; want %q (routed), %q or %q", name, to, ModelRouted, TierFast, TierStrong)
+		}
 	}
 	return nil
+}
+
+// resolve is what serves a client's model name: ModelRouted, TierFast or
+// TierStrong, through the aliases; ok is false for a name not served.
+func (c *Config) resolve(model string) (string, bool) {
+	switch model {
+	case "", ModelRouted:
+		return ModelRouted, true
+	case TierFast, TierStrong:
+		return model, true
+	}
+	if to, ok := c.Aliases[model]; ok {
+		return to, true
+	}
+	to, ok := c.Aliases[AliasDefault]
+	return to, ok
+}
+
+// served lists the model names a client may send, for error messages:
+// the three built-in names, then the aliases but "*".
+func (c *Config) served() []string {
+	names := []string{ModelRouted, TierFast, TierStrong}
+	var more []string
+	for a := range c.Aliases {
+		if a != AliasDefault {
+			more = append(more, a)
+		}
+	}
+	slices.Sort(more)
+	return append(names, more...)
 }
 
 func (t Tier) validate() error {
@@ -139,9 +214,4 @@ func (t Tier) validate() error {
 		}
 	}
 	return nil
-}
-
-// endpoint is the chat completions URL of a base URL.
-func endpoint(base string) string {
-	return strings.TrimRight(base, "/") + "/chat/completions"
 }

@@ -1,11 +1,13 @@
-// Package proxy is an OpenAI-compatible POST /v1/chat/completions that
-// routes each request with the current router and speculates: the
-// latency of the fast model at close to the quality of the strong one,
-// for a client that only changes its base URL.
+// Package proxy is an OpenAI-compatible POST /v1/chat/completions (and
+// /v1/completions, routed on the prompt) that routes each request with
+// the current router and speculates: the latency of the fast model at
+// close to the quality of the strong one, for a client that only changes
+// its base URL. POST /v1/embeddings is passed to a configured tier.
 //
 // Routing. A client "model" of "triage" (or none) is routed; "fast" or
 // "strong" picks that tier and bypasses the router (the request is still
-// recorded, with Recording.Forced). fast sends to the fast tier, escalate
+// recorded, with Recording.Forced); other names go through the config's
+// aliases (exact, then "*") or are a 400. fast sends to the fast tier, escalate
 // to the strong one. speculate sends to both at once, asking the fast
 // upstream for token log-probabilities ("logprobs": true, hidden from a
 // client that did not ask): the first whole answer decides. A strong
@@ -35,17 +37,23 @@
 // the proxy asks streams for stream_options.include_usage and removes the
 // usage chunk (and the "usage": null fields) when the client did not ask.
 //
-// Failures. A fast-tier error or timeout escalates to the strong tier
-// (before the first byte of a stream was relayed; after it, a broken
-// stream ends early). A strong-tier error after a fast answer returns the
-// fast answer, whatever its confidence. An upstream 4xx is the client's
-// mistake and passes through unchanged, status and body (in a
-// speculation, only if the other tier did not answer). When no tier
-// answers the client gets 502 {"error":{"code":"upstream_failed",
-// "message":...}} naming what each tier did. Tier timeouts bound the wait
-// for a plain answer, and for a stream's first chunk and each gap.
-// Every response carries X-Triage-Decision, X-Triage-Model and
-// X-Triage-Request-Id.
+// Failures. With Config.Fallback (the default) a tier that fails (5xx,
+// timeout, connection error; 429 with FallbackOn429) before the first
+// byte of its answer reached the client is answered by the other tier,
+// marked "+fallback" in X-Triage-Decision and in the recording. After
+// the first byte, a broken stream (a transport error, a timeout between
+// chunks, or no "data: [DONE]") aborts the client's connection
+// (http.ErrAbortHandler), so its SDK raises an error rather than take a
+// truncated answer as whole. A strong-tier error after a fast answer
+// returns the fast answer, whatever its confidence. An upstream 4xx is
+// the client's mistake and passes through unchanged, status, headers and
+// body (in a speculation, only if the other tier did not answer). When
+// no tier answers the client gets a 502 naming what each tier did,
+// without upstream addresses (they go to the log). The proxy's own errors
+// are OpenAI's shape, {"error":{"message","type","param","code"}}
+// (ErrorBody). The served upstream's response headers pass through but
+// hop-by-hop ones and cookies. Every response carries X-Triage-Decision,
+// X-Triage-Model and X-Triage-Request-Id.
 //
 // Recording. Every routed request is queued for the Recorder (off the
 // request path; a full queue drops and counts): the messages, metadata,
@@ -54,9 +62,11 @@
 // tokens, the fast tier's raw confidence and the answer text (unless
 // record_responses is off). A cancelled call (the loser of a speculation,
 // a timeout, a client gone) has no usage; it is recorded with Cancelled,
-// the time it ran, and a pro-rata cost: the tier's mean cost of completed
-// calls times the share of their mean latency the call ran, capped at the
-// mean cost (no cost before the tier's first completed call). Outcomes
+// the time it ran, and a pro-rata cost on its own request: its prompt
+// tokens estimated from its text (at the tier's prompt tokens per byte)
+// and the tier's mean output tokens, at the tier's prices, times the
+// share of the tier's mean latency the call ran, capped at the whole (no
+// cost before the tier's first completed call). Outcomes
 // are recorded under the router artifact's tier names (or a tier's
 // record_as), so the next training run uses them with no client code.
 // StoreRecorder writes recordings into datasets.BoltStore.

@@ -63,9 +63,15 @@ type exchange struct {
 	calls     []*call
 	cancelled map[*call]cancelInfo
 	status    int
-	spec      string
-	calConf   float64
-	hasConf   bool
+	// fallback names the tier that answered after the chosen one failed.
+	fallback string
+	// broken is a stream the upstream broke after the client got part of
+	// it: the client's connection is aborted (no [DONE]), so its SDK
+	// raises an error instead of taking a truncated answer as whole.
+	broken  bool
+	spec    string
+	calConf float64
+	hasConf bool
 }
 
 type cancelInfo struct {
@@ -77,7 +83,7 @@ type cancelInfo struct {
 func (x *exchange) refuse(err error) {
 	var e *apiError
 	if !errors.As(err, &e) {
-		e = &apiError{http.StatusInternalServerError, "internal_error", "internal error; see the server log"}
+		e = &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error; see the server log"}
 		x.h.log.Error("proxy request failed", "request_id", x.id, "err", err)
 	}
 	hd := x.w.Header()
@@ -85,7 +91,7 @@ func (x *exchange) refuse(err error) {
 		hd.Set(HeaderDecision, "none")
 	}
 	hd.Set(HeaderModel, "none")
-	writeError(x.w, e.status, e.code, e.msg)
+	writeError(x.w, e)
 	x.status = e.status
 }
 
@@ -95,7 +101,7 @@ func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := x.h.startCall(x.ctx, t, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	c := x.h.startCall(x.ctx, t, x.req.api.path, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
 	x.calls = append(x.calls, c)
 	return c, nil
 }
@@ -112,41 +118,34 @@ func (x *exchange) await(c *call) bool {
 	}
 }
 
-// answered reports, after await, whether c has something to give the
-// client: an answer or stream, or a 4xx to pass through. A stream that
-// is not usable has ended.
-func (c *call) answered() bool {
-	if c.usable() {
-		return true
-	}
-	<-c.done
-	return c.clientError()
-}
-
-// runFast sends to the fast tier; an error or timeout escalates.
-func (x *exchange) runFast() {
-	fc, done := x.try(x.h.fast)
+// runTier sends to t alone (fast, escalate, or a tier the client named).
+// When t fails (5xx, timeout, connection error; 429 too with
+// fallback_on_429) and fallback is on, the other tier answers instead,
+// marked in X-Triage-Decision ("escalate+fallback") and the recording.
+func (x *exchange) runTier(t *tier) {
+	fb := x.h.fallbackFor(t)
+	c, done := x.try(t, fb != nil)
 	if done {
 		return
 	}
-	sc, done := x.try(x.h.strong)
+	if fb == nil || !c.fallbackable(x.h.cfg.FallbackOn429) {
+		x.fail(c)
+		return
+	}
+	x.fallback = fb.name
+	x.w.Header().Set(HeaderDecision, string(x.decision)+"+fallback")
+	fc, done := x.try(fb, false)
 	if done {
 		return
 	}
-	x.fail(fc, sc)
-}
-
-// runEscalate sends to the strong tier.
-func (x *exchange) runEscalate() {
-	if sc, done := x.try(x.h.strong); !done {
-		x.fail(sc)
-	}
+	x.fail(c, fc)
 }
 
 // try calls one tier and waits for it. done is true when the exchange is
 // over: the answer was served, the call could not start, or the client
-// left. Otherwise the call failed and c says how, for fail.
-func (x *exchange) try(t *tier) (c *call, done bool) {
+// left. Otherwise the call failed and c says how, for fail. A 4xx is
+// served as the answer, except a 429 that may fall back.
+func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	c, err := x.begin(t, false)
 	if err != nil {
 		x.refuse(err)
@@ -156,7 +155,12 @@ func (x *exchange) try(t *tier) (c *call, done bool) {
 		x.clientGone()
 		return nil, true
 	}
-	if c.answered() {
+	if c.usable() {
+		x.serve(c)
+		return nil, true
+	}
+	<-c.done
+	if c.clientError() && !(mayFallBack && c.fallbackable(x.h.cfg.FallbackOn429)) {
 		x.serve(c)
 		return nil, true
 	}
@@ -324,12 +328,15 @@ func (x *exchange) clientGone() {
 // serve answers with c: its body (an answer or a 4xx), or its stream.
 func (x *exchange) serve(c *call) {
 	hd := x.w.Header()
-	hd.Set(HeaderModel, c.t.model)
+	copyHeaders(hd, c.header)
+	hd[HeaderModel] = c.t.modelHdr
 	ct := c.contentType
 	if ct == "" {
 		ct = "application/json"
+		hd["Content-Type"] = hdrJSON
+	} else {
+		hd["Content-Type"] = c.header["Content-Type"][:1:1]
 	}
-	hd.Set("Content-Type", ct)
 	if c.stream && c.status == http.StatusOK && strings.HasPrefix(ct, "text/event-stream") {
 		x.relay(c)
 		return
@@ -338,6 +345,43 @@ func (x *exchange) serve(c *call) {
 	x.w.WriteHeader(c.status)
 	x.status = c.status
 	x.w.Write(c.body)
+}
+
+// dropHeaders are upstream response headers a client must not get from
+// the proxy: hop-by-hop headers (RFC 9110 7.6.1), cookies (the
+// upstream's session is not the client's), what the proxy sets itself,
+// and Alt-Svc, which would send the client to the upstream's host.
+var dropHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Set-Cookie": true, "Set-Cookie2": true, "Content-Length": true, "Content-Type": true, "Date": true,
+	"Alt-Svc": true, HeaderDecision: true, HeaderModel: true, HeaderRequestID: true,
+}
+
+// copyHeaders passes an upstream's response headers to the client:
+// Retry-After, retry-after-ms, x-request-id, openai-processing-ms,
+// x-ratelimit-* and the rest, which SDKs read to back off and to show
+// the request id. Headers the upstream's Connection header names are
+// hop-by-hop too.
+func copyHeaders(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, v := range src {
+		if dropHeaders[k] || (len(conn) > 0 && namedIn(conn, k)) {
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+func namedIn(list []string, name string) bool {
+	for _, l := range list {
+		for f := range strings.SplitSeq(l, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // relay writes a stream's events as they arrive, flushing each batch.
@@ -373,6 +417,12 @@ func (x *exchange) relay(c *call) {
 			}
 		}
 		if fin {
+			if c.err != nil {
+				x.broken = true
+				x.status = http.StatusBadGateway
+				x.h.log.Warn("proxy: upstream stream broke after the client got part of it; aborting the client's stream",
+					"request_id", x.id, "tier", c.t.name, "err", c.err)
+			}
 			return
 		}
 		select {
@@ -400,13 +450,16 @@ func (x *exchange) fail(calls ...*call) {
 	msgs := make([]string, len(calls))
 	for i, c := range calls {
 		msgs[i] = c.describe()
+		if c.err != nil && !errors.Is(c.err, errTimeout) {
+			x.h.log.Warn("proxy: upstream call failed", "request_id", x.id, "tier", c.t.name, "err", c.err)
+		}
 	}
 	msg := "no upstream answered: " + strings.Join(msgs, "; ")
 	if len(calls) == 1 {
 		msg = "the upstream failed: " + msgs[0]
 	}
 	x.w.Header().Set(HeaderModel, "none")
-	writeError(x.w, http.StatusBadGateway, codeUpstream, msg)
+	writeError(x.w, &apiError{status: http.StatusBadGateway, code: codeUpstream, msg: msg})
 	x.status = http.StatusBadGateway
 }
 
@@ -424,12 +477,19 @@ func (x *exchange) finish() {
 		x.h.m.speculation(x.spec).Inc()
 	}
 	rec := Recording{
-		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Meta: x.req.meta, Forced: x.forced,
+		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Prompt: x.req.prompt, Meta: x.req.meta, Forced: x.forced,
 		Decision: datasets.Decision{Kind: string(x.decision), PHard: x.pHard, ModelVersion: x.version},
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}
 	if !x.forced {
 		rec.Decision.Propensity = 1
+	}
+	rec.Decision.Fallback = x.fallback
+	switch {
+	case x.broken:
+		rec.Decision.Error = "stream_broken"
+	case x.status == http.StatusBadGateway:
+		rec.Decision.Error = codeUpstream
 	}
 	for _, c := range x.calls {
 		name, o, ok := x.outcome(c)
@@ -466,7 +526,7 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 		ms := ran(end)
 		o.LatencyMS = datasets.Float(ms)
 		o.Cancelled = true
-		if cost, ok := t.proRata(ms); ok {
+		if cost, ok := t.proRata(ms, x.req.textBytes); ok {
 			o.CostUSD = datasets.Float(cost)
 			t.m.cost.Add(cost)
 		}
@@ -489,7 +549,7 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 			t.m.tokensIn.Add(float64(in))
 			t.m.tokensOut.Add(float64(out))
 			t.m.cost.Add(cost)
-			t.observe(ms, cost)
+			t.observe(ms, c.usage, x.req.textBytes)
 		}
 		if raw, ok := c.confidence(); ok {
 			o.Confidence = datasets.Float(raw)

@@ -78,3 +78,26 @@ func hasNil(choices []map[string]any) bool {
 	}
 	return false
 }
+
+// FuzzDecodeCompletion checks the scanner's reading of an answer against
+// encoding/json's.
+func FuzzDecodeCompletion(f *testing.F) {
+	f.Add([]byte(benchAnswer))
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"hi \u00e9\n"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0}}}`))
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"a"},"logprobs":null},{"index":1,"delta":{}}],"usage":null}`))
+	f.Add([]byte(`{"choices":[{"text":" x","index":0,"logprobs":{"token_logprobs":[-0.5,-1]}}],"Usage":{"prompt_tokens":1}}`))
+	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":5}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast completion
+		if !json.Valid(b) || !decodeCompletionFast(b, &fast) {
+			return
+		}
+		var slow completion
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("the scanner read %s, encoding/json refuses it: %v", b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%s: scanner %+v, encoding/json %+v", b, fast, slow)
+		}
+	})
+}

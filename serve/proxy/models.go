@@ -18,21 +18,35 @@ type modelObject struct {
 	// Upstream is the tier's model at its base URL; empty for "triage",
 	// which routes. Not in OpenAI's schema; clients ignore unknown fields.
 	Upstream string `json:"upstream,omitempty"`
+	// AliasOf is what an alias from the config stands for: "triage",
+	// "fast" or "strong".
+	AliasOf string `json:"alias_of,omitempty"`
 }
 
-// models lists "triage" and the two tiers, created at the router
-// artifact's creation time (0 when it has none).
+// models lists "triage", the two tiers and the aliases (but "*"),
+// created at the router artifact's creation time (0 when it has none).
 func (h *Handler) models() []modelObject {
 	art := h.router().Artifact()
 	created := int64(0)
 	if !art.CreatedAt.IsZero() {
 		created = art.CreatedAt.Unix()
 	}
-	return []modelObject{
-		{ID: ModelRouted, Object: "model", Created: created, OwnedBy: "triage"},
-		{ID: TierFast, Object: "model", Created: created, OwnedBy: "triage", Upstream: h.fast.model},
-		{ID: TierStrong, Object: "model", Created: created, OwnedBy: "triage", Upstream: h.strong.model},
+	upstream := func(target string) string {
+		if t := h.tierNamed(target); t != nil {
+			return t.model
+		}
+		return ""
 	}
+	list := make([]modelObject, 0, 3+len(h.cfg.Aliases))
+	for _, name := range h.cfg.served() {
+		target, _ := h.cfg.resolve(name)
+		m := modelObject{ID: name, Object: "model", Created: created, OwnedBy: "triage", Upstream: upstream(target)}
+		if name != target {
+			m.AliasOf = target
+		}
+		list = append(list, m)
+	}
+	return list
 }
 
 // ServeModels answers GET /v1/models with the list, and GET
@@ -52,14 +66,14 @@ func (h *Handler) ServeModels(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if v == nil {
-			writeError(w, http.StatusNotFound, codeUnknownModel,
-				fmt.Sprintf("model %q is not served here; there are %q, %q and %q", id, ModelRouted, TierFast, TierStrong))
+			writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownModel, param: "model",
+				msg: fmt.Sprintf("model %q is not served here; there are %s", id, quoteList(h.cfg.served()))})
 			return
 		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
+		writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error"})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

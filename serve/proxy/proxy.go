@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +57,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Logger gets internal errors; nil discards. API keys never reach it.
 	Logger *slog.Logger
-	// Client calls the upstreams; nil builds one with a connection pool
-	// sized for many concurrent requests.
+	// Client's transport calls the upstreams (redirects are not
+	// followed); nil builds one with a connection pool sized for many
+	// concurrent requests.
 	Client *http.Client
 	// Getenv reads the tiers' API key variables; nil is os.Getenv.
 	Getenv func(string) string
@@ -72,12 +75,16 @@ type Handler struct {
 	cfg          Config
 	router       func() Router
 	log          *slog.Logger
-	client       *http.Client
+	rt           http.RoundTripper
 	now          func() time.Time
 	fast, strong *tier
-	m            *metrics
-	rec          *recordQueue
-	closeOnce    sync.Once
+	// tiers are the upstreams from cheapest to strongest (fast, strong):
+	// what tierNamed and fallbackFor look through, so a third tier is one
+	// more entry, not another special case.
+	tiers     []*tier
+	m         *metrics
+	rec       *recordQueue
+	closeOnce sync.Once
 }
 
 // New checks the config, reads the API keys and registers the metrics.
@@ -101,15 +108,20 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, client: deps.Client, now: deps.Now}
+	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, now: deps.Now}
+	switch {
+	case deps.Client == nil:
+		h.rt = newClient().Transport
+	case deps.Client.Transport == nil:
+		h.rt = http.DefaultTransport
+	default:
+		h.rt = deps.Client.Transport
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	if h.client == nil {
-		h.client = newClient()
 	}
 	h.m = newMetrics(deps.Registry)
 	var err error
@@ -119,8 +131,33 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if h.strong, err = newTier(TierStrong, cfg.Tiers.Strong, getenv, h.m); err != nil {
 		return nil, err
 	}
+	h.tiers = []*tier{h.fast, h.strong}
 	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
 	return h, nil
+}
+
+// tierNamed is the tier a client may name in "model", or nil.
+func (h *Handler) tierNamed(name string) *tier {
+	for _, t := range h.tiers {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// fallbackFor is the tier that answers when t fails, or nil when
+// fallback is off: the other tier.
+func (h *Handler) fallbackFor(t *tier) *tier {
+	if !h.cfg.Fallback {
+		return nil
+	}
+	for _, o := range h.tiers {
+		if o != t {
+			return o
+		}
+	}
+	return nil
 }
 
 // newClient is an HTTP client whose pool keeps a connection per
@@ -163,8 +200,17 @@ func newRequestID(now time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
-// ServeHTTP proxies one chat completion.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP proxies one chat completion (POST /v1/chat/completions).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveAPI(w, r, apiChat) }
+
+// ServeCompletions proxies one (legacy) completion (POST
+// /v1/completions), routed on its prompt like a chat completion on its
+// messages.
+func (h *Handler) ServeCompletions(w http.ResponseWriter, r *http.Request) {
+	h.serveAPI(w, r, apiCompletions)
+}
+
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	x := &exchange{h: h, w: w, r: r, ctx: r.Context(), start: time.Now()}
 	x.ts = h.now()
 	x.id = newRequestID(x.ts)
@@ -173,12 +219,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Upstream timeouts bound a proxied call, and a stream may outlive
 	// any fixed write deadline the server sets for its other routes.
 	http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	req, err := readRequest(r, h.cfg.MaxBodyBytes)
+	req, err := readRequest(r, h.cfg.MaxBodyBytes, a)
 	if err != nil {
 		x.refuse(err)
 		h.m.request("none", x.status)
+		reportStatus(r.Context(), x.status)
 		return
 	}
+	req.meta = MergeMeta(req.meta, ClientMeta(r.Context()))
+	req.input.Meta = req.meta
 	x.req = req
 	rt := h.router()
 	x.router = rt
@@ -186,31 +235,58 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.policy = art.Policy
 	x.version = art.Version
 	x.artTiers = art.Tiers
-	res := rt.Route(features.Input{Messages: req.turns, Meta: req.meta})
+	res := rt.Route(req.input)
 	x.pHard = res.PHard
-	switch req.model {
-	case "", ModelRouted:
-		x.decision = res.Decision
-	case TierFast:
-		x.decision, x.forced = models.Fast, true
-	case TierStrong:
-		x.decision, x.forced = models.Escalate, true
-	default:
-		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel,
-			msg: fmt.Sprintf("model %q is not served here; send %q to route, or %q or %q to pick a tier", req.model, ModelRouted, TierFast, TierStrong)})
+	target, ok := h.cfg.resolve(req.model)
+	switch {
+	case !ok:
+		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel, param: "model",
+			msg: fmt.Sprintf("model %q is not served here; send one of %s (%q routes), or add an alias for it to the config",
+				req.model, quoteList(h.cfg.served()), ModelRouted)})
 		h.m.request("none", x.status)
+		reportStatus(r.Context(), x.status)
 		return
+	case target == ModelRouted:
+		x.decision = res.Decision
+		if x.decision == models.Speculate && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
+			x.decision = models.Escalate
+		}
+	case target == TierFast:
+		x.decision, x.forced = models.Fast, true
+	default:
+		x.decision, x.forced = models.Escalate, true
 	}
-	hd.Set(HeaderDecision, string(x.decision))
+	hd[HeaderDecision] = decisionHdr[x.decision]
 	switch x.decision {
 	case models.Fast:
-		x.runFast()
+		x.runTier(h.fast)
 	case models.Escalate:
-		x.runEscalate()
+		x.runTier(h.strong)
 	default:
 		x.runSpeculate()
 	}
 	x.finish()
+	reportStatus(r.Context(), x.status)
+	if x.broken {
+		// Counted and recorded: now cut the client's connection without
+		// ending the chunked body, which every HTTP client reports as an
+		// error (curl: exit 18).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// decisionHdr are the X-Triage-Decision values, shared.
+var decisionHdr = map[models.Decision][]string{
+	models.Fast: {string(models.Fast)}, models.Speculate: {string(models.Speculate)}, models.Escalate: {string(models.Escalate)},
+}
+
+// quoteList is names quoted and joined with commas.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // errClientGone ends an exchange whose client went away.

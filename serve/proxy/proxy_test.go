@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -27,15 +30,20 @@ import (
 )
 
 // fakeRouter decides by the first letter of the last message (F fast, S
-// speculate, E escalate) and calibrates confidence as exp(raw), the
+// speculate, E escalate; meta route=escalate escalates whatever it says) and calibrates confidence as exp(raw), the
 // probability a mean log-probability stands for. The test log's fast
 // confidences are -0.05 and -0.1 (accepted at 0.9), -0.25 (the sim's
 // default answer) and -2 (rejected).
 type fakeRouter struct{ art *models.Artifact }
 
 func (f *fakeRouter) Route(in features.Input) models.Result {
-	text := in.Messages[len(in.Messages)-1].Content
+	text := in.Prompt
+	if len(in.Messages) > 0 {
+		text = in.Messages[len(in.Messages)-1].Content
+	}
 	switch {
+	case in.Meta["route"] == "escalate":
+		return models.Result{PHard: 0.9, Decision: models.Escalate}
 	case strings.HasPrefix(text, "F"):
 		return models.Result{PHard: 0.1, Decision: models.Fast}
 	case strings.HasPrefix(text, "E"):
@@ -60,11 +68,19 @@ func (m *memRecorder) Record(_ context.Context, batch []*Recording) error {
 	return nil
 }
 
-// faults makes a sim fail on prompts holding "<name>-500", "<name>-400" or
-// "<name>-hang".
+// faults makes a sim fail on prompts holding "<name>-500", "<name>-400",
+// "<name>-429" (with Retry-After: 7), "<name>-hang" or "<name>-cut" (a
+// stream cut after its first content chunk).
 func faults(name string) func(string) *upstreamsim.Fault {
 	return func(p string) *upstreamsim.Fault {
 		switch {
+		case strings.Contains(p, name+"-429"):
+			return &upstreamsim.Fault{Status: 429, Message: name + " is busy", Header: http.Header{"Retry-After": {"7"}, "X-Ratelimit-Remaining-Requests": {"0"}}}
+		case strings.Contains(p, name+"-cookie"):
+			return &upstreamsim.Fault{Header: http.Header{"Set-Cookie": {"session=upstream"}, "Connection": {"X-Hop"}, "X-Hop": {"1"},
+				"Openai-Processing-Ms": {"42"}, "X-Triage-Model": {"spoofed"}}}
+		case strings.Contains(p, name+"-cut"):
+			return &upstreamsim.Fault{CutStream: true}
 		case strings.Contains(p, name+"-500"):
 			return &upstreamsim.Fault{Status: 500, Message: name + " is down"}
 		case strings.Contains(p, name+"-400"):
@@ -93,6 +109,8 @@ type rigOptions struct {
 	apiKey          string
 	noConfidenceCal bool
 	fixedLatency    time.Duration
+	// config changes the proxy's config before New.
+	config func(*Config)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -125,6 +143,15 @@ func newRig(t testing.TB, o rigOptions) *rig {
 				default:
 				}
 			}
+			if req.URL.Path == "/v1/embeddings" {
+				// An embedding that names the model and input it got.
+				var e struct{ Model, Input string }
+				json.NewDecoder(req.Body).Decode(&e)
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("X-Request-Id", "req_emb")
+				fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,-0.25]}],"model":%q,"usage":{"prompt_tokens":1,"total_tokens":1},"input":%q}`, e.Model, e.Input)
+				return
+			}
 			sim.ServeHTTP(w, req)
 		}))
 		t.Cleanup(ts.Close)
@@ -139,6 +166,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		cfg.Tiers.Fast.APIKeyEnv = "FAST_KEY"
 		env["FAST_KEY"] = o.apiKey
 	}
+	if o.config != nil {
+		o.config(&cfg)
+	}
 	art := &models.Artifact{Version: "v-test", Tiers: models.Tiers{Fast: "fast-log-name", Strong: "strong-log-name"},
 		Policy: models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.9}}
 	var rt Router = &fakeRouter{art: art}
@@ -152,7 +182,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.h = h
-	ps := httptest.NewServer(h)
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/v1/completions", h.ServeCompletions)
+	mux.HandleFunc("/v1/embeddings", h.ServeEmbeddings)
+	ps := httptest.NewServer(mux)
 	t.Cleanup(ps.Close)
 	r.url = ps.URL
 	return r
@@ -268,15 +302,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// errorBody decodes an error body; the proxy's own must have OpenAI's
+// four fields, type set.
 func errorBody(t *testing.T, b []byte) (code, msg string) {
 	t.Helper()
 	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
+		Error map[string]any `json:"error"`
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatalf("error body %s: %v", b, err)
 	}
-	return e.Error.Code, e.Error.Message
+	for _, k := range []string{"message", "type", "param", "code"} {
+		if _, ok := e.Error[k]; !ok {
+			t.Errorf("error body %s has no %s", b, k)
+		}
+	}
+	if typ, _ := e.Error["type"].(string); typ == "" {
+		t.Errorf("error body %s has no type", b)
+	}
+	code, _ = e.Error["code"].(string)
+	msg, _ = e.Error["message"].(string)
+	return code, msg
 }
 
 func TestPaths(t *testing.T) {
@@ -294,6 +340,8 @@ func TestPaths(t *testing.T) {
 		strongCancel  int64  // seen by the strong sim
 		errContains   string // in the 502 message
 		upstreamCode  string // in a passed-through 4xx
+		on429         bool   // fallback_on_429
+		noFallback    bool   // fallback: false
 	}{
 		{name: "fast goes to the fast tier", prompt: "F hello", status: 200, decision: "fast", model: "fast-model", content: "fast hello there"},
 		{name: "escalate goes to the strong tier", prompt: "E hard", status: 200, decision: "escalate", model: "strong-model", content: "strong right"},
@@ -303,19 +351,24 @@ func TestPaths(t *testing.T) {
 			model: "strong-model", content: "strong better", spec: SpecStrongUsed},
 		{name: "a strong answer first is kept and the fast call cancelled", prompt: "S strong first", status: 200, decision: "speculate",
 			model: "strong-model", content: "strong early", spec: SpecStrongUsed, fastCancelled: 1},
-		{name: "a fast error escalates", prompt: "F fast-500", status: 200, decision: "fast", model: "strong-model", content: upstreamsim.DefaultAnswer},
-		{name: "a fast timeout escalates", prompt: "F fast-hang", fastTimeout: 200 * time.Millisecond, status: 200, decision: "fast",
+		{name: "a fast error falls back to the strong tier", prompt: "F fast-500", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a fast timeout falls back to the strong tier", prompt: "F fast-hang", fastTimeout: 200 * time.Millisecond, status: 200, decision: "fast+fallback",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, fastCancelled: 1},
+		{name: "a strong error on escalate falls back to the fast tier", prompt: "E strong-500", status: 200, decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "a strong error on a client-picked strong tier falls back to the fast tier", prompt: "F strong-500", extra: `,"model":"strong"`, status: 200,
+			decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "a 429 passes through without fallback_on_429", prompt: "E strong-429", status: 429, decision: "escalate", model: "strong-model"},
+		{name: "a 429 falls back with fallback_on_429", prompt: "E strong-429", on429: true, status: 200, decision: "escalate+fallback", model: "fast-model"},
+		{name: "without fallback a strong error on escalate is a 502", prompt: "E strong-500", noFallback: true, status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model) answered 500"},
 		{name: "a strong error after a fast answer returns the fast answer", prompt: "S strong-500", status: 200, decision: "speculate",
 			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
 		{name: "a fast error in a speculation uses the strong answer", prompt: "S fast-500", status: 200, decision: "speculate",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
-		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast", model: "none",
+		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast+fallback", model: "none",
 			errContains: "fast tier (fast-model) answered 500: fast is down; strong tier (strong-model) answered 500: strong is down"},
 		{name: "both tiers failing in a speculation is a 502", prompt: "S fast-500 strong-500", status: 502, decision: "speculate", model: "none",
 			spec: SpecFailed, errContains: "no upstream answered"},
-		{name: "a strong failure on escalate is a 502", prompt: "E strong-500", status: 502, decision: "escalate", model: "none",
-			errContains: "strong tier (strong-model) answered 500"},
 		{name: "a fast 4xx passes through", prompt: "F fast-400", status: 400, decision: "fast", model: "fast-model", upstreamCode: "injected"},
 		{name: "a strong 4xx passes through", prompt: "E strong-400", status: 400, decision: "escalate", model: "strong-model", upstreamCode: "injected"},
 		{name: "4xx from both tiers of a speculation passes the strong one through", prompt: "S fast-400 strong-400", status: 400,
@@ -327,7 +380,7 @@ func TestPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{fastTimeout: tt.fastTimeout})
+			r := newRig(t, rigOptions{fastTimeout: tt.fastTimeout, config: func(c *Config) { c.FallbackOn429, c.Fallback = tt.on429, !tt.noFallback }})
 			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
 			if got.status != tt.status || got.decision != tt.decision || got.model != tt.model {
 				t.Fatalf("status %d decision %q model %q, want %d %q %q; body %s", got.status, got.decision, got.model,
@@ -365,8 +418,9 @@ func TestPaths(t *testing.T) {
 			if len(recs) != 1 {
 				t.Fatalf("%d recordings, want 1", len(recs))
 			}
-			if recs[0].RequestID != got.id || recs[0].Decision.Kind != tt.decision {
-				t.Errorf("recording %s %q, want %s %q", recs[0].RequestID, recs[0].Decision.Kind, got.id, tt.decision)
+			kind, fellBack := strings.CutSuffix(tt.decision, "+fallback")
+			if recs[0].RequestID != got.id || recs[0].Decision.Kind != kind || (recs[0].Decision.Fallback != "") != fellBack {
+				t.Errorf("recording %s %+v, want %s %q fallback %v", recs[0].RequestID, recs[0].Decision, got.id, kind, fellBack)
 			}
 			// Cancels seen upstream match cancels recorded.
 			var cancelled int64
@@ -545,21 +599,41 @@ func TestRecording(t *testing.T) {
 }
 
 func TestProRataCost(t *testing.T) {
-	tr := &tier{}
-	if _, ok := tr.proRata(10); ok {
+	// Prices of 1 per input token and 2 per output token.
+	tr := &tier{priceIn: 1, priceOut: 2}
+	if _, ok := tr.proRata(10, 40); ok {
 		t.Fatal("a tier with no completed call has a pro-rata cost")
 	}
-	tr.observe(100, 0.01)
-	tr.observe(300, 0.03)
-	// Means: 200 ms and 0.02 USD.
+	// 10 prompt tokens for 40 bytes (0.25 a byte), 5 out, 100 ms.
+	tr.observe(100, &usage{PromptTokens: 10, CompletionTokens: 5}, 40)
+	// A call of 40 bytes would cost 10 + 10 in full.
 	tests := []struct {
-		ran, want float64
-	}{{50, 0.005}, {200, 0.02}, {1000, 0.02}}
-	for _, tt := range tests {
-		if got, _ := tr.proRata(tt.ran); math.Abs(got-tt.want) > 1e-15 {
-			t.Errorf("proRata(%v) = %v, want %v", tt.ran, got, tt.want)
-		}
+		name  string
+		ran   float64
+		bytes int
+		want  float64
+	}{
+		{"half the mean latency costs half", 50, 40, 10},
+		{"the mean latency or more costs the whole", 300, 40, 20},
+		{"a longer prompt costs more", 100, 400, 100 + 10},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, _ := tr.proRata(tt.ran, tt.bytes); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("proRata(%v, %d) = %v, want %v", tt.ran, tt.bytes, got, tt.want)
+			}
+		})
+	}
+	t.Run("a large prompt does not inflate later cancellations", func(t *testing.T) {
+		// 200 KB at the same 0.25 tokens a byte: the tokens per byte and
+		// the mean output stay, so a small call cancelled at half the
+		// mean latency still costs what it did. (Billing on the mean
+		// cost, as before, made it 25,000x.)
+		tr.observe(100, &usage{PromptTokens: 50_000, CompletionTokens: 5}, 200_000)
+		if got, _ := tr.proRata(50, 40); math.Abs(got-10) > 1e-9 {
+			t.Errorf("proRata(50, 40) after a large prompt = %v, want 10", got)
+		}
+	})
 }
 
 func TestAPIKey(t *testing.T) {
@@ -640,7 +714,7 @@ func TestUpstreamBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := parseRequest([]byte(tt.body))
+			req, err := parseRequest([]byte(tt.body), apiChat)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -683,14 +757,14 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"metadata":{"k":"v"}}`))
 	f.Add([]byte(`{"messages":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := parseRequest(b)
+		req, err := parseRequest(b, apiChat)
 		if err != nil {
 			if _, ok := err.(*apiError); !ok {
 				t.Fatalf("error %T %v is not an *apiError", err, err)
 			}
 			return
 		}
-		if len(req.messages) == 0 || len(req.turns) != len(req.messages) {
+		if len(req.messages) == 0 || len(req.input.Messages) != len(req.messages) {
 			t.Fatalf("accepted a request without messages")
 		}
 		ub, err := req.upstreamBody("m", true)
@@ -717,4 +791,341 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("upstream body %s decodes to %v, want %v", ub, got, sent)
 		}
 	})
+}
+
+func TestBrokenStream(t *testing.T) {
+	// The sims cut a stream midway: with a 100 ms answer the proxy has
+	// relayed its first half 35 ms before; "S reject" waits for a strong
+	// answer of 400 ms.
+	tests := []struct {
+		name, prompt string
+		latency      time.Duration
+	}{
+		{"a relayed fast stream that the upstream cuts aborts the client's stream", "F fast-cut", 100 * time.Millisecond},
+		{"an escalated stream that the upstream cuts aborts the client's stream", "E strong-cut", 100 * time.Millisecond},
+		{"a speculation relaying a strong stream that is cut aborts the client's stream", "S reject strong-cut", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{fixedLatency: tt.latency})
+			resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody(tt.prompt, `,"stream":true`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				t.Fatalf("the client read a whole stream: %q", b)
+			}
+			if bytes.Contains(b, []byte("[DONE]")) {
+				t.Errorf("a broken stream reached the client with [DONE]: %q", b)
+			}
+			recs := r.recordings(t)
+			if len(recs) != 1 || recs[0].Decision.Error != "stream_broken" {
+				t.Fatalf("recordings %+v, want one with error stream_broken", recs)
+			}
+			decision := recs[0].Decision.Kind
+			if n := testutil.ToFloat64(r.h.m.requests.WithLabelValues(decision, "502")); n != 1 {
+				t.Errorf("requests{decision=%s,code=502} = %v, want 1", decision, n)
+			}
+		})
+	}
+}
+
+func TestUpstreamHeaders(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	get := func(prompt string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody(prompt, "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	t.Run("an answer carries the upstream's x-request-id and openai-* headers", func(t *testing.T) {
+		resp := get("F hello fast-cookie")
+		if id := resp.Header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_chatcmpl-sim-") {
+			t.Errorf("X-Request-Id %q, want the upstream's", id)
+		}
+		if v := resp.Header.Get("Openai-Processing-Ms"); v != "42" {
+			t.Errorf("Openai-Processing-Ms %q, want 42", v)
+		}
+		for _, h := range []string{"Set-Cookie", "X-Hop"} {
+			if v := resp.Header.Get(h); v != "" {
+				t.Errorf("%s: %q reached the client", h, v)
+			}
+		}
+		if v := resp.Header.Get(HeaderModel); v != "fast-model" {
+			t.Errorf("%s %q: the upstream set the proxy's header", HeaderModel, v)
+		}
+	})
+	t.Run("a 429 passes through with Retry-After and the rate-limit headers", func(t *testing.T) {
+		resp := get("F fast-429")
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
+			t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
+		}
+	})
+}
+
+func TestUpstreamAddressNotShown(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	// A port nothing listens on: both tiers refuse the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+	cfg := DefaultConfig()
+	cfg.Tiers.Fast = Tier{BaseURL: dead, Model: "fast-model"}
+	cfg.Tiers.Strong = Tier{BaseURL: dead, Model: "strong-model"}
+	var logs bytes.Buffer
+	h, err := New(cfg, Deps{Router: r.h.router, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := httptest.NewServer(h)
+	defer ps.Close()
+	got := r.do(t, context.Background(), ps.URL, chatBody("E hard", ""))
+	code, msg := errorBody(t, got.body)
+	if got.status != 502 || code != codeUpstream || !strings.Contains(msg, "connection refused") {
+		t.Errorf("status %d, error %q %q; want 502 upstream_failed saying connection refused", got.status, code, msg)
+	}
+	if host := ln.Addr().String(); strings.Contains(string(got.body), host) || !strings.Contains(logs.String(), host) {
+		t.Errorf("the upstream address %s is in the answer %s, or not in the log %s", host, got.body, logs.String())
+	}
+}
+
+func TestAliases(t *testing.T) {
+	aliases := func(c *Config) {
+		c.Aliases = map[string]string{"gpt-4o": ModelRouted, "gpt-4o-mini": TierFast, "o3": TierStrong}
+	}
+	withDefault := func(c *Config) { aliases(c); c.Aliases[AliasDefault] = TierStrong }
+	tests := []struct {
+		name     string
+		config   func(*Config)
+		model    string
+		status   int
+		decision string
+		served   string
+	}{
+		{"an alias of triage routes", aliases, "gpt-4o", 200, "fast", "fast-model"},
+		{"an alias of fast bypasses routing", aliases, "gpt-4o-mini", 200, "fast", "fast-model"},
+		{"an alias of strong bypasses routing", aliases, "o3", 200, "escalate", "strong-model"},
+		{"a name without an alias is a 400", aliases, "claude", 400, "none", "none"},
+		{"the * alias maps every other name", withDefault, "claude", 200, "escalate", "strong-model"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{config: tt.config})
+			got := r.do(t, context.Background(), r.url, chatBody("F hello", `,"model":"`+tt.model+`"`))
+			if got.status != tt.status || got.decision != tt.decision || got.model != tt.served {
+				t.Fatalf("status %d decision %q model %q, want %d %q %q: %s", got.status, got.decision, got.model, tt.status, tt.decision, tt.served, got.body)
+			}
+			if tt.status == 400 {
+				if code, msg := errorBody(t, got.body); code != codeUnknownModel || !strings.Contains(msg, `"triage", "fast", "strong", "gpt-4o", "gpt-4o-mini", "o3"`) {
+					t.Errorf("error %q %q, want unknown_model listing the names served", code, msg)
+				}
+			}
+		})
+	}
+	t.Run("GET /v1/models lists the aliases", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: withDefault})
+		w := httptest.NewRecorder()
+		r.h.ServeModels(w, httptest.NewRequest(http.MethodGet, "/v1/models", nil))
+		var list struct {
+			Data []modelObject `json:"data"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range list.Data {
+			got = append(got, m.ID+">"+m.AliasOf+">"+m.Upstream)
+		}
+		want := "triage>> fast>>fast-model strong>>strong-model gpt-4o>triage> gpt-4o-mini>fast>fast-model o3>strong>strong-model"
+		if strings.Join(got, " ") != want {
+			t.Errorf("models %v, want %s", got, want)
+		}
+	})
+	t.Run("an alias of a served name or to an unknown target is refused", func(t *testing.T) {
+		for _, a := range []map[string]string{{"fast": TierStrong}, {"gpt": "gpt-5"}, {"": TierFast}} {
+			c := Config{Tiers: Tiers{Fast: Tier{BaseURL: "http://x/v1", Model: "m"}, Strong: Tier{BaseURL: "http://x/v1", Model: "m"}}, Aliases: a}
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "alias") {
+				t.Errorf("aliases %v: err %v", a, err)
+			}
+		}
+	})
+}
+
+func TestClientMeta(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(chatBody("F hello", `,"metadata":{"tenant":"spoofed","subject":"math"}`)))
+	req = req.WithContext(WithClientMeta(req.Context(), datasets.Meta{"tenant": "acme", "route": "escalate"}))
+	w := httptest.NewRecorder()
+	r.h.ServeHTTP(w, req)
+	if w.Code != 200 || w.Header().Get(HeaderDecision) != "escalate" {
+		t.Fatalf("status %d decision %q: the router did not see the key's meta: %s", w.Code, w.Header().Get(HeaderDecision), w.Body)
+	}
+	recs := r.recordings(t)
+	if got := fmt.Sprint(recs[0].Meta); got != "map[route:escalate subject:math tenant:acme]" {
+		t.Errorf("recorded meta %s, want the key's tenant over the request's", got)
+	}
+}
+
+func TestToolsAndTopLogprobs(t *testing.T) {
+	const tools = `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`
+	no := false
+	for _, tt := range []struct {
+		name, prompt, extra string
+		speculateTools      *bool
+		status              int
+		decision            string
+	}{
+		{"a speculation with tools speculates by default", "S accept", tools, nil, 200, "speculate"},
+		{"speculate_tools false sends a speculation with tools to the strong tier", "S reject", tools, &no, 200, "escalate"},
+		{"speculate_tools false leaves a request without tools alone", "S accept", "", &no, 200, "speculate"},
+		{"speculate_tools false leaves a fast request with tools alone", "F hello", tools, &no, 200, "fast"},
+		{"top_logprobs without logprobs is a 400 on the fast route", "F hello", `,"top_logprobs":2`, nil, 400, "none"},
+		{"top_logprobs without logprobs is a 400 on the speculate route", "S accept", `,"top_logprobs":2`, nil, 400, "none"},
+		{"top_logprobs with logprobs false is a 400", "S accept", `,"logprobs":false,"top_logprobs":2`, nil, 400, "none"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{config: func(c *Config) { c.SpeculateTools = tt.speculateTools }})
+			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
+			if got.status != tt.status || got.decision != tt.decision {
+				t.Fatalf("status %d decision %q, want %d %q: %s", got.status, got.decision, tt.status, tt.decision, got.body)
+			}
+			if tt.status == 400 {
+				var e struct{ Error struct{ Param string } }
+				json.Unmarshal(got.body, &e)
+				if e.Error.Param != "top_logprobs" {
+					t.Errorf("error %s, want param top_logprobs", got.body)
+				}
+			}
+		})
+	}
+}
+
+func TestCompletions(t *testing.T) {
+	post := func(t *testing.T, r *rig, body string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for _, tt := range []struct {
+		name, body, decision, model, text string
+		strongCancelled                   int64
+	}{
+		{"a completion is routed on its prompt", `{"model":"triage","prompt":"F hello"}`, "fast", "fast-model", "fast hello there", 0},
+		{"a speculated completion keeps a confident fast answer", `{"prompt":"S accept"}`, "speculate", "fast-model", "fast and sure", 1},
+		{"a speculated completion waits for the strong answer when the fast one is unsure", `{"prompt":["S reject"]}`, "speculate", "strong-model", "strong better", 0},
+		{"a speculated completion stream keeps a confident fast answer", `{"prompt":"S accept","stream":true}`, "speculate", "fast-model", "fast and sure", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			resp, b := post(t, r, tt.body)
+			if resp.StatusCode != 200 || resp.Header.Get(HeaderDecision) != tt.decision || resp.Header.Get(HeaderModel) != tt.model {
+				t.Fatalf("status %d decision %q model %q, want 200 %q %q: %s", resp.StatusCode, resp.Header.Get(HeaderDecision), resp.Header.Get(HeaderModel), tt.decision, tt.model, b)
+			}
+			text := ""
+			for _, ev := range strings.Split(strings.TrimPrefix(string(b), "data: "), "\n\ndata: ") {
+				var a struct {
+					Choices []struct {
+						Text     string
+						Logprobs any
+					}
+				}
+				if ev = strings.TrimSpace(ev); ev == "[DONE]" {
+					continue
+				}
+				if err := json.Unmarshal([]byte(ev), &a); err != nil {
+					t.Fatalf("event %q: %v", ev, err)
+				}
+				for _, c := range a.Choices {
+					text += c.Text
+					if c.Logprobs != nil {
+						t.Errorf("the client got logprobs it did not ask for: %s", ev)
+					}
+				}
+			}
+			if text != tt.text {
+				t.Errorf("text %q, want %q", text, tt.text)
+			}
+			waitFor(t, "the strong sim's cancels", func() bool { return r.strongSim.Stats().Cancelled == tt.strongCancelled })
+			recs := r.recordings(t)
+			if len(recs) != 1 || !strings.Contains(tt.body, `"`+recs[0].Prompt+`"`) || recs[0].Prompt == "" || len(recs[0].Messages) != 0 {
+				t.Errorf("recording %+v, want the prompt", recs)
+			}
+		})
+	}
+	t.Run("a completion without a prompt is a 400 naming it", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		resp, b := post(t, r, `{"model":"triage"}`)
+		var e struct{ Error struct{ Param string } }
+		json.Unmarshal(b, &e)
+		if resp.StatusCode != 400 || e.Error.Param != "prompt" {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestEmbeddings(t *testing.T) {
+	post := func(t *testing.T, r *rig, body string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Post(r.url+"/v1/embeddings", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	t.Run("embeddings go to the configured tier with its model", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "embed-small"} }})
+		resp, b := post(t, r, `{"model":"text-embedding-3-small","input":"hi"}`)
+		if resp.StatusCode != 200 || !strings.Contains(b, `"model":"embed-small"`) || !strings.Contains(b, `"input":"hi"`) ||
+			resp.Header.Get("X-Request-Id") != "req_emb" || resp.Header.Get(HeaderModel) != "embed-small" {
+			t.Errorf("status %d %v: %s", resp.StatusCode, resp.Header, b)
+		}
+	})
+	t.Run("without a model in the config the client's is passed", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierStrong} }})
+		if resp, b := post(t, r, `{"model":"text-embedding-3-small","input":"hi"}`); resp.StatusCode != 200 || !strings.Contains(b, `"model":"text-embedding-3-small"`) {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("without embeddings in the config it is a 404 saying how to turn it on", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		if resp, b := post(t, r, `{"input":"hi"}`); resp.StatusCode != 404 || !strings.Contains(b, "embeddings: {tier: fast") {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("a body that is not a JSON object is a 400", func(t *testing.T) {
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "m"} }})
+		if resp, b := post(t, r, `["hi"]`); resp.StatusCode != 400 {
+			t.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestLargeImage(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	// An 8 MiB image, base64 in a data URL, beside the text.
+	img := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xAB}, 8<<20))
+	body := `{"messages":[{"role":"user","content":[{"type":"text","text":"F hello"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` + img + `"}}]}]}`
+	got := r.do(t, context.Background(), r.url, body)
+	if got.status != 200 || got.content != "fast hello there" {
+		t.Fatalf("status %d: %.300s", got.status, got.body)
+	}
 }

@@ -16,8 +16,11 @@ import (
 type Recording struct {
 	RequestID string
 	TS        time.Time
-	Messages  []datasets.Message
-	Meta      datasets.Meta
+	// Messages (a chat completion) or Prompt (a completion) is what was
+	// asked.
+	Messages []datasets.Message
+	Prompt   string
+	Meta     datasets.Meta
 	// Decision is the decision acted on. Propensity is 1 for a routed
 	// request and 0 when the client picked the tier (Forced).
 	Decision datasets.Decision
@@ -38,7 +41,7 @@ type Recorder interface {
 
 // recordLinger is how long the writer waits for more recordings before a
 // commit; a closing queue does not wait.
-const recordLinger = 50 * time.Millisecond
+const recordLinger = 200 * time.Millisecond
 
 // recordQueue hands finished requests to the Recorder off the request
 // path: a bounded queue and one writer that takes whatever is waiting
@@ -151,7 +154,8 @@ type StoreRecorder struct {
 
 // storedRequest is the decision log's request body: what an export keeps.
 type storedRequest struct {
-	Messages []datasets.Message `json:"messages"`
+	Prompt   string             `json:"prompt,omitempty"`
+	Messages []datasets.Message `json:"messages,omitempty"`
 	Meta     datasets.Meta      `json:"meta,omitempty"`
 }
 
@@ -159,7 +163,7 @@ type storedRequest struct {
 func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 	entries := make([]datasets.LogEntry, 0, len(batch))
 	for _, r := range batch {
-		body, err := json.Marshal(storedRequest{Messages: r.Messages, Meta: r.Meta})
+		body, err := json.Marshal(storedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
 		if err != nil {
 			return fmt.Errorf("encode request %s: %w", r.RequestID, err)
 		}

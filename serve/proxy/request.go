@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/jsonscan"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/serve/openai"
 )
 
-// Error codes of the proxy's own error bodies, {"error":{"code","message"}}.
+// Error codes of the proxy's own error bodies (ErrorBody).
 const (
 	codeInvalidJSON    = "invalid_json"
 	codeInvalidRequest = "invalid_request"
@@ -21,21 +25,68 @@ const (
 	codeBodyTooLarge   = "body_too_large"
 	codeUnknownModel   = "unknown_model"
 	codeUpstream       = "upstream_failed"
+	codeRequestTimeout = "request_timeout"
 )
 
-// apiError is an error the client is told about with its status.
+// apiError is an error the client is told about with its status. param
+// names the request field at fault, if one is.
 type apiError struct {
-	status    int
-	code, msg string
+	status           int
+	code, msg, param string
 }
 
 func (e *apiError) Error() string { return e.msg }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+// ErrorBody is an error as OpenAI (and vLLM, and every OpenAI SDK)
+// shapes it: {"error": {"message", "type", "param", "code"}}, param null
+// when no request field is at fault. The SDKs read type and code into
+// their error objects.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an ErrorBody.
+type ErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// NewErrorBody builds the body of an error answered with status. Its
+// type is OpenAI's for the status: invalid_request_error for most 4xx,
+// authentication_error (401), permission_error (403), rate_limit_error
+// (429) and server_error for 5xx.
+func NewErrorBody(status int, code, msg, param string) ErrorBody {
+	b := ErrorBody{Error: ErrorDetail{Message: msg, Type: ErrorType(status), Code: code}}
+	if param != "" {
+		b.Error.Param = &param
+	}
+	return b
+}
+
+// ErrorType is OpenAI's error type for an HTTP status.
+func ErrorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// writeError answers with e and returns its status.
+func writeError(w http.ResponseWriter, e *apiError) int {
+	b, _ := json.Marshal(NewErrorBody(e.status, e.code, e.msg, e.param))
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(e.status)
 	w.Write(b)
+	return e.status
 }
 
 // chatRequest is a client's request: the body as sent, with the fields
@@ -51,35 +102,83 @@ type chatRequest struct {
 	// logprobs and includeUsage are what the client asked for; the proxy
 	// may ask the upstream for more and then hides it.
 	logprobs, includeUsage bool
-	messages               []datasets.Message
-	turns                  []features.Turn
-	meta                   map[string]string
+	// api is the endpoint asked.
+	api *api
+	// messages (chat) or prompt (completions) are what is recorded;
+	// input is what is routed on.
+	messages []datasets.Message
+	prompt   string
+	input    features.Input
+	meta     map[string]string
+	// tools is a request that offers tools: its answer may be tool calls,
+	// which carry no content log-probabilities.
+	tools bool
+	// textBytes is the length of the messages' text, what a cancelled
+	// call's prompt tokens are estimated from.
+	textBytes int
 }
 
-// readRequest reads and decodes a chat completion request. Its errors are
+// readRequest reads and decodes a request to a. Its errors are
 // *apiError.
-func readRequest(r *http.Request, limit int64) (*chatRequest, error) {
+func readRequest(r *http.Request, limit int64, a *api) (*chatRequest, error) {
+	body, err := readBody(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	return parseRequest(body, a)
+}
+
+// readBody reads a request body of at most limit bytes. Its errors are
+// *apiError.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is %d bytes, the limit is %d", r.ContentLength, limit)}
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is %d bytes, the limit is %d (max_request_bytes)", r.ContentLength, limit)}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, &apiError{http.StatusBadRequest, codeInvalidRequest, "read request body: " + err.Error()}
+		// Never err's text: a network error names the connection's
+		// addresses.
+		var ne net.Error
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			return nil, &apiError{status: http.StatusRequestTimeout, code: codeRequestTimeout, msg: "the request body did not arrive within the server's read timeout (limits.read_timeout)"}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "the request body ended before its Content-Length"}
+		}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: "the request body could not be read (the connection broke, or a chunked body is malformed)"}
 	}
 	if int64(len(body)) > limit {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes (max_request_bytes)", limit)}
 	}
-	return parseRequest(body)
+	return body, nil
 }
 
-func parseRequest(body []byte) (*chatRequest, error) {
-	bad := func(format string, args ...any) error {
-		return &apiError{http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf(format, args...)}
+// api is an OpenAI endpoint the proxy routes: they differ in where the
+// prompt is, how log-probabilities are asked for and where the answer's
+// text is (completion reads both shapes).
+type api struct {
+	// path follows a tier's base URL.
+	path string
+	// logprobs is the "logprobs" value that asks for each sampled
+	// token's log-probability.
+	logprobs json.RawMessage
+	// what names the request in errors.
+	what string
+}
+
+var (
+	apiChat        = &api{path: "/chat/completions", logprobs: json.RawMessage("true"), what: "an OpenAI chat completion request"}
+	apiCompletions = &api{path: "/completions", logprobs: json.RawMessage("1"), what: "an OpenAI completion request"}
+)
+
+func parseRequest(body []byte, a *api) (*chatRequest, error) {
+	bad := func(param, format string, args ...any) error {
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf(format, args...), param: param}
 	}
 	if !utf8.Valid(body) {
-		return nil, &apiError{http.StatusBadRequest, codeInvalidUTF8, "request body is not valid UTF-8; send UTF-8 JSON"}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidUTF8, msg: "request body is not valid UTF-8; send UTF-8 JSON"}
 	}
-	req := &chatRequest{body: body}
+	req := &chatRequest{body: body, api: a}
 	var ok bool
 	if json.Valid(body) {
 		req.fields, ok = members(make([]member, 0, 8), body, 0)
@@ -90,7 +189,7 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		if err := json.Unmarshal(body, &v); err != nil {
 			msg += ": " + err.Error()
 		}
-		return nil, &apiError{http.StatusBadRequest, codeInvalidJSON, msg + "; send an OpenAI chat completion request"}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send " + a.what}
 	}
 	field := func(name string, dst any) error {
 		i := last(req.fields, name)
@@ -101,45 +200,175 @@ func parseRequest(body []byte) (*chatRequest, error) {
 		if string(raw) == "null" {
 			return nil
 		}
+		// The scanner reads strings and booleans as encoding/json does,
+		// without its reflection.
+		switch d := dst.(type) {
+		case *string:
+			if v, ok := scanString(raw); ok {
+				*d = v
+				return nil
+			}
+		case *bool:
+			switch string(raw) {
+			case "true", "false":
+				*d = string(raw) == "true"
+				return nil
+			}
+		case *datasets.Meta:
+			sc := jsonscan.New(raw)
+			if m, ok := sc.StringMap(); ok && sc.End() {
+				*d = m
+				return nil
+			}
+		}
 		if err := json.Unmarshal(raw, dst); err != nil {
-			return bad("%s: %v", name, typeError(err))
+			return bad(name, "%s: %v", name, typeError(err))
 		}
 		return nil
 	}
 	var opts struct {
 		IncludeUsage bool `json:"include_usage"`
 	}
-	var msgs []struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
 	for _, f := range []struct {
 		name string
 		dst  any
-	}{{"model", &req.model}, {"stream", &req.stream}, {"logprobs", &req.logprobs},
-		{"stream_options", &opts}, {"messages", &msgs}, {"metadata", &req.meta}} {
+	}{{"model", &req.model}, {"stream", &req.stream}, {"stream_options", &opts}, {"metadata", (*datasets.Meta)(&req.meta)}} {
 		if err := field(f.name, f.dst); err != nil {
 			return nil, err
 		}
 	}
 	req.includeUsage = opts.IncludeUsage
+	var err error
+	if a == apiCompletions {
+		err = req.parseCompletion(field, bad)
+	} else {
+		err = req.parseChat(field, bad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	req.input.Meta = req.meta
+	return req, nil
+}
+
+// parseChat reads a chat completion's messages, logprobs and tools.
+func (req *chatRequest) parseChat(field func(string, any) error, bad func(string, string, ...any) error) error {
+	if err := req.parseChatRest(field, bad); err != nil {
+		return err
+	}
+	if req.fastMessages() {
+		return nil
+	}
+	var msgs []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := field("messages", &msgs); err != nil {
+		return err
+	}
 	if len(msgs) == 0 {
-		return nil, bad("messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+		return bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
 	req.messages = make([]datasets.Message, len(msgs))
-	req.turns = make([]features.Turn, len(msgs))
+	turns := make([]features.Turn, len(msgs))
 	for i, m := range msgs {
 		if m.Role == "" {
-			return nil, bad("messages[%d].role is empty", i)
+			return bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
 		}
 		text, err := openai.ContentText(m.Content)
 		if err != nil {
-			return nil, bad("messages[%d].content: %v", i, err)
+			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
 		req.messages[i] = datasets.Message{Role: m.Role, Content: text}
-		req.turns[i] = features.Turn{Role: m.Role, Content: text}
+		req.textBytes += len(text)
+		turns[i] = features.Turn{Role: m.Role, Content: text}
 	}
-	return req, nil
+	req.input.Messages = turns
+	return nil
+}
+
+// fastMessages reads messages of the usual shape, [{"role": string,
+// "content": string}, ...] with non-empty roles, with the scanner;
+// false leaves anything else (content parts, tool calls, errors) to
+// parseChat's encoding/json path.
+func (req *chatRequest) fastMessages() bool {
+	i := last(req.fields, "messages")
+	if i < 0 {
+		return false
+	}
+	sc := jsonscan.New(req.body[req.fields[i].val:req.fields[i].end])
+	msgs, ok := jsonscan.Messages[datasets.Message](&sc)
+	if !ok || !sc.End() || len(msgs) == 0 {
+		return false
+	}
+	turns := make([]features.Turn, len(msgs))
+	n := 0
+	for i, m := range msgs {
+		if m.Role == "" {
+			return false
+		}
+		n += len(m.Content)
+		turns[i] = features.Turn{Role: m.Role, Content: m.Content}
+	}
+	req.messages, req.input.Messages, req.textBytes = msgs, turns, n
+	return true
+}
+
+// parseChatRest reads a chat completion's logprobs, top_logprobs and
+// tools.
+func (req *chatRequest) parseChatRest(field func(string, any) error, bad func(string, string, ...any) error) error {
+	var topLogprobs *int
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{{"logprobs", &req.logprobs}, {"top_logprobs", &topLogprobs}} {
+		if err := field(f.name, f.dst); err != nil {
+			return err
+		}
+	}
+	if i := last(req.fields, "tools"); i >= 0 {
+		var tools []json.RawMessage
+		if err := field("tools", &tools); err != nil {
+			return err
+		}
+		req.tools = len(tools) > 0
+	}
+	if topLogprobs != nil && !req.logprobs {
+		// OpenAI refuses it; the proxy refuses it on every route alike
+		// rather than let a speculation's own logprobs make it pass.
+		return bad("top_logprobs", "top_logprobs needs \"logprobs\": true")
+	}
+	return nil
+}
+
+// parseCompletion reads a (legacy) completion's prompt and logprobs: a
+// string, or strings joined with newlines for the router. Token ids
+// cannot be routed on.
+func (req *chatRequest) parseCompletion(field func(string, any) error, bad func(string, string, ...any) error) error {
+	var lp *int
+	var prompt json.RawMessage
+	if err := field("logprobs", &lp); err != nil {
+		return err
+	}
+	if err := field("prompt", &prompt); err != nil {
+		return err
+	}
+	req.logprobs = lp != nil
+	var one string
+	var many []string
+	switch {
+	case len(prompt) == 0:
+		return bad("prompt", "prompt is missing; send the text to complete")
+	case json.Unmarshal(prompt, &one) == nil:
+	case json.Unmarshal(prompt, &many) == nil && len(many) > 0:
+		one = strings.Join(many, "\n")
+	default:
+		return bad("prompt", "prompt is not a string or an array of strings; token ids cannot be routed, send text")
+	}
+	req.prompt = one
+	req.textBytes = len(one)
+	req.input.Prompt = one
+	return nil
 }
 
 func typeError(err error) string {
@@ -191,7 +420,7 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 			put([]byte(`"model":`), m)
 			sawModel = true
 		case addLogprobs && f.is("logprobs"):
-			put([]byte(`"logprobs":`), jsonTrue)
+			put([]byte(`"logprobs":`), req.api.logprobs)
 			sawLogprobs = true
 		case addUsage && f.is("stream_options"):
 			put([]byte(`"stream_options":`), opts)
@@ -204,7 +433,7 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 		put([]byte(`"model":`), m)
 	}
 	if addLogprobs && !sawLogprobs {
-		put([]byte(`"logprobs":`), jsonTrue)
+		put([]byte(`"logprobs":`), req.api.logprobs)
 	}
 	if addUsage && !sawOpts {
 		put([]byte(`"stream_options":`), opts)

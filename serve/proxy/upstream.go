@@ -4,21 +4,30 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/triage-router/triage/datasets/jsonscan"
 )
 
 // tier is a configured upstream with what the proxy learns about it.
 type tier struct {
-	name     string // TierFast or TierStrong
-	url      string
+	name     string   // TierFast or TierStrong
+	base     string   // the base URL without a trailing slash
+	auth     []string // the Authorization header's value, or nil
+	modelHdr []string // model as an X-Triage-Model value
 	model    string
 	apiKey   string
 	timeout  time.Duration
@@ -28,19 +37,28 @@ type tier struct {
 	m        *tierMetrics
 
 	// Running means of completed calls, the basis of a cancelled call's
-	// pro-rata cost (its own full latency and cost are never known).
+	// pro-rata cost (its own usage and full latency are never known):
+	// latency and output tokens, which do not depend much on the prompt,
+	// and prompt tokens per byte of request text, to estimate a call's
+	// own prompt tokens from its request.
 	mu        sync.Mutex
 	n         int
 	meanLatMS float64
-	meanCost  float64
+	meanOut   float64
+	meanInTok float64 // prompt tokens, for tokens per byte
+	meanBytes float64 // request text bytes, likewise
 }
 
 // meanWindow caps the running means' sample count, so they follow a
 // drifting upstream (an exponential average over about this many calls).
 const meanWindow = 1000
 
+// defaultTokensPerByte estimates prompt tokens before a tier has reported
+// any: about 4 bytes of English per token for OpenAI's tokenizers.
+const defaultTokensPerByte = 0.25
+
 func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier, error) {
-	t := &tier{name: name, url: endpoint(c.BaseURL), model: c.Model, timeout: c.Timeout,
+	t := &tier{name: name, base: strings.TrimRight(c.BaseURL, "/"), model: c.Model, timeout: c.Timeout,
 		priceIn: c.PriceInPer1K / 1000, priceOut: c.PriceOutPer1K / 1000, recordAs: c.RecordAs, m: m.forTier(name)}
 	if t.timeout == 0 {
 		t.timeout = DefaultTimeout
@@ -50,7 +68,9 @@ func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier
 		if t.apiKey == "" {
 			return nil, fmt.Errorf("tiers.%s.api_key_env names %s, which is not set; export it or remove api_key_env for an upstream without keys", name, c.APIKeyEnv)
 		}
+		t.auth = []string{"Bearer " + t.apiKey}
 	}
+	t.modelHdr = []string{t.model}
 	return t, nil
 }
 
@@ -59,28 +79,40 @@ func (t *tier) cost(u *usage) float64 {
 	return float64(u.PromptTokens)*t.priceIn + float64(u.CompletionTokens)*t.priceOut
 }
 
-// observe adds a completed call to the running means.
-func (t *tier) observe(latMS, cost float64) {
+// observe adds a completed call to the running means: its latency, its
+// usage and the size of its request's text.
+func (t *tier) observe(latMS float64, u *usage, textBytes int) {
 	t.mu.Lock()
 	t.n = min(t.n+1, meanWindow)
-	t.meanLatMS += (latMS - t.meanLatMS) / float64(t.n)
-	t.meanCost += (cost - t.meanCost) / float64(t.n)
+	w := 1 / float64(t.n)
+	t.meanLatMS += (latMS - t.meanLatMS) * w
+	t.meanOut += (float64(u.CompletionTokens) - t.meanOut) * w
+	t.meanInTok += (float64(u.PromptTokens) - t.meanInTok) * w
+	t.meanBytes += (float64(textBytes) - t.meanBytes) * w
 	t.mu.Unlock()
 }
 
-// proRata is the cost of a call cancelled after ranMS: the tier's mean
-// cost times the share of its mean latency the call ran, at most the
-// whole. ok is false before any call of the tier completed.
-func (t *tier) proRata(ranMS float64) (float64, bool) {
+// proRata is the cost of a call cancelled after ranMS whose request has
+// textBytes of text: its own prompt tokens (estimated from textBytes at
+// the tier's tokens per byte) and the tier's mean output tokens, at the
+// tier's prices, times the share of the tier's mean latency the call
+// ran, at most the whole. A large prompt thus costs its own cancellation
+// more and no other's. ok is false before any call of the tier completed.
+func (t *tier) proRata(ranMS float64, textBytes int) (float64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.n == 0 {
 		return 0, false
 	}
-	if t.meanLatMS <= 0 || ranMS >= t.meanLatMS {
-		return t.meanCost, true
+	perByte := defaultTokensPerByte
+	if t.meanBytes > 0 {
+		perByte = t.meanInTok / t.meanBytes
 	}
-	return t.meanCost * ranMS / t.meanLatMS, true
+	full := float64(textBytes)*perByte*t.priceIn + t.meanOut*t.priceOut
+	if t.meanLatMS <= 0 || ranMS >= t.meanLatMS {
+		return full, true
+	}
+	return full * ranMS / t.meanLatMS, true
 }
 
 // usage is an answer's token usage.
@@ -94,6 +126,7 @@ type usage struct {
 // on those channels first. A stream's events are shared under mu.
 type call struct {
 	t      *tier
+	path   string // the endpoint, after the tier's base URL
 	stream bool
 	// stripLogprobs and stripUsage hide what the proxy asked for and the
 	// client did not.
@@ -108,6 +141,7 @@ type call struct {
 	readyOnce   sync.Once
 
 	status      int
+	header      http.Header // the upstream's response headers
 	contentType string
 	body        []byte // a plain answer (rewritten if needed) or an error body
 	err         error
@@ -120,14 +154,15 @@ type call struct {
 	mu       sync.Mutex
 	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
 	hasData  bool
+	sawDone  bool // the stream's "data: [DONE]" arrived
 	finished bool
 	notify   chan struct{}
 }
 
 // start sends body to t in a new goroutine. The call ends at ctx's end,
 // on the tier's timeout, or when cancelled.
-func (h *Handler) startCall(ctx context.Context, t *tier, body []byte, stream, stripLogprobs, stripUsage bool) *call {
-	c := &call{t: t, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
+func (h *Handler) startCall(ctx context.Context, t *tier, path string, body []byte, stream, stripLogprobs, stripUsage bool) *call {
+	c := &call{t: t, path: path, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
 		maxBytes: h.cfg.MaxResponseBytes, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go h.run(c, body)
@@ -153,6 +188,18 @@ func (c *call) ok() bool { return c.err == nil && c.status >= 200 && c.status < 
 // request with a 4xx: the client's mistake, passed through.
 func (c *call) clientError() bool { return c.err == nil && c.status >= 400 && c.status < 500 }
 
+// fallbackable reports, once done or failed, whether another tier may
+// answer in c's place: c failed (connection, timeout, broken before its
+// first data), answered 5xx, or answered 429 and on429 says so. Other
+// 4xx are the client's mistake, which another tier would repeat.
+func (c *call) fallbackable(on429 bool) bool {
+	<-c.done
+	if c.err != nil || c.status >= 500 {
+		return true
+	}
+	return on429 && c.status == http.StatusTooManyRequests
+}
+
 // usable reports, once ready, whether a stream can be relayed: it
 // answered 200 and sent data (or ended well).
 func (c *call) usable() bool {
@@ -170,12 +217,37 @@ func (c *call) describe() string {
 	case errors.Is(c.err, errTimeout):
 		return fmt.Sprintf("%s tier (%s) timed out after %v", c.t.name, c.t.model, c.t.timeout)
 	case c.err != nil:
-		return fmt.Sprintf("%s tier (%s): %v", c.t.name, c.t.model, c.err)
+		return fmt.Sprintf("%s tier (%s): %s", c.t.name, c.t.model, errText(c.err))
 	case !c.ok():
 		msg := upstreamMessage(c.body)
 		return fmt.Sprintf("%s tier (%s) answered %d%s", c.t.name, c.t.model, c.status, msg)
 	}
 	return fmt.Sprintf("%s tier (%s) answered", c.t.name, c.t.model)
+}
+
+// errText says what went wrong with a call in words a client may read:
+// never the transport's own message, which names the upstream's address
+// ("dial tcp 10.0.0.7:8000: ...") and may hold a URL with credentials.
+// The whole error goes to the log.
+func errText(err error) string {
+	var dns *net.DNSError
+	var tlsErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, errTimeout), errors.Is(err, errTooLarge), errors.Is(err, errStreamCut):
+		return err.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the connection closed before the answer was whole"
+	case errors.As(err, &dns):
+		return "the upstream's host name did not resolve"
+	case errors.As(err, &tlsErr), errors.As(err, &recErr):
+		return "TLS with the upstream failed"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	}
+	return "the connection to the upstream failed"
 }
 
 // upstreamMessage is ": <message>" from an OpenAI-style error body, if any.
@@ -224,27 +296,32 @@ func (h *Handler) run(c *call, body []byte) {
 	// chunk) does not come within the tier's timeout.
 	timer := time.AfterFunc(c.t.timeout, func() { c.timedOut.Store(true); c.cancel() })
 	defer timer.Stop()
-	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.base+c.path, bytes.NewReader(body))
 	if err != nil {
 		c.err = err
 		return
 	}
-	req.Header.Set("Content-Type", "application/json")
+	// Shared value slices: net/http only reads them.
+	req.Header["Content-Type"] = hdrJSON
 	if c.stream {
-		req.Header.Set("Accept", "text/event-stream")
+		req.Header["Accept"] = hdrSSE
 	} else {
-		req.Header.Set("Accept", "application/json")
+		req.Header["Accept"] = hdrJSON
 	}
-	if c.t.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.t.apiKey)
+	if c.t.auth != nil {
+		req.Header["Authorization"] = c.t.auth
 	}
-	resp, err := h.client.Do(req)
+	// The transport itself, as httputil.ReverseProxy does: an
+	// http.Client would copy the headers for redirects the proxy never
+	// follows.
+	resp, err := h.rt.RoundTrip(req)
 	if err != nil {
 		c.err = cleanErr(err)
 		return
 	}
 	defer resp.Body.Close()
 	c.status = resp.StatusCode
+	c.header = resp.Header
 	c.contentType = resp.Header.Get("Content-Type")
 	if !c.stream || resp.StatusCode != http.StatusOK || !strings.HasPrefix(c.contentType, "text/event-stream") {
 		c.body, c.err = readLimited(resp.Body, resp.ContentLength, c.maxBytes)
@@ -256,19 +333,30 @@ func (h *Handler) run(c *call, body []byte) {
 	c.err = c.readEvents(resp.Body, timer)
 }
 
+// Header values used on every request, shared (net/http does not change
+// a header's value slice).
+var (
+	hdrJSON = []string{"application/json"}
+	hdrSSE  = []string{"text/event-stream"}
+)
+
 var (
 	errTimeout  = errors.New("timed out")
 	errTooLarge = errors.New("answer is over max_response_bytes")
+	// errStreamCut is a stream that ended without its "data: [DONE]":
+	// the upstream closed the connection mid-answer. OpenAI, vLLM,
+	// Ollama and the llama.cpp server all end a whole stream with it.
+	errStreamCut = errors.New("the stream ended before data: [DONE]")
 )
 
-// cleanErr drops the URL from a transport error: it says nothing the
-// tier's name does not, and a base URL may carry credentials.
+// cleanErr drops the URL from a client's error (*url.Error): it says
+// nothing the tier's name does not, and a base URL may carry
+// credentials. The rest (the address) stays, for the log; clients are
+// told errText.
 func cleanErr(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
 	}
 	return err
 }
@@ -296,21 +384,278 @@ func readLimited(r io.Reader, size, limit int64) ([]byte, error) {
 
 // completion is the part of an answer (or a stream chunk) the proxy reads.
 type completion struct {
-	Choices []struct {
-		Index   int `json:"index"`
-		Message struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-		Delta struct {
-			Content *string `json:"content"`
-		} `json:"delta"`
-		Logprobs *struct {
-			Content []struct {
+	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage"`
+}
+
+type choice struct {
+	Index   int `json:"index"`
+	Message struct {
+		Content *string `json:"content"`
+	} `json:"message"`
+	Delta struct {
+		Content *string `json:"content"`
+	} `json:"delta"`
+	// Text is a (legacy) completion's answer, whole or a chunk.
+	Text     *string         `json:"text"`
+	Logprobs *choiceLogprobs `json:"logprobs"`
+}
+
+type choiceLogprobs struct {
+	Content []struct {
+		Logprob float64 `json:"logprob"`
+	} `json:"content"`
+	// TokenLogprobs are a completion's.
+	TokenLogprobs []float64 `json:"token_logprobs"`
+}
+
+// decodeCompletion reads an answer or chunk into a. The usual shape (the
+// choices' index, content or text, and usage) is read with the scanner,
+// without encoding/json's reflection, which was a tenth of a proxied
+// request's CPU; anything else, and log-probabilities, go to
+// encoding/json. ok is false when b is not a JSON object of that shape.
+func decodeCompletion(b []byte, a *completion) bool {
+	if !json.Valid(b) {
+		return false
+	}
+	if decodeCompletionFast(b, a) {
+		return true
+	}
+	*a = completion{}
+	return json.Unmarshal(b, a) == nil
+}
+
+func decodeCompletionFast(b []byte, a *completion) bool {
+	var buf [12]member
+	top, ok := members(buf[:0], b, 0)
+	if !ok {
+		return false
+	}
+	for i := range top {
+		m := &top[i]
+		raw := b[m.val:m.end]
+		switch {
+		case shadowed(top, i):
+			// encoding/json merges a repeated object into the first.
+			if foldsTo(m, "usage", "choices") || m.is("usage") || m.is("choices") {
+				return false
+			}
+		case foldsTo(m, "usage", "choices"):
+			// encoding/json matches keys case-insensitively.
+			return false
+		case m.is("usage"):
+			if string(raw) == "null" {
+				continue
+			}
+			var u usage
+			if !readUsage(raw, &u) {
+				return false
+			}
+			a.Usage = &u
+		case m.is("choices"):
+			if !readChoices(raw, a) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readChoices reads an array of choices.
+func readChoices(b []byte, a *completion) bool {
+	var cb [12]member
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	a.Choices = []choice{} // as encoding/json: empty, not nil
+	for i = skipWS(b, i+1); i < len(b) && b[i] != ']'; {
+		ms, ok := members(cb[:0], b, i)
+		end := valueEnd(b, i)
+		if !ok || end < 0 {
+			return false
+		}
+		var ch choice
+		if !readChoice(b, ms, &ch) {
+			return false
+		}
+		a.Choices = append(a.Choices, ch)
+		if i = skipWS(b, end); i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return i < len(b)
+}
+
+// readChoice reads one choice's members; false for a shape it does not
+// know (the caller then uses encoding/json).
+func readChoice(b []byte, ms []member, ch *choice) bool {
+	var sub [8]member
+	for i := range ms {
+		m := &ms[i]
+		raw := b[m.val:m.end]
+		if shadowed(ms, i) {
+			return false
+		}
+		if string(raw) == "null" {
+			continue
+		}
+		switch {
+		case foldsTo(m, "index", "text", "message", "delta", "logprobs"):
+			return false
+		case m.is("index"):
+			n, err := strconv.Atoi(string(raw))
+			if err != nil {
+				return false
+			}
+			ch.Index = n
+		case m.is("text"):
+			v, ok := scanString(raw)
+			if !ok {
+				return false
+			}
+			ch.Text = &v
+		case m.is("message"), m.is("delta"):
+			inner, ok := members(sub[:0], raw, 0)
+			if !ok {
+				return false
+			}
+			for j := range inner {
+				if foldsTo(&inner[j], "content") {
+					return false
+				}
+				if !inner[j].is("content") {
+					continue
+				}
+				if shadowed(inner, j) {
+					return false
+				}
+				cr := raw[inner[j].val:inner[j].end]
+				if string(cr) == "null" {
+					continue
+				}
+				v, ok := scanString(cr)
+				if !ok {
+					return false
+				}
+				if m.is("message") {
+					ch.Message.Content = &v
+				} else {
+					ch.Delta.Content = &v
+				}
+			}
+		case m.is("logprobs"):
+			var lp choiceLogprobs
+			if !readLogprobs(raw, &lp) && json.Unmarshal(raw, &lp) != nil {
+				return false
+			}
+			ch.Logprobs = &lp
+		}
+	}
+	return true
+}
+
+// readLogprobs reads a chat choice's logprobs, {"content": [{"token",
+// "logprob", "bytes", "top_logprobs"}, ...]}, the numbers only; false
+// for any other shape (a completion's token_logprobs too), which
+// encoding/json then reads.
+func readLogprobs(b []byte, lp *choiceLogprobs) bool {
+	var buf, tb [8]member
+	ms, ok := members(buf[:0], b, 0)
+	if !ok || len(ms) != 1 || !ms[0].is("content") {
+		return false
+	}
+	arr := b[ms[0].val:ms[0].end]
+	i := skipWS(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return false
+	}
+	lp.Content = lp.Content[:0]
+	for i = skipWS(arr, i+1); i < len(arr) && arr[i] != ']'; {
+		tok, ok := members(tb[:0], arr, i)
+		end := valueEnd(arr, i)
+		if !ok || end < 0 {
+			return false
+		}
+		n := 0
+		for j := range tok {
+			if foldsTo(&tok[j], "logprob") {
+				return false
+			}
+			if !tok[j].is("logprob") {
+				continue
+			}
+			v, err := strconv.ParseFloat(string(arr[tok[j].val:tok[j].end]), 64)
+			if err != nil {
+				return false
+			}
+			lp.Content = append(lp.Content, struct {
 				Logprob float64 `json:"logprob"`
-			} `json:"content"`
-		} `json:"logprobs"`
-	} `json:"choices"`
-	Usage *usage `json:"usage"`
+			}{v})
+			n++
+		}
+		if n != 1 {
+			return false
+		}
+		if i = skipWS(arr, end); i < len(arr) && arr[i] == ',' {
+			i = skipWS(arr, i+1)
+		}
+	}
+	if lp.Content == nil {
+		lp.Content = []struct {
+			Logprob float64 `json:"logprob"`
+		}{}
+	}
+	return i < len(arr)
+}
+
+// readUsage reads prompt_tokens and completion_tokens of a usage object.
+func readUsage(b []byte, u *usage) bool {
+	var buf [8]member
+	ms, ok := members(buf[:0], b, 0)
+	if !ok {
+		return false
+	}
+	for i := range ms {
+		var dst *int
+		switch {
+		case foldsTo(&ms[i], "prompt_tokens", "completion_tokens"):
+			return false
+		case ms[i].is("prompt_tokens"):
+			dst = &u.PromptTokens
+		case ms[i].is("completion_tokens"):
+			dst = &u.CompletionTokens
+		default:
+			continue
+		}
+		if shadowed(ms, i) {
+			return false
+		}
+		n, err := strconv.Atoi(string(b[ms[i].val:ms[i].end]))
+		if err != nil {
+			return false
+		}
+		*dst = n
+	}
+	return true
+}
+
+// foldsTo reports whether m's key is one of names but for case, which
+// encoding/json would match and the fast path does not.
+func foldsTo(m *member, names ...string) bool {
+	for _, n := range names {
+		if !m.is(n) && strings.EqualFold(string(m.key), n) {
+			return true
+		}
+	}
+	return false
+}
+
+// scanString decodes a JSON string exactly as encoding/json does.
+func scanString(raw []byte) (string, bool) {
+	sc := jsonscan.New(raw)
+	v, ok := sc.Str()
+	return v, ok && sc.End()
 }
 
 // take adds a decoded answer or chunk's text, log-probabilities and usage.
@@ -325,9 +670,16 @@ func (c *call) take(a *completion) {
 		if ch.Delta.Content != nil {
 			c.text.WriteString(*ch.Delta.Content)
 		}
+		if ch.Text != nil {
+			c.text.WriteString(*ch.Text)
+		}
 		if ch.Logprobs != nil {
 			for _, l := range ch.Logprobs.Content {
 				c.lpSum += l.Logprob
+				c.lpN++
+			}
+			for _, l := range ch.Logprobs.TokenLogprobs {
+				c.lpSum += l
 				c.lpN++
 			}
 		}
@@ -342,7 +694,7 @@ func (c *call) take(a *completion) {
 // still passed on; only its usage and confidence are then unknown.
 func (c *call) parseAnswer() {
 	var a completion
-	if json.Unmarshal(c.body, &a) != nil {
+	if !decodeCompletion(c.body, &a) {
 		return
 	}
 	c.take(&a)
@@ -449,6 +801,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				c.addEvent(ev, data)
 			}
 			if errors.Is(err, io.EOF) {
+				if !c.sawDone {
+					return errStreamCut
+				}
 				return nil
 			}
 			return cleanErr(err)
@@ -462,7 +817,7 @@ func (c *call) addEvent(raw, data []byte) {
 	isData := len(data) > 0
 	if isData && string(data) != "[DONE]" {
 		var a completion
-		if json.Unmarshal(data, &a) == nil {
+		if decodeCompletion(data, &a) {
 			c.take(&a)
 			switch {
 			case c.stripUsage && len(a.Choices) == 0 && a.Usage != nil:
@@ -477,6 +832,9 @@ func (c *call) addEvent(raw, data []byte) {
 	c.events = append(c.events, out)
 	if isData {
 		c.hasData = true
+		if string(data) == "[DONE]" {
+			c.sawDone = true
+		}
 	}
 	c.mu.Unlock()
 	if isData {

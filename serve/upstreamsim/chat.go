@@ -41,6 +41,57 @@ type completion struct {
 	Model   string   `json:"model"`
 	Choices []choice `json:"choices"`
 	Usage   *usage   `json:"usage,omitempty"`
+	// textLo and textHi are a chunk's tokens, for a text completion.
+	textLo, textHi int
+}
+
+// textChoice and textLogprobs are a (legacy) completion's.
+type textChoice struct {
+	Text         string        `json:"text"`
+	Index        int           `json:"index"`
+	Logprobs     *textLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
+}
+
+type textLogprobs struct {
+	Tokens        []string   `json:"tokens"`
+	TokenLogprobs []float64  `json:"token_logprobs"`
+	TopLogprobs   []struct{} `json:"top_logprobs"`
+	TextOffset    []int      `json:"text_offset"`
+}
+
+// marshalText is a text completion (or chunk) of a's tokens lo:hi; a
+// usage-only chunk has no choices.
+func (s *Server) marshalText(a *answer, lo, hi int, withLogprobs bool, finish *string, u *usage, object string) []byte {
+	v := struct {
+		ID      string       `json:"id"`
+		Object  string       `json:"object"`
+		Created int64        `json:"created"`
+		Model   string       `json:"model"`
+		Choices []textChoice `json:"choices"`
+		Usage   *usage       `json:"usage,omitempty"`
+	}{ID: a.id, Object: object, Created: a.created, Model: s.opts.Model, Choices: []textChoice{}, Usage: u}
+	if u == nil || finish != nil {
+		ch := textChoice{Text: strings.Join(a.tokens[lo:hi], ""), FinishReason: finish}
+		if withLogprobs {
+			lp := &textLogprobs{Tokens: a.tokens[lo:hi], TokenLogprobs: a.logprobs[lo:hi], TopLogprobs: []struct{}{}}
+			off := 0
+			for _, t := range a.tokens[:lo] {
+				off += len(t)
+			}
+			for _, t := range a.tokens[lo:hi] {
+				lp.TextOffset = append(lp.TextOffset, off)
+				off += len(t)
+			}
+			ch.Logprobs = lp
+		}
+		v.Choices = append(v.Choices, ch)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("upstreamsim: marshal text completion: " + err.Error())
+	}
+	return b
 }
 
 type choice struct {
@@ -99,9 +150,45 @@ type answer struct {
 	usage    usage
 	id       string
 	created  int64
+	// text answers a (legacy) completion: choices[].text.
+	text bool
 }
 
-func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) { s.handle(w, r, false) }
+
+// handleCompletions answers POST /v1/completions (the legacy text API):
+// the prompt is looked up like a chat's last user message, and the
+// answer is in choices[].text with logprobs.token_logprobs.
+func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) { s.handle(w, r, true) }
+
+// completionRequest is the part of a (legacy) completion request read.
+type completionRequest struct {
+	Prompt        json.RawMessage `json:"prompt"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Logprobs  *int `json:"logprobs"`
+	MaxTokens *int `json:"max_tokens"`
+}
+
+// asChat is the completion request as a chat request with one user
+// message holding the prompt (strings of an array joined by newlines).
+func (c *completionRequest) asChat() (chatRequest, error) {
+	var one string
+	var many []string
+	if json.Unmarshal(c.Prompt, &one) != nil {
+		if json.Unmarshal(c.Prompt, &many) != nil {
+			return chatRequest{}, errors.New("prompt is not a string or an array of strings")
+		}
+		one = strings.Join(many, "\n")
+	}
+	content, _ := json.Marshal(one)
+	return chatRequest{Messages: []chatMessage{{Role: "user", Content: content}}, Stream: c.Stream, StreamOptions: c.StreamOptions,
+		Logprobs: c.Logprobs != nil, MaxTokens: c.MaxTokens}, nil
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
 	start := time.Now()
 	s.requests.Add(1)
 	s.inFlight.Add(1)
@@ -118,9 +205,18 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if text {
+		var cr completionRequest
+		err = json.Unmarshal(body, &cr)
+		if err == nil {
+			req, err = cr.asChat()
+		}
+	} else {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil {
 		s.failed.Add(1)
-		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "request body is not a chat completion request: "+err.Error())
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "request body is not a completion request: "+err.Error())
 		return
 	}
 	if len(req.Messages) == 0 {
@@ -151,11 +247,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			lastUser = t
 		}
 	}
+	var fault *Fault
 	if s.opts.Fault != nil {
-		if f := s.opts.Fault(lastUser); f != nil {
+		fault = s.opts.Fault(lastUser)
+		if f := fault; f != nil {
 			if f.Delay > 0 && !sleepCtx(r.Context(), f.Delay) {
 				s.cancelledAfter(nil, start)
 				return
+			}
+			for k, v := range f.Header {
+				w.Header()[k] = v
 			}
 			if f.Status != 0 {
 				s.failed.Add(1)
@@ -173,8 +274,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		e = s.def
 		s.unknown.Add(1)
 	}
-	a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop",
+	a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop", text: text,
 		id: "chatcmpl-sim-" + strconv.FormatUint(s.seq.Add(1), 10), created: s.now().Unix()}
+	if text {
+		a.id = "cmpl-sim-" + strconv.FormatUint(s.seq.Load(), 10)
+	}
 	if maxTok != nil && *maxTok < len(a.tokens) {
 		a.tokens, a.logprobs, a.finish = a.tokens[:*maxTok], a.logprobs[:*maxTok], "length"
 	}
@@ -191,9 +295,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	a.usage.TotalTokens = a.usage.PromptTokens + a.usage.CompletionTokens
 	wait := s.wait(e, key)
+	// OpenAI sends a request id with every answer; clients show it.
+	w.Header().Set("X-Request-Id", "req_"+a.id)
 	var ok bool
 	if req.Stream {
-		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		cut := fault != nil && fault.CutStream
+		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, cut)
 	} else {
 		ok = s.complete(w, r.Context(), a, wait, req.Logprobs)
 	}
@@ -235,7 +342,12 @@ func (s *Server) complete(w http.ResponseWriter, ctx context.Context, a *answer,
 	if !sleepCtx(ctx, wait) {
 		return false
 	}
-	b := s.appendCompletion(make([]byte, 0, 512), a, withLogprobs)
+	var b []byte
+	if a.text {
+		b = s.marshalText(a, 0, len(a.tokens), withLogprobs, &a.finish, &a.usage, "text_completion")
+	} else {
+		b = s.appendCompletion(make([]byte, 0, 512), a, withLogprobs)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if _, err := w.Write(b); err != nil {
@@ -312,7 +424,10 @@ func (e *entry) choicesJSON(withLogprobs bool) []byte {
 // stream writes the answer as server-sent events: the first content after
 // StreamTTFTShare of wait, the rest spread so the last lands at wait. It
 // returns false when the client went away first.
-func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage bool) bool {
+// With cut it stops midway, at the wait for content chunk k/2 (the first
+// of a one-chunk answer), and aborts the connection
+// (http.ErrAbortHandler): the client sees the body end early.
+func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage, cut bool) bool {
 	start := time.Now()
 	rc := http.NewResponseController(w)
 	k := min(s.opts.StreamChunks, len(a.tokens))
@@ -325,19 +440,37 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	chunk := completion{ID: a.id, Object: "chat.completion.chunk", Created: a.created, Model: s.opts.Model}
-	send := func(c *completion) bool {
-		b, err := json.Marshal(c)
-		if err != nil {
-			panic("upstreamsim: marshal chunk: " + err.Error())
-		}
+	write := func(b []byte) bool {
 		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
 			return false
 		}
 		return rc.Flush() == nil && ctx.Err() == nil
 	}
-	chunk.Choices = []choice{{Delta: &delta{Role: "assistant"}}}
-	if !send(&chunk) {
-		return false
+	send := func(c *completion) bool {
+		b, err := json.Marshal(c)
+		if err != nil {
+			panic("upstreamsim: marshal chunk: " + err.Error())
+		}
+		return write(b)
+	}
+	if a.text {
+		// A text completion's chunks: no role chunk, text in choices.
+		send = func(c *completion) bool {
+			if c.Usage != nil {
+				return write(s.marshalText(a, 0, 0, false, nil, c.Usage, "text_completion"))
+			}
+			ch := c.Choices[0]
+			lo, hi := 0, 0
+			if ch.Delta != nil && ch.Delta.Content != "" {
+				lo, hi = c.textLo, c.textHi
+			}
+			return write(s.marshalText(a, lo, hi, ch.Logprobs != nil, ch.FinishReason, nil, "text_completion"))
+		}
+	} else {
+		chunk.Choices = []choice{{Delta: &delta{Role: "assistant"}}}
+		if !send(&chunk) {
+			return false
+		}
 	}
 	for j := 0; j < k; j++ {
 		lo, hi := j*len(a.tokens)/k, (j+1)*len(a.tokens)/k
@@ -351,7 +484,14 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 		if withLogprobs {
 			ch.Logprobs = tokenLogprobs(a.tokens[lo:hi], a.logprobs[lo:hi])
 		}
+		if cut && j == k/2 {
+			// Midway, after the wait up to this chunk: the client has
+			// had time to relay what came before.
+			s.failed.Add(1)
+			panic(http.ErrAbortHandler)
+		}
 		chunk.Choices = []choice{ch}
+		chunk.textLo, chunk.textHi = lo, hi
 		if !send(&chunk) {
 			return false
 		}

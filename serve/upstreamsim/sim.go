@@ -36,7 +36,7 @@ const (
 	// first content chunk.
 	StreamTTFTShare = 0.3
 	// maxBodyBytes bounds a request body.
-	maxBodyBytes = 8 << 20
+	maxBodyBytes = 32 << 20
 )
 
 // Reply says what a known prompt is answered with.
@@ -72,6 +72,12 @@ type Fault struct {
 	// Delay is waited before anything else, e.g. to make a call outlive
 	// the proxy's timeout.
 	Delay time.Duration
+	// Header is added to the response, e.g. Retry-After on a 429.
+	Header http.Header
+	// CutStream cuts a streamed answer midway (where its middle content
+	// chunk would be): the connection closes with no more chunks and no
+	// [DONE], as when an upstream dies mid-answer.
+	CutStream bool
 }
 
 // Options configures a Server. Model and Records are required.
@@ -223,6 +229,7 @@ func New(opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
+	mux.HandleFunc("POST /v1/completions", s.handleCompletions)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /sim/stats", s.handleStats)
 	s.mux = mux

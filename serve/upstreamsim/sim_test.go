@@ -502,3 +502,69 @@ func TestTokenize(t *testing.T) {
 		}
 	}
 }
+
+func TestTextCompletions(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast", StreamChunks: 2})
+	postText := func(body string) []byte {
+		t.Helper()
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return b
+	}
+	type textAnswer struct {
+		Object  string
+		Choices []struct {
+			Text     string
+			Logprobs *struct {
+				TokenLogprobs []float64 `json:"token_logprobs"`
+			}
+			FinishReason *string `json:"finish_reason"`
+		}
+		Usage *struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	t.Run("a prompt gets its record's answer as text with token logprobs", func(t *testing.T) {
+		var a textAnswer
+		if err := json.Unmarshal(postText(`{"model":"x","prompt":"What is 2+2?","logprobs":1}`), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Object != "text_completion" || a.Choices[0].Text != "The answer is 4." || a.Usage == nil {
+			t.Fatalf("answer %+v", a)
+		}
+		lp := a.Choices[0].Logprobs.TokenLogprobs
+		var sum float64
+		for _, v := range lp {
+			sum += v
+		}
+		if math.Abs(sum/float64(len(lp))-(-0.2)) > 1e-12 {
+			t.Errorf("mean token logprob %v, want -0.2", sum/float64(len(lp)))
+		}
+	})
+	t.Run("a stream sends text chunks, the usage chunk and [DONE]", func(t *testing.T) {
+		b := postText(`{"prompt":["What is 2+2?"],"stream":true,"stream_options":{"include_usage":true}}`)
+		var text string
+		var usage bool
+		events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
+		for _, ev := range events[:len(events)-1] {
+			var a textAnswer
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(ev, "data: ")), &a); err != nil {
+				t.Fatalf("event %q: %v", ev, err)
+			}
+			for _, c := range a.Choices {
+				text += c.Text
+			}
+			usage = usage || a.Usage != nil
+		}
+		if text != "The answer is 4." || !usage || events[len(events)-1] != "data: [DONE]" {
+			t.Errorf("text %q usage %v, last %q", text, usage, events[len(events)-1])
+		}
+	})
+}

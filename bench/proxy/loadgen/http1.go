@@ -35,9 +35,14 @@ var errMalformed = errors.New("malformed HTTP/1.1 response")
 
 // request builds a POST of body to path on host: the bytes of the whole
 // request, written at once.
-func request(host, path string, body []byte) []byte {
+// Each of extra is a "Name: value" header line.
+func request(host, path string, body []byte, extra ...string) []byte {
 	b := make([]byte, 0, len(body)+160)
-	b = fmt.Appendf(b, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: triage-loadgen\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n\r\n", path, host, len(body))
+	b = fmt.Appendf(b, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: triage-loadgen\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n", path, host, len(body))
+	for _, h := range extra {
+		b = append(append(b, h...), "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
 	return append(b, body...)
 }
 

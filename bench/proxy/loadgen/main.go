@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -72,6 +73,9 @@ func run() error {
 	model := flag.String("model", "triage", "the \"model\" field of each body")
 	maxPrompts := flag.Int("max-prompts", 1000, "use at most this many prompts of the log")
 	jsonOut := flag.Bool("json", false, "print the result as JSON")
+	withMeta := flag.Bool("meta", false, "send each record's meta as the request's \"metadata\" (what the router was trained with)")
+	var headers headerList
+	flag.Var(&headers, "H", "a header to send, \"Name: value\" (repeatable)")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
@@ -89,7 +93,7 @@ func run() error {
 	if *dur <= 0 || *dur > 10*time.Minute {
 		return fmt.Errorf("-duration %v, want up to 10m", *dur)
 	}
-	bodies, err := makeBodies(*data, *model, *maxPrompts)
+	bodies, err := makeBodies(*data, *model, *maxPrompts, *withMeta)
 	if err != nil {
 		return err
 	}
@@ -98,7 +102,7 @@ func run() error {
 	}
 	reqs := make([][]byte, len(bodies))
 	for i, b := range bodies {
-		reqs[i] = request(u.Host, u.RequestURI(), b)
+		reqs[i] = request(u.Host, u.RequestURI(), b, headers...)
 	}
 
 	start := time.Now()
@@ -206,6 +210,20 @@ func run() error {
 	return nil
 }
 
+// headerList is the -H flags.
+type headerList []string
+
+func (h *headerList) String() string { return fmt.Sprint(*h) }
+
+func (h *headerList) Set(v string) error {
+	name, _, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(v, "\r\n") {
+		return fmt.Errorf("header %q is not \"Name: value\"", v)
+	}
+	*h = append(*h, v)
+	return nil
+}
+
 // percentile is the nearest-rank p-quantile of sorted, non-empty lat: the
 // smallest value that at least a share p of them do not exceed.
 func percentile(lat []float64, p float64) float64 {
@@ -213,13 +231,15 @@ func percentile(lat []float64, p float64) float64 {
 	return lat[max(0, min(len(lat)-1, i))]
 }
 
-func makeBodies(path, model string, maxN int) ([][]byte, error) {
+func makeBodies(path, model string, maxN int, withMeta bool) ([][]byte, error) {
 	prompts := []string{"What is the capital of France?"}
+	metas := []datasets.Meta{nil}
 	if path != "" {
-		prompts = prompts[:0]
+		prompts, metas = prompts[:0], metas[:0]
 		_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true, AllowMissingScore: true}, func(r datasets.Record) error {
 			if len(prompts) < maxN {
 				prompts = append(prompts, r.Text())
+				metas = append(metas, r.Meta)
 			}
 			return nil
 		})
@@ -232,7 +252,11 @@ func makeBodies(path, model string, maxN int) ([][]byte, error) {
 	}
 	out := make([][]byte, len(prompts))
 	for i, p := range prompts {
-		b, err := json.Marshal(map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": p}}})
+		req := map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": p}}}
+		if withMeta && len(metas[i]) > 0 {
+			req["metadata"] = metas[i]
+		}
+		b, err := json.Marshal(req)
 		if err != nil {
 			return nil, err
 		}

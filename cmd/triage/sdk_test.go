@@ -1,0 +1,334 @@
+package main
+
+// Integration tests with the official OpenAI Go SDK: what an app that
+// only changes its base URL sees when it talks to triage serve's proxy,
+// in front of two upstream sims that inject the faults real upstreams
+// have.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve/upstreamsim"
+)
+
+// sdkKey is the client key the tests' config gives the app "web";
+// sdkTaggedKey is another, whose meta is merged into its requests.
+const (
+	sdkKey       = "sk-triage-web-123"
+	sdkTaggedKey = "sk-triage-tagged-456"
+)
+
+// sdkFaults makes a sim fail on prompts holding "<tier>-500",
+// "<tier>-429" (with Retry-After-Ms: 1 and Retry-After: 1) or
+// "<tier>-cut" (a stream cut midway).
+func sdkFaults(tier string) func(string) *upstreamsim.Fault {
+	return func(p string) *upstreamsim.Fault {
+		switch {
+		case strings.Contains(p, tier+"-500"):
+			return &upstreamsim.Fault{Status: 500, Message: tier + " is down"}
+		case strings.Contains(p, tier+"-429"):
+			return &upstreamsim.Fault{Status: 429, Message: tier + " is rate limited",
+				Header: http.Header{"Retry-After-Ms": {"1"}, "Retry-After": {"1"}, "X-Ratelimit-Remaining-Requests": {"0"}}}
+		case strings.Contains(p, tier+"-cut"):
+			return &upstreamsim.Fault{CutStream: true}
+		}
+		return nil
+	}
+}
+
+// sdkRig is triage serve with the proxy, its sims and its db.
+type sdkRig struct {
+	url, db            string
+	picks              map[string]*datasets.Record
+	fastSim, strongSim *upstreamsim.Server
+	strongRequests     *atomic.Int64
+	stop               func() int
+	stderr             *lockedBuffer
+}
+
+func newSDKRig(t *testing.T) *sdkRig {
+	t.Helper()
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, router := proxyModel(t, dir, recs)
+	r := &sdkRig{picks: pickPrompts(t, recs, router), strongRequests: &atomic.Int64{}}
+	var urls [2]string
+	for i, s := range []struct {
+		tier, model string
+		sim         **upstreamsim.Server
+	}{{"fast", sampleFast, &r.fastSim}, {"strong", sampleStrong, &r.strongSim}} {
+		// Unknown prompts wait 2 s x proxyScale = 100 ms, so a stream
+		// cut midway has reached the client before the cut.
+		sim, err := upstreamsim.New(upstreamsim.Options{Model: s.model, Records: recs, LatencyScale: proxyScale,
+			DefaultLatency: 2 * time.Second, StreamChunks: 4, Fault: sdkFaults(s.tier)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*s.sim = sim
+		var h http.Handler = sim
+		if s.tier == "strong" {
+			h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				r.strongRequests.Add(1)
+				sim.ServeHTTP(w, req)
+			})
+		}
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		urls[i] = ts.URL
+	}
+	cfg := fmt.Sprintf(`tiers:
+  fast: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.001, price_out_per_1k: 0.002}
+  strong: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.01, price_out_per_1k: 0.03}
+aliases: {gpt-4o: triage, gpt-4o-mini: fast}
+client_keys:
+  - {name: web, key: %s}
+  - {name: tagged, key: %s, meta: {app: tagged}}
+`, urls[0], sampleFast, urls[1], sampleStrong, sdkKey, sdkTaggedKey)
+	r.db = filepath.Join(dir, "feedback.db")
+	r.url, r.stderr, r.stop = startServe(t, "--model", model, "--db", r.db, "--config", writeFile(t, dir, "proxy.yaml", cfg), "--addr", "127.0.0.1:0")
+	return r
+}
+
+// client is an SDK client of the proxy with key, no retries unless
+// asked.
+func (r *sdkRig) client(key string, opts ...option.RequestOption) openai.Client {
+	return openai.NewClient(append([]option.RequestOption{option.WithBaseURL(r.url + "/v1"), option.WithAPIKey(key),
+		option.WithMaxRetries(0)}, opts...)...)
+}
+
+// chat is the params of a one-message chat with the record's meta.
+func chat(model, prompt string, meta map[string]string) openai.ChatCompletionNewParams {
+	return openai.ChatCompletionNewParams{Model: model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)}, Metadata: meta}
+}
+
+// apiError is err as the SDK's error for a status, or fails.
+func apiError(t *testing.T, err error) *openai.Error {
+	t.Helper()
+	var e *openai.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v, want an *openai.Error", err)
+	}
+	return e
+}
+
+// exported is what the server recorded, by request id, read from the db
+// after it stopped.
+func (r *sdkRig) exported(t *testing.T) map[string]datasets.Record {
+	t.Helper()
+	if code := r.stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, r.stderr)
+	}
+	st, err := datasets.OpenBoltStore(r.db, datasets.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var buf bytes.Buffer
+	if _, err := st.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]datasets.Record{}
+	rd := datasets.NewReader(&buf, "export", datasets.ReadOptions{AllowMissingScore: true})
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[rec.ID] = rec
+	}
+}
+
+func TestOpenAISDK(t *testing.T) {
+	r := newSDKRig(t)
+	ctx := context.Background()
+	web := r.client(sdkKey)
+	ids := map[string]string{}
+
+	t.Run("client keys: a missing or wrong key is a 401 authentication_error, the right one answers", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			cl   openai.Client
+		}{{"missing", r.client("", option.WithHeaderDel("Authorization"))}, {"wrong", r.client("sk-nope")}} {
+			_, err := c.cl.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello", nil))
+			e := apiError(t, err)
+			if e.StatusCode != 401 || e.Type != "authentication_error" || e.Code != "invalid_api_key" {
+				t.Errorf("%s key: status %d type %q code %q, want 401 authentication_error invalid_api_key", c.name, e.StatusCode, e.Type, e.Code)
+			}
+		}
+		if _, err := web.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello", nil)); err != nil {
+			t.Errorf("right key: %v", err)
+		}
+	})
+
+	t.Run("an alias routes: gpt-4o is answered by the tier the router picks", func(t *testing.T) {
+		var resp *http.Response
+		rec := r.picks["escalate"]
+		got, err := web.Chat.Completions.New(ctx, chat("gpt-4o", rec.Prompt, rec.Meta), option.WithResponseInto(&resp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Model != sampleStrong || resp.Header.Get("X-Triage-Decision") != "escalate" || got.Choices[0].Message.Content == "" {
+			t.Errorf("model %q decision %q content %q, want %s escalate", got.Model, resp.Header.Get("X-Triage-Decision"), got.Choices[0].Message.Content, sampleStrong)
+		}
+	})
+
+	t.Run("x-request-id passes through", func(t *testing.T) {
+		var resp *http.Response
+		tagged := r.client(sdkTaggedKey)
+		if _, err := tagged.Chat.Completions.New(ctx, chat("gpt-4o-mini", "hello", map[string]string{"app": "spoofed", "k": "v"}), option.WithResponseInto(&resp)); err != nil {
+			t.Fatal(err)
+		}
+		if id := resp.Header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_chatcmpl-sim-") {
+			t.Errorf("x-request-id %q, want the upstream's", id)
+		}
+		ids["tagged"] = resp.Header.Get("X-Triage-Request-Id")
+	})
+
+	t.Run("a proxy error has type, code and param in the SDK's error", func(t *testing.T) {
+		_, err := web.Chat.Completions.New(ctx, chat("claude-3", "hello", nil))
+		e := apiError(t, err)
+		if e.StatusCode != 400 || e.Type != "invalid_request_error" || e.Code != "unknown_model" || e.Param != "model" ||
+			!strings.Contains(e.Message, `"gpt-4o"`) {
+			t.Errorf("status %d type %q code %q param %q message %q", e.StatusCode, e.Type, e.Code, e.Param, e.Message)
+		}
+	})
+
+	t.Run("a 429 reaches the SDK with Retry-After, and the SDK backs off by it", func(t *testing.T) {
+		before := r.strongRequests.Load()
+		cl := r.client(sdkKey, option.WithMaxRetries(2))
+		_, err := cl.Chat.Completions.New(ctx, chat("strong", "busy strong-429 fast-429", nil))
+		e := apiError(t, err)
+		if e.StatusCode != 429 || e.Response.Header.Get("Retry-After") != "1" || e.Response.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
+			t.Errorf("status %d headers %v, want 429 with the upstream's Retry-After", e.StatusCode, e.Response.Header)
+		}
+		// The SDK retried twice: three calls reached the strong sim.
+		if n := r.strongRequests.Load() - before; n != 3 {
+			t.Errorf("%d calls reached the strong tier, want 3 (the SDK retries after Retry-After-Ms)", n)
+		}
+	})
+
+	t.Run("a failing strong tier falls back to the fast tier", func(t *testing.T) {
+		var resp *http.Response
+		got, err := web.Chat.Completions.New(ctx, chat("strong", "please strong-500", nil), option.WithResponseInto(&resp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Model != sampleFast || resp.Header.Get("X-Triage-Decision") != "escalate+fallback" {
+			t.Errorf("model %q decision %q, want %s escalate+fallback", got.Model, resp.Header.Get("X-Triage-Decision"), sampleFast)
+		}
+		ids["fallback"] = resp.Header.Get("X-Triage-Request-Id")
+	})
+
+	t.Run("a stream the upstream cuts midway is an error in the SDK", func(t *testing.T) {
+		stream := web.Chat.Completions.NewStreaming(ctx, chat("gpt-4o-mini", "a long answer fast-cut", nil))
+		var text string
+		for stream.Next() {
+			if ch := stream.Current().Choices; len(ch) > 0 {
+				text += ch[0].Delta.Content
+			}
+		}
+		if stream.Err() == nil {
+			t.Errorf("the stream ended without an error after %q", text)
+		}
+		stream.Close()
+		// A whole stream still works.
+		stream = web.Chat.Completions.NewStreaming(ctx, chat("gpt-4o-mini", "hello", nil))
+		text = ""
+		for stream.Next() {
+			if ch := stream.Current().Choices; len(ch) > 0 {
+				text += ch[0].Delta.Content
+			}
+		}
+		if err := stream.Err(); err != nil || text != upstreamsim.DefaultAnswer {
+			t.Errorf("whole stream: %q, %v", text, err)
+		}
+	})
+
+	t.Run("a completion is routed on its prompt", func(t *testing.T) {
+		rec := r.picks["fast"]
+		got, err := web.Completions.New(ctx, openai.CompletionNewParams{Model: "gpt-4o", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(rec.Prompt)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Model != sampleFast || got.Choices[0].Text == "" {
+			t.Errorf("model %q text %q", got.Model, got.Choices[0].Text)
+		}
+	})
+
+	// A cancelled call is billed on its own prompt: the strong call a
+	// confident fast answer cancels costs about the same before and
+	// after the strong tier answered a 200 KB prompt. Billed on the
+	// tier's running mean cost, as before, it cost 50x more after.
+	accept := r.picks["accept"]
+	cancelled := func(t *testing.T, key string) {
+		t.Helper()
+		var resp *http.Response
+		got, err := web.Chat.Completions.New(ctx, chat("triage", accept.Prompt, accept.Meta), option.WithResponseInto(&resp))
+		if err != nil || got.Model != sampleFast || resp.Header.Get("X-Triage-Decision") != "speculate" {
+			t.Fatalf("%v: model %v decision %q, want the fast answer of a speculation", err, got, resp.Header.Get("X-Triage-Decision"))
+		}
+		ids[key] = resp.Header.Get("X-Triage-Request-Id")
+	}
+	t.Run("a cancelled call's cost after a large prompt", func(t *testing.T) {
+		if _, err := web.Chat.Completions.New(ctx, chat("strong", r.picks["escalate"].Prompt, nil)); err != nil {
+			t.Fatal(err)
+		}
+		cancelled(t, "cancel-before")
+		large := strings.Repeat("lorem ipsum dolor sit amet ", 200<<10/27)
+		if _, err := web.Chat.Completions.New(ctx, chat("strong", large, nil)); err != nil {
+			t.Fatal(err)
+		}
+		cancelled(t, "cancel-after")
+	})
+
+	_, metrics := get(t, r.url+"/metrics")
+	for _, want := range []string{
+		`triage_http_requests_total{code="502",route="/v1/chat/completions"} 1`,
+		`triage_proxy_requests_total{code="502",decision="fast"} 1`,
+		`triage_http_requests_total{code="401",route="/v1/chat/completions"} 2`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	recs := r.exported(t)
+	if d := recs[ids["fallback"]].Decision; d == nil || d.Kind != "escalate" || d.Fallback != "fast" {
+		t.Errorf("fallback recorded as %+v, want escalate with fallback fast", d)
+	}
+	if m := recs[ids["tagged"]].Meta; m["app"] != "tagged" || m["k"] != "v" {
+		t.Errorf("meta %v recorded for the tagged key, want its app over the request's and the request's k", m)
+	}
+	var costs [2]float64
+	for i, k := range []string{"cancel-before", "cancel-after"} {
+		o := recs[ids[k]].Outcomes[sampleStrong]
+		if !o.Cancelled || o.CostUSD == nil || *o.CostUSD <= 0 {
+			t.Fatalf("%s: strong outcome %+v, want cancelled with a cost", k, o)
+		}
+		costs[i] = *o.CostUSD
+	}
+	if ratio := costs[1] / costs[0]; ratio < 0.25 || ratio > 4 {
+		t.Errorf("cancelled strong call cost %.3g before and %.3g after a 200 KB prompt (x%.1f); want about the same", costs[0], costs[1], ratio)
+	}
+}

@@ -1,0 +1,118 @@
+package datasets
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// compactTxSize caps the bytes bbolt.Compact writes per transaction.
+const compactTxSize = 64 << 20
+
+// CompactResult gives the file sizes around a compaction.
+type CompactResult struct {
+	Before, After int64
+}
+
+// CompactDB rewrites the store at path without its free pages, with
+// bbolt's Compact, into out, or over path itself when out is "" or path.
+// Retention frees pages for reuse but never shrinks the file; this does.
+// The store is opened (and so checked, and its feedback log applied)
+// first, and no server may hold it. The new file is written beside its
+// destination, synced and renamed into place, so a crash leaves the old
+// file or the new one.
+func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
+	var res CompactResult
+	if out == "" {
+		out = path
+	}
+	inPlace := filepath.Clean(out) == filepath.Clean(path)
+	if !inPlace {
+		if _, err := os.Stat(out); err == nil {
+			return res, fmt.Errorf("compact feedback db: %s exists; give a new file with -o, or none to compact in place", out)
+		}
+	}
+	if _, err := os.Stat(path); err != nil {
+		return res, fmt.Errorf("compact feedback db: %w", err)
+	}
+	s, err := OpenBoltStore(path, opts)
+	if err != nil {
+		return res, err
+	}
+	defer s.Close()
+	if err := s.flush(); err != nil {
+		return res, fmt.Errorf("compact feedback db: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		res.Before = fi.Size()
+	}
+	err = writeNewDB(out, s.db.Info().PageSize, func(dst *bolt.DB) error {
+		return bolt.Compact(dst, s.db, compactTxSize)
+	})
+	if err != nil {
+		return res, fmt.Errorf("compact feedback db %s: %w", path, err)
+	}
+	if fi, err := os.Stat(out); err == nil {
+		res.After = fi.Size()
+	}
+	return res, s.Close()
+}
+
+// writeNewDB writes a bbolt file at dst with fill: into a temporary file
+// beside it, synced and renamed into place when fill succeeds, so a crash
+// or an error leaves no partial file at dst.
+func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".new-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	tmp.Close()
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(name)
+		}
+	}()
+	db, err := bolt.Open(name, 0o600, &bolt.Options{Timeout: time.Second, PageSize: pageSize, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	err = fill(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := syncFile(name); err != nil {
+		return err
+	}
+	if err := os.Rename(name, dst); err != nil {
+		return err
+	}
+	done = true
+	return syncDir(filepath.Dir(dst))
+}
+
+func syncFile(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}

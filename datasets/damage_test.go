@@ -1,0 +1,379 @@
+package datasets
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// pristineDB builds a closed store with n records (prompts of a few
+// hundred bytes to a few KiB, so leaf, branch and overflow pages all
+// occur) and feedback on every other one, and returns its bytes.
+func pristineDB(tb testing.TB, n int) []byte {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "feedback.db")
+	s := openStoreAt(tb, path, StoreOptions{NoSync: true, WALSize: 64 << 10})
+	entries := make([]LogEntry, n)
+	for i := range entries {
+		prompt := strings.Repeat(fmt.Sprintf("question %d ", i), 20+(i%7)*60)
+		if i%50 == 0 {
+			prompt = strings.Repeat("long ", 8000) // 40 KB: overflow pages
+		}
+		entries[i] = entry(fmt.Sprintf("id-%04d", i), t0.Add(time.Duration(i)*time.Second), "fast", 0.1, fmt.Sprintf(`{"prompt":%q}`, prompt))
+	}
+	if err := s.AppendDecisions(entries); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		put(tb, s, Feedback{RequestID: fmt.Sprintf("id-%04d", i), Model: "m", Outcome: Outcome{Score: Float(1)}})
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The file runs a growth step (sparse) past its last page; the pages
+	// are what the tests damage.
+	return b[:pagesInUse(tb, b)]
+}
+
+// pagesInUse is the file's high-water mark in bytes.
+func pagesInUse(tb testing.TB, db []byte) int {
+	tb.Helper()
+	f, err := openBoltFile(bytes.NewReader(db), int64(len(db)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return int(f.meta.pgid) * f.pageSize
+}
+
+// useDamaged opens the damaged copy the way the server and the export
+// do, and uses it if it opens. It must not panic or fault; it returns the
+// open error.
+func useDamaged(tb testing.TB, db []byte) error {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "damaged.db")
+	if err := os.WriteFile(path, db, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := OpenBoltStore(path, StoreOptions{NoSync: true, WALSize: 64 << 10})
+	if err != nil {
+		return err
+	}
+	// Damage inside a value is not bbolt's to see: the export names it.
+	s.Export(context.Background(), io.Discard, ExportOptions{})
+	s.AppendDecisions([]LogEntry{entry("new", t0, "fast", 0.1, `{"prompt":"p"}`)})
+	s.PutFeedback(context.Background(), Feedback{RequestID: "new", Model: "m", Outcome: Outcome{Score: Float(1)}})
+	if err := s.Close(); err != nil {
+		tb.Logf("close after damage: %v", err)
+	}
+	return nil
+}
+
+func TestOpenDamagedDB(t *testing.T) {
+	db := pristineDB(t, 300)
+	used := pagesInUse(t, db)
+	pageSize := DefaultPageSize
+
+	t.Run("the pristine copy opens", func(t *testing.T) {
+		if err := useDamaged(t, db); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a truncated file is refused, saying it was truncated", func(t *testing.T) {
+		for _, size := range []int{100 << 10, used - pageSize, 3 * pageSize, 1500} {
+			err := useDamaged(t, db[:size])
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("truncated to %d: %v, want ErrDamaged", size, err)
+			}
+			msg := err.Error()
+			for _, want := range []string{"damaged.db", "triage feedback check", "triage feedback salvage"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("truncated to %d: %q does not say %q", size, msg, want)
+				}
+			}
+			if size > 2*pageSize && !strings.Contains(msg, "truncated") {
+				t.Errorf("truncated to %d: %q does not say truncated", size, msg)
+			}
+		}
+	})
+
+	t.Run("a zero-byte file is refused unless init is asked for", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "empty.db")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenBoltStore(path, StoreOptions{NoSync: true})
+		if !errors.Is(err, ErrEmptyDB) || !strings.Contains(err.Error(), "--init") || !strings.Contains(err.Error(), path) {
+			t.Fatalf("open: %v, want ErrEmptyDB naming the file and --init", err)
+		}
+		s, err := OpenBoltStore(path, StoreOptions{NoSync: true, Init: true})
+		if err != nil {
+			t.Fatalf("open with Init: %v", err)
+		}
+		s.Close()
+	})
+
+	t.Run("zeroed pages are refused", func(t *testing.T) {
+		refused, tried := 0, 0
+		// Both meta pages and every fifth page after them: every kind
+		// of page, in a fifth of the time.
+		pages := []int{0, 1}
+		for p := 2; p < used/pageSize; p += 5 {
+			pages = append(pages, p)
+		}
+		for _, p := range pages {
+			tried++
+			d := bytes.Clone(db)
+			clear(d[p*pageSize : (p+1)*pageSize])
+			err := useDamaged(t, d)
+			if err != nil && !errors.Is(err, ErrDamaged) {
+				t.Fatalf("page %d zeroed: %v, want ErrDamaged or no error", p, err)
+			}
+			if err != nil {
+				refused++
+			}
+		}
+		// Free pages and the tail of overflow pages may be zeroed
+		// harmlessly; the meta pages, the root and the leaves may not.
+		if refused < tried/2 {
+			t.Errorf("%d of %d zeroed pages refused, want most", refused, tried)
+		}
+	})
+
+	t.Run("flipped bytes never crash the open or the use", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(13, 1))
+		refused, trials := 0, 30
+		if testing.Short() {
+			trials = 30
+		}
+		for i := range trials {
+			d := bytes.Clone(db)
+			for range 1 + rng.IntN(6) {
+				var at int
+				if i%2 == 0 {
+					// A page header or element table, where the structure is.
+					at = rng.IntN(used/pageSize)*pageSize + rng.IntN(256)
+				} else {
+					at = rng.IntN(used)
+				}
+				d[at] ^= byte(1 + rng.IntN(255))
+			}
+			err := useDamaged(t, d)
+			if err != nil && !errors.Is(err, ErrDamaged) {
+				t.Fatalf("trial %d: %v, want ErrDamaged or no error", i, err)
+			}
+			if err != nil {
+				refused++
+			}
+		}
+		if refused == 0 {
+			t.Error("no flip was refused; the test does not reach the structure")
+		}
+	})
+
+	t.Run("a db written without free-list syncing opens, and then has a free list", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "legacy.db")
+		old, err := bolt.Open(path, 0o600, &bolt.Options{NoFreelistSync: true, PageSize: DefaultPageSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
+				tx.CreateBucket(name)
+			}
+			return tx.Bucket(bucketMeta).Put(keySchema, []byte(storeSchema))
+		})
+		old.Close()
+		s := openStoreAt(t, path, StoreOptions{NoSync: true})
+		s.Close()
+		b, _ := os.ReadFile(path)
+		f, err := openBoltFile(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.meta.freelist == boltNoFreelist {
+			t.Error("the free list is still not synced after an open")
+		}
+	})
+}
+
+func TestCheckAndSalvage(t *testing.T) {
+	db := pristineDB(t, 300)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "feedback.db")
+
+	// Find a leaf page of the log bucket and zero it.
+	f, err := openBoltFile(bytes.NewReader(db), int64(len(db)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaf uint64
+	for p := uint64(2); p < f.meta.pgid && leaf == 0; p++ {
+		b, err := f.page(p)
+		if err != nil {
+			continue
+		}
+		if flags, count := pageKind(b); flags == boltLeafFlag && count > 3 {
+			e := boltPageHeader
+			pos, ksize := binaryNE32(b[e+4:]), binaryNE32(b[e+8:])
+			if ksize == 16 && e+pos+ksize < len(b) {
+				leaf = p
+			}
+		}
+	}
+	if leaf == 0 {
+		t.Fatal("no leaf page of log records found")
+	}
+	damaged := bytes.Clone(db)
+	clear(damaged[int(leaf)*DefaultPageSize : int(leaf+1)*DefaultPageSize])
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := CheckDB(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Damaged() || rep.BadPages != 1 || !strings.Contains(strings.Join(rep.Problems, "\n"), fmt.Sprintf("page %d", leaf)) {
+		t.Fatalf("check = %+v, want damage naming page %d", rep, leaf)
+	}
+	if rep.Records >= 300 || rep.Records == 0 {
+		t.Errorf("check read %d records, want fewer than 300 but some", rep.Records)
+	}
+	clean, err := CheckDB(writeTemp(t, db), time.Second)
+	if err != nil || clean.Damaged() || clean.Records != 300 || clean.Feedback != 150 {
+		t.Errorf("check of the pristine db = %+v, %v; want no damage, 300 records, 150 feedback", clean, err)
+	}
+
+	out := filepath.Join(dir, "salvaged.db")
+	srep, err := SalvageDB(path, out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srep.Records != rep.Records || srep.BadPages != 1 || srep.Feedback == 0 {
+		t.Errorf("salvage = %+v, want the %d readable records and one bad page", srep, rep.Records)
+	}
+	s := openStoreAt(t, out, StoreOptions{NoSync: true})
+	defer s.Close()
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != srep.Records {
+		t.Errorf("salvaged db exports %d records, want %d", len(recs), srep.Records)
+	}
+	withFB := 0
+	for _, r := range recs {
+		if len(r.Outcomes) > 0 {
+			withFB++
+		}
+	}
+	if withFB != srep.Feedback {
+		t.Errorf("%d exported records have feedback, want %d", withFB, srep.Feedback)
+	}
+	if _, err := SalvageDB(path, out, time.Second); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("salvage onto an existing file: %v, want a refusal", err)
+	}
+}
+
+func TestSalvageKeepsTheFeedbackLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	data, offs := writeFeedbackLog(t, path, 40)
+	data[offs[20]+walHeader+2] ^= 0x10
+	if err := os.WriteFile(path+walSuffix, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CheckDB(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Log.Acknowledged || rep.Log.DamagedAt != int64(offs[20]) || rep.Log.After != 19 {
+		t.Errorf("check of the log = %+v, want acknowledged damage at %d with 19 after", rep.Log, offs[20])
+	}
+	out := filepath.Join(t.TempDir(), "salvaged.db")
+	srep, err := SalvageDB(path, out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srep.LogApplied != 39 || srep.LogLost != 1 {
+		t.Errorf("salvage = %+v, want 39 log records applied, 1 lost", srep)
+	}
+	s := openStoreAt(t, out, StoreOptions{NoSync: true})
+	defer s.Close()
+	if got := scores(t, s); len(got) != 39 {
+		t.Errorf("%d writes in the salvaged db, want 39", len(got))
+	}
+}
+
+func TestCompactDB(t *testing.T) {
+	path := writeTemp(t, pristineDB(t, 300))
+	s := openStoreAt(t, path, StoreOptions{NoSync: true})
+	if _, err := s.Prune(context.Background(), RetentionOptions{MaxAge: time.Minute, Now: func() time.Time { return t0.Add(4 * time.Minute) }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.After >= res.Before {
+		t.Errorf("compaction took %d bytes to %d, want smaller", res.Before, res.After)
+	}
+	s = openStoreAt(t, path, StoreOptions{NoSync: true})
+	defer s.Close()
+	// Records at t0 + i s; those before t0 + 3 min are gone.
+	if n := len(exportAll(t, s, ExportOptions{})); n != 120 {
+		t.Errorf("%d records after compaction, want 120", n)
+	}
+}
+
+func writeTemp(tb testing.TB, b []byte) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "feedback.db")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func binaryNE32(b []byte) int { return int(binary.NativeEndian.Uint32(b)) }
+
+func TestSalvageRecoversLeavesCutOffFromTheTree(t *testing.T) {
+	db := pristineDB(t, 300)
+	// bbolt writes the root and branch pages of a commit last, at the
+	// end: a truncated file has lost the tree above its leaves.
+	path := writeTemp(t, db[:len(db)/2])
+	out := filepath.Join(t.TempDir(), "salvaged.db")
+	rep, err := SalvageDB(path, out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Recovered == 0 || rep.Records == 0 || rep.Records > 300 {
+		t.Fatalf("salvage of a half-truncated db = %+v, want records recovered from cut-off leaves", rep)
+	}
+	s := openStoreAt(t, out, StoreOptions{NoSync: true})
+	defer s.Close()
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != rep.Records {
+		t.Errorf("salvaged db exports %d records, want %d", len(recs), rep.Records)
+	}
+	for _, r := range recs {
+		if !strings.HasPrefix(r.ID, "id-") || r.Prompt == "" {
+			t.Fatalf("recovered record %+v is not one that was written", r)
+		}
+	}
+}

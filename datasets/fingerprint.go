@@ -1,0 +1,96 @@
+package datasets
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Fingerprint identifies the text of a request: its prompt, or its
+// messages' roles and contents (not its meta). The store keeps one
+// request, so one prompt, per id: a client that reuses an id for another
+// prompt would otherwise move the first prompt's feedback onto the second.
+// The zero value means "none".
+type Fingerprint [16]byte
+
+// IsZero reports whether f is the zero value.
+func (f Fingerprint) IsZero() bool { return f == Fingerprint{} }
+
+// PromptFingerprint is the fingerprint of a prompt or of chat messages
+// (one of them is set): the first 16 bytes of a SHA-256 over their
+// length-prefixed parts.
+func PromptFingerprint(prompt string, msgs []Message) Fingerprint {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	put := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	if len(msgs) == 0 {
+		h.Write([]byte{'p'})
+		put(prompt)
+	} else {
+		h.Write([]byte{'m'})
+		for _, m := range msgs {
+			put(m.Role)
+			put(m.Content)
+		}
+	}
+	var f Fingerprint
+	copy(f[:], h.Sum(nil))
+	return f
+}
+
+// ErrIDConflict is wrapped when a request id the store holds is used for
+// another prompt.
+var ErrIDConflict = errors.New("request id is taken by another prompt")
+
+// RequestFingerprint returns the fingerprint of the request the store
+// holds for id (found false if it holds none), including requests created
+// by feedback still in the feedback log.
+func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found bool, err error) {
+	s.fpMu.RLock()
+	defer s.fpMu.RUnlock()
+	if fp, ok := s.pendingFP[id]; ok {
+		return fp, true, nil
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketIDs).Get([]byte(id))
+		switch {
+		case v == nil:
+			return nil
+		case len(v) >= 32:
+			copy(fp[:], v[16:32])
+			found = !fp.IsZero()
+			if found {
+				return nil
+			}
+		case len(v) < 16:
+			return fmt.Errorf("ids entry of %q is %d bytes, want 16 or 32", id, len(v))
+		}
+		// Written without a fingerprint (a generated id, or feedback):
+		// hash the stored request.
+		rec := tx.Bucket(bucketLog).Get(v[:16])
+		if rec == nil {
+			return nil
+		}
+		var st storedRequest
+		var body requestBody
+		if err := json.Unmarshal(rec, &st); err != nil {
+			return fmt.Errorf("log record of %q: %w", id, err)
+		}
+		if err := json.Unmarshal(st.Request, &body); err != nil {
+			return fmt.Errorf("log record of %q: request: %w", id, err)
+		}
+		fp, found = PromptFingerprint(body.Prompt, body.Messages), true
+		return nil
+	})
+	if err != nil {
+		return Fingerprint{}, false, fmt.Errorf("look up request %q: %w", id, err)
+	}
+	return fp, found, nil
+}

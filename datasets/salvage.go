@@ -1,0 +1,443 @@
+package datasets
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CheckReport is what CheckDB found in a feedback db and its log.
+type CheckReport struct {
+	Path      string
+	FileBytes int64
+	PageSize  int
+	// Pages is the high-water mark: the pages the file's meta says it
+	// holds.
+	Pages          uint64
+	FreelistSynced bool
+	// Problems are the first structural problems found (bad pages, keys
+	// out of order, pages used twice, a truncated file); NProblems
+	// counts them all. BadPages counts pages whose subtrees could not be
+	// read, BadElems single entries.
+	Problems           []string
+	NProblems          int
+	BadPages, BadElems int
+	// Records counts the decision-log records read; BadRecords those
+	// that do not decode.
+	Records, BadRecords int
+	// IDs counts the id index entries; BadIDs those that are malformed
+	// or point at no record.
+	IDs, BadIDs int
+	// Feedback counts feedback entries; BadFeedback those that do not
+	// decode; OrphanFeedback those whose request is not in the store
+	// (not damage: it is what a salvaged log can leave).
+	Feedback, BadFeedback, OrphanFeedback int
+	// Log is what the feedback log beside the db holds.
+	Log LogCheck
+}
+
+// LogCheck is what the feedback log (path + "-wal") holds for the db's
+// current epoch.
+type LogCheck struct {
+	Path   string
+	Exists bool
+	// Records counts the readable records that the next open applies.
+	Records int
+	// DamagedAt is the offset of an unreadable record followed by
+	// readable ones, or -1; After counts those, Lost the records between.
+	DamagedAt   int64
+	After, Lost int
+	// Acknowledged says the damage is in records that were acknowledged
+	// (a later append follows them): the next open refuses the log
+	// unless told to salvage it.
+	Acknowledged bool
+}
+
+// Damaged reports whether the check found damage.
+func (r *CheckReport) Damaged() bool {
+	return r.NProblems > 0 || r.BadRecords > 0 || r.BadIDs > 0 || r.BadFeedback > 0 || r.Log.Acknowledged
+}
+
+// CheckDB checks the feedback db at path without changing it: the file's
+// structure (what OpenBoltStore checks before it opens a file, then
+// bbolt's own Tx.Check), every record, id and feedback entry, and the
+// feedback log. It fails only when the file cannot be read at all or a
+// server holds it (waiting up to timeout); damage is in the report.
+func CheckDB(path string, timeout time.Duration) (*CheckReport, error) {
+	rep := &CheckReport{Path: path, Log: LogCheck{Path: path + walSuffix, DamagedAt: -1}}
+	f, bf, err := openChecked(path, timeout)
+	if err != nil {
+		var de *DamageError
+		if errors.As(err, &de) {
+			rep.Problems, rep.NProblems = de.Problems, de.Count
+			if fi, serr := os.Stat(path); serr == nil {
+				rep.FileBytes = fi.Size()
+			}
+			return rep, nil
+		}
+		return nil, err
+	}
+	defer f.Close()
+	rep.FileBytes, rep.PageSize, rep.Pages = bf.size, bf.pageSize, bf.meta.pgid
+	var c contents
+	bf.walk(c.visit)
+	rep.FreelistSynced = bf.freelistSynced
+	rep.Problems, rep.NProblems, rep.BadPages, rep.BadElems = bf.problems, bf.nProblem, bf.badPages, bf.badElems
+	rep.Records, rep.BadRecords = c.records, c.badRecords
+	rep.IDs, rep.BadIDs = len(c.ids)+c.badIDs, c.badIDs
+	for _, key := range c.ids {
+		if _, ok := c.logKeys[string(key[:16])]; !ok {
+			rep.BadIDs++
+		}
+	}
+	rep.Feedback, rep.BadFeedback = c.feedback, c.badFeedback
+	for _, id := range c.feedbackIDs {
+		if _, ok := c.ids[id]; !ok {
+			rep.OrphanFeedback++
+		}
+	}
+	if rep.NProblems == 0 {
+		// bbolt's own check, now that the file is safe for it to map.
+		f.Close()
+		problems, err := boltCheck(path, timeout)
+		if err != nil {
+			return nil, err
+		}
+		rep.Problems, rep.NProblems = append(rep.Problems, problems...), len(problems)
+	}
+	if data, err := os.ReadFile(rep.Log.Path); err == nil {
+		rep.Log.Exists = true
+		sc := readWAL(data, c.epoch)
+		rep.Log.Records, rep.Log.DamagedAt, rep.Log.After, rep.Log.Lost, rep.Log.Acknowledged = len(sc.ops), sc.badOff, sc.after, sc.lost, sc.damaged()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("check feedback log: %w", err)
+	}
+	return rep, nil
+}
+
+// contents collects what a walk of a feedback db finds.
+type contents struct {
+	records, badRecords   int
+	feedback, badFeedback int
+	badIDs                int
+	logKeys               map[string]struct{}
+	ids                   map[string][]byte // id -> ids value
+	feedbackIDs           []string
+	epoch                 uint64
+	epochFound            bool
+	schema                string
+	seenFeedbackID        string
+}
+
+func (c *contents) visit(bucket []string, k, v []byte) {
+	if len(bucket) != 1 {
+		return
+	}
+	if c.logKeys == nil {
+		c.logKeys, c.ids = map[string]struct{}{}, map[string][]byte{}
+	}
+	switch bucket[0] {
+	case string(bucketLog):
+		if _, err := decodeStored(k, v); err != nil || len(k) != 16 {
+			c.badRecords++
+			return
+		}
+		c.records++
+		c.logKeys[string(k)] = struct{}{}
+	case string(bucketIDs):
+		if len(v) != 16 && len(v) != 32 {
+			c.badIDs++
+			return
+		}
+		c.ids[string(k)] = bytes.Clone(v)
+	case string(bucketFeedback):
+		id, _, ok := bytes.Cut(k, []byte{0})
+		var o Outcome
+		if !ok || json.Unmarshal(v, &o) != nil {
+			c.badFeedback++
+			return
+		}
+		c.feedback++
+		if string(id) != c.seenFeedbackID {
+			c.seenFeedbackID = string(id)
+			c.feedbackIDs = append(c.feedbackIDs, c.seenFeedbackID)
+		}
+	case string(bucketMeta):
+		switch string(k) {
+		case string(keyWALEpoch):
+			if len(v) == 8 {
+				c.epoch, c.epochFound = binary.BigEndian.Uint64(v), true
+			}
+		case string(keySchema):
+			c.schema = string(v)
+		}
+	}
+}
+
+// SalvageReport says what SalvageDB copied and what it could not read.
+type SalvageReport struct {
+	// Records, IDs and Feedback count what was copied.
+	Records, Feedback int
+	// BadRecords and BadFeedback count entries that did not decode;
+	// OrphanFeedback, feedback whose request was not readable; Duplicates,
+	// older records of an id that also has a newer one.
+	BadRecords, BadFeedback, OrphanFeedback, Duplicates int
+	// BadPages counts pages that could not be read, with whatever they
+	// held (uncounted); BadElems, single unreadable entries; Problems,
+	// every structural problem found.
+	BadPages, BadElems, Problems int
+	// LogApplied counts the feedback-log records applied from the old
+	// log; LogLost, its unreadable records between readable ones.
+	LogApplied, LogLost int
+	// Recovered counts the records and feedback (included in Records and
+	// Feedback) read from leaf pages the tree no longer reaches (cut off
+	// by damage above them), from RecoveredPages pages. Without the
+	// freelist they may include entries removed or replaced before.
+	Recovered, RecoveredPages int
+}
+
+// salvageTxSize caps the puts of one transaction of a salvage.
+const salvageTxSize = 10000
+
+// SalvageDB copies every readable record, id and feedback entry of the
+// feedback db at src, and every readable record of its feedback log, into
+// a new db at dst, and counts what it could not read. It reads src with
+// the bounds-checked reader, never through bbolt, so any damage bbolt
+// would trip over is skipped and counted. dst must not exist; it is
+// written beside itself and renamed into place when complete. src is left
+// as it is.
+func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
+	if _, err := os.Stat(dst); err == nil {
+		return nil, fmt.Errorf("salvage: %s exists; give a new file", dst)
+	}
+	f, bf, err := openChecked(src, timeout)
+	if err != nil {
+		var de *DamageError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("salvage %s: nothing can be read: %s", src, de.Problems[0])
+		}
+		return nil, err
+	}
+	defer f.Close()
+	rep := &SalvageReport{}
+	bf.walk(nil)
+	rep.Problems, rep.BadPages, rep.BadElems = bf.nProblem, bf.badPages, bf.badElems
+	// Leaves cut off from the tree, read while the full walk's marks
+	// say which pages it reached.
+	var orphans []salvageOp
+	rep.RecoveredPages = bf.orphans(func(k, v []byte) {
+		switch {
+		case len(k) == 16 && bytes.HasPrefix(v, []byte(`{"id":`)):
+			orphans = append(orphans, salvageOp{bucket: bucketLog, k: bytes.Clone(k), v: bytes.Clone(v)})
+		case bytes.IndexByte(k, 0) > 0 && bytes.HasPrefix(v, []byte("{")):
+			orphans = append(orphans, salvageOp{bucket: bucketFeedback, k: bytes.Clone(k), v: bytes.Clone(v)})
+		case string(k) == string(keyWALEpoch) && len(v) == 8:
+			orphans = append(orphans, salvageOp{bucket: bucketMeta, k: bytes.Clone(k), v: bytes.Clone(v)})
+		}
+	})
+	// Each bucket is then copied in a walk of its own, so the records go
+	// in before the feedback that needs them.
+	var meta contents
+	bf.only = string(bucketMeta)
+	bf.walk(meta.visit)
+
+	epoch, haveEpoch := meta.epoch, meta.epochFound
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketMeta) && !haveEpoch {
+			// The meta bucket was cut off: an orphaned copy of it is the
+			// best guess of the feedback log's epoch (the newest wins).
+			epoch = max(epoch, binary.BigEndian.Uint64(o.v))
+		}
+	}
+	err = writeNewDB(dst, DefaultPageSize, func(out *bolt.DB) error {
+		return salvageInto(out, bf, src, epoch, orphans, rep)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("salvage %s into %s: %w", src, dst, err)
+	}
+	return rep, nil
+}
+
+// salvageInto copies what bf can read of the db at src, then its feedback
+// log of epoch, into the new db out.
+func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans []salvageOp, rep *SalvageReport) error {
+	if err := out.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte(storeSchema))
+	}); err != nil {
+		return err
+	}
+	w := &salvageWriter{db: out}
+	// Old id entries, for their fingerprints.
+	oldIDs := map[string][]byte{}
+	bf.only = string(bucketIDs)
+	bf.walk(func(_ []string, k, v []byte) {
+		if len(v) == 32 {
+			oldIDs[string(k)] = bytes.Clone(v)
+		}
+	})
+	// Records, and the id index rebuilt from them.
+	ids := map[string][]byte{}
+	written := map[string]bool{}
+	var logKeys [][]byte
+	addLog := func(k, v []byte, orphan bool) {
+		rec, err := decodeStored(k, v)
+		if err != nil || len(k) != 16 || checkKey("id", rec.ID) != nil {
+			if !orphan {
+				rep.BadRecords++
+			}
+			return
+		}
+		if _, ok := ids[rec.ID]; ok && orphan || written[string(k)] {
+			return // the tree's copy wins
+		}
+		if prev, ok := ids[rec.ID]; ok {
+			rep.Duplicates++
+			logKeys = append(logKeys, prev) // deleted below
+		}
+		key := bytes.Clone(k)
+		ids[rec.ID], written[string(k)] = key, true
+		w.put(bucketLog, key, bytes.Clone(v))
+		rep.Records++
+		if orphan {
+			rep.Recovered++
+		}
+	}
+	bf.only = string(bucketLog)
+	bf.walk(func(_ []string, k, v []byte) { addLog(k, v, false) })
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketLog) {
+			addLog(o.k, o.v, true)
+		}
+	}
+	for _, k := range logKeys {
+		w.del(bucketLog, k)
+		rep.Records--
+	}
+	for id, key := range ids {
+		val := key
+		if old, ok := oldIDs[id]; ok && bytes.Equal(old[:16], key) {
+			val = old
+		}
+		w.put(bucketIDs, []byte(id), val)
+	}
+	addFeedback := func(k, v []byte, orphan bool) {
+		id, _, ok := bytes.Cut(k, []byte{0})
+		var o Outcome
+		if !ok || json.Unmarshal(v, &o) != nil {
+			if !orphan {
+				rep.BadFeedback++
+			}
+			return
+		}
+		if written[string(k)] {
+			return
+		}
+		if _, ok := ids[string(id)]; !ok {
+			if !orphan {
+				rep.OrphanFeedback++
+			}
+			return
+		}
+		written[string(k)] = true
+		w.put(bucketFeedback, bytes.Clone(k), bytes.Clone(v))
+		rep.Feedback++
+		if orphan {
+			rep.Recovered++
+		}
+	}
+	bf.only = string(bucketFeedback)
+	bf.walk(func(_ []string, k, v []byte) { addFeedback(k, v, false) })
+	for _, o := range orphans {
+		if string(o.bucket) == string(bucketFeedback) {
+			addFeedback(o.k, o.v, true)
+		}
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+
+	// The feedback log: acknowledged writes not yet in the db.
+	data, err := os.ReadFile(src + walSuffix)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read feedback log: %w", err)
+	}
+	sc := readWAL(data, epoch)
+	rep.LogLost = sc.lost
+	err = out.Update(func(tx *bolt.Tx) error {
+		known := tx.Bucket(bucketIDs)
+		for _, op := range sc.ops {
+			if op.created == nil && known.Get([]byte(op.id)) == nil {
+				rep.OrphanFeedback++
+				continue
+			}
+			if err := op.apply(tx); err != nil {
+				return err
+			}
+			rep.LogApplied++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply feedback log: %w", err)
+	}
+	return nil
+}
+
+// salvageWriter batches puts into transactions of salvageTxSize.
+type salvageWriter struct {
+	db  *bolt.DB
+	ops []salvageOp
+	err error
+}
+
+type salvageOp struct {
+	bucket, k, v []byte
+	del          bool
+}
+
+func (w *salvageWriter) put(bucket, k, v []byte) {
+	w.ops = append(w.ops, salvageOp{bucket: bucket, k: k, v: v})
+	if len(w.ops) >= salvageTxSize {
+		w.flush()
+	}
+}
+
+func (w *salvageWriter) del(bucket, k []byte) {
+	w.flush()
+	w.ops = append(w.ops, salvageOp{bucket: bucket, k: k, del: true})
+}
+
+func (w *salvageWriter) flush() error {
+	if w.err != nil || len(w.ops) == 0 {
+		w.ops = w.ops[:0]
+		return w.err
+	}
+	w.err = w.db.Update(func(tx *bolt.Tx) error {
+		for _, op := range w.ops {
+			b := tx.Bucket(op.bucket)
+			if op.del {
+				if err := b.Delete(op.k); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.Put(op.k, op.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w.ops = w.ops[:0]
+	return w.err
+}
