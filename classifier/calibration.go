@@ -38,6 +38,14 @@ type Calibration struct {
 	// and Y the probability at each, non-decreasing (CalibIsotonic only).
 	X []float64 `json:"x,omitempty"`
 	Y []float64 `json:"y,omitempty"`
+	// LinearTails (isotonic only) continues the end segments' slopes past
+	// the end knots instead of holding the end values. Every request past
+	// an end knot (the most and the least likely, half a block each) then
+	// keeps a p_hard that grows with its score; flat, they all share one
+	// value up to a tie-break of ProbEps/2, and two maps fitted on
+	// different samples order those requests by sample rather than by
+	// score. Set it on a fitted map; FitIsotonic leaves it off.
+	LinearTails bool `json:"linear_tails,omitempty"`
 }
 
 // Identity returns the calibration that trusts the logit: p = σ(z).
@@ -75,8 +83,14 @@ func (c *Calibration) isotonic(z float64) float64 {
 	case n == 0 || len(y) != n || math.IsNaN(z):
 		return math.NaN()
 	case z <= x[0]:
+		if c.LinearTails && n > 1 {
+			return math.Max(y[0]+(z-x[0])*(y[1]-y[0])/(x[1]-x[0]), 0)
+		}
 		return y[0]
 	case z >= x[n-1]:
+		if c.LinearTails && n > 1 {
+			return math.Min(y[n-1]+(z-x[n-1])*(y[n-1]-y[n-2])/(x[n-1]-x[n-2]), 1)
+		}
 		return y[n-1]
 	}
 	// Smallest k with x[k] > z; then x[k-1] ≤ z < x[k].
@@ -103,6 +117,9 @@ func (c *Calibration) Validate() error {
 	case CalibPlatt:
 		if !finite(c.A) || !finite(c.B) {
 			return fmt.Errorf("platt calibration: a = %v, b = %v, want finite numbers", c.A, c.B)
+		}
+		if c.LinearTails {
+			return errors.New("platt calibration: linear_tails is for isotonic maps")
 		}
 		return nil
 	case CalibIsotonic:

@@ -19,9 +19,13 @@
 // Two solvers are available. The default, SolverNewton, is the
 // trust-region Newton method with preconditioned conjugate gradients that
 // liblinear's `train -s 0` uses; SolverLBFGS is gonum's L-BFGS, checked
-// for a converged status. Both stop when ‖∇f‖₂ ≤ GradTol·‖∇f(0)‖₂, by
-// default with liblinear's tolerance (see DefaultGradTolFactor), so a
-// default fit stops where `train -s 0` would. Hitting MaxIter is not an
+// for a converged status. Both start from the null model θ₀ (weights zero,
+// the intercept at the logit of the mean label) and stop when
+// ‖∇f‖₂ ≤ GradTol·‖∇f(θ₀)‖₂, by default with liblinear's factor (see
+// DefaultGradTolFactor). liblinear anchors at zero instead; where the
+// label's mean is far from 1/2 that anchor is mostly the intercept's
+// gradient, and a fit could stop with the weights of a weak signal barely
+// moved, so ours runs a little longer there. Hitting MaxIter is not an
 // error (FitDetailed reports Converged false); any other non-converged
 // ending is, as are non-finite inputs and single-class training rows.
 //

@@ -23,8 +23,10 @@ const (
 	// way liblinear's `train -s 0` does: GradTol = 0.01·min(W₊, W₋)/W, with
 	// W₊ = Σ v_i·y_i and W₋ = Σ v_i·(1−y_i) the weighted class totals of the
 	// training rows (0.005 for balanced labels, tighter when one class is
-	// rare). Fits then stop where liblinear's would; on 1M synthetic rows
-	// the objective was within 2e-4 of a fit 300 times tighter.
+	// rare), relative to the gradient at the null model rather than at
+	// zero (see Options.GradTol). On balanced labels fits stop where
+	// liblinear's would; on 1M synthetic rows the objective was within
+	// 2e-4 of a fit 300 times tighter.
 	DefaultGradTolFactor = 0.01
 	// DefaultLBFGSGradTol is the default relative gradient tolerance of the
 	// L-BFGS solver. Its iterates at a given gradient norm are further from
@@ -65,8 +67,9 @@ type Options struct {
 	// Converged false.
 	MaxIter int
 	// GradTol is the relative gradient tolerance: the fit has converged
-	// when ‖∇f(θ)‖₂ ≤ GradTol·‖∇f(0)‖₂ (θ = 0 is all-zero weights and
-	// intercept, whatever Init is). Zero means liblinear's rule for the
+	// when ‖∇f(θ)‖₂ ≤ GradTol·‖∇f(θ₀)‖₂, θ₀ the null model (all weights
+	// zero, the intercept at the logit of the weighted mean label),
+	// whatever Init is. Zero means liblinear's rule for the
 	// Newton solver (see DefaultGradTolFactor) and DefaultLBFGSGradTol for
 	// L-BFGS, ten times tighter when Init is set (a warm start from a fit
 	// at a larger L2 has a small gradient but need not be near the
@@ -126,7 +129,8 @@ type FitResult struct {
 	Evaluations int `json:"evaluations"`
 	// Objective is f at the returned model.
 	Objective float64 `json:"objective"`
-	// GradNorm is ‖∇f‖₂ at the returned model relative to ‖∇f(0)‖₂.
+	// GradNorm is ‖∇f‖₂ at the returned model relative to ‖∇f(θ₀)‖₂, θ₀
+	// the null model.
 	GradNorm float64 `json:"grad_norm"`
 }
 
@@ -267,8 +271,17 @@ func fitRows(X *Sparse, y, weights []float64, rows []int, opts Options) (*Model,
 		return nil, FitResult{}, fmt.Errorf("fit logistic regression: %w; the unpenalised intercept would grow without bound, so give rows of both labels", ErrOneClass)
 	}
 	theta := make([]float64, o.dim)
-	// The gradient at zero does not depend on λ; it anchors GradTol. It is
-	// also the starting point unless Init is set, so keep it.
+	// The null model, all weights zero and the intercept at the logit of
+	// the weighted mean label, anchors GradTol, and is the starting point
+	// unless Init is set. Its gradient does not depend on λ and has no
+	// intercept part, so the tolerance measures what the features have
+	// left to learn. Anchored at zero instead, a label mean far from 1/2
+	// (a tier that is right 80% of the time, say) puts most of the first
+	// gradient in the intercept, and a fit stopped as soon as the
+	// intercept was right, with the weights of a weak signal barely moved:
+	// on RouteLLM-style graded logs that changed the out-of-fold ranking
+	// by as much as 0.19 APGR between two fits of the same problem.
+	theta[o.dim-1] = o.nullIntercept()
 	start := &evalPoint{grad: make([]float64, o.dim)}
 	start.f = o.evalGrad(theta, start.grad, true)
 	o.acceptCurv()
@@ -287,9 +300,10 @@ func fitRows(X *Sparse, y, weights []float64, rows []int, opts Options) (*Model,
 		}
 	}
 	if g0 == 0 {
-		// Zero is optimal already (e.g. every label is exactly 1/2), and
-		// the objective is strictly convex, so it is the answer whatever Init.
-		return &Model{W: theta[: o.dim-1 : o.dim-1]}, FitResult{Solver: opts.Solver, Status: optimize.GradientThreshold.String(), Converged: true, Evaluations: 1}, nil
+		// The null model is optimal already (no feature correlates with
+		// the label), and the objective is strictly convex, so it is the
+		// answer whatever Init.
+		return &Model{W: theta[: o.dim-1 : o.dim-1], B: theta[o.dim-1]}, FitResult{Solver: opts.Solver, Status: optimize.GradientThreshold.String(), Converged: true, Evaluations: 1}, nil
 	}
 	if opts.Init != nil {
 		if len(opts.Init.W) != X.Dim {

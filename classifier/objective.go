@@ -95,6 +95,19 @@ func (o *objective) minorityShare() float64 {
 	return math.Min(pos, all-pos) / all
 }
 
+// nullIntercept is the intercept of the best model without features: the
+// logit of the weighted mean label over the rows used (finite, as both
+// labels have weight: see minorityShare).
+func (o *objective) nullIntercept() float64 {
+	var pos, all float64
+	for p := range o.n {
+		i := o.row(p)
+		pos += o.weight(i) * o.y[i]
+		all += o.weight(i)
+	}
+	return math.Log(pos / (all - pos))
+}
+
 func (o *objective) row(p int) int {
 	if o.rows == nil {
 		return p

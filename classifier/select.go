@@ -32,6 +32,10 @@ type CVResult struct {
 	// OOF holds each row's out-of-fold logit under Best: the logit of the
 	// model trained without the row's fold. Use it to fit a calibration.
 	OOF []float64
+	// GridOOF[k] holds the out-of-fold logits under Grid[k], for a caller
+	// that chooses by something other than log loss (a ranking metric, a
+	// combination with another model's logits).
+	GridOOF [][]float64
 }
 
 // SelectL2 picks the L2 strength with the lowest K-fold out-of-fold
@@ -116,7 +120,7 @@ func CrossValidate(X *Sparse, y, weights []float64, folds []int, grid []float64,
 	// Every fit and logit below works on the columns in use only; the
 	// models never leave this function.
 	X, _ = compactColumns(X)
-	res := CVResult{Grid: slices.Clone(grid), Loss: make([]float64, len(grid)), Best: math.NaN()}
+	res := CVResult{Grid: slices.Clone(grid), Loss: make([]float64, len(grid)), Best: math.NaN(), GridOOF: make([][]float64, len(grid))}
 	oof := make([]float64, len(y))
 	bestOOF := make([]float64, len(y))
 	bestLoss := math.Inf(1)
@@ -135,6 +139,7 @@ func CrossValidate(X *Sparse, y, weights []float64, folds []int, grid []float64,
 		}
 		loss := logLossOfLogits(oof, y, weights)
 		res.Loss[gi] = loss
+		res.GridOOF[gi] = slices.Clone(oof)
 		if loss < bestLoss {
 			bestLoss, res.Best = loss, grid[gi]
 			copy(bestOOF, oof)

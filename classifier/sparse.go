@@ -236,3 +236,27 @@ func (e entries) Swap(a, b int) {
 	e.idx[a], e.idx[b] = e.idx[b], e.idx[a]
 	e.val[a], e.val[b] = e.val[b], e.val[a]
 }
+
+// DropZeros removes the entries whose value is zero, in place, and returns
+// how many it removed. They add nothing to any product, but every pass
+// over the matrix would still read them: after IDF zeroes the n-grams seen
+// in one training prompt, that was about a third of a RouteLLM MMLU
+// design's entries.
+func (s *Sparse) DropZeros() int {
+	w := 0
+	start := 0
+	for i := 0; i+1 < len(s.Indptr); i++ {
+		end := s.Indptr[i+1]
+		for k := start; k < end; k++ {
+			if s.Val[k] != 0 {
+				s.Idx[w], s.Val[w] = s.Idx[k], s.Val[k]
+				w++
+			}
+		}
+		start = end
+		s.Indptr[i+1] = w
+	}
+	n := len(s.Idx) - w
+	s.Idx, s.Val = s.Idx[:w], s.Val[:w]
+	return n
+}

@@ -42,6 +42,10 @@ func (e *Extractor) names(in Input, n int) []string {
 			for i < len(text) && wordTab[text[i]] {
 				i++
 			}
+			if e.splitCJK {
+				cjkSpans(text, s, i, func(s, end int) { toks = append(toks, show(text[s:end])) })
+				continue
+			}
 			toks = append(toks, show(text[s:i]))
 		}
 		for m := lo; m <= min(hi, len(toks)); m++ {

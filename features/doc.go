@@ -8,11 +8,15 @@
 // # The vector
 //
 // Dim = 1<<HashBits hashed slots, then NumNumeric numeric slots when
-// Spec.Numeric is set. Blocks, in output order:
+// Spec.Numeric is set, then 1<<MetaBits meta slots when Spec.Meta and
+// Spec.MetaBits are set (version 2; in version 1 meta shares the hashed
+// slots). Blocks, in output order:
 //
 //   - word n-grams (Spec.WordNgrams): tokens are runs of ASCII letters and
-//     digits and of bytes >= 0x80, lowercased; all unigrams, then all
-//     bigrams, and so on;
+//     digits and of bytes >= 0x80, lowercased, and with Spec.SplitCJK
+//     (version 2) every Chinese, Japanese or Korean character is a token
+//     of its own, since those scripts put no spaces between words; all
+//     unigrams, then all bigrams, and so on;
 //   - char n-grams (Spec.CharNgrams, up to 8 bytes): every byte n-gram of
 //     the normalised text, spaces and punctuation included;
 //   - numeric: log length in bytes and in tokens, line count, digit and
@@ -22,7 +26,8 @@
 //     commands), question marks and turns, each scaled to roughly [0, 1] by
 //     constants in text.go; zeros are left out;
 //   - meta: one indicator "meta:key=value" per key (Spec.MetaKeys, or every
-//     key when it is empty), in sorted key order.
+//     key when it is empty), in sorted key order, in its own block when
+//     Spec.MetaBits is set, so a trainer can penalise meta apart from text.
 //
 // There is no bias feature: the classifier has its own intercept.
 //
@@ -64,7 +69,7 @@
 //     the default spec: some 1.6 MB for a 32 KiB prefix.
 //   - Case folding is ASCII-only; other scripts are compared byte for byte,
 //     and invalid UTF-8 is simply bytes.
-//   - Turn.Role is not a feature in SpecVersion 1; only the number of
+//   - Turn.Role is not a feature (versions 1 and 2); only the number of
 //     turns is.
 //   - Meta is capped: with MetaKeys empty only the 64 smallest keys count,
 //     and only the first 256 bytes of a key and of a value are hashed.

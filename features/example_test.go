@@ -28,7 +28,7 @@ func Example() {
 		fmt.Printf("%-18s %.3f\n", name, val)
 	})
 	// Output:
-	// dim 262153 features 11
+	// dim 266249 features 11
 	// word:is            0.447
 	// word:7             0.447
 	// word:prime         0.447

@@ -14,7 +14,7 @@ const (
 	maxMetaBytes = 256 // bytes of a key, and of a value, that are hashed
 )
 
-// Turn is one chat message. Role is not a feature in SpecVersion 1.
+// Turn is one chat message. Role is not a feature (spec versions 1 and 2).
 type Turn struct {
 	Role    string
 	Content string
@@ -63,6 +63,11 @@ type Extractor struct {
 	cmask    [MaxCharN + 1]uint64
 	metaSeed uint64
 	metaKeys []string // sorted Spec.MetaKeys, or nil for every key
+	// metaBase and metaShift place meta in its own block (Spec.MetaBits);
+	// metaShift is 0 when meta shares the hashed slots.
+	metaBase  int32
+	metaShift uint
+	splitCJK  bool
 	// codeHashes are the token hashes of codeWords. codeSet[h>>56] holds
 	// the one code word hash with those top bits, or codeClash when two
 	// share them, or 0: one load and compare per token.
@@ -88,6 +93,11 @@ func NewExtractor(spec Spec) (*Extractor, error) {
 		l2:       spec.Normalize == NormalizeL2,
 		wordBase: blockSeed(spec.Seed, tagWordBase),
 		metaSeed: blockSeed(spec.Seed, tagMeta),
+		splitCJK: spec.SplitCJK,
+	}
+	if spec.MetaBits > 0 {
+		e.metaBase = int32(spec.MetaBase())
+		e.metaShift = uint(64 - spec.MetaBits)
 	}
 	e.spec.MetaKeys = slices.Clone(spec.MetaKeys)
 	for n := 1; n <= MaxWordN; n++ {
@@ -342,7 +352,14 @@ func (e *Extractor) tokenize(text, padded []byte) []uint64 {
 	toks := e.toks[:0]
 	seed := e.wordBase
 	for i := 0; i+1 < len(bounds); i += 2 {
-		toks = append(toks, tokenHash(padded, int(bounds[i]), int(bounds[i+1]), seed))
+		s, end := int(bounds[i]), int(bounds[i+1])
+		if e.splitCJK && hasHighByte(padded, s, end) {
+			cjkSpans(padded, s, end, func(s, end int) {
+				toks = append(toks, tokenHash(padded, s, end, seed))
+			})
+			continue
+		}
+		toks = append(toks, tokenHash(padded, s, end, seed))
 	}
 	e.toks = toks
 
@@ -475,6 +492,9 @@ func (e *Extractor) sortedMetaKeys(meta map[string]string) []string {
 func (e *Extractor) metaSlot(k, v string) int32 {
 	h := hashString(truncate(k), e.metaSeed)
 	h = hashString(truncate(v), h^k2)
+	if e.metaShift != 0 {
+		return e.metaBase + slot(h, e.metaShift)
+	}
 	return slot(h, e.shift)
 }
 

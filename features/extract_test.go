@@ -23,6 +23,8 @@ func testInputs(tb testing.TB) map[string]Input {
 		"empty":           {},
 		"one word":        {Prompt: "Hello"},
 		"sentence":        {Prompt: "Hello, World! How are you?"},
+		"chinese":         {Prompt: "下列关于中国古代科举制度的说法，正确的是（  ）\nA. 始于唐朝 B. 始于隋朝", Meta: map[string]string{"subject": "历史"}},
+		"mixed scripts":   {Prompt: "東京の天気はどうですか? Seoul 날씨 is 맑음; café naïve ｆｕｌｌ\xe4\xb8"},
 		"prompt 2k":       {Prompt: string(p2k), Meta: map[string]string{"source": "bench"}},
 		"mmlu":            {Prompt: "Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:", Meta: map[string]string{"subject": "abstract_algebra", "source": "mmlu"}},
 		"code":            {Prompt: "```go\nfunc main() {\n\tx := 1;\r\n\tif x == 2 && y != 3 || z => 4 {}\n\tstd::cout << x->y;\n}\n```\ndef f(): return lambda: None"},
@@ -72,6 +74,9 @@ func testSpecs() map[string]Spec {
 		"max bytes 300":   with(func(s *Spec) { s.MaxBytes = 300 }),
 		"hash bits 10":    with(func(s *Spec) { s.HashBits = 10; s.Seed = 99 }),
 		"hash bits 24":    with(func(s *Spec) { s.HashBits = 24 }),
+		"version 1":       v1Spec(d),
+		"no CJK split":    with(func(s *Spec) { s.SplitCJK = false }),
+		"meta bits 4":     with(func(s *Spec) { s.MetaBits = 4 }),
 		"only numeric":    {Version: SpecVersion, HashBits: 12, Numeric: true, Normalize: NormalizeL2, MaxBytes: 100},
 		"only meta, seed": {Version: SpecVersion, HashBits: 12, Meta: true, Seed: 7, Normalize: NormalizeNone, MaxBytes: 1},
 	}

@@ -19,11 +19,12 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // with go test ./features -run TestGolden -update.
 func TestGolden(t *testing.T) {
 	in := testInputs(t)
-	cases := []struct {
+	type gcase struct {
 		name  string
 		input string
 		head  int // how many features to list; the checksum covers all
-	}{
+	}
+	cases := []gcase{
 		{"sentence", "sentence", -1},
 		{"mmlu", "mmlu", -1},
 		{"messages", "messages", 60},
@@ -31,28 +32,52 @@ func TestGolden(t *testing.T) {
 		{"invalid utf8", "invalid utf8", 60},
 		{"prompt 2k", "prompt 2k", 40},
 	}
-	e := mustExtractor(t, fullSpec())
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# features golden file: spec %s\n", fullSpec())
-	for _, c := range cases {
-		var v Vector
-		e.Extract(&v, in[c.input])
-		fmt.Fprintf(&buf, "\n## %s: %d features, checksum %016x\n", c.name, len(v.Idx), checksum(v))
-		i := 0
-		e.Describe(in[c.input], func(idx int32, val float64, name string) {
-			if c.head < 0 || i < c.head {
-				fmt.Fprintf(&buf, "%d %.17g %s\n", idx, val, name)
+	for _, g := range []struct {
+		name, file string
+		spec       Spec
+		cases      []gcase
+	}{
+		// Version 1 must extract what it always did: its file predates
+		// version 2 and is never refreshed for it.
+		{"version 1", "extract.golden", v1Spec(fullSpec()), cases},
+		{"version 2", "extract_v2.golden", fullSpec(), append(cases[:len(cases):len(cases)],
+			gcase{"chinese", "chinese", -1}, gcase{"mixed scripts", "mixed scripts", -1})},
+	} {
+		t.Run(g.name, func(t *testing.T) {
+			e := mustExtractor(t, g.spec)
+			var buf bytes.Buffer
+			fmt.Fprintf(&buf, "# features golden file: spec %s\n", g.spec)
+			for _, c := range g.cases {
+				var v Vector
+				e.Extract(&v, in[c.input])
+				fmt.Fprintf(&buf, "\n## %s: %d features, checksum %016x\n", c.name, len(v.Idx), checksum(v))
+				i := 0
+				e.Describe(in[c.input], func(idx int32, val float64, name string) {
+					if c.head < 0 || i < c.head {
+						fmt.Fprintf(&buf, "%d %.17g %s\n", idx, val, name)
+					}
+					i++
+				})
 			}
-			i++
+			compareGolden(t, filepath.Join("testdata", "golden", g.file), buf.Bytes())
 		})
 	}
+}
 
-	path := filepath.Join("testdata", "golden", "extract.golden")
+// v1Spec is s as a version 1 spec: no CJK splitting, meta among the
+// hashed slots.
+func v1Spec(s Spec) Spec {
+	s.Version, s.SplitCJK, s.MetaBits = 1, false, 0
+	return s
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -61,7 +86,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (create it with -update)", err)
 	}
-	if got := buf.Bytes(); !bytes.Equal(got, want) {
+	if !bytes.Equal(got, want) {
 		gl, wl := bytes.Split(got, []byte("\n")), bytes.Split(want, []byte("\n"))
 		for i := range max(len(gl), len(wl)) {
 			var g, w []byte

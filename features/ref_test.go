@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // refExtract is a slow, obvious implementation of Extract, written from the
@@ -111,9 +112,32 @@ func refExtract(e *Extractor, in Input) Vector {
 		for i < len(text) && isWord(text[i]) {
 			i++
 		}
-		toks = append(toks, tokenHash(padded, s, i, e.wordBase))
 		if slices.Contains(codeWords[:], string(text[s:i])) {
 			st.code++
+		}
+		if !spec.SplitCJK {
+			toks = append(toks, tokenHash(padded, s, i, e.wordBase))
+			continue
+		}
+		// Split at every CJK character, decoding runes rather than
+		// matching bytes.
+		run := s
+		for k := s; k < i; {
+			r, size := utf8.DecodeRune(text[k:i])
+			cjk := size == 3 && (r >= 0x2e80 && r <= 0x9fff || r >= 0xac00 && r <= 0xd7af || r >= 0xf900 && r <= 0xfaff || r >= 0xff00 && r <= 0xffef)
+			if !cjk {
+				k += size
+				continue
+			}
+			if run < k {
+				toks = append(toks, tokenHash(padded, run, k, e.wordBase))
+			}
+			toks = append(toks, tokenHash(padded, k, k+3, e.wordBase))
+			k += 3
+			run = k
+		}
+		if run < i {
+			toks = append(toks, tokenHash(padded, run, i, e.wordBase))
 		}
 	}
 	st.tokens = len(toks)
@@ -174,7 +198,13 @@ func refExtract(e *Extractor, in Input) Vector {
 			keys = keys[:min(len(keys), maxMetaKeys)]
 		}
 		for _, k := range keys {
-			v.Idx = append(v.Idx, e.metaSlot(k, in.Meta[k]))
+			h := hashString(truncate(k), e.metaSeed)
+			h = hashString(truncate(in.Meta[k]), h^k2)
+			idx := slot(h, e.shift)
+			if spec.MetaBits > 0 {
+				idx = int32(spec.MetaBase()) + slot(h, uint(64-spec.MetaBits))
+			}
+			v.Idx = append(v.Idx, idx)
 			v.Val = append(v.Val, 1)
 		}
 	}

@@ -5,12 +5,19 @@ import (
 	"fmt"
 )
 
-// SpecVersion is the feature recipe this build implements. It pins every
-// choice that is code rather than data: the hash function and block tags,
-// text normalisation, tokenisation, the numeric slots and their scaling
-// constants, and the meta caps. Changing any of them changes the vectors a
-// saved model was trained on, so it must bump SpecVersion.
-const SpecVersion = 1
+// SpecVersion is the feature recipe new specs are written with. It pins
+// every choice that is code rather than data: the hash function and block
+// tags, text normalisation, tokenisation, the numeric slots and their
+// scaling constants, and the meta caps. Changing any of them changes the
+// vectors a saved model was trained on, so it must bump SpecVersion, and
+// the recipes of earlier versions stay readable (MinSpecVersion).
+//
+// Version 2 added SplitCJK and MetaBits; a version 1 spec has neither and
+// extracts exactly what it always did.
+const SpecVersion = 2
+
+// MinSpecVersion is the oldest recipe this build still extracts.
+const MinSpecVersion = 1
 
 // Normalisation modes for Spec.Normalize.
 const (
@@ -33,12 +40,18 @@ const (
 	MaxCharN = 8
 	// MaxMaxBytes bounds Spec.MaxBytes so one extractor's scratch stays small.
 	MaxMaxBytes = 1 << 24
+	// MinMetaBits and MaxMetaBits bound Spec.MetaBits when it is set.
+	MinMetaBits = 4
+	MaxMetaBits = 16
 )
 
 // Defaults used by DefaultSpec.
 const (
 	DefaultHashBits = 18
 	DefaultMaxBytes = 8 << 10
+	// DefaultMetaBits gives meta 4,096 slots of its own: logs carry tens
+	// to hundreds of distinct key=value pairs, so they rarely share one.
+	DefaultMetaBits = 12
 )
 
 // ErrInvalidSpec is wrapped by every error Validate returns.
@@ -47,7 +60,7 @@ var ErrInvalidSpec = errors.New("invalid feature spec")
 // Spec is the feature recipe. It is data, saved inside a model artifact, so
 // the server extracts exactly the features the model was trained on.
 type Spec struct {
-	// Version must equal SpecVersion.
+	// Version is the recipe: MinSpecVersion..SpecVersion.
 	Version int `json:"version"`
 	// HashBits sets the hashed space to 1<<HashBits slots (MinHashBits..MaxHashBits).
 	HashBits int `json:"hash_bits"`
@@ -74,6 +87,17 @@ type Spec struct {
 	// MaxBytes caps the text the n-gram blocks read (the first MaxBytes bytes
 	// of the prompt); length features still see the full length.
 	MaxBytes int `json:"max_bytes"`
+	// SplitCJK (version 2) makes every Chinese, Japanese or Korean
+	// character its own word token. Those scripts do not put spaces
+	// between words, so without it a whole clause is one token that no
+	// other prompt shares; with it, word bigrams are character bigrams,
+	// the usual unit for CJK text.
+	SplitCJK bool `json:"split_cjk,omitempty"`
+	// MetaBits (version 2), when not 0, gives meta its own block of
+	// 1<<MetaBits slots after the numeric slots instead of hashing it into
+	// the text's slots, so a trainer can tell meta from text and penalise
+	// each by its own strength. 0 keeps meta among the hashed slots.
+	MetaBits int `json:"meta_bits,omitempty"`
 }
 
 // DefaultSpec returns the recipe new models are trained with. The values are
@@ -88,6 +112,8 @@ func DefaultSpec() Spec {
 		Meta:       true,
 		Normalize:  NormalizeL2,
 		MaxBytes:   DefaultMaxBytes,
+		SplitCJK:   true,
+		MetaBits:   DefaultMetaBits,
 	}
 }
 
@@ -96,8 +122,14 @@ func (s Spec) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...))
 	}
-	if s.Version != SpecVersion {
-		return bad("version is %d, this build reads version %d; retrain the model with this build or use the build that trained it", s.Version, SpecVersion)
+	if s.Version < MinSpecVersion || s.Version > SpecVersion {
+		return bad("version is %d, this build reads versions %d..%d; retrain the model with this build or use the build that trained it", s.Version, MinSpecVersion, SpecVersion)
+	}
+	if s.Version < 2 && (s.SplitCJK || s.MetaBits != 0) {
+		return bad("split_cjk and meta_bits need version 2, the spec says version %d", s.Version)
+	}
+	if s.MetaBits != 0 && (s.MetaBits < MinMetaBits || s.MetaBits > MaxMetaBits) {
+		return bad("meta_bits is %d, want 0 (meta among the hashed slots) or %d..%d", s.MetaBits, MinMetaBits, MaxMetaBits)
 	}
 	if s.HashBits < MinHashBits || s.HashBits > MaxHashBits {
 		return bad("hash_bits is %d, want %d..%d", s.HashBits, MinHashBits, MaxHashBits)
@@ -145,9 +177,16 @@ func checkRange(name string, r [2]int, max int) error {
 	return nil
 }
 
-// Dim is the vector length: the hashed space plus the numeric slots when
-// Numeric is on. Every index an Extractor emits is in [0, Dim).
+// Dim is the vector length: the hashed space, the numeric slots when
+// Numeric is on, and the meta block when Meta is on and MetaBits is set.
+// Every index an Extractor emits is in [0, Dim).
 func (s Spec) Dim() int {
+	return s.MetaBase() + s.metaSlots()
+}
+
+// MetaBase is the first index of the meta block (of a spec with MetaBits
+// set), just after the numeric slots.
+func (s Spec) MetaBase() int {
 	d := 1 << s.HashBits
 	if s.Numeric {
 		d += NumNumeric
@@ -155,11 +194,22 @@ func (s Spec) Dim() int {
 	return d
 }
 
+func (s Spec) metaSlots() int {
+	if !s.Meta || s.MetaBits == 0 {
+		return 0
+	}
+	return 1 << s.MetaBits
+}
+
 // String describes the spec in one line, for logs and `model show`.
 func (s Spec) String() string {
-	return fmt.Sprintf("v%d hash_bits=%d seed=%d word=%d..%d char=%d..%d numeric=%t meta=%t%s normalize=%s max_bytes=%d",
+	v2 := ""
+	if s.Version >= 2 {
+		v2 = fmt.Sprintf(" split_cjk=%t meta_bits=%d", s.SplitCJK, s.MetaBits)
+	}
+	return fmt.Sprintf("v%d hash_bits=%d seed=%d word=%d..%d char=%d..%d numeric=%t meta=%t%s normalize=%s max_bytes=%d%s",
 		s.Version, s.HashBits, s.Seed, s.WordNgrams[0], s.WordNgrams[1], s.CharNgrams[0], s.CharNgrams[1],
-		s.Numeric, s.Meta, metaKeysString(s.MetaKeys), s.Normalize, s.MaxBytes)
+		s.Numeric, s.Meta, metaKeysString(s.MetaKeys), s.Normalize, s.MaxBytes, v2)
 }
 
 func metaKeysString(keys []string) string {

@@ -33,7 +33,7 @@ func TestSpecJSONFieldNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"version":1,"hash_bits":18,"seed":0,"word_ngrams":[1,2],"char_ngrams":[3,5],"numeric":true,"meta":true,"meta_keys":["subject"],"normalize":"l2","max_bytes":32768}`
+	want := `{"version":2,"hash_bits":18,"seed":0,"word_ngrams":[1,2],"char_ngrams":[3,5],"numeric":true,"meta":true,"meta_keys":["subject"],"normalize":"l2","max_bytes":32768,"split_cjk":true,"meta_bits":12}`
 	if string(b) != want {
 		t.Errorf("DefaultSpec with meta_keys marshals as\n%s\nwant\n%s", b, want)
 	}
@@ -52,8 +52,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"the default spec is valid", fullSpec(), ""},
 		{"every test spec is valid", testSpecs()["only meta, seed"], ""},
-		{"the zero spec names the version", Spec{}, "version is 0, this build reads version 1"},
-		{"a future version is refused", with(func(s *Spec) { s.Version = 2 }), "version is 2"},
+		{"the zero spec names the versions", Spec{}, "version is 0, this build reads versions 1..2"},
+		{"a future version is refused", with(func(s *Spec) { s.Version = 3 }), "version is 3"},
+		{"version 1 is still read", v1Spec(fullSpec()), ""},
+		{"version 1 cannot split CJK", with(func(s *Spec) { s.Version = 1; s.MetaBits = 0 }), "split_cjk and meta_bits need version 2"},
+		{"version 1 has no meta block", with(func(s *Spec) { s.Version = 1; s.SplitCJK = false }), "split_cjk and meta_bits need version 2"},
+		{"meta bits below 4", with(func(s *Spec) { s.MetaBits = 3 }), "meta_bits is 3, want 0 (meta among the hashed slots) or 4..16"},
+		{"meta bits above 16", with(func(s *Spec) { s.MetaBits = 17 }), "meta_bits is 17"},
+		{"meta bits 0 keeps meta among the hashed slots", with(func(s *Spec) { s.MetaBits = 0 }), ""},
 		{"hash bits below 10", with(func(s *Spec) { s.HashBits = 9 }), "hash_bits is 9, want 10..24"},
 		{"hash bits above 24", with(func(s *Spec) { s.HashBits = 25 }), "hash_bits is 25, want 10..24"},
 		{"hash bits at the limits", with(func(s *Spec) { s.HashBits = 10 }), ""},
@@ -106,9 +112,11 @@ func TestDim(t *testing.T) {
 		spec Spec
 		want int
 	}{
-		{"default: 2^18 hashed slots and the numeric slots", fullSpec(), 1<<18 + NumNumeric},
-		{"without numeric only the hashed space", testSpecs()["no numeric"], 1 << 18},
-		{"10 bits", testSpecs()["hash bits 10"], 1<<10 + NumNumeric},
+		{"default: 2^18 hashed slots, the numeric slots and 2^12 meta slots", fullSpec(), 1<<18 + NumNumeric + 1<<12},
+		{"without numeric the meta block follows the hashed space", testSpecs()["no numeric"], 1<<18 + 1<<12},
+		{"without meta no meta block", testSpecs()["no meta"], 1<<18 + NumNumeric},
+		{"version 1: hashed and numeric slots", v1Spec(fullSpec()), 1<<18 + NumNumeric},
+		{"10 bits", testSpecs()["hash bits 10"], 1<<10 + NumNumeric + 1<<12},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -310,3 +310,49 @@ func numericValues(st *textStats) [NumNumeric]float64 {
 	v[numTurns] = lg(float64(st.turns), 4)
 	return v
 }
+
+// hasHighByte reports whether p[s:e] holds a byte >= 0x80, eight bytes at
+// a time; p must have 8 readable bytes past e (the text's padding).
+func hasHighByte(p []byte, s, e int) bool {
+	const hi = lsb * 0x80
+	for i := s; i < e; i += 8 {
+		if binary.LittleEndian.Uint64(p[i:i+8])&tailMask[min(e-i, 8)]&hi != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// cjkSpans splits the token p[s:e] for Spec.SplitCJK: every Chinese,
+// Japanese or Korean character (a three-byte UTF-8 sequence in the ranges
+// of isCJK) is a span of its own, and the runs between them are spans as
+// they were. fn gets the spans in order.
+func cjkSpans(p []byte, s, e int, fn func(s, e int)) {
+	run := -1 // start of the current run of other bytes
+	for i := s; i < e; {
+		if c := p[i]; c >= 0xe2 && c <= 0xef && i+2 < e && p[i+1]&0xc0 == 0x80 && p[i+2]&0xc0 == 0x80 &&
+			isCJK(rune(c&0x0f)<<12|rune(p[i+1]&0x3f)<<6|rune(p[i+2]&0x3f)) {
+			if run >= 0 {
+				fn(run, i)
+				run = -1
+			}
+			fn(i, i+3)
+			i += 3
+			continue
+		}
+		if run < 0 {
+			run = i
+		}
+		i++
+	}
+	if run >= 0 {
+		fn(run, e)
+	}
+}
+
+// isCJK reports the characters Spec.SplitCJK makes tokens of their own:
+// CJK radicals, symbols and punctuation, kana, the CJK unified and
+// compatibility ideographs, Hangul syllables and the full-width forms.
+func isCJK(r rune) bool {
+	return r >= 0x2e80 && r <= 0x9fff || r >= 0xac00 && r <= 0xd7af || r >= 0xf900 && r <= 0xfaff || r >= 0xff00 && r <= 0xffef
+}

@@ -25,8 +25,10 @@ import (
 // FormatVersion is the artifact layout this code writes. Bump it when a
 // field changes meaning; Load refuses versions it does not know.
 // Version 2 added the per-tier scorer (Scorer, FastWeights, FastBias); a
-// version 1 file is a label-scorer router and still loads.
-const FormatVersion = 2
+// version 1 file is a label-scorer router and still loads. Version 3
+// added the gain and blend scorers (GainWeights, GainBias), Signal and
+// MetricsFrom; version 1 and 2 files still load.
+const FormatVersion = 3
 
 // minFormatVersion is the oldest layout Load still reads.
 const minFormatVersion = 1
@@ -61,11 +63,15 @@ type Fingerprint struct {
 	// SHA256 hashes the ids and labels of the training examples in order.
 	SHA256 string `json:"sha256"`
 	// L2 is the regularisation strength used (of the strong tier's head
-	// for ScorerPerTier, whose fast head's is FastL2); L2Chosen says
-	// whether CV picked it.
+	// for ScorerPerTier and ScorerBlend, whose fast head's is FastL2 and
+	// gain head's GainL2); L2Chosen says whether CV picked it.
 	L2       float64 `json:"l2"`
 	FastL2   float64 `json:"fast_l2,omitempty"`
+	GainL2   float64 `json:"gain_l2,omitempty"`
 	L2Chosen bool    `json:"l2_chosen_by_cv"`
+	// MetaOff says the router leaves the log's meta out: the selection
+	// found it did not rank better with it (or training was told so).
+	MetaOff bool `json:"meta_off,omitempty"`
 	// IDF says whether the fit used IDF-scaled columns (folded into the
 	// weights, so serving does not depend on it).
 	IDF bool `json:"idf"`
@@ -87,17 +93,21 @@ type Artifact struct {
 	Parent string `json:"parent,omitempty"`
 
 	Features features.Spec `json:"features"`
-	// Scorer is ScorerLabel or ScorerPerTier; "" (version 1 files) means
-	// ScorerLabel.
+	// Scorer is ScorerLabel, ScorerPerTier, ScorerGain or ScorerBlend;
+	// "" (version 1 files) means ScorerLabel.
 	Scorer string `json:"scorer,omitempty"`
 	// Weights and Bias are the raw parameters of the logistic regression
-	// on the label (ScorerLabel) or of the strong tier's head
-	// (ScorerPerTier).
+	// on the label (ScorerLabel), of the gain (ScorerGain) or of the
+	// strong tier's head (ScorerPerTier, ScorerBlend).
 	Weights Weights `json:"weights"`
 	Bias    float64 `json:"bias"`
-	// FastWeights and FastBias are the fast tier's head; ScorerPerTier only.
+	// FastWeights and FastBias are the fast tier's head (ScorerPerTier,
+	// ScorerBlend).
 	FastWeights Weights `json:"fast_weights,omitempty"`
 	FastBias    float64 `json:"fast_bias,omitempty"`
+	// GainWeights and GainBias are the gain head of ScorerBlend.
+	GainWeights Weights `json:"gain_weights,omitempty"`
+	GainBias    float64 `json:"gain_bias,omitempty"`
 	// Calibration maps the raw score to p_hard.
 	Calibration classifier.Calibration `json:"calibration"`
 	// ConfidenceCalibration maps the fast tier's raw confidence to
@@ -115,8 +125,15 @@ type Artifact struct {
 	ExpectedShares map[Decision]float64 `json:"expected_shares,omitempty"`
 
 	Training Fingerprint `json:"training"`
-	// Metrics are held-out figures (apgr, cpt50, auc, log_loss, ...).
+	// Signal says whether the training log let the router beat random
+	// routing; nil in files before format 3.
+	Signal *Signal `json:"signal,omitempty"`
+	// Metrics are figures of the router (apgr, cpt50, auc, log_loss, ...),
+	// measured as MetricsFrom says.
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// MetricsFrom is MetricsOutOfFold or MetricsHeldOut ("" in files
+	// before format 3, whose metrics are held out).
+	MetricsFrom string `json:"metrics_from,omitempty"`
 	// TopFeatures are the largest weights with readable names.
 	TopFeatures []NamedWeight `json:"top_features,omitempty"`
 
@@ -210,20 +227,31 @@ func (a *Artifact) Validate() error {
 	if err := checkHead("weights", "bias", a.Weights, a.Bias, a.Features.Dim()); err != nil {
 		return err
 	}
-	switch a.ScorerKind() {
-	case ScorerLabel:
-		if len(a.FastWeights) != 0 {
-			return errors.New("fast_weights are set but the scorer is \"label\"; they belong to a per-tier router")
-		}
-	case ScorerPerTier:
-		if a.FormatVersion < 2 {
-			return fmt.Errorf("scorer %q needs format_version 2, the file says %d", ScorerPerTier, a.FormatVersion)
-		}
+	kind := a.ScorerKind()
+	if need := scorerFormat[kind]; need == 0 {
+		return fmt.Errorf("scorer is %q, want %q, %q, %q or %q", a.Scorer, ScorerLabel, ScorerPerTier, ScorerGain, ScorerBlend)
+	} else if a.FormatVersion < need {
+		return fmt.Errorf("scorer %q needs format_version %d, the file says %d", kind, need, a.FormatVersion)
+	}
+	usesFast := kind == ScorerPerTier || kind == ScorerBlend
+	switch {
+	case usesFast:
 		if err := checkHead("fast_weights", "fast_bias", a.FastWeights, a.FastBias, a.Features.Dim()); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("scorer is %q, want %q or %q", a.Scorer, ScorerLabel, ScorerPerTier)
+	case len(a.FastWeights) != 0:
+		return fmt.Errorf("fast_weights are set but the scorer is %q; they belong to a per-tier or blend router", kind)
+	}
+	switch {
+	case kind == ScorerBlend:
+		if err := checkHead("gain_weights", "gain_bias", a.GainWeights, a.GainBias, a.Features.Dim()); err != nil {
+			return err
+		}
+	case len(a.GainWeights) != 0:
+		return fmt.Errorf("gain_weights are set but the scorer is %q; they belong to a blend router", kind)
+	}
+	if a.FormatVersion < 3 && (a.Signal != nil || a.MetricsFrom != "") {
+		return fmt.Errorf("signal and metrics_from need format_version 3, the file says %d", a.FormatVersion)
 	}
 	if err := a.Calibration.Validate(); err != nil {
 		return fmt.Errorf("calibration: %w", err)
@@ -274,20 +302,57 @@ func (a *Artifact) ScorerKind() string {
 	return a.Scorer
 }
 
+// scorerFormat is the first format version of each scorer.
+var scorerFormat = map[string]int{ScorerLabel: 1, ScorerPerTier: 2, ScorerGain: 3, ScorerBlend: 3}
+
+// MetricsFrom values.
+const (
+	// MetricsOutOfFold: the p_hard each training request got from the
+	// cross-validation fit without it.
+	MetricsOutOfFold = "out-of-fold"
+	// MetricsHeldOut: p_hard on requests kept out of training.
+	MetricsHeldOut = "held-out"
+)
+
 // ScoreWeights is one weight per feature that says which way, and how
-// strongly, the feature moves the raw score: the weights themselves for
-// ScorerLabel, and the strong head's minus the fast head's (their effect
-// on the log-odds of the gain) for ScorerPerTier. For ranking features
-// and reading them, not for scoring.
+// strongly, the feature moves the raw score, in log-odds: the weights
+// themselves for ScorerLabel and ScorerGain, the strong head's minus the
+// fast head's for ScorerPerTier, and the mean of that and the gain head's
+// for ScorerBlend. A positive weight pushes a request towards the strong
+// tier. For ranking features and reading them, not for scoring.
 func (a *Artifact) ScoreWeights() []float64 {
-	if a.ScorerKind() != ScorerPerTier {
+	kind := a.ScorerKind()
+	if kind == ScorerLabel || kind == ScorerGain {
 		return a.Weights
 	}
 	w := make([]float64, len(a.Weights))
 	for i := range w {
-		w[i] = a.Weights[i] - a.FastWeights[i]
+		w[i] = a.scoreWeight(i)
 	}
 	return w
+}
+
+// scoreWeight is ScoreWeights()[i] without building the vector.
+func (a *Artifact) scoreWeight(i int) float64 {
+	switch a.ScorerKind() {
+	case ScorerPerTier:
+		return a.Weights[i] - a.FastWeights[i]
+	case ScorerBlend:
+		return (a.Weights[i] - a.FastWeights[i] + a.GainWeights[i]) / 2
+	}
+	return a.Weights[i]
+}
+
+// setHeads stores the fitted heads the artifact's scorer uses.
+func (a *Artifact) setHeads(m [numHeads]*classifier.Model) {
+	first := m[headOf(a.Scorer)]
+	a.Weights, a.Bias = Weights(first.W), first.B
+	if f := m[headFast]; f != nil {
+		a.FastWeights, a.FastBias = Weights(f.W), f.B
+	}
+	if g := m[headGain]; g != nil && a.Scorer == ScorerBlend {
+		a.GainWeights, a.GainBias = Weights(g.W), g.B
+	}
 }
 
 // checksum hashes the artifact's JSON with the checksum field empty.

@@ -50,6 +50,10 @@ func NewDesign(spec features.Spec) (*Design, error) {
 // Len is the number of examples added.
 func (d *Design) Len() int { return len(d.ids) }
 
+// Scores returns each example's fast and strong tier scores, in the order
+// added. The slices are the design's own: do not modify them.
+func (d *Design) Scores() (fast, strong []float64) { return d.fast, d.strong }
+
 // Spec is the feature spec of the rows.
 func (d *Design) Spec() features.Spec { return d.spec }
 

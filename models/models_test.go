@@ -26,7 +26,7 @@ var (
 // binary (training under -race is slow). Callers must not modify it.
 func testArtifact(tb testing.TB) (*Artifact, []Example) {
 	tb.Helper()
-	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact("") })
+	testOnce.Do(func() { testArt, testExamples, testErr = trainTestArtifact(ScorerPerTier) })
 	if testErr != nil {
 		tb.Fatal(testErr)
 	}
@@ -34,7 +34,7 @@ func testArtifact(tb testing.TB) (*Artifact, []Example) {
 }
 
 // trainTestArtifact trains on synthetic data with the given scorer ("" is
-// the default, per-tier).
+// the default, auto).
 func trainTestArtifact(scorer string) (*Artifact, []Example, error) {
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5, Confidence: true})
 	ex := make([]Example, len(recs))
@@ -174,6 +174,7 @@ func TestArtifactRoundTrip(t *testing.T) {
 		}
 		c := *l
 		c.FormatVersion, c.Scorer = 1, ""
+		c.Signal, c.MetricsFrom = nil, "" // format 3 fields
 		c.Checksum, _ = c.checksum()
 		raw, _ := c.MarshalIndentForTest()
 		if strings.Contains(string(raw), `"scorer"`) || strings.Contains(string(raw), `"fast_weights"`) {
@@ -189,7 +190,7 @@ func TestArtifactRoundTrip(t *testing.T) {
 		rg, _ := NewRouter(got)
 		for _, e := range ex[:50] {
 			if x, y := rl.Route(e.Input), rg.Route(e.Input); x != y {
-				t.Fatalf("%s: version 2 label router says %+v, its version 1 copy %+v", e.ID, x, y)
+				t.Fatalf("%s: version %d label router says %+v, its version 1 copy %+v", e.ID, FormatVersion, x, y)
 			}
 		}
 	})
@@ -204,6 +205,13 @@ func TestArtifactRoundTrip(t *testing.T) {
 			{"an unknown scorer", func(c *Artifact) { c.Scorer = "magic" }, `scorer is "magic"`},
 			{"per-tier in a version 1 file", func(c *Artifact) { c.FormatVersion = 1 }, "needs format_version 2"},
 			{"a NaN fast bias", func(c *Artifact) { c.FastBias = math.NaN() }, "fast_bias"},
+			{"a blend without a gain head", func(c *Artifact) { c.Scorer = ScorerBlend }, "gain_weights.dim"},
+			{"a gain router with a fast head", func(c *Artifact) { c.Scorer = ScorerGain }, "fast_weights are set"},
+			{"a per-tier router with a gain head", func(c *Artifact) { c.GainWeights = c.Weights }, "gain_weights are set"},
+			{"a blend in a version 2 file", func(c *Artifact) {
+				c.Scorer, c.GainWeights, c.FormatVersion, c.Signal, c.MetricsFrom = ScorerBlend, c.Weights, 2, nil, ""
+			}, `scorer "blend" needs format_version 3`},
+			{"a signal in a version 2 file", func(c *Artifact) { c.FormatVersion = 2 }, "signal and metrics_from need format_version 3"},
 		} {
 			c := *a
 			tc.edit(&c)
@@ -321,34 +329,43 @@ func BenchmarkRoute2KB(b *testing.B) {
 }
 
 func TestColumnScales(t *testing.T) {
-	// Four rows over 4 hashed columns and 2 numeric ones (index 4, 5).
-	x := classifier.NewSparse(6)
-	x.AppendRow([]int32{0, 1, 4, 5}, []float64{1, 1, 0.30, 0.5})
-	x.AppendRow([]int32{0, 4, 5}, []float64{1, 0.32, 0.5})
-	x.AppendRow([]int32{0, 2, 4, 5}, []float64{1, 1, 0.34, 0.5})
-	x.AppendRow([]int32{0, 1, 5}, []float64{1, 1, 0.5}) // numeric 4 is 0 here
+	// Four rows over 4 hashed columns, 2 numeric ones (index 4, 5) and a
+	// meta block of 2 (index 6, 7).
+	x := classifier.NewSparse(8)
+	x.AppendRow([]int32{0, 1, 4, 5, 6}, []float64{1, 1, 0.30, 0.5, 1})
+	x.AppendRow([]int32{0, 4, 5, 6}, []float64{1, 0.32, 0.5, 1})
+	x.AppendRow([]int32{0, 2, 4, 5, 7}, []float64{1, 1, 0.34, 0.5, 1})
+	x.AppendRow([]int32{0, 1, 5, 7}, []float64{1, 1, 0.5, 1}) // numeric 4 is 0 here
+	b := blocks{hashed: 4, meta: 6}
+	numSD := math.Sqrt(0.077 - 0.0576)
 	tests := []struct {
 		name string
 		idf  bool
+		g    GroupScales
 		col  int
 		want float64
 	}{
 		// Smoothed IDF, log((1+n)/(1+df)) + 1, as scikit-learn.
-		{"a hashed column in every row gets IDF 1", true, 0, 1},
-		{"a hashed column in two rows gets log(5/3)+1", true, 1, math.Log(5.0/3) + 1},
-		{"a hashed column in one row is dropped (min_df 2)", true, 2, 0},
-		{"a hashed column in no row is dropped", true, 3, 0},
-		{"without IDF a hashed column keeps its values", false, 2, 1},
+		{"a hashed column in every row gets IDF 1", true, GroupScales{}, 0, 1},
+		{"a hashed column in two rows gets log(5/3)+1", true, GroupScales{}, 1, math.Log(5.0/3) + 1},
+		{"a hashed column in one row is dropped (min_df 2)", true, GroupScales{}, 2, 0},
+		{"a hashed column in no row is dropped", true, GroupScales{}, 3, 0},
+		{"without IDF a hashed column keeps its values", false, GroupScales{}, 2, 1},
 		// Values 0.30, 0.32, 0.34 and an implicit 0: mean 0.24, and the
 		// population standard deviation is sqrt(E[x²] - mean²) =
 		// sqrt((0.09+0.1024+0.1156)/4 - 0.0576) = sqrt(0.077 - 0.0576).
-		{"a numeric column is scaled to unit standard deviation", true, 4, 1 / math.Sqrt(0.077-0.0576)},
-		{"so it is without IDF too", false, 4, 1 / math.Sqrt(0.077-0.0576)},
-		{"a numeric column that never varies is left alone", true, 5, 1},
+		{"a numeric column is scaled to unit standard deviation", true, GroupScales{}, 4, 1 / numSD},
+		{"so it is without IDF too", false, GroupScales{}, 4, 1 / numSD},
+		{"a numeric column that never varies is left alone", true, GroupScales{}, 5, 1},
+		{"a meta column gets IDF like text", true, GroupScales{}, 6, math.Log(5.0/3) + 1},
+		{"the numeric group's scale multiplies its columns", true, GroupScales{Numeric: 3}, 4, 3 / numSD},
+		{"the meta group's scale multiplies its columns", true, GroupScales{Meta: 0.5}, 7, 0.5 * (math.Log(5.0/3) + 1)},
+		{"a group that is off is zeroed", true, GroupScales{Meta: Off}, 6, 0},
+		{"and the text is untouched by group scales", true, GroupScales{Numeric: 3, Meta: Off}, 1, math.Log(5.0/3) + 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := columnScales(x, 4, tc.idf)[tc.col]
+			got := columnScales(x, b, tc.idf, tc.g)[tc.col]
 			if math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("scale of column %d = %v, want %v", tc.col, got, tc.want)
 			}

@@ -25,9 +25,11 @@ type Result struct {
 type Router struct {
 	a     *Artifact
 	model classifier.Model
-	// fast is the fast tier's head of a per-tier router, nil otherwise.
-	fast *classifier.Model
-	pool sync.Pool
+	// kind is the artifact's scorer; fast and gain are its fast-tier and
+	// gain heads where it has them, nil otherwise.
+	kind       string
+	fast, gain *classifier.Model
+	pool       sync.Pool
 }
 
 type scratch struct {
@@ -44,9 +46,12 @@ func NewRouter(a *Artifact) (*Router, error) {
 	if _, err := features.NewExtractor(a.Features); err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	r := &Router{a: a, model: classifier.Model{W: a.Weights, B: a.Bias}}
-	if a.ScorerKind() == ScorerPerTier {
+	r := &Router{a: a, model: classifier.Model{W: a.Weights, B: a.Bias}, kind: a.ScorerKind()}
+	if len(a.FastWeights) > 0 {
 		r.fast = &classifier.Model{W: a.FastWeights, B: a.FastBias}
+	}
+	if len(a.GainWeights) > 0 {
+		r.gain = &classifier.Model{W: a.GainWeights, B: a.GainBias}
 	}
 	r.pool.New = func() any {
 		ext, _ := features.NewExtractor(a.Features) // spec validated above
@@ -59,16 +64,26 @@ func NewRouter(a *Artifact) (*Router, error) {
 func (r *Router) Artifact() *Artifact { return r.a }
 
 // Score returns the raw (uncalibrated) score of in: the logit of a label
-// router, the predicted gain σ(z_strong) − σ(z_fast) of a per-tier one.
+// router, else the predicted gain of the strong tier (see rawScore).
 func (r *Router) Score(in features.Input) float64 {
 	s := r.pool.Get().(*scratch)
 	s.ext.Extract(&s.vec, in)
-	z := r.model.Logit(s.vec.Idx, s.vec.Val)
-	if r.fast != nil {
-		z = sigmoid(z) - sigmoid(r.fast.Logit(s.vec.Idx, s.vec.Val))
+	var z [numHeads]float64
+	first := r.model.Logit(s.vec.Idx, s.vec.Val)
+	switch r.kind {
+	case ScorerLabel:
+		z[headLabel] = first
+	case ScorerGain:
+		z[headGain] = first
+	default:
+		z[headStrong] = first
+		z[headFast] = r.fast.Logit(s.vec.Idx, s.vec.Val)
+		if r.gain != nil {
+			z[headGain] = r.gain.Logit(s.vec.Idx, s.vec.Val)
+		}
 	}
 	r.pool.Put(s)
-	return z
+	return rawScore(r.kind, z)
 }
 
 // Route computes p_hard and the decision for one request.
@@ -103,20 +118,17 @@ type Contribution struct {
 // Explain returns the k features that moved the raw score most, by
 // absolute contribution (value times weight, summed over repeats). The
 // weight is the one `triage model show` prints (Artifact.ScoreWeights):
-// for a label router the feature's weight on the label's log-odds, for a
-// per-tier router its weight on the strong head's log-odds minus the fast
-// head's. Either way a positive weight pushes towards the strong tier (a
-// higher p_hard). For a per-tier router the contributions add up to that
-// log-odds gap less the heads' biases; p_hard follows the gap for most
-// requests, though not always, since the predicted gain σ(z_strong) −
-// σ(z_fast) also depends on where each head sits on its curve. It
-// allocates; it is for people, not the hot path.
+// the feature's weight on the log-odds of the label (label router) or of
+// the gain (gain router), the strong head's minus the fast head's
+// (per-tier), or the mean of those two (blend). Either way a positive
+// weight pushes towards the strong tier (a higher p_hard), and the
+// contributions add up to that log-odds less the biases. For the scorers
+// of the predicted gain p_hard follows it for most requests, though not
+// always, since the predicted gain also depends on where each head sits on
+// its curve. It allocates; it is for people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
-	weight := func(idx int32) float64 { return r.a.Weights[idx] }
-	if r.fast != nil {
-		weight = func(idx int32) float64 { return r.a.Weights[idx] - r.a.FastWeights[idx] }
-	}
+	weight := func(idx int32) float64 { return r.a.scoreWeight(int(idx)) }
 	byName := map[string]*Contribution{}
 	var order []string
 	ext.Describe(in, func(idx int32, val float64, name string) {

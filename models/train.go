@@ -18,9 +18,11 @@ import (
 
 // Defaults for TrainOptions.
 const (
-	// DefaultFolds is K for choosing L2 and for the out-of-fold logits the
-	// calibration is fit on.
-	DefaultFolds = 5
+	// DefaultFolds is K for choosing the scorer and L2 and for the
+	// out-of-fold scores the calibration is fit on. Three folds chose as
+	// well as five on the quality suite (mean APGR 0.550 against 0.547) at
+	// 0.6 of the fits, each on less data.
+	DefaultFolds = 3
 	// DefaultEscalateShare is the share of traffic the default thresholds
 	// send to the strong tier alone: the requests with the highest p_hard.
 	DefaultEscalateShare = 0.3
@@ -32,13 +34,11 @@ const (
 	DefaultAcceptConfidence = 0.8
 )
 
-// DefaultL2Grid is searched when no L2 is given. With IDF-scaled features
-// the best strengths on RouteLLM MMLU and GSM8K were 3e-3 to 1e-1 (the fast
-// tier's head on the 1,319 GSM8K prompts wants the most; see
-// docs/quality.md). 1e-3 was never chosen and, as the weakest penalty,
-// was the slowest fit of the grid: dropping it cut eval --cv 5 on MMLU by
-// a quarter with the same result.
-var DefaultL2Grid = []float64{3e-3, 1e-2, 3e-2, 1e-1}
+// DefaultL2Grid is searched when no L2 is given: half-decade steps were
+// no better than decade steps on the quality suite, at 4/3 of the fits,
+// and strengths weaker than 3e-3 were never the best choice on RouteLLM
+// MMLU and GSM8K and were the slowest fits (docs/quality.md).
+var DefaultL2Grid = []float64{1e-1, 1e-2, 3e-3}
 
 // ErrNoExamples is returned when there is nothing to train on.
 var ErrNoExamples = errors.New("no labelled examples")
@@ -67,14 +67,14 @@ type TrainOptions struct {
 	// estimates; LabelName is its name as stored in the artifact.
 	Label     func(fast, strong float64) float64
 	LabelName string
-	// Scorer is ScorerPerTier or ScorerLabel; "" means
-	// DefaultScorer(LabelName).
+	// Scorer is ScorerAuto, ScorerPerTier, ScorerGain, ScorerBlend or
+	// ScorerLabel; "" means DefaultScorer(LabelName).
 	Scorer string
 	// Features is the feature spec; zero means features.DefaultSpec().
 	Features features.Spec
-	// L2 is the regularisation strength; 0 chooses it from L2Grid by CV.
-	// For a per-tier scorer it is the strong head's, and the fast head's
-	// too unless FastL2 is set.
+	// L2 is the regularisation strength of every head; 0 chooses each
+	// head's from L2Grid by out-of-fold ranking quality. FastL2, when set,
+	// is the fast head's instead.
 	L2     float64
 	FastL2 float64
 	// L2Grid is the candidate strengths; nil means DefaultL2Grid.
@@ -85,6 +85,9 @@ type TrainOptions struct {
 	// NoIDF turns off inverse-document-frequency scaling of the hashed
 	// features (see Train).
 	NoIDF bool
+	// Groups scales the numeric and meta groups for the fit, which gives
+	// each its own penalty strength.
+	Groups GroupScales
 	// Classifier passes optimiser settings through.
 	Classifier classifier.Options
 	// Seed is recorded in the fingerprint.
@@ -97,6 +100,10 @@ type TrainOptions struct {
 	Now time.Time
 	// Progress, when set, is told about each fitting step.
 	Progress func(step string, done, total int)
+	// RouteWithoutSignal keeps the router's ranking even where the log
+	// does not show it beats random (see Signal); by default such a
+	// router escalates every request.
+	RouteWithoutSignal bool
 }
 
 // TrainReport says what Train did and how well the result does.
@@ -121,6 +128,17 @@ type TrainReport struct {
 	Held Report
 	// HeldP is p_hard for each held-out example, in order.
 	HeldP []float64
+	// OOF is the evaluation of the out-of-fold p_hard of the training
+	// examples, OOFP those p_hard in the design's order.
+	OOF  Report
+	OOFP []float64
+	// Candidates are the routers the selection compared, with the chosen
+	// one marked; Signal is the verdict on the chosen one.
+	Candidates []CandidateReport
+	Signal     Signal
+	// MetaChecked says the log's meta varied, so the chosen router was
+	// also compared without it; NoMeta says the router left meta out.
+	MetaChecked, NoMeta bool
 }
 
 // Train fits a router on train and evaluates it on held (which may be
@@ -210,7 +228,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// the best single sign of a hard problem, this was worth +0.015 APGR
 	// (docs/quality.md). Their means need no centring: the intercept is
 	// not penalised, so a shift only moves it.
-	scale := columnScales(d.x, 1<<opts.Features.HashBits, !opts.NoIDF)
+	scale := columnScales(d.x, blocksOf(opts.Features), !opts.NoIDF, opts.Groups)
 	train.used = true
 	for k, j := range d.x.Idx {
 		d.x.Val[k] *= scale[j]
@@ -219,6 +237,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// is mostly empty, and IDF zeroes the columns seen once) in a copy of
 	// the matrix's column indices; doing it here, once and in place, gives
 	// the same fits without the copies.
+	d.x.DropZeros()
 	cols := classifier.CompactColumns(d.x)
 
 	grid := opts.L2Grid
@@ -230,65 +249,148 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	if scorer == "" {
 		scorer = DefaultScorer(opts.LabelName)
 	}
-	rep.Scorer = scorer
-
-	// Each head: L2 by out-of-fold log loss (warm-started along the grid),
-	// its out-of-fold logits, and the final fit on all of train.
-	var best []float64 // out-of-fold raw scores, for the calibration
-	var m, fastM *classifier.Model
-	switch scorer {
-	case ScorerLabel:
-		h, err := fitHead("label", d.x, d.y, d.w, folds, grid, opts.L2, opts.Classifier, progress)
-		if err != nil {
-			return nil, nil, fmt.Errorf("train: %w", err)
-		}
-		best, m = h.oof, h.model
-		rep.L2, rep.L2Grid, rep.CVLoss = h.l2, h.grid, h.loss
-	case ScorerPerTier:
-		// Each tier's head predicts that tier's score from the prompt, so
-		// every request teaches both heads, including the ties and the
-		// requests where the fast tier wins, which a 0/1 label lumps
-		// together.
-		ys, yf := train.strong, train.fast
-		fl2 := opts.FastL2
-		if fl2 == 0 {
-			fl2 = opts.L2
-		}
-		hs, err := fitHead("strong tier", d.x, ys, d.w, folds, grid, opts.L2, opts.Classifier, progress)
-		if err != nil {
-			return nil, nil, fmt.Errorf("train: %w", err)
-		}
-		hf, err := fitHead("fast tier", d.x, yf, d.w, folds, grid, fl2, opts.Classifier, progress)
-		if err != nil {
-			return nil, nil, fmt.Errorf("train: %w", err)
-		}
-		best = make([]float64, n)
-		for i := range best {
-			best[i] = sigmoid(hs.oof[i]) - sigmoid(hf.oof[i])
-		}
-		m, fastM = hs.model, hf.model
-		rep.L2, rep.L2Grid, rep.CVLoss = hs.l2, hs.grid, hs.loss
-		rep.FastL2, rep.FastCVLoss = hf.l2, hf.loss
-	default:
-		return nil, nil, fmt.Errorf("train: scorer %q is not known; want %q or %q", scorer, ScorerPerTier, ScorerLabel)
+	scorers := []string{scorer}
+	if scorer == ScorerAuto {
+		scorers = autoScorers
+	} else if _, ok := scorerHeads[scorer]; !ok {
+		return nil, nil, fmt.Errorf("train: scorer %q is not known; want %s", scorer, scorerList)
 	}
 
-	cal, calName, calLoss, err := chooseCalibration(best, d.y, d.w, folds, opts.Folds)
+	// Each head's grid: the given L2 alone, or the search grid. The L2
+	// strengths are chosen with the scorer below, by ranking quality.
+	var grids [numHeads][]float64
+	for h := range numHeads {
+		switch {
+		case h == headFast && opts.FastL2 != 0:
+			grids[h] = []float64{opts.FastL2}
+		case opts.L2 != 0:
+			grids[h] = []float64{opts.L2}
+		default:
+			grids[h] = grid
+		}
+	}
+	// The heads' targets: each tier's score, the strong tier's gain as a
+	// soft target in [0, 1], and the label.
+	targets := [numHeads][]float64{
+		headStrong: train.strong,
+		headFast:   train.fast,
+		headGain:   make([]float64, n),
+		headLabel:  d.y,
+	}
+	for i := range n {
+		targets[headGain][i] = (train.strong[i] - train.fast[i] + 1) / 2
+	}
+	var heads [numHeads]*headCV
+	for _, s := range scorers {
+		for _, h := range scorerHeads[s] {
+			if heads[h] != nil {
+				continue
+			}
+			step := "cross-validating (" + headNames[h] + ")"
+			progress(step, 0, 1)
+			hc, err := cvHead(headNames[h], d.x, targets[h], d.w, folds, grids[h], opts.Classifier)
+			if err != nil {
+				return nil, nil, fmt.Errorf("train: %w", err)
+			}
+			progress(step, 1, 1)
+			heads[h] = hc
+		}
+	}
+	cands := enumerateCandidates(scorers, grids)
+	scoreCandidates(cands, heads, train.fast, train.strong, d.w)
+	chosen := pickOneSE(cands, grids, train.fast, train.strong, d.w)
+
+	// The meta group's strength: where the log's meta varies, the chosen
+	// router is cross-validated again without it, and the one-SE rule
+	// keeps meta only where it clearly ranks better (it is the larger
+	// model). Subject was worth 0.024 APGR on RouteLLM MMLU; on small logs
+	// meta's weights can take over what the text would teach.
+	fitX := d.x
+	if mb := blocksOf(opts.Features).meta; opts.Groups.Meta >= 0 && metaVaries(d.x, cols, mb) {
+		noMeta := withoutColumns(d.x, cols, mb)
+		var mheads [numHeads]*headCV
+		alt := &candidate{scorer: chosen.scorer, k: chosen.k, noMeta: true}
+		var agrids [numHeads][]float64
+		for h := range numHeads {
+			if !chosen.uses(h) {
+				alt.k[h] = -1
+				continue
+			}
+			agrids[h] = []float64{grids[h][chosen.k[h]]}
+			step := "cross-validating without meta (" + headNames[h] + ")"
+			progress(step, 0, 1)
+			hc, err := cvHead(headNames[h], noMeta, targets[h], d.w, folds, agrids[h], opts.Classifier)
+			if err != nil {
+				return nil, nil, fmt.Errorf("train: %w", err)
+			}
+			progress(step, 1, 1)
+			mheads[h] = hc
+			alt.k[h] = 0
+		}
+		scoreCandidates([]*candidate{alt}, mheads, train.fast, train.strong, d.w)
+		// Without meta is the simpler model: it wins within one standard
+		// error of the difference, paired on the same requests.
+		alt.k = chosen.k // its grid positions in the full grids, for reports
+		cands = append(cands, alt)
+		dif, se := pairedDiff(rankShares(chosen.oof, d.w), rankShares(alt.oof, d.w), train.fast, train.strong, d.w)
+		if !math.IsNaN(alt.apgr) && (math.IsNaN(dif) || dif <= se) {
+			chosen, fitX = alt, noMeta
+		}
+		rep.MetaChecked = true
+	}
+	rep.Scorer = chosen.scorer
+	rep.NoMeta = chosen.noMeta
+	for _, c := range cands {
+		rep.Candidates = append(rep.Candidates, CandidateReport{Scorer: c.scorer, L2: c.l2s(grids), NoMeta: c.noMeta, APGR: c.apgr, SE: c.se, Chosen: c == chosen})
+	}
+
+	// The chosen scorer's heads, fitted on every training row.
+	var final [numHeads]*classifier.Model
+	for h := range numHeads {
+		if !chosen.uses(h) {
+			continue
+		}
+		hc, l2 := heads[h], grids[h][chosen.k[h]]
+		if hc.constant {
+			final[h] = &classifier.Model{W: make([]float64, d.x.Dim), B: hc.bias}
+			continue
+		}
+		step := "fitting (" + headNames[h] + ")"
+		progress(step, 0, 1)
+		copts := opts.Classifier
+		copts.L2 = l2
+		m, err := classifier.Fit(fitX, targets[h], d.w, copts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %s: final fit: %w", headNames[h], err)
+		}
+		progress(step, 1, 1)
+		final[h] = m
+	}
+	best := chosen.oof // out-of-fold raw scores, for the calibration
+	l2s := chosen.l2s(grids)
+	rep.L2, rep.FastL2 = l2s[headOf(chosen.scorer)], l2s[headFast]
+	rep.L2Grid = grids[headOf(chosen.scorer)]
+	rep.CVLoss = heads[headOf(chosen.scorer)].cv.Loss
+	if chosen.uses(headFast) {
+		rep.FastCVLoss = heads[headFast].cv.Loss
+	}
+
+	cal, err := calibrateScores(best, d.y, d.w)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: calibration: %w", err)
 	}
-	rep.Calibration, rep.CalibrationLoss = calName, calLoss
-	if cols != nil {
-		m.W = classifier.ExpandWeights(m.W, cols, len(scale))
-		if fastM != nil {
-			fastM.W = classifier.ExpandWeights(fastM.W, cols, len(scale))
+	rep.Calibration = "isotonic"
+	for h, m := range final {
+		if m == nil {
+			continue
 		}
-	}
-	for j := range scale {
-		m.W[j] *= scale[j]
-		if fastM != nil {
-			fastM.W[j] *= scale[j]
+		if cols != nil {
+			m.W = classifier.ExpandWeights(m.W, cols, len(scale))
 		}
+		for j := range scale {
+			m.W[j] *= scale[j]
+		}
+		final[h] = m
 	}
 
 	a := &Artifact{
@@ -296,22 +398,18 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		Version:       NewVersion(opts.Now),
 		CreatedAt:     opts.Now.UTC(),
 		Features:      opts.Features,
-		Scorer:        scorer,
-		Weights:       Weights(m.W),
-		Bias:          m.B,
+		Scorer:        chosen.scorer,
 		Calibration:   cal,
 		Tiers:         opts.Tiers,
 		Label:         opts.LabelName,
 		Training: Fingerprint{
 			Records: n, Skipped: opts.Skipped, Holdout: len(held),
-			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, GainL2: gainL2(chosen.scorer, l2s), L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			MetaOff: chosen.noMeta || opts.Groups.Meta < 0,
 			Seed: opts.Seed, Sources: opts.Sources,
 		},
 	}
-	if fastM != nil {
-		a.FastWeights, a.FastBias = Weights(fastM.W), fastM.B
-	}
-
+	a.setHeads(final)
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
 	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
 		return nil, nil, fmt.Errorf("train: confidence calibration: %w", err)
@@ -320,14 +418,45 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		rep.ConfidenceCalibration = name
 	}
 
+	// Does the log let a router beat random? The chosen candidate's
+	// out-of-fold APGR, with its 95% interval, says; where it cannot,
+	// the router answers one p_hard for every request and escalates them
+	// all, so it cannot route worse than sending everything to the strong
+	// tier, which is what a user had before.
+	sig := checkSignal(chosen, train.fast, train.strong, d.w)
+	a.Signal = &sig
+	rep.Signal = sig
+	if !sig.Routable && opts.RouteWithoutSignal {
+		sig.Routable, sig.Reason = true, "routed anyway (--route-anyway): "+sig.Reason
+		a.Signal = &sig
+		rep.Signal = sig
+	}
+
 	// Default thresholds from the out-of-fold p_hard distribution, which
 	// is what unseen traffic looks like to this model.
 	pOOF := make([]float64, len(best))
-	for i, z := range best {
-		pOOF[i] = cal.Apply(z)
+	if sig.Routable {
+		for i, z := range best {
+			pOOF[i] = cal.Apply(z)
+		}
+		a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
+	} else {
+		a.Calibration = constantCalibration()
+		for i := range pOOF {
+			pOOF[i] = a.Calibration.Apply(0)
+		}
+		a.Policy, a.PolicyTarget = NoRoutePolicy(), "cannot route: "+sig.Reason+"; every request escalates"
+		rep.Calibration = "constant"
 	}
-	a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
 	a.ExpectedShares = Shares(a.Policy, pOOF)
+	// The figures train reports when nothing is held out: the out-of-fold
+	// p_hard of the cross-validation that chose the router (a little
+	// optimistic, as the choice saw them).
+	yOOF := d.y
+	rep.OOF = Evaluate(pOOF, yOOF, train.fast, train.strong)
+	rep.OOFP = pOOF
+	a.Metrics = rep.OOF.Map()
+	a.MetricsFrom = MetricsOutOfFold
 
 	if len(held) > 0 {
 		r, err := NewRouter(a)
@@ -345,66 +474,32 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		}
 		rep.Held = Evaluate(rep.HeldP, y, weak, strong)
 		a.Metrics = rep.Held.Map()
+		a.MetricsFrom = MetricsHeldOut
 	}
 	return a, rep, nil
 }
 
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
+// gainL2 is the gain head's L2 where the fingerprint records it apart
+// from L2: in a blend, whose L2 is the strong head's.
+func gainL2(scorer string, l2s [numHeads]float64) float64 {
+	if scorer == ScorerBlend {
+		return l2s[headGain]
+	}
+	return 0
+}
+
 // DefaultScorer is the scorer for a label when none is asked for:
-// ScorerPerTier for the labels about the strong tier's gain (strong-wins,
-// gap:T, gain), whose ranking it improves (docs/quality.md), and
-// ScorerLabel for weak-fails, which is about the fast tier alone.
+// ScorerAuto (chosen by out-of-fold ranking quality among the scorers of
+// the strong tier's gain) for the labels about that gain (strong-wins,
+// gap:T, gain), and ScorerLabel for weak-fails, which is about the fast
+// tier alone.
 func DefaultScorer(label string) string {
 	if label == datasets.LabelWeakFails {
 		return ScorerLabel
 	}
-	return ScorerPerTier
-}
-
-// head is one fitted logistic regression of a scorer.
-type head struct {
-	model *classifier.Model
-	oof   []float64 // out-of-fold logits under the chosen L2
-	l2    float64
-	grid  []float64
-	loss  []float64
-}
-
-// fitHead chooses L2 by K-fold CV over grid (or uses l2 when it is not 0),
-// keeps the out-of-fold logits, and fits on all rows. A target that is
-// the same for every row (a tier that always succeeds, say) gets a
-// constant head: there is nothing to learn and the optimiser would chase
-// an infinite intercept.
-func fitHead(name string, x *classifier.Sparse, y, w []float64, folds []int, grid []float64, l2 float64, copts classifier.Options, progress func(string, int, int)) (head, error) {
-	if c, ok := constant(y); ok {
-		p := math.Min(math.Max(c, 1e-4), 1-1e-4)
-		b := math.Log(p / (1 - p))
-		oof := make([]float64, len(y))
-		for i := range oof {
-			oof[i] = b
-		}
-		return head{model: &classifier.Model{W: make([]float64, x.Dim), B: b}, oof: oof, l2: l2}, nil
-	}
-	if l2 != 0 {
-		grid = []float64{l2}
-	}
-	step := "cross-validating (" + name + ")"
-	progress(step, 0, 1)
-	cv, err := classifier.CrossValidate(x, y, w, folds, grid, copts)
-	if err != nil {
-		return head{}, fmt.Errorf("%s: %w", name, err)
-	}
-	progress(step, 1, 1)
-	step = "fitting (" + name + ")"
-	progress(step, 0, 1)
-	copts.L2 = cv.Best
-	m, err := classifier.Fit(x, y, w, copts)
-	if err != nil {
-		return head{}, fmt.Errorf("%s: final fit: %w", name, err)
-	}
-	progress(step, 1, 1)
-	return head{model: m, oof: cv.OOF, l2: cv.Best, grid: cv.Grid, loss: cv.Loss}, nil
+	return ScorerAuto
 }
 
 func constant(y []float64) (float64, bool) {
@@ -429,6 +524,25 @@ func checkBothClasses(y []float64) error {
 	return nil
 }
 
+// calibrateScores maps out-of-fold raw scores to the probability of the
+// label: isotonic regression, with its end segments continued past the end
+// knots. It never turns the ranking round, and it is the map that keeps
+// the most of it when routers trained on different samples are compared
+// on one scale: on the quality suite, pooling five folds' p_hard lost
+// 0.001 APGR against their raw scores this way, 0.008 when Platt or
+// isotonic was chosen by held-out log loss and 0.012 with Platt alone
+// (docs/quality.md). Platt's single slope fitted to a label only loosely
+// tied to the score (strong-wins on graded logs) flattened the scale by a
+// different amount in every fold.
+func calibrateScores(z, y, w []float64) (classifier.Calibration, error) {
+	cal, err := classifier.FitIsotonic(z, y, w)
+	if err != nil {
+		return cal, err
+	}
+	cal.LinearTails = true
+	return cal, nil
+}
+
 // chooseCalibration fits Platt and isotonic on the out-of-fold logits of
 // the lower half of the folds, compares their log loss on the upper half,
 // and refits the winner on all of them.
@@ -448,7 +562,7 @@ func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibr
 		fit  func(z, y, w []float64) (classifier.Calibration, error)
 	}{{"platt", classifier.FitPlatt}, {"isotonic", classifier.FitIsotonic}} {
 		cal, err := c.fit(zf, yf, wf)
-		if err != nil {
+		if err != nil || !increasing(cal) {
 			continue
 		}
 		p := make([]float64, len(zh))
@@ -464,12 +578,24 @@ func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibr
 	if bestName == "" {
 		return classifier.Calibration{}, "", nil, errors.New("neither platt nor isotonic could be fit")
 	}
-	fit := classifier.FitPlatt
-	if bestName == "isotonic" {
-		fit = classifier.FitIsotonic
+	if bestName == "platt" {
+		if cal, err := classifier.FitPlatt(z, y, w); err == nil && increasing(cal) {
+			return cal, bestName, losses, nil
+		}
+		// On all the scores the slope can come out flat or negative where
+		// half of them gave a positive one; isotonic keeps the order.
+		bestName = "isotonic"
 	}
-	cal, err := fit(z, y, w)
+	cal, err := classifier.FitIsotonic(z, y, w)
 	return cal, bestName, losses, err
+}
+
+// increasing reports whether a calibration keeps the order of the scores.
+// A Platt fit with a slope of zero or below would make every request
+// alike or turn the router's ranking round, which no later step could
+// repair: the ranking is what routing quality is made of.
+func increasing(c classifier.Calibration) bool {
+	return c.Method != classifier.CalibPlatt || c.A > 0
 }
 
 // fitConfidence calibrates the fast tier's raw confidence against whether
@@ -564,20 +690,64 @@ func fingerprint(ids []string, y []float64) string {
 // to be used (scikit-learn's min_df).
 const minDocFreq = 2
 
+// GroupScales multiplies the columns of a feature group for the fit,
+// which under one L2 penalty divides that group's penalty by the square:
+// a scale of 3 penalises it 9 times less. 0 means 1; Off leaves the group
+// out of the fit altogether.
+type GroupScales struct {
+	// Numeric scales the numeric slots (after their unit-variance scaling).
+	Numeric float64
+	// Meta scales the meta block (spec version 2 with MetaBits; in version
+	// 1 meta shares the text's slots and is scaled with the text).
+	Meta float64
+}
+
+// Off is the GroupScales value that leaves a group out.
+const Off = -1
+
+func groupScale(v float64) float64 {
+	switch {
+	case v == 0:
+		return 1
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// blocks are the column ranges of a spec's vector: the hashed text slots
+// [0, hashed), the numeric slots [hashed, meta) and the meta block
+// [meta, dim).
+type blocks struct{ hashed, meta int }
+
+func blocksOf(spec features.Spec) blocks {
+	return blocks{hashed: 1 << spec.HashBits, meta: spec.MetaBase()}
+}
+
+// isCount reports the columns that count occurrences (text n-grams and
+// meta indicators), which get IDF; the others are numeric slots.
+func (b blocks) isCount(j int) bool { return j < b.hashed || j >= b.meta }
+
 // columnScales returns the factor each column is multiplied by for the
-// fit: the IDF of the hashed columns (1 when idf is false) and one over
-// the standard deviation of the numeric columns above hashed.
-func columnScales(x *classifier.Sparse, hashed int, idf bool) []float64 {
+// fit: the IDF of the text and meta columns (1 when idf is false), one
+// over the standard deviation of the numeric slots, and the groups'
+// scales on top.
+func columnScales(x *classifier.Sparse, b blocks, idf bool, g GroupScales) []float64 {
 	var scale []float64
 	if idf {
-		scale = inverseDocumentFrequency(x, hashed)
+		scale = inverseDocumentFrequency(x, b)
 	} else {
 		scale = make([]float64, x.Dim)
 		for j := range scale {
 			scale[j] = 1
 		}
 	}
-	n := x.Dim - hashed
+	if ms := groupScale(g.Meta); ms != 1 {
+		for j := b.meta; j < x.Dim; j++ {
+			scale[j] *= ms
+		}
+	}
+	n := min(b.meta, x.Dim) - b.hashed
 	if n <= 0 || x.Rows() == 0 {
 		return scale
 	}
@@ -585,31 +755,32 @@ func columnScales(x *classifier.Sparse, hashed int, idf bool) []float64 {
 	for i := 0; i < x.Rows(); i++ {
 		idx, val := x.Row(i)
 		for k, j := range idx {
-			if int(j) >= hashed {
-				sum[int(j)-hashed] += val[k]
-				sq[int(j)-hashed] += val[k] * val[k]
+			if c := int(j) - b.hashed; c >= 0 && c < n {
+				sum[c] += val[k]
+				sq[c] += val[k] * val[k]
 			}
 		}
 	}
 	rows := float64(x.Rows())
+	ns := groupScale(g.Numeric)
 	for c := range n {
 		mean := sum[c] / rows
 		sd := math.Sqrt(math.Max(sq[c]/rows-mean*mean, 0))
 		// A column that never varies carries nothing the intercept does
 		// not; leave it as it is rather than divide by (almost) zero.
 		if sd > 1e-9 {
-			scale[hashed+c] = 1 / sd
+			scale[b.hashed+c] = ns / sd
 		} else {
-			scale[hashed+c] = 1
+			scale[b.hashed+c] = ns
 		}
 	}
 	return scale
 }
 
 // inverseDocumentFrequency returns, per column, log((1+n)/(1+df)) + 1 (the
-// smoothed IDF of scikit-learn) for the hashed columns below hashed, and 1
-// for the numeric slots above, which are not counts.
-func inverseDocumentFrequency(x *classifier.Sparse, hashed int) []float64 {
+// smoothed IDF of scikit-learn) for the text and meta columns, and 1 for
+// the numeric slots, which are not counts.
+func inverseDocumentFrequency(x *classifier.Sparse, b blocks) []float64 {
 	df := make([]float64, x.Dim)
 	last := make([]int32, x.Dim) // row+1 that last counted the column
 	for i := 0; i < x.Rows(); i++ {
@@ -623,7 +794,7 @@ func inverseDocumentFrequency(x *classifier.Sparse, hashed int) []float64 {
 	}
 	n := float64(x.Rows())
 	for j := range df {
-		if j >= hashed {
+		if !b.isCount(j) {
 			df[j] = 1
 			continue
 		}

@@ -109,6 +109,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if sig := r.Artifact().Signal; sig != nil && !sig.Routable {
+		return fmt.Errorf("%s cannot route, so it has no thresholds to set: %s; train on more (or more varied) requests, or pass --route-anyway to train", *model, sig.Reason)
+	}
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without both tiers' scores\n", rl.missing)
 	}

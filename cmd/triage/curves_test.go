@@ -74,6 +74,10 @@ func trainRouter(tb testing.TB, path string, recs []datasets.Record, fast, stron
 	a, _, err := models.Train(ex, nil, models.TrainOptions{
 		Tiers: models.Tiers{Fast: fast, Strong: strong}, Label: label.Of, LabelName: datasets.LabelStrongWins,
 		L2: 1e-4, Folds: 3, Features: spec,
+		// The speculation scenario hides most of the difficulty from the
+		// prompt, so on a few hundred records the signal check may say
+		// the router cannot route; these tests are about the replay.
+		RouteWithoutSignal: true,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -36,7 +36,7 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	w := env.Stdout
 	if *asJSON {
 		c := *a
-		c.Weights, c.FastWeights = nil, nil
+		c.Weights, c.FastWeights, c.GainWeights = nil, nil, nil
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(&c)
@@ -54,10 +54,9 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(w, "  tiers        fast=%s strong=%s\n", a.Tiers.Fast, a.Tiers.Strong)
 	fmt.Fprintf(w, "  label        %s (p_hard is its calibrated probability)\n", a.Label)
-	if a.ScorerKind() == models.ScorerPerTier {
-		fmt.Fprintf(w, "  scorer       per-tier: one model per tier predicts its score; requests rank by the predicted gain of the strong tier\n")
-	} else {
-		fmt.Fprintf(w, "  scorer       label: one model of the label ranks the requests\n")
+	fmt.Fprintf(w, "  scorer       %s\n", scorerDescription[a.ScorerKind()])
+	if a.Signal != nil {
+		fmt.Fprintf(w, "  signal       %s\n", a.Signal)
 	}
 	fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
 		a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
@@ -69,10 +68,7 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 			100*a.ExpectedShares[models.Fast], 100*a.ExpectedShares[models.Speculate], 100*a.ExpectedShares[models.Escalate])
 	}
 	t := a.Training
-	l2 := fmt.Sprintf("l2 %g", t.L2)
-	if a.ScorerKind() == models.ScorerPerTier {
-		l2 = fmt.Sprintf("l2 strong %g, fast %g", t.L2, t.FastL2)
-	}
+	l2 := l2Summary(a.ScorerKind(), t.L2, t.FastL2, t.GainL2)
 	fmt.Fprintf(w, "  training     %d records (%d held out, %d skipped), %s%s, seed %d, data sha256 %.16s\n",
 		t.Records, t.Holdout, t.Skipped, l2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
 	if len(t.Sources) > 0 {
@@ -97,7 +93,11 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("%s=%.4g", k, a.Metrics[k])
 		}
-		fmt.Fprintf(w, "  held-out     %s\n", strings.Join(parts, " "))
+		from := a.MetricsFrom
+		if from == "" {
+			from = models.MetricsHeldOut
+		}
+		fmt.Fprintf(w, "  %-12s %s\n", from, strings.Join(parts, " "))
 	}
 	if len(a.TopFeatures) > 0 {
 		weightOn := "the label's log-odds"
@@ -114,4 +114,23 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// scorerDescription says in a line how each scorer ranks requests.
+var scorerDescription = map[string]string{
+	models.ScorerPerTier: "per-tier: one model per tier predicts its score; requests rank by the predicted gain of the strong tier",
+	models.ScorerGain:    "gain: one model predicts the strong tier's gain over the fast one; requests rank by it",
+	models.ScorerBlend:   "blend: the mean of the per-tier and gain predictions of the strong tier's gain",
+	models.ScorerLabel:   "label: one model of the label ranks the requests",
+}
+
+// l2Summary names the L2 strength of each head a scorer uses.
+func l2Summary(scorer string, l2, fastL2, gainL2 float64) string {
+	switch scorer {
+	case models.ScorerPerTier:
+		return fmt.Sprintf("l2 strong %g, fast %g", l2, fastL2)
+	case models.ScorerBlend:
+		return fmt.Sprintf("l2 strong %g, fast %g, gain %g", l2, fastL2, gainL2)
+	}
+	return fmt.Sprintf("l2 %g", l2)
 }

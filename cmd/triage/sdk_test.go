@@ -23,6 +23,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/upstreamsim"
 )
 
@@ -59,6 +61,7 @@ type sdkRig struct {
 	strongRequests     *atomic.Int64
 	stop               func() int
 	stderr             *lockedBuffer
+	fastText           *datasets.Record // routes fast on its prompt alone
 }
 
 func newSDKRig(t *testing.T) *sdkRig {
@@ -70,6 +73,17 @@ func newSDKRig(t *testing.T) *sdkRig {
 	}
 	model, router := proxyModel(t, dir, recs)
 	r := &sdkRig{picks: pickPrompts(t, recs, router), strongRequests: &atomic.Int64{}}
+	// A completion carries no metadata, so its pick is a prompt the router
+	// sends fast on its text alone.
+	for i := range recs {
+		if router.Route(features.Input{Prompt: recs[i].Prompt}).Decision == models.Fast {
+			r.fastText = &recs[i]
+			break
+		}
+	}
+	if r.fastText == nil {
+		t.Fatal("no prompt of the sample log routes fast on its text alone")
+	}
 	var urls [2]string
 	for i, s := range []struct {
 		tier, model string
@@ -266,7 +280,7 @@ func TestOpenAISDK(t *testing.T) {
 	})
 
 	t.Run("a completion is routed on its prompt", func(t *testing.T) {
-		rec := r.picks["fast"]
+		rec := r.fastText
 		got, err := web.Completions.New(ctx, openai.CompletionNewParams{Model: "gpt-4o", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(rec.Prompt)}})
 		if err != nil {
 			t.Fatal(err)

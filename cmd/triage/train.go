@@ -18,7 +18,7 @@ func init() {
 	register("train", "train a router from labelled logs", runTrain)
 }
 
-const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout 0.2] [--seed N] -o FILE"
+const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout F] [--seed N] -o FILE"
 
 // trainFlags are the flags train shares with eval --cv.
 type trainFlags struct {
@@ -29,6 +29,7 @@ type trainFlags struct {
 	scorer  string
 	seed    uint64
 	l2      float64
+	anyway  bool
 	folds   int
 	skipBad bool
 	chars   string
@@ -41,9 +42,10 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
 	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails, gap:T or gain (a soft target: the strong tier's gain over the fast one, rescaled to [0,1])")
-	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: per-tier (predict each tier's score, rank by the gain; default) or label (one model of the label; default for weak-fails)")
+	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: auto (the default: gain, per-tier or blend, chosen by out-of-fold APGR), per-tier (predict each tier's score, rank by the gain), gain (predict the gain), blend (the mean of both) or label (one model of the label; the default for weak-fails)")
 	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
-	fs.Float64Var(&t.l2, "l2", 0, "L2 strength; 0 picks it by K-fold cross-validation")
+	fs.Float64Var(&t.l2, "l2", 0, "L2 strength of every head; 0 picks each by K-fold cross-validation")
+	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
 	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
 	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
@@ -89,9 +91,9 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 		return datasets.Label{}, &UsageError{Msg: err.Error()}
 	}
 	switch t.scorer {
-	case "", models.ScorerPerTier, models.ScorerLabel:
+	case "", models.ScorerAuto, models.ScorerPerTier, models.ScorerGain, models.ScorerBlend, models.ScorerLabel:
 	default:
-		return datasets.Label{}, usagef("use per-tier or label", "--scorer %q is not known", t.scorer)
+		return datasets.Label{}, usagef("use auto, per-tier, gain, blend or label", "--scorer %q is not known", t.scorer)
 	}
 	if _, err := t.spec(); err != nil {
 		return datasets.Label{}, err
@@ -112,6 +114,8 @@ func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions
 		Folds:     t.folds,
 		Seed:      t.seed,
 		Sources:   t.data,
+
+		RouteWithoutSignal: t.anyway,
 	}
 }
 
@@ -127,7 +131,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "train", trainUsage)
 	var tf trainFlags
 	tf.register(fs)
-	holdout := fs.Float64("holdout", 0.2, "share of records (by id hash) kept out to measure the router")
+	holdout := fs.Float64("holdout", 0, "share of records (by id hash) kept out of training to measure the router on; by default it trains on every record and reports the out-of-fold figures of its cross-validation")
 	out := fs.String("o", "", "write the router artifact to FILE")
 	asJSON := fs.Bool("json", false, "print the held-out metrics as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
@@ -169,14 +173,27 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if err := a.Save(*out); err != nil {
 		return err
 	}
-	l2 := fmt.Sprintf("l2 %g", rep.L2)
-	if rep.Scorer == models.ScorerPerTier {
-		l2 = fmt.Sprintf("l2 strong %g, fast %g", rep.L2, rep.FastL2)
-	}
+	l2 := l2Summary(rep.Scorer, rep.L2, rep.FastL2, a.Training.GainL2)
+	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen && (tf.scorer == "" || tf.scorer == models.ScorerAuto)]
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s), calibration %s; wrote %s (version %s)\n",
-		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, map[bool]string{true: "chosen by CV", false: "given"}[a.Training.L2Chosen], rep.Calibration, *out, a.Version)
+		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, chosen, rep.Calibration, *out, a.Version)
+	fmt.Fprintf(env.Stderr, "triage train: %s\n", rep.Signal)
 	if len(held) == 0 {
-		return nil
+		warnFew(env, "train", train.Len(), "log more requests")
+		// Nothing held out: the figures are the out-of-fold ones of the
+		// cross-validation that chose the router.
+		if !*asJSON {
+			fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of scorer saw them, so they lean optimistic):\n", tf.folds)
+		}
+		weak, strong := train.Scores()
+		y := make([]float64, len(weak))
+		for i := range y {
+			y[i] = label.Of(weak[i], strong[i])
+		}
+		return printReports(env.Stdout, *asJSON, rep.OOF, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	}
+	if !*asJSON {
+		fmt.Fprintf(env.Stdout, "held-out figures (%d records, %.0f%% of ids kept out of training):\n", len(held), 100**holdout)
 	}
 	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	y, weak, strong := scoresOf(held, label)

@@ -111,7 +111,7 @@ func TestTrainScoreEval(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("model show exited %d: %s", code, stderr)
 		}
-		for _, want := range []string{"tiers        fast=" + sampleFast, "policy", "top features", "held-out"} {
+		for _, want := range []string{"tiers        fast=" + sampleFast, "policy", "top features", "signal       routes better than random", "out-of-fold  apgr="} {
 			if !strings.Contains(out, want) {
 				t.Errorf("model show output lacks %q:\n%s", want, out)
 			}

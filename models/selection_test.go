@@ -1,0 +1,408 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/features"
+)
+
+func TestAPGRSE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 2000
+	score, weak, strong, w := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		// Scores on a coarse grid, so there are many ties.
+		score[i] = math.Round(rng.NormFloat64()*4) / 4
+		weak[i] = float64(rng.IntN(2))
+		strong[i] = float64(rng.IntN(2))
+		if rng.Float64() < 0.4+0.1*score[i] {
+			strong[i], weak[i] = 1, 0
+		}
+		w[i] = 0.5 + rng.Float64()
+	}
+	t.Run("the estimate is classifier.APGR's, ties as a random order", func(t *testing.T) {
+		got, _ := apgrSE(score, weak, strong, nil)
+		// classifier.APGR integrates the expected PGR curve over random
+		// tie orders by the trapezoid rule, which is exactly the mean-u form.
+		if want := classifier.APGR(score, weak, strong); math.Abs(got-want) > 1e-12 {
+			t.Errorf("apgrSE = %.15f, classifier.APGR = %.15f", got, want)
+		}
+	})
+	t.Run("with weights it is the weighted APGR", func(t *testing.T) {
+		got, _ := apgrSE(score, weak, strong, w)
+		if want := WeightedAPGR(score, weak, strong, w); math.Abs(got-want) > 1e-9 {
+			t.Errorf("apgrSE = %.12f, WeightedAPGR = %.12f", got, want)
+		}
+	})
+	t.Run("the standard error is close to a bootstrap's", func(t *testing.T) {
+		_, se := apgrSE(score, weak, strong, nil)
+		reps := make([]float64, 400)
+		bs, bw, bst := make([]float64, n), make([]float64, n), make([]float64, n)
+		for r := range reps {
+			for i := range n {
+				j := rng.IntN(n)
+				bs[i], bw[i], bst[i] = score[j], weak[j], strong[j]
+			}
+			reps[r] = classifier.APGR(bs, bw, bst)
+		}
+		var m, v float64
+		for _, x := range reps {
+			m += x
+		}
+		m /= float64(len(reps))
+		for _, x := range reps {
+			v += (x - m) * (x - m)
+		}
+		boot := math.Sqrt(v / float64(len(reps)-1))
+		// 400 replicates estimate an SD to about ±4%; the delta method
+		// ignores the ranks' own resampling noise, which is small here.
+		if se < 0.8*boot || se > 1.25*boot {
+			t.Errorf("delta-method SE %.4f, bootstrap SD %.4f", se, boot)
+		}
+	})
+	t.Run("no gain makes it undefined", func(t *testing.T) {
+		if a, se := apgrSE(score, weak, weak, nil); !math.IsNaN(a) || !math.IsNaN(se) {
+			t.Errorf("apgrSE with strong = weak = (%v, %v), want NaN", a, se)
+		}
+	})
+}
+
+func TestPickOneSE(t *testing.T) {
+	grid := []float64{1e-1, 3e-2, 1e-2, 3e-3}
+	var grids [numHeads][]float64
+	for h := range grids {
+		grids[h] = grid
+	}
+	// 1,000 requests whose gain a latent difficulty drives; a candidate's
+	// out-of-fold scores are that difficulty plus noise of its own.
+	rng := rand.New(rand.NewPCG(7, 8))
+	n := 1000
+	diff, weak, strong := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		diff[i] = rng.NormFloat64()
+		strong[i] = b2f(rng.Float64() < 0.8)
+		weak[i] = b2f(rng.Float64() < 0.5-0.3*math.Tanh(diff[i]))
+	}
+	scores := func(noise float64, seed uint64) []float64 {
+		r := rand.New(rand.NewPCG(seed, 1))
+		s := make([]float64, n)
+		for i := range s {
+			s[i] = diff[i] + noise*r.NormFloat64()
+		}
+		return s
+	}
+	none := [numHeads]int{-1, -1, -1, -1}
+	mk := func(scorer string, ks map[int]int, oof []float64) *candidate {
+		c := &candidate{scorer: scorer, k: none, oof: oof}
+		for h, k := range ks {
+			c.k[h] = k
+		}
+		c.apgr, c.se = apgrSE(oof, weak, strong, nil)
+		return c
+	}
+	best := scores(0.5, 1)
+	nearly := make([]float64, n) // the best's ranking, a little shuffled
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range nearly {
+		nearly[i] = best[i] + 0.05*r.NormFloat64()
+	}
+	tests := []struct {
+		name  string
+		cands []*candidate
+		want  int
+	}{
+		{"the stronger penalty wins within one standard error of the best",
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, nearly), mk(ScorerGain, map[int]int{headGain: 2}, best)}, 0},
+		{"the best wins when the simpler one is clearly worse",
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, scores(3, 2)), mk(ScorerGain, map[int]int{headGain: 2}, best)}, 1},
+		{"fewer heads beat a stronger penalty",
+			[]*candidate{mk(ScorerPerTier, map[int]int{headStrong: 0, headFast: 0}, nearly), mk(ScorerGain, map[int]int{headGain: 3}, nearly), mk(ScorerBlend, map[int]int{headStrong: 2, headFast: 2, headGain: 2}, best)}, 1},
+		{"a clearly better per-tier router beats the one-head ones",
+			[]*candidate{mk(ScorerGain, map[int]int{headGain: 0}, scores(3, 3)), mk(ScorerPerTier, map[int]int{headStrong: 2, headFast: 2}, best)}, 1},
+		{"an undefined APGR never wins",
+			[]*candidate{{scorer: ScorerGain, k: [numHeads]int{-1, -1, 0, -1}, oof: best, apgr: math.NaN(), se: math.NaN()}, mk(ScorerGain, map[int]int{headGain: 1}, best)}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pickOneSE(tt.cands, grids, weak, strong, nil)
+			if got != tt.cands[tt.want] {
+				t.Errorf("picked %s (APGR %.4f), want %s (APGR %.4f)", got.describe(grids), got.apgr, tt.cands[tt.want].describe(grids), tt.cands[tt.want].apgr)
+			}
+		})
+	}
+	t.Run("the paired standard error is far below either APGR's own", func(t *testing.T) {
+		_, se := apgrSE(best, weak, strong, nil)
+		_, pse := pairedDiff(rankShares(best, nil), rankShares(nearly, nil), weak, strong, nil)
+		if !(pse < se/4) {
+			t.Errorf("paired SE %.4f, SE of one APGR %.4f", pse, se)
+		}
+	})
+}
+
+// noSignalExamples are synthetic prompts whose outcomes are coin flips.
+func noSignalExamples(n int, seed uint64) []Example {
+	recs, _ := synth.Generate(synth.Options{N: n, Seed: seed})
+	rng := rand.New(rand.NewPCG(seed, 99))
+	ex := make([]Example, len(recs))
+	for i, r := range recs {
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta},
+			Fast: float64(rng.IntN(2)), Strong: float64(b2i(rng.Float64() < 0.7)), Fold: i % 3}
+	}
+	return ex
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRandomOutcomesCannotRoute(t *testing.T) {
+	train := noSignalExamples(1500, 21)
+	test := noSignalExamples(1500, 22)
+	a, rep, err := Train(train, nil, TrainOptions{
+		Tiers:     Tiers{Fast: "f", Strong: "s"},
+		Label:     func(f, s float64) float64 { return b2f(s > f) },
+		LabelName: "strong-wins",
+		Now:       time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the router says it cannot route, in one line naming the interval", func(t *testing.T) {
+		if a.Signal == nil || a.Signal.Routable || rep.Signal.Routable {
+			t.Fatalf("signal %+v, want not routable", a.Signal)
+		}
+		// Out-of-fold scores of pure noise rank a little below random:
+		// each fold's model leans away from the labels its fold holds.
+		if a.Signal.Significant || !(a.Signal.Lo <= 0.5) {
+			t.Errorf("APGR interval [%.3f, %.3f] is above 0.5", a.Signal.Lo, a.Signal.Hi)
+		}
+		if s := a.Signal.String(); !strings.HasPrefix(s, "cannot route: ") || strings.Contains(s, "\n") {
+			t.Errorf("signal line %q", s)
+		}
+	})
+	r, err := NewRouter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]float64, len(test))
+	weak, strong, y := make([]float64, len(test)), make([]float64, len(test)), make([]float64, len(test))
+	for i, e := range test {
+		res := r.Route(e.Input)
+		p[i] = res.PHard
+		weak[i], strong[i], y[i] = e.Fast, e.Strong, b2f(e.Strong > e.Fast)
+		if res.Decision != Escalate {
+			t.Fatalf("%s: decision %s, want every request escalated", e.ID, res.Decision)
+		}
+	}
+	t.Run("it does not hurt: p_hard 1/2 for all, exactly the random router's APGR", func(t *testing.T) {
+		for _, v := range p {
+			if v != 0.5 {
+				t.Fatalf("p_hard %v, want 0.5 for every request", v)
+			}
+		}
+		if got := Evaluate(p, y, weak, strong).APGR; math.Abs(got-0.5) > 1e-12 {
+			t.Errorf("APGR on fresh random outcomes %.6f, want 0.5", got)
+		}
+	})
+	t.Run("with --route-anyway it keeps its ranking, which is noise", func(t *testing.T) {
+		b, _, err := Train(train, nil, TrainOptions{
+			Tiers: Tiers{Fast: "f", Strong: "s"}, Label: func(f, s float64) float64 { return b2f(s > f) },
+			LabelName: "strong-wins", RouteWithoutSignal: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !b.Signal.Routable || b.Policy == NoRoutePolicy() {
+			t.Errorf("signal %+v policy %+v, want a routing router", b.Signal, b.Policy)
+		}
+	})
+}
+
+func TestAutoChoosesAmongScorers(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5})
+	ex := make([]Example, len(recs))
+	for i, r := range recs {
+		f, s, _ := r.Scores(synth.FastModel, synth.StrongModel)
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta}, Fast: f, Strong: s, Fold: i % 3}
+	}
+	opts := TrainOptions{
+		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
+		Label:     func(f, s float64) float64 { return b2f(s > f) },
+		LabelName: "strong-wins",
+		Now:       time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+	}
+	a, rep, err := Train(ex[:1200], ex[1200:], opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 gain L2s, 9 per-tier pairs, 3 blends, and the chosen one again
+	// without meta: the log's subjects vary.
+	if got := len(rep.Candidates); got != 16 || !rep.MetaChecked {
+		t.Errorf("%d candidates compared (meta checked %v), want 16", got, rep.MetaChecked)
+	}
+	chosen := 0
+	best := math.Inf(-1)
+	for _, c := range rep.Candidates {
+		best = math.Max(best, c.APGR)
+		if c.Chosen {
+			chosen++
+			if c.Scorer != a.Scorer {
+				t.Errorf("chosen candidate is %q, the artifact's scorer %q", c.Scorer, a.Scorer)
+			}
+			if c.APGR < best-1 {
+				t.Errorf("chosen APGR %.3f", c.APGR)
+			}
+		}
+	}
+	if chosen != 1 {
+		t.Fatalf("%d candidates marked chosen, want 1", chosen)
+	}
+	if !a.Signal.Routable {
+		t.Errorf("the synthetic log has signal, got %s", a.Signal)
+	}
+	if a.MetricsFrom != MetricsHeldOut || rep.OOF.N != 1200 {
+		t.Errorf("metrics from %q, %d out-of-fold rows", a.MetricsFrom, rep.OOF.N)
+	}
+	// Every scorer the selection may pick saves, loads and explains.
+	for _, sc := range []string{ScorerGain, ScorerBlend, ScorerPerTier} {
+		t.Run(sc+" round-trips and its explanation adds up", func(t *testing.T) {
+			o := opts
+			o.Scorer, o.L2 = sc, 1e-2
+			b, _, err := Train(ex[:1200], nil, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := b.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rb, _ := NewRouter(b)
+			rc, _ := NewRouter(c)
+			in := ex[1300].Input
+			if x, y := rb.Score(in), rc.Score(in); x != y || x < -1 || x > 1 {
+				t.Fatalf("scores %v and %v, want equal and in [-1, 1]", x, y)
+			}
+			// The contributions add up to the log-odds model show weighs
+			// by, less the biases (see Explain).
+			var v features.Vector
+			ext, _ := features.NewExtractor(b.Features)
+			ext.Extract(&v, in)
+			lin := func(m *classifier.Model) float64 { return m.Logit(v.Idx, v.Val) - m.B }
+			var want float64
+			switch sc {
+			case ScorerGain:
+				want = lin(&rb.model)
+			case ScorerPerTier:
+				want = lin(&rb.model) - lin(rb.fast)
+			case ScorerBlend:
+				want = (lin(&rb.model) - lin(rb.fast) + lin(rb.gain)) / 2
+			}
+			var sum float64
+			for _, e := range rb.Explain(in, 0) {
+				sum += e.Contribution
+			}
+			if math.Abs(sum-want) > 1e-9 {
+				t.Errorf("contributions sum to %v, want %v", sum, want)
+			}
+		})
+	}
+}
+
+func TestCalibrationKeepsTheOrder(t *testing.T) {
+	// Scores that rank the gain well but whose label runs the other way:
+	// Platt's slope comes out negative, and a calibration that turned the
+	// order round would undo the ranking.
+	n := 600
+	z, y, w := make([]float64, n), make([]float64, n), make([]float64, n)
+	folds := make([]int, n)
+	for i := range n {
+		z[i] = float64(i) / float64(n)
+		y[i] = b2f(i%3 == 0 && i < n/2)
+		w[i] = 1
+		folds[i] = i % 5
+	}
+	cal, name, _, err := chooseCalibration(z, y, w, folds, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]float64, n)
+	for i := range z {
+		ps[i] = cal.Apply(z[i])
+	}
+	if !sort.Float64sAreSorted(ps) {
+		t.Errorf("%s calibration reverses the order of the scores", name)
+	}
+}
+
+func TestMetaKeptOnlyWhereItRanksBetter(t *testing.T) {
+	// 1,200 requests; the text says nothing. In one log the subject decides
+	// whether the strong tier gains; in the other the tenant is noise and
+	// the gain follows the prompt's length.
+	build := func(informative bool) []Example {
+		rng := rand.New(rand.NewPCG(3, 4))
+		ex := make([]Example, 1200)
+		for i := range ex {
+			words := 5 + rng.IntN(40)
+			meta := fmt.Sprintf("s%d", rng.IntN(8))
+			hard := meta < "s3"
+			if !informative {
+				meta = fmt.Sprintf("t%d", rng.IntN(40))
+				hard = words > 30
+			}
+			fast := 1.0
+			if hard && rng.Float64() < 0.8 || rng.Float64() < 0.1 {
+				fast = 0
+			}
+			ex[i] = Example{ID: fmt.Sprintf("r%d", i), Input: features.Input{Prompt: strings.Repeat("lorem ipsum ", words/2), Meta: map[string]string{"k": meta}},
+				Fast: fast, Strong: 1, Fold: i % 3}
+		}
+		return ex
+	}
+	for _, tc := range []struct {
+		name        string
+		informative bool
+		wantNoMeta  bool
+	}{
+		{"meta that decides the gain is kept", true, false},
+		{"meta that is noise is left out", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, rep, err := Train(build(tc.informative), nil, TrainOptions{
+				Tiers: Tiers{Fast: "f", Strong: "s"}, Label: func(f, s float64) float64 { return b2f(s > f) },
+				LabelName: "strong-wins", Now: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.MetaChecked {
+				t.Fatal("meta varies but was not checked")
+			}
+			if rep.NoMeta != tc.wantNoMeta || a.Training.MetaOff != tc.wantNoMeta {
+				t.Errorf("no meta %v (artifact %v), want %v; candidates %+v", rep.NoMeta, a.Training.MetaOff, tc.wantNoMeta, rep.Candidates)
+			}
+			if tc.wantNoMeta {
+				// A router without meta has no weight on any meta slot.
+				for j := a.Features.MetaBase(); j < a.Features.Dim(); j++ {
+					if a.ScoreWeights()[j] != 0 {
+						t.Fatalf("meta slot %d has weight %v", j, a.ScoreWeights()[j])
+					}
+				}
+			}
+		})
+	}
+}
