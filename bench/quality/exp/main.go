@@ -208,11 +208,14 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 	for f := 0; f < *nfolds; f++ {
 		opts := models.TrainOptions{
 			Tiers: models.Tiers{Fast: s.fast, Strong: s.strong},
-			Label: label.Of, LabelName: label.String(), Folds: 5, Seed: 1,
+			Label: label.Of, LabelName: label.String(), Seed: 1,
 		}
 		opts.Classifier.Workers = 1
 		opts.RouteWithoutSignal = *dump != ""
 		apply(&opts)
+		if opts.Folds == 0 {
+			opts.Folds = models.DefaultFolds
+		}
 		var train, held []models.Example
 		var rows []int
 		for i := range ex {
