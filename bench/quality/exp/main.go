@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
 
@@ -287,6 +288,10 @@ var variants = map[string]func(*models.TrainOptions){
 	"default": func(o *models.TrainOptions) {},
 	"label":   func(o *models.TrainOptions) { o.Scorer = models.ScorerLabel },
 	"k3":      func(o *models.TrainOptions) { o.Folds = 3 },
+	"chars35": func(o *models.TrainOptions) {
+		o.Features = features.DefaultSpec()
+		o.Features.CharNgrams = [2]int{3, 5}
+	},
 	"k3g3":    k3g3,
 	"g3":      func(o *models.TrainOptions) { o.L2Grid = []float64{1e-1, 1e-2, 3e-3} },
 	"gain":    func(o *models.TrainOptions) { o.Scorer = models.ScorerGain },
