@@ -51,6 +51,14 @@ const (
 
 var headNames = [numHeads]string{"strong tier", "fast tier", "gain", "label"}
 
+// cvGradTol is the relative gradient tolerance of the cross-validation
+// fits, whose out-of-fold scores only rank candidates and fit the
+// calibration; the final fits keep the classifier's tighter default. On
+// RouteLLM MMLU it made a training 2 times faster (73 to 36 CPU-seconds
+// per outer fold) with the same out-of-fold APGR (0.701 and 0.703), and
+// the quality suite's mean APGR moved by 0.001 (docs/quality.md).
+const cvGradTol = 0.03
+
 // headCV is one head's cross-validation over the L2 grid.
 type headCV struct {
 	cv       classifier.CVResult
@@ -77,6 +85,9 @@ func cvHead(name string, x *classifier.Sparse, y, w []float64, folds []int, grid
 			h.cv.GridOOF[k] = oof
 		}
 		return h, nil
+	}
+	if copts.GradTol == 0 {
+		copts.GradTol = cvGradTol
 	}
 	cv, err := classifier.CrossValidate(x, y, w, folds, grid, copts)
 	if err != nil {

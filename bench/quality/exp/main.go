@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
 
@@ -208,11 +209,14 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 	for f := 0; f < *nfolds; f++ {
 		opts := models.TrainOptions{
 			Tiers: models.Tiers{Fast: s.fast, Strong: s.strong},
-			Label: label.Of, LabelName: label.String(), Folds: 5, Seed: 1,
+			Label: label.Of, LabelName: label.String(), Seed: 1,
 		}
 		opts.Classifier.Workers = 1
 		opts.RouteWithoutSignal = *dump != ""
 		apply(&opts)
+		if opts.Folds == 0 {
+			opts.Folds = models.DefaultFolds
+		}
 		var train, held []models.Example
 		var rows []int
 		for i := range ex {
@@ -284,6 +288,10 @@ var variants = map[string]func(*models.TrainOptions){
 	"default": func(o *models.TrainOptions) {},
 	"label":   func(o *models.TrainOptions) { o.Scorer = models.ScorerLabel },
 	"k3":      func(o *models.TrainOptions) { o.Folds = 3 },
+	"chars35": func(o *models.TrainOptions) {
+		o.Features = features.DefaultSpec()
+		o.Features.CharNgrams = [2]int{3, 5}
+	},
 	"k3g3":    k3g3,
 	"g3":      func(o *models.TrainOptions) { o.L2Grid = []float64{1e-1, 1e-2, 3e-3} },
 	"gain":    func(o *models.TrainOptions) { o.Scorer = models.ScorerGain },
