@@ -117,6 +117,9 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 		case "error":
 			bit = 64
 			dec.Error, ok = d.Str()
+		case "tier":
+			bit = 128
+			dec.Tier, ok = d.Str()
 		default:
 			return 0, false
 		}

@@ -45,6 +45,10 @@ type Outcome struct {
 type Decision struct {
 	// Kind is "fast", "speculate" or "escalate".
 	Kind string `json:"decision"`
+	// Tier is the model the decision chose (the cheaper of a race), by
+	// the name its outcomes are recorded under; empty in records from
+	// before it was kept.
+	Tier string `json:"tier,omitempty"`
 	// PHard is the calibrated probability the request needs the strong tier.
 	PHard float64 `json:"p_hard"`
 	// ModelVersion is the artifact version that made the decision.

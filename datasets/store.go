@@ -757,6 +757,10 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	b = e.TS.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","decision":{"decision":`...)
 	b = appendJSONString(b, e.Decision.Kind)
+	if e.Decision.Tier != "" {
+		b = append(b, `,"tier":`...)
+		b = appendJSONString(b, e.Decision.Tier)
+	}
 	b = append(b, `,"p_hard":`...)
 	b = strconv.AppendFloat(b, e.Decision.PHard, 'g', -1, 64)
 	b = append(b, `,"model_version":`...)

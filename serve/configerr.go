@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/triage-router/triage/internal/suggest"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // checkKeys walks a decoded config document alongside the Go type it
@@ -34,6 +35,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return checkKeys(n.Alias, t, path)
+	}
+	// The proxy's tiers decode themselves from either of two shapes;
+	// their keys are checked as the shape the file uses.
+	if t == reflect.TypeFor[proxy.Tiers]() {
+		if n.Kind == yaml.SequenceNode {
+			return checkKeys(n, reflect.TypeFor[[]proxy.Tier](), path)
+		}
+		return checkKeys(n, reflect.TypeFor[twoTierKeys](), path)
 	}
 	// Types that decode themselves, and scalars, are the decoder's to
 	// judge.
@@ -82,6 +91,12 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// twoTierKeys are the keys of the two-tier form of tiers.
+type twoTierKeys struct {
+	Fast   proxy.Tier `yaml:"fast"`
+	Strong proxy.Tier `yaml:"strong"`
 }
 
 // yamlFields maps the keys a struct accepts to their types, inline

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -159,16 +161,22 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // checkModel refuses feedback about a model that is not one of st's
-// tiers (or the proxy's record_as names), unless the config allows any.
+// tiers (or a proxy tier's record_as name), unless the config allows any.
 func (s *Server) checkModel(st *state, model string) error {
-	t := st.art.Tiers
-	p := s.cfg.Proxy.Tiers
-	if s.cfg.Feedback.AllowOtherModels || model == t.Fast || model == t.Strong ||
-		(p.Fast.RecordAs != "" && model == p.Fast.RecordAs) || (p.Strong.RecordAs != "" && model == p.Strong.RecordAs) {
+	if s.cfg.Feedback.AllowOtherModels || slices.Contains(st.tiers, model) {
 		return nil
 	}
-	return Errorf(CodeInvalidRequest, "model %q is not a tier of the serving model %s (fast %q, strong %q); feedback under another name trains nothing. Check the name, or set feedback.allow_other_models: true in the config",
-		model, st.art.Version, t.Fast, t.Strong)
+	for _, t := range s.cfg.Proxy.Tiers.List() {
+		if t.RecordAs != "" && model == t.RecordAs {
+			return nil
+		}
+	}
+	if len(st.tiers) == 2 {
+		return Errorf(CodeInvalidRequest, "model %q is not a tier of the serving model %s (fast %q, strong %q); feedback under another name trains nothing. Check the name, or set feedback.allow_other_models: true in the config",
+			model, st.art.Version, st.tiers[0], st.tiers[1])
+	}
+	return Errorf(CodeInvalidRequest, "model %q is not a tier of the serving model %s (tiers %s); feedback under another name trains nothing. Check the name, or set feedback.allow_other_models: true in the config",
+		model, st.art.Version, strings.Join(st.tiers, ", "))
 }
 
 func toDatasetMessages(ms []message) []datasets.Message {

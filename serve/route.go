@@ -310,7 +310,8 @@ func (s *Server) handleRoute(c *gin.Context) {
 		logged, _ = json.Marshal(loggedRequest{Prompt: req.Prompt, Messages: req.Messages, Meta: req.Meta})
 	}
 	st := s.state.Load()
-	res := st.router.Route(req.input())
+	ch := st.choose.Choose(req.input())
+	res := models.Result{PHard: ch.PHard, Decision: models.Decision(ch.Decision)}
 	now := s.now()
 	id := req.ID
 	// A client's id may have been routed before: with the same prompt it
@@ -338,8 +339,9 @@ func (s *Server) handleRoute(c *gin.Context) {
 	}
 	res, propensity, explored := s.decide(st, res)
 	s.count(res)
+	tier, race := st.tiersOf(ch, res.Decision)
 	bp := outPool.Get().(*[]byte)
-	out := appendDecision((*bp)[:0], id, res, st)
+	out := appendDecision((*bp)[:0], id, res, tier, race, st)
 	if explored {
 		out = append(out, `,"explored":true`...)
 	}
@@ -356,7 +358,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		return
 	}
 	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
-		Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	s.dlog.Enqueue(it)
 }
 
@@ -413,7 +415,8 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 			putItem(l)
 			l = nil
 		}
-		res := st.router.Route(r.input())
+		ch := st.choose.Choose(r.input())
+		res := models.Result{PHard: ch.PHard, Decision: models.Decision(ch.Decision)}
 		if !finite(res.PHard) {
 			fail(fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
 			return
@@ -424,10 +427,11 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		res, propensity, explored := s.decide(st, res)
 		s.count(res)
+		tier, race := st.tiersOf(ch, res.Decision)
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendDecision(out, id, res, st)
+		out = appendDecision(out, id, res, tier, race, st)
 		if explored {
 			out = append(out, `,"explored":true`...)
 		}
@@ -440,7 +444,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
-			Decision: datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	}
 	out = append(out, "]}"...)
 	c.Data(http.StatusOK, "application/json", out)
@@ -470,17 +474,38 @@ func (s *Server) count(res models.Result) {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// appendDecision writes a route response without its closing brace. The
-// model's part is precomputed per state; only the id, decision and p_hard
-// vary.
-func appendDecision(b []byte, id string, res models.Result, st *state) []byte {
+// appendDecision writes a route response without its closing brace: the
+// decision, the tier chosen ("tier", by the model's name for it) and, in
+// a speculation, the tier raced with it ("race"). The model's part is
+// precomputed per state.
+func appendDecision(b []byte, id string, res models.Result, tier, race int, st *state) []byte {
 	b = append(b, `{"request_id":`...)
 	b = appendString(b, id)
-	b = append(b, `,"decision":"`...)
-	b = append(b, res.Decision...)
-	b = append(b, `","p_hard":`...)
+	b = append(b, `,"decision":`...)
+	b = appendString(b, string(res.Decision))
+	b = append(b, `,"p_hard":`...)
 	b = strconv.AppendFloat(b, res.PHard, 'g', -1, 64)
+	b = append(b, `,"tier":`...)
+	b = appendString(b, st.tiers[tier])
+	if race != proxy.NoRace {
+		b = append(b, `,"race":`...)
+		b = appendString(b, st.tiers[race])
+	}
 	return append(b, st.suffix...)
+}
+
+// tiersOf is the tier a request goes to and the one it races with (or
+// proxy.NoRace), given the router's choice and the decision taken, which
+// exploration may have turned into a speculation: that races the chosen
+// tier with the next one up, or for the top tier the one below with it.
+func (st *state) tiersOf(ch proxy.Choice, taken models.Decision) (tier, race int) {
+	if string(taken) == ch.Decision || taken != models.Speculate || ch.Race != proxy.NoRace {
+		return ch.Tier, ch.Race
+	}
+	if ch.Tier+1 < len(st.tiers) {
+		return ch.Tier, ch.Tier + 1
+	}
+	return ch.Tier - 1, ch.Tier
 }
 
 func appendExplain(b []byte, cs []models.Contribution) []byte {

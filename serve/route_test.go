@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 func TestRoute(t *testing.T) {
@@ -30,7 +32,9 @@ func TestRoute(t *testing.T) {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			if want := "accept_confidence,decision,model_version,p_hard,request_id,tiers"; strings.Join(keys, ",") != want {
+			// The two-tier fields as before, and the tiers chosen: a
+			// speculation names the one raced too.
+			if want := "accept_confidence,decision,model_version,p_hard,race,request_id,tier,tiers"; strings.Join(keys, ",") != want {
 				t.Errorf("keys = %v, want %s", keys, want)
 			}
 			var r struct {
@@ -40,8 +44,13 @@ func TestRoute(t *testing.T) {
 				Tiers            map[string]string `json:"tiers"`
 				AcceptConfidence float64           `json:"accept_confidence"`
 				ModelVersion     string            `json:"model_version"`
+				Tier             string            `json:"tier"`
+				Race             string            `json:"race"`
 			}
 			decodeJSON(t, w, &r)
+			if r.Tier != "mixtral" || r.Race != "gpt-4" {
+				t.Errorf("tier %q race %q, want a speculation choosing mixtral, raced with gpt-4", r.Tier, r.Race)
+			}
 			// The test model is zero weights with bias 0: p_hard = σ(0).
 			if r.Decision != "speculate" || r.PHard != 0.5 || r.ModelVersion != "v1" || r.AcceptConfidence != 0.8 {
 				t.Errorf("got %+v, want speculate, p_hard 0.5, v1, accept 0.8", r)
@@ -265,8 +274,8 @@ func TestRouteP(t *testing.T) {
 	// p_hard values reach the client exactly: the response is written by
 	// hand, so check it against encoding/json for awkward values.
 	for _, p := range []float64{0, 1, 0.5, 1e-7, 0.123456789012345678, math.Nextafter(1, 0)} {
-		st := &state{suffix: []byte(`,"x":1`)}
-		b := appendDecision(nil, `id"q`, resultOf(p), st)
+		st := &state{suffix: []byte(`,"x":1`), tiers: []string{"f", "s"}}
+		b := appendDecision(nil, `id"q`, resultOf(p), 0, proxy.NoRace, st)
 		b = append(b, '}')
 		var got struct {
 			ID    string  `json:"request_id"`

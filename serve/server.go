@@ -152,6 +152,10 @@ type state struct {
 	router *models.Router
 	art    *models.Artifact
 	policy models.Policy
+	// choose is the router as the proxy and the route path's tier
+	// choice see it; tiers are its tier names, cheapest first.
+	choose proxy.Router
+	tiers  []string
 	// suffix is the constant tail of a route response:
 	// ,"tiers":{...},"accept_confidence":X,"model_version":"V"}
 	suffix []byte
@@ -212,7 +216,7 @@ func New(opts Options) (*Server, error) {
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
-			Router:   func() proxy.Router { return s.Router() },
+			Router:   func() proxy.Router { return s.state.Load().choose },
 			Recorder: proxy.StoreRecorder{Store: opts.Store},
 			Registry: opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
 		})
@@ -264,7 +268,18 @@ func (s *Server) load() (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", models.ErrBadArtifact, err)
 	}
-	return newState(r)
+	st, err := newState(r)
+	if err != nil {
+		return nil, err
+	}
+	// The proxy serves the router's tier i with its i-th upstream: a
+	// model with another number of tiers would send requests to the
+	// wrong ones, so it is refused (a reload keeps the old one serving).
+	if up := s.cfg.Proxy.Tiers.List(); len(up) > 0 && len(up) != len(st.tiers) {
+		return nil, fmt.Errorf("%w: model %s has %d tiers (%s) but the config's tiers list %d upstreams; list one upstream per tier, cheapest first",
+			models.ErrBadArtifact, a.Version, len(st.tiers), strings.Join(st.tiers, ", "), len(up))
+	}
+	return st, nil
 }
 
 func newState(r *models.Router) (*state, error) {
@@ -294,7 +309,8 @@ func newState(r *models.Router) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &state{router: r, art: a, policy: a.Policy, suffix: b, info: info, public: public}, nil
+	choose := proxy.TwoTier(r)
+	return &state{router: r, art: a, policy: a.Policy, choose: choose, tiers: choose.Model().Tiers, suffix: b, info: info, public: public}, nil
 }
 
 // modelInfo is the GET /v1/model body.

@@ -469,6 +469,13 @@ func TestConfig(t *testing.T) {
 		{"a misspelt tier key names no Go type", "tiers:\n  fast:\n    base_ur: http://x\n", "line 3: tiers.fast.base_ur is not a known setting; did you mean base_url? (the settings in tiers.fast are api_key_env, base_url,"},
 		{"a misspelt top-level key", "adr: 127.0.0.1:1\n", "line 1: adr is not a known setting; did you mean addr? (the settings at the top level are addr,"},
 		{"a JSON config's unknown key", `{"tiers": {"strong": {"modle": "x"}}}`, "tiers.strong.modle is not a known setting; did you mean model?"},
+		{"a misspelt key of a listed tier names its place", "tiers:\n  - name: a\n    base_ur: http://x\n", "line 3: tiers[0].base_ur is not a known setting; did you mean base_url?"},
+		{"a key of a listed tier is not one of the two-tier form", "tiers:\n  mid: {base_url: http://x/v1, model: m}\n", "line 2: tiers.mid is not a known setting (the settings in tiers are fast, strong;"},
+		{"a listed tier without a name is refused", "tiers:\n  - {base_url: http://x/v1, model: a}\n  - {base_url: http://x/v1, model: b}\n", "tiers[0].name is empty"},
+		{"two listed tiers of one name are refused", "tiers:\n  - {name: a, base_url: http://x/v1, model: a}\n  - {name: a, base_url: http://x/v1, model: b}\n", "tiers[0].name and tiers[1].name are both \"a\""},
+		{"a list of one tier is refused", "tiers:\n  - {name: a, base_url: http://x/v1, model: a}\n", "tiers lists 1 tier; want two or more"},
+		{"a listed tier's bad base_url names its place", "tiers:\n  - {name: a, base_url: x, model: a}\n  - {name: b, base_url: http://x/v1, model: b}\n", "tiers[0].base_url \"x\" is not an http(s) URL"},
+		{"an alias to a tier not listed is refused", "tiers:\n  - {name: a, base_url: http://x/v1, model: a}\n  - {name: b, base_url: http://x/v1, model: b}\naliases: {gpt-4o: fast}\n", `aliases.gpt-4o is "fast"; want "triage" (routed) or a tier's name ("a", "b")`},
 		{"a section given a number says it wants a mapping", "limits: 5\n", "line 1: limits is 5, a number; want a mapping of settings"},
 		{"a negative limit is refused", "limits:\n  max_batch: -1\n", "limits.max_batch is -1"},
 		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
@@ -482,6 +489,32 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("tiers as a list are read in order, with their names", func(t *testing.T) {
+		cfg, err := ParseConfig([]byte("tiers:\n  - {name: small, base_url: http://127.0.0.1:1/v1, model: s}\n  - {name: mid, base_url: http://127.0.0.1:2/v1, model: m, record_as: mm}\n  - {name: large, base_url: http://127.0.0.1:3/v1, model: l}\naliases: {gpt-4o: mid}\nembeddings: {tier: small}\n"), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, tier := range cfg.Proxy.Tiers.List() {
+			got = append(got, tier.Name+"="+tier.Model+"/"+tier.RecordAs)
+		}
+		if strings.Join(got, " ") != "small=s/ mid=m/mm large=l/" || !cfg.Proxy.Enabled() {
+			t.Errorf("tiers %v, want small, mid, large in order", got)
+		}
+	})
+	t.Run("the two-tier form reads as a list of fast then strong", func(t *testing.T) {
+		cfg, err := ParseConfig([]byte("tiers:\n  strong: {base_url: http://127.0.0.1:2/v1, model: s}\n  fast: {base_url: http://127.0.0.1:1/v1, model: f}\n"), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, tier := range cfg.Proxy.Tiers.List() {
+			got = append(got, tier.Name+"="+tier.Model)
+		}
+		if strings.Join(got, " ") != "fast=f strong=s" {
+			t.Errorf("tiers %v, want fast=f strong=s", got)
+		}
+	})
 	t.Run("thresholds that cross the model's are refused at start", func(t *testing.T) {
 		lo := 0.1
 		dir := t.TempDir()

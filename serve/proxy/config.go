@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Defaults of Config, used by DefaultConfig and for zero fields.
@@ -28,8 +30,9 @@ const (
 	DefaultRecordBatch = 1024
 )
 
-// TierFast and TierStrong are the tier names a client may put in "model"
-// to bypass routing. ModelRouted (or an empty model) asks for routing.
+// TierFast and TierStrong are the names of the two-tier form's tiers, which
+// a client may put in "model" to bypass routing (the list form names its
+// own). ModelRouted (or an empty model) asks for routing.
 const (
 	TierFast    = "fast"
 	TierStrong  = "strong"
@@ -38,6 +41,11 @@ const (
 
 // Tier is one OpenAI-compatible upstream.
 type Tier struct {
+	// Name is what clients put in "model" to pick the tier, what aliases
+	// and embeddings.tier name, and the tier label of the metrics. It is
+	// set in the list form of tiers and must be empty in the fast/strong
+	// form, whose names are "fast" and "strong".
+	Name string `yaml:"name" json:"name,omitempty"`
 	// BaseURL is the API root as an OpenAI SDK takes it, usually ending in
 	// /v1 (https://api.openai.com/v1, http://127.0.0.1:8000/v1 for vLLM,
 	// http://127.0.0.1:11434/v1 for Ollama); requests go to
@@ -63,16 +71,75 @@ type Tier struct {
 	RecordAs string `yaml:"record_as" json:"record_as"`
 }
 
-// Tiers are the two upstreams.
+// Tiers are the upstreams, in one of two forms. The two-tier form is a
+// mapping, {fast: ..., strong: ...}. The N-tier form is a list, cheapest
+// first, each entry naming itself:
+//
+//	tiers:
+//	  - {name: small, base_url: ..., model: ...}
+//	  - {name: mid, base_url: ..., model: ...}
+//	  - {name: large, base_url: ..., model: ...}
+//
+// Either way the proxy sees an ordered list (List): the router's tier i
+// is served by the i-th upstream, so the config lists them in the order
+// the router artifact does, cheapest first.
 type Tiers struct {
 	Fast   Tier `yaml:"fast" json:"fast"`
 	Strong Tier `yaml:"strong" json:"strong"`
+	// Ordered is the list form; set, Fast and Strong are empty.
+	Ordered []Tier `yaml:"-" json:"-"`
 }
+
+// UnmarshalYAML reads either form: a mapping fills Fast and Strong, a
+// sequence fills Ordered.
+func (t *Tiers) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.SequenceNode {
+		var list []Tier
+		if err := n.Decode(&list); err != nil {
+			return err
+		}
+		*t = Tiers{Ordered: list}
+		return nil
+	}
+	// A type without the method, or Decode would call it again.
+	type twoTiers Tiers
+	var two twoTiers
+	if err := n.Decode(&two); err != nil {
+		return err
+	}
+	*t = Tiers{Fast: two.Fast, Strong: two.Strong}
+	return nil
+}
+
+// List is the tiers cheapest first, each with its name: Ordered, or
+// fast then strong. A tier of the two-tier form that is not configured
+// (no base_url) is left out, so List is empty when the proxy is off.
+func (t Tiers) List() []Tier {
+	if len(t.Ordered) > 0 {
+		return t.Ordered
+	}
+	var out []Tier
+	for _, e := range []struct {
+		name string
+		tier Tier
+	}{{TierFast, t.Fast}, {TierStrong, t.Strong}} {
+		if e.tier != (Tier{}) {
+			if e.tier.Name == "" {
+				e.tier.Name = e.name
+			}
+			out = append(out, e.tier)
+		}
+	}
+	return out
+}
+
+// list is whether the tiers are in the list form.
+func (t Tiers) list() bool { return len(t.Ordered) > 0 }
 
 // Config configures the proxy. Start from DefaultConfig: its
 // RecordResponses is true, which the zero value cannot say.
 type Config struct {
-	// Tiers are the fast and strong upstreams.
+	// Tiers are the upstreams: fast and strong, or a list cheapest first.
 	Tiers Tiers `yaml:"tiers" json:"tiers"`
 	// RecordResponses keeps each answer's text in the feedback store.
 	// Turn it off when answers must not be stored.
@@ -89,15 +156,17 @@ type Config struct {
 	// DefaultRecordQueue.
 	RecordQueue int `yaml:"record_queue" json:"record_queue"`
 	// Aliases map the model names clients send to what serves them:
-	// "triage" (routed), "fast" or "strong". "*" maps every other name,
+	// "triage" (routed) or a tier's name ("fast", "strong", or a name of
+	// the list form). "*" maps every other name,
 	// so an app that sends "gpt-4o" works with only its base URL
 	// changed. Without an alias (and no "*") an unknown name is a 400
 	// listing the names served.
 	Aliases map[string]string `yaml:"aliases" json:"aliases"`
-	// Fallback answers from the other tier when the one a request went
-	// to fails (5xx, timeout, connection refused): the strong tier on a
-	// fast request, the fast tier on escalate or model "strong". On by
-	// default (DefaultConfig).
+	// Fallback answers from another tier when the one a request went to
+	// fails (5xx, timeout, connection refused): the next cheaper tier, or
+	// for the cheapest the next one up. With two tiers that is the strong
+	// tier on a fast request and the fast tier on escalate or model
+	// "strong". On by default (DefaultConfig).
 	Fallback bool `yaml:"fallback" json:"fallback"`
 	// FallbackOn429 falls back on a tier's 429 (rate limited) too,
 	// instead of passing the 429 and its Retry-After to the client.
@@ -126,45 +195,93 @@ func DefaultConfig() Config {
 // Enabled reports whether any tier is configured. A server without tiers
 // does not proxy.
 func (c Config) Enabled() bool {
-	return c.Tiers.Fast.BaseURL != "" || c.Tiers.Strong.BaseURL != ""
+	return len(c.Tiers.List()) > 0
 }
 
 // Validate checks the tiers. Errors name the config key.
 func (c Config) Validate() error {
-	for _, t := range []struct {
-		name string
-		tier Tier
-	}{{TierFast, c.Tiers.Fast}, {TierStrong, c.Tiers.Strong}} {
-		if err := t.tier.validate(); err != nil {
-			return fmt.Errorf("tiers.%s.%w", t.name, err)
-		}
+	if err := c.Tiers.validate(); err != nil {
+		return err
 	}
 	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
 		return errors.New("max_request_bytes, max_response_bytes and record_queue must not be negative (0 means the default)")
 	}
-	if err := c.Embeddings.validate(); err != nil {
-		return err
+	names := c.tierNames()
+	if e := c.Embeddings.Tier; e != "" && !slices.Contains(names, e) {
+		return fmt.Errorf("embeddings.tier is %q; want a tier's name (%s), or nothing for no /v1/embeddings", e, quoteList(names))
 	}
 	for name, to := range c.Aliases {
 		switch {
 		case name == "":
 			return errors.New("aliases: an empty model name; use \"*\" for every other name")
-		case name == ModelRouted || name == TierFast || name == TierStrong:
+		case name == ModelRouted || slices.Contains(names, name):
 			return fmt.Errorf("aliases.%s: %q is served under its own name and cannot be an alias", name, name)
-		case to != ModelRouted && to != TierFast && to != TierStrong:
-			return fmt.Errorf("aliases.%s is %q; want %q (routed), %q or %q", name, to, ModelRouted, TierFast, TierStrong)
+		case to != ModelRouted && !slices.Contains(names, to):
+			return fmt.Errorf("aliases.%s is %q; want %q (routed) or a tier's name (%s)", name, to, ModelRouted, quoteList(names))
 		}
 	}
 	return nil
 }
 
-// resolve is what serves a client's model name: ModelRouted, TierFast or
-// TierStrong, through the aliases; ok is false for a name not served.
+// validate checks each tier, and in the list form the names.
+func (t Tiers) validate() error {
+	if !t.list() {
+		for _, e := range []struct {
+			name string
+			tier Tier
+		}{{TierFast, t.Fast}, {TierStrong, t.Strong}} {
+			if e.tier.Name != "" {
+				return fmt.Errorf("tiers.%s.name is %q; the fast/strong form names its tiers fast and strong (names are for the list form, tiers: [{name: ..., base_url: ...}, ...])", e.name, e.tier.Name)
+			}
+			if err := e.tier.validate(); err != nil {
+				return fmt.Errorf("tiers.%s.%w", e.name, err)
+			}
+		}
+		return nil
+	}
+	if t.Fast != (Tier{}) || t.Strong != (Tier{}) {
+		return errors.New("tiers: both the list form and fast/strong are set; use one")
+	}
+	if len(t.Ordered) < 2 {
+		return fmt.Errorf("tiers lists %d tier; want two or more, cheapest first", len(t.Ordered))
+	}
+	seen := map[string]int{}
+	for i, tier := range t.Ordered {
+		switch {
+		case tier.Name == "":
+			return fmt.Errorf("tiers[%d].name is empty; name every tier (clients may send it as \"model\")", i)
+		case tier.Name == ModelRouted || tier.Name == AliasDefault:
+			return fmt.Errorf("tiers[%d].name is %q, which the proxy keeps for itself; pick another", i, tier.Name)
+		}
+		if j, dup := seen[tier.Name]; dup {
+			return fmt.Errorf("tiers[%d].name and tiers[%d].name are both %q; names must be unique", j, i, tier.Name)
+		}
+		seen[tier.Name] = i
+		if err := tier.validate(); err != nil {
+			return fmt.Errorf("tiers[%d].%w", i, err)
+		}
+	}
+	return nil
+}
+
+// tierNames are the tiers' names, cheapest first.
+func (c *Config) tierNames() []string {
+	list := c.Tiers.List()
+	names := make([]string, len(list))
+	for i, t := range list {
+		names[i] = t.Name
+	}
+	return names
+}
+
+// resolve is what serves a client's model name: ModelRouted or a tier's
+// name, through the aliases; ok is false for a name not served.
 func (c *Config) resolve(model string) (string, bool) {
 	switch model {
 	case "", ModelRouted:
 		return ModelRouted, true
-	case TierFast, TierStrong:
+	}
+	if c.hasTier(model) {
 		return model, true
 	}
 	if to, ok := c.Aliases[model]; ok {
@@ -174,10 +291,21 @@ func (c *Config) resolve(model string) (string, bool) {
 	return to, ok
 }
 
+// hasTier reports whether a tier is named name. It allocates nothing
+// once New has put the tiers in the list form.
+func (c *Config) hasTier(name string) bool {
+	for _, t := range c.Tiers.List() {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // served lists the model names a client may send, for error messages:
-// the three built-in names, then the aliases but "*".
+// "triage", the tiers' names cheapest first, then the aliases but "*".
 func (c *Config) served() []string {
-	names := []string{ModelRouted, TierFast, TierStrong}
+	names := append([]string{ModelRouted}, c.tierNames()...)
 	var more []string
 	for a := range c.Aliases {
 		if a != AliasDefault {

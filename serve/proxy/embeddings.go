@@ -14,19 +14,12 @@ import (
 // as it is: there is nothing to route (an embedding has no answer to
 // judge) and nothing to record.
 type Embeddings struct {
-	// Tier is "fast" or "strong": its base URL and API key serve the
-	// embeddings. Empty turns /v1/embeddings off (404).
+	// Tier is a tier's name ("fast" or "strong" in the two-tier form):
+	// its base URL and API key serve the embeddings. Empty turns /v1/embeddings off (404).
 	Tier string `yaml:"tier" json:"tier"`
 	// Model is sent as "model" (the tier's embedding model, e.g.
 	// text-embedding-3-small); empty passes the client's.
 	Model string `yaml:"model" json:"model"`
-}
-
-func (e Embeddings) validate() error {
-	if e.Tier != "" && e.Tier != TierFast && e.Tier != TierStrong {
-		return fmt.Errorf("embeddings.tier is %q; want %q or %q (or nothing, for no /v1/embeddings)", e.Tier, TierFast, TierStrong)
-	}
-	return nil
 }
 
 // decisionPassthrough labels requests passed to a tier without routing
@@ -49,7 +42,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 	hd.Set(HeaderModel, "none")
 	if t == nil {
 		return writeError(w, &apiError{status: http.StatusNotFound, code: "not_found",
-			msg: "embeddings are off: add embeddings: {tier: fast, model: ...} to the config (docs/proxy.md)"})
+			msg: fmt.Sprintf("embeddings are off: add embeddings: {tier: %s, model: ...} (any tier's name) to the config (docs/proxy.md)", h.tiers[0].name)})
 	}
 	body, err := readBody(r, h.cfg.MaxBodyBytes)
 	if err == nil && h.cfg.Embeddings.Model != "" {

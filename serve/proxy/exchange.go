@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
-	"github.com/triage-router/triage/models"
 )
 
 // Speculation outcomes, the values of the outcome label of
@@ -52,13 +51,11 @@ type exchange struct {
 	ts    time.Time
 	req   *chatRequest
 
-	router   Router
-	policy   models.Policy
-	version  string
-	artTiers models.Tiers
-	pHard    float64
-	decision models.Decision
-	forced   bool
+	router Router
+	info   ModelInfo
+	pHard  float64
+	choice Choice
+	forced bool
 
 	calls     []*call
 	cancelled map[*call]cancelInfo
@@ -120,8 +117,9 @@ func (x *exchange) await(c *call) bool {
 
 // runTier sends to t alone (fast, escalate, or a tier the client named).
 // When t fails (5xx, timeout, connection error; 429 too with
-// fallback_on_429) and fallback is on, the other tier answers instead,
-// marked in X-Triage-Decision ("escalate+fallback") and the recording.
+// fallback_on_429) and fallback is on, the next cheaper tier (for the
+// cheapest, the next one up) answers instead, marked in
+// X-Triage-Decision ("escalate+fallback") and the recording.
 func (x *exchange) runTier(t *tier) {
 	fb := x.h.fallbackFor(t)
 	c, done := x.try(t, fb != nil)
@@ -133,7 +131,7 @@ func (x *exchange) runTier(t *tier) {
 		return
 	}
 	x.fallback = fb.name
-	x.w.Header().Set(HeaderDecision, string(x.decision)+"+fallback")
+	x.w.Header().Set(HeaderDecision, x.choice.Decision+"+fallback")
 	fc, done := x.try(fb, false)
 	if done {
 		return
@@ -167,22 +165,24 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	return c, false
 }
 
-// runSpeculate starts both tiers at once (docs/design.md, "Replaying a
-// log through a policy"): the first whole answer decides. A strong answer first is kept
-// and the fast call cancelled; a fast answer first is kept if its
-// calibrated confidence clears accept_confidence, the strong call being
-// cancelled, else the strong answer is awaited. A strong failure after a
-// fast answer keeps the fast answer. In a stream the fast answer is
-// judged whole (buffered), so its first byte reaches the client when its
-// last arrives; a strong stream is relayed from the moment the fast one
-// is rejected, its buffered part first.
-func (x *exchange) runSpeculate() {
-	fc, err := x.begin(x.h.fast, true)
+// runSpeculate races lo (the tier chosen) with hi (the next one up),
+// both started at once (docs/design.md, "Replaying a log through a
+// policy"): the first whole answer decides. An answer of hi first is kept
+// and lo's call cancelled; an answer of lo first is kept if its
+// calibrated confidence clears the choice's gate, hi's call being
+// cancelled, else hi's answer is awaited. A failure of hi after an
+// answer of lo keeps lo's. In a stream lo's answer is judged whole
+// (buffered), so its first byte reaches the client when its last
+// arrives; hi's stream is relayed from the moment lo's is rejected, its
+// buffered part first. With two tiers lo is fast and hi strong, the
+// names the code and the metrics use.
+func (x *exchange) runSpeculate(lo, hi *tier) {
+	fc, err := x.begin(lo, true)
 	if err != nil {
 		x.refuse(err)
 		return
 	}
-	sc, err := x.begin(x.h.strong, false)
+	sc, err := x.begin(hi, false)
 	if err != nil {
 		x.cancelCall(fc, cancelClient)
 		x.refuse(err)
@@ -270,13 +270,13 @@ func (x *exchange) accept(fc *call) bool {
 	if !ok {
 		return false
 	}
-	p, ok := x.router.CalibratedConfidence(raw)
+	p, ok := x.router.CalibratedConfidence(fc.t.idx, raw)
 	if !ok {
 		return false
 	}
 	x.calConf, x.hasConf = p, true
 	x.h.m.confidence.Observe(p)
-	return p >= x.policy.AcceptConfidence
+	return p >= x.choice.Accept
 }
 
 // cancelCall cancels a call still running and notes when and why. A call
@@ -319,7 +319,7 @@ func (x *exchange) clientGone() {
 	for _, c := range x.calls {
 		x.dropForClient(c)
 	}
-	if x.decision == models.Speculate && x.spec == "" {
+	if x.choice.Race != NoRace && x.spec == "" {
 		x.spec = SpecAbandoned
 	}
 	x.status = statusClientGone
@@ -436,16 +436,18 @@ func (x *exchange) relay(c *call) {
 }
 
 // fail answers when no tier gave an answer: an upstream 4xx passes
-// through (the strong tier's first), anything else is a 502 naming what
-// each tier did.
+// through (the strongest tier's first), anything else is a 502 naming
+// what each tier did.
 func (x *exchange) fail(calls ...*call) {
-	for _, pick := range []string{TierStrong, TierFast} {
-		for _, c := range calls {
-			if c.t.name == pick && c.clientError() {
-				x.serve(c)
-				return
-			}
+	var pass *call
+	for _, c := range calls {
+		if c.clientError() && (pass == nil || c.t.idx > pass.t.idx) {
+			pass = c
 		}
+	}
+	if pass != nil {
+		x.serve(pass)
+		return
 	}
 	msgs := make([]string, len(calls))
 	for i, c := range calls {
@@ -472,13 +474,14 @@ func (x *exchange) finish() {
 			x.dropForClient(c)
 		}
 	}
-	x.h.m.request(string(x.decision), x.status)
+	x.h.m.request(x.choice.Decision, x.status)
 	if x.spec != "" {
 		x.h.m.speculation(x.spec).Inc()
 	}
 	rec := Recording{
 		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Prompt: x.req.prompt, Meta: x.req.meta, Forced: x.forced,
-		Decision: datasets.Decision{Kind: string(x.decision), PHard: x.pHard, ModelVersion: x.version},
+		Decision: datasets.Decision{Kind: x.choice.Decision, PHard: x.pHard, ModelVersion: x.info.Version,
+			Tier: x.recordName(x.h.tiers[x.choice.Tier])},
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}
 	if !x.forced {
@@ -500,19 +503,17 @@ func (x *exchange) finish() {
 	x.h.rec.enqueue(&rec)
 }
 
-// recordName is the model name t's outcomes are recorded under.
+// recordName is the model name t's outcomes are recorded under: its
+// record_as, else the artifact's name for the tier at its index, else
+// its upstream model.
 func (x *exchange) recordName(t *tier) string {
 	if t.recordAs != "" {
 		return t.recordAs
 	}
-	name := x.artTiers.Fast
-	if t.name == TierStrong {
-		name = x.artTiers.Strong
+	if t.idx < len(x.info.Tiers) && x.info.Tiers[t.idx] != "" {
+		return x.info.Tiers[t.idx]
 	}
-	if name == "" {
-		name = t.model
-	}
-	return name
+	return t.model
 }
 
 // outcome is what c did, for the store and the metrics: a completed call

@@ -9,7 +9,7 @@ import (
 
 // modelObject is an entry of OpenAI's GET /v1/models list. Clients and
 // tools that list models before they chat (SDK helpers, chat front ends)
-// see the three names this proxy answers to.
+// see the names this proxy answers to.
 type modelObject struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
@@ -18,18 +18,18 @@ type modelObject struct {
 	// Upstream is the tier's model at its base URL; empty for "triage",
 	// which routes. Not in OpenAI's schema; clients ignore unknown fields.
 	Upstream string `json:"upstream,omitempty"`
-	// AliasOf is what an alias from the config stands for: "triage",
-	// "fast" or "strong".
+	// AliasOf is what an alias from the config stands for: "triage" or
+	// a tier's name.
 	AliasOf string `json:"alias_of,omitempty"`
 }
 
-// models lists "triage", the two tiers and the aliases (but "*"),
+// models lists "triage", the tiers and the aliases (but "*"),
 // created at the router artifact's creation time (0 when it has none).
 func (h *Handler) models() []modelObject {
-	art := h.router().Artifact()
+	info := h.router().Model()
 	created := int64(0)
-	if !art.CreatedAt.IsZero() {
-		created = art.CreatedAt.Unix()
+	if !info.CreatedAt.IsZero() {
+		created = info.CreatedAt.Unix()
 	}
 	upstream := func(target string) string {
 		if t := h.tierNamed(target); t != nil {
@@ -37,7 +37,7 @@ func (h *Handler) models() []modelObject {
 		}
 		return ""
 	}
-	list := make([]modelObject, 0, 3+len(h.cfg.Aliases))
+	list := make([]modelObject, 0, 1+len(h.tiers)+len(h.cfg.Aliases))
 	for _, name := range h.cfg.served() {
 		target, _ := h.cfg.resolve(name)
 		m := modelObject{ID: name, Object: "model", Created: created, OwnedBy: "triage", Upstream: upstream(target)}

@@ -36,14 +36,104 @@ const (
 	HeaderRequestID = "X-Triage-Request-Id"
 )
 
-// Router is what the proxy needs of a router: *models.Router.
+// Router is what the proxy needs of the router serving now, for one
+// request: which tier answers, which one it races with, and how a raced
+// answer is judged. Tiers are indices into the config's tiers, cheapest
+// first, which list them in the router artifact's order. TwoTier adapts
+// a two-tier *models.Router.
 type Router interface {
+	// Choose decides for one request.
+	Choose(in features.Input) Choice
+	// CalibratedConfidence maps the raw confidence of tier's answer (its
+	// mean token log-probability) to the probability it is acceptable,
+	// the scale of Choice.Accept. ok false (no calibration for the tier)
+	// never keeps the answer on confidence.
+	CalibratedConfidence(tier int, raw float64) (p float64, ok bool)
+	// Model describes the artifact behind the choices.
+	Model() ModelInfo
+}
+
+// Choice is a router's decision for one request.
+type Choice struct {
+	// Tier is the tier chosen, an index cheapest first.
+	Tier int
+	// Race is the tier started with Tier, the next one up, or NoRace.
+	// The first whole answer decides, as docs/design.md's replay rule
+	// says: Race's answer first is kept; Tier's first is kept when its
+	// calibrated confidence is at least Accept, else Race's is awaited.
+	Race int
+	// Decision labels the choice in X-Triage-Decision, the metrics and
+	// the recording: fast, speculate or escalate for two tiers.
+	Decision string
+	// PHard is the router's score of the request, recorded with it.
+	PHard float64
+	// Accept is the confidence gate of a race.
+	Accept float64
+}
+
+// NoRace is Choice.Race when a request goes to one tier.
+const NoRace = -1
+
+// ModelInfo is what the proxy tells of a router artifact.
+type ModelInfo struct {
+	// Version is recorded with each request.
+	Version string
+	// Tiers are the artifact's tier names, cheapest first: the model
+	// names outcomes are recorded under (unless a tier says record_as),
+	// so the next training run finds them.
+	Tiers []string
+	// CreatedAt dates the entries of GET /v1/models.
+	CreatedAt time.Time
+}
+
+// TwoTierRouter is what TwoTier needs: *models.Router with a two-tier
+// artifact.
+type TwoTierRouter interface {
 	Route(in features.Input) models.Result
 	CalibratedConfidence(raw float64) (float64, bool)
 	Artifact() *models.Artifact
 }
 
-var _ Router = (*models.Router)(nil)
+var _ TwoTierRouter = (*models.Router)(nil)
+
+// TwoTier is a two-tier router as a Router: fast chooses tier 0,
+// escalate tier 1, and speculate races tier 0 with tier 1 under the
+// policy's accept_confidence. Make one per loaded artifact; it is safe
+// for concurrent use.
+func TwoTier(r TwoTierRouter) Router {
+	a := r.Artifact()
+	return &twoTier{r: r, info: ModelInfo{Version: a.Version, Tiers: []string{a.Tiers.Fast, a.Tiers.Strong}, CreatedAt: a.CreatedAt},
+		accept: a.Policy.AcceptConfidence}
+}
+
+type twoTier struct {
+	r      TwoTierRouter
+	info   ModelInfo
+	accept float64
+}
+
+func (t *twoTier) Choose(in features.Input) Choice {
+	res := t.r.Route(in)
+	c := Choice{Tier: 0, Race: NoRace, Decision: string(res.Decision), PHard: res.PHard, Accept: t.accept}
+	switch res.Decision {
+	case models.Escalate:
+		c.Tier = 1
+	case models.Speculate:
+		c.Race = 1
+	}
+	return c
+}
+
+// CalibratedConfidence is the artifact's confidence calibration, which
+// is the fast tier's.
+func (t *twoTier) CalibratedConfidence(tier int, raw float64) (float64, bool) {
+	if tier != 0 {
+		return 0, false
+	}
+	return t.r.CalibratedConfidence(raw)
+}
+
+func (t *twoTier) Model() ModelInfo { return t.info }
 
 // Deps are what the proxy uses and does not own.
 type Deps struct {
@@ -72,15 +162,12 @@ type Deps struct {
 // server has shut down, before closing the store, so queued recordings
 // are written.
 type Handler struct {
-	cfg          Config
-	router       func() Router
-	log          *slog.Logger
-	rt           http.RoundTripper
-	now          func() time.Time
-	fast, strong *tier
-	// tiers are the upstreams from cheapest to strongest (fast, strong):
-	// what tierNamed and fallbackFor look through, so a third tier is one
-	// more entry, not another special case.
+	cfg    Config
+	router func() Router
+	log    *slog.Logger
+	rt     http.RoundTripper
+	now    func() time.Time
+	// tiers are the upstreams cheapest first, each knowing its index.
 	tiers     []*tier
 	m         *metrics
 	rec       *recordQueue
@@ -124,14 +211,17 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.m = newMetrics(deps.Registry)
-	var err error
-	if h.fast, err = newTier(TierFast, cfg.Tiers.Fast, getenv, h.m); err != nil {
-		return nil, err
+	// From here on the tiers are a list whatever the config's form, so
+	// looking one up by name allocates nothing.
+	h.cfg.Tiers = Tiers{Ordered: cfg.Tiers.List()}
+	for i, c := range h.cfg.Tiers.Ordered {
+		t, err := newTier(c.Name, c, getenv, h.m)
+		if err != nil {
+			return nil, err
+		}
+		t.idx = i
+		h.tiers = append(h.tiers, t)
 	}
-	if h.strong, err = newTier(TierStrong, cfg.Tiers.Strong, getenv, h.m); err != nil {
-		return nil, err
-	}
-	h.tiers = []*tier{h.fast, h.strong}
 	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
 	return h, nil
 }
@@ -147,17 +237,18 @@ func (h *Handler) tierNamed(name string) *tier {
 }
 
 // fallbackFor is the tier that answers when t fails, or nil when
-// fallback is off: the other tier.
+// fallback is off: the next cheaper tier, or for the cheapest the next
+// one up. A cheaper tier answers sooner and costs less, and is the tier
+// the router would have picked had this one not been worth its price;
+// with two tiers it is simply the other one.
 func (h *Handler) fallbackFor(t *tier) *tier {
-	if !h.cfg.Fallback {
+	if !h.cfg.Fallback || len(h.tiers) < 2 {
 		return nil
 	}
-	for _, o := range h.tiers {
-		if o != t {
-			return o
-		}
+	if t.idx == 0 {
+		return h.tiers[1]
 	}
-	return nil
+	return h.tiers[t.idx-1]
 }
 
 // newClient is an HTTP client whose pool keeps a connection per
@@ -231,39 +322,41 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	x.req = req
 	rt := h.router()
 	x.router = rt
-	art := rt.Artifact()
-	x.policy = art.Policy
-	x.version = art.Version
-	x.artTiers = art.Tiers
-	res := rt.Route(req.input)
-	x.pHard = res.PHard
+	x.info = rt.Model()
 	target, ok := h.cfg.resolve(req.model)
-	switch {
-	case !ok:
+	if !ok {
 		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel, param: "model",
 			msg: fmt.Sprintf("model %q is not served here; send one of %s (%q routes), or add an alias for it to the config",
 				req.model, quoteList(h.cfg.served()), ModelRouted)})
 		h.m.request("none", x.status)
 		reportStatus(r.Context(), x.status)
 		return
-	case target == ModelRouted:
-		x.decision = res.Decision
-		if x.decision == models.Speculate && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
-			x.decision = models.Escalate
-		}
-	case target == TierFast:
-		x.decision, x.forced = models.Fast, true
-	default:
-		x.decision, x.forced = models.Escalate, true
 	}
-	hd[HeaderDecision] = decisionHdr[x.decision]
-	switch x.decision {
-	case models.Fast:
-		x.runTier(h.fast)
-	case models.Escalate:
-		x.runTier(h.strong)
-	default:
-		x.runSpeculate()
+	// Routed even when the client names a tier: the recording keeps what
+	// the router would have done.
+	ch := rt.Choose(req.input)
+	x.pHard = ch.PHard
+	if target == ModelRouted {
+		if ch.Tier < 0 || ch.Tier >= len(h.tiers) || ch.Race != NoRace && (ch.Race < 0 || ch.Race >= len(h.tiers) || ch.Race == ch.Tier) {
+			x.refuse(fmt.Errorf("router %s chose tier %d racing %d; the config has %d tiers", x.info.Version, ch.Tier, ch.Race, len(h.tiers)))
+			h.m.request("none", x.status)
+			reportStatus(r.Context(), x.status)
+			return
+		}
+		x.choice = ch
+		if ch.Race != NoRace && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
+			x.choice.Tier, x.choice.Race, x.choice.Decision = ch.Race, NoRace, h.label(ch.Race, NoRace)
+		}
+	} else {
+		t := h.tierNamed(target)
+		x.choice = Choice{Tier: t.idx, Race: NoRace, Decision: h.label(t.idx, NoRace), PHard: ch.PHard}
+		x.forced = true
+	}
+	hd[HeaderDecision] = decisionHdr(x.choice.Decision)
+	if x.choice.Race == NoRace {
+		x.runTier(h.tiers[x.choice.Tier])
+	} else {
+		x.runSpeculate(h.tiers[x.choice.Tier], h.tiers[x.choice.Race])
 	}
 	x.finish()
 	reportStatus(r.Context(), x.status)
@@ -275,9 +368,31 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	}
 }
 
-// decisionHdr are the X-Triage-Decision values, shared.
-var decisionHdr = map[models.Decision][]string{
-	models.Fast: {string(models.Fast)}, models.Speculate: {string(models.Speculate)}, models.Escalate: {string(models.Escalate)},
+// label is the decision label of a request the proxy sends itself (a
+// tier the client named, a speculation with tools): speculate for a
+// race, fast for the cheapest tier alone, escalate for any other, as
+// the two-tier router says.
+func (h *Handler) label(tier, race int) string {
+	switch {
+	case race != NoRace:
+		return string(models.Speculate)
+	case tier == 0:
+		return string(models.Fast)
+	}
+	return string(models.Escalate)
+}
+
+// decisionHdrs are the usual X-Triage-Decision values, shared.
+var decisionHdrs = map[string][]string{
+	string(models.Fast): {string(models.Fast)}, string(models.Speculate): {string(models.Speculate)}, string(models.Escalate): {string(models.Escalate)},
+}
+
+// decisionHdr is label as a header value, shared when it is a usual one.
+func decisionHdr(label string) []string {
+	if v, ok := decisionHdrs[label]; ok {
+		return v
+	}
+	return []string{label}
 }
 
 // quoteList is names quoted and joined with commas.

@@ -171,10 +171,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	art := &models.Artifact{Version: "v-test", Tiers: models.Tiers{Fast: "fast-log-name", Strong: "strong-log-name"},
 		Policy: models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.9}}
-	var rt Router = &fakeRouter{art: art}
+	var tr TwoTierRouter = &fakeRouter{art: art}
 	if o.noConfidenceCal {
-		rt = noCalRouter{rt}
+		tr = noCalRouter{tr}
 	}
+	rt := TwoTier(tr)
 	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Getenv: func(k string) string { return env[k] }})
@@ -192,7 +193,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	return r
 }
 
-type noCalRouter struct{ Router }
+type noCalRouter struct{ TwoTierRouter }
 
 func (noCalRouter) CalibratedConfidence(float64) (float64, bool) { return 0, false }
 

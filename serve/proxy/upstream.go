@@ -24,7 +24,8 @@ import (
 
 // tier is a configured upstream with what the proxy learns about it.
 type tier struct {
-	name     string   // TierFast or TierStrong
+	name     string   // the config's name for it
+	idx      int      // its place in the config's tiers, cheapest first
 	base     string   // the base URL without a trailing slash
 	auth     []string // the Authorization header's value, or nil
 	modelHdr []string // model as an X-Triage-Model value
