@@ -41,7 +41,9 @@ func (ladderRouter) Choose(in features.Input) Choice {
 	return c
 }
 
-func (ladderRouter) CalibratedConfidence(_ int, raw float64) (float64, bool) { return math.Exp(raw), true }
+func (ladderRouter) CalibratedConfidence(_ int, raw float64) (float64, bool) {
+	return math.Exp(raw), true
+}
 
 func (ladderRouter) Model() ModelInfo {
 	return ModelInfo{Version: "v-ladder", Tiers: []string{"log-small", "log-mid", "log-large"}}
