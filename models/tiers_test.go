@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -190,5 +191,106 @@ func TestTierRouterServesTwoTierArtifacts(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("only %v decisions seen; the comparison needs more than one", seen)
+	}
+}
+
+// tierExamples is a small three-tier log: "cheap" answers the chit-chat,
+// "chat" the poems and "maths" the algebra; each other tier mostly fails
+// there. Scores are drawn with a fixed seed.
+func tierExamples(n int) []Example {
+	kinds := []struct {
+		text string
+		p    [3]float64 // each tier's chance of a correct answer
+	}{
+		{"tell me something nice about the weather today", [3]float64{0.8, 0.8, 0.7}},
+		{"write a short poem about the sea and the moon", [3]float64{0.1, 0.9, 0.3}},
+		{"solve this algebra equation for x quickly", [3]float64{0.1, 0.2, 0.9}},
+	}
+	var ex []Example
+	state := uint64(7)
+	rnd := func() float64 {
+		state = state*6364136223846793005 + 1442695040888963407
+		return float64(state>>11) / (1 << 53)
+	}
+	for i := range n {
+		k := kinds[i%3]
+		sc := make([]float64, 3)
+		for t := range sc {
+			sc[t] = b2f(rnd() < k.p[t])
+		}
+		ex = append(ex, Example{ID: fmt.Sprintf("r%d", i), Input: features.Input{Prompt: fmt.Sprintf("%s (case %d)", k.text, i)}, Scores: sc, Fold: (i / 3) % 3})
+	}
+	return ex
+}
+
+func TestTrainTiers(t *testing.T) {
+	ex := tierExamples(600)
+	d, err := NewDesign(features.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ex {
+		d.Add(&ex[i])
+	}
+	tiers := []Tier{{Name: "cheap", Price: 0.1}, {Name: "chat", Price: 1}, {Name: "maths", Price: 3}}
+	a, rep, err := TrainTiers(d, TierTrainOptions{Tiers: tiers, Folds: 3, Now: time.Unix(0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.OOF) != 3*len(ex) || len(rep.Routed) != len(DefaultL2Grid) {
+		t.Fatalf("report: %d out-of-fold predictions, %d routed utilities", len(rep.OOF), len(rep.Routed))
+	}
+	// The expected figures: the router should find each kind's tier, so
+	// its out-of-fold quality nears the kinds' best chances (0.8, 0.9,
+	// 0.9: mean 0.867), well above the best single tier (chat, 0.63).
+	if q, bs := a.Metrics["quality"], a.Metrics["best_single"]; q < bs+0.1 {
+		t.Errorf("out-of-fold routed quality %.3f, best single tier %.3f; want the router 0.1 or more above", q, bs)
+	}
+	r, err := NewTierRouter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ prompt, want string }{
+		{"write a short poem about the sea and the moon (case 9001)", "chat"},
+		{"solve this algebra equation for x quickly (case 9002)", "maths"},
+		{"tell me something nice about the weather today (case 9003)", "cheap"},
+	} {
+		if got := r.Route(features.Input{Prompt: tt.prompt}); got.Model != tt.want {
+			t.Errorf("Route(%q) = %s (predicted %.2f), want %s", tt.prompt, got.Model, got.Predicted, tt.want)
+		}
+	}
+	// With a high price on quality, the cheap tier takes everything.
+	if got := r.RouteWith(features.Input{Prompt: "solve this algebra equation for x quickly"}, TierPolicy{Lambda: 10}); got.Model != "cheap" {
+		t.Errorf("at λ=10 the algebra prompt goes to %s, want cheap", got.Model)
+	}
+	t.Run("a design without tier scores is refused", func(t *testing.T) {
+		d2, _ := NewDesign(features.Spec{})
+		e := Example{ID: "x", Input: features.Input{Prompt: "hi"}, Fast: 1, Strong: 0}
+		d2.Add(&e)
+		if _, _, err := TrainTiers(d2, TierTrainOptions{Tiers: tiers}); err == nil || !strings.Contains(err.Error(), "tier scores") {
+			t.Errorf("err = %v, want one about tier scores", err)
+		}
+	})
+}
+
+func TestAIQ(t *testing.T) {
+	// Two single models at (1, 0.5) and (3, 0.7): the hull is the segment
+	// between them, whose mean over [1,3] is 0.6.
+	singles := []CurvePoint{{1, 0.5}, {3, 0.7}, {2, 0.55}}
+	if got := AIQ(singles, 1, 3); math.Abs(got-0.6) > 1e-12 {
+		t.Errorf("AIQ of the singles = %v, want 0.6", got)
+	}
+	// (2, 0.55) is under the segment, so not on the hull; (2, 0.65) is.
+	if h := UpperHull(singles); len(h) != 2 {
+		t.Errorf("hull = %v, want the two end points", h)
+	}
+	// A router at (1, 0.5), (2, 0.7): 0.6 on [1,2], then 0.7: mean 0.65.
+	if got := AIQ([]CurvePoint{{1, 0.5}, {2, 0.7}, {3, 0.69}}, 1, 3); math.Abs(got-0.65) > 1e-12 {
+		t.Errorf("AIQ of the router = %v, want 0.65", got)
+	}
+	// A curve that starts at cost 2 delivers nothing below it: 0 on
+	// [1,2), 0.7 on [2,3]: mean 0.35.
+	if got := AIQ([]CurvePoint{{2, 0.7}}, 1, 3); math.Abs(got-0.35) > 1e-9 {
+		t.Errorf("AIQ of a curve starting at 2 = %v, want 0.35", got)
 	}
 }
