@@ -257,3 +257,82 @@ func AIQ(pts []CurvePoint, lo, hi float64) float64 {
 	}
 	return area / (hi - lo)
 }
+
+// TierCurve is an N-tier router's quality-cost curve over a λ sweep, and
+// the reference points it is judged against.
+type TierCurve struct {
+	// Points are the sweep's operating points, λ ascending; Pareto[i]
+	// says no other point has lower cost and at least its quality (or
+	// the same cost and higher quality).
+	Points []TierPoint
+	Pareto []bool
+	// Singles[k] is every request sent to tier k: its mean cost and
+	// quality. Oracle sends each request to its best-scoring tier (the
+	// cheapest of equals).
+	Singles []CurvePoint
+	Oracle  CurvePoint
+	// Lo and Hi are the cost range AIQ is taken over: the cheapest and
+	// the dearest single tier's mean cost. AIQ is the router's (its
+	// points' upper hull, RouterBench's "non-decreasing convex hull"),
+	// HullAIQ the convex hull of the single tiers', which mixing models
+	// at random without a router reaches. Both NaN when Lo == Hi.
+	Lo, Hi       float64
+	AIQ, HullAIQ float64
+}
+
+// SweepTiers replays reqs at every λ of LambdaGrid(reqs, prices, n) with
+// the other knobs of base, and measures the reference points. Quality
+// and cost are as in TierPoint (quality on [0,1], cost per request).
+func SweepTiers(reqs []TierRequest, prices []float64, base TierPolicy, billing CancelBilling, n int) TierCurve {
+	nt := len(prices)
+	var c TierCurve
+	for _, l := range LambdaGrid(reqs, prices, n) {
+		p := base
+		p.Lambda = l
+		c.Points = append(c.Points, ReplayTiers(reqs, prices, p, billing))
+	}
+	c.Pareto = make([]bool, len(c.Points))
+	for i, a := range c.Points {
+		c.Pareto[i] = true
+		for j, b := range c.Points {
+			if j != i && b.CostPer1k <= a.CostPer1k && b.Quality >= a.Quality && (b.CostPer1k < a.CostPer1k || b.Quality > a.Quality) {
+				c.Pareto[i] = false
+				break
+			}
+		}
+	}
+	c.Singles = make([]CurvePoint, nt)
+	var oq, oc float64
+	for i := range reqs {
+		r := &reqs[i]
+		best := 0
+		for k := range nt {
+			c.Singles[k].Cost += r.CostUSD[k]
+			c.Singles[k].Quality += r.Score[k]
+			if r.Score[k] > r.Score[best] || r.Score[k] == r.Score[best] && r.CostUSD[k] < r.CostUSD[best] {
+				best = k
+			}
+		}
+		oq += r.Score[best]
+		oc += r.CostUSD[best]
+	}
+	fn := float64(len(reqs))
+	c.Lo, c.Hi = math.Inf(1), math.Inf(-1)
+	for k := range c.Singles {
+		c.Singles[k].Cost /= fn
+		c.Singles[k].Quality /= fn
+		c.Lo = math.Min(c.Lo, c.Singles[k].Cost)
+		c.Hi = math.Max(c.Hi, c.Singles[k].Cost)
+	}
+	c.Oracle = CurvePoint{Cost: oc / fn, Quality: oq / fn}
+	c.AIQ, c.HullAIQ = math.NaN(), math.NaN()
+	if c.Hi > c.Lo {
+		pts := make([]CurvePoint, len(c.Points))
+		for i, p := range c.Points {
+			pts[i] = CurvePoint{Cost: p.CostPer1k / 1000, Quality: p.Quality}
+		}
+		c.AIQ = AIQ(pts, c.Lo, c.Hi)
+		c.HullAIQ = AIQ(c.Singles, c.Lo, c.Hi)
+	}
+	return c
+}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
 )
 
 // tierFlags are the N-tier flags train and eval --cv share: the tiers,
@@ -477,7 +480,7 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  %-52s %8s %10s\n", "", "quality", "mean price")
 	fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "router at λ=0 (the tier predicted best)", f.Lambda0.Quality, f.Lambda0.Cost)
-	if f.Policy != (models.TierPolicy{}) {
+	if f.Policy.Lambda != 0 || f.Policy.Margin != 0 || f.Policy.Race != 0 {
 		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", fmt.Sprintf("router at λ=%g margin=%g race=%g", f.Policy.Lambda, f.Policy.Margin, f.Policy.Race), f.Routed.Quality, f.Routed.Cost)
 	}
 	for _, s := range f.Singles {
@@ -496,4 +499,121 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tierReplay is an N-tier router's view of a log.
+type tierReplay struct {
+	reqs    []models.TierRequest
+	missing int
+	// costUnit names the cost axis: the tiers' prices unless the log or
+	// --cost gave every cost.
+	costUnit  string
+	noLatency bool
+}
+
+// buildTierReplay predicts every record's tier scores with r and gathers
+// each tier's score, latency, cost and calibrated confidence: from the
+// log, else the --latency/--cost defaults, else (cost) the tier's price
+// and (latency) 0, which makes every race keep whichever answer the
+// replay sees first, the lower tier's.
+func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map[string]float64) (*tierReplay, error) {
+	names, prices := r.Names(), r.Prices()
+	nt := len(names)
+	out := &tierReplay{}
+	var fromPrice, fromLatency int
+	var buf []float64
+	for i := range recs {
+		rec := &recs[i]
+		q := models.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
+		ok := true
+		for k, m := range names {
+			o, has := rec.Outcomes[m]
+			if !has || o.Score == nil {
+				ok = false
+				break
+			}
+			q.Score[k] = *o.Score
+			switch d, hasD := lat[m]; {
+			case o.LatencyMS != nil && !o.Cancelled:
+				q.LatencyMS[k] = *o.LatencyMS
+				fromLatency++
+			case hasD:
+				q.LatencyMS[k] = d
+				fromLatency++
+			}
+			switch d, hasD := cost[m]; {
+			case o.CostUSD != nil && !o.Cancelled:
+				q.CostUSD[k] = *o.CostUSD
+			case hasD:
+				q.CostUSD[k] = d
+			default:
+				q.CostUSD[k] = prices[k]
+				fromPrice++
+			}
+			q.Confidence[k] = math.NaN()
+			if o.Confidence != nil {
+				if p, ok := r.CalibratedConfidence(k, *o.Confidence); ok {
+					q.Confidence[k] = p
+				}
+			}
+		}
+		if !ok {
+			out.missing++
+			continue
+		}
+		buf = r.Predict(buf, models.RecordInput(rec))
+		q.Pred = append([]float64(nil), buf...)
+		out.reqs = append(out.reqs, q)
+	}
+	if len(out.reqs) == 0 {
+		return nil, fmt.Errorf("no record has a score for every tier of the router (%s)", strings.Join(names, ", "))
+	}
+	out.costUnit = "USD per request"
+	if fromPrice > 0 {
+		out.costUnit = "price units per request"
+	}
+	out.noLatency = fromLatency == 0
+	return out, nil
+}
+
+// runCurvesTiers is curves for N-tier routers: a λ sweep per router.
+func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, outDir string) error {
+	names := sectionNames(paths)
+	var runs []report.TierRun
+	for i, a := range arts {
+		if !a.IsMultiTier() {
+			return usagef("compare N-tier routers with each other, two-tier ones with each other", "%s is a two-tier router and %s an N-tier one", paths[i], paths[0])
+		}
+		r, err := models.NewTierRouter(a)
+		if err != nil {
+			return err
+		}
+		rl, err := buildTierReplay(recs, r, lat, cost)
+		if err != nil {
+			return fmt.Errorf("%s: %w", paths[i], err)
+		}
+		if rl.missing > 0 {
+			fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without every tier's score\n", names[i], rl.missing)
+		}
+		if rl.noLatency && billing == models.BillProrata {
+			billing = models.BillFull // pro rata needs the time a cancelled call ran
+		}
+		c := models.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
+		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit})
+		cur := models.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
+		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %.2f, convex hull of single tiers %.2f (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
+			names[i], len(rl.reqs), len(c.Points), 100*c.AIQ, 100*c.HullAIQ, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
+			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
+		for k, s := range c.Singles {
+			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fmt.Errorf("create output folder: %w", err)
+	}
+	if err := report.WriteTiers(outDir, runs, rf.data); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))
+	return nil
 }
