@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // TierRequest is one labelled request as an N-tier replay sees it: the
@@ -335,4 +336,78 @@ func SweepTiers(reqs []TierRequest, prices []float64, base TierPolicy, billing C
 		c.HullAIQ = AIQ(c.Singles, c.Lo, c.Hi)
 	}
 	return c
+}
+
+// MarginGrid returns up to n+1 quality-floor margins, from 0 to past the
+// largest gap between a request's best predicted score and another
+// tier's: the quantiles of those gaps.
+func MarginGrid(reqs []TierRequest, n int) []float64 {
+	var gaps []float64
+	step := max(1, len(reqs)/2000)
+	for i := 0; i < len(reqs); i += step {
+		best := slices.Max(reqs[i].Pred)
+		for _, s := range reqs[i].Pred {
+			if g := best - s; g > 0 {
+				gaps = append(gaps, g)
+			}
+		}
+	}
+	out := []float64{0}
+	if len(gaps) == 0 {
+		return out
+	}
+	sort.Float64s(gaps)
+	for i := 1; i <= n; i++ {
+		v := gaps[min(len(gaps)-1, i*len(gaps)/n)]
+		if v > out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return append(out, gaps[len(gaps)-1]*1.01)
+}
+
+// SolveTiers picks, among pts, the point that meets every target of s
+// and is best on its objective (ties to higher quality), as Solver does
+// for two-tier operating points. A quality target is relative to
+// s.StrongQuality, which for N tiers is the best single tier's quality.
+// A strong-share target has no meaning over N tiers and is refused.
+// It returns the index of the point, or an error naming the closest.
+func SolveTiers(s *Solver, pts []TierPoint) (int, error) {
+	for _, t := range s.Targets {
+		if t.Kind == TargetStrongShare {
+			return -1, fmt.Errorf("target %s: an N-tier router has no single strong tier; use cost-per-1k, p95-latency or quality", t)
+		}
+	}
+	if len(pts) == 0 {
+		return -1, ErrNoRequests
+	}
+	op := func(p *TierPoint) OperatingPoint {
+		return OperatingPoint{Quality: p.Quality, CostPer1k: p.CostPer1k, LatencyMeanMS: p.LatencyMeanMS, LatencyP95MS: p.LatencyP95MS, N: p.N}
+	}
+	best, closest := -1, -1
+	var bestOp, closestOp OperatingPoint
+	closestV := math.Inf(1)
+	for i := range pts {
+		o := op(&pts[i])
+		v := s.violation(&o)
+		if v == 0 {
+			if best < 0 || s.better(&o, &bestOp) {
+				best, bestOp = i, o
+			}
+			continue
+		}
+		if closest < 0 || v < closestV || v == closestV && s.better(&o, &closestOp) {
+			closest, closestOp, closestV = i, o, v
+		}
+	}
+	if best >= 0 {
+		return best, nil
+	}
+	c := pts[closest]
+	ts := make([]string, len(s.Targets))
+	for i, t := range s.Targets {
+		ts[i] = t.String()
+	}
+	return -1, fmt.Errorf("%w: no policy meets %s on this data; the closest is λ=%.4g margin=%.4g with quality %.4f (%.3f of the best single tier), cost per 1k %.4g, p95 latency %.0f ms; relax a target",
+		ErrInfeasible, strings.Join(ts, " and "), c.Policy.Lambda, c.Policy.Margin, c.Quality, c.Quality/s.StrongQuality, c.CostPer1k, c.LatencyP95MS)
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
@@ -615,5 +616,107 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))
+	return nil
+}
+
+// calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
+// quality floor's margin, --knob margin) over the log and keeps the
+// policy that meets every target at the lowest cost (or latency).
+func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	rl, err := buildTierReplay(recs, r, lat, cost)
+	if err != nil {
+		return err
+	}
+	if rl.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without every tier's score\n", rl.missing)
+	}
+	for _, t := range solver.Targets {
+		if t.Kind == models.TargetP95Latency && rl.noLatency {
+			return fmt.Errorf("--target %s needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", t, r.Names()[0])
+		}
+	}
+	if solver.Minimize == models.MinimizeLatency && rl.noLatency {
+		return fmt.Errorf("--minimize latency needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", r.Names()[0])
+	}
+	if rl.noLatency && billing == models.BillProrata {
+		billing = models.BillFull
+	}
+	prices := r.Prices()
+	singles := models.SweepTiers(rl.reqs, prices, *a.TierPolicy, billing, 1).Singles
+	for _, s := range singles {
+		solver.StrongQuality = math.Max(solver.StrongQuality, s.Quality)
+	}
+	var pts []models.TierPoint
+	base := *a.TierPolicy
+	switch knob {
+	case "lambda":
+		for _, l := range models.LambdaGrid(rl.reqs, prices, rf.grid) {
+			p := base
+			p.Lambda = l
+			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+		}
+	case "margin":
+		for _, m := range models.MarginGrid(rl.reqs, rf.grid) {
+			p := base
+			p.Lambda, p.Margin = 0, m
+			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+		}
+	default:
+		return usagef("use --knob lambda or margin", "--knob %q is not known", knob)
+	}
+	i, err := models.SolveTiers(solver, pts)
+	if err != nil {
+		return err
+	}
+	op := pts[i]
+	na := a.Derive(time.Now())
+	pol := op.Policy
+	na.TierPolicy = &pol
+	ts := make([]string, len(solver.Targets))
+	for i, t := range solver.Targets {
+		ts[i] = t.String()
+	}
+	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d values of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), len(rl.reqs), len(pts), knob)
+	if err := na.Save(out); err != nil {
+		return err
+	}
+	shares := map[string]float64{}
+	for k, n := range r.Names() {
+		shares[n] = op.Shares[k]
+	}
+	res := struct {
+		Version      string             `json:"version"`
+		Parent       string             `json:"parent"`
+		Policy       models.TierPolicy  `json:"tier_policy"`
+		PolicyTarget string             `json:"policy_target"`
+		N            int                `json:"n"`
+		Quality      float64            `json:"quality"`
+		RelQuality   float64            `json:"relative_quality"`
+		Cost         float64            `json:"cost"`
+		CostUnit     string             `json:"cost_unit"`
+		LatencyP95MS jfloat             `json:"latency_p95_ms"`
+		RaceShare    float64            `json:"race_share"`
+		Shares       map[string]float64 `json:"shares"`
+	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, op.Quality / solver.StrongQuality, op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
+	if rl.noLatency {
+		res.LatencyP95MS = jfloat(math.NaN())
+	}
+	if asJSON {
+		return json.NewEncoder(env.Stdout).Encode(res)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %d requests: quality %.4f (%.3f of the best single tier), cost %.4g %s, race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, op.N, op.Quality, res.RelQuality, res.Cost, rl.costUnit, op.RaceShare)
+	if !rl.noLatency {
+		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
+	}
+	fmt.Fprintf(env.Stdout, "\nshares:")
+	for k, n := range r.Names() {
+		fmt.Fprintf(env.Stdout, " %s %.3f", n, op.Shares[k])
+	}
+	fmt.Fprintln(env.Stdout)
 	return nil
 }
