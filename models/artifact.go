@@ -27,8 +27,10 @@ import (
 // Version 2 added the per-tier scorer (Scorer, FastWeights, FastBias); a
 // version 1 file is a label-scorer router and still loads. Version 3
 // added the gain and blend scorers (GainWeights, GainBias), Signal and
-// MetricsFrom; version 1 and 2 files still load.
-const FormatVersion = 3
+// MetricsFrom; version 1 and 2 files still load. Version 4 added the
+// N-tier router (ScorerTiers: TierList, TierHeads, TierPolicy); a two-tier
+// router is written as before and older files still load unchanged.
+const FormatVersion = 4
 
 // minFormatVersion is the oldest layout Load still reads.
 const minFormatVersion = 1
@@ -134,6 +136,13 @@ type Artifact struct {
 	// MetricsFrom is MetricsOutOfFold or MetricsHeldOut ("" in files
 	// before format 3, whose metrics are held out).
 	MetricsFrom string `json:"metrics_from,omitempty"`
+	// TierList, TierHeads and TierPolicy are the N-tier router
+	// (ScorerTiers): the tiers cheapest first, one head per tier, and the
+	// policy over their predictions. Empty for a two-tier router.
+	TierList   []Tier      `json:"tier_list,omitempty"`
+	TierHeads  []TierHead  `json:"tier_heads,omitempty"`
+	TierPolicy *TierPolicy `json:"tier_policy,omitempty"`
+
 	// TopFeatures are the largest weights with readable names.
 	TopFeatures []NamedWeight `json:"top_features,omitempty"`
 
@@ -224,6 +233,15 @@ func (a *Artifact) Validate() error {
 	if err := a.Features.Validate(); err != nil {
 		return fmt.Errorf("features: %w", err)
 	}
+	if a.ScorerKind() == ScorerTiers {
+		if a.FormatVersion < scorerFormat[ScorerTiers] {
+			return fmt.Errorf("scorer %q needs format_version %d, the file says %d", ScorerTiers, scorerFormat[ScorerTiers], a.FormatVersion)
+		}
+		return a.validateTiers()
+	}
+	if len(a.TierList) != 0 || len(a.TierHeads) != 0 || a.TierPolicy != nil {
+		return fmt.Errorf("tier_list, tier_heads or tier_policy are set but the scorer is %q; they belong to an N-tier router (scorer %q)", a.ScorerKind(), ScorerTiers)
+	}
 	if err := checkHead("weights", "bias", a.Weights, a.Bias, a.Features.Dim()); err != nil {
 		return err
 	}
@@ -303,7 +321,7 @@ func (a *Artifact) ScorerKind() string {
 }
 
 // scorerFormat is the first format version of each scorer.
-var scorerFormat = map[string]int{ScorerLabel: 1, ScorerPerTier: 2, ScorerGain: 3, ScorerBlend: 3}
+var scorerFormat = map[string]int{ScorerLabel: 1, ScorerPerTier: 2, ScorerGain: 3, ScorerBlend: 3, ScorerTiers: 4}
 
 // MetricsFrom values.
 const (

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/triage-router/triage/classifier"
@@ -24,6 +25,8 @@ type Design struct {
 	weight []float64
 	folds  []int
 	conf   []float64        // the fast tier's raw confidence, NaN when not logged
+	multi  []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
+	ntier  int              // tiers per example in multi, 0 for a two-tier design
 	inputs []features.Input // of the first maxNamingExamples rows, to name features
 	expect int              // rows the caller expects in all, 0 if unknown
 	used   bool             // TrainDesign has scaled x in place
@@ -53,6 +56,13 @@ func (d *Design) Len() int { return len(d.ids) }
 // Scores returns each example's fast and strong tier scores, in the order
 // added. The slices are the design's own: do not modify them.
 func (d *Design) Scores() (fast, strong []float64) { return d.fast, d.strong }
+
+// TierScores returns each example's N-tier scores, row-major (Tiers() per
+// example), nil for a two-tier design. Do not modify it.
+func (d *Design) TierScores() []float64 { return d.multi }
+
+// Tiers is the number of tier scores per example (0 for a two-tier design).
+func (d *Design) Tiers() int { return d.ntier }
 
 // Spec is the feature spec of the rows.
 func (d *Design) Spec() features.Spec { return d.spec }
@@ -117,6 +127,13 @@ func (d *Design) AddRow(row Row, ex *Example) {
 	if d.used {
 		panic("models: AddRow on a design TrainDesign has used")
 	}
+	if d.Len() == 0 {
+		d.ntier = len(ex.Scores)
+	}
+	if len(ex.Scores) != d.ntier {
+		panic(fmt.Sprintf("models: example %q has %d tier scores, the design's first example %d", ex.ID, len(ex.Scores), d.ntier))
+	}
+	d.multi = append(d.multi, ex.Scores...)
 	d.x.AppendRow(row.Idx, row.Val)
 	d.ids = append(d.ids, ex.ID)
 	d.fast = append(d.fast, ex.Fast)

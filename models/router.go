@@ -42,6 +42,9 @@ func NewRouter(a *Artifact) (*Router, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
+	if a.IsMultiTier() {
+		return nil, fmt.Errorf("new router: %w: the artifact routes among %d tiers; serve it with a TierRouter (NewTierRouter)", ErrMultiTier, len(a.TierList))
+	}
 	// Fail now rather than inside the pool's New.
 	if _, err := features.NewExtractor(a.Features); err != nil {
 		return nil, fmt.Errorf("new router: %w", err)

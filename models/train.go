@@ -50,6 +50,10 @@ type Example struct {
 	Input  features.Input
 	Fast   float64
 	Strong float64
+	// Scores are the N tiers' scores, in the order of the router's tiers,
+	// for TrainTiers; nil for a two-tier example. Every example of a
+	// design has the same number.
+	Scores []float64
 	// Weight scales the example's loss; 0 means 1.
 	Weight float64
 	// Fold is the example's cross-validation fold in [0, TrainOptions.Folds).
@@ -406,7 +410,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			Records: n, Skipped: opts.Skipped, Holdout: len(held),
 			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, GainL2: gainL2(chosen.scorer, l2s), L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
 			MetaOff: chosen.noMeta || opts.Groups.Meta < 0,
-			Seed: opts.Seed, Sources: opts.Sources,
+			Seed:    opts.Seed, Sources: opts.Sources,
 		},
 	}
 	a.setHeads(final)

@@ -17,7 +17,7 @@ func init() {
 	register("calibrate", "set a router's thresholds to meet a target share, cost, latency or quality", runCalibrate)
 }
 
-const calibrateUsage = "--model FILE --data F --target strong-share=0.3 | cost-per-1k=USD | p95-latency=MS | quality=0.95 [--target ...] [--minimize cost|latency] -o NEW"
+const calibrateUsage = "--model FILE --data F --target strong-share=0.3 | cost-per-1k=USD | p95-latency=MS | quality=0.95 [--target ...] [--minimize cost|latency] [--knob lambda|margin] -o NEW"
 
 // calibrateResult is the --json output.
 type calibrateResult struct {
@@ -62,10 +62,11 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	rf.register(fs, defaultSolveGrid, defaultSolveAccept)
 	model := fs.String("model", "", "router artifact whose thresholds to set")
 	var targets stringList
-	fs.Var(&targets, "target", "strong-share=S (met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong); repeat for several")
+	fs.Var(&targets, "target", "strong-share=S (met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
 	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
 	out := fs.String("o", "", "write the new artifact version to NEW")
 	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object")
+	knob := fs.String("knob", "lambda", "N-tier routers: the policy knob to set, lambda (willingness to pay) or margin (the quality floor, at λ=0)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +105,11 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	recs, err := rf.logRecords(env, "calibrate")
 	if err != nil {
 		return err
+	}
+	if a, err := models.Load(*model); err != nil {
+		return err
+	} else if a.IsMultiTier() {
+		return calibrateTiers(env, a, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
 	}
 	r, rl, rp, err := loadReplay(*model, recs, lat, cost, billing)
 	if err != nil {

@@ -370,6 +370,20 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if a, err := models.Load(modelPaths[0]); err != nil {
+		return err
+	} else if a.IsMultiTier() {
+		arts := []*models.Artifact{a}
+		for _, mp := range modelPaths[1:] {
+			b, err := models.Load(mp)
+			if err != nil {
+				return err
+			}
+			arts = append(arts, b)
+		}
+		stop()
+		return runCurvesTiers(env, modelPaths, arts, recs, lat, cost, billing, &rf, *outDir)
+	}
 	names := sectionNames(modelPaths)
 	page := &report.Page{
 		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,

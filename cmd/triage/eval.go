@@ -14,7 +14,7 @@ func init() {
 	register("eval", "measure a router on a held-out log, or a training recipe by cross-validation", runEval)
 }
 
-const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label strong-wins|weak-fails|gap:T|gain] [--json]"
+const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label strong-wins|weak-fails|gap:T|gain] [--json]\n       triage eval --cv K --data F --tier A[=PRICE] --tier B[=PRICE] ... [--json]"
 
 func runEval(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "eval", evalUsage)
@@ -34,6 +34,9 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	case *cv != 0:
 		if *cv < 2 {
 			return usagef("use 2 or more folds", "--cv is %d", *cv)
+		}
+		if tf.tier.multi() {
+			return evalCVTiers(ctx, env, *cv, &tf, *asJSON)
 		}
 		return evalCV(ctx, env, *cv, tf, *asJSON)
 	default:

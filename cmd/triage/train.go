@@ -18,7 +18,7 @@ func init() {
 	register("train", "train a router from labelled logs", runTrain)
 }
 
-const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout F] [--seed N] -o FILE"
+const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout F] [--seed N] -o FILE\n       triage train --data F --tier A[=PRICE] --tier B[=PRICE] --tier C[=PRICE] ... [--lambda L] [--margin M] -o FILE"
 
 // trainFlags are the flags train shares with eval --cv.
 type trainFlags struct {
@@ -35,6 +35,8 @@ type trainFlags struct {
 	chars   string
 	bits    int
 	noIDF   bool
+	// tier holds the N-tier flags (--tier, --lambda, ...).
+	tier tierFlags
 }
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
@@ -51,6 +53,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
 	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
+	t.tier.register(fs)
 }
 
 // spec is the feature recipe the flags ask for.
@@ -136,6 +139,15 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the held-out metrics as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if tf.tier.multi() {
+		if *out == "" {
+			return usagef("say where to write the router", "train needs -o FILE")
+		}
+		if *holdout != 0 {
+			return usagef("measure an N-tier router with eval --cv K", "--holdout is for two-tier routers")
+		}
+		return runTrainTiers(env, &tf, *out, *asJSON)
 	}
 	label, err := tf.check("train")
 	if err != nil {

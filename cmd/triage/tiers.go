@@ -1,0 +1,722 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
+)
+
+// tierFlags are the N-tier flags train and eval --cv share: the tiers,
+// cheapest first, each NAME or NAME=PRICE, and the policy's knobs.
+type tierFlags struct {
+	tiers     []models.Tier
+	lambda    float64
+	margin    float64
+	race      float64
+	accept    float64
+	selectL2  string
+	noTierCal bool
+}
+
+// tierFlagValue is --tier (one tier per use) or --tiers (a comma-separated
+// list); both append, in order.
+type tierFlagValue struct {
+	dst  *[]models.Tier
+	list bool
+}
+
+func (v tierFlagValue) String() string {
+	if v.dst == nil {
+		return ""
+	}
+	var parts []string
+	for _, t := range *v.dst {
+		parts = append(parts, fmt.Sprintf("%s=%g", t.Name, t.Price))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v tierFlagValue) Set(s string) error {
+	if v.list {
+		ts, err := models.ParseTierList(s)
+		if err != nil {
+			return err
+		}
+		*v.dst = append(*v.dst, ts...)
+		return nil
+	}
+	t, err := models.ParseTier(s)
+	if err != nil {
+		return err
+	}
+	*v.dst = append(*v.dst, t)
+	return nil
+}
+
+func (t *tierFlags) register(fs *flag.FlagSet) {
+	fs.Var(tierFlagValue{dst: &t.tiers}, "tier", "an N-tier router's tier, NAME or NAME=PRICE (price per request, any unit used for all tiers); repeat, cheapest first. Replaces --fast/--strong")
+	fs.Var(tierFlagValue{dst: &t.tiers, list: true}, "tiers", "the tiers as one comma-separated list, cheapest first: A=0.1,B=1,C=5 (same as repeating --tier)")
+	fs.Float64Var(&t.lambda, "lambda", 0, "N tiers: willingness to pay, score points (on [0,1]) given up per unit of price; the router picks argmax predicted score − λ·price")
+	fs.Float64Var(&t.margin, "margin", 0, "N tiers: quality floor, pick the cheapest tier predicted within MARGIN (on [0,1]) of the best")
+	fs.Float64Var(&t.race, "race", 0, "N tiers: race the chosen tier with the next one up when that one's utility is within RACE of the chosen's (0: never)")
+	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
+	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
+	fs.BoolVar(&t.noTierCal, "no-tier-calibration", false, "N tiers: use each head's σ(logit) as its predicted score instead of its isotonic calibration (for comparisons)")
+}
+
+func (t *tierFlags) multi() bool { return len(t.tiers) > 0 }
+
+func (t *tierFlags) policy() models.TierPolicy {
+	return models.TierPolicy{Lambda: t.lambda, Margin: t.margin, Race: t.race, AcceptConfidence: t.accept}
+}
+
+// checkTiers checks the N-tier flags of cmd against the two-tier ones.
+func (tf *trainFlags) checkTiers(cmd string) error {
+	t := &tf.tier
+	if tf.fast != "" || tf.strong != "" {
+		return usagef("give --tier for every tier (cheapest first), or --fast and --strong for two", "%s: --tier/--tiers and --fast/--strong exclude each other", cmd)
+	}
+	if err := models.ValidateTiers(t.tiers); err != nil {
+		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%s: %v", cmd, err)
+	}
+	if err := t.policy().Validate(); err != nil {
+		return usagef("use finite values >= 0 (and --accept-confidence in [0,1])", "%s: %v", cmd, err)
+	}
+	switch t.selectL2 {
+	case models.SelectRouted, models.SelectPerHead:
+	default:
+		return usagef("use routed or per-head", "--tier-l2 %q is not known", t.selectL2)
+	}
+	if len(tf.data) == 0 {
+		return usagef("give --data FILE", "%s needs --data", cmd)
+	}
+	if tf.folds < 2 {
+		return usagef("use 2 or more", "--folds is %d", tf.folds)
+	}
+	if tf.l2 < 0 {
+		return usagef("use 0 to choose by CV", "--l2 is %v, want >= 0", tf.l2)
+	}
+	if _, err := tf.spec(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (tf *trainFlags) tierOptions() models.TierTrainOptions {
+	spec, _ := tf.spec() // checked in checkTiers
+	return models.TierTrainOptions{
+		Tiers: tf.tier.tiers, Policy: tf.tier.policy(), Features: spec, L2: tf.l2,
+		Select: tf.tier.selectL2, NoCalibration: tf.tier.noTierCal,
+		Folds: tf.folds, NoIDF: tf.noIDF, Seed: tf.seed, Sources: tf.data,
+	}
+}
+
+// tierSet is a log read for an N-tier router: the examples with a score
+// for every tier.
+type tierSet struct {
+	examples []models.Example
+	missing  int // records without a score for some tier
+	bad      int
+}
+
+// loadTierExamples reads the records that have a score for every tier.
+func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions) (*tierSet, error) {
+	set := &tierSet{}
+	seen := map[string]int{}
+	for _, p := range paths {
+		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
+			for m := range rec.Outcomes {
+				seen[m]++
+			}
+			scores := make([]float64, len(tiers))
+			for k, t := range tiers {
+				o, ok := rec.Outcomes[t.Name]
+				if !ok || o.Score == nil {
+					set.missing++
+					return nil
+				}
+				scores[k] = *o.Score
+			}
+			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, TS: rec.TS})
+			return nil
+		})
+		set.bad += bad
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range tiers {
+		if seen[t.Name] == 0 {
+			return nil, fmt.Errorf("tier %q appears in no record of %s; models that do: %s", t.Name, strings.Join(paths, ","), modelList(seen))
+		}
+	}
+	if len(set.examples) == 0 {
+		return nil, fmt.Errorf("no record of %s has a score for every tier (%d records lack one)", strings.Join(paths, ","), set.missing)
+	}
+	return set, nil
+}
+
+// designOf builds a training design from examples, with inner folds.
+func designOf(ex []models.Example, tf *trainFlags) (*models.Design, error) {
+	spec, _ := tf.spec()
+	d, err := models.NewDesign(spec)
+	if err != nil {
+		return nil, err
+	}
+	d.Expect(len(ex))
+	for i := range ex {
+		e := ex[i]
+		e.Fold = datasets.Fold(e.ID, tf.seed+1, tf.folds)
+		d.Add(&e)
+	}
+	return d, nil
+}
+
+// runTrainTiers is train with --tier: an N-tier router.
+func runTrainTiers(env *Env, tf *trainFlags, out string, asJSON bool) error {
+	if err := tf.checkTiers("train"); err != nil {
+		return err
+	}
+	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	if err := checkTrainSize(len(set.examples), tf.folds); err != nil {
+		return err
+	}
+	d, err := designOf(set.examples, tf)
+	if err != nil {
+		return err
+	}
+	prog, stop := newProgress(env)
+	defer stop()
+	opts := tf.tierOptions()
+	opts.Skipped = set.missing
+	opts.Progress = prog
+	a, rep, err := models.TrainTiers(d, opts)
+	stop()
+	if err != nil {
+		return explainTrainError(err, len(set.examples))
+	}
+	if err := a.Save(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "triage train: %d records trained on %d tiers, %d skipped without every tier's score, %d bad lines skipped; L2 %v (%s); wrote %s (version %s)\n",
+		len(set.examples), len(opts.Tiers), set.missing, set.bad, rep.L2, opts.Select, out, a.Version)
+	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy, nil)
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
+	}
+	return printTierFigures(env.Stdout, asJSON, fig)
+}
+
+// crossValidateTiers returns each example's out-of-fold predicted scores
+// (row-major, one per tier) from k trainings, each without one fold of
+// the ids' hash, each choosing its own L2 and calibrations by inner CV on
+// its training folds.
+func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k int, tf *trainFlags) ([]float64, error) {
+	nt := len(tf.tier.tiers)
+	pred := make([]float64, len(ex)*nt)
+	prog, stop := newProgress(env)
+	defer stop()
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+	)
+	desc := fmt.Sprintf("cross-validating: %d trainings of %d heads", k, nt)
+	if prog != nil {
+		prog(desc, 0, k)
+	}
+	fold := func(f int) error {
+		var train []models.Example
+		var held []int
+		for i := range ex {
+			if datasets.Fold(ex[i].ID, tf.seed, k) == f {
+				held = append(held, i)
+			} else {
+				train = append(train, ex[i])
+			}
+		}
+		d, err := designOf(train, tf)
+		if err != nil {
+			return err
+		}
+		opts := tf.tierOptions()
+		opts.Classifier.Workers = 1
+		a, _, err := models.TrainTiers(d, opts)
+		if err != nil {
+			return fmt.Errorf("training without fold %d of %d: %w", f+1, k, explainTrainError(err, len(train)))
+		}
+		r, err := models.NewTierRouter(a)
+		if err != nil {
+			return err
+		}
+		var buf []float64
+		for _, i := range held {
+			buf = r.Predict(buf, ex[i].Input)
+			copy(pred[i*nt:(i+1)*nt], buf)
+		}
+		return nil
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(k, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				err := fold(f)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				done++
+				if prog != nil {
+					prog(desc, done, k)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for f := 0; f < k; f++ {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return pred, ctx.Err()
+}
+
+// evalCVTiers is eval --cv with --tier.
+func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bool) error {
+	if err := tf.checkTiers("eval --cv"); err != nil {
+		return err
+	}
+	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	if err := checkTrainSize(len(set.examples)*(k-1)/k, tf.folds); err != nil {
+		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %d records out: %w", k, k, len(set.examples), err)
+	}
+	pred, err := crossValidateTiers(ctx, env, set.examples, k, tf)
+	if err != nil {
+		return err
+	}
+	if set.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
+	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %d requests, %d tiers; quality is the mean score on 0-100:\n", k, len(set.examples), len(tf.tier.tiers))
+	}
+	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy(), nil))
+}
+
+// tierFig is what eval and train print of an N-tier router.
+type tierFig struct {
+	N int `json:"n"`
+	// Policy is the policy Routed was measured at.
+	Policy models.TierPolicy `json:"policy"`
+	// Routed is the router's quality (0-100) and mean price under Policy;
+	// Lambda0 at λ = 0 (no floor, no race).
+	Routed  pointFig `json:"routed"`
+	Lambda0 pointFig `json:"lambda0"`
+	// Singles are every tier alone; BestSingle the best of them by quality.
+	Singles    []singleFig `json:"singles"`
+	BestSingle singleFig   `json:"best_single"`
+	Oracle     float64     `json:"oracle"`
+	// GainOverBest is Lambda0's quality less BestSingle's, in points.
+	GainOverBest float64 `json:"gain_over_best_single"`
+	// AIQ: over the single tiers' price range [CostLo, CostHi], of the
+	// N-tier router's λ sweep, of the convex hull of single tiers and of
+	// the best two-tier router built from two of the tiers (their heads,
+	// the same sweep). Present when the tiers' prices differ.
+	CostLo float64    `json:"cost_lo,omitempty"`
+	CostHi float64    `json:"cost_hi,omitempty"`
+	AIQ    *aiqFig    `json:"aiq,omitempty"`
+	Shares []shareFig `json:"shares_lambda0"`
+}
+
+type pointFig struct {
+	Quality float64 `json:"quality"`
+	Cost    float64 `json:"cost"`
+}
+
+type singleFig struct {
+	Name    string  `json:"name"`
+	Price   float64 `json:"price"`
+	Quality float64 `json:"quality"`
+}
+
+type shareFig struct {
+	Name  string  `json:"name"`
+	Share float64 `json:"share"`
+}
+
+type aiqFig struct {
+	Router       float64 `json:"router"`
+	Hull         float64 `json:"hull_of_singles"`
+	BestTwoTier  float64 `json:"best_two_tier"`
+	BestPair     string  `json:"best_pair"`
+	RouterPoints int     `json:"router_points"`
+}
+
+// tierRequests turns examples and predictions into replay requests whose
+// cost is the tier's price (cost nil) or cost[k], and no latency.
+func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []models.TierRequest {
+	nt := len(tiers)
+	price := make([]float64, nt)
+	for k, t := range tiers {
+		price[k] = t.Price
+	}
+	zero := make([]float64, nt)
+	reqs := make([]models.TierRequest, len(ex))
+	for i := range ex {
+		reqs[i] = models.TierRequest{ID: ex[i].ID, Pred: pred[i*nt : (i+1)*nt], Score: ex[i].Scores, LatencyMS: zero, CostUSD: price}
+	}
+	return reqs
+}
+
+// tierFigures measures the router whose predictions are pred.
+func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol models.TierPolicy, _ []float64) tierFig {
+	nt := len(tiers)
+	prices := make([]float64, nt)
+	for k, t := range tiers {
+		prices[k] = t.Price
+	}
+	reqs := tierRequests(pred, ex, tiers)
+	fig := tierFig{N: len(ex), Policy: pol}
+	pt := models.ReplayTiers(reqs, prices, pol, models.BillProrata)
+	fig.Routed = pointFig{Quality: 100 * pt.Quality, Cost: pt.CostPer1k / 1000}
+	p0 := models.ReplayTiers(reqs, prices, models.TierPolicy{}, models.BillProrata)
+	fig.Lambda0 = pointFig{Quality: 100 * p0.Quality, Cost: p0.CostPer1k / 1000}
+	for k, t := range tiers {
+		fig.Shares = append(fig.Shares, shareFig{Name: t.Name, Share: p0.Shares[k]})
+	}
+	sum := make([]float64, nt)
+	var orc float64
+	for _, e := range ex {
+		best := math.Inf(-1)
+		for k, s := range e.Scores {
+			sum[k] += s
+			best = math.Max(best, s)
+		}
+		orc += best
+	}
+	n := float64(len(ex))
+	fig.Oracle = 100 * orc / n
+	var singles []models.CurvePoint
+	for k, t := range tiers {
+		s := singleFig{Name: t.Name, Price: t.Price, Quality: 100 * sum[k] / n}
+		fig.Singles = append(fig.Singles, s)
+		if k == 0 || s.Quality > fig.BestSingle.Quality {
+			fig.BestSingle = s
+		}
+		singles = append(singles, models.CurvePoint{Cost: t.Price, Quality: s.Quality})
+	}
+	fig.GainOverBest = fig.Lambda0.Quality - fig.BestSingle.Quality
+	lo, hi := prices[0], prices[nt-1]
+	if hi <= lo {
+		return fig
+	}
+	fig.CostLo, fig.CostHi = lo, hi
+	sweep := func(reqs []models.TierRequest, prices []float64) []models.CurvePoint {
+		var pts []models.CurvePoint
+		for _, l := range models.LambdaGrid(reqs, prices, 200) {
+			p := models.ReplayTiers(reqs, prices, models.TierPolicy{Lambda: l}, models.BillProrata)
+			pts = append(pts, models.CurvePoint{Cost: p.CostPer1k / 1000, Quality: 100 * p.Quality})
+		}
+		return pts
+	}
+	rpts := sweep(reqs, prices)
+	a := &aiqFig{Router: models.AIQ(rpts, lo, hi), Hull: models.AIQ(singles, lo, hi), RouterPoints: len(rpts), BestTwoTier: math.Inf(-1)}
+	for i := range nt {
+		for j := i + 1; j < nt; j++ {
+			sub := make([]models.TierRequest, len(reqs))
+			pp := []float64{prices[i], prices[j]}
+			for r := range reqs {
+				q := &reqs[r]
+				sub[r] = models.TierRequest{Pred: []float64{q.Pred[i], q.Pred[j]}, Score: []float64{q.Score[i], q.Score[j]}, LatencyMS: []float64{0, 0}, CostUSD: pp}
+			}
+			if v := models.AIQ(sweep(sub, pp), lo, hi); v > a.BestTwoTier {
+				a.BestTwoTier, a.BestPair = v, tiers[i].Name+" + "+tiers[j].Name
+			}
+		}
+	}
+	fig.AIQ = a
+	return fig
+}
+
+func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
+	if asJSON {
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %-52s %8s %10s\n", "", "quality", "mean price")
+	fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "router at λ=0 (the tier predicted best)", f.Lambda0.Quality, f.Lambda0.Cost)
+	if f.Policy.Lambda != 0 || f.Policy.Margin != 0 || f.Policy.Race != 0 {
+		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", fmt.Sprintf("router at λ=%g margin=%g race=%g", f.Policy.Lambda, f.Policy.Margin, f.Policy.Race), f.Routed.Quality, f.Routed.Cost)
+	}
+	for _, s := range f.Singles {
+		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "always "+s.Name, s.Quality, s.Price)
+	}
+	fmt.Fprintf(&b, "  %-52s %8.2f\n", "oracle (each request's best tier)", f.Oracle)
+	fmt.Fprintf(&b, "router at λ=0 vs the best single tier (%s): %+.2f points\n", f.BestSingle.Name, f.GainOverBest)
+	b.WriteString("share of requests per tier at λ=0:")
+	for _, s := range f.Shares {
+		fmt.Fprintf(&b, " %s %.1f%%,", s.Name, 100*s.Share)
+	}
+	b.WriteString("\n")
+	if a := f.AIQ; a != nil {
+		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s)\n",
+			f.CostLo, f.CostHi, a.Router, a.RouterPoints, a.Hull, a.BestTwoTier, a.BestPair)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// tierReplay is an N-tier router's view of a log.
+type tierReplay struct {
+	reqs    []models.TierRequest
+	missing int
+	// costUnit names the cost axis: the tiers' prices unless the log or
+	// --cost gave every cost.
+	costUnit  string
+	noLatency bool
+}
+
+// buildTierReplay predicts every record's tier scores with r and gathers
+// each tier's score, latency, cost and calibrated confidence: from the
+// log, else the --latency/--cost defaults, else (cost) the tier's price
+// and (latency) 0, which makes every race keep whichever answer the
+// replay sees first, the lower tier's.
+func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map[string]float64) (*tierReplay, error) {
+	names, prices := r.Names(), r.Prices()
+	nt := len(names)
+	out := &tierReplay{}
+	var fromPrice, fromLatency int
+	var buf []float64
+	for i := range recs {
+		rec := &recs[i]
+		q := models.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
+		ok := true
+		for k, m := range names {
+			o, has := rec.Outcomes[m]
+			if !has || o.Score == nil {
+				ok = false
+				break
+			}
+			q.Score[k] = *o.Score
+			switch d, hasD := lat[m]; {
+			case o.LatencyMS != nil && !o.Cancelled:
+				q.LatencyMS[k] = *o.LatencyMS
+				fromLatency++
+			case hasD:
+				q.LatencyMS[k] = d
+				fromLatency++
+			}
+			switch d, hasD := cost[m]; {
+			case o.CostUSD != nil && !o.Cancelled:
+				q.CostUSD[k] = *o.CostUSD
+			case hasD:
+				q.CostUSD[k] = d
+			default:
+				q.CostUSD[k] = prices[k]
+				fromPrice++
+			}
+			q.Confidence[k] = math.NaN()
+			if o.Confidence != nil {
+				if p, ok := r.CalibratedConfidence(k, *o.Confidence); ok {
+					q.Confidence[k] = p
+				}
+			}
+		}
+		if !ok {
+			out.missing++
+			continue
+		}
+		buf = r.Predict(buf, models.RecordInput(rec))
+		q.Pred = append([]float64(nil), buf...)
+		out.reqs = append(out.reqs, q)
+	}
+	if len(out.reqs) == 0 {
+		return nil, fmt.Errorf("no record has a score for every tier of the router (%s)", strings.Join(names, ", "))
+	}
+	out.costUnit = "USD per request"
+	if fromPrice > 0 {
+		out.costUnit = "price units per request"
+	}
+	out.noLatency = fromLatency == 0
+	return out, nil
+}
+
+// runCurvesTiers is curves for N-tier routers: a λ sweep per router.
+func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, outDir string) error {
+	names := sectionNames(paths)
+	var runs []report.TierRun
+	for i, a := range arts {
+		if !a.IsMultiTier() {
+			return usagef("compare N-tier routers with each other, two-tier ones with each other", "%s is a two-tier router and %s an N-tier one", paths[i], paths[0])
+		}
+		r, err := models.NewTierRouter(a)
+		if err != nil {
+			return err
+		}
+		rl, err := buildTierReplay(recs, r, lat, cost)
+		if err != nil {
+			return fmt.Errorf("%s: %w", paths[i], err)
+		}
+		if rl.missing > 0 {
+			fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without every tier's score\n", names[i], rl.missing)
+		}
+		if rl.noLatency && billing == models.BillProrata {
+			billing = models.BillFull // pro rata needs the time a cancelled call ran
+		}
+		c := models.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
+		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit})
+		cur := models.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
+		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %.2f, convex hull of single tiers %.2f (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
+			names[i], len(rl.reqs), len(c.Points), 100*c.AIQ, 100*c.HullAIQ, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
+			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
+		for k, s := range c.Singles {
+			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fmt.Errorf("create output folder: %w", err)
+	}
+	if err := report.WriteTiers(outDir, runs, rf.data); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))
+	return nil
+}
+
+// calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
+// quality floor's margin, --knob margin) over the log and keeps the
+// policy that meets every target at the lowest cost (or latency).
+func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	rl, err := buildTierReplay(recs, r, lat, cost)
+	if err != nil {
+		return err
+	}
+	if rl.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without every tier's score\n", rl.missing)
+	}
+	for _, t := range solver.Targets {
+		if t.Kind == models.TargetP95Latency && rl.noLatency {
+			return fmt.Errorf("--target %s needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", t, r.Names()[0])
+		}
+	}
+	if solver.Minimize == models.MinimizeLatency && rl.noLatency {
+		return fmt.Errorf("--minimize latency needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", r.Names()[0])
+	}
+	if rl.noLatency && billing == models.BillProrata {
+		billing = models.BillFull
+	}
+	prices := r.Prices()
+	singles := models.SweepTiers(rl.reqs, prices, *a.TierPolicy, billing, 1).Singles
+	for _, s := range singles {
+		solver.StrongQuality = math.Max(solver.StrongQuality, s.Quality)
+	}
+	var pts []models.TierPoint
+	base := *a.TierPolicy
+	switch knob {
+	case "lambda":
+		for _, l := range models.LambdaGrid(rl.reqs, prices, rf.grid) {
+			p := base
+			p.Lambda = l
+			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+		}
+	case "margin":
+		for _, m := range models.MarginGrid(rl.reqs, rf.grid) {
+			p := base
+			p.Lambda, p.Margin = 0, m
+			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+		}
+	default:
+		return usagef("use --knob lambda or margin", "--knob %q is not known", knob)
+	}
+	i, err := models.SolveTiers(solver, pts)
+	if err != nil {
+		return err
+	}
+	op := pts[i]
+	na := a.Derive(time.Now())
+	pol := op.Policy
+	na.TierPolicy = &pol
+	ts := make([]string, len(solver.Targets))
+	for i, t := range solver.Targets {
+		ts[i] = t.String()
+	}
+	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d values of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), len(rl.reqs), len(pts), knob)
+	if err := na.Save(out); err != nil {
+		return err
+	}
+	shares := map[string]float64{}
+	for k, n := range r.Names() {
+		shares[n] = op.Shares[k]
+	}
+	res := struct {
+		Version      string             `json:"version"`
+		Parent       string             `json:"parent"`
+		Policy       models.TierPolicy  `json:"tier_policy"`
+		PolicyTarget string             `json:"policy_target"`
+		N            int                `json:"n"`
+		Quality      float64            `json:"quality"`
+		RelQuality   float64            `json:"relative_quality"`
+		Cost         float64            `json:"cost"`
+		CostUnit     string             `json:"cost_unit"`
+		LatencyP95MS jfloat             `json:"latency_p95_ms"`
+		RaceShare    float64            `json:"race_share"`
+		Shares       map[string]float64 `json:"shares"`
+	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, op.Quality / solver.StrongQuality, op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
+	if rl.noLatency {
+		res.LatencyP95MS = jfloat(math.NaN())
+	}
+	if asJSON {
+		return json.NewEncoder(env.Stdout).Encode(res)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %d requests: quality %.4f (%.3f of the best single tier), cost %.4g %s, race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, op.N, op.Quality, res.RelQuality, res.Cost, rl.costUnit, op.RaceShare)
+	if !rl.noLatency {
+		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
+	}
+	fmt.Fprintf(env.Stdout, "\nshares:")
+	for k, n := range r.Names() {
+		fmt.Fprintf(env.Stdout, " %s %.3f", n, op.Shares[k])
+	}
+	fmt.Fprintln(env.Stdout)
+	return nil
+}

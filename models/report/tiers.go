@@ -1,0 +1,202 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"html/template"
+	"image/color"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/models"
+)
+
+// TierRun is one N-tier router's λ sweep over a log, for WriteTiers.
+type TierRun struct {
+	// Name labels the router (its file name).
+	Name  string
+	Tiers []models.Tier
+	Curve models.TierCurve
+	// CostUnit names the cost axis ("price units per request", "USD per
+	// request").
+	CostUnit string
+}
+
+// TierCurvesColumns are the first columns of tiers_curves.csv, in order;
+// one share:<tier> column per tier follows.
+var TierCurvesColumns = []string{"router", "lambda", "margin", "race", "quality", "cost", "latency_mean_ms", "latency_p95_ms", "race_share", "accepted_share", "pareto"}
+
+// WriteTiers writes, into dir, tiers_curves.csv (one row per operating
+// point of every router), tiers_reference.csv (every single tier, the
+// oracle and the convex hull of single tiers, per router), the plots
+// quality_vs_cost and tier_shares (.svg and .png) and index.html.
+func WriteTiers(dir string, runs []TierRun, data []string) error {
+	var names []string
+	for _, r := range runs {
+		for _, t := range r.Tiers {
+			if !slices.Contains(names, t.Name) {
+				names = append(names, t.Name)
+			}
+		}
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	head := slices.Clone(TierCurvesColumns)
+	for _, n := range names {
+		head = append(head, "share:"+n)
+	}
+	w.Write(head)
+	f := func(x float64) string {
+		if math.IsNaN(x) {
+			return ""
+		}
+		return strconv.FormatFloat(x, 'g', 8, 64)
+	}
+	for _, r := range runs {
+		for i, p := range r.Curve.Points {
+			row := []string{r.Name, f(p.Policy.Lambda), f(p.Policy.Margin), f(p.Policy.Race), f(p.Quality), f(p.CostPer1k / 1000),
+				f(p.LatencyMeanMS), f(p.LatencyP95MS), f(p.RaceShare), f(p.AcceptedShare), strconv.FormatBool(r.Curve.Pareto[i])}
+			for _, n := range names {
+				k := slices.IndexFunc(r.Tiers, func(t models.Tier) bool { return t.Name == n })
+				if k < 0 {
+					row = append(row, "")
+				} else {
+					row = append(row, f(p.Shares[k]))
+				}
+			}
+			w.Write(row)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("tiers_curves.csv: %w", err)
+	}
+	if err := safefile.WriteFile(filepath.Join(dir, "tiers_curves.csv"), b.Bytes()); err != nil {
+		return err
+	}
+	b.Reset()
+	w = csv.NewWriter(&b)
+	w.Write([]string{"router", "kind", "name", "cost", "quality"})
+	for _, r := range runs {
+		c := &r.Curve
+		for k, s := range c.Singles {
+			w.Write([]string{r.Name, "single", r.Tiers[k].Name, f(s.Cost), f(s.Quality)})
+		}
+		w.Write([]string{r.Name, "oracle", "oracle", f(c.Oracle.Cost), f(c.Oracle.Quality)})
+		for _, h := range models.UpperHull(c.Singles) {
+			w.Write([]string{r.Name, "hull", "convex hull of single tiers", f(h.Cost), f(h.Quality)})
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("tiers_reference.csv: %w", err)
+	}
+	if err := safefile.WriteFile(filepath.Join(dir, "tiers_reference.csv"), b.Bytes()); err != nil {
+		return err
+	}
+	if err := qualityCostFigure(runs).write(dir, "quality_vs_cost"); err != nil {
+		return err
+	}
+	if err := sharesFigure(runs[0]).write(dir, "tier_shares"); err != nil {
+		return err
+	}
+	b.Reset()
+	if err := tiersPage.Execute(&b, struct {
+		Runs []TierRun
+		Data []string
+	}{runs, data}); err != nil {
+		return fmt.Errorf("index.html: %w", err)
+	}
+	return safefile.WriteFile(filepath.Join(dir, "index.html"), b.Bytes())
+}
+
+var runColours = []color.NRGBA{colBlue, colGreen, colPurple, colOrange, colRed}
+
+// qualityCostFigure draws every router's Pareto front over the λ sweep,
+// the first router's single tiers, oracle and hull of single tiers.
+func qualityCostFigure(runs []TierRun) *figure {
+	fig := newFigure("Quality against cost as λ sweeps", "mean cost per request ("+runs[0].CostUnit+")", "quality (mean score)")
+	for i, r := range runs {
+		var xs, ys []float64
+		for j, p := range r.Curve.Points {
+			if r.Curve.Pareto[j] {
+				xs, ys = append(xs, p.CostPer1k/1000), append(ys, p.Quality)
+			}
+		}
+		idx := make([]int, len(xs))
+		for j := range idx {
+			idx[j] = j
+		}
+		slices.SortFunc(idx, func(a, b int) int { return cmpFloat(xs[a], xs[b]) })
+		sx, sy := make([]float64, len(xs)), make([]float64, len(xs))
+		for j, k := range idx {
+			sx[j], sy[j] = xs[k], ys[k]
+		}
+		col := runColours[i%len(runColours)]
+		fig.line(r.Name+" (Pareto front)", sx, sy, col, 2, nil, plotter.NoStep)
+	}
+	c := runs[0].Curve
+	var hx, hy []float64
+	for _, h := range models.UpperHull(c.Singles) {
+		hx, hy = append(hx, h.Cost), append(hy, h.Quality)
+	}
+	fig.line("convex hull of single tiers", hx, hy, colGray, 1.2, []vg.Length{4, 3}, plotter.NoStep)
+	var sx, sy []float64
+	for _, s := range c.Singles {
+		sx, sy = append(sx, s.Cost), append(sy, s.Quality)
+	}
+	fig.points("single tiers", sx, sy, colBlack, draw.CircleGlyph{}, 3)
+	fig.points("oracle", []float64{c.Oracle.Cost}, []float64{c.Oracle.Quality}, colRed, draw.PyramidGlyph{}, 4)
+	return fig
+}
+
+// sharesFigure draws each tier's share of kept answers against cost.
+func sharesFigure(r TierRun) *figure {
+	fig := newFigure("Each tier's share as λ sweeps ("+r.Name+")", "mean cost per request ("+r.CostUnit+")", "share of requests")
+	pts := slices.Clone(r.Curve.Points)
+	slices.SortStableFunc(pts, func(a, b models.TierPoint) int { return cmpFloat(a.CostPer1k, b.CostPer1k) })
+	cols := []color.NRGBA{colBlue, colOrange, colGreen, colRed, colPurple, colGray, colBlack}
+	for k, t := range r.Tiers {
+		var xs, ys []float64
+		for _, p := range pts {
+			xs, ys = append(xs, p.CostPer1k/1000), append(ys, p.Shares[k])
+		}
+		var dashes []vg.Length
+		if k >= len(cols) {
+			dashes = []vg.Length{3, 2}
+		}
+		fig.line(t.Name, xs, ys, cols[k%len(cols)], 1.5, dashes, plotter.NoStep)
+	}
+	return fig
+}
+
+var tiersPage = template.Must(template.New("tiers").Funcs(template.FuncMap{
+	"pct": func(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) },
+	"num": func(x float64) string { return strconv.FormatFloat(x, 'g', 5, 64) },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Triage: N-tier quality and cost</title>
+<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ccc;text-align:right}td:first-child,th:first-child{text-align:left}</style>
+</head><body>
+<h1>N-tier routers: quality against cost as λ sweeps</h1>
+<p>Log: {{range .Data}}{{.}} {{end}}. Quality is the mean score of the kept answers (0-100); cost the mean cost per request.
+AIQ is the mean, over the single tiers' cost range, of the quality the upper convex hull of each curve delivers
+(0 below a curve's cheapest point); the hull of single tiers is what mixing models at random, without a router, reaches.</p>
+<table><tr><th>router</th><th>AIQ</th><th>AIQ of the hull of single tiers</th><th>oracle</th><th>cost range</th></tr>
+{{range .Runs}}<tr><td>{{.Name}}</td><td>{{pct .Curve.AIQ}}</td><td>{{pct .Curve.HullAIQ}}</td><td>{{pct .Curve.Oracle.Quality}}</td><td>{{num .Curve.Lo}} to {{num .Curve.Hi}}</td></tr>
+{{end}}</table>
+{{range .Runs}}<h2>{{.Name}}: single tiers</h2><table><tr><th>tier</th><th>price</th><th>mean cost</th><th>quality</th></tr>
+{{$r := .}}{{range $k, $t := .Tiers}}<tr><td>{{$t.Name}}</td><td>{{num $t.Price}}</td><td>{{num (index $r.Curve.Singles $k).Cost}}</td><td>{{pct (index $r.Curve.Singles $k).Quality}}</td></tr>
+{{end}}</table>{{end}}
+<p><img src="quality_vs_cost.svg" alt="quality against cost for each router's Pareto front over the λ sweep, the single tiers, the oracle and the convex hull of single tiers"></p>
+<p><img src="tier_shares.svg" alt="each tier's share of requests against cost as λ sweeps"></p>
+<p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points).</p>
+</body></html>
+`))

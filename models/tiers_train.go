@@ -1,0 +1,353 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/features"
+)
+
+// TierTrainOptions configures TrainTiers. Zero values mean the documented
+// defaults.
+type TierTrainOptions struct {
+	// Tiers are the router's tiers, cheapest first; the design's examples
+	// carry one score per tier in this order.
+	Tiers []Tier
+	// Policy is the artifact's policy; the zero value is λ = 0 with no
+	// floor and no race: the tier predicted best, ties to the cheaper.
+	Policy TierPolicy
+	// Features is the feature spec; zero means features.DefaultSpec().
+	Features features.Spec
+	// L2 is every head's regularisation strength; 0 chooses one from
+	// L2Grid (see Select).
+	L2 float64
+	// L2Grid is the candidate strengths; nil means DefaultL2Grid.
+	L2Grid []float64
+	// Select is how the L2 strengths are chosen from the grid: SelectRouted
+	// (the default) or SelectPerHead.
+	Select string
+	// NoCalibration leaves the heads uncalibrated: a tier's predicted score
+	// is σ(logit). For comparison runs (bench/tiers).
+	NoCalibration bool
+	// Folds is K for the cross-validation; examples' Fold must lie in
+	// [0, Folds). 0 means DefaultFolds.
+	Folds int
+	// NoIDF, Groups and Classifier are as in TrainOptions.
+	NoIDF      bool
+	Groups     GroupScales
+	Classifier classifier.Options
+	// Seed, Sources and Skipped are recorded in the fingerprint.
+	Seed    uint64
+	Sources []string
+	Skipped int
+	// Now stamps the artifact; zero means time.Now().
+	Now time.Time
+	// Progress, when set, is told about each fitting step.
+	Progress func(step string, done, total int)
+}
+
+// How TrainTiers chooses the heads' L2 strengths.
+const (
+	// SelectRouted gives every head the same strength, the grid value
+	// whose out-of-fold predictions route best at the policy's λ: the
+	// highest mean score of the chosen tiers, less λ times their mean
+	// price. That is what the router is for; a head's own log loss is
+	// not, and strengths chosen head by head put the tiers' predictions
+	// on differently shrunk scales.
+	SelectRouted = "routed"
+	// SelectPerHead gives each head the strength with its lowest
+	// out-of-fold log loss.
+	SelectPerHead = "per-head"
+)
+
+// TierTrainReport says what TrainTiers did.
+type TierTrainReport struct {
+	// L2 is each head's strength and CVLoss each head's out-of-fold log
+	// loss per grid value; Routed is the out-of-fold routed utility per
+	// grid value (SelectRouted).
+	L2     []float64
+	L2Grid []float64
+	CVLoss [][]float64
+	Routed []float64
+	// OOF holds every training example's out-of-fold predicted score per
+	// tier, row-major (len(Tiers) per example), in the design's order:
+	// what unseen traffic looks like to the router, for curves and
+	// calibrate.
+	OOF []float64
+}
+
+// TrainTiers fits an N-tier router: one logistic regression per tier on
+// that tier's score (a soft target in [0,1]), each calibrated by isotonic
+// regression of its out-of-fold logits on the scores, so every tier's
+// prediction is an estimate of the same thing, the mean score such a
+// request gets from that tier. The design's examples carry Scores, one
+// per tier.
+func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainReport, error) {
+	nt := len(opts.Tiers)
+	if err := ValidateTiers(opts.Tiers); err != nil {
+		return nil, nil, fmt.Errorf("train tiers: %w", err)
+	}
+	if err := opts.Policy.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("train tiers: %w", err)
+	}
+	if train.Len() == 0 {
+		return nil, nil, ErrNoExamples
+	}
+	if train.Tiers() != nt {
+		return nil, nil, fmt.Errorf("train tiers: the examples carry %d tier scores for %d tiers", train.Tiers(), nt)
+	}
+	if opts.Features.Version == 0 {
+		opts.Features = features.DefaultSpec()
+	}
+	if !reflect.DeepEqual(opts.Features, train.spec) {
+		return nil, nil, errors.New("train tiers: the design was built for another feature spec")
+	}
+	if train.used {
+		return nil, nil, errors.New("train tiers: the design has been trained on already")
+	}
+	if opts.Folds == 0 {
+		opts.Folds = DefaultFolds
+	}
+	if opts.Folds < 2 {
+		return nil, nil, fmt.Errorf("train tiers: folds is %d, want at least 2", opts.Folds)
+	}
+	for i, f := range train.folds {
+		if f < 0 || f >= opts.Folds {
+			return nil, nil, fmt.Errorf("train tiers: example %q has fold %d, want [0,%d)", train.ids[i], f, opts.Folds)
+		}
+	}
+	for i, w := range train.weight {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return nil, nil, fmt.Errorf("train tiers: example %q: weight %v, want a positive finite number", train.ids[i], w)
+		}
+	}
+	switch opts.Select {
+	case "":
+		opts.Select = SelectRouted
+	case SelectRouted, SelectPerHead:
+	default:
+		return nil, nil, fmt.Errorf("train tiers: select %q is not known; want %q or %q", opts.Select, SelectRouted, SelectPerHead)
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	progress := func(step string, done, total int) {
+		if opts.Progress != nil {
+			opts.Progress(step, done, total)
+		}
+	}
+	n := train.Len()
+	y := make([][]float64, nt)
+	for k := range y {
+		y[k] = make([]float64, n)
+		for i := range n {
+			s := train.multi[i*nt+k]
+			if !(s >= 0 && s <= 1) {
+				return nil, nil, fmt.Errorf("train tiers: example %q: %s score %v, want a value in [0,1]", train.ids[i], opts.Tiers[k].Name, s)
+			}
+			y[k][i] = s
+		}
+	}
+	// The same column scaling as a two-tier fit (see TrainDesign).
+	x, w := train.x, train.weight
+	scale := columnScales(x, blocksOf(opts.Features), !opts.NoIDF, opts.Groups)
+	train.used = true
+	for k, j := range x.Idx {
+		x.Val[k] *= scale[j]
+	}
+	x.DropZeros()
+	cols := classifier.CompactColumns(x)
+
+	grid := opts.L2Grid
+	if grid == nil {
+		grid = DefaultL2Grid
+	}
+	if opts.L2 != 0 {
+		grid = []float64{opts.L2}
+	}
+	rep := &TierTrainReport{L2Grid: grid, L2: make([]float64, nt), CVLoss: make([][]float64, nt)}
+	heads := make([]*headCV, nt)
+	for k := range nt {
+		step := fmt.Sprintf("cross-validating (%s)", opts.Tiers[k].Name)
+		progress(step, 0, 1)
+		hc, err := cvHead(opts.Tiers[k].Name, x, y[k], w, train.folds, grid, opts.Classifier)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train tiers: %w", err)
+		}
+		progress(step, 1, 1)
+		heads[k] = hc
+		rep.CVLoss[k] = hc.cv.Loss
+	}
+	prices := make([]float64, nt)
+	for k, t := range opts.Tiers {
+		prices[k] = t.Price
+	}
+
+	// oofAt returns the calibrations and out-of-fold predicted scores of
+	// the heads at grid positions pos.
+	oofAt := func(pos []int) ([]*classifier.Calibration, []float64, error) {
+		cals := make([]*classifier.Calibration, nt)
+		pred := make([]float64, n*nt)
+		for k := range nt {
+			z := heads[k].oof(pos[k])
+			if !opts.NoCalibration && !heads[k].constant {
+				c, err := classifier.FitIsotonic(z, y[k], w)
+				if err != nil {
+					return nil, nil, fmt.Errorf("calibrate %s: %w", opts.Tiers[k].Name, err)
+				}
+				// Flat tails: past the out-of-fold range a tier's predicted
+				// score stays at its end block's mean. Continued slopes
+				// would extrapolate the final fit's larger logits to
+				// scores no fold saw, and one tier's would beat the
+				// others' on extrapolation alone.
+				cals[k] = &c
+			}
+			for i := range n {
+				pred[i*nt+k] = predictScore(z[i], cals[k])
+			}
+		}
+		return cals, pred, nil
+	}
+	pos := make([]int, nt)
+	switch {
+	case len(grid) == 1:
+	case opts.Select == SelectPerHead:
+		for k := range nt {
+			pos[k] = argmin(heads[k].cv.Loss)
+		}
+	default:
+		best := math.Inf(-1)
+		for g := range grid {
+			same := make([]int, nt)
+			for k := range same {
+				same[k] = g
+			}
+			_, pred, err := oofAt(same)
+			if err != nil {
+				return nil, nil, fmt.Errorf("train tiers: %w", err)
+			}
+			u := routedUtility(pred, train.multi, prices, w, opts.Policy)
+			rep.Routed = append(rep.Routed, u)
+			// Ties go to the stronger penalty, which the grid lists first.
+			if u > best+1e-12 {
+				best = u
+				copy(pos, same)
+			}
+		}
+	}
+	cals, pred, err := oofAt(pos)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train tiers: %w", err)
+	}
+	rep.OOF = pred
+
+	a := &Artifact{
+		FormatVersion: FormatVersion,
+		Version:       NewVersion(opts.Now),
+		CreatedAt:     opts.Now.UTC(),
+		Features:      opts.Features,
+		Scorer:        ScorerTiers,
+		Tiers:         Tiers{Fast: opts.Tiers[0].Name, Strong: opts.Tiers[nt-1].Name},
+		Label:         "score",
+		TierList:      append([]Tier(nil), opts.Tiers...),
+		TierPolicy:    &opts.Policy,
+		Training: Fingerprint{
+			Records: n, Skipped: opts.Skipped, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
+			SHA256: fingerprint(train.ids, y[nt-1]), Seed: opts.Seed, Sources: opts.Sources,
+			MetaOff: opts.Groups.Meta < 0,
+		},
+		MetricsFrom: MetricsOutOfFold,
+	}
+	for k := range nt {
+		l2 := grid[pos[k]]
+		rep.L2[k] = l2
+		var m *classifier.Model
+		if hc := heads[k]; hc.constant {
+			m = &classifier.Model{W: make([]float64, x.Dim), B: hc.bias}
+		} else {
+			step := fmt.Sprintf("fitting (%s)", opts.Tiers[k].Name)
+			progress(step, 0, 1)
+			copts := opts.Classifier
+			copts.L2 = l2
+			m, err = classifier.Fit(x, y[k], w, copts)
+			if err != nil {
+				return nil, nil, fmt.Errorf("train tiers: %s: final fit: %w", opts.Tiers[k].Name, err)
+			}
+			progress(step, 1, 1)
+		}
+		if cols != nil {
+			m.W = classifier.ExpandWeights(m.W, cols, len(scale))
+		}
+		for j := range scale {
+			m.W[j] *= scale[j]
+		}
+		a.TierHeads = append(a.TierHeads, TierHead{Weights: m.W, Bias: m.B, Calibration: cals[k]})
+	}
+	a.Training.L2 = rep.L2[nt-1]
+	a.Metrics = TierMetrics(pred, train.multi, prices, w, opts.Policy)
+	return a, rep, nil
+}
+
+func argmin(xs []float64) int {
+	best := 0
+	for i, v := range xs {
+		if v < xs[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// routedUtility is the weighted mean, over requests, of the chosen tier's
+// actual score less λ times its price, with pred and actual row-major.
+func routedUtility(pred, actual, prices, w []float64, p TierPolicy) float64 {
+	nt := len(prices)
+	var sum, tot float64
+	for i := 0; i < len(pred)/nt; i++ {
+		k, _ := p.Choose(pred[i*nt:(i+1)*nt], prices)
+		wi := wt(w, i)
+		sum += wi * (actual[i*nt+k] - p.Lambda*prices[k])
+		tot += wi
+	}
+	return sum / tot
+}
+
+// TierMetrics are an N-tier router's figures under policy p, from
+// predicted and actual scores (row-major, one per tier): "quality" the
+// mean score of the chosen tiers, "cost" their mean price, "best_single"
+// the best single tier's mean score, "oracle" the mean of each request's
+// best score, and "share_<k>" the share of requests tier k gets.
+func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]float64 {
+	nt := len(prices)
+	n := len(pred) / nt
+	single := make([]float64, nt)
+	share := make([]float64, nt)
+	var q, c, orc, tot float64
+	for i := range n {
+		row := actual[i*nt : (i+1)*nt]
+		k, _ := p.Choose(pred[i*nt:(i+1)*nt], prices)
+		wi := wt(w, i)
+		tot += wi
+		q += wi * row[k]
+		c += wi * prices[k]
+		share[k] += wi
+		best := math.Inf(-1)
+		for j, s := range row {
+			single[j] += wi * s
+			best = math.Max(best, s)
+		}
+		orc += wi * best
+	}
+	m := map[string]float64{"quality": q / tot, "cost": c / tot, "oracle": orc / tot}
+	bs := math.Inf(-1)
+	for k := range nt {
+		bs = math.Max(bs, single[k]/tot)
+		m[fmt.Sprintf("share_%d", k)] = share[k] / tot
+	}
+	m["best_single"] = bs
+	return m
+}
