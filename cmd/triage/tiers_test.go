@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
+)
+
+// threeTierLog writes a log where "cheap" answers the weather, "chat" the
+// poems and "maths" the algebra, each other tier mostly failing there.
+func threeTierLog(t *testing.T, dir string, n int) string {
+	t.Helper()
+	kinds := []struct {
+		text string
+		p    [3]float64
+	}{
+		{"tell me something nice about the weather today", [3]float64{0.8, 0.8, 0.7}},
+		{"write a short poem about the sea and the moon", [3]float64{0.1, 0.9, 0.3}},
+		{"solve this algebra equation for x quickly", [3]float64{0.1, 0.2, 0.9}},
+	}
+	state := uint64(11)
+	rnd := func() float64 {
+		state = state*6364136223846793005 + 1442695040888963407
+		return float64(state>>11) / (1 << 53)
+	}
+	var b strings.Builder
+	for i := range n {
+		k := kinds[i%3]
+		out := map[string]map[string]float64{}
+		for j, m := range []string{"cheap", "chat", "maths"} {
+			s := 0.0
+			if rnd() < k.p[j] {
+				s = 1
+			}
+			out[m] = map[string]float64{"score": s}
+		}
+		line, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("t%d", i), "prompt": fmt.Sprintf("%s (case %d)", k.text, i), "outcomes": out})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return writeFile(t, dir, "tiers.jsonl", b.String())
+}
+
+func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 600)
+	model := filepath.Join(dir, "tiers.json")
+	tiers := []string{"--tier", "cheap=0.1", "--tier", "chat=1", "--tier", "maths=3"}
+	_, stderr, code := run(t, append([]string{"train", "--data", log, "--folds", "3", "-o", model}, tiers...)...)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.IsMultiTier() || len(a.TierHeads) != 3 || a.TierList[2] != (models.Tier{Name: "maths", Price: 3}) {
+		t.Fatalf("artifact: scorer %q, %d heads, tiers %+v", a.Scorer, len(a.TierHeads), a.TierList)
+	}
+
+	t.Run("eval --cv routes above the best single tier", func(t *testing.T) {
+		stdout, stderr, code := run(t, "eval", "--cv", "3", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--json")
+		if code != 0 {
+			t.Fatalf("eval exited %d: %s", code, stderr)
+		}
+		var fig tierFig
+		if err := json.Unmarshal([]byte(stdout), &fig); err != nil {
+			t.Fatalf("eval --json printed %q: %v", stdout, err)
+		}
+		// Each kind's best tier succeeds 80-90% of the time (mean 0.867
+		// by construction); the best single tier, chat, about 0.63.
+		if fig.GainOverBest < 10 || fig.Oracle < fig.Lambda0.Quality || fig.AIQ == nil || fig.AIQ.Router <= fig.AIQ.Hull {
+			t.Errorf("figures %+v (AIQ %+v): want the router 10+ points over the best single tier, under the oracle, and an AIQ over the hull's", fig, fig.AIQ)
+		}
+	})
+
+	t.Run("curves writes the λ sweep and the reference lines", func(t *testing.T) {
+		out := filepath.Join(dir, "report")
+		stdout, stderr, code := run(t, "curves", "--model", model, "--data", log, "-o", out)
+		if code != 0 {
+			t.Fatalf("curves exited %d: %s", code, stderr)
+		}
+		if !strings.Contains(stdout, "AIQ") || !strings.Contains(stdout, "convex hull of single tiers") {
+			t.Errorf("stdout %q lacks the AIQ line", stdout)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "tiers_curves.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(string(b), "\n")
+		if want := strings.Join(report.TierCurvesColumns, ",") + ",share:cheap,share:chat,share:maths"; head != want {
+			t.Errorf("tiers_curves.csv header %q, want %q", head, want)
+		}
+		ref, err := os.ReadFile(filepath.Join(out, "tiers_reference.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{"single,cheap", "single,maths", "oracle,oracle", "hull,"} {
+			if !strings.Contains(string(ref), w) {
+				t.Errorf("tiers_reference.csv lacks %q", w)
+			}
+		}
+		for _, f := range []string{"index.html", "quality_vs_cost.svg", "quality_vs_cost.png", "tier_shares.png"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("calibrate finds the cheapest λ that keeps the quality", func(t *testing.T) {
+		cal := filepath.Join(dir, "cal.json")
+		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=1.2", "--json", "-o", cal)
+		if code != 0 {
+			t.Fatalf("calibrate exited %d: %s", code, stderr)
+		}
+		var res struct {
+			Policy     models.TierPolicy `json:"tier_policy"`
+			RelQuality float64           `json:"relative_quality"`
+			Cost       float64           `json:"cost"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatalf("calibrate --json printed %q: %v", stdout, err)
+		}
+		b, err := models.Load(cal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RelQuality < 1.2 || res.Policy.Lambda <= 0 || *b.TierPolicy != res.Policy || b.Parent != a.Version {
+			t.Errorf("calibrate: %+v; artifact policy %+v parent %s", res, *b.TierPolicy, b.Parent)
+		}
+		_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", cal)
+		if code == 0 || !strings.Contains(stderr, "no single strong tier") {
+			t.Errorf("a strong-share target: exit %d, stderr %q; want a refusal naming the reason", code, stderr)
+		}
+	})
+}
+
+func TestTiersUsage(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 60)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"tiers and fast/strong together", []string{"train", "--data", log, "--tier", "cheap", "--tier", "chat", "--fast", "cheap", "-o", "x"}, "exclude each other"},
+		{"one tier", []string{"train", "--data", log, "--tier", "cheap", "-o", "x"}, "at least two"},
+		{"falling prices", []string{"train", "--data", log, "--tiers", "chat=2,cheap=1", "-o", "x"}, "cheapest first"},
+		{"a bad price", []string{"train", "--data", log, "--tier", "cheap=free", "-o", "x"}, "not a number"},
+		{"an unknown tier", []string{"train", "--data", log, "--tiers", "cheap,nosuch", "-o", filepath.Join(dir, "x.json")}, `"nosuch" appears in no record`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want a failure saying %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
