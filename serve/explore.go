@@ -66,7 +66,8 @@ func (e explorer) decide(d models.Decision) (taken models.Decision, propensity f
 // answer and log (the taken decision), its propensity, and whether
 // exploration changed it.
 func (s *Server) decide(st *state, res models.Result) (models.Result, float64, bool) {
-	s.drift.routed(st.art.Version, res.Decision, res.PHard)
+	// An N-tier model has no p_hard: its window holds 0s, its shares are real.
+	s.drift.routed(st.art.Version, res.Decision, loggedPHard(res.PHard))
 	taken, propensity, explored := s.explore.decide(res.Decision)
 	if explored {
 		s.loop.explored.Inc()

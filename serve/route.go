@@ -310,8 +310,13 @@ func (s *Server) handleRoute(c *gin.Context) {
 		logged, _ = json.Marshal(loggedRequest{Prompt: req.Prompt, Messages: req.Messages, Meta: req.Meta})
 	}
 	st := s.state.Load()
-	ch := st.choose.Choose(req.input())
-	res := models.Result{PHard: ch.PHard, Decision: models.Decision(ch.Decision)}
+	if req.Explain && st.router == nil {
+		putItem(it)
+		writeError(c, s.log, errExplainNTier(st))
+		return
+	}
+	tres := st.tr.Route(req.input())
+	res := models.Result{PHard: tres.PHard, Decision: tres.Decision}
 	now := s.now()
 	id := req.ID
 	// A client's id may have been routed before: with the same prompt it
@@ -329,19 +334,20 @@ func (s *Server) handleRoute(c *gin.Context) {
 		}
 		logIt, it.claimed, it.entry.Fingerprint = first, first, fp
 	}
-	if !finite(res.PHard) {
+	if err := st.checkScores(tres); err != nil {
 		if it.claimed {
 			s.ids.release(id)
 		}
 		putItem(it)
-		writeError(c, s.log, fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
+		writeError(c, s.log, err)
 		return
 	}
 	res, propensity, explored := s.decide(st, res)
 	s.count(res)
-	tier, race := st.tiersOf(ch, res.Decision)
+	tier, race := st.tiersOf(tres, res.Decision)
 	bp := outPool.Get().(*[]byte)
 	out := appendDecision((*bp)[:0], id, res, tier, race, st)
+	out = appendPredicted(out, tres.Predicted, st)
 	if explored {
 		out = append(out, `,"explored":true`...)
 	}
@@ -358,7 +364,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		return
 	}
 	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
-		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	s.dlog.Enqueue(it)
 }
 
@@ -382,6 +388,14 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 	// One state for the whole batch, so every decision in it comes from
 	// the same model version even during a reload.
 	st := s.state.Load()
+	if st.router == nil {
+		for i := range req.Requests {
+			if req.Requests[i].Explain {
+				writeError(c, s.log, errExplainNTier(st))
+				return
+			}
+		}
+	}
 	now := s.now()
 	out := append(make([]byte, 0, 256*len(req.Requests)), `{"decisions":[`...)
 	logs := make([]*logItem, 0, len(req.Requests))
@@ -415,10 +429,10 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 			putItem(l)
 			l = nil
 		}
-		ch := st.choose.Choose(r.input())
-		res := models.Result{PHard: ch.PHard, Decision: models.Decision(ch.Decision)}
-		if !finite(res.PHard) {
-			fail(fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard))
+		tres := st.tr.Route(r.input())
+		res := models.Result{PHard: tres.PHard, Decision: tres.Decision}
+		if err := st.checkScores(tres); err != nil {
+			fail(err)
 			return
 		}
 		id := r.ID
@@ -427,11 +441,12 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		res, propensity, explored := s.decide(st, res)
 		s.count(res)
-		tier, race := st.tiersOf(ch, res.Decision)
+		tier, race := st.tiersOf(tres, res.Decision)
 		if i > 0 {
 			out = append(out, ',')
 		}
 		out = appendDecision(out, id, res, tier, race, st)
+		out = appendPredicted(out, tres.Predicted, st)
 		if explored {
 			out = append(out, `,"explored":true`...)
 		}
@@ -444,7 +459,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
-			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: res.PHard, ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
 	}
 	out = append(out, "]}"...)
 	c.Data(http.StatusOK, "application/json", out)
@@ -469,22 +484,56 @@ func (s *Server) count(res models.Result) {
 	case models.Escalate:
 		s.m.decEscalate.Inc()
 	}
-	s.m.pHard.Observe(res.PHard)
+	if !math.IsNaN(res.PHard) {
+		s.m.pHard.Observe(res.PHard)
+	}
+}
+
+// checkScores refuses a routing whose scores are not finite (a damaged
+// model): p_hard for a two-tier model, the tiers' predicted scores for an
+// N-tier one (whose p_hard is NaN: it has none).
+func (st *state) checkScores(res models.TierResult) error {
+	if st.router != nil && !finite(res.PHard) {
+		return fmt.Errorf("model %s gave p_hard %v", st.art.Version, res.PHard)
+	}
+	for k, p := range res.Predicted {
+		if !finite(p) {
+			return fmt.Errorf("model %s predicted %v for tier %s", st.art.Version, p, st.tiers[k])
+		}
+	}
+	return nil
+}
+
+// loggedPHard is p_hard as the decision log keeps it: 0 for an N-tier
+// model, which has none (its record names the tier chosen).
+func loggedPHard(p float64) float64 {
+	if math.IsNaN(p) {
+		return 0
+	}
+	return p
+}
+
+func errExplainNTier(st *state) error {
+	return Errorf(CodeInvalidRequest, "explain is for two-tier models; model %s is an N-tier router (its answer carries each tier's predicted score)", st.art.Version)
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // appendDecision writes a route response without its closing brace: the
-// decision, the tier chosen ("tier", by the model's name for it) and, in
-// a speculation, the tier raced with it ("race"). The model's part is
-// precomputed per state.
+// decision, p_hard (null for an N-tier model, which has none), the tier
+// chosen ("tier", by the model's name for it) and, in a speculation, the
+// tier raced with it ("race"). The model's part is precomputed per state.
 func appendDecision(b []byte, id string, res models.Result, tier, race int, st *state) []byte {
 	b = append(b, `{"request_id":`...)
 	b = appendString(b, id)
 	b = append(b, `,"decision":`...)
 	b = appendString(b, string(res.Decision))
 	b = append(b, `,"p_hard":`...)
-	b = strconv.AppendFloat(b, res.PHard, 'g', -1, 64)
+	if math.IsNaN(res.PHard) {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendFloat(b, res.PHard, 'g', -1, 64)
+	}
 	b = append(b, `,"tier":`...)
 	b = appendString(b, st.tiers[tier])
 	if race != proxy.NoRace {
@@ -494,12 +543,33 @@ func appendDecision(b []byte, id string, res models.Result, tier, race int, st *
 	return append(b, st.suffix...)
 }
 
+// appendPredicted adds an N-tier model's predicted score of each tier,
+// {"name": score, ...} cheapest first; nothing for a two-tier model.
+func appendPredicted(b []byte, pred []float64, st *state) []byte {
+	if len(pred) == 0 {
+		return b
+	}
+	b = append(b, `,"predicted":{`...)
+	for k, p := range pred {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, st.tiers[k])
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, p, 'g', -1, 64)
+	}
+	return append(b, '}')
+}
+
 // tiersOf is the tier a request goes to and the one it races with (or
 // proxy.NoRace), given the router's choice and the decision taken, which
 // exploration may have turned into a speculation: that races the chosen
 // tier with the next one up, or for the top tier the one below with it.
-func (st *state) tiersOf(ch proxy.Choice, taken models.Decision) (tier, race int) {
-	if string(taken) == ch.Decision || taken != models.Speculate || ch.Race != proxy.NoRace {
+func (st *state) tiersOf(ch models.TierResult, taken models.Decision) (tier, race int) {
+	if ch.Race < 0 {
+		ch.Race = proxy.NoRace
+	}
+	if taken == ch.Decision || taken != models.Speculate || ch.Race != proxy.NoRace {
 		return ch.Tier, ch.Race
 	}
 	if ch.Tier+1 < len(st.tiers) {

@@ -149,11 +149,14 @@ type Server struct {
 // state is one loaded model with everything the route path precomputes
 // from it. It is replaced whole on reload, never changed.
 type state struct {
+	// tr routes; router is the same artifact's two-tier router (for
+	// explain), nil for an N-tier artifact.
+	tr     *models.TierRouter
 	router *models.Router
 	art    *models.Artifact
 	policy models.Policy
-	// choose is the router as the proxy and the route path's tier
-	// choice see it; tiers are its tier names, cheapest first.
+	// choose is the router as the proxy sees it; tiers are its tier
+	// names, cheapest first.
 	choose proxy.Router
 	tiers  []string
 	// suffix is the constant tail of a route response:
@@ -251,6 +254,10 @@ func (s *Server) load() (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !s.cfg.Thresholds.IsZero() && a.IsMultiTier() {
+		return nil, fmt.Errorf("%w: model %s is an N-tier router, which the config's thresholds (a two-tier policy) do not fit; remove them, or set the N-tier policy with triage calibrate",
+			models.ErrBadArtifact, a.Version)
+	}
 	if !s.cfg.Thresholds.IsZero() {
 		c := *a
 		c.Policy = s.cfg.Thresholds.Apply(a.Policy)
@@ -264,11 +271,17 @@ func (s *Server) load() (*state, error) {
 		}
 		a = &c
 	}
-	r, err := models.NewRouter(a)
+	tr, err := models.NewTierRouter(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", models.ErrBadArtifact, err)
 	}
-	st, err := newState(r)
+	var r *models.Router
+	if !a.IsMultiTier() {
+		if r, err = models.NewRouter(a); err != nil {
+			return nil, fmt.Errorf("%w: %v", models.ErrBadArtifact, err)
+		}
+	}
+	st, err := newState(tr, r)
 	if err != nil {
 		return nil, err
 	}
@@ -282,8 +295,8 @@ func (s *Server) load() (*state, error) {
 	return st, nil
 }
 
-func newState(r *models.Router) (*state, error) {
-	a := r.Artifact()
+func newState(tr *models.TierRouter, r *models.Router) (*state, error) {
+	a := tr.Artifact()
 	tiers, err := json.Marshal(a.Tiers)
 	if err != nil {
 		return nil, err
@@ -292,25 +305,42 @@ func newState(r *models.Router) (*state, error) {
 	b = append(b, `,"tiers":`...)
 	b = append(b, tiers...)
 	b = append(b, `,"accept_confidence":`...)
-	b = strconv.AppendFloat(b, a.Policy.AcceptConfidence, 'g', -1, 64)
+	b = strconv.AppendFloat(b, tr.AcceptConfidence(), 'g', -1, 64)
 	b = append(b, `,"model_version":`...)
 	b = appendString(b, a.Version)
 	info, err := json.Marshal(modelInfo{
 		Version: a.Version, Parent: a.Parent, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label,
 		Thresholds: a.Policy, PolicyTarget: a.PolicyTarget, ExpectedShares: a.ExpectedShares,
-		Metrics: a.Metrics, Training: &a.Training, Features: a.Features.String(),
+		Metrics: a.Metrics, Training: &a.Training, Features: a.Features.String(), TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
 	})
 	if err != nil {
 		return nil, err
 	}
 	public, err := json.Marshal(modelInfo{
 		Version: a.Version, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label, Thresholds: a.Policy,
+		TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
 	})
 	if err != nil {
 		return nil, err
 	}
-	choose := proxy.TwoTier(r)
-	return &state{router: r, art: a, policy: a.Policy, choose: choose, tiers: choose.Model().Tiers, suffix: b, info: info, public: public}, nil
+	return &state{tr: tr, router: r, art: a, policy: a.Policy, choose: proxy.Tiered(tr), tiers: tr.Names(), suffix: b, info: info, public: public}, nil
+}
+
+// tierInfo is one tier of an N-tier model in GET /v1/model.
+type tierInfo struct {
+	Name  string  `json:"name"`
+	Price float64 `json:"price"`
+}
+
+func publicTiers(list []models.Tier) []tierInfo {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]tierInfo, len(list))
+	for i, t := range list {
+		out[i] = tierInfo{Name: t.Name, Price: t.Price}
+	}
+	return out
 }
 
 // modelInfo is the GET /v1/model body.
@@ -323,6 +353,10 @@ type modelInfo struct {
 	Thresholds     models.Policy               `json:"thresholds"`
 	PolicyTarget   string                      `json:"policy_target,omitempty"`
 	ExpectedShares map[models.Decision]float64 `json:"expected_shares,omitempty"`
+	// TierList and TierPolicy are an N-tier model's tiers, cheapest
+	// first, and its policy; absent for a two-tier model.
+	TierList   []tierInfo         `json:"tier_list,omitempty"`
+	TierPolicy *models.TierPolicy `json:"tier_policy,omitempty"`
 	// The rest is shown to an admin only: the training fingerprint
 	// names the files trained on.
 	Metrics  map[string]float64  `json:"metrics,omitempty"`
@@ -336,8 +370,12 @@ func (s *Server) setState(st *state) {
 	s.m.modelInfo.WithLabelValues(st.art.Version).Set(1)
 }
 
-// Router is the router currently serving.
+// Router is the router currently serving: nil for an N-tier model, which
+// TierRouter serves.
 func (s *Server) Router() *models.Router { return s.state.Load().router }
+
+// TierRouter is the router currently serving, of either kind.
+func (s *Server) TierRouter() *models.TierRouter { return s.state.Load().tr }
 
 // ReloadResult says what a reload did.
 type ReloadResult struct {

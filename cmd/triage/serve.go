@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -245,13 +246,18 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		}
 	}()
 
-	a := srv.Router().Artifact()
+	tr := srv.TierRouter()
+	a := tr.Artifact()
 	admin := "off (set TRIAGE_ADMIN_TOKEN to enable /admin)"
 	if cfg.AdminToken != "" {
 		admin = "on"
 	}
-	c.log.Info("serving", "model", cfg.ModelPath, "version", a.Version, "fast", a.Tiers.Fast, "strong", a.Tiers.Strong, "db", cfg.DBPath, "admin", admin,
-		"max_connections", srv.MaxConnections())
+	tiers := []any{"fast", a.Tiers.Fast, "strong", a.Tiers.Strong}
+	if a.IsMultiTier() {
+		tiers = []any{"tiers", strings.Join(tr.Names(), ",")}
+	}
+	c.log.Info("serving", append(append([]any{"model", cfg.ModelPath, "version", a.Version}, tiers...), "db", cfg.DBPath, "admin", admin,
+		"max_connections", srv.MaxConnections())...)
 	fmt.Fprintf(c.env.Stderr, "triage serve: listening on %s\n", ln.Addr())
 	return nil
 }

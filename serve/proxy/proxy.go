@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -39,8 +40,8 @@ const (
 // Router is what the proxy needs of the router serving now, for one
 // request: which tier answers, which one it races with, and how a raced
 // answer is judged. Tiers are indices into the config's tiers, cheapest
-// first, which list them in the router artifact's order. TwoTier adapts
-// a two-tier *models.Router.
+// first, which list them in the router artifact's order. Tiered adapts a
+// *models.TierRouter.
 type Router interface {
 	// Choose decides for one request.
 	Choose(in features.Input) Choice
@@ -86,54 +87,52 @@ type ModelInfo struct {
 	CreatedAt time.Time
 }
 
-// TwoTierRouter is what TwoTier needs: *models.Router with a two-tier
-// artifact.
-type TwoTierRouter interface {
-	Route(in features.Input) models.Result
-	CalibratedConfidence(raw float64) (float64, bool)
+// TierRouter is what Tiered needs: *models.TierRouter, which serves
+// two-tier and N-tier artifacts alike.
+type TierRouter interface {
+	Route(in features.Input) models.TierResult
+	CalibratedConfidence(k int, raw float64) (float64, bool)
+	AcceptConfidence() float64
+	Names() []string
 	Artifact() *models.Artifact
 }
 
-var _ TwoTierRouter = (*models.Router)(nil)
+var _ TierRouter = (*models.TierRouter)(nil)
 
-// TwoTier is a two-tier router as a Router: fast chooses tier 0,
-// escalate tier 1, and speculate races tier 0 with tier 1 under the
-// policy's accept_confidence. Make one per loaded artifact; it is safe
-// for concurrent use.
-func TwoTier(r TwoTierRouter) Router {
+// Tiered is a router as the proxy sees it: its tiers by index, cheapest
+// first (a two-tier router's fast is 0 and strong 1, speculate races 0
+// with 1), its decision labels, and its gate. Make one per loaded
+// artifact; it is safe for concurrent use.
+func Tiered(r TierRouter) Router {
 	a := r.Artifact()
-	return &twoTier{r: r, info: ModelInfo{Version: a.Version, Tiers: []string{a.Tiers.Fast, a.Tiers.Strong}, CreatedAt: a.CreatedAt},
-		accept: a.Policy.AcceptConfidence}
+	return &tiered{r: r, info: ModelInfo{Version: a.Version, Tiers: r.Names(), CreatedAt: a.CreatedAt}, accept: r.AcceptConfidence()}
 }
 
-type twoTier struct {
-	r      TwoTierRouter
+type tiered struct {
+	r      TierRouter
 	info   ModelInfo
 	accept float64
 }
 
-func (t *twoTier) Choose(in features.Input) Choice {
+func (t *tiered) Choose(in features.Input) Choice {
 	res := t.r.Route(in)
-	c := Choice{Tier: 0, Race: NoRace, Decision: string(res.Decision), PHard: res.PHard, Accept: t.accept}
-	switch res.Decision {
-	case models.Escalate:
-		c.Tier = 1
-	case models.Speculate:
-		c.Race = 1
+	c := Choice{Tier: res.Tier, Race: res.Race, Decision: string(res.Decision), PHard: res.PHard, Accept: t.accept}
+	if res.Race < 0 {
+		c.Race = NoRace
+	}
+	if math.IsNaN(c.PHard) {
+		// An N-tier router has no p_hard; the recording keeps 0 and the
+		// chosen tier.
+		c.PHard = 0
 	}
 	return c
 }
 
-// CalibratedConfidence is the artifact's confidence calibration, which
-// is the fast tier's.
-func (t *twoTier) CalibratedConfidence(tier int, raw float64) (float64, bool) {
-	if tier != 0 {
-		return 0, false
-	}
-	return t.r.CalibratedConfidence(raw)
+func (t *tiered) CalibratedConfidence(tier int, raw float64) (float64, bool) {
+	return t.r.CalibratedConfidence(tier, raw)
 }
 
-func (t *twoTier) Model() ModelInfo { return t.info }
+func (t *tiered) Model() ModelInfo { return t.info }
 
 // Deps are what the proxy uses and does not own.
 type Deps struct {

@@ -36,24 +36,30 @@ import (
 // default answer) and -2 (rejected).
 type fakeRouter struct{ art *models.Artifact }
 
-func (f *fakeRouter) Route(in features.Input) models.Result {
+func (f *fakeRouter) Route(in features.Input) models.TierResult {
 	text := in.Prompt
 	if len(in.Messages) > 0 {
 		text = in.Messages[len(in.Messages)-1].Content
 	}
 	switch {
 	case in.Meta["route"] == "escalate":
-		return models.Result{PHard: 0.9, Decision: models.Escalate}
+		return models.TierResult{Tier: 1, Race: -1, PHard: 0.9, Decision: models.Escalate}
 	case strings.HasPrefix(text, "F"):
-		return models.Result{PHard: 0.1, Decision: models.Fast}
+		return models.TierResult{Tier: 0, Race: -1, PHard: 0.1, Decision: models.Fast}
 	case strings.HasPrefix(text, "E"):
-		return models.Result{PHard: 0.9, Decision: models.Escalate}
+		return models.TierResult{Tier: 1, Race: -1, PHard: 0.9, Decision: models.Escalate}
 	}
-	return models.Result{PHard: 0.5, Decision: models.Speculate}
+	return models.TierResult{Tier: 0, Race: 1, PHard: 0.5, Decision: models.Speculate}
 }
 
-func (f *fakeRouter) CalibratedConfidence(raw float64) (float64, bool) { return math.Exp(raw), true }
-func (f *fakeRouter) Artifact() *models.Artifact                       { return f.art }
+// CalibratedConfidence calibrates the fast tier's confidence, as a
+// two-tier artifact does.
+func (f *fakeRouter) CalibratedConfidence(k int, raw float64) (float64, bool) {
+	return math.Exp(raw), k == 0
+}
+func (f *fakeRouter) AcceptConfidence() float64  { return f.art.Policy.AcceptConfidence }
+func (f *fakeRouter) Names() []string            { return f.art.TierNames() }
+func (f *fakeRouter) Artifact() *models.Artifact { return f.art }
 
 // memRecorder keeps recordings in memory.
 type memRecorder struct {
@@ -171,11 +177,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	art := &models.Artifact{Version: "v-test", Tiers: models.Tiers{Fast: "fast-log-name", Strong: "strong-log-name"},
 		Policy: models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.9}}
-	var tr TwoTierRouter = &fakeRouter{art: art}
+	var tr TierRouter = &fakeRouter{art: art}
 	if o.noConfidenceCal {
 		tr = noCalRouter{tr}
 	}
-	rt := TwoTier(tr)
+	rt := Tiered(tr)
 	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Getenv: func(k string) string { return env[k] }})
@@ -193,9 +199,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	return r
 }
 
-type noCalRouter struct{ TwoTierRouter }
+type noCalRouter struct{ TierRouter }
 
-func (noCalRouter) CalibratedConfidence(float64) (float64, bool) { return 0, false }
+func (noCalRouter) CalibratedConfidence(int, float64) (float64, bool) { return 0, false }
 
 // recordings closes the handler (flushing the queue) and returns what was
 // recorded.
