@@ -720,3 +720,31 @@ func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob st
 	fmt.Fprintln(env.Stdout)
 	return nil
 }
+
+// evalTiersModel is eval --model on an N-tier artifact: its figures on
+// the log, at the artifact's policy and at λ = 0.
+func evalTiersModel(env *Env, a *models.Artifact, tf trainFlags, asJSON bool) error {
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	set, err := loadTierExamples(tf.data, a.TierList, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	nt := len(a.TierList)
+	pred := make([]float64, 0, len(set.examples)*nt)
+	var buf []float64
+	for _, e := range set.examples {
+		buf = r.Predict(buf, e.Input)
+		pred = append(pred, buf...)
+	}
+	if set.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
+	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
+	}
+	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy, nil))
+}
