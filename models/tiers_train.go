@@ -287,6 +287,26 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		}
 		a.TierHeads = append(a.TierHeads, TierHead{Weights: m.W, Bias: m.B, Calibration: cals[k]})
 	}
+	// Each tier's gate: P(its answer correct) from its raw confidence,
+	// where the log has enough of them (as the two-tier gate, fitConfidence).
+	for k := range nt {
+		var z, yc, wc []float64
+		var sub []int
+		for i := range n {
+			if c := train.mconf[i*nt+k]; !math.IsNaN(c) {
+				z, yc, wc = append(z, c), append(yc, b2f(y[k][i] >= 0.5)), append(wc, 1)
+				sub = append(sub, train.folds[i])
+			}
+		}
+		if len(z) < 50 || checkBothClasses(yc) != nil {
+			continue
+		}
+		cal, _, _, err := chooseCalibration(z, yc, wc, sub, opts.Folds)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train tiers: %s: confidence calibration: %w", opts.Tiers[k].Name, err)
+		}
+		a.TierList[k].ConfidenceCalibration = &cal
+	}
 	a.Training.L2 = rep.L2[nt-1]
 	a.Metrics = TierMetrics(pred, train.multi, prices, w, opts.Policy)
 	return a, rep, nil

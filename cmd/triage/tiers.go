@@ -142,6 +142,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 				seen[m]++
 			}
 			scores := make([]float64, len(tiers))
+			var conf []float64
 			for k, t := range tiers {
 				o, ok := rec.Outcomes[t.Name]
 				if !ok || o.Score == nil {
@@ -149,8 +150,17 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 					return nil
 				}
 				scores[k] = *o.Score
+				if o.Confidence != nil {
+					if conf == nil {
+						conf = make([]float64, len(tiers))
+						for j := range conf {
+							conf[j] = math.NaN()
+						}
+					}
+					conf[k] = *o.Confidence
+				}
 			}
-			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, TS: rec.TS})
+			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
 			return nil
 		})
 		set.bad += bad
