@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type tierFlags struct {
 	accept    float64
 	selectL2  string
 	noTierCal bool
+	vsTwoTier bool
 }
 
 // tierFlagValue is --tier (one tier per use) or --tiers (a comma-separated
@@ -74,6 +76,7 @@ func (t *tierFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.race, "race", 0, "N tiers: race the chosen tier with the next one up when that one's utility is within RACE of the chosen's (0: never)")
 	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
 	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
+	fs.BoolVar(&t.vsTwoTier, "vs-two-tier", false, "eval --cv with tiers: also cross-validate the two-tier router (--fast/--strong, default scorer) on the best pair and report its AIQ")
 	fs.BoolVar(&t.noTierCal, "no-tier-calibration", false, "N tiers: use each head's σ(logit) as its predicted score instead of its isotonic calibration (for comparisons)")
 }
 
@@ -334,6 +337,14 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if err != nil {
 		return err
 	}
+	fig := tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy(), nil)
+	if tf.tier.vsTwoTier && fig.AIQ != nil {
+		v, err := twoTierAIQ(ctx, env, set.examples, k, tf, fig)
+		if err != nil {
+			return err
+		}
+		fig.AIQ.TwoTierRouter = &v
+	}
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
 	}
@@ -341,7 +352,57 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %d requests, %d tiers; quality is the mean score on 0-100:\n", k, len(set.examples), len(tf.tier.tiers))
 	}
-	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy(), nil))
+	return printTierFigures(env.Stdout, asJSON, fig)
+}
+
+// twoTierAIQ cross-validates Triage's two-tier router (the default
+// scorer and label) on the best pair the N-tier figures found, and
+// returns the AIQ of its quality-cost curve over the same cost range:
+// the requests sent to the dearer tier are the top share by out-of-fold
+// p_hard, at every share from none to all.
+func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *trainFlags, fig tierFig) (float64, error) {
+	var i, j int
+	for n, t := range tf.tier.tiers {
+		if t.Name+" + " == fig.AIQ.BestPair[:min(len(fig.AIQ.BestPair), len(t.Name)+3)] {
+			i = n
+		}
+		if strings.HasSuffix(fig.AIQ.BestPair, " + "+t.Name) {
+			j = n
+		}
+	}
+	pair := make([]models.Example, len(ex))
+	for n, e := range ex {
+		pair[n] = models.Example{ID: e.ID, Input: e.Input, Fast: e.Scores[i], Strong: e.Scores[j], TS: e.TS}
+	}
+	two := *tf
+	two.tier = tierFlags{}
+	two.fast, two.strong = tf.tier.tiers[i].Name, tf.tier.tiers[j].Name
+	label, err := datasets.ParseLabel(two.label)
+	if err != nil {
+		return 0, err
+	}
+	p, err := crossValidate(ctx, env, pair, k, two, label)
+	if err != nil {
+		return 0, fmt.Errorf("two-tier router on %s: %w", fig.AIQ.BestPair, err)
+	}
+	order := make([]int, len(p))
+	for n := range order {
+		order[n] = n
+	}
+	sort.SliceStable(order, func(a, b int) bool { return p[order[a]] > p[order[b]] })
+	ci, cj := tf.tier.tiers[i].Price, tf.tier.tiers[j].Price
+	var q float64
+	for _, e := range pair {
+		q += e.Fast
+	}
+	nf := float64(len(pair))
+	pts := []models.CurvePoint{{Cost: ci, Quality: 100 * q / nf}}
+	for n, r := range order {
+		q += pair[r].Strong - pair[r].Fast
+		c := float64(n + 1)
+		pts = append(pts, models.CurvePoint{Cost: ci + (cj-ci)*c/nf, Quality: 100 * q / nf})
+	}
+	return models.AIQ(pts, fig.CostLo, fig.CostHi), nil
 }
 
 // tierFig is what eval and train print of an N-tier router.
@@ -386,11 +447,15 @@ type shareFig struct {
 }
 
 type aiqFig struct {
-	Router       float64 `json:"router"`
-	Hull         float64 `json:"hull_of_singles"`
-	BestTwoTier  float64 `json:"best_two_tier"`
-	BestPair     string  `json:"best_pair"`
-	RouterPoints int     `json:"router_points"`
+	// TwoTierRouter is the AIQ of Triage's two-tier router (train
+	// --fast/--strong, its p_hard thresholds swept) on BestPair, measured
+	// by its own K-fold CV; present with eval --vs-two-tier.
+	TwoTierRouter *float64 `json:"two_tier_router,omitempty"`
+	Router        float64  `json:"router"`
+	Hull          float64  `json:"hull_of_singles"`
+	BestTwoTier   float64  `json:"best_two_tier"`
+	BestPair      string   `json:"best_pair"`
+	RouterPoints  int      `json:"router_points"`
 }
 
 // tierRequests turns examples and predictions into replay requests whose
@@ -505,8 +570,11 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	}
 	b.WriteString("\n")
 	if a := f.AIQ; a != nil {
-		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s)\n",
+		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s, the N-tier heads of the pair)\n",
 			f.CostLo, f.CostHi, a.Router, a.RouterPoints, a.Hull, a.BestTwoTier, a.BestPair)
+		if a.TwoTierRouter != nil {
+			fmt.Fprintf(&b, "AIQ of Triage's two-tier router (train --fast/--strong, p_hard thresholds swept) on %s: %.2f\n", a.BestPair, *a.TwoTierRouter)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
