@@ -1,6 +1,9 @@
 package models
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -257,7 +260,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		TierPolicy:    &opts.Policy,
 		Training: Fingerprint{
 			Records: n, Skipped: opts.Skipped, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
-			SHA256: fingerprint(train.ids, y[nt-1]), Seed: opts.Seed, Sources: opts.Sources,
+			SHA256: tierFingerprint(train.ids, train.multi), Seed: opts.Seed, Sources: opts.Sources,
 			MetaOff: opts.Groups.Meta < 0,
 		},
 		MetricsFrom: MetricsOutOfFold,
@@ -370,4 +373,20 @@ func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]flo
 	}
 	m["best_single"] = bs
 	return m
+}
+
+// tierFingerprint hashes the ids and every tier's score, in order.
+func tierFingerprint(ids []string, scores []float64) string {
+	h := sha256.New()
+	nt := len(scores) / max(1, len(ids))
+	var b [8]byte
+	for i, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+		for _, s := range scores[i*nt : (i+1)*nt] {
+			binary.LittleEndian.PutUint64(b[:], math.Float64bits(s))
+			h.Write(b[:])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -229,7 +229,7 @@ func runTrainTiers(env *Env, tf *trainFlags, out string, asJSON bool) error {
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained on %d tiers, %d skipped without every tier's score, %d bad lines skipped; L2 %v (%s); wrote %s (version %s)\n",
 		len(set.examples), len(opts.Tiers), set.missing, set.bad, rep.L2, opts.Select, out, a.Version)
-	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy, nil)
+	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy)
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
 	}
@@ -337,7 +337,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if err != nil {
 		return err
 	}
-	fig := tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy(), nil)
+	fig := tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy())
 	if tf.tier.vsTwoTier && fig.AIQ != nil {
 		v, err := twoTierAIQ(ctx, env, set.examples, k, tf, fig)
 		if err != nil {
@@ -361,15 +361,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 // the requests sent to the dearer tier are the top share by out-of-fold
 // p_hard, at every share from none to all.
 func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *trainFlags, fig tierFig) (float64, error) {
-	var i, j int
-	for n, t := range tf.tier.tiers {
-		if t.Name+" + " == fig.AIQ.BestPair[:min(len(fig.AIQ.BestPair), len(t.Name)+3)] {
-			i = n
-		}
-		if strings.HasSuffix(fig.AIQ.BestPair, " + "+t.Name) {
-			j = n
-		}
-	}
+	i, j := fig.AIQ.pair[0], fig.AIQ.pair[1]
 	pair := make([]models.Example, len(ex))
 	for n, e := range ex {
 		pair[n] = models.Example{ID: e.ID, Input: e.Input, Fast: e.Scores[i], Strong: e.Scores[j], TS: e.TS}
@@ -456,6 +448,8 @@ type aiqFig struct {
 	BestTwoTier   float64  `json:"best_two_tier"`
 	BestPair      string   `json:"best_pair"`
 	RouterPoints  int      `json:"router_points"`
+	// pair are BestPair's tier indices.
+	pair [2]int
 }
 
 // tierRequests turns examples and predictions into replay requests whose
@@ -475,7 +469,7 @@ func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []mo
 }
 
 // tierFigures measures the router whose predictions are pred.
-func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol models.TierPolicy, _ []float64) tierFig {
+func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol models.TierPolicy) tierFig {
 	nt := len(tiers)
 	prices := make([]float64, nt)
 	for k, t := range tiers {
@@ -536,7 +530,7 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 				sub[r] = models.TierRequest{Pred: []float64{q.Pred[i], q.Pred[j]}, Score: []float64{q.Score[i], q.Score[j]}, LatencyMS: []float64{0, 0}, CostUSD: pp}
 			}
 			if v := models.AIQ(sweep(sub, pp), lo, hi); v > a.BestTwoTier {
-				a.BestTwoTier, a.BestPair = v, tiers[i].Name+" + "+tiers[j].Name
+				a.BestTwoTier, a.BestPair, a.pair = v, tiers[i].Name+" + "+tiers[j].Name, [2]int{i, j}
 			}
 		}
 	}
@@ -824,5 +818,5 @@ func evalTiersModel(env *Env, a *models.Artifact, tf trainFlags, asJSON bool) er
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
 	}
-	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy, nil))
+	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy))
 }
