@@ -27,6 +27,7 @@ type Design struct {
 	conf   []float64        // the fast tier's raw confidence, NaN when not logged
 	multi  []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
 	ntier  int              // tiers per example in multi, 0 for a two-tier design
+	mconf  []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
 	inputs []features.Input // of the first maxNamingExamples rows, to name features
 	expect int              // rows the caller expects in all, 0 if unknown
 	used   bool             // TrainDesign has scaled x in place
@@ -134,6 +135,13 @@ func (d *Design) AddRow(row Row, ex *Example) {
 		panic(fmt.Sprintf("models: example %q has %d tier scores, the design's first example %d", ex.ID, len(ex.Scores), d.ntier))
 	}
 	d.multi = append(d.multi, ex.Scores...)
+	for k := range d.ntier {
+		c := math.NaN()
+		if k < len(ex.Confidences) {
+			c = ex.Confidences[k]
+		}
+		d.mconf = append(d.mconf, c)
+	}
 	d.x.AppendRow(row.Idx, row.Val)
 	d.ids = append(d.ids, ex.ID)
 	d.fast = append(d.fast, ex.Fast)

@@ -79,6 +79,11 @@ type TrafficEstimate struct {
 // routers on that newest share. It returns the challenger whatever the
 // verdict; the caller writes it only if Comparison.Promote (or forced).
 func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*RetrainResult, error) {
+	if champion.IsMultiTier() {
+		// The champion/challenger gate compares p_hard rankings, which an
+		// N-tier router does not have.
+		return nil, fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", ErrMultiTier)
+	}
 	label, err := datasets.ParseLabel(champion.Label)
 	if err != nil {
 		return nil, fmt.Errorf("champion's label: %w", err)

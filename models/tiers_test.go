@@ -202,7 +202,7 @@ func tierExamples(n int) []Example {
 		text string
 		p    [3]float64 // each tier's chance of a correct answer
 	}{
-		{"tell me something nice about the weather today", [3]float64{0.8, 0.8, 0.7}},
+		{"tell me something nice about the weather today", [3]float64{0.8, 0.6, 0.7}},
 		{"write a short poem about the sea and the moon", [3]float64{0.1, 0.9, 0.3}},
 		{"solve this algebra equation for x quickly", [3]float64{0.1, 0.2, 0.9}},
 	}
@@ -218,7 +218,10 @@ func tierExamples(n int) []Example {
 		for t := range sc {
 			sc[t] = b2f(rnd() < k.p[t])
 		}
-		ex = append(ex, Example{ID: fmt.Sprintf("r%d", i), Input: features.Input{Prompt: fmt.Sprintf("%s (case %d)", k.text, i)}, Scores: sc, Fold: (i / 3) % 3})
+		// The cheap tier logs a confidence that says, noisily, whether it
+		// was right; the others log none.
+		conf := []float64{sc[0] + rnd() - 0.5, math.NaN(), math.NaN()}
+		ex = append(ex, Example{ID: fmt.Sprintf("r%d", i), Input: features.Input{Prompt: fmt.Sprintf("%s (case %d)", k.text, i)}, Scores: sc, Confidences: conf, Fold: (i / 3) % 3})
 	}
 	return ex
 }
@@ -246,9 +249,15 @@ func TestTrainTiers(t *testing.T) {
 	if q, bs := a.Metrics["quality"], a.Metrics["best_single"]; q < bs+0.1 {
 		t.Errorf("out-of-fold routed quality %.3f, best single tier %.3f; want the router 0.1 or more above", q, bs)
 	}
+	if a.TierList[0].ConfidenceCalibration == nil || a.TierList[1].ConfidenceCalibration != nil {
+		t.Errorf("confidence gates: cheap %v, chat %v; want one for cheap only, the tier that logged confidence", a.TierList[0].ConfidenceCalibration, a.TierList[1].ConfidenceCalibration)
+	}
 	r, err := NewTierRouter(a)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hi, _ := r.CalibratedConfidence(0, 1.4); hi < 0.8 {
+		t.Errorf("calibrated confidence of a sure cheap answer %.2f, want >= 0.8", hi)
 	}
 	for _, tt := range []struct{ prompt, want string }{
 		{"write a short poem about the sea and the moon (case 9001)", "chat"},
@@ -292,5 +301,32 @@ func TestAIQ(t *testing.T) {
 	// [1,2), 0.7 on [2,3]: mean 0.35.
 	if got := AIQ([]CurvePoint{{2, 0.7}}, 1, 3); math.Abs(got-0.35) > 1e-9 {
 		t.Errorf("AIQ of a curve starting at 2 = %v, want 0.35", got)
+	}
+}
+
+func TestReplayTierRequest(t *testing.T) {
+	prices := []float64{1, 2, 3}
+	req := TierRequest{
+		Pred: []float64{0.6, 0.62, 0.1}, Score: []float64{1, 0, 1},
+		LatencyMS: []float64{100, 300, 900}, CostUSD: []float64{1, 2, 3},
+		Confidence: []float64{0.9, math.NaN(), math.NaN()},
+	}
+	race := TierPolicy{Lambda: 0.1, Race: 0.2, AcceptConfidence: 0.8}
+	// u = 0.5, 0.42, -0.2: tier 0 chosen, tier 1 within the race band.
+	tier, partner, out := ReplayTierRequest(&req, prices, race, BillProrata)
+	if tier != 0 || partner != 1 || !out.Accepted || out.Score != 1 || out.LatencyMS != 100 {
+		t.Errorf("race with a confident lower answer: tier %d partner %d %+v; want tier 0's answer kept at 100 ms", tier, partner, out)
+	}
+	// The upper call ran 100 of its 300 ms: a third of its cost.
+	if want := 1 + 2.0/3; math.Abs(out.CostUSD-want) > 1e-12 {
+		t.Errorf("cost %v, want %v", out.CostUSD, want)
+	}
+	race.AcceptConfidence = 0.95
+	if _, _, out := ReplayTierRequest(&req, prices, race, BillProrata); out.Accepted || out.Score != 0 || out.CostUSD != 3 || out.LatencyMS != 300 {
+		t.Errorf("race below the gate: %+v; want tier 1's answer, both calls in full", out)
+	}
+	pt := ReplayTiers([]TierRequest{req, req}, prices, TierPolicy{}, BillProrata)
+	if pt.Shares[1] != 1 || pt.Quality != 0 || pt.RaceShare != 0 {
+		t.Errorf("at λ=0: %+v; want tier 1 (predicted best) for both", pt)
 	}
 }

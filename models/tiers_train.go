@@ -1,6 +1,9 @@
 package models
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -257,7 +260,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		TierPolicy:    &opts.Policy,
 		Training: Fingerprint{
 			Records: n, Skipped: opts.Skipped, L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
-			SHA256: fingerprint(train.ids, y[nt-1]), Seed: opts.Seed, Sources: opts.Sources,
+			SHA256: tierFingerprint(train.ids, train.multi), Seed: opts.Seed, Sources: opts.Sources,
 			MetaOff: opts.Groups.Meta < 0,
 		},
 		MetricsFrom: MetricsOutOfFold,
@@ -286,6 +289,26 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 			m.W[j] *= scale[j]
 		}
 		a.TierHeads = append(a.TierHeads, TierHead{Weights: m.W, Bias: m.B, Calibration: cals[k]})
+	}
+	// Each tier's gate: P(its answer correct) from its raw confidence,
+	// where the log has enough of them (as the two-tier gate, fitConfidence).
+	for k := range nt {
+		var z, yc, wc []float64
+		var sub []int
+		for i := range n {
+			if c := train.mconf[i*nt+k]; !math.IsNaN(c) {
+				z, yc, wc = append(z, c), append(yc, b2f(y[k][i] >= 0.5)), append(wc, 1)
+				sub = append(sub, train.folds[i])
+			}
+		}
+		if len(z) < 50 || checkBothClasses(yc) != nil {
+			continue
+		}
+		cal, _, _, err := chooseCalibration(z, yc, wc, sub, opts.Folds)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train tiers: %s: confidence calibration: %w", opts.Tiers[k].Name, err)
+		}
+		a.TierList[k].ConfidenceCalibration = &cal
 	}
 	a.Training.L2 = rep.L2[nt-1]
 	a.Metrics = TierMetrics(pred, train.multi, prices, w, opts.Policy)
@@ -350,4 +373,20 @@ func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]flo
 	}
 	m["best_single"] = bs
 	return m
+}
+
+// tierFingerprint hashes the ids and every tier's score, in order.
+func tierFingerprint(ids []string, scores []float64) string {
+	h := sha256.New()
+	nt := len(scores) / max(1, len(ids))
+	var b [8]byte
+	for i, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+		for _, s := range scores[i*nt : (i+1)*nt] {
+			binary.LittleEndian.PutUint64(b[:], math.Float64bits(s))
+			h.Write(b[:])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

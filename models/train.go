@@ -54,6 +54,9 @@ type Example struct {
 	// for TrainTiers; nil for a two-tier example. Every example of a
 	// design has the same number.
 	Scores []float64
+	// Confidences are the N tiers' raw confidences, NaN where not logged;
+	// nil when none was.
+	Confidences []float64
 	// Weight scales the example's loss; 0 means 1.
 	Weight float64
 	// Fold is the example's cross-validation fold in [0, TrainOptions.Folds).

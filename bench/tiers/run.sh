@@ -47,7 +47,7 @@ echo "== tiers and prices: $TIERS"
 
 for v in $VARIANTS; do
 	case $v in
-	routed) extra="" ; what="one L2 for all heads, chosen by out-of-fold routed quality; isotonic per-head calibration (the default)" ;;
+	routed) extra="--vs-two-tier" ; what="one L2 for all heads, chosen by out-of-fold routed quality; isotonic per-head calibration (the default); also the two-tier router on the best pair" ;;
 	per-head) extra="--tier-l2 per-head" ; what="each head's L2 by its own log loss" ;;
 	nocal) extra="--no-tier-calibration" ; what="heads uncalibrated (σ of the logit)" ;;
 	*) echo "unknown variant $v" >&2; exit 2 ;;

@@ -54,6 +54,9 @@ func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	if a.IsMultiTier() {
+		return evalTiersModel(env, a, tf, asJSON)
+	}
 	if tf.fast == "" {
 		tf.fast = a.Tiers.Fast
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -37,9 +38,13 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		c := *a
 		c.Weights, c.FastWeights, c.GainWeights = nil, nil, nil
+		c.TierHeads = nil
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(&c)
+	}
+	if a.IsMultiTier() {
+		return showTiers(w, a)
 	}
 	nz := 0
 	for _, v := range a.ScoreWeights() {
@@ -133,4 +138,56 @@ func l2Summary(scorer string, l2, fastL2, gainL2 float64) string {
 		return fmt.Sprintf("l2 strong %g, fast %g, gain %g", l2, fastL2, gainL2)
 	}
 	return fmt.Sprintf("l2 %g", l2)
+}
+
+// showTiers prints an N-tier artifact.
+func showTiers(w io.Writer, a *models.Artifact) error {
+	fmt.Fprintf(w, "router %s (format %d), %d tiers\n", a.Version, a.FormatVersion, len(a.TierList))
+	fmt.Fprintf(w, "  created      %s\n", a.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+	if a.Parent != "" {
+		fmt.Fprintf(w, "  derived from %s\n", a.Parent)
+	}
+	fmt.Fprintf(w, "  scorer       tiers: one head per tier predicts its score; the policy weighs the predictions against the prices\n")
+	for k, t := range a.TierList {
+		h := a.TierHeads[k]
+		nz := 0
+		for _, v := range h.Weights {
+			if v != 0 {
+				nz++
+			}
+		}
+		cal := "σ(logit)"
+		if h.Calibration != nil {
+			cal = h.Calibration.Method
+		}
+		gate := ""
+		if t.ConfidenceCalibration != nil {
+			gate = ", confidence gate " + t.ConfidenceCalibration.Method
+		}
+		fmt.Fprintf(w, "  tier %-2d      %s, price %g (%d non-zero weights, predicted score by %s%s)\n", k, t.Name, t.Price, nz, cal, gate)
+	}
+	p := a.TierPolicy
+	fmt.Fprintf(w, "  policy       λ=%g margin=%g race=%g accept_confidence=%.2f: the cheapest tier within the margin of the best predicted score − λ·price\n", p.Lambda, p.Margin, p.Race, p.AcceptConfidence)
+	if a.PolicyTarget != "" {
+		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)
+	}
+	t := a.Training
+	fmt.Fprintf(w, "  training     %d records (%d skipped), l2 %g%s, seed %d, data sha256 %.16s\n",
+		t.Records, t.Skipped, t.L2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
+	if len(t.Sources) > 0 {
+		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
+	}
+	if len(a.Metrics) > 0 {
+		keys := make([]string, 0, len(a.Metrics))
+		for k := range a.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%.4g", k, a.Metrics[k])
+		}
+		fmt.Fprintf(w, "  %-12s %s (share_K: tier K's share)\n", a.MetricsFrom, strings.Join(parts, " "))
+	}
+	return nil
 }

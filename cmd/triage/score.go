@@ -29,6 +29,9 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if a.IsMultiTier() {
+		return scoreTiers(ctx, env, a, data, *skipBad)
+	}
 	r, err := models.NewRouter(a)
 	if err != nil {
 		return err
@@ -47,6 +50,38 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 			}
 			res := r.Route(models.RecordInput(&rec))
 			return enc.Encode(line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// scoreTiers prints, per record, an N-tier router's choice: the tier,
+// its race partner, the decision and every tier's predicted score.
+func scoreTiers(ctx context.Context, env *Env, a *models.Artifact, data []string, skipBad bool) error {
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(env.Stdout)
+	enc := json.NewEncoder(bw)
+	type line struct {
+		ID        string          `json:"id"`
+		Tier      int             `json:"tier"`
+		Model     string          `json:"model"`
+		RaceModel string          `json:"race_model,omitempty"`
+		Decision  models.Decision `json:"decision"`
+		Predicted []float64       `json:"predicted"`
+	}
+	for _, p := range data {
+		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res := r.Route(models.RecordInput(&rec))
+			return enc.Encode(line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted})
 		})
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type tierFlags struct {
 	accept    float64
 	selectL2  string
 	noTierCal bool
+	vsTwoTier bool
 }
 
 // tierFlagValue is --tier (one tier per use) or --tiers (a comma-separated
@@ -74,6 +76,7 @@ func (t *tierFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.race, "race", 0, "N tiers: race the chosen tier with the next one up when that one's utility is within RACE of the chosen's (0: never)")
 	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
 	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
+	fs.BoolVar(&t.vsTwoTier, "vs-two-tier", false, "eval --cv with tiers: also cross-validate the two-tier router (--fast/--strong, default scorer) on the best pair and report its AIQ")
 	fs.BoolVar(&t.noTierCal, "no-tier-calibration", false, "N tiers: use each head's σ(logit) as its predicted score instead of its isotonic calibration (for comparisons)")
 }
 
@@ -142,6 +145,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 				seen[m]++
 			}
 			scores := make([]float64, len(tiers))
+			var conf []float64
 			for k, t := range tiers {
 				o, ok := rec.Outcomes[t.Name]
 				if !ok || o.Score == nil {
@@ -149,8 +153,17 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 					return nil
 				}
 				scores[k] = *o.Score
+				if o.Confidence != nil {
+					if conf == nil {
+						conf = make([]float64, len(tiers))
+						for j := range conf {
+							conf[j] = math.NaN()
+						}
+					}
+					conf[k] = *o.Confidence
+				}
 			}
-			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, TS: rec.TS})
+			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
 			return nil
 		})
 		set.bad += bad
@@ -216,7 +229,7 @@ func runTrainTiers(env *Env, tf *trainFlags, out string, asJSON bool) error {
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained on %d tiers, %d skipped without every tier's score, %d bad lines skipped; L2 %v (%s); wrote %s (version %s)\n",
 		len(set.examples), len(opts.Tiers), set.missing, set.bad, rep.L2, opts.Select, out, a.Version)
-	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy, nil)
+	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy)
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
 	}
@@ -324,6 +337,14 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if err != nil {
 		return err
 	}
+	fig := tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy())
+	if tf.tier.vsTwoTier && fig.AIQ != nil {
+		v, err := twoTierAIQ(ctx, env, set.examples, k, tf, fig)
+		if err != nil {
+			return err
+		}
+		fig.AIQ.TwoTierRouter = &v
+	}
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
 	}
@@ -331,7 +352,49 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %d requests, %d tiers; quality is the mean score on 0-100:\n", k, len(set.examples), len(tf.tier.tiers))
 	}
-	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, tf.tier.tiers, tf.tier.policy(), nil))
+	return printTierFigures(env.Stdout, asJSON, fig)
+}
+
+// twoTierAIQ cross-validates Triage's two-tier router (the default
+// scorer and label) on the best pair the N-tier figures found, and
+// returns the AIQ of its quality-cost curve over the same cost range:
+// the requests sent to the dearer tier are the top share by out-of-fold
+// p_hard, at every share from none to all.
+func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *trainFlags, fig tierFig) (float64, error) {
+	i, j := fig.AIQ.pair[0], fig.AIQ.pair[1]
+	pair := make([]models.Example, len(ex))
+	for n, e := range ex {
+		pair[n] = models.Example{ID: e.ID, Input: e.Input, Fast: e.Scores[i], Strong: e.Scores[j], TS: e.TS}
+	}
+	two := *tf
+	two.tier = tierFlags{}
+	two.fast, two.strong = tf.tier.tiers[i].Name, tf.tier.tiers[j].Name
+	label, err := datasets.ParseLabel(two.label)
+	if err != nil {
+		return 0, err
+	}
+	p, err := crossValidate(ctx, env, pair, k, two, label)
+	if err != nil {
+		return 0, fmt.Errorf("two-tier router on %s: %w", fig.AIQ.BestPair, err)
+	}
+	order := make([]int, len(p))
+	for n := range order {
+		order[n] = n
+	}
+	sort.SliceStable(order, func(a, b int) bool { return p[order[a]] > p[order[b]] })
+	ci, cj := tf.tier.tiers[i].Price, tf.tier.tiers[j].Price
+	var q float64
+	for _, e := range pair {
+		q += e.Fast
+	}
+	nf := float64(len(pair))
+	pts := []models.CurvePoint{{Cost: ci, Quality: 100 * q / nf}}
+	for n, r := range order {
+		q += pair[r].Strong - pair[r].Fast
+		c := float64(n + 1)
+		pts = append(pts, models.CurvePoint{Cost: ci + (cj-ci)*c/nf, Quality: 100 * q / nf})
+	}
+	return models.AIQ(pts, fig.CostLo, fig.CostHi), nil
 }
 
 // tierFig is what eval and train print of an N-tier router.
@@ -376,11 +439,17 @@ type shareFig struct {
 }
 
 type aiqFig struct {
-	Router       float64 `json:"router"`
-	Hull         float64 `json:"hull_of_singles"`
-	BestTwoTier  float64 `json:"best_two_tier"`
-	BestPair     string  `json:"best_pair"`
-	RouterPoints int     `json:"router_points"`
+	// TwoTierRouter is the AIQ of Triage's two-tier router (train
+	// --fast/--strong, its p_hard thresholds swept) on BestPair, measured
+	// by its own K-fold CV; present with eval --vs-two-tier.
+	TwoTierRouter *float64 `json:"two_tier_router,omitempty"`
+	Router        float64  `json:"router"`
+	Hull          float64  `json:"hull_of_singles"`
+	BestTwoTier   float64  `json:"best_two_tier"`
+	BestPair      string   `json:"best_pair"`
+	RouterPoints  int      `json:"router_points"`
+	// pair are BestPair's tier indices.
+	pair [2]int
 }
 
 // tierRequests turns examples and predictions into replay requests whose
@@ -400,7 +469,7 @@ func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []mo
 }
 
 // tierFigures measures the router whose predictions are pred.
-func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol models.TierPolicy, _ []float64) tierFig {
+func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol models.TierPolicy) tierFig {
 	nt := len(tiers)
 	prices := make([]float64, nt)
 	for k, t := range tiers {
@@ -461,7 +530,7 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 				sub[r] = models.TierRequest{Pred: []float64{q.Pred[i], q.Pred[j]}, Score: []float64{q.Score[i], q.Score[j]}, LatencyMS: []float64{0, 0}, CostUSD: pp}
 			}
 			if v := models.AIQ(sweep(sub, pp), lo, hi); v > a.BestTwoTier {
-				a.BestTwoTier, a.BestPair = v, tiers[i].Name+" + "+tiers[j].Name
+				a.BestTwoTier, a.BestPair, a.pair = v, tiers[i].Name+" + "+tiers[j].Name, [2]int{i, j}
 			}
 		}
 	}
@@ -495,8 +564,11 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	}
 	b.WriteString("\n")
 	if a := f.AIQ; a != nil {
-		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s)\n",
+		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s, the N-tier heads of the pair)\n",
 			f.CostLo, f.CostHi, a.Router, a.RouterPoints, a.Hull, a.BestTwoTier, a.BestPair)
+		if a.TwoTierRouter != nil {
+			fmt.Fprintf(&b, "AIQ of Triage's two-tier router (train --fast/--strong, p_hard thresholds swept) on %s: %.2f\n", a.BestPair, *a.TwoTierRouter)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -719,4 +791,32 @@ func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob st
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil
+}
+
+// evalTiersModel is eval --model on an N-tier artifact: its figures on
+// the log, at the artifact's policy and at λ = 0.
+func evalTiersModel(env *Env, a *models.Artifact, tf trainFlags, asJSON bool) error {
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	set, err := loadTierExamples(tf.data, a.TierList, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if err != nil {
+		return err
+	}
+	nt := len(a.TierList)
+	pred := make([]float64, 0, len(set.examples)*nt)
+	var buf []float64
+	for _, e := range set.examples {
+		buf = r.Predict(buf, e.Input)
+		pred = append(pred, buf...)
+	}
+	if set.missing > 0 {
+		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
+	}
+	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
+	}
+	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy))
 }

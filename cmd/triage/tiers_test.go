@@ -20,7 +20,7 @@ func threeTierLog(t *testing.T, dir string, n int) string {
 		text string
 		p    [3]float64
 	}{
-		{"tell me something nice about the weather today", [3]float64{0.8, 0.8, 0.7}},
+		{"tell me something nice about the weather today", [3]float64{0.8, 0.6, 0.7}},
 		{"write a short poem about the sea and the moon", [3]float64{0.1, 0.9, 0.3}},
 		{"solve this algebra equation for x quickly", [3]float64{0.1, 0.2, 0.9}},
 	}
@@ -63,6 +63,32 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 	if !a.IsMultiTier() || len(a.TierHeads) != 3 || a.TierList[2] != (models.Tier{Name: "maths", Price: 3}) {
 		t.Fatalf("artifact: scorer %q, %d heads, tiers %+v", a.Scorer, len(a.TierHeads), a.TierList)
 	}
+
+	t.Run("score, eval --model and model show read the N-tier artifact", func(t *testing.T) {
+		stdout, stderr, code := run(t, "score", "--model", model, "--data", log)
+		if code != 0 {
+			t.Fatalf("score exited %d: %s", code, stderr)
+		}
+		first, _, _ := strings.Cut(stdout, "\n")
+		var line struct {
+			ID        string    `json:"id"`
+			Model     string    `json:"model"`
+			Decision  string    `json:"decision"`
+			Predicted []float64 `json:"predicted"`
+		}
+		// t0 is a weather question: the cheap tier's.
+		if err := json.Unmarshal([]byte(first), &line); err != nil || line.ID != "t0" || line.Model != "cheap" || line.Decision != "fast" || len(line.Predicted) != 3 {
+			t.Errorf("score's first line %q (%v), want t0 on cheap, fast, 3 predictions", first, err)
+		}
+		stdout, stderr, code = run(t, "eval", "--model", model, "--data", log)
+		if code != 0 || !strings.Contains(stdout, "oracle") || !strings.Contains(stdout, "AIQ") {
+			t.Errorf("eval --model exited %d: %s%s", code, stdout, stderr)
+		}
+		stdout, stderr, code = run(t, "model", "show", model)
+		if code != 0 || !strings.Contains(stdout, "3 tiers") || !strings.Contains(stdout, "tier 2       maths, price 3") {
+			t.Errorf("model show exited %d: %s%s", code, stdout, stderr)
+		}
+	})
 
 	t.Run("eval --cv routes above the best single tier", func(t *testing.T) {
 		stdout, stderr, code := run(t, "eval", "--cv", "3", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--json")
