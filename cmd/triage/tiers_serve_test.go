@@ -76,6 +76,7 @@ func TestServeThreeTiers(t *testing.T) {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
 	sims := map[string]*upstreamsim.Server{}
+	servers := map[string]*httptest.Server{}
 	cfg := "tiers:\n"
 	for _, name := range []string{"small", "mid", "large"} {
 		sim, err := upstreamsim.New(upstreamsim.Options{Model: name, Records: recs, FixedLatency: time.Millisecond})
@@ -85,6 +86,7 @@ func TestServeThreeTiers(t *testing.T) {
 		ts := httptest.NewServer(sim)
 		t.Cleanup(ts.Close)
 		sims[name] = sim
+		servers[name] = ts
 		cfg += fmt.Sprintf("  - {name: %s, base_url: %s/v1, model: %s-upstream, timeout: 20s}\n", name, ts.URL, name)
 	}
 	db := filepath.Join(dir, "feedback.db")
@@ -134,6 +136,32 @@ func TestServeThreeTiers(t *testing.T) {
 			t.Errorf("sim %s: %+v, want one answer to a known prompt", name, st)
 		}
 	}
+	t.Run("/v1/route/batch chooses each kind's tier", func(t *testing.T) {
+		var reqs []string
+		for i := range ladderKinds {
+			p, _ := json.Marshal(recs[len(recs)-len(ladderKinds)+i].Prompt)
+			reqs = append(reqs, `{"prompt":`+string(p)+`}`)
+		}
+		code, body := post(t, url+"/v1/route/batch", `{"requests":[`+strings.Join(reqs, ",")+`]}`)
+		var got struct {
+			Decisions []struct{ Tier string }
+		}
+		if err := json.Unmarshal(body, &got); code != 200 || err != nil || len(got.Decisions) != len(ladderKinds) {
+			t.Fatalf("status %d (%v): %s", code, err, body)
+		}
+		for i, k := range ladderKinds {
+			if got.Decisions[i].Tier != k.tier {
+				t.Errorf("the %s prompt went to %s, want %s", k.kind, got.Decisions[i].Tier, k.tier)
+			}
+		}
+	})
+	t.Run("GET /v1/model lists the tiers with their prices and the policy", func(t *testing.T) {
+		code, body := get(t, url+"/v1/model")
+		if code != 200 || !strings.Contains(string(body), `"tier_list":[{"name":"small","price":0.1},{"name":"mid","price":1},{"name":"large","price":3}]`) ||
+			!strings.Contains(string(body), `"lambda":0.05`) {
+			t.Errorf("status %d: %s", code, body)
+		}
+	})
 	// A grader scores what the mid tier would have done on the easy
 	// request (it was not called): any tier's name is accepted.
 	t.Run("feedback about the middle tier is accepted, about a model that is no tier refused", func(t *testing.T) {
@@ -153,9 +181,30 @@ func TestServeThreeTiers(t *testing.T) {
 			t.Errorf("feedback on gpt-4: %d %s, want 400 naming the tiers", code, body)
 		}
 	})
+	t.Run("with the middle tier down its prompt is answered by the next cheaper tier", func(t *testing.T) {
+		servers["mid"].Close()
+		p, _ := json.Marshal(recs[len(recs)-2].Prompt)
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Triage-Model") != "small-upstream" || resp.Header.Get("X-Triage-Decision") != "escalate+fallback" {
+			t.Errorf("status %d, X-Triage-Model %q, X-Triage-Decision %q, want 200, small-upstream, escalate+fallback: %s", resp.StatusCode,
+				resp.Header.Get("X-Triage-Model"), resp.Header.Get("X-Triage-Decision"), body)
+		}
+	})
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, stderr)
 	}
+	t.Run("a config with two upstreams refuses the three-tier model", func(t *testing.T) {
+		two := writeFile(t, dir, "two.yaml", "tiers:\n  fast: {base_url: http://127.0.0.1:9/v1, model: f}\n  strong: {base_url: http://127.0.0.1:9/v1, model: s}\n")
+		_, stderr, code := run(t, "serve", "--model", model, "--db", filepath.Join(dir, "other.db"), "--config", two, "--addr", "127.0.0.1:0")
+		if code == 0 || !strings.Contains(stderr, "has 3 tiers (small, mid, large) but the config's tiers list 2 upstreams") {
+			t.Errorf("serve exited %d: %s", code, stderr)
+		}
+	})
 
 	st, err := datasets.OpenBoltStore(db, datasets.StoreOptions{})
 	if err != nil {
