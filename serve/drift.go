@@ -3,12 +3,14 @@ package serve
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 // Defaults of DriftConfig.
@@ -104,14 +106,40 @@ type drift struct {
 	pHard   ring // p_hard of the latest routed requests
 	kinds   []uint8
 	counts  [3]int
-	tier    [2]ring // scores of the latest feedback for fast (0), strong (1)
+	// tier holds the scores of the latest feedback per tier of the
+	// serving model, cheapest first, labelled tierLabels (fast and strong
+	// for a two-tier model, the tier names for an N-tier one).
+	tier       []ring
+	tierLabels []string
+	fbWindow   int
+	// noPHard is an N-tier model serving: it has no p_hard, so the mean
+	// is not exported.
+	noPHard bool
 }
 
 func newDrift(cfg DriftConfig) *drift {
-	return &drift{
-		pHard: newRing(cfg.Window),
-		kinds: make([]uint8, cfg.Window),
-		tier:  [2]ring{newRing(cfg.FeedbackWindow), newRing(cfg.FeedbackWindow)},
+	d := &drift{
+		pHard:    newRing(cfg.Window),
+		kinds:    make([]uint8, cfg.Window),
+		fbWindow: cfg.FeedbackWindow,
+	}
+	d.setTiers([]string{"fast", "strong"}, false)
+	return d
+}
+
+// setTiers sets the tiers of the serving model. Other labels restart the
+// accuracy windows: a window is about one tier.
+func (d *drift) setTiers(labels []string, noPHard bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noPHard = noPHard
+	if slices.Equal(labels, d.tierLabels) {
+		return
+	}
+	d.tierLabels = slices.Clone(labels)
+	d.tier = make([]ring, len(labels))
+	for i := range d.tier {
+		d.tier[i] = newRing(d.fbWindow)
 	}
 }
 
@@ -135,11 +163,13 @@ func (d *drift) routed(version string, dec models.Decision, pHard float64) {
 	d.mu.Unlock()
 }
 
-// scored records a feedback score for the fast (tier 0) or strong (1)
-// tier.
-func (d *drift) scored(tier int, score float64) {
+// scored records a feedback score for tier k, cheapest first (with two
+// tiers: fast 0, strong 1).
+func (d *drift) scored(k int, score float64) {
 	d.mu.Lock()
-	d.tier[tier].push(score)
+	if k < len(d.tier) {
+		d.tier[k].push(score)
+	}
 	d.mu.Unlock()
 }
 
@@ -158,7 +188,7 @@ func newDriftCollector(d *drift, expected func() map[models.Decision]float64) *d
 		expShare: prometheus.NewDesc("triage_drift_expected_share", "Share of each decision the serving model's thresholds were calibrated for (its expected_shares).", []string{"decision"}, nil),
 		meanP:    prometheus.NewDesc("triage_drift_mean_p_hard", "Mean p_hard over the latest routed requests (drift.window); absent before any.", nil, nil),
 		window:   prometheus.NewDesc("triage_drift_window_decisions", "Routed requests in the drift window; it restarts when another model version is loaded.", nil, nil),
-		acc:      prometheus.NewDesc("triage_drift_tier_accuracy", "Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; absent before any.", []string{"tier"}, nil),
+		acc:      prometheus.NewDesc("triage_drift_tier_accuracy", "Mean score of the latest scored feedbacks (drift.feedback_window) for a tier (fast or strong; an N-tier model's tier names); absent before any.", []string{"tier"}, nil),
 		accN:     prometheus.NewDesc("triage_drift_tier_feedback", "Scored feedbacks in the tier's accuracy window.", []string{"tier"}, nil),
 	}
 }
@@ -176,8 +206,13 @@ func (c *driftCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.d.pHard.n
 	counts := c.d.counts
 	meanP := c.d.pHard.mean()
-	acc := [2]float64{c.d.tier[0].mean(), c.d.tier[1].mean()}
-	accN := [2]int{c.d.tier[0].n, c.d.tier[1].n}
+	labels := c.d.tierLabels
+	acc := make([]float64, len(c.d.tier))
+	accN := make([]int, len(c.d.tier))
+	for i := range c.d.tier {
+		acc[i], accN[i] = c.d.tier[i].mean(), c.d.tier[i].n
+	}
+	noPHard := c.d.noPHard
 	c.d.mu.Unlock()
 	exp := c.expected()
 	// A share or mean over nothing is left out rather than exported as
@@ -190,11 +225,11 @@ func (c *driftCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.expShare, prometheus.GaugeValue, e, string(dec))
 		}
 	}
-	if n > 0 {
+	if n > 0 && !noPHard {
 		ch <- prometheus.MustNewConstMetric(c.meanP, prometheus.GaugeValue, meanP)
 	}
 	ch <- prometheus.MustNewConstMetric(c.window, prometheus.GaugeValue, float64(n))
-	for i, tier := range []string{"fast", "strong"} {
+	for i, tier := range labels {
 		if accN[i] > 0 {
 			ch <- prometheus.MustNewConstMetric(c.acc, prometheus.GaugeValue, acc[i], tier)
 		}
@@ -224,11 +259,12 @@ func (s *Server) scored(st *state, fb datasets.Feedback) {
 	if fb.Outcome.Score == nil {
 		return
 	}
-	tiers := st.art.Tiers
-	switch fb.Model {
-	case tiers.Fast:
-		s.drift.scored(0, *fb.Outcome.Score)
-	case tiers.Strong:
-		s.drift.scored(1, *fb.Outcome.Score)
+	k := slices.Index(st.tiers, fb.Model)
+	if k < 0 {
+		// A proxy tier's record_as name is its tier's too.
+		k = slices.IndexFunc(s.cfg.Proxy.Tiers.List(), func(t proxy.Tier) bool { return t.RecordAs != "" && t.RecordAs == fb.Model })
+	}
+	if k >= 0 {
+		s.drift.scored(k, *fb.Outcome.Score)
 	}
 }

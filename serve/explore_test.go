@@ -210,7 +210,7 @@ triage_drift_expected_share{decision="speculate"} 0.2
 # HELP triage_drift_mean_p_hard Mean p_hard over the latest routed requests (drift.window); absent before any.
 # TYPE triage_drift_mean_p_hard gauge
 triage_drift_mean_p_hard 0.5
-# HELP triage_drift_tier_accuracy Mean score of the latest scored feedbacks (drift.feedback_window) for the fast or strong tier; absent before any.
+# HELP triage_drift_tier_accuracy Mean score of the latest scored feedbacks (drift.feedback_window) for a tier (fast or strong; an N-tier model's tier names); absent before any.
 # TYPE triage_drift_tier_accuracy gauge
 triage_drift_tier_accuracy{tier="fast"} 1
 triage_drift_tier_accuracy{tier="strong"} 1

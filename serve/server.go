@@ -365,6 +365,11 @@ type modelInfo struct {
 }
 
 func (s *Server) setState(st *state) {
+	labels := st.tiers
+	if !st.art.IsMultiTier() {
+		labels = []string{"fast", "strong"}
+	}
+	s.drift.setTiers(labels, st.art.IsMultiTier())
 	s.state.Store(st)
 	s.m.modelInfo.Reset()
 	s.m.modelInfo.WithLabelValues(st.art.Version).Set(1)

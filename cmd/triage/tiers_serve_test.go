@@ -181,6 +181,18 @@ func TestServeThreeTiers(t *testing.T) {
 			t.Errorf("feedback on gpt-4: %d %s, want 400 naming the tiers", code, body)
 		}
 	})
+	t.Run("/metrics keeps a feedback window per tier, by name, and no mean p_hard", func(t *testing.T) {
+		_, m := get(t, url+"/metrics")
+		for _, want := range []string{`triage_drift_tier_feedback{tier="mid"} 1`, `triage_drift_tier_feedback{tier="large"} 0`,
+			`triage_proxy_upstream_duration_seconds_count{result="ok",tier="mid"} 1`} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+		if strings.Contains(string(m), "triage_drift_mean_p_hard ") {
+			t.Errorf("/metrics has a mean p_hard for an N-tier model")
+		}
+	})
 	t.Run("with the middle tier down its prompt is answered by the next cheaper tier", func(t *testing.T) {
 		servers["mid"].Close()
 		p, _ := json.Marshal(recs[len(recs)-2].Prompt)
