@@ -23,6 +23,17 @@
 // connection (HTTP/1.1) or resets the stream (HTTP/2): the upstream stops
 // generating.
 //
+// More than two tiers. The config may list N upstreams, cheapest first
+// (Tiers.Ordered); the router (the Router interface, a Choice per
+// request) picks a tier by index, and a race pairs it with the next one
+// up under the same rule as a speculation, the cheaper answer judged by
+// its tier's confidence calibration. The two-tier words stay: fast is the
+// cheapest tier alone, escalate a dearer one alone, speculate a race; a
+// client names a tier by its config name; fallback goes to the next
+// cheaper tier (the cheapest's to the next one up). The router's tiers
+// and the config's are matched by position, so the server refuses a
+// model whose tier count differs.
+//
 // Streaming ("stream": true). fast and escalate relay the upstream's
 // server-sent events unchanged as they arrive, flushing each. A
 // speculation cannot show the client a fast answer it may discard, so
