@@ -22,7 +22,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	// heap (the log's answers). The sims share the benchmark machine with
 	// the proxy they measure, so their collector's CPU is the proxy's loss.
 	defer setGCPercent(env, serveGCPercent)()
-	fs := newFlagSet(env, "upstream-sim", "--data F --model MODEL [--addr 127.0.0.1:0] [--default TEXT] [--default-latency D] [--latency-scale X | --fixed-latency D] [--seed N] [--reply recorded|placeholder]")
+	fs := newFlagSet(env, "upstream-sim", "--data F --model MODEL [--addr 127.0.0.1:0] [--default TEXT] [--default-latency D] [--latency-scale X | --fixed-latency D] [--seed N] [--fail-share P] [--reply recorded|placeholder]")
 	var data stringList
 	fs.Var(&data, "data", "labelled JSONL log(s) to answer from, comma-separated or repeated")
 	model := fs.String("model", "", "the model of the log's outcomes this server plays")
@@ -31,7 +31,8 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	defLat := fs.Duration("default-latency", 0, "wait for prompts not in the log (0 draws from the model's latency lognormal)")
 	scale := fs.Float64("latency-scale", 1, "multiply every wait by this (e.g. 0.1 for a quick replay)")
 	fixed := fs.Duration("fixed-latency", 0, "answer everything after exactly this wait (benchmarks), overriding the log")
-	seed := fs.Uint64("seed", 1, "seed of the lognormal latency draws (a prompt always draws the same wait)")
+	seed := fs.Uint64("seed", 1, "seed of the lognormal latency draws (a prompt always draws the same wait) and of the failing prompts")
+	failShare := fs.Float64("fail-share", 0, "answer this share of prompts 503 at once, the same prompts on every call (e.g. 0.2 to see a proxy fall back)")
 	reply := fs.String("reply", "recorded", "recorded: the logged response (else a placeholder naming the score); placeholder: always the placeholder")
 	chunks := fs.Int("stream-chunks", upstreamsim.DefaultStreamChunks, "most content chunks in a streamed answer")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
@@ -46,6 +47,9 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	}
 	if *scale <= 0 {
 		return usagef("use a positive factor", "--latency-scale is %v", *scale)
+	}
+	if !(*failShare >= 0 && *failShare <= 1) {
+		return usagef("use a share such as 0.2", "--fail-share is %v, want a share in [0,1]", *failShare)
 	}
 	if *fixed < 0 || *defLat < 0 {
 		return usagef("use a positive duration such as 50ms", "latencies must not be negative")
@@ -67,7 +71,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	sim, err := upstreamsim.New(upstreamsim.Options{
 		Model: *model, Records: recs, Reply: rp, Default: *def, DefaultLatency: *defLat,
-		LatencyScale: *scale, FixedLatency: *fixed, Seed: *seed, StreamChunks: *chunks, Logger: logger,
+		LatencyScale: *scale, FixedLatency: *fixed, Seed: *seed, FailShare: *failShare, StreamChunks: *chunks, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -265,6 +265,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
 			}
 		}
 	}
+	if s.fails(lastUser) {
+		s.failed.Add(1)
+		apiError(w, http.StatusServiceUnavailable, "server_error", "sim_unavailable", "the sim fails this prompt (fail share "+strconv.FormatFloat(s.opts.FailShare, 'g', -1, 64)+")")
+		return
+	}
 	e, key := s.index[lastUser], lastUser
 	if e == nil {
 		joined := strings.Join(texts, "\n")

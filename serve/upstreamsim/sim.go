@@ -98,8 +98,13 @@ type Options struct {
 	LatencyScale float64
 	// FixedLatency, when positive, is every answer's wait.
 	FixedLatency time.Duration
-	// Seed seeds the lognormal draws.
+	// Seed seeds the lognormal draws and the choice of failing prompts.
 	Seed uint64
+	// FailShare is the share of prompts answered 503 at once, as an
+	// upstream that is down for them: a prompt fails on every call or on
+	// none (drawn from its text and Seed), so a proxy's fallback can be
+	// seen on a known set. 0 fails none.
+	FailShare float64
 	// StreamChunks caps a streamed answer's content chunks; 0 is
 	// DefaultStreamChunks.
 	StreamChunks int
@@ -179,6 +184,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.LatencyScale < 0 || math.IsNaN(opts.LatencyScale) || math.IsInf(opts.LatencyScale, 0) {
 		return nil, fmt.Errorf("upstream sim: latency scale is %v, want a positive number", opts.LatencyScale)
+	}
+	if !(opts.FailShare >= 0 && opts.FailShare <= 1) {
+		return nil, fmt.Errorf("upstream sim: fail share is %v, want a share in [0,1]", opts.FailShare)
 	}
 	if opts.StreamChunks <= 0 {
 		opts.StreamChunks = DefaultStreamChunks
@@ -325,6 +333,16 @@ func (s *Server) wait(e *entry, key string) time.Duration {
 		d = time.Duration(ms * float64(time.Millisecond))
 	}
 	return time.Duration(float64(d) * s.opts.LatencyScale)
+}
+
+// fails reports whether the prompt is one of the FailShare that fail.
+func (s *Server) fails(prompt string) bool {
+	if s.opts.FailShare <= 0 {
+		return false
+	}
+	h := fnv.New64a()
+	io.WriteString(h, prompt)
+	return rand.New(rand.NewPCG(s.opts.Seed^0x5eed, h.Sum64())).Float64() < s.opts.FailShare
 }
 
 // Stats returns the counters.

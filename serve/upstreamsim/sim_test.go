@@ -568,3 +568,42 @@ func TestTextCompletions(t *testing.T) {
 		}
 	})
 }
+
+func TestFailShare(t *testing.T) {
+	status := func(ts *httptest.Server, prompt string) int {
+		b, _ := json.Marshal(prompt)
+		resp, _ := post(t, context.Background(), ts.URL, `{"messages":[{"role":"user","content":`+string(b)+`}]}`)
+		return resp.StatusCode
+	}
+	t.Run("a share of the prompts fails, each on every call", func(t *testing.T) {
+		sim, ts := newSim(t, Options{Model: "fast", FailShare: 0.5, DefaultLatency: time.Millisecond})
+		failed := 0
+		for i := range 40 {
+			p := fmt.Sprintf("prompt %d", i)
+			first, again := status(ts, p), status(ts, p)
+			if first != again || (first != 200 && first != 503) {
+				t.Fatalf("%q answered %d then %d, want the same 200 or 503", p, first, again)
+			}
+			if first == 503 {
+				failed++
+			}
+		}
+		// Binomial(40, 0.5): 10 to 30 holds but for about 2 in 1000 seeds;
+		// the seed is fixed, so this cannot flake.
+		if failed < 10 || failed > 30 || sim.Stats().Failed != int64(2*failed) {
+			t.Errorf("%d of 40 prompts failed (stats %+v), want about half", failed, sim.Stats())
+		}
+	})
+	t.Run("a share of 1 fails every prompt and 0 none", func(t *testing.T) {
+		_, all := newSim(t, Options{Model: "fast", FailShare: 1, DefaultLatency: time.Millisecond})
+		_, none := newSim(t, Options{Model: "fast", DefaultLatency: time.Millisecond})
+		if a, n := status(all, "What is 2+2?"), status(none, "What is 2+2?"); a != 503 || n != 200 {
+			t.Errorf("share 1 answered %d, share 0 %d; want 503 and 200", a, n)
+		}
+	})
+	t.Run("a share outside [0,1] is refused", func(t *testing.T) {
+		if _, err := New(Options{Model: "fast", Records: loadLog(t), FailShare: 1.5}); err == nil || !strings.Contains(err.Error(), "fail share is 1.5") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
