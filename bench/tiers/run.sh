@@ -10,7 +10,7 @@
 #
 #   bench/tiers/run.sh                    # work files in a temporary folder
 #   WORK=/tmp/tiers bench/tiers/run.sh    # keep (and reuse) them
-#   VARIANTS="routed per-head nocal" bench/tiers/run.sh   # also the comparisons
+#   VARIANTS="routed per-head platt isotonic" bench/tiers/run.sh   # also the comparisons
 #
 # Prices (per request, any unit; here the parameter count in billions, the
 # usual driver of a hosted model's price): the four Mistral-7B fine-tunes
@@ -47,9 +47,10 @@ echo "== tiers and prices: $TIERS"
 
 for v in $VARIANTS; do
 	case $v in
-	routed) extra="--vs-two-tier" ; what="one L2 for all heads, chosen by out-of-fold routed quality; isotonic per-head calibration (the default); also the two-tier router on the best pair" ;;
+	routed) extra="--vs-two-tier" ; what="the defaults: one L2 for all heads, chosen by out-of-fold routed quality; predicted score σ(logit); also Triage's two-tier router on the best pair" ;;
 	per-head) extra="--tier-l2 per-head" ; what="each head's L2 by its own log loss" ;;
-	nocal) extra="--no-tier-calibration" ; what="heads uncalibrated (σ of the logit)" ;;
+	platt) extra="--tier-calibration platt" ; what="each head's logit mapped by Platt scaling fitted on its out-of-fold logits" ;;
+	isotonic) extra="--tier-calibration isotonic" ; what="each head's logit mapped by isotonic regression fitted on its out-of-fold logits" ;;
 	*) echo "unknown variant $v" >&2; exit 2 ;;
 	esac
 	echo "== variant $v: $what"
