@@ -10,7 +10,8 @@
 #
 #   bench/tiers/run.sh                    # work files in a temporary folder
 #   WORK=/tmp/tiers bench/tiers/run.sh    # keep (and reuse) them
-#   VARIANTS="routed per-head nocal" bench/tiers/run.sh   # also the comparisons
+#   VARIANTS="routed per-head platt isotonic" bench/tiers/run.sh   # also the comparisons
+#   PRICES=spread bench/tiers/run.sh      # the sensitivity price set below
 #
 # Prices (per request, any unit; here the parameter count in billions, the
 # usual driver of a hosted model's price): the four Mistral-7B fine-tunes
@@ -42,14 +43,22 @@ if [ ! -s "$LOG" ]; then
 fi
 echo "== pooled log: $(wc -l <"$LOG") records from $(ls "$DC"/*.json | wc -l) files"
 
-TIERS="mistralai/Mistral-7B-v0.1=7.24,HuggingFaceH4/zephyr-7b-beta=7.24,cognitivecomputations/dolphin-2.6-mistral-7b=7.24,meta-math/MetaMath-Mistral-7B=7.24,itpossible/Chinese-Mistral-7B-v0.1=7.50,meta-llama/Meta-Llama-3-8B=8.03,cognitivecomputations/dolphin-2.9-llama3-8b=8.03"
+case ${PRICES:-params} in
+params) TIERS="mistralai/Mistral-7B-v0.1=7.24,HuggingFaceH4/zephyr-7b-beta=7.24,cognitivecomputations/dolphin-2.6-mistral-7b=7.24,meta-math/MetaMath-Mistral-7B=7.24,itpossible/Chinese-Mistral-7B-v0.1=7.50,meta-llama/Meta-Llama-3-8B=8.03,cognitivecomputations/dolphin-2.9-llama3-8b=8.03" ;;
+# A sensitivity check, not a market: prices spread tenfold and rising with
+# each model's mean score on the log, as a provider pricing by quality
+# would, so that quality costs money at every step.
+spread) TIERS="itpossible/Chinese-Mistral-7B-v0.1=0.1,mistralai/Mistral-7B-v0.1=0.15,meta-llama/Meta-Llama-3-8B=0.2,cognitivecomputations/dolphin-2.6-mistral-7b=0.3,HuggingFaceH4/zephyr-7b-beta=0.4,meta-math/MetaMath-Mistral-7B=0.6,cognitivecomputations/dolphin-2.9-llama3-8b=1" ;;
+*) echo "PRICES is params or spread" >&2; exit 2 ;;
+esac
 echo "== tiers and prices: $TIERS"
 
 for v in $VARIANTS; do
 	case $v in
-	routed) extra="--vs-two-tier" ; what="one L2 for all heads, chosen by out-of-fold routed quality; isotonic per-head calibration (the default); also the two-tier router on the best pair" ;;
+	routed) extra="--vs-two-tier" ; what="the defaults: one L2 for all heads, chosen by out-of-fold routed quality; predicted score σ(logit); also Triage's two-tier router on the best pair" ;;
 	per-head) extra="--tier-l2 per-head" ; what="each head's L2 by its own log loss" ;;
-	nocal) extra="--no-tier-calibration" ; what="heads uncalibrated (σ of the logit)" ;;
+	platt) extra="--tier-calibration platt" ; what="each head's logit mapped by Platt scaling fitted on its out-of-fold logits" ;;
+	isotonic) extra="--tier-calibration isotonic" ; what="each head's logit mapped by isotonic regression fitted on its out-of-fold logits" ;;
 	*) echo "unknown variant $v" >&2; exit 2 ;;
 	esac
 	echo "== variant $v: $what"

@@ -29,7 +29,7 @@ type tierFlags struct {
 	race      float64
 	accept    float64
 	selectL2  string
-	noTierCal bool
+	tierCal   string
 	vsTwoTier bool
 }
 
@@ -77,7 +77,7 @@ func (t *tierFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
 	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
 	fs.BoolVar(&t.vsTwoTier, "vs-two-tier", false, "eval --cv with tiers: also cross-validate the two-tier router (--fast/--strong, default scorer) on the best pair and report its AIQ")
-	fs.BoolVar(&t.noTierCal, "no-tier-calibration", false, "N tiers: use each head's σ(logit) as its predicted score instead of its isotonic calibration (for comparisons)")
+	fs.StringVar(&t.tierCal, "tier-calibration", models.TierCalNone, "N tiers: how a head's logit becomes the tier's predicted score: none (σ(logit)), platt or isotonic, fitted on out-of-fold logits")
 }
 
 func (t *tierFlags) multi() bool { return len(t.tiers) > 0 }
@@ -103,6 +103,11 @@ func (tf *trainFlags) checkTiers(cmd string) error {
 	default:
 		return usagef("use routed or per-head", "--tier-l2 %q is not known", t.selectL2)
 	}
+	switch t.tierCal {
+	case models.TierCalNone, models.TierCalPlatt, models.TierCalIsotonic:
+	default:
+		return usagef("use none, platt or isotonic", "--tier-calibration %q is not known", t.tierCal)
+	}
 	if len(tf.data) == 0 {
 		return usagef("give --data FILE", "%s needs --data", cmd)
 	}
@@ -122,7 +127,7 @@ func (tf *trainFlags) tierOptions() models.TierTrainOptions {
 	spec, _ := tf.spec() // checked in checkTiers
 	return models.TierTrainOptions{
 		Tiers: tf.tier.tiers, Policy: tf.tier.policy(), Features: spec, L2: tf.l2,
-		Select: tf.tier.selectL2, NoCalibration: tf.tier.noTierCal,
+		Select: tf.tier.selectL2, Calibration: tf.tier.tierCal,
 		Folds: tf.folds, NoIDF: tf.noIDF, Seed: tf.seed, Sources: tf.data,
 	}
 }

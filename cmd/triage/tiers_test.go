@@ -51,8 +51,10 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 600)
 	model := filepath.Join(dir, "tiers.json")
+	// A fixed L2 keeps this quick under -race; the L2 search is
+	// covered in models.
 	tiers := []string{"--tier", "cheap=0.1", "--tier", "chat=1", "--tier", "maths=3"}
-	_, stderr, code := run(t, append([]string{"train", "--data", log, "--folds", "3", "-o", model}, tiers...)...)
+	_, stderr, code := run(t, append([]string{"train", "--data", log, "--folds", "3", "--l2", "0.01", "-o", model}, tiers...)...)
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
@@ -91,7 +93,7 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 	})
 
 	t.Run("eval --cv routes above the best single tier", func(t *testing.T) {
-		stdout, stderr, code := run(t, "eval", "--cv", "3", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--json")
+		stdout, stderr, code := run(t, "eval", "--cv", "3", "--folds", "2", "--l2", "0.01", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--json")
 		if code != 0 {
 			t.Fatalf("eval exited %d: %s", code, stderr)
 		}
