@@ -368,18 +368,10 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 }
 
 // label is the decision label of a request the proxy sends itself (a
-// tier the client named, a speculation with tools): speculate for a
-// race, fast for the cheapest tier alone, escalate for any other, as
-// the two-tier router says.
-func (h *Handler) label(tier, race int) string {
-	switch {
-	case race != NoRace:
-		return string(models.Speculate)
-	case tier == 0:
-		return string(models.Fast)
-	}
-	return string(models.Escalate)
-}
+// tier the client named, a speculation with tools): the router's words,
+// speculate for a race, fast for the cheapest tier alone, escalate for
+// any other.
+func (h *Handler) label(tier, race int) string { return string(models.DecisionOf(tier, race)) }
 
 // decisionHdrs are the usual X-Triage-Decision values, shared.
 var decisionHdrs = map[string][]string{
