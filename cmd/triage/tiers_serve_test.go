@@ -34,7 +34,9 @@ var ladderKinds = []struct {
 // ladderLog writes a log of n records cycling through ladderKinds, each
 // model answering "<model> on <id>". A few records of each kind flip
 // the cheaper tiers' scores, so the heads are not fit to a constant.
-func ladderLog(t *testing.T, dir string, n int) (string, []datasets.Record) {
+// With smallConf the small tier logs its confidence: -0.05 when right,
+// -3 when wrong.
+func ladderLog(t *testing.T, dir string, n int, smallConf bool) (string, []datasets.Record) {
 	t.Helper()
 	var b strings.Builder
 	var recs []datasets.Record
@@ -46,7 +48,11 @@ func ladderLog(t *testing.T, dir string, n int) (string, []datasets.Record) {
 			if i%17 == 0 && j < 2 {
 				s = 1 - s
 			}
-			rec.Outcomes[m] = datasets.Outcome{Score: datasets.Float(s), Response: fmt.Sprintf("%s on %s", m, rec.ID)}
+			o := datasets.Outcome{Score: datasets.Float(s), Response: fmt.Sprintf("%s on %s", m, rec.ID)}
+			if smallConf && m == "small" {
+				o.Confidence = datasets.Float(-3 + 2.95*s)
+			}
+			rec.Outcomes[m] = o
 		}
 		line, err := json.Marshal(rec)
 		if err != nil {
@@ -67,7 +73,7 @@ func ladderLog(t *testing.T, dir string, n int) (string, []datasets.Record) {
 // tier is accepted.
 func TestServeThreeTiers(t *testing.T) {
 	dir := t.TempDir()
-	log, recs := ladderLog(t, dir, 300)
+	log, recs := ladderLog(t, dir, 300, false)
 	model := filepath.Join(dir, "ladder.json")
 	// λ 0.05 per unit of price: the mid tier must be predicted 0.045
 	// better than the small one to be worth it, the large 0.1 better than
@@ -251,5 +257,64 @@ func TestServeThreeTiers(t *testing.T) {
 	}
 	if s := exported[ids["easy"]].Outcomes["mid"].Score; s == nil || *s != 1 {
 		t.Errorf("the easy request's mid outcome has score %v, want the feedback's 1", s)
+	}
+}
+
+// TestServeThreeTiersRace serves a three-tier router trained to race
+// (--race 0.2) in front of three sims, the small one quick and logging
+// its confidence, the mid one slow: the easy prompt races small with mid
+// and keeps small's confident answer, cancelling mid; the medium prompt
+// races mid with large, whose answer comes first and is kept.
+func TestServeThreeTiersRace(t *testing.T) {
+	dir := t.TempDir()
+	log, recs := ladderLog(t, dir, 300, true)
+	model := filepath.Join(dir, "race.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--folds", "3", "--tiers", "small=0.1,mid=1,large=3", "--lambda", "0.05", "--race", "0.2", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	sims := map[string]*upstreamsim.Server{}
+	cfg := "tiers:\n"
+	for _, s := range []struct {
+		name string
+		lat  time.Duration
+	}{{"small", time.Millisecond}, {"mid", 300 * time.Millisecond}, {"large", 20 * time.Millisecond}} {
+		sim, err := upstreamsim.New(upstreamsim.Options{Model: s.name, Records: recs, FixedLatency: s.lat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(sim)
+		t.Cleanup(ts.Close)
+		sims[s.name] = sim
+		cfg += fmt.Sprintf("  - {name: %s, base_url: %s/v1, model: %s-upstream, timeout: 20s}\n", s.name, ts.URL, s.name)
+	}
+	url, stderr, stop := startServe(t, "--model", model, "--db", filepath.Join(dir, "race.db"), "--config", writeFile(t, dir, "race.yaml", cfg), "--addr", "127.0.0.1:0")
+	for i, tt := range []struct{ kind, answers string }{{"easy", "small"}, {"medium", "large"}} {
+		rec := recs[len(recs)-len(ladderKinds)+i]
+		p, _ := json.Marshal(rec.Prompt)
+		code, body := post(t, url+"/v1/route", `{"prompt":`+string(p)+`}`)
+		if k := ladderKinds[i]; code != 200 || !strings.Contains(string(body), `"decision":"speculate","p_hard":null,"tier":"`+k.tier+`","race":"`) {
+			t.Fatalf("route %s: %d %s, want a race of %s with the next tier up", tt.kind, code, body, k.tier)
+		}
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Header.Get("X-Triage-Decision") != "speculate" || resp.Header.Get("X-Triage-Model") != tt.answers+"-upstream" {
+			t.Errorf("the %s prompt: decision %q model %q, want speculate answered by %s: %s", tt.kind,
+				resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), tt.answers, b)
+		}
+	}
+	// The easy race cancelled mid's call, the medium race mid's again
+	// (large, quicker, answered first).
+	for i := 0; sims["mid"].Stats().Cancelled != 2 && i < 1000; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := sims["mid"].Stats(); st.Cancelled != 2 {
+		t.Errorf("mid sim %+v, want both of its calls cancelled", st)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr)
 	}
 }
