@@ -417,6 +417,10 @@ func (x *exchange) relay(c *call) {
 			}
 		}
 		if fin {
+			// finished is set just before done is closed: wait for it, or
+			// finish would find the call still running and record it as
+			// cancelled (seen under load).
+			<-c.done
 			if c.err != nil {
 				x.broken = true
 				x.status = http.StatusBadGateway
