@@ -97,7 +97,7 @@ func ReplayTierRequest(r *TierRequest, prices []float64, p TierPolicy, billing C
 }
 
 // ReplayTiers replays every request under p and sums up the operating
-// point. lat is scratch space for the percentiles (may be nil).
+// point.
 func ReplayTiers(reqs []TierRequest, prices []float64, p TierPolicy, billing CancelBilling) TierPoint {
 	n, nt := len(reqs), len(prices)
 	pt := TierPoint{Policy: p, N: n, Shares: make([]float64, nt)}

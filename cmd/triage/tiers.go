@@ -458,7 +458,8 @@ type aiqFig struct {
 }
 
 // tierRequests turns examples and predictions into replay requests whose
-// cost is the tier's price (cost nil) or cost[k], and no latency.
+// cost is the tier's price, with no latency (eval's figures are quality
+// and price only).
 func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []models.TierRequest {
 	nt := len(tiers)
 	price := make([]float64, nt)
