@@ -83,7 +83,9 @@ func TestServeThreeTiers(t *testing.T) {
 	}
 	sims := map[string]*upstreamsim.Server{}
 	servers := map[string]*httptest.Server{}
-	cfg := "tiers:\n"
+	// No exploration: a request it turns into a race would not show the
+	// tier chosen for it.
+	cfg := "exploration: {epsilon: 0}\ntiers:\n"
 	for _, name := range []string{"small", "mid", "large"} {
 		sim, err := upstreamsim.New(upstreamsim.Options{Model: name, Records: recs, FixedLatency: time.Millisecond})
 		if err != nil {
@@ -273,7 +275,9 @@ func TestServeThreeTiersRace(t *testing.T) {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
 	sims := map[string]*upstreamsim.Server{}
-	cfg := "tiers:\n"
+	// No exploration: a request it turns into a race would not show the
+	// tier chosen for it.
+	cfg := "exploration: {epsilon: 0}\ntiers:\n"
 	for _, s := range []struct {
 		name string
 		lat  time.Duration
