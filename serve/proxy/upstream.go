@@ -35,6 +35,9 @@ type tier struct {
 	priceOut float64
 	recordAs string
 	m        *tierMetrics
+	// rt calls the upstream: the handler's transport, or an HTTP/2
+	// cleartext one (h2c).
+	rt http.RoundTripper
 
 	// Running means of completed calls, the basis of a cancelled call's
 	// pro-rata cost (its own usage and full latency are never known):
@@ -314,7 +317,7 @@ func (h *Handler) run(c *call, body []byte) {
 	// The transport itself, as httputil.ReverseProxy does: an
 	// http.Client would copy the headers for redirects the proxy never
 	// follows.
-	resp, err := h.rt.RoundTrip(req)
+	resp, err := c.t.rt.RoundTrip(req)
 	if err != nil {
 		c.err = cleanErr(err)
 		return
