@@ -434,7 +434,9 @@ func TestAppendOutcomeReadsBackAsMarshal(t *testing.T) {
 		{"a score alone", Outcome{Score: Float(1)}},
 		{"every number", Outcome{Score: Float(0.25), LatencyMS: Float(123.5), CostUSD: Float(2e-7), Confidence: Float(-1e21)}},
 		{"a cancelled call", Outcome{LatencyMS: Float(0), Cancelled: true}},
-		{"a response goes through json.Marshal", Outcome{Score: Float(0), Response: "<a>\n\"q\""}},
+		{"a response with characters to escape", Outcome{Score: Float(0), Response: "<a>\n\"q\" \u2028 é"}},
+		{"a completed proxied call", Outcome{LatencyMS: Float(51.2), CostUSD: Float(3.1e-5), Confidence: Float(-0.4), Response: "plain text",
+			InputTokens: new(12), OutputTokens: new(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

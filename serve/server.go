@@ -489,6 +489,7 @@ func (s *Server) newEngine() *gin.Engine {
 	if s.proxy != nil {
 		s.handleProxy(e, "/v1/chat/completions", s.proxy.ServeHTTP)
 		s.handleProxy(e, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(e, "/v1/responses", s.proxy.ServeResponses)
 		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(e, http.MethodGet, "/v1/models", models)

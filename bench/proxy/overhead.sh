@@ -16,6 +16,14 @@
 #   triage-1  triage serve's proxy, model "fast": still routed and
 #             recorded, but one upstream call per request like the
 #             others (a speculation calls both sims and cancels one).
+#   triage-h2c  a second triage serve, model "triage" as above, whose
+#             tiers set h2c: true (HTTP/2 cleartext to the sims): a
+#             cancelled speculation call resets a stream instead of
+#             closing its HTTP/1.1 connection (H2C=0 skips it).
+#
+# CPU per request is the proxy process's user+system CPU over the
+# client's requests (warm-up included): a speculation's two upstream
+# calls count as the one request the client made.
 #
 # For each path it prints every round's latencies and CPU per request of
 # the proxy process (and the sims, and the load generator), then the
@@ -23,7 +31,7 @@
 # the floor measured in the same round. Targets: triage's CPU per request
 # at most 1.25x the floor's, its added p99 within 2 ms of the floor's.
 #
-#   bench/proxy/overhead.sh   # CLIENTS=50 DURATION=10s WARMUP=2s RAMP=1s ROUNDS=3 PORTKEY=1
+#   bench/proxy/overhead.sh   # CLIENTS=50 DURATION=10s WARMUP=2s RAMP=1s ROUNDS=3 PORTKEY=1 H2C=1
 #
 # PORTKEY=0 skips the gateway (it needs npm's registry the first time).
 # Everything but the gateway listens on 127.0.0.1:0; the gateway listens
@@ -38,6 +46,7 @@ WARMUP=${WARMUP:-2s}
 RAMP=${RAMP:-1s}
 ROUNDS=${ROUNDS:-3}
 PORTKEY=${PORTKEY:-1}
+H2C=${H2C:-1}
 LATENCY_MS=50
 FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
@@ -58,6 +67,12 @@ start serve "$WORK/triage" serve --model "$WORK/router.json" --db "$WORK/feedbac
 PROXY_ADDR=$ADDR SERVE_PID=$LAST_PID
 
 PATHS="direct floor triage triage-1"
+if [ "$H2C" = 1 ]; then
+	sed 's|^\(    base_url: .*\)$|\1\n    h2c: true|' "$WORK/proxy.yaml" >"$WORK/proxy-h2c.yaml"
+	start serve-h2c "$WORK/triage" serve --model "$WORK/router.json" --db "$WORK/feedback-h2c.db" --config "$WORK/proxy-h2c.yaml" --addr 127.0.0.1:0
+	H2C_ADDR=$ADDR H2C_PID=$LAST_PID
+	PATHS="$PATHS triage-h2c"
+fi
 if [ "$PORTKEY" = 1 ]; then
 	PK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	# setsid: the gateway runs under npm and sh; its own group is stopped
@@ -70,7 +85,7 @@ if [ "$PORTKEY" = 1 ]; then
 		sleep 0.2
 	done
 	curl -s -o /dev/null "http://127.0.0.1:$PK_PORT/" || { echo "portkey did not start:" >&2; cat "$WORK/portkey.err" >&2; exit 1; }
-	PATHS="direct floor portkey triage triage-1"
+	PATHS="${PATHS/floor/floor portkey}"
 fi
 
 # cpu_of PID: user+system CPU seconds of a process so far; for the
@@ -82,7 +97,7 @@ cpu_of() {
 		awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); t += $12 + $13} END {printf "%.3f", t / hz}'
 }
 # The proxy process of a path, and what a request to it looks like.
-proc() { case $1 in direct) echo "" ;; floor) echo "$FLOOR_PID" ;; portkey) echo "$PK_PID" ;; *) echo "$SERVE_PID" ;; esac; }
+proc() { case $1 in direct) echo "" ;; floor) echo "$FLOOR_PID" ;; portkey) echo "$PK_PID" ;; triage-h2c) echo "$H2C_PID" ;; *) echo "$SERVE_PID" ;; esac; }
 run_path() {
 	local path=$1 out=$2 url model=$FAST extra=()
 	case $path in
@@ -94,6 +109,7 @@ run_path() {
 		;;
 	triage) url="http://$PROXY_ADDR/v1/chat/completions" model=triage ;;
 	triage-1) url="http://$PROXY_ADDR/v1/chat/completions" model=fast ;;
+	triage-h2c) url="http://$H2C_ADDR/v1/chat/completions" model=triage ;;
 	esac
 	"$WORK/loadgen" -url "$url" -c "$CLIENTS" -duration "$DURATION" -warmup "$WARMUP" -ramp "$RAMP" \
 		-data "$WORK/log.jsonl" -meta -model "$model" "${extra[@]}" -json >"$out"
@@ -134,7 +150,7 @@ res = {p: [load(p, i) for i in range(1, rounds + 1)] for p in paths}
 for i in range(rounds):
     for p in paths:
         r = res[p][i]
-        print(f"round {i+1} {p:9s} {r['requests']:6d} requests ({r['errors']} errors) {r['rps']:5.0f} req/s  p50 {r['p50_ms']:6.2f}  "
+        print(f"round {i+1} {p:10s} {r['requests']:6d} requests ({r['errors']} errors) {r['rps']:5.0f} req/s  p50 {r['p50_ms']:6.2f}  "
               f"p99 {r['p99_ms']:7.2f}  p99.9 {r['p999_ms']:7.2f} ms; CPU us/request: proxy {r['cpu_proxy']:5.0f}, sims {r['cpu_sims']:4.0f}, "
               f"load generator {r['cpu_loadgen']:3.0f}")
 t = res["triage"][-1]
@@ -155,7 +171,7 @@ for p in paths:
         line += f" {med(r['cpu_proxy'] for r in rs):17.0f} {med(ratio):12.2f} {med(vs):14.2f}"
     print(line)
 print()
-for p in ("triage", "triage-1"):
+for p in [q for q in ("triage", "triage-1", "triage-h2c") if q in paths]:
     rs = res[p]
     ratio = med(rs[i]["cpu_proxy"] / res["floor"][i]["cpu_proxy"] for i in range(rounds))
     vs = med(rs[i]["p99_ms"] - res["floor"][i]["p99_ms"] for i in range(rounds))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
@@ -290,6 +291,61 @@ func TestOpenAISDK(t *testing.T) {
 		}
 	})
 
+	respParams := func(model, prompt string, meta map[string]string) responses.ResponseNewParams {
+		return responses.ResponseNewParams{Model: model, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(prompt)}, Metadata: meta}
+	}
+	t.Run("a response is routed on its input, and a speculation hides the logprobs it asked for", func(t *testing.T) {
+		for _, c := range []struct {
+			pick, model, decision string
+		}{{"escalate", sampleStrong, "escalate"}, {"accept", sampleFast, "speculate"}} {
+			var resp *http.Response
+			rec := r.picks[c.pick]
+			got, err := web.Responses.New(ctx, respParams("gpt-4o", rec.Prompt, rec.Meta), option.WithResponseInto(&resp))
+			if err != nil {
+				t.Fatalf("%s: %v", c.pick, err)
+			}
+			if got.Model != c.model || resp.Header.Get("X-Triage-Decision") != c.decision || got.OutputText() == "" || got.Usage.InputTokens == 0 {
+				t.Errorf("%s: model %q decision %q text %q usage %+v, want %s %s with text and usage", c.pick, got.Model,
+					resp.Header.Get("X-Triage-Decision"), got.OutputText(), got.Usage, c.model, c.decision)
+			}
+			if strings.Contains(got.RawJSON(), `"logprob"`) {
+				t.Errorf("%s: the answer carries logprobs the client did not ask for: %s", c.pick, got.RawJSON())
+			}
+		}
+	})
+
+	t.Run("a streamed response has the API's events, and a cut one is an error", func(t *testing.T) {
+		stream := web.Responses.NewStreaming(ctx, respParams("gpt-4o-mini", "hello", nil))
+		var text, final string
+		types := map[string]int{}
+		for stream.Next() {
+			ev := stream.Current()
+			types[ev.Type]++
+			switch ev.Type {
+			case "response.output_text.delta":
+				text += ev.Delta
+			case "response.completed":
+				final = ev.Response.OutputText()
+			}
+		}
+		if err := stream.Err(); err != nil || text != upstreamsim.DefaultAnswer || final != text {
+			t.Errorf("stream: deltas %q, completed %q, err %v; want %q twice", text, final, err, upstreamsim.DefaultAnswer)
+		}
+		for _, typ := range []string{"response.created", "response.output_text.delta", "response.output_text.done", "response.completed"} {
+			if types[typ] == 0 {
+				t.Errorf("no %s event in %v", typ, types)
+			}
+		}
+		stream.Close()
+		stream = web.Responses.NewStreaming(ctx, respParams("gpt-4o-mini", "a long answer fast-cut", nil))
+		for stream.Next() {
+		}
+		if stream.Err() == nil {
+			t.Error("a stream the upstream cut ended without an error")
+		}
+		stream.Close()
+	})
+
 	// A cancelled call is billed on its own prompt: the strong call a
 	// confident fast answer cancels costs about the same before and
 	// after the strong tier answered a 200 KB prompt. Billed on the
@@ -319,7 +375,9 @@ func TestOpenAISDK(t *testing.T) {
 	_, metrics := get(t, r.url+"/metrics")
 	for _, want := range []string{
 		`triage_http_requests_total{code="502",route="/v1/chat/completions"} 1`,
-		`triage_proxy_requests_total{code="502",decision="fast"} 1`,
+		`triage_http_requests_total{code="502",route="/v1/responses"} 1`,
+		// The two cut streams, a chat completion's and a response's.
+		`triage_proxy_requests_total{code="502",decision="fast"} 2`,
 		`triage_http_requests_total{code="401",route="/v1/chat/completions"} 2`,
 	} {
 		if !strings.Contains(string(metrics), want) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -51,6 +52,10 @@ type ServeConfig struct {
 	// SalvageLog applies a damaged feedback log's readable records
 	// (--salvage-log), which is otherwise refused.
 	SalvageLog bool
+	// CPUProfile is a file for a Go CPU profile of the whole run
+	// (--cpuprofile), written at shutdown: how bench/proxy/profile.sh
+	// sees where a proxied request's CPU goes under real load.
+	CPUProfile string
 }
 
 // DefaultServeConfig returns the defaults.
@@ -91,6 +96,7 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	fs.StringVar(&cfg.ConfigPath, "config", "", "YAML or JSON config file (see docs/serving.md); flags win over it")
 	fs.BoolVar(&cfg.Watch, "watch", false, "reload the model when its file is written or renamed into place (SIGHUP and /admin/reload work either way)")
 	fs.BoolVar(&cfg.Init, "init", false, "start a new store in --db when it is an existing empty (0-byte) file, which is otherwise refused")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file at shutdown")
 	fs.BoolVar(&cfg.SalvageLog, "salvage-log", false, "apply the readable records of a damaged feedback log, skipping the damaged bytes (refused otherwise; see 'triage feedback check')")
 	// Flags that override the file are applied after it is read, and only
 	// when given: their defaults must not undo the file.
@@ -323,6 +329,22 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	c := NewServeCommand(env)
 	if err := c.ParseFlags(args); err != nil {
 		return err
+	}
+	if c.Config.CPUProfile != "" {
+		f, err := os.Create(c.Config.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("create --cpuprofile file: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(env.Stderr, "triage serve: close --cpuprofile file: %v\n", err)
+			}
+		}()
 	}
 	if err := c.Run(ctx); err != nil {
 		c.Close()

@@ -84,6 +84,11 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stderr, "triage upstream-sim: %s answers %d prompts (%d bad lines skipped); latency: %s\n", *model, sim.Len(), skipped, latency)
 	fmt.Fprintf(env.Stderr, "triage upstream-sim: listening on %s\n", ln.Addr())
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	// HTTP/1.1, and HTTP/2 with prior knowledge for clients that speak it
+	// (a proxy tier with h2c: true).
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

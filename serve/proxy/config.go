@@ -61,12 +61,27 @@ type Tier struct {
 	// feedback store. Empty means the router artifact's tier name, so the
 	// next training run finds them under the names it was trained on.
 	RecordAs string `yaml:"record_as" json:"record_as"`
+	// H2C speaks HTTP/2 without TLS (prior knowledge) to an http://
+	// base URL, for upstreams that serve it (a Go server with
+	// UnencryptedHTTP2, hypercorn, envoy; triage upstream-sim). Over
+	// HTTP/1.1 a call the proxy cancels (a speculation's loser) costs
+	// its connection and the next call a new one; over HTTP/2 it costs
+	// one stream reset. https:// upstreams negotiate HTTP/2 already.
+	H2C bool `yaml:"h2c" json:"h2c"`
 }
 
 // Tiers are the two upstreams.
 type Tiers struct {
 	Fast   Tier `yaml:"fast" json:"fast"`
 	Strong Tier `yaml:"strong" json:"strong"`
+}
+
+// tier is the config of the tier named name (TierFast or TierStrong).
+func (ts Tiers) tier(name string) Tier {
+	if name == TierStrong {
+		return ts.Strong
+	}
+	return ts.Fast
 }
 
 // Config configures the proxy. Start from DefaultConfig: its
@@ -198,6 +213,9 @@ func (t Tier) validate() error {
 	}
 	if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
 		return fmt.Errorf("base_url %q ends in /chat/completions; give the API root (e.g. .../v1), the proxy adds the path", t.BaseURL)
+	}
+	if t.H2C && u.Scheme != "http" {
+		return fmt.Errorf("h2c is set for base_url %q; h2c is HTTP/2 without TLS, for http:// upstreams (https:// negotiates HTTP/2 by itself)", t.BaseURL)
 	}
 	if t.Model == "" {
 		return errors.New("model is empty; want the upstream's model name")

@@ -73,7 +73,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 		req.Header["Authorization"] = t.auth
 	}
 	start := time.Now()
-	resp, err := h.rt.RoundTrip(req)
+	resp, err := t.rt.RoundTrip(req)
 	var out []byte
 	if err == nil {
 		out, err = readLimited(resp.Body, resp.ContentLength, h.cfg.MaxResponseBytes)

@@ -101,7 +101,7 @@ func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := x.h.startCall(x.ctx, t, x.req.api.path, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	c := x.h.startCall(x.ctx, t, x.req.api, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
 	x.calls = append(x.calls, c)
 	return c, nil
 }

@@ -132,6 +132,12 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		return nil, err
 	}
 	h.tiers = []*tier{h.fast, h.strong}
+	for _, t := range h.tiers {
+		t.rt = h.rt
+		if cfg.Tiers.tier(t.name).H2C {
+			t.rt = newH2CTransport()
+		}
+	}
 	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
 	return h, nil
 }
@@ -176,6 +182,18 @@ func newClient() *http.Client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{Transport: t}
+}
+
+// newH2CTransport speaks HTTP/2 with prior knowledge over cleartext TCP
+// (the tier option h2c): one connection carries every concurrent call,
+// and a cancelled call resets its stream instead of closing the
+// connection, as HTTP/1.1 must.
+func newH2CTransport() *http.Transport {
+	t := newClient().Transport.(*http.Transport)
+	t.ForceAttemptHTTP2 = false
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetUnencryptedHTTP2(true)
+	return t
 }
 
 // Close stops recording new requests and waits (up to ctx) until the

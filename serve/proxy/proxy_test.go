@@ -101,6 +101,8 @@ type rig struct {
 	reg                *prometheus.Registry
 	logs               *bytes.Buffer
 	auth               chan string
+	// protos are the HTTP versions the upstreams were called with.
+	protos chan string
 }
 
 type rigOptions struct {
@@ -109,6 +111,9 @@ type rigOptions struct {
 	apiKey          string
 	noConfidenceCal bool
 	fixedLatency    time.Duration
+	// h2c serves the sims over HTTP/1.1 and h2c and sets h2c on the
+	// tiers.
+	h2c bool
 	// config changes the proxy's config before New.
 	config func(*Config)
 }
@@ -120,7 +125,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	fixed := func() time.Time { return time.Unix(1700000000, 0) }
-	r := &rig{rec: &memRecorder{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, auth: make(chan string, 100)}
+	r := &rig{rec: &memRecorder{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, auth: make(chan string, 100), protos: make(chan string, 100)}
 	// Unknown prompts (the fault cases) answer in 1 ms on the fast tier
 	// and 50 ms on the strong one, so which answers first is not a race.
 	for _, s := range []struct {
@@ -136,7 +141,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			t.Fatal(err)
 		}
 		*s.sim = sim
-		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			select {
+			case r.protos <- req.Proto:
+			default:
+			}
 			if name == "fast" {
 				select {
 				case r.auth <- req.Header.Get("Authorization"):
@@ -154,6 +163,12 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			}
 			sim.ServeHTTP(w, req)
 		}))
+		if o.h2c {
+			ts.Config.Protocols = new(http.Protocols)
+			ts.Config.Protocols.SetHTTP1(true)
+			ts.Config.Protocols.SetUnencryptedHTTP2(true)
+		}
+		ts.Start()
 		t.Cleanup(ts.Close)
 		*s.url = ts.URL
 	}
@@ -161,6 +176,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	cfg.RecordResponses = !o.noResponses
 	cfg.Tiers.Fast = Tier{BaseURL: r.fastURL + "/v1", Model: "fast-model", Timeout: o.fastTimeout, PriceInPer1K: 0.001, PriceOutPer1K: 0.002}
 	cfg.Tiers.Strong = Tier{BaseURL: r.strongURL + "/v1/", Model: "strong-model", PriceInPer1K: 0.01, PriceOutPer1K: 0.03}
+	cfg.Tiers.Fast.H2C, cfg.Tiers.Strong.H2C = o.h2c, o.h2c
 	env := map[string]string{}
 	if o.apiKey != "" {
 		cfg.Tiers.Fast.APIKeyEnv = "FAST_KEY"
@@ -738,6 +754,7 @@ func TestConfigValidate(t *testing.T) {
 		{"a base_url with the path is refused", Tier{BaseURL: "http://x/v1/chat/completions", Model: "m"}, "ends in /chat/completions"},
 		{"a missing model names the key", Tier{BaseURL: "http://x/v1"}, "tiers.fast.model is empty"},
 		{"a negative price is refused", Tier{BaseURL: "http://x/v1", Model: "m", PriceInPer1K: -1}, "price_in_per_1k"},
+		{"h2c on an https base_url is refused", Tier{BaseURL: "https://x/v1", Model: "m", H2C: true}, "h2c is HTTP/2 without TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -749,6 +766,25 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (Config{Tiers: Tiers{Fast: ok, Strong: ok}}).Validate(); err != nil {
 		t.Errorf("a good config: %v", err)
+	}
+}
+
+func TestH2CTiersSpeakHTTP2(t *testing.T) {
+	r := newRig(t, rigOptions{h2c: true})
+	got := r.do(t, context.Background(), r.url, chatBody("S accept", ""))
+	if got.status != 200 || got.decision != "speculate" || got.model != "fast-model" {
+		t.Fatalf("status %d decision %q model %q, want a speculation's fast answer", got.status, got.decision, got.model)
+	}
+	// The fast call reached its sim; the strong one may have been
+	// cancelled before it did.
+	n := len(r.protos)
+	if n == 0 {
+		t.Fatal("no upstream call reached a sim")
+	}
+	for range n {
+		if p := <-r.protos; p != "HTTP/2.0" {
+			t.Errorf("an upstream was called with %s, want HTTP/2.0 (h2c)", p)
+		}
 	}
 }
 

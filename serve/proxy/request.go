@@ -169,7 +169,14 @@ type api struct {
 var (
 	apiChat        = &api{path: "/chat/completions", logprobs: json.RawMessage("true"), what: "an OpenAI chat completion request"}
 	apiCompletions = &api{path: "/completions", logprobs: json.RawMessage("1"), what: "an OpenAI completion request"}
+	// apiResponses asks for log-probabilities in "include" instead, and
+	// its streams always end with the usage (response.completed).
+	apiResponses = &api{path: "/responses", what: "an OpenAI Responses API request"}
 )
+
+// includeLogprobs is the Responses API's "include" value that asks for
+// the output text's log-probabilities.
+const includeLogprobs = "message.output_text.logprobs"
 
 func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	bad := func(param, format string, args ...any) error {
@@ -239,9 +246,12 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	}
 	req.includeUsage = opts.IncludeUsage
 	var err error
-	if a == apiCompletions {
+	switch a {
+	case apiCompletions:
 		err = req.parseCompletion(field, bad)
-	} else {
+	case apiResponses:
+		err = req.parseResponses(field, bad)
+	default:
 		err = req.parseChat(field, bad)
 	}
 	if err != nil {
@@ -371,6 +381,97 @@ func (req *chatRequest) parseCompletion(field func(string, any) error, bad func(
 	return nil
 }
 
+// parseResponses reads a Responses API request's instructions and input
+// (a string, or items whose messages' text is routed on: a string
+// content or its input_text and output_text parts; other items, such as
+// function call outputs, are passed on and not routed on), whether it
+// asks for logprobs ("include") and whether it offers tools.
+func (req *chatRequest) parseResponses(field func(string, any) error, bad func(string, string, ...any) error) error {
+	var instructions string
+	var input json.RawMessage
+	var include []string
+	var tools []json.RawMessage
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{{"instructions", &instructions}, {"input", &input}, {"include", &include}, {"tools", &tools}} {
+		if err := field(f.name, f.dst); err != nil {
+			return err
+		}
+	}
+	req.tools = len(tools) > 0
+	for _, inc := range include {
+		if inc == includeLogprobs {
+			req.logprobs = true
+		}
+	}
+	var msgs []datasets.Message
+	if instructions != "" {
+		msgs = append(msgs, datasets.Message{Role: "system", Content: instructions})
+	}
+	var one string
+	var items []struct {
+		Type    string          `json:"type"`
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	switch {
+	case len(input) == 0:
+		return bad("input", "input is missing; send the text (or message items) to answer")
+	case json.Unmarshal(input, &one) == nil:
+		msgs = append(msgs, datasets.Message{Role: "user", Content: one})
+	case json.Unmarshal(input, &items) == nil:
+		for i, it := range items {
+			if it.Role == "" || (it.Type != "" && it.Type != "message") {
+				continue
+			}
+			text, err := responsesText(it.Content)
+			if err != nil {
+				return bad(fmt.Sprintf("input[%d].content", i), "input[%d].content: %v", i, err)
+			}
+			msgs = append(msgs, datasets.Message{Role: it.Role, Content: text})
+		}
+	default:
+		return bad("input", "input is not a string or an array of input items")
+	}
+	req.messages = msgs
+	turns := make([]features.Turn, len(msgs))
+	for i, m := range msgs {
+		req.textBytes += len(m.Content)
+		turns[i] = features.Turn{Role: m.Role, Content: m.Content}
+	}
+	req.input.Messages = turns
+	return nil
+}
+
+// responsesText is a Responses API message's text: a string, or its
+// input_text and output_text parts joined with "\n" (images and files
+// are not routed on).
+func responsesText(raw json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("want a string or an array of content parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "input_text" && p.Type != "output_text" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
 func typeError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -392,7 +493,14 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 		return nil, err
 	}
 	addLogprobs := wantLogprobs && !req.logprobs
-	addUsage := req.stream && !req.includeUsage
+	addUsage := req.stream && !req.includeUsage && req.api != apiResponses
+	lpName, lpValue := "logprobs", []byte(req.api.logprobs)
+	if req.api == apiResponses && addLogprobs {
+		lpName = "include"
+		if lpValue, err = req.include(); err != nil {
+			return nil, err
+		}
+	}
 	var opts []byte
 	if addUsage {
 		if opts, err = req.streamOptions(); err != nil {
@@ -419,8 +527,8 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 		case f.is("model"):
 			put([]byte(`"model":`), m)
 			sawModel = true
-		case addLogprobs && f.is("logprobs"):
-			put([]byte(`"logprobs":`), req.api.logprobs)
+		case addLogprobs && f.is(lpName):
+			put([]byte(`"`+lpName+`":`), lpValue)
 			sawLogprobs = true
 		case addUsage && f.is("stream_options"):
 			put([]byte(`"stream_options":`), opts)
@@ -433,12 +541,27 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 		put([]byte(`"model":`), m)
 	}
 	if addLogprobs && !sawLogprobs {
-		put([]byte(`"logprobs":`), req.api.logprobs)
+		put([]byte(`"`+lpName+`":`), lpValue)
 	}
 	if addUsage && !sawOpts {
 		put([]byte(`"stream_options":`), opts)
 	}
 	return append(out, '}'), nil
+}
+
+// include is a Responses API request's "include" with the output
+// text's log-probabilities added.
+func (req *chatRequest) include() ([]byte, error) {
+	var inc []json.RawMessage
+	if i := last(req.fields, "include"); i >= 0 {
+		if raw := req.body[req.fields[i].val:req.fields[i].end]; string(raw) != "null" {
+			if err := json.Unmarshal(raw, &inc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	lp, _ := json.Marshal(includeLogprobs)
+	return json.Marshal(append(inc, lp))
 }
 
 // streamOptions is the client's stream_options with include_usage set.

@@ -35,6 +35,9 @@ type tier struct {
 	priceOut float64
 	recordAs string
 	m        *tierMetrics
+	// rt calls the upstream: the handler's transport, or an HTTP/2
+	// cleartext one (h2c).
+	rt http.RoundTripper
 
 	// Running means of completed calls, the basis of a cancelled call's
 	// pro-rata cost (its own usage and full latency are never known):
@@ -126,7 +129,7 @@ type usage struct {
 // on those channels first. A stream's events are shared under mu.
 type call struct {
 	t      *tier
-	path   string // the endpoint, after the tier's base URL
+	api    *api // the endpoint and its answer's shape
 	stream bool
 	// stripLogprobs and stripUsage hide what the proxy asked for and the
 	// client did not.
@@ -161,8 +164,8 @@ type call struct {
 
 // start sends body to t in a new goroutine. The call ends at ctx's end,
 // on the tier's timeout, or when cancelled.
-func (h *Handler) startCall(ctx context.Context, t *tier, path string, body []byte, stream, stripLogprobs, stripUsage bool) *call {
-	c := &call{t: t, path: path, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
+func (h *Handler) startCall(ctx context.Context, t *tier, a *api, body []byte, stream, stripLogprobs, stripUsage bool) *call {
+	c := &call{t: t, api: a, stream: stream, stripLogprobs: stripLogprobs, stripUsage: stripUsage, start: time.Now(),
 		maxBytes: h.cfg.MaxResponseBytes, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	go h.run(c, body)
@@ -296,7 +299,7 @@ func (h *Handler) run(c *call, body []byte) {
 	// chunk) does not come within the tier's timeout.
 	timer := time.AfterFunc(c.t.timeout, func() { c.timedOut.Store(true); c.cancel() })
 	defer timer.Stop()
-	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.base+c.path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.t.base+c.api.path, bytes.NewReader(body))
 	if err != nil {
 		c.err = err
 		return
@@ -314,7 +317,7 @@ func (h *Handler) run(c *call, body []byte) {
 	// The transport itself, as httputil.ReverseProxy does: an
 	// http.Client would copy the headers for redirects the proxy never
 	// follows.
-	resp, err := h.rt.RoundTrip(req)
+	resp, err := c.t.rt.RoundTrip(req)
 	if err != nil {
 		c.err = cleanErr(err)
 		return
@@ -693,6 +696,10 @@ func (c *call) take(a *completion) {
 // parseAnswer reads a plain answer. An answer the proxy cannot read is
 // still passed on; only its usage and confidence are then unknown.
 func (c *call) parseAnswer() {
+	if c.api == apiResponses {
+		c.parseResponse()
+		return
+	}
 	var a completion
 	if !decodeCompletion(c.body, &a) {
 		return
@@ -815,7 +822,10 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 func (c *call) addEvent(raw, data []byte) {
 	out := raw
 	isData := len(data) > 0
-	if isData && string(data) != "[DONE]" {
+	end := string(data) == "[DONE]"
+	if c.api == apiResponses && isData {
+		out, end = c.responseEvent(raw, data)
+	} else if isData && !end {
 		var a completion
 		if decodeCompletion(data, &a) {
 			c.take(&a)
@@ -832,7 +842,7 @@ func (c *call) addEvent(raw, data []byte) {
 	c.events = append(c.events, out)
 	if isData {
 		c.hasData = true
-		if string(data) == "[DONE]" {
+		if end {
 			c.sawDone = true
 		}
 	}

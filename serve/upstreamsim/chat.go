@@ -152,14 +152,23 @@ type answer struct {
 	created  int64
 	// text answers a (legacy) completion: choices[].text.
 	text bool
+	// responses answers a Responses API request.
+	responses bool
 }
 
-func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) { s.handle(w, r, false) }
+// Request shapes handle reads.
+const (
+	kindChat = iota
+	kindText
+	kindResponses
+)
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) { s.handle(w, r, kindChat) }
 
 // handleCompletions answers POST /v1/completions (the legacy text API):
 // the prompt is looked up like a chat's last user message, and the
 // answer is in choices[].text with logprobs.token_logprobs.
-func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) { s.handle(w, r, true) }
+func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) { s.handle(w, r, kindText) }
 
 // completionRequest is the part of a (legacy) completion request read.
 type completionRequest struct {
@@ -188,7 +197,8 @@ func (c *completionRequest) asChat() (chatRequest, error) {
 		Logprobs: c.Logprobs != nil, MaxTokens: c.MaxTokens}, nil
 }
 
-func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
+	text := kind == kindText
 	start := time.Now()
 	s.requests.Add(1)
 	s.inFlight.Add(1)
@@ -205,13 +215,20 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
 		return
 	}
 	var req chatRequest
-	if text {
+	switch kind {
+	case kindText:
 		var cr completionRequest
 		err = json.Unmarshal(body, &cr)
 		if err == nil {
 			req, err = cr.asChat()
 		}
-	} else {
+	case kindResponses:
+		var rr responsesRequest
+		err = json.Unmarshal(body, &rr)
+		if err == nil {
+			req, err = rr.asChat()
+		}
+	default:
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil {
@@ -274,10 +291,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
 		e = s.def
 		s.unknown.Add(1)
 	}
-	a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop", text: text,
+	a := &answer{e: e, tokens: e.tokens, logprobs: e.logprobs, finish: "stop", text: text, responses: kind == kindResponses,
 		id: "chatcmpl-sim-" + strconv.FormatUint(s.seq.Add(1), 10), created: s.now().Unix()}
-	if text {
+	switch kind {
+	case kindText:
 		a.id = "cmpl-sim-" + strconv.FormatUint(s.seq.Load(), 10)
+	case kindResponses:
+		a.id = "resp_sim_" + strconv.FormatUint(s.seq.Load(), 10)
 	}
 	if maxTok != nil && *maxTok < len(a.tokens) {
 		a.tokens, a.logprobs, a.finish = a.tokens[:*maxTok], a.logprobs[:*maxTok], "length"
@@ -298,10 +318,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, text bool) {
 	// OpenAI sends a request id with every answer; clients show it.
 	w.Header().Set("X-Request-Id", "req_"+a.id)
 	var ok bool
-	if req.Stream {
-		cut := fault != nil && fault.CutStream
+	cut := fault != nil && fault.CutStream
+	switch {
+	case a.responses && req.Stream:
+		ok = s.streamResponse(w, r.Context(), a, wait, req.Logprobs, cut)
+	case a.responses:
+		ok = s.completeResponse(w, r.Context(), a, wait, req.Logprobs)
+	case req.Stream:
 		ok = s.stream(w, r.Context(), a, wait, req.Logprobs, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, cut)
-	} else {
+	default:
 		ok = s.complete(w, r.Context(), a, wait, req.Logprobs)
 	}
 	if !ok {

@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+)
+
+// ServeResponses proxies one Responses API request (POST /v1/responses),
+// routed on its instructions and input like a chat completion on its
+// messages. The tiers must serve /responses themselves (OpenAI, vLLM);
+// the proxy does not translate to chat completions. A speculation's fast
+// call asks for the output text's log-probabilities with "include" and
+// hides them from a client that did not ask.
+func (h *Handler) ServeResponses(w http.ResponseWriter, r *http.Request) {
+	h.serveAPI(w, r, apiResponses)
+}
+
+// responseObject is the part of a Responses API answer (or of the
+// response a stream's last event carries) the proxy reads.
+type responseObject struct {
+	Output []struct {
+		Type    string `json:"type"`
+		Content []struct {
+			Type     string `json:"type"`
+			Text     string `json:"text"`
+			Logprobs []struct {
+				Logprob float64 `json:"logprob"`
+			} `json:"logprobs"`
+		} `json:"content"`
+	} `json:"output"`
+	Usage *struct {
+		InputTokens  int `json:"input_tokens"`
+		OutputTokens int `json:"output_tokens"`
+	} `json:"usage"`
+}
+
+// takeUsage keeps a Responses API usage as the call's.
+func (c *call) takeUsage(r *responseObject) {
+	if r.Usage != nil {
+		c.usage = &usage{PromptTokens: r.Usage.InputTokens, CompletionTokens: r.Usage.OutputTokens}
+	}
+}
+
+// parseResponse reads a plain Responses API answer: the text and
+// log-probabilities of its output_text parts, and its usage.
+func (c *call) parseResponse() {
+	var r responseObject
+	if json.Unmarshal(c.body, &r) != nil {
+		return
+	}
+	for _, o := range r.Output {
+		if o.Type != "message" {
+			continue
+		}
+		for _, p := range o.Content {
+			if p.Type != "output_text" {
+				continue
+			}
+			c.text.WriteString(p.Text)
+			for _, l := range p.Logprobs {
+				c.lpSum += l.Logprob
+				c.lpN++
+			}
+		}
+	}
+	c.takeUsage(&r)
+	if c.stripLogprobs {
+		if b, ok := blankLogprobs(c.body); ok {
+			c.body = b
+		}
+	}
+}
+
+// responseEvent reads one event of a Responses API stream: text and
+// log-probabilities from response.output_text.delta (the done events
+// repeat them), usage from the terminal response.completed or
+// response.incomplete. end is true for a terminal event (those two,
+// response.failed and error): such a stream has no "data: [DONE]". out
+// is the event as the client sees it.
+func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
+	var ev struct {
+		Type     string `json:"type"`
+		Delta    string `json:"delta"`
+		Logprobs []struct {
+			Logprob float64 `json:"logprob"`
+		} `json:"logprobs"`
+		Response *responseObject `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return raw, false
+	}
+	switch ev.Type {
+	case "response.output_text.delta":
+		c.text.WriteString(ev.Delta)
+		for _, l := range ev.Logprobs {
+			c.lpSum += l.Logprob
+			c.lpN++
+		}
+	case "response.completed", "response.incomplete":
+		end = true
+		if ev.Response != nil {
+			c.takeUsage(ev.Response)
+		}
+	case "response.failed", "error":
+		end = true
+	}
+	out = raw
+	if c.stripLogprobs {
+		if b, ok := blankLogprobs(data); ok && !bytes.Equal(b, data) {
+			if i := bytes.Index(raw, data); i >= 0 {
+				out = append(append(append(make([]byte, 0, len(raw)), raw[:i]...), b...), raw[i+len(data):]...)
+			}
+		}
+	}
+	return out, end
+}
+
+// blankLogprobs sets every "logprobs" array in b, at any depth, to [],
+// keeping the rest as it is: what hides the log-probabilities the proxy
+// asked for from a Responses API client that did not. b must be valid
+// JSON; ok is false when it is not an object.
+func blankLogprobs(b []byte) ([]byte, bool) {
+	var spans [][2]int
+	var walk func(i int) bool
+	walk = func(i int) bool {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '{':
+			ms, ok := members(nil, b, i)
+			if !ok {
+				return false
+			}
+			for _, m := range ms {
+				v := skipWS(b, m.val)
+				if m.is("logprobs") && v < len(b) && b[v] == '[' {
+					spans = append(spans, [2]int{m.val, m.end})
+					continue
+				}
+				if !walk(m.val) {
+					return false
+				}
+			}
+		case '[':
+			for i = skipWS(b, i+1); i < len(b) && b[i] != ']'; {
+				if !walk(i) {
+					return false
+				}
+				e := valueEnd(b, i)
+				if e < 0 {
+					return false
+				}
+				if i = skipWS(b, e); i < len(b) && b[i] == ',' {
+					i = skipWS(b, i+1)
+				}
+			}
+		}
+		return true
+	}
+	if i := skipWS(b, 0); i >= len(b) || b[i] != '{' || !walk(i) {
+		return nil, false
+	}
+	out := make([]byte, 0, len(b))
+	at := 0
+	for _, sp := range spans {
+		out = append(append(out, b[at:sp[0]]...), "[]"...)
+		at = sp[1]
+	}
+	return append(out, b[at:]...), true
+}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+func TestParseResponsesRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []datasets.Message
+		logprobs   bool
+		errParam   string
+	}{
+		{name: "a string input is one user message",
+			body: `{"model":"triage","input":"hi"}`, want: []datasets.Message{{Role: "user", Content: "hi"}}},
+		{name: "instructions come first, as a system message",
+			body: `{"model":"triage","instructions":"be brief","input":[{"role":"user","content":"hi"}]}`,
+			want: []datasets.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}}},
+		{name: "text parts are joined, images and other items are not routed on",
+			body: `{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"x"},{"type":"input_text","text":"b"}]},{"type":"function_call_output","call_id":"c","output":"42"}],"include":["message.output_text.logprobs"]}`,
+			want: []datasets.Message{{Role: "user", Content: "a\nb"}}, logprobs: true},
+		{name: "a missing input is refused", body: `{"model":"triage"}`, errParam: "input"},
+		{name: "a number input is refused", body: `{"input":3}`, errParam: "input"},
+		{name: "content of the wrong type is refused", body: `{"input":[{"role":"user","content":7}]}`, errParam: "input[0].content"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := parseRequest([]byte(tc.body), apiResponses)
+			if tc.errParam != "" {
+				e, ok := err.(*apiError)
+				if !ok || e.param != tc.errParam {
+					t.Fatalf("err = %v, want an apiError about %s", err, tc.errParam)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(req.messages) != len(tc.want) {
+				t.Fatalf("messages %+v, want %+v", req.messages, tc.want)
+			}
+			for i := range tc.want {
+				if req.messages[i] != tc.want[i] || req.input.Messages[i].Content != tc.want[i].Content {
+					t.Errorf("message %d: %+v, want %+v", i, req.messages[i], tc.want[i])
+				}
+			}
+			if req.logprobs != tc.logprobs {
+				t.Errorf("logprobs %v, want %v", req.logprobs, tc.logprobs)
+			}
+		})
+	}
+}
+
+func TestResponsesUpstreamBodyAsksLogprobsInInclude(t *testing.T) {
+	req, err := parseRequest([]byte(`{"model":"triage","input":"hi","include":["reasoning.encrypted_content"],"stream":true}`), apiResponses)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := req.upstreamBody("m", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"model":"m","input":"hi","include":["reasoning.encrypted_content","message.output_text.logprobs"],"stream":true}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s (no stream_options: a response's usage is in response.completed)", got, want)
+	}
+}
+
+func TestBlankLogprobs(t *testing.T) {
+	in := `{"output":[{"content":[{"type":"output_text","text":"a","logprobs":[{"token":"a","logprob":-0.1,"top_logprobs":[]}]}]}],"logprobs":null,"x":{"logprobs":[1]}}`
+	want := `{"output":[{"content":[{"type":"output_text","text":"a","logprobs":[]}]}],"logprobs":null,"x":{"logprobs":[]}}`
+	got, ok := blankLogprobs([]byte(in))
+	if !ok || string(got) != want {
+		t.Errorf("got %s, %v\nwant %s", got, ok, want)
+	}
+	if _, ok := blankLogprobs([]byte(`[1]`)); ok {
+		t.Error("an array is not an answer: want !ok")
+	}
+	if strings.Contains(want, `"logprob"`) {
+		t.Fatal("bad fixture")
+	}
+}
