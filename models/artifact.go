@@ -79,6 +79,14 @@ type Fingerprint struct {
 	Seed uint64 `json:"seed"`
 	// Sources are the files trained on, as given.
 	Sources []string `json:"sources,omitempty"`
+	// HoldoutShare is the share of the sources' ids (by id hash with
+	// Seed, datasets.InHoldout) kept out of training by `triage train
+	// --holdout`; HeldSince, for a router made by retrain, is the time
+	// from which the timestamped records judged it rather than trained
+	// it. Together with Sources they tell which records the router was
+	// trained on, which a later retrain's gate must not judge on.
+	HoldoutShare float64   `json:"holdout_share,omitempty"`
+	HeldSince    time.Time `json:"held_since,omitzero"`
 }
 
 // Artifact is a trained router: everything serving needs to compute the
