@@ -27,10 +27,10 @@ type Design struct {
 	fastW, strongW []float64
 	soft           []bool
 	folds          []int
-	conf   []float64        // the fast tier's raw confidence, NaN when not logged
-	inputs []features.Input // of the first maxNamingExamples rows, to name features
-	expect int              // rows the caller expects in all, 0 if unknown
-	used   bool             // TrainDesign has scaled x in place
+	conf           []float64        // the fast tier's raw confidence, NaN when not logged
+	inputs         []features.Input // of the first maxNamingExamples rows, to name features
+	expect         int              // rows the caller expects in all, 0 if unknown
+	used           bool             // TrainDesign has scaled x in place
 }
 
 // DesignSample is how many rows a Design holds before it reserves room for

@@ -3,10 +3,10 @@ package models
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
-	"fmt"
 	"strings"
 	"time"
 
