@@ -93,6 +93,8 @@ func split(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the split and the traffic order")
 	base := fs.String("base", "", "output: base log")
 	traffic := fs.String("traffic", "", "output: traffic")
+	testShare := fs.Float64("test-share", 0, "share of records (by id hash, independent of the base draw) kept out of both as a test slice")
+	test := fs.String("test", "", "output: test slice (with --test-share)")
 	fs.Parse(args)
 	recs, _, err := datasets.ReadFile(*data, datasets.ReadOptions{})
 	if err != nil {
@@ -127,8 +129,20 @@ func split(args []string) error {
 	default:
 		return fmt.Errorf("--by %q, want id or subject", *by)
 	}
-	var b, t []datasets.Record
+	var b, t, ts []datasets.Record
+	// The test draw hashes with another seed, so it is independent of the
+	// base draw; test takes its share of the whole log and base its
+	// share of the whole log too (base-share / (1 − test-share) of the
+	// rest): 20/60/20 with the defaults of the issue.
+	if *testShare > 0 && *by == "id" {
+		rest := *share / (1 - *testShare)
+		inBase = func(r *datasets.Record) bool { return datasets.InHoldout(r.ID, *seed, rest) }
+	}
 	for i := range recs {
+		if *testShare > 0 && datasets.InHoldout(recs[i].ID, *seed+1000, *testShare) {
+			ts = append(ts, recs[i])
+			continue
+		}
 		if inBase(&recs[i]) {
 			b = append(b, recs[i])
 		} else {
@@ -142,7 +156,12 @@ func split(args []string) error {
 	if err := writeRecords(*traffic, t); err != nil {
 		return err
 	}
-	fmt.Printf("split by %s: %d base, %d traffic\n", *by, len(b), len(t))
+	if *testShare > 0 {
+		if err := writeRecords(*test, ts); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("split by %s: %d base, %d traffic, %d test\n", *by, len(b), len(t), len(ts))
 	return nil
 }
 
