@@ -35,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loopctl split|band|replay|heldout|compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loopctl split|band|replay|heldout|apgr|compare [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -50,10 +50,12 @@ func main() {
 		err = heldout(os.Args[2:])
 	case "band":
 		err = band(os.Args[2:])
+	case "apgr":
+		err = apgr(os.Args[2:])
 	case "compare":
 		err = compare(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q; want split, band, replay, heldout or compare", os.Args[1])
+		err = fmt.Errorf("unknown command %q; want split, band, replay, heldout, apgr or compare", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loopctl %s: %v\n", os.Args[1], err)
@@ -433,5 +435,50 @@ func heldout(args []string) error {
 		return err
 	}
 	fmt.Printf("heldout: %d traffic records routed since %s, with both tiers' outcomes\n", len(held), t0.Format(time.RFC3339))
+	return nil
+}
+
+// apgr prints the APGR on a labelled log of each `triage score` output
+// given (one JSON line per record: id, p_hard), computed by the metric
+// code train and eval use, on the records with both tiers' outcomes.
+func apgr(args []string) error {
+	fs := flag.NewFlagSet("apgr", flag.ExitOnError)
+	data := fs.String("data", "", "labelled log the scores are of")
+	fast := fs.String("fast", "", "fast model")
+	strong := fs.String("strong", "", "strong model")
+	fs.Parse(args)
+	recs, _, err := datasets.ReadFile(*data, datasets.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	for _, path := range fs.Args() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		p := map[string]float64{}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var l struct {
+				ID    string  `json:"id"`
+				PHard float64 `json:"p_hard"`
+			}
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			p[l.ID] = l.PHard
+		}
+		var ps, y, weak, strongS []float64
+		for i := range recs {
+			f, s, ok := recs[i].Scores(*fast, *strong)
+			ph, scored := p[recs[i].ID]
+			if !ok || !scored {
+				continue
+			}
+			ps, weak, strongS = append(ps, ph), append(weak, f), append(strongS, s)
+			y = append(y, datasets.Label{}.Of(f, s))
+		}
+		r := models.Evaluate(ps, y, weak, strongS)
+		fmt.Printf("%s: apgr %.4f on %d records\n", path, r.APGR, r.N)
+	}
 	return nil
 }
