@@ -264,10 +264,14 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	return res, nil
 }
 
+// countKinds counts the paired examples by kind (one-sided ones are
+// counted in ExampleStats).
 func countKinds(ls []Labelled) map[ExampleKind]int {
 	m := map[ExampleKind]int{}
 	for i := range ls {
-		m[ls[i].Kind]++
+		if ls[i].Paired {
+			m[ls[i].Kind]++
+		}
 	}
 	return m
 }

@@ -37,7 +37,7 @@ echo "work dir: $WORK (SEED=$SEED)"
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl"
 "$L" split --data "$WORK/mmlu.jsonl" --by id --base-share 0.2 --test-share 0.2 --seed "$SEED" \
   --base "$WORK/base.jsonl" --traffic "$WORK/traffic.jsonl" --test "$WORK/test.jsonl"
-"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 -o "$WORK/start.json" 2>&1 | head -2
+"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 -o "$WORK/start.json" 2>&1 | sed -n 1,2p
 cp "$WORK/start.json" "$WORK/serving.json"
 
 rm -f "$WORK/feedback.db"

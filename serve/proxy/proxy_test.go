@@ -109,6 +109,8 @@ type rigOptions struct {
 	apiKey          string
 	noConfidenceCal bool
 	fixedLatency    time.Duration
+	// explore, when set, is the proxy's exploration draw.
+	explore func(models.Result) (models.Decision, float64, bool)
 	// config changes the proxy's config before New.
 	config func(*Config)
 }
@@ -177,7 +179,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}
 	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Getenv: func(k string) string { return env[k] }})
+		Getenv: func(k string) string { return env[k] }, Explore: o.explore})
 	if err != nil {
 		t.Fatal(err)
 	}

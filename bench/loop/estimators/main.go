@@ -50,6 +50,7 @@ func run() error {
 	testPath := flag.String("test", "", "test slice")
 	eps := flag.Float64("eps", 0.02, "exploration ε")
 	replays := flag.Int("replays", 3, "replays with different exploration draws")
+	chooseL2 := flag.Bool("choose-l2", false, "let each retrain choose its L2 by cross-validation (retrain --l2 0) instead of reusing the starting router's")
 	which := flag.String("estimators", "paired-only,unweighted,ipw,clipped", "estimators to compare")
 	flag.Parse()
 	champ, err := models.Load(*start)
@@ -118,6 +119,7 @@ func run() error {
 			Compare:         models.CompareOptions{Margin: models.DefaultMargin, Bootstrap: models.BootstrapOptions{Resamples: 50}},
 			ChampionTrained: func(id string) bool { return baseIDs[id] },
 			Now:             time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			ChooseL2:        *chooseL2,
 		}
 		switch est {
 		case "paired-only":
