@@ -218,7 +218,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	heldEx := Examples(held)
 	l2, fastL2 := opts.L2, opts.L2
 	if l2 == 0 && !opts.ChooseL2 {
-		l2, fastL2 = champion.Training.L2, champion.Training.FastL2
+		l2, fastL2 = scaledL2(champion, train)
 	}
 	// The challenger keeps the champion's scorer, so the comparison is
 	// about the new data, not a new method.
@@ -266,6 +266,49 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 
 // countKinds counts the paired examples by kind (one-sided ones are
 // counted in ExampleStats).
+// scaledL2 is the champion's regularisation for a fit on train: the same
+// prior on the weights, not the same penalty. The fit's loss is a mean
+// over its rows, so a fixed Gaussian prior is a penalty inversely
+// proportional to the number of rows a head fits; a retrain that kept the
+// champion's penalty on four times the rows would shrink four times too
+// hard (on MMLU, test APGR 0.650 against 0.677 with the penalty scaled,
+// docs/loop.md §4). Each per-tier head counts the rows where its tier was
+// observed; the other heads, the paired rows. The champion's own count
+// is its training records.
+func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
+	l2, fastL2 = champion.Training.L2, champion.Training.FastL2
+	n0 := float64(champion.Training.Records)
+	if n0 <= 0 {
+		return l2, fastL2
+	}
+	var nFast, nStrong, nPaired float64
+	for i := range train {
+		if !math.IsNaN(train[i].Fast) {
+			nFast++
+		}
+		if !math.IsNaN(train[i].Strong) {
+			nStrong++
+		}
+		if train[i].Paired {
+			nPaired++
+		}
+	}
+	nFirst := nPaired
+	if k := champion.ScorerKind(); k == ScorerPerTier || k == ScorerBlend {
+		nFirst = nStrong
+	}
+	if fastL2 == 0 {
+		fastL2 = l2
+	}
+	if nFirst > 0 {
+		l2 *= n0 / nFirst
+	}
+	if nFast > 0 {
+		fastL2 *= n0 / nFast
+	}
+	return l2, fastL2
+}
+
 func countKinds(ls []Labelled) map[ExampleKind]int {
 	m := map[ExampleKind]int{}
 	for i := range ls {

@@ -51,6 +51,7 @@ func run() error {
 	eps := flag.Float64("eps", 0.02, "exploration ε")
 	replays := flag.Int("replays", 3, "replays with different exploration draws")
 	chooseL2 := flag.Bool("choose-l2", false, "let each retrain choose its L2 by cross-validation (retrain --l2 0) instead of reusing the starting router's")
+	l2 := flag.Float64("l2", 0, "L2 of every retrain's heads (retrain --l2); 0 reuses the starting router's")
 	which := flag.String("estimators", "paired-only,unweighted,ipw,clipped", "estimators to compare")
 	flag.Parse()
 	champ, err := models.Load(*start)
@@ -120,6 +121,7 @@ func run() error {
 			ChampionTrained: func(id string) bool { return baseIDs[id] },
 			Now:             time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 			ChooseL2:        *chooseL2,
+			L2:              *l2,
 		}
 		switch est {
 		case "paired-only":
