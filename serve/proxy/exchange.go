@@ -150,7 +150,12 @@ func (x *exchange) runTier(t *tier) {
 // left. Otherwise the call failed and c says how, for fail. A 4xx is
 // served as the answer, except a 429 that may fall back.
 func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
-	c, err := x.begin(t, false)
+	// A routed, unstreamed fast answer asks for log-probabilities
+	// (stripped from the client's answer unless it asked), so its
+	// confidence is recorded: retrain's soft label where nobody scores
+	// the answer. A stream is relayed as the upstream sent it, so it
+	// does not.
+	c, err := x.begin(t, t == x.h.fast && !x.forced && !x.req.stream)
 	if err != nil {
 		x.refuse(err)
 		return nil, true
