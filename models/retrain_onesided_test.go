@@ -237,3 +237,27 @@ func asNothing(err error, target **NothingToJudgeError) bool {
 	}
 	return ok
 }
+
+// TestScaledL2: a retrain keeps the champion's prior, so each head's
+// penalty shrinks with the rows it fits relative to the champion's.
+func TestScaledL2(t *testing.T) {
+	champ := &Artifact{Scorer: ScorerPerTier, Training: Fingerprint{Records: 100, L2: 0.01, FastL2: 0.1}}
+	var train []Labelled
+	for i := range 400 {
+		l := Labelled{Example: Example{Fast: 1, Strong: math.NaN()}}
+		if i < 200 {
+			l.Strong, l.Paired = 0, true
+		}
+		train = append(train, l)
+	}
+	l2, fast := scaledL2(champ, train)
+	if math.Abs(l2-0.005) > 1e-12 || math.Abs(fast-0.025) > 1e-12 {
+		t.Errorf("l2 %v fast %v, want 0.01×100/200 and 0.1×100/400", l2, fast)
+	}
+	// A champion that fitted one-sided rows counts each head's own.
+	champ.Training.HeadRecords = map[string]int{"fast": 200, "strong": 50, "paired": 50}
+	l2, fast = scaledL2(champ, train)
+	if math.Abs(l2-0.0025) > 1e-12 || math.Abs(fast-0.05) > 1e-12 {
+		t.Errorf("l2 %v fast %v, want 0.01×50/200 and 0.1×200/400", l2, fast)
+	}
+}

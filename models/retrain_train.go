@@ -281,6 +281,12 @@ func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
 	if n0 <= 0 {
 		return l2, fastL2
 	}
+	// A champion fitted on one-sided records says what each head saw.
+	hr := champion.Training.HeadRecords
+	n0First, n0Fast := n0, n0
+	if hr["fast"] > 0 {
+		n0Fast = float64(hr["fast"])
+	}
 	var nFast, nStrong, nPaired float64
 	for i := range train {
 		if !math.IsNaN(train[i].Fast) {
@@ -294,17 +300,24 @@ func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
 		}
 	}
 	nFirst := nPaired
+	if hr["paired"] > 0 {
+		n0First = float64(hr["paired"])
+	}
 	if k := champion.ScorerKind(); k == ScorerPerTier || k == ScorerBlend {
 		nFirst = nStrong
+		n0First = n0
+		if hr["strong"] > 0 {
+			n0First = float64(hr["strong"])
+		}
 	}
 	if fastL2 == 0 {
 		fastL2 = l2
 	}
 	if nFirst > 0 {
-		l2 *= n0 / nFirst
+		l2 *= n0First / nFirst
 	}
 	if nFast > 0 {
-		fastL2 *= n0 / nFast
+		fastL2 *= n0Fast / nFast
 	}
 	return l2, fastL2
 }

@@ -471,6 +471,18 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			Seed:    opts.Seed, Sources: opts.Sources,
 		},
 	}
+	if oneSided {
+		hr := map[string]int{"paired": npaired}
+		for i := range n {
+			if headW[headFast][i] > 0 {
+				hr["fast"]++
+			}
+			if headW[headStrong][i] > 0 {
+				hr["strong"]++
+			}
+		}
+		a.Training.HeadRecords = hr
+	}
 	a.setHeads(final)
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
 	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
