@@ -289,10 +289,16 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		Held       map[models.ExampleKind]int `json:"held"`
 		Traffic    models.TrafficEstimate     `json:"traffic"`
 		Warnings   []string                   `json:"warnings,omitempty"`
+		// One-sided examples kept (each trains its tier's head) and the
+		// paired records not judged because the champion trained on them.
+		OneSided        map[string]int `json:"one_sided"`
+		ChampionTrained int            `json:"champion_trained"`
 		*models.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
+		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
+		ChampionTrained: res.ChampionTrained,
 	}
 	if written {
 		v.Output = out
