@@ -73,7 +73,7 @@ func (h *headCV) oof(k int) []float64 { return h.cv.GridOOF[k] }
 // every row (a tier that always succeeds, say) gets a constant head: there
 // is nothing to learn and the optimiser would chase an infinite intercept.
 func cvHead(name string, x *classifier.Sparse, y, w []float64, folds []int, grid []float64, copts classifier.Options) (*headCV, error) {
-	if c, ok := constant(y); ok {
+	if c, ok := constant(observed(y, w)); ok {
 		p := math.Min(math.Max(c, 1e-4), 1-1e-4)
 		h := &headCV{constant: true, bias: math.Log(p / (1 - p))}
 		h.cv = classifier.CVResult{Grid: slices.Clone(grid), Loss: make([]float64, len(grid)), GridOOF: make([][]float64, len(grid)), Best: grid[0]}
@@ -94,6 +94,21 @@ func cvHead(name string, x *classifier.Sparse, y, w []float64, folds []int, grid
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &headCV{cv: cv}, nil
+}
+
+// observed is y where the weight is positive: a head's rows whose tier was
+// observed.
+func observed(y, w []float64) []float64 {
+	if w == nil {
+		return y
+	}
+	out := make([]float64, 0, len(y))
+	for i, v := range y {
+		if w[i] > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // candidate is one router the heads' fits make: a scorer and, per head it

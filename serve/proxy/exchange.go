@@ -59,6 +59,10 @@ type exchange struct {
 	pHard    float64
 	decision models.Decision
 	forced   bool
+	// explored: exploration made both tiers run (runExplore); propensity
+	// is the probability of what ran (1 without exploration).
+	explored   bool
+	propensity float64
 
 	calls     []*call
 	cancelled map[*call]cancelInfo
@@ -146,7 +150,12 @@ func (x *exchange) runTier(t *tier) {
 // left. Otherwise the call failed and c says how, for fail. A 4xx is
 // served as the answer, except a 429 that may fall back.
 func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
-	c, err := x.begin(t, false)
+	// A routed, unstreamed fast answer asks for log-probabilities
+	// (stripped from the client's answer unless it asked), so its
+	// confidence is recorded: retrain's soft label where nobody scores
+	// the answer. A stream is relayed as the upstream sent it, so it
+	// does not.
+	c, err := x.begin(t, t == x.h.fast && !x.forced && !x.req.stream)
 	if err != nil {
 		x.refuse(err)
 		return nil, true
@@ -232,6 +241,55 @@ func (x *exchange) runSpeculate() {
 			x.clientGone()
 			return
 		}
+	}
+}
+
+// runExplore is an explored request: both tiers run to completion, none
+// cancelled, so both outcomes (with the fast tier's confidence and each
+// tier's usage) are recorded for retraining, and the client gets the
+// answer the policy would have given: the fast one for a fast decision,
+// the strong one for an escalation (the other tier's answer when that
+// one failed, marked as a fallback). The client waits for the slower
+// tier; that latency and the other tier's cost are what exploration costs
+// (docs/loop.md).
+func (x *exchange) runExplore() {
+	fc, err := x.begin(x.h.fast, true)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	sc, err := x.begin(x.h.strong, false)
+	if err != nil {
+		x.cancelCall(fc, cancelClient)
+		x.refuse(err)
+		return
+	}
+	for _, c := range []*call{fc, sc} {
+		select {
+		case <-c.done:
+		case <-x.ctx.Done():
+			x.clientGone()
+			return
+		}
+	}
+	first, second := fc, sc
+	if x.decision == models.Escalate {
+		first, second = sc, fc
+	}
+	if raw, ok := fc.confidence(); ok {
+		if p, ok := x.router.CalibratedConfidence(raw); ok {
+			x.calConf, x.hasConf = p, true
+		}
+	}
+	switch {
+	case first.ok() || (first.clientError() && !first.fallbackable(x.h.cfg.FallbackOn429)):
+		x.serve(first)
+	case second.ok():
+		x.fallback = second.t.name
+		x.w.Header().Set(HeaderDecision, string(x.decision)+"+fallback")
+		x.serve(second)
+	default:
+		x.fail(fc, sc)
 	}
 }
 
@@ -482,7 +540,12 @@ func (x *exchange) finish() {
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}
 	if !x.forced {
-		rec.Decision.Propensity = 1
+		rec.Decision.Propensity = x.propensity
+		if x.explored {
+			// Both tiers ran, as on a speculation: the record says so,
+			// with the probability of that (ε), as /v1/route records it.
+			rec.Decision.Kind, rec.Decision.Explored = string(models.Speculate), true
+		}
 	}
 	rec.Decision.Fallback = x.fallback
 	switch {
@@ -496,6 +559,13 @@ func (x *exchange) finish() {
 		if ok {
 			rec.Outcomes[name] = o
 		}
+		// What exploration added: the tier the policy would not have run.
+		if ok && x.explored && o.CostUSD != nil && (c.t.name == TierStrong) == (x.decision == models.Fast) {
+			x.h.m.exploreCost.WithLabelValues(string(c.t.name)).Add(*o.CostUSD)
+		}
+	}
+	if x.explored {
+		x.h.m.explored.Inc()
 	}
 	x.h.rec.enqueue(&rec)
 }

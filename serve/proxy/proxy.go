@@ -31,6 +31,11 @@ const (
 	// HeaderModel is the upstream model whose answer (or error) this is;
 	// "none" when no upstream answered.
 	HeaderModel = "X-Triage-Model"
+	// HeaderExplored is "true" on an answer whose request exploration made
+	// run both tiers to completion (the answer is the one the policy
+	// chose); feedback about both tiers' answers is welcome under its
+	// request id.
+	HeaderExplored = "X-Triage-Explored"
 	// HeaderRequestID is the id the request is recorded under; feedback
 	// about the answer goes to POST /v1/feedback with it.
 	HeaderRequestID = "X-Triage-Request-Id"
@@ -65,6 +70,10 @@ type Deps struct {
 	Getenv func(string) string
 	// Now is the clock of recorded timestamps; nil is time.Now.
 	Now func() time.Time
+	// Explore draws exploration for a routed request's routing result
+	// (its policy decision): the decision to take, its probability, and
+	// whether exploration changed it (to speculate). Nil never explores.
+	Explore func(models.Result) (taken models.Decision, propensity float64, explored bool)
 }
 
 // Handler is the OpenAI-compatible POST /v1/chat/completions endpoint. It
@@ -74,6 +83,7 @@ type Deps struct {
 type Handler struct {
 	cfg          Config
 	router       func() Router
+	explore      func(models.Result) (models.Decision, float64, bool)
 	log          *slog.Logger
 	rt           http.RoundTripper
 	now          func() time.Time
@@ -108,7 +118,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, now: deps.Now}
+	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now}
 	switch {
 	case deps.Client == nil:
 		h.rt = newClient().Transport
@@ -269,16 +279,26 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		if x.decision == models.Speculate && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
 			x.decision = models.Escalate
 		}
+		x.propensity = 1
+		if h.explore != nil {
+			taken, p, explored := h.explore(models.Result{PHard: res.PHard, Decision: x.decision})
+			x.propensity, x.explored = p, explored && taken == models.Speculate && x.decision != models.Speculate
+		}
 	case target == TierFast:
 		x.decision, x.forced = models.Fast, true
 	default:
 		x.decision, x.forced = models.Escalate, true
 	}
 	hd[HeaderDecision] = decisionHdr[x.decision]
-	switch x.decision {
-	case models.Fast:
+	if x.explored {
+		hd[HeaderExplored] = []string{"true"}
+	}
+	switch {
+	case x.explored:
+		x.runExplore()
+	case x.decision == models.Fast:
 		x.runTier(h.fast)
-	case models.Escalate:
+	case x.decision == models.Escalate:
 		x.runTier(h.strong)
 	default:
 		x.runSpeculate()
