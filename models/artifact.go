@@ -81,6 +81,19 @@ type Fingerprint struct {
 	Seed uint64 `json:"seed"`
 	// Sources are the files trained on, as given.
 	Sources []string `json:"sources,omitempty"`
+	// HoldoutShare is the share of the sources' ids (by id hash with
+	// Seed, datasets.InHoldout) kept out of training by `triage train
+	// --holdout`; HeldSince, for a router made by retrain, is the time
+	// from which the timestamped records judged it rather than trained
+	// it. Together with Sources they tell which records the router was
+	// trained on, which a later retrain's gate must not judge on.
+	// HeadRecords counts, when some training records had one tier's
+	// outcome only, the rows each per-tier head fitted ("fast", "strong")
+	// and the paired ones ("paired"); a later retrain scales each head's
+	// penalty by them (see Retrain).
+	HeadRecords  map[string]int `json:"head_records,omitempty"`
+	HoldoutShare float64        `json:"holdout_share,omitempty"`
+	HeldSince    time.Time      `json:"held_since,omitzero"`
 }
 
 // Artifact is a trained router: everything serving needs to compute the

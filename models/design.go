@@ -23,14 +23,18 @@ type Design struct {
 	fast   []float64
 	strong []float64
 	weight []float64
-	folds  []int
-	conf   []float64        // the fast tier's raw confidence, NaN when not logged
-	multi  []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
-	ntier  int              // tiers per example in multi, 0 for a two-tier design
-	mconf  []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
-	inputs []features.Input // of the first maxNamingExamples rows, to name features
-	expect int              // rows the caller expects in all, 0 if unknown
-	used   bool             // TrainDesign has scaled x in place
+	// fastW and strongW are the heads' own weights (Example.FastWeight,
+	// StrongWeight); soft marks a fast target taken from confidence.
+	fastW, strongW []float64
+	soft           []bool
+	folds          []int
+	conf           []float64        // the fast tier's raw confidence, NaN when not logged
+	multi          []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
+	ntier          int              // tiers per example in multi, 0 for a two-tier design
+	mconf          []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
+	inputs         []features.Input // of the first maxNamingExamples rows, to name features
+	expect         int              // rows the caller expects in all, 0 if unknown
+	used           bool             // TrainDesign has scaled x in place
 }
 
 // DesignSample is how many rows a Design holds before it reserves room for
@@ -55,7 +59,8 @@ func NewDesign(spec features.Spec) (*Design, error) {
 func (d *Design) Len() int { return len(d.ids) }
 
 // Scores returns each example's fast and strong tier scores, in the order
-// added. The slices are the design's own: do not modify them.
+// added (NaN where a tier was not observed). The slices are the design's
+// own: do not modify them.
 func (d *Design) Scores() (fast, strong []float64) { return d.fast, d.strong }
 
 // TierScores returns each example's N-tier scores, row-major (Tiers() per
@@ -78,10 +83,11 @@ func (d *Design) Inputs() []features.Input { return d.inputs }
 // memory or copies.
 func (d *Design) Expect(rows int) {
 	d.expect = rows
-	for _, s := range []*[]float64{&d.fast, &d.strong, &d.weight, &d.conf} {
+	for _, s := range []*[]float64{&d.fast, &d.strong, &d.weight, &d.fastW, &d.strongW, &d.conf} {
 		*s = growTo(*s, rows)
 	}
 	d.ids = growTo(d.ids, rows)
+	d.soft = growTo(d.soft, rows)
 	d.folds = growTo(d.folds, rows)
 	if d.Len() >= DesignSample {
 		d.reserve()
@@ -147,6 +153,16 @@ func (d *Design) AddRow(row Row, ex *Example) {
 	d.fast = append(d.fast, ex.Fast)
 	d.strong = append(d.strong, ex.Strong)
 	d.weight = append(d.weight, w)
+	fw, sw := ex.FastWeight, ex.StrongWeight
+	if fw == 0 {
+		fw = w
+	}
+	if sw == 0 {
+		sw = w
+	}
+	d.fastW = append(d.fastW, fw)
+	d.strongW = append(d.strongW, sw)
+	d.soft = append(d.soft, ex.FastSoft)
 	d.folds = append(d.folds, ex.Fold)
 	c := math.NaN()
 	if ex.Confidence != nil {

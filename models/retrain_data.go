@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 )
@@ -190,6 +191,48 @@ type Labelled struct {
 	Propensity float64
 	// Clipped is true when the weight hit the cap.
 	Clipped bool
+	// Paired says both tiers' scores were observed: only paired examples
+	// can judge a router (the held-out slice) or train the label, gain
+	// and selection; one-sided ones train their tier's head only.
+	Paired bool
+}
+
+// HeadEstimator is how a per-tier head weighs the rows where its tier
+// ran. The fit's loss is divided by the sum of its weights, so every
+// weighted fit is self-normalised (Hájek); the choice is whether to
+// weigh at all, and where to cap. docs/loop.md §4 has the replay that
+// chose the default.
+type HeadEstimator string
+
+// The head estimators.
+const (
+	// HeadUnweighted gives every observed row weight 1: consistent when
+	// the head is well specified, since which tier ran depends on the
+	// request's features only.
+	HeadUnweighted HeadEstimator = "unweighted"
+	// HeadIPW weighs a row by 1/P(its tier ran), uncapped (self-normalised
+	// by the fit).
+	HeadIPW HeadEstimator = "ipw"
+	// HeadClipped is HeadIPW with the weights capped at
+	// ExampleOptions.HeadMaxWeight.
+	HeadClipped HeadEstimator = "clipped"
+)
+
+// DefaultHeadEstimator is the estimator retrain uses unless told.
+const DefaultHeadEstimator = HeadUnweighted
+
+// DefaultHeadMaxWeight caps HeadClipped's weights.
+const DefaultHeadMaxWeight = 10
+
+// ParseHeadEstimator checks a --head-weights value.
+func ParseHeadEstimator(s string) (HeadEstimator, error) {
+	switch e := HeadEstimator(s); e {
+	case HeadUnweighted, HeadIPW, HeadClipped:
+		return e, nil
+	case "":
+		return DefaultHeadEstimator, nil
+	}
+	return "", fmt.Errorf("head estimator %q is not known; want unweighted, ipw or clipped", s)
 }
 
 // ExampleOptions configures LabelledExamples.
@@ -201,6 +244,23 @@ type ExampleOptions struct {
 	MaxWeight float64
 	// NoIPW gives every example weight 1.
 	NoIPW bool
+	// OneSided keeps the records with one tier's outcome too (see
+	// Labelled.Paired).
+	OneSided bool
+	// Heads weighs the per-tier heads' rows; "" means
+	// DefaultHeadEstimator. HeadMaxWeight caps HeadClipped's weights (0
+	// means DefaultHeadMaxWeight).
+	Heads         HeadEstimator
+	HeadMaxWeight float64
+	// SoftFast, when set, is the champion's confidence calibration: a
+	// record whose fast tier answered with a confidence but got no score
+	// gets the calibrated P(fast answer correct) as a soft target for the
+	// fast head. A posted score always wins. Needs OneSided.
+	SoftFast *classifier.Calibration
+	// Policy is the champion's, to tell which tier an explored request's
+	// policy would have run (from its p_hard): that tier ran with
+	// probability 1, the other with the exploration ε.
+	Policy Policy
 }
 
 // ExampleStats counts what LabelledExamples found.
@@ -211,6 +271,10 @@ type ExampleStats struct {
 	// Unpaired counts records missing a tier's score, by the decision
 	// that routed them ("" for records with no decision).
 	Unpaired map[string]int
+	// FastOnly and StrongOnly count the one-sided examples kept (with
+	// OneSided), SoftFast those whose fast target is a calibrated
+	// confidence.
+	FastOnly, StrongOnly, SoftFast int
 	// NoPropensity counts routed, labelled records without a recorded
 	// propensity (from a server without exploration); they get weight 1.
 	NoPropensity int
@@ -219,30 +283,50 @@ type ExampleStats struct {
 }
 
 // LabelledExamples turns merged records into weighted training examples:
-// the records with both tiers' scores. A routed record's weight is the
-// inverse of the recorded propensity of its decision, which makes the
-// routed examples stand for all traffic as long as every request had a
-// positive chance of being speculated (exploration ε > 0); see
-// docs/loop.md for where that holds and where it does not.
+// the records with both tiers' scores, and with OneSided those with one.
+// A routed record's weight is the inverse of the recorded propensity of
+// its decision, which makes the routed examples stand for all traffic as
+// long as every request had a positive chance of being speculated
+// (exploration ε > 0); see docs/loop.md for where that holds and where it
+// does not. The per-tier heads' weights are set by opts.Heads.
 func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, ExampleStats, error) {
 	st := ExampleStats{Records: len(recs), ByKind: map[ExampleKind]int{}, Unpaired: map[string]int{}}
+	heads, err := ParseHeadEstimator(string(opts.Heads))
+	if err != nil {
+		return nil, st, err
+	}
 	var out []Labelled
 	for i := range recs {
 		r := &recs[i]
-		f, s, ok := r.Scores(opts.Tiers.Fast, opts.Tiers.Strong)
-		if !ok {
+		fo, so := r.Outcomes[opts.Tiers.Fast], r.Outcomes[opts.Tiers.Strong]
+		f, s := math.NaN(), math.NaN()
+		if fo.Score != nil {
+			f = *fo.Score
+		}
+		if so.Score != nil {
+			s = *so.Score
+		}
+		soft := false
+		if math.IsNaN(f) && opts.SoftFast != nil && fo.Confidence != nil && !fo.Cancelled {
+			f, soft = opts.SoftFast.Apply(*fo.Confidence), true
+		}
+		paired := fo.Score != nil && so.Score != nil
+		if !paired {
 			kind := ""
 			if r.Decision != nil {
 				kind = r.Decision.Kind
 			}
 			st.Unpaired[kind]++
-			continue
+			if !opts.OneSided || (math.IsNaN(f) && math.IsNaN(s)) {
+				continue
+			}
 		}
-		ex := Labelled{Example: Example{ID: r.ID, Input: RecordInput(r), Fast: f, Strong: s, TS: r.TS, Weight: 1}, Kind: KindBase, Propensity: 1}
-		if o := r.Outcomes[opts.Tiers.Fast]; o.Confidence != nil {
-			c := *o.Confidence
+		ex := Labelled{Example: Example{ID: r.ID, Input: RecordInput(r), Fast: f, Strong: s, FastSoft: soft, TS: r.TS, Weight: 1}, Kind: KindBase, Propensity: 1, Paired: paired}
+		if fo.Confidence != nil {
+			c := *fo.Confidence
 			ex.Confidence = &c
 		}
+		pFast, pStrong := 1.0, 1.0
 		if d := r.Decision; d != nil {
 			ex.Kind = KindPolicy
 			if d.Explored {
@@ -250,23 +334,77 @@ func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, 
 			}
 			switch p := d.Propensity; {
 			case p == 0:
-				st.NoPropensity++
+				if paired {
+					st.NoPropensity++
+				}
 			case !(p > 0 && p <= 1):
 				return nil, st, fmt.Errorf("record %q: decision.propensity is %v, want a probability in (0,1]", r.ID, p)
 			default:
 				ex.Propensity = p
 				if !opts.NoIPW {
 					ex.Weight, ex.Clipped = InversePropensity(p, opts.MaxWeight)
-					if ex.Clipped {
+					if ex.Clipped && paired {
 						st.Clipped++
 					}
 				}
+				pFast, pStrong = tierPropensities(d, opts.Policy)
 			}
 		}
-		st.ByKind[ex.Kind]++
+		if heads != HeadUnweighted {
+			capW := math.Inf(1)
+			if heads == HeadClipped {
+				capW = opts.HeadMaxWeight
+				if capW <= 0 {
+					capW = DefaultHeadMaxWeight
+				}
+			}
+			ex.FastWeight, ex.StrongWeight = math.Min(1/pFast, capW), math.Min(1/pStrong, capW)
+		}
+		switch {
+		case paired:
+			st.ByKind[ex.Kind]++
+		case soft:
+			st.SoftFast++
+		case math.IsNaN(s):
+			st.FastOnly++
+		default:
+			st.StrongOnly++
+		}
 		out = append(out, ex)
 	}
 	return out, st, nil
+}
+
+// tierPropensities is the probability that each tier ran on a routed
+// request, from its recorded decision and propensity. A fast decision
+// (propensity 1 − ε) ran the fast tier surely and the strong one only if
+// explored (ε); an escalation the other way round; a speculation the
+// policy chose ran both. An explored speculation (propensity ε) ran the
+// tier the policy would have run surely and the other with ε; which one
+// is read from p_hard against the champion's escalate threshold. A
+// probability of 0 (ε = 0, which then cannot have run) is returned as 1.
+func tierPropensities(d *datasets.Decision, pol Policy) (pFast, pStrong float64) {
+	p := d.Propensity
+	pFast, pStrong = 1, 1
+	switch {
+	case d.Kind == "fast":
+		pStrong = 1 - p
+	case d.Kind == "escalate":
+		pFast = 1 - p
+	case d.Explored && p < 1:
+		if d.PHard > pol.EscalateAbove {
+			pFast = p
+		} else {
+			pStrong = p
+		}
+	}
+	if !(pFast > 0) {
+		pFast = 1
+	}
+	if !(pStrong > 0) {
+		pStrong = 1
+	}
+	return pFast, pStrong
 }
 
 // RecordInput is what the features see of a logged record.

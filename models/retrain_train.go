@@ -1,8 +1,12 @@
 package models
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +43,19 @@ type RetrainOptions struct {
 	Folds int
 	// Seed assigns the folds (by id hash); the bootstrap has its own.
 	Seed uint64
+	// PairedOnly trains on the records with both tiers' scores only, as
+	// retrain did before one-sided outcomes were used: by default each
+	// per-tier head also learns from every record where its tier ran.
+	PairedOnly bool
+	// NoSoftFast turns off the confidence soft labels (ExampleOptions
+	// .SoftFast), which are on when the champion has a confidence
+	// calibration.
+	NoSoftFast bool
+	// ChampionTrained says the champion was trained on the record with
+	// this id (see ChampionTrainedOn); such records never judge, so the
+	// gate compares the routers on records neither was trained on. nil
+	// means none.
+	ChampionTrained func(id string) bool
 	// Sources, Skipped, Now and Progress pass through to TrainOptions.
 	Sources  []string
 	Skipped  int
@@ -64,6 +81,75 @@ type RetrainResult struct {
 	Traffic TrafficEstimate
 	// Warnings are caveats about the data, one sentence each.
 	Warnings []string
+	// ChampionTrained counts the labelled records kept out of the judged
+	// slice because the champion was trained on them.
+	ChampionTrained int
+}
+
+// NothingToJudgeError says no labelled record is left that the champion
+// was not trained on: no comparison can show the challenger is not
+// worse, so retrain refuses it.
+type NothingToJudgeError struct {
+	Paired, ChampionTrained int
+}
+
+func (e *NothingToJudgeError) Error() string {
+	return fmt.Sprintf("no record with both tiers' scores is left to judge on: the champion was trained on %d of the %d; the gate judges only on records neither router was trained on (train the champion with --holdout, or post both tiers' scores for explored requests)", e.ChampionTrained, e.Paired)
+}
+
+// splitJudged holds out the newest paired examples the champion was not
+// trained on, as many as the share frac of the paired timestamped
+// examples (of all paired ones when none has a time); everything else
+// trains. Ties by time are broken by id, so the split is deterministic.
+// Examples without a time are held out only when too few timestamped
+// ones qualify.
+func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train, held []Labelled, excluded int) {
+	s := slices.Clone(ex)
+	slices.SortStableFunc(s, func(a, b Labelled) int {
+		if c := a.TS.Compare(b.TS); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	var paired, dated int
+	for i := range s {
+		if s[i].Paired {
+			paired++
+			if !s[i].TS.IsZero() {
+				dated++
+			}
+		}
+	}
+	if dated == 0 {
+		dated = paired
+	}
+	if trained != nil {
+		for i := range s {
+			if s[i].Paired && trained(s[i].ID) {
+				excluded++
+			}
+		}
+	}
+	k := max(0, int(math.Round(frac*float64(dated))))
+	isHeld := make([]bool, len(s))
+	for i := len(s) - 1; i >= 0 && k > 0; i-- {
+		if !s[i].Paired {
+			continue
+		}
+		if trained != nil && trained(s[i].ID) {
+			continue
+		}
+		isHeld[i] = true
+		k--
+	}
+	for i := range s {
+		if isHeld[i] {
+			held = append(held, s[i])
+		} else {
+			train = append(train, s[i])
+		}
+	}
+	return train, held, excluded
 }
 
 // TrafficEstimate is what the weighted held-out slice says about traffic.
@@ -99,18 +185,32 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	}
 	eo := opts.Examples
 	eo.Tiers = champion.Tiers
+	eo.Policy = champion.Policy
+	eo.OneSided = !opts.PairedOnly
+	if eo.OneSided && !opts.NoSoftFast && champion.ConfidenceCalibration != nil {
+		eo.SoftFast = champion.ConfidenceCalibration
+	}
 	all, stats, err := LabelledExamples(recs, eo)
 	if err != nil {
 		return nil, err
 	}
-	if len(all) == 0 {
+	npaired := 0
+	for i := range all {
+		if all[i].Paired {
+			npaired++
+		}
+	}
+	if npaired == 0 {
 		return nil, fmt.Errorf("no record has scores for both %q and %q (%d records); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, len(recs))
 	}
-	train, held := SplitNewest(all, opts.Holdout)
-	if len(held) == 0 || len(train) == 0 {
+	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained)
+	if len(held) == 0 {
+		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded}
+	}
+	if len(train) == 0 {
 		return nil, fmt.Errorf("%d labelled examples are too few to hold out %.0f%% and train on the rest", len(all), 100*opts.Holdout)
 	}
-	res := &RetrainResult{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held)}
+	res := &RetrainResult{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), ChampionTrained: excluded}
 	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
 
 	trEx := Examples(train)
@@ -123,7 +223,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	heldEx := Examples(held)
 	l2, fastL2 := opts.L2, opts.L2
 	if l2 == 0 && !opts.ChooseL2 {
-		l2, fastL2 = champion.Training.L2, champion.Training.FastL2
+		l2, fastL2 = scaledL2(champion, train)
 	}
 	// The challenger keeps the champion's scorer, so the comparison is
 	// about the new data, not a new method.
@@ -136,6 +236,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 		return nil, fmt.Errorf("train challenger: %w", err)
 	}
 	a.Parent = champion.Version
+	a.Training.HeldSince = res.HeldSince
 	NameTopFeatures(a, trEx, 20)
 	if err := keepOperatingPoint(a, champion, recs); err != nil {
 		return nil, err
@@ -168,10 +269,70 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	return res, nil
 }
 
+// countKinds counts the paired examples by kind (one-sided ones are
+// counted in ExampleStats).
+// scaledL2 is the champion's regularisation for a fit on train: the same
+// prior on the weights, not the same penalty. The fit's loss is a mean
+// over its rows, so a fixed Gaussian prior is a penalty inversely
+// proportional to the number of rows a head fits; a retrain that kept the
+// champion's penalty on four times the rows would shrink four times too
+// hard (on MMLU, test APGR 0.650 against 0.677 with the penalty scaled,
+// docs/loop.md §4). Each per-tier head counts the rows where its tier was
+// observed; the other heads, the paired rows. The champion's own count
+// is its training records.
+func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
+	l2, fastL2 = champion.Training.L2, champion.Training.FastL2
+	n0 := float64(champion.Training.Records)
+	if n0 <= 0 {
+		return l2, fastL2
+	}
+	// A champion fitted on one-sided records says what each head saw.
+	hr := champion.Training.HeadRecords
+	n0First, n0Fast := n0, n0
+	if hr["fast"] > 0 {
+		n0Fast = float64(hr["fast"])
+	}
+	var nFast, nStrong, nPaired float64
+	for i := range train {
+		if !math.IsNaN(train[i].Fast) {
+			nFast++
+		}
+		if !math.IsNaN(train[i].Strong) {
+			nStrong++
+		}
+		if train[i].Paired {
+			nPaired++
+		}
+	}
+	nFirst := nPaired
+	if hr["paired"] > 0 {
+		n0First = float64(hr["paired"])
+	}
+	if k := champion.ScorerKind(); k == ScorerPerTier || k == ScorerBlend {
+		nFirst = nStrong
+		n0First = n0
+		if hr["strong"] > 0 {
+			n0First = float64(hr["strong"])
+		}
+	}
+	if fastL2 == 0 {
+		fastL2 = l2
+	}
+	if nFirst > 0 {
+		l2 *= n0First / nFirst
+	}
+	if nFast > 0 {
+		fastL2 *= n0Fast / nFast
+	}
+	return l2, fastL2
+}
+
 func countKinds(ls []Labelled) map[ExampleKind]int {
 	m := map[ExampleKind]int{}
 	for i := range ls {
-		m[ls[i].Kind]++
+		if ls[i].Paired {
+			m[ls[i].Kind]++
+		}
 	}
 	return m
 }
@@ -241,4 +402,58 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 	}
 	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %d requests", strings.Join(parts, ", "), len(p))
 	return a.Policy.Validate()
+}
+
+// ChampionTrainedOn returns which record ids the champion was trained on,
+// as far as its artifact tells: for a router made by retrain, every
+// labelled record before its held-out period (and every untimed one);
+// for one made by train, the ids of the files it names as sources that
+// its id-hash holdout did not keep out. files are the logs given to
+// retrain by path (paths compared as given and as absolute paths); when
+// none of them is a named source, the base logs (base) are taken to be
+// the champion's, as the loop's commands use them. An artifact that names
+// no source (made by the library, not the command) excludes nothing. matched says which
+// files were taken as the champion's sources.
+func ChampionTrainedOn(champion *Artifact, merged []datasets.Record, files map[string][]datasets.Record, base []string) (trained func(id string) bool, matched []string) {
+	tr := champion.Training
+	if len(tr.Sources) == 0 && tr.HeldSince.IsZero() {
+		return nil, nil // the artifact does not say
+	}
+	if !tr.HeldSince.IsZero() {
+		ts := make(map[string]time.Time, len(merged))
+		for i := range merged {
+			ts[merged[i].ID] = merged[i].TS
+		}
+		return func(id string) bool {
+			t, ok := ts[id]
+			return ok && (t.IsZero() || t.Before(tr.HeldSince))
+		}, nil
+	}
+	named := map[string]bool{}
+	for _, s := range tr.Sources {
+		named[s] = true
+		if abs, err := filepath.Abs(s); err == nil {
+			named[abs] = true
+		}
+	}
+	for p := range files {
+		abs, _ := filepath.Abs(p)
+		if named[p] || (abs != "" && named[abs]) {
+			matched = append(matched, p)
+		}
+	}
+	if len(matched) == 0 {
+		matched = base
+	}
+	slices.Sort(matched)
+	ids := map[string]bool{}
+	for _, p := range matched {
+		for i := range files[p] {
+			id := files[p][i].ID
+			if !datasets.InHoldout(id, tr.Seed, tr.HoldoutShare) {
+				ids[id] = true
+			}
+		}
+	}
+	return func(id string) bool { return ids[id] }, matched
 }

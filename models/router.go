@@ -158,3 +158,17 @@ func (r *Router) Explain(in features.Input, k int) []Contribution {
 	}
 	return out
 }
+
+// TierScores returns the per-tier heads' predicted scores of in, P(fast
+// answer scores 1) and P(strong answer scores 1); ok is false for a
+// scorer without tier heads (label, gain). For measuring the heads (the
+// replay in bench/loop), not for routing.
+func (r *Router) TierScores(in features.Input) (fast, strong float64, ok bool) {
+	if r.kind != ScorerPerTier && r.kind != ScorerBlend {
+		return 0, 0, false
+	}
+	s := r.pool.Get().(*scratch)
+	defer r.pool.Put(s)
+	s.ext.Extract(&s.vec, in)
+	return sigmoid(r.fast.Logit(s.vec.Idx, s.vec.Val)), sigmoid(r.model.Logit(s.vec.Idx, s.vec.Val)), true
+}

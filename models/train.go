@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -46,8 +47,14 @@ var ErrNoExamples = errors.New("no labelled examples")
 // Example is one labelled request for training: its features' input, both
 // tiers' scores and, where logged, the fast tier's raw confidence.
 type Example struct {
-	ID     string
-	Input  features.Input
+	ID    string
+	Input features.Input
+	// Fast and Strong are the tiers' scores; NaN when that tier's outcome
+	// was not observed (a one-sided record of a fast or escalate
+	// decision). Each per-tier head learns from the rows where its tier
+	// was observed; everything that needs both scores (the label, the
+	// gain head, selection, calibration, the figures) uses the paired
+	// rows only.
 	Fast   float64
 	Strong float64
 	// Scores are the N tiers' scores, in the order of the router's tiers,
@@ -57,8 +64,17 @@ type Example struct {
 	// Confidences are the N tiers' raw confidences, NaN where not logged;
 	// nil when none was.
 	Confidences []float64
+	// FastSoft says Fast is not an observed score but a soft target: the
+	// champion's calibrated P(fast answer correct) from the fast tier's
+	// confidence, for a request nobody scored. Only the fast head learns
+	// from it; the row is never paired.
+	FastSoft bool
 	// Weight scales the example's loss; 0 means 1.
 	Weight float64
+	// FastWeight and StrongWeight, when set, scale the example's loss in
+	// the fast and strong heads instead of Weight: the inverse of the
+	// probability that the tier ran (see HeadEstimator).
+	FastWeight, StrongWeight float64
 	// Fold is the example's cross-validation fold in [0, TrainOptions.Folds).
 	Fold int
 	// Confidence is the fast tier's raw confidence, nil when not logged.
@@ -211,15 +227,61 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		}
 	}
 	n := train.Len()
-	// The fit's matrix, labels and weights.
+	// One-sided rows: a row is paired when both tiers' scores were
+	// observed (a soft fast target is not an observation). fast and
+	// strong are the scores with the unobserved ones set to 0, so that
+	// weighted sums stay finite; every statistic over both tiers weighs
+	// them with d.w, which is 0 on unpaired rows, and each per-tier head
+	// with its own weights, 0 where its tier was not observed.
+	fast, strong := train.fast, train.strong
+	var headW [numHeads][]float64
+	paired := make([]bool, n)
+	npaired := 0
+	for i := range n {
+		paired[i] = !math.IsNaN(fast[i]) && !math.IsNaN(strong[i]) && !train.soft[i]
+		if paired[i] {
+			npaired++
+		}
+	}
+	oneSided := npaired < n || !slices.Equal(train.fastW, train.weight) || !slices.Equal(train.strongW, train.weight)
+	evalW := train.weight
+	if oneSided {
+		fast, strong = slices.Clone(fast), slices.Clone(strong)
+		evalW = make([]float64, n)
+		headW[headFast], headW[headStrong] = make([]float64, n), make([]float64, n)
+		for i := range n {
+			if paired[i] {
+				evalW[i] = train.weight[i]
+			}
+			if math.IsNaN(fast[i]) {
+				fast[i] = 0
+			} else {
+				headW[headFast][i] = train.fastW[i]
+			}
+			if math.IsNaN(strong[i]) {
+				strong[i] = 0
+			} else {
+				headW[headStrong][i] = train.strongW[i]
+			}
+		}
+		if npaired == 0 {
+			return nil, nil, errors.New("train: no example has both tiers' scores; the router's selection and calibration need some")
+		}
+	}
+	// The fit's matrix, labels and weights (of the paired rows).
 	d := struct {
 		x    *classifier.Sparse
 		y, w []float64
-	}{x: train.x, y: make([]float64, n), w: train.weight}
+	}{x: train.x, y: make([]float64, n), w: evalW}
 	for i := range d.y {
-		d.y[i] = opts.Label(train.fast[i], train.strong[i])
+		d.y[i] = opts.Label(fast[i], strong[i])
 	}
-	if err := checkBothClasses(d.y); err != nil {
+	for h := range numHeads {
+		if headW[h] == nil {
+			headW[h] = d.w
+		}
+	}
+	if err := checkBothClasses(pick(d.y, paired)); err != nil {
 		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	rep := &TrainReport{}
@@ -279,13 +341,13 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// The heads' targets: each tier's score, the strong tier's gain as a
 	// soft target in [0, 1], and the label.
 	targets := [numHeads][]float64{
-		headStrong: train.strong,
-		headFast:   train.fast,
+		headStrong: strong,
+		headFast:   fast,
 		headGain:   make([]float64, n),
 		headLabel:  d.y,
 	}
 	for i := range n {
-		targets[headGain][i] = (train.strong[i] - train.fast[i] + 1) / 2
+		targets[headGain][i] = (strong[i] - fast[i] + 1) / 2
 	}
 	var heads [numHeads]*headCV
 	for _, s := range scorers {
@@ -295,7 +357,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			}
 			step := "cross-validating (" + headNames[h] + ")"
 			progress(step, 0, 1)
-			hc, err := cvHead(headNames[h], d.x, targets[h], d.w, folds, grids[h], opts.Classifier)
+			hc, err := cvHead(headNames[h], d.x, targets[h], headW[h], folds, grids[h], opts.Classifier)
 			if err != nil {
 				return nil, nil, fmt.Errorf("train: %w", err)
 			}
@@ -304,8 +366,8 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		}
 	}
 	cands := enumerateCandidates(scorers, grids)
-	scoreCandidates(cands, heads, train.fast, train.strong, d.w)
-	chosen := pickOneSE(cands, grids, train.fast, train.strong, d.w)
+	scoreCandidates(cands, heads, fast, strong, d.w)
+	chosen := pickOneSE(cands, grids, fast, strong, d.w)
 
 	// The meta group's strength: where the log's meta varies, the chosen
 	// router is cross-validated again without it, and the one-SE rule
@@ -326,7 +388,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			agrids[h] = []float64{grids[h][chosen.k[h]]}
 			step := "cross-validating without meta (" + headNames[h] + ")"
 			progress(step, 0, 1)
-			hc, err := cvHead(headNames[h], noMeta, targets[h], d.w, folds, agrids[h], opts.Classifier)
+			hc, err := cvHead(headNames[h], noMeta, targets[h], headW[h], folds, agrids[h], opts.Classifier)
 			if err != nil {
 				return nil, nil, fmt.Errorf("train: %w", err)
 			}
@@ -334,12 +396,12 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			mheads[h] = hc
 			alt.k[h] = 0
 		}
-		scoreCandidates([]*candidate{alt}, mheads, train.fast, train.strong, d.w)
+		scoreCandidates([]*candidate{alt}, mheads, fast, strong, d.w)
 		// Without meta is the simpler model: it wins within one standard
 		// error of the difference, paired on the same requests.
 		alt.k = chosen.k // its grid positions in the full grids, for reports
 		cands = append(cands, alt)
-		dif, se := pairedDiff(rankShares(chosen.oof, d.w), rankShares(alt.oof, d.w), train.fast, train.strong, d.w)
+		dif, se := pairedDiff(rankShares(chosen.oof, d.w), rankShares(alt.oof, d.w), fast, strong, d.w)
 		if !math.IsNaN(alt.apgr) && (math.IsNaN(dif) || dif <= se) {
 			chosen, fitX = alt, noMeta
 		}
@@ -366,7 +428,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		progress(step, 0, 1)
 		copts := opts.Classifier
 		copts.L2 = l2
-		m, err := classifier.Fit(fitX, targets[h], d.w, copts)
+		m, err := classifier.Fit(fitX, targets[h], headW[h], copts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: %s: final fit: %w", headNames[h], err)
 		}
@@ -416,6 +478,18 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			Seed:    opts.Seed, Sources: opts.Sources,
 		},
 	}
+	if oneSided {
+		hr := map[string]int{"paired": npaired}
+		for i := range n {
+			if headW[headFast][i] > 0 {
+				hr["fast"]++
+			}
+			if headW[headStrong][i] > 0 {
+				hr["strong"]++
+			}
+		}
+		a.Training.HeadRecords = hr
+	}
 	a.setHeads(final)
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
 	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
@@ -430,7 +504,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// the router answers one p_hard for every request and escalates them
 	// all, so it cannot route worse than sending everything to the strong
 	// tier, which is what a user had before.
-	sig := checkSignal(chosen, train.fast, train.strong, d.w)
+	sig := checkSignal(chosen, fast, strong, d.w)
 	a.Signal = &sig
 	rep.Signal = sig
 	if !sig.Routable && opts.RouteWithoutSignal {
@@ -459,8 +533,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// The figures train reports when nothing is held out: the out-of-fold
 	// p_hard of the cross-validation that chose the router (a little
 	// optimistic, as the choice saw them).
-	yOOF := d.y
-	rep.OOF = Evaluate(pOOF, yOOF, train.fast, train.strong)
+	rep.OOF = Evaluate(pick(pOOF, paired), pick(d.y, paired), pick(fast, paired), pick(strong, paired))
 	rep.OOFP = pOOF
 	a.Metrics = rep.OOF.Map()
 	a.MetricsFrom = MetricsOutOfFold
@@ -611,7 +684,7 @@ func fitConfidence(d *Design, k int) (classifier.Calibration, string, bool, erro
 	var z, y, w []float64
 	var sub []int
 	for i, c := range d.conf {
-		if math.IsNaN(c) {
+		if math.IsNaN(c) || math.IsNaN(d.fast[i]) || d.soft[i] {
 			continue
 		}
 		z = append(z, c)
@@ -631,6 +704,20 @@ func fitConfidence(d *Design, k int) (classifier.Calibration, string, bool, erro
 		return classifier.Calibration{}, "", false, err
 	}
 	return cal, name, true, nil
+}
+
+// pick returns x's elements where keep is true (x itself when all are).
+func pick(x []float64, keep []bool) []float64 {
+	if !slices.Contains(keep, false) {
+		return x
+	}
+	out := make([]float64, 0, len(x))
+	for i, k := range keep {
+		if k {
+			out = append(out, x[i])
+		}
+	}
+	return out
 }
 
 func b2f(b bool) float64 {

@@ -222,6 +222,12 @@ func New(opts Options) (*Server, error) {
 			Router:   func() proxy.Router { return s.state.Load().choose },
 			Recorder: proxy.StoreRecorder{Store: opts.Store},
 			Registry: opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
+			// The proxy's routed requests explore like /v1/route's, with
+			// the same ε and coin, and count in the same drift window.
+			Explore: func(r models.Result) (models.Decision, float64, bool) {
+				res, p, e := s.decide(s.state.Load(), r)
+				return res.Decision, p, e
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)

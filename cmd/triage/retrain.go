@@ -59,6 +59,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	maxWeight := fs.Float64("max-weight", models.DefaultMaxWeight, "cap on inverse propensity weights")
 	noIPW := fs.Bool("no-ipw", false, "give every record weight 1 everywhere, the comparison included (ignore propensities)")
 	ipwFit := fs.Bool("ipw-fit", false, "fit the challenger with the inverse propensity weights too (default: weights only in the comparison)")
+	heads := fs.String("head-weights", string(models.DefaultHeadEstimator), "how each per-tier head weighs the records where its tier ran: unweighted, ipw (1/P(tier ran), self-normalised) or clipped (ipw capped at 10); docs/loop.md §4 says why the default")
+	pairedOnly := fs.Bool("paired-only", false, "train on records with both tiers' scores only (by default each tier's head also learns from every record where its tier ran)")
+	noSoft := fs.Bool("no-soft-labels", false, "do not use the fast tier's calibrated confidence as a soft target where no fast score was posted")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
@@ -90,6 +93,10 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
+	he, err := models.ParseHeadEstimator(*heads)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
 	champion, err := models.Load(*model)
 	if err != nil {
 		return err
@@ -104,6 +111,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	// Base logs first, then exports: a later source wins an outcome
 	// conflict, and exports are newer.
 	var sources [][]datasets.Record
+	files := map[string][]datasets.Record{}
 	bad := 0
 	for _, f := range []struct {
 		paths stringList
@@ -120,6 +128,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 			sources = append(sources, recs)
+			files[p] = recs
 		}
 	}
 	recs, ms := models.MergeRecords(sources...)
@@ -130,7 +139,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	opts := models.RetrainOptions{
 		Holdout:     *holdout,
 		Compare:     models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
-		Examples:    models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW},
+		Examples:    models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
+		PairedOnly:  *pairedOnly,
+		NoSoftFast:  *noSoft,
 		L2:          *l2,
 		ChooseL2:    l2Given && *l2 == 0,
 		WeightedFit: *ipwFit,
@@ -140,8 +151,18 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		Skipped:     bad,
 	}
 	opts.Progress = prog
+	trained, matched := models.ChampionTrainedOn(champion, recs, files, data)
+	opts.ChampionTrained = trained
+	if len(matched) > 0 {
+		fmt.Fprintf(env.Stderr, "triage retrain: the champion was trained on %s (share kept out by id hash: %.0f%%); those records do not judge\n", strings.Join(matched, ", "), 100*champion.Training.HoldoutShare)
+	}
 	res, err := models.Retrain(champion, recs, opts)
 	stop()
+	var nj *models.NothingToJudgeError
+	if errors.As(err, &nj) {
+		fmt.Fprintf(env.Stdout, "refused: %v; %s not written (exit status %d)\n", err, *out, exitRefused)
+		return &refusedError{verdict: err.Error(), out: *out}
+	}
 	if err != nil {
 		return err
 	}
@@ -205,7 +226,13 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 	}
 	fmt.Fprintf(w, "data: %d records; %d labelled (%s); without both scores: %s\n",
 		st.Records, sum(st.ByKind), kinds(st.ByKind), orNone(strings.Join(unpaired, ", ")))
+	if st.FastOnly+st.StrongOnly+st.SoftFast > 0 {
+		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
+	}
 	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
+	if res.ChampionTrained > 0 {
+		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
+	}
 	fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
 		c.N, tsOrNone(res.HeldSince), kinds(res.Held), c.ESS)
 	t := res.Traffic
@@ -262,10 +289,16 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		Held       map[models.ExampleKind]int `json:"held"`
 		Traffic    models.TrafficEstimate     `json:"traffic"`
 		Warnings   []string                   `json:"warnings,omitempty"`
+		// One-sided examples kept (each trains its tier's head) and the
+		// paired records not judged because the champion trained on them.
+		OneSided        map[string]int `json:"one_sided"`
+		ChampionTrained int            `json:"champion_trained"`
 		*models.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
+		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
+		ChampionTrained: res.ChampionTrained,
 	}
 	if written {
 		v.Output = out

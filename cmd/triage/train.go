@@ -181,6 +181,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		return explainTrainError(err, train.Len())
 	}
 	a.Training.Sources = tf.data
+	a.Training.HoldoutShare = *holdout
 	models.NameTopFeaturesFrom(a, train.Inputs(), 20)
 	if err := a.Save(*out); err != nil {
 		return err

@@ -212,6 +212,7 @@ func TestTrainStreamsTheSameRouter(t *testing.T) {
 				t.Fatal(err)
 			}
 			want.Training.Sources = paths
+			want.Training.HoldoutShare = frac
 			models.NameTopFeatures(want, train, 20)
 
 			for _, a := range []*models.Artifact{got, want} {

@@ -56,6 +56,10 @@ type exchange struct {
 	pHard  float64
 	choice Choice
 	forced bool
+	// explored: exploration made two tiers run (runExplore); propensity
+	// is the probability of what ran (1 without exploration).
+	explored   bool
+	propensity float64
 
 	calls     []*call
 	cancelled map[*call]cancelInfo
@@ -144,7 +148,12 @@ func (x *exchange) runTier(t *tier) {
 // left. Otherwise the call failed and c says how, for fail. A 4xx is
 // served as the answer, except a 429 that may fall back.
 func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
-	c, err := x.begin(t, false)
+	// A routed, unstreamed fast answer asks for log-probabilities
+	// (stripped from the client's answer unless it asked), so its
+	// confidence is recorded: retrain's soft label where nobody scores
+	// the answer. A stream is relayed as the upstream sent it, so it
+	// does not.
+	c, err := x.begin(t, t.idx == 0 && !x.forced && !x.req.stream)
 	if err != nil {
 		x.refuse(err)
 		return nil, true
@@ -232,6 +241,60 @@ func (x *exchange) runSpeculate(lo, hi *tier) {
 			x.clientGone()
 			return
 		}
+	}
+}
+
+// runExplore is an explored request: the chosen tier and other (the
+// next one up, or for the top tier the one below) both run to
+// completion, none cancelled, so both outcomes (with the cheaper one's
+// confidence and each tier's usage) are recorded for retraining, and the
+// client gets the answer the policy would have given: the chosen tier's
+// (other's when that one failed, marked as a fallback). The client waits
+// for the slower tier; that latency and the other tier's cost are what
+// exploration costs (docs/loop.md). With two tiers: fast and strong, the
+// fast answer for a fast decision, the strong one for an escalation.
+func (x *exchange) runExplore(chosen, other *tier) {
+	lo, hi := chosen, other
+	if other.idx < chosen.idx {
+		lo, hi = other, chosen
+	}
+	fc, err := x.begin(lo, true)
+	if err != nil {
+		x.refuse(err)
+		return
+	}
+	sc, err := x.begin(hi, false)
+	if err != nil {
+		x.cancelCall(fc, cancelClient)
+		x.refuse(err)
+		return
+	}
+	for _, c := range []*call{fc, sc} {
+		select {
+		case <-c.done:
+		case <-x.ctx.Done():
+			x.clientGone()
+			return
+		}
+	}
+	first, second := fc, sc
+	if chosen == hi {
+		first, second = sc, fc
+	}
+	if raw, ok := fc.confidence(); ok {
+		if p, ok := x.router.CalibratedConfidence(lo.idx, raw); ok {
+			x.calConf, x.hasConf = p, true
+		}
+	}
+	switch {
+	case first.ok() || (first.clientError() && !first.fallbackable(x.h.cfg.FallbackOn429)):
+		x.serve(first)
+	case second.ok():
+		x.fallback = second.t.name
+		x.w.Header().Set(HeaderDecision, x.choice.Decision+"+fallback")
+		x.serve(second)
+	default:
+		x.fail(fc, sc)
 	}
 }
 
@@ -489,7 +552,12 @@ func (x *exchange) finish() {
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}
 	if !x.forced {
-		rec.Decision.Propensity = 1
+		rec.Decision.Propensity = x.propensity
+		if x.explored {
+			// Both tiers ran, as on a speculation: the record says so,
+			// with the probability of that (ε), as /v1/route records it.
+			rec.Decision.Kind, rec.Decision.Explored = "speculate", true
+		}
 	}
 	rec.Decision.Fallback = x.fallback
 	switch {
@@ -503,6 +571,13 @@ func (x *exchange) finish() {
 		if ok {
 			rec.Outcomes[name] = o
 		}
+		// What exploration added: the tier the policy would not have run.
+		if ok && x.explored && o.CostUSD != nil && c.t.idx != x.choice.Tier {
+			x.h.m.exploreCost.WithLabelValues(string(c.t.name)).Add(*o.CostUSD)
+		}
+	}
+	if x.explored {
+		x.h.m.explored.Inc()
 	}
 	x.h.rec.enqueue(&rec)
 }

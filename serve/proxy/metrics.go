@@ -25,6 +25,8 @@ type metrics struct {
 	costs        *prometheus.CounterVec
 	confidence   prometheus.Histogram
 	recordings   *prometheus.CounterVec
+	explored     prometheus.Counter
+	exploreCost  *prometheus.CounterVec
 
 	recWritten, recDropped, recFailed prometheus.Counter
 	// byRequest and bySpec hold the series already resolved: a label
@@ -74,6 +76,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triage_proxy_recordings_total",
 			Help: "Proxied requests by recording result (written, dropped: queue full or closed, failed: the store refused).",
 		}, []string{"result"}),
+		explored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_proxy_explored_total",
+			Help: "Routed proxy requests that exploration ran on both tiers to completion.",
+		}),
+		exploreCost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_exploration_cost_usd_total",
+			Help: "What exploration added in USD, by tier: the cost of the tier the policy would not have run (strong on a fast decision, fast on an escalation).",
+		}, []string{"tier"}),
 	}
 	m.recWritten = m.recordings.WithLabelValues("written")
 	m.recDropped = m.recordings.WithLabelValues("dropped")
@@ -82,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{SpecFastAccepted, SpecStrongUsed, SpecFastFallback, SpecFailed, SpecAbandoned} {
 		m.bySpec[o] = m.speculations.WithLabelValues(o)
 	}
-	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings)
+	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings, m.explored, m.exploreCost)
 	return m
 }
 

@@ -32,6 +32,11 @@ const (
 	// HeaderModel is the upstream model whose answer (or error) this is;
 	// "none" when no upstream answered.
 	HeaderModel = "X-Triage-Model"
+	// HeaderExplored is "true" on an answer whose request exploration made
+	// run both tiers to completion (the answer is the one the policy
+	// chose); feedback about both tiers' answers is welcome under its
+	// request id.
+	HeaderExplored = "X-Triage-Explored"
 	// HeaderRequestID is the id the request is recorded under; feedback
 	// about the answer goes to POST /v1/feedback with it.
 	HeaderRequestID = "X-Triage-Request-Id"
@@ -154,6 +159,10 @@ type Deps struct {
 	Getenv func(string) string
 	// Now is the clock of recorded timestamps; nil is time.Now.
 	Now func() time.Time
+	// Explore draws exploration for a routed request's routing result
+	// (its policy decision): the decision to take, its probability, and
+	// whether exploration changed it (to speculate). Nil never explores.
+	Explore func(models.Result) (taken models.Decision, propensity float64, explored bool)
 }
 
 // Handler is the OpenAI-compatible POST /v1/chat/completions endpoint. It
@@ -161,11 +170,12 @@ type Deps struct {
 // server has shut down, before closing the store, so queued recordings
 // are written.
 type Handler struct {
-	cfg    Config
-	router func() Router
-	log    *slog.Logger
-	rt     http.RoundTripper
-	now    func() time.Time
+	cfg     Config
+	router  func() Router
+	explore func(models.Result) (models.Decision, float64, bool)
+	log     *slog.Logger
+	rt      http.RoundTripper
+	now     func() time.Time
 	// tiers are the upstreams cheapest first, each knowing its index.
 	tiers     []*tier
 	m         *metrics
@@ -194,7 +204,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, log: deps.Logger, now: deps.Now}
+	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now}
 	switch {
 	case deps.Client == nil:
 		h.rt = newClient().Transport
@@ -353,6 +363,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	// the router would have done.
 	ch := rt.Choose(req.input)
 	x.pHard = ch.PHard
+	x.propensity = 1
 	if target == ModelRouted {
 		if ch.Tier < 0 || ch.Tier >= len(h.tiers) || ch.Race != NoRace && (ch.Race < 0 || ch.Race >= len(h.tiers) || ch.Race == ch.Tier) {
 			x.refuse(fmt.Errorf("router %s chose tier %d racing %d; the config has %d tiers", x.info.Version, ch.Tier, ch.Race, len(h.tiers)))
@@ -364,15 +375,31 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		if ch.Race != NoRace && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
 			x.choice.Tier, x.choice.Race, x.choice.Decision = ch.Race, NoRace, h.label(ch.Race, NoRace)
 		}
+		if h.explore != nil {
+			taken, p, explored := h.explore(models.Result{PHard: ch.PHard, Decision: models.Decision(x.choice.Decision)})
+			x.propensity, x.explored = p, explored && taken == models.Speculate && x.choice.Race == NoRace
+		}
 	} else {
 		t := h.tierNamed(target)
 		x.choice = Choice{Tier: t.idx, Race: NoRace, Decision: h.label(t.idx, NoRace), PHard: ch.PHard}
 		x.forced = true
 	}
 	hd[HeaderDecision] = decisionHdr(x.choice.Decision)
-	if x.choice.Race == NoRace {
+	if x.explored {
+		hd[HeaderExplored] = []string{"true"}
+	}
+	switch {
+	case x.explored:
+		// The chosen tier and the next one up (for the top tier, the
+		// one below), as a race on /v1/route's exploration.
+		other := x.choice.Tier + 1
+		if other == len(h.tiers) {
+			other = x.choice.Tier - 1
+		}
+		x.runExplore(h.tiers[x.choice.Tier], h.tiers[other])
+	case x.choice.Race == NoRace:
 		x.runTier(h.tiers[x.choice.Tier])
-	} else {
+	default:
 		x.runSpeculate(h.tiers[x.choice.Tier], h.tiers[x.choice.Race])
 	}
 	x.finish()

@@ -120,6 +120,8 @@ type rigOptions struct {
 	// h2c serves the sims over HTTP/1.1 and h2c and sets h2c on the
 	// tiers.
 	h2c bool
+	// explore, when set, is the proxy's exploration draw.
+	explore func(models.Result) (models.Decision, float64, bool)
 	// config changes the proxy's config before New.
 	config func(*Config)
 }
@@ -200,7 +202,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	rt := Tiered(tr)
 	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Getenv: func(k string) string { return env[k] }})
+		Getenv: func(k string) string { return env[k] }, Explore: o.explore})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loopctl split|band|replay|heldout|compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loopctl split|band|replay|heldout|apgr|compare [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -50,10 +50,12 @@ func main() {
 		err = heldout(os.Args[2:])
 	case "band":
 		err = band(os.Args[2:])
+	case "apgr":
+		err = apgr(os.Args[2:])
 	case "compare":
 		err = compare(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q; want split, band, replay, heldout or compare", os.Args[1])
+		err = fmt.Errorf("unknown command %q; want split, band, replay, heldout, apgr or compare", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loopctl %s: %v\n", os.Args[1], err)
@@ -93,6 +95,8 @@ func split(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the split and the traffic order")
 	base := fs.String("base", "", "output: base log")
 	traffic := fs.String("traffic", "", "output: traffic")
+	testShare := fs.Float64("test-share", 0, "share of records (by id hash, independent of the base draw) kept out of both as a test slice")
+	test := fs.String("test", "", "output: test slice (with --test-share)")
 	fs.Parse(args)
 	recs, _, err := datasets.ReadFile(*data, datasets.ReadOptions{})
 	if err != nil {
@@ -127,8 +131,23 @@ func split(args []string) error {
 	default:
 		return fmt.Errorf("--by %q, want id or subject", *by)
 	}
-	var b, t []datasets.Record
+	var b, t, ts []datasets.Record
+	// The test draw hashes with another seed, so it is independent of the
+	// base draw; test takes its share of the whole log and base its
+	// share of the whole log too (base-share / (1 − test-share) of the
+	// rest): 20/60/20 with the defaults of the issue.
+	if *testShare > 0 && *by == "id" {
+		rest := *share / (1 - *testShare)
+		// Another seed than train's default (1), so a router trained on
+		// the base with --holdout keeps out a random fifth of it, not
+		// the ids whose hashes the base draw picked.
+		inBase = func(r *datasets.Record) bool { return datasets.InHoldout(r.ID, *seed+2000, rest) }
+	}
 	for i := range recs {
+		if *testShare > 0 && datasets.InHoldout(recs[i].ID, *seed+1000, *testShare) {
+			ts = append(ts, recs[i])
+			continue
+		}
 		if inBase(&recs[i]) {
 			b = append(b, recs[i])
 		} else {
@@ -142,7 +161,12 @@ func split(args []string) error {
 	if err := writeRecords(*traffic, t); err != nil {
 		return err
 	}
-	fmt.Printf("split by %s: %d base, %d traffic\n", *by, len(b), len(t))
+	if *testShare > 0 {
+		if err := writeRecords(*test, ts); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("split by %s: %d base, %d traffic, %d test\n", *by, len(b), len(t), len(ts))
 	return nil
 }
 
@@ -414,5 +438,50 @@ func heldout(args []string) error {
 		return err
 	}
 	fmt.Printf("heldout: %d traffic records routed since %s, with both tiers' outcomes\n", len(held), t0.Format(time.RFC3339))
+	return nil
+}
+
+// apgr prints the APGR on a labelled log of each `triage score` output
+// given (one JSON line per record: id, p_hard), computed by the metric
+// code train and eval use, on the records with both tiers' outcomes.
+func apgr(args []string) error {
+	fs := flag.NewFlagSet("apgr", flag.ExitOnError)
+	data := fs.String("data", "", "labelled log the scores are of")
+	fast := fs.String("fast", "", "fast model")
+	strong := fs.String("strong", "", "strong model")
+	fs.Parse(args)
+	recs, _, err := datasets.ReadFile(*data, datasets.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	for _, path := range fs.Args() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		p := map[string]float64{}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var l struct {
+				ID    string  `json:"id"`
+				PHard float64 `json:"p_hard"`
+			}
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			p[l.ID] = l.PHard
+		}
+		var ps, y, weak, strongS []float64
+		for i := range recs {
+			f, s, ok := recs[i].Scores(*fast, *strong)
+			ph, scored := p[recs[i].ID]
+			if !ok || !scored {
+				continue
+			}
+			ps, weak, strongS = append(ps, ph), append(weak, f), append(strongS, s)
+			y = append(y, datasets.Label{}.Of(f, s))
+		}
+		r := models.Evaluate(ps, y, weak, strongS)
+		fmt.Printf("%s: apgr %.4f on %d records\n", path, r.APGR, r.N)
+	}
 	return nil
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/models"
+)
+
+// TestRetrainJudgesUnseenRecords is the README's loop in small: a router
+// trained with --holdout on a log with confidences, an export of
+// confidence-only traffic (nobody posted a score), and retrain on both.
+// The gate must judge only on the log's records the champion did not
+// train on (its id-hash holdout), the newest by time or not; the
+// confidence soft labels are used; and a champion that trained on every
+// scored record leaves nothing to judge, which is a refusal (exit 3).
+func TestRetrainJudgesUnseenRecords(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 500, Seed: 7, Scenario: synth.Speculation, Latency: true, Confidence: true})
+	base := writeRecords(t, dir, "log.jsonl", recs)
+	// Traffic: the same kind of prompts under new ids, later, each with
+	// the fast tier's confidence only, as the proxy records a fast answer.
+	more, _ := synth.Generate(synth.Options{N: 150, Seed: 8, Scenario: synth.Speculation, Latency: true, Confidence: true})
+	var served []datasets.Record
+	for i, r := range more {
+		o := r.Outcomes[synth.FastModel]
+		served = append(served, datasets.Record{ID: fmt.Sprintf("req-%d", i), TS: r.TS.Add(48 * time.Hour), Prompt: r.Prompt, Meta: r.Meta,
+			Decision: &datasets.Decision{Kind: "fast", PHard: 0.1, Propensity: 0.98},
+			Outcomes: map[string]datasets.Outcome{synth.FastModel: {Confidence: o.Confidence, LatencyMS: o.LatencyMS}}})
+	}
+	export := writeRecords(t, dir, "served.jsonl", served)
+	unseen := 0
+	for i := range recs {
+		if datasets.InHoldout(recs[i].ID, 1, 0.2) {
+			unseen++
+		}
+	}
+
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", base, "--fast", synth.FastModel, "--strong", synth.StrongModel, "--holdout", "0.2", "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new.json"))
+	if code != 0 && code != exitRefused {
+		t.Fatalf("retrain exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("not judged: %d labelled records the champion was trained on", len(recs)-unseen),
+		fmt.Sprintf("held out: %d newest", min(unseen, int(0.2*float64(len(recs))+0.5))),
+		"fast by calibrated confidence",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+		}
+	}
+	t.Logf("exit %d:\n%s", code, stdout)
+
+	// The same router as if trained with --holdout 0: it saw every scored record.
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Training.HoldoutShare = 0
+	all := filepath.Join(dir, "router-all.json")
+	if err := a.Save(all); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "retrain", "--model", all, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new2.json"))
+	if code != exitRefused || !strings.Contains(stdout, "no record with both tiers' scores is left to judge on") || !strings.Contains(stderr, "challenger refused") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal (3): nothing left to judge on", code, stdout, stderr)
+	}
+}

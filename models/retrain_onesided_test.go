@@ -1,0 +1,263 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/datasets/synth"
+)
+
+func f64(x float64) *float64 { return &x }
+
+func TestTierPropensities(t *testing.T) {
+	pol := Policy{SpeculateAbove: 0.5, EscalateAbove: 0.7}
+	tests := []struct {
+		d                datasets.Decision
+		wantFast, wantSt float64
+	}{
+		{datasets.Decision{Kind: "fast", Propensity: 0.98}, 1, 0.02},
+		{datasets.Decision{Kind: "escalate", Propensity: 0.98}, 0.02, 1},
+		{datasets.Decision{Kind: "speculate", Propensity: 1}, 1, 1},
+		// Explored: the tier the policy would have run is sure.
+		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.9}, 0.02, 1},
+		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.1}, 1, 0.02},
+		// ε = 0: the other tier cannot have run; no weight.
+		{datasets.Decision{Kind: "fast", Propensity: 1}, 1, 1},
+	}
+	for _, tt := range tests {
+		f, s := tierPropensities(&tt.d, pol)
+		if math.Abs(f-tt.wantFast) > 1e-12 || math.Abs(s-tt.wantSt) > 1e-12 {
+			t.Errorf("%+v: P(fast ran) %v, P(strong ran) %v; want %v, %v", tt.d, f, s, tt.wantFast, tt.wantSt)
+		}
+	}
+}
+
+func TestOneSidedExamples(t *testing.T) {
+	tiers := Tiers{Fast: "f", Strong: "s"}
+	cal := classifier.Calibration{Method: classifier.CalibPlatt, A: 1, B: 0}
+	recs := []datasets.Record{
+		{ID: "fast-only", Prompt: "a", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9},
+			Outcomes: map[string]datasets.Outcome{"f": {Score: f64(1)}}},
+		{ID: "strong-only", Prompt: "b", Decision: &datasets.Decision{Kind: "escalate", Propensity: 0.9},
+			Outcomes: map[string]datasets.Outcome{"s": {Score: f64(0)}}},
+		{ID: "confidence-only", Prompt: "c", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9},
+			Outcomes: map[string]datasets.Outcome{"f": {Confidence: f64(0)}}},
+		{ID: "scored-and-confident", Prompt: "d", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9},
+			Outcomes: map[string]datasets.Outcome{"f": {Score: f64(0), Confidence: f64(3)}}},
+		{ID: "nothing", Prompt: "e", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9}},
+	}
+	t.Run("paired only by default", func(t *testing.T) {
+		ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: tiers})
+		if err != nil || len(ls) != 0 {
+			t.Fatalf("%d examples, err %v; want none", len(ls), err)
+		}
+	})
+	ls, st, err := LabelledExamples(recs, ExampleOptions{Tiers: tiers, OneSided: true, SoftFast: &cal, Heads: HeadIPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Labelled{}
+	for _, l := range ls {
+		got[l.ID] = l
+	}
+	if len(ls) != 4 || st.FastOnly != 2 || st.StrongOnly != 1 || st.SoftFast != 1 {
+		t.Fatalf("%d examples, stats %+v; want 4: fast-only, scored-and-confident, strong-only, confidence-only", len(ls), st)
+	}
+	if l := got["fast-only"]; l.Fast != 1 || !math.IsNaN(l.Strong) || l.Paired || l.FastSoft {
+		t.Errorf("fast-only: %+v", l)
+	}
+	if l := got["strong-only"]; !math.IsNaN(l.Fast) || l.Strong != 0 || math.Abs(l.FastWeight-10) > 1e-9 || l.StrongWeight != 1 {
+		t.Errorf("strong-only: fast %v strong %v weights %v/%v; want NaN, 0, fast weight 1/0.1, strong 1", l.Fast, l.Strong, l.FastWeight, l.StrongWeight)
+	}
+	if l := got["confidence-only"]; !l.FastSoft || math.Abs(l.Fast-0.5) > 1e-9 {
+		t.Errorf("confidence-only: soft %v fast %v; want the calibrated confidence 0.5 as a soft target", l.FastSoft, l.Fast)
+	}
+	if l := got["scored-and-confident"]; l.FastSoft || l.Fast != 0 {
+		t.Errorf("a posted score must win over the confidence: soft %v fast %v", l.FastSoft, l.Fast)
+	}
+}
+
+// TestHeadWeightsDirection is the documented direction of the per-tier
+// heads' inverse propensity weights (docs/loop.md §4): the strong tier is
+// observed on every escalated (hard) request but only on the explored
+// share of the fast (easy) ones, so an unweighted head that cannot tell
+// the two apart (a heavily penalised one, which is all intercept) learns
+// the hard requests' strong accuracy; weighted by 1/P(strong ran) its
+// mean over all traffic moves to the traffic's true strong accuracy.
+func TestHeadWeightsDirection(t *testing.T) {
+	const eps = 0.1
+	r := rand.New(rand.NewPCG(3, 4))
+	var recs []datasets.Record
+	var all []datasets.Record
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	trueStrong := 0.0
+	for i := range 1200 {
+		hard := i%2 == 1
+		pStrong, pFast := 0.95, 0.9
+		kind, ph := "fast", 0.1
+		if hard {
+			pStrong, pFast, kind, ph = 0.45, 0.2, "escalate", 0.9
+		}
+		fs, ss := b2f(r.Float64() < pFast), b2f(r.Float64() < pStrong)
+		trueStrong += ss
+		d := &datasets.Decision{Kind: kind, PHard: ph, Propensity: 1 - eps}
+		if r.Float64() < eps {
+			d = &datasets.Decision{Kind: "speculate", PHard: ph, Propensity: eps, Explored: true}
+		}
+		prompt := fmt.Sprintf("easy question number %d about the weather", i)
+		if hard {
+			prompt = fmt.Sprintf("hard proof number %d about prime gaps", i)
+		}
+		full := datasets.Record{ID: fmt.Sprint(i), Prompt: prompt, TS: t0.Add(time.Duration(i) * time.Second), Decision: d,
+			Outcomes: map[string]datasets.Outcome{synth.FastModel: {Score: f64(fs)}, synth.StrongModel: {Score: f64(ss)}}}
+		all = append(all, full)
+		rec := full
+		rec.Outcomes = map[string]datasets.Outcome{}
+		if kind == "fast" || d.Explored {
+			rec.Outcomes[synth.FastModel] = full.Outcomes[synth.FastModel]
+		}
+		if kind == "escalate" || d.Explored {
+			rec.Outcomes[synth.StrongModel] = full.Outcomes[synth.StrongModel]
+		}
+		recs = append(recs, rec)
+	}
+	trueStrong /= float64(len(recs))
+	pol := Policy{SpeculateAbove: 0.5, EscalateAbove: 0.5}
+	meanStrong := func(est HeadEstimator) float64 {
+		ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, OneSided: true, Heads: est, Policy: pol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := Examples(ls)
+		for i := range ex {
+			ex[i].Fold, ex[i].Weight = i%3, 1
+		}
+		a, _, err := Train(ex, nil, TrainOptions{
+			Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+			Scorer: ScorerPerTier, Features: smallSpec(), Folds: 3, L2: 1e3, Now: t0, RouteWithoutSignal: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := NewRouter(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m float64
+		for i := range all {
+			_, s, ok := rt.TierScores(RecordInput(&all[i]))
+			if !ok {
+				t.Fatal("no tier heads")
+			}
+			m += s
+		}
+		return m / float64(len(all))
+	}
+	unw, ipw := meanStrong(HeadUnweighted), meanStrong(HeadIPW)
+	t.Logf("strong head's mean over traffic: unweighted %.3f, ipw %.3f, truth %.3f", unw, ipw, trueStrong)
+	if !(ipw > unw+0.1) {
+		t.Errorf("ipw %.3f is not well above unweighted %.3f: the weights should move the strong head up towards the easy requests it rarely sees", ipw, unw)
+	}
+	if math.Abs(ipw-trueStrong) > 0.06 || math.Abs(unw-trueStrong) < 0.1 {
+		t.Errorf("ipw %.3f, unweighted %.3f, truth %.3f: want ipw near the truth and unweighted off it", ipw, unw, trueStrong)
+	}
+}
+
+// TestGateJudgesUnseenRecords: the gate's slice never holds a record the
+// champion was trained on, whatever their times, and with nothing else
+// to judge on retrain refuses with NothingToJudgeError.
+func TestGateJudgesUnseenRecords(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 5})
+	const share = 0.25
+	var champRecs []datasets.Record
+	for i := range recs[:1200] {
+		if !datasets.InHoldout(recs[i].ID, 1, share) {
+			champRecs = append(champRecs, recs[i])
+		}
+	}
+	champion := trainChampion(t, champRecs)
+	champion.Training.Sources, champion.Training.Seed, champion.Training.HoldoutShare = []string{"base.jsonl"}, 1, share
+	files := map[string][]datasets.Record{"base.jsonl": recs[:1200], "export.jsonl": recs[1200:]}
+	// The base log is the newest here, so a split by time alone would
+	// judge on the champion's own training records.
+	base := recs[:1200]
+	for i := range base {
+		base[i].TS = base[i].TS.Add(24 * time.Hour)
+	}
+	merged, _ := MergeRecords(recs[1200:], base)
+	trained, matched := ChampionTrainedOn(champion, merged, files, nil)
+	if len(matched) != 1 || matched[0] != "base.jsonl" {
+		t.Fatalf("matched %v, want the champion's source", matched)
+	}
+	opts := RetrainOptions{Folds: 3, ChampionTrained: trained, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 100}}}
+	res, err := Retrain(champion, merged, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _, _ := LabelledExamples(merged, ExampleOptions{Tiers: champion.Tiers})
+	_, held, _ := splitJudged(ls, DefaultRetrainHoldout, trained)
+	naive := 0
+	_, heldByTime, _ := splitJudged(ls, DefaultRetrainHoldout, nil)
+	for _, h := range heldByTime {
+		if trained(h.ID) {
+			naive++
+		}
+	}
+	if naive == 0 {
+		t.Fatal("the newest records by time hold none of the champion's: the case does not test the rule")
+	}
+	for _, h := range held {
+		if trained(h.ID) {
+			t.Fatalf("held-out record %s was in the champion's training set", h.ID)
+		}
+	}
+	if res.ChampionTrained == 0 || res.Comparison.N != len(held) {
+		t.Errorf("champion-trained %d, compared on %d (want >0 and %d)", res.ChampionTrained, res.Comparison.N, len(held))
+	}
+	t.Logf("judged on %d records, %d champion-trained kept out; %s", res.Comparison.N, res.ChampionTrained, res.Comparison.Verdict)
+
+	// Only the champion's own log: nothing to judge, a refusal.
+	_, err = Retrain(champion, champRecs, RetrainOptions{Folds: 3, ChampionTrained: func(string) bool { return true }})
+	var nj *NothingToJudgeError
+	if err == nil || !strings.Contains(err.Error(), "neither router was trained on") || !asNothing(err, &nj) {
+		t.Errorf("err %v, want a NothingToJudgeError", err)
+	}
+}
+
+func asNothing(err error, target **NothingToJudgeError) bool {
+	e, ok := err.(*NothingToJudgeError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// TestScaledL2: a retrain keeps the champion's prior, so each head's
+// penalty shrinks with the rows it fits relative to the champion's.
+func TestScaledL2(t *testing.T) {
+	champ := &Artifact{Scorer: ScorerPerTier, Training: Fingerprint{Records: 100, L2: 0.01, FastL2: 0.1}}
+	var train []Labelled
+	for i := range 400 {
+		l := Labelled{Example: Example{Fast: 1, Strong: math.NaN()}}
+		if i < 200 {
+			l.Strong, l.Paired = 0, true
+		}
+		train = append(train, l)
+	}
+	l2, fast := scaledL2(champ, train)
+	if math.Abs(l2-0.005) > 1e-12 || math.Abs(fast-0.025) > 1e-12 {
+		t.Errorf("l2 %v fast %v, want 0.01×100/200 and 0.1×100/400", l2, fast)
+	}
+	// A champion that fitted one-sided rows counts each head's own.
+	champ.Training.HeadRecords = map[string]int{"fast": 200, "strong": 50, "paired": 50}
+	l2, fast = scaledL2(champ, train)
+	if math.Abs(l2-0.0025) > 1e-12 || math.Abs(fast-0.05) > 1e-12 {
+		t.Errorf("l2 %v fast %v, want 0.01×50/200 and 0.1×200/400", l2, fast)
+	}
+}
