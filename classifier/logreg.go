@@ -86,7 +86,15 @@ type Options struct {
 	// Init, if set, is the starting point (a warm start); nil starts from
 	// zero. Its W must have X.Dim entries.
 	Init *Model
+	// CGTol is the Newton solver's inner conjugate-gradient tolerance,
+	// relative to the preconditioned gradient norm. Zero means
+	// DefaultCGTol (liblinear's eps_cg).
+	CGTol float64
 }
+
+// DefaultCGTol is liblinear's eps_cg: each Newton step's inner CG stops
+// at ‖r‖ ≤ 0.1‖g‖ in the preconditioner's norm.
+const DefaultCGTol = 0.1
 
 // Model is a binary logistic regression: p = 1/(1+exp(−(x·W + B))).
 type Model struct {

@@ -21,9 +21,12 @@ func runNewton(o *objective, theta []float64, g0 float64, start *evalPoint, opts
 	const (
 		eta0, eta1, eta2       = 1e-4, 0.25, 0.75
 		sigma1, sigma2, sigma3 = 0.25, 0.5, 4.0
-		cgTolFactor            = 0.1  // inner CG stops at ‖r‖_M⁻¹ ≤ 0.1‖g‖_M⁻¹ (liblinear's eps_cg)
 		pcgAlpha               = 0.01 // preconditioner mix (liblinear's alpha_pcg)
 	)
+	cgTolFactor := opts.CGTol // inner CG stops at ‖r‖_M⁻¹ ≤ cgTol·‖g‖_M⁻¹
+	if cgTolFactor == 0 {
+		cgTolFactor = DefaultCGTol
+	}
 	n := o.dim
 	g := make([]float64, n)
 	m := make([]float64, n) // preconditioner

@@ -406,7 +406,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			Records: n, Skipped: opts.Skipped, Holdout: len(held),
 			SHA256: fingerprint(train.ids, d.y), L2: rep.L2, FastL2: rep.FastL2, GainL2: gainL2(chosen.scorer, l2s), L2Chosen: opts.L2 == 0, IDF: !opts.NoIDF,
 			MetaOff: chosen.noMeta || opts.Groups.Meta < 0,
-			Seed: opts.Seed, Sources: opts.Sources,
+			Seed:    opts.Seed, Sources: opts.Sources,
 		},
 	}
 	a.setHeads(final)
