@@ -99,13 +99,14 @@ func (x *exchange) refuse(err error) {
 	x.status = e.status
 }
 
-// begin starts a call to t.
-func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
+// begin starts a call to t; inline, it returns when the call ended
+// (startCall).
+func (x *exchange) begin(t *tier, wantLogprobs, inline bool) (*call, error) {
 	body, err := x.req.upstreamBody(t.model, wantLogprobs)
 	if err != nil {
 		return nil, err
 	}
-	c := x.h.startCall(x.ctx, t, x.req.api, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	c := x.h.startCall(x.ctx, t, x.req.api, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage, inline)
 	x.calls = append(x.calls, c)
 	return c, nil
 }
@@ -114,6 +115,13 @@ func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
 // plain call, its first data for a stream. It returns false when the
 // client went away first.
 func (x *exchange) await(c *call) bool {
+	// A client that left ended the call too: both channels are then
+	// ready, and select would pick either, so check the client first
+	// (else the call's cancellation could be taken for a tier's failure
+	// and fall back).
+	if x.ctx.Err() != nil {
+		return false
+	}
 	select {
 	case <-c.ready:
 		return true
@@ -155,7 +163,9 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	// confidence is recorded: retrain's soft label where nobody scores
 	// the answer. A stream is relayed as the upstream sent it, so it
 	// does not.
-	c, err := x.begin(t, t == x.h.fast && !x.forced && !x.req.stream)
+	// A plain answer is awaited whole anyway: the call runs on this
+	// goroutine. A stream is relayed while it is read, so it has its own.
+	c, err := x.begin(t, t == x.h.fast && !x.forced && !x.req.stream, !x.req.stream)
 	if err != nil {
 		x.refuse(err)
 		return nil, true
@@ -186,12 +196,12 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 // last arrives; a strong stream is relayed from the moment the fast one
 // is rejected, its buffered part first.
 func (x *exchange) runSpeculate() {
-	fc, err := x.begin(x.h.fast, true)
+	fc, err := x.begin(x.h.fast, true, false)
 	if err != nil {
 		x.refuse(err)
 		return
 	}
-	sc, err := x.begin(x.h.strong, false)
+	sc, err := x.begin(x.h.strong, false, false)
 	if err != nil {
 		x.cancelCall(fc, cancelClient)
 		x.refuse(err)
@@ -253,12 +263,12 @@ func (x *exchange) runSpeculate() {
 // tier; that latency and the other tier's cost are what exploration costs
 // (docs/loop.md).
 func (x *exchange) runExplore() {
-	fc, err := x.begin(x.h.fast, true)
+	fc, err := x.begin(x.h.fast, true, false)
 	if err != nil {
 		x.refuse(err)
 		return
 	}
-	sc, err := x.begin(x.h.strong, false)
+	sc, err := x.begin(x.h.strong, false, false)
 	if err != nil {
 		x.cancelCall(fc, cancelClient)
 		x.refuse(err)
