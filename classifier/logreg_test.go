@@ -207,7 +207,14 @@ func TestRepeatedIndicesAreSummed(t *testing.T) {
 }
 
 func TestFitIsBitIdenticalAcrossWorkers(t *testing.T) {
-	X, y, _ := synthetic(t, 4000, 300, 40, 13)
+	// 1,000 rows of ~40 entries over 300 columns still split into
+	// maxChunks (8) chunks (2·nnz/dim ≈ 265), so 1, 2, 3 and 8 workers
+	// each run the chunks in another interleaving; 4,000 rows checked
+	// nothing more and cost four times the race detector's time.
+	X, y, _ := synthetic(t, 1000, 300, 40, 13)
+	if o := newObjective(X, y, nil, nil, 0, 1); len(o.bounds)-1 != maxChunks {
+		t.Fatalf("the data splits into %d chunks, want %d: too few for the workers to interleave", len(o.bounds)-1, maxChunks)
+	}
 	for _, solver := range solvers {
 		t.Run(solver, func(t *testing.T) {
 			var first *Model

@@ -1008,7 +1008,11 @@ func (s *BoltStore) Export(ctx context.Context, w io.Writer, opts ExportOptions)
 		var err error
 		after, err = s.readChunk(after, first, &recs)
 		if err != nil {
-			return n, fmt.Errorf("export feedback db: %w", err)
+			// The structure passed the open's checks, so what failed is
+			// a stored value: damage inside a record, which only check
+			// and salvage get past. Say which file and what to do.
+			return n, fmt.Errorf("export feedback db %s: %w: the file is damaged inside a record (the export stopped there, with %d records written); run 'triage feedback check --db %s' to list the damage, and 'triage feedback salvage --db %s -o NEW.db' to copy every readable record into a new file",
+				s.path, err, n, s.path, s.path)
 		}
 		first = false
 		// Writing happens outside the transaction: a slow reader must not

@@ -221,6 +221,33 @@ func TestStoreConcurrentFeedbackIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestStoreExportNamesValueDamage: damage inside a stored record (as
+// flipped bytes in a value) leaves bbolt's structure sound, so the open passes; the export must then
+// name the file and what to do, not only the JSON error.
+func TestStoreExportNamesValueDamage(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"one"}`), entry("b", t0.Add(time.Second), "fast", 0.1, `{"prompt":"two"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		k, v := b.Cursor().Last()
+		// Half the value: its JSON ends inside the record.
+		return b.Put(bytes.Clone(k), bytes.Clone(v[:len(v)/2]))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Export(context.Background(), io.Discard, ExportOptions{})
+	if err == nil {
+		t.Fatal("export of a damaged record succeeded")
+	}
+	for _, want := range []string{"export feedback db " + s.Path(), "damaged inside a record", "triage feedback check --db " + s.Path(), "triage feedback salvage --db " + s.Path()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
 func TestStoreExportJoinsDecisionsAndFeedback(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +87,38 @@ func trainRouter(tb testing.TB, path string, recs []datasets.Record, fast, stron
 		tb.Fatal(err)
 	}
 }
+
+// smallRouter writes to path the router trainRouter fits on
+// speculationLog(500, 1, "train") with smallSpec. It is fitted once per
+// test binary and copied: the tests that use it check the replay, the
+// report and their messages, not the fit, and the fit was most of their
+// time under -race.
+func smallRouter(tb testing.TB, path string) {
+	tb.Helper()
+	smallRouterOnce.Do(func() {
+		tmp, err := os.MkdirTemp("", "triage-small-router-")
+		if err != nil {
+			smallRouterErr = err
+			return
+		}
+		defer os.RemoveAll(tmp)
+		p := filepath.Join(tmp, "router.json")
+		trainRouter(tb, p, speculationLog(500, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+		smallRouterBytes, smallRouterErr = os.ReadFile(p)
+	})
+	if smallRouterErr != nil || smallRouterBytes == nil {
+		tb.Fatalf("the shared small router was not trained: %v", smallRouterErr)
+	}
+	if err := os.WriteFile(path, smallRouterBytes, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+var (
+	smallRouterOnce  sync.Once
+	smallRouterBytes []byte
+	smallRouterErr   error
+)
 
 // speculationLog is n records of the synthetic scenario built to show
 // what the confidence gate and speculation buy, with latency, cost and
@@ -276,7 +309,7 @@ func skipSlow(t *testing.T) {
 func TestCurvesSmallLog(t *testing.T) {
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
-	trainRouter(t, model, speculationLog(500, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+	smallRouter(t, model)
 	writeLog(t, data, speculationLog(300, 2, "test"))
 	out := filepath.Join(dir, "report")
 	if _, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "20", "--cancel-billing", "full", "-o", out); code != 0 {
@@ -298,7 +331,7 @@ func TestCurvesSmallLog(t *testing.T) {
 func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
-	trainRouter(t, model, speculationLog(500, 1, "train"), synth.FastModel, synth.StrongModel, smallSpec())
+	smallRouter(t, model)
 	recs := speculationLog(300, 2, "test")
 	for i := range recs {
 		for m, o := range recs[i].Outcomes {
