@@ -96,13 +96,14 @@ func (x *exchange) refuse(err error) {
 	x.status = e.status
 }
 
-// begin starts a call to t.
-func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
+// begin starts a call to t; inline, it returns when the call ended
+// (startCall).
+func (x *exchange) begin(t *tier, wantLogprobs, inline bool) (*call, error) {
 	body, err := x.req.upstreamBody(t.model, wantLogprobs)
 	if err != nil {
 		return nil, err
 	}
-	c := x.h.startCall(x.ctx, t, x.req.api, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage)
+	c := x.h.startCall(x.ctx, t, x.req.api, body, x.req.stream, wantLogprobs && !x.req.logprobs, x.req.stream && !x.req.includeUsage, inline)
 	x.calls = append(x.calls, c)
 	return c, nil
 }
@@ -111,6 +112,13 @@ func (x *exchange) begin(t *tier, wantLogprobs bool) (*call, error) {
 // plain call, its first data for a stream. It returns false when the
 // client went away first.
 func (x *exchange) await(c *call) bool {
+	// A client that left ended the call too: both channels are then
+	// ready, and select would pick either, so check the client first
+	// (else the call's cancellation could be taken for a tier's failure
+	// and fall back).
+	if x.ctx.Err() != nil {
+		return false
+	}
 	select {
 	case <-c.ready:
 		return true
@@ -153,7 +161,9 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	// confidence is recorded: retrain's soft label where nobody scores
 	// the answer. A stream is relayed as the upstream sent it, so it
 	// does not.
-	c, err := x.begin(t, t.idx == 0 && !x.forced && !x.req.stream)
+	// A plain answer is awaited whole anyway: the call runs on this
+	// goroutine. A stream is relayed while it is read, so it has its own.
+	c, err := x.begin(t, t.idx == 0 && !x.forced && !x.req.stream, !x.req.stream)
 	if err != nil {
 		x.refuse(err)
 		return nil, true
@@ -186,12 +196,12 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 // buffered part first. With two tiers lo is fast and hi strong, the
 // names the code and the metrics use.
 func (x *exchange) runSpeculate(lo, hi *tier) {
-	fc, err := x.begin(lo, true)
+	fc, err := x.begin(lo, true, false)
 	if err != nil {
 		x.refuse(err)
 		return
 	}
-	sc, err := x.begin(hi, false)
+	sc, err := x.begin(hi, false, false)
 	if err != nil {
 		x.cancelCall(fc, cancelClient)
 		x.refuse(err)
@@ -258,12 +268,12 @@ func (x *exchange) runExplore(chosen, other *tier) {
 	if other.idx < chosen.idx {
 		lo, hi = other, chosen
 	}
-	fc, err := x.begin(lo, true)
+	fc, err := x.begin(lo, true, false)
 	if err != nil {
 		x.refuse(err)
 		return
 	}
-	sc, err := x.begin(hi, false)
+	sc, err := x.begin(hi, false, false)
 	if err != nil {
 		x.cancelCall(fc, cancelClient)
 		x.refuse(err)
