@@ -254,7 +254,7 @@ func TestLoop(t *testing.T) {
 	// ~800 held-out requests, and the replay's concurrency makes each run's
 	// exploration draws differ, so an interval wholly above 0 held in most
 	// runs but not all (its lower end fell to -0.0035 and -0.0003 in two
-	// runs of ten). What the loop must show: the promoted router is better
+	// runs on 2026-12-03). What the loop must show: the promoted router is better
 	// on the period it has not seen, and not measurably worse anywhere in
 	// its interval beyond the gate's own margin.
 	if !(g.Gain.Estimate > 0) || !(g.Gain.Lo > -0.01) {
