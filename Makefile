@@ -14,8 +14,9 @@ build:
 	$(GO) build -o $(BIN) ./cmd/triage
 
 # The main job on data the repository carries: train a router on the
-# synthetic sample log (it prints its evaluation on the 20% of ids it held
-# out), then evaluate it on a fresh synthetic log it has never seen.
+# synthetic sample log (it prints the out-of-fold figures of its own
+# cross-validation), then evaluate it on a fresh synthetic log it has
+# never seen.
 quickstart: build
 	@mkdir -p out
 	$(BIN) train --data $(SAMPLE) --fast $(FAST) --strong $(STRONG) -o out/sample-router.json
@@ -23,10 +24,20 @@ quickstart: build
 	$(BIN) eval --model out/sample-router.json --data out/unseen.jsonl
 	$(BIN) model show out/sample-router.json
 
+# The statistical tests that train routers on thousands of records skip
+# under -race, which slows their fits about tenfold; what runs
+# concurrently inside them is covered under -race by smaller tests. They
+# run here a second time without -race, so make test leaves none out
+# (models/models_test.go slowUnderRace, cmd/triage skipSlow).
+SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate)$$
+SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU)$$
+
 # The whole suite, readme/ included: it runs every command block of
 # README.md in a temporary copy of the repository.
 test: vet
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_MODELS)' ./models
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_CMD)' ./cmd/triage
 
 # Only the README's command blocks, with their output.
 readme:

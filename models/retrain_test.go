@@ -398,6 +398,7 @@ func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
 // TestRetrainGate is the promotion-gate acceptance: a challenger
 // trained on shuffled outcomes is refused, a clean one is promoted.
 func TestRetrainGate(t *testing.T) {
+	slowUnderRace(t)
 	recs, _ := synth.Generate(synth.Options{N: 3600, Seed: 21})
 	champion := trainChampion(t, recs[:1200])
 	fresh := recs[1200:]

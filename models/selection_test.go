@@ -167,6 +167,7 @@ func b2i(b bool) int {
 }
 
 func TestRandomOutcomesCannotRoute(t *testing.T) {
+	slowUnderRace(t)
 	train := noSignalExamples(1500, 21)
 	test := noSignalExamples(1500, 22)
 	a, rep, err := Train(train, nil, TrainOptions{
@@ -230,6 +231,7 @@ func TestRandomOutcomesCannotRoute(t *testing.T) {
 }
 
 func TestAutoChoosesAmongScorers(t *testing.T) {
+	slowUnderRace(t)
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5})
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
@@ -350,6 +352,7 @@ func TestCalibrationKeepsTheOrder(t *testing.T) {
 }
 
 func TestMetaKeptOnlyWhereItRanksBetter(t *testing.T) {
+	slowUnderRace(t)
 	// 1,200 requests; the text says nothing. In one log the subject decides
 	// whether the strong tier gains; in the other the tenant is noise and
 	// the gain follows the prompt's length.
