@@ -1,8 +1,10 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/features"
@@ -223,4 +225,38 @@ func (r *RowExtractor) Extract(in features.Input) Row {
 	r.idx = append(r.idx, r.v.Idx[:n]...)
 	r.vals = append(r.vals, r.v.Val[:n]...)
 	return Row{Idx: r.idx[i:j:j], Val: r.vals[i:j:j]}
+}
+
+// readyToTrain fills in the default feature spec and fold count and checks
+// that the design can be trained with them: built for that spec, not
+// trained on yet (training scales its rows in place), every example's
+// fold in range and every weight positive and finite. Train and
+// TrainTiers share it.
+func (d *Design) readyToTrain(spec *features.Spec, folds *int) error {
+	if spec.Version == 0 {
+		*spec = features.DefaultSpec()
+	}
+	if !reflect.DeepEqual(*spec, d.spec) {
+		return errors.New("the design was built for another feature spec")
+	}
+	if d.used {
+		return errors.New("the design has been trained on already")
+	}
+	if *folds == 0 {
+		*folds = DefaultFolds
+	}
+	if *folds < 2 {
+		return fmt.Errorf("folds is %d, want at least 2", *folds)
+	}
+	for i, f := range d.folds {
+		if f < 0 || f >= *folds {
+			return fmt.Errorf("example %q has fold %d, want [0,%d)", d.ids[i], f, *folds)
+		}
+	}
+	for i, w := range d.weight {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return fmt.Errorf("example %q: weight %v, want a positive finite number", d.ids[i], w)
+		}
+	}
+	return nil
 }

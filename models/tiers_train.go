@@ -4,10 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"time"
 
 	"github.com/triage-router/triage/classifier"
@@ -121,30 +119,8 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 	if train.Tiers() != nt {
 		return nil, nil, fmt.Errorf("train tiers: the examples carry %d tier scores for %d tiers", train.Tiers(), nt)
 	}
-	if opts.Features.Version == 0 {
-		opts.Features = features.DefaultSpec()
-	}
-	if !reflect.DeepEqual(opts.Features, train.spec) {
-		return nil, nil, errors.New("train tiers: the design was built for another feature spec")
-	}
-	if train.used {
-		return nil, nil, errors.New("train tiers: the design has been trained on already")
-	}
-	if opts.Folds == 0 {
-		opts.Folds = DefaultFolds
-	}
-	if opts.Folds < 2 {
-		return nil, nil, fmt.Errorf("train tiers: folds is %d, want at least 2", opts.Folds)
-	}
-	for i, f := range train.folds {
-		if f < 0 || f >= opts.Folds {
-			return nil, nil, fmt.Errorf("train tiers: example %q has fold %d, want [0,%d)", train.ids[i], f, opts.Folds)
-		}
-	}
-	for i, w := range train.weight {
-		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
-			return nil, nil, fmt.Errorf("train tiers: example %q: weight %v, want a positive finite number", train.ids[i], w)
-		}
+	if err := train.readyToTrain(&opts.Features, &opts.Folds); err != nil {
+		return nil, nil, fmt.Errorf("train tiers: %w", err)
 	}
 	switch opts.Calibration {
 	case "":

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -193,30 +192,8 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	if opts.Label == nil {
 		return nil, nil, errors.New("train: no label function")
 	}
-	if opts.Features.Version == 0 {
-		opts.Features = features.DefaultSpec()
-	}
-	if !reflect.DeepEqual(opts.Features, train.spec) {
-		return nil, nil, errors.New("train: the design was built for another feature spec")
-	}
-	if train.used {
-		return nil, nil, errors.New("train: the design has been trained on already")
-	}
-	if opts.Folds == 0 {
-		opts.Folds = DefaultFolds
-	}
-	if opts.Folds < 2 {
-		return nil, nil, fmt.Errorf("train: folds is %d, want at least 2", opts.Folds)
-	}
-	for i, f := range train.folds {
-		if f < 0 || f >= opts.Folds {
-			return nil, nil, fmt.Errorf("train: example %q has fold %d, want [0,%d)", train.ids[i], f, opts.Folds)
-		}
-	}
-	for i, w := range train.weight {
-		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
-			return nil, nil, fmt.Errorf("train: example %q: weight %v, want a positive finite number", train.ids[i], w)
-		}
+	if err := train.readyToTrain(&opts.Features, &opts.Folds); err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
