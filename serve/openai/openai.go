@@ -7,12 +7,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 )
 
 // ContentText is a message's text: a string, or the text parts of an array
 // of content parts joined with "\n"; null (a tool call) is "".
-func ContentText(raw json.RawMessage) (string, error) {
+func ContentText(raw json.RawMessage) (string, error) { return PartsText(raw, "text") }
+
+// PartsText is the text of a string or of an array of content parts: the
+// parts whose type is one of kinds, joined with "\n" (images and files
+// have no text to route on); null is "". Chat Completions calls its text
+// parts "text", the Responses API "input_text" and "output_text".
+func PartsText(raw json.RawMessage, kinds ...string) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
@@ -31,7 +38,7 @@ func ContentText(raw json.RawMessage) (string, error) {
 	}
 	var b strings.Builder
 	for _, p := range parts {
-		if p.Type != "text" {
+		if !slices.Contains(kinds, p.Type) {
 			continue
 		}
 		if b.Len() > 0 {

@@ -425,7 +425,7 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 			if it.Role == "" || (it.Type != "" && it.Type != "message") {
 				continue
 			}
-			text, err := responsesText(it.Content)
+			text, err := openai.PartsText(it.Content, "input_text", "output_text")
 			if err != nil {
 				return bad(fmt.Sprintf("input[%d].content", i), "input[%d].content: %v", i, err)
 			}
@@ -442,34 +442,6 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	}
 	req.input.Messages = turns
 	return nil
-}
-
-// responsesText is a Responses API message's text: a string, or its
-// input_text and output_text parts joined with "\n" (images and files
-// are not routed on).
-func responsesText(raw json.RawMessage) (string, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", errors.New("want a string or an array of content parts")
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Type != "input_text" && p.Type != "output_text" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(p.Text)
-	}
-	return b.String(), nil
 }
 
 func typeError(err error) string {
