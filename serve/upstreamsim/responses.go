@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/triage-router/triage/serve/openai"
 )
 
 // handleResponses answers POST /v1/responses (OpenAI's Responses API):
@@ -60,24 +62,11 @@ func (rr *responsesRequest) asChat() (chatRequest, error) {
 			if it.Role == "" || (it.Type != "" && it.Type != "message") {
 				continue
 			}
-			if json.Unmarshal(it.Content, &one) == nil {
-				add(it.Role, one)
-				continue
+			text, err := openai.PartsText(it.Content, "input_text", "output_text")
+			if err != nil {
+				return req, fmt.Errorf("input item content: %w", err)
 			}
-			var parts []struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			}
-			if json.Unmarshal(it.Content, &parts) != nil {
-				return req, errors.New("input item content is not a string or an array of content parts")
-			}
-			var texts []string
-			for _, p := range parts {
-				if p.Type == "input_text" || p.Type == "output_text" {
-					texts = append(texts, p.Text)
-				}
-			}
-			add(it.Role, strings.Join(texts, "\n"))
+			add(it.Role, text)
 		}
 	default:
 		return req, errors.New("input is not a string or an array of input items")
