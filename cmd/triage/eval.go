@@ -133,12 +133,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 	p := make([]float64, len(ex))
 	prog, stop := newProgress(env)
 	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu    sync.Mutex
-		first error
-	)
+	var mu sync.Mutex // guards stepsDone
 	// The bar counts the fitting steps of all folds (each head is
 	// cross-validated, then fitted), not just the folds: a fold of MMLU
 	// takes half a minute.
@@ -187,6 +182,25 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		}
 		return nil
 	}
+	if err := runFolds(ctx, k, fold, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// runFolds calls fold for each of the k folds, on up to GOMAXPROCS
+// goroutines (each fold's training then runs on one core). The first
+// error stops the folds not yet started and is returned, as is the
+// context's error when it ends first. onDone, if not nil, is called after
+// each fold with how many have finished, one call at a time.
+func runFolds(ctx context.Context, k int, fold func(f int) error, onDone func(done int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+	)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(k, runtime.GOMAXPROCS(0)) {
@@ -199,6 +213,10 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 				if err != nil && first == nil {
 					first = err
 					cancel()
+				}
+				done++
+				if onDone != nil {
+					onDone(done)
 				}
 				mu.Unlock()
 			}
@@ -215,10 +233,7 @@ feed:
 	close(next)
 	wg.Wait()
 	if first != nil {
-		return nil, first
+		return first
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return ctx.Err()
 }

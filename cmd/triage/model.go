@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/triage-router/triage/models"
@@ -89,20 +90,11 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "  gate         none (the training log had no fast-tier confidence)\n")
 	}
 	if len(a.Metrics) > 0 {
-		keys := make([]string, 0, len(a.Metrics))
-		for k := range a.Metrics {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("%s=%.4g", k, a.Metrics[k])
-		}
 		from := a.MetricsFrom
 		if from == "" {
 			from = models.MetricsHeldOut
 		}
-		fmt.Fprintf(w, "  %-12s %s\n", from, strings.Join(parts, " "))
+		fmt.Fprintf(w, "  %-12s %s\n", from, metricsLine(a.Metrics))
 	}
 	if len(a.TopFeatures) > 0 {
 		weightOn := "the label's log-odds"
@@ -178,16 +170,18 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}
 	if len(a.Metrics) > 0 {
-		keys := make([]string, 0, len(a.Metrics))
-		for k := range a.Metrics {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("%s=%.4g", k, a.Metrics[k])
-		}
-		fmt.Fprintf(w, "  %-12s %s (share_K: tier K's share)\n", a.MetricsFrom, strings.Join(parts, " "))
+		fmt.Fprintf(w, "  %-12s %s (share_K: tier K's share)\n", a.MetricsFrom, metricsLine(a.Metrics))
 	}
 	return nil
+}
+
+// metricsLine is an artifact's metrics as "name=value" pairs in name
+// order.
+func metricsLine(m map[string]float64) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
+	}
+	return strings.Join(parts, " ")
 }

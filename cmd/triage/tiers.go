@@ -9,10 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/triage-router/triage/datasets"
@@ -250,11 +248,6 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 	pred := make([]float64, len(ex)*nt)
 	prog, stop := newProgress(env)
 	defer stop()
-	var (
-		mu    sync.Mutex
-		first error
-		done  int
-	)
 	desc := fmt.Sprintf("cross-validating: %d trainings of %d heads", k, nt)
 	if prog != nil {
 		prog(desc, 0, k)
@@ -290,40 +283,14 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 		}
 		return nil
 	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(k, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range next {
-				err := fold(f)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				done++
-				if prog != nil {
-					prog(desc, done, k)
-				}
-				mu.Unlock()
-			}
-		}()
+	var onDone func(int)
+	if prog != nil {
+		onDone = func(done int) { prog(desc, done, k) }
 	}
-feed:
-	for f := 0; f < k; f++ {
-		select {
-		case next <- f:
-		case <-ctx.Done():
-			break feed
-		}
+	if err := runFolds(ctx, k, fold, onDone); err != nil {
+		return nil, err
 	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	return pred, ctx.Err()
+	return pred, nil
 }
 
 // evalCVTiers is eval --cv with --tier.

@@ -184,6 +184,24 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 	return c, false
 }
 
+// beginPair starts lo (asking for its confidence) and hi at once, each
+// on its own goroutine, for a race or an exploration. When either cannot
+// start, the other is cancelled and the client refused, and ok is false.
+func (x *exchange) beginPair(lo, hi *tier) (lc, hc *call, ok bool) {
+	lc, err := x.begin(lo, true, false)
+	if err != nil {
+		x.refuse(err)
+		return nil, nil, false
+	}
+	hc, err = x.begin(hi, false, false)
+	if err != nil {
+		x.cancelCall(lc, cancelClient)
+		x.refuse(err)
+		return nil, nil, false
+	}
+	return lc, hc, true
+}
+
 // runSpeculate races lo (the tier chosen) with hi (the next one up),
 // both started at once (docs/design.md, "Replaying a log through a
 // policy"): the first whole answer decides. An answer of hi first is kept
@@ -196,15 +214,8 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 // buffered part first. With two tiers lo is fast and hi strong, the
 // names the code and the metrics use.
 func (x *exchange) runSpeculate(lo, hi *tier) {
-	fc, err := x.begin(lo, true, false)
-	if err != nil {
-		x.refuse(err)
-		return
-	}
-	sc, err := x.begin(hi, false, false)
-	if err != nil {
-		x.cancelCall(fc, cancelClient)
-		x.refuse(err)
+	fc, sc, ok := x.beginPair(lo, hi)
+	if !ok {
 		return
 	}
 	fastDone, strongDone := fc.done, sc.done
@@ -268,15 +279,8 @@ func (x *exchange) runExplore(chosen, other *tier) {
 	if other.idx < chosen.idx {
 		lo, hi = other, chosen
 	}
-	fc, err := x.begin(lo, true, false)
-	if err != nil {
-		x.refuse(err)
-		return
-	}
-	sc, err := x.begin(hi, false, false)
-	if err != nil {
-		x.cancelCall(fc, cancelClient)
-		x.refuse(err)
+	fc, sc, ok := x.beginPair(lo, hi)
+	if !ok {
 		return
 	}
 	for _, c := range []*call{fc, sc} {
