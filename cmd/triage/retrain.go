@@ -62,6 +62,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	heads := fs.String("head-weights", string(models.DefaultHeadEstimator), "how each per-tier head weighs the records where its tier ran: unweighted, ipw (1/P(tier ran), self-normalised) or clipped (ipw capped at 10); docs/loop.md §4 says why the default")
 	pairedOnly := fs.Bool("paired-only", false, "train on records with both tiers' scores only (by default each tier's head also learns from every record where its tier ran)")
 	noSoft := fs.Bool("no-soft-labels", false, "do not use the fast tier's calibrated confidence as a soft target where no fast score was posted")
+	noImpute := fs.Bool("no-impute", false, "do not impute the tier that did not run on a one-sided record from the tier that did (docs/loop.md §4)")
+	imputeWeight := fs.Float64("impute-weight", models.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
@@ -137,18 +139,20 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
 	opts := models.RetrainOptions{
-		Holdout:     *holdout,
-		Compare:     models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
-		Examples:    models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
-		PairedOnly:  *pairedOnly,
-		NoSoftFast:  *noSoft,
-		L2:          *l2,
-		ChooseL2:    l2Given && *l2 == 0,
-		WeightedFit: *ipwFit,
-		Folds:       *folds,
-		Seed:        *seed,
-		Sources:     append(append([]string(nil), data...), feedback...),
-		Skipped:     bad,
+		Holdout:      *holdout,
+		Compare:      models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Examples:     models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
+		PairedOnly:   *pairedOnly,
+		NoSoftFast:   *noSoft,
+		NoImpute:     *noImpute,
+		ImputeWeight: *imputeWeight,
+		L2:           *l2,
+		ChooseL2:     l2Given && *l2 == 0,
+		WeightedFit:  *ipwFit,
+		Folds:        *folds,
+		Seed:         *seed,
+		Sources:      append(append([]string(nil), data...), feedback...),
+		Skipped:      bad,
 	}
 	opts.Progress = prog
 	trained, matched := models.ChampionTrainedOn(champion, recs, files, data)
@@ -228,6 +232,10 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 		st.Records, sum(st.ByKind), kinds(st.ByKind), orNone(strings.Join(unpaired, ", ")))
 	if st.FastOnly+st.StrongOnly+st.SoftFast > 0 {
 		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
+	}
+	if im := res.Imputed; im.Strong+im.Fast > 0 {
+		fmt.Fprintf(w, "imputed the tier that did not run, from the one that did: %d strong, %d fast (fitted on %d paired; P(strong right) %.2f when fast was right, %.2f when wrong)\n",
+			im.Strong, im.Fast, im.Paired, im.StrongGivenFast[1], im.StrongGivenFast[0])
 	}
 	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
 	if res.ChampionTrained > 0 {
