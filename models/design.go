@@ -30,14 +30,14 @@ type Design struct {
 	// imputed, strongSoft an imputed strong target.
 	fastW, strongW   []float64
 	soft, strongSoft []bool
-	folds          []int
-	conf           []float64        // the fast tier's raw confidence, NaN when not logged
-	multi          []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
-	ntier          int              // tiers per example in multi, 0 for a two-tier design
-	mconf          []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
-	inputs         []features.Input // of the first maxNamingExamples rows, to name features
-	expect         int              // rows the caller expects in all, 0 if unknown
-	used           bool             // TrainDesign has scaled x in place
+	folds            []int
+	conf             []float64        // the fast tier's raw confidence, NaN when not logged
+	multi            []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
+	ntier            int              // tiers per example in multi, 0 for a two-tier design
+	mconf            []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
+	inputs           []features.Input // of the first maxNamingExamples rows, to name features
+	expect           int              // rows the caller expects in all, 0 if unknown
+	used             bool             // TrainDesign has scaled x in place
 }
 
 // DesignSample is how many rows a Design holds before it reserves room for

@@ -7,6 +7,37 @@ import (
 	"github.com/triage-router/triage/classifier"
 )
 
+// ImputeMode says which missing tiers retrain imputes (imputeOtherTier).
+type ImputeMode string
+
+// The imputation modes.
+const (
+	// ImputeFast gives a strong-only record (an escalation) a soft fast
+	// target from its strong score: the default.
+	ImputeFast ImputeMode = "fast"
+	// ImputeBoth also gives a fast-only record a soft strong target from
+	// its fast score. It lowered test APGR on every MMLU split tried
+	// (docs/loop.md §4), so it is not the default.
+	ImputeBoth ImputeMode = "both"
+	// ImputeNone imputes nothing: each head learns from its own tier's
+	// outcomes only.
+	ImputeNone ImputeMode = "none"
+)
+
+// DefaultImpute is the imputation retrain uses unless told.
+const DefaultImpute = ImputeFast
+
+// ParseImputeMode checks an --impute value.
+func ParseImputeMode(s string) (ImputeMode, error) {
+	switch m := ImputeMode(s); m {
+	case ImputeFast, ImputeBoth, ImputeNone:
+		return m, nil
+	case "":
+		return DefaultImpute, nil
+	}
+	return "", fmt.Errorf("impute mode %q is not known; want fast, both or none", s)
+}
+
 // DefaultImputeWeight is the weight of an imputed (soft) target in its
 // head's fit, against 1 for an observed score. docs/loop.md §4 has the
 // replay that chose it.
@@ -57,8 +88,11 @@ type ImputeStats struct {
 //
 // The rows' targets and head weights are changed in place (weight w for
 // an imputed target); imputed rows stay unpaired (StrongSoft, FastSoft).
-func imputeOtherTier(champion *Artifact, ex []Example, w float64) (ImputeStats, error) {
+func imputeOtherTier(champion *Artifact, ex []Example, mode ImputeMode, w float64) (ImputeStats, error) {
 	var st ImputeStats
+	if mode == ImputeNone {
+		return st, nil
+	}
 	r, err := NewRouter(champion)
 	if err != nil {
 		return st, fmt.Errorf("impute: champion: %w", err)
@@ -136,7 +170,7 @@ func imputeOtherTier(champion *Artifact, ex []Example, w float64) (ImputeStats, 
 	for i := range ex {
 		f, s := observed(i)
 		switch {
-		case f && !s && math.IsNaN(ex[i].Strong):
+		case f && !s && math.IsNaN(ex[i].Strong) && mode == ImputeBoth:
 			ex[i].Strong, ex[i].StrongSoft, ex[i].StrongWeight = predict(sGivenF, ex[i].Fast, i), true, w
 			st.Strong++
 		case s && !f && math.IsNaN(ex[i].Fast):

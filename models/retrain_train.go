@@ -51,12 +51,12 @@ type RetrainOptions struct {
 	// .SoftFast), which are on when the champion has a confidence
 	// calibration.
 	NoSoftFast bool
-	// NoImpute turns off the imputation of the tier that did not run
-	// (imputeOtherTier): by default a one-sided record's missing tier
-	// gets a soft target from the tier that ran, when the champion has
-	// per-tier heads. ImputeWeight is an imputed target's weight in its
+	// Impute says which tier that did not run on a one-sided record gets
+	// a soft target from the tier that did (imputeOtherTier), when the
+	// champion has per-tier heads; "" means DefaultImpute (the fast tier
+	// of escalations). ImputeWeight is an imputed target's weight in its
 	// head's fit; 0 means DefaultImputeWeight.
-	NoImpute     bool
+	Impute       ImputeMode
 	ImputeWeight float64
 	// ChampionTrained says the champion was trained on the record with
 	// this id (see ChampionTrainedOn); such records never judge, so the
@@ -235,7 +235,11 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	if l2 == 0 && !opts.ChooseL2 {
 		l2, fastL2 = scaledL2(champion, train)
 	}
-	if eo.OneSided && !opts.NoImpute {
+	mode, err := ParseImputeMode(string(opts.Impute))
+	if err != nil {
+		return nil, err
+	}
+	if eo.OneSided && mode != ImputeNone {
 		w := opts.ImputeWeight
 		if w == 0 {
 			w = DefaultImputeWeight
@@ -243,7 +247,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 		if !(w > 0 && w <= 1) {
 			return nil, fmt.Errorf("impute weight is %v, want a weight in (0,1]", w)
 		}
-		st, err := imputeOtherTier(champion, trEx, w)
+		st, err := imputeOtherTier(champion, trEx, mode, w)
 		if err != nil {
 			return nil, err
 		}
