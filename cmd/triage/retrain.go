@@ -308,11 +308,14 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		// paired records not judged because the champion trained on them.
 		OneSided        map[string]int `json:"one_sided"`
 		ChampionTrained int            `json:"champion_trained"`
+		// Imputed counts the soft targets imputed from the tier that ran.
+		Imputed map[string]int `json:"imputed"`
 		*models.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
 		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
+		Imputed:         map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
 		ChampionTrained: res.ChampionTrained,
 	}
 	if written {
