@@ -66,25 +66,28 @@ type ImputeStats struct {
 	StrongGivenFast, FastGivenStrong [2]float64
 }
 
-// imputeOtherTier gives each one-sided training row a soft target for the
-// tier that did not run, from the tier that did: P(y_s = 1 | y_f, x) for a
-// fast-only row and P(y_f = 1 | y_s, x) for a strong-only one, each a
-// small logistic model fitted on the paired training rows with the
-// observed score, the champion's two head logits at x and their products
-// as features.
+// imputeOtherTier gives one-sided training rows a soft target for the
+// tier that did not run, from the tier that did: P(y_f = 1 | y_s, x) for a
+// strong-only row (an escalation) and, with ImputeBoth, P(y_s = 1 | y_f, x)
+// for a fast-only one; each a small logistic model fitted on the paired
+// training rows with the observed score, the champion's two head logits at
+// x and their products as features.
 //
 // Why it is valid: which tiers ran depends on the request's features only
 // (p_hard and the exploration coin), so given x the outcomes are
 // independent of the selection, and the conditional of one tier's outcome
 // given the other's and x is the same on the paired rows (base log,
 // explored and speculated requests) as on the one-sided ones. A soft
-// target whose mean given x is P(y_s = 1 | x) keeps the head's target
+// target whose mean given x is P(y_f = 1 | x) keeps the head's target
 // unbiased while it carries what the observed tier says about this very
-// request: on MMLU a fast-correct question is strong-correct about nine
-// times in ten, a fast-wrong one about half as often. The strong head then
-// learns about the ~70% of traffic routed fast from every fast outcome
-// there, not only the ~2% explored. A posted score always wins: only a
-// missing tier is imputed, and never from a soft (confidence) target.
+// request: on MMLU the fast tier was right on about 78% of the questions
+// the strong tier got right and 27% of those it got wrong. The fast head
+// then learns the escalated (hard) requests from each of them, not only
+// from the base log and the ~2% explored. Imputing the strong tier the
+// same way lowered test APGR (docs/loop.md §4): the strong head learns to
+// track the fast one, as the conditional has only the champion's logits
+// to vary with x. A posted score always wins: only a missing tier is
+// imputed, and never from a soft (confidence) target.
 //
 // The rows' targets and head weights are changed in place (weight w for
 // an imputed target); imputed rows stay unpaired (StrongSoft, FastSoft).
