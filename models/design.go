@@ -26,17 +26,18 @@ type Design struct {
 	strong []float64
 	weight []float64
 	// fastW and strongW are the heads' own weights (Example.FastWeight,
-	// StrongWeight); soft marks a fast target taken from confidence.
-	fastW, strongW []float64
-	soft           []bool
-	folds          []int
-	conf           []float64        // the fast tier's raw confidence, NaN when not logged
-	multi          []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
-	ntier          int              // tiers per example in multi, 0 for a two-tier design
-	mconf          []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
-	inputs         []features.Input // of the first maxNamingExamples rows, to name features
-	expect         int              // rows the caller expects in all, 0 if unknown
-	used           bool             // TrainDesign has scaled x in place
+	// StrongWeight); soft marks a fast target taken from confidence or
+	// imputed, strongSoft an imputed strong target.
+	fastW, strongW   []float64
+	soft, strongSoft []bool
+	folds            []int
+	conf             []float64        // the fast tier's raw confidence, NaN when not logged
+	multi            []float64        // N-tier scores, row-major (ntier per example); nil for two-tier
+	ntier            int              // tiers per example in multi, 0 for a two-tier design
+	mconf            []float64        // N-tier raw confidences, row-major like multi, NaN when not logged
+	inputs           []features.Input // of the first maxNamingExamples rows, to name features
+	expect           int              // rows the caller expects in all, 0 if unknown
+	used             bool             // TrainDesign has scaled x in place
 }
 
 // DesignSample is how many rows a Design holds before it reserves room for
@@ -90,6 +91,7 @@ func (d *Design) Expect(rows int) {
 	}
 	d.ids = growTo(d.ids, rows)
 	d.soft = growTo(d.soft, rows)
+	d.strongSoft = growTo(d.strongSoft, rows)
 	d.folds = growTo(d.folds, rows)
 	if d.Len() >= DesignSample {
 		d.reserve()
@@ -165,6 +167,7 @@ func (d *Design) AddRow(row Row, ex *Example) {
 	d.fastW = append(d.fastW, fw)
 	d.strongW = append(d.strongW, sw)
 	d.soft = append(d.soft, ex.FastSoft)
+	d.strongSoft = append(d.strongSoft, ex.StrongSoft)
 	d.folds = append(d.folds, ex.Fold)
 	c := math.NaN()
 	if ex.Confidence != nil {

@@ -51,6 +51,13 @@ type RetrainOptions struct {
 	// .SoftFast), which are on when the champion has a confidence
 	// calibration.
 	NoSoftFast bool
+	// Impute says which tier that did not run on a one-sided record gets
+	// a soft target from the tier that did (imputeOtherTier), when the
+	// champion has per-tier heads; "" means DefaultImpute (the fast tier
+	// of escalations). ImputeWeight is an imputed target's weight in its
+	// head's fit; 0 means DefaultImputeWeight.
+	Impute       ImputeMode
+	ImputeWeight float64
 	// ChampionTrained says the champion was trained on the record with
 	// this id (see ChampionTrainedOn); such records never judge, so the
 	// gate compares the routers on records neither was trained on. nil
@@ -81,6 +88,9 @@ type RetrainResult struct {
 	Traffic TrafficEstimate
 	// Warnings are caveats about the data, one sentence each.
 	Warnings []string
+	// Imputed says what the imputation of the missing tier did (zero
+	// when it was off or had too few paired rows).
+	Imputed ImputeStats
 	// ChampionTrained counts the labelled records kept out of the judged
 	// slice because the champion was trained on them.
 	ChampionTrained int
@@ -225,6 +235,27 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	if l2 == 0 && !opts.ChooseL2 {
 		l2, fastL2 = scaledL2(champion, train)
 	}
+	mode, err := ParseImputeMode(string(opts.Impute))
+	if err != nil {
+		return nil, err
+	}
+	if eo.OneSided && mode != ImputeNone {
+		w := opts.ImputeWeight
+		if w == 0 {
+			w = DefaultImputeWeight
+		}
+		if !(w > 0 && w <= 1) {
+			return nil, fmt.Errorf("impute weight is %v, want a weight in (0,1]", w)
+		}
+		st, err := imputeOtherTier(champion, trEx, mode, w)
+		if err != nil {
+			return nil, err
+		}
+		res.Imputed = st
+		if opts.L2 == 0 && !opts.ChooseL2 {
+			l2, fastL2 = imputedL2(champion, trEx, st, w, l2, fastL2)
+		}
+	}
 	// The challenger keeps the champion's scorer, so the comparison is
 	// about the new data, not a new method.
 	a, rep, err := Train(trEx, heldEx, TrainOptions{
@@ -325,6 +356,42 @@ func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
 		fastL2 *= n0Fast / nFast
 	}
 	return l2, fastL2
+}
+
+// imputedL2 rescales the heads' penalties for the imputed rows: the fit
+// divides its loss by the sum of the row weights, so to keep the same
+// prior the penalty shrinks by the other rows' weight over the total
+// (scaledL2 counted the rows before imputation). Only the st.Strong and
+// st.Fast rows imputed with weight w are new; confidence targets were
+// counted by scaledL2 already.
+func imputedL2(champion *Artifact, ex []Example, st ImputeStats, w, l2, fastL2 float64) (float64, float64) {
+	var allF, allS float64
+	for i := range ex {
+		if !math.IsNaN(ex[i].Fast) {
+			allF += headWeight(ex[i].FastWeight, ex[i].Weight)
+		}
+		if !math.IsNaN(ex[i].Strong) {
+			allS += headWeight(ex[i].StrongWeight, ex[i].Weight)
+		}
+	}
+	if k := champion.ScorerKind(); (k == ScorerPerTier || k == ScorerBlend) && allS > 0 {
+		l2 *= (allS - w*float64(st.Strong)) / allS
+	}
+	if allF > 0 {
+		fastL2 *= (allF - w*float64(st.Fast)) / allF
+	}
+	return l2, fastL2
+}
+
+// headWeight is a row's weight in a per-tier head (Design.AddRow's rule).
+func headWeight(head, w float64) float64 {
+	if head != 0 {
+		return head
+	}
+	if w == 0 {
+		return 1
+	}
+	return w
 }
 
 func countKinds(ls []Labelled) map[ExampleKind]int {

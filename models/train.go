@@ -68,6 +68,10 @@ type Example struct {
 	// confidence, for a request nobody scored. Only the fast head learns
 	// from it; the row is never paired.
 	FastSoft bool
+	// StrongSoft says Strong is not an observed score but a soft target
+	// imputed from the fast tier's observed score (see imputeOtherTier).
+	// Only the strong head learns from it; the row is never paired.
+	StrongSoft bool
 	// Weight scales the example's loss; 0 means 1.
 	Weight float64
 	// FastWeight and StrongWeight, when set, scale the example's loss in
@@ -205,7 +209,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	}
 	n := train.Len()
 	// One-sided rows: a row is paired when both tiers' scores were
-	// observed (a soft fast target is not an observation). fast and
+	// observed (a soft target is not an observation). fast and
 	// strong are the scores with the unobserved ones set to 0, so that
 	// weighted sums stay finite; every statistic over both tiers weighs
 	// them with d.w, which is 0 on unpaired rows, and each per-tier head
@@ -215,7 +219,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	paired := make([]bool, n)
 	npaired := 0
 	for i := range n {
-		paired[i] = !math.IsNaN(fast[i]) && !math.IsNaN(strong[i]) && !train.soft[i]
+		paired[i] = !math.IsNaN(fast[i]) && !math.IsNaN(strong[i]) && !train.soft[i] && !train.strongSoft[i]
 		if paired[i] {
 			npaired++
 		}

@@ -8,7 +8,8 @@
 #   4. `feedback export --from`, then `retrain` with its defaults;
 #   5. a retrain that sees every outcome of the traffic (--force, for the
 #      reference gain);
-#   6. test-slice APGR of each router from `triage score` (loopctl apgr).
+#   6. test-slice APGR of each router from `triage score` (loopctl apgr),
+#      and of the one-sided challenger whether the gate promoted it or not.
 # Prints the figures and the two checks of the issue.
 # Run from the repository root:  bash bench/loop/accept.sh
 # Knobs: SEED=1 CONC=8 WORK=dir
@@ -65,22 +66,26 @@ set -e
 grep -E '^(data|one tier|train|not judged|held out|gate)' "$WORK/retrain.txt" | sed 's/^/  retrain: /'
 tail -1 "$WORK/retrain.txt" | sed 's/^/  retrain: /'
 case $RC in
-  0) echo "retrain (one-sided feedback): promoted" ;;
-  3) echo "retrain (one-sided feedback): refused (exit 3)"; cp "$WORK/start.json" "$WORK/new.json" ;;
+  0) echo "retrain (one-sided feedback): promoted"; cp "$WORK/new.json" "$WORK/challenger.json" ;;
+  3) echo "retrain (one-sided feedback): refused (exit 3)"; cp "$WORK/start.json" "$WORK/new.json"
+     # The refused challenger, for its own figure: the gate judges on the
+     # ~35 explored records, which cannot resolve gains of this size.
+     "$T" retrain --model "$WORK/start.json" --data "$WORK/base.jsonl" --feedback "$WORK/export.jsonl" --force -o "$WORK/challenger.json" >/dev/null 2>&1 ;;
   *) echo "retrain failed (exit $RC)"; cat "$WORK/retrain.err"; exit 1 ;;
 esac
 [ "$RCF" = 0 ] || { echo "full-information retrain failed (exit $RCF)"; cat "$WORK/full.err"; exit 1; }
 
-for r in start new full; do
+for r in start new full challenger; do
   "$T" score --model "$WORK/$r.json" --data "$WORK/test.jsonl" >"$WORK/score-$r.jsonl"
 done
-"$L" apgr --data "$WORK/test.jsonl" --fast "$FAST" --strong "$STRONG" "$WORK/score-start.jsonl" "$WORK/score-new.jsonl" "$WORK/score-full.jsonl" | tee "$WORK/apgr.txt"
+"$L" apgr --data "$WORK/test.jsonl" --fast "$FAST" --strong "$STRONG" "$WORK/score-start.jsonl" "$WORK/score-new.jsonl" "$WORK/score-full.jsonl" "$WORK/score-challenger.jsonl" | tee "$WORK/apgr.txt"
 python3 - "$WORK/apgr.txt" "$RC" <<'PY'
 import re, sys
 a = [float(m) for m in re.findall(r"apgr ([-0-9.]+)", open(sys.argv[1]).read())]
-start, new, full = a
+start, new, full, chal = a
 g, gf = new - start, full - start
 print(f"test APGR: start {start:.4f}, promoted {new:.4f} (gain {g:+.4f}), full-information {full:.4f} (gain {gf:+.4f})")
+print(f"challenger (promoted or not): {chal:.4f}, gain {chal - start:+.4f}, {(chal - start) / gf:.2f} of the full-information gain")
 print(f"check 1, promoted >= start + 0.015: {'yes' if g >= 0.015 else 'NO'}")
 print(f"check 2, gain >= half the full-information gain: {'yes' if g >= gf / 2 else 'NO'} ({g:+.4f} vs {gf/2:+.4f})")
 PY

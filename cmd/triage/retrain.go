@@ -62,6 +62,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	heads := fs.String("head-weights", string(models.DefaultHeadEstimator), "how each per-tier head weighs the records where its tier ran: unweighted, ipw (1/P(tier ran), self-normalised) or clipped (ipw capped at 10); docs/loop.md §4 says why the default")
 	pairedOnly := fs.Bool("paired-only", false, "train on records with both tiers' scores only (by default each tier's head also learns from every record where its tier ran)")
 	noSoft := fs.Bool("no-soft-labels", false, "do not use the fast tier's calibrated confidence as a soft target where no fast score was posted")
+	impute := fs.String("impute", string(models.DefaultImpute), "which tier that did not run on a one-sided record gets a soft target from the tier that did: fast (escalations' fast tier), both, or none; docs/loop.md §4 says why the default")
+	imputeWeight := fs.Float64("impute-weight", models.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
@@ -96,6 +98,13 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	he, err := models.ParseHeadEstimator(*heads)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
+	}
+	im, err := models.ParseImputeMode(*impute)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+	if !(*imputeWeight > 0 && *imputeWeight <= 1) {
+		return &UsageError{Msg: fmt.Sprintf("--impute-weight is %v, want a weight in (0,1]", *imputeWeight)}
 	}
 	champion, err := models.Load(*model)
 	if err != nil {
@@ -137,18 +146,20 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
 	opts := models.RetrainOptions{
-		Holdout:     *holdout,
-		Compare:     models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
-		Examples:    models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
-		PairedOnly:  *pairedOnly,
-		NoSoftFast:  *noSoft,
-		L2:          *l2,
-		ChooseL2:    l2Given && *l2 == 0,
-		WeightedFit: *ipwFit,
-		Folds:       *folds,
-		Seed:        *seed,
-		Sources:     append(append([]string(nil), data...), feedback...),
-		Skipped:     bad,
+		Holdout:      *holdout,
+		Compare:      models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Examples:     models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
+		PairedOnly:   *pairedOnly,
+		NoSoftFast:   *noSoft,
+		Impute:       im,
+		ImputeWeight: *imputeWeight,
+		L2:           *l2,
+		ChooseL2:     l2Given && *l2 == 0,
+		WeightedFit:  *ipwFit,
+		Folds:        *folds,
+		Seed:         *seed,
+		Sources:      append(append([]string(nil), data...), feedback...),
+		Skipped:      bad,
 	}
 	opts.Progress = prog
 	trained, matched := models.ChampionTrainedOn(champion, recs, files, data)
@@ -229,6 +240,10 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 	if st.FastOnly+st.StrongOnly+st.SoftFast > 0 {
 		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
 	}
+	if im := res.Imputed; im.Strong+im.Fast > 0 {
+		fmt.Fprintf(w, "imputed from the tier that ran: %d fast, %d strong targets (fitted on %d paired; P(fast right) %.2f when strong was right, %.2f when wrong)\n",
+			im.Fast, im.Strong, im.Paired, im.FastGivenStrong[1], im.FastGivenStrong[0])
+	}
 	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
 	if res.ChampionTrained > 0 {
 		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
@@ -293,11 +308,14 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		// paired records not judged because the champion trained on them.
 		OneSided        map[string]int `json:"one_sided"`
 		ChampionTrained int            `json:"champion_trained"`
+		// Imputed counts the soft targets imputed from the tier that ran.
+		Imputed map[string]int `json:"imputed"`
 		*models.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
 		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
+		Imputed:         map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
 		ChampionTrained: res.ChampionTrained,
 	}
 	if written {

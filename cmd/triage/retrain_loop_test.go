@@ -75,3 +75,53 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal (3): nothing left to judge on", code, stdout, stderr)
 	}
 }
+
+// TestRetrainImputes: on one-sided feedback (fast decisions with the fast
+// score, escalations with the strong score, explored requests with both),
+// retrain imputes the fast tier of every escalation by default, says so
+// and counts it in --json, and --impute none turns it off.
+func TestRetrainImputes(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 1000, Seed: 9})
+	base := writeRecords(t, dir, "base.jsonl", recs[:400])
+	var served []datasets.Record
+	escalated := 0
+	for i, r := range recs[400:] {
+		kind, keep := "fast", synth.FastModel
+		if i%3 == 0 {
+			kind, keep = "escalate", synth.StrongModel
+		}
+		d := &datasets.Decision{Kind: kind, PHard: 0.5, Propensity: 0.9}
+		o := map[string]datasets.Outcome{keep: r.Outcomes[keep]}
+		if i%10 == 1 {
+			d = &datasets.Decision{Kind: "speculate", PHard: 0.5, Propensity: 0.1, Explored: true}
+			o = r.Outcomes
+		} else if kind == "escalate" {
+			escalated++
+		}
+		served = append(served, datasets.Record{ID: r.ID, TS: r.TS.Add(48 * time.Hour), Prompt: r.Prompt, Meta: r.Meta, Decision: d, Outcomes: o})
+	}
+	export := writeRecords(t, dir, "served.jsonl", served)
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", base, "--fast", synth.FastModel, "--strong", synth.StrongModel, "--scorer", "per-tier", "--holdout", "0.2", "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	args := []string{"retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "--force", "-o", filepath.Join(dir, "new.json")}
+	stdout, stderr, code := run(t, args...)
+	if code != 0 {
+		t.Fatalf("retrain exited %d: %s", code, stderr)
+	}
+	// The training side holds every escalation (the held-out slice is
+	// paired records only).
+	if want := fmt.Sprintf("imputed from the tier that ran: %d fast, 0 strong targets", escalated); !strings.Contains(stdout, want) {
+		t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+	}
+	stdout, _, code = run(t, append(args, "--json")...)
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf(`"imputed":{"fast":%d,"strong":0}`, escalated)) {
+		t.Errorf("exit %d, --json does not count %d imputed fast targets:\n%s", code, escalated, stdout)
+	}
+	stdout, _, code = run(t, append(args, "--impute", "none")...)
+	if code != 0 || strings.Contains(stdout, "imputed") {
+		t.Errorf("exit %d, --impute none still imputed:\n%s", code, stdout)
+	}
+}

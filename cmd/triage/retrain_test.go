@@ -80,6 +80,8 @@ func TestRetrainUsage(t *testing.T) {
 		{"an unknown metric is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--metric", "f1"}, `metric "f1" is not known`},
 		{"a negative margin is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--margin", "-1"}, "--margin is -1"},
 		{"a holdout of 1 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--holdout", "1"}, "--holdout is 1"},
+		{"an unknown impute mode is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute", "strong"}, `impute mode "strong" is not known`},
+		{"an impute weight of 0 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute-weight", "0"}, "--impute-weight is 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,6 +52,7 @@ func run() error {
 	replays := flag.Int("replays", 3, "replays with different exploration draws")
 	chooseL2 := flag.Bool("choose-l2", false, "let each retrain choose its L2 by cross-validation (retrain --l2 0) instead of reusing the starting router's")
 	l2 := flag.Float64("l2", 0, "L2 of every retrain's heads (retrain --l2); 0 reuses the starting router's")
+	impute := flag.String("impute", string(models.DefaultImpute), "retrain's imputation of the tier that did not run (fast, both, none), for every estimator but paired-only")
 	which := flag.String("estimators", "paired-only,unweighted,ipw,clipped", "estimators to compare")
 	flag.Parse()
 	champ, err := models.Load(*start)
@@ -122,6 +123,7 @@ func run() error {
 			Now:             time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 			ChooseL2:        *chooseL2,
 			L2:              *l2,
+			Impute:          models.ImputeMode(*impute),
 		}
 		switch est {
 		case "paired-only":
