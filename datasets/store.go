@@ -920,14 +920,67 @@ func (s *BoltStore) PutFeedback(ctx context.Context, fb Feedback) error {
 // RecordFeedback is PutFeedback, and also says whether the write replaced
 // earlier feedback for its key.
 func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackResult, error) {
-	if err := checkKey("request_id", fb.RequestID); err != nil {
+	r, err := prepareFeedback(ctx, fb)
+	if err != nil {
 		return FeedbackResult{}, err
+	}
+	if err := s.send(r); err != nil {
+		return FeedbackResult{}, fmt.Errorf("write feedback: %w", err)
+	}
+	if !r.found {
+		return FeedbackResult{}, fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
+	}
+	return FeedbackResult{Replaced: r.replaced}, nil
+}
+
+// PutFeedbackBatch records every fb of fbs durably, as PutFeedback does
+// for one: it returns nil only after all of them are committed. The
+// writes are queued together, so they share one commit without a
+// goroutine each (the proxy's recorder writes a batch of outcomes at a
+// time). Its error names the first write that failed; the others may
+// have been committed, and a retry of the batch replaces them.
+func (s *BoltStore) PutFeedbackBatch(ctx context.Context, fbs []Feedback) error {
+	reqs := make([]*commitReq, len(fbs))
+	for i, fb := range fbs {
+		r, err := prepareFeedback(ctx, fb)
+		if err != nil {
+			return fmt.Errorf("feedback %d of %d (request %s, model %s): %w", i+1, len(fbs), fb.RequestID, fb.Model, err)
+		}
+		reqs[i] = r
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("write feedback: %w", ErrStoreClosed)
+	}
+	for _, r := range reqs {
+		s.commits <- r
+	}
+	s.mu.RUnlock()
+	var first error
+	for i, r := range reqs {
+		err := <-r.err
+		switch {
+		case first != nil:
+		case err != nil:
+			first = fmt.Errorf("write feedback (request %s, model %s): %w", fbs[i].RequestID, fbs[i].Model, err)
+		case !r.found:
+			first = fmt.Errorf("%w %q", ErrUnknownRequest, fbs[i].RequestID)
+		}
+	}
+	return first
+}
+
+// prepareFeedback checks fb and encodes it as a commit request.
+func prepareFeedback(ctx context.Context, fb Feedback) (*commitReq, error) {
+	if err := checkKey("request_id", fb.RequestID); err != nil {
+		return nil, err
 	}
 	if err := checkKey("model", fb.Model); err != nil {
-		return FeedbackResult{}, err
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return FeedbackResult{}, err
+		return nil, err
 	}
 	// Key and value share one allocation; bbolt keeps both until the
 	// commit, so they are never reused.
@@ -936,14 +989,14 @@ func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackRe
 	fkey := kv[:len(kv):len(kv)]
 	val, err := appendOutcome(kv[len(kv):], &fb.Outcome)
 	if err != nil {
-		return FeedbackResult{}, fmt.Errorf("encode feedback: %w", err)
+		return nil, fmt.Errorf("encode feedback: %w", err)
 	}
 	var created []byte
 	var fp Fingerprint
 	if fb.Prompt != "" || len(fb.Messages) > 0 {
 		body, err := json.Marshal(requestBody{Prompt: fb.Prompt, Messages: fb.Messages, Meta: fb.Meta})
 		if err != nil {
-			return FeedbackResult{}, fmt.Errorf("encode feedback request: %w", err)
+			return nil, fmt.Errorf("encode feedback request: %w", err)
 		}
 		ts := fb.TS
 		if ts.IsZero() {
@@ -951,20 +1004,13 @@ func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackRe
 		}
 		created, err = json.Marshal(storedRequest{ID: fb.RequestID, TS: ts.UTC(), Request: body})
 		if err != nil {
-			return FeedbackResult{}, fmt.Errorf("encode feedback request: %w", err)
+			return nil, fmt.Errorf("encode feedback request: %w", err)
 		}
 		fb.TS = ts
 		fp = PromptFingerprint(fb.Prompt, fb.Messages)
 	}
 	op := &walOp{id: fb.RequestID, fkey: fkey, val: val, ts: fb.TS, created: created, fp: fp}
-	r := &commitReq{op: op, err: make(chan error, 1)}
-	if err := s.send(r); err != nil {
-		return FeedbackResult{}, fmt.Errorf("write feedback: %w", err)
-	}
-	if !r.found {
-		return FeedbackResult{}, fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
-	}
-	return FeedbackResult{Replaced: r.replaced}, nil
+	return &commitReq{op: op, err: make(chan error, 1)}, nil
 }
 
 // HasRequest reports whether the store holds a record for id.

@@ -680,3 +680,47 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// A batch of feedback is committed together: each write that finds its
+// request survives a reopen, and the error names the one that did not.
+func TestPutFeedbackBatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	s, err := OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "speculate", 0.5, `{"prompt":"hi"}`), entry("b", t0.Add(time.Second), "fast", 0.1, `{"prompt":"yo"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ok := []Feedback{
+		{RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(1)}},
+		{RequestID: "a", Model: "strong", Outcome: Outcome{Score: Float(0)}},
+		{RequestID: "b", Model: "fast", Outcome: Outcome{Score: Float(1)}},
+	}
+	if err := s.PutFeedbackBatch(ctx, ok); err != nil {
+		t.Fatalf("PutFeedbackBatch: %v", err)
+	}
+	err = s.PutFeedbackBatch(ctx, []Feedback{{RequestID: "b", Model: "strong", Outcome: Outcome{Score: Float(1)}}, {RequestID: "nope", Model: "fast"}})
+	if !errors.Is(err, ErrUnknownRequest) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("got %v, want ErrUnknownRequest naming nope", err)
+	}
+	if err := s.PutFeedbackBatch(ctx, []Feedback{{RequestID: "a", Model: ""}}); err == nil || !strings.Contains(err.Error(), "feedback 1 of 1") {
+		t.Fatalf("got %v, want a key error naming the write", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFeedbackBatch(ctx, ok); !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("after Close got %v, want ErrStoreClosed", err)
+	}
+	s, err = OpenBoltStore(path, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := exportAll(t, s, ExportOptions{})
+	if len(recs) != 2 || len(recs[0].Outcomes) != 2 || len(recs[1].Outcomes) != 2 {
+		t.Fatalf("after reopen got %+v, want a with fast+strong and b with fast+strong", recs)
+	}
+}

@@ -34,9 +34,9 @@ import (
 // replaced earlier feedback for its (request id, model).
 type FeedbackSink interface {
 	RecordFeedback(ctx context.Context, fb datasets.Feedback) (datasets.FeedbackResult, error)
-	// PutFeedback is RecordFeedback without the result, for the proxy's
+	// PutFeedbackBatch records many outcomes in one go, for the proxy's
 	// recorder.
-	PutFeedback(ctx context.Context, fb datasets.Feedback) error
+	PutFeedbackBatch(ctx context.Context, fbs []datasets.Feedback) error
 }
 
 // DecisionLog appends routed requests, one batch per call, from a single
