@@ -81,6 +81,11 @@ type Options struct {
 	// GOMAXPROCS. It changes speed only: results are bit-identical for any
 	// value.
 	Workers int
+	// Spare, if set, lets the fit borrow cores that concurrent work has
+	// finished with: each evaluation runs on Workers plus the cores Spare
+	// counts as free at that moment (up to GOMAXPROCS). Like Workers it
+	// changes speed only.
+	Spare *Spare
 	// Solver is SolverNewton or SolverLBFGS. Empty means DefaultSolver.
 	Solver string
 	// Init, if set, is the starting point (a warm start); nil starts from
@@ -263,6 +268,7 @@ func fitRows(X *Sparse, y, weights []float64, rows []int, opts Options) (*Model,
 		return nil, FitResult{}, fmt.Errorf("fit logistic regression: %w", err)
 	}
 	o := newObjective(X, y, weights, rows, opts.L2, opts.Workers)
+	o.spare = opts.Spare
 	if math.IsInf(o.invW, 0) || o.invW == 0 || math.IsNaN(o.invW) {
 		return nil, FitResult{}, errors.New("fit logistic regression: the training rows have zero total weight; give some rows a positive weight")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"gonum.org/v1/gonum/optimize"
@@ -414,5 +415,46 @@ func TestWarmStartFromLargerL2ReachesTheColdOptimum(t *testing.T) {
 				t.Errorf("warm-started objective %v is %v above the optimum %v, want within 0.1%%", warm.Objective, gap, cold.Objective)
 			}
 		})
+	}
+}
+
+// A fit that borrows spare cores, even while their count changes under
+// it, gives the weights of a fit on one worker.
+func TestFitIsBitIdenticalWithSpareCores(t *testing.T) {
+	X, y, _ := synthetic(t, 1000, 300, 40, 13)
+	one, err := Fit(X, y, nil, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare := new(Spare)
+	spare.Give(2)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		// Take the cores back and give them again while the fit runs.
+		defer close(done)
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			spare.Give(1 - 2*(k%2))
+			runtime.Gosched()
+		}
+	}()
+	m, err := Fit(X, y, nil, Options{Workers: 1, Spare: spare})
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Float64bits(m.B) != math.Float64bits(one.B) {
+		t.Errorf("b = %v, want bit-identical %v", m.B, one.B)
+	}
+	for j := range m.W {
+		if math.Float64bits(m.W[j]) != math.Float64bits(one.W[j]) {
+			t.Fatalf("w[%d] = %v, want bit-identical %v", j, m.W[j], one.W[j])
+		}
 	}
 }

@@ -29,10 +29,19 @@ type objective struct {
 	l2      float64
 	dim     int // len(θ) = x.Dim + 1
 	workers int
+	spare   *Spare // cores other work has left free (Options.Spare), or nil
 
-	bounds []int       // chunk c covers row positions bounds[c]:bounds[c+1]
-	buf    [][]float64 // one dense accumulator of length dim per chunk, kept zeroed
-	loss   []float64   // per-chunk loss sums
+	bounds []int // chunk c covers row positions bounds[c]:bounds[c+1]
+	// Chunk c accumulates into buf[c], kept zeroed: one slot per column
+	// its rows touch (cols[c], ascending) and a last one for the
+	// intercept. local[c] holds, for each stored entry of its rows in
+	// order, the entry's slot. A chunk of MMLU's rows touches under a
+	// third of the columns in use, so its buffer stays in cache and the
+	// merge reads a third of what dense per-chunk buffers cost.
+	buf   [][]float64
+	cols  [][]int32
+	local [][]int32
+	loss  []float64 // per-chunk loss sums
 
 	// d holds w_i σ_i (1−σ_i) per row position at the point of the last
 	// evaluation with keepCurv set: the Hessian's row weights.
@@ -77,11 +86,55 @@ func newObjective(x *Sparse, y, w []float64, rows []int, l2 float64, workers int
 		o.bounds[c] = o.n
 	}
 	o.buf = make([][]float64, chunks)
-	for c := range o.buf {
-		o.buf[c] = make([]float64, o.dim)
+	o.cols = make([][]int32, chunks)
+	o.local = make([][]int32, chunks)
+	// Slots follow ascending column order, so the merge walks the output
+	// forward: mark the chunk's columns, number the marked ones in one
+	// scan, then look each entry's slot up.
+	slot := make([]int32, o.dim) // column -> slot+1 in the chunk being built
+	for c := range chunks {
+		n := 0
+		for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
+			i := o.row(p)
+			for _, j := range x.Idx[x.Indptr[i]:x.Indptr[i+1]] {
+				if slot[j] == 0 {
+					slot[j] = 1
+					n++
+				}
+			}
+		}
+		cols := make([]int32, 0, n)
+		for j, m := range slot {
+			if m != 0 {
+				cols = append(cols, int32(j))
+				slot[j] = int32(len(cols))
+			}
+		}
+		local := make([]int32, 0, nnzOf(x, o, c))
+		for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
+			i := o.row(p)
+			for _, j := range x.Idx[x.Indptr[i]:x.Indptr[i+1]] {
+				local = append(local, slot[j]-1)
+			}
+		}
+		for _, j := range cols {
+			slot[j] = 0
+		}
+		o.cols[c], o.local[c] = cols, local
+		o.buf[c] = make([]float64, len(cols)+1)
 	}
 	o.loss = make([]float64, chunks)
 	return o
+}
+
+// nnzOf is the number of stored entries in chunk c's rows.
+func nnzOf(x *Sparse, o *objective, c int) int {
+	n := 0
+	for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
+		i := o.row(p)
+		n += x.Indptr[i+1] - x.Indptr[i]
+	}
+	return n
 }
 
 // minorityShare returns min(W₊, W₋)/W over the rows used, W₊ = Σ w_i y_i.
@@ -124,7 +177,7 @@ func (o *objective) weight(i int) float64 {
 
 // parallel runs fn(c) for every chunk c on up to o.workers goroutines.
 func (o *objective) parallel(n int, fn func(c int)) {
-	workers := min(o.workers, n)
+	workers := min(o.workers+o.spare.free(), runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
 		for c := 0; c < n; c++ {
 			fn(c)
@@ -149,28 +202,49 @@ func (o *objective) parallel(n int, fn func(c int)) {
 	wg.Wait()
 }
 
-// mergeBlock is the column block size of the parallel merge.
+// Spare counts the cores that concurrent fits may borrow. Cross-validation
+// runs its outer folds one per core with Workers 1; when fewer folds than
+// cores are left, the idle cores would wait for the last ones (5 folds on
+// 2 cores: the fifth trains alone, a sixth of the run with one core
+// idle). A fold goroutine that runs out of folds gives its core to Spare,
+// and the fits still running spread their evaluations over it. Results
+// are bit-identical whatever the count (see maxChunks).
+type Spare struct{ n atomic.Int32 }
+
+// Give adds k free cores (k < 0 takes them back).
+func (s *Spare) Give(k int) { s.n.Add(int32(k)) }
+
+// free is how many cores are free now; 0 for a nil Spare.
+func (s *Spare) free() int {
+	if s == nil {
+		return 0
+	}
+	return max(0, int(s.n.Load()))
+}
+
+// mergeBlock is the column block size of the parallel scale pass.
 const mergeBlock = 1 << 14
 
 // merge sets out[j] = scale·Σ_c buf[c][j] + l2·reg[j] (the intercept gets
 // no l2 term; reg nil stands for all ones), summing chunks in index order,
-// and re-zeroes the buffers.
+// and re-zeroes the buffers. A chunk that does not touch column j adds
+// nothing to it, so only the slots it has are added: the sums are those
+// of dense per-chunk buffers (up to the sign of a zero).
 func (o *objective) merge(out, reg []float64, scale float64) {
-	blocks := (o.dim + mergeBlock - 1) / mergeBlock
 	last := o.dim - 1
+	clear(out)
+	for c, b := range o.buf {
+		cols := o.cols[c]
+		for k, j := range cols {
+			out[j] += b[k]
+		}
+		out[last] += b[len(cols)]
+		clear(b)
+	}
+	blocks := (o.dim + mergeBlock - 1) / mergeBlock
 	o.parallel(blocks, func(blk int) {
 		lo, hi := blk*mergeBlock, min(o.dim, (blk+1)*mergeBlock)
 		dst := out[lo:hi]
-		b0 := o.buf[0][lo:hi]
-		copy(dst, b0)
-		clear(b0)
-		for c := 1; c < len(o.buf); c++ {
-			b := o.buf[c][lo:hi]
-			for j, v := range b {
-				dst[j] += v
-			}
-			clear(b)
-		}
 		for j := range dst {
 			switch {
 			case lo+j == last:
@@ -195,14 +269,16 @@ func (o *objective) evalGrad(theta, grad []float64, keepCurv bool) float64 {
 		o.d = make([]float64, o.n)
 	}
 	o.parallel(len(o.buf), func(c int) {
-		g := o.buf[c]
-		gw := g[:o.dim-1]
+		g, local := o.buf[c], o.local[c]
+		off := 0
 		var loss, gb float64
 		for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
 			i := o.row(p)
 			lo, hi := x.Indptr[i], x.Indptr[i+1]
 			idx, val := x.Idx[lo:hi], x.Val[lo:hi:hi]
 			val = val[:len(idx)]
+			loc := local[off : off+len(idx)]
+			off += len(idx)
 			z := b
 			for k, j := range idx {
 				z += float64(val[k] * wv[j])
@@ -215,14 +291,14 @@ func (o *objective) evalGrad(theta, grad []float64, keepCurv bool) float64 {
 			loss += float64(wi * logLoss1(z, o.y[i]))
 			r := wi * (s - o.y[i])
 			gb += r
-			for k, j := range idx {
-				gw[j] += float64(r * val[k])
+			for k, l := range loc {
+				g[l] += float64(r * val[k])
 			}
 			if keepCurv {
 				o.dTrial[p] = wi * s * (1 - s)
 			}
 		}
-		g[o.dim-1] = gb
+		g[len(g)-1] = gb
 		o.loss[c] = loss
 	})
 	var loss float64
@@ -247,29 +323,32 @@ func (o *objective) hessVec(v, out []float64) {
 	vw := v[:o.dim-1]
 	vb := v[o.dim-1]
 	o.parallel(len(o.buf), func(c int) {
-		g := o.buf[c]
-		gw := g[:o.dim-1]
+		g, local := o.buf[c], o.local[c]
+		off := 0
 		var gb float64
 		for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
+			i := o.row(p)
+			lo, hi := x.Indptr[i], x.Indptr[i+1]
+			loc := local[off : off+hi-lo]
+			off += hi - lo
 			di := o.d[p]
 			if di == 0 {
 				continue
 			}
-			i := o.row(p)
-			lo, hi := x.Indptr[i], x.Indptr[i+1]
 			idx, val := x.Idx[lo:hi], x.Val[lo:hi:hi]
 			val = val[:len(idx)]
+			loc = loc[:len(idx)]
 			t := vb
 			for k, j := range idx {
 				t += float64(val[k] * vw[j])
 			}
 			t *= di
 			gb += t
-			for k, j := range idx {
-				gw[j] += float64(t * val[k])
+			for k, l := range loc {
+				g[l] += float64(t * val[k])
 			}
 		}
-		g[o.dim-1] = gb
+		g[len(g)-1] = gb
 	})
 	o.merge(out, v, o.invW)
 }
@@ -290,24 +369,26 @@ func logits(dst []float64, x *Sparse, rows []int, m *Model) {
 func (o *objective) hessDiag(out []float64) {
 	x := o.x
 	o.parallel(len(o.buf), func(c int) {
-		g := o.buf[c]
-		gw := g[:o.dim-1]
+		g, local := o.buf[c], o.local[c]
+		off := 0
 		var gb float64
 		for p := o.bounds[c]; p < o.bounds[c+1]; p++ {
+			i := o.row(p)
+			lo, hi := x.Indptr[i], x.Indptr[i+1]
+			loc := local[off : off+hi-lo]
+			off += hi - lo
 			di := o.d[p]
 			if di == 0 {
 				continue
 			}
-			i := o.row(p)
-			lo, hi := x.Indptr[i], x.Indptr[i+1]
-			idx, val := x.Idx[lo:hi], x.Val[lo:hi:hi]
-			val = val[:len(idx)]
+			val := x.Val[lo:hi:hi]
+			val = val[:len(loc)]
 			gb += di
-			for k, j := range idx {
-				gw[j] += float64(di * float64(val[k]*val[k]))
+			for k := range loc {
+				g[loc[k]] += float64(di * float64(val[k]*val[k]))
 			}
 		}
-		g[o.dim-1] = gb
+		g[len(g)-1] = gb
 	})
 	// reg = ones puts λ on the diagonal (merge skips the intercept).
 	o.merge(out, nil, o.invW)

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
 )
@@ -156,6 +157,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 	}
 	// fold trains without fold f and writes p for its rows; folds write
 	// disjoint rows of p.
+	spare := new(classifier.Spare)
 	fold := func(f int) error {
 		var train, held []models.Example
 		var heldRows []int
@@ -169,7 +171,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		}
 		assignFolds(train, tf.seed+1, tf.folds)
 		opts := tf.options(label, env)
-		opts.Classifier.Workers = 1
+		opts.Classifier.Workers, opts.Classifier.Spare = 1, spare
 		if prog != nil {
 			opts.Progress = stepDone
 		}
@@ -182,18 +184,20 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		}
 		return nil
 	}
-	if err := runFolds(ctx, k, fold, nil); err != nil {
+	if err := runFolds(ctx, k, spare, fold, nil); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
 // runFolds calls fold for each of the k folds, on up to GOMAXPROCS
-// goroutines (each fold's training then runs on one core). The first
+// goroutines (each fold's training then runs on one core). Cores no fold
+// goroutine uses, at the start or once the folds run out, go to spare
+// (when not nil), for the fits still running to borrow. The first
 // error stops the folds not yet started and is returned, as is the
 // context's error when it ends first. onDone, if not nil, is called after
 // each fold with how many have finished, one call at a time.
-func runFolds(ctx context.Context, k int, fold func(f int) error, onDone func(done int)) error {
+func runFolds(ctx context.Context, k int, spare *classifier.Spare, fold func(f int) error, onDone func(done int)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -203,10 +207,17 @@ func runFolds(ctx context.Context, k int, fold func(f int) error, onDone func(do
 	)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(k, runtime.GOMAXPROCS(0)) {
+	runners := min(k, runtime.GOMAXPROCS(0))
+	if spare != nil {
+		spare.Give(runtime.GOMAXPROCS(0) - runners)
+	}
+	for range runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if spare != nil {
+				defer spare.Give(1)
+			}
 			for f := range next {
 				err := fold(f)
 				mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
@@ -252,6 +253,7 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 	if prog != nil {
 		prog(desc, 0, k)
 	}
+	spare := new(classifier.Spare)
 	fold := func(f int) error {
 		var train []models.Example
 		var held []int
@@ -267,7 +269,7 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 			return err
 		}
 		opts := tf.tierOptions()
-		opts.Classifier.Workers = 1
+		opts.Classifier.Workers, opts.Classifier.Spare = 1, spare
 		a, _, err := models.TrainTiers(d, opts)
 		if err != nil {
 			return fmt.Errorf("training without fold %d of %d: %w", f+1, k, explainTrainError(err, len(train)))
@@ -287,7 +289,7 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 	if prog != nil {
 		onDone = func(done int) { prog(desc, done, k) }
 	}
-	if err := runFolds(ctx, k, fold, onDone); err != nil {
+	if err := runFolds(ctx, k, spare, fold, onDone); err != nil {
 		return nil, err
 	}
 	return pred, nil
