@@ -30,7 +30,7 @@ quickstart: build
 # run here a second time without -race, so make test leaves none out
 # (models/models_test.go slowUnderRace, cmd/triage skipSlow).
 SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate)$$
-SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU)$$
+SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie)$$
 
 # The whole suite, readme/ included: it runs every command block of
 # README.md in a temporary copy of the repository.

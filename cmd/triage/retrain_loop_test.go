@@ -81,6 +81,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 // retrain imputes the fast tier of every escalation by default, says so
 // and counts it in --json, and --impute none turns it off.
 func TestRetrainImputes(t *testing.T) {
+	skipSlow(t) // whole train + retrain runs: 9-13 s each under -race; make test runs them without it
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 1000, Seed: 9})
 	base := writeRecords(t, dir, "base.jsonl", recs[:400])

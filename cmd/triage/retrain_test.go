@@ -98,6 +98,7 @@ func TestRetrainUsage(t *testing.T) {
 // refusal is printed with the comparison, and nothing is written unless
 // --force.
 func TestRetrainGatePrinted(t *testing.T) {
+	skipSlow(t) // whole train + retrain runs: 9-13 s each under -race; make test runs them without it
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
 	champion := synthChampion(t, dir, recs[:900], "")
@@ -201,6 +202,7 @@ func tieNewest(recs []datasets.Record, share float64) []datasets.Record {
 // that makes it so, and the gate decides on the quality-gain area with
 // finite figures.
 func TestRetrainGateWhenTiersTie(t *testing.T) {
+	skipSlow(t) // whole train + retrain runs: 9-13 s each under -race; make test runs them without it
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
 	champion := synthChampion(t, dir, recs[:900], "")
