@@ -351,14 +351,23 @@ var ErrStoreClosed = errors.New("feedback db is closed")
 
 // send queues r for the committer and waits for its answer.
 func (s *BoltStore) send(r *commitReq) error {
+	if err := s.queue(r); err != nil {
+		return err
+	}
+	return <-r.err
+}
+
+// queue hands reqs to the committer, together, unless the store is closed.
+func (s *BoltStore) queue(reqs ...*commitReq) error {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
 		return ErrStoreClosed
 	}
-	s.commits <- r
-	s.mu.RUnlock()
-	return <-r.err
+	for _, r := range reqs {
+		s.commits <- r
+	}
+	return nil
 }
 
 // flush applies the feedback log to the db, so a read of the db sees every
@@ -948,15 +957,9 @@ func (s *BoltStore) PutFeedbackBatch(ctx context.Context, fbs []Feedback) error 
 		}
 		reqs[i] = r
 	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return fmt.Errorf("write feedback: %w", ErrStoreClosed)
+	if err := s.queue(reqs...); err != nil {
+		return fmt.Errorf("write feedback: %w", err)
 	}
-	for _, r := range reqs {
-		s.commits <- r
-	}
-	s.mu.RUnlock()
 	var first error
 	for i, r := range reqs {
 		err := <-r.err

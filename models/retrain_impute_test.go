@@ -47,15 +47,7 @@ func imputeWorld(seed uint64, base, traffic int, eps float64) (recs, all []datas
 		}
 		full.Decision = d
 		all = append(all, full)
-		rec := full
-		rec.Outcomes = map[string]datasets.Outcome{}
-		if kind == "fast" || d.Explored {
-			rec.Outcomes[synth.FastModel] = full.Outcomes[synth.FastModel]
-		}
-		if kind == "escalate" || d.Explored {
-			rec.Outcomes[synth.StrongModel] = full.Outcomes[synth.StrongModel]
-		}
-		recs = append(recs, rec)
+		recs = append(recs, observedOnly(full))
 	}
 	return recs, all
 }
@@ -64,15 +56,7 @@ func imputeWorld(seed uint64, base, traffic int, eps float64) (recs, all []datas
 func perTierChampion(t *testing.T, recs []datasets.Record) *Artifact {
 	t.Helper()
 	tiers := Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}
-	ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: tiers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex := Examples(ls)
-	for i := range ex {
-		ex[i].Fold = i % 3
-	}
-	a, _, err := Train(ex, nil, TrainOptions{
+	a, _, err := Train(synthExamples(t, recs), nil, TrainOptions{
 		Tiers: tiers, Label: datasets.Label{}.Of, LabelName: "strong-wins", Scorer: ScorerPerTier,
 		Features: smallSpec(), Folds: 3, L2: 1e-2, RouteWithoutSignal: true,
 		Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),

@@ -117,15 +117,7 @@ func TestHeadWeightsDirection(t *testing.T) {
 		full := datasets.Record{ID: fmt.Sprint(i), Prompt: prompt, TS: t0.Add(time.Duration(i) * time.Second), Decision: d,
 			Outcomes: map[string]datasets.Outcome{synth.FastModel: {Score: f64(fs)}, synth.StrongModel: {Score: f64(ss)}}}
 		all = append(all, full)
-		rec := full
-		rec.Outcomes = map[string]datasets.Outcome{}
-		if kind == "fast" || d.Explored {
-			rec.Outcomes[synth.FastModel] = full.Outcomes[synth.FastModel]
-		}
-		if kind == "escalate" || d.Explored {
-			rec.Outcomes[synth.StrongModel] = full.Outcomes[synth.StrongModel]
-		}
-		recs = append(recs, rec)
+		recs = append(recs, observedOnly(full))
 	}
 	trueStrong /= float64(len(recs))
 	pol := Policy{SpeculateAbove: 0.5, EscalateAbove: 0.5}
@@ -260,4 +252,20 @@ func TestScaledL2(t *testing.T) {
 	if math.Abs(l2-0.0025) > 1e-12 || math.Abs(fast-0.05) > 1e-12 {
 		t.Errorf("l2 %v fast %v, want 0.01×50/200 and 0.1×200/400", l2, fast)
 	}
+}
+
+// observedOnly is full with only the outcomes of the tiers its decision
+// ran: the fast tier's on a fast decision, the strong tier's on an
+// escalation, both on an explored request.
+func observedOnly(full datasets.Record) datasets.Record {
+	d := full.Decision
+	rec := full
+	rec.Outcomes = map[string]datasets.Outcome{}
+	if d.Kind == "fast" || d.Explored {
+		rec.Outcomes[synth.FastModel] = full.Outcomes[synth.FastModel]
+	}
+	if d.Kind == "escalate" || d.Explored {
+		rec.Outcomes[synth.StrongModel] = full.Outcomes[synth.StrongModel]
+	}
+	return rec
 }

@@ -369,8 +369,9 @@ func smallSpec() features.Spec {
 	return s
 }
 
-// trainChampion fits a router on the first n synthetic records.
-func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
+// synthExamples are recs' paired examples for the synthetic tiers, in
+// three folds by position.
+func synthExamples(t *testing.T, recs []datasets.Record) []Example {
 	t.Helper()
 	ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
 	if err != nil {
@@ -380,7 +381,13 @@ func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
 	for i := range ex {
 		ex[i].Fold = i % 3
 	}
-	a, _, err := Train(ex, nil, TrainOptions{
+	return ex
+}
+
+// trainChampion fits a router on the first n synthetic records.
+func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
+	t.Helper()
+	a, _, err := Train(synthExamples(t, recs), nil, TrainOptions{
 		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
 		Label:     datasets.Label{}.Of,
 		LabelName: "strong-wins",

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -227,27 +226,7 @@ record_responses: true
 	}
 
 	// What the proxy recorded, read back from the db after shutdown.
-	st, err := datasets.OpenBoltStore(db, datasets.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var buf bytes.Buffer
-	if _, err := st.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	exported := map[string]datasets.Record{}
-	rd := datasets.NewReader(&buf, "export", datasets.ReadOptions{AllowMissingScore: true})
-	for {
-		r, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		exported[r.ID] = r
-	}
+	exported := exportedRecords(t, db)
 	if len(exported) != len(tests) {
 		t.Errorf("%d records exported, want %d (one per proxied request)", len(exported), len(tests))
 	}

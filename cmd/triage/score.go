@@ -36,20 +36,28 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(env.Stdout)
-	enc := json.NewEncoder(bw)
 	type line struct {
 		ID       string          `json:"id"`
 		PHard    float64         `json:"p_hard"`
 		Decision models.Decision `json:"decision"`
 	}
+	return eachScoreLine(ctx, env, data, *skipBad, func(rec *datasets.Record) any {
+		res := r.Route(models.RecordInput(rec))
+		return line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision}
+	})
+}
+
+// eachScoreLine writes, for every record of the data files, the JSON line
+// lineOf makes of it.
+func eachScoreLine(ctx context.Context, env *Env, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
+	bw := bufio.NewWriter(env.Stdout)
+	enc := json.NewEncoder(bw)
 	for _, p := range data {
-		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
+		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			res := r.Route(models.RecordInput(&rec))
-			return enc.Encode(line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision})
+			return enc.Encode(lineOf(&rec))
 		})
 		if err != nil {
 			return err
@@ -65,8 +73,6 @@ func scoreTiers(ctx context.Context, env *Env, a *models.Artifact, data []string
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(env.Stdout)
-	enc := json.NewEncoder(bw)
 	type line struct {
 		ID        string          `json:"id"`
 		Tier      int             `json:"tier"`
@@ -75,17 +81,8 @@ func scoreTiers(ctx context.Context, env *Env, a *models.Artifact, data []string
 		Decision  models.Decision `json:"decision"`
 		Predicted []float64       `json:"predicted"`
 	}
-	for _, p := range data {
-		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			res := r.Route(models.RecordInput(&rec))
-			return enc.Encode(line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted})
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+	return eachScoreLine(ctx, env, data, skipBad, func(rec *datasets.Record) any {
+		res := r.Route(models.RecordInput(rec))
+		return line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted}
+	})
 }

@@ -151,7 +151,14 @@ func (r *sdkRig) exported(t *testing.T) map[string]datasets.Record {
 	if code := r.stop(); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, r.stderr)
 	}
-	st, err := datasets.OpenBoltStore(r.db, datasets.StoreOptions{})
+	return exportedRecords(t, r.db)
+}
+
+// exportedRecords is every record of the feedback db at path, by request
+// id, as `triage feedback export` would write them.
+func exportedRecords(t *testing.T, path string) map[string]datasets.Record {
+	t.Helper()
+	st, err := datasets.OpenBoltStore(path, datasets.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -226,27 +225,7 @@ func TestServeThreeTiers(t *testing.T) {
 		}
 	})
 
-	st, err := datasets.OpenBoltStore(db, datasets.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var buf bytes.Buffer
-	if _, err := st.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	exported := map[string]datasets.Record{}
-	rd := datasets.NewReader(&buf, "export", datasets.ReadOptions{AllowMissingScore: true})
-	for {
-		r, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		exported[r.ID] = r
-	}
+	exported := exportedRecords(t, db)
 	for _, k := range ladderKinds {
 		r := exported[ids[k.kind]]
 		if r.Decision == nil || r.Decision.Tier != k.tier || r.Decision.Kind != k.decision {
