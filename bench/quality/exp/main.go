@@ -2,6 +2,17 @@
 // modelling experiments: it trains a variant on four id-hash folds and
 // routes the fifth, for every set in a TSV (name, log, fast, strong), and
 // writes pooled out-of-fold APGR per set as JSON lines.
+//
+// Flags for the pooling experiments of docs/quality.md ("What pooling five
+// routers costs"):
+//
+//	-scores DIR   write each set's pooled scores as DIR/<set>/scores.jsonl
+//	              (the suite's format), for metrics.py;
+//	-route        route where the router says it cannot;
+//	-raw          pool each fold's raw scores standardised within the fold
+//	              (mean 0, sd 1) instead of its calibrated p_hard;
+//	-member A     as -raw, mixed A : 1−A with a second, baseline-like model
+//	              (-memberrecipe, -memberl2), each standardised within the fold.
 package main
 
 import (
@@ -18,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
@@ -173,7 +185,17 @@ var dumpMu sync.Mutex
 
 var nfolds = flag.Int("nfolds", 5, "outer folds to run (fewer for profiling)")
 
-var raw = flag.Bool("raw", false, "pool the raw scores, not the calibrated p_hard")
+var member = flag.Float64("member", 0, "weight of the main router in a z-score mix with a baseline-like member (0: no member)")
+
+var memberRecipe = flag.String("memberrecipe", "baseline", `the member's features: "baseline" (sublinear tf, idf, rows L2-normalised after idf) or "triage" (Triage's own l2 text block times idf, no row normalisation)`)
+
+var memberL2 = flag.Float64("memberl2", 1, "member's L2 as a multiple of 1/n (scikit-learn's C=1)")
+
+var scoresDir = flag.String("scores", "", "write each set's pooled scores to DIR/<set>/scores.jsonl, as the suite does")
+
+var routeAnyway = flag.Bool("route", false, "route even where the router says it cannot")
+
+var raw = flag.Bool("raw", false, "pool the raw scores, standardised within each fold, not the calibrated p_hard")
 
 func load(s set) []models.Example {
 	key := s.path + "\x00" + s.fast + "\x00" + s.strong
@@ -212,7 +234,7 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 			Label: label.Of, LabelName: label.String(), Seed: 1,
 		}
 		opts.Classifier.Workers = 1
-		opts.RouteWithoutSignal = *dump != ""
+		opts.RouteWithoutSignal = *dump != "" || *routeAnyway
 		apply(&opts)
 		if opts.Folds == 0 {
 			opts.Folds = models.DefaultFolds
@@ -234,11 +256,20 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 			fmt.Fprintf(os.Stderr, "%s fold %d: %v\n", s.name, f, err)
 			return math.NaN(), len(ex)
 		}
-		if *raw {
+		if *raw || *member > 0 {
 			r, err := models.NewRouter(a)
 			check(err)
+			zs := make([]float64, len(rows))
+			for j := range rows {
+				zs[j] = r.Score(held[j].Input)
+			}
+			if *member > 0 {
+				zs = mix(zs, memberScores(train, held), *member)
+			} else {
+				zs = standard(zs)
+			}
 			for j, i := range rows {
-				p[i] = r.Score(held[j].Input)
+				p[i] = zs[j]
 			}
 			continue
 		}
@@ -251,6 +282,16 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 				chosen[f] = fmt.Sprintf("%s %v", c.Scorer, c.L2)
 			}
 		}
+	}
+	if *scoresDir != "" {
+		d := *scoresDir + "/" + strings.ReplaceAll(s.name, "/", "_")
+		check(os.MkdirAll(d, 0o755))
+		f, err := os.Create(d + "/scores.jsonl")
+		check(err)
+		for i, e := range ex {
+			fmt.Fprintf(f, "{\"id\":%q,\"p_hard\":%v}\n", e.ID, p[i])
+		}
+		check(f.Close())
 	}
 	if *dump != "" {
 		weak := make([]float64, len(ex))
@@ -305,3 +346,121 @@ var variants = map[string]func(*models.TrainOptions){
 }
 
 func k3g3(o *models.TrainOptions) { o.Folds = 3; o.L2Grid = []float64{1e-1, 1e-2, 3e-3} }
+
+// standard returns z standardised (mean 0, sd 1); a constant z stays 0.
+func standard(z []float64) []float64 {
+	var m, v float64
+	for _, x := range z {
+		m += x
+	}
+	m /= float64(len(z))
+	for _, x := range z {
+		v += (x - m) * (x - m)
+	}
+	sd := math.Sqrt(v / float64(len(z)))
+	out := make([]float64, len(z))
+	for i, x := range z {
+		if sd > 0 {
+			out[i] = (x - m) / sd
+		}
+	}
+	return out
+}
+
+func mix(a, b []float64, alpha float64) []float64 {
+	a, b = standard(a), standard(b)
+	for i := range a {
+		a[i] = alpha*a[i] + (1-alpha)*b[i]
+	}
+	return a
+}
+
+// memberScores fits the anchors' baseline recipe on train with Triage's
+// tokens: word 1-2 grams, sublinear tf, smooth idf with min_df 2, rows
+// L2-normalised, logistic regression on strong-wins with C=1, and returns
+// its logits on held.
+func memberScores(train, held []models.Example) []float64 {
+	spec := features.DefaultSpec()
+	same := *memberRecipe == "triage"
+	spec.Numeric, spec.Meta, spec.Normalize = false, false, features.NormalizeNone
+	if same {
+		spec.Normalize = features.NormalizeL2
+	}
+	ext, err := features.NewExtractor(spec)
+	check(err)
+	dim := spec.Dim()
+	rowsOf := func(ex []models.Example) []map[int32]float64 {
+		out := make([]map[int32]float64, len(ex))
+		var v features.Vector
+		for i, e := range ex {
+			v.Reset()
+			ext.Extract(&v, e.Input)
+			m := map[int32]float64{}
+			for k, j := range v.Idx {
+				m[j] += v.Val[k]
+			}
+			out[i] = m
+		}
+		return out
+	}
+	tr, he := rowsOf(train), rowsOf(held)
+	df := make([]float64, dim)
+	for _, m := range tr {
+		for j := range m {
+			df[j]++
+		}
+	}
+	n := float64(len(tr))
+	idf := make([]float64, dim)
+	for j, d := range df {
+		if d >= 2 {
+			idf[j] = math.Log((1+n)/(1+d)) + 1
+		}
+	}
+	build := func(rows []map[int32]float64) *classifier.Sparse {
+		x := classifier.NewSparse(dim)
+		for _, m := range rows {
+			var idx []int32
+			var val []float64
+			var ss float64
+			for j, c := range m {
+				if idf[j] == 0 || c <= 0 {
+					continue
+				}
+				w := (1 + math.Log(c)) * idf[j]
+				if same {
+					w = c * idf[j]
+				}
+				idx = append(idx, j)
+				val = append(val, w)
+				ss += w * w
+			}
+			for k := range val {
+				if !same {
+					val[k] /= math.Sqrt(ss)
+				}
+			}
+			x.AppendRowSummed(idx, val)
+		}
+		return x
+	}
+	xt, xh := build(tr), build(he)
+	y := make([]float64, len(train))
+	for i, e := range train {
+		if e.Strong > e.Fast {
+			y[i] = 1
+		}
+	}
+	m, err := classifier.Fit(xt, y, nil, classifier.Options{L2: *memberL2 / n, Workers: 1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "member:", err)
+		return make([]float64, len(held))
+	}
+	out := make([]float64, len(held))
+	for i := range held {
+		r := xh.Indptr[i]
+		e := xh.Indptr[i+1]
+		out[i] = m.Logit(xh.Idx[r:e], xh.Val[r:e])
+	}
+	return out
+}
