@@ -12,7 +12,10 @@
 //	-raw          pool each fold's raw scores standardised within the fold
 //	              (mean 0, sd 1) instead of its calibrated p_hard;
 //	-member A     as -raw, mixed A : 1−A with a second, baseline-like model
-//	              (-memberrecipe, -memberl2), each standardised within the fold.
+//	              (-memberrecipe, -memberl2), each standardised within the fold;
+//	-foldseed S   outer folds by datasets.Fold(id, S, 5) and inner folds by
+//	              seed S+1 (the suite's are 1 and 2), to see whether a
+//	              difference survives another split of the same logs.
 package main
 
 import (
@@ -195,6 +198,8 @@ var scoresDir = flag.String("scores", "", "write each set's pooled scores to DIR
 
 var routeAnyway = flag.Bool("route", false, "route even where the router says it cannot")
 
+var foldSeed = flag.Uint64("foldseed", 1, "seed of the outer fold hash; the inner folds use seed+1")
+
 var raw = flag.Bool("raw", false, "pool the raw scores, standardised within each fold, not the calibrated p_hard")
 
 func load(s set) []models.Example {
@@ -226,7 +231,7 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 	var chosen [5]string
 	outer := make([]int, len(ex))
 	for i := range ex {
-		outer[i] = datasets.Fold(ex[i].ID, 1, 5)
+		outer[i] = datasets.Fold(ex[i].ID, *foldSeed, 5)
 	}
 	for f := 0; f < *nfolds; f++ {
 		opts := models.TrainOptions{
@@ -247,7 +252,7 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 				rows = append(rows, i)
 			} else {
 				e := ex[i]
-				e.Fold = datasets.Fold(e.ID, 2, opts.Folds)
+				e.Fold = datasets.Fold(e.ID, *foldSeed+1, opts.Folds)
 				train = append(train, e)
 			}
 		}
