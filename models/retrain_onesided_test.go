@@ -269,3 +269,63 @@ func observedOnly(full datasets.Record) datasets.Record {
 	}
 	return rec
 }
+
+// TestGainChampionChallengerIsPerTier: a gain model learns from paired
+// records only, so a gain champion's challenger is trained with the
+// per-tier scorer when the feedback has one-sided records, says so, and
+// its heads fit those records; KeepScorer keeps gain.
+func TestGainChampionChallengerIsPerTier(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 1800, Seed: 31})
+	base := recs[:600]
+	champion, _, err := Train(synthExamples(t, base), nil, TrainOptions{
+		Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+		Scorer: ScorerGain, Features: smallSpec(), Folds: 3, L2: 1e-2, Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRouter(champion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The traffic as a server records it: the champion's decision, one
+	// tier's outcome, both on the explored tenth.
+	const eps = 0.1
+	all := append([]datasets.Record(nil), base...)
+	paired := len(base)
+	for i, rec := range recs[600:] {
+		ph := r.Route(RecordInput(&rec)).PHard
+		kind := "fast"
+		if ph > 0.5 {
+			kind = "escalate"
+		}
+		rec.Decision = &datasets.Decision{Kind: kind, PHard: ph, Propensity: 1 - eps}
+		if i%10 == 0 {
+			rec.Decision = &datasets.Decision{Kind: "speculate", PHard: ph, Propensity: eps, Explored: true}
+			paired++
+		}
+		all = append(all, observedOnly(rec))
+	}
+	opts := RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 50}}}
+	res, err := Retrain(champion, all, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Challenger.ScorerKind(); got != ScorerPerTier || !strings.Contains(res.ScorerChange, "per-tier") {
+		t.Fatalf("challenger scorer %q, change %q: want per-tier, and why", got, res.ScorerChange)
+	}
+	hr := res.Challenger.Training.HeadRecords
+	if !(hr["fast"] > hr["paired"] && hr["strong"] > hr["paired"] && hr["paired"] < paired) {
+		t.Errorf("head records %v: want each head to fit more than the %d paired records", hr, hr["paired"])
+	}
+	t.Logf("%s; head records %v; %s", res.ScorerChange, hr, res.Comparison.Verdict)
+
+	opts.KeepScorer = true
+	res, err = Retrain(champion, all, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Challenger.ScorerKind(); got != ScorerGain || res.ScorerChange != "" {
+		t.Errorf("with KeepScorer: challenger scorer %q, change %q; want gain and none", got, res.ScorerChange)
+	}
+}

@@ -63,6 +63,10 @@ type RetrainOptions struct {
 	// gate compares the routers on records neither was trained on. nil
 	// means none.
 	ChampionTrained func(id string) bool
+	// KeepScorer trains the challenger with the champion's scorer even
+	// where that scorer cannot learn from the one-sided records (see
+	// challengerScorer).
+	KeepScorer bool
 	// Sources, Skipped, Now and Progress pass through to TrainOptions.
 	Sources  []string
 	Skipped  int
@@ -88,6 +92,9 @@ type RetrainResult struct {
 	Traffic TrafficEstimate
 	// Warnings are caveats about the data, one sentence each.
 	Warnings []string
+	// ScorerChange says why the challenger's scorer is not the
+	// champion's ("" when it is; see challengerScorer).
+	ScorerChange string
 	// Imputed says what the imputation of the missing tier did (zero
 	// when it was off or had too few paired rows).
 	Imputed ImputeStats
@@ -162,6 +169,35 @@ func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train,
 	return train, held, excluded
 }
 
+// challengerScorer is the scorer the challenger is trained with, and why
+// it differs from the champion's ("" when it does not). The challenger
+// keeps the champion's scorer, so that the comparison is about the new
+// data, not a new method, with one exception. A `gain` champion (one
+// model of the strong tier's gain, which `train --scorer auto` picks on
+// many logs) learns from paired records only, so the one-sided records
+// that are most of a served log's feedback (fast decisions, escalations,
+// the proxy's confidences) would be read and dropped. Its challenger is
+// trained with the per-tier scorer instead, whose heads learn from them
+// (docs/loop.md §3), with each head's L2 chosen by cross-validation; the
+// gate still judges both on records neither trained on. A `label`
+// champion keeps its scorer: `train` only makes one when told to.
+func challengerScorer(champion *Artifact, train []Labelled, opts RetrainOptions) (string, string) {
+	k := champion.ScorerKind()
+	if k != ScorerGain || opts.KeepScorer || opts.PairedOnly {
+		return k, ""
+	}
+	one := 0
+	for i := range train {
+		if !train[i].Paired {
+			one++
+		}
+	}
+	if one == 0 {
+		return k, ""
+	}
+	return ScorerPerTier, fmt.Sprintf("challenger scorer per-tier, not the champion's gain: a gain model learns from paired records only, and %d of the %d training records have one tier's outcome, which each per-tier head learns from (--keep-scorer keeps gain)", one, len(train))
+}
+
 // TrafficEstimate is what the weighted held-out slice says about traffic.
 type TrafficEstimate struct {
 	FastAccuracy   Interval `json:"fast_accuracy"`
@@ -231,8 +267,12 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 		}
 	}
 	heldEx := Examples(held)
+	scorer, why := challengerScorer(champion, train, opts)
+	res.ScorerChange = why
 	l2, fastL2 := opts.L2, opts.L2
-	if l2 == 0 && !opts.ChooseL2 {
+	if l2 == 0 && !opts.ChooseL2 && why == "" {
+		// A changed scorer has heads the champion's penalty says nothing
+		// about: Train then chooses them by cross-validation (l2 0).
 		l2, fastL2 = scaledL2(champion, train)
 	}
 	mode, err := ParseImputeMode(string(opts.Impute))
@@ -252,14 +292,12 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 			return nil, err
 		}
 		res.Imputed = st
-		if opts.L2 == 0 && !opts.ChooseL2 {
+		if opts.L2 == 0 && !opts.ChooseL2 && why == "" {
 			l2, fastL2 = imputedL2(champion, trEx, st, w, l2, fastL2)
 		}
 	}
-	// The challenger keeps the champion's scorer, so the comparison is
-	// about the new data, not a new method.
 	a, rep, err := Train(trEx, heldEx, TrainOptions{
-		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(), Scorer: champion.ScorerKind(),
+		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(), Scorer: scorer,
 		Features: champion.Features, L2: l2, FastL2: fastL2, Folds: opts.Folds, Seed: opts.Seed,
 		Sources: opts.Sources, Skipped: opts.Skipped, Now: opts.Now, Progress: opts.Progress,
 	})

@@ -64,6 +64,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	noSoft := fs.Bool("no-soft-labels", false, "do not use the fast tier's calibrated confidence as a soft target where no fast score was posted")
 	impute := fs.String("impute", string(models.DefaultImpute), "which tier that did not run on a one-sided record gets a soft target from the tier that did: fast (escalations' fast tier), both, or none; docs/loop.md §4 says why the default")
 	imputeWeight := fs.Float64("impute-weight", models.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
+	keepScorer := fs.Bool("keep-scorer", false, "train the challenger with the champion's scorer even when it is gain, which cannot learn from one-sided records (by default a gain champion's challenger is per-tier when the feedback has them)")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
@@ -150,6 +151,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		Compare:      models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
 		Examples:     models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
 		PairedOnly:   *pairedOnly,
+		KeepScorer:   *keepScorer,
 		NoSoftFast:   *noSoft,
 		Impute:       im,
 		ImputeWeight: *imputeWeight,
@@ -244,6 +246,9 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 		fmt.Fprintf(w, "imputed from the tier that ran: %d fast, %d strong targets (fitted on %d paired; P(fast right) %.2f when strong was right, %.2f when wrong)\n",
 			im.Fast, im.Strong, im.Paired, im.FastGivenStrong[1], im.FastGivenStrong[0])
 	}
+	if res.ScorerChange != "" {
+		fmt.Fprintln(w, res.ScorerChange)
+	}
 	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
 	if res.ChampionTrained > 0 {
 		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
@@ -310,6 +315,9 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		ChampionTrained int            `json:"champion_trained"`
 		// Imputed counts the soft targets imputed from the tier that ran.
 		Imputed map[string]int `json:"imputed"`
+		// ScorerChange says why the challenger's scorer differs from
+		// the champion's, when it does.
+		ScorerChange string `json:"scorer_change,omitempty"`
 		*models.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
@@ -317,6 +325,7 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
 		Imputed:         map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
 		ChampionTrained: res.ChampionTrained,
+		ScorerChange:    res.ScorerChange,
 	}
 	if written {
 		v.Output = out
