@@ -269,10 +269,12 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	heldEx := Examples(held)
 	scorer, why := challengerScorer(champion, train, opts)
 	res.ScorerChange = why
+	// The champion's penalties carry over only to the same scorer: a
+	// changed one has heads they say nothing about, so Train chooses
+	// those by cross-validation (l2 0).
+	reusePenalty := opts.L2 == 0 && !opts.ChooseL2 && scorer == champion.ScorerKind()
 	l2, fastL2 := opts.L2, opts.L2
-	if l2 == 0 && !opts.ChooseL2 && why == "" {
-		// A changed scorer has heads the champion's penalty says nothing
-		// about: Train then chooses them by cross-validation (l2 0).
+	if reusePenalty {
 		l2, fastL2 = scaledL2(champion, train)
 	}
 	mode, err := ParseImputeMode(string(opts.Impute))
@@ -292,7 +294,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 			return nil, err
 		}
 		res.Imputed = st
-		if opts.L2 == 0 && !opts.ChooseL2 && why == "" {
+		if reusePenalty {
 			l2, fastL2 = imputedL2(champion, trEx, st, w, l2, fastL2)
 		}
 	}
