@@ -23,6 +23,9 @@ const (
 	DefaultMaxBodyBytes = 16 << 20
 	// DefaultMaxResponseBytes bounds one upstream answer the proxy holds.
 	DefaultMaxResponseBytes = 32 << 20
+	// DefaultLoserGrace is how long a plain race's losing call may run on
+	// after the winner's answer was sent (Config.LoserGrace).
+	DefaultLoserGrace = 5 * time.Millisecond
 	// DefaultRecordQueue is how many finished requests may wait to be
 	// recorded; beyond it they are dropped and counted.
 	DefaultRecordQueue = 8192
@@ -195,6 +198,20 @@ type Config struct {
 	// a fast call for the strong answer it would get anyway. Nil (absent)
 	// is true: a request with tools may still be answered in text.
 	SpeculateTools *bool `yaml:"speculate_tools" json:"speculate_tools"`
+	// LoserGrace is how long the losing call of an unstreamed speculation
+	// may run on once the winner's answer has been sent, before it is
+	// cancelled. Over HTTP/1.1 a cancelled call takes its connection
+	// with it (the upstream is still writing on it), so the tier's next
+	// call dials again, and over TLS shakes hands again: when both tiers
+	// answer within a few milliseconds of each other, as short prompts
+	// often do, cancelling saves nothing the upstream has not already
+	// generated and costs a connection. A loser that ends within the
+	// grace is recorded whole, with its real usage and cost. The client
+	// has its answer first; only its next request on the same
+	// connection can wait, by at most the grace. A stream's loser is
+	// cancelled at once (it would keep generating). Nil (absent) is
+	// DefaultLoserGrace; 0 cancels at once.
+	LoserGrace *time.Duration `yaml:"loser_grace" json:"loser_grace"`
 	// Embeddings sends POST /v1/embeddings to a tier; off without one.
 	Embeddings Embeddings `yaml:"embeddings" json:"embeddings"`
 }
@@ -219,6 +236,9 @@ func (c Config) Enabled() bool {
 func (c Config) Validate() error {
 	if err := c.Tiers.validate(); err != nil {
 		return err
+	}
+	if g := c.LoserGrace; g != nil && (*g < 0 || *g > time.Second) {
+		return fmt.Errorf("loser_grace is %v; want 0 (cancel at once) to 1s (absent means %v)", *g, DefaultLoserGrace)
 	}
 	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
 		return errors.New("max_request_bytes, max_response_bytes and record_queue must not be negative (0 means the default)")

@@ -231,8 +231,7 @@ func (x *exchange) runSpeculate(lo, hi *tier) {
 				return
 			case fc.ok() && x.accept(fc):
 				x.spec = SpecFastAccepted
-				x.cancelCall(sc, cancelLoser)
-				x.serve(fc)
+				x.serveWinner(fc, sc)
 				return
 			case strongDone == nil:
 				x.spec = SpecFailed
@@ -245,11 +244,8 @@ func (x *exchange) runSpeculate(lo, hi *tier) {
 		case <-strongDone:
 			strongDone = nil
 			if sc.ok() {
-				if fastDone != nil {
-					x.cancelCall(fc, cancelLoser)
-				}
 				x.spec = SpecStrongUsed
-				x.serve(sc)
+				x.serveWinner(sc, fc)
 				return
 			}
 			if fastDone == nil {
@@ -309,6 +305,32 @@ func (x *exchange) runExplore(chosen, other *tier) {
 		x.serve(second)
 	default:
 		x.fail(fc, sc)
+	}
+}
+
+// serveWinner serves a race's winning answer and ends the loser: a
+// stream's loser at once (it would go on generating while the winner is
+// relayed), a plain one after the winner's answer was sent, given
+// loser_grace to end by itself (Config.LoserGrace says why).
+func (x *exchange) serveWinner(win, lose *call) {
+	if win.stream || x.h.loserGrace <= 0 || lose.isDone() {
+		x.cancelCall(lose, cancelLoser)
+		x.serve(win)
+		return
+	}
+	x.serve(win)
+	// Sent now, not when the handler returns: the client does not wait
+	// for the grace.
+	_ = http.NewResponseController(x.w).Flush()
+	grace := time.NewTimer(x.h.loserGrace)
+	defer grace.Stop()
+	select {
+	case <-lose.done:
+		// Ended within the grace: recorded whole (finish).
+	case <-grace.C:
+		x.cancelCall(lose, cancelLoser)
+	case <-x.ctx.Done():
+		x.dropForClient(lose)
 	}
 }
 

@@ -181,6 +181,8 @@ type Handler struct {
 	m         *metrics
 	rec       *recordQueue
 	closeOnce sync.Once
+	// loserGrace is Config.LoserGrace resolved.
+	loserGrace time.Duration
 }
 
 // New checks the config, reads the API keys and registers the metrics.
@@ -204,7 +206,11 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now}
+	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now,
+		loserGrace: DefaultLoserGrace}
+	if cfg.LoserGrace != nil {
+		h.loserGrace = *cfg.LoserGrace
+	}
 	switch {
 	case deps.Client == nil:
 		h.rt = newClient().Transport

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,12 @@ type rig struct {
 	auth               chan string
 	// protos are the HTTP versions the upstreams were called with.
 	protos chan string
+	// conns counts the connections the sims accepted.
+	conns atomic.Int64
+	// active counts the proxy's handlers running. A race's winner
+	// reaches the client before its handler ends (loser_grace), so
+	// recordings waits for them, as a server's shutdown does.
+	active atomic.Int64
 }
 
 type rigOptions struct {
@@ -171,6 +178,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			}
 			sim.ServeHTTP(w, req)
 		}))
+		ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				r.conns.Add(1)
+			}
+		}
 		if o.h2c {
 			ts.Config.Protocols = new(http.Protocols)
 			ts.Config.Protocols.SetHTTP1(true)
@@ -211,7 +223,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	mux.Handle("/", h)
 	mux.HandleFunc("/v1/completions", h.ServeCompletions)
 	mux.HandleFunc("/v1/embeddings", h.ServeEmbeddings)
-	ps := httptest.NewServer(mux)
+	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.active.Add(1)
+		defer r.active.Add(-1)
+		mux.ServeHTTP(w, req)
+	}))
 	t.Cleanup(ps.Close)
 	r.url = ps.URL
 	return r
@@ -225,6 +241,7 @@ func (noCalRouter) CalibratedConfidence(int, float64) (float64, bool) { return 0
 // recorded.
 func (r *rig) recordings(t *testing.T) []*Recording {
 	t.Helper()
+	waitFor(t, "the proxy's handlers to end", func() bool { return r.active.Load() == 0 })
 	if err := r.h.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -432,9 +449,11 @@ func TestPaths(t *testing.T) {
 				}
 			}
 			if tt.spec != "" {
-				if n := testutil.ToFloat64(r.h.m.speculation(tt.spec)); n != 1 {
-					t.Errorf("speculations{outcome=%s} = %v, want 1", tt.spec, n)
-				}
+				// Counted when the handler ends, which for a race's
+				// winner is after the client has its answer (loser_grace).
+				waitFor(t, "speculations{outcome="+tt.spec+"} = 1", func() bool {
+					return testutil.ToFloat64(r.h.m.speculation(tt.spec)) == 1
+				})
 			}
 			waitFor(t, "the sims' cancel counts", func() bool {
 				return r.fastSim.Stats().Cancelled == tt.fastCancelled && r.strongSim.Stats().Cancelled == tt.strongCancel
