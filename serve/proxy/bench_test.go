@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -74,6 +76,36 @@ func BenchmarkSpeculateJSON(b *testing.B) {
 		c.parseAnswer()
 		if c.lpN != 5 {
 			b.Fatalf("%d logprobs read, want 5", c.lpN)
+		}
+	}
+}
+
+// BenchmarkParseAnswerLogprobs reads a plain answer of 40 tokens with
+// their log-probabilities in OpenAI's shape (token, logprob, bytes,
+// top_logprobs; about 3 KB), as a routed fast call gets it, and hides
+// them from the client: the proxy's per-answer JSON work.
+func BenchmarkParseAnswerLogprobs(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"id":"chatcmpl-1","object":"chat.completion","created":1796348487,"model":"fast","choices":[{"index":0,"message":{"role":"assistant","content":"`)
+	for i := range 40 {
+		fmt.Fprintf(&sb, "word%d ", i)
+	}
+	sb.WriteString(`"},"logprobs":{"content":[`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"token":"word%d ","logprob":-0.%d278052322872867,"bytes":[119,111,114,100,%d,32],"top_logprobs":[]}`, i, i+1, 48+i%10)
+	}
+	sb.WriteString(`]},"finish_reason":"stop"}],"usage":{"prompt_tokens":52,"completion_tokens":40,"total_tokens":92}}`)
+	answer := []byte(sb.String())
+	b.SetBytes(int64(len(answer)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := &call{body: answer, status: 200, stripLogprobs: true}
+		c.parseAnswer()
+		if c.lpN != 40 || c.usage == nil || bytes.Contains(c.body, []byte(`"top_logprobs"`)) {
+			b.Fatalf("%d logprobs, usage %v, body %s", c.lpN, c.usage, c.body)
 		}
 	}
 }

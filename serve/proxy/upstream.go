@@ -483,9 +483,8 @@ func readChoices(b []byte, a *completion) bool {
 	}
 	a.Choices = []choice{} // as encoding/json: empty, not nil
 	for i = skipWS(b, i+1); i < len(b) && b[i] != ']'; {
-		ms, ok := members(cb[:0], b, i)
-		end := valueEnd(b, i)
-		if !ok || end < 0 {
+		ms, end, ok := membersEnd(cb[:0], b, i)
+		if !ok {
 			return false
 		}
 		var ch choice
@@ -585,9 +584,8 @@ func readLogprobs(b []byte, lp *choiceLogprobs) bool {
 	}
 	lp.Content = lp.Content[:0]
 	for i = skipWS(arr, i+1); i < len(arr) && arr[i] != ']'; {
-		tok, ok := members(tb[:0], arr, i)
-		end := valueEnd(arr, i)
-		if !ok || end < 0 {
+		tok, end, ok := membersEnd(tb[:0], arr, i)
+		if !ok {
 			return false
 		}
 		n := 0
@@ -743,7 +741,7 @@ func withoutLogprobs(b []byte) ([]byte, bool) {
 	}
 	i = skipWS(b, i+1)
 	for i < len(b) && b[i] != ']' {
-		ch, ok := members(buf[:0], b, i)
+		ch, e, ok := membersEnd(buf[:0], b, i)
 		if !ok {
 			return nil, false
 		}
@@ -751,10 +749,6 @@ func withoutLogprobs(b []byte) ([]byte, bool) {
 			if m.is("logprobs") {
 				spans = append(spans, [2]int{m.val, m.end})
 			}
-		}
-		e := valueEnd(b, i)
-		if e < 0 {
-			return nil, false
 		}
 		i = skipWS(b, e)
 		if i < len(b) && b[i] == ',' {
