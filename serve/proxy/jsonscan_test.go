@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestWithoutLogprobs(t *testing.T) {
@@ -98,6 +100,21 @@ func FuzzDecodeCompletion(f *testing.F) {
 		}
 		if !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("%s: scanner %+v, encoding/json %+v", b, fast, slow)
+		}
+	})
+}
+
+// FuzzValidAgrees checks that gjson's validator, which decodeCompletion
+// uses for its speed, accepts exactly what encoding/json's does.
+func FuzzValidAgrees(f *testing.F) {
+	f.Add([]byte(benchAnswer))
+	for _, s := range []string{`{"a":1}`, `[1,2]`, `{"a":"\u00e9"}`, `01`, `1.`, `-`, `{"a":1,}`, "\"\x01\"", "\"\xff\"",
+		`1e5`, `{"a":[]}`, ` {} `, `"\ud800"`, `tru`, `nul`, `{"a" :1}`, `[`, `{"a":1}}`, "\t1\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if std, g := json.Valid(b), gjson.ValidBytes(b); std != g {
+			t.Fatalf("%q: encoding/json says valid %v, gjson %v", b, std, g)
 		}
 	})
 }

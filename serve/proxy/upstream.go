@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/triage-router/triage/datasets/jsonscan"
 )
 
@@ -428,7 +430,10 @@ type choiceLogprobs struct {
 // request's CPU; anything else, and log-probabilities, go to
 // encoding/json. ok is false when b is not a JSON object of that shape.
 func decodeCompletion(b []byte, a *completion) bool {
-	if !json.Valid(b) {
+	// gjson's validator accepts exactly what json.Valid does
+	// (FuzzValidAgrees) in well under half its time, which was a third
+	// of reading a fast answer with its log-probabilities.
+	if !gjson.ValidBytes(b) {
 		return false
 	}
 	if decodeCompletionFast(b, a) {
