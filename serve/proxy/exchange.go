@@ -218,11 +218,20 @@ func (x *exchange) runSpeculate(lo, hi *tier) {
 	if !ok {
 		return
 	}
+	x.race(fc, sc)
+}
+
+// race decides between a speculation's two running calls, fc the cheaper
+// tier's (with its confidence) and sc the one up (runSpeculate).
+func (x *exchange) race(fc, sc *call) {
 	fastDone, strongDone := fc.done, sc.done
 	for fastDone != nil || strongDone != nil {
 		select {
 		case <-fastDone:
 			fastDone = nil
+			if x.left() {
+				return
+			}
 			switch {
 			case fc.ok() && strongDone == nil:
 				// The strong call already failed.
@@ -243,6 +252,9 @@ func (x *exchange) runSpeculate(lo, hi *tier) {
 			return
 		case <-strongDone:
 			strongDone = nil
+			if x.left() {
+				return
+			}
 			if sc.ok() {
 				x.spec = SpecStrongUsed
 				x.serveWinner(sc, fc)
@@ -287,6 +299,9 @@ func (x *exchange) runExplore(chosen, other *tier) {
 			return
 		}
 	}
+	if x.left() {
+		return
+	}
 	first, second := fc, sc
 	if chosen == hi {
 		first, second = sc, fc
@@ -326,7 +341,11 @@ func (x *exchange) serveWinner(win, lose *call) {
 	defer grace.Stop()
 	select {
 	case <-lose.done:
-		// Ended within the grace: recorded whole (finish).
+		// Ended within the grace: recorded whole (finish), unless the
+		// client's leaving ended it.
+		if x.ctx.Err() != nil {
+			x.dropForClient(lose)
+		}
 	case <-grace.C:
 		x.cancelCall(lose, cancelLoser)
 	case <-x.ctx.Done():
@@ -411,6 +430,20 @@ func (x *exchange) dropForClient(c *call) {
 		return
 	}
 	x.cancelCall(c, cancelClient)
+}
+
+// left reports whether the client went away, and if so ends the request
+// as clientGone does. A race checks it when a call ends: the client's
+// leaving ends every call too, so a call's done channel and the client's
+// may both be ready, and select picks either; taking the call's for a
+// tier's failure would fail the request and leave its cancelled calls
+// unrecorded.
+func (x *exchange) left() bool {
+	if x.ctx.Err() == nil {
+		return false
+	}
+	x.clientGone()
+	return true
 }
 
 // clientGone cancels every call of a request whose client went away.
