@@ -156,12 +156,19 @@ func (m *metrics) forRoute(route string) *routeMetrics {
 	return &routeMetrics{m: m, route: route, ok: m.requests.WithLabelValues(route, "200"), latency: m.latency.WithLabelValues(route)}
 }
 
-func (r *routeMetrics) done(status int, start time.Time) {
+func (r *routeMetrics) done(status int, start time.Time) { r.doneAt(status, start, time.Time{}) }
+
+// doneAt counts a request answered at end, or now if end is zero: a
+// proxied race's answer is sent before its handler ends (loser_grace).
+func (r *routeMetrics) doneAt(status int, start, end time.Time) {
+	if end.IsZero() {
+		end = time.Now()
+	}
 	if status == 200 {
 		r.ok.Inc()
 	} else {
 		// Errors are rare enough for a label lookup.
 		r.m.requests.WithLabelValues(r.route, strconv.Itoa(status)).Inc()
 	}
-	r.latency.Observe(time.Since(start).Seconds())
+	r.latency.Observe(end.Sub(start).Seconds())
 }

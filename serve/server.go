@@ -618,13 +618,13 @@ func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
 			rm.done(c.Writer.Status(), start)
 			return
 		}
-		ctx, status := proxy.WithStatusReport(c.Request.Context())
+		ctx, rep := proxy.WithStatusReport(c.Request.Context())
 		defer func() {
-			st := *status
+			st := rep.Status
 			if st == 0 {
 				st = c.Writer.Status()
 			}
-			rm.done(st, start)
+			rm.doneAt(st, start, rep.Answered)
 		}()
 		h(c.Writer, c.Request.WithContext(ctx))
 	})

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"time"
 
 	"github.com/triage-router/triage/datasets"
 )
@@ -42,19 +43,36 @@ func MergeMeta(req, key datasets.Meta) datasets.Meta {
 
 type statusKey struct{}
 
-// WithStatusReport returns ctx and where the proxy's handlers put the
-// status they counted in triage_proxy_requests_total: 499 when the
-// client went away, 502 for a stream the upstream broke after a 200 was
-// sent. The server counts its own HTTP metrics with it, so the two
-// agree.
-func WithStatusReport(ctx context.Context) (context.Context, *int) {
-	p := new(int)
+// Report is what the proxy's handlers tell the server about a request,
+// so the server's HTTP metrics agree with the proxy's.
+type Report struct {
+	// Status is the status counted in triage_proxy_requests_total: 499
+	// when the client went away, 502 for a stream the upstream broke
+	// after a 200 was sent.
+	Status int
+	// Answered is when the client's answer was sent, if the handler
+	// went on after it (a race's loser given loser_grace); else zero,
+	// and the answer's time is the handler's end.
+	Answered time.Time
+}
+
+// WithStatusReport returns ctx and the Report the proxy's handlers fill
+// in for the request served with it.
+func WithStatusReport(ctx context.Context) (context.Context, *Report) {
+	p := new(Report)
 	return context.WithValue(ctx, statusKey{}, p), p
 }
 
 // reportStatus puts status where WithStatusReport asked for it.
 func reportStatus(ctx context.Context, status int) {
-	if p, ok := ctx.Value(statusKey{}).(*int); ok {
-		*p = status
+	if p, ok := ctx.Value(statusKey{}).(*Report); ok {
+		p.Status = status
+	}
+}
+
+// reportAnswered notes that the client's answer was sent at t.
+func reportAnswered(ctx context.Context, t time.Time) {
+	if p, ok := ctx.Value(statusKey{}).(*Report); ok {
+		p.Answered = t
 	}
 }

@@ -335,8 +335,9 @@ func (x *exchange) serveWinner(win, lose *call) {
 	}
 	x.serve(win)
 	// Sent now, not when the handler returns: the client does not wait
-	// for the grace.
+	// for the grace, and the server's latency metric does not count it.
 	_ = http.NewResponseController(x.w).Flush()
+	reportAnswered(x.ctx, time.Now())
 	grace := time.NewTimer(x.h.loserGrace)
 	defer grace.Stop()
 	select {

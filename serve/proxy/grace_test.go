@@ -41,6 +41,12 @@ func TestLoserGrace(t *testing.T) {
 		}
 		waitFor(t, "the strong sim to see the cancel", func() bool { return r.strongSim.Stats().Cancelled == 1 })
 		s := r.recordings(t)[0].Outcomes["strong-log-name"]
+		// The server's latency metric ends at the answer, not at the
+		// handler's end (recordings waited for it).
+		rep := r.lastReport.Load()
+		if rep == nil || rep.Answered.IsZero() || rep.Answered.After(r.lastEnd.Load().Add(-g)) {
+			t.Errorf("report %+v, handler's end %v: want the answer's time, the grace (%v) or more before the end", rep, r.lastEnd.Load(), g)
+		}
 		if !s.Cancelled || s.LatencyMS == nil || *s.LatencyMS < float64(g.Milliseconds()) {
 			t.Errorf("strong outcome %+v, want cancelled after at least the grace (%v)", s, g)
 		}

@@ -112,6 +112,10 @@ type rig struct {
 	protos chan string
 	// conns counts the connections the sims accepted.
 	conns atomic.Int64
+	// lastReport is the last request's WithStatusReport, filled in by
+	// the proxy; lastEnd when its handler ended.
+	lastReport atomic.Pointer[Report]
+	lastEnd    atomic.Pointer[time.Time]
 	// active counts the proxy's handlers running. A race's winner
 	// reaches the client before its handler ends (loser_grace), so
 	// recordings waits for them, as a server's shutdown does.
@@ -226,7 +230,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.active.Add(1)
 		defer r.active.Add(-1)
-		mux.ServeHTTP(w, req)
+		ctx, rep := WithStatusReport(req.Context())
+		mux.ServeHTTP(w, req.WithContext(ctx))
+		end := time.Now()
+		r.lastReport.Store(rep)
+		r.lastEnd.Store(&end)
 	}))
 	t.Cleanup(ps.Close)
 	r.url = ps.URL
