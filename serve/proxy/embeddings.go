@@ -111,7 +111,7 @@ func resultOf(status int) string {
 // withModel is a JSON object with its "model" member set to model (added
 // if absent), every other member as sent.
 func withModel(body []byte, model string) ([]byte, error) {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return nil, fmt.Errorf("request body is not JSON")
 	}
 	fields, ok := members(nil, body, 0)

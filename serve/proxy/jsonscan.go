@@ -3,9 +3,11 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/tidwall/gjson"
 )
 
-// A scanner for JSON that is known to be valid (json.Valid, or a
+// A scanner for JSON that is known to be valid (validJSON, or a
 // successful json.Unmarshal of the same bytes): it finds where an
 // object's members are, so the proxy can read a few fields and copy or
 // replace the others as they are, instead of decoding a body into a
@@ -14,6 +16,12 @@ import (
 // BenchmarkSpeculateJSON's CPU profile, and 150 allocations where 48
 // remain). On invalid input the functions report !ok instead of
 // panicking; they do not validate.
+
+// validJSON reports whether b is one valid JSON value: what json.Valid
+// says (FuzzValidAgrees), in well under half its time. It was a third of
+// reading a fast answer with its log-probabilities, and every request
+// body and answer the proxy reads is checked with it.
+func validJSON(b []byte) bool { return gjson.ValidBytes(b) }
 
 // member is one member of a JSON object: b[start:end] is `"key": value`,
 // b[val:end] the value.

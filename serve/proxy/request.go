@@ -187,7 +187,7 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	}
 	req := &chatRequest{body: body, api: a}
 	var ok bool
-	if json.Valid(body) {
+	if validJSON(body) {
 		req.fields, ok = members(make([]member, 0, 8), body, 0)
 	}
 	if !ok {
