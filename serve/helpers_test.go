@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,7 +69,26 @@ type testServer struct {
 	store *datasets.BoltStore
 	reg   *prometheus.Registry
 	model string
-	logs  *bytes.Buffer
+	logs  *lockedBuffer
+}
+
+// lockedBuffer is the server's log: background goroutines (retention,
+// readiness) write to it while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // newTestServer starts a server on a fresh store with a speculate-band
@@ -82,7 +102,7 @@ func newTestServer(tb testing.TB, edit func(*Options)) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
+	logs := &lockedBuffer{}
 	opts := Options{
 		Config:    DefaultConfig(),
 		ModelPath: model,
