@@ -39,18 +39,30 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// stringEnd is the index after the string starting at b[i] == '"'.
+// stringEnd is the index after the string starting at b[i] == '"'. It
+// jumps from quote to quote (bytes.IndexByte), and a quote ends the
+// string when an even number of backslashes precede it.
 func stringEnd(b []byte, i int) int {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		i += q
+		n := 0
+		for k := i - 1; b[k] == '\\'; k-- { // stops at the opening quote
+			n++
+		}
+		if n%2 == 0 {
 			return i + 1
 		}
 	}
 	return -1
 }
+
+// structural marks the bytes valueEnd stops at inside an object or
+// array: a table lookup per byte is cheaper than a switch.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
 
 // valueEnd is the index after the value starting at b[i], or -1.
 func valueEnd(b []byte, i int) int {
@@ -63,6 +75,9 @@ func valueEnd(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for ; i < len(b); i++ {
+			if !structural[b[i]] {
+				continue
+			}
 			switch b[i] {
 			case '"':
 				e := stringEnd(b, i)
@@ -72,7 +87,7 @@ func valueEnd(b []byte, i int) int {
 				i = e - 1
 			case '{', '[':
 				depth++
-			case '}', ']':
+			default:
 				depth--
 				if depth == 0 {
 					return i + 1
@@ -143,6 +158,86 @@ func membersEnd(dst []member, b []byte, i int) ([]member, int, bool) {
 		i = skipWS(b, i+1)
 	}
 	return dst, -1, false
+}
+
+// eachMember walks the members of the object whose first byte (after
+// white space) is b[i], in order, calling f with each key (unescaped)
+// and the index of its value. f returns the index after the value: it
+// may read the value in place as it finds its end, so a caller that
+// reads nested values scans each byte once, where members, which finds
+// every value's end first, makes the caller scan it again. f returns -1
+// to stop the walk. eachMember returns the index after the object's '}',
+// or -1.
+func eachMember(b []byte, i int, f func(key []byte, v int) int) int {
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for i < len(b) && b[i] == '"' {
+		ke := stringEnd(b, i)
+		if ke < 0 {
+			return -1
+		}
+		key := b[i+1 : ke-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(b[i:ke], &k) != nil {
+				return -1
+			}
+			key = []byte(k)
+		}
+		v := skipWS(b, ke)
+		if v >= len(b) || b[v] != ':' {
+			return -1
+		}
+		ve := f(key, skipWS(b, v+1))
+		if ve < 0 {
+			return -1
+		}
+		i = skipWS(b, ve)
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		if i >= len(b) || b[i] != ',' {
+			return -1
+		}
+		i = skipWS(b, i+1)
+	}
+	return -1
+}
+
+// eachElement walks the elements of the array whose first byte (after
+// white space) is b[i], calling f with the index of each; f returns the
+// index after the element, or -1 to stop. eachElement returns the index
+// after the array's ']', or -1.
+func eachElement(b []byte, i int, f func(v int) int) int {
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != '[' {
+		return -1
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1
+	}
+	for i < len(b) {
+		e := f(i)
+		if e < 0 {
+			return -1
+		}
+		i = skipWS(b, e)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		if i >= len(b) || b[i] != ',' {
+			return -1
+		}
+		i = skipWS(b, i+1)
+	}
+	return -1
 }
 
 // last is the index in ms of the last member named name, or -1: the one

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -87,6 +88,9 @@ func FuzzDecodeCompletion(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"a"},"logprobs":null},{"index":1,"delta":{}}],"usage":null}`))
 	f.Add([]byte(`{"choices":[{"text":" x","index":0,"logprobs":{"token_logprobs":[-0.5,-1]}}],"Usage":{"prompt_tokens":1}}`))
 	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":5}}`))
+	f.Add([]byte(`{"choices":[{"logprobs":{"content":[{"logprob":-1,"token":"a"},{"logprob":0}]}},{"logprobs":{}},{"logprobs":{"content":null}}]}`))
+	f.Add([]byte(`{"choices":[{"message":{"content":"a","content":"b"}},{"index":1,"Index":2},{"logprobs":{"content":[{"logprob":1,"logprob":2}]}}]}`))
+	f.Add([]byte(`{"choices":[{"logprobs":{"content":[],"content":[{"logprob":1}]},"delta":null,"text":null,"index":null}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast completion
 		if !json.Valid(b) || !decodeCompletionFast(b, &fast) {
@@ -96,6 +100,16 @@ func FuzzDecodeCompletion(f *testing.F) {
 		if err := json.Unmarshal(b, &slow); err != nil {
 			t.Fatalf("the scanner read %s, encoding/json refuses it: %v", b, err)
 		}
+		// The spans it found strip the logprobs as withoutLogprobs does.
+		if !fast.lpKnown {
+			t.Fatalf("%s: read without its logprobs' spans", b)
+		}
+		if want, ok := withoutLogprobs(b); ok {
+			if got := withoutLogprobsAt(b, fast.lpSpans); !bytes.Equal(got, want) {
+				t.Fatalf("%s: stripped at the spans %v: %s, want %s", b, fast.lpSpans, got, want)
+			}
+		}
+		fast.lpSpans, fast.lpKnown = nil, false
 		if !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("%s: scanner %+v, encoding/json %+v", b, fast, slow)
 		}

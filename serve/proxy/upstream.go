@@ -399,6 +399,12 @@ func readLimited(r io.Reader, size, limit int64) ([]byte, error) {
 type completion struct {
 	Choices []choice `json:"choices"`
 	Usage   *usage   `json:"usage"`
+
+	// lpSpans are where the choices' logprobs values are in the decoded
+	// bytes, when decodeCompletionFast read them (lpKnown): stripping
+	// them then needs no second scan (withoutLogprobsAt).
+	lpSpans [][2]int
+	lpKnown bool
 }
 
 type choice struct {
@@ -438,186 +444,226 @@ func decodeCompletion(b []byte, a *completion) bool {
 	return json.Unmarshal(b, a) == nil
 }
 
+// decodeCompletionFast reads b in one pass (eachMember): each nested
+// value is read where it is, its end found as it is read. It returns
+// false for a shape it does not know, and for anything encoding/json
+// would read differently: a repeated member (encoding/json merges or
+// overwrites), a key that differs from a known one only by case
+// (encoding/json matches those). FuzzDecodeCompletion holds it to
+// encoding/json's reading.
 func decodeCompletionFast(b []byte, a *completion) bool {
-	var buf [12]member
-	top, ok := members(buf[:0], b, 0)
-	if !ok {
-		return false
-	}
-	for i := range top {
-		m := &top[i]
-		raw := b[m.val:m.end]
+	var seenUsage, seenChoices bool
+	end := eachMember(b, 0, func(key []byte, v int) int {
 		switch {
-		case shadowed(top, i):
-			// encoding/json merges a repeated object into the first.
-			if foldsTo(m, "usage", "choices") || m.is("usage") || m.is("choices") {
-				return false
+		case string(key) == "usage":
+			if seenUsage {
+				return -1
 			}
-		case foldsTo(m, "usage", "choices"):
-			// encoding/json matches keys case-insensitively.
-			return false
-		case m.is("usage"):
-			if string(raw) == "null" {
-				continue
+			seenUsage = true
+			ve := valueEnd(b, v)
+			if ve < 0 {
+				return -1
+			}
+			if string(b[v:ve]) == "null" {
+				return ve
 			}
 			var u usage
-			if !readUsage(raw, &u) {
-				return false
+			if !readUsage(b[v:ve], &u) {
+				return -1
 			}
 			a.Usage = &u
-		case m.is("choices"):
-			if !readChoices(raw, a) {
-				return false
+			return ve
+		case string(key) == "choices":
+			if seenChoices {
+				return -1
 			}
+			seenChoices = true
+			return readChoices(b, v, a)
+		case foldsTo(key, "usage", "choices"):
+			return -1
 		}
+		return valueEnd(b, v)
+	})
+	if end < 0 {
+		return false
 	}
+	a.lpKnown = true
 	return true
 }
 
-// readChoices reads an array of choices.
-func readChoices(b []byte, a *completion) bool {
-	var cb [12]member
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return false
-	}
+// readChoices reads the array of choices at b[i] and returns the index
+// after it, or -1.
+func readChoices(b []byte, i int, a *completion) int {
 	a.Choices = []choice{} // as encoding/json: empty, not nil
-	for i = skipWS(b, i+1); i < len(b) && b[i] != ']'; {
-		ms, end, ok := membersEnd(cb[:0], b, i)
-		if !ok {
-			return false
-		}
+	return eachElement(b, i, func(v int) int {
 		var ch choice
-		if !readChoice(b, ms, &ch) {
-			return false
+		end := readChoice(b, v, &ch, a)
+		if end >= 0 {
+			a.Choices = append(a.Choices, ch)
 		}
-		a.Choices = append(a.Choices, ch)
-		if i = skipWS(b, end); i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-		}
-	}
-	return i < len(b)
+		return end
+	})
 }
 
-// readChoice reads one choice's members; false for a shape it does not
-// know (the caller then uses encoding/json).
-func readChoice(b []byte, ms []member, ch *choice) bool {
-	var sub [8]member
-	for i := range ms {
-		m := &ms[i]
-		raw := b[m.val:m.end]
-		if shadowed(ms, i) {
-			return false
+// readChoice reads the choice object at b[i] into ch (the spans of its
+// logprobs into a.lpSpans) and returns the index after it, or -1 for a
+// shape it does not know (the caller then uses encoding/json).
+func readChoice(b []byte, i int, ch *choice, a *completion) int {
+	var seen [5]bool // index, text, message, delta, logprobs
+	once := func(k int) bool {
+		dup := seen[k]
+		seen[k] = true
+		return !dup
+	}
+	return eachMember(b, i, func(key []byte, v int) int {
+		k := -1
+		switch string(key) {
+		case "index":
+			k = 0
+		case "text":
+			k = 1
+		case "message":
+			k = 2
+		case "delta":
+			k = 3
+		case "logprobs":
+			k = 4
+		default:
+			if foldsTo(key, "index", "text", "message", "delta", "logprobs") {
+				return -1
+			}
+			return valueEnd(b, v)
 		}
-		if string(raw) == "null" {
-			continue
+		if !once(k) || v >= len(b) {
+			return -1
 		}
-		switch {
-		case foldsTo(m, "index", "text", "message", "delta", "logprobs"):
-			return false
-		case m.is("index"):
-			n, err := strconv.Atoi(string(raw))
+		if b[v] == 'n' { // null: the field stays unset
+			ve := valueEnd(b, v)
+			if k == 4 && ve >= 0 {
+				a.lpSpans = append(a.lpSpans, [2]int{v, ve})
+			}
+			return ve
+		}
+		switch k {
+		case 0:
+			ve := valueEnd(b, v)
+			if ve < 0 {
+				return -1
+			}
+			n, err := strconv.Atoi(string(b[v:ve]))
 			if err != nil {
-				return false
+				return -1
 			}
 			ch.Index = n
-		case m.is("text"):
-			v, ok := scanString(raw)
+			return ve
+		case 1:
+			ve := valueEnd(b, v)
+			if ve < 0 {
+				return -1
+			}
+			s, ok := scanString(b[v:ve])
 			if !ok {
-				return false
+				return -1
 			}
-			ch.Text = &v
-		case m.is("message"), m.is("delta"):
-			inner, ok := members(sub[:0], raw, 0)
-			if !ok {
-				return false
-			}
-			for j := range inner {
-				if foldsTo(&inner[j], "content") {
-					return false
-				}
-				if !inner[j].is("content") {
-					continue
-				}
-				if shadowed(inner, j) {
-					return false
-				}
-				cr := raw[inner[j].val:inner[j].end]
-				if string(cr) == "null" {
-					continue
-				}
-				v, ok := scanString(cr)
-				if !ok {
-					return false
-				}
-				if m.is("message") {
-					ch.Message.Content = &v
-				} else {
-					ch.Delta.Content = &v
-				}
-			}
-		case m.is("logprobs"):
-			var lp choiceLogprobs
-			if !readLogprobs(raw, &lp) && json.Unmarshal(raw, &lp) != nil {
-				return false
-			}
-			ch.Logprobs = &lp
+			ch.Text = &s
+			return ve
+		case 2:
+			return readContent(b, v, &ch.Message.Content)
+		case 3:
+			return readContent(b, v, &ch.Delta.Content)
 		}
-	}
-	return true
+		var lp choiceLogprobs
+		ve := readLogprobs(b, v, &lp)
+		if ve < 0 {
+			// Another shape (a completion's token_logprobs): encoding/json.
+			if ve = valueEnd(b, v); ve < 0 {
+				return -1
+			}
+			lp = choiceLogprobs{}
+			if json.Unmarshal(b[v:ve], &lp) != nil {
+				return -1
+			}
+		}
+		ch.Logprobs = &lp
+		a.lpSpans = append(a.lpSpans, [2]int{v, ve})
+		return ve
+	})
 }
 
-// readLogprobs reads a chat choice's logprobs, {"content": [{"token",
-// "logprob", "bytes", "top_logprobs"}, ...]}, the numbers only; false
-// for any other shape (a completion's token_logprobs too), which
-// encoding/json then reads.
-func readLogprobs(b []byte, lp *choiceLogprobs) bool {
-	var buf, tb [8]member
-	ms, ok := members(buf[:0], b, 0)
-	if !ok || len(ms) != 1 || !ms[0].is("content") {
-		return false
-	}
-	arr := b[ms[0].val:ms[0].end]
-	i := skipWS(arr, 0)
-	if i >= len(arr) || arr[i] != '[' {
-		return false
-	}
-	lp.Content = lp.Content[:0]
-	for i = skipWS(arr, i+1); i < len(arr) && arr[i] != ']'; {
-		tok, end, ok := membersEnd(tb[:0], arr, i)
+// readContent reads a message or delta object at b[i], its content into
+// *dst, and returns the index after it, or -1.
+func readContent(b []byte, i int, dst **string) int {
+	seen := false
+	return eachMember(b, i, func(key []byte, v int) int {
+		ve := valueEnd(b, v)
+		if string(key) != "content" {
+			if foldsTo(key, "content") {
+				return -1
+			}
+			return ve
+		}
+		if seen || ve < 0 {
+			return -1
+		}
+		seen = true
+		if string(b[v:ve]) == "null" {
+			return ve
+		}
+		s, ok := scanString(b[v:ve])
 		if !ok {
-			return false
+			return -1
 		}
-		n := 0
-		for j := range tok {
-			if foldsTo(&tok[j], "logprob") {
-				return false
+		*dst = &s
+		return ve
+	})
+}
+
+// readLogprobs reads a chat choice's logprobs at b[i], {"content":
+// [{"token", "logprob", "bytes", "top_logprobs"}, ...]}, the numbers
+// only, and returns the index after it; -1 for any other shape (a
+// completion's token_logprobs too), which encoding/json then reads.
+func readLogprobs(b []byte, i int, lp *choiceLogprobs) int {
+	seen := false
+	lp.Content = []struct {
+		Logprob float64 `json:"logprob"`
+	}{}
+	end := eachMember(b, i, func(key []byte, v int) int {
+		if string(key) != "content" || seen {
+			return -1
+		}
+		seen = true
+		return eachElement(b, v, func(t int) int {
+			n := 0
+			end := eachMember(b, t, func(key []byte, v int) int {
+				ve := valueEnd(b, v)
+				if string(key) != "logprob" {
+					if foldsTo(key, "logprob") {
+						return -1
+					}
+					return ve
+				}
+				if n++; n > 1 || ve < 0 {
+					return -1
+				}
+				f, err := strconv.ParseFloat(string(b[v:ve]), 64)
+				if err != nil {
+					return -1
+				}
+				lp.Content = append(lp.Content, struct {
+					Logprob float64 `json:"logprob"`
+				}{f})
+				return ve
+			})
+			if n != 1 {
+				return -1
 			}
-			if !tok[j].is("logprob") {
-				continue
-			}
-			v, err := strconv.ParseFloat(string(arr[tok[j].val:tok[j].end]), 64)
-			if err != nil {
-				return false
-			}
-			lp.Content = append(lp.Content, struct {
-				Logprob float64 `json:"logprob"`
-			}{v})
-			n++
-		}
-		if n != 1 {
-			return false
-		}
-		if i = skipWS(arr, end); i < len(arr) && arr[i] == ',' {
-			i = skipWS(arr, i+1)
-		}
+			return end
+		})
+	})
+	if !seen {
+		return -1 // {}: encoding/json leaves Content nil
 	}
-	if lp.Content == nil {
-		lp.Content = []struct {
-			Logprob float64 `json:"logprob"`
-		}{}
-	}
-	return i < len(arr)
+	return end
 }
 
 // readUsage reads prompt_tokens and completion_tokens of a usage object.
@@ -630,7 +676,7 @@ func readUsage(b []byte, u *usage) bool {
 	for i := range ms {
 		var dst *int
 		switch {
-		case foldsTo(&ms[i], "prompt_tokens", "completion_tokens"):
+		case foldsTo(ms[i].key, "prompt_tokens", "completion_tokens"):
 			return false
 		case ms[i].is("prompt_tokens"):
 			dst = &u.PromptTokens
@@ -651,11 +697,11 @@ func readUsage(b []byte, u *usage) bool {
 	return true
 }
 
-// foldsTo reports whether m's key is one of names but for case, which
+// foldsTo reports whether key is one of names but for case, which
 // encoding/json would match and the fast path does not.
-func foldsTo(m *member, names ...string) bool {
+func foldsTo(key []byte, names ...string) bool {
 	for _, n := range names {
-		if !m.is(n) && strings.EqualFold(string(m.key), n) {
+		if string(key) != n && strings.EqualFold(string(key), n) {
 			return true
 		}
 	}
@@ -714,7 +760,9 @@ func (c *call) parseAnswer() {
 	}
 	c.take(&a)
 	if c.stripLogprobs {
-		if b, ok := withoutLogprobs(c.body); ok {
+		if a.lpKnown {
+			c.body = withoutLogprobsAt(c.body, a.lpSpans)
+		} else if b, ok := withoutLogprobs(c.body); ok {
 			c.body = b
 		}
 	}
@@ -755,13 +803,21 @@ func withoutLogprobs(b []byte) ([]byte, bool) {
 			i = skipWS(b, i+1)
 		}
 	}
+	return withoutLogprobsAt(b, spans), true
+}
+
+// withoutLogprobsAt is b with each of spans (in order) replaced by null.
+func withoutLogprobsAt(b []byte, spans [][2]int) []byte {
+	if len(spans) == 0 {
+		return b
+	}
 	out := make([]byte, 0, len(b))
 	at := 0
 	for _, sp := range spans {
 		out = append(append(out, b[at:sp[0]]...), "null"...)
 		at = sp[1]
 	}
-	return append(out, b[at:]...), true
+	return append(out, b[at:]...)
 }
 
 func (c *call) signal() {
