@@ -516,7 +516,7 @@ func readChoice(b []byte, i int, ch *choice, a *completion) int {
 		return !dup
 	}
 	return eachMember(b, i, func(key []byte, v int) int {
-		k := -1
+		var k int
 		switch string(key) {
 		case "index":
 			k = 0
