@@ -80,6 +80,34 @@ func hasNil(choices []map[string]any) bool {
 	return false
 }
 
+// TestDecodeOpenAILogprobs: an answer in OpenAI's exact shape (logprobs
+// with "refusal", tokens with top_logprobs) is read by the scanner, not
+// left to encoding/json, and its logprobs are stripped at the spans.
+func TestDecodeOpenAILogprobs(t *testing.T) {
+	b := []byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.25,"bytes":[72,105],"top_logprobs":[{"token":"Hi","logprob":-0.25,"bytes":[72,105]},{"token":"Hello","logprob":-1.5,"bytes":null}]},{"token":"!","logprob":-0.5,"bytes":[33],"top_logprobs":[]}],"refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`)
+	var a completion
+	if !decodeCompletionFast(b, &a) {
+		t.Fatal("the scanner left OpenAI's shape to encoding/json")
+	}
+	if len(a.lpSpans) != 1 {
+		t.Fatalf("logprobs spans %v, want one", a.lpSpans)
+	}
+	sp := a.lpSpans[0]
+	var direct choiceLogprobs
+	if end := readLogprobs(b[:sp[1]], sp[0], &direct); end != sp[1] {
+		t.Fatalf("readLogprobs ended at %d, want %d: the logprobs went to encoding/json", end, sp[1])
+	}
+	lp := a.Choices[0].Logprobs
+	if lp == nil || len(lp.Content) != 2 || lp.Content[0].Logprob != -0.25 || lp.Content[1].Logprob != -0.5 {
+		t.Fatalf("logprobs %+v, want the two tokens' -0.25 and -0.5 (not the top_logprobs' own)", lp)
+	}
+	got := string(withoutLogprobsAt(b, a.lpSpans))
+	want := `{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`
+	if got != want {
+		t.Fatalf("stripped:\n%s\nwant\n%s", got, want)
+	}
+}
+
 // FuzzDecodeCompletion checks the scanner's reading of an answer against
 // encoding/json's.
 func FuzzDecodeCompletion(f *testing.F) {
@@ -91,6 +119,8 @@ func FuzzDecodeCompletion(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"logprobs":{"content":[{"logprob":-1,"token":"a"},{"logprob":0}]}},{"logprobs":{}},{"logprobs":{"content":null}}]}`))
 	f.Add([]byte(`{"choices":[{"message":{"content":"a","content":"b"}},{"index":1,"Index":2},{"logprobs":{"content":[{"logprob":1,"logprob":2}]}}]}`))
 	f.Add([]byte(`{"choices":[{"logprobs":{"content":[],"content":[{"logprob":1}]},"delta":null,"text":null,"index":null}]}`))
+	// OpenAI's shape with top_logprobs asked: their own "logprob" members are not the token's.
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.25,"bytes":[72,105],"top_logprobs":[{"token":"Hi","logprob":-0.25,"bytes":[72,105]},{"token":"Hello","logprob":-1.5,"bytes":null}]}],"refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast completion
 		if !json.Valid(b) || !decodeCompletionFast(b, &fast) {

@@ -619,16 +619,24 @@ func readContent(b []byte, i int, dst **string) int {
 }
 
 // readLogprobs reads a chat choice's logprobs at b[i], {"content":
-// [{"token", "logprob", "bytes", "top_logprobs"}, ...]}, the numbers
-// only, and returns the index after it; -1 for any other shape (a
-// completion's token_logprobs too), which encoding/json then reads.
+// [{"token", "logprob", "bytes", "top_logprobs"}, ...], "refusal": ...},
+// the numbers only, and returns the index after it; -1 for any other
+// shape (no content, a completion's token_logprobs), which encoding/json
+// then reads.
 func readLogprobs(b []byte, i int, lp *choiceLogprobs) int {
 	seen := false
 	lp.Content = []struct {
 		Logprob float64 `json:"logprob"`
 	}{}
 	end := eachMember(b, i, func(key []byte, v int) int {
-		if string(key) != "content" || seen {
+		switch {
+		case string(key) == "token_logprobs", foldsTo(key, "content", "token_logprobs"):
+			return -1
+		case string(key) != "content":
+			// OpenAI adds "refusal" (null unless the model refused),
+			// which encoding/json would ignore too.
+			return valueEnd(b, v)
+		case seen:
 			return -1
 		}
 		seen = true
