@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/syncbuf"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
@@ -69,26 +69,7 @@ type testServer struct {
 	store *datasets.BoltStore
 	reg   *prometheus.Registry
 	model string
-	logs  *lockedBuffer
-}
-
-// lockedBuffer is the server's log: background goroutines (retention,
-// readiness) write to it while a test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs  *syncbuf.Buffer // background goroutines (retention, readiness) write it while a test reads it
 }
 
 // newTestServer starts a server on a fresh store with a speculate-band
@@ -102,7 +83,7 @@ func newTestServer(tb testing.TB, edit func(*Options)) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	opts := Options{
 		Config:    DefaultConfig(),
 		ModelPath: model,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/triage-router/triage/internal/syncbuf"
 )
 
 func TestProgress(t *testing.T) {
@@ -19,7 +21,7 @@ func TestProgress(t *testing.T) {
 		stop()
 	})
 	t.Run("on a terminal a step draws a bar with its count, and a new step replaces it", func(t *testing.T) {
-		out := &lockedBuffer{}
+		out := &syncbuf.Buffer{}
 		prog, stop := newProgressAfter(&Env{Stderr: out, IsTerminal: true}, 0)
 		prog("cross-validating: 5 trainings", 3, 20)
 		waitFor(t, out, "cross-validating: 5 trainings")
@@ -31,7 +33,7 @@ func TestProgress(t *testing.T) {
 }
 
 // waitFor waits (at most five seconds) until out holds want.
-func waitFor(t *testing.T, out *lockedBuffer, want string) {
+func waitFor(t *testing.T, out *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for !strings.Contains(out.String(), want) {

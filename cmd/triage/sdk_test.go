@@ -25,6 +25,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/syncbuf"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/upstreamsim"
 )
@@ -61,7 +62,7 @@ type sdkRig struct {
 	fastSim, strongSim *upstreamsim.Server
 	strongRequests     *atomic.Int64
 	stop               func() int
-	stderr             *lockedBuffer
+	stderr             *syncbuf.Buffer
 	fastText           *datasets.Record // routes fast on its prompt alone
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/syncbuf"
 	"github.com/triage-router/triage/models"
 )
 
@@ -52,10 +53,10 @@ func serveModel(t *testing.T, dir string) string {
 
 // startServe runs 'triage serve args' in-process with the admin token set
 // and returns its base URL and a stop func giving the exit status.
-func startServe(t *testing.T, args ...string) (url string, stderr *lockedBuffer, stop func() int) {
+func startServe(t *testing.T, args ...string) (url string, stderr *syncbuf.Buffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr = &lockedBuffer{}
+	stderr = &syncbuf.Buffer{}
 	env := &Env{Stdout: io.Discard, Stderr: stderr, Getenv: func(k string) string {
 		if k == "TRIAGE_ADMIN_TOKEN" {
 			return adminToken

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/syncbuf"
 )
 
 // Issue 13, end to end: damaged dbs, a damaged feedback log after a
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 // process is a triage child process.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	url    string
 	done   chan error
 }
@@ -53,7 +54,7 @@ func startProcess(t *testing.T, nofile int, args ...string) *process {
 	if nofile > 0 {
 		cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), self}, args...)...)
 	}
-	p := &process{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cmd.Env = append(os.Environ(), "TRIAGE_TEST_MAIN=1", "TRIAGE_ADMIN_TOKEN="+adminToken, "GOMAXPROCS=2")
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {

@@ -1,42 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/triage-router/triage/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer a running command and a test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startCommand runs the CLI in a goroutine until the returned stop is
 // called, and waits for pattern's first submatch on stderr.
-func startCommand(t *testing.T, pattern string, args ...string) (match string, stderr *lockedBuffer, stop func() int) {
+func startCommand(t *testing.T, pattern string, args ...string) (match string, stderr *syncbuf.Buffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr = &lockedBuffer{}
+	stderr = &syncbuf.Buffer{}
 	code := make(chan int, 1)
 	go func() { code <- Main(ctx, args, &Env{Stdout: io.Discard, Stderr: stderr}) }()
 	re := regexp.MustCompile(pattern)
