@@ -460,18 +460,14 @@ func decodeCompletionFast(b []byte, a *completion) bool {
 				return -1
 			}
 			seenUsage = true
-			ve := valueEnd(b, v)
-			if ve < 0 {
-				return -1
-			}
-			if string(b[v:ve]) == "null" {
-				return ve
+			if v < len(b) && b[v] == 'n' { // null: no usage
+				return valueEnd(b, v)
 			}
 			var u usage
-			if !readUsage(b[v:ve], &u) {
-				return -1
+			ve := readUsage(b, v, &u)
+			if ve >= 0 {
+				a.Usage = &u
 			}
-			a.Usage = &u
 			return ve
 		case string(key) == "choices":
 			if seenChoices {
@@ -674,35 +670,34 @@ func readLogprobs(b []byte, i int, lp *choiceLogprobs) int {
 	return end
 }
 
-// readUsage reads prompt_tokens and completion_tokens of a usage object.
-func readUsage(b []byte, u *usage) bool {
-	var buf [8]member
-	ms, ok := members(buf[:0], b, 0)
-	if !ok {
-		return false
-	}
-	for i := range ms {
-		var dst *int
-		switch {
-		case foldsTo(ms[i].key, "prompt_tokens", "completion_tokens"):
-			return false
-		case ms[i].is("prompt_tokens"):
-			dst = &u.PromptTokens
-		case ms[i].is("completion_tokens"):
-			dst = &u.CompletionTokens
+// readUsage reads prompt_tokens and completion_tokens of the usage
+// object at b[i] and returns the index after it, or -1.
+func readUsage(b []byte, i int, u *usage) int {
+	var seen [2]bool
+	return eachMember(b, i, func(key []byte, v int) int {
+		ve := valueEnd(b, v)
+		dst, k := &u.PromptTokens, 0
+		switch string(key) {
+		case "prompt_tokens":
+		case "completion_tokens":
+			dst, k = &u.CompletionTokens, 1
 		default:
-			continue
+			if foldsTo(key, "prompt_tokens", "completion_tokens") {
+				return -1
+			}
+			return ve
 		}
-		if shadowed(ms, i) {
-			return false
+		if seen[k] || ve < 0 {
+			return -1
 		}
-		n, err := strconv.Atoi(string(b[ms[i].val:ms[i].end]))
+		seen[k] = true
+		n, err := strconv.Atoi(string(b[v:ve]))
 		if err != nil {
-			return false
+			return -1
 		}
 		*dst = n
-	}
-	return true
+		return ve
+	})
 }
 
 // foldsTo reports whether key is one of names but for case, which
