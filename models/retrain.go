@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 )
 
 // Defaults for CompareOptions and BootstrapOptions.
@@ -14,6 +15,14 @@ const (
 	// DefaultMargin is how much worse than the champion a challenger may
 	// be on the gating metric and still be promoted.
 	DefaultMargin = 0.01
+	// DefaultGateSE is how many standard errors of the gated gain widen
+	// the margin: a challenger is refused only when it is worse than the
+	// margin by more than the held-out slice's own noise. docs/loop.md
+	// (§3, the gate) has the runs that chose it: on the ~35 explored
+	// records an ε = 0.02 loop leaves to judge on, the point-estimate gate
+	// (0) refused five of seven challengers that were better on the test
+	// slice, and was no better than this one at refusing worse ones.
+	DefaultGateSE = 1.0
 	// DefaultResamples is the number of bootstrap resamples.
 	DefaultResamples = 1000
 	// DefaultLevel is the coverage of the bootstrap intervals.
@@ -90,6 +99,12 @@ type CompareOptions struct {
 	// gate when the strong tier never scores below the fast one (see
 	// Comparison.GateMargin).
 	Margin float64
+	// SE is how many standard errors of the gated gain (the standard
+	// deviation of its paired bootstrap resamples) are added to the
+	// margin before a challenger is refused; 0 gates on the point
+	// estimate alone. Like Margin, zero is valid, so callers pass
+	// DefaultGateSE explicitly.
+	SE float64
 	// Bootstrap fixes the intervals' resampling.
 	Bootstrap BootstrapOptions
 }
@@ -157,7 +172,14 @@ type Comparison struct {
 	// Margin × Area.Disagreement, else Margin.
 	GateGain   Interval `json:"gate_gain"`
 	GateMargin float64  `json:"gate_margin"`
-	// Promote is true when GateGain's estimate is at least −GateMargin.
+	// GateSE is GateGain's standard error (the standard deviation of its
+	// resamples), GateSEs the multiple of it the gate allows
+	// (CompareOptions.SE), and GateAllowance = GateMargin + GateSEs ×
+	// GateSE, the loss beyond which the challenger is refused.
+	GateSE        float64 `json:"gate_se"`
+	GateSEs       float64 `json:"gate_ses"`
+	GateAllowance float64 `json:"gate_allowance"`
+	// Promote is true when GateGain's estimate is at least −GateAllowance.
 	Promote bool `json:"promote"`
 	// Verdict says why, in a sentence that reads after "promoted: " or
 	// "refused: ".
@@ -210,6 +232,9 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 	}
 	if opts.Margin < 0 || math.IsNaN(opts.Margin) {
 		return nil, fmt.Errorf("margin is %v, want 0 or more", opts.Margin)
+	}
+	if opts.SE < 0 || math.IsNaN(opts.SE) || math.IsInf(opts.SE, 0) {
+		return nil, fmt.Errorf("standard errors of the gate are %v, want 0 or more", opts.SE)
 	}
 	bo := opts.Bootstrap.withDefaults()
 
@@ -269,10 +294,13 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 	}
 
 	ca, cb := curveOf(champion, ordChamp, okA, nil), curveOf(challenger, ordChall, okB, nil)
+	// gainReps keeps each gated statistic's resampled gains for the
+	// gate's standard error.
+	gainReps := map[Metric][]float64{MetricAPGR: diff(area.chall, area.champ)}
 	c.Area = AreaComparison{
 		Champion:     percentile(ca.Area, area.champ, bo.Level),
 		Challenger:   percentile(cb.Area, area.chall, bo.Level),
-		Gain:         percentile(cb.Area-ca.Area, diff(area.chall, area.champ), bo.Level),
+		Gain:         percentile(cb.Area-ca.Area, gainReps[MetricAPGR], bo.Level),
 		Gap:          percentile(ca.Gap, gaps, bo.Level),
 		Disagreement: percentile(ca.Disagreement, dis, bo.Level),
 	}
@@ -287,6 +315,9 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 		gain := make([]float64, len(p.champ))
 		for i := range gain {
 			gain[i] = signedGain(m, p.champ[i], p.chall[i])
+		}
+		if m != MetricAPGR {
+			gainReps[m] = gain
 		}
 		mc := MetricComparison{
 			Metric:     m,
@@ -306,7 +337,7 @@ func Compare(champion, challenger, y, weak, strong, w []float64, opts CompareOpt
 		c.Metrics = append(c.Metrics, mc)
 	}
 
-	if err := c.gate(opts); err != nil {
+	if err := c.gate(opts, gainReps[opts.Metric]); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -318,8 +349,14 @@ func resolved(gap Interval) bool {
 	return gap.Estimate != 0 && (gap.Lo > 0 || gap.Hi < 0)
 }
 
-// gate decides c.Promote and c.Verdict from the point estimates.
-func (c *Comparison) gate(opts CompareOptions) error {
+// gate decides c.Promote and c.Verdict: the challenger is refused when
+// the gated gain's point estimate is below −(margin + opts.SE standard
+// errors), the standard error being the spread of reps, the gain's paired
+// resamples. The margin is the loss a user accepts; the standard errors
+// keep the verdict from turning on the held-out slice's noise, which on
+// the few explored records a loop judges on is several times the margin
+// (docs/loop.md, §3).
+func (c *Comparison) gate(opts CompareOptions, reps []float64) error {
 	m := opts.Metric
 	g := c.Of(m)
 	var head, what string // what the verdict compares, in words
@@ -350,9 +387,15 @@ func (c *Comparison) gate(opts CompareOptions) error {
 		c.GateGain, c.GateMargin = g.Gain, opts.Margin
 		head = fmt.Sprintf("challenger %s %.4f vs champion %.4f", m, g.Challenger.Estimate, g.Champion.Estimate)
 	}
+	c.GateSE, c.GateSEs = stddev(reps), opts.SE
+	c.GateAllowance = c.GateMargin + c.GateSEs*c.GateSE
 	margin := fmt.Sprintf("the margin %.4f", c.GateMargin)
 	if m == MetricAPGR {
 		margin = fmt.Sprintf("the margin %.4f (%.4f × mean |strong − fast| %.4f)", c.GateMargin, opts.Margin, c.Area.Disagreement.Estimate)
+	}
+	allowance := margin
+	if c.GateSEs > 0 {
+		allowance += fmt.Sprintf(" plus %s of the %d-request slice (%.4f)", plural(c.GateSEs, "standard error"), c.N, c.GateSEs*c.GateSE)
 	}
 	switch gain := c.GateGain.Estimate; {
 	case gain >= 0:
@@ -361,14 +404,44 @@ func (c *Comparison) gate(opts CompareOptions) error {
 	case gain >= -c.GateMargin:
 		c.Promote = true
 		c.Verdict = fmt.Sprintf("%s%s (worse by %.4f, within %s)", head, what, -gain, margin)
+	case gain >= -c.GateAllowance:
+		c.Promote = true
+		c.Verdict = fmt.Sprintf("%s%s (worse by %.4f, within %s: the slice cannot tell them apart)", head, what, -gain, allowance)
 	default:
 		sep := " is"
 		if what != "" {
 			sep = ","
 		}
-		c.Verdict = fmt.Sprintf("%s%s%s worse by %.4f, more than %s", head, what, sep, -gain, margin)
+		c.Verdict = fmt.Sprintf("%s%s%s worse by %.4f, more than %s", head, what, sep, -gain, allowance)
 	}
 	return nil
+}
+
+// stddev is the sample standard deviation of the finite values of xs, 0
+// when fewer than two are finite.
+func stddev(xs []float64) float64 {
+	var n, mean, m2 float64
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		n++
+		d := x - mean
+		mean += d / n
+		m2 += d * (x - mean)
+	}
+	if n < 2 {
+		return 0
+	}
+	return math.Sqrt(m2 / (n - 1))
+}
+
+// plural says "1 standard error" or "1.5 standard errors".
+func plural(k float64, unit string) string {
+	if k == 1 {
+		return "1 " + unit
+	}
+	return strconv.FormatFloat(k, 'g', -1, 64) + " " + unit + "s"
 }
 
 // diff returns a − b elementwise.

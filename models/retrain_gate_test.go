@@ -156,3 +156,71 @@ func TestGateWhenTiersTie(t *testing.T) {
 		}
 	})
 }
+
+// TestGateStandardErrors checks the gate's allowance for the held-out
+// slice's noise: with SE 0 it is the point-estimate gate; with
+// DefaultGateSE a challenger whose loss is within the margin plus one
+// standard error of the gain (the spread of its paired resamples) is
+// promoted and the verdict says the slice cannot tell them apart, while a
+// loss beyond that is refused either way.
+func TestGateStandardErrors(t *testing.T) {
+	const n = 40 // about the explored slice an ε = 0.02 loop judges on
+	opts := func(se float64) CompareOptions {
+		return CompareOptions{Metric: MetricAPGR, Margin: DefaultMargin, SE: se, Bootstrap: BootstrapOptions{Resamples: 400}}
+	}
+	var within, beyond int
+	for seed := uint64(1); seed <= 60 && (within == 0 || beyond == 0); seed++ {
+		good, noise, y, weak, strong := rankingCase(n, seed)
+		// A challenger a little worse than the champion: the good ranking
+		// with a fifth of the noise mixed in.
+		chall := make([]float64, n)
+		for i := range chall {
+			chall[i] = 0.8*good[i] + 0.2*noise[i]
+		}
+		point, err := Compare(good, chall, y, weak, strong, nil, opts(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, err := Compare(good, chall, y, weak, strong, nil, opts(DefaultGateSE))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gain := se.GateGain.Estimate
+		if point.GateGain != se.GateGain || point.GateMargin != se.GateMargin {
+			t.Fatalf("seed %d: the allowance changed the figures: %+v vs %+v", seed, point.GateGain, se.GateGain)
+		}
+		// The standard error is the resamples' spread: about a quarter of
+		// the 95% interval's width.
+		if w := se.GateGain.Hi - se.GateGain.Lo; !(se.GateSE > w/6 && se.GateSE < w/2.5) {
+			t.Errorf("seed %d: standard error %.4f for an interval %.4f wide", seed, se.GateSE, w)
+		}
+		if got, want := se.GateAllowance, se.GateMargin+se.GateSE; math.Abs(got-want) > 1e-12 || point.GateAllowance != point.GateMargin {
+			t.Errorf("seed %d: allowance %v (point gate %v), want margin + 1 SE = %v", seed, got, point.GateAllowance, want)
+		}
+		if point.Promote != (gain >= -point.GateMargin) {
+			t.Errorf("seed %d: the point gate promote = %v for gain %.4f and margin %.4f", seed, point.Promote, gain, point.GateMargin)
+		}
+		switch {
+		case gain < -se.GateMargin && gain >= -se.GateAllowance:
+			within++
+			if point.Promote || !se.Promote || !strings.Contains(se.Verdict, "cannot tell them apart") {
+				t.Errorf("seed %d: gain %.4f within the allowance %.4f: point gate promote %v, with the standard error %v (%s)", seed, gain, se.GateAllowance, point.Promote, se.Promote, se.Verdict)
+			}
+		case gain < -se.GateAllowance:
+			beyond++
+			if point.Promote || se.Promote || !strings.Contains(se.Verdict, "plus 1 standard error of the 40-request slice") {
+				t.Errorf("seed %d: gain %.4f beyond the allowance %.4f: promoted (%s)", seed, gain, se.GateAllowance, se.Verdict)
+			}
+		}
+	}
+	t.Logf("losses within the allowance: %d, beyond it: %d", within, beyond)
+	if within == 0 || beyond == 0 {
+		t.Errorf("no seed gave a loss within the allowance (%d) or beyond it (%d); the case does not test the gate", within, beyond)
+	}
+	t.Run("a negative number of standard errors is an error", func(t *testing.T) {
+		good, noise, y, weak, strong := rankingCase(n, 1)
+		if _, err := Compare(good, noise, y, weak, strong, nil, opts(-1)); err == nil {
+			t.Error("no error")
+		}
+	})
+}

@@ -409,7 +409,7 @@ func TestRetrainGate(t *testing.T) {
 	recs, _ := synth.Generate(synth.Options{N: 3600, Seed: 21})
 	champion := trainChampion(t, recs[:1200])
 	fresh := recs[1200:]
-	opts := RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 200}}}
+	opts := RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, SE: DefaultGateSE, Bootstrap: BootstrapOptions{Resamples: 200}}}
 
 	t.Run("a challenger trained on shuffled outcomes is refused", func(t *testing.T) {
 		// Shuffle the outcomes among the older 80%, the training side;

@@ -47,6 +47,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated")
 	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated")
 	metric := fs.String("metric", "apgr", "metric that gates promotion: apgr, auc or log_loss")
+	gateSE := fs.Float64("gate-se", models.DefaultGateSE, "standard errors of the held-out slice's own noise (its paired bootstrap) added to --margin before the challenger is refused; 0 refuses on the point estimate alone (docs/loop.md §3 says why the default)")
 	margin := fs.Float64("margin", models.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
 	force := fs.Bool("force", false, "write NEW even if the challenger is refused")
 	out := fs.String("o", "", "write the challenger artifact to NEW")
@@ -81,6 +82,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return usagef("give --data BASE.jsonl and/or --feedback EXPORT.jsonl", "retrain needs something to train on")
 	case *margin < 0 || math.IsNaN(*margin):
 		return usagef("use 0 or more (see -h for its units)", "--margin is %v", *margin)
+	case *gateSE < 0 || math.IsNaN(*gateSE) || math.IsInf(*gateSE, 0):
+		return usagef("use 0 or more standard errors", "--gate-se is %v", *gateSE)
 	case !(*holdout > 0 && *holdout < 1):
 		return usagef("use a share in (0,1)", "--holdout is %v", *holdout)
 	case *folds < 2:
@@ -148,7 +151,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 
 	opts := models.RetrainOptions{
 		Holdout:      *holdout,
-		Compare:      models.CompareOptions{Metric: m, Margin: *margin, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Compare:      models.CompareOptions{Metric: m, Margin: *margin, SE: *gateSE, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
 		Examples:     models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
 		PairedOnly:   *pairedOnly,
 		KeepScorer:   *keepScorer,
