@@ -12,7 +12,8 @@
 #      and of the one-sided challenger whether the gate promoted it or not.
 # Prints the figures and the two checks of the issue.
 # Run from the repository root:  bash bench/loop/accept.sh
-# Knobs: SEED=1 CONC=8 WORK=dir
+# Knobs: SEED=1 CONC=8 WORK=dir EPSILON= (the server's exploration share;
+# empty keeps the default, 0.02)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
@@ -33,7 +34,7 @@ go build -o "$WORK/triage" ./cmd/triage
 go build -o "$WORK/loopctl" ./bench/loop/loopctl
 T="$WORK/triage"
 L="$WORK/loopctl"
-echo "work dir: $WORK (SEED=$SEED)"
+echo "work dir: $WORK (SEED=$SEED, EPSILON=${EPSILON:-default})"
 
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl"
 "$L" split --data "$WORK/mmlu.jsonl" --by id --base-share 0.2 --test-share 0.2 --seed "$SEED" \
@@ -42,7 +43,12 @@ echo "work dir: $WORK (SEED=$SEED)"
 cp "$WORK/start.json" "$WORK/serving.json"
 
 rm -f "$WORK/feedback.db"
-TRIAGE_ADMIN_TOKEN=$TOKEN "$T" serve --model "$WORK/serving.json" --db "$WORK/feedback.db" --addr 127.0.0.1:0 2>"$WORK/serve.log" &
+CONFIG=()
+if [ -n "${EPSILON:-}" ]; then
+  printf 'exploration:\n  epsilon: %s\n' "$EPSILON" >"$WORK/serve.yaml"
+  CONFIG=(--config "$WORK/serve.yaml")
+fi
+TRIAGE_ADMIN_TOKEN=$TOKEN "$T" serve --model "$WORK/serving.json" --db "$WORK/feedback.db" "${CONFIG[@]}" --addr 127.0.0.1:0 2>"$WORK/serve.log" &
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 100); do
