@@ -224,3 +224,29 @@ func TestGateStandardErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestResolutionWarning checks the warning a retrain prints when its
+// held-out slice's noise is several times the margin.
+func TestResolutionWarning(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		se, margn, ses float64
+		want           string
+	}{
+		{"a slice that resolves the margin says nothing", 0.002, 0.003, 1, ""},
+		{"a standard error of twice the margin or less says nothing", 0.006, 0.003, 1, ""},
+		{"a noisy slice says how noisy", 0.0135, 0.0026, 1, "standard error 0.0135 is 5.2 times the margin 0.0026, so the gate refuses only losses clearly beyond chance"},
+		{"without the allowance the verdict is the draw", 0.0135, 0.0026, 0, "so a verdict on the point estimate is largely the draw"},
+		{"a zero margin", 0.001, 0, 1, "standard error 0.0010 is more than twice the margin 0.0000"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := resolutionWarning(&Comparison{N: 35, ESS: 35, GateSE: tt.se, GateMargin: tt.margn, GateSEs: tt.ses})
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("warning %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := resolutionWarning(nil); got != "" {
+		t.Errorf("nil comparison: %q", got)
+	}
+}
