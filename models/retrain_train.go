@@ -451,7 +451,7 @@ func countKinds(ls []Labelled) map[ExampleKind]int {
 // verdict to see a loss of the margin's size: the gate's standard error
 // is more than twice the margin, so only clear losses are refused (with
 // the default allowance) or the verdict is largely the draw (without it).
-// On an ε = 0.02 loop's ~35 explored records it is five to ten times
+// On an ε = 0.02 loop's ~35 explored records it is four to ten times
 // (docs/loop.md §7).
 func resolutionWarning(c *Comparison) string {
 	if c == nil || !(c.GateSE > 2*c.GateMargin) {
