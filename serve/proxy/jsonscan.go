@@ -109,55 +109,18 @@ func valueEnd(b []byte, i int) int {
 // members appends to dst the members of the object whose first byte
 // (after white space) is b[i], in order, duplicates included.
 func members(dst []member, b []byte, i int) ([]member, bool) {
-	dst, _, ok := membersEnd(dst, b, i)
-	return dst, ok
-}
-
-// membersEnd is members that also says where the object ends (the index
-// after its '}'), for a caller walking an array of objects: finding the
-// end with valueEnd would scan the object a second time.
-func membersEnd(dst []member, b []byte, i int) ([]member, int, bool) {
-	i = skipWS(b, i)
-	if i >= len(b) || b[i] != '{' {
-		return dst, -1, false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return dst, i + 1, true
-	}
-	for i < len(b) && b[i] == '"' {
-		ke := stringEnd(b, i)
-		if ke < 0 {
-			return dst, -1, false
-		}
-		key := b[i+1 : ke-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if json.Unmarshal(b[i:ke], &k) != nil {
-				return dst, -1, false
-			}
-			key = []byte(k)
-		}
-		v := skipWS(b, ke)
-		if v >= len(b) || b[v] != ':' {
-			return dst, -1, false
-		}
-		v = skipWS(b, v+1)
+	prev := i // a member starts at the first quote after the last value
+	end := eachMember(b, i, func(key []byte, v int) int {
 		ve := valueEnd(b, v)
 		if ve < 0 {
-			return dst, -1, false
+			return -1
 		}
-		dst = append(dst, member{key: key, start: i, val: v, end: ve})
-		i = skipWS(b, ve)
-		if i < len(b) && b[i] == '}' {
-			return dst, i + 1, true
-		}
-		if i >= len(b) || b[i] != ',' {
-			return dst, -1, false
-		}
-		i = skipWS(b, i+1)
-	}
-	return dst, -1, false
+		start := prev + bytes.IndexByte(b[prev:v], '"')
+		dst = append(dst, member{key: key, start: start, val: v, end: ve})
+		prev = ve
+		return ve
+	})
+	return dst, end >= 0
 }
 
 // eachMember walks the members of the object whose first byte (after

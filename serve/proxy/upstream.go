@@ -786,25 +786,17 @@ func withoutLogprobs(b []byte) ([]byte, bool) {
 	}
 	// The spans of the logprobs values, in order.
 	var spans [][2]int
-	i := skipWS(b, top[ci].val)
-	if b[i] != '[' {
-		return nil, false
-	}
-	i = skipWS(b, i+1)
-	for i < len(b) && b[i] != ']' {
-		ch, e, ok := membersEnd(buf[:0], b, i)
-		if !ok {
-			return nil, false
-		}
-		for _, m := range ch {
-			if m.is("logprobs") {
-				spans = append(spans, [2]int{m.val, m.end})
+	end := eachElement(b, top[ci].val, func(v int) int {
+		return eachMember(b, v, func(key []byte, w int) int {
+			we := valueEnd(b, w)
+			if we >= 0 && string(key) == "logprobs" {
+				spans = append(spans, [2]int{w, we})
 			}
-		}
-		i = skipWS(b, e)
-		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-		}
+			return we
+		})
+	})
+	if end < 0 {
+		return nil, false
 	}
 	return withoutLogprobsAt(b, spans), true
 }
