@@ -53,6 +53,9 @@ func TestMainUsage(t *testing.T) {
 		{"train without -o is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "train needs -o FILE"},
 		{"an unknown flag is a usage error", []string{"train", "--nope"}, 2, "flag provided but not defined"},
 		{"a bad label is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--label", "sometimes", "-o", "m"}, 2, "sometimes"},
+		{"a word n-gram range that is not MIN,MAX is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--word-ngrams", "3", "-o", "m"}, 2, `--word-ngrams "3" (write it as MIN,MAX, e.g. 1,3)`},
+		{"trailing text after MIN,MAX is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--char-ngrams", "3,5x", "-o", "m"}, 2, `--char-ngrams "3,5x"`},
+		{"a word n-gram range beyond the limit says the limit", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--word-ngrams", "1,9", "-o", "m"}, 2, "want 1 <= lo <= hi <= 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ type trainFlags struct {
 	folds   int
 	skipBad bool
 	chars   string
+	words   string
 	bits    int
 	noIDF   bool
 	// tier holds the N-tier flags (--tier, --lambda, ...).
@@ -50,6 +51,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
 	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	fs.StringVar(&t.words, "word-ngrams", "", fmt.Sprintf("hashed word n-grams of lengths MIN,MAX (default %d,%d; 0,0 turns them off)", features.DefaultSpec().WordNgrams[0], features.DefaultSpec().WordNgrams[1]))
 	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
 	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
@@ -60,17 +62,35 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 func (t *trainFlags) spec() (features.Spec, error) {
 	s := features.DefaultSpec()
 	s.HashBits = t.bits
-	if t.chars != "" {
-		var lo, hi int
-		if _, err := fmt.Sscanf(t.chars, "%d,%d", &lo, &hi); err != nil {
-			return s, usagef("write it as MIN,MAX, e.g. 3,5", "--char-ngrams %q", t.chars)
+	if t.words != "" {
+		r, err := ngramRange("word-ngrams", t.words, "1,3")
+		if err != nil {
+			return s, err
 		}
-		s.CharNgrams = [2]int{lo, hi}
+		s.WordNgrams = r
+	}
+	if t.chars != "" {
+		r, err := ngramRange("char-ngrams", t.chars, "3,5")
+		if err != nil {
+			return s, err
+		}
+		s.CharNgrams = r
 	}
 	if err := s.Validate(); err != nil {
 		return s, &UsageError{Msg: err.Error()}
 	}
 	return s, nil
+}
+
+// ngramRange reads a MIN,MAX flag value; the range itself is checked by
+// Spec.Validate, which knows the limits.
+func ngramRange(flag, v, example string) ([2]int, error) {
+	var lo, hi int
+	var rest string
+	if n, _ := fmt.Sscanf(v, "%d,%d%s", &lo, &hi, &rest); n != 2 {
+		return [2]int{}, usagef("write it as MIN,MAX, e.g. "+example, "--%s %q", flag, v)
+	}
+	return [2]int{lo, hi}, nil
 }
 
 func (t *trainFlags) check(cmd string) (datasets.Label, error) {

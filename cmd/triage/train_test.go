@@ -28,6 +28,24 @@ func trainSample(t *testing.T, dir string) string {
 	return model
 }
 
+// TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
+// feature spec (so serving extracts what training saw) and model show.
+func TestTrainWordNgrams(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "router.json")
+	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "--word-ngrams", "1,3", "-o", model)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, "model", "show", model)
+	if code != 0 {
+		t.Fatalf("model show exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "word n-grams 1-3,") {
+		t.Errorf("model show does not report word n-grams 1-3:\n%s", stdout)
+	}
+}
+
 func TestTrainScoreEval(t *testing.T) {
 	dir := t.TempDir()
 	model := trainSample(t, dir)
