@@ -348,6 +348,15 @@ var variants = map[string]func(*models.TrainOptions){
 	"metaoff": func(o *models.TrainOptions) { k3g3(o); o.Groups.Meta = models.Off },
 	"pertier": func(o *models.TrainOptions) { o.Scorer = models.ScorerPerTier },
 	"blend":   func(o *models.TrainOptions) { o.Scorer = models.ScorerBlend },
+	"words11": func(o *models.TrainOptions) { wordNgrams(o, 1) },
+	"words13": func(o *models.TrainOptions) { wordNgrams(o, 3) },
+	"words14": func(o *models.TrainOptions) { wordNgrams(o, 4) },
+}
+
+// wordNgrams sets word n-grams of lengths 1 to hi (the default is 1-2).
+func wordNgrams(o *models.TrainOptions, hi int) {
+	o.Features = features.DefaultSpec()
+	o.Features.WordNgrams = [2]int{1, hi}
 }
 
 func k3g3(o *models.TrainOptions) { o.Folds = 3; o.L2Grid = []float64{1e-1, 1e-2, 3e-3} }
