@@ -84,11 +84,11 @@ func (t *trainFlags) spec() (features.Spec, error) {
 
 // ngramRange reads a MIN,MAX flag value; the range itself is checked by
 // Spec.Validate, which knows the limits.
-func ngramRange(flag, v, example string) ([2]int, error) {
+func ngramRange(name, v, example string) ([2]int, error) {
 	var lo, hi int
 	var rest string
 	if n, _ := fmt.Sscanf(v, "%d,%d%s", &lo, &hi, &rest); n != 2 {
-		return [2]int{}, usagef("write it as MIN,MAX, e.g. "+example, "--%s %q", flag, v)
+		return [2]int{}, usagef("write it as MIN,MAX, e.g. "+example, "--%s %q", name, v)
 	}
 	return [2]int{lo, hi}, nil
 }
