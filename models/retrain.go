@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+
+	"gonum.org/v1/gonum/stat"
 )
 
 // Defaults for CompareOptions and BootstrapOptions.
@@ -421,22 +423,19 @@ func (c *Comparison) gate(opts CompareOptions, reps []float64) error {
 }
 
 // stddev is the sample standard deviation of the finite values of xs, 0
-// when fewer than two are finite.
+// when fewer than two are finite (a resample can leave a metric
+// undefined).
 func stddev(xs []float64) float64 {
-	var n, mean, m2 float64
+	fin := make([]float64, 0, len(xs))
 	for _, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			fin = append(fin, x)
 		}
-		n++
-		d := x - mean
-		mean += d / n
-		m2 += d * (x - mean)
 	}
-	if n < 2 {
+	if len(fin) < 2 {
 		return 0
 	}
-	return math.Sqrt(m2 / (n - 1))
+	return stat.StdDev(fin, nil)
 }
 
 // plural says "1 standard error" or "1.5 standard errors".
