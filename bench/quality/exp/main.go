@@ -13,6 +13,8 @@
 //	              (mean 0, sd 1) instead of its calibrated p_hard;
 //	-member A     as -raw, mixed A : 1−A with a second, baseline-like model
 //	              (-memberrecipe, -memberl2), each standardised within the fold;
+//	-nrbase       where a fold router cannot route, pool its training base
+//	              rate (the calibrated constant) instead of the 1/2 it ships;
 //	-foldseed S   outer folds by datasets.Fold(id, S, 5) and inner folds by
 //	              seed S+1 (the suite's are 1 and 2), to see whether a
 //	              difference survives another split of the same logs.
@@ -200,6 +202,8 @@ var routeAnyway = flag.Bool("route", false, "route even where the router says it
 
 var foldSeed = flag.Uint64("foldseed", 1, "seed of the outer fold hash; the inner folds use seed+1")
 
+var nrBase = flag.Bool("nrbase", false, "where a fold router cannot route, pool its training base rate instead of 1/2")
+
 var raw = flag.Bool("raw", false, "pool the raw scores, standardised within each fold, not the calibrated p_hard")
 
 func load(s set) []models.Example {
@@ -280,6 +284,16 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 		}
 		for j, i := range rows {
 			p[i] = rep.HeldP[j]
+		}
+		if *nrBase && !rep.Signal.Routable {
+			var m float64
+			for _, e := range train {
+				m += label.Of(e.Fast, e.Strong)
+			}
+			m /= float64(len(train))
+			for _, i := range rows {
+				p[i] = m
+			}
 		}
 		sig[f] = rep.Signal
 		for _, c := range rep.Candidates {
