@@ -12,7 +12,8 @@
 //	-raw          pool each fold's raw scores standardised within the fold
 //	              (mean 0, sd 1) instead of its calibrated p_hard;
 //	-member A     as -raw, mixed A : 1−A with a second, baseline-like model
-//	              (-memberrecipe, -memberl2), each standardised within the fold;
+//	              (-memberrecipe, -memberl2, -membernb), each standardised
+//	              within the fold;
 //	-nrbase       where a fold router cannot route, pool its training base
 //	              rate (the calibrated constant) instead of the 1/2 it ships;
 //	-foldseed S   outer folds by datasets.Fold(id, S, 5) and inner folds by
@@ -193,6 +194,8 @@ var nfolds = flag.Int("nfolds", 5, "outer folds to run (fewer for profiling)")
 var member = flag.Float64("member", 0, "weight of the main router in a z-score mix with a baseline-like member (0: no member)")
 
 var memberRecipe = flag.String("memberrecipe", "baseline", `the member's features: "baseline" (sublinear tf, idf, rows L2-normalised after idf) or "triage" (Triage's own l2 text block times idf, no row normalisation)`)
+
+var memberNB = flag.Float64("membernb", 0, "scale the member's columns by naive-Bayes log-count ratios with this smoothing (0: off)")
 
 var memberL2 = flag.Float64("memberl2", 1, "member's L2 as a multiple of 1/n (scikit-learn's C=1)")
 
@@ -481,6 +484,39 @@ func memberScores(train, held []models.Example) []float64 {
 	for i, e := range train {
 		if e.Strong > e.Fast {
 			y[i] = 1
+		}
+	}
+	if a := *memberNB; a > 0 {
+		// NB-LR (Wang & Manning 2012): scale column j by
+		// log((a+p_j)/|a+p|) − log((a+q_j)/|a+q|), p and q the column sums
+		// over positive and negative rows.
+		pos, neg := make([]float64, dim), make([]float64, dim)
+		for i := range train {
+			for k := xt.Indptr[i]; k < xt.Indptr[i+1]; k++ {
+				if y[i] == 1 {
+					pos[xt.Idx[k]] += xt.Val[k]
+				} else {
+					neg[xt.Idx[k]] += xt.Val[k]
+				}
+			}
+		}
+		var sp, sn float64
+		for j := range pos {
+			if idf[j] != 0 {
+				sp += a + pos[j]
+				sn += a + neg[j]
+			}
+		}
+		r := make([]float64, dim)
+		for j := range r {
+			if idf[j] != 0 {
+				r[j] = math.Log((a+pos[j])/sp) - math.Log((a+neg[j])/sn)
+			}
+		}
+		for _, x := range []*classifier.Sparse{xt, xh} {
+			for k, j := range x.Idx {
+				x.Val[k] *= r[j]
+			}
 		}
 	}
 	m, err := classifier.Fit(xt, y, nil, classifier.Options{L2: *memberL2 / n, Workers: 1})
