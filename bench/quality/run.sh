@@ -170,6 +170,6 @@ done
 
 [ -s "$MANIFEST" ] || { echo "no set matches SETS=$SETS" >&2; exit 2; }
 (cd bench/quality && "$PY" report.py --manifest "$MANIFEST" --results "$RESULTS" --work "$WORK" \
-  --train-flags "$TRAIN_FLAGS" --go-version "$(go env GOVERSION)")
+  --train-flags="$TRAIN_FLAGS" --go-version "$(go env GOVERSION)")
 echo
 echo "Total wall time: $(awk -v a="$WALL0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s (imports, folds, Triage and baseline; load now $(cut -d' ' -f1-3 /proc/loadavg))"
