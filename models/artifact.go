@@ -30,7 +30,9 @@ import (
 // MetricsFrom; version 1 and 2 files still load. Version 4 added the
 // N-tier router (ScorerTiers: TierList, TierHeads, TierPolicy); a two-tier
 // router is written as before and older files still load unchanged.
-const FormatVersion = 4
+// Version 5 added the difficulty view (Difficulty), mixed into a two-tier
+// router's score; older files have none and score as before.
+const FormatVersion = 5
 
 // minFormatVersion is the oldest layout Load still reads.
 const minFormatVersion = 1
@@ -156,6 +158,11 @@ type Artifact struct {
 	TierHeads  []TierHead  `json:"tier_heads,omitempty"`
 	TierPolicy *TierPolicy `json:"tier_policy,omitempty"`
 
+	// Difficulty is the difficulty view mixed into the score (see
+	// Difficulty); nil when the router scores with its scorer alone, as
+	// every file before format 5 does.
+	Difficulty *Difficulty `json:"difficulty,omitempty"`
+
 	// TopFeatures are the largest weights with readable names.
 	TopFeatures []NamedWeight `json:"top_features,omitempty"`
 
@@ -280,6 +287,14 @@ func (a *Artifact) Validate() error {
 		}
 	case len(a.GainWeights) != 0:
 		return fmt.Errorf("gain_weights are set but the scorer is %q; they belong to a blend router", kind)
+	}
+	if a.Difficulty != nil {
+		if a.FormatVersion < difficultyFormat {
+			return fmt.Errorf("difficulty needs format_version %d, the file says %d", difficultyFormat, a.FormatVersion)
+		}
+		if err := a.Difficulty.validate(a.Features.Dim()); err != nil {
+			return err
+		}
 	}
 	if a.FormatVersion < 3 && (a.Signal != nil || a.MetricsFrom != "") {
 		return fmt.Errorf("signal and metrics_from need format_version 3, the file says %d", a.FormatVersion)

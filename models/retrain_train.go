@@ -301,7 +301,11 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	a, rep, err := Train(trEx, heldEx, TrainOptions{
 		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(), Scorer: scorer,
 		Features: champion.Features, L2: l2, FastL2: fastL2, Folds: opts.Folds, Seed: opts.Seed,
-		Sources: opts.Sources, Skipped: opts.Skipped, Now: opts.Now, Progress: opts.Progress,
+		// A champion with a difficulty view gets a challenger with one,
+		// its head at the challenger's L2: the comparison is about the
+		// new data, not a new method.
+		Difficulty: champion.Difficulty != nil,
+		Sources:    opts.Sources, Skipped: opts.Skipped, Now: opts.Now, Progress: opts.Progress,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("train challenger: %w", err)

@@ -29,7 +29,9 @@ type Router struct {
 	// gain heads where it has them, nil otherwise.
 	kind       string
 	fast, gain *classifier.Model
-	pool       sync.Pool
+	// diff is the difficulty view's head (nil without one).
+	diff *classifier.Model
+	pool sync.Pool
 }
 
 type scratch struct {
@@ -56,6 +58,9 @@ func NewRouter(a *Artifact) (*Router, error) {
 	if len(a.GainWeights) > 0 {
 		r.gain = &classifier.Model{W: a.GainWeights, B: a.GainBias}
 	}
+	if d := a.Difficulty; d != nil {
+		r.diff = &classifier.Model{W: d.Weights, B: d.Bias}
+	}
 	r.pool.New = func() any {
 		ext, _ := features.NewExtractor(a.Features) // spec validated above
 		return &scratch{ext: ext}
@@ -67,7 +72,9 @@ func NewRouter(a *Artifact) (*Router, error) {
 func (r *Router) Artifact() *Artifact { return r.a }
 
 // Score returns the raw (uncalibrated) score of in: the logit of a label
-// router, else the predicted gain of the strong tier (see rawScore).
+// router, else the predicted gain of the strong tier (see rawScore),
+// mixed with the difficulty view where the artifact has one
+// (Difficulty.mix).
 func (r *Router) Score(in features.Input) float64 {
 	s := r.pool.Get().(*scratch)
 	s.ext.Extract(&s.vec, in)
@@ -85,7 +92,14 @@ func (r *Router) Score(in features.Input) float64 {
 			z[headGain] = r.gain.Logit(s.vec.Idx, s.vec.Val)
 		}
 	}
+	var zd float64
+	if r.diff != nil {
+		zd = r.diff.Logit(s.vec.Idx, s.vec.Val)
+	}
 	r.pool.Put(s)
+	if r.diff != nil {
+		return r.a.Difficulty.mix(rawScore(r.kind, z), zd)
+	}
 	return rawScore(r.kind, z)
 }
 
@@ -128,7 +142,10 @@ type Contribution struct {
 // contributions add up to that log-odds less the biases. For the scorers
 // of the predicted gain p_hard follows it for most requests, though not
 // always, since the predicted gain also depends on where each head sits on
-// its curve. It allocates; it is for people, not the hot path.
+// its curve. A router with a difficulty view (Artifact.Difficulty) mixes
+// a second head into its score; the contributions are those of the
+// chosen scorer's heads, which carry three quarters of the mix. It
+// allocates; it is for people, not the hot path.
 func (r *Router) Explain(in features.Input, k int) []Contribution {
 	ext, _ := features.NewExtractor(r.a.Features)
 	weight := func(idx int32) float64 { return r.a.scoreWeight(int(idx)) }

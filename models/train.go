@@ -130,6 +130,11 @@ type TrainOptions struct {
 	// does not show it beats random (see Signal); by default such a
 	// router escalates every request.
 	RouteWithoutSignal bool
+	// Difficulty mixes the difficulty view (models/difficulty.go) into
+	// the chosen scorer's score. Off by default: it was measured as a
+	// small, consistent gain at about a quarter more training time
+	// (docs/quality.md, item 16).
+	Difficulty bool
 }
 
 // TrainReport says what Train did and how well the result does.
@@ -165,6 +170,10 @@ type TrainReport struct {
 	// MetaChecked says the log's meta varied, so the chosen router was
 	// also compared without it; NoMeta says the router left meta out.
 	MetaChecked, NoMeta bool
+	// Difficulty says the router mixes in the difficulty view, whose
+	// head's L2 (chosen by out-of-fold log loss) is DifficultyL2.
+	Difficulty   bool
+	DifficultyL2 float64
 }
 
 // Train fits a router on train and evaluates it on held (which may be
@@ -417,6 +426,32 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		final[h] = m
 	}
 	best := chosen.oof // out-of-fold raw scores, for the calibration
+	// The difficulty view (models/difficulty.go), mixed into the chosen
+	// scorer's score; the signal check and the calibration judge the mix,
+	// which is what the router answers with.
+	var diff *Difficulty
+	var diffModel *classifier.Model
+	judged := chosen
+	if opts.Difficulty {
+		dgrid := grid
+		if opts.L2 != 0 {
+			dgrid = []float64{opts.L2}
+		}
+		step := "cross-validating (difficulty)"
+		progress(step, 0, 1)
+		dv, dm, mixed, err := fitDifficulty(fitX, fast, strong, d.w, headW[headFast], headW[headStrong], chosen.oof, folds, dgrid, opts.Classifier)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: %w", err)
+		}
+		progress(step, 1, 1)
+		if dv != nil {
+			diff, diffModel, best = dv, dm, mixed
+			judged = &candidate{scorer: chosen.scorer, k: chosen.k, noMeta: chosen.noMeta, oof: mixed}
+			judged.apgr, judged.se = apgrSE(mixed, fast, strong, d.w)
+			rep.Difficulty = true
+			rep.DifficultyL2 = dv.L2
+		}
+	}
 	l2s := chosen.l2s(grids)
 	rep.L2, rep.FastL2 = l2s[headOf(chosen.scorer)], l2s[headFast]
 	rep.L2Grid = grids[headOf(chosen.scorer)]
@@ -441,6 +476,15 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			m.W[j] *= scale[j]
 		}
 		final[h] = m
+	}
+	if diff != nil {
+		if cols != nil {
+			diffModel.W = classifier.ExpandWeights(diffModel.W, cols, len(scale))
+		}
+		for j := range scale {
+			diffModel.W[j] *= scale[j]
+		}
+		diff.Weights, diff.Bias = Weights(diffModel.W), diffModel.B
 	}
 
 	a := &Artifact{
@@ -472,6 +516,9 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		a.Training.HeadRecords = hr
 	}
 	a.setHeads(final)
+	if diff != nil {
+		a.Difficulty = diff
+	}
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
 	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
 		return nil, nil, fmt.Errorf("train: confidence calibration: %w", err)
@@ -485,7 +532,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// the router answers one p_hard for every request and escalates them
 	// all, so it cannot route worse than sending everything to the strong
 	// tier, which is what a user had before.
-	sig := checkSignal(chosen, fast, strong, d.w)
+	sig := checkSignal(judged, fast, strong, d.w)
 	a.Signal = &sig
 	rep.Signal = sig
 	if !sig.Routable && opts.RouteWithoutSignal {

@@ -61,6 +61,10 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(w, "  tiers        fast=%s strong=%s\n", a.Tiers.Fast, a.Tiers.Strong)
 	fmt.Fprintf(w, "  label        %s (p_hard is its calibrated probability)\n", a.Label)
 	fmt.Fprintf(w, "  scorer       %s\n", scorerDescription[a.ScorerKind()])
+	if d := a.Difficulty; d != nil {
+		fmt.Fprintf(w, "  difficulty   mixed in at %.2f: a head on the mean of the tiers' scores (l2 %g), each tier's chance a curve of its logit (fast %+.3f%+.3f·z, strong %+.3f%+.3f·z)\n",
+			1-d.Mix, d.L2, d.FastA, d.FastC, d.StrongA, d.StrongC)
+	}
 	if a.Signal != nil {
 		fmt.Fprintf(w, "  signal       %s\n", a.Signal)
 	}

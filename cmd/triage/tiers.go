@@ -91,6 +91,9 @@ func (tf *trainFlags) checkTiers(cmd string) error {
 	if tf.fast != "" || tf.strong != "" {
 		return usagef("give --tier for every tier (cheapest first), or --fast and --strong for two", "%s: --tier/--tiers and --fast/--strong exclude each other", cmd)
 	}
+	if tf.diff {
+		return usagef("leave --difficulty out: the N-tier router has one head per tier", "%s: --difficulty is for two tiers (--fast and --strong)", cmd)
+	}
 	if err := models.ValidateTiers(t.tiers); err != nil {
 		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%s: %v", cmd, err)
 	}

@@ -36,6 +36,7 @@ type trainFlags struct {
 	words   string
 	bits    int
 	noIDF   bool
+	diff    bool
 	// tier holds the N-tier flags (--tier, --lambda, ...).
 	tier tierFlags
 }
@@ -55,6 +56,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
 	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
+	fs.BoolVar(&t.diff, "difficulty", false, "mix a difficulty view into the score: one more head, on the mean of the two tiers' scores, mapped to the gain through a curve per tier (docs/quality.md, item 16; about a quarter more training time)")
 	t.tier.register(fs)
 }
 
@@ -127,16 +129,17 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions {
 	spec, _ := t.spec() // checked in check
 	return models.TrainOptions{
-		Features:  spec,
-		NoIDF:     t.noIDF,
-		Tiers:     models.Tiers{Fast: t.fast, Strong: t.strong},
-		Label:     label.Of,
-		LabelName: label.String(),
-		Scorer:    t.scorer,
-		L2:        t.l2,
-		Folds:     t.folds,
-		Seed:      t.seed,
-		Sources:   t.data,
+		Features:   spec,
+		NoIDF:      t.noIDF,
+		Difficulty: t.diff,
+		Tiers:      models.Tiers{Fast: t.fast, Strong: t.strong},
+		Label:      label.Of,
+		LabelName:  label.String(),
+		Scorer:     t.scorer,
+		L2:         t.l2,
+		Folds:      t.folds,
+		Seed:       t.seed,
+		Sources:    t.data,
 
 		RouteWithoutSignal: t.anyway,
 	}
@@ -207,9 +210,13 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	l2 := l2Summary(rep.Scorer, rep.L2, rep.FastL2, a.Training.GainL2)
+	diffNote := ""
+	if rep.Difficulty {
+		diffNote = fmt.Sprintf(", difficulty view mixed in (l2 %g, by out-of-fold log loss)", rep.DifficultyL2)
+	}
 	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen && (tf.scorer == "" || tf.scorer == models.ScorerAuto)]
-	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s), calibration %s; wrote %s (version %s)\n",
-		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, chosen, rep.Calibration, *out, a.Version)
+	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
+		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, chosen, diffNote, rep.Calibration, *out, a.Version)
 	fmt.Fprintf(env.Stderr, "triage train: %s\n", rep.Signal)
 	if len(held) == 0 {
 		warnFew(env, "train", train.Len(), "log more requests")

@@ -46,6 +46,32 @@ func TestTrainWordNgrams(t *testing.T) {
 	}
 }
 
+func TestTrainDifficulty(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "router.json")
+	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "--difficulty", "-o", model)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "difficulty view mixed in (l2 0.03") {
+		t.Errorf("train does not say the difficulty view is mixed in:\n%s", stderr)
+	}
+	stdout, stderr, code := run(t, "model", "show", model)
+	if code != 0 {
+		t.Fatalf("model show exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "(format 5)") || !strings.Contains(stdout, "  difficulty   mixed in at 0.25") {
+		t.Errorf("model show does not report the difficulty view:\n%s", stdout)
+	}
+	if _, stderr, code := run(t, "score", "--model", model, "--data", sampleLog); code != 0 {
+		t.Errorf("score exited %d: %s", code, stderr)
+	}
+	_, stderr, code = run(t, "train", "--data", sampleLog, "--tier", sampleFast, "--tier", sampleStrong, "--difficulty", "-o", filepath.Join(dir, "tiers.json"))
+	if code != 2 || !strings.Contains(stderr, "--difficulty is for two tiers") {
+		t.Errorf("train --tier --difficulty exited %d, want 2 and a usage error: %s", code, stderr)
+	}
+}
+
 func TestTrainScoreEval(t *testing.T) {
 	dir := t.TempDir()
 	model := trainSample(t, dir)

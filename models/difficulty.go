@@ -1,0 +1,183 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/triage-router/triage/classifier"
+)
+
+// DifficultyMix is the weight of the chosen scorer's standardised score in
+// the router's score; the difficulty view gets the rest. docs/quality.md
+// (item 16) has the measurements behind both the view and the weight.
+const DifficultyMix = 0.75
+
+// Difficulty is a second view of the strong tier's gain, mixed into the
+// score of the scorer the selection chose. One logistic regression learns
+// how likely a request is to be answered well at all, from the mean of
+// the two tiers' scores (a target with less noise than either tier's
+// score or their difference), and each tier's chance of a good answer is a
+// one-dimensional logistic curve of that head's logit z:
+//
+//	P(tier answers well) = σ(A + C·z),  gain(z) = P(strong) − P(fast).
+//
+// The gain is then a function of one learnt quantity, so it cannot chase
+// the noise of the per-pair outcomes the way the other heads can; it is
+// wrong in different places from them, and their mean is better than
+// either (on the quality suite, 2 to 1 sets up on every fold split).
+//
+// The router's raw score is
+//
+//	Mix·(s − ScoreMean)/ScoreSD + (1 − Mix)·(gain(z) − GainMean)/GainSD,
+//
+// s the chosen scorer's raw score, the means and standard deviations those
+// of the training rows' out-of-fold scores; the calibration maps it to
+// p_hard like any raw score.
+type Difficulty struct {
+	Weights Weights `json:"weights"`
+	Bias    float64 `json:"bias"`
+	L2      float64 `json:"l2"`
+	FastA   float64 `json:"fast_a"`
+	FastC   float64 `json:"fast_c"`
+	StrongA float64 `json:"strong_a"`
+	StrongC float64 `json:"strong_c"`
+
+	ScoreMean float64 `json:"score_mean"`
+	ScoreSD   float64 `json:"score_sd"`
+	GainMean  float64 `json:"gain_mean"`
+	GainSD    float64 `json:"gain_sd"`
+	Mix       float64 `json:"mix"`
+}
+
+// difficultyFormat is the first artifact format with a difficulty view.
+const difficultyFormat = 5
+
+// gain is the difficulty view's predicted gain of the strong tier at the
+// head's logit z.
+func (d *Difficulty) gain(z float64) float64 {
+	return sigmoid(d.StrongA+d.StrongC*z) - sigmoid(d.FastA+d.FastC*z)
+}
+
+// mix is the router's raw score from the chosen scorer's raw score s and
+// the difficulty head's logit z.
+func (d *Difficulty) mix(s, z float64) float64 {
+	return d.Mix*(s-d.ScoreMean)/d.ScoreSD + (1-d.Mix)*(d.gain(z)-d.GainMean)/d.GainSD
+}
+
+func (d *Difficulty) validate(dim int) error {
+	if len(d.Weights) != dim {
+		return fmt.Errorf("difficulty: %d weights for %d features", len(d.Weights), dim)
+	}
+	for _, v := range []float64{d.Bias, d.L2, d.FastA, d.FastC, d.StrongA, d.StrongC, d.ScoreMean, d.GainMean} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errors.New("difficulty: a coefficient is not finite")
+		}
+	}
+	if !(d.ScoreSD > 0) || !(d.GainSD > 0) || math.IsInf(d.ScoreSD, 0) || math.IsInf(d.GainSD, 0) {
+		return fmt.Errorf("difficulty: standard deviations %v and %v, want finite and positive", d.ScoreSD, d.GainSD)
+	}
+	if !(d.Mix >= 0 && d.Mix <= 1) {
+		return fmt.Errorf("difficulty: mix %v, want a value in [0, 1]", d.Mix)
+	}
+	return nil
+}
+
+// fitDifficulty cross-validates and fits the difficulty head on x (the
+// training rows, columns as the other heads see them), with the mean of
+// the tiers' scores as the target on the rows where both were observed
+// (weight w), chooses its L2 on grid by out-of-fold log loss, and fits
+// each tier's curve on the head's out-of-fold logits (with that tier's
+// weights, so one-sided rows count where their tier ran). mainOOF is the
+// chosen scorer's out-of-fold raw score. It returns the view (weights in
+// x's columns; the caller maps them to the raw features), the final head
+// and the mixed out-of-fold score; a nil view means there was nothing to
+// learn (a constant target or a constant score), and the router keeps its
+// scorer alone.
+func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOOF []float64, folds []int, grid []float64, copts classifier.Options) (*Difficulty, *classifier.Model, []float64, error) {
+	n := len(fast)
+	t := make([]float64, n)
+	for i := range n {
+		t[i] = (fast[i] + strong[i]) / 2
+	}
+	hc, err := cvHead("difficulty", x, t, w, folds, grid, copts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if hc.constant {
+		return nil, nil, nil, nil
+	}
+	z := hc.cv.OOF
+	curve := func(y, wy []float64) (a, c float64, err error) {
+		if v, ok := constant(observed(y, wy)); ok {
+			// A tier that always (or never) answers well is a flat
+			// curve; a fit would chase an infinite intercept.
+			p := math.Min(math.Max(v, 1e-4), 1-1e-4)
+			return math.Log(p / (1 - p)), 0, nil
+		}
+		one := classifier.NewSparse(1)
+		for i := range n {
+			one.AppendRowSummed([]int32{0}, []float64{z[i]})
+		}
+		c1 := copts
+		c1.L2 = 1e-6
+		m, err := classifier.Fit(one, y, wy, c1)
+		if err != nil {
+			return 0, 0, err
+		}
+		return m.B, m.W[0], nil
+	}
+	d := &Difficulty{L2: hc.cv.Best, Mix: DifficultyMix}
+	if d.FastA, d.FastC, err = curve(fast, fastW); err != nil {
+		return nil, nil, nil, fmt.Errorf("difficulty: fast tier's curve: %w", err)
+	}
+	if d.StrongA, d.StrongC, err = curve(strong, strongW); err != nil {
+		return nil, nil, nil, fmt.Errorf("difficulty: strong tier's curve: %w", err)
+	}
+	g := make([]float64, n)
+	for i := range n {
+		g[i] = d.gain(z[i])
+	}
+	d.ScoreMean, d.ScoreSD = meanSD(mainOOF, w)
+	d.GainMean, d.GainSD = meanSD(g, w)
+	if !(d.ScoreSD > 1e-12) || !(d.GainSD > 1e-12) {
+		return nil, nil, nil, nil
+	}
+	mixed := make([]float64, n)
+	for i := range n {
+		mixed[i] = d.Mix*(mainOOF[i]-d.ScoreMean)/d.ScoreSD + (1-d.Mix)*(g[i]-d.GainMean)/d.GainSD
+	}
+	c := copts
+	c.L2 = d.L2
+	m, err := classifier.Fit(x, t, w, c)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("difficulty: final fit: %w", err)
+	}
+	return d, m, mixed, nil
+}
+
+// meanSD is the weighted mean and standard deviation of v (w nil: equal
+// weights).
+func meanSD(v, w []float64) (mean, sd float64) {
+	var sw, s, s2 float64
+	for i, x := range v {
+		wi := 1.0
+		if w != nil {
+			wi = w[i]
+		}
+		sw += wi
+		s += wi * x
+	}
+	if sw == 0 {
+		return 0, 0
+	}
+	mean = s / sw
+	for i, x := range v {
+		wi := 1.0
+		if w != nil {
+			wi = w[i]
+		}
+		s2 += wi * (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(s2 / sw)
+}
