@@ -207,6 +207,14 @@ var foldSeed = flag.Uint64("foldseed", 1, "seed of the outer fold hash; the inne
 
 var nrBase = flag.Bool("nrbase", false, "where a fold router cannot route, pool its training base rate instead of 1/2")
 
+var auxMix = flag.Float64("aux", 0, "weight of the main router in a z-score mix with a difficulty model fitted to the mean score of every model in the log (0: no aux)")
+
+var auxPair = flag.Bool("auxpair", false, "-aux's target is the mean of the pair's two scores only, not of every model in the log")
+
+// meanAll holds, per log and id, the mean score over every model with a
+// score in the record (the difficulty target of -aux).
+var meanAll sync.Map
+
 var raw = flag.Bool("raw", false, "pool the raw scores, standardised within each fold, not the calibrated p_hard")
 
 func load(s set) []models.Example {
@@ -223,6 +231,15 @@ func load(s set) []models.Example {
 			return nil
 		}
 		ex = append(ex, models.Example{ID: r.ID, Input: models.RecordInput(r), Fast: *f.Score, Strong: *g.Score, TS: r.TS})
+		var sum float64
+		var k int
+		for _, o := range r.Outcomes {
+			if o.Score != nil {
+				sum += *o.Score
+				k++
+			}
+		}
+		meanAll.Store(s.path+"\x00"+r.ID, sum/float64(k))
 		return nil
 	})
 	check(err)
@@ -268,14 +285,16 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 			fmt.Fprintf(os.Stderr, "%s fold %d: %v\n", s.name, f, err)
 			return math.NaN(), len(ex)
 		}
-		if *raw || *member > 0 {
+		if *raw || *member > 0 || *auxMix > 0 {
 			r, err := models.NewRouter(a)
 			check(err)
 			zs := make([]float64, len(rows))
 			for j := range rows {
 				zs[j] = r.Score(held[j].Input)
 			}
-			if *member > 0 {
+			if *auxMix > 0 {
+				zs = mix(zs, auxScores(s, train, held, opts.Folds), *auxMix)
+			} else if *member > 0 {
 				zs = mix(zs, memberScores(train, held), *member)
 			} else {
 				zs = standard(zs)
@@ -365,6 +384,7 @@ var variants = map[string]func(*models.TrainOptions){
 	"metaoff": func(o *models.TrainOptions) { k3g3(o); o.Groups.Meta = models.Off },
 	"pertier": func(o *models.TrainOptions) { o.Scorer = models.ScorerPerTier },
 	"blend":   func(o *models.TrainOptions) { o.Scorer = models.ScorerBlend },
+	"diff":    func(o *models.TrainOptions) { o.Difficulty = true },
 	"g3s":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 3e-2, 3e-3} },
 	"g4s":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 1e-1, 1e-2, 3e-3} },
 	"g4m":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 3e-2, 1e-2, 3e-3} },
@@ -532,3 +552,78 @@ func memberScores(train, held []models.Example) []float64 {
 	}
 	return out
 }
+
+// auxScores fits a difficulty model: Triage's label scorer on the mean
+// score over every model in the log (a less noisy target than one pair's
+// gain where the log has many models), then maps its logit z to the
+// pair's predicted gain σ(a_s + c_s z) − σ(a_f + c_f z), each tier's
+// 1-D logistic fitted on the training rows' out-of-fold z (inner folds
+// e.Fold), and returns that gain on held.
+func auxScores(s set, train, held []models.Example, folds int) []float64 {
+	target := func(ex []models.Example) []models.Example {
+		out := make([]models.Example, len(ex))
+		for i, e := range ex {
+			v, _ := meanAll.Load(s.path + "\x00" + e.ID)
+			t := v.(float64)
+			if *auxPair {
+				t = (e.Fast + e.Strong) / 2
+			}
+			out[i] = models.Example{ID: e.ID, Input: e.Input, Fast: 0, Strong: t, Fold: e.Fold}
+		}
+		return out
+	}
+	fit := func(ex []models.Example) *models.Router {
+		opts := models.TrainOptions{
+			Tiers: models.Tiers{Fast: s.fast, Strong: s.strong},
+			Label: func(_, st float64) float64 { return st }, LabelName: "aux",
+			Scorer: models.ScorerLabel, Seed: 1, Folds: folds, RouteWithoutSignal: true,
+		}
+		opts.Classifier.Workers = 1
+		inner := target(ex)
+		for i := range inner {
+			inner[i].Fold = datasets.Fold(inner[i].ID, *foldSeed+2, folds)
+		}
+		a, _, err := models.Train(inner, nil, opts)
+		check(err)
+		r, err := models.NewRouter(a)
+		check(err)
+		return r
+	}
+	oof := make([]float64, len(train))
+	for k := range folds {
+		var tr []models.Example
+		for _, e := range train {
+			if e.Fold != k {
+				tr = append(tr, e)
+			}
+		}
+		r := fit(tr)
+		for i, e := range train {
+			if e.Fold == k {
+				oof[i] = r.Score(e.Input)
+			}
+		}
+	}
+	calib := func(y func(models.Example) float64) (float64, float64) {
+		x := classifier.NewSparse(1)
+		ys := make([]float64, len(train))
+		for i, e := range train {
+			x.AppendRowSummed([]int32{0}, []float64{oof[i]})
+			ys[i] = y(e)
+		}
+		m, err := classifier.Fit(x, ys, nil, classifier.Options{L2: 1e-6, Workers: 1})
+		check(err)
+		return m.B, m.W[0]
+	}
+	af, cf := calib(func(e models.Example) float64 { return e.Fast })
+	as, cs := calib(func(e models.Example) float64 { return e.Strong })
+	r := fit(train)
+	out := make([]float64, len(held))
+	for i, e := range held {
+		z := r.Score(e.Input)
+		out[i] = sig(as+cs*z) - sig(af+cf*z)
+	}
+	return out
+}
+
+func sig(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
