@@ -13,7 +13,8 @@
 # Prints the figures and the two checks of the issue.
 # Run from the repository root:  bash bench/loop/accept.sh
 # Knobs: SEED=1 CONC=8 WORK=dir EPSILON= (the server's exploration share;
-# empty keeps the default, 0.02)
+# empty keeps the default, 0.02) TRAIN_FLAGS= (extra flags for the starting
+# router's train, e.g. --difficulty; retrain keeps what they chose)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
@@ -39,7 +40,8 @@ echo "work dir: $WORK (SEED=$SEED, EPSILON=${EPSILON:-default})"
 "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl"
 "$L" split --data "$WORK/mmlu.jsonl" --by id --base-share 0.2 --test-share 0.2 --seed "$SEED" \
   --base "$WORK/base.jsonl" --traffic "$WORK/traffic.jsonl" --test "$WORK/test.jsonl"
-"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 -o "$WORK/start.json" 2>&1 | sed -n 1,2p
+read -ra TF <<<"${TRAIN_FLAGS:-}"
+"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "${TF[@]}" -o "$WORK/start.json" 2>&1 | sed -n 1,2p
 cp "$WORK/start.json" "$WORK/serving.json"
 
 rm -f "$WORK/feedback.db"
