@@ -135,6 +135,10 @@ type TrainOptions struct {
 	// small, consistent gain at about a quarter more training time
 	// (docs/quality.md, item 16).
 	Difficulty bool
+	// DifficultyL2 is the difficulty head's L2; 0 chooses it by
+	// out-of-fold log loss over the grid (or takes L2 where that is
+	// given).
+	DifficultyL2 float64
 }
 
 // TrainReport says what Train did and how well the result does.
@@ -434,7 +438,10 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	judged := chosen
 	if opts.Difficulty {
 		dgrid := grid
-		if opts.L2 != 0 {
+		switch {
+		case opts.DifficultyL2 != 0:
+			dgrid = []float64{opts.DifficultyL2}
+		case opts.L2 != 0:
 			dgrid = []float64{opts.L2}
 		}
 		step := "cross-validating (difficulty)"

@@ -385,6 +385,7 @@ var variants = map[string]func(*models.TrainOptions){
 	"pertier": func(o *models.TrainOptions) { o.Scorer = models.ScorerPerTier },
 	"blend":   func(o *models.TrainOptions) { o.Scorer = models.ScorerBlend },
 	"diff":    func(o *models.TrainOptions) { o.Difficulty = true },
+	"diff1":   func(o *models.TrainOptions) { o.Difficulty = true; o.DifficultyL2 = 1e-2 },
 	"g3s":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 3e-2, 3e-3} },
 	"g4s":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 1e-1, 1e-2, 3e-3} },
 	"g4m":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 3e-2, 1e-2, 3e-3} },
