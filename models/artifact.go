@@ -257,6 +257,9 @@ func (a *Artifact) Validate() error {
 		if a.FormatVersion < scorerFormat[ScorerTiers] {
 			return fmt.Errorf("scorer %q needs format_version %d, the file says %d", ScorerTiers, scorerFormat[ScorerTiers], a.FormatVersion)
 		}
+		if a.Difficulty != nil {
+			return fmt.Errorf("difficulty is set but the scorer is %q; it belongs to a two-tier router", ScorerTiers)
+		}
 		return a.validateTiers()
 	}
 	if len(a.TierList) != 0 || len(a.TierHeads) != 0 || a.TierPolicy != nil {

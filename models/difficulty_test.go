@@ -132,6 +132,7 @@ func TestDifficultyView(t *testing.T) {
 			{"short weights", func(c *Artifact) { dd := *c.Difficulty; dd.Weights = dd.Weights[:3]; c.Difficulty = &dd }, "3 weights"},
 			{"a mix outside [0, 1]", func(c *Artifact) { dd := *c.Difficulty; dd.Mix = 1.5; c.Difficulty = &dd }, "mix 1.5"},
 			{"a NaN curve", func(c *Artifact) { dd := *c.Difficulty; dd.StrongC = math.NaN(); c.Difficulty = &dd }, "not finite"},
+			{"an N-tier router", func(c *Artifact) { c.Scorer = ScorerTiers }, "belongs to a two-tier router"},
 		} {
 			c := *a
 			tc.edit(&c)
