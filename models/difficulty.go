@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/triage-router/triage/classifier"
 )
 
@@ -108,16 +110,17 @@ func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOO
 		return nil, nil, nil, nil
 	}
 	z := hc.cv.OOF
+	// Both tiers' curves are fitted on the same one-column matrix of z.
+	one := classifier.NewSparse(1)
+	for i := range n {
+		one.AppendRowSummed([]int32{0}, []float64{z[i]})
+	}
 	curve := func(y, wy []float64) (a, c float64, err error) {
 		if v, ok := constant(observed(y, wy)); ok {
 			// A tier that always (or never) answers well is a flat
 			// curve; a fit would chase an infinite intercept.
 			p := math.Min(math.Max(v, 1e-4), 1-1e-4)
 			return math.Log(p / (1 - p)), 0, nil
-		}
-		one := classifier.NewSparse(1)
-		for i := range n {
-			one.AppendRowSummed([]int32{0}, []float64{z[i]})
 		}
 		c1 := copts
 		c1.L2 = 1e-6
@@ -138,14 +141,14 @@ func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOO
 	for i := range n {
 		g[i] = d.gain(z[i])
 	}
-	d.ScoreMean, d.ScoreSD = meanSD(mainOOF, w)
-	d.GainMean, d.GainSD = meanSD(g, w)
+	d.ScoreMean, d.ScoreSD = stat.PopMeanStdDev(mainOOF, w)
+	d.GainMean, d.GainSD = stat.PopMeanStdDev(g, w)
 	if !(d.ScoreSD > 1e-12) || !(d.GainSD > 1e-12) {
 		return nil, nil, nil, nil
 	}
 	mixed := make([]float64, n)
 	for i := range n {
-		mixed[i] = d.Mix*(mainOOF[i]-d.ScoreMean)/d.ScoreSD + (1-d.Mix)*(g[i]-d.GainMean)/d.GainSD
+		mixed[i] = d.mix(mainOOF[i], z[i])
 	}
 	c := copts
 	c.L2 = d.L2
@@ -154,30 +157,4 @@ func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOO
 		return nil, nil, nil, fmt.Errorf("difficulty: final fit: %w", err)
 	}
 	return d, m, mixed, nil
-}
-
-// meanSD is the weighted mean and standard deviation of v (w nil: equal
-// weights).
-func meanSD(v, w []float64) (mean, sd float64) {
-	var sw, s, s2 float64
-	for i, x := range v {
-		wi := 1.0
-		if w != nil {
-			wi = w[i]
-		}
-		sw += wi
-		s += wi * x
-	}
-	if sw == 0 {
-		return 0, 0
-	}
-	mean = s / sw
-	for i, x := range v {
-		wi := 1.0
-		if w != nil {
-			wi = w[i]
-		}
-		s2 += wi * (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(s2 / sw)
 }

@@ -472,25 +472,23 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		return nil, nil, fmt.Errorf("train: calibration: %w", err)
 	}
 	rep.Calibration = "isotonic"
-	for h, m := range final {
-		if m == nil {
-			continue
-		}
+	// Every head was fitted on the compacted, scaled columns; serving
+	// reads raw features in the hashed space.
+	toRaw := func(m *classifier.Model) {
 		if cols != nil {
 			m.W = classifier.ExpandWeights(m.W, cols, len(scale))
 		}
 		for j := range scale {
 			m.W[j] *= scale[j]
 		}
-		final[h] = m
+	}
+	for _, m := range final {
+		if m != nil {
+			toRaw(m)
+		}
 	}
 	if diff != nil {
-		if cols != nil {
-			diffModel.W = classifier.ExpandWeights(diffModel.W, cols, len(scale))
-		}
-		for j := range scale {
-			diffModel.W[j] *= scale[j]
-		}
+		toRaw(diffModel)
 		diff.Weights, diff.Bias = Weights(diffModel.W), diffModel.B
 	}
 
@@ -523,9 +521,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		a.Training.HeadRecords = hr
 	}
 	a.setHeads(final)
-	if diff != nil {
-		a.Difficulty = diff
-	}
+	a.Difficulty = diff
 	// The gate: P(fast answer correct) from the fast tier's raw confidence.
 	if cc, name, ok, err := fitConfidence(train, opts.Folds); err != nil {
 		return nil, nil, fmt.Errorf("train: confidence calibration: %w", err)
