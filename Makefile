@@ -29,7 +29,7 @@ quickstart: build
 # concurrently inside them is covered under -race by smaller tests. They
 # run here a second time without -race, so make test leaves none out
 # (models/models_test.go slowUnderRace, cmd/triage skipSlow).
-SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestDifficultyView)$$
+SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestDifficultyView)$$
 SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie)$$
 
 # The whole suite, readme/ included: it runs every command block of

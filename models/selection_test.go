@@ -75,6 +75,44 @@ func TestAPGRSE(t *testing.T) {
 	})
 }
 
+// TestSelectionNull checks the shuffle null the significance check uses:
+// for one ranking its 95th percentile sits where a one-sided normal
+// quantile of the APGR's standard error puts it, the best of ten unrelated
+// rankings reaches clearly further, and the same seed gives the same
+// figure.
+func TestSelectionNull(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 2000
+	weak, strong := make([]float64, n), make([]float64, n)
+	for i := range weak {
+		weak[i] = b2f(rng.Float64() < 0.5)
+		strong[i] = b2f(rng.Float64() < 0.7)
+	}
+	rankings := make([][]float64, 10)
+	for k := range rankings {
+		rankings[k] = make([]float64, n)
+		for i := range rankings[k] {
+			rankings[k][i] = rng.Float64()
+		}
+	}
+	_, se := apgrSE(rankings[0], weak, strong, nil)
+	one := selectionNull(rankings[:1], weak, strong, nil, 1)
+	if lo, hi := 0.5+1.2*se, 0.5+2.1*se; one < lo || one > hi {
+		t.Errorf("one ranking: null 95th percentile %.4f, want within [%.4f, %.4f] (0.5 + 1.645 se = %.4f)", one, lo, hi, 0.5+1.645*se)
+	}
+	ten := selectionNull(rankings, weak, strong, nil, 1)
+	t.Logf("se %.4f; null 95th percentile: one ranking %.4f, best of ten %.4f", se, one, ten)
+	if ten < one+0.25*se {
+		t.Errorf("best of ten rankings: null 95th percentile %.4f, want above one ranking's %.4f by at least a quarter of a standard error (%.4f)", ten, one, 0.25*se)
+	}
+	if again := selectionNull(rankings, weak, strong, nil, 1); again != ten {
+		t.Errorf("same seed gave %.6f then %.6f", ten, again)
+	}
+	if got := selectionNull(rankings, weak, weak, nil, 1); !math.IsNaN(got) {
+		t.Errorf("tiers that tie: %v, want NaN", got)
+	}
+}
+
 func TestPickOneSE(t *testing.T) {
 	grid := []float64{1e-1, 3e-2, 1e-2, 3e-3}
 	var grids [numHeads][]float64
@@ -228,6 +266,61 @@ func TestRandomOutcomesCannotRoute(t *testing.T) {
 			t.Errorf("signal %+v policy %+v, want a routing router", b.Signal, b.Policy)
 		}
 	})
+}
+
+// TestCoinFlipLogsEscalateByDefault trains on twenty logs of coin-flip
+// outcomes (fast right half the time, strong 70%, nothing in the request
+// says which): whatever the signal check finds, the router must not send
+// traffic to the fast tier by default. The chosen router's out-of-fold
+// APGR lands above 0.5 on about half of such logs, by chance and because
+// the selection takes the best of 16 candidates, so "routable" alone
+// would switch routing on for noise; only a significant router (its 95%
+// interval above 0.5, about one log in twenty by chance) keeps the
+// default thresholds.
+func TestCoinFlipLogsEscalateByDefault(t *testing.T) {
+	slowUnderRace(t)
+	const logs = 20
+	var routable, routes int
+	for seed := uint64(22); seed < 22+logs; seed++ {
+		train := noSignalExamples(1500, seed)
+		a, _, err := Train(train, nil, TrainOptions{
+			Tiers: Tiers{Fast: "f", Strong: "s"}, Label: func(f, s float64) float64 { return b2f(s > f) },
+			LabelName: "strong-wins", Now: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := a.Signal
+		t.Logf("seed %d: APGR %.3f [%.3f, %.3f] (null 95th percentile %.3f) routable %v significant %v", seed, s.APGR, s.Lo, s.Hi, s.NullQ95, s.Routable, s.Significant)
+		if s.Routable {
+			routable++
+		}
+		if s.Significant {
+			routes++
+			continue
+		}
+		if a.Policy != NoRoutePolicy() {
+			t.Errorf("seed %d: not significant (%s) but policy %+v, want every request escalated", seed, s, a.Policy)
+		}
+		r, err := NewRouter(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range noSignalExamples(200, seed+1000) {
+			if d := r.Route(e.Input).Decision; d != Escalate {
+				t.Fatalf("seed %d: %s decided %s, want escalate", seed, e.ID, d)
+			}
+		}
+	}
+	t.Logf("%d of %d coin-flip logs gave a routable ranking, %d a significant one", routable, logs, routes)
+	// One in twenty is what a 95% interval lets through by chance; three
+	// would say the interval is too narrow for a chosen router.
+	if routes > 2 {
+		t.Errorf("%d of %d coin-flip logs switched routing on by default, want at most 2", routes, logs)
+	}
+	if routable == 0 {
+		t.Logf("no coin-flip log gave a routable ranking: the escalate-by-default path was not exercised")
+	}
 }
 
 func TestAutoChoosesAmongScorers(t *testing.T) {

@@ -3,6 +3,8 @@ package models
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 
 	"github.com/triage-router/triage/classifier"
 )
@@ -11,21 +13,29 @@ import (
 // out-of-fold APGR of the chosen router with its 95% interval.
 //
 // Two verdicts follow from it. Significant says whether the interval is
-// above 0.5: whether the log shows, with 95% confidence, that the router
-// beats random. Routable says whether the router routes at all. It does
-// not where its out-of-fold APGR is not above 0.5 (it did no better than
-// random on requests it had not seen) or where the strong tier is not
-// measurably better than the fast one (APGR is then undefined): it then
-// answers p_hard 1/2 for every request and its policy escalates them all,
-// which cannot route worse than random. A router that beat random out of
-// fold without significance keeps its ranking, whose expected gain is
-// positive: withholding it cost 0.017 of mean APGR on the quality suite,
-// where it silenced 143 of 205 fold routers, many with real signal
-// (docs/quality.md).
+// above 0.5 and the APGR above what choosing among the candidates finds on
+// shuffled outcomes one time in twenty (NullQ95): whether the log shows,
+// with 95% confidence, that the router beats random. Routable says whether
+// the router ranks at all. It does not where its out-of-fold APGR is not
+// above 0.5 (it did no better than random on requests it had not seen) or
+// where the strong tier is not measurably better than the fast one (APGR is
+// then undefined): it then answers p_hard 1/2 for every request and its
+// policy escalates them all, which cannot route worse than random. A router
+// that beat random out of fold without significance keeps its ranking (its
+// p_hard), whose expected gain is positive: replacing it with the constant
+// cost 0.017 of mean APGR on the quality suite, where it silenced 143 of
+// 205 fold routers, many with real signal (docs/quality.md). But its
+// default policy escalates every request, as a router that cannot route
+// does: on a log with coin-flip outcomes the out-of-fold APGR is above 0.5
+// about half the time, and a default that sent most requests to the fast
+// tier would cost quality on the strength of noise. Thresholds set from the
+// curves (or a config) route it.
 type Signal struct {
 	// Routable is false when the router answers one p_hard for all.
 	Routable bool `json:"routable"`
-	// Significant is true when the APGR interval lies above 0.5.
+	// Significant is true when the APGR interval lies above 0.5 and the
+	// APGR above NullQ95; only then does the default policy route (or
+	// with --route-anyway).
 	Significant bool `json:"significant"`
 	// APGR is the out-of-fold APGR of the chosen candidate, Lo and Hi its
 	// 95% interval (normal, from the delta-method standard error).
@@ -37,6 +47,13 @@ type Signal struct {
 	Gain   float64 `json:"gain"`
 	GainLo float64 `json:"gain_lo"`
 	GainHi float64 `json:"gain_hi"`
+	// NullQ95 is the 95th percentile of the best out-of-fold APGR among
+	// every candidate the selection scored, on the log's outcomes shuffled
+	// across its requests (selectionNull): the figure choosing among them
+	// reaches by chance one time in twenty. Significant requires the
+	// APGR above it as well as the interval above 0.5, because the interval
+	// is that of one ranking and the chosen one is the best of several.
+	NullQ95 float64 `json:"null_apgr_q95,omitempty"`
 	// Reason says in one sentence why the router cannot route ("" when it
 	// can).
 	Reason string `json:"reason,omitempty"`
@@ -46,7 +63,11 @@ type Signal struct {
 const z95 = 1.959963984540054
 
 // checkSignal decides whether the chosen candidate may route.
-func checkSignal(c *candidate, weak, strong, w []float64) Signal {
+//
+// rankings are the out-of-fold scores of every candidate the selection
+// compared (c's among them), and seed seeds the shuffles that make the
+// significance check aware of that choice (selectionNull).
+func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, seed uint64) Signal {
 	s := Signal{APGR: c.apgr, Lo: c.apgr - z95*c.se, Hi: c.apgr + z95*c.se}
 	var sw, sg, sg2 float64
 	for i := range weak {
@@ -73,6 +94,11 @@ func checkSignal(c *candidate, weak, strong, w []float64) Signal {
 	se := math.Sqrt(v) / sw
 	s.GainLo, s.GainHi = s.Gain-z95*se, s.Gain+z95*se
 	s.Significant = s.GainLo > 0 && s.Lo > 0.5
+	if s.Significant {
+		// Only worth the shuffles where the interval alone would claim it.
+		s.NullQ95 = selectionNull(rankings, weak, strong, w, seed)
+		s.Significant = !(s.APGR <= s.NullQ95)
+	}
 	switch {
 	case !(s.GainLo > 0):
 		s.Reason = fmt.Sprintf("the strong tier is not measurably better than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]), so no ranking can show it", s.Gain, s.GainLo, s.GainHi)
@@ -94,7 +120,11 @@ func (s Signal) String() string {
 	case s.Significant:
 		return fmt.Sprintf("routes better than random: out-of-fold APGR %.3f, 95%% interval [%.3f, %.3f]", s.APGR, s.Lo, s.Hi)
 	}
-	return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f, but its 95%% interval [%.3f, %.3f] holds 0.5; it routes on its ranking, which did better than random out of fold; trust its figures only after more requests", s.APGR, s.Lo, s.Hi)
+	const after = "every request escalates by default; its ranking is kept, so `triage calibrate` can set thresholds from its curves, or retrain on more requests"
+	if s.Lo > 0.5 {
+		return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f (95%% interval [%.3f, %.3f]), but the best of the candidates compared reaches %.3f on shuffled outcomes one time in twenty; %s", s.APGR, s.Lo, s.Hi, s.NullQ95, after)
+	}
+	return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f, but its 95%% interval [%.3f, %.3f] holds 0.5; %s", s.APGR, s.Lo, s.Hi, after)
 }
 
 // constantCalibration maps every score to 1/2, the p_hard of a router
@@ -111,4 +141,58 @@ func constantCalibration() classifier.Calibration {
 // request escalates (p_hard, the same for all, is above 0).
 func NoRoutePolicy() Policy {
 	return Policy{SpeculateAbove: 0, EscalateAbove: 0, AcceptConfidence: DefaultAcceptConfidence}
+}
+
+// nullPermutations is how many shuffles selectionNull draws.
+const nullPermutations = 200
+
+// selectionNull returns the 95th percentile of the best APGR among the
+// rankings when the requests' outcomes are shuffled among them: the APGR
+// a selection among these rankings reports, by chance one time in twenty,
+// on a log whose outcomes are unrelated to the requests. The rankings
+// stay as fitted; under that null they are independent of the held-out
+// outcomes (each fold's model never saw its fold's), so the shuffle keeps
+// what the interval of one ranking misses: how much taking the best of
+// several correlated rankings lifts a figure whose expectation is 1/2.
+// Weights stay with their rows; only the gains move. It is NaN when no
+// shuffle has a nonzero gain.
+func selectionNull(rankings [][]float64, weak, strong, w []float64, seed uint64) float64 {
+	n := len(weak)
+	if n == 0 || len(rankings) == 0 {
+		return math.NaN()
+	}
+	us := make([][]float64, len(rankings))
+	for k, r := range rankings {
+		us[k] = rankShares(r, w)
+	}
+	g := make([]float64, n)
+	for i := range g {
+		g[i] = strong[i] - weak[i]
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6e756c6c))
+	best := make([]float64, 0, nullPermutations)
+	for range nullPermutations {
+		rng.Shuffle(n, func(i, j int) { g[i], g[j] = g[j], g[i] })
+		var den float64
+		for i, gi := range g {
+			den += wt(w, i) * gi
+		}
+		if den == 0 {
+			continue
+		}
+		m := math.Inf(-1)
+		for _, u := range us {
+			var num float64
+			for i, gi := range g {
+				num += wt(w, i) * gi * u[i]
+			}
+			m = max(m, num/den)
+		}
+		best = append(best, m)
+	}
+	if len(best) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(best)
+	return best[min(len(best)-1, int(0.95*float64(len(best))))]
 }

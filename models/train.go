@@ -535,7 +535,14 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 	// the router answers one p_hard for every request and escalates them
 	// all, so it cannot route worse than sending everything to the strong
 	// tier, which is what a user had before.
-	sig := checkSignal(judged, fast, strong, d.w)
+	rankings := make([][]float64, 0, len(cands)+1)
+	for _, c := range cands {
+		rankings = append(rankings, c.oof)
+	}
+	if judged != chosen {
+		rankings = append(rankings, judged.oof)
+	}
+	sig := checkSignal(judged, rankings, fast, strong, d.w, opts.Seed)
 	a.Signal = &sig
 	rep.Signal = sig
 	if !sig.Routable && opts.RouteWithoutSignal {
@@ -552,6 +559,19 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 			pOOF[i] = cal.Apply(z)
 		}
 		a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
+		if !sig.Significant && !opts.RouteWithoutSignal {
+			// The log does not show that this ranking beats random: on a
+			// log whose outcomes are coin flips, the chosen router's
+			// out-of-fold APGR is above 0.5 about half the time (above
+			// it by chance, and lifted by choosing the best candidate).
+			// A default that sends most requests to the fast tier would
+			// then cost quality for nothing, so nothing is switched on by
+			// default: every request escalates, as before the router. The
+			// ranking and its calibration are kept, because on real logs
+			// such routers still rank better than random on average (the
+			// curves show what a threshold would do; docs/quality.md).
+			a.Policy, a.PolicyTarget = NoRoutePolicy(), "not shown to beat random: every request escalates until `triage calibrate` sets thresholds from its curves"
+		}
 	} else {
 		a.Calibration = constantCalibration()
 		for i := range pOOF {

@@ -49,7 +49,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: auto (the default: gain, per-tier or blend, chosen by out-of-fold APGR), per-tier (predict each tier's score, rank by the gain), gain (predict the gain), blend (the mean of both) or label (one model of the label; the default for weak-fails)")
 	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength of every head; 0 picks each by K-fold cross-validation")
-	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking even when the log does not show it beats random (by default such a router escalates every request)")
+	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking and its default thresholds even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
 	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
 	fs.StringVar(&t.words, "word-ngrams", "", fmt.Sprintf("hashed word n-grams of lengths MIN,MAX (default %d,%d; 0,0 turns them off)", features.DefaultSpec().WordNgrams[0], features.DefaultSpec().WordNgrams[1]))
