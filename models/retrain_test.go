@@ -450,3 +450,77 @@ func TestRetrainGate(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepOperatingPointEscalateAll covers the two operating points that
+// are not shares of a ranking: a champion that escalates every request
+// hands that on whole (a quantile at share 1 is the lowest p_hard, which
+// would have sent the requests at it to the fast tier), and a challenger
+// that cannot route keeps escalating everything (its one p_hard as a
+// threshold would have sent every request to the fast tier).
+func TestKeepOperatingPointEscalateAll(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 900, Seed: 31})
+	decideAll := func(t *testing.T, a *Artifact) map[Decision]int {
+		t.Helper()
+		r, err := NewRouter(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[Decision]int{}
+		for i := range recs {
+			got[r.Route(RecordInput(&recs[i])).Decision]++
+		}
+		return got
+	}
+	routing := trainChampion(t, recs[:600])
+	if routing.Signal == nil || !routing.Signal.Routable || routing.ExpectedShares[Fast] == 0 {
+		t.Fatalf("the routable router: signal %+v shares %v, want one that routes", routing.Signal, routing.ExpectedShares)
+	}
+	t.Run("a champion that escalates everything hands it on", func(t *testing.T) {
+		champion := *routing
+		champion.Policy = NoRoutePolicy()
+		champion.ExpectedShares = map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 1}
+		challenger := trainChampion(t, recs[300:900])
+		if err := keepOperatingPoint(challenger, &champion, recs); err != nil {
+			t.Fatal(err)
+		}
+		if got := decideAll(t, challenger); got[Escalate] != len(recs) {
+			t.Errorf("decisions %v, want all %d escalated", got, len(recs))
+		}
+		if challenger.ExpectedShares[Escalate] != 1 || !strings.Contains(challenger.PolicyTarget, "escalates every request") {
+			t.Errorf("shares %v, target %q", challenger.ExpectedShares, challenger.PolicyTarget)
+		}
+	})
+	t.Run("a challenger that cannot route escalates everything", func(t *testing.T) {
+		// Both tiers flip the same coin: the gain's interval holds 0.
+		rng := rand.New(rand.NewPCG(5, 6))
+		ex := synthExamples(t, recs)
+		for i := range ex {
+			ex[i].Fast, ex[i].Strong = float64(rng.IntN(2)), float64(rng.IntN(2))
+		}
+		challenger, _, err := Train(ex, nil, TrainOptions{
+			Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of,
+			LabelName: "strong-wins", Features: smallSpec(), Folds: 3, L2: 1e-2,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if challenger.Signal.Routable {
+			t.Fatalf("signal %+v, want a challenger that cannot route", challenger.Signal)
+		}
+		if err := keepOperatingPoint(challenger, routing, recs); err != nil {
+			t.Fatal(err)
+		}
+		if got := decideAll(t, challenger); got[Escalate] != len(recs) {
+			t.Errorf("decisions %v, want all %d escalated (the champion's shares were %v)", got, len(recs), routing.ExpectedShares)
+		}
+	})
+	t.Run("otherwise the champion's shares carry over", func(t *testing.T) {
+		challenger := trainChampion(t, recs[300:900])
+		if err := keepOperatingPoint(challenger, routing, recs); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := challenger.ExpectedShares[Fast], routing.ExpectedShares[Fast]; math.Abs(got-want) > 0.02 {
+			t.Errorf("fast share %.3f, want the champion's %.3f", got, want)
+		}
+	})
+}

@@ -501,11 +501,29 @@ func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []strin
 // p_hard needs no label, so this sample is all traffic, unbiased). A
 // retrain changes the ranking, not the operating point; choose a new one
 // with the curves.
+//
+// Two operating points are not shares of a ranking and are kept as they
+// are. A challenger that cannot route answers one p_hard for every
+// request: no threshold splits its traffic, and one at that value would
+// send it all to the fast tier, so it escalates everything, as train
+// made it. A champion that escalates everything (it could not route, or
+// was not shown to beat random) hands that on: a quantile at share 1 would
+// be the lowest p_hard, which would send the requests at it to the fast
+// tier.
 func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 	a.Policy.AcceptConfidence = champion.Policy.AcceptConfidence
 	es := champion.ExpectedShares
 	if len(es) == 0 {
 		return nil
+	}
+	if a.Signal != nil && !a.Signal.Routable {
+		return nil
+	}
+	if es[Escalate] >= 1 {
+		a.Policy.SpeculateAbove, a.Policy.EscalateAbove = 0, 0
+		a.ExpectedShares = map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 1}
+		a.PolicyTarget = "retrain: the champion escalates every request, and so does the challenger until `triage calibrate` sets thresholds from its curves"
+		return a.Policy.Validate()
 	}
 	r, err := NewRouter(a)
 	if err != nil {
