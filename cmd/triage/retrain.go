@@ -29,10 +29,18 @@ const exitRefused = 3
 // errRefused is returned when the gate refuses the challenger.
 var errRefused = errors.New("challenger refused")
 
-// refusedError carries the verdict and the exit status.
-type refusedError struct{ verdict, out string }
+// refusedError carries the verdict and the exit status. untrained is set
+// when no challenger was trained (nothing was left to judge it on), so
+// --force has nothing to write.
+type refusedError struct {
+	verdict, out string
+	untrained    bool
+}
 
 func (e *refusedError) Error() string {
+	if e.untrained {
+		return fmt.Sprintf("%s: %s; %s not written, the champion stays (no challenger is trained without records to judge it, so --force cannot write one)", errRefused, e.verdict, e.out)
+	}
 	return fmt.Sprintf("%s: %s; %s not written, the champion stays (--force writes it anyway)", errRefused, e.verdict, e.out)
 }
 func (e *refusedError) Unwrap() error { return errRefused }
@@ -177,7 +185,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	var nj *models.NothingToJudgeError
 	if errors.As(err, &nj) {
 		fmt.Fprintf(env.Stdout, "refused: %v; %s not written (exit status %d)\n", err, *out, exitRefused)
-		return &refusedError{verdict: err.Error(), out: *out}
+		return &refusedError{verdict: err.Error(), out: *out, untrained: true}
 	}
 	if err != nil {
 		return err

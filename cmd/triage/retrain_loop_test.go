@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +75,15 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	stdout, stderr, code = run(t, "retrain", "--model", all, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new2.json"))
 	if code != exitRefused || !strings.Contains(stdout, "no record with both tiers' scores is left to judge on") || !strings.Contains(stderr, "challenger refused") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal (3): nothing left to judge on", code, stdout, stderr)
+	}
+	// --force cannot help (no challenger was trained), and the refusal
+	// must not suggest it.
+	stdout, stderr, code = run(t, "retrain", "--model", all, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "--force", "-o", filepath.Join(dir, "new3.json"))
+	if code != exitRefused || strings.Contains(stderr, "--force writes it anyway") || !strings.Contains(stderr, "--force cannot write one") {
+		t.Errorf("with --force: exit %d, stderr %q; want a refusal (3) that says --force cannot write a challenger", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new3.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("new3.json: %v, want no file", err)
 	}
 }
 
