@@ -554,6 +554,11 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", d, 100*es[d]))
 	}
 	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %d requests", strings.Join(parts, ", "), len(p))
+	if a.Signal != nil && !a.Signal.Significant {
+		// The operating point is the champion's (or the user's): kept,
+		// but said, since train would not have routed on this ranking.
+		a.PolicyTarget += ", kept although the challenger is not shown to beat random"
+	}
 	return a.Policy.Validate()
 }
 

@@ -120,7 +120,7 @@ func (s Signal) String() string {
 	case s.Significant:
 		return fmt.Sprintf("routes better than random: out-of-fold APGR %.3f, 95%% interval [%.3f, %.3f]", s.APGR, s.Lo, s.Hi)
 	}
-	const after = "every request escalates by default; its ranking is kept, so `triage calibrate` can set thresholds from its curves, or retrain on more requests"
+	const after = "so train's default policy escalates every request; the ranking is kept, and `triage calibrate` can set thresholds from its curves (or retrain on more requests)"
 	if s.Lo > 0.5 {
 		return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f (95%% interval [%.3f, %.3f]), but the best of the candidates compared reaches %.3f on shuffled outcomes one time in twenty; %s", s.APGR, s.Lo, s.Hi, s.NullQ95, after)
 	}
