@@ -520,7 +520,8 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 		return nil
 	}
 	if es[Escalate] >= 1 {
-		a.Policy.SpeculateAbove, a.Policy.EscalateAbove = 0, 0
+		nr := NoRoutePolicy()
+		a.Policy.SpeculateAbove, a.Policy.EscalateAbove = nr.SpeculateAbove, nr.EscalateAbove
 		a.ExpectedShares = map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 1}
 		a.PolicyTarget = "retrain: the champion escalates every request, and so does the challenger until `triage calibrate` sets thresholds from its curves"
 		return a.Policy.Validate()

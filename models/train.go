@@ -558,8 +558,9 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		for i, z := range best {
 			pOOF[i] = cal.Apply(z)
 		}
-		a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
-		if !sig.Significant && !opts.RouteWithoutSignal {
+		if sig.Significant || opts.RouteWithoutSignal {
+			a.Policy, a.PolicyTarget = DefaultPolicy(pOOF, a.ConfidenceCalibration != nil)
+		} else {
 			// The log does not show that this ranking beats random: on a
 			// log whose outcomes are coin flips, the chosen router's
 			// out-of-fold APGR is above 0.5 about half the time (above

@@ -38,10 +38,11 @@ type refusedError struct {
 }
 
 func (e *refusedError) Error() string {
+	force := "--force writes it anyway"
 	if e.untrained {
-		return fmt.Sprintf("%s: %s; %s not written, the champion stays (no challenger is trained without records to judge it, so --force cannot write one)", errRefused, e.verdict, e.out)
+		force = "no challenger is trained without records to judge it, so --force cannot write one"
 	}
-	return fmt.Sprintf("%s: %s; %s not written, the champion stays (--force writes it anyway)", errRefused, e.verdict, e.out)
+	return fmt.Sprintf("%s: %s; %s not written, the champion stays (%s)", errRefused, e.verdict, e.out, force)
 }
 func (e *refusedError) Unwrap() error { return errRefused }
 
