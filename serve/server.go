@@ -264,9 +264,11 @@ func (s *Server) load() (*state, error) {
 		return nil, fmt.Errorf("%w: model %s is an N-tier router, which the config's thresholds (a two-tier policy) do not fit; remove them, or set the N-tier policy with triage calibrate",
 			models.ErrBadArtifact, a.Version)
 	}
+	overridden := false
 	if !s.cfg.Thresholds.IsZero() {
 		c := *a
 		c.Policy = s.cfg.Thresholds.Apply(a.Policy)
+		overridden = c.Policy != a.Policy
 		if err := c.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("thresholds from the config do not fit model %s: %w", a.Version, err)
 		}
@@ -298,7 +300,37 @@ func (s *Server) load() (*state, error) {
 		return nil, fmt.Errorf("%w: model %s has %d tiers (%s) but the config's tiers list %d upstreams; list one upstream per tier, cheapest first",
 			models.ErrBadArtifact, a.Version, len(st.tiers), strings.Join(st.tiers, ", "), len(up))
 	}
+	s.warnSignal(a, overridden)
 	return st, nil
+}
+
+// warnSignal says, when a model is loaded, what its training log's signal
+// means for the traffic, because nothing in a decision shows it: a router
+// that cannot route answers one p_hard for every request, so whatever the
+// thresholds, every request gets the same decision; one not shown to beat
+// random escalates everything unless thresholds were set for it, and then
+// it routes on a ranking its log could not tell from noise.
+func (s *Server) warnSignal(a *models.Artifact, overridden bool) {
+	sig := a.Signal
+	if sig == nil || sig.Significant || a.IsMultiTier() {
+		return
+	}
+	thresholds := "the model's"
+	if overridden {
+		thresholds = "the config's"
+	}
+	switch {
+	case !sig.Routable:
+		p := a.Calibration.Apply(0)
+		s.log.Warn("model cannot route: it answers one p_hard for every request, so "+thresholds+" thresholds send every request to one decision",
+			"version", a.Version, "p_hard", p, "decision", a.Policy.Decide(p), "why", sig.Reason)
+	case a.Policy.EscalateAbove <= 0:
+		s.log.Warn("model is not shown to beat random, so its policy escalates every request; triage calibrate sets thresholds from its curves",
+			"version", a.Version, "apgr", sig.APGR, "apgr_lo", sig.Lo, "apgr_hi", sig.Hi)
+	default:
+		s.log.Warn("model routes on "+thresholds+" thresholds although its training log did not show that it beats random",
+			"version", a.Version, "apgr", sig.APGR, "apgr_lo", sig.Lo, "apgr_hi", sig.Hi)
+	}
 }
 
 func newState(tr *models.TierRouter, r *models.Router) (*state, error) {
@@ -317,7 +349,7 @@ func newState(tr *models.TierRouter, r *models.Router) (*state, error) {
 	info, err := json.Marshal(modelInfo{
 		Version: a.Version, Parent: a.Parent, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label,
 		Thresholds: a.Policy, PolicyTarget: a.PolicyTarget, ExpectedShares: a.ExpectedShares,
-		Metrics: a.Metrics, Training: &a.Training, Features: a.Features.String(), TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
+		Metrics: a.Metrics, Signal: a.Signal, Training: &a.Training, Features: a.Features.String(), TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
 	})
 	if err != nil {
 		return nil, err
@@ -366,6 +398,7 @@ type modelInfo struct {
 	// The rest is shown to an admin only: the training fingerprint
 	// names the files trained on.
 	Metrics  map[string]float64  `json:"metrics,omitempty"`
+	Signal   *models.Signal      `json:"signal,omitempty"`
 	Training *models.Fingerprint `json:"training,omitempty"`
 	Features string              `json:"features,omitempty"`
 }
