@@ -68,8 +68,15 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	if a.Signal != nil {
 		fmt.Fprintf(w, "  signal       %s\n", a.Signal)
 	}
-	fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
-		a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
+	cannot := a.Signal != nil && !a.Signal.Routable
+	if a.Policy.EscalateAbove <= 0 {
+		// p_hard is a probability, so thresholds at 0 escalate it all.
+		fmt.Fprintf(w, "  policy       escalate every request (speculate_above %.4f, escalate_above %.4f)\n",
+			a.Policy.SpeculateAbove, a.Policy.EscalateAbove)
+	} else {
+		fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
+			a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
+	}
 	if a.PolicyTarget != "" {
 		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)
 	}
@@ -87,7 +94,11 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	f := a.Features
 	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %d-%d, numeric %v, normalise %s\n",
 		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], f.CharNgrams[0], f.CharNgrams[1], f.Numeric, f.Normalize)
-	fmt.Fprintf(w, "  calibration  %s\n", a.Calibration.Method)
+	if cannot {
+		fmt.Fprintf(w, "  calibration  constant: p_hard %.2f for every request, as the router cannot route\n", a.Calibration.Apply(0))
+	} else {
+		fmt.Fprintf(w, "  calibration  %s\n", a.Calibration.Method)
+	}
 	if a.ConfidenceCalibration != nil {
 		fmt.Fprintf(w, "  gate         fast confidence calibrated by %s\n", a.ConfidenceCalibration.Method)
 	} else {
@@ -105,7 +116,11 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		if a.ScorerKind() == models.ScorerPerTier {
 			weightOn = "the strong head's log-odds minus the fast head's"
 		}
-		fmt.Fprintf(w, "  top features (weight on %s, as \"explain\" shows it; + pushes towards the strong tier: n-grams hashed there)\n", weightOn)
+		unused := ""
+		if cannot {
+			unused = "; unused while the router cannot route"
+		}
+		fmt.Fprintf(w, "  top features (weight on %s, as \"explain\" shows it; + pushes towards the strong tier: n-grams hashed there%s)\n", weightOn, unused)
 		for _, nw := range a.TopFeatures {
 			names := strings.Join(nw.Names, " | ")
 			if names == "" {

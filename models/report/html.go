@@ -268,6 +268,7 @@ Bootstrap: {{.Resamples}} resamples, seed {{.Seed}}.{{if not .Generated.IsZero}}
 <tr><td>AUC of p_hard for the label</td>{{range .Sections}}<td class="num">{{pf3 .Eval.AUC}}</td>{{end}}</tr>
 <tr><td>ECE of p_hard (10 bins)</td>{{range .Sections}}<td class="num">{{pf3 .Eval.ECE}}</td>{{end}}</tr>
 <tr><td>AIQ, all policies / fast-escalate only</td>{{range .Sections}}<td class="num">{{f4 .AIQ}} / {{f4 .AIQFastEscalate}}</td>{{end}}</tr>
+<tr><td>training log's signal (train's out-of-fold check)</td>{{range .Sections}}<td>{{with .Artifact.Signal}}{{if .Significant}}{{.}}{{else}}<b>{{.}}</b>{{end}}{{else}}not recorded in this artifact{{end}}</td>{{end}}</tr>
 <tr><td>random router / oracle APGR</td>{{range .Sections}}<td class="num">{{f3 .Random.APGR}} / {{f3 .Oracle.APGR}}</td>{{end}}</tr>
 <tr><td>confidence gate: calibration, ECE (10 bins, n)</td>{{range .Sections}}<td class="num">{{if .ConfidenceN}}{{with .Artifact.ConfidenceCalibration}}{{.Method}}{{else}}none{{end}}, {{f3 .ConfidenceECE}} (n={{.ConfidenceN}}){{else}}no confidence in the log{{end}}</td>{{end}}</tr>
 <tr class="current"><td>current thresholds: speculate_above / escalate_above / accept_confidence</td>{{range .Sections}}<td class="num">{{policy .Current.Policy}}</td>{{end}}</tr>

@@ -46,6 +46,11 @@ type MetricsJSON struct {
 	AIQFastEscalate jnum    `json:"aiq_fast_escalate"`
 	RandomAPGR      jnum    `json:"random_apgr"`
 	OracleAPGR      jnum    `json:"oracle_apgr"`
+	// Signal is the artifact's record of whether its training log let
+	// it beat random (train's out-of-fold check), and SignalLine says
+	// it in words; both absent when the artifact has none.
+	Signal     *models.Signal `json:"signal,omitempty"`
+	SignalLine string         `json:"signal_line,omitempty"`
 	// ConfidenceECE is the gate's ECE (10 bins); null without confidence.
 	ConfidenceECE jnum       `json:"confidence_ece"`
 	ConfidenceN   int        `json:"confidence_n"`
@@ -104,6 +109,9 @@ func (s *Section) Metrics() MetricsJSON {
 		AUC: jptr(s.Eval.AUC), ECE: jptr(s.Eval.ECE), AIQ: jnum(s.AIQ), AIQFastEscalate: jnum(s.AIQFastEscalate),
 		RandomAPGR: jnum(s.Random.APGR), OracleAPGR: jnum(s.Oracle.APGR),
 		ConfidenceECE: jnum(s.ConfidenceECE), ConfidenceN: s.ConfidenceN, Sources: s.Sources, Points: len(s.Points),
+	}
+	if sig := s.Artifact.Signal; sig != nil {
+		m.Signal, m.SignalLine = sig, sig.String()
 	}
 	m.Current = *pointJSON(&s.Current)
 	sc, qc := jci(s.CurrentIntervals.StrongShare), jci(s.CurrentIntervals.Quality)
