@@ -106,12 +106,19 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if a, err := models.Load(*model); err != nil {
+	art, err := models.Load(*model)
+	if err != nil {
 		return err
-	} else if a.IsMultiTier() {
-		return calibrateTiers(env, a, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
 	}
-	r, rl, rp, err := loadReplay(*model, recs, lat, cost, billing)
+	// Thresholds set on requests the router was trained on aim at
+	// in-sample p_hard: a warning, or --unseen keeps the others.
+	if recs, _, err = rf.screenReplay(env, "calibrate", []string{*model}, []*models.Artifact{art}, recs); err != nil {
+		return err
+	}
+	if art.IsMultiTier() {
+		return calibrateTiers(env, art, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
+	}
+	r, rl, rp, err := loadReplay(art, recs, lat, cost, billing)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,11 @@ type replayFlags struct {
 	resamples  int
 	seed       uint64
 	skipBad    bool
+	// unseen drops the records a router was trained on (screenTrained).
+	unseen bool
+	// byFile is each --data file's records, sub-slices of the records
+	// readLog returns, for telling which files a router was trained on.
+	byFile map[string][]datasets.Record
 }
 
 func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
@@ -56,6 +61,7 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals")
 	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "bootstrap seed")
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	fs.BoolVar(&f.unseen, "unseen", false, "replay only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, replaying a router's own training log prints a warning")
 }
 
 // parseDefaults parses MODEL=VALUE pairs. The value follows the last '=',
@@ -118,7 +124,9 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	bad := 0
+	starts := make([]int, 0, len(f.data)+1)
 	for _, p := range f.data {
+		starts = append(starts, len(recs))
 		n, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: f.skipBad}, func(r datasets.Record) error {
 			recs = append(recs, r)
 			return nil
@@ -126,6 +134,14 @@ func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 		bad += n
 		if err != nil {
 			return nil, bad, err
+		}
+	}
+	starts = append(starts, len(recs))
+	f.byFile = make(map[string][]datasets.Record, len(f.data))
+	for i, p := range f.data {
+		// A file given twice keeps its first copy; the ids are the same.
+		if _, ok := f.byFile[p]; !ok {
+			f.byFile[p] = recs[starts[i]:starts[i+1]:starts[i+1]]
 		}
 	}
 	return recs, bad, nil
@@ -370,21 +386,23 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if a, err := models.Load(modelPaths[0]); err != nil {
-		return err
-	} else if a.IsMultiTier() {
-		arts := []*models.Artifact{a}
-		for _, mp := range modelPaths[1:] {
-			b, err := models.Load(mp)
-			if err != nil {
-				return err
-			}
-			arts = append(arts, b)
+	arts := make([]*models.Artifact, 0, len(modelPaths))
+	for _, mp := range modelPaths {
+		a, err := models.Load(mp)
+		if err != nil {
+			return err
 		}
+		arts = append(arts, a)
+	}
+	names := sectionNames(modelPaths)
+	recs, notes, err := rf.screenReplay(env, "curves", names, arts, recs)
+	if err != nil {
+		return err
+	}
+	if arts[0].IsMultiTier() {
 		stop()
 		return runCurvesTiers(env, modelPaths, arts, recs, lat, cost, billing, &rf, *outDir)
 	}
-	names := sectionNames(modelPaths)
 	page := &report.Page{
 		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,
 		Resamples: rf.resamples, Seed: rf.seed,
@@ -394,12 +412,15 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sec, desc, err := curvesSection(env, prog, mp, names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
+		sec, desc, err := curvesSection(env, prog, arts[i], names[i], len(modelPaths) > 1, recs, lat, cost, billing, &rf)
 		if err != nil {
 			if len(modelPaths) > 1 {
 				return fmt.Errorf("%s: %w", mp, err)
 			}
 			return err
+		}
+		if notes[i] != "" {
+			sec.Sources = append(sec.Sources, notes[i])
 		}
 		page.Sections = append(page.Sections, sec)
 		gridDesc = append(gridDesc, desc)
@@ -447,12 +468,8 @@ func dedupe(xs []string) []string {
 	return out
 }
 
-// loadReplay loads an artifact and replays the log with it.
-func loadReplay(path string, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling) (*models.Router, *replayLog, *models.Replayer, error) {
-	a, err := models.Load(path)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// loadReplay replays the log with an artifact.
+func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling) (*models.Router, *replayLog, *models.Replayer, error) {
 	r, err := models.NewRouter(a)
 	if err != nil {
 		return nil, nil, nil, err
@@ -493,8 +510,8 @@ func sweepWithProgress(rp *models.Replayer, g models.Grid, opts models.SweepOpti
 	})
 }
 
-func curvesSection(env *Env, prog func(string, int, int), path, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
-	r, rl, rp, err := loadReplay(path, recs, lat, cost, billing)
+func curvesSection(env *Env, prog func(string, int, int), a *models.Artifact, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
+	r, rl, rp, err := loadReplay(a, recs, lat, cost, billing)
 	if err != nil {
 		return nil, "", err
 	}

@@ -19,6 +19,11 @@ type labelledSet struct {
 	bad int
 	// seen counts outcomes per model over all records, for error messages.
 	seen map[string]int
+	// keys are the examples' records cut down to id and time, in the
+	// examples' order, and byFile the same under each path given: what
+	// screenTrained needs to tell which records a router was trained on.
+	keys   []datasets.Record
+	byFile map[string][]datasets.Record
 }
 
 // loadLabelled reads the files and keeps the records that have both tiers'
@@ -26,7 +31,8 @@ type labelledSet struct {
 // models that do.
 func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions) (*labelledSet, error) {
 	set := &labelledSet{seen: map[string]int{}}
-	for _, p := range paths {
+	counts := make([]int, len(paths)) // examples per file
+	for i, p := range paths {
 		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
 			for m := range rec.Outcomes {
 				set.seen[m]++
@@ -37,12 +43,23 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 				return nil
 			}
 			set.examples = append(set.examples, ex)
+			set.keys = append(set.keys, datasets.Record{ID: rec.ID, TS: rec.TS})
+			counts[i]++
 			return nil
 		})
 		set.bad += bad
 		if err != nil {
 			return nil, err
 		}
+	}
+	set.byFile = make(map[string][]datasets.Record, len(paths))
+	start := 0
+	for i, p := range paths {
+		end := start + counts[i]
+		if _, ok := set.byFile[p]; !ok {
+			set.byFile[p] = set.keys[start:end:end]
+		}
+		start = end
 	}
 	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples), len(set.examples)+set.missing, set.bad); err != nil {
 		return nil, err

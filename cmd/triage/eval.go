@@ -22,6 +22,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	var tf trainFlags
 	tf.register(fs)
 	model := fs.String("model", "", "router artifact to evaluate on --data")
+	unseen := fs.Bool("unseen", false, "with --model: measure only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, evaluating a router on its own training log prints a warning")
 	cv := fs.Int("cv", 0, "report out-of-fold results of K-fold cross-validation instead of a given model")
 	asJSON := fs.Bool("json", false, "print one JSON object {router, random, oracle}")
 	if err := parseFlags(fs, args); err != nil {
@@ -31,7 +32,9 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	case *model != "" && *cv != 0:
 		return usagef("use --model FILE or --cv K", "--model and --cv exclude each other")
 	case *model != "":
-		return evalModel(env, *model, tf, *asJSON)
+		return evalModel(env, *model, tf, *unseen, *asJSON)
+	case *unseen:
+		return usagef("use --unseen with --model", "--unseen needs --model (--cv measures every fold on requests its router did not see)")
 	case *cv != 0:
 		if *cv < 2 {
 			return usagef("use 2 or more folds", "--cv is %d", *cv)
@@ -47,7 +50,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 
 // evalModel scores a log with a trained router. The tiers and label come
 // from the artifact unless given.
-func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
+func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error {
 	if len(tf.data) == 0 {
 		return usagef("give --data FILE", "eval needs --data")
 	}
@@ -56,7 +59,7 @@ func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
 		return err
 	}
 	if a.IsMultiTier() {
-		return evalTiersModel(env, a, tf, asJSON)
+		return evalTiersModel(env, path, a, tf, unseen, asJSON)
 	}
 	if tf.fast == "" {
 		tf.fast = a.Tiers.Fast
@@ -80,6 +83,11 @@ func evalModel(env *Env, path string, tf trainFlags, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.byFile)
+	if err != nil {
+		return err
+	}
+	set.examples = keepOnly(set.examples, keep)
 	p := make([]float64, len(set.examples))
 	for i, e := range set.examples {
 		p[i] = r.Route(e.Input).PHard

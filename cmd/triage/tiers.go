@@ -140,13 +140,34 @@ type tierSet struct {
 	examples []models.Example
 	missing  int // records without a score for some tier
 	bad      int
+	// perFile counts the examples of each path, in order.
+	perFile []int
+}
+
+// keys returns the examples as records cut down to id and time, all of
+// them and under each path given, for screenTrained.
+func (s *tierSet) keys(paths []string) ([]datasets.Record, map[string][]datasets.Record) {
+	all := make([]datasets.Record, len(s.examples))
+	for i, e := range s.examples {
+		all[i] = datasets.Record{ID: e.ID, TS: e.TS}
+	}
+	byFile := make(map[string][]datasets.Record, len(paths))
+	start := 0
+	for i, p := range paths {
+		end := start + s.perFile[i]
+		if _, ok := byFile[p]; !ok {
+			byFile[p] = all[start:end:end]
+		}
+		start = end
+	}
+	return all, byFile
 }
 
 // loadTierExamples reads the records that have a score for every tier.
 func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions) (*tierSet, error) {
-	set := &tierSet{}
+	set := &tierSet{perFile: make([]int, len(paths))}
 	seen := map[string]int{}
-	for _, p := range paths {
+	for i, p := range paths {
 		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
 			for m := range rec.Outcomes {
 				seen[m]++
@@ -171,6 +192,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 				}
 			}
 			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
+			set.perFile[i]++
 			return nil
 		})
 		set.bad += bad
@@ -773,7 +795,7 @@ func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob st
 
 // evalTiersModel is eval --model on an N-tier artifact: its figures on
 // the log, at the artifact's policy and at λ = 0.
-func evalTiersModel(env *Env, a *models.Artifact, tf trainFlags, asJSON bool) error {
+func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, unseen, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -782,6 +804,12 @@ func evalTiersModel(env *Env, a *models.Artifact, tf trainFlags, asJSON bool) er
 	if err != nil {
 		return err
 	}
+	all, byFile := set.keys(tf.data)
+	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, byFile)
+	if err != nil {
+		return err
+	}
+	set.examples = keepOnly(set.examples, keep)
 	nt := len(a.TierList)
 	pred := make([]float64, 0, len(set.examples)*nt)
 	var buf []float64

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
+)
+
+// TestInSampleFiguresAreFlagged: train fits on the whole log by default,
+// so eval, curves and calibrate on that same log measure a router on
+// requests it has seen. Each says so, and --unseen measures on the
+// records the artifact's id-hash holdout kept out, and only those.
+func TestInSampleFiguresAreFlagged(t *testing.T) {
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "log.jsonl")
+	writeLog(t, log, recs[:600])
+	other := filepath.Join(dir, "other.jsonl")
+	writeLog(t, other, recs[600:900])
+
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.25", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, r := range recs[:600] {
+		if datasets.InHoldout(r.ID, a.Training.Seed, a.Training.HoldoutShare) {
+			held++
+		}
+	}
+	if held < 100 || held > 200 {
+		t.Fatalf("%d of 600 held out at share 0.25", held)
+	}
+	trained := 600 - held
+	warning := fmt.Sprintf("warning: %s: %d of the 600 requests in --data are ones it was trained on", model, trained)
+
+	t.Run("eval warns on the training log, and --unseen measures the held-out share", func(t *testing.T) {
+		_, stderr, code := run(t, "eval", "--model", model, "--data", log)
+		if code != 0 || !strings.Contains(stderr, warning) {
+			t.Errorf("eval exited %d; stderr %q lacks %q", code, stderr, warning)
+		}
+		out, stderr, code := run(t, "eval", "--model", model, "--data", log, "--unseen", "--json")
+		if code != 0 || strings.Contains(stderr, "warning") || !strings.Contains(stderr, fmt.Sprintf("measuring on the %d of 600 requests", held)) {
+			t.Fatalf("eval --unseen exited %d: %s", code, stderr)
+		}
+		var got map[string]models.Report
+		if err := json.Unmarshal([]byte(out), &got); err != nil || got["router"].N != held {
+			t.Errorf("eval --unseen measured %d requests (%v), want the %d held out", got["router"].N, err, held)
+		}
+		// A log the artifact does not name is not the router's.
+		if _, stderr, code := run(t, "eval", "--model", model, "--data", other); code != 0 || strings.Contains(stderr, "warning") {
+			t.Errorf("eval on another log exited %d: %s", code, stderr)
+		}
+	})
+
+	t.Run("curves carries the note into the report; --unseen replays the held-out share", func(t *testing.T) {
+		rep := filepath.Join(dir, "report")
+		_, stderr, code := run(t, "curves", "--model", model, "--data", log, "--resamples", "20", "--grid", "20", "-o", rep)
+		// curves names a router by its section, the file's base name.
+		if want := strings.Replace(warning, model+":", "router:", 1); code != 0 || !strings.Contains(stderr, want) {
+			t.Fatalf("curves exited %d; stderr %q lacks %q", code, stderr, want)
+		}
+		page, _ := os.ReadFile(filepath.Join(rep, "index.html"))
+		if !strings.Contains(string(page), fmt.Sprintf("in-sample: %d of the 600 requests measured", trained)) {
+			t.Errorf("index.html lacks the in-sample note")
+		}
+		unseen := filepath.Join(dir, "report-unseen")
+		if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "--unseen", "--resamples", "20", "--grid", "20", "-o", unseen); code != 0 {
+			t.Fatalf("curves --unseen exited %d: %s", code, stderr)
+		}
+		var mj struct {
+			N       int      `json:"n"`
+			Sources []string `json:"sources"`
+		}
+		b, err := os.ReadFile(filepath.Join(unseen, "metrics.json"))
+		if err != nil || json.Unmarshal(b, &mj) != nil {
+			t.Fatalf("metrics.json: %v %s", err, b)
+		}
+		if mj.N != held || !strings.Contains(strings.Join(mj.Sources, "\n"), fmt.Sprintf("%d of the log's 600 requests were left out (--unseen)", trained)) {
+			t.Errorf("curves --unseen: n %d (want %d), sources %q", mj.N, held, mj.Sources)
+		}
+	})
+
+	t.Run("calibrate --unseen sets thresholds on the held-out share", func(t *testing.T) {
+		out, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--unseen", "--target", "quality=0.9", "--resamples", "20", "-o", filepath.Join(dir, "cal.json"))
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("(%d requests,", held)) {
+			t.Errorf("calibrate --unseen exited %d: %s%s", code, out, stderr)
+		}
+	})
+
+	t.Run("--unseen on a router trained on every record says there is nothing left", func(t *testing.T) {
+		all := filepath.Join(dir, "all.json")
+		if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.01", "-o", all); code != 0 {
+			t.Fatalf("train exited %d: %s", code, stderr)
+		}
+		_, stderr, code := run(t, "eval", "--model", all, "--data", log, "--unseen")
+		if code != 1 || !strings.Contains(stderr, "--unseen leaves no request") {
+			t.Errorf("eval --unseen exited %d: %s", code, stderr)
+		}
+	})
+}
