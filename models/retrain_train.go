@@ -563,6 +563,22 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 	return a.Policy.Validate()
 }
 
+// NamesSource says whether the artifact names path among the logs it was
+// trained on, compared as given and as absolute paths (relative ones
+// against the working directory now).
+func NamesSource(a *Artifact, path string) bool {
+	abs, _ := filepath.Abs(path)
+	for _, s := range a.Training.Sources {
+		if s == path {
+			return true
+		}
+		if sa, err := filepath.Abs(s); err == nil && abs != "" && sa == abs {
+			return true
+		}
+	}
+	return false
+}
+
 // ChampionTrainedOn returns which record ids the champion was trained on,
 // as far as its artifact tells: for a router made by retrain, every
 // labelled record before its held-out period (and every untimed one);
@@ -588,16 +604,8 @@ func ChampionTrainedOn(champion *Artifact, merged []datasets.Record, files map[s
 			return ok && (t.IsZero() || t.Before(tr.HeldSince))
 		}, nil
 	}
-	named := map[string]bool{}
-	for _, s := range tr.Sources {
-		named[s] = true
-		if abs, err := filepath.Abs(s); err == nil {
-			named[abs] = true
-		}
-	}
 	for p := range files {
-		abs, _ := filepath.Abs(p)
-		if named[p] || (abs != "" && named[abs]) {
+		if NamesSource(champion, p) {
 			matched = append(matched, p)
 		}
 	}

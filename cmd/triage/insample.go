@@ -25,7 +25,20 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	drop := make([]bool, len(recs))
 	dropped := 0
 	for k, a := range arts {
-		trained, _ := models.ChampionTrainedOn(a, recs, byFile, nil)
+		// Only the logs the artifact names can hold its training
+		// records. (retrain's own rule also counts every record before a
+		// retrained router's held-out period, which holds among the logs
+		// given to retrain, but would count a test log without times.)
+		var named []datasets.Record
+		for p, rs := range byFile {
+			if models.NamesSource(a, p) {
+				named = append(named, rs...)
+			}
+		}
+		if len(named) == 0 {
+			continue
+		}
+		trained, _ := models.ChampionTrainedOn(a, named, byFile, nil)
 		if trained == nil {
 			continue // the artifact does not say what it was trained on
 		}

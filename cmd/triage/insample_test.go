@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
@@ -98,6 +99,26 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		out, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--unseen", "--target", "quality=0.9", "--resamples", "20", "-o", filepath.Join(dir, "cal.json"))
 		if code != 0 || !strings.Contains(out, fmt.Sprintf("(%d requests,", held)) {
 			t.Errorf("calibrate --unseen exited %d: %s%s", code, out, stderr)
+		}
+	})
+
+	t.Run("a retrained router counts only the logs it names", func(t *testing.T) {
+		// retrain records the logs it was given and the start of its
+		// held-out period; every record of those logs before it (and
+		// every untimed one) was trained on. A test log it does not
+		// name is new to it, timed or not.
+		b := *a
+		b.Training.HeldSince = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC) // after every record
+		re := filepath.Join(dir, "retrained.json")
+		if err := b.Save(re); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := run(t, "eval", "--model", re, "--data", other); code != 0 || strings.Contains(stderr, "warning") {
+			t.Errorf("eval of a retrained router on a log it does not name exited %d: %s", code, stderr)
+		}
+		_, stderr, code := run(t, "eval", "--model", re, "--data", log)
+		if want := fmt.Sprintf("warning: %s: 600 of the 600 requests in --data are ones it was trained on", re); code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("eval of a retrained router on its own log exited %d; stderr %q lacks %q", code, stderr, want)
 		}
 	})
 
