@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"math"
 
 	"github.com/triage-router/triage/classifier"
@@ -19,6 +20,66 @@ type Report struct {
 	LogLoss *float64 `json:"log_loss,omitempty"`
 	Brier   *float64 `json:"brier,omitempty"`
 	ECE     *float64 `json:"ece,omitempty"`
+}
+
+// reportJSON is Report on the wire, its fields in Report's order: a
+// figure undefined on the data (NaN: APGR and CPT where the tiers' mean
+// scores are equal) is null there, as JSON has no NaN.
+type reportJSON struct {
+	N       int      `json:"n"`
+	APGR    *float64 `json:"apgr"`
+	CPT50   *float64 `json:"cpt50"`
+	CPT80   *float64 `json:"cpt80"`
+	CPT95   *float64 `json:"cpt95"`
+	AUC     *float64 `json:"auc,omitempty"`
+	LogLoss *float64 `json:"log_loss,omitempty"`
+	Brier   *float64 `json:"brier,omitempty"`
+	ECE     *float64 `json:"ece,omitempty"`
+}
+
+// finiteOrNil is x, or nil for NaN and infinities.
+func finiteOrNil(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+// nilToNaN is *x, or NaN for nil.
+func nilToNaN(x *float64) float64 {
+	if x == nil {
+		return math.NaN()
+	}
+	return *x
+}
+
+// optional is x unless it points to an undefined figure, which is left
+// out.
+func optional(x *float64) *float64 {
+	if x == nil {
+		return nil
+	}
+	return finiteOrNil(*x)
+}
+
+// MarshalJSON writes an undefined figure as null, and leaves an undefined
+// optional one (AUC and the probability figures) out.
+func (r Report) MarshalJSON() ([]byte, error) {
+	return json.Marshal(reportJSON{
+		N: r.N, APGR: finiteOrNil(r.APGR), CPT50: finiteOrNil(r.CPT50), CPT80: finiteOrNil(r.CPT80), CPT95: finiteOrNil(r.CPT95),
+		AUC: optional(r.AUC), LogLoss: optional(r.LogLoss), Brier: optional(r.Brier), ECE: optional(r.ECE),
+	})
+}
+
+// UnmarshalJSON reads a null figure as NaN.
+func (r *Report) UnmarshalJSON(b []byte) error {
+	var w reportJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = Report{N: w.N, APGR: nilToNaN(w.APGR), CPT50: nilToNaN(w.CPT50), CPT80: nilToNaN(w.CPT80), CPT95: nilToNaN(w.CPT95),
+		AUC: w.AUC, LogLoss: w.LogLoss, Brier: w.Brier, ECE: w.ECE}
+	return nil
 }
 
 // Map flattens the report for the artifact's metrics.

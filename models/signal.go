@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -57,6 +58,53 @@ type Signal struct {
 	// Reason says in one sentence why the router cannot route ("" when it
 	// can).
 	Reason string `json:"reason,omitempty"`
+}
+
+// signalJSON is Signal on the wire, field for field in Signal's order (the
+// artifact's checksum hashes its JSON, so a finite signal must encode as
+// it always has): the figures a log can leave undefined (the APGR and its
+// interval when the tiers' mean scores are equal, where the gap APGR
+// divides by is 0) are null, since JSON has no NaN.
+type signalJSON struct {
+	Routable    bool     `json:"routable"`
+	Significant bool     `json:"significant"`
+	APGR        *float64 `json:"apgr"`
+	Lo          *float64 `json:"apgr_lo"`
+	Hi          *float64 `json:"apgr_hi"`
+	Gain        *float64 `json:"gain"`
+	GainLo      *float64 `json:"gain_lo"`
+	GainHi      *float64 `json:"gain_hi"`
+	NullQ95     float64  `json:"null_apgr_q95,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+}
+
+// MarshalJSON writes a NaN or infinite figure as null.
+func (s Signal) MarshalJSON() ([]byte, error) {
+	null := s.NullQ95
+	if math.IsNaN(null) || math.IsInf(null, 0) {
+		null = 0 // omitted, as where the shuffles were not run
+	}
+	return json.Marshal(signalJSON{
+		Routable: s.Routable, Significant: s.Significant,
+		APGR: finiteOrNil(s.APGR), Lo: finiteOrNil(s.Lo), Hi: finiteOrNil(s.Hi),
+		Gain: finiteOrNil(s.Gain), GainLo: finiteOrNil(s.GainLo), GainHi: finiteOrNil(s.GainHi),
+		NullQ95: null, Reason: s.Reason,
+	})
+}
+
+// UnmarshalJSON reads a null figure as NaN (undefined).
+func (s *Signal) UnmarshalJSON(b []byte) error {
+	var w signalJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*s = Signal{
+		Routable: w.Routable, Significant: w.Significant,
+		APGR: nilToNaN(w.APGR), Lo: nilToNaN(w.Lo), Hi: nilToNaN(w.Hi),
+		Gain: nilToNaN(w.Gain), GainLo: nilToNaN(w.GainLo), GainHi: nilToNaN(w.GainHi),
+		NullQ95: w.NullQ95, Reason: w.Reason,
+	}
+	return nil
 }
 
 // z95 is the normal quantile of a two-sided 95% interval.

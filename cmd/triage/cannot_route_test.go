@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,5 +123,58 @@ func TestCannotRouteSaysSoEverywhere(t *testing.T) {
 	_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "cal.json"))
 	if code != 1 || !strings.Contains(stderr, "cannot route, so it has no thresholds to set") {
 		t.Errorf("calibrate exited %d, want 1 with the reason: %s", code, stderr)
+	}
+}
+
+// TestTiersThatTieExactly: where the two tiers' mean scores are equal,
+// APGR is undefined (its gap is 0). train once failed at the very end
+// with "encode artifact: json: unsupported value: NaN"; now it says the
+// strong tier is not measurably better, writes the artifact, and train
+// --json and eval --json print the undefined figure as null.
+func TestTiersThatTieExactly(t *testing.T) {
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = recs[:600]
+	// The fast tier's scores are the strong tier's, shuffled: the same
+	// mean, unrelated to the prompt.
+	strong := make([]float64, len(recs))
+	for i := range recs {
+		strong[i] = *recs[i].Outcomes[sampleStrong].Score
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	fast := slices.Clone(strong)
+	rng.Shuffle(len(fast), func(i, j int) { fast[i], fast[j] = fast[j], fast[i] })
+	for i := range recs {
+		o := recs[i].Outcomes[sampleFast]
+		o.Score = &fast[i]
+		recs[i].Outcomes[sampleFast] = o
+	}
+	log := filepath.Join(dir, "tied.jsonl")
+	writeLog(t, log, recs)
+	model := filepath.Join(dir, "router.json")
+	out, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--json", "-o", model)
+	if code != 0 || !strings.Contains(stderr, "cannot route: the strong tier is not measurably better") {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	var got struct {
+		Router struct {
+			APGR *float64 `json:"apgr"`
+		} `json:"router"`
+		Signal struct {
+			APGR *float64 `json:"apgr"`
+		} `json:"signal"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Router.APGR != nil || got.Signal.APGR != nil {
+		t.Errorf("train --json printed %s (%v); want apgr null", out, err)
+	}
+	out, stderr, code = run(t, "eval", "--model", model, "--data", log, "--json")
+	if code != 0 || !strings.Contains(out, `"apgr":null`) {
+		t.Errorf("eval --json exited %d: %s%s", code, out, stderr)
+	}
+	if out, stderr, code = run(t, "model", "show", model); code != 0 || !strings.Contains(out, "signal       cannot route") {
+		t.Errorf("model show exited %d: %s%s", code, out, stderr)
 	}
 }
