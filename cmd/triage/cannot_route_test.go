@@ -174,6 +174,10 @@ func TestTiersThatTieExactly(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"apgr":null`) {
 		t.Errorf("eval --json exited %d: %s%s", code, out, stderr)
 	}
+	out, stderr, code = run(t, "eval", "--model", model, "--data", log)
+	if code != 0 || !strings.Contains(out, "apgr is undefined here: the two tiers' mean scores are equal") || strings.Contains(out, "NaN") {
+		t.Errorf("eval's table exited %d: %s%s", code, out, stderr)
+	}
 	if out, stderr, code = run(t, "model", "show", model); code != 0 || !strings.Contains(out, "signal       cannot route") {
 		t.Errorf("model show exited %d: %s%s", code, out, stderr)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
@@ -300,7 +301,11 @@ func printReportsSignal(w io.Writer, asJSON bool, sig *models.Signal, router, ra
 		name string
 		r    models.Report
 	}{{"router", router}, {"random", random}, {"oracle", oracle}} {
-		fmt.Fprintf(w, "%-8s %7d %7.4f %7.4f %7.4f %7.4f %8s %7s %7s\n", r.name, r.r.N, r.r.APGR, r.r.CPT50, r.r.CPT80, r.r.CPT95, opt(r.r.AUC), opt(r.r.LogLoss), opt(r.r.ECE))
+		fmt.Fprintf(w, "%-8s %7d %7s %7s %7s %7s %8s %7s %7s\n", r.name, r.r.N, opt(&r.r.APGR), opt(&r.r.CPT50), opt(&r.r.CPT80), opt(&r.r.CPT95), opt(r.r.AUC), opt(r.r.LogLoss), opt(r.r.ECE))
+	}
+	if math.IsNaN(router.APGR) {
+		// APGR is a share of the gap between the tiers' mean scores.
+		fmt.Fprintln(w, "apgr is undefined here: the two tiers' mean scores are equal, so there is no gap for routing to recover")
 	}
 	_, err := io.WriteString(w, tableGlossary)
 	return err
@@ -319,8 +324,8 @@ logloss  how well p_hard works as a probability; ece: its mean gap to the observ
 `
 
 func opt(v *float64) string {
-	if v == nil {
-		return "-"
+	if v == nil || math.IsNaN(*v) {
+		return "-" // not defined on this data
 	}
 	return fmt.Sprintf("%.4f", *v)
 }
