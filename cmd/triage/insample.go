@@ -12,10 +12,9 @@ import (
 // holdout, or a retrain's held-out period: models.ChampionTrainedOn).
 // train fits on the whole log by default, so a user's natural next step,
 // eval, curves or calibrate on that same log, measures the router on
-// requests it has seen, and every figure flatters it: on a log of
-// coin-flip outcomes a router not shown to beat random replays at an APGR
-// of 0.74 on its own training log and 0.41 on the fifth it did not see.
-// So each such router gets a warning on stderr (and a note, returned for
+// requests it has seen, and every figure flatters it: trained on four
+// fifths of RouteLLM GSM8K, a router's APGR is 0.810 on the whole log and
+// 0.564 on the fifth it did not see (README). So each such router gets a warning on stderr (and a note, returned for
 // the report); with unseen, keep marks the records none of the routers
 // was trained on, so all of them are measured on the same unseen records
 // (keep is nil when every record is kept). byFile holds each log's
