@@ -56,11 +56,15 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		case unseen:
 			notes[k] = fmt.Sprintf("%d of the log's %d requests were left out (--unseen): %s was trained on them", n, len(recs), names[k])
 		default:
-			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (measure on a log it has not seen, or train with --holdout and pass --unseen)", n, len(recs))
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
-			if n < len(recs) {
+			switch {
+			case a.IsMultiTier():
+				// N-tier training keeps nothing out; its own CV measures it.
+				fix = "use a log it has not seen, or measure the recipe with eval --cv K"
+			case n < len(recs):
 				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", len(recs)-n)
 			}
+			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (%s)", n, len(recs), fix)
 			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %d requests in --data are ones it was trained on (its artifact names this log), so the figures on them are in-sample and flatter it; %s\n",
 				cmd, names[k], n, len(recs), fix)
 		}
@@ -69,7 +73,11 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		return nil, notes, nil
 	}
 	if dropped == len(recs) {
-		return nil, nil, fmt.Errorf("--unseen leaves no request: every record of --data is one the router was trained on (train fits on the whole log unless --holdout keeps a share out); use another log, or train with --holdout 0.2")
+		fix := "train fits on the whole log unless --holdout keeps a share out; use another log, or train with --holdout 0.2"
+		if arts[0].IsMultiTier() {
+			fix = "an N-tier router is trained on the whole log; use another log, or measure the recipe with eval --cv K"
+		}
+		return nil, nil, fmt.Errorf("--unseen leaves no request: every record of --data is one the router was trained on (%s)", fix)
 	}
 	keep = make([]bool, len(recs))
 	for i := range keep {

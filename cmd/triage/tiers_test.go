@@ -86,6 +86,14 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "oracle") || !strings.Contains(stdout, "AIQ") {
 			t.Errorf("eval --model exited %d: %s%s", code, stdout, stderr)
 		}
+		// It was trained on this log, which keeps nothing out for an
+		// N-tier router: the warning says how to measure it instead.
+		if !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "measure the recipe with eval --cv K") {
+			t.Errorf("eval --model on the training log did not warn: %s", stderr)
+		}
+		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "an N-tier router is trained on the whole log") {
+			t.Errorf("eval --model --unseen exited %d: %s", code, stderr)
+		}
 		stdout, stderr, code = run(t, "model", "show", model)
 		if code != 0 || !strings.Contains(stdout, "3 tiers") || !strings.Contains(stdout, "tier 2       maths, price 3") {
 			t.Errorf("model show exited %d: %s%s", code, stdout, stderr)
