@@ -14,10 +14,12 @@ import (
 // eval, curves or calibrate on that same log, measures the router on
 // requests it has seen, and every figure flatters it: trained on four
 // fifths of RouteLLM GSM8K, a router's APGR is 0.810 on the whole log and
-// 0.564 on the fifth it did not see (README). So each such router gets a warning on stderr (and a note, returned for
-// the report); with unseen, keep marks the records none of the routers
-// was trained on, so all of them are measured on the same unseen records
-// (keep is nil when every record is kept). byFile holds each log's
+// 0.564 on the fifth it did not see (README). So each such router gets a
+// warning on stderr (and a note, returned for the report; score, whose
+// p_hard a user computes figures from, warns too); with unseen, keep
+// marks the records none of the routers was trained on, so all of them
+// are measured on the same unseen records (keep is nil when every record
+// is kept). byFile holds each log's
 // records under the path it was given as; recs is all of them.
 func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, byFile map[string][]datasets.Record) (keep []bool, notes []string, err error) {
 	notes = make([]string, len(arts))
@@ -58,6 +60,8 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		default:
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
 			switch {
+			case cmd == "score":
+				fix = "score a log it has not seen, or train with --holdout 0.2 and compute figures on the ids it held out"
 			case a.IsMultiTier():
 				// N-tier training keeps nothing out; its own CV measures it.
 				fix = "use a log it has not seen, or measure the recipe with eval --cv K"

@@ -61,6 +61,11 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil || got["router"].N != held {
 			t.Errorf("eval --unseen measured %d requests (%v), want the %d held out", got["router"].N, err, held)
 		}
+		// score warns too (after its lines): figures are computed from them.
+		out, stderr, code = run(t, "score", "--model", model, "--data", log)
+		if code != 0 || strings.Count(out, "\n") != 600 || !strings.Contains(stderr, strings.Replace(warning, "triage eval", "triage score", 1)) || !strings.Contains(stderr, "compute figures on the ids it held out") {
+			t.Errorf("score exited %d; stderr %q", code, stderr)
+		}
 		// A log the artifact does not name is not the router's.
 		if _, stderr, code := run(t, "eval", "--model", model, "--data", other); code != 0 || strings.Contains(stderr, "warning") {
 			t.Errorf("eval on another log exited %d: %s", code, stderr)

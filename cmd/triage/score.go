@@ -30,7 +30,7 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if a.IsMultiTier() {
-		return scoreTiers(ctx, env, a, data, *skipBad)
+		return scoreTiers(ctx, env, *model, a, data, *skipBad)
 	}
 	r, err := models.NewRouter(a)
 	if err != nil {
@@ -41,34 +41,52 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 		PHard    float64         `json:"p_hard"`
 		Decision models.Decision `json:"decision"`
 	}
-	return eachScoreLine(ctx, env, data, *skipBad, func(rec *datasets.Record) any {
+	return eachScoreLine(ctx, env, *model, a, data, *skipBad, func(rec *datasets.Record) any {
 		res := r.Route(models.RecordInput(rec))
 		return line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision}
 	})
 }
 
 // eachScoreLine writes, for every record of the data files, the JSON line
-// lineOf makes of it.
-func eachScoreLine(ctx context.Context, env *Env, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
+// lineOf makes of it. Scores are what a user computes figures from, so
+// when the artifact was trained on some of the records, stderr says so
+// at the end, as eval does (screenTrained; score has no --unseen: it
+// streams, and a user can drop the ids).
+func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
 	bw := bufio.NewWriter(env.Stdout)
 	enc := json.NewEncoder(bw)
+	var keys []datasets.Record // id and time of every record, for screenTrained
+	starts := make([]int, 0, len(data)+1)
 	for _, p := range data {
+		starts = append(starts, len(keys))
 		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			keys = append(keys, datasets.Record{ID: rec.ID, TS: rec.TS})
 			return enc.Encode(lineOf(&rec))
 		})
 		if err != nil {
 			return err
 		}
 	}
-	return bw.Flush()
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	starts = append(starts, len(keys))
+	byFile := make(map[string][]datasets.Record, len(data))
+	for i, p := range data {
+		if _, ok := byFile[p]; !ok {
+			byFile[p] = keys[starts[i]:starts[i+1]:starts[i+1]]
+		}
+	}
+	_, _, err := screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, byFile)
+	return err
 }
 
 // scoreTiers prints, per record, an N-tier router's choice: the tier,
 // its race partner, the decision and every tier's predicted score.
-func scoreTiers(ctx context.Context, env *Env, a *models.Artifact, data []string, skipBad bool) error {
+func scoreTiers(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -81,7 +99,7 @@ func scoreTiers(ctx context.Context, env *Env, a *models.Artifact, data []string
 		Decision  models.Decision `json:"decision"`
 		Predicted []float64       `json:"predicted"`
 	}
-	return eachScoreLine(ctx, env, data, skipBad, func(rec *datasets.Record) any {
+	return eachScoreLine(ctx, env, path, a, data, skipBad, func(rec *datasets.Record) any {
 		res := r.Route(models.RecordInput(rec))
 		return line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted}
 	})
