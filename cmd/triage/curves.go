@@ -46,9 +46,9 @@ type replayFlags struct {
 	skipBad    bool
 	// unseen drops the records a router was trained on (screenTrained).
 	unseen bool
-	// byFile is each --data file's records, sub-slices of the records
-	// readLog returns, for telling which files a router was trained on.
-	byFile map[string][]datasets.Record
+	// logs says which --data file each record readLog returns came
+	// from, for telling which a router was trained on.
+	logs readLogs
 }
 
 func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
@@ -124,11 +124,11 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	bad := 0
-	starts := make([]int, 0, len(f.data)+1)
-	for _, p := range f.data {
-		starts = append(starts, len(recs))
+	f.logs = readLogs{paths: f.data, counts: make([]int, len(f.data))}
+	for i, p := range f.data {
 		n, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: f.skipBad}, func(r datasets.Record) error {
 			recs = append(recs, r)
+			f.logs.counts[i]++
 			return nil
 		})
 		bad += n
@@ -136,14 +136,7 @@ func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 			return nil, bad, err
 		}
 	}
-	starts = append(starts, len(recs))
-	f.byFile = make(map[string][]datasets.Record, len(f.data))
-	for i, p := range f.data {
-		// A file given twice keeps its first copy; the ids are the same.
-		if _, ok := f.byFile[p]; !ok {
-			f.byFile[p] = recs[starts[i]:starts[i+1]:starts[i+1]]
-		}
-	}
+	f.logs.total = len(recs)
 	return recs, bad, nil
 }
 

@@ -20,18 +20,17 @@ type labelledSet struct {
 	// seen counts outcomes per model over all records, for error messages.
 	seen map[string]int
 	// keys are the examples' records cut down to id and time, in the
-	// examples' order, and byFile the same under each path given: what
-	// screenTrained needs to tell which records a router was trained on.
-	keys   []datasets.Record
-	byFile map[string][]datasets.Record
+	// examples' order, and logs where they came from: what screenTrained
+	// needs to tell which records a router was trained on.
+	keys []datasets.Record
+	logs readLogs
 }
 
 // loadLabelled reads the files and keeps the records that have both tiers'
 // scores. A tier that appears in no record is an error that lists the
 // models that do.
 func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions) (*labelledSet, error) {
-	set := &labelledSet{seen: map[string]int{}}
-	counts := make([]int, len(paths)) // examples per file
+	set := &labelledSet{seen: map[string]int{}, logs: readLogs{paths: paths, counts: make([]int, len(paths))}}
 	for i, p := range paths {
 		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
 			for m := range rec.Outcomes {
@@ -44,7 +43,7 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			}
 			set.examples = append(set.examples, ex)
 			set.keys = append(set.keys, datasets.Record{ID: rec.ID, TS: rec.TS})
-			counts[i]++
+			set.logs.counts[i]++
 			return nil
 		})
 		set.bad += bad
@@ -52,15 +51,7 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 			return nil, err
 		}
 	}
-	set.byFile = make(map[string][]datasets.Record, len(paths))
-	start := 0
-	for i, p := range paths {
-		end := start + counts[i]
-		if _, ok := set.byFile[p]; !ok {
-			set.byFile[p] = set.keys[start:end:end]
-		}
-		start = end
-	}
+	set.logs.total = len(set.keys)
 	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples), len(set.examples)+set.missing, set.bad); err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.byFile)
+	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
 	if err != nil {
 		return err
 	}

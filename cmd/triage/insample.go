@@ -7,9 +7,21 @@ import (
 	"github.com/triage-router/triage/models"
 )
 
+// readLogs says where the records a command read came from: counts[i] of
+// them, in order, from paths[i]; total is every record read (more than the
+// records kept when a reader keeps only some, as score does).
+type readLogs struct {
+	paths  []string
+	counts []int
+	total  int
+}
+
 // screenTrained finds the records of a log that routers were trained on,
-// as far as their artifacts say (the logs they name and their id-hash
-// holdout, or a retrain's held-out period: models.ChampionTrainedOn).
+// as far as their artifacts say: the records of the logs an artifact names
+// that its id-hash holdout did not keep out, or for a retrained router
+// those before its held-out period (models.ChampionTrainedOn, the rule
+// retrain's gate uses). A log the artifact does not name is new to it.
+//
 // train fits on the whole log by default, so a user's natural next step,
 // eval, curves or calibrate on that same log, measures the router on
 // requests it has seen, and every figure flatters it: trained on four
@@ -19,33 +31,36 @@ import (
 // p_hard a user computes figures from, warns too); with unseen, keep
 // marks the records none of the routers was trained on, so all of them
 // are measured on the same unseen records (keep is nil when every record
-// is kept). byFile holds each log's
-// records under the path it was given as; recs is all of them.
-func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, byFile map[string][]datasets.Record) (keep []bool, notes []string, err error) {
+// is kept). recs are the records read, as logs says.
+func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, logs readLogs) (keep []bool, notes []string, err error) {
+	total := logs.total
 	notes = make([]string, len(arts))
 	drop := make([]bool, len(recs))
 	dropped := 0
 	for k, a := range arts {
-		// Only the logs the artifact names can hold its training
-		// records. (retrain's own rule also counts every record before a
-		// retrained router's held-out period, which holds among the logs
-		// given to retrain, but would count a test log without times.)
+		// The named logs' records, and where each lies in recs.
 		var named []datasets.Record
-		for p, rs := range byFile {
-			if models.NamesSource(a, p) {
-				named = append(named, rs...)
+		var at []int
+		files := map[string][]datasets.Record{}
+		start := 0
+		for i, p := range logs.paths {
+			end := start + logs.counts[i]
+			if _, seen := files[p]; !seen && models.NamesSource(a, p) {
+				files[p] = recs[start:end:end]
+				named = append(named, recs[start:end]...)
+				for j := start; j < end; j++ {
+					at = append(at, j)
+				}
 			}
+			start = end
 		}
 		if len(named) == 0 {
 			continue
 		}
-		trained, _ := models.ChampionTrainedOn(a, named, byFile, nil)
-		if trained == nil {
-			continue // the artifact does not say what it was trained on
-		}
+		trained, _ := models.ChampionTrainedOn(a, named, files, nil)
 		n := 0
-		for i := range recs {
-			if trained(recs[i].ID) {
+		for j, i := range at {
+			if trained(named[j].ID) {
 				n++
 				if !drop[i] {
 					drop[i] = true
@@ -56,7 +71,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		switch {
 		case n == 0:
 		case unseen:
-			notes[k] = fmt.Sprintf("%d of the log's %d requests were left out (--unseen): %s was trained on them", n, len(recs), names[k])
+			notes[k] = fmt.Sprintf("%d of the log's %d requests were left out (--unseen): %s was trained on them", n, total, names[k])
 		default:
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
 			switch {
@@ -65,12 +80,12 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 			case a.IsMultiTier():
 				// N-tier training keeps nothing out; its own CV measures it.
 				fix = "use a log it has not seen, or measure the recipe with eval --cv K"
-			case n < len(recs):
-				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", len(recs)-n)
+			case n < total:
+				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", total-n)
 			}
-			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (%s)", n, len(recs), fix)
+			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (%s)", n, total, fix)
 			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %d requests in --data are ones it was trained on (its artifact names this log), so the figures on them are in-sample and flatter it; %s\n",
-				cmd, names[k], n, len(recs), fix)
+				cmd, names[k], n, total, fix)
 		}
 	}
 	if !unseen || dropped == 0 {
@@ -108,7 +123,7 @@ func keepOnly[T any](xs []T, keep []bool) []T {
 // screenReplay is screenTrained for curves and calibrate, on the records
 // the replay flags read.
 func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []*models.Artifact, recs []datasets.Record) ([]datasets.Record, []string, error) {
-	keep, notes, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.byFile)
+	keep, notes, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -51,19 +51,29 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 // lineOf makes of it. Scores are what a user computes figures from, so
 // when the artifact was trained on some of the records, stderr says so
 // at the end, as eval does (screenTrained; score has no --unseen: it
-// streams, and a user can drop the ids).
+// streams, and a user can drop the ids). Only the logs the artifact names
+// can hold its training records, so only theirs are kept for the check:
+// scoring a large log of new traffic keeps nothing.
 func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
 	bw := bufio.NewWriter(env.Stdout)
 	enc := json.NewEncoder(bw)
-	var keys []datasets.Record // id and time of every record, for screenTrained
-	starts := make([]int, 0, len(data)+1)
+	var keys []datasets.Record // id and time of the named logs' records
+	var logs readLogs          // where keys came from; total counts every record
 	for _, p := range data {
-		starts = append(starts, len(keys))
+		named := models.NamesSource(a, p)
+		if named {
+			logs.paths = append(logs.paths, p)
+			logs.counts = append(logs.counts, 0)
+		}
 		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			keys = append(keys, datasets.Record{ID: rec.ID, TS: rec.TS})
+			logs.total++
+			if named {
+				keys = append(keys, datasets.Record{ID: rec.ID, TS: rec.TS})
+				logs.counts[len(logs.counts)-1]++
+			}
 			return enc.Encode(lineOf(&rec))
 		})
 		if err != nil {
@@ -73,14 +83,7 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	starts = append(starts, len(keys))
-	byFile := make(map[string][]datasets.Record, len(data))
-	for i, p := range data {
-		if _, ok := byFile[p]; !ok {
-			byFile[p] = keys[starts[i]:starts[i+1]:starts[i+1]]
-		}
-	}
-	_, _, err := screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, byFile)
+	_, _, err := screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
 	return err
 }
 

@@ -144,23 +144,14 @@ type tierSet struct {
 	perFile []int
 }
 
-// keys returns the examples as records cut down to id and time, all of
-// them and under each path given, for screenTrained.
-func (s *tierSet) keys(paths []string) ([]datasets.Record, map[string][]datasets.Record) {
+// keys returns the examples as records cut down to id and time, and
+// where they came from, for screenTrained.
+func (s *tierSet) keys(paths []string) ([]datasets.Record, readLogs) {
 	all := make([]datasets.Record, len(s.examples))
 	for i, e := range s.examples {
 		all[i] = datasets.Record{ID: e.ID, TS: e.TS}
 	}
-	byFile := make(map[string][]datasets.Record, len(paths))
-	start := 0
-	for i, p := range paths {
-		end := start + s.perFile[i]
-		if _, ok := byFile[p]; !ok {
-			byFile[p] = all[start:end:end]
-		}
-		start = end
-	}
-	return all, byFile
+	return all, readLogs{paths: paths, counts: s.perFile, total: len(all)}
 }
 
 // loadTierExamples reads the records that have a score for every tier.
@@ -804,8 +795,8 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	if err != nil {
 		return err
 	}
-	all, byFile := set.keys(tf.data)
-	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, byFile)
+	all, logs := set.keys(tf.data)
+	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
 	if err != nil {
 		return err
 	}
