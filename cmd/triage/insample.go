@@ -45,8 +45,10 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		start := 0
 		for i, p := range logs.paths {
 			end := start + logs.counts[i]
-			if _, seen := files[p]; !seen && models.NamesSource(a, p) {
-				files[p] = recs[start:end:end]
+			if models.NamesSource(a, p) {
+				if _, seen := files[p]; !seen { // a log given twice: one copy
+					files[p] = recs[start:end:end]
+				}
 				named = append(named, recs[start:end]...)
 				for j := start; j < end; j++ {
 					at = append(at, j)

@@ -61,6 +61,12 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil || got["router"].N != held {
 			t.Errorf("eval --unseen measured %d requests (%v), want the %d held out", got["router"].N, err, held)
 		}
+		// A log given twice: both copies of its trained records go.
+		out, stderr, code = run(t, "eval", "--model", model, "--data", log+","+log, "--unseen", "--json")
+		got = nil
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || got["router"].N != 2*held {
+			t.Errorf("eval --unseen on the log given twice measured %d requests (exit %d, %v: %s), want %d", got["router"].N, code, err, stderr, 2*held)
+		}
 		// score warns too (after its lines): figures are computed from them.
 		out, stderr, code = run(t, "score", "--model", model, "--data", log)
 		if code != 0 || strings.Count(out, "\n") != 600 || !strings.Contains(stderr, strings.Replace(warning, "triage eval", "triage score", 1)) || !strings.Contains(stderr, "compute figures on the ids it held out") {
