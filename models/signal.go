@@ -148,6 +148,11 @@ func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, 
 		s.Significant = !(s.APGR <= s.NullQ95)
 	}
 	switch {
+	case s.GainHi < 0:
+		// Routing cannot help, and escalating everything, what such a
+		// router does, sends every request to the worse tier: most
+		// likely the two were named the wrong way round.
+		s.Reason = fmt.Sprintf("the strong tier is measurably worse than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]); check that the tiers are not swapped (--fast, --strong)", s.Gain, s.GainLo, s.GainHi)
 	case !(s.GainLo > 0):
 		s.Reason = fmt.Sprintf("the strong tier is not measurably better than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]), so no ranking can show it", s.Gain, s.GainLo, s.GainHi)
 	case math.IsNaN(s.APGR) || !(s.APGR > 0.5):

@@ -182,3 +182,23 @@ func TestTiersThatTieExactly(t *testing.T) {
 		t.Errorf("model show exited %d: %s%s", code, out, stderr)
 	}
 }
+
+// TestSwappedTiersAreNamed: with --fast and --strong the wrong way round,
+// the "strong" tier is measurably worse, and a router that cannot route
+// escalates every request to it; train says which way the gain points
+// and asks whether the tiers are swapped, rather than only that the
+// strong tier is "not measurably better".
+func TestSwappedTiersAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "log.jsonl")
+	writeLog(t, log, recs[:600])
+	model := filepath.Join(dir, "router.json")
+	_, stderr, code := run(t, "train", "--data", log, "--fast", sampleStrong, "--strong", sampleFast, "-o", model)
+	if code != 0 || !strings.Contains(stderr, "cannot route: the strong tier is measurably worse than the fast one on this log (mean gain -") || !strings.Contains(stderr, "check that the tiers are not swapped (--fast, --strong)") {
+		t.Errorf("train exited %d: %s", code, stderr)
+	}
+}
