@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/triage-router/triage/datasets"
 )
 
 // TestCannotRouteSaysSoEverywhere trains on 800 of the sample log's prompts with
@@ -19,10 +17,7 @@ import (
 // command a user then runs says so and none routes a request.
 func TestCannotRouteSaysSoEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := sampleRecords(t)
 	recs = recs[:800] // enough to tell, and quick under -race
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range recs {
@@ -133,10 +128,7 @@ func TestCannotRouteSaysSoEverywhere(t *testing.T) {
 // --json and eval --json print the undefined figure as null.
 func TestTiersThatTieExactly(t *testing.T) {
 	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := sampleRecords(t)
 	recs = recs[:600]
 	// The fast tier's scores are the strong tier's, shuffled: the same
 	// mean, unrelated to the prompt.
@@ -190,10 +182,7 @@ func TestTiersThatTieExactly(t *testing.T) {
 // strong tier is "not measurably better".
 func TestSwappedTiersAreNamed(t *testing.T) {
 	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := sampleRecords(t)
 	log := filepath.Join(dir, "log.jsonl")
 	writeLog(t, log, recs[:600])
 	model := filepath.Join(dir, "router.json")

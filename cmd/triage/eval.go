@@ -97,7 +97,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
-	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // evalCV trains K routers, each without one fold (choosing its own L2 and
@@ -125,7 +125,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
-	return printReports(env.Stdout, asJSON, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // crossValidate returns each example's out-of-fold p_hard. The outer folds

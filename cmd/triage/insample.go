@@ -38,9 +38,9 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	drop := make([]bool, len(recs))
 	dropped := 0
 	for k, a := range arts {
-		// The named logs' records, and where each lies in recs.
+		// The named logs' records, and the spans of recs they fill.
 		var named []datasets.Record
-		var at []int
+		var spans [][2]int
 		files := map[string][]datasets.Record{}
 		start := 0
 		for i, p := range logs.paths {
@@ -50,9 +50,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 					files[p] = recs[start:end:end]
 				}
 				named = append(named, recs[start:end]...)
-				for j := start; j < end; j++ {
-					at = append(at, j)
-				}
+				spans = append(spans, [2]int{start, end})
 			}
 			start = end
 		}
@@ -61,8 +59,11 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		}
 		trained, _ := models.ChampionTrainedOn(a, named, files, nil)
 		n := 0
-		for j, i := range at {
-			if trained(named[j].ID) {
+		for _, sp := range spans {
+			for i := sp[0]; i < sp[1]; i++ {
+				if !trained(recs[i].ID) {
+					continue
+				}
 				n++
 				if !drop[i] {
 					drop[i] = true

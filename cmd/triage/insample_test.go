@@ -19,10 +19,7 @@ import (
 // records the artifact's id-hash holdout kept out, and only those.
 func TestInSampleFiguresAreFlagged(t *testing.T) {
 	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := sampleRecords(t)
 	log := filepath.Join(dir, "log.jsonl")
 	writeLog(t, log, recs[:600])
 	other := filepath.Join(dir, "other.jsonl")

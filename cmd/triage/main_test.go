@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/triage-router/triage/datasets"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,6 +36,17 @@ func writeFile(tb testing.TB, dir, name, content string) string {
 }
 
 const sampleLog = "../../testdata/sample/log.jsonl"
+
+// sampleRecords reads the bundled sample log, for tests that write a
+// variant of it.
+func sampleRecords(tb testing.TB) []datasets.Record {
+	tb.Helper()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return recs
+}
 
 const (
 	sampleFast   = "synthetic/fast-small"

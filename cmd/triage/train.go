@@ -231,14 +231,14 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		for i := range y {
 			y[i] = label.Of(weak[i], strong[i])
 		}
-		return printReportsSignal(env.Stdout, *asJSON, a.Signal, rep.OOF, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+		return printReports(env.Stdout, *asJSON, a.Signal, rep.OOF, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 	}
 	if !*asJSON {
 		fmt.Fprintf(env.Stdout, "held-out figures (%d records, %.0f%% of ids kept out of training):\n", len(held), 100**holdout)
 	}
 	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	y, weak, strong := scoresOf(held, label)
-	return printReportsSignal(env.Stdout, *asJSON, a.Signal, rep.Held, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, *asJSON, a.Signal, rep.Held, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // minTrainPerFold is the fewest records per cross-validation fold that
@@ -280,15 +280,10 @@ func warnFew(env *Env, cmd string, n int, fix string) {
 
 // printReports prints router, random and oracle side by side, or as the
 // JSON object {"router": ..., "random": ..., "oracle": ...}.
-func printReports(w io.Writer, asJSON bool, router, random, oracle models.Report) error {
-	return printReportsSignal(w, asJSON, nil, router, random, oracle)
-}
-
-// printReportsSignal is printReports with train's signal check in the
-// JSON object ("signal"), for a script that must not take a router that
-// cannot route for one that can; the table's reader has had it on
-// stderr.
-func printReportsSignal(w io.Writer, asJSON bool, sig *models.Signal, router, random, oracle models.Report) error {
+// train passes its signal check (sig, nil for eval), which joins the JSON
+// object as "signal", for a script that must not take a router that cannot
+// route for one that can; the table's reader has had it on stderr.
+func printReports(w io.Writer, asJSON bool, sig *models.Signal, router, random, oracle models.Report) error {
 	if asJSON {
 		out := map[string]any{"router": router, "random": random, "oracle": oracle}
 		if sig != nil {
