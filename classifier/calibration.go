@@ -55,6 +55,9 @@ func Identity() Calibration { return Calibration{Method: CalibIdentity} }
 // (NaN for NaN z). An empty or unknown Method acts as CalibIdentity; use
 // Validate to reject it. It allocates nothing.
 func (c *Calibration) Apply(z float64) float64 {
+	// An infinite score has the map's limit, not the NaN that ∞·0 makes
+	// of a flat end segment or a zero Platt slope.
+	z = math.Max(-math.MaxFloat64, math.Min(z, math.MaxFloat64))
 	var p float64
 	switch c.Method {
 	case CalibPlatt:

@@ -441,3 +441,25 @@ func pairSum(xs []float64) float64 {
 	}
 	return pairSum(xs[:len(xs)/2]) + pairSum(xs[len(xs)/2:])
 }
+
+// An infinite score (a logit that overflowed) gets the map's limit: a flat
+// end segment or a zero Platt slope made ∞·0 = NaN of it, and a NaN p_hard
+// cannot be ranked or routed. NaN stays NaN, for the caller to refuse.
+func TestApplyInfiniteScores(t *testing.T) {
+	for _, c := range []Calibration{
+		{Method: CalibIsotonic, X: []float64{-1, 0, 0.5, 2}, Y: []float64{0.2, 0.2, 0.5, 0.5}, LinearTails: true},
+		{Method: CalibIsotonic, X: []float64{-1, 2}, Y: []float64{0.1, 0.9}, LinearTails: true},
+		{Method: CalibIsotonic, X: []float64{0.3}, Y: []float64{0.4}},
+		{Method: CalibPlatt, A: 0, B: 0.5},
+		{Method: CalibPlatt, A: 2, B: -1},
+		Identity(),
+	} {
+		lo, hi := c.Apply(math.Inf(-1)), c.Apply(math.Inf(1))
+		if !(lo >= ProbEps && lo <= hi && hi <= 1-ProbEps) {
+			t.Errorf("%s %v: Apply(-Inf) = %v, Apply(+Inf) = %v; want probabilities in order", c.Method, c.X, lo, hi)
+		}
+		if p := c.Apply(math.NaN()); !math.IsNaN(p) {
+			t.Errorf("%s: Apply(NaN) = %v, want NaN", c.Method, p)
+		}
+	}
+}

@@ -202,6 +202,12 @@ func (w Weights) MarshalJSON() ([]byte, error) {
 	return json.Marshal(weightsJSON{Dim: len(w), NonZero: nz, Encoding: weightsEncoding, Data: base64.StdEncoding.EncodeToString(buf.Bytes())})
 }
 
+// maxWeightsDim is the largest feature space a spec can ask for. A head is
+// decoded into a dense slice of its dim before the spec is checked, so a
+// few bytes saying dim 1<<26 made 512 MB; this cap keeps that to what a
+// valid artifact may need.
+var maxWeightsDim = features.Spec{HashBits: features.MaxHashBits, Numeric: true, Meta: true, MetaBits: features.MaxMetaBits}.Dim()
+
 // UnmarshalJSON implements json.Unmarshaler.
 func (w *Weights) UnmarshalJSON(b []byte) error {
 	var j weightsJSON
@@ -211,8 +217,8 @@ func (w *Weights) UnmarshalJSON(b []byte) error {
 	if j.Encoding != weightsEncoding {
 		return fmt.Errorf("weights.encoding is %q, want %q", j.Encoding, weightsEncoding)
 	}
-	if j.Dim < 0 || j.Dim > 1<<26 {
-		return fmt.Errorf("weights.dim is %d, want 0..%d", j.Dim, 1<<26)
+	if j.Dim < 0 || j.Dim > maxWeightsDim {
+		return fmt.Errorf("weights.dim is %d, want 0..%d (the largest feature spec's)", j.Dim, maxWeightsDim)
 	}
 	raw, err := base64.StdEncoding.DecodeString(j.Data)
 	if err != nil {
@@ -319,19 +325,27 @@ func (a *Artifact) Validate() error {
 	return nil
 }
 
+// maxParam bounds every weight and bias an artifact may hold. Trained
+// heads stay far inside it (the largest weight in the quality suite's 230
+// fold routers is 92, the largest bias 8.7); what passes it cannot
+// overflow a logit to ±Inf on any request, where a weight of 1e308 (a
+// damaged or hand-made file, whose checksum a development build rewrote)
+// turned p_hard into NaN, which the policy then sent to the fast tier.
+const maxParam = 1e6
+
 // checkHead checks one logistic regression's parameters: dim weights,
-// all finite.
+// all finite and within ±maxParam.
 func checkHead(weights, bias string, w Weights, b float64, dim int) error {
 	if len(w) != dim {
 		return fmt.Errorf("%s.dim is %d but the feature spec has %d dimensions", weights, len(w), dim)
 	}
 	for i, v := range w {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("%s[%d] is %v, want a finite number", weights, i, v)
+		if !(math.Abs(v) <= maxParam) {
+			return fmt.Errorf("%s[%d] is %v, want a finite number within ±%g (a trained head's are within ±100)", weights, i, v, float64(maxParam))
 		}
 	}
-	if math.IsNaN(b) || math.IsInf(b, 0) {
-		return fmt.Errorf("%s is %v, want a finite number", bias, b)
+	if !(math.Abs(b) <= maxParam) {
+		return fmt.Errorf("%s is %v, want a finite number within ±%g", bias, b, float64(maxParam))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package models
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -67,17 +66,27 @@ func (d *Difficulty) mix(s, z float64) float64 {
 	return d.Mix*(s-d.ScoreMean)/d.ScoreSD + (1-d.Mix)*(d.gain(z)-d.GainMean)/d.GainSD
 }
 
+// minSD is the smallest spread the view standardises by; below it the
+// scores are constant and there is no view (fitDifficulty), and an
+// artifact saying otherwise is refused (validate).
+const minSD = 1e-12
+
 func (d *Difficulty) validate(dim int) error {
 	if len(d.Weights) != dim {
 		return fmt.Errorf("difficulty: %d weights for %d features", len(d.Weights), dim)
 	}
-	for _, v := range []float64{d.Bias, d.L2, d.FastA, d.FastC, d.StrongA, d.StrongC, d.ScoreMean, d.GainMean} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return errors.New("difficulty: a coefficient is not finite")
+	if err := checkHead("difficulty.weights", "difficulty.bias", d.Weights, d.Bias, dim); err != nil {
+		return err
+	}
+	for _, v := range []float64{d.L2, d.FastA, d.FastC, d.StrongA, d.StrongC, d.ScoreMean, d.GainMean} {
+		if !(math.Abs(v) <= maxParam) {
+			return fmt.Errorf("difficulty: a coefficient is %v, want a finite number within ±%g", v, float64(maxParam))
 		}
 	}
-	if !(d.ScoreSD > 0) || !(d.GainSD > 0) || math.IsInf(d.ScoreSD, 0) || math.IsInf(d.GainSD, 0) {
-		return fmt.Errorf("difficulty: standard deviations %v and %v, want finite and positive", d.ScoreSD, d.GainSD)
+	// The spreads divide the scores they standardise: one near zero would
+	// overflow them.
+	if !(d.ScoreSD >= minSD && d.ScoreSD <= maxParam) || !(d.GainSD >= minSD && d.GainSD <= maxParam) {
+		return fmt.Errorf("difficulty: standard deviations %v and %v, want finite and positive (%g to %g)", d.ScoreSD, d.GainSD, minSD, float64(maxParam))
 	}
 	if !(d.Mix >= 0 && d.Mix <= 1) {
 		return fmt.Errorf("difficulty: mix %v, want a value in [0, 1]", d.Mix)
@@ -143,7 +152,7 @@ func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOO
 	}
 	d.ScoreMean, d.ScoreSD = stat.PopMeanStdDev(mainOOF, w)
 	d.GainMean, d.GainSD = stat.PopMeanStdDev(g, w)
-	if !(d.ScoreSD > 1e-12) || !(d.GainSD > 1e-12) {
+	if !(d.ScoreSD >= minSD) || !(d.GainSD >= minSD) {
 		return nil, nil, nil, nil
 	}
 	mixed := make([]float64, n)

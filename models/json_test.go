@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/features"
 )
 
 // TestUndefinedFiguresSurviveJSON: where the two tiers' mean scores are
@@ -65,5 +67,23 @@ func TestUndefinedFiguresSurviveJSON(t *testing.T) {
 	}
 	if l.Signal == nil || !math.IsNaN(l.Signal.APGR) || !strings.HasPrefix(l.Signal.String(), "cannot route: the strong tier") {
 		t.Errorf("loaded signal %+v", l.Signal)
+	}
+}
+
+// A head is decoded into a dense slice of its dim, so the dim a file may
+// ask for is capped at the largest feature spec's: a few bytes must not
+// allocate half a gigabyte.
+func TestWeightsDimIsCapped(t *testing.T) {
+	var w Weights
+	in := `{"dim": 67108864, "non_zero": 0, "encoding": "sparse-u32-f64le-base64", "data": ""}`
+	if err := json.Unmarshal([]byte(in), &w); err == nil || !strings.Contains(err.Error(), "weights.dim is 67108864") {
+		t.Errorf("dim 1<<26: err = %v, want one naming the dim", err)
+	}
+	in = `{"dim": 1034, "non_zero": 0, "encoding": "sparse-u32-f64le-base64", "data": ""}`
+	if err := json.Unmarshal([]byte(in), &w); err != nil || len(w) != 1034 {
+		t.Errorf("dim 1034: %d weights, err %v", len(w), err)
+	}
+	if maxWeightsDim < features.DefaultSpec().Dim() || maxWeightsDim > 1<<25 {
+		t.Errorf("maxWeightsDim %d: want at least the default spec's %d and under 1<<25", maxWeightsDim, features.DefaultSpec().Dim())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,8 @@ func TestPolicyDecide(t *testing.T) {
 	tests := []struct {
 		pHard float64
 		want  Decision
-	}{{0, Fast}, {0.3, Fast}, {0.31, Speculate}, {0.7, Speculate}, {0.71, Escalate}, {1, Escalate}}
+	}{{0, Fast}, {0.3, Fast}, {0.31, Speculate}, {0.7, Speculate}, {0.71, Escalate}, {1, Escalate},
+		{math.NaN(), Escalate}} // a p_hard that could not be computed takes the safe side
 	for _, tt := range tests {
 		if got := p.Decide(tt.pHard); got != tt.want {
 			t.Errorf("Decide(%v) = %s, want %s", tt.pHard, got, tt.want)
@@ -214,6 +216,12 @@ func TestArtifactRoundTrip(t *testing.T) {
 				c.Scorer, c.GainWeights, c.FormatVersion, c.Signal, c.MetricsFrom = ScorerBlend, c.Weights, 2, nil, ""
 			}, `scorer "blend" needs format_version 3`},
 			{"a signal in a version 2 file", func(c *Artifact) { c.FormatVersion = 2 }, "signal and metrics_from need format_version 3"},
+			// Finite, but enough to overflow a logit to ±Inf (FuzzArtifact).
+			{"a weight of 1e308", func(c *Artifact) {
+				c.Weights = slices.Clone(c.Weights)
+				c.Weights[7] = -1.7e308
+			}, "weights[7] is -1.7e+308, want a finite number within ±1e+06"},
+			{"a fast bias of 1e7", func(c *Artifact) { c.FastBias = 1e7 }, "fast_bias is 1e+07"},
 		} {
 			c := *a
 			tc.edit(&c)

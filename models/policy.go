@@ -38,10 +38,11 @@ type Policy struct {
 }
 
 // Decide applies the thresholds: p <= speculate_above is fast, p above
-// escalate_above escalates, anything between speculates.
+// escalate_above escalates, anything between speculates. A NaN p_hard
+// (a score the model could not compute) escalates: the safe side.
 func (p Policy) Decide(pHard float64) Decision {
 	switch {
-	case pHard > p.EscalateAbove:
+	case pHard > p.EscalateAbove || math.IsNaN(pHard):
 		return Escalate
 	case pHard > p.SpeculateAbove:
 		return Speculate
