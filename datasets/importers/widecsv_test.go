@@ -1,7 +1,10 @@
 package importers
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
@@ -154,4 +157,49 @@ func TestWideCSVAcceptsAByteOrderMark(t *testing.T) {
 	if len(recs) != 1 || recs[0].Prompt != "p" {
 		t.Errorf("records %+v, want one with prompt p", recs)
 	}
+}
+
+// FuzzWideCSV feeds arbitrary bytes to the wide-CSV importer, with and
+// without an id column: it must never panic, every record must validate,
+// ids must be unique, the stats must count what fn saw, and an error must
+// name the file.
+func FuzzWideCSV(f *testing.F) {
+	for _, s := range []string{
+		"question_id,prompt,category,model-x,org/model-y\r\nq1,\"Explain, briefly, recursion.\",hard,3,10\r\nq2,\"Line one\r\nline two\",hard,,7\r\n",
+		"prompt,a,b,a|total_cost,a|model_response\nhi,1,0,0.002,hello\nhey,-1,0.5,,\n",
+		"prompt,a\n\"unterminated,1\n",
+		"prompt,a,a\nx,1,0\n",
+		"prompt\n\n",
+		"",
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, idCol bool) {
+		path := filepath.Join(t.TempDir(), "fuzz.csv")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts := WideCSVOptions{File: path, PromptCol: "prompt", ScoreScale: 10}
+		if idCol {
+			opts.IDCol = "question_id"
+		}
+		seen := map[string]bool{}
+		st, err := WideCSV(opts, func(r datasets.Record) error {
+			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
+				t.Fatalf("record %q does not validate: %v", r.ID, err)
+			}
+			if seen[r.ID] {
+				t.Fatalf("id %q repeats", r.ID)
+			}
+			seen[r.ID] = true
+			return nil
+		})
+		if err != nil && !strings.Contains(err.Error(), "fuzz.csv") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+		if err == nil && st.Records != len(seen) {
+			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
+		}
+	})
 }
