@@ -80,7 +80,7 @@ func (d *Difficulty) validate(dim int) error {
 	}
 	for _, v := range []float64{d.L2, d.FastA, d.FastC, d.StrongA, d.StrongC, d.ScoreMean, d.GainMean} {
 		if !(math.Abs(v) <= maxParam) {
-			return fmt.Errorf("difficulty: a coefficient is %v, want a finite number within ±%g", v, float64(maxParam))
+			return fmt.Errorf("difficulty: a coefficient is %v: not finite, or beyond ±%g", v, float64(maxParam))
 		}
 	}
 	// The spreads divide the scores they standardise: one near zero would
