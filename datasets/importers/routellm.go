@@ -106,7 +106,10 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 	}
 	var models []modelCol
 	for i, h := range t.header {
-		if i == promptCol || strings.HasSuffix(h, "_response") {
+		// An unnamed column (pandas writes its index under an empty
+		// header) or an id or index column is not a model: read as one,
+		// its 0s and 1s became a model named "" in a log train refuses.
+		if i == promptCol || strings.HasSuffix(h, "_response") || strings.TrimSpace(h) == "" || isIgnoredColumn(h) {
 			continue
 		}
 		resp, ok := t.cols[h+"_response"]

@@ -1,7 +1,10 @@
 package importers
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
@@ -248,5 +251,69 @@ func TestJudgedAnswer(t *testing.T) {
 				t.Errorf("judgedAnswer = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// FuzzRouteLLMCSV feeds arbitrary bytes to the RouteLLM response-file
+// reader (GSM8K's and each MMLU subject's format): it must never panic,
+// every record must validate, ids must be unique, and an error must name
+// the file.
+func FuzzRouteLLMCSV(f *testing.F) {
+	seed, err := os.ReadFile(fixtures + "/gsm8k_responses.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		string(seed),
+		"prompt,a,b\nq,True,False\nq2,False,\n",
+		"prompt,a,a_response\n\"x\",maybe,\"y\"\n",
+		"prompt\nq\n",
+		"a,b\n1,2\n",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "fuzz.csv")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st := newStats()
+		seen := map[string]bool{}
+		err := importRouteLLMCSV(path, "p/", datasets.Meta{"source": "fuzz"}, map[string]bool{"A copied training prompt.": true}, map[string]bool{}, &st, func(r datasets.Record) error {
+			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
+				t.Fatalf("record %q does not validate: %v", r.ID, err)
+			}
+			if seen[r.ID] {
+				t.Fatalf("id %q repeats", r.ID)
+			}
+			seen[r.ID] = true
+			return nil
+		})
+		if err != nil && !strings.Contains(err.Error(), "fuzz.csv") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+	})
+}
+
+// A response file saved with pandas' index (an unnamed first column of
+// 0, 1, ...) imported that column as a model named "", whose 0s and 1s
+// read as scores, into a log train then refused; unnamed and id-like
+// columns are not models.
+func TestRouteLLMCSVSkipsAnIndexColumn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gsm8k_responses.csv")
+	os.WriteFile(path, []byte(",prompt,weak,strong,weak_response\n0,q one,True,False,a\n1,q two,False,True,b\n"), 0o600)
+	st := newStats()
+	var got []datasets.Record
+	if err := importRouteLLMCSV(path, "g/", nil, nil, nil, &st, func(r datasets.Record) error { got = append(got, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records, want 2", len(got))
+	}
+	for _, r := range got {
+		if err := r.Validate(datasets.ValidateOptions{}); err != nil || len(r.Outcomes) != 2 {
+			t.Errorf("%s: outcomes %v, err %v; want weak and strong only", r.ID, r.Outcomes, err)
+		}
 	}
 }
