@@ -317,3 +317,41 @@ func TestRouteLLMCSVSkipsAnIndexColumn(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMTBench feeds arbitrary question and judgement files to the MT-Bench
+// reader: it must never panic, every record must validate, ids must be
+// unique, and an error must name the file it is about.
+func FuzzMTBench(f *testing.F) {
+	q, err := os.ReadFile(fixtures + "/mt_bench/question.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	j, err := os.ReadFile(fixtures + "/mt_bench/judgements.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(q, j)
+	f.Add([]byte(`{"question_id": "x", "turns": ["a"]}`), []byte(`{"question_id": "x", "model": "m", "score": -1, "turn": 1}`))
+	f.Add([]byte(`{"question_id": 1, "turns": []}`), []byte(`{"question_id": 1, "model": "", "score": 11, "turn": 3}`))
+	f.Fuzz(func(t *testing.T, q, j []byte) {
+		dir := t.TempDir()
+		if os.WriteFile(filepath.Join(dir, "question.jsonl"), q, 0o600) != nil || os.WriteFile(filepath.Join(dir, "judgements.jsonl"), j, 0o600) != nil {
+			t.Fatal("write the fuzz files")
+		}
+		st := newStats()
+		seen := map[string]bool{}
+		err := importMTBench(dir, map[string]bool{}, map[string]bool{}, &st, func(r datasets.Record) error {
+			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
+				t.Fatalf("record %q does not validate: %v", r.ID, err)
+			}
+			if seen[r.ID] {
+				t.Fatalf("id %q repeats", r.ID)
+			}
+			seen[r.ID] = true
+			return nil
+		})
+		if err != nil && !strings.Contains(err.Error(), ".jsonl") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+	})
+}
