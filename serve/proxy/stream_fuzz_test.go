@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// FuzzReadEvents feeds arbitrary upstream streams to the server-sent-event
+// reader, for each API shape, with and without the rewriting the proxy does
+// when it asked for logprobs or usage the client did not. It must never
+// panic; a stream it does not rewrite reaches the client byte for byte
+// (every event, comments and blank lines included, in order); and a stream
+// that ends cleanly (no error) is one whose end arrived.
+func FuzzReadEvents(f *testing.F) {
+	for _, s := range []string{
+		"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.1,\"bytes\":[72,105],\"top_logprobs\":[]}]}}],\"usage\":null}\n\n" +
+			"data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\ndata: [DONE]\n\n",
+		": keep-alive\r\n\r\ndata: {\"choices\":[{\"text\":\"a\",\"logprobs\":{\"token_logprobs\":[-0.5]}}]}\r\n\r\ndata: [DONE]\r\n\r\n",
+		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\",\"logprobs\":[{\"logprob\":-0.2}]}\n\n" +
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":2,\"output_tokens\":1}}}\n\n",
+		"data: {\"choices\":[{\"delta\":{\"content\":\"cut\"}}]}\n\n",
+		"data: a\ndata: b\n\n",
+		"",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, rewrite bool) {
+		for _, a := range []*api{apiChat, apiCompletions, apiResponses} {
+			c := &call{t: &tier{timeout: time.Minute}, api: a, stream: true, stripLogprobs: rewrite, stripUsage: rewrite,
+				maxBytes: 1 << 20, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
+			timer := time.NewTimer(time.Minute)
+			err := c.readEvents(bytes.NewReader(b), timer)
+			timer.Stop()
+			if errors.Is(err, errTooLarge) {
+				continue
+			}
+			if !rewrite {
+				if got := bytes.Join(c.events, nil); !bytes.Equal(got, b) {
+					t.Fatalf("%s: the client would see %q of the stream %q", a.path, got, b)
+				}
+			}
+			if rewrite && a != apiResponses {
+				for _, ev := range c.events {
+					if d := leakedLogprobs(ev); d != "" {
+						t.Fatalf("%s: the client, who asked for no logprobs, would see them in %q (stream %q)", a.path, d, b)
+					}
+				}
+			}
+			if err == nil && !c.sawDone {
+				t.Fatalf("%s: the stream %q ended without its end, yet without an error", a.path, b)
+			}
+		}
+	})
+}
+
+// leakedLogprobs returns the data of an event whose JSON has a choice with
+// logprobs that are not null, or "" if there is none. The data is read as
+// the SSE spec and a client read it: the event's data lines joined with
+// "\n", one leading space of each dropped.
+func leakedLogprobs(ev []byte) string {
+	var data [][]byte
+	for _, line := range bytes.Split(ev, []byte("\n")) {
+		if d, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:")); ok {
+			data = append(data, bytes.TrimPrefix(d, []byte(" ")))
+		}
+	}
+	d := bytes.Join(data, []byte("\n"))
+	// Keys as JSON has them, case and all (a client in JavaScript or
+	// Python sees "Choices" as another key; encoding/json's folding of
+	// field names is its own), as FuzzWithoutLogprobs' oracle reads them.
+	var top map[string]json.RawMessage
+	var choices []map[string]json.RawMessage
+	if json.Unmarshal(d, &top) != nil || json.Unmarshal(top["choices"], &choices) != nil {
+		return ""
+	}
+	for _, ch := range choices {
+		if lp, ok := ch["logprobs"]; ok && string(lp) != "null" {
+			return string(d)
+		}
+	}
+	return ""
+}
