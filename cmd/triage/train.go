@@ -194,6 +194,11 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	}
 	train, held := set.train, set.held
 	if err := checkTrainSize(train.Len(), tf.folds); err != nil {
+		if *holdout > 0 {
+			// The held-out share, not the log, may be what leaves too
+			// few: say so rather than only "log more requests".
+			return fmt.Errorf("%w; --holdout %v kept %d of the %d records out", err, *holdout, len(held), train.Len()+len(held))
+		}
 		return err
 	}
 	opts := tf.options(label, env)

@@ -28,6 +28,20 @@ func trainSample(t *testing.T, dir string) string {
 	return model
 }
 
+// TestTrainTooFewSaysWhy: a log too small to train on is refused in one
+// line; where --holdout kept the records out, the line says so instead of
+// only "log more requests".
+func TestTrainTooFewSaysWhy(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "router.json")
+	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.999", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "training needs at least 30") || !strings.Contains(stderr, "--holdout 0.999 kept 2000 of the 2000 records out") {
+		t.Errorf("exit %d, stderr %q; want 1 and a line naming the size and the holdout", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("an artifact was written: %v", err)
+	}
+}
+
 // TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
 // feature spec (so serving extracts what training saw) and model show.
 func TestTrainWordNgrams(t *testing.T) {
