@@ -87,8 +87,21 @@ func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
 		} `json:"logprobs"`
 		Response *responseObject `json:"response"`
 	}
+	out = raw
+	if c.stripLogprobs {
+		// Before the event is read: an event this reader cannot read
+		// (an unknown shape) must not show the client logprobs either.
+		// blankLogprobs walks JSON known to be valid (on anything else
+		// its walk need not end).
+		if !validJSON(data) {
+			return raw, false
+		}
+		if b, ok := blankLogprobs(data); ok && !bytes.Equal(b, data) {
+			out = withData(raw, b)
+		}
+	}
 	if json.Unmarshal(data, &ev) != nil {
-		return raw, false
+		return out, false
 	}
 	switch ev.Type {
 	case "response.output_text.delta":
@@ -105,15 +118,37 @@ func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
 	case "response.failed", "error":
 		end = true
 	}
-	out = raw
-	if c.stripLogprobs {
-		if b, ok := blankLogprobs(data); ok && !bytes.Equal(b, data) {
-			if i := bytes.Index(raw, data); i >= 0 {
-				out = append(append(append(make([]byte, 0, len(raw)), raw[:i]...), b...), raw[i+len(data):]...)
+	return out, end
+}
+
+// withData is the event raw with its data replaced by data: its other
+// lines (event:, id:, comments) kept in place, its data lines replaced at
+// the first by one "data: " line per line of data. An event whose data
+// came in several lines has no one span of raw to splice (the lines were
+// joined with "\n" without their "data:" prefixes), which is why the
+// lines are rebuilt rather than the data found in raw.
+func withData(raw, data []byte) []byte {
+	out := make([]byte, 0, len(raw)+8)
+	wrote := false
+	for rest := raw; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			out = append(out, line...)
+			continue
+		}
+		if !wrote {
+			for _, l := range bytes.Split(data, []byte("\n")) {
+				out = append(append(append(out, "data: "...), l...), '\n')
 			}
+			wrote = true
 		}
 	}
-	return out, end
+	return out
 }
 
 // blankLogprobs sets every "logprobs" array in b, at any depth, to [],

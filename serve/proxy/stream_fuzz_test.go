@@ -21,6 +21,12 @@ func FuzzReadEvents(f *testing.F) {
 		": keep-alive\r\n\r\ndata: {\"choices\":[{\"text\":\"a\",\"logprobs\":{\"token_logprobs\":[-0.5]}}]}\r\n\r\ndata: [DONE]\r\n\r\n",
 		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\",\"logprobs\":[{\"logprob\":-0.2}]}\n\n" +
 			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":2,\"output_tokens\":1}}}\n\n",
+		// A Responses event whose data spans two lines, and one whose
+		// type the reader cannot read: the logprobs of both reached a
+		// client who had not asked for them (the splice looked for the
+		// joined data in the raw event; the strip came after the read).
+		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\ndata: \"delta\":\"x\",\"logprobs\":[{\"logprob\":-0.2}]}\n\n",
+		"data: {\"type\":7,\"logprobs\":[{\"logprob\":-0.2}]}\n\n",
 		"data: {\"choices\":[{\"delta\":{\"content\":\"cut\"}}]}\n\n",
 		"data: a\ndata: b\n\n",
 		"",
@@ -43,9 +49,13 @@ func FuzzReadEvents(f *testing.F) {
 					t.Fatalf("%s: the client would see %q of the stream %q", a.path, got, b)
 				}
 			}
-			if rewrite && a != apiResponses {
+			if rewrite {
+				leaked := leakedLogprobs
+				if a == apiResponses {
+					leaked = leakedResponseLogprobs
+				}
 				for _, ev := range c.events {
-					if d := leakedLogprobs(ev); d != "" {
+					if d := leaked(ev); d != "" {
 						t.Fatalf("%s: the client, who asked for no logprobs, would see them in %q (stream %q)", a.path, d, b)
 					}
 				}
@@ -57,18 +67,59 @@ func FuzzReadEvents(f *testing.F) {
 	})
 }
 
-// leakedLogprobs returns the data of an event whose JSON has a choice with
-// logprobs that are not null, or "" if there is none. The data is read as
-// the SSE spec and a client read it: the event's data lines joined with
-// "\n", one leading space of each dropped.
-func leakedLogprobs(ev []byte) string {
+// sseData is an event's data as the SSE spec and a client read it: the
+// data lines joined with "\n", one leading space of each dropped.
+func sseData(ev []byte) []byte {
 	var data [][]byte
 	for _, line := range bytes.Split(ev, []byte("\n")) {
 		if d, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:")); ok {
 			data = append(data, bytes.TrimPrefix(d, []byte(" ")))
 		}
 	}
-	d := bytes.Join(data, []byte("\n"))
+	return bytes.Join(data, []byte("\n"))
+}
+
+// leakedResponseLogprobs returns the data of a Responses API event that
+// has, at any depth, a "logprobs" array that is not empty, or "".
+func leakedResponseLogprobs(ev []byte) string {
+	d := sseData(ev)
+	dec := json.NewDecoder(bytes.NewReader(d))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		return ""
+	}
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if a, ok := e.([]any); ok && k == "logprobs" && len(a) > 0 {
+					return true
+				}
+				if walk(e) {
+					return true
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if m, ok := v.(map[string]any); ok && walk(m) {
+		return string(d)
+	}
+	return ""
+}
+
+// leakedLogprobs returns the data of an event whose JSON has a choice with
+// logprobs that are not null, or "" if there is none.
+func leakedLogprobs(ev []byte) string {
+	d := sseData(ev)
 	// Keys as JSON has them, case and all (a client in JavaScript or
 	// Python sees "Choices" as another key; encoding/json's folding of
 	// field names is its own), as FuzzWithoutLogprobs' oracle reads them.
