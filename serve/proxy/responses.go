@@ -45,8 +45,18 @@ func (c *call) takeUsage(r *responseObject) {
 // parseResponse reads a plain Responses API answer: the text and
 // log-probabilities of its output_text parts, and its usage.
 func (c *call) parseResponse() {
+	// The strip does not wait for the read, as in a stream
+	// (responseEvent): an answer this reader cannot decode must not show
+	// the client logprobs either. The read is of the answer as sent,
+	// whose logprobs are the confidence.
+	sent := c.body
+	if c.stripLogprobs && validJSON(sent) {
+		if b, ok := blankLogprobs(sent); ok {
+			c.body = b
+		}
+	}
 	var r responseObject
-	if json.Unmarshal(c.body, &r) != nil {
+	if json.Unmarshal(sent, &r) != nil {
 		return
 	}
 	for _, o := range r.Output {
@@ -65,11 +75,6 @@ func (c *call) parseResponse() {
 		}
 	}
 	c.takeUsage(&r)
-	if c.stripLogprobs {
-		if b, ok := blankLogprobs(c.body); ok {
-			c.body = b
-		}
-	}
 }
 
 // responseEvent reads one event of a Responses API stream: text and

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"math"
 	"strings"
 	"testing"
 
@@ -80,5 +82,28 @@ func TestBlankLogprobs(t *testing.T) {
 	}
 	if strings.Contains(want, `"logprob"`) {
 		t.Fatal("bad fixture")
+	}
+}
+
+// TestParseResponseStripsWhatItCannotRead: a plain Responses answer gives
+// the proxy its confidence (the logprobs it asked for) and the client,
+// who did not ask, every logprobs array emptied, also when a field the
+// reader decodes has an unexpected type (the strip used to follow a read
+// that had to succeed, and such an answer passed on whole).
+func TestParseResponseStripsWhatItCannotRead(t *testing.T) {
+	const answer = `{"output":[{"type":"message","content":[{"type":"output_text","text":"hi","logprobs":[{"token":"hi","logprob":-0.5}]}]}],"usage":{"input_tokens":3,"output_tokens":1}}`
+	c := &call{api: apiResponses, stripLogprobs: true, body: []byte(answer)}
+	c.parseAnswer()
+	if conf, ok := c.confidence(); !ok || math.Abs(conf-(-0.5)) > 1e-12 {
+		t.Errorf("confidence %v, %v; want the answer's mean logprob -0.5", conf, ok)
+	}
+	if bytes.Contains(c.body, []byte(`"logprob":`)) || !bytes.Contains(c.body, []byte(`"logprobs":[]`)) {
+		t.Errorf("the client would see %s; want every logprobs array emptied", c.body)
+	}
+	odd := strings.Replace(answer, `"input_tokens":3`, `"input_tokens":"three"`, 1)
+	c = &call{api: apiResponses, stripLogprobs: true, body: []byte(odd)}
+	c.parseAnswer()
+	if bytes.Contains(c.body, []byte(`"logprob":`)) {
+		t.Errorf("an answer the reader cannot decode reached the client with its logprobs: %s", c.body)
 	}
 }
