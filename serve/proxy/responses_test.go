@@ -106,4 +106,11 @@ func TestParseResponseStripsWhatItCannotRead(t *testing.T) {
 	if bytes.Contains(c.body, []byte(`"logprob":`)) {
 		t.Errorf("an answer the reader cannot decode reached the client with its logprobs: %s", c.body)
 	}
+	// The same for a chat completion, whose reader had the same order.
+	const chat = `{"choices":[{"index":0,"message":{"content":"hi"},"logprobs":{"content":[{"token":"hi","logprob":-0.5}]}}],"usage":{"prompt_tokens":"three","completion_tokens":1}}`
+	c = &call{api: apiChat, stripLogprobs: true, body: []byte(chat)}
+	c.parseAnswer()
+	if bytes.Contains(c.body, []byte(`"logprob":`)) || !bytes.Contains(c.body, []byte(`"logprobs":null`)) {
+		t.Errorf("a chat answer the reader cannot decode reached the client as %s; want its logprobs null", c.body)
+	}
 }

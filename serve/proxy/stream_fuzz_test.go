@@ -27,6 +27,9 @@ func FuzzReadEvents(f *testing.F) {
 		// joined data in the raw event; the strip came after the read).
 		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\ndata: \"delta\":\"x\",\"logprobs\":[{\"logprob\":-0.2}]}\n\n",
 		"data: {\"type\":7,\"logprobs\":[{\"logprob\":-0.2}]}\n\n",
+		// A chat chunk the reader cannot decode (usage's tokens as a
+		// string) passed on whole, logprobs and all.
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"logprobs\":{\"content\":[{\"token\":\"a\",\"logprob\":-0.3}]}}],\"usage\":{\"prompt_tokens\":\"x\"}}\n\ndata: [DONE]\n\n",
 		"data: {\"choices\":[{\"delta\":{\"content\":\"cut\"}}]}\n\n",
 		"data: a\ndata: b\n\n",
 		"",

@@ -759,6 +759,13 @@ func (c *call) parseAnswer() {
 	}
 	var a completion
 	if !decodeCompletion(c.body, &a) {
+		// An answer this reader cannot decode (a field of an unexpected
+		// type) must not show the client logprobs either.
+		if c.stripLogprobs && validJSON(c.body) {
+			if b, ok := withoutLogprobs(c.body); ok {
+				c.body = b
+			}
+		}
 		return
 	}
 	c.take(&a)
@@ -891,6 +898,10 @@ func (c *call) addEvent(raw, data []byte) {
 			case c.stripUsage || c.stripLogprobs:
 				out = c.rewriteChunk(data, raw)
 			}
+		} else if (c.stripUsage || c.stripLogprobs) && validJSON(data) {
+			// A chunk this reader cannot decode is still rewritten: what
+			// the proxy asked for must not reach the client through it.
+			out = c.rewriteChunk(data, raw)
 		}
 	}
 	c.mu.Lock()
