@@ -86,10 +86,13 @@ func sseData(ev []byte) []byte {
 // has, at any depth, a "logprobs" array that is not empty, or "".
 func leakedResponseLogprobs(ev []byte) string {
 	d := sseData(ev)
+	if !json.Valid(d) { // a client's parser refuses it whole
+		return ""
+	}
 	dec := json.NewDecoder(bytes.NewReader(d))
 	dec.UseNumber()
 	var v any
-	if dec.Decode(&v) != nil || dec.More() {
+	if dec.Decode(&v) != nil {
 		return ""
 	}
 	var walk func(v any) bool
