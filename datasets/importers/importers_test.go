@@ -125,3 +125,20 @@ func TestCallbackErrorStopsTheImport(t *testing.T) {
 		}
 	})
 }
+
+// recordChecker is an importer's callback for the fuzz tests: it fails t
+// on a record that does not validate or repeats an id, and fills seen
+// with the ids it was given.
+func recordChecker(t *testing.T) (check func(datasets.Record) error, seen map[string]bool) {
+	seen = map[string]bool{}
+	return func(r datasets.Record) error {
+		if err := r.Validate(datasets.ValidateOptions{}); err != nil {
+			t.Fatalf("record %q does not validate: %v", r.ID, err)
+		}
+		if seen[r.ID] {
+			t.Fatalf("id %q repeats", r.ID)
+		}
+		seen[r.ID] = true
+		return nil
+	}, seen
+}

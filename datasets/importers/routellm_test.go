@@ -279,19 +279,13 @@ func FuzzRouteLLMCSV(f *testing.F) {
 			t.Fatal(err)
 		}
 		st := newStats()
-		seen := map[string]bool{}
-		err := importRouteLLMCSV(path, "p/", datasets.Meta{"source": "fuzz"}, map[string]bool{"A copied training prompt.": true}, map[string]bool{}, &st, func(r datasets.Record) error {
-			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
-				t.Fatalf("record %q does not validate: %v", r.ID, err)
-			}
-			if seen[r.ID] {
-				t.Fatalf("id %q repeats", r.ID)
-			}
-			seen[r.ID] = true
-			return nil
-		})
+		check, seen := recordChecker(t)
+		err := importRouteLLMCSV(path, "p/", datasets.Meta{"source": "fuzz"}, map[string]bool{"A copied training prompt.": true}, map[string]bool{}, &st, check)
 		if err != nil && !strings.Contains(err.Error(), "fuzz.csv") {
 			t.Fatalf("error %q does not name the file", err)
+		}
+		if err == nil && st.Records != len(seen) {
+			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
 		}
 	})
 }
@@ -339,19 +333,13 @@ func FuzzMTBench(f *testing.F) {
 			t.Fatal("write the fuzz files")
 		}
 		st := newStats()
-		seen := map[string]bool{}
-		err := importMTBench(dir, map[string]bool{}, map[string]bool{}, &st, func(r datasets.Record) error {
-			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
-				t.Fatalf("record %q does not validate: %v", r.ID, err)
-			}
-			if seen[r.ID] {
-				t.Fatalf("id %q repeats", r.ID)
-			}
-			seen[r.ID] = true
-			return nil
-		})
+		check, seen := recordChecker(t)
+		err := importMTBench(dir, map[string]bool{}, map[string]bool{}, &st, check)
 		if err != nil && !strings.Contains(err.Error(), ".jsonl") {
 			t.Fatalf("error %q does not name the file", err)
+		}
+		if err == nil && st.Records != len(seen) {
+			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
 		}
 	})
 }

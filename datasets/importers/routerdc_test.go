@@ -136,17 +136,8 @@ func FuzzRouterDC(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		seen := map[string]bool{}
-		st, err := readRouterDC(bytes.NewReader(data), "fuzz.json", "p", "p", func(r datasets.Record) error {
-			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
-				t.Fatalf("record %q does not validate: %v", r.ID, err)
-			}
-			if seen[r.ID] {
-				t.Fatalf("id %q repeats", r.ID)
-			}
-			seen[r.ID] = true
-			return nil
-		})
+		check, seen := recordChecker(t)
+		st, err := readRouterDC(bytes.NewReader(data), "fuzz.json", "p", "p", check)
 		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.json: ") {
 			t.Fatalf("error %q does not name the file", err)
 		}

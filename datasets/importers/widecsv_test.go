@@ -184,17 +184,8 @@ func FuzzWideCSV(f *testing.F) {
 		if idCol {
 			opts.IDCol = "question_id"
 		}
-		seen := map[string]bool{}
-		st, err := WideCSV(opts, func(r datasets.Record) error {
-			if err := r.Validate(datasets.ValidateOptions{}); err != nil {
-				t.Fatalf("record %q does not validate: %v", r.ID, err)
-			}
-			if seen[r.ID] {
-				t.Fatalf("id %q repeats", r.ID)
-			}
-			seen[r.ID] = true
-			return nil
-		})
+		check, seen := recordChecker(t)
+		st, err := WideCSV(opts, check)
 		if err != nil && !strings.Contains(err.Error(), "fuzz.csv") {
 			t.Fatalf("error %q does not name the file", err)
 		}
