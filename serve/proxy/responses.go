@@ -45,18 +45,14 @@ func (c *call) takeUsage(r *responseObject) {
 // parseResponse reads a plain Responses API answer: the text and
 // log-probabilities of its output_text parts, and its usage.
 func (c *call) parseResponse() {
-	// The strip does not wait for the read, as in a stream
-	// (responseEvent): an answer this reader cannot decode must not show
-	// the client logprobs either. The read is of the answer as sent,
-	// whose logprobs are the confidence.
-	sent := c.body
-	if c.stripLogprobs && validJSON(sent) {
-		if b, ok := blankLogprobs(sent); ok {
-			c.body = b
-		}
-	}
+	// The read is of the answer as sent, whose logprobs are the
+	// confidence; the strip does not depend on the read succeeding.
 	var r responseObject
-	if json.Unmarshal(sent, &r) != nil {
+	err := json.Unmarshal(c.body, &r)
+	if c.stripLogprobs {
+		c.body = blankedLogprobs(c.body, err == nil)
+	}
+	if err != nil {
 		return
 	}
 	for _, o := range r.Output {
@@ -92,20 +88,14 @@ func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
 		} `json:"logprobs"`
 		Response *responseObject `json:"response"`
 	}
+	err := json.Unmarshal(data, &ev)
 	out = raw
 	if c.stripLogprobs {
-		// Before the event is read: an event this reader cannot read
-		// (an unknown shape) must not show the client logprobs either.
-		// blankLogprobs walks JSON known to be valid (on anything else
-		// its walk need not end).
-		if !validJSON(data) {
-			return raw, false
-		}
-		if b, ok := blankLogprobs(data); ok && !bytes.Equal(b, data) {
+		if b := blankedLogprobs(data, err == nil); !bytes.Equal(b, data) {
 			out = withData(raw, b)
 		}
 	}
-	if json.Unmarshal(data, &ev) != nil {
+	if err != nil {
 		return out, false
 	}
 	switch ev.Type {
@@ -154,6 +144,24 @@ func withData(raw, data []byte) []byte {
 		}
 	}
 	return out
+}
+
+// blankedLogprobs is b with every logprobs array emptied (blankLogprobs),
+// or b as it is where it is not valid JSON. It does not depend on b
+// having decoded into the reader's fields: an answer or event with a field
+// of an unexpected type must not show a client who did not ask the
+// logprobs the proxy asked for either. decoded says encoding/json decoded
+// b, which makes it valid JSON; otherwise it is checked here, since
+// blankLogprobs walks only valid JSON (on anything else its walk need not
+// end).
+func blankedLogprobs(b []byte, decoded bool) []byte {
+	if !decoded && !validJSON(b) {
+		return b
+	}
+	if nb, ok := blankLogprobs(b); ok {
+		return nb
+	}
+	return b
 }
 
 // blankLogprobs sets every "logprobs" array in b, at any depth, to [],
