@@ -28,15 +28,15 @@ quickstart: build
 # under -race, which slows their fits about tenfold; what runs
 # concurrently inside them is covered under -race by smaller tests. They
 # run here a second time without -race, so make test leaves none out
-# (models/models_test.go slowUnderRace, cmd/triage skipSlow).
-SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestDifficultyView)$$
+# (internal/racetest.SkipSlow, cmd/triage skipSlow).
+SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView)$$
 SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie)$$
 
 # The whole suite, readme/ included: it runs every command block of
 # README.md in a temporary copy of the repository.
 test: vet
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
-	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_MODELS)' ./models
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_MODELS)' ./models ./models/retrain
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_CMD)' ./cmd/triage
 
 # Only the README's command blocks, with their output.

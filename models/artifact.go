@@ -92,7 +92,7 @@ type Fingerprint struct {
 	// HeadRecords counts, when some training records had one tier's
 	// outcome only, the rows each per-tier head fitted ("fast", "strong")
 	// and the paired ones ("paired"); a later retrain scales each head's
-	// penalty by them (see Retrain).
+	// penalty by them (see retrain.Run).
 	HeadRecords  map[string]int `json:"head_records,omitempty"`
 	HoldoutShare float64        `json:"holdout_share,omitempty"`
 	HeldSince    time.Time      `json:"held_since,omitzero"`

@@ -1,13 +1,13 @@
 package models
 
 import (
+	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
 )
@@ -41,7 +41,7 @@ func trainDifficulty(t *testing.T, ex []Example, on bool) (*Artifact, *TrainRepo
 }
 
 func TestDifficultyView(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	ex := difficultyExamples()
 	off, _ := trainDifficulty(t, ex, false)
 	a, rep := trainDifficulty(t, ex, true)
@@ -139,24 +139,6 @@ func TestDifficultyView(t *testing.T) {
 			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
 			}
-		}
-	})
-
-	t.Run("retrain gives the challenger of a champion with the view the view too", func(t *testing.T) {
-		recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 21})
-		champion, _, err := Train(synthExamples(t, recs[:1200]), nil, TrainOptions{
-			Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
-			Features: smallSpec(), Folds: 3, L2: 1e-2, Difficulty: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := Retrain(champion, recs[1200:], RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, SE: DefaultGateSE, Bootstrap: BootstrapOptions{Resamples: 50}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if champion.Difficulty == nil || res.Challenger.Difficulty == nil {
-			t.Errorf("champion's view %v, challenger's %v: want both", champion.Difficulty != nil, res.Challenger.Difficulty != nil)
 		}
 	})
 

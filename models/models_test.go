@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func TestPolicyDecide(t *testing.T) {
 }
 
 func TestTrain(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	a, _ := testArtifact(t)
 	t.Run("the router beats random on held-out synthetic data", func(t *testing.T) {
 		// The synthetic log's difficulty is mostly readable from the text;
@@ -99,7 +100,7 @@ func TestTrain(t *testing.T) {
 }
 
 func TestArtifactRoundTrip(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	a, ex := testArtifact(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "router.json")
@@ -243,24 +244,8 @@ func TestArtifactRoundTrip(t *testing.T) {
 	})
 }
 
-// slowUnderRace skips a statistical test that trains routers on
-// thousands of records when the race detector is on. The detector slows
-// the fits about tenfold (these tests alone took 180 of the package's 216
-// seconds under -race), and what runs concurrently inside them (the
-// loss's parallel chunks, the cross-validation folds) is checked under
-// -race by smaller tests: classifier's TestFitIsBitIdenticalAcrossWorkers,
-// TestTrainDesignMatchesTrain and the gate tests here. make test runs
-// these tests a second time without -race (the Makefile's SLOW_MODELS),
-// so none of them is left out.
-func slowUnderRace(t *testing.T) {
-	t.Helper()
-	if raceEnabled {
-		t.Skip("slow under -race; make test runs it without -race (Makefile SLOW_MODELS)")
-	}
-}
-
 func TestRouterAllocs(t *testing.T) {
-	if raceEnabled {
+	if racetest.Enabled {
 		t.Skip("the race detector makes sync.Pool drop items at random, so pooled scratch space allocates")
 	}
 	a, _ := testArtifact(t)
@@ -276,7 +261,7 @@ func TestRouterAllocs(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	perTier, _ := testArtifact(t)
 	label, _, err := trainTestArtifact(ScorerLabel)
 	if err != nil {

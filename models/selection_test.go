@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -26,7 +27,7 @@ func TestAPGRSE(t *testing.T) {
 		if rng.Float64() < 0.4+0.1*score[i] {
 			strong[i], weak[i] = 1, 0
 		}
-		w[i] = 0.5 + rng.Float64()
+		w[i] = float64(1 + rng.IntN(3)) // whole weights, so a weighted row is that many copies
 	}
 	t.Run("the estimate is classifier.APGR's, ties as a random order", func(t *testing.T) {
 		got, _ := apgrSE(score, weak, strong, nil)
@@ -36,10 +37,16 @@ func TestAPGRSE(t *testing.T) {
 			t.Errorf("apgrSE = %.15f, classifier.APGR = %.15f", got, want)
 		}
 	})
-	t.Run("with weights it is the weighted APGR", func(t *testing.T) {
+	t.Run("a row of weight k counts as k copies of it", func(t *testing.T) {
 		got, _ := apgrSE(score, weak, strong, w)
-		if want := WeightedAPGR(score, weak, strong, w); math.Abs(got-want) > 1e-9 {
-			t.Errorf("apgrSE = %.12f, WeightedAPGR = %.12f", got, want)
+		var rs, rw, rst []float64
+		for i := range n {
+			for range int(w[i]) {
+				rs, rw, rst = append(rs, score[i]), append(rw, weak[i]), append(rst, strong[i])
+			}
+		}
+		if want := classifier.APGR(rs, rw, rst); math.Abs(got-want) > 1e-9 {
+			t.Errorf("apgrSE = %.12f, classifier.APGR of the copies = %.12f", got, want)
 		}
 	})
 	t.Run("the standard error is close to a bootstrap's", func(t *testing.T) {
@@ -205,7 +212,7 @@ func b2i(b bool) int {
 }
 
 func TestRandomOutcomesCannotRoute(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	train := noSignalExamples(1500, 21)
 	test := noSignalExamples(1500, 22)
 	a, rep, err := Train(train, nil, TrainOptions{
@@ -278,7 +285,7 @@ func TestRandomOutcomesCannotRoute(t *testing.T) {
 // interval above 0.5 and its APGR above the selection's shuffle null,
 // about one log in twenty by chance) keeps the default thresholds.
 func TestCoinFlipLogsEscalateByDefault(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	const logs = 20
 	var routable, routes int
 	for seed := uint64(22); seed < 22+logs; seed++ {
@@ -324,7 +331,7 @@ func TestCoinFlipLogsEscalateByDefault(t *testing.T) {
 }
 
 func TestAutoChoosesAmongScorers(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	recs, _ := synth.Generate(synth.Options{N: 1500, Seed: 5})
 	ex := make([]Example, len(recs))
 	for i, r := range recs {
@@ -445,7 +452,7 @@ func TestCalibrationKeepsTheOrder(t *testing.T) {
 }
 
 func TestMetaKeptOnlyWhereItRanksBetter(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	// 1,200 requests; the text says nothing. In one log the subject decides
 	// whether the strong tier gains; in the other the tenant is noise and
 	// the gain follows the prompt's length.

@@ -15,6 +15,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func init() {
@@ -221,7 +222,7 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 				v[vi][ti] = x
 			}
 		}
-		p := r.Route(models.RecordInput(rec)).PHard
+		p := r.Route(retrain.RecordInput(rec)).PHard
 		req := models.Request{
 			ID: rec.ID, PHard: p, FastScore: f, StrongScore: s,
 			FastLatencyMS: v[0][0], StrongLatencyMS: v[0][1], FastCostUSD: v[1][0], StrongCostUSD: v[1][1],

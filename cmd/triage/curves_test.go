@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/triage-router/triage/internal/racetest"
 	"image/png"
 	"math"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // writeLog writes records as a JSONL log.
@@ -64,7 +66,7 @@ func trainRouter(tb testing.TB, path string, recs []datasets.Record, fast, stron
 		if !ok {
 			continue
 		}
-		e := models.Example{ID: recs[i].ID, Input: models.RecordInput(&recs[i]), Fast: f, Strong: s, Fold: datasets.Fold(recs[i].ID, 1, 3)}
+		e := models.Example{ID: recs[i].ID, Input: retrain.RecordInput(&recs[i]), Fast: f, Strong: s, Fold: datasets.Fold(recs[i].ID, 1, 3)}
 		if c := recs[i].Outcomes[fast].Confidence; c != nil {
 			v := *c
 			e.Confidence = &v
@@ -193,7 +195,7 @@ func plainRequests(t *testing.T, modelPath string, recs []datasets.Record, defLa
 			continue
 		}
 		q := plainRequest{
-			p: r.Route(models.RecordInput(&recs[i])).PHard, fs: *fo.Score, ss: *so.Score,
+			p: r.Route(retrain.RecordInput(&recs[i])).PHard, fs: *fo.Score, ss: *so.Score,
 			fl: val(fo.LatencyMS, defLat[a.Tiers.Fast]), sl: val(so.LatencyMS, defLat[a.Tiers.Strong]),
 			fc: val(fo.CostUSD, defCost[a.Tiers.Fast]), sc: val(so.CostUSD, defCost[a.Tiers.Strong]),
 		}
@@ -298,9 +300,7 @@ func readMetrics(t *testing.T, path string) metricsFile {
 // small log.
 func skipSlow(t *testing.T) {
 	t.Helper()
-	if raceEnabled {
-		t.Skip("slow under -race; run 'go test ./cmd/triage -run Curves' without -race")
-	}
+	racetest.SkipSlow(t)
 	if testing.Short() {
 		t.Skip("slow; skipped with -short")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // labelledSet is a log turned into training examples for a tier pair.
@@ -65,7 +66,7 @@ func exampleOf(rec *datasets.Record, fast, strong string) (models.Example, bool)
 	if !ok {
 		return models.Example{}, false
 	}
-	ex := models.Example{ID: rec.ID, Input: models.RecordInput(rec), Fast: f, Strong: s, TS: rec.TS}
+	ex := models.Example{ID: rec.ID, Input: retrain.RecordInput(rec), Fast: f, Strong: s, TS: rec.TS}
 	if o := rec.Outcomes[fast]; o.Confidence != nil {
 		c := *o.Confidence
 		ex.Confidence = &c

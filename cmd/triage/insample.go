@@ -5,6 +5,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // readLogs says where the records a command read came from: counts[i] of
@@ -19,7 +20,7 @@ type readLogs struct {
 // screenTrained finds the records of a log that routers were trained on,
 // as far as their artifacts say: the records of the logs an artifact names
 // that its id-hash holdout did not keep out, or for a retrained router
-// those before its held-out period (models.ChampionTrainedOn, the rule
+// those before its held-out period (retrain.ChampionTrainedOn, the rule
 // retrain's gate uses). A log the artifact does not name is new to it.
 //
 // train fits on the whole log by default, so a user's natural next step,
@@ -45,7 +46,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		start := 0
 		for i, p := range logs.paths {
 			end := start + logs.counts[i]
-			if models.NamesSource(a, p) {
+			if retrain.NamesSource(a, p) {
 				if _, seen := files[p]; !seen { // a log given twice: one copy
 					files[p] = recs[start:end:end]
 				}
@@ -57,7 +58,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		if len(named) == 0 {
 			continue
 		}
-		trained, _ := models.ChampionTrainedOn(a, named, files, nil)
+		trained, _ := retrain.ChampionTrainedOn(a, named, files, nil)
 		n := 0
 		for _, sp := range spans {
 			for i := sp[0]; i < sp[1]; i++ {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
-	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func init() {
@@ -53,7 +53,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 				miss++
 				return nil
 			}
-			ext.Extract(&v, models.RecordInput(&rec))
+			ext.Extract(&v, retrain.RecordInput(&rec))
 			// libsvm wants each index once, ascending and 1-based; the
 			// extractor may repeat an index, so sum repeats first.
 			clear(merged)

@@ -16,6 +16,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // gauge reads one series' value from /metrics.
@@ -247,16 +248,16 @@ func TestLoop(t *testing.T) {
 		if !held[traffic[i].ID] {
 			continue
 		}
-		in := models.RecordInput(&traffic[i])
+		in := retrain.RecordInput(&traffic[i])
 		f, s, _ := traffic[i].Scores(start.Tiers.Fast, start.Tiers.Strong)
 		p0, p1 = append(p0, r0.Route(in).PHard), append(p1, r1.Route(in).PHard)
 		y, weak, strong = append(y, datasets.Label{}.Of(f, s)), append(weak, f), append(strong, s)
 	}
-	c, err := models.Compare(p0, p1, y, weak, strong, nil, models.CompareOptions{Bootstrap: models.BootstrapOptions{Resamples: 300}})
+	c, err := retrain.Compare(p0, p1, y, weak, strong, nil, retrain.CompareOptions{Bootstrap: retrain.BootstrapOptions{Resamples: 300}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := c.Of(models.MetricAPGR)
+	g := c.Of(retrain.MetricAPGR)
 	t.Logf("held-out period, %d requests with both outcomes: APGR start %v, promoted %v, gain %v", c.N, g.Champion, g.Challenger, g.Gain)
 	// The gain was +0.024 to +0.031 over the runs seen on 2026-12-03, with a
 	// 95% interval about ±0.035 wide on the ~800 held-out requests, and the

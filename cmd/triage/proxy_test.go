@@ -18,6 +18,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 	"github.com/triage-router/triage/serve/upstreamsim"
 )
 
@@ -49,7 +50,7 @@ func proxyModel(t *testing.T, dir string, recs []datasets.Record) (string, *mode
 	}
 	p := make([]float64, len(recs))
 	for i := range recs {
-		p[i] = r.Route(models.RecordInput(&recs[i])).PHard
+		p[i] = r.Route(retrain.RecordInput(&recs[i])).PHard
 	}
 	a.Policy.SpeculateAbove, a.Policy.EscalateAbove = models.Quantile(p, 0.4), models.Quantile(p, 0.7)
 	path := filepath.Join(dir, "router.json")
@@ -82,7 +83,7 @@ func pickPrompts(t *testing.T, recs []datasets.Record, r *models.Router) map[str
 		// of the two answers is not a race.
 		fastFirst := *s.LatencyMS-*f.LatencyMS > 2000
 		var key string
-		switch d := r.Route(models.RecordInput(rec)).Decision; {
+		switch d := r.Route(retrain.RecordInput(rec)).Decision; {
 		case d == models.Fast:
 			key = "fast"
 		case d == models.Escalate:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func init() {
@@ -56,24 +57,24 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated")
 	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated")
 	metric := fs.String("metric", "apgr", "metric that gates promotion: apgr, auc or log_loss")
-	gateSE := fs.Float64("gate-se", models.DefaultGateSE, "standard errors of the held-out slice's own noise (its paired bootstrap) added to --margin before the challenger is refused; 0 refuses on the point estimate alone (docs/loop.md §3 says why the default)")
-	margin := fs.Float64("margin", models.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
+	gateSE := fs.Float64("gate-se", retrain.DefaultGateSE, "standard errors of the held-out slice's own noise (its paired bootstrap) added to --margin before the challenger is refused; 0 refuses on the point estimate alone (docs/loop.md §3 says why the default)")
+	margin := fs.Float64("margin", retrain.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
 	force := fs.Bool("force", false, "write NEW even if the challenger is refused")
 	out := fs.String("o", "", "write the challenger artifact to NEW")
-	holdout := fs.Float64("holdout", models.DefaultRetrainHoldout, "share of labelled records, the newest by time, both routers are compared on")
+	holdout := fs.Float64("holdout", retrain.DefaultHoldout, "share of labelled records, the newest by time, both routers are compared on")
 	seed := fs.Uint64("seed", 1, "seed of the folds (the bootstrap seed is --bootstrap-seed)")
-	bootSeed := fs.Uint64("bootstrap-seed", models.DefaultBootstrapSeed, "seed of the bootstrap resamples")
-	resamples := fs.Int("resamples", models.DefaultResamples, "bootstrap resamples for the intervals")
+	bootSeed := fs.Uint64("bootstrap-seed", retrain.DefaultBootstrapSeed, "seed of the bootstrap resamples")
+	resamples := fs.Int("resamples", retrain.DefaultResamples, "bootstrap resamples for the intervals")
 	l2 := fs.Float64("l2", 0, "L2 strength of the challenger; 0 picks it by cross-validation (default: the champion's)")
 	folds := fs.Int("folds", models.DefaultFolds, "K for the challenger's calibration (and L2 search)")
-	maxWeight := fs.Float64("max-weight", models.DefaultMaxWeight, "cap on inverse propensity weights")
+	maxWeight := fs.Float64("max-weight", retrain.DefaultMaxWeight, "cap on inverse propensity weights")
 	noIPW := fs.Bool("no-ipw", false, "give every record weight 1 everywhere, the comparison included (ignore propensities)")
 	ipwFit := fs.Bool("ipw-fit", false, "fit the challenger with the inverse propensity weights too (default: weights only in the comparison)")
-	heads := fs.String("head-weights", string(models.DefaultHeadEstimator), "how each per-tier head weighs the records where its tier ran: unweighted, ipw (1/P(tier ran), self-normalised) or clipped (ipw capped at 10); docs/loop.md §4 says why the default")
+	heads := fs.String("head-weights", string(retrain.DefaultHeadEstimator), "how each per-tier head weighs the records where its tier ran: unweighted, ipw (1/P(tier ran), self-normalised) or clipped (ipw capped at 10); docs/loop.md §4 says why the default")
 	pairedOnly := fs.Bool("paired-only", false, "train on records with both tiers' scores only (by default each tier's head also learns from every record where its tier ran)")
 	noSoft := fs.Bool("no-soft-labels", false, "do not use the fast tier's calibrated confidence as a soft target where no fast score was posted")
-	impute := fs.String("impute", string(models.DefaultImpute), "which tier that did not run on a one-sided record gets a soft target from the tier that did: fast (escalations' fast tier), both, or none; docs/loop.md §4 says why the default")
-	imputeWeight := fs.Float64("impute-weight", models.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
+	impute := fs.String("impute", string(retrain.DefaultImpute), "which tier that did not run on a one-sided record gets a soft target from the tier that did: fast (escalations' fast tier), both, or none; docs/loop.md §4 says why the default")
+	imputeWeight := fs.Float64("impute-weight", retrain.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
 	keepScorer := fs.Bool("keep-scorer", false, "train the challenger with the champion's scorer even when it is gain, which cannot learn from one-sided records (by default a gain champion's challenger is per-tier when the feedback has them)")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
@@ -104,15 +105,15 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	case *resamples < 1:
 		return usagef("use e.g. 1000", "--resamples is %d", *resamples)
 	}
-	m, err := models.ParseMetric(*metric)
+	m, err := retrain.ParseMetric(*metric)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
-	he, err := models.ParseHeadEstimator(*heads)
+	he, err := retrain.ParseHeadEstimator(*heads)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
-	im, err := models.ParseImputeMode(*impute)
+	im, err := retrain.ParseImputeMode(*impute)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
@@ -153,15 +154,15 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 			files[p] = recs
 		}
 	}
-	recs, ms := models.MergeRecords(sources...)
+	recs, ms := retrain.MergeRecords(sources...)
 	stop()
 	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %d bad lines skipped)\n",
 		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
 
-	opts := models.RetrainOptions{
+	opts := retrain.Options{
 		Holdout:      *holdout,
-		Compare:      models.CompareOptions{Metric: m, Margin: *margin, SE: *gateSE, Bootstrap: models.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
-		Examples:     models.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
+		Compare:      retrain.CompareOptions{Metric: m, Margin: *margin, SE: *gateSE, Bootstrap: retrain.BootstrapOptions{Resamples: *resamples, Seed: *bootSeed}},
+		Examples:     retrain.ExampleOptions{MaxWeight: *maxWeight, NoIPW: *noIPW, Heads: he},
 		PairedOnly:   *pairedOnly,
 		KeepScorer:   *keepScorer,
 		NoSoftFast:   *noSoft,
@@ -176,14 +177,14 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		Skipped:      bad,
 	}
 	opts.Progress = prog
-	trained, matched := models.ChampionTrainedOn(champion, recs, files, data)
+	trained, matched := retrain.ChampionTrainedOn(champion, recs, files, data)
 	opts.ChampionTrained = trained
 	if len(matched) > 0 {
 		fmt.Fprintf(env.Stderr, "triage retrain: the champion was trained on %s (share kept out by id hash: %.0f%%); those records do not judge\n", strings.Join(matched, ", "), 100*champion.Training.HoldoutShare)
 	}
-	res, err := models.Retrain(champion, recs, opts)
+	res, err := retrain.Run(champion, recs, opts)
 	stop()
-	var nj *models.NothingToJudgeError
+	var nj *retrain.NothingToJudgeError
 	if errors.As(err, &nj) {
 		fmt.Fprintf(env.Stdout, "refused: %v; %s not written (exit status %d)\n", err, *out, exitRefused)
 		return &refusedError{verdict: err.Error(), out: *out, untrained: true}
@@ -225,18 +226,18 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func conflictNote(ms models.MergeStats) string {
+func conflictNote(ms retrain.MergeStats) string {
 	if ms.Conflicts == 0 {
 		return ""
 	}
 	return ", the later file kept; first at " + ms.FirstConflict
 }
 
-func kinds(m map[models.ExampleKind]int) string {
-	return fmt.Sprintf("%d base, %d speculated by policy, %d explored", m[models.KindBase], m[models.KindPolicy], m[models.KindExplored])
+func kinds(m map[retrain.ExampleKind]int) string {
+	return fmt.Sprintf("%d base, %d speculated by policy, %d explored", m[retrain.KindBase], m[retrain.KindPolicy], m[retrain.KindExplored])
 }
 
-func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainResult) {
+func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	c := res.Comparison
 	st := res.Stats
 	var unpaired []string
@@ -278,15 +279,15 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 	}
 	a := c.Area
 	for _, mc := range c.Metrics {
-		fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", mc.Metric, mc.Champion, mc.Challenger, gainString(mc.Gain), star(mc.Metric == c.Gate && mc.Metric != models.MetricAPGR))
-		if mc.Metric == models.MetricAPGR {
+		fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", mc.Metric, mc.Champion, mc.Challenger, gainString(mc.Gain), star(mc.Metric == c.Gate && mc.Metric != retrain.MetricAPGR))
+		if mc.Metric == retrain.MetricAPGR {
 			// The apgr gate compares APGR's numerator; print it under
 			// APGR so the gated figure is in the table.
-			fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", "  area", a.Champion, a.Challenger, gainString(a.Gain), star(c.Gate == models.MetricAPGR))
+			fmt.Fprintf(w, "%-9s %-26s %-26s %s%s\n", "  area", a.Champion, a.Challenger, gainString(a.Gain), star(c.Gate == retrain.MetricAPGR))
 		}
 	}
 	fmt.Fprintf(w, "\ntiers on the held-out slice: strong − fast %s, mean |strong − fast| %s\n", a.Gap, a.Disagreement)
-	if u := c.Of(models.MetricAPGR).Undefined; u != "" {
+	if u := c.Of(retrain.MetricAPGR).Undefined; u != "" {
 		fmt.Fprintf(w, "apgr undefined: %s; the area (its numerator) still compares the routers\n", u)
 	} else if a.Gap.Estimate < 0 {
 		fmt.Fprintf(w, "apgr reversed: the strong tier scores below the fast one here, so the better router has the lower APGR; the area is not reversed\n")
@@ -296,31 +297,31 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *models.RetrainRes
 		word = "promoted"
 	}
 	on := ""
-	if c.Gate == models.MetricAPGR {
+	if c.Gate == retrain.MetricAPGR {
 		on = fmt.Sprintf(" = %.4f of quality-gain area", c.GateMargin)
 	}
 	fmt.Fprintf(w, "\ngate (* %s, margin %.4f%s): %s: %s\n", c.Gate, c.Margin, on, word, c.Verdict)
 }
 
 // gainString prints a signed gain with its interval, or "undefined".
-func gainString(g models.Interval) string {
+func gainString(g retrain.Interval) string {
 	if math.IsNaN(g.Estimate) {
 		return "undefined"
 	}
 	return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", g.Estimate, g.Lo, g.Hi)
 }
 
-func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.RetrainResult, written bool, out string) error {
+func printRetrainJSON(w io.Writer, champion *models.Artifact, res *retrain.Result, written bool, out string) error {
 	v := struct {
-		Champion   string                     `json:"champion"`
-		Challenger string                     `json:"challenger"`
-		Written    bool                       `json:"written"`
-		Output     string                     `json:"output,omitempty"`
-		HeldSince  *time.Time                 `json:"held_since,omitempty"`
-		Train      map[models.ExampleKind]int `json:"train"`
-		Held       map[models.ExampleKind]int `json:"held"`
-		Traffic    models.TrafficEstimate     `json:"traffic"`
-		Warnings   []string                   `json:"warnings,omitempty"`
+		Champion   string                      `json:"champion"`
+		Challenger string                      `json:"challenger"`
+		Written    bool                        `json:"written"`
+		Output     string                      `json:"output,omitempty"`
+		HeldSince  *time.Time                  `json:"held_since,omitempty"`
+		Train      map[retrain.ExampleKind]int `json:"train"`
+		Held       map[retrain.ExampleKind]int `json:"held"`
+		Traffic    retrain.TrafficEstimate     `json:"traffic"`
+		Warnings   []string                    `json:"warnings,omitempty"`
 		// One-sided examples kept (each trains its tier's head) and the
 		// paired records not judged because the champion trained on them.
 		OneSided        map[string]int `json:"one_sided"`
@@ -330,7 +331,7 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 		// ScorerChange says why the challenger's scorer differs from
 		// the champion's, when it does.
 		ScorerChange string `json:"scorer_change,omitempty"`
-		*models.Comparison
+		*retrain.Comparison
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
@@ -348,7 +349,7 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *models.Retrai
 	return json.NewEncoder(w).Encode(v)
 }
 
-func sum(m map[models.ExampleKind]int) int {
+func sum(m map[retrain.ExampleKind]int) int {
 	n := 0
 	for _, v := range m {
 		n += v

@@ -18,6 +18,7 @@ import (
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // writeRecords writes records as a JSONL log in dir.
@@ -32,11 +33,11 @@ func writeRecords(tb testing.TB, dir, name string, recs []datasets.Record) strin
 // challenger, which inherits it, fits quickly) and saves it in dir.
 func synthChampion(tb testing.TB, dir string, recs []datasets.Record, scorer string) string {
 	tb.Helper()
-	ls, _, err := models.LabelledExamples(recs, models.ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
+	ls, _, err := retrain.LabelledExamples(recs, retrain.ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ex := models.Examples(ls)
+	ex := retrain.Examples(ls)
 	for i := range ex {
 		ex[i].Fold = i % 3
 	}
@@ -102,7 +103,7 @@ func TestRetrainGatePrinted(t *testing.T) {
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
 	champion := synthChampion(t, dir, recs[:900], "")
-	corrupt := writeRecords(t, dir, "corrupt.jsonl", shuffleOlder(recs[900:], models.DefaultRetrainHoldout, 1))
+	corrupt := writeRecords(t, dir, "corrupt.jsonl", shuffleOlder(recs[900:], retrain.DefaultHoldout, 1))
 	newPath := filepath.Join(dir, "new.json")
 	args := []string{"retrain", "--model", champion, "--data", corrupt, "-o", newPath, "--folds", "3", "--resamples", "200"}
 
@@ -206,7 +207,7 @@ func TestRetrainGateWhenTiersTie(t *testing.T) {
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 8})
 	champion := synthChampion(t, dir, recs[:900], "")
-	tied := writeRecords(t, dir, "tied.jsonl", tieNewest(recs[900:], models.DefaultRetrainHoldout))
+	tied := writeRecords(t, dir, "tied.jsonl", tieNewest(recs[900:], retrain.DefaultHoldout))
 	stdout, stderr, code := run(t, "retrain", "--model", champion, "--data", tied, "-o", filepath.Join(dir, "new.json"), "--folds", "3", "--resamples", "200")
 	if code != 0 && code != exitRefused {
 		t.Fatalf("exit %d, want 0 or %d (a verdict); stderr:\n%s", code, exitRefused, stderr)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func init() {
@@ -42,7 +43,7 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 		Decision models.Decision `json:"decision"`
 	}
 	return eachScoreLine(ctx, env, *model, a, data, *skipBad, func(rec *datasets.Record) any {
-		res := r.Route(models.RecordInput(rec))
+		res := r.Route(retrain.RecordInput(rec))
 		return line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision}
 	})
 }
@@ -60,7 +61,7 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 	var keys []datasets.Record // id and time of the named logs' records
 	var logs readLogs          // where keys came from; total counts every record
 	for _, p := range data {
-		named := models.NamesSource(a, p)
+		named := retrain.NamesSource(a, p)
 		if named {
 			logs.paths = append(logs.paths, p)
 			logs.counts = append(logs.counts, 0)
@@ -103,7 +104,7 @@ func scoreTiers(ctx context.Context, env *Env, path string, a *models.Artifact, 
 		Predicted []float64       `json:"predicted"`
 	}
 	return eachScoreLine(ctx, env, path, a, data, skipBad, func(rec *datasets.Record) any {
-		res := r.Route(models.RecordInput(rec))
+		res := r.Route(retrain.RecordInput(rec))
 		return line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted}
 	})
 }

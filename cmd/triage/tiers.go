@@ -17,6 +17,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // tierFlags are the N-tier flags train and eval --cv share: the tiers,
@@ -182,7 +183,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 					conf[k] = *o.Confidence
 				}
 			}
-			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: models.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
+			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: retrain.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
 			set.perFile[i]++
 			return nil
 		})
@@ -625,7 +626,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 			out.missing++
 			continue
 		}
-		buf = r.Predict(buf, models.RecordInput(rec))
+		buf = r.Predict(buf, retrain.RecordInput(rec))
 		q.Pred = append([]float64(nil), buf...)
 		out.reqs = append(out.reqs, q)
 	}

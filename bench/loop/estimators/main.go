@@ -30,6 +30,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func main() {
@@ -52,7 +53,7 @@ func run() error {
 	replays := flag.Int("replays", 3, "replays with different exploration draws")
 	chooseL2 := flag.Bool("choose-l2", false, "let each retrain choose its L2 by cross-validation (retrain --l2 0) instead of reusing the starting router's")
 	l2 := flag.Float64("l2", 0, "L2 of every retrain's heads (retrain --l2); 0 reuses the starting router's")
-	impute := flag.String("impute", string(models.DefaultImpute), "retrain's imputation of the tier that did not run (fast, both, none), for every estimator but paired-only")
+	impute := flag.String("impute", string(retrain.DefaultImpute), "retrain's imputation of the tier that did not run (fast, both, none), for every estimator but paired-only")
 	which := flag.String("estimators", "paired-only,unweighted,ipw,clipped", "estimators to compare")
 	flag.Parse()
 	champ, err := models.Load(*start)
@@ -104,7 +105,7 @@ func run() error {
 	apgrOf := func(r *models.Router) float64 {
 		p := make([]float64, len(tin))
 		for i, rec := range tin {
-			p[i] = r.Route(models.RecordInput(rec)).PHard
+			p[i] = r.Route(retrain.RecordInput(rec)).PHard
 		}
 		y := make([]float64, len(p))
 		for i := range y {
@@ -117,22 +118,22 @@ func run() error {
 		champ.ScorerKind(), startAPGR, len(tin), len(traffic), trueFast, trueStrong, *eps)
 
 	retrain := func(recs []datasets.Record, est string) (result, error) {
-		opts := models.RetrainOptions{
-			Compare:         models.CompareOptions{Margin: models.DefaultMargin, Bootstrap: models.BootstrapOptions{Resamples: 50}},
+		opts := retrain.Options{
+			Compare:         retrain.CompareOptions{Margin: retrain.DefaultMargin, Bootstrap: retrain.BootstrapOptions{Resamples: 50}},
 			ChampionTrained: func(id string) bool { return baseIDs[id] },
 			Now:             time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 			ChooseL2:        *chooseL2,
 			L2:              *l2,
-			Impute:          models.ImputeMode(*impute),
+			Impute:          retrain.ImputeMode(*impute),
 		}
 		switch est {
 		case "paired-only":
 			opts.PairedOnly = true
 		case "full":
 		default:
-			opts.Examples.Heads = models.HeadEstimator(est)
+			opts.Examples.Heads = retrain.HeadEstimator(est)
 		}
-		res, err := models.Retrain(champ, merged(base, recs), opts)
+		res, err := retrain.Run(champ, merged(base, recs), opts)
 		if err != nil {
 			return result{}, fmt.Errorf("%s: %w", est, err)
 		}
@@ -142,9 +143,9 @@ func run() error {
 		}
 		var out result
 		var mf, ms float64
-		if _, _, ok := r.TierScores(models.RecordInput(&traffic[0])); ok {
+		if _, _, ok := r.TierScores(retrain.RecordInput(&traffic[0])); ok {
 			for i := range traffic {
-				f, s, _ := r.TierScores(models.RecordInput(&traffic[i]))
+				f, s, _ := r.TierScores(retrain.RecordInput(&traffic[i]))
 				mf += f
 				ms += s
 			}
@@ -201,7 +202,7 @@ func replay(traffic []datasets.Record, r *models.Router, a *models.Artifact, eps
 	out := make([]datasets.Record, len(traffic))
 	for i := range traffic {
 		rec := traffic[i]
-		res := r.Route(models.RecordInput(&rec))
+		res := r.Route(retrain.RecordInput(&rec))
 		d := &datasets.Decision{Kind: string(res.Decision), PHard: res.PHard, ModelVersion: a.Version, Propensity: 1}
 		if d.Kind != "speculate" {
 			d.Propensity = 1 - eps
@@ -246,6 +247,6 @@ func b(x bool) float64 {
 }
 
 func merged(a, b []datasets.Record) []datasets.Record {
-	m, _ := models.MergeRecords(a, b)
+	m, _ := retrain.MergeRecords(a, b)
 	return m
 }

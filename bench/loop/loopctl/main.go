@@ -31,6 +31,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func main() {
@@ -190,7 +191,7 @@ func band(args []string) error {
 	}
 	var p []float64
 	_, err = datasets.EachFile(*data, datasets.ReadOptions{}, func(rec datasets.Record) error {
-		p = append(p, r.Route(models.RecordInput(&rec)).PHard)
+		p = append(p, r.Route(retrain.RecordInput(&rec)).PHard)
 		return nil
 	})
 	if err != nil {
@@ -237,7 +238,7 @@ func compare(args []string) error {
 		if !ok {
 			return nil
 		}
-		in := models.RecordInput(&rec)
+		in := retrain.RecordInput(&rec)
 		p0, p1 = append(p0, rs[0].Route(in).PHard), append(p1, rs[1].Route(in).PHard)
 		y, weak, strong = append(y, label.Of(f, s)), append(weak, f), append(strong, s)
 		return nil
@@ -245,14 +246,14 @@ func compare(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := models.Compare(p0, p1, y, weak, strong, nil, models.CompareOptions{})
+	c, err := retrain.Compare(p0, p1, y, weak, strong, nil, retrain.CompareOptions{})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("%d requests, every one with both tiers' outcomes\n%-9s %-26s %-26s %s\n", c.N, "metric", "starting router", "promoted router", "gain (95% paired bootstrap)")
 	for _, m := range c.Metrics {
 		fmt.Printf("%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]\n", m.Metric, m.Champion, m.Challenger, m.Gain.Estimate, m.Gain.Lo, m.Gain.Hi)
-		if m.Metric == models.MetricAPGR {
+		if m.Metric == retrain.MetricAPGR {
 			// What retrain's apgr gate compares: APGR's numerator.
 			a := c.Area
 			fmt.Printf("%-9s %-26s %-26s %+.4f [%+.4f, %+.4f]\n", "  area", a.Champion, a.Challenger, a.Gain.Estimate, a.Gain.Lo, a.Gain.Hi)

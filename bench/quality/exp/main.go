@@ -39,6 +39,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 type set struct{ name, path, fast, strong string }
@@ -230,7 +231,7 @@ func load(s set) []models.Example {
 		if !okf || !okg || f.Score == nil || g.Score == nil {
 			return nil
 		}
-		ex = append(ex, models.Example{ID: r.ID, Input: models.RecordInput(r), Fast: *f.Score, Strong: *g.Score, TS: r.TS})
+		ex = append(ex, models.Example{ID: r.ID, Input: retrain.RecordInput(r), Fast: *f.Score, Strong: *g.Score, TS: r.TS})
 		var sum float64
 		var k int
 		for _, o := range r.Outcomes {

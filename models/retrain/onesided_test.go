@@ -1,7 +1,8 @@
-package models
+package retrain
 
 import (
 	"fmt"
+	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func f64(x float64) *float64 { return &x }
 
 func TestTierPropensities(t *testing.T) {
-	pol := Policy{SpeculateAbove: 0.5, EscalateAbove: 0.7}
+	pol := models.Policy{SpeculateAbove: 0.5, EscalateAbove: 0.7}
 	tests := []struct {
 		d                datasets.Decision
 		wantFast, wantSt float64
@@ -39,7 +40,7 @@ func TestTierPropensities(t *testing.T) {
 }
 
 func TestOneSidedExamples(t *testing.T) {
-	tiers := Tiers{Fast: "f", Strong: "s"}
+	tiers := models.Tiers{Fast: "f", Strong: "s"}
 	cal := classifier.Calibration{Method: classifier.CalibPlatt, A: 1, B: 0}
 	recs := []datasets.Record{
 		{ID: "fast-only", Prompt: "a", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9},
@@ -120,9 +121,9 @@ func TestHeadWeightsDirection(t *testing.T) {
 		recs = append(recs, observedOnly(full))
 	}
 	trueStrong /= float64(len(recs))
-	pol := Policy{SpeculateAbove: 0.5, EscalateAbove: 0.5}
+	pol := models.Policy{SpeculateAbove: 0.5, EscalateAbove: 0.5}
 	meanStrong := func(est HeadEstimator) float64 {
-		ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, OneSided: true, Heads: est, Policy: pol})
+		ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, OneSided: true, Heads: est, Policy: pol})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,14 +131,14 @@ func TestHeadWeightsDirection(t *testing.T) {
 		for i := range ex {
 			ex[i].Fold, ex[i].Weight = i%3, 1
 		}
-		a, _, err := Train(ex, nil, TrainOptions{
-			Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
-			Scorer: ScorerPerTier, Features: smallSpec(), Folds: 3, L2: 1e3, Now: t0, RouteWithoutSignal: true,
+		a, _, err := models.Train(ex, nil, models.TrainOptions{
+			Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+			Scorer: models.ScorerPerTier, Features: smallSpec(), Folds: 3, L2: 1e3, Now: t0, RouteWithoutSignal: true,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt, err := NewRouter(a)
+		rt, err := models.NewRouter(a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,15 +188,15 @@ func TestGateJudgesUnseenRecords(t *testing.T) {
 	if len(matched) != 1 || matched[0] != "base.jsonl" {
 		t.Fatalf("matched %v, want the champion's source", matched)
 	}
-	opts := RetrainOptions{Folds: 3, ChampionTrained: trained, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 100}}}
-	res, err := Retrain(champion, merged, opts)
+	opts := Options{Folds: 3, ChampionTrained: trained, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 100}}}
+	res, err := Run(champion, merged, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ls, _, _ := LabelledExamples(merged, ExampleOptions{Tiers: champion.Tiers})
-	_, held, _ := splitJudged(ls, DefaultRetrainHoldout, trained)
+	_, held, _ := splitJudged(ls, DefaultHoldout, trained)
 	naive := 0
-	_, heldByTime, _ := splitJudged(ls, DefaultRetrainHoldout, nil)
+	_, heldByTime, _ := splitJudged(ls, DefaultHoldout, nil)
 	for _, h := range heldByTime {
 		if trained(h.ID) {
 			naive++
@@ -215,7 +216,7 @@ func TestGateJudgesUnseenRecords(t *testing.T) {
 	t.Logf("judged on %d records, %d champion-trained kept out; %s", res.Comparison.N, res.ChampionTrained, res.Comparison.Verdict)
 
 	// Only the champion's own log: nothing to judge, a refusal.
-	_, err = Retrain(champion, champRecs, RetrainOptions{Folds: 3, ChampionTrained: func(string) bool { return true }})
+	_, err = Run(champion, champRecs, Options{Folds: 3, ChampionTrained: func(string) bool { return true }})
 	var nj *NothingToJudgeError
 	if err == nil || !strings.Contains(err.Error(), "neither router was trained on") || !asNothing(err, &nj) {
 		t.Errorf("err %v, want a NothingToJudgeError", err)
@@ -233,10 +234,10 @@ func asNothing(err error, target **NothingToJudgeError) bool {
 // TestScaledL2: a retrain keeps the champion's prior, so each head's
 // penalty shrinks with the rows it fits relative to the champion's.
 func TestScaledL2(t *testing.T) {
-	champ := &Artifact{Scorer: ScorerPerTier, Training: Fingerprint{Records: 100, L2: 0.01, FastL2: 0.1}}
+	champ := &models.Artifact{Scorer: models.ScorerPerTier, Training: models.Fingerprint{Records: 100, L2: 0.01, FastL2: 0.1}}
 	var train []Labelled
 	for i := range 400 {
-		l := Labelled{Example: Example{Fast: 1, Strong: math.NaN()}}
+		l := Labelled{Example: models.Example{Fast: 1, Strong: math.NaN()}}
 		if i < 200 {
 			l.Strong, l.Paired = 0, true
 		}
@@ -277,14 +278,14 @@ func observedOnly(full datasets.Record) datasets.Record {
 func TestGainChampionChallengerIsPerTier(t *testing.T) {
 	recs, _ := synth.Generate(synth.Options{N: 1800, Seed: 31})
 	base := recs[:600]
-	champion, _, err := Train(synthExamples(t, base), nil, TrainOptions{
-		Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
-		Scorer: ScorerGain, Features: smallSpec(), Folds: 3, L2: 1e-2, Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+	champion, _, err := models.Train(synthExamples(t, base), nil, models.TrainOptions{
+		Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+		Scorer: models.ScorerGain, Features: smallSpec(), Folds: 3, L2: 1e-2, Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRouter(champion)
+	r, err := models.NewRouter(champion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,12 +307,12 @@ func TestGainChampionChallengerIsPerTier(t *testing.T) {
 		}
 		all = append(all, observedOnly(rec))
 	}
-	opts := RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 50}}}
-	res, err := Retrain(champion, all, opts)
+	opts := Options{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 50}}}
+	res, err := Run(champion, all, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Challenger.ScorerKind(); got != ScorerPerTier || !strings.Contains(res.ScorerChange, "per-tier") {
+	if got := res.Challenger.ScorerKind(); got != models.ScorerPerTier || !strings.Contains(res.ScorerChange, "per-tier") {
 		t.Fatalf("challenger scorer %q, change %q: want per-tier, and why", got, res.ScorerChange)
 	}
 	hr := res.Challenger.Training.HeadRecords
@@ -321,11 +322,11 @@ func TestGainChampionChallengerIsPerTier(t *testing.T) {
 	t.Logf("%s; head records %v; %s", res.ScorerChange, hr, res.Comparison.Verdict)
 
 	opts.KeepScorer = true
-	res, err = Retrain(champion, all, opts)
+	res, err = Run(champion, all, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Challenger.ScorerKind(); got != ScorerGain || res.ScorerChange != "" {
+	if got := res.Challenger.ScorerKind(); got != models.ScorerGain || res.ScorerChange != "" {
 		t.Errorf("with KeepScorer: challenger scorer %q, change %q; want gain and none", got, res.ScorerChange)
 	}
 }

@@ -1,6 +1,8 @@
-package models
+package retrain
 
 import (
+	"github.com/triage-router/triage/internal/racetest"
+	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -199,7 +201,7 @@ func TestMergeRecords(t *testing.T) {
 }
 
 func TestLabelledExamples(t *testing.T) {
-	tiers := Tiers{Fast: "fast", Strong: "strong"}
+	tiers := models.Tiers{Fast: "fast", Strong: "strong"}
 	both := map[string]datasets.Outcome{"fast": score(0), "strong": score(1)}
 	recs := []datasets.Record{
 		rec("base", 0, nil, both),
@@ -250,7 +252,7 @@ func TestLabelledExamples(t *testing.T) {
 // exploration eps, keeping only the outcomes a server would see: the fast
 // tier's for fast, the strong tier's for escalate, both for speculate.
 // The decision records the propensity of the decision taken.
-func simulateServing(recs []datasets.Record, pHard []float64, pol Policy, eps float64, seed uint64) []datasets.Record {
+func simulateServing(recs []datasets.Record, pHard []float64, pol models.Policy, eps float64, seed uint64) []datasets.Record {
 	r := rand.New(rand.NewPCG(seed, 77))
 	out := make([]datasets.Record, len(recs))
 	for i, rc := range recs {
@@ -258,13 +260,13 @@ func simulateServing(recs []datasets.Record, pHard []float64, pol Policy, eps fl
 		explored := r.Float64() < eps
 		taken := d
 		if explored {
-			taken = Speculate
+			taken = models.Speculate
 		}
 		var prop float64
 		switch {
-		case taken == Speculate && d == Speculate:
+		case taken == models.Speculate && d == models.Speculate:
 			prop = 1 // the policy speculates and exploration only adds to it
-		case taken == Speculate:
+		case taken == models.Speculate:
 			prop = eps
 		default:
 			prop = 1 - eps
@@ -272,10 +274,10 @@ func simulateServing(recs []datasets.Record, pHard []float64, pol Policy, eps fl
 		c := rc
 		c.Decision = &datasets.Decision{Kind: string(taken), PHard: pHard[i], ModelVersion: "sim", Propensity: prop, Explored: explored}
 		c.Outcomes = map[string]datasets.Outcome{}
-		if taken != Escalate {
+		if taken != models.Escalate {
 			c.Outcomes[synth.FastModel] = rc.Outcomes[synth.FastModel]
 		}
-		if taken != Fast {
+		if taken != models.Fast {
 			c.Outcomes[synth.StrongModel] = rc.Outcomes[synth.StrongModel]
 		}
 		out[i] = c
@@ -298,8 +300,8 @@ func TestSelectionBias(t *testing.T) {
 	}
 	// Fast below the median, speculate up to the 75th percentile,
 	// escalate above: the speculate band is the middle quarter.
-	pol := Policy{SpeculateAbove: Quantile(pHard, 0.5), EscalateAbove: Quantile(pHard, 0.75)}
-	tiers := Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}
+	pol := models.Policy{SpeculateAbove: models.Quantile(pHard, 0.5), EscalateAbove: models.Quantile(pHard, 0.75)}
+	tiers := models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}
 
 	estimate := func(t *testing.T, eps float64, noIPW bool) (fast, label Interval, trueFast, trueLabel float64) {
 		t.Helper()
@@ -371,9 +373,9 @@ func smallSpec() features.Spec {
 
 // synthExamples are recs' paired examples for the synthetic tiers, in
 // three folds by position.
-func synthExamples(t *testing.T, recs []datasets.Record) []Example {
+func synthExamples(t *testing.T, recs []datasets.Record) []models.Example {
 	t.Helper()
-	ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
+	ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,10 +387,10 @@ func synthExamples(t *testing.T, recs []datasets.Record) []Example {
 }
 
 // trainChampion fits a router on the first n synthetic records.
-func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
+func trainChampion(t *testing.T, recs []datasets.Record) *models.Artifact {
 	t.Helper()
-	a, _, err := Train(synthExamples(t, recs), nil, TrainOptions{
-		Tiers:     Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
+	a, _, err := models.Train(synthExamples(t, recs), nil, models.TrainOptions{
+		Tiers:     models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel},
 		Label:     datasets.Label{}.Of,
 		LabelName: "strong-wins",
 		Features:  smallSpec(),
@@ -405,20 +407,20 @@ func trainChampion(t *testing.T, recs []datasets.Record) *Artifact {
 // TestRetrainGate is the promotion-gate acceptance: a challenger
 // trained on shuffled outcomes is refused, a clean one is promoted.
 func TestRetrainGate(t *testing.T) {
-	slowUnderRace(t)
+	racetest.SkipSlow(t)
 	recs, _ := synth.Generate(synth.Options{N: 3600, Seed: 21})
 	champion := trainChampion(t, recs[:1200])
 	fresh := recs[1200:]
-	opts := RetrainOptions{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, SE: DefaultGateSE, Bootstrap: BootstrapOptions{Resamples: 200}}}
+	opts := Options{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, SE: DefaultGateSE, Bootstrap: BootstrapOptions{Resamples: 200}}}
 
 	t.Run("a challenger trained on shuffled outcomes is refused", func(t *testing.T) {
 		// Shuffle the outcomes among the older 80%, the training side;
 		// the newest 20% that judges both routers stays true.
 		bad := slices.Clone(fresh)
-		cut := len(bad) - int(math.Round(DefaultRetrainHoldout*float64(len(bad))))
+		cut := len(bad) - int(math.Round(DefaultHoldout*float64(len(bad))))
 		r := rand.New(rand.NewPCG(1, 1))
 		r.Shuffle(cut, func(i, j int) { bad[i].Outcomes, bad[j].Outcomes = bad[j].Outcomes, bad[i].Outcomes })
-		res, err := Retrain(champion, bad, opts)
+		res, err := Run(champion, bad, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +434,7 @@ func TestRetrainGate(t *testing.T) {
 		}
 	})
 	t.Run("a challenger trained on more true outcomes is promoted", func(t *testing.T) {
-		res, err := Retrain(champion, fresh, opts)
+		res, err := Run(champion, fresh, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +447,7 @@ func TestRetrainGate(t *testing.T) {
 			t.Errorf("challenger parent %q spec bits %d label %q, want the champion's (%q, %d, %q)", a.Parent, a.Features.HashBits, a.Label, champion.Version, champion.Features.HashBits, champion.Label)
 		}
 		// keepOperatingPoint matched the champion's shares on the log.
-		if got, want := a.ExpectedShares[Escalate], champion.ExpectedShares[Escalate]; math.Abs(got-want) > 0.02 {
+		if got, want := a.ExpectedShares[models.Escalate], champion.ExpectedShares[models.Escalate]; math.Abs(got-want) > 0.02 {
 			t.Errorf("escalate share %.3f, want the champion's %.3f", got, want)
 		}
 	})
@@ -459,34 +461,34 @@ func TestRetrainGate(t *testing.T) {
 // threshold would have sent every request to the fast tier).
 func TestKeepOperatingPointEscalateAll(t *testing.T) {
 	recs, _ := synth.Generate(synth.Options{N: 900, Seed: 31})
-	decideAll := func(t *testing.T, a *Artifact) map[Decision]int {
+	decideAll := func(t *testing.T, a *models.Artifact) map[models.Decision]int {
 		t.Helper()
-		r, err := NewRouter(a)
+		r, err := models.NewRouter(a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[Decision]int{}
+		got := map[models.Decision]int{}
 		for i := range recs {
 			got[r.Route(RecordInput(&recs[i])).Decision]++
 		}
 		return got
 	}
 	routing := trainChampion(t, recs[:600])
-	if routing.Signal == nil || !routing.Signal.Routable || routing.ExpectedShares[Fast] == 0 {
+	if routing.Signal == nil || !routing.Signal.Routable || routing.ExpectedShares[models.Fast] == 0 {
 		t.Fatalf("the routable router: signal %+v shares %v, want one that routes", routing.Signal, routing.ExpectedShares)
 	}
 	t.Run("a champion that escalates everything hands it on", func(t *testing.T) {
 		champion := *routing
-		champion.Policy = NoRoutePolicy()
-		champion.ExpectedShares = map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 1}
+		champion.Policy = models.NoRoutePolicy()
+		champion.ExpectedShares = map[models.Decision]float64{models.Fast: 0, models.Speculate: 0, models.Escalate: 1}
 		challenger := trainChampion(t, recs[300:900])
 		if err := keepOperatingPoint(challenger, &champion, recs); err != nil {
 			t.Fatal(err)
 		}
-		if got := decideAll(t, challenger); got[Escalate] != len(recs) {
+		if got := decideAll(t, challenger); got[models.Escalate] != len(recs) {
 			t.Errorf("decisions %v, want all %d escalated", got, len(recs))
 		}
-		if challenger.ExpectedShares[Escalate] != 1 || !strings.Contains(challenger.PolicyTarget, "escalates every request") {
+		if challenger.ExpectedShares[models.Escalate] != 1 || !strings.Contains(challenger.PolicyTarget, "escalates every request") {
 			t.Errorf("shares %v, target %q", challenger.ExpectedShares, challenger.PolicyTarget)
 		}
 	})
@@ -497,8 +499,8 @@ func TestKeepOperatingPointEscalateAll(t *testing.T) {
 		for i := range ex {
 			ex[i].Fast, ex[i].Strong = float64(rng.IntN(2)), float64(rng.IntN(2))
 		}
-		challenger, _, err := Train(ex, nil, TrainOptions{
-			Tiers: Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of,
+		challenger, _, err := models.Train(ex, nil, models.TrainOptions{
+			Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of,
 			LabelName: "strong-wins", Features: smallSpec(), Folds: 3, L2: 1e-2,
 		})
 		if err != nil {
@@ -510,7 +512,7 @@ func TestKeepOperatingPointEscalateAll(t *testing.T) {
 		if err := keepOperatingPoint(challenger, routing, recs); err != nil {
 			t.Fatal(err)
 		}
-		if got := decideAll(t, challenger); got[Escalate] != len(recs) {
+		if got := decideAll(t, challenger); got[models.Escalate] != len(recs) {
 			t.Errorf("decisions %v, want all %d escalated (the champion's shares were %v)", got, len(recs), routing.ExpectedShares)
 		}
 	})
@@ -519,8 +521,34 @@ func TestKeepOperatingPointEscalateAll(t *testing.T) {
 		if err := keepOperatingPoint(challenger, routing, recs); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := challenger.ExpectedShares[Fast], routing.ExpectedShares[Fast]; math.Abs(got-want) > 0.02 {
+		if got, want := challenger.ExpectedShares[models.Fast], routing.ExpectedShares[models.Fast]; math.Abs(got-want) > 0.02 {
 			t.Errorf("fast share %.3f, want the champion's %.3f", got, want)
 		}
 	})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRetrainGivesTheChallengerTheView(t *testing.T) {
+	racetest.SkipSlow(t)
+	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 21})
+	champion, _, err := models.Train(synthExamples(t, recs[:1200]), nil, models.TrainOptions{
+		Tiers: models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}, Label: datasets.Label{}.Of, LabelName: "strong-wins",
+		Features: smallSpec(), Folds: 3, L2: 1e-2, Difficulty: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(champion, recs[1200:], Options{Folds: 3, Compare: CompareOptions{Margin: DefaultMargin, SE: DefaultGateSE, Bootstrap: BootstrapOptions{Resamples: 50}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if champion.Difficulty == nil || res.Challenger.Difficulty == nil {
+		t.Errorf("champion's view %v, challenger's %v: want both", champion.Difficulty != nil, res.Challenger.Difficulty != nil)
+	}
 }

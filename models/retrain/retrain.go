@@ -1,9 +1,10 @@
-package models
+package retrain
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/triage-router/triage/models"
 	"math"
 	"path/filepath"
 	"slices"
@@ -13,14 +14,14 @@ import (
 	"github.com/triage-router/triage/datasets"
 )
 
-// DefaultRetrainHoldout is the share of labelled examples, the newest by
+// DefaultHoldout is the share of labelled examples, the newest by
 // time, that champion and challenger are compared on.
-const DefaultRetrainHoldout = 0.2
+const DefaultHoldout = 0.2
 
-// RetrainOptions configures Retrain. Zero values mean the defaults.
-type RetrainOptions struct {
+// Options configures Run. Zero values mean the defaults.
+type Options struct {
 	// Holdout is the newest share of labelled examples kept out of
-	// training for the comparison; 0 means DefaultRetrainHoldout.
+	// training for the comparison; 0 means DefaultHoldout.
 	Holdout float64
 	// Compare chooses the gating metric, margin and intervals.
 	Compare CompareOptions
@@ -74,11 +75,11 @@ type RetrainOptions struct {
 	Progress func(step string, done, total int)
 }
 
-// RetrainResult is a challenger and how it compares with the champion.
-type RetrainResult struct {
+// Result is a challenger and how it compares with the champion.
+type Result struct {
 	// Challenger is the trained router (its Parent is the champion).
-	Challenger *Artifact
-	Report     *TrainReport
+	Challenger *models.Artifact
+	Report     *models.TrainReport
 	// Comparison decides promotion.
 	Comparison *Comparison
 	// Stats describes the labelled data; Train and Held count each side's
@@ -181,9 +182,9 @@ func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train,
 // (docs/loop.md §3), with each head's L2 chosen by cross-validation; the
 // gate still judges both on records neither trained on. A `label`
 // champion keeps its scorer: `train` only makes one when told to.
-func challengerScorer(champion *Artifact, train []Labelled, opts RetrainOptions) (string, string) {
+func challengerScorer(champion *models.Artifact, train []Labelled, opts Options) (string, string) {
 	k := champion.ScorerKind()
-	if k != ScorerGain || opts.KeepScorer || opts.PairedOnly {
+	if k != models.ScorerGain || opts.KeepScorer || opts.PairedOnly {
 		return k, ""
 	}
 	one := 0
@@ -195,7 +196,7 @@ func challengerScorer(champion *Artifact, train []Labelled, opts RetrainOptions)
 	if one == 0 {
 		return k, ""
 	}
-	return ScorerPerTier, fmt.Sprintf("challenger scorer per-tier, not the champion's gain: a gain model learns from paired records only, and %d of the %d training records have one tier's outcome, which each per-tier head learns from (--keep-scorer keeps gain)", one, len(train))
+	return models.ScorerPerTier, fmt.Sprintf("challenger scorer per-tier, not the champion's gain: a gain model learns from paired records only, and %d of the %d training records have one tier's outcome, which each per-tier head learns from (--keep-scorer keeps gain)", one, len(train))
 }
 
 // TrafficEstimate is what the weighted held-out slice says about traffic.
@@ -205,29 +206,29 @@ type TrafficEstimate struct {
 	LabelRate      Interval `json:"label_rate"`
 }
 
-// Retrain trains a challenger for champion on merged records (see
+// Run trains a challenger for champion on merged records (see
 // MergeRecords) with the champion's feature spec, label and tiers, on all
 // labelled examples but the newest Holdout share, and compares both
 // routers on that newest share. It returns the challenger whatever the
 // verdict; the caller writes it only if Comparison.Promote (or forced).
-func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*RetrainResult, error) {
+func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Result, error) {
 	if champion.IsMultiTier() {
 		// The champion/challenger gate compares p_hard rankings, which an
 		// N-tier router does not have.
-		return nil, fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", ErrMultiTier)
+		return nil, fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", models.ErrMultiTier)
 	}
 	label, err := datasets.ParseLabel(champion.Label)
 	if err != nil {
 		return nil, fmt.Errorf("champion's label: %w", err)
 	}
 	if opts.Holdout == 0 {
-		opts.Holdout = DefaultRetrainHoldout
+		opts.Holdout = DefaultHoldout
 	}
 	if !(opts.Holdout > 0 && opts.Holdout < 1) {
 		return nil, fmt.Errorf("holdout is %v, want a share in (0,1)", opts.Holdout)
 	}
 	if opts.Folds == 0 {
-		opts.Folds = DefaultFolds
+		opts.Folds = models.DefaultFolds
 	}
 	eo := opts.Examples
 	eo.Tiers = champion.Tiers
@@ -256,7 +257,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	if len(train) == 0 {
 		return nil, fmt.Errorf("%d labelled examples are too few to hold out %.0f%% and train on the rest", len(all), 100*opts.Holdout)
 	}
-	res := &RetrainResult{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), ChampionTrained: excluded}
+	res := &Result{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), ChampionTrained: excluded}
 	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
 
 	trEx := Examples(train)
@@ -298,7 +299,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 			l2, fastL2 = imputedL2(champion, trEx, st, w, l2, fastL2)
 		}
 	}
-	a, rep, err := Train(trEx, heldEx, TrainOptions{
+	a, rep, err := models.Train(trEx, heldEx, models.TrainOptions{
 		Tiers: champion.Tiers, Label: label.Of, LabelName: label.String(), Scorer: scorer,
 		Features: champion.Features, L2: l2, FastL2: fastL2, Folds: opts.Folds, Seed: opts.Seed,
 		// A champion with a difficulty view gets a challenger with one,
@@ -312,14 +313,14 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 	}
 	a.Parent = champion.Version
 	a.Training.HeldSince = res.HeldSince
-	NameTopFeatures(a, trEx, 20)
+	models.NameTopFeatures(a, trEx, 20)
 	if err := keepOperatingPoint(a, champion, recs); err != nil {
 		return nil, err
 	}
 	res.Challenger, res.Report = a, rep
 
 	// Both routers on the same requests, with the same weights.
-	cr, err := NewRouter(champion)
+	cr, err := models.NewRouter(champion)
 	if err != nil {
 		return nil, fmt.Errorf("champion: %w", err)
 	}
@@ -358,7 +359,7 @@ func Retrain(champion *Artifact, recs []datasets.Record, opts RetrainOptions) (*
 // docs/loop.md §4). Each per-tier head counts the rows where its tier was
 // observed; the other heads, the paired rows. The champion's own count
 // is its training records.
-func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
+func scaledL2(champion *models.Artifact, train []Labelled) (l2, fastL2 float64) {
 	l2, fastL2 = champion.Training.L2, champion.Training.FastL2
 	n0 := float64(champion.Training.Records)
 	if n0 <= 0 {
@@ -386,7 +387,7 @@ func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
 	if hr["paired"] > 0 {
 		n0First = float64(hr["paired"])
 	}
-	if k := champion.ScorerKind(); k == ScorerPerTier || k == ScorerBlend {
+	if k := champion.ScorerKind(); k == models.ScorerPerTier || k == models.ScorerBlend {
 		nFirst = nStrong
 		n0First = n0
 		if hr["strong"] > 0 {
@@ -411,7 +412,7 @@ func scaledL2(champion *Artifact, train []Labelled) (l2, fastL2 float64) {
 // (scaledL2 counted the rows before imputation). Only the st.Strong and
 // st.Fast rows imputed with weight w are new; confidence targets were
 // counted by scaledL2 already.
-func imputedL2(champion *Artifact, ex []Example, st ImputeStats, w, l2, fastL2 float64) (float64, float64) {
+func imputedL2(champion *models.Artifact, ex []models.Example, st ImputeStats, w, l2, fastL2 float64) (float64, float64) {
 	var allF, allS float64
 	for i := range ex {
 		if !math.IsNaN(ex[i].Fast) {
@@ -421,7 +422,7 @@ func imputedL2(champion *Artifact, ex []Example, st ImputeStats, w, l2, fastL2 f
 			allS += headWeight(ex[i].StrongWeight, ex[i].Weight)
 		}
 	}
-	if k := champion.ScorerKind(); (k == ScorerPerTier || k == ScorerBlend) && allS > 0 {
+	if k := champion.ScorerKind(); (k == models.ScorerPerTier || k == models.ScorerBlend) && allS > 0 {
 		l2 *= (allS - w*float64(st.Strong)) / allS
 	}
 	if allF > 0 {
@@ -510,7 +511,7 @@ func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []strin
 // was not shown to beat random) hands that on: a quantile at share 1 would
 // be the lowest p_hard, which would send the requests at it to the fast
 // tier.
-func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
+func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) error {
 	a.Policy.AcceptConfidence = champion.Policy.AcceptConfidence
 	es := champion.ExpectedShares
 	if len(es) == 0 {
@@ -519,14 +520,14 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 	if a.Signal != nil && !a.Signal.Routable {
 		return nil
 	}
-	if es[Escalate] >= 1 {
-		nr := NoRoutePolicy()
+	if es[models.Escalate] >= 1 {
+		nr := models.NoRoutePolicy()
 		a.Policy.SpeculateAbove, a.Policy.EscalateAbove = nr.SpeculateAbove, nr.EscalateAbove
-		a.ExpectedShares = map[Decision]float64{Fast: 0, Speculate: 0, Escalate: 1}
+		a.ExpectedShares = map[models.Decision]float64{models.Fast: 0, models.Speculate: 0, models.Escalate: 1}
 		a.PolicyTarget = "retrain: the champion escalates every request, and so does the challenger until `triage calibrate` sets thresholds from its curves"
 		return a.Policy.Validate()
 	}
-	r, err := NewRouter(a)
+	r, err := models.NewRouter(a)
 	if err != nil {
 		return fmt.Errorf("challenger: %w", err)
 	}
@@ -543,15 +544,15 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 	if len(p) == 0 {
 		return errors.New("no records to set thresholds on")
 	}
-	esc := Quantile(p, 1-es[Escalate])
+	esc := models.Quantile(p, 1-es[models.Escalate])
 	spec := esc
-	if es[Speculate] > 0 {
-		spec = Quantile(p, 1-es[Escalate]-es[Speculate])
+	if es[models.Speculate] > 0 {
+		spec = models.Quantile(p, 1-es[models.Escalate]-es[models.Speculate])
 	}
 	a.Policy.SpeculateAbove, a.Policy.EscalateAbove = spec, esc
-	a.ExpectedShares = Shares(a.Policy, p)
+	a.ExpectedShares = models.Shares(a.Policy, p)
 	parts := make([]string, 0, 3)
-	for _, d := range []Decision{Fast, Speculate, Escalate} {
+	for _, d := range []models.Decision{models.Fast, models.Speculate, models.Escalate} {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", d, 100*es[d]))
 	}
 	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %d requests", strings.Join(parts, ", "), len(p))
@@ -566,7 +567,7 @@ func keepOperatingPoint(a, champion *Artifact, recs []datasets.Record) error {
 // NamesSource says whether the artifact names path among the logs it was
 // trained on, compared as given and as absolute paths (relative ones
 // against the working directory now).
-func NamesSource(a *Artifact, path string) bool {
+func NamesSource(a *models.Artifact, path string) bool {
 	abs, _ := filepath.Abs(path)
 	for _, s := range a.Training.Sources {
 		if s == path {
@@ -589,7 +590,7 @@ func NamesSource(a *Artifact, path string) bool {
 // the champion's, as the loop's commands use them. An artifact that names
 // no source (made by the library, not the command) excludes nothing. matched says which
 // files were taken as the champion's sources.
-func ChampionTrainedOn(champion *Artifact, merged []datasets.Record, files map[string][]datasets.Record, base []string) (trained func(id string) bool, matched []string) {
+func ChampionTrainedOn(champion *models.Artifact, merged []datasets.Record, files map[string][]datasets.Record, base []string) (trained func(id string) bool, matched []string) {
 	tr := champion.Training
 	if len(tr.Sources) == 0 && tr.HeldSince.IsZero() {
 		return nil, nil // the artifact does not say

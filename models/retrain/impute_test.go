@@ -1,7 +1,8 @@
-package models
+package retrain
 
 import (
 	"fmt"
+	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -53,11 +54,11 @@ func imputeWorld(seed uint64, base, traffic int, eps float64) (recs, all []datas
 }
 
 // perTierChampion trains a per-tier router on paired records.
-func perTierChampion(t *testing.T, recs []datasets.Record) *Artifact {
+func perTierChampion(t *testing.T, recs []datasets.Record) *models.Artifact {
 	t.Helper()
-	tiers := Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}
-	a, _, err := Train(synthExamples(t, recs), nil, TrainOptions{
-		Tiers: tiers, Label: datasets.Label{}.Of, LabelName: "strong-wins", Scorer: ScorerPerTier,
+	tiers := models.Tiers{Fast: synth.FastModel, Strong: synth.StrongModel}
+	a, _, err := models.Train(synthExamples(t, recs), nil, models.TrainOptions{
+		Tiers: tiers, Label: datasets.Label{}.Of, LabelName: "strong-wins", Scorer: models.ScorerPerTier,
 		Features: smallSpec(), Folds: 3, L2: 1e-2, RouteWithoutSignal: true,
 		Now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
 	})
@@ -74,7 +75,7 @@ func TestImputeOtherTier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := func() []Example {
+	fresh := func() []models.Example {
 		ex := Examples(ls)
 		for i := range ex {
 			ex[i].Weight = 1
@@ -140,7 +141,7 @@ func TestImputeOtherTier(t *testing.T) {
 		})
 	}
 	t.Run("too few paired rows", func(t *testing.T) {
-		var few []Example
+		var few []models.Example
 		paired := 0
 		for _, e := range fresh() {
 			isPaired := !math.IsNaN(e.Fast) && !math.IsNaN(e.Strong)
@@ -188,12 +189,12 @@ func TestImputeDirection(t *testing.T) {
 	meanFastHard := func(mode ImputeMode) (float64, ImputeStats) {
 		// A large L2 given explicitly (so neither fit rescales it): the
 		// head moves from its intercept only as far as many rows take it.
-		res, err := Retrain(champion, recs, RetrainOptions{Folds: 3, L2: 3, Impute: mode,
+		res, err := Run(champion, recs, Options{Folds: 3, L2: 3, Impute: mode,
 			Compare: CompareOptions{Margin: DefaultMargin, Bootstrap: BootstrapOptions{Resamples: 20}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt, err := NewRouter(res.Challenger)
+		rt, err := models.NewRouter(res.Challenger)
 		if err != nil {
 			t.Fatal(err)
 		}

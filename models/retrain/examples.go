@@ -1,8 +1,9 @@
-package models
+package retrain
 
 import (
 	"cmp"
 	"fmt"
+	"github.com/triage-router/triage/models"
 	"maps"
 	"math"
 	"slices"
@@ -184,7 +185,7 @@ const (
 
 // Labelled is a training example with where it came from.
 type Labelled struct {
-	Example
+	models.Example
 	Kind ExampleKind
 	// Propensity is the recorded probability of the decision that made
 	// both outcomes observed; 1 for base records.
@@ -238,7 +239,7 @@ func ParseHeadEstimator(s string) (HeadEstimator, error) {
 // ExampleOptions configures LabelledExamples.
 type ExampleOptions struct {
 	// Tiers names the fast and strong models.
-	Tiers Tiers
+	Tiers models.Tiers
 	// MaxWeight caps inverse propensity weights; 0 means
 	// DefaultMaxWeight.
 	MaxWeight float64
@@ -260,7 +261,7 @@ type ExampleOptions struct {
 	// Policy is the champion's, to tell which tier an explored request's
 	// policy would have run (from its p_hard): that tier ran with
 	// probability 1, the other with the exploration ε.
-	Policy Policy
+	Policy models.Policy
 }
 
 // ExampleStats counts what LabelledExamples found.
@@ -321,7 +322,7 @@ func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, 
 				continue
 			}
 		}
-		ex := Labelled{Example: Example{ID: r.ID, Input: RecordInput(r), Fast: f, Strong: s, FastSoft: soft, TS: r.TS, Weight: 1}, Kind: KindBase, Propensity: 1, Paired: paired}
+		ex := Labelled{Example: models.Example{ID: r.ID, Input: RecordInput(r), Fast: f, Strong: s, FastSoft: soft, TS: r.TS, Weight: 1}, Kind: KindBase, Propensity: 1, Paired: paired}
 		if fo.Confidence != nil {
 			c := *fo.Confidence
 			ex.Confidence = &c
@@ -383,7 +384,7 @@ func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, 
 // tier the policy would have run surely and the other with ε; which one
 // is read from p_hard against the champion's escalate threshold. A
 // probability of 0 (ε = 0, which then cannot have run) is returned as 1.
-func tierPropensities(d *datasets.Decision, pol Policy) (pFast, pStrong float64) {
+func tierPropensities(d *datasets.Decision, pol models.Policy) (pFast, pStrong float64) {
 	p := d.Propensity
 	pFast, pStrong = 1, 1
 	switch {
@@ -447,8 +448,8 @@ func SplitNewest(ex []Labelled, frac float64) (train, held []Labelled) {
 }
 
 // Examples strips the provenance.
-func Examples(ls []Labelled) []Example {
-	out := make([]Example, len(ls))
+func Examples(ls []Labelled) []models.Example {
+	out := make([]models.Example, len(ls))
 	for i := range ls {
 		out[i] = ls[i].Example
 	}

@@ -1,7 +1,8 @@
-package models
+package retrain
 
 import (
 	"fmt"
+	"github.com/triage-router/triage/models"
 	"math"
 
 	"github.com/triage-router/triage/classifier"
@@ -91,12 +92,12 @@ type ImputeStats struct {
 //
 // The rows' targets and head weights are changed in place (weight w for
 // an imputed target); imputed rows stay unpaired (StrongSoft, FastSoft).
-func imputeOtherTier(champion *Artifact, ex []Example, mode ImputeMode, w float64) (ImputeStats, error) {
+func imputeOtherTier(champion *models.Artifact, ex []models.Example, mode ImputeMode, w float64) (ImputeStats, error) {
 	var st ImputeStats
 	if mode == ImputeNone {
 		return st, nil
 	}
-	r, err := NewRouter(champion)
+	r, err := models.NewRouter(champion)
 	if err != nil {
 		return st, fmt.Errorf("impute: champion: %w", err)
 	}
@@ -155,7 +156,7 @@ func imputeOtherTier(champion *Artifact, ex []Example, mode ImputeMode, w float6
 		for j, x := range v {
 			z += m.W[j] * x
 		}
-		return sigmoid(z)
+		return 1 / (1 + math.Exp(-z))
 	}
 	var sum, cnt [2][2]float64
 	for _, i := range pairedRows {
