@@ -1,7 +1,6 @@
 package models
 
 import (
-	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
 )
 
 // difficultyExamples is the synthetic log with its confidences, folds by

@@ -2,7 +2,6 @@ package models
 
 import (
 	"errors"
-	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
 )
 
 var (

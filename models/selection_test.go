@@ -2,7 +2,6 @@ package models
 
 import (
 	"fmt"
-	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
 )
 
 func TestAPGRSE(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 	"github.com/triage-router/triage/models/report"
 )
 
@@ -25,7 +26,7 @@ type calibrateResult struct {
 	Parent        string                      `json:"parent"`
 	Policy        models.Policy               `json:"policy"`
 	PolicyTarget  string                      `json:"policy_target"`
-	Kind          models.Kind                 `json:"kind"`
+	Kind          replay.Kind                 `json:"kind"`
 	N             int                         `json:"n"`
 	StrongShare   estimate                    `json:"strong_share"`
 	Quality       estimate                    `json:"quality"`
@@ -79,10 +80,10 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if len(targets) == 0 {
 		return usagef("e.g. --target strong-share=0.3", "calibrate needs at least one --target")
 	}
-	solver := &models.Solver{ShareTolerance: shareTolerance(rf.grid)}
-	seen := map[models.TargetKind]bool{}
+	solver := &replay.Solver{ShareTolerance: shareTolerance(rf.grid)}
+	seen := map[replay.TargetKind]bool{}
 	for _, s := range targets {
-		t, err := models.ParseTarget(s)
+		t, err := replay.ParseTarget(s)
 		if err != nil {
 			return usagef("see -h for the target forms", "%v", err)
 		}
@@ -92,9 +93,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		seen[t.Kind] = true
 		solver.Targets = append(solver.Targets, t)
 	}
-	switch models.Objective(*minimize) {
-	case models.MinimizeCost, models.MinimizeLatency:
-		solver.Minimize = models.Objective(*minimize)
+	switch replay.Objective(*minimize) {
+	case replay.MinimizeCost, replay.MinimizeLatency:
+		solver.Minimize = replay.Objective(*minimize)
 	default:
 		return usagef("use --minimize cost or latency", "--minimize %q is not known", *minimize)
 	}
@@ -137,11 +138,11 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	_, solver.StrongQuality = rp.Baselines()
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
 	prog, stop := newProgress(env)
-	sweepWithProgress(rp, g, models.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
+	sweepWithProgress(rp, g, replay.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
 	stop()
 	best, err := solver.Result()
 	if err != nil {
-		var inf *models.InfeasibleError
+		var inf *replay.InfeasibleError
 		if asInfeasible(err, &inf) {
 			// The sweep may have skipped percentiles; name the closest
 			// point with all its figures.
@@ -190,29 +191,29 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 // checkKnown refuses a target or objective on a figure the log does not
 // have (latency or cost, with no default given), naming the flag that
 // gives it, and says what minimising cost means without cost.
-func checkKnown(env *Env, solver *models.Solver, t models.Tiers, rl *replayLog) error {
+func checkKnown(env *Env, solver *replay.Solver, t models.Tiers, rl *replayLog) error {
 	need := func(asked, what, unit string) error {
 		return fmt.Errorf("%s needs %s, and the log has none: pass --%s '%s=%s,%s=%s'", asked, what, what, t.Fast, unit, t.Strong, unit)
 	}
 	for _, tg := range solver.Targets {
 		switch {
-		case tg.Kind == models.TargetP95Latency && rl.noLatency:
+		case tg.Kind == replay.TargetP95Latency && rl.noLatency:
 			return need("--target "+tg.String(), "latency", "MS")
-		case tg.Kind == models.TargetCostPer1k && rl.noCost:
+		case tg.Kind == replay.TargetCostPer1k && rl.noCost:
 			return need("--target "+tg.String(), "cost", "USD")
 		}
 	}
 	switch {
-	case solver.Minimize == models.MinimizeLatency && rl.noLatency:
+	case solver.Minimize == replay.MinimizeLatency && rl.noLatency:
 		return need("--minimize latency", "latency", "MS")
-	case solver.Minimize != models.MinimizeLatency && rl.noCost:
+	case solver.Minimize != replay.MinimizeLatency && rl.noCost:
 		fmt.Fprintf(env.Stderr, "triage calibrate: the log has no cost, so among the policies that meet the targets the one with the fewest strong calls wins (pass --cost to minimise dollars)\n")
 	}
 	return nil
 }
 
 // blankUnknown empties the figures a replay on placeholders cannot know.
-func blankUnknown(op *models.OperatingPoint, iv *report.PointIntervals, rl *replayLog) {
+func blankUnknown(op *replay.OperatingPoint, iv *report.PointIntervals, rl *replayLog) {
 	nan := math.NaN()
 	if rl.noLatency {
 		op.LatencyMeanMS, op.LatencyP50MS, op.LatencyP95MS, op.LatencyP99MS = nan, nan, nan, nan
@@ -229,13 +230,13 @@ func blankUnknown(op *models.OperatingPoint, iv *report.PointIntervals, rl *repl
 }
 
 // shareTolerance is how close a strong-share target must be met: half a
-// step of the grid, and no tighter than models.DefaultShareTolerance.
+// step of the grid, and no tighter than replay.DefaultShareTolerance.
 func shareTolerance(grid int) float64 {
-	return math.Max(models.DefaultShareTolerance, 0.5/float64(grid))
+	return math.Max(replay.DefaultShareTolerance, 0.5/float64(grid))
 }
 
-func asInfeasible(err error, target **models.InfeasibleError) bool {
-	e, ok := err.(*models.InfeasibleError)
+func asInfeasible(err error, target **replay.InfeasibleError) bool {
+	e, ok := err.(*replay.InfeasibleError)
 	if ok {
 		*target = e
 	}

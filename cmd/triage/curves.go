@@ -14,6 +14,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 	"github.com/triage-router/triage/models/report"
 	"github.com/triage-router/triage/models/retrain"
 )
@@ -83,7 +84,7 @@ func parseDefaults(flagName, unit string, vals []string) (map[string]float64, er
 	return out, nil
 }
 
-func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing models.CancelBilling, err error) {
+func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing replay.CancelBilling, err error) {
 	if len(f.data) == 0 {
 		return nil, nil, "", usagef("give --data FILE", "%s needs --data", cmd)
 	}
@@ -96,7 +97,7 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing m
 	if f.resamples < 1 {
 		return nil, nil, "", usagef("use 1 or more", "--resamples is %d", f.resamples)
 	}
-	billing, err = models.ParseCancelBilling(f.billing)
+	billing, err = replay.ParseCancelBilling(f.billing)
 	if err != nil {
 		return nil, nil, "", usagef("use --cancel-billing prorata or full", "%v", err)
 	}
@@ -144,7 +145,7 @@ func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 // replayLog is a router's view of a log: the replay requests and, in log
 // order, what models.Evaluate needs.
 type replayLog struct {
-	reqs                       []models.Request
+	reqs                       []replay.Request
 	pHard, label, fast, strong []float64
 	missing                    int
 	sources                    []string
@@ -223,7 +224,7 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 			}
 		}
 		p := r.Route(retrain.RecordInput(rec)).PHard
-		req := models.Request{
+		req := replay.Request{
 			ID: rec.ID, PHard: p, FastScore: f, StrongScore: s,
 			FastLatencyMS: v[0][0], StrongLatencyMS: v[0][1], FastCostUSD: v[1][0], StrongCostUSD: v[1][1],
 		}
@@ -463,7 +464,7 @@ func dedupe(xs []string) []string {
 }
 
 // loadReplay replays the log with an artifact.
-func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling) (*models.Router, *replayLog, *models.Replayer, error) {
+func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling) (*models.Router, *replayLog, *replay.Replayer, error) {
 	r, err := models.NewRouter(a)
 	if err != nil {
 		return nil, nil, nil, err
@@ -472,15 +473,15 @@ func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if rl.noLatency && !rl.noCost && billing == models.BillProrata {
+	if rl.noLatency && !rl.noCost && billing == replay.BillProrata {
 		// Pro rata needs the time a cancelled call ran.
-		billing = models.BillFull
+		billing = replay.BillFull
 		rl.sources = append(rl.sources, "cancelled calls billed in full: the log has no latency to bill them pro rata")
 	}
 	if rl.noLatency {
 		rl.sources = append(rl.sources, "speculation is replayed as if the fast answer always came first")
 	}
-	rp, err := models.NewReplayer(rl.reqs, billing)
+	rp, err := replay.NewReplayer(rl.reqs, billing)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -489,14 +490,14 @@ func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string
 
 // sweepWithProgress is rp.SweepFunc, telling prog (when set) how many of
 // the grid's points are done.
-func sweepWithProgress(rp *models.Replayer, g models.Grid, opts models.SweepOptions, prog func(string, int, int), step string, visit func(*models.OperatingPoint)) {
+func sweepWithProgress(rp *replay.Replayer, g replay.Grid, opts replay.SweepOptions, prog func(string, int, int), step string, visit func(*replay.OperatingPoint)) {
 	if prog == nil {
 		rp.SweepFunc(g, opts, visit)
 		return
 	}
 	total, n := g.Size(), 0
 	prog(step, 0, total)
-	rp.SweepFunc(g, opts, func(op *models.OperatingPoint) {
+	rp.SweepFunc(g, opts, func(op *replay.OperatingPoint) {
 		visit(op)
 		if n++; n%1024 == 0 {
 			prog(step, n, total)
@@ -504,7 +505,7 @@ func sweepWithProgress(rp *models.Replayer, g models.Grid, opts models.SweepOpti
 	})
 }
 
-func curvesSection(env *Env, prog func(string, int, int), a *models.Artifact, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
+func curvesSection(env *Env, prog func(string, int, int), a *models.Artifact, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
 	r, rl, rp, err := loadReplay(a, recs, lat, cost, billing)
 	if err != nil {
 		return nil, "", err
@@ -516,8 +517,8 @@ func curvesSection(env *Env, prog func(string, int, int), a *models.Artifact, na
 		fmt.Fprintf(env.Stderr, "triage curves: %s\n", hint)
 	}
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
-	pts := make([]models.OperatingPoint, 0, g.Size())
-	sweepWithProgress(rp, g, models.SweepOptions{}, prog, "replaying "+name+" over the threshold grid", func(op *models.OperatingPoint) { pts = append(pts, *op) })
+	pts := make([]replay.OperatingPoint, 0, g.Size())
+	sweepWithProgress(rp, g, replay.SweepOptions{}, prog, "replaying "+name+" over the threshold grid", func(op *replay.OperatingPoint) { pts = append(pts, *op) })
 	if prog != nil {
 		prog("bootstrap intervals and fronts of "+name, 0, 0)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"github.com/triage-router/triage/internal/racetest"
 	"image/png"
 	"math"
 	"os"
@@ -22,7 +21,9 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 	"github.com/triage-router/triage/models/retrain"
 )
 
@@ -412,7 +413,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		// most 8) for each of the nt(nt-1)/2 pairs with a band.
 		nt := 0
 		for _, r := range rows {
-			if r[col(header, "kind")] == string(models.KindFastEscalate) {
+			if r[col(header, "kind")] == string(replay.KindFastEscalate) {
 				nt++
 			}
 		}
@@ -428,7 +429,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		for i, row := range rows {
 			kind := row[col(header, "kind")]
 			// Every fast/escalate row, and a sample of the others.
-			if kind != string(models.KindFastEscalate) && i%97 != 0 {
+			if kind != string(replay.KindFastEscalate) && i%97 != 0 {
 				continue
 			}
 			checked[kind]++
@@ -443,7 +444,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 				}
 			}
 		}
-		if checked[string(models.KindFastEscalate)] < 50 || checked[string(models.KindCombined)] == 0 || checked[string(models.KindSpeculate)] == 0 {
+		if checked[string(replay.KindFastEscalate)] < 50 || checked[string(replay.KindCombined)] == 0 || checked[string(replay.KindSpeculate)] == 0 {
 			t.Errorf("checked %v rows by kind", checked)
 		}
 	})
@@ -557,12 +558,12 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		var res struct {
 			P95  struct{ Value float64 } `json:"latency_p95_ms"`
 			Rel  struct{ Value float64 } `json:"relative_quality"`
-			Kind models.Kind
+			Kind replay.Kind
 		}
 		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 			t.Fatal(err)
 		}
-		if res.P95.Value > limit || res.Rel.Value < 0.9 || res.Kind == models.KindFastEscalate {
+		if res.P95.Value > limit || res.Rel.Value < 0.9 || res.Kind == replay.KindFastEscalate {
 			t.Errorf("got p95 %v, relative quality %v, kind %s; want p95 <= %v and quality >= 0.9 with speculation", res.P95.Value, res.Rel.Value, res.Kind, limit)
 		}
 	})
@@ -759,7 +760,7 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 		reqs := plainRequests(t, model, held, map[string]float64{fast: 400, strong: 1800}, map[string]float64{fast: 0.0003, strong: 0.006})
 		n := 0
 		for _, row := range rows {
-			if row[col(header, "kind")] != string(models.KindFastEscalate) {
+			if row[col(header, "kind")] != string(replay.KindFastEscalate) {
 				continue
 			}
 			n++

@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/triage-router/triage/datasets"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/datasetstest"
 )
 

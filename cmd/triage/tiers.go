@@ -16,6 +16,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 	"github.com/triage-router/triage/models/report"
 	"github.com/triage-router/triage/models/retrain"
 )
@@ -379,13 +380,13 @@ func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *t
 		q += e.Fast
 	}
 	nf := float64(len(pair))
-	pts := []models.CurvePoint{{Cost: ci, Quality: 100 * q / nf}}
+	pts := []replay.CurvePoint{{Cost: ci, Quality: 100 * q / nf}}
 	for n, r := range order {
 		q += pair[r].Strong - pair[r].Fast
 		c := float64(n + 1)
-		pts = append(pts, models.CurvePoint{Cost: ci + (cj-ci)*c/nf, Quality: 100 * q / nf})
+		pts = append(pts, replay.CurvePoint{Cost: ci + (cj-ci)*c/nf, Quality: 100 * q / nf})
 	}
-	return models.AIQ(pts, fig.CostLo, fig.CostHi), nil
+	return replay.AIQ(pts, fig.CostLo, fig.CostHi), nil
 }
 
 // tierFig is what eval and train print of an N-tier router.
@@ -446,16 +447,16 @@ type aiqFig struct {
 // tierRequests turns examples and predictions into replay requests whose
 // cost is the tier's price, with no latency (eval's figures are quality
 // and price only).
-func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []models.TierRequest {
+func tierRequests(pred []float64, ex []models.Example, tiers []models.Tier) []replay.TierRequest {
 	nt := len(tiers)
 	price := make([]float64, nt)
 	for k, t := range tiers {
 		price[k] = t.Price
 	}
 	zero := make([]float64, nt)
-	reqs := make([]models.TierRequest, len(ex))
+	reqs := make([]replay.TierRequest, len(ex))
 	for i := range ex {
-		reqs[i] = models.TierRequest{ID: ex[i].ID, Pred: pred[i*nt : (i+1)*nt], Score: ex[i].Scores, LatencyMS: zero, CostUSD: price}
+		reqs[i] = replay.TierRequest{ID: ex[i].ID, Pred: pred[i*nt : (i+1)*nt], Score: ex[i].Scores, LatencyMS: zero, CostUSD: price}
 	}
 	return reqs
 }
@@ -469,9 +470,9 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 	}
 	reqs := tierRequests(pred, ex, tiers)
 	fig := tierFig{N: len(ex), Policy: pol}
-	pt := models.ReplayTiers(reqs, prices, pol, models.BillProrata)
+	pt := replay.ReplayTiers(reqs, prices, pol, replay.BillProrata)
 	fig.Routed = pointFig{Quality: 100 * pt.Quality, Cost: pt.CostPer1k / 1000}
-	p0 := models.ReplayTiers(reqs, prices, models.TierPolicy{}, models.BillProrata)
+	p0 := replay.ReplayTiers(reqs, prices, models.TierPolicy{}, replay.BillProrata)
 	fig.Lambda0 = pointFig{Quality: 100 * p0.Quality, Cost: p0.CostPer1k / 1000}
 	for k, t := range tiers {
 		fig.Shares = append(fig.Shares, shareFig{Name: t.Name, Share: p0.Shares[k]})
@@ -488,14 +489,14 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 	}
 	n := float64(len(ex))
 	fig.Oracle = 100 * orc / n
-	var singles []models.CurvePoint
+	var singles []replay.CurvePoint
 	for k, t := range tiers {
 		s := singleFig{Name: t.Name, Price: t.Price, Quality: 100 * sum[k] / n}
 		fig.Singles = append(fig.Singles, s)
 		if k == 0 || s.Quality > fig.BestSingle.Quality {
 			fig.BestSingle = s
 		}
-		singles = append(singles, models.CurvePoint{Cost: t.Price, Quality: s.Quality})
+		singles = append(singles, replay.CurvePoint{Cost: t.Price, Quality: s.Quality})
 	}
 	fig.GainOverBest = fig.Lambda0.Quality - fig.BestSingle.Quality
 	lo, hi := prices[0], prices[nt-1]
@@ -503,25 +504,25 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 		return fig
 	}
 	fig.CostLo, fig.CostHi = lo, hi
-	sweep := func(reqs []models.TierRequest, prices []float64) []models.CurvePoint {
-		var pts []models.CurvePoint
-		for _, l := range models.LambdaGrid(reqs, prices, 200) {
-			p := models.ReplayTiers(reqs, prices, models.TierPolicy{Lambda: l}, models.BillProrata)
-			pts = append(pts, models.CurvePoint{Cost: p.CostPer1k / 1000, Quality: 100 * p.Quality})
+	sweep := func(reqs []replay.TierRequest, prices []float64) []replay.CurvePoint {
+		var pts []replay.CurvePoint
+		for _, l := range replay.LambdaGrid(reqs, prices, 200) {
+			p := replay.ReplayTiers(reqs, prices, models.TierPolicy{Lambda: l}, replay.BillProrata)
+			pts = append(pts, replay.CurvePoint{Cost: p.CostPer1k / 1000, Quality: 100 * p.Quality})
 		}
 		return pts
 	}
 	rpts := sweep(reqs, prices)
-	a := &aiqFig{Router: models.AIQ(rpts, lo, hi), Hull: models.AIQ(singles, lo, hi), RouterPoints: len(rpts), BestTwoTier: math.Inf(-1)}
+	a := &aiqFig{Router: replay.AIQ(rpts, lo, hi), Hull: replay.AIQ(singles, lo, hi), RouterPoints: len(rpts), BestTwoTier: math.Inf(-1)}
 	for i := range nt {
 		for j := i + 1; j < nt; j++ {
-			sub := make([]models.TierRequest, len(reqs))
+			sub := make([]replay.TierRequest, len(reqs))
 			pp := []float64{prices[i], prices[j]}
 			for r := range reqs {
 				q := &reqs[r]
-				sub[r] = models.TierRequest{Pred: []float64{q.Pred[i], q.Pred[j]}, Score: []float64{q.Score[i], q.Score[j]}, LatencyMS: []float64{0, 0}, CostUSD: pp}
+				sub[r] = replay.TierRequest{Pred: []float64{q.Pred[i], q.Pred[j]}, Score: []float64{q.Score[i], q.Score[j]}, LatencyMS: []float64{0, 0}, CostUSD: pp}
 			}
-			if v := models.AIQ(sweep(sub, pp), lo, hi); v > a.BestTwoTier {
+			if v := replay.AIQ(sweep(sub, pp), lo, hi); v > a.BestTwoTier {
 				a.BestTwoTier, a.BestPair, a.pair = v, tiers[i].Name+" + "+tiers[j].Name, [2]int{i, j}
 			}
 		}
@@ -568,7 +569,7 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 
 // tierReplay is an N-tier router's view of a log.
 type tierReplay struct {
-	reqs    []models.TierRequest
+	reqs    []replay.TierRequest
 	missing int
 	// costUnit names the cost axis: the tiers' prices unless the log or
 	// --cost gave every cost.
@@ -589,7 +590,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 	var buf []float64
 	for i := range recs {
 		rec := &recs[i]
-		q := models.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
+		q := replay.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
 		ok := true
 		for k, m := range names {
 			o, has := rec.Outcomes[m]
@@ -642,7 +643,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 }
 
 // runCurvesTiers is curves for N-tier routers: a λ sweep per router.
-func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, outDir string) error {
+func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
 	names := sectionNames(paths)
 	var runs []report.TierRun
 	for i, a := range arts {
@@ -660,12 +661,12 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 		if rl.missing > 0 {
 			fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without every tier's score\n", names[i], rl.missing)
 		}
-		if rl.noLatency && billing == models.BillProrata {
-			billing = models.BillFull // pro rata needs the time a cancelled call ran
+		if rl.noLatency && billing == replay.BillProrata {
+			billing = replay.BillFull // pro rata needs the time a cancelled call ran
 		}
-		c := models.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
+		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
 		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit})
-		cur := models.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
+		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
 		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %.2f, convex hull of single tiers %.2f (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
 			names[i], len(rl.reqs), len(c.Points), 100*c.AIQ, 100*c.HullAIQ, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
 			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
@@ -686,7 +687,7 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 // calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
 // quality floor's margin, --knob margin) over the log and keeps the
 // policy that meets every target at the lowest cost (or latency).
-func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing models.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
+func calibrateTiers(env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -699,40 +700,40 @@ func calibrateTiers(env *Env, a *models.Artifact, solver *models.Solver, knob st
 		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without every tier's score\n", rl.missing)
 	}
 	for _, t := range solver.Targets {
-		if t.Kind == models.TargetP95Latency && rl.noLatency {
+		if t.Kind == replay.TargetP95Latency && rl.noLatency {
 			return fmt.Errorf("--target %s needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", t, r.Names()[0])
 		}
 	}
-	if solver.Minimize == models.MinimizeLatency && rl.noLatency {
+	if solver.Minimize == replay.MinimizeLatency && rl.noLatency {
 		return fmt.Errorf("--minimize latency needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", r.Names()[0])
 	}
-	if rl.noLatency && billing == models.BillProrata {
-		billing = models.BillFull
+	if rl.noLatency && billing == replay.BillProrata {
+		billing = replay.BillFull
 	}
 	prices := r.Prices()
-	singles := models.SweepTiers(rl.reqs, prices, *a.TierPolicy, billing, 1).Singles
+	singles := replay.SweepTiers(rl.reqs, prices, *a.TierPolicy, billing, 1).Singles
 	for _, s := range singles {
 		solver.StrongQuality = math.Max(solver.StrongQuality, s.Quality)
 	}
-	var pts []models.TierPoint
+	var pts []replay.TierPoint
 	base := *a.TierPolicy
 	switch knob {
 	case "lambda":
-		for _, l := range models.LambdaGrid(rl.reqs, prices, rf.grid) {
+		for _, l := range replay.LambdaGrid(rl.reqs, prices, rf.grid) {
 			p := base
 			p.Lambda = l
-			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+			pts = append(pts, replay.ReplayTiers(rl.reqs, prices, p, billing))
 		}
 	case "margin":
-		for _, m := range models.MarginGrid(rl.reqs, rf.grid) {
+		for _, m := range replay.MarginGrid(rl.reqs, rf.grid) {
 			p := base
 			p.Lambda, p.Margin = 0, m
-			pts = append(pts, models.ReplayTiers(rl.reqs, prices, p, billing))
+			pts = append(pts, replay.ReplayTiers(rl.reqs, prices, p, billing))
 		}
 	default:
 		return usagef("use --knob lambda or margin", "--knob %q is not known", knob)
 	}
-	i, err := models.SolveTiers(solver, pts)
+	i, err := replay.SolveTiers(solver, pts)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // Run is one router replayed on one labelled log: what a section of the
@@ -19,9 +20,9 @@ type Run struct {
 	// Artifact is the router; its policy is the "current" operating point.
 	Artifact *models.Artifact
 	// Replayer holds the log's requests with this router's p_hard.
-	Replayer *models.Replayer
-	// Points are the grid's operating points (models.Replayer.Sweep).
-	Points []models.OperatingPoint
+	Replayer *replay.Replayer
+	// Points are the grid's operating points (replay.Replayer.Sweep).
+	Points []replay.OperatingPoint
 	// PHard, Label, Fast and Strong are per request, in the log's order:
 	// the inputs of models.Evaluate, so the ranking metrics equal
 	// `triage eval`'s.
@@ -58,8 +59,8 @@ type Gain struct {
 	PGR, Quality float64
 	// The lowest p95 latency and cost reaching Quality, fast/escalate
 	// only and with speculation allowed; nil when nothing reaches it.
-	P95FastEscalate, P95Any   *models.OperatingPoint
-	CostFastEscalate, CostAny *models.OperatingPoint
+	P95FastEscalate, P95Any   *replay.OperatingPoint
+	CostFastEscalate, CostAny *replay.OperatingPoint
 }
 
 // Curve is a line of a plot.
@@ -79,9 +80,9 @@ type Section struct {
 	// AIQ over every operating point, and over fast/escalate ones only.
 	AIQ, AIQFastEscalate float64
 	// Current is the artifact's own policy replayed, with intervals.
-	Current          models.OperatingPoint
+	Current          replay.OperatingPoint
 	CurrentIntervals PointIntervals
-	Points           []models.OperatingPoint
+	Points           []replay.OperatingPoint
 	// FrontP95 and FrontCost are the indices into Points of the Pareto
 	// fronts of quality against p95 latency and against cost.
 	FrontP95, FrontCost []int
@@ -145,7 +146,7 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 	p95 := make([]Point, len(s.Points))
 	for i, op := range s.Points {
 		all = append(all, Point{op.CostPer1k, op.Quality})
-		if op.Kind == models.KindFastEscalate {
+		if op.Kind == replay.KindFastEscalate {
 			fe = append(fe, Point{op.CostPer1k, op.Quality})
 		}
 		p95[i] = Point{op.LatencyP95MS, op.Quality}
@@ -187,7 +188,7 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 // AIQ, plots) reads them as measured.
 func (s *Section) blankUnknown() {
 	nan := math.NaN()
-	blank := func(op *models.OperatingPoint) {
+	blank := func(op *replay.OperatingPoint) {
 		if s.NoLatency {
 			op.LatencyMeanMS, op.LatencyP50MS, op.LatencyP95MS, op.LatencyP99MS = nan, nan, nan, nan
 		}
@@ -231,7 +232,7 @@ func thin(x, y []float64, maxN int) Curve {
 
 // gains finds, per PGR level, the lowest p95 and cost with and without
 // speculation.
-func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
+func gains(pts []replay.OperatingPoint, rFast, rStrong float64) []Gain {
 	out := make([]Gain, len(PGRLevels))
 	for k, lv := range PGRLevels {
 		g := Gain{PGR: lv, Quality: rFast + lv*(rStrong-rFast)}
@@ -242,7 +243,7 @@ func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
 			if op.Quality < g.Quality-1e-12 {
 				continue
 			}
-			lower := func(best *models.OperatingPoint, v, bv float64) bool {
+			lower := func(best *replay.OperatingPoint, v, bv float64) bool {
 				return best == nil || v < bv || (v == bv && op.Quality > best.Quality)
 			}
 			if !math.IsNaN(op.LatencyP95MS) && lower(g.P95Any, op.LatencyP95MS, val(g.P95Any, true)) {
@@ -251,7 +252,7 @@ func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
 			if !math.IsNaN(op.CostPer1k) && lower(g.CostAny, op.CostPer1k, val(g.CostAny, false)) {
 				g.CostAny = op
 			}
-			if op.Kind != models.KindFastEscalate {
+			if op.Kind != replay.KindFastEscalate {
 				continue
 			}
 			if !math.IsNaN(op.LatencyP95MS) && lower(g.P95FastEscalate, op.LatencyP95MS, val(g.P95FastEscalate, true)) {
@@ -266,7 +267,7 @@ func gains(pts []models.OperatingPoint, rFast, rStrong float64) []Gain {
 	return out
 }
 
-func val(op *models.OperatingPoint, p95 bool) float64 {
+func val(op *replay.OperatingPoint, p95 bool) float64 {
 	if op == nil {
 		return math.Inf(1)
 	}

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // Bootstrap defaults: enough resamples for stable 2.5% and 97.5%
@@ -149,11 +149,11 @@ type PointIntervals struct {
 }
 
 // BootstrapPoint resamples the replayed requests (out, from
-// models.Replayer.Outcomes) with strong[i] the strong tier's score of
+// replay.Replayer.Outcomes) with strong[i] the strong tier's score of
 // out[i]. Requests are visited in latency order, so each resample's p95
 // is read off the running count of its draws in one pass, without
 // copying latencies.
-func BootstrapPoint(out []models.Replayed, strong []float64, resamples int, seed uint64) PointIntervals {
+func BootstrapPoint(out []replay.Replayed, strong []float64, resamples int, seed uint64) PointIntervals {
 	n := len(out)
 	if n == 0 {
 		return PointIntervals{noInterval, noInterval, noInterval, noInterval, noInterval}
@@ -166,7 +166,7 @@ func BootstrapPoint(out []models.Replayed, strong []float64, resamples int, seed
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(out[a].LatencyMS, out[b].LatencyMS) })
-	k95 := int32(math.Ceil(0.95 * float64(n))) // nearest rank, as models.Percentile
+	k95 := int32(math.Ceil(0.95 * float64(n))) // nearest rank, as replay.Percentile
 	rs := newResampler(n, seed)
 	share := make([]float64, resamples)
 	q := make([]float64, resamples)

@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // CurvesColumns are the columns of curves.csv: the fixed ones of docs/design.md
@@ -26,7 +26,7 @@ var CurvesColumns = []string{
 // unknown (NaN: PGR when the tiers tie, latency of a log without any) is
 // left empty. front sets mark the points on the p95 and cost Pareto
 // fronts.
-func WriteCurvesCSV(w io.Writer, pts []models.OperatingPoint, frontP95, frontCost []int) error {
+func WriteCurvesCSV(w io.Writer, pts []replay.OperatingPoint, frontP95, frontCost []int) error {
 	onP95 := make([]bool, len(pts))
 	onCost := make([]bool, len(pts))
 	for _, i := range frontP95 {

@@ -4,7 +4,7 @@
 // self-contained index.html that puts several routers side by side.
 //
 // The figures come from models: the operating points from the policy
-// replay (models.Replayer), APGR and CPT from models.Evaluate, the same
+// replay (replay.Replayer), APGR and CPT from models.Evaluate, the same
 // function `triage eval` prints, so the report and eval agree. This package
 // adds the figures that only a report needs: AIQ (RouterBench's area under
 // the non-decreasing convex hull of quality against cost), Pareto fronts,

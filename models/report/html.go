@@ -13,6 +13,7 @@ import (
 
 	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // Page is the report: one or more sections side by side.
@@ -22,7 +23,7 @@ type Page struct {
 	// Data are the log files replayed.
 	Data []string
 	// Billing is how cancelled calls were charged.
-	Billing models.CancelBilling
+	Billing replay.CancelBilling
 	// Grid describes the threshold grid, for a person.
 	Grid string
 	// Resamples and Seed of the bootstrap.
@@ -187,25 +188,25 @@ var funcs = template.FuncMap{
 	"policy": func(p models.Policy) string {
 		return fmt.Sprintf("%.4g / %.4g / %.3g", p.SpeculateAbove, p.EscalateAbove, p.AcceptConfidence)
 	},
-	"pointP95": func(op *models.OperatingPoint) string {
+	"pointP95": func(op *replay.OperatingPoint) string {
 		if op == nil {
 			return "not reached"
 		}
 		return num("%.0f ms", op.LatencyP95MS)
 	},
-	"pointCost": func(op *models.OperatingPoint) string {
+	"pointCost": func(op *replay.OperatingPoint) string {
 		if op == nil {
 			return "not reached"
 		}
 		return num("$%.4g", op.CostPer1k)
 	},
-	"pointPolicy": func(op *models.OperatingPoint) string {
+	"pointPolicy": func(op *replay.OperatingPoint) string {
 		if op == nil {
 			return ""
 		}
 		return fmt.Sprintf("%s: %.4g / %.4g / %.3g", op.Kind, op.Policy.SpeculateAbove, op.Policy.EscalateAbove, op.Policy.AcceptConfidence)
 	},
-	"saving": func(fe, any *models.OperatingPoint, p95 bool) string {
+	"saving": func(fe, any *replay.OperatingPoint, p95 bool) string {
 		if fe == nil || any == nil {
 			return ""
 		}

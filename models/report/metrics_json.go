@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // jnum is a float that encodes NaN and infinities as null.
@@ -63,7 +64,7 @@ type MetricsJSON struct {
 // PointJSON is an operating point with its intervals where known.
 type PointJSON struct {
 	Policy          models.Policy `json:"policy"`
-	Kind            models.Kind   `json:"kind"`
+	Kind            replay.Kind   `json:"kind"`
 	StrongShare     jnum          `json:"strong_share"`
 	StrongShareCI95 *[2]jnum      `json:"strong_share_ci95,omitempty"`
 	Quality         jnum          `json:"quality"`
@@ -89,7 +90,7 @@ type GainJSON struct {
 	CostAny          *PointJSON `json:"cost_any"`
 }
 
-func pointJSON(op *models.OperatingPoint) *PointJSON {
+func pointJSON(op *replay.OperatingPoint) *PointJSON {
 	if op == nil {
 		return nil
 	}

@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/triage-router/triage/datasets/safefile"
-	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // Figure is one plot written as base.svg and base.png.
@@ -59,13 +59,13 @@ var (
 func faded(c color.NRGBA) color.NRGBA { c.A = 0x50; return c }
 
 var kindStyle = []struct {
-	kind  models.Kind
+	kind  replay.Kind
 	label string
 	col   color.NRGBA
 }{
-	{models.KindFastEscalate, "fast/escalate", colBlue},
-	{models.KindSpeculate, "speculate band", colOrange},
-	{models.KindCombined, "speculate + escalate", colGreen},
+	{replay.KindFastEscalate, "fast/escalate", colBlue},
+	{replay.KindSpeculate, "speculate band", colOrange},
+	{replay.KindCombined, "speculate + escalate", colGreen},
 }
 
 // figure is a plot with its own legend.
@@ -246,7 +246,7 @@ func tradeoffFigure(s *Section, p95 bool) *figure {
 		title, xl = "Quality against p95 latency", "p95 latency of kept answers (ms)"
 	}
 	f := newFigure(title, xl, "quality (mean score of kept answers, 0-1)")
-	x := func(op *models.OperatingPoint) float64 {
+	x := func(op *replay.OperatingPoint) float64 {
 		if p95 {
 			return op.LatencyP95MS
 		}
@@ -290,10 +290,10 @@ func tradeoffFigure(s *Section, p95 bool) *figure {
 	}
 	f.line("Pareto front, all policies", fx, fy, colBlack, 1, []vg.Length{4, 2}, plotter.PostStep)
 	// Always fast / always strong are fast/escalate points of the grid.
-	var fastOnly, strongOnly *models.OperatingPoint
+	var fastOnly, strongOnly *replay.OperatingPoint
 	for i := range s.Points {
 		op := &s.Points[i]
-		if op.Kind != models.KindFastEscalate {
+		if op.Kind != replay.KindFastEscalate {
 			continue
 		}
 		if op.FastShare == 1 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 func TestAIQ(t *testing.T) {
@@ -139,10 +140,10 @@ func TestBootstrapAPGR(t *testing.T) {
 
 func TestBootstrapPoint(t *testing.T) {
 	t.Run("identical requests give a zero-width interval", func(t *testing.T) {
-		out := make([]models.Replayed, 50)
+		out := make([]replay.Replayed, 50)
 		strong := make([]float64, 50)
 		for i := range out {
-			out[i] = models.Replayed{KeptStrong: true, Score: 1, LatencyMS: 700, CostUSD: 0.002}
+			out[i] = replay.Replayed{KeptStrong: true, Score: 1, LatencyMS: 700, CostUSD: 0.002}
 			strong[i] = 1
 		}
 		iv := BootstrapPoint(out, strong, 100, 1)
@@ -157,12 +158,12 @@ func TestBootstrapPoint(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the one-pass p95 equals models.Percentile of each resample", func(t *testing.T) {
+	t.Run("the one-pass p95 equals replay.Percentile of each resample", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 5))
-		out := make([]models.Replayed, 300)
+		out := make([]replay.Replayed, 300)
 		strong := make([]float64, 300)
 		for i := range out {
-			out[i] = models.Replayed{LatencyMS: math.Round(rng.ExpFloat64() * 100)} // ties on purpose
+			out[i] = replay.Replayed{LatencyMS: math.Round(rng.ExpFloat64() * 100)} // ties on purpose
 		}
 		got := BootstrapPoint(out, strong, 100, 3)
 		// The same resamples, done the slow way.
@@ -175,17 +176,17 @@ func TestBootstrapPoint(t *testing.T) {
 					lat = append(lat, out[i].LatencyMS)
 				}
 			}
-			p95[b] = models.Percentile(lat, 0.95)
+			p95[b] = replay.Percentile(lat, 0.95)
 		}
 		if want := percentileInterval(p95); got.LatencyP95MS != want {
 			t.Errorf("got %+v, want %+v", got.LatencyP95MS, want)
 		}
 	})
 	t.Run("a half-strong log brackets one half", func(t *testing.T) {
-		out := make([]models.Replayed, 400)
+		out := make([]replay.Replayed, 400)
 		strong := make([]float64, 400)
 		for i := range out {
-			out[i] = models.Replayed{KeptStrong: i%2 == 0, Score: float64(i % 2), LatencyMS: float64(i)}
+			out[i] = replay.Replayed{KeptStrong: i%2 == 0, Score: float64(i % 2), LatencyMS: float64(i)}
 			strong[i] = 1
 		}
 		iv := BootstrapPoint(out, strong, 200, 2)
@@ -196,8 +197,8 @@ func TestBootstrapPoint(t *testing.T) {
 }
 
 func TestWriteCurvesCSV(t *testing.T) {
-	pts := []models.OperatingPoint{{
-		Policy: models.Policy{SpeculateAbove: 0.1, EscalateAbove: 0.7, AcceptConfidence: 0.8}, Kind: models.KindCombined,
+	pts := []replay.OperatingPoint{{
+		Policy: models.Policy{SpeculateAbove: 0.1, EscalateAbove: 0.7, AcceptConfidence: 0.8}, Kind: replay.KindCombined,
 		StrongShare: 0.25, Quality: 0.8, PGR: math.NaN(), CostPer1k: 1.5, LatencyMeanMS: 500, LatencyP50MS: 400, LatencyP95MS: 1200, LatencyP99MS: 2000,
 		FastShare: 0.5, SpeculateShare: 0.3, EscalateShare: 0.2, AcceptedShare: 0.1,
 	}}
@@ -218,7 +219,7 @@ func testRun(t *testing.T, name, dir string, seed uint64) *Run {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 11))
 	n := 600
-	reqs := make([]models.Request, n)
+	reqs := make([]replay.Request, n)
 	p, y, fast, strong := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 	for i := range reqs {
 		ph := rng.Float64()
@@ -230,27 +231,27 @@ func testRun(t *testing.T, name, dir string, seed uint64) *Run {
 			s = 1
 		}
 		conf := math.Min(1, math.Max(0, 1-ph+0.2*rng.NormFloat64()))
-		reqs[i] = models.Request{PHard: ph, FastScore: f, StrongScore: s, FastLatencyMS: 300 + 200*rng.Float64(), StrongLatencyMS: 900 + 900*rng.Float64(),
+		reqs[i] = replay.Request{PHard: ph, FastScore: f, StrongScore: s, FastLatencyMS: 300 + 200*rng.Float64(), StrongLatencyMS: 900 + 900*rng.Float64(),
 			FastCostUSD: 0.0002, StrongCostUSD: 0.004, Confidence: conf, HasConfidence: true}
 		p[i], fast[i], strong[i] = ph, f, s
 		if s > f {
 			y[i] = 1
 		}
 	}
-	rp, err := models.NewReplayer(reqs, models.BillProrata)
+	rp, err := replay.NewReplayer(reqs, replay.BillProrata)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := &models.Artifact{Version: "test-" + name, Tiers: models.Tiers{Fast: "f", Strong: "s"}, Label: "strong-wins",
 		Policy:                models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.6},
 		ConfidenceCalibration: &classifier.Calibration{Method: "identity"}}
-	return &Run{Name: name, Dir: dir, Artifact: a, Replayer: rp, Points: rp.Sweep(rp.QuantileGrid(20, 4), models.SweepOptions{}),
+	return &Run{Name: name, Dir: dir, Artifact: a, Replayer: rp, Points: rp.Sweep(rp.QuantileGrid(20, 4), replay.SweepOptions{}),
 		PHard: p, Label: y, Fast: fast, Strong: strong, Sources: []string{"latency: test"}}
 }
 
 func TestWriteReport(t *testing.T) {
 	dir := t.TempDir()
-	page := &Page{Title: "test report", Data: []string{"x.jsonl"}, Billing: models.BillProrata, Grid: "21 thresholds", Resamples: 50, Seed: 1}
+	page := &Page{Title: "test report", Data: []string{"x.jsonl"}, Billing: replay.BillProrata, Grid: "21 thresholds", Resamples: 50, Seed: 1}
 	for i, name := range []string{"alpha", "beta"} {
 		s, err := Analyze(testRun(t, name, name, uint64(i+1)), Options{Resamples: 50})
 		if err != nil {
@@ -329,17 +330,17 @@ func TestWriteReport(t *testing.T) {
 }
 
 func TestSavingSaysHowMuchLower(t *testing.T) {
-	saving := funcs["saving"].(func(fe, any *models.OperatingPoint, p95 bool) string)
-	fe := &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 2}
+	saving := funcs["saving"].(func(fe, any *replay.OperatingPoint, p95 bool) string)
+	fe := &replay.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 2}
 	for _, tt := range []struct {
 		name string
-		any  *models.OperatingPoint
+		any  *replay.OperatingPoint
 		p95  bool
 		want string
 	}{
-		{"a lower p95 is a positive saving", &models.OperatingPoint{LatencyP95MS: 940, CostPer1k: 2}, true, "6%"},
-		{"a lower cost is a positive saving", &models.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 1.5}, false, "25%"},
-		{"no lower figure saves nothing", &models.OperatingPoint{LatencyP95MS: 1200, CostPer1k: 2}, true, "none"},
+		{"a lower p95 is a positive saving", &replay.OperatingPoint{LatencyP95MS: 940, CostPer1k: 2}, true, "6%"},
+		{"a lower cost is a positive saving", &replay.OperatingPoint{LatencyP95MS: 1000, CostPer1k: 1.5}, false, "25%"},
+		{"no lower figure saves nothing", &replay.OperatingPoint{LatencyP95MS: 1200, CostPer1k: 2}, true, "none"},
 	} {
 		if got := saving(fe, tt.any, tt.p95); got != tt.want {
 			t.Errorf("%s: saving = %q, want %q", tt.name, got, tt.want)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/replay"
 )
 
 // TierRun is one N-tier router's λ sweep over a log, for WriteTiers.
@@ -24,7 +25,7 @@ type TierRun struct {
 	// Name labels the router (its file name).
 	Name  string
 	Tiers []models.Tier
-	Curve models.TierCurve
+	Curve replay.TierCurve
 	// CostUnit names the cost axis ("price units per request", "USD per
 	// request").
 	CostUnit string
@@ -91,7 +92,7 @@ func WriteTiers(dir string, runs []TierRun, data []string) error {
 			w.Write([]string{r.Name, "single", r.Tiers[k].Name, f(s.Cost), f(s.Quality)})
 		}
 		w.Write([]string{r.Name, "oracle", "oracle", f(c.Oracle.Cost), f(c.Oracle.Quality)})
-		for _, h := range models.UpperHull(c.Singles) {
+		for _, h := range replay.UpperHull(c.Singles) {
 			w.Write([]string{r.Name, "hull", "convex hull of single tiers", f(h.Cost), f(h.Quality)})
 		}
 	}
@@ -145,7 +146,7 @@ func qualityCostFigure(runs []TierRun) *figure {
 	}
 	c := runs[0].Curve
 	var hx, hy []float64
-	for _, h := range models.UpperHull(c.Singles) {
+	for _, h := range replay.UpperHull(c.Singles) {
 		hx, hy = append(hx, h.Cost), append(hy, h.Quality)
 	}
 	fig.line("convex hull of single tiers", hx, hy, colGray, 1.2, []vg.Length{4, 3}, plotter.NoStep)
@@ -162,7 +163,7 @@ func qualityCostFigure(runs []TierRun) *figure {
 func sharesFigure(r TierRun) *figure {
 	fig := newFigure("Each tier's share as λ sweeps ("+r.Name+")", "mean cost per request ("+r.CostUnit+")", "share of requests")
 	pts := slices.Clone(r.Curve.Points)
-	slices.SortStableFunc(pts, func(a, b models.TierPoint) int { return cmpFloat(a.CostPer1k, b.CostPer1k) })
+	slices.SortStableFunc(pts, func(a, b replay.TierPoint) int { return cmpFloat(a.CostPer1k, b.CostPer1k) })
 	cols := []color.NRGBA{colBlue, colOrange, colGreen, colRed, colPurple, colGray, colBlack}
 	for k, t := range r.Tiers {
 		var xs, ys []float64

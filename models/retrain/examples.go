@@ -3,7 +3,6 @@ package retrain
 import (
 	"cmp"
 	"fmt"
-	"github.com/triage-router/triage/models"
 	"maps"
 	"math"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/models"
 )
 
 // MergeStats says what MergeRecords did.

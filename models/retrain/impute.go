@@ -2,10 +2,10 @@ package retrain
 
 import (
 	"fmt"
-	"github.com/triage-router/triage/models"
 	"math"
 
 	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/models"
 )
 
 // ImputeMode says which missing tiers retrain imputes (imputeOtherTier).

@@ -2,7 +2,6 @@ package retrain
 
 import (
 	"fmt"
-	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/models"
 )
 
 // imputeWorld is a log where the tiers' outcomes are coupled as on MMLU

@@ -2,7 +2,6 @@ package retrain
 
 import (
 	"fmt"
-	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/models"
 )
 
 func f64(x float64) *float64 { return &x }

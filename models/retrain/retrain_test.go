@@ -1,8 +1,6 @@
 package retrain
 
 import (
-	"github.com/triage-router/triage/internal/racetest"
-	"github.com/triage-router/triage/models"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +12,8 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
+	"github.com/triage-router/triage/models"
 )
 
 func TestWeightedAPGR(t *testing.T) {

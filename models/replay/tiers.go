@@ -1,4 +1,4 @@
-package models
+package replay
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/triage-router/triage/models"
 )
 
 // TierRequest is one labelled request as an N-tier replay sees it: the
@@ -27,7 +29,7 @@ type TierRequest struct {
 
 // TierPoint is the replay of a log under one TierPolicy.
 type TierPoint struct {
-	Policy TierPolicy
+	Policy models.TierPolicy
 	N      int
 	// Quality is the mean score of the kept answers, in [0,1].
 	Quality float64
@@ -79,10 +81,10 @@ func CheckTierRequests(reqs []TierRequest, nt int) error {
 // to one request. A tier alone gives its score, latency and cost; a race
 // of tier k with k+1 is a two-tier speculation (ReplayRequest) with k as
 // the fast tier and k+1 as the strong one.
-func ReplayTierRequest(r *TierRequest, prices []float64, p TierPolicy, billing CancelBilling) (tier, race int, out Replayed) {
+func ReplayTierRequest(r *TierRequest, prices []float64, p models.TierPolicy, billing CancelBilling) (tier, race int, out Replayed) {
 	tier, race = p.Choose(r.Pred, prices)
 	if race < 0 {
-		return tier, race, Replayed{Decision: DecisionOf(tier, race), KeptStrong: tier > 0, Score: r.Score[tier], LatencyMS: r.LatencyMS[tier], CostUSD: r.CostUSD[tier]}
+		return tier, race, Replayed{Decision: models.DecisionOf(tier, race), KeptStrong: tier > 0, Score: r.Score[tier], LatencyMS: r.LatencyMS[tier], CostUSD: r.CostUSD[tier]}
 	}
 	two := Request{
 		FastScore: r.Score[tier], StrongScore: r.Score[race],
@@ -98,7 +100,7 @@ func ReplayTierRequest(r *TierRequest, prices []float64, p TierPolicy, billing C
 
 // ReplayTiers replays every request under p and sums up the operating
 // point.
-func ReplayTiers(reqs []TierRequest, prices []float64, p TierPolicy, billing CancelBilling) TierPoint {
+func ReplayTiers(reqs []TierRequest, prices []float64, p models.TierPolicy, billing CancelBilling) TierPoint {
 	n, nt := len(reqs), len(prices)
 	pt := TierPoint{Policy: p, N: n, Shares: make([]float64, nt)}
 	if n == 0 {
@@ -284,7 +286,7 @@ type TierCurve struct {
 // SweepTiers replays reqs at every λ of LambdaGrid(reqs, prices, n) with
 // the other knobs of base, and measures the reference points. Quality
 // and cost are as in TierPoint (quality on [0,1], cost per request).
-func SweepTiers(reqs []TierRequest, prices []float64, base TierPolicy, billing CancelBilling, n int) TierCurve {
+func SweepTiers(reqs []TierRequest, prices []float64, base models.TierPolicy, billing CancelBilling, n int) TierCurve {
 	nt := len(prices)
 	var c TierCurve
 	for _, l := range LambdaGrid(reqs, prices, n) {

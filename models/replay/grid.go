@@ -1,8 +1,10 @@
-package models
+package replay
 
 import (
 	"math"
 	"slices"
+
+	"github.com/triage-router/triage/models"
 )
 
 // FastEscalateAccept is the accept_confidence written for policies with no
@@ -254,7 +256,7 @@ func (rp *Replayer) SweepFunc(g Grid, opts SweepOptions, visit func(*OperatingPo
 		}
 		s := fast.score[j] + escTot[0] - esc.score[j]
 		op = OperatingPoint{
-			Policy: Policy{SpeculateAbove: T[j], EscalateAbove: T[j], AcceptConfidence: FastEscalateAccept},
+			Policy: models.Policy{SpeculateAbove: T[j], EscalateAbove: T[j], AcceptConfidence: FastEscalateAccept},
 			Kind:   KindFastEscalate, N: N,
 			StrongShare:   float64(N-B[j]) / fn,
 			Quality:       s / fn,
@@ -317,7 +319,7 @@ func (rp *Replayer) SweepFunc(g Grid, opts SweepOptions, visit func(*OperatingPo
 				lat := fast.lat[j1] + spec.lat[j2] - spec.lat[j1] + escTot[2] - esc.lat[j2]
 				strong := spec.strong[j2] - spec.strong[j1] + float64(N-B[j2])
 				op = OperatingPoint{
-					Policy: Policy{SpeculateAbove: T[j1], EscalateAbove: T[j2], AcceptConfidence: a},
+					Policy: models.Policy{SpeculateAbove: T[j1], EscalateAbove: T[j2], AcceptConfidence: a},
 					Kind:   kindOf(true, B[j2] < N), N: N,
 					StrongShare:   strong / fn,
 					Quality:       score / fn,

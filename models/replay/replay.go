@@ -1,4 +1,4 @@
-package models
+package replay
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/triage-router/triage/models"
 )
 
 // CancelBilling says what a cancelled call costs: the loser of a
@@ -55,7 +57,7 @@ type Request struct {
 
 // Replayed is what happened to one request under a policy.
 type Replayed struct {
-	Decision Decision
+	Decision models.Decision
 	// KeptStrong is true when the answer kept is the strong tier's.
 	KeptStrong bool
 	// Accepted is true when a speculation kept the fast answer on its
@@ -82,12 +84,12 @@ type Replayed struct {
 //
 // A cancelled call costs its cost times (time it ran / its latency) under
 // BillProrata, its whole cost under BillFull.
-func ReplayRequest(r *Request, p Policy, billing CancelBilling) Replayed {
+func ReplayRequest(r *Request, p models.Policy, billing CancelBilling) Replayed {
 	switch p.Decide(r.PHard) {
-	case Fast:
-		return Replayed{Decision: Fast, Score: r.FastScore, LatencyMS: r.FastLatencyMS, CostUSD: r.FastCostUSD}
-	case Escalate:
-		return Replayed{Decision: Escalate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS, CostUSD: r.StrongCostUSD}
+	case models.Fast:
+		return Replayed{Decision: models.Fast, Score: r.FastScore, LatencyMS: r.FastLatencyMS, CostUSD: r.FastCostUSD}
+	case models.Escalate:
+		return Replayed{Decision: models.Escalate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS, CostUSD: r.StrongCostUSD}
 	}
 	return speculate(r, r.HasConfidence && r.Confidence >= p.AcceptConfidence, billing)
 }
@@ -95,14 +97,14 @@ func ReplayRequest(r *Request, p Policy, billing CancelBilling) Replayed {
 // speculate is the speculate branch with the gate's answer given.
 func speculate(r *Request, accept bool, billing CancelBilling) Replayed {
 	if r.StrongLatencyMS < r.FastLatencyMS {
-		return Replayed{Decision: Speculate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS,
+		return Replayed{Decision: models.Speculate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS,
 			CostUSD: r.StrongCostUSD + cancelled(r.FastCostUSD, r.StrongLatencyMS, r.FastLatencyMS, billing)}
 	}
 	if accept {
-		return Replayed{Decision: Speculate, Accepted: true, Score: r.FastScore, LatencyMS: r.FastLatencyMS,
+		return Replayed{Decision: models.Speculate, Accepted: true, Score: r.FastScore, LatencyMS: r.FastLatencyMS,
 			CostUSD: r.FastCostUSD + cancelled(r.StrongCostUSD, r.FastLatencyMS, r.StrongLatencyMS, billing)}
 	}
-	return Replayed{Decision: Speculate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS,
+	return Replayed{Decision: models.Speculate, KeptStrong: true, Score: r.StrongScore, LatencyMS: r.StrongLatencyMS,
 		CostUSD: r.FastCostUSD + r.StrongCostUSD}
 }
 
@@ -131,7 +133,7 @@ const (
 
 // OperatingPoint is the replay of a log under one policy.
 type OperatingPoint struct {
-	Policy Policy
+	Policy models.Policy
 	Kind   Kind
 	// N is the number of requests replayed.
 	N int
@@ -260,7 +262,7 @@ func (rp *Replayer) Requests() []Request { return rp.req }
 
 // Outcomes replays every request under p, in the order of Requests, into
 // dst (reused when large enough).
-func (rp *Replayer) Outcomes(dst []Replayed, p Policy) []Replayed {
+func (rp *Replayer) Outcomes(dst []Replayed, p models.Policy) []Replayed {
 	dst = slices.Grow(dst[:0], len(rp.req))[:len(rp.req)]
 	for i := range rp.req {
 		dst[i] = ReplayRequest(&rp.req[i], p, rp.billing)
@@ -270,7 +272,7 @@ func (rp *Replayer) Outcomes(dst []Replayed, p Policy) []Replayed {
 
 // Point replays the log under one policy, request by request. It is the
 // reference the grid sweep is tested against.
-func (rp *Replayer) Point(p Policy) OperatingPoint {
+func (rp *Replayer) Point(p models.Policy) OperatingPoint {
 	n := len(rp.req)
 	rp.lat = slices.Grow(rp.lat[:0], n)[:n]
 	var strong, score, cost, lat, nFast, nSpec, nEsc, nAcc float64
@@ -284,9 +286,9 @@ func (rp *Replayer) Point(p Policy) OperatingPoint {
 		lat += o.LatencyMS
 		rp.lat[i] = o.LatencyMS
 		switch o.Decision {
-		case Fast:
+		case models.Fast:
 			nFast++
-		case Speculate:
+		case models.Speculate:
 			nSpec++
 		default:
 			nEsc++
@@ -396,12 +398,12 @@ func (rp *Replayer) boundary(t float64) int {
 }
 
 // Shares returns the share of each decision p makes on the log.
-func (rp *Replayer) Shares(p Policy) map[Decision]float64 {
+func (rp *Replayer) Shares(p models.Policy) map[models.Decision]float64 {
 	n := float64(len(rp.p))
 	s := float64(rp.boundary(p.SpeculateAbove))
 	e := float64(rp.boundary(p.EscalateAbove))
 	if e < s {
 		e = s
 	}
-	return map[Decision]float64{Fast: s / n, Speculate: (e - s) / n, Escalate: (n - e) / n}
+	return map[models.Decision]float64{models.Fast: s / n, models.Speculate: (e - s) / n, models.Escalate: (n - e) / n}
 }

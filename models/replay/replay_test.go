@@ -1,17 +1,19 @@
-package models
+package replay
 
 import (
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/triage-router/triage/models"
 )
 
 // handLog is a small log covering every decision kind under handPolicy
 // (speculate_above 0.3, escalate_above 0.7, accept_confidence 0.8). Each
 // line's comment works out its replay by hand; TestReplayHandWorked checks
 // the totals below against them.
-var handPolicy = Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.8}
+var handPolicy = models.Policy{SpeculateAbove: 0.3, EscalateAbove: 0.7, AcceptConfidence: 0.8}
 
 func handLog() []Request {
 	return []Request{
@@ -45,19 +47,19 @@ func handLog() []Request {
 func TestReplayRequestHandWorked(t *testing.T) {
 	// Expected values: the comments of handLog.
 	want := map[string]struct {
-		d                    Decision
+		d                    models.Decision
 		strong, accepted     bool
 		score, lat, pro, ful float64
 	}{
-		"fast":              {Fast, false, false, 1, 200, 0.001, 0.001},
-		"fast-at-threshold": {Fast, false, false, 0, 400, 0.002, 0.002},
-		"strong-first":      {Speculate, true, false, 1, 1000, 0.011, 0.013},
-		"fast-accepted":     {Speculate, false, true, 1, 500, 0.012, 0.042},
-		"tie-accepted":      {Speculate, false, true, 1, 1000, 0.024, 0.024},
-		"fast-rejected":     {Speculate, true, false, 1, 1500, 0.032, 0.032},
-		"no-confidence":     {Speculate, true, false, 0, 900, 0.010, 0.010},
-		"escalate":          {Escalate, true, false, 1, 800, 0.012, 0.012},
-		"escalate-fails":    {Escalate, true, false, 0, 2500, 0.050, 0.050},
+		"fast":              {models.Fast, false, false, 1, 200, 0.001, 0.001},
+		"fast-at-threshold": {models.Fast, false, false, 0, 400, 0.002, 0.002},
+		"strong-first":      {models.Speculate, true, false, 1, 1000, 0.011, 0.013},
+		"fast-accepted":     {models.Speculate, false, true, 1, 500, 0.012, 0.042},
+		"tie-accepted":      {models.Speculate, false, true, 1, 1000, 0.024, 0.024},
+		"fast-rejected":     {models.Speculate, true, false, 1, 1500, 0.032, 0.032},
+		"no-confidence":     {models.Speculate, true, false, 0, 900, 0.010, 0.010},
+		"escalate":          {models.Escalate, true, false, 1, 800, 0.012, 0.012},
+		"escalate-fails":    {models.Escalate, true, false, 0, 2500, 0.050, 0.050},
 	}
 	for _, r := range handLog() {
 		t.Run("request "+r.ID+" replays as worked by hand", func(t *testing.T) {
@@ -123,15 +125,15 @@ func TestReplayEndsOfTheScale(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		p      Policy
+		p      models.Policy
 		strong float64
 		q      float64
 		kind   Kind
 	}{
 		// Always fast: fast scores 1,0,0,1,1,0,1,1,0 = 5/9.
-		{"all fast keeps every fast answer", Policy{1, 1, 1}, 0, 5.0 / 9, KindFastEscalate},
+		{"all fast keeps every fast answer", models.Policy{SpeculateAbove: 1, EscalateAbove: 1, AcceptConfidence: 1}, 0, 5.0 / 9, KindFastEscalate},
 		// Always strong: 7/9.
-		{"all strong keeps every strong answer", Policy{0, 0, 1}, 1, 7.0 / 9, KindFastEscalate},
+		{"all strong keeps every strong answer", models.Policy{SpeculateAbove: 0, EscalateAbove: 0, AcceptConfidence: 1}, 1, 7.0 / 9, KindFastEscalate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +227,7 @@ func TestSweepMatchesPointByPoint(t *testing.T) {
 			if len(pts) == 0 {
 				t.Fatal("no points")
 			}
-			seen := map[Policy]bool{}
+			seen := map[models.Policy]bool{}
 			for _, got := range pts {
 				if seen[got.Policy] {
 					t.Errorf("policy %+v appears twice", got.Policy)

@@ -1,9 +1,11 @@
-package models
+package replay
 
 import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/models"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -43,7 +45,7 @@ func TestParseTarget(t *testing.T) {
 // strong's quality is 0.8.
 func candidates() []OperatingPoint {
 	mk := func(s, share, q, cost, p95 float64) OperatingPoint {
-		return OperatingPoint{Policy: Policy{s, s, 1}, StrongShare: share, Quality: q, CostPer1k: cost, LatencyP95MS: p95, LatencyMeanMS: p95 / 2}
+		return OperatingPoint{Policy: models.Policy{SpeculateAbove: s, EscalateAbove: s, AcceptConfidence: 1}, StrongShare: share, Quality: q, CostPer1k: cost, LatencyP95MS: p95, LatencyMeanMS: p95 / 2}
 	}
 	return []OperatingPoint{
 		mk(0.1, 0.10, 0.70, 1.0, 900),
