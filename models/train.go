@@ -181,9 +181,10 @@ type TrainReport struct {
 }
 
 // Train fits a router on train and evaluates it on held (which may be
-// empty). L2 is chosen by K-fold CV unless given; the calibration (Platt or
-// isotonic, whichever has the lower held-out log loss) is fit on
-// out-of-fold logits so it sees scores like those of unseen prompts.
+// empty). The scorer and each head's L2 are chosen by K-fold CV on
+// out-of-fold APGR unless given (see ScorerAuto); the calibration,
+// isotonic regression, is fit on the chosen router's out-of-fold scores
+// so it sees scores like those of unseen prompts.
 func Train(train, held []Example, opts TrainOptions) (*Artifact, *TrainReport, error) {
 	if len(train) == 0 {
 		return nil, nil, ErrNoExamples
