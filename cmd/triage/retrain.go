@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,7 +181,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	trained, matched := retrain.ChampionTrainedOn(champion, recs, files, data)
 	opts.ChampionTrained = trained
 	if len(matched) > 0 {
-		fmt.Fprintf(env.Stderr, "triage retrain: the champion was trained on %s (share kept out by id hash: %.0f%%); those records do not judge\n", strings.Join(matched, ", "), 100*champion.Training.HoldoutShare)
+		fmt.Fprintln(env.Stderr, "triage retrain: "+trainedOnLine(champion, matched))
 	}
 	res, err := retrain.Run(champion, recs, opts)
 	stop()
@@ -377,4 +378,23 @@ func short(v string) string {
 		return v[:21]
 	}
 	return v
+}
+
+// trainedOnLine says which --data files retrain takes to be the champion's
+// training logs. Where none of them is a log the artifact names (a copy,
+// or a file moved since), retrain.ChampionTrainedOn takes the --data files
+// to be them, as the loop's commands use them; that is an assumption, and
+// the line says so and names the logs the artifact does name, so a user
+// whose --data is in fact new data can see why its records did not judge.
+func trainedOnLine(champion *models.Artifact, matched []string) string {
+	share := fmt.Sprintf("share kept out by id hash: %.0f%%", 100*champion.Training.HoldoutShare)
+	if slices.ContainsFunc(matched, func(p string) bool { return retrain.NamesSource(champion, p) }) {
+		return fmt.Sprintf("the champion was trained on %s (%s); those records do not judge", strings.Join(matched, ", "), share)
+	}
+	verb, their := "are", "their"
+	if len(matched) == 1 {
+		verb, their = "is", "its"
+	}
+	return fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path; %s %s taken to be that data (%s), so %s records do not judge (if that is new data, give the champion's log too, by the path it names, and only that log is the champion's)",
+		strings.Join(champion.Training.Sources, ", "), strings.Join(matched, ", "), verb, share, their)
 }
