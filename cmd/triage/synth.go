@@ -19,7 +19,7 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 	scenario := fs.String("scenario", string(synth.Topics), "the story behind the log: topics (a prompt's topic and steps set its difficulty; the bundled sample) "+
 		"or speculation (the fast tier's confidence also sees what the prompt hides and the fast tier sometimes stalls, so the gate and speculation pay off; add --latency --confidence)")
 	lat := fs.Bool("latency", false, "add latency_ms and cost_usd to each outcome")
-	conf := fs.Bool("confidence", false, "add the fast tier's confidence (mean token log-probability)")
+	conf := fs.Bool("confidence", false, "add the fast tier's confidence (a signal on a mean token log-probability's scale, higher when its answer is right; the speculation scenario's also goes above 0, where a real log-probability cannot)")
 	prefix := fs.String("id-prefix", "", "record ids are PREFIX/N (default synth/SEED)")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
