@@ -214,6 +214,9 @@ func outcomeField(line []byte, field string) string {
 
 // jsonType names a Go type the way a person writing JSON thinks of it.
 func jsonType(t reflect.Type) string {
+	if t == ContentType {
+		return "a string or an array of content parts"
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return jsonType(t.Elem())

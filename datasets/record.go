@@ -11,12 +11,6 @@ import (
 	"unicode/utf8"
 )
 
-// Message is one chat turn of a logged request.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 // Outcome is what one model produced for a record. Score is required in a
 // labelled log; feedback exported from a server may carry only a confidence,
 // which is why it is a pointer (nil means "not observed", not zero).

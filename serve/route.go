@@ -30,10 +30,37 @@ import (
 // explainTop is how many feature contributions "explain": true returns.
 const explainTop = 10
 
-// message is one chat turn of a request.
-type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+// message is one chat turn of a request, as OpenAI's chat format has it,
+// so a client can pass the messages it sends to the model as they are:
+// content is a string, null or an array of content parts, whose text is
+// routed on (datasets.PartsText); the other members such a message may
+// carry (name, tool_calls, tool_call_id, refusal, audio, function_call)
+// are accepted and not used. Any other member is refused like an unknown
+// field of the body: it is most likely a misspelling.
+type message datasets.Message
+
+func (m *message) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Role         string          `json:"role"`
+		Content      json.RawMessage `json:"content"`
+		Name         json.RawMessage `json:"name"`
+		ToolCalls    json.RawMessage `json:"tool_calls"`
+		ToolCallID   json.RawMessage `json:"tool_call_id"`
+		Refusal      json.RawMessage `json:"refusal"`
+		Audio        json.RawMessage `json:"audio"`
+		FunctionCall json.RawMessage `json:"function_call"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	text, err := datasets.ContentText(w.Content)
+	if err != nil {
+		return err
+	}
+	m.Role, m.Content = w.Role, text
+	return nil
 }
 
 // routeRequest is the body of POST /v1/route and one element of a batch.
@@ -157,7 +184,11 @@ func jsonError(err error) *Error {
 		if te.Field == "" {
 			return Errorf(CodeInvalidRequest, "request body is a JSON %s, want an object", te.Value)
 		}
-		return Errorf(CodeInvalidRequest, "%s is a JSON %s, want %s", te.Field, te.Value, jsonType(te.Type.Kind().String()))
+		want := jsonType(te.Type.Kind().String())
+		if te.Type == datasets.ContentType {
+			want = "a string or an array of content parts"
+		}
+		return Errorf(CodeInvalidRequest, "%s is a JSON %s, want %s", te.Field, te.Value, want)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if strings.HasPrefix(msg, "unknown field ") {

@@ -144,7 +144,9 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"a message without a role", `{"messages":[{"content":"hi"}]}`, 400, CodeInvalidRequest, "messages[0].role is empty"},
 		{"prompt and messages together", `{"prompt":"a","messages":[{"role":"user","content":"b"}]}`, 400, CodeInvalidRequest, "both set"},
 		{"an unknown field is named", `{"prompt":"x","promt":"y"}`, 400, CodeUnknownField, `unknown field "promt"`},
-		{"an unknown nested field is named", `{"messages":[{"role":"user","content":"x","name":"bob"}]}`, 400, CodeUnknownField, `unknown field "name"`},
+		{"an unknown nested field is named", `{"messages":[{"role":"user","contnet":"x"}]}`, 400, CodeUnknownField, `unknown field "contnet"`},
+		{"content of the wrong kind says what it may be", `{"messages":[{"role":"user","content":5}]}`, 400, CodeInvalidRequest, "messages.content is a JSON number, want a string or an array of content parts"},
+		{"an array of other things is not content", `{"messages":[{"role":"user","content":[1,2]}]}`, 400, CodeInvalidRequest, "messages.content is a JSON array of something other than content parts"},
 		{"invalid UTF-8 gives its offset", "{\"prompt\":\"caf\xe9\"}", 400, CodeInvalidUTF8, "offset 14"},
 		{"data after the object", `{"prompt":"x"} {"prompt":"y"}`, 400, CodeInvalidJSON, "after the JSON object"},
 		{"an id with a control character", `{"prompt":"x","id":"a\u0000b"}`, 400, CodeInvalidRequest, "control character"},
@@ -176,6 +178,48 @@ func TestRouteRejectsBadInput(t *testing.T) {
 			t.Errorf("export has %d records, want 0", len(recs))
 		}
 	})
+}
+
+// TestRouteTakesOpenAIMessages: a client passes the messages it sends to
+// the model as they are. Content parts are routed on their text (an image
+// part has none), the other members of an OpenAI message are accepted and
+// not used, and the decision log keeps the text, so the export reads back
+// as a log.
+func TestRouteTakesOpenAIMessages(t *testing.T) {
+	ts := newTestServer(t, nil)
+	plain := `{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"what is in\nthis picture?"}]}`
+	bodies := []struct{ name, body string }{
+		{"content parts", `{"messages":[{"role":"system","content":[{"type":"text","text":"be brief"}]},{"role":"user","content":[{"type":"text","text":"what is in"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"text","text":"this picture?"}]}]}`},
+		{"name, tool calls and a null content", `{"messages":[{"role":"system","content":"be brief","name":"house-rules"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}],"refusal":null},{"role":"tool","tool_call_id":"c1","content":""},{"role":"user","content":"what is in\nthis picture?"}]}`},
+	}
+	var want struct {
+		PHard float64 `json:"p_hard"`
+	}
+	decodeJSON(t, ts.do(t, "POST", "/v1/route", plain), &want)
+	for _, b := range bodies {
+		t.Run(b.name, func(t *testing.T) {
+			var got struct {
+				PHard float64 `json:"p_hard"`
+			}
+			decodeJSON(t, ts.do(t, "POST", "/v1/route", b.body), &got)
+			// The test artifact routes on the text of the messages (their
+			// contents joined), which is the same in each body: empty
+			// turns add no text.
+			if got.PHard != want.PHard {
+				t.Errorf("p_hard = %v, want %v (the plain messages')", got.PHard, want.PHard)
+			}
+		})
+	}
+	recs := ts.export(t)
+	if len(recs) != 3 {
+		t.Fatalf("export has %d records, want 3", len(recs))
+	}
+	if got := recs[1].Messages; len(got) != 2 || got[1].Content != "what is in\nthis picture?" || got[0].Content != "be brief" {
+		t.Errorf("the content parts' record has messages %+v, want their text", got)
+	}
+	if got := recs[2].Messages; len(got) != 4 || got[1].Role != "assistant" || got[1].Content != "" {
+		t.Errorf("the tool-call record has messages %+v, want four turns, the assistant's empty", got)
+	}
 }
 
 func TestRouteBatch(t *testing.T) {

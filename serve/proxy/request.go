@@ -14,7 +14,6 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/jsonscan"
 	"github.com/triage-router/triage/features"
-	"github.com/triage-router/triage/serve/openai"
 )
 
 // Error codes of the proxy's own error bodies (ErrorBody).
@@ -285,7 +284,7 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		if m.Role == "" {
 			return bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
 		}
-		text, err := openai.ContentText(m.Content)
+		text, err := datasets.PartsText(m.Content, "text")
 		if err != nil {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
@@ -425,7 +424,7 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 			if it.Role == "" || (it.Type != "" && it.Type != "message") {
 				continue
 			}
-			text, err := openai.PartsText(it.Content, "input_text", "output_text")
+			text, err := datasets.PartsText(it.Content, "input_text", "output_text")
 			if err != nil {
 				return bad(fmt.Sprintf("input[%d].content", i), "input[%d].content: %v", i, err)
 			}

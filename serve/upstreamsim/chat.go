@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/triage-router/triage/serve/openai"
+	"github.com/triage-router/triage/datasets"
 )
 
 // chatRequest is the part of an OpenAI chat completion request the
@@ -253,7 +253,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 	texts := make([]string, len(req.Messages))
 	lastUser := ""
 	for i, m := range req.Messages {
-		t, err := openai.ContentText(m.Content)
+		t, err := datasets.PartsText(m.Content, "text")
 		if err != nil {
 			s.failed.Add(1)
 			apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", fmt.Sprintf("messages[%d]: %v", i, err))

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/triage-router/triage/serve/openai"
+	"github.com/triage-router/triage/datasets"
 )
 
 // handleResponses answers POST /v1/responses (OpenAI's Responses API):
@@ -62,7 +62,7 @@ func (rr *responsesRequest) asChat() (chatRequest, error) {
 			if it.Role == "" || (it.Type != "" && it.Type != "message") {
 				continue
 			}
-			text, err := openai.PartsText(it.Content, "input_text", "output_text")
+			text, err := datasets.PartsText(it.Content, "input_text", "output_text")
 			if err != nil {
 				return req, fmt.Errorf("input item content: %w", err)
 			}
