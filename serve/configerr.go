@@ -169,7 +169,10 @@ var goTypeWords = map[string]string{
 	"string":        "a string",
 }
 
-var cannotUnmarshal = regexp.MustCompile("^(line \\d+): cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+// The value is quoted for a scalar only: a list or mapping where a scalar
+// (or another kind of collection) belongs is "cannot unmarshal !!seq into
+// serve.Limits".
+var cannotUnmarshal = regexp.MustCompile("^(line \\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 
 // typeErrors rewrites the decoder's "cannot unmarshal !!str `x` into
 // time.Duration" lines as "line 3: limits.read_timeout is x, a string;
@@ -193,9 +196,15 @@ func typeErrors(err error, doc *yaml.Node) error {
 		}
 		var line int
 		fmt.Sscanf(m[1], "line %d", &line)
-		if key := keyAtLine(doc, line, ""); key != "" {
+		key := keyAtLine(doc, line, "", m[3] == "")
+		switch {
+		case m[3] == "" && key != "": // a collection
+			lines[i] = fmt.Sprintf("%s: %s is %s; want %s", m[1], key, yamlKind(m[2]), want)
+		case m[3] == "":
+			lines[i] = fmt.Sprintf("%s: a value is %s; want %s", m[1], yamlKind(m[2]), want)
+		case key != "":
 			lines[i] = fmt.Sprintf("%s: %s is %s, %s; want %s", m[1], key, m[3], yamlKind(m[2]), want)
-		} else {
+		default:
 			lines[i] = fmt.Sprintf("%s: %s is %s, want %s", m[1], m[3], yamlKind(m[2]), want)
 		}
 	}
@@ -203,14 +212,19 @@ func typeErrors(err error, doc *yaml.Node) error {
 }
 
 // keyAtLine is the path of the key whose value starts on line, or "".
-func keyAtLine(n *yaml.Node, line int, path string) string {
+// For a scalar error it is the key of the scalar on that line; for a
+// collection error (a list or mapping where something else belongs) the
+// innermost key whose value is a collection starting on that line, so
+// "limits: [1, 2]" is about limits and "read_timeout: {a: 1}" about
+// read_timeout, not a.
+func keyAtLine(n *yaml.Node, line int, path string, collection bool) string {
 	if n == nil {
 		return ""
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if k := keyAtLine(c, line, path); k != "" {
+			if k := keyAtLine(c, line, path, collection); k != "" {
 				return k
 			}
 		}
@@ -218,16 +232,22 @@ func keyAtLine(n *yaml.Node, line int, path string) string {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
-			if v.Line == line && v.Kind == yaml.ScalarNode || k.Line == line && v.Kind != yaml.ScalarNode && v.Line != line {
-				return p
+			if v.Kind == yaml.ScalarNode {
+				if v.Line == line && !collection {
+					return p
+				}
+				continue
 			}
-			if r := keyAtLine(v, line, p); r != "" {
+			if r := keyAtLine(v, line, p, collection); r != "" {
 				return r
+			}
+			if v.Line == line || k.Line == line {
+				return p
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if k := keyAtLine(c, line, fmt.Sprintf("%s[%d]", path, i)); k != "" {
+			if k := keyAtLine(c, line, fmt.Sprintf("%s[%d]", path, i), collection); k != "" {
 				return k
 			}
 		}
