@@ -305,6 +305,19 @@ func (h *helpWriter) Write(p []byte) (int, error) {
 
 // parseFlags parses args and turns flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	rest, err := parseFlagsRest(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("run with -h for the flags", "unexpected argument %q", rest[0])
+	}
+	return nil
+}
+
+// parseFlagsRest is parseFlags for a command that takes arguments after
+// its flags: it returns them.
+func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 	if hw, ok := fs.Output().(*helpWriter); ok {
 		for _, a := range args {
 			if a == "--" {
@@ -317,14 +330,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return nil, err
 		}
-		return &UsageError{Msg: err.Error(), Hint: "run with -h for the flags"}
+		return nil, &UsageError{Msg: err.Error(), Hint: "run with -h for the flags"}
 	}
-	if fs.NArg() > 0 {
-		return usagef("run with -h for the flags", "unexpected argument %q", fs.Arg(0))
-	}
-	return nil
+	return fs.Args(), nil
 }
 
 // stringList is a repeatable, comma-separable flag (--data a,b --data c).

@@ -18,15 +18,30 @@ func init() {
 }
 
 func runModelShow(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "model show", "FILE [--json]")
+	fs := newFlagSet(env, "model show", "FILE [--json]  (or --model FILE)")
 	asJSON := fs.Bool("json", false, "print the artifact's header as JSON (weights left out)")
-	// The file is positional: model show FILE.
+	model := fs.String("model", "", "the artifact file, as the other commands take it (the same as giving FILE)")
+	// The file is positional, before or after the flags, or --model FILE
+	// as everywhere else.
 	var path string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		path, args = args[0], args[1:]
 	}
-	if err := parseFlags(fs, args); err != nil {
+	rest, err := parseFlagsRest(fs, args)
+	if err != nil {
 		return err
+	}
+	if path == "" && len(rest) > 0 {
+		path, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return usagef("run with -h for the flags", "unexpected argument %q", rest[0])
+	}
+	if *model != "" {
+		if path != "" && path != *model {
+			return usagef("give the file once", "model show got two files: %s and --model %s", path, *model)
+		}
+		path = *model
 	}
 	if path == "" {
 		return usagef("usage: triage model show FILE", "model show needs the artifact file")

@@ -284,3 +284,31 @@ func TestTrainStreamsTheSameRouter(t *testing.T) {
 		})
 	}
 }
+
+// TestModelShowTakesTheFileEveryWay: the file before or after the flags,
+// or --model FILE as every other command takes it; two files, or none,
+// are usage errors.
+func TestModelShowTakesTheFileEveryWay(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	for _, args := range [][]string{
+		{model}, {model, "--json"}, {"--json", model}, {"--model", model}, {"--model", model, "--json"}, {"--json", "--model", model},
+	} {
+		stdout, stderr, code := run(t, append([]string{"model", "show"}, args...)...)
+		if code != 0 || !strings.Contains(stdout, "format") {
+			t.Errorf("model show %v exited %d (stderr %q), stdout %.80q", args, code, stderr, stdout)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{model, "--model", filepath.Join(dir, "other.json")}, "model show got two files"},
+		{[]string{model, filepath.Join(dir, "other.json")}, "unexpected argument"},
+		{[]string{"--json"}, "model show needs the artifact file"},
+	} {
+		if _, stderr, code := run(t, append([]string{"model", "show"}, tc.args...)...); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("model show %v exited %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
