@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/importers"
@@ -41,13 +42,14 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 }
 
 func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [-o FILE]")
+	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [--delimiter tab] [-o FILE]")
 	file := fs.String("file", "", "CSV file with one row per prompt and one score column per model")
 	promptCol := fs.String("prompt-col", "", "column holding the prompt text")
 	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>)")
 	scale := fs.Float64("score-scale", 1, "divide scores by this, e.g. 10 for 1-10 judge grades")
 	var modelsFlag stringList
 	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column that is not the prompt, id or metadata)")
+	delim := fs.String("delimiter", ",", "the field separator: a single character, or tab for a tab-separated file")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,13 +57,17 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	if *file == "" {
 		return usagef("name the CSV to import", "--file is required")
 	}
+	comma, ok := parseDelimiter(*delim)
+	if !ok {
+		return usagef("use a single character such as ';', or tab", "--delimiter is %q", *delim)
+	}
 	if *promptCol == "" {
 		return usagef("name the column holding the prompt text", "--prompt-col is required")
 	}
 	if !(*scale > 0) || math.IsInf(*scale, 0) {
 		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
 	}
-	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag}
+	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma}
 	return writeImport(ctx, env, "import wide-csv", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.WideCSV(opts, fn)
 	})
@@ -89,4 +95,19 @@ func writeImport(ctx context.Context, env *Env, name, path string, run func(func
 	}
 	fmt.Fprintf(env.Stderr, "triage %s: %s; written to %s\n", name, st, dest)
 	return nil
+}
+
+// parseDelimiter reads --delimiter: "tab" (or "\t" as typed in a shell)
+// is a tab, anything else must be one character that can separate CSV
+// fields.
+func parseDelimiter(s string) (rune, bool) {
+	switch s {
+	case "tab", `\t`, "\t":
+		return '\t', true
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 || n != len(s) || r == utf8.RuneError || r == '"' || r == '\r' || r == '\n' {
+		return 0, false
+	}
+	return r, true
 }

@@ -283,3 +283,18 @@ func TestImportErrors(t *testing.T) {
 		os.Remove(out)
 	})
 }
+
+func TestParseDelimiter(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want rune
+		ok   bool
+	}{
+		{",", ',', true}, {"tab", '\t', true}, {`\t`, '\t', true}, {"\t", '\t', true}, {";", ';', true}, {"|", '|', true},
+		{"", 0, false}, {"ab", 0, false}, {`"`, 0, false}, {"\n", 0, false}, {"\xff", 0, false},
+	} {
+		if got, ok := parseDelimiter(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("parseDelimiter(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -90,12 +90,15 @@ type csvTable struct {
 	row    int // data row index of the last record read; -1 before the first
 }
 
-func openCSV(path string) (*csvTable, error) {
+func openCSV(path string, comma rune) (*csvTable, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open csv: %w", err)
 	}
 	r := csv.NewReader(f)
+	if comma != 0 {
+		r.Comma = comma
+	}
 	// Every row must have as many fields as the header; quotes are strict so
 	// a broken file fails at the line where it breaks rather than merging
 	// rows. Records are reused (the field strings are not).

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
 )
@@ -31,6 +32,9 @@ type WideCSVOptions struct {
 	// ScoreScale divides every score, e.g. 10 for 1-10 judge grades. 0
 	// means 1. Scores must lie in [0,1] after scaling.
 	ScoreScale float64
+	// Delimiter separates the fields; 0 means a comma. '\t' reads a
+	// tab-separated file.
+	Delimiter rune
 	// Models lists the score columns to import. Empty means every column
 	// except the prompt, the id, the known metadata and id-like columns (see
 	// WideCSV) and "<model>|..." columns.
@@ -85,7 +89,10 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 	if opts.PromptCol == "" {
 		return st, errors.New("no prompt column given; name the column holding the prompt text with --prompt-col")
 	}
-	t, err := openCSV(opts.File)
+	if d := opts.Delimiter; d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError || !utf8.ValidRune(d) {
+		return st, fmt.Errorf("delimiter %q cannot separate CSV fields; want a comma, a tab, a semicolon or another single character", d)
+	}
+	t, err := openCSV(opts.File, opts.Delimiter)
 	if err != nil {
 		return st, err
 	}
@@ -93,12 +100,12 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 
 	promptCol, ok := t.cols[opts.PromptCol]
 	if !ok {
-		return st, fmt.Errorf("%s: column %q (--prompt-col) is not in the header; the header has %s", t.name, opts.PromptCol, columnList(t.header))
+		return st, fmt.Errorf("%s: column %q (--prompt-col) is not in the header; the header has %s%s", t.name, opts.PromptCol, columnList(t.header), delimiterHint(t.header, opts.Delimiter))
 	}
 	idCol := -1
 	if opts.IDCol != "" {
 		if idCol, ok = t.cols[opts.IDCol]; !ok {
-			return st, fmt.Errorf("%s: column %q (--id-col) is not in the header; the header has %s", t.name, opts.IDCol, columnList(t.header))
+			return st, fmt.Errorf("%s: column %q (--id-col) is not in the header; the header has %s%s", t.name, opts.IDCol, columnList(t.header), delimiterHint(t.header, opts.Delimiter))
 		}
 	}
 	var metaCols []int
@@ -244,4 +251,22 @@ func scaleHint(v float64) string {
 		return "percentages need --score-scale 100"
 	}
 	return "divide the scores into [0,1] with --score-scale"
+}
+
+// delimiterHint suggests the delimiter a one-column header seems to be
+// split by: a tab-separated file read as CSV has one column named
+// "id\tprompt\t...".
+func delimiterHint(header []string, used rune) string {
+	if len(header) != 1 {
+		return ""
+	}
+	for _, c := range []struct {
+		r    rune
+		flag string
+	}{{'\t', "tab"}, {';', ";"}, {'|', "|"}, {',', ","}} {
+		if c.r != used && strings.ContainsRune(header[0], c.r) {
+			return fmt.Sprintf(" (one column, holding %q: is the file separated by %q? pass --delimiter %s)", c.r, c.r, c.flag)
+		}
+	}
+	return ""
 }

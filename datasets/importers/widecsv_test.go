@@ -134,6 +134,12 @@ func TestWideCSVErrors(t *testing.T) {
 			[]string{"w.csv: the file is empty; want a header row"}},
 		{"a header with only metadata has no models", "prompt,category,id\np,c,1\n", WideCSVOptions{PromptCol: "prompt"},
 			[]string{"no model columns"}},
+		{"a tab-separated file read as CSV suggests --delimiter tab", "id\tprompt\ta\nr1\tp1\t1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`the header has "id\tprompt\ta" (one column, holding '\t': is the file separated by '\t'? pass --delimiter tab)`}},
+		{"a CSV read as tab-separated suggests the comma", csv, WideCSVOptions{PromptCol: "prompt", Delimiter: '\t'},
+			[]string{"pass --delimiter ,"}},
+		{"a quote cannot be a delimiter", csv, WideCSVOptions{PromptCol: "prompt", Delimiter: '"'},
+			[]string{`delimiter '"' cannot separate CSV fields`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,6 +149,26 @@ func TestWideCSVErrors(t *testing.T) {
 			_, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) { return WideCSV(opts, fn) })
 			wantError(t, err, tt.want...)
 		})
+	}
+}
+
+func TestWideCSVReadsOtherDelimiters(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"w.tsv": "id\tprompt\ta\tb\nr1\tp, with a comma\t1\t0\n", "w.ssv": "id;prompt;a;b\nr1;p1;0;1\n"})
+	for _, tc := range []struct {
+		file       string
+		delim      rune
+		prompt     string
+		fast, slow float64
+	}{{"w.tsv", '\t', "p, with a comma", 1, 0}, {"w.ssv", ';', "p1", 0, 1}} {
+		recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: dir + "/" + tc.file, PromptCol: "prompt", IDCol: "id", Delimiter: tc.delim}, fn)
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if len(recs) != 1 || recs[0].ID != "r1" || recs[0].Prompt != tc.prompt || *recs[0].Outcomes["a"].Score != tc.fast || *recs[0].Outcomes["b"].Score != tc.slow {
+			t.Errorf("%s: records %+v", tc.file, recs)
+		}
 	}
 }
 
