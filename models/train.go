@@ -76,7 +76,7 @@ type Example struct {
 	Weight float64
 	// FastWeight and StrongWeight, when set, scale the example's loss in
 	// the fast and strong heads instead of Weight: the inverse of the
-	// probability that the tier ran (see HeadEstimator).
+	// probability that the tier ran (see retrain.HeadEstimator).
 	FastWeight, StrongWeight float64
 	// Fold is the example's cross-validation fold in [0, TrainOptions.Folds).
 	Fold int
