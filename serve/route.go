@@ -243,7 +243,7 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 	}
 	if empty && required {
 		if len(msgs) > 0 {
-			return Errorf(CodeInvalidRequest, "%smessages have no content; send some text to route", at)
+			return Errorf(CodeInvalidRequest, "%smessages have no content; send some text to route (image, audio and file parts carry none: the router routes on text)", at)
 		}
 		return Errorf(CodeInvalidRequest, "%sprompt is empty; send a non-empty prompt or messages", at)
 	}

@@ -141,6 +141,7 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"an empty prompt", `{"prompt":""}`, 400, CodeInvalidRequest, "prompt is empty"},
 		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is empty"},
 		{"messages without content", `{"messages":[{"role":"user","content":""}]}`, 400, CodeInvalidRequest, "no content"},
+		{"an image alone has no text to route on", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, CodeInvalidRequest, "image, audio and file parts carry none"},
 		{"a message without a role", `{"messages":[{"content":"hi"}]}`, 400, CodeInvalidRequest, "messages[0].role is empty"},
 		{"prompt and messages together", `{"prompt":"a","messages":[{"role":"user","content":"b"}]}`, 400, CodeInvalidRequest, "both set"},
 		{"an unknown field is named", `{"prompt":"x","promt":"y"}`, 400, CodeUnknownField, `unknown field "promt"`},
