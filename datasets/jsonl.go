@@ -3,6 +3,7 @@ package datasets
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +102,10 @@ func (r *Reader) readLine() ([]byte, error) {
 			}
 			r.line++
 			return r.buf, nil
+		}
+		var ce *compressedError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("read %s: the compressed log is damaged or cut short after line %d (%w); recompress it from the original, or decompress what is readable with 'gzip -dc' and check its last line", r.name, r.line, ce.err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", r.name, err)
@@ -296,16 +301,78 @@ func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error)
 		func(_ Position, rec Record) error { return fn(rec) })
 }
 
-// openLog opens a JSONL file for reading ("-" is standard input).
+// openLog opens a JSONL file for reading ("-" is standard input). A
+// gzip-compressed log (told by its first bytes, whatever its name) is
+// decompressed as it is read, and a UTF-8 byte-order mark at the start
+// (which Windows editors write) is skipped.
 func openLog(path string) (io.Reader, func(), error) {
+	var f *os.File
 	if path == "-" {
-		return os.Stdin, func() {}, nil
+		f = os.Stdin
+	} else {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, fmt.Errorf("open log: %w", err)
+		}
 	}
+	closeF := func() {
+		if f != os.Stdin {
+			f.Close()
+		}
+	}
+	// NewReader's bufio.Reader of the same size reuses this one, so the
+	// peeks cost no second copy of the bytes.
+	br := bufio.NewReaderSize(f, 64<<10)
+	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			closeF()
+			return nil, nil, fmt.Errorf("open log %s: it starts like gzip but is not: %w", path, err)
+		}
+		// Concatenated members (cat a.gz b.gz > c.gz) read as one stream.
+		zr.Multistream(true)
+		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
+	}
+	if bom, _ := br.Peek(3); bytes.Equal(bom, utf8BOM) {
+		br.Discard(3)
+	}
+	return br, closeF, nil
+}
+
+// gzipReader marks the errors of a damaged or truncated gzip stream, so
+// the reader can say what they mean (an HTTP body cut short fails with
+// the same io.ErrUnexpectedEOF, and means something else).
+type gzipReader struct{ zr *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	if err != nil && err != io.EOF {
+		err = &compressedError{err}
+	}
+	return n, err
+}
+
+type compressedError struct{ err error }
+
+func (e *compressedError) Error() string { return "gzip: " + e.err.Error() }
+func (e *compressedError) Unwrap() error { return e.err }
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	utf8BOM   = []byte{0xef, 0xbb, 0xbf}
+)
+
+// IsCompressed reports whether the file at path is gzip-compressed, as
+// the log readers tell it: by its first two bytes.
+func IsCompressed(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open log: %w", err)
+		return false
 	}
-	return f, func() { f.Close() }, nil
+	defer f.Close()
+	var b [2]byte
+	n, _ := io.ReadFull(f, b[:])
+	return n == 2 && bytes.Equal(b[:], gzipMagic)
 }
 
 // Writer writes records as JSONL.

@@ -195,11 +195,12 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 	}
 	set := &designSet{train: d}
 	// The log's size, to reserve the design's storage once from the first
-	// rows' share of it; 0 when a path is not a regular file.
+	// rows' share of it; 0 when a path is not a regular file, or is
+	// compressed (the reader's offsets count decompressed bytes).
 	var total int64
 	for _, p := range paths {
 		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
+		if err != nil || !fi.Mode().IsRegular() || datasets.IsCompressed(p) {
 			total = 0
 			break
 		}

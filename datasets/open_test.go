@@ -1,0 +1,76 @@
+package datasets
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestLogsCompressedOrWithABOM: a gzip-compressed log (whatever its name,
+// and made of several members, as cat a.gz b.gz writes) and a log that
+// starts with a UTF-8 byte-order mark read as the plain log does, on one
+// worker or several; a damaged or truncated one is an error that says so.
+func TestLogsCompressedOrWithABOM(t *testing.T) {
+	dir := t.TempDir()
+	var plain bytes.Buffer
+	for i := range 300 {
+		fmt.Fprintf(&plain, `{"id":"r%d","prompt":"question %d","outcomes":{"f":{"score":%d},"s":{"score":1}}}`+"\n", i, i, i%2)
+	}
+	gz := func(parts ...[]byte) []byte {
+		var b bytes.Buffer
+		for _, p := range parts {
+			zw := gzip.NewWriter(&b)
+			zw.Write(p)
+			zw.Close()
+		}
+		return b.Bytes()
+	}
+	half := bytes.Index(plain.Bytes()[plain.Len()/2:], []byte("\n")) + plain.Len()/2 + 1
+	whole := gz(plain.Bytes())
+	files := map[string][]byte{
+		"plain.jsonl":     plain.Bytes(),
+		"log.jsonl.gz":    whole,
+		"no-suffix.jsonl": whole,
+		"two-members.gz":  gz(plain.Bytes()[:half], plain.Bytes()[half:]),
+		"bom.jsonl":       append([]byte("\ufeff"), plain.Bytes()...),
+		"bom.jsonl.gz":    gz(append([]byte("\ufeff"), plain.Bytes()...)),
+		"cut.gz":          whole[:len(whole)/2],
+		"fake.gz":         []byte("\x1f\x8bnot gzip at all"),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _, err := ReadFile(filepath.Join(dir, "plain.jsonl"), ReadOptions{})
+	if err != nil || len(want) != 300 {
+		t.Fatalf("plain log: %d records, %v", len(want), err)
+	}
+	for _, name := range []string{"log.jsonl.gz", "no-suffix.jsonl", "two-members.gz", "bom.jsonl", "bom.jsonl.gz"} {
+		for _, workers := range []int{1, 2} {
+			var got []Record
+			_, err := EachFileParallel(filepath.Join(dir, name), ReadOptions{}, workers,
+				func() func(*Record) Record { return func(r *Record) Record { return *r } },
+				func(_ Position, r Record) error { got = append(got, r); return nil })
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s on %d workers: %d records, %v; want the plain log's %d", name, workers, len(got), err, len(want))
+			}
+		}
+		if compressed := strings.Contains(name, ".gz") || name == "no-suffix.jsonl"; IsCompressed(filepath.Join(dir, name)) != compressed {
+			t.Errorf("IsCompressed(%s) = %v, want %v", name, !compressed, compressed)
+		}
+	}
+	for name, msg := range map[string]string{
+		"cut.gz":  "cut.gz: the compressed log is damaged or cut short after line",
+		"fake.gz": "it starts like gzip but is not",
+	} {
+		if _, _, err := ReadFile(filepath.Join(dir, name), ReadOptions{}); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: err = %v, want one containing %q", name, err, msg)
+		}
+	}
+}
