@@ -14,16 +14,41 @@ type File struct {
 	*os.File
 	path string
 	done bool
+	// direct says the target is not a regular file (a device such as
+	// /dev/null or /dev/stdout, a named pipe): it is written in place,
+	// since renaming a file over it would replace the device itself.
+	direct bool
 }
 
 // Create starts writing path. Call Commit to publish it, or Abort.
+//
+// A regular file (or none yet) is written to a temporary file beside it
+// and renamed into place on Commit; through a symbolic link, the file the
+// link points to is replaced and the link kept. A target that exists and
+// is not a regular file is written in place (there is no "whole or not at
+// all" for a pipe), and a directory is an error.
 func Create(path string) (*File, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	target := path
+	if fi, err := os.Stat(path); err == nil {
+		switch {
+		case fi.IsDir():
+			return nil, fmt.Errorf("create %s: it is a directory; name a file in it", path)
+		case !fi.Mode().IsRegular():
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				return nil, fmt.Errorf("create %s: %w", path, err)
+			}
+			return &File{File: f, path: path, direct: true}, nil
+		}
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			target = real
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &File{File: tmp, path: path}, nil
+	return &File{File: tmp, path: target}, nil
 }
 
 // Commit syncs the data and atomically renames it into place.
@@ -32,6 +57,12 @@ func (f *File) Commit() error {
 		return fmt.Errorf("commit %s: already closed", f.path)
 	}
 	f.done = true
+	if f.direct {
+		if err := f.File.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", f.path, err)
+		}
+		return nil
+	}
 	if err := f.File.Sync(); err != nil {
 		f.cleanup()
 		return fmt.Errorf("sync %s: %w", f.path, err)
@@ -67,7 +98,9 @@ func (f *File) Abort() {
 
 func (f *File) cleanup() {
 	f.File.Close()
-	os.Remove(f.File.Name())
+	if !f.direct {
+		os.Remove(f.File.Name())
+	}
 }
 
 // WriteFile writes data to path atomically.

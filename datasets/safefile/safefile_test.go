@@ -1,0 +1,58 @@
+package safefile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("a new file appears whole, with no temporary file left", func(t *testing.T) {
+		p := filepath.Join(dir, "new.json")
+		if err := WriteFile(p, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "one" {
+			t.Errorf("content %q", b)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, ".new.json.tmp-*")); len(m) > 0 {
+			t.Errorf("temporary files left: %v", m)
+		}
+	})
+	t.Run("an abort leaves the old file", func(t *testing.T) {
+		p := filepath.Join(dir, "kept.json")
+		os.WriteFile(p, []byte("old"), 0o644)
+		f, err := Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("half"))
+		f.Abort()
+		if b, _ := os.ReadFile(p); string(b) != "old" {
+			t.Errorf("content %q, want the old file", b)
+		}
+	})
+	t.Run("through a symbolic link the file it points to is replaced and the link kept", func(t *testing.T) {
+		real, link := filepath.Join(dir, "v3.json"), filepath.Join(dir, "current.json")
+		os.WriteFile(real, []byte("v3"), 0o644)
+		if err := os.Symlink("v3.json", link); err != nil {
+			t.Skip("no symbolic links here:", err)
+		}
+		if err := WriteFile(link, []byte("v4")); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+		}
+		if b, _ := os.ReadFile(real); string(b) != "v4" {
+			t.Errorf("the link's target holds %q, want v4", b)
+		}
+	})
+	t.Run("a directory is an error that says so", func(t *testing.T) {
+		if err := WriteFile(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "it is a directory") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
