@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	suggestpkg "github.com/triage-router/triage/internal/suggest"
@@ -103,8 +104,17 @@ func Main(ctx context.Context, args []string, env *Env) int {
 		fmt.Fprintf(env.Stderr, "triage: unknown command %q%s (run 'triage help' for the list)\n", args[0], suggest(args[0], topLevel()))
 		return 2
 	}
-	err := cmd.run(ctx, env, rest)
+	// Output that did not reach its file (a full disk, a closed pipe
+	// other than SIGPIPE's) fails the command, whichever code wrote it.
+	out := &checkedWriter{w: env.Stdout}
+	cenv := *env
+	cenv.Stdout = out
+	err := cmd.run(ctx, &cenv, rest)
 	if err == nil {
+		if werr := out.Err(); werr != nil {
+			fmt.Fprintf(env.Stderr, "triage %s: write standard output: %v\n", cmd.name, werr)
+			return 1
+		}
 		return 0
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -349,4 +359,32 @@ func (s *stringList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// checkedWriter remembers the first error of the writes through it, so
+// Main can fail a command whose output was lost even where the code that
+// wrote it did not look (a report printed with fmt.Fprintf).
+type checkedWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err is the first write error, or nil.
+func (c *checkedWriter) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }

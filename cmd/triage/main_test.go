@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -171,5 +172,29 @@ func TestHelpVersionAndTypos(t *testing.T) {
 				t.Errorf("%s is not empty: stdout %q, stderr %q", tt.quietStream, stdout, stderr)
 			}
 		})
+	}
+}
+
+// fullDisk is standard output on a full disk: every write fails.
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestLostOutputFailsTheCommand: output that does not reach standard
+// output fails the command (exit 1, a line saying so), also where the
+// command prints a report with fmt.Fprintf and never looks at the error.
+func TestLostOutputFailsTheCommand(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	for _, args := range [][]string{
+		{"model", "show", model},
+		{"score", "--model", model, "--data", sampleLog},
+		{"synth", "--n", "10"},
+	} {
+		var errb bytes.Buffer
+		code := Main(context.Background(), args, &Env{Stdout: fullDisk{}, Stderr: &errb})
+		if code != 1 || !strings.Contains(errb.String(), "no space left on device") {
+			t.Errorf("%v on a full disk: exit %d, stderr %q; want 1 and the write error", args, code, errb.String())
+		}
 	}
 }
