@@ -20,6 +20,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/triage-router/triage/datasets/safefile"
 )
 
 // The bbolt layout. Every bucket is created when the store opens, so no
@@ -208,7 +210,7 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open feedback db: %w", err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("open feedback db: %s is not a regular file (%s)", path, fi.Mode().Type())
+		return nil, fmt.Errorf("open feedback db: %s is %s, not a regular file; give --db a file path (it is created if absent)", path, safefile.KindOf(fi.Mode()))
 	case fi.Size() == 0:
 		if !opts.Init {
 			return nil, emptyDBError(path)

@@ -548,7 +548,7 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 		return nil, fmt.Errorf("load artifact: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("load artifact %s: %w: it is not a regular file (%s)", path, ErrBadArtifact, fi.Mode().Type())
+		return nil, fmt.Errorf("load artifact %s: %w: it is %s, not a regular file", path, ErrBadArtifact, safefile.KindOf(fi.Mode()))
 	}
 	if fi.Size() > maxBytes {
 		return nil, fmt.Errorf("load artifact %s: %w: the file is %d bytes, over the limit of %d (limits.max_artifact_bytes)", path, ErrBadArtifact, fi.Size(), maxBytes)

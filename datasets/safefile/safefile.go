@@ -115,3 +115,23 @@ func WriteFile(path string, data []byte) error {
 	}
 	return f.Commit()
 }
+
+// KindOf names what a file that is not a regular file is, for an error a
+// person reads: "a directory", "a device", "a named pipe", ...
+func KindOf(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "a special file (" + m.Type().String() + ")"
+}
