@@ -1,6 +1,9 @@
 // Package safefile writes output files whole or not at all: data goes to a
 // temporary file beside the target, is fsynced, and is renamed over the
 // target only on Commit. A crash or an error leaves the old file (or none).
+// A target that is a device or a pipe (/dev/null, /dev/stdout, a named
+// pipe) is written in place instead: renaming over it would replace the
+// device for every process on the machine.
 package safefile
 
 import (
