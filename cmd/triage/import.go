@@ -77,13 +77,8 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 // succeeds) or stdout, and prints a one-line summary to stderr.
 func writeImport(ctx context.Context, env *Env, name, path string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
 	var st importers.Stats
-	err := writeLogOutput(env, path, func(write func(*datasets.Record) error) (err error) {
-		st, err = run(func(rec datasets.Record) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return write(&rec)
-		})
+	err := writeLogOutput(ctx, env, path, func(write func(*datasets.Record) error) (err error) {
+		st, err = run(func(rec datasets.Record) error { return write(&rec) })
 		return err
 	})
 	if err != nil {

@@ -70,6 +70,14 @@ func usagef(hint, format string, args ...any) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal the command winds down (serve drains its
+	// connections; the others stop at their next check and write
+	// nothing); a second one kills the process the default way, for a
+	// step that runs long before its next check.
+	context.AfterFunc(ctx, func() {
+		stop()
+		fmt.Fprintln(os.Stderr, "triage: interrupted; stopping (interrupt again to quit at once)")
+	})
 	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, IsTerminal: isTerminal(os.Stderr)}
 	os.Exit(Main(ctx, os.Args[1:], env))
 }
@@ -110,6 +118,10 @@ func Main(ctx context.Context, args []string, env *Env) int {
 	cenv := *env
 	cenv.Stdout = out
 	err := cmd.run(ctx, &cenv, rest)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintf(env.Stderr, "triage %s: interrupted (no output file was written)\n", cmd.name)
+		return exitInterrupted
+	}
 	if err == nil {
 		if werr := out.Err(); werr != nil {
 			fmt.Fprintf(env.Stderr, "triage %s: write standard output: %v\n", cmd.name, werr)
@@ -253,7 +265,7 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-18s %s\n", "version", "print the version, commit and Go version")
 	fmt.Fprintln(w, "\nRun 'triage <command> -h' (or 'triage help <command>') for a command's flags.")
-	fmt.Fprintln(w, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain refused the challenger.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain refused the challenger, 130 interrupted (Ctrl-C or SIGTERM; no output file written).")
 }
 
 // printVersion prints the module version, the commit and the Go version
@@ -360,6 +372,10 @@ func (s *stringList) Set(v string) error {
 	}
 	return nil
 }
+
+// exitInterrupted is the status of a command stopped by Ctrl-C or
+// SIGTERM: 128 + SIGINT, as a shell reports a process killed by it.
+const exitInterrupted = 130
 
 // checkedWriter remembers the first error of the writes through it, so
 // Main can fail a command whose output was lost even where the code that

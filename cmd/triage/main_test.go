@@ -198,3 +198,28 @@ func TestLostOutputFailsTheCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedWritesNothing: a command stopped by Ctrl-C or SIGTERM
+// (its context cancelled) exits 130 and publishes no output file, even
+// where the step under way (training) does not look at the context.
+func TestInterruptedWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"train", []string{"train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", filepath.Join(dir, "train.json")}},
+		{"synth", []string{"synth", "--n", "50", "-o", filepath.Join(dir, "synth.jsonl")}},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(ctx, tc.args, &Env{Stdout: &out, Stderr: &errb})
+		if code != exitInterrupted || !strings.Contains(errb.String(), "interrupted (no output file was written)") {
+			t.Errorf("%s: exit %d, stderr %q; want %d and the interrupted line", tc.name, code, errb.String(), exitInterrupted)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) > 0 {
+			t.Errorf("%s left files: %v", tc.name, m)
+		}
+	}
+}

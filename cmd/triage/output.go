@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -42,16 +43,26 @@ func (o *output) Abort() {
 }
 
 // writeLogOutput streams the records produce hands to its write function
-// as JSONL to path (published only if produce and the writes all succeed)
-// or stdout.
-func writeLogOutput(env *Env, path string, produce func(write func(*datasets.Record) error) error) error {
+// as JSONL to path (published only if produce and the writes all succeed,
+// and ctx was not cancelled: an interrupted command publishes nothing) or
+// stdout.
+func writeLogOutput(ctx context.Context, env *Env, path string, produce func(write func(*datasets.Record) error) error) error {
 	o, err := openOutput(env, path)
 	if err != nil {
 		return err
 	}
 	defer o.Abort()
 	w := datasets.NewWriter(o)
-	if err := produce(w.Write); err != nil {
+	write := func(rec *datasets.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return w.Write(rec)
+	}
+	if err := produce(write); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := w.Flush(); err != nil {

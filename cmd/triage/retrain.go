@@ -216,6 +216,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
 		return &refusedError{verdict: c.Verdict, out: *out}
 	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted while training: write nothing
+	}
 	if err := res.Challenger.Save(*out); err != nil {
 		return err
 	}

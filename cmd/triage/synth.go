@@ -33,7 +33,7 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 		return usagef("use --scenario topics or --scenario speculation", "--scenario: %v", err)
 	}
 	opts := synth.Options{Scenario: sc, N: *n, Seed: *seed, Latency: *lat, Confidence: *conf, IDPrefix: *prefix}
-	err = writeLogOutput(env, *out, func(write func(*datasets.Record) error) error {
+	err = writeLogOutput(ctx, env, *out, func(write func(*datasets.Record) error) error {
 		return synth.Each(opts, func(rec datasets.Record, _ synth.Truth) error {
 			return write(&rec)
 		})

@@ -221,7 +221,7 @@ func designOf(ex []models.Example, tf *trainFlags) (*models.Design, error) {
 }
 
 // runTrainTiers is train with --tier: an N-tier router.
-func runTrainTiers(env *Env, tf *trainFlags, out string, asJSON bool) error {
+func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, asJSON bool) error {
 	if err := tf.checkTiers("train"); err != nil {
 		return err
 	}
@@ -245,6 +245,9 @@ func runTrainTiers(env *Env, tf *trainFlags, out string, asJSON bool) error {
 	stop()
 	if err != nil {
 		return explainTrainError(err, len(set.examples))
+	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted while training: write nothing
 	}
 	if err := a.Save(out); err != nil {
 		return err

@@ -171,7 +171,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		if *holdout != 0 {
 			return usagef("measure an N-tier router with eval --cv K", "--holdout is for two-tier routers")
 		}
-		return runTrainTiers(env, &tf, *out, *asJSON)
+		return runTrainTiers(ctx, env, &tf, *out, *asJSON)
 	}
 	label, err := tf.check("train")
 	if err != nil {
@@ -212,6 +212,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	a.Training.Sources = tf.data
 	a.Training.HoldoutShare = *holdout
 	models.NameTopFeaturesFrom(a, train.Inputs(), 20)
+	if err := ctx.Err(); err != nil {
+		return err // interrupted while training: write nothing
+	}
 	if err := a.Save(*out); err != nil {
 		return err
 	}
