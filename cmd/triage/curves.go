@@ -427,6 +427,9 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return fmt.Errorf("create output folder: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: write no report
+	}
 	if err := report.Write(*outDir, page); err != nil {
 		return err
 	}

@@ -203,6 +203,7 @@ func TestLostOutputFailsTheCommand(t *testing.T) {
 // (its context cancelled) exits 130 and publishes no output file, even
 // where the step under way (training) does not look at the context.
 func TestInterruptedWritesNothing(t *testing.T) {
+	model := trainSample(t, t.TempDir())
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -212,6 +213,8 @@ func TestInterruptedWritesNothing(t *testing.T) {
 	}{
 		{"train", []string{"train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", filepath.Join(dir, "train.json")}},
 		{"synth", []string{"synth", "--n", "50", "-o", filepath.Join(dir, "synth.jsonl")}},
+		{"calibrate", []string{"calibrate", "--model", model, "--data", sampleLog, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "calibrated.json")}},
+		{"curves", []string{"curves", "--model", model, "--data", sampleLog, "-o", filepath.Join(dir, "report")}},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(ctx, tc.args, &Env{Stdout: &out, Stderr: &errb})

@@ -690,7 +690,7 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 // calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
 // quality floor's margin, --knob margin) over the log and keeps the
 // policy that meets every target at the lowest cost (or latency).
-func calibrateTiers(env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
+func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -749,6 +749,9 @@ func calibrateTiers(env *Env, a *models.Artifact, solver *replay.Solver, knob st
 		ts[i] = t.String()
 	}
 	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d values of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), len(rl.reqs), len(pts), knob)
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: write nothing
+	}
 	if err := na.Save(out); err != nil {
 		return err
 	}
