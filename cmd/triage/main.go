@@ -83,8 +83,8 @@ func main() {
 }
 
 // Main runs the command line args and returns the exit status: 0 on
-// success, 2 for usage errors, 1 for anything else (and 3 for retrain's
-// refusal). Help asked for (-h, --help, help CMD) goes to stdout; usage
+// success, 2 for usage errors, 1 for anything else (3 for retrain's
+// refusal, 130 when ctx was cancelled: an interrupt). Help asked for (-h, --help, help CMD) goes to stdout; usage
 // printed because of a mistake goes to stderr.
 func Main(ctx context.Context, args []string, env *Env) int {
 	if env.Getenv == nil {
