@@ -163,10 +163,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d thresholds x %d accept values)",
 		strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
 	a.ExpectedShares = rp.Shares(op.Policy)
-	if err := ctx.Err(); err != nil {
-		return err // interrupted: write nothing
-	}
-	if err := a.Save(*out); err != nil {
+	if err := saveArtifact(ctx, a, *out); err != nil {
 		return err
 	}
 

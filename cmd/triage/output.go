@@ -7,6 +7,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/models"
 )
 
 // output is where a command writes its result: a file that appears whole
@@ -69,4 +70,14 @@ func writeLogOutput(ctx context.Context, env *Env, path string, produce func(wri
 		return fmt.Errorf("write log: %w", err)
 	}
 	return o.Commit()
+}
+
+// saveArtifact writes a router to path unless ctx was cancelled: a
+// command interrupted while it trained or swept publishes nothing (Main
+// reports the interrupt).
+func saveArtifact(ctx context.Context, a *models.Artifact, path string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return a.Save(path)
 }

@@ -216,10 +216,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
 		return &refusedError{verdict: c.Verdict, out: *out}
 	}
-	if err := ctx.Err(); err != nil {
-		return err // interrupted while training: write nothing
-	}
-	if err := res.Challenger.Save(*out); err != nil {
+	if err := saveArtifact(ctx, res.Challenger, *out); err != nil {
 		return err
 	}
 	how := "promoted"

@@ -246,10 +246,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	if err != nil {
 		return explainTrainError(err, len(set.examples))
 	}
-	if err := ctx.Err(); err != nil {
-		return err // interrupted while training: write nothing
-	}
-	if err := a.Save(out); err != nil {
+	if err := saveArtifact(ctx, a, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained on %d tiers, %d skipped without every tier's score, %d bad lines skipped; L2 %v (%s); wrote %s (version %s)\n",
@@ -749,10 +746,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		ts[i] = t.String()
 	}
 	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d values of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), len(rl.reqs), len(pts), knob)
-	if err := ctx.Err(); err != nil {
-		return err // interrupted: write nothing
-	}
-	if err := na.Save(out); err != nil {
+	if err := saveArtifact(ctx, na, out); err != nil {
 		return err
 	}
 	shares := map[string]float64{}

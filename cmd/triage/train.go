@@ -212,10 +212,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	a.Training.Sources = tf.data
 	a.Training.HoldoutShare = *holdout
 	models.NameTopFeaturesFrom(a, train.Inputs(), 20)
-	if err := ctx.Err(); err != nil {
-		return err // interrupted while training: write nothing
-	}
-	if err := a.Save(*out); err != nil {
+	if err := saveArtifact(ctx, a, *out); err != nil {
 		return err
 	}
 	l2 := l2Summary(rep.Scorer, rep.L2, rep.FastL2, a.Training.GainL2)
