@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/reqbody"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
@@ -17,43 +18,45 @@ import (
 // Error codes of the JSON error body. Each maps to one HTTP status in
 // codeStatus.
 const (
-	CodeInvalidJSON      = "invalid_json"     // the body is not JSON, or is truncated
-	CodeInvalidRequest   = "invalid_request"  // JSON, but a field is missing, empty or of the wrong type
-	CodeUnknownField     = "unknown_field"    // a field this server does not know
-	CodeInvalidUTF8      = "invalid_utf8"     // the body is not valid UTF-8
-	CodeBodyTooLarge     = "body_too_large"   // limits.max_body_bytes
-	CodePromptTooLarge   = "prompt_too_large" // limits.max_prompt_bytes
-	CodeBatchTooLarge    = "batch_too_large"  // limits.max_batch
-	CodeNotFound         = "not_found"        // unknown path, or unknown request_id
-	CodeIDConflict       = "id_conflict"      // a request id already holds another prompt
-	CodeRequestTimeout   = "request_timeout"  // the body did not arrive within limits.read_timeout
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeUnauthorized     = "unauthorized"    // admin route without the right bearer token
-	CodeInvalidAPIKey    = "invalid_api_key" // /v1/ route without a client key the server knows
-	CodeBadArtifact      = "bad_artifact"    // reload refused: the model file is invalid
-	CodeReloadFailed     = "reload_failed"   // reload refused: the model file could not be read
-	CodeNotReady         = "not_ready"       // no model, db closed, or shutting down
-	CodeInternal         = "internal_error"  // a bug or an I/O failure; logged
+	CodeInvalidJSON         = "invalid_json"                 // the body is not JSON, or is truncated
+	CodeInvalidRequest      = "invalid_request"              // JSON, but a field is missing, empty or of the wrong type
+	CodeUnknownField        = "unknown_field"                // a field this server does not know
+	CodeInvalidUTF8         = "invalid_utf8"                 // the body is not valid UTF-8
+	CodeUnsupportedEncoding = "unsupported_content_encoding" // a Content-Encoding other than gzip or deflate
+	CodeBodyTooLarge        = "body_too_large"               // limits.max_body_bytes
+	CodePromptTooLarge      = "prompt_too_large"             // limits.max_prompt_bytes
+	CodeBatchTooLarge       = "batch_too_large"              // limits.max_batch
+	CodeNotFound            = "not_found"                    // unknown path, or unknown request_id
+	CodeIDConflict          = "id_conflict"                  // a request id already holds another prompt
+	CodeRequestTimeout      = "request_timeout"              // the body did not arrive within limits.read_timeout
+	CodeMethodNotAllowed    = "method_not_allowed"
+	CodeUnauthorized        = "unauthorized"    // admin route without the right bearer token
+	CodeInvalidAPIKey       = "invalid_api_key" // /v1/ route without a client key the server knows
+	CodeBadArtifact         = "bad_artifact"    // reload refused: the model file is invalid
+	CodeReloadFailed        = "reload_failed"   // reload refused: the model file could not be read
+	CodeNotReady            = "not_ready"       // no model, db closed, or shutting down
+	CodeInternal            = "internal_error"  // a bug or an I/O failure; logged
 )
 
 var codeStatus = map[string]int{
-	CodeInvalidJSON:      http.StatusBadRequest,
-	CodeInvalidRequest:   http.StatusBadRequest,
-	CodeUnknownField:     http.StatusBadRequest,
-	CodeInvalidUTF8:      http.StatusBadRequest,
-	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
-	CodePromptTooLarge:   http.StatusRequestEntityTooLarge,
-	CodeBatchTooLarge:    http.StatusRequestEntityTooLarge,
-	CodeNotFound:         http.StatusNotFound,
-	CodeIDConflict:       http.StatusConflict,
-	CodeRequestTimeout:   http.StatusRequestTimeout,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodeUnauthorized:     http.StatusUnauthorized,
-	CodeInvalidAPIKey:    http.StatusUnauthorized,
-	CodeBadArtifact:      http.StatusUnprocessableEntity,
-	CodeReloadFailed:     http.StatusInternalServerError,
-	CodeNotReady:         http.StatusServiceUnavailable,
-	CodeInternal:         http.StatusInternalServerError,
+	CodeInvalidJSON:         http.StatusBadRequest,
+	CodeInvalidRequest:      http.StatusBadRequest,
+	CodeUnknownField:        http.StatusBadRequest,
+	CodeInvalidUTF8:         http.StatusBadRequest,
+	CodeUnsupportedEncoding: http.StatusUnsupportedMediaType,
+	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
+	CodePromptTooLarge:      http.StatusRequestEntityTooLarge,
+	CodeBatchTooLarge:       http.StatusRequestEntityTooLarge,
+	CodeNotFound:            http.StatusNotFound,
+	CodeIDConflict:          http.StatusConflict,
+	CodeRequestTimeout:      http.StatusRequestTimeout,
+	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	CodeUnauthorized:        http.StatusUnauthorized,
+	CodeInvalidAPIKey:       http.StatusUnauthorized,
+	CodeBadArtifact:         http.StatusUnprocessableEntity,
+	CodeReloadFailed:        http.StatusInternalServerError,
+	CodeNotReady:            http.StatusServiceUnavailable,
+	CodeInternal:            http.StatusInternalServerError,
 }
 
 // Error is an error a client is told about: a code from the list above and
@@ -109,6 +112,10 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 			realm = "triage admin"
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	}
+	if code == CodeUnsupportedEncoding {
+		// RFC 7694: a 415 for a content coding says which ones are taken.
+		c.Header("Accept-Encoding", reqbody.Accepted)
 	}
 	// The proxy's shape, OpenAI's: {"error":{"message","type","param","code"}}.
 	c.AbortWithStatusJSON(status, proxy.NewErrorBody(status, code, msg, ""))

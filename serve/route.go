@@ -23,6 +23,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/reqbody"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
@@ -98,8 +99,12 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 		dst = make([]byte, 0, r.ContentLength)
 	}
 	dst = dst[:0]
+	body, err := reqbody.Open(r)
+	if err != nil {
+		return dst, bodyReadError(err)
+	}
 	// Read one byte past the limit to tell "exactly the limit" from "more".
-	lr := io.LimitedReader{R: r.Body, N: limit + 1}
+	lr := io.LimitedReader{R: body, N: limit + 1}
 	for {
 		if len(dst) == cap(dst) {
 			dst = append(dst, 0)[:len(dst)]
@@ -124,7 +129,13 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 // the connection's addresses.
 func bodyReadError(err error) *Error {
 	var ne net.Error
+	var unsupported *reqbody.UnsupportedError
+	var damaged *reqbody.DamagedError
 	switch {
+	case errors.As(err, &unsupported):
+		return &Error{Code: CodeUnsupportedEncoding, Message: unsupported.Error(), Err: err}
+	case errors.As(err, &damaged):
+		return &Error{Code: CodeInvalidRequest, Message: damaged.Error(), Err: err}
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Code: CodeRequestTimeout, Message: "the request body did not arrive within the server's read timeout (limits.read_timeout); send it faster, or in a smaller request", Err: err}
 	case errors.Is(err, io.ErrUnexpectedEOF):

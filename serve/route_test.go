@@ -1,8 +1,12 @@
 package serve
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -339,4 +343,62 @@ func ExampleErrorStatus() {
 	status, code, _ := ErrorStatus(Errorf(CodePromptTooLarge, "prompt is too long"))
 	fmt.Println(status, code)
 	// Output: 413 prompt_too_large
+}
+
+// TestRouteTakesCompressedBodies: a client or gateway that compresses its
+// request and says so gets the same answer as an uncompressed one; the
+// size limit holds for the decoded body, so a small body that expands
+// past it is a 413; an encoding the server cannot decode is a 415 naming
+// it, and a body that does not decode is a 400 saying so, not "not valid
+// UTF-8" about gzip bytes.
+func TestRouteTakesCompressedBodies(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Config.Limits.MaxBodyBytes = 4096 })
+	body := `{"prompt":"what is 2+2?"}`
+	var want, got struct {
+		PHard float64 `json:"p_hard"`
+	}
+	decodeJSON(t, ts.do(t, "POST", "/v1/route", body), &want)
+	for _, enc := range []string{"gzip", "deflate"} {
+		var b bytes.Buffer
+		var zw io.WriteCloser = gzip.NewWriter(&b)
+		if enc == "deflate" {
+			zw = zlib.NewWriter(&b)
+		}
+		zw.Write([]byte(body))
+		zw.Close()
+		decodeJSON(t, ts.do(t, "POST", "/v1/route", b.String(), "Content-Encoding", enc), &got)
+		if got.PHard != want.PHard {
+			t.Errorf("%s: p_hard %v, want %v (the plain body's)", enc, got.PHard, want.PHard)
+		}
+	}
+
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`{"prompt":"` + strings.Repeat("a", 100_000) + `"}`))
+	zw.Close()
+	if bomb.Len() > 4096 {
+		t.Fatalf("the compressed body is %d bytes; the test needs it under the limit", bomb.Len())
+	}
+	for _, c := range []struct {
+		name, body, encoding string
+		status               int
+		code, message        string
+	}{
+		{"a body that expands past the limit", bomb.String(), "gzip", 413, CodeBodyTooLarge, "limit of 4096"},
+		{"plain JSON labelled gzip", body, "gzip", 400, CodeInvalidRequest, "does not decode as gzip"},
+		{"an encoding the server does not decode", body, "br", 415, CodeUnsupportedEncoding, `Content-Encoding "br"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/v1/route", c.body, "Content-Encoding", c.encoding)
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d (body %s)", w.Code, c.status, w.Body)
+			}
+			if e := errorOf(t, w); e.Code != c.code || !strings.Contains(e.Message, c.message) {
+				t.Errorf("error %+v, want code %s and a message containing %q", e, c.code, c.message)
+			}
+			if c.status == 415 && w.Header().Get("Accept-Encoding") != "gzip, deflate" {
+				t.Errorf("Accept-Encoding %q, want the encodings taken", w.Header().Get("Accept-Encoding"))
+			}
+		})
+	}
 }

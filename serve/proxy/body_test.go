@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"net"
@@ -36,6 +38,51 @@ func TestReadBodyErrorsShowNoAddresses(t *testing.T) {
 			}
 			if strings.Contains(ae.msg, "10.0.0.7") || strings.Contains(ae.msg, "tcp") {
 				t.Errorf("message %q shows the connection", ae.msg)
+			}
+		})
+	}
+}
+
+// TestReadBodyDecodesCompressedBodies: a gzip body is read decoded and
+// limited decoded; an encoding the proxy does not decode is a 415 whose
+// answer lists the ones it does; a body that does not decode is a 400.
+func TestReadBodyDecodesCompressedBodies(t *testing.T) {
+	gz := func(s string) string {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.String()
+	}
+	body := `{"messages":[{"role":"user","content":"hi"}]}`
+	for _, c := range []struct {
+		name, body, encoding string
+		status               int
+		code                 string
+	}{
+		{"gzip is decoded", gz(body), "gzip", 0, ""},
+		{"the limit is on the decoded size", gz(strings.Repeat(" ", 2000) + body), "gzip", 413, codeBodyTooLarge},
+		{"plain bytes labelled gzip are a 400", body, "gzip", 400, codeInvalidRequest},
+		{"zstd is a 415", body, "zstd", 415, codeUnsupportedEncoding},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(c.body))
+			r.Header.Set("Content-Encoding", c.encoding)
+			got, err := readBody(r, 1000)
+			if c.status == 0 {
+				if err != nil || string(got) != body {
+					t.Fatalf("readBody: %q, %v; want the decoded body", got, err)
+				}
+				return
+			}
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != c.status || ae.code != c.code {
+				t.Fatalf("readBody: %v, want an apiError %d %s", err, c.status, c.code)
+			}
+			w := httptest.NewRecorder()
+			writeError(w, ae)
+			if ae.status == 415 && w.Header().Get("Accept-Encoding") != "gzip, deflate" {
+				t.Errorf("Accept-Encoding %q, want the encodings taken", w.Header().Get("Accept-Encoding"))
 			}
 		})
 	}

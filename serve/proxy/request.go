@@ -14,17 +14,19 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/jsonscan"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/reqbody"
 )
 
 // Error codes of the proxy's own error bodies (ErrorBody).
 const (
-	codeInvalidJSON    = "invalid_json"
-	codeInvalidRequest = "invalid_request"
-	codeInvalidUTF8    = "invalid_utf8"
-	codeBodyTooLarge   = "body_too_large"
-	codeUnknownModel   = "unknown_model"
-	codeUpstream       = "upstream_failed"
-	codeRequestTimeout = "request_timeout"
+	codeInvalidJSON         = "invalid_json"
+	codeInvalidRequest      = "invalid_request"
+	codeInvalidUTF8         = "invalid_utf8"
+	codeBodyTooLarge        = "body_too_large"
+	codeUnsupportedEncoding = "unsupported_content_encoding"
+	codeUnknownModel        = "unknown_model"
+	codeUpstream            = "upstream_failed"
+	codeRequestTimeout      = "request_timeout"
 )
 
 // apiError is an error the client is told about with its status. param
@@ -83,6 +85,10 @@ func ErrorType(status int) string {
 func writeError(w http.ResponseWriter, e *apiError) int {
 	b, _ := json.Marshal(NewErrorBody(e.status, e.code, e.msg, e.param))
 	w.Header().Set("Content-Type", "application/json")
+	if e.code == codeUnsupportedEncoding {
+		// RFC 7694: a 415 for a content coding says which ones are taken.
+		w.Header().Set("Accept-Encoding", reqbody.Accepted)
+	}
 	w.WriteHeader(e.status)
 	w.Write(b)
 	return e.status
@@ -133,8 +139,20 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is %d bytes, the limit is %d (max_request_bytes)", r.ContentLength, limit)}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	decoded, err := reqbody.Open(r)
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(io.LimitReader(decoded, limit+1))
+	}
 	if err != nil {
+		var unsupported *reqbody.UnsupportedError
+		if errors.As(err, &unsupported) {
+			return nil, &apiError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedEncoding, msg: unsupported.Error()}
+		}
+		var damaged *reqbody.DamagedError
+		if errors.As(err, &damaged) {
+			return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: damaged.Error()}
+		}
 		// Never err's text: a network error names the connection's
 		// addresses.
 		var ne net.Error
