@@ -312,3 +312,29 @@ func TestModelShowTakesTheFileEveryWay(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTrainSize: the refusal counts in words a person would write and
+// suggests fewer folds only where that would be enough.
+func TestCheckTrainSize(t *testing.T) {
+	for _, c := range []struct {
+		n, folds  int
+		want, not string
+	}{
+		{1, 3, "1 record to train on, and training needs at least 30", "--folds"},
+		{19, 3, "19 records to train on", "--folds"},
+		{20, 3, "lower --folds to 2", ""},
+		{15, 2, "needs at least 20", "--folds"},
+	} {
+		err := checkTrainSize(c.n, c.folds)
+		if err == nil {
+			t.Errorf("checkTrainSize(%d, %d) = nil, want a refusal", c.n, c.folds)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || c.not != "" && strings.Contains(err.Error(), c.not) {
+			t.Errorf("checkTrainSize(%d, %d) = %q, want %q and not %q", c.n, c.folds, err, c.want, c.not)
+		}
+	}
+	if err := checkTrainSize(30, 3); err != nil {
+		t.Errorf("checkTrainSize(30, 3) = %v, want nil", err)
+	}
+}
