@@ -199,6 +199,9 @@ func ParseConfig(b []byte, base Config) (Config, error) {
 	var doc yaml.Node
 	parsed := yaml.Unmarshal(b, &doc) == nil
 	if parsed {
+		if err := singleDocument(b); err != nil {
+			return base, err
+		}
 		if err := checkKeys(&doc, reflect.TypeFor[Config](), ""); err != nil {
 			return base, err
 		}
@@ -215,6 +218,31 @@ func ParseConfig(b []byte, base Config) (Config, error) {
 		return base, err
 	}
 	return cfg, nil
+}
+
+// singleDocument refuses what the YAML decoder reads past without a word:
+// a second document after "---", and anything after a top-level flow
+// mapping's closing brace (a second JSON object, or YAML keys added below
+// a JSON config). Either would be dropped, and a setting the user wrote
+// silently not applied. b must parse as YAML.
+func singleDocument(b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var first, next yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		return nil // empty (io.EOF), or left to ParseConfig's decoder
+	}
+	err := dec.Decode(&next)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return fmt.Errorf("line %d: a second YAML document starts here, and only the first would be read; a config is one document (remove the \"---\" and merge the two)", next.Line)
+	}
+	line := first.Line
+	if len(first.Content) > 0 {
+		line = first.Content[0].Line
+	}
+	return fmt.Errorf("line %d: the config's top-level mapping is followed by more content after its closing bracket (another object, or keys below it), which would be ignored; a config is one mapping: merge what follows into it", line)
 }
 
 // Validate checks every value is usable.

@@ -485,6 +485,11 @@ func TestConfig(t *testing.T) {
 		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
 		{"a bad duration names the line and key", "limits:\n  read_timeout: soon\n", `line 2: limits.read_timeout is soon, a string; want a duration such as "5s"`},
 		{"a bad number names the line and key", "limits:\n  max_batch: many\n", "line 2: limits.max_batch is many, a string; want a whole number"},
+		// The YAML decoder reads past these without a word, and the
+		// settings in them would not be applied.
+		{"a second document is refused", "limits:\n  max_batch: 8\n---\nlimits:\n  max_body_bytes: 9\n", "line 3: a second YAML document starts here"},
+		{"a second JSON object is refused", `{"limits": {"max_batch": 8}} {"limits": {"max_body_bytes": 9}}`, "line 1: the config's top-level mapping is followed by more content"},
+		{"YAML keys below a JSON config are refused", "{\"limits\": {\"max_batch\": 8}}\nexploration: {epsilon: 0.1}\n", "followed by more content after its closing bracket"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tt.in), DefaultConfig())
@@ -493,6 +498,13 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a comment or a document end after the config is fine", func(t *testing.T) {
+		for _, in := range []string{"{\"limits\": {\"max_batch\": 8}} # the batch size\n", "limits: {max_batch: 8}\n...\n", "---\nlimits: {max_batch: 8}\n"} {
+			if cfg, err := ParseConfig([]byte(in), DefaultConfig()); err != nil || cfg.Limits.MaxBatch != 8 {
+				t.Errorf("%q: max_batch %d, %v; want 8", in, cfg.Limits.MaxBatch, err)
+			}
+		}
+	})
 	t.Run("tiers as a list are read in order, with their names", func(t *testing.T) {
 		cfg, err := ParseConfig([]byte("tiers:\n  - {name: small, base_url: http://127.0.0.1:1/v1, model: s}\n  - {name: mid, base_url: http://127.0.0.1:2/v1, model: m, record_as: mm}\n  - {name: large, base_url: http://127.0.0.1:3/v1, model: l}\naliases: {gpt-4o: mid}\nembeddings: {tier: small}\n"), DefaultConfig())
 		if err != nil {
