@@ -30,7 +30,7 @@ func fastDecode(b []byte, rec *Record) bool {
 		case "meta":
 			bit = 8
 			var m map[string]string
-			m, ok = d.StringMap()
+			m, ok = d.UniqueStringMap()
 			rec.Meta = Meta(m)
 		case "outcomes":
 			bit = 16
@@ -84,8 +84,11 @@ func outcomes(d *jsonscan.Scanner) (map[string]Outcome, bool) {
 			}
 			return bit, ok
 		})
+		if _, repeated := out[string(key)]; repeated {
+			return false // decodeLine names it
+		}
 		if ok {
-			out[string(key)] = o // a repeated model's last outcome wins
+			out[string(key)] = o
 		}
 		return ok
 	})

@@ -162,6 +162,14 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 	if !fastDecode(b, &rec) {
 		rec = Record{}
 		err = json.Unmarshal(b, &rec)
+		if err == nil {
+			// encoding/json keeps a repeated key's last value; in a log
+			// that hides which of two scores (or ids, or prompts) the
+			// user meant, so it is an error that names the key.
+			if path := repeatedKey(b); path != "" {
+				return Record{}, &LineError{File: name, Line: line, Field: path, Err: errors.New("appears twice in this record; keep one (a record holds one value per key, and one outcome per model)")}
+			}
+		}
 	}
 	if err != nil {
 		field := jsonField(err)
@@ -174,6 +182,56 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 		return Record{}, &LineError{File: name, Line: line, Err: err}
 	}
 	return rec, nil
+}
+
+// repeatedKey returns the path of the first key that appears twice in one
+// object of the JSON document b ("outcomes.gpt-4", "meta.tenant", "id"),
+// or "" if none does or b does not tokenise. Only the slow path runs it:
+// fastDecode refuses a repeated key itself.
+func repeatedKey(b []byte) string {
+	path, _ := repeatedIn(json.NewDecoder(bytes.NewReader(b)), "")
+	return path
+}
+
+// repeatedIn reads one value from dec and returns the path of a repeated
+// key in it; ok is false if the tokens ran out or failed.
+func repeatedIn(dec *json.Decoder, path string) (repeated string, ok bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			k, _ := kt.(string)
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if seen[k] {
+				return p, true
+			}
+			seen[k] = true
+			if r, ok := repeatedIn(dec, p); !ok || r != "" {
+				return r, ok
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if r, ok := repeatedIn(dec, fmt.Sprintf("%s[%d]", path, i)); !ok || r != "" {
+				return r, ok
+			}
+		}
+	default:
+		return "", true
+	}
+	_, err = dec.Token() // the closing bracket
+	return "", err == nil
 }
 
 // claimID records that line holds id, or returns the error for an id an

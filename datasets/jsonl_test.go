@@ -98,6 +98,7 @@ func TestReaderAcceptsLayoutVariations(t *testing.T) {
 		{"an empty input has no records", "", nil},
 		{"messages stand in for a prompt", `{"id":"a","messages":[{"role":"user","content":"hi"}]}`, []string{"a"}},
 		{"unknown fields are ignored", `{"id":"a","prompt":"x","extra":{"deep":[1,2]}}`, []string{"a"}},
+		{"the same key in two objects is not a repeat", `{"id":"a","prompt":"x","meta":{"score":"1"},"outcomes":{"m":{"score":1},"n":{"score":1}},"extra":[{"k":1},{"k":2}]}`, []string{"a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +181,18 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: outcomes.m.latency_ms is -1, want a non-negative number"},
 		{"a negative cost is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"cost_usd":-1}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes.m.cost_usd is -1, want a non-negative number"},
+		// encoding/json keeps a repeated key's last value: which score,
+		// id or meta value the user meant would be a guess.
+		{"a model named twice in outcomes is named", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1},"n":{"score":1},"m":{"score":0}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
+		{"a repeated id key is named", `{"id":"a","prompt":"x","id":"b"}`, ReadOptions{}, 1,
+			"log.jsonl:1: id: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
+		{"a repeated score in one outcome is named", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"score":0}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.score: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
+		{"a repeated meta key is named", `{"id":"a","prompt":"x","meta":{"t":"1","u":"2","t":"3"}}`, ReadOptions{}, 1,
+			"log.jsonl:1: meta.t: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
+		{"a repeated key in a message is named with its index", `{"id":"a","messages":[{"role":"user","content":"x"},{"role":"user","content":"y","content":"z"}]}`, ReadOptions{}, 1,
+			"log.jsonl:1: messages[1].content: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
 		{"an over-long line names file and line", good + strings.Repeat("x", 100) + "\n", ReadOptions{MaxLineBytes: 50}, 2,
 			"log.jsonl:2: line is longer than 50 bytes"},
 		{"line numbers count CRLF lines", good + "\r\n" + "{\r\n", ReadOptions{}, 3,

@@ -118,7 +118,7 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 		return nil, err
 	}
 	if bad > 0 {
-		fmt.Fprintf(env.Stderr, "triage %s: skipped %d malformed lines\n", cmd, bad)
+		fmt.Fprintf(env.Stderr, "triage %s: skipped %s\n", cmd, count(bad, "malformed line"))
 	}
 	return recs, nil
 }

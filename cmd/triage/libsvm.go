@@ -40,14 +40,14 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	defer o.Abort()
 	bw := bufio.NewWriterSize(o, 1<<20)
 	var (
-		v       features.Vector
-		line    []byte
-		n, miss int
-		merged  = map[int32]float64{}
-		keys    []int32
+		v            features.Vector
+		line         []byte
+		n, miss, bad int
+		merged       = map[int32]float64{}
+		keys         []int32
 	)
 	for _, path := range tf.data {
-		_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: tf.skipBad}, func(rec datasets.Record) error {
+		skipped, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: tf.skipBad}, func(rec datasets.Record) error {
 			f, s, ok := rec.Scores(tf.fast, tf.strong)
 			if !ok {
 				miss++
@@ -81,6 +81,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		bad += skipped
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write libsvm: %w", err)
@@ -88,6 +89,6 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err := o.Commit(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage export-libsvm: %d rows (%d features), %d records skipped without both outcomes\n", n, spec.Dim(), miss)
+	fmt.Fprintf(env.Stderr, "triage export-libsvm: %d rows (%d features), %d records skipped without both outcomes, %d malformed lines skipped\n", n, spec.Dim(), miss, bad)
 	return nil
 }

@@ -226,3 +226,35 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipBadCountsWhatItSkipped: --skip-bad drops malformed lines, and
+// every command that takes it says how many, so a score file one line
+// short is not taken for the whole log. A model named twice in one
+// record's outcomes is such a line.
+func TestSkipBadCountsWhatItSkipped(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	src, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(src), "\n")[:20]
+	repeated := strings.Replace(lines[3], `"outcomes":{`, `"outcomes":{"`+sampleFast+`":{"score":1},`, 1)
+	log := filepath.Join(dir, "log.jsonl")
+	body := strings.Join(lines[:3], "") + "not json\n" + repeated + strings.Join(lines[4:], "")
+	if err := os.WriteFile(log, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "score", "--model", model, "--data", log)
+	if code != 1 || !strings.Contains(stderr, "log.jsonl:4") {
+		t.Fatalf("score without --skip-bad: exit %d, stderr %q; want 1 naming line 4", code, stderr)
+	}
+	out, stderr, code := run(t, "score", "--model", model, "--data", log, "--skip-bad")
+	if code != 0 || strings.Count(out, "\n") != 19 || !strings.Contains(stderr, "skipped 2 malformed lines") {
+		t.Errorf("score --skip-bad: exit %d, %d lines, stderr %q; want 0, 19 and the count", code, strings.Count(out, "\n"), stderr)
+	}
+	_, stderr, code = run(t, "export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "-o", filepath.Join(dir, "x.svm"))
+	if code != 0 || !strings.Contains(stderr, "2 malformed lines skipped") {
+		t.Errorf("export-libsvm --skip-bad: exit %d, stderr %q; want 0 and the count", code, stderr)
+	}
+}

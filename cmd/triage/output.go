@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
@@ -80,4 +81,12 @@ func saveArtifact(ctx context.Context, a *models.Artifact, path string) error {
 		return err
 	}
 	return a.Save(path)
+}
+
+// count is n and the noun, plural unless n is 1: "1 record", "3 lines".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
@@ -66,7 +67,7 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 			logs.paths = append(logs.paths, p)
 			logs.counts = append(logs.counts, 0)
 		}
-		_, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
+		bad, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -79,6 +80,11 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 		})
 		if err != nil {
 			return err
+		}
+		if bad > 0 {
+			// Scores are what figures are computed from: a line that
+			// was dropped must be counted where the user sees it.
+			fmt.Fprintf(env.Stderr, "triage score: %s: skipped %s (--skip-bad); they have no score line\n", p, count(bad, "malformed line"))
 		}
 	}
 	if err := bw.Flush(); err != nil {

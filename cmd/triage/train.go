@@ -261,15 +261,11 @@ const fewFigures = 100
 // calibration).
 func checkTrainSize(n, folds int) error {
 	if need := minTrainPerFold * folds; n < need {
-		what := fmt.Sprintf("%d records", n)
-		if n == 1 {
-			what = "1 record"
-		}
 		hint := "log more requests"
 		if folds > 2 && n >= 2*minTrainPerFold {
 			hint += ", or lower --folds to 2"
 		}
-		return fmt.Errorf("%s to train on, and training needs at least %d (%d per fold of its %d-fold cross-validation); %s", what, need, minTrainPerFold, folds, hint)
+		return fmt.Errorf("%s to train on, and training needs at least %d (%d per fold of its %d-fold cross-validation); %s", count(n, "record"), need, minTrainPerFold, folds, hint)
 	}
 	return nil
 }

@@ -345,12 +345,30 @@ func (s *Scanner) Bool() (v, ok bool) {
 // number and boolean values kept as strings (a number as its literal, as
 // json.Number keeps it), null meaning absent, a repeated key's last value
 // winning. Unlike Object's keys, these may hold escapes.
-func (s *Scanner) StringMap() (map[string]string, bool) {
+func (s *Scanner) StringMap() (map[string]string, bool) { return s.stringMap(false) }
+
+// UniqueStringMap is StringMap for a caller that refuses a repeated key
+// (a log's meta, where the last value winning would hide which one the
+// user meant): it fails on one, and the caller falls back to a decoder
+// that explains.
+func (s *Scanner) UniqueStringMap() (map[string]string, bool) { return s.stringMap(true) }
+
+func (s *Scanner) stringMap(unique bool) (map[string]string, bool) {
 	m := map[string]string{}
+	var seen map[string]bool
+	if unique {
+		seen = map[string]bool{}
+	}
 	ok := s.list('{', '}', func() bool {
 		key, ok := s.Str()
 		if !ok || !s.consume(':') {
 			return false
+		}
+		if unique {
+			if seen[key] {
+				return false
+			}
+			seen[key] = true
 		}
 		s.ws()
 		v, null, ok := s.metaValue()
@@ -405,20 +423,23 @@ type message = struct {
 
 // Messages reads an array of {"role": string, "content": string} objects
 // into a new slice ([] is an empty slice, not nil, as in encoding/json). A
-// repeated key's last value wins; another key fails.
+// repeated key or another key fails.
 func Messages[M ~message](s *Scanner) ([]M, bool) {
 	out := []M{}
 	ok := s.Array(func() bool {
 		var m message
-		ok := s.Object(func(key []byte) bool {
-			var ok bool
+		// Fields: a repeated role or content is left to the caller's
+		// fallback decoder, which knows what it means there.
+		ok := s.Fields(func(key []byte) (bit uint, ok bool) {
 			switch string(key) {
 			case "role":
+				bit = 1
 				m.Role, ok = s.Str()
 			case "content":
+				bit = 2
 				m.Content, ok = s.Str()
 			}
-			return ok
+			return bit, ok
 		})
 		out = append(out, M(m))
 		return ok
