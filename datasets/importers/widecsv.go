@@ -170,9 +170,9 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 			}
 		}
 		if first, dup := ids[id]; dup {
-			return st, t.at("id %q repeats the id of row %d; ids must be unique", id, first)
+			return st, t.at("id %q repeats the id on line %d; ids must be unique", id, first)
 		}
-		ids[id] = t.row
+		ids[id] = t.line() // a line, not a row: where the user looks in an editor
 		rec := datasets.Record{ID: id, Prompt: prompt, Outcomes: make(map[string]datasets.Outcome, len(models))}
 		for _, c := range metaCols {
 			if v := strings.TrimSpace(row[c]); v != "" {

@@ -121,7 +121,7 @@ func TestWideCSVErrors(t *testing.T) {
 		{"an empty id names the row", csv + ",p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
 			[]string{`w.csv:4: row 2: column "id" (the id) is empty`}},
 		{"a repeated id names the first row", csv + "r1,p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
-			[]string{`w.csv:4: row 2: id "r1" repeats the id of row 0`}},
+			[]string{`w.csv:4: row 2: id "r1" repeats the id on line 2`}},
 		{"a negative cost names its column", "prompt,a,a|total_cost\np,1,-0.5\n", WideCSVOptions{PromptCol: "prompt"},
 			[]string{`row 0: column "a|total_cost" is "-0.5", want a non-negative cost`}},
 		{"a negative scale is rejected", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: -10},
