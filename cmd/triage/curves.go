@@ -368,6 +368,11 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if *outDir == "" {
 		return usagef("give -o DIR", "curves needs an output folder")
 	}
+	// Before the sweep and the bootstrap, which take minutes on a large
+	// log: a report that cannot be written should not cost them.
+	if err := checkOutDir(*outDir); err != nil {
+		return err
+	}
 	lat, cost, billing, err := rf.check("curves")
 	if err != nil {
 		return err
@@ -425,7 +430,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		prog("writing the plots and index.html", 0, 0)
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		return fmt.Errorf("create output folder: %w", err)
+		return fmt.Errorf("create output folder %s: %w", *outDir, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: write no report

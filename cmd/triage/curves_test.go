@@ -643,6 +643,27 @@ func TestCurvesAndCalibrateUsage(t *testing.T) {
 	}
 }
 
+// TestCurvesChecksItsFolderFirst: an -o that is a file, or below one, is
+// refused before the log is read (the data path here does not exist, so
+// an error about it would mean the command got that far), with exit 1
+// and a line saying what the path is.
+func TestCurvesChecksItsFolderFirst(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ out, want string }{
+		{file, "is a regular file, not a folder"},
+		{filepath.Join(file, "sub", "dir"), "report.html is a regular file, not a folder, so the folder cannot be made below it"},
+	} {
+		_, stderr, code := run(t, "curves", "--model", filepath.Join(dir, "absent.json"), "--data", filepath.Join(dir, "absent.jsonl"), "-o", c.out)
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "absent") {
+			t.Errorf("-o %s: exit %d, stderr %q; want 1 and %q before anything is read", c.out, code, stderr, c.want)
+		}
+	}
+}
+
 // checkInChromium opens page in headless Chromium, takes a screenshot and
 // checks the console stayed quiet. It skips when Chromium is absent. Set
 // TRIAGE_SCREENSHOT_DIR to keep the screenshot.

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
@@ -89,4 +94,29 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// checkOutDir refuses, before any work, an output folder that cannot be
+// one: a path that exists and is not a folder, or one below such a path.
+// A folder that does not exist yet is fine: it is created at the end.
+func checkOutDir(dir string) error {
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if fi.IsDir() {
+				return nil
+			}
+			if p == filepath.Clean(dir) {
+				return fmt.Errorf("-o %s is %s, not a folder; the report is a folder (curves.csv, the plots and index.html): give a new or existing folder's path", dir, safefile.KindOf(fi.Mode()))
+			}
+			return fmt.Errorf("-o %s: %s is %s, not a folder, so the folder cannot be made below it", dir, p, safefile.KindOf(fi.Mode()))
+		}
+		// ENOTDIR: a path below a file; the loop goes up to name the file.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("-o %s: %w", dir, err)
+		}
+		if parent := filepath.Dir(p); parent == p {
+			return nil
+		}
+	}
 }

@@ -675,7 +675,7 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return fmt.Errorf("create output folder: %w", err)
+		return fmt.Errorf("create output folder %s: %w", outDir, err)
 	}
 	if err := report.WriteTiers(outDir, runs, rf.data); err != nil {
 		return err
