@@ -77,6 +77,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if *out == "" {
 		return usagef("give -o NEW", "calibrate needs an output file")
 	}
+	if err := checkOutFile(*out); err != nil {
+		return err
+	}
 	if len(targets) == 0 {
 		return usagef("e.g. --target strong-share=0.3", "calibrate needs at least one --target")
 	}

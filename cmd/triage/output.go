@@ -120,3 +120,31 @@ func checkOutDir(dir string) error {
 		}
 	}
 }
+
+// checkOutFile tries, before any work, the file a command will save its
+// artifact to at the end: train and retrain run for minutes on a large
+// log, and "-o" in a missing folder, below a file or on a read-only disk
+// should not cost them. It creates and discards the temporary file the
+// save would write. A device or a pipe (written in place) is not opened
+// here: a pipe's reader would see the probe's close as the end.
+func checkOutFile(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("-o %s: the folder %s does not exist; create it first (mkdir -p %s)", path, dir, dir)
+	case errors.Is(err, syscall.ENOTDIR), err == nil && !fi.IsDir():
+		return fmt.Errorf("-o %s: %s is not a folder (a file is on its path)", path, dir)
+	}
+	f, err := safefile.Create(path)
+	if err != nil {
+		return fmt.Errorf("-o %s cannot be written: %w", path, err)
+	}
+	f.Abort()
+	return nil
+}

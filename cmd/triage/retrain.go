@@ -89,6 +89,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return usagef("give the serving router", "retrain needs --model CURRENT")
 	case *out == "":
 		return usagef("say where the challenger goes", "retrain needs -o NEW")
+	case checkOutFile(*out) != nil:
+		return checkOutFile(*out)
 	case len(data) == 0 && len(feedback) == 0:
 		return usagef("give --data BASE.jsonl and/or --feedback EXPORT.jsonl", "retrain needs something to train on")
 	case *margin < 0 || math.IsNaN(*margin):

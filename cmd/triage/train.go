@@ -164,6 +164,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkOutFile(*out); err != nil {
+		return err
+	}
 	if tf.tier.multi() {
 		if *out == "" {
 			return usagef("say where to write the router", "train needs -o FILE")

@@ -338,3 +338,35 @@ func TestCheckTrainSize(t *testing.T) {
 		t.Errorf("checkTrainSize(30, 3) = %v, want nil", err)
 	}
 }
+
+// TestOutputFileCheckedFirst: train, retrain and calibrate save their
+// artifact at the end of minutes of work on a large log; an -o that cannot
+// be written is refused before anything is read (the model and data paths
+// here do not exist, so an error about them would mean the command got
+// that far).
+func TestOutputFileCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model, data := filepath.Join(dir, "absent.json"), filepath.Join(dir, "absent.jsonl")
+	for _, c := range []struct {
+		out, want string
+	}{
+		{filepath.Join(dir, "no-such-folder", "r.json"), "no-such-folder does not exist; create it first"},
+		{filepath.Join(file, "r.json"), "a-file is not a folder"},
+		{dir, "it is a directory; name a file in it"},
+	} {
+		for _, args := range [][]string{
+			{"train", "--data", data, "--fast", sampleFast, "--strong", sampleStrong},
+			{"retrain", "--model", model, "--data", data},
+			{"calibrate", "--model", model, "--data", data, "--target", "quality=0.9"},
+		} {
+			_, stderr, code := run(t, append(args, "-o", c.out)...)
+			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "absent") {
+				t.Errorf("%s -o %s: exit %d, stderr %q; want 1 and %q before anything is read", args[0], c.out, code, stderr, c.want)
+			}
+		}
+	}
+}
