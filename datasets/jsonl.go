@@ -275,6 +275,19 @@ func outcomeField(line []byte, field string) string {
 	return field
 }
 
+// NumberMisfit says why a JSON number does not fit a field of type t,
+// where encoding/json reports "number 1e400" or "number 1.5": too large
+// for a float, or not a whole number (or out of range) for an integer.
+func NumberMisfit(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if k := t.Kind(); k == reflect.Float32 || k == reflect.Float64 {
+		return "beyond the range of a number"
+	}
+	return "want a whole number in range"
+}
+
 // jsonType names a Go type the way a person writing JSON thinks of it.
 func jsonType(t reflect.Type) string {
 	if t == ContentType {
@@ -309,6 +322,10 @@ func jsonType(t reflect.Type) string {
 func jsonErr(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		if lit, ok := strings.CutPrefix(te.Value, "number "); ok {
+			// A number of the right kind the field cannot hold.
+			return fmt.Errorf("is %s, %s", lit, NumberMisfit(te.Type))
+		}
 		return fmt.Errorf("is a JSON %s, want %s", te.Value, jsonType(te.Type))
 	}
 	var pe *time.ParseError

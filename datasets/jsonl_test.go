@@ -171,6 +171,8 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: outcomes...."},
 		{"a fractional token count is a type error", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"input_tokens":1.5}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes...."},
+		{"a score too large for a number says so", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1e400}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.score: is 1e400, beyond the range of a number"},
 		{"a meta list is rejected with its key", `{"id":"a","prompt":"x","meta":{"k":[1]}}`, ReadOptions{}, 1,
 			"log.jsonl:1: meta.k: want a string, number or boolean"},
 		{"messages as a string is a type error", `{"id":"a","prompt":"x","messages":"hi"}`, ReadOptions{}, 1,

@@ -106,6 +106,7 @@ func TestFeedback(t *testing.T) {
 			{`{"request_id":"","model":"m","score":1}`, CodeInvalidRequest, "request_id is empty"},
 			{`{"request_id":"r","score":1}`, CodeInvalidRequest, "model is empty"},
 			{`{"request_id":"r","model":"m","score":"1"}`, CodeInvalidRequest, "score is a JSON string, want a number"},
+			{`{"request_id":"r","model":"m","score":1e400}`, CodeInvalidRequest, "score is 1e400, beyond the range of a number"},
 			{`{"request_id":"r","model":"m","score":1,"grade":1}`, CodeUnknownField, `unknown field "grade"`},
 			{`{"request_id":"r","model":"m","score":1,"prompt":"a","messages":[{"role":"user","content":"b"}]}`, CodeInvalidRequest, "both set"},
 			{"{\"request_id\":\"r\",\"model\":\"m\xff\",\"score\":1}", CodeInvalidUTF8, "UTF-8"},

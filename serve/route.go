@@ -195,6 +195,10 @@ func jsonError(err error) *Error {
 		if te.Field == "" {
 			return Errorf(CodeInvalidRequest, "request body is a JSON %s, want an object", te.Value)
 		}
+		if lit, ok := strings.CutPrefix(te.Value, "number "); ok {
+			// A number of the right kind the field cannot hold.
+			return Errorf(CodeInvalidRequest, "%s is %s, %s", te.Field, lit, datasets.NumberMisfit(te.Type))
+		}
 		want := jsonType(te.Type.Kind().String())
 		if te.Type == datasets.ContentType {
 			want = "a string or an array of content parts"
