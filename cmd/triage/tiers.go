@@ -267,16 +267,17 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 	pred := make([]float64, len(ex)*nt)
 	prog, stop := newProgress(env)
 	defer stop()
-	desc := fmt.Sprintf("cross-validating: %d trainings of %d heads", k, nt)
+	outer, used := outerFolds(env, ex, tf.seed, k)
+	desc := fmt.Sprintf("cross-validating: %d trainings of %d heads", len(used), nt)
 	if prog != nil {
-		prog(desc, 0, k)
+		prog(desc, 0, len(used))
 	}
 	spare := new(classifier.Spare)
 	fold := func(f int) error {
 		var train []models.Example
 		var held []int
 		for i := range ex {
-			if datasets.Fold(ex[i].ID, tf.seed, k) == f {
+			if outer[i] == f {
 				held = append(held, i)
 			} else {
 				train = append(train, ex[i])
@@ -305,9 +306,9 @@ func crossValidateTiers(ctx context.Context, env *Env, ex []models.Example, k in
 	}
 	var onDone func(int)
 	if prog != nil {
-		onDone = func(done int) { prog(desc, done, k) }
+		onDone = func(done int) { prog(desc, done, len(used)) }
 	}
-	if err := runFolds(ctx, k, spare, fold, onDone); err != nil {
+	if err := runFolds(ctx, len(used), spare, func(j int) error { return fold(used[j]) }, onDone); err != nil {
 		return nil, err
 	}
 	return pred, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -368,5 +369,35 @@ func TestOutputFileCheckedFirst(t *testing.T) {
 				t.Errorf("%s -o %s: exit %d, stderr %q; want 1 and %q before anything is read", args[0], c.out, code, stderr, c.want)
 			}
 		}
+	}
+}
+
+// TestEvalCVSkipsEmptyFolds: --cv K with K near or above the number of
+// records leaves folds empty (folds are drawn by id hash); a router
+// trained without an empty fold scores nothing, so none is trained, every
+// record still gets its out-of-fold score, and stderr says how many folds
+// were empty.
+func TestEvalCVSkipsEmptyFolds(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log.jsonl")
+	if _, stderr, code := run(t, "synth", "--n", "60", "-o", log); code != 0 {
+		t.Fatalf("synth: %s", stderr)
+	}
+	args := []string{"eval", "--data", log, "--fast", "synthetic/fast-small", "--strong", "synthetic/strong-large", "--l2", "0.03", "--json"}
+	out, stderr, code := run(t, append(args, "--cv", "200")...)
+	var rep struct {
+		Router struct {
+			N int `json:"n"`
+		} `json:"router"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Router.N != 60 {
+		t.Fatalf("eval --cv 200: exit %d, stdout %q, stderr %q; want every record scored", code, out, stderr)
+	}
+	var empty, used int
+	if _, err := fmt.Sscanf(stderr[strings.Index(stderr, "records: ")+len("records: "):], "%d of the 200 folds hold no record (folds are drawn by id hash), so %d routers", &empty, &used); err != nil || empty+used != 200 || used > 60 {
+		t.Errorf("stderr %q: %d empty and %d used folds (%v); want the count of each, adding up to 200", stderr, empty, used, err)
+	}
+	if _, stderr, _ := run(t, append(args, "--cv", "3")...); strings.Contains(stderr, "hold no record") {
+		t.Errorf("--cv 3 on 60 records: stderr %q; want no empty folds", stderr)
 	}
 }
