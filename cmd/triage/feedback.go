@@ -29,7 +29,7 @@ func init() {
 }
 
 const (
-	feedbackExportUsage  = "--from http://HOST:PORT [--token T] -o F\n       triage feedback export --db FILE [--salvage-log] -o F"
+	feedbackExportUsage  = "--from http://HOST:PORT [--token T] [--since TIME] -o F\n       triage feedback export --db FILE [--salvage-log] [--since TIME] -o F"
 	feedbackCheckUsage   = "--db FILE"
 	feedbackSalvageUsage = "--db FILE -o NEW.db"
 	feedbackCompactUsage = "--db FILE [-o NEW.db]"
@@ -47,8 +47,17 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	db := fs.String("db", "", "read the feedback db file directly (only when no server holds it)")
 	salvageLog := fs.Bool("salvage-log", false, "with --db: apply a damaged feedback log's readable records, skipping the damaged bytes (see 'triage feedback check')")
 	out := fs.String("o", "", "write JSONL to F (default stdout)")
+	sinceFlag := fs.String("since", "", "only requests routed at or after TIME (RFC 3339, e.g. 2026-11-27T00:00:00Z): the traffic since the last export")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var since time.Time
+	if *sinceFlag != "" {
+		t, err := time.Parse(time.RFC3339Nano, *sinceFlag)
+		if err != nil {
+			return usagef("use an RFC 3339 time such as 2026-11-27T00:00:00Z", "--since is %q", *sinceFlag)
+		}
+		since = t
 	}
 	switch {
 	case *from != "" && *db != "":
@@ -70,9 +79,9 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	defer o.Abort()
 	var st exportStats
 	if *db != "" {
-		st, err = exportDB(ctx, *db, *salvageLog, o)
+		st, err = exportDB(ctx, *db, *salvageLog, since, o)
 	} else {
-		st, err = exportHTTP(ctx, *from, *token, o)
+		st, err = exportHTTP(ctx, *from, *token, since, o)
 	}
 	if err != nil {
 		return err
@@ -84,8 +93,8 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	if where == "" || where == "-" {
 		where = "stdout"
 	}
-	fmt.Fprintf(env.Stderr, "triage feedback export: %d records (%d with feedback, %d explored); outcomes: %s; written to %s\n",
-		st.records, st.withOutcomes, st.explored, st.models(), where)
+	fmt.Fprintf(env.Stderr, "triage feedback export: %s (%d with feedback, %d explored); outcomes: %s; written to %s\n",
+		count(st.records, "record"), st.withOutcomes, st.explored, st.models(), where)
 	return nil
 }
 
@@ -154,7 +163,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // exportDB reads the feedback db file directly. The file must exist (an
 // export never creates one) and no server may hold it.
-func exportDB(ctx context.Context, path string, salvageLog bool, w io.Writer) (exportStats, error) {
+func exportDB(ctx context.Context, path string, salvageLog bool, since time.Time, w io.Writer) (exportStats, error) {
 	var st exportStats
 	if err := mustExist(path); err != nil {
 		return st, err
@@ -166,7 +175,7 @@ func exportDB(ctx context.Context, path string, salvageLog bool, w io.Writer) (e
 		}
 		return st, err
 	}
-	_, err = store.Export(ctx, &countingWriter{w: w, st: &st}, datasets.ExportOptions{})
+	_, err = store.Export(ctx, &countingWriter{w: w, st: &st}, datasets.ExportOptions{Since: since})
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}
@@ -301,13 +310,17 @@ func runFeedbackCompact(ctx context.Context, env *Env, args []string) error {
 // exportHTTP streams GET /admin/feedback/export, checking each line is a
 // log record as it passes, so a truncated stream fails instead of leaving
 // a short file.
-func exportHTTP(ctx context.Context, from, token string, w io.Writer) (exportStats, error) {
+func exportHTTP(ctx context.Context, from, token string, since time.Time, w io.Writer) (exportStats, error) {
 	var st exportStats
 	base, err := serverURL(from)
 	if err != nil {
 		return st, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+exportPath, nil)
+	target := base + exportPath
+	if !since.IsZero() {
+		target += "?since=" + url.QueryEscape(since.Format(time.RFC3339Nano))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return st, fmt.Errorf("export from %s: %w", base, err)
 	}
@@ -341,7 +354,7 @@ func exportHTTP(ctx context.Context, from, token string, w io.Writer) (exportSta
 			break
 		}
 		if err != nil {
-			return st, fmt.Errorf("export from %s stopped after %d records: %w", base, st.records, err)
+			return st, fmt.Errorf("export from %s stopped after %s: %w", base, count(st.records, "record"), err)
 		}
 		if err := jw.Write(&r); err != nil {
 			return st, err

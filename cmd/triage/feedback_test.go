@@ -89,6 +89,17 @@ func TestFeedbackExportDB(t *testing.T) {
 			t.Errorf("r1 = %+v (decision %+v), want both scores, propensity 0.02, explored, meta", recs[0], d)
 		}
 	})
+	t.Run("--since keeps the requests routed from then on", func(t *testing.T) {
+		out := filepath.Join(dir, "since.jsonl")
+		_, stderr, code := run(t, "feedback", "export", "--db", db, "--since", "2026-11-27T09:00:01Z", "-o", out)
+		if recs := readRecords(t, out); code != 0 || len(recs) != 1 || recs[0].ID != "r2" {
+			t.Errorf("exit %d (%s), %d records; want r2 alone", code, stderr, len(recs))
+		}
+		_, stderr, code = run(t, "feedback", "export", "--db", db, "--since", "yesterday", "-o", out)
+		if code != 2 || !strings.Contains(stderr, `--since is "yesterday"`) {
+			t.Errorf("--since yesterday: exit %d, stderr %q; want a usage error", code, stderr)
+		}
+	})
 	t.Run("a missing db is an error and is not created", func(t *testing.T) {
 		missing := filepath.Join(dir, "nope.db")
 		_, stderr, code := run(t, "feedback", "export", "--db", missing)
@@ -104,8 +115,10 @@ func TestFeedbackExportDB(t *testing.T) {
 func TestFeedbackExportHTTP(t *testing.T) {
 	const token = "sesame"
 	good := `{"id":"r1","prompt":"What is 2+2?","outcomes":{"fast-m":{"score":1}},"ts":"2026-11-27T09:00:00Z","decision":{"decision":"fast","p_hard":0.1,"model_version":"v1","propensity":0.98}}` + "\n"
+	var gotSince string // the last request's since, for the --since case
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/feedback/export", func(w http.ResponseWriter, r *http.Request) {
+		gotSince = r.URL.Query().Get("since")
 		if r.Header.Get("Authorization") != "Bearer "+token {
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"error":{"code":"unauthorized","message":"the admin token is wrong"}}`))
@@ -139,12 +152,12 @@ func TestFeedbackExportHTTP(t *testing.T) {
 		inStderr string
 		records  int
 	}{
-		{"the export is written with the token from the flag", []string{"--from", srv.URL, "--token", token}, nil, 0, "1 records (1 with feedback, 0 explored)", 1},
+		{"the export is written with the token from the flag", []string{"--from", srv.URL, "--token", token}, nil, 0, "1 record (1 with feedback, 0 explored)", 1},
 		{"the token comes from TRIAGE_ADMIN_TOKEN", []string{"--from", srv.URL}, map[string]string{"TRIAGE_ADMIN_TOKEN": token}, 0, "written to", 1},
 		{"a wrong token says the server refused it", []string{"--from", srv.URL, "--token", "wrong"}, nil, 1, "refused the admin token (HTTP 401: the admin token is wrong)", -1},
 		{"a server without admin routes says how to enable them", []string{"--from", noAdmin.URL, "--token", token}, nil, 1, "admin routes exist only when the server was started with TRIAGE_ADMIN_TOKEN", -1},
 		{"no server says connection refused", []string{"--from", closed, "--token", token}, nil, 1, "(connection refused); is triage serve running there?", -1},
-		{"a truncated stream fails and leaves no file", []string{"--from", truncated.URL, "--token", token}, nil, 1, "stopped after 1 records", -1},
+		{"a truncated stream fails and leaves no file", []string{"--from", truncated.URL, "--token", token}, nil, 1, "stopped after 1 record", -1},
 		{"no token is a usage error", []string{"--from", srv.URL}, nil, 2, "--from needs the admin token", -1},
 		{"both sources is a usage error", []string{"--from", srv.URL, "--db", "x.db"}, nil, 2, "exclude each other", -1},
 	}
@@ -174,4 +187,10 @@ func TestFeedbackExportHTTP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("--since reaches the server as its since parameter", func(t *testing.T) {
+		_, stderr, code := run(t, "feedback", "export", "--from", srv.URL, "--token", token, "--since", "2026-11-27T09:00:00.5+01:00", "-o", filepath.Join(dir, "since.jsonl"))
+		if code != 0 || gotSince != "2026-11-27T09:00:00.5+01:00" {
+			t.Errorf("exit %d (%s), the server saw since=%q; want the time as given", code, stderr, gotSince)
+		}
+	})
 }
