@@ -227,22 +227,35 @@ func ParseConfig(b []byte, base Config) (Config, error) {
 // silently not applied. b must parse as YAML.
 func singleDocument(b []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var first, next yaml.Node
+	var first yaml.Node
 	if err := dec.Decode(&first); err != nil {
 		return nil // empty (io.EOF), or left to ParseConfig's decoder
 	}
-	err := dec.Decode(&next)
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err == nil:
-		return fmt.Errorf("line %d: a second YAML document starts here, and only the first would be read; a config is one document (remove the \"---\" and merge the two)", next.Line)
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err == nil && empty(&next):
+			continue // a trailing "---" with nothing under it drops nothing
+		case err == nil:
+			return fmt.Errorf("line %d: a second YAML document starts here, and only the first would be read; a config is one document (remove the \"---\" and merge the two)", next.Line)
+		}
+		if len(first.Content) > 0 && first.Content[0].Style&yaml.FlowStyle != 0 {
+			return fmt.Errorf("line %d: the config's top-level mapping is followed by more content after its closing bracket (another object, or keys below it), which would be ignored; a config is one mapping: merge what follows into it", first.Content[0].Line)
+		}
+		return fmt.Errorf("the content after the config's first document does not parse, and would be ignored: %v", err)
 	}
-	line := first.Line
-	if len(first.Content) > 0 {
-		line = first.Content[0].Line
+}
+
+// empty reports a YAML document with nothing in it (or only null).
+func empty(doc *yaml.Node) bool {
+	if len(doc.Content) == 0 {
+		return true
 	}
-	return fmt.Errorf("line %d: the config's top-level mapping is followed by more content after its closing bracket (another object, or keys below it), which would be ignored; a config is one mapping: merge what follows into it", line)
+	n := doc.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // Validate checks every value is usable.

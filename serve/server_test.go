@@ -498,8 +498,8 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a comment or a document end after the config is fine", func(t *testing.T) {
-		for _, in := range []string{"{\"limits\": {\"max_batch\": 8}} # the batch size\n", "limits: {max_batch: 8}\n...\n", "---\nlimits: {max_batch: 8}\n"} {
+	t.Run("a comment, a document end or an empty document after the config is fine", func(t *testing.T) {
+		for _, in := range []string{"{\"limits\": {\"max_batch\": 8}} # the batch size\n", "limits: {max_batch: 8}\n...\n", "---\nlimits: {max_batch: 8}\n", "limits: {max_batch: 8}\n---\n# an empty document drops nothing\n"} {
 			if cfg, err := ParseConfig([]byte(in), DefaultConfig()); err != nil || cfg.Limits.MaxBatch != 8 {
 				t.Errorf("%q: max_batch %d, %v; want 8", in, cfg.Limits.MaxBatch, err)
 			}

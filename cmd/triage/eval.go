@@ -199,7 +199,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 // folds that hold at least one. With K near or above the number of records
 // some folds are empty, and training without an empty fold fits a router
 // that scores nothing (--cv 1000 on 400 records trained 1,000 routers for
-// 330 folds' worth of scores); stderr says how many were skipped.
+// 333 folds' worth of scores); stderr says how many were skipped.
 func outerFolds(env *Env, ex []models.Example, seed uint64, k int) (outer, used []int) {
 	outer = make([]int, len(ex))
 	size := make([]int, k)

@@ -89,8 +89,6 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return usagef("give the serving router", "retrain needs --model CURRENT")
 	case *out == "":
 		return usagef("say where the challenger goes", "retrain needs -o NEW")
-	case checkOutFile(*out) != nil:
-		return checkOutFile(*out)
 	case len(data) == 0 && len(feedback) == 0:
 		return usagef("give --data BASE.jsonl and/or --feedback EXPORT.jsonl", "retrain needs something to train on")
 	case *margin < 0 || math.IsNaN(*margin):
@@ -107,6 +105,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return usagef("a weight is 1/propensity, so use 1 or more", "--max-weight is %v", *maxWeight)
 	case *resamples < 1:
 		return usagef("use e.g. 1000", "--resamples is %d", *resamples)
+	}
+	if err := checkOutFile(*out); err != nil {
+		return err
 	}
 	m, err := retrain.ParseMetric(*metric)
 	if err != nil {
