@@ -117,9 +117,7 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 	if err != nil {
 		return nil, err
 	}
-	if bad > 0 {
-		fmt.Fprintf(env.Stderr, "triage %s: skipped %s\n", cmd, count(bad, "malformed line"))
-	}
+	noteSkipped(env, cmd, bad)
 	return recs, nil
 }
 

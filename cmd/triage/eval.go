@@ -96,6 +96,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
@@ -124,6 +125,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
 	}
+	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }

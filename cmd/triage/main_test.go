@@ -238,7 +238,7 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.SplitAfter(string(src), "\n")[:20]
+	lines := strings.SplitAfter(string(src), "\n")[:80]
 	repeated := strings.Replace(lines[3], `"outcomes":{`, `"outcomes":{"`+sampleFast+`":{"score":1},`, 1)
 	log := filepath.Join(dir, "log.jsonl")
 	body := strings.Join(lines[:3], "") + "not json\n" + repeated + strings.Join(lines[4:], "")
@@ -250,8 +250,16 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 		t.Fatalf("score without --skip-bad: exit %d, stderr %q; want 1 naming line 4", code, stderr)
 	}
 	out, stderr, code := run(t, "score", "--model", model, "--data", log, "--skip-bad")
-	if code != 0 || strings.Count(out, "\n") != 19 || !strings.Contains(stderr, "skipped 2 malformed lines") {
-		t.Errorf("score --skip-bad: exit %d, %d lines, stderr %q; want 0, 19 and the count", code, strings.Count(out, "\n"), stderr)
+	if code != 0 || strings.Count(out, "\n") != 79 || !strings.Contains(stderr, "skipped 2 malformed lines") {
+		t.Errorf("score --skip-bad: exit %d, %d lines, stderr %q; want 0, 79 and the count", code, strings.Count(out, "\n"), stderr)
+	}
+	for _, args := range [][]string{
+		{"eval", "--model", model, "--data", log, "--skip-bad"},
+		{"eval", "--cv", "2", "--folds", "2", "--l2", "0.03", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad"},
+	} {
+		if _, stderr, code := run(t, args...); code != 0 || !strings.Contains(stderr, "skipped 2 malformed lines") {
+			t.Errorf("%v: exit %d, stderr %q; want 0 and the count", args, code, stderr)
+		}
 	}
 	_, stderr, code = run(t, "export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "-o", filepath.Join(dir, "x.svm"))
 	if code != 0 || !strings.Contains(stderr, "2 malformed lines skipped") {

@@ -88,6 +88,14 @@ func saveArtifact(ctx context.Context, a *models.Artifact, path string) error {
 	return a.Save(path)
 }
 
+// noteSkipped tells stderr how many malformed lines --skip-bad skipped,
+// when it skipped any: figures from a log that lost lines must say so.
+func noteSkipped(env *Env, cmd string, bad int) {
+	if bad > 0 {
+		fmt.Fprintf(env.Stderr, "triage %s: skipped %s (--skip-bad)\n", cmd, count(bad, "malformed line"))
+	}
+}
+
 // count is n and the noun, plural unless n is 1: "1 record", "3 lines".
 func count(n int, noun string) string {
 	if n == 1 {

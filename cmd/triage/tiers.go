@@ -341,6 +341,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
 	}
+	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %d requests, %d tiers; quality is the mean score on 0-100:\n", k, len(set.examples), len(tf.tier.tiers))
@@ -814,6 +815,7 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
 	}
+	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
