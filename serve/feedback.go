@@ -161,10 +161,17 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // checkModel refuses feedback about a model that is not one of st's
-// tiers (or a proxy tier's record_as name), unless the config allows any.
+// tiers, a tier of a model served earlier by this process, or a proxy
+// tier's record_as name, unless the config allows any.
 func (s *Server) checkModel(st *state, model string) error {
 	if s.cfg.Feedback.AllowOtherModels || slices.Contains(st.tiers, model) {
 		return nil
+	}
+	s.servedMu.Lock()
+	earlier := s.served[model]
+	s.servedMu.Unlock()
+	if earlier {
+		return nil // a tier of a model served before a reload
 	}
 	for _, t := range s.cfg.Proxy.Tiers.List() {
 		if t.RecordAs != "" && model == t.RecordAs {

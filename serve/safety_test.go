@@ -196,6 +196,40 @@ func TestFeedbackModelMustBeATier(t *testing.T) {
 	}
 }
 
+// TestFeedbackAfterATierChangingReload: a retrained router may name a new
+// strong tier (gpt-4 swapped for gpt-4o). Requests routed before the
+// reload still get their feedback under the tiers that served them,
+// which the server takes, with a warning in its log at the reload; a name
+// no served model had is still refused.
+func TestFeedbackAfterATierChangingReload(t *testing.T) {
+	ts := newTestServer(t, withAdmin)
+	ts.do(t, "POST", "/v1/route", `{"id":"before","prompt":"x"}`)
+	a := testArtifact(t, "v2", 0)
+	a.Tiers.Strong = "gpt-4o"
+	if err := a.Save(ts.model); err != nil {
+		t.Fatal(err)
+	}
+	if w := ts.do(t, "POST", "/admin/reload", "", "Authorization", "Bearer "+token); w.Code != 200 {
+		t.Fatalf("reload: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(ts.logs.String(), "tiers differ from the old one's") {
+		t.Errorf("log %q, want a warning about the changed tiers", ts.logs.String())
+	}
+	ts.do(t, "POST", "/v1/route", `{"id":"after","prompt":"x"}`)
+	for _, c := range []struct {
+		body   string
+		status int
+	}{
+		{`{"request_id":"before","model":"gpt-4","score":1}`, 200},
+		{`{"request_id":"after","model":"gpt-4o","score":1}`, 200},
+		{`{"request_id":"before","model":"gtp-4","score":1}`, 400},
+	} {
+		if w := ts.do(t, "POST", "/v1/feedback", c.body); w.Code != c.status {
+			t.Errorf("%s: %d %s, want %d", c.body, w.Code, w.Body, c.status)
+		}
+	}
+}
+
 // serveReal starts s on a loopback listener and returns its address.
 func serveReal(t *testing.T, s *Server) string {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,16 +105,22 @@ type Options struct {
 // Server answers routing requests with the current router and records
 // what it decided and what clients report back.
 type Server struct {
-	opts    Options
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	store   Store
-	engine  *gin.Engine
-	state   atomic.Pointer[state]
-	dlog    *decisionLog
-	m       *metrics
-	closing atomic.Bool
+	opts   Options
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	store  Store
+	engine *gin.Engine
+	state  atomic.Pointer[state]
+	// served holds the tier names of every model this process has
+	// served: feedback for a request routed before a reload names the
+	// tiers of the model that routed it, which may not be the current
+	// one's (a strong tier swapped for a newer model).
+	servedMu sync.Mutex
+	served   map[string]bool
+	dlog     *decisionLog
+	m        *metrics
+	closing  atomic.Bool
 	// explore, drift and loop serve the feedback loop (explore.go,
 	// drift.go).
 	explore explorer
@@ -404,6 +411,18 @@ type modelInfo struct {
 }
 
 func (s *Server) setState(st *state) {
+	s.servedMu.Lock()
+	if s.served == nil {
+		s.served = map[string]bool{}
+	}
+	if old := s.state.Load(); old != nil && !slices.Equal(old.tiers, st.tiers) {
+		s.log.Warn("the new model's tiers differ from the old one's; feedback naming the old tiers is still taken, for the requests they routed",
+			"version", st.art.Version, "tiers", strings.Join(st.tiers, ","), "previous", old.art.Version, "previous_tiers", strings.Join(old.tiers, ","))
+	}
+	for _, t := range st.tiers {
+		s.served[t] = true
+	}
+	s.servedMu.Unlock()
 	labels := st.tiers
 	if !st.art.IsMultiTier() {
 		labels = []string{"fast", "strong"}
