@@ -248,6 +248,9 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 		}
 	}
 	if npaired == 0 {
+		if err := absentTier(recs, champion.Tiers); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("no record has scores for both %q and %q (%d records); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, len(recs))
 	}
 	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained)
@@ -624,4 +627,36 @@ func ChampionTrainedOn(champion *models.Artifact, merged []datasets.Record, file
 		}
 	}
 	return func(id string) bool { return ids[id] }, matched
+}
+
+// absentTier returns the error for records in which one of the champion's
+// tiers never appears, naming the models that do (a log of other tiers,
+// or a champion whose tier was renamed): "no record has both scores"
+// alone would not say why.
+func absentTier(recs []datasets.Record, tiers models.Tiers) error {
+	seen := map[string]int{}
+	for i := range recs {
+		for m := range recs[i].Outcomes {
+			seen[m]++
+		}
+	}
+	for _, t := range []struct{ role, name string }{{"fast", tiers.Fast}, {"strong", tiers.Strong}} {
+		if seen[t.name] > 0 {
+			continue
+		}
+		names := make([]string, 0, len(seen))
+		for m := range seen {
+			names = append(names, m)
+		}
+		slices.Sort(names)
+		for i, m := range names {
+			names[i] = fmt.Sprintf("%s (%d)", m, seen[m])
+		}
+		have := strings.Join(names, ", ")
+		if have == "" {
+			have = "none: the records carry no outcomes"
+		}
+		return fmt.Errorf("the champion's %s tier %q appears in no record; the records' models are %s. Give this champion's logs, or start a loop on those tiers with triage train", t.role, t.name, have)
+	}
+	return nil
 }

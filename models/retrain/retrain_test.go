@@ -552,3 +552,17 @@ func TestRetrainGivesTheChallengerTheView(t *testing.T) {
 		t.Errorf("champion's view %v, challenger's %v: want both", champion.Difficulty != nil, res.Challenger.Difficulty != nil)
 	}
 }
+
+func TestAbsentTierNamesTheModelsThatAppear(t *testing.T) {
+	recs := []datasets.Record{
+		{ID: "a", Prompt: "x", Outcomes: map[string]datasets.Outcome{"other/fast": {Score: datasets.Float(1)}, "other/strong": {Score: datasets.Float(0)}}},
+		{ID: "b", Prompt: "y", Outcomes: map[string]datasets.Outcome{"other/fast": {Score: datasets.Float(0)}}},
+	}
+	err := absentTier(recs, models.Tiers{Fast: "other/fast", Strong: "gpt-4"})
+	if err == nil || !strings.Contains(err.Error(), `strong tier "gpt-4" appears in no record; the records' models are other/fast (2), other/strong (1)`) {
+		t.Errorf("absentTier = %v, want the strong tier named and the models listed with their counts", err)
+	}
+	if err := absentTier(recs, models.Tiers{Fast: "other/fast", Strong: "other/strong"}); err != nil {
+		t.Errorf("both tiers appear: %v, want nil", err)
+	}
+}
