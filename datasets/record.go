@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -163,6 +164,24 @@ func (r *Record) Models() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ModelList formats counts of records per model for an error message,
+// sorted by name: "gpt-4 (812), mixtral (812)".
+func ModelList(seen map[string]int) string {
+	if len(seen) == 0 {
+		return "(none: the records have no outcomes)"
+	}
+	names := make([]string, 0, len(seen))
+	for m := range seen {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, m := range names {
+		parts[i] = fmt.Sprintf("%s (%d)", m, seen[m])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Scores returns the fast and strong scores of the record, and false when

@@ -183,7 +183,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	s := &Server{opts: opts, cfg: opts.Config, log: opts.Logger, now: opts.Now, store: opts.Store,
-		reloadSem: make(chan struct{}, 1)}
+		reloadSem: make(chan struct{}, 1), served: map[string]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -412,9 +412,6 @@ type modelInfo struct {
 
 func (s *Server) setState(st *state) {
 	s.servedMu.Lock()
-	if s.served == nil {
-		s.served = map[string]bool{}
-	}
 	if old := s.state.Load(); old != nil && !slices.Equal(old.tiers, st.tiers) {
 		s.log.Warn("the new model's tiers differ from the old one's; feedback naming the old tiers is still taken, for the requests they routed",
 			"version", st.art.Version, "tiers", strings.Join(st.tiers, ","), "previous", old.art.Version, "previous_tiers", strings.Join(old.tiers, ","))

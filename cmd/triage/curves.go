@@ -237,7 +237,7 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 	}
 	for _, m := range []struct{ flag, name string }{{"fast", a.Tiers.Fast}, {"strong", a.Tiers.Strong}} {
 		if seen[m.name] == 0 {
-			return nil, fmt.Errorf("the router's %s tier %q appears in no record; models that do: %s", m.flag, m.name, modelList(seen))
+			return nil, fmt.Errorf("the router's %s tier %q appears in no record; models that do: %s", m.flag, m.name, datasets.ModelList(seen))
 		}
 	}
 	if len(out.reqs) == 0 {

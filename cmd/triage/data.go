@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
@@ -91,29 +90,13 @@ func checkLoaded(paths []string, fast, strong string, seen map[string]int, n, re
 	}
 	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
 		if seen[m.name] == 0 {
-			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), modelList(seen))
+			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), datasets.ModelList(seen))
 		}
 	}
 	if n == 0 {
 		return fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
 	}
 	return nil
-}
-
-func modelList(seen map[string]int) string {
-	if len(seen) == 0 {
-		return "(none: the records have no outcomes)"
-	}
-	names := make([]string, 0, len(seen))
-	for m := range seen {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, m := range names {
-		parts[i] = fmt.Sprintf("%s (%d)", m, seen[m])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // assignFolds sets each example's fold from a hash of its id, so the same

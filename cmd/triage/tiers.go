@@ -195,7 +195,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 	}
 	for _, t := range tiers {
 		if seen[t.Name] == 0 {
-			return nil, fmt.Errorf("tier %q appears in no record of %s; models that do: %s", t.Name, strings.Join(paths, ","), modelList(seen))
+			return nil, fmt.Errorf("tier %q appears in no record of %s; models that do: %s", t.Name, strings.Join(paths, ","), datasets.ModelList(seen))
 		}
 	}
 	if len(set.examples) == 0 {

@@ -644,19 +644,7 @@ func absentTier(recs []datasets.Record, tiers models.Tiers) error {
 		if seen[t.name] > 0 {
 			continue
 		}
-		names := make([]string, 0, len(seen))
-		for m := range seen {
-			names = append(names, m)
-		}
-		slices.Sort(names)
-		for i, m := range names {
-			names[i] = fmt.Sprintf("%s (%d)", m, seen[m])
-		}
-		have := strings.Join(names, ", ")
-		if have == "" {
-			have = "none: the records carry no outcomes"
-		}
-		return fmt.Errorf("the champion's %s tier %q appears in no record; the records' models are %s. Give this champion's logs, or start a loop on those tiers with triage train", t.role, t.name, have)
+		return fmt.Errorf("the champion's %s tier %q appears in no record; the records' models are %s. Give this champion's logs, or start a loop on those tiers with triage train", t.role, t.name, datasets.ModelList(seen))
 	}
 	return nil
 }
