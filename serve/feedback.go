@@ -45,10 +45,21 @@ func decodeFeedback(body []byte, lim Limits) (feedbackRequest, error) {
 	if !utf8.Valid(body) || !fastDecodeFeedback(body, &f) {
 		f = feedbackRequest{}
 		if err := decodeStrict(body, &f); err != nil {
-			return f, err
+			return f, feedbackShapeHint(err)
 		}
 	}
 	return f, f.validate(lim)
+}
+
+// feedbackShapeHint rewords the unknown-field error of a body shaped like a
+// log record ("outcomes" keyed by model, as triage's JSONL logs and the
+// export carry them): the fix is not a spelling but one post per model.
+func feedbackShapeHint(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeUnknownField && strings.Contains(e.Message, `unknown field "outcomes"`) {
+		return Errorf(CodeUnknownField, `unknown field "outcomes": feedback is one model per post, {"request_id": ..., "model": ..., "score": ...}; post once for each tier that ran (see docs/serving.md)`)
+	}
+	return err
 }
 
 func (f *feedbackRequest) validate(lim Limits) error {

@@ -108,6 +108,9 @@ func TestFeedback(t *testing.T) {
 			{`{"request_id":"r","model":"m","score":"1"}`, CodeInvalidRequest, "score is a JSON string, want a number"},
 			{`{"request_id":"r","model":"m","score":1e400}`, CodeInvalidRequest, "score is 1e400, beyond the range of a number"},
 			{`{"request_id":"r","model":"m","score":1,"grade":1}`, CodeUnknownField, `unknown field "grade"`},
+			// A body shaped like a log record: the fix is one post per model.
+			{`{"request_id":"r","outcomes":{"m":{"score":1}}}`, CodeUnknownField, "one model per post"},
+			{`null`, CodeInvalidRequest, "JSON null, want an object"},
 			{`{"request_id":"r","model":"m","score":1,"prompt":"a","messages":[{"role":"user","content":"b"}]}`, CodeInvalidRequest, "both set"},
 			{"{\"request_id\":\"r\",\"model\":\"m\xff\",\"score\":1}", CodeInvalidUTF8, "UTF-8"},
 		} {

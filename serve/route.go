@@ -158,6 +158,11 @@ func decodeStrict(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return Errorf(CodeInvalidUTF8, "request body is not valid UTF-8 (first bad byte at offset %d); send UTF-8 JSON", firstInvalidUTF8(body))
 	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		// encoding/json decodes null into a struct as nothing at all, which
+		// would surface as a missing field instead of the real mistake.
+		return Errorf(CodeInvalidRequest, "request body is JSON null, want an object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

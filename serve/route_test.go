@@ -142,6 +142,7 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"a list for a meta value names the key", `{"prompt":"x","meta":{"k":[1]}}`, 400, CodeInvalidRequest, "meta.k"},
 		{"a boolean explain of the wrong type", `{"prompt":"x","explain":"yes"}`, 400, CodeInvalidRequest, "explain is a JSON string, want a boolean"},
 		{"an array body wants an object", `[1,2]`, 400, CodeInvalidRequest, "want an object"},
+		{"a null body wants an object", ` null `, 400, CodeInvalidRequest, "JSON null, want an object"},
 		{"an empty prompt", `{"prompt":""}`, 400, CodeInvalidRequest, "prompt is empty"},
 		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is empty"},
 		{"messages without content", `{"messages":[{"role":"user","content":""}]}`, 400, CodeInvalidRequest, "no content"},

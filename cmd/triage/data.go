@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -56,6 +57,42 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 		return nil, err
 	}
 	return set, nil
+}
+
+// peekRecords is how many records peekModels reads: enough to meet every
+// model of a log whose records name the same few, quick on a large one.
+const peekRecords = 1000
+
+// errPeeked stops peekModels' read once it has seen enough.
+var errPeeked = errors.New("peeked")
+
+// peekModels names the models in the outcomes of the first records of the
+// log at path, for the hint of a command that was not told its tiers:
+// "; the models in log.jsonl, its first 1000 records: a (1000), b (1000)". It is
+// empty when the file cannot be read; the command's own read reports why.
+func peekModels(path string) string {
+	seen := map[string]int{}
+	n := 0
+	_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true}, func(rec datasets.Record) error {
+		for m := range rec.Outcomes {
+			seen[m]++
+		}
+		if n++; n == peekRecords {
+			return errPeeked
+		}
+		return nil
+	})
+	if (err != nil && !errors.Is(err, errPeeked)) || n == 0 {
+		return ""
+	}
+	what := fmt.Sprintf("its %d records", n)
+	switch n {
+	case 1:
+		what = "its one record"
+	case peekRecords:
+		what = fmt.Sprintf("its first %d records", n)
+	}
+	return fmt.Sprintf("; the models in %s, %s: %s", path, what, datasets.ModelList(seen))
 }
 
 // exampleOf is rec as a training example of the (fast, strong) pair, with

@@ -41,6 +41,6 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage synth: %d synthetic records, scenario %s (fast %s, strong %s)\n", *n, sc, synth.FastModel, synth.StrongModel)
+	fmt.Fprintf(env.Stderr, "triage synth: %s, scenario %s (fast %s, strong %s)\n", count(*n, "synthetic record"), sc, synth.FastModel, synth.StrongModel)
 	return nil
 }

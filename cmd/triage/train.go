@@ -101,7 +101,7 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 		return datasets.Label{}, usagef("give --data FILE", "%s needs --data", cmd)
 	}
 	if t.fast == "" || t.strong == "" {
-		return datasets.Label{}, usagef("name both tiers as they appear in the log's outcomes", "%s needs --fast and --strong", cmd)
+		return datasets.Label{}, usagef("name both tiers as they appear in the log's outcomes"+peekModels(t.data[0]), "%s needs --fast and --strong", cmd)
 	}
 	if t.fast == t.strong {
 		return datasets.Label{}, usagef("pick two different models", "--fast and --strong are both %q", t.fast)

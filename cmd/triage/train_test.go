@@ -43,6 +43,27 @@ func TestTrainTooFewSaysWhy(t *testing.T) {
 	}
 }
 
+// TestMissingTiersNamesTheLogsModels: a command not told its tiers names
+// the models of the log's first records, so the user can copy them; a log
+// it cannot read leaves the plain hint (the read reports why later).
+func TestMissingTiersNamesTheLogsModels(t *testing.T) {
+	dir := t.TempDir()
+	one := writeFile(t, dir, "one.jsonl", `{"id":"a","prompt":"p","outcomes":{"m1":{"score":1},"m2":{"score":0}}}`+"\n")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--data", sampleLog, "-o", filepath.Join(dir, "r.json")}, fmt.Sprintf("the models in %s, its first 1000 records: %s (1000), %s (1000)", sampleLog, sampleFast, sampleStrong)},
+		{[]string{"eval", "--cv", "5", "--data", one, "--fast", "m1"}, "the models in " + one + ", its one record: m1 (1), m2 (1)"},
+		{[]string{"train", "--data", filepath.Join(dir, "absent.jsonl"), "--strong", "m2"}, "outcomes)"},
+	} {
+		_, stderr, code := run(t, tt.args...)
+		if code != 2 || !strings.Contains(stderr, "needs --fast and --strong") || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
 // TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
 // feature spec (so serving extracts what training saw) and model show.
 func TestTrainWordNgrams(t *testing.T) {
