@@ -140,13 +140,18 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	var sources [][]datasets.Record
 	files := map[string][]datasets.Record{}
 	bad := 0
+	// An empty file is allowed (a server that routed nothing exports
+	// nothing) but is worth a word: it is also what a mistyped export
+	// path or a failed redirect leaves behind.
+	var empty []string
 	for _, f := range []struct {
+		flag  string
 		paths stringList
 		opts  datasets.ReadOptions
 	}{
-		{data, datasets.ReadOptions{SkipBad: *skipBad}},
+		{"--data", data, datasets.ReadOptions{SkipBad: *skipBad}},
 		// Feedback may carry only a confidence for a model.
-		{feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}},
+		{"--feedback", feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}},
 	} {
 		for _, p := range f.paths {
 			recs, n, err := datasets.ReadFile(p, f.opts)
@@ -154,14 +159,22 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 			if err != nil {
 				return err
 			}
+			if len(recs) == 0 {
+				w := fmt.Sprintf("%s %s holds no records, so it adds nothing", f.flag, p)
+				if n > 0 {
+					w = fmt.Sprintf("%s %s holds no valid records (%s skipped), so it adds nothing", f.flag, p, count(n, "bad line"))
+				}
+				fmt.Fprintf(env.Stderr, "triage retrain: warning: %s\n", w)
+				empty = append(empty, w)
+			}
 			sources = append(sources, recs)
 			files[p] = recs
 		}
 	}
 	recs, ms := retrain.MergeRecords(sources...)
 	stop()
-	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %d bad lines skipped)\n",
-		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), bad)
+	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %s skipped)\n",
+		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), count(bad, "bad line"))
 
 	opts := retrain.Options{
 		Holdout:      *holdout,
@@ -199,6 +212,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(env.Stderr, "triage retrain: warning: %s\n", w)
 	}
+	// Printed above as they were found; the JSON carries them too.
+	res.Warnings = append(empty, res.Warnings...)
 	c := res.Comparison
 	write := c.Promote || *force
 	if *asJSON {

@@ -224,3 +224,34 @@ func TestRetrainGateWhenTiersTie(t *testing.T) {
 		}
 	}
 }
+
+// TestRetrainWarnsOfEmptyFiles: an export that holds no records (a
+// mistyped path's leftover, a redirect that failed) is named, not merged in
+// silence; a file whose every line was bad and skipped says so.
+func TestRetrainWarnsOfEmptyFiles(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 60, Seed: 3})
+	champion := synthChampion(t, dir, recs, "")
+	for i := range recs {
+		delete(recs[i].Outcomes, synth.StrongModel) // the champion's strong tier absent: a quick stop
+	}
+	base := writeRecords(t, dir, "base.jsonl", recs)
+	empty := writeFile(t, dir, "empty.jsonl", "")
+	allBad := writeFile(t, dir, "bad.jsonl", "{not json\n")
+	_, stderr, code := run(t, "retrain", "--model", champion, "--data", base, "--feedback", empty, "--feedback", allBad, "--skip-bad", "-o", filepath.Join(dir, "new.json"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		"0 outcome conflicts, 1 bad line skipped)",
+		"warning: --feedback " + empty + " holds no records, so it adds nothing",
+		"warning: --feedback " + allBad + " holds no valid records (1 bad line skipped)",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, base+" holds no") {
+		t.Errorf("the base log was called empty:\n%s", stderr)
+	}
+}
