@@ -172,6 +172,9 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 		}
 	}
 	if err != nil {
+		if msg := tsMisfit(b); msg != nil {
+			return Record{}, &LineError{File: name, Line: line, Field: "ts", Err: msg}
+		}
 		field := jsonField(err)
 		if strings.HasPrefix(field, "outcomes") {
 			field = outcomeField(b, field)
@@ -251,6 +254,26 @@ func jsonField(err error) string {
 		return te.Field
 	}
 	return ""
+}
+
+// tsMisfit explains a ts that is not a string. time.Time's own error for
+// one ("Time.UnmarshalJSON: input is not a JSON string") names neither the
+// field nor the value, and the likeliest cause, Unix seconds, has a
+// one-line fix. It is nil when ts is absent, null or a string.
+func tsMisfit(line []byte) error {
+	var raw struct {
+		TS json.RawMessage `json:"ts"`
+	}
+	if json.Unmarshal(line, &raw) != nil || len(raw.TS) == 0 {
+		return nil
+	}
+	switch raw.TS[0] {
+	case '"', 'n':
+		return nil
+	case '{', '[', 't', 'f':
+		return fmt.Errorf("is a JSON %s, want an RFC 3339 time string such as \"2026-11-27T10:00:00Z\"", map[byte]string{'{': "object", '[': "array", 't': "bool", 'f': "bool"}[raw.TS[0]])
+	}
+	return fmt.Errorf("is the number %s, want an RFC 3339 time string such as \"2026-11-27T10:00:00Z\" (Unix seconds convert with jq -c '.ts |= todate')", raw.TS)
 }
 
 // outcomeField finds which model's outcome holds a type error: Go's decoder
