@@ -26,6 +26,9 @@ type Stats struct {
 	Outcomes map[string]int
 	// Empty counts cells with no value, which give no outcome.
 	Empty int
+	// NA counts cells marked as having no value (NA, NaN, null, None,
+	// N/A: what R, pandas and SQL exports write), which give no outcome.
+	NA int
 	// NoGrade counts, per model, grades of -1 skipped (see NoGrade).
 	NoGrade map[string]int
 	// Contaminated is the number of records dropped as contaminated.
@@ -56,6 +59,9 @@ func (s Stats) String() string {
 	}
 	if s.Empty > 0 {
 		fmt.Fprintf(&b, "; %d empty cells skipped", s.Empty)
+	}
+	if s.NA > 0 {
+		fmt.Fprintf(&b, "; %d NA cells skipped", s.NA)
 	}
 	if n := sumCounts(s.NoGrade); n > 0 {
 		fmt.Fprintf(&b, "; %d grades of -1 (judge could not grade) skipped", n)
@@ -150,9 +156,11 @@ func (t *csvTable) line() int {
 	return line
 }
 
-// at prefixes a message with the position of the last row read.
+// at prefixes a message with the file and line of the last row read: where
+// the user looks in an editor. (The 0-based row it once named beside the
+// line read as a second, contradicting position.)
 func (t *csvTable) at(format string, args ...any) error {
-	return fmt.Errorf("%s:%d: row %d: %s", t.name, t.line(), t.row, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s:%d: %s", t.name, t.line(), fmt.Sprintf(format, args...))
 }
 
 func (t *csvTable) csvErr(err error) error {

@@ -205,9 +205,21 @@ func wideOutcome(t *csvTable, row []string, m wideModel, scale, given float64, s
 		st.Empty++
 		return datasets.Outcome{}, false, nil
 	}
+	if isNA(cell) {
+		st.NA++
+		return datasets.Outcome{}, false, nil
+	}
 	v, err := strconv.ParseFloat(cell, 64)
+	// A correctness column is often written as booleans (pandas writes
+	// True/False): true is a correct answer, score 1.
+	if b, berr := strconv.ParseBool(cell); err != nil && berr == nil && len(cell) > 1 {
+		v, err = 0, nil
+		if b {
+			v = scale // 1 once divided by --score-scale
+		}
+	}
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return datasets.Outcome{}, false, t.at("column %q is %q, not a number; if %q is not a model, name the model columns with --models", m.name, cell, m.name)
+		return datasets.Outcome{}, false, t.at("column %q is %q, not a score (a number, true or false, or empty or NA for none); if %q is not a model, name the model columns with --models", m.name, cell, m.name)
 	}
 	if v == NoGrade {
 		st.NoGrade[m.name]++
@@ -231,6 +243,16 @@ func wideOutcome(t *csvTable, row []string, m wideModel, scale, given float64, s
 		o.Response = row[m.response]
 	}
 	return o, true, nil
+}
+
+// isNA reports whether a cell is a missing-value mark rather than a score.
+func isNA(cell string) bool {
+	for _, na := range []string{"NA", "N/A", "NaN", "null", "None"} {
+		if strings.EqualFold(cell, na) {
+			return true
+		}
+	}
+	return false
 }
 
 func afterScale(s, given float64) string {

@@ -86,6 +86,38 @@ func TestWideCSVRouterBenchLayout(t *testing.T) {
 	}
 }
 
+// TestWideCSVBooleansAndNA: correctness columns written as booleans (pandas'
+// True/False) are scores 1 and 0, and the missing-value marks of R, pandas
+// and SQL exports give no outcome, counted, like an empty cell.
+func TestWideCSVBooleansAndNA(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.csv")
+	content := "prompt,a,b\np1,True,FALSE\np2,false,NA\np3,NaN,1\np4,null,n/a\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, scale := range []float64{1, 10} {
+		recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: path, PromptCol: "prompt", ScoreScale: scale}, fn)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, r := range recs {
+			for m, o := range r.Outcomes {
+				got[r.Prompt+"/"+m] = *o.Score
+			}
+		}
+		want := map[string]float64{"p1/a": 1, "p1/b": 0, "p2/a": 0, "p3/b": 1 / scale}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("--score-scale %v: scores %v, want %v", scale, got, want)
+		}
+		if st.NA != 4 || !strings.Contains(st.String(), "4 NA cells skipped") {
+			t.Errorf("--score-scale %v: NA %d, summary %q; want 4 NA cells skipped", scale, st.NA, st.String())
+		}
+	}
+}
+
 func TestWideCSVErrors(t *testing.T) {
 	const csv = "id,prompt,a,b\nr1,p1,0.5,1\nr2,p2,7,0\n"
 	tests := []struct {
@@ -101,15 +133,15 @@ func TestWideCSVErrors(t *testing.T) {
 		{"a missing id column lists the header", csv, WideCSVOptions{PromptCol: "prompt", IDCol: "qid"},
 			[]string{`column "qid" (--id-col) is not in the header`}},
 		{"a grade above 1 names row and column and suggests a scale", csv, WideCSVOptions{PromptCol: "prompt"},
-			[]string{`w.csv:3: row 1: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`}},
+			[]string{`w.csv:3: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`}},
 		{"a score too large even after scaling says so", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: 5},
-			[]string{`w.csv:3: row 1: column "a" is 7 (1.4 after --score-scale 5), want a score in [0,1]`}},
+			[]string{`w.csv:3: column "a" is 7 (1.4 after --score-scale 5), want a score in [0,1]`}},
 		{"a percentage suggests a scale of 100", "prompt,a\np,55\n", WideCSVOptions{PromptCol: "prompt"},
 			[]string{"percentages need --score-scale 100"}},
 		{"a negative grade other than -1 is an error", "prompt,a\np,-2\n", WideCSVOptions{PromptCol: "prompt"},
-			[]string{`row 0: column "a" is -2, want a score in [0,1]; scores must not be negative`}},
+			[]string{`w.csv:2: column "a" is -2, want a score in [0,1]; scores must not be negative`}},
 		{"a non-numeric cell suggests --models", "prompt,notes,a\np,good one,1\n", WideCSVOptions{PromptCol: "prompt"},
-			[]string{`w.csv:2: row 0: column "notes" is "good one", not a number; if "notes" is not a model, name the model columns with --models`}},
+			[]string{`w.csv:2: column "notes" is "good one", not a score (a number, true or false, or empty or NA for none); if "notes" is not a model, name the model columns with --models`}},
 		{"an unknown model lists the model columns", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"a", "c"}},
 			[]string{`model "c" (--models) is not a score column; the model columns are "a", "b"`}},
 		{"the prompt column cannot be a model", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"prompt"}},
@@ -117,13 +149,13 @@ func TestWideCSVErrors(t *testing.T) {
 		{"a model listed twice is an error", csv, WideCSVOptions{PromptCol: "prompt", Models: []string{"b", "b"}},
 			[]string{`model "b" is listed twice`}},
 		{"an empty prompt names the row", "prompt,a\np,1\n  ,1\n", WideCSVOptions{PromptCol: "prompt"},
-			[]string{`w.csv:3: row 1: column "prompt" (the prompt) is empty`}},
+			[]string{`w.csv:3: column "prompt" (the prompt) is empty`}},
 		{"an empty id names the row", csv + ",p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
-			[]string{`w.csv:4: row 2: column "id" (the id) is empty`}},
+			[]string{`w.csv:4: column "id" (the id) is empty`}},
 		{"a repeated id names the first row", csv + "r1,p3,1,1\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id", Models: []string{"b"}},
-			[]string{`w.csv:4: row 2: id "r1" repeats the id on line 2`}},
+			[]string{`w.csv:4: id "r1" repeats the id on line 2`}},
 		{"a negative cost names its column", "prompt,a,a|total_cost\np,1,-0.5\n", WideCSVOptions{PromptCol: "prompt"},
-			[]string{`row 0: column "a|total_cost" is "-0.5", want a non-negative cost`}},
+			[]string{`w.csv:2: column "a|total_cost" is "-0.5", want a non-negative cost`}},
 		{"a negative scale is rejected", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: -10},
 			[]string{"score scale -10 is not a positive number"}},
 		{"a row with an extra field names its line", csv + "r3,p3,1,1,1\n", WideCSVOptions{PromptCol: "prompt", Models: []string{"b"}},
