@@ -13,7 +13,7 @@ func init() {
 
 func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "import routerdc", "--file F [--id-prefix P] [--no-meta] [-o FILE]")
-	file := fs.String("file", "", `RouterDC JSON file: an array of {"question": "...", "scores": {model: score in [0,1]}}`)
+	file := fs.String("file", "", `RouterDC JSON file: an array (or JSON Lines) of {"question": "...", "scores": {model: score in [0,1]}}`)
 	prefix := fs.String("id-prefix", "", "start ids with P, as P/<index> (default: the file name without extension)")
 	noMeta := fs.Bool("no-meta", false, "leave out meta.source (the file name): pooling several files, it would tell the router the task")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")

@@ -16,7 +16,7 @@ import (
 )
 
 // routerDCFormat is the layout named in RouterDC errors.
-const routerDCFormat = `want RouterDC's layout, a JSON array of {"question": "...", "scores": {"model": score in [0,1], ...}}`
+const routerDCFormat = `want RouterDC's layout, a JSON array (or JSON Lines) of {"question": "...", "scores": {"model": score in [0,1], ...}}`
 
 // RouterDCOptions describes one RouterDC file.
 type RouterDCOptions struct {
@@ -67,18 +67,26 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 
 // readRouterDC is RouterDC on a reader; name is the file name for errors,
 // and an empty source gives records without meta.
+//
+// The elements may also come one object per line (JSON Lines), as a
+// RouterDC file re-exported by a script often does: the file is read as a
+// stream of objects when its first value is an object.
 func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Record) error) (Stats, error) {
 	st := newStats()
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	if err == io.EOF {
-		return st, fmt.Errorf("%s: the file is empty; %s", name, routerDCFormat)
-	}
-	if err != nil {
-		return st, fmt.Errorf("%s: %v; %s", name, err, routerDCFormat)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return st, fmt.Errorf("%s: the file starts with %v, not an array; %s", name, tokenString(tok), routerDCFormat)
+	br := bufio.NewReader(r)
+	stream := firstByte(br) == '{'
+	dec := json.NewDecoder(br)
+	if !stream {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return st, fmt.Errorf("%s: the file is empty; %s", name, routerDCFormat)
+		}
+		if err != nil {
+			return st, fmt.Errorf("%s: %v; %s", name, err, routerDCFormat)
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return st, fmt.Errorf("%s: the file starts with %v, not an array or an object; %s", name, tokenString(tok), routerDCFormat)
+		}
 	}
 	for i := 0; dec.More(); i++ {
 		at := func(format string, args ...any) error {
@@ -135,6 +143,9 @@ func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Rec
 			return st, err
 		}
 	}
+	if stream {
+		return st, nil
+	}
 	if _, err := dec.Token(); err != nil { // the closing ']'
 		where := "after the opening ["
 		if st.Records > 0 {
@@ -152,6 +163,25 @@ func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Rec
 		return st, fmt.Errorf("%s: after the array: unexpected %v; want nothing after the closing ]", name, tokenString(tok))
 	}
 	return st, nil
+}
+
+// firstByte is the first byte of r that is not JSON whitespace, without
+// consuming it; 0 at the end or on an error (the decoder then reports it).
+func firstByte(r *bufio.Reader) byte {
+	for i := 1; ; i++ {
+		b, err := r.Peek(i)
+		if len(b) < i {
+			return 0
+		}
+		switch c := b[i-1]; c {
+		case ' ', '\t', '\n', '\r':
+			if err != nil {
+				return 0
+			}
+		default:
+			return c
+		}
+	}
 }
 
 // jsonKind names the kind of JSON value that starts with c.

@@ -3,6 +3,8 @@ package importers
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,7 +68,9 @@ func TestRouterDCErrors(t *testing.T) {
 		want []string
 	}{
 		{"an empty file", "", []string{"x.json: the file is empty", "want RouterDC's layout"}},
-		{"an object instead of an array", `{"question": "q"}`, []string{"x.json: the file starts with \"{\", not an array"}},
+		{"a string instead of an array", `"q"`, []string{"x.json: the file starts with the string \"q\", not an array or an object"}},
+		{"JSON Lines are read one object at a time", `{"question": "q"}`, []string{"x.json: element 0: scores is missing or empty"}},
+		{"JSON Lines with something else after an object", "{\"question\": \"q\", \"scores\": {\"m\": 1}}\n[1]\n", []string{"x.json: element 1: is an array, not an object"}},
 		{"a score above 1", `[{"question": "q", "scores": {"m": 1}}, {"question": "r", "scores": {"m": 0.5, "n": 7}}]`,
 			[]string{`x.json: element 1: scores["n"] is 7, want a score in [0,1]`}},
 		{"a score too large for a float", `[{"question": "q", "scores": {"m": 1e999}}]`, []string{`element 0: scores["m"] is 1e999, want a score in [0,1]`}},
@@ -145,4 +149,40 @@ func FuzzRouterDC(f *testing.F) {
 			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
 		}
 	})
+}
+
+// TestRouterDCJSONLines: the same elements one object per line give the
+// same records as the array.
+func TestRouterDCJSONLines(t *testing.T) {
+	data, err := os.ReadFile("testdata/routerdc/gsm8k-train.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		t.Fatal(err)
+	}
+	var lines bytes.Buffer
+	lines.WriteString("\n ")
+	for _, e := range elems {
+		var c bytes.Buffer
+		if err := json.Compact(&c, e); err != nil {
+			t.Fatal(err)
+		}
+		lines.Write(c.Bytes())
+		lines.WriteString("\r\n")
+	}
+	read := func(r io.Reader) []datasets.Record {
+		recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return readRouterDC(r, "gsm8k-train.jsonl", "gsm8k-train", "gsm8k-train", fn)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+	want := read(bytes.NewReader(data))
+	if got := read(&lines); len(want) != 3 || !reflect.DeepEqual(got, want) {
+		t.Errorf("JSON Lines gave\n%+v\nthe array\n%+v", got, want)
+	}
 }
