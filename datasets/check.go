@@ -25,6 +25,10 @@ type DamageError struct {
 	// Problems are the first problems found; Count is how many there were.
 	Problems []string
 	Count    int
+	// Unreadable is set when not even the meta pages could be read.
+	// Salvage opens a file the same way, so it cannot help, and the
+	// message must not send the user to it.
+	Unreadable bool
 }
 
 func (e *DamageError) Error() string {
@@ -35,6 +39,10 @@ func (e *DamageError) Error() string {
 	first := "unreadable"
 	if len(e.Problems) > 0 {
 		first = e.Problems[0]
+	}
+	if e.Unreadable {
+		return fmt.Sprintf("feedback db %s is damaged: %s%s. It was not opened, and nothing in it can be read ('triage feedback salvage' cannot help): "+
+			"give the file triage serve was started with, or restore a copy (GET /admin/feedback/snapshot makes one)", e.Path, first, more)
 	}
 	return fmt.Sprintf("feedback db %s is damaged: %s%s. It was not opened. Run 'triage feedback check --db %s' to list the damage, "+
 		"and 'triage feedback salvage --db %s -o NEW.db' to copy every readable record into a new file", e.Path, first, more, e.Path, e.Path)
@@ -74,7 +82,7 @@ func openChecked(path string, timeout time.Duration) (*os.File, *boltFile, error
 	bf, err := openBoltFile(f, fi.Size())
 	if err != nil {
 		f.Close()
-		return nil, nil, &DamageError{Path: path, Problems: []string{err.Error()}, Count: 1}
+		return nil, nil, &DamageError{Path: path, Problems: []string{err.Error()}, Count: 1, Unreadable: true}
 	}
 	return f, bf, nil
 }

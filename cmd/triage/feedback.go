@@ -231,7 +231,7 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record\n",
 		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback)
 	if rep.NProblems > 0 {
-		fmt.Fprintf(w, "%d problems in the file's structure (%d pages and %d entries unreadable):\n", rep.NProblems, rep.BadPages, rep.BadElems)
+		fmt.Fprintf(w, "%s in the file's structure (%d pages and %d entries unreadable):\n", count(rep.NProblems, "problem"), rep.BadPages, rep.BadElems)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
@@ -249,6 +249,12 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "feedback log %s: %d records to apply; its last append is torn at byte %d (%d records lost, never acknowledged if a crash cut the write)\n", l.Path, l.Records, l.DamagedAt, l.Lost)
 	default:
 		fmt.Fprintf(w, "feedback log %s: %d records to apply at the next open\n", l.Path, l.Records)
+	}
+	if rep.Damaged() && rep.PageSize == 0 {
+		// No meta page could be read: salvage opens the file the same way,
+		// so pointing the user at it would only lead to a second refusal.
+		fmt.Fprintf(w, "DAMAGED beyond salvage: neither meta page can be read, so nothing in %s can be; give the file triage serve was started with, or restore a copy (GET /admin/feedback/snapshot makes one)\n", path)
+		return errDamaged
 	}
 	if rep.Damaged() {
 		fmt.Fprintf(w, "DAMAGED: copy what is readable with 'triage feedback salvage --db %s -o NEW.db'\n", path)

@@ -134,6 +134,14 @@ func TestDamagedDBs(t *testing.T) {
 			return b
 		}, "page"},
 		{"zeroed pages", func(b []byte) []byte { clear(b[2*page : 6*page]); return b }, "page"},
+		// Both meta pages gone: nothing can be read, and salvage, which
+		// opens the file the same way, is not offered.
+		{"overwritten meta pages", func(b []byte) []byte {
+			for i := range b[:2*page] {
+				b[i] = byte(i * 7)
+			}
+			return b
+		}, "nothing in it can be read"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -146,14 +154,18 @@ func TestDamagedDBs(t *testing.T) {
 				{"feedback", "export", "--db", db, "-o", filepath.Join(t.TempDir(), "out.jsonl")},
 			} {
 				_, stderr, code := run(t, args...)
+				salvageable := c.name != "overwritten meta pages"
 				if code != 1 || !strings.Contains(stderr, "feedback db "+db+" is damaged") || !strings.Contains(stderr, c.want) ||
-					!strings.Contains(stderr, "triage feedback salvage --db "+db) {
-					t.Errorf("triage %s: exit %d, %q; want 1 and the damage named with what to do", args[0], code, stderr)
+					strings.Contains(stderr, "triage feedback salvage --db "+db) != salvageable {
+					t.Errorf("triage %s: exit %d, %q; want 1 and the damage named with what to do (salvage offered: %v)", args[0], code, stderr, salvageable)
 				}
 			}
 			stdout, _, code := run(t, "feedback", "check", "--db", db)
 			if code != 1 || !strings.Contains(stdout, "DAMAGED") {
 				t.Errorf("feedback check: exit %d, %q; want 1 and DAMAGED", code, stdout)
+			}
+			if c.name == "overwritten meta pages" && (!strings.Contains(stdout, "1 problem in the file's structure") || !strings.Contains(stdout, "DAMAGED beyond salvage")) {
+				t.Errorf("feedback check of a file with no readable meta page: %q; want one problem and no salvage offered", stdout)
 			}
 			if c.name != "zeroed pages" {
 				return // datasets' tests salvage every kind of damage
