@@ -202,7 +202,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Serve.Addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return listenError(err)
 	}
 	c.ln = ln
 	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch,
@@ -362,4 +362,16 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	case err = <-c.served:
 	}
 	return errors.Join(err, c.Close())
+}
+
+// listenError says what to do about the two listen failures a user meets:
+// a port another process holds, and a port below 1024 without the right.
+func listenError(err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("listen: %w: another process (another triage serve?) listens there; stop it, or pick another port (port 0 picks a free one)", err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("listen: %w: ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a port from 1024 up", err)
+	}
+	return fmt.Errorf("listen: %w", err)
 }

@@ -309,8 +309,8 @@ func TestServeBusyPortLeavesNoDB(t *testing.T) {
 	defer ln.Close()
 	db := filepath.Join(dir, "feedback.db")
 	_, stderr, code := run(t, "serve", "--model", model, "--db", db, "--addr", ln.Addr().String())
-	if code != 1 || !strings.Contains(stderr, "address already in use") {
-		t.Errorf("exit %d stderr %q, want 1 and address already in use", code, stderr)
+	if code != 1 || !strings.Contains(stderr, "address already in use") || !strings.Contains(stderr, "port 0 picks a free one") {
+		t.Errorf("exit %d stderr %q, want 1, address already in use and what to do", code, stderr)
 	}
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Errorf("serve that could not bind its port created %s (stat err %v)", db, err)

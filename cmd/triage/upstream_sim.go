@@ -78,7 +78,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+		return listenError(err)
 	}
 	median, sigma := sim.LatencyFit()
 	latency := fmt.Sprintf("recorded latency_ms x %g, else lognormal median %v sigma %.2f", *scale, median.Round(time.Millisecond), sigma)
