@@ -391,6 +391,8 @@ var variants = map[string]func(*models.TrainOptions){
 	"g4s":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 1e-1, 1e-2, 3e-3} },
 	"g4m":     func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 3e-2, 1e-2, 3e-3} },
 	"g5":      func(o *models.TrainOptions) { o.L2Grid = []float64{3e-1, 1e-1, 3e-2, 1e-2, 3e-3} },
+	"g4w":     func(o *models.TrainOptions) { o.L2Grid = []float64{1e-1, 1e-2, 3e-3, 1e-3} },
+	"g3w":     func(o *models.TrainOptions) { o.L2Grid = []float64{1e-1, 1e-2, 1e-3} },
 	"words11": func(o *models.TrainOptions) { wordNgrams(o, 1) },
 	"words13": func(o *models.TrainOptions) { wordNgrams(o, 3) },
 	"words14": func(o *models.TrainOptions) { wordNgrams(o, 4) },
