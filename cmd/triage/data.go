@@ -125,15 +125,32 @@ func checkLoaded(paths []string, fast, strong string, seen map[string]int, n, re
 		}
 		return fmt.Errorf("%s are empty: they hold no records (a log is JSON Lines, one record per line)", files)
 	}
-	for _, m := range []struct{ flag, name string }{{"--fast", fast}, {"--strong", strong}} {
+	for _, m := range []struct{ role, name string }{{"fast", fast}, {"strong", strong}} {
 		if seen[m.name] == 0 {
-			return fmt.Errorf("%s model %q appears in no record of %s; models that do: %s", m.flag, m.name, strings.Join(paths, ","), datasets.ModelList(seen))
+			return &absentTierError{role: m.role, name: m.name, files: strings.Join(paths, ","), seen: seen}
 		}
 	}
 	if n == 0 {
 		return fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
 	}
 	return nil
+}
+
+// absentTierError is a tier no record of the log names. Its message
+// names the flag that gave the tier, or with ofRouter the router whose
+// tier it is (eval --model takes no --fast or --strong).
+type absentTierError struct {
+	role, name, files string
+	seen              map[string]int
+	ofRouter          bool
+}
+
+func (e *absentTierError) Error() string {
+	who := "--" + e.role + " model"
+	if e.ofRouter {
+		who = "the router's " + e.role + " tier"
+	}
+	return fmt.Sprintf("%s %q appears in no record of %s; models that do: %s", who, e.name, e.files, datasets.ModelList(e.seen))
 }
 
 // assignFolds sets each example's fold from a hash of its id, so the same

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -80,6 +81,9 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 		return err
 	}
 	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	if at := (*absentTierError)(nil); errors.As(err, &at) {
+		at.ofRouter = true // the tiers came from the artifact, not from flags
+	}
 	if err != nil {
 		return err
 	}

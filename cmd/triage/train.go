@@ -286,7 +286,7 @@ func explainTrainError(err error, n int) error {
 // records.
 func warnFew(env *Env, cmd string, n int, fix string) {
 	if n < fewFigures {
-		fmt.Fprintf(env.Stderr, "triage %s: warning: the figures below rest on %d records, too few to trust (APGR's 95%% interval is ±0.07 or wider below %d); %s\n", cmd, n, fewFigures, fix)
+		fmt.Fprintf(env.Stderr, "triage %s: warning: the figures below rest on %s, too few to trust (APGR's 95%% interval is ±0.07 or wider below %d); %s\n", cmd, count(n, "record"), fewFigures, fix)
 	}
 }
 

@@ -64,6 +64,24 @@ func TestMissingTiersNamesTheLogsModels(t *testing.T) {
 	}
 }
 
+// TestEvalModelNamesTheRoutersTier: eval --model takes its tiers from the
+// artifact, so a log without one names the router's tier, not a --fast
+// flag the user never gave.
+func TestEvalModelNamesTheRoutersTier(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, dir, "other.jsonl", `{"id":"a","prompt":"p","outcomes":{"x":{"score":1},"y":{"score":0}}}`+"\n")
+	_, stderr, code := run(t, "eval", "--model", model, "--data", log)
+	want := fmt.Sprintf(`the router's fast tier %q appears in no record of %s; models that do: x (1), y (1)`, a.Tiers.Fast, log)
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
 // TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
 // feature spec (so serving extracts what training saw) and model show.
 func TestTrainWordNgrams(t *testing.T) {
