@@ -125,8 +125,15 @@ func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	bad := 0
 	f.logs = readLogs{paths: f.data, counts: make([]int, len(f.data))}
+	ids, err := newLogIDs(f.data)
+	if err != nil {
+		return nil, 0, err
+	}
 	for i, p := range f.data {
 		n, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: f.skipBad}, func(r datasets.Record) error {
+			if err := ids.claim(i, r.ID); err != nil {
+				return err
+			}
 			recs = append(recs, r)
 			f.logs.counts[i]++
 			return nil

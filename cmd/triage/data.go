@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
@@ -32,8 +33,15 @@ type labelledSet struct {
 // models that do.
 func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions) (*labelledSet, error) {
 	set := &labelledSet{seen: map[string]int{}, logs: readLogs{paths: paths, counts: make([]int, len(paths))}}
+	ids, err := newLogIDs(paths)
+	if err != nil {
+		return nil, err
+	}
 	for i, p := range paths {
 		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
+			if err := ids.claim(i, rec.ID); err != nil {
+				return err
+			}
 			for m := range rec.Outcomes {
 				set.seen[m]++
 			}
@@ -57,6 +65,55 @@ func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions
 		return nil, err
 	}
 	return set, nil
+}
+
+// logIDs refuses a record id that two of the --data logs share. Within a
+// log the reader refuses a repeated id; across logs the record would be
+// trained on (or measured) twice in silence: the same log given twice, or
+// two feedback exports that overlap.
+type logIDs struct {
+	paths []string
+	file  map[string]int32 // id -> index in paths
+}
+
+// newLogIDs returns nil for one log (its reader checks it) and an error for
+// a log given twice.
+func newLogIDs(paths []string) (*logIDs, error) {
+	for i := range paths {
+		for j := range i {
+			if sameFile(paths[i], paths[j]) {
+				return nil, &UsageError{Msg: fmt.Sprintf("--data gives %s twice", paths[i]), Hint: "give each log once"}
+			}
+		}
+	}
+	if len(paths) < 2 {
+		return nil, nil
+	}
+	return &logIDs{paths: paths, file: map[string]int32{}}, nil
+}
+
+// claim records that id is in paths[i]; an id already in another log is
+// an error naming both.
+func (x *logIDs) claim(i int, id string) error {
+	if x == nil {
+		return nil
+	}
+	if j, ok := x.file[id]; ok && int(j) != i {
+		return fmt.Errorf("id %q of %s is also in %s: a record belongs in one log only (two feedback exports that overlap? 'feedback export --since' takes only the newer traffic)", id, x.paths[i], x.paths[j])
+	}
+	x.file[id] = int32(i)
+	return nil
+}
+
+// sameFile reports whether two paths name one file (by device and inode,
+// so ./a.jsonl and a symbolic link to it count); "-" is standard input.
+func sameFile(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // peekRecords is how many records peekModels reads: enough to meet every
@@ -211,6 +268,7 @@ type loadedRecord struct {
 	hasFast, hasStrong bool
 	others             []string
 	both               bool // both tiers' scores are present
+	id                 string
 }
 
 // loadDesign reads the files like loadLabelled, but keeps only what
@@ -262,6 +320,7 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 					lr.others = append(lr.others, m)
 				}
 			}
+			lr.id = rec.ID
 			if lr.ex, lr.both = exampleOf(rec, tf.fast, tf.strong); !lr.both {
 				return lr
 			}
@@ -274,8 +333,15 @@ func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.Re
 			return lr
 		}
 	}
-	for _, p := range paths {
+	ids, err := newLogIDs(paths)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range paths {
 		bad, err := datasets.EachFileParallel(p, opts, 0, newWork, func(pos datasets.Position, lr loadedRecord) error {
+			if err := ids.claim(i, lr.id); err != nil {
+				return err
+			}
 			if lr.hasFast {
 				seen[tf.fast]++
 			}

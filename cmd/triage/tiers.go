@@ -160,8 +160,15 @@ func (s *tierSet) keys(paths []string) ([]datasets.Record, readLogs) {
 func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions) (*tierSet, error) {
 	set := &tierSet{perFile: make([]int, len(paths))}
 	seen := map[string]int{}
+	ids, err := newLogIDs(paths)
+	if err != nil {
+		return nil, err
+	}
 	for i, p := range paths {
 		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
+			if err := ids.claim(i, rec.ID); err != nil {
+				return err
+			}
 			for m := range rec.Outcomes {
 				seen[m]++
 			}

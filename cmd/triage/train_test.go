@@ -82,6 +82,41 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 	}
 }
 
+// TestLogsShareNoIDs: a log given twice is a usage error, and a record id
+// in two logs (a copy, or overlapping exports) is an error naming both, in
+// every command that trains or measures on several logs, instead of a
+// record counted twice in silence.
+func TestLogsShareNoIDs(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := writeFile(t, dir, "copy.jsonl", string(data))
+	model := serveModel(t, dir)
+	out := filepath.Join(dir, "r.json")
+	pair := []string{"--fast", sampleFast, "--strong", sampleStrong}
+	for _, args := range [][]string{
+		append([]string{"train", "-o", out}, pair...),
+		append([]string{"eval", "--cv", "3"}, pair...),
+		{"train", "--tier", sampleFast, "--tier", sampleStrong, "-o", out},
+		{"curves", "--model", model, "-o", filepath.Join(dir, "curves")},
+	} {
+		_, stderr, code := run(t, append(args, "--data", sampleLog+","+filepath.Join(filepath.Dir(sampleLog), ".", filepath.Base(sampleLog)))...)
+		if code != 2 || !strings.Contains(stderr, "--data gives") || !strings.Contains(stderr, "twice") {
+			t.Errorf("%v, one log twice: exit %d, stderr %q; want 2 and the log named", args, code, stderr)
+		}
+		_, stderr, code = run(t, append(args, "--data", sampleLog+","+cp)...)
+		want := `id "synth/1/000000" of ` + cp + " is also in " + sampleLog
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v, a copy: exit %d, stderr %q; want 1 and %q", args, code, stderr, want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a router was written: %v", err)
+	}
+}
+
 // TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
 // feature spec (so serving extracts what training saw) and model show.
 func TestTrainWordNgrams(t *testing.T) {
