@@ -47,15 +47,15 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	db := fs.String("db", "", "read the feedback db file directly (only when no server holds it)")
 	salvageLog := fs.Bool("salvage-log", false, "with --db: apply a damaged feedback log's readable records, skipping the damaged bytes (see 'triage feedback check')")
 	out := fs.String("o", "", "write JSONL to F (default stdout)")
-	sinceFlag := fs.String("since", "", "only requests routed at or after TIME (RFC 3339, e.g. 2026-11-27T00:00:00Z): the traffic since the last export")
+	sinceFlag := fs.String("since", "", "only requests routed at or after TIME: RFC 3339 (2026-11-27T00:00:00Z), a UTC date (2026-11-27) or a duration ago (24h): the traffic since the last export")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var since time.Time
 	if *sinceFlag != "" {
-		t, err := time.Parse(time.RFC3339Nano, *sinceFlag)
+		t, err := parseSince(*sinceFlag, time.Now())
 		if err != nil {
-			return usagef("use an RFC 3339 time such as 2026-11-27T00:00:00Z", "--since is %q", *sinceFlag)
+			return usagef("use an RFC 3339 time such as 2026-11-27T00:00:00Z, a date such as 2026-11-27 (midnight UTC) or a duration ago such as 24h", "--since is %q", *sinceFlag)
 		}
 		since = t
 	}
@@ -406,4 +406,20 @@ func errorMessage(body io.Reader) string {
 		s = s[:200] + "..."
 	}
 	return s
+}
+
+// parseSince reads --since: an RFC 3339 time, a date (midnight UTC: export
+// a day's traffic without writing its clock), or a positive duration
+// before now ("24h": what a nightly export job means).
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q is not a time, a date or a duration", v)
 }

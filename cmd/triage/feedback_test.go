@@ -194,3 +194,26 @@ func TestFeedbackExportHTTP(t *testing.T) {
 		}
 	})
 }
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 12, 4, 20, 30, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"2026-11-27T10:00:00Z", time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)},
+		{"2026-11-27T10:00:00.5+01:00", time.Date(2026, 11, 27, 9, 0, 0, 5e8, time.UTC)},
+		{"2026-11-27", time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)},
+		{"24h", time.Date(2026, 12, 3, 20, 30, 0, 0, time.UTC)},
+		{"90m", time.Date(2026, 12, 4, 19, 0, 0, 0, time.UTC)},
+	} {
+		if got, err := parseSince(tt.in, now); err != nil || !got.Equal(tt.want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "2026-11-27T10:00:00", "-24h", "0s", "27/11/2026"} {
+		if got, err := parseSince(bad, now); err == nil {
+			t.Errorf("parseSince(%q) = %v, want an error", bad, got)
+		}
+	}
+}
