@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,8 +105,7 @@ func Main(ctx context.Context, args []string, env *Env) int {
 		// help CMD is CMD -h.
 		args = append(args[1:len(args):len(args)], "-h")
 	case args[0] == "version" || args[0] == "--version":
-		printVersion(env.Stdout)
-		return 0
+		return runVersion(env, args[1:])
 	}
 	cmd, rest, ok := lookup(args)
 	if !ok {
@@ -263,39 +263,69 @@ func printUsage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "  %-18s %s\n", "version", "print the version, commit and Go version")
+	fmt.Fprintf(w, "  %-18s %s\n", "version", "print the version, commit and Go version (--json: one JSON object)")
 	fmt.Fprintln(w, "\nRun 'triage <command> -h' (or 'triage help <command>') for a command's flags.")
 	fmt.Fprintln(w, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain refused the challenger, 130 interrupted (Ctrl-C or SIGTERM; no output file written).")
 }
 
-// printVersion prints the module version, the commit and the Go version
-// the binary was built with, from the build information the Go toolchain
-// stamps into it (a build from a git checkout carries its commit).
-func printVersion(w io.Writer) {
-	version, commit, when := "(devel)", "unknown", ""
+// buildInfo is what 'triage version' prints, from the build information
+// the Go toolchain stamps into the binary: the module version, the commit
+// it was built from (a build from a git checkout carries it; unknown with
+// -buildvcs=false) and the Go toolchain.
+type buildInfo struct {
+	Version  string `json:"version"`
+	Commit   string `json:"commit"`
+	VCSTime  string `json:"vcs_time,omitempty"`
+	Modified bool   `json:"modified"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: "(devel)", Commit: "unknown", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
-			version = bi.Main.Version
+			b.Version = bi.Main.Version
 		}
-		modified := false
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				commit = s.Value
+				b.Commit = s.Value
 			case "vcs.time":
-				when = s.Value
+				b.VCSTime = s.Value
 			case "vcs.modified":
-				modified = s.Value == "true"
+				b.Modified = s.Value == "true"
 			}
 		}
-		if modified && commit != "unknown" {
-			commit += " (with uncommitted changes)"
-		}
 	}
-	if when != "" {
-		commit += " of " + when
+	return b
+}
+
+// runVersion prints the build, as text or (--json) one JSON object for a
+// deployment script; any other argument is a usage error, not ignored.
+func runVersion(env *Env, args []string) int {
+	b := readBuildInfo()
+	switch {
+	case len(args) == 1 && (args[0] == "--json" || args[0] == "-json"):
+		out, _ := json.Marshal(b)
+		fmt.Fprintf(env.Stdout, "%s\n", out)
+		return 0
+	case len(args) > 0 && !isHelp(args[0]):
+		fmt.Fprintf(env.Stderr, "triage version: unexpected argument %q (usage: triage version [--json])\n", args[0])
+		return 2
+	case len(args) > 0:
+		fmt.Fprintln(env.Stdout, "usage: triage version [--json]")
+		return 0
 	}
-	fmt.Fprintf(w, "triage %s\ncommit %s\n%s %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	commit := b.Commit
+	if b.Modified && commit != "unknown" {
+		commit += " (with uncommitted changes)"
+	}
+	if b.VCSTime != "" {
+		commit += " of " + b.VCSTime
+	}
+	fmt.Fprintf(env.Stdout, "triage %s\ncommit %s\n%s %s\n", b.Version, commit, b.Go, b.Platform)
+	return 0
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.

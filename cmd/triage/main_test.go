@@ -148,6 +148,8 @@ func TestHelpVersionAndTypos(t *testing.T) {
 		{"eval's help names the gain label", []string{"eval", "-h"}, 0, "gap:T or gain", "", ""},
 		{"version prints the Go version", []string{"version"}, 0, runtime.Version(), "", "stderr"},
 		{"--version is version", []string{"--version"}, 0, "commit ", "", "stderr"},
+		{"version --json is one JSON object", []string{"version", "--json"}, 0, `"go":"` + runtime.Version() + `"`, "", "stderr"},
+		{"version refuses what it does not take", []string{"version", "--jsn"}, 2, "", `unexpected argument "--jsn"`, "stdout"},
 		{"model alone lists its subcommands and exits 2", []string{"model"}, 2, "", "show ", "stdout"},
 		{"model --help lists its subcommands on stdout", []string{"model", "--help"}, 0, "subcommands:\n  show", "", "stderr"},
 		{"help model is model --help", []string{"help", "model"}, 0, "subcommands:\n  show", "", "stderr"},
