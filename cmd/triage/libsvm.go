@@ -17,10 +17,13 @@ func init() {
 }
 
 func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "export-libsvm", "--data F --fast M --strong M [--label ...] -o FILE")
+	fs := newFlagSet(env, "export-libsvm", "--data F --fast M --strong M [--label ...] [--word-ngrams MIN,MAX] [--char-ngrams MIN,MAX] [--hash-bits N] -o FILE")
 	var tf trainFlags
-	tf.register(fs)
-	out := fs.String("o", "", "write libsvm lines to FILE (default stdout)")
+	// The log and the feature recipe; the fit's flags (scorer, l2, folds,
+	// tiers, ...) would do nothing here, so they are not taken.
+	tf.registerLog(fs)
+	tf.registerFeatures(fs)
+	out := fs.String("o", "", "write libsvm lines to FILE (default stdout); values are the extractor's, before IDF scaling")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -28,7 +31,10 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := features.DefaultSpec()
+	spec, err := tf.spec()
+	if err != nil {
+		return err
+	}
 	ext, err := features.NewExtractor(spec)
 	if err != nil {
 		return err
@@ -66,7 +72,9 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 			}
 			sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
 			line = line[:0]
-			line = strconv.AppendInt(line, int64(label.Of(f, s)), 10)
+			// A float: the gain label is a soft target in [0,1], which
+			// an integer would cut to 0 (hard labels print as 0 and 1).
+			line = strconv.AppendFloat(line, label.Of(f, s), 'g', -1, 64)
 			for _, j := range keys {
 				line = append(line, ' ')
 				line = strconv.AppendInt(line, int64(j)+1, 10)

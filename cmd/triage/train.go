@@ -43,19 +43,38 @@ type trainFlags struct {
 }
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
+	t.registerLog(fs)
+	t.registerFeatures(fs)
+	t.registerFit(fs)
+}
+
+// registerLog registers the flags that say what to read and what to
+// learn: the logs, the tier pair and the label.
+func (t *trainFlags) registerLog(fs *flag.FlagSet) {
 	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated")
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
 	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails, gap:T or gain (a soft target: the strong tier's gain over the fast one, rescaled to [0,1])")
+	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	// Unregistered fit flags keep check()'s bounds.
+	t.folds = models.DefaultFolds
+}
+
+// registerFeatures registers the feature recipe's flags (spec reads them).
+func (t *trainFlags) registerFeatures(fs *flag.FlagSet) {
+	fs.StringVar(&t.words, "word-ngrams", "", fmt.Sprintf("hashed word n-grams of lengths MIN,MAX (default %d,%d; 0,0 turns them off)", features.DefaultSpec().WordNgrams[0], features.DefaultSpec().WordNgrams[1]))
+	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
+	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
+}
+
+// registerFit registers the flags of the fit itself: scorer, penalty,
+// folds, seed and the N-tier router's.
+func (t *trainFlags) registerFit(fs *flag.FlagSet) {
 	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: auto (the default: gain, per-tier or blend, chosen by out-of-fold APGR), per-tier (predict each tier's score, rank by the gain), gain (predict the gain), blend (the mean of both) or label (one model of the label; the default for weak-fails)")
 	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength of every head; 0 picks each by K-fold cross-validation")
 	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking and its default thresholds even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
-	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
-	fs.StringVar(&t.words, "word-ngrams", "", fmt.Sprintf("hashed word n-grams of lengths MIN,MAX (default %d,%d; 0,0 turns them off)", features.DefaultSpec().WordNgrams[0], features.DefaultSpec().WordNgrams[1]))
-	fs.StringVar(&t.chars, "char-ngrams", "", "add hashed character n-grams of lengths MIN,MAX (e.g. 3,5); off by default")
-	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
 	fs.BoolVar(&t.diff, "difficulty", false, "mix a difficulty view into the score: one more head, on the mean of the two tiers' scores, mapped to the gain through a curve per tier (docs/quality.md, item 16; about a quarter more training time)")
 	t.tier.register(fs)

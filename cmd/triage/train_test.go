@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
 )
 
@@ -473,5 +474,50 @@ func TestEvalCVSkipsEmptyFolds(t *testing.T) {
 	}
 	if _, stderr, _ := run(t, append(args, "--cv", "3")...); strings.Contains(stderr, "hold no record") {
 		t.Errorf("--cv 3 on 60 records: stderr %q; want no empty folds", stderr)
+	}
+}
+
+// TestExportLibsvmTakesTheFeatureFlags: export-libsvm builds the vectors
+// the feature flags ask for (it once ignored them for the default recipe),
+// writes the gain label's soft targets as they are (an integer cut them to
+// 0), and refuses the fit's flags, which would do nothing there.
+func TestExportLibsvmTakesTheFeatureFlags(t *testing.T) {
+	dir := t.TempDir()
+	export := func(extra ...string) (lines []string) {
+		t.Helper()
+		out := filepath.Join(dir, "x.svm")
+		args := append([]string{"export-libsvm", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "-o", out}, extra...)
+		if _, stderr, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, stderr)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	maxIndex := 0
+	for _, l := range export("--hash-bits", "10", "--word-ngrams", "1,1") {
+		for _, f := range strings.Fields(l)[1:] {
+			j, _ := strconv.Atoi(f[:strings.IndexByte(f, ':')])
+			maxIndex = max(maxIndex, j)
+		}
+	}
+	spec := features.DefaultSpec()
+	spec.HashBits, spec.WordNgrams = 10, [2]int{1, 1}
+	if maxIndex > spec.Dim() || maxIndex < 1<<9 {
+		t.Errorf("largest index %d with --hash-bits 10, want at most the spec's %d dimensions (and most of them used)", maxIndex, spec.Dim())
+	}
+	soft := 0
+	for _, l := range export("--label", "gain") {
+		if y, _ := strconv.ParseFloat(strings.Fields(l)[0], 64); y > 0 && y < 1 {
+			soft++
+		}
+	}
+	if soft == 0 {
+		t.Errorf("--label gain wrote no soft target in (0,1)")
+	}
+	if _, stderr, code := run(t, "export-libsvm", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--scorer", "gain"); code != 2 || !strings.Contains(stderr, "-scorer") {
+		t.Errorf("--scorer: exit %d, %q; want a usage error", code, stderr)
 	}
 }
