@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"runtime"
 	"sync"
@@ -33,6 +34,9 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	case *model != "" && *cv != 0:
 		return usagef("use --model FILE or --cv K", "--model and --cv exclude each other")
 	case *model != "":
+		if err := modelOnlyFlags(fs); err != nil {
+			return err
+		}
 		return evalModel(env, *model, tf, *unseen, *asJSON)
 	case *unseen:
 		return usagef("use --unseen with --model", "--unseen needs --model (--cv measures every fold on requests its router did not see)")
@@ -282,4 +286,20 @@ feed:
 		return first
 	}
 	return ctx.Err()
+}
+
+// evalModelFlags are the flags eval --model reads; the rest (the recipe,
+// the fit and the N-tier policy knobs) shape a training, which --model does
+// not run: they are refused rather than ignored.
+var evalModelFlags = map[string]bool{"data": true, "fast": true, "strong": true, "label": true, "skip-bad": true, "model": true, "unseen": true, "json": true}
+
+func modelOnlyFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil && !evalModelFlags[f.Name] {
+			err = usagef("a trained router's features, fit and policy are in its artifact, and eval --model measures it as it is; triage calibrate sets its thresholds",
+				"--%s applies to eval --cv, not to eval --model", f.Name)
+		}
+	})
+	return err
 }

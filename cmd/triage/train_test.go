@@ -76,6 +76,14 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := writeFile(t, dir, "other.jsonl", `{"id":"a","prompt":"p","outcomes":{"x":{"score":1},"y":{"score":0}}}`+"\n")
+	// The recipe's and the fit's flags shape a training, which --model
+	// does not run: refused, not ignored.
+	for _, flag := range [][]string{{"--l2", "0.5"}, {"--hash-bits", "10"}, {"--scorer", "gain"}, {"--lambda", "0.1"}} {
+		_, stderr, code := run(t, append([]string{"eval", "--model", model, "--data", log}, flag...)...)
+		if code != 2 || !strings.Contains(stderr, flag[0]+" applies to eval --cv, not to eval --model") {
+			t.Errorf("eval --model %v: exit %d, %q; want 2 and the flag named", flag, code, stderr)
+		}
+	}
 	_, stderr, code := run(t, "eval", "--model", model, "--data", log)
 	want := fmt.Sprintf(`the router's fast tier %q appears in no record of %s; models that do: x (1), y (1)`, a.Tiers.Fast, log)
 	if code != 1 || !strings.Contains(stderr, want) {
