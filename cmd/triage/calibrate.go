@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -121,6 +122,13 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	if art.IsMultiTier() {
 		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
+	}
+	knobGiven := false
+	fs.Visit(func(f *flag.Flag) { knobGiven = knobGiven || f.Name == "knob" })
+	if knobGiven {
+		// Refused, not ignored: the user thinks it chooses something.
+		return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",
+			"--knob applies to N-tier routers, and %s is a two-tier one", *model)
 	}
 	r, rl, rp, err := loadReplay(art, recs, lat, cost, billing)
 	if err != nil {

@@ -381,6 +381,12 @@ func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
+	t.Run("calibrate refuses --knob for a two-tier router", func(t *testing.T) {
+		_, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--knob", "margin", "-o", filepath.Join(dir, "never.json"))
+		if code != 2 || !strings.Contains(stderr, "--knob applies to N-tier routers") {
+			t.Errorf("exit %d, stderr %q; want 2 and --knob named", code, stderr)
+		}
+	})
 	t.Run("calibrate on a latency target names the flag", func(t *testing.T) {
 		_, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "p95-latency=3000", "-o", filepath.Join(dir, "never.json"))
 		if code != 1 || !strings.Contains(stderr, "--target p95-latency=3000 needs latency, and the log has none: pass --latency '") {
