@@ -96,6 +96,14 @@ func (tf *trainFlags) checkTiers(cmd string) error {
 	if tf.diff {
 		return usagef("leave --difficulty out: the N-tier router has one head per tier", "%s: --difficulty is for two tiers (--fast and --strong)", cmd)
 	}
+	// The two-tier scorer, label and signal rule shape eval --cv's
+	// --vs-two-tier comparison; otherwise nothing reads them.
+	if n := tf.given("scorer", "label", "route-anyway"); n != "" && !(t.vsTwoTier && cmd == "eval --cv") {
+		return usagef("leave it out: the N-tier router has one head per tier, predicting its score", "%s: --%s is for two tiers (--fast and --strong)", cmd, n)
+	}
+	if t.vsTwoTier && cmd != "eval --cv" {
+		return usagef("use it with eval --cv", "%s: --vs-two-tier is for eval --cv", cmd)
+	}
 	if err := models.ValidateTiers(t.tiers); err != nil {
 		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%s: %v", cmd, err)
 	}

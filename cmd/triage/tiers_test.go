@@ -190,6 +190,12 @@ func TestTiersUsage(t *testing.T) {
 		{"falling prices", []string{"train", "--data", log, "--tiers", "chat=2,cheap=1", "-o", "x"}, "cheapest first"},
 		{"a bad price", []string{"train", "--data", log, "--tier", "cheap=free", "-o", "x"}, "not a number"},
 		{"an unknown tier", []string{"train", "--data", log, "--tiers", "cheap,nosuch", "-o", filepath.Join(dir, "x.json")}, `"nosuch" appears in no record`},
+		// A flag for the other kind of router is refused, not ignored.
+		{"a two-tier scorer for N tiers", []string{"train", "--data", log, "--tiers", "cheap,chat", "--scorer", "gain", "-o", "x"}, "--scorer is for two tiers"},
+		{"a two-tier label for N tiers", []string{"train", "--data", log, "--tiers", "cheap,chat", "--label", "weak-fails", "-o", "x"}, "--label is for two tiers"},
+		{"--vs-two-tier outside eval --cv", []string{"train", "--data", log, "--tiers", "cheap,chat", "--vs-two-tier", "-o", "x"}, "--vs-two-tier is for eval --cv"},
+		{"an N-tier knob for two tiers", []string{"train", "--data", log, "--fast", "cheap", "--strong", "chat", "--lambda", "0.1", "-o", "x"}, "--lambda is for N-tier routers"},
+		{"an N-tier knob in eval --cv", []string{"eval", "--cv", "3", "--data", log, "--fast", "cheap", "--strong", "chat", "--tier-calibration", "platt"}, "--tier-calibration is for N-tier routers"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, stderr, code := run(t, tt.args...)

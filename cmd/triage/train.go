@@ -40,7 +40,30 @@ type trainFlags struct {
 	diff    bool
 	// tier holds the N-tier flags (--tier, --lambda, ...).
 	tier tierFlags
+	// fs is the flag set the flags were registered on, to tell a flag the
+	// user gave from its default (given).
+	fs *flag.FlagSet
 }
+
+// given returns the first of names the user set on the command line, or
+// "". A flag that shapes only the other kind of router (two-tier or
+// N-tier) is refused with it rather than ignored.
+func (t *trainFlags) given(names ...string) string {
+	if t.fs == nil {
+		return ""
+	}
+	set := map[string]bool{}
+	t.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, n := range names {
+		if set[n] {
+			return n
+		}
+	}
+	return ""
+}
+
+// nTierOnly are the flags that shape only an N-tier router.
+var nTierOnly = []string{"lambda", "margin", "race", "accept-confidence", "tier-l2", "tier-calibration", "vs-two-tier"}
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
 	t.registerLog(fs)
@@ -51,6 +74,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 // registerLog registers the flags that say what to read and what to
 // learn: the logs, the tier pair and the label.
 func (t *trainFlags) registerLog(fs *flag.FlagSet) {
+	t.fs = fs
 	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated")
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
@@ -124,6 +148,9 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 	}
 	if t.fast == t.strong {
 		return datasets.Label{}, usagef("pick two different models", "--fast and --strong are both %q", t.fast)
+	}
+	if n := t.given(nTierOnly...); n != "" {
+		return datasets.Label{}, usagef("leave it out, or give the tiers with --tier for an N-tier router", "%s: --%s is for N-tier routers (--tier), not --fast and --strong", cmd, n)
 	}
 	if t.folds < 2 {
 		return datasets.Label{}, usagef("use 2 or more", "--folds is %d", t.folds)
