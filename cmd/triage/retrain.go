@@ -82,8 +82,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l2Given := false
-	fs.Visit(func(f *flag.Flag) { l2Given = l2Given || f.Name == "l2" })
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	l2Given := given["l2"]
 	switch {
 	case *model == "":
 		return usagef("give the serving router", "retrain needs --model CURRENT")
@@ -123,6 +124,27 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	}
 	if !(*imputeWeight > 0 && *imputeWeight <= 1) {
 		return &UsageError{Msg: fmt.Sprintf("--impute-weight is %v, want a weight in (0,1]", *imputeWeight)}
+	}
+	// Flags that contradict each other, or that another flag makes do
+	// nothing, are refused: the user expects each to change something.
+	switch {
+	case *noIPW && *ipwFit:
+		return usagef("keep one: --no-ipw gives every record weight 1", "--no-ipw and --ipw-fit contradict each other")
+	case *noIPW && he != retrain.HeadUnweighted:
+		return usagef("keep one: --no-ipw gives every record weight 1", "--no-ipw and --head-weights %s contradict each other", he)
+	case *pairedOnly && (given["impute"] || given["impute-weight"] || *noSoft):
+		n := map[bool]string{true: "--impute"}[given["impute"]]
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{given["impute-weight"], "--impute-weight"}, {*noSoft, "--no-soft-labels"}} {
+			if n == "" && f.set {
+				n = f.name
+			}
+		}
+		return usagef("leave it out: with --paired-only no one-sided record is trained on", "--paired-only makes %s do nothing", n)
+	case im == retrain.ImputeNone && given["impute-weight"]:
+		return usagef("leave it out, or impute with --impute fast or both", "--impute-weight weighs imputed targets, and --impute none makes none")
 	}
 	champion, err := models.Load(*model)
 	if err != nil {

@@ -83,6 +83,12 @@ func TestRetrainUsage(t *testing.T) {
 		{"a holdout of 1 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--holdout", "1"}, "--holdout is 1"},
 		{"an unknown impute mode is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute", "strong"}, `impute mode "strong" is not known`},
 		{"an impute weight of 0 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute-weight", "0"}, "--impute-weight is 0"},
+		// Contradictions, and flags another flag makes do nothing.
+		{"--no-ipw with --ipw-fit", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--no-ipw", "--ipw-fit"}, "--no-ipw and --ipw-fit contradict each other"},
+		{"--no-ipw with ipw head weights", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--no-ipw", "--head-weights", "clipped"}, "--no-ipw and --head-weights clipped contradict"},
+		{"--paired-only with --impute", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--paired-only", "--impute", "both"}, "--paired-only makes --impute do nothing"},
+		{"--paired-only with --no-soft-labels", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--paired-only", "--no-soft-labels"}, "--paired-only makes --no-soft-labels do nothing"},
+		{"an impute weight with nothing imputed", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute", "none", "--impute-weight", "0.5"}, "--impute none makes none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
