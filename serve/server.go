@@ -277,7 +277,7 @@ func (s *Server) load() (*state, error) {
 		c.Policy = s.cfg.Thresholds.Apply(a.Policy)
 		overridden = c.Policy != a.Policy
 		if err := c.Policy.Validate(); err != nil {
-			return nil, fmt.Errorf("thresholds from the config do not fit model %s: %w", a.Version, err)
+			return nil, fmt.Errorf("the threshold overrides (serve flags or the config's thresholds) do not fit model %s: %w", a.Version, err)
 		}
 		if c.Policy != a.Policy {
 			// The artifact's shares were calibrated for its own
