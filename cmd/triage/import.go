@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
@@ -25,6 +26,8 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// MMLU, GSM8K and RouteLLM's own folder name mt_bench are what people type.
+	*bench = strings.ReplaceAll(strings.ToLower(*bench), "_", "-")
 	switch *bench {
 	case importers.BenchMMLU, importers.BenchGSM8K, importers.BenchMTBench:
 	case "":

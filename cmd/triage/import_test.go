@@ -213,6 +213,7 @@ func TestImportErrors(t *testing.T) {
 		{"routellm without --bench is a usage error", []string{"import", "routellm", "--dir", dir}, 2, "--bench is required"},
 		{"routellm with an unknown bench is a usage error", []string{"import", "routellm", "--bench", "hellaswag", "--dir", dir}, 2, `--bench "hellaswag" is not known (want mmlu, gsm8k or mt-bench)`},
 		{"routellm without --dir is a usage error", []string{"import", "routellm", "--bench", "mmlu"}, 2, "--dir is required"},
+		{"routellm takes the bench in any case, and mt_bench for mt-bench", []string{"import", "routellm", "--bench", "MT_Bench", "--dir", dir}, 1, "no mt_bench in"},
 		{"routellm on a folder without the files is a data error", []string{"import", "routellm", "--bench", "mmlu", "--dir", dir}, 1, "no mmlu/mmlu_<subject>.csv files"},
 		{"wide-csv without --file is a usage error", []string{"import", "wide-csv", "--prompt-col", "prompt"}, 2, "--file is required"},
 		{"wide-csv without --prompt-col is a usage error", []string{"import", "wide-csv", "--file", csv}, 2, "--prompt-col is required"},

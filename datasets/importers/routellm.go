@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,6 +55,13 @@ func RouteLLM(opts RouteLLMOptions, fn func(datasets.Record) error) (Stats, erro
 		return st, errors.New("no RouteLLM folder given; want the folder holding mmlu/, gsm8k_responses.csv and mt_bench/")
 	}
 	found := map[string]bool{}
+	// The likeliest mistake is --dir one level off (the mmlu/ folder
+	// itself, or the repository above evals/): say where to point it
+	// rather than only that a file is missing.
+	entry := map[string]string{BenchGSM8K: "gsm8k_responses.csv", BenchMTBench: "mt_bench"}[opts.Bench]
+	if _, err := os.Stat(filepath.Join(opts.Dir, entry)); entry != "" && errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("no %s in %s; point --dir at RouteLLM's evals folder (the one holding mmlu/, gsm8k_responses.csv and mt_bench/)", entry, opts.Dir)
+	}
 	var err error
 	switch opts.Bench {
 	case BenchMMLU:
