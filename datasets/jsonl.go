@@ -412,6 +412,10 @@ func openLog(path string) (io.Reader, func(), error) {
 		if f, err = os.Open(path); err != nil {
 			return nil, nil, fmt.Errorf("open log: %w", err)
 		}
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			f.Close()
+			return nil, nil, fmt.Errorf("log %s is a folder, not a file", path)
+		}
 	}
 	closeF := func() {
 		if f != os.Stdin {

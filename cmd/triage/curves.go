@@ -37,7 +37,7 @@ const (
 
 // replayFlags are the flags curves and calibrate share.
 type replayFlags struct {
-	data       stringList
+	data       logList
 	latency    stringList
 	cost       stringList
 	billing    string
@@ -54,7 +54,7 @@ type replayFlags struct {
 }
 
 func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
-	fs.Var(&f.data, "data", "labelled JSONL log(s), comma-separated or repeated")
+	fs.Var(&f.data, "data", "labelled JSONL log(s), comma-separated or repeated; a folder stands for its *.jsonl and *.jsonl.gz files")
 	fs.Var(&f.latency, "latency", "default latency per model where the log has none: MODEL=MS, comma-separated or repeated")
 	fs.Var(&f.cost, "cost", "default cost per call per model where the log has none: MODEL=USD, comma-separated or repeated")
 	fs.StringVar(&f.billing, "cancel-billing", "prorata", "what a cancelled speculative call costs: prorata (share of its latency it ran) or full")

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -399,6 +400,37 @@ func (s *stringList) Set(v string) error {
 		if p = strings.TrimSpace(p); p != "" {
 			*s = append(*s, p)
 		}
+	}
+	return nil
+}
+
+// logList is a --data or --feedback flag: logs comma-separated or
+// repeated, where a folder stands for the logs in it (its *.jsonl and
+// *.jsonl.gz files, in name order), as a folder of daily exports is kept.
+type logList []string
+
+func (s *logList) String() string { return strings.Join(*s, ",") }
+
+func (s *logList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.IsDir() {
+			*s = append(*s, p) // a file; reading it reports what is wrong
+			continue
+		}
+		var logs []string
+		for _, pattern := range []string{"*.jsonl", "*.jsonl.gz"} {
+			m, _ := filepath.Glob(filepath.Join(p, pattern)) // the pattern is well-formed
+			logs = append(logs, m...)
+		}
+		if len(logs) == 0 {
+			return fmt.Errorf("folder %s holds no log (no *.jsonl or *.jsonl.gz file)", p)
+		}
+		sort.Strings(logs)
+		*s = append(*s, logs...)
 	}
 	return nil
 }

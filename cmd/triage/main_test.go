@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -266,5 +268,40 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 	_, stderr, code = run(t, "export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "-o", filepath.Join(dir, "x.svm"))
 	if code != 0 || !strings.Contains(stderr, "2 malformed lines skipped") {
 		t.Errorf("export-libsvm --skip-bad: exit %d, stderr %q; want 0 and the count", code, stderr)
+	}
+}
+
+// TestDataFolder: a folder given to --data stands for its *.jsonl and
+// *.jsonl.gz logs in name order (other files left alone); a folder without
+// one is a usage error naming it.
+func TestDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, logs, "b.jsonl", `{"id":"b1","prompt":"second file"}`+"\n")
+	writeFile(t, logs, "a.jsonl", `{"id":"a1","prompt":"first file"}`+"\n"+`{"id":"a2","prompt":"first file, again"}`+"\n")
+	writeFile(t, logs, "notes.txt", "not a log\n")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"id":"c1","prompt":"compressed"}` + "\n"))
+	zw.Close()
+	writeFile(t, logs, "c.jsonl.gz", gz.String())
+	stdout, stderr, code := run(t, "score", "--model", model, "--data", logs)
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var r struct{ ID string }
+		json.Unmarshal([]byte(l), &r)
+		ids = append(ids, r.ID)
+	}
+	if code != 0 || strings.Join(ids, " ") != "a1 a2 b1 c1" {
+		t.Errorf("score --data FOLDER: exit %d, ids %q (%s); want a1 a2 b1 c1", code, ids, stderr)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.MkdirAll(empty, 0o755)
+	if _, stderr, code := run(t, "score", "--model", model, "--data", empty); code != 2 || !strings.Contains(stderr, "folder "+empty+" holds no log") {
+		t.Errorf("an empty folder: exit %d, %q; want 2 and the folder named", code, stderr)
 	}
 }

@@ -54,9 +54,9 @@ func (e *refusedError) ExitCode() int { return exitRefused }
 func runRetrain(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "retrain", retrainUsage)
 	model := fs.String("model", "", "the serving router (the champion)")
-	var data, feedback stringList
-	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated")
-	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated")
+	var data, feedback logList
+	fs.Var(&data, "data", "base labelled log(s), comma-separated or repeated; a folder stands for its *.jsonl and *.jsonl.gz files")
+	fs.Var(&feedback, "feedback", "feedback export(s) from 'triage feedback export', one per server, comma-separated or repeated; a folder stands for its *.jsonl and *.jsonl.gz files")
 	metric := fs.String("metric", "apgr", "metric that gates promotion: apgr, auc or log_loss")
 	gateSE := fs.Float64("gate-se", retrain.DefaultGateSE, "standard errors of the held-out slice's own noise (its paired bootstrap) added to --margin before the challenger is refused; 0 refuses on the point estimate alone (docs/loop.md §3 says why the default)")
 	margin := fs.Float64("margin", retrain.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
@@ -168,7 +168,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	var empty []string
 	for _, f := range []struct {
 		flag  string
-		paths stringList
+		paths logList
 		opts  datasets.ReadOptions
 	}{
 		{"--data", data, datasets.ReadOptions{SkipBad: *skipBad}},

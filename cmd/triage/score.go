@@ -18,8 +18,8 @@ func init() {
 func runScore(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "score", "--model FILE --data F")
 	model := fs.String("model", "", "router artifact")
-	var data stringList
-	fs.Var(&data, "data", "JSONL log(s) to score; outcomes are not needed")
+	var data logList
+	fs.Var(&data, "data", "JSONL log(s) to score; outcomes are not needed; comma-separated or repeated, and a folder stands for its *.jsonl and *.jsonl.gz files")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
 	if err := parseFlags(fs, args); err != nil {
 		return err

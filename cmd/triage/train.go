@@ -23,7 +23,7 @@ const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong
 
 // trainFlags are the flags train shares with eval --cv.
 type trainFlags struct {
-	data    stringList
+	data    logList
 	fast    string
 	strong  string
 	label   string
@@ -75,7 +75,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 // learn: the logs, the tier pair and the label.
 func (t *trainFlags) registerLog(fs *flag.FlagSet) {
 	t.fs = fs
-	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated")
+	fs.Var(&t.data, "data", "labelled JSONL log(s), comma-separated or repeated; a folder stands for its *.jsonl and *.jsonl.gz files")
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
 	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails, gap:T or gain (a soft target: the strong tier's gain over the fast one, rescaled to [0,1])")
