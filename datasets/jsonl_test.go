@@ -455,3 +455,10 @@ func TestMetaPlainStringsMatchTheDecoder(t *testing.T) {
 		})
 	}
 }
+
+func TestReadFileOfAFolder(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := ReadFile(dir, ReadOptions{}); err == nil || err.Error() != "log "+dir+" is a folder, not a file" {
+		t.Errorf("ReadFile(folder) = %v, want the folder named once", err)
+	}
+}
