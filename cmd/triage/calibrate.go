@@ -78,6 +78,11 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if *out == "" {
 		return usagef("give -o NEW", "calibrate needs an output file")
 	}
+	// -o may be --model itself (a new version in place, for serve
+	// --watch), but not a log it reads.
+	if err := checkNotInput(*out, rf.data...); err != nil {
+		return err
+	}
 	if err := checkOutFile(*out); err != nil {
 		return err
 	}

@@ -72,6 +72,12 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 		return usagef("pass --token T or set TRIAGE_ADMIN_TOKEN to the server's admin token", "--from needs the admin token")
 	}
 
+	if *db != "" {
+		// The db and the feedback log beside it.
+		if err := checkNotInput(*out, *db, *db+"-wal"); err != nil {
+			return err
+		}
+	}
 	o, err := openOutput(env, *out)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
@@ -39,7 +40,13 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 		return usagef("point it at RouteLLM's evals folder", "--dir is required")
 	}
 	opts := importers.RouteLLMOptions{Bench: *bench, Dir: *dir, ExcludeContaminated: *contaminated}
-	return writeImport(ctx, env, "import routellm", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	// What the import reads: -o must be none of it.
+	inputs := []string{filepath.Join(*dir, "gsm8k_responses.csv"), *contaminated}
+	for _, pattern := range []string{filepath.Join(*dir, "mmlu", "*"), filepath.Join(*dir, "mt_bench", "*")} {
+		m, _ := filepath.Glob(pattern) // the pattern is well-formed
+		inputs = append(inputs, m...)
+	}
+	return writeImport(ctx, env, "import routellm", *out, inputs, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.RouteLLM(opts, fn)
 	})
 }
@@ -71,14 +78,17 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
 	}
 	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma}
-	return writeImport(ctx, env, "import wide-csv", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import wide-csv", *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.WideCSV(opts, fn)
 	})
 }
 
 // writeImport streams an import to -o (published only if the whole import
 // succeeds) or stdout, and prints a one-line summary to stderr.
-func writeImport(ctx context.Context, env *Env, name, path string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
+func writeImport(ctx context.Context, env *Env, name, path string, inputs []string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
+	if err := checkNotInput(path, inputs...); err != nil {
+		return err
+	}
 	var st importers.Stats
 	err := writeLogOutput(ctx, env, path, func(write func(*datasets.Record) error) (err error) {
 		st, err = run(func(rec datasets.Record) error { return write(&rec) })

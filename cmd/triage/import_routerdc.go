@@ -24,7 +24,7 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
 	}
 	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
-	return writeImport(ctx, env, "import routerdc", *out, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import routerdc", *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.RouterDC(opts, fn)
 	})
 }

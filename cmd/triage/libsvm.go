@@ -39,6 +39,9 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNotInput(*out, tf.data...); err != nil {
+		return err
+	}
 	o, err := openOutput(env, *out)
 	if err != nil {
 		return err

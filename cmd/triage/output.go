@@ -156,3 +156,20 @@ func checkOutFile(path string) error {
 	f.Abort()
 	return nil
 }
+
+// checkNotInput refuses an output path that names one of the command's
+// inputs (the same file, by path or by device and inode): the output is
+// written whole over it, so 'train --data log.jsonl -o log.jsonl' would
+// replace the log with the router, and 'feedback export --db f.db -o f.db'
+// the db with its export. Standard output and "-" inputs are not files.
+func checkNotInput(out string, inputs ...string) error {
+	if out == "" || out == "-" {
+		return nil
+	}
+	for _, in := range inputs {
+		if in != "" && in != "-" && sameFile(out, in) {
+			return usagef("write to another file", "-o %s is also what this command reads (%s); writing it would replace its input", out, in)
+		}
+	}
+	return nil
+}

@@ -107,6 +107,11 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	case *resamples < 1:
 		return usagef("use e.g. 1000", "--resamples is %d", *resamples)
 	}
+	// -o may be --model itself (promotion in place, for serve --watch),
+	// but not a log it reads.
+	if err := checkNotInput(*out, append(append([]string(nil), data...), feedback...)...); err != nil {
+		return err
+	}
 	if err := checkOutFile(*out); err != nil {
 		return err
 	}

@@ -387,3 +387,48 @@ func TestIdleConnectionFloodUnderALowFileLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestOutputIsNotAnInput: -o naming a file the command reads is refused
+// before anything is written (it once replaced a training log with the
+// router, a CSV with its import, and a feedback db with its own export).
+// calibrate and retrain do not count their --model as an input: writing a
+// new version over it is how a router is updated in place for serve
+// --watch.
+func TestOutputIsNotAnInput(t *testing.T) {
+	dir := t.TempDir()
+	_, pristine := damagedDB(t)
+	db := filepath.Join(dir, "feedback.db")
+	if err := os.WriteFile(db, pristine, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"p","outcomes":{"f":{"score":1},"s":{"score":0}}}`+"\n")
+	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np,1,0\n")
+	evals := filepath.Join(dir, "evals")
+	if err := os.MkdirAll(evals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gsm := writeFile(t, evals, "gsm8k_responses.csv", "prompt,m1,m2\nq,True,False\n")
+	for _, tt := range []struct {
+		args []string
+		in   string
+	}{
+		{[]string{"train", "--data", log, "--fast", "f", "--strong", "s", "-o", filepath.Join(dir, ".", "log.jsonl")}, log},
+		{[]string{"export-libsvm", "--data", log, "--fast", "f", "--strong", "s", "-o", log}, log},
+		{[]string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "-o", csv}, csv},
+		{[]string{"import", "routellm", "--bench", "gsm8k", "--dir", evals, "-o", gsm}, gsm},
+		{[]string{"feedback", "export", "--db", db, "-o", db}, db},
+		{[]string{"feedback", "export", "--db", db, "-o", db + "-wal"}, db + "-wal"},
+	} {
+		before, _ := os.ReadFile(tt.in)
+		_, stderr, code := run(t, tt.args...)
+		if code != 2 || !strings.Contains(stderr, "is also what this command reads") {
+			t.Errorf("%v: exit %d, %q; want 2 and the clash named", tt.args, code, stderr)
+		}
+		if after, _ := os.ReadFile(tt.in); !bytes.Equal(before, after) {
+			t.Errorf("%v changed %s", tt.args, tt.in)
+		}
+	}
+	if err := checkNotInput("router.json", "log.jsonl"); err != nil {
+		t.Errorf("a distinct output refused: %v", err)
+	}
+}

@@ -210,6 +210,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkNotInput(*out, tf.data...); err != nil {
+		return err
+	}
 	if err := checkOutFile(*out); err != nil {
 		return err
 	}
