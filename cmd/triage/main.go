@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -386,6 +387,20 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, err
 		}
 		return nil, &UsageError{Msg: err.Error(), Hint: "run with -h for the flags"}
+	}
+	// strconv reads "NaN" and "Inf" as numbers, and a NaN slips past every
+	// range check written as a comparison (--holdout NaN trained, then
+	// failed to save the artifact). No flag of triage means either.
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && bad == nil {
+			if v, ok := g.Get().(float64); ok && (math.IsNaN(v) || math.IsInf(v, 0)) {
+				bad = usagef("give a finite number", "--%s is %v", f.Name, v)
+			}
+		}
+	})
+	if bad != nil {
+		return nil, bad
 	}
 	return fs.Args(), nil
 }

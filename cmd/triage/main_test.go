@@ -71,6 +71,11 @@ func TestMainUsage(t *testing.T) {
 		{"a word n-gram range that is not MIN,MAX is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--word-ngrams", "3", "-o", "m"}, 2, `--word-ngrams "3" (write it as MIN,MAX, e.g. 1,3)`},
 		{"trailing text after MIN,MAX is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--char-ngrams", "3,5x", "-o", "m"}, 2, `--char-ngrams "3,5x"`},
 		{"a word n-gram range beyond the limit says the limit", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--word-ngrams", "1,9", "-o", "m"}, 2, "want 1 <= lo <= hi <= 4"},
+		// NaN passes every range check written as a comparison: it once
+		// trained, then failed to save the artifact.
+		{"a NaN flag is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--holdout", "NaN", "-o", "m"}, 2, "--holdout is NaN (give a finite number)"},
+		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
+		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
