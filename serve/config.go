@@ -276,20 +276,31 @@ func (c Config) Validate() error {
 		{"limits.max_body_bytes", l.MaxBodyBytes},
 		{"limits.max_prompt_bytes", int64(l.MaxPromptBytes)},
 		{"limits.max_batch", int64(l.MaxBatch)},
-		{"limits.read_header_timeout", int64(l.ReadHeaderTimeout)},
-		{"limits.read_timeout", int64(l.ReadTimeout)},
-		{"limits.write_timeout", int64(l.WriteTimeout)},
-		{"limits.idle_timeout", int64(l.IdleTimeout)},
 		{"limits.max_artifact_bytes", l.MaxArtifactBytes},
-		{"limits.reload_timeout", int64(l.ReloadTimeout)},
 		{"decision_log.queue_size", int64(c.DecisionLog.QueueSize)},
 		{"decision_log.batch_size", int64(c.DecisionLog.BatchSize)},
-		{"db.open_timeout", int64(c.DB.OpenTimeout)},
-		{"shutdown_timeout", int64(c.ShutdownTimeout)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("%s is %d, want a positive value", p.name, p.v)
+		}
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"limits.read_header_timeout", l.ReadHeaderTimeout},
+		{"limits.read_timeout", l.ReadTimeout},
+		{"limits.write_timeout", l.WriteTimeout},
+		{"limits.idle_timeout", l.IdleTimeout},
+		{"limits.reload_timeout", l.ReloadTimeout},
+		{"db.open_timeout", c.DB.OpenTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	}
+	for _, d := range durations {
+		if d.v <= 0 {
+			// A duration, not its nanoseconds: "-5s", not -5000000000.
+			return fmt.Errorf("%s is %v, want a positive duration (e.g. 30s)", d.name, d.v)
 		}
 	}
 	if l.MaxConnections < 0 {

@@ -482,6 +482,7 @@ func TestConfig(t *testing.T) {
 		{"a setting given a mapping says what it wants", "limits:\n  read_timeout: {a: 1}\n", `line 2: limits.read_timeout is a mapping; want a duration such as "5s"`},
 		{"a bad value inside a flow mapping names its key", "limits: {read_timeout: soon}\n", `line 1: limits.read_timeout is soon, a string; want a duration such as "5s"`},
 		{"a negative limit is refused", "limits:\n  max_batch: -1\n", "limits.max_batch is -1"},
+		{"a negative timeout is named as a duration", "limits:\n  read_timeout: -5s\n", "limits.read_timeout is -5s, want a positive duration (e.g. 30s)"},
 		{"a threshold outside [0,1] is refused", "thresholds:\n  speculate_above: 2\n", "thresholds.speculate_above is 2"},
 		{"a bad duration names the line and key", "limits:\n  read_timeout: soon\n", `line 2: limits.read_timeout is soon, a string; want a duration such as "5s"`},
 		{"a bad number names the line and key", "limits:\n  max_batch: many\n", "line 2: limits.max_batch is many, a string; want a whole number"},
