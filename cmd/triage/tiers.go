@@ -240,6 +240,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	if err := tf.checkTiers("train"); err != nil {
 		return err
 	}
+	warnUnpriced(env, "train", tf.tier.tiers)
 	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
 	if err != nil {
 		return err
@@ -334,6 +335,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 	if err := tf.checkTiers("eval --cv"); err != nil {
 		return err
 	}
+	warnUnpriced(env, "eval --cv", tf.tier.tiers)
 	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
 	if err != nil {
 		return err
@@ -836,4 +838,18 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
 	}
 	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy))
+}
+
+// warnUnpriced says when every tier has the same price (most often none
+// given: --tier NAME is price 0): cost then plays no part, λ changes
+// nothing, and the policy picks the best predicted score (with a margin,
+// the first listed tier within it), which is seldom what a user listing
+// tiers meant.
+func warnUnpriced(env *Env, cmd string, tiers []models.Tier) {
+	for _, t := range tiers[1:] {
+		if t.Price != tiers[0].Price {
+			return
+		}
+	}
+	fmt.Fprintf(env.Stderr, "triage %s: warning: every tier has the price %g, so cost plays no part: --lambda changes nothing, and the router picks the tier with the best predicted score (with --margin, the first listed within it); give each tier its price, cheapest first (--tier NAME=PRICE)\n", cmd, tiers[0].Price)
 }

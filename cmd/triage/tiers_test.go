@@ -58,6 +58,9 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
+	if strings.Contains(stderr, "every tier has the price") {
+		t.Errorf("priced tiers drew the unpriced warning: %s", stderr)
+	}
 	a, err := models.Load(model)
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +178,23 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 			t.Errorf("a strong-share target: exit %d, stderr %q; want a refusal naming the reason", code, stderr)
 		}
 	})
+}
+
+// TestUnpricedTiersWarn: tiers given without prices (all 0) make cost play
+// no part, which a user listing tiers seldom means: train and eval --cv say
+// so.
+func TestUnpricedTiersWarn(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	for _, args := range [][]string{
+		{"train", "--data", log, "--tiers", "cheap,chat", "--folds", "2", "--l2", "0.01", "-o", filepath.Join(dir, "r.json")},
+		{"eval", "--cv", "2", "--data", log, "--tiers", "cheap=1,chat=1", "--folds", "2", "--l2", "0.01"},
+	} {
+		_, stderr, _ := run(t, args...)
+		if !strings.Contains(stderr, "warning: every tier has the price") || !strings.Contains(stderr, "--lambda changes nothing") {
+			t.Errorf("%v: stderr %q; want the unpriced warning", args[:2], stderr)
+		}
+	}
 }
 
 func TestTiersUsage(t *testing.T) {
