@@ -138,14 +138,12 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	case *noIPW && he != retrain.HeadUnweighted:
 		return usagef("keep one: --no-ipw gives every record weight 1", "--no-ipw and --head-weights %s contradict each other", he)
 	case *pairedOnly && (given["impute"] || given["impute-weight"] || *noSoft):
-		n := map[bool]string{true: "--impute"}[given["impute"]]
-		for _, f := range []struct {
-			set  bool
-			name string
-		}{{given["impute-weight"], "--impute-weight"}, {*noSoft, "--no-soft-labels"}} {
-			if n == "" && f.set {
-				n = f.name
-			}
+		n := "--no-soft-labels"
+		switch {
+		case given["impute"]:
+			n = "--impute"
+		case given["impute-weight"]:
+			n = "--impute-weight"
 		}
 		return usagef("leave it out: with --paired-only no one-sided record is trained on", "--paired-only makes %s do nothing", n)
 	case im == retrain.ImputeNone && given["impute-weight"]:
