@@ -153,6 +153,10 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Before the logs are read: an N-tier champion is refused whatever they hold.
+	if err := retrain.CheckChampion(champion); err != nil {
+		return err
+	}
 
 	// stop ends the bar in hand; a later step starts a new one.
 	prog, stop := newProgress(env)

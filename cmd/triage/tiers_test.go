@@ -97,6 +97,11 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "an N-tier router is trained on the whole log") {
 			t.Errorf("eval --model --unseen exited %d: %s", code, stderr)
 		}
+		// retrain refuses an N-tier champion before it reads a log.
+		if _, stderr, code = run(t, "retrain", "--model", model, "--data", log, "-o", filepath.Join(dir, "challenger.json")); code != 1 ||
+			!strings.Contains(stderr, "retrain compares two-tier routers only") || strings.Contains(stderr, "merged") {
+			t.Errorf("retrain of an N-tier champion exited %d: %s", code, stderr)
+		}
 		stdout, stderr, code = run(t, "model", "show", model)
 		if code != 0 || !strings.Contains(stdout, "3 tiers") || !strings.Contains(stdout, "tier 2       maths, price 3") {
 			t.Errorf("model show exited %d: %s%s", code, stdout, stderr)

@@ -206,16 +206,25 @@ type TrafficEstimate struct {
 	LabelRate      Interval `json:"label_rate"`
 }
 
+// CheckChampion returns an error when retrain cannot take champion: an
+// N-tier router, since the champion/challenger gate compares p_hard
+// rankings, which it does not have. Callers check it before reading the
+// logs; Run checks it again.
+func CheckChampion(champion *models.Artifact) error {
+	if champion.IsMultiTier() {
+		return fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", models.ErrMultiTier)
+	}
+	return nil
+}
+
 // Run trains a challenger for champion on merged records (see
 // MergeRecords) with the champion's feature spec, label and tiers, on all
 // labelled examples but the newest Holdout share, and compares both
 // routers on that newest share. It returns the challenger whatever the
 // verdict; the caller writes it only if Comparison.Promote (or forced).
 func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Result, error) {
-	if champion.IsMultiTier() {
-		// The champion/challenger gate compares p_hard rankings, which an
-		// N-tier router does not have.
-		return nil, fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", models.ErrMultiTier)
+	if err := CheckChampion(champion); err != nil {
+		return nil, err
 	}
 	label, err := datasets.ParseLabel(champion.Label)
 	if err != nil {
