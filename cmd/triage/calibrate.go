@@ -112,11 +112,25 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recs, err := rf.logRecords(env, "calibrate")
+	// The router first: what it cannot do (a wrong path, --knob on two
+	// tiers, no signal to set thresholds on) fails before a long log is read.
+	art, err := models.Load(*model)
 	if err != nil {
 		return err
 	}
-	art, err := models.Load(*model)
+	if !art.IsMultiTier() {
+		knobGiven := false
+		fs.Visit(func(f *flag.Flag) { knobGiven = knobGiven || f.Name == "knob" })
+		if knobGiven {
+			// Refused, not ignored: the user thinks it chooses something.
+			return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",
+				"--knob applies to N-tier routers, and %s is a two-tier one", *model)
+		}
+		if sig := art.Signal; sig != nil && !sig.Routable {
+			return fmt.Errorf("%s cannot route, so it has no thresholds to set: %s; train on more (or more varied) requests, or pass --route-anyway to train", *model, sig.Reason)
+		}
+	}
+	recs, err := rf.logRecords(env, "calibrate")
 	if err != nil {
 		return err
 	}
@@ -128,19 +142,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if art.IsMultiTier() {
 		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
 	}
-	knobGiven := false
-	fs.Visit(func(f *flag.Flag) { knobGiven = knobGiven || f.Name == "knob" })
-	if knobGiven {
-		// Refused, not ignored: the user thinks it chooses something.
-		return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",
-			"--knob applies to N-tier routers, and %s is a two-tier one", *model)
-	}
 	r, rl, rp, err := loadReplay(art, recs, lat, cost, billing)
 	if err != nil {
 		return err
-	}
-	if sig := r.Artifact().Signal; sig != nil && !sig.Routable {
-		return fmt.Errorf("%s cannot route, so it has no thresholds to set: %s; train on more (or more varied) requests, or pass --route-anyway to train", *model, sig.Reason)
 	}
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without both tiers' scores\n", rl.missing)

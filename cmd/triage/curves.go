@@ -387,10 +387,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if prog != nil {
 		prog("reading the log", 0, 0)
 	}
-	recs, err := rf.logRecords(env, "curves")
-	if err != nil {
-		return err
-	}
+	// The routers first: a wrong path fails before a long log is read.
 	arts := make([]*models.Artifact, 0, len(modelPaths))
 	for _, mp := range modelPaths {
 		a, err := models.Load(mp)
@@ -398,6 +395,10 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		arts = append(arts, a)
+	}
+	recs, err := rf.logRecords(env, "curves")
+	if err != nil {
+		return err
 	}
 	names := sectionNames(modelPaths)
 	recs, notes, err := rf.screenReplay(env, "curves", names, arts, recs)

@@ -906,3 +906,20 @@ func BenchmarkCurvesCommand(b *testing.B) {
 		}
 	}
 }
+
+// TestRouterLoadedBeforeTheLog: curves and calibrate load the router first,
+// so a wrong router path fails at once instead of after a long log is read
+// (here the log does not exist either, and the router is what is named).
+func TestRouterLoadedBeforeTheLog(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-router.json")
+	for _, args := range [][]string{
+		{"curves", "--model", missing, "--data", filepath.Join(dir, "no-log.jsonl"), "-o", filepath.Join(dir, "c")},
+		{"calibrate", "--model", missing, "--data", filepath.Join(dir, "no-log.jsonl"), "--target", "strong-share=0.3", "-o", filepath.Join(dir, "n.json")},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, "no-router.json") || strings.Contains(stderr, "no-log.jsonl") {
+			t.Errorf("%s: exit %d, %q; want 1 and the router named first", args[0], code, stderr)
+		}
+	}
+}
