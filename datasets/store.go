@@ -204,6 +204,13 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	}
 	switch fi, err := os.Stat(path); {
 	case errors.Is(err, os.ErrNotExist):
+		// A new db is created, but not its folder: say so rather than
+		// bbolt's bare "no such file or directory".
+		if dir := filepath.Dir(path); dir != "." {
+			if _, derr := os.Stat(dir); errors.Is(derr, os.ErrNotExist) {
+				return nil, fmt.Errorf("open feedback db %s: its folder %s does not exist; create it (mkdir -p %s) or give --db a path in an existing folder", path, dir, dir)
+			}
+		}
 		if err := orphanWAL(path); err != nil {
 			return nil, err
 		}

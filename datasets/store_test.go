@@ -724,3 +724,14 @@ func TestPutFeedbackBatch(t *testing.T) {
 		t.Fatalf("after reopen got %+v, want a with fast+strong and b with fast+strong", recs)
 	}
 }
+
+func TestOpenBoltStoreNamesAMissingFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nodir")
+	_, err := OpenBoltStore(filepath.Join(dir, "x.db"), StoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), "its folder "+dir+" does not exist; create it") {
+		t.Errorf("err = %v, want the missing folder named", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Errorf("the folder was created")
+	}
+}
