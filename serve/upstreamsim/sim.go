@@ -225,7 +225,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	if len(s.index) == 0 {
-		return nil, fmt.Errorf("upstream sim: no record has an outcome for model %q; the log's models are %s", opts.Model, modelList(seen))
+		return nil, fmt.Errorf("upstream sim: no record has an outcome for model %q; the log's models are %s", opts.Model, datasets.ModelList(seen))
 	}
 	s.mu, s.sigma = fitLognormal(logLat)
 	s.modelJSON, _ = json.Marshal(opts.Model)
@@ -291,14 +291,6 @@ func recordKeys(r *datasets.Record) []string {
 		}
 	}
 	return keys
-}
-
-func modelList(seen map[string]int) string {
-	if len(seen) == 0 {
-		return "none (no record has outcomes)"
-	}
-	b, _ := json.Marshal(seen)
-	return string(b)
 }
 
 // fitLognormal returns the mean and standard deviation of log latencies,

@@ -477,7 +477,7 @@ func TestNewErrors(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"a model not in the log names the log's models", Options{Model: "gpt-9", Records: recs}, `"fast":3`},
+		{"a model not in the log names the log's models", Options{Model: "gpt-9", Records: recs}, "fast (3), strong (4)"},
 		{"no model is an error", Options{Records: recs}, "no model given"},
 		{"a negative scale is an error", Options{Model: "fast", Records: recs, LatencyScale: -1}, "latency scale"},
 	}
