@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -119,9 +118,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if !art.IsMultiTier() {
-		knobGiven := false
-		fs.Visit(func(f *flag.Flag) { knobGiven = knobGiven || f.Name == "knob" })
-		if knobGiven {
+		if flagsGiven(fs)["knob"] {
 			// Refused, not ignored: the user thinks it chooses something.
 			return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",
 				"--knob applies to N-tier routers, and %s is a two-tier one", *model)

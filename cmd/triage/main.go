@@ -369,6 +369,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// flagsGiven is the set of flags set on fs's command line, to tell a flag
+// the user gave from its default.
+func flagsGiven(fs *flag.FlagSet) map[string]bool {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given
+}
+
 // parseFlagsRest is parseFlags for a command that takes arguments after
 // its flags: it returns them.
 func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {

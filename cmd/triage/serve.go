@@ -155,11 +155,9 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		return usagef("check the flags and the config file", "%v", err)
 	}
 	addrFrom := "addr in " + cfg.ConfigPath
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "addr" {
-			addrFrom = "--addr"
-		}
-	})
+	if flagsGiven(fs)["addr"] {
+		addrFrom = "--addr"
+	}
 	if err := checkAddr(cfg.Serve.Addr, addrFrom); err != nil {
 		return err
 	}

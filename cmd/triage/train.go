@@ -52,8 +52,7 @@ func (t *trainFlags) given(names ...string) string {
 	if t.fs == nil {
 		return ""
 	}
-	set := map[string]bool{}
-	t.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsGiven(t.fs)
 	for _, n := range names {
 		if set[n] {
 			return n

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,9 +51,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	if !(*failShare >= 0 && *failShare <= 1) {
 		return usagef("use a share such as 0.2", "--fail-share is %v, want a share in [0,1]", *failShare)
 	}
-	scaleGiven := false
-	fs.Visit(func(f *flag.Flag) { scaleGiven = scaleGiven || f.Name == "latency-scale" })
-	if *fixed > 0 && scaleGiven {
+	if *fixed > 0 && flagsGiven(fs)["latency-scale"] {
 		// Refused, not ignored: a fixed wait is not scaled.
 		return usagef("give one: --fixed-latency answers everything after that wait, unscaled", "--latency-scale and --fixed-latency exclude each other")
 	}
