@@ -238,7 +238,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 	}
 	if len(req.Messages) == 0 {
 		s.failed.Add(1)
-		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", "messages is empty; send at least one message")
+		// Name the field of the API the client called, not the chat
+		// request every kind is converted to (a completion always has one).
+		msg := "messages is empty; send at least one message"
+		if kind == kindResponses {
+			msg = "input holds no message; send the text, or at least one message item (the sim answers message items only)"
+		}
+		apiError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", msg)
 		return
 	}
 	maxTok := req.MaxCompletionTokens

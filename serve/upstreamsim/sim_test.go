@@ -240,6 +240,23 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// A Responses request without a message item is refused in the words of
+// that API (input), not of the chat request the sim converts it to.
+func TestResponsesWithoutMessagesNamesInput(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast"})
+	for _, body := range []string{`{"input":[]}`, `{"input":[{"type":"function_call_output","call_id":"c","output":"x"}]}`} {
+		resp, err := http.Post(ts.URL+"/v1/responses", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "input holds no message") || strings.Contains(string(b), "messages") {
+			t.Errorf("%s: %d %s, want a 400 naming input", body, resp.StatusCode, b)
+		}
+	}
+}
+
 // events reads an SSE body into its data payloads.
 func events(tb testing.TB, b []byte) []string {
 	tb.Helper()
