@@ -172,11 +172,11 @@ func (s *BoltStore) CommitStats() CommitStats {
 type commitReq struct {
 	op  *walOp
 	job func(*bolt.DB) error
-	// found and replaced are set before err is sent: whether op's
-	// request id is known, and whether op replaces earlier feedback for
-	// its (request, model).
-	found, replaced bool
-	err             chan error
+	// found, replaced and rescored are set before err is sent: whether
+	// op's request id is known, whether op merges into earlier feedback
+	// for its (request, model), and whether that feedback had a score.
+	found, replaced, rescored bool
+	err                       chan error
 }
 
 // File growth settings (see OpenBoltStore).
@@ -479,11 +479,19 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 			if !r.found {
 				continue
 			}
-			_, again := w.keys[string(r.op.fkey)]
-			r.replaced = again || fb.Get(r.op.fkey) != nil
+			// The key's latest value: in the log (this group's earlier
+			// writes included), else in the db.
+			prev, again := w.keys[string(r.op.fkey)]
+			if !again {
+				prev = fb.Get(r.op.fkey)
+			}
+			if prev != nil {
+				r.replaced = true
+				r.op.val, r.rescored = mergeOutcome(prev, r.op.val)
+			}
 			ops = append(ops, r.op)
-			// Later writes of the group see this one's key and request.
-			w.keys[string(r.op.fkey)] = struct{}{}
+			// Later writes of the group see this one's key and value.
+			w.keys[string(r.op.fkey)] = r.op.val
 			if r.op.created != nil && !known {
 				w.created[r.op.id] = struct{}{}
 				if creates == nil {
@@ -866,6 +874,46 @@ func appendOutcome(b []byte, o *Outcome) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// mergeOutcome is the stored outcome prev with every field that next
+// sets taken from next: a later write for a (request, model) adds to what
+// is there instead of erasing it, so a client's score for a proxied
+// answer keeps the latency, cost, confidence and answer the proxy
+// recorded (the confidence gate is calibrated on records holding both),
+// and a retry or a correction of a field still replaces it. It also
+// reports whether prev had a score. A prev that does not decode (it
+// cannot be exported either) is replaced by next whole.
+func mergeOutcome(prev, next []byte) ([]byte, bool) {
+	var p, n Outcome
+	if json.Unmarshal(prev, &p) != nil {
+		return next, false
+	}
+	hadScore := p.Score != nil
+	if json.Unmarshal(next, &n) != nil {
+		return next, hadScore // encoded by appendOutcome: cannot happen
+	}
+	for _, f := range [...]struct{ dst, src **float64 }{
+		{&p.Score, &n.Score}, {&p.LatencyMS, &n.LatencyMS}, {&p.CostUSD, &n.CostUSD}, {&p.Confidence, &n.Confidence},
+	} {
+		if *f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	for _, f := range [...]struct{ dst, src **int }{{&p.InputTokens, &n.InputTokens}, {&p.OutputTokens, &n.OutputTokens}} {
+		if *f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	if n.Response != "" {
+		p.Response = n.Response
+	}
+	p.Cancelled = p.Cancelled || n.Cancelled
+	merged, err := appendOutcome(nil, &p)
+	if err != nil {
+		return next, hadScore // both parts were finite: cannot happen
+	}
+	return merged, hadScore
+}
+
 func appendLogKey(b []byte, ts time.Time, seq uint64) []byte {
 	n := ts.UnixNano()
 	if n < 0 {
@@ -921,8 +969,12 @@ type Feedback struct {
 // FeedbackResult says what RecordFeedback did.
 type FeedbackResult struct {
 	// Replaced says the store already held feedback for this (request
-	// id, model), which the write replaced: a retry, or a correction.
+	// id, model), which the write was merged into: a retry, a
+	// correction, or a score for an outcome the proxy recorded.
 	Replaced bool
+	// Rescored says that earlier feedback already had a score, so the
+	// write did not add the first one: a retry or a correction.
+	Rescored bool
 }
 
 // PutFeedback records fb durably: it returns nil only after the commit
@@ -948,7 +1000,7 @@ func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackRe
 	if !r.found {
 		return FeedbackResult{}, fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
 	}
-	return FeedbackResult{Replaced: r.replaced}, nil
+	return FeedbackResult{Replaced: r.replaced, Rescored: r.rescored}, nil
 }
 
 // PutFeedbackBatch records every fb of fbs durably, as PutFeedback does
@@ -1145,6 +1197,14 @@ func decodeStored(k, v []byte) (Record, error) {
 	var body requestBody
 	if err := json.Unmarshal(st.Request, &body); err != nil {
 		return Record{}, fmt.Errorf("log record %q: request: %w", st.ID, err)
+	}
+	if body.Prompt == "" && len(body.Messages) == 0 {
+		// A proxied request with no text the router could see (a
+		// Responses input of tool outputs only) is exported as one empty
+		// user message, as an image-only message is: a record without
+		// prompt or messages is one no reader takes, and it would stop
+		// every export of the db at its line.
+		body.Messages = []Message{{Role: "user"}}
 	}
 	return Record{ID: st.ID, Prompt: body.Prompt, Messages: body.Messages, Meta: body.Meta, TS: st.TS, Decision: st.Decision}, nil
 }

@@ -517,6 +517,116 @@ func TestRecordFeedbackSaysWhenItReplaces(t *testing.T) {
 	}
 }
 
+// A recorded request without text (a proxied Responses input of tool
+// outputs only) is exported as one empty user message: a record without
+// prompt or messages would stop every reader of the export at its line.
+func TestExportOfARequestWithoutText(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.AppendDecisions([]LogEntry{
+		entry("a", t0, "fast", 0.1, `{"meta":{"tenant":"acme"}}`),
+		entry("b", t0.Add(time.Second), "fast", 0.1, `{"prompt":"hi"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recs := exportAll(t, s, ExportOptions{}) // reads the export back with the log reader
+	if len(recs) != 2 || len(recs[0].Messages) != 1 || recs[0].Messages[0] != (Message{Role: "user"}) || recs[0].Meta["tenant"] != "acme" {
+		t.Errorf("exported %+v, want the first with one empty user message and its meta", recs)
+	}
+}
+
+func outcomeJSON(o Outcome) string {
+	b, _ := json.Marshal(o)
+	return string(b)
+}
+
+// A later write for a (request, model) adds its fields to what is stored:
+// a client's score for an outcome the proxy recorded keeps the proxy's
+// latency, cost, confidence and answer, whether that outcome is still in
+// the log, already in the db, or in the same group commit.
+func TestFeedbackMergesIntoTheStoredOutcome(t *testing.T) {
+	ctx := context.Background()
+	proxied := Outcome{LatencyMS: Float(120), CostUSD: Float(0.002), Confidence: Float(-0.4), Response: "42",
+		InputTokens: new(int), OutputTokens: new(int)}
+	*proxied.InputTokens, *proxied.OutputTokens = 7, 3
+	want := proxied
+	want.Score = Float(1)
+	check := func(t *testing.T, s *BoltStore) {
+		t.Helper()
+		recs := exportAll(t, s, ExportOptions{})
+		if len(recs) != 1 {
+			t.Fatalf("%d records, want 1", len(recs))
+		}
+		if got := recs[0].Outcomes["fast"]; !reflect.DeepEqual(got, want) {
+			t.Errorf("outcome = %s, want %s", outcomeJSON(got), outcomeJSON(want))
+		}
+	}
+	for _, where := range []string{"log", "db", "group"} {
+		t.Run("the recorded outcome in the "+where, func(t *testing.T) {
+			s := openTestStore(t)
+			if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
+				t.Fatal(err)
+			}
+			rec := Feedback{RequestID: "a", Model: "fast", Outcome: proxied}
+			score := Feedback{RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(1)}}
+			if where == "group" {
+				if err := s.PutFeedbackBatch(ctx, []Feedback{rec, score}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, s)
+				return
+			}
+			if err := s.PutFeedback(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if where == "db" {
+				if err := s.flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := s.RecordFeedback(ctx, score)
+			if err != nil || !res.Replaced || res.Rescored {
+				t.Fatalf("first score: %+v, %v; want replaced, not rescored", res, err)
+			}
+			check(t, s)
+			// A correction replaces the score and keeps the rest.
+			res, err = s.RecordFeedback(ctx, Feedback{RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(0)}})
+			if err != nil || !res.Rescored {
+				t.Fatalf("second score: %+v, %v; want rescored", res, err)
+			}
+			want := want
+			want.Score = Float(0)
+			if got := exportAll(t, s, ExportOptions{})[0].Outcomes["fast"]; !reflect.DeepEqual(got, want) {
+				t.Errorf("after the correction: %s, want %s", outcomeJSON(got), outcomeJSON(want))
+			}
+		})
+	}
+	t.Run("the merged value survives a reopen", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f.db")
+		s, err := OpenBoltStore(path, StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, fb := range []Feedback{{RequestID: "a", Model: "fast", Outcome: proxied}, {RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(1)}}} {
+			if err := s.PutFeedback(ctx, fb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err = OpenBoltStore(path, StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(t, s)
+	})
+}
+
 func TestRequestFingerprint(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()

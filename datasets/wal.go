@@ -361,10 +361,11 @@ type wal struct {
 	buf    []byte
 	// pending are the ops appended since the last apply, in order;
 	// created holds the ids they create, so later feedback finds them,
-	// and keys their feedback keys, so a write can tell it replaces one.
+	// and keys their feedback keys with the latest value of each, which a
+	// later write for the key is merged into.
 	pending []*walOp
 	created map[string]struct{}
-	keys    map[string]struct{}
+	keys    map[string][]byte
 }
 
 // openWAL opens or creates the log beside the db, applies what it holds
@@ -386,7 +387,7 @@ func openWAL(db *bolt.DB, dbPath string, size int64, noSync, salvage bool) (*wal
 	if err != nil {
 		return nil, st, err
 	}
-	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]struct{}{}, keys: map[string]struct{}{}}
+	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]struct{}{}, keys: map[string][]byte{}}
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		f.Close()
@@ -466,7 +467,7 @@ func (w *wal) append(ops []*walOp) error {
 		if op.created != nil {
 			w.created[op.id] = struct{}{}
 		}
-		w.keys[string(op.fkey)] = struct{}{}
+		w.keys[string(op.fkey)] = op.val
 	}
 	return nil
 }

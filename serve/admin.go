@@ -26,9 +26,9 @@ func noWriteDeadline(c *gin.Context) {
 
 func (s *Server) handleSnapshot(c *gin.Context) {
 	noWriteDeadline(c)
-	// Drain the queue first so the snapshot holds everything routed
-	// before the call.
-	if err := s.dlog.Flush(c.Request.Context()); err != nil {
+	// Drain the queues first so the snapshot holds everything routed
+	// (or proxied and finished) before the call.
+	if err := s.flushRecords(c.Request.Context()); err != nil {
 		writeError(c, s.log, err)
 		return
 	}
@@ -58,7 +58,7 @@ func (s *Server) handleExport(c *gin.Context) {
 		opts.Since = t
 	}
 	noWriteDeadline(c)
-	if err := s.dlog.Flush(c.Request.Context()); err != nil {
+	if err := s.flushRecords(c.Request.Context()); err != nil {
 		writeError(c, s.log, err)
 		return
 	}

@@ -28,6 +28,7 @@ const (
 	CodeBatchTooLarge       = "batch_too_large"              // limits.max_batch
 	CodeNotFound            = "not_found"                    // unknown path, or unknown request_id
 	CodeIDConflict          = "id_conflict"                  // a request id already holds another prompt
+	CodeInProgress          = "request_in_progress"          // feedback about a proxied request still running
 	CodeRequestTimeout      = "request_timeout"              // the body did not arrive within limits.read_timeout
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeUnauthorized        = "unauthorized"    // admin route without the right bearer token
@@ -49,6 +50,7 @@ var codeStatus = map[string]int{
 	CodeBatchTooLarge:       http.StatusRequestEntityTooLarge,
 	CodeNotFound:            http.StatusNotFound,
 	CodeIDConflict:          http.StatusConflict,
+	CodeInProgress:          http.StatusConflict,
 	CodeRequestTimeout:      http.StatusRequestTimeout,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeUnauthorized:        http.StatusUnauthorized,

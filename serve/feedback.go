@@ -1,11 +1,14 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -119,10 +122,11 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	ctx := c.Request.Context()
 	fb := req.feedback()
 	// First without the prompt: the request's decision may still be in
-	// the log queue, and a prompt would create a record without it.
+	// the log queue (or the proxy's recording of it not yet written), and
+	// a prompt would create a record without it.
 	res, err := s.store.RecordFeedback(ctx, fb)
 	if errors.Is(err, datasets.ErrUnknownRequest) {
-		if err = s.dlog.Flush(ctx); err == nil {
+		if err = s.awaitRecorded(ctx, fb.RequestID); err == nil {
 			if req.Prompt != "" || len(req.Messages) > 0 {
 				meta := proxy.MergeMeta(req.Meta, proxy.ClientMeta(ctx))
 				fb.Prompt, fb.Messages, fb.Meta, fb.TS = req.Prompt, toDatasetMessages(req.Messages), meta, s.now()
@@ -138,9 +142,11 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		return
 	}
 	s.m.feedbackWrites.Inc()
-	if !res.Replaced {
-		// A retry (or a correction) of feedback already counted would
-		// let one client steer the drift gauges by repeating itself.
+	if !res.Rescored {
+		// A retry (or a correction) of a score already counted would
+		// let one client steer the drift gauges by repeating itself. A
+		// first score for an outcome the proxy recorded (with no score)
+		// counts.
 		s.scored(st, fb)
 	}
 	// Built by hand: gin's c.JSON of a gin.H (a map, encoded by
@@ -154,6 +160,47 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	out = append(out, `,"status":"recorded"}`...)
 	it.body = out
 	c.Data(http.StatusOK, "application/json; charset=utf-8", out)
+}
+
+// recordingWait bounds how long feedback waits for the proxy to record
+// the request it is about. A finished request's recording is committed
+// within the recorder's linger (a fraction of a second), but feedback
+// posted while its answer is still streaming (the request id is in the
+// headers) would wait for the whole stream, up to the tier's timeout.
+const recordingWait = 10 * time.Second
+
+// awaitRecorded returns once the request id, if this server routed or
+// proxied it, is in the store: the decision log is flushed, and a proxied
+// request's recording (queued, or waiting for a tier still running) is
+// waited for, up to recordingWait.
+func (s *Server) awaitRecorded(ctx context.Context, id string) error {
+	if err := s.dlog.Flush(ctx); err != nil {
+		return err
+	}
+	if s.proxy == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, recordingWait)
+	defer cancel()
+	err := s.proxy.AwaitRecording(wctx, id)
+	if err != nil && ctx.Err() == nil {
+		return &Error{Code: CodeInProgress, Err: err, Message: fmt.Sprintf(
+			"request %q is still running (the proxy records it once every tier it started has finished, and one has not after %v); post the feedback again in a few seconds", id, recordingWait)}
+	}
+	return err
+}
+
+// flushRecords returns once every request routed, or proxied and
+// finished, before the call is in the store: an export or a snapshot
+// then holds the traffic that came before it.
+func (s *Server) flushRecords(ctx context.Context) error {
+	if err := s.dlog.Flush(ctx); err != nil {
+		return err
+	}
+	if s.proxy == nil {
+		return nil
+	}
+	return s.proxy.FlushRecordings(ctx)
 }
 
 // appendJSONString appends s as encoding/json encodes a string (with HTML

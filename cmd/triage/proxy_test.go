@@ -255,3 +255,142 @@ record_responses: true
 		t.Fatal(err)
 	}
 }
+
+// Feedback posted as soon as a proxied answer arrives finds its request,
+// and an export right after the traffic holds every request: the proxy
+// records a request after its tiers finish, and commits recordings in
+// batches, so both must wait for the recording instead of answering 404 or
+// leaving it out. So does an explored request's, with both tiers'
+// outcomes. A score posted for a proxied answer keeps what the proxy
+// recorded with it (latency, cost, confidence, the answer).
+func TestProxiedFeedbackRightAfterTheAnswer(t *testing.T) {
+	dir := t.TempDir()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, router := proxyModel(t, dir, recs)
+	picks := pickPrompts(t, recs, router)
+	fast := func() *upstreamsim.Server {
+		s, err := upstreamsim.New(upstreamsim.Options{Model: sampleFast, Records: recs, FixedLatency: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}()
+	strong, err := upstreamsim.New(upstreamsim.Options{Model: sampleStrong, Records: recs, FixedLatency: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fastTS, strongTS := httptest.NewServer(fast), httptest.NewServer(strong)
+	t.Cleanup(fastTS.Close)
+	t.Cleanup(strongTS.Close)
+	run := func(t *testing.T, epsilon string) (string, func(string) (string, *http.Response)) {
+		cfg := fmt.Sprintf(`tiers:
+  fast: {base_url: %s/v1, model: %s, timeout: 20s}
+  strong: {base_url: %s/v1, model: %s, timeout: 20s}
+exploration: {epsilon: %s}
+`, fastTS.URL, sampleFast, strongTS.URL, sampleStrong, epsilon)
+		url, _, _ := startServe(t, "--model", model, "--db", filepath.Join(t.TempDir(), "f.db"),
+			"--config", writeFile(t, t.TempDir(), "proxy.yaml", cfg), "--addr", "127.0.0.1:0")
+		chat := func(key string) (string, *http.Response) {
+			t.Helper()
+			rec := picks[key]
+			p, _ := json.Marshal(rec.Prompt)
+			m, _ := json.Marshal(rec.Meta)
+			resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model":"triage","messages":[{"role":"user","content":`+string(p)+`}],"metadata":`+string(m)+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: status %d", key, resp.StatusCode)
+			}
+			return resp.Header.Get("X-Triage-Request-Id"), resp
+		}
+		return url, chat
+	}
+	feedback := func(t *testing.T, url, id, model string) {
+		t.Helper()
+		resp, err := http.Post(url+"/v1/feedback", "application/json",
+			strings.NewReader(`{"request_id":"`+id+`","model":"`+model+`","score":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("feedback right after the answer: %d %s, want 200", resp.StatusCode, b)
+		}
+	}
+	export := func(t *testing.T, url string) map[string]datasets.Record {
+		t.Helper()
+		status, body := get(t, url+"/admin/feedback/export", "Authorization", "Bearer "+adminToken)
+		if status != 200 {
+			t.Fatalf("export: %d %s", status, body)
+		}
+		rd := datasets.NewReader(bytes.NewReader(body), "export", datasets.ReadOptions{AllowMissingScore: true})
+		out := map[string]datasets.Record{}
+		for {
+			r, err := rd.Next()
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[r.ID] = r
+		}
+	}
+
+	t.Run("a fast answer's feedback and the export right after it", func(t *testing.T) {
+		url, chat := run(t, "0")
+		var ids []string
+		for range 3 {
+			id, resp := chat("fast")
+			if d := resp.Header.Get("X-Triage-Decision"); d != "fast" {
+				t.Fatalf("decision %q, want fast", d)
+			}
+			feedback(t, url, id, sampleFast)
+			ids = append(ids, id)
+		}
+		// Two more without feedback, exported at once.
+		for range 2 {
+			id, _ := chat("escalate")
+			ids = append(ids, id)
+		}
+		got := export(t, url)
+		for i, id := range ids {
+			r, ok := got[id]
+			if !ok {
+				t.Errorf("request %d (%s) is not in the export taken right after it", i, id)
+				continue
+			}
+			if i >= 3 {
+				continue
+			}
+			o := r.Outcomes[sampleFast]
+			if o.Score == nil || *o.Score != 1 || o.LatencyMS == nil || o.Confidence == nil || o.Response == "" {
+				t.Errorf("request %d's fast outcome %+v: want the posted score with the proxy's latency, confidence and answer", i, o)
+			}
+		}
+	})
+	t.Run("an explored request's feedback right after the answer", func(t *testing.T) {
+		url, chat := run(t, "1")
+		id, resp := chat("fast")
+		if resp.Header.Get("X-Triage-Explored") != "true" || resp.Header.Get("X-Triage-Model") != sampleFast {
+			t.Fatalf("explored %q model %q, want an explored request answered by the fast tier",
+				resp.Header.Get("X-Triage-Explored"), resp.Header.Get("X-Triage-Model"))
+		}
+		feedback(t, url, id, sampleFast)
+		r := export(t, url)[id]
+		if o := r.Outcomes[sampleStrong]; o.LatencyMS == nil || o.Cancelled {
+			t.Errorf("strong outcome %+v, want the completed exploration call", o)
+		}
+		if o := r.Outcomes[sampleFast]; o.Score == nil || o.Confidence == nil {
+			t.Errorf("fast outcome %+v, want the score and the recorded confidence", o)
+		}
+	})
+}

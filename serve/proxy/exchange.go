@@ -73,6 +73,8 @@ type exchange struct {
 	spec    string
 	calConf float64
 	hasConf bool
+	// queued: finish handed the recording to the queue.
+	queued bool
 }
 
 type cancelInfo struct {
@@ -650,6 +652,7 @@ func (x *exchange) finish() {
 		x.h.m.explored.Inc()
 	}
 	x.h.rec.enqueue(&rec)
+	x.queued = true
 }
 
 // recordName is the model name t's outcomes are recorded under: its

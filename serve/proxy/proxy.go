@@ -302,6 +302,22 @@ func newH2CTransport() *http.Transport {
 	return t
 }
 
+// AwaitRecording returns once the request id's recording is committed
+// (or failed, or dropped) when the proxy answered it or is answering it
+// and has not yet recorded it, and at once otherwise; or when ctx ends,
+// with its error. Feedback posted as soon as the answer arrives calls it
+// before it concludes the id is unknown.
+func (h *Handler) AwaitRecording(ctx context.Context, id string) error {
+	return h.rec.await(ctx, id)
+}
+
+// FlushRecordings returns once every recording queued before the call is
+// committed (or failed), or when ctx ends: an export then holds every
+// request whose tiers had all finished.
+func (h *Handler) FlushRecordings(ctx context.Context) error {
+	return h.rec.flush(ctx)
+}
+
 // Close stops recording new requests and waits (up to ctx) until the
 // queued ones are handed to the Recorder.
 func (h *Handler) Close(ctx context.Context) error {
@@ -390,6 +406,14 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		x.choice = Choice{Tier: t.idx, Race: NoRace, Decision: h.label(t.idx, NoRace), PHard: ch.PHard}
 		x.forced = true
 	}
+	// From here the request is recorded (finish queues it): feedback about
+	// it that arrives first waits for the recording (AwaitRecording).
+	h.rec.expect(x.id)
+	defer func() {
+		if !x.queued {
+			h.rec.settle(x.id) // only if a panic skipped finish
+		}
+	}()
 	hd[HeaderDecision] = decisionHdr(x.choice.Decision)
 	if x.explored {
 		hd[HeaderExplored] = []string{"true"}

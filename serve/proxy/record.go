@@ -53,12 +53,30 @@ type recordQueue struct {
 	ch   chan *Recording
 	mu   sync.RWMutex // guards closed against sends on ch
 	done chan struct{}
+	// hurry cuts the writer's linger short: someone waits for a
+	// recording (feedback about it, an export).
+	hurry chan struct{}
 
 	closed bool
+
+	// unsettled holds the requests the proxy has answered or is
+	// answering whose recording is not yet committed (or dropped), each
+	// with a channel closed when it is; queued says the recording is in
+	// the queue. Feedback posted as soon as an answer arrives, or an
+	// export right after the traffic, waits on them instead of missing
+	// the request.
+	pmu       sync.Mutex
+	unsettled map[string]*unsettled
+}
+
+type unsettled struct {
+	done   chan struct{}
+	queued bool
 }
 
 func newRecordQueue(rec Recorder, size int, m *metrics, log *slog.Logger) *recordQueue {
-	q := &recordQueue{rec: rec, m: m, log: log, ch: make(chan *Recording, size), done: make(chan struct{})}
+	q := &recordQueue{rec: rec, m: m, log: log, ch: make(chan *Recording, size), done: make(chan struct{}),
+		hurry: make(chan struct{}, 1), unsettled: map[string]*unsettled{}}
 	if rec == nil {
 		close(q.done)
 		q.closed = true
@@ -68,19 +86,100 @@ func newRecordQueue(rec Recorder, size int, m *metrics, log *slog.Logger) *recor
 	return q
 }
 
+// expect notes that the request id will be recorded: from here until its
+// recording is committed or dropped, await waits for it.
+func (q *recordQueue) expect(id string) {
+	if q.rec == nil {
+		return
+	}
+	q.pmu.Lock()
+	q.unsettled[id] = &unsettled{done: make(chan struct{})}
+	q.pmu.Unlock()
+}
+
+// settle ends the wait for id: its recording is committed, failed or
+// dropped.
+func (q *recordQueue) settle(id string) {
+	q.pmu.Lock()
+	if u, ok := q.unsettled[id]; ok {
+		close(u.done)
+		delete(q.unsettled, id)
+	}
+	q.pmu.Unlock()
+}
+
+// await returns once the recording of id, if one is expected, is
+// committed, failed or dropped, or when ctx ends.
+func (q *recordQueue) await(ctx context.Context, id string) error {
+	q.pmu.Lock()
+	u, ok := q.unsettled[id]
+	if ok && u.queued {
+		q.hurryUp()
+	}
+	q.pmu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-u.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush returns once every recording queued before the call is
+// committed, failed or dropped, or when ctx ends. Requests still being
+// answered (a tier still running) are not waited for.
+func (q *recordQueue) flush(ctx context.Context) error {
+	q.pmu.Lock()
+	var waits []chan struct{}
+	for _, u := range q.unsettled {
+		if u.queued {
+			waits = append(waits, u.done)
+		}
+	}
+	q.pmu.Unlock()
+	if len(waits) > 0 {
+		q.hurryUp()
+	}
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (q *recordQueue) hurryUp() {
+	select {
+	case q.hurry <- struct{}{}:
+	default:
+	}
+}
+
 func (q *recordQueue) enqueue(r *Recording) {
+	q.pmu.Lock()
+	if u, ok := q.unsettled[r.RequestID]; ok {
+		u.queued = true
+	}
+	q.pmu.Unlock()
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
 		if q.rec != nil {
 			q.m.recDropped.Inc()
 		}
+		q.settle(r.RequestID)
 		return
 	}
 	select {
 	case q.ch <- r:
 	default:
 		q.m.recDropped.Inc()
+		q.settle(r.RequestID)
 	}
 }
 
@@ -106,10 +205,24 @@ func (q *recordQueue) writer() {
 				batch = append(batch, r)
 			case <-linger.C:
 				break gather
+			case <-q.hurry:
+				// Take what is queued now and commit.
+				for len(batch) < DefaultRecordBatch && len(q.ch) > 0 {
+					r, ok := <-q.ch
+					if !ok {
+						break
+					}
+					batch = append(batch, r)
+				}
+				break gather
 			}
 		}
 		linger.Stop()
-		if err := q.rec.Record(context.Background(), batch); err != nil {
+		err := q.rec.Record(context.Background(), batch)
+		for _, r := range batch {
+			q.settle(r.RequestID)
+		}
+		if err != nil {
 			q.m.recFailed.Add(float64(len(batch)))
 			q.log.Error("proxy: record requests", "n", len(batch), "err", err)
 			continue
