@@ -145,6 +145,8 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: outcomes.m.score is -0.1, want a value in [0,1]; rescale the log's scores to [0,1] (grades on 1-10: divide by 10)"},
 		{"a missing score names the model", `{"id":"c","prompt":"x","outcomes":{"m":{"latency_ms":3}}}`, ReadOptions{}, 1,
 			"log.jsonl:1: outcomes.m.score is missing; every outcome needs a score in [0,1]"},
+		{"a served record's missing score says what to do with an export", `{"id":"c","prompt":"x","outcomes":{"m":{"confidence":-0.3}},"decision":{"decision":"fast","p_hard":0.1,"model_version":"v"}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.score is missing; every outcome needs a score in [0,1]; this record is from a feedback export (it has a decision), where an outcome without a posted score is usual: retrain learns from such records; to measure or train on the scored records only, pass --skip-bad, or post the scores to /v1/feedback first"},
 		{"a ts in Unix seconds names the field and the fix", `{"id":"c","prompt":"x","ts":1733300000}`, ReadOptions{}, 1,
 			`log.jsonl:1: ts: is the number 1733300000, want an RFC 3339 time string such as "2026-11-27T10:00:00Z" (Unix seconds convert with jq -c '.ts |= todate')`},
 		{"a ts of another JSON kind names it", `{"id":"c","prompt":"x","ts":{"s":1}}`, ReadOptions{}, 1,

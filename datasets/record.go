@@ -223,7 +223,13 @@ func (r *Record) Validate(opts ValidateOptions) error {
 		f := "outcomes." + name
 		if o.Score == nil {
 			if !opts.AllowMissingScore {
-				return &FieldError{Field: f + ".score", Msg: "is missing; every outcome needs a score in [0,1]"}
+				msg := "is missing; every outcome needs a score in [0,1]"
+				if r.Decision != nil {
+					// A served record: outcomes without a posted score are
+					// the norm in a feedback export.
+					msg += "; this record is from a feedback export (it has a decision), where an outcome without a posted score is usual: retrain learns from such records; to measure or train on the scored records only, pass --skip-bad, or post the scores to /v1/feedback first"
+				}
+				return &FieldError{Field: f + ".score", Msg: msg}
 			}
 		} else if s := *o.Score; math.IsNaN(s) || s < 0 || s > 1 {
 			return &FieldError{Field: f + ".score", Msg: fmt.Sprintf("is %v, want a value in [0,1]; rescale the log's scores to [0,1] (grades on 1-10: divide by 10)", s)}

@@ -65,7 +65,9 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	var recs []datasets.Record
 	skipped := 0
 	for _, p := range data {
-		r, n, err := datasets.ReadFile(p, datasets.ReadOptions{SkipBad: *skipBad})
+		// An outcome without a score (a feedback export's) still has the
+		// answer and latency the sim plays back.
+		r, n, err := datasets.ReadFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true})
 		if err != nil {
 			return err
 		}

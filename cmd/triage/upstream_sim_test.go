@@ -40,29 +40,34 @@ func startCommand(t *testing.T, pattern string, args ...string) (match string, s
 
 func TestUpstreamSimCommand(t *testing.T) {
 	dir := t.TempDir()
+	// The second record is a feedback export's: an outcome with the
+	// recorded answer and no score, which the sim plays back too.
 	data := writeFile(t, dir, "log.jsonl",
-		`{"id":"a","prompt":"hello?","outcomes":{"m":{"score":1,"latency_ms":5,"confidence":-0.3,"response":"hi there"}}}`+"\n")
+		`{"id":"a","prompt":"hello?","outcomes":{"m":{"score":1,"latency_ms":5,"confidence":-0.3,"response":"hi there"}}}`+"\n"+
+			`{"id":"b","prompt":"served?","outcomes":{"m":{"latency_ms":5,"response":"from the export"}},"decision":{"decision":"fast","p_hard":0.1,"model_version":"v"}}`+"\n")
 	addr, stderr, stop := startCommand(t, `listening on (127\.0\.0\.1:\d+)`,
 		"upstream-sim", "--data", data, "--model", "m", "--latency-scale", "0.5")
-	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
-		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hello?"}],"logprobs":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Choices []struct {
-			Message struct{ Content string } `json:"message"`
-		} `json:"choices"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
-	if err != nil || len(got.Choices) != 1 || got.Choices[0].Message.Content != "hi there" {
-		t.Errorf("answer = %+v (%v), want the recorded response", got, err)
+	for prompt, want := range map[string]string{"hello?": "hi there", "served?": "from the export"} {
+		resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"`+prompt+`"}],"logprobs":true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || len(got.Choices) != 1 || got.Choices[0].Message.Content != want {
+			t.Errorf("answer to %q = %+v (%v), want the recorded response %q", prompt, got, err, want)
+		}
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr.String(), "1 requests, 1 answered, 0 cancelled") {
+	if !strings.Contains(stderr.String(), "2 requests, 2 answered, 0 cancelled") {
 		t.Errorf("stderr lacks the final counts: %s", stderr)
 	}
 }
