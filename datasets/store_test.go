@@ -600,28 +600,16 @@ func TestFeedbackMergesIntoTheStoredOutcome(t *testing.T) {
 			}
 		})
 	}
-	t.Run("the merged value survives a reopen", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "f.db")
-		s, err := OpenBoltStore(path, StoreOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+	t.Run("the merged value survives a crash before the log is applied", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "f.db")
+		s := openStoreAt(t, path, StoreOptions{})
 		if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
 			t.Fatal(err)
 		}
-		for _, fb := range []Feedback{{RequestID: "a", Model: "fast", Outcome: proxied}, {RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(1)}}} {
-			if err := s.PutFeedback(ctx, fb); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s, err = OpenBoltStore(path, StoreOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		put(t, s, Feedback{RequestID: "a", Model: "fast", Outcome: proxied})
+		put(t, s, Feedback{RequestID: "a", Model: "fast", Outcome: Outcome{Score: Float(1)}})
+		crash(t, s)
+		s = openStoreAt(t, path, StoreOptions{})
 		defer s.Close()
 		check(t, s)
 	})
