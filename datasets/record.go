@@ -247,6 +247,50 @@ func (r *Record) Validate(opts ValidateOptions) error {
 	return nil
 }
 
+// MergeOutcome is a with every field that b sets taken from b, and the
+// number of fields where both are set and differ (b wins those). It is
+// how two reports of one call combine: the feedback store merges a later
+// write for a (request, model) into what it holds, and retrain merges a
+// base log's outcome with an export's.
+func MergeOutcome(a, b Outcome) (Outcome, int) {
+	n := 0
+	pf := func(x, y *float64) *float64 {
+		switch {
+		case y == nil:
+			return x
+		case x != nil && *x != *y && !(math.IsNaN(*x) && math.IsNaN(*y)):
+			n++
+		}
+		return y
+	}
+	pi := func(x, y *int) *int {
+		switch {
+		case y == nil:
+			return x
+		case x != nil && *x != *y:
+			n++
+		}
+		return y
+	}
+	out := Outcome{
+		Score:        pf(a.Score, b.Score),
+		LatencyMS:    pf(a.LatencyMS, b.LatencyMS),
+		CostUSD:      pf(a.CostUSD, b.CostUSD),
+		Confidence:   pf(a.Confidence, b.Confidence),
+		InputTokens:  pi(a.InputTokens, b.InputTokens),
+		OutputTokens: pi(a.OutputTokens, b.OutputTokens),
+		Response:     a.Response,
+		Cancelled:    a.Cancelled || b.Cancelled,
+	}
+	if b.Response != "" {
+		if a.Response != "" && a.Response != b.Response {
+			n++
+		}
+		out.Response = b.Response
+	}
+	return out, n
+}
+
 // FieldError says which field of a record is wrong and why.
 type FieldError struct {
 	Field string

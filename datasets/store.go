@@ -487,7 +487,7 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 			}
 			if prev != nil {
 				r.replaced = true
-				r.op.val, r.rescored = mergeOutcome(prev, r.op.val)
+				r.op.val, r.rescored = mergeStored(prev, r.op.val)
 			}
 			ops = append(ops, r.op)
 			// Later writes of the group see this one's key and value.
@@ -874,44 +874,28 @@ func appendOutcome(b []byte, o *Outcome) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// mergeOutcome is the stored outcome prev with every field that next
-// sets taken from next: a later write for a (request, model) adds to what
-// is there instead of erasing it, so a client's score for a proxied
-// answer keeps the latency, cost, confidence and answer the proxy
-// recorded (the confidence gate is calibrated on records holding both),
-// and a retry or a correction of a field still replaces it. It also
-// reports whether prev had a score. A prev that does not decode (it
-// cannot be exported either) is replaced by next whole.
-func mergeOutcome(prev, next []byte) ([]byte, bool) {
+// mergeStored is the stored outcome prev merged with next (MergeOutcome):
+// a later write for a (request, model) adds to what is there instead of
+// erasing it, so a client's score for a proxied answer keeps the latency,
+// cost, confidence and answer the proxy recorded (the confidence gate is
+// calibrated on records holding both), and a retry or a correction of a
+// field still replaces it. It also reports whether prev had a score. A
+// prev that does not decode (it cannot be exported either) is replaced by
+// next whole.
+func mergeStored(prev, next []byte) ([]byte, bool) {
 	var p, n Outcome
 	if json.Unmarshal(prev, &p) != nil {
 		return next, false
 	}
-	hadScore := p.Score != nil
 	if json.Unmarshal(next, &n) != nil {
-		return next, hadScore // encoded by appendOutcome: cannot happen
+		return next, p.Score != nil // encoded by appendOutcome: cannot happen
 	}
-	for _, f := range [...]struct{ dst, src **float64 }{
-		{&p.Score, &n.Score}, {&p.LatencyMS, &n.LatencyMS}, {&p.CostUSD, &n.CostUSD}, {&p.Confidence, &n.Confidence},
-	} {
-		if *f.src != nil {
-			*f.dst = *f.src
-		}
-	}
-	for _, f := range [...]struct{ dst, src **int }{{&p.InputTokens, &n.InputTokens}, {&p.OutputTokens, &n.OutputTokens}} {
-		if *f.src != nil {
-			*f.dst = *f.src
-		}
-	}
-	if n.Response != "" {
-		p.Response = n.Response
-	}
-	p.Cancelled = p.Cancelled || n.Cancelled
-	merged, err := appendOutcome(nil, &p)
+	m, _ := MergeOutcome(p, n)
+	merged, err := appendOutcome(nil, &m)
 	if err != nil {
-		return next, hadScore // both parts were finite: cannot happen
+		return next, p.Score != nil // both parts were finite: cannot happen
 	}
-	return merged, hadScore
+	return merged, p.Score != nil
 }
 
 func appendLogKey(b []byte, ts time.Time, seq uint64) []byte {

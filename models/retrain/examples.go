@@ -115,7 +115,7 @@ func mergeInto(dst *datasets.Record, r datasets.Record, st *MergeStats) {
 				m.Outcomes[model] = o
 				continue
 			}
-			merged, conflicts := mergeOutcome(old, o)
+			merged, conflicts := datasets.MergeOutcome(old, o)
 			if conflicts > 0 && st.Conflicts == 0 {
 				st.FirstConflict = fmt.Sprintf("%s/%s", dst.ID, model)
 			}
@@ -124,46 +124,6 @@ func mergeInto(dst *datasets.Record, r datasets.Record, st *MergeStats) {
 		}
 	}
 	*dst = m
-}
-
-// mergeOutcome merges b into a field by field; b wins a conflict.
-func mergeOutcome(a, b datasets.Outcome) (datasets.Outcome, int) {
-	n := 0
-	pf := func(x, y *float64) *float64 {
-		switch {
-		case y == nil:
-			return x
-		case x != nil && *x != *y && !(math.IsNaN(*x) && math.IsNaN(*y)):
-			n++
-		}
-		return y
-	}
-	pi := func(x, y *int) *int {
-		switch {
-		case y == nil:
-			return x
-		case x != nil && *x != *y:
-			n++
-		}
-		return y
-	}
-	out := datasets.Outcome{
-		Score:        pf(a.Score, b.Score),
-		LatencyMS:    pf(a.LatencyMS, b.LatencyMS),
-		CostUSD:      pf(a.CostUSD, b.CostUSD),
-		Confidence:   pf(a.Confidence, b.Confidence),
-		InputTokens:  pi(a.InputTokens, b.InputTokens),
-		OutputTokens: pi(a.OutputTokens, b.OutputTokens),
-		Response:     a.Response,
-		Cancelled:    a.Cancelled || b.Cancelled,
-	}
-	if b.Response != "" {
-		if a.Response != "" && a.Response != b.Response {
-			n++
-		}
-		out.Response = b.Response
-	}
-	return out, n
 }
 
 // ExampleKind says where a labelled example came from, which decides
