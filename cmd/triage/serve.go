@@ -80,6 +80,10 @@ type ServeCommand struct {
 	watch  *serve.Watcher
 	wg     sync.WaitGroup
 	closed bool
+	// discardDB: Run created the db file and then failed (a bad model,
+	// config or key), so Close removes the empty file instead of leaving
+	// 128 MiB behind that a retry with the right flags would not expect.
+	discardDB bool
 }
 
 // NewServeCommand returns a command with the default config.
@@ -188,10 +192,11 @@ func checkAddr(addr, from string) error {
 
 // Run binds the address, opens the db, loads the model and starts
 // serving. The address is bound first so that a port already in use
-// leaves no new db file behind. It returns once the server listens; the
+// leaves no new db file behind, and a db file Run creates is removed by
+// Close if Run then fails. It returns once the server listens; the
 // bound address is printed to stderr as "triage serve: listening on
 // HOST:PORT".
-func (c *ServeCommand) Run(ctx context.Context) error {
+func (c *ServeCommand) Run(ctx context.Context) (err error) {
 	cfg := c.Config
 	c.log = slog.New(slog.NewTextHandler(c.env.Stderr, nil))
 	// gin's mode is process-wide; debug mode prints every route.
@@ -203,12 +208,15 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return listenError(err)
 	}
 	c.ln = ln
+	_, statErr := os.Lstat(cfg.DBPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch,
 		Init: cfg.Init, SalvageLog: cfg.SalvageLog})
 	if err != nil {
 		return err
 	}
 	c.store = store
+	defer func() { c.discardDB = err != nil && fresh }()
 	logReplay(c.log, cfg.DBPath, store.Replay())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -311,7 +319,12 @@ func (c *ServeCommand) Close() error {
 	}
 	c.wg.Wait()
 	if c.store != nil {
-		errs = append(errs, c.store.Close())
+		err := c.store.Close()
+		errs = append(errs, err)
+		if c.discardDB && err == nil {
+			// Closed cleanly, the store left no feedback log beside it.
+			errs = append(errs, os.Remove(c.Config.DBPath))
+		}
 	}
 	if c.srv != nil {
 		c.log.Info("stopped")

@@ -317,6 +317,54 @@ func TestServeBusyPortLeavesNoDB(t *testing.T) {
 	}
 }
 
+// A serve that fails after it opened the db (the model is not a router,
+// an upstream's key is not set) removes the db file it created, and
+// leaves one that was there alone.
+func TestServeThatFailsLeavesNoNewDB(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	notARouter := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"x"}`+"\n")
+	keyless := writeFile(t, dir, "proxy.yaml", `tiers:
+  fast: {base_url: http://127.0.0.1:9/v1, model: a, api_key_env: TRIAGE_TEST_UNSET_KEY}
+  strong: {base_url: http://127.0.0.1:9/v1, model: b}
+`)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a model that is a log", []string{"--model", notARouter}, "this is a log"},
+		{"an upstream key that is not set", []string{"--model", model, "--config", keyless}, "TRIAGE_TEST_UNSET_KEY, which is not set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "feedback.db")
+			_, stderr, code := run(t, append([]string{"serve", "--db", db, "--addr", "127.0.0.1:0"}, tt.args...)...)
+			if code != 1 || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d stderr %q, want 1 and %q", code, stderr, tt.want)
+			}
+			if _, err := os.Stat(db); !os.IsNotExist(err) {
+				t.Errorf("serve that failed left %s behind (stat err %v)", db, err)
+			}
+		})
+	}
+	t.Run("a db that was there stays", func(t *testing.T) {
+		db := filepath.Join(t.TempDir(), "feedback.db")
+		url, stderr, stop := startServe(t, "--model", model, "--db", db, "--addr", "127.0.0.1:0")
+		if code, _ := post(t, url+"/v1/route", `{"prompt":"kept"}`); code != 200 {
+			t.Fatalf("route: %d", code)
+		}
+		if code := stop(); code != 0 {
+			t.Fatalf("serve exited %d: %s", code, stderr)
+		}
+		if _, _, code := run(t, "serve", "--db", db, "--addr", "127.0.0.1:0", "--model", notARouter); code != 1 {
+			t.Fatalf("exit %d, want 1", code)
+		}
+		if n := len(exportedRecords(t, db)); n != 1 {
+			t.Errorf("the db holds %d records after the failed start, want its 1", n)
+		}
+	})
+}
+
 func TestServeUsage(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, dir, "bad.json", `{"format_version":1}`)
