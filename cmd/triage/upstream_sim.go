@@ -55,6 +55,10 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 		// Refused, not ignored: a fixed wait is not scaled.
 		return usagef("give one: --fixed-latency answers everything after that wait, unscaled", "--latency-scale and --fixed-latency exclude each other")
 	}
+	if *chunks < 1 {
+		// The sim would quietly use its default instead.
+		return usagef(fmt.Sprintf("use 1 or more (1: the whole answer in one chunk; default %d)", upstreamsim.DefaultStreamChunks), "--stream-chunks is %d", *chunks)
+	}
 	if *fixed < 0 || *defLat < 0 {
 		return usagef("use a positive duration such as 50ms", "latencies must not be negative")
 	}

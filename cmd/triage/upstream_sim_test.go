@@ -85,6 +85,7 @@ func TestUpstreamSimUsage(t *testing.T) {
 		{"no --model is a usage error", []string{"upstream-sim", "--data", data}, 2, "--model is required"},
 		{"a bad --reply is a usage error", []string{"upstream-sim", "--data", data, "--model", "m", "--reply", "x"}, 2, "--reply"},
 		{"a model absent from the log is a data error naming the log's models", []string{"upstream-sim", "--data", data, "--model", "gpt"}, 1, "the log's models are m (1)"},
+		{"--stream-chunks 0 is refused, not taken as the default", []string{"upstream-sim", "--data", data, "--model", "m", "--stream-chunks", "0"}, 2, "--stream-chunks is 0"},
 		{"a scale for a fixed wait is refused, not ignored", []string{"upstream-sim", "--data", data, "--model", "m", "--fixed-latency", "5ms", "--latency-scale", "0.1"}, 2, "--latency-scale and --fixed-latency exclude each other"},
 	}
 	for _, tt := range tests {
