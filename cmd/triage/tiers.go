@@ -91,24 +91,24 @@ func (t *tierFlags) policy() models.TierPolicy {
 func (tf *trainFlags) checkTiers(cmd string) error {
 	t := &tf.tier
 	if tf.fast != "" || tf.strong != "" {
-		return usagef("give --tier for every tier (cheapest first), or --fast and --strong for two", "%s: --tier/--tiers and --fast/--strong exclude each other", cmd)
+		return usagef("give --tier for every tier (cheapest first), or --fast and --strong for two", "--tier/--tiers and --fast/--strong exclude each other")
 	}
 	if tf.diff {
-		return usagef("leave --difficulty out: the N-tier router has one head per tier", "%s: --difficulty is for two tiers (--fast and --strong)", cmd)
+		return usagef("leave --difficulty out: the N-tier router has one head per tier", "--difficulty is for two tiers (--fast and --strong)")
 	}
 	// The two-tier scorer, label and signal rule shape eval --cv's
 	// --vs-two-tier comparison; otherwise nothing reads them.
 	if n := tf.given("scorer", "label", "route-anyway"); n != "" && !(t.vsTwoTier && cmd == "eval --cv") {
-		return usagef("leave it out: the N-tier router has one head per tier, predicting its score", "%s: --%s is for two tiers (--fast and --strong)", cmd, n)
+		return usagef("leave it out: the N-tier router has one head per tier, predicting its score", "--%s is for two tiers (--fast and --strong)", n)
 	}
 	if t.vsTwoTier && cmd != "eval --cv" {
-		return usagef("use it with eval --cv", "%s: --vs-two-tier is for eval --cv", cmd)
+		return usagef("use it with eval --cv", "--vs-two-tier is for eval --cv")
 	}
 	if err := models.ValidateTiers(t.tiers); err != nil {
-		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%s: %v", cmd, err)
+		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%v", err)
 	}
 	if err := t.policy().Validate(); err != nil {
-		return usagef("use finite values >= 0 (and --accept-confidence in [0,1])", "%s: %v", cmd, err)
+		return usagef("use finite values >= 0 (and --accept-confidence in [0,1])", "%v", err)
 	}
 	switch t.selectL2 {
 	case models.SelectRouted, models.SelectPerHead:

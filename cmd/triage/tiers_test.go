@@ -227,6 +227,10 @@ func TestTiersUsage(t *testing.T) {
 			if code == 0 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want a failure saying %q", code, stderr, tt.want)
 			}
+			// The message follows "triage CMD: " once, not twice.
+			if cmd := tt.args[0]; strings.Contains(stderr, "triage "+cmd+": "+cmd) {
+				t.Errorf("stderr %q names the command twice", stderr)
+			}
 		})
 	}
 }

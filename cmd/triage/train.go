@@ -149,7 +149,7 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 		return datasets.Label{}, usagef("pick two different models", "--fast and --strong are both %q", t.fast)
 	}
 	if n := t.given(nTierOnly...); n != "" {
-		return datasets.Label{}, usagef("leave it out, or give the tiers with --tier for an N-tier router", "%s: --%s is for N-tier routers (--tier), not --fast and --strong", cmd, n)
+		return datasets.Label{}, usagef("leave it out, or give the tiers with --tier for an N-tier router", "--%s is for N-tier routers (--tier), not --fast and --strong", n)
 	}
 	if t.folds < 2 {
 		return datasets.Label{}, usagef("use 2 or more", "--folds is %d", t.folds)
