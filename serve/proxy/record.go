@@ -70,8 +70,10 @@ type recordQueue struct {
 }
 
 type unsettled struct {
-	done   chan struct{}
-	queued bool
+	done chan struct{}
+	// queued: the recording is in the queue; awaited: someone waits for
+	// it, so queueing it cuts the writer's linger short.
+	queued, awaited bool
 }
 
 func newRecordQueue(rec Recorder, size int, m *metrics, log *slog.Logger) *recordQueue {
@@ -113,8 +115,11 @@ func (q *recordQueue) settle(id string) {
 func (q *recordQueue) await(ctx context.Context, id string) error {
 	q.pmu.Lock()
 	u, ok := q.unsettled[id]
-	if ok && u.queued {
-		q.hurryUp()
+	if ok {
+		u.awaited = true
+		if u.queued {
+			q.hurryUp()
+		}
 	}
 	q.pmu.Unlock()
 	if !ok {
@@ -161,11 +166,15 @@ func (q *recordQueue) hurryUp() {
 }
 
 func (q *recordQueue) enqueue(r *Recording) {
+	awaited := false
 	q.pmu.Lock()
 	if u, ok := q.unsettled[r.RequestID]; ok {
-		u.queued = true
+		u.queued, awaited = true, u.awaited
 	}
 	q.pmu.Unlock()
+	if awaited {
+		defer q.hurryUp() // once it is in the queue
+	}
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
