@@ -350,6 +350,15 @@ func TestWatchModel(t *testing.T) {
 		writeArtifact(t, filepath.Join(dir, "other.json"), "x", 0)
 		quiet(t)
 	})
+	// The reload fails and says the file is gone (the server keeps its
+	// model), instead of the removal passing in silence.
+	t.Run("removing the model reloads once", func(t *testing.T) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		waitReload(t)
+		quiet(t)
+	})
 }
 
 func TestWatchReloadsTheServer(t *testing.T) {

@@ -22,8 +22,11 @@ type Watcher struct {
 }
 
 // WatchModel calls reload after the file at path is written, or a file is
-// created at or renamed onto path, once per burst of events (debounce; 0
-// means DefaultWatchDebounce). It watches the file's directory, not the file:
+// created at or renamed onto path, or it is removed or renamed away, once
+// per burst of events (debounce; 0 means DefaultWatchDebounce). A removal
+// reloads too so that it is not silent: the reload fails, says the file is
+// gone, and the loaded model keeps serving; an editor's save (rename away,
+// then create) is one burst, and reloads the new file. It watches the file's directory, not the file:
 // a deploy that renames a new file over the old one replaces the inode a
 // file watch would follow. reload should validate before it swaps
 // (Server.Reload does); log gets watcher errors.
@@ -61,9 +64,8 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 				if !ok {
 					return
 				}
-				// A file renamed onto the path arrives as Create; a rename
-				// or removal away from it leaves nothing to load.
-				if filepath.Clean(ev.Name) != abs || !ev.Has(fsnotify.Write|fsnotify.Create) {
+				// A file renamed onto the path arrives as Create.
+				if filepath.Clean(ev.Name) != abs || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
 					continue
 				}
 				timer.Reset(debounce)
