@@ -105,6 +105,18 @@ func pickPrompts(t *testing.T, recs []datasets.Record, r *models.Router) map[str
 	return out
 }
 
+// proxySample reads the sample log, trains a router on it in dir and picks
+// one prompt per path.
+func proxySample(t *testing.T, dir string) ([]datasets.Record, string, map[string]*datasets.Record) {
+	t.Helper()
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, router := proxyModel(t, dir, recs)
+	return recs, model, pickPrompts(t, recs, router)
+}
+
 func startSim(t *testing.T, recs []datasets.Record, model string) (*upstreamsim.Server, string) {
 	t.Helper()
 	sim, err := upstreamsim.New(upstreamsim.Options{Model: model, Records: recs, LatencyScale: proxyScale})
@@ -121,12 +133,7 @@ func startSim(t *testing.T, recs []datasets.Record, model string) (*upstreamsim.
 // and reads what it recorded from the db.
 func TestServeProxy(t *testing.T) {
 	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, router := proxyModel(t, dir, recs)
-	picks := pickPrompts(t, recs, router)
+	recs, model, picks := proxySample(t, dir)
 	fastSim, fastURL := startSim(t, recs, sampleFast)
 	strongSim, strongURL := startSim(t, recs, sampleStrong)
 	cfg := fmt.Sprintf(`tiers:
@@ -264,13 +271,7 @@ record_responses: true
 // outcomes. A score posted for a proxied answer keeps what the proxy
 // recorded with it (latency, cost, confidence, the answer).
 func TestProxiedFeedbackRightAfterTheAnswer(t *testing.T) {
-	dir := t.TempDir()
-	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, router := proxyModel(t, dir, recs)
-	picks := pickPrompts(t, recs, router)
+	recs, model, picks := proxySample(t, t.TempDir())
 	fast := func() *upstreamsim.Server {
 		s, err := upstreamsim.New(upstreamsim.Options{Model: sampleFast, Records: recs, FixedLatency: time.Millisecond})
 		if err != nil {
@@ -331,18 +332,7 @@ exploration: {epsilon: %s}
 		if status != 200 {
 			t.Fatalf("export: %d %s", status, body)
 		}
-		rd := datasets.NewReader(bytes.NewReader(body), "export", datasets.ReadOptions{AllowMissingScore: true})
-		out := map[string]datasets.Record{}
-		for {
-			r, err := rd.Next()
-			if err == io.EOF {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[r.ID] = r
-		}
+		return recordsByID(t, bytes.NewReader(body))
 	}
 
 	t.Run("a fast answer's feedback and the export right after it", func(t *testing.T) {

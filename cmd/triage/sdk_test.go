@@ -168,8 +168,14 @@ func exportedRecords(t *testing.T, path string) map[string]datasets.Record {
 	if _, err := st.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return recordsByID(t, &buf)
+}
+
+// recordsByID reads an export by record id.
+func recordsByID(t *testing.T, r io.Reader) map[string]datasets.Record {
+	t.Helper()
 	out := map[string]datasets.Record{}
-	rd := datasets.NewReader(&buf, "export", datasets.ReadOptions{AllowMissingScore: true})
+	rd := datasets.NewReader(r, "export", datasets.ReadOptions{AllowMissingScore: true})
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
