@@ -55,6 +55,12 @@ const (
 // (as opposed to I/O), so a server can tell "corrupt" from "unreadable".
 var ErrBadArtifact = errors.New("bad router artifact")
 
+// SourceDigest identifies a training log's bytes.
+type SourceDigest struct {
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
 // Fingerprint identifies the training data, so two artifacts can be told
 // apart by what they learned from.
 type Fingerprint struct {
@@ -83,6 +89,11 @@ type Fingerprint struct {
 	Seed uint64 `json:"seed"`
 	// Sources are the files trained on, as given.
 	Sources []string `json:"sources,omitempty"`
+	// SourceDigests are the sizes and contents' SHA-256 of the sources
+	// that are regular files (not a pipe), so a byte-identical copy of a
+	// training log (moved to another machine or folder) is still known
+	// as one.
+	SourceDigests []SourceDigest `json:"source_digests,omitempty"`
 	// HoldoutShare is the share of the sources' ids (by id hash with
 	// Seed, datasets.InHoldout) kept out of training by `triage train
 	// --holdout`; HeldSince, for a router made by retrain, is the time

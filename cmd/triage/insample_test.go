@@ -74,6 +74,32 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		}
 	})
 
+	t.Run("a copy of the training log elsewhere is known by its bytes", func(t *testing.T) {
+		// As after moving the log and the router to another machine: the
+		// path differs, the content is the same.
+		moved := filepath.Join(t.TempDir(), "moved.jsonl")
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(moved, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := run(t, "eval", "--model", model, "--data", moved); code != 0 || !strings.Contains(stderr, fmt.Sprintf("%d of the 600 requests in --data are ones it was trained on", trained)) {
+			t.Errorf("eval on a copy exited %d; stderr %q lacks the in-sample warning", code, stderr)
+		}
+		if _, stderr, code := run(t, "eval", "--model", model, "--data", moved, "--unseen"); code != 0 || !strings.Contains(stderr, fmt.Sprintf("measuring on the %d of 600 requests", held)) {
+			t.Errorf("eval --unseen on a copy exited %d: %s", code, stderr)
+		}
+		// Other bytes (here one more blank line) make it another log.
+		if err := os.WriteFile(moved, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := run(t, "eval", "--model", model, "--data", moved); code != 0 || strings.Contains(stderr, "warning") {
+			t.Errorf("eval on an edited copy exited %d: %s", code, stderr)
+		}
+	})
+
 	t.Run("curves carries the note into the report; --unseen replays the held-out share", func(t *testing.T) {
 		rep := filepath.Join(dir, "report")
 		_, stderr, code := run(t, "curves", "--model", model, "--data", log, "--resamples", "20", "--grid", "20", "-o", rep)

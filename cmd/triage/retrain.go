@@ -426,8 +426,9 @@ func short(v string) string {
 }
 
 // trainedOnLine says which --data files retrain takes to be the champion's
-// training logs. Where none of them is a log the artifact names (a copy,
-// or a file moved since), retrain.ChampionTrainedOn takes the --data files
+// training logs. Where none of them is a log the artifact names (by path
+// or by its bytes: an edited copy, or a file moved since by an artifact
+// without digests), retrain.ChampionTrainedOn takes the --data files
 // to be them, as the loop's commands use them; that is an assumption, and
 // the line says so and names the logs the artifact does name, so a user
 // whose --data is in fact new data can see why its records did not judge.
@@ -440,6 +441,6 @@ func trainedOnLine(champion *models.Artifact, matched []string) string {
 	if len(matched) == 1 {
 		verb, their = "is", "its"
 	}
-	return fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path; %s %s taken to be that data (%s), so %s records do not judge (if that is new data, give the champion's log too, by the path it names, and only that log is the champion's)",
+	return fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path or content; %s %s taken to be that data (%s), so %s records do not judge (if that is new data, give the champion's log too, by the path it names, and only that log is the champion's)",
 		strings.Join(champion.Training.Sources, ", "), strings.Join(matched, ", "), verb, share, their)
 }

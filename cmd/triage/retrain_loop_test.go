@@ -65,22 +65,36 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	}
 	t.Logf("exit %d:\n%s", code, stdout)
 
-	// A copy of the log is not a file the artifact names: retrain still
-	// takes it to be the champion's (so the same records are not judged),
-	// and says that this is an assumption and which log the artifact names.
+	// A byte-identical copy of the log under another path is known by its
+	// digest as the champion's log.
 	moved := filepath.Join(dir, "moved.jsonl")
-	if b, err := os.ReadFile(base); err != nil || os.WriteFile(moved, b, 0o644) != nil {
+	b, err := os.ReadFile(base)
+	if err != nil || os.WriteFile(moved, b, 0o644) != nil {
 		t.Fatalf("copy the log: %v", err)
 	}
 	stdout, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
 	if code != 0 && code != exitRefused {
 		t.Fatalf("retrain on the copy exited %d: %s", code, stderr)
 	}
-	if want := fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path; %s is taken to be that data", base, moved); !strings.Contains(stderr, want) {
+	if want := "the champion was trained on " + moved + " (share kept out by id hash: 20%)"; !strings.Contains(stderr, want) {
+		t.Errorf("retrain on the copy: stderr does not contain %q:\n%s", want, stderr)
+	}
+	// An edited copy (one more blank line) is not a file the artifact
+	// names: retrain still takes it to be the champion's (so the same
+	// records are not judged), and says that this is an assumption and
+	// which log the artifact names.
+	if err := os.WriteFile(moved, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
+	if code != 0 && code != exitRefused {
+		t.Fatalf("retrain on the edited copy exited %d: %s", code, stderr)
+	}
+	if want := fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path or content; %s is taken to be that data", base, moved); !strings.Contains(stderr, want) {
 		t.Errorf("stderr does not contain %q:\n%s", want, stderr)
 	}
 	if want := fmt.Sprintf("not judged: %d labelled records the champion was trained on", len(recs)-unseen); !strings.Contains(stdout, want) {
-		t.Errorf("retrain on the copy: stdout does not contain %q:\n%s", want, stdout)
+		t.Errorf("retrain on the edited copy: stdout does not contain %q:\n%s", want, stdout)
 	}
 
 	// The same router as if trained with --holdout 0: it saw every scored record.

@@ -262,6 +262,9 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	if err != nil {
 		return explainTrainError(err, len(set.examples))
 	}
+	if a.Training.SourceDigests, err = retrain.DigestFiles(tf.data); err != nil {
+		return err
+	}
 	if err := saveArtifact(ctx, a, out); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 func init() {
@@ -261,6 +262,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		return explainTrainError(err, train.Len())
 	}
 	a.Training.Sources = tf.data
+	if a.Training.SourceDigests, err = retrain.DigestFiles(tf.data); err != nil {
+		return err
+	}
 	a.Training.HoldoutShare = *holdout
 	models.NameTopFeaturesFrom(a, train.Inputs(), 20)
 	if err := saveArtifact(ctx, a, *out); err != nil {

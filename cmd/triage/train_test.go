@@ -15,6 +15,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/retrain"
 )
 
 // trainSample trains a router on the bundled sample log.
@@ -354,6 +355,9 @@ func TestTrainStreamsTheSameRouter(t *testing.T) {
 				t.Fatal(err)
 			}
 			want.Training.Sources = paths
+			if want.Training.SourceDigests, err = retrain.DigestFiles(paths); err != nil {
+				t.Fatal(err)
+			}
 			want.Training.HoldoutShare = frac
 			models.NameTopFeatures(want, train, 20)
 

@@ -2,9 +2,13 @@ package retrain
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -578,7 +582,10 @@ func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) er
 
 // NamesSource says whether the artifact names path among the logs it was
 // trained on, compared as given and as absolute paths (relative ones
-// against the working directory now).
+// against the working directory now), or, where the artifact has the
+// sources' digests, by content: a byte-identical copy of a training log
+// under another name or on another machine is one too (its size is
+// compared first, so other logs are not read).
 func NamesSource(a *models.Artifact, path string) bool {
 	abs, _ := filepath.Abs(path)
 	for _, s := range a.Training.Sources {
@@ -589,7 +596,60 @@ func NamesSource(a *models.Artifact, path string) bool {
 			return true
 		}
 	}
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	var digest *models.SourceDigest
+	for _, d := range a.Training.SourceDigests {
+		if d.Bytes != st.Size() {
+			continue
+		}
+		if digest == nil {
+			got, err := DigestFile(path)
+			if err != nil {
+				return false
+			}
+			digest = &got
+		}
+		if *digest == d {
+			return true
+		}
+	}
 	return false
+}
+
+// DigestFile is the size and SHA-256 of the file at path, as an artifact
+// records its training logs (Fingerprint.SourceDigests).
+func DigestFile(path string) (models.SourceDigest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return models.SourceDigest{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return models.SourceDigest{}, fmt.Errorf("digest %s: %w", path, err)
+	}
+	return models.SourceDigest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// DigestFiles digests each of paths that is a regular file (DigestFile);
+// a pipe (--data <(zcat log.gz)) cannot be read twice and is left out.
+func DigestFiles(paths []string) ([]models.SourceDigest, error) {
+	var out []models.SourceDigest
+	for _, p := range paths {
+		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		d, err := DigestFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // ChampionTrainedOn returns which record ids the champion was trained on,
