@@ -233,20 +233,21 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 		return err
 	}
 	c.srv = srv
+	if cfg.Watch {
+		// Reload logs its outcome, as for SIGHUP. Set up before serving,
+		// so that nothing fails once a request may have been recorded
+		// (a failed Run removes the db it created).
+		c.watch, err = serve.WatchModel(cfg.ModelPath, 0, func() { srv.Reload() }, c.log)
+		if err != nil {
+			return err
+		}
+	}
 	c.served = make(chan error, 1)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.served <- srv.Serve(ln)
 	}()
-
-	if cfg.Watch {
-		// Reload logs its outcome, as for SIGHUP.
-		c.watch, err = serve.WatchModel(cfg.ModelPath, 0, func() { srv.Reload() }, c.log)
-		if err != nil {
-			return err
-		}
-	}
 	c.hup = make(chan os.Signal, 1)
 	signal.Notify(c.hup, syscall.SIGHUP)
 	c.wg.Add(1)
@@ -314,7 +315,10 @@ func (c *ServeCommand) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), c.Config.Serve.ShutdownTimeout)
 		errs = append(errs, c.srv.Shutdown(ctx))
 		cancel()
-	} else if c.ln != nil {
+	}
+	if c.ln != nil {
+		// Serve closes it on Shutdown; a Run that failed before serving
+		// did not hand it over. A second Close only errs, unread.
 		c.ln.Close()
 	}
 	c.wg.Wait()
