@@ -117,6 +117,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDefaultModels([]*models.Artifact{art}, lat, cost); err != nil {
+		return err
+	}
 	if !art.IsMultiTier() {
 		if flagsGiven(fs)["knob"] {
 			// Refused, not ignored: the user thinks it chooses something.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,6 +110,34 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 		return nil, nil, "", err
 	}
 	return lat, cost, billing, nil
+}
+
+// checkDefaultModels refuses a --latency or --cost default for a model
+// that is no tier of the routers given: it would apply to nothing, in
+// silence (a misspelt model name leaves the replay without the value).
+func checkDefaultModels(arts []*models.Artifact, lat, cost map[string]float64) error {
+	tiers := map[string]bool{}
+	var names []string
+	for _, a := range arts {
+		for _, n := range a.TierNames() {
+			if !tiers[n] {
+				tiers[n] = true
+				names = append(names, strconv.Quote(n))
+			}
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		vals map[string]float64
+	}{{"latency", lat}, {"cost", cost}} {
+		for _, m := range slices.Sorted(maps.Keys(d.vals)) {
+			if !tiers[m] {
+				return usagef("name one of the router's tiers: "+strings.Join(names, ", "),
+					"--%s names %q, which is no tier of the router", d.flag, m)
+			}
+		}
+	}
+	return nil
 }
 
 // logRecords reads the log once (each router replays it with its own
@@ -395,6 +425,9 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		arts = append(arts, a)
+	}
+	if err := checkDefaultModels(arts, lat, cost); err != nil {
+		return err
 	}
 	recs, err := rf.logRecords(env, "curves")
 	if err != nil {

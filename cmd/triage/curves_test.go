@@ -604,6 +604,16 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		if !strings.Contains(string(html), "latency of the strong tier "+synth.StrongModel+": the --latency default 2000 ms for all 50 requests") {
 			t.Error("index.html does not say the strong latency came from the default")
 		}
+		// A default for a model that is no tier (a misspelt name) would
+		// apply to nothing: refused, naming the tiers.
+		for _, cmd := range [][]string{
+			{"curves", "--model", fx.model, "--data", p, "--latency", synth.StrongModel + "x=2000", "-o", filepath.Join(fx.dir, "typo")},
+			{"calibrate", "--model", fx.model, "--data", p, "--cost", "gpt-4=0.01", "--target", "strong-share=0.3", "-o", filepath.Join(fx.dir, "typo.json")},
+		} {
+			if _, stderr, code := run(t, cmd...); code != 2 || !strings.Contains(stderr, "which is no tier of the router") || !strings.Contains(stderr, synth.StrongModel) {
+				t.Errorf("%s with a default for no tier: exit %d, %s", cmd[0], code, stderr)
+			}
+		}
 	})
 	t.Run("several models go side by side", func(t *testing.T) {
 		cal := filepath.Join(fx.dir, "calibrated.json")
