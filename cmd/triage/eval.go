@@ -66,6 +66,9 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if a.IsMultiTier() {
 		return evalTiersModel(env, path, a, tf, unseen, asJSON)
 	}
+	// --fast and --strong pick the log's models to measure against (a
+	// router trained on one pair, judged on another); else the router's.
+	fromRouter := map[string]bool{"fast": tf.fast == "", "strong": tf.strong == ""}
 	if tf.fast == "" {
 		tf.fast = a.Tiers.Fast
 	}
@@ -75,6 +78,11 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	labelName := a.Label
 	if labelName == "" {
 		labelName = tf.label
+	} else if tf.given("label") != "" && tf.label != a.Label {
+		// Refused, not ignored: the router predicts its own label, and
+		// its auc, logloss and ece are measured on it.
+		return usagef("leave --label out: eval --model measures the router on the label it was trained for",
+			"--label %s, but %s was trained for %s", tf.label, path, a.Label)
 	}
 	label, err := datasets.ParseLabel(labelName)
 	if err != nil {
@@ -86,7 +94,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	}
 	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
 	if at := (*absentTierError)(nil); errors.As(err, &at) {
-		at.ofRouter = true // the tiers came from the artifact, not from flags
+		at.ofRouter = fromRouter[at.role] // the tier came from the artifact, not a flag
 	}
 	if err != nil {
 		return err

@@ -90,6 +90,20 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
+	// A tier the user named with --fast is the flag's, not the router's.
+	_, stderr, code = run(t, "eval", "--model", model, "--data", log, "--fast", "z", "--strong", "y")
+	if want := `--fast model "z" appears in no record`; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("eval --model --fast z: exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	// --label other than the router's was ignored; it is refused.
+	other := "weak-fails"
+	if a.Label == other {
+		other = "strong-wins"
+	}
+	_, stderr, code = run(t, "eval", "--model", model, "--data", log, "--label", other)
+	if code != 2 || !strings.Contains(stderr, "was trained for "+a.Label) {
+		t.Errorf("eval --model --label %s: exit %d, stderr %q; want 2 naming the router's label", other, code, stderr)
+	}
 }
 
 // TestLogsShareNoIDs: a log given twice is a usage error, and a record id
