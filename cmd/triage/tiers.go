@@ -811,6 +811,12 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 // evalTiersModel is eval --model on an N-tier artifact: its figures on
 // the log, at the artifact's policy and at λ = 0.
 func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, unseen, asJSON bool) error {
+	if n := tf.given("fast", "strong", "label"); n != "" {
+		// Refused, not ignored: an N-tier router is measured on its own
+		// tiers, each head predicting its tier's score.
+		return usagef("leave it out: an N-tier router is measured on the tiers it names, "+strings.Join(a.TierNames(), ", "),
+			"--%s is for two-tier routers, and %s is an N-tier one", n, path)
+	}
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err

@@ -97,6 +97,10 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "an N-tier router is trained on the whole log") {
 			t.Errorf("eval --model --unseen exited %d: %s", code, stderr)
 		}
+		// Two-tier flags are refused, not ignored.
+		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--fast", "cheap"); code != 2 || !strings.Contains(stderr, "--fast is for two-tier routers") {
+			t.Errorf("eval --model --fast on an N-tier router exited %d: %s", code, stderr)
+		}
 		// retrain refuses an N-tier champion before it reads a log.
 		if _, stderr, code = run(t, "retrain", "--model", model, "--data", log, "-o", filepath.Join(dir, "challenger.json")); code != 1 ||
 			!strings.Contains(stderr, "retrain compares two-tier routers only") || strings.Contains(stderr, "merged") {
