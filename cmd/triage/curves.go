@@ -429,6 +429,18 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err := checkDefaultModels(arts, lat, cost); err != nil {
 		return err
 	}
+	// One kind of router per report: N-tier ones sweep λ, two-tier ones
+	// thresholds.
+	for i, a := range arts {
+		if a.IsMultiTier() != arts[0].IsMultiTier() {
+			two, n := modelPaths[0], modelPaths[i]
+			if arts[0].IsMultiTier() {
+				two, n = n, two
+			}
+			return usagef("compare N-tier routers with each other, two-tier ones with each other",
+				"%s is a two-tier router and %s an N-tier one", two, n)
+		}
+	}
 	recs, err := rf.logRecords(env, "curves")
 	if err != nil {
 		return err

@@ -669,9 +669,6 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 	names := sectionNames(paths)
 	var runs []report.TierRun
 	for i, a := range arts {
-		if !a.IsMultiTier() {
-			return usagef("compare N-tier routers with each other, two-tier ones with each other", "%s is a two-tier router and %s an N-tier one", paths[i], paths[0])
-		}
 		r, err := models.NewTierRouter(a)
 		if err != nil {
 			return err

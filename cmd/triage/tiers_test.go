@@ -238,3 +238,27 @@ func TestTiersUsage(t *testing.T) {
 		})
 	}
 }
+
+// curves compares routers of one kind: a two-tier and an N-tier router
+// together are refused, in either order, before the log is read (the
+// two-tier-first order failed after reading it, with a library message).
+func TestCurvesRefusesMixedRouterKinds(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 60)
+	two, n := filepath.Join(dir, "two.json"), filepath.Join(dir, "n.json")
+	for _, args := range [][]string{
+		{"train", "--data", log, "--fast", "cheap", "--strong", "chat", "--folds", "2", "--l2", "0.01", "--route-anyway", "-o", two},
+		{"train", "--data", log, "--tiers", "cheap,chat", "--folds", "2", "--l2", "0.01", "-o", n},
+	} {
+		if _, stderr, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	missing := filepath.Join(dir, "no-log.jsonl")
+	for _, order := range [][]string{{two, n}, {n, two}} {
+		_, stderr, code := run(t, "curves", "--model", order[0], "--model", order[1], "--data", missing, "-o", filepath.Join(dir, "c"))
+		if want := two + " is a two-tier router and " + n + " an N-tier one"; code != 2 || !strings.Contains(stderr, want) || strings.Contains(stderr, "no-log.jsonl") {
+			t.Errorf("curves %s then %s: exit %d, %q; want 2 and %q before the log is read", order[0], order[1], code, stderr, want)
+		}
+	}
+}
