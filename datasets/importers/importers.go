@@ -68,6 +68,11 @@ func (s Stats) String() string {
 	}
 	if s.ContaminatedListed > 0 {
 		fmt.Fprintf(&b, "; dropped %d contaminated records (%d of %d listed prompts found)", s.Contaminated, s.ContaminatedFound, s.ContaminatedListed)
+		if s.ContaminatedFound == 0 {
+			// RouteLLM ships one list per bench: another bench's list
+			// matches nothing, and drops nothing, without an error.
+			b.WriteString(": none of the listed prompts is in this bench; is it the list for another bench (contaminated/<bench>.jsonl)?")
+		}
 	}
 	return b.String()
 }

@@ -83,6 +83,12 @@ func TestStatsString(t *testing.T) {
 	if got := st.String(); got != want {
 		t.Errorf("String() =\n %q\nwant\n %q", got, want)
 	}
+	// A list none of whose prompts is in the bench is likely another
+	// bench's: said, since it drops nothing without an error.
+	st = Stats{Records: 2, ContaminatedListed: 5}
+	if got := st.String(); !strings.Contains(got, "(0 of 5 listed prompts found): none of the listed prompts is in this bench") {
+		t.Errorf("String() = %q, want the hint about another bench's list", got)
+	}
 }
 
 func TestWriteToWritesJSONL(t *testing.T) {
