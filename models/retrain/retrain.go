@@ -581,12 +581,17 @@ func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) er
 }
 
 // NamesSource says whether the artifact names path among the logs it was
-// trained on, compared as given and as absolute paths (relative ones
+// trained on ("-", standard input, never), compared as given and as absolute paths (relative ones
 // against the working directory now), or, where the artifact has the
 // sources' digests, by content: a byte-identical copy of a training log
 // under another name or on another machine is one too (its size is
 // compared first, so other logs are not read).
 func NamesSource(a *models.Artifact, path string) bool {
+	if path == "-" {
+		// Standard input is no particular log: a router trained on one
+		// stream says nothing about the next.
+		return false
+	}
 	abs, _ := filepath.Abs(path)
 	for _, s := range a.Training.Sources {
 		if s == path {

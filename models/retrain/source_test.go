@@ -1,0 +1,52 @@
+package retrain
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/triage-router/triage/models"
+)
+
+// NamesSource knows a training log by its path (as given or absolute) and,
+// through the artifact's digests, by its bytes under any other path; never
+// standard input, which is no particular log.
+func TestNamesSource(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log.jsonl")
+	if err := os.WriteFile(log, []byte(`{"id":"a","prompt":"p"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	digests, err := DigestFiles([]string{log, "-"})
+	if err != nil || len(digests) != 1 {
+		t.Fatalf("DigestFiles = %v, %v; want one digest (standard input left out)", digests, err)
+	}
+	a := &models.Artifact{Training: models.Fingerprint{Sources: []string{log, "-"}, SourceDigests: digests}}
+	copyOf := func(name string, extra string) string {
+		b, _ := os.ReadFile(log)
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, append(b, extra...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		name, path string
+		want       bool
+	}{
+		{"the path as given", log, true},
+		{"a byte-identical copy elsewhere", copyOf("copy.jsonl", ""), true},
+		{"an edited copy", copyOf("edited.jsonl", "\n"), false},
+		{"standard input, even when the artifact lists it", "-", false},
+		{"a file that does not exist", filepath.Join(dir, "none.jsonl"), false},
+	} {
+		if got := NamesSource(a, tt.path); got != tt.want {
+			t.Errorf("%s: NamesSource(%s) = %v, want %v", tt.name, tt.path, got, tt.want)
+		}
+	}
+	// Without digests (an artifact from before them) a copy is another log.
+	a.Training.SourceDigests = nil
+	if NamesSource(a, copyOf("copy2.jsonl", "")) {
+		t.Error("a copy matched an artifact without digests")
+	}
+}
