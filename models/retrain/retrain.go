@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/triage-router/triage/datasets"
@@ -611,7 +612,7 @@ func NamesSource(a *models.Artifact, path string) bool {
 			continue
 		}
 		if digest == nil {
-			got, err := DigestFile(path)
+			got, err := digestOnce(path, st)
 			if err != nil {
 				return false
 			}
@@ -622,6 +623,41 @@ func NamesSource(a *models.Artifact, path string) bool {
 		}
 	}
 	return false
+}
+
+// digests remembers the digests NamesSource computed, by path, with the
+// size and modification time they were taken at: one command asks about
+// the same log several times (the in-sample screen, then
+// ChampionTrainedOn; retrain's gate, then its message), and a log of
+// gigabytes should be read once.
+var digests struct {
+	sync.Mutex
+	m map[string]fileDigest
+}
+
+type fileDigest struct {
+	size int64
+	mod  time.Time
+	d    models.SourceDigest
+}
+
+// digestOnce is DigestFile(path), from memory when st says the file is
+// unchanged since it was taken.
+func digestOnce(path string, st os.FileInfo) (models.SourceDigest, error) {
+	digests.Lock()
+	defer digests.Unlock()
+	if f, ok := digests.m[path]; ok && f.size == st.Size() && f.mod.Equal(st.ModTime()) {
+		return f.d, nil
+	}
+	d, err := DigestFile(path)
+	if err != nil {
+		return d, err
+	}
+	if digests.m == nil {
+		digests.m = map[string]fileDigest{}
+	}
+	digests.m[path] = fileDigest{size: st.Size(), mod: st.ModTime(), d: d}
+	return d, nil
 }
 
 // DigestFile is the size and SHA-256 of the file at path, as an artifact
