@@ -52,6 +52,11 @@ func (e *DamageError) Error() string {
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
 
 func emptyDBError(path string) error {
+	if held, _ := walHoldsData(path); held {
+		return fmt.Errorf("%w: %s is 0 bytes, and a feedback db never is (a crash while it was being created, or a failed copy, leaves one), "+
+			"and the feedback log %s%s beside it holds acknowledged writes of the db it was: give the right file; --init would start a new, empty store only once the log is moved aside",
+			ErrEmptyDB, path, path, walSuffix)
+	}
 	return fmt.Errorf("%w: %s is 0 bytes, and a feedback db never is (a crash while it was being created, or a failed copy, leaves one): "+
 		"give the right file, or pass --init to start a new, empty store in it", ErrEmptyDB, path)
 }

@@ -377,3 +377,46 @@ func TestSalvageRecoversLeavesCutOffFromTheTree(t *testing.T) {
 		}
 	}
 }
+
+// A server that starts while `feedback compact` replaces the db can wait
+// for the old file's lock and get it just after the compacted file took
+// the name. It must open the new file: what it wrote into the old one
+// would be lost with it.
+func TestOpenDuringCompactionOpensTheNewFile(t *testing.T) {
+	dir := t.TempDir()
+	path, next := filepath.Join(dir, "feedback.db"), filepath.Join(dir, "compacted.db")
+	for _, p := range []struct {
+		path, id string
+	}{{path, "old"}, {next, "new"}} {
+		s := openStoreAt(t, p.path, StoreOptions{NoSync: true})
+		put(t, s, Feedback{RequestID: p.id, Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "q", TS: t0})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renames := 0
+	afterBoltOpen = func() {
+		if renames == 0 {
+			if err := os.Rename(next, path); err != nil {
+				t.Error(err)
+			}
+		}
+		renames++
+	}
+	defer func() { afterBoltOpen = nil }()
+	s := openStoreAt(t, path, StoreOptions{NoSync: true})
+	afterBoltOpen = nil
+	if renames != 2 {
+		t.Errorf("bbolt opened the file %d times, want 2 (the old file, then the new one)", renames)
+	}
+	put(t, s, Feedback{RequestID: "after", Model: "m", Outcome: Outcome{Score: Float(0)}, Prompt: "q", TS: t0})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStoreAt(t, path, StoreOptions{NoSync: true})
+	defer s.Close()
+	got := scores(t, s)
+	if want := map[string]float64{"new/m": 1, "after/m": 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the db at the path holds %v, want %v: the write went to the replaced file", got, want)
+	}
+}

@@ -189,6 +189,27 @@ const (
 // buckets. An existing file is checked first (verifyDB): a damaged one is
 // a *DamageError saying what to do, never a fault or a panic in bbolt.
 func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
+	// A store opened while `feedback compact` replaces the file can lock
+	// the old file after the new one took its name, and would then record
+	// into a deleted file (openBoltStore says errReplaced). The new file
+	// is complete by then: open that one.
+	for attempt := 1; ; attempt++ {
+		s, err := openBoltStore(path, opts)
+		if !errors.Is(err, errReplaced) || attempt == 3 {
+			return s, err
+		}
+	}
+}
+
+// errReplaced says the db file was replaced by another (a compaction)
+// while it was being opened.
+var errReplaced = errors.New("the file was replaced by another while it was being opened (a feedback compact?); open it again")
+
+// afterBoltOpen, when set by a test, runs once bbolt holds the file's
+// lock, to replace the file at that moment.
+var afterBoltOpen func()
+
+func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	timeout := opts.Timeout
 	switch {
 	case timeout == 0:
@@ -202,7 +223,8 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
-	switch fi, err := os.Stat(path); {
+	before, err := os.Stat(path)
+	switch fi := before; {
 	case errors.Is(err, os.ErrNotExist):
 		// A new db is created, but not its folder: say so rather than
 		// bbolt's bare "no such file or directory".
@@ -221,6 +243,12 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	case fi.Size() == 0:
 		if !opts.Init {
 			return nil, emptyDBError(path)
+		}
+		// --init starts a new store in the file; a log beside it holds
+		// acknowledged writes of the db that file once was, which the new
+		// store would apply to nothing and then delete.
+		if err := orphanWAL(path); err != nil {
+			return nil, err
 		}
 	default:
 		if err := verifyDB(path, timeout); err != nil {
@@ -250,6 +278,18 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 			return nil, &lockedError{path: path}
 		}
 		return nil, fmt.Errorf("open feedback db %s: %w", path, err)
+	}
+	if afterBoltOpen != nil {
+		afterBoltOpen()
+	}
+	// The lock is on the file bbolt opened. If path names another file
+	// now, a compaction renamed its output over it while this waited for
+	// the lock: what this store wrote would be lost with the old file.
+	if before != nil {
+		if now, err := os.Stat(path); err != nil || !os.SameFile(before, now) {
+			db.Close()
+			return nil, fmt.Errorf("open feedback db %s: %w", path, errReplaced)
+		}
 	}
 	maxBatch := opts.MaxBatchSize
 	if maxBatch <= 0 {
@@ -297,23 +337,41 @@ func OpenBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	return st, nil
 }
 
-// orphanWAL reports a feedback log left where its db is missing: its
-// records are acknowledged writes that a new db would silently skip.
+// orphanWAL reports a feedback log left where its db is missing (or, with
+// --init, 0 bytes): its records are acknowledged writes that a new db
+// would silently skip.
 func orphanWAL(path string) error {
-	data, err := os.ReadFile(path + walSuffix)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	held, err := walHoldsData(path)
 	if err != nil {
 		return fmt.Errorf("open feedback db: %w", err)
 	}
+	if !held {
+		return nil
+	}
+	state := "does not exist"
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		state = "is 0 bytes"
+	}
+	return fmt.Errorf("open feedback db: the feedback log %s%s holds writes, but the db %s %s: the db was moved, removed or emptied without its log, which holds acknowledged feedback. Put the db back, or move the log aside to start a new store",
+		path, walSuffix, path, state)
+}
+
+// walHoldsData reports whether the feedback log beside the db at path
+// exists and holds anything but zeros.
+func walHoldsData(path string) (bool, error) {
+	data, err := os.ReadFile(path + walSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
 	for _, c := range data {
 		if c != 0 {
-			return fmt.Errorf("open feedback db: the feedback log %s%s exists but the db %s does not: the db was moved or removed without its log, which holds acknowledged feedback. Put the db back, or move the log aside to start a new store",
-				path, walSuffix, path)
+			return true, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // Replay says what Open found in the feedback log and applied.

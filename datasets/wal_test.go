@@ -380,8 +380,30 @@ func TestWALDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := OpenBoltStore(path, StoreOptions{NoSync: true})
-		if err == nil || !strings.Contains(err.Error(), "exists but the db") {
+		if err == nil || !strings.Contains(err.Error(), "holds writes, but the db "+path+" does not exist") {
 			t.Fatalf("open: %v, want a refusal naming the orphaned log", err)
+		}
+	})
+
+	// A 0-byte db with a log beside it (a failed copy of the db, not of
+	// its log): --init would start a new store, apply the log's feedback
+	// to requests it does not hold and delete the log.
+	t.Run("a log beside a 0-byte db is refused, even with --init", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "feedback.db")
+		writeFeedbackLog(t, path, 3)
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenBoltStore(path, StoreOptions{NoSync: true})
+		if !errors.Is(err, ErrEmptyDB) || !strings.Contains(err.Error(), "holds acknowledged writes") {
+			t.Fatalf("open: %v, want ErrEmptyDB naming the log", err)
+		}
+		_, err = OpenBoltStore(path, StoreOptions{NoSync: true, Init: true})
+		if err == nil || !strings.Contains(err.Error(), "holds writes, but the db "+path+" is 0 bytes") {
+			t.Fatalf("open --init: %v, want a refusal naming the log", err)
+		}
+		if fi, err := os.Stat(path + walSuffix); err != nil || fi.Size() == 0 {
+			t.Fatalf("the log after the refusals: %v, %v; want it kept", fi, err)
 		}
 	})
 }
