@@ -420,3 +420,116 @@ func TestOpenDuringCompactionOpensTheNewFile(t *testing.T) {
 		t.Errorf("the db at the path holds %v, want %v: the write went to the replaced file", got, want)
 	}
 }
+
+// What salvage's advice leads to: the salvaged copy is moved over the
+// damaged db, and the old feedback log stays beside it. The log holds the
+// epoch it was salvaged at and, deeper in, records of applied epochs;
+// the copy must take none of them for new writes.
+func TestSalvagedDBInPlaceOfTheOldOneBesideItsLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "feedback.db")
+	s := openStoreAt(t, path, StoreOptions{NoSync: true, WALSize: 64 << 10})
+	// Scores of 0, then corrections to 1. The first six carry long
+	// prompts and fill the first epoch (applied when the log is half
+	// full); the rest, in the second, end before the first epoch's last
+	// records (scores of 0), which stay in the log past them.
+	for i := range 66 {
+		prompt := "q"
+		if i < 6 {
+			prompt = strings.Repeat("x", 6000)
+		}
+		put(t, s, Feedback{RequestID: fmt.Sprintf("r%02d", i), Model: "m", Outcome: Outcome{Score: Float(0)}, Prompt: prompt, TS: t0})
+	}
+	for i := range 66 {
+		put(t, s, Feedback{RequestID: fmt.Sprintf("r%02d", i), Model: "m", Outcome: Outcome{Score: Float(1)}})
+	}
+	crash(t, s)
+	want := map[string]float64{}
+	for i := range 66 {
+		want[fmt.Sprintf("r%02d/m", i)] = 1
+	}
+
+	t.Run("moved over the old db", func(t *testing.T) {
+		work := t.TempDir()
+		src := filepath.Join(work, "feedback.db")
+		copyFile(t, path, src)
+		copyFile(t, path+walSuffix, src+walSuffix)
+		out := filepath.Join(work, "salvaged.db")
+		if _, err := SalvageDB(src, out, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(out, src); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := CheckDB(src, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Damaged() || rep.Log.Records != 0 {
+			t.Errorf("check of the salvaged db beside the old log = %+v, want no damage and nothing to apply", rep.Log)
+		}
+		s := openStoreAt(t, src, StoreOptions{NoSync: true, WALSize: 64 << 10})
+		defer s.Close()
+		if got := scores(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("scores = %v, want every correction (1)", got)
+		}
+	})
+
+	// Every request here has one time (a client posting its own ts can
+	// do that), so the records' keys differ only by the log bucket's
+	// sequence: the 16 records the log creates in the salvaged db took
+	// the keys of 16 copied ones and replaced them, until salvage carried
+	// the sequence over.
+	t.Run("records the log creates keep the copied ones", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "salvaged.db")
+		if _, err := SalvageDB(path, out, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s := openStoreAt(t, out, StoreOptions{NoSync: true})
+		defer s.Close()
+		if got := scores(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%d scores = %v, want %d, every correction (1)", len(got), got, len(want))
+		}
+	})
+
+	// The meta bucket, which holds the log's epoch, may be what was
+	// damaged: the log's first record then says which epoch is current.
+	t.Run("the log's epoch lost with the meta bucket", func(t *testing.T) {
+		work := t.TempDir()
+		src := filepath.Join(work, "feedback.db")
+		copyFile(t, path, src)
+		copyFile(t, path+walSuffix, src+walSuffix)
+		db, err := bolt.Open(src, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyWALEpoch) }); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		out := filepath.Join(work, "salvaged.db")
+		rep, err := SalvageDB(src, out, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.LogLost != 0 {
+			t.Errorf("salvage = %+v, want nothing lost from the log", rep)
+		}
+		s := openStoreAt(t, out, StoreOptions{NoSync: true})
+		defer s.Close()
+		if got := scores(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("scores = %v, want every correction (1)", got)
+		}
+	})
+}
+
+func copyFile(tb testing.TB, from, to string) {
+	tb.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -255,6 +255,14 @@ func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
 			epoch = max(epoch, binary.BigEndian.Uint64(o.v))
 		}
 	}
+	if !haveEpoch {
+		// Appends restart at offset 0 in each new epoch, so the log's
+		// first record is of the newest epoch it holds: the current one,
+		// or one already applied, which applying again changes nothing.
+		if e, ok := walFirstEpoch(src + walSuffix); ok {
+			epoch = max(epoch, e)
+		}
+	}
 	err = writeNewDB(dst, DefaultPageSize, func(out *bolt.DB) error {
 		return salvageInto(out, bf, src, epoch, orphans, rep)
 	})
@@ -290,6 +298,7 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans [
 	ids := map[string][]byte{}
 	written := map[string]bool{}
 	var logKeys [][]byte
+	var maxSeq uint64 // the highest sequence in the copied records' keys
 	addLog := func(k, v []byte, orphan bool) {
 		rec, err := decodeStored(k, v)
 		if err != nil || len(k) != 16 || checkKey("id", rec.ID) != nil {
@@ -306,6 +315,7 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans [
 			logKeys = append(logKeys, prev) // deleted below
 		}
 		key := bytes.Clone(k)
+		maxSeq = max(maxSeq, binary.BigEndian.Uint64(key[8:]))
 		ids[rec.ID], written[string(k)] = key, true
 		w.put(bucketLog, key, bytes.Clone(v))
 		rep.Records++
@@ -375,6 +385,21 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans [
 	sc := readWAL(data, epoch)
 	rep.LogLost = sc.lost
 	err = out.Update(func(tx *bolt.Tx) error {
+		// The new db is past the old log's epoch, as an apply leaves it:
+		// put in place of the old db with the old log beside it, it must
+		// not take the log's records, applied here, for new ones (nor
+		// its older epochs' records, at epoch 0, for acknowledged ones).
+		if err := tx.Bucket(bucketMeta).Put(keyWALEpoch, binary.BigEndian.AppendUint64(nil, epoch+1)); err != nil {
+			return err
+		}
+		// A record's key is its time and the log bucket's next sequence.
+		// The copies were put with their keys, which leaves the new
+		// bucket's sequence at 0: records the log creates, and the
+		// server's later ones, would take keys of copied records that
+		// share their time, and replace them.
+		if err := tx.Bucket(bucketLog).SetSequence(maxSeq); err != nil {
+			return err
+		}
 		known := tx.Bucket(bucketIDs)
 		for _, op := range sc.ops {
 			if op.created == nil && known.Get([]byte(op.id)) == nil {
@@ -440,4 +465,18 @@ func (w *salvageWriter) flush() error {
 	})
 	w.ops = w.ops[:0]
 	return w.err
+}
+
+// walFirstEpoch reads the epoch of the record at the start of the log at
+// path, if one is readable there.
+func walFirstEpoch(path string) (uint64, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) < walHeader {
+		return 0, false
+	}
+	epoch := binary.BigEndian.Uint64(data[8:16])
+	if _, ok := parseWALRecord(data, 0, epoch); !ok {
+		return 0, false
+	}
+	return epoch, true
 }
