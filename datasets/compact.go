@@ -31,7 +31,18 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 		out = path
 	}
 	inPlace := filepath.Clean(out) == filepath.Clean(path)
-	if !inPlace {
+	if isLogOf(out, path) {
+		return res, fmt.Errorf("compact feedback db: -o %s is the feedback log of %s, which closing the store removes; give another file", out, path)
+	}
+	if inPlace {
+		// Through a symbolic link, the new file replaces the file the
+		// link points to, on its disk, and the link stays.
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return res, fmt.Errorf("compact feedback db: %w", err)
+		}
+		out = real
+	} else {
 		if _, err := os.Stat(out); err == nil {
 			return res, fmt.Errorf("compact feedback db: %s exists; give a new file with -o, or none to compact in place", out)
 		}
@@ -115,4 +126,9 @@ func syncDir(dir string) error {
 	}
 	err = d.Sync()
 	return errors.Join(err, d.Close())
+}
+
+// isLogOf reports whether file is the feedback log of the db at path.
+func isLogOf(file, path string) bool {
+	return filepath.Clean(file) == filepath.Clean(path)+walSuffix
 }

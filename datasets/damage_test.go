@@ -533,3 +533,42 @@ func copyFile(tb testing.TB, from, to string) {
 		tb.Fatal(err)
 	}
 }
+
+func TestCompactDBPaths(t *testing.T) {
+	t.Run("through a symbolic link, the file it points to", func(t *testing.T) {
+		real := writeTemp(t, pristineDB(t, 40))
+		link := filepath.Join(t.TempDir(), "link.db")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.Stat(real)
+		if _, err := CompactDB(link, "", StoreOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link after compaction: %v, %v; want it still a link", fi, err)
+		}
+		if after, _ := os.Stat(real); os.SameFile(before, after) {
+			t.Error("the file the link points to was not replaced by the compacted one")
+		}
+		s := openStoreAt(t, link, StoreOptions{NoSync: true})
+		defer s.Close()
+		if n := len(exportAll(t, s, ExportOptions{})); n != 40 {
+			t.Errorf("%d records through the link after compaction, want 40", n)
+		}
+	})
+	t.Run("-o the db's own feedback log is refused", func(t *testing.T) {
+		path := writeTemp(t, pristineDB(t, 10))
+		_, err := CompactDB(path, path+walSuffix, StoreOptions{NoSync: true})
+		if err == nil || !strings.Contains(err.Error(), "is the feedback log of") {
+			t.Fatalf("compact -o %s-wal: %v, want a refusal", path, err)
+		}
+		_, err = SalvageDB(path, path+walSuffix, time.Second)
+		if err == nil || !strings.Contains(err.Error(), "is the feedback log of") {
+			t.Fatalf("salvage -o %s-wal: %v, want a refusal", path, err)
+		}
+		if _, err := os.Stat(path + walSuffix); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a file at the log's path after the refusals: %v", err)
+		}
+	})
+}

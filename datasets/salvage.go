@@ -213,6 +213,9 @@ const salvageTxSize = 10000
 // written beside itself and renamed into place when complete. src is left
 // as it is.
 func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
+	if isLogOf(dst, src) {
+		return nil, fmt.Errorf("salvage: %s is the feedback log of %s, which the salvage reads; give a new file", dst, src)
+	}
 	if _, err := os.Stat(dst); err == nil {
 		return nil, fmt.Errorf("salvage: %s exists; give a new file", dst)
 	}
