@@ -57,11 +57,16 @@ type LogCheck struct {
 	// (a later append follows them): the next open refuses the log
 	// unless told to salvage it.
 	Acknowledged bool
+	// Truncated says the file ends inside its records (it is Bytes
+	// long, shorter than a log is written): the next open refuses it
+	// unless told to salvage it.
+	Truncated bool
+	Bytes     int64
 }
 
 // Damaged reports whether the check found damage.
 func (r *CheckReport) Damaged() bool {
-	return r.NProblems > 0 || r.BadRecords > 0 || r.BadIDs > 0 || r.BadFeedback > 0 || r.Log.Acknowledged
+	return r.NProblems > 0 || r.BadRecords > 0 || r.BadIDs > 0 || r.BadFeedback > 0 || r.Log.Acknowledged || r.Log.Truncated
 }
 
 // CheckDB checks the feedback db at path without changing it: the file's
@@ -115,6 +120,8 @@ func CheckDB(path string, timeout time.Duration) (*CheckReport, error) {
 		rep.Log.Exists = true
 		sc := readWAL(data, c.epoch)
 		rep.Log.Records, rep.Log.DamagedAt, rep.Log.After, rep.Log.Lost, rep.Log.Acknowledged = len(sc.ops), sc.badOff, sc.after, sc.lost, sc.damaged()
+		// A server writes its log at the default size.
+		rep.Log.Truncated, rep.Log.Bytes = sc.cutShort(data, c.epoch, DefaultWALSize), int64(len(data))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("check feedback log: %w", err)
 	}

@@ -59,6 +59,10 @@ import (
 //     (ReplayStats), not refused: a torn last append is what a power cut
 //     leaves.
 //
+// A log file shorter than its preallocated size that holds records was cut
+// short (a partial copy): records past the cut may have been acknowledged,
+// so Open refuses it too unless told to salvage it (walScan.cutShort).
+//
 // Version 1 logs (before seq and first) are still replayed the old way,
 // up to the first bad record.
 const (
@@ -231,6 +235,8 @@ type walScan struct {
 	laterGroup bool
 	// v1 says the log is of the first format.
 	v1 bool
+	// end is where the records before the first bad one end.
+	end int
 }
 
 // damaged reports whether acknowledged records are unreadable.
@@ -249,7 +255,7 @@ func readWAL(data []byte, epoch uint64) walScan {
 		sc.ops = append(sc.ops, r.op)
 		off, next = r.end, next+1
 	}
-	sc.clean = len(sc.ops)
+	sc.clean, sc.end = len(sc.ops), off
 	if sc.clean == 0 {
 		if ops := readWALv1(data, epoch); len(ops) > 0 {
 			sc.ops, sc.clean, sc.v1 = ops, len(ops), true
@@ -291,6 +297,34 @@ func readWAL(data []byte, epoch uint64) walScan {
 	return sc
 }
 
+// cutShort reports whether the log in data, which is written at size
+// bytes, was cut short (a partial copy, a truncation) while it held
+// records of the epoch. The file is preallocated with zeros before the
+// first append, so a whole log is never shorter than size; and appends
+// restart at offset 0 in each epoch, so records past the cut may have
+// been acknowledged, even where the cut falls between two records.
+func (s *walScan) cutShort(data []byte, epoch uint64, size int64) bool {
+	if s.v1 || s.badOff >= 0 || int64(len(data)) >= size {
+		return false
+	}
+	if s.clean > 0 {
+		return true
+	}
+	// No whole record: a cut inside the first one still holds its
+	// header's start, where a new log holds only zeros.
+	rest := data[s.end:]
+	if len(rest) >= walHeader {
+		n := int(binary.BigEndian.Uint32(rest[0:]))
+		return n != 0 && binary.BigEndian.Uint64(rest[8:]) == epoch && n > len(rest)-walHeader
+	}
+	for _, c := range rest {
+		if c != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // readWALv1 reads a log of the first format (a 16-byte header without seq
 // and first) up to its first bad record, as that format's replay did.
 func readWALv1(data []byte, epoch uint64) []walOp {
@@ -326,9 +360,18 @@ type WALDamageError struct {
 	// Before and After count the readable records before and after it;
 	// Lost, the records between that cannot be read.
 	Before, After, Lost int
+	// Truncated says the file ends inside its records instead (at
+	// Offset, its length): Size is the length it is written at.
+	Truncated bool
+	Size      int64
 }
 
 func (e *WALDamageError) Error() string {
+	if e.Truncated {
+		return fmt.Sprintf("feedback log %s is cut short: it is %d bytes, not the %d it is written at, and it holds records, which may have gone on past its end: acknowledged writes may be lost (a partial copy?). Nothing was applied. "+
+			"If the whole file exists elsewhere, put it back; otherwise copy this one aside, then start with --salvage-log to apply its %d readable records",
+			e.Path, e.Offset, e.Size, e.Before)
+	}
 	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %d acknowledged records follow it (lost between: %d). Nothing was applied. "+
 		"Copy the file aside, then start with --salvage-log to apply the %d readable records (%d before the damage, %d after) and skip the damaged bytes",
 		e.Path, e.Offset, e.After, e.Lost, e.Before+e.After, e.Before, e.After)
@@ -347,6 +390,9 @@ type ReplayStats struct {
 	// because StoreOptions.SalvageLog was set; otherwise any damage was
 	// in the last append (a torn write, or damage after its answer).
 	Salvaged bool
+	// Truncated says the log was cut short (DamagedAt is its length)
+	// and its readable records applied because SalvageLog was set.
+	Truncated bool
 }
 
 // wal is the open log. Only the committer goroutine uses it after open.
@@ -397,6 +443,15 @@ func openWAL(db *bolt.DB, dbPath string, size int64, noSync, salvage bool) (*wal
 	if sc.damaged() && !salvage {
 		f.Close()
 		return nil, st, &WALDamageError{Path: path, Offset: sc.badOff, Before: sc.clean, After: sc.after, Lost: sc.lost}
+	}
+	// Applying a cut-short log would start the next epoch over what it
+	// lost: the whole file may still exist elsewhere.
+	if sc.cutShort(data, epoch, size) {
+		if !salvage {
+			f.Close()
+			return nil, st, &WALDamageError{Path: path, Offset: int64(len(data)), Before: sc.clean, Truncated: true, Size: size}
+		}
+		st.DamagedAt, st.Salvaged, st.Truncated = int64(len(data)), true, true
 	}
 	if sc.badOff >= 0 {
 		st.DamagedAt, st.Lost, st.Salvaged = sc.badOff, sc.lost, sc.damaged()

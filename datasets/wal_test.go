@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func openStoreAt(tb testing.TB, path string, opts StoreOptions) *BoltStore {
@@ -404,6 +405,76 @@ func TestWALDamage(t *testing.T) {
 		}
 		if fi, err := os.Stat(path + walSuffix); err != nil || fi.Size() == 0 {
 			t.Fatalf("the log after the refusals: %v, %v; want it kept", fi, err)
+		}
+	})
+}
+
+// A log cut short (a partial copy of it beside a copy of the db) looked
+// like a log that ends: its readable records were applied, the rest of the
+// acknowledged writes silently lost, and the file then reused. It is
+// refused, check says so, and --salvage-log applies what is readable.
+func TestWALCutShort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	data, offs := writeFeedbackLog(t, path, 40)
+	for _, c := range []struct {
+		name string
+		n    int // bytes kept
+		want int // readable records
+	}{
+		{"inside a record", offs[16] + walHeader + 5, 16},
+		{"inside a header", offs[16] + 10, 16},
+		{"at a record's end", offs[16], 16},
+		{"inside the first header", 10, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "feedback.db")
+			copyFile(t, path, db)
+			if err := os.WriteFile(db+walSuffix, data[:c.n], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := CheckDB(db, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Damaged() || !rep.Log.Truncated || rep.Log.Records != c.want {
+				t.Errorf("check = %+v, want a cut-short log with %d readable records", rep.Log, c.want)
+			}
+			_, err = OpenBoltStore(db, StoreOptions{NoSync: true})
+			var de *WALDamageError
+			if !errors.As(err, &de) || !de.Truncated || !strings.Contains(err.Error(), "is cut short") {
+				t.Fatalf("open: %v, want a refusal of the cut-short log", err)
+			}
+			if got, _ := os.ReadFile(db + walSuffix); len(got) != c.n {
+				t.Fatalf("the refused log is now %d bytes, want it untouched (%d)", len(got), c.n)
+			}
+			s := openStoreAt(t, db, StoreOptions{NoSync: true, SalvageLog: true})
+			defer s.Close()
+			if r := s.Replay(); !r.Truncated || r.Replayed != c.want {
+				t.Errorf("replay with --salvage-log = %+v, want the %d readable records and the cut reported", r, c.want)
+			}
+		})
+	}
+	t.Run("a log that is all there, or holds no record, is not cut", func(t *testing.T) {
+		for _, c := range []struct {
+			log  []byte
+			want int
+		}{
+			{data, 40},
+			{nil, 0},
+			{make([]byte, 100), 0}, // a crash while a new log was being preallocated
+		} {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "feedback.db")
+			copyFile(t, path, db)
+			if err := os.WriteFile(db+walSuffix, c.log, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := openStoreAt(t, db, StoreOptions{NoSync: true})
+			if r := s.Replay(); r.Truncated || r.Replayed != c.want {
+				t.Errorf("a log of %d bytes: replay = %+v, want %d records and no cut", len(c.log), r, c.want)
+			}
+			s.Close()
 		}
 	})
 }

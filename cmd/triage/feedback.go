@@ -248,6 +248,9 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 	switch l := rep.Log; {
 	case !l.Exists:
 		fmt.Fprintf(w, "feedback log %s: none (the server stopped cleanly)\n", l.Path)
+	case l.Truncated:
+		fmt.Fprintf(w, "feedback log %s: CUT SHORT: it is %d bytes, shorter than a log is written, and it holds records, which may have gone on past its end: acknowledged writes may be lost (a partial copy?); "+
+			"put the whole file back, or 'triage serve --salvage-log' applies the %d readable records\n", l.Path, l.Bytes, l.Records)
 	case l.Acknowledged:
 		fmt.Fprintf(w, "feedback log %s: DAMAGED at byte %d: %d acknowledged records follow the damage, %d records in it are lost; "+
 			"'triage serve --salvage-log' applies the %d and the other %d readable records\n", l.Path, l.DamagedAt, l.After, l.Lost, l.After, l.Records-l.After)

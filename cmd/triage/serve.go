@@ -279,6 +279,9 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 // replayed, and any loss, which is never silent.
 func logReplay(log *slog.Logger, db string, r datasets.ReplayStats) {
 	switch {
+	case r.Truncated:
+		log.Warn("feedback log was cut short; --salvage-log applied its readable records, and those past its end are lost",
+			"db", db, "log_bytes", r.DamagedAt, "records_applied", r.Replayed)
 	case r.DamagedAt >= 0 && r.Salvaged:
 		log.Warn("feedback log was damaged; --salvage-log applied its readable records and skipped the damaged bytes",
 			"db", db, "damaged_at_byte", r.DamagedAt, "records_lost", r.Lost, "records_applied", r.Replayed)
