@@ -53,7 +53,21 @@ type decisionLog struct {
 	stopped sync.Once
 	// release ends an item's id claim once it is written or dropped.
 	release func(id string)
+	// failing is the last commit's failure while no commit has
+	// succeeded since (a full disk): the records are lost, and feedback
+	// about them must not be told to route first.
+	failing atomic.Pointer[logFailure]
 }
+
+// logFailure is a failed decision-log commit.
+type logFailure struct {
+	at  time.Time
+	err error
+}
+
+// Failing returns the last commit's failure if no commit succeeded since,
+// or nil.
+func (d *decisionLog) Failing() *logFailure { return d.failing.Load() }
 
 func newDecisionLog(sink DecisionLog, cfg DecisionLogConfig, m *metrics, log *slog.Logger, release func(id string)) *decisionLog {
 	d := &decisionLog{
@@ -155,8 +169,15 @@ func (d *decisionLog) run() {
 		if err := d.sink.AppendDecisions(entries); err != nil {
 			d.m.logFailures.Add(float64(len(items)))
 			d.log.Error("decision log write failed; records lost", "records", len(items), "err", err)
+			if d.failing.Load() == nil {
+				d.failing.Store(&logFailure{at: time.Now(), err: err})
+			}
 		} else {
 			d.m.logWritten.Add(float64(len(items)))
+			if d.failing.Load() != nil {
+				d.failing.Store(nil)
+				d.log.Info("decision log writes succeed again")
+			}
 		}
 		for i, it := range items {
 			d.recycle(it)

@@ -138,6 +138,12 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		if status, _, _ := ErrorStatus(err); status >= 500 {
 			s.m.feedbackFailures.Inc()
 		}
+		if f := s.dlog.Failing(); f != nil && errors.Is(err, datasets.ErrUnknownRequest) {
+			// "Route it first" would send the client in a circle: it did,
+			// and its decision was lost with the commit.
+			err = Errorf(CodeNotFound, "%v: routed requests are not being recorded since %s (%s), so it may be one of them; send its prompt or messages with the feedback to record it",
+				err, f.at.UTC().Format(time.RFC3339), diskReason(f.err))
+		}
 		writeError(c, s.log, err)
 		return
 	}

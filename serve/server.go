@@ -764,8 +764,26 @@ func (s *Server) handleReady(c *gin.Context) {
 			return
 		}
 		s.notReady.Store(nil)
-		c.JSON(http.StatusOK, gin.H{"status": "ready", "model_version": st.art.Version})
+		body := gin.H{"status": "ready", "model_version": st.art.Version}
+		if f := s.dlog.Failing(); f != nil {
+			// Routing goes on (a router that stops answering because its
+			// learning log is full would fail the product), so this stays
+			// 200; the loss is said here, in the server log and in
+			// triage_decision_log_failures_total.
+			body["decision_log"] = fmt.Sprintf("routed requests are not being recorded since %s (%s); routing goes on", f.at.UTC().Format(time.RFC3339), diskReason(f.err))
+		}
+		c.JSON(http.StatusOK, body)
 	}
+}
+
+// diskReason names a store error's cause without paths: the errno's
+// text (no space left on device), or a pointer to the server log.
+func diskReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return "a disk error: " + errno.Error()
+	}
+	return "a db error; see the server log"
 }
 
 // notReadyReason says why the store is not usable, in words that hold no

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -574,5 +576,55 @@ func TestFeedbackWaitsForAQueuedDecision(t *testing.T) {
 	close(stuck.release)
 	if code := <-got; code != 200 {
 		t.Errorf("feedback after the decision was written: %d, want 200", code)
+	}
+}
+
+// fullDisk is a store whose decision-log commits fail while full is set.
+type fullDisk struct {
+	Store
+	full atomic.Bool
+}
+
+func (s *fullDisk) AppendDecisions(e []datasets.LogEntry) error {
+	if s.full.Load() {
+		return fmt.Errorf("append decisions: write /data/feedback.db: %w", syscall.ENOSPC)
+	}
+	return s.Store.AppendDecisions(e)
+}
+
+// A full disk loses routed decisions but not routing. Feedback about a
+// lost one was told "route it first" (it had been), and /readyz said
+// nothing: both now say the decisions are not being recorded, and why.
+func TestDecisionLogFailureIsSaid(t *testing.T) {
+	var disk *fullDisk
+	ts := newTestServer(t, func(o *Options) {
+		disk = &fullDisk{Store: o.Store}
+		o.Store = disk
+	})
+	disk.full.Store(true)
+	if w := ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"lost"}`); w.Code != 200 {
+		t.Fatalf("route on a full disk: status %d, want 200", w.Code)
+	}
+	w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"lost","model":"mixtral","score":1}`)
+	if w.Code != 404 || !strings.Contains(w.Body.String(), "not being recorded since") || !strings.Contains(w.Body.String(), "no space left on device") ||
+		strings.Contains(w.Body.String(), "route it first") || strings.Contains(w.Body.String(), "/data/") {
+		t.Errorf("feedback for a lost decision: %d %s, want a 404 saying decisions are not recorded (without the path)", w.Code, w.Body)
+	}
+	w = ts.do(t, "GET", "/readyz", "")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"decision_log":"routed requests are not being recorded since`) {
+		t.Errorf("readyz on a full disk: %d %s, want 200 (routing goes on) saying the decisions are lost", w.Code, w.Body)
+	}
+	disk.full.Store(false)
+	if w := ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"kept"}`); w.Code != 200 {
+		t.Fatalf("route: status %d", w.Code)
+	}
+	if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"kept","model":"mixtral","score":1}`); w.Code != 200 {
+		t.Errorf("feedback once the disk has room: %d %s, want 200", w.Code, w.Body)
+	}
+	if w := ts.do(t, "GET", "/readyz", ""); w.Code != 200 || strings.Contains(w.Body.String(), "decision_log") {
+		t.Errorf("readyz once the disk has room: %d %s, want 200 without the warning", w.Code, w.Body)
+	}
+	if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"never","model":"mixtral","score":1}`); w.Code != 404 || !strings.Contains(w.Body.String(), "route it first") {
+		t.Errorf("feedback for an id never routed: %d %s, want the usual 404", w.Code, w.Body)
 	}
 }
