@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"syscall"
 
 	"github.com/gin-gonic/gin"
 
@@ -97,6 +98,12 @@ func ErrorStatus(err error) (status int, code, msg string) {
 		return http.StatusUnprocessableEntity, CodeBadArtifact, err.Error()
 	case errors.Is(err, datasets.ErrStoreClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, CodeNotReady, "the server is shutting down; retry on another instance"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		// A disk error (a full disk, most often) is the operator's to
+		// fix, and its name holds no path: say it rather than nothing.
+		return http.StatusInternalServerError, CodeInternal, "internal error: " + diskReason(err) + "; see the server log"
 	}
 	return http.StatusInternalServerError, CodeInternal, "internal error; see the server log"
 }

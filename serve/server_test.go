@@ -628,3 +628,13 @@ func TestDecisionLogFailureIsSaid(t *testing.T) {
 		t.Errorf("feedback for an id never routed: %d %s, want the usual 404", w.Code, w.Body)
 	}
 }
+
+func TestErrorStatusOfADiskError(t *testing.T) {
+	status, code, msg := ErrorStatus(fmt.Errorf("feedback log /data/f.db-wal: %w", syscall.ENOSPC))
+	if status != 500 || code != CodeInternal || msg != "internal error: a disk error: no space left on device; see the server log" {
+		t.Errorf("a full disk = %d %s %q, want 500 naming the errno without the path", status, code, msg)
+	}
+	if _, _, msg := ErrorStatus(errors.New("at /data/x: broken")); msg != "internal error; see the server log" {
+		t.Errorf("another internal error = %q, want nothing of it shown", msg)
+	}
+}
