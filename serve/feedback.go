@@ -121,6 +121,20 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	fb := req.feedback()
+	if req.Prompt != "" || len(req.Messages) > 0 {
+		// The prompt is only stored for an id the server does not hold,
+		// but it must not be ignored for one it does: the score would
+		// label that id's prompt, not this one.
+		other, err := s.ids.holdsOther(fb.RequestID, datasets.PromptFingerprint(req.Prompt, toDatasetMessages(req.Messages)))
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		if other {
+			writeError(c, s.log, Errorf(CodeIDConflict, "id %q holds another prompt (it was routed, proxied or given feedback with it), and one id holds one prompt: this score would label that prompt; post it without a prompt to score that one, or under another id to record this one", fb.RequestID))
+			return
+		}
+	}
 	// First without the prompt: the request's decision may still be in
 	// the log queue (or the proxy's recording of it not yet written), and
 	// a prompt would create a record without it.

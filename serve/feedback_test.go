@@ -96,6 +96,42 @@ func TestFeedback(t *testing.T) {
 		}
 	})
 
+	// One id holds one prompt: a score posted with another prompt would
+	// label the prompt the id holds (it was stored with a 200).
+	t.Run("a prompt other than the one the id holds is 409", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		for _, c := range []struct {
+			body string
+			want int
+		}{
+			{`{"request_id":"ext-1","model":"mixtral","score":1,"prompt":"external prompt"}`, 200},
+			{`{"request_id":"ext-1","model":"mixtral","score":0.5,"prompt":"external prompt"}`, 200},
+			{`{"request_id":"ext-1","model":"mixtral","score":0,"prompt":"different prompt"}`, 409},
+			{`{"request_id":"ext-1","model":"gpt-4","score":1}`, 200},
+		} {
+			if w := ts.do(t, "POST", "/v1/feedback", c.body); w.Code != c.want {
+				t.Fatalf("%s: %d %s, want %d", c.body, w.Code, w.Body, c.want)
+			} else if c.want == 409 && errorOf(t, w).Code != CodeIDConflict {
+				t.Errorf("%s: %s, want id_conflict", c.body, w.Body)
+			}
+		}
+		if w := ts.do(t, "POST", "/v1/route", `{"id":"routed-1","messages":[{"role":"user","content":"hi"}]}`); w.Code != 200 {
+			t.Fatalf("route: %d %s", w.Code, w.Body)
+		}
+		if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"routed-1","model":"mixtral","score":1,"messages":[{"role":"user","content":"bye"}]}`); w.Code != 409 {
+			t.Errorf("feedback with other messages: %d %s, want 409", w.Code, w.Body)
+		}
+		if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"routed-1","model":"mixtral","score":1,"messages":[{"role":"user","content":"hi"}]}`); w.Code != 200 {
+			t.Errorf("feedback with the same messages: %d %s, want 200", w.Code, w.Body)
+		}
+		recs := ts.export(t)
+		for _, r := range recs {
+			if r.ID == "ext-1" && (r.Prompt != "external prompt" || *r.Outcomes["mixtral"].Score != 0.5) {
+				t.Errorf("ext-1 = %+v, want its prompt scored 0.5 (the refused 0 not stored)", r)
+			}
+		}
+	})
+
 	t.Run("bad feedback is 400 with the reason", func(t *testing.T) {
 		ts := newTestServer(t, nil)
 		for _, tt := range []struct{ body, code, msg string }{

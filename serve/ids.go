@@ -69,6 +69,23 @@ func (c *idClaims) claim(at, id string, fp datasets.Fingerprint) (first bool, er
 	return false, nil
 }
 
+// holdsOther reports whether id is claimed by, or stored with, a prompt
+// other than fp's. Feedback that carries a prompt asks this: its score
+// would otherwise label the prompt the id holds.
+func (c *idClaims) holdsOther(id string, fp datasets.Fingerprint) (bool, error) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	have, ok := sh.m[id]
+	sh.mu.Unlock()
+	if !ok {
+		var err error
+		if have, ok, err = c.index.RequestFingerprint(id); err != nil {
+			return false, err
+		}
+	}
+	return ok && have != fp, nil
+}
+
 // release ends the claim on id once the decision log has written (or
 // dropped) its record.
 func (c *idClaims) release(id string) {
