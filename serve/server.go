@@ -607,7 +607,8 @@ func (s *Server) newEngine() *gin.Engine {
 		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(e, http.MethodGet, "/v1/models", models)
-		s.handle(e, http.MethodGet, "/v1/models/:id", models)
+		// A catch-all: model ids hold slashes (meta-llama/Llama-3.1-8B-Instruct).
+		s.handle(e, http.MethodGet, "/v1/models/*id", models)
 	} else {
 		// Like an unknown route (no metrics series), with a better hint.
 		e.POST("/v1/chat/completions", func(c *gin.Context) {

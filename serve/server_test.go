@@ -638,3 +638,24 @@ func TestErrorStatusOfADiskError(t *testing.T) {
 		t.Errorf("another internal error = %q, want nothing of it shown", msg)
 	}
 }
+
+// Model ids hold slashes (meta-llama/Llama-3.1-8B-Instruct): GET
+// /v1/models listed one that GET /v1/models/{id} then could not find.
+func TestModelIDsWithSlashes(t *testing.T) {
+	cfg, err := ParseConfig([]byte("tiers:\n  fast: {base_url: http://127.0.0.1:1/v1, model: f}\n  strong: {base_url: http://127.0.0.1:2/v1, model: s}\naliases: {meta-llama/Llama-3.1-8B-Instruct: triage}\n"), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, func(o *Options) { o.Config.Proxy = cfg.Proxy })
+	if w := ts.do(t, "GET", "/v1/models", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"id":"meta-llama/Llama-3.1-8B-Instruct"`) {
+		t.Fatalf("GET /v1/models: %d %s, want the alias listed", w.Code, w.Body)
+	}
+	for _, path := range []string{"/v1/models/meta-llama/Llama-3.1-8B-Instruct", "/v1/models/meta-llama%2FLlama-3.1-8B-Instruct", "/v1/models/fast"} {
+		if w := ts.do(t, "GET", path, ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"object":"model"`) {
+			t.Errorf("GET %s: %d %s, want the model", path, w.Code, w.Body)
+		}
+	}
+	if w := ts.do(t, "GET", "/v1/models/meta-llama/nothing", ""); w.Code != 404 || !strings.Contains(w.Body.String(), `"unknown_model"`) {
+		t.Errorf("GET an unknown id with a slash: %d %s, want 404 unknown_model", w.Code, w.Body)
+	}
+}
