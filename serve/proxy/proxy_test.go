@@ -171,6 +171,21 @@ func newRig(t testing.TB, o rigOptions) *rig {
 				default:
 				}
 			}
+			// "<name>-garbage" and "<name>-empty" answer 200 with no
+			// answer in it: a gateway's HTML page, an empty object.
+			if body, err := io.ReadAll(req.Body); err == nil {
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				switch {
+				case bytes.Contains(body, []byte(name+"-garbage")):
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, "this is not json <html>")
+					return
+				case bytes.Contains(body, []byte(name+"-empty")):
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, "{}")
+					return
+				}
+			}
 			if req.URL.Path == "/v1/embeddings" {
 				// An embedding that names the model and input it got.
 				var e struct{ Model, Input string }
@@ -413,6 +428,13 @@ func TestPaths(t *testing.T) {
 			errContains: "the upstream failed: strong tier (strong-model) answered 500"},
 		{name: "a strong error after a fast answer returns the fast answer", prompt: "S strong-500", status: 200, decision: "speculate",
 			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		// A 2xx that is no answer is a failed call, not a winner.
+		{name: "a strong 200 that is not JSON after a fast answer returns the fast answer", prompt: "S strong-garbage", status: 200, decision: "speculate",
+			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		{name: "a fast 200 without choices falls back to the strong tier", prompt: "F fast-empty", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a strong 200 that is not JSON on escalate falls back to the fast tier", prompt: "E strong-garbage", status: 200, decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "without fallback a strong 200 that is no answer is a 502", prompt: "E strong-empty", noFallback: true, status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a body without choices"},
 		{name: "a fast error in a speculation uses the strong answer", prompt: "S fast-500", status: 200, decision: "speculate",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
 		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast+fallback", model: "none",

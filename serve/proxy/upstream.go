@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/triage-router/triage/datasets/jsonscan"
 )
 
@@ -249,6 +251,10 @@ func errText(err error) string {
 	switch {
 	case errors.Is(err, errTimeout), errors.Is(err, errTooLarge), errors.Is(err, errStreamCut):
 		return err.Error()
+	case errors.Is(err, errBadAnswer):
+		// "answered 200 with a body that is not JSON": no address in it.
+		msg := err.Error()
+		return msg[strings.Index(msg, ": ")+2:]
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
@@ -751,8 +757,16 @@ func (c *call) take(a *completion) {
 }
 
 // parseAnswer reads a plain answer. An answer the proxy cannot read is
-// still passed on; only its usage and confidence are then unknown.
+// still passed on; only its usage and confidence are then unknown. A 2xx
+// that is no answer at all (not JSON, or without its choices or output,
+// as a misconfigured gateway's HTML page or an empty object) is a failed
+// call (errBadAnswer): served as a success it would beat a good answer in
+// a race and be recorded as an outcome.
 func (c *call) parseAnswer() {
+	if p := answerProblem(c.api, c.body); p != "" {
+		c.err = fmt.Errorf("%w: answered %d with %s", errBadAnswer, c.status, p)
+		return
+	}
 	if c.api == apiResponses {
 		c.parseResponse()
 		return
@@ -776,6 +790,24 @@ func (c *call) parseAnswer() {
 			c.body = b
 		}
 	}
+}
+
+// errBadAnswer is a 2xx whose body is not an answer (parseAnswer).
+var errBadAnswer = errors.New("not an answer")
+
+// answerProblem says what keeps b from being an answer of api, or "".
+func answerProblem(a *api, b []byte) string {
+	key := "choices"
+	if a == apiResponses {
+		key = "output"
+	}
+	if gjson.GetBytes(b, key).IsArray() {
+		return ""
+	}
+	if !gjson.ValidBytes(b) {
+		return "a body that is not JSON"
+	}
+	return "a body without " + key
 }
 
 // withoutLogprobs sets every choice's logprobs to null, keeping the rest
