@@ -144,3 +144,28 @@ func TestClientKeyConfig(t *testing.T) {
 		})
 	}
 }
+
+// With client keys, /v1/ routes need one; GET /v1/model's admin view
+// needs the admin token, and one Authorization header carries one of
+// them: the admin token is let in there, and only there.
+func TestAdminTokenWithClientKeys(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		withAdmin(o)
+		o.Config.ClientKeys = []ClientKey{{Name: "web", Key: "sk-web-123"}}
+	})
+	for _, scheme := range []string{"Bearer ", "bearer "} {
+		w := ts.do(t, "GET", "/v1/model", "", "Authorization", scheme+token)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"metrics"`) {
+			t.Errorf("GET /v1/model with %q+the admin token: %d %s, want the admin view", scheme, w.Code, w.Body)
+		}
+		if w := ts.do(t, "GET", "/admin/feedback/export", "", "Authorization", scheme+token); w.Code != 200 {
+			t.Errorf("GET /admin/feedback/export with %q+the admin token: %d %s, want 200", scheme, w.Code, w.Body)
+		}
+	}
+	if w := ts.do(t, "GET", "/v1/model", "", "Authorization", "Bearer sk-web-123"); w.Code != 200 || strings.Contains(w.Body.String(), `"metrics"`) {
+		t.Errorf("GET /v1/model with a client key: %d %s, want the public view", w.Code, w.Body)
+	}
+	if w := ts.do(t, "POST", "/v1/route", `{"prompt":"x"}`, "Authorization", "Bearer "+token); w.Code != 401 {
+		t.Errorf("POST /v1/route with the admin token: %d %s, want 401 (routes take client keys)", w.Code, w.Body)
+	}
+}

@@ -710,7 +710,8 @@ func (s *Server) recover(c *gin.Context) {
 // hashed first so the comparison does not leak the token's length.
 func (s *Server) requireAdmin(c *gin.Context) {
 	const prefix = "Bearer "
-	if h := c.GetHeader("Authorization"); len(h) < len(prefix) || h[:len(prefix)] != prefix {
+	// The scheme is case-insensitive (RFC 9110 §11.1), as for client keys.
+	if h := c.GetHeader("Authorization"); len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		writeError(c, s.log, Errorf(CodeUnauthorized, "admin routes need Authorization: Bearer $TRIAGE_ADMIN_TOKEN"))
 		return
 	}
@@ -738,7 +739,7 @@ func (s *Server) handleModel(c *gin.Context) {
 func (s *Server) isAdmin(c *gin.Context) bool {
 	const prefix = "Bearer "
 	h := c.GetHeader("Authorization")
-	if s.opts.AdminToken == "" || len(h) < len(prefix) || h[:len(prefix)] != prefix {
+	if s.opts.AdminToken == "" || len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return false
 	}
 	got := sha256.Sum256([]byte(h[len(prefix):]))
