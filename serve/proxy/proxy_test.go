@@ -761,13 +761,21 @@ func TestBadRequests(t *testing.T) {
 		name, body string
 		status     int
 		code       string
+		msg        string // the message, when given
 	}{
-		{"invalid JSON is a 400", `{"messages":`, 400, codeInvalidJSON},
-		{"no messages is a 400", `{"model":"triage"}`, 400, codeInvalidRequest},
-		{"messages of the wrong type is a 400 naming the field", `{"messages":"hi"}`, 400, codeInvalidRequest},
-		{"invalid UTF-8 is a 400", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", 400, codeInvalidUTF8},
-		{"an unknown model is a 400 listing the choices", chatBody("F hello", `,"model":"gpt-5"`), 400, codeUnknownModel},
-		{"an oversized body is a 413", chatBody(strings.Repeat("x", DefaultMaxBodyBytes), ""), 413, codeBodyTooLarge},
+		{"invalid JSON is a 400", `{"messages":`, 400, codeInvalidJSON, ""},
+		{"no messages is a 400", `{"model":"triage"}`, 400, codeInvalidRequest, ""},
+		// In JSON's words: the decoder's own names the Go type, tags and all.
+		{"messages of the wrong type is a 400 naming the field", `{"messages":"hi"}`, 400, codeInvalidRequest,
+			"messages: want an array of objects, got a JSON string"},
+		{"a message of the wrong type is a 400 in JSON's words", `{"messages":[5]}`, 400, codeInvalidRequest, "messages: want an object, got a JSON number"},
+		{"metadata of the wrong type is a 400 in JSON's words", `{"messages":[{"role":"user","content":"hi"}],"metadata":"x"}`, 400, codeInvalidRequest,
+			"metadata: want an object, got a JSON string"},
+		{"stream_options of the wrong type is a 400 in JSON's words", `{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":"x"}`, 400, codeInvalidRequest,
+			"stream_options: want an object, got a JSON string"},
+		{"invalid UTF-8 is a 400", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", 400, codeInvalidUTF8, ""},
+		{"an unknown model is a 400 listing the choices", chatBody("F hello", `,"model":"gpt-5"`), 400, codeUnknownModel, ""},
+		{"an oversized body is a 413", chatBody(strings.Repeat("x", DefaultMaxBodyBytes), ""), 413, codeBodyTooLarge, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -775,8 +783,8 @@ func TestBadRequests(t *testing.T) {
 			if got.status != tt.status {
 				t.Fatalf("status %d, want %d: %s", got.status, tt.status, got.body)
 			}
-			if code, msg := errorBody(t, got.body); code != tt.code || msg == "" {
-				t.Errorf("error %q %q, want code %q", code, msg, tt.code)
+			if code, msg := errorBody(t, got.body); code != tt.code || msg == "" || tt.msg != "" && msg != tt.msg {
+				t.Errorf("error %q %q, want code %q, message %q", code, msg, tt.code, tt.msg)
 			}
 			if got.model != "none" || got.id == "" || got.decision == "" {
 				t.Errorf("headers decision %q model %q id %q, want all set", got.decision, got.model, got.id)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -461,12 +462,61 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	return nil
 }
 
+// typeError says what a JSON value of the wrong type should have been, in
+// JSON's words ("want an array of objects, got a JSON string"), not Go's
+// (the decoder names the Go type, struct tags and all).
 func typeError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("want %s, got a JSON %s", te.Type, te.Value)
+		where := ""
+		if te.Field != "" {
+			where = te.Field + ": "
+		}
+		return fmt.Sprintf("%swant %s, got a JSON %s", where, jsonKind(te.Type, true), te.Value)
 	}
 	return err.Error()
+}
+
+// jsonKind names the JSON value a Go type decodes from: "an array of
+// objects", "a string"; article adds "a" or "an".
+func jsonKind(t reflect.Type, article bool) string {
+	var k, a string
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 && t.Kind() == reflect.Slice && t != reflect.TypeFor[json.RawMessage]() {
+			k, a = "base64 string", "a "
+		} else if t == reflect.TypeFor[json.RawMessage]() {
+			k, a = "JSON value", "a "
+		} else {
+			k, a = "array of "+plural(jsonKind(t.Elem(), false)), "an "
+		}
+	case reflect.Struct, reflect.Map:
+		k, a = "object", "an "
+	case reflect.String:
+		k, a = "string", "a "
+	case reflect.Bool:
+		k, a = "boolean", "a "
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		k, a = "integer", "an "
+	case reflect.Float32, reflect.Float64:
+		k, a = "number", "a "
+	case reflect.Pointer:
+		return jsonKind(t.Elem(), article)
+	default:
+		k, a = "JSON value", "a "
+	}
+	if article {
+		return a + k
+	}
+	return k
+}
+
+func plural(k string) string {
+	if strings.HasPrefix(k, "array of ") {
+		return "arrays of " + strings.TrimPrefix(k, "array of ")
+	}
+	return k + "s"
 }
 
 var jsonTrue = json.RawMessage("true")
