@@ -342,17 +342,20 @@ func (x *exchange) serveWinner(win, lose *call) {
 	reportAnswered(x.ctx, time.Now())
 	grace := time.NewTimer(x.h.loserGrace)
 	defer grace.Stop()
+	// The client has its answer: a client that closes its connection
+	// now (curl, any client without keep-alive) ends the loser's call,
+	// but the call lost the race; it is not cancelled for a client gone.
 	select {
 	case <-lose.done:
 		// Ended within the grace: recorded whole (finish), unless the
 		// client's leaving ended it.
 		if x.ctx.Err() != nil {
-			x.dropForClient(lose)
+			x.drop(lose, cancelLoser)
 		}
 	case <-grace.C:
 		x.cancelCall(lose, cancelLoser)
 	case <-x.ctx.Done():
-		x.dropForClient(lose)
+		x.drop(lose, cancelLoser)
 	}
 }
 
@@ -420,7 +423,11 @@ func (x *exchange) cancelCall(c *call, reason string) {
 // dropForClient cancels c because the client went away. A call that
 // already ended because the client's context did is cancelled too, at
 // its end.
-func (x *exchange) dropForClient(c *call) {
+func (x *exchange) dropForClient(c *call) { x.drop(c, cancelClient) }
+
+// drop cancels c for reason once the client's leaving ended or ends it:
+// a call that ended cancelled is counted and recorded as cancelled.
+func (x *exchange) drop(c *call, reason string) {
 	if c.isDone() {
 		if _, dup := x.cancelled[c]; dup || !errors.Is(c.err, context.Canceled) {
 			return
@@ -428,11 +435,11 @@ func (x *exchange) dropForClient(c *call) {
 		if x.cancelled == nil {
 			x.cancelled = map[*call]cancelInfo{}
 		}
-		x.cancelled[c] = cancelInfo{at: c.end, reason: cancelClient}
-		c.t.m.cancelled(cancelClient).Inc()
+		x.cancelled[c] = cancelInfo{at: c.end, reason: reason}
+		c.t.m.cancelled(reason).Inc()
 		return
 	}
-	x.cancelCall(c, cancelClient)
+	x.cancelCall(c, reason)
 }
 
 // left reports whether the client went away, and if so ends the request

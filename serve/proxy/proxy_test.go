@@ -1259,3 +1259,28 @@ func TestLargeImage(t *testing.T) {
 		t.Fatalf("status %d: %.300s", got.status, got.body)
 	}
 }
+
+// A client without keep-alive (curl) closes its connection once it has
+// the answer, while the race's loser runs on for loser_grace: the loser is
+// cancelled then because it lost, not because the client left.
+func TestLoserCancelledAfterTheClientClosed(t *testing.T) {
+	r := newRig(t, rigOptions{config: func(c *Config) { g := time.Second; c.LoserGrace = &g }})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("S accept", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := resp.Header.Get(HeaderModel); m != "fast-model" {
+		t.Fatalf("answered by %q, want the fast tier's confident answer", m)
+	}
+	strong := r.h.tiers[1].m
+	waitFor(t, "the strong call cancelled", func() bool {
+		return testutil.ToFloat64(strong.cancelled(cancelLoser))+testutil.ToFloat64(strong.cancelled(cancelClient)) == 1
+	})
+	if got := testutil.ToFloat64(strong.cancelled(cancelClient)); got != 0 {
+		t.Errorf("cancelled{reason=client} = %v, want 0: the client had its answer", got)
+	}
+}
