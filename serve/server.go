@@ -231,8 +231,11 @@ func New(opts Options) (*Server, error) {
 			Registry: opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
 			// The proxy's routed requests explore like /v1/route's, with
 			// the same ε and coin, and count in the same drift window.
+			// They count in the decision metrics too: a dashboard on
+			// triage_decisions_total showed nothing of proxied traffic.
 			Explore: func(r models.Result) (models.Decision, float64, bool) {
 				res, p, e := s.decide(s.state.Load(), r)
+				s.count(res)
 				return res.Decision, p, e
 			},
 		})
@@ -623,10 +626,13 @@ func (s *Server) newEngine() *gin.Engine {
 	metricsHandler := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
 	s.handle(e, http.MethodGet, "/metrics", gin.WrapH(metricsHandler))
 	if s.opts.AdminToken != "" {
-		admin := e.Group("/admin", s.requireAdmin)
-		s.handle(admin, http.MethodPost, "/reload", s.handleReload)
-		s.handle(admin, http.MethodGet, "/feedback/snapshot", s.handleSnapshot)
-		s.handle(admin, http.MethodGet, "/feedback/export", s.handleExport)
+		// The token is checked inside each route's metrics wrapper (not
+		// as the group's middleware, which aborts before it), so refused
+		// attempts show in triage_http_requests_total as 401s.
+		admin := e.Group("/admin")
+		s.handle(admin, http.MethodPost, "/reload", s.requireAdmin(s.handleReload))
+		s.handle(admin, http.MethodGet, "/feedback/snapshot", s.requireAdmin(s.handleSnapshot))
+		s.handle(admin, http.MethodGet, "/feedback/export", s.requireAdmin(s.handleExport))
 	}
 	return e
 }
@@ -706,20 +712,23 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// requireAdmin checks the bearer token in constant time. Both sides are
-// hashed first so the comparison does not leak the token's length.
-func (s *Server) requireAdmin(c *gin.Context) {
-	const prefix = "Bearer "
-	// The scheme is case-insensitive (RFC 9110 §11.1), as for client keys.
-	if h := c.GetHeader("Authorization"); len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		writeError(c, s.log, Errorf(CodeUnauthorized, "admin routes need Authorization: Bearer $TRIAGE_ADMIN_TOKEN"))
-		return
+// requireAdmin wraps h with a check of the bearer token in constant time.
+// Both sides are hashed first so the comparison does not leak the token's
+// length.
+func (s *Server) requireAdmin(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		const prefix = "Bearer "
+		// The scheme is case-insensitive (RFC 9110 §11.1), as for client keys.
+		if h := c.GetHeader("Authorization"); len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+			writeError(c, s.log, Errorf(CodeUnauthorized, "admin routes need Authorization: Bearer $TRIAGE_ADMIN_TOKEN"))
+			return
+		}
+		if !s.isAdmin(c) {
+			writeError(c, s.log, Errorf(CodeUnauthorized, "the admin token is wrong"))
+			return
+		}
+		h(c)
 	}
-	if !s.isAdmin(c) {
-		writeError(c, s.log, Errorf(CodeUnauthorized, "the admin token is wrong"))
-		return
-	}
-	c.Next()
 }
 
 // handleModel shows the model: all of it to an admin, and to anyone else

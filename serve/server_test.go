@@ -63,6 +63,10 @@ func TestAdminAuth(t *testing.T) {
 			}
 		})
 	}
+	// Refused attempts are what an operator watches for.
+	if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/admin/reload", "401")); got != 4 {
+		t.Errorf(`triage_http_requests_total{route="/admin/reload",code="401"} = %v, want the 4 refused`, got)
+	}
 }
 
 func modelVersion(tb testing.TB, ts *testServer) string {

@@ -224,7 +224,10 @@ record_responses: true
 	})
 	_, metrics := get(t, url+"/metrics")
 	for _, want := range []string{`triage_proxy_speculations_total{outcome="fast_accepted"} 1`, `triage_proxy_speculations_total{outcome="strong_used"} 1`,
-		`triage_proxy_upstream_cancelled_total{reason="loser",tier="strong"} 1`} {
+		`triage_proxy_upstream_cancelled_total{reason="loser",tier="strong"} 1`,
+		// Proxied routing counts in the decision metrics as /v1/route's does.
+		`triage_decisions_total{decision="fast"} 2`, `triage_decisions_total{decision="escalate"} 2`, `triage_decisions_total{decision="speculate"} 2`,
+		`triage_p_hard_count 6`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
