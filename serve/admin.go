@@ -49,6 +49,14 @@ func (s *Server) handleSnapshot(c *gin.Context) {
 
 func (s *Server) handleExport(c *gin.Context) {
 	var opts datasets.ExportOptions
+	// A misspelt parameter (?sinse=) would export the whole db while the
+	// caller believes it asked for a part of it.
+	for k := range c.Request.URL.Query() {
+		if k != "since" {
+			writeError(c, s.log, Errorf(CodeInvalidRequest, "unknown query parameter %q; export takes since (an RFC 3339 time)", k))
+			return
+		}
+	}
 	if v := c.Query("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {

@@ -426,6 +426,12 @@ func TestAdminExportAndSnapshot(t *testing.T) {
 			t.Errorf("status = %d, want 400", w.Code)
 		}
 	})
+	t.Run("export rejects a misspelt since rather than export everything", func(t *testing.T) {
+		w := ts.do(t, "GET", "/admin/feedback/export?sinse=2099-01-01T00:00:00Z", "", auth...)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `unknown query parameter \"sinse\"`) {
+			t.Errorf("%d %s, want 400 naming the parameter", w.Code, w.Body)
+		}
+	})
 	t.Run("the snapshot opens as a bbolt db", func(t *testing.T) {
 		w := ts.do(t, "GET", "/admin/feedback/snapshot", "", auth...)
 		if w.Code != 200 {
