@@ -428,8 +428,10 @@ func Messages[M ~message](s *Scanner) ([]M, bool) {
 	out := []M{}
 	ok := s.Array(func() bool {
 		var m message
+		var content bool
 		// Fields: a repeated role or content is left to the caller's
-		// fallback decoder, which knows what it means there.
+		// fallback decoder, which knows what it means there; so is a
+		// message without content (`"content": ""` is not the same).
 		ok := s.Fields(func(key []byte) (bit uint, ok bool) {
 			switch string(key) {
 			case "role":
@@ -438,11 +440,12 @@ func Messages[M ~message](s *Scanner) ([]M, bool) {
 			case "content":
 				bit = 2
 				m.Content, ok = s.Str()
+				content = true
 			}
 			return bit, ok
 		})
 		out = append(out, M(m))
-		return ok
+		return ok && content
 	})
 	if !ok {
 		return nil, false

@@ -303,6 +303,11 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		if m.Role == "" {
 			return bad(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is empty", i)
 		}
+		// As OpenAI answers it: only an assistant message (one that
+		// carries tool calls) may go without content.
+		if m.Role != "assistant" && (len(m.Content) == 0 || string(m.Content) == "null") {
+			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is missing; a %s message needs its content (a string, or an array of content parts)", i, m.Role)
+		}
 		text, err := datasets.PartsText(m.Content, "text")
 		if err != nil {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
