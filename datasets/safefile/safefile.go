@@ -8,8 +8,10 @@ package safefile
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // File is an output file in the making. It is an io.Writer.
@@ -21,6 +23,10 @@ type File struct {
 	// /dev/null or /dev/stdout, a named pipe): it is written in place,
 	// since renaming a file over it would replace the device itself.
 	direct bool
+	// mode is the replaced file's permissions, kept; 0 for a new file,
+	// whose temporary file was created with the umask applied, as the
+	// shell's > or cp would.
+	mode os.FileMode
 }
 
 // Create starts writing path. Call Commit to publish it, or Abort.
@@ -32,6 +38,7 @@ type File struct {
 // all" for a pipe), and a directory is an error.
 func Create(path string) (*File, error) {
 	target := path
+	var mode os.FileMode
 	if fi, err := os.Stat(path); err == nil {
 		switch {
 		case fi.IsDir():
@@ -46,12 +53,27 @@ func Create(path string) (*File, error) {
 		if real, err := filepath.EvalSymlinks(path); err == nil {
 			target = real
 		}
+		mode = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
+	tmp, err := createTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &File{File: tmp, path: target}, nil
+	return &File{File: tmp, path: target, mode: mode}, nil
+}
+
+// createTemp creates a new file named prefix and a random suffix in dir,
+// as os.CreateTemp does, but with permissions 0666 less the umask (as
+// any new file gets) instead of CreateTemp's fixed 0600.
+func createTemp(dir, prefix string) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if os.IsExist(err) && try < 100 {
+			continue
+		}
+		return f, err
+	}
 }
 
 // Commit syncs the data and atomically renames it into place.
@@ -70,9 +92,11 @@ func (f *File) Commit() error {
 		f.cleanup()
 		return fmt.Errorf("sync %s: %w", f.path, err)
 	}
-	if err := f.File.Chmod(0o644); err != nil {
-		f.cleanup()
-		return fmt.Errorf("chmod %s: %w", f.path, err)
+	if f.mode != 0 {
+		if err := f.File.Chmod(f.mode); err != nil {
+			f.cleanup()
+			return fmt.Errorf("chmod %s: %w", f.path, err)
+		}
 	}
 	if err := f.File.Close(); err != nil {
 		os.Remove(f.File.Name())
