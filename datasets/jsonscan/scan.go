@@ -424,14 +424,20 @@ type message = struct {
 // Messages reads an array of {"role": string, "content": string} objects
 // into a new slice ([] is an empty slice, not nil, as in encoding/json). A
 // repeated key or another key fails.
-func Messages[M ~message](s *Scanner) ([]M, bool) {
+func Messages[M ~message](s *Scanner) ([]M, bool) { return messages[M](s, false) }
+
+// MessagesWithContent is Messages that also fails on a message without
+// content, for a caller that refuses one (`"content": ""` is read).
+func MessagesWithContent[M ~message](s *Scanner) ([]M, bool) { return messages[M](s, true) }
+
+func messages[M ~message](s *Scanner, needContent bool) ([]M, bool) {
 	out := []M{}
 	ok := s.Array(func() bool {
 		var m message
 		var content bool
 		// Fields: a repeated role or content is left to the caller's
 		// fallback decoder, which knows what it means there; so is a
-		// message without content (`"content": ""` is not the same).
+		// message without content, if the caller needs it.
 		ok := s.Fields(func(key []byte) (bit uint, ok bool) {
 			switch string(key) {
 			case "role":
@@ -445,7 +451,7 @@ func Messages[M ~message](s *Scanner) ([]M, bool) {
 			return bit, ok
 		})
 		out = append(out, M(m))
-		return ok && content
+		return ok && (content || !needContent)
 	})
 	if !ok {
 		return nil, false

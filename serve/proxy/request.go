@@ -330,7 +330,7 @@ func (req *chatRequest) fastMessages() bool {
 		return false
 	}
 	sc := jsonscan.New(req.body[req.fields[i].val:req.fields[i].end])
-	msgs, ok := jsonscan.Messages[datasets.Message](&sc)
+	msgs, ok := jsonscan.MessagesWithContent[datasets.Message](&sc)
 	if !ok || !sc.End() || len(msgs) == 0 {
 		return false
 	}
