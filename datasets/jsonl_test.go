@@ -188,9 +188,16 @@ func TestReaderErrors(t *testing.T) {
 		{"a line that is not an object is rejected", `[1,2]`, ReadOptions{}, 1,
 			"log.jsonl:1: is a JSON array, want an object; a log holds one JSON object per line (JSON Lines), not an array"},
 		{"a negative latency is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"latency_ms":-1}}}`, ReadOptions{}, 1,
-			"log.jsonl:1: outcomes.m.latency_ms is -1, want a non-negative number"},
+			"log.jsonl:1: outcomes.m.latency_ms is -1, want a non-negative number of milliseconds up to 1e+09 (11 days)"},
 		{"a negative cost is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"cost_usd":-1}}}`, ReadOptions{}, 1,
-			"log.jsonl:1: outcomes.m.cost_usd is -1, want a non-negative number"},
+			"log.jsonl:1: outcomes.m.cost_usd is -1, want a non-negative number of dollars up to 1e+09"},
+		// Finite, but their sums over a log were not: curves then hung.
+		{"a cost of 1e308 is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"cost_usd":1e308}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.cost_usd is 1e+308, want a non-negative number of dollars up to 1e+09"},
+		{"a latency of 1e308 is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"latency_ms":1e308}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.latency_ms is 1e+308, want a non-negative number of milliseconds up to 1e+09 (11 days)"},
+		{"a negative token count is rejected", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"input_tokens":-3}}}`, ReadOptions{}, 1,
+			"log.jsonl:1: outcomes.m.input_tokens is -3, want a count of 0 or more"},
 		// encoding/json keeps a repeated key's last value: which score,
 		// id or meta value the user meant would be a guess.
 		{"a model named twice in outcomes is named", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1},"n":{"score":1},"m":{"score":0}}}`, ReadOptions{}, 1,

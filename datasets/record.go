@@ -234,11 +234,22 @@ func (r *Record) Validate(opts ValidateOptions) error {
 		} else if s := *o.Score; math.IsNaN(s) || s < 0 || s > 1 {
 			return &FieldError{Field: f + ".score", Msg: fmt.Sprintf("is %v, want a value in [0,1]; rescale the log's scores to [0,1] (grades on 1-10: divide by 10)", s)}
 		}
-		if o.LatencyMS != nil && (*o.LatencyMS < 0 || math.IsNaN(*o.LatencyMS) || math.IsInf(*o.LatencyMS, 0)) {
-			return &FieldError{Field: f + ".latency_ms", Msg: fmt.Sprintf("is %v, want a non-negative number", *o.LatencyMS)}
+		// The bounds keep every sum and per-1k figure finite (1e308 passed
+		// as finite, then the cost curve's sums overflowed to +Inf and the
+		// plot's axis search never ended).
+		if o.LatencyMS != nil && !(*o.LatencyMS >= 0 && *o.LatencyMS <= MaxLatencyMS) {
+			return &FieldError{Field: f + ".latency_ms", Msg: fmt.Sprintf("is %v, want a non-negative number of milliseconds up to %g (11 days)", *o.LatencyMS, float64(MaxLatencyMS))}
 		}
-		if o.CostUSD != nil && (*o.CostUSD < 0 || math.IsNaN(*o.CostUSD) || math.IsInf(*o.CostUSD, 0)) {
-			return &FieldError{Field: f + ".cost_usd", Msg: fmt.Sprintf("is %v, want a non-negative number", *o.CostUSD)}
+		if o.CostUSD != nil && !(*o.CostUSD >= 0 && *o.CostUSD <= MaxCostUSD) {
+			return &FieldError{Field: f + ".cost_usd", Msg: fmt.Sprintf("is %v, want a non-negative number of dollars up to %g", *o.CostUSD, float64(MaxCostUSD))}
+		}
+		for _, t := range []struct {
+			name string
+			n    *int
+		}{{"input_tokens", o.InputTokens}, {"output_tokens", o.OutputTokens}} {
+			if t.n != nil && *t.n < 0 {
+				return &FieldError{Field: f + "." + t.name, Msg: fmt.Sprintf("is %d, want a count of 0 or more", *t.n)}
+			}
 		}
 		if o.Confidence != nil && (math.IsNaN(*o.Confidence) || math.IsInf(*o.Confidence, 0)) {
 			return &FieldError{Field: f + ".confidence", Msg: "is not a finite number"}
@@ -246,6 +257,14 @@ func (r *Record) Validate(opts ValidateOptions) error {
 	}
 	return nil
 }
+
+// MaxLatencyMS and MaxCostUSD bound an outcome's latency_ms and cost_usd
+// (and the curves' default flags): far above any real call, low enough
+// that sums over any log stay finite.
+const (
+	MaxLatencyMS = 1e9
+	MaxCostUSD   = 1e9
+)
 
 // MergeOutcome is a with every field that b sets taken from b, and the
 // number of fields where both are set and differ (b wins those). It is

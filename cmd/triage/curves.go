@@ -78,8 +78,12 @@ func parseDefaults(flagName, unit string, vals []string) (map[string]float64, er
 			return nil, usagef(fmt.Sprintf("write --%s MODEL=%s", flagName, unit), "--%s %q: want MODEL=%s", flagName, v, unit)
 		}
 		x, err := strconv.ParseFloat(strings.TrimSpace(v[i+1:]), 64)
-		if err != nil || x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, usagef(fmt.Sprintf("write --%s MODEL=%s with a non-negative number", flagName, unit), "--%s %q: %q is not a non-negative number", flagName, v, v[i+1:])
+		limit := datasets.MaxCostUSD
+		if flagName == "latency" {
+			limit = datasets.MaxLatencyMS
+		}
+		if err != nil || !(x >= 0 && x <= limit) {
+			return nil, usagef(fmt.Sprintf("write --%s MODEL=%s with a non-negative number up to %g", flagName, unit, limit), "--%s %q: %q is not a non-negative number up to %g", flagName, v, v[i+1:], limit)
 		}
 		out[strings.TrimSpace(v[:i])] = x
 	}

@@ -643,6 +643,9 @@ func TestCurvesAndCalibrateUsage(t *testing.T) {
 		{"curves needs data", []string{"curves", "--model", "m", "-o", "d"}, "curves needs --data"},
 		{"a latency default needs MODEL=MS", []string{"curves", "--model", "m", "--data", "x", "--latency", "fast", "-o", "d"}, "want MODEL=MS"},
 		{"a cost default is a number", []string{"curves", "--model", "m", "--data", "x", "--cost", "fast=cheap", "-o", "d"}, "is not a non-negative number"},
+		// 1e306 per call summed to +Inf, and the cost plot's axis search
+		// then never ended.
+		{"a cost default is bounded", []string{"curves", "--model", "m", "--data", "x", "--cost", "fast=1e306", "-o", "d"}, `"1e306" is not a non-negative number up to 1e+09`},
 		{"cancel billing is prorata or full", []string{"curves", "--model", "m", "--data", "x", "--cancel-billing", "half", "-o", "d"}, "cancel billing \"half\""},
 		{"calibrate needs a target", []string{"calibrate", "--model", "m", "--data", "x", "-o", "n"}, "needs at least one --target"},
 		{"a target kind must be known", []string{"calibrate", "--model", "m", "--data", "x", "--target", "speed=3", "-o", "n"}, `kind "speed" is not known`},
