@@ -78,12 +78,15 @@ func (f *feedbackRequest) validate(lim Limits) error {
 	if f.Score != nil && !(*f.Score >= 0 && *f.Score <= 1) {
 		return Errorf(CodeInvalidRequest, "score is %v, want a value in [0,1] (1 = correct/acceptable)", *f.Score)
 	}
+	// The log reader's bounds: a value stored here is exported, and an
+	// export that train or retrain refuses would stop the loop.
 	for _, v := range []struct {
 		name string
 		p    *float64
-	}{{"latency_ms", f.LatencyMS}, {"cost_usd", f.CostUSD}} {
-		if v.p != nil && !(*v.p >= 0 && finite(*v.p)) {
-			return Errorf(CodeInvalidRequest, "%s is %v, want a non-negative number", v.name, *v.p)
+		max  float64
+	}{{"latency_ms", f.LatencyMS, datasets.MaxLatencyMS}, {"cost_usd", f.CostUSD, datasets.MaxCostUSD}} {
+		if v.p != nil && !(*v.p >= 0 && *v.p <= v.max) {
+			return Errorf(CodeInvalidRequest, "%s is %v, want a non-negative number up to %g", v.name, *v.p, v.max)
 		}
 	}
 	if f.Confidence != nil && !finite(*f.Confidence) {

@@ -138,6 +138,8 @@ func TestFeedback(t *testing.T) {
 			{`{"request_id":"r","model":"m"}`, CodeInvalidRequest, "score and confidence are both missing"},
 			{`{"request_id":"r","model":"m","score":2}`, CodeInvalidRequest, "score is 2, want a value in [0,1]"},
 			{`{"request_id":"r","model":"m","score":1,"latency_ms":-1}`, CodeInvalidRequest, "latency_ms is -1"},
+			// The log reader refuses it: stored, it would stop every export's training.
+			{`{"request_id":"r","model":"m","score":1,"cost_usd":1e308}`, CodeInvalidRequest, "cost_usd is 1e+308, want a non-negative number up to 1e+09"},
 			{`{"request_id":"r","model":"m","score":1,"cost_usd":-0.1}`, CodeInvalidRequest, "cost_usd is -0.1"},
 			{`{"request_id":"","model":"m","score":1}`, CodeInvalidRequest, "request_id is empty"},
 			{`{"request_id":"r","score":1}`, CodeInvalidRequest, "model is empty"},
