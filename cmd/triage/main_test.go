@@ -310,3 +310,37 @@ func TestDataFolder(t *testing.T) {
 		t.Errorf("an empty folder: exit %d, %q; want 2 and the folder named", code, stderr)
 	}
 }
+
+// score took a log given twice (600 lines for 300 requests), logs sharing
+// ids and an empty log in silence, and a read error cut its last line.
+func TestScoreRefusesWhatEvalRefuses(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	src, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(src), "\n")
+	a, b, empty := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl"), filepath.Join(dir, "empty.jsonl")
+	os.WriteFile(a, []byte(strings.Join(lines[:50], "")), 0o644)
+	os.WriteFile(b, []byte(strings.Join(lines[40:60], "")), 0o644)
+	os.WriteFile(empty, nil, 0o644)
+	for _, c := range []struct {
+		data, want string
+	}{
+		{a + "," + a, "--data gives " + a + " twice"},
+		{a + "," + b, "of " + b + " is also in " + a},
+		{empty, empty + " is empty"},
+	} {
+		if _, stderr, code := run(t, "score", "--model", model, "--data", c.data); code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("score --data %s: exit %d, %q; want a refusal saying %q", c.data, code, stderr, c.want)
+		}
+	}
+	// Line 200 is bad: the lines before it come out whole, and no more.
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(strings.Join(lines[:199], "")+"not json\n"+strings.Join(lines[199:], "")), 0o644)
+	out, stderr, code := run(t, "score", "--model", model, "--data", bad)
+	if code != 1 || !strings.Contains(stderr, "bad.jsonl:200") || strings.Count(out, "\n") != 199 || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("score of a log bad at line 200: exit %d, %d lines ending %q, %q; want 1 and the 199 lines whole", code, strings.Count(out, "\n"), out[max(0, len(out)-20):], stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/triage-router/triage/datasets"
@@ -57,11 +58,18 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 // can hold its training records, so only theirs are kept for the check:
 // scoring a large log of new traffic keeps nothing.
 func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
+	// A log given twice, or two logs sharing ids, would give a request
+	// two score lines: refused as eval and curves refuse them.
+	ids, err := newLogIDs(data)
+	if err != nil {
+		return err
+	}
 	bw := bufio.NewWriter(env.Stdout)
 	enc := json.NewEncoder(bw)
 	var keys []datasets.Record // id and time of the named logs' records
 	var logs readLogs          // where keys came from; total counts every record
-	for _, p := range data {
+	skipped := 0
+	for i, p := range data {
 		named := retrain.NamesSource(a, p)
 		if named {
 			logs.paths = append(logs.paths, p)
@@ -69,6 +77,9 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 		}
 		bad, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := ids.claim(i, rec.ID); err != nil {
 				return err
 			}
 			logs.total++
@@ -79,8 +90,11 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 			return enc.Encode(lineOf(&rec))
 		})
 		if err != nil {
-			return err
+			// The lines before the error, each whole: the buffer was
+			// handed to stdout in blocks, the last one cut mid-line.
+			return errors.Join(err, bw.Flush())
 		}
+		skipped += bad
 		if bad > 0 {
 			// Scores are what figures are computed from: a line that
 			// was dropped must be counted where the user sees it.
@@ -90,7 +104,10 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	_, _, err := screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
+	if logs.total == 0 {
+		return checkLoaded(data, "", "", nil, 0, 0, skipped)
+	}
+	_, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
 	return err
 }
 
