@@ -177,7 +177,9 @@ func (t *csvTable) csvErr(err error) error {
 	case errors.Is(pe.Err, csv.ErrFieldCount):
 		return fmt.Errorf("%s:%d: the row has a different number of fields than the header's %d; check for a missing or extra comma", t.name, pe.StartLine, len(t.header))
 	case errors.Is(pe.Err, csv.ErrBareQuote), errors.Is(pe.Err, csv.ErrQuote):
-		return fmt.Errorf("%s:%d: column %d: %v; a field with quotes must be quoted whole, with inner quotes doubled", t.name, pe.Line, pe.Column, pe.Err)
+		// pe.Column counts bytes, not fields: "column 9" of a 4-field row
+		// read as a field number.
+		return fmt.Errorf("%s:%d: at byte %d of the line: %v; a field with quotes must be quoted whole, with inner quotes doubled (\"\"\"Hello\"\" she said\")", t.name, pe.Line, pe.Column, pe.Err)
 	}
 	return fmt.Errorf("%s:%d: %v", t.name, pe.Line, pe.Err)
 }

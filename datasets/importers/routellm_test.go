@@ -183,7 +183,7 @@ func TestRouteLLMErrors(t *testing.T) {
 			[]string{"mmlu_x.csv:3: the row has a different number of fields than the header's 3"}},
 		{"a bare quote names its line and column",
 			map[string]string{"mmlu/mmlu_x.csv": header + "q \"1\",True,False\n"}, RouteLLMOptions{Bench: BenchMMLU},
-			[]string{"mmlu_x.csv:2: column 3:", "inner quotes doubled"}},
+			[]string{"mmlu_x.csv:2: at byte 3 of the line:", "inner quotes doubled"}},
 		{"an empty prompt is an error",
 			map[string]string{"gsm8k_responses.csv": header + " ,True,False\n"}, RouteLLMOptions{Bench: BenchGSM8K},
 			[]string{"gsm8k_responses.csv:2: the prompt is empty"}},
