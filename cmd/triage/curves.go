@@ -490,7 +490,8 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: write no report
 	}
-	if err := report.Write(*outDir, page); err != nil {
+	// Interrupted while the plots are drawn, it moves nothing into place.
+	if err := report.Write(ctx, *outDir, page); err != nil {
 		return err
 	}
 	stop()

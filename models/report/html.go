@@ -2,9 +2,11 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"math"
 	"os"
 	"path"
@@ -35,11 +37,58 @@ type Page struct {
 }
 
 // Write writes, for every section, curves.csv, metrics.json and the plots into
-// dir/Section.Dir, then dir/index.html. Each file is written atomically.
-func Write(dir string, page *Page) error {
+// dir/Section.Dir, then dir/index.html.
+//
+// The files are first written into a new folder inside dir and moved into
+// place (renames, index.html last) only once all of them are: a run that
+// fails part-way (a full disk) or is interrupted (ctx) leaves dir's old
+// report whole instead of half old, half new. Other files in dir stay.
+func Write(ctx context.Context, dir string, page *Page) error {
 	if len(page.Sections) == 0 {
 		return fmt.Errorf("report: nothing to write")
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create report folder: %w", err)
+	}
+	stage, err := os.MkdirTemp(dir, ".report-new-*")
+	if err != nil {
+		return fmt.Errorf("create report folder: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	if err := writeFiles(stage, page); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var files []string // relative to stage, index.html last
+	err = filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(stage, p)
+		if err == nil && rel != "index.html" {
+			files = append(files, rel)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	for _, rel := range append(files, "index.html") {
+		to := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return fmt.Errorf("create report folder: %w", err)
+		}
+		if err := os.Rename(filepath.Join(stage, rel), to); err != nil {
+			return fmt.Errorf("report: move %s into place: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// writeFiles writes the report's files into dir.
+func writeFiles(dir string, page *Page) error {
 	for _, s := range page.Sections {
 		sd := filepath.Join(dir, filepath.FromSlash(s.Dir))
 		if err := os.MkdirAll(sd, 0o755); err != nil {

@@ -2,8 +2,12 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"image/png"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -259,7 +263,7 @@ func TestWriteReport(t *testing.T) {
 		}
 		page.Sections = append(page.Sections, s)
 	}
-	if err := Write(dir, page); err != nil {
+	if err := Write(context.Background(), dir, page); err != nil {
 		t.Fatal(err)
 	}
 	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
@@ -346,4 +350,58 @@ func TestSavingSaysHowMuchLower(t *testing.T) {
 			t.Errorf("%s: saving = %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+// A report is moved into place whole: a write that is interrupted (or
+// fails) part-way left the folder half old report, half new.
+func TestWriteReportWholeOrNotAtAll(t *testing.T) {
+	dir := t.TempDir()
+	page := func(name string) *Page {
+		p := &Page{Title: name, Data: []string{"x.jsonl"}, Billing: replay.BillProrata, Grid: "21 thresholds", Resamples: 20, Seed: 1}
+		s, err := Analyze(testRun(t, name, "", 1), Options{Resamples: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Sections = []*Section{s}
+		return p
+	}
+	if err := Write(context.Background(), dir, page("first")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644)
+	before := readDir(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Write(ctx, dir, page("second")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an interrupted write: %v, want context.Canceled", err)
+	}
+	if after := readDir(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after an interrupted write the folder holds %v, want the first report as it was, %v", after, before)
+	}
+	if err := Write(context.Background(), dir, page("second")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "index.html")); !strings.Contains(string(b), "second") {
+		t.Error("index.html is not the second report's")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "notes.txt")); string(b) != "mine" {
+		t.Error("a file of the user's in the folder was not kept")
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".report-new-*")); len(m) > 0 {
+		t.Errorf("staging folders left: %v", m)
+	}
+}
+
+// readDir maps every file under dir to its contents.
+func readDir(tb testing.TB, dir string) map[string]string {
+	tb.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return err
+	})
+	return out
 }
