@@ -684,7 +684,7 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 			billing = replay.BillFull // pro rata needs the time a cancelled call ran
 		}
 		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
-		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit})
+		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency})
 		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
 		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %.2f, convex hull of single tiers %.2f (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
 			names[i], len(rl.reqs), len(c.Points), 100*c.AIQ, 100*c.HullAIQ, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,

@@ -29,6 +29,10 @@ type TierRun struct {
 	// CostUnit names the cost axis ("price units per request", "USD per
 	// request").
 	CostUnit string
+	// NoLatency says the log has no latency (nor --latency defaults):
+	// the latency columns are left empty, a figure the data cannot give,
+	// not the 0 ms the replay sums to.
+	NoLatency bool
 }
 
 // TierCurvesColumns are the first columns of tiers_curves.csv, in order;
@@ -63,8 +67,12 @@ func WriteTiers(dir string, runs []TierRun, data []string) error {
 	}
 	for _, r := range runs {
 		for i, p := range r.Curve.Points {
+			mean, p95 := p.LatencyMeanMS, p.LatencyP95MS
+			if r.NoLatency {
+				mean, p95 = math.NaN(), math.NaN()
+			}
 			row := []string{r.Name, f(p.Policy.Lambda), f(p.Policy.Margin), f(p.Policy.Race), f(p.Quality), f(p.CostPer1k / 1000),
-				f(p.LatencyMeanMS), f(p.LatencyP95MS), f(p.RaceShare), f(p.AcceptedShare), strconv.FormatBool(r.Curve.Pareto[i])}
+				f(mean), f(p95), f(p.RaceShare), f(p.AcceptedShare), strconv.FormatBool(r.Curve.Pareto[i])}
 			for _, n := range names {
 				k := slices.IndexFunc(r.Tiers, func(t models.Tier) bool { return t.Name == n })
 				if k < 0 {
