@@ -497,8 +497,14 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	stop()
 	for _, s := range page.Sections {
 		c := s.Current
-		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %.3f, AIQ %s; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
-			s.Name, len(s.Points), s.Eval.APGR, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
+		// APGR is undefined (NaN) where the tiers tie: "undefined", as
+		// metrics.json's null, not "NaN".
+		apgr := "undefined (the tiers' mean scores tie)"
+		if !math.IsNaN(s.Eval.APGR) {
+			apgr = fmt.Sprintf("%.3f", s.Eval.APGR)
+		}
+		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
+			s.Name, len(s.Points), apgr, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
 			c.StrongShare, c.Quality, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
 	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval')\n")
