@@ -110,25 +110,19 @@ func (s *Signal) UnmarshalJSON(b []byte) error {
 // z95 is the normal quantile of a two-sided 95% interval.
 const z95 = 1.959963984540054
 
-// checkSignal decides whether the chosen candidate may route.
-//
-// rankings are the out-of-fold scores of every candidate the selection
-// compared (c's among them), and seed seeds the shuffles that make the
-// significance check aware of that choice (selectionNull).
-func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, seed uint64) Signal {
-	s := Signal{APGR: c.apgr, Lo: c.apgr - z95*c.se, Hi: c.apgr + z95*c.se}
-	var sw, sg, sg2 float64
+// gainInterval is the (weighted) mean gain of the strong tier over the
+// fast one and its 95% interval; w nil weighs every request 1.
+func gainInterval(weak, strong, w []float64) (gain, lo, hi float64) {
+	var sw, sg float64
 	for i := range weak {
 		wi := 1.0
 		if w != nil {
 			wi = w[i]
 		}
-		g := strong[i] - weak[i]
 		sw += wi
-		sg += wi * g
-		sg2 += wi * wi * g * g
+		sg += wi * (strong[i] - weak[i])
 	}
-	s.Gain = sg / sw
+	gain = sg / sw
 	// The weighted mean's standard error, weights as frequencies.
 	var v float64
 	for i := range weak {
@@ -136,11 +130,39 @@ func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, 
 		if w != nil {
 			wi = w[i]
 		}
-		d := wi * (strong[i] - weak[i] - s.Gain)
+		d := wi * (strong[i] - weak[i] - gain)
 		v += d * d
 	}
 	se := math.Sqrt(v) / sw
-	s.GainLo, s.GainHi = s.Gain-z95*se, s.Gain+z95*se
+	return gain, gain - z95*se, gain + z95*se
+}
+
+func swappedReason(gain, lo, hi float64) string {
+	return fmt.Sprintf("the strong tier is measurably worse than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]); check that the tiers are not swapped (--fast, --strong)", gain, lo, hi)
+}
+
+// SwappedTiers says, when the tier named strong is measurably worse than
+// the fast one on these scores (the gain's 95% interval below 0), why
+// the tiers look swapped; "" otherwise. Commands that measure a router
+// on a log say it as train does.
+func SwappedTiers(weak, strong []float64) string {
+	if len(weak) == 0 {
+		return ""
+	}
+	if g, lo, hi := gainInterval(weak, strong, nil); hi < 0 {
+		return swappedReason(g, lo, hi)
+	}
+	return ""
+}
+
+// checkSignal decides whether the chosen candidate may route.
+//
+// rankings are the out-of-fold scores of every candidate the selection
+// compared (c's among them), and seed seeds the shuffles that make the
+// significance check aware of that choice (selectionNull).
+func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, seed uint64) Signal {
+	s := Signal{APGR: c.apgr, Lo: c.apgr - z95*c.se, Hi: c.apgr + z95*c.se}
+	s.Gain, s.GainLo, s.GainHi = gainInterval(weak, strong, w)
 	s.Significant = s.GainLo > 0 && s.Lo > 0.5
 	if s.Significant {
 		// Only worth the shuffles where the interval alone would claim it.
@@ -152,7 +174,7 @@ func checkSignal(c *candidate, rankings [][]float64, weak, strong, w []float64, 
 		// Routing cannot help, and escalating everything, what such a
 		// router does, sends every request to the worse tier: most
 		// likely the two were named the wrong way round.
-		s.Reason = fmt.Sprintf("the strong tier is measurably worse than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]); check that the tiers are not swapped (--fast, --strong)", s.Gain, s.GainLo, s.GainHi)
+		s.Reason = swappedReason(s.Gain, s.GainLo, s.GainHi)
 	case !(s.GainLo > 0):
 		s.Reason = fmt.Sprintf("the strong tier is not measurably better than the fast one on this log (mean gain %+.3f, 95%% interval [%+.3f, %+.3f]), so no ranking can show it", s.Gain, s.GainLo, s.GainHi)
 	case math.IsNaN(s.APGR) || !(s.APGR > 0.5):

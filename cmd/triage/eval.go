@@ -114,6 +114,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	warnSwapped(env, "eval", weak, strong)
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -143,6 +144,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	warnSwapped(env, "eval", weak, strong)
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -310,4 +312,13 @@ func modelOnlyFlags(fs *flag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// warnSwapped says on stderr, as train does, when the tier named strong is
+// measurably worse than the fast one: the oracle below random and every
+// figure reversed are otherwise all the user sees.
+func warnSwapped(env *Env, cmd string, weak, strong []float64) {
+	if why := models.SwappedTiers(weak, strong); why != "" {
+		fmt.Fprintf(env.Stderr, "triage %s: warning: %s\n", cmd, why)
+	}
 }

@@ -344,3 +344,17 @@ func TestScoreRefusesWhatEvalRefuses(t *testing.T) {
 		t.Errorf("score of a log bad at line 200: exit %d, %d lines ending %q, %q; want 1 and the 199 lines whole", code, strings.Count(out, "\n"), out[max(0, len(out)-20):], stderr)
 	}
 }
+
+// eval on swapped tiers showed the oracle below random and nothing else;
+// train has long said why.
+func TestEvalSaysTheTiersLookSwapped(t *testing.T) {
+	const hint = "check that the tiers are not swapped"
+	_, stderr, code := run(t, "eval", "--cv", "2", "--folds", "2", "--l2", "0.03", "--data", sampleLog, "--fast", sampleStrong, "--strong", sampleFast)
+	if code != 0 || !strings.Contains(stderr, hint) {
+		t.Errorf("eval --cv with the tiers swapped: exit %d, %q; want 0 and the hint", code, stderr)
+	}
+	_, stderr, code = run(t, "eval", "--cv", "2", "--folds", "2", "--l2", "0.03", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong)
+	if code != 0 || strings.Contains(stderr, hint) {
+		t.Errorf("eval --cv with the tiers right: exit %d, %q; want 0 and no hint", code, stderr)
+	}
+}
