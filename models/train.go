@@ -277,7 +277,7 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		}
 	}
 	if err := checkBothClasses(pick(d.y, paired)); err != nil {
-		return nil, nil, fmt.Errorf("train: %w", err)
+		return nil, nil, err // says what to do; "train: " doubled 'triage train: '
 	}
 	rep := &TrainReport{}
 	// IDF: rare n-grams (and rare meta values) get larger values, which
@@ -652,7 +652,11 @@ func checkBothClasses(y []float64) error {
 		}
 	}
 	if pos == 0 || pos == len(y) {
-		return fmt.Errorf("all %d examples have label %v; a router needs both easy and hard examples (check --fast/--strong and --label)", len(y), y[0])
+		what := "every request is easy (the fast tier does as well)"
+		if pos > 0 {
+			what = "every request is hard (the strong tier wins each one)"
+		}
+		return fmt.Errorf("cannot route: all %d examples have label %v: %s, so there is nothing to rank, and no router to train; send every request to the one tier that does the job, check --fast/--strong and --label, or log requests where the tiers differ", len(y), y[0], what)
 	}
 	return nil
 }

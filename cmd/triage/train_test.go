@@ -547,3 +547,25 @@ func TestExportLibsvmTakesTheFeatureFlags(t *testing.T) {
 		t.Errorf("--scorer: exit %d, %q; want a usage error", code, stderr)
 	}
 }
+
+// A log whose requests all have one label has nothing to rank: train says
+// so as a "cannot route" line, once prefixed ("train: train: ..." before).
+func TestTrainOneLabelSaysCannotRoute(t *testing.T) {
+	recs, _, err := datasets.ReadFile(sampleLog, datasets.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "allhard.jsonl")
+	var b strings.Builder
+	for _, r := range recs[:300] {
+		r.Outcomes[sampleFast] = datasets.Outcome{Score: datasets.Float(0)}
+		r.Outcomes[sampleStrong] = datasets.Outcome{Score: datasets.Float(1)}
+		line, _ := json.Marshal(r)
+		b.Write(append(line, '\n'))
+	}
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	_, stderr, code := run(t, "train", "--data", path, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(t.TempDir(), "m.json"))
+	if code != 1 || !strings.HasPrefix(stderr, "triage train: cannot route: all 300 examples have label 1: every request is hard") {
+		t.Errorf("train on a log where the strong tier wins every request: exit %d, %q", code, stderr)
+	}
+}
