@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,6 +118,11 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
+	// AUC lies in [0,1], and apgr's margin is a share of the tiers' gap:
+	// a margin of 1 or more lets any challenger through.
+	if m != retrain.MetricLogLoss && *margin >= 1 {
+		return usagef("use a margin below 1 (the default is "+strconv.FormatFloat(retrain.DefaultMargin, 'g', -1, 64)+"), or --force to write the challenger whatever the gate says", "--margin %v with --metric %s: the gate could never refuse", *margin, m)
+	}
 	he, err := retrain.ParseHeadEstimator(*heads)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
@@ -193,6 +199,11 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 				}
 				fmt.Fprintf(env.Stderr, "triage retrain: warning: %s\n", w)
 				empty = append(empty, w)
+			}
+			if f.flag == "--feedback" && hasOutcomes(recs) && !namesATier(recs, champion.TierNames()) {
+				// Not feedback about this router (another pair's log?): it
+				// would add nothing, and the gate would still promote.
+				return fmt.Errorf("--feedback %s: its records have outcomes, but none of the router's tiers (%s); is it an export of the server that serves %s?", p, strings.Join(champion.TierNames(), ", "), *model)
 			}
 			sources = append(sources, recs)
 			files[p] = recs
@@ -443,4 +454,26 @@ func trainedOnLine(champion *models.Artifact, matched []string) string {
 	}
 	return fmt.Sprintf("the champion's artifact names its training data as %s, which no --data file is by path or content; %s %s taken to be that data (%s), so %s records do not judge (if that is new data, give the champion's log too, by the path it names, and only that log is the champion's)",
 		strings.Join(champion.Training.Sources, ", "), strings.Join(matched, ", "), verb, share, their)
+}
+
+// hasOutcomes reports whether any record has an outcome.
+func hasOutcomes(recs []datasets.Record) bool {
+	for i := range recs {
+		if len(recs[i].Outcomes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// namesATier reports whether any record has an outcome of one of tiers.
+func namesATier(recs []datasets.Record, tiers []string) bool {
+	for i := range recs {
+		for _, t := range tiers {
+			if _, ok := recs[i].Outcomes[t]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -80,6 +80,8 @@ func TestRetrainUsage(t *testing.T) {
 		{"no data is a usage error", []string{"retrain", "--model", "m", "-o", "y"}, "something to train on"},
 		{"an unknown metric is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--metric", "f1"}, `metric "f1" is not known`},
 		{"a negative margin is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--margin", "-1"}, "--margin is -1"},
+		// AUC lies in [0,1]: such a gate never refuses.
+		{"a margin of 1 or more on auc is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--metric", "auc", "--margin", "5"}, "--margin 5 with --metric auc: the gate could never refuse"},
 		{"a holdout of 1 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--holdout", "1"}, "--holdout is 1"},
 		{"an unknown impute mode is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute", "strong"}, `impute mode "strong" is not known`},
 		{"an impute weight of 0 is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--impute-weight", "0"}, "--impute-weight is 0"},
@@ -259,5 +261,19 @@ func TestRetrainWarnsOfEmptyFiles(t *testing.T) {
 	}
 	if strings.Contains(stderr, base+" holds no") {
 		t.Errorf("the base log was called empty:\n%s", stderr)
+	}
+}
+
+// Feedback from another model pair added nothing, and the gate promoted
+// the challenger all the same.
+func TestRetrainRefusesFeedbackAboutOtherTiers(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 60, Seed: 3})
+	champion := synthChampion(t, dir, recs, "")
+	base := writeRecords(t, dir, "base.jsonl", recs)
+	other := writeFile(t, dir, "other.jsonl", `{"id":"o1","prompt":"p","outcomes":{"llama":{"score":1},"qwen":{"score":0}}}`+"\n")
+	_, stderr, code := run(t, "retrain", "--model", champion, "--data", base, "--feedback", other, "-o", filepath.Join(dir, "new.json"))
+	if code != 1 || !strings.Contains(stderr, "--feedback "+other+": its records have outcomes, but none of the router's tiers") {
+		t.Errorf("exit %d, %q; want 1 and the refusal", code, stderr)
 	}
 }
