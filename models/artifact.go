@@ -572,6 +572,14 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 	if int64(len(b)) > maxBytes {
 		return nil, fmt.Errorf("load artifact %s: %w: the file grew past the limit of %d bytes while it was read (limits.max_artifact_bytes)", path, ErrBadArtifact, maxBytes)
 	}
+	// Two files a decoder's "EOF" or "invalid character '\x1f'" would
+	// leave unexplained.
+	switch {
+	case len(b) == 0:
+		return nil, fmt.Errorf("load artifact %s: %w: the file is empty (0 bytes); a router artifact is the JSON file 'triage train -o' writes", path, ErrBadArtifact)
+	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return nil, fmt.Errorf("load artifact %s: %w: the file is gzip-compressed; logs may be, artifacts are plain JSON: decompress it first (gunzip)", path, ErrBadArtifact)
+	}
 	a, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("load artifact %s: %w", path, err)

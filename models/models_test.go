@@ -406,3 +406,22 @@ func TestParseNamesALogPassedAsAnArtifact(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		body []byte
+		want string
+	}{
+		{nil, "the file is empty (0 bytes)"},
+		{[]byte{0x1f, 0x8b, 8, 0, 0, 0}, "the file is gzip-compressed"},
+	} {
+		p := filepath.Join(dir, "m.json")
+		if err := os.WriteFile(p, c.body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(p); !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load of %q: %v, want ErrBadArtifact saying %q", c.body, err, c.want)
+		}
+	}
+}
