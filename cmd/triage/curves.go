@@ -178,6 +178,10 @@ func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 		}
 	}
 	f.logs.total = len(recs)
+	if len(recs) == 0 {
+		// Not "the fast tier appears in no record": there is none.
+		return nil, bad, checkLoaded(f.data, "", "", nil, 0, 0, bad)
+	}
 	return recs, bad, nil
 }
 

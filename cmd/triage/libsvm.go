@@ -94,6 +94,10 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 		}
 		bad += skipped
 	}
+	if n+miss == 0 {
+		// An empty file of features would pass for a log's export.
+		return checkLoaded(tf.data, "", "", nil, 0, 0, bad)
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write libsvm: %w", err)
 	}

@@ -336,6 +336,19 @@ func TestScoreRefusesWhatEvalRefuses(t *testing.T) {
 			t.Errorf("score --data %s: exit %d, %q; want a refusal saying %q", c.data, code, stderr, c.want)
 		}
 	}
+	// curves blamed the fast tier ("appears in no record"), and
+	// export-libsvm wrote an empty file and exited 0.
+	for _, args := range [][]string{
+		{"curves", "--model", model, "--data", empty, "-o", filepath.Join(dir, "rep")},
+		{"export-libsvm", "--data", empty, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "x.svm")},
+	} {
+		if _, stderr, code := run(t, args...); code != 1 || !strings.Contains(stderr, empty+" is empty") {
+			t.Errorf("%s on an empty log: exit %d, %q; want 1 saying it is empty", args[0], code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.svm")); err == nil {
+		t.Error("export-libsvm wrote a file for an empty log")
+	}
 	// Line 200 is bad: the lines before it come out whole, and no more.
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(strings.Join(lines[:199], "")+"not json\n"+strings.Join(lines[199:], "")), 0o644)
