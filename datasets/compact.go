@@ -16,6 +16,8 @@ const compactTxSize = 64 << 20
 // CompactResult gives the file sizes around a compaction.
 type CompactResult struct {
 	Before, After int64
+	// Removed are the files an earlier, killed compaction left.
+	Removed []string
 }
 
 // CompactDB rewrites the store at path without its free pages, with
@@ -55,6 +57,17 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 		return res, err
 	}
 	defer s.Close()
+	if inPlace {
+		// A compaction killed before its rename left its new file beside
+		// the db (as big as the db). This one holds the db's lock, so no
+		// other compaction of it is writing one now.
+		stale, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".new-*"))
+		for _, p := range stale {
+			if err := os.Remove(p); err == nil {
+				res.Removed = append(res.Removed, p)
+			}
+		}
+	}
 	if err := s.flush(); err != nil {
 		return res, fmt.Errorf("compact feedback db: %w", err)
 	}

@@ -557,6 +557,18 @@ func TestCompactDBPaths(t *testing.T) {
 			t.Errorf("%d records through the link after compaction, want 40", n)
 		}
 	})
+	t.Run("the new file of a compaction killed before its rename is removed", func(t *testing.T) {
+		path := writeTemp(t, pristineDB(t, 10))
+		stale := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-123")
+		os.WriteFile(stale, make([]byte, 4096), 0o600)
+		res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) || len(res.Removed) != 1 {
+			t.Errorf("the stale file after compaction: %v, removed %v; want it gone and named", err, res.Removed)
+		}
+	})
 	t.Run("-o the db's own feedback log is refused", func(t *testing.T) {
 		path := writeTemp(t, pristineDB(t, 10))
 		_, err := CompactDB(path, path+walSuffix, StoreOptions{NoSync: true})

@@ -318,6 +318,9 @@ func runFeedbackCompact(ctx context.Context, env *Env, args []string) error {
 	if out == "" {
 		out = path
 	}
+	for _, p := range res.Removed {
+		fmt.Fprintf(env.Stderr, "triage feedback compact: removed %s, left by a compaction that was stopped before it finished\n", p)
+	}
 	fmt.Fprintf(env.Stdout, "compacted %s: %d bytes, now %d (%s)\n", path, res.Before, res.After, out)
 	return nil
 }
