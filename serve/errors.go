@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"syscall"
 
 	"github.com/gin-gonic/gin"
 
@@ -99,8 +98,7 @@ func ErrorStatus(err error) (status int, code, msg string) {
 	case errors.Is(err, datasets.ErrStoreClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, CodeNotReady, "the server is shutting down; retry on another instance"
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	if _, ok := diskErrno(err); ok {
 		// A disk error (a full disk, most often) is the operator's to
 		// fix, and its name holds no path: say it rather than nothing.
 		return http.StatusInternalServerError, CodeInternal, "internal error: " + diskReason(err) + "; see the server log"

@@ -790,11 +790,24 @@ func (s *Server) handleReady(c *gin.Context) {
 // diskReason names a store error's cause without paths: the errno's
 // text (no space left on device), or a pointer to the server log.
 func diskReason(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	if errno, ok := diskErrno(err); ok {
 		return "a disk error: " + errno.Error()
 	}
 	return "a db error; see the server log"
+}
+
+// diskErrno is the errno of a disk error (full, over quota, read-only,
+// failing) in err's chain; other errnos are not the operator's disk.
+func diskErrno(err error) (syscall.Errno, bool) {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return 0, false
+	}
+	switch errno {
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EFBIG:
+		return errno, true
+	}
+	return 0, false
 }
 
 // notReadyReason says why the store is not usable, in words that hold no
