@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
@@ -27,6 +29,12 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 	}
 	if *n <= 0 {
 		return usagef("use a positive count", "--n is %d", *n)
+	}
+	// An empty prefix would silently be the default one.
+	prefixGiven := false
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "id-prefix" })
+	if prefixGiven && strings.TrimSpace(*prefix) == "" {
+		return usagef("give a prefix, or leave the flag out for synth/SEED", "--id-prefix is empty")
 	}
 	sc, err := synth.ParseScenario(*scenario)
 	if err != nil {

@@ -39,6 +39,12 @@ func TestSynthCommand(t *testing.T) {
 			t.Errorf("got records\n%+v\nwant\n%+v", recs, want)
 		}
 	})
+	t.Run("an empty --id-prefix is a usage error, not the default in silence", func(t *testing.T) {
+		_, stderr, code := run(t, "synth", "--n", "3", "--id-prefix", "")
+		if code != 2 || !strings.Contains(stderr, "--id-prefix is empty") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
 	t.Run("an unknown scenario is a usage error that names the choices", func(t *testing.T) {
 		_, stderr, code := run(t, "synth", "--scenario", "chess")
 		if code != 2 || !strings.Contains(stderr, `unknown scenario "chess"`) || !strings.Contains(stderr, "--scenario speculation") {
