@@ -55,10 +55,25 @@ const (
 // (as opposed to I/O), so a server can tell "corrupt" from "unreadable".
 var ErrBadArtifact = errors.New("bad router artifact")
 
-// SourceDigest identifies a training log's bytes.
+// SourceDigest identifies a training log's bytes and, for a gzip-compressed
+// log, the bytes of its content: a training log then matches a copy that
+// is compressed where it was not (or the other way round).
 type SourceDigest struct {
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// ContentBytes and ContentSHA256 are those of the decompressed log,
+	// for a gzip file only (a plain file's content is its bytes).
+	ContentBytes  int64  `json:"content_bytes,omitempty"`
+	ContentSHA256 string `json:"content_sha256,omitempty"`
+}
+
+// Content is the size and SHA-256 of the log's content: decompressed for a
+// gzip file, its bytes otherwise.
+func (d SourceDigest) Content() (int64, string) {
+	if d.ContentSHA256 != "" {
+		return d.ContentBytes, d.ContentSHA256
+	}
+	return d.Bytes, d.SHA256
 }
 
 // Fingerprint identifies the training data, so two artifacts can be told

@@ -89,7 +89,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", total-n)
 			}
 			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (%s)", n, total, fix)
-			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %d requests in --data are ones it was trained on (its artifact names this log, or one with the same bytes), so the figures on them are in-sample and flatter it; %s\n",
+			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %d requests in --data are ones it was trained on (its artifact names this log, or one with the same content), so the figures on them are in-sample and flatter it; %s\n",
 				cmd, names[k], n, total, fix)
 		}
 	}

@@ -2,6 +2,7 @@ package retrain
 
 import (
 	"cmp"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -606,9 +607,13 @@ func NamesSource(a *models.Artifact, path string) bool {
 	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
+	// The file's digest, taken once and only where a size could match: a
+	// gzip file's content size is known only once it is read.
+	gz := isGzip(path)
 	var digest *models.SourceDigest
 	for _, d := range a.Training.SourceDigests {
-		if d.Bytes != st.Size() {
+		cb, cs := d.Content()
+		if d.Bytes != st.Size() && !gz && cb != st.Size() {
 			continue
 		}
 		if digest == nil {
@@ -618,11 +623,28 @@ func NamesSource(a *models.Artifact, path string) bool {
 			}
 			digest = &got
 		}
-		if *digest == d {
+		// The same bytes, or the same log compressed one way and not the
+		// other (or both ways, at another level).
+		if digest.Bytes == d.Bytes && digest.SHA256 == d.SHA256 {
+			return true
+		}
+		if b, h := digest.Content(); b == cb && h == cs {
 			return true
 		}
 	}
 	return false
+}
+
+// isGzip reports whether the file at path starts with gzip's magic bytes.
+func isGzip(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var m [2]byte
+	_, err = io.ReadFull(f, m[:])
+	return err == nil && m[0] == 0x1f && m[1] == 0x8b
 }
 
 // digests remembers the digests NamesSource computed, by path, with the
@@ -661,7 +683,8 @@ func digestOnce(path string, st os.FileInfo) (models.SourceDigest, error) {
 }
 
 // DigestFile is the size and SHA-256 of the file at path, as an artifact
-// records its training logs (Fingerprint.SourceDigests).
+// records its training logs (Fingerprint.SourceDigests), and for a gzip
+// file those of its content too.
 func DigestFile(path string) (models.SourceDigest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -673,7 +696,24 @@ func DigestFile(path string) (models.SourceDigest, error) {
 	if err != nil {
 		return models.SourceDigest{}, fmt.Errorf("digest %s: %w", path, err)
 	}
-	return models.SourceDigest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	d := models.SourceDigest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+	if !isGzip(path) {
+		return d, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return d, fmt.Errorf("digest %s: %w", path, err)
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return d, nil // not a gzip stream after all: its bytes are its content
+	}
+	ch := sha256.New()
+	cn, err := io.Copy(ch, zr)
+	if err != nil {
+		return d, nil // damaged: reading it as a log fails, with a message
+	}
+	d.ContentBytes, d.ContentSHA256 = cn, hex.EncodeToString(ch.Sum(nil))
+	return d, nil
 }
 
 // DigestFiles digests each of paths that is a regular file (DigestFile);

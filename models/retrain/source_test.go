@@ -1,6 +1,8 @@
 package retrain
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,6 +44,37 @@ func TestNamesSource(t *testing.T) {
 	} {
 		if got := NamesSource(a, tt.path); got != tt.want {
 			t.Errorf("%s: NamesSource(%s) = %v, want %v", tt.name, tt.path, got, tt.want)
+		}
+	}
+	// The same log compressed (or, trained on a compressed log, a plain
+	// copy): its content is the training log's.
+	gzOf := func(name string, level int, content []byte) string {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, level)
+		zw.Write(content)
+		zw.Close()
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain, _ := os.ReadFile(log)
+	if !NamesSource(a, gzOf("log.jsonl.gz", gzip.BestSpeed, plain)) {
+		t.Error("a gzip copy of the training log is taken as new")
+	}
+	if NamesSource(a, gzOf("other.jsonl.gz", gzip.BestSpeed, append(plain, '\n'))) {
+		t.Error("a gzip copy of an edited log matched")
+	}
+	gzLog := gzOf("train.jsonl.gz", gzip.BestCompression, plain)
+	gzDigests, err := DigestFiles([]string{gzLog})
+	if err != nil || gzDigests[0].ContentBytes != int64(len(plain)) {
+		t.Fatalf("DigestFiles of a gzip log = %+v, %v; want its content's size too", gzDigests, err)
+	}
+	b := &models.Artifact{Training: models.Fingerprint{Sources: []string{gzLog}, SourceDigests: gzDigests}}
+	for _, p := range []string{copyOf("plain.jsonl", ""), gzOf("again.jsonl.gz", gzip.BestSpeed, plain)} {
+		if !NamesSource(b, p) {
+			t.Errorf("%s, the content of the gzip training log, is taken as new", p)
 		}
 	}
 	// Without digests (an artifact from before them) a copy is another log.
