@@ -675,6 +675,15 @@ func (x *exchange) recordName(t *tier) string {
 	return t.model
 }
 
+// plausibleUsage reports whether an upstream's usage, and the cost it
+// comes to, are ones a log can hold: counts from 0 to a billion tokens,
+// a finite cost up to datasets.MaxCostUSD.
+func plausibleUsage(u *usage, cost float64) bool {
+	const maxTokens = 1_000_000_000
+	return u.PromptTokens >= 0 && u.PromptTokens <= maxTokens && u.CompletionTokens >= 0 && u.CompletionTokens <= maxTokens &&
+		cost >= 0 && cost <= datasets.MaxCostUSD
+}
+
 // outcome is what c did, for the store and the metrics: a completed call
 // with its usage, cost and answer; a cancelled or timed-out call with the
 // time it ran and a pro-rata cost. Failed calls are counted, not recorded.
@@ -702,7 +711,13 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 		ms := ran(c.end)
 		o.LatencyMS = datasets.Float(ms)
 		t.m.observe("ok", ms)
-		if c.usage != nil {
+		if c.usage != nil && !plausibleUsage(c.usage, t.cost(c.usage)) {
+			// A log reader refuses negative counts and costs past any real
+			// call's: recorded, this one would stop every retrain on the
+			// export, and skew the tier's pro-rata estimates.
+			x.h.log.Warn("upstream reported usage that cannot be right; not recorded",
+				"tier", t.name, "prompt_tokens", c.usage.PromptTokens, "completion_tokens", c.usage.CompletionTokens)
+		} else if c.usage != nil {
 			in, out := c.usage.PromptTokens, c.usage.CompletionTokens
 			cost := t.cost(c.usage)
 			o.InputTokens, o.OutputTokens, o.CostUSD = &in, &out, datasets.Float(cost)

@@ -184,6 +184,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "{}")
 					return
+				case bytes.Contains(body, []byte(name+"-badusage")):
+					// An answer whose usage no log can hold.
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":-5,"completion_tokens":3,"total_tokens":-2}}`)
+					return
 				}
 			}
 			if req.URL.Path == "/v1/embeddings" {
@@ -1286,5 +1291,30 @@ func TestLoserCancelledAfterTheClientClosed(t *testing.T) {
 	})
 	if got := testutil.ToFloat64(strong.cancelled(cancelClient)); got != 0 {
 		t.Errorf("cancelled{reason=client} = %v, want 0: the client had its answer", got)
+	}
+}
+
+// An upstream's negative token count was recorded as it came, and a log
+// reader refuses it: the export would stop every retrain.
+func TestImplausibleUsageNotRecorded(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	got := r.do(t, context.Background(), r.url, chatBody("F fast-badusage", ""))
+	if got.status != 200 || got.content != "ok" {
+		t.Fatalf("status %d content %q, want the answer passed on", got.status, got.content)
+	}
+	recs := r.recordings(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d recordings, want 1", len(recs))
+	}
+	for m, o := range recs[0].Outcomes {
+		if o.InputTokens != nil || o.OutputTokens != nil || o.CostUSD != nil {
+			t.Errorf("%s recorded with tokens %v/%v and cost %v, want none of them", m, o.InputTokens, o.OutputTokens, o.CostUSD)
+		}
+		if o.LatencyMS == nil {
+			t.Errorf("%s recorded without its latency", m)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "upstream reported usage that cannot be right") {
+		t.Errorf("nothing logged: %s", r.logs)
 	}
 }
