@@ -233,7 +233,7 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 				return nil, fmt.Errorf("open feedback db %s: its folder %s does not exist; create it (mkdir -p %s) or give --db a path in an existing folder", path, dir, dir)
 			}
 		}
-		if err := orphanWAL(path); err != nil {
+		if err := orphanWAL(path, "does not exist"); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -247,7 +247,7 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		// --init starts a new store in the file; a log beside it holds
 		// acknowledged writes of the db that file once was, which the new
 		// store would apply to nothing and then delete.
-		if err := orphanWAL(path); err != nil {
+		if err := orphanWAL(path, "is 0 bytes"); err != nil {
 			return nil, err
 		}
 	default:
@@ -338,19 +338,15 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 }
 
 // orphanWAL reports a feedback log left where its db is missing (or, with
-// --init, 0 bytes): its records are acknowledged writes that a new db
-// would silently skip.
-func orphanWAL(path string) error {
+// --init, 0 bytes; state says which): its records are acknowledged writes
+// that a new db would silently skip.
+func orphanWAL(path, state string) error {
 	held, err := walHoldsData(path)
 	if err != nil {
 		return fmt.Errorf("open feedback db: %w", err)
 	}
 	if !held {
 		return nil
-	}
-	state := "does not exist"
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		state = "is 0 bytes"
 	}
 	return fmt.Errorf("open feedback db: the feedback log %s%s holds writes, but the db %s %s: the db was moved, removed or emptied without its log, which holds acknowledged feedback. Put the db back, or move the log aside to start a new store",
 		path, walSuffix, path, state)

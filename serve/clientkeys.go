@@ -128,13 +128,12 @@ func (s *Server) needsClientKey(path string) bool {
 // request's context for the handlers to merge. Refused, it has answered
 // 401.
 func (s *Server) clientAllowed(c *gin.Context) bool {
-	const prefix = "Bearer "
-	h := c.GetHeader("Authorization")
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+	key, ok := bearer(c)
+	if !ok {
 		writeError(c, s.log, Errorf(CodeInvalidAPIKey, "no client key: send Authorization: Bearer KEY with a key from the server's client_keys (an OpenAI SDK sends its api_key so)"))
 		return false
 	}
-	got := sha256.Sum256([]byte(h[len(prefix):]))
+	got := sha256.Sum256([]byte(key))
 	match := -1
 	for i := range s.clientKeys {
 		if subtle.ConstantTimeCompare(got[:], s.clientKeys[i].hash[:]) == 1 {
@@ -154,4 +153,15 @@ func (s *Server) clientAllowed(c *gin.Context) bool {
 		c.Request = c.Request.WithContext(proxy.WithClientMeta(c.Request.Context(), k.meta))
 	}
 	return true
+}
+
+// bearer is the token of an "Authorization: Bearer TOKEN" header, the
+// scheme in any case (RFC 9110 §11.1), and whether the request has one.
+func bearer(c *gin.Context) (string, bool) {
+	const prefix = "Bearer "
+	h := c.GetHeader("Authorization")
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return h[len(prefix):], true
 }

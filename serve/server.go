@@ -717,9 +717,7 @@ func (s *Server) recover(c *gin.Context) {
 // length.
 func (s *Server) requireAdmin(h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		const prefix = "Bearer "
-		// The scheme is case-insensitive (RFC 9110 §11.1), as for client keys.
-		if h := c.GetHeader("Authorization"); len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		if _, ok := bearer(c); !ok {
 			writeError(c, s.log, Errorf(CodeUnauthorized, "admin routes need Authorization: Bearer $TRIAGE_ADMIN_TOKEN"))
 			return
 		}
@@ -746,12 +744,11 @@ func (s *Server) handleModel(c *gin.Context) {
 // isAdmin reports whether the request carries the admin token (false
 // when the admin routes are off).
 func (s *Server) isAdmin(c *gin.Context) bool {
-	const prefix = "Bearer "
-	h := c.GetHeader("Authorization")
-	if s.opts.AdminToken == "" || len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+	token, ok := bearer(c)
+	if s.opts.AdminToken == "" || !ok {
 		return false
 	}
-	got := sha256.Sum256([]byte(h[len(prefix):]))
+	got := sha256.Sum256([]byte(token))
 	want := sha256.Sum256([]byte(s.opts.AdminToken))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
@@ -780,7 +777,7 @@ func (s *Server) handleReady(c *gin.Context) {
 			// Routing goes on (a router that stops answering because its
 			// learning log is full would fail the product), so this stays
 			// 200; the loss is said here, in the server log and in
-			// triage_decision_log_failures_total.
+			// triage_decision_log_write_failures_total.
 			body["decision_log"] = fmt.Sprintf("routed requests are not being recorded since %s (%s); routing goes on", f.at.UTC().Format(time.RFC3339), diskReason(f.err))
 		}
 		c.JSON(http.StatusOK, body)

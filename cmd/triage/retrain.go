@@ -438,7 +438,7 @@ func short(v string) string {
 
 // trainedOnLine says which --data files retrain takes to be the champion's
 // training logs. Where none of them is a log the artifact names (by path
-// or by its bytes: an edited copy, or a file moved since by an artifact
+// or by its content: an edited copy, or a file moved since by an artifact
 // without digests), retrain.ChampionTrainedOn takes the --data files
 // to be them, as the loop's commands use them; that is an assumption, and
 // the line says so and names the logs the artifact does name, so a user

@@ -607,13 +607,15 @@ func NamesSource(a *models.Artifact, path string) bool {
 	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
-	// The file's digest, taken once and only where a size could match: a
-	// gzip file's content size is known only once it is read.
-	gz := isGzip(path)
+	// Logs match by content (the same bytes share it; so does the same
+	// log compressed one way and not the other). The file's digest is
+	// taken once, and only where a size could match: a gzip file's content
+	// size is known only once it is read.
+	gz := datasets.IsCompressed(path)
 	var digest *models.SourceDigest
 	for _, d := range a.Training.SourceDigests {
 		cb, cs := d.Content()
-		if d.Bytes != st.Size() && !gz && cb != st.Size() {
+		if !gz && cb != st.Size() {
 			continue
 		}
 		if digest == nil {
@@ -623,28 +625,11 @@ func NamesSource(a *models.Artifact, path string) bool {
 			}
 			digest = &got
 		}
-		// The same bytes, or the same log compressed one way and not the
-		// other (or both ways, at another level).
-		if digest.Bytes == d.Bytes && digest.SHA256 == d.SHA256 {
-			return true
-		}
 		if b, h := digest.Content(); b == cb && h == cs {
 			return true
 		}
 	}
 	return false
-}
-
-// isGzip reports whether the file at path starts with gzip's magic bytes.
-func isGzip(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var m [2]byte
-	_, err = io.ReadFull(f, m[:])
-	return err == nil && m[0] == 0x1f && m[1] == 0x8b
 }
 
 // digests remembers the digests NamesSource computed, by path, with the
@@ -697,7 +682,7 @@ func DigestFile(path string) (models.SourceDigest, error) {
 		return models.SourceDigest{}, fmt.Errorf("digest %s: %w", path, err)
 	}
 	d := models.SourceDigest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}
-	if !isGzip(path) {
+	if !datasets.IsCompressed(path) {
 		return d, nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
