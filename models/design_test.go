@@ -9,6 +9,7 @@ import (
 
 	"github.com/triage-router/triage/datasets/synth"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/racetest"
 )
 
 // designExamples is a small synthetic training set with confidences.
@@ -52,6 +53,7 @@ func artifactJSON(tb testing.TB, a *Artifact) []byte {
 }
 
 func TestTrainDesignMatchesTrain(t *testing.T) {
+	racetest.SkipSlow(t)
 	// 640 to train on (above 10 and below 5,000, the Expect cases'
 	// sizes) and 160 held out: enough for Train's grid, scorer and
 	// calibration choices, at half the cost of 1,200 under -race.

@@ -308,6 +308,7 @@ func skipSlow(t *testing.T) {
 }
 
 func TestCurvesSmallLog(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)

@@ -18,6 +18,7 @@ import (
 // requests it has seen. Each says so, and --unseen measures on the
 // records the artifact's id-hash holdout kept out, and only those.
 func TestInSampleFiguresAreFlagged(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	recs := sampleRecords(t)
 	log := filepath.Join(dir, "log.jsonl")

@@ -144,6 +144,7 @@ func TestLogsShareNoIDs(t *testing.T) {
 // TestTrainWordNgrams checks that --word-ngrams reaches the artifact's
 // feature spec (so serving extracts what training saw) and model show.
 func TestTrainWordNgrams(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model := filepath.Join(dir, "router.json")
 	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "--word-ngrams", "1,3", "-o", model)
@@ -160,6 +161,7 @@ func TestTrainWordNgrams(t *testing.T) {
 }
 
 func TestTrainDifficulty(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model := filepath.Join(dir, "router.json")
 	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "--difficulty", "-o", model)
@@ -329,6 +331,7 @@ func uniquePrompts(t *testing.T, dir string, n int) string {
 // into feature rows, writes the router that training on every example in
 // memory (the path eval --cv takes) gives.
 func TestTrainStreamsTheSameRouter(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	extra := writeFile(t, dir, "extra.jsonl", strings.Join([]string{
 		`{"id":"x1","prompt":"only the fast tier","outcomes":{"` + sampleFast + `":{"score":1}}}`,

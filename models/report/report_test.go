@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/internal/racetest"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/replay"
 )
@@ -254,6 +255,7 @@ func testRun(t *testing.T, name, dir string, seed uint64) *Run {
 }
 
 func TestWriteReport(t *testing.T) {
+	racetest.SkipSlow(t)
 	dir := t.TempDir()
 	page := &Page{Title: "test report", Data: []string{"x.jsonl"}, Billing: replay.BillProrata, Grid: "21 thresholds", Resamples: 50, Seed: 1}
 	for i, name := range []string{"alpha", "beta"} {
@@ -355,6 +357,7 @@ func TestSavingSaysHowMuchLower(t *testing.T) {
 // A report is moved into place whole: a write that is interrupted (or
 // fails) part-way left the folder half old report, half new.
 func TestWriteReportWholeOrNotAtAll(t *testing.T) {
+	racetest.SkipSlow(t)
 	dir := t.TempDir()
 	page := func(name string) *Page {
 		p := &Page{Title: name, Data: []string{"x.jsonl"}, Billing: replay.BillProrata, Grid: "21 thresholds", Resamples: 20, Seed: 1}

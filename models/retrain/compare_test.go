@@ -1,6 +1,7 @@
 package retrain
 
 import (
+	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -64,6 +65,7 @@ var numberRE = regexp.MustCompile(`[-+]?(\d+\.\d+|NaN|Inf)`)
 // printed APGRs like −71 and −80) and where they are not: the verdict is
 // finite and promotes the router that keeps the better answers.
 func TestGateWhenTiersTie(t *testing.T) {
+	racetest.SkipSlow(t)
 	const n = 1000
 	tests := []struct {
 		name          string

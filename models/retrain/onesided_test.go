@@ -11,6 +11,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/synth"
+	"github.com/triage-router/triage/internal/racetest"
 	"github.com/triage-router/triage/models"
 )
 
@@ -166,6 +167,7 @@ func TestHeadWeightsDirection(t *testing.T) {
 // champion was trained on, whatever their times, and with nothing else
 // to judge on retrain refuses with NothingToJudgeError.
 func TestGateJudgesUnseenRecords(t *testing.T) {
+	racetest.SkipSlow(t)
 	recs, _ := synth.Generate(synth.Options{N: 2400, Seed: 5})
 	const share = 0.25
 	var champRecs []datasets.Record
@@ -276,6 +278,7 @@ func observedOnly(full datasets.Record) datasets.Record {
 // per-tier scorer when the feedback has one-sided records, says so, and
 // its heads fit those records; KeepScorer keeps gain.
 func TestGainChampionChallengerIsPerTier(t *testing.T) {
+	racetest.SkipSlow(t)
 	recs, _ := synth.Generate(synth.Options{N: 1800, Seed: 31})
 	base := recs[:600]
 	champion, _, err := models.Train(synthExamples(t, base), nil, models.TrainOptions{

@@ -460,6 +460,7 @@ func TestRetrainGate(t *testing.T) {
 // that cannot route keeps escalating everything (its one p_hard as a
 // threshold would have sent every request to the fast tier).
 func TestKeepOperatingPointEscalateAll(t *testing.T) {
+	racetest.SkipSlow(t)
 	recs, _ := synth.Generate(synth.Options{N: 900, Seed: 31})
 	decideAll := func(t *testing.T, a *models.Artifact) map[models.Decision]int {
 		t.Helper()
