@@ -72,7 +72,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	if err != nil || os.WriteFile(moved, b, 0o644) != nil {
 		t.Fatalf("copy the log: %v", err)
 	}
-	stdout, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
+	_, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
 	if code != 0 && code != exitRefused {
 		t.Fatalf("retrain on the copy exited %d: %s", code, stderr)
 	}
@@ -86,7 +86,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	if err := os.WriteFile(moved, append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
+	_, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
 	if code != 0 && code != exitRefused {
 		t.Fatalf("retrain on the edited copy exited %d: %s", code, stderr)
 	}
@@ -113,7 +113,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	}
 	// --force cannot help (no challenger was trained), and the refusal
 	// must not suggest it.
-	stdout, stderr, code = run(t, "retrain", "--model", all, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "--force", "-o", filepath.Join(dir, "new3.json"))
+	_, stderr, code = run(t, "retrain", "--model", all, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "200", "--force", "-o", filepath.Join(dir, "new3.json"))
 	if code != exitRefused || strings.Contains(stderr, "--force writes it anyway") || !strings.Contains(stderr, "--force cannot write one") {
 		t.Errorf("with --force: exit %d, stderr %q; want a refusal (3) that says --force cannot write a challenger", code, stderr)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -469,6 +468,3 @@ func quoteList(names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
-
-// errClientGone ends an exchange whose client went away.
-var errClientGone = errors.New("client went away")
