@@ -29,7 +29,7 @@ quickstart: build
 # concurrently inside them is covered under -race by smaller tests. They
 # run here a second time without -race, so make test leaves none out
 # (internal/racetest.SkipSlow, cmd/triage skipSlow).
-SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView|TestTrainDesignMatchesTrain|TestGateJudgesUnseenRecords|TestGainChampionChallengerIsPerTier|TestKeepOperatingPointEscalateAll|TestGateWhenTiersTie|TestWriteReport|TestWriteReportWholeOrNotAtAll)$$
+SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView|TestDifficultyViewKeepsTheSignalVerdict|TestTrainDesignMatchesTrain|TestGateJudgesUnseenRecords|TestGainChampionChallengerIsPerTier|TestKeepOperatingPointEscalateAll|TestGateWhenTiersTie|TestWriteReport|TestWriteReportWholeOrNotAtAll)$$
 SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie|TestTrainStreamsTheSameRouter|TestTrainDifficulty|TestTrainWordNgrams|TestInSampleFiguresAreFlagged|TestCurvesSmallLog)$$
 
 # The whole suite, readme/ included: it runs every command block of

@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/stat"
 
@@ -25,8 +26,9 @@ const DifficultyMix = 0.75
 //
 // The gain is then a function of one learnt quantity, so it cannot chase
 // the noise of the per-pair outcomes the way the other heads can; it is
-// wrong in different places from them, and their mean is better than
-// either (on the quality suite, 2 to 1 sets up on every fold split).
+// wrong in different places from them. On the quality suite the mix moves
+// three sets up for every two down, but the mean not at all (docs/quality.md,
+// items 16 and 19), so it is an option, not the default.
 //
 // The router's raw score is
 //
@@ -155,9 +157,33 @@ func fitDifficulty(x *classifier.Sparse, fast, strong, w, fastW, strongW, mainOO
 	if !(d.ScoreSD >= minSD) || !(d.GainSD >= minSD) {
 		return nil, nil, nil, nil
 	}
+	// The mixed out-of-fold score is what the calibration is fitted on, so
+	// the curves behind it are fitted out of fold too, like every other
+	// score it mixes. Fitted on every row, they take the direction of the
+	// view from the outcomes the score is then fitted to; on logs of coin
+	// flips that made the mix look better than random (docs/quality.md,
+	// item 19).
 	mixed := make([]float64, n)
-	for i := range n {
-		mixed[i] = d.mix(mainOOF[i], z[i])
+	fw, sw := make([]float64, n), make([]float64, n)
+	for f := range slices.Max(folds) + 1 {
+		for i := range n {
+			fw[i], sw[i] = fastW[i], strongW[i]
+			if folds[i] == f {
+				fw[i], sw[i] = 0, 0
+			}
+		}
+		c := *d
+		if c.FastA, c.FastC, err = curve(fast, fw); err != nil {
+			return nil, nil, nil, fmt.Errorf("difficulty: fast tier's curve without fold %d: %w", f, err)
+		}
+		if c.StrongA, c.StrongC, err = curve(strong, sw); err != nil {
+			return nil, nil, nil, fmt.Errorf("difficulty: strong tier's curve without fold %d: %w", f, err)
+		}
+		for i := range n {
+			if folds[i] == f {
+				mixed[i] = c.mix(mainOOF[i], z[i])
+			}
+		}
 	}
 	c := copts
 	c.L2 = d.L2

@@ -100,7 +100,7 @@ func (t *trainFlags) registerFit(fs *flag.FlagSet) {
 	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking and its default thresholds even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
-	fs.BoolVar(&t.diff, "difficulty", false, "mix a difficulty view into the score: one more head, on the mean of the two tiers' scores, mapped to the gain through a curve per tier (docs/quality.md, item 16; about a quarter more training time)")
+	fs.BoolVar(&t.diff, "difficulty", false, "mix a difficulty view into the score: one more head, on the mean of the two tiers' scores, mapped to the gain through a curve per tier (docs/quality.md, items 16 and 19: on the quality suite better on MMLU, worse on GSM8K, nothing on the mean; about a quarter more training time)")
 	t.tier.register(fs)
 }
 
