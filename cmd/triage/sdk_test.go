@@ -55,7 +55,9 @@ func sdkFaults(tier string) func(string) *upstreamsim.Fault {
 	}
 }
 
-// sdkRig is triage serve with the proxy, its sims and its db.
+// sdkRig is triage serve with the proxy, its sims and its db. Exploration
+// is off: an explored request calls both tiers, which would move the call
+// and metric counts the tests check one time in fifty per request.
 type sdkRig struct {
 	url, db            string
 	picks              map[string]*datasets.Record
@@ -114,6 +116,7 @@ func newSDKRig(t *testing.T) *sdkRig {
   fast: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.001, price_out_per_1k: 0.002}
   strong: {base_url: %s/v1, model: %s, timeout: 20s, price_in_per_1k: 0.01, price_out_per_1k: 0.03}
 aliases: {gpt-4o: triage, gpt-4o-mini: fast}
+exploration: {epsilon: 0}
 client_keys:
   - {name: web, key: %s}
   - {name: tagged, key: %s, meta: {app: tagged}}
