@@ -30,7 +30,7 @@ quickstart: build
 # run here a second time without -race, so make test leaves none out
 # (internal/racetest.SkipSlow, cmd/triage skipSlow).
 SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestOutOfFoldIntervalHoldsNoise|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView|TestDifficultyViewKeepsTheSignalVerdict|TestTrainDesignMatchesTrain|TestGateJudgesUnseenRecords|TestGainChampionChallengerIsPerTier|TestKeepOperatingPointEscalateAll|TestGateWhenTiersTie|TestWriteReport|TestWriteReportWholeOrNotAtAll)$$
-SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie|TestTrainStreamsTheSameRouter|TestTrainDifficulty|TestTrainWordNgrams|TestInSampleFiguresAreFlagged|TestCurvesSmallLog)$$
+SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie|TestTrainStreamsTheSameRouter|TestTrainDifficulty|TestTrainWordNgrams|TestInSampleFiguresAreFlagged|TestCurvesSmallLog|TestEvalCVSkipsEmptyFolds|TestCurvesWithoutLatencyOrCost|TestScoreRefusesWhatEvalRefuses|TestCannotRouteSaysSoEverywhere)$$
 
 # The whole suite, readme/ included: it runs every command block of
 # README.md in a temporary copy of the repository.

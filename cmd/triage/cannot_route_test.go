@@ -16,6 +16,7 @@ import (
 // strong tier is not measurably better, so no router can route. Every
 // command a user then runs says so and none routes a request.
 func TestCannotRouteSaysSoEverywhere(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	recs := sampleRecords(t)
 	recs = recs[:800] // enough to tell, and quick under -race

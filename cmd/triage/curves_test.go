@@ -331,6 +331,7 @@ func TestCurvesSmallLog(t *testing.T) {
 // gets the quality curves, the metrics and the report, with the latency
 // and cost columns empty and one line naming the flags that fill them.
 func TestCurvesWithoutLatencyOrCost(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)

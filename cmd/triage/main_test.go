@@ -314,6 +314,7 @@ func TestDataFolder(t *testing.T) {
 // score took a log given twice (600 lines for 300 requests), logs sharing
 // ids and an empty log in silence, and a read error cut its last line.
 func TestScoreRefusesWhatEvalRefuses(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model := trainSample(t, dir)
 	src, err := os.ReadFile(sampleLog)

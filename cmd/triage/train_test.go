@@ -482,6 +482,7 @@ func TestOutputFileCheckedFirst(t *testing.T) {
 // record still gets its out-of-fold score, and stderr says how many folds
 // were empty.
 func TestEvalCVSkipsEmptyFolds(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log.jsonl")
 	if _, stderr, code := run(t, "synth", "--n", "60", "-o", log); code != 0 {
