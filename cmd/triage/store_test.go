@@ -19,6 +19,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/internal/syncbuf"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Issue 13, end to end: damaged dbs, a damaged feedback log after a
@@ -93,7 +94,7 @@ func (p *process) kill(t *testing.T) {
 }
 
 // damagedDB writes a small closed feedback db and returns its path and
-// bytes (up to its last page).
+// bytes (up to its last page; writeDB puts the rest back).
 func damagedDB(t *testing.T) (string, []byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "feedback.db")
@@ -109,17 +110,58 @@ func damagedDB(t *testing.T) (string, []byte) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
+	// The file runs a 128 MiB growth step past its last page, holes the
+	// damage below does not touch; copying them into every case's file
+	// took most of this test's time under -race. Its pages are what bbolt
+	// says the database's size is.
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	err = bdb.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
 		t.Fatal(err)
 	}
 	return path, b
 }
 
+// writeDB writes b, a copy of the pages of the db at orig (pages bytes
+// long) with some damaged, to path; unless the damage cut the file short,
+// the file then runs on as the original does, over bbolt's growth step,
+// as a hole (nothing written), so it has a real store's shape.
+func writeDB(t *testing.T, path string, b []byte, pages int, orig string) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == pages && fi.Size() > int64(pages) {
+		if err := os.Truncate(path, fi.Size()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestDamagedDBs(t *testing.T) {
 	dir := t.TempDir()
 	model := serveModel(t, dir)
-	_, pristine := damagedDB(t)
+	orig, pristine := damagedDB(t)
 	const page = datasets.DefaultPageSize
 	cases := []struct {
 		name   string
@@ -146,9 +188,7 @@ func TestDamagedDBs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "feedback.db")
-			if err := os.WriteFile(db, c.damage(bytes.Clone(pristine)), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeDB(t, db, c.damage(bytes.Clone(pristine)), len(pristine), orig)
 			for _, args := range [][]string{
 				{"serve", "--model", model, "--db", db, "--addr", "127.0.0.1:0"},
 				{"feedback", "export", "--db", db, "-o", filepath.Join(t.TempDir(), "out.jsonl")},
@@ -396,11 +436,9 @@ func TestIdleConnectionFloodUnderALowFileLimit(t *testing.T) {
 // --watch.
 func TestOutputIsNotAnInput(t *testing.T) {
 	dir := t.TempDir()
-	_, pristine := damagedDB(t)
+	orig, pristine := damagedDB(t)
 	db := filepath.Join(dir, "feedback.db")
-	if err := os.WriteFile(db, pristine, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeDB(t, db, pristine, len(pristine), orig)
 	log := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"p","outcomes":{"f":{"score":1},"s":{"score":0}}}`+"\n")
 	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np,1,0\n")
 	evals := filepath.Join(dir, "evals")
