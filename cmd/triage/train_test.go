@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
@@ -18,15 +19,43 @@ import (
 	"github.com/triage-router/triage/models/retrain"
 )
 
-// trainSample trains a router on the bundled sample log.
+// sampleRouter is the artifact trainSample trains, once per test binary:
+// training it took 4-5 s under -race in each of the tests that only use it.
+var sampleRouter struct {
+	once   sync.Once
+	raw    []byte
+	failed string
+}
+
+// trainSample writes a router trained on the bundled sample log to
+// dir/router.json and returns its path. The first call trains it with
+// the real train command; the others copy that artifact (train is
+// deterministic, and the artifact records neither its output path nor
+// the test that asked).
 func trainSample(t *testing.T, dir string) string {
 	t.Helper()
 	model := filepath.Join(dir, "router.json")
-	// A fixed L2 and 3 folds keep this quick under -race; the CV path is
-	// covered in models.
-	_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "-o", model)
-	if code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
+	sampleRouter.once.Do(func() {
+		out := filepath.Join(t.TempDir(), "router.json")
+		// A fixed L2 and 3 folds keep this quick under -race; the CV
+		// path is covered in models.
+		_, stderr, code := run(t, "train", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "-o", out)
+		if code != 0 {
+			sampleRouter.failed = fmt.Sprintf("train exited %d: %s", code, stderr)
+			return
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			sampleRouter.failed = err.Error()
+			return
+		}
+		sampleRouter.raw = raw
+	})
+	if sampleRouter.failed != "" {
+		t.Fatal(sampleRouter.failed)
+	}
+	if err := os.WriteFile(model, sampleRouter.raw, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return model
 }
