@@ -52,11 +52,7 @@ func pristineDB(tb testing.TB, n int) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	bf, err := openBoltFile(f, fi.Size())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := make([]byte, int(bf.meta.pgid)*bf.pageSize)
+	b := make([]byte, highWater(tb, f, fi.Size()))
 	if _, err := io.ReadFull(f, b); err != nil {
 		tb.Fatal(err)
 	}
@@ -66,7 +62,13 @@ func pristineDB(tb testing.TB, n int) []byte {
 // pagesInUse is the file's high-water mark in bytes.
 func pagesInUse(tb testing.TB, db []byte) int {
 	tb.Helper()
-	f, err := openBoltFile(bytes.NewReader(db), int64(len(db)))
+	return highWater(tb, bytes.NewReader(db), int64(len(db)))
+}
+
+// highWater is the high-water mark in bytes of the db file read through r.
+func highWater(tb testing.TB, r io.ReaderAt, size int64) int {
+	tb.Helper()
+	f, err := openBoltFile(r, size)
 	if err != nil {
 		tb.Fatal(err)
 	}

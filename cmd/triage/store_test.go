@@ -19,7 +19,6 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/internal/syncbuf"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Issue 13, end to end: damaged dbs, a damaged feedback log after a
@@ -93,9 +92,17 @@ func (p *process) kill(t *testing.T) {
 	p.done <- nil
 }
 
-// damagedDB writes a small closed feedback db and returns its path and
-// bytes (up to its last page; writeDB puts the rest back).
-func damagedDB(t *testing.T) (string, []byte) {
+// storeImage is a closed feedback db: its pages, and the size of its file,
+// which runs a 128 MiB growth step (allocSize, holes) past its last page.
+type storeImage struct {
+	pages []byte
+	size  int64
+}
+
+// damagedDB writes a small closed feedback db and returns its image, the
+// pages the damage tests change. Copying the whole file into every case
+// took most of their time under -race; write puts the holes back.
+func damagedDB(t *testing.T) storeImage {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "feedback.db")
 	st := fillStore(t, path)
@@ -110,19 +117,7 @@ func damagedDB(t *testing.T) (string, []byte) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The file runs a 128 MiB growth step past its last page, holes the
-	// damage below does not touch; copying them into every case's file
-	// took most of this test's time under -race. Its pages are what bbolt
-	// says the database's size is.
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var size int64
-	err = bdb.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
-	if cerr := bdb.Close(); err == nil {
-		err = cerr
-	}
+	rep, err := datasets.CheckDB(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,28 +126,23 @@ func damagedDB(t *testing.T) (string, []byte) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b := make([]byte, size)
-	if _, err := io.ReadFull(f, b); err != nil {
+	pages := make([]byte, int(rep.Pages)*rep.PageSize)
+	if _, err := io.ReadFull(f, pages); err != nil {
 		t.Fatal(err)
 	}
-	return path, b
+	return storeImage{pages: pages, size: rep.FileBytes}
 }
 
-// writeDB writes b, a copy of the pages of the db at orig (pages bytes
-// long) with some damaged, to path; unless the damage cut the file short,
-// the file then runs on as the original does, over bbolt's growth step,
-// as a hole (nothing written), so it has a real store's shape.
-func writeDB(t *testing.T, path string, b []byte, pages int, orig string) {
+// write writes b, the image's pages with some damaged, to path; unless
+// the damage cut them short, the file then runs on to the image's size as
+// a hole (nothing written), so it has a real store's shape.
+func (im storeImage) write(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) == pages && fi.Size() > int64(pages) {
-		if err := os.Truncate(path, fi.Size()); err != nil {
+	if len(b) == len(im.pages) && im.size > int64(len(b)) {
+		if err := os.Truncate(path, im.size); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,7 +151,7 @@ func writeDB(t *testing.T, path string, b []byte, pages int, orig string) {
 func TestDamagedDBs(t *testing.T) {
 	dir := t.TempDir()
 	model := serveModel(t, dir)
-	orig, pristine := damagedDB(t)
+	pristine := damagedDB(t)
 	const page = datasets.DefaultPageSize
 	cases := []struct {
 		name   string
@@ -188,7 +178,7 @@ func TestDamagedDBs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "feedback.db")
-			writeDB(t, db, c.damage(bytes.Clone(pristine)), len(pristine), orig)
+			pristine.write(t, db, c.damage(bytes.Clone(pristine.pages)))
 			for _, args := range [][]string{
 				{"serve", "--model", model, "--db", db, "--addr", "127.0.0.1:0"},
 				{"feedback", "export", "--db", db, "-o", filepath.Join(t.TempDir(), "out.jsonl")},
@@ -241,7 +231,7 @@ func TestDamagedDBs(t *testing.T) {
 
 	t.Run("check of a clean db, and compact", func(t *testing.T) {
 		db := filepath.Join(t.TempDir(), "feedback.db")
-		os.WriteFile(db, pristine, 0o600)
+		pristine.write(t, db, pristine.pages)
 		stdout, _, code := run(t, "feedback", "check", "--db", db)
 		if code != 0 || !strings.Contains(stdout, "records: 202 read, 0 unreadable") || !strings.Contains(stdout, "no damage found") {
 			t.Errorf("check: exit %d, %s", code, stdout)
@@ -436,9 +426,9 @@ func TestIdleConnectionFloodUnderALowFileLimit(t *testing.T) {
 // --watch.
 func TestOutputIsNotAnInput(t *testing.T) {
 	dir := t.TempDir()
-	orig, pristine := damagedDB(t)
+	pristine := damagedDB(t)
 	db := filepath.Join(dir, "feedback.db")
-	writeDB(t, db, pristine, len(pristine), orig)
+	pristine.write(t, db, pristine.pages)
 	log := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"p","outcomes":{"f":{"score":1},"s":{"score":0}}}`+"\n")
 	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np,1,0\n")
 	evals := filepath.Join(dir, "evals")
