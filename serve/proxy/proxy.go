@@ -2,12 +2,9 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/models"
 )
 
@@ -325,20 +323,6 @@ func (h *Handler) Close(ctx context.Context) error {
 	return err
 }
 
-// newRequestID is 128 bits in hex: the time in nanoseconds, then 64
-// random bits (math/rand/v2's global source, seeded from the OS and safe
-// for concurrent use; ids need uniqueness, not secrecy). The time prefix
-// is what makes recording cheap: the store keys its id and feedback
-// buckets by request id, and ids that sort by arrival append to the
-// B+tree's last pages instead of dirtying a random page per request in
-// every commit.
-func newRequestID(now time.Time) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], rand.Uint64())
-	return hex.EncodeToString(b[:])
-}
-
 // ServeHTTP proxies one chat completion (POST /v1/chat/completions).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveAPI(w, r, apiChat) }
 
@@ -352,7 +336,7 @@ func (h *Handler) ServeCompletions(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	x := &exchange{h: h, w: w, r: r, ctx: r.Context(), start: time.Now()}
 	x.ts = h.now()
-	x.id = newRequestID(x.ts)
+	x.id = reqid.New(x.ts)
 	hd := w.Header()
 	hd.Set(HeaderRequestID, x.id)
 	// Upstream timeouts bound a proxied call, and a stream may outlive
