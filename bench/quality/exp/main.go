@@ -14,6 +14,8 @@
 //	-member A     as -raw, mixed A : 1−A with a second, baseline-like model
 //	              (-memberrecipe, -memberl2, -membernb), each standardised
 //	              within the fold;
+//	-knn K        the member is a K-nearest-neighbour gain estimate on the
+//	              baseline recipe's rows instead (docs/quality.md item 20);
 //	-nrbase       where a fold router cannot route, pool its training base
 //	              rate (the calibrated constant) instead of the 1/2 it ships;
 //	-foldseed S   outer folds by datasets.Fold(id, S, 5) and inner folds by
@@ -197,6 +199,8 @@ var member = flag.Float64("member", 0, "weight of the main router in a z-score m
 var memberRecipe = flag.String("memberrecipe", "baseline", `the member's features: "baseline" (sublinear tf, idf, rows L2-normalised after idf) or "triage" (Triage's own l2 text block times idf, no row normalisation)`)
 
 var memberNB = flag.Float64("membernb", 0, "scale the member's columns by naive-Bayes log-count ratios with this smoothing (0: off)")
+
+var knnK = flag.Int("knn", 0, "the member is a k-nearest-neighbour gain estimate (cosine on the baseline recipe's rows) with this k, not a logistic regression")
 
 var memberL2 = flag.Float64("memberl2", 1, "member's L2 as a multiple of 1/n (scikit-learn's C=1)")
 
@@ -504,6 +508,9 @@ func memberScores(train, held []models.Example) []float64 {
 		return x
 	}
 	xt, xh := build(tr), build(he)
+	if *knnK > 0 {
+		return knnScores(xt, xh, train, *knnK)
+	}
 	y := make([]float64, len(train))
 	for i, e := range train {
 		if e.Strong > e.Fast {
@@ -631,3 +638,44 @@ func auxScores(s set, train, held []models.Example, folds int) []float64 {
 }
 
 func sig(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+// knnScores returns, for each row of xh, the similarity-weighted mean gain
+// (strong − fast) of its k most similar rows of xt (dot products of
+// L2-normalised rows: cosine).
+func knnScores(xt, xh *classifier.Sparse, train []models.Example, k int) []float64 {
+	type post struct {
+		row int32
+		val float64
+	}
+	inv := map[int32][]post{}
+	for i := range train {
+		for q := xt.Indptr[i]; q < xt.Indptr[i+1]; q++ {
+			inv[xt.Idx[q]] = append(inv[xt.Idx[q]], post{int32(i), xt.Val[q]})
+		}
+	}
+	nh := len(xh.Indptr) - 1
+	out := make([]float64, nh)
+	sim := make([]float64, len(train))
+	idx := make([]int, len(train))
+	for h := 0; h < nh; h++ {
+		clear(sim)
+		for q := xh.Indptr[h]; q < xh.Indptr[h+1]; q++ {
+			for _, p := range inv[xh.Idx[q]] {
+				sim[p.row] += p.val * xh.Val[q]
+			}
+		}
+		for i := range idx {
+			idx[i] = i
+		}
+		kk := min(k, len(idx))
+		sort.Slice(idx, func(a, b int) bool { return sim[idx[a]] > sim[idx[b]] })
+		var num, den float64
+		for _, i := range idx[:kk] {
+			w := sim[i] + 1e-9
+			num += w * (train[i].Strong - train[i].Fast)
+			den += w
+		}
+		out[h] = num / den
+	}
+	return out
+}
