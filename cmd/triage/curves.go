@@ -157,25 +157,13 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 
 func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
 	var recs []datasets.Record
-	bad := 0
 	f.logs = readLogs{paths: f.data, counts: make([]int, len(f.data))}
-	ids, err := newLogIDs(f.data)
+	bad, err := eachLogRecord(f.data, datasets.ReadOptions{SkipBad: f.skipBad}, nil, func(i int, r *datasets.Record) {
+		recs = append(recs, *r)
+		f.logs.counts[i]++
+	})
 	if err != nil {
-		return nil, 0, err
-	}
-	for i, p := range f.data {
-		n, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: f.skipBad}, func(r datasets.Record) error {
-			if err := ids.claim(i, r.ID); err != nil {
-				return err
-			}
-			recs = append(recs, r)
-			f.logs.counts[i]++
-			return nil
-		})
-		bad += n
-		if err != nil {
-			return nil, bad, err
-		}
+		return nil, bad, err
 	}
 	f.logs.total = len(recs)
 	if len(recs) == 0 {

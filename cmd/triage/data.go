@@ -33,38 +33,57 @@ type labelledSet struct {
 // models that do.
 func loadLabelled(paths []string, fast, strong string, opts datasets.ReadOptions) (*labelledSet, error) {
 	set := &labelledSet{seen: map[string]int{}, logs: readLogs{paths: paths, counts: make([]int, len(paths))}}
-	ids, err := newLogIDs(paths)
+	bad, err := eachLogRecord(paths, opts, set.seen, func(i int, rec *datasets.Record) {
+		ex, ok := exampleOf(rec, fast, strong)
+		if !ok {
+			set.missing++
+			return
+		}
+		set.examples = append(set.examples, ex)
+		set.keys = append(set.keys, datasets.Record{ID: rec.ID, TS: rec.TS})
+		set.logs.counts[i]++
+	})
+	set.bad = bad
 	if err != nil {
 		return nil, err
-	}
-	for i, p := range paths {
-		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
-			if err := ids.claim(i, rec.ID); err != nil {
-				return err
-			}
-			for m := range rec.Outcomes {
-				set.seen[m]++
-			}
-			ex, ok := exampleOf(&rec, fast, strong)
-			if !ok {
-				set.missing++
-				return nil
-			}
-			set.examples = append(set.examples, ex)
-			set.keys = append(set.keys, datasets.Record{ID: rec.ID, TS: rec.TS})
-			set.logs.counts[i]++
-			return nil
-		})
-		set.bad += bad
-		if err != nil {
-			return nil, err
-		}
 	}
 	set.logs.total = len(set.keys)
 	if err := checkLoaded(paths, fast, strong, set.seen, len(set.examples), len(set.examples)+set.missing, set.bad); err != nil {
 		return nil, err
 	}
 	return set, nil
+}
+
+// eachLogRecord reads the --data logs in order and calls fn with each
+// record and the index of its log, after refusing an id that two logs
+// share and counting the record's models in seen, if not nil (for the
+// error that names the models a log does have). It returns the lines
+// --skip-bad skipped.
+func eachLogRecord(paths []string, opts datasets.ReadOptions, seen map[string]int, fn func(i int, rec *datasets.Record)) (int, error) {
+	ids, err := newLogIDs(paths)
+	if err != nil {
+		return 0, err
+	}
+	var skipped int
+	for i, p := range paths {
+		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
+			if err := ids.claim(i, rec.ID); err != nil {
+				return err
+			}
+			if seen != nil {
+				for m := range rec.Outcomes {
+					seen[m]++
+				}
+			}
+			fn(i, &rec)
+			return nil
+		})
+		skipped += bad
+		if err != nil {
+			return skipped, err
+		}
+	}
+	return skipped, nil
 }
 
 // logIDs refuses a record id that two of the --data logs share. Within a

@@ -168,45 +168,32 @@ func (s *tierSet) keys(paths []string) ([]datasets.Record, readLogs) {
 func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions) (*tierSet, error) {
 	set := &tierSet{perFile: make([]int, len(paths))}
 	seen := map[string]int{}
-	ids, err := newLogIDs(paths)
+	bad, err := eachLogRecord(paths, opts, seen, func(i int, rec *datasets.Record) {
+		scores := make([]float64, len(tiers))
+		var conf []float64
+		for k, t := range tiers {
+			o, ok := rec.Outcomes[t.Name]
+			if !ok || o.Score == nil {
+				set.missing++
+				return
+			}
+			scores[k] = *o.Score
+			if o.Confidence != nil {
+				if conf == nil {
+					conf = make([]float64, len(tiers))
+					for j := range conf {
+						conf[j] = math.NaN()
+					}
+				}
+				conf[k] = *o.Confidence
+			}
+		}
+		set.examples = append(set.examples, models.Example{ID: rec.ID, Input: retrain.RecordInput(rec), Scores: scores, Confidences: conf, TS: rec.TS})
+		set.perFile[i]++
+	})
+	set.bad = bad
 	if err != nil {
 		return nil, err
-	}
-	for i, p := range paths {
-		bad, err := datasets.EachFile(p, opts, func(rec datasets.Record) error {
-			if err := ids.claim(i, rec.ID); err != nil {
-				return err
-			}
-			for m := range rec.Outcomes {
-				seen[m]++
-			}
-			scores := make([]float64, len(tiers))
-			var conf []float64
-			for k, t := range tiers {
-				o, ok := rec.Outcomes[t.Name]
-				if !ok || o.Score == nil {
-					set.missing++
-					return nil
-				}
-				scores[k] = *o.Score
-				if o.Confidence != nil {
-					if conf == nil {
-						conf = make([]float64, len(tiers))
-						for j := range conf {
-							conf[j] = math.NaN()
-						}
-					}
-					conf[k] = *o.Confidence
-				}
-			}
-			set.examples = append(set.examples, models.Example{ID: rec.ID, Input: retrain.RecordInput(&rec), Scores: scores, Confidences: conf, TS: rec.TS})
-			set.perFile[i]++
-			return nil
-		})
-		set.bad += bad
-		if err != nil {
-			return nil, err
-		}
 	}
 	for _, t := range tiers {
 		if seen[t.Name] == 0 {
