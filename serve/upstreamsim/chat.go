@@ -464,17 +464,11 @@ func (e *entry) choicesJSON(withLogprobs bool) []byte {
 // of a one-chunk answer), and aborts the connection
 // (http.ErrAbortHandler): the client sees the body end early.
 func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, withUsage, cut bool) bool {
-	start := time.Now()
-	rc := http.NewResponseController(w)
-	k := min(s.opts.StreamChunks, len(a.tokens))
-	ttft := time.Duration(float64(wait) * StreamTTFTShare)
-	if !sleepCtx(ctx, ttft) {
+	p, ok := s.startStream(w, ctx, a, wait, cut)
+	if !ok {
 		return false
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
+	rc, k := p.rc, p.k
 	chunk := completion{ID: a.id, Object: "chat.completion.chunk", Created: a.created, Model: s.opts.Model}
 	write := func(b []byte) bool {
 		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
@@ -509,22 +503,13 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 		}
 	}
 	for j := 0; j < k; j++ {
-		lo, hi := j*len(a.tokens)/k, (j+1)*len(a.tokens)/k
-		if j > 0 {
-			at := ttft + time.Duration(float64(wait-ttft)*float64(j)/float64(k))
-			if !sleepCtx(ctx, at-time.Since(start)) {
-				return false
-			}
+		lo, hi, ok := p.chunk(j)
+		if !ok {
+			return false
 		}
 		ch := choice{Delta: &delta{Content: strings.Join(a.tokens[lo:hi], "")}}
 		if withLogprobs {
 			ch.Logprobs = tokenLogprobs(a.tokens[lo:hi], a.logprobs[lo:hi])
-		}
-		if cut && j == k/2 {
-			// Midway, after the wait up to this chunk: the client has
-			// had time to relay what came before.
-			s.failed.Add(1)
-			panic(http.ErrAbortHandler)
 		}
 		chunk.Choices = []choice{ch}
 		chunk.textLo, chunk.textHi = lo, hi
@@ -532,7 +517,7 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 			return false
 		}
 	}
-	if !sleepCtx(ctx, wait-time.Since(start)) {
+	if !p.end() {
 		return false
 	}
 	finish := a.finish
@@ -552,3 +537,53 @@ func (s *Server) stream(w http.ResponseWriter, ctx context.Context, a *answer, w
 	}
 	return rc.Flush() == nil
 }
+
+// pacer times a stream: the headers and first content after
+// StreamTTFTShare of wait, content chunk j at its share of the rest, the
+// end at wait. chat's and the Responses API's streams share it.
+type pacer struct {
+	ctx        context.Context
+	s          *Server
+	rc         *http.ResponseController
+	start      time.Time
+	wait, ttft time.Duration
+	k, tokens  int
+	cut        bool
+}
+
+// startStream waits out the time to first token, then writes the event
+// stream's headers. It returns false when the client went away first.
+func (s *Server) startStream(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, cut bool) (*pacer, bool) {
+	p := &pacer{ctx: ctx, s: s, rc: http.NewResponseController(w), start: time.Now(), wait: wait,
+		ttft: time.Duration(float64(wait) * StreamTTFTShare), k: min(s.opts.StreamChunks, len(a.tokens)), tokens: len(a.tokens), cut: cut}
+	if !sleepCtx(ctx, p.ttft) {
+		return nil, false
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	return p, true
+}
+
+// chunk waits until content chunk j (of k) is due and returns the tokens
+// it carries, a[lo:hi]; false when the client went away first. With cut
+// it aborts the connection (http.ErrAbortHandler) at chunk k/2, midway
+// and after the wait up to it, so the client has had time to relay what
+// came before.
+func (p *pacer) chunk(j int) (lo, hi int, ok bool) {
+	if j > 0 {
+		at := p.ttft + time.Duration(float64(p.wait-p.ttft)*float64(j)/float64(p.k))
+		if !sleepCtx(p.ctx, at-time.Since(p.start)) {
+			return 0, 0, false
+		}
+	}
+	if p.cut && j == p.k/2 {
+		p.s.failed.Add(1)
+		panic(http.ErrAbortHandler)
+	}
+	return j * p.tokens / p.k, (j + 1) * p.tokens / p.k, true
+}
+
+// end waits until the whole wait has passed since the request came.
+func (p *pacer) end() bool { return sleepCtx(p.ctx, p.wait-time.Since(p.start)) }

@@ -184,17 +184,11 @@ func (s *Server) completeResponse(w http.ResponseWriter, ctx context.Context, a 
 // chunks, the done events and response.completed (no [DONE]: the API
 // has none). With cut it aborts the connection midway, as stream does.
 func (s *Server) streamResponse(w http.ResponseWriter, ctx context.Context, a *answer, wait time.Duration, withLogprobs, cut bool) bool {
-	start := time.Now()
-	rc := http.NewResponseController(w)
-	k := min(s.opts.StreamChunks, len(a.tokens))
-	ttft := time.Duration(float64(wait) * StreamTTFTShare)
-	if !sleepCtx(ctx, ttft) {
+	p, ok := s.startStream(w, ctx, a, wait, cut)
+	if !ok {
 		return false
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
+	rc, k := p.rc, p.k
 	seq := 0
 	send := func(typ string, fields map[string]any) bool {
 		fields["type"] = typ
@@ -224,23 +218,16 @@ func (s *Server) streamResponse(w http.ResponseWriter, ctx context.Context, a *a
 		return false
 	}
 	for j := 0; j < k; j++ {
-		lo, hi := j*len(a.tokens)/k, (j+1)*len(a.tokens)/k
-		if j > 0 {
-			at := ttft + time.Duration(float64(wait-ttft)*float64(j)/float64(k))
-			if !sleepCtx(ctx, at-time.Since(start)) {
-				return false
-			}
-		}
-		if cut && j == k/2 {
-			s.failed.Add(1)
-			panic(http.ErrAbortHandler)
+		lo, hi, ok := p.chunk(j)
+		if !ok {
+			return false
 		}
 		if !send("response.output_text.delta", loc(map[string]any{"delta": strings.Join(a.tokens[lo:hi], ""),
 			"logprobs": respLogprobs(a.tokens[lo:hi], a.logprobs[lo:hi], withLogprobs)})) {
 			return false
 		}
 	}
-	if !sleepCtx(ctx, wait-time.Since(start)) {
+	if !p.end() {
 		return false
 	}
 	text := strings.Join(a.tokens, "")
