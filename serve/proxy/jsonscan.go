@@ -157,7 +157,12 @@ func eachMember(b []byte, i int, f func(key []byte, v int) int) int {
 		if v >= len(b) || b[v] != ':' {
 			return -1
 		}
-		ve := f(key, skipWS(b, v+1))
+		v = skipWS(b, v+1)
+		if v >= len(b) {
+			// Cut after the colon: there is no value for f to read.
+			return -1
+		}
+		ve := f(key, v)
 		if ve < 0 {
 			return -1
 		}

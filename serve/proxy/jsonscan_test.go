@@ -6,6 +6,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestWithoutLogprobs(t *testing.T) {
@@ -174,6 +176,36 @@ func FuzzValidAgrees(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if std, g := json.Valid(b), validJSON(b); std != g {
 			t.Fatalf("%q: encoding/json says valid %v, gjson %v", b, std, g)
+		}
+	})
+}
+
+// FuzzAnswerProblem checks that answerProblem never panics on what an
+// upstream sends (a body cut after "choices": crashed the server) and
+// takes as an answer only a whole JSON object whose choices (or output)
+// is an array (the first, of a key given twice: gjson's reading).
+func FuzzAnswerProblem(f *testing.F) {
+	f.Add([]byte(benchAnswer))
+	for _, s := range []string{`{"choices":`, `{"choices": `, `{"choices":[`, `{"choices":[]}`, `{"output":[]}`, `{"output":`,
+		`{"choices":[{"message":{"content":"half`, `{"choices":{}}`, `{}`, `{"id":"x","choices":[]} trailing`, `{"choi\u0063es":[]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, a := range []*api{apiChat, apiResponses} {
+			key := "choices"
+			if a == apiResponses {
+				key = "output"
+			}
+			if answerProblem(a, b) != "" {
+				continue
+			}
+			var m map[string]json.RawMessage
+			if !json.Valid(b) || json.Unmarshal(b, &m) != nil {
+				t.Fatalf("%q taken as an answer of %s, but it is not a JSON object", b, a.path)
+			}
+			if _, ok := m[key]; !ok || !gjson.GetBytes(b, key).IsArray() {
+				t.Fatalf("%q taken as an answer of %s, but its %s is not an array", b, a.path, key)
+			}
 		}
 	})
 }

@@ -180,6 +180,17 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "this is not json <html>")
 					return
+				case bytes.Contains(body, []byte(name+"-cutcolon")):
+					// Cut right after the key: this crashed the server
+					// when the call ran on its own goroutine.
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"choices":`)
+					return
+				case bytes.Contains(body, []byte(name+"-cutarray")):
+					// Cut inside the choices, with a matching length.
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, `{"choices":[{"index":0,"message":{"content":"half`)
+					return
 				case bytes.Contains(body, []byte(name+"-empty")):
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "{}")
@@ -440,6 +451,15 @@ func TestPaths(t *testing.T) {
 		{name: "a strong 200 that is not JSON on escalate falls back to the fast tier", prompt: "E strong-garbage", status: 200, decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
 		{name: "without fallback a strong 200 that is no answer is a 502", prompt: "E strong-empty", noFallback: true, status: 502, decision: "escalate", model: "none",
 			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a body without choices"},
+		// A 2xx cut short (a gateway that closed mid-body but sent a
+		// matching Content-Length) is no answer either.
+		{name: "a fast 200 cut after the choices key in a speculation uses the strong answer", prompt: "S fast-cutcolon", status: 200, decision: "speculate",
+			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
+		{name: "a strong 200 cut inside the choices after a fast answer returns the fast answer", prompt: "S strong-cutarray", status: 200, decision: "speculate",
+			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		{name: "a fast 200 cut inside the choices falls back to the strong tier", prompt: "F fast-cutarray", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "without fallback a strong 200 cut after the key is a 502", prompt: "E strong-cutcolon", noFallback: true, status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a body that is not JSON"},
 		{name: "a fast error in a speculation uses the strong answer", prompt: "S fast-500", status: 200, decision: "speculate",
 			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
 		{name: "both tiers failing on the fast path is a 502", prompt: "F fast-500 strong-500", status: 502, decision: "fast+fallback", model: "none",

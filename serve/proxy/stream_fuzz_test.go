@@ -141,3 +141,37 @@ func leakedLogprobs(ev []byte) string {
 	}
 	return ""
 }
+
+// endless is a reader of "data: " and then 'a' for ever, counting what
+// it hands out.
+type endless struct{ read int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+		if e.read+int64(i) < 6 {
+			p[i] = "data: "[e.read+int64(i)]
+		}
+	}
+	e.read += int64(len(p))
+	return len(p), nil
+}
+
+// A stream line with no end used to be read into memory whole before
+// max_response_bytes was checked (256 MiB read and 1.5 GB allocated
+// against a 1 MiB limit); the limit now holds inside the line.
+func TestReadEventsBoundsALineWithNoEnd(t *testing.T) {
+	const limit = 1 << 20
+	c := &call{t: &tier{timeout: time.Minute}, api: apiChat, stream: true,
+		maxBytes: limit, ready: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}, 1)}
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	r := &endless{}
+	if err := c.readEvents(r, timer); !errors.Is(err, errTooLarge) {
+		t.Fatalf("readEvents = %v, want %v", err, errTooLarge)
+	}
+	// One buffer (16 KiB) of slack past the limit, no more.
+	if r.read > limit+64<<10 {
+		t.Errorf("read %d bytes of a line with no end against a limit of %d", r.read, limit)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +297,14 @@ func (c *call) confidence() (float64, bool) {
 
 func (h *Handler) run(c *call, body []byte) {
 	defer func() {
+		// Most calls run on a goroutine of their own, where a panic in
+		// reading an upstream's answer would end the whole server: the
+		// call fails instead, like any answer the proxy cannot take, and
+		// the log keeps the stack.
+		if v := recover(); v != nil {
+			h.log.Error("proxy: reading an upstream answer panicked; the call fails", "tier", c.t.name, "model", c.t.model, "panic", v, "stack", string(debug.Stack()))
+			c.err = fmt.Errorf("%w: answered %d with a body the proxy could not read", errBadAnswer, c.status)
+		}
 		c.end = time.Now()
 		// A timer firing after the answer was read changes nothing.
 		if c.err != nil && c.timedOut.Load() {
@@ -440,9 +449,13 @@ type choiceLogprobs struct {
 // request's CPU; anything else, and log-probabilities, go to
 // encoding/json. ok is false when b is not a JSON object of that shape.
 func decodeCompletion(b []byte, a *completion) bool {
-	if !validJSON(b) {
-		return false
-	}
+	return validJSON(b) && decodeValidCompletion(b, a)
+}
+
+// decodeValidCompletion is decodeCompletion of a b known to be valid JSON
+// (parseAnswer has checked it: the check is half the cost of reading an
+// answer).
+func decodeValidCompletion(b []byte, a *completion) bool {
 	if decodeCompletionFast(b, a) {
 		return true
 	}
@@ -772,10 +785,10 @@ func (c *call) parseAnswer() {
 		return
 	}
 	var a completion
-	if !decodeCompletion(c.body, &a) {
+	if !decodeValidCompletion(c.body, &a) { // answerProblem checked it is JSON
 		// An answer this reader cannot decode (a field of an unexpected
 		// type) must not show the client logprobs either.
-		if c.stripLogprobs && validJSON(c.body) {
+		if c.stripLogprobs {
 			if b, ok := withoutLogprobs(c.body); ok {
 				c.body = b
 			}
@@ -795,32 +808,39 @@ func (c *call) parseAnswer() {
 // errBadAnswer is a 2xx whose body is not an answer (parseAnswer).
 var errBadAnswer = errors.New("not an answer")
 
-// answerProblem says what keeps b from being an answer of api, or "".
+// answerProblem says what keeps b from being an answer of api, or "":
+// an answer is whole JSON whose key (choices, or output) is an array.
 func answerProblem(a *api, b []byte) string {
 	key := "choices"
 	if a == apiResponses {
 		key = "output"
 	}
+	if !validJSON(b) {
+		// Also a body cut short after the key (a gateway that closed
+		// mid-answer with a matching Content-Length): it must not win a
+		// race.
+		return "a body that is not JSON"
+	}
 	// The scanner the logprobs stripping uses, stopped at the key:
 	// gjson.GetBytes copied the whole choices array into a string (4.8 KB
-	// and 3 us an answer), and members would find every value's end.
-	found := false
+	// and 3 us an answer), and members would find every value's end. Of a
+	// key given twice the first counts here, where encoding/json takes the
+	// last: such a body is no answer any SDK reads either way.
+	found, isArray := false, false
 	end := eachMember(b, 0, func(k []byte, v int) int {
-		if string(k) == key && b[v] == '[' {
-			found = true
+		if string(k) == key {
+			found, isArray = true, b[v] == '['
 			return -1
 		}
 		return valueEnd(b, v)
 	})
 	switch {
-	case found:
+	case isArray:
 		return ""
+	case found:
+		return "a body whose " + key + " is not a list"
 	case end >= 0:
 		return "a body without " + key
-	}
-	switch {
-	case !validJSON(b):
-		return "a body that is not JSON"
 	case gjson.GetBytes(b, key).IsArray(): // a shape the scanner does not take
 		return ""
 	}
@@ -887,9 +907,14 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it whole.
+			// A line longer than the buffer: gather it whole, but no
+			// further than max_response_bytes (a line with no end would
+			// otherwise be read into memory whole first).
 			long := append([]byte(nil), line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
+				if total+int64(len(long)) > c.maxBytes {
+					return errTooLarge
+				}
 				line, err = br.ReadSlice('\n')
 				long = append(long, line...)
 			}
