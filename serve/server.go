@@ -560,6 +560,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // or its default from the file limit.
 func (s *Server) MaxConnections() int { return s.maxConns }
 
+// recordDrainBudget bounds how long Shutdown waits for the proxy's queued
+// recordings: a full queue is a few batched commits to a local file, far
+// below this unless the disk is stuck.
+const recordDrainBudget = 10 * time.Second
+
 // Shutdown stops accepting requests, waits for those in flight (up to
 // ctx), then drains the decision log. The caller closes the store after.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -570,13 +575,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	if srv != nil {
 		if err = srv.Shutdown(ctx); err != nil {
-			err = fmt.Errorf("shutdown: %w (in-flight requests were cut off)", err)
+			err = fmt.Errorf("shutdown: %w (requests still in flight end with the process, unrecorded)", err)
 		}
 	}
 	if s.proxy != nil {
-		// Requests are done; what they queued for the store is written
-		// before the caller closes it.
-		if perr := s.proxy.Close(ctx); perr != nil {
+		// What answered requests queued for the store is written before
+		// the caller closes it, with a budget of its own: ctx may be
+		// spent on a long stream still in flight, and handing it on lost
+		// every recording the writer had not yet committed. The decision
+		// log below drains with no deadline for the same reason.
+		dctx, cancel := context.WithTimeout(context.Background(), recordDrainBudget)
+		perr := s.proxy.Close(dctx)
+		cancel()
+		if perr != nil {
 			err = errors.Join(err, perr)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve/proxy"
 )
 
 const token = "s3cret-token"
@@ -400,6 +402,75 @@ func TestShutdownDrainsTheDecisionLog(t *testing.T) {
 	}
 	if w := ts.do(t, "GET", "/readyz", ""); w.Code != 503 {
 		t.Errorf("readyz after shutdown = %d, want 503", w.Code)
+	}
+}
+
+// A Shutdown whose time ran out on a long proxied request used to hand
+// its spent context to the proxy's recorder, which then did not wait:
+// the recordings of requests already answered were lost when the caller
+// closed the store. They are written now, and the error says what the
+// requests still in flight lose.
+func TestShutdownKeepsAnsweredProxyRecordings(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if bytes.Contains(b, []byte("slow")) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	}))
+	defer up.Close()
+	defer close(release)
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: up.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: up.URL, Model: "s"}}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.Serve(ln)
+	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	slowCtx, cancelSlow := context.WithCancel(context.Background())
+	defer cancelSlow()
+	slowReq, _ := http.NewRequestWithContext(slowCtx, "POST", url, strings.NewReader(`{"model":"fast","messages":[{"role":"user","content":"slow"}]}`))
+	slowReq.Header.Set("Content-Type", "application/json")
+	go func() {
+		if resp, err := http.DefaultClient.Do(slowReq); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	var ids []string
+	for i := range 3 {
+		resp, err := http.Post(url, "application/json", strings.NewReader(fmt.Sprintf(`{"model":"fast","messages":[{"role":"user","content":"quick %d"}]}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ids = append(ids, resp.Header.Get(proxy.HeaderRequestID))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = ts.Shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "still in flight") {
+		t.Errorf("Shutdown with a request in flight = %v, want an error saying what those requests lose", err)
+	}
+	var buf bytes.Buffer
+	if _, err := ts.store.Export(context.Background(), &buf, datasets.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range readExport(t, &buf) {
+		got[r.ID] = true
+	}
+	for _, id := range ids {
+		if !got[id] {
+			t.Errorf("answered request %s is not in the store after Shutdown (has %v)", id, got)
+		}
 	}
 }
 

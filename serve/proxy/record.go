@@ -252,8 +252,23 @@ func (q *recordQueue) close(ctx context.Context) error {
 	case <-q.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("proxy: %d recordings still queued: %w", len(q.ch), ctx.Err())
+		return fmt.Errorf("proxy: %d recordings not yet written: %w", q.unwritten(), ctx.Err())
 	}
+}
+
+// unwritten counts the recordings queued and not yet committed: those in
+// the channel and the batch the writer holds (len(q.ch) missed the batch
+// and said 0 while one was lost).
+func (q *recordQueue) unwritten() int {
+	q.pmu.Lock()
+	defer q.pmu.Unlock()
+	n := 0
+	for _, u := range q.unsettled {
+		if u.queued {
+			n++
+		}
+	}
+	return n
 }
 
 // Store is the part of the feedback store a StoreRecorder writes to;
