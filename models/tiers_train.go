@@ -100,10 +100,11 @@ type TierTrainReport struct {
 }
 
 // TrainTiers fits an N-tier router: one logistic regression per tier on
-// that tier's score (a soft target in [0,1]), each calibrated by isotonic
-// regression of its out-of-fold logits on the scores, so every tier's
-// prediction is an estimate of the same thing, the mean score such a
-// request gets from that tier. The design's examples carry Scores, one
+// that tier's score (a soft target in [0,1]), so every tier's prediction
+// is an estimate of the same thing, the mean score such a request gets
+// from that tier. A head's prediction is σ(logit) by default
+// (TierCalNone); opts.Calibration can map its out-of-fold logits through
+// Platt or isotonic regression instead. The design's examples carry Scores, one
 // per tier.
 func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainReport, error) {
 	nt := len(opts.Tiers)

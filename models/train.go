@@ -154,9 +154,9 @@ type TrainReport struct {
 	// FastL2 and FastCVLoss are the fast head's, for a per-tier scorer.
 	FastL2     float64
 	FastCVLoss []float64
-	// Calibration chosen, and both candidates' held-out log loss.
-	Calibration     string
-	CalibrationLoss map[string]float64
+	// Calibration of p_hard: isotonic regression of the out-of-fold
+	// scores, with linear end segments (calibrateScores).
+	Calibration string
 	// ConfidenceCalibration chosen for the gate, "" when no confidence
 	// was logged.
 	ConfidenceCalibration string

@@ -207,10 +207,11 @@ var ErrNoHeldOut = errors.New("no held-out requests to compare on")
 // Compare evaluates a champion's and a challenger's p_hard on the same
 // held-out requests (labels y, tier scores weak and strong, weights w; w
 // nil = all ones) and decides whether the challenger may replace the
-// champion: it must not be worse on opts.Metric by more than opts.Margin.
-// The decision uses the point estimates; the intervals (a paired
-// bootstrap over the requests, with a fixed seed) say how far to trust
-// them.
+// champion: it must not be worse on opts.Metric by more than opts.Margin
+// plus opts.SE standard errors of the paired difference, so a slice too
+// small to tell the two apart does not refuse a challenger (see gate).
+// The standard error and the intervals come from a paired bootstrap over
+// the requests, with a fixed seed.
 //
 // The apgr gate compares the quality-gain areas (APGR's numerators), not
 // APGR itself: see AreaComparison for why, and CompareOptions.Margin for
