@@ -113,15 +113,22 @@ type Fingerprint struct {
 	// Seed, datasets.InHoldout) kept out of training by `triage train
 	// --holdout`; HeldSince, for a router made by retrain, is the time
 	// from which the timestamped records judged it rather than trained
-	// it. Together with Sources they tell which records the router was
-	// trained on, which a later retrain's gate must not judge on.
+	// it, and TrainedThrough the time of the newest record it trained on.
+	// Together with Sources they tell which records the router was
+	// trained on, which a later retrain's gate must not judge on: for a
+	// router made by retrain, every record up to TrainedThrough (and
+	// every untimed one). HeldSince alone said "every record before it",
+	// which missed the records retrain trains on after it (one-sided
+	// traffic, paired records the previous champion trained on, ties), so
+	// a later gate judged on them; it is kept for routers made before.
 	// HeadRecords counts, when some training records had one tier's
 	// outcome only, the rows each per-tier head fitted ("fast", "strong")
 	// and the paired ones ("paired"); a later retrain scales each head's
 	// penalty by them (see retrain.Run).
-	HeadRecords  map[string]int `json:"head_records,omitempty"`
-	HoldoutShare float64        `json:"holdout_share,omitempty"`
-	HeldSince    time.Time      `json:"held_since,omitzero"`
+	HeadRecords    map[string]int `json:"head_records,omitempty"`
+	HoldoutShare   float64        `json:"holdout_share,omitempty"`
+	HeldSince      time.Time      `json:"held_since,omitzero"`
+	TrainedThrough time.Time      `json:"trained_through,omitzero"`
 }
 
 // Artifact is a trained router: everything serving needs to compute the

@@ -416,6 +416,18 @@ func Examples(ls []Labelled) []models.Example {
 	return out
 }
 
+// TrainedThrough is the time of the newest training example (zero if
+// none has a time).
+func TrainedThrough(train []Labelled) time.Time {
+	var t time.Time
+	for i := range train {
+		if train[i].TS.After(t) {
+			t = train[i].TS
+		}
+	}
+	return t
+}
+
 // HeldSince is the time of the oldest held-out example (zero if none).
 func HeldSince(held []Labelled) time.Time {
 	if len(held) == 0 {

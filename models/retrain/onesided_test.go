@@ -333,3 +333,64 @@ func TestGainChampionChallengerIsPerTier(t *testing.T) {
 		t.Errorf("with KeepScorer: challenger scorer %q, change %q; want gain and none", got, res.ScorerChange)
 	}
 }
+
+// A router made by retrain said it had trained on every record before
+// its held-out period; but retrain also trains on records after that
+// time (one-sided traffic, paired records the previous champion trained
+// on, ties broken by id), and a later gate judged on them. Every record
+// it trained on now counts as trained, and new traffic does not.
+func TestRetrainedChampionCountsEveryTrainingRecord(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ex []Labelled
+	add := func(id string, h int, paired bool) {
+		ex = append(ex, Labelled{Example: models.Example{ID: id, TS: t0.Add(time.Duration(h) * time.Hour)}, Paired: paired})
+	}
+	for i := range 10 {
+		add(fmt.Sprintf("r%02d", i), i, true)
+	}
+	add("a-tie", 20, true)
+	add("b-tie", 20, true)
+	add("one-sided", 21, false)
+	prevChampion := func(id string) bool { return id == "r07" || id == "r09" }
+	train, held, _ := splitJudged(ex, 0.3, prevChampion)
+	if len(held) == 0 {
+		t.Fatal("nothing held out")
+	}
+	var a models.Artifact
+	a.Training.HeldSince, a.Training.TrainedThrough = HeldSince(held), TrainedThrough(train)
+	recs := make([]datasets.Record, 0, len(ex)+1)
+	for _, e := range ex {
+		recs = append(recs, datasets.Record{ID: e.ID, TS: e.TS})
+	}
+	recs = append(recs, datasets.Record{ID: "new-traffic", TS: t0.Add(30 * time.Hour)})
+	trained, _ := ChampionTrainedOn(&a, recs, nil, nil)
+	for _, e := range train {
+		if !trained(e.ID) {
+			t.Errorf("%s (%v) trained the router but counts as unseen (held since %v)", e.ID, e.TS, a.Training.HeldSince)
+		}
+	}
+	if trained("new-traffic") {
+		t.Error("traffic newer than every training record counts as trained")
+	}
+	// A router made before trained_through was recorded keeps the old
+	// rule: every record before its held-out period.
+	old := models.Artifact{}
+	old.Training.HeldSince = a.Training.HeldSince
+	if trainedOld, _ := ChampionTrainedOn(&old, recs, nil, nil); !trainedOld("r00") || trainedOld("new-traffic") {
+		t.Error("an artifact with held_since only: r00 should count as trained and new traffic not")
+	}
+}
+
+// The held-out share of a few timestamped records can round to none
+// while hundreds of unseen untimed ones exist: the refusal must say so,
+// not blame the champion.
+func TestNothingToJudgeSaysWhy(t *testing.T) {
+	e := &NothingToJudgeError{Paired: 502, ChampionTrained: 0, Dated: 2, Holdout: 0.2}
+	if msg := e.Error(); !strings.Contains(msg, "rounds to none") || strings.Contains(msg, "train the champion with --holdout") {
+		t.Errorf("message %q", msg)
+	}
+	e = &NothingToJudgeError{Paired: 50, ChampionTrained: 50, Dated: 50, Holdout: 0.2}
+	if msg := e.Error(); !strings.Contains(msg, "the champion was trained on 50 of the 50") {
+		t.Errorf("message %q", msg)
+	}
+}

@@ -92,8 +92,9 @@ type Result struct {
 	// examples by kind.
 	Stats       ExampleStats
 	Train, Held map[ExampleKind]int
-	// HeldSince is the time of the oldest held-out example.
-	HeldSince time.Time
+	// HeldSince is the time of the oldest held-out example, and
+	// TrainedThrough that of the newest training one.
+	HeldSince, TrainedThrough time.Time
 	// Traffic estimates, from the held-out slice with its weights, the
 	// tiers' accuracy and the label rate over the traffic it stands for.
 	Traffic TrafficEstimate
@@ -115,9 +116,17 @@ type Result struct {
 // worse, so retrain refuses it.
 type NothingToJudgeError struct {
 	Paired, ChampionTrained int
+	// Dated counts the paired records with a time, of which the share
+	// Holdout is held out.
+	Dated   int
+	Holdout float64
 }
 
 func (e *NothingToJudgeError) Error() string {
+	if e.ChampionTrained < e.Paired {
+		// Not the champion's doing: the share rounds to nothing.
+		return fmt.Sprintf("no record with both tiers' scores is held out to judge on: the champion was not trained on %d of the %d, but the held-out share (--holdout %g) of the %d with a time rounds to none; raise --holdout, or post both tiers' scores for more explored requests", e.Paired-e.ChampionTrained, e.Paired, e.Holdout, e.Dated)
+	}
 	return fmt.Sprintf("no record with both tiers' scores is left to judge on: the champion was trained on %d of the %d; the gate judges only on records neither router was trained on (train the champion with --holdout, or post both tiers' scores for explored requests)", e.ChampionTrained, e.Paired)
 }
 
@@ -135,18 +144,7 @@ func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train,
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	var paired, dated int
-	for i := range s {
-		if s[i].Paired {
-			paired++
-			if !s[i].TS.IsZero() {
-				dated++
-			}
-		}
-	}
-	if dated == 0 {
-		dated = paired
-	}
+	dated := countDated(s)
 	if trained != nil {
 		for i := range s {
 			if s[i].Paired && trained(s[i].ID) {
@@ -174,6 +172,24 @@ func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train,
 		}
 	}
 	return train, held, excluded
+}
+
+// countDated counts the paired examples with a time: what splitJudged
+// takes its share of (all paired ones when none has a time).
+func countDated(ex []Labelled) int {
+	var paired, dated int
+	for i := range ex {
+		if ex[i].Paired {
+			paired++
+			if !ex[i].TS.IsZero() {
+				dated++
+			}
+		}
+	}
+	if dated == 0 {
+		return paired
+	}
+	return dated
 }
 
 // challengerScorer is the scorer the challenger is trained with, and why
@@ -270,12 +286,12 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 	}
 	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained)
 	if len(held) == 0 {
-		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded}
+		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded, Dated: countDated(all), Holdout: opts.Holdout}
 	}
 	if len(train) == 0 {
 		return nil, fmt.Errorf("%d labelled examples are too few to hold out %.0f%% and train on the rest", len(all), 100*opts.Holdout)
 	}
-	res := &Result{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), ChampionTrained: excluded}
+	res := &Result{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), TrainedThrough: TrainedThrough(train), ChampionTrained: excluded}
 	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
 
 	trEx := Examples(train)
@@ -331,6 +347,7 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 	}
 	a.Parent = champion.Version
 	a.Training.HeldSince = res.HeldSince
+	a.Training.TrainedThrough = res.TrainedThrough
 	models.NameTopFeatures(a, trEx, 20)
 	if err := keepOperatingPoint(a, champion, recs); err != nil {
 		return nil, err
@@ -720,7 +737,11 @@ func DigestFiles(paths []string) ([]models.SourceDigest, error) {
 
 // ChampionTrainedOn returns which record ids the champion was trained on,
 // as far as its artifact tells: for a router made by retrain, every
-// labelled record before its held-out period (and every untimed one);
+// labelled record up to the newest it trained on (and every untimed
+// one), which also counts as trained the records it was judged on before
+// that time: the safe side, since the gate must never judge on a record
+// the champion fitted (a router made before trained_through was
+// recorded: every record before its held-out period);
 // for one made by train, the ids of the files it names as sources that
 // its id-hash holdout did not keep out. files are the logs given to
 // retrain by path (paths compared as given and as absolute paths); when
@@ -730,17 +751,23 @@ func DigestFiles(paths []string) ([]models.SourceDigest, error) {
 // files were taken as the champion's sources.
 func ChampionTrainedOn(champion *models.Artifact, merged []datasets.Record, files map[string][]datasets.Record, base []string) (trained func(id string) bool, matched []string) {
 	tr := champion.Training
-	if len(tr.Sources) == 0 && tr.HeldSince.IsZero() {
+	if len(tr.Sources) == 0 && tr.HeldSince.IsZero() && tr.TrainedThrough.IsZero() {
 		return nil, nil // the artifact does not say
 	}
-	if !tr.HeldSince.IsZero() {
+	if !tr.HeldSince.IsZero() || !tr.TrainedThrough.IsZero() {
 		ts := make(map[string]time.Time, len(merged))
 		for i := range merged {
 			ts[merged[i].ID] = merged[i].TS
 		}
 		return func(id string) bool {
 			t, ok := ts[id]
-			return ok && (t.IsZero() || t.Before(tr.HeldSince))
+			if !ok {
+				return false
+			}
+			if !tr.TrainedThrough.IsZero() {
+				return t.IsZero() || !t.After(tr.TrainedThrough)
+			}
+			return t.IsZero() || t.Before(tr.HeldSince)
 		}, nil
 	}
 	for p := range files {
