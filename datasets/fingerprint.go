@@ -51,12 +51,14 @@ var ErrIDConflict = errors.New("request id is taken by another prompt")
 
 // RequestFingerprint returns the fingerprint of the request the store
 // holds for id (found false if it holds none), including requests created
-// by feedback still in the feedback log.
-func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found bool, err error) {
+// by feedback still in the feedback log, and whether its record carries a
+// decision: one created by feedback has none until the id is routed, and
+// then takes the route's (AppendDecisions).
+func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found, decided bool, err error) {
 	s.fpMu.RLock()
 	defer s.fpMu.RUnlock()
 	if fp, ok := s.pendingFP[id]; ok {
-		return fp, true, nil
+		return fp, true, false, nil // created by feedback, not yet applied
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketIDs).Get([]byte(id))
@@ -64,9 +66,11 @@ func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found bool, e
 		case v == nil:
 			return nil
 		case len(v) >= 32:
+			// Only the decision log writes a fingerprint with the key.
 			copy(fp[:], v[16:32])
 			found = !fp.IsZero()
 			if found {
+				decided = true
 				return nil
 			}
 		case len(v) < 16:
@@ -86,11 +90,11 @@ func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found bool, e
 		if err := json.Unmarshal(st.Request, &body); err != nil {
 			return fmt.Errorf("log record of %q: request: %w", id, err)
 		}
-		fp, found = PromptFingerprint(body.Prompt, body.Messages), true
+		fp, found, decided = PromptFingerprint(body.Prompt, body.Messages), true, st.Decision != nil
 		return nil
 	})
 	if err != nil {
-		return Fingerprint{}, false, fmt.Errorf("look up request %q: %w", id, err)
+		return Fingerprint{}, false, false, fmt.Errorf("look up request %q: %w", id, err)
 	}
-	return fp, found, nil
+	return fp, found, decided, nil
 }

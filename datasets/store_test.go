@@ -630,27 +630,27 @@ func TestRequestFingerprint(t *testing.T) {
 	}
 	put(t, s, Feedback{RequestID: "by-feedback", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "from feedback"})
 	for _, c := range []struct {
-		name, id string
-		want     Fingerprint
-		found    bool
+		name, id       string
+		want           Fingerprint
+		found, decided bool
 	}{
-		{"an id stored with its fingerprint", "client", hi, true},
-		{"an id stored without one is hashed from its record", "generated", chat, true},
-		{"an id created by feedback still in the log", "by-feedback", PromptFingerprint("from feedback", nil), true},
-		{"an unknown id", "nope", Fingerprint{}, false},
+		{"an id stored with its fingerprint", "client", hi, true, true},
+		{"an id stored without one is hashed from its record", "generated", chat, true, true},
+		{"an id created by feedback still in the log", "by-feedback", PromptFingerprint("from feedback", nil), true, false},
+		{"an unknown id", "nope", Fingerprint{}, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, found, err := s.RequestFingerprint(c.id)
-			if err != nil || found != c.found || got != c.want {
-				t.Errorf("RequestFingerprint(%q) = %x, %v, %v; want %x, %v", c.id, got, found, err, c.want, c.found)
+			got, found, decided, err := s.RequestFingerprint(c.id)
+			if err != nil || found != c.found || got != c.want || decided != c.decided {
+				t.Errorf("RequestFingerprint(%q) = %x, %v, decided %v, %v; want %x, %v, decided %v", c.id, got, found, decided, err, c.want, c.found, c.decided)
 			}
 		})
 	}
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if got, found, err := s.RequestFingerprint("by-feedback"); err != nil || !found || got != PromptFingerprint("from feedback", nil) {
-		t.Errorf("after the log is applied: %x, %v, %v", got, found, err)
+	if got, found, decided, err := s.RequestFingerprint("by-feedback"); err != nil || !found || decided || got != PromptFingerprint("from feedback", nil) {
+		t.Errorf("after the log is applied: %x, %v, decided %v, %v; want found and undecided", got, found, decided, err)
 	}
 	_ = ctx
 }

@@ -96,6 +96,32 @@ func TestFeedback(t *testing.T) {
 		}
 	})
 
+	// Feedback can come before the route of its id (a client that
+	// scores as it goes): the route must still record its decision,
+	// which the record takes, or the loop cannot use the record as a
+	// routed one. The claim took the stored prompt as "already logged".
+	t.Run("routing an id feedback created records the decision once", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"conv-9","model":"gpt-4","score":1,"prompt":"same prompt"}`); w.Code != 200 {
+			t.Fatalf("feedback: %d %s", w.Code, w.Body)
+		}
+		for range 2 { // the second route of the id logs nothing
+			if w := ts.do(t, "POST", "/v1/route", `{"id":"conv-9","prompt":"same prompt"}`); w.Code != 200 {
+				t.Fatalf("route: %d %s", w.Code, w.Body)
+			}
+		}
+		if w := ts.do(t, "POST", "/v1/route", `{"id":"conv-9","prompt":"another prompt"}`); w.Code != 409 {
+			t.Errorf("route with another prompt: %d %s, want 409", w.Code, w.Body)
+		}
+		recs := ts.export(t)
+		if len(recs) != 1 || recs[0].Decision == nil || recs[0].Prompt != "same prompt" || recs[0].Outcomes["gpt-4"].Score == nil {
+			t.Fatalf("export = %+v, want one record with the route's decision and the posted score", recs)
+		}
+		if d := recs[0].Decision; d.Propensity <= 0 || d.ModelVersion == "" {
+			t.Errorf("decision %+v lacks its propensity or model version", *d)
+		}
+	})
+
 	// One id holds one prompt: a score posted with another prompt would
 	// label the prompt the id holds (it was stored with a 200).
 	t.Run("a prompt other than the one the id holds is 409", func(t *testing.T) {

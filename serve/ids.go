@@ -44,17 +44,20 @@ func (c *idClaims) shard(id string) *claimShard {
 }
 
 // claim reserves id for the prompt fp. It returns first true when the id
-// is new (the caller logs the request and calls release once the log has
-// it), false when the id already holds this prompt (nothing to log), and
-// an id_conflict error when it holds another prompt.
+// is new, or holds this prompt in a record feedback created and no route
+// has decided yet (the caller logs the request, whose decision the record
+// then takes, and calls release once the log has it); false when the id
+// already holds this prompt with a decision (nothing to log); and an
+// id_conflict error when it holds another prompt.
 func (c *idClaims) claim(at, id string, fp datasets.Fingerprint) (first bool, err error) {
 	sh := c.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	have, ok := sh.m[id]
+	undecided := false
 	if !ok {
-		var found bool
-		have, found, err = c.index.RequestFingerprint(id)
+		var found, decided bool
+		have, found, decided, err = c.index.RequestFingerprint(id)
 		if err != nil {
 			return false, err
 		}
@@ -62,9 +65,16 @@ func (c *idClaims) claim(at, id string, fp datasets.Fingerprint) (first bool, er
 			sh.m[id] = fp
 			return true, nil
 		}
+		undecided = !decided
 	}
 	if have != fp {
 		return false, Errorf(CodeIDConflict, "%sid %q was routed before with another prompt, and one id holds one prompt (its feedback labels that prompt); give this prompt a new id, e.g. %q", at, id, id+"/2")
+	}
+	if undecided {
+		// Feedback came first: without its decision (and propensity) the
+		// record could not train the next router as a routed one.
+		sh.m[id] = fp
+		return true, nil
 	}
 	return false, nil
 }
@@ -79,7 +89,7 @@ func (c *idClaims) holdsOther(id string, fp datasets.Fingerprint) (bool, error) 
 	sh.mu.Unlock()
 	if !ok {
 		var err error
-		if have, ok, err = c.index.RequestFingerprint(id); err != nil {
+		if have, ok, _, err = c.index.RequestFingerprint(id); err != nil {
 			return false, err
 		}
 	}

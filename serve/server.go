@@ -56,7 +56,10 @@ type Exporter interface {
 // RequestIndex says which prompt the store holds under a request id, so
 // a route can refuse another prompt under it (one id, one prompt).
 type RequestIndex interface {
-	RequestFingerprint(id string) (fp datasets.Fingerprint, found bool, err error)
+	// RequestFingerprint says which prompt the store holds for id, if
+	// any, and whether its record has a decision yet (feedback can
+	// create a record before the id is routed).
+	RequestFingerprint(id string) (fp datasets.Fingerprint, found, decided bool, err error)
 }
 
 // Store is everything the server needs from its database.
