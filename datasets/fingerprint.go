@@ -61,40 +61,44 @@ func (s *BoltStore) RequestFingerprint(id string) (fp Fingerprint, found, decide
 		return fp, true, false, nil // created by feedback, not yet applied
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIDs).Get([]byte(id))
-		switch {
-		case v == nil:
-			return nil
-		case len(v) >= 32:
-			// Only the decision log writes a fingerprint with the key.
-			copy(fp[:], v[16:32])
-			found = !fp.IsZero()
-			if found {
-				decided = true
-				return nil
-			}
-		case len(v) < 16:
-			return fmt.Errorf("ids entry of %q is %d bytes, want 16 or 32", id, len(v))
-		}
-		// Written without a fingerprint (a generated id, or feedback):
-		// hash the stored request.
-		rec := tx.Bucket(bucketLog).Get(v[:16])
-		if rec == nil {
-			return nil
-		}
-		var st storedRequest
-		var body requestBody
-		if err := json.Unmarshal(rec, &st); err != nil {
-			return fmt.Errorf("log record of %q: %w", id, err)
-		}
-		if err := json.Unmarshal(st.Request, &body); err != nil {
-			return fmt.Errorf("log record of %q: request: %w", id, err)
-		}
-		fp, found, decided = PromptFingerprint(body.Prompt, body.Messages), true, st.Decision != nil
-		return nil
+		var err error
+		fp, found, decided, err = requestFingerprintIn(tx, id)
+		return err
 	})
 	if err != nil {
 		return Fingerprint{}, false, false, fmt.Errorf("look up request %q: %w", id, err)
 	}
 	return fp, found, decided, nil
+}
+
+// requestFingerprintIn is RequestFingerprint's reading of the db, in tx.
+func requestFingerprintIn(tx *bolt.Tx, id string) (fp Fingerprint, found, decided bool, err error) {
+	v := tx.Bucket(bucketIDs).Get([]byte(id))
+	switch {
+	case v == nil:
+		return fp, false, false, nil
+	case len(v) >= 32:
+		// Only the decision log writes a fingerprint with the key.
+		copy(fp[:], v[16:32])
+		if !fp.IsZero() {
+			return fp, true, true, nil
+		}
+	case len(v) < 16:
+		return fp, false, false, fmt.Errorf("ids entry of %q is %d bytes, want 16 or 32", id, len(v))
+	}
+	// Written without a fingerprint (a generated id, or feedback): hash
+	// the stored request.
+	rec := tx.Bucket(bucketLog).Get(v[:16])
+	if rec == nil {
+		return fp, false, false, nil
+	}
+	var st storedRequest
+	var body requestBody
+	if err := json.Unmarshal(rec, &st); err != nil {
+		return fp, false, false, fmt.Errorf("log record of %q: %w", id, err)
+	}
+	if err := json.Unmarshal(st.Request, &body); err != nil {
+		return fp, false, false, fmt.Errorf("log record of %q: request: %w", id, err)
+	}
+	return PromptFingerprint(body.Prompt, body.Messages), true, st.Decision != nil, nil
 }

@@ -176,7 +176,10 @@ type commitReq struct {
 	// op's request id is known, whether op merges into earlier feedback
 	// for its (request, model), and whether that feedback had a score.
 	found, replaced, rescored bool
-	err                       chan error
+	// conflict: op would create its request, but the store already
+	// holds the id with another prompt; nothing was written.
+	conflict bool
+	err      chan error
 }
 
 // File growth settings (see OpenBoltStore).
@@ -527,11 +530,28 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 				flush = true
 				continue
 			}
-			_, pending := w.created[r.op.id]
+			pendingFP, pending := w.created[r.op.id]
 			known := pending || ids.Get([]byte(r.op.id)) != nil
 			r.found = r.op.created != nil || known
 			if !r.found {
 				continue
+			}
+			if r.op.created != nil && known {
+				// Feedback that carries its prompt for an id the store
+				// already holds: the score would label the stored prompt.
+				// The server checks this before it writes, but a route
+				// of the id can land in between.
+				have := pendingFP
+				if !pending {
+					var err error
+					if have, _, _, err = requestFingerprintIn(tx, r.op.id); err != nil {
+						return err
+					}
+				}
+				if have != r.op.fp {
+					r.conflict = true
+					continue
+				}
 			}
 			// The key's latest value: in the log (this group's earlier
 			// writes included), else in the db.
@@ -547,7 +567,7 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 			// Later writes of the group see this one's key and value.
 			w.keys[string(r.op.fkey)] = r.op.val
 			if r.op.created != nil && !known {
-				w.created[r.op.id] = struct{}{}
+				w.created[r.op.id] = r.op.fp
 				if creates == nil {
 					creates = map[string]Fingerprint{}
 				}
@@ -1038,6 +1058,9 @@ func (s *BoltStore) RecordFeedback(ctx context.Context, fb Feedback) (FeedbackRe
 	if !r.found {
 		return FeedbackResult{}, fmt.Errorf("%w %q", ErrUnknownRequest, fb.RequestID)
 	}
+	if r.conflict {
+		return FeedbackResult{}, fmt.Errorf("request %q: %w", fb.RequestID, ErrIDConflict)
+	}
 	return FeedbackResult{Replaced: r.replaced, Rescored: r.rescored}, nil
 }
 
@@ -1068,6 +1091,8 @@ func (s *BoltStore) PutFeedbackBatch(ctx context.Context, fbs []Feedback) error 
 			first = fmt.Errorf("write feedback (request %s, model %s): %w", fbs[i].RequestID, fbs[i].Model, err)
 		case !r.found:
 			first = fmt.Errorf("%w %q", ErrUnknownRequest, fbs[i].RequestID)
+		case r.conflict:
+			first = fmt.Errorf("request %q: %w", fbs[i].RequestID, ErrIDConflict)
 		}
 	}
 	return first

@@ -833,3 +833,47 @@ func TestOpenBoltStoreNamesAMissingFolder(t *testing.T) {
 		t.Errorf("the folder was created")
 	}
 }
+
+// Feedback that carries its prompt for an id the store already holds with
+// another prompt is refused, not stored: its score would label the stored
+// prompt. The server checks first, but a route of the id could commit
+// between its check and the write.
+func TestFeedbackWithAnotherPromptIsAConflict(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	routed := entry("routed", t0, "fast", 0.1, `{"prompt":"prompt B"}`)
+	routed.Fingerprint = PromptFingerprint("prompt B", nil)
+	if err := s.AppendDecisions([]LogEntry{routed, entry("generated", t0, "fast", 0.1, `{"prompt":"prompt C"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, Feedback{RequestID: "created", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "prompt D"})
+	for _, c := range []struct {
+		id, prompt string
+		conflict   bool
+	}{
+		{"routed", "prompt A", true},
+		{"routed", "prompt B", false},
+		{"generated", "prompt A", true}, // stored without a fingerprint: hashed from its record
+		{"generated", "prompt C", false},
+		{"created", "prompt A", true}, // created by feedback still in the log
+		{"created", "prompt D", false},
+	} {
+		_, err := s.RecordFeedback(ctx, Feedback{RequestID: c.id, Model: "m2", Outcome: Outcome{Score: Float(0)}, Prompt: c.prompt})
+		if got := errors.Is(err, ErrIDConflict); got != c.conflict || (!c.conflict && err != nil) {
+			t.Errorf("feedback for %s with %q: %v; want conflict %v", c.id, c.prompt, err, c.conflict)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := s.Export(ctx, &buf, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := r.Outcomes["m2"]; !ok || *o.Score != 0 {
+			t.Errorf("%s: m2 outcome %+v, want the one score posted with its own prompt", r.ID, r.Outcomes)
+		}
+	}
+}

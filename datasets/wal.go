@@ -406,11 +406,12 @@ type wal struct {
 	noSync bool
 	buf    []byte
 	// pending are the ops appended since the last apply, in order;
-	// created holds the ids they create, so later feedback finds them,
+	// created holds the ids they create (with their prompts' fingerprints),
+	// so later feedback finds them and checks its prompt against theirs,
 	// and keys their feedback keys with the latest value of each, which a
 	// later write for the key is merged into.
 	pending []*walOp
-	created map[string]struct{}
+	created map[string]Fingerprint
 	keys    map[string][]byte
 }
 
@@ -433,7 +434,7 @@ func openWAL(db *bolt.DB, dbPath string, size int64, noSync, salvage bool) (*wal
 	if err != nil {
 		return nil, st, err
 	}
-	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]struct{}{}, keys: map[string][]byte{}}
+	w := &wal{f: f, path: path, size: size, epoch: epoch, noSync: noSync, created: map[string]Fingerprint{}, keys: map[string][]byte{}}
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		f.Close()
@@ -520,7 +521,7 @@ func (w *wal) append(ops []*walOp) error {
 	for _, op := range ops {
 		w.pending = append(w.pending, op)
 		if op.created != nil {
-			w.created[op.id] = struct{}{}
+			w.created[op.id] = op.fp
 		}
 		w.keys[string(op.fkey)] = op.val
 	}

@@ -93,6 +93,8 @@ func ErrorStatus(err error) (status int, code, msg string) {
 		return status, e.Code, e.Message
 	case errors.Is(err, datasets.ErrUnknownRequest):
 		return http.StatusNotFound, CodeNotFound, err.Error() + ": route it first, or send its prompt or messages with the feedback"
+	case errors.Is(err, datasets.ErrIDConflict):
+		return http.StatusConflict, CodeIDConflict, err.Error() + " (it was routed with it meanwhile); one id holds one prompt, and this score would label that prompt: post it without a prompt to score that one, or under another id to record this one"
 	case errors.Is(err, models.ErrBadArtifact):
 		return http.StatusUnprocessableEntity, CodeBadArtifact, err.Error()
 	case errors.Is(err, datasets.ErrStoreClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
