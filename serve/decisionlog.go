@@ -46,7 +46,13 @@ type decisionLog struct {
 	flushes chan chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
-	closed  atomic.Bool
+	// mu orders Enqueue against Close: Enqueue reads closed and sends
+	// under the read lock, Close sets it under the write lock, so once
+	// Close holds the lock no send can follow the writer's last drain (a
+	// record sent after it would be neither written nor counted as
+	// dropped, and its id claim never released).
+	mu      sync.RWMutex
+	closed  bool
 	batch   int
 	m       *metrics
 	log     *slog.Logger
@@ -91,13 +97,17 @@ func (d *decisionLog) Depth() int { return len(d.queue) }
 // Enqueue hands it to the writer, or drops it when the queue is full or
 // closed. It never blocks.
 func (d *decisionLog) Enqueue(it *logItem) {
-	if d.closed.Load() {
-		d.drop(it)
-		return
+	d.mu.RLock()
+	queued := false
+	if !d.closed {
+		select {
+		case d.queue <- it:
+			queued = true
+		default:
+		}
 	}
-	select {
-	case d.queue <- it:
-	default:
+	d.mu.RUnlock()
+	if !queued {
 		d.drop(it)
 	}
 }
@@ -139,7 +149,9 @@ func (d *decisionLog) Flush(ctx context.Context) error {
 // after Close are dropped and counted.
 func (d *decisionLog) Close() {
 	d.stopped.Do(func() {
-		d.closed.Store(true)
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
 		close(d.stop)
 	})
 	<-d.done
@@ -225,14 +237,11 @@ func (d *decisionLog) run() {
 			drain()
 			close(ch)
 		case <-d.stop:
-			// Enqueue checks closed before sending, so only a handful
-			// that raced the flag can follow what is queued now.
-			for {
-				drain()
-				if len(d.queue) == 0 {
-					return
-				}
-			}
+			// Close set closed under the lock Enqueue sends under, so
+			// nothing is sent after this point: one drain writes the
+			// rest.
+			drain()
+			return
 		}
 	}
 }
