@@ -589,7 +589,13 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 	if len(creates) > 0 {
 		s.fpMu.Lock()
 		for id, fp := range creates {
-			s.pendingFP[id] = fp
+			// A group too big for the log went straight to the db
+			// (appendOps), and is not in it: an entry here would outlive
+			// the record, which pendingFP says is undecided whatever a
+			// route gives it, and present after retention removes it.
+			if _, inLog := w.created[id]; inLog {
+				s.pendingFP[id] = fp
+			}
 		}
 		s.fpMu.Unlock()
 	}

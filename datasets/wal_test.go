@@ -163,6 +163,29 @@ func TestWALFull(t *testing.T) {
 	})
 }
 
+// A group too big for the log goes straight to the db; the requests it
+// creates must not stay in pendingFP, where they outlived their record:
+// still undecided after a route, and still there after retention.
+func TestWALBigGroupLeavesNoPendingFingerprint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	s := openStoreAt(t, path, StoreOptions{NoSync: true, WALSize: 1024})
+	defer s.Close()
+	prompt := strings.Repeat("long ", 1000)
+	put(t, s, Feedback{RequestID: "big", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: prompt, TS: t0})
+	if err := s.AppendDecisions([]LogEntry{entry("big", t0, "fast", 0.1, fmt.Sprintf(`{"prompt":%q}`, prompt))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, decided, err := s.RequestFingerprint("big"); err != nil || !found || !decided {
+		t.Errorf("after its route: found %v, decided %v, %v; want found and decided", found, decided, err)
+	}
+	if _, err := s.Prune(context.Background(), RetentionOptions{MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _, err := s.RequestFingerprint("big"); err != nil || found {
+		t.Errorf("after retention removed it: found %v, %v; want not found", found, err)
+	}
+}
+
 func TestWALClose(t *testing.T) {
 	t.Run("a clean close applies the log and leaves only the db file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "feedback.db")
