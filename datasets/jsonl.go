@@ -374,10 +374,19 @@ func withLineHint(msg error, name string, b []byte, err error) error {
 		return fmt.Errorf("%w; a log holds one JSON object per line (JSON Lines), not an array", msg)
 	case errors.As(err, &se) && len(t) > 0 && t[0] != '{' && (bytes.ContainsAny(t, ",\t") || strings.HasSuffix(strings.ToLower(name), ".csv")):
 		return fmt.Errorf("%w; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'", msg)
-	case errors.As(err, &se) && se.Offset >= int64(len(b)):
+	case errors.As(err, &se) && endsInside(b):
 		return fmt.Errorf("%w; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)", msg)
 	}
 	return msg
+}
+
+// endsInside reports whether b is the start of a JSON value cut short. A
+// syntax error's offset at the end of the line does not say so: a whole
+// record followed by one stray byte (the comma of a JSON array cut into
+// lines, a second '}') fails there too, and was told its record was cut.
+func endsInside(b []byte) bool {
+	var v json.RawMessage
+	return errors.Is(json.NewDecoder(bytes.NewReader(b)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
 // ReadFile reads every record of a JSONL file ("-" is standard input).

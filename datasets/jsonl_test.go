@@ -173,6 +173,14 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: malformed JSON at byte 1: unexpected end of JSON input; a log holds one JSON object per line (JSON Lines), not an array"},
 		{"trailing text after the object is malformed", `{"id":"a","prompt":"x"} trailing`, ReadOptions{}, 1,
 			"log.jsonl:1: malformed JSON at byte 25: invalid character 't' after top-level value"},
+		// The record is whole: the line does not end inside it, whatever
+		// follows (a JSON array cut into lines leaves a comma on each).
+		{"a comma after a whole record is not called a record cut short", good + `{"id":"a","prompt":"x"},`, ReadOptions{}, 2,
+			"log.jsonl:2: malformed JSON at byte 24: invalid character ',' after top-level value"},
+		{"a stray closing brace after a whole record is not called a record cut short", `{"id":"a","prompt":"x"}}`, ReadOptions{}, 1,
+			"log.jsonl:1: malformed JSON at byte 24: invalid character '}' after top-level value"},
+		{"a control byte is not called a record cut short", "\x00\n", ReadOptions{}, 1,
+			"log.jsonl:1: malformed JSON at byte 1: invalid character '\\x00' looking for beginning of value"},
 		{"a number id is a type error naming the field", `{"id":5,"prompt":"x"}`, ReadOptions{}, 1,
 			"log.jsonl:1: id: is a JSON number, want a string"},
 		{"a string score is a type error naming the field", `{"id":"a","prompt":"x","outcomes":{"gpt-4":{"score":"1"}}}`, ReadOptions{}, 1,
