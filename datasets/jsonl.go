@@ -166,8 +166,12 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 			// encoding/json keeps a repeated key's last value; in a log
 			// that hides which of two scores (or ids, or prompts) the
 			// user meant, so it is an error that names the key.
-			if path := repeatedKey(b); path != "" {
-				return Record{}, &LineError{File: name, Line: line, Field: path, Err: errors.New("appears twice in this record; keep one (a record holds one value per key, and one outcome per model)")}
+			if path, first, second := repeatedKey(b); path != "" {
+				how := ""
+				if first != second {
+					how = fmt.Sprintf(" (as %q and %q: a record's keys match in any case)", first, second)
+				}
+				return Record{}, &LineError{File: name, Line: line, Field: path, Err: fmt.Errorf("appears twice in this record%s; keep one (a record holds one value per key, and one outcome per model)", how)}
 			}
 		}
 	}
@@ -189,52 +193,121 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 
 // repeatedKey returns the path of the first key that appears twice in one
 // object of the JSON document b ("outcomes.gpt-4", "meta.tenant", "id"),
-// or "" if none does or b does not tokenise. Only the slow path runs it:
+// or "" if none does or b does not tokenise; first and second are the
+// key's two spellings ("id" and "ID"). Only the slow path runs it:
 // fastDecode refuses a repeated key itself.
-func repeatedKey(b []byte) string {
-	path, _ := repeatedIn(json.NewDecoder(bytes.NewReader(b)), "")
-	return path
+func repeatedKey(b []byte) (path, first, second string) {
+	r, _ := repeatedIn(json.NewDecoder(bytes.NewReader(b)), "", recordShape)
+	return r.path, r.first, r.second
 }
 
-// repeatedIn reads one value from dec and returns the path of a repeated
-// key in it; ok is false if the tokens ran out or failed.
-func repeatedIn(dec *json.Decoder, path string) (repeated string, ok bool) {
+// repeat is a key repeated in one object: its path and two spellings.
+type repeat struct{ path, first, second string }
+
+// shape is what repeatedKey knows of a JSON value of the log format. In a
+// struct, encoding/json matches a key to a field in any case ("ID" sets
+// ID as "id" does, the last one winning), so two spellings of one field
+// are a repeat; a map's keys (models, meta) and the keys it ignores are
+// distinct unless equal. A nil *shape is a value whose keys are compared
+// as they are.
+type shape struct {
+	// fields are a struct's keys, each with the shape of its value.
+	fields map[string]*shape
+	// elem is the shape of a map's values or of an array's elements.
+	elem *shape
+}
+
+var recordShape = func() *shape {
+	structOf := func(t reflect.Type) *shape {
+		sh := &shape{fields: map[string]*shape{}}
+		for f := range t.Fields() {
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+				sh.fields[name] = nil
+			}
+		}
+		return sh
+	}
+	rec := structOf(reflect.TypeFor[Record]())
+	rec.fields["outcomes"] = &shape{elem: structOf(reflect.TypeFor[Outcome]())}
+	rec.fields["decision"] = structOf(reflect.TypeFor[Decision]())
+	// Message.UnmarshalJSON decodes into a struct of role and content,
+	// and content parts into one of type and text.
+	part := &shape{fields: map[string]*shape{"type": nil, "text": nil}}
+	msg := &shape{fields: map[string]*shape{"role": nil, "content": {elem: part}}}
+	rec.fields["messages"] = &shape{elem: msg}
+	return rec
+}()
+
+// field returns the field of struct shape sh that key k sets, as
+// encoding/json matches it, or ok false.
+func (sh *shape) field(k string) (name string, ok bool) {
+	if sh == nil || sh.fields == nil {
+		return "", false
+	}
+	if _, ok := sh.fields[k]; ok {
+		return k, true
+	}
+	// encoding/json's rule: the same runes up to Unicode simple
+	// folding, which is what EqualFold compares.
+	for name := range sh.fields {
+		if strings.EqualFold(name, k) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// repeatedIn reads one value of shape sh from dec and returns the path of
+// a repeated key in it; ok is false if the tokens ran out or failed.
+func repeatedIn(dec *json.Decoder, path string, sh *shape) (r repeat, ok bool) {
 	tok, err := dec.Token()
 	if err != nil {
-		return "", false
+		return r, false
 	}
 	switch tok {
 	case json.Delim('{'):
-		seen := map[string]bool{}
+		seen := map[string]string{} // what a key sets -> its first spelling
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
-				return "", false
+				return r, false
 			}
 			k, _ := kt.(string)
 			p := k
 			if path != "" {
 				p = path + "." + k
 			}
-			if seen[k] {
-				return p, true
+			// A key sets its field, or, in a map or for a key the
+			// struct lacks, itself.
+			set, child := k, (*shape)(nil)
+			if name, ok := sh.field(k); ok {
+				set, child = name, sh.fields[name]
+			} else if sh != nil && sh.fields == nil {
+				child = sh.elem
 			}
-			seen[k] = true
-			if r, ok := repeatedIn(dec, p); !ok || r != "" {
+			if f, dup := seen[set]; dup {
+				return repeat{p, f, k}, true
+			}
+			seen[set] = k
+			if r, ok := repeatedIn(dec, p, child); !ok || r.path != "" {
 				return r, ok
 			}
 		}
 	case json.Delim('['):
+		var elem *shape
+		if sh != nil {
+			elem = sh.elem
+		}
 		for i := 0; dec.More(); i++ {
-			if r, ok := repeatedIn(dec, fmt.Sprintf("%s[%d]", path, i)); !ok || r != "" {
+			if r, ok := repeatedIn(dec, fmt.Sprintf("%s[%d]", path, i), elem); !ok || r.path != "" {
 				return r, ok
 			}
 		}
 	default:
-		return "", true
+		return r, true
 	}
 	_, err = dec.Token() // the closing bracket
-	return "", err == nil
+	return r, err == nil
 }
 
 // claimID records that line holds id, or returns the error for an id an

@@ -218,6 +218,14 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: meta.t: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
 		{"a repeated key in a message is named with its index", `{"id":"a","messages":[{"role":"user","content":"x"},{"role":"user","content":"y","content":"z"}]}`, ReadOptions{}, 1,
 			"log.jsonl:1: messages[1].content: appears twice in this record; keep one (a record holds one value per key, and one outcome per model)"},
+		// encoding/json matches a struct's keys in any case, so "ID"
+		// after "id" silently replaced it.
+		{"an id key repeated in another case is named", `{"id":"a","prompt":"x","ID":"b"}`, ReadOptions{}, 1,
+			`log.jsonl:1: ID: appears twice in this record (as "id" and "ID": a record's keys match in any case); keep one (a record holds one value per key, and one outcome per model)`},
+		{"a score key repeated in another case is named", `{"id":"a","prompt":"x","outcomes":{"m":{"score":1,"Score":0}}}`, ReadOptions{}, 1,
+			`log.jsonl:1: outcomes.m.Score: appears twice in this record (as "score" and "Score": a record's keys match in any case); keep one (a record holds one value per key, and one outcome per model)`},
+		{"a message's content repeated in another case is named", `{"id":"a","messages":[{"role":"user","content":"x","CONTENT":"y"}]}`, ReadOptions{}, 1,
+			`log.jsonl:1: messages[0].CONTENT: appears twice in this record (as "content" and "CONTENT": a record's keys match in any case); keep one (a record holds one value per key, and one outcome per model)`},
 		{"an over-long line names file and line", good + strings.Repeat("x", 100) + "\n", ReadOptions{MaxLineBytes: 50}, 2,
 			"log.jsonl:2: line is longer than 50 bytes"},
 		{"line numbers count CRLF lines", good + "\r\n" + "{\r\n", ReadOptions{}, 3,
@@ -250,6 +258,18 @@ func TestReaderErrors(t *testing.T) {
 				t.Errorf("error\n got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Map keys are not folded: models, meta keys and keys encoding/json
+// ignores may differ only in case.
+func TestReaderKeepsKeysThatDifferInCaseWhereTheyAreDistinct(t *testing.T) {
+	recs, _, err := readAll(t, `{"id":"a","prompt":"x","outcomes":{"gpt-4":{"score":1},"GPT-4":{"score":0}},"meta":{"k":"1","K":"2"},"extra":1,"EXTRA":2,"h":{"Content-Type":"a","content-type":"b"}}`, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs[0].Outcomes) != 2 || len(recs[0].Meta) != 2 {
+		t.Errorf("outcomes %v, meta %v: want two of each", recs[0].Outcomes, recs[0].Meta)
 	}
 }
 
