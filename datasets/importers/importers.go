@@ -1,6 +1,7 @@
 package importers
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -106,7 +107,14 @@ func openCSV(path string, comma rune) (*csvTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open csv: %w", err)
 	}
-	r := csv.NewReader(f)
+	// A byte-order mark from a spreadsheet is skipped before the CSV
+	// reader sees it: left in, it hid the first column's name and, before
+	// a quoted first field, made the header a "bare quote" error.
+	br := bufio.NewReader(f)
+	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
+		br.Discard(3)
+	}
+	r := csv.NewReader(br)
 	if comma != 0 {
 		r.Comma = comma
 	}
@@ -127,8 +135,6 @@ func openCSV(path string, comma rune) (*csvTable, error) {
 		return nil, t.csvErr(err)
 	}
 	t.header = append([]string(nil), header...)
-	// A byte-order mark from a spreadsheet would hide the first column.
-	t.header[0] = strings.TrimPrefix(t.header[0], "\ufeff")
 	t.cols = make(map[string]int, len(t.header))
 	for i, h := range t.header {
 		if j, dup := t.cols[h]; dup {

@@ -217,6 +217,33 @@ func TestWideCSVAcceptsAByteOrderMark(t *testing.T) {
 	}
 }
 
+// A spreadsheet that quotes every field puts the mark before the first
+// quote; csv.Reader then saw a bare quote in an unquoted field.
+func TestCSVAcceptsAByteOrderMarkBeforeAQuotedHeader(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"bom.csv":             "\ufeff\"id\",\"prompt\",\"a\"\n\"r1\",\"p\",\"1\"\n",
+		"gsm8k_responses.csv": "\ufeff\"prompt\",\"m1\"\n\"p\",\"True\"\n",
+	})
+	recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+		return WideCSV(WideCSVOptions{File: dir + "/bom.csv", PromptCol: "prompt", IDCol: "id"}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].ID != "r1" || recs[0].Prompt != "p" {
+		t.Errorf("wide-csv records %+v, want r1 with prompt p", recs)
+	}
+	recs, _, err = collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+		return RouteLLM(RouteLLMOptions{Bench: BenchGSM8K, Dir: dir}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Prompt != "p" || *recs[0].Outcomes["m1"].Score != 1 {
+		t.Errorf("routellm records %+v, want one with prompt p and m1 1", recs)
+	}
+}
+
 // FuzzWideCSV feeds arbitrary bytes to the wide-CSV importer, with and
 // without an id column: it must never panic, every record must validate,
 // ids must be unique, the stats must count what fn saw, and an error must
