@@ -226,7 +226,13 @@ func eachJSONLine(r io.Reader, name string, fn func(line int, b []byte) error) e
 	line := 0
 	for sc.Scan() {
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
+		b := sc.Bytes()
+		if line == 1 {
+			// A byte-order mark (Windows editors write one) is not part
+			// of the first record, as the log reader treats it.
+			b = bytes.TrimPrefix(b, []byte("\ufeff"))
+		}
+		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
 			continue
 		}

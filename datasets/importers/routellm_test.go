@@ -345,3 +345,23 @@ func FuzzMTBench(f *testing.F) {
 		}
 	})
 }
+
+// The log reader skips a UTF-8 byte-order mark (Windows editors write
+// one); the importers' JSON Lines files failed on it with "invalid
+// character 'ï' looking for beginning of value".
+func TestRouteLLMJSONLinesAcceptAByteOrderMark(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"mt_bench/question.jsonl":   "\ufeff" + `{"question_id": 1, "turns": ["a"]}` + "\n" + `{"question_id": 2, "turns": ["b"]}` + "\n",
+		"mt_bench/judgements.jsonl": "\ufeff" + `{"question_id": 1, "model": "m", "score": 5, "turn": 1}` + "\n",
+		"c.jsonl":                   "\ufeff" + `{"eval_prompt": "b"}` + "\n",
+	})
+	recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+		return RouteLLM(RouteLLMOptions{Bench: BenchMTBench, Dir: dir, ExcludeContaminated: dir + "/c.jsonl"}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].ID != "mt-bench/1/1" || *recs[0].Outcomes["m"].Score != 0.5 || st.Contaminated != 1 {
+		t.Errorf("records %+v, stats %s: want mt-bench/1/1 with m 0.5, and question 2 dropped as contaminated", recs, st)
+	}
+}
