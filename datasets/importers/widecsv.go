@@ -209,7 +209,7 @@ func wideOutcome(t *csvTable, row []string, m wideModel, scale, given float64, s
 		st.NA++
 		return datasets.Outcome{}, false, nil
 	}
-	v, err := strconv.ParseFloat(cell, 64)
+	v, err := parseNumber(cell)
 	// A correctness column is often written as booleans (pandas writes
 	// True/False): true is a correct answer, score 1.
 	if b, berr := strconv.ParseBool(cell); err != nil && berr == nil && len(cell) > 1 {
@@ -232,7 +232,7 @@ func wideOutcome(t *csvTable, row []string, m wideModel, scale, given float64, s
 	o := datasets.Outcome{Score: datasets.Float(s)}
 	if m.cost >= 0 {
 		if c := strings.TrimSpace(row[m.cost]); c != "" {
-			cost, err := strconv.ParseFloat(c, 64)
+			cost, err := parseNumber(c)
 			if err != nil || cost < 0 || math.IsNaN(cost) || math.IsInf(cost, 0) {
 				return datasets.Outcome{}, false, t.at("column %q is %q, want a non-negative cost in US dollars", t.header[m.cost], c)
 			}
@@ -243,6 +243,17 @@ func wideOutcome(t *csvTable, row []string, m wideModel, scale, given float64, s
 		o.Response = row[m.response]
 	}
 	return o, true, nil
+}
+
+// parseNumber reads a cell as a decimal number. strconv.ParseFloat also
+// reads Go's number syntax, in which "0_1" is 1 and "0x1p-1" is 0.5: a
+// cell so written became that score silently, so underscores and hex
+// are refused.
+func parseNumber(cell string) (float64, error) {
+	if strings.ContainsAny(cell, "_xX") {
+		return 0, fmt.Errorf("%q is not a decimal number", cell)
+	}
+	return strconv.ParseFloat(cell, 64)
 }
 
 // isNA reports whether a cell is a missing-value mark rather than a score.

@@ -136,6 +136,14 @@ func TestWideCSVErrors(t *testing.T) {
 			[]string{`w.csv:3: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`}},
 		{"a score too large even after scaling says so", csv, WideCSVOptions{PromptCol: "prompt", ScoreScale: 5},
 			[]string{`w.csv:3: column "a" is 7 (1.4 after --score-scale 5), want a score in [0,1]`}},
+		// strconv.ParseFloat reads Go's number syntax: "0_1" was the
+		// score 1 and "0x1p-1" the score 0.5, without a word.
+		{"a score with an underscore is not read as Go syntax", "prompt,a\np,0_1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:2: column "a" is "0_1", not a score`}},
+		{"a hexadecimal score is not read as Go syntax", "prompt,a\np,0x1p-1\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:2: column "a" is "0x1p-1", not a score`}},
+		{"a cost with an underscore is not read as Go syntax", "prompt,a,a|total_cost\np,1,1_000\n", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:2: column "a|total_cost" is "1_000", want a non-negative cost`}},
 		{"a percentage suggests a scale of 100", "prompt,a\np,55\n", WideCSVOptions{PromptCol: "prompt"},
 			[]string{"percentages need --score-scale 100"}},
 		{"a negative grade other than -1 is an error", "prompt,a\np,-2\n", WideCSVOptions{PromptCol: "prompt"},
