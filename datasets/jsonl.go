@@ -354,12 +354,27 @@ func tsMisfit(line []byte) error {
 // user which of several models is wrong.
 func outcomeField(line []byte, field string) string {
 	var raw struct {
-		Outcomes map[string]json.RawMessage `json:"outcomes"`
+		Outcomes json.RawMessage `json:"outcomes"`
 	}
 	if json.Unmarshal(line, &raw) != nil {
 		return field
 	}
-	for name, o := range raw.Outcomes {
+	// In the line's order, as Go's decoder reports the first error it
+	// meets: ranging over a map named a random one of several bad outcomes.
+	dec := json.NewDecoder(bytes.NewReader(raw.Outcomes))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return field
+	}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return field
+		}
+		name, _ := kt.(string)
+		var o json.RawMessage
+		if dec.Decode(&o) != nil {
+			return field
+		}
 		var out Outcome
 		if err := json.Unmarshal(o, &out); err != nil {
 			if f := jsonField(err); f != "" {

@@ -499,3 +499,16 @@ func TestReadFileOfAFolder(t *testing.T) {
 		t.Errorf("ReadFile(folder) = %v, want the folder named once", err)
 	}
 }
+
+// TestOutcomeTypeErrorNamesTheFirstBadModel: with several models' outcomes
+// of the wrong type, the error names the first in the line, every time
+// (it ranged over a map and named a random one).
+func TestOutcomeTypeErrorNamesTheFirstBadModel(t *testing.T) {
+	line := `{"id":"a","prompt":"x","outcomes":{"m0":{"score":1},"m1":{"score":"1"},"m2":{"score":"0"},"m3":{"score":"1"},"m4":{"score":"0"}}}`
+	for range 50 {
+		_, _, err := readAll(t, line, ReadOptions{})
+		if err == nil || !strings.Contains(err.Error(), "outcomes.m1.score") {
+			t.Fatalf("error %v, want it to name outcomes.m1.score", err)
+		}
+	}
+}
