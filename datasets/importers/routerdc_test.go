@@ -186,3 +186,41 @@ func TestRouterDCJSONLines(t *testing.T) {
 		t.Errorf("JSON Lines gave\n%+v\nthe array\n%+v", got, want)
 	}
 }
+
+// TestRouterDCAcceptsAByteOrderMark: a file saved with a byte-order mark,
+// as an array or as JSON Lines, reads as the file without one (it failed
+// with "invalid character 'ï' looking for beginning of value").
+func TestRouterDCAcceptsAByteOrderMark(t *testing.T) {
+	data, err := os.ReadFile("testdata/routerdc/gsm8k-train.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(b []byte) []datasets.Record {
+		t.Helper()
+		recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
+			return readRouterDC(bytes.NewReader(b), "gsm8k-train.json", "gsm8k-train", "gsm8k-train", fn)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+	want := read(data)
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		t.Fatal(err)
+	}
+	lines := []byte("\ufeff")
+	for _, e := range elems {
+		var c bytes.Buffer
+		if err := json.Compact(&c, e); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(append(lines, c.Bytes()...), '\n')
+	}
+	for name, b := range map[string][]byte{"array": append([]byte("\ufeff"), data...), "json lines": lines} {
+		if got := read(b); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s with a byte-order mark gave\n%+v\nwant\n%+v", name, got, want)
+		}
+	}
+}
