@@ -82,7 +82,9 @@ func (r *Reader) readLine() ([]byte, error) {
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		r.off += int64(len(chunk))
-		if len(r.buf)+len(chunk) > r.opts.MaxLineBytes+1 {
+		// The limit is on the line without its "\r\n"; the exact check
+		// is tooLong's, once the line is whole.
+		if len(r.buf)+len(chunk) > r.opts.MaxLineBytes+2 {
 			// Drain the rest of the over-long line so the next call starts
 			// on a fresh one.
 			for errors.Is(err, bufio.ErrBufferFull) {
@@ -90,7 +92,7 @@ func (r *Reader) readLine() ([]byte, error) {
 				r.off += int64(len(chunk))
 			}
 			r.line++
-			return nil, &LineError{File: r.name, Line: r.line, Err: fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)}
+			return nil, r.tooLong()
 		}
 		r.buf = append(r.buf, chunk...)
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -101,6 +103,9 @@ func (r *Reader) readLine() ([]byte, error) {
 				return nil, io.EOF
 			}
 			r.line++
+			if len(r.buf) > r.opts.MaxLineBytes {
+				return nil, r.tooLong()
+			}
 			return r.buf, nil
 		}
 		var ce *compressedError
@@ -111,8 +116,18 @@ func (r *Reader) readLine() ([]byte, error) {
 			return nil, fmt.Errorf("read %s: %w", r.name, err)
 		}
 		r.line++
-		return bytes.TrimRight(r.buf, "\r\n"), nil
+		b := bytes.TrimRight(r.buf, "\r\n")
+		if len(b) > r.opts.MaxLineBytes {
+			return nil, r.tooLong()
+		}
+		return b, nil
 	}
+}
+
+// tooLong is the error of line r.line, longer than MaxLineBytes without
+// its line ending (so a CRLF log gets the same limit as an LF one).
+func (r *Reader) tooLong() error {
+	return &LineError{File: r.name, Line: r.line, Err: fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)}
 }
 
 // Next returns the next valid record, io.EOF at the end, or a *LineError.

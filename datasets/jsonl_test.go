@@ -512,3 +512,23 @@ func TestOutcomeTypeErrorNamesTheFirstBadModel(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxLineBytesIsTheLineWithoutItsEnding: a line of exactly the limit
+// passes whether it ends in "\n", "\r\n" or the end of the file, and one
+// byte more fails in each case (CRLF failed at the limit, and a last line
+// with no newline passed one byte over it).
+func TestMaxLineBytesIsTheLineWithoutItsEnding(t *testing.T) {
+	rec := func(n int) string { // a valid record of exactly n bytes
+		s := `{"id":"a","prompt":""}`
+		return s[:len(s)-2] + strings.Repeat("x", n-len(s)) + `"}`
+	}
+	const limit = 64
+	for _, end := range []string{"\n", "\r\n", ""} {
+		for _, n := range []int{limit, limit + 1} {
+			_, _, err := readAll(t, rec(n)+end, ReadOptions{MaxLineBytes: limit})
+			if tooLong := err != nil && strings.Contains(err.Error(), "longer than"); tooLong != (n > limit) {
+				t.Errorf("a %d-byte line ending %q with limit %d: error %v", n, end, limit, err)
+			}
+		}
+	}
+}
