@@ -364,7 +364,11 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // folder: the file name without extension.
 func sectionNames(paths []string) []string {
 	names := make([]string, len(paths))
-	used := map[string]int{}
+	// used holds every name given out, suffixed ones included: counting
+	// only the base names gave x/a.json and y/a.json the names a and a-2,
+	// and a-2.json a-2 again, so two routers wrote into one folder and
+	// the page showed one router's plots under both names.
+	used := map[string]bool{}
 	for i, p := range paths {
 		b := filepath.Base(p)
 		for _, ext := range []string{".json", ".model", ".artifact"} {
@@ -374,11 +378,12 @@ func sectionNames(paths []string) []string {
 		if b == "" || b == "." || b == ".." {
 			b = "model"
 		}
-		used[b]++
-		if used[b] > 1 {
-			b = fmt.Sprintf("%s-%d", b, used[b])
+		name := b
+		for k := 2; used[name]; k++ {
+			name = fmt.Sprintf("%s-%d", b, k)
 		}
-		names[i] = b
+		used[name] = true
+		names[i] = name
 	}
 	return names
 }
