@@ -673,8 +673,14 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
 		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency})
 		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
-		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %.2f, convex hull of single tiers %.2f (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
-			names[i], len(rl.reqs), len(c.Points), 100*c.AIQ, 100*c.HullAIQ, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
+		// AIQ is undefined (NaN) when every tier's mean cost is the same
+		// (unpriced tiers): say so rather than print NaN.
+		aiq := "undefined (every tier costs the same, so there is no cost range)"
+		if !math.IsNaN(c.AIQ) {
+			aiq = fmt.Sprintf("%.2f, convex hull of single tiers %.2f", 100*c.AIQ, 100*c.HullAIQ)
+		}
+		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
+			names[i], len(rl.reqs), len(c.Points), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
 			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
 		for k, s := range c.Singles {
 			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)

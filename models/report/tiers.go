@@ -187,9 +187,12 @@ func sharesFigure(r TierRun) *figure {
 	return fig
 }
 
+// The page's numbers show an undefined figure (NaN: AIQ when every tier
+// costs the same, as unpriced tiers do) as "–", as the two-tier page
+// does, not as "NaN".
 var tiersPage = template.Must(template.New("tiers").Funcs(template.FuncMap{
-	"pct": func(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) },
-	"num": func(x float64) string { return strconv.FormatFloat(x, 'g', 5, 64) },
+	"pct": func(x float64) string { return num("%.2f", 100*x) },
+	"num": func(x float64) string { return num("%.5g", x) },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Triage: N-tier quality and cost</title>
 <style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ccc;text-align:right}td:first-child,th:first-child{text-align:left}</style>
