@@ -241,6 +241,66 @@ func (w Weights) MarshalJSON() ([]byte, error) {
 // valid artifact may need.
 var maxWeightsDim = features.Spec{HashBits: features.MaxHashBits, Numeric: true, Meta: true, MetaBits: features.MaxMetaBits}.Dim()
 
+// maxHeadWeights bounds the weights all of an artifact's heads hold
+// together: the four heads (weights, fast_weights, gain_weights and the
+// difficulty view's) of a two-tier router on the largest feature spec,
+// 512 MiB dense. The cap per head alone did not bound a file: each head
+// of a hundred bytes saying the largest dim made 128 MiB, and tier_heads
+// may list any number of them, so a 600-byte file made 771 MiB and a
+// few kilobytes exhausted the memory of a server reloading it. An N-tier
+// router on the default spec fits 256 tiers within it.
+var maxHeadWeights = 4 * maxWeightsDim
+
+// headWeights returns how many weights the artifact's heads hold in all
+// (as decoded, or as declared in a file: see checkDeclaredHeads).
+func headWeights(dims []int) (int, int) {
+	total := 0
+	for _, d := range dims {
+		// Each dim is at most maxWeightsDim once decoded; clamping keeps
+		// a declared one from overflowing the sum.
+		total += min(max(d, 0), maxWeightsDim+1)
+	}
+	return total, len(dims)
+}
+
+func checkHeadWeights(dims []int) error {
+	if total, n := headWeights(dims); total > maxHeadWeights {
+		return fmt.Errorf("the %d heads hold %d weights in all, over the limit of %d (four heads on the largest feature spec); use fewer tiers or a smaller feature spec (hash_bits)", n, total, maxHeadWeights)
+	}
+	return nil
+}
+
+// checkDeclaredHeads checks, before any head is decoded into its dense
+// slice, that the dims the file declares fit maxHeadWeights. Anything
+// else wrong with the file is left to the full decode to report.
+func checkDeclaredHeads(b []byte) error {
+	type head struct {
+		Dim int `json:"dim"`
+	}
+	var h struct {
+		Weights     head `json:"weights"`
+		FastWeights head `json:"fast_weights"`
+		GainWeights head `json:"gain_weights"`
+		Difficulty  *struct {
+			Weights head `json:"weights"`
+		} `json:"difficulty"`
+		TierHeads []struct {
+			Weights head `json:"weights"`
+		} `json:"tier_heads"`
+	}
+	// Errors are ignored: a syntax error leaves h empty and the full
+	// decode reports it; a type error elsewhere leaves the dims read.
+	_ = json.NewDecoder(bytes.NewReader(b)).Decode(&h)
+	dims := []int{h.Weights.Dim, h.FastWeights.Dim, h.GainWeights.Dim}
+	if h.Difficulty != nil {
+		dims = append(dims, h.Difficulty.Weights.Dim)
+	}
+	for _, t := range h.TierHeads {
+		dims = append(dims, t.Weights.Dim)
+	}
+	return checkHeadWeights(dims)
+}
+
 // UnmarshalJSON implements json.Unmarshaler.
 func (w *Weights) UnmarshalJSON(b []byte) error {
 	var j weightsJSON
@@ -291,6 +351,10 @@ func (a *Artifact) Validate() error {
 	}
 	if err := a.Features.Validate(); err != nil {
 		return fmt.Errorf("features: %w", err)
+	}
+	// What Parse refuses to decode must not be written.
+	if err := checkHeadWeights(a.headDims()); err != nil {
+		return err
 	}
 	if a.ScorerKind() == ScorerTiers {
 		if a.FormatVersion < scorerFormat[ScorerTiers] {
@@ -381,6 +445,18 @@ func checkHead(weights, bias string, w Weights, b float64, dim int) error {
 		return fmt.Errorf("%s is %v, want a finite number within ±%g", bias, b, float64(maxParam))
 	}
 	return nil
+}
+
+// headDims lists the length of every head the artifact holds.
+func (a *Artifact) headDims() []int {
+	dims := []int{len(a.Weights), len(a.FastWeights), len(a.GainWeights)}
+	if a.Difficulty != nil {
+		dims = append(dims, len(a.Difficulty.Weights))
+	}
+	for _, h := range a.TierHeads {
+		dims = append(dims, len(h.Weights))
+	}
+	return dims
 }
 
 func checkFormatVersion(v int) error {
@@ -498,6 +574,9 @@ func (a *Artifact) Save(path string) error {
 // space after the artifact's JSON is refused: the checksum covers the
 // decoded artifact, not the file's bytes, so trailing data would pass it.
 func Parse(b []byte) (*Artifact, error) {
+	if err := checkDeclaredHeads(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
+	}
 	var a Artifact
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&a); err != nil {

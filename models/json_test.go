@@ -2,8 +2,11 @@ package models
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -85,5 +88,36 @@ func TestWeightsDimIsCapped(t *testing.T) {
 	}
 	if maxWeightsDim < features.DefaultSpec().Dim() || maxWeightsDim > 1<<25 {
 		t.Errorf("maxWeightsDim %d: want at least the default spec's %d and under 1<<25", maxWeightsDim, features.DefaultSpec().Dim())
+	}
+}
+
+// The cap per head did not bound a file: tier_heads may list any number
+// of heads, each a hundred bytes saying the largest dim, and a 600-byte
+// file allocated 771 MiB before any check refused it.
+func TestParseBoundsTheHeadsBeforeDecodingThem(t *testing.T) {
+	head := fmt.Sprintf(`{"weights":{"dim":%d,"non_zero":0,"encoding":"sparse-u32-f64le-base64","data":""}}`, maxWeightsDim)
+	heads := strings.Repeat(head+",", 5) + head
+	b := []byte(`{"format_version":5,"version":"x","scorer":"tiers","tier_heads":[` + heads + `]}`)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err := Parse(b)
+	runtime.ReadMemStats(&m1)
+	if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("%d bytes declaring 6 heads of dim %d: err = %v, want ErrBadArtifact naming the limit", len(b), maxWeightsDim, err)
+	}
+	if mb := (m1.TotalAlloc - m0.TotalAlloc) >> 20; mb > 16 {
+		t.Errorf("parsing %d bytes allocated %d MiB", len(b), mb)
+	}
+	// Validate refuses to write what Parse would refuse to read (with the
+	// limit lowered, so the test need not allocate 512 MiB).
+	a := Artifact{FormatVersion: FormatVersion, Version: "x", Features: features.DefaultSpec(), Scorer: ScorerTiers}
+	dim := a.Features.Dim()
+	defer func(old int) { maxHeadWeights = old }(maxHeadWeights)
+	maxHeadWeights = 3 * dim
+	for range 4 {
+		a.TierHeads = append(a.TierHeads, TierHead{Weights: make(Weights, dim)})
+	}
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("%d heads of dim %d: Validate says %v, want the limit named", len(a.TierHeads), dim, err)
 	}
 }
