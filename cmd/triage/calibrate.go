@@ -270,8 +270,19 @@ func printCalibration(w io.Writer, r *calibrateResult, resamples int, path strin
 	fmt.Fprintf(w, "expected operating point on %d requests (95%% bootstrap interval, %d resamples):\n", r.N, resamples)
 	fmt.Fprintf(w, "  strong_share      %.4f  [%.4f, %.4f]\n", r.StrongShare.Value, r.StrongShare.CI95[0], r.StrongShare.CI95[1])
 	fmt.Fprintf(w, "  quality           %.4f  [%.4f, %.4f]\n", r.Quality.Value, r.Quality.CI95[0], r.Quality.CI95[1])
-	fmt.Fprintf(w, "  quality/strong    %.4f  [%.4f, %.4f]\n", r.RelQuality.Value, r.RelQuality.CI95[0], r.RelQuality.CI95[1])
-	fmt.Fprintf(w, "  pgr               %.4f\n", r.PGR)
+	// Quality relative to always-strong is undefined where the strong
+	// tier never scores, and PGR where the tiers' mean scores tie (NaN,
+	// null in --json): say so, as curves does, rather than print NaN.
+	if math.IsNaN(float64(r.RelQuality.Value)) || math.IsInf(float64(r.RelQuality.Value), 0) {
+		fmt.Fprintf(w, "  quality/strong    undefined (the strong tier scores 0 on every request)\n")
+	} else {
+		fmt.Fprintf(w, "  quality/strong    %.4f  [%.4f, %.4f]\n", r.RelQuality.Value, r.RelQuality.CI95[0], r.RelQuality.CI95[1])
+	}
+	if math.IsNaN(float64(r.PGR)) {
+		fmt.Fprintf(w, "  pgr               undefined (the tiers' mean scores tie)\n")
+	} else {
+		fmt.Fprintf(w, "  pgr               %.4f\n", r.PGR)
+	}
 	if math.IsNaN(float64(r.CostPer1k.Value)) {
 		fmt.Fprintf(w, "  cost_per_1k       unknown (the log has no cost)\n")
 	} else {
