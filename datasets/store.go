@@ -179,7 +179,10 @@ type commitReq struct {
 	// conflict: op would create its request, but the store already
 	// holds the id with another prompt; nothing was written.
 	conflict bool
-	err      chan error
+	// damaged: op's request record could not be read; nothing was
+	// written, and this is the write's error.
+	damaged error
+	err     chan error
 }
 
 // File growth settings (see OpenBoltStore).
@@ -545,7 +548,13 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 				if !pending {
 					var err error
 					if have, _, _, err = requestFingerprintIn(tx, r.op.id); err != nil {
-						return err
+						// Damage inside one stored record fails the
+						// write about it. Returned from here it failed
+						// the whole group and then the store (s.fail):
+						// every later write, for any id, refused as a
+						// disk error that a restart does not clear.
+						r.damaged = fmt.Errorf("%w: request %q: %w; run 'triage feedback check --db %s' to list the damage", ErrDamaged, r.op.id, err, s.path)
+						continue
 					}
 				}
 				if have != r.op.fp {
@@ -604,7 +613,7 @@ func (s *BoltStore) commitGroup(group []*commitReq) (int, time.Duration) {
 	// failure would fail the flushes and later writes for, not them.
 	for _, r := range group {
 		if r.op != nil {
-			r.err <- nil
+			r.err <- r.damaged
 		}
 	}
 	if flush || w.half() {

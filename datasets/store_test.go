@@ -877,3 +877,27 @@ func TestFeedbackWithAnotherPromptIsAConflict(t *testing.T) {
 		}
 	}
 }
+
+// Damage inside one stored request fails the feedback about it, saying
+// so, and not the store: it failed every later write, for any id, as a
+// disk error, and Ping with it.
+func TestDamagedRecordFailsOnlyItsFeedback(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIDs).Put([]byte("a"), []byte("short")) }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.PutFeedback(ctx, Feedback{RequestID: "a", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "hi"})
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), `"a"`) || !strings.Contains(err.Error(), "triage feedback check") {
+		t.Errorf("feedback for the damaged record: %v, want ErrDamaged naming it and the check", err)
+	}
+	if err := s.PutFeedback(ctx, Feedback{RequestID: "b", Model: "m", Outcome: Outcome{Score: Float(1)}, Prompt: "other"}); err != nil {
+		t.Errorf("feedback for another request: %v, want it written", err)
+	}
+	if err := s.Ping(); err != nil {
+		t.Errorf("Ping() = %v, want nil", err)
+	}
+}
