@@ -13,6 +13,11 @@ import (
 // compactTxSize caps the bytes bbolt.Compact writes per transaction.
 const compactTxSize = 64 << 20
 
+// afterCompactRename, when set by a test, runs once an in-place
+// compaction's new file has taken the db's name, before the store on the
+// old file is closed.
+var afterCompactRename func()
+
 // CompactResult gives the file sizes around a compaction.
 type CompactResult struct {
 	Before, After int64
@@ -71,6 +76,14 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 	if err := s.flush(); err != nil {
 		return res, fmt.Errorf("compact feedback db: %w", err)
 	}
+	if inPlace {
+		// The log is applied; remove it now, under the old file's lock.
+		// Once the new file takes the db's name a server may open it and
+		// its log, at the same path, which s's Close would remove.
+		if err := s.dropLog(); err != nil {
+			return res, fmt.Errorf("compact feedback db: %w", err)
+		}
+	}
 	if fi, err := os.Stat(path); err == nil {
 		res.Before = fi.Size()
 	}
@@ -79,6 +92,9 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 	})
 	if err != nil {
 		return res, fmt.Errorf("compact feedback db %s: %w", path, err)
+	}
+	if afterCompactRename != nil {
+		afterCompactRename()
 	}
 	if fi, err := os.Stat(out); err == nil {
 		res.After = fi.Size()

@@ -612,3 +612,33 @@ func TestCompactDBPaths(t *testing.T) {
 		}
 	})
 }
+
+// A store opened on the new file the moment an in-place compaction
+// renamed it over the db (the compaction still holds the old file's lock,
+// not the new one's) uses the log at the db's path + "-wal". The
+// compaction's own close removed that path, so the new store's
+// acknowledged writes were in an unlinked file, lost at a crash.
+func TestCompactionLeavesTheLogOfAStoreOpenedAfterIt(t *testing.T) {
+	path := writeTemp(t, pristineDB(t, 30))
+	var b *BoltStore
+	afterCompactRename = func() {
+		b = openStoreAt(t, path, StoreOptions{NoSync: true})
+		put(t, b, Feedback{RequestID: "after", Model: "m", Outcome: Outcome{Score: Float(0.5)}, Prompt: "q", TS: t0})
+	}
+	defer func() { afterCompactRename = nil }()
+	if _, err := CompactDB(path, "", StoreOptions{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b == nil {
+		t.Fatal("the compaction did not reach its rename")
+	}
+	if _, err := os.Stat(path + walSuffix); err != nil {
+		t.Errorf("the log of the store opened after the rename: %v", err)
+	}
+	crash(t, b)
+	s := openStoreAt(t, path, StoreOptions{NoSync: true})
+	defer s.Close()
+	if got := scores(t, s)["after/m"]; got != 0.5 {
+		t.Errorf("the acknowledged write after the compaction: score %v, want 0.5 (lost with its log)", got)
+	}
+}

@@ -139,9 +139,12 @@ type BoltStore struct {
 	// crashOnClose makes Close skip applying the log, leaving the files
 	// as a killed process would; for tests of the replay.
 	crashOnClose bool
-	mu           sync.RWMutex // guards closed against sends on commits
-	closed       bool
-	done         chan struct{}
+	// logDropped says dropLog closed and removed the log's file, which
+	// Close must then leave alone. Only the committer uses it.
+	logDropped bool
+	mu         sync.RWMutex // guards closed against sends on commits
+	closed     bool
+	done       chan struct{}
 }
 
 // commitStats counts group commits, for metrics.
@@ -486,10 +489,28 @@ func (s *BoltStore) committer() {
 			s.fail(err)
 		}
 	}
-	if err := s.wal.close(s.failure() == nil); err != nil && s.failure() == nil {
-		s.fail(err)
+	if !s.logDropped {
+		if err := s.wal.close(s.failure() == nil); err != nil && s.failure() == nil {
+			s.fail(err)
+		}
 	}
 	s.closeErr = s.failure()
+}
+
+// dropLog applies the feedback log, then closes and removes its file; the
+// store takes no feedback writes after it. An in-place compaction calls it
+// before its rename, while it still holds the db's lock: from the rename
+// on, a store opened on the new file uses a log at the same path, which
+// this store's Close would otherwise remove.
+func (s *BoltStore) dropLog() error {
+	err := s.send(&commitReq{job: func(*bolt.DB) error {
+		s.logDropped = true
+		return s.wal.close(true)
+	}, err: make(chan error, 1)})
+	if err != nil {
+		return fmt.Errorf("remove feedback log: %w", err)
+	}
+	return nil
 }
 
 // fail records the committer's first disk error: every later write fails
