@@ -241,7 +241,14 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	stop()
 	var nj *retrain.NothingToJudgeError
 	if errors.As(err, &nj) {
-		fmt.Fprintf(env.Stdout, "refused: %v; %s not written (exit status %d)\n", err, *out, exitRefused)
+		// No comparison exists to print; in --json mode stdout is for the
+		// JSON object only, so the refusal line goes to stderr as the
+		// other outcome lines do.
+		status := env.Stdout
+		if *asJSON {
+			status = env.Stderr
+		}
+		fmt.Fprintf(status, "refused: %v; %s not written (exit status %d)\n", err, *out, exitRefused)
 		return &refusedError{verdict: err.Error(), out: *out, untrained: true}
 	}
 	if err != nil {

@@ -172,3 +172,24 @@ func TestRetrainImputes(t *testing.T) {
 		t.Errorf("exit %d, --impute none still imputed:\n%s", code, stdout)
 	}
 }
+
+// TestRetrainNothingToJudgeJSON: with --json, stdout holds one JSON object
+// or nothing; the refusal for a champion that saw every scored record
+// (exit 3) used to print its plain-text line on stdout, which a script
+// reading the JSON could not parse.
+func TestRetrainNothingToJudgeJSON(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 200, Seed: 7, Scenario: synth.Speculation})
+	base := writeRecords(t, dir, "log.jsonl", recs)
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", base, "--fast", synth.FastModel, "--strong", synth.StrongModel, "--l2", "0.03", "--folds", "3", "--hash-bits", "12", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--folds", "3", "--resamples", "50", "--json", "-o", filepath.Join(dir, "new.json"))
+	if code != exitRefused || !strings.Contains(stderr, "left to judge on") {
+		t.Fatalf("exit %d, stderr %q; want a refusal (3): nothing left to judge on", code, stderr)
+	}
+	if strings.TrimSpace(stdout) != "" {
+		t.Errorf("--json stdout is not JSON: %q", stdout)
+	}
+}
