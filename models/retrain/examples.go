@@ -428,10 +428,17 @@ func TrainedThrough(train []Labelled) time.Time {
 	return t
 }
 
-// HeldSince is the time of the oldest held-out example (zero if none).
+// HeldSince is the time of the oldest held-out example that has one (zero
+// if none does). Untimed examples sort first, and splitJudged holds some
+// out when too few timed ones qualify: taking the first held example's
+// time then gave zero, and retrain said "(no timestamps)" and left
+// held_since out of its JSON and the artifact.
 func HeldSince(held []Labelled) time.Time {
-	if len(held) == 0 {
-		return time.Time{}
+	var t time.Time
+	for i := range held {
+		if ts := held[i].TS; !ts.IsZero() && (t.IsZero() || ts.Before(t)) {
+			t = ts
+		}
 	}
-	return held[0].TS
+	return t
 }

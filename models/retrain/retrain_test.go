@@ -567,3 +567,34 @@ func TestAbsentTierNamesTheModelsThatAppear(t *testing.T) {
 		t.Errorf("both tiers appear: %v, want nil", err)
 	}
 }
+
+// TestHeldSinceSkipsUntimedExamples: a held-out slice that mixes untimed
+// records (held when too few timed ones qualify) with timed ones starts at
+// its oldest time, not at the zero time the untimed ones sort under.
+func TestHeldSinceSkipsUntimedExamples(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	var ex []Labelled
+	for i := range 10 {
+		ex = append(ex, Labelled{Example: models.Example{ID: "d" + string(rune('0'+i)), TS: day(1 + i)}, Paired: true},
+			Labelled{Example: models.Example{ID: "u" + string(rune('0'+i))}, Paired: true})
+	}
+	// The champion trained on d0-d7, so the newest half of the ten timed
+	// records holds d8, d9 and three untimed ones.
+	trained := func(id string) bool { return id[0] == 'd' && id[1] < '8' }
+	_, held, _ := splitJudged(ex, 0.5, trained)
+	var untimed int
+	for _, h := range held {
+		if h.TS.IsZero() {
+			untimed++
+		}
+	}
+	if untimed == 0 {
+		t.Fatalf("held %v: the test needs untimed records in the slice", held)
+	}
+	if got := HeldSince(held); !got.Equal(day(9)) {
+		t.Errorf("HeldSince = %v, want %v, the oldest time in the slice", got, day(9))
+	}
+	if got := HeldSince([]Labelled{{Example: models.Example{ID: "u"}}}); !got.IsZero() {
+		t.Errorf("HeldSince of untimed records = %v, want zero", got)
+	}
+}
