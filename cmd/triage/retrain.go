@@ -301,6 +301,21 @@ func kinds(m map[retrain.ExampleKind]int) string {
 	return fmt.Sprintf("%d base, %d speculated by policy, %d explored", m[retrain.KindBase], m[retrain.KindPolicy], m[retrain.KindExplored])
 }
 
+// imputedLine is the summary's line about the imputation of the tier that
+// did not run.
+func imputedLine(im retrain.ImputeStats) string {
+	// A mean over no paired record (the strong tier never wrong, say) is
+	// NaN, which says nothing to a reader.
+	prob := func(p float64) string {
+		if math.IsNaN(p) {
+			return "none seen"
+		}
+		return fmt.Sprintf("%.2f", p)
+	}
+	return fmt.Sprintf("imputed from the tier that ran: %d fast, %d strong targets (fitted on %d paired; P(fast right) %s when strong was right, %s when wrong)",
+		im.Fast, im.Strong, im.Paired, prob(im.FastGivenStrong[1]), prob(im.FastGivenStrong[0]))
+}
+
 func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	c := res.Comparison
 	st := res.Stats
@@ -320,8 +335,7 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
 	}
 	if im := res.Imputed; im.Strong+im.Fast > 0 {
-		fmt.Fprintf(w, "imputed from the tier that ran: %d fast, %d strong targets (fitted on %d paired; P(fast right) %.2f when strong was right, %.2f when wrong)\n",
-			im.Fast, im.Strong, im.Paired, im.FastGivenStrong[1], im.FastGivenStrong[0])
+		fmt.Fprintln(w, imputedLine(im))
 	}
 	if res.ScorerChange != "" {
 		fmt.Fprintln(w, res.ScorerChange)
