@@ -23,8 +23,9 @@ type Report struct {
 }
 
 // reportJSON is Report on the wire, its fields in Report's order: a
-// figure undefined on the data (NaN: APGR and CPT where the tiers' mean
-// scores are equal) is null there, as JSON has no NaN.
+// figure undefined on the data (NaN: APGR where the tiers' mean scores
+// are equal; CPT is then 1, as in metrics.py) is null there, as JSON has
+// no NaN.
 type reportJSON struct {
 	N       int      `json:"n"`
 	APGR    *float64 `json:"apgr"`
