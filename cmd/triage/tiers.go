@@ -652,7 +652,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 }
 
 // runCurvesTiers is curves for N-tier routers: a λ sweep per router.
-func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
+func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
 	names := sectionNames(paths)
 	var runs []report.TierRun
 	for i, a := range arts {
@@ -689,7 +689,7 @@ func runCurvesTiers(env *Env, paths []string, arts []*models.Artifact, recs []da
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("create output folder %s: %w", outDir, err)
 	}
-	if err := report.WriteTiers(outDir, runs, rf.data); err != nil {
+	if err := report.WriteTiers(ctx, outDir, runs, rf.data); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))

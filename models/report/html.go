@@ -47,6 +47,15 @@ func Write(ctx context.Context, dir string, page *Page) error {
 	if len(page.Sections) == 0 {
 		return fmt.Errorf("report: nothing to write")
 	}
+	return writeStaged(ctx, dir, func(stage string) error { return writeFiles(stage, page) })
+}
+
+// writeStaged has fill write a report's files into a new folder inside
+// dir, then moves them into place (renames, index.html last) only once
+// all of them are written: a run that fails part-way (a full disk) or is
+// interrupted (ctx) leaves dir's old report whole instead of half old,
+// half new. Other files in dir stay.
+func writeStaged(ctx context.Context, dir string, fill func(stage string) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create report folder: %w", err)
 	}
@@ -55,7 +64,7 @@ func Write(ctx context.Context, dir string, page *Page) error {
 		return fmt.Errorf("create report folder: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	if err := writeFiles(stage, page); err != nil {
+	if err := fill(stage); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

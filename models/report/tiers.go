@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"html/template"
@@ -42,8 +43,19 @@ var TierCurvesColumns = []string{"router", "lambda", "margin", "race", "quality"
 // WriteTiers writes, into dir, tiers_curves.csv (one row per operating
 // point of every router), tiers_reference.csv (every single tier, the
 // oracle and the convex hull of single tiers, per router), the plots
-// quality_vs_cost and tier_shares (.svg and .png) and index.html.
-func WriteTiers(dir string, runs []TierRun, data []string) error {
+// quality_vs_cost and tier_shares (.svg and .png) and index.html. Like
+// Write, it stages them and moves them into place only once all are
+// written, so a failure or an interruption (ctx) leaves the old report
+// whole.
+func WriteTiers(ctx context.Context, dir string, runs []TierRun, data []string) error {
+	if len(runs) == 0 {
+		return fmt.Errorf("report: nothing to write")
+	}
+	return writeStaged(ctx, dir, func(stage string) error { return writeTierFiles(stage, runs, data) })
+}
+
+// writeTierFiles writes WriteTiers' files into dir.
+func writeTierFiles(dir string, runs []TierRun, data []string) error {
 	var names []string
 	for _, r := range runs {
 		for _, t := range r.Tiers {

@@ -1,6 +1,9 @@
 package report
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -30,7 +33,7 @@ func TestWriteTiersUndefinedAIQ(t *testing.T) {
 		t.Fatalf("AIQ is %v on a zero cost range, want NaN (undefined)", c.AIQ)
 	}
 	dir := t.TempDir()
-	if err := WriteTiers(dir, []TierRun{{Name: "r", Tiers: tiers, Curve: c, CostUnit: "USD per request"}}, []string{"x.jsonl"}); err != nil {
+	if err := WriteTiers(context.Background(), dir, []TierRun{{Name: "r", Tiers: tiers, Curve: c, CostUnit: "USD per request"}}, []string{"x.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "index.html"))
@@ -39,5 +42,52 @@ func TestWriteTiersUndefinedAIQ(t *testing.T) {
 	}
 	if strings.Contains(string(b), "NaN") {
 		t.Errorf("index.html shows NaN for an undefined figure:\n%s", b)
+	}
+}
+
+// tierRuns is a small N-tier sweep for the tests of WriteTiers.
+func tierRuns(name string) []TierRun {
+	tiers := []models.Tier{{Name: "small"}, {Name: "mid"}, {Name: "large"}}
+	reqs := make([]replay.TierRequest, 6)
+	for i := range reqs {
+		reqs[i] = replay.TierRequest{
+			Pred:      []float64{0.2 * float64(i%3), 0.5, 0.9},
+			Score:     []float64{float64(i % 2), 1, 1},
+			LatencyMS: []float64{100, 200, 300},
+			CostUSD:   []float64{0.001, 0.01, 0.1},
+		}
+	}
+	c := replay.SweepTiers(reqs, []float64{0.001, 0.01, 0.1}, models.TierPolicy{}, replay.BillProrata, 8)
+	return []TierRun{{Name: name, Tiers: tiers, Curve: c, CostUnit: "USD per request"}}
+}
+
+// TestWriteTiersWholeOrNotAtAll: an interrupted N-tier report leaves the
+// old one whole (it wrote each file in place, one after another), and
+// nothing to write is an error, not a panic.
+func TestWriteTiersWholeOrNotAtAll(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteTiers(context.Background(), dir, tierRuns("first"), []string{"x.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	before := readDir(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteTiers(ctx, dir, tierRuns("second"), []string{"x.jsonl"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an interrupted write: %v, want context.Canceled", err)
+	}
+	if after := readDir(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after an interrupted write the folder holds %v, want the first report as it was", after)
+	}
+	if err := WriteTiers(context.Background(), dir, tierRuns("second"), []string{"x.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "tiers_curves.csv")); !strings.Contains(string(b), "second") {
+		t.Error("tiers_curves.csv is not the second report's")
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".report-new-*")); len(m) > 0 {
+		t.Errorf("staging folders left: %v", m)
+	}
+	if err := WriteTiers(context.Background(), dir, nil, nil); err == nil {
+		t.Error("WriteTiers with no run: no error")
 	}
 }
