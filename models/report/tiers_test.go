@@ -18,22 +18,12 @@ import (
 // the same mean cost: AIQ is undefined (NaN), and the page must say so
 // rather than print "NaN".
 func TestWriteTiersUndefinedAIQ(t *testing.T) {
-	tiers := []models.Tier{{Name: "small"}, {Name: "mid"}, {Name: "large"}}
-	reqs := make([]replay.TierRequest, 6)
-	for i := range reqs {
-		reqs[i] = replay.TierRequest{
-			Pred:      []float64{0.2 * float64(i%3), 0.5, 0.9},
-			Score:     []float64{float64(i % 2), 1, 1},
-			LatencyMS: []float64{100, 200, 300},
-			CostUSD:   []float64{0, 0, 0},
-		}
-	}
-	c := replay.SweepTiers(reqs, []float64{0, 0, 0}, models.TierPolicy{}, replay.BillProrata, 8)
-	if !math.IsNaN(c.AIQ) {
+	runs := tierRuns("r", [3]float64{})
+	if c := runs[0].Curve; !math.IsNaN(c.AIQ) {
 		t.Fatalf("AIQ is %v on a zero cost range, want NaN (undefined)", c.AIQ)
 	}
 	dir := t.TempDir()
-	if err := WriteTiers(context.Background(), dir, []TierRun{{Name: "r", Tiers: tiers, Curve: c, CostUnit: "USD per request"}}, []string{"x.jsonl"}); err != nil {
+	if err := WriteTiers(context.Background(), dir, runs, []string{"x.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "index.html"))
@@ -45,8 +35,9 @@ func TestWriteTiersUndefinedAIQ(t *testing.T) {
 	}
 }
 
-// tierRuns is a small N-tier sweep for the tests of WriteTiers.
-func tierRuns(name string) []TierRun {
+// tierRuns is a small N-tier sweep of three tiers at the given costs, for
+// the tests of WriteTiers.
+func tierRuns(name string, cost [3]float64) []TierRun {
 	tiers := []models.Tier{{Name: "small"}, {Name: "mid"}, {Name: "large"}}
 	reqs := make([]replay.TierRequest, 6)
 	for i := range reqs {
@@ -54,10 +45,10 @@ func tierRuns(name string) []TierRun {
 			Pred:      []float64{0.2 * float64(i%3), 0.5, 0.9},
 			Score:     []float64{float64(i % 2), 1, 1},
 			LatencyMS: []float64{100, 200, 300},
-			CostUSD:   []float64{0.001, 0.01, 0.1},
+			CostUSD:   cost[:],
 		}
 	}
-	c := replay.SweepTiers(reqs, []float64{0.001, 0.01, 0.1}, models.TierPolicy{}, replay.BillProrata, 8)
+	c := replay.SweepTiers(reqs, cost[:], models.TierPolicy{}, replay.BillProrata, 8)
 	return []TierRun{{Name: name, Tiers: tiers, Curve: c, CostUnit: "USD per request"}}
 }
 
@@ -65,20 +56,21 @@ func tierRuns(name string) []TierRun {
 // old one whole (it wrote each file in place, one after another), and
 // nothing to write is an error, not a panic.
 func TestWriteTiersWholeOrNotAtAll(t *testing.T) {
+	priced := [3]float64{0.001, 0.01, 0.1}
 	dir := t.TempDir()
-	if err := WriteTiers(context.Background(), dir, tierRuns("first"), []string{"x.jsonl"}); err != nil {
+	if err := WriteTiers(context.Background(), dir, tierRuns("first", priced), []string{"x.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
 	before := readDir(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := WriteTiers(ctx, dir, tierRuns("second"), []string{"x.jsonl"}); !errors.Is(err, context.Canceled) {
+	if err := WriteTiers(ctx, dir, tierRuns("second", priced), []string{"x.jsonl"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("an interrupted write: %v, want context.Canceled", err)
 	}
 	if after := readDir(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("after an interrupted write the folder holds %v, want the first report as it was", after)
 	}
-	if err := WriteTiers(context.Background(), dir, tierRuns("second"), []string{"x.jsonl"}); err != nil {
+	if err := WriteTiers(context.Background(), dir, tierRuns("second", priced), []string{"x.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "tiers_curves.csv")); !strings.Contains(string(b), "second") {
