@@ -372,3 +372,15 @@ func TestEvalSaysTheTiersLookSwapped(t *testing.T) {
 		t.Errorf("eval --cv with the tiers right: exit %d, %q; want 0 and no hint", code, stderr)
 	}
 }
+
+// TestScoreFullDiskSaysItOnce: score on a full stdout reports the write
+// error once, not the same message twice on one line (the buffered
+// writer's sticky error was joined with itself).
+func TestScoreFullDiskSaysItOnce(t *testing.T) {
+	model := trainSample(t, t.TempDir())
+	var errb bytes.Buffer
+	code := Main(context.Background(), []string{"score", "--model", model, "--data", sampleLog}, &Env{Stdout: fullDisk{}, Stderr: &errb})
+	if code != 1 || strings.Count(errb.String(), "no space left on device") != 1 {
+		t.Errorf("score on a full disk: exit %d, stderr %q; want 1 and the write error once", code, errb.String())
+	}
+}

@@ -92,7 +92,13 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 		if err != nil {
 			// The lines before the error, each whole: the buffer was
 			// handed to stdout in blocks, the last one cut mid-line.
-			return errors.Join(err, bw.Flush())
+			// When the error is stdout's own write error, Flush returns
+			// that same (sticky) error again: joining it would print the
+			// message twice on one line.
+			if ferr := bw.Flush(); ferr != nil && !errors.Is(err, ferr) {
+				return errors.Join(err, ferr)
+			}
+			return err
 		}
 		skipped += bad
 		if bad > 0 {
