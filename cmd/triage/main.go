@@ -96,43 +96,48 @@ func Main(ctx context.Context, args []string, env *Env) int {
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
+	// Output that did not reach its file (a full disk, a closed pipe
+	// other than SIGPIPE's) fails the command, whichever code wrote it:
+	// also version and help, which a script may capture ('triage version
+	// --json > F' on a full disk exited 0 with F empty).
+	out := &checkedWriter{w: env.Stdout}
+	cenv := *env
+	cenv.Stdout = out
+	lost := func(name string, code int) int {
+		if werr := out.Err(); werr != nil {
+			fmt.Fprintf(env.Stderr, "triage %s: write standard output: %v\n", name, werr)
+			return 1
+		}
+		return code
+	}
 	switch {
 	case len(args) == 0:
 		printUsage(env.Stderr)
 		return 2
 	case isHelp(args[0]) && len(args) == 1:
-		printUsage(env.Stdout)
-		return 0
+		printUsage(out)
+		return lost("help", 0)
 	case args[0] == "help":
 		// help CMD is CMD -h.
 		args = append(args[1:len(args):len(args)], "-h")
 	case args[0] == "version" || args[0] == "--version":
-		return runVersion(env, args[1:])
+		return lost("version", runVersion(&cenv, args[1:]))
 	}
 	cmd, rest, ok := lookup(args)
 	if !ok {
 		fmt.Fprintf(env.Stderr, "triage: unknown command %q%s (run 'triage help' for the list)\n", args[0], suggest(args[0], topLevel()))
 		return 2
 	}
-	// Output that did not reach its file (a full disk, a closed pipe
-	// other than SIGPIPE's) fails the command, whichever code wrote it.
-	out := &checkedWriter{w: env.Stdout}
-	cenv := *env
-	cenv.Stdout = out
 	err := cmd.run(ctx, &cenv, rest)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		fmt.Fprintf(env.Stderr, "triage %s: interrupted (no output file was written)\n", cmd.name)
 		return exitInterrupted
 	}
 	if err == nil {
-		if werr := out.Err(); werr != nil {
-			fmt.Fprintf(env.Stderr, "triage %s: write standard output: %v\n", cmd.name, werr)
-			return 1
-		}
-		return 0
+		return lost(cmd.name, 0)
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return lost(cmd.name, 0)
 	}
 	// One line: embedded newlines would split a message a script greps.
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")

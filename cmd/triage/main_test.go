@@ -384,3 +384,16 @@ func TestScoreFullDiskSaysItOnce(t *testing.T) {
 		t.Errorf("score on a full disk: exit %d, stderr %q; want 1 and the write error once", code, errb.String())
 	}
 }
+
+// TestVersionAndHelpOnFullDisk: version and help asked for print to
+// stdout like any command, so output lost to a full disk fails them too
+// (they exited 0 with nothing written).
+func TestVersionAndHelpOnFullDisk(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"version", "--json"}, {"--help"}, {"help", "train"}, {"eval", "-h"}, {"model", "--help"}} {
+		var errb bytes.Buffer
+		code := Main(context.Background(), args, &Env{Stdout: fullDisk{}, Stderr: &errb})
+		if code != 1 || !strings.Contains(errb.String(), "no space left on device") {
+			t.Errorf("%v on a full disk: exit %d, stderr %q; want 1 and the write error", args, code, errb.String())
+		}
+	}
+}
