@@ -51,14 +51,17 @@ func (e *DamageError) Error() string {
 // Is makes errors.Is(err, ErrDamaged) true.
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
 
+// emptyDBError names serve's --init by its command: the feedback
+// commands (export, check, compact) print this too, and have no --init
+// flag, so a bare "pass --init" sent the user to a flag they refuse.
 func emptyDBError(path string) error {
 	if held, _ := walHoldsData(path); held {
 		return fmt.Errorf("%w: %s is 0 bytes, and a feedback db never is (a crash while it was being created, or a failed copy, leaves one), "+
-			"and the feedback log %s%s beside it holds acknowledged writes of the db it was: give the right file; --init would start a new, empty store only once the log is moved aside",
+			"and the feedback log %s%s beside it holds acknowledged writes of the db it was: give the right file; 'triage serve --init' would start a new, empty store only once the log is moved aside",
 			ErrEmptyDB, path, path, walSuffix)
 	}
 	return fmt.Errorf("%w: %s is 0 bytes, and a feedback db never is (a crash while it was being created, or a failed copy, leaves one): "+
-		"give the right file, or pass --init to start a new, empty store in it", ErrEmptyDB, path)
+		"give the right file, or start 'triage serve' with --init to make a new, empty store in it", ErrEmptyDB, path)
 }
 
 // openChecked opens path read-only under a shared lock (waiting up to

@@ -217,3 +217,27 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyDBHintNamesServe: an empty --db file is refused by the
+// feedback commands with a hint to use --init; none of them has that
+// flag (only serve does), so the hint must say it is serve's.
+func TestEmptyDBHintNamesServe(t *testing.T) {
+	db := writeFile(t, t.TempDir(), "empty.db", "")
+	for _, args := range [][]string{
+		{"feedback", "export", "--db", db},
+		{"feedback", "check", "--db", db},
+		{"feedback", "compact", "--db", db},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, "0 bytes") {
+			t.Fatalf("%v on an empty db: exit %d, stderr %q; want 1 and the empty-file refusal", args, code, stderr)
+		}
+		if strings.Contains(stderr, "--init") && !strings.Contains(stderr, "triage serve") {
+			t.Errorf("%v: stderr %q tells the user to pass --init, which %s does not take; name triage serve", args, stderr, args[1])
+		}
+		// The hint's flag, given to the command itself, is refused.
+		if _, _, c := run(t, append(args, "--init")...); c != 2 {
+			t.Errorf("%v --init: exit %d; the test assumes the command has no --init flag", args, c)
+		}
+	}
+}
