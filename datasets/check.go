@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/triage-router/triage/datasets/safefile"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -82,6 +83,13 @@ func openChecked(path string, timeout time.Duration) (*os.File, *boltFile, error
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("open feedback db: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		// A folder (or device) opens fine and then fails to read as
+		// "damage": 'feedback check --db DIR' reported "damage found"
+		// and 'salvage' "nothing can be read" for a wrong path.
+		f.Close()
+		return nil, nil, fmt.Errorf("open feedback db: %s is %s, not a regular file; give --db the feedback db file triage serve was started with", path, safefile.KindOf(fi.Mode()))
 	}
 	if fi.Size() == 0 {
 		f.Close()

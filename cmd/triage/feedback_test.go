@@ -241,3 +241,19 @@ func TestEmptyDBHintNamesServe(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedbackDBIsAFolder: --db naming a folder is a wrong path, not a
+// damaged db: check reported "damage found" and salvage "nothing can be
+// read"; both now say it is a folder, as export and compact do.
+func TestFeedbackDBIsAFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"feedback", "check", "--db", dir},
+		{"feedback", "salvage", "--db", dir, "-o", filepath.Join(t.TempDir(), "new.db")},
+	} {
+		stdout, stderr, code := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, dir+" is a directory") || strings.Contains(stdout+stderr, "damage") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and a line saying --db is a folder", args, code, stdout, stderr)
+		}
+	}
+}
