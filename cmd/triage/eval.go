@@ -75,6 +75,12 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if tf.strong == "" {
 		tf.strong = a.Tiers.Strong
 	}
+	if tf.fast == tf.strong {
+		// One flag naming the router's other tier made both tiers one
+		// model: the report measured it against itself (no gap, APGR
+		// undefined) and exited 0. Refused as train and eval --cv are.
+		return usagef("pick two different models", "--fast and --strong are both %q (%s's tiers are %q and %q)", tf.fast, path, a.Tiers.Fast, a.Tiers.Strong)
+	}
 	labelName := a.Label
 	if labelName == "" {
 		labelName = tf.label

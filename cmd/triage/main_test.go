@@ -397,3 +397,19 @@ func TestVersionAndHelpOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalModelRefusesOneModelForBothTiers: eval --model with --fast
+// naming the router's strong tier (or --strong its fast one) measured a
+// model against itself and exited 0; it is a usage error, as in train.
+func TestEvalModelRefusesOneModelForBothTiers(t *testing.T) {
+	model := trainSample(t, t.TempDir())
+	for _, args := range [][]string{
+		{"--fast", "synthetic/strong-large"},
+		{"--strong", "synthetic/fast-small"},
+	} {
+		_, stderr, code := run(t, append([]string{"eval", "--model", model, "--data", sampleLog}, args...)...)
+		if code != 2 || !strings.Contains(stderr, "are both") {
+			t.Errorf("eval --model %v: exit %d, stderr %q; want 2 and both tiers named", args, code, stderr)
+		}
+	}
+}
