@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -481,9 +480,8 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if prog != nil {
 		prog("writing the plots and index.html", 0, 0)
 	}
-	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		return fmt.Errorf("create output folder %s: %w", *outDir, err)
-	}
+	// report.Write makes the folder, and removes it again if the report
+	// fails (a full disk, an interrupt): no empty folder is left behind.
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: write no report
 	}

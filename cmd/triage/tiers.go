@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -685,9 +684,6 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		for k, s := range c.Singles {
 			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
 		}
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return fmt.Errorf("create output folder %s: %w", outDir, err)
 	}
 	if err := report.WriteTiers(ctx, outDir, runs, rf.data); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -55,7 +56,15 @@ func Write(ctx context.Context, dir string, page *Page) error {
 // all of them are written: a run that fails part-way (a full disk) or is
 // interrupted (ctx) leaves dir's old report whole instead of half old,
 // half new. Other files in dir stay.
-func writeStaged(ctx context.Context, dir string, fill func(stage string) error) error {
+func writeStaged(ctx context.Context, dir string, fill func(stage string) error) (err error) {
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		// A report that fails leaves no empty folder it made behind.
+		defer func() {
+			if err != nil {
+				os.Remove(dir) // only if empty
+			}
+		}()
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create report folder: %w", err)
 	}

@@ -82,4 +82,12 @@ func TestWriteTiersWholeOrNotAtAll(t *testing.T) {
 	if err := WriteTiers(context.Background(), dir, nil, nil); err == nil {
 		t.Error("WriteTiers with no run: no error")
 	}
+	// Interrupted into a folder it had to make, it leaves no empty one.
+	fresh := filepath.Join(t.TempDir(), "report")
+	if err := WriteTiers(ctx, fresh, tierRuns("third", priced), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an interrupted write: %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an interrupted write left the folder it made: %v", err)
+	}
 }
