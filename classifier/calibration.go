@@ -71,7 +71,14 @@ func (c *Calibration) Apply(z float64) float64 {
 		// ProbEps/2 keeps that order and moves no probability by more than
 		// ProbEps/2; clamping first to [2·ProbEps, 1−2·ProbEps] keeps the
 		// sum inside the bounds, so the final clamp never flattens it.
-		q := math.Min(math.Max(c.isotonic(z), 2*ProbEps), 1-2*ProbEps)
+		iso := c.isotonic(z)
+		if math.IsNaN(iso) {
+			// No knots, X and Y of different lengths, or a NaN z: there is
+			// no probability, and no middle knot for the tie-break term
+			// below to index (with no knots that indexing panicked).
+			return iso
+		}
+		q := math.Min(math.Max(iso, 2*ProbEps), 1-2*ProbEps)
 		p = q + ProbEps/2*math.Tanh(z-c.X[(len(c.X)-1)/2])
 	default:
 		p = sigmoid(z)

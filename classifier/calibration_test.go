@@ -463,3 +463,25 @@ func TestApplyInfiniteScores(t *testing.T) {
 		}
 	}
 }
+
+// An isotonic map without knots (a hand-written or truncated artifact that
+// skipped Validate) has no probability to give: isotonic returns NaN for
+// it, but Apply went on to index X for its tie-break term and panicked.
+func TestApplyIsotonicWithoutKnotsIsNaN(t *testing.T) {
+	for _, c := range []Calibration{
+		{Method: CalibIsotonic},
+		{Method: CalibIsotonic, LinearTails: true},
+		{Method: CalibIsotonic, Y: []float64{0.5}},
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("Apply on %+v panicked: %v", c, r)
+				}
+			}()
+			if p := c.Apply(0.3); !math.IsNaN(p) {
+				t.Errorf("Apply on %+v = %v, want NaN", c, p)
+			}
+		}()
+	}
+}
