@@ -292,6 +292,14 @@ func fitRows(X *Sparse, y, weights []float64, rows []int, opts Options) (*Model,
 	start.f = o.evalGrad(theta, start.grad, true)
 	o.acceptCurv()
 	g0 := norm2(start.grad)
+	if math.IsInf(g0, 0) || math.IsNaN(g0) {
+		// Finite but huge feature values (above about 1e154) overflow
+		// ‖∇f(θ₀)‖. The tolerance, relative to it, would be +Inf and the
+		// solvers would stop at once and report the null model as
+		// converged; the Hessian's x² terms overflow too, so no step could
+		// be trusted anyway.
+		return nil, FitResult{}, fmt.Errorf("fit logistic regression: the gradient at the null model is %v (feature values too large; rescale them): %w", g0, ErrNotConverged)
+	}
 	if opts.GradTol == 0 {
 		opts.GradTol = DefaultGradTolFactor * share
 		if opts.Solver == SolverLBFGS {

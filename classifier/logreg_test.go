@@ -458,3 +458,24 @@ func TestFitIsBitIdenticalWithSpareCores(t *testing.T) {
 		}
 	}
 }
+
+// Feature values above about 1e154 pass Validate (they are finite) but make
+// ‖∇f(θ₀)‖² overflow. The tolerance GradTol·‖∇f(θ₀)‖ was then +Inf, every
+// gradient passed it, and Fit returned the null model (all weights zero)
+// as converged, with GradNorm NaN, instead of saying it could not fit.
+func TestFitRejectsOverflowingGradient(t *testing.T) {
+	X := NewSparse(2)
+	var y []float64
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range 40 {
+		x := rng.NormFloat64()
+		X.AppendRow([]int32{0, 1}, []float64{x * 1e200, rng.NormFloat64()})
+		y = append(y, float64(i%2))
+	}
+	for _, solver := range solvers {
+		m, res, err := FitDetailed(X, y, nil, Options{Solver: solver})
+		if err == nil {
+			t.Errorf("%s: Fit returned %v (%+v) and no error", solver, m, res)
+		}
+	}
+}
