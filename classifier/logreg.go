@@ -316,8 +316,8 @@ func fitRows(X *Sparse, y, weights []float64, rows []int, opts Options) (*Model,
 	if g0 == 0 {
 		// The null model is optimal already (no feature correlates with
 		// the label), and the objective is strictly convex, so it is the
-		// answer whatever Init.
-		return &Model{W: theta[: o.dim-1 : o.dim-1], B: theta[o.dim-1]}, FitResult{Solver: opts.Solver, Status: optimize.GradientThreshold.String(), Converged: true, Evaluations: 1}, nil
+		// answer whatever Init. Objective is f there (it was left at 0).
+		return &Model{W: theta[: o.dim-1 : o.dim-1], B: theta[o.dim-1]}, FitResult{Solver: opts.Solver, Status: optimize.GradientThreshold.String(), Converged: true, Evaluations: 1, Objective: start.f}, nil
 	}
 	if opts.Init != nil {
 		if len(opts.Init.W) != X.Dim {

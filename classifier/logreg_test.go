@@ -479,3 +479,22 @@ func TestFitRejectsOverflowingGradient(t *testing.T) {
 		}
 	}
 }
+
+// FitResult.Objective is f at the returned model. When the null model is
+// already optimal Fit returned it with Objective 0, although f there is
+// the mean log loss of the label mean (log 2 for labels of 1/2).
+func TestFitResultObjectiveWhenNullModelIsOptimal(t *testing.T) {
+	X := NewSparse(3)
+	for range 4 {
+		X.AppendRow([]int32{0, 1}, []float64{1, 1})
+	}
+	for _, solver := range solvers {
+		_, res, err := FitDetailed(X, []float64{0, 1, 0, 1}, nil, Options{Solver: solver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(res.Objective-math.Ln2) > 1e-12 {
+			t.Errorf("%s: Objective %v, want log 2 = %v (%+v)", solver, res.Objective, math.Ln2, res)
+		}
+	}
+}
