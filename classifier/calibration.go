@@ -314,11 +314,15 @@ func FitIsotonic(z, y, w []float64) (Calibration, error) {
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(z[a], z[b]) })
 
-	// Blocks as a stack: weight, weighted sums of z and y.
-	type block struct{ w, wz, wy float64 }
+	// Blocks as a stack: weight, weighted sums of z and y, and the
+	// position in order of the block's first point.
+	type block struct {
+		w, wz, wy float64
+		from      int
+	}
 	stack := make([]block, 0, 64)
 	for s := 0; s < len(order); {
-		var bl block
+		bl := block{from: s}
 		e := s
 		for ; e < len(order) && z[order[e]] == z[order[s]]; e++ {
 			i := order[e]
@@ -334,7 +338,7 @@ func FitIsotonic(z, y, w []float64) (Calibration, error) {
 			if top.wy*bl.w <= bl.wy*top.w {
 				break
 			}
-			bl = block{top.w + bl.w, top.wz + bl.wz, top.wy + bl.wy}
+			bl = block{top.w + bl.w, top.wz + bl.wz, top.wy + bl.wy, top.from}
 			stack = stack[:len(stack)-1]
 		}
 		stack = append(stack, bl)
@@ -343,6 +347,23 @@ func FitIsotonic(z, y, w []float64) (Calibration, error) {
 	c := Calibration{Method: CalibIsotonic, X: make([]float64, len(stack)), Y: make([]float64, len(stack))}
 	for k, bl := range stack {
 		c.X[k] = bl.wz / bl.w
+		if !finite(c.X[k]) {
+			// Finite scores and weights can overflow Σ w·z (scores near
+			// ±MaxFloat64, or weights near it), which put a knot at ±Inf:
+			// a map Validate rejects. Average with normalised weights
+			// instead, which cannot overflow, and keep it within the
+			// block's scores against rounding. Only overflowing blocks
+			// take this path.
+			to := len(order)
+			if k+1 < len(stack) {
+				to = stack[k+1].from
+			}
+			var mean float64
+			for _, i := range order[bl.from:to] {
+				mean += weightAt(w, i) / bl.w * z[i]
+			}
+			c.X[k] = math.Min(math.Max(mean, z[order[bl.from]]), z[order[to-1]])
+		}
 		c.Y[k] = math.Min(math.Max(bl.wy/bl.w, 0), 1)
 		if k > 0 {
 			// Rounding can make a pooled mean dip below the previous one.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -483,5 +484,29 @@ func TestApplyIsotonicWithoutKnotsIsNaN(t *testing.T) {
 				t.Errorf("Apply on %+v = %v, want NaN", c, p)
 			}
 		}()
+	}
+}
+
+// Finite scores and weights can overflow a block's weighted score sum
+// Σ w·z: FitIsotonic then put a knot at ±Inf, and returned, without error,
+// a map its own Validate rejects (and whose interpolation gives NaN).
+func TestFitIsotonicKnotsStayFiniteOnHugeScores(t *testing.T) {
+	for _, tc := range []struct{ z, y, w []float64 }{
+		{[]float64{1e308, 1.5e308, -1e308, -1.7e308}, []float64{1, 1, 0, 1}, nil},
+		{[]float64{10, 20, 30}, []float64{0, 1, 1}, []float64{1e307, 1e307, 1}},
+	} {
+		c, err := FitIsotonic(tc.z, tc.y, tc.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("FitIsotonic(%v, %v, %v) = %v: %v", tc.z, tc.y, tc.w, c.X, err)
+		}
+		for _, x := range c.X {
+			lo, hi := slices.Min(tc.z), slices.Max(tc.z)
+			if !(x >= lo && x <= hi) {
+				t.Errorf("knot %v outside the scores' range [%v, %v]", x, lo, hi)
+			}
+		}
 	}
 }
