@@ -335,7 +335,15 @@ func FitIsotonic(z, y, w []float64) (Calibration, error) {
 		// (a.wy/a.w > b.wy/b.w, compared without dividing).
 		for len(stack) > 0 {
 			top := stack[len(stack)-1]
-			if top.wy*bl.w <= bl.wy*top.w {
+			l, r := top.wy*bl.w, bl.wy*top.w
+			if math.IsInf(l, 0) || math.IsInf(r, 0) || l == 0 && top.wy != 0 || r == 0 && bl.wy != 0 {
+				// Huge or tiny finite weights overflow or underflow the
+				// cross products (Inf <= Inf, 0 <= 0), which left violating
+				// blocks unpooled. Compare the means themselves then; the
+				// products are kept otherwise so ordinary fits are unchanged.
+				l, r = top.wy/top.w, bl.wy/bl.w
+			}
+			if l <= r {
 				break
 			}
 			bl = block{top.w + bl.w, top.wz + bl.wz, top.wy + bl.wy, top.from}

@@ -510,3 +510,26 @@ func TestFitIsotonicKnotsStayFiniteOnHugeScores(t *testing.T) {
 		}
 	}
 }
+
+// Pool-adjacent-violators compared block means as a.wy·b.w > b.wy·a.w.
+// With large (or tiny) finite weights those products overflow to +Inf (or
+// underflow to 0) on both sides, the comparison said "in order", and a
+// violating pair was left unpooled: a mean label of 1 followed by one of
+// 1/2 gave Y = [1, 1] (after the monotone clamp) instead of the pooled
+// 3/4. Scaling every weight by one constant must not change the map.
+func TestFitIsotonicPoolsWithExtremeWeights(t *testing.T) {
+	z, y := []float64{1, 2, 3}, []float64{1, 0.5, 0.5}
+	want, err := FitIsotonic(z, y, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []float64{1e160, 1e-200} {
+		got, err := FitIsotonic(z, y, []float64{s, s, s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Y) != len(want.Y) || len(got.X) != len(want.X) || math.Abs(got.Y[0]-want.Y[0]) > 1e-12 {
+			t.Errorf("weights %g: X %v Y %v, want X %v Y %v", s, got.X, got.Y, want.X, want.Y)
+		}
+	}
+}
