@@ -674,14 +674,28 @@ func TestCurvesChecksItsFolderFirst(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ out, want string }{
+	cases := []struct{ out, want string }{
 		{file, "is a regular file, not a folder"},
 		{filepath.Join(file, "sub", "dir"), "report.html is a regular file, not a folder, so the folder cannot be made below it"},
-	} {
+	}
+	// A folder that cannot be made even by root: it failed only after the
+	// replay, when the report was written.
+	if fi, err := os.Stat("/proc/self"); err == nil && fi.IsDir() {
+		cases = append(cases, struct{ out, want string }{"/proc/triage-report/", "-o /proc/triage-report/ cannot be written"})
+	}
+	for _, c := range cases {
 		_, stderr, code := run(t, "curves", "--model", filepath.Join(dir, "absent.json"), "--data", filepath.Join(dir, "absent.jsonl"), "-o", c.out)
 		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "absent") {
 			t.Errorf("-o %s: exit %d, stderr %q; want 1 and %q before anything is read", c.out, code, stderr, c.want)
 		}
+	}
+	// A folder that can be made passes, and the probe leaves nothing.
+	_, stderr, _ := run(t, "curves", "--model", filepath.Join(dir, "absent.json"), "--data", filepath.Join(dir, "absent.jsonl"), "-o", filepath.Join(dir, "new", "report"))
+	if !strings.Contains(stderr, "absent") {
+		t.Errorf("a folder that can be made was refused: %q", stderr)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".triage-probe-*")); len(m) > 0 {
+		t.Errorf("probe folders left: %v", m)
 	}
 }
 

@@ -106,12 +106,20 @@ func count(n int, noun string) string {
 
 // checkOutDir refuses, before any work, an output folder that cannot be
 // one: a path that exists and is not a folder, or one below such a path.
-// A folder that does not exist yet is fine: it is created at the end.
+// A folder that does not exist yet is fine: it is created at the end. The
+// nearest folder that exists must take a new entry (a read-only disk, a
+// path in /proc): a probe folder is made in it and removed, so that
+// failure too comes before the work, not after a long replay.
 func checkOutDir(dir string) error {
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err == nil {
 			if fi.IsDir() {
+				probe, err := os.MkdirTemp(p, ".triage-probe-*")
+				if err != nil {
+					return fmt.Errorf("-o %s cannot be written: %w", dir, err)
+				}
+				os.Remove(probe)
 				return nil
 			}
 			if p == filepath.Clean(dir) {
