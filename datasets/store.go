@@ -248,7 +248,9 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open feedback db: %w", err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("open feedback db: %s is %s, not a regular file; give --db a file path (it is created if absent)", path, safefile.KindOf(fi.Mode()))
+		// Not "(it is created if absent)": export and compact open an
+		// existing db only, and print this too.
+		return nil, fmt.Errorf("open feedback db: %s is %s, not a regular file; give --db the path of the feedback db file", path, safefile.KindOf(fi.Mode()))
 	case fi.Size() == 0:
 		if !opts.Init {
 			return nil, emptyDBError(path)

@@ -250,9 +250,13 @@ func TestFeedbackDBIsAFolder(t *testing.T) {
 	for _, args := range [][]string{
 		{"feedback", "check", "--db", dir},
 		{"feedback", "salvage", "--db", dir, "-o", filepath.Join(t.TempDir(), "new.db")},
+		// export and compact open an existing db only: the line must not
+		// say that one is created.
+		{"feedback", "export", "--db", dir, "-o", filepath.Join(t.TempDir(), "x.jsonl")},
+		{"feedback", "compact", "--db", dir},
 	} {
 		stdout, stderr, code := run(t, args...)
-		if code != 1 || !strings.Contains(stderr, dir+" is a directory") || strings.Contains(stdout+stderr, "damage") {
+		if code != 1 || !strings.Contains(stderr, dir+" is a directory") || strings.Contains(stdout+stderr, "damage") || strings.Contains(stderr, "created") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and a line saying --db is a folder", args, code, stdout, stderr)
 		}
 	}
