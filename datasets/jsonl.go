@@ -547,10 +547,17 @@ func openLog(path string) (io.Reader, func(), error) {
 		zr.Multistream(true)
 		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
 	}
+	SkipBOM(br)
+	return br, closeF, nil
+}
+
+// SkipBOM discards a UTF-8 byte-order mark at the start of br: Windows
+// editors and spreadsheets write one, and it is not part of the text (a
+// JSON decoder or a CSV reader would take it for the first value's).
+func SkipBOM(br *bufio.Reader) {
 	if bom, _ := br.Peek(3); bytes.Equal(bom, utf8BOM) {
 		br.Discard(3)
 	}
-	return br, closeF, nil
 }
 
 // gzipReader marks the errors of a damaged or truncated gzip stream, so

@@ -111,9 +111,7 @@ func openCSV(path string, comma rune) (*csvTable, error) {
 	// reader sees it: left in, it hid the first column's name and, before
 	// a quoted first field, made the header a "bare quote" error.
 	br := bufio.NewReader(f)
-	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
-		br.Discard(3)
-	}
+	datasets.SkipBOM(br)
 	r := csv.NewReader(br)
 	if comma != 0 {
 		r.Comma = comma

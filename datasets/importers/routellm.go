@@ -221,18 +221,14 @@ func readContaminated(path string) (map[string]bool, error) {
 
 // eachJSONLine calls fn with each non-blank line of r and its number.
 func eachJSONLine(r io.Reader, name string, fn func(line int, b []byte) error) error {
-	sc := bufio.NewScanner(r)
+	br := bufio.NewReader(r)
+	datasets.SkipBOM(br)
+	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 64<<10), datasets.MaxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
-		b := sc.Bytes()
-		if line == 1 {
-			// A byte-order mark (Windows editors write one) is not part
-			// of the first record, as the log reader treats it.
-			b = bytes.TrimPrefix(b, []byte("\ufeff"))
-		}
-		b = bytes.TrimSpace(b)
+		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
 		}

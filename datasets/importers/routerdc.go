@@ -74,11 +74,7 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Record) error) (Stats, error) {
 	st := newStats()
 	br := bufio.NewReader(r)
-	// A byte-order mark (a file saved by a Windows editor) is not JSON;
-	// the other readers skip it too.
-	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
-		br.Discard(3)
-	}
+	datasets.SkipBOM(br)
 	stream := firstByte(br) == '{'
 	dec := json.NewDecoder(br)
 	if !stream {
