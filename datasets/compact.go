@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,8 +67,7 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 		// A compaction killed before its rename left its new file beside
 		// the db (as big as the db). This one holds the db's lock, so no
 		// other compaction of it is writing one now.
-		stale, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".new-*"))
-		for _, p := range stale {
+		for _, p := range staleCompactions(out) {
 			if err := os.Remove(p); err == nil {
 				res.Removed = append(res.Removed, p)
 			}
@@ -137,6 +137,32 @@ func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
 	}
 	done = true
 	return syncDir(filepath.Dir(dst))
+}
+
+// staleCompactions lists the new files that killed compactions of the
+// db at path left beside it: the names writeNewDB's CreateTemp pattern
+// makes, "." + the db's name + ".new-" + digits. It matches names by
+// prefix, not with filepath.Glob, so a db named with '[', '*' or '?'
+// (glob syntax) finds its own files, and the digits keep the files of
+// another db whose name begins with this one's (db.new-5's own
+// ".db.new-5.new-123") out of it.
+func staleCompactions(path string) []string {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+".new-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var stale []string
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || !e.Type().IsRegular() {
+			continue
+		}
+		if strings.Trim(rest, "0123456789") == "" {
+			stale = append(stale, filepath.Join(dir, e.Name()))
+		}
+	}
+	return stale
 }
 
 func syncFile(name string) error {

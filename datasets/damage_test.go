@@ -597,6 +597,34 @@ func TestCompactDBPaths(t *testing.T) {
 			t.Errorf("the stale file after compaction: %v, removed %v; want it gone and named", err, res.Removed)
 		}
 	})
+	t.Run("a db named with glob syntax finds its own stale files, and only its own", func(t *testing.T) {
+		// The clean-up matched names with filepath.Glob, in which the db's
+		// own "[1]" is a character class: it missed this db's file.
+		dir := t.TempDir()
+		path := filepath.Join(dir, "feedback[1]*.db")
+		if err := os.WriteFile(path, pristineDB(t, 10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stale := filepath.Join(dir, "."+filepath.Base(path)+".new-4711")
+		// Another db's file: "feedback[1]*.db.new-5" is a db of its own
+		// whose compaction's file starts with this db's prefix.
+		other := filepath.Join(dir, "."+filepath.Base(path)+".new-5.new-99")
+		for _, p := range []string{stale, other} {
+			if err := os.WriteFile(p, make([]byte, 4096), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) || len(res.Removed) != 1 || res.Removed[0] != stale {
+			t.Errorf("this db's stale file after compaction: %v, removed %v; want it gone and named", err, res.Removed)
+		}
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("another db's compaction file was removed: %v", err)
+		}
+	})
 	t.Run("-o the db's own feedback log is refused", func(t *testing.T) {
 		path := writeTemp(t, pristineDB(t, 10))
 		_, err := CompactDB(path, path+walSuffix, StoreOptions{NoSync: true})
