@@ -145,7 +145,13 @@ type BoltStore struct {
 	mu         sync.RWMutex // guards closed against sends on commits
 	closed     bool
 	done       chan struct{}
+	closeOnce  sync.Once
+	closeRes   error
 }
+
+// closeHook, when set, runs in the committer when Close has stopped the
+// writes and before the log is applied; for tests of concurrent closes.
+var closeHook func()
 
 // commitStats counts group commits, for metrics.
 type commitStats struct {
@@ -482,6 +488,9 @@ func (s *BoltStore) committer() {
 			s.stats.nanos.Add(int64(lastDur))
 		}
 	}
+	if closeHook != nil {
+		closeHook()
+	}
 	if s.crashOnClose {
 		s.wal.f.Close()
 		return
@@ -715,12 +724,17 @@ func (s *BoltStore) apply(extra []*walOp) error {
 func (s *BoltStore) Path() string { return s.path }
 
 // Close waits for pending writes to commit and closes the database.
+// Every call returns once the store is closed, with the first call's
+// result: a second Close racing the first (a server's shutdown and a
+// deferred close) must not return while the first still applies the
+// log, or its caller goes on to use or remove the files under it.
 func (s *BoltStore) Close() error {
+	s.closeOnce.Do(func() { s.closeRes = s.close() })
+	return s.closeRes
+}
+
+func (s *BoltStore) close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	close(s.commits)
 	s.mu.Unlock()

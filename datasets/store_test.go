@@ -452,6 +452,38 @@ func TestStoreWriteAfterCloseFails(t *testing.T) {
 	}
 }
 
+// A second Close racing the first returned at once, while the first was
+// still applying the log: its caller (a deferred close after a server's
+// shutdown) went on as if the files were closed and settled.
+func TestConcurrentCloseWaitsForTheFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "feedback.db")
+	s := openStoreAt(t, path, StoreOptions{NoSync: true})
+	if err := s.PutFeedback(context.Background(), Feedback{RequestID: "a", Model: "m", Prompt: "p", Outcome: Outcome{Score: Float(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	closeHook = func() { close(entered); <-release }
+	defer func() { closeHook = nil }()
+	first := make(chan error, 1)
+	go func() { first <- s.Close() }()
+	<-entered
+	// The release comes late enough that a second Close which does not
+	// wait has long returned; one that waits returns only after it.
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.Ping(); !errors.Is(err, ErrStoreClosed) {
+		t.Errorf("Ping after the second Close returned: %v; want ErrStoreClosed (the first was still closing the store)", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if _, err := os.Stat(path + walSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the feedback log after both closes: %v; want it applied and removed", err)
+	}
+}
+
 func TestAppendOutcomeReadsBackAsMarshal(t *testing.T) {
 	tests := []struct {
 		name string
