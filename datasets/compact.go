@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/triage-router/triage/datasets/safefile"
 )
 
 // compactTxSize caps the bytes bbolt.Compact writes per transaction.
@@ -136,7 +138,7 @@ func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
 		return err
 	}
 	done = true
-	return syncDir(filepath.Dir(dst))
+	return safefile.SyncDir(filepath.Dir(dst))
 }
 
 // staleCompactions lists the new files that killed compactions of the
@@ -172,15 +174,6 @@ func syncFile(name string) error {
 	}
 	err = f.Sync()
 	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }
 
 // isLogOf reports whether file is the feedback log of the db at path.

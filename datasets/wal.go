@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/triage-router/triage/datasets/safefile"
 )
 
 // The feedback write-ahead log.
@@ -491,12 +493,7 @@ func (w *wal) preallocate(have int64) error {
 	if err := w.f.Sync(); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(w.path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safefile.SyncDir(filepath.Dir(w.path))
 }
 
 // fits reports whether records of n bytes fit after the current end.

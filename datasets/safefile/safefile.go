@@ -7,11 +7,14 @@
 package safefile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 )
 
 // File is an output file in the making. It is an io.Writer.
@@ -106,10 +109,38 @@ func (f *File) Commit() error {
 		os.Remove(f.File.Name())
 		return fmt.Errorf("rename into %s: %w", f.path, err)
 	}
-	// Sync the directory so the rename itself survives a crash.
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
-		d.Sync()
-		d.Close()
+	// Sync the directory so the rename itself survives a crash. The new
+	// file is in place already; an error says it may not stay there.
+	if err := SyncDir(filepath.Dir(f.path)); err != nil {
+		return fmt.Errorf("%s is written but may not survive a crash: %w", f.path, err)
+	}
+	return nil
+}
+
+// dirSync syncs an open directory; tests replace it to fail.
+var dirSync = (*os.File).Sync
+
+// SyncDir fsyncs a directory, so that a file created in it or renamed
+// into it survives a crash. A filesystem or a directory that cannot be
+// synced at all (EINVAL or ENOTSUP from fsync: some network and FUSE
+// filesystems; EACCES opening a directory with no read permission) is not
+// an error, since refusing every write there would make the files
+// unwritable rather than safer; an I/O error is.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil
+		}
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	err = dirSync(d)
+	cerr := d.Close()
+	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, cerr)
 	}
 	return nil
 }

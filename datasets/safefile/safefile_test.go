@@ -1,9 +1,11 @@
 package safefile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -55,4 +57,41 @@ func TestWriteFile(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// The directory's fsync after the rename is what makes the rename survive
+// a crash; its error was ignored, so a write reported done could vanish.
+// A filesystem that cannot sync directories at all is not an error.
+func TestCommitReportsAFailedDirectorySync(t *testing.T) {
+	tests := []struct {
+		name    string
+		syncErr error
+		want    string // "" for no error
+	}{
+		{"an I/O error", syscall.EIO, "may not survive a crash"},
+		{"a filesystem that cannot sync directories (EINVAL)", syscall.EINVAL, ""},
+		{"a filesystem that cannot sync directories (ENOTSUP)", syscall.ENOTSUP, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dirSync = func(d *os.File) error {
+				if fi, err := d.Stat(); err != nil || !fi.IsDir() {
+					t.Errorf("dirSync on %s: not a directory (%v)", d.Name(), err)
+				}
+				return &os.PathError{Op: "sync", Path: d.Name(), Err: tt.syncErr}
+			}
+			defer func() { dirSync = (*os.File).Sync }()
+			path := filepath.Join(t.TempDir(), "out.json")
+			err := WriteFile(path, []byte("{}"))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("WriteFile: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) || !errors.Is(err, tt.syncErr) {
+				t.Fatalf("WriteFile: %v, want an error naming %s and saying %q", err, path, tt.want)
+			}
+		})
+	}
 }
