@@ -118,9 +118,15 @@ func Main(ctx context.Context, args []string, env *Env) int {
 		printUsage(out)
 		return lost("help", 0)
 	case args[0] == "help":
-		// help CMD is CMD -h.
+		// help CMD is CMD -h; help version and help help too, which the
+		// command table does not hold.
 		args = append(args[1:len(args):len(args)], "-h")
-	case args[0] == "version" || args[0] == "--version":
+		if isHelp(args[0]) {
+			printUsage(out)
+			return lost("help", 0)
+		}
+	}
+	if args[0] == "version" || args[0] == "--version" {
 		return lost("version", runVersion(&cenv, args[1:]))
 	}
 	cmd, rest, ok := lookup(args)

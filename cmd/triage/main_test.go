@@ -156,6 +156,8 @@ func TestHelpVersionAndTypos(t *testing.T) {
 		{"version prints the Go version", []string{"version"}, 0, runtime.Version(), "", "stderr"},
 		{"--version is version", []string{"--version"}, 0, "commit ", "", "stderr"},
 		{"version --json is one JSON object", []string{"version", "--json"}, 0, `"go":"` + runtime.Version() + `"`, "", "stderr"},
+		{"help version is version -h", []string{"help", "version"}, 0, "usage: triage version [--json]", "", "stderr"},
+		{"help help lists the commands", []string{"help", "help"}, 0, "usage: triage <command>", "", "stderr"},
 		{"version refuses what it does not take", []string{"version", "--jsn"}, 2, "", `unexpected argument "--jsn"`, "stdout"},
 		{"model alone lists its subcommands and exits 2", []string{"model"}, 2, "", "show ", "stdout"},
 		{"model --help lists its subcommands on stdout", []string{"model", "--help"}, 0, "subcommands:\n  show", "", "stderr"},
