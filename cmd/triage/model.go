@@ -127,10 +127,7 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "  %-12s %s\n", from, metricsLine(a.Metrics))
 	}
 	if len(a.TopFeatures) > 0 {
-		weightOn := "the label's log-odds"
-		if a.ScorerKind() == models.ScorerPerTier {
-			weightOn = "the strong head's log-odds minus the fast head's"
-		}
+		weightOn := scoreWeightOn(a.ScorerKind())
 		unused := ""
 		if cannot {
 			unused = "; unused while the router cannot route"
@@ -218,4 +215,18 @@ func metricsLine(m map[string]float64) string {
 		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// scoreWeightOn says what a top feature's weight (models.Artifact
+// ScoreWeights, the weight "explain" shows) is on, for a two-tier scorer.
+func scoreWeightOn(kind string) string {
+	switch kind {
+	case models.ScorerPerTier:
+		return "the strong head's log-odds minus the fast head's"
+	case models.ScorerGain:
+		return "the gain head's log-odds"
+	case models.ScorerBlend:
+		return "the mean of the gain head's log-odds and the strong head's minus the fast head's"
+	}
+	return "the label's log-odds"
 }

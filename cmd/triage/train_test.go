@@ -602,3 +602,39 @@ func TestTrainOneLabelSaysCannotRoute(t *testing.T) {
 		t.Errorf("train on a log where the strong tier wins every request: exit %d, %q", code, stderr)
 	}
 }
+
+// TestModelShowSaysWhatTheWeightsAreOn: the top features' weights are
+// ScoreWeights, which "explain" shows too; the header names what they are
+// on for each scorer (it called a gain or blend router's weights the
+// label's log-odds).
+func TestModelShowSaysWhatTheWeightsAreOn(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(raw), "\n")
+	log := writeFile(t, dir, "log.jsonl", strings.Join(lines[:600], ""))
+	for _, tt := range []struct{ scorer, want string }{
+		{"label", "weight on the label's log-odds,"},
+		{"per-tier", "weight on the strong head's log-odds minus the fast head's,"},
+		{"gain", "weight on the gain head's log-odds,"},
+		{"blend", "weight on the mean of the gain head's log-odds and the strong head's minus the fast head's,"},
+	} {
+		t.Run(tt.scorer, func(t *testing.T) {
+			model := filepath.Join(dir, tt.scorer+".json")
+			_, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--scorer", tt.scorer,
+				"--l2", "0.03", "--route-anyway", "-o", model)
+			if code != 0 {
+				t.Fatalf("train exited %d: %s", code, stderr)
+			}
+			out, stderr, code := run(t, "model", "show", model)
+			if code != 0 {
+				t.Fatalf("model show exited %d: %s", code, stderr)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("model show of a %s router lacks %q:\n%s", tt.scorer, tt.want, out)
+			}
+		})
+	}
+}
