@@ -37,9 +37,10 @@ type MergeStats struct {
 //     source wins);
 //   - the routing decision and time come from the copy that has a
 //     decision (a record created on another server by feedback carries
-//     none); if several do, from the latest, as one server keeps the
-//     latest decision for a repeated id; the request's prompt, messages
-//     and meta come from that copy too, filled in from the others;
+//     none); if several do, from the latest (at an equal time, the later
+//     source), as one server keeps the latest decision for a repeated id;
+//     the request's prompt, messages and meta come from that copy too,
+//     filled in from the others;
 //   - records with no decision keep the earliest time seen.
 //
 // The result is sorted by time, then by first appearance, like a server's
@@ -85,7 +86,9 @@ func mergeInto(dst *datasets.Record, r datasets.Record, st *MergeStats) {
 	// primary is the copy whose request and decision win.
 	primary, other := dst, &r
 	switch {
-	case r.Decision != nil && (dst.Decision == nil || r.TS.After(dst.TS)):
+	// At an equal time the later source wins, as it does for an outcome
+	// seen twice: an export taken after another has the newer view.
+	case r.Decision != nil && (dst.Decision == nil || !r.TS.Before(dst.TS)):
 		primary, other = &r, dst
 	case r.Decision == nil && dst.Decision == nil && !r.TS.IsZero() && (dst.TS.IsZero() || r.TS.Before(dst.TS)):
 		primary, other = &r, dst

@@ -167,6 +167,15 @@ func TestMergeRecords(t *testing.T) {
 			t.Errorf("decision %+v, want v2 (t=30)", got[0].Decision)
 		}
 	})
+	t.Run("at an equal time the later source's decision wins, as its outcomes do", func(t *testing.T) {
+		// The first file's was kept, while a conflicting outcome of the
+		// same two copies took the later file's.
+		got, _ := MergeRecords([]datasets.Record{rec("r1", 30, routed, map[string]datasets.Outcome{"fast": score(1)})},
+			[]datasets.Record{rec("r1", 30, later, map[string]datasets.Outcome{"fast": score(0)})})
+		if got[0].Decision.ModelVersion != "v2" || *got[0].Outcomes["fast"].Score != 0 {
+			t.Errorf("decision %+v, fast score %v; want the later source's (v2, 0)", got[0].Decision, *got[0].Outcomes["fast"].Score)
+		}
+	})
 	t.Run("an outcome seen twice is merged field by field", func(t *testing.T) {
 		lat := datasets.Outcome{LatencyMS: datasets.Float(120), Confidence: datasets.Float(-0.3)}
 		got, st := MergeRecords([]datasets.Record{rec("r1", 1, nil, map[string]datasets.Outcome{"fast": lat})},
