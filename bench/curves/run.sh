@@ -28,7 +28,7 @@ now() { date +%s.%N; }
 elapsed() { echo "$1 $2" | awk '{printf "%.2f", $2 - $1}'; }
 
 echo "== replay sweep (Go benchmark: 14,042 requests, per-request latencies, 101 thresholds x 10 accept values)"
-go test -run '^$' -bench 'BenchmarkSweep' -benchtime 5x ./models/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkSweep' -benchtime 5x ./models/replay/ | grep -E '^Benchmark'
 
 if [ -d "$DATASETS/routellm/mmlu" ]; then
 	if [ ! -s "$WORK/mmlu.jsonl" ]; then
