@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Times `triage curves` and `triage calibrate` on RouteLLM MMLU (14,042
 # records, two models) and on the synthetic latency/confidence log
 # (`triage synth --scenario speculation`), and runs the replay's Go
@@ -11,7 +11,7 @@
 # without it. Latency and cost of MMLU are per-model defaults (RouteLLM's
 # files have neither): Mixtral 400 ms / $0.0003, GPT-4 1800 ms / $0.006
 # a call.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DATASETS=${TRIAGE_DATASETS:-$ROOT/../shared/datasets}
