@@ -1,8 +1,9 @@
 // Command loadgen is a closed-loop HTTP load generator for the proxy
 // benchmarks: C clients, each on its own keep-alive HTTP/1.1 connection,
 // POST a chat completion, wait for the whole answer, and send the next,
-// for a fixed time. It prints the latency percentiles of the requests
-// that started after the warm-up; only 2xx answers count as successes.
+// for a fixed time. It prints the latency percentiles and the rate of the
+// requests that started after the warm-up and succeeded (a 2xx answer
+// read whole); failures are counted apart, their latencies left out.
 //
 //	loadgen -url http://127.0.0.1:8080/v1/chat/completions -c 200 -duration 10s -data log.jsonl
 //
@@ -125,50 +126,33 @@ func run() error {
 			time.Sleep(*ramp * time.Duration(i) / time.Duration(*clients))
 			c := &conn{addr: u.Host, timeout: time.Minute}
 			defer c.close()
-			var mine []float64
-			mineBy := map[string][]float64{}
-			errs := 0
-			models, decisions, statuses := map[string]int{}, map[string]int{}, map[string]int{}
+			mine := newTally()
 			for {
 				t0 := time.Now()
 				if t0.After(stop) {
 					break
 				}
 				resp, err := c.do(reqs[next.Add(1)%uint64(len(reqs))])
-				ok := err == nil && resp.status >= 200 && resp.status < 300
 				d := time.Since(t0)
 				all.Add(1)
 				if t0.Before(measureFrom) {
 					continue
 				}
-				mine = append(mine, float64(d.Microseconds())/1000)
-				if !ok {
-					errs++
-				}
-				if resp.status != 0 {
-					statuses[strconv.Itoa(resp.status)]++
-					if resp.model != "" {
-						models[resp.model]++
-					}
-					if resp.decision != "" {
-						decisions[resp.decision]++
-						mineBy[resp.decision] = append(mineBy[resp.decision], mine[len(mine)-1])
-					}
-				}
+				mine.add(resp, err, d)
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
-			for k, v := range mineBy {
+			lat = append(lat, mine.lat...)
+			for k, v := range mine.latBy {
 				latBy[k] = append(latBy[k], v...)
 			}
-			st.Errors += errs
-			for k, v := range models {
+			st.Errors += mine.errs
+			for k, v := range mine.models {
 				st.ByModel[k] += v
 			}
-			for k, v := range decisions {
+			for k, v := range mine.decisions {
 				st.ByDecision[k] += v
 			}
-			for k, v := range statuses {
+			for k, v := range mine.statuses {
 				st.Status[k] += v
 			}
 			mu.Unlock()
@@ -176,7 +160,7 @@ func run() error {
 	}
 	wg.Wait()
 	if len(lat) == 0 {
-		return fmt.Errorf("no request finished in the measured window")
+		return fmt.Errorf("no request succeeded in the measured window (%d failed; statuses %v)", st.Errors, st.Status)
 	}
 	slices.Sort(lat)
 	var sum float64
@@ -208,6 +192,42 @@ func run() error {
 	fmt.Printf("%s: %d clients, %d requests (%d errors), %.0f req/s; latency ms: mean %.2f p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
 		st.URL, st.Clients, st.Requests, st.Errors, st.RPS, st.MeanMS, st.P50MS, st.P90MS, st.P99MS, st.P999MS, st.MaxMS)
 	return nil
+}
+
+// tally is one client's record of the requests it started in the
+// measured window. Only a 2xx answer read whole is a success: its latency
+// goes to lat (and to latBy under its decision); a failure is counted in
+// errs, its latency dropped, so an error answered at once (a 502, a
+// refused connection) cannot pull the percentiles down.
+type tally struct {
+	lat                         []float64
+	latBy                       map[string][]float64
+	errs                        int
+	models, decisions, statuses map[string]int
+}
+
+func newTally() *tally {
+	return &tally{latBy: map[string][]float64{}, models: map[string]int{}, decisions: map[string]int{}, statuses: map[string]int{}}
+}
+
+// add records one request that took d and ended with resp and err.
+func (t *tally) add(resp response, err error, d time.Duration) {
+	if resp.status != 0 {
+		t.statuses[strconv.Itoa(resp.status)]++
+	}
+	if err != nil || resp.status < 200 || resp.status >= 300 {
+		t.errs++
+		return
+	}
+	ms := float64(d.Microseconds()) / 1000
+	t.lat = append(t.lat, ms)
+	if resp.model != "" {
+		t.models[resp.model]++
+	}
+	if resp.decision != "" {
+		t.decisions[resp.decision]++
+		t.latBy[resp.decision] = append(t.latBy[resp.decision], ms)
+	}
 }
 
 // headerList is the -H flags.
