@@ -177,4 +177,11 @@ for p in [q for q in ("triage", "triage-1", "triage-h2c") if q in paths]:
     vs = med(rs[i]["p99_ms"] - res["floor"][i]["p99_ms"] for i in range(rounds))
     print(f"{p}: CPU per request {ratio:.2f}x the floor's (target <= 1.25: {'PASS' if ratio <= 1.25 else 'FAIL'}); "
           f"added p99 {vs:+.2f} ms from the floor's (target within 2 ms: {'PASS' if vs <= 2 else 'FAIL'})")
+# A round with failed requests measured something else than the path: its
+# figures above are of the successful requests only. Say so and fail.
+bad = [f"{p} round {i+1}: {res[p][i]['errors']} errors {json.dumps(res[p][i].get('status', {}), sort_keys=True)}"
+       for p in paths for i in range(rounds) if res[p][i]["errors"]]
+if bad:
+    print("\nFAILED REQUESTS (the figures of these rounds do not describe a working path):\n  " + "\n  ".join(bad))
+    sys.exit(1)
 EOF
