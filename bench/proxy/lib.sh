@@ -1,9 +1,17 @@
 # Shared helpers of the proxy benchmarks: build, start processes on
 # 127.0.0.1:0 and read their bound address, stop them on exit.
-# Source it after setting -euo pipefail.
+# Source it after setting -euo pipefail. The work folder (binaries, logs,
+# feedback dbs) is a new temporary one, removed on exit; set WORK=dir to
+# use and keep one.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-WORK=${WORK:-$(mktemp -d -t triage-proxy-bench.XXXXXX)}
+if [ -n "${WORK:-}" ]; then
+	mkdir -p "$WORK"
+	OWN_WORK=0
+else
+	WORK=$(mktemp -d -t triage-proxy-bench.XXXXXX)
+	OWN_WORK=1
+fi
 PIDS=()
 
 cleanup() {
@@ -13,6 +21,7 @@ cleanup() {
 	for pid in "${PIDS[@]:-}"; do
 		[ -n "$pid" ] && wait "$pid" 2>/dev/null || true
 	done
+	if [ "$OWN_WORK" = 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

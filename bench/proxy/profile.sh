@@ -14,7 +14,8 @@ CLIENTS=${CLIENTS:-50}
 DURATION=${DURATION:-15s}
 MODEL=${MODEL:-triage}
 H2C=${H2C:-0}
-PROFILE=${PROFILE:-$WORK/serve.prof}
+# Outside $WORK, which is removed on exit.
+PROFILE=${PROFILE:-${TMPDIR:-/tmp}/triage-proxy.prof}
 FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
 
