@@ -20,8 +20,6 @@ DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
 FLOOR_SRC=${FLOOR_SRC:-$(cd .. && pwd)/shared/bench/floor}
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10s}
-FLOOR_PORT=${FLOOR_PORT:-18080}
-TRIAGE_PORT=${TRIAGE_PORT:-18081}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -33,6 +31,13 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 2; }
 command -v python3 >/dev/null || { echo "python3 is missing"; exit 2; }
+command -v curl >/dev/null || { echo "curl is missing"; exit 2; }
+# Free loopback ports unless given: a fixed port another run (or any
+# server) holds would make the floor fail to bind, and the floor's runs
+# would measure whatever answers there.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+FLOOR_PORT=${FLOOR_PORT:-$(free_port)}
+TRIAGE_PORT=${TRIAGE_PORT:-$(free_port)}
 
 go build -o "$WORK/triage" ./cmd/triage
 (cd "$FLOOR_SRC" && go build -o "$WORK/floor" .)
@@ -69,7 +74,8 @@ EOF
 export BODY_FILE="$WORK/body.json"
 
 "$WORK/floor" -addr "127.0.0.1:$FLOOR_PORT" 2>"$WORK/floor.log" &
-PIDS+=($!)
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
 "$WORK/triage" serve --model "$MODEL" --db "$WORK/feedback.db" --addr "127.0.0.1:$TRIAGE_PORT" 2>"$WORK/serve.log" &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -78,7 +84,16 @@ for _ in $(seq 100); do
 done
 grep -q "listening on" "$WORK/serve.log" || { cat "$WORK/serve.log"; exit 1; }
 curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$TRIAGE_PORT/v1/route" >/dev/null
+# The floor prints nothing when it listens: wait until it answers, and
+# make sure the process answering is ours (one that failed to bind exits).
+for _ in $(seq 50); do
+  kill -0 "$FLOOR_PID" 2>/dev/null || { echo "the floor exited:"; cat "$WORK/floor.log"; exit 1; }
+  curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$FLOOR_PORT/v1/route" >/dev/null && break
+  sleep 0.1
+done
 curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$FLOOR_PORT/v1/route" >/dev/null
+sleep 0.2
+kill -0 "$FLOOR_PID" 2>/dev/null || { echo "the floor exited:"; cat "$WORK/floor.log"; exit 1; }
 
 # run NAME PORT: one wrk run; appends "NAME rps p50 p99 non2xx" to results.
 run() {
