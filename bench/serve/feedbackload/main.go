@@ -20,7 +20,8 @@
 //
 // Verify (-verify FILE -export FILE): check that every acknowledged
 // feedback in FILE is in an export (JSONL from /admin/feedback/export)
-// with its score; print the lost count and exit 1 if any is lost.
+// with its score; print the lost count and exit 1 if any is lost, or if
+// FILE holds none (a check of nothing).
 package main
 
 import (
@@ -421,6 +422,11 @@ func runVerify(ackedPath, exportPath string) error {
 		}
 	}
 	fmt.Printf("acknowledged %d, exported records %d, lost %d\n", acked, records, lost)
+	if acked == 0 {
+		// Nothing to lose is not durability: the load never got a write
+		// acknowledged (server down, every post refused).
+		return fmt.Errorf("%s holds no acknowledged feedback, so nothing was checked", ackedPath)
+	}
 	if lost > 0 {
 		return fmt.Errorf("%d acknowledged feedback writes are missing", lost)
 	}
