@@ -81,7 +81,9 @@ read -r pt pm pc < <(measure /dev/null "$T" train --data "$WORK/big.jsonl" --fas
 pauc=$("$T" eval --model "$WORK/big-pertier.json" --data "$WORK/test.jsonl" --json | python3 -c 'import json,sys; r=json.load(sys.stdin)["router"]; print("%.4f, APGR %.4f" % (r["auc"], r["apgr"]))')
 # The same fit as liblinear's, on the same libsvm file: classifier.Fit
 # alone (Go benchmark; it reads the file first, outside the timing).
-fitline=$(CLASSIFIER_BENCH_SVM_IN="$WORK/big.svm" CLASSIFIER_BENCH_C=1 go test -run '^$' -bench BenchmarkFitSVM -benchtime 1x -v ./classifier 2>&1 | grep -m1 "Fit: wall" || true)
+fitout=$(CLASSIFIER_BENCH_SVM_IN="$WORK/big.svm" CLASSIFIER_BENCH_C=1 go test -run '^$' -bench BenchmarkFitSVM -benchtime 1x -v ./classifier 2>&1) ||
+  { echo "BenchmarkFitSVM failed:"; echo "$fitout"; exit 1; }
+fitline=$(grep -m1 "Fit: wall" <<<"$fitout") || { echo "BenchmarkFitSVM printed no 'Fit: wall' line:"; echo "$fitout"; exit 1; }
 echo "liblinear -s 0 (fit only, from libsvm file): ${lt}s (CPU ${lc}s), peak ${lm} MiB, held-out AUC ${lauc}"
 echo "triage classifier.Fit on the same libsvm file: ${fitline#*Fit: }"
 echo "triage train --scorer label (JSONL in, features, 2-fold calibration CV + final fit): ${gt}s (CPU ${gc}s), peak ${gm} MiB, held-out AUC ${gauc}"
