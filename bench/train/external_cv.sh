@@ -17,7 +17,8 @@ go build -o "$WORK/triage" ./cmd/triage
 awk -v k="$K" -v dir="$WORK" '{ f = (NR-1) % k; print > (dir "/fold" f ".jsonl"); for (j = 0; j < k; j++) if (j != f) print > (dir "/train" j ".jsonl") }' "$LOG"
 : > "$WORK/scores.jsonl"
 for ((f = 0; f < K; f++)); do
-  "$WORK/triage" train --data "$WORK/train$f.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "$@" -o "$WORK/router$f.json" 2>/dev/null
+  "$WORK/triage" train --data "$WORK/train$f.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "$@" -o "$WORK/router$f.json" 2>"$WORK/train$f.err" ||
+    { echo "fold $f: triage train failed:"; cat "$WORK/train$f.err"; exit 1; }
   "$WORK/triage" score --model "$WORK/router$f.json" --data "$WORK/fold$f.jsonl" >> "$WORK/scores.jsonl"
 done
 PY=""
