@@ -51,6 +51,17 @@ LATENCY_MS=50
 FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
 
+# Checked first: python3 sums up the rounds only at the end, after
+# minutes of load, and the work folder goes with the exit.
+for tool in go python3 curl getconf; do
+	command -v "$tool" >/dev/null || { echo "overhead.sh needs $tool" >&2; exit 2; }
+done
+if [ "$PORTKEY" = 1 ]; then
+	for tool in npx setsid pgrep; do
+		command -v "$tool" >/dev/null || { echo "overhead.sh needs $tool for the Portkey gateway (PORTKEY=0 skips it)" >&2; exit 2; }
+	done
+fi
+
 build
 (cd "$ROOT" && go build -o "$WORK/floorproxy" ./bench/proxy/floorproxy)
 "$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl" 2>/dev/null
