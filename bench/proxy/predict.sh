@@ -32,7 +32,8 @@ replay() {
 	local log=$1 router=$2 curves=$3 fast=$4 strong=$5 kind=$6 share=$7 scale=$8
 	shift 8
 	local th
-	th=$("$WORK/predict" pick -curves "$curves" -kind "$kind" -share "$share" 2>/dev/null)
+	th=$("$WORK/predict" pick -curves "$curves" -kind "$kind" -share "$share" 2>"$WORK/pick.err") ||
+		{ echo "no $kind operating point near strong share $share:" >&2; cat "$WORK/pick.err" >&2; exit 1; }
 	read -r spec esc acc <<<"$th"
 	start serve "$T" serve --model "$router" --db "$WORK/fb-$kind-$share.db" --config "$WORK/proxy.yaml" \
 		--addr 127.0.0.1:0 --speculate-above "$spec" --escalate-above "$esc" --accept-confidence "$acc"
