@@ -188,6 +188,11 @@ func runLoad(url string, clients int, d time.Duration, nIDs int) error {
 	if bad.Load() > 0 {
 		return fmt.Errorf("%d feedback posts got a non-2xx status", bad.Load())
 	}
+	if errs.Load() > 0 {
+		// A reset or timed-out connection is not a slow write: the server
+		// failed (or died) during the run, so the rate above is not one.
+		return fmt.Errorf("%d feedback posts failed on the connection", errs.Load())
+	}
 	return nil
 }
 

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestVerify(t *testing.T) {
@@ -35,5 +40,32 @@ func TestVerify(t *testing.T) {
 				t.Errorf("got %v, want an error with %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A server that drops feedback connections gives transport errors, not
+// acknowledged writes: the load must fail, not print a rate.
+func TestLoadFailsOnTransportErrors(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/route":
+			fmt.Fprintf(w, `{"request_id":"r%d"}`, n.Add(1))
+		case "/v1/feedback":
+			// Every other post: the connection is dropped unanswered.
+			if n.Add(1)%2 == 0 {
+				c, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					c.Close()
+				}
+				return
+			}
+			w.Write([]byte(`{}`))
+		}
+	}))
+	defer srv.Close()
+	err := runLoad(srv.URL, 2, 200*time.Millisecond, 4)
+	if err == nil || !strings.Contains(err.Error(), "failed on the connection") {
+		t.Errorf("got %v, want an error about failed connections", err)
 	}
 }
