@@ -312,9 +312,47 @@ func (s *Server) load() (*state, error) {
 	if up := s.cfg.Proxy.Tiers.List(); len(up) > 0 && len(up) != len(st.tiers) {
 		return nil, fmt.Errorf("%w: model %s has %d tiers (%s) but the config's tiers list %d upstreams; list one upstream per tier, cheapest first",
 			models.ErrBadArtifact, a.Version, len(st.tiers), strings.Join(st.tiers, ", "), len(up))
+	} else if err := checkTierOrder(st.tiers, up); err != nil {
+		return nil, fmt.Errorf("%w: model %s: %v", models.ErrBadArtifact, a.Version, err)
 	}
 	s.warnSignal(a, overridden)
 	return st, nil
+}
+
+// checkTierOrder refuses a config whose upstreams name the artifact's
+// tiers in another order. Tiers are matched by position, so such a config
+// would send each request to another tier's upstream and record that
+// upstream's answer under the chosen tier's name, corrupting the next
+// training run, with nothing in the answers to show it. Two signs are
+// unambiguous: a list entry whose name is another position's tier (a
+// client sending that name would get another model), and upstream models
+// that are exactly the artifact's tier names, shuffled. Upstream models
+// that differ from the tier names (a shifted ladder, say) are the
+// operator's choice and are let through.
+func checkTierOrder(names []string, up []proxy.Tier) error {
+	if len(up) != len(names) {
+		return nil // the count check says so
+	}
+	for i, t := range up {
+		if j := slices.Index(names, t.Name); j >= 0 && j != i {
+			return fmt.Errorf("the config's tiers[%d] is named %q, which is the model's tier %d (tiers are matched by position); list the upstreams in the model's order, cheapest first: %s",
+				i, t.Name, j, strings.Join(names, ", "))
+		}
+	}
+	ups := make([]string, len(up))
+	for i, t := range up {
+		ups[i] = t.Model
+	}
+	if !slices.Equal(ups, names) {
+		sorted, want := slices.Clone(ups), slices.Clone(names)
+		slices.Sort(sorted)
+		slices.Sort(want)
+		if slices.Equal(sorted, want) {
+			return fmt.Errorf("the config's upstream models are %s, the model's tiers in another order (tiers are matched by position, so each tier's requests would go to another's upstream); list them in the model's order, cheapest first: %s",
+				strings.Join(ups, ", "), strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 // warnSignal says, when a model is loaded, what its training log's signal

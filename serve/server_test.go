@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
 
@@ -738,5 +739,55 @@ func TestModelIDsWithSlashes(t *testing.T) {
 	}
 	if w := ts.do(t, "GET", "/v1/models/meta-llama/nothing", ""); w.Code != 404 || !strings.Contains(w.Body.String(), `"unknown_model"`) {
 		t.Errorf("GET an unknown id with a slash: %d %s, want 404 unknown_model", w.Code, w.Body)
+	}
+}
+
+// TestTierOrderChecked: tiers are matched by position, so a config that
+// lists the model's tiers in another order would send each request to
+// another tier's upstream and record its answer under the chosen tier's
+// name. It is refused at start; the model's own order, and upstream
+// models that are not the tier names, start.
+func TestTierOrderChecked(t *testing.T) {
+	start := func(t *testing.T, tiers proxy.Tiers) error {
+		t.Helper()
+		dir := t.TempDir()
+		model := filepath.Join(dir, "m.json")
+		writeArtifact(t, model, "v1", 0) // tiers mixtral (fast), gpt-4 (strong)
+		store, err := datasets.OpenBoltStore(filepath.Join(dir, "f.db"), datasets.StoreOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		cfg := DefaultConfig()
+		cfg.Proxy.Tiers = tiers
+		s, err := New(Options{Config: cfg, ModelPath: model, Store: store, Registry: newRegistry()})
+		if err == nil {
+			s.Shutdown(t.Context())
+		}
+		return err
+	}
+	up := func(name, model string) proxy.Tier {
+		return proxy.Tier{Name: name, BaseURL: "http://127.0.0.1:9/v1", Model: model}
+	}
+	for _, c := range []struct {
+		name  string
+		tiers proxy.Tiers
+		want  string // "" starts
+	}{
+		{"list named in the model's order", proxy.Tiers{Ordered: []proxy.Tier{up("mixtral", "mixtral"), up("gpt-4", "gpt-4")}}, ""},
+		{"list with names of its own", proxy.Tiers{Ordered: []proxy.Tier{up("cheap", "m-8x7b"), up("dear", "gpt-4o")}}, ""},
+		{"list named in reverse", proxy.Tiers{Ordered: []proxy.Tier{up("gpt-4", "a"), up("mixtral", "b")}}, `tiers[0] is named "gpt-4", which is the model's tier 1`},
+		{"fast and strong serving each other's model", proxy.Tiers{Fast: up("", "gpt-4"), Strong: up("", "mixtral")}, "upstream models are gpt-4, mixtral, the model's tiers in another order"},
+		{"fast and strong serving their own model", proxy.Tiers{Fast: up("", "mixtral"), Strong: up("", "gpt-4")}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := start(t, c.tiers)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("New = %v, want it to start", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, models.ErrBadArtifact)):
+				t.Errorf("New = %v, want an ErrBadArtifact saying %q", err, c.want)
+			}
+		})
 	}
 }
