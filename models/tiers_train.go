@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/triage-router/triage/classifier"
@@ -379,6 +380,20 @@ func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]flo
 	}
 	m["best_single"] = bs
 	return m
+}
+
+// DropPolicyMetrics removes from an N-tier artifact's metrics the
+// figures TierMetrics measured under one policy ("quality", "cost" and
+// "share_<k>"), keeping those no policy changes ("best_single",
+// "oracle"). A derived artifact whose policy was changed calls it: the
+// figures describe its parent's policy, and shown beside the new one
+// they read as its own.
+func DropPolicyMetrics(m map[string]float64) {
+	for k := range m {
+		if k == "quality" || k == "cost" || strings.HasPrefix(k, "share_") {
+			delete(m, k)
+		}
+	}
 }
 
 // tierFingerprint hashes the ids and every tier's score, in order.

@@ -749,6 +749,10 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	na := a.Derive(time.Now())
 	pol := op.Policy
 	na.TierPolicy = &pol
+	// The training figures of quality, cost and shares were measured at
+	// the parent's policy; model show and GET /v1/model would print them
+	// beside this one as if they were its own.
+	models.DropPolicyMetrics(na.Metrics)
 	ts := make([]string, len(solver.Targets))
 	for i, t := range solver.Targets {
 		ts[i] = t.String()

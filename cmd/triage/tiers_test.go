@@ -187,6 +187,20 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if res.RelQuality < 1.2 || res.Policy.Lambda <= 0 || *b.TierPolicy != res.Policy || b.Parent != a.Version {
 			t.Errorf("calibrate: %+v; artifact policy %+v parent %s", res, *b.TierPolicy, b.Parent)
 		}
+		// The training figures of quality, cost and shares are at the
+		// parent's λ = 0; the calibrated artifact must not show them as
+		// its own, and keeps the figures no policy changes.
+		for k := range b.Metrics {
+			if k == "quality" || k == "cost" || strings.HasPrefix(k, "share_") {
+				t.Errorf("the calibrated artifact keeps its parent's %s = %v, measured at λ = %v", k, b.Metrics[k], a.TierPolicy.Lambda)
+			}
+		}
+		if _, ok := b.Metrics["oracle"]; !ok {
+			t.Errorf("the calibrated artifact lost the oracle figure: %v", b.Metrics)
+		}
+		if _, ok := a.Metrics["quality"]; !ok {
+			t.Errorf("the trained artifact has no quality figure to drop: %v", a.Metrics)
+		}
 		_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", cal)
 		if code == 0 || !strings.Contains(stderr, "no single strong tier") {
 			t.Errorf("a strong-share target: exit %d, stderr %q; want a refusal naming the reason", code, stderr)
