@@ -587,53 +587,77 @@ type tierReplay struct {
 
 // buildTierReplay predicts every record's tier scores with r and gathers
 // each tier's score, latency, cost and calibrated confidence: from the
-// log, else the --latency/--cost defaults, else (cost) the tier's price
-// and (latency) 0, which makes every race keep whichever answer the
-// replay sees first, the lower tier's.
+// log, else the --latency/--cost defaults. A value the log and the
+// defaults give for no request of any tier is unknown: latency is then 0,
+// which makes every race keep whichever answer the replay sees first, the
+// lower tier's, and cost the tier's price. One given for some requests
+// only must be given for all (a default covers the rest), as for two
+// tiers: filling the gaps with 0 ms or with prices would mix a measured
+// figure with a made-up one (USD with price units) in one mean.
 func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map[string]float64) (*tierReplay, error) {
 	names, prices := r.Names(), r.Prices()
 	nt := len(names)
 	out := &tierReplay{}
-	var fromPrice, fromLatency int
+	// known counts the values taken from the log or a default; absent
+	// the ones neither gave, with the first record and tier lacking one.
+	type gaps struct {
+		known, absent int
+		firstID       string
+		firstTier     int
+	}
+	var latGaps, costGaps gaps
+	note := func(g *gaps, ok bool, id string, k int) {
+		switch {
+		case ok:
+			g.known++
+		case g.absent == 0:
+			g.absent, g.firstID, g.firstTier = 1, id, k
+		default:
+			g.absent++
+		}
+	}
 	var buf []float64
 	for i := range recs {
 		rec := &recs[i]
 		q := replay.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
 		ok := true
-		for k, m := range names {
-			o, has := rec.Outcomes[m]
-			if !has || o.Score == nil {
+		for _, m := range names {
+			if o, has := rec.Outcomes[m]; !has || o.Score == nil {
 				ok = false
 				break
 			}
+		}
+		if !ok {
+			out.missing++
+			continue
+		}
+		for k, m := range names {
+			o := rec.Outcomes[m]
 			q.Score[k] = *o.Score
-			switch d, hasD := lat[m]; {
+			d, hasD := lat[m]
+			switch {
 			case o.LatencyMS != nil && !o.Cancelled:
 				q.LatencyMS[k] = *o.LatencyMS
-				fromLatency++
 			case hasD:
 				q.LatencyMS[k] = d
-				fromLatency++
 			}
-			switch d, hasD := cost[m]; {
+			note(&latGaps, o.LatencyMS != nil && !o.Cancelled || hasD, rec.ID, k)
+			d, hasD = cost[m]
+			switch {
 			case o.CostUSD != nil && !o.Cancelled:
 				q.CostUSD[k] = *o.CostUSD
 			case hasD:
 				q.CostUSD[k] = d
 			default:
 				q.CostUSD[k] = prices[k]
-				fromPrice++
 			}
+			note(&costGaps, o.CostUSD != nil && !o.Cancelled || hasD, rec.ID, k)
 			q.Confidence[k] = math.NaN()
 			if o.Confidence != nil {
 				if p, ok := r.CalibratedConfidence(k, *o.Confidence); ok {
 					q.Confidence[k] = p
 				}
 			}
-		}
-		if !ok {
-			out.missing++
-			continue
 		}
 		buf = r.Predict(buf, retrain.RecordInput(rec))
 		q.Pred = append([]float64(nil), buf...)
@@ -642,11 +666,21 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 	if len(out.reqs) == 0 {
 		return nil, fmt.Errorf("no record has a score for every tier of the router (%s)", strings.Join(names, ", "))
 	}
+	for _, v := range []struct {
+		g                 gaps
+		field, flag, unit string
+	}{{latGaps, "latency_ms", "latency", "MS"}, {costGaps, "cost_usd", "cost", "USD"}} {
+		if v.g.known > 0 && v.g.absent > 0 {
+			m := names[v.g.firstTier]
+			return nil, fmt.Errorf("record %q has no %s for model %q (%d of the %d tier outcomes lack one) and there is no default; pass --%s '%s=%s'",
+				v.g.firstID, v.field, m, v.g.absent, v.g.known+v.g.absent, v.flag, m, v.unit)
+		}
+	}
 	out.costUnit = "USD per request"
-	if fromPrice > 0 {
+	if costGaps.known == 0 {
 		out.costUnit = "price units per request"
 	}
-	out.noLatency = fromLatency == 0
+	out.noLatency = latGaps.known == 0
 	return out, nil
 }
 

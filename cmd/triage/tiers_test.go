@@ -166,6 +166,46 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		}
 	})
 
+	t.Run("curves and calibrate refuse cost logged for some requests only, and take a default for the rest", func(t *testing.T) {
+		// Half the requests carry each tier's cost in USD, the other half
+		// none. Filling those with the tiers' prices (0.1, 1, 3: another
+		// unit) made "always cheap" cost their mean, 0.05005.
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if i%2 == 0 {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatal(err)
+				}
+				for m, c := range map[string]float64{"cheap": 0.0001, "chat": 0.001, "maths": 0.003} {
+					rec["outcomes"].(map[string]any)[m].(map[string]any)["cost_usd"] = c
+				}
+				nb, _ := json.Marshal(rec)
+				line = string(nb)
+			}
+			lines = append(lines, line)
+		}
+		partial := writeFile(t, dir, "partial-cost.jsonl", strings.Join(lines, "\n")+"\n")
+		out := filepath.Join(dir, "partial-report")
+		for _, args := range [][]string{{"curves", "-o", out}, {"calibrate", "--target", "quality=1.2", "-o", filepath.Join(dir, "partial.json")}} {
+			_, stderr, code := run(t, append(args, "--model", model, "--data", partial)...)
+			if code == 0 || !strings.Contains(stderr, "has no cost_usd for model") || !strings.Contains(stderr, "--cost '") {
+				t.Errorf("%s on a log with cost for half the requests: exit %d, stderr %q; want a refusal asking for --cost", args[0], code, stderr)
+			}
+		}
+		stdout, stderr, code := run(t, "curves", "--model", model, "--data", partial, "--cost", "cheap=0.0001,chat=0.001,maths=0.003", "-o", out)
+		if code != 0 {
+			t.Fatalf("curves with --cost defaults exited %d: %s", code, stderr)
+		}
+		if !strings.Contains(stdout, "always cheap") || !strings.Contains(stdout, "cost 0.0001\n") {
+			t.Errorf("curves with --cost defaults: %s; want always cheap at cost 0.0001", stdout)
+		}
+	})
+
 	t.Run("calibrate finds the cheapest λ that keeps the quality", func(t *testing.T) {
 		cal := filepath.Join(dir, "cal.json")
 		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=1.2", "--json", "-o", cal)
