@@ -700,6 +700,9 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if rl.missing > 0 {
 			fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without every tier's score\n", names[i], rl.missing)
 		}
+		// Per router: another router's tiers may have the latency this
+		// one's lack, and its billing must not carry over.
+		billing := billing
 		if rl.noLatency && billing == replay.BillProrata {
 			billing = replay.BillFull // pro rata needs the time a cancelled call ran
 		}

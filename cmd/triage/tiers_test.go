@@ -321,3 +321,62 @@ func TestCurvesRefusesMixedRouterKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestCurvesTiersBillingPerRouter: curves bills a cancelled race call pro
+// rata where the log has the time it ran, in full where it has none. A
+// router whose tiers have no latency in the log switched the billing of
+// every router listed after it to full: the second router's figures
+// changed with the order of --model.
+func TestCurvesTiersBillingPerRouter(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	texts := []string{"what is the capital of France", "write a sonnet about autumn", "prove the prime number theorem"}
+	b2f := func(ok bool) float64 {
+		if ok {
+			return 1
+		}
+		return 0
+	}
+	for i := range 90 {
+		k := i % 3
+		// small and mid log no latency; large and xl do. large is best
+		// on the first two kinds, where it races xl, which answers
+		// first and cancels it.
+		out := map[string]map[string]float64{
+			"small": {"score": b2f(k == 0)}, "mid": {"score": b2f(k < 2)},
+			"large": {"score": b2f(k < 2), "latency_ms": 1000}, "xl": {"score": b2f(k == 2 || i%2 == 0), "latency_ms": 200},
+		}
+		line, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("b%d", i), "prompt": fmt.Sprintf("%s (case %d)", texts[k], i), "outcomes": out})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	log := writeFile(t, dir, "four.jsonl", b.String())
+	small, large := filepath.Join(dir, "small-mid.json"), filepath.Join(dir, "large-xl.json")
+	for _, args := range [][]string{{"--tiers", "small=0.1,mid=1", "-o", small}, {"--tiers", "large=1,xl=3", "--race", "1", "-o", large}} {
+		if _, stderr, code := run(t, append([]string{"train", "--data", log, "--folds", "3", "--l2", "0.01"}, args...)...); code != 0 {
+			t.Fatalf("train %v exited %d: %s", args, code, stderr)
+		}
+	}
+	// The line curves prints for the large-xl router.
+	lineOf := func(models ...string) string {
+		args := []string{"curves", "--data", log, "-o", filepath.Join(t.TempDir(), "report")}
+		for _, m := range models {
+			args = append(args, "--model", m)
+		}
+		stdout, stderr, code := run(t, args...)
+		if code != 0 {
+			t.Fatalf("curves %v exited %d: %s", models, code, stderr)
+		}
+		for _, l := range strings.Split(stdout, "\n") {
+			if strings.HasPrefix(l, "large-xl:") {
+				return l
+			}
+		}
+		t.Fatalf("curves %v printed no large-xl line: %s", models, stdout)
+		return ""
+	}
+	alone, after := lineOf(large), lineOf(small, large)
+	if alone != after {
+		t.Errorf("the large-xl router's figures changed when listed after small-mid:\n alone: %s\n after: %s", alone, after)
+	}
+}
