@@ -13,7 +13,7 @@ import (
 // model says so once in the log, and says what the thresholds then do.
 func TestLoadWarnsWhenTheModelCannotRoute(t *testing.T) {
 	cannot := func(a *models.Artifact) {
-		a.Signal = &models.Signal{Routable: false, APGR: 0.478, Lo: 0.42, Hi: 0.54, Reason: "the router did no better than random"}
+		a.Signal = &models.Signal{Routable: false, APGR: 0.478, Lo: 0.42, Hi: 0.54, Gain: 0.01, GainLo: -0.02, GainHi: 0.04, Reason: "the strong tier is not measurably better than the fast one"}
 		a.Calibration = classifier.Calibration{Method: classifier.CalibPlatt} // p_hard 1/2 for every request
 		a.Policy = models.NoRoutePolicy()
 	}
