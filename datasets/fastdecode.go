@@ -123,6 +123,9 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 		case "tier":
 			bit = 128
 			dec.Tier, ok = d.Str()
+		case "policy":
+			bit = 256
+			dec.Policy, ok = d.Str()
 		default:
 			return 0, false
 		}

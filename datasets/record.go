@@ -53,6 +53,13 @@ type Decision struct {
 	Propensity float64 `json:"propensity,omitempty"`
 	// Explored is true when the decision was forced by exploration.
 	Explored bool `json:"explored,omitempty"`
+	// Policy is, on an explored decision, what the policy decided before
+	// exploration replaced it ("fast" or "escalate"): that tier ran
+	// surely and the other only by exploration, which retrain's per-tier
+	// propensities need. Thresholds set in a server's config, or those of
+	// an earlier champion, make it unrecoverable from p_hard afterwards.
+	// Empty on other decisions and in records from before it was kept.
+	Policy string `json:"policy,omitempty"`
 	// Fallback names the tier that answered when the one the decision
 	// chose failed (the proxy's fallback); empty when it answered.
 	Fallback string `json:"fallback,omitempty"`

@@ -924,6 +924,10 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	if e.Decision.Explored {
 		b = append(b, `,"explored":true`...)
 	}
+	if e.Decision.Policy != "" {
+		b = append(b, `,"policy":`...)
+		b = appendJSONString(b, e.Decision.Policy)
+	}
 	if e.Decision.Fallback != "" {
 		b = append(b, `,"fallback":`...)
 		b = appendJSONString(b, e.Decision.Fallback)

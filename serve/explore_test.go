@@ -111,14 +111,15 @@ func TestExplorationThroughTheServer(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the decision records carry propensity, explored and the model version", func(t *testing.T) {
+	t.Run("the decision records carry propensity, explored, the policy's decision and the model version", func(t *testing.T) {
 		want := map[string]struct {
 			kind     string
 			prop     float64
 			explored bool
+			policy   string // what the policy decided before exploration
 		}{
-			"spared": {"fast", 0.75, false}, "explored": {"speculate", 0.25, true},
-			"b-spared": {"fast", 0.75, false}, "b-explored": {"speculate", 0.25, true},
+			"spared": {"fast", 0.75, false, ""}, "explored": {"speculate", 0.25, true, "fast"},
+			"b-spared": {"fast", 0.75, false, ""}, "b-explored": {"speculate", 0.25, true, "fast"},
 		}
 		recs := ts.export(t)
 		if len(recs) != len(want) {
@@ -126,8 +127,8 @@ func TestExplorationThroughTheServer(t *testing.T) {
 		}
 		for _, r := range recs {
 			w, d := want[r.ID], r.Decision
-			if d == nil || d.Kind != w.kind || d.Propensity != w.prop || d.Explored != w.explored || d.ModelVersion != "v-fast" {
-				t.Errorf("%s: decision %+v, want %s propensity %v explored %v version v-fast", r.ID, d, w.kind, w.prop, w.explored)
+			if d == nil || d.Kind != w.kind || d.Propensity != w.prop || d.Explored != w.explored || d.ModelVersion != "v-fast" || d.Policy != w.policy {
+				t.Errorf("%s: decision %+v, want %s propensity %v explored %v policy %q version v-fast", r.ID, d, w.kind, w.prop, w.explored, w.policy)
 			}
 		}
 	})

@@ -377,6 +377,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	policy := res.Decision
 	res, propensity, explored := s.decide(st, res)
 	s.count(res)
 	tier, race := st.tiersOf(tres, res.Decision)
@@ -399,7 +400,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		return
 	}
 	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
-		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}}
 	s.dlog.Enqueue(it)
 }
 
@@ -474,6 +475,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		if id == "" {
 			id = reqid.New(now)
 		}
+		policy := res.Decision
 		res, propensity, explored := s.decide(st, res)
 		s.count(res)
 		tier, race := st.tiersOf(tres, res.Decision)
@@ -494,7 +496,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
-			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored}}
+			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}}
 	}
 	out = append(out, "]}"...)
 	c.Data(http.StatusOK, "application/json", out)
@@ -611,6 +613,17 @@ func (st *state) tiersOf(ch models.TierResult, taken models.Decision) (tier, rac
 		return ch.Tier, ch.Tier + 1
 	}
 	return ch.Tier - 1, ch.Tier
+}
+
+// explorePolicy is what a decision record keeps of the policy's own
+// decision: on an explored request, the one exploration replaced
+// (datasets.Decision.Policy), which retrain cannot recover from p_hard
+// once the thresholds have changed.
+func explorePolicy(policy models.Decision, explored bool) string {
+	if !explored {
+		return ""
+	}
+	return string(policy)
 }
 
 func appendExplain(b []byte, cs []models.Contribution) []byte {

@@ -344,8 +344,10 @@ func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, 
 // (propensity 1 − ε) ran the fast tier surely and the strong one only if
 // explored (ε); an escalation the other way round; a speculation the
 // policy chose ran both. An explored speculation (propensity ε) ran the
-// tier the policy would have run surely and the other with ε; which one
-// is read from p_hard against the champion's escalate threshold. A
+// tier the policy would have run surely and the other with ε. The record
+// says which (Decision.Policy); a record from before it was kept is read
+// from p_hard against the champion's escalate threshold, which is right
+// only where the thresholds that served it were the champion's. A
 // probability of 0 (ε = 0, which then cannot have run) is returned as 1.
 func tierPropensities(d *datasets.Decision, pol models.Policy) (pFast, pStrong float64) {
 	p := d.Propensity
@@ -356,7 +358,14 @@ func tierPropensities(d *datasets.Decision, pol models.Policy) (pFast, pStrong f
 	case d.Kind == "escalate":
 		pFast = 1 - p
 	case d.Explored && p < 1:
-		if d.PHard > pol.EscalateAbove {
+		escalated := d.PHard > pol.EscalateAbove
+		switch d.Policy {
+		case "escalate":
+			escalated = true
+		case "fast":
+			escalated = false
+		}
+		if escalated {
 			pFast = p
 		} else {
 			pStrong = p

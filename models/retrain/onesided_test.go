@@ -29,6 +29,11 @@ func TestTierPropensities(t *testing.T) {
 		// Explored: the tier the policy would have run is sure.
 		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.9}, 0.02, 1},
 		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.1}, 1, 0.02},
+		// The record's own policy wins over p_hard against the champion's
+		// thresholds: a server with other thresholds (its config's, or an
+		// earlier champion's) served these.
+		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.6, Policy: "escalate"}, 0.02, 1},
+		{datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, PHard: 0.9, Policy: "fast"}, 1, 0.02},
 		// ε = 0: the other tier cannot have run; no weight.
 		{datasets.Decision{Kind: "fast", Propensity: 1}, 1, 1},
 	}

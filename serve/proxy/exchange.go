@@ -636,6 +636,9 @@ func (x *exchange) finish() {
 			// Both tiers ran, as on a speculation: the record says so,
 			// with the probability of that (ε), as /v1/route records it.
 			rec.Decision.Kind, rec.Decision.Explored = "speculate", true
+			// What the policy chose, which ran surely (the other tier
+			// ran by exploration): retrain's per-tier propensities.
+			rec.Decision.Policy = x.choice.Decision
 		}
 	}
 	rec.Decision.Fallback = x.fallback

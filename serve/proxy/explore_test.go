@@ -25,10 +25,10 @@ func alwaysExplore(r models.Result) (models.Decision, float64, bool) {
 // cost is what /metrics counts as exploration's.
 func TestExploration(t *testing.T) {
 	for _, tt := range []struct {
-		prompt, wantModel, extraTier string
+		prompt, wantModel, extraTier, policy string
 	}{
-		{"F hello", "fast-model", "strong"},
-		{"E hard", "strong-model", "fast"},
+		{"F hello", "fast-model", "strong", "fast"},
+		{"E hard", "strong-model", "fast", "escalate"},
 	} {
 		t.Run(tt.prompt, func(t *testing.T) {
 			r := newRig(t, rigOptions{explore: alwaysExplore})
@@ -38,8 +38,8 @@ func TestExploration(t *testing.T) {
 			}
 			rec := r.recordings(t)[0]
 			d := rec.Decision
-			if d.Kind != "speculate" || !d.Explored || d.Propensity != 0.02 {
-				t.Errorf("decision %+v, want an explored speculation with propensity 0.02", d)
+			if d.Kind != "speculate" || !d.Explored || d.Propensity != 0.02 || d.Policy != tt.policy {
+				t.Errorf("decision %+v, want an explored speculation with propensity 0.02 and the policy's %s", d, tt.policy)
 			}
 			f, s := rec.Outcomes["fast-log-name"], rec.Outcomes["strong-log-name"]
 			if f.Cancelled || s.Cancelled || f.CostUSD == nil || s.CostUSD == nil || f.Confidence == nil {
