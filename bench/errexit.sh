@@ -31,7 +31,7 @@ bench_on_err() {
 	[ "${statuses// /}" = "$statuses" ] || pipeline=" (pipeline exit statuses: $statuses)"
 	if [ -n "$pipeline" ] || [ "${cmd%% *}" = return ]; then
 		local text=""
-		[ -r "$file" ] && text=$(sed -n "${line}p" "$file" 2>/dev/null | sed 's/^[[:space:]]*//')
+		[ -r "$file" ] && text=$(awk -v n="$line" 'NR >= n { sub(/^[ \t]+/, ""); if (sub(/\\$/, "")) { printf "%s", $0; next } print; exit }' "$file" 2>/dev/null)
 		cmd=${text:-$cmd}
 	fi
 	cmd+=$pipeline
