@@ -1,7 +1,8 @@
 # Sourced by the bench/serve scripts: build triage, start/stop servers on
 # loopback, and a tiny model so a script needs no training.
-set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errexit.sh"  # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+need curl "apt-get install -y curl"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -41,8 +42,8 @@ printf 'feedback:\n  allow_other_models: true\n' >"$ANY_MODEL"
 
 # small_model PATH: a router trained on the bundled synthetic sample log.
 small_model() {
-  "$T" train --data testdata/sample/log.jsonl --fast synthetic/fast-small \
-    --strong synthetic/strong-large --l2 0.01 -o "$1" >/dev/null 2>&1
+  quiet "$T" train --data testdata/sample/log.jsonl --fast synthetic/fast-small \
+    --strong synthetic/strong-large --l2 0.01 -o "$1" >/dev/null
 }
 
 admin() { curl -sS -H "Authorization: Bearer $TRIAGE_ADMIN_TOKEN" "$@"; }

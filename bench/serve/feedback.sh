@@ -27,9 +27,9 @@ GO
 (cd "$WORK" && go run fsync.go "$WORK/fsync.tmp")
 start_serve "$PORT" "$WORK/feedback.db" "$WORK/router.json" --config "$ANY_MODEL"
 for r in $(seq "$ROUNDS"); do
-  before=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
+  before=$(curl -sS "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
   "$WORK/feedbackload" -url "http://127.0.0.1:$PORT" -clients 64 -duration "$DURATION" -ids 2000 | tee -a "$WORK/rounds.txt"
-  after=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
+  after=$(curl -sS "http://127.0.0.1:$PORT/metrics" | awk '/^triage_feedback_(commit|log_appl)/ {print $1"="$2}' | tr '\n' ' ')
   awk -v b="$before" -v a="$after" 'BEGIN {
     n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
     n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); A[kv[1]] = kv[2] }

@@ -8,13 +8,13 @@
 # Needs wrk (apt-get install -y wrk). Loopback only.
 # Run: bash bench/serve/reload.sh
 source "$(dirname "$0")/common.sh"
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 2; }
+need wrk "apt-get install -y wrk"
 PORT=${PORT:-18093}
 RELOADS=${RELOADS:-50}
 small_model "$WORK/a.json"
 # A second valid artifact: same data, another L2, so another version.
-"$T" train --data testdata/sample/log.jsonl --fast synthetic/fast-small \
-  --strong synthetic/strong-large --l2 0.1 -o "$WORK/b.json" >/dev/null 2>&1
+quiet "$T" train --data testdata/sample/log.jsonl --fast synthetic/fast-small \
+  --strong synthetic/strong-large --l2 0.1 -o "$WORK/b.json" >/dev/null
 cp "$WORK/a.json" "$WORK/model.json"
 start_serve "$PORT" "$WORK/feedback.db" "$WORK/model.json"
 cat > "$WORK/post.lua" <<'LUA'
@@ -28,10 +28,10 @@ sleep 1
 ok=0; refused=0; other=0
 for i in $(seq "$RELOADS"); do
   if [ "$i" -eq $((RELOADS / 2)) ]; then
-    before=$(curl -s "http://127.0.0.1:$PORT/v1/model" | sed 's/.*"version":"\([^"]*\)".*/\1/')
+    before=$(curl -sS "http://127.0.0.1:$PORT/v1/model" | sed 's/.*"version":"\([^"]*\)".*/\1/')
     head -c 300 "$WORK/a.json" >"$WORK/tmp.json" && mv "$WORK/tmp.json" "$WORK/model.json"
     code=$(admin -o "$WORK/reload.json" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/admin/reload")
-    after=$(curl -s "http://127.0.0.1:$PORT/v1/model" | sed 's/.*"version":"\([^"]*\)".*/\1/')
+    after=$(curl -sS "http://127.0.0.1:$PORT/v1/model" | sed 's/.*"version":"\([^"]*\)".*/\1/')
     echo "corrupt artifact: reload answered $code: $(cat "$WORK/reload.json")"
     echo "version before $before, after $after ($([ "$before" = "$after" ] && echo unchanged || echo CHANGED))"
     [ "$code" = 422 ] && [ "$before" = "$after" ] && refused=$((refused + 1))

@@ -15,7 +15,8 @@ DURATION=${DURATION:-60}
 SAMPLE=${SAMPLE:-10}
 MAX_BYTES=${MAX_BYTES:-67108864}
 PORT=${PORT:-18093}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 2; }
+need wrk "apt-get install -y wrk"
+need python3 "apt-get install -y python3"
 small_model "$WORK/router.json"
 python3 -c 'import json; print(json.dumps({"prompt": ("Which organelle makes ATP in a eukaryotic cell, and why does it have its own DNA? " * 25)[:2000]}))' >"$WORK/body.json"
 cat >"$WORK/post.lua" <<EOF

@@ -13,7 +13,7 @@
 # Needs wrk (apt-get install -y wrk) and python3 (to JSON-encode the body).
 # Loopback only. Run from anywhere:
 #   bash bench/serve/throughput.sh            # ROUNDS=2 DURATION=10s
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh"  # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
@@ -29,9 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 2; }
-command -v python3 >/dev/null || { echo "python3 is missing"; exit 2; }
-command -v curl >/dev/null || { echo "curl is missing"; exit 2; }
+need wrk "apt-get install -y wrk"
+need python3 "apt-get install -y python3"
+need curl "apt-get install -y curl"
 # Free loopback ports unless given: a fixed port another run (or any
 # server) holds would make the floor fail to bind, and the floor's runs
 # would measure whatever answers there.
@@ -45,9 +45,10 @@ go build -o "$WORK/triage" ./cmd/triage
 MODEL=${MODEL:-}
 if [ -z "$MODEL" ]; then
   echo "training a router on RouteLLM MMLU (set MODEL=path to skip) ..."
-  "$WORK/triage" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
-  "$WORK/triage" train --data "$WORK/mmlu.jsonl" --fast mistralai/Mixtral-8x7B-Instruct-v0.1 \
-    --strong gpt-4-1106-preview -o "$WORK/router.json" 2>&1 | grep -E "^triage train" || true
+  quiet "$WORK/triage" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl"
+  logged "$WORK/train.log" "$WORK/triage" train --data "$WORK/mmlu.jsonl" --fast mistralai/Mixtral-8x7B-Instruct-v0.1 \
+    --strong gpt-4-1106-preview -o "$WORK/router.json"
+  grep -E "^triage train" "$WORK/train.log" || true
   MODEL="$WORK/router.json"
 fi
 
@@ -80,10 +81,11 @@ PIDS+=("$FLOOR_PID")
 PIDS+=($!)
 for _ in $(seq 100); do
   grep -q "listening on" "$WORK/serve.log" 2>/dev/null && break
+  kill -0 "${PIDS[1]}" 2>/dev/null || break
   sleep 0.1
 done
-grep -q "listening on" "$WORK/serve.log" || { cat "$WORK/serve.log"; exit 1; }
-curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$TRIAGE_PORT/v1/route" >/dev/null
+grep -q "listening on" "$WORK/serve.log" || { echo "triage serve did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+curl -sSf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$TRIAGE_PORT/v1/route" >/dev/null
 # The floor prints nothing when it listens: wait until it answers, and
 # make sure the process answering is ours (one that failed to bind exits).
 for _ in $(seq 50); do
@@ -91,7 +93,7 @@ for _ in $(seq 50); do
   curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$FLOOR_PORT/v1/route" >/dev/null && break
   sleep 0.1
 done
-curl -sf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$FLOOR_PORT/v1/route" >/dev/null
+curl -sSf -X POST --data-binary @"$BODY_FILE" "http://127.0.0.1:$FLOOR_PORT/v1/route" >/dev/null
 sleep 0.2
 kill -0 "$FLOOR_PID" 2>/dev/null || { echo "the floor exited:"; cat "$WORK/floor.log"; exit 1; }
 
