@@ -1,6 +1,6 @@
 # Shared helpers of the proxy benchmarks: build, start processes on
 # 127.0.0.1:0 and read their bound address, stop them on exit.
-# Source it after setting -euo pipefail. The work folder (binaries, logs,
+# Source it after bench/errexit.sh (set -Eeuo pipefail, quiet). The work folder (binaries, logs,
 # feedback dbs) is a new temporary one, removed on exit; set WORK=dir to
 # use and keep one.
 

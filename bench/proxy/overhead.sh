@@ -37,7 +37,7 @@
 # Everything but the gateway listens on 127.0.0.1:0; the gateway listens
 # on a free port on all interfaces (it has no flag for a host). Client,
 # proxies and sims share the machine's cores: note its load.
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 . "$(dirname "$0")/lib.sh"
 
 CLIENTS=${CLIENTS:-50}
@@ -64,8 +64,8 @@ fi
 
 build
 (cd "$ROOT" && go build -o "$WORK/floorproxy" ./bench/proxy/floorproxy)
-"$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl" 2>/dev/null
-"$WORK/triage" train --data "$WORK/log.jsonl" --fast $FAST --strong $STRONG -o "$WORK/router.json" >/dev/null 2>&1
+quiet "$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl"
+quiet "$WORK/triage" train --data "$WORK/log.jsonl" --fast $FAST --strong $STRONG -o "$WORK/router.json" >/dev/null
 
 start fast-sim "$WORK/triage" upstream-sim --data "$WORK/log.jsonl" --model $FAST --fixed-latency ${LATENCY_MS}ms
 FAST_ADDR=$ADDR FAST_PID=$LAST_PID

@@ -15,7 +15,7 @@
 # answers a prompt with its first record). Loopback only.
 #
 #   bench/proxy/predict.sh    # DATASETS=../shared/datasets by default
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 . "$(dirname "$0")/lib.sh"
 
 DATASETS=${DATASETS:-${TRIAGE_DATASETS:-$ROOT/../shared/datasets}}
@@ -60,13 +60,13 @@ echo "== RouteLLM GSM8K, fast/escalate thresholds"
 if [ -d "$DATASETS/routellm" ]; then
 	F=mistralai/Mixtral-8x7B-Instruct-v0.1
 	S=gpt-4-1106-preview
-	"$T" import routellm --bench gsm8k --dir "$DATASETS/routellm" -o "$WORK/gsm8k-all.jsonl" 2>/dev/null
+	quiet "$T" import routellm --bench gsm8k --dir "$DATASETS/routellm" -o "$WORK/gsm8k-all.jsonl"
 	"$WORK/predict" dedupe -data "$WORK/gsm8k-all.jsonl" -o "$WORK/gsm8k.jsonl"
-	"$T" train --data "$WORK/gsm8k.jsonl" --fast $F --strong $S -o "$WORK/gsm8k-router.json" >/dev/null 2>&1
+	quiet "$T" train --data "$WORK/gsm8k.jsonl" --fast $F --strong $S -o "$WORK/gsm8k-router.json" >/dev/null
 	# The log has no latency or cost; curves needs defaults, which do not
 	# move quality or strong share without speculation.
-	"$T" curves --model "$WORK/gsm8k-router.json" --data "$WORK/gsm8k.jsonl" --latency $F=300,$S=900 \
-		--cost $F=0.0006,$S=0.01 --resamples 1 -o "$WORK/curves-gsm8k" >/dev/null 2>&1
+	quiet "$T" curves --model "$WORK/gsm8k-router.json" --data "$WORK/gsm8k.jsonl" --latency $F=300,$S=900 \
+		--cost $F=0.0006,$S=0.01 --resamples 1 -o "$WORK/curves-gsm8k" >/dev/null
 	# No recorded latency: the sims answer after a fixed 5 ms.
 	sims "$WORK/gsm8k.jsonl" $F $S --fixed-latency 5ms
 	for share in 0.2 0.5 0.8; do
@@ -80,10 +80,10 @@ fi
 echo "== synthetic log with latency and confidence, speculate band"
 F=synthetic/fast-small
 S=synthetic/strong-large
-"$T" synth --n 2000 --latency --confidence -o "$WORK/synth-all.jsonl" 2>/dev/null
+quiet "$T" synth --n 2000 --latency --confidence -o "$WORK/synth-all.jsonl"
 "$WORK/predict" dedupe -data "$WORK/synth-all.jsonl" -o "$WORK/synth.jsonl"
-"$T" train --data "$WORK/synth.jsonl" --fast $F --strong $S -o "$WORK/synth-router.json" >/dev/null 2>&1
-"$T" curves --model "$WORK/synth-router.json" --data "$WORK/synth.jsonl" --resamples 1 -o "$WORK/curves-synth" >/dev/null 2>&1
+quiet "$T" train --data "$WORK/synth.jsonl" --fast $F --strong $S -o "$WORK/synth-router.json" >/dev/null
+quiet "$T" curves --model "$WORK/synth-router.json" --data "$WORK/synth.jsonl" --resamples 1 -o "$WORK/curves-synth" >/dev/null
 sims "$WORK/synth.jsonl" $F $S --latency-scale "$SCALE"
 replay "$WORK/synth.jsonl" "$WORK/synth-router.json" "$WORK/curves-synth/curves.csv" $F $S speculate 0.15 "$SCALE"
 replay "$WORK/synth.jsonl" "$WORK/synth-router.json" "$WORK/curves-synth/curves.csv" $F $S combined 0.4 "$SCALE"

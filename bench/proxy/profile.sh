@@ -7,7 +7,7 @@
 #
 #   bench/proxy/profile.sh   # CLIENTS=50 DURATION=15s MODEL=triage H2C=0 PROFILE=/tmp/triage-proxy.prof
 #   go tool pprof -http=: $PROFILE
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 . "$(dirname "$0")/lib.sh"
 
 CLIENTS=${CLIENTS:-50}
@@ -20,8 +20,8 @@ FAST=synthetic/fast-small
 STRONG=synthetic/strong-large
 
 build
-"$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl" 2>/dev/null
-"$WORK/triage" train --data "$WORK/log.jsonl" --fast $FAST --strong $STRONG -o "$WORK/router.json" >/dev/null 2>&1
+quiet "$WORK/triage" synth --n 2000 --latency --confidence -o "$WORK/log.jsonl"
+quiet "$WORK/triage" train --data "$WORK/log.jsonl" --fast $FAST --strong $STRONG -o "$WORK/router.json" >/dev/null
 start fast-sim "$WORK/triage" upstream-sim --data "$WORK/log.jsonl" --model $FAST --fixed-latency 50ms
 FAST_ADDR=$ADDR
 start strong-sim "$WORK/triage" upstream-sim --data "$WORK/log.jsonl" --model $STRONG --fixed-latency 50ms
@@ -37,4 +37,4 @@ SERVE_PID=$LAST_PID
 	-data "$WORK/log.jsonl" -meta -model "$MODEL"
 stop "$SERVE_PID"
 echo "# profile: $PROFILE"
-go tool pprof -top -cum -nodecount=45 "$WORK/triage" "$PROFILE" 2>/dev/null
+quiet go tool pprof -top -cum -nodecount=45 "$WORK/triage" "$PROFILE"
