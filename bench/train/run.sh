@@ -9,7 +9,7 @@
 # Needs: python3 with scikit-learn (apt-get install python3-sklearn),
 # liblinear-tools, GNU time. Run from the repository root:
 #   bash bench/train/run.sh [N]
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
@@ -40,7 +40,7 @@ measure() {
 }
 
 echo "== 1. eval --cv 5 on RouteLLM MMLU vs scikit-learn (same run) =="
-"$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl" 2>/dev/null
+quiet "$T" import routellm --bench mmlu --dir "$DATA/routellm" -o "$WORK/mmlu.jsonl"
 read -r tt tm tc < <(measure "$WORK/triage-cv.json" "$T" eval --cv 5 --data "$WORK/mmlu.jsonl" --fast "$FAST" --strong "$STRONG" --json)
 read -r st sm sc < <(cd "$ANCHORS" && SHARED_DATASETS="$DATA" measure "$WORK/sk.json" "$PY" sklearn_baseline.py mmlu)
 echo "triage  eval --cv 5 ($(nproc) cores; outer folds train concurrently, one goroutine each): ${tt}s (CPU ${tc}s), peak ${tm} MiB, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["router"]; print("APGR %.4f CPT50 %.4f CPT80 %.4f" % (r["apgr"], r["cpt50"], r["cpt80"]))' "$WORK/triage-cv.json")"
@@ -52,11 +52,11 @@ echo "ratio: triage / sklearn (one label, 5 folds, ${skone}s) = $(python3 -c "pr
 
 echo
 echo "== 2. training on $N synthetic records vs liblinear -s 0 =="
-"$T" synth --n "$N" --seed 11 -o "$WORK/big.jsonl" 2>/dev/null
-"$T" synth --n 100000 --seed 12 -o "$WORK/test.jsonl" 2>/dev/null
+quiet "$T" synth --n "$N" --seed 11 -o "$WORK/big.jsonl"
+quiet "$T" synth --n 100000 --seed 12 -o "$WORK/test.jsonl"
 SF=synthetic/fast-small; SS=synthetic/strong-large
-"$T" export-libsvm --data "$WORK/big.jsonl" --fast $SF --strong $SS -o "$WORK/big.svm" 2>/dev/null
-"$T" export-libsvm --data "$WORK/test.jsonl" --fast $SF --strong $SS -o "$WORK/test.svm" 2>/dev/null
+quiet "$T" export-libsvm --data "$WORK/big.jsonl" --fast $SF --strong $SS -o "$WORK/big.svm"
+quiet "$T" export-libsvm --data "$WORK/test.jsonl" --fast $SF --strong $SS -o "$WORK/test.svm"
 # liblinear minimises C*sum(loss) + |w|^2/2; triage minimises
 # mean(loss) + L2/2 |w|^2, so C=1 is L2 = 1/N.
 L2=$(python3 -c "print(1/$N)")
