@@ -41,19 +41,19 @@ bench_on_err() {
 	for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
 		calls+=", in ${FUNCNAME[i]} called from ${BASH_SOURCE[i + 1]##*/} line ${BASH_LINENO[i]}"
 	done
-	echo "${0##*/}: $where: failed (exit $rc): $cmd$calls" >&2
+	echo "$0: $where: failed (exit $rc): $cmd$calls" >&2
 }
 trap 'bench_on_err "$?" "$LINENO" "$BASH_COMMAND" "${PIPESTATUS[*]}"' ERR
 
 need() {
 	command -v "$1" >/dev/null 2>&1 && return 0
-	echo "${0##*/}: needs $1, which is not on PATH ($2)" >&2
+	echo "$0: needs $1, which is not on PATH ($2)" >&2
 	exit 2
 }
 
 # bench_tail LOG WHAT: the last lines of LOG on stderr, introduced by WHAT.
 bench_tail() {
-	echo "${0##*/}: $2" >&2
+	echo "$0: $2" >&2
 	tail -n "${ERR_TAIL:-30}" "$1" | sed 's/^/    /' >&2
 }
 
