@@ -11,7 +11,7 @@
 # without it. Latency and cost of MMLU are per-model defaults (RouteLLM's
 # files have neither): Mixtral 400 ms / $0.0003, GPT-4 1800 ms / $0.006
 # a call.
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DATASETS=${TRIAGE_DATASETS:-$ROOT/../shared/datasets}

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Issue 15's acceptance figures for N-tier routing: every RouterDC file
 # (routerdc-7models/*.json, 7 models, 18,928 questions) pooled into one
 # log without meta (the task is a feature only where the prompt shows
@@ -21,7 +21,7 @@
 #
 # Needs ../shared/datasets (or $TRIAGE_DATASETS). Takes about 4 minutes of
 # wall time per variant on 2 busy cores.
-set -eu
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DATASETS=${TRIAGE_DATASETS:-$ROOT/../shared/datasets}
@@ -37,7 +37,7 @@ LOG="$WORK/routerdc-pooled.jsonl"
 if [ ! -s "$LOG" ]; then
 	: >"$LOG.tmp"
 	for f in "$DC"/*.json; do
-		"$BIN" import routerdc --file "$f" --no-meta 2>/dev/null >>"$LOG.tmp"
+		quiet "$BIN" import routerdc --file "$f" --no-meta >>"$LOG.tmp"
 	done
 	mv "$LOG.tmp" "$LOG"
 fi
