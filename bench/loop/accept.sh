@@ -15,7 +15,8 @@
 # Knobs: SEED=1 CONC=8 WORK=dir EPSILON= (the server's exploration share;
 # empty keeps the default, 0.02) TRAIN_FLAGS= (extra flags for the starting
 # router's train, e.g. --difficulty; retrain keeps what they chose)
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
+need python3 "apt-get install -y python3"
 cd "$(dirname "$0")/../.."
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
 SEED=${SEED:-1}
@@ -41,7 +42,8 @@ echo "work dir: $WORK (SEED=$SEED, EPSILON=${EPSILON:-default})"
 "$L" split --data "$WORK/mmlu.jsonl" --by id --base-share 0.2 --test-share 0.2 --seed "$SEED" \
   --base "$WORK/base.jsonl" --traffic "$WORK/traffic.jsonl" --test "$WORK/test.jsonl"
 read -ra TF <<<"${TRAIN_FLAGS:-}"
-"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "${TF[@]}" -o "$WORK/start.json" 2>&1 | sed -n 1,2p
+logged "$WORK/start.txt" "$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 "${TF[@]}" -o "$WORK/start.json"
+sed -n 1,2p "$WORK/start.txt"
 cp "$WORK/start.json" "$WORK/serving.json"
 
 rm -f "$WORK/feedback.db"
@@ -78,7 +80,7 @@ case $RC in
   3) echo "retrain (one-sided feedback): refused (exit 3)"; cp "$WORK/start.json" "$WORK/new.json"
      # The refused challenger, for its own figure: the gate judges on the
      # ~35 explored records, which cannot resolve gains of this size.
-     "$T" retrain --model "$WORK/start.json" --data "$WORK/base.jsonl" --feedback "$WORK/export.jsonl" --force -o "$WORK/challenger.json" >/dev/null 2>&1 ;;
+     quiet "$T" retrain --model "$WORK/start.json" --data "$WORK/base.jsonl" --feedback "$WORK/export.jsonl" --force -o "$WORK/challenger.json" >/dev/null ;;
   *) echo "retrain failed (exit $RC)"; cat "$WORK/retrain.err"; exit 1 ;;
 esac
 [ "$RCF" = 0 ] || { echo "full-information retrain failed (exit $RCF)"; cat "$WORK/full.err"; exit 1; }

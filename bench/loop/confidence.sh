@@ -14,7 +14,9 @@
 #      `triage score`; "promoted and worse" fails the run.
 # Run from the repository root:  bash bench/loop/confidence.sh
 # Knobs: N=3000 SEED=1 CONC=8 WORK=dir
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
+need python3 "apt-get install -y python3"
+need curl "apt-get install -y curl"
 cd "$(dirname "$0")/../.."
 N=${N:-3000}
 SEED=${SEED:-1}
@@ -36,7 +38,8 @@ echo "work dir: $WORK (N=$N SEED=$SEED)"
 "$T" synth --scenario speculation --latency --confidence --n "$N" --seed "$SEED" -o "$WORK/log.jsonl"
 "$L" split --data "$WORK/log.jsonl" --by id --base-share 0.2 --test-share 0.2 --seed "$SEED" \
   --base "$WORK/base.jsonl" --traffic "$WORK/traffic.jsonl" --test "$WORK/test.jsonl"
-"$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0.2 -o "$WORK/start.json" 2>&1 | sed -n 1,2p
+logged "$WORK/start.txt" "$T" train --data "$WORK/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0.2 -o "$WORK/start.json"
+sed -n 1,2p "$WORK/start.txt"
 
 listen() { # file -> address printed as "...listening on ADDR"
   for _ in $(seq 100); do
@@ -71,7 +74,7 @@ with concurrent.futures.ThreadPoolExecutor(int(sys.argv[3])) as ex:
 c = collections.Counter(d for d, _ in got)
 print(f"proxied {len(got)} requests: {dict(c)}, explored {sum(e for _, e in got)}; no score posted")
 PY
-curl -s "$URL/metrics" | grep -E '^triage_proxy_(explored_total|exploration_cost_usd_total|cost_usd_total)' | sed 's/^/  /'
+curl -sS "$URL/metrics" | grep -E '^triage_proxy_(explored_total|exploration_cost_usd_total|cost_usd_total)' | sed 's/^/  /'
 "$T" feedback export --from "$URL" --token "$TOKEN" -o "$WORK/export.jsonl"
 
 set +e

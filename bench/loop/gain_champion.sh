@@ -8,7 +8,7 @@
 # Run from the repository root:
 #   SEED=2 WORK=/tmp/acc-2 bash bench/loop/accept.sh
 #   bash bench/loop/gain_champion.sh /tmp/acc-2
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
 cd "$(dirname "$0")/../.."
 D=${1:?usage: bench/loop/gain_champion.sh ACCEPT_WORK_DIR}
 [ -f "$D/export.jsonl" ] || { echo "$D has no export.jsonl: run bench/loop/accept.sh with WORK=$D first"; exit 2; }
@@ -16,7 +16,8 @@ go build -o "$D/triage" ./cmd/triage
 go build -o "$D/loopctl" ./bench/loop/loopctl
 T=$D/triage L=$D/loopctl
 FAST=mistralai/Mixtral-8x7B-Instruct-v0.1 STRONG=gpt-4-1106-preview
-"$T" train --data "$D/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 --scorer gain -o "$D/gstart.json" 2>&1 | sed -n 1p
+logged "$D/gstart.txt" "$T" train --data "$D/base.jsonl" --fast "$FAST" --strong "$STRONG" --holdout 0 --scorer gain -o "$D/gstart.json"
+sed -n 1p "$D/gstart.txt"
 retrain() { # OUT FLAGS...
   local out=$1; shift
   "$T" retrain --model "$D/gstart.json" --data "$D/base.jsonl" --feedback "$D/export.jsonl" --force -o "$D/$out.json" "$@" >"$D/$out.txt" 2>&1 || { cat "$D/$out.txt"; exit 1; }

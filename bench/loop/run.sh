@@ -20,7 +20,9 @@
 # The drift gauges are printed after the replay.
 # Run from the repository root:  bash bench/loop/run.sh
 # Knobs (environment): SPLIT=id|subject EPS=0.05 BAND=0.2 CONC=16 SEED=1 WORK=dir
-set -euo pipefail
+. "$(dirname "$0")/../errexit.sh" # set -Eeuo pipefail, and name a failing step
+need jq "apt-get install -y jq"
+need curl "apt-get install -y curl"
 cd "$(dirname "$0")/../.."
 DATA=${TRIAGE_DATASETS:-$(cd .. && pwd)/shared/datasets}
 SPLIT=${SPLIT:-id}
@@ -77,12 +79,13 @@ for _ in $(seq 100); do
 done
 [ -n "$ADDR" ] || { echo "server did not start"; cat "$WORK/serve.log"; exit 1; }
 URL=http://$ADDR
-echo "serving $(curl -s "$URL/v1/model" | jq -r .version) on $URL"
+VERSION=$(curl -sS "$URL/v1/model" | jq -r .version)
+echo "serving $VERSION on $URL"
 
 echo "== 4. replay =="
 "$L" replay --addr "$URL" --data "$WORK/traffic.jsonl" --fast "$FAST" --strong "$STRONG" --concurrency "$CONC"
 echo "drift gauges after the replay (no expected shares: --speculate-above overrides the thresholds they were calibrated for):"
-curl -s "$URL/metrics" | grep -E '^triage_(drift|explored)' | sed 's/^/  /'
+curl -sS "$URL/metrics" | grep -E '^triage_(drift|explored)' | sed 's/^/  /'
 
 echo "== 5. export, retrain, pick-up =="
 "$T" feedback export --from "$URL" --token "$TOKEN" -o "$WORK/export.jsonl"
@@ -104,7 +107,7 @@ if [ "$RC" = 0 ]; then
     [ "$(curl -s "$URL/v1/model" | jq -r .version)" = "$NEW" ] && break
     sleep 0.1
   done
-  GOT=$(curl -s -XPOST "$URL/v1/route" -d '{"prompt":"What is the capital of France?"}' | jq -r .model_version)
+  GOT=$(curl -sS -XPOST "$URL/v1/route" -d '{"prompt":"What is the capital of France?"}' | jq -r .model_version)
   echo "--watch picked up $NEW; /v1/route now answers with model_version $GOT"
   [ "$GOT" = "$NEW" ] || { echo "reload did not happen"; exit 1; }
   cp "$WORK/serving.json" "$WORK/promoted.json"
