@@ -26,10 +26,11 @@
 #   SETS='^routellm/' bash bench/quality/run.sh        # sets whose name matches an ERE
 #   TRAIN_FLAGS='--scorer label' bash bench/quality/run.sh   # a variant
 # Environment:
-#   WORK         work folder (default out/quality). Imported logs and folds
-#                are cached there, and so are the baseline's out-of-fold
-#                scores (keyed by the log, folds, tiers, baseline.py and the
-#                scikit-learn version), so a rerun only retrains Triage.
+#   WORK         work folder (default out/quality). The logs are imported
+#                and split into folds afresh on every run; the baseline's
+#                out-of-fold scores are cached there (keyed by the log, folds,
+#                tiers, baseline.py and the scikit-learn version), so a rerun
+#                only retrains Triage.
 #                Delete WORK to start clean; run one suite per WORK at a time.
 #   SETS         extended regex on set names (default: all). Names are
 #                routellm/mmlu, routellm/gsm8k, routellm/mt-bench, arena/...,
@@ -84,17 +85,19 @@ trap 'rm -f "$MANIFEST"' EXIT
 
 want() { grep -Eq -- "$SETS" <<<"$1"; }
 
-# prepare LOG IMPORT-ARGS...: imports WORK/logs/LOG.jsonl unless it is
-# there, then splits it into WORK/folds/LOG unless the folds are newer.
+# prepare LOG IMPORT-ARGS...: imports WORK/logs/LOG.jsonl and splits it
+# into WORK/folds/LOG, on every run. Both take under a second per log, and a
+# log or folds kept from an earlier run would go stale without notice when
+# the data, the importer or datasets.Fold change (the baseline's cache is
+# keyed by their contents, so rebuilding them costs no refit).
 prepare() {
   local log=$1 out=$WORK/logs/$1.jsonl
   shift
-  if [ ! -s "$out" ]; then
-    "$T" import "$@" -o "$out" 2>&1 | sed 's/^/  /'
-  fi
-  if [ ! -f "$WORK/folds/$log/folds.tsv" ] || [ "$out" -nt "$WORK/folds/$log/folds.tsv" ]; then
-    "$WORK/bin/folds" -log "$out" -dir "$WORK/folds/$log" 2>&1 | sed 's/^/  /'
-  fi
+  # Into a temporary file first: a failed import stops the suite and leaves
+  # no partial log behind.
+  "$T" import "$@" -o "$out.tmp" 2>&1 | sed 's/^/  /'
+  mv -f "$out.tmp" "$out"
+  "$WORK/bin/folds" -log "$out" -dir "$WORK/folds/$log" 2>&1 | sed 's/^/  /'
 }
 
 # mean LOG MODEL: the model's mean score over the log (from means.tsv).
