@@ -15,7 +15,10 @@ to the results file for compare.py.
 
 A set whose tiers have equal mean scores has no APGR (PGR divides by the
 difference): it is listed as undefined and left out of the means. So is a set
-where `triage train` or `triage score` failed, with the error.
+where `triage train` or `triage score` failed, or that has no record with
+both tiers' scores, with the error; the table and the results file are still
+written, but report.py then exits with status 1, so that run.sh fails rather
+than end on means over fewer sets than it was asked for.
 
 usage: report.py --manifest M --results R --work WORK [--train-flags F] [--wall S]
 manifest: one tab-separated line per set:
@@ -162,9 +165,10 @@ def main():
                "baseline_cached": b["cached"], "baseline_notes": b["notes"], "status": s["status"],
                "built": s["built"], "train_flags": args.train_flags, "date": date,
                "commit": commit + ("+dirty" if dirty else ""), "go_version": args.go_version,
-               "triage_lift": None, "baseline_lift": None, "noise_sd": None}
+               "triage_lift": None, "baseline_lift": None, "noise_sd": None,
+               "failed": s["status"] != "ok" or n == 0}
         if n == 0:
-            row["status"] = "no record has both tiers' scores"
+            row["status"] = "no record has both tiers' scores" + ("" if s["status"] == "ok" else f"; and {s['status']}")
         elif abs(row["r_strong"] - row["r_fast"]) < 1e-12:
             row["status"] = f"APGR undefined: both tiers' mean score is {row['r_fast']:.4f}" + (
                 "" if s["status"] == "ok" else f"; and {s['status']}")
@@ -178,6 +182,7 @@ def main():
                     row["triage_apgr"] = metrics.apgr(triage_scores(s["scores"], b["ids"]), wf, ws)
                 except (OSError, ValueError) as e:
                     row["status"] = f"triage scores unusable: {e}"
+                    row["failed"] = True
             row["baseline_lift"] = lift(row["baseline_apgr"], row["oracle_apgr"])
             row["triage_lift"] = lift(row["triage_apgr"], row["oracle_apgr"])
         rows.append(row)
@@ -213,6 +218,11 @@ def main():
           f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, numpy {np.__version__}. "
           f"TRAIN_FLAGS: {args.train_flags or '(none: the defaults)'}.")
     print(f"Results: {args.results}")
+    failed = [r for r in rows if r["failed"]]
+    if failed:
+        print(f"report: {len(failed)} of {len(rows)} sets failed and are left out of the means: "
+              + "; ".join(f"{r['set']}: {r['status']}" for r in failed), file=sys.stderr)
+        sys.exit(1)
 
 
 def summary(rows):
@@ -257,12 +267,17 @@ def summary(rows):
     for r in rows:
         if r not in ok:
             out.append(f"Left out of the means: {r['set']}: {r['status']}.")
-    tt = sum(r["triage_seconds"] for r in rows)
-    bt = sum(r["baseline_seconds"] for r in rows)
-    cached = sum(1 for r in rows if r["baseline_cached"])
+    # Over the sets in the means only: a set whose Triage run stopped at a
+    # failed fold has a Triage time of a fraction of its five folds beside a
+    # baseline time of all five.
+    timed = ok
+    tt = sum(r["triage_seconds"] for r in timed)
+    bt = sum(r["baseline_seconds"] for r in timed)
+    cached = sum(1 for r in timed if r["baseline_cached"])
     ratio = f" ({tt / bt:.2f}× the baseline)" if bt > 0 else ""
-    out.append(f"Time: Triage {tt:.1f} s (5 × train + score per set){ratio}, baseline {bt:.1f} s (read + 5 fits per set"
-               + (f"; {cached} of {len(rows)} sets' baseline times are from the cached run that computed them" if cached else "")
+    over = "" if len(timed) == len(rows) else f" over the {len(timed)} sets in the means"
+    out.append(f"Time{over}: Triage {tt:.1f} s (5 × train + score per set){ratio}, baseline {bt:.1f} s (read + 5 fits per set"
+               + (f"; {cached} of {len(timed)} sets' baseline times are from the cached run that computed them" if cached else "")
                + ").")
     return "\n".join(out)
 
