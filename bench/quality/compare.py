@@ -77,6 +77,14 @@ def main():
         ranked = sorted(both, key=lambda x: x[3])
         print("largest losses: " + ", ".join(f"{x[0]} {x[3]:+.3f}" for x in ranked[:3]))
         print("largest gains: " + ", ".join(f"{x[0]} {x[3]:+.3f}" for x in ranked[::-1][:3]))
+    # A set in both files but without a Triage APGR in one (a failed train or
+    # score, or an undefined APGR) is left out of both runs' means: name it,
+    # so that "over n sets" is not read as every set of the table.
+    partial = [(name, tag, r) for name in a if name in b
+               for tag, r in (("A", a[name]), ("B", b[name])) if r.get("triage_apgr") is None]
+    if partial:
+        print(f"left out of the means above ({len({p[0] for p in partial})}): "
+              + ", ".join(f"{name} (no Triage APGR in {tag}: {r.get('status', '?')})" for name, tag, r in partial))
     only = sorted(set(a) ^ set(b))
     if only:
         shown = ", ".join(f"{s} ({'A' if s in a else 'B'})" for s in only[:6])
