@@ -3,8 +3,9 @@
 For every set run.sh built (one line of the manifest), it pools Triage's
 out-of-fold p_hard from `triage score`, runs the scikit-learn baseline on the
 same folds (baseline.py; its out-of-fold scores are cached in WORK/baseline
-and reused while the log, the folds, the tiers, baseline.py and scikit-learn
-are unchanged), and computes with the anchors' metrics.py:
+and reused while the log, the folds, the tiers, baseline.py and the versions
+of Python, scikit-learn, scipy and numpy are unchanged), and computes with
+the anchors' metrics.py:
   - Triage's and the baseline's APGR;
   - the random router's (a constant score, so a random order: 0.5 up to the
     noise of metrics.py's eight tie-breaking draws) and the oracle's.
@@ -34,6 +35,7 @@ import subprocess
 import sys
 
 import numpy as np
+import scipy
 import sklearn
 
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
@@ -55,14 +57,25 @@ def sha256_file(path, h):
             h.update(chunk)
 
 
+def baseline_key(s):
+    """The cache key of set s's baseline scores: every input they depend on.
+    Each file is hashed on its own, so bytes moved from the end of one file
+    to the start of the next change the key. scipy is in it because
+    LogisticRegression's default solver (lbfgs) is scipy.optimize.minimize."""
+    h = hashlib.sha256()
+    for p in (baseline.__file__, s["log"], s["folds"]):
+        f = hashlib.sha256()
+        sha256_file(p, f)
+        h.update(f.digest())
+    h.update("\0".join([s["fast"], s["strong"], sklearn.__version__, np.__version__, scipy.__version__,
+                        platform.python_version()]).encode())
+    return h.hexdigest()
+
+
 def cached_baseline(work, s):
     """The baseline's out-of-fold scores for set s, from the cache when its
     inputs are unchanged, else computed and cached."""
-    h = hashlib.sha256()
-    for p in (baseline.__file__, s["log"], s["folds"]):
-        sha256_file(p, h)
-    h.update("\0".join([s["fast"], s["strong"], sklearn.__version__, np.__version__]).encode())
-    key = h.hexdigest()
+    key = baseline_key(s)
     path = os.path.join(work, "baseline", s["name"].replace("/", "_") + ".json")
     try:
         with open(path) as f:

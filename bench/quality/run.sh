@@ -29,8 +29,8 @@
 #   WORK         work folder (default out/quality). The logs are imported
 #                and split into folds afresh on every run; the baseline's
 #                out-of-fold scores are cached there (keyed by the log, folds,
-#                tiers, baseline.py and the scikit-learn version), so a rerun
-#                only retrains Triage.
+#                tiers, baseline.py and the Python, scikit-learn, scipy and
+#                numpy versions), so a rerun only retrains Triage.
 #                Delete WORK to start clean; run one suite per WORK at a time.
 #   SETS         extended regex on set names (default: all). Names are
 #                routellm/mmlu, routellm/gsm8k, routellm/mt-bench, arena/...,

@@ -11,6 +11,8 @@ import sys
 import tempfile
 import unittest
 
+import numpy as np
+
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 import compare
 import report
@@ -37,6 +39,51 @@ class Summary(unittest.TestCase):
     def test_time_over_all_sets_when_none_failed(self):
         s = report.summary([row("a", 0.6, 0.55), row("b", 0.5, 0.52)])
         self.assertIn("Time: Triage 20.0 s (5 × train + score per set) (5.00× the baseline), baseline 4.0 s", s)
+
+
+class BaselineCache(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        d = self.dir.name
+        self.set = {"name": "t/x", "log": os.path.join(d, "log.jsonl"), "folds": os.path.join(d, "folds.tsv"),
+                    "fast": "f", "strong": "s"}
+        with open(self.set["log"], "w") as f:
+            f.write('{"id":"a","prompt":"p","outcomes":{"f":{"score":0},"s":{"score":1}}}\n')
+        with open(self.set["folds"], "w") as f:
+            f.write("a\t0\n")
+        self.fits = 0
+        self.real_run = report.baseline.run
+
+        def fake_run(log, folds, fast, strong):
+            self.fits += 1
+            return {"ids": ["a"], "fast": np.zeros(1), "strong": np.ones(1), "score": np.full(1, self.fits / 10),
+                    "notes": [], "seconds": 0.1}
+        report.baseline.run = fake_run
+
+    def tearDown(self):
+        report.baseline.run = self.real_run
+        self.dir.cleanup()
+
+    def test_reused_while_inputs_are_unchanged(self):
+        w = os.path.join(self.dir.name, "work")
+        self.assertFalse(report.cached_baseline(w, self.set)["cached"])
+        self.assertTrue(report.cached_baseline(w, self.set)["cached"])
+        self.assertEqual(self.fits, 1)
+
+    def test_refitted_when_the_folds_or_scipy_change(self):
+        w = os.path.join(self.dir.name, "work")
+        report.cached_baseline(w, self.set)
+        with open(self.set["folds"], "w") as f:
+            f.write("a\t1\n")
+        self.assertFalse(report.cached_baseline(w, self.set)["cached"])
+        real = report.scipy.__version__
+        report.scipy.__version__ = real + ".other"
+        try:
+            r = report.cached_baseline(w, self.set)
+        finally:
+            report.scipy.__version__ = real
+        self.assertFalse(r["cached"], "a scipy upgrade served the old fit (lbfgs is scipy.optimize.minimize)")
+        self.assertEqual(self.fits, 3)
 
 
 class Compare(unittest.TestCase):
