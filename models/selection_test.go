@@ -197,9 +197,17 @@ func TestPickOneSE(t *testing.T) {
 }
 
 // noSignalExamples are synthetic prompts whose outcomes are coin flips:
-// the fast tier right half the time, the strong tier 70%.
+// the fast tier right half the time, the strong tier 70%. (Its draws are
+// those the figures in docs/quality.md item 5 were measured on.)
 func noSignalExamples(n int, seed uint64) []Example {
-	return coinFlipExamples(n, seed, 0.5, 0.7)
+	recs, _ := synth.Generate(synth.Options{N: n, Seed: seed})
+	rng := rand.New(rand.NewPCG(seed, 99))
+	ex := make([]Example, len(recs))
+	for i, r := range recs {
+		ex[i] = Example{ID: r.ID, Input: features.Input{Prompt: r.Prompt, Meta: r.Meta},
+			Fast: float64(rng.IntN(2)), Strong: float64(b2i(rng.Float64() < 0.7)), Fold: i % 3}
+	}
+	return ex
 }
 
 // coinFlipExamples are synthetic prompts whose outcomes are coin flips,
