@@ -13,11 +13,14 @@ judged on the same fitted routers, with the anchors' metrics.py, and only
 the decision differs.
 
 The rules:
-  current   the shipped one (models/signal.go): the gain's interval lies
-            above 0 and the out-of-fold APGR is above 0.5;
-  gain-only the gain's interval lies above 0 (route on any ranking);
+  current   the shipped one (models/signal.go, since docs/quality.md item
+            21): the gain's interval lies above 0 (keep any ranking);
+  apgr-half the one before item 21: the gain's interval lies above 0 and the
+            out-of-fold APGR is above 0.5;
   k1        the gain's interval lies above 0 and the APGR is above 0.5 minus
             one standard error ("not worse than random by more than noise").
+A fold whose figures are undefined (null in the dump: the tiers' means tie)
+does not route under any rule.
 """
 import json
 import os
@@ -39,10 +42,17 @@ def se(s):
 
 
 RULES = {
-    "current": lambda s: s["gain_lo"] > 0 and s["apgr"] > 0.5,
-    "gain-only": lambda s: s["gain_lo"] > 0,
+    "current": lambda s: s["gain_lo"] > 0,
+    "apgr-half": lambda s: s["gain_lo"] > 0 and s["apgr"] > 0.5,
     "k1": lambda s: s["gain_lo"] > 0 and s["apgr"] > 0.5 - se(s),
 }
+
+
+def routes(rule, s):
+    """Whether a fold routes under rule; never where a figure is undefined."""
+    if any(s.get(k) is None for k in ("gain_lo", "apgr", "apgr_hi")):
+        return False
+    return rule(s)
 
 
 def main(paths):
@@ -59,10 +69,10 @@ def main(paths):
                     sig = d["signal"]
                 except (ValueError, KeyError) as e:
                     raise SystemExit(f"{path}:{n}: {e}; want a line of bench/quality/exp -route -dump")
-                for name, routes in RULES.items():
+                for name, rule in RULES.items():
                     q = p.copy()
                     for k, s in enumerate(sig):
-                        if not routes(s):
+                        if not routes(rule, s):
                             q[fold == k] = 0.5
                     got[name].append(metrics.apgr(q, weak, strong))
         base = np.array(got["current"])

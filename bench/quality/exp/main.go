@@ -290,6 +290,14 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 			fmt.Fprintf(os.Stderr, "%s fold %d: %v\n", s.name, f, err)
 			return math.NaN(), len(ex)
 		}
+		// The signal and the choice, whichever scores are pooled: a dump
+		// of the raw scores carries them too.
+		sig[f] = rep.Signal
+		for _, c := range rep.Candidates {
+			if c.Chosen {
+				chosen[f] = fmt.Sprintf("%s %v", c.Scorer, c.L2)
+			}
+		}
 		if *raw || *member > 0 || *auxMix > 0 {
 			r, err := models.NewRouter(a)
 			check(err)
@@ -322,12 +330,6 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 				p[i] = m
 			}
 		}
-		sig[f] = rep.Signal
-		for _, c := range rep.Candidates {
-			if c.Chosen {
-				chosen[f] = fmt.Sprintf("%s %v", c.Scorer, c.L2)
-			}
-		}
 	}
 	if *scoresDir != "" {
 		d := *scoresDir + "/" + strings.ReplaceAll(s.name, "/", "_")
@@ -352,15 +354,19 @@ func run(s set, apply func(*models.TrainOptions)) (float64, int) {
 		f.Close()
 		dumpMu.Unlock()
 	}
-	weak := make([]float64, len(ex))
-	strong := make([]float64, len(ex))
-	y := make([]float64, len(ex))
+	// Only the folds that ran (-nfolds below 5 is for profiling): the
+	// others' requests have no score.
+	var ps, weak, strong, y []float64
 	for i, e := range ex {
-		weak[i], strong[i] = e.Fast, e.Strong
-		y[i] = label.Of(e.Fast, e.Strong)
+		if outer[i] >= *nfolds {
+			continue
+		}
+		ps = append(ps, p[i])
+		weak, strong = append(weak, e.Fast), append(strong, e.Strong)
+		y = append(y, label.Of(e.Fast, e.Strong))
 	}
-	r := models.Evaluate(p, y, weak, strong)
-	return r.APGR, len(ex)
+	r := models.Evaluate(ps, y, weak, strong)
+	return r.APGR, len(ps)
 }
 
 func check(err error) {
