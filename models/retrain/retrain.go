@@ -531,10 +531,16 @@ func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []strin
 	return w
 }
 
+// minRoutedForShares is the fewest routed requests keepOperatingPoint
+// sets thresholds on alone: a share's standard error on 200 requests is
+// about 0.03, on 25 about 0.09.
+const minRoutedForShares = 200
+
 // keepOperatingPoint sets the challenger's thresholds so it sends the
 // same shares of traffic to each decision as the champion was calibrated
 // for, measured on the routed requests of the log (labelled or not: a
-// p_hard needs no label, so this sample is all traffic, unbiased). A
+// p_hard needs no label, so this sample is all traffic, unbiased), or on
+// every record when fewer than minRoutedForShares were routed. A
 // retrain changes the ranking, not the operating point; choose a new one
 // with the curves.
 //
@@ -566,15 +572,23 @@ func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) er
 	if err != nil {
 		return fmt.Errorf("challenger: %w", err)
 	}
-	var p []float64
-	for pass := 0; pass < 2 && len(p) == 0; pass++ {
-		for i := range recs {
-			// First pass: routed traffic only; else every record.
-			if pass == 0 && recs[i].Decision == nil {
-				continue
-			}
-			p = append(p, r.Route(RecordInput(&recs[i])).PHard)
+	// Routed traffic is the sample when there is enough of it; a quantile
+	// of a few dozen requests is mostly noise (the README's proxy demo
+	// serves 25, and its challenger's speculate share fell from 20% to 6%
+	// of fresh traffic), so below minRoutedForShares every record sets it.
+	routed := 0
+	for i := range recs {
+		if recs[i].Decision != nil {
+			routed++
 		}
+	}
+	onRouted := routed >= minRoutedForShares
+	var p []float64
+	for i := range recs {
+		if onRouted && recs[i].Decision == nil {
+			continue
+		}
+		p = append(p, r.Route(RecordInput(&recs[i])).PHard)
 	}
 	if len(p) == 0 {
 		return errors.New("no records to set thresholds on")
@@ -590,7 +604,11 @@ func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) er
 	for _, d := range []models.Decision{models.Fast, models.Speculate, models.Escalate} {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", d, 100*es[d]))
 	}
-	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %d requests", strings.Join(parts, ", "), len(p))
+	on := fmt.Sprintf("%d routed requests", len(p))
+	if !onRouted {
+		on = fmt.Sprintf("all %d records (%d routed, fewer than the %d a share needs on its own)", len(p), routed, minRoutedForShares)
+	}
+	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %s", strings.Join(parts, ", "), on)
 	if a.Signal != nil && !a.Signal.Significant {
 		// The operating point is the champion's (or the user's): kept,
 		// but said, since train would not have routed on this ranking.

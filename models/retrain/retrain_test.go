@@ -1,6 +1,7 @@
 package retrain
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -605,5 +606,44 @@ func TestHeldSinceSkipsUntimedExamples(t *testing.T) {
 	}
 	if got := HeldSince([]Labelled{{Example: models.Example{ID: "u"}}}); !got.IsZero() {
 		t.Errorf("HeldSince of untimed records = %v, want zero", got)
+	}
+}
+
+// TestKeepOperatingPointFewRouted: a retrain on a few dozen served
+// requests kept the champion's shares on those alone, and a quantile of
+// a handful is noise (the README's proxy demo served 25, and its
+// challenger's speculate share fell from 20% to 6% of fresh traffic).
+// Below minRoutedForShares every record sets the thresholds.
+func TestKeepOperatingPointFewRouted(t *testing.T) {
+	recs, _ := synth.Generate(synth.Options{N: 900, Seed: 41})
+	champion := trainChampion(t, recs[:600])
+	challenger := trainChampion(t, recs[300:900])
+	r, err := models.NewRouter(challenger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five routed requests, the easiest ones: on them alone the top 30%
+	// is a p_hard most of the traffic is above.
+	idx := make([]int, len(recs))
+	p := make([]float64, len(recs))
+	for i := range recs {
+		idx[i], p[i] = i, r.Route(RecordInput(&recs[i])).PHard
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(p[a], p[b]) })
+	log := slices.Clone(recs)
+	for _, i := range idx[:5] {
+		log[i].Decision = &datasets.Decision{Kind: "fast", Tier: synth.FastModel, PHard: p[i]}
+	}
+	if err := keepOperatingPoint(challenger, champion, log); err != nil {
+		t.Fatal(err)
+	}
+	got := models.Shares(challenger.Policy, p)
+	for _, d := range []models.Decision{models.Fast, models.Speculate, models.Escalate} {
+		if want := champion.ExpectedShares[d]; math.Abs(got[d]-want) > 0.03 {
+			t.Errorf("%s share %.3f of all traffic, want the champion's %.3f (policy %+v, %s)", d, got[d], want, challenger.Policy, challenger.PolicyTarget)
+		}
+	}
+	if !strings.Contains(challenger.PolicyTarget, "5 routed, fewer than") {
+		t.Errorf("policy target %q, want it to say the routed requests were too few", challenger.PolicyTarget)
 	}
 }
