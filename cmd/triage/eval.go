@@ -105,11 +105,20 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
+	keep, notes, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
 	if err != nil {
 		return err
 	}
 	set.examples = keepOnly(set.examples, keep)
+	// The table says what it measured, as train's do: a figure on the
+	// router's own training records reads like one on new traffic.
+	heading := fmt.Sprintf("figures on the %d requests of --data (none found in the logs %s was trained on):", len(set.examples), path)
+	switch {
+	case keep != nil:
+		heading = fmt.Sprintf("held-out figures (--unseen: the %d requests of --data %s was not trained on):", len(set.examples), path)
+	case notes[0] != "":
+		heading = notes[0] + ":"
+	}
 	p := make([]float64, len(set.examples))
 	for i, e := range set.examples {
 		p[i] = r.Route(e.Input).PHard
@@ -121,6 +130,9 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	warnSwapped(env, "eval", weak, strong)
+	if !asJSON {
+		fmt.Fprintln(env.Stdout, heading)
+	}
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
@@ -151,6 +163,9 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	warnSwapped(env, "eval", weak, strong)
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation by id hash: each request scored by a router trained without it):\n", k)
+	}
 	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 

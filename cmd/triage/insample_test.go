@@ -167,3 +167,35 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		}
 	})
 }
+
+// TestEvalTableSaysWhatItMeasured: train heads its table "out-of-fold"
+// or "held-out"; eval printed the bare table, so a router measured on its
+// own training log (warned on stderr only) and one measured on new
+// traffic read alike on stdout.
+func TestEvalTableSaysWhatItMeasured(t *testing.T) {
+	dir := t.TempDir()
+	recs := sampleRecords(t)
+	log := filepath.Join(dir, "log.jsonl")
+	writeLog(t, log, recs[:300])
+	other := filepath.Join(dir, "other.jsonl")
+	writeLog(t, other, recs[300:500])
+	model := filepath.Join(dir, "router.json")
+	small := []string{"--folds", "2", "--l2", "0.01", "--hash-bits", "14"}
+	if _, stderr, code := run(t, append([]string{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.25", "-o", model}, small...)...); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", "--model", model, "--data", log}, "in-sample: "},
+		{[]string{"eval", "--model", model, "--data", log, "--unseen"}, "held-out figures (--unseen: the "},
+		{[]string{"eval", "--model", model, "--data", other}, "figures on the 200 requests of --data (none found in the logs"},
+		{append([]string{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong}, small...), "out-of-fold figures (2-fold cross-validation"},
+	} {
+		out, stderr, code := run(t, c.args...)
+		if first, _, _ := strings.Cut(out, "\n"); code != 0 || !strings.HasPrefix(first, c.want) {
+			t.Errorf("%v: exit %d, first line %q, want it to start %q (stderr %s)", c.args, code, first, c.want, stderr)
+		}
+	}
+}

@@ -853,11 +853,19 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 		return err
 	}
 	all, logs := set.keys(tf.data)
-	keep, _, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
+	keep, notes, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
 	if err != nil {
 		return err
 	}
 	set.examples = keepOnly(set.examples, keep)
+	// What the figures were measured on, as two-tier eval says it.
+	measured := fmt.Sprintf("figures on the requests of --data (none found in the logs %s was trained on)", path)
+	switch {
+	case keep != nil:
+		measured = fmt.Sprintf("held-out figures (--unseen: the requests of --data %s was not trained on)", path)
+	case notes[0] != "":
+		measured = notes[0]
+	}
 	nt := len(a.TierList)
 	pred := make([]float64, 0, len(set.examples)*nt)
 	var buf []float64
@@ -871,7 +879,7 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
-		fmt.Fprintf(env.Stdout, "%d requests, %d tiers; quality is the mean score on 0-100:\n", len(set.examples), nt)
+		fmt.Fprintf(env.Stdout, "%s\n%d requests, %d tiers; quality is the mean score on 0-100:\n", measured, len(set.examples), nt)
 	}
 	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy))
 }
