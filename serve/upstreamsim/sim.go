@@ -241,6 +241,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("POST /v1/responses", s.handleResponses)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /sim/stats", s.handleStats)
+	mux.HandleFunc("/", s.handleUnknown)
 	s.mux = mux
 	return s, nil
 }
@@ -362,6 +363,20 @@ func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
 	}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
+}
+
+// handleUnknown answers a path the sim does not serve in words, not Go's
+// bare "404 page not found": the likeliest cause is a request meant for
+// triage serve (/v1/route, /v1/feedback, /readyz) sent to an upstream's
+// port.
+func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
+	serves := fmt.Sprintf("this is triage upstream-sim, answering as model %q; it serves POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models and GET /sim/stats", s.opts.Model)
+	switch r.URL.Path {
+	case "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/sim/stats":
+		apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", fmt.Sprintf("%s is not allowed on %s: %s", r.Method, r.URL.Path, serves))
+		return
+	}
+	apiError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route %s %s: %s (routing and feedback are triage serve's: send those to its address)", r.Method, r.URL.Path, serves))
 }
 
 // apiError writes an OpenAI-style error body.

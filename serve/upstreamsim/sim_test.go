@@ -624,3 +624,32 @@ func TestFailShare(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownPathSaysWhatServes: a request meant for triage serve sent
+// to an upstream's port got Go's bare "404 page not found".
+func TestUnknownPathSaysWhatServes(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast"})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		want         string
+	}{
+		{"POST", "/v1/route", 404, "no route POST /v1/route: this is triage upstream-sim, answering as model \"fast\""},
+		{"GET", "/readyz", 404, "triage serve's"},
+		{"GET", "/v1/chat/completions", 405, "GET is not allowed on /v1/chat/completions"},
+	} {
+		req, _ := http.NewRequest(c.method, ts.URL+c.path, strings.NewReader(`{"prompt":"hi"}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e); resp.StatusCode != c.status || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("%s %s: %d %s; want %d and a message with %q", c.method, c.path, resp.StatusCode, b, c.status, c.want)
+		}
+	}
+}
