@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -651,6 +652,11 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 		maxBytes = DefaultMaxArtifactBytes
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The commonest first mistake: serving or measuring before
+		// training, or a path typed wrong. Say which command makes one.
+		return nil, fmt.Errorf("load artifact: %w; no router there yet: make one with 'triage train --data LOG --fast MODEL --strong MODEL -o %s', or check the path", err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load artifact: %w", err)
 	}

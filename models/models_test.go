@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -426,5 +427,15 @@ func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
 		if _, err := Load(p); !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Load of %q: %v, want ErrBadArtifact saying %q", c.body, err, c.want)
 		}
+	}
+}
+
+// TestLoadOfAMissingFileSaysHowToMakeOne: serving or measuring before
+// training said only "no such file or directory".
+func TestLoadOfAMissingFileSaysHowToMakeOne(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "router.json")
+	_, err := Load(p)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "make one with 'triage train --data LOG --fast MODEL --strong MODEL -o "+p+"'") {
+		t.Errorf("Load of a missing file: %v, want fs.ErrNotExist and the train command that makes it", err)
 	}
 }
