@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/importers"
@@ -22,6 +25,14 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 	}
 	if *file == "" {
 		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
+	}
+	if fi, err := os.Stat(*file); err == nil && fi.IsDir() {
+		// The shared folder holds thirteen files; a newcomer passes it.
+		ex := "gsm8k-test.json"
+		if m, _ := filepath.Glob(filepath.Join(*file, "*.json")); len(m) > 0 {
+			ex = filepath.Base(m[0])
+		}
+		return usagef(fmt.Sprintf("import one file at a time, e.g. --file %s; then pass the logs together to --data, comma-separated", filepath.Join(*file, ex)), "--file %s is a directory", *file)
 	}
 	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
 	return writeImport(ctx, env, "import routerdc", *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {

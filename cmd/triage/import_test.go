@@ -221,6 +221,7 @@ func TestImportErrors(t *testing.T) {
 		{"wide-csv with a stray argument is a usage error", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "extra"}, 2, `unexpected argument "extra"`},
 		{"a grade out of range is a data error suggesting a scale", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt"}, 1, `w.csv:3: column "a" is 7, want a score in [0,1]; grades on 1-10 need --score-scale 10`},
 		{"routerdc without --file is a usage error", []string{"import", "routerdc"}, 2, "--file is required"},
+		{"routerdc on a folder says to import one of its files", []string{"import", "routerdc", "--file", dcDir}, 2, "is a directory (import one file at a time, e.g. --file " + filepath.Join(dcDir, "dc.json")},
 		{"a routerdc score out of range is a data error naming the element", []string{"import", "routerdc", "--file", dc}, 1, `dc.json: element 1: scores["b"] is 7, want a score in [0,1]`},
 		{"an unknown model is a data error listing the models", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--models", "a,zz"}, 1, `model "zz" (--models) is not a score column; the model columns are "a", "b"`},
 	}
