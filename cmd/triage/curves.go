@@ -498,7 +498,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if !math.IsNaN(s.Eval.APGR) {
 			apgr = fmt.Sprintf("%.3f", s.Eval.APGR)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds %.4g/%.4g/%.3g: strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
+		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds (speculate_above %.4g, escalate_above %.4g, accept_confidence %.3g): strong share %.3f, quality %.4f, cost %s per 1k, p95 %s\n",
 			s.Name, len(s.Points), apgr, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
 			c.StrongShare, c.Quality, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}

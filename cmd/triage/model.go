@@ -107,8 +107,12 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}
 	f := a.Features
-	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %d-%d, numeric %v, normalise %s\n",
-		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], f.CharNgrams[0], f.CharNgrams[1], f.Numeric, f.Normalize)
+	chars := "off"
+	if f.CharNgrams[1] > 0 {
+		chars = fmt.Sprintf("%d-%d", f.CharNgrams[0], f.CharNgrams[1])
+	}
+	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %s, numeric %v, normalise %s\n",
+		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], chars, f.Numeric, f.Normalize)
 	if cannot {
 		fmt.Fprintf(w, "  calibration  constant: p_hard %.2f for every request, as the router cannot route\n", a.Calibration.Apply(0))
 	} else {

@@ -344,8 +344,14 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	if res.ChampionTrained > 0 {
 		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
 	}
-	fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
-		c.N, tsOrNone(res.HeldSince), kinds(res.Held), c.ESS)
+	if res.HeldSince.IsZero() {
+		// No record has a time: SplitNewest held out the last by id.
+		fmt.Fprintf(w, "held out: %d, the last by id (no record has a time) (%s); effective n %.0f under the weights\n",
+			c.N, kinds(res.Held), c.ESS)
+	} else {
+		fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
+			c.N, tsOrNone(res.HeldSince), kinds(res.Held), c.ESS)
+	}
 	t := res.Traffic
 	fmt.Fprintf(w, "traffic (weighted held-out): fast accuracy %s, strong accuracy %s, label rate %s\n", t.FastAccuracy, t.StrongAccuracy, t.LabelRate)
 	fmt.Fprintf(w, "\n%-9s %-26s %-26s %-26s\n", "metric", "champion "+short(champion.Version), "challenger "+short(res.Challenger.Version), "gain (95% paired bootstrap)")

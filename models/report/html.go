@@ -252,6 +252,13 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("[$%.4g, $%.4g]", iv.Lo, iv.Hi)
 	},
 	"rel": func(q, r float64) string { return num("%.3f", q/r) },
+	// billing says in words how cancelled calls were charged.
+	"billing": func(b replay.CancelBilling) string {
+		if b == replay.BillFull {
+			return "in full"
+		}
+		return "pro rata (for the part of the call that ran)"
+	},
 	"policy": func(p models.Policy) string {
 		return fmt.Sprintf("%.4g / %.4g / %.3g", p.SpeculateAbove, p.EscalateAbove, p.AcceptConfidence)
 	},
@@ -321,7 +328,7 @@ figcaption { font-size: .85em; color: #333; margin-top: 4px; }
 <body>
 <h1>{{.Title}}</h1>
 <p class="meta">Data: {{range $i, $d := .Data}}{{if $i}}, {{end}}<code>{{$d}}</code>{{end}}.
-Cancelled calls billed <b>{{.Billing}}</b>. Grid: {{.Grid}}.
+Cancelled calls billed <b>{{billing .Billing}}</b>. Grid: {{.Grid}}.
 Bootstrap: {{.Resamples}} resamples, seed {{.Seed}}.{{if not .Generated.IsZero}} Generated {{stamp .Generated}}.{{end}}</p>
 {{range .Sections}}<ul class="meta"><li><b>{{.Name}}</b>: artifact {{.Artifact.Version}}, fast <code>{{.Artifact.Tiers.Fast}}</code>, strong <code>{{.Artifact.Tiers.Strong}}</code>, label {{.Artifact.Label}}, {{.N}} requests replayed.</li>
 {{range .Sources}}<li>{{.}}</li>{{end}}</ul>
