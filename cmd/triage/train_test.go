@@ -614,7 +614,7 @@ func TestModelShowSaysWhatTheWeightsAreOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(string(raw), "\n")
-	log := writeFile(t, dir, "log.jsonl", strings.Join(lines[:600], ""))
+	log := writeFile(t, dir, "log.jsonl", strings.Join(lines[:200], ""))
 	for _, tt := range []struct{ scorer, want string }{
 		{"label", "weight on the label's log-odds,"},
 		{"per-tier", "weight on the strong head's log-odds minus the fast head's,"},
