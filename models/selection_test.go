@@ -320,6 +320,11 @@ func TestRandomOutcomesCannotRoute(t *testing.T) {
 		if !b.Signal.Routable || b.Policy == NoRoutePolicy() {
 			t.Errorf("signal %+v policy %+v, want a routing router", b.Signal, b.Policy)
 		}
+		// Its line said the default policy escalates every request,
+		// while it routed.
+		if s := b.Signal.String(); !strings.HasPrefix(s, "routed anyway (--route-anyway): not shown to beat random: ") || strings.Contains(s, "escalates every request") {
+			t.Errorf("signal line %q, want it to say the router routes anyway, and why it is not shown to beat random", s)
+		}
 	})
 }
 

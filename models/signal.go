@@ -221,14 +221,19 @@ func (s Signal) String() string {
 	case s.Significant:
 		return fmt.Sprintf("routes better than random: out-of-fold APGR %.3f, 95%% interval [%.3f, %.3f]", s.APGR, s.Lo, s.Hi)
 	}
-	const after = "so train's default policy escalates every request; the ranking is kept, and `triage calibrate` can set thresholds from its curves (or retrain on more requests)"
+	return s.NotShown() + "; so train's default policy escalates every request; the ranking is kept, and `triage calibrate` can set thresholds from its curves (or retrain on more requests)"
+}
+
+// NotShown says why a router that ranks is not shown to beat random, in
+// one clause starting "not shown to beat random: ".
+func (s Signal) NotShown() string {
 	if !(s.APGR > 0.5) {
-		return fmt.Sprintf("not shown to beat random: the router did no better than random on requests it had not seen (out-of-fold APGR %.3f, 95%% interval [%.3f, %.3f]); %s", s.APGR, s.Lo, s.Hi, after)
+		return fmt.Sprintf("not shown to beat random: the router did no better than random on requests it had not seen (out-of-fold APGR %.3f, 95%% interval [%.3f, %.3f])", s.APGR, s.Lo, s.Hi)
 	}
 	if s.Lo > 0.5 {
-		return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f (95%% interval [%.3f, %.3f]), but the best of the candidates compared reaches %.3f on shuffled outcomes one time in twenty; %s", s.APGR, s.Lo, s.Hi, s.NullQ95, after)
+		return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f (95%% interval [%.3f, %.3f]), but the best of the candidates compared reaches %.3f on shuffled outcomes one time in twenty", s.APGR, s.Lo, s.Hi, s.NullQ95)
 	}
-	return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f, but its 95%% interval [%.3f, %.3f] holds 0.5; %s", s.APGR, s.Lo, s.Hi, after)
+	return fmt.Sprintf("not shown to beat random: out-of-fold APGR %.3f, but its 95%% interval [%.3f, %.3f] holds 0.5", s.APGR, s.Lo, s.Hi)
 }
 
 // constantCalibration maps every score to 1/2, the p_hard of a router

@@ -548,6 +548,12 @@ func TrainDesign(train *Design, held []Example, opts TrainOptions) (*Artifact, *
 		sig.Routable, sig.Reason = true, "routed anyway (--route-anyway): "+sig.Reason
 		a.Signal = &sig
 		rep.Signal = sig
+	} else if !sig.Significant && opts.RouteWithoutSignal {
+		// The default policy routes after all: the line must not say
+		// that it escalates every request.
+		sig.Reason = "routed anyway (--route-anyway): " + sig.NotShown()
+		a.Signal = &sig
+		rep.Signal = sig
 	}
 
 	// Default thresholds from the out-of-fold p_hard distribution, which
