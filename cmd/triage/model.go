@@ -88,9 +88,12 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 		// p_hard is a probability, so thresholds at 0 escalate it all.
 		fmt.Fprintf(w, "  policy       escalate every request (speculate_above %.4f, escalate_above %.4f)\n",
 			a.Policy.SpeculateAbove, a.Policy.EscalateAbove)
-	} else {
-		fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; accept fast at confidence >= %.2f\n",
+	} else if a.Policy.EscalateAbove > a.Policy.SpeculateAbove {
+		fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; speculate up to %.4f; escalate above; a speculation keeps the fast answer at confidence >= %.2f\n",
 			a.Policy.SpeculateAbove, a.Policy.EscalateAbove, a.Policy.AcceptConfidence)
+	} else {
+		// No speculate band: the confidence gate never applies.
+		fmt.Fprintf(w, "  policy       fast if p_hard <= %.4f; escalate above (no speculate band)\n", a.Policy.EscalateAbove)
 	}
 	if a.PolicyTarget != "" {
 		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)

@@ -638,3 +638,61 @@ func TestModelShowSaysWhatTheWeightsAreOn(t *testing.T) {
 		})
 	}
 }
+
+// TestModelShowPolicyBands: a router whose thresholds are equal has no
+// speculate band, and its confidence gate never applies; model show
+// printed "speculate up to" the same value and "accept fast at confidence
+// >= 0.80" all the same.
+func TestModelShowPolicyBands(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:200], ""))
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--route-anyway", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(a.Policy.SpeculateAbove < a.Policy.EscalateAbove) {
+		t.Fatalf("policy %+v, want a speculate band (the sample log has confidences)", a.Policy)
+	}
+	// The same router with the band closed.
+	a.Policy.SpeculateAbove = a.Policy.EscalateAbove
+	noBand := filepath.Join(dir, "no-band.json")
+	if err := a.Save(noBand); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		model     string
+		want, not []string
+	}{
+		{model, []string{"; speculate up to ", "a speculation keeps the fast answer at confidence >= 0.80"}, []string{"no speculate band"}},
+		{noBand, []string{"; escalate above (no speculate band)"}, []string{"speculate up to", "confidence >="}},
+	} {
+		out, stderr, code := run(t, "model", "show", tt.model)
+		if code != 0 {
+			t.Fatalf("model show exited %d: %s", code, stderr)
+		}
+		var policy string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "  policy ") {
+				policy = l
+			}
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(policy, w) {
+				t.Errorf("model show %s: policy line %q lacks %q", filepath.Base(tt.model), policy, w)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(policy, n) {
+				t.Errorf("model show %s: policy line %q says %q", filepath.Base(tt.model), policy, n)
+			}
+		}
+	}
+}
