@@ -180,8 +180,13 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	for i, t := range solver.Targets {
 		ts[i] = t.String()
 	}
+	minimized := string(solver.Minimize)
+	if solver.Minimize != replay.MinimizeLatency && rl.noCost {
+		// Cost is priced from placeholders: the fewest strong calls won.
+		minimized = "strong calls (the log has no cost)"
+	}
 	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d thresholds x %d accept values)",
-		strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
+		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
 	a.ExpectedShares = rp.Shares(op.Policy)
 	if err := saveArtifact(ctx, a, *out); err != nil {
 		return err

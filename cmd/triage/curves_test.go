@@ -382,6 +382,10 @@ func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "cost_per_1k       unknown") || !strings.Contains(stderr, "fewest strong calls") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
+		// What the artifact says it minimised: not a cost the log lacks.
+		if !strings.Contains(stdout, "minimize strong calls (the log has no cost)") || strings.Contains(stdout, "minimize cost") {
+			t.Errorf("stdout %q, want the policy's target to say it minimised strong calls", stdout)
+		}
 	})
 	t.Run("calibrate refuses --knob for a two-tier router", func(t *testing.T) {
 		_, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--knob", "margin", "-o", filepath.Join(dir, "never.json"))
