@@ -476,7 +476,7 @@ func withLineHint(msg error, name string, b []byte, err error) error {
 	case len(t) > 0 && t[0] == '[' && (errors.As(err, &se) || errors.As(err, &te) && te.Field == ""):
 		return fmt.Errorf("%w; a log holds one JSON object per line (JSON Lines), not an array", msg)
 	case errors.As(err, &se) && len(t) > 0 && t[0] != '{' && (bytes.ContainsAny(t, ",\t") || strings.HasSuffix(strings.ToLower(name), ".csv")):
-		return fmt.Errorf("%w; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'", msg)
+		return fmt.Errorf("%w; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv' (RouteLLM's published CSVs: 'triage import routellm')", msg)
 	case errors.As(err, &se) && endsInside(b):
 		return fmt.Errorf("%w; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)", msg)
 	}

@@ -168,7 +168,7 @@ func TestReaderErrors(t *testing.T) {
 		{"a record broken over lines says a record is one line", `{"id": "req-7", "prompt": "Find the degree",` + "\n" + ` "outcomes": {}}`, ReadOptions{}, 1,
 			"log.jsonl:1: malformed JSON at byte 44: unexpected end of JSON input; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)"},
 		{"a CSV header points to import wide-csv", "id,prompt,gpt-4\n1,hi,1\n", ReadOptions{}, 1,
-			"log.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'"},
+			"log.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv' (RouteLLM's published CSVs: 'triage import routellm')"},
 		{"a JSON array file says a log is one object per line", "[\n" + `{"id":"a","prompt":"x"},` + "\n]\n", ReadOptions{}, 1,
 			"log.jsonl:1: malformed JSON at byte 1: unexpected end of JSON input; a log holds one JSON object per line (JSON Lines), not an array"},
 		{"trailing text after the object is malformed", `{"id":"a","prompt":"x"} trailing`, ReadOptions{}, 1,

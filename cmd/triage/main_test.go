@@ -106,7 +106,7 @@ func TestTrainBadInput(t *testing.T) {
 		{"a fast model in no record lists the models that appear", good + "\n", "gpt-5", `--fast model "gpt-5" appears in no record of`},
 		{"an empty file says it is empty", "", "f", "bad.jsonl is empty: it holds no records"},
 		{"a file of blank lines is empty too", "\n\n", "f", "bad.jsonl is empty: it holds no records"},
-		{"a CSV points to import wide-csv", "id,prompt\n1,hi\n", "f", "bad.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv'"},
+		{"a CSV points to import wide-csv", "id,prompt\n1,hi\n", "f", "bad.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv' (RouteLLM's published CSVs: 'triage import routellm')"},
 		{"a record pasted over several lines says a record is one line", "{\"id\": \"b\",\n \"prompt\": \"x\"}\n", "f", "bad.jsonl:1: malformed JSON at byte 11: unexpected end of JSON input; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)"},
 	}
 	for _, tt := range tests {
