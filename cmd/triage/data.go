@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	suggestpkg "github.com/triage-router/triage/internal/suggest"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/retrain"
 )
@@ -226,7 +228,16 @@ func (e *absentTierError) Error() string {
 	if e.ofRouter {
 		who = "the router's " + e.role + " tier"
 	}
-	return fmt.Sprintf("%s %q appears in no record of %s; models that do: %s", who, e.name, e.files, datasets.ModelList(e.seen))
+	known := make([]string, 0, len(e.seen))
+	for m := range e.seen {
+		known = append(known, m)
+	}
+	sort.Strings(known) // Model's answer must not depend on map order
+	hint := ""
+	if near := suggestpkg.Model(e.name, known); near != "" {
+		hint = fmt.Sprintf("; did you mean %q?", near)
+	}
+	return fmt.Sprintf("%s %q appears in no record of %s%s; models that do: %s", who, e.name, e.files, hint, datasets.ModelList(e.seen))
 }
 
 // assignFolds sets each example's fold from a hash of its id, so the same

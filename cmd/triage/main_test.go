@@ -104,6 +104,7 @@ func TestTrainBadInput(t *testing.T) {
 		{"a score out of range says how to rescale", good + "\n" + `{"id":"b","prompt":"x","outcomes":{"f":{"score":7}}}` + "\n", "f", "bad.jsonl:2: outcomes.f.score is 7, want a value in [0,1]; rescale the log's scores to [0,1]"},
 		{"a wrong type names the field", `{"id":"b","prompt":"x","outcomes":{"f":{"score":"high"}}}` + "\n", "f", "bad.jsonl:1: outcomes.f.score"},
 		{"a fast model in no record lists the models that appear", good + "\n", "gpt-5", `--fast model "gpt-5" appears in no record of`},
+		{"a fast model named in another case is guessed", good + "\n", "F", `bad.jsonl; did you mean "f"?; models that do: f (1), s (1)`},
 		{"an empty file says it is empty", "", "f", "bad.jsonl is empty: it holds no records"},
 		{"a file of blank lines is empty too", "\n\n", "f", "bad.jsonl is empty: it holds no records"},
 		{"a CSV points to import wide-csv", "id,prompt\n1,hi\n", "f", "bad.jsonl:1: malformed JSON at byte 1: invalid character 'i' looking for beginning of value; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv' (RouteLLM's published CSVs: 'triage import routellm')"},

@@ -3,6 +3,8 @@
 // or config key.
 package suggest
 
+import "strings"
+
 // Nearest returns the word of known fewest edits away from word, when
 // that is near enough to be a typo: at most one edit for a word of up to
 // four letters, two for longer ones. It returns "" otherwise.
@@ -45,4 +47,49 @@ func Distance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// Model returns the model name of known that name most likely means, for
+// a "did you mean" after a --fast or --strong that no record names: the
+// one known name equal to it but for case, else the one that contains it
+// (ignoring case: "mistral-7b" for "mistralai/Mistral-7B-v0.1"), else the
+// nearest typo of the whole name or of the part after its last "/". It
+// returns "" when none, or more than one, fits.
+func Model(name string, known []string) string {
+	low := strings.ToLower(name)
+	if low == "" {
+		return ""
+	}
+	var contains []string
+	for _, k := range known {
+		kl := strings.ToLower(k)
+		if kl == low {
+			return k
+		}
+		if strings.Contains(kl, low) {
+			contains = append(contains, k)
+		}
+	}
+	if len(contains) == 1 {
+		return contains[0]
+	}
+	if len(contains) > 1 {
+		return ""
+	}
+	lower := make([]string, len(known))
+	base := make([]string, len(known))
+	for i, k := range known {
+		lower[i] = strings.ToLower(k)
+		base[i] = lower[i][strings.LastIndex(lower[i], "/")+1:]
+	}
+	for _, cands := range [][]string{lower, base} {
+		if near := Nearest(low, cands); near != "" {
+			for i, c := range cands {
+				if c == near {
+					return known[i]
+				}
+			}
+		}
+	}
+	return ""
 }

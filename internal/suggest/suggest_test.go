@@ -30,3 +30,21 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+func TestModel(t *testing.T) {
+	known := []string{"mistralai/Mistral-7B-v0.1", "meta-llama/Meta-Llama-3-8B", "meta-llama/Llama-2-7b-hf", "gpt-4-1106-preview"}
+	for _, tt := range []struct{ name, want string }{
+		{"MISTRALAI/mistral-7b-v0.1", "mistralai/Mistral-7B-v0.1"}, // case only
+		{"mistral-7b", "mistralai/Mistral-7B-v0.1"},                // a part of one name
+		{"meta-llama-3-8b", "meta-llama/Meta-Llama-3-8B"},          // a part, ignoring case
+		{"gpt-4-1106-preveiw", "gpt-4-1106-preview"},               // a typo of the whole name
+		{"Meta-Lama-3-8B", "meta-llama/Meta-Llama-3-8B"},           // a typo of the part after "/"
+		{"meta-llama", ""}, // in two names: no guess
+		{"claude-2", ""},   // nothing near
+		{"", ""},
+	} {
+		if got := Model(tt.name, known); got != tt.want {
+			t.Errorf("Model(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
