@@ -911,43 +911,73 @@ func TestH2CTiersSpeakHTTP2(t *testing.T) {
 	}
 }
 
+// FuzzParseRequest reads arbitrary client bodies as each API's request:
+// a refusal is an *apiError, and an accepted request goes upstream as the
+// client sent it, with the tier's model, logprobs asked in that API's
+// words and, for a stream, the usage.
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"triage","messages":[{"role":"user","content":"hi"}],"stream":true}`))
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"metadata":{"k":"v"}}`))
 	f.Add([]byte(`{"messages":null}`))
+	f.Add([]byte(`{"model":"triage","prompt":["a","b"],"logprobs":0,"stream":true,"stream_options":{"x":1}}`))
+	f.Add([]byte(`{"model":"triage","instructions":"s","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"a"}]}],"include":["x"],"tools":[{}]}`))
+	f.Add([]byte(`{"input":"hi","include":null,"stream":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := parseRequest(b, apiChat)
-		if err != nil {
-			if _, ok := err.(*apiError); !ok {
-				t.Fatalf("error %T %v is not an *apiError", err, err)
+		for _, a := range []*api{apiChat, apiCompletions, apiResponses} {
+			req, err := parseRequest(b, a)
+			if err != nil {
+				if _, ok := err.(*apiError); !ok {
+					t.Fatalf("%s: error %T %v is not an *apiError", a.path, err, err)
+				}
+				continue
 			}
-			return
-		}
-		if len(req.messages) == 0 || len(req.input.Messages) != len(req.messages) {
-			t.Fatalf("accepted a request without messages")
-		}
-		ub, err := req.upstreamBody("m", true)
-		if err != nil {
-			t.Fatalf("upstream body of an accepted request: %v", err)
-		}
-		// The upstream reads what the client sent, with the tier's model
-		// and logprobs.
-		var got, sent map[string]any
-		if err := json.Unmarshal(ub, &got); err != nil {
-			t.Fatalf("upstream body %s is not a JSON object: %v", ub, err)
-		}
-		json.Unmarshal(b, &sent)
-		sent["model"], sent["logprobs"] = "m", true
-		if req.stream && !req.includeUsage {
-			opts, _ := sent["stream_options"].(map[string]any)
-			if opts == nil {
-				opts = map[string]any{}
+			switch a {
+			case apiChat:
+				if len(req.messages) == 0 || len(req.input.Messages) != len(req.messages) {
+					t.Fatalf("accepted a request without messages")
+				}
+			case apiCompletions:
+				if req.input.Prompt != req.prompt {
+					t.Fatalf("%s: routes on %q, the prompt is %q", a.path, req.input.Prompt, req.prompt)
+				}
+			case apiResponses:
+				if len(req.input.Messages) != len(req.messages) {
+					t.Fatalf("%s: routes on %d messages of %d", a.path, len(req.input.Messages), len(req.messages))
+				}
 			}
-			opts["include_usage"] = true
-			sent["stream_options"] = opts
-		}
-		if !reflect.DeepEqual(got, sent) {
-			t.Fatalf("upstream body %s decodes to %v, want %v", ub, got, sent)
+			ub, err := req.upstreamBody("m", true)
+			if err != nil {
+				t.Fatalf("%s: upstream body of an accepted request: %v", a.path, err)
+			}
+			// The upstream reads what the client sent, with the tier's model
+			// and logprobs.
+			var got, sent map[string]any
+			if err := json.Unmarshal(ub, &got); err != nil {
+				t.Fatalf("%s: upstream body %s is not a JSON object: %v", a.path, ub, err)
+			}
+			json.Unmarshal(b, &sent)
+			sent["model"] = "m"
+			switch {
+			case a == apiChat:
+				sent["logprobs"] = true
+			case req.logprobs:
+			case a == apiCompletions:
+				sent["logprobs"] = 1.0
+			case a == apiResponses:
+				inc, _ := sent["include"].([]any)
+				sent["include"] = append(inc, includeLogprobs)
+			}
+			if req.stream && !req.includeUsage && a != apiResponses {
+				opts, _ := sent["stream_options"].(map[string]any)
+				if opts == nil {
+					opts = map[string]any{}
+				}
+				opts["include_usage"] = true
+				sent["stream_options"] = opts
+			}
+			if !reflect.DeepEqual(got, sent) {
+				t.Fatalf("%s: upstream body %s decodes to %v, want %v", a.path, ub, got, sent)
+			}
 		}
 	})
 }
