@@ -320,6 +320,50 @@ func FuzzRouteDecode(f *testing.F) {
 	})
 }
 
+// FuzzRouteBatchDecode: a batch body is refused with a 4xx that says
+// why, or accepted with each request within the limits, ids unique.
+func FuzzRouteBatchDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"requests":[{"prompt":"x"},{"id":"b","messages":[{"role":"user","content":[{"type":"text","text":"y"}]}]}]}`,
+		`{"requests":[{"id":"a","prompt":"x"},{"id":"a","prompt":"y"}]}`, `{"requests":[]}`, `{"requests":null}`,
+		`{"requests":[{"messages":[{"role":"user","content":"x","x":1}]}]}`, `{"requests":[{"prompt":1}]}`, `null`, `{"requests":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	lim := DefaultConfig().Limits
+	lim.MaxPromptBytes, lim.MaxBatch = 64, 4
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := decodeBatch(body, lim)
+		if err != nil {
+			status, code, msg := ErrorStatus(err)
+			if status < 400 || status >= 500 || code == "" || msg == "" {
+				t.Fatalf("error %v maps to %d %q: want a 4xx with a message", err, status, code)
+			}
+			return
+		}
+		if len(b.Requests) == 0 || len(b.Requests) > lim.MaxBatch {
+			t.Fatalf("accepted a batch of %d", len(b.Requests))
+		}
+		ids := map[string]bool{}
+		for _, r := range b.Requests {
+			in := r.input()
+			n := len(in.Prompt)
+			for _, m := range in.Messages {
+				n += len(m.Content)
+			}
+			if n == 0 || n > lim.MaxPromptBytes {
+				t.Fatalf("accepted a prompt of %d bytes", n)
+			}
+			if r.ID != "" {
+				if ids[r.ID] {
+					t.Fatalf("accepted id %q twice", r.ID)
+				}
+				ids[r.ID] = true
+			}
+		}
+	})
+}
+
 func TestRouteP(t *testing.T) {
 	// p_hard values reach the client exactly: the response is written by
 	// hand, so check it against encoding/json for awkward values.
