@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/serve/proxy"
 )
 
@@ -300,24 +301,37 @@ func FuzzRouteDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := decodeRoute(body, lim)
 		if err != nil {
-			status, code, msg := ErrorStatus(err)
-			if status < 400 || status >= 500 || code == "" || msg == "" {
-				t.Fatalf("error %v maps to %d %q: want a 4xx with a message", err, status, code)
-			}
+			checkRefusal(t, err)
 			return
 		}
-		in := r.input()
-		n := len(in.Prompt)
-		for _, m := range in.Messages {
-			n += len(m.Content)
-		}
-		if n == 0 || n > lim.MaxPromptBytes {
-			t.Fatalf("accepted a prompt of %d bytes", n)
-		}
-		if in.Prompt != "" && len(in.Messages) > 0 {
-			t.Fatalf("accepted both prompt and messages")
-		}
+		checkAcceptedInput(t, r.input(), lim)
 	})
+}
+
+// checkRefusal fails unless a refused body's error maps to a 4xx with a
+// code and a message.
+func checkRefusal(t *testing.T, err error) {
+	t.Helper()
+	status, code, msg := ErrorStatus(err)
+	if status < 400 || status >= 500 || code == "" || msg == "" {
+		t.Fatalf("error %v maps to %d %q: want a 4xx with a message", err, status, code)
+	}
+}
+
+// checkAcceptedInput fails unless an accepted request has a prompt or
+// messages, not both, within the size limit.
+func checkAcceptedInput(t *testing.T, in features.Input, lim Limits) {
+	t.Helper()
+	n := len(in.Prompt)
+	for _, m := range in.Messages {
+		n += len(m.Content)
+	}
+	if n == 0 || n > lim.MaxPromptBytes {
+		t.Fatalf("accepted a prompt of %d bytes", n)
+	}
+	if in.Prompt != "" && len(in.Messages) > 0 {
+		t.Fatalf("accepted both prompt and messages")
+	}
 }
 
 // FuzzRouteBatchDecode: a batch body is refused with a 4xx that says
@@ -335,10 +349,7 @@ func FuzzRouteBatchDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := decodeBatch(body, lim)
 		if err != nil {
-			status, code, msg := ErrorStatus(err)
-			if status < 400 || status >= 500 || code == "" || msg == "" {
-				t.Fatalf("error %v maps to %d %q: want a 4xx with a message", err, status, code)
-			}
+			checkRefusal(t, err)
 			return
 		}
 		if len(b.Requests) == 0 || len(b.Requests) > lim.MaxBatch {
@@ -346,14 +357,7 @@ func FuzzRouteBatchDecode(f *testing.F) {
 		}
 		ids := map[string]bool{}
 		for _, r := range b.Requests {
-			in := r.input()
-			n := len(in.Prompt)
-			for _, m := range in.Messages {
-				n += len(m.Content)
-			}
-			if n == 0 || n > lim.MaxPromptBytes {
-				t.Fatalf("accepted a prompt of %d bytes", n)
-			}
+			checkAcceptedInput(t, r.input(), lim)
 			if r.ID != "" {
 				if ids[r.ID] {
 					t.Fatalf("accepted id %q twice", r.ID)
