@@ -350,7 +350,7 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 			c.N, kinds(res.Held), c.ESS)
 	} else {
 		fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
-			c.N, tsOrNone(res.HeldSince), kinds(res.Held), c.ESS)
+			c.N, res.HeldSince.UTC().Format(time.RFC3339Nano), kinds(res.Held), c.ESS)
 	}
 	t := res.Traffic
 	fmt.Fprintf(w, "traffic (weighted held-out): fast accuracy %s, strong accuracy %s, label rate %s\n", t.FastAccuracy, t.StrongAccuracy, t.LabelRate)
@@ -446,13 +446,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func tsOrNone(t time.Time) string {
-	if t.IsZero() {
-		return "(no timestamps)"
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // short trims a version to its time and the first hex digits.
