@@ -20,6 +20,11 @@ type Report struct {
 	LogLoss *float64 `json:"log_loss,omitempty"`
 	Brier   *float64 `json:"brier,omitempty"`
 	ECE     *float64 `json:"ece,omitempty"`
+	// InSample, where the caller knows it, counts the N requests the
+	// router was trained on: 0 for out-of-fold and held-out figures, more
+	// when eval measures a router on its own training log. The table's
+	// reader is warned on stderr; a script reading --json finds it here.
+	InSample *int `json:"in_sample,omitempty"`
 }
 
 // reportJSON is Report on the wire, its fields in Report's order: a
@@ -27,15 +32,16 @@ type Report struct {
 // are equal; CPT is then 1, as in metrics.py) is null there, as JSON has
 // no NaN.
 type reportJSON struct {
-	N       int      `json:"n"`
-	APGR    *float64 `json:"apgr"`
-	CPT50   *float64 `json:"cpt50"`
-	CPT80   *float64 `json:"cpt80"`
-	CPT95   *float64 `json:"cpt95"`
-	AUC     *float64 `json:"auc,omitempty"`
-	LogLoss *float64 `json:"log_loss,omitempty"`
-	Brier   *float64 `json:"brier,omitempty"`
-	ECE     *float64 `json:"ece,omitempty"`
+	N        int      `json:"n"`
+	APGR     *float64 `json:"apgr"`
+	CPT50    *float64 `json:"cpt50"`
+	CPT80    *float64 `json:"cpt80"`
+	CPT95    *float64 `json:"cpt95"`
+	AUC      *float64 `json:"auc,omitempty"`
+	LogLoss  *float64 `json:"log_loss,omitempty"`
+	Brier    *float64 `json:"brier,omitempty"`
+	ECE      *float64 `json:"ece,omitempty"`
+	InSample *int     `json:"in_sample,omitempty"`
 }
 
 // finiteOrNil is x, or nil for NaN and infinities.
@@ -69,6 +75,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	return json.Marshal(reportJSON{
 		N: r.N, APGR: finiteOrNil(r.APGR), CPT50: finiteOrNil(r.CPT50), CPT80: finiteOrNil(r.CPT80), CPT95: finiteOrNil(r.CPT95),
 		AUC: optional(r.AUC), LogLoss: optional(r.LogLoss), Brier: optional(r.Brier), ECE: optional(r.ECE),
+		InSample: r.InSample,
 	})
 }
 
@@ -79,7 +86,7 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*r = Report{N: w.N, APGR: nilToNaN(w.APGR), CPT50: nilToNaN(w.CPT50), CPT80: nilToNaN(w.CPT80), CPT95: nilToNaN(w.CPT95),
-		AUC: w.AUC, LogLoss: w.LogLoss, Brier: w.Brier, ECE: w.ECE}
+		AUC: w.AUC, LogLoss: w.LogLoss, Brier: w.Brier, ECE: w.ECE, InSample: w.InSample}
 	return nil
 }
 

@@ -105,7 +105,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	keep, notes, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
+	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,11 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if !asJSON {
 		fmt.Fprintln(env.Stdout, heading)
 	}
-	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	measured := inSample[0] // the records it was trained on
+	if keep != nil {
+		measured = 0 // --unseen left them out
+	}
+	return printReports(env.Stdout, asJSON, nil, withInSample(models.Evaluate(p, y, weak, strong), measured), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // evalCV trains K routers, each without one fold (choosing its own L2 and
@@ -166,7 +170,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation by id hash: each request scored by a router trained without it):\n", k)
 	}
-	return printReports(env.Stdout, asJSON, nil, models.Evaluate(p, y, weak, strong), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, asJSON, nil, withInSample(models.Evaluate(p, y, weak, strong), 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // crossValidate returns each example's out-of-fold p_hard. The outer folds

@@ -33,10 +33,14 @@ type readLogs struct {
 // p_hard a user computes figures from, warns too); with unseen, keep
 // marks the records none of the routers was trained on, so all of them
 // are measured on the same unseen records (keep is nil when every record
-// is kept). recs are the records read, as logs says.
-func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, logs readLogs) (keep []bool, notes []string, err error) {
+// is kept). recs are the records read, as logs says. inSample[k] counts
+// the records of recs arts[k] was trained on, whether or not unseen then
+// leaves them out: --json output carries it, since a tool reading the
+// figures never sees the warning on stderr.
+func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, logs readLogs) (keep []bool, notes []string, inSample []int, err error) {
 	total := logs.total
 	notes = make([]string, len(arts))
+	inSample = make([]int, len(arts))
 	drop := make([]bool, len(recs))
 	dropped := 0
 	for k, a := range arts {
@@ -73,6 +77,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 				}
 			}
 		}
+		inSample[k] = n
 		switch {
 		case n == 0:
 		case unseen:
@@ -94,21 +99,21 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		}
 	}
 	if !unseen || dropped == 0 {
-		return nil, notes, nil
+		return nil, notes, inSample, nil
 	}
 	if dropped == len(recs) {
 		fix := "train fits on the whole log unless --holdout keeps a share out; use another log, or train with --holdout 0.2"
 		if arts[0].IsMultiTier() {
 			fix = "an N-tier router is trained on the whole log; use another log, or measure the recipe with eval --cv K"
 		}
-		return nil, nil, fmt.Errorf("--unseen leaves no request: every record of --data is one the router was trained on (%s)", fix)
+		return nil, nil, nil, fmt.Errorf("--unseen leaves no request: every record of --data is one the router was trained on (%s)", fix)
 	}
 	keep = make([]bool, len(recs))
 	for i := range keep {
 		keep[i] = !drop[i]
 	}
 	fmt.Fprintf(env.Stderr, "triage %s: --unseen: measuring on the %d of %d requests no router given was trained on\n", cmd, len(recs)-dropped, len(recs))
-	return keep, notes, nil
+	return keep, notes, inSample, nil
 }
 
 // keepOnly returns the xs whose keep is true; all of xs when keep is nil.
@@ -128,7 +133,7 @@ func keepOnly[T any](xs []T, keep []bool) []T {
 // screenReplay is screenTrained for curves and calibrate, on the records
 // the replay flags read.
 func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []*models.Artifact, recs []datasets.Record) ([]datasets.Record, []string, error) {
-	keep, notes, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
+	keep, notes, _, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
 	if err != nil {
 		return nil, nil, err
 	}

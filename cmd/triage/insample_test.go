@@ -46,18 +46,37 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 	trained := 600 - held
 	warning := fmt.Sprintf("warning: %s: %d of the 600 requests in --data are ones it was trained on", model, trained)
 
+	// inSampleJSON is eval --json's count of the requests measured that
+	// the router was trained on.
+	inSampleJSON := func(t *testing.T, out string) int {
+		t.Helper()
+		var got map[string]models.Report
+		if err := json.Unmarshal([]byte(out), &got); err != nil || got["router"].InSample == nil {
+			t.Fatalf("eval --json %q: %v, or no router.in_sample", out, err)
+		}
+		return *got["router"].InSample
+	}
+
 	t.Run("eval warns on the training log, and --unseen measures the held-out share", func(t *testing.T) {
 		_, stderr, code := run(t, "eval", "--model", model, "--data", log)
 		if code != 0 || !strings.Contains(stderr, warning) {
 			t.Errorf("eval exited %d; stderr %q lacks %q", code, stderr, warning)
 		}
-		out, stderr, code := run(t, "eval", "--model", model, "--data", log, "--unseen", "--json")
+		// A script reading --json learns what the warning says.
+		out, _, code := run(t, "eval", "--model", model, "--data", log, "--json")
+		if n := inSampleJSON(t, out); code != 0 || n != trained {
+			t.Errorf("eval --json on the training log: exit %d, in_sample %d; want %d", code, n, trained)
+		}
+		out, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen", "--json")
 		if code != 0 || strings.Contains(stderr, "warning") || !strings.Contains(stderr, fmt.Sprintf("measuring on the %d of 600 requests", held)) {
 			t.Fatalf("eval --unseen exited %d: %s", code, stderr)
 		}
 		var got map[string]models.Report
 		if err := json.Unmarshal([]byte(out), &got); err != nil || got["router"].N != held {
 			t.Errorf("eval --unseen measured %d requests (%v), want the %d held out", got["router"].N, err, held)
+		}
+		if n := inSampleJSON(t, out); n != 0 {
+			t.Errorf("eval --unseen --json: in_sample %d; want 0", n)
 		}
 		// A log given twice is refused (TestLogsShareNoIDs), rather than
 		// measured with its records counted twice.
@@ -72,6 +91,10 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		// A log the artifact does not name is not the router's.
 		if _, stderr, code := run(t, "eval", "--model", model, "--data", other); code != 0 || strings.Contains(stderr, "warning") {
 			t.Errorf("eval on another log exited %d: %s", code, stderr)
+		}
+		out, _, code = run(t, "eval", "--model", model, "--data", other, "--json")
+		if n := inSampleJSON(t, out); code != 0 || n != 0 {
+			t.Errorf("eval --json on another log: exit %d, in_sample %d; want 0", code, n)
 		}
 	})
 

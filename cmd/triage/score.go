@@ -113,7 +113,7 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 	if logs.total == 0 {
 		return checkLoaded(data, "", "", nil, 0, 0, skipped)
 	}
-	_, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
+	_, _, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
 	return err
 }
 

@@ -400,6 +400,9 @@ func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *t
 // tierFig is what eval and train print of an N-tier router.
 type tierFig struct {
 	N int `json:"n"`
+	// InSample counts the N requests the router was trained on, as a
+	// two-tier Report's: 0 for out-of-fold figures.
+	InSample int `json:"in_sample"`
 	// Policy is the policy Routed was measured at.
 	Policy models.TierPolicy `json:"policy"`
 	// Routed is the router's quality (0-100) and mean price under Policy;
@@ -853,7 +856,7 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 		return err
 	}
 	all, logs := set.keys(tf.data)
-	keep, notes, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
+	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
 	if err != nil {
 		return err
 	}
@@ -881,7 +884,12 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%s\n%d requests, %d tiers; quality is the mean score on 0-100:\n", measured, len(set.examples), nt)
 	}
-	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, set.examples, a.TierList, *a.TierPolicy))
+	fig := tierFigures(pred, set.examples, a.TierList, *a.TierPolicy)
+	fig.InSample = inSample[0]
+	if keep != nil {
+		fig.InSample = 0 // --unseen left them out
+	}
+	return printTierFigures(env.Stdout, asJSON, fig)
 }
 
 // warnUnpriced says when every tier has the same price (most often none

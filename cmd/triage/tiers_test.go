@@ -94,6 +94,15 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "measure the recipe with eval --cv K") {
 			t.Errorf("eval --model on the training log did not warn: %s", stderr)
 		}
+		// --json says so too: every one of the 600 is in-sample.
+		stdout, _, _ = run(t, "eval", "--model", model, "--data", log, "--json")
+		var fig struct {
+			N        int  `json:"n"`
+			InSample *int `json:"in_sample"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &fig); err != nil || fig.InSample == nil || *fig.InSample != fig.N || fig.N != 600 {
+			t.Errorf("eval --model --json on the training log: %v, n %d, in_sample %v; want 600 of 600", err, fig.N, fig.InSample)
+		}
 		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "an N-tier router is trained on the whole log") {
 			t.Errorf("eval --model --unseen exited %d: %s", code, stderr)
 		}

@@ -291,14 +291,14 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		for i := range y {
 			y[i] = label.Of(weak[i], strong[i])
 		}
-		return printReports(env.Stdout, *asJSON, a.Signal, rep.OOF, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+		return printReports(env.Stdout, *asJSON, a.Signal, withInSample(rep.OOF, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 	}
 	if !*asJSON {
 		fmt.Fprintf(env.Stdout, "held-out figures (%d records, %.0f%% of ids kept out of training):\n", len(held), 100**holdout)
 	}
 	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	y, weak, strong := scoresOf(held, label)
-	return printReports(env.Stdout, *asJSON, a.Signal, rep.Held, models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, *asJSON, a.Signal, withInSample(rep.Held, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // minTrainPerFold is the fewest records per cross-validation fold that
@@ -368,6 +368,13 @@ func printReports(w io.Writer, asJSON bool, sig *models.Signal, router, random, 
 	}
 	_, err := io.WriteString(w, tableGlossary)
 	return err
+}
+
+// withInSample is r saying that n of its requests are ones the router was
+// trained on (Report.InSample): 0 for out-of-fold and held-out figures.
+func withInSample(r models.Report, n int) models.Report {
+	r.InSample = &n
+	return r
 }
 
 // tableGlossary follows the metrics table, so a person reading it needs
