@@ -118,6 +118,7 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		return
 	}
 	st := s.state.Load()
+	req.Model = s.feedbackModel(st, req.Model)
 	if err := s.checkModel(st, req.Model); err != nil {
 		writeError(c, s.log, err)
 		return
@@ -239,6 +240,41 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// feedbackModel is the name feedback about model is stored under. A
+// client of the proxy names a tier as it does in a request's "model"
+// ("fast", "strong", or a tier's name in the list form); the proxy records
+// that tier's outcomes under its record_as or the artifact's name for the
+// tier, so feedback under the client's name goes there too, and the next
+// training run finds both under one name. Without a proxy, "fast" and
+// "strong" name a two-tier router's tiers (the words of its decisions). A
+// model that is a tier's own name is left as it is.
+func (s *Server) feedbackModel(st *state, model string) string {
+	if slices.Contains(st.tiers, model) {
+		return model
+	}
+	if tiers := s.cfg.Proxy.Tiers.List(); len(tiers) == len(st.tiers) {
+		for i, t := range tiers {
+			if t.Name != model {
+				continue
+			}
+			if t.RecordAs != "" {
+				return t.RecordAs
+			}
+			return st.tiers[i]
+		}
+		return model
+	}
+	if len(st.tiers) == 2 {
+		switch model {
+		case proxy.TierFast:
+			return st.tiers[0]
+		case proxy.TierStrong:
+			return st.tiers[1]
+		}
+	}
+	return model
 }
 
 // checkModel refuses feedback about a model that is not one of st's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/triage-router/triage/serve/proxy"
 	"io"
 	"net"
 	"net/http"
@@ -193,6 +194,44 @@ func TestFeedbackModelMustBeATier(t *testing.T) {
 	open.do(t, "POST", "/v1/route", `{"id":"r","prompt":"x"}`)
 	if w := open.do(t, "POST", "/v1/feedback", `{"request_id":"r","model":"judge-v2","score":1}`); w.Code != 200 {
 		t.Errorf("with allow_other_models: %d %s, want 200", w.Code, w.Body)
+	}
+}
+
+// TestFeedbackUnderATierAlias: a client names a tier in feedback as it
+// does in a proxy request ("fast", "strong"), and the outcome is stored
+// under the name the router and the proxy record that tier under, so the
+// next training run sees it; a record_as wins, as in the proxy's own
+// records.
+func TestFeedbackUnderATierAlias(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		opts   func(*Options)
+		fast   string
+		strong string
+	}{
+		{"no proxy: the router's tiers", nil, "mixtral", "gpt-4"},
+		{"a proxy with record_as on the strong tier", func(o *Options) {
+			o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: "http://127.0.0.1:9/v1", Model: "f"},
+				Strong: proxy.Tier{BaseURL: "http://127.0.0.1:9/v1", Model: "s", RecordAs: "gpt-4-judged"}}
+		}, "mixtral", "gpt-4-judged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, c.opts)
+			ts.do(t, "POST", "/v1/route", `{"id":"r","prompt":"x"}`)
+			for _, m := range []string{"fast", "strong"} {
+				if w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"r","model":"`+m+`","score":1}`); w.Code != 200 {
+					t.Fatalf("feedback under %q: %d %s, want 200", m, w.Code, w.Body)
+				}
+			}
+			recs := ts.export(t)
+			if len(recs) != 1 {
+				t.Fatalf("export has %d records, want 1", len(recs))
+			}
+			out := recs[0].Outcomes
+			if len(out) != 2 || out[c.fast].Score == nil || out[c.strong].Score == nil {
+				t.Errorf("outcomes %+v, want scores under %q and %q", out, c.fast, c.strong)
+			}
+		})
 	}
 }
 
