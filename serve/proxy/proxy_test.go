@@ -191,6 +191,20 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, `{"choices":[{"index":0,"message":{"content":"half`)
 					return
+				case bytes.Contains(body, []byte(name+"-donecut")), bytes.Contains(body, []byte(name+"-donehang")):
+					// A whole stream, its usage and "data: [DONE]" sent,
+					// after which the upstream breaks the connection, or
+					// keeps it open without ending the response.
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"whole"}}]}`+"\n\n"+
+						`data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`+"\n\n"+
+						"data: [DONE]\n\n")
+					w.(http.Flusher).Flush()
+					if bytes.Contains(body, []byte(name+"-donecut")) {
+						panic(http.ErrAbortHandler)
+					}
+					<-req.Context().Done()
+					return
 				case bytes.Contains(body, []byte(name+"-empty")):
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "{}")
@@ -1016,6 +1030,40 @@ func TestBrokenStream(t *testing.T) {
 			decision := recs[0].Decision.Kind
 			if n := testutil.ToFloat64(r.h.m.requests.WithLabelValues(decision, "502")); n != 1 {
 				t.Errorf("requests{decision=%s,code=502} = %v, want 1", decision, n)
+			}
+		})
+	}
+}
+
+func TestStreamWholeAtItsEnd(t *testing.T) {
+	// An upstream that sent the whole stream, "data: [DONE]" included,
+	// and then breaks the connection or keeps it open: the answer is
+	// whole. It was aborted as a broken stream (curl exit 18, an SDK
+	// error, a 502 recorded as stream_broken), and the open connection
+	// held the client until the tier's timeout first.
+	for _, prompt := range []string{"F fast-donecut", "F fast-donehang"} {
+		t.Run(prompt, func(t *testing.T) {
+			r := newRig(t, rigOptions{fastTimeout: 3 * time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			got := r.do(t, ctx, r.url, chatBody(prompt, `,"stream":true`))
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("the answer took %v, want it at its [DONE], not at the tier's timeout", took)
+			}
+			if got.status != 200 || got.content != "whole" || len(got.events) == 0 || got.events[len(got.events)-1] != "[DONE]" {
+				t.Fatalf("status %d content %q events %q, want the whole stream", got.status, got.content, got.events)
+			}
+			recs := r.recordings(t)
+			if len(recs) != 1 || recs[0].Decision.Error != "" {
+				t.Fatalf("recordings %+v, want one without an error", recs)
+			}
+			o, ok := recs[0].Outcomes["fast-log-name"]
+			if !ok || o.Cancelled || o.OutputTokens == nil || *o.OutputTokens != 1 || o.Response != "whole" {
+				t.Errorf("fast outcome %+v, want the whole answer with its usage", o)
+			}
+			if n := testutil.ToFloat64(r.h.m.requests.WithLabelValues("fast", "200")); n != 1 {
+				t.Errorf("requests{decision=fast,code=200} = %v, want 1", n)
 			}
 		})
 	}

@@ -898,12 +898,29 @@ func (c *call) signal() {
 	}
 }
 
+// afterDone bounds the wait, once a stream's end has arrived ("data:
+// [DONE]", or a Responses API stream's terminal event), for the upstream
+// to end its response. The answer is whole by then: reading on only lets
+// the connection be reused, so an upstream that keeps it open, or breaks
+// it, after the end neither holds the client nor breaks its answer.
+const afterDone = 250 * time.Millisecond
+
 // readEvents reads a server-sent event stream into c.events, resetting
 // the timeout at each event.
 func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 	br := bufio.NewReaderSize(body, 16<<10)
 	var ev, data []byte
 	var total int64
+	// fail is err, unless the stream's end has arrived: what comes after
+	// it (a connection reset, a timeout, bytes past max_response_bytes)
+	// does not take the whole answer back. Only this goroutine writes
+	// sawDone.
+	fail := func(err error) error {
+		if c.sawDone {
+			return nil
+		}
+		return err
+	}
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -913,7 +930,7 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 			long := append([]byte(nil), line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				if total+int64(len(long)) > c.maxBytes {
-					return errTooLarge
+					return fail(errTooLarge)
 				}
 				line, err = br.ReadSlice('\n')
 				long = append(long, line...)
@@ -923,7 +940,7 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 		if len(line) > 0 {
 			total += int64(len(line))
 			if total > c.maxBytes {
-				return errTooLarge
+				return fail(errTooLarge)
 			}
 			ev = append(ev, line...)
 			t := bytes.TrimRight(line, "\r\n")
@@ -931,7 +948,11 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				// A blank line ends the event.
 				c.addEvent(ev, data)
 				ev, data = nil, data[:0]
-				timer.Reset(c.t.timeout)
+				if c.sawDone {
+					timer.Reset(afterDone)
+				} else {
+					timer.Reset(c.t.timeout)
+				}
 			} else if d, ok := bytes.CutPrefix(t, []byte("data:")); ok {
 				if len(data) > 0 {
 					data = append(data, '\n')
@@ -944,12 +965,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				c.addEvent(ev, data)
 			}
 			if errors.Is(err, io.EOF) {
-				if !c.sawDone {
-					return errStreamCut
-				}
-				return nil
+				return fail(errStreamCut)
 			}
-			return cleanErr(err)
+			return fail(cleanErr(err))
 		}
 	}
 }
