@@ -191,6 +191,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, `{"choices":[{"index":0,"message":{"content":"half`)
 					return
+				case bytes.Contains(body, []byte(name+"-redirect")):
+					// A base URL the host moved (http to https, a new
+					// path): the proxy follows no redirect.
+					http.Redirect(w, req, "https://upstream.invalid/v1/chat/completions", http.StatusMovedPermanently)
+					return
 				case bytes.Contains(body, []byte(name+"-donecut")), bytes.Contains(body, []byte(name+"-donehang")):
 					// A whole stream, its usage and "data: [DONE]" sent,
 					// after which the upstream breaks the connection, or
@@ -471,6 +476,11 @@ func TestPaths(t *testing.T) {
 			model: "strong-model", content: upstreamsim.DefaultAnswer, spec: SpecStrongUsed},
 		{name: "a strong 200 cut inside the choices after a fast answer returns the fast answer", prompt: "S strong-cutarray", status: 200, decision: "speculate",
 			model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		{name: "a fast redirect falls back to the strong tier", prompt: "F fast-redirect", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a streamed strong redirect on escalate falls back to the fast tier", prompt: "E strong-redirect", extra: `,"stream":true`, status: 200,
+			decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
+		{name: "without fallback a strong redirect is a 502", prompt: "E strong-redirect", noFallback: true, status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model) answered 301"},
 		{name: "a fast 200 cut inside the choices falls back to the strong tier", prompt: "F fast-cutarray", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
 		{name: "without fallback a strong 200 cut after the key is a 502", prompt: "E strong-cutcolon", noFallback: true, status: 502, decision: "escalate", model: "none",
 			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a body that is not JSON"},

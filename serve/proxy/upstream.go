@@ -206,11 +206,13 @@ func (c *call) clientError() bool { return c.err == nil && c.status >= 400 && c.
 
 // fallbackable reports, once done or failed, whether another tier may
 // answer in c's place: c failed (connection, timeout, broken before its
-// first data), answered 5xx, or answered 429 and on429 says so. Other
-// 4xx are the client's mistake, which another tier would repeat.
+// first data), answered 5xx or a redirect (the proxy follows none, so a
+// tier whose base URL moved gives no answer), or answered 429 and on429
+// says so. Other 4xx are the client's mistake, which another tier would
+// repeat.
 func (c *call) fallbackable(on429 bool) bool {
 	<-c.done
-	if c.err != nil || c.status >= 500 {
+	if c.err != nil || c.status >= 500 || c.status >= 300 && c.status < 400 {
 		return true
 	}
 	return on429 && c.status == http.StatusTooManyRequests
