@@ -196,6 +196,13 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					// path): the proxy follows no redirect.
 					http.Redirect(w, req, "https://upstream.invalid/v1/chat/completions", http.StatusMovedPermanently)
 					return
+				case bytes.Contains(body, []byte(name+"-errstream")):
+					// A 200 stream that opens with an error and ends well,
+					// as vLLM answers a request that fails once its 200 is
+					// sent.
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, `data: {"error":{"message":"`+name+` engine died","type":"server_error","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
+					return
 				case bytes.Contains(body, []byte(name+"-donecut")), bytes.Contains(body, []byte(name+"-donehang")):
 					// A whole stream, its usage and "data: [DONE]" sent,
 					// after which the upstream breaks the connection, or
@@ -481,6 +488,13 @@ func TestPaths(t *testing.T) {
 			decision: "escalate+fallback", model: "fast-model", content: upstreamsim.DefaultAnswer},
 		{name: "without fallback a strong redirect is a 502", prompt: "E strong-redirect", noFallback: true, status: 502, decision: "escalate", model: "none",
 			errContains: "the upstream failed: strong tier (strong-model) answered 301"},
+		{name: "a fast stream that opens with an error falls back to the strong tier", prompt: "F fast-errstream", extra: `,"stream":true`, status: 200,
+			decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
+		{name: "a strong stream that opens with an error does not win a speculation", prompt: "S strong-errstream", extra: `,"stream":true`, status: 200,
+			decision: "speculate", model: "fast-model", content: upstreamsim.DefaultAnswer, spec: SpecFastFallback},
+		{name: "without fallback a strong stream that opens with an error is a 502", prompt: "E strong-errstream", extra: `,"stream":true`, noFallback: true,
+			status: 502, decision: "escalate", model: "none",
+			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a stream that opens with an error: strong engine died"},
 		{name: "a fast 200 cut inside the choices falls back to the strong tier", prompt: "F fast-cutarray", status: 200, decision: "fast+fallback", model: "strong-model", content: upstreamsim.DefaultAnswer},
 		{name: "without fallback a strong 200 cut after the key is a 502", prompt: "E strong-cutcolon", noFallback: true, status: 502, decision: "escalate", model: "none",
 			errContains: "the upstream failed: strong tier (strong-model): answered 200 with a body that is not JSON"},

@@ -157,6 +157,13 @@ type call struct {
 	usage       *usage
 	lpSum       float64
 	lpN         int
+	// openErr is a chat or completion stream whose first data is an
+	// error ({"error": ...} without choices, as vLLM sends when the
+	// request fails once its 200 is out): no answer, so the call fails
+	// (readEvents) before anything is relayed, and another tier may
+	// answer, as for a 200 whose body is an error. Written and read by
+	// the call's goroutine only.
+	openErr error
 
 	mu       sync.Mutex
 	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
@@ -949,6 +956,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 			if len(t) == 0 {
 				// A blank line ends the event.
 				c.addEvent(ev, data)
+				if c.openErr != nil {
+					return c.openErr
+				}
 				ev, data = nil, data[:0]
 				if c.sawDone {
 					timer.Reset(afterDone)
@@ -965,6 +975,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 		if err != nil {
 			if len(ev) > 0 {
 				c.addEvent(ev, data)
+				if c.openErr != nil {
+					return c.openErr
+				}
 			}
 			if errors.Is(err, io.EOF) {
 				return fail(errStreamCut)
@@ -982,6 +995,10 @@ func (c *call) addEvent(raw, data []byte) {
 	if c.api == apiResponses && isData {
 		out, end = c.responseEvent(raw, data)
 	} else if isData && !end {
+		if !c.hasData && isErrorChunk(data) {
+			c.openErr = fmt.Errorf("%w: answered 200 with a stream that opens with an error%s", errBadAnswer, upstreamMessage(data))
+			return
+		}
 		var a completion
 		if decodeCompletion(data, &a) {
 			c.take(&a)
@@ -1011,6 +1028,16 @@ func (c *call) addEvent(raw, data []byte) {
 		c.markReady()
 	}
 	c.signal()
+}
+
+// isErrorChunk reports whether a chat or completion stream's data is an
+// error object ({"error": ...}) rather than a chunk: it has an error
+// member and no choices.
+func isErrorChunk(data []byte) bool {
+	if !bytes.Contains(data, []byte(`"error"`)) {
+		return false
+	}
+	return gjson.GetBytes(data, "error").Exists() && !gjson.GetBytes(data, "choices").Exists()
 }
 
 // rewriteChunk drops what the proxy added from a chunk: "usage": null
