@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -607,8 +608,56 @@ func (x *exchange) fail(calls ...*call) {
 		msg = "the upstream failed: " + msgs[0]
 	}
 	x.w.Header().Set(HeaderModel, "none")
+	retryHint(x.w.Header(), calls)
 	writeError(x.w, &apiError{status: http.StatusBadGateway, code: codeUpstream, msg: msg})
 	x.status = http.StatusBadGateway
+}
+
+// retryHint gives a 502 the soonest back-off hint (Retry-After, and
+// retry-after-ms as OpenAI's SDKs read it) among the tiers that answered
+// with one: an upstream that says when it takes requests again (a 503
+// while overloaded, a 429 that fell back) tells the client's SDK how long
+// to wait, and once any tier may answer a retry is worth making. Without
+// it the SDK retries on its own schedule, into the same overload. A
+// Retry-After that is an HTTP date, not seconds, is used only when no
+// tier gave seconds.
+func retryHint(dst http.Header, calls []*call) {
+	var best *call
+	bestWait := math.Inf(1)
+	for _, c := range calls {
+		if c.header == nil || c.ok() {
+			continue
+		}
+		if w, ok := retryWait(c.header); ok && (best == nil || w < bestWait) {
+			best, bestWait = c, w
+		}
+	}
+	if best == nil {
+		return
+	}
+	for _, k := range []string{"Retry-After", "Retry-After-Ms"} {
+		if v := best.header.Values(k); len(v) > 0 {
+			dst[k] = v
+		}
+	}
+}
+
+// retryWait is the wait h asks for, in seconds: retry-after-ms, else
+// Retry-After's seconds, else +Inf for a date; ok is false when h asks
+// for none.
+func retryWait(h http.Header) (float64, bool) {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms >= 0 {
+			return ms / 1000, true
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+			return float64(s), true
+		}
+		return math.Inf(1), true
+	}
+	return 0, false
 }
 
 // finish counts the request and queues its recording.

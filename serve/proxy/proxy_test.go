@@ -76,13 +76,18 @@ func (m *memRecorder) Record(_ context.Context, batch []*Recording) error {
 }
 
 // faults makes a sim fail on prompts holding "<name>-500", "<name>-400",
-// "<name>-429" (with Retry-After: 7), "<name>-hang" or "<name>-cut" (a
-// stream cut after its first content chunk).
+// "<name>-429" (with Retry-After: 7), "<name>-503" (Retry-After: 30),
+// "<name>-503soon" (Retry-After: 2, retry-after-ms 1500), "<name>-hang"
+// or "<name>-cut" (a stream cut after its first content chunk).
 func faults(name string) func(string) *upstreamsim.Fault {
 	return func(p string) *upstreamsim.Fault {
 		switch {
 		case strings.Contains(p, name+"-429"):
 			return &upstreamsim.Fault{Status: 429, Message: name + " is busy", Header: http.Header{"Retry-After": {"7"}, "X-Ratelimit-Remaining-Requests": {"0"}}}
+		case strings.Contains(p, name+"-503soon"):
+			return &upstreamsim.Fault{Status: 503, Message: name + " is overloaded", Header: http.Header{"Retry-After": {"2"}, "Retry-After-Ms": {"1500"}}}
+		case strings.Contains(p, name+"-503"):
+			return &upstreamsim.Fault{Status: 503, Message: name + " is overloaded", Header: http.Header{"Retry-After": {"30"}}}
 		case strings.Contains(p, name+"-cookie"):
 			return &upstreamsim.Fault{Header: http.Header{"Set-Cookie": {"session=upstream"}, "Connection": {"X-Hop"}, "X-Hop": {"1"},
 				"Openai-Processing-Ms": {"42"}, "X-Triage-Model": {"spoofed"}}}
@@ -1126,6 +1131,20 @@ func TestUpstreamHeaders(t *testing.T) {
 		resp := get("F fast-429")
 		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || resp.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
 			t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("a 502 carries the soonest back-off hint of the tiers that failed", func(t *testing.T) {
+		for _, c := range []struct{ prompt, after, afterMs string }{
+			{"F fast-503 strong-500", "30", ""},        // the one tier that gave a hint
+			{"F fast-503 strong-503soon", "2", "1500"}, // the soonest of two
+			{"E fast-503soon strong-503", "2", "1500"}, // whichever tier went first
+			{"F fast-500 strong-500", "", ""},          // none given: none invented
+		} {
+			resp := get(c.prompt)
+			if resp.StatusCode != 502 || resp.Header.Get("Retry-After") != c.after || resp.Header.Get("Retry-After-Ms") != c.afterMs {
+				t.Errorf("%q: status %d, Retry-After %q, retry-after-ms %q; want 502, %q, %q", c.prompt, resp.StatusCode,
+					resp.Header.Get("Retry-After"), resp.Header.Get("Retry-After-Ms"), c.after, c.afterMs)
+			}
 		}
 	})
 }
