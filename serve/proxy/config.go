@@ -79,6 +79,14 @@ type Tier struct {
 	// its connection and the next call a new one; over HTTP/2 it costs
 	// one stream reset. https:// upstreams negotiate HTTP/2 already.
 	H2C bool `yaml:"h2c" json:"h2c"`
+	// Logprobs false says the upstream refuses log-probabilities, as
+	// OpenAI's reasoning models answer "logprobs" with a 400: the proxy
+	// then never asks it for them, and a request the router would
+	// speculate with it as the cheaper tier escalates instead, since an
+	// answer without a confidence can never pass the gate. Left out, the
+	// proxy asks, and learns the same from the first such refusal
+	// (retrying that request without them).
+	Logprobs *bool `yaml:"logprobs" json:"logprobs,omitempty"`
 }
 
 // Tiers are the upstreams, in one of two forms. The two-tier form is a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +103,7 @@ func (x *exchange) refuse(err error) {
 // begin starts a call to t; inline, it returns when the call ended
 // (startCall).
 func (x *exchange) begin(t *tier, wantLogprobs, inline bool) (*call, error) {
+	wantLogprobs = wantLogprobs && !t.noLogprobs.Load()
 	body, err := x.req.upstreamBody(t.model, wantLogprobs)
 	if err != nil {
 		return nil, err
@@ -180,6 +182,14 @@ func (x *exchange) try(t *tier, mayFallBack bool) (c *call, done bool) {
 		return nil, true
 	}
 	<-c.done
+	if c.logprobsRefused {
+		// The refusal answers what the proxy added, not the client's
+		// request: ask again without it (the tier is now never asked,
+		// so this happens once), and forget the refused call, which is
+		// no outcome of the request.
+		x.calls = slices.DeleteFunc(x.calls, func(o *call) bool { return o == c })
+		return x.try(t, mayFallBack)
+	}
 	if c.clientError() && !(mayFallBack && c.fallbackable(x.h.cfg.FallbackOn429)) {
 		x.serve(c)
 		return nil, true

@@ -377,7 +377,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 			return
 		}
 		x.choice = ch
-		if ch.Race != NoRace && req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools {
+		if ch.Race != NoRace && (req.tools && h.cfg.SpeculateTools != nil && !*h.cfg.SpeculateTools || h.tiers[ch.Tier].noLogprobs.Load()) {
+			// A race the gate cannot judge (tool calls; a cheaper tier
+			// whose answers carry no log-probabilities) always waits for
+			// the dearer answer: it costs both calls and saves no time,
+			// so the dearer tier answers alone.
 			x.choice.Tier, x.choice.Race, x.choice.Decision = ch.Race, NoRace, h.label(ch.Race, NoRace)
 		}
 		if h.explore != nil {

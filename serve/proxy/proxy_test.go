@@ -222,6 +222,12 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					}
 					<-req.Context().Done()
 					return
+				case bytes.Contains(body, []byte(name+"-nologprobs")) && bytes.Contains(body, []byte(`"logprobs":true`)):
+					// A reasoning model's refusal of log-probabilities.
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					io.WriteString(w, `{"error":{"message":"Unsupported parameter: 'logprobs' is not supported with this model.","type":"invalid_request_error","param":"logprobs","code":"unsupported_parameter"}}`)
+					return
 				case bytes.Contains(body, []byte(name+"-empty")):
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "{}")
@@ -1458,4 +1464,52 @@ func TestImplausibleUsageNotRecorded(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "upstream reported usage that cannot be right") {
 		t.Errorf("nothing logged: %s", r.logs)
 	}
+}
+
+// TestUpstreamRefusesLogprobs: an upstream that refuses log-probabilities
+// (OpenAI's reasoning models answer them with a 400) as the fast tier. The
+// proxy asks a routed fast call for them, for the confidence it records;
+// the refusal is the proxy's doing, so the client must get the answer,
+// not the 400, and the proxy must stop asking, and stop speculating with
+// a tier whose answers the gate cannot judge. logprobs: false in the
+// config says so from the start.
+func TestUpstreamRefusesLogprobs(t *testing.T) {
+	t.Run("learnt from the first refusal", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		got := r.do(t, context.Background(), r.url, chatBody("F hello fast-nologprobs", ""))
+		if got.status != 200 || got.decision != "fast" || got.model != "fast-model" {
+			t.Fatalf("routed fast to a tier refusing logprobs: status %d, decision %q, model %q, body %s; want 200 from the fast tier", got.status, got.decision, got.model, got.body)
+		}
+		recs := r.recordings(t)
+		if len(recs) != 1 || len(recs[0].Outcomes) != 1 {
+			t.Fatalf("recordings %+v, want one with the fast answer alone (the refused call is no outcome)", recs)
+		}
+		if n := strings.Count(r.logs.String(), "refused log-probabilities"); n != 1 {
+			t.Errorf("the refusal was logged %d times, want once: %s", n, r.logs.String())
+		}
+		// A client that asks for logprobs itself gets the upstream's
+		// refusal: it is the answer to its own request.
+		got = r.do(t, context.Background(), r.url, chatBody("F hello fast-nologprobs", `,"logprobs":true`))
+		if got.status != 400 {
+			t.Errorf("a client asking logprobs of a tier refusing them: status %d, want the upstream's 400", got.status)
+		}
+		// What the router would speculate now escalates: the fast answer
+		// would carry no confidence for the gate.
+		got = r.do(t, context.Background(), r.url, chatBody("S strong first", ""))
+		if got.status != 200 || got.decision != "escalate" || got.model != "strong-model" {
+			t.Errorf("a speculation with the tier refusing logprobs: status %d, decision %q, model %q; want 200, escalate, strong-model", got.status, got.decision, got.model)
+		}
+	})
+	t.Run("said by the config", func(t *testing.T) {
+		off := false
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Tiers.Fast.Logprobs = &off }})
+		got := r.do(t, context.Background(), r.url, chatBody("S strong first", ""))
+		if got.status != 200 || got.decision != "escalate" {
+			t.Errorf("speculation with logprobs: false on the fast tier: status %d, decision %q; want 200, escalate", got.status, got.decision)
+		}
+		got = r.do(t, context.Background(), r.url, chatBody("F hello fast-nologprobs", ""))
+		if got.status != 200 || strings.Contains(r.logs.String(), "refused log-probabilities") {
+			t.Errorf("a fast call was asked for logprobs: status %d, logs %s", got.status, r.logs.String())
+		}
+	})
 }

@@ -42,6 +42,10 @@ type tier struct {
 	// rt calls the upstream: the handler's transport, or an HTTP/2
 	// cleartext one (h2c).
 	rt http.RoundTripper
+	// noLogprobs: never ask it for log-probabilities. Set by the config
+	// (logprobs: false) or by its first refusal of the ones the proxy
+	// asked for (refusesLogprobs).
+	noLogprobs atomic.Bool
 
 	// Running means of completed calls, the basis of a cancelled call's
 	// pro-rata cost (its own usage and full latency are never known):
@@ -69,6 +73,9 @@ func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier
 		priceIn: c.PriceInPer1K / 1000, priceOut: c.PriceOutPer1K / 1000, recordAs: c.RecordAs, m: m.forTier(name)}
 	if t.timeout == 0 {
 		t.timeout = DefaultTimeout
+	}
+	if c.Logprobs != nil && !*c.Logprobs {
+		t.noLogprobs.Store(true)
 	}
 	if c.APIKeyEnv != "" {
 		t.apiKey = getenv(c.APIKeyEnv)
@@ -164,6 +171,10 @@ type call struct {
 	// answer, as for a 200 whose body is an error. Written and read by
 	// the call's goroutine only.
 	openErr error
+	// logprobsRefused: the upstream refused the log-probabilities the
+	// proxy asked for and the client did not, so the refusal is the
+	// proxy's doing, not the client's answer (refusesLogprobs).
+	logprobsRefused bool
 
 	mu       sync.Mutex
 	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
@@ -364,6 +375,13 @@ func (h *Handler) run(c *call, body []byte) {
 		c.body, c.err = readLimited(resp.Body, resp.ContentLength, c.maxBytes)
 		if c.err == nil && c.ok() {
 			c.parseAnswer()
+		}
+		if c.err == nil && c.stripLogprobs && refusesLogprobs(c.status, c.body) {
+			c.logprobsRefused = true
+			if c.t.noLogprobs.CompareAndSwap(false, true) {
+				h.log.Warn("proxy: the upstream refused log-probabilities; the proxy asks it for them no more, and requests the router would speculate with it as the cheaper tier escalate (its answers have no confidence for the gate); set logprobs: false on the tier to say so up front",
+					"tier", c.t.name, "model", c.t.model, "status", c.status)
+			}
 		}
 		return
 	}
@@ -1028,6 +1046,23 @@ func (c *call) addEvent(raw, data []byte) {
 		c.markReady()
 	}
 	c.signal()
+}
+
+// refusesLogprobs reports whether an answer is an upstream's refusal of
+// log-probabilities: a 400 or 422 whose error names "logprobs" (or the
+// Responses API's "include", through which the proxy asks for them), as
+// OpenAI's reasoning models answer {"error": {"message": "Unsupported
+// parameter: 'logprobs' is not supported with this model.", "param":
+// "logprobs", ...}}.
+func refusesLogprobs(status int, body []byte) bool {
+	if status != http.StatusBadRequest && status != http.StatusUnprocessableEntity {
+		return false
+	}
+	switch gjson.GetBytes(body, "error.param").String() {
+	case "logprobs", "top_logprobs", "include":
+		return true
+	}
+	return strings.Contains(strings.ToLower(gjson.GetBytes(body, "error.message").String()), "logprob")
 }
 
 // isErrorChunk reports whether a chat or completion stream's data is an
