@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,7 +199,7 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 		if strings.HasPrefix(field, "outcomes") {
 			field = outcomeField(b, field)
 		}
-		return Record{}, &LineError{File: name, Line: line, Field: field, Err: withLineHint(jsonErr(err), name, b, err)}
+		return Record{}, &LineError{File: name, Line: line, Field: field, Err: withLineHint(jsonErr(err), name, line, b, err)}
 	}
 	if err := rec.Validate(ValidateOptions{AllowMissingScore: opts.AllowMissingScore}); err != nil {
 		return Record{}, &LineError{File: name, Line: line, Err: err}
@@ -467,20 +468,46 @@ func jsonErr(err error) error {
 
 // withLineHint adds to a decoding error what the line most likely is
 // instead of a record, and what to do: a record broken over several
-// lines, a CSV, or a JSON array.
-func withLineHint(msg error, name string, b []byte, err error) error {
+// lines, a CSV, or a JSON array; on line 1, a feedback db or another
+// binary file.
+func withLineHint(msg error, name string, line int, b []byte, err error) error {
 	t := bytes.TrimSpace(b)
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case len(t) > 0 && t[0] == '[' && (errors.As(err, &se) || errors.As(err, &te) && te.Field == ""):
 		return fmt.Errorf("%w; a log holds one JSON object per line (JSON Lines), not an array", msg)
-	case errors.As(err, &se) && len(t) > 0 && t[0] != '{' && (bytes.ContainsAny(t, ",\t") || strings.HasSuffix(strings.ToLower(name), ".csv")):
+	case errors.As(err, &se) && line == 1 && isBoltFile(b):
+		return fmt.Errorf("%w; this is a feedback db (a bbolt file), not a log: 'triage feedback export --db %s -o feedback.jsonl' writes its records as a log", msg, name)
+	case errors.As(err, &se) && line == 1 && len(t) > 0 && t[0] != '{' && t[0] != '[' && hasControlByte(t):
+		// A binary file's first "line" often holds a comma or a tab too,
+		// and was called a CSV and sent to 'triage import wide-csv'.
+		return fmt.Errorf("%w; this is a binary file, not a log: a log is JSON Lines text, plain or gzip-compressed (decompress another compression first)", msg)
+	case errors.As(err, &se) && len(t) > 0 && t[0] != '{' && !hasControlByte(t) && (bytes.ContainsAny(t, ",\t") || strings.HasSuffix(strings.ToLower(name), ".csv")):
 		return fmt.Errorf("%w; this looks like CSV, and a log is JSON Lines: convert a CSV with 'triage import wide-csv' (RouteLLM's published CSVs: 'triage import routellm')", msg)
 	case errors.As(err, &se) && endsInside(b):
 		return fmt.Errorf("%w; the line ends inside the record: each record must be one JSON object on one line (JSON Lines)", msg)
 	}
 	return msg
+}
+
+// isBoltFile reports whether b starts as a bbolt file does: page 0 is a
+// meta page (flags 0x04) whose magic number is at byte 16.
+func isBoltFile(b []byte) bool {
+	ne := binary.NativeEndian
+	return len(b) >= boltPageHeader+4 && ne.Uint16(b[8:]) == boltMetaFlag && ne.Uint32(b[boltPageHeader:]) == boltMagic
+}
+
+// hasControlByte reports whether b holds an ASCII control character other
+// than a tab or a carriage return: text (JSON Lines, CSV) has none, a
+// binary file (another compression, an executable) has many.
+func hasControlByte(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // endsInside reports whether b is the start of a JSON value cut short. A

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,7 +181,16 @@ func TestReaderErrors(t *testing.T) {
 		{"a stray closing brace after a whole record is not called a record cut short", `{"id":"a","prompt":"x"}}`, ReadOptions{}, 1,
 			"log.jsonl:1: malformed JSON at byte 24: invalid character '}' after top-level value"},
 		{"a control byte is not called a record cut short", "\x00\n", ReadOptions{}, 1,
-			"log.jsonl:1: malformed JSON at byte 1: invalid character '\\x00' looking for beginning of value"},
+			"log.jsonl:1: malformed JSON at byte 1: invalid character '\\x00' looking for beginning of value; this is a binary file, not a log: a log is JSON Lines text, plain or gzip-compressed (decompress another compression first)"},
+		// A feedback db or another binary file given as a log was called a
+		// CSV (its first "line" holds a comma or a tab) and sent to
+		// 'triage import wide-csv': 'retrain --feedback feedback.db'.
+		{"a feedback db says to export it", boltFirstPage(), ReadOptions{}, 1,
+			"log.jsonl:1: malformed JSON at byte 1: invalid character '\\x00' looking for beginning of value; this is a feedback db (a bbolt file), not a log: 'triage feedback export --db log.jsonl -o feedback.jsonl' writes its records as a log"},
+		{"a bzip2 file is not called a CSV", "BZh91AY&SY\x93,\x01\xa2\tx\n", ReadOptions{}, 1,
+			"log.jsonl:1: malformed JSON at byte 1: invalid character 'B' looking for beginning of value; this is a binary file, not a log: a log is JSON Lines text, plain or gzip-compressed (decompress another compression first)"},
+		{"zeros after a record are not called a binary file", good + "\x00\x00,\x00\n", ReadOptions{}, 2,
+			"log.jsonl:2: malformed JSON at byte 1: invalid character '\\x00' looking for beginning of value"},
 		{"a number id is a type error naming the field", `{"id":5,"prompt":"x"}`, ReadOptions{}, 1,
 			"log.jsonl:1: id: is a JSON number, want a string"},
 		{"a string score is a type error naming the field", `{"id":"a","prompt":"x","outcomes":{"gpt-4":{"score":"1"}}}`, ReadOptions{}, 1,
@@ -531,4 +541,14 @@ func TestMaxLineBytesIsTheLineWithoutItsEnding(t *testing.T) {
 			}
 		}
 	}
+}
+
+// boltFirstPage is the start of a bbolt file: page 0, a meta page holding
+// the magic number, then a comma and a newline as a real file's first
+// page has somewhere.
+func boltFirstPage() string {
+	b := make([]byte, 64)
+	binary.NativeEndian.PutUint16(b[8:], boltMetaFlag)
+	binary.NativeEndian.PutUint32(b[boltPageHeader:], boltMagic)
+	return string(b) + ",\t\n"
 }
