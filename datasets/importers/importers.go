@@ -132,6 +132,10 @@ func openCSV(path string, comma rune) (*csvTable, error) {
 		f.Close()
 		return nil, t.csvErr(err)
 	}
+	if err := t.nulField(header, nil); err != nil {
+		f.Close()
+		return nil, err
+	}
 	t.header = append([]string(nil), header...)
 	t.cols = make(map[string]int, len(t.header))
 	for i, h := range t.header {
@@ -155,8 +159,32 @@ func (t *csvTable) next() ([]string, error) {
 	if err != nil {
 		return nil, t.csvErr(err)
 	}
+	if err := t.nulField(rec, t.header); err != nil {
+		return nil, err
+	}
 	t.row++
 	return rec, nil
+}
+
+// nulField refuses a row with a NUL byte in a field. Text never holds
+// one: a block of zeros (what a crash or a bad copy leaves) inside a
+// quoted field was read as part of it, with the rows it covered, and the
+// import succeeded with those rows missing. A UTF-16 file is all NULs.
+func (t *csvTable) nulField(row, header []string) error {
+	for i, field := range row {
+		at := strings.IndexByte(field, 0)
+		if at < 0 {
+			continue
+		}
+		line, _ := t.r.FieldPos(i)
+		line += strings.Count(field[:at], "\n")
+		where := fmt.Sprintf("field %d of the header", i+1)
+		if header != nil {
+			where = fmt.Sprintf("column %q", header[i])
+		}
+		return fmt.Errorf("%s:%d: %s holds a NUL byte (0x00), which a text CSV never does: the file is damaged (a block of zeros, as a crash or a failed copy leaves) or is not UTF-8 text (UTF-16: save it as UTF-8)", t.name, line, where)
+	}
+	return nil
 }
 
 // line is the line on which the last row read starts.

@@ -180,6 +180,13 @@ func TestWideCSVErrors(t *testing.T) {
 			[]string{"pass --delimiter ,"}},
 		{"a quote cannot be a delimiter", csv, WideCSVOptions{PromptCol: "prompt", Delimiter: '"'},
 			[]string{`delimiter '"' cannot separate CSV fields`}},
+		// A block of zeros over the end of a quoted prompt and the rows
+		// after it was read as part of the prompt: the import succeeded
+		// with those rows missing.
+		{"a block of zeros in a quoted field names its line", "id,prompt,a\nr1,\"one\ntwo " + strings.Repeat("\x00", 64) + "\nr3,three\",1\nr4,four,0\n", WideCSVOptions{PromptCol: "prompt", IDCol: "id"},
+			[]string{`w.csv:3: column "prompt" holds a NUL byte (0x00)`, "damaged"}},
+		{"a UTF-16 file is refused at its header", "\xff\xfep\x00r\x00,\x00a\x00\n\x00", WideCSVOptions{PromptCol: "prompt"},
+			[]string{`w.csv:1: field 1 of the header holds a NUL byte (0x00)`, "UTF-16"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
