@@ -184,6 +184,12 @@ func LoadConfig(path string, base Config) (Config, error) {
 	if err != nil {
 		return base, fmt.Errorf("read config: %w", err)
 	}
+	// An empty file is a failed copy or a write cut short, not a choice:
+	// the server started on the defaults (another address, no retention,
+	// the model's thresholds) without a word.
+	if len(bytes.TrimSpace(b)) == 0 {
+		return base, fmt.Errorf("config %s is empty (%d bytes): it holds no settings, so every setting would silently be its default; give the file its settings back, or leave out --config to run on the defaults", path, len(b))
+	}
 	cfg, err := ParseConfig(b, base)
 	if err != nil {
 		return base, fmt.Errorf("config %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -583,6 +584,20 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
+	// An empty --config file (a failed copy, a write cut short) started
+	// the server on the defaults: another address, no retention.
+	t.Run("an empty config file is refused, naming it", func(t *testing.T) {
+		for _, in := range []string{"", "\n  \n"} {
+			path := filepath.Join(t.TempDir(), "triage.yaml")
+			if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(path, DefaultConfig())
+			if want := "config " + path + " is empty (" + strconv.Itoa(len(in)) + " bytes)"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: got %v, want an error containing %q", in, err, want)
+			}
+		}
+	})
 	t.Run("a comment, a document end or an empty document after the config is fine", func(t *testing.T) {
 		for _, in := range []string{"{\"limits\": {\"max_batch\": 8}} # the batch size\n", "limits: {max_batch: 8}\n...\n", "---\nlimits: {max_batch: 8}\n", "limits: {max_batch: 8}\n---\n# an empty document drops nothing\n"} {
 			if cfg, err := ParseConfig([]byte(in), DefaultConfig()); err != nil || cfg.Limits.MaxBatch != 8 {
