@@ -46,7 +46,7 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 		m, _ := filepath.Glob(pattern) // the pattern is well-formed
 		inputs = append(inputs, m...)
 	}
-	return writeImport(ctx, env, "import routellm", *out, inputs, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import routellm", *bench+" in "+*dir, *out, inputs, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.RouteLLM(opts, fn)
 	})
 }
@@ -78,21 +78,41 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
 	}
 	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma}
-	return writeImport(ctx, env, "import wide-csv", *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import wide-csv", *file, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.WideCSV(opts, fn)
 	})
 }
 
 // writeImport streams an import to -o (published only if the whole import
-// succeeds) or stdout, and prints a one-line summary to stderr.
-func writeImport(ctx context.Context, env *Env, name, path string, inputs []string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
+// succeeds) or stdout, and prints a one-line summary to stderr. An import
+// of no records, or of records without a score, fails: source names what
+// it read.
+func writeImport(ctx context.Context, env *Env, name, source, path string, inputs []string, run func(func(datasets.Record) error) (importers.Stats, error)) error {
 	if err := checkNotInput(path, inputs...); err != nil {
 		return err
 	}
 	var st importers.Stats
 	err := writeLogOutput(ctx, env, path, func(write func(*datasets.Record) error) (err error) {
 		st, err = run(func(rec datasets.Record) error { return write(&rec) })
-		return err
+		if err != nil {
+			return err
+		}
+		// An import of nothing (a CSV with its header only, an empty
+		// array, an empty judgements file) published an empty log, or
+		// records without one score, and exited 0.
+		scores := 0
+		for _, n := range st.Outcomes {
+			scores += n
+		}
+		switch {
+		case st.Records == 0 && st.Contaminated > 0:
+			return fmt.Errorf("%s: all %s are contaminated (%s); nothing was written", source, count(st.Contaminated, "record"), st)
+		case st.Records == 0:
+			return fmt.Errorf("%s holds no records to import; nothing was written: is it the whole file?", source)
+		case scores == 0:
+			return fmt.Errorf("%s gave %s but not one score; nothing was written: is the file of scores whole?", source, count(st.Records, "record"))
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 		return usagef(fmt.Sprintf("import one file at a time, e.g. --file %s; then pass the logs together to --data, comma-separated", filepath.Join(*file, ex)), "--file %s is a directory", *file)
 	}
 	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
-	return writeImport(ctx, env, "import routerdc", *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import routerdc", *file, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.RouterDC(opts, fn)
 	})
 }

@@ -202,6 +202,18 @@ func TestImportErrors(t *testing.T) {
 	csv := writeFile(t, dir, "w.csv", "prompt,a,b\np1,0.5,1\np2,7,0\n")
 	dcDir := t.TempDir()
 	dc := writeFile(t, dcDir, "dc.json", `[{"question": "q1", "scores": {"a": 0, "b": 1}}, {"question": "q2", "scores": {"a": 1, "b": 7}}]`)
+	// Imports of nothing exited 0 with an empty log, or with records
+	// and no score (MT-Bench's judgements.jsonl emptied).
+	nothingDir := t.TempDir()
+	headerOnly := writeFile(t, nothingDir, "header.csv", "prompt,a,b\n")
+	emptyDC := writeFile(t, t.TempDir(), "empty.json", "[]\n")
+	noScores := writeFile(t, t.TempDir(), "noscores.csv", "prompt,a,b\np1,,\np2,NA,\n")
+	mtDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(mtDir, "mt_bench"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, mtDir, "mt_bench/question.jsonl", `{"question_id": 81, "category": "writing", "turns": ["Write a haiku.", "Now another."]}`+"\n")
+	writeFile(t, mtDir, "mt_bench/judgements.jsonl", "")
 	tests := []struct {
 		name     string
 		args     []string
@@ -223,6 +235,10 @@ func TestImportErrors(t *testing.T) {
 		{"routerdc without --file is a usage error", []string{"import", "routerdc"}, 2, "--file is required"},
 		{"routerdc on a folder says to import one of its files", []string{"import", "routerdc", "--file", dcDir}, 2, "is a directory (import one file at a time, e.g. --file " + filepath.Join(dcDir, "dc.json")},
 		{"a routerdc score out of range is a data error naming the element", []string{"import", "routerdc", "--file", dc}, 1, `dc.json: element 1: scores["b"] is 7, want a score in [0,1]`},
+		{"a CSV with a header and no rows imports nothing and fails", []string{"import", "wide-csv", "--file", headerOnly, "--prompt-col", "prompt"}, 1, "header.csv holds no records to import; nothing was written"},
+		{"an empty routerdc list imports nothing and fails", []string{"import", "routerdc", "--file", emptyDC}, 1, "empty.json holds no records to import; nothing was written"},
+		{"a CSV without one score fails", []string{"import", "wide-csv", "--file", noScores, "--prompt-col", "prompt"}, 1, "noscores.csv gave 2 records but not one score; nothing was written"},
+		{"MT-Bench with an empty judgements file fails", []string{"import", "routellm", "--bench", "mt-bench", "--dir", mtDir}, 1, "mt-bench in " + mtDir + " gave 2 records but not one score"},
 		{"an unknown model is a data error listing the models", []string{"import", "wide-csv", "--file", csv, "--prompt-col", "prompt", "--models", "a,zz"}, 1, `model "zz" (--models) is not a score column; the model columns are "a", "b"`},
 	}
 	for _, tt := range tests {
@@ -256,6 +272,7 @@ func TestImportErrors(t *testing.T) {
 	}{
 		{"a failed import leaves no output file", dir, "w.csv", []string{"wide-csv", "--file", csv, "--prompt-col", "prompt"}},
 		{"a routerdc import failing after its first record leaves no output file", dcDir, "dc.json", []string{"routerdc", "--file", dc}},
+		{"an import of no records leaves no output file", nothingDir, "header.csv", []string{"wide-csv", "--file", headerOnly, "--prompt-col", "prompt"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append(append([]string{"import"}, tt.args...), "-o", filepath.Join(tt.dir, "out.jsonl"))
