@@ -477,7 +477,7 @@ func withLineHint(msg error, name string, line int, b []byte, err error) error {
 	switch {
 	case len(t) > 0 && t[0] == '[' && (errors.As(err, &se) || errors.As(err, &te) && te.Field == ""):
 		return fmt.Errorf("%w; a log holds one JSON object per line (JSON Lines), not an array", msg)
-	case errors.As(err, &se) && line == 1 && isBoltFile(b):
+	case errors.As(err, &se) && line == 1 && IsBoltFile(b):
 		return fmt.Errorf("%w; this is a feedback db (a bbolt file), not a log: 'triage feedback export --db %s -o feedback.jsonl' writes its records as a log", msg, name)
 	case errors.As(err, &se) && line == 1 && len(t) > 0 && t[0] != '{' && t[0] != '[' && hasControlByte(t):
 		// A binary file's first "line" often holds a comma or a tab too,
@@ -491,9 +491,10 @@ func withLineHint(msg error, name string, line int, b []byte, err error) error {
 	return msg
 }
 
-// isBoltFile reports whether b starts as a bbolt file does: page 0 is a
-// meta page (flags 0x04) whose magic number is at byte 16.
-func isBoltFile(b []byte) bool {
+// IsBoltFile reports whether b starts as a bbolt file does (a feedback
+// db): page 0 is a meta page (flags 0x04) whose magic number is at byte
+// 16. Readers of other files use it to name a db given in their place.
+func IsBoltFile(b []byte) bool {
 	ne := binary.NativeEndian
 	return len(b) >= boltPageHeader+4 && ne.Uint16(b[8:]) == boltMetaFlag && ne.Uint32(b[boltPageHeader:]) == boltMagic
 }

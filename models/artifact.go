@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/features"
 )
@@ -584,7 +585,7 @@ func Parse(b []byte) (*Artifact, error) {
 		if isLog(b) {
 			return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
 		}
-		return nil, fmt.Errorf("%w: decode: %v", ErrBadArtifact, err)
+		return nil, fmt.Errorf("%w: decode: %w", ErrBadArtifact, err)
 	}
 	if a.FormatVersion == 0 && isLog(b) {
 		return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
@@ -671,8 +672,18 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 	if fi.Size() > maxBytes {
 		return nil, fmt.Errorf("load artifact %s: %w: the file is %d bytes, over the limit of %d (limits.max_artifact_bytes)", path, ErrBadArtifact, fi.Size(), maxBytes)
 	}
+	// A feedback db given as the artifact is told from its first page,
+	// before its hundreds of MiB are read.
+	head := make([]byte, 64)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	if datasets.IsBoltFile(head[:n]) {
+		return nil, fmt.Errorf("load artifact %s: %w: this is a feedback db (a bbolt file), not a router artifact; pass the JSON file 'triage train -o' or 'triage retrain -o' wrote", path, ErrBadArtifact)
+	}
 	// The file may grow between the stat and the read.
-	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	b, err := io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(head[:n]), f), maxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("load artifact: %w", err)
 	}
@@ -688,6 +699,10 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 		return nil, fmt.Errorf("load artifact %s: %w: the file is gzip-compressed; logs may be, artifacts are plain JSON: decompress it first (gunzip)", path, ErrBadArtifact)
 	}
 	a, err := Parse(b)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// A copy or a write that did not finish: say so, not just "EOF".
+		return nil, fmt.Errorf("load artifact %s: %w; the file ends inside the artifact's JSON after %d bytes: it was cut short (a copy or a write that did not finish); copy it again, or train again", path, err, len(b))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load artifact %s: %w", path, err)
 	}

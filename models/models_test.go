@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"math"
@@ -419,6 +420,10 @@ func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
 	}{
 		{nil, "the file is empty (0 bytes)"},
 		{[]byte{0x1f, 0x8b, 8, 0, 0, 0}, "the file is gzip-compressed"},
+		// A feedback db in its place: bbolt's first meta page.
+		{boltHead(), "this is a feedback db (a bbolt file), not a router artifact"},
+		// Cut short: "decode: unexpected EOF" said nothing more.
+		{[]byte(`{"format_version": 5, "scorer": "per-tier", "weights": [0.1, 0.2`), "the file ends inside the artifact's JSON after 64 bytes: it was cut short"},
 	} {
 		p := filepath.Join(dir, "m.json")
 		if err := os.WriteFile(p, c.body, 0o644); err != nil {
@@ -428,6 +433,16 @@ func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
 			t.Errorf("Load of %q: %v, want ErrBadArtifact saying %q", c.body, err, c.want)
 		}
 	}
+}
+
+// boltHead is the start of a bbolt file: page 0's header (id 0, the meta
+// flag 0x04 at byte 8) and the magic number at byte 16, in the machine's
+// byte order as bbolt writes them.
+func boltHead() []byte {
+	b := make([]byte, 4096)
+	binary.NativeEndian.PutUint16(b[8:], 0x04)
+	binary.NativeEndian.PutUint32(b[16:], 0xED0CDAED)
+	return b
 }
 
 // TestLoadOfAMissingFileSaysHowToMakeOne: serving or measuring before
