@@ -138,11 +138,15 @@ func ReplayTiers(reqs []TierRequest, prices []float64, p models.TierPolicy, bill
 }
 
 // LambdaGrid returns up to n+1 values of λ, from 0 to past the last at
-// which any request's choice changes: the quantiles of the break-even
-// λ of every request and every pair of tiers with different prices,
-// (s_j − s_i)/(c_j − c_i) where positive, and one beyond the largest,
-// where every request goes to the cheapest tier. So the sweep spends its
-// points where the choices change, whatever the prices' unit.
+// which any request's choice changes, placed by the quantiles of the
+// break-even λ of every request and every pair of tiers with different
+// prices, (s_j − s_i)/(c_j − c_i) where positive, and one beyond the
+// largest, where every request goes to the cheapest tier. So the sweep
+// spends its points where the choices change, whatever the prices' unit.
+// Each point is the midpoint between a quantile and the next larger
+// break-even, never a break-even itself: there some request's two
+// utilities are equal, its choice hangs on rounding, and a row's λ as
+// printed (or passed back to train) would not give the row's figures.
 func LambdaGrid(reqs []TierRequest, prices []float64, n int) []float64 {
 	var bs []float64
 	nt := len(prices)
@@ -160,18 +164,31 @@ func LambdaGrid(reqs []TierRequest, prices []float64, n int) []float64 {
 			}
 		}
 	}
+	return betweenQuantiles(bs, n, 2)
+}
+
+// betweenQuantiles returns 0, then for up to n quantiles v of the values
+// xs (all > 0) the midpoint of v and the next larger value (none for the
+// largest), then beyond times the largest: one point inside each chosen
+// interval between the values, where whatever they are the thresholds of
+// stays put.
+func betweenQuantiles(xs []float64, n int, beyond float64) []float64 {
 	out := []float64{0}
-	if len(bs) == 0 {
+	if len(xs) == 0 {
 		return out
 	}
-	sort.Float64s(bs)
+	sort.Float64s(xs)
 	for i := 1; i <= n; i++ {
-		v := bs[min(len(bs)-1, i*len(bs)/n)]
-		if v > out[len(out)-1] {
-			out = append(out, v)
+		v := xs[min(len(xs)-1, i*len(xs)/n)]
+		j := sort.Search(len(xs), func(j int) bool { return xs[j] > v })
+		if j == len(xs) {
+			continue // past the largest: the last point below
+		}
+		if m := v + (xs[j]-v)/2; m > out[len(out)-1] && m > v && m < xs[j] {
+			out = append(out, m)
 		}
 	}
-	return append(out, bs[len(bs)-1]*2)
+	return append(out, xs[len(xs)-1]*beyond)
 }
 
 // CurvePoint is a (cost, quality) point of a quality-cost curve.
@@ -342,7 +359,8 @@ func SweepTiers(reqs []TierRequest, prices []float64, base models.TierPolicy, bi
 
 // MarginGrid returns up to n+1 quality-floor margins, from 0 to past the
 // largest gap between a request's best predicted score and another
-// tier's: the quantiles of those gaps.
+// tier's, placed by the quantiles of those gaps and, like LambdaGrid's,
+// each between two gaps rather than on one.
 func MarginGrid(reqs []TierRequest, n int) []float64 {
 	var gaps []float64
 	step := max(1, len(reqs)/2000)
@@ -354,18 +372,7 @@ func MarginGrid(reqs []TierRequest, n int) []float64 {
 			}
 		}
 	}
-	out := []float64{0}
-	if len(gaps) == 0 {
-		return out
-	}
-	sort.Float64s(gaps)
-	for i := 1; i <= n; i++ {
-		v := gaps[min(len(gaps)-1, i*len(gaps)/n)]
-		if v > out[len(out)-1] {
-			out = append(out, v)
-		}
-	}
-	return append(out, gaps[len(gaps)-1]*1.01)
+	return betweenQuantiles(gaps, n, 1.01)
 }
 
 // SolveTiers picks, among pts, the point that meets every target of s

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/triage-router/triage/models"
@@ -53,5 +54,45 @@ func TestReplayTierRequest(t *testing.T) {
 	pt := ReplayTiers([]TierRequest{req, req}, prices, models.TierPolicy{}, BillProrata)
 	if pt.Shares[1] != 1 || pt.Quality != 0 || pt.RaceShare != 0 {
 		t.Errorf("at λ=0: %+v; want tier 1 (predicted best) for both", pt)
+	}
+}
+
+// TestGridPointsAreNotBreakEvens: every point of LambdaGrid and MarginGrid
+// replays to the same operating point as its neighbouring floats, so a
+// row's λ or margin as printed (or passed back to train) gives the row's
+// figures. The old grids sat on break-evens, where some request's two
+// utilities are equal and a rounding moves it to the other tier. The
+// predictions make every break-even exactly representable, so the tie is
+// exact and the test does not hang on rounding.
+func TestGridPointsAreNotBreakEvens(t *testing.T) {
+	prices := []float64{1, 2}
+	var reqs []TierRequest
+	for _, p := range [][]float64{{0.5, 0.75}, {0.25, 0.75}, {0.5, 0.625}, {0.375, 0.875}, {0.75, 0.5}} {
+		reqs = append(reqs, TierRequest{Pred: p, Score: []float64{0, 1}, LatencyMS: []float64{0, 0}, CostUSD: prices})
+	}
+	same := func(what string, p, q models.TierPolicy) {
+		t.Helper()
+		a, b := ReplayTiers(reqs, prices, p, BillFull), ReplayTiers(reqs, prices, q, BillFull)
+		if !slices.Equal(a.Shares, b.Shares) {
+			t.Errorf("%s: λ=%v margin=%v gives shares %v, λ=%v margin=%v gives %v", what, p.Lambda, p.Margin, a.Shares, q.Lambda, q.Margin, b.Shares)
+		}
+	}
+	for _, n := range []int{2, 5, 100} {
+		for _, l := range LambdaGrid(reqs, prices, n) {
+			p := models.TierPolicy{Lambda: l}
+			for _, q := range []float64{math.Nextafter(l, math.Inf(1)), math.Nextafter(l, 0)} {
+				if l > 0 {
+					same("LambdaGrid", p, models.TierPolicy{Lambda: q})
+				}
+			}
+		}
+		for _, m := range MarginGrid(reqs, n) {
+			p := models.TierPolicy{Margin: m}
+			for _, q := range []float64{math.Nextafter(m, math.Inf(1)), math.Nextafter(m, 0)} {
+				if m > 0 {
+					same("MarginGrid", p, models.TierPolicy{Margin: q})
+				}
+			}
+		}
 	}
 }
