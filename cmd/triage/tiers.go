@@ -710,8 +710,8 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 			billing = replay.BillFull // pro rata needs the time a cancelled call ran
 		}
 		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
-		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency})
 		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
+		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency, Current: cur})
 		// AIQ is undefined (NaN) when every tier's mean cost is the same
 		// (unpriced tiers): say so rather than print NaN.
 		aiq := "undefined (every tier costs the same, so there is no cost range)"

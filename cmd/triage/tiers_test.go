@@ -146,6 +146,28 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if !strings.Contains(stdout, "AIQ") || !strings.Contains(stdout, "convex hull of single tiers") {
 			t.Errorf("stdout %q lacks the AIQ line", stdout)
 		}
+		// tiers_metrics.json holds what stdout prints, at full precision.
+		var ms []struct {
+			Router   string   `json:"router"`
+			Requests int      `json:"requests"`
+			AIQ      *float64 `json:"aiq"`
+			HullAIQ  *float64 `json:"hull_aiq"`
+			Current  struct {
+				Quality float64            `json:"quality"`
+				Shares  map[string]float64 `json:"shares"`
+			} `json:"current"`
+			Singles []struct {
+				Tier string `json:"tier"`
+			} `json:"singles"`
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "tiers_metrics.json")); err != nil || json.Unmarshal(b, &ms) != nil || len(ms) != 1 {
+			t.Fatalf("tiers_metrics.json: %v, %d routers", err, len(ms))
+		}
+		m := ms[0]
+		if m.AIQ == nil || m.HullAIQ == nil || !strings.Contains(stdout, fmt.Sprintf("AIQ %.2f, convex hull of single tiers %.2f", 100**m.AIQ, 100**m.HullAIQ)) ||
+			!strings.Contains(stdout, fmt.Sprintf("quality %.2f, cost", 100*m.Current.Quality)) || m.Requests != 600 || len(m.Singles) != 3 || len(m.Current.Shares) != 3 {
+			t.Errorf("tiers_metrics.json %+v does not hold the figures curves printed: %s", m, stdout)
+		}
 		b, err := os.ReadFile(filepath.Join(out, "tiers_curves.csv"))
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"image/color"
@@ -34,6 +35,73 @@ type TierRun struct {
 	// the latency columns are left empty, a figure the data cannot give,
 	// not the 0 ms the replay sums to.
 	NoLatency bool
+	// Current is the replay at the artifact's own policy.
+	Current replay.TierPoint
+}
+
+// tierMetrics is one router's entry of tiers_metrics.json: the figures
+// curves prints (AIQ, the oracle, each single tier, the current policy)
+// at full precision, for scripts, as metrics.json is for two tiers.
+// Quality is on [0,1] and cost per request, as in tiers_curves.csv; a
+// figure the data cannot give is null.
+type tierMetrics struct {
+	Router   string            `json:"router"`
+	Requests int               `json:"requests"`
+	CostUnit string            `json:"cost_unit"`
+	Tiers    []models.Tier     `json:"tiers"`
+	CostLo   *float64          `json:"cost_lo"`
+	CostHi   *float64          `json:"cost_hi"`
+	AIQ      *float64          `json:"aiq"`
+	HullAIQ  *float64          `json:"hull_aiq"`
+	Oracle   tierMetricsPoint  `json:"oracle"`
+	Singles  []tierMetricsTier `json:"singles"`
+	Policy   models.TierPolicy `json:"policy"`
+	Current  tierMetricsPoint  `json:"current"`
+	Points   int               `json:"operating_points"`
+}
+
+type tierMetricsPoint struct {
+	Quality       float64            `json:"quality"`
+	Cost          float64            `json:"cost"`
+	LatencyMeanMS *float64           `json:"latency_mean_ms,omitempty"`
+	LatencyP95MS  *float64           `json:"latency_p95_ms,omitempty"`
+	Shares        map[string]float64 `json:"shares,omitempty"`
+	RaceShare     *float64           `json:"race_share,omitempty"`
+	AcceptedShare *float64           `json:"accepted_share,omitempty"`
+}
+
+type tierMetricsTier struct {
+	Tier    string  `json:"tier"`
+	Quality float64 `json:"quality"`
+	Cost    float64 `json:"cost"`
+}
+
+// metrics is r's tiers_metrics.json entry.
+func (r *TierRun) metrics() tierMetrics {
+	num := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	c, cur := &r.Curve, &r.Current
+	m := tierMetrics{Router: r.Name, Requests: cur.N, CostUnit: r.CostUnit, Tiers: r.Tiers,
+		CostLo: num(c.Lo), CostHi: num(c.Hi), AIQ: num(c.AIQ), HullAIQ: num(c.HullAIQ),
+		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points),
+		Current: tierMetricsPoint{Quality: cur.Quality, Cost: cur.CostPer1k / 1000, Shares: map[string]float64{},
+			RaceShare: num(cur.RaceShare), AcceptedShare: num(cur.AcceptedShare)}}
+	if !r.NoLatency {
+		m.Current.LatencyMeanMS, m.Current.LatencyP95MS = num(cur.LatencyMeanMS), num(cur.LatencyP95MS)
+	}
+	for k, t := range r.Tiers {
+		if k < len(cur.Shares) {
+			m.Current.Shares[t.Name] = cur.Shares[k]
+		}
+		if k < len(c.Singles) {
+			m.Singles = append(m.Singles, tierMetricsTier{Tier: t.Name, Quality: c.Singles[k].Quality, Cost: c.Singles[k].Cost})
+		}
+	}
+	return m
 }
 
 // TierCurvesColumns are the first columns of tiers_curves.csv, in order;
@@ -42,7 +110,9 @@ var TierCurvesColumns = []string{"router", "lambda", "margin", "race", "quality"
 
 // WriteTiers writes, into dir, tiers_curves.csv (one row per operating
 // point of every router), tiers_reference.csv (every single tier, the
-// oracle and the convex hull of single tiers, per router), the plots
+// oracle and the convex hull of single tiers, per router),
+// tiers_metrics.json (per router: AIQ, the oracle, the single tiers and
+// the current policy's figures, at full precision), the plots
 // quality_vs_cost and tier_shares (.svg and .png) and index.html. Like
 // Write, it stages them and moves them into place only once all are
 // written, so a failure or an interruption (ctx) leaves the old report
@@ -121,6 +191,17 @@ func writeTierFiles(dir string, runs []TierRun, data []string) error {
 		return fmt.Errorf("tiers_reference.csv: %w", err)
 	}
 	if err := safefile.WriteFile(filepath.Join(dir, "tiers_reference.csv"), b.Bytes()); err != nil {
+		return err
+	}
+	ms := make([]tierMetrics, len(runs))
+	for i := range runs {
+		ms[i] = runs[i].metrics()
+	}
+	mj, err := json.MarshalIndent(ms, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode tiers_metrics.json: %w", err)
+	}
+	if err := safefile.WriteFile(filepath.Join(dir, "tiers_metrics.json"), append(mj, '\n')); err != nil {
 		return err
 	}
 	if err := qualityCostFigure(runs).write(dir, "quality_vs_cost"); err != nil {
@@ -221,6 +302,6 @@ AIQ is the mean, over the single tiers' cost range, of the quality the upper con
 {{end}}</table>{{end}}
 <p><img src="quality_vs_cost.svg" alt="quality against cost for each router's Pareto front over the λ sweep, the single tiers, the oracle and the convex hull of single tiers"></p>
 <p><img src="tier_shares.svg" alt="each tier's share of requests against cost as λ sweeps"></p>
-<p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points).</p>
+<p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points), <a href="tiers_metrics.json">tiers_metrics.json</a> (AIQ, oracle, single tiers and the current policy per router).</p>
 </body></html>
 `))
