@@ -410,4 +410,15 @@ func TestCurvesTiersBillingPerRouter(t *testing.T) {
 	if alone != after {
 		t.Errorf("the large-xl router's figures changed when listed after small-mid:\n alone: %s\n after: %s", alone, after)
 	}
+	// It races at every λ, so no point costs as little as one call: AIQ
+	// counts quality 0 there, and curves says so rather than let it read
+	// as a router worse than mixing at random.
+	stdout, _, _ := run(t, "curves", "--data", log, "--model", large, "-o", filepath.Join(t.TempDir(), "report"))
+	if !strings.Contains(stdout, "note: the router's cheapest point costs") || !strings.Contains(stdout, "every point races (race 1)") {
+		t.Errorf("curves of a racing router does not say its curve misses the cheap end: %s", stdout)
+	}
+	stdout, _, _ = run(t, "curves", "--data", log, "--model", small, "-o", filepath.Join(t.TempDir(), "report"))
+	if strings.Contains(stdout, "note: the router's cheapest point") {
+		t.Errorf("curves of a router reaching the cheapest tier's cost carries the note: %s", stdout)
+	}
 }
