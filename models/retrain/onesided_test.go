@@ -399,3 +399,32 @@ func TestNothingToJudgeSaysWhy(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 }
+
+// A retrained champion trained on every untimed record and every record
+// up to trained_through. The merged record takes the time of its decision,
+// so a base record it trained on whose id comes back in later traffic, or
+// a decision it trained on that a second server logged again later, looked
+// new and judged the champion on a record it had fitted.
+func TestRetrainedChampionCountsEarliestCopy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	paired := map[string]datasets.Outcome{"f": {Score: f64(1)}, "s": {Score: f64(0)}}
+	base := []datasets.Record{{ID: "base-id", Prompt: "p", Outcomes: paired}}
+	serverA := []datasets.Record{{ID: "twice", Prompt: "q", TS: t0.Add(-time.Hour), Decision: &datasets.Decision{Kind: "speculate", Propensity: 1}, Outcomes: paired}}
+	later := []datasets.Record{
+		{ID: "base-id", Prompt: "p", TS: t0.Add(48 * time.Hour), Decision: &datasets.Decision{Kind: "fast", Propensity: 0.98}, Outcomes: map[string]datasets.Outcome{"f": {Score: f64(1)}}},
+		{ID: "twice", Prompt: "q", TS: t0.Add(47 * time.Hour), Decision: &datasets.Decision{Kind: "fast", Propensity: 0.98}},
+		{ID: "new", Prompt: "r", TS: t0.Add(49 * time.Hour), Decision: &datasets.Decision{Kind: "speculate", Propensity: 1}, Outcomes: paired},
+	}
+	merged, _ := MergeRecords(base, serverA, later)
+	var a models.Artifact
+	a.Training.TrainedThrough = t0
+	trained, _ := ChampionTrainedOn(&a, merged, map[string][]datasets.Record{"base.jsonl": base, "a.jsonl": serverA, "b.jsonl": later}, []string{"base.jsonl"})
+	for _, id := range []string{"base-id", "twice"} {
+		if !trained(id) {
+			t.Errorf("%s: the champion trained on an earlier copy, but it counts as unseen", id)
+		}
+	}
+	if trained("new") {
+		t.Error("traffic newer than every training record counts as trained")
+	}
+}

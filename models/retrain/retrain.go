@@ -756,7 +756,7 @@ func DigestFiles(paths []string) ([]models.SourceDigest, error) {
 // ChampionTrainedOn returns which record ids the champion was trained on,
 // as far as its artifact tells: for a router made by retrain, every
 // labelled record up to the newest it trained on (and every untimed
-// one), which also counts as trained the records it was judged on before
+// one; an id is as old as its earliest copy in any file), which also counts as trained the records it was judged on before
 // that time: the safe side, since the gate must never judge on a record
 // the champion fitted (a router made before trained_through was
 // recorded: every record before its held-out period);
@@ -773,9 +773,25 @@ func ChampionTrainedOn(champion *models.Artifact, merged []datasets.Record, file
 		return nil, nil // the artifact does not say
 	}
 	if !tr.HeldSince.IsZero() || !tr.TrainedThrough.IsZero() {
+		// Each id's earliest time over every copy given, untimed (zero)
+		// first: the merged record takes the time of its decision, so a
+		// base record the champion trained on (untimed) whose id comes
+		// back in new traffic, or a decision seen again later on another
+		// server, would otherwise look new and judge the champion on a
+		// record it fitted.
 		ts := make(map[string]time.Time, len(merged))
+		note := func(r *datasets.Record) {
+			if t, ok := ts[r.ID]; !ok || (!t.IsZero() && (r.TS.IsZero() || r.TS.Before(t))) {
+				ts[r.ID] = r.TS
+			}
+		}
 		for i := range merged {
-			ts[merged[i].ID] = merged[i].TS
+			note(&merged[i])
+		}
+		for _, recs := range files {
+			for i := range recs {
+				note(&recs[i])
+			}
 		}
 		return func(id string) bool {
 			t, ok := ts[id]
