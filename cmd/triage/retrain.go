@@ -234,6 +234,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	opts.Progress = prog
 	trained, matched := retrain.ChampionTrainedOn(champion, recs, files, data)
 	opts.ChampionTrained = trained
+	opts.ChampionHeldOut = retrain.ChampionHeldOut(champion, files, matched)
 	if len(matched) > 0 {
 		fmt.Fprintln(env.Stderr, "triage retrain: "+trainedOnLine(champion, matched))
 	}

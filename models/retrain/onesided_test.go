@@ -201,9 +201,9 @@ func TestGateJudgesUnseenRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls, _, _ := LabelledExamples(merged, ExampleOptions{Tiers: champion.Tiers})
-	_, held, _ := splitJudged(ls, DefaultHoldout, trained)
+	_, held, _ := splitJudged(ls, DefaultHoldout, trained, nil)
 	naive := 0
-	_, heldByTime, _ := splitJudged(ls, DefaultHoldout, nil)
+	_, heldByTime, _ := splitJudged(ls, DefaultHoldout, nil, nil)
 	for _, h := range heldByTime {
 		if trained(h.ID) {
 			naive++
@@ -357,7 +357,7 @@ func TestRetrainedChampionCountsEveryTrainingRecord(t *testing.T) {
 	add("b-tie", 20, true)
 	add("one-sided", 21, false)
 	prevChampion := func(id string) bool { return id == "r07" || id == "r09" }
-	train, held, _ := splitJudged(ex, 0.3, prevChampion)
+	train, held, _ := splitJudged(ex, 0.3, prevChampion, nil)
 	if len(held) == 0 {
 		t.Fatal("nothing held out")
 	}
@@ -426,5 +426,62 @@ func TestRetrainedChampionCountsEarliestCopy(t *testing.T) {
 	}
 	if trained("new") {
 		t.Error("traffic newer than every training record counts as trained")
+	}
+}
+
+// A champion trained with --holdout kept a share of its log out to be
+// judged on. With a few timestamped explored records in the feedback, the
+// slice was only the newest share of those (here 4 of 20), and the
+// champion's held-out base records, which neither router had seen,
+// trained the challenger instead: the gate judged on a handful of records
+// while dozens it could judge on were there, and the warning's advice
+// ("a champion trained with --holdout, whose held-out records then judge
+// too") did nothing. They now judge, besides the newest.
+func TestChampionHeldOutRecordsJudge(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tiers := models.Tiers{Fast: "f", Strong: "s"}
+	paired := func(i int) map[string]datasets.Outcome {
+		return map[string]datasets.Outcome{"f": {Score: f64(float64(i % 2))}, "s": {Score: f64(1)}}
+	}
+	var base, export []datasets.Record
+	for i := range 200 {
+		base = append(base, datasets.Record{ID: fmt.Sprintf("base-%03d", i), Prompt: "p", Outcomes: paired(i)})
+	}
+	for i := range 20 {
+		export = append(export, datasets.Record{ID: fmt.Sprintf("req-%03d", i), Prompt: "q", TS: t0.Add(time.Duration(i) * time.Minute),
+			Decision: &datasets.Decision{Kind: "speculate", Propensity: 0.02, Explored: true, Policy: "fast"}, Outcomes: paired(i)})
+	}
+	var champion models.Artifact
+	champion.Tiers = tiers
+	champion.Training.Sources, champion.Training.Seed, champion.Training.HoldoutShare = []string{"base.jsonl"}, 1, 0.2
+	files := map[string][]datasets.Record{"base.jsonl": base, "export.jsonl": export}
+	merged, _ := MergeRecords(base, export)
+	trained, matched := ChampionTrainedOn(&champion, merged, files, []string{"base.jsonl"})
+	heldOut := ChampionHeldOut(&champion, files, matched)
+	unseen := 0
+	for i := range base {
+		if datasets.InHoldout(base[i].ID, 1, 0.2) {
+			unseen++
+		}
+	}
+	ls, _, err := LabelledExamples(merged, ExampleOptions{Tiers: tiers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, held, excluded := splitJudged(ls, DefaultHoldout, trained, heldOut)
+	if want := unseen + 4; len(held) != want || excluded != len(base)-unseen {
+		t.Errorf("held %d, excluded %d; want the %d base records the champion held out plus the 4 newest explored, and %d excluded", len(held), excluded, unseen, len(base)-unseen)
+	}
+	for _, r := range train {
+		if heldOut(r.ID) {
+			t.Fatalf("%s, held out by the champion, trains the challenger", r.ID)
+		}
+	}
+	// A router made by retrain counts its records by time: nothing more.
+	var retrained models.Artifact
+	retrained.Training = champion.Training
+	retrained.Training.TrainedThrough = t0
+	if ChampionHeldOut(&retrained, files, matched) != nil {
+		t.Error("a router made by retrain has no id-hash holdout to judge on")
 	}
 }

@@ -70,6 +70,11 @@ type Options struct {
 	// gate compares the routers on records neither was trained on. nil
 	// means none.
 	ChampionTrained func(id string) bool
+	// ChampionHeldOut says the champion's own id-hash holdout kept the
+	// record with this id out of its training (see ChampionHeldOut):
+	// every such paired record judges, besides the newest ones, since
+	// that is what the champion was held out for. nil means none.
+	ChampionHeldOut func(id string) bool
 	// KeepScorer trains the challenger with the champion's scorer even
 	// where that scorer cannot learn from the one-sided records (see
 	// challengerScorer).
@@ -132,11 +137,12 @@ func (e *NothingToJudgeError) Error() string {
 
 // splitJudged holds out the newest paired examples the champion was not
 // trained on, as many as the share frac of the paired timestamped
-// examples (of all paired ones when none has a time); everything else
-// trains. Ties by time are broken by id, so the split is deterministic.
-// Examples without a time are held out only when too few timestamped
-// ones qualify.
-func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train, held []Labelled, excluded int) {
+// examples (of all paired ones when none has a time), and every paired
+// example the champion's own holdout kept out (heldOut, nil for none);
+// everything else trains. Ties by time are broken by id, so the split is
+// deterministic. Other examples without a time are held out only when too
+// few timestamped ones qualify.
+func splitJudged(ex []Labelled, frac float64, trained, heldOut func(string) bool) (train, held []Labelled, excluded int) {
 	s := slices.Clone(ex)
 	slices.SortStableFunc(s, func(a, b Labelled) int {
 		if c := a.TS.Compare(b.TS); c != 0 {
@@ -163,6 +169,17 @@ func splitJudged(ex []Labelled, frac float64, trained func(string) bool) (train,
 		}
 		isHeld[i] = true
 		k--
+	}
+	if heldOut != nil {
+		// A champion trained with --holdout kept these out to be judged
+		// on: with a few timestamped explored records, the share above is
+		// a handful of them, and the hundreds of records the champion
+		// never saw used to train the challenger instead.
+		for i := range s {
+			if s[i].Paired && heldOut(s[i].ID) && (trained == nil || !trained(s[i].ID)) {
+				isHeld[i] = true
+			}
+		}
 	}
 	for i := range s {
 		if isHeld[i] {
@@ -284,7 +301,7 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 		}
 		return nil, fmt.Errorf("no record has scores for both %q and %q (%d records); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, len(recs))
 	}
-	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained)
+	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained, opts.ChampionHeldOut)
 	if len(held) == 0 {
 		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded, Dated: countDated(all), Holdout: opts.Holdout}
 	}
@@ -823,6 +840,32 @@ func ChampionTrainedOn(champion *models.Artifact, merged []datasets.Record, file
 		}
 	}
 	return func(id string) bool { return ids[id] }, matched
+}
+
+// ChampionHeldOut returns which record ids the champion's own id-hash
+// holdout kept out of its training: for a router made by `train
+// --holdout`, the ids of the files it was trained on (matched, as
+// ChampionTrainedOn returned them) in its held-out share. nil when it kept
+// none out, or when it was made by retrain (its held-out records are
+// counted by time, ChampionTrainedOn). These are the records the champion
+// was held out to be judged on.
+func ChampionHeldOut(champion *models.Artifact, files map[string][]datasets.Record, matched []string) func(id string) bool {
+	tr := champion.Training
+	if !(tr.HoldoutShare > 0) || !tr.HeldSince.IsZero() || !tr.TrainedThrough.IsZero() || len(tr.Sources) == 0 {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, p := range matched {
+		for i := range files[p] {
+			if id := files[p][i].ID; datasets.InHoldout(id, tr.Seed, tr.HoldoutShare) {
+				ids[id] = true
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return func(id string) bool { return ids[id] }
 }
 
 // absentTier returns the error for records in which one of the champion's

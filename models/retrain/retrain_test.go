@@ -591,7 +591,7 @@ func TestHeldSinceSkipsUntimedExamples(t *testing.T) {
 	// The champion trained on d0-d7, so the newest half of the ten timed
 	// records holds d8, d9 and three untimed ones.
 	trained := func(id string) bool { return id[0] == 'd' && id[1] < '8' }
-	_, held, _ := splitJudged(ex, 0.5, trained)
+	_, held, _ := splitJudged(ex, 0.5, trained, nil)
 	var untimed int
 	for _, h := range held {
 		if h.TS.IsZero() {
