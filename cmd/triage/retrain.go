@@ -280,6 +280,12 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(status, "refused: %s not written (exit status %d; --force writes it anyway)\n", *out, exitRefused)
 		return &refusedError{verdict: c.Verdict, out: *out}
 	}
+	// The logs' digests, as train records them: eval, score, curves and
+	// calibrate know a byte-identical copy of a log this router was
+	// trained on by them (retrain.NamesSource), not only its path.
+	if res.Challenger.Training.SourceDigests, err = retrain.DigestFiles(opts.Sources); err != nil {
+		return err
+	}
 	if err := saveArtifact(ctx, res.Challenger, *out); err != nil {
 		return err
 	}

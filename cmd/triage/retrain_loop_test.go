@@ -67,6 +67,21 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	}
 	t.Logf("exit %d:\n%s", code, stdout)
 
+	// A router made by retrain records its logs' digests as train does,
+	// so eval knows a byte-identical copy of a log it was trained on (it
+	// said nothing, and measured the router in-sample).
+	retrained := filepath.Join(dir, "forced.json")
+	if _, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "--force", "-o", retrained); code != 0 {
+		t.Fatalf("retrain --force exited %d: %s", code, stderr)
+	}
+	logCopy := filepath.Join(dir, "log-copy.jsonl")
+	if b, err := os.ReadFile(base); err != nil || os.WriteFile(logCopy, b, 0o644) != nil {
+		t.Fatalf("copy the log: %v", err)
+	}
+	if _, stderr, code := run(t, "eval", "--model", retrained, "--data", logCopy); code != 0 || !strings.Contains(stderr, "ones it was trained on") {
+		t.Errorf("eval of the retrained router on a copy of its log: exit %d, no in-sample warning:\n%s", code, stderr)
+	}
+
 	// A byte-identical copy of the log under another path is known by its
 	// digest as the champion's log.
 	moved := filepath.Join(dir, "moved.jsonl")
