@@ -29,14 +29,14 @@ quickstart: build
 # concurrently inside them is covered under -race by smaller tests. They
 # run here a second time without -race, so make test leaves none out
 # (internal/racetest.SkipSlow, cmd/triage skipSlow).
-SLOW_MODELS := ^(TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestOutOfFoldIntervalHoldsNoise|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView|TestDifficultyViewKeepsTheSignalVerdict|TestTrainDesignMatchesTrain|TestGateJudgesUnseenRecords|TestGainChampionChallengerIsPerTier|TestKeepOperatingPointEscalateAll|TestGateWhenTiersTie|TestWriteReport|TestWriteReportWholeOrNotAtAll)$$
+SLOW_PKGS   := ^(TestWarmStartFromLargerL2ReachesTheColdOptimum|TestSolversAgree|TestMetaKeptOnlyWhereItRanksBetter|TestTrain|TestArtifactRoundTrip|TestRandomOutcomesCannotRoute|TestCoinFlipLogsEscalateByDefault|TestOutOfFoldIntervalHoldsNoise|TestExplain|TestAutoChoosesAmongScorers|TestRetrainGate|TestRetrainGivesTheChallengerTheView|TestDifficultyView|TestDifficultyViewKeepsTheSignalVerdict|TestTrainDesignMatchesTrain|TestGateJudgesUnseenRecords|TestGainChampionChallengerIsPerTier|TestKeepOperatingPointEscalateAll|TestGateWhenTiersTie|TestWriteReport|TestWriteReportWholeOrNotAtAll)$$
 SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibrateOnMMLU|TestRetrainImputes|TestRetrainGatePrinted|TestRetrainGateWhenTiersTie|TestTrainStreamsTheSameRouter|TestTrainDifficulty|TestTrainWordNgrams|TestInSampleFiguresAreFlagged|TestCurvesSmallLog|TestEvalCVSkipsEmptyFolds|TestCurvesWithoutLatencyOrCost|TestScoreRefusesWhatEvalRefuses|TestCannotRouteSaysSoEverywhere|TestCurvesMatchCheckReplay|TestCurvesTiersMatchCheckTiers)$$
 
 # The whole suite, readme/ included: it runs every command block of
 # README.md in a temporary copy of the repository.
 test: vet
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
-	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_MODELS)' ./models ./models/retrain ./models/report
+	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_PKGS)' ./classifier ./models ./models/retrain ./models/report
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_CMD)' ./cmd/triage
 
 # Only the README's command blocks, with their output.

@@ -3,6 +3,7 @@ package classifier
 import (
 	"errors"
 	"fmt"
+	"github.com/triage-router/triage/internal/racetest"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -115,6 +116,10 @@ func TestFitReachesZeroGradient(t *testing.T) {
 }
 
 func TestSolversAgree(t *testing.T) {
+	// Serial numerics on a 5,000-row problem: about 9 CPU-seconds under
+	// -race, which adds nothing here (TestFitIsBitIdentical* cover the
+	// fits' concurrency under -race), so make test runs it without.
+	racetest.SkipSlow(t)
 	X, y, _ := synthetic(t, 5000, 2000, 30, 11)
 	var objs []float64
 	for _, solver := range solvers {
@@ -389,6 +394,8 @@ func TestFitReturnsZeroWhenZeroIsOptimal(t *testing.T) {
 }
 
 func TestWarmStartFromLargerL2ReachesTheColdOptimum(t *testing.T) {
+	// Numerics, as TestSolversAgree: without -race in make test.
+	racetest.SkipSlow(t)
 	// Weak regularisation on nearly separable data: the warm start's
 	// gradient, (λ_old − λ)·w, is already below liblinear's tolerance, yet
 	// the objective there is 1.4% above optimal. A fit must not stop there

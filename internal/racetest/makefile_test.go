@@ -89,7 +89,7 @@ func TestMakefileRunsEverySlowTest(t *testing.T) {
 			return r.re.MatchString(name) && slices.Contains(r.pkgs, dir)
 		})
 		if !covered {
-			t.Errorf("%s (./%s) skips under -race, but no slow list in the Makefile runs it in its package: add it to SLOW_MODELS or SLOW_CMD", name, dir)
+			t.Errorf("%s (./%s) skips under -race, but no slow list in the Makefile runs it in its package: add it to SLOW_PKGS or SLOW_CMD", name, dir)
 		}
 	}
 	for _, r := range runs {
