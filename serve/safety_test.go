@@ -307,6 +307,18 @@ func TestBodyReadTimeoutIs408WithoutAddresses(t *testing.T) {
 	if strings.Contains(string(body), "127.0.0.1") || strings.Contains(string(body), "tcp") {
 		t.Errorf("body %s shows the connection's addresses", body)
 	}
+	// The metrics count what the client got, a 408, not a 499 ("the
+	// client went away first"): net/http cancels the request's context
+	// when the body read times out. They are counted after the answer
+	// is written, so wait for the count.
+	timeouts := ts.m.requests.WithLabelValues("/v1/route", "408")
+	gone := ts.m.requests.WithLabelValues("/v1/route", "499")
+	for deadline := time.Now().Add(2 * time.Second); testutil.ToFloat64(timeouts)+testutil.ToFloat64(gone) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n408, n499 := testutil.ToFloat64(timeouts), testutil.ToFloat64(gone); n408 != 1 || n499 != 0 {
+		t.Errorf("triage_http_requests_total for the timed-out body: 408 = %v, 499 = %v; want 1 and 0", n408, n499)
+	}
 }
 
 func TestReloadBounds(t *testing.T) {

@@ -705,8 +705,12 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 		status := c.Writer.Status()
 		// A client that hung up before the handler was done counts as
 		// 499 (nginx's "client closed request"), as the proxy's own
-		// metrics count it, whatever status was written for it.
-		if c.Request.Context().Err() != nil {
+		// metrics count it, whatever status was written for it. A 408
+		// is the server's own doing: net/http cancels the request's
+		// context when a body read fails, the read timeout's too, and
+		// counting that as 499 blamed the client for a request the
+		// server cut off and answered.
+		if c.Request.Context().Err() != nil && status != http.StatusRequestTimeout {
 			status = statusClientGone
 		}
 		rm.done(status, start)
