@@ -63,7 +63,17 @@ type decisionLog struct {
 	// succeeded since (a full disk): the records are lost, and feedback
 	// about them must not be told to route first.
 	failing atomic.Pointer[logFailure]
+	// lastDropWarn (unix ns) and dropsUnsaid rate-limit the warning for
+	// dropped records to one per dropWarnEvery: a full queue drops
+	// thousands a second, and the counter alone left the server log
+	// silent about the loss.
+	lastDropWarn atomic.Int64
+	dropsUnsaid  atomic.Int64
 }
+
+// dropWarnEvery is how often, at most, the server log says records were
+// dropped.
+const dropWarnEvery = 10 * time.Second
 
 // logFailure is a failed decision-log commit.
 type logFailure struct {
@@ -115,6 +125,31 @@ func (d *decisionLog) Enqueue(it *logItem) {
 func (d *decisionLog) drop(it *logItem) {
 	d.m.logDropped.Inc()
 	d.recycle(it)
+	d.sayDropped()
+}
+
+// sayDropped logs, at most once per dropWarnEvery, how many records were
+// dropped since the last warning.
+func (d *decisionLog) sayDropped() {
+	d.dropsUnsaid.Add(1)
+	now := time.Now().UnixNano()
+	last := d.lastDropWarn.Load()
+	if last != 0 && now-last < int64(dropWarnEvery) || !d.lastDropWarn.CompareAndSwap(last, now) {
+		return
+	}
+	n := d.dropsUnsaid.Swap(0)
+	d.mu.RLock()
+	closed := d.closed
+	d.mu.RUnlock()
+	why := "decision log queue full: routed requests were answered but not recorded (feedback about them is 404 unless it carries the prompt); the disk is slower than the traffic, or decision_log.queue_size is too small"
+	if closed {
+		why = "decision log closed for shutdown: requests routed after it were answered but not recorded"
+	}
+	args := []any{"dropped", n, "queue_size", cap(d.queue)}
+	if last != 0 {
+		args = append(args, "in_the_last", time.Duration(now-last).Round(time.Second).String())
+	}
+	d.log.Warn(why, args...)
 }
 
 // recycle returns an item written or dropped to the pool, ending its id
@@ -155,6 +190,10 @@ func (d *decisionLog) Close() {
 		close(d.stop)
 	})
 	<-d.done
+	if n := d.dropsUnsaid.Swap(0); n > 0 {
+		// The drops since the last warning, so the log's counts add up.
+		d.log.Warn("decision log: routed requests dropped since the last warning were answered but not recorded", "dropped", n, "queue_size", cap(d.queue))
+	}
 }
 
 // logLinger is how long the writer waits for a batch to fill. It bounds
