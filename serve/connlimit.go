@@ -41,6 +41,9 @@ const (
 	// acceptLogEvery rate-limits the warning for accept errors, which
 	// net/http retries in a tight loop.
 	acceptLogEvery = time.Second
+	// busyLogEvery rate-limits the warning that every connection is
+	// busy, which holds as long as the slow clients do.
+	busyLogEvery = 10 * time.Second
 )
 
 // defaultMaxConnections is the connection cap for a process whose file
@@ -77,6 +80,10 @@ type connLimiter struct {
 
 	lastWarn   time.Time
 	suppressed int
+	// lastBusyWarn rate-limits the warning that every connection is
+	// busy and new ones wait; busyWaits counts the waits since.
+	lastBusyWarn time.Time
+	busyWaits    int
 }
 
 type connEntry struct {
@@ -164,6 +171,7 @@ func (l *connLimiter) acceptError(err error) {
 // none is free, or waiting for one when every connection is busy. It
 // returns false when the listener was closed meanwhile.
 func (l *connLimiter) admit(c net.Conn) bool {
+	waited := false
 	l.mu.Lock()
 	for l.n >= l.max {
 		if e := l.evictable(time.Now()); e != nil {
@@ -172,7 +180,17 @@ func (l *connLimiter) admit(c net.Conn) bool {
 			l.m.evicted.Inc()
 			continue
 		}
+		say := false
+		if !waited && l.fresh.Len() == 0 {
+			// Every connection is in a request: the wait lasts as long
+			// as the slowest of them, not freshGrace.
+			waited, say = true, l.busy(time.Now())
+		}
+		open := l.n
 		l.mu.Unlock()
+		if say {
+			l.sayBusy(open)
+		}
 		select {
 		case <-l.freed:
 		case <-l.closed:
@@ -186,6 +204,30 @@ func (l *connLimiter) admit(c net.Conn) bool {
 	l.add(c, &l.fresh)
 	l.mu.Unlock()
 	return true
+}
+
+// busy counts a connection that waits because every connection is in a
+// request, and reports whether to say so now: at most once per
+// busyLogEvery. Called with mu held.
+func (l *connLimiter) busy(now time.Time) bool {
+	l.busyWaits++
+	if !l.lastBusyWarn.IsZero() && now.Sub(l.lastBusyWarn) < busyLogEvery {
+		return false
+	}
+	l.lastBusyWarn = now
+	return true
+}
+
+// sayBusy logs that every connection is busy and new ones wait: clients
+// then see connections that are not answered (health checks and /metrics
+// too), and nothing else said why.
+func (l *connLimiter) sayBusy(open int) {
+	l.mu.Lock()
+	n := l.busyWaits
+	l.busyWaits = 0
+	l.mu.Unlock()
+	l.log.Warn("every client connection is in a request: new connections wait unanswered in the listen backlog (health checks too) until one ends; raise limits.max_connections, or look for clients sending slowly (limits.read_timeout bounds a request's body, read_header_timeout its headers)",
+		"open_connections", open, "max_connections", l.max, "waited_since_last_warning", n)
 }
 
 // evictable is the connection to close to make room: the longest idle,

@@ -427,6 +427,64 @@ func TestIdleConnectionsAreClosedToMakeRoom(t *testing.T) {
 	}
 }
 
+// When every connection is in a request (clients sending their bodies
+// slowly), a new connection waits unanswered in the listen backlog: health
+// checks and /metrics too. That used to leave nothing in the server log
+// to say why; it is said now, and the waiting client is served once a
+// slot frees.
+func TestEveryConnectionBusyIsSaid(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Config.Limits.MaxConnections = 1 })
+	addr := serveReal(t, ts.Server)
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	body := `{"prompt":"slow"}`
+	fmt.Fprintf(slow, "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:3])
+	// The slow request holds the only slot once it is active.
+	active := func() bool {
+		l := ts.limiter.Load()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.n == 1 && l.fresh.Len() == 0 && l.idle.Len() == 0
+	}
+	for deadline := time.Now().Add(2 * time.Second); !active(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request did not become active")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		got <- err
+	}()
+	const said = "every client connection is in a request"
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(ts.logs.String(), said); {
+		if time.Now().After(deadline) {
+			t.Fatalf("a connection waits for a slot and the server log does not say so; log:\n%s", ts.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "max_connections=1") {
+		t.Errorf("the warning lacks its level or the cap; log:\n%s", logs)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("healthz answered (%v) while the only slot was busy", err)
+	default:
+	}
+	io.WriteString(slow, body[3:])
+	if err := <-got; err != nil {
+		t.Errorf("healthz once the slow request ended: %v", err)
+	}
+}
+
 func TestDefaultMaxConnections(t *testing.T) {
 	for _, c := range []struct {
 		nofile uint64
