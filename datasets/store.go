@@ -125,6 +125,8 @@ type BoltStore struct {
 	stats    commitStats
 	wal      *wal
 	replay   ReplayStats
+	// removedSnapshots are the snapshot copies Open found and removed.
+	removedSnapshots []string
 	// failed is set by the committer after a disk error; every later
 	// write and flush returns it (the log is replayed at the next open),
 	// and so does Ping, so that readiness follows it. Only the committer
@@ -308,6 +310,11 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 			return nil, fmt.Errorf("open feedback db %s: %w", path, errReplaced)
 		}
 	}
+	// A snapshot's temporary copy (as big as the db) outlives a process
+	// that stopped while it was streamed: killed, or shut down with a
+	// download still in flight. This store holds the db's lock, so no
+	// snapshot of it is being written now.
+	removed := removeSnapshotCopies(path)
 	maxBatch := opts.MaxBatchSize
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatchSize
@@ -349,10 +356,43 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		return nil, fmt.Errorf("open feedback db %s: feedback log: %w", path, err)
 	}
 	st := &BoltStore{db: db, path: path, commits: make(chan *commitReq, 4096), maxBatch: maxBatch, wal: w,
-		replay: replay, pendingFP: map[string]Fingerprint{}, done: make(chan struct{})}
+		replay: replay, pendingFP: map[string]Fingerprint{}, done: make(chan struct{}), removedSnapshots: removed}
 	go st.committer()
 	return st, nil
 }
+
+// snapshotPattern is the CreateTemp pattern of a snapshot's temporary
+// copy of the db at path.
+func snapshotPattern(path string) string { return "." + filepath.Base(path) + ".snapshot-*" }
+
+// removeSnapshotCopies removes the temporary copies snapshots of the db
+// at path left beside it, and returns their names: the names Snapshot's
+// CreateTemp pattern makes, "." + the db's name + ".snapshot-" + digits
+// (matched by prefix, as staleCompactions matches, so a db named with
+// glob syntax finds its own and another db's are left alone).
+func removeSnapshotCopies(path string) []string {
+	dir, prefix := filepath.Dir(path), strings.TrimSuffix(snapshotPattern(path), "*")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || !e.Type().IsRegular() || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		if p := filepath.Join(dir, e.Name()); os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+// RemovedSnapshots names the temporary snapshot copies that opening the
+// store found beside the db and removed: left by a process that stopped
+// while a snapshot was being downloaded.
+func (s *BoltStore) RemovedSnapshots() []string { return s.removedSnapshots }
 
 // orphanWAL reports a feedback log left where its db is missing (or, with
 // --init, 0 bytes; state says which): its records are acknowledged writes
@@ -739,6 +779,11 @@ func (s *BoltStore) close() error {
 	close(s.commits)
 	s.mu.Unlock()
 	<-s.done
+	// A snapshot still streaming to a client that stopped reading (there
+	// is no write deadline on the admin streams) would leave its copy
+	// when the process exits after this: the copy is removed now, under
+	// the db's lock (the copier's open file still reads on unix).
+	removeSnapshotCopies(s.path)
 	err := s.db.Close()
 	if s.closeErr != nil {
 		return fmt.Errorf("close feedback db: %w", s.closeErr)
@@ -1339,7 +1384,7 @@ func (s *BoltStore) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	if err := s.flush(); err != nil {
 		return 0, fmt.Errorf("snapshot feedback db: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".snapshot-*")
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), snapshotPattern(s.path))
 	if err != nil {
 		return 0, fmt.Errorf("snapshot feedback db: %w", err)
 	}

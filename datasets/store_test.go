@@ -933,3 +933,75 @@ func TestDamagedRecordFailsOnlyItsFeedback(t *testing.T) {
 		t.Errorf("Ping() = %v, want nil", err)
 	}
 }
+
+// A server stopped while a snapshot was being downloaded (killed, or shut
+// down with a client that stopped reading) left the snapshot's temporary
+// copy, as big as the db, beside it for good. Close removes it, and so
+// does the next open, which says which it removed.
+func TestSnapshotCopiesDoNotOutliveTheStore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "feedback.db")
+	s, err := OpenBoltStore(path, StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{entry("a", t0, "fast", 0.1, `{"prompt":"p"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot whose client stopped reading.
+	stuck := make(chan struct{})
+	defer close(stuck)
+	started := make(chan struct{})
+	go s.Snapshot(context.Background(), writerFunc(func(p []byte) (int, error) {
+		select {
+		case <-started:
+		default:
+			close(started)
+		}
+		<-stuck
+		return 0, io.ErrClosedPipe
+	}))
+	<-started
+	copies := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, ".feedback.db.snapshot-*"))
+		return m
+	}
+	if len(copies()) != 1 {
+		t.Fatalf("snapshot copies while streaming: %v, want one", copies())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := copies(); len(c) != 0 {
+		t.Errorf("the store closed with a snapshot stuck streaming and left its copy: %v", c)
+	}
+	// A copy left by a killed process, and files that are not copies of
+	// this db's snapshots.
+	left := filepath.Join(dir, ".feedback.db.snapshot-123456")
+	keep := []string{filepath.Join(dir, ".feedback.db.snapshot-x"), filepath.Join(dir, ".other.db.snapshot-1")}
+	for _, p := range append([]string{left}, keep...) {
+		if err := os.WriteFile(p, []byte("copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = OpenBoltStore(path, StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open left the stale snapshot copy %s (%v)", left, err)
+	}
+	if got := s.RemovedSnapshots(); len(got) != 1 || got[0] != left {
+		t.Errorf("RemovedSnapshots = %v, want [%s]", got, left)
+	}
+	for _, p := range keep {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("open removed %s, which is not this db's snapshot copy: %v", p, err)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

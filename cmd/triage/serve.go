@@ -218,6 +218,9 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 	c.store = store
 	defer func() { c.discardDB = err != nil && fresh }()
 	logReplay(c.log, cfg.DBPath, store.Replay())
+	if rm := store.RemovedSnapshots(); len(rm) > 0 {
+		c.log.Info("removed the temporary copies of snapshots a stopped server left beside the db", "db", cfg.DBPath, "files", strings.Join(rm, ","))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := serve.New(serve.Options{
