@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -355,6 +357,9 @@ func FuzzRouteBatchDecode(f *testing.F) {
 		if len(b.Requests) == 0 || len(b.Requests) > lim.MaxBatch {
 			t.Fatalf("accepted a batch of %d", len(b.Requests))
 		}
+		if n, ok := batchLen(body); ok && n != len(b.Requests) {
+			t.Fatalf("batchLen counted %d requests, the decoder %d", n, len(b.Requests))
+		}
 		ids := map[string]bool{}
 		for _, r := range b.Requests {
 			checkAcceptedInput(t, r.input(), lim)
@@ -449,5 +454,63 @@ func TestRouteTakesCompressedBodies(t *testing.T) {
 				t.Errorf("Accept-Encoding %q, want the encodings taken", w.Header().Get("Accept-Encoding"))
 			}
 		})
+	}
+}
+
+// A batch over limits.max_batch was decoded whole before it was counted:
+// a body of max_body_bytes holding ~70,000 tiny requests allocated 27 MB
+// (and 80 ms of CPU) only to be refused, and 64 such posts at once took
+// the server to 1.9 GB. It is counted first now.
+func TestOversizedBatchIsRefusedBeforeItIsDecoded(t *testing.T) {
+	lim := DefaultConfig().Limits
+	var b strings.Builder
+	b.WriteString(`{"requests":[`)
+	const n = 60000
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"prompt":"a"}`)
+	}
+	b.WriteString(`]}`)
+	body := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := decodeBatch(body, lim)
+	runtime.ReadMemStats(&after)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeBatchTooLarge || !strings.Contains(e.Message, fmt.Sprintf("batch has %d requests", n)) {
+		t.Fatalf("decodeBatch of %d requests = %v, want batch_too_large with the count", n, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("refusing a batch of %d requests (%d bytes) allocated %d bytes, want under 1 MiB", n, len(body), alloc)
+	}
+}
+
+func TestBatchLenCountsAsTheDecoderDoes(t *testing.T) {
+	for _, body := range []string{
+		`{"requests":[{"prompt":"a"}]}`,
+		` { "requests" : [ {"prompt":"a"} , {"prompt":"b]}\"[{"} ] } `,
+		`{"Requests":[{"prompt":"a"},{"prompt":"b"}]}`,
+		`{"\u0072equests":[{"prompt":"a"},{"prompt":"b"},{"prompt":"c"}]}`,
+		`{"requests":[{"prompt":"a"}],"requests":[{"prompt":"a"},{"prompt":"b"}]}`,
+		`{"requests":[{"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"meta":{"k":"v,]"}},{"prompt":"\\"}]}`,
+		`{"requests":[]}`,
+	} {
+		var want batchRequest
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if n, ok := batchLen([]byte(body)); !ok || n != len(want.Requests) {
+			t.Errorf("batchLen(%s) = %d, %v; want %d, true", body, n, ok, len(want.Requests))
+		}
+	}
+	for _, body := range []string{
+		``, `[]`, `{}`, `{"requests":null}`, `{"requests":{}}`, `{"requests":[{"prompt":"a"}`, `{"requests":[{"prompt":"a"},]}`,
+		`{"requests":[1 2]}`, `{"requests" [1]}`, `{"requests":[1]} `[:14], `{"requests":["a]}`,
+	} {
+		if n, ok := batchLen([]byte(body)); ok {
+			t.Errorf("batchLen(%q) = %d, true; want it to leave the word to the strict decode", body, n)
+		}
 	}
 }
