@@ -14,8 +14,10 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
@@ -323,142 +325,27 @@ func batchTooLarge(n int, lim Limits) error {
 }
 
 // batchLen counts the elements of a batch body's "requests" array without
-// decoding them: a scan of the bytes that follows strings and nesting,
-// the key matched as encoding/json matches it (case-insensitively, the
-// last of duplicates). It does not validate the elements; the strict
-// decode does, for a batch within the limit. ok is false when it cannot
-// tell (not an object, requests not an array, the JSON cut or malformed
-// where it looks): the strict decode then says what is wrong.
+// decoding them: gjson walks the bytes and allocates nothing per element.
+// The key is matched as encoding/json matches it (case-insensitively, the
+// last of duplicates), so a body cannot hide its real array behind an
+// empty one. It does not validate: ok is false when there is no such
+// array, and for a batch within the limit the strict decode judges the
+// body; one over the limit is refused for its size, whatever else is
+// wrong with it.
 func batchLen(body []byte) (n int, ok bool) {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return 0, false
-	}
-	i = skipSpace(body, i+1)
-	if i < len(body) && body[i] == '}' {
-		return 0, false
-	}
-	for {
-		if i >= len(body) || body[i] != '"' {
-			return 0, false
-		}
-		end := stringEnd(body, i)
-		if end < 0 {
-			return 0, false
-		}
-		isRequests := false
-		if key := body[i+1 : end-1]; bytes.IndexByte(key, '\\') < 0 {
-			isRequests = bytes.EqualFold(key, []byte("requests"))
-		} else {
-			var k string
-			if json.Unmarshal(body[i:end], &k) != nil {
-				return 0, false
-			}
-			isRequests = strings.EqualFold(k, "requests")
-		}
-		i = skipSpace(body, end)
-		if i >= len(body) || body[i] != ':' {
-			return 0, false
-		}
-		i = skipSpace(body, i+1)
-		if isRequests {
-			if i >= len(body) || body[i] != '[' {
-				return 0, false
-			}
-			n, ok = 0, true
-			i = skipSpace(body, i+1)
-			if i < len(body) && body[i] == ']' {
-				i++
-			} else {
-				for {
-					if i = valueEnd(body, i); i < 0 {
-						return 0, false
-					}
-					n++
-					i = skipSpace(body, i)
-					if i < len(body) && body[i] == ',' {
-						i = skipSpace(body, i+1)
-						continue
-					}
-					if i < len(body) && body[i] == ']' {
-						i++
-						break
-					}
-					return 0, false
-				}
-			}
-		} else if i = valueEnd(body, i); i < 0 {
-			return 0, false
-		}
-		i = skipSpace(body, i)
-		if i < len(body) && body[i] == ',' {
-			i = skipSpace(body, i+1)
-			continue
-		}
-		if i < len(body) && body[i] == '}' {
-			return n, ok
-		}
-		return 0, false
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd is the index after the string starting at b[i] ('"'), or -1.
-func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd is the index after the JSON value starting at b[i], or -1 when
-// it is cut short; the value's contents are not checked.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				if i = stringEnd(b, i); i < 0 {
-					return -1
-				}
-				i--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
+	// A view of body, not a copy (gjson.ParseBytes copies it whole): it
+	// is read here only, and nothing taken from it outlives the call.
+	view := unsafe.String(unsafe.SliceData(body), len(body))
+	gjson.Parse(view).ForEach(func(key, value gjson.Result) bool {
+		if strings.EqualFold(key.String(), "requests") {
+			n, ok = 0, value.IsArray()
+			if ok {
+				n = int(value.Get("#").Int())
 			}
 		}
-		return -1
-	case ',', ':', '}', ']':
-		return -1
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return i
+		return true
+	})
+	return n, ok
 }
 
 func (r *routeRequest) input() features.Input {

@@ -505,10 +505,8 @@ func TestBatchLenCountsAsTheDecoderDoes(t *testing.T) {
 			t.Errorf("batchLen(%s) = %d, %v; want %d, true", body, n, ok, len(want.Requests))
 		}
 	}
-	for _, body := range []string{
-		``, `[]`, `{}`, `{"requests":null}`, `{"requests":{}}`, `{"requests":[{"prompt":"a"}`, `{"requests":[{"prompt":"a"},]}`,
-		`{"requests":[1 2]}`, `{"requests" [1]}`, `{"requests":[1]} `[:14], `{"requests":["a]}`,
-	} {
+	// No array to count: the strict decode says what is wrong.
+	for _, body := range []string{``, `[]`, `{}`, `{"requests":null}`, `{"requests":{}}`, `{"requests":[1],"requests":null}`} {
 		if n, ok := batchLen([]byte(body)); ok {
 			t.Errorf("batchLen(%q) = %d, true; want it to leave the word to the strict decode", body, n)
 		}
