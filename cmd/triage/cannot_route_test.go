@@ -128,6 +128,9 @@ func TestCannotRouteSaysSoEverywhere(t *testing.T) {
 // strong tier is not measurably better, writes the artifact, and train
 // --json and eval --json print the undefined figure as null.
 func TestTiersThatTieExactly(t *testing.T) {
+	// Trainings and report renders whose concurrency smaller tests
+	// cover under -race: 3-7 s there, a fraction without (Makefile SLOW_CMD).
+	skipSlow(t)
 	dir := t.TempDir()
 	recs := sampleRecords(t)
 	recs = recs[:600]
@@ -182,6 +185,9 @@ func TestTiersThatTieExactly(t *testing.T) {
 // and asks whether the tiers are swapped, rather than only that the
 // strong tier is "not measurably better".
 func TestSwappedTiersAreNamed(t *testing.T) {
+	// Trainings and report renders whose concurrency smaller tests
+	// cover under -race: 3-7 s there, a fraction without (Makefile SLOW_CMD).
+	skipSlow(t)
 	dir := t.TempDir()
 	recs := sampleRecords(t)
 	log := filepath.Join(dir, "log.jsonl")

@@ -22,6 +22,9 @@ import (
 // confidence soft labels are used; and a champion that trained on every
 // scored record leaves nothing to judge, which is a refusal (exit 3).
 func TestRetrainJudgesUnseenRecords(t *testing.T) {
+	// Trainings and report renders whose concurrency smaller tests
+	// cover under -race: 3-7 s there, a fraction without (Makefile SLOW_CMD).
+	skipSlow(t)
 	dir := t.TempDir()
 	recs, _ := synth.Generate(synth.Options{N: 500, Seed: 7, Scenario: synth.Speculation, Latency: true, Confidence: true})
 	base := writeRecords(t, dir, "log.jsonl", recs)

@@ -48,6 +48,9 @@ func threeTierLog(t *testing.T, dir string, n int) string {
 }
 
 func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
+	// Trainings and report renders whose concurrency smaller tests
+	// cover under -race: 3-7 s there, a fraction without (Makefile SLOW_CMD).
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 600)
 	model := filepath.Join(dir, "tiers.json")
@@ -359,6 +362,9 @@ func TestCurvesRefusesMixedRouterKinds(t *testing.T) {
 // every router listed after it to full: the second router's figures
 // changed with the order of --model.
 func TestCurvesTiersBillingPerRouter(t *testing.T) {
+	// Trainings and report renders whose concurrency smaller tests
+	// cover under -race: 3-7 s there, a fraction without (Makefile SLOW_CMD).
+	skipSlow(t)
 	dir := t.TempDir()
 	var b strings.Builder
 	texts := []string{"what is the capital of France", "write a sonnet about autumn", "prove the prime number theorem"}
