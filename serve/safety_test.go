@@ -404,6 +404,10 @@ func TestIdleConnectionsAreClosedToMakeRoom(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		idle = append(idle, c)
+		// The response reaches the client before the server marks the
+		// connection idle: wait for it, so the idle list's order is
+		// idle's, and the longest-idle connection is idle[0].
+		waitIdle(t, ts.limiter.Load(), len(idle))
 	}
 	// A ninth client is served: the oldest idle connection makes room.
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -420,10 +424,29 @@ func TestIdleConnectionsAreClosedToMakeRoom(t *testing.T) {
 	if n := ts.limiter.Load().open(); n > 8 {
 		t.Errorf("%d connections open, want at most 8", n)
 	}
-	// The first idle connection is the one closed.
-	idle[0].SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := idle[0].Read(make([]byte, 1)); err == nil {
-		t.Error("the longest-idle connection is still open")
+	// The longest-idle connection is the one closed. A read that times
+	// out is a connection still open: the check used to pass on that.
+	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := idle[0].Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("the longest-idle connection is still open (read: %v)", err)
+	}
+}
+
+// waitIdle waits until l holds n idle connections.
+func waitIdle(t *testing.T, l *connLimiter, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		got := l.idle.Len()
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle, want %d", got, n)
+		}
 	}
 }
 
