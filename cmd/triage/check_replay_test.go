@@ -23,18 +23,7 @@ import (
 // under -race and runs, like them, in make test's pass without it.
 func TestCurvesMatchCheckReplay(t *testing.T) {
 	skipSlow(t)
-	py := ""
-	// The system python first: a version manager's python3 shim without
-	// numpy takes seconds to fail.
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import numpy").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Skip("no python3 with numpy on this machine; skipping the check_replay.py cross-check of curves.csv")
-	}
+	py := pythonWithNumpy(t, "the check_replay.py cross-check of curves.csv")
 	script := filepath.Join("..", "..", "bench", "curves", "check_replay.py")
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")

@@ -69,16 +69,7 @@ func raceTierLog(t *testing.T, dir string, n int) string {
 // eval figures keep being recomputed by a second implementation.
 func TestCurvesTiersMatchCheckTiers(t *testing.T) {
 	skipSlow(t)
-	py := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import numpy").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		t.Skip("no python3 with numpy on this machine; skipping the check_tiers.py cross-check of the N-tier curves")
-	}
+	py := pythonWithNumpy(t, "the check_tiers.py cross-check of the N-tier curves")
 	script := filepath.Join("..", "..", "bench", "tiers", "check_tiers.py")
 	dir := t.TempDir()
 	data := raceTierLog(t, dir, 320)

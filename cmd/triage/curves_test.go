@@ -846,7 +846,7 @@ func TestCurvesAndCalibrateOnMMLU(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run("and metrics.py's on triage score output", func(t *testing.T) {
-			py := pythonWithNumpy(t)
+			py := pythonWithNumpy(t, "the metrics.py parity check")
 			anchors := filepath.Join(data, "..", "anchors")
 			if _, err := os.Stat(filepath.Join(anchors, "metrics.py")); err != nil {
 				t.Skipf("anchors folder %s is absent; skipping", anchors)

@@ -271,7 +271,7 @@ func TestTrainScoreEval(t *testing.T) {
 	})
 
 	t.Run("metrics.py on score output agrees with eval --json to 3 decimals", func(t *testing.T) {
-		py := pythonWithNumpy(t)
+		py := pythonWithNumpy(t, "the metrics.py parity check")
 		_, file, _, _ := runtime.Caller(0)
 		anchors := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "anchors")
 		if _, err := os.Stat(filepath.Join(anchors, "metrics.py")); err != nil {
@@ -317,15 +317,17 @@ func TestTrainScoreEval(t *testing.T) {
 	})
 }
 
-// pythonWithNumpy finds a python3 that can import numpy, or skips.
-func pythonWithNumpy(t *testing.T) string {
+// pythonWithNumpy finds a python3 that can import numpy, or skips saying
+// which check needs it. The system python comes first: a version
+// manager's python3 shim without numpy takes seconds to fail.
+func pythonWithNumpy(t *testing.T, check string) string {
 	t.Helper()
-	for _, py := range []string{"python3", "/usr/bin/python3"} {
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
 		if err := exec.Command(py, "-c", "import numpy").Run(); err == nil {
 			return py
 		}
 	}
-	t.Skip("no python3 with numpy on this machine; skipping the metrics.py parity check")
+	t.Skip("no python3 with numpy on this machine; skipping " + check)
 	return ""
 }
 
