@@ -22,6 +22,8 @@ const (
 	DefaultMaxBodyBytes      = 1 << 20
 	DefaultMaxPromptBytes    = 256 << 10
 	DefaultMaxBatch          = 256
+	DefaultMaxMetaKeys       = 256
+	DefaultMaxMessages       = 4096
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
@@ -89,6 +91,14 @@ type Limits struct {
 	MaxPromptBytes int `yaml:"max_prompt_bytes"`
 	// MaxBatch is the most requests in one /v1/route/batch call.
 	MaxBatch int `yaml:"max_batch"`
+	// MaxMetaKeys and MaxMessages cap a routed request's meta keys and
+	// chat messages; more gets 400. Within max_body_bytes, a body of
+	// tens of thousands of tiny keys or messages cost far more than its
+	// size to route and to record (1 MiB of meta: ~15 MB of memory per
+	// request and a db growing by 50 MB a second under load), and the
+	// router reads at most 64 meta keys anyway.
+	MaxMetaKeys int `yaml:"max_meta_keys"`
+	MaxMessages int `yaml:"max_messages"`
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
 	// net/http.Server's. The admin streams lift the write deadline.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -160,6 +170,8 @@ func DefaultConfig() Config {
 			MaxBodyBytes:      DefaultMaxBodyBytes,
 			MaxPromptBytes:    DefaultMaxPromptBytes,
 			MaxBatch:          DefaultMaxBatch,
+			MaxMetaKeys:       DefaultMaxMetaKeys,
+			MaxMessages:       DefaultMaxMessages,
 			ReadHeaderTimeout: DefaultReadHeaderTimeout,
 			ReadTimeout:       DefaultReadTimeout,
 			WriteTimeout:      DefaultWriteTimeout,
@@ -282,6 +294,8 @@ func (c Config) Validate() error {
 		{"limits.max_body_bytes", l.MaxBodyBytes},
 		{"limits.max_prompt_bytes", int64(l.MaxPromptBytes)},
 		{"limits.max_batch", int64(l.MaxBatch)},
+		{"limits.max_meta_keys", int64(l.MaxMetaKeys)},
+		{"limits.max_messages", int64(l.MaxMessages)},
 		{"limits.max_artifact_bytes", l.MaxArtifactBytes},
 		{"decision_log.queue_size", int64(c.DecisionLog.QueueSize)},
 		{"decision_log.batch_size", int64(c.DecisionLog.BatchSize)},

@@ -241,6 +241,9 @@ func (r *routeRequest) validate(at string, lim Limits) error {
 			return Errorf(CodeInvalidRequest, "%v; ids are 1 to %d printable characters", err, datasets.MaxIDBytes)
 		}
 	}
+	if len(r.Meta) > lim.MaxMetaKeys {
+		return Errorf(CodeInvalidRequest, "%smeta has %d keys, the limit is %d (limits.max_meta_keys); the router reads at most 64", at, len(r.Meta), lim.MaxMetaKeys)
+	}
 	return checkPrompt(at, r.Prompt, r.Messages, true, lim)
 }
 
@@ -248,6 +251,9 @@ func (r *routeRequest) validate(at string, lim Limits) error {
 func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) error {
 	if prompt != "" && len(msgs) > 0 {
 		return Errorf(CodeInvalidRequest, "%sprompt and %smessages are both set; send one of them", at, at)
+	}
+	if len(msgs) > lim.MaxMessages {
+		return Errorf(CodeInvalidRequest, "%smessages has %d messages, the limit is %d (limits.max_messages)", at, len(msgs), lim.MaxMessages)
 	}
 	n := len(prompt)
 	empty := prompt == ""

@@ -129,6 +129,8 @@ func TestRouteRejectsBadInput(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) {
 		o.Config.Limits.MaxBodyBytes = 4096
 		o.Config.Limits.MaxPromptBytes = 1000
+		o.Config.Limits.MaxMetaKeys = 3
+		o.Config.Limits.MaxMessages = 3
 	})
 	tests := []struct {
 		name    string
@@ -161,6 +163,8 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"an id with a control character", `{"prompt":"x","id":"a\u0000b"}`, 400, CodeInvalidRequest, "control character"},
 		{"an oversized body is 413", `{"prompt":"` + strings.Repeat("a", 5000) + `"}`, 413, CodeBodyTooLarge, "limit is 4096"},
 		{"an oversized prompt is 413", `{"prompt":"` + strings.Repeat("a", 1001) + `"}`, 413, CodePromptTooLarge, "limit is 1000"},
+		{"more meta keys than the limit", `{"prompt":"x","meta":{"a":"1","b":"2","c":"3","d":"4"}}`, 400, CodeInvalidRequest, "meta has 4 keys, the limit is 3 (limits.max_meta_keys)"},
+		{"more messages than the limit", `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"},{"role":"assistant","content":"d"}]}`, 400, CodeInvalidRequest, "messages has 4 messages, the limit is 3 (limits.max_messages)"},
 		{"oversized messages are 413", `{"messages":[{"role":"user","content":"` + strings.Repeat("a", 600) + `"},{"role":"user","content":"` + strings.Repeat("a", 600) + `"}]}`, 413, CodePromptTooLarge, "1200 bytes"},
 	}
 	for _, tt := range tests {
