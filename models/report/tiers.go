@@ -49,10 +49,10 @@ type tierMetrics struct {
 	Requests int               `json:"requests"`
 	CostUnit string            `json:"cost_unit"`
 	Tiers    []models.Tier     `json:"tiers"`
-	CostLo   *float64          `json:"cost_lo"`
-	CostHi   *float64          `json:"cost_hi"`
-	AIQ      *float64          `json:"aiq"`
-	HullAIQ  *float64          `json:"hull_aiq"`
+	CostLo   jnum              `json:"cost_lo"`
+	CostHi   jnum              `json:"cost_hi"`
+	AIQ      jnum              `json:"aiq"`
+	HullAIQ  jnum              `json:"hull_aiq"`
 	Oracle   tierMetricsPoint  `json:"oracle"`
 	Singles  []tierMetricsTier `json:"singles"`
 	Policy   models.TierPolicy `json:"policy"`
@@ -63,11 +63,11 @@ type tierMetrics struct {
 type tierMetricsPoint struct {
 	Quality       float64            `json:"quality"`
 	Cost          float64            `json:"cost"`
-	LatencyMeanMS *float64           `json:"latency_mean_ms,omitempty"`
-	LatencyP95MS  *float64           `json:"latency_p95_ms,omitempty"`
+	LatencyMeanMS *jnum              `json:"latency_mean_ms,omitempty"`
+	LatencyP95MS  *jnum              `json:"latency_p95_ms,omitempty"`
 	Shares        map[string]float64 `json:"shares,omitempty"`
-	RaceShare     *float64           `json:"race_share,omitempty"`
-	AcceptedShare *float64           `json:"accepted_share,omitempty"`
+	RaceShare     *jnum              `json:"race_share,omitempty"`
+	AcceptedShare *jnum              `json:"accepted_share,omitempty"`
 }
 
 type tierMetricsTier struct {
@@ -78,20 +78,14 @@ type tierMetricsTier struct {
 
 // metrics is r's tiers_metrics.json entry.
 func (r *TierRun) metrics() tierMetrics {
-	num := func(x float64) *float64 {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-		return &x
-	}
 	c, cur := &r.Curve, &r.Current
 	m := tierMetrics{Router: r.Name, Requests: cur.N, CostUnit: r.CostUnit, Tiers: r.Tiers,
-		CostLo: num(c.Lo), CostHi: num(c.Hi), AIQ: num(c.AIQ), HullAIQ: num(c.HullAIQ),
+		CostLo: jnum(c.Lo), CostHi: jnum(c.Hi), AIQ: jnum(c.AIQ), HullAIQ: jnum(c.HullAIQ),
 		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points),
 		Current: tierMetricsPoint{Quality: cur.Quality, Cost: cur.CostPer1k / 1000, Shares: map[string]float64{},
-			RaceShare: num(cur.RaceShare), AcceptedShare: num(cur.AcceptedShare)}}
+			RaceShare: jptr(&cur.RaceShare), AcceptedShare: jptr(&cur.AcceptedShare)}}
 	if !r.NoLatency {
-		m.Current.LatencyMeanMS, m.Current.LatencyP95MS = num(cur.LatencyMeanMS), num(cur.LatencyP95MS)
+		m.Current.LatencyMeanMS, m.Current.LatencyP95MS = jptr(&cur.LatencyMeanMS), jptr(&cur.LatencyP95MS)
 	}
 	for k, t := range r.Tiers {
 		if k < len(cur.Shares) {

@@ -773,8 +773,9 @@ func DigestFiles(paths []string) ([]models.SourceDigest, error) {
 // ChampionTrainedOn returns which record ids the champion was trained on,
 // as far as its artifact tells: for a router made by retrain, every
 // labelled record up to the newest it trained on (and every untimed
-// one; an id is as old as its earliest copy in any file), which also counts as trained the records it was judged on before
-// that time: the safe side, since the gate must never judge on a record
+// one; an id is as old as its earliest copy in any file), which also
+// counts as trained the records it was judged on before that time: the
+// safe side, since the gate must never judge on a record
 // the champion fitted (a router made before trained_through was
 // recorded: every record before its held-out period);
 // for one made by train, the ids of the files it names as sources that
