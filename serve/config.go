@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -46,6 +47,12 @@ const (
 type Config struct {
 	// Addr is the listen address, host:port; port 0 picks a free one.
 	Addr string `yaml:"addr"`
+	// OpsAddr, when set, is a second listen address that serves
+	// /healthz, /readyz, /metrics and /admin/* outside
+	// limits.max_connections (Server.ServeOps), so that health checks,
+	// scrapes and reloads are answered while clients hold every
+	// connection the cap allows. Addr serves them too.
+	OpsAddr string `yaml:"ops_addr"`
 	// Limits bound what one request may cost.
 	Limits Limits `yaml:"limits"`
 	// Thresholds override the artifact's policy; unset keeps the
@@ -285,6 +292,9 @@ func (c Config) Validate() error {
 	}
 	if c.Addr == "" {
 		return errors.New("addr is empty; want host:port")
+	}
+	if c.OpsAddr != "" && c.OpsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		return fmt.Errorf("ops_addr %s is addr too; give the ops listener a port of its own, or leave ops_addr empty", c.OpsAddr)
 	}
 	l := c.Limits
 	positive := []struct {

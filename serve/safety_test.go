@@ -458,26 +458,7 @@ func waitIdle(t *testing.T, l *connLimiter, n int) {
 func TestEveryConnectionBusyIsSaid(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) { o.Config.Limits.MaxConnections = 1 })
 	addr := serveReal(t, ts.Server)
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	body := `{"prompt":"slow"}`
-	fmt.Fprintf(slow, "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:3])
-	// The slow request holds the only slot once it is active.
-	active := func() bool {
-		l := ts.limiter.Load()
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.n == 1 && l.fresh.Len() == 0 && l.idle.Len() == 0
-	}
-	for deadline := time.Now().Add(2 * time.Second); !active(); {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow request did not become active")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	finish := holdOnlySlot(t, ts, addr)
 	got := make(chan error, 1)
 	go func() {
 		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -502,9 +483,98 @@ func TestEveryConnectionBusyIsSaid(t *testing.T) {
 		t.Fatalf("healthz answered (%v) while the only slot was busy", err)
 	default:
 	}
-	io.WriteString(slow, body[3:])
+	finish()
 	if err := <-got; err != nil {
 		t.Errorf("healthz once the slow request ended: %v", err)
+	}
+}
+
+// holdOnlySlot starts a request on addr that sends its body slowly, so
+// that it holds the only connection a cap of 1 allows, and waits until
+// the limiter counts it active. finish sends the rest of the body.
+func holdOnlySlot(t *testing.T, ts *testServer, addr string) (finish func()) {
+	t.Helper()
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	body := `{"prompt":"slow"}`
+	fmt.Fprintf(slow, "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:3])
+	active := func() bool {
+		l := ts.limiter.Load()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.n == 1 && l.fresh.Len() == 0 && l.idle.Len() == 0
+	}
+	for deadline := time.Now().Add(2 * time.Second); !active(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request did not become active")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return func() { io.WriteString(slow, body[3:]) }
+}
+
+// The ops listener answers probes, scrapes and admin calls while client
+// connections fill limits.max_connections, where the client listener
+// makes them wait (above); it serves nothing else.
+func TestOpsListenerAnswersWhenClientsFillTheCap(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Limits.MaxConnections = 1
+		withAdmin(o)
+	})
+	addr := serveReal(t, ts.Server)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsDone := make(chan error, 1)
+	go func() { opsDone <- ts.ServeOps(ln) }()
+	ops := "http://" + ln.Addr().String()
+	finish := holdOnlySlot(t, ts, addr)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func(method, path string, hdr ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, ops+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s on the ops listener while the client cap is full: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, body := call(http.MethodGet, path); code != http.StatusOK {
+			t.Errorf("GET %s on the ops listener: %d %s", path, code, body)
+		}
+	}
+	if code, body := call(http.MethodPost, "/admin/reload", "Authorization", "Bearer "+token); code != http.StatusOK {
+		t.Errorf("POST /admin/reload on the ops listener: %d %s", code, body)
+	}
+	if code, _ := call(http.MethodPost, "/admin/reload"); code != http.StatusUnauthorized {
+		t.Errorf("POST /admin/reload without the token on the ops listener: %d, want 401", code)
+	}
+	// The API is not there: the client keys and the cap guard it on addr.
+	if code, body := call(http.MethodPost, "/v1/route"); code != http.StatusNotFound || !strings.Contains(body, "ops listener") {
+		t.Errorf("POST /v1/route on the ops listener: %d %s, want 404 naming the ops listener", code, body)
+	}
+	// Its connections are not the client listener's: the slow request
+	// still holds the only slot there.
+	if n := ts.limiter.Load().open(); n != 1 {
+		t.Errorf("%d client connections open, want the slow one alone", n)
+	}
+	finish()
+	if err := ts.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-opsDone; err != nil {
+		t.Errorf("ServeOps after shutdown: %v, want nil", err)
 	}
 }
 

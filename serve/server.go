@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
@@ -152,8 +153,11 @@ type Server struct {
 	// clientKeys guard the /v1/ routes; none leaves them open.
 	clientKeys []clientKey
 
-	httpMu sync.Mutex
-	http   *http.Server
+	// httpMu guards the client listener's server and the ops
+	// listener's (ServeOps), which Shutdown stops together.
+	httpMu  sync.Mutex
+	http    *http.Server
+	opsHTTP *http.Server
 }
 
 // state is one loaded model with everything the route path precomputes
@@ -252,9 +256,14 @@ func New(opts Options) (*Server, error) {
 		return s.state.Load().art.ExpectedShares
 	})
 	s.maxConns = s.cfg.Limits.MaxConnections
+	nofile := fileLimit()
+	if s.cfg.OpsAddr != "" && nofile > OpsMaxConnections {
+		// The ops listener's connections take file descriptors too.
+		nofile -= OpsMaxConnections
+	}
 	if s.maxConns == 0 {
-		s.maxConns = defaultMaxConnections(fileLimit(), s.proxy != nil)
-	} else if nofile := fileLimit(); nofile > 0 && uint64(s.maxConns)+fileReserve > nofile {
+		s.maxConns = defaultMaxConnections(nofile, s.proxy != nil)
+	} else if nofile > 0 && uint64(s.maxConns)+fileReserve > nofile {
 		s.log.Warn("limits.max_connections leaves no room under the file limit: accepts will fail with too many open files before the cap closes idle connections",
 			"max_connections", s.maxConns, "file_limit", nofile, "reserve", fileReserve)
 	}
@@ -569,29 +578,67 @@ func (s *Server) WriteError(c *gin.Context, err error) { writeError(c, s.log, er
 // Serve answers requests on ln until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	l := s.cfg.Limits
 	lim := newConnLimiter(ln, s.maxConns, s.log, s.conns)
 	s.limiter.Store(lim)
-	srv := &http.Server{
-		Handler:           s.engine,
+	srv := s.httpServer(s.engine)
+	srv.ConnState = lim.connState
+	return s.serveOn(srv, lim, &s.http)
+}
+
+// OpsMaxConnections caps the ops listener's connections. It serves
+// probes, scrapes and an operator's admin calls, a handful at a time;
+// the cap only bounds the file descriptors a stray flood could take.
+const OpsMaxConnections = 32
+
+// ServeOps answers /healthz, /readyz, /metrics and (with the admin
+// token) /admin/* on ln until Shutdown: the ops listener (ops_addr).
+// Its connections are not counted against limits.max_connections, so
+// probes, scrapes and reloads are answered while every client
+// connection is busy, when they would wait in the client listener's
+// backlog. It returns nil after a graceful shutdown.
+func (s *Server) ServeOps(ln net.Listener) error {
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover)
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s on the ops listener, which serves /healthz, /readyz, /metrics and /admin/*; the API is on addr (docs/serving.md)",
+			c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.opsRoutes(e)
+	return s.serveOn(s.httpServer(e), netutil.LimitListener(ln, OpsMaxConnections), &s.opsHTTP)
+}
+
+// httpServer is an http.Server for h with the configured limits.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	l := s.cfg.Limits
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
 		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ConnState:         lim.connState,
 		// Accept errors are logged (at warn) and counted by the limiter;
 		// what is left here is clients' noise (bad TLS, broken headers).
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// serveOn runs srv on ln after publishing it in *slot for Shutdown, unless
+// Shutdown has begun.
+func (s *Server) serveOn(srv *http.Server, ln net.Listener, slot **http.Server) error {
 	s.httpMu.Lock()
 	if s.closing.Load() {
 		s.httpMu.Unlock()
+		ln.Close()
 		return http.ErrServerClosed
 	}
-	s.http = srv
+	*slot = srv
 	s.httpMu.Unlock()
-	if err := srv.Serve(lim); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -611,9 +658,14 @@ const recordDrainBudget = 10 * time.Second
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.httpMu.Lock()
-	srv := s.http
+	srv, ops := s.http, s.opsHTTP
 	s.httpMu.Unlock()
 	var err error
+	if ops != nil {
+		// Close, not Shutdown: an admin export stream may run for
+		// minutes, and nothing on this listener is recorded.
+		ops.Close()
+	}
 	if srv != nil {
 		if err = srv.Shutdown(ctx); err != nil {
 			err = fmt.Errorf("shutdown: %w (requests still in flight end with the process, unrecorded)", err)
@@ -671,6 +723,14 @@ func (s *Server) newEngine() *gin.Engine {
 		})
 	}
 	s.handle(e, http.MethodGet, "/v1/model", s.handleModel)
+	s.opsRoutes(e)
+	return e
+}
+
+// opsRoutes registers what operators and their tools call: health,
+// readiness, metrics and the admin routes. The client listener serves
+// them, and so does the ops listener (ServeOps) when there is one.
+func (s *Server) opsRoutes(e *gin.Engine) {
 	s.handle(e, http.MethodGet, "/healthz", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))
 	})
@@ -686,7 +746,6 @@ func (s *Server) newEngine() *gin.Engine {
 		s.handle(admin, http.MethodGet, "/feedback/snapshot", s.requireAdmin(s.handleSnapshot))
 		s.handle(admin, http.MethodGet, "/feedback/export", s.requireAdmin(s.handleExport))
 	}
-	return e
 }
 
 // handle registers h with a metrics wrapper for its route.

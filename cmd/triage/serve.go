@@ -27,7 +27,7 @@ func init() {
 	register("serve", "start the routing server", runServe)
 }
 
-const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--config FILE] [--watch] [--init] [--salvage-log]"
+const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--ops-addr HOST:PORT] [--config FILE] [--watch] [--init] [--salvage-log]"
 
 // ServeConfig is everything triage serve needs: the server's own config
 // (file and flags) and the paths and secrets the command resolves.
@@ -75,6 +75,7 @@ type ServeCommand struct {
 	store  *datasets.BoltStore
 	srv    *serve.Server
 	ln     net.Listener
+	opsLn  net.Listener // the ops listener, if ops_addr is set
 	served chan error
 	hup    chan os.Signal
 	watch  *serve.Watcher
@@ -108,6 +109,7 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	def := serve.DefaultConfig()
 	var (
 		addr            = fs.String("addr", def.Addr, "listen address, host:port (port 0 picks one)")
+		opsAddr         = fs.String("ops-addr", "", "a second listen address for /healthz, /readyz, /metrics and /admin, outside the client connection cap (off when empty)")
 		maxBody         = fs.Int64("max-body-bytes", def.Limits.MaxBodyBytes, "largest request body; larger gets 413")
 		maxPrompt       = fs.Int("max-prompt-bytes", def.Limits.MaxPromptBytes, "largest prompt; larger gets 413")
 		maxBatch        = fs.Int("max-batch", def.Limits.MaxBatch, "most requests in one /v1/route/batch call")
@@ -123,6 +125,7 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	apply := map[string]func(*serve.Config){}
 	setThreshold := func(dst **float64, v float64) { *dst = &v }
 	apply["addr"] = func(s *serve.Config) { s.Addr = *addr }
+	apply["ops-addr"] = func(s *serve.Config) { s.OpsAddr = *opsAddr }
 	apply["max-body-bytes"] = func(s *serve.Config) { s.Limits.MaxBodyBytes = *maxBody }
 	apply["max-prompt-bytes"] = func(s *serve.Config) { s.Limits.MaxPromptBytes = *maxPrompt }
 	apply["max-batch"] = func(s *serve.Config) { s.Limits.MaxBatch = *maxBatch }
@@ -164,6 +167,15 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	}
 	if err := checkAddr(cfg.Serve.Addr, addrFrom); err != nil {
 		return err
+	}
+	if cfg.Serve.OpsAddr != "" {
+		from := "ops_addr in " + cfg.ConfigPath
+		if flagsGiven(fs)["ops-addr"] {
+			from = "--ops-addr"
+		}
+		if err := checkAddr(cfg.Serve.OpsAddr, from); err != nil {
+			return err
+		}
 	}
 	if c.env.Getenv != nil {
 		cfg.AdminToken = c.env.Getenv("TRIAGE_ADMIN_TOKEN")
@@ -208,6 +220,11 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 		return listenError(err)
 	}
 	c.ln = ln
+	if cfg.Serve.OpsAddr != "" {
+		if c.opsLn, err = lc.Listen(ctx, "tcp", cfg.Serve.OpsAddr); err != nil {
+			return fmt.Errorf("ops listener: %w", listenError(err))
+		}
+	}
 	_, statErr := os.Lstat(cfg.DBPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	store, err := datasets.OpenBoltStore(cfg.DBPath, datasets.StoreOptions{Timeout: cfg.Serve.DB.OpenTimeout, MaxBatchSize: cfg.Serve.DB.MaxBatch,
@@ -251,6 +268,17 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 		defer c.wg.Done()
 		c.served <- srv.Serve(ln)
 	}()
+	if c.opsLn != nil {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := srv.ServeOps(c.opsLn); err != nil {
+				// The API goes on; probes of the ops listener now fail,
+				// which is what an orchestrator should see.
+				c.log.Error("ops listener stopped", "addr", c.opsLn.Addr().String(), "err", err)
+			}
+		}()
+	}
 	c.hup = make(chan os.Signal, 1)
 	signal.Notify(c.hup, syscall.SIGHUP)
 	c.wg.Add(1)
@@ -275,6 +303,9 @@ func (c *ServeCommand) Run(ctx context.Context) (err error) {
 	c.log.Info("serving", append(append([]any{"model", cfg.ModelPath, "version", a.Version}, tiers...), "db", cfg.DBPath, "admin", admin,
 		"max_connections", srv.MaxConnections())...)
 	fmt.Fprintf(c.env.Stderr, "triage serve: listening on %s\n", ln.Addr())
+	if c.opsLn != nil {
+		fmt.Fprintf(c.env.Stderr, "triage serve: ops endpoints (/healthz, /readyz, /metrics, /admin) on %s\n", c.opsLn.Addr())
+	}
 	return nil
 }
 
@@ -298,6 +329,15 @@ func logReplay(log *slog.Logger, db string, r datasets.ReplayStats) {
 
 // Addr is the bound address, once Run returned.
 func (c *ServeCommand) Addr() string { return c.ln.Addr().String() }
+
+// OpsAddr is the ops listener's bound address once Run returned, or ""
+// without ops_addr.
+func (c *ServeCommand) OpsAddr() string {
+	if c.opsLn == nil {
+		return ""
+	}
+	return c.opsLn.Addr().String()
+}
 
 // Done receives Serve's result if the server stops on its own.
 func (c *ServeCommand) Done() <-chan error { return c.served }
@@ -326,6 +366,9 @@ func (c *ServeCommand) Close() error {
 		// Serve closes it on Shutdown; a Run that failed before serving
 		// did not hand it over. A second Close only errs, unread.
 		c.ln.Close()
+	}
+	if c.opsLn != nil {
+		c.opsLn.Close()
 	}
 	c.wg.Wait()
 	if c.store != nil {

@@ -383,6 +383,8 @@ func TestServeUsage(t *testing.T) {
 		{"a bare port suggests the colon", []string{"--model", bad, "--db", db, "--addr", "19012"}, 2, "--addr 19012 is a port without a host (for port 19012 write 127.0.0.1:19012 (this machine only) or :19012 (every interface))"},
 		{"an address without a port is not host:port", []string{"--model", bad, "--db", db, "--addr", "localhost"}, 2, `--addr "localhost" is not host:port`},
 		{"an address with a bad port says so", []string{"--model", bad, "--db", db, "--addr", "127.0.0.1:99999"}, 2, `--addr "127.0.0.1:99999" has no usable port`},
+		{"a bare ops port suggests the colon", []string{"--model", bad, "--db", db, "--ops-addr", "19013"}, 2, "--ops-addr 19013 is a port without a host"},
+		{"the ops listener needs a port of its own", []string{"--model", bad, "--db", db, "--addr", "127.0.0.1:19014", "--ops-addr", "127.0.0.1:19014"}, 2, "ops_addr 127.0.0.1:19014 is addr too"},
 		{"a bad model says what is wrong", []string{"--model", bad, "--db", db, "--addr", "127.0.0.1:0"}, 1, "bad router artifact"},
 		{"a missing model file", []string{"--model", filepath.Join(dir, "none.json"), "--db", db, "--addr", "127.0.0.1:0"}, 1, "no such file"},
 	} {
@@ -395,5 +397,41 @@ func TestServeUsage(t *testing.T) {
 				t.Errorf("usage error is not one line: %q", stderr)
 			}
 		})
+	}
+}
+
+// --ops-addr opens a second listener for health, readiness, metrics and
+// admin calls, and says where on stderr.
+func TestServeOpsAddr(t *testing.T) {
+	dir := t.TempDir()
+	url, stderr, stop := startServe(t, "--model", serveModel(t, dir), "--db", filepath.Join(dir, "f.db"), "--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0")
+	re := regexp.MustCompile(`triage serve: ops endpoints \(/healthz, /readyz, /metrics, /admin\) on (127\.0\.0\.1:\d+)`)
+	var ops string
+	for deadline := time.Now().Add(10 * time.Second); ops == ""; time.Sleep(5 * time.Millisecond) {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			ops = "http://" + m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve did not print the ops address: %s", stderr)
+		}
+	}
+	if ops == url {
+		t.Fatalf("the ops listener is the client listener (%s)", ops)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, body := get(t, ops+path); code != http.StatusOK {
+			t.Errorf("GET %s on the ops listener: %d %s", path, code, body)
+		}
+	}
+	if code, body := post(t, ops+"/admin/reload", "", "Authorization", "Bearer "+adminToken); code != http.StatusOK {
+		t.Errorf("POST /admin/reload on the ops listener: %d %s", code, body)
+	}
+	if code, _ := post(t, ops+"/v1/route", `{"prompt":"hi"}`); code != http.StatusNotFound {
+		t.Errorf("POST /v1/route on the ops listener: %d, want 404", code)
+	}
+	if code, body := post(t, url+"/v1/route", `{"prompt":"hi"}`); code != http.StatusOK {
+		t.Errorf("POST /v1/route on addr: %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d after a stop, want 0: %s", code, stderr)
 	}
 }
