@@ -208,6 +208,14 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "text/event-stream")
 					io.WriteString(w, `data: {"error":{"message":"`+name+` engine died","type":"server_error","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
 					return
+				case bytes.Contains(body, []byte(name+"-miderr")):
+					// A stream whose engine fails after its first, confident
+					// tokens: vLLM then sends an error object and ends the
+					// stream well.
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"half an"},"logprobs":{"content":[{"token":"half","logprob":-0.01},{"token":" an","logprob":-0.01}]}}]}`+"\n\n"+
+						`data: {"error":{"message":"`+name+` engine died","type":"server_error","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
+					return
 				case bytes.Contains(body, []byte(name+"-donecut")), bytes.Contains(body, []byte(name+"-donehang")):
 					// A whole stream, its usage and "data: [DONE]" sent,
 					// after which the upstream breaks the connection, or
@@ -1068,6 +1076,71 @@ func TestBrokenStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStreamErrorAfterData(t *testing.T) {
+	// A stream that carries an error object after its first data, then
+	// "data: [DONE]" (vLLM's engine failing mid-answer). A speculation
+	// kept such a fast stream on the confidence of its first tokens and
+	// cancelled the strong call, so the client got the error instead of
+	// the strong answer; a relayed one was recorded as a whole answer.
+	t.Run("a speculation does not keep it and serves the strong answer", func(t *testing.T) {
+		r := newRig(t, rigOptions{})
+		got := r.do(t, context.Background(), r.url, chatBody("S fast-miderr", `,"stream":true`))
+		if got.status != 200 || got.model != "strong-model" || got.content != upstreamsim.DefaultAnswer {
+			t.Fatalf("status %d model %q content %q, want the strong answer", got.status, got.model, got.content)
+		}
+		recs := r.recordings(t)
+		if len(recs) != 1 || recs[0].Decision.Error != "" {
+			t.Fatalf("recordings %+v, want one without an error", recs)
+		}
+		if o, ok := recs[0].Outcomes["fast-log-name"]; ok {
+			t.Errorf("fast outcome %+v recorded, want none: its answer failed", o)
+		}
+		if n := testutil.ToFloat64(r.h.m.speculations.WithLabelValues(SpecStrongUsed)); n != 1 {
+			t.Errorf("speculations{outcome=strong_used} = %v, want 1", n)
+		}
+	})
+	t.Run("a relayed one reaches the client with the error and is aborted", func(t *testing.T) {
+		// The fast upstream sends the error once the client has read the
+		// first chunk: the proxy is relaying by then.
+		read := make(chan struct{})
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"half an"}}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-read:
+			case <-req.Context().Done():
+				return
+			}
+			io.WriteString(w, `data: {"error":{"message":"fast engine died","type":"server_error","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
+		}))
+		defer up.Close()
+		r := newRig(t, rigOptions{config: func(c *Config) { c.Tiers.Fast.BaseURL = up.URL + "/v1" }})
+		resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("F relayed", `,"stream":true`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		first, err := br.ReadString('\n')
+		if err != nil || !strings.Contains(first, "half an") {
+			t.Fatalf("first line %q, %v; want the fast stream's first chunk", first, err)
+		}
+		close(read)
+		b, err := io.ReadAll(br)
+		resp.Body.Close()
+		if err == nil || !bytes.Contains(b, []byte("fast engine died")) || bytes.Contains(b, []byte("[DONE]")) {
+			t.Fatalf("read %q, %v; want the error event and then an aborted stream", b, err)
+		}
+		recs := r.recordings(t)
+		if len(recs) != 1 || recs[0].Decision.Error != "stream_broken" {
+			t.Fatalf("recordings %+v, want one with error stream_broken", recs)
+		}
+		if o, ok := recs[0].Outcomes["fast-log-name"]; ok {
+			t.Errorf("fast outcome %+v recorded as an answer", o)
+		}
+	})
 }
 
 func TestStreamWholeAtItsEnd(t *testing.T) {

@@ -171,6 +171,14 @@ type call struct {
 	// answer, as for a 200 whose body is an error. Written and read by
 	// the call's goroutine only.
 	openErr error
+	// midErr is a chat or completion stream that carries an error object
+	// after its first data (vLLM's engine failing mid-answer, then
+	// "data: [DONE]"): the event is relayed, so the client's SDK raises
+	// with the upstream's message, and the call fails (readEvents), so
+	// the partial answer neither wins a speculation on the confidence of
+	// its first tokens nor is recorded as an answer. Written and read by
+	// the call's goroutine only.
+	midErr error
 	// logprobsRefused: the upstream refused the log-probabilities the
 	// proxy asked for and the client did not, so the refusal is the
 	// proxy's doing, not the client's answer (refusesLogprobs).
@@ -270,7 +278,7 @@ func errText(err error) string {
 	var tlsErr *tls.CertificateVerificationError
 	var recErr tls.RecordHeaderError
 	switch {
-	case errors.Is(err, errTimeout), errors.Is(err, errTooLarge), errors.Is(err, errStreamCut):
+	case errors.Is(err, errTimeout), errors.Is(err, errTooLarge), errors.Is(err, errStreamCut), errors.Is(err, errStreamError):
 		return err.Error()
 	case errors.Is(err, errBadAnswer):
 		// "answered 200 with a body that is not JSON": no address in it.
@@ -402,6 +410,9 @@ var (
 	// the upstream closed the connection mid-answer. OpenAI, vLLM,
 	// Ollama and the llama.cpp server all end a whole stream with it.
 	errStreamCut = errors.New("the stream ended before data: [DONE]")
+	// errStreamError is a stream that carried an error object after its
+	// first data (call.midErr).
+	errStreamError = errors.New("the stream carried an error after its first data")
 )
 
 // cleanErr drops the URL from a client's error (*url.Error): it says
@@ -977,6 +988,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				if c.openErr != nil {
 					return c.openErr
 				}
+				if c.midErr != nil {
+					return c.midErr
+				}
 				ev, data = nil, data[:0]
 				if c.sawDone {
 					timer.Reset(afterDone)
@@ -996,6 +1010,9 @@ func (c *call) readEvents(body io.Reader, timer *time.Timer) error {
 				if c.openErr != nil {
 					return c.openErr
 				}
+				if c.midErr != nil {
+					return c.midErr
+				}
 			}
 			if errors.Is(err, io.EOF) {
 				return fail(errStreamCut)
@@ -1013,12 +1030,18 @@ func (c *call) addEvent(raw, data []byte) {
 	if c.api == apiResponses && isData {
 		out, end = c.responseEvent(raw, data)
 	} else if isData && !end {
-		if !c.hasData && isErrorChunk(data) {
+		errChunk := isErrorChunk(data)
+		if !c.hasData && errChunk {
 			c.openErr = fmt.Errorf("%w: answered 200 with a stream that opens with an error%s", errBadAnswer, upstreamMessage(data))
 			return
 		}
 		var a completion
-		if decodeCompletion(data, &a) {
+		if errChunk {
+			// After the stream's end it changes nothing (afterDone).
+			if !c.sawDone {
+				c.midErr = fmt.Errorf("%w%s", errStreamError, upstreamMessage(data))
+			}
+		} else if decodeCompletion(data, &a) {
 			c.take(&a)
 			switch {
 			case c.stripUsage && len(a.Choices) == 0 && a.Usage != nil:
