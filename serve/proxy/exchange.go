@@ -96,8 +96,21 @@ func (x *exchange) refuse(err error) {
 		hd.Set(HeaderDecision, "none")
 	}
 	hd.Set(HeaderModel, "none")
+	x.ownRequestID()
 	writeError(x.w, e)
 	x.status = e.status
+}
+
+// ownRequestID gives an error the proxy makes itself (no upstream's
+// answer, so no upstream's x-request-id) the id it is logged and
+// recorded under as X-Request-Id, the header OpenAI's SDKs read into an
+// error's request id (err.requestID in Node, e.request_id in Python):
+// without it an app's error log holds no id to look the failure up by.
+func (x *exchange) ownRequestID() {
+	hd := x.w.Header()
+	if hd.Get("X-Request-Id") == "" {
+		hd.Set("X-Request-Id", x.id)
+	}
 }
 
 // begin starts a call to t; inline, it returns when the call ended
@@ -618,6 +631,7 @@ func (x *exchange) fail(calls ...*call) {
 		msg = "the upstream failed: " + msgs[0]
 	}
 	x.w.Header().Set(HeaderModel, "none")
+	x.ownRequestID()
 	retryHint(x.w.Header(), calls)
 	writeError(x.w, &apiError{status: http.StatusBadGateway, code: codeUpstream, msg: msg})
 	x.status = http.StatusBadGateway

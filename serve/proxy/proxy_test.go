@@ -1226,6 +1226,20 @@ func TestUpstreamHeaders(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an error the proxy makes carries its request id as X-Request-Id", func(t *testing.T) {
+		// The header the SDKs read into an error's request id: the
+		// proxy's own errors had none, so an app logged no id for them.
+		for _, body := range []string{chatBody("F fast-500 strong-500", ""), chatBody("hi", `,"model":"claude"`)} {
+			resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if id := resp.Header.Get("X-Request-Id"); id == "" || id != resp.Header.Get(HeaderRequestID) {
+				t.Errorf("%s: status %d, X-Request-Id %q, want %s %q", body, resp.StatusCode, id, HeaderRequestID, resp.Header.Get(HeaderRequestID))
+			}
+		}
+	})
 }
 
 func TestUpstreamAddressNotShown(t *testing.T) {
