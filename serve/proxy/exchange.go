@@ -269,8 +269,7 @@ func (x *exchange) race(fc, sc *call) {
 				x.serveWinner(fc, sc)
 				return
 			case strongDone == nil:
-				x.spec = SpecFailed
-				x.fail(fc, sc)
+				x.fastOrFail(fc, sc)
 				return
 			}
 			// Not confident enough, or failed: the strong answer it is.
@@ -281,7 +280,7 @@ func (x *exchange) race(fc, sc *call) {
 			if x.left() {
 				return
 			}
-			if sc.ok() {
+			if sc.answered() {
 				x.spec = SpecStrongUsed
 				x.serveWinner(sc, fc)
 				return
@@ -391,7 +390,9 @@ func (x *exchange) commitStrong(fc, sc *call) {
 		x.clientGone()
 		return
 	}
-	if sc.usable() {
+	// A stream that has already ended in failure is no answer: a fast
+	// one beats it.
+	if sc.usable() && !(sc.isDone() && sc.failedEnd) {
 		x.spec = SpecStrongUsed
 		x.serve(sc)
 		return
@@ -409,13 +410,19 @@ func (x *exchange) fastOrFail(fc, sc *call) {
 		return
 	}
 	x.spec = SpecFailed
+	if sc.ok() {
+		// A stream that ended in failure (failedEnd): the client reads
+		// the upstream's own account of it.
+		x.serve(sc)
+		return
+	}
 	x.fail(fc, sc)
 }
 
 // accept applies the confidence gate to a finished fast answer.
 func (x *exchange) accept(fc *call) bool {
 	raw, ok := fc.confidence()
-	if !ok {
+	if !ok || fc.failedEnd {
 		return false
 	}
 	p, ok := x.router.CalibratedConfidence(fc.t.idx, raw)
@@ -783,6 +790,8 @@ func (x *exchange) outcome(c *call) (string, datasets.Outcome, bool) {
 	}
 	<-c.done
 	switch {
+	case c.ok() && c.failedEnd:
+		t.m.observe("error", ran(c.end))
 	case c.ok():
 		ms := ran(c.end)
 		o.LatencyMS = datasets.Float(ms)

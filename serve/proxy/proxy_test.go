@@ -208,6 +208,14 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.Header().Set("Content-Type", "text/event-stream")
 					io.WriteString(w, `data: {"error":{"message":"`+name+` engine died","type":"server_error","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
 					return
+				case bytes.Contains(body, []byte(name+"-respfailed")):
+					// A Responses API stream that fails after confident
+					// text, as OpenAI ends one whose generation failed.
+					w.Header().Set("Content-Type", "text/event-stream")
+					io.WriteString(w, "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_x\",\"status\":\"in_progress\",\"output\":[]}}\n\n"+
+						"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"half an\",\"logprobs\":[{\"token\":\"half\",\"logprob\":-0.01},{\"token\":\" an\",\"logprob\":-0.01}]}\n\n"+
+						"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_x\",\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\""+name+" failed\"},\"output\":[]}}\n\n")
+					return
 				case bytes.Contains(body, []byte(name+"-miderr")):
 					// A stream whose engine fails after its first, confident
 					// tokens: vLLM then sends an error object and ends the
@@ -303,6 +311,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	mux.Handle("/", h)
 	mux.HandleFunc("/v1/completions", h.ServeCompletions)
 	mux.HandleFunc("/v1/embeddings", h.ServeEmbeddings)
+	mux.HandleFunc("/v1/responses", h.ServeResponses)
 	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.active.Add(1)
 		defer r.active.Add(-1)
@@ -1141,6 +1150,52 @@ func TestStreamErrorAfterData(t *testing.T) {
 			t.Errorf("fast outcome %+v recorded as an answer", o)
 		}
 	})
+}
+
+func TestResponsesStreamFailed(t *testing.T) {
+	// A Responses API stream that ends with response.failed after
+	// confident text is whole (it has its terminal event) but no answer:
+	// a speculation kept it on the confidence of that text and cancelled
+	// the strong call, so the client got the failure instead of the
+	// strong answer, and it was recorded as the fast tier's answer.
+	for _, tc := range []struct{ name, prompt, model, text string }{
+		{"a speculation serves the strong answer", "S fast-respfailed", "strong-model", upstreamsim.DefaultAnswer},
+		{"a failed strong stream does not beat the fast answer", "S strong-respfailed", "fast-model", upstreamsim.DefaultAnswer},
+		{"both failed: the client reads a failure", "S fast-respfailed strong-respfailed", "", "half an"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			b, _ := json.Marshal(map[string]any{"input": tc.prompt, "stream": true})
+			resp, err := http.Post(r.url+"/v1/responses", "application/json", bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text string
+			for line := range strings.SplitSeq(string(body), "\n") {
+				var ev struct{ Type, Delta string }
+				if d, ok := strings.CutPrefix(line, "data: "); ok && json.Unmarshal([]byte(d), &ev) == nil && ev.Type == "response.output_text.delta" {
+					text += ev.Delta
+				}
+			}
+			if model := resp.Header.Get(HeaderModel); resp.StatusCode != 200 || tc.model != "" && model != tc.model || text != tc.text {
+				t.Fatalf("status %d model %q text %q, want %s's %q:\n%s", resp.StatusCode, model, text, tc.model, tc.text, body)
+			}
+			recs := r.recordings(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d recordings, want 1", len(recs))
+			}
+			for name, o := range recs[0].Outcomes {
+				if !o.Cancelled && o.Response == "half an" {
+					t.Errorf("%s: the failed stream was recorded as an answer: %+v", name, o)
+				}
+			}
+		})
+	}
 }
 
 func TestStreamWholeAtItsEnd(t *testing.T) {

@@ -112,6 +112,7 @@ func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
 		}
 	case "response.failed", "error":
 		end = true
+		c.failedEnd = true
 	}
 	return out, end
 }

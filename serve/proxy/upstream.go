@@ -179,6 +179,13 @@ type call struct {
 	// its first tokens nor is recorded as an answer. Written and read by
 	// the call's goroutine only.
 	midErr error
+	// failedEnd is a Responses API stream that ended with
+	// response.failed or an error event: whole, and relayed as it is
+	// (the client's SDK reads the failure from it), but no answer, so it
+	// neither wins a speculation on the confidence of the text before
+	// the failure nor is recorded as the tier's answer. Written by the
+	// call's goroutine, read once the call is done.
+	failedEnd bool
 	// logprobsRefused: the upstream refused the log-probabilities the
 	// proxy asked for and the client did not, so the refusal is the
 	// proxy's doing, not the client's answer (refusesLogprobs).
@@ -225,6 +232,10 @@ func (c *call) isDone() bool {
 
 // ok reports, once done, whether the call answered 2xx in full.
 func (c *call) ok() bool { return c.err == nil && c.status >= 200 && c.status < 300 }
+
+// answered reports, once done, whether the call answered 2xx in full
+// with an answer: not a stream that ended in failure (failedEnd).
+func (c *call) answered() bool { return c.ok() && !c.failedEnd }
 
 // clientError reports, once done, whether the upstream refused the
 // request with a 4xx: the client's mistake, passed through.
