@@ -916,6 +916,14 @@ func TestUpstreamBody(t *testing.T) {
 			`{"messages":[{"role":"user","content":"x"}],"temperature":0.5,"model":"up"}`},
 		{"an escaped model key is replaced", `{"mod\u0065l":"a","messages":[{"role":"user","content":"x"}]}`, false,
 			`{"model":"up","messages":[{"role":"user","content":"x"}]}`},
+		// OpenAI answers metadata without store with a 400: a client that
+		// sent the router its meta got that from an OpenAI tier.
+		{"metadata, the router's meta, is not sent upstream", `{"metadata":{"tenant":"acme"},"messages":[{"role":"user","content":"x"}],"metadata":{"a":"b"}}`, false,
+			`{"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"a stored completion keeps its metadata", `{"store":true,"metadata":{"tenant":"acme"},"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"store":true,"metadata":{"tenant":"acme"},"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"store false drops it", `{"store":false,"metadata":{"tenant":"acme"},"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"store":false,"messages":[{"role":"user","content":"x"}],"model":"up"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1023,6 +1031,9 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			json.Unmarshal(b, &sent)
 			sent["model"] = "m"
+			if !req.keepMetadata {
+				delete(sent, "metadata")
+			}
 			switch {
 			case a == apiChat:
 				sent["logprobs"] = true

@@ -119,6 +119,12 @@ type chatRequest struct {
 	// tools is a request that offers tools: its answer may be tool calls,
 	// which carry no content log-probabilities.
 	tools bool
+	// keepMetadata: "metadata" goes upstream too. It is the router's
+	// meta, and OpenAI refuses it (a 400, "The 'metadata' parameter is
+	// only allowed when 'store' is enabled") on a chat completion without
+	// "store": true, and on a legacy completion, which has no such field;
+	// the Responses API takes it.
+	keepMetadata bool
 	// textBytes is the length of the messages' text, what a cancelled
 	// call's prompt tokens are estimated from.
 	textBytes int
@@ -268,9 +274,13 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 	case apiCompletions:
 		err = req.parseCompletion(field, bad)
 	case apiResponses:
+		req.keepMetadata = true
 		err = req.parseResponses(field, bad)
 	default:
-		err = req.parseChat(field, bad)
+		// Stored, a chat completion keeps its metadata at OpenAI.
+		if err = field("store", &req.keepMetadata); err == nil {
+			err = req.parseChat(field, bad)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -529,8 +539,9 @@ var jsonTrue = json.RawMessage("true")
 // upstreamBody is the request for one tier: the client's members, in
 // their order and as sent, with the tier's model, logprobs when the proxy
 // needs them for the confidence, and usage in streams for the recorded
-// cost. A member named twice is sent once, with its last value (the one
-// the proxy read).
+// cost, without metadata where the API refuses it (keepMetadata). A
+// member named twice is sent once, with its last value (the one the proxy
+// read).
 func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, error) {
 	m, err := json.Marshal(model)
 	if err != nil {
@@ -568,6 +579,7 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 			continue
 		}
 		switch {
+		case f.is("metadata") && !req.keepMetadata:
 		case f.is("model"):
 			put([]byte(`"model":`), m)
 			sawModel = true
