@@ -65,6 +65,18 @@ func (h *Handler) ServeModels(w http.ResponseWriter, r *http.Request) {
 				v = m
 			}
 		}
+		if target, ok := h.cfg.resolve(id); v == nil && ok && id != "" {
+			// A name only the "*" alias maps: a chat with it is served,
+			// so a client that looks the model up before it chats (as
+			// some front ends and agent frameworks do) must find it.
+			m := modelObject{ID: id, Object: "model", OwnedBy: "triage", AliasOf: target}
+			for _, l := range list {
+				if l.ID == target {
+					m.Created, m.Upstream = l.Created, l.Upstream
+				}
+			}
+			v = m
+		}
 		if v == nil {
 			writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownModel, param: "model",
 				msg: fmt.Sprintf("model %q is not served here; there are %s", id, quoteList(h.cfg.served()))})

@@ -1389,6 +1389,24 @@ func TestAliases(t *testing.T) {
 			t.Errorf("models %v, want %s", got, want)
 		}
 	})
+	t.Run("GET /v1/models/{id} finds a name the * alias serves, and only with it", func(t *testing.T) {
+		// A chat with "claude" is served through "*": looked up first,
+		// as some clients do, it was a 404 "not served here".
+		for _, c := range []struct {
+			config func(*Config)
+			status int
+			want   string
+		}{{withDefault, 200, "claude>strong>strong-model"}, {aliases, 404, ""}} {
+			r := newRig(t, rigOptions{config: c.config})
+			w := httptest.NewRecorder()
+			r.h.ServeModels(w, httptest.NewRequest(http.MethodGet, "/v1/models/claude", nil))
+			var m modelObject
+			json.Unmarshal(w.Body.Bytes(), &m)
+			if got := m.ID + ">" + m.AliasOf + ">" + m.Upstream; w.Code != c.status || c.status == 200 && got != c.want {
+				t.Errorf("status %d, %s; want %d %s", w.Code, w.Body, c.status, c.want)
+			}
+		}
+	})
 	t.Run("an alias of a served name or to an unknown target is refused", func(t *testing.T) {
 		for _, a := range []map[string]string{{"fast": TierStrong}, {"gpt": "gpt-5"}, {"": TierFast}} {
 			c := Config{Tiers: Tiers{Fast: Tier{BaseURL: "http://x/v1", Model: "m"}, Strong: Tier{BaseURL: "http://x/v1", Model: "m"}}, Aliases: a}
