@@ -101,11 +101,12 @@ func (x *exchange) refuse(err error) {
 	x.status = e.status
 }
 
-// ownRequestID gives an error the proxy makes itself (no upstream's
-// answer, so no upstream's x-request-id) the id it is logged and
-// recorded under as X-Request-Id, the header OpenAI's SDKs read into an
-// error's request id (err.requestID in Node, e.request_id in Python):
-// without it an app's error log holds no id to look the failure up by.
+// ownRequestID gives a response without an upstream's x-request-id (an
+// error the proxy makes itself, an answer of an upstream that sends
+// none) the id it is logged and recorded under as X-Request-Id, the
+// header OpenAI's SDKs read into a response's and an error's request id
+// (_request_id and err.requestID in Node, e.request_id in Python):
+// without it an app's log holds no id to look the request up by.
 func (x *exchange) ownRequestID() {
 	hd := x.w.Header()
 	if hd.Get("X-Request-Id") == "" {
@@ -502,6 +503,9 @@ func (x *exchange) clientGone() {
 func (x *exchange) serve(c *call) {
 	hd := x.w.Header()
 	copyHeaders(hd, c.header)
+	// vLLM sends no x-request-id unless started with
+	// --enable-request-id-headers: the SDK then shows the proxy's.
+	x.ownRequestID()
 	hd[HeaderModel] = c.t.modelHdr
 	ct := c.contentType
 	if ct == "" {

@@ -1292,10 +1292,12 @@ func TestUpstreamHeaders(t *testing.T) {
 			}
 		}
 	})
-	t.Run("an error the proxy makes carries its request id as X-Request-Id", func(t *testing.T) {
+	t.Run("a response without an upstream's x-request-id carries the proxy's", func(t *testing.T) {
 		// The header the SDKs read into an error's request id: the
-		// proxy's own errors had none, so an app logged no id for them.
-		for _, body := range []string{chatBody("F fast-500 strong-500", ""), chatBody("hi", `,"model":"claude"`)} {
+		// proxy's own errors had none, so an app logged no id for them;
+		// nor had the answers of an upstream that sends none ("-badusage"
+		// answers without it, as vLLM does by default).
+		for _, body := range []string{chatBody("F fast-500 strong-500", ""), chatBody("hi", `,"model":"claude"`), chatBody("F fast-badusage", "")} {
 			resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
