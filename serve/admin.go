@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/writestall"
 )
 
 func (s *Server) handleReload(c *gin.Context) {
@@ -18,14 +19,18 @@ func (s *Server) handleReload(c *gin.Context) {
 	c.JSON(http.StatusOK, res)
 }
 
-// noWriteDeadline lifts the server's write timeout for a stream that may
-// rightly take longer (a large export to a slow client).
-func noWriteDeadline(c *gin.Context) {
-	http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+// streamWriter is c's writer for a download that may rightly outlast
+// the server's write timeout (a large export to a slow client): the
+// timeout bounds each write instead, so a client that stops reading is
+// cut off rather than holding the handler, and a snapshot's temporary
+// copy, for ever. The caller defers its Arm for net/http's last chunk.
+func (s *Server) streamWriter(c *gin.Context) *writestall.Writer {
+	return writestall.New(c.Writer, s.cfg.Limits.WriteTimeout)
 }
 
 func (s *Server) handleSnapshot(c *gin.Context) {
-	noWriteDeadline(c)
+	w := s.streamWriter(c)
+	defer w.Arm()
 	// Drain the queues first so the snapshot holds everything routed
 	// (or proxied and finished) before the call.
 	if err := s.flushRecords(c.Request.Context()); err != nil {
@@ -35,7 +40,7 @@ func (s *Server) handleSnapshot(c *gin.Context) {
 	name := "triage-feedback-" + s.now().UTC().Format("20060102T150405Z") + ".db"
 	c.Header("Content-Type", "application/octet-stream")
 	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
-	if _, err := s.store.Snapshot(c.Request.Context(), c.Writer); err != nil {
+	if _, err := s.store.Snapshot(c.Request.Context(), w); err != nil {
 		if !c.Writer.Written() {
 			writeError(c, s.log, err)
 			return
@@ -65,14 +70,15 @@ func (s *Server) handleExport(c *gin.Context) {
 		}
 		opts.Since = t
 	}
-	noWriteDeadline(c)
+	w := s.streamWriter(c)
+	defer w.Arm()
 	if err := s.flushRecords(c.Request.Context()); err != nil {
 		writeError(c, s.log, err)
 		return
 	}
 	c.Header("Content-Type", "application/x-ndjson")
 	c.Status(http.StatusOK)
-	if _, err := s.store.Export(c.Request.Context(), c.Writer, opts); err != nil {
+	if _, err := s.store.Export(c.Request.Context(), w, opts); err != nil {
 		if !c.Writer.Written() {
 			writeError(c, s.log, err)
 			return

@@ -107,7 +107,9 @@ type Limits struct {
 	MaxMetaKeys int `yaml:"max_meta_keys"`
 	MaxMessages int `yaml:"max_messages"`
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
-	// net/http.Server's. The admin streams lift the write deadline.
+	// net/http.Server's, except that on the proxy's answers and the admin
+	// downloads WriteTimeout bounds each write, not the whole response
+	// (internal/writestall).
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`

@@ -230,6 +230,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.cfg.Proxy.Enabled() {
 		pc := s.cfg.Proxy
+		pc.WriteStall = s.cfg.Limits.WriteTimeout
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{

@@ -176,6 +176,11 @@ type Config struct {
 	// gets 413. 0 is DefaultMaxBodyBytes. The server's
 	// limits.max_body_bytes is for its own routes.
 	MaxBodyBytes int64 `yaml:"max_request_bytes" json:"max_request_bytes"`
+	// WriteStall bounds each write of an answer to the client (not the
+	// whole answer, which may rightly outlast any fixed deadline): a
+	// client that reads nothing for this long is cut off. serve sets it
+	// from limits.write_timeout; 0 leaves writes unbounded.
+	WriteStall time.Duration `yaml:"-" json:"-"`
 	// MaxResponseBytes bounds an upstream's answer; larger fails the
 	// call. 0 is DefaultMaxResponseBytes.
 	MaxResponseBytes int64 `yaml:"max_response_bytes" json:"max_response_bytes"`

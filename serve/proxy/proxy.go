@@ -17,6 +17,7 @@ import (
 
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/internal/reqid"
+	"github.com/triage-router/triage/internal/writestall"
 	"github.com/triage-router/triage/models"
 )
 
@@ -340,8 +341,13 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	hd := w.Header()
 	hd.Set(HeaderRequestID, x.id)
 	// Upstream timeouts bound a proxied call, and a stream may outlive
-	// any fixed write deadline the server sets for its other routes.
-	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// any fixed write deadline the server sets for its other routes; each
+	// write to the client is bounded instead (writestall).
+	sw := writestall.New(w, h.cfg.WriteStall)
+	// The last chunk is written after the handler returns, which may be
+	// long after its last write (loser_grace, the recording).
+	defer sw.Arm()
+	w, x.w = sw, sw
 	req, err := readRequest(r, h.cfg.MaxBodyBytes, a)
 	if err != nil {
 		x.refuse(err)

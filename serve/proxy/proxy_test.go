@@ -244,6 +244,19 @@ func newRig(t testing.TB, o rigOptions) *rig {
 					w.WriteHeader(http.StatusBadRequest)
 					io.WriteString(w, `{"error":{"message":"Unsupported parameter: 'logprobs' is not supported with this model.","type":"invalid_request_error","param":"logprobs","code":"unsupported_parameter"}}`)
 					return
+				case bytes.Contains(body, []byte(name+"-flood")):
+					// A long stream, 20 MiB: more than the loopback
+					// connection's buffers hold for a client that stops
+					// reading it.
+					w.Header().Set("Content-Type", "text/event-stream")
+					ev := `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"` + strings.Repeat("a", 16<<10) + `"}}]}` + "\n\n"
+					for range 20 << 20 / len(ev) {
+						if _, err := io.WriteString(w, ev); err != nil {
+							return
+						}
+					}
+					io.WriteString(w, "data: [DONE]\n\n")
+					return
 				case bytes.Contains(body, []byte(name+"-empty")):
 					w.Header().Set("Content-Type", "application/json")
 					io.WriteString(w, "{}")
@@ -1685,4 +1698,32 @@ func TestUpstreamRefusesLogprobs(t *testing.T) {
 			t.Errorf("a fast call was asked for logprobs: status %d, logs %s", got.status, r.logs.String())
 		}
 	})
+}
+
+// A client that stops reading a stream is cut off once a write to it has
+// made no progress for WriteStall: the handler (its connection, the
+// answer's buffered events, its recording) no longer waits on it for
+// ever, as it did with the write deadline lifted for streams.
+func TestStalledClientIsCutOff(t *testing.T) {
+	r := newRig(t, rigOptions{config: func(c *Config) { c.WriteStall = 200 * time.Millisecond }})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := chatBody("F fast-flood", `,"stream":true`)
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// Read the status line, then nothing more.
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("status line %q (%v), want 200", line, err)
+	}
+	waitFor(t, "the handler of the stalled stream to end", func() bool { return r.lastEnd.Load() != nil })
+	if st := r.lastReport.Load().Status; st != statusClientGone {
+		t.Errorf("the stalled stream's status %d, want %d (client gone)", st, statusClientGone)
+	}
+	recs := r.recordings(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d recordings, want the stalled request's", len(recs))
+	}
 }
