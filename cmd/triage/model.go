@@ -114,8 +114,15 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	if f.CharNgrams[1] > 0 {
 		chars = fmt.Sprintf("%d-%d", f.CharNgrams[0], f.CharNgrams[1])
 	}
-	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %s, numeric %v, normalise %s\n",
-		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], chars, f.Numeric, f.Normalize)
+	// Whether a request's meta counts: train leaves the meta group out
+	// where it ranks no better with it, and a client that sends meta (a
+	// proxy key's, say) should know when it is not read.
+	meta := "on"
+	if t.MetaOff {
+		meta = "off (it ranked no better with it, so requests' meta is not read)"
+	}
+	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %s, numeric %v, normalise %s, meta %s\n",
+		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], chars, f.Numeric, f.Normalize, meta)
 	if cannot {
 		fmt.Fprintf(w, "  calibration  constant: p_hard %.2f for every request, as the router cannot route\n", a.Calibration.Apply(0))
 	} else {

@@ -701,3 +701,45 @@ func TestModelShowPolicyBands(t *testing.T) {
 		}
 	}
 }
+
+// TestModelShowSaysWhetherMetaIsRead: train leaves the meta group out
+// where the router ranks no better with it, and then a request's meta
+// changes nothing; model show named neither case, so a user sending meta
+// (a proxy key's) could not tell whether the router reads it.
+func TestModelShowSaysWhetherMetaIsRead(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:200], ""))
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []bool{false, true} {
+		a.Training.MetaOff = off
+		path := filepath.Join(dir, fmt.Sprintf("meta-off-%v.json", off))
+		if err := a.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := run(t, "model", "show", path)
+		if code != 0 {
+			t.Fatalf("model show exited %d: %s", code, stderr)
+		}
+		want := map[bool]string{false: ", meta on\n", true: ", meta off ("}[off]
+		var features string
+		for _, l := range strings.SplitAfter(out, "\n") {
+			if strings.HasPrefix(l, "  features ") {
+				features = l
+			}
+		}
+		if !strings.Contains(features, want) {
+			t.Errorf("meta_off %v: features line %q lacks %q", off, features, want)
+		}
+	}
+}
