@@ -62,7 +62,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	margin := fs.Float64("margin", retrain.DefaultMargin, "how much worse than the champion the challenger may be and still be written: in auc or log_loss units; for apgr, a share of the tiers' mean |strong − fast|, which is APGR's unit when the strong tier never scores below the fast one (apgr gates on the quality-gain area, APGR's numerator, so a near-zero tier gap cannot blow it up; see docs/loop.md)")
 	force := fs.Bool("force", false, "write NEW even if the challenger is refused")
 	out := fs.String("o", "", "write the challenger artifact to NEW")
-	holdout := fs.Float64("holdout", retrain.DefaultHoldout, "share of labelled records, the newest by time, both routers are compared on")
+	holdout := fs.Float64("holdout", retrain.DefaultHoldout, "share of the timestamped records with both tiers' scores that judge both routers: the newest the champion was not trained on, next to every record its own train --holdout kept out (docs/loop.md §3)")
 	seed := fs.Uint64("seed", 1, "seed of the folds (the bootstrap seed is --bootstrap-seed)")
 	bootSeed := fs.Uint64("bootstrap-seed", retrain.DefaultBootstrapSeed, "seed of the bootstrap resamples")
 	resamples := fs.Int("resamples", retrain.DefaultResamples, "bootstrap resamples for the intervals")
