@@ -435,9 +435,14 @@ func TestShutdownDrainsTheDecisionLog(t *testing.T) {
 // requests still in flight lose.
 func TestShutdownKeepsAnsweredProxyRecordings(t *testing.T) {
 	release := make(chan struct{})
+	slowArrived := make(chan struct{}, 1)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if bytes.Contains(b, []byte("slow")) {
+			select {
+			case slowArrived <- struct{}{}:
+			default:
+			}
 			select {
 			case <-release:
 			case <-r.Context().Done():
@@ -475,6 +480,15 @@ func TestShutdownKeepsAnsweredProxyRecordings(t *testing.T) {
 		}
 		resp.Body.Close()
 		ids = append(ids, resp.Header.Get(proxy.HeaderRequestID))
+	}
+	// The slow request is sent from its own goroutine: on a loaded
+	// machine it may not have reached the server when the quick ones are
+	// answered, and a Shutdown then finds nothing in flight. Wait until
+	// the upstream holds it.
+	select {
+	case <-slowArrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request did not reach the upstream within 10s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
