@@ -15,8 +15,10 @@
 //     the script started when it ends.
 //   - Addresses are written 127.0.0.1:PORT or localhost:PORT. The test
 //     replaces each port the README names by the one the environment
-//     gives in $TRIAGE_README_PORT_<PORT>, else by a free one, so a run
-//     never collides with a server already on the machine.
+//     gives in $TRIAGE_README_PORT_<PORT>, else by a free one below the
+//     kernel's ephemeral range, so a run never collides with a server
+//     already on the machine, nor with the client connections of tests
+//     running beside it.
 //   - Blocks that read the shared public data (../shared/datasets) run
 //     when it is there ($TRIAGE_DATASETS or ../shared/datasets beside the
 //     repository) and are skipped, with a log line, when it is not.

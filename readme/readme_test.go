@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -268,8 +269,16 @@ func copyRepo(src, dst string) error {
 }
 
 // freePorts maps each port to the one $TRIAGE_README_PORT_<port> names,
-// else to a free one on 127.0.0.1. All listeners are held until every
-// port is chosen, so no two are the same.
+// else to a free one on 127.0.0.1 below the kernel's ephemeral range. All
+// listeners are held until every port is chosen, so no two are the same.
+//
+// A chosen port is released before the README's server binds it. One
+// from the ephemeral range (what 127.0.0.1:0 gives) could meanwhile
+// become the local port of a client connection, and make test runs the
+// other packages' tests beside this one, opening thousands of them (the
+// idle-connection flood of cmd/triage alone holds a thousand): the
+// server's bind then fails with "address already in use". A port below
+// the range is never handed out that way.
 func freePorts(want []int) (map[int]int, error) {
 	out := make(map[int]int, len(want))
 	var lns []net.Listener
@@ -278,6 +287,7 @@ func freePorts(want []int) (map[int]int, error) {
 			ln.Close()
 		}
 	}()
+	low := ephemeralLow()
 	for _, p := range want {
 		if v := os.Getenv(fmt.Sprintf("TRIAGE_README_PORT_%d", p)); v != "" {
 			q, err := strconv.Atoi(v)
@@ -287,7 +297,7 @@ func freePorts(want []int) (map[int]int, error) {
 			out[p] = q
 			continue
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listenBelow(low)
 		if err != nil {
 			return nil, fmt.Errorf("find a free port for %d: %w", p, err)
 		}
@@ -295,6 +305,73 @@ func freePorts(want []int) (map[int]int, error) {
 		out[p] = ln.Addr().(*net.TCPAddr).Port
 	}
 	return out, nil
+}
+
+// The ports the README's servers get are outside the kernel's ephemeral
+// range, so no client connection of a test running beside this one can
+// hold one when the server binds it; and distinct.
+func TestFreePortsAreBelowTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	if low-portFloor < 1000 {
+		t.Skipf("the ephemeral range starts at %d (/proc/sys/net/ipv4/ip_local_port_range); no room below it", low)
+	}
+	want := []int{8080, 8081, 9001, 9002, 9003}
+	for _, p := range want {
+		t.Setenv(fmt.Sprintf("TRIAGE_README_PORT_%d", p), "")
+	}
+	got, err := freePorts(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range want {
+		q := got[p]
+		if q < portFloor || q >= low {
+			t.Errorf("port %d became %d, want one in [%d, %d), below the ephemeral range", p, q, portFloor, low)
+		}
+		if seen[q] {
+			t.Errorf("port %d became %d, which another port got too", p, q)
+		}
+		seen[q] = true
+	}
+}
+
+// portFloor is the lowest port freePorts picks: above the ports of
+// well-known and registered services most machines run.
+const portFloor = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// net.ipv4.ip_local_port_range), or 0 where it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return low
+}
+
+// listenBelow listens on a random free port in [portFloor, low), and on
+// 127.0.0.1:0 when that span is too narrow to pick from or every try
+// found its port taken. Random, so that two runs on one machine (two
+// checkouts) seldom try the same ports.
+func listenBelow(low int) (net.Listener, error) {
+	if low-portFloor >= 1000 {
+		for range 100 {
+			p := portFloor + rand.IntN(low-portFloor)
+			if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // stopGroup stops what the script left running (its servers): SIGTERM,
