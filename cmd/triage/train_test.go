@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,8 +271,12 @@ func TestTrainScoreEval(t *testing.T) {
 
 	t.Run("metrics.py on score output agrees with eval --json to 3 decimals", func(t *testing.T) {
 		py := pythonWithNumpy(t, "the metrics.py parity check")
-		_, file, _, _ := runtime.Caller(0)
-		anchors := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "anchors")
+		// The anchors sit beside the shared datasets, found as the other
+		// parity checks find them ($TRIAGE_DATASETS, else ../shared beside
+		// the repository). This source file's own path missed them in a
+		// checkout not beside ../shared, TRIAGE_DATASETS set or not, and
+		// the check skipped.
+		anchors := filepath.Join(sharedDatasets(t), "..", "anchors")
 		if _, err := os.Stat(filepath.Join(anchors, "metrics.py")); err != nil {
 			t.Skipf("anchors folder %s is absent; skipping", anchors)
 		}
