@@ -362,6 +362,62 @@ func TestWatchModel(t *testing.T) {
 	})
 }
 
+// A model path that is a symbolic link (router.json -> releases/v1.json,
+// a common deploy layout) is replaced through the link: 'triage retrain
+// -o router.json' renames its new file over releases/v1.json and keeps
+// the link. The watch followed only the link's own name, so a promotion
+// was never picked up. Repointing the link moves the watch with it.
+func TestWatchModelThroughASymbolicLink(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"releases", "next"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := filepath.Join(dir, "releases", "v1.json")
+	writeArtifact(t, v1, "v1", 0)
+	link := filepath.Join(dir, "router.json")
+	if err := os.Symlink(filepath.Join("releases", "v1.json"), link); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	reloads := make(chan struct{}, 16)
+	const debounce = 250 * time.Millisecond
+	w, err := WatchModel(link, debounce, func() { reloads <- struct{}{} }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	waitReload := func(t *testing.T) {
+		t.Helper()
+		select {
+		case <-reloads:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reload within 10s")
+		}
+	}
+	t.Run("a file written through the link reloads", func(t *testing.T) {
+		writeArtifact(t, link, "v2", 3) // renamed over releases/v1.json
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link was replaced: %v", err)
+		}
+		waitReload(t)
+	})
+	t.Run("after the link is repointed, a write to its new target reloads", func(t *testing.T) {
+		v3 := filepath.Join(dir, "next", "v3.json")
+		writeArtifact(t, v3, "v3", 0)
+		tmp := filepath.Join(dir, "router.json.new")
+		if err := os.Symlink(filepath.Join("next", "v3.json"), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+		waitReload(t) // the repointing itself
+		writeArtifact(t, link, "v4", 0)
+		waitReload(t)
+	})
+}
+
 func TestWatchReloadsTheServer(t *testing.T) {
 	ts := newTestServer(t, nil)
 	w, err := WatchModel(ts.model, 20*time.Millisecond, func() { ts.Reload() }, nil)

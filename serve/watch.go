@@ -28,8 +28,13 @@ type Watcher struct {
 // gone, and the loaded model keeps serving; an editor's save (rename away,
 // then create) is one burst, and reloads the new file. It watches the file's directory, not the file:
 // a deploy that renames a new file over the old one replaces the inode a
-// file watch would follow. reload should validate before it swaps
-// (Server.Reload does); log gets watcher errors.
+// file watch would follow. When path is a symbolic link, the file it
+// points to is watched too (and its directory): 'triage retrain -o' and
+// every other writer through the link replace the link's target, not the
+// link, so a watch of the link's name alone never saw a promotion. The
+// link is resolved again after each burst, so repointing it moves the
+// watch. reload should validate before it swaps (Server.Reload does); log
+// gets watcher errors.
 func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Logger) (*Watcher, error) {
 	if debounce <= 0 {
 		debounce = DefaultWatchDebounce
@@ -49,6 +54,26 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 		fw.Close()
 		return nil, fmt.Errorf("watch model directory %s: %w", filepath.Dir(abs), err)
 	}
+	dirs := map[string]bool{filepath.Dir(abs): true}
+	// target is the file a symbolic link at abs points to ("" when abs
+	// is not a link, or points nowhere yet).
+	target := ""
+	resolve := func() {
+		target = ""
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil || real == abs {
+			return
+		}
+		if d := filepath.Dir(real); !dirs[d] {
+			if err := fw.Add(d); err != nil {
+				log.Warn("model watch: the symbolic link's target directory", "dir", d, "err", err)
+				return
+			}
+			dirs[d] = true
+		}
+		target = real
+	}
+	resolve()
 	w := &Watcher{w: fw, done: make(chan struct{})}
 	w.wg.Add(1)
 	go func() {
@@ -65,7 +90,8 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 					return
 				}
 				// A file renamed onto the path arrives as Create.
-				if filepath.Clean(ev.Name) != abs || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
+				name := filepath.Clean(ev.Name)
+				if (name != abs && (target == "" || name != target)) || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
 					continue
 				}
 				timer.Reset(debounce)
@@ -75,6 +101,8 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 				}
 				log.Warn("model watch", "err", err)
 			case <-timer.C:
+				// The link may have been repointed, or made.
+				resolve()
 				reload()
 			}
 		}
