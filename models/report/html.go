@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/triage-router/triage/datasets/safefile"
@@ -65,8 +67,27 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 			}
 		}()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create report folder: %w", err)
+	// made holds the folders this write creates: each is an entry of
+	// its parent, which must be synced for the folder to survive a crash.
+	made := map[string]bool{}
+	mkdir := func(d string) error {
+		var missing []string
+		for p := d; ; p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil || filepath.Dir(p) == p {
+				break
+			}
+			missing = append(missing, p)
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create report folder: %w", err)
+		}
+		for _, p := range missing {
+			made[p] = true
+		}
+		return nil
+	}
+	if err := mkdir(dir); err != nil {
+		return err
 	}
 	stage, err := os.MkdirTemp(dir, ".report-new-*")
 	if err != nil {
@@ -93,17 +114,33 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	// The folders whose entries the moves change: each is synced once
+	// they are done, or a crash soon after the command returned could
+	// undo the renames (each file's own data was synced in the stage).
+	dirty := map[string]bool{}
 	for _, rel := range append(files, "index.html") {
 		to := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			return fmt.Errorf("create report folder: %w", err)
+		if err := mkdir(filepath.Dir(to)); err != nil {
+			return err
 		}
 		if err := os.Rename(filepath.Join(stage, rel), to); err != nil {
 			return fmt.Errorf("report: move %s into place: %w", rel, err)
 		}
+		dirty[filepath.Dir(to)] = true
+	}
+	for d := range made {
+		dirty[filepath.Dir(d)] = true
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirty)) {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("report %s: %w", dir, err)
+		}
 	}
 	return nil
 }
+
+// syncDir fsyncs a folder; tests replace it to see which are synced.
+var syncDir = safefile.SyncDir
 
 // writeFiles writes the report's files into dir.
 func writeFiles(dir string, page *Page) error {

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/triage-router/triage/classifier"
+	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/internal/racetest"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/replay"
@@ -407,4 +408,43 @@ func readDir(tb testing.TB, dir string) map[string]string {
 		return err
 	})
 	return out
+}
+
+// The moves that put a report in place are renames into the report's
+// folders, and a rename survives a crash only once its folder is synced:
+// none was, so a report 'curves' said it wrote could be lost, or come
+// back as the old one, after a power cut. Every folder that gained an
+// entry, including a new report folder's parents, is synced after the
+// moves.
+func TestWriteReportSyncsItsFolders(t *testing.T) {
+	racetest.SkipSlow(t)
+	root := t.TempDir()
+	dir := filepath.Join(root, "new", "report")
+	var synced []string
+	syncDir = func(d string) error {
+		if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+			t.Errorf("%s synced before index.html was in place", d)
+		}
+		synced = append(synced, d)
+		return nil
+	}
+	defer func() { syncDir = safefile.SyncDir }()
+	p := &Page{Title: "synced", Data: []string{"x.jsonl"}, Billing: replay.BillProrata, Grid: "21 thresholds", Resamples: 20, Seed: 1}
+	s, err := Analyze(testRun(t, "alpha", "alpha", 1), Options{Resamples: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sections = []*Section{s}
+	if err := Write(context.Background(), dir, p); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{root, filepath.Join(root, "new"), dir, filepath.Join(dir, "alpha")}
+	if fmt.Sprint(synced) != fmt.Sprint(want) {
+		t.Errorf("synced %v, want %v", synced, want)
+	}
+	// A failed sync is the command's error: the report may not last.
+	syncDir = func(d string) error { return fmt.Errorf("sync directory %s: input/output error", d) }
+	if err := Write(context.Background(), dir, p); err == nil || !strings.Contains(err.Error(), "input/output error") {
+		t.Errorf("a failed folder sync: err = %v", err)
+	}
 }
