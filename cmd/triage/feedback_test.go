@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -193,6 +194,47 @@ func TestFeedbackExportHTTP(t *testing.T) {
 			t.Errorf("exit %d (%s), the server saw since=%q; want the time as given", code, stderr, gotSince)
 		}
 	})
+}
+
+// 'feedback export --from URL -o proxy.db' (the README's other form is
+// '--db proxy.db') replaced the db of the very server it exported from
+// with the JSONL export: the server went on writing to the unlinked file
+// and could not start again on the export. No output of any command may
+// replace a feedback db; the db is left as it was.
+func TestOutputNeverReplacesAFeedbackDB(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "proxy.db")
+	if err := fillStore(t, db).Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"id":"r1","prompt":"What is 2+2?","outcomes":{"fast-m":{"score":1}}}` + "\n"))
+	}))
+	defer srv.Close()
+	var lines strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&lines, `{"id":"r%d","prompt":"question %d %s","outcomes":{"f":{"score":%d},"s":{"score":1}}}`+"\n", i, i, []string{"easy", "hard"}[i%2], 1-i%2)
+	}
+	log := writeFile(t, dir, "log.jsonl", lines.String())
+	for _, args := range [][]string{
+		{"feedback", "export", "--from", srv.URL, "--token", "t", "-o", db},
+		{"synth", "--n", "10", "-o", db},
+		{"train", "--data", log, "--fast", "f", "--strong", "s", "-o", db},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			_, stderr, code := run(t, args...)
+			if code != 2 || !strings.Contains(stderr, "is a feedback db") {
+				t.Errorf("exit %d, stderr %q; want 2 and 'is a feedback db'", code, stderr)
+			}
+			if after, err := os.ReadFile(db); err != nil || !bytes.Equal(after, before) {
+				t.Fatalf("the feedback db was changed (%v)", err)
+			}
+		})
+	}
 }
 
 func TestParseSince(t *testing.T) {

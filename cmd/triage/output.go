@@ -27,6 +27,9 @@ func openOutput(env *Env, path string) (*output, error) {
 	if path == "" || path == "-" {
 		return &output{Writer: env.Stdout}, nil
 	}
+	if err := checkNotDB(path); err != nil {
+		return nil, err
+	}
 	f, err := safefile.Create(path)
 	if err != nil {
 		return nil, err
@@ -150,6 +153,9 @@ func checkOutFile(path string) error {
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil
 	}
+	if err := checkNotDB(path); err != nil {
+		return err
+	}
 	dir := filepath.Dir(path)
 	switch fi, err := os.Stat(dir); {
 	case errors.Is(err, fs.ErrNotExist):
@@ -178,6 +184,31 @@ func checkNotInput(out string, inputs ...string) error {
 		if in != "" && in != "-" && sameFile(out, in) {
 			return usagef("write to another file", "-o %s is also what this command reads (%s); writing it would replace its input", out, in)
 		}
+	}
+	return nil
+}
+
+// checkNotDB refuses an output path that holds a feedback db (a bbolt
+// file): no command's output is one, and writing it whole over the db
+// loses every routed request and feedback in it. checkNotInput catches
+// 'feedback export --db f.db -o f.db', but not 'feedback export --from
+// URL -o f.db' naming the db of the very server it exports from (which
+// went on writing to the replaced file, and then could not start on the
+// export), nor a log or artifact given the db's name by a slip.
+func checkNotDB(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // the write reports it, with its own error
+	}
+	defer f.Close()
+	head := make([]byte, 64)
+	n, _ := io.ReadFull(f, head)
+	if datasets.IsBoltFile(head[:n]) {
+		return usagef("write to another file; a feedback db is never an output (export it with 'triage feedback export')", "-o %s is a feedback db (a bbolt file); writing it would replace the db and the traffic it holds", path)
 	}
 	return nil
 }
