@@ -114,6 +114,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if err := checkOutFile(*out); err != nil {
 		return err
 	}
+	// Promotion in place replaces the champion it was judged against;
+	// that the file still holds it is checked again before the write.
+	inPlace := sameFile(*out, *model)
 	m, err := retrain.ParseMetric(*metric)
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
@@ -286,6 +289,11 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if res.Challenger.Training.SourceDigests, err = retrain.DigestFiles(opts.Sources); err != nil {
 		return err
 	}
+	if inPlace {
+		if err := checkChampionUnchanged(*out, champion); err != nil {
+			return err
+		}
+	}
 	if err := saveArtifact(ctx, res.Challenger, *out); err != nil {
 		return err
 	}
@@ -294,6 +302,29 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		how = "refused but forced"
 	}
 	fmt.Fprintf(status, "%s: wrote %s (version %s, parent %s)\n", how, *out, res.Challenger.Version, champion.Version)
+	return nil
+}
+
+// beforePromoteCheck, when set by a test, runs before an in-place
+// promotion checks the champion's file.
+var beforePromoteCheck func()
+
+// checkChampionUnchanged refuses to promote over path when it no longer
+// holds the champion the challenger was judged against: another retrain
+// promoted, or a person rolled back, while this one trained. Writing over
+// it would put a router that was never compared with the one serving in
+// its place, and undo the other change without a word.
+func checkChampionUnchanged(path string, champion *models.Artifact) error {
+	if beforePromoteCheck != nil {
+		beforePromoteCheck()
+	}
+	cur, err := models.Load(path)
+	if err != nil {
+		return fmt.Errorf("%s no longer holds the champion %s, so the challenger was not written over it: %w", path, champion.Version, err)
+	}
+	if cur.Version != champion.Version || cur.Checksum != champion.Checksum {
+		return fmt.Errorf("%s changed while retrain ran: it holds %s now, and the challenger was judged against %s, so it was not written over it; run retrain again on the router there now", path, cur.Version, champion.Version)
+	}
 	return nil
 }
 

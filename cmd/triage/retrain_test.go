@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,5 +276,53 @@ func TestRetrainRefusesFeedbackAboutOtherTiers(t *testing.T) {
 	_, stderr, code := run(t, "retrain", "--model", champion, "--data", base, "--feedback", other, "-o", filepath.Join(dir, "new.json"))
 	if code != 1 || !strings.Contains(stderr, "--feedback "+other+": its records have outcomes, but none of the router's tiers") {
 		t.Errorf("exit %d, %q; want 1 and the refusal", code, stderr)
+	}
+}
+
+// retrain -o onto --model promotes in place, over the champion it read at
+// the start. When the file changed while it trained (another retrain
+// promoted, a person rolled back), the write replaced that router with a
+// challenger never compared with it. The file is now checked again just
+// before the write, and a changed one is left as it is.
+func TestRetrainInPlaceRefusesAChangedChampion(t *testing.T) {
+	dir := t.TempDir()
+	recs, _ := synth.Generate(synth.Options{N: 300, Seed: 5})
+	champion := synthChampion(t, dir, recs[:150], "")
+	base := writeRecords(t, dir, "base.jsonl", recs)
+	args := []string{"retrain", "--model", champion, "--data", base, "--folds", "3", "--resamples", "50", "--force", "-o", champion}
+
+	rollback, err := os.ReadFile(champion) // the router a person puts back
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := models.Load(champion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Version = "rolled-back"
+	beforePromoteCheck = func() {
+		if err := other.Save(champion); err != nil {
+			t.Error(err)
+		}
+	}
+	_, stderr, code := run(t, args...)
+	beforePromoteCheck = nil
+	if code != 1 || !strings.Contains(stderr, "changed while retrain ran: it holds rolled-back now") {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 and the refusal", code, stderr)
+	}
+	if a, err := models.Load(champion); err != nil || a.Version != "rolled-back" {
+		t.Errorf("the router promoted meanwhile was replaced (%v)", err)
+	}
+
+	// Unchanged, the champion is replaced by the challenger.
+	if err := os.WriteFile(champion, rollback, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(champion); bytes.Equal(b, rollback) {
+		t.Error("the challenger was not written over the champion")
 	}
 }
