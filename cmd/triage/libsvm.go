@@ -57,6 +57,10 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	)
 	for _, path := range tf.data {
 		skipped, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: tf.skipBad}, func(rec datasets.Record) error {
+			// An interrupt stops the export, which publishes nothing.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			f, s, ok := rec.Scores(tf.fast, tf.strong)
 			if !ok {
 				miss++
@@ -100,6 +104,9 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write libsvm: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := o.Commit(); err != nil {
 		return err

@@ -240,6 +240,8 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		{"synth", []string{"synth", "--n", "50", "-o", filepath.Join(dir, "synth.jsonl")}},
 		{"calibrate", []string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "calibrated.json")}},
 		{"curves", []string{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")}},
+		// It wrote its whole file and exited 0 on a SIGTERM.
+		{"export-libsvm", []string{"export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "x.svm")}},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(ctx, tc.args, &Env{Stdout: &out, Stderr: &errb})
