@@ -14,7 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // File is an output file in the making. It is an io.Writer.
@@ -58,11 +60,54 @@ func Create(path string) (*File, error) {
 		}
 		mode = fi.Mode().Perm()
 	}
-	tmp, err := createTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-")
+	dir, prefix := filepath.Dir(target), "."+filepath.Base(target)+".tmp-"
+	removeStale(dir, prefix)
+	tmp, err := createTemp(dir, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return &File{File: tmp, path: target, mode: mode}, nil
+}
+
+// staleAge is how old a temporary file must be before removeStale takes
+// it: a writer locks its file just after creating it, and this keeps a
+// file created an instant ago, not locked yet, out of reach.
+const staleAge = time.Minute
+
+// removeStale removes the temporary files of this target that writers
+// killed before Commit or Abort (kill -9, the OOM killer, a power cut)
+// left in dir: as big as what they had written (a log import, a libsvm
+// export), and otherwise never removed, one more each time. A file is
+// stale when its name is prefix and digits, as createTemp makes them, it
+// is older than staleAge, and its writer's lock is free (lockTemp); a
+// live writer's file is left alone. Errors are ignored: what cannot be
+// removed stays, as before.
+func removeStale(dir, prefix string) {
+	if !canTellStale {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if lockTemp(f) == nil {
+			os.Remove(p) // under the lock: no writer holds it
+		}
+		f.Close()
+	}
 }
 
 // createTemp creates a new file named prefix and a random suffix in dir,
@@ -74,6 +119,11 @@ func createTemp(dir, prefix string) (*os.File, error) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if os.IsExist(err) && try < 100 {
 			continue
+		}
+		if err == nil {
+			// Held until the file is closed: removeStale leaves it be.
+			// A filesystem without locks only loses that cleanup.
+			lockTemp(f)
 		}
 		return f, err
 	}

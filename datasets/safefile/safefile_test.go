@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -93,5 +94,60 @@ func TestCommitReportsAFailedDirectorySync(t *testing.T) {
 				t.Fatalf("WriteFile: %v, want an error naming %s and saying %q", err, path, tt.want)
 			}
 		})
+	}
+}
+
+// A writer killed before Commit or Abort (kill -9, the OOM killer) left
+// its temporary file, as big as what it had written, and nothing ever
+// removed it: every killed run of an import or an export into a folder
+// added one. The next write of the same file removes those whose writer
+// is gone, and leaves a live writer's file, and a file just made, alone.
+func TestCreateRemovesStaleTemporaryFiles(t *testing.T) {
+	if !canTellStale {
+		t.Skip("no flock here: stale temporary files are left")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.jsonl")
+	old := time.Now().Add(-2 * staleAge)
+	mk := func(name string, age time.Time) string {
+		q := filepath.Join(dir, name)
+		if err := os.WriteFile(q, []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(q, age, age); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	dead := mk(".out.jsonl.tmp-123", old)
+	fresh := mk(".out.jsonl.tmp-456", time.Now())
+	other := mk(".out.jsonl.tmp-7x", old)   // not a name createTemp makes
+	another := mk(".out2.jsonl.tmp-8", old) // another file's
+	live, err := Create(p)                  // a writer still at work
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Write([]byte("live")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(live.Name(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed writer's %s is still there (%v)", dead, err)
+	}
+	for _, q := range []string{fresh, other, another, live.Name()} {
+		if _, err := os.Stat(q); err != nil {
+			t.Errorf("%s was removed: %v", q, err)
+		}
+	}
+	if err := live.Commit(); err != nil {
+		t.Errorf("the live writer's commit: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "live" {
+		t.Errorf("content %q, want the live writer's", b)
 	}
 }
