@@ -74,6 +74,44 @@ func Create(path string) (*File, error) {
 // file created an instant ago, not locked yet, out of reach.
 const staleAge = time.Minute
 
+// TryLock takes the lock a writer holds on its temporary file or folder
+// (an exclusive flock, without waiting), which RemoveStaleDirs and
+// Create's own cleanup test. It is released when f is closed or the
+// process dies. Where flock does not exist it does nothing.
+func TryLock(f *os.File) error { return lockTemp(f) }
+
+// RemoveStaleDirs removes the folders in dir named prefix and digits
+// (as os.MkdirTemp makes them from prefix+"*") that a killed writer left:
+// over staleAge old and not locked (TryLock) by a live one. Errors are
+// ignored.
+func RemoveStaleDirs(dir, prefix string) {
+	if !canTellStale {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.IsDir() {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		d, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if lockTemp(d) == nil {
+			os.RemoveAll(p) // under the lock: no writer holds it
+		}
+		d.Close()
+	}
+}
+
 // removeStale removes the temporary files of this target that writers
 // killed before Commit or Abort (kill -9, the OOM killer, a power cut)
 // left in dir: as big as what they had written (a log import, a libsvm

@@ -89,11 +89,19 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 	if err := mkdir(dir); err != nil {
 		return err
 	}
-	stage, err := os.MkdirTemp(dir, ".report-new-*")
+	// Staging folders of runs killed before they finished (kill -9, the
+	// OOM killer) hold a partial report each; the lock on this run's
+	// keeps a concurrent run from taking it for one of those.
+	safefile.RemoveStaleDirs(dir, stagePrefix)
+	stage, err := os.MkdirTemp(dir, stagePrefix+"*")
 	if err != nil {
 		return fmt.Errorf("create report folder: %w", err)
 	}
 	defer os.RemoveAll(stage)
+	if d, err := os.Open(stage); err == nil {
+		safefile.TryLock(d)
+		defer d.Close() // before the RemoveAll: defers run last first
+	}
 	if err := fill(stage); err != nil {
 		return err
 	}
@@ -138,6 +146,9 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 	}
 	return nil
 }
+
+// stagePrefix names a report's staging folder inside the report folder.
+const stagePrefix = ".report-new-"
 
 // syncDir fsyncs a folder; tests replace it to see which are synced.
 var syncDir = safefile.SyncDir

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets/safefile"
@@ -446,5 +447,55 @@ func TestWriteReportSyncsItsFolders(t *testing.T) {
 	syncDir = func(d string) error { return fmt.Errorf("sync directory %s: input/output error", d) }
 	if err := Write(context.Background(), dir, p); err == nil || !strings.Contains(err.Error(), "input/output error") {
 		t.Errorf("a failed folder sync: err = %v", err)
+	}
+}
+
+// A run killed while it wrote (kill -9, the OOM killer) left its staging
+// folder, a partial report, inside the report folder for good: 2 of 9
+// killed curves runs on RouteLLM MMLU did. The next report into the
+// folder removes such folders, and leaves a running report's alone.
+func TestWriteStagedRemovesStaleStages(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	stage := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "curves.csv"), []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dead := stage(stagePrefix + "123")
+	live := stage(stagePrefix + "456")
+	mine := stage(".report-new-notes") // not a name MkdirTemp makes
+	d, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := safefile.TryLock(d); err != nil {
+		t.Fatal(err)
+	}
+	fill := func(stage string) error {
+		return os.WriteFile(filepath.Join(stage, "index.html"), []byte("new"), 0o644)
+	}
+	if err := writeStaged(context.Background(), dir, fill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed run's %s is still there (%v)", dead, err)
+	}
+	for _, p := range []string{live, mine} {
+		if _, err := os.Stat(filepath.Join(p, "curves.csv")); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "index.html")); string(b) != "new" {
+		t.Errorf("index.html holds %q", b)
 	}
 }
