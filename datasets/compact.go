@@ -108,6 +108,9 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 // beside it, synced and renamed into place when fill succeeds, so a crash
 // or an error leaves no partial file at dst.
 func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
+	// The new files of killed salvages and compactions into dst (each as
+	// big as what it had copied): bbolt holds a live one's flock.
+	safefile.RemoveStaleFiles(filepath.Dir(dst), "."+filepath.Base(dst)+".new-")
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".new-*")
 	if err != nil {
 		return err

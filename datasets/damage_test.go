@@ -597,6 +597,39 @@ func TestCompactDBPaths(t *testing.T) {
 			t.Errorf("the stale file after compaction: %v, removed %v; want it gone and named", err, res.Removed)
 		}
 	})
+	// A killed salvage (or compaction -o NEW) left its new file, as big
+	// as what it had copied, beside NEW for good; the next one into NEW
+	// removes it, and leaves one a live salvage holds open.
+	t.Run("the new file of a killed salvage is removed by the next, a live one's kept", func(t *testing.T) {
+		src := writeTemp(t, pristineDB(t, 10))
+		dir := t.TempDir()
+		dst := filepath.Join(dir, "salvaged.db")
+		stale := filepath.Join(dir, ".salvaged.db.new-123")
+		if err := os.WriteFile(stale, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		liveName := filepath.Join(dir, ".salvaged.db.new-456")
+		live, err := bolt.Open(liveName, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer live.Close()
+		old := time.Now().Add(-2 * time.Hour)
+		for _, p := range []string{stale, liveName} {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := SalvageDB(src, dst, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the killed salvage's file is still there (%v)", err)
+		}
+		if _, err := os.Stat(liveName); err != nil {
+			t.Errorf("the live salvage's file was removed: %v", err)
+		}
+	})
 	t.Run("a db named with glob syntax finds its own stale files, and only its own", func(t *testing.T) {
 		// The clean-up matched names with filepath.Glob, in which the db's
 		// own "[1]" is a character class: it missed this db's file.

@@ -61,7 +61,7 @@ func Create(path string) (*File, error) {
 		mode = fi.Mode().Perm()
 	}
 	dir, prefix := filepath.Dir(target), "."+filepath.Base(target)+".tmp-"
-	removeStale(dir, prefix)
+	RemoveStaleFiles(dir, prefix)
 	tmp, err := createTemp(dir, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -69,7 +69,7 @@ func Create(path string) (*File, error) {
 	return &File{File: tmp, path: target, mode: mode}, nil
 }
 
-// staleAge is how old a temporary file must be before removeStale takes
+// staleAge is how old a temporary file must be before RemoveStaleFiles takes
 // it: a writer locks its file just after creating it, and this keeps a
 // file created an instant ago, not locked yet, out of reach.
 const staleAge = time.Minute
@@ -112,15 +112,17 @@ func RemoveStaleDirs(dir, prefix string) {
 	}
 }
 
-// removeStale removes the temporary files of this target that writers
-// killed before Commit or Abort (kill -9, the OOM killer, a power cut)
-// left in dir: as big as what they had written (a log import, a libsvm
-// export), and otherwise never removed, one more each time. A file is
-// stale when its name is prefix and digits, as createTemp makes them, it
-// is older than staleAge, and its writer's lock is free (lockTemp); a
-// live writer's file is left alone. Errors are ignored: what cannot be
+// RemoveStaleFiles removes the temporary files named prefix and digits
+// that writers killed before they finished (kill -9, the OOM killer, a
+// power cut) left in dir: as big as what they had written (a log import,
+// a libsvm export, a salvaged db), and otherwise never removed, one more
+// each time. Create calls it for its target's temporary files. A file is
+// stale when its name is prefix and digits (as createTemp and
+// os.CreateTemp make them), it is older than staleAge, and its writer's
+// lock is free (TryLock; bbolt takes the same lock on a db it has open);
+// a live writer's file is left alone. Errors are ignored: what cannot be
 // removed stays, as before.
-func removeStale(dir, prefix string) {
+func RemoveStaleFiles(dir, prefix string) {
 	if !canTellStale {
 		return
 	}
@@ -159,7 +161,7 @@ func createTemp(dir, prefix string) (*os.File, error) {
 			continue
 		}
 		if err == nil {
-			// Held until the file is closed: removeStale leaves it be.
+			// Held until the file is closed: RemoveStaleFiles leaves it be.
 			// A filesystem without locks only loses that cleanup.
 			lockTemp(f)
 		}
