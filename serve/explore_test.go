@@ -418,6 +418,52 @@ func TestWatchModelThroughASymbolicLink(t *testing.T) {
 	})
 }
 
+// A deploy that repoints a folder link (current -> releases/8, the model
+// served as current/router.json) changes nothing in the folder the watch
+// followed: the watch now also follows each link on the model's path, in
+// its own folder.
+func TestWatchModelThroughAFolderLink(t *testing.T) {
+	dir := t.TempDir()
+	for _, r := range []string{"7", "8"} {
+		if err := os.MkdirAll(filepath.Join(dir, "releases", r), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeArtifact(t, filepath.Join(dir, "releases", r, "router.json"), "v"+r, 0)
+	}
+	current := filepath.Join(dir, "current")
+	if err := os.Symlink(filepath.Join("releases", "7"), current); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	reloads := make(chan struct{}, 16)
+	w, err := WatchModel(filepath.Join(current, "router.json"), 250*time.Millisecond, func() { reloads <- struct{}{} }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	waitReload := func(t *testing.T) {
+		t.Helper()
+		select {
+		case <-reloads:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reload within 10s")
+		}
+	}
+	t.Run("repointing the folder link reloads", func(t *testing.T) {
+		tmp := filepath.Join(dir, "current.new")
+		if err := os.Symlink(filepath.Join("releases", "8"), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, current); err != nil {
+			t.Fatal(err)
+		}
+		waitReload(t)
+	})
+	t.Run("then a write into the new release reloads", func(t *testing.T) {
+		writeArtifact(t, filepath.Join(dir, "releases", "8", "router.json"), "v9", 0)
+		waitReload(t)
+	})
+}
+
 func TestWatchReloadsTheServer(t *testing.T) {
 	ts := newTestServer(t, nil)
 	w, err := WatchModel(ts.model, 20*time.Millisecond, func() { ts.Reload() }, nil)

@@ -3,7 +3,9 @@ package serve
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,10 +33,12 @@ type Watcher struct {
 // file watch would follow. When path is a symbolic link, the file it
 // points to is watched too (and its directory): 'triage retrain -o' and
 // every other writer through the link replace the link's target, not the
-// link, so a watch of the link's name alone never saw a promotion. The
-// link is resolved again after each burst, so repointing it moves the
-// watch. reload should validate before it swaps (Server.Reload does); log
-// gets watcher errors.
+// link, so a watch of the link's name alone never saw a promotion. So is
+// every symbolic link on the path, in its own directory: a deploy that
+// repoints a folder link (current -> releases/8) changes nothing in the
+// folders watched before. The links are resolved again after each burst,
+// so repointing one moves the watch. reload should validate before it
+// swaps (Server.Reload does); log gets watcher errors.
 func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Logger) (*Watcher, error) {
 	if debounce <= 0 {
 		debounce = DefaultWatchDebounce
@@ -55,23 +59,32 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 		return nil, fmt.Errorf("watch model directory %s: %w", filepath.Dir(abs), err)
 	}
 	dirs := map[string]bool{filepath.Dir(abs): true}
-	// target is the file a symbolic link at abs points to ("" when abs
-	// is not a link, or points nowhere yet).
-	target := ""
+	watch := func(d string) bool {
+		if dirs[d] {
+			return true
+		}
+		if err := fw.Add(d); err != nil {
+			log.Warn("model watch: a directory on the model's path", "dir", d, "err", err)
+			return false
+		}
+		dirs[d] = true
+		return true
+	}
+	// names are the paths whose change reloads besides abs: the file abs
+	// resolves to, and every symbolic link on the way (a folder link a
+	// deploy repoints, current -> releases/8), each watched in its
+	// directory.
+	names := map[string]bool{}
 	resolve := func() {
-		target = ""
-		real, err := filepath.EvalSymlinks(abs)
-		if err != nil || real == abs {
-			return
-		}
-		if d := filepath.Dir(real); !dirs[d] {
-			if err := fw.Add(d); err != nil {
-				log.Warn("model watch: the symbolic link's target directory", "dir", d, "err", err)
-				return
+		clear(names)
+		for _, l := range linksOn(abs) {
+			if watch(filepath.Dir(l)) {
+				names[l] = true
 			}
-			dirs[d] = true
 		}
-		target = real
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs && watch(filepath.Dir(real)) {
+			names[real] = true
+		}
 	}
 	resolve()
 	w := &Watcher{w: fw, done: make(chan struct{})}
@@ -91,7 +104,7 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 				}
 				// A file renamed onto the path arrives as Create.
 				name := filepath.Clean(ev.Name)
-				if (name != abs && (target == "" || name != target)) || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
+				if (name != abs && !names[name]) || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
 					continue
 				}
 				timer.Reset(debounce)
@@ -101,7 +114,7 @@ func WatchModel(path string, debounce time.Duration, reload func(), log *slog.Lo
 				}
 				log.Warn("model watch", "err", err)
 			case <-timer.C:
-				// The link may have been repointed, or made.
+				// A link may have been repointed, or made.
 				resolve()
 				reload()
 			}
@@ -116,4 +129,22 @@ func (w *Watcher) Close() error {
 	err := w.w.Close()
 	w.wg.Wait()
 	return err
+}
+
+// linksOn lists the symbolic links on path: each leading part of it, from
+// the root down to path itself, that is a link.
+func linksOn(path string) []string {
+	var links []string
+	vol := filepath.VolumeName(path)
+	p := vol + string(filepath.Separator)
+	for _, part := range strings.Split(path[len(p):], string(filepath.Separator)) {
+		if part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			links = append(links, p)
+		}
+	}
+	return links
 }
