@@ -220,18 +220,28 @@ func TestOutputNeverReplacesAFeedbackDB(t *testing.T) {
 		fmt.Fprintf(&lines, `{"id":"r%d","prompt":"question %d %s","outcomes":{"f":{"score":%d},"s":{"score":1}}}`+"\n", i, i, []string{"easy", "hard"}[i%2], 1-i%2)
 	}
 	log := writeFile(t, dir, "log.jsonl", lines.String())
+	// The db's feedback log: applied to the db at the next open, and
+	// lost if replaced. Its content is not a bbolt file's.
+	wal := db + "-wal"
+	if err := os.WriteFile(wal, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"feedback", "export", "--from", srv.URL, "--token", "t", "-o", db},
+		{"feedback", "export", "--from", srv.URL, "--token", "t", "-o", wal},
 		{"synth", "--n", "10", "-o", db},
 		{"train", "--data", log, "--fast", "f", "--strong", "s", "-o", db},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			_, stderr, code := run(t, args...)
-			if code != 2 || !strings.Contains(stderr, "is a feedback db") {
-				t.Errorf("exit %d, stderr %q; want 2 and 'is a feedback db'", code, stderr)
+			if code != 2 || !strings.Contains(stderr, "is a feedback db") && !strings.Contains(stderr, "is the feedback log of the feedback db") {
+				t.Errorf("exit %d, stderr %q; want 2 and the refusal", code, stderr)
 			}
 			if after, err := os.ReadFile(db); err != nil || !bytes.Equal(after, before) {
 				t.Fatalf("the feedback db was changed (%v)", err)
+			}
+			if after, err := os.ReadFile(wal); err != nil || len(after) != 4096 {
+				t.Fatalf("the feedback log was changed (%v)", err)
 			}
 		})
 	}

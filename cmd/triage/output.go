@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/triage-router/triage/datasets"
@@ -189,26 +190,38 @@ func checkNotInput(out string, inputs ...string) error {
 }
 
 // checkNotDB refuses an output path that holds a feedback db (a bbolt
-// file): no command's output is one, and writing it whole over the db
-// loses every routed request and feedback in it. checkNotInput catches
-// 'feedback export --db f.db -o f.db', but not 'feedback export --from
-// URL -o f.db' naming the db of the very server it exports from (which
-// went on writing to the replaced file, and then could not start on the
-// export), nor a log or artifact given the db's name by a slip.
+// file), or the feedback log beside one (the db's path + "-wal"): no
+// command's output is either, and writing it whole over the db loses
+// every routed request and feedback in it, over the log the feedback not
+// yet applied to the db. checkNotInput catches 'feedback export --db f.db
+// -o f.db', but not 'feedback export --from URL -o f.db' naming the db of
+// the very server it exports from (which went on writing to the replaced
+// file, and then could not start on the export), nor a log or artifact
+// given the db's name by a slip.
 func checkNotDB(path string) error {
+	const hint = "write to another file; a feedback db is never an output (export it with 'triage feedback export')"
+	if isBoltFile(path) {
+		return usagef(hint, "-o %s is a feedback db (a bbolt file); writing it would replace the db and the traffic it holds", path)
+	}
+	if db, ok := strings.CutSuffix(path, "-wal"); ok && isBoltFile(db) {
+		return usagef(hint, "-o %s is the feedback log of the feedback db %s; writing it would replace the feedback not yet applied to the db", path, db)
+	}
+	return nil
+}
+
+// isBoltFile reports whether path is a regular file that begins as a
+// bbolt file does.
+func isBoltFile(path string) bool {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
-		return nil
+		return false
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil // the write reports it, with its own error
+		return false // the write reports it, with its own error
 	}
 	defer f.Close()
 	head := make([]byte, 64)
 	n, _ := io.ReadFull(f, head)
-	if datasets.IsBoltFile(head[:n]) {
-		return usagef("write to another file; a feedback db is never an output (export it with 'triage feedback export')", "-o %s is a feedback db (a bbolt file); writing it would replace the db and the traffic it holds", path)
-	}
-	return nil
+	return datasets.IsBoltFile(head[:n])
 }
