@@ -59,6 +59,10 @@ func Create(path string) (*File, error) {
 			target = real
 		}
 		mode = fi.Mode().Perm()
+	} else if errors.Is(err, fs.ErrNotExist) {
+		if dest := danglingTarget(path); dest != "" {
+			target = dest
+		}
 	}
 	dir, prefix := filepath.Dir(target), "."+filepath.Base(target)+".tmp-"
 	RemoveStaleFiles(dir, prefix)
@@ -67,6 +71,37 @@ func Create(path string) (*File, error) {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return &File{File: tmp, path: target, mode: mode}, nil
+}
+
+// danglingTarget is the path a symbolic link at path names when it
+// points to no file yet (current.json -> releases/v9.json, made before
+// v9 is written), following a chain of links as the kernel does; "" when
+// path is no such link. The file is created there, as the shell's > does,
+// and the link kept: renaming over path replaced the link with a regular
+// file, while a link to an existing file was kept.
+func danglingTarget(path string) string {
+	p := path
+	for range 40 { // the kernel's limit on links followed
+		fi, err := os.Lstat(p)
+		if err != nil {
+			if p == path {
+				return ""
+			}
+			return p
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return ""
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return ""
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(p), dest)
+		}
+		p = dest
+	}
+	return ""
 }
 
 // staleAge is how old a temporary file must be before RemoveStaleFiles takes

@@ -53,6 +53,27 @@ func TestWriteFile(t *testing.T) {
 			t.Errorf("the link's target holds %q, want v4", b)
 		}
 	})
+	// A link made before the file it names (current.json ->
+	// releases/v9.json, v9 not written yet) was replaced by a regular
+	// file, while a link to an existing file was kept.
+	t.Run("through a link to a file not written yet, the file is made where it points", func(t *testing.T) {
+		if err := os.Mkdir(filepath.Join(dir, "releases"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link, real := filepath.Join(dir, "next.json"), filepath.Join(dir, "releases", "v9.json")
+		if err := os.Symlink(filepath.Join("releases", "v9.json"), link); err != nil {
+			t.Skip("no symbolic links here:", err)
+		}
+		if err := WriteFile(link, []byte("v9")); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+		}
+		if b, _ := os.ReadFile(real); string(b) != "v9" {
+			t.Errorf("the link's target holds %q, want v9", b)
+		}
+	})
 	t.Run("a directory is an error that says so", func(t *testing.T) {
 		if err := WriteFile(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "it is a directory") {
 			t.Errorf("err = %v", err)
