@@ -832,21 +832,27 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		PolicyTarget string             `json:"policy_target"`
 		N            int                `json:"n"`
 		Quality      float64            `json:"quality"`
-		RelQuality   float64            `json:"relative_quality"`
+		RelQuality   jfloat             `json:"relative_quality"`
 		Cost         float64            `json:"cost"`
 		CostUnit     string             `json:"cost_unit"`
 		LatencyP95MS jfloat             `json:"latency_p95_ms"`
 		RaceShare    float64            `json:"race_share"`
 		Shares       map[string]float64 `json:"shares"`
-	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, op.Quality / solver.StrongQuality, op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
+	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
 	if rl.noLatency {
 		res.LatencyP95MS = jfloat(math.NaN())
 	}
 	if asJSON {
 		return json.NewEncoder(env.Stdout).Encode(res)
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %d requests: quality %.4f (%.3f of the best single tier), cost %.4g %s, race share %.3f",
-		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, op.N, op.Quality, res.RelQuality, res.Cost, rl.costUnit, op.RaceShare)
+	// Relative quality is undefined where no tier ever scores (NaN, null
+	// in --json): say so, as the two-tier calibrate does.
+	rel := fmt.Sprintf("%.3f of the best single tier", float64(res.RelQuality))
+	if q := float64(res.RelQuality); math.IsNaN(q) || math.IsInf(q, 0) {
+		rel = "undefined relative to the best single tier, which scores 0 on every request"
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %d requests: quality %.4f (%s), cost %.4g %s, race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, op.N, op.Quality, rel, res.Cost, rl.costUnit, op.RaceShare)
 	if !rl.noLatency {
 		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
 	}

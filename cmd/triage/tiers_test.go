@@ -428,3 +428,42 @@ func TestCurvesTiersBillingPerRouter(t *testing.T) {
 		t.Errorf("curves of a router reaching the cheapest tier's cost carries the note: %s", stdout)
 	}
 }
+
+// TestCalibrateTiersWhenEveryTierScoresZero: on a log where no tier ever
+// scores, quality relative to the best single tier is undefined. The
+// two-tier calibrate says so (null in --json); the N-tier one printed
+// "NaN of the best single tier", and its --json failed with "json:
+// unsupported value: NaN" after the artifact was written.
+func TestCalibrateTiersWhenEveryTierScoresZero(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", threeTierLog(t, dir, 90), "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	var b strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&b, `{"id": "z%d", "prompt": "solve this algebra equation for x (case %d)", "outcomes": {"cheap": {"score": 0}, "chat": {"score": 0}, "maths": {"score": 0}}}`+"\n", i, i)
+	}
+	zeros := writeFile(t, dir, "zeros.jsonl", b.String())
+	args := []string{"calibrate", "--model", model, "--data", zeros, "--target", "cost-per-1k=5000"}
+
+	stdout, stderr, code := run(t, append(args, "--json", "-o", filepath.Join(dir, "a.json"))...)
+	if code != 0 {
+		t.Fatalf("calibrate --json exited %d: %s", code, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("calibrate --json printed %q: %v", stdout, err)
+	}
+	if v, ok := res["relative_quality"]; !ok || v != nil {
+		t.Errorf("relative_quality = %v (present %v), want null", v, ok)
+	}
+
+	stdout, stderr, code = run(t, append(args, "-o", filepath.Join(dir, "b.json"))...)
+	if code != 0 {
+		t.Fatalf("calibrate exited %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, "NaN") || !strings.Contains(stdout, "undefined") {
+		t.Errorf("calibrate printed %q; want the relative quality said to be undefined, not NaN", stdout)
+	}
+}
