@@ -801,6 +801,13 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	default:
 		return usagef("use --knob lambda or margin", "--knob %q is not known", knob)
 	}
+	if rl.noLatency {
+		// The replay's latencies are placeholders (0 ms): unknown, so
+		// that no message or --json field states them as measured.
+		for k := range pts {
+			pts[k].LatencyMeanMS, pts[k].LatencyP50MS, pts[k].LatencyP95MS, pts[k].LatencyP99MS = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		}
+	}
 	i, err := replay.SolveTiers(solver, pts)
 	if err != nil {
 		return err
@@ -839,9 +846,6 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		RaceShare    float64            `json:"race_share"`
 		Shares       map[string]float64 `json:"shares"`
 	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
-	if rl.noLatency {
-		res.LatencyP95MS = jfloat(math.NaN())
-	}
 	if asJSON {
 		return json.NewEncoder(env.Stdout).Encode(res)
 	}

@@ -467,3 +467,23 @@ func TestCalibrateTiersWhenEveryTierScoresZero(t *testing.T) {
 		t.Errorf("calibrate printed %q; want the relative quality said to be undefined, not NaN", stdout)
 	}
 }
+
+// TestCalibrateTiersInfeasibleWithoutLatency: when no policy meets the
+// targets, the message names the closest one; on a log without latency
+// it said "p95 latency 0 ms", a placeholder stated as a measurement (the
+// two-tier calibrate says "latency unknown").
+func TestCalibrateTiersInfeasibleWithoutLatency(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	_, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=2", "-o", filepath.Join(dir, "c.json"))
+	if code != 1 || !strings.Contains(stderr, "no policy meets quality=2") {
+		t.Fatalf("exit %d, stderr %q; want the infeasible target named", code, stderr)
+	}
+	if strings.Contains(stderr, "0 ms") || !strings.Contains(stderr, "latency unknown") {
+		t.Errorf("stderr %q; want the latency said to be unknown", stderr)
+	}
+}

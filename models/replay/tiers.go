@@ -380,7 +380,9 @@ func MarginGrid(reqs []TierRequest, n int) []float64 {
 // for two-tier operating points. A quality target is relative to
 // s.StrongQuality, which for N tiers is the best single tier's quality.
 // A strong-share target has no meaning over N tiers and is refused.
-// It returns the index of the point, or an error naming the closest.
+// It returns the index of the point, or an error naming the closest; as
+// in DescribePoint, a latency that is NaN (the log has none) is said to be
+// unknown.
 func SolveTiers(s *Solver, pts []TierPoint) (int, error) {
 	for _, t := range s.Targets {
 		if t.Kind == TargetStrongShare {
@@ -417,6 +419,14 @@ func SolveTiers(s *Solver, pts []TierPoint) (int, error) {
 	for i, t := range s.Targets {
 		ts[i] = t.String()
 	}
-	return -1, fmt.Errorf("%w: no policy meets %s on this data; the closest is λ=%.4g margin=%.4g with quality %.4f (%.3f of the best single tier), cost per 1k %.4g, p95 latency %.0f ms; relax a target",
-		ErrInfeasible, strings.Join(ts, " and "), c.Policy.Lambda, c.Policy.Margin, c.Quality, c.Quality/s.StrongQuality, c.CostPer1k, c.LatencyP95MS)
+	rel := fmt.Sprintf("%.3f of the best single tier", c.Quality/s.StrongQuality)
+	if s.StrongQuality == 0 {
+		rel = "the best single tier scores 0"
+	}
+	p95 := fmt.Sprintf("p95 latency %.0f ms", c.LatencyP95MS)
+	if math.IsNaN(c.LatencyP95MS) {
+		p95 = "latency unknown"
+	}
+	return -1, fmt.Errorf("%w: no policy meets %s on this data; the closest is λ=%.4g margin=%.4g with quality %.4f (%s), cost per 1k %.4g, %s; relax a target",
+		ErrInfeasible, strings.Join(ts, " and "), c.Policy.Lambda, c.Policy.Margin, c.Quality, rel, c.CostPer1k, p95)
 }
