@@ -543,7 +543,7 @@ func TestCalibrationKeepsTheOrder(t *testing.T) {
 		w[i] = 1
 		folds[i] = i % 5
 	}
-	cal, name, _, err := chooseCalibration(z, y, w, folds, 5)
+	cal, name, err := chooseCalibration(z, y, w, folds, 5)
 	if err != nil {
 		t.Fatal(err)
 	}

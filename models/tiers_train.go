@@ -311,7 +311,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		if len(z) < 50 || checkBothClasses(yc) != nil {
 			continue
 		}
-		cal, _, _, err := chooseCalibration(z, yc, wc, sub, opts.Folds)
+		cal, _, err := chooseCalibration(z, yc, wc, sub, opts.Folds)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train tiers: %s: confidence calibration: %w", opts.Tiers[k].Name, err)
 		}

@@ -686,8 +686,9 @@ func calibrateScores(z, y, w []float64) (classifier.Calibration, error) {
 
 // chooseCalibration fits Platt and isotonic on the out-of-fold logits of
 // the lower half of the folds, compares their log loss on the upper half,
-// and refits the winner on all of them.
-func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibration, string, map[string]float64, error) {
+// and refits the winner on all of them. It returns the calibration and
+// the name of the method chosen.
+func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibration, string, error) {
 	var zf, yf, wf, zh, yh, wh []float64
 	for i, f := range folds {
 		if f < k/2 {
@@ -696,7 +697,6 @@ func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibr
 			zh, yh, wh = append(zh, z[i]), append(yh, y[i]), append(wh, w[i])
 		}
 	}
-	losses := map[string]float64{}
 	bestName, bestLoss := "", math.Inf(1)
 	for _, c := range []struct {
 		name string
@@ -711,24 +711,23 @@ func chooseCalibration(z, y, w []float64, folds []int, k int) (classifier.Calibr
 			p[i] = cal.Apply(v)
 		}
 		l := classifier.LogLoss(p, yh, wh)
-		losses[c.name] = l
 		if l < bestLoss {
 			bestName, bestLoss = c.name, l
 		}
 	}
 	if bestName == "" {
-		return classifier.Calibration{}, "", nil, errors.New("neither platt nor isotonic could be fit")
+		return classifier.Calibration{}, "", errors.New("neither platt nor isotonic could be fit")
 	}
 	if bestName == "platt" {
 		if cal, err := classifier.FitPlatt(z, y, w); err == nil && increasing(cal) {
-			return cal, bestName, losses, nil
+			return cal, bestName, nil
 		}
 		// On all the scores the slope can come out flat or negative where
 		// half of them gave a positive one; isotonic keeps the order.
 		bestName = "isotonic"
 	}
 	cal, err := classifier.FitIsotonic(z, y, w)
-	return cal, bestName, losses, err
+	return cal, bestName, err
 }
 
 // increasing reports whether a calibration keeps the order of the scores.
@@ -760,7 +759,7 @@ func fitConfidence(d *Design, k int) (classifier.Calibration, string, bool, erro
 	if checkBothClasses(y) != nil {
 		return classifier.Calibration{}, "", false, nil
 	}
-	cal, name, _, err := chooseCalibration(z, y, w, sub, k)
+	cal, name, err := chooseCalibration(z, y, w, sub, k)
 	if err != nil {
 		return classifier.Calibration{}, "", false, err
 	}

@@ -68,11 +68,11 @@ type ring struct {
 
 func newRing(size int) ring { return ring{v: make([]float64, size)} }
 
-// push adds x and returns the value it evicted (ok false if none).
-func (r *ring) push(x float64) (old float64, ok bool) {
+// push adds x and reports whether it evicted the oldest value.
+func (r *ring) push(x float64) (evicted bool) {
 	if r.n == len(r.v) {
-		old, ok = r.v[r.next], true
-		r.sum -= old
+		r.sum -= r.v[r.next]
+		evicted = true
 	} else {
 		r.n++
 	}
@@ -86,7 +86,7 @@ func (r *ring) push(x float64) (old float64, ok bool) {
 			r.sum += v
 		}
 	}
-	return old, ok
+	return evicted
 }
 
 func (r *ring) mean() float64 {
@@ -154,7 +154,7 @@ func (d *drift) routed(version string, dec models.Decision, pHard float64) {
 		d.counts = [3]int{}
 	}
 	slot := d.pHard.next
-	if _, evicted := d.pHard.push(pHard); evicted {
+	if evicted := d.pHard.push(pHard); evicted {
 		d.counts[d.kinds[slot]]--
 	}
 	k := decisionIndex(dec)

@@ -140,7 +140,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if art.IsMultiTier() {
-		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *model, *out, *asJSON)
+		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *out, *asJSON)
 	}
 	r, rl, rp, err := loadReplay(art, recs, lat, cost, billing)
 	if err != nil {

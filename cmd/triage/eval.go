@@ -220,7 +220,7 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 			}
 		}
 		assignFolds(train, tf.seed+1, tf.folds)
-		opts := tf.options(label, env)
+		opts := tf.options(label)
 		opts.Classifier.Workers, opts.Classifier.Spare = 1, spare
 		if prog != nil {
 			opts.Progress = stepDone

@@ -755,7 +755,7 @@ func cheapestPoint(pts []replay.TierPoint) float64 {
 // calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
 // quality floor's margin, --knob margin) over the log and keeps the
 // policy that meets every target at the lowest cost (or latency).
-func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, model, out string, asJSON bool) error {
+func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, out string, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err

@@ -173,7 +173,7 @@ func (t *trainFlags) check(cmd string) (datasets.Label, error) {
 	return label, nil
 }
 
-func (t *trainFlags) options(label datasets.Label, env *Env) models.TrainOptions {
+func (t *trainFlags) options(label datasets.Label) models.TrainOptions {
 	spec, _ := t.spec() // checked in check
 	return models.TrainOptions{
 		Features:   spec,
@@ -253,7 +253,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		}
 		return err
 	}
-	opts := tf.options(label, env)
+	opts := tf.options(label)
 	opts.Skipped = set.missing
 	opts.Progress = prog
 	a, rep, err := models.TrainDesign(train, held, opts)

@@ -398,7 +398,7 @@ func TestTrainStreamsTheSameRouter(t *testing.T) {
 			frac, _ := strconv.ParseFloat(holdout, 64)
 			train, held := splitHoldout(set.examples, tf.seed, frac)
 			assignFolds(train, tf.seed+1, tf.folds)
-			opts := tf.options(label, nil)
+			opts := tf.options(label)
 			opts.Skipped = set.missing
 			opts.Now = got.CreatedAt
 			want, _, err := models.Train(train, held, opts)
