@@ -66,15 +66,8 @@ func (d *Design) Len() int { return len(d.ids) }
 // own: do not modify them.
 func (d *Design) Scores() (fast, strong []float64) { return d.fast, d.strong }
 
-// TierScores returns each example's N-tier scores, row-major (Tiers() per
-// example), nil for a two-tier design. Do not modify it.
-func (d *Design) TierScores() []float64 { return d.multi }
-
 // Tiers is the number of tier scores per example (0 for a two-tier design).
 func (d *Design) Tiers() int { return d.ntier }
-
-// Spec is the feature spec of the rows.
-func (d *Design) Spec() features.Spec { return d.spec }
 
 // Inputs returns the inputs of the first examples added (up to 5,000),
 // which NameTopFeaturesFrom reads to name the heaviest features.

@@ -565,16 +565,8 @@ func (s *Server) Reload() (ReloadResult, error) {
 	return res, nil
 }
 
-// Engine is the gin engine, for a caller that adds routes (e.g. a proxy)
-// before Serve. Use WriteError in them so errors look the same.
-func (s *Server) Engine() *gin.Engine { return s.engine }
-
 // Handler is the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.engine }
-
-// WriteError answers c with err as {"error":{"code","message"}} and the
-// status ErrorStatus maps it to.
-func (s *Server) WriteError(c *gin.Context, err error) { writeError(c, s.log, err) }
 
 // Serve answers requests on ln until Shutdown. It returns nil after a
 // graceful shutdown.

@@ -65,8 +65,8 @@ func DefaultServeConfig() ServeConfig {
 }
 
 // ServeCommand runs the server: ParseFlags, Run (which returns once the
-// server listens), then Close for a graceful stop. Tests drive it
-// in-process on 127.0.0.1:0.
+// server listens), then Close for a graceful stop. runServe drives it,
+// and tests drive runServe through Main on 127.0.0.1:0.
 type ServeCommand struct {
 	Config ServeConfig
 
@@ -326,21 +326,6 @@ func logReplay(log *slog.Logger, db string, r datasets.ReplayStats) {
 		log.Info("feedback log replayed after an unclean stop", "db", db, "records", r.Replayed)
 	}
 }
-
-// Addr is the bound address, once Run returned.
-func (c *ServeCommand) Addr() string { return c.ln.Addr().String() }
-
-// OpsAddr is the ops listener's bound address once Run returned, or ""
-// without ops_addr.
-func (c *ServeCommand) OpsAddr() string {
-	if c.opsLn == nil {
-		return ""
-	}
-	return c.opsLn.Addr().String()
-}
-
-// Done receives Serve's result if the server stops on its own.
-func (c *ServeCommand) Done() <-chan error { return c.served }
 
 // Close stops accepting requests, waits for those in flight, drains the
 // decision log and closes the db.

@@ -250,9 +250,6 @@ func checkRequest(r *Request) error {
 // Len is the number of requests.
 func (rp *Replayer) Len() int { return len(rp.req) }
 
-// Billing is how cancelled calls are charged.
-func (rp *Replayer) Billing() CancelBilling { return rp.billing }
-
 // Baselines returns the mean score of always-fast and always-strong, the
 // ends of the PGR scale.
 func (rp *Replayer) Baselines() (fast, strong float64) { return rp.rFast, rp.rStrong }

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -44,37 +43,6 @@ type TierPoint struct {
 	// AcceptedShare the share that raced and kept the lower tier's
 	// answer on its confidence.
 	RaceShare, AcceptedShare float64
-}
-
-// ErrBadTierRequest is wrapped by CheckTierRequests' errors.
-var ErrBadTierRequest = errors.New("bad tier request")
-
-// CheckTierRequests checks every request has nt of each per-tier figure,
-// finite, scores in [0,1], latency and cost >= 0.
-func CheckTierRequests(reqs []TierRequest, nt int) error {
-	if len(reqs) == 0 {
-		return ErrNoRequests
-	}
-	for i := range reqs {
-		r := &reqs[i]
-		for _, f := range []struct {
-			name string
-			v    []float64
-		}{{"pred", r.Pred}, {"score", r.Score}, {"latency_ms", r.LatencyMS}, {"cost_usd", r.CostUSD}} {
-			if len(f.v) != nt {
-				return fmt.Errorf("%w: request %d (%s): %d %s values for %d tiers", ErrBadTierRequest, i, r.ID, len(f.v), f.name, nt)
-			}
-			for k, x := range f.v {
-				if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 || (f.name == "score" && x > 1) {
-					return fmt.Errorf("%w: request %d (%s): tier %d %s is %v", ErrBadTierRequest, i, r.ID, k, f.name, x)
-				}
-			}
-		}
-		if r.Confidence != nil && len(r.Confidence) != nt {
-			return fmt.Errorf("%w: request %d (%s): %d confidence values for %d tiers", ErrBadTierRequest, i, r.ID, len(r.Confidence), nt)
-		}
-	}
-	return nil
 }
 
 // ReplayTierRequest applies policy p (choosing with the router's prices)
