@@ -13,8 +13,9 @@ const (
 	// CalibPlatt is p = 1/(1+exp(−(A·z + B))) on the raw logit z.
 	CalibPlatt = "platt"
 	// CalibIsotonic is a monotone piecewise-linear map through the points
-	// (X[k], Y[k]), flat beyond the ends, plus a tie-break term of at most
-	// ProbEps/2 that keeps it strictly increasing (see Apply).
+	// (X[k], Y[k]), flat beyond the ends (or continuing the end segments,
+	// LinearTails), plus a tie-break term of at most ProbEps/2 that keeps
+	// it strictly increasing (see Apply).
 	CalibIsotonic = "isotonic"
 	// CalibIdentity is the logistic function of z itself.
 	CalibIdentity = "identity"
@@ -63,8 +64,9 @@ func (c *Calibration) Apply(z float64) float64 {
 	case CalibPlatt:
 		p = sigmoid(c.A*z + c.B)
 	case CalibIsotonic:
-		// The fitted map is flat beyond its end knots (and wherever two
-		// knots share a probability), and a flat stretch would tie every
+		// The fitted map is flat beyond its end knots (unless LinearTails,
+		// and then where a tail reaches 0 or 1) and wherever two knots
+		// share a probability, and a flat stretch would tie every
 		// request in it: a router ranks by p_hard, so the tie would throw
 		// away the order its score made, at the top of the ranking where
 		// it matters most. A strictly increasing term of at most

@@ -51,7 +51,8 @@
 // A Calibration maps a raw logit to a probability: Platt scaling
 // (σ(A·z + B), fit with Platt's smoothed targets), isotonic regression
 // (pool-adjacent-violators; Apply interpolates linearly between block
-// centres and is flat beyond them) or the identity σ(z). Apply clamps to
+// centres and is flat beyond them, or with LinearTails continues the end
+// segments, as models sets it) or the identity σ(z). Apply clamps to
 // [ProbEps, 1−ProbEps] and allocates nothing. ChooseCalibration fits both
 // on one set and keeps the one with the lower held-out log loss.
 //
