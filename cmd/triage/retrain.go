@@ -383,7 +383,8 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
 	}
 	if res.HeldSince.IsZero() {
-		// No record has a time: SplitNewest held out the last by id.
+		// No held-out record has a time: splitJudged (models/retrain) held
+		// out the last paired ones by id.
 		fmt.Fprintf(w, "held out: %d, the last by id (no record has a time) (%s); effective n %.0f under the weights\n",
 			c.N, kinds(res.Held), c.ESS)
 	} else {
