@@ -34,7 +34,7 @@ import (
 //	epoch   uint64  the log's epoch when written
 //	seq     uint32  the record's number in its epoch, from 0
 //	first   uint32  the seq of the first record of its group (one append)
-//	payload         the feedback write (encodeWALOp)
+//	payload         the feedback write (appendWALRecord, decodeWALOp)
 //
 // The epoch is kept in the meta bucket and bumped in the same bbolt
 // transaction that applies the log, after which appends restart at offset

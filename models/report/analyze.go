@@ -98,7 +98,7 @@ type Section struct {
 	ConfidenceN    int
 	// RouterCurve, OracleCurve: quality against strong share.
 	RouterCurve, OracleCurve Curve
-	// Figures are filled by WriteFiles.
+	// Figures are filled by Write.
 	Figures []Figure
 	// NoLatency and NoCost are the run's: those figures are empty.
 	NoLatency, NoCost bool
