@@ -92,6 +92,9 @@ func (f *feedbackRequest) validate(lim Limits) error {
 	if f.Confidence != nil && !finite(*f.Confidence) {
 		return Errorf(CodeInvalidRequest, "confidence is %v, want a finite number", *f.Confidence)
 	}
+	if err := checkMeta("", f.Meta, lim); err != nil {
+		return err
+	}
 	return checkPrompt("", f.Prompt, f.Messages, false, lim)
 }
 

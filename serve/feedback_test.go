@@ -228,3 +228,26 @@ func jsonString(tb testing.TB, s string) string {
 	}
 	return string(b)
 }
+
+// TestFeedbackCapsMeta: a feedback with a prompt creates the record of a
+// request the server did not route, with the feedback's meta. Only
+// /v1/route was capped by limits.max_meta_keys, so a feedback could still
+// store tens of thousands of keys per record, the flood the limit closed
+// for routed requests.
+func TestFeedbackCapsMeta(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.Config.Limits.MaxMetaKeys = 3 })
+	w := ts.do(t, "POST", "/v1/feedback", `{"request_id":"new-1","model":"mixtral","score":1,"prompt":"x","meta":{"a":"1","b":"2","c":"3","d":"4"}}`)
+	if w.Code != 400 {
+		t.Fatalf("status = %d, want 400 (body %s)", w.Code, w.Body)
+	}
+	if e := errorOf(t, w); e.Code != CodeInvalidRequest || !strings.Contains(e.Message, "meta has 4 keys, the limit is 3 (limits.max_meta_keys)") {
+		t.Errorf("error = %+v, want the meta limit named", e)
+	}
+	if recs := ts.export(t); len(recs) != 0 {
+		t.Errorf("export has %d records, want none", len(recs))
+	}
+	w = ts.do(t, "POST", "/v1/feedback", `{"request_id":"new-2","model":"mixtral","score":1,"prompt":"x","meta":{"a":"1","b":"2","c":"3"}}`)
+	if w.Code != 200 {
+		t.Errorf("within the limit: status = %d, want 200 (body %s)", w.Code, w.Body)
+	}
+}

@@ -241,10 +241,19 @@ func (r *routeRequest) validate(at string, lim Limits) error {
 			return Errorf(CodeInvalidRequest, "%v; ids are 1 to %d printable characters", err, datasets.MaxIDBytes)
 		}
 	}
-	if len(r.Meta) > lim.MaxMetaKeys {
-		return Errorf(CodeInvalidRequest, "%smeta has %d keys, the limit is %d (limits.max_meta_keys); the router reads at most 64", at, len(r.Meta), lim.MaxMetaKeys)
+	if err := checkMeta(at, r.Meta, lim); err != nil {
+		return err
 	}
 	return checkPrompt(at, r.Prompt, r.Messages, true, lim)
+}
+
+// checkMeta caps the meta keys of a route request, and of a feedback,
+// whose meta is stored with the record it creates.
+func checkMeta(at string, m datasets.Meta, lim Limits) error {
+	if len(m) > lim.MaxMetaKeys {
+		return Errorf(CodeInvalidRequest, "%smeta has %d keys, the limit is %d (limits.max_meta_keys); the router reads at most 64", at, len(m), lim.MaxMetaKeys)
+	}
+	return nil
 }
 
 // checkPrompt checks a prompt or messages; required says one must be set.
