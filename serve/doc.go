@@ -12,10 +12,11 @@
 // request whose decision is still queued flushes the queue before it
 // concludes the id is unknown.
 //
-// The model is swapped atomically on Reload (SIGHUP or POST /admin/reload
-// in cmd/triage): the new artifact is loaded and validated first, a bad
-// file leaves the old one serving and the error says why, and requests in
-// flight finish on the router they started with.
+// The model is swapped atomically on Reload (POST /admin/reload, served
+// here; SIGHUP and serve --watch in cmd/triage): the new artifact is
+// loaded and validated first, a bad file leaves the old one serving and
+// the error says why, and requests in flight finish on the router they
+// started with.
 //
 // Requests are decoded strictly: the body must be valid UTF-8 JSON holding
 // one object, and a field the server does not know is rejected with 400
@@ -24,8 +25,9 @@
 // {"error": {"code": ..., "message": ...}}, mapped to a status by
 // ErrorStatus alone.
 //
-// The package defines the interfaces it consumes (Store, FeedbackSink,
-// DecisionLog, Exporter); datasets.BoltStore implements them. Metrics go
+// The package defines the interfaces it consumes (Store, made of
+// FeedbackSink, DecisionLog, Exporter, RequestIndex and Pruner);
+// datasets.BoltStore implements them. Metrics go
 // to the *prometheus.Registry in Options, never the default registry.
 //
 // Caveats: gin's mode is process-global, so the command sets release mode;
