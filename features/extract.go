@@ -441,16 +441,6 @@ func chars35(out []int32, text []byte, perm *[256]byte, a3, a4, a5 uint64, shift
 	}
 }
 
-// charSlot is the slot of one char gram (at most MaxCharN bytes), for
-// tests and explanations.
-func (e *Extractor) charSlot(gram []byte) int32 {
-	var key uint64
-	for _, c := range gram {
-		key = key<<8 | uint64(e.cperm[c])
-	}
-	return int32(key * e.cmul[len(gram)] >> e.shift)
-}
-
 // sortedMetaKeys returns the meta keys to emit, in sorted order, without
 // allocating once e.keys has grown.
 func (e *Extractor) sortedMetaKeys(meta map[string]string) []string {

@@ -210,3 +210,14 @@ func refExtract(e *Extractor, in Input) Vector {
 	}
 	return v
 }
+
+// charSlot is the slot of one char gram (at most MaxCharN bytes),
+// computed the plain way: the reference for the masked arithmetic of
+// chars and chars35.
+func (e *Extractor) charSlot(gram []byte) int32 {
+	var key uint64
+	for _, c := range gram {
+		key = key<<8 | uint64(e.cperm[c])
+	}
+	return int32(key * e.cmul[len(gram)] >> e.shift)
+}

@@ -148,17 +148,6 @@ func (c *candidate) strength(grids [numHeads][]float64) float64 {
 	return s / float64(c.heads())
 }
 
-// describe is the candidate in one line, for reports.
-func (c *candidate) describe(grids [numHeads][]float64) string {
-	s := c.scorer
-	for h, k := range c.k {
-		if k >= 0 {
-			s += fmt.Sprintf(" %s l2 %g", headNames[h], grids[h][k])
-		}
-	}
-	return s
-}
-
 // scorerHeads lists the heads each scorer reads.
 var scorerHeads = map[string][]int{
 	ScorerLabel:   {headLabel},

@@ -614,3 +614,14 @@ func TestMetaKeptOnlyWhereItRanksBetter(t *testing.T) {
 		})
 	}
 }
+
+// describe is the candidate in one line, for test failures.
+func (c *candidate) describe(grids [numHeads][]float64) string {
+	s := c.scorer
+	for h, k := range c.k {
+		if k >= 0 {
+			s += fmt.Sprintf(" %s l2 %g", headNames[h], grids[h][k])
+		}
+	}
+	return s
+}

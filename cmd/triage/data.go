@@ -248,22 +248,6 @@ func assignFolds(ex []models.Example, seed uint64, k int) {
 	}
 }
 
-// splitHoldout splits by a hash of the id: an id is always on the same side.
-func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
-	if frac <= 0 {
-		return ex, nil
-	}
-	train = make([]models.Example, 0, len(ex))
-	for _, e := range ex {
-		if frac > 0 && datasets.InHoldout(e.ID, seed, frac) {
-			held = append(held, e)
-		} else {
-			train = append(train, e)
-		}
-	}
-	return train, held
-}
-
 func scoresOf(ex []models.Example, label datasets.Label) (y, weak, strong []float64) {
 	y = make([]float64, len(ex))
 	weak = make([]float64, len(ex))
@@ -306,7 +290,8 @@ type loadedRecord struct {
 // the CV fold) and, when it trains, turned into its feature row on one of
 // GOMAXPROCS goroutines, and the prompts of the training examples are not
 // kept. The design's rows are in file order, so the result is the same as
-// training on loadLabelled's examples after splitHoldout and assignFolds.
+// training on loadLabelled's examples split by datasets.InHoldout and
+// given folds by assignFolds (TestTrainStreamsTheSameRouter).
 //
 // prog, when not nil, is told the MiB read so far out of the files' total.
 func loadDesign(paths []string, tf trainFlags, holdout float64, opts datasets.ReadOptions, prog func(step string, done, total int)) (*designSet, error) {

@@ -746,3 +746,20 @@ func TestModelShowSaysWhetherMetaIsRead(t *testing.T) {
 		}
 	}
 }
+
+// splitHoldout splits by a hash of the id, as loadDesign does while it
+// streams: the reference TestTrainStreamsTheSameRouter trains on.
+func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
+	if frac <= 0 {
+		return ex, nil
+	}
+	train = make([]models.Example, 0, len(ex))
+	for _, e := range ex {
+		if datasets.InHoldout(e.ID, seed, frac) {
+			held = append(held, e)
+		} else {
+			train = append(train, e)
+		}
+	}
+	return train, held
+}
