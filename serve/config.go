@@ -99,8 +99,8 @@ type Limits struct {
 	// MaxBatch is the most requests in one /v1/route/batch call.
 	MaxBatch int `yaml:"max_batch"`
 	// MaxMetaKeys and MaxMessages cap the meta keys and chat messages of
-	// a routed request or a feedback (which stores them with the record
-	// it creates); more gets 400. Within max_body_bytes, a body of
+	// a routed request, a proxied one ("metadata") or a feedback (which
+	// stores them with the record it creates); more gets 400. Within max_body_bytes, a body of
 	// tens of thousands of tiny keys or messages cost far more than its
 	// size to route and to record (1 MiB of meta: ~15 MB of memory per
 	// request and a db growing by 50 MB a second under load), and the

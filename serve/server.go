@@ -246,6 +246,8 @@ func New(opts Options) (*Server, error) {
 				s.count(res)
 				return res.Decision, p, e
 			},
+			MaxMetaKeys: s.cfg.Limits.MaxMetaKeys,
+			MaxMessages: s.cfg.Limits.MaxMessages,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)

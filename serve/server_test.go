@@ -841,3 +841,43 @@ func TestTierOrderChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyCapsMetadataAndMessages: limits.max_meta_keys and max_messages
+// capped /v1/route, but the proxy, which routes and records the same
+// meta ("metadata") and messages, took any number: 5,000 metadata keys
+// were recorded whole.
+func TestProxyCapsMetadataAndMessages(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	}))
+	defer up.Close()
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: up.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: up.URL, Model: "s"}}
+		o.Config.Limits.MaxMetaKeys = 3
+		o.Config.Limits.MaxMessages = 3
+	})
+	msgs := func(n int) string {
+		m := make([]string, n)
+		for i := range m {
+			m[i] = `{"role":"user","content":"hi"}`
+		}
+		return `"messages":[` + strings.Join(m, ",") + `]`
+	}
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		message    string
+	}{
+		{"more metadata keys than the limit", `{"model":"fast",` + msgs(1) + `,"metadata":{"a":"1","b":"2","c":"3","d":"4"}}`, 400, "metadata has 4 entries, the limit is 3 (limits.max_meta_keys)"},
+		{"more messages than the limit", `{"model":"fast",` + msgs(4) + `}`, 400, "messages has 4 entries, the limit is 3 (limits.max_messages)"},
+		{"within both limits", `{"model":"fast",` + msgs(3) + `,"metadata":{"a":"1","b":"2","c":"3"}}`, 200, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := ts.do(t, "POST", "/v1/chat/completions", tt.body)
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.message) {
+				t.Errorf("status %d, body %s; want %d and %q", w.Code, w.Body, tt.status, tt.message)
+			}
+		})
+	}
+}

@@ -161,6 +161,28 @@ type Deps struct {
 	// (its policy decision): the decision to take, its probability, and
 	// whether exploration changed it (to speculate). Nil never explores.
 	Explore func(models.Result) (taken models.Decision, propensity float64, explored bool)
+	// MaxMetaKeys and MaxMessages cap a request's metadata keys and
+	// messages (more is a 400), as the server's limits.max_meta_keys and
+	// max_messages cap /v1/route: within max_request_bytes, tens of
+	// thousands of tiny keys or messages cost far more than their size
+	// to route and to record. 0 means no cap.
+	MaxMetaKeys, MaxMessages int
+}
+
+// checkCounts refuses a request with more metadata keys or messages than
+// Deps allows. Its errors are *apiError.
+func (h *Handler) checkCounts(req *chatRequest) error {
+	bad := func(param, limit string, n, max int) error {
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: param,
+			msg: fmt.Sprintf("%s has %d entries, the limit is %d (limits.%s)", param, n, max, limit)}
+	}
+	if h.maxMetaKeys > 0 && len(req.meta) > h.maxMetaKeys {
+		return bad("metadata", "max_meta_keys", len(req.meta), h.maxMetaKeys)
+	}
+	if h.maxMessages > 0 && len(req.messages) > h.maxMessages {
+		return bad("messages", "max_messages", len(req.messages), h.maxMessages)
+	}
+	return nil
 }
 
 // Handler is the OpenAI-compatible POST /v1/chat/completions endpoint. It
@@ -181,6 +203,8 @@ type Handler struct {
 	closeOnce sync.Once
 	// loserGrace is Config.LoserGrace resolved.
 	loserGrace time.Duration
+	// maxMetaKeys and maxMessages are Deps'.
+	maxMetaKeys, maxMessages int
 }
 
 // New checks the config, reads the API keys and registers the metrics.
@@ -205,7 +229,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		getenv = os.Getenv
 	}
 	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now,
-		loserGrace: DefaultLoserGrace}
+		loserGrace: DefaultLoserGrace, maxMetaKeys: deps.MaxMetaKeys, maxMessages: deps.MaxMessages}
 	if cfg.LoserGrace != nil {
 		h.loserGrace = *cfg.LoserGrace
 	}
@@ -349,6 +373,9 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	defer sw.Arm()
 	w, x.w = sw, sw
 	req, err := readRequest(r, h.cfg.MaxBodyBytes, a)
+	if err == nil {
+		err = h.checkCounts(req)
+	}
 	if err != nil {
 		x.refuse(err)
 		h.m.request("none", x.status)
