@@ -196,8 +196,8 @@ func (t *trainFlags) options(label datasets.Label) models.TrainOptions {
 // design's rows are most of a large train's live heap, and pointer-free,
 // so a collection costs little more for them; the default GOGC of 100
 // let the heap grow to twice them before collecting the decoder's garbage.
-// On 1M synthetic records the peak RSS was 1.45 GB at 100 and 0.88 GB at
-// 25, for the same CPU time.
+// On 1M synthetic records (--scorer label) the peak RSS was 1.45 GB at 100
+// and 0.81 GB at 20, for the same CPU time within noise (commit 3442b64).
 const trainGCPercent = 20
 
 func runTrain(ctx context.Context, env *Env, args []string) error {
