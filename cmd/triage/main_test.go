@@ -242,6 +242,7 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		{"curves", []string{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")}},
 		// It wrote its whole file and exited 0 on a SIGTERM.
 		{"export-libsvm", []string{"export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "x.svm")}},
+		{"import wide-csv", []string{"import", "wide-csv", "--file", writeFile(t, in, "w.csv", "prompt,a,b\nhi,1,0\n"), "--prompt-col", "prompt", "-o", filepath.Join(dir, "w.jsonl")}},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(ctx, tc.args, &Env{Stdout: &out, Stderr: &errb})
