@@ -275,7 +275,9 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	if rep.Difficulty {
 		diffNote = fmt.Sprintf(", difficulty view mixed in (l2 %g, by out-of-fold log loss)", rep.DifficultyL2)
 	}
-	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen && (tf.scorer == "" || tf.scorer == models.ScorerAuto)]
+	// Without --l2 the strengths come from the grid by out-of-fold APGR
+	// whichever scorer is used, given or chosen (model show says "by CV").
+	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen]
 	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
 		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, chosen, diffNote, rep.Calibration, *out, a.Version)
 	fmt.Fprintf(env.Stderr, "triage train: %s\n", rep.Signal)

@@ -763,3 +763,29 @@ func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held [
 	}
 	return train, held
 }
+
+// TestTrainSaysHowTheL2WasSet: train's summary line said "(given)" for
+// an L2 strength cross-validation had chosen, whenever --scorer named a
+// scorer: with --scorer gain and no --l2 the grid's 0.1 was "given",
+// while model show said "(by CV)".
+func TestTrainSaysHowTheL2WasSet(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:400], ""))
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scorer", "gain"}, "(chosen by out-of-fold APGR)"},
+		{[]string{"--scorer", "gain", "--l2", "0.03"}, "l2 0.03 (given)"},
+	} {
+		args := append([]string{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--hash-bits", "14", "-o", filepath.Join(dir, "r.json")}, tt.args...)
+		_, stderr, code := run(t, args...)
+		if code != 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want it to say %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
