@@ -221,8 +221,13 @@ func (e *InfeasibleError) Error() string {
 func (e *InfeasibleError) Unwrap() error { return ErrInfeasible }
 
 // DescribePoint is a one-line summary of an operating point.
-// A cost or latency that is NaN (the log has none) is said to be unknown.
+// A cost or latency that is NaN (the log has none) is said to be unknown,
+// and quality relative to always-strong undefined when that scores 0.
 func DescribePoint(op *OperatingPoint, strongQuality float64) string {
+	rel := fmt.Sprintf("%.3f of always-strong", op.Quality/strongQuality)
+	if strongQuality == 0 {
+		rel = "always-strong scores 0"
+	}
 	cost, p95 := fmt.Sprintf("cost $%.4g per 1k", op.CostPer1k), fmt.Sprintf("p95 latency %.0f ms", op.LatencyP95MS)
 	if math.IsNaN(op.CostPer1k) {
 		cost = "cost unknown"
@@ -230,8 +235,8 @@ func DescribePoint(op *OperatingPoint, strongQuality float64) string {
 	if math.IsNaN(op.LatencyP95MS) {
 		p95 = "latency unknown"
 	}
-	return fmt.Sprintf("strong share %.3f, quality %.4f (%.3f of always-strong), %s, %s",
-		op.StrongShare, op.Quality, op.Quality/strongQuality, cost, p95)
+	return fmt.Sprintf("strong share %.3f, quality %.4f (%s), %s, %s",
+		op.StrongShare, op.Quality, rel, cost, p95)
 }
 
 // Result returns the best candidate meeting every target, or an

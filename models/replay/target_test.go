@@ -2,6 +2,7 @@ package replay
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -114,5 +115,21 @@ func TestSolverNeedsPercentiles(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDescribePointWordsWhatIsUnknown: the closest point an infeasible
+// target names is described without NaN: quality relative to an
+// always-strong that scores 0 said "NaN of always-strong".
+func TestDescribePointWordsWhatIsUnknown(t *testing.T) {
+	nan := math.NaN()
+	got := DescribePoint(&OperatingPoint{StrongShare: 0.3, Quality: 0, CostPer1k: nan, LatencyP95MS: nan}, 0)
+	for _, want := range []string{"always-strong scores 0", "cost unknown", "latency unknown"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("DescribePoint = %q, want it to say %q", got, want)
+		}
+	}
+	if strings.Contains(got, "NaN") {
+		t.Errorf("DescribePoint = %q, want no NaN", got)
 	}
 }
