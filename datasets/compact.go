@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -34,9 +35,14 @@ type CompactResult struct {
 // The store is opened (and so checked, and its feedback log applied)
 // first, and no server may hold it. The new file is written beside its
 // destination, synced and renamed into place, so a crash leaves the old
-// file or the new one.
-func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
+// file or the new one. Cancelling ctx (an interrupt) leaves the old file
+// and no new one; bbolt's Compact cannot be stopped half-way, so it is
+// noticed when the copy ends, before the rename.
+func CompactDB(ctx context.Context, path, out string, opts StoreOptions) (CompactResult, error) {
 	var res CompactResult
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	if out == "" {
 		out = path
 	}
@@ -89,7 +95,7 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 	if fi, err := os.Stat(path); err == nil {
 		res.Before = fi.Size()
 	}
-	err = writeNewDB(out, s.db.Info().PageSize, func(dst *bolt.DB) error {
+	err = writeNewDB(ctx, out, s.db.Info().PageSize, func(dst *bolt.DB) error {
 		return bolt.Compact(dst, s.db, compactTxSize)
 	})
 	if err != nil {
@@ -105,9 +111,12 @@ func CompactDB(path, out string, opts StoreOptions) (CompactResult, error) {
 }
 
 // writeNewDB writes a bbolt file at dst with fill: into a temporary file
-// beside it, synced and renamed into place when fill succeeds, so a crash
-// or an error leaves no partial file at dst.
-func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
+// beside it, synced and renamed into place when fill succeeds, so a crash,
+// an error or a cancelled ctx leaves no partial file at dst.
+func writeNewDB(ctx context.Context, dst string, pageSize int, fill func(*bolt.DB) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	// The new files of killed salvages and compactions into dst (each as
 	// big as what it had copied): bbolt holds a live one's flock.
 	safefile.RemoveStaleFiles(filepath.Dir(dst), "."+filepath.Base(dst)+".new-")
@@ -130,6 +139,10 @@ func writeNewDB(dst string, pageSize int, fill func(*bolt.DB) error) error {
 	err = fill(db)
 	if cerr := db.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// An interrupt during the copy: nothing is published.
+		err = ctx.Err()
 	}
 	if err != nil {
 		return err

@@ -276,7 +276,7 @@ func TestCheckAndSalvage(t *testing.T) {
 	}
 
 	out := filepath.Join(dir, "salvaged.db")
-	srep, err := SalvageDB(path, out, time.Second)
+	srep, err := SalvageDB(context.Background(), path, out, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestCheckAndSalvage(t *testing.T) {
 	if withFB != srep.Feedback {
 		t.Errorf("%d exported records have feedback, want %d", withFB, srep.Feedback)
 	}
-	if _, err := SalvageDB(path, out, time.Second); err == nil || !strings.Contains(err.Error(), "exists") {
+	if _, err := SalvageDB(context.Background(), path, out, time.Second); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("salvage onto an existing file: %v, want a refusal", err)
 	}
 }
@@ -318,7 +318,7 @@ func TestSalvageKeepsTheFeedbackLog(t *testing.T) {
 		t.Errorf("check of the log = %+v, want acknowledged damage at %d with 19 after", rep.Log, offs[20])
 	}
 	out := filepath.Join(t.TempDir(), "salvaged.db")
-	srep, err := SalvageDB(path, out, time.Second)
+	srep, err := SalvageDB(context.Background(), path, out, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestCompactDB(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+	res, err := CompactDB(context.Background(), path, "", StoreOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestSalvageRecoversLeavesCutOffFromTheTree(t *testing.T) {
 	// end: a truncated file has lost the tree above its leaves.
 	path := writeTemp(t, db[:len(db)/2])
 	out := filepath.Join(t.TempDir(), "salvaged.db")
-	rep, err := SalvageDB(path, out, time.Second)
+	rep, err := SalvageDB(context.Background(), path, out, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestSalvagedDBInPlaceOfTheOldOneBesideItsLog(t *testing.T) {
 		copyFile(t, path, src)
 		copyFile(t, path+walSuffix, src+walSuffix)
 		out := filepath.Join(work, "salvaged.db")
-		if _, err := SalvageDB(src, out, time.Second); err != nil {
+		if _, err := SalvageDB(context.Background(), src, out, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(out, src); err != nil {
@@ -497,7 +497,7 @@ func TestSalvagedDBInPlaceOfTheOldOneBesideItsLog(t *testing.T) {
 	// the sequence over.
 	t.Run("records the log creates keep the copied ones", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "salvaged.db")
-		if _, err := SalvageDB(path, out, time.Second); err != nil {
+		if _, err := SalvageDB(context.Background(), path, out, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		s := openStoreAt(t, out, StoreOptions{NoSync: true})
@@ -523,7 +523,7 @@ func TestSalvagedDBInPlaceOfTheOldOneBesideItsLog(t *testing.T) {
 		}
 		db.Close()
 		out := filepath.Join(work, "salvaged.db")
-		rep, err := SalvageDB(src, out, time.Second)
+		rep, err := SalvageDB(context.Background(), src, out, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -570,7 +570,7 @@ func TestCompactDBPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		before, _ := os.Stat(real)
-		if _, err := CompactDB(link, "", StoreOptions{NoSync: true}); err != nil {
+		if _, err := CompactDB(context.Background(), link, "", StoreOptions{NoSync: true}); err != nil {
 			t.Fatal(err)
 		}
 		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -589,7 +589,7 @@ func TestCompactDBPaths(t *testing.T) {
 		path := writeTemp(t, pristineDB(t, 10))
 		stale := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-123")
 		os.WriteFile(stale, make([]byte, 4096), 0o600)
-		res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+		res, err := CompactDB(context.Background(), path, "", StoreOptions{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -620,7 +620,7 @@ func TestCompactDBPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := SalvageDB(src, dst, time.Second); err != nil {
+		if _, err := SalvageDB(context.Background(), src, dst, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -647,7 +647,7 @@ func TestCompactDBPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		res, err := CompactDB(path, "", StoreOptions{NoSync: true})
+		res, err := CompactDB(context.Background(), path, "", StoreOptions{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -660,11 +660,11 @@ func TestCompactDBPaths(t *testing.T) {
 	})
 	t.Run("-o the db's own feedback log is refused", func(t *testing.T) {
 		path := writeTemp(t, pristineDB(t, 10))
-		_, err := CompactDB(path, path+walSuffix, StoreOptions{NoSync: true})
+		_, err := CompactDB(context.Background(), path, path+walSuffix, StoreOptions{NoSync: true})
 		if err == nil || !strings.Contains(err.Error(), "is the feedback log of") {
 			t.Fatalf("compact -o %s-wal: %v, want a refusal", path, err)
 		}
-		_, err = SalvageDB(path, path+walSuffix, time.Second)
+		_, err = SalvageDB(context.Background(), path, path+walSuffix, time.Second)
 		if err == nil || !strings.Contains(err.Error(), "is the feedback log of") {
 			t.Fatalf("salvage -o %s-wal: %v, want a refusal", path, err)
 		}
@@ -687,7 +687,7 @@ func TestCompactionLeavesTheLogOfAStoreOpenedAfterIt(t *testing.T) {
 		put(t, b, Feedback{RequestID: "after", Model: "m", Outcome: Outcome{Score: Float(0.5)}, Prompt: "q", TS: t0})
 	}
 	defer func() { afterCompactRename = nil }()
-	if _, err := CompactDB(path, "", StoreOptions{NoSync: true}); err != nil {
+	if _, err := CompactDB(context.Background(), path, "", StoreOptions{NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
 	if b == nil {
@@ -701,5 +701,73 @@ func TestCompactionLeavesTheLogOfAStoreOpenedAfterIt(t *testing.T) {
 	defer s.Close()
 	if got := scores(t, s)["after/m"]; got != 0.5 {
 		t.Errorf("the acknowledged write after the compaction: score %v, want 0.5 (lost with its log)", got)
+	}
+}
+
+// cancelAfter is a context that is cancelled from its nth Err call on:
+// an interrupt that arrives while a copy is under way.
+type cancelAfter struct {
+	context.Context
+	n, calls int
+}
+
+func (c *cancelAfter) Err() error {
+	c.calls++
+	if c.calls >= c.n {
+		return context.Canceled
+	}
+	return nil
+}
+
+// An interrupt during a compaction or a salvage publishes nothing: the
+// copy ends, and neither the new file nor its temporary is left; the db
+// keeps its records. Both used to run to the end and publish.
+func TestInterruptedCopyPublishesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(ctx context.Context, path, out string) error
+	}{
+		{"compact -o", func(ctx context.Context, path, out string) error {
+			_, err := CompactDB(ctx, path, out, StoreOptions{NoSync: true})
+			return err
+		}},
+		{"compact in place", func(ctx context.Context, path, _ string) error {
+			_, err := CompactDB(ctx, path, "", StoreOptions{NoSync: true})
+			return err
+		}},
+		{"salvage", func(ctx context.Context, path, out string) error {
+			_, err := SalvageDB(ctx, path, out, time.Second)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeTemp(t, pristineDB(t, 300))
+			out := filepath.Join(filepath.Dir(path), "new.db")
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first two checks (before the store opens, before the
+			// copy starts) pass; the copy's own are interrupted.
+			err = tc.run(&cancelAfter{Context: context.Background(), n: 3}, path, out)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want the interrupt", err)
+			}
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			for _, e := range entries {
+				if e.Name() != "feedback.db" {
+					t.Errorf("left %s beside the db", e.Name())
+				}
+			}
+			// A salvage reads the db without opening it as a store.
+			if after, _ := os.ReadFile(path); tc.name == "salvage" && !bytes.Equal(before, after) {
+				t.Error("the salvage changed the db it read")
+			}
+			s := openStoreAt(t, path, StoreOptions{NoSync: true})
+			defer s.Close()
+			if n := len(exportAll(t, s, ExportOptions{})); n != 300 {
+				t.Errorf("%d records in the db after the interrupted copy, want 300", n)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -218,8 +219,12 @@ const salvageTxSize = 10000
 // the bounds-checked reader, never through bbolt, so any damage bbolt
 // would trip over is skipped and counted. dst must not exist; it is
 // written beside itself and renamed into place when complete. src is left
-// as it is.
-func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
+// as it is. Cancelling ctx (an interrupt) stops the copy at its next
+// transaction and writes no dst.
+func SalvageDB(ctx context.Context, src, dst string, timeout time.Duration) (*SalvageReport, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if isLogOf(dst, src) {
 		return nil, fmt.Errorf("salvage: %s is the feedback log of %s, which the salvage reads; give a new file", dst, src)
 	}
@@ -273,8 +278,8 @@ func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
 			epoch = max(epoch, e)
 		}
 	}
-	err = writeNewDB(dst, DefaultPageSize, func(out *bolt.DB) error {
-		return salvageInto(out, bf, src, epoch, orphans, rep)
+	err = writeNewDB(ctx, dst, DefaultPageSize, func(out *bolt.DB) error {
+		return salvageInto(ctx, out, bf, src, epoch, orphans, rep)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("salvage %s into %s: %w", src, dst, err)
@@ -284,7 +289,7 @@ func SalvageDB(src, dst string, timeout time.Duration) (*SalvageReport, error) {
 
 // salvageInto copies what bf can read of the db at src, then its feedback
 // log of epoch, into the new db out.
-func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans []salvageOp, rep *SalvageReport) error {
+func salvageInto(ctx context.Context, out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans []salvageOp, rep *SalvageReport) error {
 	if err := out.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
 			if _, err := tx.CreateBucket(name); err != nil {
@@ -295,7 +300,7 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans [
 	}); err != nil {
 		return err
 	}
-	w := &salvageWriter{db: out}
+	w := &salvageWriter{ctx: ctx, db: out}
 	// Old id entries, for their fingerprints.
 	oldIDs := map[string][]byte{}
 	bf.only = string(bucketIDs)
@@ -431,6 +436,7 @@ func salvageInto(out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans [
 
 // salvageWriter batches puts into transactions of salvageTxSize.
 type salvageWriter struct {
+	ctx context.Context
 	db  *bolt.DB
 	ops []salvageOp
 	err error
@@ -454,6 +460,9 @@ func (w *salvageWriter) del(bucket, k []byte) {
 }
 
 func (w *salvageWriter) flush() error {
+	if w.err == nil {
+		w.err = w.ctx.Err()
+	}
 	if w.err != nil || len(w.ops) == 0 {
 		w.ops = w.ops[:0]
 		return w.err

@@ -284,7 +284,7 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 	if out == "" {
 		return usagef("e.g. -o feedback-salvaged.db", "feedback salvage needs -o NEW.db")
 	}
-	rep, err := datasets.SalvageDB(path, out, dbLockWait)
+	rep, err := datasets.SalvageDB(ctx, path, out, dbLockWait)
 	if err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func runFeedbackCompact(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := datasets.CompactDB(path, out, datasets.StoreOptions{Timeout: dbLockWait})
+	res, err := datasets.CompactDB(ctx, path, out, datasets.StoreOptions{Timeout: dbLockWait})
 	if err != nil {
 		if errors.Is(err, datasets.ErrStoreLocked) {
 			return fmt.Errorf("%w; stop the server first: compaction needs the file to itself", err)

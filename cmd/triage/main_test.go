@@ -229,6 +229,14 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := writeFile(t, in, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:400], ""))
+	db := filepath.Join(in, "feedback.db")
+	if err := fillStore(t, db).Close(); err != nil {
+		t.Fatal(err)
+	}
+	dbBefore, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -243,6 +251,10 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		// It wrote its whole file and exited 0 on a SIGTERM.
 		{"export-libsvm", []string{"export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "x.svm")}},
 		{"import wide-csv", []string{"import", "wide-csv", "--file", writeFile(t, in, "w.csv", "prompt,a,b\nhi,1,0\n"), "--prompt-col", "prompt", "-o", filepath.Join(dir, "w.jsonl")}},
+		// Both published their new db and exited 0 on a SIGTERM.
+		{"feedback salvage", []string{"feedback", "salvage", "--db", db, "-o", filepath.Join(dir, "salvaged.db")}},
+		{"feedback compact -o", []string{"feedback", "compact", "--db", db, "-o", filepath.Join(dir, "compact.db")}},
+		{"feedback compact", []string{"feedback", "compact", "--db", db}},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(ctx, tc.args, &Env{Stdout: &out, Stderr: &errb})
@@ -251,6 +263,12 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		}
 		if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) > 0 {
 			t.Errorf("%s left files: %v", tc.name, m)
+		}
+		if now, err := os.ReadFile(db); err != nil || !bytes.Equal(now, dbBefore) {
+			t.Errorf("%s changed the feedback db it read (%v)", tc.name, err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(in, ".feedback.db*")); len(m) > 0 {
+			t.Errorf("%s left files beside the db: %v", tc.name, m)
 		}
 	}
 }
