@@ -147,9 +147,16 @@ func checkOutDir(dir string) error {
 // should not cost them. It creates and discards the temporary file the
 // save would write. A device or a pipe (written in place) is not opened
 // here: a pipe's reader would see the probe's close as the end.
+//
+// "-" is refused: elsewhere it means standard output, but an artifact is
+// saved to a file (standard output carries the command's report), so
+// 'train -o -' wrote a file named "-" while saying "wrote -".
 func checkOutFile(path string) error {
-	if path == "" || path == "-" {
+	if path == "" {
 		return nil
+	}
+	if path == "-" {
+		return usagef("name a file, e.g. -o router.json; ./- is a file named -", "-o - is standard output, and the router artifact is written to a file (standard output carries the report)")
 	}
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil

@@ -789,3 +789,31 @@ func TestTrainSaysHowTheL2WasSet(t *testing.T) {
 		}
 	}
 }
+
+// TestArtifactOutputIsNotStdout: "-o -" means standard output for a log
+// or an export, but a router artifact is saved to a file. train took it
+// for a file named "-" (and said "wrote -"); the commands that save an
+// artifact refuse it before any work.
+func TestArtifactOutputIsNotStdout(t *testing.T) {
+	log, err := filepath.Abs(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "-o", "-"},
+		{"train", "--data", log, "--tiers", sampleFast + "," + sampleStrong, "-o", "-"},
+		{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", "-"},
+		{"retrain", "--model", model, "--data", log, "--feedback", log, "-o", "-"},
+	} {
+		stdout, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, "-o - is standard output") || stdout != "" {
+			t.Errorf("%s -o -: exit %d, stdout %q, stderr %q; want 2, nothing on stdout and the refusal", args[0], code, stdout, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "-")); err == nil {
+			t.Fatalf("%s -o - wrote a file named -", args[0])
+		}
+	}
+}
