@@ -324,7 +324,13 @@ func runVersion(env *Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "%s\n", out)
 		return 0
 	case len(args) > 0 && !isHelp(args[0]):
-		fmt.Fprintf(env.Stderr, "triage version: unexpected argument %q (usage: triage version [--json])\n", args[0])
+		// Name the argument at fault: in 'version --json extra' it is
+		// extra, not --json.
+		bad := args[0]
+		if (bad == "--json" || bad == "-json") && len(args) > 1 {
+			bad = args[1]
+		}
+		fmt.Fprintf(env.Stderr, "triage version: unexpected argument %q (usage: triage version [--json])\n", bad)
 		return 2
 	case len(args) > 0:
 		fmt.Fprintln(env.Stdout, "usage: triage version [--json]")

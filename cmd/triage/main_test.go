@@ -162,6 +162,7 @@ func TestHelpVersionAndTypos(t *testing.T) {
 		{"help version is version -h", []string{"help", "version"}, 0, "usage: triage version [--json]", "", "stderr"},
 		{"help help lists the commands", []string{"help", "help"}, 0, "usage: triage <command>", "", "stderr"},
 		{"version refuses what it does not take", []string{"version", "--jsn"}, 2, "", `unexpected argument "--jsn"`, "stdout"},
+		{"version names the argument it does not take after --json", []string{"version", "--json", "extra"}, 2, "", `unexpected argument "extra"`, "stdout"},
 		{"model alone lists its subcommands and exits 2", []string{"model"}, 2, "", "show ", "stdout"},
 		{"model --help lists its subcommands on stdout", []string{"model", "--help"}, 0, "subcommands:\n  show", "", "stderr"},
 		{"help model is model --help", []string{"help", "model"}, 0, "subcommands:\n  show", "", "stderr"},
