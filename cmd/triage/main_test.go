@@ -156,6 +156,8 @@ func TestHelpVersionAndTypos(t *testing.T) {
 		{"eval's help names the gain label", []string{"eval", "-h"}, 0, "gap:T or gain", "", ""},
 		{"train's help says --json holds out-of-fold figures unless held out", []string{"train", "-h"}, 0, "the out-of-fold ones by default", "", ""},
 		{"retrain's help says the champion's own held-out records judge too", []string{"retrain", "-h"}, 0, "next to every record its own train --holdout kept out", "", ""},
+		{"serve's help names the admin token's variable", []string{"serve", "-h"}, 0, "TRIAGE_ADMIN_TOKEN", "", "stderr"},
+		{"serve's help names the client keys' variable", []string{"serve", "-h"}, 0, "TRIAGE_CLIENT_KEYS", "", "stderr"},
 		{"version prints the Go version", []string{"version"}, 0, runtime.Version(), "", "stderr"},
 		{"--version is version", []string{"--version"}, 0, "commit ", "", "stderr"},
 		{"version --json is one JSON object", []string{"version", "--json"}, 0, `"go":"` + runtime.Version() + `"`, "", "stderr"},

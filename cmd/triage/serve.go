@@ -29,6 +29,15 @@ func init() {
 
 const serveUsage = "--model FILE --db FILE [--addr 127.0.0.1:8080] [--ops-addr HOST:PORT] [--config FILE] [--watch] [--init] [--salvage-log]"
 
+// serveEnvUsage ends serve -h: the variables serve reads (a format: %d
+// is serveGCPercent).
+const serveEnvUsage = `
+environment:
+  TRIAGE_ADMIN_TOKEN   the /admin routes' bearer token; without it they are 404 (docs/serving.md)
+  ` + serve.ClientKeysEnv + `   client keys, name=key,name=key: every /v1/ route then needs one (docs/proxy.md)
+  GOGC                 the collector's target; serve runs at %d unless it is set
+`
+
 // ServeConfig is everything triage serve needs: the server's own config
 // (file and flags) and the paths and secrets the command resolves.
 type ServeConfig struct {
@@ -96,6 +105,14 @@ func NewServeCommand(env *Env) *ServeCommand {
 // c.Config. Flags win over the file.
 func (c *ServeCommand) ParseFlags(args []string) error {
 	fs := newFlagSet(c.env, "serve", serveUsage)
+	// The admin routes and client keys are set from the environment, not
+	// by a flag: -h must say so, or a user reading it finds no way to
+	// turn /admin on.
+	flagsUsage := fs.Usage
+	fs.Usage = func() {
+		flagsUsage()
+		fmt.Fprintf(fs.Output(), serveEnvUsage, serveGCPercent)
+	}
 	cfg := &c.Config
 	fs.StringVar(&cfg.ModelPath, "model", "", "router artifact to serve (from triage train)")
 	fs.StringVar(&cfg.DBPath, "db", "", "bbolt file for the decision log and feedback; created if absent")
