@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	suggestpkg "github.com/triage-router/triage/internal/suggest"
 )
@@ -411,7 +412,7 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, &UsageError{Msg: err.Error(), Hint: "run with -h for the flags"}
+		return nil, &UsageError{Msg: err.Error(), Hint: valueHint(fs, err)}
 	}
 	// strconv reads "NaN" and "Inf" as numbers, and a NaN slips past every
 	// range check written as a comparison (--holdout NaN trained, then
@@ -428,6 +429,40 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 		return nil, bad
 	}
 	return fs.Args(), nil
+}
+
+// valueHint says what a flag the flag package could not parse takes: its
+// error ends in "parse error" whatever the type, which left '--read-timeout
+// 5' (a duration needs its unit) or '--seed -1' (unsigned) unexplained.
+func valueHint(fs *flag.FlagSet, err error) string {
+	const hint = "run with -h for the flags"
+	var f *flag.Flag
+	fs.VisitAll(func(g *flag.Flag) {
+		// "for flag -NAME: ", or "for -NAME: " for a boolean.
+		if msg := err.Error(); strings.Contains(msg, " for flag -"+g.Name+": ") || strings.Contains(msg, " for -"+g.Name+": ") {
+			f = g
+		}
+	})
+	if f == nil {
+		return hint
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return hint
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "give a duration with its unit, e.g. 30s, 500ms or 2m"
+	case float64:
+		return "give a number, e.g. 0.2"
+	case int, int64:
+		return "give a whole number"
+	case uint, uint64:
+		return "give a whole number, 0 or more"
+	case bool:
+		return "a switch takes no value; write --" + f.Name + " alone, or --" + f.Name + "=false"
+	}
+	return hint
 }
 
 // stringList is a repeatable, comma-separable flag (--data a,b --data c).

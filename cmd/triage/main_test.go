@@ -76,6 +76,12 @@ func TestMainUsage(t *testing.T) {
 		{"a NaN flag is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--holdout", "NaN", "-o", "m"}, 2, "--holdout is NaN (give a finite number)"},
 		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
 		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
+		// The flag package says only "parse error", whatever the type.
+		{"a duration without its unit says to give one", []string{"serve", "--model", "m", "--db", "d", "--read-timeout", "5"}, 2, `"5" for flag -read-timeout: parse error (give a duration with its unit`},
+		{"a negative unsigned flag says 0 or more", []string{"train", "--seed", "-1"}, 2, `"-1" for flag -seed: parse error (give a whole number, 0 or more)`},
+		{"a word for a number says to give a number", []string{"train", "--holdout", "abc"}, 2, `"abc" for flag -holdout: parse error (give a number`},
+		{"a fraction for a count says to give a whole number", []string{"train", "--folds", "2.5"}, 2, `"2.5" for flag -folds: parse error (give a whole number)`},
+		{"a value for a switch says it takes none", []string{"train", "--json=maybe"}, 2, "(a switch takes no value; write --json alone, or --json=false)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
