@@ -33,6 +33,11 @@ func openOutput(env *Env, path string) (*output, error) {
 	}
 	f, err := safefile.Create(path)
 	if err != nil {
+		// A missing folder or a file on the path: say which and what to
+		// do, not the temporary file's name the create failed on.
+		if cerr := checkOutFile(path); cerr != nil {
+			return nil, cerr
+		}
 		return nil, err
 	}
 	return &output{Writer: f, f: f}, nil

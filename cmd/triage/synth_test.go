@@ -52,3 +52,22 @@ func TestSynthCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestOutputInMissingFolderSaysSo: -o in a folder that does not exist
+// named the temporary file the create failed on
+// ("open /d/.x.jsonl.tmp-205837755: no such file or directory"); it names
+// the folder and says to create it, as train's -o does.
+func TestOutputInMissingFolderSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "missing", "x.jsonl")
+	for _, args := range [][]string{
+		{"synth", "--n", "3", "-o", out},
+		{"export-libsvm", "--data", sampleLog, "--fast", sampleFast, "--strong", sampleStrong, "-o", out},
+	} {
+		_, stderr, code := run(t, args...)
+		want := "the folder " + filepath.Dir(out) + " does not exist; create it first"
+		if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, ".tmp-") {
+			t.Errorf("%s -o %s: exit %d, stderr %q; want 1 and %q", args[0], out, code, stderr, want)
+		}
+	}
+}
