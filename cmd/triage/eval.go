@@ -234,7 +234,11 @@ func crossValidate(ctx context.Context, env *Env, ex []models.Example, k int, tf
 		}
 		return nil
 	}
-	if err := runFolds(ctx, len(used), spare, func(j int) error { return fold(used[j]) }, nil); err != nil {
+	// runFolds stops between folds; a fold's training does not look at
+	// ctx, and on a large log runs for a while.
+	if err := interruptible(ctx, func() error {
+		return runFolds(ctx, len(used), spare, func(j int) error { return fold(used[j]) }, nil)
+	}); err != nil {
 		return nil, err
 	}
 	return p, nil

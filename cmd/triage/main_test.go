@@ -6,14 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/datasetstest"
+	"github.com/triage-router/triage/internal/syncbuf"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit
@@ -279,6 +283,67 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		if m, _ := filepath.Glob(filepath.Join(in, ".feedback.db*")); len(m) > 0 {
 			t.Errorf("%s left files beside the db: %v", tc.name, m)
 		}
+	}
+}
+
+// TestInterruptStopsReadingAndTraining: Ctrl-C stops train at once, not
+// when the step under way ends. Reading a log and training do not look at
+// the context, so 'train --data PIPE' went on until the pipe's writer
+// closed it (as a fit went on to its end: 12 to 25 s on RouteLLM MMLU).
+// Here the log is a named pipe whose writer sends a few records and keeps
+// it open: train is blocked reading it when it is interrupted.
+func TestInterruptStopsReadingAndTraining(t *testing.T) {
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := strings.Join(strings.SplitAfter(string(raw), "\n")[:50], "")
+	for _, tc := range []struct {
+		name  string
+		tiers []string
+	}{
+		{"two tiers", []string{"--fast", sampleFast, "--strong", sampleStrong}},
+		{"N tiers", []string{"--tiers", sampleFast + "," + sampleStrong}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "log.jsonl")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Skipf("no named pipes here: %v", err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := filepath.Join(dir, "router.json")
+			code := make(chan int, 1)
+			var errb syncbuf.Buffer
+			go func() {
+				args := append([]string{"train", "--data", fifo, "-o", out}, tc.tiers...)
+				code <- Main(ctx, args, &Env{Stdout: io.Discard, Stderr: &errb})
+			}()
+			// Opening the write end waits for train to open the read end.
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Closed at the end: on the old code, the EOF is what let
+			// train return at all.
+			defer w.Close()
+			if _, err := io.WriteString(w, head); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			select {
+			case c := <-code:
+				if c != exitInterrupted || !strings.Contains(errb.String(), "interrupted (no output file was written)") {
+					t.Errorf("exit %d, stderr %q; want %d and the interrupted line", c, errb.String(), exitInterrupted)
+				}
+			case <-time.After(time.Minute): // a hang guard, not a speed check
+				t.Fatalf("train still reading its log a minute after the interrupt; stderr %q", errb.String())
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("an interrupted train wrote %s", out)
+			}
+		})
 	}
 }
 

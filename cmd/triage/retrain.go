@@ -241,7 +241,12 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	if len(matched) > 0 {
 		fmt.Fprintln(env.Stderr, "triage retrain: "+trainedOnLine(champion, matched))
 	}
-	res, err := retrain.Run(champion, recs, opts)
+	var res *retrain.Result
+	err = interruptible(ctx, func() error {
+		var err error
+		res, err = retrain.Run(champion, recs, opts)
+		return err
+	})
 	stop()
 	var nj *retrain.NothingToJudgeError
 	if errors.As(err, &nj) {

@@ -227,26 +227,39 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 		return err
 	}
 	warnUnpriced(env, "train", tf.tier.tiers)
-	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
-	if err != nil {
-		return err
-	}
-	if err := checkTrainSize(len(set.examples), tf.folds); err != nil {
-		return err
-	}
-	d, err := designOf(set.examples, tf)
-	if err != nil {
-		return err
-	}
 	prog, stop := newProgress(env)
 	defer stop()
 	opts := tf.tierOptions()
-	opts.Skipped = set.missing
-	opts.Progress = prog
-	a, rep, err := models.TrainTiers(d, opts)
+	var (
+		set *tierSet
+		a   *models.Artifact
+		rep *models.TierTrainReport
+	)
+	err := interruptible(ctx, func() error {
+		var err error
+		set, err = loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad})
+		if err != nil {
+			return err
+		}
+		if err := checkTrainSize(len(set.examples), tf.folds); err != nil {
+			return err
+		}
+		d, err := designOf(set.examples, tf)
+		if err != nil {
+			return err
+		}
+		o := opts
+		o.Skipped = set.missing
+		o.Progress = prog
+		a, rep, err = models.TrainTiers(d, o)
+		if err != nil {
+			return explainTrainError(err, len(set.examples))
+		}
+		return nil
+	})
 	stop()
 	if err != nil {
-		return explainTrainError(err, len(set.examples))
+		return err
 	}
 	if a.Training.SourceDigests, err = retrain.DigestFiles(tf.data); err != nil {
 		return err

@@ -240,27 +240,40 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	// held-out examples are kept whole to be routed.
 	prog, stop := newProgress(env)
 	defer stop()
-	set, err := loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad}, prog)
+	var (
+		set *designSet
+		a   *models.Artifact
+		rep *models.TrainReport
+	)
+	err = interruptible(ctx, func() error {
+		var err error
+		set, err = loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad}, prog)
+		if err != nil {
+			return err
+		}
+		train, held := set.train, set.held
+		if err := checkTrainSize(train.Len(), tf.folds); err != nil {
+			if *holdout > 0 {
+				// The held-out share, not the log, may be what leaves
+				// too few: say so rather than only "log more requests".
+				return fmt.Errorf("%w; --holdout %v kept %d of the %d records out", err, *holdout, len(held), train.Len()+len(held))
+			}
+			return err
+		}
+		opts := tf.options(label)
+		opts.Skipped = set.missing
+		opts.Progress = prog
+		a, rep, err = models.TrainDesign(train, held, opts)
+		if err != nil {
+			return explainTrainError(err, train.Len())
+		}
+		return nil
+	})
+	stop()
 	if err != nil {
 		return err
 	}
 	train, held := set.train, set.held
-	if err := checkTrainSize(train.Len(), tf.folds); err != nil {
-		if *holdout > 0 {
-			// The held-out share, not the log, may be what leaves too
-			// few: say so rather than only "log more requests".
-			return fmt.Errorf("%w; --holdout %v kept %d of the %d records out", err, *holdout, len(held), train.Len()+len(held))
-		}
-		return err
-	}
-	opts := tf.options(label)
-	opts.Skipped = set.missing
-	opts.Progress = prog
-	a, rep, err := models.TrainDesign(train, held, opts)
-	stop()
-	if err != nil {
-		return explainTrainError(err, train.Len())
-	}
 	a.Training.Sources = tf.data
 	if a.Training.SourceDigests, err = retrain.DigestFiles(tf.data); err != nil {
 		return err
