@@ -653,6 +653,12 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 		maxBytes = DefaultMaxArtifactBytes
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) && path == "-" {
+		// "-" is standard input to the commands' --data, but an artifact
+		// is read from a file; the hint below would say to train with
+		// -o -, which train refuses.
+		return nil, fmt.Errorf("load artifact: - would be standard input, and a router artifact is read from a file: give its path (./- for a file named -)")
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// The commonest first mistake: serving or measuring before
 		// training, or a path typed wrong. Say which command makes one.

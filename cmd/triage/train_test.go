@@ -817,3 +817,23 @@ func TestArtifactOutputIsNotStdout(t *testing.T) {
 		}
 	}
 }
+
+// TestArtifactInputIsNotStdin: --model - is not standard input either.
+// With no file named "-", the hint for a missing router said to make one
+// with 'train ... -o -', which train refuses.
+func TestArtifactInputIsNotStdin(t *testing.T) {
+	log, err := filepath.Abs(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{
+		{"score", "--model", "-", "--data", log},
+		{"model", "show", "-"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, "a router artifact is read from a file") || strings.Contains(stderr, "-o -") {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and that an artifact is read from a file", args, code, stderr)
+		}
+	}
+}
