@@ -64,6 +64,10 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 		return usagef("use --from for a running server, --db for a stopped one's file", "--from and --db exclude each other")
 	case *from == "" && *db == "":
 		return usagef("give --from http://HOST:PORT or --db FILE", "feedback export needs a source")
+	// Ignored, it would leave the user believing a damaged log was
+	// salvaged.
+	case *from != "" && *salvageLog:
+		return usagef("the server applies its own log; stop it and export its file with --db FILE --salvage-log", "--salvage-log is for --db, not --from")
 	}
 	if *token == "" {
 		*token = env.Getenv("TRIAGE_ADMIN_TOKEN")
