@@ -279,7 +279,11 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-18s %s\n", "version", "print the version, commit and Go version (--json: one JSON object)")
 	fmt.Fprintln(w, "\nRun 'triage <command> -h' (or 'triage help <command>') for a command's flags.")
+	// serve and upstream-sim run until stopped: a signal is how they end,
+	// and they exit 0 after draining, which a supervisor must not read
+	// as the 130 above.
 	fmt.Fprintln(w, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain refused the challenger, 130 interrupted (Ctrl-C or SIGTERM; no output file written).")
+	fmt.Fprintln(w, "serve and upstream-sim run until stopped: Ctrl-C or SIGTERM drains them and they exit 0.")
 }
 
 // buildInfo is what 'triage version' prints, from the build information

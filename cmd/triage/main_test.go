@@ -159,6 +159,7 @@ func TestHelpVersionAndTypos(t *testing.T) {
 	}{
 		{"--help lists the commands on stdout", []string{"--help"}, 0, "usage: triage <command>", "", "stderr"},
 		{"help lists the commands on stdout", []string{"help"}, 0, "Exit status: 0 success, 1 data or runtime error, 2 usage error, 3 retrain", "", "stderr"},
+		{"help says serve exits 0 when stopped", []string{"help"}, 0, "serve and upstream-sim run until stopped: Ctrl-C or SIGTERM drains them and they exit 0", "", "stderr"},
 		{"help CMD prints the command's flags on stdout", []string{"help", "train"}, 0, "usage: triage train", "", "stderr"},
 		{"CMD -h prints its flags on stdout", []string{"eval", "-h"}, 0, "-cv int", "", "stderr"},
 		{"CMD --help after other flags still goes to stdout", []string{"train", "--data", "x", "--help"}, 0, "usage: triage train", "", "stderr"},
