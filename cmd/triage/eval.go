@@ -37,7 +37,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 		if err := modelOnlyFlags(fs); err != nil {
 			return err
 		}
-		return evalModel(env, *model, tf, *unseen, *asJSON)
+		return evalModel(ctx, env, *model, tf, *unseen, *asJSON)
 	case *unseen:
 		return usagef("use --unseen with --model", "--unseen needs --model (--cv measures every fold on requests its router did not see)")
 	case *cv != 0:
@@ -55,7 +55,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 
 // evalModel scores a log with a trained router. The tiers and label come
 // from the artifact unless given.
-func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error {
+func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen, asJSON bool) error {
 	if len(tf.data) == 0 {
 		return usagef("give --data FILE", "eval needs --data")
 	}
@@ -64,7 +64,7 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 		return err
 	}
 	if a.IsMultiTier() {
-		return evalTiersModel(env, path, a, tf, unseen, asJSON)
+		return evalTiersModel(ctx, env, path, a, tf, unseen, asJSON)
 	}
 	// --fast and --strong pick the log's models to measure against (a
 	// router trained on one pair, judged on another); else the router's.
@@ -98,7 +98,14 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+	// Reading does not look at ctx: on a large log Ctrl-C waited for its
+	// end, and eval then printed its report and exited 0.
+	var set *labelledSet
+	err = interruptible(ctx, func() error {
+		var err error
+		set, err = loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad})
+		return err
+	})
 	if at := (*absentTierError)(nil); errors.As(err, &at) {
 		at.ofRouter = fromRouter[at.role] // the tier came from the artifact, not a flag
 	}
@@ -122,6 +129,9 @@ func evalModel(env *Env, path string, tf trainFlags, unseen, asJSON bool) error 
 	p := make([]float64, len(set.examples))
 	for i, e := range set.examples {
 		p[i] = r.Route(e.Input).PHard
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	y, weak, strong := scoresOf(set.examples, label)
 	if set.missing > 0 {

@@ -883,7 +883,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 
 // evalTiersModel is eval --model on an N-tier artifact: its figures on
 // the log, at the artifact's policy and at λ = 0.
-func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, unseen, asJSON bool) error {
+func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifact, tf trainFlags, unseen, asJSON bool) error {
 	if n := tf.given("fast", "strong", "label"); n != "" {
 		// Refused, not ignored: an N-tier router is measured on its own
 		// tiers, each head predicting its tier's score.
@@ -894,8 +894,12 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	if err != nil {
 		return err
 	}
-	set, err := loadTierExamples(tf.data, a.TierList, datasets.ReadOptions{SkipBad: tf.skipBad})
-	if err != nil {
+	var set *tierSet
+	if err := interruptible(ctx, func() error {
+		var err error
+		set, err = loadTierExamples(tf.data, a.TierList, datasets.ReadOptions{SkipBad: tf.skipBad})
+		return err
+	}); err != nil {
 		return err
 	}
 	all, logs := set.keys(tf.data)
@@ -918,6 +922,9 @@ func evalTiersModel(env *Env, path string, a *models.Artifact, tf trainFlags, un
 	for _, e := range set.examples {
 		buf = r.Predict(buf, e.Input)
 		pred = append(pred, buf...)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if set.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
