@@ -80,6 +80,7 @@ func TestMainUsage(t *testing.T) {
 		{"a NaN flag is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--holdout", "NaN", "-o", "m"}, 2, "--holdout is NaN (give a finite number)"},
 		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
 		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
+		{"upstream-sim refuses --default-latency with --fixed-latency", []string{"upstream-sim", "--data", "x", "--model", "m", "--fixed-latency", "1ms", "--default-latency", "5ms"}, 2, "--default-latency and --fixed-latency exclude each other"},
 		{"feedback export refuses --salvage-log with --from", []string{"feedback", "export", "--from", "http://127.0.0.1:1", "--token", "t", "--salvage-log"}, 2, "--salvage-log is for --db, not --from"},
 		// The flag package says only "parse error", whatever the type.
 		{"a duration without its unit says to give one", []string{"serve", "--model", "m", "--db", "d", "--read-timeout", "5"}, 2, `"5" for flag -read-timeout: parse error (give a duration with its unit`},

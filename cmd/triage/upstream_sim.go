@@ -55,6 +55,11 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 		// Refused, not ignored: a fixed wait is not scaled.
 		return usagef("give one: --fixed-latency answers everything after that wait, unscaled", "--latency-scale and --fixed-latency exclude each other")
 	}
+	if *fixed > 0 && flagsGiven(fs)["default-latency"] {
+		// Refused, not ignored: the fixed wait is every answer's, the
+		// prompts not in the log included.
+		return usagef("give one: --fixed-latency is also the wait of prompts not in the log", "--default-latency and --fixed-latency exclude each other")
+	}
 	if *chunks < 1 {
 		// The sim would quietly use its default instead.
 		return usagef(fmt.Sprintf("use 1 or more (1: the whole answer in one chunk; default %d)", upstreamsim.DefaultStreamChunks), "--stream-chunks is %d", *chunks)
