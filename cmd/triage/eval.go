@@ -30,8 +30,10 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// --cv 0 given is a K out of range, not a missing --cv.
+	cvGiven := *cv != 0 || flagsGiven(fs)["cv"]
 	switch {
-	case *model != "" && *cv != 0:
+	case *model != "" && cvGiven:
 		return usagef("use --model FILE or --cv K", "--model and --cv exclude each other")
 	case *model != "":
 		if err := modelOnlyFlags(fs); err != nil {
@@ -40,7 +42,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 		return evalModel(ctx, env, *model, tf, *unseen, *asJSON)
 	case *unseen:
 		return usagef("use --unseen with --model", "--unseen needs --model (--cv measures every fold on requests its router did not see)")
-	case *cv != 0:
+	case cvGiven:
 		if *cv < 2 {
 			return usagef("use 2 or more folds", "--cv is %d", *cv)
 		}

@@ -81,6 +81,7 @@ func TestMainUsage(t *testing.T) {
 		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
 		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
 		{"upstream-sim refuses --default-latency with --fixed-latency", []string{"upstream-sim", "--data", "x", "--model", "m", "--fixed-latency", "1ms", "--default-latency", "5ms"}, 2, "--default-latency and --fixed-latency exclude each other"},
+		{"eval --cv 0 says the K is out of range", []string{"eval", "--cv", "0", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "--cv is 0 (use 2 or more folds)"},
 		{"feedback export refuses --salvage-log with --from", []string{"feedback", "export", "--from", "http://127.0.0.1:1", "--token", "t", "--salvage-log"}, 2, "--salvage-log is for --db, not --from"},
 		// The flag package says only "parse error", whatever the type.
 		{"a duration without its unit says to give one", []string{"serve", "--model", "m", "--db", "d", "--read-timeout", "5"}, 2, `"5" for flag -read-timeout: parse error (give a duration with its unit`},
