@@ -272,7 +272,6 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		{"feedback salvage", []string{"feedback", "salvage", "--db", db, "-o", filepath.Join(dir, "salvaged.db")}},
 		{"feedback compact -o", []string{"feedback", "compact", "--db", db, "-o", filepath.Join(dir, "compact.db")}},
 		{"feedback compact", []string{"feedback", "compact", "--db", db}},
-		{"export-libsvm", []string{"export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "features.svm")}},
 		// No file, but the status must say the report was cut short.
 		{"eval", []string{"eval", "--model", model, "--data", log}},
 	} {
