@@ -228,8 +228,15 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := datasets.CheckDB(path, dbLockWait)
-	if err != nil {
+	// The check reads the whole file and does not look at ctx: Ctrl-C
+	// waited for its end, and the report then printed with exit 0. It
+	// only reads, so abandoning it is safe.
+	var rep *datasets.CheckReport
+	if err := interruptible(ctx, func() error {
+		var err error
+		rep, err = datasets.CheckDB(path, dbLockWait)
+		return err
+	}); err != nil {
 		return err
 	}
 	w := env.Stdout

@@ -272,6 +272,8 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		{"feedback salvage", []string{"feedback", "salvage", "--db", db, "-o", filepath.Join(dir, "salvaged.db")}},
 		{"feedback compact -o", []string{"feedback", "compact", "--db", db, "-o", filepath.Join(dir, "compact.db")}},
 		{"feedback compact", []string{"feedback", "compact", "--db", db}},
+		// It printed its whole report and exited 0.
+		{"feedback check", []string{"feedback", "check", "--db", db}},
 		// No file, but the status must say the report was cut short.
 		{"eval", []string{"eval", "--model", model, "--data", log}},
 	} {
