@@ -207,7 +207,10 @@ func TestOutputNeverReplacesAFeedbackDB(t *testing.T) {
 	if err := fillStore(t, db).Close(); err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(db)
+	// Its size and modification time say whether a command wrote to it:
+	// reading the preallocated file whole after each command cost 14 s
+	// under -race.
+	before, err := os.Stat(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +240,7 @@ func TestOutputNeverReplacesAFeedbackDB(t *testing.T) {
 			if code != 2 || !strings.Contains(stderr, "is a feedback db") && !strings.Contains(stderr, "is the feedback log of the feedback db") {
 				t.Errorf("exit %d, stderr %q; want 2 and the refusal", code, stderr)
 			}
-			if after, err := os.ReadFile(db); err != nil || !bytes.Equal(after, before) {
+			if after, err := os.Stat(db); err != nil || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
 				t.Fatalf("the feedback db was changed (%v)", err)
 			}
 			if after, err := os.ReadFile(wal); err != nil || len(after) != 4096 {
