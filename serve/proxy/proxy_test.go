@@ -1230,14 +1230,14 @@ func TestStreamWholeAtItsEnd(t *testing.T) {
 	// held the client until the tier's timeout first.
 	for _, prompt := range []string{"F fast-donecut", "F fast-donehang"} {
 		t.Run(prompt, func(t *testing.T) {
-			r := newRig(t, rigOptions{fastTimeout: 3 * time.Second})
+			// The tier's timeout is far beyond the client's: a proxy that
+			// waited for it instead of ending at [DONE] fails the request
+			// (the client gives up at 10 s), with no wall-clock check to
+			// trip on a slow machine.
+			r := newRig(t, rigOptions{fastTimeout: time.Minute})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			start := time.Now()
 			got := r.do(t, ctx, r.url, chatBody(prompt, `,"stream":true`))
-			if took := time.Since(start); took > time.Second {
-				t.Errorf("the answer took %v, want it at its [DONE], not at the tier's timeout", took)
-			}
 			if got.status != 200 || got.content != "whole" || len(got.events) == 0 || got.events[len(got.events)-1] != "[DONE]" {
 				t.Fatalf("status %d content %q events %q, want the whole stream", got.status, got.content, got.events)
 			}
