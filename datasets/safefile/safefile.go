@@ -119,33 +119,7 @@ func TryLock(f *os.File) error { return lockTemp(f) }
 // (as os.MkdirTemp makes them from prefix+"*") that a killed writer left:
 // over staleAge old and not locked (TryLock) by a live one. Errors are
 // ignored.
-func RemoveStaleDirs(dir, prefix string) {
-	if !canTellStale {
-		return
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.IsDir() {
-			continue
-		}
-		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		d, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		if lockTemp(d) == nil {
-			os.RemoveAll(p) // under the lock: no writer holds it
-		}
-		d.Close()
-	}
-}
+func RemoveStaleDirs(dir, prefix string) { removeStale(dir, prefix, true) }
 
 // RemoveStaleFiles removes the temporary files named prefix and digits
 // that writers killed before they finished (kill -9, the OOM killer, a
@@ -157,7 +131,11 @@ func RemoveStaleDirs(dir, prefix string) {
 // lock is free (TryLock; bbolt takes the same lock on a db it has open);
 // a live writer's file is left alone. Errors are ignored: what cannot be
 // removed stays, as before.
-func RemoveStaleFiles(dir, prefix string) {
+func RemoveStaleFiles(dir, prefix string) { removeStale(dir, prefix, false) }
+
+// removeStale removes dir's stale folders (dirs) or regular files named
+// prefix and digits.
+func removeStale(dir, prefix string, dirs bool) {
 	if !canTellStale {
 		return
 	}
@@ -167,19 +145,24 @@ func RemoveStaleFiles(dir, prefix string) {
 	}
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		if dirs && !e.IsDir() || !dirs && !e.Type().IsRegular() {
 			continue
 		}
 		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		// flock needs no write access: a read-only handle tests the lock
+		// of a file as of a folder.
+		f, err := os.Open(p)
 		if err != nil {
 			continue
 		}
 		if lockTemp(f) == nil {
-			os.Remove(p) // under the lock: no writer holds it
+			os.RemoveAll(p) // under the lock: no writer holds it
 		}
 		f.Close()
 	}
