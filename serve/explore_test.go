@@ -299,23 +299,24 @@ func TestLoopConfig(t *testing.T) {
 	}
 }
 
-func TestWatchModel(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "router.json")
-	writeArtifact(t, path, "v1", 0)
-	reloads := make(chan struct{}, 16)
-	// The debounce is long enough that a burst of five writes falls within
-	// it even on a loaded machine (at 20 ms a slow write split the burst
-	// in two under the race detector with other jobs running).
-	const debounce = 250 * time.Millisecond
-	w, err := WatchModel(path, debounce, func() { reloads <- struct{}{} }, nil)
+// watchDebounce is the tests' debounce (watchReloads).
+const watchDebounce = 250 * time.Millisecond
+
+// watchReloads watches path and returns its reloads and a wait for the
+// next one. The debounce is long enough that a burst of five writes falls
+// within it even on a loaded machine (at 20 ms a slow write split the
+// burst in two under the race detector with other jobs running). The
+// wait fails after a generous deadline: it bounds a hang, it does not
+// measure speed.
+func watchReloads(t *testing.T, path string) (reloads chan struct{}, wait func(*testing.T)) {
+	t.Helper()
+	reloads = make(chan struct{}, 16)
+	w, err := WatchModel(path, watchDebounce, func() { reloads <- struct{}{} }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
-	// waitReload fails after a generous deadline: this bounds a hang, it
-	// does not measure speed.
-	waitReload := func(t *testing.T) {
+	t.Cleanup(func() { w.Close() })
+	return reloads, func(t *testing.T) {
 		t.Helper()
 		select {
 		case <-reloads:
@@ -323,12 +324,19 @@ func TestWatchModel(t *testing.T) {
 			t.Fatal("no reload within 10s")
 		}
 	}
+}
+
+func TestWatchModel(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "router.json")
+	writeArtifact(t, path, "v1", 0)
+	reloads, waitReload := watchReloads(t, path)
 	quiet := func(t *testing.T) {
 		t.Helper()
 		select {
 		case <-reloads:
 			t.Error("an unexpected extra reload")
-		case <-time.After(2 * debounce):
+		case <-time.After(2 * watchDebounce):
 		}
 	}
 	t.Run("a file renamed over the model reloads once", func(t *testing.T) {
@@ -380,21 +388,7 @@ func TestWatchModelThroughASymbolicLink(t *testing.T) {
 	if err := os.Symlink(filepath.Join("releases", "v1.json"), link); err != nil {
 		t.Skip("no symbolic links here:", err)
 	}
-	reloads := make(chan struct{}, 16)
-	const debounce = 250 * time.Millisecond
-	w, err := WatchModel(link, debounce, func() { reloads <- struct{}{} }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	waitReload := func(t *testing.T) {
-		t.Helper()
-		select {
-		case <-reloads:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no reload within 10s")
-		}
-	}
+	_, waitReload := watchReloads(t, link)
 	t.Run("a file written through the link reloads", func(t *testing.T) {
 		writeArtifact(t, link, "v2", 3) // renamed over releases/v1.json
 		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -434,20 +428,7 @@ func TestWatchModelThroughAFolderLink(t *testing.T) {
 	if err := os.Symlink(filepath.Join("releases", "7"), current); err != nil {
 		t.Skip("no symbolic links here:", err)
 	}
-	reloads := make(chan struct{}, 16)
-	w, err := WatchModel(filepath.Join(current, "router.json"), 250*time.Millisecond, func() { reloads <- struct{}{} }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	waitReload := func(t *testing.T) {
-		t.Helper()
-		select {
-		case <-reloads:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no reload within 10s")
-		}
-	}
+	_, waitReload := watchReloads(t, filepath.Join(current, "router.json"))
 	t.Run("repointing the folder link reloads", func(t *testing.T) {
 		tmp := filepath.Join(dir, "current.new")
 		if err := os.Symlink(filepath.Join("releases", "8"), tmp); err != nil {
