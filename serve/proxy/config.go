@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults of Config, used by DefaultConfig and for zero fields.
@@ -87,7 +90,20 @@ type Tier struct {
 	// proxy asks, and learns the same from the first such refusal
 	// (retrying that request without them).
 	Logprobs *bool `yaml:"logprobs" json:"logprobs,omitempty"`
+	// Headers are sent on every call to this tier, as given: what an
+	// upstream or a gateway in front of it asks for besides the key
+	// (OpenAI-Project, OpenAI-Organization; Azure OpenAI's api-key goes
+	// in HeadersEnv). HeadersEnv are the same from environment variables,
+	// for values that are secrets (a gateway's key, Helicone-Auth): header
+	// name → variable name. Neither may set what the proxy itself sends
+	// (Content-Type, Accept, Content-Length, hop-by-hop headers), nor
+	// Authorization where api_key_env sets it. Values are never logged.
+	Headers    map[string]string `yaml:"headers" json:"headers,omitempty"`
+	HeadersEnv map[string]string `yaml:"headers_env" json:"headers_env,omitempty"`
 }
+
+// isZero says whether t is unset (Tier holds maps, so == does not work).
+func (t Tier) isZero() bool { return reflect.ValueOf(t).IsZero() }
 
 // Tiers are the upstreams, in one of two forms. The two-tier form is a
 // mapping, {fast: ..., strong: ...}. The N-tier form is a list, cheapest
@@ -141,7 +157,7 @@ func (t Tiers) List() []Tier {
 		name string
 		tier Tier
 	}{{TierFast, t.Fast}, {TierStrong, t.Strong}} {
-		if e.tier != (Tier{}) {
+		if !e.tier.isZero() {
 			if e.tier.Name == "" {
 				e.tier.Name = e.name
 			}
@@ -289,7 +305,7 @@ func (t Tiers) validate() error {
 		}
 		return nil
 	}
-	if t.Fast != (Tier{}) || t.Strong != (Tier{}) {
+	if !t.Fast.isZero() || !t.Strong.isZero() {
 		return errors.New("tiers: both the list form and fast/strong are set; use one")
 	}
 	if len(t.Ordered) < 2 {
@@ -394,5 +410,37 @@ func (t Tier) validate() error {
 			return fmt.Errorf("%s is %v, want a price in USD of 0 or more", p.name, p.v)
 		}
 	}
+	seen := map[string]string{}
+	for _, hs := range []struct {
+		key string
+		m   map[string]string
+	}{{"headers", t.Headers}, {"headers_env", t.HeadersEnv}} {
+		for name, v := range hs.m {
+			canon := http.CanonicalHeaderKey(name)
+			switch {
+			case !httpguts.ValidHeaderFieldName(name):
+				return fmt.Errorf("%s has %q, which is not a header name", hs.key, name)
+			case reservedHeaders[canon]:
+				return fmt.Errorf("%s.%s is a header the proxy sets itself; leave it out", hs.key, name)
+			case canon == "Authorization" && t.APIKeyEnv != "":
+				return fmt.Errorf("%s.%s would replace the key api_key_env sends; use one or the other", hs.key, name)
+			case seen[canon] != "":
+				return fmt.Errorf("%s.%s is given twice (also as %s)", hs.key, name, seen[canon])
+			case hs.key == "headers" && !httpguts.ValidHeaderFieldValue(v):
+				return fmt.Errorf("headers.%s holds a character a header value cannot (a line break?)", name)
+			case hs.key == "headers_env" && v == "":
+				return fmt.Errorf("headers_env.%s names no environment variable", name)
+			}
+			seen[canon] = hs.key + "." + name
+		}
+	}
 	return nil
+}
+
+// reservedHeaders are set by the proxy on every upstream call, or belong
+// to the connection: a tier's headers may not set them.
+var reservedHeaders = map[string]bool{
+	"Content-Type": true, "Content-Length": true, "Accept": true, "Accept-Encoding": true, "Host": true,
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Transfer-Encoding": true, "Te": true,
+	"Trailer": true, "Upgrade": true, "Proxy-Authorization": true,
 }

@@ -62,9 +62,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 		return writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error; see the server log"})
 	}
 	req.Header["Content-Type"] = hdrJSON
-	if t.auth != nil {
-		req.Header["Authorization"] = t.auth
-	}
+	t.setHeaders(req.Header)
 	start := time.Now()
 	resp, err := t.rt.RoundTrip(req)
 	var out []byte

@@ -113,6 +113,8 @@ type rig struct {
 	reg                *prometheus.Registry
 	logs               *bytes.Buffer
 	auth               chan string
+	// hdrs are the headers of the fast sim's calls.
+	hdrs chan http.Header
 	// protos are the HTTP versions the upstreams were called with.
 	protos chan string
 	// conns counts the connections the sims accepted.
@@ -140,6 +142,8 @@ type rigOptions struct {
 	explore func(models.Result) (models.Decision, float64, bool)
 	// config changes the proxy's config before New.
 	config func(*Config)
+	// env adds to the proxy's environment.
+	env map[string]string
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -149,7 +153,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	fixed := func() time.Time { return time.Unix(1700000000, 0) }
-	r := &rig{rec: &memRecorder{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, auth: make(chan string, 100), protos: make(chan string, 100)}
+	r := &rig{rec: &memRecorder{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}, auth: make(chan string, 100), protos: make(chan string, 100), hdrs: make(chan http.Header, 100)}
 	// Unknown prompts (the fault cases) answer in 1 ms on the fast tier
 	// and 50 ms on the strong one, so which answers first is not a race.
 	for _, s := range []struct {
@@ -173,6 +177,10 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			if name == "fast" {
 				select {
 				case r.auth <- req.Header.Get("Authorization"):
+				default:
+				}
+				select {
+				case r.hdrs <- req.Header.Clone():
 				default:
 				}
 			}
@@ -299,6 +307,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	cfg.Tiers.Strong = Tier{BaseURL: r.strongURL + "/v1/", Model: "strong-model", PriceInPer1K: 0.01, PriceOutPer1K: 0.03}
 	cfg.Tiers.Fast.H2C, cfg.Tiers.Strong.H2C = o.h2c, o.h2c
 	env := map[string]string{}
+	for k, v := range o.env {
+		env[k] = v
+	}
 	if o.apiKey != "" {
 		cfg.Tiers.Fast.APIKeyEnv = "FAST_KEY"
 		env["FAST_KEY"] = o.apiKey
@@ -965,6 +976,12 @@ func TestConfigValidate(t *testing.T) {
 		{"a missing model names the key", Tier{BaseURL: "http://x/v1"}, "tiers.fast.model is empty"},
 		{"a negative price is refused", Tier{BaseURL: "http://x/v1", Model: "m", PriceInPer1K: -1}, "price_in_per_1k"},
 		{"h2c on an https base_url is refused", Tier{BaseURL: "https://x/v1", Model: "m", H2C: true}, "h2c is HTTP/2 without TLS"},
+		{"a header the proxy sets is refused", Tier{BaseURL: "http://x/v1", Model: "m", Headers: map[string]string{"content-type": "text/plain"}}, "tiers.fast.headers.content-type is a header the proxy sets itself"},
+		{"a header name with a space is refused", Tier{BaseURL: "http://x/v1", Model: "m", Headers: map[string]string{"Open AI": "x"}}, `headers has "Open AI", which is not a header name`},
+		{"a header value with a line break is refused", Tier{BaseURL: "http://x/v1", Model: "m", Headers: map[string]string{"X-A": "a\r\nX-B: b"}}, "headers.X-A holds a character a header value cannot"},
+		{"Authorization beside api_key_env is refused", Tier{BaseURL: "http://x/v1", Model: "m", APIKeyEnv: "K", HeadersEnv: map[string]string{"Authorization": "GW"}}, "would replace the key api_key_env sends"},
+		{"one header in both maps is refused", Tier{BaseURL: "http://x/v1", Model: "m", Headers: map[string]string{"api-key": "x"}, HeadersEnv: map[string]string{"Api-Key": "K"}}, "given twice"},
+		{"headers_env without a variable is refused", Tier{BaseURL: "http://x/v1", Model: "m", HeadersEnv: map[string]string{"api-key": ""}}, "headers_env.api-key names no environment variable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1725,5 +1742,45 @@ func TestStalledClientIsCutOff(t *testing.T) {
 	recs := r.recordings(t)
 	if len(recs) != 1 {
 		t.Fatalf("%d recordings, want the stalled request's", len(recs))
+	}
+}
+
+// A tier's headers and headers_env go on every call to it, plain,
+// streamed, speculated and embeddings alike.
+func TestTierHeaders(t *testing.T) {
+	r := newRig(t, rigOptions{
+		env: map[string]string{"AZURE_KEY": "k-123"},
+		config: func(c *Config) {
+			c.Tiers.Fast.Headers = map[string]string{"openai-project": "proj_1"}
+			c.Tiers.Fast.HeadersEnv = map[string]string{"api-key": "AZURE_KEY"}
+			c.Embeddings.Tier = TierFast
+		},
+	})
+	for _, body := range []string{chatBody("F hello", ""), chatBody("F hello", `,"stream":true`), chatBody("S accept", "")} {
+		if got := r.do(t, context.Background(), r.url, body); got.status != 200 {
+			t.Fatalf("%s: status %d %s", body, got.status, got.body)
+		}
+		h := <-r.hdrs
+		if h.Get("OpenAI-Project") != "proj_1" || h.Get("Api-Key") != "k-123" {
+			t.Errorf("%s: the fast tier got OpenAI-Project %q, api-key %q; want proj_1 and k-123", body, h.Get("OpenAI-Project"), h.Get("Api-Key"))
+		}
+	}
+	resp, err := http.Post(r.url+"/v1/embeddings", "application/json", strings.NewReader(`{"model":"fast","input":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := <-r.hdrs; resp.StatusCode != 200 || h.Get("Api-Key") != "k-123" {
+		t.Errorf("embeddings: status %d, api-key %q", resp.StatusCode, h.Get("Api-Key"))
+	}
+	// The variable unset: refused at start, naming the tier, the header
+	// and the variable.
+	cfg := DefaultConfig()
+	cfg.Tiers.Fast = Tier{BaseURL: "http://127.0.0.1:1/v1", Model: "m", HeadersEnv: map[string]string{"api-key": "NOT_SET"}}
+	cfg.Tiers.Strong = Tier{BaseURL: "http://127.0.0.1:1/v1", Model: "m"}
+	_, err = New(cfg, Deps{Router: func() Router { return nil }, Recorder: &memRecorder{}, Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "tiers.fast.headers_env.api-key names NOT_SET, which is not set") {
+		t.Errorf("an unset headers_env variable: %v", err)
 	}
 }

@@ -21,17 +21,19 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/triage-router/triage/datasets/jsonscan"
 )
 
 // tier is a configured upstream with what the proxy learns about it.
 type tier struct {
-	name     string   // the config's name for it
-	idx      int      // its place in the config's tiers, cheapest first
-	base     string   // the base URL without a trailing slash
-	auth     []string // the Authorization header's value, or nil
-	modelHdr []string // model as an X-Triage-Model value
+	name     string      // the config's name for it
+	idx      int         // its place in the config's tiers, cheapest first
+	base     string      // the base URL without a trailing slash
+	auth     []string    // the Authorization header's value, or nil
+	extra    http.Header // the config's headers and headers_env, canonical
+	modelHdr []string    // model as an X-Triage-Model value
 	model    string
 	apiKey   string
 	timeout  time.Duration
@@ -84,8 +86,39 @@ func newTier(name string, c Tier, getenv func(string) string, m *metrics) (*tier
 		}
 		t.auth = []string{"Bearer " + t.apiKey}
 	}
+	for h, v := range c.Headers {
+		t.setExtra(h, v)
+	}
+	for h, env := range c.HeadersEnv {
+		v := getenv(env)
+		if v == "" {
+			return nil, fmt.Errorf("tiers.%s.headers_env.%s names %s, which is not set; export it or remove the header", name, h, env)
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, fmt.Errorf("tiers.%s.headers_env.%s: %s holds a character a header value cannot (a line break?)", name, h, env)
+		}
+		t.setExtra(h, v)
+	}
 	t.modelHdr = []string{t.model}
 	return t, nil
+}
+
+func (t *tier) setExtra(name, v string) {
+	if t.extra == nil {
+		t.extra = http.Header{}
+	}
+	t.extra[http.CanonicalHeaderKey(name)] = []string{v}
+}
+
+// setHeaders puts the tier's key and extra headers on an upstream call.
+// The slices are shared: net/http only reads them.
+func (t *tier) setHeaders(h http.Header) {
+	if t.auth != nil {
+		h["Authorization"] = t.auth
+	}
+	for k, v := range t.extra {
+		h[k] = v
+	}
 }
 
 // cost is the price of a call's usage.
@@ -375,9 +408,7 @@ func (h *Handler) run(c *call, body []byte) {
 	} else {
 		req.Header["Accept"] = hdrJSON
 	}
-	if c.t.auth != nil {
-		req.Header["Authorization"] = c.t.auth
-	}
+	c.t.setHeaders(req.Header)
 	// The transport itself, as httputil.ReverseProxy does: an
 	// http.Client would copy the headers for redirects the proxy never
 	// follows.
