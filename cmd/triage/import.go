@@ -67,6 +67,10 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	if *file == "" {
 		return usagef("name the CSV to import", "--file is required")
 	}
+	if *file == "-" {
+		// Read as a file named "-" it said "open -: no such file".
+		return usagef("save it to a file and name that; the importers read a file, not standard input", "--file - is standard input")
+	}
 	comma, ok := parseDelimiter(*delim)
 	if !ok {
 		return usagef("use a single character such as ';', or tab", "--delimiter is %q", *delim)

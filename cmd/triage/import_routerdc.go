@@ -26,6 +26,9 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 	if *file == "" {
 		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
 	}
+	if *file == "-" {
+		return usagef("save it to a file and name that; the importers read a file, not standard input", "--file - is standard input")
+	}
 	if fi, err := os.Stat(*file); err == nil && fi.IsDir() {
 		// The shared folder holds thirteen files; a newcomer passes it.
 		ex := "gsm8k-test.json"
