@@ -244,11 +244,7 @@ func TestInterruptedWritesNothing(t *testing.T) {
 	model := trainSample(t, in)
 	// A fifth of the sample log: each command runs to its end all the
 	// same, and under -race the whole log made this test cost ~10 s of CPU.
-	raw, err := os.ReadFile(sampleLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := writeFile(t, in, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:400], ""))
+	log := sampleHead(t, in, 400)
 	db := filepath.Join(in, "feedback.db")
 	if err := fillStore(t, db).Close(); err != nil {
 		t.Fatal(err)

@@ -653,11 +653,7 @@ func TestModelShowSaysWhatTheWeightsAreOn(t *testing.T) {
 // >= 0.80" all the same.
 func TestModelShowPolicyBands(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := os.ReadFile(sampleLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:200], ""))
+	log := sampleHead(t, dir, 200)
 	model := filepath.Join(dir, "router.json")
 	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--route-anyway", "-o", model); code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
@@ -711,11 +707,7 @@ func TestModelShowPolicyBands(t *testing.T) {
 // (a proxy key's) could not tell whether the router reads it.
 func TestModelShowSaysWhetherMetaIsRead(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := os.ReadFile(sampleLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:200], ""))
+	log := sampleHead(t, dir, 200)
 	model := filepath.Join(dir, "router.json")
 	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "-o", model); code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
@@ -770,11 +762,7 @@ func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held [
 // while model show said "(by CV)".
 func TestTrainSaysHowTheL2WasSet(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := os.ReadFile(sampleLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:400], ""))
+	log := sampleHead(t, dir, 400)
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -836,4 +824,15 @@ func TestArtifactInputIsNotStdin(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and that an artifact is read from a file", args, code, stderr)
 		}
 	}
+}
+
+// sampleHead writes the sample log's first n lines to dir/log.jsonl: a
+// log small enough to train on quickly under -race.
+func sampleHead(t *testing.T, dir string, n int) string {
+	t.Helper()
+	raw, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:n], ""))
 }
