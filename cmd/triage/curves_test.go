@@ -681,6 +681,9 @@ func TestCurvesChecksItsFolderFirst(t *testing.T) {
 	cases := []struct{ out, want string }{
 		{file, "is a regular file, not a folder"},
 		{filepath.Join(file, "sub", "dir"), "report.html is a regular file, not a folder, so the folder cannot be made below it"},
+		// A report replaces its folder whole: the working folder's would
+		// leave the shell that ran curves in a removed folder.
+		{".", "holds the working folder, and a report replaces its folder whole"},
 	}
 	// A folder that cannot be made even by root: it failed only after the
 	// replay, when the report was written.

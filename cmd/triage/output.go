@@ -15,6 +15,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
 )
 
 // output is where a command writes its result: a file that appears whole
@@ -116,14 +117,25 @@ func count(n int, noun string) string {
 // checkOutDir refuses, before any work, an output folder that cannot be
 // one: a path that exists and is not a folder, or one below such a path.
 // A folder that does not exist yet is fine: it is created at the end. The
-// nearest folder that exists must take a new entry (a read-only disk, a
-// path in /proc): a probe folder is made in it and removed, so that
-// failure too comes before the work, not after a long replay.
+// folder that takes the new report as an entry must be writable (a
+// read-only disk, a path in /proc): the nearest that exists, or, for a
+// report folder that exists, the one it is in, since the new report is
+// written beside it and swapped in (report.Write). A probe folder is made
+// in it and removed, so that failure too comes before the work, not after
+// a long replay.
 func checkOutDir(dir string) error {
+	if err := report.CheckFolder(dir); err != nil {
+		return err
+	}
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err == nil {
 			if fi.IsDir() {
+				if p == filepath.Clean(dir) {
+					if real, err := filepath.EvalSymlinks(p); err == nil {
+						p = filepath.Dir(real)
+					}
+				}
 				probe, err := os.MkdirTemp(p, ".triage-probe-*")
 				if err != nil {
 					return fmt.Errorf("-o %s cannot be written: %w", dir, err)

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
-	"maps"
 	"math"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/triage-router/triage/datasets/safefile"
@@ -42,116 +38,17 @@ type Page struct {
 // Write writes, for every section, curves.csv, metrics.json and the plots into
 // dir/Section.Dir, then dir/index.html.
 //
-// The files are first written into a new folder inside dir and moved into
-// place (renames, index.html last) only once all of them are: a run that
-// fails part-way (a full disk) or is interrupted (ctx) leaves dir's old
-// report whole instead of half old, half new. Other files in dir stay.
+// The report is written into a new folder beside dir and swapped with dir
+// in one step once it is whole (see writeStaged): a reader, a failure
+// part-way (a full disk), an interruption (ctx) or a crash at any point
+// sees dir's old report or the new one, never half of each. Other files
+// in dir stay.
 func Write(ctx context.Context, dir string, page *Page) error {
 	if len(page.Sections) == 0 {
 		return fmt.Errorf("report: nothing to write")
 	}
 	return writeStaged(ctx, dir, func(stage string) error { return writeFiles(stage, page) })
 }
-
-// writeStaged has fill write a report's files into a new folder inside
-// dir, then moves them into place (renames, index.html last) only once
-// all of them are written: a run that fails part-way (a full disk) or is
-// interrupted (ctx) leaves dir's old report whole instead of half old,
-// half new. Other files in dir stay.
-func writeStaged(ctx context.Context, dir string, fill func(stage string) error) (err error) {
-	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
-		// A report that fails leaves no empty folder it made behind.
-		defer func() {
-			if err != nil {
-				os.Remove(dir) // only if empty
-			}
-		}()
-	}
-	// made holds the folders this write creates: each is an entry of
-	// its parent, which must be synced for the folder to survive a crash.
-	made := map[string]bool{}
-	mkdir := func(d string) error {
-		var missing []string
-		for p := d; ; p = filepath.Dir(p) {
-			if _, err := os.Stat(p); err == nil || filepath.Dir(p) == p {
-				break
-			}
-			missing = append(missing, p)
-		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("create report folder: %w", err)
-		}
-		for _, p := range missing {
-			made[p] = true
-		}
-		return nil
-	}
-	if err := mkdir(dir); err != nil {
-		return err
-	}
-	// Staging folders of runs killed before they finished (kill -9, the
-	// OOM killer) hold a partial report each; the lock on this run's
-	// keeps a concurrent run from taking it for one of those.
-	safefile.RemoveStaleDirs(dir, stagePrefix)
-	stage, err := os.MkdirTemp(dir, stagePrefix+"*")
-	if err != nil {
-		return fmt.Errorf("create report folder: %w", err)
-	}
-	defer os.RemoveAll(stage)
-	if d, err := os.Open(stage); err == nil {
-		safefile.TryLock(d)
-		defer d.Close() // before the RemoveAll: defers run last first
-	}
-	if err := fill(stage); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var files []string // relative to stage, index.html last
-	err = filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(stage, p)
-		if err == nil && rel != "index.html" {
-			files = append(files, rel)
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	// The folders whose entries the moves change: each is synced once
-	// they are done, or a crash soon after the command returned could
-	// undo the renames (each file's own data was synced in the stage).
-	dirty := map[string]bool{}
-	for _, rel := range append(files, "index.html") {
-		to := filepath.Join(dir, rel)
-		if err := mkdir(filepath.Dir(to)); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(stage, rel), to); err != nil {
-			return fmt.Errorf("report: move %s into place: %w", rel, err)
-		}
-		dirty[filepath.Dir(to)] = true
-	}
-	for d := range made {
-		dirty[filepath.Dir(d)] = true
-	}
-	for _, d := range slices.Sorted(maps.Keys(dirty)) {
-		if err := syncDir(d); err != nil {
-			return fmt.Errorf("report %s: %w", dir, err)
-		}
-	}
-	return nil
-}
-
-// stagePrefix names a report's staging folder inside the report folder.
-const stagePrefix = ".report-new-"
-
-// syncDir fsyncs a folder; tests replace it to see which are synced.
-var syncDir = safefile.SyncDir
 
 // writeFiles writes the report's files into dir.
 func writeFiles(dir string, page *Page) error {

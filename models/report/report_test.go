@@ -414,19 +414,20 @@ func readDir(tb testing.TB, dir string) map[string]string {
 // The moves that put a report in place are renames into the report's
 // folders, and a rename survives a crash only once its folder is synced:
 // none was, so a report 'curves' said it wrote could be lost, or come
-// back as the old one, after a power cut. Every folder that gained an
-// entry, including a new report folder's parents, is synced after the
-// moves.
+// back as the old one, after a power cut. Every folder of the new report
+// is synced before it is swapped in, and every folder whose entries the
+// swap changed, including a new report folder's parents, after.
 func TestWriteReportSyncsItsFolders(t *testing.T) {
 	racetest.SkipSlow(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "new", "report")
-	var synced []string
+	var before, after []string
 	syncDir = func(d string) error {
 		if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
-			t.Errorf("%s synced before index.html was in place", d)
+			before = append(before, d)
+		} else {
+			after = append(after, d)
 		}
-		synced = append(synced, d)
 		return nil
 	}
 	defer func() { syncDir = safefile.SyncDir }()
@@ -439,9 +440,13 @@ func TestWriteReportSyncsItsFolders(t *testing.T) {
 	if err := Write(context.Background(), dir, p); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{root, filepath.Join(root, "new"), dir, filepath.Join(dir, "alpha")}
-	if fmt.Sprint(synced) != fmt.Sprint(want) {
-		t.Errorf("synced %v, want %v", synced, want)
+	// Before the swap: the stage beside dir and its section folder.
+	if len(before) != 2 || filepath.Dir(before[0]) != filepath.Dir(dir) ||
+		!strings.HasPrefix(filepath.Base(before[0]), sideStagePrefix(dir)) || before[1] != filepath.Join(before[0], "alpha") {
+		t.Errorf("synced %v before the swap, want the new report's folder beside %s and its alpha", before, dir)
+	}
+	if want := []string{root, filepath.Join(root, "new")}; fmt.Sprint(after) != fmt.Sprint(want) {
+		t.Errorf("synced %v after the swap, want %v", after, want)
 	}
 	// A failed sync is the command's error: the report may not last.
 	syncDir = func(d string) error { return fmt.Errorf("sync directory %s: input/output error", d) }
@@ -450,15 +455,96 @@ func TestWriteReportSyncsItsFolders(t *testing.T) {
 	}
 }
 
+// A report's files were moved into its folder one by one, index.html
+// last: a reader between two moves (a browser, a CI job publishing the
+// folder), or a crash there, found files of the old report and of the new
+// one side by side. At every step of a write, the folder must hold one
+// whole report, the old or the new, with the user's own file kept; and
+// no old report is left behind once it is done.
+func TestWriteStagedReadersSeeOneWholeReport(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "report")
+	files := []string{"index.html", "curves.csv", filepath.Join("alpha", "metrics.json"), filepath.Join("alpha", "plot.svg")}
+	fill := func(version string) func(string) error {
+		return func(stage string) error {
+			for _, f := range files {
+				p := filepath.Join(stage, f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return err
+				}
+				if err := safefile.WriteFile(p, []byte(version)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	// whole says which report dir holds, or what is wrong with it.
+	whole := func() (string, error) {
+		got := readDir(t, dir)
+		version := got[filepath.Join(dir, "index.html")]
+		for _, f := range files {
+			if v, ok := got[filepath.Join(dir, f)]; !ok || v != version {
+				return "", fmt.Errorf("a mixed report: %v", got)
+			}
+		}
+		if got[filepath.Join(dir, "notes.txt")] != "mine" && version != "first" {
+			return "", fmt.Errorf("the user's notes.txt is gone: %v", got)
+		}
+		return version, nil
+	}
+	if err := writeStaged(context.Background(), dir, fill("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	publishStep = func(step string) {
+		v, err := whole()
+		if err != nil {
+			t.Errorf("at step %q: %v", step, err)
+		}
+		seen = append(seen, v)
+	}
+	defer func() { publishStep = func(string) {} }()
+	for _, version := range []string{"second", "third"} {
+		if err := writeStaged(context.Background(), dir, fill(version)); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := whole(); err != nil || v != version {
+			t.Errorf("after the write of the %s report: %q, %v", version, v, err)
+		}
+	}
+	// Before and after each swap; each step saw the old or the new report.
+	if want := []string{"first", "second", "second", "third"}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("the steps saw the reports %v, want %v", seen, want)
+	}
+	// Old versions do not pile up beside the folder.
+	if entries, _ := os.ReadDir(root); len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("beside the report: %v, want only the report folder", names)
+	}
+}
+
 // A run killed while it wrote (kill -9, the OOM killer) left its staging
 // folder, a partial report, inside the report folder for good: 2 of 9
 // killed curves runs on RouteLLM MMLU did. The next report into the
-// folder removes such folders, and leaves a running report's alone.
+// folder removes such folders, and leaves a running report's alone; so
+// too the folders beside it that a report is now staged in, which hold
+// the old report once swapped (a run killed before it removed that).
 func TestWriteStagedRemovesStaleStages(t *testing.T) {
-	dir := t.TempDir()
+	root := t.TempDir()
+	dir := filepath.Join(root, "report")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	old := time.Now().Add(-2 * time.Hour)
-	stage := func(name string) string {
-		p := filepath.Join(dir, name)
+	stageIn := func(in, name string) string {
+		p := filepath.Join(in, name)
 		if err := os.Mkdir(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -470,16 +556,21 @@ func TestWriteStagedRemovesStaleStages(t *testing.T) {
 		}
 		return p
 	}
+	stage := func(name string) string { return stageIn(dir, name) }
 	dead := stage(stagePrefix + "123")
 	live := stage(stagePrefix + "456")
 	mine := stage(".report-new-notes") // not a name MkdirTemp makes
-	d, err := os.Open(live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := safefile.TryLock(d); err != nil {
-		t.Fatal(err)
+	deadBeside := stageIn(root, sideStagePrefix(dir)+"123")
+	liveBeside := stageIn(root, sideStagePrefix(dir)+"456")
+	for _, p := range []string{live, liveBeside} {
+		d, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := safefile.TryLock(d); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fill := func(stage string) error {
 		return os.WriteFile(filepath.Join(stage, "index.html"), []byte("new"), 0o644)
@@ -487,10 +578,12 @@ func TestWriteStagedRemovesStaleStages(t *testing.T) {
 	if err := writeStaged(context.Background(), dir, fill); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the killed run's %s is still there (%v)", dead, err)
+	for _, p := range []string{dead, deadBeside} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the killed run's %s is still there (%v)", p, err)
+		}
 	}
-	for _, p := range []string{live, mine} {
+	for _, p := range []string{live, mine, liveBeside} {
 		if _, err := os.Stat(filepath.Join(p, "curves.csv")); err != nil {
 			t.Errorf("%s was removed: %v", p, err)
 		}

@@ -108,9 +108,9 @@ var TierCurvesColumns = []string{"router", "lambda", "margin", "race", "quality"
 // tiers_metrics.json (per router: AIQ, the oracle, the single tiers and
 // the current policy's figures, at full precision), the plots
 // quality_vs_cost and tier_shares (.svg and .png) and index.html. Like
-// Write, it stages them and moves them into place only once all are
-// written, so a failure or an interruption (ctx) leaves the old report
-// whole.
+// Write, it writes them into a new folder and swaps that with dir whole
+// (writeStaged), so a reader, a failure, an interruption (ctx) or a crash
+// sees the old report or the new one, never a mix.
 func WriteTiers(ctx context.Context, dir string, runs []TierRun, data []string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("report: nothing to write")

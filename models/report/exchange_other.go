@@ -1,0 +1,12 @@
+//go:build !linux
+
+package report
+
+import "fmt"
+
+// exchange would swap a and b in one step; only Linux's renameat2 does,
+// so elsewhere an existing report folder is not replaced (a new one is:
+// that is one rename).
+func exchange(a, b string) error {
+	return fmt.Errorf("%w (only Linux can swap two folders in one step)", errNoExchange)
+}
