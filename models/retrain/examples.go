@@ -1,7 +1,6 @@
 package retrain
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -390,33 +389,6 @@ func RecordInput(r *datasets.Record) features.Input {
 		}
 	}
 	return in
-}
-
-// SplitNewest holds out the newest share frac of the timestamped
-// examples (ties broken by id, so the split is deterministic): the
-// challenger is trained on the past and judged on the most recent traffic,
-// as it will be used. Examples without a time (an offline base log) always
-// train, however few timestamped ones there are; only when none has a
-// time is the held-out share the last by id.
-func SplitNewest(ex []Labelled, frac float64) (train, held []Labelled) {
-	s := slices.Clone(ex)
-	slices.SortStableFunc(s, func(a, b Labelled) int {
-		if c := a.TS.Compare(b.TS); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	// Zero times sort first; dated is where the timestamped ones start.
-	dated := 0
-	for dated < len(s) && s[dated].TS.IsZero() {
-		dated++
-	}
-	if dated == len(s) {
-		dated = 0
-	}
-	k := int(math.Round(frac * float64(len(s)-dated)))
-	k = max(0, min(len(s)-dated, k))
-	return s[:len(s)-k], s[len(s)-k:]
 }
 
 // Examples strips the provenance.
