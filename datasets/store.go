@@ -108,6 +108,32 @@ type StoreOptions struct {
 	// readable record applied (ReplayStats says how many were lost).
 	// Without it such a log is a *WALDamageError and nothing is applied.
 	SalvageLog bool
+	// ReadOnly opens an existing db for reading only: the file is opened
+	// read-only under a shared lock, and nothing is created, written or
+	// removed beside it (no feedback log), so a db on a read-only disk or
+	// in a folder the user cannot write opens. A feedback log beside it
+	// that holds writes not yet applied (a server that was killed) is an
+	// *UnappliedLogError: applying them needs write access, and reading
+	// without them would miss acknowledged feedback. Writes to the store
+	// fail with ErrStoreReadOnly.
+	ReadOnly bool
+}
+
+// ErrStoreReadOnly is the error of a write to a store opened ReadOnly.
+var ErrStoreReadOnly = errors.New("feedback db is open read-only")
+
+// UnappliedLogError says a ReadOnly open found, beside the db, a feedback
+// log with writes not yet applied to it (or damaged ones), which only a
+// read-write open applies (or reports).
+type UnappliedLogError struct {
+	// Log is the feedback log's path.
+	Log string
+	// Writes counts the readable writes it holds.
+	Writes int
+}
+
+func (e *UnappliedLogError) Error() string {
+	return fmt.Sprintf("the feedback log %s holds %d writes not yet applied to the db (or damaged ones); applying them needs write access to the db and its folder", e.Log, e.Writes)
 }
 
 // BoltStore keeps the server's decision log and feedback in one bbolt
@@ -141,6 +167,9 @@ type BoltStore struct {
 	// crashOnClose makes Close skip applying the log, leaving the files
 	// as a killed process would; for tests of the replay.
 	crashOnClose bool
+	// readOnly: opened with StoreOptions.ReadOnly; there is no log and
+	// no committer, and writes fail.
+	readOnly bool
 	// logDropped says dropLog closed and removed the log's file, which
 	// Close must then leave alone. Only the committer uses it.
 	logDropped bool
@@ -274,6 +303,12 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 			return nil, err
 		}
 	}
+	if opts.ReadOnly {
+		if before == nil || before.Size() == 0 {
+			return nil, fmt.Errorf("open feedback db %s read-only: it does not exist or is empty, and a read-only open creates nothing", path)
+		}
+		return openReadOnly(path, timeout, opts)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: timeout,
 		// The freelist is written on every commit. Without it bbolt
@@ -359,6 +394,64 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		replay: replay, pendingFP: map[string]Fingerprint{}, done: make(chan struct{}), removedSnapshots: removed}
 	go st.committer()
 	return st, nil
+}
+
+// openReadOnly is OpenBoltStore with ReadOnly set, once the file passed
+// verifyDB.
+func openReadOnly(path string, timeout time.Duration, opts StoreOptions) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		ReadOnly:        true,
+		Timeout:         timeout,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, &lockedError{path: path}
+		}
+		return nil, fmt.Errorf("open feedback db %s read-only: %w", path, err)
+	}
+	// What a read-write open would create, it can only check here.
+	var epoch uint64
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("it has no %s bucket: it is no feedback db, or one triage serve never opened", name)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keySchema); string(v) != storeSchema {
+			return fmt.Errorf("schema is %q, this build reads %q; export it with the triage that wrote it", v, storeSchema)
+		}
+		if v := meta.Get(keyWALEpoch); len(v) == 8 {
+			epoch = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open feedback db %s: %w", path, err)
+	}
+	// A log of the current epoch holds writes the db lacks: as openWAL
+	// reads it, but nothing is applied (a torn last append, which was
+	// never acknowledged, is skipped as openWAL skips it).
+	logPath := path + walSuffix
+	data, err := os.ReadFile(logPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		db.Close()
+		return nil, fmt.Errorf("open feedback db %s: feedback log: %w", path, err)
+	}
+	walSize := opts.WALSize
+	if walSize <= 0 {
+		walSize = DefaultWALSize
+	}
+	if sc := readWAL(data, epoch); len(sc.ops) > 0 || sc.damaged() || len(data) > 0 && sc.cutShort(data, epoch, walSize) {
+		db.Close()
+		return nil, &UnappliedLogError{Log: logPath, Writes: len(sc.ops)}
+	}
+	done := make(chan struct{})
+	close(done)
+	return &BoltStore{db: db, path: path, readOnly: true, done: done, replay: ReplayStats{DamagedAt: -1}}, nil
 }
 
 // snapshotPattern is the CreateTemp pattern of a snapshot's temporary
@@ -484,6 +577,9 @@ func (s *BoltStore) queue(reqs ...*commitReq) error {
 	if s.closed {
 		return ErrStoreClosed
 	}
+	if s.readOnly {
+		return ErrStoreReadOnly
+	}
 	for _, r := range reqs {
 		s.commits <- r
 	}
@@ -493,6 +589,9 @@ func (s *BoltStore) queue(reqs ...*commitReq) error {
 // flush applies the feedback log to the db, so a read of the db sees every
 // acknowledged write.
 func (s *BoltStore) flush() error {
+	if s.readOnly {
+		return nil // the open found no log to apply
+	}
 	if err := s.send(&commitReq{err: make(chan error, 1)}); err != nil {
 		return fmt.Errorf("apply feedback log: %w", err)
 	}
@@ -774,6 +873,15 @@ func (s *BoltStore) Close() error {
 }
 
 func (s *BoltStore) close() error {
+	if s.readOnly {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("close feedback db: %w", err)
+		}
+		return nil
+	}
 	s.mu.Lock()
 	s.closed = true
 	close(s.commits)

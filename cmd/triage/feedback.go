@@ -173,12 +173,30 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // exportDB reads the feedback db file directly. The file must exist (an
 // export never creates one) and no server may hold it.
+//
+// The db is opened read-only: a read-write open creates the store's
+// feedback log beside it (DefaultWALSize, 4 MiB of zeros), so an export
+// of a db on a read-only disk, or in a folder the user cannot write (a
+// backup), failed. Only when a log beside the db holds writes not yet
+// applied (a server that was killed) is it opened read-write, as before,
+// to apply them first.
 func exportDB(ctx context.Context, path string, salvageLog bool, since time.Time, w io.Writer) (exportStats, error) {
 	var st exportStats
 	if err := mustExist(path); err != nil {
 		return st, err
 	}
-	store, err := datasets.OpenBoltStore(path, datasets.StoreOptions{Timeout: dbLockWait, SalvageLog: salvageLog})
+	var store *datasets.BoltStore
+	var err error
+	if !salvageLog { // --salvage-log is there to apply a damaged log
+		store, err = datasets.OpenBoltStore(path, datasets.StoreOptions{Timeout: dbLockWait, ReadOnly: true})
+	}
+	var unapplied *datasets.UnappliedLogError
+	if salvageLog || errors.As(err, &unapplied) {
+		store, err = datasets.OpenBoltStore(path, datasets.StoreOptions{Timeout: dbLockWait, SalvageLog: salvageLog})
+		if err != nil && unapplied != nil && !errors.Is(err, datasets.ErrStoreLocked) {
+			return st, fmt.Errorf("%w (%v: copy the db and its log into a folder you can write and export the copy)", err, unapplied)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, datasets.ErrStoreLocked) {
 			return st, fmt.Errorf("feedback db %s is locked by another process (a running triage serve?); use --from http://HOST:PORT --token T to export through it", path)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -314,5 +315,108 @@ func TestFeedbackDBIsAFolder(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, dir+" is a directory") || strings.Contains(stdout+stderr, "damage") || strings.Contains(stderr, "created") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and a line saying --db is a folder", args, code, stdout, stderr)
 		}
+	}
+}
+
+// An offline export opened the db read-write, which creates the store's
+// feedback log beside it (4 MiB) and commits to the db: the export of a
+// db on a read-only disk, or in a folder the user cannot write (a
+// backup), failed. It now reads the db only, unless a log beside it holds
+// writes not yet applied, which it applies first as before.
+func TestFeedbackExportReadsOnly(t *testing.T) {
+	// makeDB writes fillStore's db into dir, closed cleanly, and returns
+	// its path.
+	makeDB := func(t *testing.T, dir string) string {
+		t.Helper()
+		db := filepath.Join(dir, "feedback.db")
+		if err := fillStore(t, db).Close(); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	export := func(t *testing.T, db string) (string, int) {
+		t.Helper()
+		_, stderr, code := run(t, "feedback", "export", "--db", db, "-o", filepath.Join(t.TempDir(), "export.jsonl"))
+		return stderr, code
+	}
+
+	t.Run("an export writes nothing beside the db", func(t *testing.T) {
+		// Checked by the times, which root's writes change too: the
+		// folder's gains and loses an entry when the log is created and
+		// removed, the db's when it is committed to.
+		dir := t.TempDir()
+		db := makeDB(t, dir)
+		past := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, p := range []string{db, dir} {
+			if err := os.Chtimes(p, past, past); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if stderr, code := export(t, db); code != 0 || !strings.Contains(stderr, "2 records (1 with feedback") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, p := range []string{db, dir} {
+			if fi, err := os.Stat(p); err != nil || !fi.ModTime().Equal(past) {
+				t.Errorf("%s was written by the export (stat: %v)", p, err)
+			}
+		}
+	})
+
+	t.Run("a copy of a killed server's db and log is exported with the log's writes", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "feedback.db")
+		st := fillStore(t, src) // its feedback is in the log, not yet in the db
+		dir := t.TempDir()
+		db := filepath.Join(dir, "feedback.db")
+		for _, suffix := range []string{"", "-wal"} {
+			copyFile(t, src+suffix, db+suffix)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if stderr, code := export(t, db); code != 0 || !strings.Contains(stderr, "2 records (1 with feedback") {
+			t.Errorf("exit %d, stderr %q; want both records and r1's feedback from the log", code, stderr)
+		}
+		if _, err := os.Stat(db + "-wal"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the applied log is still there (stat: %v)", err)
+		}
+	})
+
+	t.Run("a db in a folder the user cannot write is exported", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("running as root, where file permissions do not bite; the case above checks nothing is written")
+		}
+		dir := t.TempDir()
+		db := makeDB(t, dir)
+		if err := os.Chmod(db, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		if stderr, code := export(t, db); code != 0 || !strings.Contains(stderr, "2 records (1 with feedback") {
+			t.Errorf("exit %d, stderr %q; want the export", code, stderr)
+		}
+	})
+}
+
+// copyFile copies src to dst (the kernel copies, where it can: a db file
+// is 128 MiB, mostly unwritten).
+func copyFile(tb testing.TB, src, dst string) {
+	tb.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		tb.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		tb.Fatal(err)
 	}
 }
