@@ -869,8 +869,8 @@ func TestProxyCapsMetadataAndMessages(t *testing.T) {
 		status     int
 		message    string
 	}{
-		{"more metadata keys than the limit", `{"model":"fast",` + msgs(1) + `,"metadata":{"a":"1","b":"2","c":"3","d":"4"}}`, 400, "metadata has 4 entries, the limit is 3 (limits.max_meta_keys)"},
-		{"more messages than the limit", `{"model":"fast",` + msgs(4) + `}`, 400, "messages has 4 entries, the limit is 3 (limits.max_messages)"},
+		{"more metadata keys than the limit", `{"model":"fast",` + msgs(1) + `,"metadata":{"a":"1","b":"2","c":"3","d":"4"}}`, 400, "metadata has more than 3 entries (limits.max_meta_keys)"},
+		{"more messages than the limit", `{"model":"fast",` + msgs(4) + `}`, 400, "messages has more than 3 entries (limits.max_messages)"},
 		{"within both limits", `{"model":"fast",` + msgs(3) + `,"metadata":{"a":"1","b":"2","c":"3"}}`, 200, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ func BenchmarkSpeculateJSON(b *testing.B) {
 	body := []byte(`{"model":"triage","messages":[{"role":"user","content":"Goran is taller than Emeka. Emeka is shorter than Emeka. Goran is not the shortest unless Hana is older than Alice. Farah is not the shortest unless Chen is older than Chen. Who is the tallest? Explain why."}]}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		req, err := parseRequest(body, apiChat)
+		req, err := parseRequest(body, apiChat, caps{})
 		if err != nil {
 			b.Fatal(err)
 		}

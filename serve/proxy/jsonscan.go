@@ -208,6 +208,27 @@ func eachElement(b []byte, i int, f func(v int) int) int {
 	return -1
 }
 
+// entriesUpTo counts the members of the object, or the elements of the
+// array, at b[i], stopping at max: a cap refuses with it before one entry
+// is decoded. Anything else counts 0 (the decoder says what is wrong).
+func entriesUpTo(b []byte, i, max int) int {
+	n := 0
+	count := func(v int) int {
+		if n++; n >= max {
+			return -1
+		}
+		return valueEnd(b, v)
+	}
+	switch i = skipWS(b, i); {
+	case i >= len(b):
+	case b[i] == '{':
+		eachMember(b, i, func(_ []byte, v int) int { return count(v) })
+	case b[i] == '[':
+		eachElement(b, i, count)
+	}
+	return n
+}
+
 // last is the index in ms of the last member named name, or -1: the one
 // encoding/json would have decoded.
 func last(ms []member, name string) int {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -951,7 +952,7 @@ func TestUpstreamBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := parseRequest([]byte(tt.body), apiChat)
+			req, err := parseRequest([]byte(tt.body), apiChat, caps{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1028,7 +1029,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"input":"hi","include":null,"stream":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, a := range []*api{apiChat, apiCompletions, apiResponses} {
-			req, err := parseRequest(b, a)
+			req, err := parseRequest(b, a, caps{})
 			if err != nil {
 				if _, ok := err.(*apiError); !ok {
 					t.Fatalf("%s: error %T %v is not an *apiError", a.path, err, err)
@@ -1783,4 +1784,59 @@ func TestTierHeaders(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "tiers.fast.headers_env.api-key names NOT_SET, which is not set") {
 		t.Errorf("an unset headers_env variable: %v", err)
 	}
+}
+
+// The caps on metadata keys and messages counted after the whole body was
+// decoded: a body within max_request_bytes of a million tiny keys was
+// decoded into a map of a million entries only to be refused
+// (BenchmarkRefuseManyEntries: 177 MB at 16 MiB). Counted as sent, the
+// refusal now stops at the cap: its allocations do not grow with the
+// body (measured in allocations, not time).
+func TestCapsRefuseBeforeDecoding(t *testing.T) {
+	c := caps{metaKeys: 256, messages: 4096}
+	body := func(head, tail string, n int, entry func(int) string) []byte {
+		var b strings.Builder
+		b.WriteString(head)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(entry(i))
+		}
+		b.WriteString(tail)
+		return []byte(b.String())
+	}
+	key := func(i int) string { return fmt.Sprintf(`"%x":""`, i) }
+	msg := func(int) string { return `{"role":"user","content":"x"}` }
+	for _, tt := range []struct {
+		name, param string
+		body        []byte
+	}{
+		{"100,000 metadata keys", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 100000, key)},
+		{"100,000 messages", "messages", body(`{"model":"m","messages":[`, `]}`, 100000, msg)},
+		// Counted as sent: the decoder would keep one key, but 257
+		// entries are more than the cap.
+		{"a key repeated 257 times", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 257, func(int) string { return `"k":"v"` })},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			allocs := testing.AllocsPerRun(3, func() { _, err = parseRequest(tt.body, apiChat, c) })
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.param != tt.param || !strings.Contains(ae.msg, "has more than") {
+				t.Fatalf("err = %v, want a 400 on %s saying it has more than the cap", err, tt.param)
+			}
+			// The members of the body's top level, the error: a few dozen.
+			if allocs > 100 {
+				t.Errorf("%.0f allocations to refuse it, want a few dozen: the body was decoded", allocs)
+			}
+		})
+	}
+	t.Run("at the caps the request is read", func(t *testing.T) {
+		b := body(`{"model":"m","messages":[`, `]`, 4096, msg)
+		b = append(b, body(`,"metadata":{`, `}}`, 256, key)...)
+		req, err := parseRequest(b, apiChat, c)
+		if err != nil || len(req.meta) != 256 || len(req.messages) != 4096 {
+			t.Fatalf("err %v; want 256 metadata keys and 4096 messages read", err)
+		}
+	})
 }

@@ -132,12 +132,12 @@ type chatRequest struct {
 
 // readRequest reads and decodes a request to a. Its errors are
 // *apiError.
-func readRequest(r *http.Request, limit int64, a *api) (*chatRequest, error) {
+func readRequest(r *http.Request, limit int64, a *api, c caps) (*chatRequest, error) {
 	body, err := readBody(r, limit)
 	if err != nil {
 		return nil, err
 	}
-	return parseRequest(body, a)
+	return parseRequest(body, a, c)
 }
 
 // readBody reads a request body of at most limit bytes. Its errors are
@@ -202,7 +202,7 @@ var (
 // the output text's log-probabilities.
 const includeLogprobs = "message.output_text.logprobs"
 
-func parseRequest(body []byte, a *api) (*chatRequest, error) {
+func parseRequest(body []byte, a *api, c caps) (*chatRequest, error) {
 	bad := func(param, format string, args ...any) error {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf(format, args...), param: param}
 	}
@@ -221,6 +221,9 @@ func parseRequest(body []byte, a *api) (*chatRequest, error) {
 			msg += ": " + err.Error()
 		}
 		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send " + a.what}
+	}
+	if err := c.refuseEarly(body, req.fields, a); err != nil {
+		return nil, err
 	}
 	field := func(name string, dst any) error {
 		i := last(req.fields, name)

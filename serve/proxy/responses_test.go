@@ -29,7 +29,7 @@ func TestParseResponsesRequest(t *testing.T) {
 		{name: "content of the wrong type is refused", body: `{"input":[{"role":"user","content":7}]}`, errParam: "input[0].content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := parseRequest([]byte(tc.body), apiResponses)
+			req, err := parseRequest([]byte(tc.body), apiResponses, caps{})
 			if tc.errParam != "" {
 				e, ok := err.(*apiError)
 				if !ok || e.param != tc.errParam {
@@ -56,7 +56,7 @@ func TestParseResponsesRequest(t *testing.T) {
 }
 
 func TestResponsesUpstreamBodyAsksLogprobsInInclude(t *testing.T) {
-	req, err := parseRequest([]byte(`{"model":"triage","input":"hi","include":["reasoning.encrypted_content"],"stream":true}`), apiResponses)
+	req, err := parseRequest([]byte(`{"model":"triage","input":"hi","include":["reasoning.encrypted_content"],"stream":true}`), apiResponses, caps{})
 	if err != nil {
 		t.Fatal(err)
 	}
