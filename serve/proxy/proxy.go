@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -166,8 +167,9 @@ type Deps struct {
 	// max_messages cap /v1/route: within max_request_bytes, tens of
 	// thousands of tiny keys or messages cost far more than their size
 	// to route and to record. Metadata keys and chat messages are
-	// counted as sent (a repeated key counts each time), up to the cap,
-	// before the body is decoded. 0 means no cap.
+	// counted as sent (a repeated key counts each time), and a Responses
+	// request's messages as it makes them, up to the cap, before the
+	// body is decoded. 0 means no cap.
 	MaxMetaKeys, MaxMessages int
 }
 
@@ -177,12 +179,12 @@ type caps struct{ metaKeys, messages int }
 
 // refuseEarly refuses a body whose metadata has more keys, or whose chat
 // messages are more, than c allows, counting them as sent (a repeated or
-// null key counts too) and stopping at the cap, before any is decoded.
-// Counted after the decode (as checkCounts still counts a Responses
-// request's messages), a 16 MiB body (max_request_bytes' default) of
-// 1.5 million tiny metadata keys cost 177 MB and 2.6 s of CPU to refuse,
-// one of 560,000 messages 130 MB (BenchmarkRefuseManyEntries). Its
-// errors are *apiError.
+// null key counts too) and stopping at the cap, before any is decoded;
+// a Responses request's messages as parseResponses would make them.
+// Counted after the decode, a 16 MiB body (max_request_bytes' default)
+// of 1.5 million tiny metadata keys cost 177 MB and 2.6 s of CPU to
+// refuse, one of 560,000 messages 130 MB (BenchmarkRefuseManyEntries).
+// Its errors are *apiError.
 func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 	for _, f := range []struct {
 		name, limit string
@@ -196,13 +198,79 @@ func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 				msg: fmt.Sprintf("%s has more than %d entries (limits.%s)", f.name, f.max, f.limit)}
 		}
 	}
+	if a == apiResponses && c.messages > 0 && responsesMessagesUpTo(body, fields, c.messages+1) > c.messages {
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "input",
+			msg: fmt.Sprintf("instructions and input hold more than %d messages (limits.max_messages)", c.messages)}
+	}
 	return nil
 }
 
+// responsesMessagesUpTo counts, up to max, the messages parseResponses
+// would make of a Responses request: its instructions when they are not
+// empty, and its input when it is a string, or each of its input items
+// with a role and of type message (or none), read as encoding/json reads
+// them into parseResponses' items (a key in any case, the last one
+// winning, null changing nothing). A 16 MiB body of input message items
+// cost 403 MB and 1.5 s to refuse once decoded.
+func responsesMessagesUpTo(body []byte, fields []member, max int) int {
+	n := 0
+	if i := last(fields, "instructions"); i >= 0 {
+		if v := body[fields[i].val:fields[i].end]; v[0] == '"' && string(v) != `""` {
+			n++
+		}
+	}
+	i := last(fields, "input")
+	if i < 0 {
+		return n
+	}
+	switch v := fields[i].val; body[v] {
+	case '"':
+		n++
+	case '[':
+		eachElement(body, v, func(e int) int {
+			end := valueEnd(body, e)
+			if end > 0 && isMessageItem(body, e) {
+				if n++; n >= max {
+					return -1
+				}
+			}
+			return end
+		})
+	}
+	return n
+}
+
+// isMessageItem reports whether the input item at body[i] is one
+// parseResponses routes on: an object with a non-empty role and a type
+// that is empty, absent or "message".
+func isMessageItem(body []byte, i int) bool {
+	var role, typ []byte
+	eachMember(body, i, func(key []byte, v int) int {
+		end := valueEnd(body, v)
+		if end < 0 || string(body[v:end]) == "null" {
+			return end
+		}
+		switch {
+		case bytes.EqualFold(key, []byte("role")):
+			role = body[v:end]
+		case bytes.EqualFold(key, []byte("type")):
+			typ = body[v:end]
+		}
+		return end
+	})
+	if len(role) == 0 || string(role) == `""` {
+		return false
+	}
+	if len(typ) == 0 || string(typ) == `""` || string(typ) == `"message"` {
+		return true
+	}
+	t, ok := scanString(typ) // escaped: rare, and only then decoded
+	return !ok || t == "" || t == "message"
+}
+
 // checkCounts refuses a request with more messages than Deps allows,
-// counted once decoded: a Responses request's, which are its
-// instructions and its input items of type message (refuseEarly counts
-// the rest before the decode). Its errors are *apiError.
+// counted once decoded: refuseEarly counted them before, as sent, and
+// this is what parseResponses made of them. Its errors are *apiError.
 func (h *Handler) checkCounts(req *chatRequest) error {
 	if h.maxMessages > 0 && len(req.messages) > h.maxMessages {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "messages",

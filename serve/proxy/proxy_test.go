@@ -1814,15 +1814,20 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 	}{
 		{"100,000 metadata keys", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 100000, key)},
 		{"100,000 messages", "messages", body(`{"model":"m","messages":[`, `]}`, 100000, msg)},
+		{"100,000 Responses input messages", "input", body(`{"model":"m","input":[`, `]}`, 100000, msg)},
 		// Counted as sent: the decoder would keep one key, but 257
 		// entries are more than the cap.
 		{"a key repeated 257 times", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 257, func(int) string { return `"k":"v"` })},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			allocs := testing.AllocsPerRun(3, func() { _, err = parseRequest(tt.body, apiChat, c) })
+			a := apiChat
+			if tt.param == "input" {
+				a = apiResponses
+			}
+			allocs := testing.AllocsPerRun(3, func() { _, err = parseRequest(tt.body, a, c) })
 			var ae *apiError
-			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.param != tt.param || !strings.Contains(ae.msg, "has more than") {
+			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.param != tt.param || !strings.Contains(ae.msg, "more than") {
 				t.Fatalf("err = %v, want a 400 on %s saying it has more than the cap", err, tt.param)
 			}
 			// The members of the body's top level, the error: a few dozen.
@@ -1831,6 +1836,39 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a Responses request's messages are counted as parseResponses makes them", func(t *testing.T) {
+		c := caps{messages: 3}
+		for _, tt := range []struct {
+			name, body string
+			refused    bool
+		}{
+			{"instructions and three message items", `{"input":[{"role":"user","content":"a"},{"type":"message","role":"user","content":"b"},{"ROLE":"user","content":"c"}],"instructions":"be brief"}`, true},
+			{"three message items", `{"input":[{"role":"user","content":"a"},{"type":"message","role":"user","content":"b"},{"ROLE":"user","content":"c"}],"instructions":""}`, false},
+			{"other items are not messages", `{"input":[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"x"},{"role":"","content":"b"},{"role":null,"content":"c"},{"type":"reasoning","role":"assistant"}],"instructions":"x"}`, false},
+			{"the last of a repeated key counts", `{"input":[{"role":"user","content":"a"},{"role":"user","type":"function_call","type":"message","content":"b"},{"role":"user","content":"c","role":"assistant"}],"instructions":"x"}`, true},
+			{"a string input is one message", `{"input":"hi","instructions":"x"}`, false},
+		} {
+			_, err := parseRequest([]byte(tt.body), apiResponses, c)
+			var ae *apiError
+			refused := errors.As(err, &ae) && ae.param == "input" && strings.Contains(ae.msg, "more than 3 messages")
+			if refused != tt.refused {
+				t.Errorf("%s: err %v, want refused %v", tt.name, err, tt.refused)
+			}
+			// What it refuses early, the count after the decode agrees on.
+			if !tt.refused && err == nil {
+				req, _ := parseRequest([]byte(tt.body), apiResponses, caps{})
+				if len(req.messages) > 3 {
+					t.Errorf("%s: read %d messages, over the cap", tt.name, len(req.messages))
+				}
+			}
+			if tt.refused {
+				req, err := parseRequest([]byte(tt.body), apiResponses, caps{})
+				if err != nil || len(req.messages) <= 3 {
+					t.Errorf("%s: refused, but parseResponses makes %d messages (%v)", tt.name, len(req.messages), err)
+				}
+			}
+		}
+	})
 	t.Run("at the caps the request is read", func(t *testing.T) {
 		b := body(`{"model":"m","messages":[`, `]`, 4096, msg)
 		b = append(b, body(`,"metadata":{`, `}}`, 256, key)...)
