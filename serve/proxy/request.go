@@ -446,29 +446,17 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 		msgs = append(msgs, datasets.Message{Role: "system", Content: instructions})
 	}
 	var one string
-	var items []struct {
-		Type    string          `json:"type"`
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
 	switch {
 	case len(input) == 0:
 		return bad("input", "input is missing; send the text (or message items) to answer")
 	case json.Unmarshal(input, &one) == nil:
 		msgs = append(msgs, datasets.Message{Role: "user", Content: one})
-	case json.Unmarshal(input, &items) == nil:
-		for i, it := range items {
-			if it.Role == "" || (it.Type != "" && it.Type != "message") {
-				continue
-			}
-			text, err := datasets.PartsText(it.Content, "input_text", "output_text")
-			if err != nil {
-				return bad(fmt.Sprintf("input[%d].content", i), "input[%d].content: %v", i, err)
-			}
-			msgs = append(msgs, datasets.Message{Role: it.Role, Content: text})
-		}
 	default:
-		return bad("input", "input is not a string or an array of input items")
+		var param string
+		var err error
+		if msgs, param, err = appendInputMessages(msgs, input); err != nil {
+			return bad(param, "%v", err)
+		}
 	}
 	req.messages = msgs
 	turns := make([]features.Turn, len(msgs))
@@ -478,6 +466,53 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	}
 	req.input.Messages = turns
 	return nil
+}
+
+// appendInputMessages appends the messages of a Responses API input
+// array (its items with a role and of type message, or none) to msgs.
+// Only those items are decoded: the others (function call outputs,
+// reasoning, images) are passed on and not routed on, and decoding each
+// into a value cost 105 MB and a second for a 16 MiB body of tiny
+// function_call_output items. An element that is not an object, or a
+// message item whose fields have the wrong types, makes the input not an
+// array of input items, as decoding the whole array would. param names
+// the field an error is about.
+func appendInputMessages(msgs []datasets.Message, input []byte) (_ []datasets.Message, param string, err error) {
+	notItems := errors.New("input is not a string or an array of input items")
+	param = "input"
+	i := 0
+	end := eachElement(input, 0, func(e int) int {
+		end := valueEnd(input, e)
+		switch {
+		case end < 0 || input[e] != '{' && string(input[e:end]) != "null":
+			err = notItems
+			return -1
+		case input[e] == '{' && isMessageItem(input, e):
+			var it struct {
+				Type    string          `json:"type"`
+				Role    string          `json:"role"`
+				Content json.RawMessage `json:"content"`
+			}
+			if json.Unmarshal(input[e:end], &it) != nil {
+				err = notItems
+				return -1
+			}
+			if it.Role != "" && (it.Type == "" || it.Type == "message") {
+				text, perr := datasets.PartsText(it.Content, "input_text", "output_text")
+				if perr != nil {
+					param, err = fmt.Sprintf("input[%d].content", i), fmt.Errorf("input[%d].content: %v", i, perr)
+					return -1
+				}
+				msgs = append(msgs, datasets.Message{Role: it.Role, Content: text})
+			}
+		}
+		i++
+		return end
+	})
+	if err == nil && (end < 0 || skipWS(input, end) != len(input)) {
+		err = notItems
+	}
+	return msgs, param, err
 }
 
 // typeError says what a JSON value of the wrong type should have been, in
