@@ -34,12 +34,22 @@ import (
 //	feedback: key = request id + 0x00 + model, value = Outcome JSON. A
 //	          prefix scan on "id\x00" finds every model's feedback.
 //	meta:     "schema" = storeSchema.
+//	responses:         key = a Responses API response id, value =
+//	                   its expiry (unix nanos, 8, big-endian) + the
+//	                   proxy tier that stored it (StoredResponse).
+//	responses_expiry:  key = expiry (8, big-endian) + sequence (8,
+//	                   big-endian), value = the response id: what
+//	                   PutResponses prunes from, oldest first.
 var (
 	bucketLog      = []byte("log")
 	bucketIDs      = []byte("ids")
 	bucketFeedback = []byte("feedback")
 	bucketMeta     = []byte("meta")
 	keySchema      = []byte("schema")
+	// The responses buckets came after schema 1; Open creates them in a
+	// file that lacks them, which a build without them ignores.
+	bucketResponses      = []byte("responses")
+	bucketResponseExpiry = []byte("responses_expiry")
 )
 
 // storeSchema is the bucket layout version; Open refuses another one.
@@ -359,7 +369,7 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 	// fsync, and the decision log needs many of bbolt's default 16 MiB.
 	db.AllocSize = allocSize
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
+		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta, bucketResponses, bucketResponseExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
