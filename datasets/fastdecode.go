@@ -126,6 +126,9 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 		case "policy":
 			bit = 256
 			dec.Policy, ok = d.Str()
+		case "pinned":
+			bit = 512
+			dec.Pinned, ok = d.Bool()
 		default:
 			return 0, false
 		}

@@ -16,6 +16,7 @@ var fastDecodeSeeds = []string{
 	`{"id":"c","prompt":"x","decision":{"decision":"escalate","p_hard":0.9,"model_version":"v1","fallback":"fast","error":"stream_broken"}}`,
 	`{"id":"c","prompt":"x","decision":{"decision":"speculate","tier":"mid","p_hard":0.4,"model_version":"v2"}}`,
 	`{"id":"d","prompt":"x","decision":{"decision":"speculate","tier":"fast","p_hard":0.8,"model_version":"v2","propensity":0.02,"explored":true,"policy":"escalate"}}`,
+	`{"id":"e","prompt":"x","decision":{"decision":"escalate","tier":"strong","p_hard":0.1,"model_version":"v2","pinned":true}}`,
 	`{"id":"c","prompt":"x","outcomes":{"m":{"score":1},"m":{"score":0,"confidence":2}}}`,
 	`{"id":"c","prompt":"x","meta":{"k":"a","k":null,"j":null,"j":"b"}}`,
 	`{"id":"d","id":"e","prompt":"x"}`,

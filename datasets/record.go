@@ -67,6 +67,12 @@ type Decision struct {
 	// (no tier answered) or "stream_broken" (an upstream broke a stream
 	// the client was reading). Empty when it got one.
 	Error string `json:"error,omitempty"`
+	// Pinned is true when the proxy sent the request to the tier that
+	// stored the response it continues (a Responses API
+	// previous_response_id), whatever the router said: no other tier
+	// could answer it. Kind is then that tier's decision label, and
+	// there is no propensity (the policy did not choose).
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // Meta is categorical context (subject, tenant, source). Values in a log may

@@ -1099,6 +1099,9 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, e.Decision.Error)
 	}
+	if e.Decision.Pinned {
+		b = append(b, `,"pinned":true`...)
+	}
 	b = append(b, `},"request":`...)
 	b = append(b, e.Request...)
 	return append(b, '}'), nil

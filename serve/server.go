@@ -70,6 +70,9 @@ type Store interface {
 	Exporter
 	RequestIndex
 	Pruner
+	// ResponseStore keeps which proxy tier stored each Responses API
+	// response, so follow-ups reach it after a restart.
+	proxy.ResponseStore
 	// Ping reports whether the database is usable (for /readyz): open,
 	// and taking feedback writes.
 	Ping() error
@@ -234,9 +237,10 @@ func New(opts Options) (*Server, error) {
 		// The proxy asks for the router per request, so it follows
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
-			Router:   func() proxy.Router { return s.state.Load().choose },
-			Recorder: proxy.StoreRecorder{Store: opts.Store},
-			Registry: opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
+			Router:    func() proxy.Router { return s.state.Load().choose },
+			Recorder:  proxy.StoreRecorder{Store: opts.Store, Responses: opts.Store},
+			Responses: opts.Store,
+			Registry:  opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
 			// The proxy's routed requests explore like /v1/route's, with
 			// the same ε and coin, and count in the same drift window.
 			// They count in the decision metrics too: a dashboard on

@@ -34,6 +34,14 @@ const (
 	DefaultRecordQueue = 8192
 	// DefaultRecordBatch caps the requests recorded in one Recorder call.
 	DefaultRecordBatch = 1024
+	// DefaultResponseTTL is how long the proxy remembers which tier
+	// stored a Responses API response: OpenAI keeps stored responses 30
+	// days.
+	DefaultResponseTTL = 30 * 24 * time.Hour
+	// DefaultResponseMemory is how many of those the proxy holds in
+	// memory (about 100 bytes each); older ones are read from the
+	// feedback db when a request names them.
+	DefaultResponseMemory = 100_000
 )
 
 // TierFast and TierStrong are the names of the two-tier form's tiers, which
@@ -243,6 +251,16 @@ type Config struct {
 	LoserGrace *time.Duration `yaml:"loser_grace" json:"loser_grace"`
 	// Embeddings sends POST /v1/embeddings to a tier; off without one.
 	Embeddings Embeddings `yaml:"embeddings" json:"embeddings"`
+	// ResponseTTL is how long the proxy remembers which tier stored a
+	// Responses API response it relayed, so that a follow-up naming it
+	// (previous_response_id) and GET /v1/responses/{id} reach that tier.
+	// Set it to the tiers' own retention. 0 is DefaultResponseTTL.
+	ResponseTTL time.Duration `yaml:"response_ttl" json:"response_ttl"`
+	// ResponseMemory caps the entries held in memory; with a feedback db
+	// every entry is also kept there until it expires, and read back
+	// when a request names one memory no longer holds. 0 is
+	// DefaultResponseMemory.
+	ResponseMemory int `yaml:"response_memory" json:"response_memory"`
 }
 
 // AliasDefault is the alias key that maps every model name not otherwise
@@ -269,8 +287,11 @@ func (c Config) Validate() error {
 	if g := c.LoserGrace; g != nil && (*g < 0 || *g > time.Second) {
 		return fmt.Errorf("loser_grace is %v; want 0 (cancel at once) to 1s (absent means %v)", *g, DefaultLoserGrace)
 	}
-	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 {
-		return errors.New("max_request_bytes, max_response_bytes and record_queue must not be negative (0 means the default)")
+	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 || c.ResponseMemory < 0 {
+		return errors.New("max_request_bytes, max_response_bytes, record_queue and response_memory must not be negative (0 means the default)")
+	}
+	if c.ResponseTTL < 0 || c.ResponseTTL > 0 && c.ResponseTTL < time.Minute {
+		return fmt.Errorf("response_ttl is %v; want at least 1m, as long as the tiers keep stored responses (absent means %v, OpenAI's 30 days)", c.ResponseTTL, DefaultResponseTTL)
 	}
 	names := c.tierNames()
 	if e := c.Embeddings.Tier; e != "" && !slices.Contains(names, e) {

@@ -77,6 +77,13 @@ type exchange struct {
 	hasConf bool
 	// queued: finish handed the recording to the queue.
 	queued bool
+	// pinned: the request continues a stored response (a Responses API
+	// previous_response_id) and went to the tier that stored it, not
+	// where the router would have sent it.
+	pinned bool
+	// stored is the stored response the client was given, to be kept
+	// with the recording: its id, its tier and its expiry.
+	stored *datasets.StoredResponse
 }
 
 type cancelInfo struct {
@@ -153,6 +160,11 @@ func (x *exchange) await(c *call) bool {
 // X-Triage-Decision ("escalate+fallback") and the recording.
 func (x *exchange) runTier(t *tier) {
 	fb := x.h.fallbackFor(t)
+	if x.pinned {
+		// Only t holds the response the request continues: another tier
+		// would answer 404 for it, hiding t's failure from the client.
+		fb = nil
+	}
 	c, done := x.try(t, fb != nil)
 	if done {
 		return
@@ -518,6 +530,9 @@ func (x *exchange) serve(c *call) {
 		x.relay(c)
 		return
 	}
+	if c.ok() {
+		x.noteStored(c, c.respID)
+	}
 	hd.Set("Content-Length", strconv.Itoa(len(c.body)))
 	x.w.WriteHeader(c.status)
 	x.status = c.status
@@ -571,9 +586,12 @@ func (x *exchange) relay(c *call) {
 	next := 0
 	for {
 		c.mu.Lock()
-		evs, fin := c.events[next:], c.finished
+		evs, fin, id := c.events[next:], c.finished, c.respID
 		c.mu.Unlock()
 		next += len(evs)
+		// Before the client can read the id, so a follow-up it sends at
+		// once finds it.
+		x.noteStored(c, id)
 		wrote := false
 		for _, e := range evs {
 			if e == nil {
@@ -614,6 +632,18 @@ func (x *exchange) relay(c *call) {
 			return
 		}
 	}
+}
+
+// noteStored remembers which tier stored the Responses API response id
+// that c's answer gives the client, before the client has it: a
+// follow-up naming it (previous_response_id) and a retrieval then go to
+// that tier. A request with "store": false stores nothing upstream.
+func (x *exchange) noteStored(c *call, id string) {
+	if id == "" || x.stored != nil || c.api != apiResponses || x.req.noStore {
+		return
+	}
+	exp := x.h.responses.remember(id, c.t)
+	x.stored = &datasets.StoredResponse{ID: id, Tier: c.t.name, Expires: exp}
 }
 
 // fail answers when no tier gave an answer: an upstream 4xx passes
@@ -714,7 +744,12 @@ func (x *exchange) finish() {
 			Tier: x.recordName(x.h.tiers[x.choice.Tier])},
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),
 	}
-	if !x.forced {
+	rec.Decision.Pinned = x.pinned
+	rec.Response = x.stored
+	if x.pinned {
+		x.h.m.pinned.WithLabelValues(x.h.tiers[x.choice.Tier].name).Inc()
+	}
+	if !x.forced && !x.pinned {
 		rec.Decision.Propensity = x.propensity
 		if x.explored {
 			// Both tiers ran, as on a speculation: the record says so,

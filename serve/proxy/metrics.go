@@ -27,6 +27,7 @@ type metrics struct {
 	recordings   *prometheus.CounterVec
 	explored     prometheus.Counter
 	exploreCost  *prometheus.CounterVec
+	pinned       *prometheus.CounterVec
 
 	recWritten, recDropped, recFailed prometheus.Counter
 	// byRequest and bySpec hold the series already resolved: a label
@@ -84,6 +85,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "triage_proxy_exploration_cost_usd_total",
 			Help: "What exploration added in USD, by tier: the cost of the tier the policy would not have run (strong on a fast decision, fast on an escalation).",
 		}, []string{"tier"}),
+		pinned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_proxy_pinned_total",
+			Help: "Responses API requests sent to the tier that stored the response they continue (previous_response_id), whatever the router said, by tier.",
+		}, []string{"tier"}),
 	}
 	m.recWritten = m.recordings.WithLabelValues("written")
 	m.recDropped = m.recordings.WithLabelValues("dropped")
@@ -92,7 +97,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{SpecFastAccepted, SpecStrongUsed, SpecFastFallback, SpecFailed, SpecAbandoned} {
 		m.bySpec[o] = m.speculations.WithLabelValues(o)
 	}
-	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings, m.explored, m.exploreCost)
+	reg.MustRegister(m.requests, m.upstreamDur, m.cancels, m.speculations, m.tokens, m.costs, m.confidence, m.recordings, m.explored, m.exploreCost, m.pinned)
 	return m
 }
 

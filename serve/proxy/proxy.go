@@ -146,6 +146,12 @@ type Deps struct {
 	Router func() Router
 	// Recorder receives every proxied request. Nil records nothing.
 	Recorder Recorder
+	// Responses is where the Recorder keeps which tier stored each
+	// Responses API response (StoreRecorder.Responses), read back for a
+	// request that names one the process does not hold in memory (after
+	// a restart, or past Config.ResponseMemory). Nil remembers them in
+	// memory only.
+	Responses ResponseStore
 	// Registry receives the proxy's metrics. Required.
 	Registry prometheus.Registerer
 	// Logger gets internal errors; nil discards. API keys never reach it.
@@ -291,9 +297,11 @@ type Handler struct {
 	rt      http.RoundTripper
 	now     func() time.Time
 	// tiers are the upstreams cheapest first, each knowing its index.
-	tiers     []*tier
-	m         *metrics
-	rec       *recordQueue
+	tiers []*tier
+	m     *metrics
+	rec   *recordQueue
+	// responses remembers which tier stored each Responses API response.
+	responses *responseTiers
 	closeOnce sync.Once
 	// loserGrace is Config.LoserGrace resolved.
 	loserGrace time.Duration
@@ -317,6 +325,12 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if cfg.RecordQueue == 0 {
 		cfg.RecordQueue = DefaultRecordQueue
+	}
+	if cfg.ResponseTTL == 0 {
+		cfg.ResponseTTL = DefaultResponseTTL
+	}
+	if cfg.ResponseMemory == 0 {
+		cfg.ResponseMemory = DefaultResponseMemory
 	}
 	getenv := deps.Getenv
 	if getenv == nil {
@@ -360,6 +374,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		}
 	}
 	h.rec = newRecordQueue(deps.Recorder, cfg.RecordQueue, h.m, h.log)
+	h.responses = newResponseTiers(deps.Responses, cfg.ResponseTTL, cfg.ResponseMemory, h.now, h.log, h.tierNamed)
 	return h, nil
 }
 
@@ -496,7 +511,17 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	ch := rt.Choose(req.input)
 	x.pHard = ch.PHard
 	x.propensity = 1
-	if target == ModelRouted {
+	var pin *tier
+	if target == ModelRouted && req.previousID != "" {
+		pin = h.responses.lookup(req.previousID)
+	}
+	switch {
+	case pin != nil:
+		// The stored response it continues is pin's alone: no race, no
+		// exploration (the other tier would answer 404 for the id).
+		x.choice = Choice{Tier: pin.idx, Race: NoRace, Decision: h.label(pin.idx, NoRace), PHard: ch.PHard}
+		x.pinned = true
+	case target == ModelRouted:
 		if ch.Tier < 0 || ch.Tier >= len(h.tiers) || ch.Race != NoRace && (ch.Race < 0 || ch.Race >= len(h.tiers) || ch.Race == ch.Tier) {
 			x.refuse(fmt.Errorf("router %s chose tier %d racing %d; the config has %d tiers", x.info.Version, ch.Tier, ch.Race, len(h.tiers)))
 			h.m.request("none", x.status)
@@ -515,7 +540,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 			taken, p, explored := h.explore(models.Result{PHard: ch.PHard, Decision: models.Decision(x.choice.Decision)})
 			x.propensity, x.explored = p, explored && taken == models.Speculate && x.choice.Race == NoRace
 		}
-	} else {
+	default:
 		t := h.tierNamed(target)
 		x.choice = Choice{Tier: t.idx, Race: NoRace, Decision: h.label(t.idx, NoRace), PHard: ch.PHard}
 		x.forced = true
@@ -529,6 +554,9 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		}
 	}()
 	hd[HeaderDecision] = decisionHdr(x.choice.Decision)
+	if x.pinned {
+		hd[HeaderDecision] = []string{x.choice.Decision + "+pinned"}
+	}
 	if x.explored {
 		hd[HeaderExplored] = []string{"true"}
 	}

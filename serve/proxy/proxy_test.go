@@ -120,6 +120,9 @@ type rig struct {
 	protos chan string
 	// conns counts the connections the sims accepted.
 	conns atomic.Int64
+	// cfg and deps make the proxy (start).
+	cfg  Config
+	deps Deps
 	// lastReport is the last request's WithStatusReport, filled in by
 	// the proxy; lastEnd when its handler ended.
 	lastReport atomic.Pointer[Report]
@@ -145,6 +148,12 @@ type rigOptions struct {
 	config func(*Config)
 	// env adds to the proxy's environment.
 	env map[string]string
+	// upstream, when set, wraps each tier's upstream handler.
+	upstream func(tier string, next http.Handler) http.Handler
+	// recorder replaces the in-memory recorder (rig.rec then stays
+	// empty); responses is the proxy's Deps.Responses.
+	recorder  Recorder
+	responses ResponseStore
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -170,7 +179,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			t.Fatal(err)
 		}
 		*s.sim = sim
-		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var up http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			select {
 			case r.protos <- req.Proto:
 			default:
@@ -287,7 +296,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 				return
 			}
 			sim.ServeHTTP(w, req)
-		}))
+		})
+		if o.upstream != nil {
+			up = o.upstream(name, up)
+		}
+		ts := httptest.NewUnstartedServer(up)
 		ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				r.conns.Add(1)
@@ -325,9 +338,22 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		tr = noCalRouter{tr}
 	}
 	rt := Tiered(tr)
-	h, err := New(cfg, Deps{Router: func() Router { return rt }, Recorder: r.rec, Registry: r.reg,
+	var rec Recorder = r.rec
+	if o.recorder != nil {
+		rec = o.recorder
+	}
+	r.cfg = cfg
+	r.deps = Deps{Router: func() Router { return rt }, Recorder: rec, Registry: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Getenv: func(k string) string { return env[k] }, Explore: o.explore})
+		Getenv: func(k string) string { return env[k] }, Explore: o.explore, Responses: o.responses}
+	r.start(t)
+	return r
+}
+
+// start makes the proxy of r.cfg and r.deps and serves it at r.url.
+func (r *rig) start(t testing.TB) {
+	t.Helper()
+	h, err := New(r.cfg, r.deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +374,6 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	}))
 	t.Cleanup(ps.Close)
 	r.url = ps.URL
-	return r
 }
 
 type noCalRouter struct{ TierRouter }
@@ -994,6 +1019,23 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (Config{Tiers: Tiers{Fast: ok, Strong: ok}}).Validate(); err != nil {
 		t.Errorf("a good config: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"a negative response_ttl is refused", func(c *Config) { c.ResponseTTL = -time.Hour }, "response_ttl is -1h0m0s; want at least 1m"},
+		{"a response_ttl of seconds is refused", func(c *Config) { c.ResponseTTL = 30 * time.Second }, "response_ttl is 30s"},
+		{"a negative response_memory is refused", func(c *Config) { c.ResponseMemory = -1 }, "response_memory must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Tiers: Tiers{Fast: ok, Strong: ok}}
+			tc.set(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
 

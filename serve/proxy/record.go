@@ -31,6 +31,10 @@ type Recording struct {
 	// (Cancelled, the time it ran, a pro-rata cost). Calls that failed
 	// are not outcomes: they are counted in the metrics.
 	Outcomes map[string]datasets.Outcome
+	// Response is the stored Responses API response the client was
+	// given, with the tier that holds it, or nil: StoreRecorder keeps it
+	// so that a follow-up reaches that tier after a restart too.
+	Response *datasets.StoredResponse
 }
 
 // Recorder writes recordings durably. Record returns nil only once every
@@ -287,6 +291,9 @@ var _ Store = (*datasets.BoltStore)(nil)
 // outcomes, ready for retraining.
 type StoreRecorder struct {
 	Store Store
+	// Responses keeps which tier stored each Responses API response;
+	// nil keeps none (the proxy then remembers them in memory only).
+	Responses ResponseStore
 }
 
 // storedRequest is the decision log's request body: what an export keeps.
@@ -322,6 +329,26 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 	}
 	if err := s.Store.PutFeedbackBatch(ctx, fbs); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)
+	}
+	if s.Responses == nil {
+		return nil
+	}
+	var stored []datasets.StoredResponse
+	var now time.Time
+	for _, r := range batch {
+		if r.Response != nil {
+			stored = append(stored, *r.Response)
+		}
+		// The recordings' clock, not the wall's: expiries were set on it.
+		if r.TS.After(now) {
+			now = r.TS
+		}
+	}
+	if len(stored) == 0 {
+		return nil
+	}
+	if err := s.Responses.PutResponses(stored, now); err != nil {
+		return fmt.Errorf("record response tiers: %w", err)
 	}
 	return nil
 }

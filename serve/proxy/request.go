@@ -128,6 +128,12 @@ type chatRequest struct {
 	// textBytes is the length of the messages' text, what a cancelled
 	// call's prompt tokens are estimated from.
 	textBytes int
+	// previousID is a Responses API request's previous_response_id: the
+	// stored response it continues, which only the tier that stored it
+	// has. noStore is its "store": false: its answer is not stored
+	// upstream, so there is nothing to remember.
+	previousID string
+	noStore    bool
 }
 
 // readRequest reads and decodes a request to a. Its errors are
@@ -427,14 +433,17 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	var input json.RawMessage
 	var include []string
 	var tools []json.RawMessage
+	store := true
 	for _, f := range []struct {
 		name string
 		dst  any
-	}{{"instructions", &instructions}, {"input", &input}, {"include", &include}, {"tools", &tools}} {
+	}{{"instructions", &instructions}, {"input", &input}, {"include", &include}, {"tools", &tools},
+		{"previous_response_id", &req.previousID}, {"store", &store}} {
 		if err := field(f.name, f.dst); err != nil {
 			return err
 		}
 	}
+	req.noStore = !store
 	req.tools = len(tools) > 0
 	for _, inc := range include {
 		if inc == includeLogprobs {

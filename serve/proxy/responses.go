@@ -19,6 +19,9 @@ func (h *Handler) ServeResponses(w http.ResponseWriter, r *http.Request) {
 // responseObject is the part of a Responses API answer (or of the
 // response a stream's last event carries) the proxy reads.
 type responseObject struct {
+	// ID is the response's id, which a follow-up names as its
+	// previous_response_id.
+	ID     string `json:"id"`
 	Output []struct {
 		Type    string `json:"type"`
 		Content []struct {
@@ -55,6 +58,7 @@ func (c *call) parseResponse() {
 	if err != nil {
 		return
 	}
+	c.respID = r.ID
 	for _, o := range r.Output {
 		if o.Type != "message" {
 			continue
@@ -97,6 +101,10 @@ func (c *call) responseEvent(raw, data []byte) (out []byte, end bool) {
 	}
 	if err != nil {
 		return out, false
+	}
+	if ev.Response != nil && ev.Response.ID != "" {
+		// response.created carries it first; the terminal event again.
+		c.streamID = ev.Response.ID
 	}
 	switch ev.Type {
 	case "response.output_text.delta":

@@ -223,6 +223,11 @@ type call struct {
 	// proxy asked for and the client did not, so the refusal is the
 	// proxy's doing, not the client's answer (refusesLogprobs).
 	logprobsRefused bool
+	// respID is a Responses API answer's id: a plain answer's, written
+	// before done; a stream's, under mu as its events arrive (streamID
+	// is the call goroutine's copy as it reads them).
+	respID   string
+	streamID string
 
 	mu       sync.Mutex
 	events   [][]byte // client-facing bytes of each SSE event; nil = hidden
@@ -1100,6 +1105,9 @@ func (c *call) addEvent(raw, data []byte) {
 	}
 	c.mu.Lock()
 	c.events = append(c.events, out)
+	if c.streamID != "" {
+		c.respID = c.streamID
+	}
 	if isData {
 		c.hasData = true
 		if end {

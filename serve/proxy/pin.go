@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+)
+
+// ResponseStore keeps which tier stored each Responses API response
+// beyond the process: a conversation outlives it, and a deploy restarts
+// it. datasets.BoltStore implements it.
+type ResponseStore interface {
+	// PutResponses keeps entries and forgets those expired by now.
+	PutResponses(entries []datasets.StoredResponse, now time.Time) error
+	// LookupResponse is the entry of a response id not expired by now.
+	LookupResponse(id string, now time.Time) (datasets.StoredResponse, bool, error)
+}
+
+var _ ResponseStore = (*datasets.BoltStore)(nil)
+
+// responseTiers remembers which tier served each stored Responses API
+// response the proxy relayed, so a follow-up that continues it
+// (previous_response_id) and a retrieval (GET /v1/responses/{id}) go to
+// that tier: where the tiers are different servers, no other has it.
+// The newest entries are in memory, at most max (the oldest go first);
+// with a store, every entry is also written there through the recording
+// queue (Recording.Response), and a miss in memory is looked up in it.
+// It is safe for concurrent use.
+type responseTiers struct {
+	store ResponseStore
+	ttl   time.Duration
+	now   func() time.Time
+	log   *slog.Logger
+	// tierNamed finds a stored entry's tier by its config name; a name
+	// the config no longer has is an unknown id.
+	tierNamed func(string) *tier
+
+	mu   sync.Mutex
+	byID map[string]pinned
+	// ring holds the ids in memory in the order they came, to evict the
+	// oldest once there are max; next is where the next one goes.
+	ring []string
+	next int
+	max  int
+}
+
+type pinned struct {
+	tier    *tier
+	expires time.Time
+}
+
+func newResponseTiers(store ResponseStore, ttl time.Duration, max int, now func() time.Time, log *slog.Logger, tierNamed func(string) *tier) *responseTiers {
+	return &responseTiers{store: store, ttl: ttl, now: now, log: log, tierNamed: tierNamed,
+		byID: map[string]pinned{}, max: max}
+}
+
+// remember notes that t served the response id, and returns when the
+// entry expires.
+func (p *responseTiers) remember(id string, t *tier) time.Time {
+	exp := p.now().Add(p.ttl)
+	p.mu.Lock()
+	p.put(id, pinned{tier: t, expires: exp})
+	p.mu.Unlock()
+	return exp
+}
+
+// put adds or renews an entry in memory; p.mu is held.
+func (p *responseTiers) put(id string, e pinned) {
+	if _, ok := p.byID[id]; !ok {
+		if len(p.ring) < p.max {
+			p.ring = append(p.ring, id)
+		} else {
+			delete(p.byID, p.ring[p.next])
+			p.ring[p.next] = id
+			p.next = (p.next + 1) % p.max
+		}
+	}
+	p.byID[id] = e
+}
+
+// lookup is the tier that served the response id, or nil when no entry
+// that has not expired says so (the tiers may then share storage, as two
+// models of one OpenAI project do: the request routes as any other).
+func (p *responseTiers) lookup(id string) *tier {
+	now := p.now()
+	p.mu.Lock()
+	e, ok := p.byID[id]
+	p.mu.Unlock()
+	if ok {
+		if now.Before(e.expires) {
+			return e.tier
+		}
+		return nil
+	}
+	if p.store == nil {
+		return nil
+	}
+	// A short read of one key, on the request path only for requests
+	// that continue a response this process has not seen (or forgot).
+	sr, found, err := p.store.LookupResponse(id, now)
+	if err != nil {
+		// The request still gets an answer, routed as an unknown id.
+		p.log.Error("proxy: look up which tier stored a response", "response_id", id, "err", err)
+		return nil
+	}
+	if !found {
+		return nil
+	}
+	t := p.tierNamed(sr.Tier)
+	if t == nil {
+		return nil
+	}
+	p.mu.Lock()
+	p.put(id, pinned{tier: t, expires: sr.Expires})
+	p.mu.Unlock()
+	return t
+}
