@@ -169,3 +169,25 @@ func TestAdminTokenWithClientKeys(t *testing.T) {
 		t.Errorf("POST /v1/route with the admin token: %d %s, want 401 (routes take client keys)", w.Code, w.Body)
 	}
 }
+
+// TestStoredResponseRoutesNeedAClientKey: a stored response's routes are
+// behind the client keys like the POST that made it, and an id the proxy
+// did not relay is the proxy's own 404, not an unknown route's.
+func TestStoredResponseRoutesNeedAClientKey(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: "http://127.0.0.1:9/v1", Model: "f"}, Strong: proxy.Tier{BaseURL: "http://127.0.0.1:9/v1", Model: "s"}}
+		o.Config.ClientKeys = []ClientKey{{Name: "web", Key: "sk-web-123"}}
+	})
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/v1/responses/resp_x"}, {"DELETE", "/v1/responses/resp_x"},
+		{"POST", "/v1/responses/resp_x/cancel"}, {"GET", "/v1/responses/resp_x/input_items"},
+	} {
+		if w := ts.do(t, r.method, r.path, ""); w.Code != 401 || errorOf(t, w).Code != CodeInvalidAPIKey {
+			t.Errorf("%s %s without a key: %d %s, want 401", r.method, r.path, w.Code, w.Body)
+		}
+		w := ts.do(t, r.method, r.path, "", "Authorization", "Bearer sk-web-123")
+		if e := errorOf(t, w); w.Code != 404 || e.Code != "not_found" || !strings.Contains(e.Message, `response "resp_x" is not one this proxy relayed`) {
+			t.Errorf("%s %s of an unknown id: %d %s, want the proxy's 404", r.method, r.path, w.Code, w.Body)
+		}
+	}
+}

@@ -707,10 +707,15 @@ func (s *Server) newEngine() *gin.Engine {
 	s.handle(e, http.MethodPost, "/v1/route/batch", s.handleRouteBatch)
 	s.handle(e, http.MethodPost, "/v1/feedback", s.handleFeedback)
 	if s.proxy != nil {
-		s.handleProxy(e, "/v1/chat/completions", s.proxy.ServeHTTP)
-		s.handleProxy(e, "/v1/completions", s.proxy.ServeCompletions)
-		s.handleProxy(e, "/v1/responses", s.proxy.ServeResponses)
-		s.handleProxy(e, "/v1/embeddings", s.proxy.ServeEmbeddings)
+		s.handleProxy(e, http.MethodPost, "/v1/chat/completions", s.proxy.ServeHTTP)
+		s.handleProxy(e, http.MethodPost, "/v1/completions", s.proxy.ServeCompletions)
+		s.handleProxy(e, http.MethodPost, "/v1/responses", s.proxy.ServeResponses)
+		s.handleProxy(e, http.MethodPost, "/v1/embeddings", s.proxy.ServeEmbeddings)
+		// A stored response's retrieval, deletion, cancellation and
+		// input items, passed to the tier that stored it.
+		for _, p := range proxy.StoredResponsePaths {
+			s.handleProxy(e, p.Method, p.Path, s.proxy.ServeStoredResponse)
+		}
 		models := gin.WrapF(s.proxy.ServeModels)
 		s.handle(e, http.MethodGet, "/v1/models", models)
 		// A catch-all: model ids hold slashes (meta-llama/Llama-3.1-8B-Instruct).
@@ -775,14 +780,14 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 	})
 }
 
-// handleProxy registers a proxy POST route. Its metrics count the status
+// handleProxy registers a proxy route. Its metrics count the status
 // the proxy counted (499 for a client gone, 502 for a stream an upstream
 // broke, though 200 was sent), also when the handler aborts the
 // connection with http.ErrAbortHandler.
-func (s *Server) handleProxy(r gin.IRoutes, path string, h http.HandlerFunc) {
+func (s *Server) handleProxy(r gin.IRoutes, method, path string, h http.HandlerFunc) {
 	rm := s.routeMetrics(r, path)
 	auth := s.needsClientKey(path)
-	r.Handle(http.MethodPost, path, func(c *gin.Context) {
+	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
 		if auth && !s.clientAllowed(c) {
 			rm.done(c.Writer.Status(), start)

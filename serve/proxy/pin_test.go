@@ -64,6 +64,12 @@ func (o *ownResponses) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Request-Id", "req_get_"+o.name)
 		switch {
+		case req.Method == http.MethodGet && sub == "" && req.URL.Query().Get("stream") == "true":
+			// A background response's events, from starting_after on.
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"later\",\"sequence_number\":%s}\n\n", req.URL.Query().Get("starting_after"))
+			w.(http.Flusher).Flush()
+			fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":%q,\"status\":\"completed\",\"output\":[]}}\n\n", id)
 		case req.Method == http.MethodGet && sub == "":
 			fmt.Fprintf(w, `{"id":%q,"object":"response","status":"completed","model":"%s-model","tier_seen":%q,"output":[]}`, id, o.name, req.URL.RawQuery)
 		case req.Method == http.MethodDelete && sub == "":

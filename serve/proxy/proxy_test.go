@@ -363,6 +363,7 @@ func (r *rig) start(t testing.TB) {
 	mux.HandleFunc("/v1/completions", h.ServeCompletions)
 	mux.HandleFunc("/v1/embeddings", h.ServeEmbeddings)
 	mux.HandleFunc("/v1/responses", h.ServeResponses)
+	mux.HandleFunc("/v1/responses/", h.ServeStoredResponse)
 	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.active.Add(1)
 		defer r.active.Add(-1)

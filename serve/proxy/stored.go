@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// StoredResponsePaths are the routes ServeStoredResponse answers, as
+// gin patterns: a stored Responses API response
+// retrieved (with ?stream=true, a background response's events),
+// deleted, cancelled (background mode) and its input items listed.
+var StoredResponsePaths = []struct{ Method, Path string }{
+	{http.MethodGet, "/v1/responses/:id"},
+	{http.MethodDelete, "/v1/responses/:id"},
+	{http.MethodPost, "/v1/responses/:id/cancel"},
+	{http.MethodGet, "/v1/responses/:id/input_items"},
+}
+
+// ServeStoredResponse passes a request about a stored Responses API
+// response (StoredResponsePaths) to the tier that stored it, as sent but
+// for the tier's key and headers; the upstream's status, headers (as for
+// an answer) and body come back, a stream relayed as it arrives. An id
+// the proxy did not relay within response_ttl is a 404: it cannot know
+// which tier has it.
+func (h *Handler) ServeStoredResponse(w http.ResponseWriter, r *http.Request) {
+	status, broken := h.storedResponse(w, r)
+	h.m.request(decisionPassthrough, status)
+	reportStatus(r.Context(), status)
+	if broken {
+		// Counted: now cut the client's connection without ending the
+		// chunked body, so its SDK raises rather than take part of the
+		// stream for the whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// storedResponse answers and returns the status to count; broken is a
+// stream the upstream broke after the client got part of it.
+func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request) (status int, broken bool) {
+	hd := w.Header()
+	hd.Set(HeaderDecision, decisionPassthrough)
+	hd.Set(HeaderModel, "none")
+	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
+	id, sub, _ := strings.Cut(rest, "/")
+	var t *tier
+	if id != "" && (sub == "" || sub == "cancel" || sub == "input_items") {
+		t = h.responses.lookup(id)
+	}
+	if t == nil {
+		return writeError(w, &apiError{status: http.StatusNotFound, code: "not_found",
+			msg: fmt.Sprintf("response %q is not one this proxy relayed in the last %v, so it cannot tell which tier stored it; ask that tier, or send requests about it with the tier's name as model", id, h.cfg.ResponseTTL)}), false
+	}
+	body, err := readBody(r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		return writeError(w, err.(*apiError)), false
+	}
+	// The tier's timeout bounds the wait for the answer and, in a
+	// stream, each gap between its chunks.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(t.timeout, func() { timedOut.Store(true); cancel() })
+	defer timer.Stop()
+	u := t.base + "/responses/" + url.PathEscape(id)
+	if sub != "" {
+		u += "/" + sub
+	}
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u, bytes.NewReader(body))
+	if err != nil {
+		return writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error; see the server log"}), false
+	}
+	if len(body) > 0 {
+		req.Header["Content-Type"] = hdrJSON
+	}
+	if a := r.Header.Get("Accept"); a != "" {
+		req.Header.Set("Accept", a)
+	}
+	t.setHeaders(req.Header)
+	start := time.Now()
+	ms := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return statusClientGone, false
+		}
+		if timedOut.Load() {
+			err = errTimeout
+		}
+		h.log.Warn("proxy: stored response call failed", "tier", t.name, "response_id", id, "err", cleanErr(err))
+		t.m.observe("error", ms())
+		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
+			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(cleanErr(err)))}), false
+	}
+	defer resp.Body.Close()
+	copyHeaders(hd, resp.Header)
+	hd.Set(HeaderModel, t.model)
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		hd.Set("Content-Type", ct)
+	}
+	if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return h.relayStored(r.Context(), w, resp.Body, t, timer, ms)
+	}
+	out, err := readLimited(resp.Body, resp.ContentLength, h.cfg.MaxResponseBytes)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return statusClientGone, false
+		}
+		if timedOut.Load() {
+			err = errTimeout
+		}
+		t.m.observe("error", ms())
+		hd.Set(HeaderModel, "none")
+		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
+			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(err))}), false
+	}
+	t.m.observe(resultOf(resp.StatusCode), ms())
+	hd.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+	return resp.StatusCode, false
+}
+
+// relayStored copies a stream about a stored response (a background
+// response's events) to the client as it arrives, flushing each read.
+// broken is an upstream that broke it or stalled past the tier's
+// timeout: the client's connection is then aborted, as for a broken
+// answer stream.
+func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, body io.Reader, t *tier, timer *time.Timer, ms func() float64) (status int, broken bool) {
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			timer.Reset(t.timeout)
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return statusClientGone, false
+			}
+			if rc.Flush() != nil {
+				return statusClientGone, false
+			}
+		}
+		switch {
+		case err == io.EOF:
+			t.m.observe("ok", ms())
+			return http.StatusOK, false
+		case err != nil && client.Err() != nil:
+			return statusClientGone, false
+		case err != nil:
+			t.m.observe("error", ms())
+			h.log.Warn("proxy: upstream broke a stored response's stream after the client got part of it; aborting the client's stream",
+				"tier", t.name, "err", cleanErr(err))
+			return http.StatusBadGateway, true
+		}
+	}
+}
