@@ -65,7 +65,9 @@ type sdkRig struct {
 	strongRequests     *atomic.Int64
 	stop               func() int
 	stderr             *syncbuf.Buffer
-	fastText           *datasets.Record // routes fast on its prompt alone
+	// args start triage serve again on the same db (restart).
+	args     []string
+	fastText *datasets.Record // routes fast on its prompt alone
 }
 
 func newSDKRig(t *testing.T) *sdkRig {
@@ -122,8 +124,19 @@ client_keys:
   - {name: tagged, key: %s, meta: {app: tagged}}
 `, urls[0], sampleFast, urls[1], sampleStrong, sdkKey, sdkTaggedKey)
 	r.db = filepath.Join(dir, "feedback.db")
-	r.url, r.stderr, r.stop = startServe(t, "--model", model, "--db", r.db, "--config", writeFile(t, dir, "proxy.yaml", cfg), "--addr", "127.0.0.1:0")
+	r.args = []string{"--model", model, "--db", r.db, "--config", writeFile(t, dir, "proxy.yaml", cfg), "--addr", "127.0.0.1:0"}
+	r.url, r.stderr, r.stop = startServe(t, r.args...)
 	return r
+}
+
+// restart stops triage serve, as a deploy does, and starts it again on
+// the same db and config.
+func (r *sdkRig) restart(t *testing.T) {
+	t.Helper()
+	if code := r.stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, r.stderr)
+	}
+	r.url, r.stderr, r.stop = startServe(t, r.args...)
 }
 
 // client is an SDK client of the proxy with key, no retries unless

@@ -22,10 +22,10 @@ import (
 )
 
 // ownResponses makes a tier's upstream keep its Responses API state to
-// itself, as two separate servers do: its response ids carry its name
-// (the sims number theirs alike), a request that continues an id it did
-// not give out is its 404, and GET and DELETE /v1/responses/{id},
-// .../cancel and .../input_items answer for its own ids alone.
+// itself, as two separate servers do: it notes the response ids it gives
+// out, a request that continues another is its 404, and GET and DELETE
+// /v1/responses/{id}, .../cancel and .../input_items answer for its own
+// ids alone.
 type ownResponses struct {
 	name string
 	next http.Handler
@@ -108,32 +108,22 @@ func (o *ownResponses) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	o.next.ServeHTTP(&idWriter{ResponseWriter: w, o: o}, req)
 }
 
-var simRespID = regexp.MustCompile(`resp_[a-z]+_[0-9]+`)
+var simRespID = regexp.MustCompile(`resp_sim_[0-9a-f]+_[0-9]+`)
 
-// idWriter renames the sim's response ids to the tier's, and notes them
-// as the tier's before the proxy reads them.
+// idWriter notes the sim's response ids as the tier's before the proxy
+// reads them.
 type idWriter struct {
 	http.ResponseWriter
 	o *ownResponses
 }
 
-func (w *idWriter) WriteHeader(status int) {
-	w.Header().Del("Content-Length") // the ids change length
-	w.ResponseWriter.WriteHeader(status)
-}
-
 func (w *idWriter) Write(b []byte) (int, error) {
-	w.Header().Del("Content-Length")
-	out := bytes.ReplaceAll(b, []byte("resp_sim_"), []byte("resp_"+w.o.name+"_"))
 	w.o.mu.Lock()
-	for _, id := range simRespID.FindAll(out, -1) {
+	for _, id := range simRespID.FindAll(b, -1) {
 		w.o.ids[string(id)] = true
 	}
 	w.o.mu.Unlock()
-	if _, err := w.ResponseWriter.Write(out); err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return w.ResponseWriter.Write(b)
 }
 
 func (w *idWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
@@ -175,6 +165,16 @@ func (p *pinRig) openStore(t *testing.T) {
 	}
 	p.store = s
 	t.Cleanup(func() { s.Close() })
+}
+
+// tierOf names the tier that gave out a response id, or "".
+func (p *pinRig) tierOf(id string) string {
+	for _, o := range []*ownResponses{p.fast, p.strong} {
+		if o.knows(id) {
+			return o.name
+		}
+	}
+	return ""
 }
 
 // restart stops the proxy as a server's shutdown does (its recordings
@@ -266,17 +266,17 @@ func TestPreviousResponsePinsTheTier(t *testing.T) {
 	p := newPinRig(t, filepath.Join(t.TempDir(), "feedback.db"))
 	// "E ..." escalates and "F ..." goes fast (fakeRouter).
 	first := p.ask(t, "E explain the proof", "", false)
-	if first.status != 200 || !strings.HasPrefix(first.id, "resp_strong_") {
+	if first.status != 200 || p.tierOf(first.id) != "strong" {
 		t.Fatalf("first turn: %d %s id %q; want a strong answer", first.status, first.body, first.id)
 	}
 	streamed := p.ask(t, "F hello", "", true)
-	if streamed.status != 200 || !streamed.streamed || !strings.HasPrefix(streamed.id, "resp_fast_") {
+	if streamed.status != 200 || !streamed.streamed || p.tierOf(streamed.id) != "fast" {
 		t.Fatalf("streamed first turn: %d %s id %q; want a fast stream", streamed.status, streamed.body, streamed.id)
 	}
 	check := func(t *testing.T, prev, input string, stream bool, wantTier string) respResult {
 		t.Helper()
 		got := p.ask(t, input, prev, stream)
-		if got.status != 200 || !strings.HasPrefix(got.id, "resp_"+wantTier+"_") {
+		if got.status != 200 || p.tierOf(got.id) != wantTier {
 			t.Fatalf("follow-up of %s: %d %s; want %s's answer", prev, got.status, got.body, wantTier)
 		}
 		if got.streamed != stream {

@@ -13,7 +13,7 @@ import (
 func TestStoredResponseRoutes(t *testing.T) {
 	p := newPinRig(t, "")
 	first := p.ask(t, "E explain", "", false)
-	if !strings.HasPrefix(first.id, "resp_strong_") {
+	if p.tierOf(first.id) != "strong" {
 		t.Fatalf("first answer %s", first.body)
 	}
 	for _, tc := range []struct {

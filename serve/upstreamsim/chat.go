@@ -152,8 +152,9 @@ type answer struct {
 	created  int64
 	// text answers a (legacy) completion: choices[].text.
 	text bool
-	// responses answers a Responses API request.
-	responses bool
+	// responses answers a Responses API request; store keeps it
+	// (Server.stored).
+	responses, store bool
 }
 
 // Request shapes handle reads.
@@ -215,6 +216,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 		return
 	}
 	var req chatRequest
+	var rr responsesRequest
 	switch kind {
 	case kindText:
 		var cr completionRequest
@@ -223,7 +225,6 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 			req, err = cr.asChat()
 		}
 	case kindResponses:
-		var rr responsesRequest
 		err = json.Unmarshal(body, &rr)
 		if err == nil {
 			req, err = rr.asChat()
@@ -270,6 +271,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 			lastUser = t
 		}
 	}
+	if p := rr.PreviousResponseID; p != "" {
+		if _, ok := s.stored.get(p); !ok {
+			// OpenAI's answer, and any server's that did not store it.
+			s.failed.Add(1)
+			apiErrorParam(w, http.StatusNotFound, "invalid_request_error", "previous_response_not_found", "previous_response_id",
+				fmt.Sprintf("Previous response with id '%s' not found.", p))
+			return
+		}
+	}
 	var fault *Fault
 	if s.opts.Fault != nil {
 		fault = s.opts.Fault(lastUser)
@@ -308,7 +318,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 	case kindText:
 		a.id = "cmpl-sim-" + strconv.FormatUint(s.seq.Load(), 10)
 	case kindResponses:
-		a.id = "resp_sim_" + strconv.FormatUint(s.seq.Load(), 10)
+		a.id = "resp_sim_" + s.idTag + "_" + strconv.FormatUint(s.seq.Load(), 10)
+		a.store = rr.Store == nil || *rr.Store
 	}
 	if maxTok != nil && *maxTok < len(a.tokens) {
 		a.tokens, a.logprobs, a.finish = a.tokens[:*maxTok], a.logprobs[:*maxTok], "length"

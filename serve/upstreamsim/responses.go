@@ -31,6 +31,10 @@ type responsesRequest struct {
 	Stream          bool            `json:"stream"`
 	Include         []string        `json:"include"`
 	MaxOutputTokens *int            `json:"max_output_tokens"`
+	// PreviousResponseID continues a stored response: one the server did
+	// not store is a 404. Store false keeps the answer out of it.
+	PreviousResponseID string `json:"previous_response_id"`
+	Store              *bool  `json:"store"`
 }
 
 // asChat is the request as a chat request: instructions as a system
@@ -166,7 +170,12 @@ func (s *Server) completeResponse(w http.ResponseWriter, ctx context.Context, a 
 	if !sleepCtx(ctx, wait) {
 		return false
 	}
-	b, err := json.Marshal(s.response(a, withLogprobs, true))
+	o := s.response(a, withLogprobs, true)
+	if a.store {
+		// Before the client has the id, which it may send back at once.
+		s.stored.keep(a.id, o)
+	}
+	b, err := json.Marshal(o)
 	if err != nil {
 		panic("upstreamsim: marshal response: " + err.Error())
 	}
@@ -211,6 +220,9 @@ func (s *Server) streamResponse(w http.ResponseWriter, ctx context.Context, a *a
 		m["item_id"], m["output_index"], m["content_index"] = itemID, 0, 0
 		return m
 	}
+	if a.store {
+		s.stored.keep(a.id, s.response(a, withLogprobs, false))
+	}
 	if !send("response.created", map[string]any{"response": s.response(a, withLogprobs, false)}) ||
 		!send("response.in_progress", map[string]any{"response": s.response(a, withLogprobs, false)}) ||
 		!send("response.output_item.added", map[string]any{"output_index": 0, "item": s.respMessage(a, withLogprobs, false)}) ||
@@ -235,6 +247,9 @@ func (s *Server) streamResponse(w http.ResponseWriter, ctx context.Context, a *a
 	last := "response.completed"
 	if final.Status == "incomplete" {
 		last = "response.incomplete"
+	}
+	if a.store {
+		s.stored.keep(a.id, final)
 	}
 	return send("response.output_text.done", loc(map[string]any{"text": text, "logprobs": respLogprobs(a.tokens, a.logprobs, withLogprobs)})) &&
 		send("response.content_part.done", loc(map[string]any{"part": part(text, 0, len(a.tokens))})) &&

@@ -163,6 +163,10 @@ type Server struct {
 	seq       atomic.Uint64
 	// modelJSON is opts.Model as a JSON string.
 	modelJSON []byte
+	// stored are the Responses API responses kept; idTag is in their
+	// ids.
+	stored storedResponses
+	idTag  string
 
 	requests, answered, cancelled, unknown, failed, inFlight atomic.Int64
 }
@@ -229,6 +233,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mu, s.sigma = fitLognormal(logLat)
 	s.modelJSON, _ = json.Marshal(opts.Model)
+	s.idTag = idTag(opts.Model)
 	s.def = &entry{text: opts.Default, latency: -1, confidence: DefaultConfidence}
 	s.def.tokens = tokenize(s.def.text)
 	s.def.logprobs = spreadLogprobs(len(s.def.tokens), s.def.confidence)
@@ -239,6 +244,8 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
 	mux.HandleFunc("POST /v1/completions", s.handleCompletions)
 	mux.HandleFunc("POST /v1/responses", s.handleResponses)
+	mux.HandleFunc("GET /v1/responses/{id}", s.handleStored)
+	mux.HandleFunc("DELETE /v1/responses/{id}", s.handleStored)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /sim/stats", s.handleStats)
 	mux.HandleFunc("/", s.handleUnknown)
@@ -370,7 +377,7 @@ func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
 // triage serve (/v1/route, /v1/feedback, /readyz) sent to an upstream's
 // port.
 func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
-	serves := fmt.Sprintf("this is triage upstream-sim, answering as model %q; it serves POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models and GET /sim/stats", s.opts.Model)
+	serves := fmt.Sprintf("this is triage upstream-sim, answering as model %q; it serves POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET and DELETE /v1/responses/{id}, GET /v1/models and GET /sim/stats", s.opts.Model)
 	switch r.URL.Path {
 	case "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/sim/stats":
 		apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", fmt.Sprintf("%s is not allowed on %s: %s", r.Method, r.URL.Path, serves))
@@ -381,7 +388,16 @@ func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 
 // apiError writes an OpenAI-style error body.
 func apiError(w http.ResponseWriter, status int, typ, code, msg string) {
-	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code, "param": nil}})
+	apiErrorParam(w, status, typ, code, "", msg)
+}
+
+// apiErrorParam is apiError naming the request field at fault.
+func apiErrorParam(w http.ResponseWriter, status int, typ, code, param, msg string) {
+	var p any
+	if param != "" {
+		p = param
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code, "param": p}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)

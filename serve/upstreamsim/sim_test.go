@@ -653,3 +653,60 @@ func TestUnknownPathSaysWhatServes(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredResponses: the sim keeps the Responses API responses it
+// answers, as an upstream does: a follow-up continues one of its own and
+// is a 404 for another's (the other sim's, whose ids differ), GET returns
+// a stored response and DELETE removes it, and "store": false keeps
+// nothing.
+func TestStoredResponses(t *testing.T) {
+	_, fast := newSim(t, Options{Model: "fast"})
+	_, strong := newSim(t, Options{Model: "strong"})
+	ask := func(t *testing.T, url, body string) (int, string, []byte) {
+		t.Helper()
+		resp, err := http.Post(url+"/v1/responses", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var r struct{ ID string }
+		json.Unmarshal(b, &r)
+		return resp.StatusCode, r.ID, b
+	}
+	call := func(t *testing.T, method, url string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	_, fid, _ := ask(t, fast.URL, `{"input":"What is 2+2?"}`)
+	_, sid, _ := ask(t, strong.URL, `{"input":"What is 2+2?"}`)
+	if fid == "" || fid == sid {
+		t.Fatalf("ids %q and %q; want two different ids", fid, sid)
+	}
+	if st, id, b := ask(t, fast.URL, `{"input":"and 3+3?","previous_response_id":"`+fid+`"}`); st != 200 || id == "" {
+		t.Errorf("a follow-up of its own response: %d %s", st, b)
+	}
+	if st, _, b := ask(t, fast.URL, `{"input":"and 3+3?","previous_response_id":"`+sid+`"}`); st != 404 || !strings.Contains(string(b), `"param":"previous_response_id"`) {
+		t.Errorf("a follow-up of the other sim's response: %d %s; want a 404 naming previous_response_id", st, b)
+	}
+	if st, b := call(t, "GET", fast.URL+"/v1/responses/"+fid); st != 200 || !strings.Contains(string(b), `"status":"completed"`) {
+		t.Errorf("GET: %d %s", st, b)
+	}
+	if st, b := call(t, "DELETE", fast.URL+"/v1/responses/"+fid); st != 200 || !strings.Contains(string(b), `"deleted":true`) {
+		t.Errorf("DELETE: %d %s", st, b)
+	}
+	if st, _ := call(t, "GET", fast.URL+"/v1/responses/"+fid); st != 404 {
+		t.Errorf("GET after DELETE: %d, want 404", st)
+	}
+	_, nid, _ := ask(t, fast.URL, `{"input":"What is 2+2?","store":false}`)
+	if st, _ := call(t, "GET", fast.URL+"/v1/responses/"+nid); st != 404 {
+		t.Errorf("GET of a response sent with store false: %d, want 404", st)
+	}
+}
