@@ -39,8 +39,8 @@ const (
 	// days.
 	DefaultResponseTTL = 30 * 24 * time.Hour
 	// DefaultResponseMemory is how many of those the proxy holds in
-	// memory (about 100 bytes each); older ones are read from the
-	// feedback db when a request names them.
+	// memory; older ones are read from the feedback db when a request
+	// names them.
 	DefaultResponseMemory = 100_000
 )
 

@@ -82,6 +82,15 @@
 // record_as), so the next training run uses them with no client code.
 // StoreRecorder writes recordings into datasets.BoltStore.
 //
+// Conversation state (the Responses API). The proxy remembers which tier
+// served each stored response it relays (responseTiers: the newest in
+// memory, all in the feedback db through the recording, for
+// Config.ResponseTTL), so that a request continuing one
+// (previous_response_id) goes to that tier alone, pinned: where the
+// tiers are different servers, no other can continue it. GET and DELETE
+// /v1/responses/{id}, its cancel and its input_items go there too
+// (ServeStoredResponse). An unknown id routes as any request.
+//
 // Caveats: only choice 0 is judged and recorded; a stream is judged only
 // after it ends, so a very long fast answer delays a speculation's first
 // token by its whole length; API keys come from the environment variable
