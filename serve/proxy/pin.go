@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/triage-router/triage/datasets"
 )
@@ -78,6 +79,23 @@ func (p *responseTiers) put(id string, e pinned) {
 		}
 	}
 	p.byID[id] = e
+}
+
+// keyable reports whether a response id (or tier name) can be a feedback
+// db key: at most datasets.MaxIDBytes of UTF-8 without control
+// characters, as the store checks. The store refuses a batch that holds
+// one that cannot. Real ids (resp_ and 48 hex digits at OpenAI) always
+// can.
+func keyable(id string) bool {
+	if len(id) > datasets.MaxIDBytes || !utf8.ValidString(id) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup is the tier that served the response id, or nil when no entry

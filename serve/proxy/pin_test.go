@@ -379,3 +379,32 @@ func TestResponseTiersMemoryIsBounded(t *testing.T) {
 		t.Errorf("an entry an hour old with a ttl of an hour is still found: %v", got)
 	}
 }
+
+// TestUnkeyableResponseIDDoesNotFailItsBatch: a response id the feedback
+// db cannot key (longer than an id may be, or not UTF-8) is left out of
+// the db. Written with the others, it made the db refuse them all, and
+// the batch's recordings were counted and logged as failed.
+func TestUnkeyableResponseIDDoesNotFailItsBatch(t *testing.T) {
+	s, err := datasets.OpenBoltStore(filepath.Join(t.TempDir(), "f.db"), datasets.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ts := time.Unix(1_800_000_000, 0)
+	rec := func(id, resp string) *Recording {
+		return &Recording{RequestID: id, TS: ts, Prompt: "hi", Decision: datasets.Decision{Kind: "fast"},
+			Response: &datasets.StoredResponse{ID: resp, Tier: "fast", Expires: ts.Add(time.Hour)}}
+	}
+	batch := []*Recording{rec("a", "resp_good"), rec("b", strings.Repeat("r", datasets.MaxIDBytes+1)), rec("c", "resp_\xff")}
+	if err := (StoreRecorder{Store: s, Responses: s}).Record(context.Background(), batch); err != nil {
+		t.Fatalf("the batch failed: %v", err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if ok, err := s.HasRequest(id); !ok || err != nil {
+			t.Errorf("request %s not recorded: %v", id, err)
+		}
+	}
+	if got, found, _ := s.LookupResponse("resp_good", ts); !found || got.Tier != "fast" {
+		t.Errorf("the keyable id was not kept: %+v, %v", got, found)
+	}
+}

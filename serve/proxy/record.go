@@ -336,7 +336,9 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 	var stored []datasets.StoredResponse
 	var now time.Time
 	for _, r := range batch {
-		if r.Response != nil {
+		// An id the db cannot key would fail the batch; it stays known
+		// to this process alone.
+		if r.Response != nil && keyable(r.Response.ID) && keyable(r.Response.Tier) {
 			stored = append(stored, *r.Response)
 		}
 		// The recordings' clock, not the wall's: expiries were set on it.
