@@ -20,51 +20,41 @@ type StoredResponse struct {
 	Expires time.Time
 }
 
-// pruneResponsesPerCommit bounds the expired entries one PutResponses
-// removes, so a commit after a long pause (a restart a month later) does
-// not hold the writer for a whole month's entries at once; later commits
-// take the rest.
+// pruneResponsesPerCommit bounds the expired entries one commit of
+// AppendDecisions removes, so a commit after a long pause (a restart a
+// month later) does not hold the writer for a whole month's entries at
+// once; later commits take the rest.
 const pruneResponsesPerCommit = 4096
 
-// PutResponses keeps entries in one commit (an id given again takes the
-// later entry), and removes up to a few thousand entries that expired
-// before now, oldest first. It is meant for one background writer.
-func (s *BoltStore) PutResponses(entries []StoredResponse, now time.Time) error {
-	for i := range entries {
-		if err := checkKey("response id", entries[i].ID); err != nil {
-			return fmt.Errorf("keep response tiers: %w", err)
-		}
-		if err := checkKey("response tier", entries[i].Tier); err != nil {
-			return fmt.Errorf("keep response tiers: %w", err)
-		}
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		byID, byExp := tx.Bucket(bucketResponses), tx.Bucket(bucketResponseExpiry)
-		for i := range entries {
-			e := &entries[i]
-			seq, err := byExp.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := byExp.Put(appendLogKey(nil, e.Expires, seq), []byte(e.ID)); err != nil {
-				return err
-			}
-			v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(e.Tier)), uint64(max(e.Expires.UnixNano(), 0)))
-			if err := byID.Put([]byte(e.ID), append(v, e.Tier...)); err != nil {
-				return err
-			}
-		}
-		return pruneResponses(byID, byExp, now)
-	})
-	if err != nil {
-		return fmt.Errorf("keep response tiers: %w", err)
-	}
-	return nil
+// responseBuckets are the two buckets of the stored responses in one
+// write transaction.
+type responseBuckets struct {
+	byID, byExp *bolt.Bucket
 }
 
-// pruneResponses removes the expiry index's entries that expired before
-// now, and their ids unless a later put renewed them.
-func pruneResponses(byID, byExp *bolt.Bucket, now time.Time) error {
+// put keeps e (an id given again takes the later entry).
+func (b responseBuckets) put(e *StoredResponse) error {
+	if err := checkKey("response id", e.ID); err != nil {
+		return err
+	}
+	if err := checkKey("response tier", e.Tier); err != nil {
+		return err
+	}
+	seq, err := b.byExp.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := b.byExp.Put(appendLogKey(nil, e.Expires, seq), []byte(e.ID)); err != nil {
+		return err
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(e.Tier)), uint64(max(e.Expires.UnixNano(), 0)))
+	return b.byID.Put([]byte(e.ID), append(v, e.Tier...))
+}
+
+// prune removes the expiry index's entries that expired before now, and
+// their ids unless a later put renewed them.
+func (b responseBuckets) prune(now time.Time) error {
+	byID, byExp := b.byID, b.byExp
 	cut := uint64(max(now.UnixNano(), 0))
 	var keys [][]byte
 	c := byExp.Cursor()

@@ -39,7 +39,7 @@ import (
 //	                   proxy tier that stored it (StoredResponse).
 //	responses_expiry:  key = expiry (8, big-endian) + sequence (8,
 //	                   big-endian), value = the response id: what
-//	                   PutResponses prunes from, oldest first.
+//	                   AppendDecisions prunes from, oldest first.
 var (
 	bucketLog      = []byte("log")
 	bucketIDs      = []byte("ids")
@@ -958,6 +958,11 @@ type LogEntry struct {
 	// Fingerprint, when set, is kept with the id so RequestFingerprint
 	// need not decode the record (callers set it for ids clients chose).
 	Fingerprint Fingerprint
+	// Response, when set, is the stored Responses API response the
+	// request's answer gave the client, with the proxy tier that holds
+	// it. It is written in the record's commit: a batch's records and
+	// their entries are in the db together or not at all, for one fsync.
+	Response *StoredResponse
 }
 
 // storedRequest is the value of a log key.
@@ -975,8 +980,11 @@ type requestBody struct {
 	Meta     Meta      `json:"meta"`
 }
 
-// AppendDecisions writes a batch of decision-log entries in one commit.
-// It is meant for one background writer; the route path never waits on it.
+// AppendDecisions writes a batch of decision-log entries, and the stored
+// responses they carry, in one commit. A batch with stored responses also
+// removes up to a few thousand entries that expired before the latest of
+// their entries' times, oldest first. It is meant for one background
+// writer; the route path never waits on it.
 func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -994,10 +1002,25 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 		// Keys mostly arrive in time order; a high fill factor keeps the
 		// append-mostly log compact.
 		log.FillPercent = 0.9
+		var pins responseBuckets
+		var now time.Time
 		for i := range entries {
 			e := &entries[i]
 			if err := checkKey("request id", e.ID); err != nil {
 				return err
+			}
+			if e.Response != nil {
+				if pins.byID == nil {
+					pins = responseBuckets{byID: tx.Bucket(bucketResponses), byExp: tx.Bucket(bucketResponseExpiry)}
+				}
+				if err := pins.put(e.Response); err != nil {
+					return fmt.Errorf("decision log entry %q: %w", e.ID, err)
+				}
+				// The recordings' clock, not the wall's: expiries were
+				// set on it.
+				if e.TS.After(now) {
+					now = e.TS
+				}
 			}
 			start := len(arena)
 			var err error
@@ -1039,6 +1062,9 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 			if err := ids.Put([]byte(e.ID), key); err != nil {
 				return err
 			}
+		}
+		if pins.byID != nil {
+			return pins.prune(now)
 		}
 		return nil
 	})

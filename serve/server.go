@@ -238,7 +238,7 @@ func New(opts Options) (*Server, error) {
 		// reloads; it records into the same store as the route path.
 		s.proxy, err = proxy.New(pc, proxy.Deps{
 			Router:    func() proxy.Router { return s.state.Load().choose },
-			Recorder:  proxy.StoreRecorder{Store: opts.Store, Responses: opts.Store},
+			Recorder:  proxy.StoreRecorder{Store: opts.Store},
 			Responses: opts.Store,
 			Registry:  opts.Registry, Logger: s.log, Getenv: opts.Getenv, Now: s.now,
 			// The proxy's routed requests explore like /v1/route's, with

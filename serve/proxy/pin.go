@@ -9,12 +9,11 @@ import (
 	"github.com/triage-router/triage/datasets"
 )
 
-// ResponseStore keeps which tier stored each Responses API response
-// beyond the process: a conversation outlives it, and a deploy restarts
-// it. datasets.BoltStore implements it.
+// ResponseStore is where the proxy reads which tier stored a Responses
+// API response beyond the process: a conversation outlives it, and a
+// deploy restarts it. StoreRecorder writes the entries there, with their
+// requests' records. datasets.BoltStore implements it.
 type ResponseStore interface {
-	// PutResponses keeps entries and forgets those expired by now.
-	PutResponses(entries []datasets.StoredResponse, now time.Time) error
 	// LookupResponse is the entry of a response id not expired by now.
 	LookupResponse(id string, now time.Time) (datasets.StoredResponse, bool, error)
 }

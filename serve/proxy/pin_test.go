@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -151,7 +152,7 @@ func newPinRig(t *testing.T, path string) *pinRig {
 	}}
 	if path != "" {
 		p.openStore(t)
-		o.recorder, o.responses = StoreRecorder{Store: p.store, Responses: p.store}, p.store
+		o.recorder, o.responses = StoreRecorder{Store: p.store}, p.store
 	}
 	p.rig = newRig(t, o)
 	return p
@@ -192,7 +193,7 @@ func (p *pinRig) restart(t *testing.T) {
 	p.openStore(t)
 	p.reg = prometheus.NewRegistry()
 	p.deps.Registry = p.reg
-	p.deps.Recorder, p.deps.Responses = StoreRecorder{Store: p.store, Responses: p.store}, p.store
+	p.deps.Recorder, p.deps.Responses = StoreRecorder{Store: p.store}, p.store
 	p.start(t)
 }
 
@@ -396,7 +397,7 @@ func TestUnkeyableResponseIDDoesNotFailItsBatch(t *testing.T) {
 			Response: &datasets.StoredResponse{ID: resp, Tier: "fast", Expires: ts.Add(time.Hour)}}
 	}
 	batch := []*Recording{rec("a", "resp_good"), rec("b", strings.Repeat("r", datasets.MaxIDBytes+1)), rec("c", "resp_\xff")}
-	if err := (StoreRecorder{Store: s, Responses: s}).Record(context.Background(), batch); err != nil {
+	if err := (StoreRecorder{Store: s}).Record(context.Background(), batch); err != nil {
 		t.Fatalf("the batch failed: %v", err)
 	}
 	for _, id := range []string{"a", "b", "c"} {
@@ -406,5 +407,56 @@ func TestUnkeyableResponseIDDoesNotFailItsBatch(t *testing.T) {
 	}
 	if got, found, _ := s.LookupResponse("resp_good", ts); !found || got.Tier != "fast" {
 		t.Errorf("the keyable id was not kept: %+v, %v", got, found)
+	}
+}
+
+// failingLog fails its store's decision-log commits while fail is set, as
+// a disk error does.
+type failingLog struct {
+	*datasets.BoltStore
+	fail bool
+}
+
+func (s *failingLog) AppendDecisions(e []datasets.LogEntry) error {
+	if s.fail {
+		return errors.New("write decision log: input/output error")
+	}
+	return s.BoltStore.AppendDecisions(e)
+}
+
+// TestResponseTiersCommitWithTheirRecords: a StoreRecorder writes which
+// tier stored each response in the commit of the batch's records, so a
+// batch is recorded with its entries or not at all. The entries went in a
+// commit of their own after the records and the outcomes (a second fsync
+// per batch): when that one failed, Record failed a batch whose records
+// were already in the db, and the recordings were counted as failed.
+func TestResponseTiersCommitWithTheirRecords(t *testing.T) {
+	s, err := datasets.OpenBoltStore(filepath.Join(t.TempDir(), "f.db"), datasets.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ts := time.Unix(1_800_000_000, 0)
+	batch := []*Recording{{RequestID: "a", TS: ts, Prompt: "hi", Decision: datasets.Decision{Kind: "fast"},
+		Outcomes: map[string]datasets.Outcome{"fast-model": {Response: "hello"}},
+		Response: &datasets.StoredResponse{ID: "resp_a", Tier: "fast", Expires: ts.Add(time.Hour)}}}
+	store := &failingLog{BoltStore: s}
+	for _, fail := range []bool{true, false} {
+		store.fail = fail
+		err := (StoreRecorder{Store: store}).Record(context.Background(), batch)
+		if (err != nil) != fail {
+			t.Fatalf("with the disk failing %v: Record: %v", fail, err)
+		}
+		has, err := s.HasRequest("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, found, err := s.LookupResponse("resp_a", ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has == fail || found == fail {
+			t.Errorf("with the disk failing %v: request recorded %v, response tier kept %v; want both %v", fail, has, found, !fail)
+		}
 	}
 }

@@ -147,7 +147,7 @@ type Deps struct {
 	// Recorder receives every proxied request. Nil records nothing.
 	Recorder Recorder
 	// Responses is where the Recorder keeps which tier stored each
-	// Responses API response (StoreRecorder.Responses), read back for a
+	// Responses API response (Recording.Response), read back for a
 	// request that names one the process does not hold in memory (after
 	// a restart, or past Config.ResponseMemory). Nil remembers them in
 	// memory only.

@@ -285,15 +285,13 @@ type Store interface {
 var _ Store = (*datasets.BoltStore)(nil)
 
 // StoreRecorder records into a feedback store: the batch's requests and
-// decisions in one decision-log commit, then every outcome as feedback
+// decisions, with the tiers of the Responses API responses they stored,
+// in one decision-log commit, then every outcome as feedback
 // keyed by (request id, model), the writes sharing the store's group
 // commits. An export then carries each request with its decision and its
 // outcomes, ready for retraining.
 type StoreRecorder struct {
 	Store Store
-	// Responses keeps which tier stored each Responses API response;
-	// nil keeps none (the proxy then remembers them in memory only).
-	Responses ResponseStore
 }
 
 // storedRequest is the decision log's request body: what an export keeps.
@@ -311,7 +309,13 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 		if err != nil {
 			return fmt.Errorf("encode request %s: %w", r.RequestID, err)
 		}
-		entries = append(entries, datasets.LogEntry{ID: r.RequestID, TS: r.TS, Decision: r.Decision, Request: body})
+		e := datasets.LogEntry{ID: r.RequestID, TS: r.TS, Decision: r.Decision, Request: body}
+		// An id the db cannot key would fail the batch; it stays known
+		// to this process alone.
+		if r.Response != nil && keyable(r.Response.ID) && keyable(r.Response.Tier) {
+			e.Response = r.Response
+		}
+		entries = append(entries, e)
 	}
 	if err := s.Store.AppendDecisions(entries); err != nil {
 		return err
@@ -329,28 +333,6 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 	}
 	if err := s.Store.PutFeedbackBatch(ctx, fbs); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)
-	}
-	if s.Responses == nil {
-		return nil
-	}
-	var stored []datasets.StoredResponse
-	var now time.Time
-	for _, r := range batch {
-		// An id the db cannot key would fail the batch; it stays known
-		// to this process alone.
-		if r.Response != nil && keyable(r.Response.ID) && keyable(r.Response.Tier) {
-			stored = append(stored, *r.Response)
-		}
-		// The recordings' clock, not the wall's: expiries were set on it.
-		if r.TS.After(now) {
-			now = r.TS
-		}
-	}
-	if len(stored) == 0 {
-		return nil
-	}
-	if err := s.Responses.PutResponses(stored, now); err != nil {
-		return fmt.Errorf("record response tiers: %w", err)
 	}
 	return nil
 }
