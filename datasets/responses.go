@@ -1,7 +1,9 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -32,52 +34,104 @@ type responseBuckets struct {
 	byID, byExp *bolt.Bucket
 }
 
-// put keeps e (an id given again takes the later entry).
-func (b responseBuckets) put(e *StoredResponse) error {
+// responseHead is the part of an entry's value before its tier: the
+// expiry and the log key of its record.
+const responseHead = 8 + 16
+
+// checkResponse says whether e can be kept: its id and tier are keys.
+func checkResponse(e *StoredResponse) error {
 	if err := checkKey("response id", e.ID); err != nil {
 		return err
 	}
-	if err := checkKey("response tier", e.Tier); err != nil {
-		return err
-	}
-	seq, err := b.byExp.NextSequence()
-	if err != nil {
-		return err
-	}
-	if err := b.byExp.Put(appendLogKey(nil, e.Expires, seq), []byte(e.ID)); err != nil {
-		return err
-	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(e.Tier)), uint64(max(e.Expires.UnixNano(), 0)))
-	return b.byID.Put([]byte(e.ID), append(v, e.Tier...))
+	return checkKey("response tier", e.Tier)
 }
 
-// prune removes the expiry index's entries that expired before now, and
-// their ids unless a later put renewed them.
+// expiryKey is e's key in the expiry index.
+func expiryKey(exp uint64, id []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), exp), id...)
+}
+
+// put keeps e, given by the answer to the request whose record is at
+// logKey; an id given again takes the later entry.
+func (b responseBuckets) put(e *StoredResponse, logKey []byte) error {
+	id := []byte(e.ID)
+	if err := b.remove(id, nil); err != nil {
+		return err
+	}
+	exp := uint64(max(e.Expires.UnixNano(), 0))
+	if err := b.byExp.Put(expiryKey(exp, id), []byte{}); err != nil {
+		return err
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, responseHead+len(e.Tier)), exp)
+	v = append(append(v, logKey[:16]...), e.Tier...)
+	return b.byID.Put(id, v)
+}
+
+// remove deletes the entry of id and its expiry index key, if it has one
+// and, when logKey is set, it was given by that record (a later record
+// may have been given the id again).
+func (b responseBuckets) remove(id, logKey []byte) error {
+	v := b.byID.Get(id)
+	if len(v) < responseHead || logKey != nil && !bytes.Equal(v[8:responseHead], logKey) {
+		return nil
+	}
+	if err := b.byExp.Delete(expiryKey(binary.BigEndian.Uint64(v), id)); err != nil {
+		return err
+	}
+	return b.byID.Delete(id)
+}
+
+// prune removes the entries that expired before now, oldest first.
 func (b responseBuckets) prune(now time.Time) error {
-	byID, byExp := b.byID, b.byExp
 	cut := uint64(max(now.UnixNano(), 0))
 	var keys [][]byte
-	c := byExp.Cursor()
-	for k, id := c.First(); k != nil && len(keys) < pruneResponsesPerCommit; k, id = c.Next() {
-		if len(k) != 16 || binary.BigEndian.Uint64(k) >= cut {
+	c := b.byExp.Cursor()
+	for k, _ := c.First(); k != nil && len(keys) < pruneResponsesPerCommit; k, _ = c.Next() {
+		if len(k) <= 8 || binary.BigEndian.Uint64(k) >= cut {
 			break
 		}
 		keys = append(keys, k)
-		if v := byID.Get(id); len(v) >= 8 && binary.BigEndian.Uint64(v) < cut {
-			// Deleting under the expiry cursor is safe: it is another
-			// bucket's.
-			if err := byID.Delete(id); err != nil {
-				return err
-			}
-		}
 	}
 	// Collected first: deleting under a cursor skips entries.
 	for _, k := range keys {
-		if err := byExp.Delete(k); err != nil {
+		id := k[8:]
+		if v := b.byID.Get(id); len(v) >= 8 && binary.BigEndian.Uint64(v) == binary.BigEndian.Uint64(k) {
+			if err := b.byID.Delete(id); err != nil {
+				return err
+			}
+		}
+		if err := b.byExp.Delete(k); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// storedResponseID is the response id a stored request names, or "". The
+// key comes before "request", which holds the prompt, so only the head is
+// searched, and decoded only if the id has escapes: retention reads it
+// from every record it removes.
+func storedResponseID(v []byte) (string, error) {
+	head := v
+	if i := bytes.Index(v, []byte(`"request":`)); i >= 0 {
+		head = v[:i]
+	}
+	const key = `"response_id":"`
+	i := bytes.Index(head, []byte(key))
+	if i < 0 {
+		return "", nil
+	}
+	rest := head[i+len(key):]
+	if j := bytes.IndexByte(rest, '"'); j >= 0 && bytes.IndexByte(rest[:j], '\\') < 0 {
+		return string(rest[:j]), nil
+	}
+	var st struct {
+		ResponseID string `json:"response_id"`
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return "", err
+	}
+	return st.ResponseID, nil
 }
 
 // LookupResponse returns the entry kept for a response id, if there is
@@ -87,7 +141,7 @@ func (s *BoltStore) LookupResponse(id string, now time.Time) (StoredResponse, bo
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketResponses).Get([]byte(id))
-		if len(v) < 8 {
+		if len(v) < responseHead {
 			return nil
 		}
 		exp := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
@@ -95,7 +149,7 @@ func (s *BoltStore) LookupResponse(id string, now time.Time) (StoredResponse, bo
 			return nil
 		}
 		// Copied out: v is only valid in the transaction.
-		out, found = StoredResponse{ID: id, Tier: string(v[8:]), Expires: exp}, true
+		out, found = StoredResponse{ID: id, Tier: string(v[responseHead:]), Expires: exp}, true
 		return nil
 	})
 	if err != nil {

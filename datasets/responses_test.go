@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,12 +53,7 @@ func TestResponsesOutliveTheProcess(t *testing.T) {
 	if err := s.AppendDecisions([]LogEntry{pinEntry("req_c", t0.Add(3*time.Hour), &StoredResponse{ID: "resp_b", Tier: "strong", Expires: t0.Add(5 * time.Hour)})}); err != nil {
 		t.Fatal(err)
 	}
-	var ids, exps int
-	s.db.View(func(tx *bolt.Tx) error {
-		ids, exps = tx.Bucket(bucketResponses).Stats().KeyN, tx.Bucket(bucketResponseExpiry).Stats().KeyN
-		return nil
-	})
-	if ids != 1 || exps != 1 {
+	if ids, exps := pinCounts(t, s); ids != 1 || exps != 1 {
 		t.Errorf("after the prune: %d ids, %d expiry entries; want 1 and 1 (resp_b renewed)", ids, exps)
 	}
 	if got, found, _ := s.LookupResponse("resp_b", t0.Add(4*time.Hour)); !found || got.Tier != "strong" {
@@ -111,4 +108,110 @@ func TestResponsesCommitWithTheirRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pinCounts counts the entries and the expiry index keys.
+func pinCounts(tb testing.TB, s *BoltStore) (ids, exps int) {
+	tb.Helper()
+	s.db.View(func(tx *bolt.Tx) error {
+		ids, exps = tx.Bucket(bucketResponses).Stats().KeyN, tx.Bucket(bucketResponseExpiry).Stats().KeyN
+		return nil
+	})
+	return ids, exps
+}
+
+// TestRetentionRemovesResponseEntries: an entry goes with the record of
+// the request whose answer gave its id, by age or by size, so a db full
+// of stored responses is brought under max_bytes. Retention removed log
+// records only: the entries (about 340 bytes of pages each) stayed until
+// they expired, and a db whose entries alone passed max_bytes lost its
+// whole log and stayed over the bound.
+func TestRetentionRemovesResponseEntries(t *testing.T) {
+	ctx := context.Background()
+	const n = 6000
+	// Short prompts and long ids: the entries take most of the pages.
+	respID := func(i int) string { return fmt.Sprintf("resp_%04d_%s", i, strings.Repeat("f", 200)) }
+	fill := func(t *testing.T) *BoltStore {
+		s := openStoreAt(t, filepath.Join(t.TempDir(), "f.db"), StoreOptions{NoSync: true})
+		t.Cleanup(func() { s.Close() })
+		var batch []LogEntry
+		for i := range n {
+			ts := t0.Add(time.Duration(i) * time.Second)
+			batch = append(batch, pinEntry(fmt.Sprintf("req_%04d", i), ts, &StoredResponse{ID: respID(i), Tier: "fast", Expires: ts.Add(1000 * time.Hour)}))
+			if len(batch) == 1000 {
+				if err := s.AppendDecisions(batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		return s
+	}
+	// kept checks that exactly the newest want records are left, each
+	// with its entry, and no other entry.
+	kept := func(t *testing.T, s *BoltStore, want int) {
+		t.Helper()
+		for i := range n {
+			has, err := s.HasRequest(fmt.Sprintf("req_%04d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, found, err := s.LookupResponse(respID(i), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if newest := i >= n-want; has != newest || found != newest {
+				t.Fatalf("request %d: record kept %v, entry kept %v; want both %v", i, has, found, newest)
+			}
+		}
+		if ids, exps := pinCounts(t, s); ids != want || exps != want {
+			t.Errorf("%d entries and %d expiry keys left, want %d of each", ids, exps, want)
+		}
+	}
+	t.Run("max bytes removes the oldest records with their entries", func(t *testing.T) {
+		s := fill(t)
+		limit := s.Usage().UsedBytes / 3
+		st, err := s.Prune(ctx, RetentionOptions{MaxBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UsedAfter > limit {
+			t.Errorf("used %d bytes after the prune, want at most %d", st.UsedAfter, limit)
+		}
+		if st.BySize == 0 || st.BySize == n {
+			t.Fatalf("pruned %+v, want some records and not all", st)
+		}
+		kept(t, s, n-st.BySize)
+	})
+	t.Run("max age removes older records with their entries", func(t *testing.T) {
+		s := fill(t)
+		st, err := s.Prune(ctx, RetentionOptions{MaxAge: 1000 * time.Second, Now: func() time.Time { return t0.Add(n * time.Second) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ByAge != n-1000 {
+			t.Errorf("pruned %+v, want %d by age", st, n-1000)
+		}
+		kept(t, s, 1000)
+	})
+	t.Run("an id given again stays with the later record", func(t *testing.T) {
+		s := openStoreAt(t, filepath.Join(t.TempDir(), "f.db"), StoreOptions{NoSync: true})
+		defer s.Close()
+		r := func(ts time.Time) *StoredResponse {
+			return &StoredResponse{ID: "resp_x", Tier: "fast", Expires: ts.Add(time.Hour)}
+		}
+		later := t0.Add(time.Minute)
+		if err := s.AppendDecisions([]LogEntry{pinEntry("req_a", t0, r(t0)), pinEntry("req_b", later, r(later))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(ctx, RetentionOptions{MaxAge: 30 * time.Second, Now: func() time.Time { return later }}); err != nil {
+			t.Fatal(err)
+		}
+		if got, found, _ := s.LookupResponse("resp_x", later); !found || !got.Expires.Equal(later.Add(time.Hour)) {
+			t.Errorf("after req_a was removed: %+v, %v; want req_b's entry", got, found)
+		}
+		if ids, exps := pinCounts(t, s); ids != 1 || exps != 1 {
+			t.Errorf("%d entries and %d expiry keys, want 1 of each", ids, exps)
+		}
+	})
 }

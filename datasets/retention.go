@@ -14,10 +14,12 @@ import (
 // everything.
 type RetentionOptions struct {
 	// MaxAge removes records routed (or created) longer ago than this,
-	// with their feedback; 0 keeps every age.
+	// with their feedback and the stored response entries they made; 0
+	// keeps every age.
 	MaxAge time.Duration
 	// MaxBytes bounds the bytes of the pages in use (Usage().UsedBytes).
-	// Over it, records are removed until the store uses at most
+	// Over it, records are removed (each with its feedback and the
+	// stored response entry it made) until the store uses at most
 	// PruneTarget of it: records without feedback first, oldest first,
 	// then the oldest records with feedback. 0 means no bound. bbolt
 	// reuses the freed pages, so the file stops growing; it never
@@ -152,6 +154,7 @@ func (s *BoltStore) Prune(ctx context.Context, opts RetentionOptions) (PruneStat
 // that had feedback to withFeedback.
 func pruneOldest(tx *bolt.Tx, before []byte, after *[]byte, keepFeedback bool, limit int, need int64, withFeedback *int) (int, error) {
 	log, ids, fb := tx.Bucket(bucketLog), tx.Bucket(bucketIDs), tx.Bucket(bucketFeedback)
+	pins := responseBuckets{byID: tx.Bucket(bucketResponses), byExp: tx.Bucket(bucketResponseExpiry)}
 	c := log.Cursor()
 	var k, v []byte
 	if after != nil && *after != nil {
@@ -167,6 +170,9 @@ func pruneOldest(tx *bolt.Tx, before []byte, after *[]byte, keepFeedback bool, l
 		key []byte
 		id  string
 		fb  bool
+		// resp is the stored response the request's answer gave, whose
+		// entry goes with the record: it never outlives it.
+		resp string
 	}
 	var victims []victim
 	var freed int64
@@ -186,8 +192,16 @@ func pruneOldest(tx *bolt.Tx, before []byte, after *[]byte, keepFeedback bool, l
 		if has && keepFeedback {
 			continue
 		}
-		victims = append(victims, victim{key: bytes.Clone(k), id: id, fb: has})
+		resp, err := storedResponseID(v)
+		if err != nil {
+			return 0, fmt.Errorf("log record %x: %w", k, err)
+		}
+		victims = append(victims, victim{key: bytes.Clone(k), id: id, fb: has, resp: resp})
 		freed += int64(len(k) + len(v) + len(id) + 64)
+		if resp != "" {
+			// The entry and its expiry key, estimated as a record is.
+			freed += int64(2*len(resp) + responseHead + 8 + 128)
+		}
 		if need > 0 && freed >= need {
 			break
 		}
@@ -202,6 +216,11 @@ func pruneOldest(tx *bolt.Tx, before []byte, after *[]byte, keepFeedback bool, l
 		// The id may since point at a newer record of the same id.
 		if cur := ids.Get([]byte(vc.id)); len(cur) >= 16 && bytes.Equal(cur[:16], vc.key) {
 			if err := ids.Delete([]byte(vc.id)); err != nil {
+				return 0, err
+			}
+		}
+		if vc.resp != "" && pins.byID != nil {
+			if err := pins.remove([]byte(vc.resp), vc.key); err != nil {
 				return 0, err
 			}
 		}

@@ -36,10 +36,14 @@ import (
 //	meta:     "schema" = storeSchema.
 //	responses:         key = a Responses API response id, value =
 //	                   its expiry (unix nanos, 8, big-endian) + the
-//	                   proxy tier that stored it (StoredResponse).
-//	responses_expiry:  key = expiry (8, big-endian) + sequence (8,
-//	                   big-endian), value = the response id: what
-//	                   AppendDecisions prunes from, oldest first.
+//	                   log key (16) of the record of the request whose
+//	                   answer gave it + the proxy tier that stored it
+//	                   (StoredResponse). The record names the id
+//	                   (response_id), so retention removes the entry
+//	                   with it.
+//	responses_expiry:  key = expiry (8, big-endian) + the response
+//	                   id, value empty: what AppendDecisions prunes
+//	                   from, oldest first.
 var (
 	bucketLog      = []byte("log")
 	bucketIDs      = []byte("ids")
@@ -967,10 +971,15 @@ type LogEntry struct {
 
 // storedRequest is the value of a log key.
 type storedRequest struct {
-	ID       string          `json:"id"`
-	TS       time.Time       `json:"ts"`
-	Decision *Decision       `json:"decision,omitempty"`
-	Request  json.RawMessage `json:"request"`
+	ID       string    `json:"id"`
+	TS       time.Time `json:"ts"`
+	Decision *Decision `json:"decision,omitempty"`
+	// ResponseID is the stored Responses API response the request's
+	// answer gave, whose entry retention removes with the record. It
+	// comes before the request, so it is found without decoding that
+	// (storedResponseID).
+	ResponseID string          `json:"response_id,omitempty"`
+	Request    json.RawMessage `json:"request"`
 }
 
 // requestBody is the part of a stored request the export keeps.
@@ -1010,11 +1019,11 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 				return err
 			}
 			if e.Response != nil {
+				if err := checkResponse(e.Response); err != nil {
+					return fmt.Errorf("decision log entry %q: %w", e.ID, err)
+				}
 				if pins.byID == nil {
 					pins = responseBuckets{byID: tx.Bucket(bucketResponses), byExp: tx.Bucket(bucketResponseExpiry)}
-				}
-				if err := pins.put(e.Response); err != nil {
-					return fmt.Errorf("decision log entry %q: %w", e.ID, err)
 				}
 				// The recordings' clock, not the wall's: expiries were
 				// set on it.
@@ -1029,38 +1038,50 @@ func (s *BoltStore) AppendDecisions(entries []LogEntry) error {
 				return err
 			}
 			val := arena[start:]
+			var key []byte
 			if old := ids.Get([]byte(e.ID)); old != nil {
 				if len(old) < 16 {
 					return fmt.Errorf("ids entry of %q is %d bytes, want 16 or 32 (run triage feedback check)", e.ID, len(old))
 				}
 				if cur := log.Get(old[:16]); cur != nil {
 					if hasDecision(cur) {
+						// The record is kept as it is, without the
+						// response's id, so its entry is not kept either:
+						// it would outlive what retention removes.
 						continue
 					}
 					// Created by feedback: the record takes the decision,
 					// at the time-ordered key it already has.
-					if err := log.Put(old[:16], val); err != nil {
+					key = bytes.Clone(old[:16])
+					if err := log.Put(key, val); err != nil {
 						return err
 					}
-					continue
 				}
 				// An id whose record is gone is written afresh.
 			}
-			seq, err := log.NextSequence()
-			if err != nil {
-				return err
+			if key == nil {
+				seq, err := log.NextSequence()
+				if err != nil {
+					return err
+				}
+				ks := len(keys)
+				keys = appendLogKey(keys, e.TS, seq)
+				if !e.Fingerprint.IsZero() {
+					keys = append(keys, e.Fingerprint[:]...)
+				}
+				idv := keys[ks:]
+				key = idv[:16]
+				if err := log.Put(key, val); err != nil {
+					return err
+				}
+				if err := ids.Put([]byte(e.ID), idv); err != nil {
+					return err
+				}
 			}
-			ks := len(keys)
-			keys = appendLogKey(keys, e.TS, seq)
-			if !e.Fingerprint.IsZero() {
-				keys = append(keys, e.Fingerprint[:]...)
-			}
-			key := keys[ks:]
-			if err := log.Put(key[:16], val); err != nil {
-				return err
-			}
-			if err := ids.Put([]byte(e.ID), key); err != nil {
-				return err
+			if e.Response != nil {
+				if err := pins.put(e.Response, key); err != nil {
+					return err
+				}
 			}
 		}
 		if pins.byID != nil {
@@ -1128,7 +1149,12 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	if e.Decision.Pinned {
 		b = append(b, `,"pinned":true`...)
 	}
-	b = append(b, `},"request":`...)
+	b = append(b, '}')
+	if e.Response != nil {
+		b = append(b, `,"response_id":`...)
+		b = appendJSONString(b, e.Response.ID)
+	}
+	b = append(b, `,"request":`...)
 	b = append(b, e.Request...)
 	return append(b, '}'), nil
 }

@@ -20,12 +20,13 @@ const DefaultRetentionInterval = 5 * time.Second
 // routed prompt is kept for good. See docs/serving.md for sizing.
 type RetentionConfig struct {
 	// MaxAge removes records routed longer ago than this, with their
-	// feedback; 0 keeps every age.
+	// feedback and the proxy's stored-response entries they made; 0
+	// keeps every age.
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes bounds the bytes of the db's pages in use
 	// (triage_db_used_bytes). Over it, records without feedback are
-	// removed first, oldest first, then the oldest with feedback, down
-	// to 90% of it; bbolt reuses the freed pages, so the file stops
+	// removed first, oldest first, then the oldest with feedback (each
+	// with its stored-response entry), down to 90% of it; bbolt reuses the freed pages, so the file stops
 	// growing ('triage feedback compact' shrinks it). 0 means no bound.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// Interval is how often the bounds are applied.
