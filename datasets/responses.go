@@ -46,6 +46,12 @@ func checkResponse(e *StoredResponse) error {
 	return checkKey("response tier", e.Tier)
 }
 
+// readableResponse reports whether k and v are an entry of the responses
+// bucket as put writes one.
+func readableResponse(k, v []byte) bool {
+	return len(v) > responseHead && checkKey("response id", string(k)) == nil && checkKey("response tier", string(v[responseHead:])) == nil
+}
+
 // expiryKey is e's key in the expiry index.
 func expiryKey(exp uint64, id []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), exp), id...)

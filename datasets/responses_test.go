@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -214,4 +215,107 @@ func TestRetentionRemovesResponseEntries(t *testing.T) {
 			t.Errorf("%d entries and %d expiry keys, want 1 of each", ids, exps)
 		}
 	})
+}
+
+// pinnedDB writes a closed store of n records, each with a stored
+// response entry (resp_i, given to req_i), and returns its path.
+func pinnedDB(tb testing.TB, n int) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "f.db")
+	s := openStoreAt(tb, path, StoreOptions{NoSync: true})
+	var batch []LogEntry
+	for i := range n {
+		ts := t0.Add(time.Duration(i) * time.Second)
+		batch = append(batch, pinEntry(fmt.Sprintf("req_%d", i), ts, &StoredResponse{ID: fmt.Sprintf("resp_%d", i), Tier: "fast", Expires: ts.Add(time.Hour)}))
+	}
+	if err := s.AppendDecisions(batch); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// TestSalvageAndCheckReadResponseEntries: salvage copies the readable
+// stored-response entries of the records it copies (and rebuilds their
+// expiry index), counting the unreadable ones; check counts them and
+// calls a db with a bad one damaged; compact keeps them. Salvage copied
+// the log, ids, feedback and meta buckets only: after it every
+// conversation through the proxy lost its tier.
+func TestSalvageAndCheckReadResponseEntries(t *testing.T) {
+	const n = 50
+	path := pinnedDB(t, n)
+	clean, err := CheckDB(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clean.Damaged() || clean.Responses != n {
+		t.Errorf("check of a sound db: %+v; want no damage and %d entries", clean, n)
+	}
+	// Damage: an entry too short to read, and one of a record the db
+	// does not have.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResponses)
+		if err := b.Put([]byte("resp_0"), []byte{1, 2}); err != nil {
+			return err
+		}
+		exp := binary.BigEndian.AppendUint64(nil, uint64(t0.Add(time.Hour).UnixNano()))
+		if err := tx.Bucket(bucketResponseExpiry).Put(expiryKey(binary.BigEndian.Uint64(exp), []byte("resp_gone")), []byte{}); err != nil {
+			return err
+		}
+		return b.Put([]byte("resp_gone"), append(append(exp, appendLogKey(nil, t0.Add(-time.Hour), 99)...), "fast"...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CheckDB(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// resp_0 unreadable, and its expiry key left without an entry;
+	// resp_gone of no record.
+	if !rep.Damaged() || rep.Responses != n || rep.BadResponses != 3 {
+		t.Errorf("check of the damaged entries: %d read, %d bad, damaged %v; want %d, 3, true", rep.Responses, rep.BadResponses, rep.Damaged(), n)
+	}
+
+	out := filepath.Join(t.TempDir(), "salvaged.db")
+	srep, err := SalvageDB(context.Background(), path, out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srep.Responses != n-1 || srep.BadResponses != 1 || srep.OrphanResponses != 1 {
+		t.Errorf("salvage = %+v; want %d entries copied, 1 unreadable, 1 of no record", srep, n-1)
+	}
+	if rep, err := CheckDB(out, time.Second); err != nil || rep.Damaged() || rep.Responses != n-1 {
+		t.Errorf("check of the salvaged db: %+v, %v; want no damage and %d entries", rep, err, n-1)
+	}
+	res, err := CompactDB(context.Background(), out, "", StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.After == 0 {
+		t.Fatalf("compaction: %+v", res)
+	}
+	s := openStoreAt(t, out, StoreOptions{NoSync: true})
+	defer s.Close()
+	for i := 1; i < n; i++ {
+		if got, found, err := s.LookupResponse(fmt.Sprintf("resp_%d", i), t0); err != nil || !found || got.Tier != "fast" {
+			t.Fatalf("resp_%d after salvage and compaction: %+v, %v, %v; want its entry", i, got, found, err)
+		}
+	}
+	// The entries still follow their records.
+	if _, err := s.Prune(context.Background(), RetentionOptions{MaxAge: time.Second, Now: func() time.Time { return t0.Add(n * time.Second) }}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, exps := pinCounts(t, s); ids != 1 || exps != 1 {
+		t.Errorf("after max_age left one record: %d entries, %d expiry keys; want 1 of each", ids, exps)
+	}
 }

@@ -39,6 +39,10 @@ type CheckReport struct {
 	// decode; OrphanFeedback those whose request is not in the store
 	// (not damage: it is what a salvaged log can leave).
 	Feedback, BadFeedback, OrphanFeedback int
+	// Responses counts the proxy's stored-response entries; BadResponses
+	// those that are malformed, name no record, or are not in the expiry
+	// index as they say, and the index's keys of no entry.
+	Responses, BadResponses int
 	// Log is what the feedback log beside the db holds.
 	Log LogCheck
 }
@@ -67,7 +71,7 @@ type LogCheck struct {
 
 // Damaged reports whether the check found damage.
 func (r *CheckReport) Damaged() bool {
-	return r.NProblems > 0 || r.BadRecords > 0 || r.BadIDs > 0 || r.BadFeedback > 0 || r.Log.Acknowledged || r.Log.Truncated
+	return r.NProblems > 0 || r.BadRecords > 0 || r.BadIDs > 0 || r.BadFeedback > 0 || r.BadResponses > 0 || r.Log.Acknowledged || r.Log.Truncated
 }
 
 // CheckDB checks the feedback db at path without changing it: the file's
@@ -108,6 +112,16 @@ func CheckDB(path string, timeout time.Duration) (*CheckReport, error) {
 			rep.OrphanFeedback++
 		}
 	}
+	rep.Responses, rep.BadResponses = c.responses, c.badResponses
+	for _, e := range c.respLinks {
+		_, rec := c.logKeys[e.logKey]
+		_, indexed := c.expiryKeys[e.expiryKey]
+		if !rec || !indexed {
+			rep.BadResponses++
+		}
+		delete(c.expiryKeys, e.expiryKey)
+	}
+	rep.BadResponses += len(c.expiryKeys)
 	if rep.NProblems == 0 {
 		// bbolt's own check, now that the file is safe for it to map.
 		f.Close()
@@ -141,7 +155,15 @@ type contents struct {
 	epochFound            bool
 	schema                string
 	seenFeedbackID        string
+	responses             int
+	badResponses          int
+	// respLinks are where each readable response entry says its record
+	// and its expiry key are; expiryKeys, the index's keys.
+	respLinks  []responseLink
+	expiryKeys map[string]struct{}
 }
+
+type responseLink struct{ logKey, expiryKey string }
 
 func (c *contents) visit(bucket []string, k, v []byte) {
 	if len(bucket) != 1 {
@@ -176,6 +198,18 @@ func (c *contents) visit(bucket []string, k, v []byte) {
 			c.seenFeedbackID = string(id)
 			c.feedbackIDs = append(c.feedbackIDs, c.seenFeedbackID)
 		}
+	case string(bucketResponses):
+		if !readableResponse(k, v) {
+			c.badResponses++
+			return
+		}
+		c.responses++
+		c.respLinks = append(c.respLinks, responseLink{logKey: string(v[8:responseHead]), expiryKey: string(expiryKey(binary.BigEndian.Uint64(v), k))})
+	case string(bucketResponseExpiry):
+		if c.expiryKeys == nil {
+			c.expiryKeys = map[string]struct{}{}
+		}
+		c.expiryKeys[string(k)] = struct{}{}
 	case string(bucketMeta):
 		switch string(k) {
 		case string(keyWALEpoch):
@@ -190,12 +224,17 @@ func (c *contents) visit(bucket []string, k, v []byte) {
 
 // SalvageReport says what SalvageDB copied and what it could not read.
 type SalvageReport struct {
-	// Records, IDs and Feedback count what was copied.
-	Records, Feedback int
+	// Records, Feedback and Responses (the proxy's stored-response
+	// entries) count what was copied.
+	Records, Feedback, Responses int
 	// BadRecords and BadFeedback count entries that did not decode;
 	// OrphanFeedback, feedback whose request was not readable; Duplicates,
 	// older records of an id that also has a newer one.
 	BadRecords, BadFeedback, OrphanFeedback, Duplicates int
+	// BadResponses counts stored-response entries that could not be
+	// read; OrphanResponses, those whose record was not copied (an entry
+	// never outlives its record: retention removes them together).
+	BadResponses, OrphanResponses int
 	// BadPages counts pages that could not be read, with whatever they
 	// held (uncounted); BadElems, single unreadable entries; Problems,
 	// every structural problem found.
@@ -214,7 +253,8 @@ type SalvageReport struct {
 const salvageTxSize = 10000
 
 // SalvageDB copies every readable record, id and feedback entry of the
-// feedback db at src, and every readable record of its feedback log, into
+// feedback db at src, and the readable stored-response entries of those
+// records, and every readable record of its feedback log, into
 // a new db at dst, and counts what it could not read. It reads src with
 // the bounds-checked reader, never through bbolt, so any damage bbolt
 // would trip over is skipped and counted. dst must not exist; it is
@@ -291,7 +331,7 @@ func SalvageDB(ctx context.Context, src, dst string, timeout time.Duration) (*Sa
 // log of epoch, into the new db out.
 func salvageInto(ctx context.Context, out *bolt.DB, bf *boltFile, src string, epoch uint64, orphans []salvageOp, rep *SalvageReport) error {
 	if err := out.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta} {
+		for _, name := range [][]byte{bucketLog, bucketIDs, bucketFeedback, bucketMeta, bucketResponses, bucketResponseExpiry} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -388,6 +428,25 @@ func salvageInto(ctx context.Context, out *bolt.DB, bf *boltFile, src string, ep
 			addFeedback(o.k, o.v, true)
 		}
 	}
+	// The stored responses' entries of the copied records, and the
+	// expiry index rebuilt from them.
+	copied := make(map[string]bool, len(ids))
+	for _, key := range ids {
+		copied[string(key[:16])] = true
+	}
+	bf.only = string(bucketResponses)
+	bf.walk(func(_ []string, k, v []byte) {
+		switch {
+		case !readableResponse(k, v):
+			rep.BadResponses++
+		case !copied[string(v[8:responseHead])]:
+			rep.OrphanResponses++
+		default:
+			w.put(bucketResponses, bytes.Clone(k), bytes.Clone(v))
+			w.put(bucketResponseExpiry, expiryKey(binary.BigEndian.Uint64(v), k), []byte{})
+			rep.Responses++
+		}
+	})
 	if err := w.flush(); err != nil {
 		return err
 	}

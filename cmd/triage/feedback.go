@@ -263,8 +263,8 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, ", %d pages of %d bytes, free list %s", rep.Pages, rep.PageSize, map[bool]string{true: "synced", false: "not synced"}[rep.FreelistSynced])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record\n",
-		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback)
+	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record; stored-response entries: %d, %d bad\n",
+		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback, rep.Responses, rep.BadResponses)
 	if rep.NProblems > 0 {
 		fmt.Fprintf(w, "%s in the file's structure (%d pages and %d entries unreadable):\n", count(rep.NProblems, "problem"), rep.BadPages, rep.BadElems)
 		for _, p := range rep.Problems {
@@ -317,14 +317,14 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %d records, %d feedback; from the feedback log: %d writes applied, %d lost\n",
-		path, out, rep.Records, rep.Feedback, rep.LogApplied, rep.LogLost)
+	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %d records, %d feedback, %d stored-response entries; from the feedback log: %d writes applied, %d lost\n",
+		path, out, rep.Records, rep.Feedback, rep.Responses, rep.LogApplied, rep.LogLost)
 	if rep.Recovered > 0 {
 		fmt.Fprintf(env.Stdout, "of them, %d were read from %d pages the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
 			rep.Recovered, rep.RecoveredPages)
 	}
-	fmt.Fprintf(env.Stdout, "could not read: %d records, %d feedback entries, %d other entries, %d pages (with whatever they held); %d feedback entries had no readable record; %d older duplicates of an id dropped\n",
-		rep.BadRecords, rep.BadFeedback, rep.BadElems, rep.BadPages, rep.OrphanFeedback, rep.Duplicates)
+	fmt.Fprintf(env.Stdout, "could not read: %d records, %d feedback entries, %d stored-response entries, %d other entries, %d pages (with whatever they held); %d feedback entries and %d stored-response entries had no readable record; %d older duplicates of an id dropped\n",
+		rep.BadRecords, rep.BadFeedback, rep.BadResponses, rep.BadElems, rep.BadPages, rep.OrphanFeedback, rep.OrphanResponses, rep.Duplicates)
 	fmt.Fprintf(env.Stdout, "%s is untouched; check the copy, then serve from it (triage serve --db %s)\n", path, out)
 	return nil
 }
