@@ -146,7 +146,13 @@ func (s *BoltStore) LookupResponse(id string, now time.Time) (StoredResponse, bo
 	var out StoredResponse
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketResponses).Get([]byte(id))
+		b := tx.Bucket(bucketResponses)
+		if b == nil {
+			// A file of a build before the bucket, opened read-only
+			// (a writer's open creates it).
+			return nil
+		}
+		v := b.Get([]byte(id))
 		if len(v) < responseHead {
 			return nil
 		}

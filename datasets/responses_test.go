@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -318,4 +320,99 @@ func TestSalvageAndCheckReadResponseEntries(t *testing.T) {
 	if ids, exps := pinCounts(t, s); ids != 1 || exps != 1 {
 		t.Errorf("after max_age left one record: %d entries, %d expiry keys; want 1 of each", ids, exps)
 	}
+}
+
+// TestReadersOfADBWithoutResponseBuckets: a db written by a build before
+// the stored-response buckets (made here by deleting them) is read by
+// every reader: check, salvage, compact, a read-only view (as a
+// read-only export opens it, creating no bucket), and a store opened for
+// writing, which adds the buckets. A lookup in a read-only view of such
+// a file dereferenced the missing bucket.
+func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
+	const n = 20
+	old := pinnedDB(t, n)
+	db, err := bolt.Open(old, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketResponses, bucketResponseExpiry} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyOf := func(t *testing.T) string {
+		t.Helper()
+		// The pages only, not the sparse growth step after them.
+		f, err := os.Open(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, highWater(t, f, fi.Size()))
+		if _, err := io.ReadFull(f, b); err != nil {
+			t.Fatal(err)
+		}
+		return writeTemp(t, b)
+	}
+	t.Run("check finds no damage", func(t *testing.T) {
+		rep, err := CheckDB(copyOf(t), time.Second)
+		if err != nil || rep.Damaged() || rep.Records != n || rep.Responses != 0 {
+			t.Errorf("check: %+v, %v; want no damage, %d records, no entries", rep, err, n)
+		}
+	})
+	t.Run("salvage copies the records", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "salvaged.db")
+		rep, err := SalvageDB(context.Background(), copyOf(t), out, time.Second)
+		if err != nil || rep.Records != n || rep.Responses != 0 || rep.BadResponses != 0 {
+			t.Errorf("salvage: %+v, %v; want %d records, no entries", rep, err, n)
+		}
+	})
+	t.Run("a read-only view looks up nothing", func(t *testing.T) {
+		db, err := bolt.Open(copyOf(t), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		s := &BoltStore{db: db}
+		if got, found, err := s.LookupResponse("resp_1", t0); found || err != nil {
+			t.Errorf("lookup: %+v, %v, %v; want nothing found", got, found, err)
+		}
+	})
+	t.Run("compact and a store opened for writing read it and add the buckets", func(t *testing.T) {
+		path := copyOf(t)
+		if _, err := CompactDB(context.Background(), path, "", StoreOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		s := openStoreAt(t, path, StoreOptions{NoSync: true})
+		defer s.Close()
+		if got := exportAll(t, s, ExportOptions{}); len(got) != n {
+			t.Errorf("export: %d records, want %d", len(got), n)
+		}
+		if _, found, err := s.LookupResponse("resp_1", t0); found || err != nil {
+			t.Errorf("lookup of an entry the old build never kept: %v, %v", found, err)
+		}
+		ts := t0.Add(time.Hour)
+		if err := s.AppendDecisions([]LogEntry{pinEntry("req_new", ts, &StoredResponse{ID: "resp_new", Tier: "strong", Expires: ts.Add(time.Hour)})}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(context.Background(), RetentionOptions{MaxAge: time.Minute, Now: func() time.Time { return ts }}); err != nil {
+			t.Fatal(err)
+		}
+		if got, found, err := s.LookupResponse("resp_new", ts); !found || err != nil || got.Tier != "strong" {
+			t.Errorf("lookup of a new entry: %+v, %v, %v", got, found, err)
+		}
+	})
 }

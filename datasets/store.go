@@ -51,7 +51,9 @@ var (
 	bucketMeta     = []byte("meta")
 	keySchema      = []byte("schema")
 	// The responses buckets came after schema 1; Open creates them in a
-	// file that lacks them, which a build without them ignores.
+	// file that lacks them, which a build without them ignores. A
+	// read-only open cannot create them, so every reader takes a missing
+	// one as empty.
 	bucketResponses      = []byte("responses")
 	bucketResponseExpiry = []byte("responses_expiry")
 )
