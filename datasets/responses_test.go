@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -415,4 +416,71 @@ func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
 			t.Errorf("lookup of a new entry: %+v, %v, %v", got, found, err)
 		}
 	})
+}
+
+// TestCheckAndSalvageADamagedResponsesPage: a page of stored-response
+// entries zeroed is damage that check reports and salvage skips, counted,
+// copying every record and the other entries. Both read every bucket's
+// pages, these too.
+func TestCheckAndSalvageADamagedResponsesPage(t *testing.T) {
+	const n = 3000
+	path := pinnedDB(t, n)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := make([]byte, highWater(t, f, fi.Size()))
+	_, err = io.ReadFull(f, db)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf, err := openBoltFile(bytes.NewReader(db), int64(len(db)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A leaf of the responses bucket: its keys are response ids (the log's
+	// are 16 bytes, the expiry index's start with a time).
+	var leaf uint64
+	for p := uint64(2); p < bf.meta.pgid && leaf == 0; p++ {
+		b, err := bf.page(p)
+		if err != nil {
+			continue
+		}
+		if flags, count := pageKind(b); flags == boltLeafFlag && count > 3 {
+			e := boltPageHeader
+			pos, ksize := binaryNE32(b[e+4:]), binaryNE32(b[e+8:])
+			if e+pos+ksize < len(b) && bytes.HasPrefix(b[e+pos:e+pos+ksize], []byte("resp_")) {
+				leaf = p
+			}
+		}
+	}
+	if leaf == 0 {
+		t.Fatal("no leaf page of response entries found")
+	}
+	clear(db[int(leaf)*DefaultPageSize : int(leaf+1)*DefaultPageSize])
+	damaged := writeTemp(t, db)
+	rep, err := CheckDB(damaged, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Damaged() || rep.BadPages != 1 || rep.Records != n || rep.Responses >= n {
+		t.Errorf("check: damaged %v, %d bad pages, %d records, %d entries; want damage, 1 bad page, %d records, fewer entries",
+			rep.Damaged(), rep.BadPages, rep.Records, rep.Responses, n)
+	}
+	out := filepath.Join(t.TempDir(), "salvaged.db")
+	srep, err := SalvageDB(context.Background(), damaged, out, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srep.Records != n || srep.BadPages != 1 || srep.Responses != rep.Responses || srep.Responses == 0 {
+		t.Errorf("salvage: %+v; want %d records, 1 bad page, the %d readable entries", srep, n, rep.Responses)
+	}
+	if rep, err := CheckDB(out, time.Second); err != nil || rep.Damaged() {
+		t.Errorf("check of the salvaged db: %+v, %v; want no damage", rep, err)
+	}
 }
