@@ -84,8 +84,9 @@
 //
 // Conversation state (the Responses API). The proxy remembers which tier
 // served each stored response it relays (responseTiers: the newest in
-// memory, all in the feedback db through the recording, for
-// Config.ResponseTTL), so that a request continuing one
+// memory, all in the feedback db in the commit of their requests'
+// records, for Config.ResponseTTL or until retention removes the
+// record), so that a request continuing one
 // (previous_response_id) goes to that tier alone, pinned: where the
 // tiers are different servers, no other can continue it. GET and DELETE
 // /v1/responses/{id}, its cancel and its input_items go there too
