@@ -144,6 +144,12 @@ func TestThreeTiers(t *testing.T) {
 			if tt.cancelled >= 0 {
 				waitFor(t, "the loser's cancel", func() bool { return r.sims[tt.cancelled].Stats().Cancelled == 1 })
 			}
+			// A race's winner reaches the client before its handler ends
+			// (loser_grace), and the loser's cancel before the handler
+			// queues the recording: Close then would drop it.
+			if err := r.h.AwaitRecording(context.Background(), got.id); err != nil {
+				t.Fatal(err)
+			}
 			if err := r.h.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
