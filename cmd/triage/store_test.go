@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -424,6 +427,30 @@ func TestIdleConnectionFloodUnderALowFileLimit(t *testing.T) {
 // calibrate and retrain do not count their --model as an input: writing a
 // new version over it is how a router is updated in place for serve
 // --watch.
+// fileState says whether a command touched path: its bytes, or for a
+// file over 1 MiB (a feedback db, preallocated to 128 MiB as a hole) its
+// size and modification time, as TestInterruptedWritesNothing does:
+// reading the db whole before and after each command cost about 10 s
+// under -race. A file that does not exist is "absent".
+func fileState(t *testing.T, path string) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 1<<20 {
+		return fmt.Sprintf("%d bytes, modified %s", fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d bytes, sha256 %x", len(b), sha256.Sum256(b))
+}
+
 func TestOutputIsNotAnInput(t *testing.T) {
 	dir := t.TempDir()
 	pristine := damagedDB(t)
@@ -447,13 +474,13 @@ func TestOutputIsNotAnInput(t *testing.T) {
 		{[]string{"feedback", "export", "--db", db, "-o", db}, db},
 		{[]string{"feedback", "export", "--db", db, "-o", db + "-wal"}, db + "-wal"},
 	} {
-		before, _ := os.ReadFile(tt.in)
+		before := fileState(t, tt.in)
 		_, stderr, code := run(t, tt.args...)
 		if code != 2 || !strings.Contains(stderr, "is also what this command reads") {
 			t.Errorf("%v: exit %d, %q; want 2 and the clash named", tt.args, code, stderr)
 		}
-		if after, _ := os.ReadFile(tt.in); !bytes.Equal(before, after) {
-			t.Errorf("%v changed %s", tt.args, tt.in)
+		if after := fileState(t, tt.in); after != before {
+			t.Errorf("%v changed %s: %s, was %s", tt.args, tt.in, after, before)
 		}
 	}
 	if err := checkNotInput("router.json", "log.jsonl"); err != nil {
