@@ -269,7 +269,12 @@ func TestFeedbackAfterATierChangingReload(t *testing.T) {
 	}
 }
 
-// serveReal starts s on a loopback listener and returns its address.
+// serveReal starts s on a loopback listener and returns its address once
+// Serve has installed its connection limiter. Serve runs on a goroutine
+// of its own: a test that dialled and then read s.limiter at once found
+// it nil when that goroutine had not yet run (a nil dereference in
+// holdOnlySlot, once in 10 to 60 runs under -race with other jobs on
+// the machine).
 func serveReal(t *testing.T, s *Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -282,6 +287,17 @@ func serveReal(t *testing.T, s *Server) string {
 		s.Shutdown(context.Background())
 		<-done
 	})
+	for deadline := time.Now().Add(10 * time.Second); s.limiter.Load() == nil; time.Sleep(time.Millisecond) {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup's wait
+			t.Fatalf("Serve returned %v before it served", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Serve did not start within 10s")
+		}
+	}
 	return ln.Addr().String()
 }
 
