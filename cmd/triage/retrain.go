@@ -377,6 +377,9 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	if st.FastOnly+st.StrongOnly+st.SoftFast > 0 {
 		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
 	}
+	if st.PinnedOneSided > 0 {
+		fmt.Fprintf(w, "one tier only, left out: %d pinned to the tier that stored the response they continue (not routed on their own features)\n", st.PinnedOneSided)
+	}
 	if im := res.Imputed; im.Strong+im.Fast > 0 {
 		fmt.Fprintln(w, imputedLine(im))
 	}
@@ -454,6 +457,9 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *retrain.Resul
 		// paired records not judged because the champion trained on them.
 		OneSided        map[string]int `json:"one_sided"`
 		ChampionTrained int            `json:"champion_trained"`
+		// PinnedOneSided counts the one-sided records left out because
+		// the proxy pinned them to the tier of the response they continue.
+		PinnedOneSided int `json:"pinned_one_sided"`
 		// Imputed counts the soft targets imputed from the tier that ran.
 		Imputed map[string]int `json:"imputed"`
 		// ScorerChange says why the challenger's scorer differs from
@@ -466,6 +472,7 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *retrain.Resul
 		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
 		Imputed:         map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
 		ChampionTrained: res.ChampionTrained,
+		PinnedOneSided:  res.Stats.PinnedOneSided,
 		ScorerChange:    res.ScorerChange,
 	}
 	if written {

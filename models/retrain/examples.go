@@ -238,6 +238,10 @@ type ExampleStats struct {
 	// OneSided), SoftFast those whose fast target is a calibrated
 	// confidence.
 	FastOnly, StrongOnly, SoftFast int
+	// PinnedOneSided counts one-sided records of requests the proxy sent
+	// to the tier that stored the response they continue (Decision.Pinned),
+	// left out of the heads' fits.
+	PinnedOneSided int
 	// NoPropensity counts routed, labelled records without a recorded
 	// propensity (from a server without exploration); they get weight 1.
 	NoPropensity int
@@ -281,6 +285,16 @@ func LabelledExamples(recs []datasets.Record, opts ExampleOptions) ([]Labelled, 
 			}
 			st.Unpaired[kind]++
 			if !opts.OneSided || (math.IsNaN(f) && math.IsNaN(s)) {
+				continue
+			}
+			if r.Decision != nil && r.Decision.Pinned {
+				// The tier ran because an earlier turn was routed to it,
+				// not on this request's features: a hard conversation
+				// stays on the strong tier, so its later turns' outcomes
+				// depend on what the features do not see, and a head
+				// fitted on them would be biased where the one-sided
+				// heads rely on selection by the features alone.
+				st.PinnedOneSided++
 				continue
 			}
 		}

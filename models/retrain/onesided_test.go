@@ -58,6 +58,12 @@ func TestOneSidedExamples(t *testing.T) {
 		{ID: "scored-and-confident", Prompt: "d", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9},
 			Outcomes: map[string]datasets.Outcome{"f": {Score: f64(0), Confidence: f64(3)}}},
 		{ID: "nothing", Prompt: "e", Decision: &datasets.Decision{Kind: "fast", Propensity: 0.9}},
+		// A Responses API follow-up the proxy pinned to the tier of the
+		// response it continues: that tier ran because of an earlier
+		// turn, so its one-sided outcome trains no head; scored on both
+		// tiers it is paired like any other.
+		{ID: "pinned", Prompt: "f", Decision: &datasets.Decision{Kind: "escalate", Pinned: true},
+			Outcomes: map[string]datasets.Outcome{"s": {Score: f64(1)}}},
 	}
 	t.Run("paired only by default", func(t *testing.T) {
 		ls, _, err := LabelledExamples(recs, ExampleOptions{Tiers: tiers})
@@ -73,8 +79,8 @@ func TestOneSidedExamples(t *testing.T) {
 	for _, l := range ls {
 		got[l.ID] = l
 	}
-	if len(ls) != 4 || st.FastOnly != 2 || st.StrongOnly != 1 || st.SoftFast != 1 {
-		t.Fatalf("%d examples, stats %+v; want 4: fast-only, scored-and-confident, strong-only, confidence-only", len(ls), st)
+	if len(ls) != 4 || st.FastOnly != 2 || st.StrongOnly != 1 || st.SoftFast != 1 || st.PinnedOneSided != 1 {
+		t.Fatalf("%d examples, stats %+v; want 4: fast-only, scored-and-confident, strong-only, confidence-only (and the pinned one left out)", len(ls), st)
 	}
 	if l := got["fast-only"]; l.Fast != 1 || !math.IsNaN(l.Strong) || l.Paired || l.FastSoft {
 		t.Errorf("fast-only: %+v", l)
