@@ -237,20 +237,7 @@ func TestCheckAndSalvage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var leaf uint64
-	for p := uint64(2); p < f.meta.pgid && leaf == 0; p++ {
-		b, err := f.page(p)
-		if err != nil {
-			continue
-		}
-		if flags, count := pageKind(b); flags == boltLeafFlag && count > 3 {
-			e := boltPageHeader
-			pos, ksize := binaryNE32(b[e+4:]), binaryNE32(b[e+8:])
-			if ksize == 16 && e+pos+ksize < len(b) {
-				leaf = p
-			}
-		}
-	}
+	leaf := leafWhoseFirstKey(f, func(k []byte) bool { return len(k) == 16 })
 	if leaf == 0 {
 		t.Fatal("no leaf page of log records found")
 	}
@@ -770,4 +757,24 @@ func TestInterruptedCopyPublishesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leafWhoseFirstKey is the first leaf page of more than three entries
+// whose first key is one match accepts (the buckets' keys tell them
+// apart: a log key is 16 bytes, a response id starts with resp_), or 0.
+func leafWhoseFirstKey(f *boltFile, match func(key []byte) bool) uint64 {
+	for p := uint64(2); p < f.meta.pgid; p++ {
+		b, err := f.page(p)
+		if err != nil {
+			continue
+		}
+		if flags, count := pageKind(b); flags == boltLeafFlag && count > 3 {
+			e := boltPageHeader
+			pos, ksize := binaryNE32(b[e+4:]), binaryNE32(b[e+8:])
+			if e+pos+ksize < len(b) && match(b[e+pos:e+pos+ksize]) {
+				return p
+			}
+		}
+	}
+	return 0
 }

@@ -445,20 +445,7 @@ func TestCheckAndSalvageADamagedResponsesPage(t *testing.T) {
 	}
 	// A leaf of the responses bucket: its keys are response ids (the log's
 	// are 16 bytes, the expiry index's start with a time).
-	var leaf uint64
-	for p := uint64(2); p < bf.meta.pgid && leaf == 0; p++ {
-		b, err := bf.page(p)
-		if err != nil {
-			continue
-		}
-		if flags, count := pageKind(b); flags == boltLeafFlag && count > 3 {
-			e := boltPageHeader
-			pos, ksize := binaryNE32(b[e+4:]), binaryNE32(b[e+8:])
-			if e+pos+ksize < len(b) && bytes.HasPrefix(b[e+pos:e+pos+ksize], []byte("resp_")) {
-				leaf = p
-			}
-		}
-	}
+	leaf := leafWhoseFirstKey(bf, func(k []byte) bool { return bytes.HasPrefix(k, []byte("resp_")) })
 	if leaf == 0 {
 		t.Fatal("no leaf page of response entries found")
 	}
