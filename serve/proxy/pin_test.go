@@ -199,11 +199,11 @@ func (p *pinRig) restart(t *testing.T) {
 
 // respResult is a Responses API answer as a client reads it.
 type respResult struct {
-	status           int
-	decision, model  string
-	id               string // the response's id
-	body             []byte
-	streamed, failed bool
+	status          int
+	decision, model string
+	id              string // the response's id
+	body            []byte
+	streamed        bool
 }
 
 // ask posts a Responses API request: input, optionally continuing prev,
