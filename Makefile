@@ -6,7 +6,7 @@ SAMPLE    := testdata/sample/log.jsonl
 FAST      := synthetic/fast-small
 STRONG    := synthetic/strong-large
 
-.PHONY: all build test readme bench fmt vet quickstart fuzz clean
+.PHONY: all build test slow-pkgs slow-cmd readme bench fmt vet quickstart fuzz clean
 
 all: build
 
@@ -36,7 +36,14 @@ SLOW_CMD    := ^(TestCurvesAndCalibrateOnSyntheticLatencyLog|TestCurvesAndCalibr
 # README.md in a temporary copy of the repository.
 test: vet
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory -j2 slow-pkgs slow-cmd
+
+# The two slow lists side by side: one after the other, the second waited
+# for the first's last package, which trains alone on one of two cores.
+slow-pkgs:
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_PKGS)' ./classifier ./models ./models/retrain ./models/report
+
+slow-cmd:
 	TRIAGE_DATASETS=$(DATASETS) $(GO) test -count=1 -run '$(SLOW_CMD)' ./cmd/triage
 
 # Only the README's command blocks, with their output.
