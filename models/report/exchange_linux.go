@@ -5,6 +5,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,5 +19,21 @@ func exchange(a, b string) error {
 		// Some filesystems (NFS, some FUSE ones) cannot swap two entries.
 		return fmt.Errorf("%w (this filesystem cannot swap two folders in one step: %v)", errNoExchange, err)
 	}
+	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EXDEV) {
+		// A mount point that mountPoint could not tell (a bind mount
+		// of a folder of the parent's own filesystem).
+		return mountPointError(b)
+	}
 	return err
+}
+
+// mountPoint reports whether dir is the root of a filesystem mounted on
+// its parent's: its device is not its parent's. A bind mount of a folder
+// of the same filesystem has the same device; exchange refuses that one.
+func mountPoint(dir string) bool {
+	var st, up unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &up) != nil {
+		return false
+	}
+	return st.Dev != up.Dev
 }

@@ -20,6 +20,10 @@ import (
 // errNoExchange says two folders cannot be swapped in one step here.
 var errNoExchange = errors.New("cannot swap two folders in one step")
 
+// errMountPoint says a report folder is a mount point, which cannot be
+// swapped with another folder.
+var errMountPoint = errors.New("a report replaces its folder whole, which cannot be done to a mount point")
+
 // stagePrefix named a report's staging folder inside the report folder,
 // where earlier versions staged; such folders left by killed runs are
 // still removed.
@@ -60,7 +64,18 @@ func CheckFolder(dir string) error {
 	if wd == real || strings.HasPrefix(wd, real+string(filepath.Separator)) || filepath.Dir(real) == real {
 		return fmt.Errorf("report %s holds the working folder, and a report replaces its folder whole; write it into a folder of its own, e.g. -o %s", dir, filepath.Join(dir, "report"))
 	}
+	if mountPoint(real) {
+		return mountPointError(dir)
+	}
 	return nil
+}
+
+// mountPointError refuses a report folder that is a mount point (a
+// container's volume, a tmpfs): the new report is written beside it, on
+// the parent's filesystem, and a mount point cannot be renamed or swapped
+// (EBUSY, EXDEV), so the run would fail after all its work.
+func mountPointError(dir string) error {
+	return fmt.Errorf("report %s is a mount point, and %w; write it into a folder below it, e.g. -o %s", dir, errMountPoint, filepath.Join(dir, "report"))
 }
 
 // writeStaged has fill write a report's files into a new folder beside
@@ -191,6 +206,9 @@ func swapIn(stage, dir string, exists bool) error {
 		// A concurrent run made dir meanwhile: replace its report.
 	}
 	if err := exchange(stage, dir); err != nil {
+		if errors.Is(err, errMountPoint) {
+			return err
+		}
 		if errors.Is(err, errNoExchange) {
 			return fmt.Errorf("report %s: %w; the report was not replaced: remove the folder first or write to a new one (another -o)", dir, err)
 		}

@@ -592,3 +592,24 @@ func TestWriteStagedRemovesStaleStages(t *testing.T) {
 		t.Errorf("index.html holds %q", b)
 	}
 }
+
+// A report folder that is a mount point (a container's volume) cannot be
+// swapped with the new report beside it: the run failed after all its
+// work with "device or resource busy". CheckFolder refuses it first.
+func TestCheckFolderRefusesAMountPoint(t *testing.T) {
+	const mnt = "/dev/shm" // a tmpfs on most Linux systems: only read here
+	fi, err := os.Stat(mnt)
+	if err != nil || !fi.IsDir() || !mountPoint(mnt) {
+		t.Skipf("%s is not a mount point here", mnt)
+	}
+	err = CheckFolder(mnt)
+	if !errors.Is(err, errMountPoint) {
+		t.Fatalf("CheckFolder(%s) = %v, want the mount point refused", mnt, err)
+	}
+	if want := filepath.Join(mnt, "report"); !strings.Contains(err.Error(), want) {
+		t.Errorf("the error %q does not suggest %s", err, want)
+	}
+	if err := CheckFolder(t.TempDir()); err != nil {
+		t.Errorf("CheckFolder of a plain folder: %v", err)
+	}
+}
