@@ -5,7 +5,10 @@ package report
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,4 +39,17 @@ func mountPoint(dir string) bool {
 		return false
 	}
 	return st.Dev != up.Dev
+}
+
+// keepOwner gives dir old's owner and group where this process may: root
+// both, another user a group it is in. Errors are ignored: a user who may
+// not give the folder away keeps it, as a report it writes always had.
+func keepOwner(dir string, old fs.FileInfo) {
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok {
+		return
+	}
+	if os.Lchown(dir, int(st.Uid), int(st.Gid)) != nil {
+		os.Lchown(dir, -1, int(st.Gid))
+	}
 }

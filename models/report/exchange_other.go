@@ -2,7 +2,10 @@
 
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"io/fs"
+)
 
 // exchange would swap a and b in one step; only Linux's renameat2 does,
 // so elsewhere an existing report folder is not replaced (a new one is:
@@ -14,3 +17,7 @@ func exchange(a, b string) error {
 // mountPoint would tell a mount point; where no folder is swapped it does
 // not matter.
 func mountPoint(dir string) bool { return false }
+
+// keepOwner would give dir old's owner; where no folder is swapped the
+// old folder is never replaced.
+func keepOwner(dir string, old fs.FileInfo) {}

@@ -142,9 +142,11 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 		defer d.Close() // before the RemoveAll: defers run last first
 	}
 	if exists {
-		// The new folder takes the old one's permissions, as files
-		// replaced by safefile keep theirs.
-		if err := os.Chmod(stage, old.Mode().Perm()); err != nil {
+		// The new folder takes the old one's owner, group and
+		// permissions, set-group-ID bit included, as files replaced by
+		// safefile keep theirs: a folder a web server reads through its
+		// group must stay its group's.
+		if err := keepMode(stage, old); err != nil {
 			return fmt.Errorf("report %s: %w", dir, err)
 		}
 	}
@@ -288,7 +290,7 @@ func carry(from, to string) error {
 			if err := carry(src, dst); err != nil {
 				return err
 			}
-			if err := os.Chmod(dst, m.Perm()); err != nil {
+			if err := keepMode(dst, fi); err != nil {
 				return err
 			}
 		case m&fs.ModeSymlink != 0:
@@ -310,6 +312,16 @@ func carry(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// keepMode gives the folder dir the owner and group of the folder old
+// describes, as far as this process may (root: both; another user: a
+// group it is in; else they stay its own, as before), then old's
+// permissions with its set-group-ID and sticky bits. The owner comes
+// first: a chown clears the set-group-ID bit.
+func keepMode(dir string, old fs.FileInfo) error {
+	keepOwner(dir, old)
+	return os.Chmod(dir, old.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSticky))
 }
 
 // copyFile copies src to dst, a new file, synced, with permissions perm.
