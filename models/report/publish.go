@@ -67,8 +67,23 @@ func CheckFolder(dir string) error {
 	if mountPoint(real) {
 		return mountPointError(dir)
 	}
-	return nil
+	// One below it is refused by carry, after the work: said here first.
+	var below error
+	filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == real {
+			return nil
+		}
+		if isMountPoint(p) {
+			below = fmt.Errorf("report %s holds %s, a mount point, which a report folder cannot keep (removing the old report would empty it); unmount it or mount it outside the report folder", dir, p)
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return below
 }
+
+// isMountPoint is mountPoint; tests replace it, as they cannot mount.
+var isMountPoint = mountPoint
 
 // mountPointError refuses a report folder that is a mount point (a
 // container's volume, a tmpfs): the new report is written beside it, on
@@ -269,6 +284,11 @@ func carry(from, to string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if fi.IsDir() && isMountPoint(src) {
+			// The swap would take the mount along to the old folder, whose
+			// removal then empties the mounted filesystem.
+			return fmt.Errorf("%s is a mount point, which a report folder cannot keep (removing the old report would empty it); unmount it or mount it outside the report folder", src)
 		}
 		have, err := os.Lstat(dst)
 		switch {

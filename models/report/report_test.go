@@ -613,3 +613,41 @@ func TestCheckFolderRefusesAMountPoint(t *testing.T) {
 		t.Errorf("CheckFolder of a plain folder: %v", err)
 	}
 }
+
+// A filesystem mounted on a folder inside the report folder went with
+// the old folder in the swap, and removing the old report emptied it
+// (its files were copied, not kept, into the new one). The report is
+// refused instead, before the work and at the swap, and nothing changes.
+func TestWriteStagedRefusesAMountInsideTheFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "report")
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(data, "keep.txt")
+	if err := os.WriteFile(keep, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func(string) bool) { isMountPoint = f }(isMountPoint)
+	isMountPoint = func(p string) bool { return filepath.Base(p) == "data" }
+
+	if err := CheckFolder(dir); err == nil || !strings.Contains(err.Error(), data) {
+		t.Errorf("CheckFolder = %v, want the mount point %s refused", err, data)
+	}
+	fill := func(stage string) error {
+		return os.WriteFile(filepath.Join(stage, "index.html"), []byte("new"), 0o644)
+	}
+	if err := writeStaged(context.Background(), dir, fill); err == nil || !strings.Contains(err.Error(), data) {
+		t.Errorf("writeStaged = %v, want the mount point %s refused", err, data)
+	}
+	if b, err := os.ReadFile(keep); string(b) != "precious" {
+		t.Errorf("%s holds %q (%v), want it kept", keep, b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the report was replaced (%v)", err)
+	}
+	// The same refusal where a mount appears after the check: carry's.
+	if err := carry(dir, t.TempDir()); err == nil || !strings.Contains(err.Error(), data) {
+		t.Errorf("carry = %v, want the mount point %s refused", err, data)
+	}
+}
