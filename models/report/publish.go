@@ -151,7 +151,7 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 		return err
 	}
 	// After the swap, stage holds the old report: removed either way.
-	defer os.RemoveAll(stage)
+	defer removeTree(stage)
 	if d, err := os.Open(stage); err == nil {
 		safefile.TryLock(d)
 		defer d.Close() // before the RemoveAll: defers run last first
@@ -160,8 +160,11 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 		// The new folder takes the old one's owner, group and
 		// permissions, set-group-ID bit included, as files replaced by
 		// safefile keep theirs: a folder a web server reads through its
-		// group must stay its group's.
-		if err := keepMode(stage, old); err != nil {
+		// group must stay its group's. While it is written, its owner
+		// may write it: a read-only report folder (0555) is replaced
+		// whole like any other, as safefile replaces a read-only file,
+		// and only took its mode to fail after all the work.
+		if err := keepMode(stage, old, 0o700); err != nil {
 			return fmt.Errorf("report %s: %w", dir, err)
 		}
 	}
@@ -174,6 +177,9 @@ func writeStaged(ctx context.Context, dir string, fill func(stage string) error)
 	if exists {
 		if err := carry(dir, stage); err != nil {
 			return fmt.Errorf("report %s: keep the folder's other files: %w", dir, err)
+		}
+		if err := os.Chmod(stage, folderMode(old)); err != nil {
+			return fmt.Errorf("report %s: %w", dir, err)
 		}
 	}
 	// Every entry of the new folder is in its folder's directory before
@@ -310,7 +316,7 @@ func carry(from, to string) error {
 			if err := carry(src, dst); err != nil {
 				return err
 			}
-			if err := keepMode(dst, fi); err != nil {
+			if err := keepMode(dst, fi, 0); err != nil {
 				return err
 			}
 		case m&fs.ModeSymlink != 0:
@@ -337,11 +343,33 @@ func carry(from, to string) error {
 // keepMode gives the folder dir the owner and group of the folder old
 // describes, as far as this process may (root: both; another user: a
 // group it is in; else they stay its own, as before), then old's
-// permissions with its set-group-ID and sticky bits. The owner comes
-// first: a chown clears the set-group-ID bit.
-func keepMode(dir string, old fs.FileInfo) error {
+// permissions with its set-group-ID and sticky bits, and the bits of
+// more. The owner comes first: a chown clears the set-group-ID bit.
+func keepMode(dir string, old fs.FileInfo, more fs.FileMode) error {
 	keepOwner(dir, old)
-	return os.Chmod(dir, old.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSticky))
+	return os.Chmod(dir, folderMode(old)|more)
+}
+
+// removeTree removes dir and what it holds, read-only folders too (a
+// report folder 0555, a user's folder carried into the new report), which
+// os.RemoveAll cannot empty unless the process is root: the old report
+// would stay beside the folder after each run. Errors are ignored, as the
+// removal of a stage always was: what stays, the next run removes.
+func removeTree(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o700 != 0o700 {
+				os.Chmod(p, fi.Mode()|0o700)
+			}
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
+}
+
+// folderMode is the mode a folder that replaces old takes.
+func folderMode(old fs.FileInfo) fs.FileMode {
+	return old.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
 }
 
 // copyFile copies src to dst, a new file, synced, with permissions perm.

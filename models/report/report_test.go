@@ -651,3 +651,59 @@ func TestWriteStagedRefusesAMountInsideTheFolder(t *testing.T) {
 		t.Errorf("carry = %v, want the mount point %s refused", err, data)
 	}
 }
+
+// A read-only report folder (0555) is replaced like any other: the swap
+// needs only its parent writable. The new folder took its mode before the
+// report was written into it, so the run failed after all its work with
+// "permission denied" on a hidden stage folder (the build before the swap
+// refused such a folder up front); and a read-only folder that an
+// unprivileged run swapped out could not be emptied, so old reports
+// piled up beside it.
+func TestWriteStagedReplacesAReadOnlyFolder(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "report")
+	keep := filepath.Join(dir, "keep")
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(dir, "notes.txt"), filepath.Join(keep, "data.csv")} {
+		if err := os.WriteFile(f, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{keep, dir} {
+		if err := os.Chmod(d, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755); os.Chmod(keep, 0o755) })
+	fill := func(stage string) error {
+		if fi, err := os.Stat(stage); err != nil || fi.Mode().Perm()&0o700 != 0o700 {
+			return fmt.Errorf("the report is written into %s, mode %v (%v): its owner cannot write it", stage, fi.Mode(), err)
+		}
+		return os.WriteFile(filepath.Join(stage, "index.html"), []byte("new"), 0o644)
+	}
+	if err := writeStaged(context.Background(), dir, fill); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "index.html")); string(b) != "new" {
+		t.Errorf("index.html holds %q (%v)", b, err)
+	}
+	for _, f := range []string{filepath.Join(dir, "notes.txt"), filepath.Join(keep, "data.csv")} {
+		if b, err := os.ReadFile(f); string(b) != "mine" {
+			t.Errorf("%s holds %q (%v), want it kept", f, b, err)
+		}
+	}
+	for _, d := range []string{dir, keep} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o555 {
+			t.Errorf("%s: mode %v (%v), want 0555 as before", d, fi.Mode(), err)
+		}
+	}
+	if es, _ := os.ReadDir(root); len(es) != 1 {
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		t.Errorf("beside the report folder: %v, want only it", names)
+	}
+}
