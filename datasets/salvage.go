@@ -40,9 +40,12 @@ type CheckReport struct {
 	// (not damage: it is what a salvaged log can leave).
 	Feedback, BadFeedback, OrphanFeedback int
 	// Responses counts the proxy's stored-response entries; BadResponses
-	// those that are malformed, name no record, or are not in the expiry
-	// index as they say, and the index's keys of no entry.
-	Responses, BadResponses int
+	// those that are malformed or are not in the expiry index as they
+	// say, and the index's keys of no entry; OrphanResponses those whose
+	// record is not in the store (not damage: a build before the entries,
+	// serving the db meanwhile, removed their records by retention and
+	// left them, still sound, until they expire).
+	Responses, BadResponses, OrphanResponses int
 	// Log is what the feedback log beside the db holds.
 	Log LogCheck
 }
@@ -116,8 +119,11 @@ func CheckDB(path string, timeout time.Duration) (*CheckReport, error) {
 	for _, e := range c.respLinks {
 		_, rec := c.logKeys[e.logKey]
 		_, indexed := c.expiryKeys[e.expiryKey]
-		if !rec || !indexed {
+		switch {
+		case !indexed:
 			rep.BadResponses++
+		case !rec:
+			rep.OrphanResponses++
 		}
 		delete(c.expiryKeys, e.expiryKey)
 	}

@@ -263,8 +263,8 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, ", %d pages of %d bytes, free list %s", rep.Pages, rep.PageSize, map[bool]string{true: "synced", false: "not synced"}[rep.FreelistSynced])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record; stored-response entries: %d, %d bad\n",
-		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback, rep.Responses, rep.BadResponses)
+	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record; stored-response entries: %d, %d bad, %d without a record\n",
+		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback, rep.Responses, rep.BadResponses, rep.OrphanResponses)
 	if rep.NProblems > 0 {
 		fmt.Fprintf(w, "%s in the file's structure (%d pages and %d entries unreadable):\n", count(rep.NProblems, "problem"), rep.BadPages, rep.BadElems)
 		for _, p := range rep.Problems {
