@@ -18,6 +18,11 @@ type StoredResponse struct {
 	ID string
 	// Tier is the proxy tier's config name.
 	Tier string
+	// Owner is the name of the client key the request that stored it
+	// was made with, "" for none: the proxy calls every tier with its
+	// own key, so only it can keep one client from reading or
+	// continuing another's responses.
+	Owner string
 	// Expires is when the entry is forgotten.
 	Expires time.Time
 }
@@ -38,18 +43,46 @@ type responseBuckets struct {
 // expiry and the log key of its record.
 const responseHead = 8 + 16
 
-// checkResponse says whether e can be kept: its id and tier are keys.
+// checkResponse says whether e can be kept: its id and tier are keys,
+// and so is its owner if it has one.
 func checkResponse(e *StoredResponse) error {
 	if err := checkKey("response id", e.ID); err != nil {
 		return err
 	}
-	return checkKey("response tier", e.Tier)
+	if err := checkKey("response tier", e.Tier); err != nil {
+		return err
+	}
+	if e.Owner != "" {
+		return checkKey("response owner", e.Owner)
+	}
+	return nil
+}
+
+// responseTail splits what follows an entry's head: the tier, then,
+// after a 0x00 (which no key holds), the owner. A value without the
+// 0x00 (an entry without an owner, or written before owners were) has
+// owner "".
+func responseTail(v []byte) (tier, owner []byte) {
+	tail := v[responseHead:]
+	if i := bytes.IndexByte(tail, 0); i >= 0 {
+		return tail[:i], tail[i+1:] // not nil, even when empty
+	}
+	return tail, nil
 }
 
 // readableResponse reports whether k and v are an entry of the responses
 // bucket as put writes one.
 func readableResponse(k, v []byte) bool {
-	return len(v) > responseHead && checkKey("response id", string(k)) == nil && checkKey("response tier", string(v[responseHead:])) == nil
+	if len(v) <= responseHead || checkKey("response id", string(k)) != nil {
+		return false
+	}
+	tier, owner := responseTail(v)
+	if checkKey("response tier", string(tier)) != nil {
+		return false
+	}
+	// An owner is a key: a 0x00 followed by nothing is not how put
+	// writes an entry.
+	return owner == nil || checkKey("response owner", string(owner)) == nil
 }
 
 // expiryKey is e's key in the expiry index.
@@ -68,8 +101,11 @@ func (b responseBuckets) put(e *StoredResponse, logKey []byte) error {
 	if err := b.byExp.Put(expiryKey(exp, id), []byte{}); err != nil {
 		return err
 	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, responseHead+len(e.Tier)), exp)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, responseHead+len(e.Tier)+1+len(e.Owner)), exp)
 	v = append(append(v, logKey[:16]...), e.Tier...)
+	if e.Owner != "" {
+		v = append(append(v, 0), e.Owner...)
+	}
 	return b.byID.Put(id, v)
 }
 
@@ -161,7 +197,8 @@ func (s *BoltStore) LookupResponse(id string, now time.Time) (StoredResponse, bo
 			return nil
 		}
 		// Copied out: v is only valid in the transaction.
-		out, found = StoredResponse{ID: id, Tier: string(v[responseHead:]), Expires: exp}, true
+		tier, owner := responseTail(v)
+		out, found = StoredResponse{ID: id, Tier: string(tier), Owner: string(owner), Expires: exp}, true
 		return nil
 	})
 	if err != nil {

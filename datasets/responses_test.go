@@ -510,3 +510,92 @@ func TestCheckAndSalvageADamagedResponsesPage(t *testing.T) {
 		t.Errorf("check of the salvaged db: %+v, %v; want no damage", rep, err)
 	}
 }
+
+// TestResponseOwnersAreKept: an entry's owner (the client key its
+// request was made with) is read back after a restart, and check,
+// salvage and compact take the layout with an owner for sound and keep
+// it; an entry without one reads as owner "". The entries kept no
+// owner, so the proxy could not keep one client from reading or
+// continuing another's stored responses.
+func TestResponseOwnersAreKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.db")
+	s := openStoreAt(t, path, StoreOptions{NoSync: true})
+	exp := t0.Add(time.Hour)
+	err := s.AppendDecisions([]LogEntry{
+		pinEntry("req_a", t0, &StoredResponse{ID: "resp_a", Tier: "fast", Owner: "alice", Expires: exp}),
+		pinEntry("req_b", t0, &StoredResponse{ID: "resp_b", Tier: "strong", Owner: "bob", Expires: exp}),
+		pinEntry("req_c", t0, &StoredResponse{ID: "resp_c", Tier: "fast", Expires: exp}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendDecisions([]LogEntry{pinEntry("req_d", t0, &StoredResponse{ID: "resp_d", Tier: "fast", Owner: "bad\x00name", Expires: exp})}); err == nil {
+		t.Error("an owner holding a control character was kept; want an error")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{"resp_a": {"fast", "alice"}, "resp_b": {"strong", "bob"}, "resp_c": {"fast", ""}}
+	lookAll := func(t *testing.T, path string) {
+		t.Helper()
+		s := openStoreAt(t, path, StoreOptions{NoSync: true})
+		defer s.Close()
+		for id, w := range want {
+			got, found, err := s.LookupResponse(id, t0)
+			if err != nil || !found || got.Tier != w[0] || got.Owner != w[1] {
+				t.Errorf("%s: %+v, %v, %v; want tier %q, owner %q", id, got, found, err, w[0], w[1])
+			}
+		}
+	}
+	t.Run("a restart reads each entry's owner back", func(t *testing.T) { lookAll(t, path) })
+	t.Run("check takes entries with and without owners for sound", func(t *testing.T) {
+		rep, err := CheckDB(path, time.Second)
+		if err != nil || rep.Damaged() || rep.Responses != 3 || rep.BadResponses != 0 {
+			t.Errorf("check: %+v, %v; want 3 sound entries", rep, err)
+		}
+	})
+	t.Run("salvage and compact keep the owners", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "salvaged.db")
+		srep, err := SalvageDB(context.Background(), path, out, time.Second)
+		if err != nil || srep.Responses != 3 || srep.BadResponses != 0 {
+			t.Fatalf("salvage: %+v, %v; want 3 entries copied", srep, err)
+		}
+		if _, err := CompactDB(context.Background(), out, "", StoreOptions{NoSync: true}); err != nil {
+			t.Fatal(err)
+		}
+		lookAll(t, out)
+	})
+	t.Run("check and salvage count an entry whose owner is not a key as bad", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.db")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bad, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bolt.Open(bad, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketResponses)
+			v := bytes.Clone(b.Get([]byte("resp_c")))
+			return b.Put([]byte("resp_c"), append(v, 0)) // a separator and no owner
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := CheckDB(bad, time.Second)
+		if err != nil || !rep.Damaged() || rep.BadResponses != 2 {
+			t.Errorf("check: %+v, %v; want damaged, the entry and its expiry key bad", rep, err)
+		}
+		srep, err := SalvageDB(context.Background(), bad, filepath.Join(t.TempDir(), "out.db"), time.Second)
+		if err != nil || srep.Responses != 2 || srep.BadResponses != 1 {
+			t.Errorf("salvage: %+v, %v; want 2 entries copied, 1 unreadable", srep, err)
+		}
+	})
+}

@@ -38,6 +38,8 @@ import (
 //	                   its expiry (unix nanos, 8, big-endian) + the
 //	                   log key (16) of the record of the request whose
 //	                   answer gave it + the proxy tier that stored it
+//	                   + (if it has one) 0x00 and the name of the
+//	                   client key it was made with, its owner
 //	                   (StoredResponse). The record names the id
 //	                   (response_id), so retention removes the entry
 //	                   with it.
