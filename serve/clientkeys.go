@@ -149,9 +149,12 @@ func (s *Server) clientAllowed(c *gin.Context) bool {
 		writeError(c, s.log, Errorf(CodeInvalidAPIKey, "the client key is not one of this server's client_keys"))
 		return false
 	}
-	if k := &s.clientKeys[match]; len(k.meta) > 0 {
-		c.Request = c.Request.WithContext(proxy.WithClientMeta(c.Request.Context(), k.meta))
+	k := &s.clientKeys[match]
+	ctx := proxy.WithClientName(c.Request.Context(), k.name)
+	if len(k.meta) > 0 {
+		ctx = proxy.WithClientMeta(ctx, k.meta)
 	}
+	c.Request = c.Request.WithContext(ctx)
 	return true
 }
 

@@ -1,9 +1,15 @@
 package serve
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -189,5 +195,148 @@ func TestStoredResponseRoutesNeedAClientKey(t *testing.T) {
 		if e := errorOf(t, w); w.Code != 404 || e.Code != "not_found" || !strings.Contains(e.Message, `response "resp_x" is not one this proxy relayed`) {
 			t.Errorf("%s %s of an unknown id: %d %s, want the proxy's 404", r.method, r.path, w.Code, w.Body)
 		}
+	}
+}
+
+// ownStore is an upstream that keeps its Responses API state to itself,
+// as a separate server does: it answers for the ids it gave out, and a
+// request continuing another is its 404. calls counts every request.
+type ownStore struct {
+	name  string
+	mu    sync.Mutex
+	ids   map[string]bool
+	calls int
+}
+
+func newOwnStore(tb testing.TB, name string) (*ownStore, string) {
+	o := &ownStore{name: name, ids: map[string]bool{}}
+	up := httptest.NewServer(o)
+	tb.Cleanup(up.Close)
+	return o, up.URL
+}
+
+func (o *ownStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls++
+	w.Header().Set("Content-Type", "application/json")
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/responses/"); ok {
+		id, _, _ := strings.Cut(rest, "/")
+		if !o.ids[id] {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":{"message":"no such response","type":"invalid_request_error","param":null,"code":"not_found"}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"id":%q,"object":"response","status":"completed","output":[]}`, id)
+		return
+	}
+	var req struct {
+		Prev string `json:"previous_response_id"`
+	}
+	b, _ := io.ReadAll(r.Body)
+	json.Unmarshal(b, &req)
+	if req.Prev != "" && !o.ids[req.Prev] {
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":{"message":"not found","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}`)
+		return
+	}
+	id := fmt.Sprintf("resp_%s_%d", o.name, len(o.ids))
+	o.ids[id] = true
+	fmt.Fprintf(w, `{"id":%q,"object":"response","status":"completed","output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[]}]}],"usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2}}`, id)
+}
+
+// TestStoredResponsesStayWithTheirClientKey: with two client keys, a
+// response made with one is the other's 404 on GET, DELETE, cancel and
+// input_items (the body of an unknown id) and as previous_response_id,
+// and neither reaches an upstream; the key that made it still reads,
+// continues and deletes it. A server without client keys serves every
+// client as before. The tiers are called with the proxy's key, so they
+// cannot tell clients apart: key B read, continued and deleted key A's
+// response.
+func TestStoredResponsesStayWithTheirClientKey(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		keys       []ClientKey
+		alice, bob string // Authorization headers
+		bobRefused bool
+	}{
+		{"with two client keys, another key's requests are refused", []ClientKey{{Name: "alice", Key: "sk-a"}, {Name: "bob", Key: "sk-b"}}, "Bearer sk-a", "Bearer sk-b", true},
+		{"without client keys, every client is served as before", nil, "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fast, fastURL := newOwnStore(t, "fast")
+			strong, strongURL := newOwnStore(t, "strong")
+			ts := newTestServer(t, func(o *Options) {
+				o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: fastURL, Model: "f"}, Strong: proxy.Tier{BaseURL: strongURL, Model: "s"}}
+				o.Config.ClientKeys = tc.keys
+			})
+			calls := func() int {
+				n := 0
+				for _, o := range []*ownStore{fast, strong} {
+					o.mu.Lock()
+					n += o.calls
+					o.mu.Unlock()
+				}
+				return n
+			}
+			post := func(auth, model, prev string) (int, string, proxy.ErrorDetail, string) {
+				t.Helper()
+				body := fmt.Sprintf(`{"model":%q,"input":"explain the proof","previous_response_id":%q}`, model, prev)
+				if prev == "" {
+					body = fmt.Sprintf(`{"model":%q,"input":"explain the proof"}`, model)
+				}
+				w := ts.do(t, "POST", "/v1/responses", body, "Authorization", auth, "Content-Type", "application/json")
+				var out struct {
+					ID    string            `json:"id"`
+					Error proxy.ErrorDetail `json:"error"`
+				}
+				json.Unmarshal(w.Body.Bytes(), &out)
+				return w.Code, out.ID, out.Error, w.Header().Get(proxy.HeaderDecision)
+			}
+			status, id, _, _ := post(tc.alice, "strong", "")
+			if status != 200 || !strings.HasPrefix(id, "resp_strong_") {
+				t.Fatalf("alice's first turn: %d id %q; want the strong tier's answer", status, id)
+			}
+			for _, r := range []struct{ method, path string }{
+				{"GET", "/v1/responses/%s"}, {"GET", "/v1/responses/%s/input_items"}, {"POST", "/v1/responses/%s/cancel"}, {"DELETE", "/v1/responses/%s"},
+			} {
+				before := calls()
+				unknown := ts.do(t, r.method, fmt.Sprintf(r.path, "resp_never_relayed"), "", "Authorization", tc.bob)
+				w := ts.do(t, r.method, fmt.Sprintf(r.path, id), "", "Authorization", tc.bob)
+				if !tc.bobRefused {
+					if w.Code != 200 || w.Header().Get(proxy.HeaderModel) != "s" {
+						t.Errorf("bob's %s %s without client keys: %d %s; want it passed to the tier", r.method, r.path, w.Code, w.Body)
+					}
+					continue
+				}
+				if want := strings.ReplaceAll(unknown.Body.String(), "resp_never_relayed", id); w.Code != 404 || w.Body.String() != want {
+					t.Errorf("bob's %s %s: %d %s; want 404 %s", r.method, r.path, w.Code, w.Body, want)
+				}
+				if n := calls() - before; n != 0 {
+					t.Errorf("bob's %s %s reached an upstream %d times", r.method, r.path, n)
+				}
+			}
+			before := calls()
+			status, _, e, decision := post(tc.bob, "triage", id)
+			if tc.bobRefused {
+				if status != 404 || e.Code != "previous_response_not_found" || e.Param == nil || *e.Param != "previous_response_id" || decision != "none" {
+					t.Errorf("bob's follow-up: %d %+v %q; want the proxy's 404 for previous_response_id", status, e, decision)
+				}
+				if n := calls() - before; n != 0 {
+					t.Errorf("bob's follow-up reached an upstream %d times", n)
+				}
+			} else if status != 200 || decision != "escalate+pinned" {
+				t.Errorf("a follow-up without client keys: %d %q; want escalate+pinned", status, decision)
+			}
+			status, next, _, decision := post(tc.alice, "triage", id)
+			if status != 200 || decision != "escalate+pinned" || !strings.HasPrefix(next, "resp_strong_") {
+				t.Errorf("alice's follow-up: %d %q id %q; want escalate+pinned", status, decision, next)
+			}
+			for _, method := range []string{"GET", "DELETE"} {
+				if w := ts.do(t, method, "/v1/responses/"+id, "", "Authorization", tc.alice); w.Code != 200 {
+					t.Errorf("alice's %s: %d %s", method, w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,24 @@ import (
 
 type clientMetaKey struct{}
 
+type clientNameKey struct{}
+
+// WithClientName returns ctx carrying the name of the client key a
+// request was authenticated with (the server's client_keys). A stored
+// Responses API response belongs to the key that made it: the proxy
+// calls every tier with its own key, so no upstream can keep one client
+// from reading or continuing another's responses, and the proxy does.
+func WithClientName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, clientNameKey{}, name)
+}
+
+// ClientName is the name WithClientName put in ctx, or "" (a server
+// without client keys).
+func ClientName(ctx context.Context) string {
+	n, _ := ctx.Value(clientNameKey{}).(string)
+	return n
+}
+
 // WithClientMeta returns ctx carrying the meta of the client key a
 // request was authenticated with (the server's client_keys), for the
 // routes to merge into the request's own: the router sees it as meta

@@ -90,7 +90,12 @@
 // (previous_response_id) goes to that tier alone, pinned: where the
 // tiers are different servers, no other can continue it. GET and DELETE
 // /v1/responses/{id}, its cancel and its input_items go there too
-// (ServeStoredResponse). An unknown id routes as any request.
+// (ServeStoredResponse). An unknown id routes as any request. Each
+// entry also keeps its owner, the client key its request was made with
+// (WithClientName): the tiers are called with the proxy's key and cannot
+// tell clients apart, so the proxy answers another key's request about
+// it with the 404 of an unknown id, and refuses a follow-up naming it
+// without routing it.
 //
 // Caveats: only choice 0 is judged and recorded; a stream is judged only
 // after it ends, so a very long fast answer delays a speculation's first

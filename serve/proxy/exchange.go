@@ -642,8 +642,9 @@ func (x *exchange) noteStored(c *call, id string) {
 	if id == "" || x.stored != nil || c.api != apiResponses || x.req.noStore {
 		return
 	}
-	exp := x.h.responses.remember(id, c.t)
-	x.stored = &datasets.StoredResponse{ID: id, Tier: c.t.name, Expires: exp}
+	owner := ClientName(x.r.Context())
+	exp := x.h.responses.remember(id, c.t, owner)
+	x.stored = &datasets.StoredResponse{ID: id, Tier: c.t.name, Owner: owner, Expires: exp}
 }
 
 // fail answers when no tier gave an answer: an upstream 4xx passes

@@ -47,7 +47,10 @@ type responseTiers struct {
 }
 
 type pinned struct {
-	tier    *tier
+	tier *tier
+	// owner is the client key the response was made with
+	// (WithClientName); no other client may use it.
+	owner   string
 	expires time.Time
 }
 
@@ -56,12 +59,12 @@ func newResponseTiers(store ResponseStore, ttl time.Duration, max int, now func(
 		byID: map[string]pinned{}, max: max}
 }
 
-// remember notes that t served the response id, and returns when the
-// entry expires.
-func (p *responseTiers) remember(id string, t *tier) time.Time {
+// remember notes that t served the response id to the client key
+// owner, and returns when the entry expires.
+func (p *responseTiers) remember(id string, t *tier, owner string) time.Time {
 	exp := p.now().Add(p.ttl)
 	p.mu.Lock()
-	p.put(id, pinned{tier: t, expires: exp})
+	p.put(id, pinned{tier: t, owner: owner, expires: exp})
 	p.mu.Unlock()
 	return exp
 }
@@ -97,22 +100,24 @@ func keyable(id string) bool {
 	return true
 }
 
-// lookup is the tier that served the response id, or nil when no entry
-// that has not expired says so (the tiers may then share storage, as two
-// models of one OpenAI project do: the request routes as any other).
-func (p *responseTiers) lookup(id string) *tier {
+// lookup is the tier that served the response id and the client key it
+// was made with, or nil when no entry that has not expired says so (the
+// tiers may then share storage, as two models of one OpenAI project do:
+// the request routes as any other). The caller refuses a client other
+// than the owner.
+func (p *responseTiers) lookup(id string) (*tier, string) {
 	now := p.now()
 	p.mu.Lock()
 	e, ok := p.byID[id]
 	p.mu.Unlock()
 	if ok {
 		if now.Before(e.expires) {
-			return e.tier
+			return e.tier, e.owner
 		}
-		return nil
+		return nil, ""
 	}
 	if p.store == nil {
-		return nil
+		return nil, ""
 	}
 	// A short read of one key, on the request path only for requests
 	// that continue a response this process has not seen (or forgot).
@@ -120,17 +125,17 @@ func (p *responseTiers) lookup(id string) *tier {
 	if err != nil {
 		// The request still gets an answer, routed as an unknown id.
 		p.log.Error("proxy: look up which tier stored a response", "response_id", id, "err", err)
-		return nil
+		return nil, ""
 	}
 	if !found {
-		return nil
+		return nil, ""
 	}
 	t := p.tierNamed(sr.Tier)
 	if t == nil {
-		return nil
+		return nil, ""
 	}
 	p.mu.Lock()
-	p.put(id, pinned{tier: t, expires: sr.Expires})
+	p.put(id, pinned{tier: t, owner: sr.Owner, expires: sr.Expires})
 	p.mu.Unlock()
-	return t
+	return t, sr.Owner
 }

@@ -34,9 +34,10 @@ type ownResponses struct {
 	mu  sync.Mutex
 	ids map[string]bool
 	// continued are the previous_response_ids of the requests it took;
-	// posts counts every POST /v1/responses.
+	// posts counts every POST /v1/responses, calls every request.
 	continued []string
 	posts     int
+	calls     int
 }
 
 func newOwnResponses(name string, next http.Handler) *ownResponses {
@@ -56,6 +57,9 @@ func notFound(w http.ResponseWriter, param, msg string) {
 }
 
 func (o *ownResponses) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	o.mu.Lock()
+	o.calls++
+	o.mu.Unlock()
 	if rest, ok := strings.CutPrefix(req.URL.Path, "/v1/responses/"); ok {
 		id, sub, _ := strings.Cut(rest, "/")
 		if !o.knows(id) {
@@ -210,7 +214,18 @@ type respResult struct {
 // plain or streamed.
 func (p *pinRig) ask(t *testing.T, input, prev string, stream bool) respResult {
 	t.Helper()
-	req := map[string]any{"model": "triage", "input": input}
+	return p.askAs(t, "", "triage", input, prev, stream)
+}
+
+// testClientHeader names, in the rig's requests, the client key the
+// request stands for (WithClientName), as the server's check of client
+// keys would put it.
+const testClientHeader = "X-Test-Client"
+
+// askAs is ask by the client key client ("" for none), for model.
+func (p *pinRig) askAs(t *testing.T, client, model, input, prev string, stream bool) respResult {
+	t.Helper()
+	req := map[string]any{"model": model, "input": input}
 	if prev != "" {
 		req["previous_response_id"] = prev
 	}
@@ -218,7 +233,12 @@ func (p *pinRig) ask(t *testing.T, input, prev string, stream bool) respResult {
 		req["stream"] = true
 	}
 	b, _ := json.Marshal(req)
-	resp, err := http.Post(p.url+"/v1/responses", "application/json", bytes.NewReader(b))
+	hr, _ := http.NewRequest(http.MethodPost, p.url+"/v1/responses", bytes.NewReader(b))
+	hr.Header.Set("Content-Type", "application/json")
+	if client != "" {
+		hr.Header.Set(testClientHeader, client)
+	}
+	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,17 +386,17 @@ func TestResponseTiersMemoryIsBounded(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	ts := []*tier{{name: "fast"}, {name: "strong", idx: 1}}
 	p := newResponseTiers(nil, time.Hour, 2, func() time.Time { return now }, nil, func(string) *tier { return nil })
-	p.remember("a", ts[0])
-	p.remember("b", ts[1])
-	p.remember("a", ts[0]) // renewed, not added twice
-	p.remember("c", ts[1])
+	p.remember("a", ts[0], "")
+	p.remember("b", ts[1], "")
+	p.remember("a", ts[0], "") // renewed, not added twice
+	p.remember("c", ts[1], "")
 	for id, want := range map[string]*tier{"a": nil, "b": ts[1], "c": ts[1]} {
-		if got := p.lookup(id); got != want {
+		if got, _ := p.lookup(id); got != want {
 			t.Errorf("lookup(%s) = %v, want %v", id, got, want)
 		}
 	}
 	now = now.Add(time.Hour)
-	if got := p.lookup("c"); got != nil {
+	if got, _ := p.lookup("c"); got != nil {
 		t.Errorf("an entry an hour old with a ttl of an hour is still found: %v", got)
 	}
 }
@@ -459,4 +479,112 @@ func TestResponseTiersCommitWithTheirRecords(t *testing.T) {
 			t.Errorf("with the disk failing %v: request recorded %v, response tier kept %v; want both %v", fail, has, found, !fail)
 		}
 	}
+}
+
+// upstreamCalls is how many requests both tiers have taken.
+func (p *pinRig) upstreamCalls() int {
+	n := 0
+	for _, o := range []*ownResponses{p.fast, p.strong} {
+		o.mu.Lock()
+		n += o.calls
+		o.mu.Unlock()
+	}
+	return n
+}
+
+// storedAs sends a request about a stored response by the client key
+// client and returns its status, body and X-Triage-Model.
+func (p *pinRig) storedAs(t *testing.T, client, method, path string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.url+path, nil)
+	req.Header.Set(testClientHeader, client)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get(HeaderModel)
+}
+
+// TestStoredResponsesStayWithTheirClient: a response made with one
+// client key is another key's 404 on every route about it (the body an
+// unknown id gets) and as a previous_response_id (OpenAI's
+// previous_response_not_found, routed or naming a tier), answered by the
+// proxy without calling an upstream, also after a restart on the same
+// db; its own client still reads, continues and deletes it. The proxy
+// calls the tiers with its own key, so they could not tell the clients
+// apart: key B read, continued and deleted key A's response.
+func TestStoredResponsesStayWithTheirClient(t *testing.T) {
+	p := newPinRig(t, filepath.Join(t.TempDir(), "feedback.db"))
+	first := p.askAs(t, "alice", "triage", "E explain the proof", "", false)
+	if first.status != 200 || p.tierOf(first.id) != "strong" {
+		t.Fatalf("alice's first turn: %d %s; want a strong answer", first.status, first.body)
+	}
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/v1/responses/{id}"}, {http.MethodGet, "/v1/responses/{id}/input_items"},
+		{http.MethodPost, "/v1/responses/{id}/cancel"}, {http.MethodDelete, "/v1/responses/{id}"},
+	}
+	refused := 0 // the follow-ups the proxy refused, for the metrics
+	others := func(t *testing.T, id string) {
+		for _, r := range routes {
+			t.Run("bob's "+r.method+" "+r.path+" is the 404 of an unknown id", func(t *testing.T) {
+				before := p.upstreamCalls()
+				_, unknown, _ := p.storedAs(t, "bob", r.method, strings.Replace(r.path, "{id}", "resp_never_relayed", 1))
+				status, body, model := p.storedAs(t, "bob", r.method, strings.Replace(r.path, "{id}", id, 1))
+				if want := strings.ReplaceAll(unknown, "resp_never_relayed", id); status != http.StatusNotFound || body != want || model != "none" {
+					t.Errorf("%d %s (X-Triage-Model %q); want 404 %s", status, body, model, want)
+				}
+				if n := p.upstreamCalls() - before; n != 0 {
+					t.Errorf("the upstreams got %d calls", n)
+				}
+			})
+		}
+		for _, model := range []string{"triage", "strong"} {
+			t.Run("bob's follow-up with model "+model+" is the proxy's previous_response_not_found", func(t *testing.T) {
+				before := p.upstreamCalls()
+				got := p.askAs(t, "bob", model, "F and the next step?", id, false)
+				refused++
+				code, msg := errorBody(t, got.body)
+				var e struct {
+					Error struct{ Param string } `json:"error"`
+				}
+				json.Unmarshal(got.body, &e)
+				if got.status != http.StatusNotFound || code != "previous_response_not_found" || e.Error.Param != "previous_response_id" || msg != "Previous response with id '"+id+"' not found." || got.decision != "none" {
+					t.Errorf("%d %q %s; want the proxy's 404 for previous_response_id", got.status, got.decision, got.body)
+				}
+				if n := p.upstreamCalls() - before; n != 0 {
+					t.Errorf("the upstreams got %d calls", n)
+				}
+			})
+		}
+	}
+	own := func(t *testing.T, id string) respResult {
+		t.Helper()
+		if status, body, model := p.storedAs(t, "alice", http.MethodGet, "/v1/responses/"+id); status != 200 || model != "strong-model" {
+			t.Errorf("alice's GET: %d %s from %q; want 200 from the strong tier", status, body, model)
+		}
+		next := p.askAs(t, "alice", "triage", "F and the next step?", id, false)
+		if next.status != 200 || next.decision != "escalate+pinned" || p.tierOf(next.id) != "strong" {
+			t.Errorf("alice's follow-up: %d %q %s; want escalate+pinned", next.status, next.decision, next.body)
+		}
+		return next
+	}
+	others(t, first.id)
+	var second respResult
+	t.Run("alice's own GET and follow-up still work", func(t *testing.T) { second = own(t, first.id) })
+	t.Run("the refused follow-ups are counted as the proxy's own refusals", func(t *testing.T) {
+		if got := testutil.ToFloat64(p.h.m.requests.WithLabelValues("none", "404")); got != float64(refused) {
+			t.Errorf("triage_proxy_requests_total{decision=\"none\",code=\"404\"} = %v, want %d", got, refused)
+		}
+	})
+	p.restart(t)
+	refused = 0
+	t.Run("after a restart on the same db", func(t *testing.T) {
+		others(t, second.id)
+		own(t, second.id)
+		if status, body, _ := p.storedAs(t, "alice", http.MethodDelete, "/v1/responses/"+second.id); status != 200 || !strings.Contains(body, `"deleted":true`) {
+			t.Errorf("alice's DELETE: %d %s", status, body)
+		}
+	})
 }

@@ -506,15 +506,31 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		reportStatus(r.Context(), x.status)
 		return
 	}
+	var pin *tier
+	if req.previousID != "" {
+		t, owner := h.responses.lookup(req.previousID)
+		if t != nil && owner != ClientName(r.Context()) {
+			// Another client's response: routed as an unknown id, it
+			// could reach the tier that stored it and continue another
+			// tenant's conversation (the tiers are called with the
+			// proxy's key, so they cannot tell). Refused as the
+			// upstream refuses an id it does not have, saying nothing
+			// of whose it is.
+			x.refuse(&apiError{status: http.StatusNotFound, code: "previous_response_not_found", param: "previous_response_id",
+				msg: fmt.Sprintf("Previous response with id '%s' not found.", req.previousID)})
+			h.m.request("none", x.status)
+			reportStatus(r.Context(), x.status)
+			return
+		}
+		if target == ModelRouted {
+			pin = t
+		}
+	}
 	// Routed even when the client names a tier: the recording keeps what
 	// the router would have done.
 	ch := rt.Choose(req.input)
 	x.pHard = ch.PHard
 	x.propensity = 1
-	var pin *tier
-	if target == ModelRouted && req.previousID != "" {
-		pin = h.responses.lookup(req.previousID)
-	}
 	switch {
 	case pin != nil:
 		// The stored response it continues is pin's alone: no race, no

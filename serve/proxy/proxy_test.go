@@ -368,6 +368,10 @@ func (r *rig) start(t testing.TB) {
 		r.active.Add(1)
 		defer r.active.Add(-1)
 		ctx, rep := WithStatusReport(req.Context())
+		if c := req.Header.Get(testClientHeader); c != "" {
+			// What the server's client key check does (serve).
+			ctx = WithClientName(ctx, c)
+		}
 		mux.ServeHTTP(w, req.WithContext(ctx))
 		end := time.Now()
 		r.lastReport.Store(rep)

@@ -312,7 +312,7 @@ func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 		e := datasets.LogEntry{ID: r.RequestID, TS: r.TS, Decision: r.Decision, Request: body}
 		// An id the db cannot key would fail the batch; it stays known
 		// to this process alone.
-		if r.Response != nil && keyable(r.Response.ID) && keyable(r.Response.Tier) {
+		if r.Response != nil && keyable(r.Response.ID) && keyable(r.Response.Tier) && (r.Response.Owner == "" || keyable(r.Response.Owner)) {
 			e.Response = r.Response
 		}
 		entries = append(entries, e)

@@ -52,7 +52,11 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request) (status
 	id, sub, _ := strings.Cut(rest, "/")
 	var t *tier
 	if id != "" && (sub == "" || sub == "cancel" || sub == "input_items") {
-		t = h.responses.lookup(id)
+		// Another client's response is the same 404 as an unknown id:
+		// saying more would tell it the id exists.
+		if st, owner := h.responses.lookup(id); owner == ClientName(r.Context()) {
+			t = st
+		}
 	}
 	if t == nil {
 		return writeError(w, &apiError{status: http.StatusNotFound, code: "not_found",
