@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -59,6 +61,9 @@ func clientKeys(cfg []ClientKey, getenv func(string) string) ([]clientKey, error
 	var out []clientKey
 	seen := map[string]bool{}
 	add := func(name, key string, meta datasets.Meta) error {
+		if err := checkKeyName(name); err != nil {
+			return err
+		}
 		if seen[name] {
 			return fmt.Errorf("client key %q is named twice; names must be unique", name)
 		}
@@ -89,6 +94,18 @@ func clientKeys(cfg []ClientKey, getenv func(string) string) ([]clientKey, error
 		}
 	}
 	return out, nil
+}
+
+// checkKeyName refuses a key name the feedback db cannot hold: it is the
+// owner of every Responses API response made with the key, kept in the db
+// so that no other key reads or continues them after a restart. Such an
+// owner was left out of the db, and after a restart its responses were
+// unknown ids, routed for any key.
+func checkKeyName(name string) error {
+	if len(name) > datasets.MaxIDBytes || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return fmt.Errorf("client key %q: a name is at most %d bytes of UTF-8 without control characters (it is stored as the owner of the responses made with the key); rename it", name, datasets.MaxIDBytes)
+	}
+	return nil
 }
 
 // errOpenProxy refuses to put a proxy with paid upstreams on the network

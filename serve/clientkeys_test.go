@@ -141,6 +141,9 @@ func TestClientKeyConfig(t *testing.T) {
 		{"an unset key_env is an error naming it", []ClientKey{{Name: "a", KeyEnv: "NOPE"}}, nil, "NOPE, which is not set"},
 		{"a name used twice is an error", []ClientKey{{Name: "a", Key: "1"}}, map[string]string{ClientKeysEnv: "a=2"}, `"a" is named twice`},
 		{"a malformed $TRIAGE_CLIENT_KEYS is an error", nil, map[string]string{ClientKeysEnv: "a=1,b"}, "entry 2 is not name=key"},
+		{"a name with a control character is an error", []ClientKey{{Name: "web\tapp", Key: "1"}}, nil, "without control characters"},
+		{"a name longer than the db holds is an error", []ClientKey{{Name: strings.Repeat("n", datasets.MaxIDBytes+1), Key: "1"}}, nil, "at most 256 bytes"},
+		{"a name from $TRIAGE_CLIENT_KEYS is checked too", nil, map[string]string{ClientKeysEnv: "a\x01=1"}, "without control characters"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := clientKeys(tt.keys, func(k string) string { return tt.env[k] })
