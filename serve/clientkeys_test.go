@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -341,5 +342,57 @@ func TestStoredResponsesStayWithTheirClientKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowStream answers a Responses API request with a stored response's
+// id, and GET /responses/{id}?stream=true with a background response's
+// events spread over longer than the server's write_timeout.
+type slowStream struct{ gap time.Duration }
+
+func (s slowStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"resp_bg_1","object":"response","status":"queued","background":true,"output":[]}`)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for i := range 6 {
+		fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"%d\",\"sequence_number\":%d}\n\n", i, i)
+		w.(http.Flusher).Flush()
+		time.Sleep(s.gap)
+	}
+	io.WriteString(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":6}\n\n")
+}
+
+// TestStoredResponseStreamOutlastsTheWriteTimeout: polling a background
+// response with ?stream=true relays its events for as long as the
+// generation takes. The server's write_timeout (a deadline from the
+// request's start for its other routes) cut it once it had run that
+// long; like an answer's stream, each write is bounded instead.
+func TestStoredResponseStreamOutlastsTheWriteTimeout(t *testing.T) {
+	up := httptest.NewServer(slowStream{gap: 100 * time.Millisecond})
+	t.Cleanup(up.Close)
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: up.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: up.URL, Model: "s"}}
+		o.Config.Limits.WriteTimeout = 250 * time.Millisecond
+	})
+	addr := serveReal(t, ts.Server)
+	resp, err := http.Post("http://"+addr+"/v1/responses", "application/json", strings.NewReader(`{"model":"strong","input":"a long essay","background":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the background request: %d", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/v1/responses/resp_bg_1?stream=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), "response.completed") {
+		t.Fatalf("the stream: %d, %v, %d bytes ending %q; want every event through response.completed", resp.StatusCode, err, len(body), body[max(len(body)-80, 0):])
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/triage-router/triage/internal/writestall"
 )
 
 // StoredResponsePaths are the routes ServeStoredResponse answers, as
@@ -31,7 +33,13 @@ var StoredResponsePaths = []struct{ Method, Path string }{
 // the proxy did not relay within response_ttl is a 404: it cannot know
 // which tier has it.
 func (h *Handler) ServeStoredResponse(w http.ResponseWriter, r *http.Request) {
-	status, broken := h.storedResponse(w, r)
+	// A background response's event stream lasts as long as its
+	// generation, past any fixed write deadline the server sets for its
+	// other routes (limits.write_timeout); each write to the client is
+	// bounded instead, as for an answer (serveAPI).
+	sw := writestall.New(w, h.cfg.WriteStall)
+	defer sw.Arm()
+	status, broken := h.storedResponse(sw, r)
 	h.m.request(decisionPassthrough, status)
 	reportStatus(r.Context(), status)
 	if broken {
