@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/internal/writestall"
 )
 
@@ -39,7 +40,12 @@ func (h *Handler) ServeStoredResponse(w http.ResponseWriter, r *http.Request) {
 	// bounded instead, as for an answer (serveAPI).
 	sw := writestall.New(w, h.cfg.WriteStall)
 	defer sw.Arm()
-	status, broken := h.storedResponse(sw, r)
+	// Not recorded, so no X-Triage-Request-Id; but the id its log lines
+	// carry is the client's X-Request-Id when the upstream sends none
+	// (the proxy's own 404 and 502 among them), as for an answer, so an
+	// app's error log holds an id to find the server's lines by.
+	id := reqid.New(h.now())
+	status, broken := h.storedResponse(sw, r, id)
 	h.m.request(decisionPassthrough, status)
 	reportStatus(r.Context(), status)
 	if broken {
@@ -52,10 +58,11 @@ func (h *Handler) ServeStoredResponse(w http.ResponseWriter, r *http.Request) {
 
 // storedResponse answers and returns the status to count; broken is a
 // stream the upstream broke after the client got part of it.
-func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request) (status int, broken bool) {
+func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID string) (status int, broken bool) {
 	hd := w.Header()
 	hd.Set(HeaderDecision, decisionPassthrough)
 	hd.Set(HeaderModel, "none")
+	hd.Set("X-Request-Id", reqID)
 	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
 	id, sub, _ := strings.Cut(rest, "/")
 	var t *tier
@@ -109,19 +116,24 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request) (status
 		if timedOut.Load() {
 			err = errTimeout
 		}
-		h.log.Warn("proxy: stored response call failed", "tier", t.name, "response_id", id, "err", cleanErr(err))
+		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "err", cleanErr(err))
 		t.m.observe("error", ms())
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
 			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(cleanErr(err)))}), false
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "" {
+		// The upstream's id, which its operator can look up, as on an
+		// answer (copyHeaders).
+		hd.Del("X-Request-Id")
+	}
 	copyHeaders(hd, resp.Header)
 	hd.Set(HeaderModel, t.model)
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		hd.Set("Content-Type", ct)
 	}
 	if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return h.relayStored(r.Context(), w, resp.Body, t, timer, ms)
+		return h.relayStored(r.Context(), w, resp.Body, t, timer, ms, reqID)
 	}
 	out, err := readLimited(resp.Body, resp.ContentLength, h.cfg.MaxResponseBytes)
 	if err != nil {
@@ -148,7 +160,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request) (status
 // broken is an upstream that broke it or stalled past the tier's
 // timeout: the client's connection is then aborted, as for a broken
 // answer stream.
-func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, body io.Reader, t *tier, timer *time.Timer, ms func() float64) (status int, broken bool) {
+func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, body io.Reader, t *tier, timer *time.Timer, ms func() float64, reqID string) (status int, broken bool) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -173,7 +185,7 @@ func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, bod
 		case err != nil:
 			t.m.observe("error", ms())
 			h.log.Warn("proxy: upstream broke a stored response's stream after the client got part of it; aborting the client's stream",
-				"tier", t.name, "err", cleanErr(err))
+				"request_id", reqID, "tier", t.name, "err", cleanErr(err))
 			return http.StatusBadGateway, true
 		}
 	}

@@ -55,5 +55,10 @@ func TestStoredResponseRoutes(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || code != "not_found" || !strings.Contains(msg, "resp_unknown_7") {
 			t.Errorf("%d %s", resp.StatusCode, b)
 		}
+		// The id an SDK shows for the error (e.request_id), as on the
+		// proxy's other errors.
+		if got := resp.Header.Get("X-Request-Id"); len(got) != 32 {
+			t.Errorf("X-Request-Id %q, want the proxy's own id", got)
+		}
 	})
 }
