@@ -117,7 +117,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 			err = errTimeout
 		}
 		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "err", cleanErr(err))
-		t.m.observe("error", ms())
+		storedFailed(t, timedOut.Load(), ms())
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
 			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(cleanErr(err)))}), false
 	}
@@ -133,7 +133,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		hd.Set("Content-Type", ct)
 	}
 	if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		return h.relayStored(r.Context(), w, resp.Body, t, timer, ms, reqID)
+		return h.relayStored(r.Context(), w, resp.Body, t, timer, &timedOut, ms, reqID)
 	}
 	out, err := readLimited(resp.Body, resp.ContentLength, h.cfg.MaxResponseBytes)
 	if err != nil {
@@ -143,7 +143,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		if timedOut.Load() {
 			err = errTimeout
 		}
-		t.m.observe("error", ms())
+		storedFailed(t, timedOut.Load(), ms())
 		hd.Set(HeaderModel, "none")
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
 			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(err))}), false
@@ -160,7 +160,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 // broken is an upstream that broke it or stalled past the tier's
 // timeout: the client's connection is then aborted, as for a broken
 // answer stream.
-func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, body io.Reader, t *tier, timer *time.Timer, ms func() float64, reqID string) (status int, broken bool) {
+func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, body io.Reader, t *tier, timer *time.Timer, timedOut *atomic.Bool, ms func() float64, reqID string) (status int, broken bool) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -183,10 +183,23 @@ func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, bod
 		case err != nil && client.Err() != nil:
 			return statusClientGone, false
 		case err != nil:
-			t.m.observe("error", ms())
+			storedFailed(t, timedOut.Load(), ms())
 			h.log.Warn("proxy: upstream broke a stored response's stream after the client got part of it; aborting the client's stream",
 				"request_id", reqID, "tier", t.name, "err", cleanErr(err))
 			return http.StatusBadGateway, true
 		}
 	}
+}
+
+// storedFailed counts a failed call about a stored response as an
+// answer's call is counted: one the tier's timeout cut is a timeout
+// (result "timeout" and a cancel with reason "timeout"), which alerts on
+// a tier's timeouts watch, not an error.
+func storedFailed(t *tier, timedOut bool, ms float64) {
+	if timedOut {
+		t.m.observe("timeout", ms)
+		t.m.cancelled("timeout").Inc()
+		return
+	}
+	t.m.observe("error", ms)
 }

@@ -5,6 +5,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestStoredResponseRoutes: GET and DELETE /v1/responses/{id}, its
@@ -61,4 +65,79 @@ func TestStoredResponseRoutes(t *testing.T) {
 			t.Errorf("X-Request-Id %q, want the proxy's own id", got)
 		}
 	})
+}
+
+// TestStoredResponseTimeout: a tier that does not answer a request about
+// a stored response within its timeout is a 502, counted in the tier's
+// metrics as a timeout, as an answer's call is.
+func TestStoredResponseTimeout(t *testing.T) {
+	p := &pinRig{}
+	p.rig = newRig(t, rigOptions{fastTimeout: 300 * time.Millisecond, upstream: func(tier string, next http.Handler) http.Handler {
+		own := newOwnResponses(tier, next)
+		if tier == "fast" {
+			p.fast = own
+		} else {
+			p.strong = own
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Has("hang") {
+				// An upstream that never answers: the tier's timeout
+				// ends the call.
+				<-r.Context().Done()
+				return
+			}
+			own.ServeHTTP(w, r)
+		})
+	}})
+	first := p.ask(t, "F hello", "", false)
+	if p.tierOf(first.id) != "fast" {
+		t.Fatalf("first answer %s", first.body)
+	}
+	resp, err := http.Get(p.url + "/v1/responses/" + first.id + "?hang=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if code, _ := errorBody(t, b); resp.StatusCode != http.StatusBadGateway || code != codeUpstream {
+		t.Errorf("%d %s; want a 502 %s", resp.StatusCode, b, codeUpstream)
+	}
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"timeout results", upstreamCalls(t, p.reg, "fast", "timeout"), 1},
+		{"error results", upstreamCalls(t, p.reg, "fast", "error"), 0},
+		{"timeout cancels", testutil.ToFloat64(p.h.m.cancels.WithLabelValues("fast", "timeout")), 1},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// upstreamCalls is the count of triage_proxy_upstream_duration_seconds
+// for a tier and result.
+func upstreamCalls(tb testing.TB, reg *prometheus.Registry, tier, result string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "triage_proxy_upstream_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["tier"] == tier && labels["result"] == result {
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
 }
