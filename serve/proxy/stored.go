@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -119,7 +120,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "err", cleanErr(err))
 		storedFailed(t, timedOut.Load(), ms())
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
-			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(cleanErr(err)))}), false
+			msg: "the upstream failed: " + storedFailure(t, cleanErr(err))}), false
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get("X-Request-Id") != "" {
@@ -146,7 +147,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		storedFailed(t, timedOut.Load(), ms())
 		hd.Set(HeaderModel, "none")
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
-			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(err))}), false
+			msg: "the upstream failed: " + storedFailure(t, err)}), false
 	}
 	t.m.observe(resultOf(resp.StatusCode), ms())
 	hd.Set("Content-Length", strconv.Itoa(len(out)))
@@ -202,4 +203,14 @@ func storedFailed(t *tier, timedOut bool, ms float64) {
 		return
 	}
 	t.m.observe("error", ms)
+}
+
+// storedFailure says why a call about a stored response failed, as
+// call.describe does for an answer's: a timeout names the tier's
+// timeout, which the client (or its operator) may need to raise.
+func storedFailure(t *tier, err error) string {
+	if errors.Is(err, errTimeout) {
+		return fmt.Sprintf("%s tier (%s) timed out after %v", t.name, t.model, t.timeout)
+	}
+	return fmt.Sprintf("%s tier (%s): %s", t.name, t.model, errText(err))
 }

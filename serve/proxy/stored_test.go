@@ -99,8 +99,10 @@ func TestStoredResponseTimeout(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if code, _ := errorBody(t, b); resp.StatusCode != http.StatusBadGateway || code != codeUpstream {
-		t.Errorf("%d %s; want a 502 %s", resp.StatusCode, b, codeUpstream)
+	// The message names the timeout, as an answer's 502 does, so the
+	// client's operator knows which setting cut it.
+	if code, msg := errorBody(t, b); resp.StatusCode != http.StatusBadGateway || code != codeUpstream || !strings.Contains(msg, "fast tier (fast-model) timed out after 300ms") {
+		t.Errorf("%d %s; want a 502 %s naming the tier's timeout", resp.StatusCode, b, codeUpstream)
 	}
 	for _, tc := range []struct {
 		name string
