@@ -144,6 +144,9 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		if timedOut.Load() {
 			err = errTimeout
 		}
+		// Logged as a failed call is: the client's 502 says what, the
+		// log says where (and with the request id, which call).
+		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "status", resp.StatusCode, "err", err)
 		storedFailed(t, timedOut.Load(), ms())
 		hd.Set(HeaderModel, "none")
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,

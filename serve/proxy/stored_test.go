@@ -69,7 +69,8 @@ func TestStoredResponseRoutes(t *testing.T) {
 
 // TestStoredResponseTimeout: a tier that does not answer a request about
 // a stored response within its timeout is a 502, counted in the tier's
-// metrics as a timeout, as an answer's call is.
+// metrics as a timeout, as an answer's call is; one that breaks its
+// answer is a 502 counted as an error.
 func TestStoredResponseTimeout(t *testing.T) {
 	p := &pinRig{}
 	p.rig = newRig(t, rigOptions{fastTimeout: 300 * time.Millisecond, upstream: func(tier string, next http.Handler) http.Handler {
@@ -80,6 +81,13 @@ func TestStoredResponseTimeout(t *testing.T) {
 			p.strong = own
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Has("short") {
+				// A body cut short: the connection closes after one
+				// of the 100 bytes promised.
+				w.Header().Set("Content-Length", "100")
+				w.Write([]byte("{"))
+				return
+			}
 			if r.URL.Query().Has("hang") {
 				// An upstream that never answers: the tier's timeout
 				// ends the call.
@@ -93,6 +101,21 @@ func TestStoredResponseTimeout(t *testing.T) {
 	if p.tierOf(first.id) != "fast" {
 		t.Fatalf("first answer %s", first.body)
 	}
+	t.Run("a body cut short is a 502 the server logs with its request id", func(t *testing.T) {
+		resp, err := http.Get(p.url + "/v1/responses/" + first.id + "?short=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%d %s; want a 502", resp.StatusCode, b)
+		}
+		id := resp.Header.Get("X-Request-Id")
+		if logs := p.logs.String(); id == "" || !strings.Contains(logs, "request_id="+id) || !strings.Contains(logs, "unexpected EOF") {
+			t.Errorf("X-Request-Id %q; logs:\n%s\nwant a line with its request id and the error", id, logs)
+		}
+	})
 	resp, err := http.Get(p.url + "/v1/responses/" + first.id + "?hang=1")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +133,7 @@ func TestStoredResponseTimeout(t *testing.T) {
 		want float64
 	}{
 		{"timeout results", upstreamCalls(t, p.reg, "fast", "timeout"), 1},
-		{"error results", upstreamCalls(t, p.reg, "fast", "error"), 0},
+		{"error results", upstreamCalls(t, p.reg, "fast", "error"), 1},
 		{"timeout cancels", testutil.ToFloat64(p.h.m.cancels.WithLabelValues("fast", "timeout")), 1},
 	} {
 		if tc.got != tc.want {
