@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -78,9 +79,9 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 			err = errTimeout
 		}
 		h.log.Warn("proxy: embeddings call failed", "tier", t.name, "err", err)
-		t.m.observe("error", float64(time.Since(start).Microseconds())/1000)
+		passFailed(t, errors.Is(err, errTimeout), float64(time.Since(start).Microseconds())/1000)
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
-			msg: fmt.Sprintf("the upstream failed: %s tier (%s): %s", t.name, t.model, errText(err))})
+			msg: "the upstream failed: " + passFailure(t, err)})
 	}
 	t.m.observe(resultOf(resp.StatusCode), float64(time.Since(start).Microseconds())/1000)
 	copyHeaders(hd, resp.Header)

@@ -1650,6 +1650,33 @@ func TestEmbeddings(t *testing.T) {
 			t.Errorf("status %d: %s", resp.StatusCode, b)
 		}
 	})
+	t.Run("a tier that does not answer in its timeout is a 502 counted as its timeout", func(t *testing.T) {
+		r := newRig(t, rigOptions{fastTimeout: 300 * time.Millisecond,
+			config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "m"} },
+			upstream: func(tier string, next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					if req.URL.Path == "/v1/embeddings" {
+						// An upstream that never answers. The body is read
+						// first: only then does the server see the proxy
+						// close the connection and end the context.
+						io.Copy(io.Discard, req.Body)
+						<-req.Context().Done()
+						return
+					}
+					next.ServeHTTP(w, req)
+				})
+			}})
+		resp, b := post(t, r, `{"input":"hi"}`)
+		if resp.StatusCode != 502 || !strings.Contains(b, "fast tier (fast-model) timed out after 300ms") {
+			t.Errorf("status %d: %s; want a 502 naming the tier's timeout", resp.StatusCode, b)
+		}
+		if got := upstreamCalls(t, r.reg, "fast", "timeout"); got != 1 {
+			t.Errorf("timeout results %v, want 1", got)
+		}
+		if got := testutil.ToFloat64(r.h.m.cancels.WithLabelValues("fast", "timeout")); got != 1 {
+			t.Errorf("timeout cancels %v, want 1", got)
+		}
+	})
 	t.Run("a body that is not a JSON object is a 400", func(t *testing.T) {
 		r := newRig(t, rigOptions{config: func(c *Config) { c.Embeddings = Embeddings{Tier: TierFast, Model: "m"} }})
 		if resp, b := post(t, r, `["hi"]`); resp.StatusCode != 400 {

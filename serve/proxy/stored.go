@@ -118,9 +118,9 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 			err = errTimeout
 		}
 		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "err", cleanErr(err))
-		storedFailed(t, timedOut.Load(), ms())
+		passFailed(t, timedOut.Load(), ms())
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
-			msg: "the upstream failed: " + storedFailure(t, cleanErr(err))}), false
+			msg: "the upstream failed: " + passFailure(t, cleanErr(err))}), false
 	}
 	defer resp.Body.Close()
 	if resp.Header.Get("X-Request-Id") != "" {
@@ -147,10 +147,10 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		// Logged as a failed call is: the client's 502 says what, the
 		// log says where (and with the request id, which call).
 		h.log.Warn("proxy: stored response call failed", "request_id", reqID, "tier", t.name, "response_id", id, "status", resp.StatusCode, "err", err)
-		storedFailed(t, timedOut.Load(), ms())
+		passFailed(t, timedOut.Load(), ms())
 		hd.Set(HeaderModel, "none")
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
-			msg: "the upstream failed: " + storedFailure(t, err)}), false
+			msg: "the upstream failed: " + passFailure(t, err)}), false
 	}
 	t.m.observe(resultOf(resp.StatusCode), ms())
 	hd.Set("Content-Length", strconv.Itoa(len(out)))
@@ -187,7 +187,7 @@ func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, bod
 		case err != nil && client.Err() != nil:
 			return statusClientGone, false
 		case err != nil:
-			storedFailed(t, timedOut.Load(), ms())
+			passFailed(t, timedOut.Load(), ms())
 			h.log.Warn("proxy: upstream broke a stored response's stream after the client got part of it; aborting the client's stream",
 				"request_id", reqID, "tier", t.name, "err", cleanErr(err))
 			return http.StatusBadGateway, true
@@ -195,11 +195,11 @@ func (h *Handler) relayStored(client context.Context, w http.ResponseWriter, bod
 	}
 }
 
-// storedFailed counts a failed call about a stored response as an
-// answer's call is counted: one the tier's timeout cut is a timeout
+// passFailed counts a failed passthrough call (a stored response's
+// routes, embeddings) as an answer's call is counted: one the tier's timeout cut is a timeout
 // (result "timeout" and a cancel with reason "timeout"), which alerts on
 // a tier's timeouts watch, not an error.
-func storedFailed(t *tier, timedOut bool, ms float64) {
+func passFailed(t *tier, timedOut bool, ms float64) {
 	if timedOut {
 		t.m.observe("timeout", ms)
 		t.m.cancelled("timeout").Inc()
@@ -208,10 +208,10 @@ func storedFailed(t *tier, timedOut bool, ms float64) {
 	t.m.observe("error", ms)
 }
 
-// storedFailure says why a call about a stored response failed, as
-// call.describe does for an answer's: a timeout names the tier's
+// passFailure says why a passthrough call failed, as call.describe does
+// for an answer's: a timeout names the tier's
 // timeout, which the client (or its operator) may need to raise.
-func storedFailure(t *tier, err error) string {
+func passFailure(t *tier, err error) string {
 	if errors.Is(err, errTimeout) {
 		return fmt.Sprintf("%s tier (%s) timed out after %v", t.name, t.model, t.timeout)
 	}
