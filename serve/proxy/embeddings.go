@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/triage-router/triage/internal/reqid"
 )
 
 // Embeddings configures POST /v1/embeddings, which is passed to one tier
@@ -41,6 +43,11 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 	hd := w.Header()
 	hd.Set(HeaderDecision, decisionPassthrough)
 	hd.Set(HeaderModel, "none")
+	// Not recorded, so no X-Triage-Request-Id; but a response without
+	// the upstream's id (the proxy's own errors) carries the one its
+	// log lines name, as an answer does.
+	reqID := reqid.New(h.now())
+	hd.Set("X-Request-Id", reqID)
 	if t == nil {
 		return writeError(w, &apiError{status: http.StatusNotFound, code: "not_found",
 			msg: fmt.Sprintf("embeddings are off: add embeddings: {tier: %s, model: ...} (any tier's name) to the config (docs/proxy.md)", h.tiers[0].name)})
@@ -78,12 +85,15 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) int {
 		if ctx.Err() != nil {
 			err = errTimeout
 		}
-		h.log.Warn("proxy: embeddings call failed", "tier", t.name, "err", err)
+		h.log.Warn("proxy: embeddings call failed", "request_id", reqID, "tier", t.name, "err", err)
 		passFailed(t, errors.Is(err, errTimeout), float64(time.Since(start).Microseconds())/1000)
 		return writeError(w, &apiError{status: http.StatusBadGateway, code: codeUpstream,
 			msg: "the upstream failed: " + passFailure(t, err)})
 	}
 	t.m.observe(resultOf(resp.StatusCode), float64(time.Since(start).Microseconds())/1000)
+	if resp.Header.Get("X-Request-Id") != "" {
+		hd.Del("X-Request-Id")
+	}
 	copyHeaders(hd, resp.Header)
 	hd.Set(HeaderModel, t.model)
 	if h.cfg.Embeddings.Model != "" {

@@ -1648,6 +1648,10 @@ func TestEmbeddings(t *testing.T) {
 		r := newRig(t, rigOptions{})
 		if resp, b := post(t, r, `{"input":"hi"}`); resp.StatusCode != 404 || !strings.Contains(b, "embeddings: {tier: fast") {
 			t.Errorf("status %d: %s", resp.StatusCode, b)
+		} else if id := resp.Header.Get("X-Request-Id"); len(id) != 32 {
+			// The id an SDK shows for the error, as on the proxy's
+			// other errors.
+			t.Errorf("X-Request-Id %q, want the proxy's own id", id)
 		}
 	})
 	t.Run("a tier that does not answer in its timeout is a 502 counted as its timeout", func(t *testing.T) {
