@@ -41,8 +41,14 @@ func pristineDB(tb testing.TB, n int) []byte {
 	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	// The file runs a 128 MiB growth step (sparse) past its last page;
-	// the pages are what the tests damage, so only they are read.
+	return dbPages(tb, path)
+}
+
+// dbPages reads the pages of the db file at path. The file runs a
+// 128 MiB growth step (sparse) past its last page; the pages are what the
+// tests damage, so only they are read.
+func dbPages(tb testing.TB, path string) []byte {
+	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)

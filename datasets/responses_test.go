@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -392,20 +391,7 @@ func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
 	copyOf := func(t *testing.T) string {
 		t.Helper()
 		// The pages only, not the sparse growth step after them.
-		f, err := os.Open(old)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, highWater(t, f, fi.Size()))
-		if _, err := io.ReadFull(f, b); err != nil {
-			t.Fatal(err)
-		}
-		return writeTemp(t, b)
+		return writeTemp(t, dbPages(t, old))
 	}
 	t.Run("check finds no damage", func(t *testing.T) {
 		rep, err := CheckDB(copyOf(t), time.Second)
@@ -464,20 +450,7 @@ func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
 func TestCheckAndSalvageADamagedResponsesPage(t *testing.T) {
 	const n = 3000
 	path := pinnedDB(t, n)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := make([]byte, highWater(t, f, fi.Size()))
-	_, err = io.ReadFull(f, db)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := dbPages(t, path)
 	bf, err := openBoltFile(bytes.NewReader(db), int64(len(db)))
 	if err != nil {
 		t.Fatal(err)
