@@ -247,12 +247,8 @@ func pinnedDB(tb testing.TB, n int) string {
 func TestCheckTakesEntriesOfRemovedRecordsForSound(t *testing.T) {
 	const n = 20
 	path := pinnedDB(t, n)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// What the older build's retention does: the records and their ids go.
-	err = db.Update(func(tx *bolt.Tx) error {
+	editDB(t, path, func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketLog, bucketIDs} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
@@ -263,12 +259,6 @@ func TestCheckTakesEntriesOfRemovedRecordsForSound(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	rep, err := CheckDB(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -296,11 +286,7 @@ func TestSalvageAndCheckReadResponseEntries(t *testing.T) {
 	}
 	// Damage: an entry too short to read, and one of a record the db
 	// does not have.
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editDB(t, path, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResponses)
 		if err := b.Put([]byte("resp_0"), []byte{1, 2}); err != nil {
 			return err
@@ -311,12 +297,6 @@ func TestSalvageAndCheckReadResponseEntries(t *testing.T) {
 		}
 		return b.Put([]byte("resp_gone"), append(append(exp, appendLogKey(nil, t0.Add(-time.Hour), 99)...), "fast"...))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	rep, err := CheckDB(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -370,11 +350,7 @@ func TestSalvageAndCheckReadResponseEntries(t *testing.T) {
 func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
 	const n = 20
 	old := pinnedDB(t, n)
-	db, err := bolt.Open(old, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	editDB(t, old, func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketResponses, bucketResponseExpiry} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
@@ -382,12 +358,6 @@ func TestReadersOfADBWithoutResponseBuckets(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	copyOf := func(t *testing.T) string {
 		t.Helper()
 		// The pages only, not the sparse growth step after them.
@@ -547,21 +517,11 @@ func TestResponseOwnersAreKept(t *testing.T) {
 		if err := os.WriteFile(bad, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		db, err := bolt.Open(bad, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error {
+		editDB(t, bad, func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketResponses)
 			v := bytes.Clone(b.Get([]byte("resp_c")))
 			return b.Put([]byte("resp_c"), append(v, 0)) // a separator and no owner
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
 		rep, err := CheckDB(bad, time.Second)
 		if err != nil || !rep.Damaged() || rep.BadResponses != 2 {
 			t.Errorf("check: %+v, %v; want damaged, the entry and its expiry key bad", rep, err)
@@ -571,4 +531,21 @@ func TestResponseOwnersAreKept(t *testing.T) {
 			t.Errorf("salvage: %+v, %v; want 2 entries copied, 1 unreadable", srep, err)
 		}
 	})
+}
+
+// editDB changes the db file at path in one bbolt transaction, as
+// damage or an older build would have left it.
+func editDB(t *testing.T, path string, edit func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(edit); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
