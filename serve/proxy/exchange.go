@@ -376,8 +376,8 @@ func (x *exchange) serveWinner(win, lose *call) {
 	// for the grace, and the server's latency metric does not count it.
 	_ = http.NewResponseController(x.w).Flush()
 	reportAnswered(x.ctx, time.Now())
-	grace := time.NewTimer(x.h.loserGrace)
-	defer grace.Stop()
+	graceOver, stop := x.h.graceTimer(x.h.loserGrace)
+	defer stop()
 	// The client has its answer: a client that closes its connection
 	// now (curl, any client without keep-alive) ends the loser's call,
 	// but the call lost the race; it is not cancelled for a client gone.
@@ -388,7 +388,7 @@ func (x *exchange) serveWinner(win, lose *call) {
 		if x.ctx.Err() != nil {
 			x.drop(lose, cancelLoser)
 		}
-	case <-grace.C:
+	case <-graceOver:
 		x.cancelCall(lose, cancelLoser)
 	case <-x.ctx.Done():
 		x.drop(lose, cancelLoser)

@@ -305,6 +305,11 @@ type Handler struct {
 	closeOnce sync.Once
 	// loserGrace is Config.LoserGrace resolved.
 	loserGrace time.Duration
+	// graceTimer starts the wait of loserGrace: its channel fires when
+	// the grace is over. A test replaces it to end the grace when it
+	// chooses, so what it checks of a loser still running does not
+	// depend on the scheduler reaching the check within the grace.
+	graceTimer func(time.Duration) (<-chan time.Time, func() bool)
 	// maxMetaKeys and maxMessages are Deps'.
 	maxMetaKeys, maxMessages int
 }
@@ -337,7 +342,11 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		getenv = os.Getenv
 	}
 	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now,
-		loserGrace: DefaultLoserGrace, maxMetaKeys: deps.MaxMetaKeys, maxMessages: deps.MaxMessages}
+		loserGrace: DefaultLoserGrace, maxMetaKeys: deps.MaxMetaKeys, maxMessages: deps.MaxMessages,
+		graceTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		}}
 	if cfg.LoserGrace != nil {
 		h.loserGrace = *cfg.LoserGrace
 	}
