@@ -196,7 +196,7 @@ func TestStoredResponseRoutesNeedAClientKey(t *testing.T) {
 			t.Errorf("%s %s without a key: %d %s, want 401", r.method, r.path, w.Code, w.Body)
 		}
 		w := ts.do(t, r.method, r.path, "", "Authorization", "Bearer sk-web-123")
-		if e := errorOf(t, w); w.Code != 404 || e.Code != "not_found" || !strings.Contains(e.Message, `response "resp_x" is not one this proxy relayed`) {
+		if e := errorOf(t, w); w.Code != 404 || e.Code != "not_found" || !strings.Contains(e.Message, `No response found with id 'resp_x'.`) {
 			t.Errorf("%s %s of an unknown id: %d %s, want the proxy's 404", r.method, r.path, w.Code, w.Body)
 		}
 	}

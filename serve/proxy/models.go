@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/triage-router/triage/internal/echo"
 )
 
 // modelObject is an entry of OpenAI's GET /v1/models list. Clients and
@@ -79,7 +81,7 @@ func (h *Handler) ServeModels(w http.ResponseWriter, r *http.Request) {
 		}
 		if v == nil {
 			writeError(w, &apiError{status: http.StatusNotFound, code: codeUnknownModel, param: "model",
-				msg: fmt.Sprintf("model %q is not served here; there are %s", id, quoteList(h.cfg.served()))})
+				msg: fmt.Sprintf("model %s is not served here; there are %s", echo.Quote(id), quoteList(h.cfg.served()))})
 			return
 		}
 	}

@@ -116,7 +116,9 @@ func (p *responseTiers) lookup(id string) (*tier, string) {
 		}
 		return nil, ""
 	}
-	if p.store == nil {
+	if p.store == nil || !keyable(id) {
+		// An id the db cannot hold is in memory or nowhere. Not read
+		// for, it never reaches the lookup's error and log line whole.
 		return nil, ""
 	}
 	// A short read of one key, on the request path only for requests

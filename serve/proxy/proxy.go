@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/internal/writestall"
 	"github.com/triage-router/triage/models"
@@ -509,8 +510,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	target, ok := h.cfg.resolve(req.model)
 	if !ok {
 		x.refuse(&apiError{status: http.StatusBadRequest, code: codeUnknownModel, param: "model",
-			msg: fmt.Sprintf("model %q is not served here; send one of %s (%q routes), or add an alias for it to the config",
-				req.model, quoteList(h.cfg.served()), ModelRouted)})
+			msg: fmt.Sprintf("model %s is not served here; send one of %s (%q routes), or add an alias for it to the config",
+				echo.Quote(req.model), quoteList(h.cfg.served()), ModelRouted)})
 		h.m.request("none", x.status)
 		reportStatus(r.Context(), x.status)
 		return
@@ -526,7 +527,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 			// upstream refuses an id it does not have, saying nothing
 			// of whose it is.
 			x.refuse(&apiError{status: http.StatusNotFound, code: "previous_response_not_found", param: "previous_response_id",
-				msg: fmt.Sprintf("Previous response with id '%s' not found.", req.previousID)})
+				msg: fmt.Sprintf("Previous response with id '%s' not found.", echo.Bare(req.previousID))})
 			h.m.request("none", x.status)
 			reportStatus(r.Context(), x.status)
 			return

@@ -15,6 +15,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/jsonscan"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/internal/reqbody"
 )
 
@@ -325,7 +326,7 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		// As OpenAI answers it: only an assistant message (one that
 		// carries tool calls) may go without content.
 		if m.Role != "assistant" && (len(m.Content) == 0 || string(m.Content) == "null") {
-			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is missing; a %s message needs its content (a string, or an array of content parts)", i, m.Role)
+			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is missing; a %s message needs its content (a string, or an array of content parts)", i, echo.Bare(m.Role))
 		}
 		text, err := datasets.PartsText(m.Content, "text")
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/internal/writestall"
 )
@@ -75,8 +76,10 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 		}
 	}
 	if t == nil {
+		// OpenAI's words, with the id's start only: the id is the
+		// client's, of any length up to the request line's limit.
 		return writeError(w, &apiError{status: http.StatusNotFound, code: "not_found",
-			msg: fmt.Sprintf("response %q is not one this proxy relayed in the last %v, so it cannot tell which tier stored it; ask that tier, or send requests about it with the tier's name as model", id, h.cfg.ResponseTTL)}), false
+			msg: fmt.Sprintf("No response found with id '%s'. This proxy did not relay it in the last %v, so it cannot tell which tier stored it; ask that tier, or send requests about it with the tier's name as model", echo.Bare(id), h.cfg.ResponseTTL)}), false
 	}
 	body, err := readBody(r, h.cfg.MaxBodyBytes)
 	if err != nil {
