@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/triage-router/triage/internal/echo"
 )
 
 // Outcome is what one model produced for a record. Score is required in a
@@ -115,7 +117,8 @@ func (m *Meta) UnmarshalJSON(b []byte) error {
 			out[k] = strconv.FormatBool(bl)
 			continue
 		}
-		return fmt.Errorf("meta.%s: want a string, number or boolean", k)
+		// The key is a client's, of any length: repeated by its start.
+		return fmt.Errorf("meta.%s: want a string, number or boolean", echo.Bare(k))
 	}
 	*m = out
 	return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/internal/writestall"
 )
 
@@ -58,14 +59,14 @@ func (s *Server) handleExport(c *gin.Context) {
 	// caller believes it asked for a part of it.
 	for k := range c.Request.URL.Query() {
 		if k != "since" {
-			writeError(c, s.log, Errorf(CodeInvalidRequest, "unknown query parameter %q; export takes since (an RFC 3339 time)", k))
+			writeError(c, s.log, Errorf(CodeInvalidRequest, "unknown query parameter %s; export takes since (an RFC 3339 time)", echo.Quote(k)))
 			return
 		}
 	}
 	if v := c.Query("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			writeError(c, s.log, Errorf(CodeInvalidRequest, "since is %q, want an RFC 3339 time like 2026-11-27T10:00:00Z", v))
+			writeError(c, s.log, Errorf(CodeInvalidRequest, "since is %s, want an RFC 3339 time like 2026-11-27T10:00:00Z", echo.Quote(v)))
 			return
 		}
 		opts.Since = t

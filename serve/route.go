@@ -21,6 +21,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/internal/reqbody"
 	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/models"
@@ -210,8 +211,14 @@ func jsonError(err error) *Error {
 		return Errorf(CodeInvalidRequest, "%s is a JSON %s, want %s", te.Field, te.Value, want)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
-	if strings.HasPrefix(msg, "unknown field ") {
-		return Errorf(CodeUnknownField, "%s: this server rejects fields it does not know; check the spelling (see docs/serving.md)", msg)
+	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		// The name is the client's, of any length: repeated by its start.
+		if name, err := strconv.Unquote(f); err == nil {
+			f = echo.Quote(name)
+		} else {
+			f = echo.Bare(f)
+		}
+		return Errorf(CodeUnknownField, "unknown field %s: this server rejects fields it does not know; check the spelling (see docs/serving.md)", f)
 	}
 	// Errors from UnmarshalJSON methods (meta) name their field.
 	return Errorf(CodeInvalidRequest, "%s", msg)

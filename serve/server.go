@@ -26,6 +26,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/echo"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
@@ -601,10 +602,10 @@ func (s *Server) ServeOps(ln net.Listener) error {
 	e.Use(s.recover)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s on the ops listener, which serves /healthz, /readyz, /metrics and /admin/*; the API is on addr (docs/serving.md)",
-			c.Request.Method, c.Request.URL.Path))
+			echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
 	})
 	s.opsRoutes(e)
 	return s.serveOn(s.httpServer(e), netutil.LimitListener(ln, OpsMaxConnections), &s.opsHTTP)
@@ -696,10 +697,12 @@ func (s *Server) newEngine() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recover)
 	e.NoRoute(func(c *gin.Context) {
-		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; see docs/serving.md for the endpoints", c.Request.Method, c.Request.URL.Path))
+		// The method and path are the client's, of any length up to
+		// the request line's limit: repeated by their start.
+		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; see docs/serving.md for the endpoints", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
 	})
 	// The client-facing /v1/ routes are behind the client keys when
 	// there are any (handle and handleProxy check them).
