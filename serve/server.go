@@ -695,11 +695,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// Routed on the path as sent, each parameter unescaped after: a
+	// stored response's id that holds "/" (a LiteLLM proxy's, base64)
+	// comes as %2F, and the decoded path would split it into two
+	// segments, an unknown route (or, before /cancel, another id's).
+	e.UseEscapedPath = true
 	e.Use(s.recover)
 	e.NoRoute(func(c *gin.Context) {
 		// The method and path are the client's, of any length up to
 		// the request line's limit: repeated by their start.
-		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; see docs/serving.md for the endpoints", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
+		hint := "see docs/serving.md for the endpoints"
+		if strings.HasPrefix(c.Request.URL.Path, "/v1/responses/") && s.proxy != nil {
+			hint = "a stored response's id is one path segment: send a \"/\" in it as %2F (docs/proxy.md)"
+		}
+		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path), hint))
 	})
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))

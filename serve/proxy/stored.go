@@ -65,10 +65,17 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 	hd.Set(HeaderDecision, decisionPassthrough)
 	hd.Set(HeaderModel, "none")
 	hd.Set("X-Request-Id", reqID)
-	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
-	id, sub, _ := strings.Cut(rest, "/")
+	// The id is one segment of the path as sent: an id holding "/" (a
+	// LiteLLM proxy's, base64 in the standard alphabet) comes
+	// percent-encoded, and the decoded path would split it.
+	rest, _ := strings.CutPrefix(r.URL.EscapedPath(), "/v1/responses/")
+	rawID, sub, _ := strings.Cut(rest, "/")
+	id, err := url.PathUnescape(rawID)
+	if err != nil {
+		id = rawID
+	}
 	var t *tier
-	if id != "" && (sub == "" || sub == "cancel" || sub == "input_items") {
+	if err == nil && id != "" && (sub == "" || sub == "cancel" || sub == "input_items") {
 		// Another client's response is the same 404 as an unknown id:
 		// saying more would tell it the id exists.
 		if st, owner := h.responses.lookup(id); owner == ClientName(r.Context()) {
@@ -92,6 +99,7 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(t.timeout, func() { timedOut.Store(true); cancel() })
 	defer timer.Stop()
+	// Escaped again, "/" as %2F, so the tier gets the one segment too.
 	u := t.base + "/responses/" + url.PathEscape(id)
 	if sub != "" {
 		u += "/" + sub

@@ -1,0 +1,94 @@
+package serve
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/triage-router/triage/serve/proxy"
+)
+
+// slashIDs is a tier whose response ids hold "/", "+" and "=", as a
+// LiteLLM proxy's do (resp_ and standard base64), but for the input
+// "plain". It answers a request about a stored response with the path it
+// got, escaped as sent.
+type slashIDs struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+const slashID = "resp_bGl0/ZWxs+bQ=="
+
+func (u *slashIDs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodPost && r.URL.Path == "/responses" {
+		id := slashID
+		if b, _ := io.ReadAll(r.Body); strings.Contains(string(b), `"plain"`) {
+			id = "resp_plain"
+		}
+		fmt.Fprintf(w, `{"id":%q,"object":"response","status":"completed","output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[]}]}],"usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2}}`, id)
+		return
+	}
+	u.mu.Lock()
+	u.paths = append(u.paths, r.Method+" "+r.URL.EscapedPath())
+	u.mu.Unlock()
+	fmt.Fprintf(w, `{"path":%q}`, r.URL.EscapedPath())
+}
+
+func (u *slashIDs) seen() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.paths...)
+}
+
+// TestStoredResponseIDsWithASlash: a stored response whose id holds "/"
+// is reached with the id percent-encoded (%2F), on each of its routes,
+// and the tier is called with it encoded the same way. The server routed
+// on the decoded path: the id split in two, an unknown route's 404, and
+// a POST of "{id}%2Fcancel" cancelled the id before the slash.
+func TestStoredResponseIDsWithASlash(t *testing.T) {
+	up := &slashIDs{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
+	})
+	for _, input := range []string{"hi", "plain"} {
+		if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"`+input+`"}`, "Content-Type", "application/json"); w.Code != 200 {
+			t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
+		}
+	}
+	const escaped = "resp_bGl0%2FZWxs+bQ=="
+	for _, tc := range []struct{ method, path, upstream string }{
+		{"GET", "/v1/responses/" + escaped, "GET /responses/" + escaped},
+		{"GET", "/v1/responses/" + escaped + "/input_items", "GET /responses/" + escaped + "/input_items"},
+		{"POST", "/v1/responses/" + escaped + "/cancel", "POST /responses/" + escaped + "/cancel"},
+		{"DELETE", "/v1/responses/" + escaped, "DELETE /responses/" + escaped},
+	} {
+		t.Run(tc.method+" "+tc.path+" reaches the tier with the id encoded", func(t *testing.T) {
+			before := len(up.seen())
+			w := ts.do(t, tc.method, tc.path, "")
+			seen := up.seen()
+			if w.Code != 200 || len(seen) != before+1 || seen[before] != tc.upstream {
+				t.Errorf("%d %s, the tier saw %q; want 200 and %q", w.Code, w.Body, seen[before:], tc.upstream)
+			}
+		})
+	}
+	t.Run("an encoded slash before cancel is part of the id, not the cancel route", func(t *testing.T) {
+		before := len(up.seen())
+		w := ts.do(t, "POST", "/v1/responses/resp_plain%2Fcancel", "")
+		if w.Code == 200 || len(up.seen()) != before {
+			t.Errorf("%d %s, the tier saw %q; want a refusal that reaches no tier", w.Code, w.Body, up.seen()[before:])
+		}
+	})
+	t.Run("an id sent with its slash raw is a 404 that says to encode it", func(t *testing.T) {
+		w := ts.do(t, "GET", "/v1/responses/"+slashID, "")
+		if e := errorOf(t, w); w.Code != 404 || !strings.Contains(e.Message, "%2F") {
+			t.Errorf("%d %s; want a 404 saying to send the slash as %%2F", w.Code, w.Body)
+		}
+	})
+}
