@@ -44,13 +44,16 @@ func newMetrics(reg prometheus.Registerer, queueDepth, dbSize func() float64) *m
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_http_requests_total",
-			Help: "HTTP requests by route and status code (499: the client went away first).",
-		}, []string{"route", "code"}),
+			Help: "HTTP requests by route, method and status code (499: the client went away first).",
+		}, []string{"route", "method", "code"}),
+		// method, because one route pattern may serve several
+		// (GET and DELETE /v1/responses/:id): a route alone counted a
+		// stored response's deletions with its retrievals.
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "triage_http_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by route.",
+			Help:    "Time to answer an HTTP request, by route and method.",
 			Buckets: latencyBuckets,
-		}, []string{"route"}),
+		}, []string{"route", "method"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_decisions_total",
 			Help: "Routing decisions by kind.",
@@ -144,16 +147,18 @@ func registerCommitStats(reg prometheus.Registerer, store any) {
 	)
 }
 
-// routeMetrics are one route's pre-resolved series.
+// routeMetrics are one route's (a method and a path pattern's)
+// pre-resolved series.
 type routeMetrics struct {
-	m       *metrics
-	route   string
-	ok      prometheus.Counter
-	latency prometheus.Observer
+	m             *metrics
+	route, method string
+	ok            prometheus.Counter
+	latency       prometheus.Observer
 }
 
-func (m *metrics) forRoute(route string) *routeMetrics {
-	return &routeMetrics{m: m, route: route, ok: m.requests.WithLabelValues(route, "200"), latency: m.latency.WithLabelValues(route)}
+func (m *metrics) forRoute(method, route string) *routeMetrics {
+	return &routeMetrics{m: m, route: route, method: method,
+		ok: m.requests.WithLabelValues(route, method, "200"), latency: m.latency.WithLabelValues(route, method)}
 }
 
 func (r *routeMetrics) done(status int, start time.Time) { r.doneAt(status, start, time.Time{}) }
@@ -168,7 +173,7 @@ func (r *routeMetrics) doneAt(status int, start, end time.Time) {
 		r.ok.Inc()
 	} else {
 		// Errors are rare enough for a label lookup.
-		r.m.requests.WithLabelValues(r.route, strconv.Itoa(status)).Inc()
+		r.m.requests.WithLabelValues(r.route, r.method, strconv.Itoa(status)).Inc()
 	}
 	r.latency.Observe(end.Sub(start).Seconds())
 }

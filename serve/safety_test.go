@@ -327,8 +327,8 @@ func TestBodyReadTimeoutIs408WithoutAddresses(t *testing.T) {
 	// client went away first"): net/http cancels the request's context
 	// when the body read times out. They are counted after the answer
 	// is written, so wait for the count.
-	timeouts := ts.m.requests.WithLabelValues("/v1/route", "408")
-	gone := ts.m.requests.WithLabelValues("/v1/route", "499")
+	timeouts := ts.m.requests.WithLabelValues("/v1/route", "POST", "408")
+	gone := ts.m.requests.WithLabelValues("/v1/route", "POST", "499")
 	for deadline := time.Now().Add(2 * time.Second); testutil.ToFloat64(timeouts)+testutil.ToFloat64(gone) == 0 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -770,7 +770,7 @@ func (s *Server) opsRoutes(e *gin.Engine) {
 const statusClientGone = 499
 
 func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
-	rm := s.routeMetrics(r, path)
+	rm := s.routeMetrics(r, method, path)
 	auth := s.needsClientKey(path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
@@ -797,7 +797,7 @@ func (s *Server) handle(r gin.IRoutes, method, path string, h gin.HandlerFunc) {
 // broke, though 200 was sent), also when the handler aborts the
 // connection with http.ErrAbortHandler.
 func (s *Server) handleProxy(r gin.IRoutes, method, path string, h http.HandlerFunc) {
-	rm := s.routeMetrics(r, path)
+	rm := s.routeMetrics(r, method, path)
 	auth := s.needsClientKey(path)
 	r.Handle(method, path, func(c *gin.Context) {
 		start := time.Now()
@@ -817,12 +817,12 @@ func (s *Server) handleProxy(r gin.IRoutes, method, path string, h http.HandlerF
 	})
 }
 
-func (s *Server) routeMetrics(r gin.IRoutes, path string) *routeMetrics {
+func (s *Server) routeMetrics(r gin.IRoutes, method, path string) *routeMetrics {
 	route := path
 	if g, ok := r.(*gin.RouterGroup); ok {
 		route = strings.TrimSuffix(g.BasePath(), "/") + path
 	}
-	return s.m.forRoute(route)
+	return s.m.forRoute(method, route)
 }
 
 // recover turns a handler panic into a logged 500 with the usual error

@@ -69,8 +69,8 @@ func TestAdminAuth(t *testing.T) {
 		})
 	}
 	// Refused attempts are what an operator watches for.
-	if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/admin/reload", "401")); got != 4 {
-		t.Errorf(`triage_http_requests_total{route="/admin/reload",code="401"} = %v, want the 4 refused`, got)
+	if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/admin/reload", "POST", "401")); got != 4 {
+		t.Errorf(`triage_http_requests_total{route="/admin/reload",method="POST",code="401"} = %v, want the 4 refused`, got)
 	}
 }
 
@@ -247,16 +247,16 @@ triage_p_hard_bucket{le="1"} 2
 triage_p_hard_bucket{le="+Inf"} 2
 triage_p_hard_sum 1
 triage_p_hard_count 2
-# HELP triage_http_requests_total HTTP requests by route and status code (499: the client went away first).
+# HELP triage_http_requests_total HTTP requests by route, method and status code (499: the client went away first).
 # TYPE triage_http_requests_total counter
-triage_http_requests_total{code="200",route="/healthz"} 0
-triage_http_requests_total{code="200",route="/metrics"} 0
-triage_http_requests_total{code="200",route="/readyz"} 0
-triage_http_requests_total{code="200",route="/v1/feedback"} 1
-triage_http_requests_total{code="200",route="/v1/model"} 0
-triage_http_requests_total{code="200",route="/v1/route"} 2
-triage_http_requests_total{code="200",route="/v1/route/batch"} 0
-triage_http_requests_total{code="400",route="/v1/route"} 1
+triage_http_requests_total{code="200",method="GET",route="/healthz"} 0
+triage_http_requests_total{code="200",method="GET",route="/metrics"} 0
+triage_http_requests_total{code="200",method="GET",route="/readyz"} 0
+triage_http_requests_total{code="200",method="POST",route="/v1/feedback"} 1
+triage_http_requests_total{code="200",method="GET",route="/v1/model"} 0
+triage_http_requests_total{code="200",method="POST",route="/v1/route"} 2
+triage_http_requests_total{code="200",method="POST",route="/v1/route/batch"} 0
+triage_http_requests_total{code="400",method="POST",route="/v1/route"} 1
 `
 	if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "triage_decisions_total", "triage_feedback_writes_total", "triage_p_hard", "triage_http_requests_total"); err != nil {
 		t.Error(err)
@@ -266,10 +266,10 @@ triage_http_requests_total{code="400",route="/v1/route"} 1
 		cancel()
 		req := httptest.NewRequest("POST", "/v1/route", strings.NewReader(`{"prompt":"x"}`)).WithContext(ctx)
 		ts.Handler().ServeHTTP(httptest.NewRecorder(), req)
-		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "499")); got != 1 {
+		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "POST", "499")); got != 1 {
 			t.Errorf("499s on /v1/route = %v, want 1", got)
 		}
-		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "200")); got != 2 {
+		if got := testutil.ToFloat64(ts.m.requests.WithLabelValues("/v1/route", "POST", "200")); got != 2 {
 			t.Errorf("200s on /v1/route = %v, want still 2", got)
 		}
 	})

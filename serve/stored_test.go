@@ -92,3 +92,50 @@ func TestStoredResponseIDsWithASlash(t *testing.T) {
 		}
 	})
 }
+
+// TestStoredResponseMethodsAreCountedApart: GET and DELETE of a stored
+// response are one route pattern, counted in triage_http_requests_total
+// (and its latency) by method: one series for both hid the deletions
+// among the retrievals.
+func TestStoredResponseMethodsAreCountedApart(t *testing.T) {
+	up := &slashIDs{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
+	})
+	if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"plain"}`, "Content-Type", "application/json"); w.Code != 200 {
+		t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
+	}
+	for _, m := range []string{"GET", "GET", "DELETE"} {
+		if w := ts.do(t, m, "/v1/responses/resp_plain", ""); w.Code != 200 {
+			t.Fatalf("%s: %d %s", m, w.Code, w.Body)
+		}
+	}
+	mfs, err := ts.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["route"] != "/v1/responses/:id" {
+				continue
+			}
+			switch mf.GetName() {
+			case "triage_http_requests_total":
+				got[l["method"]+" "+l["code"]] += m.GetCounter().GetValue()
+			case "triage_http_request_duration_seconds":
+				got[l["method"]+" observed"] += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{"GET 200": 2, "DELETE 200": 1, "GET observed": 2, "DELETE observed": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("route /v1/responses/:id by method: %v, want %v", got, want)
+	}
+}

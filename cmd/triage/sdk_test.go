@@ -404,11 +404,11 @@ func TestOpenAISDK(t *testing.T) {
 
 	_, metrics := get(t, r.url+"/metrics")
 	for _, want := range []string{
-		`triage_http_requests_total{code="502",route="/v1/chat/completions"} 1`,
-		`triage_http_requests_total{code="502",route="/v1/responses"} 1`,
+		`triage_http_requests_total{code="502",method="POST",route="/v1/chat/completions"} 1`,
+		`triage_http_requests_total{code="502",method="POST",route="/v1/responses"} 1`,
 		// The two cut streams, a chat completion's and a response's.
 		`triage_proxy_requests_total{code="502",decision="fast"} 2`,
-		`triage_http_requests_total{code="401",route="/v1/chat/completions"} 2`,
+		`triage_http_requests_total{code="401",method="POST",route="/v1/chat/completions"} 2`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
