@@ -106,20 +106,45 @@ func keyable(id string) bool {
 // the request routes as any other). The caller refuses a client other
 // than the owner.
 func (p *responseTiers) lookup(id string) (*tier, string) {
+	t, owner, _ := p.find(id)
+	return t, owner
+}
+
+// lookupFor is the tier that served the response id to the client key
+// client, or nil: for an id it does not know, and for another key's.
+// Both cost the same: where memory answers for another key's id (or
+// an expired one), the store is read as it is for an id memory does
+// not hold. Answered from memory alone, another key's id was refused a
+// few microseconds sooner than an unknown one (BenchmarkStoredResponseNotFound
+// in serve), which told a client that the id exists.
+func (p *responseTiers) lookupFor(id, client string) *tier {
+	t, owner, inMemory := p.find(id)
+	if t != nil && owner == client {
+		return t
+	}
+	if inMemory && p.store != nil && keyable(id) {
+		// Only for its cost; the entry, if any, is memory's.
+		p.store.LookupResponse(id, p.now())
+	}
+	return nil
+}
+
+// find is lookup, and whether memory answered it without the store.
+func (p *responseTiers) find(id string) (t *tier, owner string, inMemory bool) {
 	now := p.now()
 	p.mu.Lock()
 	e, ok := p.byID[id]
 	p.mu.Unlock()
 	if ok {
 		if now.Before(e.expires) {
-			return e.tier, e.owner
+			return e.tier, e.owner, true
 		}
-		return nil, ""
+		return nil, "", true
 	}
 	if p.store == nil || !keyable(id) {
 		// An id the db cannot hold is in memory or nowhere. Not read
 		// for, it never reaches the lookup's error and log line whole.
-		return nil, ""
+		return nil, "", false
 	}
 	// A short read of one key, on the request path only for requests
 	// that continue a response this process has not seen (or forgot).
@@ -127,17 +152,17 @@ func (p *responseTiers) lookup(id string) (*tier, string) {
 	if err != nil {
 		// The request still gets an answer, routed as an unknown id.
 		p.log.Error("proxy: look up which tier stored a response", "response_id", id, "err", err)
-		return nil, ""
+		return nil, "", false
 	}
 	if !found {
-		return nil, ""
+		return nil, "", false
 	}
-	t := p.tierNamed(sr.Tier)
+	t = p.tierNamed(sr.Tier)
 	if t == nil {
-		return nil, ""
+		return nil, "", false
 	}
 	p.mu.Lock()
 	p.put(id, pinned{tier: t, owner: sr.Owner, expires: sr.Expires})
 	p.mu.Unlock()
-	return t, sr.Owner
+	return t, sr.Owner, false
 }

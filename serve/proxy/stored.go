@@ -76,11 +76,10 @@ func (h *Handler) storedResponse(w http.ResponseWriter, r *http.Request, reqID s
 	}
 	var t *tier
 	if err == nil && id != "" && (sub == "" || sub == "cancel" || sub == "input_items") {
-		// Another client's response is the same 404 as an unknown id:
-		// saying more would tell it the id exists.
-		if st, owner := h.responses.lookup(id); owner == ClientName(r.Context()) {
-			t = st
-		}
+		// Another client's response is the same 404 as an unknown id,
+		// after the same work: saying more, or sooner, would tell it
+		// the id exists.
+		t = h.responses.lookupFor(id, ClientName(r.Context()))
 	}
 	if t == nil {
 		// OpenAI's words, with the id's start only: the id is the
