@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/echo"
 )
 
 // chatRequest is the part of an OpenAI chat completion request the
@@ -276,7 +277,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, kind int) {
 			// OpenAI's answer, and any server's that did not store it.
 			s.failed.Add(1)
 			apiErrorParam(w, http.StatusNotFound, "invalid_request_error", "previous_response_not_found", "previous_response_id",
-				fmt.Sprintf("Previous response with id '%s' not found.", p))
+				fmt.Sprintf("Previous response with id '%s' not found.", echo.Bare(p)))
 			return
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/echo"
 )
 
 // Defaults used when the matching Options field is zero.
@@ -380,10 +381,10 @@ func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	serves := fmt.Sprintf("this is triage upstream-sim, answering as model %q; it serves POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET and DELETE /v1/responses/{id}, GET /v1/models and GET /sim/stats", s.opts.Model)
 	switch r.URL.Path {
 	case "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/sim/stats":
-		apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", fmt.Sprintf("%s is not allowed on %s: %s", r.Method, r.URL.Path, serves))
+		apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", fmt.Sprintf("%s is not allowed on %s: %s", echo.Bare(r.Method), echo.Bare(r.URL.Path), serves))
 		return
 	}
-	apiError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route %s %s: %s (routing and feedback are triage serve's: send those to its address)", r.Method, r.URL.Path, serves))
+	apiError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route %s %s: %s (routing and feedback are triage serve's: send those to its address)", echo.Bare(r.Method), echo.Bare(r.URL.Path), serves))
 }
 
 // apiError writes an OpenAI-style error body.

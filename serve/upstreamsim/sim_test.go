@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/echo"
 )
 
 func loadLog(tb testing.TB) []datasets.Record {
@@ -708,5 +709,40 @@ func TestStoredResponses(t *testing.T) {
 	_, nid, _ := ask(t, fast.URL, `{"input":"What is 2+2?","store":false}`)
 	if st, _ := call(t, "GET", fast.URL+"/v1/responses/"+nid); st != 404 {
 		t.Errorf("GET of a response sent with store false: %d, want 404", st)
+	}
+}
+
+// TestErrorsEchoClientInputByItsStart: the sim's errors repeat a path,
+// a method or an id by its first bytes, escaped, as triage serve's do:
+// whole, a client made them as long as what it sent.
+func TestErrorsEchoClientInputByItsStart(t *testing.T) {
+	_, ts := newSim(t, Options{Model: "fast"})
+	long := strings.Repeat("x", 8000)
+	cut := long[:echo.MaxBytes] + "..."
+	for _, c := range []struct {
+		name, method, path, body string
+		status                   int
+		want                     string
+	}{
+		{"an unknown path", "GET", "/" + long, "", 404, "no route GET /" + cut[1:]},
+		{"a method not allowed", strings.ToUpper(long), "/v1/models", "", 405, strings.ToUpper(cut) + " is not allowed on /v1/models"},
+		{"a stored response's id", "GET", "/v1/responses/" + long, "", 404, "Response with id '" + cut + "' not found."},
+		{"a previous_response_id", "POST", "/v1/responses", `{"input":"hi","previous_response_id":"` + long + `"}`, 404, "Previous response with id '" + cut + "' not found."},
+	} {
+		t.Run(c.name+" is repeated by its start", func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, ts.URL+c.path, strings.NewReader(c.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var e struct {
+				Error struct{ Message string } `json:"error"`
+			}
+			if json.Unmarshal(b, &e); resp.StatusCode != c.status || !strings.Contains(e.Error.Message, c.want) || len(b) > 1000 {
+				t.Errorf("%d, %d bytes: %.300s; want %d with %q, under 1000 bytes", resp.StatusCode, len(b), b, c.status, c.want)
+			}
+		})
 	}
 }

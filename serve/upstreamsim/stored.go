@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"net/http"
 	"sync"
+
+	"github.com/triage-router/triage/internal/echo"
 )
 
 // storedCap bounds the responses the sim keeps: enough for any test or
@@ -78,7 +80,7 @@ func (s *Server) handleStored(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	b, ok := s.stored.get(id)
 	if !ok {
-		apiError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("Response with id '%s' not found.", id))
+		apiError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("Response with id '%s' not found.", echo.Bare(id)))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
