@@ -26,6 +26,15 @@ const (
 	DefaultMaxBodyBytes = 16 << 20
 	// DefaultMaxResponseBytes bounds one upstream answer the proxy holds.
 	DefaultMaxResponseBytes = 32 << 20
+	// DefaultMaxTools bounds the entries of a request's "tools" (and a
+	// chat request's legacy "functions"). OpenAI documented a maximum of
+	// 128 functions per chat request until its SDKs dropped the sentence
+	// (openai-go 2.0.0, August 2025), and the Responses API's tool search
+	// (defer_loading) is meant for larger catalogs, with no maximum its
+	// SDK states: a default well above 128 refuses no request an
+	// upstream would have taken, and still refuses a body of millions of
+	// tiny tools before anything is sent upstream.
+	DefaultMaxTools = 4096
 	// DefaultLoserGrace is how long a plain race's losing call may run on
 	// after the winner's answer was sent (Config.LoserGrace).
 	DefaultLoserGrace = 5 * time.Millisecond
@@ -208,6 +217,11 @@ type Config struct {
 	// MaxResponseBytes bounds an upstream's answer; larger fails the
 	// call. 0 is DefaultMaxResponseBytes.
 	MaxResponseBytes int64 `yaml:"max_response_bytes" json:"max_response_bytes"`
+	// MaxTools bounds the entries of a request's "tools", and of a chat
+	// request's legacy "functions"; more is a 400. They are counted as
+	// sent, stopping at the cap, before the body is decoded. 0 is
+	// DefaultMaxTools.
+	MaxTools int `yaml:"max_tools" json:"max_tools"`
 	// RecordQueue is how many finished requests may wait for the store;
 	// beyond it they are dropped and counted, never waited for. 0 is
 	// DefaultRecordQueue.
@@ -287,8 +301,8 @@ func (c Config) Validate() error {
 	if g := c.LoserGrace; g != nil && (*g < 0 || *g > time.Second) {
 		return fmt.Errorf("loser_grace is %v; want 0 (cancel at once) to 1s (absent means %v)", *g, DefaultLoserGrace)
 	}
-	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.RecordQueue < 0 || c.ResponseMemory < 0 {
-		return errors.New("max_request_bytes, max_response_bytes, record_queue and response_memory must not be negative (0 means the default)")
+	if c.MaxBodyBytes < 0 || c.MaxResponseBytes < 0 || c.MaxTools < 0 || c.RecordQueue < 0 || c.ResponseMemory < 0 {
+		return errors.New("max_request_bytes, max_response_bytes, max_tools, record_queue and response_memory must not be negative (0 means the default)")
 	}
 	if c.ResponseTTL < 0 || c.ResponseTTL > 0 && c.ResponseTTL < time.Minute {
 		return fmt.Errorf("response_ttl is %v; want at least 1m, as long as the tiers keep stored responses (absent means %v, OpenAI's 30 days)", c.ResponseTTL, DefaultResponseTTL)

@@ -6,16 +6,17 @@ import (
 	"testing"
 )
 
-// BenchmarkRefuseManyEntries is what a request of tiny metadata keys or
-// messages (or Responses input items) costs to refuse by the proxy's caps
-// (Deps.MaxMetaKeys and MaxMessages, the server's limits.max_meta_keys
-// and max_messages at their defaults), at 1 MiB and at
-// max_request_bytes' default, 16 MiB.
+// BenchmarkRefuseManyEntries is what a request of tiny metadata keys,
+// messages (or Responses input items) or tools costs to refuse by the
+// proxy's caps (Deps.MaxMetaKeys and MaxMessages, the server's
+// limits.max_meta_keys and max_messages, and max_tools, at their
+// defaults), at 1 MiB and at max_request_bytes' default, 16 MiB.
 func BenchmarkRefuseManyEntries(b *testing.B) {
 	h := &Handler{maxMetaKeys: 256, maxMessages: 4096}
-	c := caps{h.maxMetaKeys, h.maxMessages}
+	c := caps{h.maxMetaKeys, h.maxMessages, DefaultMaxTools}
 	key := func(i int) string { return fmt.Sprintf(`"%x":""`, i) }
 	msg := func(int) string { return `{"role":"user","content":"x"}` }
+	tool := func(int) string { return `{}` }
 	build := func(size int, head, tail string, entry func(int) string) []byte {
 		var b bytes.Buffer
 		b.WriteString(head)
@@ -37,6 +38,9 @@ func BenchmarkRefuseManyEntries(b *testing.B) {
 			{"metadata keys", apiChat, build(size, `{"model":"auto","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, key)},
 			{"messages", apiChat, build(size, `{"model":"auto","messages":[`, `]}`, msg)},
 			{"responses input items", apiResponses, build(size, `{"model":"auto","input":[`, `]}`, msg)},
+			{"tools", apiChat, build(size, `{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[`, `]}`, tool)},
+			{"functions", apiChat, build(size, `{"model":"auto","messages":[{"role":"user","content":"hi"}],"functions":[`, `]}`, tool)},
+			{"responses tools", apiResponses, build(size, `{"model":"auto","input":"hi","tools":[`, `]}`, tool)},
 		} {
 			b.Run(fmt.Sprintf("%s %d MiB", tc.name, size>>20), func(b *testing.B) {
 				parse := func() error {

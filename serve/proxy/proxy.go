@@ -180,29 +180,38 @@ type Deps struct {
 	MaxMetaKeys, MaxMessages int
 }
 
-// caps are the entry counts of Deps.MaxMetaKeys and MaxMessages; 0 is
-// no cap.
-type caps struct{ metaKeys, messages int }
+// caps are the entry counts of Deps.MaxMetaKeys and MaxMessages and of
+// Config.MaxTools; 0 is no cap.
+type caps struct{ metaKeys, messages, tools int }
 
 // refuseEarly refuses a body whose metadata has more keys, or whose chat
-// messages are more, than c allows, counting them as sent (a repeated or
-// null key counts too) and stopping at the cap, before any is decoded;
-// a Responses request's messages as parseResponses would make them.
-// Counted after the decode, a 16 MiB body (max_request_bytes' default)
-// of 1.5 million tiny metadata keys cost 177 MB and 2.6 s of CPU to
-// refuse, one of 560,000 messages 130 MB (BenchmarkRefuseManyEntries).
-// Its errors are *apiError.
+// messages, tools or functions are more, than c allows, counting them as
+// sent (a repeated or null key counts too) and stopping at the cap,
+// before any is decoded; a Responses request's messages as
+// parseResponses would make them. Counted after the decode, a 16 MiB
+// body (max_request_bytes' default) of 1.5 million tiny metadata keys
+// cost 177 MB and 2.6 s of CPU to refuse, one of 560,000 messages 130 MB
+// (BenchmarkRefuseManyEntries); one of 5.6 million tools ({}) was
+// decoded whole, 830 MB and 1.4 s, and sent upstream. Its errors are
+// *apiError.
 func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 	for _, f := range []struct {
 		name, limit string
 		max         int
-	}{{"metadata", "max_meta_keys", c.metaKeys}, {"messages", "max_messages", c.messages}} {
-		if f.max <= 0 || f.name == "messages" && a != apiChat {
+		// only is the one API the member is counted on; nil is all.
+		only *api
+	}{
+		{"metadata", "limits.max_meta_keys", c.metaKeys, nil},
+		{"messages", "limits.max_messages", c.messages, apiChat},
+		{"tools", "max_tools", c.tools, nil},
+		{"functions", "max_tools", c.tools, apiChat},
+	} {
+		if f.max <= 0 || f.only != nil && f.only != a {
 			continue
 		}
 		if i := last(fields, f.name); i >= 0 && entriesUpTo(body, fields[i].val, f.max+1) > f.max {
 			return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: f.name,
-				msg: fmt.Sprintf("%s has more than %d entries (limits.%s)", f.name, f.max, f.limit)}
+				msg: fmt.Sprintf("%s has more than %d entries (%s)", f.name, f.max, f.limit)}
 		}
 	}
 	if a == apiResponses && c.messages > 0 && responsesMessagesUpTo(body, fields, c.messages+1) > c.messages {
@@ -328,6 +337,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxTools == 0 {
+		cfg.MaxTools = DefaultMaxTools
 	}
 	if cfg.RecordQueue == 0 {
 		cfg.RecordQueue = DefaultRecordQueue
@@ -491,7 +503,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 	// long after its last write (loser_grace, the recording).
 	defer sw.Arm()
 	w, x.w = sw, sw
-	req, err := readRequest(r, h.cfg.MaxBodyBytes, a, caps{h.maxMetaKeys, h.maxMessages})
+	req, err := readRequest(r, h.cfg.MaxBodyBytes, a, caps{h.maxMetaKeys, h.maxMessages, h.cfg.MaxTools})
 	if err == nil {
 		err = h.checkCounts(req)
 	}

@@ -1035,6 +1035,7 @@ func TestConfigValidate(t *testing.T) {
 		{"a negative response_ttl is refused", func(c *Config) { c.ResponseTTL = -time.Hour }, "response_ttl is -1h0m0s; want at least 1m"},
 		{"a response_ttl of seconds is refused", func(c *Config) { c.ResponseTTL = 30 * time.Second }, "response_ttl is 30s"},
 		{"a negative response_memory is refused", func(c *Config) { c.ResponseMemory = -1 }, "response_memory must not be negative"},
+		{"a negative max_tools is refused", func(c *Config) { c.MaxTools = -1 }, "max_tools, record_queue and response_memory must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Tiers: Tiers{Fast: ok, Strong: ok}}
@@ -1530,18 +1531,26 @@ func TestToolsAndTopLogprobs(t *testing.T) {
 		{"top_logprobs without logprobs is a 400 on the fast route", "F hello", `,"top_logprobs":2`, nil, 400, "none"},
 		{"top_logprobs without logprobs is a 400 on the speculate route", "S accept", `,"top_logprobs":2`, nil, 400, "none"},
 		{"top_logprobs with logprobs false is a 400", "S accept", `,"logprobs":false,"top_logprobs":2`, nil, 400, "none"},
+		{"more tools than max_tools is a 400", "F hello", `,"tools":[{},{},{}]`, nil, 400, "none"},
+		{"more legacy functions than max_tools is a 400", "F hello", `,"functions":[{},{},{}]`, nil, 400, "none"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, rigOptions{config: func(c *Config) { c.SpeculateTools = tt.speculateTools }})
+			r := newRig(t, rigOptions{config: func(c *Config) { c.SpeculateTools = tt.speculateTools; c.MaxTools = 2 }})
 			got := r.do(t, context.Background(), r.url, chatBody(tt.prompt, tt.extra))
 			if got.status != tt.status || got.decision != tt.decision {
 				t.Fatalf("status %d decision %q, want %d %q: %s", got.status, got.decision, tt.status, tt.decision, got.body)
 			}
 			if tt.status == 400 {
-				var e struct{ Error struct{ Param string } }
+				var e ErrorBody
 				json.Unmarshal(got.body, &e)
-				if e.Error.Param != "top_logprobs" {
-					t.Errorf("error %s, want param top_logprobs", got.body)
+				param, msg := "top_logprobs", "top_logprobs needs"
+				if strings.Contains(tt.extra, "tools") {
+					param, msg = "tools", "tools has more than 2 entries (max_tools)"
+				} else if strings.Contains(tt.extra, "functions") {
+					param, msg = "functions", "functions has more than 2 entries (max_tools)"
+				}
+				if e.Error.Param == nil || *e.Error.Param != param || e.Error.Type != "invalid_request_error" || !strings.HasPrefix(e.Error.Message, msg) {
+					t.Errorf("error %s, want param %s and %q", got.body, param, msg)
 				}
 			}
 		})
@@ -1872,8 +1881,12 @@ func TestTierHeaders(t *testing.T) {
 // (BenchmarkRefuseManyEntries: 177 MB at 16 MiB). Counted as sent, the
 // refusal now stops at the cap: its allocations do not grow with the
 // body (measured in allocations, not time).
+//
+// Tools and the legacy functions were not counted at all: a 16 MiB body
+// of 5.6 million tools ({}) was decoded whole (830 MB, 1.4 s) and sent
+// upstream.
 func TestCapsRefuseBeforeDecoding(t *testing.T) {
-	c := caps{metaKeys: 256, messages: 4096}
+	c := caps{metaKeys: 256, messages: 4096, tools: DefaultMaxTools}
 	body := func(head, tail string, n int, entry func(int) string) []byte {
 		var b strings.Builder
 		b.WriteString(head)
@@ -1888,24 +1901,25 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 	}
 	key := func(i int) string { return fmt.Sprintf(`"%x":""`, i) }
 	msg := func(int) string { return `{"role":"user","content":"x"}` }
+	tool := func(int) string { return `{}` }
 	for _, tt := range []struct {
 		name, param string
+		a           *api
 		body        []byte
 	}{
-		{"100,000 metadata keys", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 100000, key)},
-		{"100,000 messages", "messages", body(`{"model":"m","messages":[`, `]}`, 100000, msg)},
-		{"100,000 Responses input messages", "input", body(`{"model":"m","input":[`, `]}`, 100000, msg)},
+		{"100,000 metadata keys", "metadata", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 100000, key)},
+		{"100,000 messages", "messages", apiChat, body(`{"model":"m","messages":[`, `]}`, 100000, msg)},
+		{"100,000 Responses input messages", "input", apiResponses, body(`{"model":"m","input":[`, `]}`, 100000, msg)},
 		// Counted as sent: the decoder would keep one key, but 257
 		// entries are more than the cap.
-		{"a key repeated 257 times", "metadata", body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 257, func(int) string { return `"k":"v"` })},
+		{"a key repeated 257 times", "metadata", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{`, `}}`, 257, func(int) string { return `"k":"v"` })},
+		{"100,000 tools", "tools", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[`, `]}`, 100000, tool)},
+		{"100,000 legacy functions", "functions", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"functions":[`, `]}`, 100000, tool)},
+		{"100,000 Responses tools", "tools", apiResponses, body(`{"model":"m","input":"hi","tools":[`, `]}`, 100000, tool)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			a := apiChat
-			if tt.param == "input" {
-				a = apiResponses
-			}
-			allocs := testing.AllocsPerRun(3, func() { _, err = parseRequest(tt.body, a, c) })
+			allocs := testing.AllocsPerRun(3, func() { _, err = parseRequest(tt.body, tt.a, c) })
 			var ae *apiError
 			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.param != tt.param || !strings.Contains(ae.msg, "more than") {
 				t.Fatalf("err = %v, want a 400 on %s saying it has more than the cap", err, tt.param)
@@ -1951,10 +1965,27 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 	})
 	t.Run("at the caps the request is read", func(t *testing.T) {
 		b := body(`{"model":"m","messages":[`, `]`, 4096, msg)
-		b = append(b, body(`,"metadata":{`, `}}`, 256, key)...)
+		b = append(b, body(`,"metadata":{`, `}`, 256, key)...)
+		b = append(b, body(`,"functions":[`, `]`, DefaultMaxTools, tool)...)
+		b = append(b, body(`,"tools":[`, `]}`, DefaultMaxTools, tool)...)
 		req, err := parseRequest(b, apiChat, c)
-		if err != nil || len(req.meta) != 256 || len(req.messages) != 4096 {
-			t.Fatalf("err %v; want 256 metadata keys and 4096 messages read", err)
+		if err != nil || len(req.meta) != 256 || len(req.messages) != 4096 || !req.tools {
+			t.Fatalf("err %v; want 256 metadata keys, 4096 messages and tools read", err)
+		}
+		b = body(`{"model":"m","input":"hi","tools":[`, `]}`, DefaultMaxTools, tool)
+		if req, err := parseRequest(b, apiResponses, c); err != nil || !req.tools {
+			t.Fatalf("err %v; want a Responses request with %d tools read", err, DefaultMaxTools)
+		}
+	})
+	t.Run("the cap is max_tools, and the default is well above OpenAI's 128", func(t *testing.T) {
+		b := body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[`, `]}`, 129, tool)
+		if _, err := parseRequest(b, apiChat, c); err != nil {
+			t.Errorf("129 tools: %v; the default must not refuse what an upstream may take", err)
+		}
+		_, err := parseRequest(b, apiChat, caps{tools: 128})
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.param != "tools" || ae.msg != "tools has more than 128 entries (max_tools)" {
+			t.Errorf("129 tools over a max_tools of 128: %v", err)
 		}
 	})
 }
@@ -2005,6 +2036,44 @@ func TestResponsesInputDecodesOnlyMessages(t *testing.T) {
 			t.Errorf("%s: %d messages, want %d", tt.input, len(req.messages), tt.msgs)
 		case tt.param != "" && (!errors.As(err, &ae) || ae.param != tt.param):
 			t.Errorf("%s: err %v, want a 400 on %s", tt.input, err, tt.param)
+		}
+	}
+}
+
+// Whether a request offers tools is read without decoding them; what
+// it reads agrees with what decoding "tools" said, on both APIs.
+func TestOffersTools(t *testing.T) {
+	for _, tt := range []struct {
+		name, tools string
+		want        bool
+		err         string
+	}{
+		{"one tool", `[{"type":"function","function":{"name":"f"}}]`, true, ""},
+		{"an empty array", ` [ ] `, false, ""},
+		{"null", `null`, false, ""},
+		{"absent", ``, false, ""},
+		{"a string is refused", `"f"`, false, "tools: want an array of JSON values, got a JSON string"},
+		{"an object is refused", `{"type":"function"}`, false, "tools: want an array of JSON values, got a JSON object"},
+	} {
+		for _, a := range []*api{apiChat, apiResponses} {
+			t.Run(tt.name+" "+a.path, func(t *testing.T) {
+				body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"input":"hi"`
+				if tt.tools != "" {
+					body += `,"tools":` + tt.tools
+				}
+				req, err := parseRequest([]byte(body+`}`), a, caps{tools: DefaultMaxTools})
+				switch {
+				case tt.err != "":
+					var ae *apiError
+					if !errors.As(err, &ae) || ae.msg != tt.err || ae.param != "tools" {
+						t.Errorf("err %v, want %q on tools", err, tt.err)
+					}
+				case err != nil:
+					t.Fatal(err)
+				case req.tools != tt.want:
+					t.Errorf("tools %v, want %v", req.tools, tt.want)
+				}
+			})
 		}
 	}
 }
