@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -408,6 +409,45 @@ func (req *chatRequest) offersTools(field func(string, any) error) (bool, error)
 	return false, field("tools", &tools)
 }
 
+// includesLogprobs reports whether a Responses request's "include" asks
+// for the output text's log-probabilities, reading its strings in place:
+// decoding them cost 1 GB and 2.4 s for a 16 MiB body of one-letter
+// strings. An array with an element that is not a string (or null), or
+// a value that is not an array, is decoded, for the error that says so.
+func (req *chatRequest) includesLogprobs(field func(string, any) error) (bool, error) {
+	i := last(req.fields, "include")
+	if i < 0 {
+		return false, nil
+	}
+	b, v := req.body, req.fields[i].val
+	found, strs := false, b[v] == '['
+	if strs {
+		eachElement(b, v, func(e int) int {
+			end := valueEnd(b, e)
+			switch {
+			case end < 0:
+			case b[e] == '"':
+				raw := b[e:end]
+				if string(raw) == `"`+includeLogprobs+`"` {
+					found = true
+				} else if bytes.IndexByte(raw, '\\') >= 0 {
+					s, ok := scanString(raw) // escaped: rare, and only then decoded
+					found = found || ok && s == includeLogprobs
+				}
+			case string(b[e:end]) != "null":
+				strs = false
+				return -1
+			}
+			return end
+		})
+	}
+	if !strs {
+		var include []string
+		return false, field("include", &include)
+	}
+	return found, nil
+}
+
 // parseCompletion reads a (legacy) completion's prompt and logprobs: a
 // string, or strings joined with newlines for the router. Token ids
 // cannot be routed on.
@@ -446,12 +486,11 @@ func (req *chatRequest) parseCompletion(field func(string, any) error, bad func(
 func (req *chatRequest) parseResponses(field func(string, any) error, bad func(string, string, ...any) error) error {
 	var instructions string
 	var input json.RawMessage
-	var include []string
 	store := true
 	for _, f := range []struct {
 		name string
 		dst  any
-	}{{"instructions", &instructions}, {"input", &input}, {"include", &include},
+	}{{"instructions", &instructions}, {"input", &input},
 		{"previous_response_id", &req.previousID}, {"store", &store}} {
 		if err := field(f.name, f.dst); err != nil {
 			return err
@@ -462,10 +501,8 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	if req.tools, err = req.offersTools(field); err != nil {
 		return err
 	}
-	for _, inc := range include {
-		if inc == includeLogprobs {
-			req.logprobs = true
-		}
+	if req.logprobs, err = req.includesLogprobs(field); err != nil {
+		return err
 	}
 	var msgs []datasets.Message
 	if instructions != "" {
@@ -670,18 +707,25 @@ func (req *chatRequest) upstreamBody(model string, wantLogprobs bool) ([]byte, e
 }
 
 // include is a Responses API request's "include" with the output
-// text's log-probabilities added.
+// text's log-probabilities added: the array as sent, with the value
+// put before its ']' rather than each element decoded and encoded again
+// (parseResponses read it as an array of strings, or null).
 func (req *chatRequest) include() ([]byte, error) {
-	var inc []json.RawMessage
-	if i := last(req.fields, "include"); i >= 0 {
-		if raw := req.body[req.fields[i].val:req.fields[i].end]; string(raw) != "null" {
-			if err := json.Unmarshal(raw, &inc); err != nil {
-				return nil, err
-			}
-		}
+	const lp = `"` + includeLogprobs + `"`
+	i := last(req.fields, "include")
+	if i < 0 || string(req.body[req.fields[i].val:req.fields[i].end]) == "null" {
+		return []byte("[" + lp + "]"), nil
 	}
-	lp, _ := json.Marshal(includeLogprobs)
-	return json.Marshal(append(inc, lp))
+	raw := req.body[req.fields[i].val:req.fields[i].end]
+	if raw[0] != '[' || raw[len(raw)-1] != ']' {
+		return nil, errors.New("include is not an array")
+	}
+	out := make([]byte, 0, len(raw)+len(lp)+1)
+	out = append(out, raw[:len(raw)-1]...)
+	if entriesUpTo(raw, 0, 1) > 0 {
+		out = append(out, ',')
+	}
+	return append(append(out, lp...), ']'), nil
 }
 
 // streamOptions is the client's stream_options with include_usage set.
