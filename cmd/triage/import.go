@@ -53,9 +53,9 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 
 func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [--delimiter tab] [-o FILE]")
-	file := fs.String("file", "", "CSV file with one row per prompt and one score column per model")
+	file := fs.String("file", "", "CSV file with one row per prompt and one score column per model; - reads standard input; gzip-compressed is read as such")
 	promptCol := fs.String("prompt-col", "", "column holding the prompt text")
-	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>)")
+	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>, stdin/<row> for --file -)")
 	scale := fs.Float64("score-scale", 1, "divide scores by this, e.g. 10 for 1-10 judge grades")
 	var modelsFlag stringList
 	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column that is not the prompt, id or metadata)")
@@ -66,10 +66,6 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	}
 	if *file == "" {
 		return usagef("name the CSV to import", "--file is required")
-	}
-	if *file == "-" {
-		// Read as a file named "-" it said "open -: no such file".
-		return usagef("save it to a file and name that; the importers read a file, not standard input", "--file - is standard input")
 	}
 	comma, ok := parseDelimiter(*delim)
 	if !ok {
@@ -82,7 +78,13 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
 	}
 	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma}
-	return writeImport(ctx, env, "import wide-csv", *file, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	source := *file
+	if *file == "-" {
+		// As Unix tools take it (read as a file named "-" it had said
+		// "open -: no such file"); "stdin" names it in errors and ids.
+		opts.File, opts.Input, source = "stdin", env.Stdin, "standard input"
+	}
+	return writeImport(ctx, env, "import wide-csv", source, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.WideCSV(opts, fn)
 	})
 }

@@ -16,8 +16,8 @@ func init() {
 
 func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "import routerdc", "--file F [--id-prefix P] [--no-meta] [-o FILE]")
-	file := fs.String("file", "", `RouterDC JSON file: an array (or JSON Lines) of {"question": "...", "scores": {model: score in [0,1]}}`)
-	prefix := fs.String("id-prefix", "", "start ids with P, as P/<index> (default: the file name without extension)")
+	file := fs.String("file", "", `RouterDC JSON file: an array (or JSON Lines) of {"question": "...", "scores": {model: score in [0,1]}}; - reads standard input (with --id-prefix); gzip-compressed is read as such`)
+	prefix := fs.String("id-prefix", "", "start ids with P, as P/<index> (default: the file name without extension); with --file -, required, and meta.source too")
 	noMeta := fs.Bool("no-meta", false, "leave out meta.source (the file name): pooling several files, it would tell the router the task")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
@@ -26,10 +26,16 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 	if *file == "" {
 		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
 	}
+	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
+	source := *file
 	if *file == "-" {
-		return usagef("save it to a file and name that; the importers read a file, not standard input", "--file - is standard input")
-	}
-	if fi, err := os.Stat(*file); err == nil && fi.IsDir() {
+		// The ids and meta.source come from the file's name, which
+		// standard input has not.
+		if *prefix == "" {
+			return usagef("name what it holds, e.g. --id-prefix gsm8k-test: the ids start with it and it is meta.source, which a file's name gives otherwise", "--file - needs --id-prefix")
+		}
+		opts.File, opts.Input, source = "stdin", env.Stdin, "standard input"
+	} else if fi, err := os.Stat(*file); err == nil && fi.IsDir() {
 		// The shared folder holds thirteen files; a newcomer passes it.
 		ex := "gsm8k-test.json"
 		if m, _ := filepath.Glob(filepath.Join(*file, "*.json")); len(m) > 0 {
@@ -37,8 +43,7 @@ func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
 		}
 		return usagef(fmt.Sprintf("import one file at a time, e.g. --file %s; then pass the logs together to --data, comma-separated", filepath.Join(*file, ex)), "--file %s is a directory", *file)
 	}
-	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
-	return writeImport(ctx, env, "import routerdc", *file, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
+	return writeImport(ctx, env, "import routerdc", source, *out, []string{*file}, func(fn func(datasets.Record) error) (importers.Stats, error) {
 		return importers.RouterDC(opts, fn)
 	})
 }

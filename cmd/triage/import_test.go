@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -316,4 +321,79 @@ func TestParseDelimiter(t *testing.T) {
 			t.Errorf("parseDelimiter(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// TestImportFromStdin: --file - was a usage error ("the importers read a
+// file, not standard input"), where Unix tools read standard input. It
+// reads it now, plain or gzip-compressed (told by its first bytes, as
+// the log readers tell a .jsonl.gz), through Main with a pipe.
+func TestImportFromStdin(t *testing.T) {
+	const csvText = "prompt,a,b\nwhat is 2+2?,1,0\nprove it,0,1\n"
+	const dcText = `[{"question": "what is 2+2?", "scores": {"a": 1, "b": 0}}, {"question": "prove it", "scores": {"a": 0, "b": 1}}]`
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.Bytes()
+	}
+	for _, tt := range []struct {
+		name    string
+		stdin   []byte
+		args    []string
+		ids     []string
+		source  string // meta.source of the records
+		summary string
+	}{
+		{"wide-csv reads standard input", []byte(csvText), []string{"wide-csv", "--file", "-", "--prompt-col", "prompt"}, []string{"stdin/0", "stdin/1"}, "", "2 records"},
+		{"wide-csv reads a gzip stream", gz(csvText), []string{"wide-csv", "--file", "-", "--prompt-col", "prompt"}, []string{"stdin/0", "stdin/1"}, "", "2 records"},
+		{"routerdc reads standard input", []byte(dcText), []string{"routerdc", "--file", "-", "--id-prefix", "gsm8k-test"}, []string{"gsm8k-test/0", "gsm8k-test/1"}, "gsm8k-test", "2 records"},
+		{"routerdc reads a gzip stream", gz(dcText), []string{"routerdc", "--file", "-", "--id-prefix", "gsm8k-test"}, []string{"gsm8k-test/0", "gsm8k-test/1"}, "gsm8k-test", "2 records"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			go func() {
+				w.Write(tt.stdin)
+				w.Close()
+			}()
+			out := filepath.Join(t.TempDir(), "log.jsonl")
+			var stderr bytes.Buffer
+			args := append(append([]string{"import"}, tt.args...), "-o", out)
+			if code := Main(context.Background(), args, &Env{Stdin: r, Stdout: io.Discard, Stderr: &stderr}); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			recs, _ := readLog(t, out)
+			var ids []string
+			for _, rec := range recs {
+				ids = append(ids, rec.ID)
+				if got := rec.Meta["source"]; got != tt.source {
+					t.Errorf("%s: meta.source %q, want %q", rec.ID, got, tt.source)
+				}
+				if scoreOf(t, rec, "a")+scoreOf(t, rec, "b") != 1 {
+					t.Errorf("%s: outcomes %v", rec.ID, rec.Outcomes)
+				}
+			}
+			if !slices.Equal(ids, tt.ids) {
+				t.Errorf("ids %q, want %q", ids, tt.ids)
+			}
+			if !strings.Contains(stderr.String(), tt.summary) {
+				t.Errorf("stderr %q, want the summary", stderr.String())
+			}
+		})
+	}
+	t.Run("an empty standard input is named as such", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "log.jsonl")
+		var stderr bytes.Buffer
+		code := Main(context.Background(), []string{"import", "wide-csv", "--file", "-", "--prompt-col", "prompt", "-o", out}, &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr})
+		if code != 1 || !strings.Contains(stderr.String(), "stdin: the file is empty") {
+			t.Errorf("exit %d, stderr %q; want 1 and that stdin is empty", code, stderr.String())
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Error("an import of nothing wrote its output")
+		}
+	})
 }

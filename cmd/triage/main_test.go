@@ -70,9 +70,7 @@ func TestMainUsage(t *testing.T) {
 		{"no command prints usage and exits 2", nil, 2, "usage: triage"},
 		{"an unknown command exits 2", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"train without -o is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "train needs -o FILE"},
-		// Read as a file named "-", it said "open -: no such file".
-		{"import wide-csv --file - says stdin is not read", []string{"import", "wide-csv", "--file", "-", "--prompt-col", "p"}, 2, "--file - is standard input"},
-		{"import routerdc --file - says stdin is not read", []string{"import", "routerdc", "--file", "-"}, 2, "--file - is standard input"},
+		{"import routerdc --file - needs an id prefix", []string{"import", "routerdc", "--file", "-"}, 2, "--file - needs --id-prefix"},
 		{"an unknown flag is a usage error", []string{"train", "--nope"}, 2, "flag provided but not defined"},
 		{"a bad label is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--label", "sometimes", "-o", "m"}, 2, "sometimes"},
 		{"a word n-gram range that is not MIN,MAX is a usage error", []string{"train", "--data", "x", "--fast", "a", "--strong", "b", "--word-ngrams", "3", "-o", "m"}, 2, `--word-ngrams "3" (write it as MIN,MAX, e.g. 1,3)`},

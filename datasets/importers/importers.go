@@ -2,6 +2,8 @@ package importers
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -91,26 +93,70 @@ func WriteTo(w *datasets.Writer) func(datasets.Record) error {
 	return func(rec datasets.Record) error { return w.Write(&rec) }
 }
 
+// gzipMagic starts a gzip stream.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// openInput opens an importer's input: in when it is not nil (standard
+// input), else the file at path. A gzip stream, told by its first two
+// bytes whatever its name, as the log readers tell it, is decompressed as
+// it is read: 'gzip -dc f.csv.gz | ...' is then not needed, and neither
+// is knowing which a pipe carries. Closing closes the file (never in).
+func openInput(path string, in io.Reader) (*bufio.Reader, io.Closer, error) {
+	var c io.Closer = io.NopCloser(nil)
+	if in == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		in, c = f, f
+	}
+	br := bufio.NewReaderSize(in, 64<<10)
+	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("%s starts like gzip but is not: %w", path, err)
+		}
+		// Concatenated members (cat a.gz b.gz) read as one stream.
+		zr.Multistream(true)
+		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
+	}
+	return br, c, nil
+}
+
+// gzipReader says what a damaged or truncated gzip stream's errors mean:
+// alone, a cut stream read as "unexpected EOF".
+type gzipReader struct{ zr *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("the gzip stream is damaged or cut short: %w", err)
+	}
+	return n, err
+}
+
 // csvTable reads a CSV file with a header row, naming the file, line and
 // 0-based data row in its errors.
 type csvTable struct {
 	name   string
-	f      *os.File
+	f      io.Closer
 	r      *csv.Reader
 	header []string
 	cols   map[string]int
 	row    int // data row index of the last record read; -1 before the first
 }
 
-func openCSV(path string, comma rune) (*csvTable, error) {
-	f, err := os.Open(path)
+// openCSV opens the CSV file at path, or reads in when it is not nil
+// (path then names it).
+func openCSV(path string, in io.Reader, comma rune) (*csvTable, error) {
+	br, f, err := openInput(path, in)
 	if err != nil {
 		return nil, fmt.Errorf("open csv: %w", err)
 	}
 	// A byte-order mark from a spreadsheet is skipped before the CSV
 	// reader sees it: left in, it hid the first column's name and, before
 	// a quoted first field, made the header a "bare quote" error.
-	br := bufio.NewReader(f)
 	datasets.SkipBOM(br)
 	r := csv.NewReader(br)
 	if comma != 0 {
@@ -225,9 +271,10 @@ func columnList(cols []string) string {
 	return strings.Join(q, ", ")
 }
 
-// baseName is a file's name without its directory and extension.
+// baseName is a file's name without its directory and extension, and
+// without a ".gz" before it: x.csv.gz is x, as x.csv is.
 func baseName(path string) string {
-	b := filepath.Base(path)
+	b := strings.TrimSuffix(filepath.Base(path), ".gz")
 	return strings.TrimSuffix(b, filepath.Ext(b))
 }
 

@@ -99,7 +99,7 @@ func importMMLU(dir string, contaminated, found map[string]bool, st *Stats, fn f
 // importRouteLLMCSV reads a RouteLLM response table: a prompt column, one
 // True/False column per model and optionally "<model>_response" columns.
 func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, found map[string]bool, st *Stats, fn func(datasets.Record) error) error {
-	t, err := openCSV(path, 0)
+	t, err := openCSV(path, nil, 0)
 	if err != nil {
 		return err
 	}

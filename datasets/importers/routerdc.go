@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -20,8 +19,13 @@ const routerDCFormat = `want RouterDC's layout, a JSON array (or JSON Lines) of 
 
 // RouterDCOptions describes one RouterDC file.
 type RouterDCOptions struct {
-	// File is the JSON file.
+	// File is the JSON file. It may be gzip-compressed (told by its first
+	// bytes).
 	File string
+	// Input, when not nil, is read instead of File (standard input); File
+	// then only names it in errors. There is no file name to take the ids
+	// and meta.source from, so IDPrefix is required, and is meta.source.
+	Input io.Reader
 	// IDPrefix starts every record id, "<IDPrefix>/<index>" with the
 	// element's 0-based index in the array. Empty means the file name
 	// without its directory and extension, which is also meta.source.
@@ -49,12 +53,18 @@ type routerDCElement struct {
 // have it for a new request, and a log pooled from several files would get
 // it only for some of them.
 func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, error) {
-	f, err := os.Open(opts.File)
+	source := baseName(opts.File)
+	if opts.Input != nil {
+		if opts.IDPrefix == "" {
+			return newStats(), fmt.Errorf("%s has no file name to start the ids with; give an id prefix (--id-prefix), which is its meta.source too", opts.File)
+		}
+		source = opts.IDPrefix
+	}
+	br, f, err := openInput(opts.File, opts.Input)
 	if err != nil {
 		return newStats(), fmt.Errorf("open routerdc file: %w", err)
 	}
 	defer f.Close()
-	source := baseName(opts.File)
 	prefix := opts.IDPrefix
 	if prefix == "" {
 		prefix = source
@@ -62,7 +72,7 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 	if opts.NoMeta {
 		source = ""
 	}
-	return readRouterDC(bufio.NewReaderSize(f, 64<<10), opts.File, prefix, source, fn)
+	return readRouterDC(br, opts.File, prefix, source, fn)
 }
 
 // readRouterDC is RouterDC on a reader; name is the file name for errors,

@@ -21,8 +21,12 @@ const (
 // WideCSVOptions describes a CSV with one row per prompt and one score
 // column per model.
 type WideCSVOptions struct {
-	// File is the CSV file.
+	// File is the CSV file. It may be gzip-compressed (told by its first
+	// bytes).
 	File string
+	// Input, when not nil, is read instead of File (standard input); File
+	// then only names it, in errors and default ids.
+	Input io.Reader
 	// PromptCol names the column holding the prompt text. Required.
 	PromptCol string
 	// IDCol names the column holding a unique record id. Empty means ids
@@ -92,7 +96,7 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 	if d := opts.Delimiter; d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError || !utf8.ValidRune(d) {
 		return st, fmt.Errorf("delimiter %q cannot separate CSV fields; want a comma, a tab, a semicolon or another single character", d)
 	}
-	t, err := openCSV(opts.File, opts.Delimiter)
+	t, err := openCSV(opts.File, opts.Input, opts.Delimiter)
 	if err != nil {
 		return st, err
 	}

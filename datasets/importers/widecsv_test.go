@@ -1,6 +1,8 @@
 package importers
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -291,6 +293,57 @@ func FuzzWideCSV(f *testing.F) {
 		}
 		if err == nil && st.Records != len(seen) {
 			t.Fatalf("stats count %d records, the callback saw %d", st.Records, len(seen))
+		}
+	})
+}
+
+// A gzip-compressed CSV or RouterDC file is read as such, told by its
+// first bytes as the log readers tell a .jsonl.gz; its ids drop the
+// ".gz" with the extension. Before, its bytes were read as text.
+func TestImportersReadGzip(t *testing.T) {
+	gz := func(s string) string {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.String()
+	}
+	dir := writeFiles(t, map[string]string{
+		"w.csv.gz":        gz("\ufeffprompt,a\np,1\n"),
+		"named-oddly.csv": gz("prompt,a\np,1\n"),
+		"dc.json.gz":      gz(`[{"question": "p", "scores": {"a": 1}}]`),
+	})
+	for _, tt := range []struct {
+		name, id string
+		run      func(fn func(datasets.Record) error) (Stats, error)
+	}{
+		{"a .csv.gz", "w/0", func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: dir + "/w.csv.gz", PromptCol: "prompt"}, fn)
+		}},
+		{"a gzip file named .csv", "named-oddly/0", func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: dir + "/named-oddly.csv", PromptCol: "prompt"}, fn)
+		}},
+		{"a RouterDC .json.gz", "dc/0", func(fn func(datasets.Record) error) (Stats, error) {
+			return RouterDC(RouterDCOptions{File: dir + "/dc.json.gz"}, fn)
+		}},
+		{"a gzip stream as Input", "in/0", func(fn func(datasets.Record) error) (Stats, error) {
+			return RouterDC(RouterDCOptions{File: "stdin", Input: strings.NewReader(gz(`{"question": "p", "scores": {"a": 1}}`)), IDPrefix: "in"}, fn)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, _, err := collect(t, tt.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 1 || recs[0].Prompt != "p" || recs[0].ID != tt.id {
+				t.Errorf("records %+v, want one with prompt p and id %s", recs, tt.id)
+			}
+		})
+	}
+	t.Run("Input without an id prefix is refused", func(t *testing.T) {
+		_, err := RouterDC(RouterDCOptions{File: "stdin", Input: strings.NewReader("[]")}, func(datasets.Record) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "give an id prefix") {
+			t.Errorf("err %v, want a refusal asking for an id prefix", err)
 		}
 	})
 }
