@@ -7,7 +7,8 @@ import (
 )
 
 // BenchmarkRefuseManyEntries is what a request of tiny metadata keys,
-// messages (or Responses input items) or tools costs to refuse by the
+// messages (or Responses input items, or legacy completion prompts) or
+// tools costs to refuse by the
 // proxy's caps (Deps.MaxMetaKeys and MaxMessages, the server's
 // limits.max_meta_keys and max_messages, and max_tools, at their
 // defaults), at 1 MiB and at max_request_bytes' default, 16 MiB.
@@ -41,6 +42,7 @@ func BenchmarkRefuseManyEntries(b *testing.B) {
 			{"tools", apiChat, build(size, `{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[`, `]}`, tool)},
 			{"functions", apiChat, build(size, `{"model":"auto","messages":[{"role":"user","content":"hi"}],"functions":[`, `]}`, tool)},
 			{"responses tools", apiResponses, build(size, `{"model":"auto","input":"hi","tools":[`, `]}`, tool)},
+			{"completion prompts", apiCompletions, build(size, `{"model":"auto","prompt":[`, `]}`, func(int) string { return `"x"` })},
 		} {
 			b.Run(fmt.Sprintf("%s %d MiB", tc.name, size>>20), func(b *testing.B) {
 				parse := func() error {

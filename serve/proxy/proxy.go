@@ -174,9 +174,10 @@ type Deps struct {
 	// max_messages cap /v1/route: within max_request_bytes, tens of
 	// thousands of tiny keys or messages cost far more than their size
 	// to route and to record. Metadata keys and chat messages are
-	// counted as sent (a repeated key counts each time), and a Responses
-	// request's messages as it makes them, up to the cap, before the
-	// body is decoded. 0 means no cap.
+	// counted as sent (a repeated key counts each time), a Responses
+	// request's messages as it makes them, and a legacy completion's
+	// prompt strings as messages, up to the cap, before the body is
+	// decoded. 0 means no cap.
 	MaxMetaKeys, MaxMessages int
 }
 
@@ -188,7 +189,8 @@ type caps struct{ metaKeys, messages, tools int }
 // messages, tools or functions are more, than c allows, counting them as
 // sent (a repeated or null key counts too) and stopping at the cap,
 // before any is decoded; a Responses request's messages as
-// parseResponses would make them. Counted after the decode, a 16 MiB
+// parseResponses would make them, and a legacy completion's prompt
+// strings as messages. Counted after the decode, a 16 MiB
 // body (max_request_bytes' default) of 1.5 million tiny metadata keys
 // cost 177 MB and 2.6 s of CPU to refuse, one of 560,000 messages 130 MB
 // (BenchmarkRefuseManyEntries); one of 5.6 million tools ({}) was
@@ -218,7 +220,32 @@ func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "input",
 			msg: fmt.Sprintf("instructions and input hold more than %d messages (limits.max_messages)", c.messages)}
 	}
+	// A legacy completion's prompt strings are joined for the router as
+	// messages are, and count as messages: decoded, a 16 MiB body of 4
+	// million one-letter strings cost 380 MB and 0.8 s. Token ids are
+	// not counted; parseCompletion refuses them, whatever their number.
+	if i := last(fields, "prompt"); a == apiCompletions && c.messages > 0 && i >= 0 && leadingStringsUpTo(body, fields[i].val, c.messages+1) > c.messages {
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "prompt",
+			msg: fmt.Sprintf("prompt has more than %d strings (limits.max_messages)", c.messages)}
+	}
 	return nil
+}
+
+// leadingStringsUpTo counts the strings the array at body[i] starts with,
+// stopping at max or at its first element that is not a string;
+// anything else counts 0.
+func leadingStringsUpTo(body []byte, i, max int) int {
+	n := 0
+	eachElement(body, i, func(e int) int {
+		if body[e] != '"' {
+			return -1
+		}
+		if n++; n >= max {
+			return -1
+		}
+		return stringEnd(body, e)
+	})
+	return n
 }
 
 // responsesMessagesUpTo counts, up to max, the messages parseResponses

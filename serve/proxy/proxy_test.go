@@ -1916,6 +1916,7 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 		{"100,000 tools", "tools", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[`, `]}`, 100000, tool)},
 		{"100,000 legacy functions", "functions", apiChat, body(`{"model":"m","messages":[{"role":"user","content":"hi"}],"functions":[`, `]}`, 100000, tool)},
 		{"100,000 Responses tools", "tools", apiResponses, body(`{"model":"m","input":"hi","tools":[`, `]}`, 100000, tool)},
+		{"100,000 legacy completion prompts", "prompt", apiCompletions, body(`{"model":"m","prompt":[`, `]}`, 100000, func(int) string { return `"x"` })},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
@@ -1975,6 +1976,18 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 		b = body(`{"model":"m","input":"hi","tools":[`, `]}`, DefaultMaxTools, tool)
 		if req, err := parseRequest(b, apiResponses, c); err != nil || !req.tools {
 			t.Fatalf("err %v; want a Responses request with %d tools read", err, DefaultMaxTools)
+		}
+		b = body(`{"model":"m","prompt":[`, `]}`, 4096, func(int) string { return `"x"` })
+		if req, err := parseRequest(b, apiCompletions, c); err != nil || len(req.prompt) != 2*4096-1 {
+			t.Fatalf("err %v; want a completion of 4096 prompts read", err)
+		}
+	})
+	t.Run("token ids are refused as such, however many", func(t *testing.T) {
+		b := body(`{"model":"m","prompt":[`, `]}`, 5000, func(i int) string { return fmt.Sprint(i) })
+		_, err := parseRequest(b, apiCompletions, c)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.param != "prompt" || !strings.Contains(ae.msg, "token ids cannot be routed") {
+			t.Errorf("5000 token ids: %v, want the refusal of token ids", err)
 		}
 	})
 	t.Run("the cap is max_tools, and the default is well above OpenAI's 128", func(t *testing.T) {
