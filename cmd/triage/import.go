@@ -22,7 +22,7 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "import routellm", "--bench mmlu|gsm8k|mt-bench --dir DIR [--exclude-contaminated FILE] [-o FILE]")
 	bench := fs.String("bench", "", "benchmark: mmlu, gsm8k or mt-bench")
 	dir := fs.String("dir", "", "RouteLLM's evals folder (holding mmlu/, gsm8k_responses.csv and mt_bench/)")
-	contaminated := fs.String("exclude-contaminated", "", "drop the prompts listed in this RouteLLM contamination file (contaminated/<bench>.jsonl)")
+	contaminated := fs.String("exclude-contaminated", "", "drop the prompts listed in this RouteLLM contamination file (contaminated/<bench>.jsonl); - reads standard input")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -40,6 +40,9 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 		return usagef("point it at RouteLLM's evals folder", "--dir is required")
 	}
 	opts := importers.RouteLLMOptions{Bench: *bench, Dir: *dir, ExcludeContaminated: *contaminated}
+	if *contaminated == "-" {
+		opts.ExcludeContaminated, opts.Contaminated = "stdin", env.Stdin
+	}
 	// What the import reads: -o must be none of it.
 	inputs := []string{filepath.Join(*dir, "gsm8k_responses.csv"), *contaminated}
 	for _, pattern := range []string{filepath.Join(*dir, "mmlu", "*"), filepath.Join(*dir, "mt_bench", "*")} {

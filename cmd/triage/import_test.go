@@ -397,3 +397,34 @@ func TestImportFromStdin(t *testing.T) {
 		}
 	})
 }
+
+// --exclude-contaminated - reads the list from standard input, as --file
+// - does (it said "open -: no such file"), gzip-compressed here: the
+// import drops what the same list read from its file drops.
+func TestImportRouteLLMContaminationFromStdin(t *testing.T) {
+	dir := filepath.Join(sharedDatasets(t), "routellm")
+	list := filepath.Join(dir, "contaminated", "gsm8k.jsonl")
+	raw, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	summary := func(stderr string) string {
+		_, s, _ := strings.Cut(stderr, "dropped ")
+		s, _, _ = strings.Cut(s, ";")
+		return s
+	}
+	_, fromFile, code := run(t, "import", "routellm", "--bench", "gsm8k", "--dir", dir, "--exclude-contaminated", list, "-o", filepath.Join(t.TempDir(), "a.jsonl"))
+	if code != 0 || summary(fromFile) == "" {
+		t.Fatalf("from the file: exit %d: %s", code, fromFile)
+	}
+	var stderr bytes.Buffer
+	code = Main(context.Background(), []string{"import", "routellm", "--bench", "gsm8k", "--dir", dir, "--exclude-contaminated", "-", "-o", filepath.Join(t.TempDir(), "b.jsonl")},
+		&Env{Stdin: &gz, Stdout: io.Discard, Stderr: &stderr})
+	if code != 0 || summary(stderr.String()) != summary(fromFile) {
+		t.Errorf("from standard input: exit %d, %q; want 0 and %q as from the file", code, stderr.String(), summary(fromFile))
+	}
+}

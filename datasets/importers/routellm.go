@@ -33,8 +33,12 @@ type RouteLLMOptions struct {
 	Dir string
 	// ExcludeContaminated is a RouteLLM contamination file (JSONL with an
 	// "eval_prompt" per line); records whose prompt it lists are dropped.
-	// Empty keeps every record.
+	// Empty keeps every record. It may be gzip-compressed.
 	ExcludeContaminated string
+	// Contaminated, when not nil, is read instead of the file
+	// ExcludeContaminated names (standard input), which then only names
+	// it in errors.
+	Contaminated io.Reader
 }
 
 // RouteLLM streams the records of one RouteLLM benchmark to fn, in file
@@ -46,7 +50,7 @@ func RouteLLM(opts RouteLLMOptions, fn func(datasets.Record) error) (Stats, erro
 	var contaminated map[string]bool
 	if opts.ExcludeContaminated != "" {
 		var err error
-		if contaminated, err = readContaminated(opts.ExcludeContaminated); err != nil {
+		if contaminated, err = readContaminated(opts.ExcludeContaminated, opts.Contaminated); err != nil {
 			return st, err
 		}
 		st.ContaminatedListed = len(contaminated)
@@ -196,14 +200,14 @@ func emit(rec datasets.Record, st *Stats, fn func(datasets.Record) error) error 
 
 // readContaminated reads RouteLLM's contamination list: one JSON object per
 // line whose "eval_prompt" is a prompt of the evaluation set.
-func readContaminated(path string) (map[string]bool, error) {
-	f, err := os.Open(path)
+func readContaminated(path string, in io.Reader) (map[string]bool, error) {
+	r, f, err := openInput(path, in)
 	if err != nil {
 		return nil, fmt.Errorf("open contamination list: %w", err)
 	}
 	defer f.Close()
 	out := map[string]bool{}
-	err = eachJSONLine(f, path, func(line int, b []byte) error {
+	err = eachJSONLine(r, path, func(line int, b []byte) error {
 		var c struct {
 			EvalPrompt *string `json:"eval_prompt"`
 		}
