@@ -3,8 +3,12 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/triage-router/triage/datasets"
 )
 
 // A scanner for JSON that is known to be valid (validJSON, or a
@@ -244,6 +248,89 @@ func last(ms []member, name string) int {
 func shadowed(ms []member, i int) bool {
 	for _, m := range ms[i+1:] {
 		if string(m.key) == string(ms[i].key) {
+			return true
+		}
+	}
+	return false
+}
+
+// partsText is datasets.PartsText of a message's content in a body the
+// proxy has found valid, reading an array of content parts in place
+// (FuzzPartsTextAgrees): decoding each part into a value cost 152 MB
+// and 0.36 s for a 16 MiB body of one message of tiny text parts, and
+// no cap counts parts. A string or null content is PartsText's.
+func partsText(raw []byte, kinds ...string) (string, error) {
+	raw = raw[skipWS(raw, 0):]
+	if len(raw) == 0 || raw[0] != '[' {
+		return datasets.PartsText(raw, kinds...)
+	}
+	var b strings.Builder
+	ok := true
+	end := eachElement(raw, 0, func(e int) int {
+		switch raw[e] {
+		case 'n':
+			return valueEnd(raw, e) // a null part decodes to a part of no type
+		case '{':
+		default:
+			ok = false
+			return -1
+		}
+		// As encoding/json reads them into PartsText's parts: the keys
+		// in any case, a later one replacing an earlier one, null
+		// changing nothing, and any other value than a string an error.
+		var typ, text []byte
+		pe := eachMember(raw, e, func(key []byte, v int) int {
+			end := valueEnd(raw, v)
+			if end < 0 {
+				return -1
+			}
+			isType, isText := bytes.EqualFold(key, []byte("type")), bytes.EqualFold(key, []byte("text"))
+			switch val := raw[v:end]; {
+			case !isType && !isText || string(val) == "null":
+			case val[0] != '"':
+				ok = false
+				return -1
+			case isType:
+				typ = val
+			default:
+				text = val
+			}
+			return end
+		})
+		if pe < 0 {
+			ok = false
+			return -1
+		}
+		if typ != nil && isKind(typ, kinds) {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			switch {
+			case text == nil:
+			case bytes.IndexByte(text, '\\') < 0:
+				b.Write(text[1 : len(text)-1])
+			default:
+				s, _ := scanString(text) // escaped: only then decoded
+				b.WriteString(s)
+			}
+		}
+		return pe
+	})
+	if !ok || end < 0 || skipWS(raw, end) != len(raw) {
+		return "", &datasets.ContentError{Kind: "array of something other than content parts"}
+	}
+	return b.String(), nil
+}
+
+// isKind reports whether the JSON string q is one of kinds, without
+// allocating unless it is escaped.
+func isKind(q []byte, kinds []string) bool {
+	if bytes.IndexByte(q, '\\') >= 0 {
+		t, _ := scanString(q)
+		return slices.Contains(kinds, t)
+	}
+	for _, k := range kinds {
+		if string(q[1:len(q)-1]) == k {
 			return true
 		}
 	}

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/triage-router/triage/datasets"
 )
 
 func TestWithoutLogprobs(t *testing.T) {
@@ -208,4 +213,69 @@ func FuzzAnswerProblem(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzPartsTextAgrees checks that partsText, which reads content parts
+// in place, says what datasets.PartsText, which decodes them, says of
+// any valid JSON content: the same text, or the same error.
+func FuzzPartsTextAgrees(f *testing.F) {
+	for _, s := range []string{`"hi"`, `null`, `[]`, `[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]`,
+		`[null,{"type":"text"}]`, `[{"TYPE":"text","Text":"a"}]`, `[{"type":"text","text":"a","text":null}]`, `[{"type":"text","text":"a","text":"b"}]`,
+		`[{"type":"text","text":5}]`, `[{"type":7}]`, `[1]`, `["a"]`, `[[]]`, `{}`, `5`, `true`, ` [ { "type" : "te\u0078t" , "t\u0065xt" : "\u00e9\n" } ] `,
+		`[{"type":"input_text","text":"a"},{"type":"output_text","text":"b"}]`, `[{"type":"text","text":"","x":[1,{"y":"]"}]},{"type":"text","text":"c"}]`,
+		`[{"type":null,"text":"a"}]`, `[{"type":"text","type":"image","text":"a"}]`, `[{"type":"text","text":{"a":1}}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return
+		}
+		for _, kinds := range [][]string{{"text"}, {"input_text", "output_text"}} {
+			want, wantErr := datasets.PartsText(b, kinds...)
+			got, err := partsText(b, kinds...)
+			if got != want || (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+				t.Fatalf("%q %v: partsText %q, %v; PartsText %q, %v", b, kinds, got, err, want, wantErr)
+			}
+		}
+	})
+}
+
+// A message's content parts were decoded one value each (152 MB for a
+// 16 MiB body of one message of tiny text parts), and no cap counts
+// them. Read in place, their allocations do not grow with their number
+// (measured in allocations, not time), on both APIs.
+func TestContentPartsAreNotDecoded(t *testing.T) {
+	parts := func(kind string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"type":%q,"text":"x"}`, kind)
+		}
+		return b.String()
+	}
+	for _, tt := range []struct {
+		name string
+		a    *api
+		body string
+	}{
+		{"a chat message", apiChat, `{"model":"m","messages":[{"role":"user","content":[` + parts("text", 100000) + `]}]}`},
+		{"a Responses input message", apiResponses, `{"model":"m","input":[{"role":"user","content":[` + parts("input_text", 100000) + `]}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var req *chatRequest
+			var err error
+			allocs := testing.AllocsPerRun(3, func() { req, err = parseRequest([]byte(tt.body), tt.a, caps{}) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := req.messages[len(req.messages)-1].Content; len(got) != 2*100000-1 {
+				t.Errorf("text of %d bytes, want the 100,000 parts' joined", len(got))
+			}
+			if allocs > 200 {
+				t.Errorf("%.0f allocations, want a few dozen: the parts were decoded", allocs)
+			}
+		})
+	}
 }

@@ -329,7 +329,7 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		if m.Role != "assistant" && (len(m.Content) == 0 || string(m.Content) == "null") {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is missing; a %s message needs its content (a string, or an array of content parts)", i, echo.Bare(m.Role))
 		}
-		text, err := datasets.PartsText(m.Content, "text")
+		text, err := partsText(m.Content, "text")
 		if err != nil {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
@@ -561,7 +561,7 @@ func appendInputMessages(msgs []datasets.Message, input []byte) (_ []datasets.Me
 				return -1
 			}
 			if it.Role != "" && (it.Type == "" || it.Type == "message") {
-				text, perr := datasets.PartsText(it.Content, "input_text", "output_text")
+				text, perr := partsText(it.Content, "input_text", "output_text")
 				if perr != nil {
 					param, err = fmt.Sprintf("input[%d].content", i), fmt.Errorf("input[%d].content: %v", i, perr)
 					return -1
