@@ -969,6 +969,10 @@ func TestUpstreamBody(t *testing.T) {
 			`{"stream":true,"stream_options":{"include_usage":true,"x":1},"messages":[{"role":"user","content":"x"}],"model":"up"}`},
 		{"a stream without stream_options gets them", `{"stream":true,"messages":[{"role":"user","content":"x"}]}`, false,
 			`{"stream":true,"messages":[{"role":"user","content":"x"}],"model":"up","stream_options":{"include_usage":true}}`},
+		{"a stream's own include_usage is replaced, its other options kept as sent", `{"stream":true,"stream_options":{ "a" : [1, {"b":"}"}] ,"include_usage":false,"include\u005fusage":null,"Other":1},"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"stream":true,"stream_options":{"include_usage":true,"a" : [1, {"b":"}"}],"Other":1},"messages":[{"role":"user","content":"x"}],"model":"up"}`},
+		{"null stream_options get them", `{"stream":true,"stream_options":null,"messages":[{"role":"user","content":"x"}]}`, false,
+			`{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}],"model":"up"}`},
 		{"a member named twice is sent once with its last value", `{"model":"a","temperature":1,"messages":[{"role":"user","content":"x"}],"temperature":0.5,"model":"b"}`, false,
 			`{"messages":[{"role":"user","content":"x"}],"temperature":0.5,"model":"up"}`},
 		{"an escaped model key is replaced", `{"mod\u0065l":"a","messages":[{"role":"user","content":"x"}]}`, false,
@@ -2088,5 +2092,34 @@ func TestOffersTools(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A stream's stream_options were decoded into a map and encoded again
+// for each upstream body that asks for usage: a 16 MiB stream_options of
+// tiny members cost 451 MB and 4.3 s per body, and nothing counts them.
+// Copied as sent, their allocations do not grow with their number
+// (measured in allocations, not time).
+func TestStreamOptionsAreNotDecoded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{`)
+	for i := range 100000 {
+		fmt.Fprintf(&b, `"%x":0,`, i)
+	}
+	b.WriteString(`"include_usage":false}}`)
+	req, err := parseRequest([]byte(b.String()), apiChat, caps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up []byte
+	allocs := testing.AllocsPerRun(3, func() { up, err = req.upstreamBody("fast", true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(up, []byte(`"stream_options":{"include_usage":true,"0":0,`)) || !bytes.HasSuffix(up, []byte(`"1869f":0},"logprobs":true}`)) {
+		t.Errorf("upstream body starts %.120s and ends %s", up, up[len(up)-60:])
+	}
+	if allocs > 20 {
+		t.Errorf("%.0f allocations to build the upstream body, want a few: stream_options were decoded", allocs)
 	}
 }

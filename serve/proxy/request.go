@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -635,8 +636,6 @@ func plural(k string) string {
 	return k + "s"
 }
 
-var jsonTrue = json.RawMessage("true")
-
 // upstreamBody is the request for one tier: the client's members, in
 // their order and as sent, with the tier's model, logprobs when the proxy
 // needs them for the confidence, and usage in streams for the recorded
@@ -728,16 +727,33 @@ func (req *chatRequest) include() ([]byte, error) {
 	return append(append(out, lp...), ']'), nil
 }
 
-// streamOptions is the client's stream_options with include_usage set.
+// streamOptions is the client's stream_options with include_usage set:
+// "include_usage": true, then the client's members as sent but its own
+// include_usage. Decoding them into a map and encoding it again, as it
+// did, cost 451 MB and 4.3 s (8.1 million allocations) per upstream body
+// for a 16 MiB stream_options of tiny members, which nothing counts.
 func (req *chatRequest) streamOptions() ([]byte, error) {
-	opts := map[string]json.RawMessage{}
-	if i := last(req.fields, "stream_options"); i >= 0 {
-		if raw := req.body[req.fields[i].val:req.fields[i].end]; string(raw) != "null" {
-			if err := json.Unmarshal(raw, &opts); err != nil {
-				return nil, err
-			}
-		}
+	out := []byte(`{"include_usage":true`)
+	i := last(req.fields, "stream_options")
+	if i < 0 || string(req.body[req.fields[i].val:req.fields[i].end]) == "null" {
+		return append(out, '}'), nil
 	}
-	opts["include_usage"] = jsonTrue
-	return json.Marshal(opts)
+	b, start := req.body, req.fields[i].val
+	out = slices.Grow(out, req.fields[i].end-start+1)
+	prev := start // a member starts at the first quote after the last value
+	end := eachMember(b, start, func(key []byte, v int) int {
+		ve := valueEnd(b, v)
+		if ve < 0 {
+			return -1
+		}
+		if string(key) != "include_usage" {
+			out = append(append(out, ','), b[prev+bytes.IndexByte(b[prev:v], '"'):ve]...)
+		}
+		prev = ve
+		return ve
+	})
+	if end < 0 {
+		return nil, errors.New("stream_options is not an object")
+	}
+	return append(out, '}'), nil
 }
