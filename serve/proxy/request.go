@@ -220,14 +220,20 @@ func parseRequest(body []byte, a *api, c caps) (*chatRequest, error) {
 	}
 	req := &chatRequest{body: body, api: a}
 	var ok bool
-	if validJSON(body) {
+	valid := validJSON(body)
+	if valid {
 		req.fields, ok = members(make([]member, 0, 8), body, 0)
 	}
 	if !ok {
 		msg := "request body is not a JSON object"
+		// The decoder says where invalid JSON breaks, before decoding
+		// any of it. Valid JSON that is not an object it would decode
+		// whole, for no message: 827 MB and 1.9 s for a 16 MiB array.
 		var v any
-		if err := json.Unmarshal(body, &v); err != nil {
-			msg += ": " + err.Error()
+		if !valid {
+			if err := json.Unmarshal(body, &v); err != nil {
+				msg += ": " + err.Error()
+			}
 		}
 		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg + "; send " + a.what}
 	}
