@@ -242,12 +242,13 @@ type Config struct {
 	// FallbackOn429 falls back on a tier's 429 (rate limited) too,
 	// instead of passing the 429 and its Retry-After to the client.
 	FallbackOn429 bool `yaml:"fallback_on_429" json:"fallback_on_429"`
-	// SpeculateTools false sends a request with tools that the router
-	// would speculate to the strong tier alone. An answer made of tool
-	// calls has no content log-probabilities, so its confidence is
-	// unknown and the gate never accepts it: the speculation then costs
-	// a fast call for the strong answer it would get anyway. Nil (absent)
-	// is true: a request with tools may still be answered in text.
+	// SpeculateTools false sends a request with tools (or legacy
+	// functions) that the router would speculate to the strong tier
+	// alone. An answer made of tool calls has no content
+	// log-probabilities, so its confidence is unknown and the gate never
+	// accepts it: the speculation then costs a fast call for the strong
+	// answer it would get anyway. Nil (absent) is true: a request with
+	// tools may still be answered in text.
 	SpeculateTools *bool `yaml:"speculate_tools" json:"speculate_tools"`
 	// LoserGrace is how long the losing call of an unstreamed speculation
 	// may run on once the winner's answer has been sent, before it is

@@ -1530,6 +1530,8 @@ func TestToolsAndTopLogprobs(t *testing.T) {
 	}{
 		{"a speculation with tools speculates by default", "S accept", tools, nil, 200, "speculate"},
 		{"speculate_tools false sends a speculation with tools to the strong tier", "S reject", tools, &no, 200, "escalate"},
+		{"speculate_tools false sends a speculation with legacy functions to the strong tier", "S reject", `,"functions":[{"name":"f","parameters":{"type":"object"}}]`, &no, 200, "escalate"},
+		{"speculate_tools false leaves a speculation with no functions alone", "S accept", `,"functions":[]`, &no, 200, "speculate"},
 		{"speculate_tools false leaves a request without tools alone", "S accept", "", &no, 200, "speculate"},
 		{"speculate_tools false leaves a fast request with tools alone", "F hello", tools, &no, 200, "fast"},
 		{"top_logprobs without logprobs is a 400 on the fast route", "F hello", `,"top_logprobs":2`, nil, 400, "none"},

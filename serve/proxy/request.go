@@ -119,8 +119,8 @@ type chatRequest struct {
 	prompt   string
 	input    features.Input
 	meta     map[string]string
-	// tools is a request that offers tools: its answer may be tool calls,
-	// which carry no content log-probabilities.
+	// tools is a request that offers tools (or legacy functions): its
+	// answer may be tool calls, which carry no content log-probabilities.
 	tools bool
 	// keepMetadata: "metadata" goes upstream too. It is the router's
 	// meta, and OpenAI refuses it (a 400, "The 'metadata' parameter is
@@ -390,6 +390,12 @@ func (req *chatRequest) parseChatRest(field func(string, any) error, bad func(st
 	var err error
 	if req.tools, err = req.offersTools(field); err != nil {
 		return err
+	}
+	// The legacy functions' answer, a function_call, has no content
+	// log-probabilities either. They are not checked, as before: the
+	// upstream says what is wrong with them.
+	if i := last(req.fields, "functions"); !req.tools && i >= 0 && req.body[req.fields[i].val] == '[' {
+		req.tools = entriesUpTo(req.body, req.fields[i].val, 1) > 0
 	}
 	if topLogprobs != nil && !req.logprobs {
 		// OpenAI refuses it; the proxy refuses it on every route alike
