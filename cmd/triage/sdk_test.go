@@ -344,6 +344,47 @@ func TestOpenAISDK(t *testing.T) {
 		}
 	})
 
+	// max_tools' default is above the 128 functions OpenAI documented for
+	// a chat request, and the tools, include and stream_options the SDK
+	// sends are read in place, not decoded: the proxy takes them and
+	// passes them on.
+	t.Run("129 tools, include and stream_options from the SDK are taken and passed on", func(t *testing.T) {
+		rec := r.picks["accept"]
+		params := chat("gpt-4o", rec.Prompt, rec.Meta)
+		var rtools []responses.ToolUnionParam
+		for i := range 129 {
+			name := fmt.Sprintf("tool_%d", i)
+			params.Tools = append(params.Tools, openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: name}))
+			rtools = append(rtools, responses.ToolParamOfFunction(name, map[string]any{"type": "object"}, false))
+		}
+		var resp *http.Response
+		got, err := web.Chat.Completions.New(ctx, params, option.WithResponseInto(&resp))
+		if err != nil || got.Choices[0].Message.Content == "" || resp.Header.Get("X-Triage-Decision") != "speculate" {
+			t.Fatalf("chat with 129 tools: %v", err)
+		}
+		params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(false)}
+		stream := web.Chat.Completions.NewStreaming(ctx, params)
+		var text strings.Builder
+		for stream.Next() {
+			for _, c := range stream.Current().Choices {
+				text.WriteString(c.Delta.Content)
+			}
+		}
+		if err := stream.Err(); err != nil || text.Len() == 0 {
+			t.Fatalf("streamed chat with 129 tools: %v, text %q", err, text.String())
+		}
+		rp := respParams("gpt-4o", rec.Prompt, rec.Meta)
+		rp.Tools = rtools
+		rp.Include = []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent}
+		rgot, err := web.Responses.New(ctx, rp, option.WithResponseInto(&resp))
+		if err != nil || rgot.OutputText() == "" || resp.Header.Get("X-Triage-Decision") != "speculate" {
+			t.Fatalf("response with 129 tools: %v", err)
+		}
+		if strings.Contains(rgot.RawJSON(), `"logprob"`) {
+			t.Errorf("the answer carries logprobs the client did not ask for: %s", rgot.RawJSON())
+		}
+	})
+
 	t.Run("a streamed response has the API's events, and a cut one is an error", func(t *testing.T) {
 		stream := web.Responses.NewStreaming(ctx, respParams("gpt-4o-mini", "hello", nil))
 		var text, final string
