@@ -268,3 +268,29 @@ func TestBenchScriptsNameOnlyDefinedFlags(t *testing.T) {
 
 // binAssign matches a script's variable that holds the triage binary.
 var binAssign = regexp.MustCompile(`(?m)^\s*(?:local\s+)?([A-Za-z_][A-Za-z0-9_]*)="?[^"\s]*/triage"?\s*$`)
+
+// docs/serving.md lists serve's flags in one sentence ("Flags (`triage
+// serve -h`): ..."), the place an operator looks for what can be set
+// without a config file. A flag added to serve and not to that sentence
+// is one nobody finds there, so the sentence must name every flag
+// serve -h lists.
+func TestServingPageListsEveryServeFlag(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "serving.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(b), "Flags (`triage serve -h`):")
+	if !ok {
+		t.Fatal("docs/serving.md has no \"Flags (`triage serve -h`):\" sentence; the test would check nothing")
+	}
+	list, _, _ = strings.Cut(list, "\n\n")
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`--([a-z0-9-]+)").FindAllStringSubmatch(list, -1) {
+		named[m[1]] = true
+	}
+	for f := range flagsOf(t, "serve") {
+		if f != "h" && f != "help" && !named[f] {
+			t.Errorf("docs/serving.md's list of serve flags does not name --%s", f)
+		}
+	}
+}
