@@ -263,6 +263,7 @@ func TestInterruptedWritesNothing(t *testing.T) {
 	}{
 		{"train", []string{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", filepath.Join(dir, "train.json")}},
 		{"synth", []string{"synth", "--n", "50", "-o", filepath.Join(dir, "synth.jsonl")}},
+		{"score", []string{"score", "--model", model, "--data", log, "-o", filepath.Join(dir, "scores.jsonl")}},
 		{"calibrate", []string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "calibrated.json")}},
 		{"curves", []string{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")}},
 		// It wrote its whole file and exited 0 on a SIGTERM.
@@ -476,6 +477,59 @@ func TestScoreRefusesWhatEvalRefuses(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "bad.jsonl:200") || strings.Count(out, "\n") != 199 || !strings.HasSuffix(out, "}\n") {
 		t.Errorf("score of a log bad at line 200: exit %d, %d lines ending %q, %q; want 1 and the 199 lines whole", code, strings.Count(out, "\n"), out[max(0, len(out)-20):], stderr)
 	}
+}
+
+// TestScoreOutputIsWholeOrAbsent: score -o writes every line or no file.
+// score printed only to stdout, so 'score ... > scores.jsonl' on a log bad
+// at line 200 left a scores file of 199 lines that looked whole.
+func TestScoreOutputIsWholeOrAbsent(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	lines := strings.SplitAfter(string(mustRead(t, sampleLog)), "\n")
+	good := writeFile(t, dir, "good.jsonl", strings.Join(lines[:300], ""))
+	bad := writeFile(t, dir, "bad.jsonl", strings.Join(lines[:199], "")+"not json\n"+strings.Join(lines[199:300], ""))
+
+	want, _, code := run(t, "score", "--model", model, "--data", good)
+	if code != 0 {
+		t.Fatalf("score to stdout: exit %d", code)
+	}
+	out := filepath.Join(dir, "scores.jsonl")
+	stdout, stderr, code := run(t, "score", "--model", model, "--data", good, "-o", out)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "300 records; written to "+out) {
+		t.Fatalf("score -o: exit %d, stdout %q, stderr %q; want 0, nothing on stdout and the count", code, stdout, stderr)
+	}
+	if got := string(mustRead(t, out)); got != want {
+		t.Errorf("score -o wrote %d lines, not the %d score prints to stdout", strings.Count(got, "\n"), strings.Count(want, "\n"))
+	}
+
+	partial := filepath.Join(dir, "partial.jsonl")
+	if _, stderr, code := run(t, "score", "--model", model, "--data", bad, "-o", partial); code != 1 || !strings.Contains(stderr, "bad.jsonl:200") {
+		t.Errorf("score -o of a log bad at line 200: exit %d, %q; want 1 naming the line", code, stderr)
+	}
+	if _, err := os.Stat(partial); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("score -o of a log bad at line 200 left %s (%v); want no file", partial, err)
+	}
+
+	// The log or the router as -o would be replaced by the scores.
+	for _, o := range []string{good, model} {
+		before := mustRead(t, o)
+		if _, stderr, code := run(t, "score", "--model", model, "--data", good, "-o", o); code != 2 || !strings.Contains(stderr, "is also what this command reads") {
+			t.Errorf("score -o %s: exit %d, %q; want 2 and a refusal", o, code, stderr)
+		}
+		if !bytes.Equal(mustRead(t, o), before) {
+			t.Errorf("score -o %s changed it", o)
+		}
+	}
+}
+
+// mustRead returns the content of the file at path.
+func mustRead(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 // eval on swapped tiers showed the oracle below random and nothing else;

@@ -22,7 +22,8 @@ import (
 // or not at all, or stdout when no path (or "-") is given.
 type output struct {
 	io.Writer
-	f *safefile.File
+	f    *safefile.File
+	path string // the file's path; "" for stdout
 }
 
 func openOutput(env *Env, path string) (*output, error) {
@@ -41,7 +42,7 @@ func openOutput(env *Env, path string) (*output, error) {
 		}
 		return nil, err
 	}
-	return &output{Writer: f, f: f}, nil
+	return &output{Writer: f, f: f, path: path}, nil
 }
 
 // Commit publishes the file; Abort discards it. Call Abort in a defer and

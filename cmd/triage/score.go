@@ -17,8 +17,9 @@ func init() {
 }
 
 func runScore(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "score", "--model FILE --data F")
+	fs := newFlagSet(env, "score", "--model FILE --data F [-o FILE]")
 	model := fs.String("model", "", "router artifact")
+	out := fs.String("o", "", "write the score lines to FILE, whole or not at all (default stdout)")
 	var data logList
 	fs.Var(&data, "data", "JSONL log(s) to score; outcomes are not needed; comma-separated or repeated, and a folder stands for its *.jsonl and *.jsonl.gz files")
 	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
@@ -28,12 +29,23 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 	if *model == "" || len(data) == 0 {
 		return usagef("give --model FILE and --data FILE", "score needs --model and --data")
 	}
+	if err := checkNotInput(*out, append([]string{*model}, data...)...); err != nil {
+		return err
+	}
 	a, err := models.Load(*model)
 	if err != nil {
 		return err
 	}
+	// Redirected stdout kept the lines before an error or an interrupt:
+	// a scores file that looked whole and was not. -o publishes all of
+	// them or nothing, as the other commands' -o do.
+	o, err := openOutput(env, *out)
+	if err != nil {
+		return err
+	}
+	defer o.Abort()
 	if a.IsMultiTier() {
-		return scoreTiers(ctx, env, *model, a, data, *skipBad)
+		return scoreTiers(ctx, env, o, *model, a, data, *skipBad)
 	}
 	r, err := models.NewRouter(a)
 	if err != nil {
@@ -44,27 +56,28 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 		PHard    float64         `json:"p_hard"`
 		Decision models.Decision `json:"decision"`
 	}
-	return eachScoreLine(ctx, env, *model, a, data, *skipBad, func(rec *datasets.Record) any {
+	return eachScoreLine(ctx, env, o, *model, a, data, *skipBad, func(rec *datasets.Record) any {
 		res := r.Route(retrain.RecordInput(rec))
 		return line{ID: rec.ID, PHard: res.PHard, Decision: res.Decision}
 	})
 }
 
-// eachScoreLine writes, for every record of the data files, the JSON line
-// lineOf makes of it. Scores are what a user computes figures from, so
-// when the artifact was trained on some of the records, stderr says so
-// at the end, as eval does (screenTrained; score has no --unseen: it
-// streams, and a user can drop the ids). Only the logs the artifact names
-// can hold its training records, so only theirs are kept for the check:
-// scoring a large log of new traffic keeps nothing.
-func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
+// eachScoreLine writes to o, for every record of the data files, the JSON
+// line lineOf makes of it, and publishes o once every line is written.
+// Scores are what a user computes figures from, so when the artifact was
+// trained on some of the records, stderr says so at the end, as eval does
+// (screenTrained; score has no --unseen: it streams, and a user can drop
+// the ids). Only the logs the artifact names can hold its training
+// records, so only theirs are kept for the check: scoring a large log of
+// new traffic keeps nothing.
+func eachScoreLine(ctx context.Context, env *Env, o *output, path string, a *models.Artifact, data []string, skipBad bool, lineOf func(rec *datasets.Record) any) error {
 	// A log given twice, or two logs sharing ids, would give a request
 	// two score lines: refused as eval and curves refuse them.
 	ids, err := newLogIDs(data)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(env.Stdout)
+	bw := bufio.NewWriter(o)
 	enc := json.NewEncoder(bw)
 	var keys []datasets.Record // id and time of the named logs' records
 	var logs readLogs          // where keys came from; total counts every record
@@ -113,13 +126,22 @@ func eachScoreLine(ctx context.Context, env *Env, path string, a *models.Artifac
 	if logs.total == 0 {
 		return checkLoaded(data, "", "", nil, 0, 0, skipped)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := o.Commit(); err != nil {
+		return err
+	}
+	if o.path != "" {
+		fmt.Fprintf(env.Stderr, "triage score: %s; written to %s\n", count(logs.total, "record"), o.path)
+	}
 	_, _, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
 	return err
 }
 
 // scoreTiers prints, per record, an N-tier router's choice: the tier,
 // its race partner, the decision and every tier's predicted score.
-func scoreTiers(ctx context.Context, env *Env, path string, a *models.Artifact, data []string, skipBad bool) error {
+func scoreTiers(ctx context.Context, env *Env, o *output, path string, a *models.Artifact, data []string, skipBad bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -132,7 +154,7 @@ func scoreTiers(ctx context.Context, env *Env, path string, a *models.Artifact, 
 		Decision  models.Decision `json:"decision"`
 		Predicted []float64       `json:"predicted"`
 	}
-	return eachScoreLine(ctx, env, path, a, data, skipBad, func(rec *datasets.Record) any {
+	return eachScoreLine(ctx, env, o, path, a, data, skipBad, func(rec *datasets.Record) any {
 		res := r.Route(retrain.RecordInput(rec))
 		return line{ID: rec.ID, Tier: res.Tier, Model: res.Model, RaceModel: res.RaceModel, Decision: res.Decision, Predicted: res.Predicted}
 	})
