@@ -585,7 +585,7 @@ func Parse(b []byte) (*Artifact, error) {
 		if isLog(b) {
 			return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
 		}
-		return nil, fmt.Errorf("%w: decode: %w", ErrBadArtifact, err)
+		return nil, fmt.Errorf("%w: decode%s: %w", ErrBadArtifact, syntaxAt(b, err), err)
 	}
 	if a.FormatVersion == 0 && isLog(b) {
 		return nil, fmt.Errorf("%w: %s", ErrBadArtifact, errIsLog)
@@ -612,6 +612,22 @@ func Parse(b []byte) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	return &a, nil
+}
+
+// syntaxAt says where in b a JSON syntax error is, as an editor shows a
+// place: " at line L, column C" (or "" for other errors). An artifact is
+// indented JSON of thousands of lines, and a comma left by a hand edit was
+// reported only as "invalid character ','". The error's offset counts the
+// bytes read, the last of them the one that is wrong.
+func syntaxAt(b []byte, err error) string {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) || se.Offset <= 0 || se.Offset > int64(len(b)) {
+		return ""
+	}
+	before := b[:se.Offset-1]
+	line := 1 + bytes.Count(before, []byte("\n"))
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf(" at line %d, column %d", line, col)
 }
 
 // errIsLog is what Parse says of a log passed where an artifact belongs,

@@ -412,6 +412,27 @@ func TestParseNamesALogPassedAsAnArtifact(t *testing.T) {
 	})
 }
 
+// TestParseSaysWhereTheJSONIsBroken: a syntax error in an artifact (a
+// hand edit's stray comma, a NaN some tool wrote) names its line and
+// column; "invalid character ','" alone left a person to search an
+// indented file of thousands of lines.
+func TestParseSaysWhereTheJSONIsBroken(t *testing.T) {
+	for _, c := range []struct {
+		name, body, want string
+	}{
+		{"a doubled comma", "{\n \"format_version\": 5,\n \"version\": \"v1\",,\n \"scorer\": \"gain\"\n}\n", "decode at line 3, column 18: invalid character ','"},
+		{"a NaN", "{\n \"format_version\": 5,\n \"bias\": NaN\n}\n", "decode at line 3, column 10: invalid character 'N'"},
+		{"an error on the first line", `{"format_version": 5 "version": "v1"}`, "decode at line 1, column 22: invalid character '\"'"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.body))
+			if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse: %v, want ErrBadArtifact saying %q", err, c.want)
+			}
+		})
+	}
+}
+
 func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
