@@ -599,14 +599,14 @@ func Parse(b []byte) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	if a.Checksum == "" {
-		return nil, fmt.Errorf("%w: checksum is missing", ErrBadArtifact)
+		return nil, fmt.Errorf("%w: checksum is missing; %s", ErrBadArtifact, noHandEdits)
 	}
 	sum, err := a.checksum()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
 	}
 	if sum != a.Checksum {
-		return nil, fmt.Errorf("%w: checksum mismatch (file says %.12s, content hashes to %.12s): the file was changed or truncated, or written by a development build with other fields", ErrBadArtifact, a.Checksum, sum)
+		return nil, fmt.Errorf("%w: checksum mismatch (file says %.12s, content hashes to %.12s): the file was changed or truncated, or written by a development build with other fields; %s", ErrBadArtifact, a.Checksum, sum, noHandEdits)
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadArtifact, err)
@@ -629,6 +629,11 @@ func syntaxAt(b []byte, err error) string {
 	col := len(before) - bytes.LastIndexByte(before, '\n')
 	return fmt.Sprintf(" at line %d, column %d", line, col)
 }
+
+// noHandEdits is what a refused checksum adds: the likeliest change is a
+// threshold edited by hand, which the checksum refuses by design, and the
+// message left the person with no way to make the change.
+const noHandEdits = "an artifact is not edited by hand: set its thresholds with 'triage calibrate' (which writes a new version), or override them where it is served (serve's --speculate-above, --escalate-above and --accept-confidence, or thresholds: in its config)"
 
 // errIsLog is what Parse says of a log passed where an artifact belongs,
 // the likeliest mix-up of two files that are both JSON.

@@ -433,6 +433,25 @@ func TestParseSaysWhereTheJSONIsBroken(t *testing.T) {
 	}
 }
 
+// TestParseSaysHowToChangeThresholds: the checksum refuses a hand edit
+// (a threshold changed in an editor is the likeliest), and the refusal
+// says how to make that change instead of only that the file changed.
+func TestParseSaysHowToChangeThresholds(t *testing.T) {
+	for _, c := range []struct {
+		name, body, want string
+	}{
+		{"a checksum that does not match", `{"format_version": 5, "version": "v1", "checksum": "0123abcd"}`, "checksum mismatch"},
+		{"a checksum taken out", `{"format_version": 5, "version": "v1"}`, "checksum is missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.body))
+			if !errors.Is(err, ErrBadArtifact) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "set its thresholds with 'triage calibrate'") {
+				t.Errorf("Parse: %v, want ErrBadArtifact saying %q and how to set thresholds", err, c.want)
+			}
+		})
+	}
+}
+
 func TestLoadSaysWhatAnEmptyOrGzippedFileIs(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
