@@ -188,16 +188,26 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d thresholds x %d accept values)",
 		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
 	a.ExpectedShares = rp.Shares(op.Policy)
-	if err := saveArtifact(ctx, a, *out); err != nil {
-		return err
-	}
 
+	// The intervals before the save: computed after it, they held an
+	// interrupt for their whole run (seconds on a large log with many
+	// --resamples), after which calibrate printed its report and exited
+	// 0 with the file written, having said "interrupted; stopping".
 	reqs := rp.Requests()
 	strong := make([]float64, len(reqs))
 	for i := range reqs {
 		strong[i] = reqs[i].StrongScore
 	}
-	iv := report.BootstrapPoint(rp.Outcomes(nil, op.Policy), strong, rf.resamples, rf.seed)
+	var iv report.PointIntervals
+	if err := interruptible(ctx, func() error {
+		iv = bootstrapPoint(rp.Outcomes(nil, op.Policy), strong, rf.resamples, rf.seed)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := saveArtifact(ctx, a, *out); err != nil {
+		return err
+	}
 	blankUnknown(&op, &iv, rl)
 	res := calibrateResult{
 		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N,
@@ -212,6 +222,10 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	printCalibration(env.Stdout, &res, rf.resamples, *out)
 	return nil
 }
+
+// bootstrapPoint is report.BootstrapPoint; a test replaces it to
+// interrupt calibrate while the intervals are computed.
+var bootstrapPoint = report.BootstrapPoint
 
 // checkKnown refuses a target or objective on a figure the log does not
 // have (latency or cost, with no default given), naming the flag that

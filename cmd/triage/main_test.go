@@ -18,6 +18,8 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/datasetstest"
 	"github.com/triage-router/triage/internal/syncbuf"
+	"github.com/triage-router/triage/models/replay"
+	"github.com/triage-router/triage/models/report"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit
@@ -292,6 +294,39 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		if m, _ := filepath.Glob(filepath.Join(in, ".feedback.db*")); len(m) > 0 {
 			t.Errorf("%s left files beside the db: %v", tc.name, m)
 		}
+	}
+}
+
+// TestCalibrateInterruptedInItsIntervalsWritesNothing: an interrupt while
+// calibrate computes its bootstrap intervals stops it with nothing
+// written. It saved the artifact first and computed the intervals after,
+// so an interrupt then went unheeded for their whole run (seconds on
+// RouteLLM MMLU), and calibrate exited 0 with the file written.
+func TestCalibrateInterruptedInItsIntervalsWritesNothing(t *testing.T) {
+	in := t.TempDir()
+	model := trainSample(t, in)
+	log := sampleHead(t, in, 400)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	real := bootstrapPoint
+	defer func() { bootstrapPoint = real }()
+	called := false
+	bootstrapPoint = func(out []replay.Replayed, strong []float64, resamples int, seed uint64) report.PointIntervals {
+		called = true
+		cancel() // Ctrl-C while the intervals are computed
+		return real(out, strong, resamples, seed)
+	}
+	out := filepath.Join(t.TempDir(), "calibrated.json")
+	var stdout, errb bytes.Buffer
+	code := Main(ctx, []string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--resamples", "50", "-o", out}, &Env{Stdout: &stdout, Stderr: &errb})
+	if !called {
+		t.Fatalf("calibrate computed no intervals (exit %d, stderr %q)", code, errb.String())
+	}
+	if code != exitInterrupted || !strings.Contains(errb.String(), "interrupted (no output file was written)") {
+		t.Errorf("exit %d, stderr %q; want %d and the interrupted line", code, errb.String(), exitInterrupted)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an interrupted calibrate left %s (%v)", out, err)
 	}
 }
 
