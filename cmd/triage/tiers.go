@@ -575,11 +575,11 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	}
 	fmt.Fprintf(&b, "  %-52s %8.2f\n", "oracle (each request's best tier)", f.Oracle)
 	fmt.Fprintf(&b, "router at λ=0 vs the best single tier (%s): %+.2f points\n", f.BestSingle.Name, f.GainOverBest)
-	b.WriteString("share of requests per tier at λ=0:")
-	for _, s := range f.Shares {
-		fmt.Fprintf(&b, " %s %.1f%%,", s.Name, 100*s.Share)
+	shares := make([]string, len(f.Shares))
+	for i, s := range f.Shares {
+		shares[i] = fmt.Sprintf("%s %.1f%%", s.Name, 100*s.Share)
 	}
-	b.WriteString("\n")
+	fmt.Fprintf(&b, "share of requests per tier at λ=0: %s\n", strings.Join(shares, ", "))
 	if a := f.AIQ; a != nil {
 		fmt.Fprintf(&b, "AIQ (mean quality over price %g..%g, upper convex hull of each curve): N-tier router %.2f (%d λ points), convex hull of single tiers %.2f, best two-tier router %.2f (%s, the N-tier heads of the pair)\n",
 			f.CostLo, f.CostHi, a.Router, a.RouterPoints, a.Hull, a.BestTwoTier, a.BestPair)

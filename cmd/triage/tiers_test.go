@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -485,5 +486,19 @@ func TestCalibrateTiersInfeasibleWithoutLatency(t *testing.T) {
 	}
 	if strings.Contains(stderr, "0 ms") || !strings.Contains(stderr, "latency unknown") {
 		t.Errorf("stderr %q; want the latency said to be unknown", stderr)
+	}
+}
+
+// The N-tier figures' share line lists the tiers with commas between
+// them; it ended in one ("... c 15.9%,").
+func TestPrintTierFiguresSharesLine(t *testing.T) {
+	f := tierFig{Shares: []shareFig{{Name: "small", Share: 0.841}, {Name: "mid", Share: 0}, {Name: "large", Share: 0.159}}}
+	var b bytes.Buffer
+	if err := printTierFigures(&b, false, f); err != nil {
+		t.Fatal(err)
+	}
+	const want = "share of requests per tier at λ=0: small 84.1%, mid 0.0%, large 15.9%\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("figures:\n%s\nwant the line %q", b.String(), want)
 	}
 }
