@@ -873,11 +873,13 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if !rl.noLatency {
 		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
 	}
-	fmt.Fprintf(env.Stdout, "\nshares:")
+	// Percentages with commas, as eval and train print a router's shares:
+	// "A 1.000 B 0.000" ran names and numbers together.
+	list := make([]string, len(r.Names()))
 	for k, n := range r.Names() {
-		fmt.Fprintf(env.Stdout, " %s %.3f", n, op.Shares[k])
+		list[k] = fmt.Sprintf("%s %.1f%%", n, 100*op.Shares[k])
 	}
-	fmt.Fprintln(env.Stdout)
+	fmt.Fprintf(env.Stdout, "\nshares: %s\n", strings.Join(list, ", "))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -466,6 +467,11 @@ func TestCalibrateTiersWhenEveryTierScoresZero(t *testing.T) {
 	}
 	if strings.Contains(stdout, "NaN") || !strings.Contains(stdout, "undefined") {
 		t.Errorf("calibrate printed %q; want the relative quality said to be undefined, not NaN", stdout)
+	}
+	// The shares as eval prints them: it printed "cheap 1.000 chat 0.000
+	// maths 0.000", names and numbers run together.
+	if !regexp.MustCompile(`\nshares: cheap [0-9.]+%, chat [0-9.]+%, maths [0-9.]+%\n`).MatchString(stdout) {
+		t.Errorf("calibrate printed %q; want a shares line of percentages between commas", stdout)
 	}
 }
 
