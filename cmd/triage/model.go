@@ -19,7 +19,7 @@ func init() {
 
 func runModelShow(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "model show", "FILE [--json]  (or --model FILE)")
-	asJSON := fs.Bool("json", false, "print the artifact's header as JSON (weights left out)")
+	asJSON := fs.Bool("json", false, "print the artifact's header as JSON: each head's weights left out, with their count (dim) and how many are set (non_zero)")
 	model := fs.String("model", "", "the artifact file, as the other commands take it (the same as giving FILE)")
 	// The file is positional, before or after the flags, or --model FILE
 	// as everywhere else.
@@ -52,12 +52,9 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	}
 	w := env.Stdout
 	if *asJSON {
-		c := *a
-		c.Weights, c.FastWeights, c.GainWeights = nil, nil, nil
-		c.TierHeads = nil
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(&c)
+		return enc.Encode(headerOf(a))
 	}
 	if a.IsMultiTier() {
 		return showTiers(w, a)
@@ -243,4 +240,60 @@ func scoreWeightOn(kind string) string {
 		return "the mean of the gain head's log-odds and the strong head's minus the fast head's"
 	}
 	return "the label's log-odds"
+}
+
+// headShape stands for a head's weights in 'model show --json': how many
+// there are and how many are set, not the megabytes of the weights.
+type headShape struct {
+	Dim     int `json:"dim"`
+	NonZero int `json:"non_zero"`
+}
+
+func shapeOf(w models.Weights) *headShape {
+	if len(w) == 0 {
+		return nil
+	}
+	s := &headShape{Dim: len(w)}
+	for _, v := range w {
+		if v != 0 {
+			s.NonZero++
+		}
+	}
+	return s
+}
+
+// artifactHeader is an artifact as 'model show --json' prints it: every
+// field, with each head's weights replaced by their shape. The outer
+// fields shadow the embedded ones of the same JSON name. Setting the
+// weights to nil instead printed {"dim": 0, "non_zero": 0} for them (a
+// router without weights, to a script), and missed the difficulty head,
+// whose weights came out whole.
+type artifactHeader struct {
+	*models.Artifact
+	Weights     *headShape        `json:"weights,omitempty"`
+	FastWeights *headShape        `json:"fast_weights,omitempty"`
+	GainWeights *headShape        `json:"gain_weights,omitempty"`
+	Difficulty  *difficultyHeader `json:"difficulty,omitempty"`
+	TierHeads   []tierHeadHeader  `json:"tier_heads,omitempty"`
+}
+
+type difficultyHeader struct {
+	*models.Difficulty
+	Weights *headShape `json:"weights,omitempty"`
+}
+
+type tierHeadHeader struct {
+	*models.TierHead
+	Weights *headShape `json:"weights,omitempty"`
+}
+
+func headerOf(a *models.Artifact) *artifactHeader {
+	h := &artifactHeader{Artifact: a, Weights: shapeOf(a.Weights), FastWeights: shapeOf(a.FastWeights), GainWeights: shapeOf(a.GainWeights)}
+	if a.Difficulty != nil {
+		h.Difficulty = &difficultyHeader{Difficulty: a.Difficulty, Weights: shapeOf(a.Difficulty.Weights)}
+	}
+	for i := range a.TierHeads {
+		h.TierHeads = append(h.TierHeads, tierHeadHeader{TierHead: &a.TierHeads[i], Weights: shapeOf(a.TierHeads[i].Weights)})
+	}
+	return h
 }

@@ -836,3 +836,64 @@ func sampleHead(t *testing.T, dir string, n int) string {
 	}
 	return writeFile(t, dir, "log.jsonl", strings.Join(strings.SplitAfter(string(raw), "\n")[:n], ""))
 }
+
+// TestModelShowJSONGivesTheWeightsShape: 'model show --json' prints the
+// header, each head's weights as their count and how many are set. It
+// printed {"dim": 0, "non_zero": 0} for the heads it left out (a router
+// without weights, to a script), and the difficulty head's weights whole.
+func TestModelShowJSONGivesTheWeightsShape(t *testing.T) {
+	dir := t.TempDir()
+	log := sampleHead(t, dir, 400)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		heads func(h map[string]any) []any
+	}{
+		{"with a difficulty view", []string{"--fast", sampleFast, "--strong", sampleStrong, "--scorer", "per-tier", "--difficulty"}, func(h map[string]any) []any {
+			d, _ := h["difficulty"].(map[string]any)
+			return []any{h["weights"], h["fast_weights"], d["weights"]}
+		}},
+		{"with N tiers", []string{"--tiers", sampleFast + "," + sampleStrong}, func(h map[string]any) []any {
+			var ws []any
+			heads, _ := h["tier_heads"].([]any)
+			for _, th := range heads {
+				m, _ := th.(map[string]any)
+				ws = append(ws, m["weights"])
+			}
+			return ws
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			model := filepath.Join(dir, "router.json")
+			args := append([]string{"train", "--data", log, "--l2", "0.03", "--folds", "2", "--hash-bits", "14", "-o", model}, tc.args...)
+			if _, stderr, code := run(t, args...); code != 0 {
+				t.Fatalf("train exited %d: %s", code, stderr)
+			}
+			stdout, stderr, code := run(t, "model", "show", model, "--json")
+			if code != 0 {
+				t.Fatalf("model show --json exited %d: %s", code, stderr)
+			}
+			if strings.Contains(stdout, `"data"`) {
+				t.Errorf("model show --json prints weights:\n%.300s", stdout)
+			}
+			var h map[string]any
+			if err := json.Unmarshal([]byte(stdout), &h); err != nil {
+				t.Fatal(err)
+			}
+			ws := tc.heads(h)
+			if len(ws) < 2 {
+				t.Fatalf("model show --json names %d heads' weights, want 2 or more:\n%s", len(ws), stdout)
+			}
+			// Every head has a weight per feature: 2^14 hashed n-grams,
+			// the meta features and the numeric ones.
+			for i, w := range ws {
+				m, _ := w.(map[string]any)
+				d, _ := m["dim"].(float64)
+				nz, _ := m["non_zero"].(float64)
+				if d < 1<<14 || nz <= 0 || nz > d {
+					t.Errorf("head %d's weights are %v, want a dim of 2^14 or more and some non-zero", i, w)
+				}
+			}
+		})
+	}
+}
