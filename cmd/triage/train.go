@@ -332,8 +332,14 @@ const fewFigures = 100
 func checkTrainSize(n, folds int) error {
 	if need := minTrainPerFold * folds; n < need {
 		hint := "log more requests"
-		if folds > 2 && n >= 2*minTrainPerFold {
-			hint += ", or lower --folds to 2"
+		// The most folds n records allow: "to 2" whatever --folds was
+		// (600 records and --folds 100 allow 60) sent a user who chose
+		// many folds down to the fewest.
+		if most := n / minTrainPerFold; folds > 2 && most >= 2 {
+			hint += fmt.Sprintf(", or lower --folds to %d", most)
+			if most > 2 {
+				hint += " or fewer"
+			}
 		}
 		return fmt.Errorf("%s to train on, and training needs at least %d (%d per fold of its %d-fold cross-validation); %s", count(n, "record"), need, minTrainPerFold, folds, hint)
 	}

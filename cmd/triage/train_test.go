@@ -461,7 +461,10 @@ func TestCheckTrainSize(t *testing.T) {
 	}{
 		{1, 3, "1 record to train on, and training needs at least 30", "--folds"},
 		{19, 3, "19 records to train on", "--folds"},
-		{20, 3, "lower --folds to 2", ""},
+		{20, 3, "lower --folds to 2", "or fewer"},
+		{29, 3, "lower --folds to 2", "or fewer"},
+		// It said "to 2", the fewest, whatever the --folds asked for.
+		{600, 100, "lower --folds to 60 or fewer", ""},
 		{15, 2, "needs at least 20", "--folds"},
 	} {
 		err := checkTrainSize(c.n, c.folds)
