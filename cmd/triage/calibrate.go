@@ -142,7 +142,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if art.IsMultiTier() {
 		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *out, *asJSON)
 	}
-	r, rl, rp, err := loadReplay(art, recs, lat, cost, billing)
+	r, rl, rp, err := loadReplay(art, rf.data, recs, lat, cost, billing)
 	if err != nil {
 		return err
 	}

@@ -213,8 +213,9 @@ func (tv tierValue) value(o datasets.Outcome, model string, fromLog, fromDefault
 }
 
 // buildReplay scores the log with a router and gathers each request's
-// latency, cost and calibrated confidence.
-func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]float64) (*replayLog, error) {
+// latency, cost and calibrated confidence. data names the logs recs came
+// from, for the error about a tier none of them has.
+func buildReplay(data []string, recs []datasets.Record, r *models.Router, lat, cost map[string]float64) (*replayLog, error) {
 	a := r.Artifact()
 	label, err := datasets.ParseLabel(a.Label)
 	if err != nil {
@@ -269,7 +270,9 @@ func buildReplay(recs []datasets.Record, r *models.Router, lat, cost map[string]
 	}
 	for _, m := range []struct{ flag, name string }{{"fast", a.Tiers.Fast}, {"strong", a.Tiers.Strong}} {
 		if seen[m.name] == 0 {
-			return nil, fmt.Errorf("the router's %s tier %q appears in no record; models that do: %s", m.flag, m.name, datasets.ModelList(seen))
+			// As eval --model says it: the logs named, and a model of
+			// theirs whose name is close ("gpt-4" for "gpt-4-0613").
+			return nil, &absentTierError{role: m.flag, name: m.name, files: strings.Join(data, ","), seen: seen, ofRouter: true}
 		}
 	}
 	if len(out.reqs) == 0 {
@@ -529,12 +532,12 @@ func dedupe(xs []string) []string {
 }
 
 // loadReplay replays the log with an artifact.
-func loadReplay(a *models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling) (*models.Router, *replayLog, *replay.Replayer, error) {
+func loadReplay(a *models.Artifact, data []string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling) (*models.Router, *replayLog, *replay.Replayer, error) {
 	r, err := models.NewRouter(a)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rl, err := buildReplay(recs, r, lat, cost)
+	rl, err := buildReplay(data, recs, r, lat, cost)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -571,7 +574,7 @@ func sweepWithProgress(rp *replay.Replayer, g replay.Grid, opts replay.SweepOpti
 }
 
 func curvesSection(env *Env, prog func(string, int, int), a *models.Artifact, name string, several bool, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags) (*report.Section, string, error) {
-	r, rl, rp, err := loadReplay(a, recs, lat, cost, billing)
+	r, rl, rp, err := loadReplay(a, rf.data, recs, lat, cost, billing)
 	if err != nil {
 		return nil, "", err
 	}

@@ -113,13 +113,19 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 			t.Errorf("eval --model %v: exit %d, %q; want 2 and the flag named", flag, code, stderr)
 		}
 	}
-	_, stderr, code := run(t, "eval", "--model", model, "--data", log)
 	want := fmt.Sprintf(`the router's fast tier %q appears in no record of %s; models that do: x (1), y (1)`, a.Tiers.Fast, log)
-	if code != 1 || !strings.Contains(stderr, want) {
-		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	// curves and calibrate said "appears in no record", naming no log.
+	for _, args := range [][]string{
+		{"eval", "--model", model, "--data", log},
+		{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
+		{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "new.json")},
+	} {
+		if _, stderr, code := run(t, args...); code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", args[0], code, stderr, want)
+		}
 	}
 	// A tier the user named with --fast is the flag's, not the router's.
-	_, stderr, code = run(t, "eval", "--model", model, "--data", log, "--fast", "z", "--strong", "y")
+	_, stderr, code := run(t, "eval", "--model", model, "--data", log, "--fast", "z", "--strong", "y")
 	if want := `--fast model "z" appears in no record`; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("eval --model --fast z: exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
