@@ -455,7 +455,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	}
 	if arts[0].IsMultiTier() {
 		stop()
-		return runCurvesTiers(ctx, env, modelPaths, arts, recs, lat, cost, billing, &rf, *outDir)
+		return runCurvesTiers(ctx, env, modelPaths, arts, notes, recs, lat, cost, billing, &rf, *outDir)
 	}
 	page := &report.Page{
 		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,

@@ -701,7 +701,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 }
 
 // runCurvesTiers is curves for N-tier routers: a λ sweep per router.
-func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
+func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, notes []string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
 	names := sectionNames(paths)
 	var runs []report.TierRun
 	for i, a := range arts {
@@ -724,7 +724,15 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		}
 		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
 		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
-		runs = append(runs, report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency, Current: cur})
+		run := report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency, Current: cur}
+		if notes[i] != "" {
+			// The in-sample warning went to stderr only: the report,
+			// read later or by someone else, showed flattering figures
+			// as if measured on new traffic (the two-tier report lists
+			// it among its sources).
+			run.Notes = append(run.Notes, notes[i])
+		}
+		runs = append(runs, run)
 		// AIQ is undefined (NaN) when every tier's mean cost is the same
 		// (unpriced tiers): say so rather than print NaN.
 		aiq := "undefined (every tier costs the same, so there is no cost range)"

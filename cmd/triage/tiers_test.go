@@ -508,3 +508,37 @@ func TestPrintTierFiguresSharesLine(t *testing.T) {
 		t.Errorf("figures:\n%s\nwant the line %q", b.String(), want)
 	}
 }
+
+// TestCurvesTiersReportCarriesTheInSampleNote: curves on an N-tier
+// router's own training log warned on stderr only; its report (the page
+// and tiers_metrics.json, read later or by someone else) showed the
+// flattering figures as if measured on new traffic, where the two-tier
+// report carries the note.
+func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	rep := filepath.Join(dir, "report")
+	_, stderr, code := run(t, "curves", "--model", model, "--data", log, "-o", rep)
+	const note = "in-sample: 90 of the 90 requests measured are ones this router was trained on"
+	if code != 0 || !strings.Contains(stderr, "warning: r: 90 of the 90 requests in --data are ones it was trained on") {
+		t.Fatalf("curves exited %d; stderr %q lacks the warning", code, stderr)
+	}
+	page, err := os.ReadFile(filepath.Join(rep, "index.html"))
+	if err != nil || !strings.Contains(string(page), note) {
+		t.Errorf("index.html lacks the in-sample note (%v)", err)
+	}
+	var ms []struct {
+		Notes []string `json:"notes"`
+	}
+	b, err := os.ReadFile(filepath.Join(rep, "tiers_metrics.json"))
+	if err != nil || json.Unmarshal(b, &ms) != nil || len(ms) != 1 {
+		t.Fatalf("tiers_metrics.json: %v %s", err, b)
+	}
+	if !strings.Contains(strings.Join(ms[0].Notes, "\n"), note) {
+		t.Errorf("tiers_metrics.json notes %q; want the in-sample note", ms[0].Notes)
+	}
+}

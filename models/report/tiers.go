@@ -37,6 +37,10 @@ type TierRun struct {
 	NoLatency bool
 	// Current is the replay at the artifact's own policy.
 	Current replay.TierPoint
+	// Notes are what a reader of the figures must know about the
+	// requests they rest on: that the router was trained on some of
+	// them, or that --unseen left those out.
+	Notes []string
 }
 
 // tierMetrics is one router's entry of tiers_metrics.json: the figures
@@ -58,6 +62,7 @@ type tierMetrics struct {
 	Policy   models.TierPolicy `json:"policy"`
 	Current  tierMetricsPoint  `json:"current"`
 	Points   int               `json:"operating_points"`
+	Notes    []string          `json:"notes,omitempty"`
 }
 
 type tierMetricsPoint struct {
@@ -81,7 +86,7 @@ func (r *TierRun) metrics() tierMetrics {
 	c, cur := &r.Curve, &r.Current
 	m := tierMetrics{Router: r.Name, Requests: cur.N, CostUnit: r.CostUnit, Tiers: r.Tiers,
 		CostLo: jnum(c.Lo), CostHi: jnum(c.Hi), AIQ: jnum(c.AIQ), HullAIQ: jnum(c.HullAIQ),
-		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points),
+		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points), Notes: r.Notes,
 		Current: tierMetricsPoint{Quality: cur.Quality, Cost: cur.CostPer1k / 1000, Shares: map[string]float64{},
 			RaceShare: jptr(&cur.RaceShare), AcceptedShare: jptr(&cur.AcceptedShare)}}
 	if !r.NoLatency {
@@ -291,7 +296,7 @@ AIQ is the mean, over the single tiers' cost range, of the quality the upper con
 <table><tr><th>router</th><th>AIQ</th><th>AIQ of the hull of single tiers</th><th>oracle</th><th>cost range</th></tr>
 {{range .Runs}}<tr><td>{{.Name}}</td><td>{{pct .Curve.AIQ}}</td><td>{{pct .Curve.HullAIQ}}</td><td>{{pct .Curve.Oracle.Quality}}</td><td>{{num .Curve.Lo}} to {{num .Curve.Hi}}</td></tr>
 {{end}}</table>
-{{range .Runs}}<h2>{{.Name}}: single tiers</h2><table><tr><th>tier</th><th>price</th><th>mean cost</th><th>quality</th></tr>
+{{range .Runs}}<h2>{{.Name}}: single tiers</h2>{{range .Notes}}<p><strong>{{.}}</strong></p>{{end}}<table><tr><th>tier</th><th>price</th><th>mean cost</th><th>quality</th></tr>
 {{$r := .}}{{range $k, $t := .Tiers}}<tr><td>{{$t.Name}}</td><td>{{num $t.Price}}</td><td>{{num (index $r.Curve.Singles $k).Cost}}</td><td>{{pct (index $r.Curve.Singles $k).Quality}}</td></tr>
 {{end}}</table>{{end}}
 <p><img src="quality_vs_cost.svg" alt="quality against cost for each router's Pareto front over the λ sweep, the single tiers, the oracle and the convex hull of single tiers"></p>
