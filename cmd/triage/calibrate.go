@@ -28,6 +28,7 @@ type calibrateResult struct {
 	PolicyTarget  string                      `json:"policy_target"`
 	Kind          replay.Kind                 `json:"kind"`
 	N             int                         `json:"n"`
+	InSample      int                         `json:"in_sample"`
 	StrongShare   estimate                    `json:"strong_share"`
 	Quality       estimate                    `json:"quality"`
 	RelQuality    estimate                    `json:"relative_quality"`
@@ -136,11 +137,12 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	// Thresholds set on requests the router was trained on aim at
 	// in-sample p_hard: a warning, or --unseen keeps the others.
-	if recs, _, err = rf.screenReplay(env, "calibrate", []string{*model}, []*models.Artifact{art}, recs); err != nil {
+	var inSample []int
+	if recs, _, inSample, err = rf.screenReplay(env, "calibrate", []string{*model}, []*models.Artifact{art}, recs); err != nil {
 		return err
 	}
 	if art.IsMultiTier() {
-		return calibrateTiers(ctx, env, art, solver, *knob, recs, lat, cost, billing, &rf, *out, *asJSON)
+		return calibrateTiers(ctx, env, art, solver, *knob, recs, inSample[0], lat, cost, billing, &rf, *out, *asJSON)
 	}
 	r, rl, rp, err := loadReplay(art, rf.data, recs, lat, cost, billing)
 	if err != nil {
@@ -210,7 +212,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	blankUnknown(&op, &iv, rl)
 	res := calibrateResult{
-		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N,
+		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N, InSample: inSample[0],
 		StrongShare: est(op.StrongShare, iv.StrongShare), Quality: est(op.Quality, iv.Quality),
 		RelQuality: est(op.Quality/solver.StrongQuality, iv.RelQuality), CostPer1k: est(op.CostPer1k, iv.CostPer1k),
 		LatencyP95MS: est(op.LatencyP95MS, iv.LatencyP95MS), LatencyMeanMS: jfloat(op.LatencyMeanMS), PGR: jfloat(op.PGR),

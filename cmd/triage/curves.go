@@ -449,13 +449,13 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	names := sectionNames(modelPaths)
-	recs, notes, err := rf.screenReplay(env, "curves", names, arts, recs)
+	recs, notes, inSample, err := rf.screenReplay(env, "curves", names, arts, recs)
 	if err != nil {
 		return err
 	}
 	if arts[0].IsMultiTier() {
 		stop()
-		return runCurvesTiers(ctx, env, modelPaths, arts, notes, recs, lat, cost, billing, &rf, *outDir)
+		return runCurvesTiers(ctx, env, modelPaths, arts, notes, inSample, recs, lat, cost, billing, &rf, *outDir)
 	}
 	page := &report.Page{
 		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,
@@ -476,6 +476,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if notes[i] != "" {
 			sec.Sources = append(sec.Sources, notes[i])
 		}
+		sec.InSample = inSample[i]
 		page.Sections = append(page.Sections, sec)
 		gridDesc = append(gridDesc, desc)
 	}

@@ -131,11 +131,16 @@ func keepOnly[T any](xs []T, keep []bool) []T {
 }
 
 // screenReplay is screenTrained for curves and calibrate, on the records
-// the replay flags read.
-func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []*models.Artifact, recs []datasets.Record) ([]datasets.Record, []string, error) {
-	keep, notes, _, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
+// the replay flags read. inSample[k] counts the records kept that arts[k]
+// was trained on (0 for all with --unseen), for their JSON as eval
+// --json's in_sample.
+func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []*models.Artifact, recs []datasets.Record) ([]datasets.Record, []string, []int, error) {
+	keep, notes, inSample, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return keepOnly(recs, keep), notes, nil
+	if keep != nil {
+		inSample = make([]int, len(arts)) // --unseen left them out
+	}
+	return keepOnly(recs, keep), notes, inSample, nil
 }

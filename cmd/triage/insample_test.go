@@ -191,6 +191,72 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 	})
 }
 
+// TestJSONCountsTheInSampleRequests: eval --json and train --json carry
+// in_sample, the requests measured that the router was trained on, since
+// a script never sees the stderr warning; curves' metrics.json and
+// calibrate --json, the other outputs scripts read, did not.
+func TestJSONCountsTheInSampleRequests(t *testing.T) {
+	dir := t.TempDir()
+	recs := sampleRecords(t)
+	log := filepath.Join(dir, "log.jsonl")
+	writeLog(t, log, recs[:400])
+	model := filepath.Join(dir, "router.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.25", "--l2", "0.03", "--folds", "2", "--hash-bits", "14", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trained := 0
+	for _, r := range recs[:400] {
+		if !datasets.InHoldout(r.ID, a.Training.Seed, a.Training.HoldoutShare) {
+			trained++
+		}
+	}
+	inSample := func(t *testing.T, what string, b []byte) int {
+		t.Helper()
+		var got struct {
+			InSample *int `json:"in_sample"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil || got.InSample == nil {
+			t.Fatalf("%s: %v, or no in_sample in %.200s", what, err, b)
+		}
+		return *got.InSample
+	}
+	for _, c := range []struct {
+		name string
+		flag []string
+		want int
+	}{
+		{"on the training log", nil, trained},
+		{"with --unseen", []string{"--unseen"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := filepath.Join(t.TempDir(), "report")
+			args := append([]string{"curves", "--model", model, "--data", log, "--grid", "10", "--accept-grid", "2", "--resamples", "10", "-o", rep}, c.flag...)
+			if _, stderr, code := run(t, args...); code != 0 {
+				t.Fatalf("curves exited %d: %s", code, stderr)
+			}
+			b, err := os.ReadFile(filepath.Join(rep, "metrics.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := inSample(t, "metrics.json", b); got != c.want {
+				t.Errorf("metrics.json in_sample %d, want %d", got, c.want)
+			}
+			args = append([]string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "10", "--json", "-o", filepath.Join(t.TempDir(), "new.json")}, c.flag...)
+			out, stderr, code := run(t, args...)
+			if code != 0 {
+				t.Fatalf("calibrate exited %d: %s", code, stderr)
+			}
+			if got := inSample(t, "calibrate --json", []byte(out)); got != c.want {
+				t.Errorf("calibrate --json in_sample %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
 // TestEvalTableSaysWhatItMeasured: train heads its table "out-of-fold"
 // or "held-out"; eval printed the bare table, so a router measured on its
 // own training log (warned on stderr only) and one measured on new

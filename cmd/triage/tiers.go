@@ -701,7 +701,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 }
 
 // runCurvesTiers is curves for N-tier routers: a λ sweep per router.
-func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, notes []string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
+func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, notes []string, inSample []int, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
 	names := sectionNames(paths)
 	var runs []report.TierRun
 	for i, a := range arts {
@@ -724,7 +724,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		}
 		c := replay.SweepTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing, rf.grid)
 		cur := replay.ReplayTiers(rl.reqs, r.Prices(), *a.TierPolicy, billing)
-		run := report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency, Current: cur}
+		run := report.TierRun{Name: names[i], Tiers: a.TierList, Curve: c, CostUnit: rl.costUnit, NoLatency: rl.noLatency, Current: cur, InSample: inSample[i]}
 		if notes[i] != "" {
 			// The in-sample warning went to stderr only: the report,
 			// read later or by someone else, showed flattering figures
@@ -776,7 +776,7 @@ func cheapestPoint(pts []replay.TierPoint) float64 {
 // calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
 // quality floor's margin, --knob margin) over the log and keeps the
 // policy that meets every target at the lowest cost (or latency).
-func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, out string, asJSON bool) error {
+func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, inSample int, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, out string, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
 		return err
@@ -859,6 +859,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		Policy       models.TierPolicy  `json:"tier_policy"`
 		PolicyTarget string             `json:"policy_target"`
 		N            int                `json:"n"`
+		InSample     int                `json:"in_sample"`
 		Quality      float64            `json:"quality"`
 		RelQuality   jfloat             `json:"relative_quality"`
 		Cost         float64            `json:"cost"`
@@ -866,7 +867,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		LatencyP95MS jfloat             `json:"latency_p95_ms"`
 		RaceShare    float64            `json:"race_share"`
 		Shares       map[string]float64 `json:"shares"`
-	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, op.Quality, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
+	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, inSample, op.Quality, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
 	if asJSON {
 		return json.NewEncoder(env.Stdout).Encode(res)
 	}

@@ -532,7 +532,8 @@ func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
 		t.Errorf("index.html lacks the in-sample note (%v)", err)
 	}
 	var ms []struct {
-		Notes []string `json:"notes"`
+		Notes    []string `json:"notes"`
+		InSample *int     `json:"in_sample"`
 	}
 	b, err := os.ReadFile(filepath.Join(rep, "tiers_metrics.json"))
 	if err != nil || json.Unmarshal(b, &ms) != nil || len(ms) != 1 {
@@ -540,5 +541,17 @@ func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(ms[0].Notes, "\n"), note) {
 		t.Errorf("tiers_metrics.json notes %q; want the in-sample note", ms[0].Notes)
+	}
+	// The count, for a script, as eval --json's in_sample; calibrate
+	// --json's too.
+	if ms[0].InSample == nil || *ms[0].InSample != 90 {
+		t.Errorf("tiers_metrics.json in_sample %v, want 90", ms[0].InSample)
+	}
+	out, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=0.5", "--json", "-o", filepath.Join(dir, "new.json"))
+	var res struct {
+		InSample *int `json:"in_sample"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.InSample == nil || *res.InSample != 90 {
+		t.Errorf("calibrate --json: exit %d, %q (stderr %q); want in_sample 90", code, out, stderr)
 	}
 }

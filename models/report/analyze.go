@@ -70,8 +70,9 @@ type Curve struct{ X, Y []float64 }
 type Section struct {
 	Name, Dir string
 	Artifact  *models.Artifact
-	// N is the number of requests replayed.
-	N int
+	// N is the number of requests replayed, InSample how many of them
+	// the router was trained on (its figures flatter it on those).
+	N, InSample int
 	// RFast and RStrong are the always-fast and always-strong quality.
 	RFast, RStrong float64
 	// Eval, Random and Oracle are models.Evaluate and its baselines.

@@ -34,6 +34,7 @@ type MetricsJSON struct {
 	Name            string  `json:"name"`
 	Version         string  `json:"version"`
 	N               int     `json:"n"`
+	InSample        int     `json:"in_sample"`
 	RFast           jnum    `json:"r_fast"`
 	RStrong         jnum    `json:"r_strong"`
 	APGR            jnum    `json:"apgr"`
@@ -105,7 +106,7 @@ func pointJSON(op *replay.OperatingPoint) *PointJSON {
 // Metrics returns the section's metrics.json content.
 func (s *Section) Metrics() MetricsJSON {
 	m := MetricsJSON{
-		Name: s.Name, Version: s.Artifact.Version, N: s.N, RFast: jnum(s.RFast), RStrong: jnum(s.RStrong),
+		Name: s.Name, Version: s.Artifact.Version, N: s.N, InSample: s.InSample, RFast: jnum(s.RFast), RStrong: jnum(s.RStrong),
 		APGR: jnum(s.Eval.APGR), APGRCI95: jci(s.APGR), CPT50: jnum(s.Eval.CPT50), CPT80: jnum(s.Eval.CPT80), CPT95: jnum(s.Eval.CPT95),
 		AUC: jptr(s.Eval.AUC), ECE: jptr(s.Eval.ECE), AIQ: jnum(s.AIQ), AIQFastEscalate: jnum(s.AIQFastEscalate),
 		RandomAPGR: jnum(s.Random.APGR), OracleAPGR: jnum(s.Oracle.APGR),

@@ -37,6 +37,9 @@ type TierRun struct {
 	NoLatency bool
 	// Current is the replay at the artifact's own policy.
 	Current replay.TierPoint
+	// InSample counts the requests replayed that the router was trained
+	// on (0 for figures on new traffic, or with --unseen).
+	InSample int
 	// Notes are what a reader of the figures must know about the
 	// requests they rest on: that the router was trained on some of
 	// them, or that --unseen left those out.
@@ -51,6 +54,7 @@ type TierRun struct {
 type tierMetrics struct {
 	Router   string            `json:"router"`
 	Requests int               `json:"requests"`
+	InSample int               `json:"in_sample"`
 	CostUnit string            `json:"cost_unit"`
 	Tiers    []models.Tier     `json:"tiers"`
 	CostLo   jnum              `json:"cost_lo"`
@@ -84,7 +88,7 @@ type tierMetricsTier struct {
 // metrics is r's tiers_metrics.json entry.
 func (r *TierRun) metrics() tierMetrics {
 	c, cur := &r.Curve, &r.Current
-	m := tierMetrics{Router: r.Name, Requests: cur.N, CostUnit: r.CostUnit, Tiers: r.Tiers,
+	m := tierMetrics{Router: r.Name, Requests: cur.N, InSample: r.InSample, CostUnit: r.CostUnit, Tiers: r.Tiers,
 		CostLo: jnum(c.Lo), CostHi: jnum(c.Hi), AIQ: jnum(c.AIQ), HullAIQ: jnum(c.HullAIQ),
 		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points), Notes: r.Notes,
 		Current: tierMetricsPoint{Quality: cur.Quality, Cost: cur.CostPer1k / 1000, Shares: map[string]float64{},
