@@ -330,6 +330,46 @@ func TestCalibrateInterruptedInItsIntervalsWritesNothing(t *testing.T) {
 	}
 }
 
+// TestCurvesInterruptedInItsIntervalsStopsAtOnce: Ctrl-C while curves
+// computes its bootstrap intervals stops it then, with nothing written.
+// The analysis did not look at the context, so curves went on to its end
+// (6.6 s on RouteLLM MMLU with --resamples 20000) before it stopped. Here
+// the analysis is held until curves has returned: on the old code it never
+// returned, and the hang guard below ends the test.
+func TestCurvesInterruptedInItsIntervalsStopsAtOnce(t *testing.T) {
+	in := t.TempDir()
+	model := trainSample(t, in)
+	log := sampleHead(t, in, 200)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	release := make(chan struct{})
+	real := analyzeReport
+	defer func() { analyzeReport = real }()
+	analyzeReport = func(run *report.Run, opts report.Options) (*report.Section, error) {
+		cancel() // Ctrl-C while the intervals are computed
+		<-release
+		return real(run, opts)
+	}
+	defer close(release)
+	out := filepath.Join(t.TempDir(), "report")
+	code := make(chan int, 1)
+	var errb syncbuf.Buffer
+	go func() {
+		code <- Main(ctx, []string{"curves", "--model", model, "--data", log, "--grid", "10", "--resamples", "10", "-o", out}, &Env{Stdout: io.Discard, Stderr: &errb})
+	}()
+	select {
+	case c := <-code:
+		if c != exitInterrupted || !strings.Contains(errb.String(), "interrupted (no output file was written)") {
+			t.Errorf("exit %d, stderr %q; want %d and the interrupted line", c, errb.String(), exitInterrupted)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a speed check
+		t.Fatalf("curves still running a minute after the interrupt; stderr %q", errb.String())
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an interrupted curves left %s (%v)", out, err)
+	}
+}
+
 // TestInterruptStopsReadingAndTraining: Ctrl-C stops train at once, not
 // when the step under way ends. Reading a log and training do not look at
 // the context, so 'train --data PIPE' went on until the pipe's writer
