@@ -121,7 +121,11 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err := checkDefaultModels([]*models.Artifact{art}, lat, cost); err != nil {
 		return err
 	}
-	if !art.IsMultiTier() {
+	if art.IsMultiTier() {
+		if err := twoTierOnly(fs, *model); err != nil {
+			return err
+		}
+	} else {
 		if flagsGiven(fs)["knob"] {
 			// Refused, not ignored: the user thinks it chooses something.
 			return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",

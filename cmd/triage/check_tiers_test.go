@@ -99,7 +99,7 @@ func TestCurvesTiersMatchCheckTiers(t *testing.T) {
 		evFile := writeFile(t, dir, c.name+".eval.json", ev)
 		for _, billing := range c.billings {
 			out := filepath.Join(dir, c.name+"-"+billing)
-			printed, stderr, code := run(t, append([]string{"curves", "--model", model, "--data", data, "--resamples", "20", "--cancel-billing", billing, "-o", out}, cost...)...)
+			printed, stderr, code := run(t, append([]string{"curves", "--model", model, "--data", data, "--cancel-billing", billing, "-o", out}, cost...)...)
 			if code != 0 {
 				t.Fatalf("%s: curves --cancel-billing %s exited %d: %s", c.name, billing, code, stderr)
 			}

@@ -59,10 +59,10 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.Var(&f.latency, "latency", "default latency per model where the log has none: MODEL=MS, comma-separated or repeated")
 	fs.Var(&f.cost, "cost", "default cost per call per model where the log has none: MODEL=USD, comma-separated or repeated")
 	fs.StringVar(&f.billing, "cancel-billing", "prorata", "what a cancelled speculative call costs: prorata (share of its latency it ran) or full")
-	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds)")
-	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (when the log has confidence)")
-	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals")
-	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "bootstrap seed")
+	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds); for an N-tier router, N+1 values of λ (or of the margin)")
+	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (two-tier routers, when the log has confidence)")
+	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers)")
+	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "bootstrap seed (two-tier routers)")
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
 	fs.BoolVar(&f.unseen, "unseen", false, "replay only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, replaying a router's own training log prints a warning")
 }
@@ -113,6 +113,21 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 		return nil, nil, "", err
 	}
 	return lat, cost, billing, nil
+}
+
+// twoTierOnly refuses, for an N-tier router (path), the replay flags only
+// a two-tier one reads: its report has no bootstrap intervals and no
+// confidence grid, so --resamples 5000 or --accept-grid 50 was accepted
+// and did nothing, and the user took the figures for what they asked.
+func twoTierOnly(fs *flag.FlagSet, path string) error {
+	given := flagsGiven(fs)
+	for _, name := range []string{"resamples", "seed", "accept-grid"} {
+		if given[name] {
+			return usagef("leave it out: an N-tier router's figures have no bootstrap intervals or confidence grid (--grid sets its λ grid)",
+				"--%s applies to two-tier routers, and %s is an N-tier one", name, path)
+		}
+	}
+	return nil
 }
 
 // checkDefaultModels refuses a --latency or --cost default for a model
@@ -442,6 +457,11 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			}
 			return usagef("compare N-tier routers with each other, two-tier ones with each other",
 				"%s is a two-tier router and %s an N-tier one", two, n)
+		}
+	}
+	if arts[0].IsMultiTier() {
+		if err := twoTierOnly(fs, modelPaths[0]); err != nil {
+			return err
 		}
 	}
 	recs, err := rf.logRecords(env, "curves")

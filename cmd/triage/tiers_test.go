@@ -334,6 +334,35 @@ func TestTiersUsage(t *testing.T) {
 	}
 }
 
+// TestTiersRefuseTwoTierReplayFlags: curves and calibrate took
+// --resamples, --seed and --accept-grid for an N-tier router and did
+// nothing with them (its figures have no bootstrap intervals and no
+// confidence grid); like every flag for the other kind of router, they
+// are refused, not ignored.
+func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 60)
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	for _, flag := range [][]string{{"--resamples", "50"}, {"--seed", "3"}, {"--accept-grid", "5"}} {
+		for _, args := range [][]string{
+			{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
+			{"calibrate", "--model", model, "--data", log, "--target", "quality=0.5", "-o", filepath.Join(dir, "new.json")},
+		} {
+			_, stderr, code := run(t, append(args, flag...)...)
+			if want := flag[0] + " applies to two-tier routers, and " + model + " is an N-tier one"; code != 2 || !strings.Contains(stderr, want) {
+				t.Errorf("%s %s: exit %d, stderr %q; want 2 and %q", args[0], flag[0], code, stderr, want)
+			}
+		}
+	}
+	// --grid is the λ grid's size: taken.
+	if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "--grid", "20", "-o", filepath.Join(dir, "report")); code != 0 {
+		t.Errorf("curves --grid exited %d: %s", code, stderr)
+	}
+}
+
 // curves compares routers of one kind: a two-tier and an N-tier router
 // together are refused, in either order, before the log is read (the
 // two-tier-first order failed after reading it, with a library message).
