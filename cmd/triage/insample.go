@@ -85,11 +85,13 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		default:
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
 			switch {
-			case cmd == "score":
-				fix = "score a log it has not seen, or train with --holdout 0.2 and compute figures on the ids it held out"
 			case a.IsMultiTier():
 				// N-tier training keeps nothing out; its own CV measures it.
+				// First: score told such a router's user to train with
+				// --holdout, which train refuses for N tiers.
 				fix = "use a log it has not seen, or measure the recipe with eval --cv K"
+			case cmd == "score":
+				fix = "score a log it has not seen, or train with --holdout 0.2 and compute figures on the ids it held out"
 			case n < total:
 				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", total-n)
 			}

@@ -363,6 +363,32 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 	}
 }
 
+// TestTiersInSampleAdviceCanBeTaken: on an N-tier router's own training
+// log, every command's in-sample warning gives advice an N-tier router can
+// take. score's said to train with --holdout 0.2, which train refuses for
+// N tiers.
+func TestTiersInSampleAdviceCanBeTaken(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 60)
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"score", "--model", model, "--data", log},
+		{"eval", "--model", model, "--data", log},
+		{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 0 || !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "measure the recipe with eval --cv K") || strings.Contains(stderr, "--holdout") {
+			t.Errorf("%s on the training log: exit %d, stderr %q; want the warning with eval --cv K and no --holdout", args[0], code, stderr)
+		}
+	}
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--holdout", "0.2", "-o", filepath.Join(dir, "x.json")); code != 2 {
+		t.Errorf("train --tiers --holdout: exit %d, %q; want it refused (the advice must not give it)", code, stderr)
+	}
+}
+
 // curves compares routers of one kind: a two-tier and an N-tier router
 // together are refused, in either order, before the log is read (the
 // two-tier-first order failed after reading it, with a library message).
