@@ -90,6 +90,10 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 				// First: score told such a router's user to train with
 				// --holdout, which train refuses for N tiers.
 				fix = "use a log it has not seen, or measure the recipe with eval --cv K"
+			case cmd == "score" && n < total:
+				// Its holdout kept the others out: training again with
+				// --holdout (what the advice below says) is done.
+				fix = fmt.Sprintf("score a log it has not seen, or compute figures with eval, curves or calibrate --unseen, which keep only the %d it was not trained on", total-n)
 			case cmd == "score":
 				fix = "score a log it has not seen, or train with --holdout 0.2 and compute figures on the ids it held out"
 			case n < total:

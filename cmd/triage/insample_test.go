@@ -85,7 +85,7 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 		}
 		// score warns too (after its lines): figures are computed from them.
 		out, stderr, code = run(t, "score", "--model", model, "--data", log)
-		if code != 0 || strings.Count(out, "\n") != 600 || !strings.Contains(stderr, strings.Replace(warning, "triage eval", "triage score", 1)) || !strings.Contains(stderr, "compute figures on the ids it held out") {
+		if code != 0 || strings.Count(out, "\n") != 600 || !strings.Contains(stderr, strings.Replace(warning, "triage eval", "triage score", 1)) || !strings.Contains(stderr, fmt.Sprintf("calibrate --unseen, which keep only the %d it was not trained on", held)) {
 			t.Errorf("score exited %d; stderr %q", code, stderr)
 		}
 		// A log the artifact does not name is not the router's.
@@ -213,6 +213,12 @@ func TestJSONCountsTheInSampleRequests(t *testing.T) {
 		if !datasets.InHoldout(r.ID, a.Training.Seed, a.Training.HoldoutShare) {
 			trained++
 		}
+	}
+	// score's warning said to train with --holdout 0.2, which this
+	// router was: the figures it can have are --unseen's.
+	_, stderr, code := run(t, "score", "--model", model, "--data", log)
+	if want := fmt.Sprintf("compute figures with eval, curves or calibrate --unseen, which keep only the %d it was not trained on", 400-trained); code != 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "train with --holdout") {
+		t.Errorf("score on the training log: exit %d, stderr %q; want %q", code, stderr, want)
 	}
 	inSample := func(t *testing.T, what string, b []byte) int {
 		t.Helper()
