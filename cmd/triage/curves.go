@@ -418,6 +418,15 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	if len(modelPaths) == 0 {
 		return usagef("give --model FILE", "curves needs --model")
 	}
+	// One router given twice was replayed twice and compared with itself
+	// ("r" and "r-2"), where --data given twice is refused.
+	for i := range modelPaths {
+		for _, q := range modelPaths[:i] {
+			if sameFile(modelPaths[i], q) {
+				return usagef("give each router once", "--model gives %s twice", modelPaths[i])
+			}
+		}
+	}
 	if *outDir == "" {
 		return usagef("give -o DIR", "curves needs an output folder")
 	}

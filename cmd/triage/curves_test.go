@@ -653,6 +653,8 @@ func TestCurvesAndCalibrateUsage(t *testing.T) {
 		// then never ended.
 		{"a cost default is bounded", []string{"curves", "--model", "m", "--data", "x", "--cost", "fast=1e306", "-o", "d"}, `"1e306" is not a non-negative number up to 1e+09`},
 		{"cancel billing is prorata or full", []string{"curves", "--model", "m", "--data", "x", "--cancel-billing", "half", "-o", "d"}, "cancel billing \"half\""},
+		// It replayed the router twice and compared it with itself.
+		{"a router given twice", []string{"curves", "--model", "m.json", "--model", "./m.json", "--data", "x", "-o", "d"}, "--model gives ./m.json twice"},
 		{"calibrate needs a target", []string{"calibrate", "--model", "m", "--data", "x", "-o", "n"}, "needs at least one --target"},
 		{"a target kind must be known", []string{"calibrate", "--model", "m", "--data", "x", "--target", "speed=3", "-o", "n"}, `kind "speed" is not known`},
 		{"a target is given once", []string{"calibrate", "--model", "m", "--data", "x", "--target", "quality=0.9", "--target", "quality=0.95", "-o", "n"}, "appears twice"},
