@@ -64,7 +64,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	rf.register(fs, defaultSolveGrid, defaultSolveAccept)
 	model := fs.String("model", "", "router artifact whose thresholds to set")
 	var targets stringList
-	fs.Var(&targets, "target", "strong-share=S (met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
+	fs.Var(&targets, "target", "strong-share=S (two-tier routers; met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
 	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
 	out := fs.String("o", "", "write the new artifact version to NEW")
 	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object")
@@ -124,6 +124,13 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if art.IsMultiTier() {
 		if err := twoTierOnly(fs, *model); err != nil {
 			return err
+		}
+		// Said before the log is read, and as the usage error it is: it
+		// came after the replay, with exit 1.
+		for _, t := range solver.Targets {
+			if t.Kind == replay.TargetStrongShare {
+				return usagef("use cost-per-1k, p95-latency or quality", "--target %s: %s is an N-tier router, which has no single strong tier", t, *model)
+			}
 		}
 	} else {
 		if flagsGiven(fs)["knob"] {

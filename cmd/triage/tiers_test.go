@@ -357,6 +357,11 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 			}
 		}
 	}
+	// A strong share has no meaning for N tiers: a usage error (it exited
+	// 1, after reading the log and replaying it).
+	if _, stderr, code := run(t, "calibrate", "--model", model, "--data", filepath.Join(dir, "absent.jsonl"), "--target", "strong-share=0.3", "-o", filepath.Join(dir, "new.json")); code != 2 || !strings.Contains(stderr, "has no single strong tier") {
+		t.Errorf("calibrate --target strong-share on N tiers: exit %d, stderr %q; want 2 before the log is read", code, stderr)
+	}
 	// --grid is the λ grid's size: taken.
 	if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "--grid", "20", "-o", filepath.Join(dir, "report")); code != 0 {
 		t.Errorf("curves --grid exited %d: %s", code, stderr)
