@@ -574,7 +574,13 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "always "+s.Name, s.Quality, s.Price)
 	}
 	fmt.Fprintf(&b, "  %-52s %8.2f\n", "oracle (each request's best tier)", f.Oracle)
-	fmt.Fprintf(&b, "router at λ=0 vs the best single tier (%s): %+.2f points\n", f.BestSingle.Name, f.GainOverBest)
+	// A gain that rounds to nothing is +0.00: a tie (the router picks
+	// the best tier on every request) printed as "-0.00 points".
+	gain := f.GainOverBest
+	if math.Abs(gain) < 0.005 {
+		gain = 0
+	}
+	fmt.Fprintf(&b, "router at λ=0 vs the best single tier (%s): %+.2f points\n", f.BestSingle.Name, gain)
 	shares := make([]string, len(f.Shares))
 	for i, s := range f.Shares {
 		shares[i] = fmt.Sprintf("%s %.1f%%", s.Name, 100*s.Share)

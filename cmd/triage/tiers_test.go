@@ -567,6 +567,16 @@ func TestPrintTierFiguresSharesLine(t *testing.T) {
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("figures:\n%s\nwant the line %q", b.String(), want)
 	}
+	// A router that ties the best tier (every request to it) is +0.00
+	// points from it; a rounding error's sign made it "-0.00".
+	f.BestSingle.Name, f.GainOverBest = "large", -1e-12
+	b.Reset()
+	if err := printTierFigures(&b, false, f); err != nil {
+		t.Fatal(err)
+	}
+	if want := "vs the best single tier (large): +0.00 points\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("figures:\n%s\nwant the line ending %q", b.String(), want)
+	}
 }
 
 // TestCurvesTiersReportCarriesTheInSampleNote: curves on an N-tier
