@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -118,7 +119,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	store  Store
-	engine *gin.Engine
+	engine http.Handler
 	state  atomic.Pointer[state]
 	// served holds the tier names of every model this process has
 	// served: feedback for a request routed before a reload names the
@@ -279,7 +280,7 @@ func New(opts Options) (*Server, error) {
 	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log, s.ids.release)
 	s.retention = newRetention(s.cfg.Retention, opts.Store, s.now, s.log, opts.Registry)
 	s.setState(st)
-	s.engine = s.newEngine()
+	s.engine = unreservedDecoded{s.newEngine()}
 	return s, nil
 }
 
@@ -687,6 +688,60 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.dlog.Close()
 	s.retention.close()
 	return err
+}
+
+// unreservedDecoded decodes the percent-encoded letters, digits and
+// "-._~" of a request's path before h routes it on the path as sent
+// (newEngine): RFC 3986 (6.2.2.2) makes "/v1/%6Dodels" "/v1/models",
+// and so did the decoded path the engine routed on before. Left encoded,
+// each such path was a 404 whose message named the very route it
+// missed. Only these are decoded: "%2F" stays inside its segment, and
+// what else a path must escape stays escaped.
+type unreservedDecoded struct{ h http.Handler }
+
+func (u unreservedDecoded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.EscapedPath(); strings.IndexByte(p, '%') >= 0 {
+		if d := decodeUnreserved(p); d != p {
+			// A copy, as http.StripPrefix makes: the caller's request
+			// stays as it was sent.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.URL = new(url.URL)
+			*r2.URL = *r.URL
+			r2.URL.RawPath = d
+			r = r2
+		}
+	}
+	u.h.ServeHTTP(w, r)
+}
+
+// decodeUnreserved is the escaped path p with each percent-encoded
+// unreserved character (RFC 3986 2.3) decoded.
+func decodeUnreserved(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if c, err := strconv.ParseUint(p[i+1:i+3], 16, 8); err == nil && unreserved(byte(c)) {
+				if b == nil {
+					b = append(make([]byte, 0, len(p)), p[:i]...)
+				}
+				b = append(b, byte(c))
+				i += 2
+				continue
+			}
+		}
+		if b != nil {
+			b = append(b, p[i])
+		}
+	}
+	if b == nil {
+		return p
+	}
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // newEngine builds the routes. The hot routes get no middleware but

@@ -139,3 +139,55 @@ func TestStoredResponseMethodsAreCountedApart(t *testing.T) {
 		t.Errorf("route /v1/responses/:id by method: %v, want %v", got, want)
 	}
 }
+
+// TestPercentEncodedLettersRouteAsDecoded: a path's percent-encoded
+// letters, digits and "-._~" are those characters (RFC 3986 6.2.2.2), on
+// every route of the client listener. Routed on the path as sent (for a
+// stored response's %2F), "/v1/%6Dodels/fast" was a 404 that named the
+// route it missed, "no route GET /v1/models/fast", where the decoded path
+// had reached it. An encoded "/" stays inside its segment.
+func TestPercentEncodedLettersRouteAsDecoded(t *testing.T) {
+	up := &slashIDs{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
+	})
+	if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"hi"}`, "Content-Type", "application/json"); w.Code != 200 {
+		t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"GET", "/%68ealthz", "", 200},
+		{"GET", "/v1/%6Dodel", "", 200},
+		{"GET", "/v1/%6dodels/fast", "", 200},
+		{"GET", "/v1/models/%66ast", "", 200},
+		{"POST", "/v1/%72oute", `{"prompt":"hi"}`, 200},
+		{"POST", "/v1/%72esponses", `{"model":"fast","input":"plain"}`, 200},
+		{"GET", "/v1/%72esponses/resp_bGl0%2FZWxs+bQ%3D%3D", "", 200},
+		{"GET", "/v1/models%2Ffast", "", 404},
+	} {
+		t.Run(tc.method+" "+tc.path+" answers as its decoded letters", func(t *testing.T) {
+			w := ts.do(t, tc.method, tc.path, tc.body, "Content-Type", "application/json")
+			if w.Code != tc.want {
+				t.Errorf("%d %s; want %d", w.Code, w.Body, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeUnreserved(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/v1/models", "/v1/models"},
+		{"/v1/%6Dodels/%7e%2D%2e%5F", "/v1/models/~-._"},
+		{"/v1/responses/a%2Fb%2fc%3D%25", "/v1/responses/a%2Fb%2fc%3D%25"},
+		{"/%2e%2e/%6", "/../%6"},
+		{"/%zz%", "/%zz%"},
+	} {
+		if got := decodeUnreserved(tc.in); got != tc.want {
+			t.Errorf("decodeUnreserved(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
