@@ -763,10 +763,12 @@ func (s *Server) newEngine() *gin.Engine {
 		if strings.HasPrefix(c.Request.URL.Path, "/v1/responses/") && s.proxy != nil {
 			hint = "a stored response's id is one path segment: send a \"/\" in it as %2F (docs/proxy.md)"
 		}
-		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path), hint))
+		// The path as routed: decoded, "/v1/chat%2Fcompletions" read
+		// as a route that exists.
+		writeError(c, s.log, Errorf(CodeNotFound, "no route %s %s; %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.EscapedPath()), hint))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.Path)))
+		writeError(c, s.log, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", echo.Bare(c.Request.Method), echo.Bare(c.Request.URL.EscapedPath())))
 	})
 	// The client-facing /v1/ routes are behind the client keys when
 	// there are any (handle and handleProxy check them).

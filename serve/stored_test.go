@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -189,5 +190,27 @@ func TestDecodeUnreserved(t *testing.T) {
 		if got := decodeUnreserved(tc.in); got != tc.want {
 			t.Errorf("decodeUnreserved(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestNoRouteNamesThePathAsRouted: the client listener routes on the path
+// as sent, so its 404 and 405 name that path. They named the decoded one:
+// "/v1/chat%2Fcompletions" was refused as "no route POST
+// /v1/chat/completions", a route that exists.
+func TestNoRouteNamesThePathAsRouted(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, tc := range []struct{ method, path, want string }{
+		{"POST", "/v1/route%2Fbatch", "no route POST /v1/route%2Fbatch;"},
+		{"GET", "/v1/models%2Ffast", "no route GET /v1/models%2Ffast;"},
+		{"PUT", "/v1/route", "PUT is not allowed on /v1/route"},
+	} {
+		t.Run(tc.method+" "+tc.path+" is refused by its path as sent", func(t *testing.T) {
+			w := ts.do(t, tc.method, tc.path, `{}`)
+			var e struct{ Error struct{ Message string } }
+			json.Unmarshal(w.Body.Bytes(), &e)
+			if !strings.Contains(e.Error.Message, tc.want) {
+				t.Errorf("%d %s; want a message with %q", w.Code, w.Body, tc.want)
+			}
+		})
 	}
 }
