@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -278,4 +279,126 @@ func TestContentPartsAreNotDecoded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodedReading is what parseRequest read of a request's tools and
+// include, and what upstreamBody made of its include and stream_options,
+// when it decoded them (before they were read in place): the reference
+// of FuzzInPlaceAgreesWithDecoding.
+type decodedReading struct {
+	tools, logprobs      bool
+	include, streamOpts  []byte
+	toolsErr, includeErr error
+	// includeOK and streamOK: decoding made the member's value.
+	includeOK, streamOK bool
+}
+
+func decodeAsBefore(body []byte, fields []member) decodedReading {
+	var d decodedReading
+	raw := func(name string) []byte {
+		if i := last(fields, name); i >= 0 {
+			if r := body[fields[i].val:fields[i].end]; string(r) != "null" {
+				return r
+			}
+		}
+		return nil
+	}
+	if r := raw("tools"); r != nil {
+		var tools []json.RawMessage
+		d.toolsErr = json.Unmarshal(r, &tools)
+		d.tools = len(tools) > 0
+	}
+	if r := raw("include"); r != nil {
+		var include []string
+		d.includeErr = json.Unmarshal(r, &include)
+		d.logprobs = slices.Contains(include, includeLogprobs)
+	}
+	var inc []json.RawMessage
+	err := json.Unmarshal(raw("include"), &inc)
+	if raw("include") == nil || err == nil {
+		lp, _ := json.Marshal(includeLogprobs)
+		d.include, _ = json.Marshal(append(inc, lp))
+		d.includeOK = true
+	}
+	opts := map[string]json.RawMessage{}
+	if r := raw("stream_options"); r == nil || json.Unmarshal(r, &opts) == nil {
+		opts["include_usage"] = json.RawMessage("true")
+		d.streamOpts, _ = json.Marshal(opts)
+		d.streamOK = true
+	}
+	return d
+}
+
+// sameJSON reports whether a and b decode to the same value, an object's
+// later duplicate key replacing an earlier one as the tiers read it.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && reflect.DeepEqual(va, vb)
+}
+
+// FuzzInPlaceAgreesWithDecoding: a request's tools, include and
+// stream_options read in place (offersTools, includesLogprobs, include,
+// streamOptions) say what decoding them said, and give a tier the same
+// JSON: the same requests refused (each a 400), the same ones offering
+// tools or asking for log-probabilities, and the same include and
+// stream_options sent upstream.
+func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
+	for _, s := range []string{
+		`{"input":"hi","tools":[{}],"include":["message.output_text.logprobs"],"stream":true,"stream_options":{"x":1}}`,
+		` { "input" : "hi" , "tools" : [ ] , "include" : [ null , "a" ] , "stream_options" : { "include_usage" : false , "x" : [ 1 , 2 ] } } `,
+		`{"input":"hi","include":["message.output_text.logprob\u0073","\ud83d\ude00","a\/b","\u0000"],"tools":null}`,
+		`{"input":"hi","include":"x","tools":{}}`,
+		`{"input":"hi","include":[1],"tools":[[[]]]}`,
+		`{"input":"hi","include":[["a"]],"tools":5}`,
+		`{"input":"hi","include":[],"include":null,"tools":[],"tools":[1e400,-0.0E-0]}`,
+		`{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":null,"include_usage":true,"a":{"b":[[[[{}]]]]}}}`,
+		`{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include\u005fusage":false,"x":1,"x":2}}`,
+		`{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":[]}`,
+		`{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"INCLUDE_USAGE":false},"tools":[{"type":"function"}]}`,
+		`{"prompt":"hi","stream":true,"stream_options":{}}`,
+		`{"input":"hi","tools":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return
+		}
+		fields, ok := members(nil, b, 0)
+		if !ok {
+			return
+		}
+		want := decodeAsBefore(b, fields)
+		for _, a := range []*api{apiChat, apiCompletions, apiResponses} {
+			req, err := parseRequest(b, a, caps{})
+			wantRefused := (a != apiCompletions && want.toolsErr != nil) || (a == apiResponses && want.includeErr != nil)
+			if err != nil {
+				if ae, ok := err.(*apiError); !ok || ae.status != 400 {
+					t.Fatalf("%s: refused with %v, want a 400", a.path, err)
+				}
+				continue
+			}
+			if wantRefused {
+				t.Fatalf("%s: accepted %s, which decoding refused (tools %v, include %v)", a.path, b, want.toolsErr, want.includeErr)
+			}
+			if a == apiResponses {
+				if req.tools != want.tools || req.logprobs != want.logprobs {
+					t.Fatalf("%s: tools %v and logprobs %v, decoded %v and %v", a.path, req.tools, req.logprobs, want.tools, want.logprobs)
+				}
+				got, err := req.include()
+				if err != nil || !want.includeOK || !sameJSON(got, want.include) {
+					t.Fatalf("%s: include %s (%v), decoded %s", a.path, got, err, want.include)
+				}
+			}
+			if a == apiChat && last(fields, "functions") < 0 && req.tools != want.tools {
+				t.Fatalf("%s: tools %v, decoded %v", a.path, req.tools, want.tools)
+			}
+			if a != apiResponses && req.stream && !req.includeUsage {
+				got, err := req.streamOptions()
+				if err != nil || !want.streamOK || !sameJSON(got, want.streamOpts) {
+					t.Fatalf("%s: stream_options %s (%v), decoded %s", a.path, got, err, want.streamOpts)
+				}
+			}
+		}
+	})
 }
