@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -280,7 +281,7 @@ func New(opts Options) (*Server, error) {
 	s.dlog = newDecisionLog(opts.Store, s.cfg.DecisionLog, s.m, s.log, s.ids.release)
 	s.retention = newRetention(s.cfg.Retention, opts.Store, s.now, s.log, opts.Registry)
 	s.setState(st)
-	s.engine = unreservedDecoded{s.newEngine()}
+	s.engine = newPathAsSent(s.newEngine())
 	return s, nil
 }
 
@@ -690,29 +691,108 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// unreservedDecoded decodes the percent-encoded letters, digits and
-// "-._~" of a request's path before h routes it on the path as sent
-// (newEngine): RFC 3986 (6.2.2.2) makes "/v1/%6Dodels" "/v1/models",
-// and so did the decoded path the engine routed on before. Left encoded,
-// each such path was a 404 whose message named the very route it
-// missed. Only these are decoded: "%2F" stays inside its segment, and
-// what else a path must escape stays escaped.
-type unreservedDecoded struct{ h http.Handler }
+// pathAsSent prepares a request's path for h, which routes on the path
+// as sent (newEngine), where the decoded path cannot tell a "/" from %2F.
+//
+// The percent-encoded letters, digits and "-._~" are decoded: RFC 3986
+// (6.2.2.2) makes "/v1/%6Dodels" "/v1/models", and so did the decoded
+// path the engine routed on before. Left encoded, each such path was a
+// 404 whose message named the very route it missed. Only these are
+// decoded: %2F stays inside its segment, and what else a path must
+// escape stays escaped.
+//
+// A path that ends in "/" and is no route, where the path without that
+// slash is one, is redirected to it as sent, as gin redirects (301 for a
+// GET, 307 else). gin's own redirect, off on h, builds the new path from
+// the decoded one: GET /v1/responses/a%2Fb/ went to /v1/responses/a/b,
+// and POST /v1/responses/x%2Fcancel/ to /v1/responses/x/cancel, the
+// cancel of response x. No route of h ends in "/", so a slash is never
+// added.
+type pathAsSent struct {
+	h http.Handler
+	// routes are h's, to tell the paths to redirect.
+	routes gin.RoutesInfo
+}
 
-func (u unreservedDecoded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.EscapedPath(); strings.IndexByte(p, '%') >= 0 {
-		if d := decodeUnreserved(p); d != p {
-			// A copy, as http.StripPrefix makes: the caller's request
-			// stays as it was sent.
-			r2 := new(http.Request)
-			*r2 = *r
-			r2.URL = new(url.URL)
-			*r2.URL = *r.URL
-			r2.URL.RawPath = d
-			r = r2
-		}
+func newPathAsSent(e *gin.Engine) pathAsSent { return pathAsSent{e, e.Routes()} }
+
+func (u pathAsSent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	d := p
+	if strings.IndexByte(p, '%') >= 0 {
+		d = decodeUnreserved(p)
+	}
+	if len(d) > 1 && d[len(d)-1] == '/' && !u.routed(r.Method, d) && u.routed(r.Method, d[:len(d)-1]) {
+		redirectTrailingSlash(w, r, d[:len(d)-1])
+		return
+	}
+	if d != p {
+		// A copy, as http.StripPrefix makes: the caller's request stays
+		// as it was sent.
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.RawPath = d
+		r = r2
 	}
 	u.h.ServeHTTP(w, r)
+}
+
+// routed reports whether one of u's routes for method matches the
+// escaped path p.
+func (u pathAsSent) routed(method, p string) bool {
+	for _, rt := range u.routes {
+		if rt.Method == method && pathMatches(rt.Path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathMatches reports whether the escaped path p matches a gin route's
+// pattern, as gin's tree matches it: a ":param" is one segment that is
+// not empty, a "*param" the rest of the path.
+func pathMatches(pattern, p string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(p, "/")
+	for i, seg := range ps {
+		switch {
+		case strings.HasPrefix(seg, "*"):
+			return i < len(xs) // the rest, "" too
+		case i >= len(xs):
+			return false
+		case strings.HasPrefix(seg, ":"):
+			if xs[i] == "" {
+				return false
+			}
+		case seg != xs[i]:
+			return false
+		}
+	}
+	return len(xs) == len(ps)
+}
+
+// redirectTrailingSlash redirects r to the escaped path p with r's query,
+// as gin's own trailing-slash redirect does (with its X-Forwarded-Prefix,
+// kept to letters, digits, "/" and "-").
+func redirectTrailingSlash(w http.ResponseWriter, r *http.Request, p string) {
+	if prefix := path.Clean(r.Header.Get("X-Forwarded-Prefix")); prefix != "." {
+		prefix = strings.Map(func(c rune) rune {
+			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '-' {
+				return c
+			}
+			return -1
+		}, prefix)
+		p = "/" + strings.Trim(prefix, "/") + p
+	}
+	if r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
+	code := http.StatusMovedPermanently
+	if r.Method != http.MethodGet {
+		code = http.StatusTemporaryRedirect
+	}
+	http.Redirect(w, r, p, code)
 }
 
 // decodeUnreserved is the escaped path p with each percent-encoded
@@ -755,6 +835,9 @@ func (s *Server) newEngine() *gin.Engine {
 	// comes as %2F, and the decoded path would split it into two
 	// segments, an unknown route (or, before /cancel, another id's).
 	e.UseEscapedPath = true
+	// pathAsSent redirects a path with a trailing slash instead: gin
+	// builds the redirect from the decoded path, which loses a %2F.
+	e.RedirectTrailingSlash = false
 	e.Use(s.recover)
 	e.NoRoute(func(c *gin.Context) {
 		// The method and path are the client's, of any length up to

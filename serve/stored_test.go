@@ -214,3 +214,41 @@ func TestNoRouteNamesThePathAsRouted(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailingSlashRedirectKeepsAnEncodedSlash: a path with a trailing
+// slash that is a route without it is redirected there, and an encoded
+// "/" in it stays encoded. gin built that redirect from the decoded path:
+// GET /v1/responses/a%2Fb/ went to /v1/responses/a/b (an unknown route),
+// and POST /v1/responses/x%2Fcancel/ to /v1/responses/x/cancel, the
+// cancel of response x, which a client that follows a 307 then sent.
+func TestTrailingSlashRedirectKeepsAnEncodedSlash(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: "http://127.0.0.1:1/v1", Model: "f"}, Strong: proxy.Tier{BaseURL: "http://127.0.0.1:1/v1", Model: "s"}}
+	})
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		location     string
+	}{
+		{"GET", "/v1/responses/a%2Fb/", 301, "/v1/responses/a%2Fb"},
+		{"DELETE", "/v1/responses/a%2Fb/?x=1", 307, "/v1/responses/a%2Fb?x=1"},
+		{"GET", "/v1/responses/abc/", 301, "/v1/responses/abc"},
+		{"GET", "/healthz/", 301, "/healthz"},
+		{"POST", "/v1/route/?x=1", 307, "/v1/route?x=1"},
+		// No route without the slash: no redirect. gin sent this one to
+		// /v1/responses/abc, a route of GET and DELETE only.
+		{"POST", "/v1/responses/abc/", 404, ""},
+		{"POST", "/v1/responses/x%2Fcancel/", 404, ""},
+		{"PUT", "/v1/responses/a%2Fb/", 404, ""},
+		// The catch-all route takes a trailing slash as it is.
+		{"GET", "/v1/models/fast%2Fx/", 404, ""},
+		{"GET", "/v1/models/fast/", 200, ""},
+	} {
+		t.Run(fmt.Sprintf("%s %s answers %d %s", tc.method, tc.path, tc.code, tc.location), func(t *testing.T) {
+			w := ts.do(t, tc.method, tc.path, "")
+			if w.Code != tc.code || w.Header().Get("Location") != tc.location {
+				t.Errorf("%d to %q, want %d to %q", w.Code, w.Header().Get("Location"), tc.code, tc.location)
+			}
+		})
+	}
+}
