@@ -220,6 +220,12 @@ func readContaminated(path string, in io.Reader) (map[string]bool, error) {
 		out[strings.TrimSpace(*c.EvalPrompt)] = true
 		return nil
 	})
+	if err == nil && len(out) == 0 {
+		// Read as a list of none, it kept every record with no word: a
+		// pipe whose writer failed (curl ... | --exclude-contaminated -)
+		// published a log with the contaminated prompts in it.
+		return nil, fmt.Errorf("%s lists no prompts; want RouteLLM's contamination format, {\"eval_prompt\": \"...\"} per line: is it the whole file?", path)
+	}
 	return out, err
 }
 

@@ -190,6 +190,9 @@ func TestRouteLLMErrors(t *testing.T) {
 		{"a contamination line without eval_prompt names its line",
 			map[string]string{"gsm8k_responses.csv": header, "c.jsonl": "{\"eval_prompt\":\"a\"}\n\n{\"prompt\":\"b\"}\n"}, RouteLLMOptions{Bench: BenchGSM8K, ExcludeContaminated: "c.jsonl"},
 			[]string{"c.jsonl:3: eval_prompt is missing", "RouteLLM's contamination format"}},
+		{"an empty contamination list is refused, not read as no contamination",
+			map[string]string{"gsm8k_responses.csv": header + "q,True,False\n", "c.jsonl": "\n"}, RouteLLMOptions{Bench: BenchGSM8K, ExcludeContaminated: "c.jsonl"},
+			[]string{"c.jsonl lists no prompts", "is it the whole file?"}},
 		{"a judgement of an unknown question names its line",
 			map[string]string{
 				"mt_bench/question.jsonl":   `{"question_id": 1, "turns": ["a"]}` + "\n",
