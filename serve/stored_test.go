@@ -13,6 +13,17 @@ import (
 	"github.com/triage-router/triage/serve/proxy"
 )
 
+// newSlashIDsServer is a test server whose two tiers are one slashIDs.
+func newSlashIDsServer(t *testing.T) (*slashIDs, *testServer) {
+	t.Helper()
+	up := &slashIDs{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	return up, newTestServer(t, func(o *Options) {
+		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
+	})
+}
+
 // slashIDs is a tier whose response ids hold "/", "+" and "=", as a
 // LiteLLM proxy's do (resp_ and standard base64), but for the input
 // "plain". It answers a request about a stored response with the path it
@@ -52,12 +63,7 @@ func (u *slashIDs) seen() []string {
 // on the decoded path: the id split in two, an unknown route's 404, and
 // a POST of "{id}%2Fcancel" cancelled the id before the slash.
 func TestStoredResponseIDsWithASlash(t *testing.T) {
-	up := &slashIDs{}
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	ts := newTestServer(t, func(o *Options) {
-		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
-	})
+	up, ts := newSlashIDsServer(t)
 	for _, input := range []string{"hi", "plain"} {
 		if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"`+input+`"}`, "Content-Type", "application/json"); w.Code != 200 {
 			t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
@@ -99,12 +105,7 @@ func TestStoredResponseIDsWithASlash(t *testing.T) {
 // (and its latency) by method: one series for both hid the deletions
 // among the retrievals.
 func TestStoredResponseMethodsAreCountedApart(t *testing.T) {
-	up := &slashIDs{}
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	ts := newTestServer(t, func(o *Options) {
-		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
-	})
+	_, ts := newSlashIDsServer(t)
 	if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"plain"}`, "Content-Type", "application/json"); w.Code != 200 {
 		t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
 	}
@@ -148,12 +149,7 @@ func TestStoredResponseMethodsAreCountedApart(t *testing.T) {
 // route it missed, "no route GET /v1/models/fast", where the decoded path
 // had reached it. An encoded "/" stays inside its segment.
 func TestPercentEncodedLettersRouteAsDecoded(t *testing.T) {
-	up := &slashIDs{}
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	ts := newTestServer(t, func(o *Options) {
-		o.Config.Proxy.Tiers = proxy.Tiers{Fast: proxy.Tier{BaseURL: srv.URL, Model: "f"}, Strong: proxy.Tier{BaseURL: srv.URL, Model: "s"}}
-	})
+	_, ts := newSlashIDsServer(t)
 	if w := ts.do(t, "POST", "/v1/responses", `{"model":"fast","input":"hi"}`, "Content-Type", "application/json"); w.Code != 200 {
 		t.Fatalf("POST /v1/responses: %d %s", w.Code, w.Body)
 	}
