@@ -636,6 +636,20 @@ func TestScoreFullDiskSaysItOnce(t *testing.T) {
 	}
 }
 
+// TestArtifactOnAFullDeviceNamesItOnce: a router saved to a device that
+// refused the write named it twice ("write /dev/full: write /dev/full:
+// no space left on device").
+func TestArtifactOnAFullDeviceNamesItOnce(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here:", err)
+	}
+	model := trainSample(t, t.TempDir())
+	_, stderr, code := run(t, "calibrate", "--model", model, "--data", sampleLog, "--target", "strong-share=0.3", "-o", "/dev/full")
+	if code != 1 || strings.Count(stderr, "/dev/full") != 1 || !strings.Contains(stderr, "no space left on device") {
+		t.Errorf("exit %d, stderr %q; want 1 and the write error naming /dev/full once", code, stderr)
+	}
+}
+
 // TestEvalModelRefusesOneModelForBothTiers: eval --model with --fast
 // naming the router's strong tier (or --strong its fast one) measured a
 // model against itself and exited 0; it is a usage error, as in train.

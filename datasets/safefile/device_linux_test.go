@@ -1,8 +1,11 @@
 package safefile
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -33,4 +36,32 @@ func TestWriteFileToADevice(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".null.tmp-*")); len(m) > 0 {
 		t.Errorf("temporary files left: %v", m)
 	}
+}
+
+// TestWriteErrorsNameThePathOnce: the error of a write to a device named
+// it twice ("write /dev/full: write /dev/full: no space left on
+// device"), and one to a regular file named its temporary file too.
+func TestWriteErrorsNameThePathOnce(t *testing.T) {
+	t.Run("a full device", func(t *testing.T) {
+		if _, err := os.Stat("/dev/full"); err != nil {
+			t.Skip("no /dev/full here:", err)
+		}
+		err := WriteFile("/dev/full", []byte("x"))
+		if got := fmt.Sprint(err); strings.Count(got, "/dev/full") != 1 || !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("got %q, want /dev/full named once and ENOSPC", got)
+		}
+	})
+	t.Run("a regular file, written after its temporary file is closed", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "router.json")
+		f, err := Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Abort()
+		f.File.Close()
+		_, err = f.Write([]byte("x"))
+		if got, want := fmt.Sprint(err), "write "+p+": "+os.ErrClosed.Error(); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
 }

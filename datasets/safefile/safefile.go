@@ -51,7 +51,7 @@ func Create(path string) (*File, error) {
 		case !fi.Mode().IsRegular():
 			f, err := os.OpenFile(path, os.O_WRONLY, 0)
 			if err != nil {
-				return nil, fmt.Errorf("create %s: %w", path, err)
+				return nil, pathError("create", path, err)
 			}
 			return &File{File: f, path: path, direct: true}, nil
 		}
@@ -68,7 +68,7 @@ func Create(path string) (*File, error) {
 	RemoveStaleFiles(dir, prefix)
 	tmp, err := createTemp(dir, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, pathError("create", path, err)
 	}
 	return &File{File: tmp, path: target, mode: mode}, nil
 }
@@ -187,6 +187,32 @@ func createTemp(dir, prefix string) (*os.File, error) {
 	}
 }
 
+// Write writes to the file. Its error names the path being written, not
+// the temporary file beside it, as every error of File does.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	if err != nil {
+		err = pathError("write", f.path, err)
+	}
+	return n, err
+}
+
+// pathError is err as an *fs.PathError naming op and path once. The
+// errors of os calls name the file they touched already: wrapped again
+// with the path, a write to a device said "write /dev/full: write
+// /dev/full: no space left on device", and one to a regular file named
+// the temporary file (".router.json.tmp-123") beside the path the user
+// gave as well.
+func pathError(op, path string, err error) error {
+	switch e := err.(type) {
+	case *fs.PathError:
+		err = e.Err
+	case *os.LinkError:
+		err = e.Err
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
+}
+
 // Commit syncs the data and atomically renames it into place.
 func (f *File) Commit() error {
 	if f.done {
@@ -195,27 +221,27 @@ func (f *File) Commit() error {
 	f.done = true
 	if f.direct {
 		if err := f.File.Close(); err != nil {
-			return fmt.Errorf("close %s: %w", f.path, err)
+			return pathError("close", f.path, err)
 		}
 		return nil
 	}
 	if err := f.File.Sync(); err != nil {
 		f.cleanup()
-		return fmt.Errorf("sync %s: %w", f.path, err)
+		return pathError("sync", f.path, err)
 	}
 	if f.mode != 0 {
 		if err := f.File.Chmod(f.mode); err != nil {
 			f.cleanup()
-			return fmt.Errorf("chmod %s: %w", f.path, err)
+			return pathError("chmod", f.path, err)
 		}
 	}
 	if err := f.File.Close(); err != nil {
 		os.Remove(f.File.Name())
-		return fmt.Errorf("close %s: %w", f.path, err)
+		return pathError("close", f.path, err)
 	}
 	if err := os.Rename(f.File.Name(), f.path); err != nil {
 		os.Remove(f.File.Name())
-		return fmt.Errorf("rename into %s: %w", f.path, err)
+		return pathError("rename into", f.path, err)
 	}
 	// Sync the directory so the rename itself survives a crash. The new
 	// file is in place already; an error says it may not stay there.
@@ -240,15 +266,15 @@ func SyncDir(dir string) error {
 		if errors.Is(err, fs.ErrPermission) {
 			return nil
 		}
-		return fmt.Errorf("sync directory %s: %w", dir, err)
+		return pathError("sync directory", dir, err)
 	}
 	err = dirSync(d)
 	cerr := d.Close()
 	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
+		return pathError("sync directory", dir, err)
 	}
 	if cerr != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, cerr)
+		return pathError("sync directory", dir, cerr)
 	}
 	return nil
 }
@@ -277,7 +303,7 @@ func WriteFile(path string, data []byte) error {
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Abort()
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
 	return f.Commit()
 }
