@@ -1487,6 +1487,43 @@ func (s *BoltStore) Export(ctx context.Context, w io.Writer, opts ExportOptions)
 	}
 }
 
+// LogSpan is what a store's decision log holds: how many records, and
+// when the first and the last were routed (zero times when it holds
+// none).
+type LogSpan struct {
+	Records        int
+	Oldest, Newest time.Time
+}
+
+// Span returns what the decision log holds, as of the last acknowledged
+// write. It counts every record, so it reads every page of the log: it
+// is for the command line (an export that matched nothing says what the
+// db holds), not for the serving path.
+func (s *BoltStore) Span() (LogSpan, error) {
+	if err := s.flush(); err != nil {
+		return LogSpan{}, fmt.Errorf("feedback db span: %w", err)
+	}
+	var sp LogSpan
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		sp.Records = b.Stats().KeyN
+		c := b.Cursor()
+		if k, _ := c.First(); len(k) >= 8 {
+			sp.Oldest = logKeyTime(k)
+		}
+		if k, _ := c.Last(); len(k) >= 8 {
+			sp.Newest = logKeyTime(k)
+		}
+		return nil
+	})
+	return sp, err
+}
+
+// logKeyTime is the routing time a log key begins with (appendLogKey).
+func logKeyTime(k []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC()
+}
+
 // readChunk decodes up to exportChunk records after key (or from key when
 // inclusive) and returns the last key read.
 func (s *BoltStore) readChunk(key []byte, inclusive bool, out *[]Record) ([]byte, error) {

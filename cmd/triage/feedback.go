@@ -105,6 +105,9 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stderr, "triage feedback export: %s (%d with feedback, %d explored); outcomes: %s; written to %s\n",
 		count(st.records, "record"), st.withOutcomes, st.explored, st.models(), where)
+	if st.records == 0 {
+		fmt.Fprintf(env.Stderr, "triage feedback export: %s\n", st.nothingMatched(since))
+	}
 	return nil
 }
 
@@ -112,6 +115,34 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 type exportStats struct {
 	records, withOutcomes, explored int
 	byModel                         map[string]int
+	// span is what the db holds, read by an export from --db that
+	// wrote no record; nil otherwise.
+	span *datasets.LogSpan
+}
+
+// nothingMatched says why an export wrote no record. The empty file is
+// still written and the exit is 0 (a script's nightly export of a quiet
+// day is valid), but a --since in the wrong year looked the same as a
+// quiet day: the note says what the db holds, so a wrong date shows.
+func (s *exportStats) nothingMatched(since time.Time) string {
+	var msg string
+	if since.IsZero() {
+		msg = "no record to export"
+	} else {
+		msg = fmt.Sprintf("no record was routed at or after %s (--since)", since.UTC().Format(time.RFC3339))
+	}
+	switch sp := s.span; {
+	case sp == nil:
+		if since.IsZero() {
+			return msg + ": the server's db holds none"
+		}
+		return msg + "; export without --since to see what the server's db holds"
+	case sp.Records == 0:
+		return msg + ": the db holds no records yet"
+	default:
+		return fmt.Sprintf("%s; the db holds %s, routed from %s to %s", msg, count(sp.Records, "record"),
+			sp.Oldest.Format(time.RFC3339), sp.Newest.Format(time.RFC3339))
+	}
 }
 
 func (s *exportStats) add(r *datasets.Record) {
@@ -204,6 +235,12 @@ func exportDB(ctx context.Context, path string, salvageLog bool, since time.Time
 		return st, err
 	}
 	_, err = store.Export(ctx, &countingWriter{w: w, st: &st}, datasets.ExportOptions{Since: since})
+	if err == nil && st.records == 0 {
+		var sp datasets.LogSpan
+		if sp, err = store.Span(); err == nil {
+			st.span = &sp
+		}
+	}
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}

@@ -102,6 +102,31 @@ func TestFeedbackExportDB(t *testing.T) {
 			t.Errorf("--since yesterday: exit %d, stderr %q; want a usage error", code, stderr)
 		}
 	})
+	t.Run("a --since that matches nothing writes an empty file and says what the db holds", func(t *testing.T) {
+		out := filepath.Join(dir, "future.jsonl")
+		_, stderr, code := run(t, "feedback", "export", "--db", db, "--since", "2030-01-01", "-o", out)
+		if b, err := os.ReadFile(out); code != 0 || err != nil || len(b) != 0 {
+			t.Fatalf("exit %d (%s), file %q (%v); want 0 and an empty file", code, stderr, b, err)
+		}
+		want := "no record was routed at or after 2030-01-01T00:00:00Z (--since); the db holds 2 records, routed from 2026-11-27T09:00:00Z to 2026-11-27T09:00:01Z"
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q, want %q", stderr, want)
+		}
+	})
+	t.Run("a db that holds no records says so", func(t *testing.T) {
+		empty := filepath.Join(dir, "empty.db")
+		st, err := datasets.OpenBoltStore(empty, datasets.StoreOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := run(t, "feedback", "export", "--db", empty, "-o", filepath.Join(dir, "none.jsonl"))
+		if want := "no record to export: the db holds no records yet"; code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr %q; want 0 and %q", code, stderr, want)
+		}
+	})
 	t.Run("a missing db is an error and is not created", func(t *testing.T) {
 		missing := filepath.Join(dir, "nope.db")
 		_, stderr, code := run(t, "feedback", "export", "--db", missing)
@@ -189,6 +214,16 @@ func TestFeedbackExportHTTP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a --since the server matches nothing for says so", func(t *testing.T) {
+		none := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		defer none.Close()
+		out := filepath.Join(dir, "none.jsonl")
+		_, stderr, code := run(t, "feedback", "export", "--from", none.URL, "--token", token, "--since", "2030-01-01", "-o", out)
+		want := "no record was routed at or after 2030-01-01T00:00:00Z (--since); export without --since to see what the server's db holds"
+		if b, err := os.ReadFile(out); code != 0 || err != nil || len(b) != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, file %q (%v), stderr %q; want 0, an empty file and %q", code, b, err, stderr, want)
+		}
+	})
 	t.Run("--since reaches the server as its since parameter", func(t *testing.T) {
 		_, stderr, code := run(t, "feedback", "export", "--from", srv.URL, "--token", token, "--since", "2026-11-27T09:00:00.5+01:00", "-o", filepath.Join(dir, "since.jsonl"))
 		if code != 0 || gotSince != "2026-11-27T09:00:00.5+01:00" {
