@@ -333,6 +333,26 @@ func TestEmptyDBHintNamesServe(t *testing.T) {
 	}
 }
 
+// TestDocsSayHowLongExportWaitsForTheLock: docs/loop.md said 'feedback
+// export --db' on a held file fails "within half a second", which the
+// process cannot do: it waits dbLockWait for the lock and only then
+// fails, a little over half a second in all. The page says what the
+// code does.
+func TestDocsSayHowLongExportWaitsForTheLock(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "loop.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := strings.Join(strings.Fields(string(b)), " ")
+	const said = "waits half a second for the lock, then fails"
+	if dbLockWait != 500*time.Millisecond || !strings.Contains(page, said) {
+		t.Errorf("dbLockWait is %v and docs/loop.md says %q: %v; want 500ms and the page saying it waits that long, then fails", dbLockWait, said, strings.Contains(page, said))
+	}
+	if strings.Contains(page, "fails within half a second") {
+		t.Error(`docs/loop.md says export fails "within half a second"; it waits that long first`)
+	}
+}
+
 // TestFeedbackDBIsAFolder: --db naming a folder is a wrong path, not a
 // damaged db: check reported "damage found" and salvage "nothing can be
 // read"; both now say it is a folder, as export and compact do.
