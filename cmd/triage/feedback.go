@@ -297,13 +297,13 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 	w := env.Stdout
 	fmt.Fprintf(w, "feedback db %s: %d bytes", path, rep.FileBytes)
 	if rep.PageSize > 0 {
-		fmt.Fprintf(w, ", %d pages of %d bytes, free list %s", rep.Pages, rep.PageSize, map[bool]string{true: "synced", false: "not synced"}[rep.FreelistSynced])
+		fmt.Fprintf(w, ", %s of %d bytes, free list %s", count(int(rep.Pages), "page"), rep.PageSize, map[bool]string{true: "synced", false: "not synced"}[rep.FreelistSynced])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "records: %d read, %d unreadable; ids: %d, %d bad; feedback: %d read, %d unreadable, %d without a record; stored-response entries: %d, %d bad, %d without a record\n",
 		rep.Records, rep.BadRecords, rep.IDs, rep.BadIDs, rep.Feedback, rep.BadFeedback, rep.OrphanFeedback, rep.Responses, rep.BadResponses, rep.OrphanResponses)
 	if rep.NProblems > 0 {
-		fmt.Fprintf(w, "%s in the file's structure (%d pages and %d entries unreadable):\n", count(rep.NProblems, "problem"), rep.BadPages, rep.BadElems)
+		fmt.Fprintf(w, "%s in the file's structure (%s and %s unreadable):\n", count(rep.NProblems, "problem"), count(rep.BadPages, "page"), count(rep.BadElems, "entry"))
 		for _, p := range rep.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
@@ -316,14 +316,14 @@ func runFeedbackCheck(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(w, "feedback log %s: none (the server stopped cleanly)\n", l.Path)
 	case l.Truncated:
 		fmt.Fprintf(w, "feedback log %s: CUT SHORT: it is %d bytes, shorter than a log is written, and it holds records, which may have gone on past its end: acknowledged writes may be lost (a partial copy?); "+
-			"put the whole file back, or 'triage serve --salvage-log' applies the %d readable records\n", l.Path, l.Bytes, l.Records)
+			"put the whole file back, or 'triage serve --salvage-log' applies the %s\n", l.Path, l.Bytes, count(l.Records, "readable record"))
 	case l.Acknowledged:
-		fmt.Fprintf(w, "feedback log %s: DAMAGED at byte %d: %d acknowledged records follow the damage, %d records in it are lost; "+
-			"'triage serve --salvage-log' applies the %d and the other %d readable records\n", l.Path, l.DamagedAt, l.After, l.Lost, l.After, l.Records-l.After)
+		fmt.Fprintf(w, "feedback log %s: DAMAGED at byte %d: %s after the damage, %s in it lost; "+
+			"'triage serve --salvage-log' applies the %d and the other %s\n", l.Path, l.DamagedAt, count(l.After, "acknowledged record"), count(l.Lost, "record"), l.After, count(l.Records-l.After, "readable record"))
 	case l.DamagedAt >= 0:
-		fmt.Fprintf(w, "feedback log %s: %d records to apply; its last append is torn at byte %d (%d records lost, never acknowledged if a crash cut the write)\n", l.Path, l.Records, l.DamagedAt, l.Lost)
+		fmt.Fprintf(w, "feedback log %s: %s to apply; its last append is torn at byte %d (%s lost, never acknowledged if a crash cut the write)\n", l.Path, count(l.Records, "record"), l.DamagedAt, count(l.Lost, "record"))
 	default:
-		fmt.Fprintf(w, "feedback log %s: %d records to apply at the next open\n", l.Path, l.Records)
+		fmt.Fprintf(w, "feedback log %s: %s to apply at the next open\n", l.Path, count(l.Records, "record"))
 	}
 	if rep.Damaged() && rep.PageSize == 0 {
 		// No meta page could be read: salvage opens the file the same way,
@@ -354,14 +354,15 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %d records, %d feedback, %d stored-response entries; from the feedback log: %d writes applied, %d lost\n",
-		path, out, rep.Records, rep.Feedback, rep.Responses, rep.LogApplied, rep.LogLost)
+	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %s, %d feedback, %s; from the feedback log: %s applied, %d lost\n",
+		path, out, count(rep.Records, "record"), rep.Feedback, count(rep.Responses, "stored-response entry"), count(rep.LogApplied, "write"), rep.LogLost)
 	if rep.Recovered > 0 {
-		fmt.Fprintf(env.Stdout, "of them, %d were read from %d pages the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
-			rep.Recovered, rep.RecoveredPages)
+		fmt.Fprintf(env.Stdout, "of them, %d were read from %s the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
+			rep.Recovered, count(rep.RecoveredPages, "page"))
 	}
-	fmt.Fprintf(env.Stdout, "could not read: %d records, %d feedback entries, %d stored-response entries, %d other entries, %d pages (with whatever they held); %d feedback entries and %d stored-response entries had no readable record; %d older duplicates of an id dropped\n",
-		rep.BadRecords, rep.BadFeedback, rep.BadResponses, rep.BadElems, rep.BadPages, rep.OrphanFeedback, rep.OrphanResponses, rep.Duplicates)
+	fmt.Fprintf(env.Stdout, "could not read: %s, %s, %s, %s, %s (with whatever they held); %s and %s had no readable record; %s of an id dropped\n",
+		count(rep.BadRecords, "record"), count(rep.BadFeedback, "feedback entry"), count(rep.BadResponses, "stored-response entry"), count(rep.BadElems, "other entry"), count(rep.BadPages, "page"),
+		count(rep.OrphanFeedback, "feedback entry"), count(rep.OrphanResponses, "stored-response entry"), count(rep.Duplicates, "older duplicate"))
 	fmt.Fprintf(env.Stdout, "%s is untouched; check the copy, then serve from it (triage serve --db %s)\n", path, out)
 	return nil
 }

@@ -8,12 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
 )
@@ -107,13 +107,9 @@ func noteSkipped(env *Env, cmd string, bad int) {
 	}
 }
 
-// count is n and the noun, plural unless n is 1: "1 record", "3 lines".
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
-}
+// count is n and the noun, plural unless n is 1: "1 record", "3 lines",
+// "2 entries" (plural.Count, which the importers' summaries share).
+func count(n int, noun string) string { return plural.Count(n, noun) }
 
 // checkOutDir refuses, before any work, an output folder that cannot be
 // one: a path that exists and is not a folder, or one below such a path.

@@ -249,6 +249,30 @@ func TestDamagedDBs(t *testing.T) {
 	})
 }
 
+// TestCheckAndSalvageCountOnePageAsOne: check and salvage of a db with
+// one unreadable page said "1 pages".
+func TestCheckAndSalvageCountOnePageAsOne(t *testing.T) {
+	pristine := damagedDB(t)
+	const page = datasets.DefaultPageSize
+	db := filepath.Join(t.TempDir(), "feedback.db")
+	// Page 4 is a page of the tree in damagedDB's layout: zeroed, it is
+	// the one unreadable page (the check below makes sure).
+	b := bytes.Clone(pristine.pages)
+	clear(b[4*page : 5*page])
+	pristine.write(t, db, b)
+	if rep, err := datasets.CheckDB(db, time.Second); err != nil || rep.BadPages != 1 || rep.BadElems != 0 {
+		t.Fatalf("check report %+v, %v; the test wants one unreadable page and no entry (did damagedDB's layout change?)", rep, err)
+	}
+	stdout, _, code := run(t, "feedback", "check", "--db", db)
+	if want := "(1 page and 0 entries unreadable)"; code != 1 || !strings.Contains(stdout, want) {
+		t.Errorf("check: exit %d, %q; want 1 and %q", code, stdout, want)
+	}
+	stdout, stderr, code := run(t, "feedback", "salvage", "--db", db, "-o", filepath.Join(t.TempDir(), "salvaged.db"))
+	if want := ", 1 page (with whatever they held)"; code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("salvage: exit %d, %q %q; want 0 and %q", code, stdout, stderr, want)
+	}
+}
+
 func exportDBRecords(t *testing.T, db string) []datasets.Record {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "out.jsonl")

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // NoGrade is the grade a judge leaves when it could not parse a rating
@@ -49,7 +50,7 @@ func newStats() Stats {
 // String is a one-line summary for people.
 func (s Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d records", s.Records)
+	b.WriteString(plural.Count(s.Records, "record"))
 	models := sortedKeys(s.Outcomes)
 	if len(models) > 0 {
 		b.WriteString("; outcomes:")
@@ -61,16 +62,16 @@ func (s Stats) String() string {
 		}
 	}
 	if s.Empty > 0 {
-		fmt.Fprintf(&b, "; %d empty cells skipped", s.Empty)
+		fmt.Fprintf(&b, "; %s skipped", plural.Count(s.Empty, "empty cell"))
 	}
 	if s.NA > 0 {
-		fmt.Fprintf(&b, "; %d NA cells skipped", s.NA)
+		fmt.Fprintf(&b, "; %s skipped", plural.Count(s.NA, "NA cell"))
 	}
 	if n := sumCounts(s.NoGrade); n > 0 {
-		fmt.Fprintf(&b, "; %d grades of -1 (judge could not grade) skipped", n)
+		fmt.Fprintf(&b, "; %s of -1 (judge could not grade) skipped", plural.Count(n, "grade"))
 	}
 	if s.ContaminatedListed > 0 {
-		fmt.Fprintf(&b, "; dropped %d contaminated records (%d of %d listed prompts found)", s.Contaminated, s.ContaminatedFound, s.ContaminatedListed)
+		fmt.Fprintf(&b, "; dropped %s (%d of %s found)", plural.Count(s.Contaminated, "contaminated record"), s.ContaminatedFound, plural.Count(s.ContaminatedListed, "listed prompt"))
 		if s.ContaminatedFound == 0 {
 			// RouteLLM ships one list per bench: another bench's list
 			// matches nothing, and drops nothing, without an error.

@@ -79,7 +79,13 @@ func TestStatsString(t *testing.T) {
 		ContaminatedListed: 5,
 		ContaminatedFound:  2,
 	}
-	want := "3 records; outcomes: a 3, b 2; 1 empty cells skipped; 2 grades of -1 (judge could not grade) skipped; dropped 4 contaminated records (2 of 5 listed prompts found)"
+	want := "3 records; outcomes: a 3, b 2; 1 empty cell skipped; 2 grades of -1 (judge could not grade) skipped; dropped 4 contaminated records (2 of 5 listed prompts found)"
+	if got := st.String(); got != want {
+		t.Errorf("String() =\n %q\nwant\n %q", got, want)
+	}
+	// One of each is singular: the summary said "1 records".
+	st = Stats{Records: 1, NA: 1, NoGrade: map[string]int{"a": 1}, Contaminated: 1, ContaminatedListed: 1, ContaminatedFound: 1}
+	want = "1 record; 1 NA cell skipped; 1 grade of -1 (judge could not grade) skipped; dropped 1 contaminated record (1 of 1 listed prompt found)"
 	if got := st.String(); got != want {
 		t.Errorf("String() =\n %q\nwant\n %q", got, want)
 	}
