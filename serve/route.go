@@ -283,8 +283,13 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 		}
 	}
 	if empty && required {
-		if len(msgs) > 0 {
+		switch {
+		case len(msgs) > 0:
 			return Errorf(CodeInvalidRequest, "%smessages have no content; send some text to route (image, audio and file parts carry none: the router routes on text)", at)
+		case msgs != nil:
+			// "messages": [] decodes to an empty slice, not nil: it was
+			// refused as "prompt is empty", a field the client never sent.
+			return Errorf(CodeInvalidRequest, "%smessages is an empty array; send at least one {\"role\": \"user\", \"content\": \"...\"}, or a prompt", at)
 		}
 		return Errorf(CodeInvalidRequest, "%sprompt is empty; send a non-empty prompt or messages", at)
 	}

@@ -150,6 +150,8 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"a null body wants an object", ` null `, 400, CodeInvalidRequest, "JSON null, want an object"},
 		{"an empty prompt", `{"prompt":""}`, 400, CodeInvalidRequest, "prompt is empty"},
 		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is empty"},
+		{"an empty messages array says it is the messages", `{"messages":[]}`, 400, CodeInvalidRequest, "messages is an empty array; send at least one"},
+		{"an empty messages array the strict decoder reads says so too", `{"messages":[],"explain":null}`, 400, CodeInvalidRequest, "messages is an empty array"},
 		{"messages without content", `{"messages":[{"role":"user","content":""}]}`, 400, CodeInvalidRequest, "no content"},
 		{"an image alone has no text to route on", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, CodeInvalidRequest, "image, audio and file parts carry none"},
 		{"a message without a role", `{"messages":[{"content":"hi"}]}`, 400, CodeInvalidRequest, "messages[0].role is empty"},
@@ -273,6 +275,7 @@ func TestRouteBatch(t *testing.T) {
 		{"a batch over the limit is 413", `{"requests":[{"prompt":"a"},{"prompt":"b"},{"prompt":"c"},{"prompt":"d"}]}`, 413, CodeBatchTooLarge, "4 requests, the limit is 3"},
 		{"an empty batch is 400", `{"requests":[]}`, 400, CodeInvalidRequest, "requests is empty"},
 		{"a bad element is named by index", `{"requests":[{"prompt":"a"},{"prompt":""}]}`, 400, CodeInvalidRequest, "requests[1].prompt is empty"},
+		{"an empty messages array is named by index", `{"requests":[{"prompt":"a"},{"messages":[]}]}`, 400, CodeInvalidRequest, "requests[1].messages is an empty array"},
 		{"an unknown field in an element", `{"requests":[{"prompt":"a","x":1}]}`, 400, CodeUnknownField, `unknown field "x"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

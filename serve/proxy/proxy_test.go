@@ -1988,6 +1988,23 @@ func TestCapsRefuseBeforeDecoding(t *testing.T) {
 			t.Fatalf("err %v; want a completion of 4096 prompts read", err)
 		}
 	})
+	t.Run("an empty array is told from a missing field", func(t *testing.T) {
+		for _, tt := range []struct {
+			api       *api
+			body, msg string
+		}{
+			{apiChat, `{"model":"m","messages":[]}`, "messages is an empty array;"},
+			{apiChat, `{"model":"m"}`, "messages is missing;"},
+			{apiCompletions, `{"model":"m","prompt":[]}`, "prompt is an empty array;"},
+			{apiCompletions, `{"model":"m"}`, "prompt is missing;"},
+		} {
+			_, err := parseRequest([]byte(tt.body), tt.api, c)
+			var ae *apiError
+			if !errors.As(err, &ae) || !strings.HasPrefix(ae.msg, tt.msg) {
+				t.Errorf("%s: %v, want a message starting %q", tt.body, err, tt.msg)
+			}
+		}
+	})
 	t.Run("token ids are refused as such, however many", func(t *testing.T) {
 		b := body(`{"model":"m","prompt":[`, `]}`, 5000, func(i int) string { return fmt.Sprint(i) })
 		_, err := parseRequest(b, apiCompletions, c)

@@ -322,8 +322,13 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 	if err := field("messages", &msgs); err != nil {
 		return err
 	}
-	if len(msgs) == 0 {
-		return bad("messages", "messages is missing or empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+	// Which of the two: a client that sent [] looks for a bug in what
+	// fills the array, one that sent none for the field's name.
+	switch {
+	case msgs == nil:
+		return bad("messages", "messages is missing; send at least one {\"role\": \"user\", \"content\": \"...\"}")
+	case len(msgs) == 0:
+		return bad("messages", "messages is an empty array; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
 	req.messages = make([]datasets.Message, len(msgs))
 	turns := make([]features.Turn, len(msgs))
@@ -482,6 +487,8 @@ func (req *chatRequest) parseCompletion(field func(string, any) error, bad func(
 	case json.Unmarshal(prompt, &one) == nil:
 	case json.Unmarshal(prompt, &many) == nil && len(many) > 0:
 		one = strings.Join(many, "\n")
+	case json.Unmarshal(prompt, &many) == nil: // [] (many is not enough: token ids fill it partly)
+		return bad("prompt", "prompt is an empty array; send the text to complete")
 	default:
 		return bad("prompt", "prompt is not a string or an array of strings; token ids cannot be routed, send text")
 	}
