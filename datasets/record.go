@@ -225,6 +225,12 @@ func (r *Record) Validate(opts ValidateOptions) error {
 		return &FieldError{Field: "id", Msg: "is missing; every record needs a unique id"}
 	}
 	if r.Prompt == "" && len(r.Messages) == 0 {
+		// "messages": [] decodes to an empty slice, not nil: said as
+		// "prompt is missing", it sent the reader to a field the writer
+		// of the log never meant to fill.
+		if r.Messages != nil {
+			return &FieldError{Field: "messages", Msg: "is an empty array; give at least one message, or a prompt"}
+		}
 		return &FieldError{Field: "prompt", Msg: "is missing; give prompt or messages"}
 	}
 	for i, m := range r.Messages {
