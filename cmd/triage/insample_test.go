@@ -196,6 +196,7 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 // a script never sees the stderr warning; curves' metrics.json and
 // calibrate --json, the other outputs scripts read, did not.
 func TestJSONCountsTheInSampleRequests(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	recs := sampleRecords(t)
 	log := filepath.Join(dir, "log.jsonl")

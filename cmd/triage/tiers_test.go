@@ -340,6 +340,7 @@ func TestTiersUsage(t *testing.T) {
 // confidence grid); like every flag for the other kind of router, they
 // are refused, not ignored.
 func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 60)
 	model := filepath.Join(dir, "r.json")
@@ -373,6 +374,7 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 // take. score's said to train with --holdout 0.2, which train refuses for
 // N tiers.
 func TestTiersInSampleAdviceCanBeTaken(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 60)
 	model := filepath.Join(dir, "r.json")
@@ -585,6 +587,7 @@ func TestPrintTierFiguresSharesLine(t *testing.T) {
 // flattering figures as if measured on new traffic, where the two-tier
 // report carries the note.
 func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 90)
 	model := filepath.Join(dir, "r.json")

@@ -851,6 +851,7 @@ func sampleHead(t *testing.T, dir string, n int) string {
 // printed {"dim": 0, "non_zero": 0} for the heads it left out (a router
 // without weights, to a script), and the difficulty head's weights whole.
 func TestModelShowJSONGivesTheWeightsShape(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := sampleHead(t, dir, 400)
 	for _, tc := range []struct {

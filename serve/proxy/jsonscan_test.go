@@ -261,8 +261,8 @@ func TestContentPartsAreNotDecoded(t *testing.T) {
 		a    *api
 		body string
 	}{
-		{"a chat message", apiChat, `{"model":"m","messages":[{"role":"user","content":[` + parts("text", 100000) + `]}]}`},
-		{"a Responses input message", apiResponses, `{"model":"m","input":[{"role":"user","content":[` + parts("input_text", 100000) + `]}]}`},
+		{"a chat message", apiChat, `{"model":"m","messages":[{"role":"user","content":[` + parts("text", 20000) + `]}]}`},
+		{"a Responses input message", apiResponses, `{"model":"m","input":[{"role":"user","content":[` + parts("input_text", 20000) + `]}]}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var req *chatRequest
@@ -271,8 +271,8 @@ func TestContentPartsAreNotDecoded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := req.messages[len(req.messages)-1].Content; len(got) != 2*100000-1 {
-				t.Errorf("text of %d bytes, want the 100,000 parts' joined", len(got))
+			if got := req.messages[len(req.messages)-1].Content; len(got) != 2*20000-1 {
+				t.Errorf("text of %d bytes, want the 20,000 parts' joined", len(got))
 			}
 			if allocs > 200 {
 				t.Errorf("%.0f allocations, want a few dozen: the parts were decoded", allocs)
