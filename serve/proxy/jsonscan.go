@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -307,6 +308,13 @@ func partsText(raw []byte, kinds ...string) (string, error) {
 			}
 			switch {
 			case text == nil:
+			case !utf8.Valid(text):
+				// encoding/json makes each invalid byte U+FFFD, and so
+				// must this, or the router would see other text than
+				// a log of the same request decoded by train does.
+				var s string
+				_ = json.Unmarshal(text, &s)
+				b.WriteString(s)
 			case bytes.IndexByte(text, '\\') < 0:
 				b.Write(text[1 : len(text)-1])
 			default:
