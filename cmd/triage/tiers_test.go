@@ -14,6 +14,17 @@ import (
 	"github.com/triage-router/triage/models/report"
 )
 
+// trainThreeTiers trains a small router over threeTierLog's three tiers on
+// log, into dir/r.json, and returns that path.
+func trainThreeTiers(t *testing.T, dir, log string) string {
+	t.Helper()
+	model := filepath.Join(dir, "r.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	return model
+}
+
 // threeTierLog writes a log where "cheap" answers the weather, "chat" the
 // poems and "maths" the algebra, each other tier mostly failing there.
 func threeTierLog(t *testing.T, dir string, n int) string {
@@ -343,10 +354,7 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 60)
-	model := filepath.Join(dir, "r.json")
-	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
+	model := trainThreeTiers(t, dir, log)
 	for _, flag := range [][]string{{"--resamples", "50"}, {"--seed", "3"}, {"--accept-grid", "5"}} {
 		for _, args := range [][]string{
 			{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
@@ -377,10 +385,7 @@ func TestTiersInSampleAdviceCanBeTaken(t *testing.T) {
 	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 60)
-	model := filepath.Join(dir, "r.json")
-	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
+	model := trainThreeTiers(t, dir, log)
 	for _, args := range [][]string{
 		{"score", "--model", model, "--data", log},
 		{"eval", "--model", model, "--data", log},
@@ -500,10 +505,7 @@ func TestCurvesTiersBillingPerRouter(t *testing.T) {
 // unsupported value: NaN" after the artifact was written.
 func TestCalibrateTiersWhenEveryTierScoresZero(t *testing.T) {
 	dir := t.TempDir()
-	model := filepath.Join(dir, "r.json")
-	if _, stderr, code := run(t, "train", "--data", threeTierLog(t, dir, 90), "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
+	model := trainThreeTiers(t, dir, threeTierLog(t, dir, 90))
 	var b strings.Builder
 	for i := range 30 {
 		fmt.Fprintf(&b, `{"id": "z%d", "prompt": "solve this algebra equation for x (case %d)", "outcomes": {"cheap": {"score": 0}, "chat": {"score": 0}, "maths": {"score": 0}}}`+"\n", i, i)
@@ -544,10 +546,7 @@ func TestCalibrateTiersWhenEveryTierScoresZero(t *testing.T) {
 func TestCalibrateTiersInfeasibleWithoutLatency(t *testing.T) {
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 90)
-	model := filepath.Join(dir, "r.json")
-	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
+	model := trainThreeTiers(t, dir, log)
 	_, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=2", "-o", filepath.Join(dir, "c.json"))
 	if code != 1 || !strings.Contains(stderr, "no policy meets quality=2") {
 		t.Fatalf("exit %d, stderr %q; want the infeasible target named", code, stderr)
@@ -590,10 +589,7 @@ func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
 	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 90)
-	model := filepath.Join(dir, "r.json")
-	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model); code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
+	model := trainThreeTiers(t, dir, log)
 	rep := filepath.Join(dir, "report")
 	_, stderr, code := run(t, "curves", "--model", model, "--data", log, "-o", rep)
 	const note = "in-sample: 90 of the 90 requests measured are ones this router was trained on"
