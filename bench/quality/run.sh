@@ -12,7 +12,8 @@
 #     mean scores: weakest→strongest (lo-hi), median→strongest (mid-hi),
 #     weakest→median (lo-mid); the fast tier is the one with the lower mean.
 # Folds: datasets.Fold(id, seed 1, 5), the id hash of `triage eval --cv`,
-# written by bench/quality/folds (train_k / test_k files and folds.tsv).
+# written by bench/quality/folds (train_k / test_k files and folds.tsv);
+# FOLD_SEED picks another split of the same logs.
 # Triage, as a user ships it: for each fold k,
 #   triage train --data train_k.jsonl --fast F --strong S -o router_k.json   (defaults)
 #   triage score --model router_k.json --data test_k.jsonl
@@ -36,6 +37,10 @@
 #                routellm/mmlu, routellm/gsm8k, routellm/mt-bench, arena/...,
 #                dc/<file>/lo-hi, dc/<file>/mid-hi, dc/<file>/lo-mid.
 #   TRAIN_FLAGS  extra flags for every `triage train` (default: none).
+#   FOLD_SEED    the folds' seed (default 1, the suite's split and `triage
+#                eval --cv`'s). Another seed is another split of the same
+#                logs: how much a mean moves from split to split. Use one
+#                WORK per seed (the Triage folders are not keyed by it).
 #   RESULTS      JSON-lines results file (default WORK/results/<UTC time>.jsonl).
 #   TRIAGE_DATASETS, ANCHORS   the shared data and anchors folders (default
 #                ../shared/datasets and ../shared/anchors beside the repository).
@@ -64,6 +69,8 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 SETS=${SETS:-.}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
+FOLD_SEED=${FOLD_SEED:-1}
+[[ $FOLD_SEED =~ ^[0-9]+$ ]] || { echo "FOLD_SEED=$FOLD_SEED: want a non-negative integer" >&2; exit 2; }
 read -ra TF <<<"$TRAIN_FLAGS"
 RESULTS=$(realpath -m "${RESULTS:-$WORK/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}")
 
@@ -74,7 +81,7 @@ done
 [ -n "$PY" ] || { echo "no python3 with numpy and scikit-learn (apt-get install -y python3-sklearn)" >&2; exit 2; }
 
 echo "# quality suite: $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-echo "# WORK=$WORK SETS=$SETS TRAIN_FLAGS=${TRAIN_FLAGS:-(defaults)}"
+echo "# WORK=$WORK SETS=$SETS TRAIN_FLAGS=${TRAIN_FLAGS:-(defaults)} FOLD_SEED=$FOLD_SEED"
 mkdir -p "$WORK/bin" "$WORK/logs" "$WORK/folds" "$WORK/triage"
 go build -o "$WORK/bin/triage" ./cmd/triage
 go build -o "$WORK/bin/folds" ./bench/quality/folds
@@ -97,7 +104,7 @@ prepare() {
   # no partial log behind.
   "$T" import "$@" -o "$out.tmp" 2>&1 | sed 's/^/  /'
   mv -f "$out.tmp" "$out"
-  "$WORK/bin/folds" -log "$out" -dir "$WORK/folds/$log" 2>&1 | sed 's/^/  /'
+  "$WORK/bin/folds" -log "$out" -dir "$WORK/folds/$log" -seed "$FOLD_SEED" 2>&1 | sed 's/^/  /'
 }
 
 # mean LOG MODEL: the model's mean score over the log (from means.tsv).
