@@ -3,7 +3,6 @@ package datasets
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/triage-router/triage/internal/gunzip"
 )
 
 // MaxLineBytes is the default longest line the reader accepts.
@@ -566,13 +567,14 @@ func openLog(path string) (io.Reader, func(), error) {
 	// peeks cost no second copy of the bytes.
 	br := bufio.NewReaderSize(f, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
-		zr, err := gzip.NewReader(br)
+		// Concatenated members (cat a.gz b.gz > c.gz) read as one
+		// stream, and zero padding after the last is ignored, as gzip -dc
+		// reads them.
+		zr, err := gunzip.NewReader(br)
 		if err != nil {
 			closeF()
 			return nil, nil, fmt.Errorf("open log %s: it starts like gzip but is not: %w", path, err)
 		}
-		// Concatenated members (cat a.gz b.gz > c.gz) read as one stream.
-		zr.Multistream(true)
 		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
 	}
 	SkipBOM(br)
@@ -591,7 +593,7 @@ func SkipBOM(br *bufio.Reader) {
 // gzipReader marks the errors of a damaged or truncated gzip stream, so
 // the reader can say what they mean (an HTTP body cut short fails with
 // the same io.ErrUnexpectedEOF, and means something else).
-type gzipReader struct{ zr *gzip.Reader }
+type gzipReader struct{ zr *gunzip.Reader }
 
 func (g gzipReader) Read(p []byte) (int, error) {
 	n, err := g.zr.Read(p)
@@ -603,7 +605,7 @@ func (g gzipReader) Read(p []byte) (int, error) {
 
 type compressedError struct{ err error }
 
-func (e *compressedError) Error() string { return "gzip: " + e.err.Error() }
+func (e *compressedError) Error() string { return e.err.Error() }
 func (e *compressedError) Unwrap() error { return e.err }
 
 var (

@@ -14,7 +14,9 @@ import (
 // TestLogsCompressedOrWithABOM: a gzip-compressed log (whatever its name,
 // and made of several members, as cat a.gz b.gz writes) and a log that
 // starts with a UTF-8 byte-order mark read as the plain log does, on one
-// worker or several; a damaged or truncated one is an error that says so.
+// worker or several, and so does one padded with zero bytes; a damaged or
+// truncated one, or one with other bytes after its end, is an error that
+// says so.
 func TestLogsCompressedOrWithABOM(t *testing.T) {
 	dir := t.TempDir()
 	var plain bytes.Buffer
@@ -41,6 +43,10 @@ func TestLogsCompressedOrWithABOM(t *testing.T) {
 		"bom.jsonl.gz":    gz(append([]byte("\ufeff"), plain.Bytes()...)),
 		"cut.gz":          whole[:len(whole)/2],
 		"fake.gz":         []byte("\x1f\x8bnot gzip at all"),
+		// dd conv=sync and tape archivers pad the last block with zeros,
+		// which gzip -dc ignores.
+		"padded.gz": append(bytes.Clone(whole), make([]byte, 10240-len(whole)%10240)...),
+		"junk.gz":   append(bytes.Clone(whole), "junk"...),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -51,7 +57,7 @@ func TestLogsCompressedOrWithABOM(t *testing.T) {
 	if err != nil || len(want) != 300 {
 		t.Fatalf("plain log: %d records, %v", len(want), err)
 	}
-	for _, name := range []string{"log.jsonl.gz", "no-suffix.jsonl", "two-members.gz", "bom.jsonl", "bom.jsonl.gz"} {
+	for _, name := range []string{"log.jsonl.gz", "no-suffix.jsonl", "two-members.gz", "bom.jsonl", "bom.jsonl.gz", "padded.gz"} {
 		for _, workers := range []int{1, 2} {
 			var got []Record
 			_, err := EachFileParallel(filepath.Join(dir, name), ReadOptions{}, workers,
@@ -68,6 +74,7 @@ func TestLogsCompressedOrWithABOM(t *testing.T) {
 	for name, msg := range map[string]string{
 		"cut.gz":  "cut.gz: the compressed log is damaged or cut short after line",
 		"fake.gz": "it starts like gzip but is not",
+		"junk.gz": fmt.Sprintf("junk.gz: the compressed log is damaged or cut short after line 300 (byte %d, after gzip member 1, starts neither another member nor zero padding", len(whole)),
 	} {
 		if _, _, err := ReadFile(filepath.Join(dir, name), ReadOptions{}); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: err = %v, want one containing %q", name, err, msg)

@@ -3,7 +3,6 @@ package importers
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/gunzip"
 	"github.com/triage-router/triage/internal/plural"
 )
 
@@ -113,13 +113,13 @@ func openInput(path string, in io.Reader) (*bufio.Reader, io.Closer, error) {
 	}
 	br := bufio.NewReaderSize(in, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
-		zr, err := gzip.NewReader(br)
+		// Concatenated members (cat a.gz b.gz) read as one stream, and
+		// zero padding after the last is ignored, as gzip -dc reads them.
+		zr, err := gunzip.NewReader(br)
 		if err != nil {
 			c.Close()
 			return nil, nil, fmt.Errorf("%s starts like gzip but is not: %w", path, err)
 		}
-		// Concatenated members (cat a.gz b.gz) read as one stream.
-		zr.Multistream(true)
 		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
 	}
 	return br, c, nil
@@ -127,7 +127,7 @@ func openInput(path string, in io.Reader) (*bufio.Reader, io.Closer, error) {
 
 // gzipReader says what a damaged or truncated gzip stream's errors mean:
 // alone, a cut stream read as "unexpected EOF".
-type gzipReader struct{ zr *gzip.Reader }
+type gzipReader struct{ zr *gunzip.Reader }
 
 func (g gzipReader) Read(p []byte) (int, error) {
 	n, err := g.zr.Read(p)

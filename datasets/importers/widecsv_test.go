@@ -3,6 +3,7 @@ package importers
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -312,6 +313,8 @@ func TestImportersReadGzip(t *testing.T) {
 		"w.csv.gz":        gz("\ufeffprompt,a\np,1\n"),
 		"named-oddly.csv": gz("prompt,a\np,1\n"),
 		"dc.json.gz":      gz(`[{"question": "p", "scores": {"a": 1}}]`),
+		"padded.csv.gz":   gz("prompt,a\np,1\n") + strings.Repeat("\x00", 512),
+		"junk.csv.gz":     gz("prompt,a\np,1\n") + "junk",
 	})
 	for _, tt := range []struct {
 		name, id string
@@ -325,6 +328,9 @@ func TestImportersReadGzip(t *testing.T) {
 		}},
 		{"a RouterDC .json.gz", "dc/0", func(fn func(datasets.Record) error) (Stats, error) {
 			return RouterDC(RouterDCOptions{File: dir + "/dc.json.gz"}, fn)
+		}},
+		{"a gzip file padded with zero bytes, as dd conv=sync leaves it", "padded/0", func(fn func(datasets.Record) error) (Stats, error) {
+			return WideCSV(WideCSVOptions{File: dir + "/padded.csv.gz", PromptCol: "prompt"}, fn)
 		}},
 		{"a gzip stream as Input", "in/0", func(fn func(datasets.Record) error) (Stats, error) {
 			return RouterDC(RouterDCOptions{File: "stdin", Input: strings.NewReader(gz(`{"question": "p", "scores": {"a": 1}}`)), IDPrefix: "in"}, fn)
@@ -340,6 +346,13 @@ func TestImportersReadGzip(t *testing.T) {
 			}
 		})
 	}
+	t.Run("bytes after the gzip stream other than zeros are refused, with their offset", func(t *testing.T) {
+		_, err := WideCSV(WideCSVOptions{File: dir + "/junk.csv.gz", PromptCol: "prompt"}, func(datasets.Record) error { return nil })
+		want := fmt.Sprintf("byte %d, after gzip member 1, starts neither another member nor zero padding", len(gz("prompt,a\np,1\n")))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v, want one containing %q", err, want)
+		}
+	})
 	t.Run("Input without an id prefix is refused", func(t *testing.T) {
 		_, err := RouterDC(RouterDCOptions{File: "stdin", Input: strings.NewReader("[]")}, func(datasets.Record) error { return nil })
 		if err == nil || !strings.Contains(err.Error(), "give an id prefix") {

@@ -2,7 +2,6 @@ package retrain
 
 import (
 	"cmp"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/gunzip"
 	"github.com/triage-router/triage/models"
 )
 
@@ -740,7 +740,9 @@ func DigestFile(path string) (models.SourceDigest, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return d, fmt.Errorf("digest %s: %w", path, err)
 	}
-	zr, err := gzip.NewReader(f)
+	// Read as the log readers read it, so a file they take (members in
+	// turn, zero padding after the last) has the digest of its content.
+	zr, err := gunzip.NewReader(f)
 	if err != nil {
 		return d, nil // not a gzip stream after all: its bytes are its content
 	}

@@ -63,6 +63,15 @@ func TestNamesSource(t *testing.T) {
 	if !NamesSource(a, gzOf("log.jsonl.gz", gzip.BestSpeed, plain)) {
 		t.Error("a gzip copy of the training log is taken as new")
 	}
+	// Zero bytes after the member (dd conv=sync, a tape block) are
+	// padding, which the log readers skip: the content is the same.
+	padded := gzOf("padded.jsonl.gz", gzip.BestSpeed, plain)
+	if raw, err := os.ReadFile(padded); err != nil || os.WriteFile(padded, append(raw, make([]byte, 700)...), 0o644) != nil {
+		t.Fatal("pad", padded, err)
+	}
+	if !NamesSource(a, padded) {
+		t.Error("a gzip copy of the training log padded with zero bytes is taken as new")
+	}
 	if NamesSource(a, gzOf("other.jsonl.gz", gzip.BestSpeed, append(plain, '\n'))) {
 		t.Error("a gzip copy of an edited log matched")
 	}
