@@ -28,6 +28,9 @@ type ReadOptions struct {
 	AllowMissingScore bool
 	// MaxLineBytes caps one line; 0 means MaxLineBytes (16 MiB).
 	MaxLineBytes int
+	// Stdin is what the path "-" reads; nil means os.Stdin. A command
+	// run in-process (its tests) passes the standard input it was given.
+	Stdin io.Reader
 }
 
 // LineError locates a bad line: file, line number and, where known, field.
@@ -521,7 +524,8 @@ func endsInside(b []byte) bool {
 	return errors.Is(json.NewDecoder(bytes.NewReader(b)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
-// ReadFile reads every record of a JSONL file ("-" is standard input).
+// ReadFile reads every record of a JSONL file ("-" is standard input,
+// opts.Stdin).
 // It returns the records and the number of bad lines skipped.
 func ReadFile(path string, opts ReadOptions) ([]Record, int, error) {
 	var recs []Record
@@ -540,32 +544,32 @@ func EachFile(path string, opts ReadOptions, fn func(Record) error) (int, error)
 		func(_ Position, rec Record) error { return fn(rec) })
 }
 
-// openLog opens a JSONL file for reading ("-" is standard input). A
+// openLog opens a JSONL file for reading ("-" is stdin, or os.Stdin). A
 // gzip-compressed log (told by its first bytes, whatever its name) is
 // decompressed as it is read, and a UTF-8 byte-order mark at the start
 // (which Windows editors write) is skipped.
-func openLog(path string) (io.Reader, func(), error) {
-	var f *os.File
+func openLog(path string, stdin io.Reader) (io.Reader, func(), error) {
+	var src io.Reader
+	closeF := func() {} // standard input is not ours to close
 	if path == "-" {
-		f = os.Stdin
+		src = stdin
+		if src == nil {
+			src = os.Stdin
+		}
 	} else {
-		var err error
-		if f, err = os.Open(path); err != nil {
+		f, err := os.Open(path)
+		if err != nil {
 			return nil, nil, fmt.Errorf("open log: %w", err)
 		}
 		if fi, err := f.Stat(); err == nil && fi.IsDir() {
 			f.Close()
 			return nil, nil, fmt.Errorf("log %s is a folder, not a file", path)
 		}
-	}
-	closeF := func() {
-		if f != os.Stdin {
-			f.Close()
-		}
+		src, closeF = f, func() { f.Close() }
 	}
 	// NewReader's bufio.Reader of the same size reuses this one, so the
 	// peeks cost no second copy of the bytes.
-	br := bufio.NewReaderSize(f, 64<<10)
+	br := bufio.NewReaderSize(src, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
 		// Concatenated members (cat a.gz b.gz > c.gz) read as one
 		// stream, and zero padding after the last is ignored, as gzip -dc

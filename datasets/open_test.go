@@ -81,3 +81,20 @@ func TestLogsCompressedOrWithABOM(t *testing.T) {
 		}
 	}
 }
+
+// TestDashReadsOptsStdin: the path "-" reads ReadOptions.Stdin, plain or
+// gzip, so a command run in-process reads the standard input it was given
+// rather than the process's.
+func TestDashReadsOptsStdin(t *testing.T) {
+	line := `{"id":"a","prompt":"p","outcomes":{"f":{"score":1}}}` + "\n"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(line))
+	zw.Close()
+	for name, in := range map[string][]byte{"plain": []byte(line), "gzip": gz.Bytes()} {
+		recs, _, err := ReadFile("-", ReadOptions{Stdin: bytes.NewReader(in)})
+		if err != nil || len(recs) != 1 || recs[0].ID != "a" {
+			t.Errorf("%s: %+v, %v; want the record a", name, recs, err)
+		}
+	}
+}

@@ -39,7 +39,7 @@ const (
 // batches per worker are in flight. It returns the number of bad lines
 // skipped.
 func EachFileParallel[T any](path string, opts ReadOptions, workers int, newWork func() func(*Record) T, fn func(Position, T) error) (int, error) {
-	in, closeIn, err := openLog(path)
+	in, closeIn, err := openLog(path, opts.Stdin)
 	if err != nil {
 		return 0, err
 	}

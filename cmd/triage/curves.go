@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"path/filepath"
@@ -161,7 +162,7 @@ func checkDefaultModels(arts []*models.Artifact, lat, cost map[string]float64) e
 // logRecords reads the log once (each router replays it with its own
 // tiers) and tells stderr how many malformed lines --skip-bad skipped.
 func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error) {
-	recs, bad, err := f.readLog()
+	recs, bad, err := f.readLog(env.Stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +170,10 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 	return recs, nil
 }
 
-func (f *replayFlags) readLog() ([]datasets.Record, int, error) {
+func (f *replayFlags) readLog(stdin io.Reader) ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	f.logs = readLogs{paths: f.data, counts: make([]int, len(f.data))}
-	bad, err := eachLogRecord(f.data, datasets.ReadOptions{SkipBad: f.skipBad}, nil, func(i int, r *datasets.Record) {
+	bad, err := eachLogRecord(f.data, datasets.ReadOptions{SkipBad: f.skipBad, Stdin: stdin}, nil, func(i int, r *datasets.Record) {
 		recs = append(recs, *r)
 		f.logs.counts[i]++
 	})

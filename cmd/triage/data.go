@@ -147,8 +147,12 @@ var errPeeked = errors.New("peeked")
 // peekModels names the models in the outcomes of the first records of the
 // log at path, for the hint of a command that was not told its tiers:
 // "; the models in log.jsonl, its first 1000 records: a (1000), b (1000)". It is
-// empty when the file cannot be read; the command's own read reports why.
+// empty when the file cannot be read; the command's own read reports why,
+// and for standard input ("-"), which is the command's and read once.
 func peekModels(path string) string {
+	if path == "-" {
+		return ""
+	}
 	seen := map[string]int{}
 	n := 0
 	_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true}, func(rec datasets.Record) error {

@@ -432,7 +432,34 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 	if bad != nil {
 		return nil, bad
 	}
+	if err := stdinOnce(fs); err != nil {
+		return nil, err
+	}
 	return fs.Args(), nil
+}
+
+// stdinOnce refuses two logs that are both "-": standard input can be
+// read once, and the second read found it empty (retrain --data -
+// --feedback - merged the log with nothing, and only warned).
+func stdinOnce(fs *flag.FlagSet) error {
+	var uses []string
+	fs.Visit(func(f *flag.Flag) {
+		if l, ok := f.Value.(*logList); ok {
+			for _, p := range *l {
+				if p == "-" {
+					uses = append(uses, "--"+f.Name+" -")
+				}
+			}
+		}
+	})
+	if len(uses) < 2 {
+		return nil
+	}
+	what := strings.Join(uses, " and ")
+	if uses[0] == uses[1] && len(uses) == 2 {
+		what = uses[0] + " twice"
+	}
+	return usagef("give one of them as a file: save the stream with tee, or use <(...) for a second one", "%s: standard input can be read once", what)
 }
 
 // valueHint says what a flag the flag package could not parse takes: its

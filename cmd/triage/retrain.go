@@ -185,9 +185,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		paths logList
 		opts  datasets.ReadOptions
 	}{
-		{"--data", data, datasets.ReadOptions{SkipBad: *skipBad}},
+		{"--data", data, datasets.ReadOptions{SkipBad: *skipBad, Stdin: env.Stdin}},
 		// Feedback may carry only a confidence for a model.
-		{"--feedback", feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true}},
+		{"--feedback", feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true, Stdin: env.Stdin}},
 	} {
 		for _, p := range f.paths {
 			recs, n, err := datasets.ReadFile(p, f.opts)

@@ -88,7 +88,7 @@ func eachScoreLine(ctx context.Context, env *Env, o *output, path string, a *mod
 			logs.paths = append(logs.paths, p)
 			logs.counts = append(logs.counts, 0)
 		}
-		bad, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true}, func(rec datasets.Record) error {
+		bad, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true, Stdin: env.Stdin}, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

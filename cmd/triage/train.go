@@ -247,7 +247,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	)
 	err = interruptible(ctx, func() error {
 		var err error
-		set, err = loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad}, prog)
+		set, err = loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin}, prog)
 		if err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	for _, p := range data {
 		// An outcome without a score (a feedback export's) still has the
 		// answer and latency the sim plays back.
-		r, n, err := datasets.ReadFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true})
+		r, n, err := datasets.ReadFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true, Stdin: env.Stdin})
 		if err != nil {
 			return err
 		}

@@ -17,10 +17,17 @@ import (
 // called, and waits for pattern's first submatch on stderr.
 func startCommand(t *testing.T, pattern string, args ...string) (match string, stderr *syncbuf.Buffer, stop func() int) {
 	t.Helper()
+	return startCommandIn(t, nil, pattern, args...)
+}
+
+// startCommandIn is startCommand with stdin as the command's standard
+// input.
+func startCommandIn(t *testing.T, stdin io.Reader, pattern string, args ...string) (match string, stderr *syncbuf.Buffer, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr = &syncbuf.Buffer{}
 	code := make(chan int, 1)
-	go func() { code <- Main(ctx, args, &Env{Stdout: io.Discard, Stderr: stderr}) }()
+	go func() { code <- Main(ctx, args, &Env{Stdin: stdin, Stdout: io.Discard, Stderr: stderr}) }()
 	re := regexp.MustCompile(pattern)
 	stop = func() int { cancel(); return <-code }
 	for range 1000 {
