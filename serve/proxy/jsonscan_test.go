@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -245,7 +247,8 @@ func FuzzPartsTextAgrees(f *testing.F) {
 // A message's content parts were decoded one value each (152 MB for a
 // 16 MiB body of one message of tiny text parts), and no cap counts
 // them. Read in place, their allocations do not grow with their number
-// (measured in allocations, not time), on both APIs.
+// (measured in allocations, not time), on both APIs, and the content is
+// not copied either (23 and 39 MB at 16 MiB when it was).
 func TestContentPartsAreNotDecoded(t *testing.T) {
 	parts := func(kind string, n int) string {
 		var b strings.Builder
@@ -277,6 +280,22 @@ func TestContentPartsAreNotDecoded(t *testing.T) {
 			}
 			if allocs > 200 {
 				t.Errorf("%.0f allocations, want a few dozen: the parts were decoded", allocs)
+			}
+			// Nor is the content copied: decoding the messages (or
+			// input items) copied it, once a chat message and twice a
+			// Responses one. The least of three runs, as the runtime
+			// counts it, against the body's size.
+			body := []byte(tt.body)
+			least := uint64(math.MaxUint64)
+			for range 3 {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				parseRequest(body, tt.a, caps{})
+				runtime.ReadMemStats(&after)
+				least = min(least, after.TotalAlloc-before.TotalAlloc)
+			}
+			if least > uint64(len(tt.body))/2 {
+				t.Errorf("%d bytes allocated for a body of %d, want well under its size: the content was copied", least, len(tt.body))
 			}
 		})
 	}
@@ -358,6 +377,11 @@ func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
 		`{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"INCLUDE_USAGE":false},"tools":[{"type":"function"}]}`,
 		`{"prompt":"hi","stream":true,"stream_options":{}}`,
 		`{"input":"hi","tools":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]},null,{"ROLE":"x","Content":null,"content":[],"role":null}]}`,
+		`{"messages":[{"role":5,"content":"x"}],"input":[{"role":"user","type":7,"content":[]}]}`,
+		`{"messages":[{"r\u006fle":"a\u00e9","content":{"a":[1]},"CONTENT":"b","x":{}}],"messages":[]}`,
+		`{"messages":[1,{"role":"u","content":"x"}],"input":[null,{"role":"u","content":"x","content":null},{"Role":"\ud800","type":"message"}]}`,
+		"{\"messages\":[{\"role\":\"a\xffb\",\"content\":\"x\"}],\"input\":[{\"role\":\"\xc3\",\"type\":null}]}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -372,6 +396,7 @@ func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
 			return
 		}
 		want := decodeAsBefore(b, fields)
+		messagesAgree(t, b, fields)
 		for _, a := range []*api{apiChat, apiCompletions, apiResponses} {
 			req, err := parseRequest(b, a, caps{})
 			wantRefused := (a != apiCompletions && want.toolsErr != nil) || (a == apiResponses && want.includeErr != nil)
@@ -404,4 +429,34 @@ func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
 			}
 		}
 	})
+}
+
+// messagesAgree checks that the chat messages and the Responses input
+// items read in place (chatMessagesInPlace, messageInPlace) are what
+// decoding them makes, wherever they are read rather than left to
+// decoding: the same roles and types, and each content as sent.
+func messagesAgree(t *testing.T, b []byte, fields []member) {
+	t.Helper()
+	if i := last(fields, "messages"); i >= 0 {
+		req := &chatRequest{body: b, fields: fields}
+		if got, ok := req.chatMessagesInPlace(); ok {
+			var want []chatMessage
+			if err := json.Unmarshal(b[fields[i].val:fields[i].end], &want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("messages read in place: %q; decoded: %q, %v", got, want, err)
+			}
+		}
+	}
+	if i := last(fields, "input"); i >= 0 {
+		raw := b[fields[i].val:fields[i].end]
+		eachElement(raw, 0, func(e int) int {
+			end := valueEnd(raw, e)
+			if got, gotEnd, ok := messageInPlace(raw, e, true); ok {
+				var want inputItem
+				if err := json.Unmarshal(raw[e:end], &want); err != nil || !reflect.DeepEqual(got, want) || gotEnd != end {
+					t.Fatalf("input item %s read in place: %q, end %d; decoded: %q, %v, end %d", raw[e:end], got, gotEnd, want, err, end)
+				}
+			}
+			return end
+		})
+	}
 }

@@ -315,12 +315,14 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 	if req.fastMessages() {
 		return nil
 	}
-	var msgs []struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
-	if err := field("messages", &msgs); err != nil {
-		return err
+	// Content parts are read in place (chatMessagesInPlace, partsText):
+	// decoding the messages copied each content and checked it twice
+	// more, most of what a 16 MiB body of tiny parts still cost.
+	msgs, ok := req.chatMessagesInPlace()
+	if !ok {
+		if err := field("messages", &msgs); err != nil {
+			return err
+		}
 	}
 	// Which of the two: a client that sent [] looks for a bug in what
 	// fills the array, one that sent none for the field's name.
@@ -351,6 +353,94 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 	}
 	req.input.Messages = turns
 	return nil
+}
+
+// chatMessage is a chat message as parseChat reads it: its content as
+// sent (a string, an array of parts, null), for partsText.
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// chatMessagesInPlace reads an array of messages as decoding it into
+// []chatMessage does (messageInPlace), with each content a slice of the
+// body rather than a copy. False leaves the messages to decoding: no
+// array (missing, null, another type), or a message messageInPlace does
+// not read, which is where decoding fails and says why.
+func (req *chatRequest) chatMessagesInPlace() ([]chatMessage, bool) {
+	i := last(req.fields, "messages")
+	if i < 0 || req.body[req.fields[i].val] != '[' {
+		return nil, false
+	}
+	raw := req.body[req.fields[i].val:req.fields[i].end]
+	msgs := []chatMessage{} // [] is an empty array, not a missing one
+	ok := true
+	end := eachElement(raw, 0, func(e int) int {
+		var m inputItem
+		var end int
+		if m, end, ok = messageInPlace(raw, e, false); !ok {
+			return -1
+		}
+		msgs = append(msgs, chatMessage{Role: m.Role, Content: m.Content})
+		return end
+	})
+	if !ok || end != len(raw) {
+		return nil, false
+	}
+	return msgs, true
+}
+
+// inputItem is a Responses API input item as appendInputMessages reads
+// it: a message's content as sent.
+type inputItem struct {
+	Type    string          `json:"type"`
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// messageInPlace reads the object (or null) at b[e] as encoding/json
+// decodes it into an inputItem, or with typed false a chatMessage (Type
+// is not read): keys matched in any case, a later one replacing an
+// earlier one, null leaving a string as it was, the content as sent
+// (null included) and every other member skipped. It returns the index
+// after the value. False where decoding fails or might read otherwise:
+// not an object, a role or type that is not a string scanString reads
+// (invalid UTF-8, which decoding makes U+FFFD): the caller decodes
+// those, for decoding's error. FuzzInPlaceAgreesWithDecoding checks it
+// against decoding.
+func messageInPlace(b []byte, e int, typed bool) (inputItem, int, bool) {
+	var m inputItem
+	if b[e] == 'n' {
+		end := valueEnd(b, e)
+		return m, end, string(b[e:max(end, e)]) == "null"
+	}
+	ok := true
+	end := eachMember(b, e, func(key []byte, v int) int {
+		end := valueEnd(b, v)
+		if end < 0 {
+			return -1
+		}
+		var dst *string
+		switch {
+		case bytes.EqualFold(key, []byte("content")):
+			m.Content = b[v:end]
+			return end
+		case bytes.EqualFold(key, []byte("role")):
+			dst = &m.Role
+		case typed && bytes.EqualFold(key, []byte("type")):
+			dst = &m.Type
+		default:
+			return end
+		}
+		if string(b[v:end]) == "null" {
+			return end
+		}
+		if *dst, ok = scanString(b[v:end]); !ok {
+			return -1
+		}
+		return end
+	})
+	return m, end, ok && end >= 0
 }
 
 // fastMessages reads messages of the usual shape, [{"role": string,
@@ -512,6 +602,13 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 		dst  any
 	}{{"instructions", &instructions}, {"input", &input},
 		{"previous_response_id", &req.previousID}, {"store", &store}} {
+		if i := last(req.fields, f.name); f.name == "input" && i >= 0 && req.body[req.fields[i].val] == '[' {
+			// An array, which decoding would only copy (16 MiB for a
+			// body of one message of tiny parts): appendInputMessages
+			// reads it in place.
+			input = req.body[req.fields[i].val:req.fields[i].end]
+			continue
+		}
 		if err := field(f.name, f.dst); err != nil {
 			return err
 		}
@@ -532,7 +629,7 @@ func (req *chatRequest) parseResponses(field func(string, any) error, bad func(s
 	switch {
 	case len(input) == 0:
 		return bad("input", "input is missing; send the text (or message items) to answer")
-	case json.Unmarshal(input, &one) == nil:
+	case input[0] == '"' && json.Unmarshal(input, &one) == nil: // not an array, checked whole first
 		msgs = append(msgs, datasets.Message{Role: "user", Content: one})
 	default:
 		var param string
@@ -571,12 +668,10 @@ func appendInputMessages(msgs []datasets.Message, input []byte) (_ []datasets.Me
 			err = notItems
 			return -1
 		case input[e] == '{' && isMessageItem(input, e):
-			var it struct {
-				Type    string          `json:"type"`
-				Role    string          `json:"role"`
-				Content json.RawMessage `json:"content"`
-			}
-			if json.Unmarshal(input[e:end], &it) != nil {
+			// Read in place, its content not copied; decoded only
+			// where that fails, for decoding's verdict.
+			it, _, ok := messageInPlace(input, e, true)
+			if !ok && json.Unmarshal(input[e:end], &it) != nil {
 				err = notItems
 				return -1
 			}
