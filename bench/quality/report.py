@@ -21,7 +21,7 @@ both tiers' scores, with the error; the table and the results file are still
 written, but report.py then exits with status 1, so that run.sh fails rather
 than end on means over fewer sets than it was asked for.
 
-usage: report.py --manifest M --results R --work WORK [--train-flags F] [--wall S]
+usage: report.py --manifest M --results R --work WORK [--train-flags F] [--fold-seed N] [--wall S]
 manifest: one tab-separated line per set:
   name, log, folds.tsv, fast, strong, Triage scores, Triage seconds, status, how built
 """
@@ -148,6 +148,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--train-flags", default="")
     ap.add_argument("--go-version", default="")
+    ap.add_argument("--fold-seed", type=int, default=1)
     args = ap.parse_args()
     metrics = baseline.anchors_metrics()
 
@@ -176,7 +177,7 @@ def main():
                "triage_apgr": None, "baseline_apgr": None, "random_apgr": None, "oracle_apgr": None,
                "triage_seconds": round(s["triage_seconds"], 2), "baseline_seconds": round(b["seconds"], 2),
                "baseline_cached": b["cached"], "baseline_notes": b["notes"], "status": s["status"],
-               "built": s["built"], "train_flags": args.train_flags, "date": date,
+               "built": s["built"], "train_flags": args.train_flags, "fold_seed": args.fold_seed, "date": date,
                "commit": commit + ("+dirty" if dirty else ""), "go_version": args.go_version,
                "triage_lift": None, "baseline_lift": None, "noise_sd": None,
                "failed": s["status"] != "ok" or n == 0}
@@ -229,7 +230,7 @@ def main():
     print()
     print(f"Versions: triage at commit {commit}{' (with uncommitted changes)' if dirty else ''}, {args.go_version}; "
           f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, numpy {np.__version__}. "
-          f"TRAIN_FLAGS: {args.train_flags or '(none: the defaults)'}.")
+          f"TRAIN_FLAGS: {args.train_flags or '(none: the defaults)'}; folds of seed {args.fold_seed}.")
     print(f"Results: {args.results}")
     failed = [r for r in rows if r["failed"]]
     if failed:

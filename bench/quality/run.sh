@@ -183,7 +183,7 @@ done
 # that set out of the means): the suite then fails too.
 rc=0
 (cd bench/quality && "$PY" report.py --manifest "$MANIFEST" --results "$RESULTS" --work "$WORK" \
-  --train-flags="$TRAIN_FLAGS" --go-version "$(go env GOVERSION)") || rc=$?
+  --train-flags="$TRAIN_FLAGS" --fold-seed "$FOLD_SEED" --go-version "$(go env GOVERSION)") || rc=$?
 echo
 echo "Total wall time: $(awk -v a="$WALL0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s (imports, folds, Triage and baseline; load now $(cut -d' ' -f1-3 /proc/loadavg))"
 if [ "$rc" != 0 ]; then

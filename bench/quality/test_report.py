@@ -16,6 +16,7 @@ import numpy as np
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 import compare
 import report
+import splits
 
 
 def row(name, t, b, ts=10.0, bs=2.0, sd=0.01, oracle=1.2, failed=False, status="ok"):
@@ -112,6 +113,37 @@ class Compare(unittest.TestCase):
         out = self.run_compare(a, b)
         self.assertIn("B − A: mean +0.020", out)
         self.assertIn("left out of the means above (1): y (no Triage APGR in B: triage score failed on fold 2: z)", out)
+
+
+class Splits(unittest.TestCase):
+    @staticmethod
+    def run_of(seed, rows):
+        return (f"seed{seed}.jsonl", {r["set"]: dict(r, fold_seed=seed) for r in rows})
+
+    def test_averages_per_set_and_over_splits(self):
+        # x: below on both splits; y: below on one, above on average.
+        s1 = [row("x", 0.50, 0.52), row("y", 0.60, 0.61), row("z", 0.47, 0.40), row("w", 0.6, 0.5)]
+        s3 = [row("x", 0.51, 0.53), row("y", 0.64, 0.60), row("z", 0.55, 0.50), row("w", 0.6, 0.5)]
+        out = "\n".join(splits.summarise([self.run_of(1, s1), self.run_of(3, s3)]))
+        self.assertIn("| 1 | 0.5425 | 0.5075 | +0.0350 | 2 of 4 | 1 / 1 |", out)
+        self.assertIn("| 3 | 0.5750 | 0.5325 | +0.0425 | 1 of 4 |", out)
+        self.assertIn("mean +0.0387, standard deviation 0.0053, from +0.0350 to +0.0425", out)
+        self.assertIn("below the baseline on 1 of 4 sets: x -0.020 (issue 10 asks at most a quarter, 1)", out)
+        self.assertIn("Below the baseline on every split: 1 (x).", out)
+        self.assertIn("averaged per set over the splits is below 0.48 on 0.", out)
+        out = "\n".join(splits.summarise([self.run_of(1, s1), self.run_of(3, [row("x", 0.4, 0.5), *s3[1:]])]))
+        self.assertIn("below 0.48 on 1: x 0.450.", out)
+
+    def test_refuses_runs_it_cannot_compare(self):
+        a = [row("x", 0.5, 0.52), row("y", 0.6, 0.61)]
+        for runs, want in (
+                ([self.run_of(1, a), self.run_of(1, a)], "both on the folds of seed 1"),
+                ([self.run_of(1, a), self.run_of(3, a[:1])], "its sets differ from the first run's (y)"),
+                ([self.run_of(1, a), self.run_of(3, [a[0], row("y", None, 0.6, failed=True, status="boom")])],
+                 "set y has no Triage APGR (boom)")):
+            with self.assertRaises(SystemExit) as e:
+                splits.summarise(runs)
+            self.assertIn(want, str(e.exception))
 
 
 if __name__ == "__main__":
