@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/internal/gunzip"
+	"github.com/triage-router/triage/internal/pathonce"
 )
 
 // MaxLineBytes is the default longest line the reader accepts.
@@ -118,7 +119,7 @@ func (r *Reader) readLine() ([]byte, error) {
 			return nil, fmt.Errorf("read %s: the compressed log is damaged or cut short after line %d (%w); recompress it from the original, or decompress what is readable with 'gzip -dc' and check its last line", r.name, r.line, ce.err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", r.name, err)
+			return nil, fmt.Errorf("read %s: %w", r.name, pathonce.Inner(r.name, err))
 		}
 		r.line++
 		b := bytes.TrimRight(r.buf, "\r\n")

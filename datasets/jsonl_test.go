@@ -556,3 +556,21 @@ func boltFirstPage() string {
 	binary.NativeEndian.PutUint32(b[boltPageHeader:], boltMagic)
 	return string(b) + ",\t\n"
 }
+
+// TestReaderNamesAnUnreadableLogOnce reads a log whose reads fail: the
+// error named the path twice ("read d: read d: is a directory").
+func TestReaderNamesAnUnreadableLogOnce(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = NewReader(f, dir, ReadOptions{}).Next()
+	if err == nil {
+		t.Fatal("reading a folder as a log succeeded")
+	}
+	if got, want := err.Error(), "read "+dir+": is a directory"; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/triage-router/triage/internal/pathonce"
 	suggestpkg "github.com/triage-router/triage/internal/suggest"
 )
 
@@ -533,6 +534,17 @@ func (s *logList) Set(v string) error {
 			logs = append(logs, m...)
 		}
 		if len(logs) == 0 {
+			// Glob reads a folder it cannot open as an empty one: said as
+			// "holds no log", a folder without read permission sent the
+			// user to look for logs that are there. The flag package's
+			// message already quotes the value: a path that is the whole
+			// value is not named again.
+			if _, err := os.ReadDir(p); err != nil {
+				if p == strings.TrimSpace(v) {
+					return fmt.Errorf("the folder cannot be read: %w", pathonce.Inner(p, err))
+				}
+				return fmt.Errorf("read folder %s: %w", p, pathonce.Inner(p, err))
+			}
 			return fmt.Errorf("folder %s holds no log (no *.jsonl or *.jsonl.gz file)", p)
 		}
 		sort.Strings(logs)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/pathonce"
 	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
@@ -135,7 +136,12 @@ func checkOutDir(dir string) error {
 				}
 				probe, err := os.MkdirTemp(p, ".triage-probe-*")
 				if err != nil {
-					return fmt.Errorf("-o %s cannot be written: %w", dir, err)
+					// The error names the probe, a name the user never gave.
+					var pe *fs.PathError
+					if errors.As(err, &pe) {
+						err = pe.Err
+					}
+					return fmt.Errorf("-o %s cannot be written: a folder cannot be made in %s: %w", dir, p, err)
 				}
 				os.Remove(probe)
 				return nil
@@ -147,7 +153,10 @@ func checkOutDir(dir string) error {
 		}
 		// ENOTDIR: a path below a file; the loop goes up to name the file.
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-			return fmt.Errorf("-o %s: %w", dir, err)
+			if p == filepath.Clean(dir) {
+				err = pathonce.Inner(p, err)
+			}
+			return fmt.Errorf("-o %s cannot be looked at: %w", dir, err)
 		}
 		if parent := filepath.Dir(p); parent == p {
 			return nil
@@ -187,7 +196,7 @@ func checkOutFile(path string) error {
 	}
 	f, err := safefile.Create(path)
 	if err != nil {
-		return fmt.Errorf("-o %s cannot be written: %w", path, err)
+		return fmt.Errorf("-o %s cannot be written: %w", path, pathonce.Inner(path, err))
 	}
 	f.Abort()
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/internal/gunzip"
+	"github.com/triage-router/triage/internal/pathonce"
 	"github.com/triage-router/triage/internal/plural"
 )
 
@@ -250,7 +251,7 @@ func (t *csvTable) at(format string, args ...any) error {
 func (t *csvTable) csvErr(err error) error {
 	var pe *csv.ParseError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("read %s: %w", t.name, err)
+		return fmt.Errorf("read %s: %w", t.name, pathonce.Inner(t.name, err))
 	}
 	switch {
 	case errors.Is(pe.Err, csv.ErrFieldCount):

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/pathonce"
 )
 
 // RouteLLM benchmarks.
@@ -87,6 +88,13 @@ func importMMLU(dir string, contaminated, found map[string]bool, st *Stats, fn f
 		return fmt.Errorf("list mmlu files: %w", err)
 	}
 	if len(files) == 0 {
+		// Glob reads a folder it cannot open as an empty one: said as "no
+		// files", a folder without read permission sent the user to look
+		// for files that are there.
+		sub := filepath.Join(dir, "mmlu")
+		if _, err := os.ReadDir(sub); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("list mmlu files: read folder %s: %w", sub, pathonce.Inner(sub, err))
+		}
 		return fmt.Errorf("no mmlu/mmlu_<subject>.csv files in %s; point --dir at RouteLLM's evals folder (the one holding mmlu/, gsm8k_responses.csv and mt_bench/)", dir)
 	}
 	sort.Strings(files)
@@ -247,7 +255,7 @@ func eachJSONLine(r io.Reader, name string, fn func(line int, b []byte) error) e
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s after line %d: %w", name, line, err)
+		return fmt.Errorf("read %s after line %d: %w", name, line, pathonce.Inner(name, err))
 	}
 	return nil
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/pathonce"
 )
 
 // routerDCFormat is the layout named in RouterDC errors.
@@ -91,6 +93,10 @@ func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Rec
 		tok, err := dec.Token()
 		if err == io.EOF {
 			return st, fmt.Errorf("%s: the file is empty; %s", name, routerDCFormat)
+		}
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			// The file could not be read: its layout is not the question.
+			return st, fmt.Errorf("read %s: %w", name, pathonce.Inner(name, err))
 		}
 		if err != nil {
 			return st, fmt.Errorf("%s: %v; %s", name, err, routerDCFormat)

@@ -3,10 +3,13 @@ package importers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/triage-router/triage/datasets"
@@ -222,5 +225,29 @@ func TestRouterDCAcceptsAByteOrderMark(t *testing.T) {
 		if got := read(b); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s with a byte-order mark gave\n%+v\nwant\n%+v", name, got, want)
 		}
+	}
+}
+
+// failingFile reads as a file whose reads fail does: an *fs.PathError
+// naming it.
+type failingFile struct{ name string }
+
+func (f failingFile) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: f.name, Err: syscall.EIO}
+}
+
+// TestRouterDCReadErrorIsNotALayoutError reads a RouterDC file whose first
+// read fails: the error named the file twice and asked for RouterDC's
+// layout, which was not what was wrong.
+func TestRouterDCReadErrorIsNotALayoutError(t *testing.T) {
+	_, err := readRouterDC(failingFile{"x.json"}, "x.json", "x", "x", func(datasets.Record) error { return nil })
+	if err == nil {
+		t.Fatal("a failing read imported")
+	}
+	if got, want := err.Error(), "read x.json: "+syscall.EIO.Error(); got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+	if !errors.Is(err, syscall.EIO) {
+		t.Errorf("error %q does not wrap the read's cause", err)
 	}
 }
