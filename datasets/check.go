@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/plural"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -35,7 +36,7 @@ type DamageError struct {
 func (e *DamageError) Error() string {
 	more := ""
 	if e.Count > 1 {
-		more = fmt.Sprintf(" (and %d more problems)", e.Count-1)
+		more = " (and " + plural.Count(e.Count-1, "more problem") + ")"
 	}
 	first := "unreadable"
 	if len(e.Problems) > 0 {

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // The feedback write-ahead log.
@@ -371,12 +372,12 @@ type WALDamageError struct {
 func (e *WALDamageError) Error() string {
 	if e.Truncated {
 		return fmt.Sprintf("feedback log %s is cut short: it is %d bytes, not the %d it is written at, and it holds records, which may have gone on past its end: acknowledged writes may be lost (a partial copy?). Nothing was applied. "+
-			"If the whole file exists elsewhere, put it back; otherwise copy this one aside, then start with --salvage-log to apply its %d readable records",
-			e.Path, e.Offset, e.Size, e.Before)
+			"If the whole file exists elsewhere, put it back; otherwise copy this one aside, then start with --salvage-log to apply its %s",
+			e.Path, e.Offset, e.Size, plural.Count(e.Before, "readable record"))
 	}
-	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %d acknowledged records follow it (lost between: %d). Nothing was applied. "+
-		"Copy the file aside, then start with --salvage-log to apply the %d readable records (%d before the damage, %d after) and skip the damaged bytes",
-		e.Path, e.Offset, e.After, e.Lost, e.Before+e.After, e.Before, e.After)
+	return fmt.Sprintf("feedback log %s is damaged at byte %d: the record there cannot be read, yet %s %s it (lost between: %d). Nothing was applied. "+
+		"Copy the file aside, then start with --salvage-log to apply the %s (%d before the damage, %d after) and skip the damaged bytes",
+		e.Path, e.Offset, plural.Count(e.After, "acknowledged record"), plural.Agree(e.After, "follows", "follow"), e.Lost, plural.Count(e.Before+e.After, "readable record"), e.Before, e.After)
 }
 
 // ReplayStats says what opening the store found in the feedback log.

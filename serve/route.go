@@ -22,6 +22,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/internal/echo"
+	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/internal/reqbody"
 	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/models"
@@ -258,7 +259,7 @@ func (r *routeRequest) validate(at string, lim Limits) error {
 // whose meta is stored with the record it creates.
 func checkMeta(at string, m datasets.Meta, lim Limits) error {
 	if len(m) > lim.MaxMetaKeys {
-		return Errorf(CodeInvalidRequest, "%smeta has %d keys, the limit is %d (limits.max_meta_keys); the router reads at most 64", at, len(m), lim.MaxMetaKeys)
+		return Errorf(CodeInvalidRequest, "%smeta has %s, the limit is %d (limits.max_meta_keys); the router reads at most 64", at, plural.Count(len(m), "key"), lim.MaxMetaKeys)
 	}
 	return nil
 }
@@ -269,7 +270,7 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 		return Errorf(CodeInvalidRequest, "%sprompt and %smessages are both set; send one of them", at, at)
 	}
 	if len(msgs) > lim.MaxMessages {
-		return Errorf(CodeInvalidRequest, "%smessages has %d messages, the limit is %d (limits.max_messages)", at, len(msgs), lim.MaxMessages)
+		return Errorf(CodeInvalidRequest, "%smessages has %s, the limit is %d (limits.max_messages)", at, plural.Count(len(msgs), "message"), lim.MaxMessages)
 	}
 	n := len(prompt)
 	empty := prompt == ""
@@ -348,7 +349,7 @@ func decodeBatch(body []byte, lim Limits) (batchRequest, error) {
 }
 
 func batchTooLarge(n int, lim Limits) error {
-	return Errorf(CodeBatchTooLarge, "batch has %d requests, the limit is %d (limits.max_batch); split it", n, lim.MaxBatch)
+	return Errorf(CodeBatchTooLarge, "batch has %s, the limit is %d (limits.max_batch); split it", plural.Count(n, "request"), lim.MaxBatch)
 }
 
 // batchLen counts the elements of a batch body's "requests" array without

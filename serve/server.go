@@ -29,6 +29,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/internal/echo"
+	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/serve/proxy"
 )
@@ -329,8 +330,8 @@ func (s *Server) load() (*state, error) {
 	// model with another number of tiers would send requests to the
 	// wrong ones, so it is refused (a reload keeps the old one serving).
 	if up := s.cfg.Proxy.Tiers.List(); len(up) > 0 && len(up) != len(st.tiers) {
-		return nil, fmt.Errorf("%w: model %s has %d tiers (%s) but the config's tiers list %d upstreams; list one upstream per tier, cheapest first",
-			models.ErrBadArtifact, a.Version, len(st.tiers), strings.Join(st.tiers, ", "), len(up))
+		return nil, fmt.Errorf("%w: model %s has %d tiers (%s) but the config's tiers list %s; list one upstream per tier, cheapest first",
+			models.ErrBadArtifact, a.Version, len(st.tiers), strings.Join(st.tiers, ", "), plural.Count(len(up), "upstream"))
 	} else if err := checkTierOrder(st.tiers, up); err != nil {
 		return nil, fmt.Errorf("%w: model %s: %v", models.ErrBadArtifact, a.Version, err)
 	}

@@ -160,7 +160,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if rl.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without both tiers' scores\n", rl.missing)
+		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without both tiers' scores\n", count(rl.missing, "record"))
 	}
 	if err := checkKnown(env, solver, r.Artifact().Tiers, rl); err != nil {
 		return err
@@ -198,8 +198,8 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		// Cost is priced from placeholders: the fewest strong calls won.
 		minimized = "strong calls (the log has no cost)"
 	}
-	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d thresholds x %d accept values)",
-		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), rp.Len(), len(g.Thresholds), max(1, len(g.Accept)))
+	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s x %s)",
+		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), count(rp.Len(), "request"), count(len(g.Thresholds), "threshold"), count(max(1, len(g.Accept)), "accept value"))
 	a.ExpectedShares = rp.Shares(op.Policy)
 
 	// The intervals before the save: computed after it, they held an
@@ -299,7 +299,7 @@ func printCalibration(w io.Writer, r *calibrateResult, resamples int, path strin
 	fmt.Fprintf(w, "%s\n", r.PolicyTarget)
 	fmt.Fprintf(w, "policy (%s): speculate_above=%.6g escalate_above=%.6g accept_confidence=%.6g\n",
 		r.Kind, r.Policy.SpeculateAbove, r.Policy.EscalateAbove, r.Policy.AcceptConfidence)
-	fmt.Fprintf(w, "expected operating point on %d requests (95%% bootstrap interval, %d resamples):\n", r.N, resamples)
+	fmt.Fprintf(w, "expected operating point on %s (95%% bootstrap interval, %s):\n", count(r.N, "request"), count(resamples, "resample"))
 	fmt.Fprintf(w, "  strong_share      %.4f  [%.4f, %.4f]\n", r.StrongShare.Value, r.StrongShare.CI95[0], r.StrongShare.CI95[1])
 	fmt.Fprintf(w, "  quality           %.4f  [%.4f, %.4f]\n", r.Quality.Value, r.Quality.CI95[0], r.Quality.CI95[1])
 	// Quality relative to always-strong is undefined where the strong

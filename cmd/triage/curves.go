@@ -323,11 +323,11 @@ func buildReplay(data []string, recs []datasets.Record, r *models.Router, lat, c
 			var src string
 			switch l, d := fromLog[vi][ti], fromDefault[vi][ti]; {
 			case d == 0:
-				src = fmt.Sprintf("from the log (all %d requests)", n)
+				src = fmt.Sprintf("from the log (all %s)", count(n, "request"))
 			case l == 0:
-				src = fmt.Sprintf("the --%s default %s for all %d requests", tv.flag, unitValue(tv.defaults[m], tv.unit), n)
+				src = fmt.Sprintf("the --%s default %s for all %s", tv.flag, unitValue(tv.defaults[m], tv.unit), count(n, "request"))
 			default:
-				src = fmt.Sprintf("from the log for %d requests, the --%s default %s for %d", l, tv.flag, unitValue(tv.defaults[m], tv.unit), d)
+				src = fmt.Sprintf("from the log for %s, the --%s default %s for %d", count(l, "request"), tv.flag, unitValue(tv.defaults[m], tv.unit), d)
 			}
 			out.sources = append(out.sources, fmt.Sprintf("%s of the %s tier %s: %s", tv.what, role, m, src))
 		}
@@ -342,9 +342,9 @@ func buildReplay(data []string, recs []datasets.Record, r *models.Router, lat, c
 	case a.ConfidenceCalibration == nil:
 		out.sources = append(out.sources, "confidence gate: the artifact has no confidence calibration, so speculation never keeps the fast answer on confidence")
 	case conf < n:
-		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for %d of %d requests; without one the gate never accepts", conf, n))
+		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for %d of %s; without one the gate never accepts", conf, count(n, "request")))
 	default:
-		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for all %d requests", n))
+		out.sources = append(out.sources, fmt.Sprintf("confidence gate: calibrated fast confidence for all %s", count(n, "request")))
 	}
 	return out, nil
 }
@@ -614,7 +614,7 @@ func curvesSection(ctx context.Context, env *Env, prog func(string, int, int), a
 		return nil, "", err
 	}
 	if rl.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without both tiers' scores\n", name, rl.missing)
+		fmt.Fprintf(env.Stderr, "triage curves: %s: %s skipped without both tiers' scores\n", name, count(rl.missing, "record"))
 	}
 	if hint := unknownHint(r.Artifact().Tiers, rl); hint != "" {
 		fmt.Fprintf(env.Stderr, "triage curves: %s\n", hint)

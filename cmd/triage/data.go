@@ -167,12 +167,12 @@ func peekModels(path string) string {
 	if (err != nil && !errors.Is(err, errPeeked)) || n == 0 {
 		return ""
 	}
-	what := fmt.Sprintf("its %d records", n)
+	what := "its " + count(n, "record")
 	switch n {
 	case 1:
 		what = "its one record"
 	case peekRecords:
-		what = fmt.Sprintf("its first %d records", n)
+		what = "its first " + count(n, "record")
 	}
 	return fmt.Sprintf("; the models in %s, %s: %s", path, what, datasets.ModelList(seen))
 }

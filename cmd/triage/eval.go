@@ -121,10 +121,10 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	set.examples = keepOnly(set.examples, keep)
 	// The table says what it measured, as train's do: a figure on the
 	// router's own training records reads like one on new traffic.
-	heading := fmt.Sprintf("figures on the %d requests of --data (none found in the logs %s was trained on):", len(set.examples), path)
+	heading := fmt.Sprintf("figures on the %s of --data (none found in the logs %s was trained on):", count(len(set.examples), "request"), path)
 	switch {
 	case keep != nil:
-		heading = fmt.Sprintf("held-out figures (--unseen: the %d requests of --data %s was not trained on):", len(set.examples), path)
+		heading = fmt.Sprintf("held-out figures (--unseen: the %s of --data %s was not trained on):", count(len(set.examples), "request"), path)
 	case notes[0] != "":
 		heading = notes[0] + ":"
 	}
@@ -137,7 +137,7 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	}
 	y, weak, strong := scoresOf(set.examples, label)
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both outcomes\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
@@ -166,7 +166,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	}
 	// Each of the k trainings sees (k-1)/k of the records.
 	if err := checkTrainSize(len(set.examples)*(k-1)/k, tf.folds); err != nil {
-		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %d records out: %w", k, k, len(set.examples), err)
+		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %s out: %w", k, k, count(len(set.examples), "record"), err)
 	}
 	p, err := crossValidate(ctx, env, set.examples, k, tf, label)
 	if err != nil {
@@ -174,7 +174,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	}
 	y, weak, strong := scoresOf(set.examples, label)
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without both outcomes\n", set.missing)
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both outcomes\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")

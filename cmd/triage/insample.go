@@ -81,7 +81,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		switch {
 		case n == 0:
 		case unseen:
-			notes[k] = fmt.Sprintf("%d of the log's %d requests were left out (--unseen): %s was trained on them", n, total, names[k])
+			notes[k] = fmt.Sprintf("%d of the log's %s %s left out (--unseen): %s was trained on %s", n, count(total, "request"), oneOr(n, "was", "were"), names[k], oneOr(n, "it", "them"))
 		default:
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
 			switch {
@@ -99,9 +99,9 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 			case n < total:
 				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", total-n)
 			}
-			notes[k] = fmt.Sprintf("in-sample: %d of the %d requests measured are ones this router was trained on, so these figures flatter it (%s)", n, total, fix)
-			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %d requests in --data are ones it was trained on (its artifact names this log, or one with the same content), so the figures on them are in-sample and flatter it; %s\n",
-				cmd, names[k], n, total, fix)
+			notes[k] = fmt.Sprintf("in-sample: %d of the %s measured %s this router was trained on, so these figures flatter it (%s)", n, count(total, "request"), oneOr(n, "is one", "are ones"), fix)
+			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %s in --data %s it was trained on (its artifact names this log, or one with the same content), so the figures on them are in-sample and flatter it; %s\n",
+				cmd, names[k], n, count(total, "request"), oneOr(n, "is one", "are ones"), fix)
 		}
 	}
 	if !unseen || dropped == 0 {
@@ -118,7 +118,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	for i := range keep {
 		keep[i] = !drop[i]
 	}
-	fmt.Fprintf(env.Stderr, "triage %s: --unseen: measuring on the %d of %d requests no router given was trained on\n", cmd, len(recs)-dropped, len(recs))
+	fmt.Fprintf(env.Stderr, "triage %s: --unseen: measuring on the %d of %s no router given was trained on\n", cmd, len(recs)-dropped, count(len(recs), "request"))
 	return keep, notes, inSample, nil
 }
 

@@ -101,8 +101,8 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	}
 	t := a.Training
 	l2 := l2Summary(a.ScorerKind(), t.L2, t.FastL2, t.GainL2)
-	fmt.Fprintf(w, "  training     %d records (%d held out, %d skipped), %s%s, seed %d, data sha256 %.16s\n",
-		t.Records, t.Holdout, t.Skipped, l2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
+	fmt.Fprintf(w, "  training     %s (%d held out, %d skipped), %s%s, seed %d, data sha256 %.16s\n",
+		count(t.Records, "record"), t.Holdout, t.Skipped, l2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
 	if len(t.Sources) > 0 {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}
@@ -206,8 +206,8 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)
 	}
 	t := a.Training
-	fmt.Fprintf(w, "  training     %d records (%d skipped), l2 %g%s, seed %d, data sha256 %.16s\n",
-		t.Records, t.Skipped, t.L2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
+	fmt.Fprintf(w, "  training     %s (%d skipped), l2 %g%s, seed %d, data sha256 %.16s\n",
+		count(t.Records, "record"), t.Skipped, t.L2, map[bool]string{true: " (by CV)"}[t.L2Chosen], t.Seed, t.SHA256)
 	if len(t.Sources) > 0 {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}

@@ -112,6 +112,15 @@ func noteSkipped(env *Env, cmd string, bad int) {
 // "2 entries" (plural.Count, which the importers' summaries share).
 func count(n int, noun string) string { return plural.Count(n, noun) }
 
+// countIs is count followed by "is" or "are" as n takes: "1 record is",
+// "3 records are".
+func countIs(n int, noun string) string {
+	return count(n, noun) + " " + oneOr(n, "is", "are")
+}
+
+// oneOr is one when n is 1, else many (plural.Agree).
+func oneOr(n int, one, many string) string { return plural.Agree(n, one, many) }
+
 // checkOutDir refuses, before any work, an output folder that cannot be
 // one: a path that exists and is not a folder, or one below such a path.
 // A folder that does not exist yet is fine: it is created at the end. The

@@ -214,8 +214,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	}
 	recs, ms := retrain.MergeRecords(sources...)
 	stop()
-	fmt.Fprintf(env.Stderr, "triage retrain: merged %d records from %d files into %d (%d duplicate ids merged, %d outcome conflicts%s, %s skipped)\n",
-		ms.In, len(sources), ms.Out, ms.Duplicates, ms.Conflicts, conflictNote(ms), count(bad, "bad line"))
+	fmt.Fprintf(env.Stderr, "triage retrain: merged %s from %s into %d (%s merged, %s%s, %s skipped)\n",
+		count(ms.In, "record"), count(len(sources), "file"), ms.Out, count(ms.Duplicates, "duplicate id"), count(ms.Conflicts, "outcome conflict"), conflictNote(ms), count(bad, "bad line"))
 
 	opts := retrain.Options{
 		Holdout:      *holdout,
@@ -355,8 +355,8 @@ func imputedLine(im retrain.ImputeStats) string {
 		}
 		return fmt.Sprintf("%.2f", p)
 	}
-	return fmt.Sprintf("imputed from the tier that ran: %d fast, %d strong targets (fitted on %d paired; P(fast right) %s when strong was right, %s when wrong)",
-		im.Fast, im.Strong, im.Paired, prob(im.FastGivenStrong[1]), prob(im.FastGivenStrong[0]))
+	return fmt.Sprintf("imputed from the tier that ran: %s (%d fast, %d strong; fitted on %d paired; P(fast right) %s when strong was right, %s when wrong)",
+		count(im.Fast+im.Strong, "target"), im.Fast, im.Strong, im.Paired, prob(im.FastGivenStrong[1]), prob(im.FastGivenStrong[0]))
 }
 
 func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
@@ -372,8 +372,8 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 			unpaired = append(unpaired, fmt.Sprintf("%s %d", name, n))
 		}
 	}
-	fmt.Fprintf(w, "data: %d records; %d labelled (%s); without both scores: %s\n",
-		st.Records, sum(st.ByKind), kinds(st.ByKind), orNone(strings.Join(unpaired, ", ")))
+	fmt.Fprintf(w, "data: %s; %d labelled (%s); without both scores: %s\n",
+		count(st.Records, "record"), sum(st.ByKind), kinds(st.ByKind), orNone(strings.Join(unpaired, ", ")))
 	if st.FastOnly+st.StrongOnly+st.SoftFast > 0 {
 		fmt.Fprintf(w, "one tier only (each trains its tier's head): %d fast, %d strong, %d fast by calibrated confidence\n", st.FastOnly, st.StrongOnly, st.SoftFast)
 	}

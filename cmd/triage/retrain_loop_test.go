@@ -180,7 +180,7 @@ func TestRetrainImputes(t *testing.T) {
 	}
 	// The training side holds every escalation (the held-out slice is
 	// paired records only).
-	if want := fmt.Sprintf("imputed from the tier that ran: %d fast, 0 strong targets", escalated); !strings.Contains(stdout, want) {
+	if want := fmt.Sprintf("imputed from the tier that ran: %s (%d fast, 0 strong;", count(escalated, "target"), escalated); !strings.Contains(stdout, want) {
 		t.Errorf("stdout does not contain %q:\n%s", want, stdout)
 	}
 	stdout, _, code = run(t, append(args, "--json")...)

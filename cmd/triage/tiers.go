@@ -200,7 +200,7 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 		}
 	}
 	if len(set.examples) == 0 {
-		return nil, fmt.Errorf("no record of %s has a score for every tier (%d records lack one)", strings.Join(paths, ","), set.missing)
+		return nil, fmt.Errorf("no record of %s has a score for every tier (%s lack one)", strings.Join(paths, ","), count(set.missing, "record"))
 	}
 	return set, nil
 }
@@ -267,8 +267,8 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	if err := saveArtifact(ctx, a, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage train: %d records trained on %d tiers, %d skipped without every tier's score, %d bad lines skipped; L2 %v (%s); wrote %s (version %s)\n",
-		len(set.examples), len(opts.Tiers), set.missing, set.bad, rep.L2, opts.Select, out, a.Version)
+	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d skipped without every tier's score, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
+		count(len(set.examples), "record"), len(opts.Tiers), set.missing, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
 	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy)
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
@@ -343,7 +343,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 		return err
 	}
 	if err := checkTrainSize(len(set.examples)*(k-1)/k, tf.folds); err != nil {
-		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %d records out: %w", k, k, len(set.examples), err)
+		return fmt.Errorf("each of the %d trainings of --cv %d leaves a fold of the %s out: %w", k, k, count(len(set.examples), "record"), err)
 	}
 	pred, err := crossValidateTiers(ctx, env, set.examples, k, tf)
 	if err != nil {
@@ -358,12 +358,12 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 		fig.AIQ.TwoTierRouter = &v
 	}
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without every tier's score\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
-		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %d requests, %d tiers; quality is the mean score on 0-100:\n", k, len(set.examples), len(tf.tier.tiers))
+		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %s, %d tiers; quality is the mean score on 0-100:\n", k, count(len(set.examples), "request"), len(tf.tier.tiers))
 	}
 	return printTierFigures(env.Stdout, asJSON, fig)
 }
@@ -720,7 +720,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 			return fmt.Errorf("%s: %w", paths[i], err)
 		}
 		if rl.missing > 0 {
-			fmt.Fprintf(env.Stderr, "triage curves: %s: %d records skipped without every tier's score\n", names[i], rl.missing)
+			fmt.Fprintf(env.Stderr, "triage curves: %s: %s skipped without every tier's score\n", names[i], count(rl.missing, "record"))
 		}
 		// Per router: another router's tiers may have the latency this
 		// one's lack, and its billing must not carry over.
@@ -745,8 +745,8 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if !math.IsNaN(c.AIQ) {
 			aiq = fmt.Sprintf("%.2f, convex hull of single tiers %.2f", 100*c.AIQ, 100*c.HullAIQ)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %d requests, %d operating points; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
-			names[i], len(rl.reqs), len(c.Points), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
+		fmt.Fprintf(env.Stdout, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
+			names[i], count(len(rl.reqs), "request"), count(len(c.Points), "operating point"), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
 			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
 		for k, s := range c.Singles {
 			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
@@ -792,7 +792,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		return err
 	}
 	if rl.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage calibrate: %d records skipped without every tier's score\n", rl.missing)
+		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without every tier's score\n", count(rl.missing, "record"))
 	}
 	for _, t := range solver.Targets {
 		if t.Kind == replay.TargetP95Latency && rl.noLatency {
@@ -851,7 +851,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	for i, t := range solver.Targets {
 		ts[i] = t.String()
 	}
-	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%d requests, %d values of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), len(rl.reqs), len(pts), knob)
+	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), count(len(rl.reqs), "request"), count(len(pts), "value"), knob)
 	if err := saveArtifact(ctx, na, out); err != nil {
 		return err
 	}
@@ -883,8 +883,8 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if q := float64(res.RelQuality); math.IsNaN(q) || math.IsInf(q, 0) {
 		rel = "undefined relative to the best single tier, which scores 0 on every request"
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %d requests: quality %.4f (%s), cost %.4g %s, race share %.3f",
-		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, op.N, op.Quality, rel, res.Cost, rl.costUnit, op.RaceShare)
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.4f (%s), cost %.4g %s, race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), op.Quality, rel, res.Cost, rl.costUnit, op.RaceShare)
 	if !rl.noLatency {
 		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
 	}
@@ -944,12 +944,12 @@ func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifa
 		return err
 	}
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %d records skipped without every tier's score\n", set.missing)
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without every tier's score\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
-		fmt.Fprintf(env.Stdout, "%s\n%d requests, %d tiers; quality is the mean score on 0-100:\n", measured, len(set.examples), nt)
+		fmt.Fprintf(env.Stdout, "%s\n%s, %d tiers; quality is the mean score on 0-100:\n", measured, count(len(set.examples), "request"), nt)
 	}
 	fig := tierFigures(pred, set.examples, a.TierList, *a.TierPolicy)
 	fig.InSample = inSample[0]

@@ -256,7 +256,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 			if *holdout > 0 {
 				// The held-out share, not the log, may be what leaves
 				// too few: say so rather than only "log more requests".
-				return fmt.Errorf("%w; --holdout %v kept %d of the %d records out", err, *holdout, len(held), train.Len()+len(held))
+				return fmt.Errorf("%w; --holdout %v kept %d of the %s out", err, *holdout, len(held), count(train.Len()+len(held), "record"))
 			}
 			return err
 		}
@@ -291,8 +291,8 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	// Without --l2 the strengths come from the grid by out-of-fold APGR
 	// whichever scorer is used, given or chosen (model show says "by CV").
 	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen]
-	fmt.Fprintf(env.Stderr, "triage train: %d records trained, %d held out, %d skipped without both outcomes, %d bad lines skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
-		train.Len(), len(held), set.missing, set.bad, rep.Scorer, l2, chosen, diffNote, rep.Calibration, *out, a.Version)
+	fmt.Fprintf(env.Stderr, "triage train: %s trained, %d held out, %d skipped without both outcomes, %s skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
+		count(train.Len(), "record"), len(held), set.missing, count(set.bad, "bad line"), rep.Scorer, l2, chosen, diffNote, rep.Calibration, *out, a.Version)
 	fmt.Fprintf(env.Stderr, "triage train: %s\n", rep.Signal)
 	if len(held) == 0 {
 		warnFew(env, "train", train.Len(), "log more requests")
@@ -309,7 +309,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		return printReports(env.Stdout, *asJSON, a.Signal, withInSample(rep.OOF, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 	}
 	if !*asJSON {
-		fmt.Fprintf(env.Stdout, "held-out figures (%d records, %.0f%% of ids kept out of training):\n", len(held), 100**holdout)
+		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training):\n", count(len(held), "record"), 100**holdout)
 	}
 	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	y, weak, strong := scoresOf(held, label)
@@ -350,7 +350,7 @@ func checkTrainSize(n, folds int) error {
 // one-sided log, instead of the chain of fold names that leads to it.
 func explainTrainError(err error, n int) error {
 	if errors.Is(err, classifier.ErrOneClass) {
-		return fmt.Errorf("%d records are too few or too one-sided to train on: on part of them a tier scored the same every time, so there is nothing to tell apart; log more requests (%w)", n, err)
+		return fmt.Errorf("%s too few or too one-sided to train on: on part of them a tier scored the same every time, so there is nothing to tell apart; log more requests (%w)", countIs(n, "record"), err)
 	}
 	return err
 }

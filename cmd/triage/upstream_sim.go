@@ -100,7 +100,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	if *fixed > 0 {
 		latency = fmt.Sprintf("fixed %v", *fixed)
 	}
-	fmt.Fprintf(env.Stderr, "triage upstream-sim: %s answers %d prompts (%d bad lines skipped); latency: %s\n", *model, sim.Len(), skipped, latency)
+	fmt.Fprintf(env.Stderr, "triage upstream-sim: %s answers %s (%s skipped); latency: %s\n", *model, count(sim.Len(), "prompt"), count(skipped, "bad line"), latency)
 	fmt.Fprintf(env.Stderr, "triage upstream-sim: listening on %s\n", ln.Addr())
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	// HTTP/1.1, and HTTP/2 with prior knowledge for clients that speak it
@@ -126,7 +126,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	st := sim.Stats()
-	fmt.Fprintf(env.Stderr, "triage upstream-sim: stopped; %d requests, %d answered, %d cancelled by the client, %d unknown prompts, %d failed\n",
-		st.Requests, st.Answered, st.Cancelled, st.Unknown, st.Failed)
+	fmt.Fprintf(env.Stderr, "triage upstream-sim: stopped; %s, %d answered, %d cancelled by the client, %s, %d failed\n",
+		count(int(st.Requests), "request"), st.Answered, st.Cancelled, count(int(st.Unknown), "unknown prompt"), st.Failed)
 	return nil
 }

@@ -17,6 +17,15 @@ func Count(n int, noun string) string {
 	return strconv.Itoa(n) + " " + Of(noun)
 }
 
+// Agree is one when n is 1, else many: the words that agree with a
+// count ("1 record is", "2 records are").
+func Agree(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // Of is noun's plural, as Count makes it.
 func Of(noun string) string {
 	if l := len(noun); l >= 2 && noun[l-1] == 'y' && !isVowel(noun[l-2]) {

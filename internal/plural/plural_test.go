@@ -27,6 +27,14 @@ func TestCount(t *testing.T) {
 	}
 }
 
+func TestAgree(t *testing.T) {
+	for n, want := range map[int]string{0: "are", 1: "is", 2: "are"} {
+		if got := Agree(n, "is", "are"); got != want {
+			t.Errorf("Agree(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
 func ExampleCount() {
 	fmt.Println(Count(1, "record") + ", " + Count(3, "entry"))
 	// Output: 1 record, 3 entries

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"gonum.org/v1/gonum/stat"
+
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // Defaults for CompareOptions and BootstrapOptions.
@@ -371,9 +373,9 @@ func (c *Comparison) gate(opts CompareOptions, reps []float64) error {
 		a := c.Area
 		switch {
 		case math.IsNaN(a.Gain.Estimate):
-			return fmt.Errorf("apgr is undefined on the %d held-out requests (a p_hard is NaN); choose another --metric", c.N)
+			return fmt.Errorf("apgr is undefined on the %s (a p_hard is NaN); choose another --metric", plural.Count(c.N, "held-out request"))
 		case a.Disagreement.Estimate == 0:
-			return fmt.Errorf("apgr cannot tell the routers apart on the %d held-out requests: the tiers score the same on every one, so routing changes nothing; hold out more or choose another --metric", c.N)
+			return fmt.Errorf("apgr cannot tell the routers apart on the %s: the tiers score the same on every one, so routing changes nothing; hold out more or choose another --metric", plural.Count(c.N, "held-out request"))
 		}
 		c.GateGain = a.Gain
 		// The margin scales with what routing can move at all, so it
@@ -388,7 +390,7 @@ func (c *Comparison) gate(opts CompareOptions, reps []float64) error {
 		what = fmt.Sprintf("; quality-gain area %.4f vs %.4f", a.Challenger.Estimate, a.Champion.Estimate)
 	default:
 		if math.IsNaN(g.Gain.Estimate) {
-			return fmt.Errorf("%s is undefined on the %d held-out requests (one label only); hold out more or choose another --metric", m, c.N)
+			return fmt.Errorf("%s is undefined on the %s (one label only); hold out more or choose another --metric", m, plural.Count(c.N, "held-out request"))
 		}
 		c.GateGain, c.GateMargin = g.Gain, opts.Margin
 		head = fmt.Sprintf("challenger %s %.4f vs champion %.4f", m, g.Challenger.Estimate, g.Champion.Estimate)
@@ -401,7 +403,7 @@ func (c *Comparison) gate(opts CompareOptions, reps []float64) error {
 	}
 	allowance := margin
 	if c.GateSEs > 0 {
-		allowance += fmt.Sprintf(" plus %s of the %d-request slice (%.4f)", plural(c.GateSEs, "standard error"), c.N, c.GateSEs*c.GateSE)
+		allowance += fmt.Sprintf(" plus %s of the %d-request slice (%.4f)", countFloat(c.GateSEs, "standard error"), c.N, c.GateSEs*c.GateSE)
 	}
 	switch gain := c.GateGain.Estimate; {
 	case gain >= 0:
@@ -439,8 +441,8 @@ func stddev(xs []float64) float64 {
 	return stat.StdDev(fin, nil)
 }
 
-// plural says "1 standard error" or "1.5 standard errors".
-func plural(k float64, unit string) string {
+// countFloat says "1 standard error" or "1.5 standard errors".
+func countFloat(k float64, unit string) string {
 	if k == 1 {
 		return "1 " + unit
 	}

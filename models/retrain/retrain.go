@@ -17,6 +17,7 @@ import (
 
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/internal/gunzip"
+	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/models"
 )
 
@@ -299,7 +300,7 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 		if err := absentTier(recs, champion.Tiers); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("no record has scores for both %q and %q (%d records); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, len(recs))
+		return nil, fmt.Errorf("no record has scores for both %q and %q (%s); feedback must carry both tiers' scores for some requests: speculated or explored ones", champion.Tiers.Fast, champion.Tiers.Strong, plural.Count(len(recs), "record"))
 	}
 	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained, opts.ChampionHeldOut)
 	if len(held) == 0 {
@@ -522,7 +523,7 @@ func resolutionWarning(c *Comparison) string {
 	if c.GateSEs == 0 {
 		so = "a verdict on the point estimate is largely the draw"
 	}
-	return fmt.Sprintf("the held-out slice (%d requests, effective %.0f) cannot resolve a loss of the margin's size: the gain's standard error %.4f is %s the margin %.4f, so %s; judge on more records (a larger exploration epsilon, longer traffic, or a champion trained with --holdout, whose held-out records then judge too)", c.N, c.ESS, c.GateSE, ratio, c.GateMargin, so)
+	return fmt.Sprintf("the held-out slice (%s, effective %.0f) cannot resolve a loss of the margin's size: the gain's standard error %.4f is %s the margin %.4f, so %s; judge on more records (a larger exploration epsilon, longer traffic, or a champion trained with --holdout, whose held-out records then judge too)", plural.Count(c.N, "request"), c.ESS, c.GateSE, ratio, c.GateMargin, so)
 }
 
 // dataWarnings says in words when the weights cannot make the labelled
@@ -534,13 +535,13 @@ func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []strin
 		w = append(w, "no labelled request was explored: feedback labels cover only the speculate band, so they cannot be reweighted to stand for all traffic (serve with exploration epsilon > 0)")
 	}
 	if st.NoPropensity > 0 {
-		w = append(w, fmt.Sprintf("%d routed labelled records carry no propensity (a server without exploration); they get weight 1", st.NoPropensity))
+		w = append(w, fmt.Sprintf("%s no propensity (a server without exploration); %s weight 1", plural.Count(st.NoPropensity, "routed labelled record")+plural.Agree(st.NoPropensity, " carries", " carry"), plural.Agree(st.NoPropensity, "it gets", "they get")))
 	}
 	if st.Clipped > 0 {
-		w = append(w, fmt.Sprintf("%d weights were capped at the maximum weight; estimates lean slightly towards the well-sampled requests", st.Clipped))
+		w = append(w, fmt.Sprintf("%s capped at the maximum weight; estimates lean slightly towards the well-sampled requests", plural.Count(st.Clipped, "weight")+plural.Agree(st.Clipped, " was", " were")))
 	}
 	if held[KindBase] > 0 && held[KindPolicy]+held[KindExplored] > 0 {
-		w = append(w, fmt.Sprintf("the held-out slice mixes %d base-log records with %d routed ones: its figures describe neither population alone", held[KindBase], held[KindPolicy]+held[KindExplored]))
+		w = append(w, fmt.Sprintf("the held-out slice mixes %s with %d routed: its figures describe neither population alone", plural.Count(held[KindBase], "base-log record"), held[KindPolicy]+held[KindExplored]))
 	}
 	if noIPW && routed > 0 {
 		w = append(w, "weighting is off: routed examples count once each, so the speculate band is over-represented")
@@ -621,9 +622,9 @@ func keepOperatingPoint(a, champion *models.Artifact, recs []datasets.Record) er
 	for _, d := range []models.Decision{models.Fast, models.Speculate, models.Escalate} {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", d, 100*es[d]))
 	}
-	on := fmt.Sprintf("%d routed requests", len(p))
+	on := plural.Count(len(p), "routed request")
 	if !onRouted {
-		on = fmt.Sprintf("all %d records (%d routed, fewer than the %d a share needs on its own)", len(p), routed, minRoutedForShares)
+		on = fmt.Sprintf("all %s (%d routed, fewer than the %d a share needs on its own)", plural.Count(len(p), "record"), routed, minRoutedForShares)
 	}
 	a.PolicyTarget = fmt.Sprintf("retrain: the champion's decision shares (%s) on %s", strings.Join(parts, ", "), on)
 	if a.Signal != nil && !a.Signal.Significant {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/internal/echo"
+	"github.com/triage-router/triage/internal/plural"
 	"github.com/triage-router/triage/internal/reqid"
 	"github.com/triage-router/triage/internal/writestall"
 	"github.com/triage-router/triage/models"
@@ -213,12 +214,12 @@ func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 		}
 		if i := last(fields, f.name); i >= 0 && entriesUpTo(body, fields[i].val, f.max+1) > f.max {
 			return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: f.name,
-				msg: fmt.Sprintf("%s has more than %d entries (%s)", f.name, f.max, f.limit)}
+				msg: fmt.Sprintf("%s has more than %s (%s)", f.name, plural.Count(f.max, "entry"), f.limit)}
 		}
 	}
 	if a == apiResponses && c.messages > 0 && responsesMessagesUpTo(body, fields, c.messages+1) > c.messages {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "input",
-			msg: fmt.Sprintf("instructions and input hold more than %d messages (limits.max_messages)", c.messages)}
+			msg: fmt.Sprintf("instructions and input hold more than %s (limits.max_messages)", plural.Count(c.messages, "message"))}
 	}
 	// A legacy completion's prompt strings are joined for the router as
 	// messages are, and count as messages: decoded, a 16 MiB body of 4
@@ -226,7 +227,7 @@ func (c caps) refuseEarly(body []byte, fields []member, a *api) error {
 	// not counted; parseCompletion refuses them, whatever their number.
 	if i := last(fields, "prompt"); a == apiCompletions && c.messages > 0 && i >= 0 && leadingStringsUpTo(body, fields[i].val, c.messages+1) > c.messages {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "prompt",
-			msg: fmt.Sprintf("prompt has more than %d strings (limits.max_messages)", c.messages)}
+			msg: fmt.Sprintf("prompt has more than %s (limits.max_messages)", plural.Count(c.messages, "string"))}
 	}
 	return nil
 }
@@ -317,7 +318,7 @@ func isMessageItem(body []byte, i int) bool {
 func (h *Handler) checkCounts(req *chatRequest) error {
 	if h.maxMessages > 0 && len(req.messages) > h.maxMessages {
 		return &apiError{status: http.StatusBadRequest, code: codeInvalidRequest, param: "messages",
-			msg: fmt.Sprintf("messages has %d entries, the limit is %d (limits.max_messages)", len(req.messages), h.maxMessages)}
+			msg: fmt.Sprintf("messages has %s, the limit is %d (limits.max_messages)", plural.Count(len(req.messages), "entry"), h.maxMessages)}
 	}
 	return nil
 }
@@ -588,7 +589,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, a *api) {
 		x.pinned = true
 	case target == ModelRouted:
 		if ch.Tier < 0 || ch.Tier >= len(h.tiers) || ch.Race != NoRace && (ch.Race < 0 || ch.Race >= len(h.tiers) || ch.Race == ch.Tier) {
-			x.refuse(fmt.Errorf("router %s chose tier %d racing %d; the config has %d tiers", x.info.Version, ch.Tier, ch.Race, len(h.tiers)))
+			x.refuse(fmt.Errorf("router %s chose tier %d racing %d; the config has %s", x.info.Version, ch.Tier, ch.Race, plural.Count(len(h.tiers), "tier")))
 			h.m.request("none", x.status)
 			reportStatus(r.Context(), x.status)
 			return

@@ -2165,3 +2165,25 @@ func TestNotAnObjectIsNotDecoded(t *testing.T) {
 		t.Errorf("invalid JSON: %v, want the decoder's words", err)
 	}
 }
+
+// TestCapsOfOneAreSingular: a cap of 1 was worded "more than 1 strings"
+// and "more than 1 entries".
+func TestCapsOfOneAreSingular(t *testing.T) {
+	for _, tt := range []struct {
+		name, body string
+		a          *api
+		want       string
+	}{
+		{"a completion's prompt strings", `{"model":"auto","prompt":["a","b"]}`, apiCompletions, "prompt has more than 1 string (limits.max_messages)"},
+		{"a chat's messages", `{"model":"auto","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`, apiChat, "messages has more than 1 entry (limits.max_messages)"},
+		{"a Responses request's messages", `{"model":"auto","input":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`, apiResponses, "instructions and input hold more than 1 message (limits.max_messages)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseRequest([]byte(tt.body), tt.a, caps{messages: 1})
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.msg != tt.want {
+				t.Errorf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // Recording is one proxied request for the feedback store: what was
@@ -256,7 +257,7 @@ func (q *recordQueue) close(ctx context.Context) error {
 	case <-q.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("proxy: %d recordings not yet written: %w", q.unwritten(), ctx.Err())
+		return fmt.Errorf("proxy: %s not yet written: %w", plural.Count(q.unwritten(), "recording"), ctx.Err())
 	}
 }
 

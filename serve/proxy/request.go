@@ -719,7 +719,7 @@ func jsonKind(t reflect.Type, article bool) string {
 		} else if t == reflect.TypeFor[json.RawMessage]() {
 			k, a = "JSON value", "a "
 		} else {
-			k, a = "array of "+plural(jsonKind(t.Elem(), false)), "an "
+			k, a = "array of "+kindPlural(jsonKind(t.Elem(), false)), "an "
 		}
 	case reflect.Struct, reflect.Map:
 		k, a = "object", "an "
@@ -743,7 +743,8 @@ func jsonKind(t reflect.Type, article bool) string {
 	return k
 }
 
-func plural(k string) string {
+// kindPlural is a JSON kind's plural: "strings", "arrays of objects".
+func kindPlural(k string) string {
 	if strings.HasPrefix(k, "array of ") {
 		return "arrays of " + strings.TrimPrefix(k, "array of ")
 	}

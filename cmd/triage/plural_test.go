@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOneOfACountIsSingular runs train, eval and calibrate where each
+// count they print is 1: they said "1 records skipped", "1 bad lines
+// skipped" and "1 resamples".
+func TestOneOfACountIsSingular(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(sampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")[:400]
+	log := writeFile(t, dir, "log.jsonl", strings.Join(lines, "")+
+		`{"id":"no-strong","prompt":"x","outcomes":{"`+sampleFast+`":{"score":1}}}`+"\n"+
+		"not json\n")
+	model := filepath.Join(dir, "r.json")
+	_, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "--l2", "0.03", "--folds", "2", "--hash-bits", "14", "-o", model)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{"1 skipped without both outcomes", "1 bad line skipped;"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("train stderr %q, want %q", stderr, want)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		stream string // "stdout" or "stderr"
+		want   string
+	}{
+		{"eval counts one skipped record", []string{"eval", "--model", model, "--data", log, "--skip-bad"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
+		{"eval --cv counts one skipped record", []string{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "--l2", "0.03", "--folds", "2", "--hash-bits", "14"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
+		{"calibrate counts one resample and one skipped record", []string{"calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "1", "--grid", "10", "-o", filepath.Join(dir, "c.json")}, "both", "1 resample):|triage calibrate: 1 record skipped without both tiers' scores"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tt.args...)
+			if code != 0 {
+				t.Fatalf("exited %d: %s", code, stderr)
+			}
+			got := map[string]string{"stdout": stdout, "stderr": stderr, "both": stdout + stderr}[tt.stream]
+			for _, want := range strings.Split(tt.want, "|") {
+				if !strings.Contains(got, want) {
+					t.Errorf("%s %q, want %q", tt.stream, got, want)
+				}
+			}
+		})
+	}
+}
