@@ -63,7 +63,7 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds); for an N-tier router, N+1 values of λ (or of the margin)")
 	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (two-tier routers, when the log has confidence)")
 	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers)")
-	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "bootstrap seed (two-tier routers)")
+	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "seed of the bootstrap resamples behind the 95% intervals (two-tier routers; it seeds no folds: nothing is trained here)")
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
 	fs.BoolVar(&f.unseen, "unseen", false, "replay only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, replaying a router's own training log prints a warning")
 }

@@ -23,6 +23,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "eval", evalUsage)
 	var tf trainFlags
 	tf.register(fs)
+	fs.Lookup("seed").Usage = seedUsageEval // eval has no --holdout split
 	model := fs.String("model", "", "router artifact to evaluate on --data")
 	unseen := fs.Bool("unseen", false, "with --model: measure only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, evaluating a router on its own training log prints a warning")
 	cv := fs.Int("cv", 0, "report out-of-fold results of K-fold cross-validation instead of a given model")

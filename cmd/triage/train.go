@@ -91,11 +91,19 @@ func (t *trainFlags) registerFeatures(fs *flag.FlagSet) {
 	fs.IntVar(&t.bits, "hash-bits", features.DefaultHashBits, "size of the hashed feature space, as a power of two")
 }
 
+// What --seed seeds. It is no bootstrap seed: curves and calibrate have
+// one of their own under the same name, and retrain's is
+// --bootstrap-seed. eval --model refuses it.
+const (
+	seedUsageTrain = "seed of the --holdout split, of the cross-validation folds (both drawn by id hash) and, for two tiers, of the outcome shuffles that test whether the router beats random"
+	seedUsageEval  = "eval --cv: seed of the K folds and, in each fold's training, of its inner folds and beats-random shuffles (folds drawn by id hash); eval --model refuses it"
+)
+
 // registerFit registers the flags of the fit itself: scorer, penalty,
 // folds, seed and the N-tier router's.
 func (t *trainFlags) registerFit(fs *flag.FlagSet) {
 	fs.StringVar(&t.scorer, "scorer", "", "how prompts are ranked: auto (the default: gain, per-tier or blend, chosen by out-of-fold APGR), per-tier (predict each tier's score, rank by the gain), gain (predict the gain), blend (the mean of both) or label (one model of the label; the default for weak-fails)")
-	fs.Uint64Var(&t.seed, "seed", 1, "seed of the id-hash split and folds")
+	fs.Uint64Var(&t.seed, "seed", 1, seedUsageTrain)
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength of every head; 0 picks each by K-fold cross-validation")
 	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking and its default thresholds even when the log does not show it beats random (by default such a router escalates every request)")
 	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
