@@ -64,10 +64,10 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	rf.register(fs, defaultSolveGrid, defaultSolveAccept)
 	model := fs.String("model", "", "router artifact whose thresholds to set")
 	var targets stringList
-	fs.Var(&targets, "target", "strong-share=S (two-tier routers; met within the grid's resolution), cost-per-1k=USD (at most), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
+	fs.Var(&targets, "target", "strong-share=S (two-tier routers; met within the grid's resolution), cost-per-1k=C (at most: the mean cost per 1,000 requests, in USD from the log's cost_usd or --cost, or for N tiers without them in the tiers' price units), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
 	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
 	out := fs.String("o", "", "write the new artifact version to NEW")
-	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object")
+	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object: for two tiers each estimate as {\"value\", \"ci95\": [lo, hi]} and cost_per_1k per 1,000 requests; for N tiers quality on [0,1] (quality_unit), cost per request and cost_per_1k")
 	knob := fs.String("knob", "lambda", "N-tier routers: the policy knob to set, lambda (willingness to pay) or margin (the quality floor, at λ=0)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -27,7 +27,7 @@ func runEval(ctx context.Context, env *Env, args []string) error {
 	model := fs.String("model", "", "router artifact to evaluate on --data")
 	unseen := fs.Bool("unseen", false, "with --model: measure only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, evaluating a router on its own training log prints a warning")
 	cv := fs.Int("cv", 0, "report out-of-fold results of K-fold cross-validation instead of a given model")
-	asJSON := fs.Bool("json", false, "print one JSON object: {router, random, oracle} for a two-tier router, the policy, its routed point, the single tiers, the oracle and AIQ for an N-tier one")
+	asJSON := fs.Bool("json", false, "print one JSON object: {router, random, oracle} for a two-tier router, the policy, its routed point, the single tiers, the oracle and AIQ for an N-tier one (quality on 0-100, as quality_unit says)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -410,12 +410,27 @@ func twoTierAIQ(ctx context.Context, env *Env, ex []models.Example, k int, tf *t
 	return replay.AIQ(pts, fig.CostLo, fig.CostHi), nil
 }
 
+// The quality units of the N-tier figures: train and eval print, and
+// their --json carries, the mean score on 0-100; calibrate --json and
+// tiers_metrics.json carry it on [0,1], as tiers_curves.csv does.
+const (
+	qualityUnit100 = "mean score on 0-100"
+	qualityUnit1   = "mean score on 0-1"
+)
+
 // tierFig is what eval and train print of an N-tier router.
 type tierFig struct {
 	N int `json:"n"`
 	// InSample counts the N requests the router was trained on, as a
 	// two-tier Report's: 0 for out-of-fold figures.
 	InSample int `json:"in_sample"`
+	// QualityUnit and CostUnit say what the figures are in: quality,
+	// oracle and AIQ are on 0-100 here, as train and eval print them,
+	// where calibrate --json and tiers_metrics.json have [0,1]; both
+	// shapes are read by scripts (bench/tiers/check_tiers.py reads this
+	// one), so the unit is named instead of one being rescaled.
+	QualityUnit string `json:"quality_unit"`
+	CostUnit    string `json:"cost_unit"`
 	// Policy is the policy Routed was measured at.
 	Policy models.TierPolicy `json:"policy"`
 	// Routed is the router's quality (0-100) and mean price under Policy;
@@ -493,7 +508,7 @@ func tierFigures(pred []float64, ex []models.Example, tiers []models.Tier, pol m
 		prices[k] = t.Price
 	}
 	reqs := tierRequests(pred, ex, tiers)
-	fig := tierFig{N: len(ex), Policy: pol}
+	fig := tierFig{N: len(ex), QualityUnit: qualityUnit100, CostUnit: "tier price per request", Policy: pol}
 	pt := replay.ReplayTiers(reqs, prices, pol, replay.BillProrata)
 	fig.Routed = pointFig{Quality: 100 * pt.Quality, Cost: pt.CostPer1k / 1000}
 	p0 := replay.ReplayTiers(reqs, prices, models.TierPolicy{}, replay.BillProrata)
@@ -860,20 +875,24 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		shares[n] = op.Shares[k]
 	}
 	res := struct {
-		Version      string             `json:"version"`
-		Parent       string             `json:"parent"`
-		Policy       models.TierPolicy  `json:"tier_policy"`
-		PolicyTarget string             `json:"policy_target"`
-		N            int                `json:"n"`
-		InSample     int                `json:"in_sample"`
-		Quality      float64            `json:"quality"`
-		RelQuality   jfloat             `json:"relative_quality"`
-		Cost         float64            `json:"cost"`
-		CostUnit     string             `json:"cost_unit"`
+		Version      string            `json:"version"`
+		Parent       string            `json:"parent"`
+		Policy       models.TierPolicy `json:"tier_policy"`
+		PolicyTarget string            `json:"policy_target"`
+		N            int               `json:"n"`
+		InSample     int               `json:"in_sample"`
+		Quality      float64           `json:"quality"`
+		QualityUnit  string            `json:"quality_unit"`
+		RelQuality   jfloat            `json:"relative_quality"`
+		Cost         float64           `json:"cost"`
+		CostUnit     string            `json:"cost_unit"`
+		// CostPer1k is Cost in the unit of the cost-per-1k target, which
+		// is per 1,000 requests where Cost is per request.
+		CostPer1k    float64            `json:"cost_per_1k"`
 		LatencyP95MS jfloat             `json:"latency_p95_ms"`
 		RaceShare    float64            `json:"race_share"`
 		Shares       map[string]float64 `json:"shares"`
-	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, inSample, op.Quality, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, jfloat(op.LatencyP95MS), op.RaceShare, shares}
+	}{na.Version, na.Parent, pol, na.PolicyTarget, op.N, inSample, op.Quality, qualityUnit1, jfloat(op.Quality / solver.StrongQuality), op.CostPer1k / 1000, rl.costUnit, op.CostPer1k, jfloat(op.LatencyP95MS), op.RaceShare, shares}
 	if asJSON {
 		return json.NewEncoder(env.Stdout).Encode(res)
 	}
@@ -883,8 +902,11 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if q := float64(res.RelQuality); math.IsNaN(q) || math.IsInf(q, 0) {
 		rel = "undefined relative to the best single tier, which scores 0 on every request"
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.4f (%s), cost %.4g %s, race share %.3f",
-		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), op.Quality, rel, res.Cost, rl.costUnit, op.RaceShare)
+	// The cost-per-1k target is per 1,000 requests and the cost per
+	// request: both are printed, so the two can be compared as they are.
+	per1k := strings.Replace(rl.costUnit, "per request", "per 1k requests", 1)
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.4f (%s, %s), cost %.4g %s (%.4g %s, cost-per-1k's unit), race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), op.Quality, qualityUnit1, rel, res.Cost, rl.costUnit, res.CostPer1k, per1k, op.RaceShare)
 	if !rl.noLatency {
 		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
 	}

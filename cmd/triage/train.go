@@ -214,7 +214,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	tf.register(fs)
 	holdout := fs.Float64("holdout", 0, "share of records (by id hash) kept out of training to measure the router on; by default it trains on every record and reports the out-of-fold figures of its cross-validation")
 	out := fs.String("o", "", "write the router artifact to FILE")
-	asJSON := fs.Bool("json", false, "print the figures it reports as one JSON object: the out-of-fold ones by default, those of the held-out share with --holdout")
+	asJSON := fs.Bool("json", false, "print the figures it reports as one JSON object: the out-of-fold ones by default, those of the held-out share with --holdout (N tiers: quality on 0-100, as quality_unit says)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

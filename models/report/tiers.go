@@ -52,21 +52,24 @@ type TierRun struct {
 // Quality is on [0,1] and cost per request, as in tiers_curves.csv; a
 // figure the data cannot give is null.
 type tierMetrics struct {
-	Router   string            `json:"router"`
-	Requests int               `json:"requests"`
-	InSample int               `json:"in_sample"`
-	CostUnit string            `json:"cost_unit"`
-	Tiers    []models.Tier     `json:"tiers"`
-	CostLo   jnum              `json:"cost_lo"`
-	CostHi   jnum              `json:"cost_hi"`
-	AIQ      jnum              `json:"aiq"`
-	HullAIQ  jnum              `json:"hull_aiq"`
-	Oracle   tierMetricsPoint  `json:"oracle"`
-	Singles  []tierMetricsTier `json:"singles"`
-	Policy   models.TierPolicy `json:"policy"`
-	Current  tierMetricsPoint  `json:"current"`
-	Points   int               `json:"operating_points"`
-	Notes    []string          `json:"notes,omitempty"`
+	Router   string `json:"router"`
+	Requests int    `json:"requests"`
+	InSample int    `json:"in_sample"`
+	// QualityUnit names the scale of quality, oracle and AIQ here
+	// ([0,1]), which train --json and eval --json give on 0-100.
+	QualityUnit string            `json:"quality_unit"`
+	CostUnit    string            `json:"cost_unit"`
+	Tiers       []models.Tier     `json:"tiers"`
+	CostLo      jnum              `json:"cost_lo"`
+	CostHi      jnum              `json:"cost_hi"`
+	AIQ         jnum              `json:"aiq"`
+	HullAIQ     jnum              `json:"hull_aiq"`
+	Oracle      tierMetricsPoint  `json:"oracle"`
+	Singles     []tierMetricsTier `json:"singles"`
+	Policy      models.TierPolicy `json:"policy"`
+	Current     tierMetricsPoint  `json:"current"`
+	Points      int               `json:"operating_points"`
+	Notes       []string          `json:"notes,omitempty"`
 }
 
 type tierMetricsPoint struct {
@@ -88,7 +91,7 @@ type tierMetricsTier struct {
 // metrics is r's tiers_metrics.json entry.
 func (r *TierRun) metrics() tierMetrics {
 	c, cur := &r.Curve, &r.Current
-	m := tierMetrics{Router: r.Name, Requests: cur.N, InSample: r.InSample, CostUnit: r.CostUnit, Tiers: r.Tiers,
+	m := tierMetrics{Router: r.Name, Requests: cur.N, InSample: r.InSample, QualityUnit: "mean score on 0-1", CostUnit: r.CostUnit, Tiers: r.Tiers,
 		CostLo: jnum(c.Lo), CostHi: jnum(c.Hi), AIQ: jnum(c.AIQ), HullAIQ: jnum(c.HullAIQ),
 		Oracle: tierMetricsPoint{Quality: c.Oracle.Quality, Cost: c.Oracle.Cost}, Policy: cur.Policy, Points: len(c.Points), Notes: r.Notes,
 		Current: tierMetricsPoint{Quality: cur.Quality, Cost: cur.CostPer1k / 1000, Shares: map[string]float64{},
