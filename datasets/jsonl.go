@@ -206,10 +206,26 @@ func decodeLine(name string, line int, b []byte, opts ReadOptions) (rec Record, 
 		}
 		return Record{}, &LineError{File: name, Line: line, Field: field, Err: withLineHint(jsonErr(err), name, line, b, err)}
 	}
-	if err := rec.Validate(ValidateOptions{AllowMissingScore: opts.AllowMissingScore}); err != nil {
+	vo := ValidateOptions{AllowMissingScore: opts.AllowMissingScore}
+	if rec.Prompt == "" && rec.Messages == nil {
+		// Only then does "prompt": "" differ from no prompt; decoding it
+		// again costs nothing on the lines that have text.
+		vo.EmptyPrompt = promptGiven(b)
+	}
+	if err := rec.Validate(vo); err != nil {
 		return Record{}, &LineError{File: name, Line: line, Err: err}
 	}
 	return rec, nil
+}
+
+// promptGiven says whether the JSON object b holds a prompt string, ""
+// included (null is no prompt). Keys match as encoding/json matches them
+// when it decodes a Record: in any case, the last of duplicates.
+func promptGiven(b []byte) bool {
+	var p struct {
+		Prompt *string `json:"prompt"`
+	}
+	return json.Unmarshal(b, &p) == nil && p.Prompt != nil
 }
 
 // repeatedKey returns the path of the first key that appears twice in one

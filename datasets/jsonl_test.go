@@ -160,6 +160,8 @@ func TestReaderErrors(t *testing.T) {
 			"log.jsonl:1: id is missing; every record needs a unique id"},
 		{"a missing prompt is named", `{"id":"a"}`, ReadOptions{}, 1,
 			"log.jsonl:1: prompt is missing; give prompt or messages"},
+		{"a null prompt is a missing one", `{"id":"a","prompt":null}`, ReadOptions{}, 1,
+			"log.jsonl:1: prompt is missing; give prompt or messages"},
 		{"an empty messages array is named as such", `{"id":"a","messages":[]}`, ReadOptions{}, 1,
 			"log.jsonl:1: messages is an empty array; give at least one message, or a prompt"},
 		{"an empty messages array the slow decoder reads is named too", `{"id":"a","messages":[],"Prompt":""}`, ReadOptions{}, 1,
@@ -572,5 +574,22 @@ func TestReaderNamesAnUnreadableLogOnce(t *testing.T) {
 	}
 	if got, want := err.Error(), "read "+dir+": is a directory"; got != want {
 		t.Errorf("error %q, want %q", got, want)
+	}
+}
+
+// TestReaderTakesAnEmptyPrompt: "prompt": "" is a legacy completion's
+// valid empty prompt (OpenAI's API takes it, and the proxy routes it); it
+// was refused as "prompt is missing", the error of a record with no
+// prompt, while an empty message's content was taken.
+func TestReaderTakesAnEmptyPrompt(t *testing.T) {
+	for _, line := range []string{
+		`{"id":"a","prompt":""}`,
+		`{"id":"a","Prompt":""}`, // the slow decoder, any case
+		`{"id":"a","prompt":"","meta":{"k":"v"}}`,
+	} {
+		recs, _, err := readAll(t, line+"\n", ReadOptions{})
+		if err != nil || len(recs) != 1 || recs[0].Prompt != "" || recs[0].Messages != nil {
+			t.Errorf("%s: %+v, %v; want one record with an empty prompt", line, recs, err)
+		}
 	}
 }

@@ -216,6 +216,11 @@ type ValidateOptions struct {
 	// AllowMissingScore accepts outcomes without a score (feedback that
 	// carried only a confidence).
 	AllowMissingScore bool
+	// EmptyPrompt says the record's prompt was given as "" rather than
+	// left out: a legacy completion's empty prompt, which OpenAI's API
+	// and the proxy take (and a record without prompt or messages is
+	// refused). A Record's Prompt cannot tell the two apart.
+	EmptyPrompt bool
 }
 
 // Validate checks the record against docs/design.md and returns a *FieldError
@@ -231,7 +236,9 @@ func (r *Record) Validate(opts ValidateOptions) error {
 		if r.Messages != nil {
 			return &FieldError{Field: "messages", Msg: "is an empty array; give at least one message, or a prompt"}
 		}
-		return &FieldError{Field: "prompt", Msg: "is missing; give prompt or messages"}
+		if !opts.EmptyPrompt {
+			return &FieldError{Field: "prompt", Msg: "is missing; give prompt or messages"}
+		}
 	}
 	for i, m := range r.Messages {
 		if m.Content == "" && m.Role == "" {

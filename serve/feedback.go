@@ -95,7 +95,7 @@ func (f *feedbackRequest) validate(lim Limits) error {
 	if err := checkMeta("", f.Meta, lim); err != nil {
 		return err
 	}
-	return checkPrompt("", f.Prompt, f.Messages, false, lim)
+	return checkPrompt("", f.Prompt, f.Messages, false, false, lim)
 }
 
 func (f *feedbackRequest) feedback() datasets.Feedback {

@@ -72,6 +72,11 @@ type routeRequest struct {
 	Messages []message     `json:"messages"`
 	Meta     datasets.Meta `json:"meta"`
 	Explain  bool          `json:"explain"`
+	// promptGiven says the body had a prompt string, "" included: an
+	// empty prompt is a request to route (OpenAI's legacy completions
+	// take one, and the proxy routes it), a missing one is not. Set by
+	// decodeRoute and decodeBatch, not by decoding.
+	promptGiven bool
 }
 
 type batchRequest struct {
@@ -252,7 +257,7 @@ func (r *routeRequest) validate(at string, lim Limits) error {
 	if err := checkMeta(at, r.Meta, lim); err != nil {
 		return err
 	}
-	return checkPrompt(at, r.Prompt, r.Messages, true, lim)
+	return checkPrompt(at, r.Prompt, r.Messages, r.promptGiven, true, lim)
 }
 
 // checkMeta caps the meta keys of a route request, and of a feedback,
@@ -264,8 +269,9 @@ func checkMeta(at string, m datasets.Meta, lim Limits) error {
 	return nil
 }
 
-// checkPrompt checks a prompt or messages; required says one must be set.
-func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) error {
+// checkPrompt checks a prompt or messages; required says one must be set,
+// and given that the prompt was sent (as "" or more).
+func checkPrompt(at, prompt string, msgs []message, given, required bool, lim Limits) error {
 	if prompt != "" && len(msgs) > 0 {
 		return Errorf(CodeInvalidRequest, "%sprompt and %smessages are both set; send one of them", at, at)
 	}
@@ -285,6 +291,12 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 	}
 	if empty && required {
 		switch {
+		case given && msgs == nil:
+			// "prompt": "" is a prompt, as in OpenAI's legacy completions
+			// (required there, and valid empty) and in the proxy, which
+			// routes it: it is routed on no text. It was refused as
+			// empty, and a body without a prompt as "prompt is empty".
+			return nil
 		case len(msgs) > 0:
 			return Errorf(CodeInvalidRequest, "%smessages have no content; send some text to route (image, audio and file parts carry none: the router routes on text)", at)
 		case msgs != nil:
@@ -292,7 +304,7 @@ func checkPrompt(at, prompt string, msgs []message, required bool, lim Limits) e
 			// refused as "prompt is empty", a field the client never sent.
 			return Errorf(CodeInvalidRequest, "%smessages is an empty array; send at least one {\"role\": \"user\", \"content\": \"...\"}, or a prompt", at)
 		}
-		return Errorf(CodeInvalidRequest, "%sprompt is empty; send a non-empty prompt or messages", at)
+		return Errorf(CodeInvalidRequest, "%sprompt is missing; send a prompt or messages", at)
 	}
 	if n > lim.MaxPromptBytes {
 		return Errorf(CodePromptTooLarge, "%sprompt is %d bytes, the limit is %d (limits.max_prompt_bytes)", at, n, lim.MaxPromptBytes)
@@ -309,7 +321,36 @@ func decodeRoute(body []byte, lim Limits) (routeRequest, error) {
 			return r, err
 		}
 	}
+	r.promptGiven = r.Prompt != "" || r.Messages == nil && promptsGiven(body, false)[0]
 	return r, r.validate("", lim)
+}
+
+// promptsGiven says, for a route body (or each request of a batch body),
+// whether it holds a prompt string, "" included, which decoding into a
+// string cannot tell from no prompt. Only an empty prompt needs it, so it
+// decodes the body a second time only then. Keys match as encoding/json
+// matches them (any case, the last of duplicates); null is no prompt.
+func promptsGiven(body []byte, batch bool) []bool {
+	type item struct {
+		Prompt *string `json:"prompt"`
+	}
+	var items []item
+	if batch {
+		var b struct {
+			Requests []item `json:"requests"`
+		}
+		json.Unmarshal(body, &b) // decoded before: it cannot fail now
+		items = b.Requests
+	} else {
+		var it item
+		json.Unmarshal(body, &it)
+		items = []item{it}
+	}
+	given := make([]bool, len(items))
+	for i, it := range items {
+		given[i] = it.Prompt != nil
+	}
+	return given
 }
 
 // decodeBatch decodes and validates a POST /v1/route/batch body.
@@ -330,6 +371,15 @@ func decodeBatch(body []byte, lim Limits) (batchRequest, error) {
 	}
 	if len(b.Requests) > lim.MaxBatch {
 		return b, batchTooLarge(len(b.Requests), lim)
+	}
+	var given []bool
+	for i := range b.Requests {
+		if r := &b.Requests[i]; r.Prompt == "" && r.Messages == nil {
+			if given == nil {
+				given = promptsGiven(body, true)
+			}
+			r.promptGiven = i < len(given) && given[i]
+		}
 	}
 	seen := map[string]int{}
 	for i := range b.Requests {

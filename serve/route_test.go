@@ -28,6 +28,11 @@ func TestRoute(t *testing.T) {
 		{"messages are routed", `{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`},
 		{"meta with numbers and booleans is accepted", `{"prompt":"x","meta":{"tenant":"a","tier":2,"beta":true}}`},
 		{"a client id becomes the request id", `{"prompt":"x","id":"client-7"}`},
+		// OpenAI's legacy completions take "prompt": "" (a missing prompt
+		// is a 400 there, and here) and the proxy routes it; it was
+		// refused as "prompt is empty".
+		{"an empty prompt is routed", `{"prompt":""}`},
+		{"an empty prompt the strict decoder reads is routed", `{"Prompt":"","explain":null}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,8 +153,8 @@ func TestRouteRejectsBadInput(t *testing.T) {
 		{"a boolean explain of the wrong type", `{"prompt":"x","explain":"yes"}`, 400, CodeInvalidRequest, "explain is a JSON string, want a boolean"},
 		{"an array body wants an object", `[1,2]`, 400, CodeInvalidRequest, "want an object"},
 		{"a null body wants an object", ` null `, 400, CodeInvalidRequest, "JSON null, want an object"},
-		{"an empty prompt", `{"prompt":""}`, 400, CodeInvalidRequest, "prompt is empty"},
-		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is empty"},
+		{"no prompt at all", `{"meta":{"a":"b"}}`, 400, CodeInvalidRequest, "prompt is missing; send a prompt or messages"},
+		{"a null prompt is no prompt", `{"prompt":null}`, 400, CodeInvalidRequest, "prompt is missing; send a prompt or messages"},
 		{"an empty messages array says it is the messages", `{"messages":[]}`, 400, CodeInvalidRequest, "messages is an empty array; send at least one"},
 		{"an empty messages array the strict decoder reads says so too", `{"messages":[],"explain":null}`, 400, CodeInvalidRequest, "messages is an empty array"},
 		{"messages without content", `{"messages":[{"role":"user","content":""}]}`, 400, CodeInvalidRequest, "no content"},
@@ -267,6 +272,18 @@ func TestRouteBatch(t *testing.T) {
 			t.Errorf("export = %+v, want the three requests", recs)
 		}
 	})
+	t.Run("an element with an empty prompt is routed", func(t *testing.T) {
+		w := ts.do(t, "POST", "/v1/route/batch", `{"requests":[{"prompt":""},{"prompt":"a"},{"PROMPT":""}]}`)
+		var r struct {
+			Decisions []struct {
+				Decision string `json:"decision"`
+			} `json:"decisions"`
+		}
+		decodeJSON(t, w, &r)
+		if len(r.Decisions) != 3 {
+			t.Errorf("%d decisions, want 3: %s", len(r.Decisions), w.Body)
+		}
+	})
 	for _, tt := range []struct {
 		name, body string
 		status     int
@@ -274,7 +291,7 @@ func TestRouteBatch(t *testing.T) {
 	}{
 		{"a batch over the limit is 413", `{"requests":[{"prompt":"a"},{"prompt":"b"},{"prompt":"c"},{"prompt":"d"}]}`, 413, CodeBatchTooLarge, "4 requests, the limit is 3"},
 		{"an empty batch is 400", `{"requests":[]}`, 400, CodeInvalidRequest, "requests is empty"},
-		{"a bad element is named by index", `{"requests":[{"prompt":"a"},{"prompt":""}]}`, 400, CodeInvalidRequest, "requests[1].prompt is empty"},
+		{"a bad element is named by index", `{"requests":[{"prompt":"a"},{}]}`, 400, CodeInvalidRequest, "requests[1].prompt is missing"},
 		{"an empty messages array is named by index", `{"requests":[{"prompt":"a"},{"messages":[]}]}`, 400, CodeInvalidRequest, "requests[1].messages is an empty array"},
 		{"an unknown field in an element", `{"requests":[{"prompt":"a","x":1}]}`, 400, CodeUnknownField, `unknown field "x"`},
 	} {

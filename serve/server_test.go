@@ -221,7 +221,7 @@ func TestMetrics(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"a"}`)
 	ts.do(t, "POST", "/v1/route", `{"prompt":"x","id":"b"}`)
-	ts.do(t, "POST", "/v1/route", `{"prompt":""}`)
+	ts.do(t, "POST", "/v1/route", `{}`)
 	ts.do(t, "POST", "/v1/feedback", `{"request_id":"a","model":"mixtral","score":1}`)
 	want := `
 # HELP triage_decisions_total Routing decisions by kind.

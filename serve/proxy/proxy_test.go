@@ -2187,3 +2187,28 @@ func TestCapsOfOneAreSingular(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletionPromptEmptyOrMissing holds the proxy to what OpenAI's
+// legacy completions do, and what the route API and the log reader now do
+// too: "prompt": "" (or [""]) is a prompt, routed on no text; no prompt,
+// or null, is a 400.
+func TestCompletionPromptEmptyOrMissing(t *testing.T) {
+	for _, tt := range []struct {
+		body    string
+		refused bool
+	}{
+		{`{"model":"m","prompt":""}`, false},
+		{`{"model":"m","prompt":[""]}`, false},
+		{`{"model":"m"}`, true},
+		{`{"model":"m","prompt":null}`, true},
+	} {
+		req, err := parseRequest([]byte(tt.body), apiCompletions, caps{})
+		var ae *apiError
+		switch refused := errors.As(err, &ae) && strings.HasPrefix(ae.msg, "prompt is missing;"); {
+		case refused != tt.refused:
+			t.Errorf("%s: err %v, want refused %v", tt.body, err, tt.refused)
+		case !tt.refused && (err != nil || req.prompt != ""):
+			t.Errorf("%s: prompt %q, err %v; want an empty prompt", tt.body, req.prompt, err)
+		}
+	}
+}
