@@ -294,7 +294,7 @@ func (s *Server) load() (*state, error) {
 		return nil, err
 	}
 	if !s.cfg.Thresholds.IsZero() && a.IsMultiTier() {
-		return nil, fmt.Errorf("%w: model %s is an N-tier router, which the config's thresholds (a two-tier policy) do not fit; remove them, or set the N-tier policy with triage calibrate",
+		return nil, fmt.Errorf("%w: model %s is an N-tier router, which the thresholds set (the config's thresholds:, or serve's --speculate-above, --escalate-above or --accept-confidence) do not fit: they are a two-tier policy; remove them, or set the N-tier policy with triage calibrate",
 			models.ErrBadArtifact, a.Version)
 	}
 	overridden := false

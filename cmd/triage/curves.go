@@ -60,7 +60,7 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.Var(&f.latency, "latency", "default latency per model where the log has none: MODEL=MS, comma-separated or repeated")
 	fs.Var(&f.cost, "cost", "default cost per call per model where the log has none: MODEL=USD, comma-separated or repeated")
 	fs.StringVar(&f.billing, "cancel-billing", "prorata", "what a cancelled speculative call costs: prorata (share of its latency it ran) or full")
-	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds); for an N-tier router, N+1 values of λ (or of the margin)")
+	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds); for an N-tier router, N+1 values of λ (with calibrate --knob margin, of the margin)")
 	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (two-tier routers, when the log has confidence)")
 	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers)")
 	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "seed of the bootstrap resamples behind the 95% intervals (two-tier routers; it seeds no folds: nothing is trained here)")

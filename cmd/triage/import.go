@@ -61,7 +61,7 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>, stdin/<row> for --file -)")
 	scale := fs.Float64("score-scale", 1, "divide scores by this, e.g. 10 for 1-10 judge grades")
 	var modelsFlag stringList
-	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column that is not the prompt, id or metadata)")
+	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column but the prompt and id columns, the columns category, subject, source, eval_name, tenant, language, task and dataset, which go into meta, and id-like or answer columns: question_id, sample_id, index, reference, answer, ...)")
 	delim := fs.String("delimiter", ",", "the field separator: a single character, or tab for a tab-separated file")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
 	if err := parseFlags(fs, args); err != nil {

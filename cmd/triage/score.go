@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register("score", "print p_hard and the decision for each record of a log", runScore)
+	register("score", "print p_hard and the decision for each record of a log (N tiers: the tier chosen and each tier's predicted score)", runScore)
 }
 
 func runScore(ctx context.Context, env *Env, args []string) error {
@@ -117,7 +117,7 @@ func eachScoreLine(ctx context.Context, env *Env, o *output, path string, a *mod
 		if bad > 0 {
 			// Scores are what figures are computed from: a line that
 			// was dropped must be counted where the user sees it.
-			fmt.Fprintf(env.Stderr, "triage score: %s: skipped %s (--skip-bad); they have no score line\n", p, count(bad, "malformed line"))
+			fmt.Fprintf(env.Stderr, "triage score: %s: skipped %s (--skip-bad); %s no score line\n", p, count(bad, "malformed line"), oneOr(bad, "it has", "they have"))
 		}
 	}
 	if err := bw.Flush(); err != nil {

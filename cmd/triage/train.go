@@ -106,7 +106,7 @@ func (t *trainFlags) registerFit(fs *flag.FlagSet) {
 	fs.Uint64Var(&t.seed, "seed", 1, seedUsageTrain)
 	fs.Float64Var(&t.l2, "l2", 0, "L2 strength of every head; 0 picks each by K-fold cross-validation")
 	fs.BoolVar(&t.anyway, "route-anyway", false, "keep the router's ranking and its default thresholds even when the log does not show it beats random (by default such a router escalates every request)")
-	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K for choosing L2 and fitting the calibration")
+	fs.IntVar(&t.folds, "folds", models.DefaultFolds, "K of the cross-validation inside each training: it chooses the scorer and L2 and fits the calibration on its out-of-fold scores (train reports their figures)")
 	fs.BoolVar(&t.noIDF, "no-idf", false, "fit on raw feature values instead of IDF-scaled ones")
 	fs.BoolVar(&t.diff, "difficulty", false, "mix a difficulty view into the score: one more head, on the mean of the two tiers' scores, mapped to the gain through a curve per tier (docs/quality.md, items 16 and 19: on the quality suite better on MMLU, worse on GSM8K, nothing on the mean; about a quarter more training time)")
 	t.tier.register(fs)
