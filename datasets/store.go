@@ -22,6 +22,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // The bbolt layout. Every bucket is created when the store opens, so no
@@ -151,7 +152,7 @@ type UnappliedLogError struct {
 }
 
 func (e *UnappliedLogError) Error() string {
-	return fmt.Sprintf("the feedback log %s holds %d writes not yet applied to the db (or damaged ones); applying them needs write access to the db and its folder", e.Log, e.Writes)
+	return fmt.Sprintf("the feedback log %s holds %s not yet applied to the db (or damaged ones); applying them needs write access to the db and its folder", e.Log, plural.Count(e.Writes, "write"))
 }
 
 // BoltStore keeps the server's decision log and feedback in one bbolt
@@ -1466,8 +1467,8 @@ func (s *BoltStore) Export(ctx context.Context, w io.Writer, opts ExportOptions)
 			// The structure passed the open's checks, so what failed is
 			// a stored value: damage inside a record, which only check
 			// and salvage get past. Say which file and what to do.
-			return n, fmt.Errorf("export feedback db %s: %w: the file is damaged inside a record (the export stopped there, with %d records written); run 'triage feedback check --db %s' to list the damage, and 'triage feedback salvage --db %s -o NEW.db' to copy every readable record into a new file",
-				s.path, err, n, s.path, s.path)
+			return n, fmt.Errorf("export feedback db %s: %w: the file is damaged inside a record (the export stopped there, with %s written); run 'triage feedback check --db %s' to list the damage, and 'triage feedback salvage --db %s -o NEW.db' to copy every readable record into a new file",
+				s.path, err, plural.Count(n, "record"), s.path, s.path)
 		}
 		first = false
 		// Writing happens outside the transaction: a slow reader must not

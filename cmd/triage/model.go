@@ -118,8 +118,8 @@ func runModelShow(ctx context.Context, env *Env, args []string) error {
 	if t.MetaOff {
 		meta = "off (it ranked no better with it, so requests' meta is not read)"
 	}
-	fmt.Fprintf(w, "  features     spec v%d, %d dims (%d non-zero weights), word n-grams %d-%d, char n-grams %s, numeric %v, normalise %s, meta %s\n",
-		f.Version, f.Dim(), nz, f.WordNgrams[0], f.WordNgrams[1], chars, f.Numeric, f.Normalize, meta)
+	fmt.Fprintf(w, "  features     spec v%d, %d dims (%s), word n-grams %d-%d, char n-grams %s, numeric %v, normalise %s, meta %s\n",
+		f.Version, f.Dim(), count(nz, "non-zero weight"), f.WordNgrams[0], f.WordNgrams[1], chars, f.Numeric, f.Normalize, meta)
 	if cannot {
 		fmt.Fprintf(w, "  calibration  constant: p_hard %.2f for every request, as the router cannot route\n", a.Calibration.Apply(0))
 	} else {
@@ -198,7 +198,7 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		if t.ConfidenceCalibration != nil {
 			gate = ", confidence gate " + t.ConfidenceCalibration.Method
 		}
-		fmt.Fprintf(w, "  tier %-2d      %s, price %g (%d non-zero weights, predicted score by %s%s)\n", k, t.Name, t.Price, nz, cal, gate)
+		fmt.Fprintf(w, "  tier %-2d      %s, price %g (%s, predicted score by %s%s)\n", k, t.Name, t.Price, count(nz, "non-zero weight"), cal, gate)
 	}
 	p := a.TierPolicy
 	fmt.Fprintf(w, "  policy       λ=%g margin=%g race=%g accept_confidence=%.2f: the cheapest tier within the margin of the best predicted score − λ·price\n", p.Lambda, p.Margin, p.Race, p.AcceptConfidence)

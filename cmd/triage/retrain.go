@@ -388,7 +388,7 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	}
 	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
 	if res.ChampionTrained > 0 {
-		fmt.Fprintf(w, "not judged: %d labelled records the champion was trained on\n", res.ChampionTrained)
+		fmt.Fprintf(w, "not judged: %s the champion was trained on\n", count(res.ChampionTrained, "labelled record"))
 	}
 	if res.HeldSince.IsZero() {
 		// No held-out record has a time: splitJudged (models/retrain) held

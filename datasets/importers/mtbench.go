@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/internal/plural"
 )
 
 // mtKey is one question turn.
@@ -127,7 +128,7 @@ func importMTBench(dir string, contaminated, found map[string]bool, st *Stats, f
 				first, k = jt.line, key
 			}
 		}
-		return fmt.Errorf("%s:%d: judgement of question %s turn %d, which %s does not have (%d question turns in all); are both files from the same MT-Bench release?", jpath, first, k.question, k.turn, qpath, len(turns))
+		return fmt.Errorf("%s:%d: judgement of question %s turn %d, which %s does not have (%s in all); are both files from the same MT-Bench release?", jpath, first, k.question, k.turn, qpath, plural.Count(len(turns), "question turn"))
 	}
 	return nil
 }

@@ -236,7 +236,7 @@ func challengerScorer(champion *models.Artifact, train []Labelled, opts Options)
 	if one == 0 {
 		return k, ""
 	}
-	return models.ScorerPerTier, fmt.Sprintf("challenger scorer per-tier, not the champion's gain: a gain model learns from paired records only, and %d of the %d training records have one tier's outcome, which each per-tier head learns from (--keep-scorer keeps gain)", one, len(train))
+	return models.ScorerPerTier, fmt.Sprintf("challenger scorer per-tier, not the champion's gain: a gain model learns from paired records only, and %d of the %s %s one tier's outcome, which each per-tier head learns from (--keep-scorer keeps gain)", one, plural.Count(len(train), "training record"), plural.Agree(one, "has", "have"))
 }
 
 // TrafficEstimate is what the weighted held-out slice says about traffic.
@@ -307,7 +307,7 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded, Dated: countDated(all), Holdout: opts.Holdout}
 	}
 	if len(train) == 0 {
-		return nil, fmt.Errorf("%d labelled examples are too few to hold out %.0f%% and train on the rest", len(all), 100*opts.Holdout)
+		return nil, fmt.Errorf("%s %s too few to hold out %.0f%% and train on the rest", plural.Count(len(all), "labelled example"), plural.Agree(len(all), "is", "are"), 100*opts.Holdout)
 	}
 	res := &Result{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), TrainedThrough: TrainedThrough(train), ChampionTrained: excluded}
 	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
