@@ -66,6 +66,9 @@ type Reader struct {
 	buf     []byte
 	skipped int
 	ids     map[string]int
+	// boltHead says the over-long line tooLong reports starts the file
+	// as a feedback db does.
+	boltHead bool
 }
 
 // NewReader reads JSONL from r; name is used in error messages.
@@ -91,6 +94,12 @@ func (r *Reader) readLine() ([]byte, error) {
 		// The limit is on the line without its "\r\n"; the exact check
 		// is tooLong's, once the line is whole.
 		if len(r.buf)+len(chunk) > r.opts.MaxLineBytes+2 {
+			// Looked at before the drain reuses chunk's buffer.
+			head := r.buf
+			if len(head) == 0 {
+				head = chunk
+			}
+			r.boltHead = r.line == 0 && IsBoltFile(head)
 			// Drain the rest of the over-long line so the next call starts
 			// on a fresh one.
 			for errors.Is(err, bufio.ErrBufferFull) {
@@ -110,6 +119,7 @@ func (r *Reader) readLine() ([]byte, error) {
 			}
 			r.line++
 			if len(r.buf) > r.opts.MaxLineBytes {
+				r.boltHead = r.line == 1 && IsBoltFile(r.buf)
 				return nil, r.tooLong()
 			}
 			return r.buf, nil
@@ -124,6 +134,7 @@ func (r *Reader) readLine() ([]byte, error) {
 		r.line++
 		b := bytes.TrimRight(r.buf, "\r\n")
 		if len(b) > r.opts.MaxLineBytes {
+			r.boltHead = r.line == 1 && IsBoltFile(b)
 			return nil, r.tooLong()
 		}
 		return b, nil
@@ -132,8 +143,16 @@ func (r *Reader) readLine() ([]byte, error) {
 
 // tooLong is the error of line r.line, longer than MaxLineBytes without
 // its line ending (so a CRLF log gets the same limit as an LF one).
+//
+// A feedback db given as a log usually lands here, not in withLineHint: a
+// served db is 128 MiB of mostly zeros without a newline, so it got "line
+// is longer than 16777216 bytes" and no word of what the file is.
 func (r *Reader) tooLong() error {
-	return &LineError{File: r.name, Line: r.line, Err: fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)}
+	err := fmt.Errorf("line is longer than %d bytes", r.opts.MaxLineBytes)
+	if r.boltHead {
+		err = fmt.Errorf("%w; this is a feedback db (a bbolt file), not a log: 'triage feedback export --db %s -o feedback.jsonl' writes its records as a log", err, r.name)
+	}
+	return &LineError{File: r.name, Line: r.line, Err: err}
 }
 
 // Next returns the next valid record, io.EOF at the end, or a *LineError.

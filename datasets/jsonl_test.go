@@ -593,3 +593,28 @@ func TestReaderTakesAnEmptyPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderNamesAFeedbackDBLongerThanALine: a served feedback db is 128
+// MiB of mostly zeros, one "line" longer than the limit, so it was
+// refused as "line is longer than 16777216 bytes" without the hint a
+// short db file gets (export it first).
+func TestReaderNamesAFeedbackDBLongerThanALine(t *testing.T) {
+	page := strings.TrimSuffix(boltFirstPage(), ",\t\n")
+	for _, tt := range []struct {
+		name, in string
+	}{
+		{"longer than the reader's buffer", page + strings.Repeat("\x00", 200<<10)},
+		{"longer than the limit, within the buffer, to the end of the file", page + strings.Repeat("\x00", 200)},
+		{"longer than the limit, within the buffer, up to a newline", page + strings.Repeat("\x00", 200) + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := readAll(t, tt.in, ReadOptions{MaxLineBytes: 128})
+			if err == nil || !strings.Contains(err.Error(), "line is longer than 128 bytes; this is a feedback db (a bbolt file), not a log") {
+				t.Errorf("error %v, want the feedback db named", err)
+			}
+		})
+	}
+	if _, _, err := readAll(t, strings.Repeat("x", 200)+"\n", ReadOptions{MaxLineBytes: 128}); err == nil || strings.Contains(err.Error(), "bbolt") {
+		t.Errorf("a long line of text: %v, want no word of a feedback db", err)
+	}
+}
