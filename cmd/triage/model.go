@@ -212,7 +212,10 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}
 	if len(a.Metrics) > 0 {
-		fmt.Fprintf(w, "  %-12s %s (share_K: tier K's share)\n", a.MetricsFrom, metricsLine(a.Metrics))
+		// Mean scores on [0,1], as the artifact and GET /v1/model hold
+		// them; train and eval print the same figures on 0-100, so the
+		// scale is said.
+		fmt.Fprintf(w, "  %-12s %s (quality, best_single and oracle: mean score on 0-1; cost: mean tier price; share_K: tier K's share)\n", a.MetricsFrom, metricsLine(a.Metrics))
 	}
 	return nil
 }
