@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,7 +123,13 @@ func writeNewDB(ctx context.Context, dst string, pageSize int, fill func(*bolt.D
 	safefile.RemoveStaleFiles(filepath.Dir(dst), "."+filepath.Base(dst)+".new-")
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".new-*")
 	if err != nil {
-		return err
+		// The error names the temporary file, a name the user never
+		// gave: what failed is making a file in dst's folder.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("a new file cannot be made in %s: %w", filepath.Dir(dst), err)
 	}
 	name := tmp.Name()
 	tmp.Close()

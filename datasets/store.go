@@ -22,6 +22,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/triage-router/triage/datasets/safefile"
+	"github.com/triage-router/triage/internal/pathonce"
 	"github.com/triage-router/triage/internal/plural"
 )
 
@@ -350,7 +351,7 @@ func openBoltStore(path string, opts StoreOptions) (*BoltStore, error) {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &lockedError{path: path}
 		}
-		return nil, fmt.Errorf("open feedback db %s: %w", path, err)
+		return nil, fmt.Errorf("open feedback db %s: %w", path, pathonce.Inner(path, err))
 	}
 	if afterBoltOpen != nil {
 		afterBoltOpen()
@@ -428,7 +429,7 @@ func openReadOnly(path string, timeout time.Duration, opts StoreOptions) (*BoltS
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &lockedError{path: path}
 		}
-		return nil, fmt.Errorf("open feedback db %s read-only: %w", path, err)
+		return nil, fmt.Errorf("open feedback db %s read-only: %w", path, pathonce.Inner(path, err))
 	}
 	// What a read-write open would create, it can only check here.
 	var epoch uint64

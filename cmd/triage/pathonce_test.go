@@ -71,3 +71,45 @@ func TestInputErrorsNameThePathOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestFeedbackDBErrorsNameThePathOnce: as a user without write permission,
+// serve and feedback compact said "open feedback db F: open F: permission
+// denied", and salvage named its temporary file (".new.db.new-123"), a
+// name the user never gave, instead of the folder it could not write.
+func TestFeedbackDBErrorsNameThePathOnce(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root opens a read-only file for writing")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "feedback.db")
+	if err := fillStore(t, db).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(ro, 0o755) })
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"feedback compact on a read-only db", []string{"feedback", "compact", "--db", db}, "open feedback db " + db + ": permission denied"},
+		{"serve on a read-only db", []string{"serve", "--model", "x.json", "--db", db, "--addr", "127.0.0.1:0"}, "open feedback db " + db + ": permission denied"},
+		{"feedback salvage into a read-only folder", []string{"feedback", "salvage", "--db", db, "-o", filepath.Join(ro, "new.db")}, "a new file cannot be made in " + ro + ": permission denied"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := run(t, tt.args...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %q", code, stderr, tt.want)
+			}
+			if strings.Count(stderr, db) > 1 || strings.Contains(stderr, ".new-") {
+				t.Errorf("stderr %q names %s more than once, or a temporary file", stderr, db)
+			}
+		})
+	}
+}
