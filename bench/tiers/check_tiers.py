@@ -19,9 +19,9 @@ absolute difference per column. Exit status 1 when a difference is above its tol
 --scores is `triage score --model tiers.json --data test.jsonl` (id, tier, model, decision,
 predicted: one predicted score per tier, in the artifact's tier order); --model is the artifact
 (tier_list: name, price, confidence_calibration; tier_policy: lambda, margin, race,
-accept_confidence). --curves-out is what `curves` printed (it writes no metrics file for an
-N-tier router; its AIQ, oracle and current-policy figures are printed with two decimals, so
-they are held to 0.005). --eval-json is `triage eval --model tiers.json --data test.jsonl
+accept_confidence). --curves-out is what `curves` printed (its AIQ, oracle and current-policy
+figures are printed with two decimals, so they are held to 0.005; tiers_metrics.json, which
+curves has written since 418b326, holds them at full precision on [0,1] and is not read here). --eval-json is `triage eval --model tiers.json --data test.jsonl
 --json`, held to --tol: eval's figures are quality and price only (SETTLED: the docs did not
 say so), so they are recomputed with each tier's price as its cost, no latency and no
 confidence; its router AIQ is held to the exact λ sweep's, to 1e-4 (its grid has 201 points).
