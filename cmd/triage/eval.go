@@ -275,8 +275,8 @@ func outerFolds(env *Env, ex []models.Example, seed uint64, k int) (outer, used 
 		}
 	}
 	if empty := k - len(used); empty > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: --cv %d on %s: %d of the %d folds hold no record (folds are drawn by id hash), so %d routers are trained, one without each fold that holds some\n",
-			k, count(len(ex), "record"), empty, k, len(used))
+		fmt.Fprintf(env.Stderr, "triage eval: --cv %d on %s: %d of the %d folds %s no record (folds are drawn by id hash), so %s %s trained, one without each fold that holds some\n",
+			k, count(len(ex), "record"), empty, k, oneOr(empty, "holds", "hold"), count(len(used), "router"), oneOr(len(used), "is", "are"))
 	}
 	return outer, used
 }

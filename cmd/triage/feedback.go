@@ -357,8 +357,8 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "salvaged %s into %s: %s, %d feedback, %s; from the feedback log: %s applied, %d lost\n",
 		path, out, count(rep.Records, "record"), rep.Feedback, count(rep.Responses, "stored-response entry"), count(rep.LogApplied, "write"), rep.LogLost)
 	if rep.Recovered > 0 {
-		fmt.Fprintf(env.Stdout, "of them, %d were read from %s the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
-			rep.Recovered, count(rep.RecoveredPages, "page"))
+		fmt.Fprintf(env.Stdout, "of them, %d %s read from %s the damage cut off from the tree (with the free list lost, these may include entries removed or replaced earlier)\n",
+			rep.Recovered, oneOr(rep.Recovered, "was", "were"), count(rep.RecoveredPages, "page"))
 	}
 	fmt.Fprintf(env.Stdout, "could not read: %s, %s, %s, %s, %s (with whatever they held); %s and %s had no readable record; %s of an id dropped\n",
 		count(rep.BadRecords, "record"), count(rep.BadFeedback, "feedback entry"), count(rep.BadResponses, "stored-response entry"), count(rep.BadElems, "other entry"), count(rep.BadPages, "page"),

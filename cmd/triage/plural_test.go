@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/datasets"
 )
 
 // TestOneOfACountIsSingular runs train, eval and calibrate where each
@@ -52,5 +55,34 @@ func TestOneOfACountIsSingular(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneEmptyFoldIsSingular: eval --cv on a log whose ids leave one fold
+// empty said "1 of the 3 folds hold no record".
+func TestOneEmptyFoldIsSingular(t *testing.T) {
+	dir := t.TempDir()
+	all := filepath.Join(dir, "all.jsonl")
+	if _, stderr, code := run(t, "synth", "--n", "90", "-o", all); code != 0 {
+		t.Fatalf("synth: %s", stderr)
+	}
+	b, err := os.ReadFile(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		var rec struct{ ID string }
+		if json.Unmarshal([]byte(line), &rec) == nil && datasets.Fold(rec.ID, 1, 3) != 2 {
+			kept = append(kept, line)
+		}
+	}
+	log := writeFile(t, dir, "log.jsonl", strings.Join(kept, ""))
+	_, stderr, code := run(t, "eval", "--cv", "3", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--l2", "0.03", "--folds", "2", "--hash-bits", "14")
+	if code != 0 {
+		t.Fatalf("eval --cv 3 exited %d: %s", code, stderr)
+	}
+	if want := "1 of the 3 folds holds no record (folds are drawn by id hash), so 2 routers are trained"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 }
