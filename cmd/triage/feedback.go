@@ -370,7 +370,7 @@ func runFeedbackSalvage(ctx context.Context, env *Env, args []string) error {
 func runFeedbackCompact(ctx context.Context, env *Env, args []string) error {
 	var out string
 	path, err := dbFlag(env, "feedback compact", feedbackCompactUsage, args, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "o", "", "write the compacted db here instead of over --db (must not exist)")
+		fs.StringVar(&out, "o", "", "write the compacted db here instead of over --db (must not exist; -o naming --db itself compacts in place, as no -o does)")
 	})
 	if err != nil {
 		return err
