@@ -902,11 +902,14 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if q := float64(res.RelQuality); math.IsNaN(q) || math.IsInf(q, 0) {
 		rel = "undefined relative to the best single tier, which scores 0 on every request"
 	}
-	// The cost-per-1k target is per 1,000 requests and the cost per
-	// request: both are printed, so the two can be compared as they are.
+	// Quality on 0-100, as train, eval and curves print an N-tier
+	// router's (docs/design.md): on [0,1] here, the same policy's figure
+	// read as a hundredth of the one curves had just printed for it
+	// (--json keeps [0,1] and says so in quality_unit). The cost is also
+	// given per 1,000 requests, the unit of --target cost-per-1k.
 	per1k := strings.Replace(rl.costUnit, "per request", "per 1k requests", 1)
-	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.4f (%s, %s), cost %.4g %s (%.4g %s, cost-per-1k's unit), race share %.3f",
-		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), op.Quality, qualityUnit1, rel, res.Cost, rl.costUnit, res.CostPer1k, per1k, op.RaceShare)
+	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.2f on 0-100 (%s), cost %.4g %s (%.4g %s, as --target cost-per-1k takes it), race share %.3f",
+		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), 100*op.Quality, rel, res.Cost, rl.costUnit, op.CostPer1k, per1k, op.RaceShare)
 	if !rl.noLatency {
 		fmt.Fprintf(env.Stdout, ", p95 latency %.0f ms", op.LatencyP95MS)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -553,6 +554,53 @@ func TestCalibrateTiersInfeasibleWithoutLatency(t *testing.T) {
 	}
 	if strings.Contains(stderr, "0 ms") || !strings.Contains(stderr, "latency unknown") {
 		t.Errorf("stderr %q; want the latency said to be unknown", stderr)
+	}
+}
+
+// TestCalibrateTiersPrintsQualityOnCurvesScale: train, eval and curves
+// print an N-tier router's quality on 0-100 (docs/design.md); calibrate
+// printed the policy it chose on [0,1] ("quality 0.4964" where curves had
+// just said 49.68), in its answer and in its infeasible message. Its cost
+// per request is also given per 1,000 requests, the unit of the
+// cost-per-1k target.
+func TestCalibrateTiersPrintsQualityOnCurvesScale(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := trainThreeTiers(t, dir, log)
+	args := []string{"calibrate", "--model", model, "--data", log, "--target", "cost-per-1k=5000"}
+	stdout, stderr, code := run(t, append(args, "--json", "-o", filepath.Join(dir, "a.json"))...)
+	if code != 0 {
+		t.Fatalf("calibrate --json exited %d: %s", code, stderr)
+	}
+	var res struct {
+		Quality float64 `json:"quality"`
+		Cost    float64 `json:"cost"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("calibrate --json printed %q: %v", stdout, err)
+	}
+	stdout, stderr, code = run(t, append(args, "-o", filepath.Join(dir, "b.json"))...)
+	if code != 0 {
+		t.Fatalf("calibrate exited %d: %s", code, stderr)
+	}
+	want := fmt.Sprintf("quality %.2f on 0-100 (", 100*res.Quality)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("calibrate printed %q; want %q, the --json quality on the 0-100 scale curves prints", stdout, want)
+	}
+	if want := fmt.Sprintf("(%.4g price units per 1k requests", 1000*res.Cost); !strings.Contains(stdout, want) {
+		t.Errorf("calibrate printed %q; want the cost per 1,000 requests, %q", stdout, want)
+	}
+
+	_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=2", "-o", filepath.Join(dir, "c.json"))
+	if code != 1 {
+		t.Fatalf("calibrate --target quality=2 exited %d: %s", code, stderr)
+	}
+	m := regexp.MustCompile(`with quality ([0-9.]+) on 0-100 \(([0-9.]+) of the best single tier\)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("stderr %q; want the closest point's quality on 0-100 and relative to the best single tier", stderr)
+	}
+	if q, _ := strconv.ParseFloat(m[1], 64); q <= 1 {
+		t.Errorf("closest point's quality printed as %s; want it on 0-100 (stderr %q)", m[1], stderr)
 	}
 }
 

@@ -78,7 +78,7 @@ func TestTierOutputsNameTheirUnits(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("calibrate exited %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "per 1k requests, cost-per-1k's unit)") || !strings.Contains(stdout, "mean score on 0-1") {
+	if !strings.Contains(stdout, "price units per 1k requests, as --target cost-per-1k takes it)") || !strings.Contains(stdout, " on 0-100 (") {
 		t.Errorf("calibrate printed %q; want the cost per 1k requests beside the cost per request, and quality's scale", stdout)
 	}
 }

@@ -395,6 +395,8 @@ func SolveTiers(s *Solver, pts []TierPoint) (int, error) {
 	if math.IsNaN(c.LatencyP95MS) {
 		p95 = "latency unknown"
 	}
-	return -1, fmt.Errorf("%w: no policy meets %s on this data; the closest is λ=%.4g margin=%.4g with quality %.4f (%s), cost per 1k %.4g, %s; relax a target",
-		ErrInfeasible, strings.Join(ts, " and "), c.Policy.Lambda, c.Policy.Margin, c.Quality, rel, c.CostPer1k, p95)
+	// Quality on 0-100, as the N-tier figures are printed everywhere
+	// else; the target's own Q is relative, and rel gives that.
+	return -1, fmt.Errorf("%w: no policy meets %s on this data; the closest is λ=%.4g margin=%.4g with quality %.2f on 0-100 (%s), cost per 1k %.4g, %s; relax a target",
+		ErrInfeasible, strings.Join(ts, " and "), c.Policy.Lambda, c.Policy.Margin, 100*c.Quality, rel, c.CostPer1k, p95)
 }
