@@ -327,6 +327,41 @@ func TestCurvesSmallLog(t *testing.T) {
 	}
 }
 
+// TestCurvesLineSaysQualityRelativeToStrong: the line curves prints gave
+// the current policy's quality as the mean score alone ("quality
+// 0.8350"), while calibrate's --target quality is relative to
+// always-strong; read as that, it sets a target the policy does not meet
+// at the quality printed. The line now gives the relative figure and
+// always-strong's quality, as metrics.json has them.
+func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
+	smallRouter(t, model)
+	writeLog(t, data, speculationLog(200, 2, "test"))
+	out := filepath.Join(dir, "report")
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "10", "-o", out)
+	if code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		RStrong float64 `json:"r_strong"`
+		Current struct {
+			Quality float64 `json:"quality"`
+		} `json:"current"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("quality %.4f (%.3f of always-strong's %.4f)", m.Current.Quality, m.Current.Quality/m.RStrong, m.RStrong)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("curves printed %q; want %q", stdout, want)
+	}
+}
+
 // TestCurvesWithoutLatencyOrCost: a log with neither (RouteLLM's) still
 // gets the quality curves, the metrics and the report, with the latency
 // and cost columns empty and one line naming the flags that fill them.
