@@ -390,12 +390,24 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	if res.ChampionTrained > 0 {
 		fmt.Fprintf(w, "not judged: %s the champion was trained on\n", count(res.ChampionTrained, "labelled record"))
 	}
-	if res.HeldSince.IsZero() {
+	switch h := res.HeldByChampionHoldout; {
+	case h > 0:
+		// The champion's id-hash holdout is spread over its whole log, so
+		// "the newest since T" (T the oldest held-out record's time) was
+		// untrue of it: the README's demo printed "404 newest since" the
+		// log's first minute.
+		which := "all kept out of the champion's training by its id-hash holdout"
+		if h < c.N {
+			which = fmt.Sprintf("%d kept out of the champion's training by its id-hash holdout and the %d newest of the rest", h, c.N-h)
+		}
+		fmt.Fprintf(w, "held out: %d, %s (%s); effective n %.0f under the weights\n",
+			c.N, which, kinds(res.Held), c.ESS)
+	case res.HeldSince.IsZero():
 		// No held-out record has a time: splitJudged (models/retrain) held
 		// out the last paired ones by id.
 		fmt.Fprintf(w, "held out: %d, the last by id (no record has a time) (%s); effective n %.0f under the weights\n",
 			c.N, kinds(res.Held), c.ESS)
-	} else {
+	default:
 		fmt.Fprintf(w, "held out: %d newest since %s (%s); effective n %.0f under the weights\n",
 			c.N, res.HeldSince.UTC().Format(time.RFC3339Nano), kinds(res.Held), c.ESS)
 	}
@@ -457,6 +469,9 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *retrain.Resul
 		// paired records not judged because the champion trained on them.
 		OneSided        map[string]int `json:"one_sided"`
 		ChampionTrained int            `json:"champion_trained"`
+		// HeldByChampionHoldout counts the held-out records the
+		// champion's id-hash holdout kept out of its training.
+		HeldByChampionHoldout int `json:"held_by_champion_holdout"`
 		// PinnedOneSided counts the one-sided records left out because
 		// the proxy pinned them to the tier of the response they continue.
 		PinnedOneSided int `json:"pinned_one_sided"`
@@ -469,11 +484,12 @@ func printRetrainJSON(w io.Writer, champion *models.Artifact, res *retrain.Resul
 	}{
 		Champion: champion.Version, Challenger: res.Challenger.Version, Written: written,
 		Train: res.Train, Held: res.Held, Traffic: res.Traffic, Warnings: res.Warnings, Comparison: res.Comparison,
-		OneSided:        map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
-		Imputed:         map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
-		ChampionTrained: res.ChampionTrained,
-		PinnedOneSided:  res.Stats.PinnedOneSided,
-		ScorerChange:    res.ScorerChange,
+		OneSided:              map[string]int{"fast": res.Stats.FastOnly, "strong": res.Stats.StrongOnly, "fast_confidence": res.Stats.SoftFast},
+		Imputed:               map[string]int{"fast": res.Imputed.Fast, "strong": res.Imputed.Strong},
+		ChampionTrained:       res.ChampionTrained,
+		HeldByChampionHoldout: res.HeldByChampionHoldout,
+		PinnedOneSided:        res.Stats.PinnedOneSided,
+		ScorerChange:          res.ScorerChange,
 	}
 	if written {
 		v.Output = out

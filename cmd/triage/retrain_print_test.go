@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/retrain"
@@ -27,5 +28,30 @@ func TestHeldOutLineWithoutTimes(t *testing.T) {
 	printRetrain(&b, &models.Artifact{Version: "v1"}, &retrain.Result{Challenger: &models.Artifact{Version: "v2"}, Comparison: &retrain.Comparison{}})
 	if out := b.String(); strings.Contains(out, "newest since") || !strings.Contains(out, "held out: 0, the last by id (no record has a time)") {
 		t.Errorf("summary:\n%s\nwant the held-out line to say the slice is the last by id", out)
+	}
+}
+
+// TestHeldOutLineNamesTheChampionsHoldout: where the held-out slice is
+// the champion's id-hash holdout, spread over its whole log, the summary
+// said "404 newest since" the log's first minute (the README's demo).
+func TestHeldOutLineNamesTheChampionsHoldout(t *testing.T) {
+	since := time.Date(2026, 11, 1, 0, 0, 16, 0, time.UTC)
+	for _, c := range []struct {
+		name      string
+		n, byHold int
+		want      string
+	}{
+		{"all from the holdout", 404, 404, "held out: 404, all kept out of the champion's training by its id-hash holdout ("},
+		{"the holdout and newer traffic", 410, 404, "held out: 410, 404 kept out of the champion's training by its id-hash holdout and the 6 newest of the rest ("},
+		{"no holdout: the newest", 80, 0, "held out: 80 newest since 2026-11-01T00:00:16Z ("},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b strings.Builder
+			printRetrain(&b, &models.Artifact{Version: "v1"}, &retrain.Result{Challenger: &models.Artifact{Version: "v2"},
+				Comparison: &retrain.Comparison{N: c.n}, HeldSince: since, HeldByChampionHoldout: c.byHold})
+			if out := b.String(); !strings.Contains(out, c.want) {
+				t.Errorf("summary:\n%s\nwant %q", out, c.want)
+			}
+		})
 	}
 }

@@ -115,6 +115,10 @@ type Result struct {
 	// ChampionTrained counts the labelled records kept out of the judged
 	// slice because the champion was trained on them.
 	ChampionTrained int
+	// HeldByChampionHoldout counts the held-out examples that the
+	// champion's own id-hash holdout kept out of its training
+	// (Options.ChampionHeldOut); the others are the newest.
+	HeldByChampionHoldout int
 }
 
 // NothingToJudgeError says no labelled record is left that the champion
@@ -310,6 +314,13 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 		return nil, fmt.Errorf("%s %s too few to hold out %.0f%% and train on the rest", plural.Count(len(all), "labelled example"), plural.Agree(len(all), "is", "are"), 100*opts.Holdout)
 	}
 	res := &Result{Stats: stats, Train: countKinds(train), Held: countKinds(held), HeldSince: HeldSince(held), TrainedThrough: TrainedThrough(train), ChampionTrained: excluded}
+	if opts.ChampionHeldOut != nil {
+		for i := range held {
+			if opts.ChampionHeldOut(held[i].ID) {
+				res.HeldByChampionHoldout++
+			}
+		}
+	}
 	res.Warnings = dataWarnings(stats, res.Held, opts.Examples.NoIPW)
 
 	trEx := Examples(train)
