@@ -87,6 +87,17 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 		t.Errorf("eval of the retrained router on a copy of its log: exit %d, no in-sample warning:\n%s", code, stderr)
 	}
 
+	// The loop run again on the same files: the retrained router counts
+	// every record up to the newest it trained on as its own, so nothing
+	// is left to judge. The refusal said "the champion was trained on 500
+	// of the 500", untrue of the slice it was judged on, and advised
+	// training it with --holdout, which cannot be done to it.
+	stdout, _, code = run(t, "retrain", "--model", retrained, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "-o", filepath.Join(dir, "again.json"))
+	if code != exitRefused || strings.Contains(stdout, "was trained on") || strings.Contains(stdout, "--holdout") ||
+		!strings.Contains(stdout, fmt.Sprintf("counts as its own, %d of the %d here, the slice it was judged on included", len(recs), len(recs))) {
+		t.Errorf("retrain of the retrained router: exit %d, stdout %q; want a refusal (3) that says its records are counted by time", code, stdout)
+	}
+
 	// A byte-identical copy of the log under another path is known by its
 	// digest as the champion's log.
 	moved := filepath.Join(dir, "moved.jsonl")
@@ -108,7 +119,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	if err := os.WriteFile(moved, append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
+	stdout, stderr, code = run(t, "retrain", "--model", model, "--data", moved, "--feedback", export, "--folds", "3", "--resamples", "200", "-o", filepath.Join(dir, "new-moved.json"))
 	if code != 0 && code != exitRefused {
 		t.Fatalf("retrain on the edited copy exited %d: %s", code, stderr)
 	}

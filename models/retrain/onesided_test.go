@@ -404,6 +404,15 @@ func TestNothingToJudgeSaysWhy(t *testing.T) {
 	if msg := e.Error(); !strings.Contains(msg, "the champion was trained on 50 of the 50") {
 		t.Errorf("message %q", msg)
 	}
+	// A champion made by retrain counts every record up to its
+	// trained_through as its own, the slice that judged it included:
+	// "trained on 2000 of the 2000" was untrue of the README's loop run
+	// twice, and "train the champion with --holdout" cannot be done.
+	e = &NothingToJudgeError{Paired: 2000, ChampionTrained: 2000, Dated: 2000, Holdout: 0.2, TrainedThrough: time.Date(2026, 12, 6, 6, 43, 23, 0, time.UTC)}
+	if msg := e.Error(); strings.Contains(msg, "was trained on 2000") || strings.Contains(msg, "--holdout") ||
+		!strings.Contains(msg, "every record up to the newest it trained on (2026-12-06T06:43:23Z) counts as its own, 2000 of the 2000 here") {
+		t.Errorf("message %q", msg)
+	}
 }
 
 // A retrained champion trained on every untimed record and every record

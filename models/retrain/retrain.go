@@ -130,12 +130,23 @@ type NothingToJudgeError struct {
 	// Holdout is held out.
 	Dated   int
 	Holdout float64
+	// TrainedThrough is the champion's training.trained_through when it
+	// was made by retrain: its records are counted by time
+	// (ChampionTrainedOn), the slice it was judged on included.
+	TrainedThrough time.Time
 }
 
 func (e *NothingToJudgeError) Error() string {
 	if e.ChampionTrained < e.Paired {
 		// Not the champion's doing: the share rounds to nothing.
 		return fmt.Sprintf("no record with both tiers' scores is held out to judge on: the champion was not trained on %d of the %d, but the held-out share (--holdout %g) of the %d with a time rounds to none; raise --holdout, or post both tiers' scores for more explored requests", e.Paired-e.ChampionTrained, e.Paired, e.Holdout, e.Dated)
+	}
+	if !e.TrainedThrough.IsZero() {
+		// "The champion was trained on N of the N" was untrue of a
+		// router made by retrain, which was judged, not trained, on some
+		// of them, and "train the champion with --holdout" cannot be
+		// done to it: what can judge it is newer scored traffic.
+		return fmt.Sprintf("no record with both tiers' scores is left to judge on: the champion was made by retrain, so every record up to the newest it trained on (%s) counts as its own, %d of the %d here, the slice it was judged on included; only paired records newer than that can judge it: post both tiers' scores (POST /v1/feedback) for requests speculated or explored since then, export again and retrain", e.TrainedThrough.UTC().Format(time.RFC3339), e.ChampionTrained, e.Paired)
 	}
 	return fmt.Sprintf("no record with both tiers' scores is left to judge on: the champion was trained on %d of the %d; the gate judges only on records neither router was trained on (train the champion with --holdout, or post both tiers' scores for explored requests)", e.ChampionTrained, e.Paired)
 }
@@ -308,7 +319,11 @@ func Run(champion *models.Artifact, recs []datasets.Record, opts Options) (*Resu
 	}
 	train, held, excluded := splitJudged(all, opts.Holdout, opts.ChampionTrained, opts.ChampionHeldOut)
 	if len(held) == 0 {
-		return nil, &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded, Dated: countDated(all), Holdout: opts.Holdout}
+		nj := &NothingToJudgeError{Paired: npaired, ChampionTrained: excluded, Dated: countDated(all), Holdout: opts.Holdout}
+		if opts.ChampionTrained != nil {
+			nj.TrainedThrough = champion.Training.TrainedThrough
+		}
+		return nil, nj
 	}
 	if len(train) == 0 {
 		return nil, fmt.Errorf("%s %s too few to hold out %.0f%% and train on the rest", plural.Count(len(all), "labelled example"), plural.Agree(len(all), "is", "are"), 100*opts.Holdout)
