@@ -11,6 +11,7 @@ import (
 	"github.com/triage-router/triage/classifier"
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
 )
 
 func init() {
@@ -150,7 +151,8 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	if keep != nil {
 		measured = 0 // --unseen left them out
 	}
-	return printReports(env.Stdout, asJSON, nil, withInSample(models.Evaluate(p, y, weak, strong), measured), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	ci := report.BootstrapAPGR(p, weak, strong, report.DefaultResamples, report.DefaultSeed)
+	return printReports(env.Stdout, asJSON, nil, &ci, withInSample(models.Evaluate(p, y, weak, strong), measured), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // evalCV trains K routers, each without one fold (choosing its own L2 and
@@ -183,7 +185,8 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation by id hash: each request scored by a router trained without it):\n", k)
 	}
-	return printReports(env.Stdout, asJSON, nil, withInSample(models.Evaluate(p, y, weak, strong), 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	ci := report.BootstrapAPGR(p, weak, strong, report.DefaultResamples, report.DefaultSeed)
+	return printReports(env.Stdout, asJSON, nil, &ci, withInSample(models.Evaluate(p, y, weak, strong), 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // crossValidate returns each example's out-of-fold p_hard. The outer folds

@@ -13,6 +13,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/features"
 	"github.com/triage-router/triage/models"
+	"github.com/triage-router/triage/models/report"
 	"github.com/triage-router/triage/models/retrain"
 )
 
@@ -314,14 +315,14 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		for i := range y {
 			y[i] = label.Of(weak[i], strong[i])
 		}
-		return printReports(env.Stdout, *asJSON, a.Signal, withInSample(rep.OOF, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+		return printReports(env.Stdout, *asJSON, a.Signal, nil, withInSample(rep.OOF, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 	}
 	if !*asJSON {
 		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training):\n", count(len(held), "record"), 100**holdout)
 	}
 	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	y, weak, strong := scoresOf(held, label)
-	return printReports(env.Stdout, *asJSON, a.Signal, withInSample(rep.Held, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
+	return printReports(env.Stdout, *asJSON, a.Signal, nil, withInSample(rep.Held, 0), models.EvaluateRandom(y, weak, strong), models.EvaluateOracle(y, weak, strong))
 }
 
 // minTrainPerFold is the fewest records per cross-validation fold that
@@ -376,11 +377,19 @@ func warnFew(env *Env, cmd string, n int, fix string) {
 // train passes its signal check (sig, nil for eval), which joins the JSON
 // object as "signal", for a script that must not take a router that cannot
 // route for one that can; the table's reader has had it on stderr.
-func printReports(w io.Writer, asJSON bool, sig *models.Signal, router, random, oracle models.Report) error {
+//
+// eval passes the router's APGR interval (apgrCI, nil for train, whose
+// signal line gives its own): without it, an APGR of 0.564 on 255 held-out
+// requests read as a router that beats random, where its interval is
+// [0.458, 0.686]. It joins the JSON object as "apgr_ci95".
+func printReports(w io.Writer, asJSON bool, sig *models.Signal, apgrCI *report.Interval, router, random, oracle models.Report) error {
 	if asJSON {
 		out := map[string]any{"router": router, "random": random, "oracle": oracle}
 		if sig != nil {
 			out["signal"] = sig
+		}
+		if apgrCI != nil && apgrCI.Valid() {
+			out["apgr_ci95"] = [2]float64{apgrCI.Lo, apgrCI.Hi}
 		}
 		return json.NewEncoder(w).Encode(out)
 	}
@@ -394,6 +403,16 @@ func printReports(w io.Writer, asJSON bool, sig *models.Signal, router, random, 
 	if math.IsNaN(router.APGR) {
 		// APGR is a share of the gap between the tiers' mean scores.
 		fmt.Fprintln(w, "apgr is undefined here: the two tiers' mean scores are equal, so there is no gap for routing to recover")
+	} else if apgrCI != nil && apgrCI.Valid() {
+		verdict := "above 0.5"
+		switch {
+		case router.InSample != nil && *router.InSample > 0:
+			verdict = "in-sample, so it flatters the router as the figures do"
+		case !(apgrCI.Lo > 0.5):
+			verdict = "it holds 0.5: these requests do not show that the router beats random"
+		}
+		fmt.Fprintf(w, "router apgr 95%% bootstrap interval [%.4f, %.4f] over these %d requests (%d resamples, as curves computes it); %s\n",
+			apgrCI.Lo, apgrCI.Hi, router.N, report.DefaultResamples, verdict)
 	}
 	_, err := io.WriteString(w, tableGlossary)
 	return err

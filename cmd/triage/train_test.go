@@ -140,6 +140,55 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 	}
 }
 
+// TestEvalGivesTheAPGRInterval: eval printed an APGR without its
+// uncertainty, so 0.564 on the 255 GSM8K requests a router never saw
+// (the README's figure) read as routing better than random, where its
+// 95% interval, [0.458, 0.686] in curves' metrics.json, holds 0.5. eval
+// now prints the interval curves computes, says whether it holds 0.5, and
+// gives it in --json as apgr_ci95.
+func TestEvalGivesTheAPGRInterval(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	var b strings.Builder
+	for _, r := range sampleRecords(t)[:300] {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	log := writeFile(t, dir, "log.jsonl", b.String())
+	stdout, stderr, code := run(t, "eval", "--model", model, "--data", log, "--json")
+	if code != 0 {
+		t.Fatalf("eval --json exited %d: %s", code, stderr)
+	}
+	var res struct {
+		CI     *[2]float64 `json:"apgr_ci95"`
+		Router struct {
+			APGR float64 `json:"apgr"`
+		} `json:"router"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("eval --json printed %q: %v", stdout, err)
+	}
+	if res.CI == nil || !(res.CI[0] <= res.Router.APGR && res.Router.APGR <= res.CI[1]) {
+		t.Fatalf("eval --json: apgr_ci95 %v around apgr %v; want an interval that holds it", res.CI, res.Router.APGR)
+	}
+	stdout, stderr, code = run(t, "eval", "--model", model, "--data", log)
+	if code != 0 {
+		t.Fatalf("eval exited %d: %s", code, stderr)
+	}
+	verdict := "above 0.5"
+	if !(res.CI[0] > 0.5) {
+		verdict = "it holds 0.5: these requests do not show that the router beats random"
+	}
+	want := fmt.Sprintf("router apgr 95%% bootstrap interval [%.4f, %.4f] over these 300 requests (1000 resamples, as curves computes it); %s\n", res.CI[0], res.CI[1], verdict)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("eval printed:\n%s\nwant the line %q", stdout, want)
+	}
+}
+
 // TestLogsShareNoIDs: a log given twice is a usage error, and a record id
 // in two logs (a copy, or overlapping exports) is an error naming both, in
 // every command that trains or measures on several logs, instead of a
