@@ -103,8 +103,8 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 	if where == "" || where == "-" {
 		where = "stdout"
 	}
-	fmt.Fprintf(env.Stderr, "triage feedback export: %s (%d with feedback, %d explored); outcomes: %s; written to %s\n",
-		count(st.records, "record"), st.withOutcomes, st.explored, st.models(), where)
+	fmt.Fprintf(env.Stderr, "triage feedback export: %s (%d with feedback, %d explored); scored: %d (%d with two models' scores, the kind retrain's gate judges on); outcomes: %s; written to %s\n",
+		count(st.records, "record"), st.withOutcomes, st.explored, st.scored, st.paired, st.models(), where)
 	if st.records == 0 {
 		fmt.Fprintf(env.Stderr, "triage feedback export: %s\n", st.nothingMatched(since))
 	}
@@ -114,7 +114,13 @@ func runFeedbackExport(ctx context.Context, env *Env, args []string) error {
 // exportStats counts what an export held, for the summary line.
 type exportStats struct {
 	records, withOutcomes, explored int
-	byModel                         map[string]int
+	// scored counts the records with a score for some model, paired
+	// those with scores for two models or more. "With feedback" counts
+	// the proxy's recorded answers too, which carry no score: the
+	// README's demo exported "38 with feedback" that gave retrain
+	// nothing to judge on, and the line did not say so.
+	scored, paired int
+	byModel        map[string]int
 	// span is what the db holds, read by an export from --db that
 	// wrote no record; nil otherwise.
 	span *datasets.LogSpan
@@ -149,6 +155,18 @@ func (s *exportStats) add(r *datasets.Record) {
 	s.records++
 	if len(r.Outcomes) > 0 {
 		s.withOutcomes++
+	}
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Score != nil {
+			n++
+		}
+	}
+	if n > 0 {
+		s.scored++
+	}
+	if n > 1 {
+		s.paired++
 	}
 	if r.Decision != nil && r.Decision.Explored {
 		s.explored++

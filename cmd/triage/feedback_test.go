@@ -55,6 +55,28 @@ func readRecords(t *testing.T, path string) []datasets.Record {
 	return recs
 }
 
+// TestFeedbackExportCountsScores: "with feedback" counts any outcome,
+// the proxy's recorded answers included, which carry no score; the
+// README's demo exported "38 records (38 with feedback, ...)" from which
+// retrain had nothing to judge on. The summary now counts the scored
+// records and those with two models' scores.
+func TestFeedbackExportCountsScores(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "feedback.db")
+	st := fillStore(t, db)
+	// r2's fast answer as the proxy records it: a confidence, no score.
+	if err := st.PutFeedback(context.Background(), datasets.Feedback{RequestID: "r2", Model: "fast-m", Outcome: datasets.Outcome{Confidence: datasets.Float(-0.3)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "feedback", "export", "--db", db, "-o", filepath.Join(dir, "export.jsonl"))
+	if want := "2 records (2 with feedback, 1 explored); scored: 1 (1 with two models' scores, the kind retrain's gate judges on)"; code != 0 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, summary %q; want 0 and %q", code, stderr, want)
+	}
+}
+
 func TestFeedbackExportDB(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "feedback.db")
