@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_proxy_requests_total",
-			Help: "Proxied chat completions by decision (none when refused before routing) and status code (499: the client went away).",
+			Help: "Proxied requests (chat completions, completions, Responses API, embeddings and a stored response's routes) by decision (none when refused before routing, passthrough when not routed) and status code (499: the client went away).",
 		}, []string{"decision", "code"}),
 		upstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "triage_proxy_upstream_duration_seconds",
