@@ -500,3 +500,32 @@ func TestChampionHeldOutRecordsJudge(t *testing.T) {
 		t.Error("a router made by retrain has no id-hash holdout to judge on")
 	}
 }
+
+// TestFewHeldOutWarns: the README's proxy with scored traffic, retrained
+// a second time on the same export, judged on one record and promoted
+// the challenger ("better by 0.0000", every resample the same) with no
+// warning. A held-out slice
+// under fewHeld records now gets one, saying the gate can hardly refuse.
+func TestFewHeldOutWarns(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		held map[ExampleKind]int
+		want bool
+	}{
+		{"one routed record", map[ExampleKind]int{KindPolicy: 1}, true},
+		{"a few dozen explored records", map[ExampleKind]int{KindExplored: 30, KindPolicy: 5}, true},
+		{"the README's 404 base records", map[ExampleKind]int{KindBase: 404}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := false
+			for _, w := range dataWarnings(ExampleStats{}, c.held, false) {
+				if strings.Contains(w, "too few to show a challenger worse") {
+					got = true
+				}
+			}
+			if got != c.want {
+				t.Errorf("warned %v, want %v (held %v)", got, c.want, c.held)
+			}
+		})
+	}
+}

@@ -572,8 +572,21 @@ func dataWarnings(st ExampleStats, held map[ExampleKind]int, noIPW bool) []strin
 	if noIPW && routed > 0 {
 		w = append(w, "weighting is off: routed examples count once each, so the speculate band is over-represented")
 	}
+	if n := held[KindBase] + held[KindPolicy] + held[KindExplored]; n < fewHeld {
+		// The gate promotes unless the slice shows the challenger worse,
+		// which a handful of records cannot: the README's proxy with
+		// scored traffic, retrained twice on one export, judged the
+		// second time on 1 record (every resample the same, a standard
+		// error of 0) and promoted with "better by 0.0000".
+		w = append(w, fmt.Sprintf("the gate judges on %d held-out record(s), too few to show a challenger worse (APGR's 95%% interval is ±0.07 or wider below %d): it promotes unless shown worse, so on so few it promotes almost any challenger; post both tiers' scores for more requests (speculated or explored) before trusting its verdict", n, fewHeld))
+	}
 	return w
 }
+
+// fewHeld is the held-out size under which retrain warns that its gate
+// can hardly refuse: the size under which eval and train warn that
+// figures are too few to trust (cmd/triage fewFigures).
+const fewHeld = 100
 
 // minRoutedForShares is the fewest routed requests keepOperatingPoint
 // sets thresholds on alone: a share's standard error on 200 requests is
