@@ -212,10 +212,10 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		fmt.Fprintf(w, "  sources      %s\n", strings.Join(t.Sources, ", "))
 	}
 	if len(a.Metrics) > 0 {
-		// Mean scores on [0,1], as the artifact and GET /v1/model hold
-		// them; train and eval print the same figures on 0-100, so the
-		// scale is said.
-		fmt.Fprintf(w, "  %-12s %s (quality, best_single and oracle: mean score on 0-1; cost: mean tier price; share_K: tier K's share)\n", a.MetricsFrom, metricsLine(a.Metrics))
+		// The artifact keeps quality on [0,1]; train, eval and curves
+		// print it on 0-100, so "best_single=0.5741" beside train's 57.41
+		// needs its unit said.
+		fmt.Fprintf(w, "  %-12s %s (quality, best_single, oracle: mean score on [0,1], which train and eval print ×100; cost: mean price per request; share_K: tier K's share)\n", a.MetricsFrom, metricsLine(a.Metrics))
 	}
 	return nil
 }

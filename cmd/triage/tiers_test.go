@@ -557,6 +557,22 @@ func TestCalibrateTiersInfeasibleWithoutLatency(t *testing.T) {
 	}
 }
 
+// TestModelShowTiersSaysTheMetricsUnits: model show printed an N-tier
+// router's training figures as the artifact holds them
+// ("best_single=0.5741 ... quality=0.5937") with only share_K explained,
+// while train had printed the same figures on 0-100 (57.41, 59.37).
+func TestModelShowTiersSaysTheMetricsUnits(t *testing.T) {
+	dir := t.TempDir()
+	model := trainThreeTiers(t, dir, threeTierLog(t, dir, 90))
+	stdout, stderr, code := run(t, "model", "show", model)
+	if code != 0 {
+		t.Fatalf("model show exited %d: %s", code, stderr)
+	}
+	if want := "(quality, best_single, oracle: mean score on [0,1], which train and eval print ×100;"; !strings.Contains(stdout, want) {
+		t.Errorf("model show printed:\n%s\nwant the metrics' units, %q", stdout, want)
+	}
+}
+
 // TestCalibrateTiersPrintsQualityOnCurvesScale: train, eval and curves
 // print an N-tier router's quality on 0-100 (docs/design.md); calibrate
 // printed the policy it chose on [0,1] ("quality 0.4964" where curves had

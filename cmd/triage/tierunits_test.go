@@ -93,7 +93,7 @@ func TestModelShowSaysTheTierFiguresScale(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("model show exited %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "quality, best_single and oracle: mean score on 0-1") {
+	if !strings.Contains(stdout, "quality, best_single, oracle: mean score on [0,1], which train and eval print ×100") {
 		t.Errorf("model show printed %q; want the figures' scale named", stdout)
 	}
 }
