@@ -386,7 +386,14 @@ func printRetrain(w io.Writer, champion *models.Artifact, res *retrain.Result) {
 	if res.ScorerChange != "" {
 		fmt.Fprintln(w, res.ScorerChange)
 	}
-	fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
+	if one := st.FastOnly + st.StrongOnly + st.SoftFast; one > 0 {
+		// Every one-sided record trains (only paired ones are held out);
+		// "train: 1596 (...)" beside the scorer line's "25 of the 1621
+		// training records" gave the challenger two sizes.
+		fmt.Fprintf(w, "train: %d records: %d paired (%s), %d with one tier's outcome\n", sum(res.Train)+one, sum(res.Train), kinds(res.Train), one)
+	} else {
+		fmt.Fprintf(w, "train: %d (%s)\n", sum(res.Train), kinds(res.Train))
+	}
 	if res.ChampionTrained > 0 {
 		fmt.Fprintf(w, "not judged: %s the champion was trained on\n", count(res.ChampionTrained, "labelled record"))
 	}

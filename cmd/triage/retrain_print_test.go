@@ -55,3 +55,17 @@ func TestHeldOutLineNamesTheChampionsHoldout(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainLineCountsOneSidedRecords: the summary said "train: 1596
+// (1596 base, ...)" for the README's loop while the challenger trained on
+// 1,621 records (its artifact's training.records, and the scorer line's
+// "25 of the 1621 training records"): the one-sided records, which all
+// train, were left out of the count.
+func TestTrainLineCountsOneSidedRecords(t *testing.T) {
+	var b strings.Builder
+	printRetrain(&b, &models.Artifact{Version: "v1"}, &retrain.Result{Challenger: &models.Artifact{Version: "v2"}, Comparison: &retrain.Comparison{},
+		Stats: retrain.ExampleStats{SoftFast: 25}, Train: map[retrain.ExampleKind]int{retrain.KindBase: 1596}})
+	if want := "train: 1621 records: 1596 paired (1596 base, 0 speculated by policy, 0 explored), 25 with one tier's outcome\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("summary:\n%s\nwant %q", b.String(), want)
+	}
+}
