@@ -189,6 +189,49 @@ func TestEvalGivesTheAPGRInterval(t *testing.T) {
 	}
 }
 
+// TestTrainHoldoutGivesTheAPGRInterval: train --holdout printed its
+// held-out APGR without an interval (0.564 on GSM8K's 255, whose interval
+// holds 0.5) under a signal line about the out-of-fold figures; it now
+// prints the held-out interval as eval does, and --json carries it.
+func TestTrainHoldoutGivesTheAPGRInterval(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for _, r := range sampleRecords(t)[:400] {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	log := writeFile(t, dir, "log.jsonl", b.String())
+	args := []string{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.3", "--folds", "2", "--l2", "0.03", "--hash-bits", "12", "--scorer", "label"}
+	stdout, stderr, code := run(t, append(args, "--json", "-o", filepath.Join(dir, "a.json"))...)
+	if code != 0 {
+		t.Fatalf("train --json exited %d: %s", code, stderr)
+	}
+	var res struct {
+		CI     *[2]float64 `json:"apgr_ci95"`
+		Router struct {
+			N    int     `json:"n"`
+			APGR float64 `json:"apgr"`
+		} `json:"router"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("train --json printed %q: %v", stdout, err)
+	}
+	if res.CI == nil || !(res.CI[0] <= res.Router.APGR && res.Router.APGR <= res.CI[1]) {
+		t.Fatalf("train --json: apgr_ci95 %v around the held-out apgr %v; want an interval that holds it", res.CI, res.Router.APGR)
+	}
+	stdout, stderr, code = run(t, append(args, "-o", filepath.Join(dir, "b.json"))...)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	if want := fmt.Sprintf("router apgr 95%% bootstrap interval [%.4f, %.4f] over these %d requests", res.CI[0], res.CI[1], res.Router.N); !strings.Contains(stdout, want) {
+		t.Errorf("train printed:\n%s\nwant %q", stdout, want)
+	}
+}
+
 // TestLogsShareNoIDs: a log given twice is a usage error, and a record id
 // in two logs (a copy, or overlapping exports) is an error naming both, in
 // every command that trains or measures on several logs, instead of a
