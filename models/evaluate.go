@@ -25,6 +25,11 @@ type Report struct {
 	// when eval measures a router on its own training log. The table's
 	// reader is warned on stderr; a script reading --json finds it here.
 	InSample *int `json:"in_sample,omitempty"`
+	// APGRLo and APGRHi, where the caller computed them (eval, train
+	// --holdout), are APGR's 95% bootstrap interval over the N requests,
+	// named as Signal names its interval.
+	APGRLo *float64 `json:"apgr_lo,omitempty"`
+	APGRHi *float64 `json:"apgr_hi,omitempty"`
 }
 
 // reportJSON is Report on the wire, its fields in Report's order: a
@@ -42,6 +47,8 @@ type reportJSON struct {
 	Brier    *float64 `json:"brier,omitempty"`
 	ECE      *float64 `json:"ece,omitempty"`
 	InSample *int     `json:"in_sample,omitempty"`
+	APGRLo   *float64 `json:"apgr_lo,omitempty"`
+	APGRHi   *float64 `json:"apgr_hi,omitempty"`
 }
 
 // finiteOrNil is x, or nil for NaN and infinities.
@@ -75,7 +82,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	return json.Marshal(reportJSON{
 		N: r.N, APGR: finiteOrNil(r.APGR), CPT50: finiteOrNil(r.CPT50), CPT80: finiteOrNil(r.CPT80), CPT95: finiteOrNil(r.CPT95),
 		AUC: optional(r.AUC), LogLoss: optional(r.LogLoss), Brier: optional(r.Brier), ECE: optional(r.ECE),
-		InSample: r.InSample,
+		InSample: r.InSample, APGRLo: optional(r.APGRLo), APGRHi: optional(r.APGRHi),
 	})
 }
 
@@ -86,7 +93,7 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*r = Report{N: w.N, APGR: nilToNaN(w.APGR), CPT50: nilToNaN(w.CPT50), CPT80: nilToNaN(w.CPT80), CPT95: nilToNaN(w.CPT95),
-		AUC: w.AUC, LogLoss: w.LogLoss, Brier: w.Brier, ECE: w.ECE, InSample: w.InSample}
+		AUC: w.AUC, LogLoss: w.LogLoss, Brier: w.Brier, ECE: w.ECE, InSample: w.InSample, APGRLo: w.APGRLo, APGRHi: w.APGRHi}
 	return nil
 }
 

@@ -385,7 +385,9 @@ func warnFew(env *Env, cmd string, n int, fix string) {
 // eval and train --holdout pass the router's APGR interval (apgrCI; nil
 // for train's out-of-fold table, whose signal line gives its own): without it, an APGR of 0.564 on 255 held-out
 // requests read as a router that beats random, where its interval is
-// [0.458, 0.686]. It joins the JSON object as "apgr_ci95".
+// [0.458, 0.686]. In JSON it is the router report's apgr_lo and apgr_hi
+// (as the signal names its interval), so the object stays one of
+// reports whose values are numbers.
 func printReports(w io.Writer, asJSON bool, sig *models.Signal, apgrCI *report.Interval, router, random, oracle models.Report) error {
 	if asJSON {
 		out := map[string]any{"router": router, "random": random, "oracle": oracle}
@@ -393,7 +395,8 @@ func printReports(w io.Writer, asJSON bool, sig *models.Signal, apgrCI *report.I
 			out["signal"] = sig
 		}
 		if apgrCI != nil && apgrCI.Valid() {
-			out["apgr_ci95"] = [2]float64{apgrCI.Lo, apgrCI.Hi}
+			router.APGRLo, router.APGRHi = &apgrCI.Lo, &apgrCI.Hi
+			out["router"] = router
 		}
 		return json.NewEncoder(w).Encode(out)
 	}

@@ -145,7 +145,7 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 // (the README's figure) read as routing better than random, where its
 // 95% interval, [0.458, 0.686] in curves' metrics.json, holds 0.5. eval
 // now prints the interval curves computes, says whether it holds 0.5, and
-// gives it in --json as apgr_ci95.
+// gives it in --json as the router report's apgr_lo and apgr_hi.
 func TestEvalGivesTheAPGRInterval(t *testing.T) {
 	dir := t.TempDir()
 	model := serveModel(t, dir)
@@ -163,18 +163,18 @@ func TestEvalGivesTheAPGRInterval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("eval --json exited %d: %s", code, stderr)
 	}
-	var res struct {
-		CI     *[2]float64 `json:"apgr_ci95"`
-		Router struct {
-			APGR float64 `json:"apgr"`
-		} `json:"router"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+	// The router report carries it as the signal names its interval, so
+	// the object still decodes as reports of numbers.
+	var got map[string]map[string]float64
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("eval --json printed %q: %v", stdout, err)
 	}
-	if res.CI == nil || !(res.CI[0] <= res.Router.APGR && res.Router.APGR <= res.CI[1]) {
-		t.Fatalf("eval --json: apgr_ci95 %v around apgr %v; want an interval that holds it", res.CI, res.Router.APGR)
+	lo, okLo := got["router"]["apgr_lo"]
+	hi, okHi := got["router"]["apgr_hi"]
+	if apgr := got["router"]["apgr"]; !okLo || !okHi || !(lo <= apgr && apgr <= hi) {
+		t.Fatalf("eval --json: router apgr_lo %v, apgr_hi %v around apgr %v; want an interval that holds it", lo, hi, apgr)
 	}
+	res := struct{ CI [2]float64 }{[2]float64{lo, hi}}
 	stdout, stderr, code = run(t, "eval", "--model", model, "--data", log)
 	if code != 0 {
 		t.Fatalf("eval exited %d: %s", code, stderr)
@@ -211,23 +211,25 @@ func TestTrainHoldoutGivesTheAPGRInterval(t *testing.T) {
 		t.Fatalf("train --json exited %d: %s", code, stderr)
 	}
 	var res struct {
-		CI     *[2]float64 `json:"apgr_ci95"`
 		Router struct {
-			N    int     `json:"n"`
-			APGR float64 `json:"apgr"`
+			N      int      `json:"n"`
+			APGR   float64  `json:"apgr"`
+			APGRLo *float64 `json:"apgr_lo"`
+			APGRHi *float64 `json:"apgr_hi"`
 		} `json:"router"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("train --json printed %q: %v", stdout, err)
 	}
-	if res.CI == nil || !(res.CI[0] <= res.Router.APGR && res.Router.APGR <= res.CI[1]) {
-		t.Fatalf("train --json: apgr_ci95 %v around the held-out apgr %v; want an interval that holds it", res.CI, res.Router.APGR)
+	r := res.Router
+	if r.APGRLo == nil || r.APGRHi == nil || !(*r.APGRLo <= r.APGR && r.APGR <= *r.APGRHi) {
+		t.Fatalf("train --json: router apgr_lo %v, apgr_hi %v around the held-out apgr %v; want an interval that holds it", r.APGRLo, r.APGRHi, r.APGR)
 	}
 	stdout, stderr, code = run(t, append(args, "-o", filepath.Join(dir, "b.json"))...)
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
-	if want := fmt.Sprintf("router apgr 95%% bootstrap interval [%.4f, %.4f] over these %d requests", res.CI[0], res.CI[1], res.Router.N); !strings.Contains(stdout, want) {
+	if want := fmt.Sprintf("router apgr 95%% bootstrap interval [%.4f, %.4f] over these %d requests", *r.APGRLo, *r.APGRHi, r.N); !strings.Contains(stdout, want) {
 		t.Errorf("train printed:\n%s\nwant %q", stdout, want)
 	}
 }
