@@ -531,6 +531,12 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		apgr := "undefined (the tiers' mean scores tie)"
 		if !math.IsNaN(s.Eval.APGR) {
 			apgr = fmt.Sprintf("%.3f", s.Eval.APGR)
+			// Its interval, as eval prints it and metrics.json holds it:
+			// an APGR above 0.5 on a few hundred requests may not show a
+			// router that beats random.
+			if s.APGR.Valid() {
+				apgr += fmt.Sprintf(" [%.3f, %.3f]", s.APGR.Lo, s.APGR.Hi)
+			}
 		}
 		// Quality here is the mean score; calibrate's quality target is
 		// relative to always-strong, so the line gives that too, else a
@@ -544,7 +550,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			s.Name, len(s.Points), apgr, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
 			c.StrongShare, c.Quality, rel, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
-	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval')\n")
+	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval', with its 95%% bootstrap interval)\n")
 	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))
 	return nil
 }

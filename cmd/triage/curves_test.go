@@ -362,6 +362,36 @@ func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
 	}
 }
 
+// TestCurvesLineGivesTheAPGRInterval: curves printed "APGR 0.564" for
+// the README's GSM8K router on the 255 requests it never saw, whose 95%
+// interval, in its own metrics.json, is [0.458, 0.686]; eval prints the
+// interval, and so does curves' line now.
+func TestCurvesLineGivesTheAPGRInterval(t *testing.T) {
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
+	smallRouter(t, model)
+	writeLog(t, data, speculationLog(200, 2, "test"))
+	out := filepath.Join(dir, "report")
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "10", "-o", out)
+	if code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		APGR   float64    `json:"apgr"`
+		APGRCI [2]float64 `json:"apgr_ci95"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("APGR %.3f [%.3f, %.3f], AIQ", m.APGR, m.APGRCI[0], m.APGRCI[1]); !strings.Contains(stdout, want) {
+		t.Errorf("curves printed %q; want %q", stdout, want)
+	}
+}
+
 // TestCurvesWithoutLatencyOrCost: a log with neither (RouteLLM's) still
 // gets the quality curves, the metrics and the report, with the latency
 // and cost columns empty and one line naming the flags that fill them.
