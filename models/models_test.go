@@ -390,6 +390,24 @@ func TestColumnScales(t *testing.T) {
 	}
 }
 
+// TestColumnScalesOfAConstantSlot: a numeric slot with the same non-zero
+// value on every row (num:turns on a log of prompts: one turn each) is
+// left at scale 1, however many rows. E[x²] − E[x]² left rounding error
+// there whose square root passed for a spread (6e-8 on 2,000 rows), so the
+// column was scaled by 1.6e7 and took a weight of −10 in the model's units.
+func TestColumnScalesOfAConstantSlot(t *testing.T) {
+	oneTurn := math.Log1p(1) / 4 // numericValues' num:turns of one turn
+	for _, rows := range []int{3, 100, 2000, 14042} {
+		x := classifier.NewSparse(3)
+		for range rows {
+			x.AppendRow([]int32{1}, []float64{oneTurn})
+		}
+		if got := columnScales(x, blocks{hashed: 1, meta: 3}, true, GroupScales{})[1]; got != 1 {
+			t.Errorf("%d rows of %v: scale %v, want 1 (a column that never varies is left alone)", rows, oneTurn, got)
+		}
+	}
+}
+
 func TestParseNamesALogPassedAsAnArtifact(t *testing.T) {
 	for name, in := range map[string]string{
 		"one record":              `{"id":"a","prompt":"x","outcomes":{"f":{"score":1}}}`,

@@ -905,21 +905,37 @@ func columnScales(x *classifier.Sparse, b blocks, idf bool, g GroupScales) []flo
 	if n <= 0 || x.Rows() == 0 {
 		return scale
 	}
-	sum, sq := make([]float64, n), make([]float64, n)
-	for i := 0; i < x.Rows(); i++ {
-		idx, val := x.Row(i)
-		for k, j := range idx {
-			if c := int(j) - b.hashed; c >= 0 && c < n {
-				sum[c] += val[k]
-				sq[c] += val[k] * val[k]
+	// Two passes, the mean and then the squared deviations from it:
+	// E[x²] − E[x]² leaves rounding error on a column that never varies
+	// (num:turns is one turn on every line of a log of prompts): its
+	// square root, 6e-8 on 2,000 rows, passed for a spread, scaled the
+	// column by 1.6e7 and let it take a weight of −10 in the model's units.
+	// Requests of two messages (a system prompt) then moved every p_hard
+	// by that weight times a change the log never showed.
+	sum, nnz := make([]float64, n), make([]int, n)
+	eachNumeric := func(fn func(c int, v float64)) {
+		for i := 0; i < x.Rows(); i++ {
+			idx, val := x.Row(i)
+			for k, j := range idx {
+				if c := int(j) - b.hashed; c >= 0 && c < n {
+					fn(c, val[k])
+				}
 			}
 		}
 	}
+	eachNumeric(func(c int, v float64) { sum[c] += v; nnz[c]++ })
 	rows := float64(x.Rows())
+	mean := make([]float64, n)
+	for c := range n {
+		mean[c] = sum[c] / rows
+	}
+	dev := make([]float64, n)
+	eachNumeric(func(c int, v float64) { dev[c] += (v - mean[c]) * (v - mean[c]) })
 	ns := groupScale(g.Numeric)
 	for c := range n {
-		mean := sum[c] / rows
-		sd := math.Sqrt(math.Max(sq[c]/rows-mean*mean, 0))
+		// The rows that do not store the slot hold 0 there.
+		dev[c] += float64(x.Rows()-nnz[c]) * mean[c] * mean[c]
+		sd := math.Sqrt(dev[c] / rows)
 		// A column that never varies carries nothing the intercept does
 		// not; leave it as it is rather than divide by (almost) zero.
 		if sd > 1e-9 {
