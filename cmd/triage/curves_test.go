@@ -334,6 +334,7 @@ func TestCurvesSmallLog(t *testing.T) {
 // at the quality printed. The line now gives the relative figure and
 // always-strong's quality, as metrics.json has them.
 func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)
@@ -367,6 +368,7 @@ func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
 // interval, in its own metrics.json, is [0.458, 0.686]; eval prints the
 // interval, and so does curves' line now.
 func TestCurvesLineGivesTheAPGRInterval(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)

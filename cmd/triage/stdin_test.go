@@ -26,6 +26,7 @@ func runStdin(tb testing.TB, stdin []byte, args ...string) (stdout, stderr strin
 // process's os.Stdin, so a command run in-process (Main with an Env, as
 // these tests run it) read nothing there: "- is empty".
 func TestDashReadsTheCommandsStdin(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	raw := mustRead(t, sampleLog)
 	lines := strings.SplitAfter(string(raw), "\n")
@@ -133,6 +134,7 @@ func TestDashReadsTheCommandsStdin(t *testing.T) {
 // and the second read found it empty (retrain --data - --feedback -
 // merged the log with nothing, with a warning, and went on).
 func TestStdinIsReadOnce(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model := trainSample(t, dir)
 	for _, tt := range []struct {
