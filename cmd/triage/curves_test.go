@@ -327,14 +327,10 @@ func TestCurvesSmallLog(t *testing.T) {
 	}
 }
 
-// TestCurvesLineSaysQualityRelativeToStrong: the line curves prints gave
-// the current policy's quality as the mean score alone ("quality
-// 0.8350"), while calibrate's --target quality is relative to
-// always-strong; read as that, it sets a target the policy does not meet
-// at the quality printed. The line now gives the relative figure and
-// always-strong's quality, as metrics.json has them.
-func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
-	skipSlow(t)
+// curvesLine runs curves on a small router and log and returns what it
+// printed and its metrics.json decoded into m.
+func curvesLine(t *testing.T, m any) string {
+	t.Helper()
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)
@@ -348,15 +344,27 @@ func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := json.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	return stdout
+}
+
+// TestCurvesLineSaysQualityRelativeToStrong: the line curves prints gave
+// the current policy's quality as the mean score alone ("quality
+// 0.8350"), while calibrate's --target quality is relative to
+// always-strong; read as that, it sets a target the policy does not meet
+// at the quality printed. The line now gives the relative figure and
+// always-strong's quality, as metrics.json has them.
+func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
+	skipSlow(t)
 	var m struct {
 		RStrong float64 `json:"r_strong"`
 		Current struct {
 			Quality float64 `json:"quality"`
 		} `json:"current"`
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	stdout := curvesLine(t, &m)
 	want := fmt.Sprintf("quality %.4f (%.3f of always-strong's %.4f)", m.Current.Quality, m.Current.Quality/m.RStrong, m.RStrong)
 	if !strings.Contains(stdout, want) {
 		t.Errorf("curves printed %q; want %q", stdout, want)
@@ -369,26 +377,11 @@ func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
 // interval, and so does curves' line now.
 func TestCurvesLineGivesTheAPGRInterval(t *testing.T) {
 	skipSlow(t)
-	dir := t.TempDir()
-	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
-	smallRouter(t, model)
-	writeLog(t, data, speculationLog(200, 2, "test"))
-	out := filepath.Join(dir, "report")
-	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "10", "-o", out)
-	if code != 0 {
-		t.Fatalf("curves exited %d: %s", code, stderr)
-	}
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m struct {
 		APGR   float64    `json:"apgr"`
 		APGRCI [2]float64 `json:"apgr_ci95"`
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	stdout := curvesLine(t, &m)
 	if want := fmt.Sprintf("APGR %.3f [%.3f, %.3f], AIQ", m.APGR, m.APGRCI[0], m.APGRCI[1]); !strings.Contains(stdout, want) {
 		t.Errorf("curves printed %q; want %q", stdout, want)
 	}

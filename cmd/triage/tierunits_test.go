@@ -82,18 +82,3 @@ func TestTierOutputsNameTheirUnits(t *testing.T) {
 		t.Errorf("calibrate printed %q; want the cost per 1k requests beside the cost per request, and quality's scale", stdout)
 	}
 }
-
-// TestModelShowSaysTheTierFiguresScale: model show printed an N-tier
-// artifact's out-of-fold figures on [0,1] ("quality=0.8786") right after
-// train printed them on 0-100, with no word of the scale.
-func TestModelShowSaysTheTierFiguresScale(t *testing.T) {
-	dir := t.TempDir()
-	model := trainThreeTiers(t, dir, threeTierLog(t, dir, 90))
-	stdout, stderr, code := run(t, "model", "show", model)
-	if code != 0 {
-		t.Fatalf("model show exited %d: %s", code, stderr)
-	}
-	if !strings.Contains(stdout, "quality, best_single, oracle: mean score on [0,1], which train and eval print ×100") {
-		t.Errorf("model show printed %q; want the figures' scale named", stdout)
-	}
-}
