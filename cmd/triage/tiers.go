@@ -583,7 +583,7 @@ func printTierFigures(w io.Writer, asJSON bool, f tierFig) error {
 	fmt.Fprintf(&b, "  %-52s %8s %10s\n", "", "quality", "mean price")
 	fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "router at λ=0 (the tier predicted best)", f.Lambda0.Quality, f.Lambda0.Cost)
 	if f.Policy.Lambda != 0 || f.Policy.Margin != 0 || f.Policy.Race != 0 {
-		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", fmt.Sprintf("router at λ=%g margin=%g race=%g", f.Policy.Lambda, f.Policy.Margin, f.Policy.Race), f.Routed.Quality, f.Routed.Cost)
+		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", fmt.Sprintf("router at λ=%.4g margin=%.4g race=%.4g", f.Policy.Lambda, f.Policy.Margin, f.Policy.Race), f.Routed.Quality, f.Routed.Cost)
 	}
 	for _, s := range f.Singles {
 		fmt.Fprintf(&b, "  %-52s %8.2f %10.4g\n", "always "+s.Name, s.Quality, s.Price)
@@ -760,7 +760,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if !math.IsNaN(c.AIQ) {
 			aiq = fmt.Sprintf("%.2f, convex hull of single tiers %.2f", 100*c.AIQ, 100*c.HullAIQ)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%g, margin %g, race %g): quality %.2f, cost %.4g\n",
+		fmt.Fprintf(env.Stdout, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%.4g, margin %.4g, race %.4g): quality %.2f, cost %.4g\n",
 			names[i], count(len(rl.reqs), "request"), count(len(c.Points), "operating point"), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
 			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
 		for k, s := range c.Singles {

@@ -688,3 +688,18 @@ func TestCurvesTiersReportCarriesTheInSampleNote(t *testing.T) {
 		t.Errorf("calibrate --json: exit %d, %q (stderr %q); want in_sample 90", code, out, stderr)
 	}
 }
+
+// TestTierFiguresRoundTheirPolicy: eval of a calibrated N-tier router
+// printed its λ as calibrate had solved it, "λ=0.340163076071652", in a
+// table of four-figure numbers; calibrate prints the same policy as
+// λ=0.3402, and the artifact and --json keep it whole.
+func TestTierFiguresRoundTheirPolicy(t *testing.T) {
+	var b strings.Builder
+	f := tierFig{Policy: models.TierPolicy{Lambda: 0.340163076071652}}
+	if err := printTierFigures(&b, false, f); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "router at λ=0.3402 margin=0 race=0") {
+		t.Errorf("printed %q; want λ to four figures", b.String())
+	}
+}
