@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -108,20 +106,9 @@ func TestDashReadsTheCommandsStdin(t *testing.T) {
 	t.Run("upstream-sim", func(t *testing.T) {
 		in := `{"id":"a","prompt":"hello?","outcomes":{"m":{"score":1,"latency_ms":5,"response":"hi there"}}}` + "\n"
 		addr, stderr, stop := startCommandIn(t, strings.NewReader(in), `listening on (127\.0\.0\.1:\d+)`, "upstream-sim", "--data", "-", "--model", "m")
-		resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
-			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hello?"}]}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got struct {
-			Choices []struct {
-				Message struct{ Content string } `json:"message"`
-			} `json:"choices"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&got)
-		resp.Body.Close()
-		if err != nil || len(got.Choices) != 1 || got.Choices[0].Message.Content != "hi there" {
-			t.Errorf("answer %+v (%v), want the response recorded on standard input", got, err)
+		got, err := simAnswer(t, addr, `{"model":"m","messages":[{"role":"user","content":"hello?"}]}`)
+		if err != nil || got != "hi there" {
+			t.Errorf("answer %q (%v), want the response recorded on standard input", got, err)
 		}
 		if code := stop(); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)

@@ -149,16 +149,7 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 func TestEvalGivesTheAPGRInterval(t *testing.T) {
 	dir := t.TempDir()
 	model := serveModel(t, dir)
-	var b strings.Builder
-	for _, r := range sampleRecords(t)[:300] {
-		line, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	log := writeFile(t, dir, "log.jsonl", b.String())
+	log := writeRecords(t, dir, "log.jsonl", sampleRecords(t)[:300])
 	stdout, stderr, code := run(t, "eval", "--model", model, "--data", log, "--json")
 	if code != 0 {
 		t.Fatalf("eval --json exited %d: %s", code, stderr)
@@ -195,16 +186,7 @@ func TestEvalGivesTheAPGRInterval(t *testing.T) {
 // prints the held-out interval as eval does, and --json carries it.
 func TestTrainHoldoutGivesTheAPGRInterval(t *testing.T) {
 	dir := t.TempDir()
-	var b strings.Builder
-	for _, r := range sampleRecords(t)[:400] {
-		line, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	log := writeFile(t, dir, "log.jsonl", b.String())
+	log := writeRecords(t, dir, "log.jsonl", sampleRecords(t)[:400])
 	args := []string{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", "0.3", "--folds", "2", "--l2", "0.03", "--hash-bits", "12", "--scorer", "label"}
 	stdout, stderr, code := run(t, append(args, "--json", "-o", filepath.Join(dir, "a.json"))...)
 	if code != 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -55,20 +56,9 @@ func TestUpstreamSimCommand(t *testing.T) {
 	addr, stderr, stop := startCommand(t, `listening on (127\.0\.0\.1:\d+)`,
 		"upstream-sim", "--data", data, "--model", "m", "--latency-scale", "0.5")
 	for prompt, want := range map[string]string{"hello?": "hi there", "served?": "from the export"} {
-		resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
-			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"`+prompt+`"}],"logprobs":true}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got struct {
-			Choices []struct {
-				Message struct{ Content string } `json:"message"`
-			} `json:"choices"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&got)
-		resp.Body.Close()
-		if err != nil || len(got.Choices) != 1 || got.Choices[0].Message.Content != want {
-			t.Errorf("answer to %q = %+v (%v), want the recorded response %q", prompt, got, err, want)
+		got, err := simAnswer(t, addr, `{"model":"m","messages":[{"role":"user","content":"`+prompt+`"}],"logprobs":true}`)
+		if err != nil || got != want {
+			t.Errorf("answer to %q = %q (%v), want the recorded response %q", prompt, got, err, want)
 		}
 	}
 	if code := stop(); code != 0 {
@@ -103,4 +93,28 @@ func TestUpstreamSimUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// simAnswer posts a chat completion body to the sim at addr and returns
+// its one choice's content; an error when the answer does not decode or
+// does not hold one choice.
+func simAnswer(t *testing.T, addr, body string) (string, error) {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		return "", err
+	}
+	if len(got.Choices) != 1 {
+		return "", fmt.Errorf("%d choices, want 1", len(got.Choices))
+	}
+	return got.Choices[0].Message.Content, nil
 }
