@@ -606,15 +606,14 @@ func openLog(path string, stdin io.Reader) (io.Reader, func(), error) {
 	// NewReader's bufio.Reader of the same size reuses this one, so the
 	// peeks cost no second copy of the bytes.
 	br := bufio.NewReaderSize(src, 64<<10)
-	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
-		// Concatenated members (cat a.gz b.gz > c.gz) read as one
-		// stream, and zero padding after the last is ignored, as gzip -dc
-		// reads them.
-		zr, err := gunzip.NewReader(br)
-		if err != nil {
-			closeF()
-			return nil, nil, fmt.Errorf("open log %s: it starts like gzip but is not: %w", path, err)
-		}
+	// Concatenated members (cat a.gz b.gz > c.gz) read as one stream, and
+	// zero padding after the last is ignored, as gzip -dc reads them.
+	zr, err := gunzip.Sniff(br)
+	if err != nil {
+		closeF()
+		return nil, nil, fmt.Errorf("open log %s: it starts like gzip but is not: %w", path, err)
+	}
+	if zr != nil {
 		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
 	}
 	SkipBOM(br)
@@ -648,10 +647,7 @@ type compressedError struct{ err error }
 func (e *compressedError) Error() string { return e.err.Error() }
 func (e *compressedError) Unwrap() error { return e.err }
 
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	utf8BOM   = []byte{0xef, 0xbb, 0xbf}
-)
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
 // IsCompressed reports whether the file at path is gzip-compressed, as
 // the log readers tell it: by its first two bytes.
@@ -663,7 +659,7 @@ func IsCompressed(path string) bool {
 	defer f.Close()
 	var b [2]byte
 	n, _ := io.ReadFull(f, b[:])
-	return n == 2 && bytes.Equal(b[:], gzipMagic)
+	return gunzip.Starts(b[:n])
 }
 
 // Writer writes records as JSONL.

@@ -22,6 +22,7 @@ import (
 	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/datasets/safefile"
 	"github.com/triage-router/triage/features"
+	"github.com/triage-router/triage/internal/gunzip"
 )
 
 // FormatVersion is the artifact layout this code writes. Bump it when a
@@ -722,7 +723,7 @@ func LoadFile(path string, maxBytes int64) (*Artifact, error) {
 	switch {
 	case len(b) == 0:
 		return nil, fmt.Errorf("load artifact %s: %w: the file is empty (0 bytes); a router artifact is the JSON file 'triage train -o' writes", path, ErrBadArtifact)
-	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+	case gunzip.Starts(b):
 		return nil, fmt.Errorf("load artifact %s: %w: the file is gzip-compressed; logs may be, artifacts are plain JSON: decompress it first (gunzip)", path, ErrBadArtifact)
 	}
 	a, err := Parse(b)

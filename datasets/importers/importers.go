@@ -2,7 +2,6 @@ package importers
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -95,9 +94,6 @@ func WriteTo(w *datasets.Writer) func(datasets.Record) error {
 	return func(rec datasets.Record) error { return w.Write(&rec) }
 }
 
-// gzipMagic starts a gzip stream.
-var gzipMagic = []byte{0x1f, 0x8b}
-
 // openInput opens an importer's input: in when it is not nil (standard
 // input), else the file at path. A gzip stream, told by its first two
 // bytes whatever its name, as the log readers tell it, is decompressed as
@@ -113,14 +109,14 @@ func openInput(path string, in io.Reader) (*bufio.Reader, io.Closer, error) {
 		in, c = f, f
 	}
 	br := bufio.NewReaderSize(in, 64<<10)
-	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
-		// Concatenated members (cat a.gz b.gz) read as one stream, and
-		// zero padding after the last is ignored, as gzip -dc reads them.
-		zr, err := gunzip.NewReader(br)
-		if err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("%s starts like gzip but is not: %w", path, err)
-		}
+	// Concatenated members (cat a.gz b.gz) read as one stream, and zero
+	// padding after the last is ignored, as gzip -dc reads them.
+	zr, err := gunzip.Sniff(br)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s starts like gzip but is not: %w", path, err)
+	}
+	if zr != nil {
 		br = bufio.NewReaderSize(gzipReader{zr}, 64<<10)
 	}
 	return br, c, nil

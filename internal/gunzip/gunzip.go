@@ -25,6 +25,22 @@ import (
 // magic starts every gzip member.
 var magic = []byte{0x1f, 0x8b}
 
+// Starts reports whether b starts as a gzip file does, by its magic
+// number: how every reader of logs and imports tells a compressed file
+// or stream, whatever its name.
+func Starts(b []byte) bool { return bytes.HasPrefix(b, magic) }
+
+// Sniff peeks at br's next bytes and, when they start a gzip file,
+// returns a Reader of it (read through br, which loses nothing to the
+// peek); nil and no error when they do not, for the caller to read br as
+// it is.
+func Sniff(br *bufio.Reader) (*Reader, error) {
+	if b, _ := br.Peek(len(magic)); !Starts(b) {
+		return nil, nil
+	}
+	return NewReader(br)
+}
+
 // Reader decompresses a gzip file's members in turn as one stream.
 type Reader struct {
 	src    *countingReader
