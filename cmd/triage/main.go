@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -413,7 +414,7 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 			}
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseQuiet(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -437,6 +438,30 @@ func parseFlagsRest(fs *flag.FlagSet, args []string) ([]string, error) {
 		return nil, err
 	}
 	return fs.Args(), nil
+}
+
+// parseQuiet is fs.Parse without the flag package's own copy of its
+// error: it prints the message, then the usage, and Main prints the
+// returned error again as the command's one line (with a hint), so a
+// mistake showed its message twice, the usage between them. The usage is
+// kept; the message is left to Main.
+func parseQuiet(fs *flag.FlagSet, args []string) error {
+	w := fs.Output()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(w)
+	out := buf.Bytes()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		out = bytes.TrimPrefix(out, []byte(err.Error()+"\n"))
+	}
+	if len(out) > 0 {
+		// As the flag package does, the write's error is not returned:
+		// help on stdout goes through Main's checkedWriter, which fails
+		// the command, and stderr has nowhere else to say it.
+		_, _ = w.Write(out)
+	}
+	return err
 }
 
 // stdinOnce refuses two logs that are both "-": standard input can be

@@ -106,6 +106,36 @@ func TestMainUsage(t *testing.T) {
 	}
 }
 
+// TestFlagMistakeSaysItOnce: a flag the command does not know prints the
+// usage and the message once, as the command's last line (the flag
+// package printed its message before the usage, and Main again after it),
+// for every subcommand.
+func TestFlagMistakeSaysItOnce(t *testing.T) {
+	for name := range commands {
+		if len(subcommands(name)) > 0 {
+			continue // a group: it lists its subcommands instead
+		}
+		t.Run(name+" says an unknown flag once", func(t *testing.T) {
+			args := append(strings.Fields(name), "--no-such-flag")
+			_, stderr, code := run(t, args...)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			const msg = "flag provided but not defined: -no-such-flag"
+			if got := strings.Count(stderr, msg); got != 1 {
+				t.Errorf("stderr holds %q %d times, want once:\n%s", msg, got, stderr)
+			}
+			if got := strings.Count(stderr, "usage: triage "+name+" "); got != 1 {
+				t.Errorf("stderr holds the usage %d times, want once:\n%s", got, stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			if last, want := lines[len(lines)-1], "triage "+name+": "+msg+" (run with -h for the flags)"; last != want {
+				t.Errorf("last line %q, want %q", last, want)
+			}
+		})
+	}
+}
+
 func TestTrainBadInput(t *testing.T) {
 	dir := t.TempDir()
 	good := `{"id":"a","prompt":"hi","outcomes":{"f":{"score":1},"s":{"score":1}}}`
