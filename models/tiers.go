@@ -19,8 +19,10 @@ import (
 const ScorerTiers = "tiers"
 
 // ErrMultiTier is wrapped where a two-tier API (Router, p_hard, the
-// two-tier replay) is given an N-tier artifact.
-var ErrMultiTier = errors.New("N-tier router")
+// two-tier replay) is given an N-tier artifact. Its text starts in lower
+// case, as an error string does (staticcheck ST1005), since it is wrapped
+// mid-sentence: "new router: an N-tier router: ...".
+var ErrMultiTier = errors.New("an N-tier router")
 
 // Tier is one model an N-tier router can send a request to.
 type Tier struct {

@@ -153,8 +153,13 @@ func TestTierRouter(t *testing.T) {
 		t.Errorf("with a race band: %+v, want chat raced with maths", raced)
 	}
 	t.Run("a two-tier API refuses an N-tier artifact", func(t *testing.T) {
-		if _, err := NewRouter(b); !errors.Is(err, ErrMultiTier) {
-			t.Errorf("NewRouter err = %v, want ErrMultiTier", err)
+		_, err := NewRouter(b)
+		if !errors.Is(err, ErrMultiTier) {
+			t.Fatalf("NewRouter err = %v, want ErrMultiTier", err)
+		}
+		// Wrapped mid-sentence, so in lower case (staticcheck ST1005).
+		if got, want := err.Error(), "new router: an N-tier router: the artifact routes among"; !strings.HasPrefix(got, want) {
+			t.Errorf("NewRouter err = %q, want it to start %q", got, want)
 		}
 	})
 	t.Run("an N-tier artifact with a missing head does not load", func(t *testing.T) {

@@ -129,7 +129,7 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		}
 		// retrain refuses an N-tier champion before it reads a log.
 		if _, stderr, code = run(t, "retrain", "--model", model, "--data", log, "-o", filepath.Join(dir, "challenger.json")); code != 1 ||
-			!strings.Contains(stderr, "retrain compares two-tier routers only") || strings.Contains(stderr, "merged") {
+			!strings.Contains(stderr, "triage retrain: an N-tier router: retrain compares two-tier routers only") || strings.Contains(stderr, "merged") {
 			t.Errorf("retrain of an N-tier champion exited %d: %s", code, stderr)
 		}
 		stdout, stderr, code = run(t, "model", "show", model)
