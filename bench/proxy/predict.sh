@@ -66,7 +66,7 @@ if [ -d "$DATASETS/routellm" ]; then
 	# The log has no latency or cost; curves needs defaults, which do not
 	# move quality or strong share without speculation.
 	quiet "$T" curves --model "$WORK/gsm8k-router.json" --data "$WORK/gsm8k.jsonl" --latency $F=300,$S=900 \
-		--cost $F=0.0006,$S=0.01 --resamples 1 -o "$WORK/curves-gsm8k" >/dev/null
+		--cost $F=0.0006,$S=0.01 --resamples 100 -o "$WORK/curves-gsm8k" >/dev/null
 	# No recorded latency: the sims answer after a fixed 5 ms.
 	sims "$WORK/gsm8k.jsonl" $F $S --fixed-latency 5ms
 	for share in 0.2 0.5 0.8; do
@@ -83,7 +83,7 @@ S=synthetic/strong-large
 quiet "$T" synth --n 2000 --latency --confidence -o "$WORK/synth-all.jsonl"
 "$WORK/predict" dedupe -data "$WORK/synth-all.jsonl" -o "$WORK/synth.jsonl"
 quiet "$T" train --data "$WORK/synth.jsonl" --fast $F --strong $S -o "$WORK/synth-router.json" >/dev/null
-quiet "$T" curves --model "$WORK/synth-router.json" --data "$WORK/synth.jsonl" --resamples 1 -o "$WORK/curves-synth" >/dev/null
+quiet "$T" curves --model "$WORK/synth-router.json" --data "$WORK/synth.jsonl" --resamples 100 -o "$WORK/curves-synth" >/dev/null
 sims "$WORK/synth.jsonl" $F $S --latency-scale "$SCALE"
 replay "$WORK/synth.jsonl" "$WORK/synth-router.json" "$WORK/curves-synth/curves.csv" $F $S speculate 0.15 "$SCALE"
 replay "$WORK/synth.jsonl" "$WORK/synth-router.json" "$WORK/curves-synth/curves.csv" $F $S combined 0.4 "$SCALE"

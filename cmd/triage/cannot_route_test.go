@@ -93,7 +93,7 @@ func TestCannotRouteSaysSoEverywhere(t *testing.T) {
 	// The report carries it too: a user reading the curves must not
 	// take them for a router's.
 	rep := filepath.Join(dir, "report")
-	if _, stderr, code = run(t, "curves", "--model", model, "--data", log, "--resamples", "50", "-o", rep); code != 0 {
+	if _, stderr, code = run(t, "curves", "--model", model, "--data", log, "--resamples", "100", "-o", rep); code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
 	}
 	page, err := os.ReadFile(filepath.Join(rep, "index.html"))

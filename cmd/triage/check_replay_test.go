@@ -65,7 +65,7 @@ func TestCurvesMatchCheckReplay(t *testing.T) {
 	for _, billing := range []string{"prorata", "full"} {
 		out := filepath.Join(dir, "report-"+billing)
 		args := append([]string{"curves", "--model", model, "--data", data, "--grid", "20", "--accept-grid", "4",
-			"--resamples", "20", "--cancel-billing", billing, "-o", out}, defaults...)
+			"--resamples", "100", "--cancel-billing", billing, "-o", out}, defaults...)
 		if _, stderr, code := run(t, args...); code != 0 {
 			t.Fatalf("curves --cancel-billing %s exited %d: %s", billing, code, stderr)
 		}

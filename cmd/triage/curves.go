@@ -37,6 +37,22 @@ const (
 	defaultSolveAccept = 20
 )
 
+// minResamples is the fewest bootstrap resamples curves, calibrate and
+// retrain take. A 95% interval is read off the 2.5% and 97.5% nearest-rank
+// percentiles of the resamples: below 40 those are the smallest and the
+// largest draw, and with one resample both ends are that one draw, so
+// 'calibrate --resamples 1' printed quality 0.7190 [0.7440, 0.7440], an
+// "interval" that excludes its own estimate, and retrain's gate lost its
+// standard error. At 100 each end has two draws beyond it; fewer is
+// refused rather than printed as a 95% interval.
+const minResamples = 100
+
+// resamplesError is the usage error for a --resamples below minResamples.
+func resamplesError(n int) error {
+	return usagef(fmt.Sprintf("use %d or more; the default is %d", minResamples, report.DefaultResamples),
+		"--resamples is %d: a 95%% interval read off fewer than %d resamples rests on their few most extreme values, and can exclude its own estimate", n, minResamples)
+}
+
 // replayFlags are the flags curves and calibrate share.
 type replayFlags struct {
 	data       logList
@@ -62,7 +78,7 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.StringVar(&f.billing, "cancel-billing", "prorata", "what a cancelled speculative call costs: prorata (share of its latency it ran) or full")
 	fs.IntVar(&f.grid, "grid", grid, "quantile cuts of p_hard for the threshold grid (N+1 thresholds); for an N-tier router, N+1 values of λ (with calibrate --knob margin, of the margin)")
 	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (two-tier routers, when the log has confidence)")
-	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers)")
+	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers; 100 or more)")
 	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "seed of the bootstrap resamples behind the 95% intervals (two-tier routers; it seeds no folds: nothing is trained here)")
 	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
 	fs.BoolVar(&f.unseen, "unseen", false, "replay only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, replaying a router's own training log prints a warning")
@@ -100,8 +116,8 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 	if f.acceptGrid < 1 || f.acceptGrid > 200 {
 		return nil, nil, "", usagef("use 1..200", "--accept-grid is %d", f.acceptGrid)
 	}
-	if f.resamples < 1 {
-		return nil, nil, "", usagef("use 1 or more", "--resamples is %d", f.resamples)
+	if f.resamples < minResamples {
+		return nil, nil, "", resamplesError(f.resamples)
 	}
 	billing, err = replay.ParseCancelBilling(f.billing)
 	if err != nil {

@@ -314,7 +314,7 @@ func TestCurvesSmallLog(t *testing.T) {
 	smallRouter(t, model)
 	writeLog(t, data, speculationLog(300, 2, "test"))
 	out := filepath.Join(dir, "report")
-	if _, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "20", "--cancel-billing", "full", "-o", out); code != 0 {
+	if _, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "--cancel-billing", "full", "-o", out); code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
 	}
 	for _, f := range []string{"index.html", "curves.csv", "metrics.json", "quality_vs_p95_latency.svg", "reliability_confidence.png"} {
@@ -322,7 +322,7 @@ func TestCurvesSmallLog(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.5", "--grid", "20", "--accept-grid", "3", "--resamples", "20", "-o", filepath.Join(dir, "new.json")); code != 0 {
+	if _, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.5", "--grid", "20", "--accept-grid", "3", "--resamples", "100", "-o", filepath.Join(dir, "new.json")); code != 0 {
 		t.Fatalf("calibrate exited %d: %s", code, stderr)
 	}
 }
@@ -336,7 +336,7 @@ func curvesLine(t *testing.T, m any) string {
 	smallRouter(t, model)
 	writeLog(t, data, speculationLog(200, 2, "test"))
 	out := filepath.Join(dir, "report")
-	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "10", "-o", out)
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "-o", out)
 	if code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
 	}
@@ -404,7 +404,7 @@ func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 	}
 	writeLog(t, data, recs)
 	out := filepath.Join(dir, "report")
-	_, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "20", "-o", out)
+	_, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "-o", out)
 	if code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
 	}
@@ -438,7 +438,7 @@ func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 		t.Error("a latency plot was drawn from placeholders")
 	}
 	t.Run("calibrate on a share target works and says latency and cost are unknown", func(t *testing.T) {
-		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "20", "--accept-grid", "3", "--resamples", "20", "-o", filepath.Join(dir, "new.json"))
+		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "20", "--accept-grid", "3", "--resamples", "100", "-o", filepath.Join(dir, "new.json"))
 		if code != 0 || !strings.Contains(stdout, "cost_per_1k       unknown") || !strings.Contains(stderr, "fewest strong calls") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
@@ -607,7 +607,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		fitPath := filepath.Join(fx.dir, "fit.jsonl")
 		writeLog(t, fitPath, fit)
 		newModel := filepath.Join(fx.dir, "fit-calibrated.json")
-		if _, stderr, code := run(t, "calibrate", "--model", fx.model, "--data", fitPath, "--target", "strong-share=0.3", "--resamples", "50", "-o", newModel); code != 0 {
+		if _, stderr, code := run(t, "calibrate", "--model", fx.model, "--data", fitPath, "--target", "strong-share=0.3", "--resamples", "100", "-o", newModel); code != 0 {
 			t.Fatalf("calibrate exited %d: %s", code, stderr)
 		}
 		a, _ := models.Load(newModel)
@@ -623,7 +623,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 		// than 2800 ms.
 		limit := 3000.0
 		stdout, stderr, code := run(t, "calibrate", "--model", fx.model, "--data", fx.test, "--target", fmt.Sprintf("p95-latency=%v", limit),
-			"--target", "quality=0.9", "--grid", "60", "--accept-grid", "8", "--resamples", "50", "--json", "-o", filepath.Join(fx.dir, "lat.json"))
+			"--target", "quality=0.9", "--grid", "60", "--accept-grid", "8", "--resamples", "100", "--json", "-o", filepath.Join(fx.dir, "lat.json"))
 		if code != 0 {
 			t.Fatalf("calibrate exited %d: %s", code, stderr)
 		}
@@ -663,7 +663,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 		out := filepath.Join(fx.dir, "deflat")
-		if _, stderr, code := run(t, "curves", "--model", fx.model, "--data", p, "--latency", synth.StrongModel+"=2000", "--grid", "10", "--resamples", "20", "-o", out); code != 0 {
+		if _, stderr, code := run(t, "curves", "--model", fx.model, "--data", p, "--latency", synth.StrongModel+"=2000", "--grid", "10", "--resamples", "100", "-o", out); code != 0 {
 			t.Fatalf("with a default: exit %d, %s", code, stderr)
 		}
 		html, _ := os.ReadFile(filepath.Join(out, "index.html"))
@@ -687,7 +687,7 @@ func TestCurvesAndCalibrateOnSyntheticLatencyLog(t *testing.T) {
 			t.Skip("the calibrate subtest did not run")
 		}
 		out := filepath.Join(fx.dir, "two")
-		if _, stderr, code := run(t, "curves", "--model", fx.model, "--model", cal, "--data", fx.test, "--grid", "20", "--accept-grid", "4", "--resamples", "20", "-o", out); code != 0 {
+		if _, stderr, code := run(t, "curves", "--model", fx.model, "--model", cal, "--data", fx.test, "--grid", "20", "--accept-grid", "4", "--resamples", "100", "-o", out); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 		for _, f := range []string{"index.html", "router/curves.csv", "router/metrics.json", "calibrated/curves.csv", "calibrated/quality_vs_cost.png"} {

@@ -126,7 +126,7 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 
 	t.Run("curves carries the note into the report; --unseen replays the held-out share", func(t *testing.T) {
 		rep := filepath.Join(dir, "report")
-		_, stderr, code := run(t, "curves", "--model", model, "--data", log, "--resamples", "20", "--grid", "20", "-o", rep)
+		_, stderr, code := run(t, "curves", "--model", model, "--data", log, "--resamples", "100", "--grid", "20", "-o", rep)
 		// curves names a router by its section, the file's base name.
 		if want := strings.Replace(warning, model+":", "router:", 1); code != 0 || !strings.Contains(stderr, want) {
 			t.Fatalf("curves exited %d; stderr %q lacks %q", code, stderr, want)
@@ -136,7 +136,7 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 			t.Errorf("index.html lacks the in-sample note")
 		}
 		unseen := filepath.Join(dir, "report-unseen")
-		if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "--unseen", "--resamples", "20", "--grid", "20", "-o", unseen); code != 0 {
+		if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "--unseen", "--resamples", "100", "--grid", "20", "-o", unseen); code != 0 {
 			t.Fatalf("curves --unseen exited %d: %s", code, stderr)
 		}
 		var mj struct {
@@ -153,7 +153,7 @@ func TestInSampleFiguresAreFlagged(t *testing.T) {
 	})
 
 	t.Run("calibrate --unseen sets thresholds on the held-out share", func(t *testing.T) {
-		out, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--unseen", "--target", "quality=0.9", "--resamples", "20", "-o", filepath.Join(dir, "cal.json"))
+		out, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--unseen", "--target", "quality=0.9", "--resamples", "100", "-o", filepath.Join(dir, "cal.json"))
 		if code != 0 || !strings.Contains(out, fmt.Sprintf("(%d requests,", held)) {
 			t.Errorf("calibrate --unseen exited %d: %s%s", code, out, stderr)
 		}
@@ -241,7 +241,7 @@ func TestJSONCountsTheInSampleRequests(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := filepath.Join(t.TempDir(), "report")
-			args := append([]string{"curves", "--model", model, "--data", log, "--grid", "10", "--accept-grid", "2", "--resamples", "10", "-o", rep}, c.flag...)
+			args := append([]string{"curves", "--model", model, "--data", log, "--grid", "10", "--accept-grid", "2", "--resamples", "100", "-o", rep}, c.flag...)
 			if _, stderr, code := run(t, args...); code != 0 {
 				t.Fatalf("curves exited %d: %s", code, stderr)
 			}
@@ -252,7 +252,7 @@ func TestJSONCountsTheInSampleRequests(t *testing.T) {
 			if got := inSample(t, "metrics.json", b); got != c.want {
 				t.Errorf("metrics.json in_sample %d, want %d", got, c.want)
 			}
-			args = append([]string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "10", "--json", "-o", filepath.Join(t.TempDir(), "new.json")}, c.flag...)
+			args = append([]string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "100", "--json", "-o", filepath.Join(t.TempDir(), "new.json")}, c.flag...)
 			out, stderr, code := run(t, args...)
 			if code != 0 {
 				t.Fatalf("calibrate exited %d: %s", code, stderr)

@@ -84,6 +84,11 @@ func TestMainUsage(t *testing.T) {
 		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
 		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
 		{"upstream-sim refuses --default-latency with --fixed-latency", []string{"upstream-sim", "--data", "x", "--model", "m", "--fixed-latency", "1ms", "--default-latency", "5ms"}, 2, "--default-latency and --fixed-latency exclude each other"},
+		// One resample gave calibrate an "interval" that was one draw and
+		// excluded its own estimate: quality 0.7190 [0.7440, 0.7440].
+		{"calibrate refuses too few resamples for a 95% interval", []string{"calibrate", "--model", "m", "--data", "x", "--target", "strong-share=0.3", "--resamples", "1", "-o", "y"}, 2, "--resamples is 1: a 95% interval read off fewer than 100 resamples"},
+		{"curves refuses too few resamples for a 95% interval", []string{"curves", "--model", "m", "--data", "x", "--resamples", "99", "-o", "d"}, 2, "--resamples is 99: a 95% interval read off fewer than 100 resamples"},
+		{"retrain refuses too few resamples for its intervals and gate", []string{"retrain", "--model", "m", "--data", "x", "--resamples", "10", "-o", "y"}, 2, "(use 100 or more; the default is 1000)"},
 		{"eval --cv 0 says the K is out of range", []string{"eval", "--cv", "0", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "--cv is 0 (use 2 or more folds)"},
 		{"feedback export refuses --salvage-log with --from", []string{"feedback", "export", "--from", "http://127.0.0.1:1", "--token", "t", "--salvage-log"}, 2, "--salvage-log is for --db, not --from"},
 		// The flag package says only "parse error", whatever the type.
@@ -348,7 +353,7 @@ func TestCalibrateInterruptedInItsIntervalsWritesNothing(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "calibrated.json")
 	var stdout, errb bytes.Buffer
-	code := Main(ctx, []string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--resamples", "50", "-o", out}, &Env{Stdout: &stdout, Stderr: &errb})
+	code := Main(ctx, []string{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--resamples", "100", "-o", out}, &Env{Stdout: &stdout, Stderr: &errb})
 	if !called {
 		t.Fatalf("calibrate computed no intervals (exit %d, stderr %q)", code, errb.String())
 	}
@@ -385,7 +390,7 @@ func TestCurvesInterruptedInItsIntervalsStopsAtOnce(t *testing.T) {
 	code := make(chan int, 1)
 	var errb syncbuf.Buffer
 	go func() {
-		code <- Main(ctx, []string{"curves", "--model", model, "--data", log, "--grid", "10", "--resamples", "10", "-o", out}, &Env{Stdout: io.Discard, Stderr: &errb})
+		code <- Main(ctx, []string{"curves", "--model", model, "--data", log, "--grid", "10", "--resamples", "100", "-o", out}, &Env{Stdout: io.Discard, Stderr: &errb})
 	}()
 	select {
 	case c := <-code:

@@ -41,7 +41,7 @@ func TestOneOfACountIsSingular(t *testing.T) {
 	}{
 		{"eval counts one skipped record", []string{"eval", "--model", model, "--data", log, "--skip-bad"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
 		{"eval --cv counts one skipped record", []string{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "--l2", "0.03", "--folds", "2", "--hash-bits", "14"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
-		{"calibrate counts one resample and one skipped record", []string{"calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "1", "--grid", "10", "-o", filepath.Join(dir, "c.json")}, "both", "1 resample):|triage calibrate: 1 record skipped without both tiers' scores"},
+		{"calibrate counts one skipped record", []string{"calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "100", "--grid", "10", "-o", filepath.Join(dir, "c.json")}, "both", "100 resamples):|triage calibrate: 1 record skipped without both tiers' scores"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, tt.args...)

@@ -54,7 +54,7 @@ func TestLongCommandsAreQuietWhenPiped(t *testing.T) {
 		{"synth", "--n", "300", "--latency", "--confidence", "-o", log},
 		{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--folds", "2", "--l2", "0.01", "--hash-bits", "14"},
 		{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--folds", "2", "--l2", "0.01", "--hash-bits", "14", "-o", model},
-		{"curves", "--model", model, "--data", log, "--grid", "8", "--accept-grid", "2", "--resamples", "10", "-o", filepath.Join(dir, "rep")},
+		{"curves", "--model", model, "--data", log, "--grid", "8", "--accept-grid", "2", "--resamples", "100", "-o", filepath.Join(dir, "rep")},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := Main(context.Background(), args, &Env{Stdout: &stdout, Stderr: &stderr}); code != 0 {

@@ -65,7 +65,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	holdout := fs.Float64("holdout", retrain.DefaultHoldout, "share of the timestamped records with both tiers' scores that judge both routers: the newest the champion was not trained on, next to every record its own train --holdout kept out (docs/loop.md §3)")
 	seed := fs.Uint64("seed", 1, "seed of the challenger's cross-validation folds (drawn by id hash) and of its beats-random outcome shuffles; the bootstrap seed is --bootstrap-seed")
 	bootSeed := fs.Uint64("bootstrap-seed", retrain.DefaultBootstrapSeed, "seed of the paired bootstrap resamples that give the comparison's intervals and the gate's standard error")
-	resamples := fs.Int("resamples", retrain.DefaultResamples, "bootstrap resamples for the intervals")
+	resamples := fs.Int("resamples", retrain.DefaultResamples, "bootstrap resamples for the intervals and the gate's standard error (100 or more)")
 	l2 := fs.Float64("l2", 0, "L2 strength of the challenger; 0 picks it by cross-validation (default: the champion's)")
 	folds := fs.Int("folds", models.DefaultFolds, "K for the challenger's calibration (and L2 search)")
 	maxWeight := fs.Float64("max-weight", retrain.DefaultMaxWeight, "cap on inverse propensity weights")
@@ -103,8 +103,8 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		return usagef("use 0 to choose by CV", "--l2 is %v, want >= 0", *l2)
 	case *maxWeight < 1:
 		return usagef("a weight is 1/propensity, so use 1 or more", "--max-weight is %v", *maxWeight)
-	case *resamples < 1:
-		return usagef("use e.g. 1000", "--resamples is %d", *resamples)
+	case *resamples < minResamples:
+		return resamplesError(*resamples)
 	}
 	// -o may be --model itself (promotion in place, for serve --watch),
 	// but not a log it reads.

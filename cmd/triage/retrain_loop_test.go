@@ -76,7 +76,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	// so eval knows a byte-identical copy of a log it was trained on (it
 	// said nothing, and measured the router in-sample).
 	retrained := filepath.Join(dir, "forced.json")
-	if _, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "--force", "-o", retrained); code != 0 {
+	if _, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "100", "--force", "-o", retrained); code != 0 {
 		t.Fatalf("retrain --force exited %d: %s", code, stderr)
 	}
 	logCopy := filepath.Join(dir, "log-copy.jsonl")
@@ -92,7 +92,7 @@ func TestRetrainJudgesUnseenRecords(t *testing.T) {
 	// is left to judge. The refusal said "the champion was trained on 500
 	// of the 500", untrue of the slice it was judged on, and advised
 	// training it with --holdout, which cannot be done to it.
-	stdout, _, code = run(t, "retrain", "--model", retrained, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "-o", filepath.Join(dir, "again.json"))
+	stdout, _, code = run(t, "retrain", "--model", retrained, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "100", "-o", filepath.Join(dir, "again.json"))
 	if code != exitRefused || strings.Contains(stdout, "was trained on") || strings.Contains(stdout, "--holdout") ||
 		!strings.Contains(stdout, fmt.Sprintf("counts as its own, %d of the %d here, the slice it was judged on included", len(recs), len(recs))) {
 		t.Errorf("retrain of the retrained router: exit %d, stdout %q; want a refusal (3) that says its records are counted by time", code, stdout)
@@ -186,7 +186,7 @@ func TestRetrainImputes(t *testing.T) {
 	if _, stderr, code := run(t, "train", "--data", base, "--fast", synth.FastModel, "--strong", synth.StrongModel, "--scorer", "per-tier", "--holdout", "0.2", "--l2", "0.03", "--folds", "3", "--hash-bits", "14", "-o", model); code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
-	args := []string{"retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "50", "--force", "-o", filepath.Join(dir, "new.json")}
+	args := []string{"retrain", "--model", model, "--data", base, "--feedback", export, "--folds", "3", "--resamples", "100", "--force", "-o", filepath.Join(dir, "new.json")}
 	stdout, stderr, code := run(t, args...)
 	if code != 0 {
 		t.Fatalf("retrain exited %d: %s", code, stderr)
@@ -218,7 +218,7 @@ func TestRetrainNothingToJudgeJSON(t *testing.T) {
 	if _, stderr, code := run(t, "train", "--data", base, "--fast", synth.FastModel, "--strong", synth.StrongModel, "--l2", "0.03", "--folds", "3", "--hash-bits", "12", "-o", model); code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
-	stdout, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--folds", "3", "--resamples", "50", "--json", "-o", filepath.Join(dir, "new.json"))
+	stdout, stderr, code := run(t, "retrain", "--model", model, "--data", base, "--folds", "3", "--resamples", "100", "--json", "-o", filepath.Join(dir, "new.json"))
 	if code != exitRefused || !strings.Contains(stderr, "left to judge on") {
 		t.Fatalf("exit %d, stderr %q; want a refusal (3): nothing left to judge on", code, stderr)
 	}

@@ -289,7 +289,7 @@ func TestRetrainInPlaceRefusesAChangedChampion(t *testing.T) {
 	recs, _ := synth.Generate(synth.Options{N: 300, Seed: 5})
 	champion := synthChampion(t, dir, recs[:150], "")
 	base := writeRecords(t, dir, "base.jsonl", recs)
-	args := []string{"retrain", "--model", champion, "--data", base, "--folds", "3", "--resamples", "50", "--force", "-o", champion}
+	args := []string{"retrain", "--model", champion, "--data", base, "--folds", "3", "--resamples", "100", "--force", "-o", champion}
 
 	rollback, err := os.ReadFile(champion) // the router a person puts back
 	if err != nil {

@@ -70,8 +70,8 @@ func TestDashReadsTheCommandsStdin(t *testing.T) {
 		{"eval --cv of tiers", []string{"eval", "--cv", "3", "--data", "LOG", "--tiers", sampleFast + "," + sampleStrong, "--l2", "0.03"}, stdoutBut, 0},
 		{"score", []string{"score", "--model", model, "--data", "LOG"}, stdoutBut, 0},
 		{"export-libsvm", []string{"export-libsvm", "--data", "LOG", "--fast", sampleFast, "--strong", sampleStrong}, stdoutBut, 0},
-		{"calibrate", []string{"calibrate", "--model", model, "--data", "LOG", "--target", "strong-share=0.3", "--resamples", "50", "-o", "OUT"}, stdoutBut, 0},
-		{"curves", []string{"curves", "--model", model, "--data", "LOG", "--resamples", "50", "--grid", "20", "--accept-grid", "4", "-o", "OUT"}, stdoutBut, 0},
+		{"calibrate", []string{"calibrate", "--model", model, "--data", "LOG", "--target", "strong-share=0.3", "--resamples", "100", "-o", "OUT"}, stdoutBut, 0},
+		{"curves", []string{"curves", "--model", model, "--data", "LOG", "--resamples", "100", "--grid", "20", "--accept-grid", "4", "-o", "OUT"}, stdoutBut, 0},
 		{"retrain --data -", []string{"retrain", "--model", model, "--data", "LOG", "--feedback", feedback, "-o", "OUT"}, merged, exitRefused},
 		{"retrain --feedback -", []string{"retrain", "--model", model, "--data", feedback, "--feedback", "LOG", "-o", "OUT"}, merged, exitRefused},
 	} {
