@@ -116,7 +116,7 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	if err != nil {
 		return err
 	}
-	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs)
+	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, set.keys, set.logs, nil)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	}
 	y, weak, strong := scoresOf(set.examples, label)
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both outcomes\n", count(set.missing, "record"))
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both tiers' scores\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
@@ -177,7 +177,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	}
 	y, weak, strong := scoresOf(set.examples, label)
 	if set.missing > 0 {
-		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both outcomes\n", count(set.missing, "record"))
+		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without both tiers' scores\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
 	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")

@@ -37,13 +37,35 @@ type readLogs struct {
 // the records of recs arts[k] was trained on, whether or not unseen then
 // leaves them out: --json output carries it, since a tool reading the
 // figures never sees the warning on stderr.
-func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, logs readLogs) (keep []bool, notes []string, inSample []int, err error) {
-	total := logs.total
+//
+// measures, if not nil, says which of recs arts[k] measures (curves and
+// calibrate read every record, and each router skips those without its
+// tiers' scores): inSample[k] and the counts said are of those only, as
+// eval's are of the records it measures. With a log of 400 paired records
+// and one unpaired, eval said "400 of the 400 requests" and calibrate "401
+// of the 401", and calibrate --json gave in_sample 401 with n 400.
+func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*models.Artifact, recs []datasets.Record, logs readLogs, measures func(k int, rec *datasets.Record) bool) (keep []bool, notes []string, inSample []int, err error) {
 	notes = make([]string, len(arts))
 	inSample = make([]int, len(arts))
 	drop := make([]bool, len(recs))
 	dropped := 0
+	// anyMeasures marks the records some router measures: the requests
+	// the --unseen line counts.
+	anyMeasures := make([]bool, len(recs))
+	for i := range recs {
+		anyMeasures[i] = measures == nil
+	}
 	for k, a := range arts {
+		total := logs.total
+		if measures != nil {
+			total = 0
+			for i := range recs {
+				if measures(k, &recs[i]) {
+					total++
+					anyMeasures[i] = true
+				}
+			}
+		}
 		// The named logs' records, and the spans of recs they fill.
 		var named []datasets.Record
 		var spans [][2]int
@@ -70,7 +92,11 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 				if !trained(recs[i].ID) {
 					continue
 				}
-				n++
+				if measures == nil || measures(k, &recs[i]) {
+					n++
+				}
+				// Dropped whether or not this router measures it, so all
+				// routers are measured on the same records.
 				if !drop[i] {
 					drop[i] = true
 					dropped++
@@ -107,7 +133,16 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	if !unseen || dropped == 0 {
 		return nil, notes, inSample, nil
 	}
-	if dropped == len(recs) {
+	measured, kept := 0, 0
+	for i := range recs {
+		if anyMeasures[i] {
+			measured++
+			if !drop[i] {
+				kept++
+			}
+		}
+	}
+	if kept == 0 {
 		fix := "train fits on the whole log unless --holdout keeps a share out; use another log, or train with --holdout 0.2"
 		if arts[0].IsMultiTier() {
 			fix = "an N-tier router is trained on the whole log; use another log, or measure the recipe with eval --cv K"
@@ -118,7 +153,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	for i := range keep {
 		keep[i] = !drop[i]
 	}
-	fmt.Fprintf(env.Stderr, "triage %s: --unseen: measuring on the %d of %s no router given was trained on\n", cmd, len(recs)-dropped, count(len(recs), "request"))
+	fmt.Fprintf(env.Stderr, "triage %s: --unseen: measuring on the %d of %s no router given was trained on\n", cmd, kept, count(measured, "request"))
 	return keep, notes, inSample, nil
 }
 
@@ -141,7 +176,12 @@ func keepOnly[T any](xs []T, keep []bool) []T {
 // was trained on (0 for all with --unseen), for their JSON as eval
 // --json's in_sample.
 func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []*models.Artifact, recs []datasets.Record) ([]datasets.Record, []string, []int, error) {
-	keep, notes, inSample, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs)
+	tiers := make([][]string, len(arts))
+	for k, a := range arts {
+		tiers[k] = a.TierNames()
+	}
+	measures := func(k int, rec *datasets.Record) bool { return hasScores(rec, tiers[k]) }
+	keep, notes, inSample, err := screenTrained(env, cmd, f.unseen, names, arts, recs, f.logs, measures)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -149,4 +189,16 @@ func (f *replayFlags) screenReplay(env *Env, cmd string, names []string, arts []
 		inSample = make([]int, len(arts)) // --unseen left them out
 	}
 	return keepOnly(recs, keep), notes, inSample, nil
+}
+
+// hasScores says whether rec has a score for every model of tiers: the
+// records a replay measures (buildReplay and buildTierReplay skip the
+// others and count them as missing).
+func hasScores(rec *datasets.Record, tiers []string) bool {
+	for _, m := range tiers {
+		if o, ok := rec.Outcomes[m]; !ok || o.Score == nil {
+			return false
+		}
+	}
+	return true
 }

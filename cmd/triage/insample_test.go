@@ -295,3 +295,113 @@ func TestEvalTableSaysWhatItMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpairedRecordsAreCountedAlike: eval counts the records it measures,
+// those with both tiers' scores; curves and calibrate read every record
+// and skip the others later, so on a training log of 400 paired records
+// and one without the strong tier's score, eval said "400 of the 400
+// requests" were in-sample and calibrate and curves "401 of the 401",
+// calibrate --json and metrics.json gave in_sample 401 with n 400, and
+// eval worded the skip "without both outcomes", the others "without both
+// tiers' scores". score scores every record, the unpaired one too, so it
+// counts 401.
+func TestUnpairedRecordsAreCountedAlike(t *testing.T) {
+	skipSlow(t)
+	recs := sampleRecords(t)[:401]
+	delete(recs[400].Outcomes, sampleStrong)
+	train := func(t *testing.T, holdout string) (log, model string) {
+		t.Helper()
+		dir := t.TempDir()
+		log, model = filepath.Join(dir, "log.jsonl"), filepath.Join(dir, "router.json")
+		writeLog(t, log, recs)
+		if _, stderr, code := run(t, "train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--holdout", holdout, "--l2", "0.03", "--folds", "2", "--hash-bits", "14", "--route-anyway", "-o", model); code != 0 {
+			t.Fatalf("train exited %d: %s", code, stderr)
+		}
+		return log, model
+	}
+	// commands runs eval, calibrate and curves with --json (curves writes
+	// metrics.json) and returns each one's stderr and JSON.
+	commands := func(t *testing.T, log, model string, flags ...string) (stderr, js map[string]string) {
+		t.Helper()
+		stderr, js = map[string]string{}, map[string]string{}
+		rep := filepath.Join(t.TempDir(), "report")
+		for name, args := range map[string][]string{
+			"eval":      {"eval", "--model", model, "--data", log, "--json"},
+			"calibrate": {"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "100", "--json", "-o", filepath.Join(t.TempDir(), "new.json")},
+			"curves":    {"curves", "--model", model, "--data", log, "--grid", "10", "--accept-grid", "2", "--resamples", "100", "-o", rep},
+		} {
+			out, errs, code := run(t, append(args, flags...)...)
+			if code != 0 {
+				t.Fatalf("%s exited %d: %s", name, code, errs)
+			}
+			stderr[name], js[name] = errs, out
+		}
+		b, err := os.ReadFile(filepath.Join(rep, "metrics.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		js["curves"] = string(b)
+		return stderr, js
+	}
+	// nAndInSample reads n and in_sample: eval's under "router", the
+	// others' at the top.
+	nAndInSample := func(t *testing.T, name, js string) (n, inSample int) {
+		t.Helper()
+		var v struct {
+			N        int `json:"n"`
+			InSample int `json:"in_sample"`
+			Router   *struct {
+				N        int `json:"n"`
+				InSample int `json:"in_sample"`
+			} `json:"router"`
+		}
+		if err := json.Unmarshal([]byte(js), &v); err != nil {
+			t.Fatalf("%s: %v in %.200s", name, err, js)
+		}
+		if v.Router != nil {
+			return v.Router.N, v.Router.InSample
+		}
+		return v.N, v.InSample
+	}
+
+	t.Run("on the training log each says 400 of the 400 and one skipped", func(t *testing.T) {
+		log, model := train(t, "0")
+		stderr, js := commands(t, log, model)
+		for _, name := range []string{"eval", "calibrate", "curves"} {
+			if want := "400 of the 400 requests in --data are ones it was trained on"; !strings.Contains(stderr[name], want) {
+				t.Errorf("%s stderr %q, want %q", name, stderr[name], want)
+			}
+			if want := "1 record skipped without both tiers' scores\n"; !strings.Contains(stderr[name], want) {
+				t.Errorf("%s stderr %q, want %q", name, stderr[name], want)
+			}
+			if n, in := nAndInSample(t, name, js[name]); n != 400 || in != 400 {
+				t.Errorf("%s JSON: n %d, in_sample %d; want 400 and 400", name, n, in)
+			}
+		}
+		_, errs, code := run(t, "score", "--model", model, "--data", log, "-o", filepath.Join(t.TempDir(), "scores.jsonl"))
+		if want := "401 of the 401 requests in --data"; code != 0 || !strings.Contains(errs, want) {
+			t.Errorf("score exited %d, stderr %q; want %q", code, errs, want)
+		}
+	})
+	t.Run("with --unseen each measures on the same count of the 400", func(t *testing.T) {
+		log, model := train(t, "0.25")
+		stderr, _ := commands(t, log, model, "--unseen")
+		line := func(name string) string {
+			_, rest, ok := strings.Cut(stderr[name], "triage "+name+": --unseen: ")
+			if !ok {
+				t.Fatalf("%s stderr %q has no --unseen line", name, stderr[name])
+			}
+			rest, _, _ = strings.Cut(rest, "\n")
+			return rest
+		}
+		want := line("eval")
+		if !strings.Contains(want, " of 400 requests ") {
+			t.Errorf("eval: --unseen: %q, want a count of 400 requests", want)
+		}
+		for _, name := range []string{"calibrate", "curves"} {
+			if got := line(name); got != want {
+				t.Errorf("%s: --unseen: %q, eval's %q", name, got, want)
+			}
+		}
+	})
+}

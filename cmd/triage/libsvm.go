@@ -111,6 +111,6 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err := o.Commit(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage export-libsvm: %s (%s), %s skipped without both outcomes, %s skipped\n", count(n, "row"), count(spec.Dim(), "feature"), count(miss, "record"), count(bad, "malformed line"))
+	fmt.Fprintf(env.Stderr, "triage export-libsvm: %s (%s), %s skipped without both tiers' scores, %s skipped\n", count(n, "row"), count(spec.Dim(), "feature"), count(miss, "record"), count(bad, "malformed line"))
 	return nil
 }

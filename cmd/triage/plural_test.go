@@ -28,7 +28,7 @@ func TestOneOfACountIsSingular(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
-	for _, want := range []string{"1 skipped without both outcomes", "1 bad line skipped;"} {
+	for _, want := range []string{"1 skipped without both tiers' scores", "1 bad line skipped;"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("train stderr %q, want %q", stderr, want)
 		}
@@ -39,8 +39,8 @@ func TestOneOfACountIsSingular(t *testing.T) {
 		stream string // "stdout" or "stderr"
 		want   string
 	}{
-		{"eval counts one skipped record", []string{"eval", "--model", model, "--data", log, "--skip-bad"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
-		{"eval --cv counts one skipped record", []string{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "--l2", "0.03", "--folds", "2", "--hash-bits", "14"}, "stderr", "triage eval: 1 record skipped without both outcomes"},
+		{"eval counts one skipped record", []string{"eval", "--model", model, "--data", log, "--skip-bad"}, "stderr", "triage eval: 1 record skipped without both tiers' scores"},
+		{"eval --cv counts one skipped record", []string{"eval", "--cv", "2", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "--l2", "0.03", "--folds", "2", "--hash-bits", "14"}, "stderr", "triage eval: 1 record skipped without both tiers' scores"},
 		{"calibrate counts one skipped record", []string{"calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "100", "--grid", "10", "-o", filepath.Join(dir, "c.json")}, "both", "100 resamples):|triage calibrate: 1 record skipped without both tiers' scores"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,7 +135,7 @@ func eachScoreLine(ctx context.Context, env *Env, o *output, path string, a *mod
 	if o.path != "" {
 		fmt.Fprintf(env.Stderr, "triage score: %s; written to %s\n", count(logs.total, "record"), o.path)
 	}
-	_, _, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs)
+	_, _, _, err = screenTrained(env, "score", false, []string{path}, []*models.Artifact{a}, keys, logs, nil)
 	return err
 }
 

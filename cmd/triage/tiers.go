@@ -657,14 +657,7 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 	for i := range recs {
 		rec := &recs[i]
 		q := replay.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
-		ok := true
-		for _, m := range names {
-			if o, has := rec.Outcomes[m]; !has || o.Score == nil {
-				ok = false
-				break
-			}
-		}
-		if !ok {
+		if !hasScores(rec, names) {
 			out.missing++
 			continue
 		}
@@ -945,7 +938,7 @@ func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifa
 		return err
 	}
 	all, logs := set.keys(tf.data)
-	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs)
+	keep, notes, inSample, err := screenTrained(env, "eval", unseen, []string{path}, []*models.Artifact{a}, all, logs, nil)
 	if err != nil {
 		return err
 	}

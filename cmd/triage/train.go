@@ -300,7 +300,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	// Without --l2 the strengths come from the grid by out-of-fold APGR
 	// whichever scorer is used, given or chosen (model show says "by CV").
 	chosen := map[bool]string{true: "chosen by out-of-fold APGR", false: "given"}[a.Training.L2Chosen]
-	fmt.Fprintf(env.Stderr, "triage train: %s trained, %d held out, %d skipped without both outcomes, %s skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
+	fmt.Fprintf(env.Stderr, "triage train: %s trained, %d held out, %d skipped without both tiers' scores, %s skipped; scorer %s, %s (%s)%s, calibration %s; wrote %s (version %s)\n",
 		count(train.Len(), "record"), len(held), set.missing, count(set.bad, "bad line"), rep.Scorer, l2, chosen, diffNote, rep.Calibration, *out, a.Version)
 	fmt.Fprintf(env.Stderr, "triage train: %s\n", rep.Signal)
 	if len(held) == 0 {
