@@ -18,7 +18,14 @@ func init() {
 	register("calibrate", "set a router's thresholds to meet a target share, cost, latency or quality", runCalibrate)
 }
 
-const calibrateUsage = "--model FILE --data F --target strong-share=0.3 | cost-per-1k=USD | p95-latency=MS | quality=0.95 [--target ...] [--minimize cost|latency] [--knob lambda|margin] -o NEW"
+const calibrateUsage = "--model FILE --data F --target strong-share=0.3 | cost-per-1k=USD | p95-latency=MS | quality=0.95 [--target ...] [--minimize cost|latency] [--meet estimate|ci95] [--knob lambda|margin] -o NEW"
+
+// How a quality target must hold (--meet): on the operating point's
+// estimate, or also at the lower end of its 95% bootstrap interval.
+const (
+	meetEstimate = "estimate"
+	meetCI95     = "ci95"
+)
 
 // calibrateResult is the --json output.
 type calibrateResult struct {
@@ -68,6 +75,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
 	out := fs.String("o", "", "write the new artifact version to NEW")
 	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object: for two tiers each estimate as {\"value\", \"ci95\": [lo, hi]} and cost_per_1k per 1,000 requests; for N tiers quality on [0,1] (quality_unit), cost per request and cost_per_1k")
+	meet := fs.String("meet", meetEstimate, "how a quality target must hold (two-tier routers): estimate (the operating point's quality meets it) or ci95 (the lower end of its 95% bootstrap interval, the quality/strong interval printed, meets it too: the cheapest such policy, which costs no less; --resamples and --seed set the interval)")
 	knob := fs.String("knob", "lambda", "N-tier routers: the policy knob to set, lambda (willingness to pay) or margin (the quality floor, at λ=0)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -107,6 +115,12 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		solver.Minimize = replay.Objective(*minimize)
 	default:
 		return usagef("use --minimize cost or latency", "--minimize %q is not known", *minimize)
+	}
+	switch {
+	case *meet != meetEstimate && *meet != meetCI95:
+		return usagef("use --meet estimate or ci95", "--meet %q is not known", *meet)
+	case *meet == meetCI95 && !seen[replay.TargetQuality]:
+		return usagef("give --target quality=Q, or leave --meet out", "--meet ci95 applies to a quality target, and none is given")
 	}
 	lat, cost, billing, err := rf.check("calibrate")
 	if err != nil {
@@ -170,6 +184,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	_, solver.StrongQuality = rp.Baselines()
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
+	solver.KeepFront = *meet == meetCI95
 	prog, stop := newProgress(env)
 	sweepWithProgress(rp, g, replay.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
 	stop()
@@ -185,22 +200,6 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		}
 		return err
 	}
-	op := rp.Point(best.Policy)
-
-	a := r.Artifact().Derive(time.Now())
-	a.Policy = op.Policy
-	ts := make([]string, len(solver.Targets))
-	for i, t := range solver.Targets {
-		ts[i] = t.String()
-	}
-	minimized := string(solver.Minimize)
-	if solver.Minimize != replay.MinimizeLatency && rl.noCost {
-		// Cost is priced from placeholders: the fewest strong calls won.
-		minimized = "strong calls (the log has no cost)"
-	}
-	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s x %s)",
-		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), count(rp.Len(), "request"), count(len(g.Thresholds), "threshold"), count(max(1, len(g.Accept)), "accept value"))
-	a.ExpectedShares = rp.Shares(op.Policy)
 
 	// The intervals before the save: computed after it, they held an
 	// interrupt for their whole run (seconds on a large log with many
@@ -212,12 +211,35 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 		strong[i] = reqs[i].StrongScore
 	}
 	var iv report.PointIntervals
-	if err := interruptible(ctx, func() error {
-		iv = bootstrapPoint(rp.Outcomes(nil, op.Policy), strong, rf.resamples, rf.seed)
+	if *meet == meetCI95 {
+		if best, iv, err = meetOnInterval(ctx, env, rp, solver, strong, &rf); err != nil {
+			return err
+		}
+	} else if err := interruptible(ctx, func() error {
+		iv = bootstrapPoint(rp.Outcomes(nil, best.Policy), strong, rf.resamples, rf.seed)
 		return nil
 	}); err != nil {
 		return err
 	}
+	op := rp.Point(best.Policy)
+
+	a := r.Artifact().Derive(time.Now())
+	a.Policy = op.Policy
+	ts := make([]string, len(solver.Targets))
+	for i, t := range solver.Targets {
+		ts[i] = t.String()
+		if t.Kind == replay.TargetQuality && *meet == meetCI95 {
+			ts[i] += " (at the lower end of its 95% interval)"
+		}
+	}
+	minimized := string(solver.Minimize)
+	if solver.Minimize != replay.MinimizeLatency && rl.noCost {
+		// Cost is priced from placeholders: the fewest strong calls won.
+		minimized = "strong calls (the log has no cost)"
+	}
+	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s x %s)",
+		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), count(rp.Len(), "request"), count(len(g.Thresholds), "threshold"), count(max(1, len(g.Accept)), "accept value"))
+	a.ExpectedShares = rp.Shares(op.Policy)
 	if err := saveArtifact(ctx, a, *out); err != nil {
 		return err
 	}
@@ -239,6 +261,63 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 // bootstrapPoint is report.BootstrapPoint; a test replaces it to
 // interrupt calibrate while the intervals are computed.
 var bootstrapPoint = report.BootstrapPoint
+
+// meetOnInterval is --meet ci95: the cheapest (or fastest) policy whose
+// quality, relative to always-strong, meets the quality target at the
+// lower end of its 95% bootstrap interval, with its intervals. A point
+// estimate that just meets the target is as likely to fall short on new
+// traffic as not; a user who must not fall short asks for this.
+//
+// Bootstrapping every point of the sweep (up to 201 x 201 x 21 policies)
+// is too slow, so it walks the solver's front, the policies that meet
+// every target on their estimates and that no other beats on both the
+// objective and quality, best on the objective first; the first whose
+// lower end meets the target wins. Every point shares the same resamples
+// (one seed), and the interval checked is the one printed.
+func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *replay.Solver, strong []float64, rf *replayFlags) (replay.OperatingPoint, report.PointIntervals, error) {
+	var q float64
+	for _, t := range solver.Targets {
+		if t.Kind == replay.TargetQuality {
+			q = t.Value
+		}
+	}
+	front := solver.Front()
+	var (
+		chosen, closest     replay.OperatingPoint
+		chosenIV, closestIV report.PointIntervals
+		found               bool
+	)
+	prog, stop := newProgress(env)
+	defer stop()
+	err := interruptible(ctx, func() error {
+		for i := range front {
+			if err := ctx.Err(); err != nil {
+				return err // abandoned: stop bootstrapping
+			}
+			if prog != nil {
+				prog("checking the quality intervals of the cheapest policies", i, len(front))
+			}
+			iv := bootstrapPoint(rp.Outcomes(nil, front[i].Policy), strong, rf.resamples, rf.seed)
+			if lo := iv.RelQuality.Lo; lo >= q {
+				chosen, chosenIV, found = front[i], iv, true
+				return nil
+			} else if i == 0 || lo > closestIV.RelQuality.Lo || math.IsNaN(closestIV.RelQuality.Lo) {
+				closest, closestIV = front[i], iv
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return replay.OperatingPoint{}, report.PointIntervals{}, err
+	}
+	if !found {
+		c := rp.Point(closest.Policy)
+		return replay.OperatingPoint{}, report.PointIntervals{}, fmt.Errorf("no policy meets quality=%g at the lower end of its 95%% interval on this data (--meet ci95; %s %s checked, those meeting every target on their estimates); the closest is speculate_above=%.4g escalate_above=%.4g accept_confidence=%.4g with quality/strong %.4f [%.4f, %.4f]; relax the target, or calibrate on more requests (the interval narrows with them)",
+			q, count(len(front), "policy"), oneOr(len(front), "was", "were"), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
+			c.Quality/solver.StrongQuality, closestIV.RelQuality.Lo, closestIV.RelQuality.Hi)
+	}
+	return chosen, chosenIV, nil
+}
 
 // checkKnown refuses a target or objective on a figure the log does not
 // have (latency or cost, with no default given), naming the flag that

@@ -138,7 +138,7 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 // and did nothing, and the user took the figures for what they asked.
 func twoTierOnly(fs *flag.FlagSet, path string) error {
 	given := flagsGiven(fs)
-	for _, name := range []string{"resamples", "seed", "accept-grid"} {
+	for _, name := range []string{"resamples", "seed", "accept-grid", "meet"} {
 		if given[name] {
 			return usagef("leave it out: an N-tier router's figures have no bootstrap intervals or confidence grid (--grid sets its λ grid)",
 				"--%s applies to two-tier routers, and %s is an N-tier one", name, path)

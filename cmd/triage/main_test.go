@@ -89,6 +89,8 @@ func TestMainUsage(t *testing.T) {
 		{"calibrate refuses too few resamples for a 95% interval", []string{"calibrate", "--model", "m", "--data", "x", "--target", "strong-share=0.3", "--resamples", "1", "-o", "y"}, 2, "--resamples is 1: a 95% interval read off fewer than 100 resamples"},
 		{"curves refuses too few resamples for a 95% interval", []string{"curves", "--model", "m", "--data", "x", "--resamples", "99", "-o", "d"}, 2, "--resamples is 99: a 95% interval read off fewer than 100 resamples"},
 		{"retrain refuses too few resamples for its intervals and gate", []string{"retrain", "--model", "m", "--data", "x", "--resamples", "10", "-o", "y"}, 2, "(use 100 or more; the default is 1000)"},
+		{"calibrate --meet ci95 needs a quality target", []string{"calibrate", "--model", "m", "--data", "x", "--target", "strong-share=0.3", "--meet", "ci95", "-o", "y"}, 2, "--meet ci95 applies to a quality target, and none is given"},
+		{"calibrate --meet takes estimate or ci95", []string{"calibrate", "--model", "m", "--data", "x", "--target", "quality=0.9", "--meet", "lower", "-o", "y"}, 2, `--meet "lower" is not known (use --meet estimate or ci95)`},
 		{"eval --cv 0 says the K is out of range", []string{"eval", "--cv", "0", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "--cv is 0 (use 2 or more folds)"},
 		{"feedback export refuses --salvage-log with --from", []string{"feedback", "export", "--from", "http://127.0.0.1:1", "--token", "t", "--salvage-log"}, 2, "--salvage-log is for --db, not --from"},
 		// The flag package says only "parse error", whatever the type.

@@ -367,6 +367,12 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 			}
 		}
 	}
+	// calibrate's --meet reads the bootstrap intervals an N-tier
+	// calibration has none of.
+	_, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=0.5", "--meet", "ci95", "-o", filepath.Join(dir, "new.json"))
+	if want := "--meet applies to two-tier routers, and " + model + " is an N-tier one"; code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("calibrate --meet ci95: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
 	// A strong share has no meaning for N tiers: a usage error (it exited
 	// 1, after reading the log and replaying it).
 	if _, stderr, code := run(t, "calibrate", "--model", model, "--data", filepath.Join(dir, "absent.jsonl"), "--target", "strong-share=0.3", "-o", filepath.Join(dir, "new.json")); code != 2 || !strings.Contains(stderr, "has no single strong tier") {

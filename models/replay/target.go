@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -107,10 +109,19 @@ type Solver struct {
 	// ShareTolerance is how far a strong share may be from its target;
 	// 0 means DefaultShareTolerance.
 	ShareTolerance float64
+	// KeepFront makes the solver keep, besides the best candidate, every
+	// candidate that meets the targets and that no other such candidate
+	// beats on both the objective and quality (Front). A caller that asks
+	// more of quality than its estimate (calibrate --meet ci95: the lower
+	// end of its bootstrap interval) walks it from the best up; the sweep
+	// itself is too large to bootstrap every point of.
+	KeepFront bool
 
 	best, closest         OperatingPoint
 	haveBest, haveClosest bool
 	closestViolation      float64
+	// front is sorted by objective, quality strictly increasing.
+	front []OperatingPoint
 }
 
 // NeedsPercentiles says whether the targets or objective read latency
@@ -150,16 +161,18 @@ func (s *Solver) violation(op *OperatingPoint) float64 {
 	return v
 }
 
+// key is what the objective compares, in order.
+func (s *Solver) key(op *OperatingPoint) [2]float64 {
+	if s.Minimize == MinimizeLatency {
+		return [2]float64{op.LatencyP95MS, op.LatencyMeanMS}
+	}
+	return [2]float64{op.CostPer1k, 0}
+}
+
 // better says whether a beats b on the objective; ties go to higher
 // quality, then to a strong share closer to its target.
 func (s *Solver) better(a, b *OperatingPoint) bool {
-	key := func(op *OperatingPoint) [2]float64 {
-		if s.Minimize == MinimizeLatency {
-			return [2]float64{op.LatencyP95MS, op.LatencyMeanMS}
-		}
-		return [2]float64{op.CostPer1k, 0}
-	}
-	ka, kb := key(a), key(b)
+	ka, kb := s.key(a), s.key(b)
 	const eps = 1e-12
 	for i := range ka {
 		if math.Abs(ka[i]-kb[i]) > eps*math.Max(1, math.Abs(kb[i])) {
@@ -189,12 +202,43 @@ func (s *Solver) Consider(op *OperatingPoint) {
 		if !s.haveBest || s.better(op, &s.best) {
 			s.best, s.haveBest = *op, true
 		}
+		if s.KeepFront {
+			s.addFront(op)
+		}
 		return
 	}
 	if !s.haveClosest || v < s.closestViolation || (v == s.closestViolation && s.better(op, &s.closest)) {
 		s.closest, s.closestViolation, s.haveClosest = *op, v, true
 	}
 }
+
+// addFront puts op on the front unless a point of it is no worse on the
+// objective and at least as good on quality, and drops the points op
+// beats so.
+func (s *Solver) addFront(op *OperatingPoint) {
+	k := s.key(op)
+	less := func(a, b [2]float64) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
+	// The first point whose key is not below op's.
+	i := sort.Search(len(s.front), func(j int) bool { return !less(s.key(&s.front[j]), k) })
+	if i > 0 && s.front[i-1].Quality >= op.Quality {
+		return // cheaper and as good
+	}
+	if i < len(s.front) && s.key(&s.front[i]) == k && s.front[i].Quality >= op.Quality {
+		return // as cheap and as good
+	}
+	// From i on the keys are op's or above and quality rises: op beats
+	// those up to the first of higher quality.
+	j := i
+	for j < len(s.front) && s.front[j].Quality <= op.Quality {
+		j++
+	}
+	s.front = slices.Replace(s.front, i, j, *op)
+}
+
+// Front returns the candidates kept with KeepFront, best on the objective
+// first and each of higher quality than the one before. It is nil without
+// KeepFront or when no candidate meets the targets.
+func (s *Solver) Front() []OperatingPoint { return s.front }
 
 // ErrInfeasible is wrapped by the error Result returns when no candidate
 // meets every target.

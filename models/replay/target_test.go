@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,6 +98,54 @@ func TestSolver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSolverFront: with KeepFront the solver keeps the points that meet
+// the targets and that no other such point beats on both cost and
+// quality, cheapest first, for calibrate --meet ci95 to walk.
+func TestSolverFront(t *testing.T) {
+	mk := func(s, q, cost float64) OperatingPoint {
+		return OperatingPoint{Policy: models.Policy{SpeculateAbove: s}, Quality: q, CostPer1k: cost}
+	}
+	pts := append(candidates(),
+		mk(0.6, 0.73, 2.0),  // as cheap as 0.2 and worse: left out
+		mk(0.7, 0.76, 3.5),  // dearer than 0.4 and worse: left out
+		mk(0.8, 0.745, 2.0), // as cheap as 0.2 and better: replaces it
+		mk(0.9, 0.80, 1.5),  // cheaper than 0.2-0.5 and better: replaces them all
+	)
+	for _, tc := range []struct {
+		name string
+		pts  []OperatingPoint
+		want []float64 // SpeculateAbove along the front
+	}{
+		{"the candidates alone", pts[:5], []float64{0.2, 0.3, 0.4, 0.5}},
+		{"dominated points are left out and replaced", pts[:8], []float64{0.8, 0.3, 0.4, 0.5}},
+		{"a cheaper better point clears the dearer ones", pts, []float64{0.9}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// quality=0.9 of 0.8 is 0.72 at least: s=0.1 (0.70) misses it.
+			s := &Solver{Targets: []Target{{TargetQuality, 0.9}}, StrongQuality: 0.8, KeepFront: true}
+			for _, op := range tc.pts {
+				s.Consider(&op)
+			}
+			var got []float64
+			for _, op := range s.Front() {
+				got = append(got, op.Policy.SpeculateAbove)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("front %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("without KeepFront there is none", func(t *testing.T) {
+		s := &Solver{Targets: []Target{{TargetQuality, 0.9}}, StrongQuality: 0.8}
+		for _, op := range pts {
+			s.Consider(&op)
+		}
+		if f := s.Front(); f != nil {
+			t.Errorf("front %v, want nil", f)
+		}
+	})
 }
 
 func TestSolverNeedsPercentiles(t *testing.T) {
