@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -147,15 +148,23 @@ var errPeeked = errors.New("peeked")
 // peekModels names the models in the outcomes of the first records of the
 // log at path, for the hint of a command that was not told its tiers:
 // "; the models in log.jsonl, its first 1000 records: a (1000), b (1000)". It is
-// empty when the file cannot be read; the command's own read reports why,
-// and for standard input ("-"), which is the command's and read once.
-func peekModels(path string) string {
+// empty when the log cannot be read; the command's own read reports why.
+// For standard input ("-") it reads stdin: the command stops at its usage
+// error, so nothing else reads it (train --data - without --fast and
+// --strong named no model, and the user had to save the stream to a
+// file to learn them), but not from a terminal, where it would wait for
+// a log nobody is typing before saying what was wrong.
+func peekModels(path string, stdin io.Reader) string {
+	name := path
 	if path == "-" {
-		return ""
+		if f, ok := stdin.(*os.File); stdin == nil || ok && isTerminal(f) {
+			return ""
+		}
+		name = "standard input"
 	}
 	seen := map[string]int{}
 	n := 0
-	_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true}, func(rec datasets.Record) error {
+	_, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: true, Stdin: stdin}, func(rec datasets.Record) error {
 		for m := range rec.Outcomes {
 			seen[m]++
 		}
@@ -174,7 +183,7 @@ func peekModels(path string) string {
 	case peekRecords:
 		what = "its first " + count(n, "record")
 	}
-	return fmt.Sprintf("; the models in %s, %s: %s", path, what, datasets.ModelList(seen))
+	return fmt.Sprintf("; the models in %s, %s: %s", name, what, datasets.ModelList(seen))
 }
 
 // exampleOf is rec as a training example of the (fast, strong) pair, with

@@ -159,7 +159,7 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 // calibration by inner CV on its training folds only), and evaluates the
 // pooled out-of-fold p_hard.
 func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) error {
-	label, err := tf.check("eval --cv")
+	label, err := tf.check("eval --cv", env.Stdin)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	label, err := tf.check("export-libsvm")
+	label, err := tf.check("export-libsvm", env.Stdin)
 	if err != nil {
 		return err
 	}

@@ -148,12 +148,14 @@ func ngramRange(name, v, example string) ([2]int, error) {
 	return [2]int{lo, hi}, nil
 }
 
-func (t *trainFlags) check(cmd string) (datasets.Label, error) {
+// check checks the two-tier flags; stdin is the command's, for the hint
+// that lists a log's models when it is given as "-".
+func (t *trainFlags) check(cmd string, stdin io.Reader) (datasets.Label, error) {
 	if len(t.data) == 0 {
 		return datasets.Label{}, usagef("give --data FILE", "%s needs --data", cmd)
 	}
 	if t.fast == "" || t.strong == "" {
-		return datasets.Label{}, usagef("name both tiers as they appear in the log's outcomes"+peekModels(t.data[0]), "%s needs --fast and --strong", cmd)
+		return datasets.Label{}, usagef("name both tiers as they appear in the log's outcomes"+peekModels(t.data[0], stdin), "%s needs --fast and --strong", cmd)
 	}
 	if t.fast == t.strong {
 		return datasets.Label{}, usagef("pick two different models", "--fast and --strong are both %q", t.fast)
@@ -234,7 +236,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		}
 		return runTrainTiers(ctx, env, &tf, *out, *asJSON)
 	}
-	label, err := tf.check("train")
+	label, err := tf.check("train", env.Stdin)
 	if err != nil {
 		return err
 	}

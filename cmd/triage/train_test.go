@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -92,6 +94,33 @@ func TestMissingTiersNamesTheLogsModels(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr, tt.want)
 		}
 	}
+	// The log on standard input: the command stops at its usage error, so
+	// the hint may read it (it named no model, and the user had to save
+	// the stream to a file to learn them). gzip-compressed too.
+	t.Run("a log on standard input names its models", func(t *testing.T) {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		if _, err := zw.Write(mustRead(t, one)); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name  string
+			stdin []byte
+			args  []string
+		}{
+			{"train", mustRead(t, one), []string{"train", "--data", "-", "-o", filepath.Join(dir, "r.json")}},
+			{"eval --cv, gzip-compressed", gz.Bytes(), []string{"eval", "--cv", "5", "--data", "-", "--strong", "m2"}},
+			{"export-libsvm", mustRead(t, one), []string{"export-libsvm", "--data", "-"}},
+		} {
+			_, stderr, code := runStdin(t, tt.stdin, tt.args...)
+			if want := "the models in standard input, its one record: m1 (1), m2 (1)"; code != 2 || !strings.Contains(stderr, want) {
+				t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tt.name, code, stderr, want)
+			}
+		}
+	})
 }
 
 // TestEvalModelNamesTheRoutersTier: eval --model takes its tiers from the
@@ -469,7 +498,7 @@ func TestTrainStreamsTheSameRouter(t *testing.T) {
 			}
 
 			tf := trainFlags{data: paths, fast: sampleFast, strong: sampleStrong, label: "strong-wins", seed: 1, l2: 0.03, folds: 3, bits: 18}
-			label, err := tf.check("train")
+			label, err := tf.check("train", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
