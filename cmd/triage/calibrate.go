@@ -152,6 +152,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 			return usagef("a two-tier router's thresholds (speculate_above, escalate_above, accept_confidence) are what calibrate sets for it",
 				"--knob applies to N-tier routers, and %s is a two-tier one", *model)
 		}
+		if err := rf.checkResamples(); err != nil {
+			return err
+		}
 		if sig := art.Signal; sig != nil && !sig.Routable {
 			return fmt.Errorf("%s cannot route, so it has no thresholds to set: %s; train on more (or more varied) requests, or pass --route-anyway to train", *model, sig.Reason)
 		}

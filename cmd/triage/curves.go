@@ -116,9 +116,6 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 	if f.acceptGrid < 1 || f.acceptGrid > 200 {
 		return nil, nil, "", usagef("use 1..200", "--accept-grid is %d", f.acceptGrid)
 	}
-	if f.resamples < minResamples {
-		return nil, nil, "", resamplesError(f.resamples)
-	}
 	billing, err = replay.ParseCancelBilling(f.billing)
 	if err != nil {
 		return nil, nil, "", usagef("use --cancel-billing prorata or full", "%v", err)
@@ -130,6 +127,17 @@ func (f *replayFlags) check(cmd string) (lat, cost map[string]float64, billing r
 		return nil, nil, "", err
 	}
 	return lat, cost, billing, nil
+}
+
+// checkResamples refuses too few --resamples for a two-tier router's
+// intervals. It is asked once the router is known to be one: for an
+// N-tier router, which has no intervals, --resamples 50 was refused as too
+// few, and then --resamples 100 as a flag it does not take (twoTierOnly).
+func (f *replayFlags) checkResamples() error {
+	if f.resamples < minResamples {
+		return resamplesError(f.resamples)
+	}
+	return nil
 }
 
 // twoTierOnly refuses, for an N-tier router (path), the replay flags only
@@ -489,6 +497,8 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if err := twoTierOnly(fs, modelPaths[0]); err != nil {
 			return err
 		}
+	} else if err := rf.checkResamples(); err != nil {
+		return err
 	}
 	recs, err := rf.logRecords(env, "curves")
 	if err != nil {

@@ -84,11 +84,8 @@ func TestMainUsage(t *testing.T) {
 		{"an infinite flag is a usage error", []string{"retrain", "--model", "m", "--data", "x", "-o", "y", "--max-weight", "Inf"}, 2, "--max-weight is +Inf"},
 		{"a NaN threshold is a usage error", []string{"serve", "--model", "m", "--db", "d", "--speculate-above", "nan"}, 2, "--speculate-above is NaN"},
 		{"upstream-sim refuses --default-latency with --fixed-latency", []string{"upstream-sim", "--data", "x", "--model", "m", "--fixed-latency", "1ms", "--default-latency", "5ms"}, 2, "--default-latency and --fixed-latency exclude each other"},
-		// One resample gave calibrate an "interval" that was one draw and
-		// excluded its own estimate: quality 0.7190 [0.7440, 0.7440].
-		{"calibrate refuses too few resamples for a 95% interval", []string{"calibrate", "--model", "m", "--data", "x", "--target", "strong-share=0.3", "--resamples", "1", "-o", "y"}, 2, "--resamples is 1: a 95% interval read off fewer than 100 resamples"},
-		{"curves refuses too few resamples for a 95% interval", []string{"curves", "--model", "m", "--data", "x", "--resamples", "99", "-o", "d"}, 2, "--resamples is 99: a 95% interval read off fewer than 100 resamples"},
-		{"retrain refuses too few resamples for its intervals and gate", []string{"retrain", "--model", "m", "--data", "x", "--resamples", "10", "-o", "y"}, 2, "(use 100 or more; the default is 1000)"},
+		// calibrate and curves: TestTooFewResamplesAreRefused.
+		{"retrain refuses too few resamples for its intervals and gate", []string{"retrain", "--model", "m", "--data", "x", "--resamples", "10", "-o", "y"}, 2, "--resamples is 10: a 95% interval read off fewer than 100 resamples rests on their few most extreme values, and can exclude its own estimate (use 100 or more; the default is 1000)"},
 		{"calibrate --meet ci95 needs a quality target", []string{"calibrate", "--model", "m", "--data", "x", "--target", "strong-share=0.3", "--meet", "ci95", "-o", "y"}, 2, "--meet ci95 applies to a quality target, and none is given"},
 		{"calibrate --meet takes estimate or ci95", []string{"calibrate", "--model", "m", "--data", "x", "--target", "quality=0.9", "--meet", "lower", "-o", "y"}, 2, `--meet "lower" is not known (use --meet estimate or ci95)`},
 		{"eval --cv 0 says the K is out of range", []string{"eval", "--cv", "0", "--data", "x", "--fast", "a", "--strong", "b"}, 2, "--cv is 0 (use 2 or more folds)"},
@@ -140,6 +137,26 @@ func TestFlagMistakeSaysItOnce(t *testing.T) {
 				t.Errorf("last line %q, want %q", last, want)
 			}
 		})
+	}
+}
+
+// TestTooFewResamplesAreRefused: one resample gave calibrate an
+// "interval" that was one draw and excluded its own estimate (quality
+// 0.7190 [0.7440, 0.7440]); curves took it too. Both refuse fewer than
+// 100 for a two-tier router, before the log is read.
+func TestTooFewResamplesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	model := trainSample(t, dir)
+	absent := filepath.Join(dir, "absent.jsonl")
+	for _, args := range [][]string{
+		{"calibrate", "--model", model, "--data", absent, "--target", "strong-share=0.3", "--resamples", "1", "-o", filepath.Join(dir, "new.json")},
+		{"curves", "--model", model, "--data", absent, "--resamples", "99", "-o", filepath.Join(dir, "report")},
+	} {
+		_, stderr, code := run(t, args...)
+		n := args[len(args)-3]
+		if want := "--resamples is " + n + ": a 95% interval read off fewer than 100 resamples"; code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("%s --resamples %s: exit %d, stderr %q; want 2 and %q", args[0], n, code, stderr, want)
+		}
 	}
 }
 

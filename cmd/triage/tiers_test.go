@@ -356,7 +356,7 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 60)
 	model := trainThreeTiers(t, dir, log)
-	for _, flag := range [][]string{{"--resamples", "100"}, {"--seed", "3"}, {"--accept-grid", "5"}} {
+	for _, flag := range [][]string{{"--resamples", "100"}, {"--resamples", "50"}, {"--seed", "3"}, {"--accept-grid", "5"}} {
 		for _, args := range [][]string{
 			{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
 			{"calibrate", "--model", model, "--data", log, "--target", "quality=0.5", "-o", filepath.Join(dir, "new.json")},
