@@ -678,10 +678,25 @@ func NewWriter(w io.Writer) *Writer {
 
 // Write appends one record as a line.
 func (w *Writer) Write(rec *Record) error {
-	if err := w.enc.Encode(rec); err != nil {
+	var v any = rec
+	if rec.Prompt == "" && len(rec.Messages) == 0 {
+		// The one record without text a reader takes is an empty
+		// prompt ("prompt": "", a legacy completion's); omitempty
+		// would drop the key and leave a line no reader takes.
+		v = emptyPrompt{ID: rec.ID, Record: rec}
+	}
+	if err := w.enc.Encode(v); err != nil {
 		return fmt.Errorf("write record %q: %w", rec.ID, err)
 	}
 	return nil
+}
+
+// emptyPrompt encodes a Record with "prompt": "" after its id: a field
+// of emptyPrompt's own hides the embedded Record's of the same name.
+type emptyPrompt struct {
+	ID     string `json:"id"`
+	Prompt string `json:"prompt"`
+	*Record
 }
 
 // Flush writes buffered lines to the underlying writer.

@@ -995,6 +995,14 @@ type requestBody struct {
 	Meta     Meta      `json:"meta"`
 }
 
+// promptField reads a stored request's prompt key alone: "prompt": ""
+// (a legacy completion's empty prompt) is there, a request without text
+// (a Responses input of tool outputs only) has none, and requestBody
+// reads both as "". Keys match as in requestBody, in any case.
+type promptField struct {
+	Prompt *string `json:"prompt"`
+}
+
 // AppendDecisions writes a batch of decision-log entries, and the stored
 // responses they carry, in one commit. A batch with stored responses also
 // removes up to a few thousand entries that expired before the latest of
@@ -1579,12 +1587,17 @@ func decodeStored(k, v []byte) (Record, error) {
 		return Record{}, fmt.Errorf("log record %q: request: %w", st.ID, err)
 	}
 	if body.Prompt == "" && len(body.Messages) == 0 {
-		// A proxied request with no text the router could see (a
+		// An empty prompt stays one (Writer writes it as "prompt": ""),
+		// so a legacy completion is read back as a completion. A
+		// proxied request with no text the router could see (a
 		// Responses input of tool outputs only) is exported as one empty
 		// user message, as an image-only message is: a record without
 		// prompt or messages is one no reader takes, and it would stop
 		// every export of the db at its line.
-		body.Messages = []Message{{Role: "user"}}
+		var p promptField
+		if json.Unmarshal(st.Request, &p) != nil || p.Prompt == nil {
+			body.Messages = []Message{{Role: "user"}}
+		}
 	}
 	return Record{ID: st.ID, Prompt: body.Prompt, Messages: body.Messages, Meta: body.Meta, TS: st.TS, Decision: st.Decision}, nil
 }

@@ -552,17 +552,29 @@ func TestRecordFeedbackSaysWhenItReplaces(t *testing.T) {
 // A recorded request without text (a proxied Responses input of tool
 // outputs only) is exported as one empty user message: a record without
 // prompt or messages would stop every reader of the export at its line.
+// An empty prompt (a legacy completion's "prompt": "", in any key case)
+// is exported as one, and read back as one.
 func TestExportOfARequestWithoutText(t *testing.T) {
 	s := openTestStore(t)
 	if err := s.AppendDecisions([]LogEntry{
 		entry("a", t0, "fast", 0.1, `{"meta":{"tenant":"acme"}}`),
 		entry("b", t0.Add(time.Second), "fast", 0.1, `{"prompt":"hi"}`),
+		entry("c", t0.Add(2*time.Second), "fast", 0.1, `{"prompt":"","meta":{"tenant":"acme"}}`),
+		entry("d", t0.Add(3*time.Second), "fast", 0.1, `{"Prompt":""}`),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	recs := exportAll(t, s, ExportOptions{}) // reads the export back with the log reader
-	if len(recs) != 2 || len(recs[0].Messages) != 1 || recs[0].Messages[0] != (Message{Role: "user"}) || recs[0].Meta["tenant"] != "acme" {
-		t.Errorf("exported %+v, want the first with one empty user message and its meta", recs)
+	if len(recs) != 4 || len(recs[0].Messages) != 1 || recs[0].Messages[0] != (Message{Role: "user"}) || recs[0].Meta["tenant"] != "acme" {
+		t.Fatalf("exported %+v, want the first with one empty user message and its meta", recs)
+	}
+	for _, r := range recs[2:] {
+		if r.Prompt != "" || r.Messages != nil {
+			t.Errorf("exported %+v, want an empty prompt and no messages", r)
+		}
+	}
+	if recs[2].Meta["tenant"] != "acme" {
+		t.Errorf("exported %+v, want its meta", recs[2])
 	}
 }
 

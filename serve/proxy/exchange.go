@@ -740,7 +740,7 @@ func (x *exchange) finish() {
 		x.h.m.speculation(x.spec).Inc()
 	}
 	rec := Recording{
-		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Prompt: x.req.prompt, Meta: x.req.meta, Forced: x.forced,
+		RequestID: x.id, TS: x.ts, Messages: x.req.messages, Prompt: x.req.prompt, Completion: x.req.api == apiCompletions, Meta: x.req.meta, Forced: x.forced,
 		Decision: datasets.Decision{Kind: x.choice.Decision, PHard: x.pHard, ModelVersion: x.info.Version,
 			Tier: x.recordName(x.h.tiers[x.choice.Tier])},
 		Outcomes: make(map[string]datasets.Outcome, len(x.calls)),

@@ -18,10 +18,12 @@ type Recording struct {
 	RequestID string
 	TS        time.Time
 	// Messages (a chat completion) or Prompt (a completion) is what was
-	// asked.
-	Messages []datasets.Message
-	Prompt   string
-	Meta     datasets.Meta
+	// asked. Completion says Prompt was asked, "" included: an empty
+	// prompt is recorded as one, not as a request without text.
+	Messages   []datasets.Message
+	Prompt     string
+	Completion bool
+	Meta       datasets.Meta
 	// Decision is the decision acted on. Propensity is 1 for a routed
 	// request and 0 when the client picked the tier (Forced).
 	Decision datasets.Decision
@@ -297,7 +299,7 @@ type StoreRecorder struct {
 
 // storedRequest is the decision log's request body: what an export keeps.
 type storedRequest struct {
-	Prompt   string             `json:"prompt,omitempty"`
+	Prompt   *string            `json:"prompt,omitempty"`
 	Messages []datasets.Message `json:"messages,omitempty"`
 	Meta     datasets.Meta      `json:"meta,omitempty"`
 }
@@ -306,7 +308,13 @@ type storedRequest struct {
 func (s StoreRecorder) Record(ctx context.Context, batch []*Recording) error {
 	entries := make([]datasets.LogEntry, 0, len(batch))
 	for _, r := range batch {
-		body, err := json.Marshal(storedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
+		sr := storedRequest{Messages: r.Messages, Meta: r.Meta}
+		if r.Prompt != "" || r.Completion {
+			// "prompt": "" is exported as an empty prompt; no prompt
+			// key as a request without text (datasets' decodeStored).
+			sr.Prompt = &r.Prompt
+		}
+		body, err := json.Marshal(sr)
 		if err != nil {
 			return fmt.Errorf("encode request %s: %w", r.RequestID, err)
 		}
