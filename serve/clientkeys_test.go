@@ -72,6 +72,16 @@ func TestClientKeys(t *testing.T) {
 			t.Errorf("%d records with the web key's meta, want 1 (of %d)", withMeta, len(recs))
 		}
 	})
+	t.Run("an empty prompt with a key's meta is logged as an empty prompt", func(t *testing.T) {
+		if w := ts.do(t, "POST", "/v1/route", `{"prompt":"","id":"empty"}`, "Authorization", "Bearer sk-web-123"); w.Code != 200 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		for _, r := range ts.export(t) {
+			if r.ID == "empty" && (r.Prompt != "" || r.Messages != nil || r.Meta["app"] != "web") {
+				t.Errorf("exported %+v, want an empty prompt, no messages and the key's meta", r)
+			}
+		}
+	})
 }
 
 func TestExposure(t *testing.T) {

@@ -457,7 +457,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		// The client key's meta is routed on and logged as if the
 		// request had sent it.
 		req.Meta = proxy.MergeMeta(req.Meta, km)
-		logged, _ = json.Marshal(loggedRequest{Prompt: req.Prompt, Messages: req.Messages, Meta: req.Meta})
+		logged, _ = json.Marshal(req.logged())
 	}
 	st := s.state.Load()
 	if req.Explain && st.router == nil {
@@ -609,7 +609,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		if l == nil {
 			continue
 		}
-		l.body, _ = json.Marshal(loggedRequest{Prompt: r.Prompt, Messages: r.Messages, Meta: r.Meta})
+		l.body, _ = json.Marshal(r.logged())
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
 			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}}
 	}
@@ -622,9 +622,20 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 
 // loggedRequest is what the decision log keeps of a batch element.
 type loggedRequest struct {
-	Prompt   string        `json:"prompt,omitempty"`
+	Prompt   *string       `json:"prompt,omitempty"`
 	Messages []message     `json:"messages,omitempty"`
 	Meta     datasets.Meta `json:"meta,omitempty"`
+}
+
+// logged is what the decision log keeps of r. An empty prompt keeps its
+// key: the export reads a request without one as a request without text
+// (one empty user message), not as a legacy completion's empty prompt.
+func (r *routeRequest) logged() loggedRequest {
+	l := loggedRequest{Messages: r.Messages, Meta: r.Meta}
+	if r.Prompt != "" || r.promptGiven {
+		l.Prompt = &r.Prompt
+	}
+	return l
 }
 
 func (s *Server) count(res models.Result) {

@@ -272,8 +272,8 @@ func TestRouteBatch(t *testing.T) {
 			t.Errorf("export = %+v, want the three requests", recs)
 		}
 	})
-	t.Run("an element with an empty prompt is routed", func(t *testing.T) {
-		w := ts.do(t, "POST", "/v1/route/batch", `{"requests":[{"prompt":""},{"prompt":"a"},{"PROMPT":""}]}`)
+	t.Run("an element with an empty prompt is routed, and exported as an empty prompt", func(t *testing.T) {
+		w := ts.do(t, "POST", "/v1/route/batch", `{"requests":[{"prompt":"","id":"e1"},{"prompt":"a","id":"e2"},{"PROMPT":"","id":"e3"}]}`)
 		var r struct {
 			Decisions []struct {
 				Decision string `json:"decision"`
@@ -282,6 +282,15 @@ func TestRouteBatch(t *testing.T) {
 		decodeJSON(t, w, &r)
 		if len(r.Decisions) != 3 {
 			t.Errorf("%d decisions, want 3: %s", len(r.Decisions), w.Body)
+		}
+		// As /v1/route's {"prompt": ""} is, which is logged as sent: the
+		// batch's elements were logged without an empty prompt's key,
+		// and exported as one empty user message.
+		want := map[string]string{"e1": "", "e2": "a", "e3": ""}
+		for _, rec := range ts.export(t) {
+			if p, ok := want[rec.ID]; ok && (rec.Prompt != p || rec.Messages != nil) {
+				t.Errorf("exported %+v, want the prompt %q and no messages", rec, p)
+			}
 		}
 	})
 	for _, tt := range []struct {
