@@ -457,7 +457,19 @@ func TestRouteTakesCompressedBodies(t *testing.T) {
 		if got.PHard != want.PHard {
 			t.Errorf("%s: p_hard %v, want %v (the plain body's)", enc, got.PHard, want.PHard)
 		}
+		if enc == "gzip" {
+			// Zero padding after the member is read as gzip -dc and
+			// the log readers read it (internal/gunzip).
+			w := ts.do(t, "POST", "/v1/route", b.String()+strings.Repeat("\x00", 512), "Content-Encoding", enc)
+			if decodeJSON(t, w, &got); got.PHard != want.PHard {
+				t.Errorf("gzip and zero padding: p_hard %v, want %v (the plain body's)", got.PHard, want.PHard)
+			}
+		}
 	}
+	var plain bytes.Buffer
+	zw0 := gzip.NewWriter(&plain)
+	zw0.Write([]byte(body))
+	zw0.Close()
 
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
@@ -472,6 +484,8 @@ func TestRouteTakesCompressedBodies(t *testing.T) {
 		code, message        string
 	}{
 		{"a body that expands past the limit", bomb.String(), "gzip", 413, CodeBodyTooLarge, "limit of 4096"},
+		{"a body that expands past the limit, zero padded", bomb.String() + "\x00\x00", "gzip", 413, CodeBodyTooLarge, "limit of 4096"},
+		{"bytes after the gzip member", plain.String() + "junk", "gzip", 400, CodeInvalidRequest, fmt.Sprintf("byte %d, after gzip member 1", plain.Len())},
 		{"plain JSON labelled gzip", body, "gzip", 400, CodeInvalidRequest, "does not decode as gzip"},
 		{"an encoding the server does not decode", body, "br", 415, CodeUnsupportedEncoding, `Content-Encoding "br"`},
 	} {

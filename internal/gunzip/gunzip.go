@@ -8,9 +8,10 @@
 // member nor bytes after one where in the file they are. Anything after
 // a member other than another member or zero bytes to the end is still
 // an error, naming its byte offset: it is not a gzip file as written.
-// The log readers (package datasets), the importers and the source
-// digests of retrain all read gzip through this package, so a file one
-// of them takes is a file all of them take.
+// The log readers (package datasets), the importers, the source digests
+// of retrain and the servers' gzip request bodies (internal/reqbody) all
+// read gzip through this package, so a stream one of them takes is a
+// stream all of them take.
 package gunzip
 
 import (

@@ -9,13 +9,14 @@
 package reqbody
 
 import (
-	"compress/gzip"
 	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/triage-router/triage/internal/gunzip"
 )
 
 // Accepted lists the content codings Open decodes, for the Accept-Encoding
@@ -55,7 +56,17 @@ func Open(r *http.Request) (io.Reader, error) {
 	case "", "identity":
 		return r.Body, nil
 	case "gzip", "x-gzip":
-		return newDecoder("gzip", r.Body, func(src io.Reader) (io.Reader, error) { return gzip.NewReader(src) })
+		// As the log readers read a gzip file (package gunzip):
+		// members in turn, zero padding after the last ignored, and
+		// any other byte after a member an error naming its offset.
+		// compress/gzip alone refused the padding ("invalid header").
+		return newDecoder("gzip", r.Body, func(src io.Reader) (io.Reader, error) {
+			zr, err := gunzip.NewReader(src)
+			if err != nil {
+				return nil, err
+			}
+			return zr, nil
+		})
 	case "deflate":
 		// HTTP's "deflate" is the zlib format (RFC 9110 §8.4.1.2).
 		return newDecoder("deflate", r.Body, func(src io.Reader) (io.Reader, error) { return zlib.NewReader(src) })
@@ -96,8 +107,8 @@ func classify(name string, w *wireReader, err error) error {
 	if w.err != nil && w.err != io.EOF {
 		return w.err
 	}
-	if err == io.EOF {
-		// gzip.NewReader on an empty body.
+	if errors.Is(err, io.EOF) {
+		// gzip.NewReader on an empty body (which gunzip wraps).
 		err = errors.New("the body is empty")
 	}
 	return &DamagedError{Encoding: name, Err: err}

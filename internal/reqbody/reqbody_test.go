@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -98,6 +100,49 @@ func TestOpenSaysADamagedBodyIsDamaged(t *testing.T) {
 		var d *DamagedError
 		if !errors.As(err, &d) || d.Encoding != c.encoding {
 			t.Errorf("%s: %v, want a DamagedError for %s", c.name, err, c.encoding)
+		}
+	}
+}
+
+// TestOpenReadsGzipAsTheLogReadersDo: a gzip body is read as gzip -dc
+// and the log readers (package gunzip) read a file: members in turn, and
+// zero bytes after the last one ignored (compress/gzip alone refused them,
+// "invalid header", or "unexpected EOF" for fewer than ten); any other
+// byte after a member is a DamagedError that says at which byte.
+func TestOpenReadsGzipAsTheLogReadersDo(t *testing.T) {
+	want := []byte(`{"prompt":"what is 2+2?"}`)
+	one := gzipped(t, want)
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+	zeros := func(n int) []byte { return make([]byte, n) }
+	for _, c := range []struct {
+		name string
+		body []byte
+		want []byte
+	}{
+		{"one zero byte after the member", cat(one, zeros(1)), want},
+		{"nine zero bytes, fewer than a header", cat(one, zeros(9)), want},
+		{"a block of zero padding", cat(one, zeros(10_000)), want},
+		{"two members", cat(one, one), cat(want, want)},
+		{"two members and zero padding", cat(one, one, zeros(512)), cat(want, want)},
+	} {
+		got, err := read(bytes.NewReader(c.body), "gzip")
+		if err != nil || !bytes.Equal(got, c.want) {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		msg  string
+	}{
+		{"bytes after the member", cat(one, []byte("junk")), fmt.Sprintf("byte %d, after gzip member 1, starts neither", len(one))},
+		{"a byte after zero padding", cat(one, zeros(100), []byte("x")), fmt.Sprintf("byte %d is not zero", len(one)+100)},
+		{"zero padding between members", cat(one, zeros(4), one), fmt.Sprintf("byte %d is not zero", len(one)+4)},
+	} {
+		_, err := read(bytes.NewReader(c.body), "gzip")
+		var d *DamagedError
+		if !errors.As(err, &d) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v, want a DamagedError saying %q", c.name, err, c.msg)
 		}
 	}
 }

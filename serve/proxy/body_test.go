@@ -61,6 +61,9 @@ func TestReadBodyDecodesCompressedBodies(t *testing.T) {
 		code                 string
 	}{
 		{"gzip is decoded", gz(body), "gzip", 0, ""},
+		{"zero padding after the gzip member is read as gzip -dc reads it", gz(body) + strings.Repeat("\x00", 512), "gzip", 0, ""},
+		{"other bytes after the gzip member are a 400", gz(body) + "junk", "gzip", 400, codeInvalidRequest},
+		{"the limit is on the decoded size, zero padding or not", gz(strings.Repeat(" ", 2000)+body) + "\x00", "gzip", 413, codeBodyTooLarge},
 		{"the limit is on the decoded size", gz(strings.Repeat(" ", 2000) + body), "gzip", 413, codeBodyTooLarge},
 		{"plain bytes labelled gzip are a 400", body, "gzip", 400, codeInvalidRequest},
 		{"zstd is a 415", body, "zstd", 415, codeUnsupportedEncoding},
