@@ -571,7 +571,14 @@ func (s *Server) Reload() (ReloadResult, error) {
 	s.setState(r.st)
 	s.m.reloadsOK.Inc()
 	res := ReloadResult{Version: r.st.art.Version, Previous: prev.art.Version, Changed: r.st.art.Version != prev.art.Version}
-	s.log.Info("model reloaded", "version", res.Version, "previous", res.Previous)
+	if res.Changed {
+		s.log.Info("model reloaded", "version", res.Version, "previous", res.Previous)
+	} else {
+		// Said apart from a swap: an operator who reloads after a
+		// retrain and reads "model reloaded" takes the new model to be
+		// serving when the file still held the old one.
+		s.log.Info("model file read again, version unchanged", "version", res.Version)
+	}
 	return res, nil
 }
 

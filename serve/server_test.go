@@ -83,6 +83,36 @@ func modelVersion(tb testing.TB, ts *testServer) string {
 	return m.Version
 }
 
+// The log of a reload says whether it changed the version served. A
+// reload of the same file said "model reloaded" too, while its answer
+// said changed: false: an operator reading the log after a retrain took
+// the new model to be serving.
+func TestReloadLogSaysWhetherTheVersionChanged(t *testing.T) {
+	ts := newTestServer(t, withAdmin)
+	auth := []string{"Authorization", "Bearer " + token}
+	for _, tt := range []struct {
+		name, version string
+		res           ReloadResult
+		log           string
+	}{
+		{"the same file", "v1", ReloadResult{Version: "v1", Previous: "v1"}, `level=INFO msg="model file read again, version unchanged" version=v1`},
+		{"a new version", "v2", ReloadResult{Version: "v2", Previous: "v1", Changed: true}, `level=INFO msg="model reloaded" version=v2 previous=v1`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			writeArtifact(t, ts.model, tt.version, 0)
+			since := len(ts.logs.String())
+			var res ReloadResult
+			decodeJSON(t, ts.do(t, "POST", "/admin/reload", "", auth...), &res)
+			if res != tt.res {
+				t.Errorf("reload = %+v, want %+v", res, tt.res)
+			}
+			if got := ts.logs.String()[since:]; !strings.HasSuffix(got, tt.log+"\n") || strings.Count(got, "\n") != 1 {
+				t.Errorf("the reload logged\n%s\nwant one line ending in\n%s", got, tt.log)
+			}
+		})
+	}
+}
+
 func TestReload(t *testing.T) {
 	ts := newTestServer(t, withAdmin)
 	auth := []string{"Authorization", "Bearer " + token}
