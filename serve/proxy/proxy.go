@@ -272,8 +272,11 @@ func responsesMessagesUpTo(body []byte, fields []member, max int) int {
 		n++
 	case '[':
 		eachElement(body, v, func(e int) int {
-			end := valueEnd(body, e)
-			if end > 0 && isMessageItem(body, e) {
+			msg, end := isMessageItem(body, e)
+			if end < 0 { // not an object, or not JSON: no message
+				return valueEnd(body, e)
+			}
+			if msg {
 				if n++; n >= max {
 					return -1
 				}
@@ -286,10 +289,13 @@ func responsesMessagesUpTo(body []byte, fields []member, max int) int {
 
 // isMessageItem reports whether the input item at body[i] is one
 // parseResponses routes on: an object with a non-empty role and a type
-// that is empty, absent or "message".
-func isMessageItem(body []byte, i int) bool {
+// that is empty, absent or "message". end is the index after the item,
+// found in the same walk (a caller that looked for it first scanned the
+// item twice: a second scan of a 16 MiB message of content parts), or
+// -1 when body[i] is not an object.
+func isMessageItem(body []byte, i int) (msg bool, end int) {
 	var role, typ []byte
-	eachMember(body, i, func(key []byte, v int) int {
+	end = eachMember(body, i, func(key []byte, v int) int {
 		end := valueEnd(body, v)
 		if end < 0 || string(body[v:end]) == "null" {
 			return end
@@ -303,13 +309,13 @@ func isMessageItem(body []byte, i int) bool {
 		return end
 	})
 	if len(role) == 0 || string(role) == `""` {
-		return false
+		return false, end
 	}
 	if len(typ) == 0 || string(typ) == `""` || string(typ) == `"message"` {
-		return true
+		return true, end
 	}
 	t, ok := scanString(typ) // escaped: rare, and only then decoded
-	return !ok || t == "" || t == "message"
+	return !ok || t == "" || t == "message", end
 }
 
 // checkCounts refuses a request with more messages than Deps allows,

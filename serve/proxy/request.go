@@ -662,12 +662,18 @@ func appendInputMessages(msgs []datasets.Message, input []byte) (_ []datasets.Me
 	param = "input"
 	i := 0
 	end := eachElement(input, 0, func(e int) int {
-		end := valueEnd(input, e)
+		var end int
+		var msg bool
+		if input[e] == '{' {
+			msg, end = isMessageItem(input, e) // the item's end found as it is read
+		} else if end = valueEnd(input, e); end >= 0 && string(input[e:end]) != "null" {
+			end = -1
+		}
 		switch {
-		case end < 0 || input[e] != '{' && string(input[e:end]) != "null":
+		case end < 0:
 			err = notItems
 			return -1
-		case input[e] == '{' && isMessageItem(input, e):
+		case msg:
 			// Read in place, its content not copied; decoded only
 			// where that fails, for decoding's verdict.
 			it, _, ok := messageInPlace(input, e, true)
