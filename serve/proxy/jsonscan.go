@@ -265,9 +265,22 @@ func partsText(raw []byte, kinds ...string) (string, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return datasets.PartsText(raw, kinds...)
 	}
+	text, end, ok := partsTextAt(raw, 0, kinds)
+	if !ok || skipWS(raw, end) != len(raw) {
+		return "", &datasets.ContentError{Kind: "array of something other than content parts"}
+	}
+	return text, nil
+}
+
+// partsTextAt reads the array of content parts at raw[i] as partsText
+// does, and returns its text and the index after the array: a reader
+// that needs the array's end (messageInPlace) finds it and the text in
+// one scan. False where the array is not one of content parts, which
+// partsText words.
+func partsTextAt(raw []byte, i int, kinds []string) (string, int, bool) {
 	var b strings.Builder
 	ok := true
-	end := eachElement(raw, 0, func(e int) int {
+	end := eachElement(raw, i, func(e int) int {
 		switch raw[e] {
 		case 'n':
 			return valueEnd(raw, e) // a null part decodes to a part of no type
@@ -324,10 +337,10 @@ func partsText(raw []byte, kinds ...string) (string, error) {
 		}
 		return pe
 	})
-	if !ok || end < 0 || skipWS(raw, end) != len(raw) {
-		return "", &datasets.ContentError{Kind: "array of something other than content parts"}
+	if !ok || end < 0 {
+		return "", -1, false
 	}
-	return b.String(), nil
+	return b.String(), end, true
 }
 
 // isKind reports whether the JSON string q is one of kinds, without

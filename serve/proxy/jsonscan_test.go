@@ -382,6 +382,9 @@ func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
 		`{"messages":[{"r\u006fle":"a\u00e9","content":{"a":[1]},"CONTENT":"b","x":{}}],"messages":[]}`,
 		`{"messages":[1,{"role":"u","content":"x"}],"input":[null,{"role":"u","content":"x","content":null},{"Role":"\ud800","type":"message"}]}`,
 		"{\"messages\":[{\"role\":\"a\xffb\",\"content\":\"x\"}],\"input\":[{\"role\":\"\xc3\",\"type\":null}]}",
+		// A content of parts replaced by a later one, of parts or not:
+		// the text read in place must be the later one's.
+		`{"messages":[{"role":"u","content":[{"type":"text","text":"a"}],"Content":[{"type":"text","text":"b"}]},{"role":"u","content":[{"type":"text","text":"a"}],"content":"b"}],"input":[{"role":"u","content":[{"type":"input_text","text":"a"}],"CONTENT":"b"},{"role":"u","content":[{"type":"input_text","text":"a"}],"content":[1]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -435,14 +438,30 @@ func FuzzInPlaceAgreesWithDecoding(f *testing.F) {
 // items read in place (chatMessagesInPlace, messageInPlace) are what
 // decoding them makes, wherever they are read rather than left to
 // decoding: the same roles and types, and each content as sent.
+// textAgrees checks that the text messageInPlace read as it found the
+// content's end is partsText's of that content.
+func textAgrees(t *testing.T, p partsRead, content []byte, kinds ...string) {
+	t.Helper()
+	if !p.read {
+		return
+	}
+	if want, err := partsText(content, kinds...); err != nil || p.text != want {
+		t.Fatalf("content %s: text read in place %q; partsText: %q, %v", content, p.text, want, err)
+	}
+}
+
 func messagesAgree(t *testing.T, b []byte, fields []member) {
 	t.Helper()
 	if i := last(fields, "messages"); i >= 0 {
 		req := &chatRequest{body: b, fields: fields}
 		if got, ok := req.chatMessagesInPlace(); ok {
+			for i := range got {
+				textAgrees(t, got[i].partsRead, got[i].Content, "text")
+				got[i].partsRead = partsRead{}
+			}
 			var want []chatMessage
 			if err := json.Unmarshal(b[fields[i].val:fields[i].end], &want); err != nil || !reflect.DeepEqual(got, want) {
-				t.Fatalf("messages read in place: %q; decoded: %q, %v", got, want, err)
+				t.Fatalf("messages read in place: %+v; decoded: %+v, %v", got, want, err)
 			}
 		}
 	}
@@ -450,10 +469,12 @@ func messagesAgree(t *testing.T, b []byte, fields []member) {
 		raw := b[fields[i].val:fields[i].end]
 		eachElement(raw, 0, func(e int) int {
 			end := valueEnd(raw, e)
-			if got, gotEnd, ok := messageInPlace(raw, e, true); ok {
+			if got, gotEnd, ok := messageInPlace(raw, e, true, "input_text", "output_text"); ok {
+				textAgrees(t, got.partsRead, got.Content, "input_text", "output_text")
+				got.partsRead = partsRead{}
 				var want inputItem
 				if err := json.Unmarshal(raw[e:end], &want); err != nil || !reflect.DeepEqual(got, want) || gotEnd != end {
-					t.Fatalf("input item %s read in place: %q, end %d; decoded: %q, %v, end %d", raw[e:end], got, gotEnd, want, err, end)
+					t.Fatalf("input item %s read in place: %+v, end %d; decoded: %+v, %v, end %d", raw[e:end], got, gotEnd, want, err, end)
 				}
 			}
 			return end

@@ -343,7 +343,7 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 		if m.Role != "assistant" && (len(m.Content) == 0 || string(m.Content) == "null") {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content is missing; a %s message needs its content (a string, or an array of content parts)", i, echo.Bare(m.Role))
 		}
-		text, err := partsText(m.Content, "text")
+		text, err := m.textOf(m.Content, "text")
 		if err != nil {
 			return bad(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 		}
@@ -360,6 +360,26 @@ func (req *chatRequest) parseChat(field func(string, any) error, bad func(string
 type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	partsRead
+}
+
+// partsRead is the text of a message's content parts where
+// messageInPlace read it as it found the content's end: read after,
+// from the content, it cost a second scan of the content (of a 16 MiB
+// body of one message of tiny parts, a fifth of its parse). Decoding
+// leaves it unset (its fields are unexported).
+type partsRead struct {
+	text string
+	read bool
+}
+
+// textOf is the text of content, the message's: as read in place, or
+// partsText's.
+func (p partsRead) textOf(content json.RawMessage, kinds ...string) (string, error) {
+	if p.read {
+		return p.text, nil
+	}
+	return partsText(content, kinds...)
 }
 
 // chatMessagesInPlace reads an array of messages as decoding it into
@@ -378,10 +398,10 @@ func (req *chatRequest) chatMessagesInPlace() ([]chatMessage, bool) {
 	end := eachElement(raw, 0, func(e int) int {
 		var m inputItem
 		var end int
-		if m, end, ok = messageInPlace(raw, e, false); !ok {
+		if m, end, ok = messageInPlace(raw, e, false, "text"); !ok {
 			return -1
 		}
-		msgs = append(msgs, chatMessage{Role: m.Role, Content: m.Content})
+		msgs = append(msgs, chatMessage{Role: m.Role, Content: m.Content, partsRead: m.partsRead})
 		return end
 	})
 	if !ok || end != len(raw) {
@@ -396,6 +416,7 @@ type inputItem struct {
 	Type    string          `json:"type"`
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	partsRead
 }
 
 // messageInPlace reads the object (or null) at b[e] as encoding/json
@@ -407,8 +428,9 @@ type inputItem struct {
 // not an object, a role or type that is not a string scanString reads
 // (invalid UTF-8, which decoding makes U+FFFD): the caller decodes
 // those, for decoding's error. FuzzInPlaceAgreesWithDecoding checks it
-// against decoding.
-func messageInPlace(b []byte, e int, typed bool) (inputItem, int, bool) {
+// against decoding. A content that is an array of content parts of kinds
+// has its text read too (partsRead).
+func messageInPlace(b []byte, e int, typed bool, kinds ...string) (inputItem, int, bool) {
 	var m inputItem
 	if b[e] == 'n' {
 		end := valueEnd(b, e)
@@ -416,15 +438,26 @@ func messageInPlace(b []byte, e int, typed bool) (inputItem, int, bool) {
 	}
 	ok := true
 	end := eachMember(b, e, func(key []byte, v int) int {
+		if bytes.EqualFold(key, []byte("content")) {
+			m.partsRead = partsRead{}
+			if b[v] == '[' {
+				if text, end, ok := partsTextAt(b, v, kinds); ok {
+					m.Content, m.partsRead = b[v:end], partsRead{text: text, read: true}
+					return end
+				}
+			}
+			end := valueEnd(b, v)
+			if end >= 0 {
+				m.Content = b[v:end]
+			}
+			return end
+		}
 		end := valueEnd(b, v)
 		if end < 0 {
 			return -1
 		}
 		var dst *string
 		switch {
-		case bytes.EqualFold(key, []byte("content")):
-			m.Content = b[v:end]
-			return end
 		case bytes.EqualFold(key, []byte("role")):
 			dst = &m.Role
 		case typed && bytes.EqualFold(key, []byte("type")):
@@ -676,13 +709,18 @@ func appendInputMessages(msgs []datasets.Message, input []byte) (_ []datasets.Me
 		case msg:
 			// Read in place, its content not copied; decoded only
 			// where that fails, for decoding's verdict.
-			it, _, ok := messageInPlace(input, e, true)
-			if !ok && json.Unmarshal(input[e:end], &it) != nil {
-				err = notItems
-				return -1
+			it, _, ok := messageInPlace(input, e, true, "input_text", "output_text")
+			if !ok {
+				// Decoded afresh: text read before the reading stopped
+				// may be of a content a later one replaces.
+				it = inputItem{}
+				if json.Unmarshal(input[e:end], &it) != nil {
+					err = notItems
+					return -1
+				}
 			}
 			if it.Role != "" && (it.Type == "" || it.Type == "message") {
-				text, perr := partsText(it.Content, "input_text", "output_text")
+				text, perr := it.textOf(it.Content, "input_text", "output_text")
 				if perr != nil {
 					param, err = fmt.Sprintf("input[%d].content", i), fmt.Errorf("input[%d].content: %v", i, perr)
 					return -1
