@@ -9,6 +9,7 @@
 package reqbody
 
 import (
+	"bufio"
 	"compress/zlib"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ func Open(r *http.Request) (io.Reader, error) {
 		// members in turn, zero padding after the last ignored, and
 		// any other byte after a member an error naming its offset.
 		// compress/gzip alone refused the padding ("invalid header").
-		return newDecoder("gzip", r.Body, func(src io.Reader) (io.Reader, error) {
+		return newDecoder("gzip", r.Body, func(src *wireReader) (io.Reader, error) {
 			zr, err := gunzip.NewReader(src)
 			if err != nil {
 				return nil, err
@@ -69,9 +70,74 @@ func Open(r *http.Request) (io.Reader, error) {
 		})
 	case "deflate":
 		// HTTP's "deflate" is the zlib format (RFC 9110 §8.4.1.2).
-		return newDecoder("deflate", r.Body, func(src io.Reader) (io.Reader, error) { return zlib.NewReader(src) })
+		return newDecoder("deflate", r.Body, newZlibReader)
 	}
 	return nil, &UnsupportedError{Encoding: r.Header.Get("Content-Encoding")}
+}
+
+// zlibReader reads a zlib stream and then judges what follows it as
+// gunzip judges what follows a gzip member: zero bytes to the end are
+// padding, any other byte an error naming its offset. compress/zlib
+// stops at the stream's checksum and ignored whatever came after it,
+// which the gzip path refuses. The stream is read through br, an
+// io.ByteReader, so the decompressor takes no byte past its end.
+type zlibReader struct {
+	zr   io.Reader
+	br   *bufio.Reader
+	wire *wireReader // counts the bytes taken from the body
+	done bool
+}
+
+func newZlibReader(w *wireReader) (io.Reader, error) {
+	br := bufio.NewReader(w)
+	zr, err := zlib.NewReader(br)
+	if err != nil {
+		return nil, err
+	}
+	return &zlibReader{zr: zr, br: br, wire: w}, nil
+}
+
+func (z *zlibReader) Read(p []byte) (int, error) {
+	if z.done {
+		return 0, io.EOF
+	}
+	n, err := z.zr.Read(p)
+	if err == io.EOF {
+		if err = z.rest(); err == nil {
+			z.done, err = true, io.EOF
+		}
+	}
+	return n, err
+}
+
+// rest reads what follows the stream: nil for nothing or zero bytes to
+// the end.
+func (z *zlibReader) rest() error {
+	for {
+		b, err := z.br.Peek(1)
+		if len(b) == 0 {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		b, _ = z.br.Peek(z.br.Buffered())
+		if i := firstNonZero(b); i >= 0 {
+			at := z.wire.n - int64(z.br.Buffered()) + int64(i)
+			return fmt.Errorf("byte %d, after the deflate stream, is not zero padding (it is %#02x): the body is not deflate from there", at, b[i])
+		}
+		z.br.Discard(len(b))
+	}
+}
+
+// firstNonZero is the index of b's first byte that is not zero, or -1.
+func firstNonZero(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // decoder reads a compressed body, telling the wire's errors (passed
@@ -82,7 +148,7 @@ type decoder struct {
 	dec  io.Reader
 }
 
-func newDecoder(name string, body io.Reader, open func(io.Reader) (io.Reader, error)) (io.Reader, error) {
+func newDecoder(name string, body io.Reader, open func(*wireReader) (io.Reader, error)) (io.Reader, error) {
 	w := &wireReader{r: body}
 	dec, err := open(w)
 	if err != nil {
@@ -114,14 +180,17 @@ func classify(name string, w *wireReader, err error) error {
 	return &DamagedError{Encoding: name, Err: err}
 }
 
-// wireReader remembers the first error the body itself returned.
+// wireReader remembers the first error the body itself returned, and
+// counts the bytes it gave.
 type wireReader struct {
 	r   io.Reader
+	n   int64
 	err error
 }
 
 func (w *wireReader) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
+	w.n += int64(n)
 	if err != nil && w.err == nil {
 		w.err = err
 	}

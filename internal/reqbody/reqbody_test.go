@@ -147,6 +147,36 @@ func TestOpenReadsGzipAsTheLogReadersDo(t *testing.T) {
 	}
 }
 
+// A deflate (zlib) body ends at its checksum, and compress/zlib stops
+// there: bytes after it were ignored, where the same bytes after a gzip
+// member are refused. They are judged by gzip's rule: zero padding to
+// the end is ignored, anything else is a DamagedError naming its byte.
+func TestOpenReadsWhatFollowsADeflateStream(t *testing.T) {
+	want := []byte(`{"prompt":"what is 2+2?"}`)
+	z := deflated(t, want)
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+	for _, n := range []int{1, 4, 10_000} {
+		if got, err := read(bytes.NewReader(cat(z, make([]byte, n))), "deflate"); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d zero bytes after the stream: %q, %v; want %q", n, got, err, want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		msg  string
+	}{
+		{"bytes after the stream", cat(z, []byte("junk")), fmt.Sprintf("byte %d, after the deflate stream, is not zero padding", len(z))},
+		{"a byte after zero padding", cat(z, make([]byte, 100), []byte("x")), fmt.Sprintf("byte %d, after the deflate stream, is not zero padding", len(z)+100)},
+		{"a second stream", cat(z, z), fmt.Sprintf("byte %d, after the deflate stream, is not zero padding", len(z))},
+	} {
+		_, err := read(bytes.NewReader(c.body), "deflate")
+		var d *DamagedError
+		if !errors.As(err, &d) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v, want a DamagedError saying %q", c.name, err, c.msg)
+		}
+	}
+}
+
 // failingReader gives n bytes of b, then fails with err.
 type failingReader struct {
 	b   []byte
