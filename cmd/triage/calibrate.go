@@ -72,7 +72,7 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	model := fs.String("model", "", "router artifact whose thresholds to set")
 	var targets stringList
 	fs.Var(&targets, "target", "strong-share=S (two-tier routers; met within the grid's resolution), cost-per-1k=C (at most: the mean cost per 1,000 requests, in USD from the log's cost_usd or --cost, or for N tiers without them in the tiers' price units), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
-	minimize := fs.String("minimize", "cost", "among the policies meeting every target, the lowest cost or latency (p95)")
+	minimize := fs.String("minimize", "", "among the policies meeting every target, the lowest cost or latency (p95); by default cost, but with only ceilings (cost-per-1k, p95-latency) the highest quality within them")
 	out := fs.String("o", "", "write the new artifact version to NEW")
 	asJSON := fs.Bool("json", false, "print the expected operating point as one JSON object: for two tiers each estimate as {\"value\", \"ci95\": [lo, hi]} and cost_per_1k per 1,000 requests; for N tiers quality on [0,1] (quality_unit), cost per request and cost_per_1k")
 	meet := fs.String("meet", meetEstimate, "how a quality target must hold (two-tier routers): estimate (the operating point's quality meets it) or ci95 (the lower end of its 95% bootstrap interval, the quality/strong interval printed, meets it too: the cheapest such policy, which costs no less; --resamples and --seed set the interval)")
@@ -113,6 +113,15 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	switch replay.Objective(*minimize) {
 	case replay.MinimizeCost, replay.MinimizeLatency:
 		solver.Minimize = replay.Objective(*minimize)
+	case "":
+		// Under ceilings alone the cheapest policy is always-fast (the
+		// cheapest tier) whatever the ceiling: a budget of $10 per 1k
+		// gave the $0.60 of sending nothing to the strong tier. What a
+		// budget asks for is the best quality it buys.
+		solver.Minimize = replay.MinimizeCost
+		if !replay.HasFloor(solver.Targets) {
+			solver.Minimize = replay.MaximizeQuality
+		}
 	default:
 		return usagef("use --minimize cost or latency", "--minimize %q is not known", *minimize)
 	}
@@ -235,12 +244,12 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 			ts[i] += " (at the lower end of its 95% interval)"
 		}
 	}
-	minimized := string(solver.Minimize)
-	if solver.Minimize != replay.MinimizeLatency && rl.noCost {
+	minimized := solver.Minimize.Describe()
+	if solver.Minimize == replay.MinimizeCost && rl.noCost {
 		// Cost is priced from placeholders: the fewest strong calls won.
-		minimized = "strong calls (the log has no cost)"
+		minimized = "minimize strong calls (the log has no cost)"
 	}
-	a.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s x %s)",
+	a.PolicyTarget = fmt.Sprintf("calibrate: %s, %s, on %s (%s, %s x %s)",
 		strings.Join(ts, " and "), minimized, strings.Join(rf.data, ","), count(rp.Len(), "request"), count(len(g.Thresholds), "threshold"), count(max(1, len(g.Accept)), "accept value"))
 	a.ExpectedShares = rp.Shares(op.Policy)
 	if err := saveArtifact(ctx, a, *out); err != nil {
@@ -340,7 +349,7 @@ func checkKnown(env *Env, solver *replay.Solver, t models.Tiers, rl *replayLog) 
 	switch {
 	case solver.Minimize == replay.MinimizeLatency && rl.noLatency:
 		return need("--minimize latency", "latency", "MS")
-	case solver.Minimize != replay.MinimizeLatency && rl.noCost:
+	case solver.Minimize == replay.MinimizeCost && rl.noCost:
 		fmt.Fprintf(env.Stderr, "triage calibrate: the log has no cost, so among the policies that meet the targets the one with the fewest strong calls wins (pass --cost to minimise dollars)\n")
 	}
 	return nil

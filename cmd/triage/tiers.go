@@ -789,7 +789,8 @@ func cheapestPoint(pts []replay.TierPoint) float64 {
 
 // calibrateTiers is calibrate for an N-tier router: it sweeps λ (or the
 // quality floor's margin, --knob margin) over the log and keeps the
-// policy that meets every target at the lowest cost (or latency).
+// policy that meets every target at the lowest cost (or latency; with
+// only ceilings, at the highest quality).
 func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *replay.Solver, knob string, recs []datasets.Record, inSample int, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, out string, asJSON bool) error {
 	r, err := models.NewTierRouter(a)
 	if err != nil {
@@ -859,7 +860,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	for i, t := range solver.Targets {
 		ts[i] = t.String()
 	}
-	na.PolicyTarget = fmt.Sprintf("calibrate: %s, minimize %s, on %s (%s, %s of %s)", strings.Join(ts, " and "), solver.Minimize, strings.Join(rf.data, ","), count(len(rl.reqs), "request"), count(len(pts), "value"), knob)
+	na.PolicyTarget = fmt.Sprintf("calibrate: %s, %s, on %s (%s, %s of %s)", strings.Join(ts, " and "), solver.Minimize.Describe(), strings.Join(rf.data, ","), count(len(rl.reqs), "request"), count(len(pts), "value"), knob)
 	if err := saveArtifact(ctx, na, out); err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func ParseTarget(s string) (Target, error) {
 	return t, nil
 }
 
-// Objective is what a calibration minimises among the points that meet
+// Objective is what a calibration optimises among the points that meet
 // every target.
 type Objective string
 
@@ -88,7 +88,36 @@ const (
 	MinimizeCost Objective = "cost"
 	// MinimizeLatency picks the lowest p95 latency (then mean latency).
 	MinimizeLatency Objective = "latency"
+	// MaximizeQuality picks the highest quality (then the lowest cost):
+	// the objective for targets that are all ceilings (cost-per-1k,
+	// p95-latency), under which the cheapest or fastest point is
+	// always-fast whatever the ceiling, a budget left unspent.
+	MaximizeQuality Objective = "quality"
 )
+
+// HasFloor says whether a target bounds the operating point from below
+// (quality) or pins it (strong-share), so that the cheapest point meeting
+// the targets is not simply the cheapest point there is.
+func HasFloor(ts []Target) bool {
+	for _, t := range ts {
+		if t.Kind == TargetQuality || t.Kind == TargetStrongShare {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe says what the objective picks, as calibrate records it:
+// "minimize cost", "minimize latency" or "maximize quality".
+func (o Objective) Describe() string {
+	switch o {
+	case MaximizeQuality:
+		return "maximize quality"
+	case "":
+		return "minimize " + string(MinimizeCost)
+	}
+	return "minimize " + string(o)
+}
 
 // DefaultShareTolerance is how close a strong-share target must be met:
 // half a step of a 200-cut quantile grid, so a fast/escalate threshold
@@ -101,7 +130,8 @@ const DefaultShareTolerance = 0.0025
 type Solver struct {
 	// Targets are the constraints; all must hold.
 	Targets []Target
-	// Minimize is the objective; "" means MinimizeCost.
+	// Minimize is the objective (MaximizeQuality included, despite the
+	// name); "" means MinimizeCost.
 	Minimize Objective
 	// StrongQuality is always-strong's quality, the scale of quality
 	// targets.
@@ -115,6 +145,9 @@ type Solver struct {
 	// more of quality than its estimate (calibrate --meet ci95: the lower
 	// end of its bootstrap interval) walks it from the best up; the sweep
 	// itself is too large to bootstrap every point of.
+	// It is for a cost or latency objective (calibrate refuses --meet ci95
+	// without a quality target, so never with MaximizeQuality), whose
+	// front is quality rising with the key.
 	KeepFront bool
 
 	best, closest         OperatingPoint
@@ -163,8 +196,11 @@ func (s *Solver) violation(op *OperatingPoint) float64 {
 
 // key is what the objective compares, in order.
 func (s *Solver) key(op *OperatingPoint) [2]float64 {
-	if s.Minimize == MinimizeLatency {
+	switch s.Minimize {
+	case MinimizeLatency:
 		return [2]float64{op.LatencyP95MS, op.LatencyMeanMS}
+	case MaximizeQuality:
+		return [2]float64{-op.Quality, op.CostPer1k}
 	}
 	return [2]float64{op.CostPer1k, 0}
 }

@@ -71,6 +71,8 @@ func TestSolver(t *testing.T) {
 		{"a quality floor is relative to always-strong", []Target{{TargetQuality, 0.95}}, MinimizeCost, 0.4, false}, // 0.76/0.8
 		{"a cost ceiling and a quality floor together", []Target{{TargetCostPer1k, 3.5}, {TargetQuality, 0.9}}, MinimizeLatency, 0.4, false},
 		{"a p95 ceiling", []Target{{TargetP95Latency, 1000}}, MinimizeCost, 0.1, false},
+		{"a cost ceiling with the quality objective buys the best quality within it", []Target{{TargetCostPer1k, 3.5}}, MaximizeQuality, 0.4, false},
+		{"a latency ceiling with the quality objective", []Target{{TargetP95Latency, 1450}}, MaximizeQuality, 0.4, false},
 		{"an impossible pair is infeasible", []Target{{TargetCostPer1k, 1.5}, {TargetQuality, 0.95}}, MinimizeCost, 0, true},
 	}
 	for _, tc := range tests {
