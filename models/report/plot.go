@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"math"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -90,6 +91,7 @@ func newFigure(title, x, y string) *figure {
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Label.TextStyle.Font = sans(fontSize)
 		a.Tick.Label.Font = sans(fontSize - 1)
+		a.Tick.Marker = exactTicks{}
 	}
 	p.Add(plotter.NewGrid())
 	leg := plot.NewLegend()
@@ -141,6 +143,51 @@ func xys(xs, ys []float64) plotter.XYs {
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// exactTicks is gonum's default ticker with labels that say their tick's
+// value. gonum rounds every label to a precision it picks from the step,
+// which on a narrow range is too few digits: the N-tier report's cost axis
+// (7.24 to 7.38 price units) read "7.2", "7.3", "7.3" under ticks at 7.25,
+// 7.30 and 7.35, and on 7.18 to 7.38 put "7.3" and "7.4" under 7.28 and
+// 7.36. Where a label does not round-trip to its tick, every label gets the
+// fewest decimals with which they all do.
+type exactTicks struct{}
+
+func (exactTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	// A millionth of the range: a label within it names its tick.
+	tol := 1e-6 * (max - min)
+	exact := func(prec int) bool {
+		for _, t := range ts {
+			if t.Label == "" {
+				continue
+			}
+			l := t.Label
+			if prec >= 0 {
+				l = strconv.FormatFloat(t.Value, 'f', prec, 64)
+			}
+			v, err := strconv.ParseFloat(l, 64)
+			if err != nil || math.Abs(v-t.Value) > tol {
+				return false
+			}
+		}
+		return true
+	}
+	if exact(-1) {
+		return ts
+	}
+	for prec := 0; prec <= 12; prec++ {
+		if exact(prec) {
+			for i := range ts {
+				if ts[i].Label != "" {
+					ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', prec, 64)
+				}
+			}
+			break
+		}
+	}
+	return ts
+}
 
 // render draws the plot with the legend in a strip on its right.
 func (f *figure) render(c draw.Canvas) {

@@ -230,13 +230,16 @@ var runColours = []color.NRGBA{colBlue, colGreen, colPurple, colOrange, colRed}
 
 // qualityCostFigure draws every router's Pareto front over the λ sweep,
 // the first router's single tiers, oracle and hull of single tiers.
+// Quality is on 0-100, as the page's tables and every printed N-tier
+// figure give it: on [0,1] the axis read 0.425-0.625 under a page that
+// says quality is 0-100 beside tables of 46.16 and 49.83.
 func qualityCostFigure(runs []TierRun) *figure {
-	fig := newFigure("Quality against cost as λ sweeps", "mean cost per request ("+runs[0].CostUnit+")", "quality (mean score)")
+	fig := newFigure("Quality against cost as λ sweeps", "mean cost per request ("+runs[0].CostUnit+")", "quality (mean score of kept answers, 0-100)")
 	for i, r := range runs {
 		var xs, ys []float64
 		for j, p := range r.Curve.Points {
 			if r.Curve.Pareto[j] {
-				xs, ys = append(xs, p.CostPer1k/1000), append(ys, p.Quality)
+				xs, ys = append(xs, p.CostPer1k/1000), append(ys, 100*p.Quality)
 			}
 		}
 		idx := make([]int, len(xs))
@@ -254,15 +257,15 @@ func qualityCostFigure(runs []TierRun) *figure {
 	c := runs[0].Curve
 	var hx, hy []float64
 	for _, h := range replay.UpperHull(c.Singles) {
-		hx, hy = append(hx, h.Cost), append(hy, h.Quality)
+		hx, hy = append(hx, h.Cost), append(hy, 100*h.Quality)
 	}
 	fig.line("convex hull of single tiers", hx, hy, colGray, 1.2, []vg.Length{4, 3}, plotter.NoStep)
 	var sx, sy []float64
 	for _, s := range c.Singles {
-		sx, sy = append(sx, s.Cost), append(sy, s.Quality)
+		sx, sy = append(sx, s.Cost), append(sy, 100*s.Quality)
 	}
 	fig.points("single tiers", sx, sy, colBlack, draw.CircleGlyph{}, 3)
-	fig.points("oracle", []float64{c.Oracle.Cost}, []float64{c.Oracle.Quality}, colRed, draw.PyramidGlyph{}, 4)
+	fig.points("oracle", []float64{c.Oracle.Cost}, []float64{100 * c.Oracle.Quality}, colRed, draw.PyramidGlyph{}, 4)
 	return fig
 }
 
@@ -308,6 +311,6 @@ AIQ is the mean, over the single tiers' cost range, of the quality the upper con
 {{end}}</table>{{end}}
 <p><img src="quality_vs_cost.svg" alt="quality against cost for each router's Pareto front over the λ sweep, the single tiers, the oracle and the convex hull of single tiers"></p>
 <p><img src="tier_shares.svg" alt="each tier's share of requests against cost as λ sweeps"></p>
-<p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points), <a href="tiers_metrics.json">tiers_metrics.json</a> (AIQ, oracle, single tiers and the current policy per router).</p>
+<p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points), <a href="tiers_metrics.json">tiers_metrics.json</a> (AIQ, oracle, single tiers and the current policy per router); their quality is on 0-1, as <code>quality_unit</code> says.</p>
 </body></html>
 `))

@@ -91,3 +91,14 @@ func TestWriteTiersWholeOrNotAtAll(t *testing.T) {
 		t.Errorf("an interrupted write left the folder it made: %v", err)
 	}
 }
+
+// TestTiersQualityAxisOnTheTablesScale: the N-tier page says quality is
+// on 0-100 and its tables print 46.16 and 49.83, but its plot drew
+// quality on [0,1] (0.425 to 0.625) under the label "quality (mean
+// score)".
+func TestTiersQualityAxisOnTheTablesScale(t *testing.T) {
+	fig := qualityCostFigure(tierRuns("r", [3]float64{0.001, 0.01, 0.1}))
+	if y := fig.p.Y; !strings.Contains(y.Label.Text, "0-100") || y.Max <= 1 {
+		t.Errorf("quality axis %q reaches %v; want it on 0-100, named so", y.Label.Text, y.Max)
+	}
+}
