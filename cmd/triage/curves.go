@@ -572,9 +572,9 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		if s.RStrong > 0 {
 			rel = fmt.Sprintf("%.3f of always-strong's %.4f", c.Quality/s.RStrong, s.RStrong)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds (speculate_above %.4g, escalate_above %.4g, accept_confidence %.3g): strong share %.3f, quality %.4f (%s), cost %s per 1k, p95 %s\n",
+		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds (speculate_above %.4g, escalate_above %.4g, accept_confidence %.3g): strong share %.3f, quality %.4f (%s), cost %s, p95 %s\n",
 			s.Name, len(s.Points), apgr, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
-			c.StrongShare, c.Quality, rel, orUnknown("$%.4g", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
+			c.StrongShare, c.Quality, rel, orUnknown("$%.4g per 1k", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
 	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval', with its 95%% bootstrap interval)\n")
 	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))

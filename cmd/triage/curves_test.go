@@ -404,9 +404,13 @@ func TestCurvesWithoutLatencyOrCost(t *testing.T) {
 	}
 	writeLog(t, data, recs)
 	out := filepath.Join(dir, "report")
-	_, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "-o", out)
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "-o", out)
 	if code != 0 {
 		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	// It said "cost unknown per 1k", a unit for a figure it does not have.
+	if !strings.Contains(stdout, ", cost unknown, p95 unknown\n") {
+		t.Errorf("curves printed %q; want the cost and p95 said to be unknown", stdout)
 	}
 	wantHint := "the log has no latency or cost, so the latency and cost columns and plots are left empty; --latency '" + synth.FastModel + "=MS," + synth.StrongModel + "=MS' --cost"
 	if !strings.Contains(stderr, wantHint) || strings.Count(stderr, "\n") != 1 {
