@@ -308,7 +308,7 @@ Bootstrap: {{.Resamples}} resamples, seed {{.Seed}}.{{if not .Generated.IsZero}}
 {{if .NoLatency}}<p class="note">The log has no latency, so the p95 columns are empty: pass <code>--latency FAST=MS,STRONG=MS</code> to fill them.</p>
 {{end}}{{if .NoCost}}<p class="note">The log has no cost, so the cost columns are empty: pass <code>--cost FAST=USD,STRONG=USD</code> to fill them.</p>
 {{end}}<table>
-<tr><th>PGR</th><th>quality</th><th>p95, fast/escalate</th><th>p95, any policy</th><th>p95 saved</th><th>cost, fast/escalate</th><th>cost, any policy</th><th>cost saved</th></tr>
+<tr><th>PGR</th><th>quality</th><th>p95, fast/escalate</th><th>p95, any policy</th><th>p95 saved</th><th>cost per 1k, fast/escalate</th><th>cost per 1k, any policy</th><th>cost saved</th></tr>
 {{range .Gains}}<tr><td class="num">{{f3 .PGR}}</td><td class="num">{{f4 .Quality}}</td>
 {{if $sec.NoLatency}}<td class="num">–</td><td class="num">–</td><td class="num">–</td>
 {{else}}<td class="num" title="{{pointPolicy .P95FastEscalate}}">{{pointP95 .P95FastEscalate}}</td>

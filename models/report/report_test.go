@@ -295,6 +295,16 @@ func TestWriteReport(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the speculation table names its units", func(t *testing.T) {
+		// Its cost columns gave "$0.5935" under "cost, fast/escalate",
+		// and nothing in that section said per how many requests (the
+		// metric table above says per 1,000).
+		for _, want := range []string{"<th>cost per 1k, fast/escalate</th>", "<th>cost per 1k, any policy</th>"} {
+			if !bytes.Contains(html, []byte(want)) {
+				t.Errorf("index.html lacks %q", want)
+			}
+		}
+	})
 	t.Run("the page needs nothing from the network", func(t *testing.T) {
 		for _, bad := range []string{"http://", "https://", "<script", "@import", "<link"} {
 			if bytes.Contains(html, []byte(bad)) {
