@@ -266,6 +266,19 @@ func qualityCostFigure(runs []TierRun) *figure {
 	}
 	fig.points("single tiers", sx, sy, colBlack, draw.CircleGlyph{}, 3)
 	fig.points("oracle", []float64{c.Oracle.Cost}, []float64{100 * c.Oracle.Quality}, colRed, draw.PyramidGlyph{}, 4)
+	// Each router's own policy, as the two-tier plots mark the current
+	// thresholds: without it the page showed a sweep and no way to tell
+	// where on it the artifact being judged sits.
+	for i, r := range runs {
+		if r.Current.N == 0 {
+			continue
+		}
+		label := "current policy"
+		if len(runs) > 1 {
+			label += " (" + r.Name + ")"
+		}
+		fig.points(label, []float64{r.Current.CostPer1k / 1000}, []float64{100 * r.Current.Quality}, runColours[i%len(runColours)], draw.BoxGlyph{}, 4)
+	}
 	return fig
 }
 
@@ -295,6 +308,9 @@ func sharesFigure(r TierRun) *figure {
 var tiersPage = template.Must(template.New("tiers").Funcs(template.FuncMap{
 	"pct": func(x float64) string { return num("%.2f", 100*x) },
 	"num": func(x float64) string { return num("%.5g", x) },
+	// perReq is a TierPoint's cost per request (it holds it per 1,000).
+	"perReq": func(x float64) string { return num("%.5g", x/1000) },
+	"share":  func(xs []float64, k int) string { return num("%.1f%%", 100*xs[k]) },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Triage: N-tier quality and cost</title>
 <style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ccc;text-align:right}td:first-child,th:first-child{text-align:left}</style>
@@ -308,7 +324,10 @@ AIQ is the mean, over the single tiers' cost range, of the quality the upper con
 {{end}}</table>
 {{range .Runs}}<h2>{{.Name}}: single tiers</h2>{{range .Notes}}<p><strong>{{.}}</strong></p>{{end}}<table><tr><th>tier</th><th>price</th><th>mean cost</th><th>quality</th></tr>
 {{$r := .}}{{range $k, $t := .Tiers}}<tr><td>{{$t.Name}}</td><td>{{num $t.Price}}</td><td>{{num (index $r.Curve.Singles $k).Cost}}</td><td>{{pct (index $r.Curve.Singles $k).Quality}}</td></tr>
-{{end}}</table>{{end}}
+{{end}}</table>
+{{with .Current}}{{if .N}}<p>Current policy (λ {{num .Policy.Lambda}}, margin {{num .Policy.Margin}}, race {{num .Policy.Race}}): quality {{pct .Quality}}, mean cost {{perReq .CostPer1k}};
+{{$c := .}}{{range $k, $t := $r.Tiers}}{{if $k}}, {{end}}{{$t.Name}} {{share $c.Shares $k}}{{end}}.</p>
+{{end}}{{end}}{{end}}
 <p><img src="quality_vs_cost.svg" alt="quality against cost for each router's Pareto front over the λ sweep, the single tiers, the oracle and the convex hull of single tiers"></p>
 <p><img src="tier_shares.svg" alt="each tier's share of requests against cost as λ sweeps"></p>
 <p>Data: <a href="tiers_curves.csv">tiers_curves.csv</a> (one row per operating point), <a href="tiers_reference.csv">tiers_reference.csv</a> (reference points), <a href="tiers_metrics.json">tiers_metrics.json</a> (AIQ, oracle, single tiers and the current policy per router); their quality is on 0-1, as <code>quality_unit</code> says.</p>

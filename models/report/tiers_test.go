@@ -102,3 +102,28 @@ func TestTiersQualityAxisOnTheTablesScale(t *testing.T) {
 		t.Errorf("quality axis %q reaches %v; want it on 0-100, named so", y.Label.Text, y.Max)
 	}
 }
+
+// TestWriteTiersShowsTheCurrentPolicy: the N-tier page showed the λ
+// sweep, the single tiers and the oracle, but not where the artifact's
+// own policy sits (curves printed it; the two-tier page has it in its
+// table and marks it on its plots).
+func TestWriteTiersShowsTheCurrentPolicy(t *testing.T) {
+	runs := tierRuns("r", [3]float64{0.001, 0.01, 0.1})
+	cur := replay.TierPoint{Policy: models.TierPolicy{Lambda: 0.5}, N: 6, Quality: 0.75, CostPer1k: 40, Shares: []float64{0.5, 0.25, 0.25}}
+	runs[0].Current = cur
+	dir := t.TempDir()
+	if err := WriteTiers(context.Background(), dir, runs, []string{"x.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Current policy (λ 0.5, margin 0, race 0): quality 75.00, mean cost 0.04;\nsmall 50.0%, mid 25.0%, large 25.0%.</p>"; !strings.Contains(string(b), want) {
+		t.Errorf("index.html lacks %q:\n%s", want, b)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "quality_vs_cost.svg"))
+	if err != nil || !strings.Contains(string(svg), ">current policy<") {
+		t.Errorf("the quality-against-cost plot does not mark the current policy (%v)", err)
+	}
+}
