@@ -25,6 +25,11 @@ type ReadOptions struct {
 	// SkipBad counts and skips lines that do not parse or validate instead
 	// of returning an error.
 	SkipBad bool
+	// OnSkip, with SkipBad, is called with the error of each line skipped
+	// (a *LineError naming the file and line), in file order, on the
+	// goroutine that reads the records; a count alone leaves a user no
+	// way to find the lines and fix what wrote them.
+	OnSkip func(error)
 	// AllowMissingScore accepts outcomes without a score.
 	AllowMissingScore bool
 	// MaxLineBytes caps one line; 0 means MaxLineBytes (16 MiB).
@@ -81,6 +86,14 @@ func NewReader(r io.Reader, name string, opts ReadOptions) *Reader {
 
 // Skipped is the number of bad lines skipped so far (with SkipBad).
 func (r *Reader) Skipped() int { return r.skipped }
+
+// skip counts a bad line skipped and tells OnSkip.
+func (r *Reader) skip(err error) {
+	r.skipped++
+	if r.opts.OnSkip != nil {
+		r.opts.OnSkip(err)
+	}
+}
 
 // Line is the number of the last line read.
 func (r *Reader) Line() int { return r.line }
@@ -180,7 +193,7 @@ func (r *Reader) Next() (Record, error) {
 		if !r.opts.SkipBad {
 			return Record{}, err
 		}
-		r.skipped++
+		r.skip(err)
 	}
 }
 

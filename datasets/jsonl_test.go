@@ -323,9 +323,15 @@ func TestReaderSkipBad(t *testing.T) {
 		``,
 		`{"id":"d","prompt":"z"}`,
 	}, "\n")
-	recs, skipped, err := readAll(t, in, ReadOptions{SkipBad: true, MaxLineBytes: 100})
+	var named []string
+	recs, skipped, err := readAll(t, in, ReadOptions{SkipBad: true, MaxLineBytes: 100, OnSkip: func(err error) {
+		named = append(named, strings.SplitN(err.Error(), ": ", 2)[0])
+	}})
 	if err != nil {
 		t.Fatalf("SkipBad returned %v", err)
+	}
+	if want := []string{"log.jsonl:2", "log.jsonl:3", "log.jsonl:4", "log.jsonl:5", "log.jsonl:6"}; !reflect.DeepEqual(named, want) {
+		t.Errorf("OnSkip named %q, want %q", named, want)
 	}
 	var ids []string
 	for _, r := range recs {

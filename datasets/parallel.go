@@ -133,7 +133,7 @@ func (p *pipeline[T]) run(workers int, newWork func() func(*Record) T, fn func(P
 				if !rd.opts.SkipBad {
 					return rd.skipped, err
 				}
-				rd.skipped++
+				rd.skip(err)
 				continue
 			}
 			if err := fn(b.pos[k], b.out[k]); err != nil {

@@ -20,15 +20,25 @@ type seen struct {
 	Pos     []Position
 	Recs    []string
 	Skipped int
-	Err     string
+	// Skips are the errors OnSkip was given, under SkipBad.
+	Skips []string
+	Err   string
+}
+
+// onSkip sets opts.OnSkip, under SkipBad, to note each error in s.
+func onSkip(opts ReadOptions, s *seen) ReadOptions {
+	if opts.SkipBad {
+		opts.OnSkip = func(err error) { s.Skips = append(s.Skips, err.Error()) }
+	}
+	return opts
 }
 
 // readSequential reads in with the one-at-a-time Reader, tracking each
 // record's position as EachFileParallel reports it.
 func readSequential(tb testing.TB, in string, opts ReadOptions) seen {
 	tb.Helper()
-	rd := NewReader(strings.NewReader(in), "log.jsonl", opts)
 	var s seen
+	rd := NewReader(strings.NewReader(in), "log.jsonl", onSkip(opts, &s))
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -47,8 +57,8 @@ func readSequential(tb testing.TB, in string, opts ReadOptions) seen {
 
 func readParallel(tb testing.TB, in string, opts ReadOptions, workers int) seen {
 	tb.Helper()
-	rd := NewReader(strings.NewReader(in), "log.jsonl", opts)
 	var s seen
+	rd := NewReader(strings.NewReader(in), "log.jsonl", onSkip(opts, &s))
 	skipped, err := eachParallel(rd, workers, func() func(*Record) string {
 		return func(r *Record) string { return mustJSON(tb, r) }
 	}, func(p Position, rec string) error {
@@ -100,7 +110,7 @@ func TestEachFileParallelMatchesReader(t *testing.T) {
 		{"the first of two bad lines is reported", bigLog(1500, map[int]string{700: `{"id":5}`, 1300: `not json`}), ReadOptions{}},
 		{"a repeated id is reported at the second line", bigLog(1500, map[int]string{1400: `{"id":"r3","prompt":"again"}`}), ReadOptions{}},
 		{"a too-long line is reported", bigLog(900, map[int]string{600: long}), ReadOptions{MaxLineBytes: 1000}},
-		{"with skip-bad every bad line is counted", bigLog(2000, map[int]string{
+		{"with skip-bad every bad line is counted and named", bigLog(2000, map[int]string{
 			3: `{"id":5}`, 513: `not json`, 514: "", 900: `{"id":"r3","prompt":"again"}`, 901: `{"id":"r900","prompt":"third"}`,
 			1024: long, 1025: `{"id":"x","prompt":"p","outcomes":{"f":{"score":-1}}}`,
 		}), ReadOptions{SkipBad: true, MaxLineBytes: 1000}},
@@ -110,8 +120,11 @@ func TestEachFileParallelMatchesReader(t *testing.T) {
 			for _, workers := range []int{1, 2, 3, 8} {
 				got := readParallel(t, tc.in, tc.opts, workers)
 				if !reflect.DeepEqual(got, want) {
-					t.Errorf("%d workers: got %d records, skipped %d, error %q; want %d, %d, %q",
-						workers, len(got.Recs), got.Skipped, got.Err, len(want.Recs), want.Skipped, want.Err)
+					t.Errorf("%d workers: got %d records, skipped %d %q, error %q; want %d, %d %q, %q",
+						workers, len(got.Recs), got.Skipped, got.Skips, got.Err, len(want.Recs), want.Skipped, want.Skips, want.Err)
+				}
+				if len(got.Skips) != got.Skipped {
+					t.Errorf("%d workers: skipped %d lines, OnSkip named %d: %q", workers, got.Skipped, len(got.Skips), got.Skips)
 				}
 			}
 		})

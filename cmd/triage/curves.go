@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"path/filepath"
@@ -80,7 +79,7 @@ func (f *replayFlags) register(fs *flag.FlagSet, grid, accept int) {
 	fs.IntVar(&f.acceptGrid, "accept-grid", accept, "quantile cuts of the calibrated confidence for accept_confidence (two-tier routers, when the log has confidence)")
 	fs.IntVar(&f.resamples, "resamples", report.DefaultResamples, "bootstrap resamples for the 95% intervals (two-tier routers; 100 or more)")
 	fs.Uint64Var(&f.seed, "seed", report.DefaultSeed, "seed of the bootstrap resamples behind the 95% intervals (two-tier routers; it seeds no folds: nothing is trained here)")
-	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	fs.BoolVar(&f.skipBad, "skip-bad", false, "skip malformed lines instead of stopping: name the first five on stderr and count them all")
 	fs.BoolVar(&f.unseen, "unseen", false, "replay only the requests the router was not trained on (its artifact names its logs and id-hash holdout: train with --holdout 0.2 to keep a share out); without it, replaying a router's own training log prints a warning")
 }
 
@@ -186,7 +185,7 @@ func checkDefaultModels(arts []*models.Artifact, lat, cost map[string]float64) e
 // logRecords reads the log once (each router replays it with its own
 // tiers) and tells stderr how many malformed lines --skip-bad skipped.
 func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error) {
-	recs, bad, err := f.readLog(env.Stdin)
+	recs, bad, err := f.readLog(env, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -194,10 +193,10 @@ func (f *replayFlags) logRecords(env *Env, cmd string) ([]datasets.Record, error
 	return recs, nil
 }
 
-func (f *replayFlags) readLog(stdin io.Reader) ([]datasets.Record, int, error) {
+func (f *replayFlags) readLog(env *Env, cmd string) ([]datasets.Record, int, error) {
 	var recs []datasets.Record
 	f.logs = readLogs{paths: f.data, counts: make([]int, len(f.data))}
-	bad, err := eachLogRecord(f.data, datasets.ReadOptions{SkipBad: f.skipBad, Stdin: stdin}, nil, func(i int, r *datasets.Record) {
+	bad, err := eachLogRecord(f.data, readOptions(env, cmd, f.skipBad), nil, func(i int, r *datasets.Record) {
 		recs = append(recs, *r)
 		f.logs.counts[i]++
 	})

@@ -107,7 +107,7 @@ func evalModel(ctx context.Context, env *Env, path string, tf trainFlags, unseen
 	var set *labelledSet
 	err = interruptible(ctx, func() error {
 		var err error
-		set, err = loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin})
+		set, err = loadLabelled(tf.data, tf.fast, tf.strong, readOptions(env, "eval", tf.skipBad))
 		return err
 	})
 	if at := (*absentTierError)(nil); errors.As(err, &at) {
@@ -163,7 +163,7 @@ func evalCV(ctx context.Context, env *Env, k int, tf trainFlags, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	set, err := loadLabelled(tf.data, tf.fast, tf.strong, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin})
+	set, err := loadLabelled(tf.data, tf.fast, tf.strong, readOptions(env, "eval", tf.skipBad))
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 		keys         []int32
 	)
 	for _, path := range tf.data {
-		skipped, err := datasets.EachFile(path, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin}, func(rec datasets.Record) error {
+		skipped, err := datasets.EachFile(path, readOptions(env, "export-libsvm", tf.skipBad), func(rec datasets.Record) error {
 			// An interrupt stops the export, which publishes nothing.
 			if err := ctx.Err(); err != nil {
 				return err

@@ -487,8 +487,10 @@ func TestInterruptStopsReadingAndTraining(t *testing.T) {
 
 // TestSkipBadCountsWhatItSkipped: --skip-bad drops malformed lines, and
 // every command that takes it says how many, so a score file one line
-// short is not taken for the whole log. A model named twice in one
-// record's outcomes is such a line.
+// short is not taken for the whole log, and names them (it gave the
+// count alone, and finding the lines took a run without --skip-bad per
+// bad line). A model named twice in one record's outcomes is such a
+// line.
 func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 	dir := t.TempDir()
 	model := trainSample(t, dir)
@@ -507,21 +509,31 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "log.jsonl:4") {
 		t.Fatalf("score without --skip-bad: exit %d, stderr %q; want 1 naming line 4", code, stderr)
 	}
+	// named says whether stderr names both bad lines, each with what is
+	// wrong with it, as the command cmd.
+	named := func(stderr, cmd string) bool {
+		return strings.Contains(stderr, "triage "+cmd+": --skip-bad skipped "+log+":4: malformed JSON") &&
+			strings.Contains(stderr, "triage "+cmd+": --skip-bad skipped "+log+":5: outcomes."+sampleFast+": appears twice")
+	}
 	out, stderr, code := run(t, "score", "--model", model, "--data", log, "--skip-bad")
-	if code != 0 || strings.Count(out, "\n") != 79 || !strings.Contains(stderr, "skipped 2 malformed lines") {
-		t.Errorf("score --skip-bad: exit %d, %d lines, stderr %q; want 0, 79 and the count", code, strings.Count(out, "\n"), stderr)
+	if code != 0 || strings.Count(out, "\n") != 79 || !strings.Contains(stderr, "skipped 2 malformed lines") || !named(stderr, "score") {
+		t.Errorf("score --skip-bad: exit %d, %d lines, stderr %q; want 0, 79, the lines and the count", code, strings.Count(out, "\n"), stderr)
 	}
 	for _, args := range [][]string{
 		{"eval", "--model", model, "--data", log, "--skip-bad"},
 		{"eval", "--cv", "2", "--folds", "2", "--l2", "0.03", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad"},
 	} {
-		if _, stderr, code := run(t, args...); code != 0 || !strings.Contains(stderr, "skipped 2 malformed lines") {
-			t.Errorf("%v: exit %d, stderr %q; want 0 and the count", args, code, stderr)
+		if _, stderr, code := run(t, args...); code != 0 || !strings.Contains(stderr, "skipped 2 malformed lines") || !named(stderr, "eval") {
+			t.Errorf("%v: exit %d, stderr %q; want 0, the lines and the count", args, code, stderr)
 		}
 	}
+	_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "1", "--grid", "10", "-o", filepath.Join(dir, "c.json"))
+	if code != 0 || !strings.Contains(stderr, "skipped 2 malformed lines") || !named(stderr, "calibrate") {
+		t.Errorf("calibrate --skip-bad: exit %d, stderr %q; want 0, the lines and the count", code, stderr)
+	}
 	_, stderr, code = run(t, "export-libsvm", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "--skip-bad", "-o", filepath.Join(dir, "x.svm"))
-	if code != 0 || !strings.Contains(stderr, "2 malformed lines skipped") {
-		t.Errorf("export-libsvm --skip-bad: exit %d, stderr %q; want 0 and the count", code, stderr)
+	if code != 0 || !strings.Contains(stderr, "2 malformed lines skipped") || !named(stderr, "export-libsvm") {
+		t.Errorf("export-libsvm --skip-bad: exit %d, stderr %q; want 0, the lines and the count", code, stderr)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/triage-router/triage/datasets"
@@ -98,6 +99,38 @@ func saveArtifact(ctx context.Context, a *models.Artifact, path string) error {
 		return err
 	}
 	return a.Save(path)
+}
+
+// maxSkipsNamed is how many of the lines --skip-bad skips a command names
+// on stderr; the count it prints covers the rest.
+const maxSkipsNamed = 5
+
+// readOptions are a command's options for reading its logs under
+// --skip-bad: the first lines skipped are named on stderr with what is
+// wrong ("triage train: --skip-bad skipped log.jsonl:11: malformed JSON
+// ..."). With the count alone, a user whose log lost a few lines could
+// not find them, nor fix what wrote them, short of running again
+// without --skip-bad once per bad line.
+func readOptions(env *Env, cmd string, skipBad bool) datasets.ReadOptions {
+	opts := datasets.ReadOptions{SkipBad: skipBad, Stdin: env.Stdin}
+	if !skipBad {
+		return opts
+	}
+	var (
+		mu    sync.Mutex
+		named int
+	)
+	opts.OnSkip = func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if named++; named <= maxSkipsNamed {
+			fmt.Fprintf(env.Stderr, "triage %s: --skip-bad skipped %v\n", cmd, err)
+		}
+		if named == maxSkipsNamed+1 {
+			fmt.Fprintf(env.Stderr, "triage %s: --skip-bad skipped more lines; only the first %d are named\n", cmd, maxSkipsNamed)
+		}
+	}
+	return opts
 }
 
 // noteSkipped tells stderr how many malformed lines --skip-bad skipped,

@@ -78,7 +78,7 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	imputeWeight := fs.Float64("impute-weight", retrain.DefaultImputeWeight, "weight of an imputed target in its head's fit, against 1 for a posted score")
 	keepScorer := fs.Bool("keep-scorer", false, "train the challenger with the champion's scorer even when it is gain, which cannot learn from one-sided records (by default a gain champion's challenger is per-tier when the feedback has them)")
 	asJSON := fs.Bool("json", false, "print the comparison as one JSON object")
-	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed lines instead of stopping: name the first five on stderr and count them all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -180,14 +180,17 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 	// nothing) but is worth a word: it is also what a mistyped export
 	// path or a failed redirect leaves behind.
 	var empty []string
+	readOpts := readOptions(env, "retrain", *skipBad)
+	feedbackOpts := readOpts
+	feedbackOpts.AllowMissingScore = true
 	for _, f := range []struct {
 		flag  string
 		paths logList
 		opts  datasets.ReadOptions
 	}{
-		{"--data", data, datasets.ReadOptions{SkipBad: *skipBad, Stdin: env.Stdin}},
+		{"--data", data, readOpts},
 		// Feedback may carry only a confidence for a model.
-		{"--feedback", feedback, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true, Stdin: env.Stdin}},
+		{"--feedback", feedback, feedbackOpts},
 	} {
 		for _, p := range f.paths {
 			recs, n, err := datasets.ReadFile(p, f.opts)

@@ -22,7 +22,7 @@ func runScore(ctx context.Context, env *Env, args []string) error {
 	out := fs.String("o", "", "write the score lines to FILE, whole or not at all (default stdout)")
 	var data logList
 	fs.Var(&data, "data", "JSONL log(s) to score; outcomes are not needed; comma-separated or repeated, and a folder stands for its *.jsonl and *.jsonl.gz files")
-	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed lines instead of stopping: name the first five on stderr and count them all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,13 +82,15 @@ func eachScoreLine(ctx context.Context, env *Env, o *output, path string, a *mod
 	var keys []datasets.Record // id and time of the named logs' records
 	var logs readLogs          // where keys came from; total counts every record
 	skipped := 0
+	scoreOpts := readOptions(env, "score", skipBad)
+	scoreOpts.AllowMissingScore = true
 	for i, p := range data {
 		named := retrain.NamesSource(a, p)
 		if named {
 			logs.paths = append(logs.paths, p)
 			logs.counts = append(logs.counts, 0)
 		}
-		bad, err := datasets.EachFile(p, datasets.ReadOptions{SkipBad: skipBad, AllowMissingScore: true, Stdin: env.Stdin}, func(rec datasets.Record) error {
+		bad, err := datasets.EachFile(p, scoreOpts, func(rec datasets.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

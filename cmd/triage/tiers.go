@@ -237,7 +237,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	)
 	err := interruptible(ctx, func() error {
 		var err error
-		set, err = loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin})
+		set, err = loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "train", tf.skipBad))
 		if err != nil {
 			return err
 		}
@@ -338,7 +338,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 		return err
 	}
 	warnUnpriced(env, "eval --cv", tf.tier.tiers)
-	set, err := loadTierExamples(tf.data, tf.tier.tiers, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin})
+	set, err := loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "eval", tf.skipBad))
 	if err != nil {
 		return err
 	}
@@ -933,7 +933,7 @@ func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifa
 	var set *tierSet
 	if err := interruptible(ctx, func() error {
 		var err error
-		set, err = loadTierExamples(tf.data, a.TierList, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin})
+		set, err = loadTierExamples(tf.data, a.TierList, readOptions(env, "eval", tf.skipBad))
 		return err
 	}); err != nil {
 		return err

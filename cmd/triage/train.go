@@ -80,7 +80,7 @@ func (t *trainFlags) registerLog(fs *flag.FlagSet) {
 	fs.StringVar(&t.fast, "fast", "", "fast tier model name, as in the log's outcomes")
 	fs.StringVar(&t.strong, "strong", "", "strong tier model name, as in the log's outcomes")
 	fs.StringVar(&t.label, "label", "strong-wins", "label p_hard estimates: strong-wins, weak-fails, gap:T or gain (a soft target: the strong tier's gain over the fast one, rescaled to [0,1])")
-	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip and count malformed lines instead of stopping")
+	fs.BoolVar(&t.skipBad, "skip-bad", false, "skip malformed lines instead of stopping: name the first five on stderr and count them all")
 	// Unregistered fit flags keep check()'s bounds.
 	t.folds = models.DefaultFolds
 }
@@ -258,7 +258,7 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 	)
 	err = interruptible(ctx, func() error {
 		var err error
-		set, err = loadDesign(tf.data, tf, *holdout, datasets.ReadOptions{SkipBad: tf.skipBad, Stdin: env.Stdin}, prog)
+		set, err = loadDesign(tf.data, tf, *holdout, readOptions(env, "train", tf.skipBad), prog)
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	failShare := fs.Float64("fail-share", 0, "answer this share of prompts 503 at once, the same prompts on every call (e.g. 0.2 to see a proxy fall back)")
 	reply := fs.String("reply", "recorded", "recorded: the logged response (else a placeholder naming the score); placeholder: always the placeholder")
 	chunks := fs.Int("stream-chunks", upstreamsim.DefaultStreamChunks, "most content chunks in a streamed answer")
-	skipBad := fs.Bool("skip-bad", false, "skip and count malformed lines instead of stopping")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed lines instead of stopping: name the first five on stderr and count them all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -73,10 +73,12 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	}
 	var recs []datasets.Record
 	skipped := 0
+	simOpts := readOptions(env, "upstream-sim", *skipBad)
+	simOpts.AllowMissingScore = true
 	for _, p := range data {
 		// An outcome without a score (a feedback export's) still has the
 		// answer and latency the sim plays back.
-		r, n, err := datasets.ReadFile(p, datasets.ReadOptions{SkipBad: *skipBad, AllowMissingScore: true, Stdin: env.Stdin})
+		r, n, err := datasets.ReadFile(p, simOpts)
 		if err != nil {
 			return err
 		}
