@@ -316,7 +316,7 @@ var tiersPage = template.Must(template.New("tiers").Funcs(template.FuncMap{
 <style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ccc;text-align:right}td:first-child,th:first-child{text-align:left}</style>
 </head><body>
 <h1>N-tier routers: quality against cost as λ sweeps</h1>
-<p>Log: {{range .Data}}{{.}} {{end}}. Quality is the mean score of the kept answers (0-100); cost the mean cost per request.
+<p>Log: {{range $i, $d := .Data}}{{if $i}}, {{end}}{{$d}}{{end}}. Quality is the mean score of the kept answers (0-100); cost the mean cost per request.
 AIQ is the mean, over the single tiers' cost range, of the quality the upper convex hull of each curve delivers
 (0 below a curve's cheapest point); the hull of single tiers is what mixing models at random, without a router, reaches.</p>
 <table><tr><th>router</th><th>AIQ</th><th>AIQ of the hull of single tiers</th><th>oracle</th><th>cost range</th></tr>

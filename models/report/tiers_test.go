@@ -33,6 +33,10 @@ func TestWriteTiersUndefinedAIQ(t *testing.T) {
 	if strings.Contains(string(b), "NaN") {
 		t.Errorf("index.html shows NaN for an undefined figure:\n%s", b)
 	}
+	// It said "Log: x.jsonl . Quality", a space before the stop.
+	if !strings.Contains(string(b), "<p>Log: x.jsonl. Quality") {
+		t.Errorf("index.html does not name its log as a sentence does:\n%s", b)
+	}
 }
 
 // tierRuns is a small N-tier sweep of three tiers at the given costs, for
