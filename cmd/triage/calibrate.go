@@ -188,6 +188,9 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without both tiers' scores\n", count(rl.missing, "record"))
 	}
+	// Thresholds set on a few dozen requests follow their noise; eval
+	// and train warn under the same size, and so the README promises.
+	warnFew(env, "calibrate", rp.Len(), "set the thresholds on a larger log")
 	if err := checkKnown(env, solver, r.Artifact().Tiers, rl); err != nil {
 		return err
 	}

@@ -655,6 +655,7 @@ func curvesSection(ctx context.Context, env *Env, prog func(string, int, int), a
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage curves: %s: %s skipped without both tiers' scores\n", name, count(rl.missing, "record"))
 	}
+	warnFew(env, "curves", rp.Len(), "replay a larger log")
 	if hint := unknownHint(r.Artifact().Tiers, rl); hint != "" {
 		fmt.Fprintf(env.Stderr, "triage curves: %s\n", hint)
 	}

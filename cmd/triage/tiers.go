@@ -730,6 +730,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if rl.missing > 0 {
 			fmt.Fprintf(env.Stderr, "triage curves: %s: %s skipped without every tier's score\n", names[i], count(rl.missing, "record"))
 		}
+		warnFew(env, "curves", len(rl.reqs), "replay a larger log")
 		// Per router: another router's tiers may have the latency this
 		// one's lack, and its billing must not carry over.
 		billing := billing
@@ -803,6 +804,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without every tier's score\n", count(rl.missing, "record"))
 	}
+	warnFew(env, "calibrate", len(rl.reqs), "set the policy on a larger log")
 	for _, t := range solver.Targets {
 		if t.Kind == replay.TargetP95Latency && rl.noLatency {
 			return fmt.Errorf("--target %s needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", t, r.Names()[0])
