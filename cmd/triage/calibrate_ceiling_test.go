@@ -90,4 +90,10 @@ func TestCalibrateTiersUnderACeilingBuysQuality(t *testing.T) {
 	if !strings.Contains(got.PolicyTarget, ", maximize quality, ") {
 		t.Errorf("policy_target %q; want it to say the quality was maximized", got.PolicyTarget)
 	}
+	// The printed answer names the target and objective first, as the
+	// two-tier one does; it said them only in --json and model show.
+	stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "cost-per-1k=3000", "-o", filepath.Join(dir, "printed.json"))
+	if code != 0 || !strings.HasPrefix(stdout, "calibrate: cost-per-1k=3000, maximize quality, on ") {
+		t.Errorf("calibrate exited %d, printed %q (stderr %q); want the target and objective on its first line", code, stdout, stderr)
+	}
 }

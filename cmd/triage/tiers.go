@@ -904,6 +904,10 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	// (--json keeps [0,1] and says so in quality_unit). The cost is also
 	// given per 1,000 requests, the unit of --target cost-per-1k.
 	per1k := strings.Replace(rl.costUnit, "per request", "per 1k requests", 1)
+	// The target and objective first, as the two-tier calibrate prints
+	// them: which one chose the policy (cost, or quality under ceilings
+	// alone) was said only in --json and model show.
+	fmt.Fprintf(env.Stdout, "%s\n", na.PolicyTarget)
 	fmt.Fprintf(env.Stdout, "wrote %s (version %s, parent %s)\npolicy: λ=%.4g margin=%.4g race=%.4g accept_confidence=%.3g\nexpected on %s: quality %.2f on 0-100 (%s), cost %.4g %s (%.4g %s, as --target cost-per-1k takes it), race share %.3f",
 		out, na.Version, na.Parent, pol.Lambda, pol.Margin, pol.Race, pol.AcceptConfidence, count(op.N, "request"), 100*op.Quality, rel, res.Cost, rl.costUnit, op.CostPer1k, per1k, op.RaceShare)
 	if !rl.noLatency {
