@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,5 +40,44 @@ func TestCurvesAndCalibrateWarnOnFewRecords(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 0 and %q", code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestTrainWarnsOfARaceWithoutConfidence: without a confidence for the
+// tier below, a race can never keep the cheaper answer, so it pays both
+// calls for the dearer tier's answer; train --race said nothing.
+func TestTrainWarnsOfARaceWithoutConfidence(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	const want = "warning: --race 0.1 races tiers, but the log gives no tier below the dearest a confidence"
+	for _, race := range []string{"0.1", "0"} {
+		_, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--race", race, "-o", filepath.Join(dir, "r.json"))
+		if code != 0 || strings.Contains(stderr, want) != (race != "0") {
+			t.Errorf("--race %s: exit %d, stderr %q; want the warning %q only with a race", race, code, stderr, want)
+		}
+	}
+	// With the cheaper tiers' confidence in the log, a race can keep
+	// their answers: no warning.
+	var b strings.Builder
+	src, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(src)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"cheap", "chat"} {
+			o := rec["outcomes"].(map[string]any)[m].(map[string]any)
+			o["confidence"] = o["score"].(float64) - 1 + 0.1*float64(i%5)
+		}
+		j, _ := json.Marshal(rec)
+		b.Write(append(j, '\n'))
+	}
+	withConf := writeFile(t, dir, "conf.jsonl", b.String())
+	_, stderr, code := run(t, "train", "--data", withConf, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--race", "0.1", "-o", filepath.Join(dir, "c.json"))
+	if code != 0 || strings.Contains(stderr, "warning: --race") {
+		t.Errorf("with confidence: exit %d, stderr %q; want no race warning", code, stderr)
 	}
 }
