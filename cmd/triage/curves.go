@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"maps"
@@ -24,7 +25,7 @@ func init() {
 	register("curves", "replay a labelled log over a threshold grid: curves.csv, plots and an HTML report", runCurves)
 }
 
-const curvesUsage = "--model FILE --data F [--model FILE2 ...] [--latency MODEL=MS,...] [--cost MODEL=USD,...] [--cancel-billing prorata|full] -o DIR"
+const curvesUsage = "--model FILE --data F [--model FILE2 ...] [--latency MODEL=MS,...] [--cost MODEL=USD,...] [--cancel-billing prorata|full] [--json] -o DIR"
 
 // Grid defaults: 100 quantile cuts give 101 thresholds, so 5,151 valid
 // (speculate_above <= escalate_above) pairs, each tried with 10 accept
@@ -436,6 +437,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	var modelPaths stringList
 	fs.Var(&modelPaths, "model", "router artifact; repeat to compare several side by side")
 	outDir := fs.String("o", "", "write curves.csv, the plots and index.html into DIR")
+	asJSON := fs.Bool("json", false, "print the report's figures as one JSON array instead of the summary lines: each router's metrics.json (for N-tier routers, tiers_metrics.json's entries); the report is written either way")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -510,7 +512,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	}
 	if arts[0].IsMultiTier() {
 		stop()
-		return runCurvesTiers(ctx, env, modelPaths, arts, notes, inSample, recs, lat, cost, billing, &rf, *outDir)
+		return runCurvesTiers(ctx, env, modelPaths, arts, notes, inSample, recs, lat, cost, billing, &rf, *outDir, *asJSON)
 	}
 	page := &report.Page{
 		Title: "Triage: quality, cost and latency tradeoffs", Data: rf.data, Billing: billing,
@@ -549,6 +551,13 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	stop()
+	if *asJSON {
+		ms := make([]report.MetricsJSON, len(page.Sections))
+		for i, s := range page.Sections {
+			ms[i] = s.Metrics()
+		}
+		return json.NewEncoder(env.Stdout).Encode(ms)
+	}
 	for _, s := range page.Sections {
 		c := s.Current
 		// APGR is undefined (NaN) where the tiers tie: "undefined", as

@@ -735,8 +735,13 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 }
 
 // runCurvesTiers is curves for N-tier routers: a λ sweep per router.
-func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, notes []string, inSample []int, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string) error {
+func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*models.Artifact, notes []string, inSample []int, recs []datasets.Record, lat, cost map[string]float64, billing replay.CancelBilling, rf *replayFlags, outDir string, asJSON bool) error {
 	names := sectionNames(paths)
+	// With --json, stdout carries the JSON alone.
+	text := env.Stdout
+	if asJSON {
+		text = io.Discard
+	}
 	var runs []report.TierRun
 	for i, a := range arts {
 		r, err := models.NewTierRouter(a)
@@ -774,11 +779,11 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if !math.IsNaN(c.AIQ) {
 			aiq = fmt.Sprintf("%.2f, convex hull of single tiers %.2f", 100*c.AIQ, 100*c.HullAIQ)
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%.4g, margin %.4g, race %.4g): quality %.2f, cost %.4g\n",
+		fmt.Fprintf(text, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%.4g, margin %.4g, race %.4g): quality %.2f, cost %.4g\n",
 			names[i], count(len(rl.reqs), "request"), count(len(c.Points), "operating point"), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
 			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
 		for k, s := range c.Singles {
-			fmt.Fprintf(env.Stdout, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
+			fmt.Fprintf(text, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
 		}
 		if cheapest := cheapestPoint(c.Points); !math.IsNaN(c.AIQ) && cheapest > c.Lo*1.01 {
 			// AIQ counts quality 0 where the curve has no point (as
@@ -788,14 +793,17 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 			if a.TierPolicy.Race != 0 {
 				why = fmt.Sprintf(": every point races (race %g), so none costs as little as one call", a.TierPolicy.Race)
 			}
-			fmt.Fprintf(env.Stdout, "  note: the router's cheapest point costs %.4g, above the cheapest tier's %.4g%s; AIQ counts quality 0 below it, so compare the curves where they overlap\n",
+			fmt.Fprintf(text, "  note: the router's cheapest point costs %.4g, above the cheapest tier's %.4g%s; AIQ counts quality 0 below it, so compare the curves where they overlap\n",
 				cheapest, c.Lo, why)
 		}
 	}
 	if err := report.WriteTiers(ctx, outDir, runs, rf.data); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))
+	if asJSON {
+		return json.NewEncoder(env.Stdout).Encode(report.TiersMetrics(runs))
+	}
+	fmt.Fprintf(text, "(quality on 0-100; AIQ: mean quality of the curve's upper convex hull over the single tiers' cost range)\nwrote %s\n", filepath.Join(outDir, "index.html"))
 	return nil
 }
 

@@ -88,6 +88,16 @@ type tierMetricsTier struct {
 	Cost    float64 `json:"cost"`
 }
 
+// TiersMetrics is the content of tiers_metrics.json, one entry per
+// router, for curves --json to print what the report holds.
+func TiersMetrics(runs []TierRun) any {
+	ms := make([]tierMetrics, len(runs))
+	for i := range runs {
+		ms[i] = runs[i].metrics()
+	}
+	return ms
+}
+
 // metrics is r's tiers_metrics.json entry.
 func (r *TierRun) metrics() tierMetrics {
 	c, cur := &r.Curve, &r.Current
@@ -199,11 +209,7 @@ func writeTierFiles(dir string, runs []TierRun, data []string) error {
 	if err := safefile.WriteFile(filepath.Join(dir, "tiers_reference.csv"), b.Bytes()); err != nil {
 		return err
 	}
-	ms := make([]tierMetrics, len(runs))
-	for i := range runs {
-		ms[i] = runs[i].metrics()
-	}
-	mj, err := json.MarshalIndent(ms, "", "  ")
+	mj, err := json.MarshalIndent(TiersMetrics(runs), "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode tiers_metrics.json: %w", err)
 	}
