@@ -258,6 +258,12 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	if err := saveArtifact(ctx, a, *out); err != nil {
 		return err
 	}
+	if sig := art.Signal; sig != nil && sig.Routable && !sig.Significant {
+		// Train's default policy escalated every request; these
+		// thresholds make it route, which serve warns of on every load.
+		// Said here, where the choice is made, not first in a server log.
+		fmt.Fprintf(env.Stderr, "triage calibrate: note: %s was %s; these thresholds make it route (serve warns of it at every load); the APGR interval curves gives on these requests says whether they show it beats random\n", *model, sig.NotShown())
+	}
 	blankUnknown(&op, &iv, rl)
 	res := calibrateResult{
 		Version: a.Version, Parent: a.Parent, Policy: op.Policy, PolicyTarget: a.PolicyTarget, Kind: op.Kind, N: op.N, InSample: inSample[0],

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/models"
 )
 
 // TestCurvesAndCalibrateWarnOnFewRecords: eval warns when its figures
@@ -79,5 +81,36 @@ func TestTrainWarnsOfARaceWithoutConfidence(t *testing.T) {
 	_, stderr, code := run(t, "train", "--data", withConf, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--race", "0.1", "-o", filepath.Join(dir, "c.json"))
 	if code != 0 || strings.Contains(stderr, "warning: --race") {
 		t.Errorf("with confidence: exit %d, stderr %q; want no race warning", code, stderr)
+	}
+}
+
+// TestCalibrateNotesARouterNotShownToBeatRandom: train's default policy
+// escalates every request of a router whose training log did not show
+// that it beats random; calibrate's thresholds make it route, which serve
+// warns of at every load, but calibrate, where the choice is made, said
+// nothing.
+func TestCalibrateNotesARouterNotShownToBeatRandom(t *testing.T) {
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
+	smallRouter(t, model)
+	writeLog(t, data, speculationLog(120, 2, "test"))
+	args := []string{"calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "5", "-o", filepath.Join(dir, "c.json")}
+	const want = "was not shown to beat random: out-of-fold APGR 0.550, but its 95% interval [0.450, 0.650] holds 0.5; these thresholds make it route"
+	for _, significant := range []bool{false, true} {
+		a, err := models.Load(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Signal = &models.Signal{Routable: true, Significant: significant, APGR: 0.55, Lo: 0.45, Hi: 0.65}
+		if significant {
+			a.Signal.Lo = 0.52
+		}
+		if err := a.Save(model); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := run(t, args...)
+		if code != 0 || strings.Contains(stderr, want) == significant {
+			t.Errorf("significant %v: exit %d, stderr %q; want the note %q only when not significant", significant, code, stderr, want)
+		}
 	}
 }
