@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +55,39 @@ func TestCurvesJSONPrintsTheReportsFigures(t *testing.T) {
 				t.Errorf("curves --json printed\n%s\nwant %s's content\n%s", stdout, tc.file, b)
 			}
 		})
+	}
+}
+
+// TestCurvesTiersLineSaysQualityRelativeToTheBestTier: calibrate's
+// --target quality is relative to the best single tier; curves' N-tier
+// line gave the current policy's quality on 0-100 alone ("quality
+// 49.67"), where the two-tier line gives it relative to always-strong as
+// well, so a user choosing a target had to divide by hand.
+func TestCurvesTiersLineSaysQualityRelativeToTheBestTier(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := trainThreeTiers(t, dir, log)
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", log, "--json", "-o", filepath.Join(dir, "rep"))
+	if code != 0 {
+		t.Fatalf("curves --json exited %d: %s", code, stderr)
+	}
+	var ms []struct {
+		Singles []struct{ Quality float64 }
+		Current struct{ Quality, Cost float64 }
+	}
+	if err := json.Unmarshal([]byte(stdout), &ms); err != nil || len(ms) != 1 {
+		t.Fatalf("curves --json printed %q: %v", stdout, err)
+	}
+	best := 0.0
+	for _, s := range ms[0].Singles {
+		best = max(best, s.Quality)
+	}
+	stdout, stderr, code = run(t, "curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "rep"))
+	if code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	want := fmt.Sprintf("quality %.2f, cost %.4g; quality %.3f of the best single tier's %.2f\n", 100*ms[0].Current.Quality, ms[0].Current.Cost, ms[0].Current.Quality/best, 100*best)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("curves printed %q; want %q", stdout, want)
 	}
 }

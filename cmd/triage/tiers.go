@@ -779,9 +779,23 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if !math.IsNaN(c.AIQ) {
 			aiq = fmt.Sprintf("%.2f, convex hull of single tiers %.2f", 100*c.AIQ, 100*c.HullAIQ)
 		}
-		fmt.Fprintf(text, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%.4g, margin %.4g, race %.4g): quality %.2f, cost %.4g\n",
+		// The current quality relative to the best single tier too, the
+		// scale of calibrate's --target quality, as the two-tier line
+		// gives it relative to always-strong: read as the target, 49.67
+		// is no relative quality at all.
+		best := 0.0
+		for _, s := range c.Singles {
+			best = math.Max(best, s.Quality)
+		}
+		// After the cost: bench/tiers/check_tiers.py reads "quality Q,
+		// cost C" off this line.
+		rel := "undefined relative to the best single tier, which scores 0 on every request"
+		if best > 0 {
+			rel = fmt.Sprintf("%.3f of the best single tier's %.2f", cur.Quality/best, 100*best)
+		}
+		fmt.Fprintf(text, "%s: %s, %s; AIQ %s (cost %.4g..%.4g %s); oracle %.2f; current policy (λ=%.4g, margin %.4g, race %.4g): quality %.2f, cost %.4g; quality %s\n",
 			names[i], count(len(rl.reqs), "request"), count(len(c.Points), "operating point"), aiq, c.Lo, c.Hi, rl.costUnit, 100*c.Oracle.Quality,
-			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000)
+			a.TierPolicy.Lambda, a.TierPolicy.Margin, a.TierPolicy.Race, 100*cur.Quality, cur.CostPer1k/1000, rel)
 		for k, s := range c.Singles {
 			fmt.Fprintf(text, "  always %-44s quality %.2f, cost %.4g\n", a.TierList[k].Name, 100*s.Quality, s.Cost)
 		}
