@@ -121,7 +121,14 @@ func (x *logIDs) claim(i int, id string) error {
 		return nil
 	}
 	if j, ok := x.file[id]; ok && int(j) != i {
-		return fmt.Errorf("id %q of %s is also in %s: a record belongs in one log only (two feedback exports that overlap? 'feedback export --since' takes only the newer traffic)", id, x.paths[i], x.paths[j])
+		a, b := x.paths[i], x.paths[int(j)]
+		if a == b+".gz" || b == a+".gz" {
+			// gzip -k, or a compressed copy made to save space, left
+			// beside the log in a folder given to --data, which stands
+			// for both: the overlap guess below sent users after exports.
+			return fmt.Errorf("id %q of %s is also in %s: a record belongs in one log only (one looks like the other compressed, and a folder stands for its *.jsonl and *.jsonl.gz files alike: keep one of them)", id, a, b)
+		}
+		return fmt.Errorf("id %q of %s is also in %s: a record belongs in one log only (two feedback exports that overlap? 'feedback export --since' takes only the newer traffic)", id, a, b)
 	}
 	x.file[id] = int32(i)
 	return nil

@@ -570,6 +570,17 @@ func TestDataFolder(t *testing.T) {
 	if _, stderr, code := run(t, "score", "--model", model, "--data", empty); code != 2 || !strings.Contains(stderr, "folder "+empty+" holds no log") {
 		t.Errorf("an empty folder: exit %d, %q; want 2 and the folder named", code, stderr)
 	}
+	// A gzip copy beside its log (gzip -k) repeats every id; the refusal
+	// asked whether two feedback exports overlap.
+	gz.Reset()
+	zw = gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"id":"a1","prompt":"first file"}` + "\n" + `{"id":"a2","prompt":"first file, again"}` + "\n"))
+	zw.Close()
+	writeFile(t, logs, "a.jsonl.gz", gz.String())
+	want := "one looks like the other compressed, and a folder stands for its *.jsonl and *.jsonl.gz files alike: keep one of them"
+	if _, stderr, code := run(t, "score", "--model", model, "--data", logs); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("a folder with a.jsonl and a.jsonl.gz: exit %d, %q; want 1 saying %q", code, stderr, want)
+	}
 }
 
 // score took a log given twice (600 lines for 300 requests), logs sharing
