@@ -27,7 +27,7 @@ func TestCalibrateUnderACeilingBuysQuality(t *testing.T) {
 	}
 	calibrate := func(t *testing.T, extra ...string) point {
 		t.Helper()
-		args := append([]string{"calibrate", "--model", model, "--data", data, "--grid", "20", "--accept-grid", "3", "--resamples", "20", "--json", "-o", filepath.Join(dir, "new.json")}, extra...)
+		args := append([]string{"calibrate", "--model", model, "--data", data, "--grid", "20", "--accept-grid", "3", "--resamples", "100", "--json", "-o", filepath.Join(dir, "new.json")}, extra...)
 		stdout, stderr, code := run(t, args...)
 		if code != 0 {
 			t.Fatalf("calibrate %v exited %d: %s", extra, code, stderr)

@@ -27,7 +27,7 @@ func TestCurvesJSONPrintsTheReportsFigures(t *testing.T) {
 		args       []string
 		wrap       bool // the file holds one object, --json an array of them
 	}{
-		{"two tiers", "metrics.json", []string{"curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "2", "--resamples", "5"}, true},
+		{"two tiers", "metrics.json", []string{"curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "2", "--resamples", "100"}, true},
 		{"N tiers", "tiers_metrics.json", []string{"curves", "--model", tierModel, "--data", tierLog}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

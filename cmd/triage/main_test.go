@@ -527,7 +527,7 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 0, the lines and the count", args, code, stderr)
 		}
 	}
-	_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "1", "--grid", "10", "-o", filepath.Join(dir, "c.json"))
+	_, stderr, code = run(t, "calibrate", "--model", model, "--data", log, "--skip-bad", "--target", "strong-share=0.3", "--resamples", "100", "--grid", "10", "-o", filepath.Join(dir, "c.json"))
 	if code != 0 || !strings.Contains(stderr, "skipped 2 malformed lines") || !named(stderr, "calibrate") {
 		t.Errorf("calibrate --skip-bad: exit %d, stderr %q; want 0, the lines and the count", code, stderr)
 	}

@@ -27,9 +27,9 @@ func TestCurvesAndCalibrateWarnOnFewRecords(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"two-tier calibrate", []string{"calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "5", "-o", filepath.Join(dir, "c.json")},
+		{"two-tier calibrate", []string{"calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "100", "-o", filepath.Join(dir, "c.json")},
 			"triage calibrate: warning: the figures below rest on 60 records, too few to trust"},
-		{"two-tier curves", []string{"curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "2", "--resamples", "5", "-o", filepath.Join(dir, "rep")},
+		{"two-tier curves", []string{"curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "2", "--resamples", "100", "-o", filepath.Join(dir, "rep")},
 			"triage curves: warning: the figures below rest on 60 records, too few to trust"},
 		{"N-tier calibrate", []string{"calibrate", "--model", tierModel, "--data", tierLog, "--target", "quality=0.5", "-o", filepath.Join(dir, "tc.json")},
 			"triage calibrate: warning: the figures below rest on 90 records, too few to trust"},
@@ -94,7 +94,7 @@ func TestCalibrateNotesARouterNotShownToBeatRandom(t *testing.T) {
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)
 	writeLog(t, data, speculationLog(120, 2, "test"))
-	args := []string{"calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "5", "-o", filepath.Join(dir, "c.json")}
+	args := []string{"calibrate", "--model", model, "--data", data, "--target", "strong-share=0.3", "--grid", "10", "--accept-grid", "2", "--resamples", "100", "-o", filepath.Join(dir, "c.json")}
 	const want = "was not shown to beat random: out-of-fold APGR 0.550, but its 95% interval [0.450, 0.650] holds 0.5; these thresholds make it route"
 	for _, significant := range []bool{false, true} {
 		a, err := models.Load(model)
