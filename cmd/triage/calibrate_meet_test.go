@@ -15,6 +15,7 @@ import (
 // ci95 asks for the cheapest policy whose 95% interval's lower end meets
 // it, the interval calibrate prints.
 func TestCalibrateMeetsQualityOnItsInterval(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model := trainSample(t, dir)
 	held := filepath.Join(dir, "held.jsonl")

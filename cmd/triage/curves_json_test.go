@@ -16,6 +16,7 @@ import (
 // metrics.json lies (a folder per router when there are several). With
 // --json it prints them, the same as the files the report holds.
 func TestCurvesJSONPrintsTheReportsFigures(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)
@@ -64,6 +65,7 @@ func TestCurvesJSONPrintsTheReportsFigures(t *testing.T) {
 // 49.67"), where the two-tier line gives it relative to always-strong as
 // well, so a user choosing a target had to divide by hand.
 func TestCurvesTiersLineSaysQualityRelativeToTheBestTier(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 90)
 	model := trainThreeTiers(t, dir, log)

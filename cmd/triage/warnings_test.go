@@ -16,6 +16,7 @@ import (
 // HumanEval test questions, and curves drew its report on them, without
 // a word.
 func TestCurvesAndCalibrateWarnOnFewRecords(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
 	smallRouter(t, model)
