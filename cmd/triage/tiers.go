@@ -269,7 +269,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d skipped without every tier's score, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
 		count(len(set.examples), "record"), len(opts.Tiers), set.missing, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
-	warnRaceWithoutConfidence(env, a)
+	warnRaceWithoutConfidence(env, "train", a)
 	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy)
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
@@ -284,7 +284,11 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 // dearer tier. On the README's three RouterDC tiers (no confidence in
 // the log), --race 0.02 measured quality 49.57 at cost 8.241 against
 // 49.67 at 7.376 without races, and train said nothing.
-func warnRaceWithoutConfidence(env *Env, a *models.Artifact) {
+//
+// calibrate keeps the artifact's race (it tunes λ or the margin only), so
+// it warns too, as cmd; what to do then is to train again, since the race
+// and the calibrations are train's.
+func warnRaceWithoutConfidence(env *Env, cmd string, a *models.Artifact) {
 	if a.TierPolicy == nil || a.TierPolicy.Race <= 0 {
 		return
 	}
@@ -293,7 +297,11 @@ func warnRaceWithoutConfidence(env *Env, a *models.Artifact) {
 			return
 		}
 	}
-	fmt.Fprintf(env.Stderr, "triage train: warning: --race %g races tiers, but the log gives no tier below the dearest a confidence, so a race can never keep the cheaper answer: it waits for the dearer one and pays for both; log the tiers' confidence (e.g. mean token log-probability), or leave --race at 0\n", a.TierPolicy.Race)
+	undo := "leave --race at 0"
+	if cmd != "train" {
+		undo = "train again with --race 0"
+	}
+	fmt.Fprintf(env.Stderr, "triage %s: warning: --race %g races tiers, but the log gives no tier below the dearest a confidence, so a race can never keep the cheaper answer: it waits for the dearer one and pays for both; log the tiers' confidence (e.g. mean token log-probability), or %s\n", cmd, a.TierPolicy.Race, undo)
 }
 
 // crossValidateTiers returns each example's out-of-fold predicted scores
@@ -847,6 +855,9 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without every tier's score\n", count(rl.missing, "record"))
 	}
 	warnFew(env, "calibrate", len(rl.reqs), "set the policy on a larger log")
+	// The race is kept as trained: the policy calibrate writes races, and
+	// pays both calls, as its parent did.
+	warnRaceWithoutConfidence(env, "calibrate", a)
 	for _, t := range solver.Targets {
 		if t.Kind == replay.TargetP95Latency && rl.noLatency {
 			return fmt.Errorf("--target %s needs latency, and the log has none: pass --latency '%s=MS,...' for every tier", t, r.Names()[0])

@@ -115,3 +115,22 @@ func TestCalibrateNotesARouterNotShownToBeatRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrateWarnsOfARaceWithoutConfidence: calibrate keeps the race of
+// the router it tunes, and the policy it writes pays both calls for the
+// dearer answer as the parent's did; it said nothing where train warns.
+func TestCalibrateWarnsOfARaceWithoutConfidence(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	const want = "triage calibrate: warning: --race 0.1 races tiers, but the log gives no tier below the dearest a confidence"
+	for _, race := range []string{"0.1", "0"} {
+		model := filepath.Join(dir, "r"+race+".json")
+		if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--race", race, "-o", model); code != 0 {
+			t.Fatalf("train --race %s: exit %d, stderr %q", race, code, stderr)
+		}
+		_, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", "quality=1.2", "-o", filepath.Join(dir, "c"+race+".json"))
+		if code != 0 || strings.Contains(stderr, want) != (race != "0") {
+			t.Errorf("calibrate of a router trained with --race %s: exit %d, stderr %q; want the warning %q only with a race", race, code, stderr, want)
+		}
+	}
+}
