@@ -19,11 +19,12 @@ func init() {
 }
 
 func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "import routellm", "--bench mmlu|gsm8k|mt-bench --dir DIR [--exclude-contaminated FILE] [-o FILE]")
+	fs := newFlagSet(env, "import routellm", "--bench mmlu|gsm8k|mt-bench --dir DIR [--exclude-contaminated FILE] [--skip-bad] [-o FILE]")
 	bench := fs.String("bench", "", "benchmark: mmlu, gsm8k or mt-bench")
 	dir := fs.String("dir", "", "RouteLLM's evals folder (holding mmlu/, gsm8k_responses.csv and mt_bench/)")
 	contaminated := fs.String("exclude-contaminated", "", "drop the prompts listed in this RouteLLM contamination file (contaminated/<bench>.jsonl); - reads standard input")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed rows of the CSVs and lines of MT-Bench's files instead of stopping: name the first five on stderr and count them all (the contamination list stays strict)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 	if *dir == "" {
 		return usagef("point it at RouteLLM's evals folder", "--dir is required")
 	}
-	opts := importers.RouteLLMOptions{Bench: *bench, Dir: *dir, ExcludeContaminated: *contaminated}
+	opts := importers.RouteLLMOptions{Bench: *bench, Dir: *dir, ExcludeContaminated: *contaminated, BadRows: badRows(env, "import routellm", *skipBad)}
 	if *contaminated == "-" {
 		opts.ExcludeContaminated, opts.Contaminated = "stdin", env.Stdin
 	}
@@ -55,7 +56,7 @@ func runImportRouteLLM(ctx context.Context, env *Env, args []string) error {
 }
 
 func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [--delimiter tab] [-o FILE]")
+	fs := newFlagSet(env, "import wide-csv", "--file F --prompt-col C [--id-col C] [--score-scale S] [--models m1,m2,...] [--delimiter tab] [--skip-bad] [-o FILE]")
 	file := fs.String("file", "", "CSV file with one row per prompt and one score column per model; - reads standard input; gzip-compressed is read as such")
 	promptCol := fs.String("prompt-col", "", "column holding the prompt text")
 	idCol := fs.String("id-col", "", "column holding a unique id (default <file name>/<row>, stdin/<row> for --file -)")
@@ -64,6 +65,7 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&modelsFlag, "models", "score columns to import, comma-separated (default: every column but the prompt and id columns, the columns category, subject, source, eval_name, tenant, language, task and dataset, which go into meta, and id-like or answer columns: question_id, sample_id, index, reference, answer, ...)")
 	delim := fs.String("delimiter", ",", "the field separator: a single character, or tab for a tab-separated file")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed rows instead of stopping: name the first five on stderr and count them all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,7 +82,7 @@ func runImportWideCSV(ctx context.Context, env *Env, args []string) error {
 	if !(*scale > 0) || math.IsInf(*scale, 0) {
 		return usagef("e.g. --score-scale 10 for grades on 1-10", "--score-scale is %v, want a positive number", *scale)
 	}
-	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma}
+	opts := importers.WideCSVOptions{File: *file, PromptCol: *promptCol, IDCol: *idCol, ScoreScale: *scale, Models: modelsFlag, Delimiter: comma, BadRows: badRows(env, "import wide-csv", *skipBad)}
 	source := *file
 	if *file == "-" {
 		// As Unix tools take it (read as a file named "-" it had said
@@ -132,6 +134,13 @@ func writeImport(ctx context.Context, env *Env, name, source, path string, input
 	}
 	fmt.Fprintf(env.Stderr, "triage %s: %s; written to %s\n", name, st, dest)
 	return nil
+}
+
+// badRows is an importer's --skip-bad: the rows it skips are named on
+// stderr as readOptions names a log's lines, in the same words.
+func badRows(env *Env, cmd string, skipBad bool) importers.BadRows {
+	ro := readOptions(env, cmd, skipBad)
+	return importers.BadRows{SkipBad: ro.SkipBad, OnSkip: ro.OnSkip}
 }
 
 // parseDelimiter reads --delimiter: "tab" (or "\t" as typed in a shell)

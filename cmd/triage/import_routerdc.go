@@ -15,18 +15,19 @@ func init() {
 }
 
 func runImportRouterDC(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "import routerdc", "--file F [--id-prefix P] [--no-meta] [-o FILE]")
+	fs := newFlagSet(env, "import routerdc", "--file F [--id-prefix P] [--no-meta] [--skip-bad] [-o FILE]")
 	file := fs.String("file", "", `RouterDC JSON file: an array (or JSON Lines) of {"question": "...", "scores": {model: score in [0,1]}}; - reads standard input (with --id-prefix); gzip-compressed is read as such`)
 	prefix := fs.String("id-prefix", "", "start ids with P, as P/<index> (default: the file name without extension); with --file -, required, and meta.source too")
 	noMeta := fs.Bool("no-meta", false, "leave out meta.source (the file name): pooling several files, it would tell the router the task")
 	out := fs.String("o", "", "write JSONL to FILE (default stdout)")
+	skipBad := fs.Bool("skip-bad", false, "skip malformed elements instead of stopping: name the first five on stderr and count them all (a JSON syntax error still stops the import: no element after it can be found)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return usagef("name a RouterDC file, e.g. routerdc-7models/gsm8k-test.json", "--file is required")
 	}
-	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta}
+	opts := importers.RouterDCOptions{File: *file, IDPrefix: *prefix, NoMeta: *noMeta, BadRows: badRows(env, "import routerdc", *skipBad)}
 	source := *file
 	if *file == "-" {
 		// The ids and meta.source come from the file's name, which

@@ -38,4 +38,7 @@
 // The error messages name the file, line, row and column that is wrong and
 // say what to do, in the words of the triage command line (--score-scale,
 // --models), because that is where people meet them.
+// A malformed row (line, element) stops an import at the first, unless
+// BadRows.SkipBad skips it, counted in Stats.Skipped and passed to
+// BadRows.OnSkip with the error it would have stopped with.
 package importers

@@ -41,6 +41,38 @@ type Stats struct {
 	// file, and ContaminatedFound how many of them the import met. A file
 	// for another benchmark finds none.
 	ContaminatedListed, ContaminatedFound int
+	// Skipped is the number of malformed rows, lines or elements skipped
+	// (with BadRows.SkipBad).
+	Skipped int
+}
+
+// BadRows says what an import does with a malformed row of a CSV, line of
+// a JSON Lines file or element of a RouterDC file. The zero value stops
+// the import at the first, naming it. What is wrong with a whole file (its
+// header, its layout, a read or gzip error, a JSON syntax error a decoder
+// cannot resume after) stops it either way, as does a bad line of a
+// contamination list: skipped, its prompt would be imported.
+type BadRows struct {
+	// SkipBad skips a malformed row instead of stopping, and counts it in
+	// Stats.Skipped, as the log readers' --skip-bad does: one bad cell of
+	// a published table stopped the whole import.
+	SkipBad bool
+	// OnSkip, with SkipBad, is called with the error of each row skipped
+	// (the one that would have stopped the import), in file order.
+	OnSkip func(error)
+}
+
+// skip returns err when bad rows stop the import; else it counts the row
+// as skipped, tells OnSkip and returns nil.
+func (b BadRows) skip(err error, st *Stats) error {
+	if !b.SkipBad {
+		return err
+	}
+	st.Skipped++
+	if b.OnSkip != nil {
+		b.OnSkip(err)
+	}
+	return nil
 }
 
 func newStats() Stats {
@@ -77,6 +109,9 @@ func (s Stats) String() string {
 			// matches nothing, and drops nothing, without an error.
 			b.WriteString(": none of the listed prompts is in this bench; is it the list for another bench (contaminated/<bench>.jsonl)?")
 		}
+	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(&b, "; skipped %s (--skip-bad)", plural.Count(s.Skipped, "malformed record"))
 	}
 	return b.String()
 }
@@ -143,11 +178,17 @@ type csvTable struct {
 	header []string
 	cols   map[string]int
 	row    int // data row index of the last record read; -1 before the first
+	// bad says whether a row the CSV reader refuses stops the import; st
+	// counts those skipped.
+	bad BadRows
+	st  *Stats
 }
 
 // openCSV opens the CSV file at path, or reads in when it is not nil
-// (path then names it).
-func openCSV(path string, in io.Reader, comma rune) (*csvTable, error) {
+// (path then names it). A row the CSV reader refuses (a field count
+// unlike the header's, a stray quote, a NUL byte) stops the reading unless
+// bad skips it; the header always does.
+func openCSV(path string, in io.Reader, comma rune, bad BadRows, st *Stats) (*csvTable, error) {
 	br, f, err := openInput(path, in)
 	if err != nil {
 		return nil, fmt.Errorf("open csv: %w", err)
@@ -166,7 +207,7 @@ func openCSV(path string, in io.Reader, comma rune) (*csvTable, error) {
 	r.FieldsPerRecord = 0
 	r.LazyQuotes = false
 	r.ReuseRecord = true
-	t := &csvTable{name: path, f: f, r: r, row: -1}
+	t := &csvTable{name: path, f: f, r: r, row: -1, bad: bad, st: st}
 	header, err := r.Read()
 	if err == io.EOF {
 		f.Close()
@@ -196,18 +237,30 @@ func (t *csvTable) Close() error { return t.f.Close() }
 
 // next returns the next data row (valid until the following call), or io.EOF.
 func (t *csvTable) next() ([]string, error) {
-	rec, err := t.r.Read()
-	if err == io.EOF {
-		return nil, io.EOF
+	for {
+		rec, err := t.r.Read()
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		var pe *csv.ParseError
+		if err != nil && !errors.As(err, &pe) {
+			return nil, t.csvErr(err) // a read error: no row to skip
+		}
+		if err != nil {
+			err = t.csvErr(err)
+		} else {
+			err = t.nulField(rec, t.header)
+		}
+		// A row skipped keeps its index, so the default ids of the rows
+		// after it are those the file gives them once it is mended.
+		t.row++
+		if err == nil {
+			return rec, nil
+		}
+		if err := t.bad.skip(err, t.st); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, t.csvErr(err)
-	}
-	if err := t.nulField(rec, t.header); err != nil {
-		return nil, err
-	}
-	t.row++
-	return rec, nil
 }
 
 // nulField refuses a row with a NUL byte in a field. Text never holds

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -36,9 +37,9 @@ type mtTurn struct {
 // importMTBench reads mt_bench/question.jsonl and judgements.jsonl. The
 // judgements are held in memory (1.4 MB for the published 320); the
 // questions are streamed.
-func importMTBench(dir string, contaminated, found map[string]bool, st *Stats, fn func(datasets.Record) error) error {
+func importMTBench(dir string, contaminated, found map[string]bool, bad BadRows, st *Stats, fn func(datasets.Record) error) error {
 	jpath := filepath.Join(dir, "judgements.jsonl")
-	turns, err := readJudgements(jpath, st)
+	turns, err := readJudgements(jpath, bad, st)
 	if err != nil {
 		return err
 	}
@@ -49,31 +50,46 @@ func importMTBench(dir string, contaminated, found map[string]bool, st *Stats, f
 	}
 	defer f.Close()
 	seen := map[string]int{}
-	err = eachJSONLine(f, qpath, func(line int, b []byte) error {
+	skippedQuestions := 0
+	// question reads a line of question.jsonl, or says what makes it
+	// malformed.
+	question := func(line int, b []byte) (qid, category string, turns []string, err error) {
 		var q struct {
 			QuestionID json.RawMessage `json:"question_id"`
 			Category   string          `json:"category"`
 			Turns      []string        `json:"turns"`
 		}
 		if err := json.Unmarshal(b, &q); err != nil {
-			return fmt.Errorf("%s:%d: %v; want {\"question_id\": ..., \"category\": ..., \"turns\": [...]}", qpath, line, err)
+			return "", "", nil, fmt.Errorf("%s:%d: %v; want {\"question_id\": ..., \"category\": ..., \"turns\": [...]}", qpath, line, err)
 		}
-		qid, err := questionID(q.QuestionID)
+		qid, err = questionID(q.QuestionID)
 		if err != nil {
-			return fmt.Errorf("%s:%d: question_id %v", qpath, line, err)
+			return "", "", nil, fmt.Errorf("%s:%d: question_id %v", qpath, line, err)
 		}
 		if first, dup := seen[qid]; dup {
-			return fmt.Errorf("%s:%d: question_id %s repeats line %d; ids must be unique", qpath, line, qid, first)
+			return "", "", nil, fmt.Errorf("%s:%d: question_id %s repeats line %d; ids must be unique", qpath, line, qid, first)
 		}
-		seen[qid] = line
 		if len(q.Turns) == 0 {
-			return fmt.Errorf("%s:%d: question %s has no turns", qpath, line, qid)
+			return "", "", nil, fmt.Errorf("%s:%d: question %s has no turns", qpath, line, qid)
 		}
 		for i, text := range q.Turns {
 			if strings.TrimSpace(text) == "" {
-				return fmt.Errorf("%s:%d: question %s turn %d is empty", qpath, line, qid, i+1)
+				return "", "", nil, fmt.Errorf("%s:%d: question %s turn %d is empty", qpath, line, qid, i+1)
 			}
 		}
+		return qid, q.Category, q.Turns, nil
+	}
+	err = eachJSONLine(f, qpath, func(line int, b []byte) error {
+		qid, category, qturns, err := question(line, b)
+		if err != nil {
+			skippedQuestions++
+			return bad.skip(err, st)
+		}
+		seen[qid] = line
+		q := struct {
+			Category string
+			Turns    []string
+		}{category, qturns}
 		if c := strings.TrimSpace(q.Turns[0]); contaminated[c] {
 			// Later turns contain the first, so the whole question goes.
 			found[c] = true
@@ -118,6 +134,19 @@ func importMTBench(dir string, contaminated, found map[string]bool, st *Stats, f
 	if err != nil {
 		return err
 	}
+	if len(turns) > 0 && skippedQuestions > 0 && bad.SkipBad {
+		// The questions skipped may be theirs: the judgements of each
+		// turn left are skipped too, named by their first line, in order.
+		keys := make([]mtKey, 0, len(turns))
+		for k := range turns {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return turns[keys[i]].line < turns[keys[j]].line })
+		for _, k := range keys {
+			bad.skip(fmt.Errorf("%s:%d: judgement of question %s turn %d, which %s does not have (its line may be one skipped)", jpath, turns[k].line, k.question, k.turn, qpath), st)
+		}
+		return nil
+	}
 	if len(turns) > 0 {
 		// Judgements of questions or turns that question.jsonl lacks mean
 		// the two files do not belong together; name the first one.
@@ -136,7 +165,7 @@ func importMTBench(dir string, contaminated, found map[string]bool, st *Stats, f
 // readJudgements groups FastChat single-answer judgements by question turn
 // and model. Several judgements of the same model and turn (e.g. by several
 // judges) are averaged.
-func readJudgements(path string, st *Stats) (map[mtKey]*mtTurn, error) {
+func readJudgements(path string, bad BadRows, st *Stats) (map[mtKey]*mtTurn, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open mt-bench judgements: %w (want RouteLLM's mt_bench folder with question.jsonl and judgements.jsonl)", err)
@@ -151,25 +180,34 @@ func readJudgements(path string, st *Stats) (map[mtKey]*mtTurn, error) {
 			Turn       int             `json:"turn"`
 			UserPrompt string          `json:"user_prompt"`
 		}
-		if err := json.Unmarshal(b, &j); err != nil {
-			return fmt.Errorf("%s:%d: %v; want FastChat judgements {\"question_id\", \"model\", \"score\", \"turn\", ...}", path, line, err)
+		// malformed is the error that makes the line malformed, if any.
+		malformed := func() (string, error) {
+			if err := json.Unmarshal(b, &j); err != nil {
+				return "", fmt.Errorf("%s:%d: %v; want FastChat judgements {\"question_id\", \"model\", \"score\", \"turn\", ...}", path, line, err)
+			}
+			qid, err := questionID(j.QuestionID)
+			if err != nil {
+				return "", fmt.Errorf("%s:%d: question_id %v", path, line, err)
+			}
+			switch {
+			case j.Model == "":
+				return "", fmt.Errorf("%s:%d: model is missing", path, line)
+			case j.Turn < 1:
+				return "", fmt.Errorf("%s:%d: turn is %d, want 1 or more", path, line, j.Turn)
+			case j.Score == nil:
+				return "", fmt.Errorf("%s:%d: score is missing", path, line)
+			case *j.Score != NoGrade && (math.IsNaN(*j.Score) || *j.Score < 0 || *j.Score > 10):
+				return "", fmt.Errorf("%s:%d: score is %v, want a judge grade in [0,10] (or -1 for none)", path, line, *j.Score)
+			}
+			return qid, nil
 		}
-		qid, err := questionID(j.QuestionID)
+		qid, err := malformed()
 		if err != nil {
-			return fmt.Errorf("%s:%d: question_id %v", path, line, err)
+			return bad.skip(err, st)
 		}
-		switch {
-		case j.Model == "":
-			return fmt.Errorf("%s:%d: model is missing", path, line)
-		case j.Turn < 1:
-			return fmt.Errorf("%s:%d: turn is %d, want 1 or more", path, line, j.Turn)
-		case j.Score == nil:
-			return fmt.Errorf("%s:%d: score is missing", path, line)
-		case *j.Score == NoGrade:
+		if *j.Score == NoGrade {
 			st.NoGrade[j.Model]++
 			return nil
-		case math.IsNaN(*j.Score) || *j.Score < 0 || *j.Score > 10:
-			return fmt.Errorf("%s:%d: score is %v, want a judge grade in [0,10] (or -1 for none)", path, line, *j.Score)
 		}
 		k := mtKey{qid, j.Turn}
 		jt := out[k]

@@ -40,6 +40,10 @@ type RouteLLMOptions struct {
 	// ExcludeContaminated names (standard input), which then only names
 	// it in errors.
 	Contaminated io.Reader
+	// BadRows skips malformed rows of the response tables (an empty
+	// prompt, a cell neither True nor False) and lines of MT-Bench's files
+	// instead of stopping. The contamination list stays strict.
+	BadRows
 }
 
 // RouteLLM streams the records of one RouteLLM benchmark to fn, in file
@@ -70,11 +74,11 @@ func RouteLLM(opts RouteLLMOptions, fn func(datasets.Record) error) (Stats, erro
 	var err error
 	switch opts.Bench {
 	case BenchMMLU:
-		err = importMMLU(opts.Dir, contaminated, found, &st, fn)
+		err = importMMLU(opts.Dir, contaminated, found, opts.BadRows, &st, fn)
 	case BenchGSM8K:
-		err = importRouteLLMCSV(filepath.Join(opts.Dir, "gsm8k_responses.csv"), "gsm8k/", datasets.Meta{"source": BenchGSM8K}, contaminated, found, &st, fn)
+		err = importRouteLLMCSV(filepath.Join(opts.Dir, "gsm8k_responses.csv"), "gsm8k/", datasets.Meta{"source": BenchGSM8K}, contaminated, found, opts.BadRows, &st, fn)
 	case BenchMTBench:
-		err = importMTBench(filepath.Join(opts.Dir, "mt_bench"), contaminated, found, &st, fn)
+		err = importMTBench(filepath.Join(opts.Dir, "mt_bench"), contaminated, found, opts.BadRows, &st, fn)
 	default:
 		err = fmt.Errorf("benchmark %q is not known; want %q, %q or %q", opts.Bench, BenchMMLU, BenchGSM8K, BenchMTBench)
 	}
@@ -82,7 +86,7 @@ func RouteLLM(opts RouteLLMOptions, fn func(datasets.Record) error) (Stats, erro
 	return st, err
 }
 
-func importMMLU(dir string, contaminated, found map[string]bool, st *Stats, fn func(datasets.Record) error) error {
+func importMMLU(dir string, contaminated, found map[string]bool, bad BadRows, st *Stats, fn func(datasets.Record) error) error {
 	files, err := filepath.Glob(filepath.Join(dir, "mmlu", "mmlu_*.csv"))
 	if err != nil {
 		return fmt.Errorf("list mmlu files: %w", err)
@@ -101,7 +105,7 @@ func importMMLU(dir string, contaminated, found map[string]bool, st *Stats, fn f
 	for _, path := range files {
 		subject := strings.TrimPrefix(baseName(path), "mmlu_")
 		meta := datasets.Meta{"source": BenchMMLU, "subject": subject}
-		if err := importRouteLLMCSV(path, "mmlu/"+subject+"/", meta, contaminated, found, st, fn); err != nil {
+		if err := importRouteLLMCSV(path, "mmlu/"+subject+"/", meta, contaminated, found, bad, st, fn); err != nil {
 			return err
 		}
 	}
@@ -110,8 +114,8 @@ func importMMLU(dir string, contaminated, found map[string]bool, st *Stats, fn f
 
 // importRouteLLMCSV reads a RouteLLM response table: a prompt column, one
 // True/False column per model and optionally "<model>_response" columns.
-func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, found map[string]bool, st *Stats, fn func(datasets.Record) error) error {
-	t, err := openCSV(path, nil, 0)
+func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, found map[string]bool, bad BadRows, st *Stats, fn func(datasets.Record) error) error {
+	t, err := openCSV(path, nil, 0, bad, st)
 	if err != nil {
 		return err
 	}
@@ -141,23 +145,9 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 	if len(models) == 0 {
 		return fmt.Errorf("%s: no model columns besides \"prompt\"; want one True/False column per model", path)
 	}
-	for {
-		row, err := t.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		prompt := row[promptCol]
-		if strings.TrimSpace(prompt) == "" {
-			return t.at("the prompt is empty")
-		}
-		if contaminated[strings.TrimSpace(prompt)] {
-			found[strings.TrimSpace(prompt)] = true
-			st.Contaminated++
-			continue
-		}
+	// record is the record of a row, or the error that makes the row
+	// malformed.
+	record := func(row []string, prompt string) (datasets.Record, error) {
 		rec := datasets.Record{
 			ID:       idPrefix + strconv.Itoa(t.row),
 			Prompt:   prompt,
@@ -172,7 +162,7 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 			}
 			ok, err := strconv.ParseBool(cell)
 			if err != nil {
-				return t.at("column %q is %q, want True or False", m.name, cell)
+				return datasets.Record{}, t.at("column %q is %q, want True or False", m.name, cell)
 			}
 			o := datasets.Outcome{Score: datasets.Float(0)}
 			if ok {
@@ -182,6 +172,35 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 				o.Response = row[m.response]
 			}
 			rec.Outcomes[m.name] = o
+		}
+		return rec, nil
+	}
+	for {
+		row, err := t.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		prompt := row[promptCol]
+		if strings.TrimSpace(prompt) == "" {
+			if err := bad.skip(t.at("the prompt is empty"), st); err != nil {
+				return err
+			}
+			continue
+		}
+		if contaminated[strings.TrimSpace(prompt)] {
+			found[strings.TrimSpace(prompt)] = true
+			st.Contaminated++
+			continue
+		}
+		rec, err := record(row, prompt)
+		if err != nil {
+			if err := bad.skip(err, st); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := emit(rec, st, fn); err != nil {
 			return err

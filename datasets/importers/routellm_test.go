@@ -285,7 +285,7 @@ func FuzzRouteLLMCSV(f *testing.F) {
 		}
 		st := newStats()
 		check, seen := recordChecker(t)
-		err := importRouteLLMCSV(path, "p/", datasets.Meta{"source": "fuzz"}, map[string]bool{"A copied training prompt.": true}, map[string]bool{}, &st, check)
+		err := importRouteLLMCSV(path, "p/", datasets.Meta{"source": "fuzz"}, map[string]bool{"A copied training prompt.": true}, map[string]bool{}, BadRows{}, &st, check)
 		if err != nil && !strings.Contains(err.Error(), "fuzz.csv") {
 			t.Fatalf("error %q does not name the file", err)
 		}
@@ -304,7 +304,7 @@ func TestRouteLLMCSVSkipsAnIndexColumn(t *testing.T) {
 	os.WriteFile(path, []byte(",prompt,weak,strong,weak_response\n0,q one,True,False,a\n1,q two,False,True,b\n"), 0o600)
 	st := newStats()
 	var got []datasets.Record
-	if err := importRouteLLMCSV(path, "g/", nil, nil, nil, &st, func(r datasets.Record) error { got = append(got, r); return nil }); err != nil {
+	if err := importRouteLLMCSV(path, "g/", nil, nil, nil, BadRows{}, &st, func(r datasets.Record) error { got = append(got, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 {
@@ -339,7 +339,7 @@ func FuzzMTBench(f *testing.F) {
 		}
 		st := newStats()
 		check, seen := recordChecker(t)
-		err := importMTBench(dir, map[string]bool{}, map[string]bool{}, &st, check)
+		err := importMTBench(dir, map[string]bool{}, map[string]bool{}, BadRows{}, &st, check)
 		if err != nil && !strings.Contains(err.Error(), ".jsonl") {
 			t.Fatalf("error %q does not name the file", err)
 		}

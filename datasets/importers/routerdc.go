@@ -35,6 +35,11 @@ type RouterDCOptions struct {
 	// NoMeta leaves meta.source out. A router uses meta as features, so in a
 	// log pooled from several files the file name would tell it the task.
 	NoMeta bool
+	// BadRows skips malformed elements (not an object, a question or
+	// scores missing or empty, a score out of [0,1]) instead of stopping.
+	// A JSON syntax error stops the import either way: a decoder cannot
+	// find the next element after one.
+	BadRows
 }
 
 // routerDCElement is one element of a RouterDC file. Fields other than these
@@ -74,7 +79,7 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 	if opts.NoMeta {
 		source = ""
 	}
-	return readRouterDC(br, opts.File, prefix, source, fn)
+	return readRouterDC(br, opts.File, prefix, source, opts.BadRows, fn)
 }
 
 // readRouterDC is RouterDC on a reader; name is the file name for errors,
@@ -83,7 +88,7 @@ func RouterDC(opts RouterDCOptions, fn func(datasets.Record) error) (Stats, erro
 // The elements may also come one object per line (JSON Lines), as a
 // RouterDC file re-exported by a script often does: the file is read as a
 // stream of objects when its first value is an object.
-func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Record) error) (Stats, error) {
+func readRouterDC(r io.Reader, name, prefix, source string, bad BadRows, fn func(datasets.Record) error) (Stats, error) {
 	st := newStats()
 	br := bufio.NewReader(r)
 	datasets.SkipBOM(br)
@@ -113,48 +118,60 @@ func readRouterDC(r io.Reader, name, prefix, source string, fn func(datasets.Rec
 		if err := dec.Decode(&raw); err != nil {
 			return st, at("%v (near byte %d); the file is not valid JSON there", err, dec.InputOffset())
 		}
-		if raw[0] != '{' {
-			return st, at("is %s, not an object; %s", jsonKind(raw[0]), routerDCFormat)
-		}
-		var el routerDCElement
-		if err := json.Unmarshal(raw, &el); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				return st, at("%s is a JSON %s, want %s; %s", te.Field, te.Value, jsonKindOf(te.Type.Kind()), routerDCFormat)
+		// record is the element's record, or the error that makes the
+		// element malformed.
+		record := func() (datasets.Record, error) {
+			if raw[0] != '{' {
+				return datasets.Record{}, at("is %s, not an object; %s", jsonKind(raw[0]), routerDCFormat)
 			}
-			return st, at("%v; %s", err, routerDCFormat)
-		}
-		if el.Question == nil {
-			return st, at("question is missing; %s", routerDCFormat)
-		}
-		if strings.TrimSpace(*el.Question) == "" {
-			return st, at("question is empty; every record needs a prompt")
-		}
-		if len(el.Scores) == 0 {
-			return st, at("scores is missing or empty; %s", routerDCFormat)
-		}
-		rec := datasets.Record{
-			ID:       prefix + "/" + strconv.Itoa(i),
-			Prompt:   *el.Question,
-			Outcomes: make(map[string]datasets.Outcome, len(el.Scores)),
-		}
-		if source != "" {
-			rec.Meta = datasets.Meta{"source": source}
-		}
-		for _, m := range sortedKeys(el.Scores) {
-			if m == "" {
-				return st, at("scores has an empty model name")
+			var el routerDCElement
+			if err := json.Unmarshal(raw, &el); err != nil {
+				var te *json.UnmarshalTypeError
+				if errors.As(err, &te) {
+					return datasets.Record{}, at("%s is a JSON %s, want %s; %s", te.Field, te.Value, jsonKindOf(te.Type.Kind()), routerDCFormat)
+				}
+				return datasets.Record{}, at("%v; %s", err, routerDCFormat)
 			}
-			// A raw value is never empty: the decoder has checked the syntax.
-			v := el.Scores[m]
-			var s float64
-			if v[0] != '-' && (v[0] < '0' || v[0] > '9') {
-				return st, at("scores[%q] is %s, want a score in [0,1]", m, jsonKind(v[0]))
+			if el.Question == nil {
+				return datasets.Record{}, at("question is missing; %s", routerDCFormat)
 			}
-			if err := json.Unmarshal(v, &s); err != nil || s < 0 || s > 1 || math.IsNaN(s) {
-				return st, at("scores[%q] is %s, want a score in [0,1]", m, v)
+			if strings.TrimSpace(*el.Question) == "" {
+				return datasets.Record{}, at("question is empty; every record needs a prompt")
 			}
-			rec.Outcomes[m] = datasets.Outcome{Score: datasets.Float(s)}
+			if len(el.Scores) == 0 {
+				return datasets.Record{}, at("scores is missing or empty; %s", routerDCFormat)
+			}
+			rec := datasets.Record{
+				ID:       prefix + "/" + strconv.Itoa(i),
+				Prompt:   *el.Question,
+				Outcomes: make(map[string]datasets.Outcome, len(el.Scores)),
+			}
+			if source != "" {
+				rec.Meta = datasets.Meta{"source": source}
+			}
+			for _, m := range sortedKeys(el.Scores) {
+				if m == "" {
+					return datasets.Record{}, at("scores has an empty model name")
+				}
+				// A raw value is never empty: the decoder has checked the syntax.
+				v := el.Scores[m]
+				var s float64
+				if v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+					return datasets.Record{}, at("scores[%q] is %s, want a score in [0,1]", m, jsonKind(v[0]))
+				}
+				if err := json.Unmarshal(v, &s); err != nil || s < 0 || s > 1 || math.IsNaN(s) {
+					return datasets.Record{}, at("scores[%q] is %s, want a score in [0,1]", m, v)
+				}
+				rec.Outcomes[m] = datasets.Outcome{Score: datasets.Float(s)}
+			}
+			return rec, nil
+		}
+		rec, err := record()
+		if err != nil {
+			if err := bad.skip(err, &st); err != nil {
+				return st, err
+			}
+			continue
 		}
 		if err := emit(rec, &st, fn); err != nil {
 			return st, err

@@ -96,7 +96,7 @@ func TestRouterDCErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+" is an error naming the file and element", func(t *testing.T) {
 			_, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
-				return readRouterDC(strings.NewReader(tt.json), "x.json", "x", "x", fn)
+				return readRouterDC(strings.NewReader(tt.json), "x.json", "x", "x", BadRows{}, fn)
 			})
 			wantError(t, err, tt.want...)
 		})
@@ -107,7 +107,7 @@ func TestRouterDCErrors(t *testing.T) {
 	})
 	t.Run("an empty array gives no records and no error", func(t *testing.T) {
 		recs, st, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
-			return readRouterDC(strings.NewReader(" [ ] \n"), "x.json", "x", "x", fn)
+			return readRouterDC(strings.NewReader(" [ ] \n"), "x.json", "x", "x", BadRows{}, fn)
 		})
 		if err != nil || len(recs) != 0 || st.Records != 0 {
 			t.Errorf("%d records, stats %+v, error %v; want none and no error", len(recs), st, err)
@@ -116,7 +116,7 @@ func TestRouterDCErrors(t *testing.T) {
 	t.Run("the callback's error stops the import", func(t *testing.T) {
 		stop := strings.NewReader(`[{"question": "q", "scores": {"m": 1}}, {"question": "r", "scores": {"m": 1}}]`)
 		n := 0
-		_, err := readRouterDC(stop, "x.json", "x", "x", func(datasets.Record) error {
+		_, err := readRouterDC(stop, "x.json", "x", "x", BadRows{}, func(datasets.Record) error {
 			n++
 			return errStop
 		})
@@ -144,7 +144,7 @@ func FuzzRouterDC(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check, seen := recordChecker(t)
-		st, err := readRouterDC(bytes.NewReader(data), "fuzz.json", "p", "p", check)
+		st, err := readRouterDC(bytes.NewReader(data), "fuzz.json", "p", "p", BadRows{}, check)
 		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.json: ") {
 			t.Fatalf("error %q does not name the file", err)
 		}
@@ -177,7 +177,7 @@ func TestRouterDCJSONLines(t *testing.T) {
 	}
 	read := func(r io.Reader) []datasets.Record {
 		recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
-			return readRouterDC(r, "gsm8k-train.jsonl", "gsm8k-train", "gsm8k-train", fn)
+			return readRouterDC(r, "gsm8k-train.jsonl", "gsm8k-train", "gsm8k-train", BadRows{}, fn)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -201,7 +201,7 @@ func TestRouterDCAcceptsAByteOrderMark(t *testing.T) {
 	read := func(b []byte) []datasets.Record {
 		t.Helper()
 		recs, _, err := collect(t, func(fn func(datasets.Record) error) (Stats, error) {
-			return readRouterDC(bytes.NewReader(b), "gsm8k-train.json", "gsm8k-train", "gsm8k-train", fn)
+			return readRouterDC(bytes.NewReader(b), "gsm8k-train.json", "gsm8k-train", "gsm8k-train", BadRows{}, fn)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -240,7 +240,7 @@ func (f failingFile) Read([]byte) (int, error) {
 // read fails: the error named the file twice and asked for RouterDC's
 // layout, which was not what was wrong.
 func TestRouterDCReadErrorIsNotALayoutError(t *testing.T) {
-	_, err := readRouterDC(failingFile{"x.json"}, "x.json", "x", "x", func(datasets.Record) error { return nil })
+	_, err := readRouterDC(failingFile{"x.json"}, "x.json", "x", "x", BadRows{}, func(datasets.Record) error { return nil })
 	if err == nil {
 		t.Fatal("a failing read imported")
 	}

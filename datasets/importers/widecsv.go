@@ -43,6 +43,9 @@ type WideCSVOptions struct {
 	// except the prompt, the id, the known metadata and id-like columns (see
 	// WideCSV) and "<model>|..." columns.
 	Models []string
+	// BadRows skips malformed rows (a cell that is not a score, an empty
+	// prompt or id, an id repeated) instead of stopping.
+	BadRows
 }
 
 // isMetaColumn says whether a column is categorical context that goes into
@@ -96,7 +99,7 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 	if d := opts.Delimiter; d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError || !utf8.ValidRune(d) {
 		return st, fmt.Errorf("delimiter %q cannot separate CSV fields; want a comma, a tab, a semicolon or another single character", d)
 	}
-	t, err := openCSV(opts.File, opts.Input, opts.Delimiter)
+	t, err := openCSV(opts.File, opts.Input, opts.Delimiter, opts.BadRows, &st)
 	if err != nil {
 		return st, err
 	}
@@ -155,28 +158,22 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 
 	base := baseName(opts.File)
 	ids := map[string]int{}
-	for {
-		row, err := t.next()
-		if err == io.EOF {
-			return st, nil
-		}
-		if err != nil {
-			return st, err
-		}
+	// record is the record of a row, or the error that makes the row
+	// malformed.
+	record := func(row []string) (datasets.Record, error) {
 		prompt := row[promptCol]
 		if strings.TrimSpace(prompt) == "" {
-			return st, t.at("column %q (the prompt) is empty; every record needs a prompt", opts.PromptCol)
+			return datasets.Record{}, t.at("column %q (the prompt) is empty; every record needs a prompt", opts.PromptCol)
 		}
 		id := base + "/" + strconv.Itoa(t.row)
 		if idCol >= 0 {
 			if id = strings.TrimSpace(row[idCol]); id == "" {
-				return st, t.at("column %q (the id) is empty; every record needs an id", opts.IDCol)
+				return datasets.Record{}, t.at("column %q (the id) is empty; every record needs an id", opts.IDCol)
 			}
 		}
 		if first, dup := ids[id]; dup {
-			return st, t.at("id %q repeats the id on line %d; ids must be unique", id, first)
+			return datasets.Record{}, t.at("id %q repeats the id on line %d; ids must be unique", id, first)
 		}
-		ids[id] = t.line() // a line, not a row: where the user looks in an editor
 		rec := datasets.Record{ID: id, Prompt: prompt, Outcomes: make(map[string]datasets.Outcome, len(models))}
 		for _, c := range metaCols {
 			if v := strings.TrimSpace(row[c]); v != "" {
@@ -189,12 +186,30 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 		for _, m := range models {
 			o, ok, err := wideOutcome(t, row, m, scale, opts.ScoreScale, &st)
 			if err != nil {
-				return st, err
+				return datasets.Record{}, err
 			}
 			if ok {
 				rec.Outcomes[m.name] = o
 			}
 		}
+		return rec, nil
+	}
+	for {
+		row, err := t.next()
+		if err == io.EOF {
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		rec, err := record(row)
+		if err != nil {
+			if err := opts.skip(err, &st); err != nil {
+				return st, err
+			}
+			continue
+		}
+		ids[rec.ID] = t.line() // a line, not a row: where the user looks in an editor
 		if err := emit(rec, &st, fn); err != nil {
 			return st, err
 		}
