@@ -147,7 +147,11 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 	}
 	// record is the record of a row, or the error that makes the row
 	// malformed.
+	// empty counts the empty cells of a row, which join st.Empty only
+	// when the row is imported.
+	var empty int
 	record := func(row []string, prompt string) (datasets.Record, error) {
+		empty = 0
 		rec := datasets.Record{
 			ID:       idPrefix + strconv.Itoa(t.row),
 			Prompt:   prompt,
@@ -157,7 +161,7 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 		for _, m := range models {
 			cell := row[m.col]
 			if cell == "" {
-				st.Empty++
+				empty++
 				continue
 			}
 			ok, err := strconv.ParseBool(cell)
@@ -202,6 +206,7 @@ func importRouteLLMCSV(path, idPrefix string, meta datasets.Meta, contaminated, 
 			}
 			continue
 		}
+		st.Empty += empty
 		if err := emit(rec, st, fn); err != nil {
 			return err
 		}

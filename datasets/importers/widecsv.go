@@ -158,9 +158,15 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 
 	base := baseName(opts.File)
 	ids := map[string]int{}
+	// rowSt counts the cells of one row that give no outcome; they join
+	// st only when the row is imported, so the summary does not count
+	// the empty cells of a row --skip-bad skipped.
+	rowSt := Stats{NoGrade: map[string]int{}}
 	// record is the record of a row, or the error that makes the row
 	// malformed.
 	record := func(row []string) (datasets.Record, error) {
+		rowSt.Empty, rowSt.NA = 0, 0
+		clear(rowSt.NoGrade)
 		prompt := row[promptCol]
 		if strings.TrimSpace(prompt) == "" {
 			return datasets.Record{}, t.at("column %q (the prompt) is empty; every record needs a prompt", opts.PromptCol)
@@ -184,7 +190,7 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 			}
 		}
 		for _, m := range models {
-			o, ok, err := wideOutcome(t, row, m, scale, opts.ScoreScale, &st)
+			o, ok, err := wideOutcome(t, row, m, scale, opts.ScoreScale, &rowSt)
 			if err != nil {
 				return datasets.Record{}, err
 			}
@@ -210,6 +216,11 @@ func WideCSV(opts WideCSVOptions, fn func(datasets.Record) error) (Stats, error)
 			continue
 		}
 		ids[rec.ID] = t.line() // a line, not a row: where the user looks in an editor
+		st.Empty += rowSt.Empty
+		st.NA += rowSt.NA
+		for m, n := range rowSt.NoGrade {
+			st.NoGrade[m] += n
+		}
 		if err := emit(rec, &st, fn); err != nil {
 			return st, err
 		}
