@@ -57,6 +57,7 @@ func scoreOf(tb testing.TB, r datasets.Record, model string) float64 {
 }
 
 func TestImportRouteLLMOnSharedData(t *testing.T) {
+	skipSlow(t)
 	dir := filepath.Join(sharedDatasets(t), "routellm")
 	tests := []struct {
 		bench   string

@@ -15,6 +15,7 @@ import (
 // result was per request; nothing in the outputs said which. Each scale
 // is read by scripts and kept; the outputs now name it.
 func TestTierOutputsNameTheirUnits(t *testing.T) {
+	skipSlow(t)
 	dir := t.TempDir()
 	log := threeTierLog(t, dir, 150)
 	model := trainThreeTiers(t, dir, log)
