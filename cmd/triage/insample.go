@@ -111,11 +111,6 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 		default:
 			fix := "use a log it has not seen, or train with --holdout 0.2 and pass --unseen to measure on the held-out share only"
 			switch {
-			case a.IsMultiTier():
-				// N-tier training keeps nothing out; its own CV measures it.
-				// First: score told such a router's user to train with
-				// --holdout, which train refuses for N tiers.
-				fix = "use a log it has not seen, or measure the recipe with eval --cv K"
 			case cmd == "score" && n < total:
 				// Its holdout kept the others out: training again with
 				// --holdout (what the advice below says) is done.
@@ -124,6 +119,9 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 				fix = "score a log it has not seen, or train with --holdout 0.2 and compute figures on the ids it held out"
 			case n < total:
 				fix = fmt.Sprintf("pass --unseen to measure on the %d it was not trained on, or use a log it has not seen", total-n)
+			case a.IsMultiTier():
+				// An N-tier recipe can also be measured by its own CV.
+				fix = "use a log it has not seen, train with --holdout 0.2 and pass --unseen to measure on the held-out share only, or measure the recipe with eval --cv K"
 			}
 			notes[k] = fmt.Sprintf("in-sample: %d of the %s measured %s this router was trained on, so these figures flatter it (%s)", n, count(total, "request"), oneOr(n, "is one", "are ones"), fix)
 			fmt.Fprintf(env.Stderr, "triage %s: warning: %s: %d of the %s in --data %s it was trained on (its artifact names this log, or one with the same content), so the figures on them are in-sample and flatter it; %s\n",
@@ -145,7 +143,7 @@ func screenTrained(env *Env, cmd string, unseen bool, names []string, arts []*mo
 	if kept == 0 {
 		fix := "train fits on the whole log unless --holdout keeps a share out; use another log, or train with --holdout 0.2"
 		if arts[0].IsMultiTier() {
-			fix = "an N-tier router is trained on the whole log; use another log, or measure the recipe with eval --cv K"
+			fix = "train fits on the whole log unless --holdout keeps a share out; use another log, train with --holdout 0.2, or measure the recipe with eval --cv K"
 		}
 		return nil, nil, nil, fmt.Errorf("--unseen leaves no request: every record of --data is one the router was trained on (%s)", fix)
 	}

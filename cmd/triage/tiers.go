@@ -221,8 +221,11 @@ func designOf(ex []models.Example, tf *trainFlags) (*models.Design, error) {
 	return d, nil
 }
 
-// runTrainTiers is train with --tier: an N-tier router.
-func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, asJSON bool) error {
+// runTrainTiers is train with --tier: an N-tier router. holdout is the
+// share of ids (by id hash with --seed, as two-tier train draws it) kept
+// out of training and measured on instead; the artifact records it, so
+// eval, curves and calibrate --unseen keep those ids only.
+func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, holdout float64, asJSON bool) error {
 	if err := tf.checkTiers("train"); err != nil {
 		return err
 	}
@@ -231,9 +234,10 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	defer stop()
 	opts := tf.tierOptions()
 	var (
-		set *tierSet
-		a   *models.Artifact
-		rep *models.TierTrainReport
+		set         *tierSet
+		train, held []models.Example
+		a           *models.Artifact
+		rep         *models.TierTrainReport
 	)
 	err := interruptible(ctx, func() error {
 		var err error
@@ -241,10 +245,16 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 		if err != nil {
 			return err
 		}
-		if err := checkTrainSize(len(set.examples), tf.folds); err != nil {
+		train, held = splitHoldout(set.examples, tf.seed, holdout)
+		if err := checkTrainSize(len(train), tf.folds); err != nil {
+			if holdout > 0 {
+				// As two-tier train says: the held-out share, not the
+				// log, may be what leaves too few.
+				return fmt.Errorf("%w; --holdout %v kept %d of the %s out", err, holdout, len(held), count(len(set.examples), "record"))
+			}
 			return err
 		}
-		d, err := designOf(set.examples, tf)
+		d, err := designOf(train, tf)
 		if err != nil {
 			return err
 		}
@@ -253,7 +263,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 		o.Progress = prog
 		a, rep, err = models.TrainTiers(d, o)
 		if err != nil {
-			return explainTrainError(err, len(set.examples))
+			return explainTrainError(err, len(train))
 		}
 		return nil
 	})
@@ -264,17 +274,57 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, as
 	if a.Training.SourceDigests, err = retrain.DigestFiles(tf.data); err != nil {
 		return err
 	}
+	// With Seed and Sources, what screenTrained reads to tell the
+	// held-out ids from those the router was trained on.
+	a.Training.HoldoutShare = holdout
 	if err := saveArtifact(ctx, a, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d skipped without every tier's score, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
-		count(len(set.examples), "record"), len(opts.Tiers), set.missing, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
+	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d held out, %d skipped without every tier's score, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
+		count(len(train), "record"), len(opts.Tiers), len(held), set.missing, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
 	warnRaceWithoutConfidence(env, "train", a)
-	fig := tierFigures(rep.OOF, set.examples, opts.Tiers, opts.Policy)
-	if !asJSON {
-		fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
+	if len(held) == 0 {
+		fig := tierFigures(rep.OOF, train, opts.Tiers, opts.Policy)
+		if !asJSON {
+			fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
+		}
+		return printTierFigures(env.Stdout, asJSON, fig)
 	}
-	return printTierFigures(env.Stdout, asJSON, fig)
+	r, err := models.NewTierRouter(a)
+	if err != nil {
+		return err
+	}
+	nt := len(opts.Tiers)
+	pred := make([]float64, 0, len(held)*nt)
+	var buf []float64
+	for _, e := range held {
+		buf = r.Predict(buf, e.Input)
+		pred = append(pred, buf...)
+	}
+	warnFew(env, "train", len(held), "raise --holdout or log more requests")
+	if !asJSON {
+		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), 100*holdout)
+	}
+	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, held, opts.Tiers, opts.Policy))
+}
+
+// splitHoldout splits ex by datasets.InHoldout, as two-tier train's
+// loadDesign does while it streams (TestTrainStreamsTheSameRouter trains
+// its reference on this split): held are the ids in the share frac drawn
+// with seed. Order is kept.
+func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
+	if !(frac > 0) {
+		return ex, nil
+	}
+	train = make([]models.Example, 0, len(ex))
+	for _, e := range ex {
+		if datasets.InHoldout(e.ID, seed, frac) {
+			held = append(held, e)
+		} else {
+			train = append(train, e)
+		}
+	}
+	return train, held
 }
 
 // warnRaceWithoutConfidence warns when a's policy races tiers but no tier

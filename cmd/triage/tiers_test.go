@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/triage-router/triage/datasets"
 	"github.com/triage-router/triage/models"
 	"github.com/triage-router/triage/models/report"
 )
@@ -106,8 +107,8 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "oracle") || !strings.Contains(stdout, "AIQ") {
 			t.Errorf("eval --model exited %d: %s%s", code, stdout, stderr)
 		}
-		// It was trained on this log, which keeps nothing out for an
-		// N-tier router: the warning says how to measure it instead.
+		// It was trained on the whole log (no --holdout): the warning
+		// says how to measure it instead.
 		if !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "measure the recipe with eval --cv K") {
 			t.Errorf("eval --model on the training log did not warn: %s", stderr)
 		}
@@ -120,7 +121,7 @@ func TestTiersTrainEvalCurvesCalibrate(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &fig); err != nil || fig.InSample == nil || *fig.InSample != fig.N || fig.N != 600 {
 			t.Errorf("eval --model --json on the training log: %v, n %d, in_sample %v; want 600 of 600", err, fig.N, fig.InSample)
 		}
-		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "an N-tier router is trained on the whole log") {
+		if _, stderr, code = run(t, "eval", "--model", model, "--data", log, "--unseen"); code != 1 || !strings.Contains(stderr, "train fits on the whole log unless --holdout keeps a share out") || !strings.Contains(stderr, "eval --cv K") {
 			t.Errorf("eval --model --unseen exited %d: %s", code, stderr)
 		}
 		// Two-tier flags are refused, not ignored.
@@ -386,8 +387,8 @@ func TestTiersRefuseTwoTierReplayFlags(t *testing.T) {
 
 // TestTiersInSampleAdviceCanBeTaken: on an N-tier router's own training
 // log, every command's in-sample warning gives advice an N-tier router can
-// take. score's said to train with --holdout 0.2, which train refuses for
-// N tiers.
+// take. score's said to train with --holdout 0.2 when train refused it for
+// N tiers; now train takes it, and the others name eval --cv K too.
 func TestTiersInSampleAdviceCanBeTaken(t *testing.T) {
 	skipSlow(t)
 	dir := t.TempDir()
@@ -399,12 +400,15 @@ func TestTiersInSampleAdviceCanBeTaken(t *testing.T) {
 		{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
 	} {
 		_, stderr, code := run(t, args...)
-		if code != 0 || !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "measure the recipe with eval --cv K") || strings.Contains(stderr, "--holdout") {
-			t.Errorf("%s on the training log: exit %d, stderr %q; want the warning with eval --cv K and no --holdout", args[0], code, stderr)
+		if code != 0 || !strings.Contains(stderr, "are ones it was trained on") || !strings.Contains(stderr, "train with --holdout 0.2") {
+			t.Errorf("%s on the training log: exit %d, stderr %q; want the warning with --holdout 0.2", args[0], code, stderr)
+		}
+		if args[0] != "score" && !strings.Contains(stderr, "measure the recipe with eval --cv K") {
+			t.Errorf("%s on the training log: stderr %q lacks eval --cv K", args[0], stderr)
 		}
 	}
-	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--holdout", "0.2", "-o", filepath.Join(dir, "x.json")); code != 2 {
-		t.Errorf("train --tiers --holdout: exit %d, %q; want it refused (the advice must not give it)", code, stderr)
+	if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--holdout", "0.2", "-o", filepath.Join(dir, "x.json")); code != 0 {
+		t.Errorf("train --tiers --holdout: exit %d, %q; want it taken (the advice gives it)", code, stderr)
 	}
 }
 
@@ -708,4 +712,90 @@ func TestTierFiguresRoundTheirPolicy(t *testing.T) {
 	if !strings.Contains(b.String(), "router at λ=0.3402 margin=0 race=0") {
 		t.Errorf("printed %q; want λ to four figures", b.String())
 	}
+}
+
+// TestTiersHoldout: train --tiers refused --holdout, so an N-tier user
+// could not train on one log and measure on its unseen share as the
+// README tells a two-tier user to; they had to split the file by hand.
+// With --holdout the router is fitted on the other ids only, the artifact
+// records the share and seed, and eval --unseen measures exactly the ids
+// the same hash holds out; without it nothing changes.
+func TestTiersHoldout(t *testing.T) {
+	dir := t.TempDir()
+	const n = 200
+	log := threeTierLog(t, dir, n)
+	const seed, share = 7, 0.2
+	held := 0
+	for i := range n {
+		if datasets.InHoldout(fmt.Sprintf("t%d", i), seed, share) {
+			held++
+		}
+	}
+	if held == 0 || held == n {
+		t.Fatalf("%d of %d ids held out at share %v: the test needs some of each", held, n, share)
+	}
+	model := filepath.Join(dir, "held.json")
+	stdout, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01",
+		"--holdout", fmt.Sprint(share), "--seed", fmt.Sprint(seed), "-o", model)
+	if code != 0 {
+		t.Fatalf("train --tiers --holdout exited %d: %s", code, stderr)
+	}
+	if want := fmt.Sprintf("%d records trained on 3 tiers, %d held out", n-held, held); !strings.Contains(stderr, want) {
+		t.Errorf("train's summary %q lacks %q", stderr, want)
+	}
+	if want := fmt.Sprintf("held-out figures (%d records, 20%% of ids kept out of training", held); !strings.Contains(stdout, want) {
+		t.Errorf("train's figures %q lack %q", stdout, want)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Training.HoldoutShare != share || a.Training.Seed != seed {
+		t.Errorf("artifact records holdout %v, seed %d; want %v, %d", a.Training.HoldoutShare, a.Training.Seed, share, seed)
+	}
+
+	t.Run("eval --unseen measures the held-out ids only", func(t *testing.T) {
+		stdout, stderr, code := run(t, "eval", "--model", model, "--data", log, "--unseen", "--json")
+		var fig struct {
+			N        int  `json:"n"`
+			InSample *int `json:"in_sample"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &fig); code != 0 || err != nil || fig.N != held || fig.InSample == nil || *fig.InSample != 0 {
+			t.Fatalf("eval --unseen --json: exit %d, %v, n %d, in_sample %v; want n %d, in_sample 0 (%s)", code, err, fig.N, fig.InSample, held, stderr)
+		}
+		if want := fmt.Sprintf("measuring on the %d of %d requests", held, n); !strings.Contains(stderr, want) || strings.Contains(stderr, "it was trained on") {
+			t.Errorf("eval --unseen stderr %q: want %q and no in-sample warning", stderr, want)
+		}
+	})
+	t.Run("eval without --unseen warns and says how many --unseen keeps", func(t *testing.T) {
+		_, stderr, code := run(t, "eval", "--model", model, "--data", log)
+		want := fmt.Sprintf("%d of the %d requests in --data are ones it was trained on", n-held, n)
+		if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, fmt.Sprintf("pass --unseen to measure on the %d", held)) {
+			t.Errorf("eval exited %d; stderr %q lacks %q and the --unseen advice", code, stderr, want)
+		}
+	})
+	t.Run("without --holdout the whole log trains and --unseen leaves nothing", func(t *testing.T) {
+		stdout, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", filepath.Join(dir, "all.json"))
+		if code != 0 || !strings.Contains(stderr, fmt.Sprintf("%d records trained on 3 tiers, 0 held out", n)) || !strings.Contains(stdout, "out-of-fold figures") {
+			t.Fatalf("train exited %d: %s%s", code, stdout, stderr)
+		}
+		all, err := models.Load(filepath.Join(dir, "all.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all.Training.HoldoutShare != 0 {
+			t.Errorf("artifact records holdout %v; want 0", all.Training.HoldoutShare)
+		}
+		_, stderr, code = run(t, "eval", "--model", filepath.Join(dir, "all.json"), "--data", log, "--unseen")
+		if code != 1 || !strings.Contains(stderr, "--unseen leaves no request") || !strings.Contains(stderr, "train with --holdout 0.2") || !strings.Contains(stderr, "eval --cv K") {
+			t.Errorf("eval --unseen on a router trained on the whole log: exit %d, %q", code, stderr)
+		}
+	})
+	t.Run("a holdout outside [0,1) is refused", func(t *testing.T) {
+		for _, h := range []string{"-0.1", "1"} {
+			if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--holdout", h, "-o", filepath.Join(dir, "x.json")); code != 2 || !strings.Contains(stderr, "--holdout is") {
+				t.Errorf("--holdout %s: exit %d, %q; want a usage error", h, code, stderr)
+			}
+		}
+	})
 }

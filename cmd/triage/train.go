@@ -21,7 +21,7 @@ func init() {
 	register("train", "train a router from labelled logs", runTrain)
 }
 
-const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout F] [--seed N] -o FILE\n       triage train --data F --tier A[=PRICE] --tier B[=PRICE] --tier C[=PRICE] ... [--lambda L] [--margin M] -o FILE"
+const trainUsage = "--data F[,F2...] --fast MODEL --strong MODEL [--label strong-wins|weak-fails|gap:T|gain] [--holdout F] [--seed N] -o FILE\n       triage train --data F --tier A[=PRICE] --tier B[=PRICE] --tier C[=PRICE] ... [--lambda L] [--margin M] [--holdout F] [--seed N] -o FILE"
 
 // trainFlags are the flags train shares with eval --cv.
 type trainFlags struct {
@@ -231,10 +231,10 @@ func runTrain(ctx context.Context, env *Env, args []string) error {
 		if *out == "" {
 			return usagef("say where to write the router", "train needs -o FILE")
 		}
-		if *holdout != 0 {
-			return usagef("measure an N-tier router with eval --cv K", "--holdout is for two-tier routers")
+		if *holdout < 0 || *holdout >= 1 {
+			return usagef("use a share in [0,1)", "--holdout is %v", *holdout)
 		}
-		return runTrainTiers(ctx, env, &tf, *out, *asJSON)
+		return runTrainTiers(ctx, env, &tf, *out, *holdout, *asJSON)
 	}
 	label, err := tf.check("train", env.Stdin)
 	if err != nil {

@@ -853,23 +853,6 @@ func TestModelShowSaysWhetherMetaIsRead(t *testing.T) {
 	}
 }
 
-// splitHoldout splits by a hash of the id, as loadDesign does while it
-// streams: the reference TestTrainStreamsTheSameRouter trains on.
-func splitHoldout(ex []models.Example, seed uint64, frac float64) (train, held []models.Example) {
-	if frac <= 0 {
-		return ex, nil
-	}
-	train = make([]models.Example, 0, len(ex))
-	for _, e := range ex {
-		if datasets.InHoldout(e.ID, seed, frac) {
-			held = append(held, e)
-		} else {
-			train = append(train, e)
-		}
-	}
-	return train, held
-}
-
 // TestTrainSaysHowTheL2WasSet: train's summary line said "(given)" for
 // an L2 strength cross-validation had chosen, whenever --scorer named a
 // scorer: with --scorer gain and no --l2 the grid's 0.1 was "given",
