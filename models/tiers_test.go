@@ -3,8 +3,10 @@ package models
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,4 +287,96 @@ func TestTrainTiers(t *testing.T) {
 			t.Errorf("err = %v, want one about tier scores", err)
 		}
 	})
+}
+
+// A served request's record holds the outcome of the tier that ran
+// only. TrainTiers fits each head on the rows with its tier's score:
+// with tier 1's score gone from half the rows, head 1 changes, heads 0
+// and 2 are the same fits bit for bit (the same rows, the same column
+// scaling, one L2), and no row is skipped.
+func TestTrainTiersHeadOwnRows(t *testing.T) {
+	tiers := []Tier{{Name: "cheap", Price: 0.1}, {Name: "chat", Price: 1}, {Name: "maths", Price: 3}}
+	train := func(drop func(i int) bool) (*Artifact, *TierTrainReport) {
+		t.Helper()
+		ex := tierExamples(600)
+		d, err := NewDesign(features.Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ex {
+			if drop(i) {
+				ex[i].Scores[1] = math.NaN()
+			}
+			d.Add(&ex[i])
+		}
+		a, rep, err := TrainTiers(d, TierTrainOptions{Tiers: tiers, Folds: 3, L2: 0.01, Now: time.Unix(0, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, rep
+	}
+	full, frep := train(func(int) bool { return false })
+	part, prep := train(func(i int) bool { return i%2 == 0 })
+	for _, k := range []int{0, 2} {
+		if !slices.Equal(full.TierHeads[k].Weights, part.TierHeads[k].Weights) || full.TierHeads[k].Bias != part.TierHeads[k].Bias {
+			t.Errorf("head %d (%s) changed when only tier 1's scores went missing", k, tiers[k].Name)
+		}
+	}
+	if slices.Equal(full.TierHeads[1].Weights, part.TierHeads[1].Weights) {
+		t.Errorf("head 1 (chat) is the same with half its scores gone; it should be fitted on its own rows")
+	}
+	if part.Training.Records != 600 {
+		t.Errorf("trained on %d records, want all 600 (none skipped)", part.Training.Records)
+	}
+	if !slices.Equal(prep.Rows, []int{600, 300, 600}) || prep.Complete != 300 {
+		t.Errorf("rows per head %v, complete %d; want [600 300 600], 300", prep.Rows, prep.Complete)
+	}
+	if !slices.Equal(frep.Rows, []int{600, 600, 600}) || frep.Complete != 600 || full.Training.HeadRecords != nil {
+		t.Errorf("complete log: rows %v, complete %d, head_records %v; want 600s and no head_records", frep.Rows, frep.Complete, full.Training.HeadRecords)
+	}
+	want := map[string]int{"cheap": 600, "chat": 300, "maths": 600, "complete": 300}
+	if !maps.Equal(part.Training.HeadRecords, want) {
+		t.Errorf("head_records %v, want %v", part.Training.HeadRecords, want)
+	}
+	for k, v := range part.Metrics {
+		if math.IsNaN(v) {
+			t.Errorf("metric %s is NaN: the incomplete rows leaked into the figures", k)
+		}
+	}
+	// Still a router: the poem goes to chat on half of chat's scores.
+	r, err := NewTierRouter(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Route(features.Input{Prompt: "write a short poem about the sea and the moon (case 9001)"}); got.Model != "chat" {
+		t.Errorf("poem routed to %s, want chat", got.Model)
+	}
+}
+
+func TestTrainTiersNeedsCompleteRows(t *testing.T) {
+	tiers := []Tier{{Name: "cheap", Price: 0.1}, {Name: "chat", Price: 1}, {Name: "maths", Price: 3}}
+	for _, tt := range []struct {
+		name string
+		drop func(i, k int) bool
+		want string
+	}{
+		{"no complete row", func(i, k int) bool { return k == i%3 }, "no example has every tier's score"},
+		{"a tier never scored", func(i, k int) bool { return k == 2 }, "no example has a score for maths"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := tierExamples(90)
+			d, _ := NewDesign(features.Spec{})
+			for i := range ex {
+				for k := range ex[i].Scores {
+					if tt.drop(i, k) {
+						ex[i].Scores[k] = math.NaN()
+					}
+				}
+				d.Add(&ex[i])
+			}
+			if _, _, err := TrainTiers(d, TierTrainOptions{Tiers: tiers, Folds: 3}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,8 +98,14 @@ type TierTrainReport struct {
 	// OOF holds every training example's out-of-fold predicted score per
 	// tier, row-major (len(Tiers) per example), in the design's order:
 	// what unseen traffic looks like to the router, for curves and
-	// calibrate.
+	// calibrate. Only the complete examples' rows can be measured.
 	OOF []float64
+	// Rows counts, per tier, the examples with that tier's score: the
+	// rows its head was fitted on. Complete counts the examples with
+	// every tier's score, the only ones the choice of L2 and the
+	// figures use.
+	Rows     []int
+	Complete int
 }
 
 // TrainTiers fits an N-tier router: one logistic regression per tier on
@@ -107,6 +115,18 @@ type TierTrainReport struct {
 // (TierCalNone); opts.Calibration can map its out-of-fold logits through
 // Platt or isotonic regression instead. The design's examples carry Scores, one
 // per tier.
+//
+// A score may be NaN: that tier did not run on the request (a served
+// request runs the tier the policy chose, two on a race or an explored
+// one). Each head is fitted on the examples with its tier's score and
+// no others, as a two-tier router's per-tier heads are on one-sided
+// records: which tier ran depends on the request's features only (the
+// policy's choice and the exploration draw), so the rows a head sees are
+// a sample of the traffic selected on x, and a model of P(score | x)
+// fitted on them without weights is consistent (docs/loop.md §4). What
+// needs every tier's score, the routed utility that chooses the L2
+// strength and the artifact's figures, uses the complete examples only,
+// and there must be some.
 func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainReport, error) {
 	nt := len(opts.Tiers)
 	if err := ValidateTiers(opts.Tiers); err != nil {
@@ -147,19 +167,45 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		}
 	}
 	n := train.Len()
-	y := make([][]float64, nt)
+	w := train.weight
+	// y[k] is tier k's score, 0 where it was not observed, and hw[k] the
+	// head's weights: the example's weight where tier k was observed, 0
+	// elsewhere. evalW is the example's weight where every tier was
+	// observed, 0 elsewhere: every statistic across tiers weighs by it.
+	y, hw := make([][]float64, nt), make([][]float64, nt)
+	rows := make([]int, nt)
+	evalW := slices.Clone(w)
 	for k := range y {
-		y[k] = make([]float64, n)
+		y[k], hw[k] = make([]float64, n), make([]float64, n)
 		for i := range n {
 			s := train.multi[i*nt+k]
+			if math.IsNaN(s) {
+				evalW[i] = 0
+				continue
+			}
 			if !(s >= 0 && s <= 1) {
 				return nil, nil, fmt.Errorf("train tiers: example %q: %s score %v, want a value in [0,1]", train.ids[i], opts.Tiers[k].Name, s)
 			}
-			y[k][i] = s
+			y[k][i], hw[k][i] = s, w[i]
+			rows[k]++
 		}
 	}
+	complete := 0
+	for i := range n {
+		if evalW[i] > 0 {
+			complete++
+		}
+	}
+	for k, r := range rows {
+		if r == 0 {
+			return nil, nil, fmt.Errorf("train tiers: no example has a score for %s; every head needs its tier's outcomes", opts.Tiers[k].Name)
+		}
+	}
+	if complete == 0 {
+		return nil, nil, errors.New("train tiers: no example has every tier's score; the choice of L2 and the router's figures need some (an offline log where every tier answered every request)")
+	}
 	// The same column scaling as a two-tier fit (see TrainDesign).
-	x, w := train.x, train.weight
+	x := train.x
 	scale := columnScales(x, blocksOf(opts.Features), !opts.NoIDF, opts.Groups)
 	train.used = true
 	for k, j := range x.Idx {
@@ -175,12 +221,12 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 	if opts.L2 != 0 {
 		grid = []float64{opts.L2}
 	}
-	rep := &TierTrainReport{L2Grid: grid, L2: make([]float64, nt), CVLoss: make([][]float64, nt)}
+	rep := &TierTrainReport{L2Grid: grid, L2: make([]float64, nt), CVLoss: make([][]float64, nt), Rows: rows, Complete: complete}
 	heads := make([]*headCV, nt)
 	for k := range nt {
 		step := fmt.Sprintf("cross-validating (%s)", opts.Tiers[k].Name)
 		progress(step, 0, 1)
-		hc, err := cvHead(opts.Tiers[k].Name, x, y[k], w, train.folds, grid, opts.Classifier)
+		hc, err := cvHead(opts.Tiers[k].Name, x, y[k], hw[k], train.folds, grid, opts.Classifier)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train tiers: %w", err)
 		}
@@ -205,7 +251,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 				if opts.Calibration == TierCalPlatt {
 					fit = classifier.FitPlatt
 				}
-				c, err := fit(z, y[k], w)
+				c, err := fit(z, y[k], hw[k])
 				if err != nil {
 					return nil, nil, fmt.Errorf("calibrate %s: %w", opts.Tiers[k].Name, err)
 				}
@@ -240,7 +286,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 			if err != nil {
 				return nil, nil, fmt.Errorf("train tiers: %w", err)
 			}
-			u := routedUtility(pred, train.multi, prices, w, opts.Policy)
+			u := routedUtility(pred, train.multi, prices, evalW, opts.Policy)
 			rep.Routed = append(rep.Routed, u)
 			// Ties go to the stronger penalty, which the grid lists first.
 			if u > best+1e-12 {
@@ -283,7 +329,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 			progress(step, 0, 1)
 			copts := opts.Classifier
 			copts.L2 = l2
-			m, err = classifier.Fit(x, y[k], w, copts)
+			m, err = classifier.Fit(x, y[k], hw[k], copts)
 			if err != nil {
 				return nil, nil, fmt.Errorf("train tiers: %s: final fit: %w", opts.Tiers[k].Name, err)
 			}
@@ -303,7 +349,7 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		var z, yc, wc []float64
 		var sub []int
 		for i := range n {
-			if c := train.mconf[i*nt+k]; !math.IsNaN(c) {
+			if c := train.mconf[i*nt+k]; !math.IsNaN(c) && hw[k][i] > 0 {
 				z, yc, wc = append(z, c), append(yc, b2f(y[k][i] >= 0.5)), append(wc, 1)
 				sub = append(sub, train.folds[i])
 			}
@@ -318,9 +364,25 @@ func TrainTiers(train *Design, opts TierTrainOptions) (*Artifact, *TierTrainRepo
 		a.TierList[k].ConfidenceCalibration = &cal
 	}
 	a.Training.L2 = rep.L2[nt-1]
-	a.Metrics = TierMetrics(pred, train.multi, prices, w, opts.Policy)
+	a.Metrics = TierMetrics(pred, train.multi, prices, evalW, opts.Policy)
+	if complete < n {
+		// Which rows trained which head, as a two-tier router trained on
+		// one-sided records records its heads' (Fingerprint.HeadRecords).
+		hr := map[string]int{}
+		for k, t := range opts.Tiers {
+			hr[t.Name] = rows[k]
+		}
+		if _, ok := hr[completeKey]; !ok {
+			hr[completeKey] = complete
+		}
+		a.Training.HeadRecords = hr
+	}
 	return a, rep, nil
 }
+
+// completeKey is Fingerprint.HeadRecords' count of the N-tier examples
+// with every tier's score; the other keys are the tiers' names.
+const completeKey = "complete"
 
 func argmin(xs []float64) int {
 	best := 0
@@ -338,8 +400,11 @@ func routedUtility(pred, actual, prices, w []float64, p TierPolicy) float64 {
 	nt := len(prices)
 	var sum, tot float64
 	for i := 0; i < len(pred)/nt; i++ {
-		k, _ := p.Choose(pred[i*nt:(i+1)*nt], prices)
 		wi := wt(w, i)
+		if wi == 0 {
+			continue // an incomplete row: its actual scores hold NaNs
+		}
+		k, _ := p.Choose(pred[i*nt:(i+1)*nt], prices)
 		sum += wi * (actual[i*nt+k] - p.Lambda*prices[k])
 		tot += wi
 	}
@@ -350,7 +415,8 @@ func routedUtility(pred, actual, prices, w []float64, p TierPolicy) float64 {
 // predicted and actual scores (row-major, one per tier): "quality" the
 // mean score of the chosen tiers, "cost" their mean price, "best_single"
 // the best single tier's mean score, "oracle" the mean of each request's
-// best score, and "share_<k>" the share of requests tier k gets.
+// best score, and "share_<k>" the share of requests tier k gets. Rows of
+// weight 0 are left out (TrainTiers gives incomplete rows that weight).
 func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]float64 {
 	nt := len(prices)
 	n := len(pred) / nt
@@ -358,9 +424,12 @@ func TierMetrics(pred, actual, prices, w []float64, p TierPolicy) map[string]flo
 	share := make([]float64, nt)
 	var q, c, orc, tot float64
 	for i := range n {
+		wi := wt(w, i)
+		if wi == 0 {
+			continue // an incomplete row: its actual scores hold NaNs
+		}
 		row := actual[i*nt : (i+1)*nt]
 		k, _ := p.Choose(pred[i*nt:(i+1)*nt], prices)
-		wi := wt(w, i)
 		tot += wi
 		q += wi * row[k]
 		c += wi * prices[k]

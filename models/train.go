@@ -58,7 +58,9 @@ type Example struct {
 	Strong float64
 	// Scores are the N tiers' scores, in the order of the router's tiers,
 	// for TrainTiers; nil for a two-tier example. Every example of a
-	// design has the same number.
+	// design has the same number; NaN where that tier did not run (a
+	// served request's record), which leaves the row out of that head's
+	// fit and out of the figures.
 	Scores []float64
 	// Confidences are the N tiers' raw confidences, NaN where not logged;
 	// nil when none was.
