@@ -31,6 +31,10 @@ type tierFlags struct {
 	selectL2  string
 	tierCal   string
 	vsTwoTier bool
+	// completeOnly is train's --complete-only: leave out the records
+	// without every tier's score, as train did before each head learnt
+	// from its own tier's records.
+	completeOnly bool
 }
 
 // tierFlagValue is --tier (one tier per use) or --tiers (a comma-separated
@@ -77,6 +81,7 @@ func (t *tierFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
 	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
 	fs.BoolVar(&t.vsTwoTier, "vs-two-tier", false, "eval --cv with tiers: also cross-validate the two-tier router (--fast/--strong, default scorer) on the best pair and report its AIQ")
+	fs.BoolVar(&t.completeOnly, "complete-only", false, "train with tiers: leave out the records without every tier's score (a served request's, which has the tier that ran); by default each tier's head also learns from those with its tier's score")
 	fs.StringVar(&t.tierCal, "tier-calibration", models.TierCalNone, "N tiers: how a head's logit becomes the tier's predicted score: none (σ(logit)), platt or isotonic, fitted on out-of-fold logits")
 }
 
@@ -102,6 +107,10 @@ func (tf *trainFlags) checkTiers(cmd string) error {
 	}
 	if t.vsTwoTier && cmd != "eval --cv" {
 		return usagef("use it with eval --cv", "--vs-two-tier is for eval --cv")
+	}
+	if t.completeOnly && cmd != "train" {
+		// eval measures on complete records only, whatever it is told.
+		return usagef("leave it out: eval measures an N-tier router on the records with every tier's score", "--complete-only is for train")
 	}
 	if err := models.ValidateTiers(t.tiers); err != nil {
 		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%v", err)
@@ -144,10 +153,12 @@ func (tf *trainFlags) tierOptions() models.TierTrainOptions {
 }
 
 // tierSet is a log read for an N-tier router: the examples with a score
-// for every tier.
+// for every tier, and with partial also those with a score for some
+// tiers only (NaN for the others).
 type tierSet struct {
 	examples []models.Example
-	missing  int // records without a score for some tier
+	missing  int // records left out: without a score for some tier, or with partial for any tier
+	partial  int // examples with a score for some tiers only (partial)
 	bad      int
 	// perFile counts the examples of each path, in order.
 	perFile []int
@@ -163,19 +174,28 @@ func (s *tierSet) keys(paths []string) ([]datasets.Record, readLogs) {
 	return all, readLogs{paths: paths, counts: s.perFile, total: len(all)}
 }
 
-// loadTierExamples reads the records that have a score for every tier.
-func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions) (*tierSet, error) {
+// loadTierExamples reads the records that have a score for every tier;
+// with partial, those with a score for any tier, NaN for the tiers that
+// have none (a served request's record: the tier that ran, two on a
+// race), which train fits the heads of the scored tiers on.
+func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOptions, partial bool) (*tierSet, error) {
 	set := &tierSet{perFile: make([]int, len(paths))}
 	seen := map[string]int{}
 	bad, err := eachLogRecord(paths, opts, seen, func(i int, rec *datasets.Record) {
 		scores := make([]float64, len(tiers))
 		var conf []float64
+		scored := 0
 		for k, t := range tiers {
 			o, ok := rec.Outcomes[t.Name]
 			if !ok || o.Score == nil {
-				set.missing++
-				return
+				if !partial {
+					set.missing++
+					return
+				}
+				scores[k] = math.NaN()
+				continue
 			}
+			scored++
 			scores[k] = *o.Score
 			if o.Confidence != nil {
 				if conf == nil {
@@ -186,6 +206,13 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 				}
 				conf[k] = *o.Confidence
 			}
+		}
+		switch {
+		case scored == 0:
+			set.missing++
+			return
+		case scored < len(tiers):
+			set.partial++
 		}
 		set.examples = append(set.examples, models.Example{ID: rec.ID, Input: retrain.RecordInput(rec), Scores: scores, Confidences: conf, TS: rec.TS})
 		set.perFile[i]++
@@ -200,6 +227,9 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 		}
 	}
 	if len(set.examples) == 0 {
+		if partial {
+			return nil, fmt.Errorf("no record of %s has a score for any tier (%s lack one)", strings.Join(paths, ","), count(set.missing, "record"))
+		}
 		return nil, fmt.Errorf("no record of %s has a score for every tier (%s lack one)", strings.Join(paths, ","), count(set.missing, "record"))
 	}
 	return set, nil
@@ -233,6 +263,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	prog, stop := newProgress(env)
 	defer stop()
 	opts := tf.tierOptions()
+	nt := len(opts.Tiers)
 	var (
 		set         *tierSet
 		train, held []models.Example
@@ -241,7 +272,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	)
 	err := interruptible(ctx, func() error {
 		var err error
-		set, err = loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "train", tf.skipBad))
+		set, err = loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "train", tf.skipBad), !tf.tier.completeOnly)
 		if err != nil {
 			return err
 		}
@@ -280,11 +311,33 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	if err := saveArtifact(ctx, a, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d held out, %d skipped without every tier's score, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
-		count(len(train), "record"), len(opts.Tiers), len(held), set.missing, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
+	skipped := fmt.Sprintf("%d skipped without every tier's score", set.missing)
+	if !tf.tier.completeOnly {
+		skipped = fmt.Sprintf("%d skipped without any tier's score", set.missing)
+	}
+	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d held out, %s, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
+		count(len(train), "record"), len(opts.Tiers), len(held), skipped, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
+	if rep.Complete < len(train) {
+		// Served traffic: each head learnt from its own tier's records,
+		// and only the complete ones chose L2 and give the figures.
+		heads := make([]string, len(opts.Tiers))
+		for k, t := range opts.Tiers {
+			heads[k] = fmt.Sprintf("%s %d", t.Name, rep.Rows[k])
+		}
+		fmt.Fprintf(env.Stderr, "triage train: records per head (those with its tier's score): %s; %d of the %s have every tier's score, and only they chose L2 and can be measured\n",
+			strings.Join(heads, ", "), rep.Complete, count(len(train), "record"))
+	}
 	warnRaceWithoutConfidence(env, "train", a)
 	if len(held) == 0 {
-		fig := tierFigures(rep.OOF, train, opts.Tiers, opts.Policy)
+		var oof []float64
+		var done []models.Example
+		for i, e := range train {
+			if complete(e.Scores) {
+				oof = append(oof, rep.OOF[i*nt:(i+1)*nt]...)
+				done = append(done, e)
+			}
+		}
+		fig := tierFigures(oof, done, opts.Tiers, opts.Policy)
 		if !asJSON {
 			fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)
 		}
@@ -294,18 +347,43 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	if err != nil {
 		return err
 	}
-	nt := len(opts.Tiers)
-	pred := make([]float64, 0, len(held)*nt)
-	var buf []float64
+	// The figures need every tier's score: a held-out record with some
+	// only is neither trained on nor measured.
+	kept := held[:0:0]
 	for _, e := range held {
+		if complete(e.Scores) {
+			kept = append(kept, e)
+		}
+	}
+	pred := make([]float64, 0, len(kept)*nt)
+	var buf []float64
+	for _, e := range kept {
 		buf = r.Predict(buf, e.Input)
 		pred = append(pred, buf...)
 	}
-	warnFew(env, "train", len(held), "raise --holdout or log more requests")
+	if len(kept) == 0 {
+		return fmt.Errorf("none of the %s held out has every tier's score, which the figures need; raise --holdout", count(len(held), "record"))
+	}
+	warnFew(env, "train", len(kept), "raise --holdout or log more requests")
+	of := ""
+	if len(kept) < len(held) {
+		of = fmt.Sprintf(" with every tier's score, of %d", len(held))
+	}
+	held = kept
 	if !asJSON {
-		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), 100*holdout)
+		fmt.Fprintf(env.Stdout, "held-out figures (%s%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), of, 100*holdout)
 	}
 	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, held, opts.Tiers, opts.Policy))
+}
+
+// complete reports whether every tier's score is known.
+func complete(scores []float64) bool {
+	for _, s := range scores {
+		if math.IsNaN(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // splitHoldout splits ex by datasets.InHoldout, as two-tier train's
@@ -416,7 +494,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 		return err
 	}
 	warnUnpriced(env, "eval --cv", tf.tier.tiers)
-	set, err := loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "eval", tf.skipBad))
+	set, err := loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "eval", tf.skipBad), false)
 	if err != nil {
 		return err
 	}
@@ -1042,7 +1120,7 @@ func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifa
 	var set *tierSet
 	if err := interruptible(ctx, func() error {
 		var err error
-		set, err = loadTierExamples(tf.data, a.TierList, readOptions(env, "eval", tf.skipBad))
+		set, err = loadTierExamples(tf.data, a.TierList, readOptions(env, "eval", tf.skipBad), false)
 		return err
 	}); err != nil {
 		return err

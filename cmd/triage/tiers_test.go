@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -796,6 +797,71 @@ func TestTiersHoldout(t *testing.T) {
 			if _, stderr, code := run(t, "train", "--data", log, "--tiers", "cheap=0.1,chat=1,maths=3", "--holdout", h, "-o", filepath.Join(dir, "x.json")); code != 2 || !strings.Contains(stderr, "--holdout is") {
 				t.Errorf("--holdout %s: exit %d, %q; want a usage error", h, code, stderr)
 			}
+		}
+	})
+}
+
+// A served request's record has the score of the tier that ran (two on a
+// race or an explored request), so train --tiers fits each head on the
+// records with its tier's score, counts them per head and says how many
+// were complete; --complete-only leaves such records out as before.
+func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
+	dir := t.TempDir()
+	base := threeTierLog(t, dir, 150)
+	names := []string{"cheap", "chat", "maths"}
+	var b strings.Builder
+	// 60 served records: 20 per tier with that tier's score alone, 10 of
+	// them raced with the next tier up, and 5 with no score at all.
+	for i := range 65 {
+		out := map[string]map[string]float64{}
+		if i < 60 {
+			k := i % 3
+			out[names[k]] = map[string]float64{"score": float64(i % 2)}
+			if i < 30 && k < 2 {
+				out[names[k+1]] = map[string]float64{"score": 1}
+			}
+		}
+		line, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("s%d", i), "prompt": fmt.Sprintf("write a short poem about the sea and the moon (served %d)", i), "outcomes": out})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	export := writeFile(t, dir, "export.jsonl", b.String())
+	// Raced: i < 30 with k < 2, 10 of cheap's (+chat) and 10 of chat's (+maths).
+	cheap, chat, maths := 150+20, 150+20+10, 150+20+10
+	model := filepath.Join(dir, "served.json")
+	stdout, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"210 records trained on 3 tiers, 0 held out, 5 skipped without any tier's score",
+		fmt.Sprintf("records per head (those with its tier's score): cheap %d, chat %d, maths %d; 150 of the 210 records have every tier's score", cheap, chat, maths),
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("train's stderr %q lacks %q", stderr, want)
+		}
+	}
+	if !strings.Contains(stdout, "out-of-fold figures") {
+		t.Errorf("train printed no figures: %s", stdout)
+	}
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"cheap": cheap, "chat": chat, "maths": maths, "complete": 150}
+	if a.Training.Records != 210 || !maps.Equal(a.Training.HeadRecords, want) {
+		t.Errorf("artifact: %d records, head_records %v; want 210, %v", a.Training.Records, a.Training.HeadRecords, want)
+	}
+
+	t.Run("--complete-only leaves the served records out", func(t *testing.T) {
+		_, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--complete-only", "-o", filepath.Join(dir, "c.json"))
+		if code != 0 || !strings.Contains(stderr, "150 records trained on 3 tiers, 0 held out, 65 skipped without every tier's score") || strings.Contains(stderr, "records per head") {
+			t.Errorf("train --complete-only exited %d: %s", code, stderr)
+		}
+	})
+	t.Run("eval refuses --complete-only", func(t *testing.T) {
+		if _, stderr, code := run(t, "eval", "--cv", "2", "--data", base, "--tiers", "cheap=0.1,chat=1,maths=3", "--complete-only"); code != 2 || !strings.Contains(stderr, "--complete-only is for train") {
+			t.Errorf("eval --cv --complete-only: exit %d, %q; want a usage error", code, stderr)
 		}
 	})
 }
