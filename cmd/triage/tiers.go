@@ -31,10 +31,11 @@ type tierFlags struct {
 	selectL2  string
 	tierCal   string
 	vsTwoTier bool
-	// completeOnly is train's --complete-only: leave out the records
-	// without every tier's score, as train did before each head learnt
-	// from its own tier's records.
-	completeOnly bool
+	// partial is train's --partial-records: also train on the records
+	// with some tiers' scores only, each head on those with its tier's.
+	// Off by default: on the RouterDC replays of bench/loop/tiers.sh it
+	// did not beat training on the complete records (docs/loop.md §8).
+	partial bool
 }
 
 // tierFlagValue is --tier (one tier per use) or --tiers (a comma-separated
@@ -81,7 +82,7 @@ func (t *tierFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.accept, "accept-confidence", models.DefaultAcceptConfidence, "N tiers: in a race, keep the lower tier's answer when its calibrated confidence is at least this")
 	fs.StringVar(&t.selectL2, "tier-l2", models.SelectRouted, "N tiers: how each head's L2 is chosen: routed (one strength for all heads, the one whose out-of-fold predictions route best) or per-head (each head's lowest log loss)")
 	fs.BoolVar(&t.vsTwoTier, "vs-two-tier", false, "eval --cv with tiers: also cross-validate the two-tier router (--fast/--strong, default scorer) on the best pair and report its AIQ")
-	fs.BoolVar(&t.completeOnly, "complete-only", false, "train with tiers: leave out the records without every tier's score (a served request's, which has the tier that ran); by default each tier's head also learns from those with its tier's score")
+	fs.BoolVar(&t.partial, "partial-records", false, "train with tiers: also learn from records with some tiers' scores only (a served request's: the tier that ran), each tier's head from those with its tier's score; by default they are skipped (docs/loop.md §8)")
 	fs.StringVar(&t.tierCal, "tier-calibration", models.TierCalNone, "N tiers: how a head's logit becomes the tier's predicted score: none (σ(logit)), platt or isotonic, fitted on out-of-fold logits")
 }
 
@@ -108,9 +109,9 @@ func (tf *trainFlags) checkTiers(cmd string) error {
 	if t.vsTwoTier && cmd != "eval --cv" {
 		return usagef("use it with eval --cv", "--vs-two-tier is for eval --cv")
 	}
-	if t.completeOnly && cmd != "train" {
+	if t.partial && cmd != "train" {
 		// eval measures on complete records only, whatever it is told.
-		return usagef("leave it out: eval measures an N-tier router on the records with every tier's score", "--complete-only is for train")
+		return usagef("leave it out: eval measures an N-tier router on the records with every tier's score", "--partial-records is for train")
 	}
 	if err := models.ValidateTiers(t.tiers); err != nil {
 		return usagef("list at least two different models cheapest first, e.g. --tier small=0.1 --tier mid=1 --tier large=5", "%v", err)
@@ -272,7 +273,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	)
 	err := interruptible(ctx, func() error {
 		var err error
-		set, err = loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "train", tf.skipBad), !tf.tier.completeOnly)
+		set, err = loadTierExamples(tf.data, tf.tier.tiers, readOptions(env, "train", tf.skipBad), tf.tier.partial)
 		if err != nil {
 			return err
 		}
@@ -312,7 +313,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 		return err
 	}
 	skipped := fmt.Sprintf("%d skipped without every tier's score", set.missing)
-	if !tf.tier.completeOnly {
+	if tf.tier.partial {
 		skipped = fmt.Sprintf("%d skipped without any tier's score", set.missing)
 	}
 	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d held out, %s, %s skipped; L2 %v (%s); wrote %s (version %s)\n",

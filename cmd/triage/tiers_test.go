@@ -802,9 +802,9 @@ func TestTiersHoldout(t *testing.T) {
 }
 
 // A served request's record has the score of the tier that ran (two on a
-// race or an explored request), so train --tiers fits each head on the
-// records with its tier's score, counts them per head and says how many
-// were complete; --complete-only leaves such records out as before.
+// race or an explored request). With --partial-records, train --tiers
+// fits each head on the records with its tier's score, counts them per
+// head and says how many were complete; by default it skips them.
 func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 	dir := t.TempDir()
 	base := threeTierLog(t, dir, 150)
@@ -829,7 +829,7 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 	// Raced: i < 30 with k < 2, 10 of cheap's (+chat) and 10 of chat's (+maths).
 	cheap, chat, maths := 150+20, 150+20+10, 150+20+10
 	model := filepath.Join(dir, "served.json")
-	stdout, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", model)
+	stdout, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--partial-records", "-o", model)
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
@@ -853,15 +853,15 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 		t.Errorf("artifact: %d records, head_records %v; want 210, %v", a.Training.Records, a.Training.HeadRecords, want)
 	}
 
-	t.Run("--complete-only leaves the served records out", func(t *testing.T) {
-		_, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--complete-only", "-o", filepath.Join(dir, "c.json"))
+	t.Run("by default the served records are left out", func(t *testing.T) {
+		_, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", filepath.Join(dir, "c.json"))
 		if code != 0 || !strings.Contains(stderr, "150 records trained on 3 tiers, 0 held out, 65 skipped without every tier's score") || strings.Contains(stderr, "records per head") {
-			t.Errorf("train --complete-only exited %d: %s", code, stderr)
+			t.Errorf("train exited %d: %s", code, stderr)
 		}
 	})
-	t.Run("eval refuses --complete-only", func(t *testing.T) {
-		if _, stderr, code := run(t, "eval", "--cv", "2", "--data", base, "--tiers", "cheap=0.1,chat=1,maths=3", "--complete-only"); code != 2 || !strings.Contains(stderr, "--complete-only is for train") {
-			t.Errorf("eval --cv --complete-only: exit %d, %q; want a usage error", code, stderr)
+	t.Run("eval refuses --partial-records", func(t *testing.T) {
+		if _, stderr, code := run(t, "eval", "--cv", "2", "--data", base, "--tiers", "cheap=0.1,chat=1,maths=3", "--partial-records"); code != 2 || !strings.Contains(stderr, "--partial-records is for train") {
+			t.Errorf("eval --cv --partial-records: exit %d, %q; want a usage error", code, stderr)
 		}
 	})
 }
