@@ -263,13 +263,54 @@ type TrafficEstimate struct {
 
 // CheckChampion returns an error when retrain cannot take champion: an
 // N-tier router, since the champion/challenger gate compares p_hard
-// rankings, which it does not have. Callers check it before reading the
-// logs; Run checks it again.
+// rankings, which it does not have. The error says what does learn from
+// an N-tier router's traffic (docs/loop.md §8): train on the offline log
+// and the export with --partial-records, the champion's tiers, policy,
+// holdout and seed, and compare both routers on the held-out share of the
+// offline log, the only records with every tier's score. Callers check it
+// before reading the logs; Run checks it again.
 func CheckChampion(champion *models.Artifact) error {
 	if champion.IsMultiTier() {
-		return fmt.Errorf("%w: retrain compares two-tier routers only; train a new N-tier router on the log and the exported feedback (triage train --data LOG,EXPORT --tier ...) and compare both with eval --model on the newest records", models.ErrMultiTier)
+		again := ""
+		if champion.Training.HoldoutShare == 0 {
+			again = ", after training the current one again with the same --holdout and --seed (it was trained on all of its log, so --unseen finds nothing to measure it on)"
+		}
+		return fmt.Errorf("%w: retrain compares two-tier routers only; to learn from its traffic, train a new one on an offline log with every tier's score and the export, each tier's head also on the exported records where its tier ran: %s; then compare `triage eval --model ROUTER --data LOG --unseen` of both%s. docs/loop.md §8 says what it gains: little on RouterDC replays, where records with every tier's score (every tier run on a sample of the traffic) taught more",
+			models.ErrMultiTier, tiersTrainCommand(champion), again)
 	}
 	return nil
+}
+
+// tiersTrainCommand is the train command line that makes an N-tier router
+// like a from LOG and EXPORT: its tiers, policy, holdout and seed.
+func tiersTrainCommand(a *models.Artifact) string {
+	tiers := make([]string, len(a.TierList))
+	for i, t := range a.TierList {
+		tiers[i] = fmt.Sprintf("%s=%g", t.Name, t.Price)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "`triage train --data LOG,EXPORT --tiers %s", strings.Join(tiers, ","))
+	if p := a.TierPolicy; p != nil {
+		for _, k := range []struct {
+			flag string
+			v    float64
+		}{{"lambda", p.Lambda}, {"margin", p.Margin}, {"race", p.Race}} {
+			if k.v != 0 {
+				fmt.Fprintf(&b, " --%s %g", k.flag, k.v)
+			}
+		}
+		if p.AcceptConfidence != models.DefaultAcceptConfidence {
+			fmt.Fprintf(&b, " --accept-confidence %g", p.AcceptConfidence)
+		}
+	}
+	if h := a.Training.HoldoutShare; h > 0 {
+		fmt.Fprintf(&b, " --holdout %g --seed %d", h, a.Training.Seed)
+	} else {
+		// The comparison needs LOG records neither router trained on.
+		b.WriteString(" --holdout 0.2 --seed 1")
+	}
+	b.WriteString(" --partial-records -o NEW.json`")
+	return b.String()
 }
 
 // Run trains a challenger for champion on merged records (see
