@@ -338,6 +338,11 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 				done = append(done, e)
 			}
 		}
+		if rep.Complete < len(train) {
+			// The complete records alone chose L2 and are measured: with
+			// served records they can be a handful of the records read.
+			warnFew(env, "train", rep.Complete, "add records with every tier's score (an offline log)")
+		}
 		fig := tierFigures(oof, done, opts.Tiers, opts.Policy)
 		if !asJSON {
 			fmt.Fprintf(env.Stdout, "out-of-fold figures (%d-fold cross-validation inside train; the choice of L2 saw them, so they lean optimistic):\n", tf.folds)

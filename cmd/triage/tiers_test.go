@@ -807,7 +807,7 @@ func TestTiersHoldout(t *testing.T) {
 // head and says how many were complete; by default it skips them.
 func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 	dir := t.TempDir()
-	base := threeTierLog(t, dir, 150)
+	base := threeTierLog(t, dir, 90)
 	names := []string{"cheap", "chat", "maths"}
 	var b strings.Builder
 	// 60 served records: 20 per tier with that tier's score alone, 10 of
@@ -827,15 +827,15 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 	}
 	export := writeFile(t, dir, "export.jsonl", b.String())
 	// Raced: i < 30 with k < 2, 10 of cheap's (+chat) and 10 of chat's (+maths).
-	cheap, chat, maths := 150+20, 150+20+10, 150+20+10
+	cheap, chat, maths := 90+20, 90+20+10, 90+20+10
 	model := filepath.Join(dir, "served.json")
 	stdout, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--partial-records", "-o", model)
 	if code != 0 {
 		t.Fatalf("train exited %d: %s", code, stderr)
 	}
 	for _, want := range []string{
-		"210 records trained on 3 tiers, 0 held out, 5 skipped without any tier's score",
-		fmt.Sprintf("records per head (those with its tier's score): cheap %d, chat %d, maths %d; 150 of the 210 records have every tier's score", cheap, chat, maths),
+		"150 records trained on 3 tiers, 0 held out, 5 skipped without any tier's score",
+		fmt.Sprintf("records per head (those with its tier's score): cheap %d, chat %d, maths %d; 90 of the 150 records have every tier's score", cheap, chat, maths),
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("train's stderr %q lacks %q", stderr, want)
@@ -844,18 +844,22 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 	if !strings.Contains(stdout, "out-of-fold figures") {
 		t.Errorf("train printed no figures: %s", stdout)
 	}
+	// 90 complete records chose L2 and give the figures: too few, said.
+	if !strings.Contains(stderr, "the figures below rest on 90 records, too few to trust") || !strings.Contains(stderr, "add records with every tier's score") {
+		t.Errorf("train's stderr %q does not warn that 90 complete records give the figures", stderr)
+	}
 	a, err := models.Load(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"cheap": cheap, "chat": chat, "maths": maths, "complete": 150}
-	if a.Training.Records != 210 || !maps.Equal(a.Training.HeadRecords, want) {
-		t.Errorf("artifact: %d records, head_records %v; want 210, %v", a.Training.Records, a.Training.HeadRecords, want)
+	want := map[string]int{"cheap": cheap, "chat": chat, "maths": maths, "complete": 90}
+	if a.Training.Records != 150 || !maps.Equal(a.Training.HeadRecords, want) {
+		t.Errorf("artifact: %d records, head_records %v; want 150, %v", a.Training.Records, a.Training.HeadRecords, want)
 	}
 
 	t.Run("by default the served records are left out", func(t *testing.T) {
 		_, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", filepath.Join(dir, "c.json"))
-		if code != 0 || !strings.Contains(stderr, "150 records trained on 3 tiers, 0 held out, 65 skipped without every tier's score") || strings.Contains(stderr, "records per head") {
+		if code != 0 || !strings.Contains(stderr, "90 records trained on 3 tiers, 0 held out, 65 skipped without every tier's score") || strings.Contains(stderr, "records per head") {
 			t.Errorf("train exited %d: %s", code, stderr)
 		}
 	})
