@@ -71,7 +71,7 @@ with open(out, "w") as f, open(out.replace(".jsonl", "-uniform.jsonl"), "w") as 
     for line in open(traffic):
         r = json.loads(line)
         ran = chosen[r["id"]]
-        u = rnd.random()  # drawn for every request, as serve's coin is
+        u = rnd.random()  # drawn for every request, so the draws do not depend on the decisions
         if len(ran) == 1 and u < eps:
             k = names.index(ran[0])
             ran = [names[k], names[k + 1]] if k + 1 < len(names) else [names[k - 1], names[k]]

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -158,8 +159,7 @@ func (tf *trainFlags) tierOptions() models.TierTrainOptions {
 // tiers only (NaN for the others).
 type tierSet struct {
 	examples []models.Example
-	missing  int // records left out: without a score for some tier, or with partial for any tier
-	partial  int // examples with a score for some tiers only (partial)
+	missing  int // records left out: without a score for some tier (with partial: for every tier)
 	bad      int
 	// perFile counts the examples of each path, in order.
 	perFile []int
@@ -208,12 +208,9 @@ func loadTierExamples(paths []string, tiers []models.Tier, opts datasets.ReadOpt
 				conf[k] = *o.Confidence
 			}
 		}
-		switch {
-		case scored == 0:
+		if scored == 0 {
 			set.missing++
 			return
-		case scored < len(tiers):
-			set.partial++
 		}
 		set.examples = append(set.examples, models.Example{ID: rec.ID, Input: retrain.RecordInput(rec), Scores: scores, Confidences: conf, TS: rec.TS})
 		set.perFile[i]++
@@ -265,6 +262,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	defer stop()
 	opts := tf.tierOptions()
 	nt := len(opts.Tiers)
+	heldPartial := 0 // held-out records without every tier's score: neither trained on nor measured
 	var (
 		set         *tierSet
 		train, held []models.Example
@@ -278,6 +276,15 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 			return err
 		}
 		train, held = splitHoldout(set.examples, tf.seed, holdout)
+		// Before anything is written: the held-out figures need every
+		// tier's score, and a held-out record with some only is neither
+		// trained on nor measured.
+		n := len(held)
+		held = slices.DeleteFunc(held, func(e models.Example) bool { return !complete(e.Scores) })
+		heldPartial = n - len(held)
+		if heldPartial > 0 && len(held) == 0 {
+			return fmt.Errorf("--holdout %v kept %s out, none with every tier's score, which the held-out figures need; raise --holdout", holdout, count(heldPartial, "record"))
+		}
 		if err := checkTrainSize(len(train), tf.folds); err != nil {
 			if holdout > 0 {
 				// As two-tier train says: the held-out share, not the
@@ -316,8 +323,12 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	if tf.tier.partial {
 		skipped = fmt.Sprintf("%d skipped without any tier's score", set.missing)
 	}
-	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %d held out, %s, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
-		count(len(train), "record"), len(opts.Tiers), len(held), skipped, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
+	heldOut := fmt.Sprintf("%d held out", len(held))
+	if heldPartial > 0 {
+		heldOut += fmt.Sprintf(" (and %d without every tier's score, neither trained on nor measured)", heldPartial)
+	}
+	fmt.Fprintf(env.Stderr, "triage train: %s trained on %d tiers, %s, %s, %s skipped; L2 %v (%s); wrote %s (version %s)\n",
+		count(len(train), "record"), len(opts.Tiers), heldOut, skipped, count(set.bad, "bad line"), rep.L2, opts.Select, out, a.Version)
 	if rep.Complete < len(train) {
 		// Served traffic: each head learnt from its own tier's records,
 		// and only the complete ones chose L2 and give the figures.
@@ -353,31 +364,15 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 	if err != nil {
 		return err
 	}
-	// The figures need every tier's score: a held-out record with some
-	// only is neither trained on nor measured.
-	kept := held[:0:0]
-	for _, e := range held {
-		if complete(e.Scores) {
-			kept = append(kept, e)
-		}
-	}
-	pred := make([]float64, 0, len(kept)*nt)
+	pred := make([]float64, 0, len(held)*nt)
 	var buf []float64
-	for _, e := range kept {
+	for _, e := range held {
 		buf = r.Predict(buf, e.Input)
 		pred = append(pred, buf...)
 	}
-	if len(kept) == 0 {
-		return fmt.Errorf("none of the %s held out has every tier's score, which the figures need; raise --holdout", count(len(held), "record"))
-	}
-	warnFew(env, "train", len(kept), "raise --holdout or log more requests")
-	of := ""
-	if len(kept) < len(held) {
-		of = fmt.Sprintf(" with every tier's score, of %d", len(held))
-	}
-	held = kept
+	warnFew(env, "train", len(held), "raise --holdout or log more requests")
 	if !asJSON {
-		fmt.Fprintf(env.Stdout, "held-out figures (%s%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), of, 100*holdout)
+		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), 100*holdout)
 	}
 	return printTierFigures(env.Stdout, asJSON, tierFigures(pred, held, opts.Tiers, opts.Policy))
 }

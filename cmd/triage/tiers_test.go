@@ -857,6 +857,29 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 		t.Errorf("artifact: %d records, head_records %v; want 150, %v", a.Training.Records, a.Training.HeadRecords, want)
 	}
 
+	t.Run("a held-out served record is neither trained on nor measured", func(t *testing.T) {
+		const seed, share = 7, 0.3
+		heldBase, heldServed := 0, 0
+		for i := range 90 {
+			if datasets.InHoldout(fmt.Sprintf("t%d", i), seed, share) {
+				heldBase++
+			}
+		}
+		for i := range 60 {
+			if datasets.InHoldout(fmt.Sprintf("s%d", i), seed, share) {
+				heldServed++
+			}
+		}
+		if heldBase == 0 || heldServed == 0 {
+			t.Fatalf("held out %d base and %d served records; the test needs some of each", heldBase, heldServed)
+		}
+		stdout, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "--partial-records",
+			"--holdout", fmt.Sprint(share), "--seed", fmt.Sprint(seed), "-o", filepath.Join(dir, "h.json"))
+		want := fmt.Sprintf("%d records trained on 3 tiers, %d held out (and %d without every tier's score, neither trained on nor measured)", 150-heldBase-heldServed, heldBase, heldServed)
+		if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, fmt.Sprintf("held-out figures (%d records,", heldBase)) {
+			t.Errorf("train --holdout exited %d; want %q in stderr and %d records measured:\n%s%s", code, want, heldBase, stdout, stderr)
+		}
+	})
 	t.Run("by default the served records are left out", func(t *testing.T) {
 		_, stderr, code := run(t, "train", "--data", base+","+export, "--tiers", "cheap=0.1,chat=1,maths=3", "--folds", "2", "--l2", "0.01", "-o", filepath.Join(dir, "c.json"))
 		if code != 0 || !strings.Contains(stderr, "90 records trained on 3 tiers, 0 held out, 65 skipped without every tier's score") || strings.Contains(stderr, "records per head") {
