@@ -275,7 +275,7 @@ func CheckChampion(champion *models.Artifact) error {
 		if champion.Training.HoldoutShare == 0 {
 			again = ", after training the current one again with the same --holdout and --seed (it was trained on all of its log, so --unseen finds nothing to measure it on)"
 		}
-		return fmt.Errorf("%w: retrain compares two-tier routers only; to learn from its traffic, train a new one on an offline log with every tier's score and the export, each tier's head also on the exported records where its tier ran: %s; then compare `triage eval --model ROUTER --data LOG --unseen` of both%s. docs/loop.md §8 says what it gains: little on RouterDC replays, where records with every tier's score (every tier run on a sample of the traffic) taught more",
+		return fmt.Errorf("%w: retrain compares two-tier routers only; to learn from its traffic, train a new one on an offline log with every tier's score and the export, each tier's head also on the exported records where its tier ran: %s; then compare `triage eval --model ROUTER --data LOG --unseen` of both%s. docs/loop.md §8 says what it gains: little on RouterDC replays, where every tier's outcome of the same traffic taught more",
 			models.ErrMultiTier, tiersTrainCommand(champion), again)
 	}
 	return nil
