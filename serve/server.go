@@ -417,16 +417,24 @@ func newState(tr *models.TierRouter, r *models.Router) (*state, error) {
 	b = strconv.AppendFloat(b, tr.AcceptConfidence(), 'g', -1, 64)
 	b = append(b, `,"model_version":`...)
 	b = appendString(b, a.Version)
+	// An N-tier model routes by its tier policy alone: the two-tier
+	// label and thresholds its artifact carries (zeros) are not its
+	// policy, and a client reading thresholds at 0 would take it to
+	// escalate every request, so they are left out rather than shown.
+	label, thresholds := &a.Label, &a.Policy
+	if a.IsMultiTier() {
+		label, thresholds = nil, nil
+	}
 	info, err := json.Marshal(modelInfo{
-		Version: a.Version, Parent: a.Parent, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label,
-		Thresholds: a.Policy, PolicyTarget: a.PolicyTarget, ExpectedShares: a.ExpectedShares,
+		Version: a.Version, Parent: a.Parent, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: label,
+		Thresholds: thresholds, PolicyTarget: a.PolicyTarget, ExpectedShares: a.ExpectedShares,
 		Metrics: a.Metrics, Signal: a.Signal, Training: &a.Training, Features: a.Features.String(), TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
 	})
 	if err != nil {
 		return nil, err
 	}
 	public, err := json.Marshal(modelInfo{
-		Version: a.Version, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: a.Label, Thresholds: a.Policy,
+		Version: a.Version, CreatedAt: a.CreatedAt, Tiers: a.Tiers, Label: label, Thresholds: thresholds,
 		TierList: publicTiers(a.TierList), TierPolicy: a.TierPolicy,
 	})
 	if err != nil {
@@ -454,12 +462,15 @@ func publicTiers(list []models.Tier) []tierInfo {
 
 // modelInfo is the GET /v1/model body.
 type modelInfo struct {
-	Version        string                      `json:"version"`
-	Parent         string                      `json:"parent,omitempty"`
-	CreatedAt      time.Time                   `json:"created_at"`
-	Tiers          models.Tiers                `json:"tiers"`
-	Label          string                      `json:"label"`
-	Thresholds     models.Policy               `json:"thresholds"`
+	Version   string       `json:"version"`
+	Parent    string       `json:"parent,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	Tiers     models.Tiers `json:"tiers"`
+	// Label and Thresholds are a two-tier model's p_hard label and
+	// policy, always present for one (clients read them); nil, so
+	// absent, for an N-tier model, whose policy is TierPolicy.
+	Label          *string                     `json:"label,omitempty"`
+	Thresholds     *models.Policy              `json:"thresholds,omitempty"`
 	PolicyTarget   string                      `json:"policy_target,omitempty"`
 	ExpectedShares map[models.Decision]float64 `json:"expected_shares,omitempty"`
 	// TierList and TierPolicy are an N-tier model's tiers, cheapest

@@ -162,11 +162,16 @@ func TestServeThreeTiers(t *testing.T) {
 			}
 		}
 	})
-	t.Run("GET /v1/model lists the tiers with their prices and the policy", func(t *testing.T) {
+	t.Run("GET /v1/model lists the tiers with their prices and the policy, and no two-tier thresholds", func(t *testing.T) {
 		code, body := get(t, url+"/v1/model")
 		if code != 200 || !strings.Contains(string(body), `"tier_list":[{"name":"small","price":0.1},{"name":"mid","price":1},{"name":"large","price":3}]`) ||
 			!strings.Contains(string(body), `"lambda":0.05`) {
 			t.Errorf("status %d: %s", code, body)
+		}
+		// Not the two-tier thresholds the artifact carries unused: at 0
+		// they would read as "escalate every request".
+		if strings.Contains(string(body), `"thresholds"`) || strings.Contains(string(body), `"label"`) {
+			t.Errorf("an N-tier model's /v1/model shows two-tier thresholds or label: %s", body)
 		}
 	})
 	// A grader scores what the mid tier would have done on the easy
