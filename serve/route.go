@@ -105,7 +105,7 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 		dst = make([]byte, 0, r.ContentLength)
 	}
 	dst = dst[:0]
-	body, err := reqbody.Open(r)
+	body, err := reqbody.Open(r, limit)
 	if err != nil {
 		return dst, bodyReadError(err)
 	}
@@ -119,6 +119,9 @@ func readBody(r *http.Request, dst []byte, limit int64) ([]byte, error) {
 		dst = dst[:len(dst)+n]
 		if err == io.EOF {
 			break
+		}
+		if errors.As(err, new(*reqbody.TooLargeError)) {
+			return dst, tooLarge(-1, limit)
 		}
 		if err != nil {
 			return dst, bodyReadError(err)

@@ -45,23 +45,39 @@ func (e *DamagedError) Error() string {
 
 func (e *DamagedError) Unwrap() error { return e.Err }
 
+// TooLargeError is a body whose bytes on the wire run past the limit
+// Open was given: the answer is 413.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("request body is over the limit of %d bytes", e.Limit)
+}
+
 // Open returns a reader of r's body decoded by its Content-Encoding
 // (none, identity, gzip, x-gzip or deflate). Its errors, from Open or from
-// the reader's Read, are *UnsupportedError and *DamagedError; any other
-// error a Read returns is the connection's, unwrapped, so a caller still
-// tells a timeout from a short body. A caller that limits the body's size
-// limits the decoded bytes: those are what it holds in memory.
-func Open(r *http.Request) (io.Reader, error) {
+// the reader's Read, are *UnsupportedError, *DamagedError and
+// *TooLargeError; any other error a Read returns is the connection's,
+// unwrapped, so a caller still tells a timeout from a short body.
+//
+// At most limit bytes are read from the wire, whatever the framing: a
+// Content-Length over limit is refused by the caller before reading, and
+// a chunked body (whose length nobody said) is cut at limit+1 bytes with
+// a *TooLargeError, so the same bytes get the same answer either way.
+// Without this a gzip body's zero padding, which decodes to nothing, was
+// read to its end when chunked. A caller that limits the body's size
+// limits the decoded bytes as well: those are what it holds in memory.
+func Open(r *http.Request, limit int64) (io.Reader, error) {
+	body := &capReader{r: r.Body, left: limit, limit: limit}
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
 	case "", "identity":
-		return r.Body, nil
+		return body, nil
 	case "gzip", "x-gzip":
 		// As the log readers read a gzip file (package gunzip):
 		// members in turn, zero padding after the last ignored, and
 		// any other byte after a member an error naming its offset.
 		// compress/gzip alone refused the padding ("invalid header").
-		return newDecoder("gzip", r.Body, func(src *wireReader) (io.Reader, error) {
+		return newDecoder("gzip", body, func(src *wireReader) (io.Reader, error) {
 			zr, err := gunzip.NewReader(src)
 			if err != nil {
 				return nil, err
@@ -70,7 +86,7 @@ func Open(r *http.Request) (io.Reader, error) {
 		})
 	case "deflate":
 		// HTTP's "deflate" is the zlib format (RFC 9110 §8.4.1.2).
-		return newDecoder("deflate", r.Body, newZlibReader)
+		return newDecoder("deflate", body, newZlibReader)
 	}
 	return nil, &UnsupportedError{Encoding: r.Header.Get("Content-Encoding")}
 }
@@ -194,5 +210,33 @@ func (w *wireReader) Read(p []byte) (int, error) {
 	if err != nil && w.err == nil {
 		w.err = err
 	}
+	return n, err
+}
+
+// capReader reads at most limit bytes of r, and fails with a
+// *TooLargeError where a byte past them arrives. It is under the
+// decoder, so the decoder sees the error as the wire's (classify passes
+// it through) rather than as a damaged stream.
+type capReader struct {
+	r     io.Reader
+	left  int64 // bytes still allowed
+	limit int64
+	over  bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.over {
+		return 0, &TooLargeError{Limit: c.limit}
+	}
+	// One byte more than allowed tells "exactly the limit" from "more".
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	if int64(n) > c.left {
+		n, c.left, c.over = int(c.left), 0, true
+		return n, &TooLargeError{Limit: c.limit}
+	}
+	c.left -= int64(n)
 	return n, err
 }

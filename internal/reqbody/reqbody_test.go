@@ -42,7 +42,7 @@ func read(body io.Reader, encoding string) ([]byte, error) {
 	if encoding != "" {
 		r.Header.Set("Content-Encoding", encoding)
 	}
-	dec, err := Open(r)
+	dec, err := Open(r, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -222,4 +222,52 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("%v (%T), want nil or a DamagedError", err, err)
 		}
 	})
+}
+
+// TestOpenLimitsTheWireBytes: Open reads at most its limit of the body
+// as sent, with a Content-Length or chunked, and says a body past it is
+// too large: a gzip member's zero padding decodes to nothing, so a cap on
+// the decoded bytes alone let a chunked body of any length through.
+func TestOpenLimitsTheWireBytes(t *testing.T) {
+	const limit = 1000
+	member := gzipped(t, []byte(`{"prompt":"x"}`))
+	for _, c := range []struct {
+		name, encoding string
+		body           []byte
+		tooLarge       bool
+	}{
+		{"gzip padded to the limit", "gzip", append(bytes.Clone(member), make([]byte, limit-len(member))...), false},
+		{"gzip padded one byte past the limit", "gzip", append(bytes.Clone(member), make([]byte, limit+1-len(member))...), true},
+		{"gzip padded far past the limit", "gzip", append(bytes.Clone(member), make([]byte, 100*limit)...), true},
+		{"deflate padded past the limit", "deflate", append(deflated(t, []byte(`{"prompt":"x"}`)), make([]byte, 2*limit)...), true},
+		{"plain bytes at the limit", "", bytes.Repeat([]byte(" "), limit), false},
+		{"plain bytes past the limit", "", bytes.Repeat([]byte(" "), limit+1), true},
+	} {
+		for _, chunked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, chunked %v", c.name, chunked), func(t *testing.T) {
+				r := httptest.NewRequest("POST", "/v1/route", bytes.NewReader(c.body))
+				if chunked {
+					r.ContentLength = -1
+				}
+				if c.encoding != "" {
+					r.Header.Set("Content-Encoding", c.encoding)
+				}
+				var err error
+				dec, err := Open(r, limit)
+				if err == nil {
+					_, err = io.ReadAll(dec)
+				}
+				var tl *TooLargeError
+				if got := errors.As(err, &tl); got != c.tooLarge {
+					t.Fatalf("err %v, want a TooLargeError: %v", err, c.tooLarge)
+				}
+				if c.tooLarge && tl.Limit != limit {
+					t.Errorf("TooLargeError names limit %d, want %d", tl.Limit, limit)
+				}
+				if !c.tooLarge && err != nil {
+					t.Errorf("err %v, want none", err)
+				}
+			})
+		}
+	}
 }

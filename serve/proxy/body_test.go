@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -63,30 +64,40 @@ func TestReadBodyDecodesCompressedBodies(t *testing.T) {
 		{"gzip is decoded", gz(body), "gzip", 0, ""},
 		{"zero padding after the gzip member is read as gzip -dc reads it", gz(body) + strings.Repeat("\x00", 512), "gzip", 0, ""},
 		{"other bytes after the gzip member are a 400", gz(body) + "junk", "gzip", 400, codeInvalidRequest},
+		// The same bytes with a Content-Length or chunked: the limit
+		// holds on the wire too, so padding that decodes to nothing
+		// cannot be sent without end.
+		{"zero padding that takes the body past the limit is a 413", gz(body) + strings.Repeat("\x00", 2000), "gzip", 413, codeBodyTooLarge},
 		{"the limit is on the decoded size, zero padding or not", gz(strings.Repeat(" ", 2000)+body) + "\x00", "gzip", 413, codeBodyTooLarge},
 		{"the limit is on the decoded size", gz(strings.Repeat(" ", 2000) + body), "gzip", 413, codeBodyTooLarge},
 		{"plain bytes labelled gzip are a 400", body, "gzip", 400, codeInvalidRequest},
 		{"zstd is a 415", body, "zstd", 415, codeUnsupportedEncoding},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(c.body))
-			r.Header.Set("Content-Encoding", c.encoding)
-			got, err := readBody(r, 1000)
-			if c.status == 0 {
-				if err != nil || string(got) != body {
-					t.Fatalf("readBody: %q, %v; want the decoded body", got, err)
+		for _, chunked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, chunked %v", c.name, chunked), func(t *testing.T) {
+				r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(c.body))
+				if chunked {
+					// As the server hands a chunked body on: no length.
+					r.ContentLength = -1
 				}
-				return
-			}
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.status != c.status || ae.code != c.code {
-				t.Fatalf("readBody: %v, want an apiError %d %s", err, c.status, c.code)
-			}
-			w := httptest.NewRecorder()
-			writeError(w, ae)
-			if ae.status == 415 && w.Header().Get("Accept-Encoding") != "gzip, deflate" {
-				t.Errorf("Accept-Encoding %q, want the encodings taken", w.Header().Get("Accept-Encoding"))
-			}
-		})
+				r.Header.Set("Content-Encoding", c.encoding)
+				got, err := readBody(r, 1000)
+				if c.status == 0 {
+					if err != nil || string(got) != body {
+						t.Fatalf("readBody: %q, %v; want the decoded body", got, err)
+					}
+					return
+				}
+				var ae *apiError
+				if !errors.As(err, &ae) || ae.status != c.status || ae.code != c.code {
+					t.Fatalf("readBody: %v, want an apiError %d %s", err, c.status, c.code)
+				}
+				w := httptest.NewRecorder()
+				writeError(w, ae)
+				if ae.status == 415 && w.Header().Get("Accept-Encoding") != "gzip, deflate" {
+					t.Errorf("Accept-Encoding %q, want the encodings taken", w.Header().Get("Accept-Encoding"))
+				}
+			})
+		}
 	}
 }

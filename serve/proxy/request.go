@@ -155,10 +155,16 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is %d bytes, the limit is %d (max_request_bytes)", r.ContentLength, limit)}
 	}
-	decoded, err := reqbody.Open(r)
+	decoded, err := reqbody.Open(r, limit)
 	var body []byte
 	if err == nil {
 		body, err = io.ReadAll(io.LimitReader(decoded, limit+1))
+	}
+	if errors.As(err, new(*reqbody.TooLargeError)) {
+		// Its bytes on the wire: a chunked body, or one whose zero
+		// padding decodes to nothing, is held to the limit as one with
+		// a Content-Length is.
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes (max_request_bytes)", limit)}
 	}
 	if err != nil {
 		var unsupported *reqbody.UnsupportedError
