@@ -68,7 +68,7 @@ func (f jfloat) MarshalJSON() ([]byte, error) {
 func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "calibrate", calibrateUsage)
 	var rf replayFlags
-	rf.register(fs, defaultSolveGrid, defaultSolveAccept)
+	rf.register(fs)
 	model := fs.String("model", "", "router artifact whose thresholds to set")
 	var targets stringList
 	fs.Var(&targets, "target", "strong-share=S (two-tier routers; met within the grid's resolution), cost-per-1k=C (at most: the mean cost per 1,000 requests, in USD from the log's cost_usd or --cost, or for N tiers without them in the tiers' price units), p95-latency=MS (at most) or quality=Q (at least, relative to always-strong; for N tiers, to the best single tier); repeat for several")
