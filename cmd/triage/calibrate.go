@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"strings"
@@ -200,8 +202,12 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	_, solver.StrongQuality = rp.Baselines()
 	g := rp.QuantileGrid(rf.grid, rf.acceptGrid)
 	solver.KeepFront = *meet == meetCI95
+	if *meet == meetCI95 {
+		solver.KeepCheapest = meetBand
+	}
+	sweepOpts := replay.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}
 	prog, stop := newProgress(env)
-	sweepWithProgress(rp, g, replay.SweepOptions{NoPercentiles: !solver.NeedsPercentiles()}, prog, "searching the threshold grid", solver.Consider)
+	sweepWithProgress(rp, g, sweepOpts, prog, "searching the threshold grid", solver.Consider)
 	stop()
 	best, err := solver.Result()
 	if err != nil {
@@ -227,7 +233,8 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 	}
 	var iv report.PointIntervals
 	if *meet == meetCI95 {
-		if best, iv, err = meetOnInterval(ctx, env, rp, solver, strong, &rf); err != nil {
+		sweep := func(visit func(*replay.OperatingPoint)) { rp.SweepFunc(g, sweepOpts, visit) }
+		if best, iv, err = meetOnInterval(ctx, env, rp, solver, sweep, strong, &rf); err != nil {
 			return err
 		}
 	} else if err := interruptible(ctx, func() error {
@@ -283,46 +290,108 @@ func runCalibrate(ctx context.Context, env *Env, args []string) error {
 // interrupt calibrate while the intervals are computed.
 var bootstrapPoint = report.BootstrapPoint
 
+// meetBand is how many candidates --meet ci95 holds at a time (about 9
+// MiB of operating points): the default grid's policies fit in one, and
+// a finer grid is swept again for each further band.
+var meetBand = 1 << 16
+
 // meetOnInterval is --meet ci95: the cheapest (or fastest) policy whose
 // quality, relative to always-strong, meets the quality target at the
 // lower end of its 95% bootstrap interval, with its intervals. A point
 // estimate that just meets the target is as likely to fall short on new
 // traffic as not; a user who must not fall short asks for this.
 //
-// Bootstrapping every point of the sweep (up to 201 x 201 x 21 policies)
-// is too slow, so it walks the solver's front, the policies that meet
-// every target on their estimates and that no other beats on both the
-// objective and quality, best on the objective first; the first whose
-// lower end meets the target wins. Every point shares the same resamples
-// (one seed), and the interval checked is the one printed.
-func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *replay.Solver, strong []float64, rf *replayFlags) (replay.OperatingPoint, report.PointIntervals, error) {
+// It walks every policy that meets every target on its estimates, best
+// on the objective first, and the first whose lower end meets the target
+// wins. A policy whose estimate falls short is not tried: "meets it too"
+// is the promise. It walked only the solver's front (the policies no
+// other beats on both the objective and estimated quality), but a policy
+// off it may have the narrower interval and so the higher lower end, and
+// a cheaper one was then missed. Each policy is checked with
+// report.RelQualityLoAtLeast, which stops at the first resamples that
+// rule it out, and the winner's intervals are then computed in full.
+// Every point shares the same resamples (one seed), and the interval
+// checked is the one printed.
+//
+// The solver was given KeepCheapest (meetBand) for the sweep that found
+// the estimate's answer; past that band, sweep replays the grid again
+// for the next one.
+func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *replay.Solver, sweep func(visit func(*replay.OperatingPoint)), strong []float64, rf *replayFlags) (replay.OperatingPoint, report.PointIntervals, error) {
 	var q float64
 	for _, t := range solver.Targets {
 		if t.Kind == replay.TargetQuality {
 			q = t.Value
 		}
 	}
-	front := solver.Front()
 	var (
-		chosen, closest     replay.OperatingPoint
-		chosenIV, closestIV report.PointIntervals
-		found               bool
+		chosen   replay.OperatingPoint
+		chosenIV report.PointIntervals
+		found    bool
+		checked  int
 	)
 	prog, stop := newProgress(env)
 	defer stop()
 	err := interruptible(ctx, func() error {
+		var out []replay.Replayed
+		// The check reads each request's kept score, in the order of
+		// the kept answers' latencies: policies that keep the same
+		// scores at the same latencies get the same answer, and only
+		// the first (the cheapest) of them is checked. Without a
+		// confidence in the log a speculation always awaits the strong
+		// answer, so every speculate band repeats a fast/escalate
+		// policy's scores and latencies at a higher cost.
+		seen := map[[2]uint64]bool{}
+		seeds := [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+		cands := solver.Cheapest()
+		for {
+			for i := range cands {
+				if err := ctx.Err(); err != nil {
+					return err // abandoned: stop bootstrapping
+				}
+				if prog != nil && checked%64 == 0 {
+					prog("checking the quality intervals of the cheapest policies", checked, 0)
+				}
+				checked++
+				out = rp.Outcomes(out[:0], cands[i].Policy)
+				k := scoresAndLatencies(seeds, out)
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				if report.RelQualityLoAtLeast(out, strong, rf.resamples, rf.seed, q) {
+					chosen, chosenIV, found = cands[i], bootstrapPoint(out, strong, rf.resamples, rf.seed), true
+					return nil
+				}
+			}
+			if len(cands) < solver.KeepCheapest {
+				return nil // that was the last band
+			}
+			next := &replay.Solver{Targets: solver.Targets, Minimize: solver.Minimize, StrongQuality: solver.StrongQuality,
+				ShareTolerance: solver.ShareTolerance, KeepCheapest: solver.KeepCheapest, After: &cands[len(cands)-1]}
+			sweep(next.Consider)
+			cands = next.Cheapest()
+		}
+	})
+	if err != nil {
+		return replay.OperatingPoint{}, report.PointIntervals{}, err
+	}
+	if found {
+		return chosen, chosenIV, nil
+	}
+	// None does: name the policy of the front whose lower end comes
+	// closest, with its interval.
+	front := solver.Front()
+	var (
+		closest   replay.OperatingPoint
+		closestIV report.PointIntervals
+	)
+	err = interruptible(ctx, func() error {
 		for i := range front {
 			if err := ctx.Err(); err != nil {
-				return err // abandoned: stop bootstrapping
-			}
-			if prog != nil {
-				prog("checking the quality intervals of the cheapest policies", i, len(front))
+				return err
 			}
 			iv := bootstrapPoint(rp.Outcomes(nil, front[i].Policy), strong, rf.resamples, rf.seed)
-			if lo := iv.RelQuality.Lo; lo >= q {
-				chosen, chosenIV, found = front[i], iv, true
-				return nil
-			} else if i == 0 || lo > closestIV.RelQuality.Lo || math.IsNaN(closestIV.RelQuality.Lo) {
+			if i == 0 || iv.RelQuality.Lo > closestIV.RelQuality.Lo || math.IsNaN(closestIV.RelQuality.Lo) {
 				closest, closestIV = front[i], iv
 			}
 		}
@@ -331,13 +400,28 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 	if err != nil {
 		return replay.OperatingPoint{}, report.PointIntervals{}, err
 	}
-	if !found {
-		c := rp.Point(closest.Policy)
-		return replay.OperatingPoint{}, report.PointIntervals{}, fmt.Errorf("no policy meets quality=%g at the lower end of its 95%% interval on this data (--meet ci95; %s %s checked, those meeting every target on their estimates); the closest is speculate_above=%.4g escalate_above=%.4g accept_confidence=%.4g with quality/strong %.4f [%.4f, %.4f]; relax the target, or calibrate on more requests (the interval narrows with them)",
-			q, count(len(front), "policy"), oneOr(len(front), "was", "were"), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
-			c.Quality/solver.StrongQuality, closestIV.RelQuality.Lo, closestIV.RelQuality.Hi)
+	c := rp.Point(closest.Policy)
+	return replay.OperatingPoint{}, report.PointIntervals{}, fmt.Errorf("no policy meets quality=%g at the lower end of its 95%% interval on this data (--meet ci95; %s %s checked, those meeting every target on their estimates); the closest is speculate_above=%.4g escalate_above=%.4g accept_confidence=%.4g with quality/strong %.4f [%.4f, %.4f]; relax the target, or calibrate on more requests (the interval narrows with them)",
+		q, count(checked, "policy"), oneOr(checked, "was", "were"), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
+		c.Quality/solver.StrongQuality, closestIV.RelQuality.Lo, closestIV.RelQuality.Hi)
+}
+
+// scoresAndLatencies is a 128-bit digest of out's scores and latencies,
+// all that report.RelQualityLoAtLeast reads of it.
+func scoresAndLatencies(seeds [2]maphash.Seed, out []replay.Replayed) [2]uint64 {
+	var k [2]uint64
+	var b [16]byte
+	for j, seed := range seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		for i := range out {
+			binary.LittleEndian.PutUint64(b[:8], math.Float64bits(out[i].Score))
+			binary.LittleEndian.PutUint64(b[8:], math.Float64bits(out[i].LatencyMS))
+			h.Write(b[:])
+		}
+		k[j] = h.Sum64()
 	}
-	return chosen, chosenIV, nil
+	return k
 }
 
 // checkKnown refuses a target or objective on a figure the log does not

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/triage-router/triage/models/replay"
+	"github.com/triage-router/triage/models/report"
 )
 
 // TestCalibrateMeetsQualityOnItsInterval: calibrate meets a quality
@@ -85,6 +91,120 @@ func TestCalibrateMeetsQualityOnItsInterval(t *testing.T) {
 		_, stderr, code = calibrate(t, target, "--meet", "ci95")
 		if want := "at the lower end of its 95% interval on this data (--meet ci95;"; code != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("%s --meet ci95: exit %d, stderr %q; want 1 and %q", target, code, stderr, want)
+		}
+	})
+}
+
+// TestMeetCI95FindsTheCheapestPolicyOffTheFront: --meet ci95 promises
+// the cheapest policy whose estimate and 95% interval's lower end meet
+// the quality target. It walked only the front of the estimates (the
+// policies no other beats on both cost and estimated quality), and the
+// cheapest such policy can be off it: here a policy beaten on both
+// estimates by cheaper ones has the only interval that holds.
+//
+// The log: 200 easy requests both tiers answer (fast first), 200 where
+// the tiers disagree, alternating, the fast one right on 104 and the
+// strong one on 96, and 200 hard ones only the strong tier answers (all
+// escalate). Sending the easy ones fast and the rest strong scores
+// exactly as always-strong on every resample: relative quality 1, with
+// the interval [1, 1]. Sending some of the disagreeing ones fast too is
+// cheaper and scores as well or better on the estimate, so those
+// policies make the front, but their intervals reach below 1.
+func TestMeetCI95FindsTheCheapestPolicyOffTheFront(t *testing.T) {
+	skipSlow(t) // its check bootstraps every policy cheaper than the answer: 4 s under -race
+	var reqs []replay.Request
+	add := func(p, fast, strong float64) {
+		reqs = append(reqs, replay.Request{PHard: p, FastScore: fast, StrongScore: strong,
+			FastLatencyMS: 400, StrongLatencyMS: 1800, FastCostUSD: 0.0003, StrongCostUSD: 0.006})
+	}
+	for i := range 200 {
+		add(0.1+float64(i)*1e-4, 1, 1)
+	}
+	for i := range 200 {
+		if i%2 == 0 || i >= 192 {
+			add(0.4+float64(i)*1e-4, 1, 0) // 104 of these
+		} else {
+			add(0.4+float64(i)*1e-4, 0, 1)
+		}
+	}
+	for i := range 200 {
+		add(0.8+float64(i)*1e-4, 0, 1)
+	}
+	rp, err := replay.NewReplayer(reqs, replay.BillProrata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const q = 1.0
+	// 60 cuts of 600 requests: a threshold every 10, the boundary
+	// between the easy and the disagreeing ones among them.
+	g := rp.QuantileGrid(60, 10)
+	opts := replay.SweepOptions{NoPercentiles: true}
+	sweep := func(visit func(*replay.OperatingPoint)) { rp.SweepFunc(g, opts, visit) }
+	strong := make([]float64, len(rp.Requests()))
+	for i, r := range rp.Requests() {
+		strong[i] = r.StrongScore
+	}
+	rf := &replayFlags{resamples: 100, seed: 1}
+	meet := func(t *testing.T, band int) (*replay.Solver, replay.OperatingPoint, report.PointIntervals) {
+		t.Helper()
+		solver := &replay.Solver{Targets: []replay.Target{{Kind: replay.TargetQuality, Value: q}}, Minimize: replay.MinimizeCost,
+			KeepFront: true, KeepCheapest: band}
+		_, solver.StrongQuality = rp.Baselines()
+		sweep(solver.Consider)
+		got, iv, err := meetOnInterval(t.Context(), &Env{Stdout: io.Discard, Stderr: io.Discard}, rp, solver, sweep, strong, rf)
+		if err != nil {
+			t.Fatalf("meetOnInterval: %v", err)
+		}
+		return solver, got, iv
+	}
+	solver, got, iv := meet(t, meetBand)
+	pts := rp.Sweep(g, opts)
+	// The cheapest policy whose estimate and lower end meet the target,
+	// found by bootstrapping every policy of the sweep.
+	slices.SortStableFunc(pts, func(a, b replay.OperatingPoint) int { return cmp.Compare(a.CostPer1k, b.CostPer1k) })
+	var want *replay.OperatingPoint
+	for i := range pts {
+		if pts[i].Quality/solver.StrongQuality < q {
+			continue
+		}
+		if report.BootstrapPoint(rp.Outcomes(nil, pts[i].Policy), strong, rf.resamples, rf.seed).RelQuality.Lo >= q {
+			want = &pts[i]
+			break
+		}
+	}
+	if want == nil {
+		t.Fatal("the construction has no policy whose lower end meets the target")
+	}
+	if want.FastShare != 200.0/600 || want.EscalateShare != 400.0/600 {
+		t.Errorf("the construction's answer sends %.3f fast and escalates %.3f, want the easy third fast and the rest strong", want.FastShare, want.EscalateShare)
+	}
+	for _, f := range solver.Front() {
+		if f.Policy == want.Policy {
+			t.Fatalf("the cheapest qualifying policy %+v is on the front; the construction does not test what it should", want.Policy)
+		}
+	}
+	if got.CostPer1k != want.CostPer1k || got.Quality != want.Quality {
+		t.Errorf("--meet ci95 chose %+v at $%.4f per 1k, quality %.4f; want %+v at $%.4f, quality %.4f, the cheapest whose lower end meets %g",
+			got.Policy, got.CostPer1k, got.Quality, want.Policy, want.CostPer1k, want.Quality, q)
+	}
+	if iv.RelQuality.Lo < q {
+		t.Errorf("the chosen policy's interval is [%.4f, %.4f], whose lower end is below %g", iv.RelQuality.Lo, iv.RelQuality.Hi, q)
+	}
+	t.Run("held a few candidates at a time, it finds the same policy", func(t *testing.T) {
+		// The candidates tried before it: with bands of 2 the answer
+		// is some sweeps away.
+		before := 0
+		for i := range pts {
+			if pts[i].Quality/solver.StrongQuality >= q && pts[i].CostPer1k < want.CostPer1k {
+				before++
+			}
+		}
+		if before < 4 {
+			t.Fatalf("%d candidates before the answer; the bands would not be crossed", before)
+		}
+		_, banded, _ := meet(t, 2)
+		if banded.Policy != got.Policy {
+			t.Errorf("in bands of 2: %+v, want %+v", banded.Policy, got.Policy)
 		}
 	})
 }

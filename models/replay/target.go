@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"cmp"
+	"container/heap"
 	"errors"
 	"fmt"
 	"math"
@@ -149,12 +151,24 @@ type Solver struct {
 	// without a quality target, so never with MaximizeQuality), whose
 	// front is quality rising with the key.
 	KeepFront bool
+	// KeepCheapest makes the solver keep the KeepCheapest best
+	// candidates on the objective that meet the targets, after the point
+	// After when it is set (Cheapest). A quality target met at the lower
+	// end of an interval can be met by a policy off the front: one that
+	// another beats on both estimates may still have the narrower
+	// interval, and so the higher lower end. A caller that must try every
+	// candidate in order sweeps again with After at the last one kept, so
+	// memory stays bounded whatever the grid.
+	KeepCheapest int
+	After        *OperatingPoint
 
 	best, closest         OperatingPoint
 	haveBest, haveClosest bool
 	closestViolation      float64
 	// front is sorted by objective, quality strictly increasing.
 	front []OperatingPoint
+	// cheapest is a max-heap by rank: its root is the worst kept.
+	cheapest cheapHeap
 }
 
 // NeedsPercentiles says whether the targets or objective read latency
@@ -241,6 +255,9 @@ func (s *Solver) Consider(op *OperatingPoint) {
 		if s.KeepFront {
 			s.addFront(op)
 		}
+		if s.KeepCheapest > 0 {
+			s.keepCheap(op)
+		}
 		return
 	}
 	if !s.haveClosest || v < s.closestViolation || (v == s.closestViolation && s.better(op, &s.closest)) {
@@ -275,6 +292,69 @@ func (s *Solver) addFront(op *OperatingPoint) {
 // first and each of higher quality than the one before. It is nil without
 // KeepFront or when no candidate meets the targets.
 func (s *Solver) Front() []OperatingPoint { return s.front }
+
+// Cheapest returns the candidates kept with KeepCheapest, best first: in
+// the order of rank, which is Result's (the objective, ties to higher
+// quality, then to a strong share nearer its target) made total by the
+// policy's thresholds, so consecutive sweeps with After split the
+// candidates without repeating or skipping any. Nil without KeepCheapest
+// or when none met the targets after After.
+func (s *Solver) Cheapest() []OperatingPoint {
+	out := slices.Clone(s.cheapest.pts)
+	slices.SortFunc(out, func(a, b OperatingPoint) int { return s.rank(&a, &b) })
+	return out
+}
+
+// rank orders candidates as Result prefers them, ties broken by the
+// policy's thresholds.
+func (s *Solver) rank(a, b *OperatingPoint) int {
+	switch {
+	case s.better(a, b):
+		return -1
+	case s.better(b, a):
+		return 1
+	}
+	pa, pb := a.Policy, b.Policy
+	if c := cmp.Compare(pa.SpeculateAbove, pb.SpeculateAbove); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(pa.EscalateAbove, pb.EscalateAbove); c != 0 {
+		return c
+	}
+	return cmp.Compare(pa.AcceptConfidence, pb.AcceptConfidence)
+}
+
+func (s *Solver) keepCheap(op *OperatingPoint) {
+	if s.After != nil && s.rank(op, s.After) <= 0 {
+		return
+	}
+	h := &s.cheapest
+	h.rank = s.rank
+	if len(h.pts) < s.KeepCheapest {
+		heap.Push(h, *op)
+		return
+	}
+	if s.rank(op, &h.pts[0]) < 0 {
+		h.pts[0] = *op
+		heap.Fix(h, 0)
+	}
+}
+
+// cheapHeap is a max-heap of operating points by rank.
+type cheapHeap struct {
+	pts  []OperatingPoint
+	rank func(a, b *OperatingPoint) int
+}
+
+func (h *cheapHeap) Len() int           { return len(h.pts) }
+func (h *cheapHeap) Less(i, j int) bool { return h.rank(&h.pts[i], &h.pts[j]) > 0 }
+func (h *cheapHeap) Swap(i, j int)      { h.pts[i], h.pts[j] = h.pts[j], h.pts[i] }
+func (h *cheapHeap) Push(x any)         { h.pts = append(h.pts, x.(OperatingPoint)) }
+func (h *cheapHeap) Pop() any {
+	x := h.pts[len(h.pts)-1]
+	h.pts = h.pts[:len(h.pts)-1]
+	return x
+}
 
 // ErrInfeasible is wrapped by the error Result returns when no candidate
 // meets every target.

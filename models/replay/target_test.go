@@ -2,6 +2,7 @@ package replay
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -148,6 +149,60 @@ func TestSolverFront(t *testing.T) {
 			t.Errorf("front %v, want nil", f)
 		}
 	})
+}
+
+// TestSolverCheapest: with KeepCheapest the solver keeps the best points
+// on the objective that meet the targets, off the front too, best first
+// (ties to higher quality, then by threshold); with After it keeps the
+// next ones, so sweeps in bands give every point once, in order:
+// calibrate --meet ci95 checks them so.
+func TestSolverCheapest(t *testing.T) {
+	mk := func(s, q, cost float64) OperatingPoint {
+		return OperatingPoint{Policy: models.Policy{SpeculateAbove: s}, Quality: q, CostPer1k: cost}
+	}
+	pts := []OperatingPoint{
+		mk(0.1, 0.70, 1.0),  // misses quality=0.9 of 0.8 (0.72)
+		mk(0.2, 0.80, 3.0),  // on the front
+		mk(0.3, 0.74, 2.0),  // on the front
+		mk(0.4, 0.73, 2.5),  // off it: 0.3 is cheaper and better
+		mk(0.5, 0.75, 2.0),  // as cheap as 0.3 and better: first
+		mk(0.6, 0.721, 4.0), // off it, dearest
+		mk(0.7, 0.719, 0.5), // misses
+		mk(0.8, 0.73, 2.5),  // ties with 0.4: after it, by threshold
+	}
+	want := []float64{0.5, 0.3, 0.4, 0.8, 0.2, 0.6}
+	solve := func(keep int, after *OperatingPoint) []OperatingPoint {
+		s := &Solver{Targets: []Target{{TargetQuality, 0.9}}, StrongQuality: 0.8, KeepCheapest: keep, After: after}
+		for _, op := range pts {
+			s.Consider(&op)
+		}
+		return s.Cheapest()
+	}
+	for _, keep := range []int{1, 2, 3, 100} {
+		t.Run(fmt.Sprintf("in bands of %d", keep), func(t *testing.T) {
+			var got []float64
+			var after *OperatingPoint
+			for range len(pts) + 1 {
+				band := solve(keep, after)
+				if len(band) > keep {
+					t.Fatalf("a band of %d, want at most %d", len(band), keep)
+				}
+				for _, op := range band {
+					got = append(got, op.Policy.SpeculateAbove)
+				}
+				if len(band) < keep {
+					break
+				}
+				after = &band[len(band)-1]
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("cheapest %v, want %v", got, want)
+			}
+		})
+	}
+	if f := solve(0, nil); f != nil {
+		t.Errorf("without KeepCheapest: %v, want nil", f)
+	}
 }
 
 func TestSolverNeedsPercentiles(t *testing.T) {

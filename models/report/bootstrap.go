@@ -161,49 +161,109 @@ func BootstrapPoint(out []replay.Replayed, strong []float64, resamples int, seed
 	if resamples <= 0 {
 		resamples = DefaultResamples
 	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(out[a].LatencyMS, out[b].LatencyMS) })
-	k95 := int32(math.Ceil(0.95 * float64(n))) // nearest rank, as replay.Percentile
-	rs := newResampler(n, seed)
+	ps := newPointSampler(out, strong, seed)
 	share := make([]float64, resamples)
 	q := make([]float64, resamples)
 	rel := make([]float64, resamples)
 	cost := make([]float64, resamples)
 	p95 := make([]float64, resamples)
-	fn := float64(n)
 	for b := 0; b < resamples; b++ {
-		w := rs.next()
-		var s, sc, c, st float64
-		var seen int32
-		p95[b] = math.NaN()
-		for _, i := range order {
-			k := w[i]
-			if k == 0 {
-				continue
-			}
-			f := float64(k)
-			if out[i].KeptStrong {
-				st += f
-			}
-			s += f * out[i].Score
-			sc += f * strong[i]
-			c += f * out[i].CostUSD
-			if seen < k95 && seen+k >= k95 {
-				p95[b] = out[i].LatencyMS
-			}
-			seen += k
-		}
-		share[b], q[b], cost[b] = st/fn, s/fn, 1000*c/fn
-		rel[b] = math.NaN()
-		if sc > 0 {
-			rel[b] = s / sc
-		}
+		share[b], q[b], rel[b], cost[b], p95[b] = ps.next()
 	}
 	return PointIntervals{
 		StrongShare: percentileInterval(share), Quality: percentileInterval(q), RelQuality: percentileInterval(rel),
 		CostPer1k: percentileInterval(cost), LatencyP95MS: percentileInterval(p95),
 	}
+}
+
+// RelQualityLoAtLeast reports whether BootstrapPoint(out, strong,
+// resamples, seed).RelQuality.Lo is at least q, without always drawing
+// every resample. It draws the same resamples, in the same order, with
+// the same arithmetic (pointSampler), so its answer is the one the
+// printed interval gives; and it stops as soon as more of them fall
+// below q than the interval's lower end allows. calibrate --meet ci95
+// asks this of every policy cheaper than the one it picks, most of which
+// fail within a few dozen resamples.
+func RelQualityLoAtLeast(out []replay.Replayed, strong []float64, resamples int, seed uint64, q float64) bool {
+	if len(out) == 0 || math.IsNaN(q) {
+		return false
+	}
+	if resamples <= 0 {
+		resamples = DefaultResamples
+	}
+	// percentileInterval reads the lower end at rank ceil(0.025·m) of the
+	// m resamples that are not NaN (m <= resamples): it is at least q
+	// exactly when no more than ceil(0.025·m)−1 of them are below q.
+	allowed := func(m int) int { return max(0, int(math.Ceil(0.025*float64(m)))-1) }
+	most := allowed(resamples)
+	ps := newPointSampler(out, strong, seed)
+	below, m := 0, 0
+	for b := 0; b < resamples; b++ {
+		_, _, rel, _, _ := ps.next()
+		if math.IsNaN(rel) {
+			continue
+		}
+		m++
+		if rel < q {
+			if below++; below > most {
+				return false
+			}
+		}
+	}
+	return m > 0 && below <= allowed(m)
+}
+
+// pointSampler draws BootstrapPoint's resamples one at a time.
+type pointSampler struct {
+	out    []replay.Replayed
+	strong []float64
+	order  []int
+	k95    int32
+	rs     *resampler
+}
+
+func newPointSampler(out []replay.Replayed, strong []float64, seed uint64) *pointSampler {
+	n := len(out)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(out[a].LatencyMS, out[b].LatencyMS) })
+	return &pointSampler{out: out, strong: strong, order: order,
+		k95: int32(math.Ceil(0.95 * float64(n))), // nearest rank, as replay.Percentile
+		rs:  newResampler(n, seed)}
+}
+
+// next draws one resample and returns its strong share, quality,
+// quality relative to always-strong's (NaN when the resample's strong
+// scores sum to 0), cost per 1k and p95 latency.
+func (ps *pointSampler) next() (share, q, rel, cost, p95 float64) {
+	out, strong := ps.out, ps.strong
+	fn := float64(len(out))
+	w := ps.rs.next()
+	var s, sc, c, st float64
+	var seen int32
+	p95 = math.NaN()
+	for _, i := range ps.order {
+		k := w[i]
+		if k == 0 {
+			continue
+		}
+		f := float64(k)
+		if out[i].KeptStrong {
+			st += f
+		}
+		s += f * out[i].Score
+		sc += f * strong[i]
+		c += f * out[i].CostUSD
+		if seen < ps.k95 && seen+k >= ps.k95 {
+			p95 = out[i].LatencyMS
+		}
+		seen += k
+	}
+	rel = math.NaN()
+	if sc > 0 {
+		rel = s / sc
+	}
+	return st / fn, s / fn, rel, 1000 * c / fn, p95
 }
