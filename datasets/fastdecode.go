@@ -129,12 +129,47 @@ func decision(d *jsonscan.Scanner) (*Decision, bool) {
 		case "pinned":
 			bit = 512
 			dec.Pinned, ok = d.Bool()
+		case "ran":
+			bit = 1024
+			dec.Ran, ok = stringList(d)
+		case "policy_tier":
+			bit = 2048
+			dec.PolicyTier, ok = d.Str()
+		case "tier_propensity":
+			bit = 4096
+			dec.TierPropensity, ok = floatMap(d)
 		default:
 			return 0, false
 		}
 		return bit, ok
 	})
 	return &dec, ok
+}
+
+// stringList reads an array of strings.
+func stringList(d *jsonscan.Scanner) ([]string, bool) {
+	out := []string{}
+	ok := d.Array(func() bool {
+		v, ok := d.Str()
+		out = append(out, v)
+		return ok
+	})
+	return out, ok
+}
+
+// floatMap reads an object of numbers; a repeated key is left to
+// decodeLine, which names it.
+func floatMap(d *jsonscan.Scanner) (map[string]float64, bool) {
+	out := map[string]float64{}
+	ok := d.Object(func(key []byte) bool {
+		if _, repeated := out[string(key)]; repeated {
+			return false
+		}
+		v, ok := d.Float()
+		out[string(key)] = v
+		return ok
+	})
+	return out, ok
 }
 
 // decodeTime reads ts: encoding/json hands time.Time's UnmarshalJSON the

@@ -75,6 +75,26 @@ type Decision struct {
 	// could answer it. Kind is then that tier's decision label, and
 	// there is no propensity (the policy did not choose).
 	Pinned bool `json:"pinned,omitempty"`
+	// Ran, PolicyTier and TierPropensity are kept on an N-tier model's
+	// decisions the policy took (not a pinned or client-forced one), by
+	// the names outcomes are recorded under; absent on two-tier records
+	// and on records from before they were kept. Kind and Propensity
+	// say which of three labels was taken; these say which tiers, which
+	// an N-tier export needs for per-tier inverse propensity weights
+	// (docs/loop.md §8).
+	//
+	// Ran is the tiers the decision sent the request to, cheapest
+	// first: one, or both of a race (the policy's or exploration's).
+	Ran []string `json:"ran,omitempty"`
+	// PolicyTier is the tier the policy chose before exploration (the
+	// cheaper of a race it chose): on an explored request of the top
+	// tier, Tier is the one below, raced with it.
+	PolicyTier string `json:"policy_tier,omitempty"`
+	// TierPropensity is, for every tier of the model, the probability
+	// that the tier ran for this request under the server's exploration
+	// rule: 1 for the tiers the policy chose, ε for the tier exploration
+	// races with a single one, 0 for the others.
+	TierPropensity map[string]float64 `json:"tier_propensity,omitempty"`
 }
 
 // Meta is categorical context (subject, tenant, source). Values in a log may

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1163,6 +1165,7 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	if e.Decision.Pinned {
 		b = append(b, `,"pinned":true`...)
 	}
+	b = appendTierFields(b, &e.Decision)
 	b = append(b, '}')
 	if e.Response != nil {
 		b = append(b, `,"response_id":`...)
@@ -1171,6 +1174,39 @@ func appendStored(b []byte, e *LogEntry) ([]byte, error) {
 	b = append(b, `,"request":`...)
 	b = append(b, e.Request...)
 	return append(b, '}'), nil
+}
+
+// appendTierFields appends an N-tier decision's ran, policy_tier and
+// tier_propensity, each only when set, as json.Marshal would (a map's
+// keys sorted).
+func appendTierFields(b []byte, d *Decision) []byte {
+	if d.Ran != nil {
+		b = append(b, `,"ran":[`...)
+		for i, t := range d.Ran {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, t)
+		}
+		b = append(b, ']')
+	}
+	if d.PolicyTier != "" {
+		b = append(b, `,"policy_tier":`...)
+		b = appendJSONString(b, d.PolicyTier)
+	}
+	if d.TierPropensity != nil {
+		b = append(b, `,"tier_propensity":{`...)
+		for i, t := range slices.Sorted(maps.Keys(d.TierPropensity)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, t)
+			b = append(b, ':')
+			b = strconv.AppendFloat(b, d.TierPropensity[t], 'g', -1, 64)
+		}
+		b = append(b, '}')
+	}
+	return b
 }
 
 // appendJSONString appends s as a JSON string. Strings here are ids, model
