@@ -518,7 +518,7 @@ func (s *Server) handleRoute(c *gin.Context) {
 		return
 	}
 	it.entry = datasets.LogEntry{ID: id, TS: now, Request: logged, Fingerprint: it.entry.Fingerprint,
-		Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}}
+		Decision: s.logged(st, tres, res, tier, race, propensity, explored, policy)}
 	s.dlog.Enqueue(it)
 }
 
@@ -614,7 +614,7 @@ func (s *Server) handleRouteBatch(c *gin.Context) {
 		}
 		l.body, _ = json.Marshal(r.logged())
 		l.entry = datasets.LogEntry{ID: id, TS: now, Request: l.body, Fingerprint: l.entry.Fingerprint,
-			Decision: datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version, Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}}
+			Decision: s.logged(st, tres, res, tier, race, propensity, explored, policy)}
 	}
 	out = append(out, "]}"...)
 	c.Data(http.StatusOK, "application/json", out)
@@ -738,10 +738,27 @@ func (st *state) tiersOf(ch models.TierResult, taken models.Decision) (tier, rac
 	if taken == ch.Decision || taken != models.Speculate || ch.Race != proxy.NoRace {
 		return ch.Tier, ch.Race
 	}
-	if ch.Tier+1 < len(st.tiers) {
-		return ch.Tier, ch.Tier + 1
+	other := proxy.ExplorePartner(ch.Tier, len(st.tiers))
+	return min(ch.Tier, other), max(ch.Tier, other)
+}
+
+// logged is the decision log's record of a routed request: the router's
+// choice ch, the result res taken (after exploration) with its
+// propensity, the tiers it ran, and the policy's own decision. An
+// N-tier model's record also names the tiers that ran, the tier the
+// policy chose and each tier's probability of having run
+// (proxy.TierFields); a two-tier one's is as it always was.
+func (s *Server) logged(st *state, ch models.TierResult, res models.Result, tier, race int, propensity float64, explored bool, policy models.Decision) datasets.Decision {
+	d := datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version,
+		Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}
+	if st.art.IsMultiTier() {
+		policyRace := ch.Race
+		if policyRace < 0 {
+			policyRace = proxy.NoRace
+		}
+		proxy.TierFields(&d, st.tiers, tier, race, ch.Tier, policyRace, s.explore.eps)
 	}
-	return ch.Tier - 1, ch.Tier
+	return d
 }
 
 // explorePolicy is what a decision record keeps of the policy's own

@@ -254,6 +254,7 @@ func New(opts Options) (*Server, error) {
 				s.count(res)
 				return res.Decision, p, e
 			},
+			Epsilon:     s.cfg.Exploration.Epsilon,
 			MaxMetaKeys: s.cfg.Limits.MaxMetaKeys,
 			MaxMessages: s.cfg.Limits.MaxMessages,
 		})

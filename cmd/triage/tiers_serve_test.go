@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,7 +277,10 @@ func TestServeThreeTiersRace(t *testing.T) {
 		sims[s.name] = sim
 		cfg += fmt.Sprintf("  - {name: %s, base_url: %s/v1, model: %s-upstream, timeout: 20s}\n", s.name, ts.URL, s.name)
 	}
-	url, stderr, stop := startServe(t, "--model", model, "--db", filepath.Join(dir, "race.db"), "--config", writeFile(t, dir, "race.yaml", cfg), "--addr", "127.0.0.1:0")
+	db := filepath.Join(dir, "race.db")
+	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "race.yaml", cfg), "--addr", "127.0.0.1:0")
+	// Each request's id, and the two tiers its race ran.
+	raced := map[string][]string{}
 	for i, tt := range []struct{ kind, answers string }{{"easy", "small"}, {"medium", "large"}} {
 		rec := recs[len(recs)-len(ladderKinds)+i]
 		p, _ := json.Marshal(rec.Prompt)
@@ -283,6 +288,15 @@ func TestServeThreeTiersRace(t *testing.T) {
 		if k := ladderKinds[i]; code != 200 || !strings.Contains(string(body), `"decision":"speculate","p_hard":null,"tier":"`+k.tier+`","race":"`) {
 			t.Fatalf("route %s: %d %s, want a race of %s with the next tier up", tt.kind, code, body, k.tier)
 		}
+		pair := []string{"small", "mid"}
+		if i == 1 {
+			pair = []string{"mid", "large"}
+		}
+		var routed struct {
+			ID string `json:"request_id"`
+		}
+		json.Unmarshal(body, &routed)
+		raced[routed.ID] = pair
 		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
 		if err != nil {
 			t.Fatal(err)
@@ -293,6 +307,7 @@ func TestServeThreeTiersRace(t *testing.T) {
 			t.Errorf("the %s prompt: decision %q model %q, want speculate answered by %s: %s", tt.kind,
 				resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), tt.answers, b)
 		}
+		raced[resp.Header.Get("X-Triage-Request-Id")] = pair
 	}
 	// The easy race cancelled mid's call, the medium race mid's again
 	// (large, quicker, answered first).
@@ -304,5 +319,14 @@ func TestServeThreeTiersRace(t *testing.T) {
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+	// A race the policy chose ran both of its tiers surely, and no third.
+	exported := exportedRecords(t, db)
+	for id, pair := range raced {
+		d := exported[id].Decision
+		third := map[string]string{"small": "large", "mid": "small"}[pair[0]]
+		if want := map[string]float64{pair[0]: 1, pair[1]: 1, third: 0}; d == nil || !slices.Equal(d.Ran, pair) || d.PolicyTier != pair[0] || !maps.Equal(d.TierPropensity, want) {
+			t.Errorf("record %s's decision is %+v, want ran %v, policy_tier %s, tier_propensity %v", id, d, pair, pair[0], want)
+		}
 	}
 }

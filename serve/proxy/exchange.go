@@ -760,6 +760,9 @@ func (x *exchange) finish() {
 			// ran by exploration): retrain's per-tier propensities.
 			rec.Decision.Policy = x.choice.Decision
 		}
+		if x.info.MultiTier {
+			x.tierFields(&rec.Decision)
+		}
 	}
 	rec.Decision.Fallback = x.fallback
 	switch {
@@ -783,6 +786,26 @@ func (x *exchange) finish() {
 	}
 	x.h.rec.enqueue(&rec)
 	x.queued = true
+}
+
+// tierFields sets a routed N-tier request's per-tier fields: the tiers
+// it ran (the chosen one and, on an explored request, its
+// ExplorePartner, or the race's) and each tier's probability of running
+// (exploration races only a lone tier).
+func (x *exchange) tierFields(d *datasets.Decision) {
+	names := make([]string, len(x.h.tiers))
+	for i, t := range x.h.tiers {
+		names[i] = x.recordName(t)
+	}
+	tier, race := x.choice.Tier, x.choice.Race
+	if x.explored {
+		race = ExplorePartner(tier, len(names))
+	}
+	eps := 0.0
+	if x.h.explore != nil {
+		eps = x.h.eps
+	}
+	TierFields(d, names, tier, race, x.choice.Tier, x.choice.Race, eps)
 }
 
 // recordName is the model name t's outcomes are recorded under: its

@@ -91,6 +91,9 @@ type ModelInfo struct {
 	Tiers []string
 	// CreatedAt dates the entries of GET /v1/models.
 	CreatedAt time.Time
+	// MultiTier is an N-tier artifact's: its recordings name each tier
+	// that ran and each tier's probability of having run (TierFields).
+	MultiTier bool
 }
 
 // TierRouter is what Tiered needs: *models.TierRouter, which serves
@@ -111,7 +114,7 @@ var _ TierRouter = (*models.TierRouter)(nil)
 // artifact; it is safe for concurrent use.
 func Tiered(r TierRouter) Router {
 	a := r.Artifact()
-	return &tiered{r: r, info: ModelInfo{Version: a.Version, Tiers: r.Names(), CreatedAt: a.CreatedAt}, accept: r.AcceptConfidence()}
+	return &tiered{r: r, info: ModelInfo{Version: a.Version, Tiers: r.Names(), CreatedAt: a.CreatedAt, MultiTier: a.IsMultiTier()}, accept: r.AcceptConfidence()}
 }
 
 type tiered struct {
@@ -170,6 +173,10 @@ type Deps struct {
 	// (its policy decision): the decision to take, its probability, and
 	// whether exploration changed it (to speculate). Nil never explores.
 	Explore func(models.Result) (taken models.Decision, propensity float64, explored bool)
+	// Epsilon is the share Explore explores (its ε): an N-tier
+	// recording keeps it as the probability that the tier exploration
+	// races a lone tier with ran (TierFields). 0 with Explore nil.
+	Epsilon float64
 	// MaxMetaKeys and MaxMessages cap a request's metadata keys and
 	// messages (more is a 400), as the server's limits.max_meta_keys and
 	// max_messages cap /v1/route: within max_request_bytes, tens of
@@ -337,6 +344,7 @@ type Handler struct {
 	cfg     Config
 	router  func() Router
 	explore func(models.Result) (models.Decision, float64, bool)
+	eps     float64
 	log     *slog.Logger
 	rt      http.RoundTripper
 	now     func() time.Time
@@ -388,7 +396,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, log: deps.Logger, now: deps.Now,
+	h := &Handler{cfg: cfg, router: deps.Router, explore: deps.Explore, eps: deps.Epsilon, log: deps.Logger, now: deps.Now,
 		loserGrace: DefaultLoserGrace, maxMetaKeys: deps.MaxMetaKeys, maxMessages: deps.MaxMessages,
 		graceTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
 			t := time.NewTimer(d)

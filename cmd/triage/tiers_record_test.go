@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/triage-router/triage/datasets"
+	"github.com/triage-router/triage/serve/upstreamsim"
+)
+
+// TestServeThreeTiersRecordsWhatRan serves a three-tier router with
+// exploration on (ε = 0.3), routes the easy and the hard prompt through
+// /v1/route and the proxy until each has been explored and not, exports
+// the feedback db with feedback export and reads every record back: it
+// names the tiers that ran (both of an explored race), the tier the
+// policy chose, and each tier's probability of having run (1 for the
+// policy's tier, ε for the one exploration races it with, 0 for the
+// third), which per-tier inverse propensity weights need.
+func TestServeThreeTiersRecordsWhatRan(t *testing.T) {
+	dir := t.TempDir()
+	log, recs := ladderLog(t, dir, 300, false)
+	model := filepath.Join(dir, "ladder.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--folds", "3", "--tiers", "small=0.1,mid=1,large=3", "--lambda", "0.05", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	cfg := "exploration: {epsilon: 0.3}\ntiers:\n"
+	for _, name := range []string{"small", "mid", "large"} {
+		sim, err := upstreamsim.New(upstreamsim.Options{Model: name, Records: recs, FixedLatency: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(sim)
+		t.Cleanup(ts.Close)
+		cfg += fmt.Sprintf("  - {name: %s, base_url: %s/v1, model: %s-upstream, timeout: 20s}\n", name, ts.URL, name)
+	}
+	db := filepath.Join(dir, "feedback.db")
+	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "ladder.yaml", cfg), "--addr", "127.0.0.1:0")
+
+	// The easy prompt's policy tier is small (explored: raced with mid),
+	// the hard one's large (explored: mid raced with it).
+	easy, hard := recs[len(recs)-3], recs[len(recs)-1]
+	type want struct {
+		policy, partner string
+		raced           []string // cheapest first
+	}
+	wants := map[string]want{}
+	routed := map[string]bool{} // id -> explored
+	for _, c := range []struct {
+		rec datasets.Record
+		w   want
+	}{{easy, want{"small", "mid", []string{"small", "mid"}}}, {hard, want{"large", "mid", []string{"mid", "large"}}}} {
+		p, _ := json.Marshal(c.rec.Prompt)
+		// Until both an explored and a plain request of each path: with
+		// ε = 0.3, 200 tries miss one with probability 0.7^200.
+		var seen [2][2]bool // [proxy][explored]
+		for i := 0; i < 200 && !(seen[0][0] && seen[0][1] && seen[1][0] && seen[1][1]); i++ {
+			if !(seen[0][0] && seen[0][1]) {
+				code, body := post(t, url+"/v1/route", `{"prompt":`+string(p)+`}`)
+				var got struct {
+					ID       string `json:"request_id"`
+					Explored bool   `json:"explored"`
+				}
+				if err := json.Unmarshal(body, &got); code != 200 || err != nil {
+					t.Fatalf("status %d (%v): %s", code, err, body)
+				}
+				seen[0][b2i(got.Explored)] = true
+				routed[got.ID], wants[got.ID] = got.Explored, c.w
+				continue
+			}
+			resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("proxy: status %d", resp.StatusCode)
+			}
+			explored := resp.Header.Get("X-Triage-Explored") == "true"
+			seen[1][b2i(explored)] = true
+			id := resp.Header.Get("X-Triage-Request-Id")
+			routed[id], wants[id] = explored, c.w
+		}
+		if !(seen[0][0] && seen[0][1] && seen[1][0] && seen[1][1]) {
+			t.Fatalf("after 200 requests of %s: seen [route, proxy][plain, explored] = %v", c.rec.ID, seen)
+		}
+	}
+	// Feedback about the partner of a plain request: the export holds a
+	// score for a tier that did not run, and the record still says so.
+	var plainID string
+	for id, ex := range routed {
+		if !ex {
+			plainID = id
+			break
+		}
+	}
+	code, body := 404, []byte(nil)
+	for i := 0; code == 404 && i < 250; i++ {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		code, body = post(t, url+"/v1/feedback", `{"request_id":"`+plainID+`","model":"mid","score":1}`)
+	}
+	if code/100 != 2 {
+		t.Fatalf("feedback: %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+	out := filepath.Join(dir, "export.jsonl")
+	if _, stderr, code := run(t, "feedback", "export", "--db", db, "-o", out); code != 0 {
+		t.Fatalf("feedback export exited %d: %s", code, stderr)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	exported := recordsByID(t, f)
+	if len(exported) != len(routed) {
+		t.Fatalf("the export has %d records, want the %d routed", len(exported), len(routed))
+	}
+	for id, explored := range routed {
+		w, d := wants[id], exported[id].Decision
+		if d == nil {
+			t.Errorf("record %s has no decision", id)
+			continue
+		}
+		third := map[string]string{"small": "large", "large": "small"}[w.policy]
+		wantP := map[string]float64{w.policy: 1, w.partner: 0.3, third: 0}
+		wantRan := []string{w.policy}
+		if explored {
+			wantRan = w.raced
+		}
+		if !slices.Equal(d.Ran, wantRan) || d.PolicyTier != w.policy || !maps.Equal(d.TierPropensity, wantP) || d.Explored != explored {
+			t.Errorf("record %s (explored %v): ran %v, policy_tier %q, tier_propensity %v, explored %v; want ran %v, policy_tier %q, tier_propensity %v",
+				id, explored, d.Ran, d.PolicyTier, d.TierPropensity, d.Explored, wantRan, w.policy, wantP)
+		}
+	}
+	if s := exported[plainID].Outcomes["mid"].Score; s == nil || *s != 1 {
+		t.Errorf("record %s: mid's score %v, want the feedback's 1", plainID, s)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
