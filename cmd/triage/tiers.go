@@ -352,7 +352,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 		if rep.Complete < len(train) {
 			// The complete records alone chose L2 and are measured: with
 			// served records they can be a handful of the records read.
-			warnFew(env, "train", rep.Complete, "add records with every tier's score (an offline log)")
+			warnFewTiers(env, "train", rep.Complete, "add records with every tier's score (an offline log)")
 		}
 		fig := tierFigures(oof, done, opts.Tiers, opts.Policy)
 		if !asJSON {
@@ -370,7 +370,7 @@ func runTrainTiers(ctx context.Context, env *Env, tf *trainFlags, out string, ho
 		buf = r.Predict(buf, e.Input)
 		pred = append(pred, buf...)
 	}
-	warnFew(env, "train", len(held), "raise --holdout or log more requests")
+	warnFewTiers(env, "train", len(held), "raise --holdout or log more requests")
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "held-out figures (%s, %.0f%% of ids kept out of training; quality is the mean score on 0-100):\n", count(len(held), "record"), 100*holdout)
 	}
@@ -518,7 +518,7 @@ func evalCVTiers(ctx context.Context, env *Env, k int, tf *trainFlags, asJSON bo
 		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without every tier's score\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
-	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	warnFewTiers(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%d-fold cross-validation by id hash, %s, %d tiers; quality is the mean score on 0-100:\n", k, count(len(set.examples), "request"), len(tf.tier.tiers))
 	}
@@ -892,7 +892,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if rl.missing > 0 {
 			fmt.Fprintf(env.Stderr, "triage curves: %s: %s skipped without every tier's score\n", names[i], count(rl.missing, "record"))
 		}
-		warnFew(env, "curves", len(rl.reqs), "replay a larger log")
+		warnFewTiers(env, "curves", len(rl.reqs), "replay a larger log")
 		// Per router: another router's tiers may have the latency this
 		// one's lack, and its billing must not carry over.
 		billing := billing
@@ -983,7 +983,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if rl.missing > 0 {
 		fmt.Fprintf(env.Stderr, "triage calibrate: %s skipped without every tier's score\n", count(rl.missing, "record"))
 	}
-	warnFew(env, "calibrate", len(rl.reqs), "set the policy on a larger log")
+	warnFewTiers(env, "calibrate", len(rl.reqs), "set the policy on a larger log")
 	// The race is kept as trained: the policy calibrate writes races, and
 	// pays both calls, as its parent did.
 	warnRaceWithoutConfidence(env, "calibrate", a)
@@ -1154,7 +1154,7 @@ func evalTiersModel(ctx context.Context, env *Env, path string, a *models.Artifa
 		fmt.Fprintf(env.Stderr, "triage eval: %s skipped without every tier's score\n", count(set.missing, "record"))
 	}
 	noteSkipped(env, "eval", set.bad)
-	warnFew(env, "eval", len(set.examples), "evaluate on a larger log")
+	warnFewTiers(env, "eval", len(set.examples), "evaluate on a larger log")
 	if !asJSON {
 		fmt.Fprintf(env.Stdout, "%s\n%s, %d tiers; quality is the mean score on 0-100:\n", measured, count(len(set.examples), "request"), nt)
 	}

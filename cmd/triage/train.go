@@ -378,6 +378,23 @@ func warnFew(env *Env, cmd string, n int, fix string) {
 	}
 }
 
+// warnFewTiers is warnFew for an N-tier router's figures, which report
+// no APGR and no interval: the bound it gives instead holds for any mean
+// of scores in [0,1] over n requests, the quality, whose 95% interval is
+// at most 1.96·0.5/√n either side (the worst case, scores of 0 and 1 in
+// equal parts).
+func warnFewTiers(env *Env, cmd string, n int, fix string) {
+	if n >= fewFigures {
+		return
+	}
+	why := "N-tier figures carry no interval"
+	if n > 0 {
+		half := 1.96 * 0.5 / math.Sqrt(float64(n))
+		why += fmt.Sprintf("; a quality, a mean of scores in [0,1], over %s has a 95%% interval up to ±%.2f wide, ±%.0f points on 0-100", count(n, "record"), half, 100*half)
+	}
+	fmt.Fprintf(env.Stderr, "triage %s: warning: the figures below rest on %s, too few to trust (%s); %s\n", cmd, count(n, "record"), why, fix)
+}
+
 // printReports prints router, random and oracle side by side, or as the
 // JSON object {"router": ..., "random": ..., "oracle": ...}.
 // train passes its signal check (sig, nil for eval), which joins the JSON

@@ -134,3 +134,18 @@ func TestCalibrateWarnsOfARaceWithoutConfidence(t *testing.T) {
 		}
 	}
 }
+
+// TestNTierFewRecordsWarningIsTrue: the few-records warning of an N-tier
+// router's figures spoke of "APGR's 95% interval", a figure N-tier
+// routers do not report; it gives the bound of the quality's interval
+// instead (1.96·0.5/√90 = 0.103 on 90 records).
+func TestNTierFewRecordsWarningIsTrue(t *testing.T) {
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := trainThreeTiers(t, dir, log)
+	const want = "triage eval: warning: the figures below rest on 90 records, too few to trust (N-tier figures carry no interval; a quality, a mean of scores in [0,1], over 90 records has a 95% interval up to ±0.10 wide, ±10 points on 0-100); evaluate on a larger log"
+	_, stderr, code := run(t, "eval", "--model", model, "--data", log)
+	if code != 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "APGR") {
+		t.Errorf("exit %d, stderr %q; want 0, %q and no APGR", code, stderr, want)
+	}
+}
