@@ -130,6 +130,11 @@ func TestExplorationThroughTheServer(t *testing.T) {
 			if d == nil || d.Kind != w.kind || d.Propensity != w.prop || d.Explored != w.explored || d.ModelVersion != "v-fast" || d.Policy != w.policy {
 				t.Errorf("%s: decision %+v, want %s propensity %v explored %v policy %q version v-fast", r.ID, d, w.kind, w.prop, w.explored, w.policy)
 			}
+			// A two-tier record is as it always was: the N-tier fields
+			// are left out.
+			if d != nil && (d.Ran != nil || d.PolicyTier != "" || d.TierPropensity != nil) {
+				t.Errorf("%s: a two-tier decision has N-tier fields: %+v", r.ID, d)
+			}
 		}
 	})
 	t.Run("explored requests are counted", func(t *testing.T) {
