@@ -442,7 +442,7 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 	rf.register(fs)
 	var modelPaths stringList
 	fs.Var(&modelPaths, "model", "router artifact; repeat to compare several side by side")
-	outDir := fs.String("o", "", "write curves.csv, the plots and index.html into DIR")
+	outDir := fs.String("o", "", "write curves.csv, metrics.json, the plots and index.html into DIR (several --model: each router's files into DIR/NAME/, NAME from its file name)")
 	asJSON := fs.Bool("json", false, "print the report's figures as one JSON array instead of the summary lines: each router's metrics.json (for N-tier routers, tiers_metrics.json's entries); the report is written either way")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -591,7 +591,19 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 			c.StrongShare, c.Quality, rel, orUnknown("$%.4g per 1k", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
 	}
 	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval', with its 95%% bootstrap interval)\n")
-	fmt.Fprintf(env.Stdout, "wrote %s\n", filepath.Join(*outDir, "index.html"))
+	index := filepath.Join(*outDir, "index.html")
+	if len(page.Sections) == 1 {
+		fmt.Fprintf(env.Stdout, "wrote %s\n", index)
+		return nil
+	}
+	// Several routers each get a folder of their own under -o, named after
+	// the artifact's file: a script that looked for -o's curves.csv, as one
+	// router writes it, found nothing and no word of where it went.
+	dirs := make([]string, len(page.Sections))
+	for i, s := range page.Sections {
+		dirs[i] = filepath.Join(*outDir, filepath.FromSlash(s.Dir)) + string(filepath.Separator)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s; each router's curves.csv, metrics.json and plots are in a folder of its own: %s\n", index, strings.Join(dirs, ", "))
 	return nil
 }
 

@@ -1026,3 +1026,38 @@ func TestRouterLoadedBeforeTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestCurvesSaysWhereEachRoutersFilesGo: with several --model, each
+// router's curves.csv, metrics.json and plots go into a folder of its own
+// under -o, and the last line names those folders (it named index.html
+// alone, and a script looking for -o's curves.csv found none).
+func TestCurvesSaysWhereEachRoutersFilesGo(t *testing.T) {
+	skipSlow(t) // two reports with plots: seconds under -race
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a", "router.json"), filepath.Join(dir, "b", "router.json")
+	for _, p := range []string{a, b} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		smallRouter(t, p)
+	}
+	data := filepath.Join(dir, "test.jsonl")
+	writeLog(t, data, speculationLog(300, 2, "test"))
+	out := filepath.Join(dir, "report")
+	stdout, stderr, code := run(t, "curves", "--model", a, "--model", b, "--data", data, "--grid", "10", "--accept-grid", "4", "--resamples", "100", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"router", "router-2"} {
+		folder := filepath.Join(out, name) + string(filepath.Separator)
+		if !strings.Contains(stdout, folder) {
+			t.Errorf("the output does not name %s:\n%s", folder, stdout)
+		}
+		if _, err := os.Stat(filepath.Join(folder, "curves.csv")); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "curves.csv")); err == nil {
+		t.Errorf("%s/curves.csv exists, but the line says each router's is in its folder", out)
+	}
+}
