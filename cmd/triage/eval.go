@@ -18,7 +18,7 @@ func init() {
 	register("eval", "measure a router on a held-out log, or a training recipe by cross-validation", runEval)
 }
 
-const evalUsage = "--model FILE --data F [--json]\n       triage eval --cv K --data F --fast M --strong M [--label strong-wins|weak-fails|gap:T|gain] [--json]\n       triage eval --cv K --data F --tier A[=PRICE] --tier B[=PRICE] ... [--json]"
+const evalUsage = "--model FILE --data F [--unseen] [--fast M --strong M] [--json]\n       triage eval --cv K --data F --fast M --strong M [--label strong-wins|weak-fails|gap:T|gain] [--json]\n       triage eval --cv K --data F --tier A[=PRICE] --tier B[=PRICE] ... [--json]"
 
 func runEval(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "eval", evalUsage)

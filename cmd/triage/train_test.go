@@ -169,6 +169,24 @@ func TestEvalModelNamesTheRoutersTier(t *testing.T) {
 	}
 }
 
+// TestEvalUsageGivesTheModelFormsFlags: eval --model takes --unseen (the
+// README's way to measure on what the router has not seen) and --fast
+// --strong (to judge the router on another pair of the log's models), but
+// its usage line gave --model FILE --data F [--json] alone, so -h read as
+// if neither were taken with --model.
+func TestEvalUsageGivesTheModelFormsFlags(t *testing.T) {
+	stdout, _, code := run(t, "eval", "-h")
+	if code != 0 {
+		t.Fatalf("eval -h: exit %d", code)
+	}
+	line, _, _ := strings.Cut(stdout, "\n")
+	for _, want := range []string{"--model FILE", "--unseen", "--fast M --strong M"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("eval's first usage line %q does not give %s", line, want)
+		}
+	}
+}
+
 // TestEvalGivesTheAPGRInterval: eval printed an APGR without its
 // uncertainty, so 0.564 on the 255 GSM8K requests a router never saw
 // (the README's figure) read as routing better than random, where its
