@@ -322,7 +322,7 @@ func buildReplay(data []string, recs []datasets.Record, r *models.Router, lat, c
 		}
 	}
 	if len(out.reqs) == 0 {
-		return nil, fmt.Errorf("no record has scores for both %q and %q", a.Tiers.Fast, a.Tiers.Strong)
+		return nil, noPairsError(strings.Join(data, ","), a.Tiers.Fast, a.Tiers.Strong)
 	}
 	// A value the log has for no request of either tier is unknown: the
 	// replay keeps its placeholders and the figures are left empty. One

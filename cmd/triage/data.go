@@ -229,9 +229,19 @@ func checkLoaded(paths []string, fast, strong string, seen map[string]int, n, re
 		}
 	}
 	if n == 0 {
-		return fmt.Errorf("no record of %s has scores for both %q and %q", strings.Join(paths, ","), fast, strong)
+		return noPairsError(strings.Join(paths, ","), fast, strong)
 	}
 	return nil
+}
+
+// noPairsError is the error for logs in which no record has both tiers'
+// scores. A production log usually holds one model's outcome per request,
+// and the bare "no record has scores for both" left its owner with no way
+// on: it says where pairs come from.
+func noPairsError(files, fast, strong string) error {
+	return fmt.Errorf("no record of %s has scores for both %q and %q: a router is trained and measured on requests that both tiers answered, each answer scored; "+
+		"score a sample of these prompts on the other tier too (send them to it and grade its answers), or collect pairs in production, "+
+		"where speculated and explored requests run both tiers and feedback scores them (docs/loop.md)", files, fast, strong)
 }
 
 // absentTierError is a tier no record of the log names. Its message

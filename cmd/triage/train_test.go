@@ -1013,3 +1013,35 @@ func TestModelShowJSONGivesTheWeightsShape(t *testing.T) {
 		})
 	}
 }
+
+// TestOneSidedLogSaysWherePairsComeFrom: a production log usually holds
+// one model's outcome per request. train, eval and curves said "no record
+// has scores for both" (curves without naming the log) and left it there;
+// each now names the log and says how to get records both tiers scored.
+func TestOneSidedLogSaysWherePairsComeFrom(t *testing.T) {
+	dir := t.TempDir()
+	model := serveModel(t, dir)
+	var b strings.Builder
+	for i := range 20 {
+		m := sampleFast
+		if i%2 == 1 {
+			m = sampleStrong
+		}
+		fmt.Fprintf(&b, `{"id":"r%d","prompt":"question %d","outcomes":{%q:{"score":1}}}`+"\n", i, i, m)
+	}
+	log := writeFile(t, dir, "one-sided.jsonl", b.String())
+	for _, args := range [][]string{
+		{"train", "--data", log, "--fast", sampleFast, "--strong", sampleStrong, "-o", filepath.Join(dir, "new.json")},
+		{"eval", "--cv", "5", "--data", log, "--fast", sampleFast, "--strong", sampleStrong},
+		{"eval", "--model", model, "--data", log},
+		{"curves", "--model", model, "--data", log, "-o", filepath.Join(dir, "report")},
+		{"calibrate", "--model", model, "--data", log, "--target", "strong-share=0.3", "-o", filepath.Join(dir, "cal.json")},
+	} {
+		_, stderr, code := run(t, args...)
+		for _, want := range []string{"no record of " + log + " has scores for both", "score a sample of these prompts on the other tier", "docs/loop.md"} {
+			if code != 1 || !strings.Contains(stderr, want) {
+				t.Errorf("%s: exit %d, stderr %q; want 1 and %q", args[0], code, stderr, want)
+			}
+		}
+	}
+}
