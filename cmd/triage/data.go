@@ -246,7 +246,8 @@ func noPairsError(files, fast, strong string) error {
 
 // absentTierError is a tier no record of the log names. Its message
 // names the flag that gave the tier, or with ofRouter the router whose
-// tier it is (eval --model takes no --fast or --strong).
+// tier it is (eval --model takes no --fast or --strong); an N-tier
+// router's tier has no role.
 type absentTierError struct {
 	role, name, files string
 	seen              map[string]int
@@ -255,7 +256,10 @@ type absentTierError struct {
 
 func (e *absentTierError) Error() string {
 	who := "--" + e.role + " model"
-	if e.ofRouter {
+	switch {
+	case e.ofRouter && e.role == "": // one of an N-tier router's tiers
+		who = "the router's tier"
+	case e.ofRouter:
 		who = "the router's " + e.role + " tier"
 	}
 	known := make([]string, 0, len(e.seen))

@@ -788,7 +788,7 @@ type tierReplay struct {
 // only must be given for all (a default covers the rest), as for two
 // tiers: filling the gaps with 0 ms or with prices would mix a measured
 // figure with a made-up one (USD with price units) in one mean.
-func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map[string]float64) (*tierReplay, error) {
+func buildTierReplay(recs []datasets.Record, files string, r *models.TierRouter, lat, cost map[string]float64) (*tierReplay, error) {
 	names, prices := r.Names(), r.Prices()
 	nt := len(names)
 	out := &tierReplay{}
@@ -811,8 +811,12 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 		}
 	}
 	var buf []float64
+	seen := map[string]int{} // each model's records, for the error naming them
 	for i := range recs {
 		rec := &recs[i]
+		for m := range rec.Outcomes {
+			seen[m]++
+		}
 		q := replay.TierRequest{ID: rec.ID, Score: make([]float64, nt), LatencyMS: make([]float64, nt), CostUSD: make([]float64, nt), Confidence: make([]float64, nt)}
 		if !hasScores(rec, names) {
 			out.missing++
@@ -851,7 +855,15 @@ func buildTierReplay(recs []datasets.Record, r *models.TierRouter, lat, cost map
 		out.reqs = append(out.reqs, q)
 	}
 	if len(out.reqs) == 0 {
-		return nil, fmt.Errorf("no record has a score for every tier of the router (%s)", strings.Join(names, ", "))
+		// A log of other models said only that no record has every
+		// tier's score; as for two tiers, name the tier and the models
+		// the log does have.
+		for _, m := range names {
+			if seen[m] == 0 {
+				return nil, &absentTierError{name: m, files: files, seen: seen, ofRouter: true}
+			}
+		}
+		return nil, fmt.Errorf("no record of %s has a score for every tier of the router (%s)", files, strings.Join(names, ", "))
 	}
 	for _, v := range []struct {
 		g                 gaps
@@ -885,7 +897,7 @@ func runCurvesTiers(ctx context.Context, env *Env, paths []string, arts []*model
 		if err != nil {
 			return err
 		}
-		rl, err := buildTierReplay(recs, r, lat, cost)
+		rl, err := buildTierReplay(recs, strings.Join(rf.data, ","), r, lat, cost)
 		if err != nil {
 			return fmt.Errorf("%s: %w", paths[i], err)
 		}
@@ -976,7 +988,7 @@ func calibrateTiers(ctx context.Context, env *Env, a *models.Artifact, solver *r
 	if err != nil {
 		return err
 	}
-	rl, err := buildTierReplay(recs, r, lat, cost)
+	rl, err := buildTierReplay(recs, strings.Join(rf.data, ","), r, lat, cost)
 	if err != nil {
 		return err
 	}

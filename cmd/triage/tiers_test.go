@@ -892,3 +892,26 @@ func TestTiersTrainLearnsFromServedRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestTierReplayNamesAnAbsentTier: curves and calibrate on an N-tier
+// router and a log of other models said only "no record has a score for
+// every tier of the router", naming no log; as for two tiers, they now
+// name the tier the log lacks, the log, and the models it does have.
+func TestTierReplayNamesAnAbsentTier(t *testing.T) {
+	dir := t.TempDir()
+	model := trainThreeTiers(t, dir, threeTierLog(t, dir, 90))
+	var b strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&b, `{"id": "o%d", "prompt": "question %d", "outcomes": {"cheap": {"score": 1}, "chatt": {"score": 1}, "maths": {"score": 0}}}`+"\n", i, i)
+	}
+	other := writeFile(t, dir, "other.jsonl", b.String())
+	want := `the router's tier "chat" appears in no record of ` + other + `; did you mean "chatt"?; models that do: `
+	for _, args := range [][]string{
+		{"curves", "--model", model, "--data", other, "-o", filepath.Join(dir, "report")},
+		{"calibrate", "--model", model, "--data", other, "--target", "quality=0.9", "-o", filepath.Join(dir, "c.json")},
+	} {
+		if _, stderr, code := run(t, args...); code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", args[0], code, stderr, want)
+		}
+	}
+}
