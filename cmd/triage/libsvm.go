@@ -52,6 +52,7 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 		v            features.Vector
 		line         []byte
 		n, miss, bad int
+		seen         = map[string]int{} // each model's records, for the error naming them
 		merged       = map[int32]float64{}
 		keys         []int32
 	)
@@ -60,6 +61,9 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 			// An interrupt stops the export, which publishes nothing.
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			for m := range rec.Outcomes {
+				seen[m]++
 			}
 			f, s, ok := rec.Scores(tf.fast, tf.strong)
 			if !ok {
@@ -98,9 +102,12 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 		}
 		bad += skipped
 	}
-	if n+miss == 0 {
-		// An empty file of features would pass for a log's export.
-		return checkLoaded(tf.data, "", "", nil, 0, 0, bad)
+	if n == 0 {
+		// An empty file of features would pass for a log's export: so
+		// would one of a log whose records all lack a tier, as they do
+		// when --fast or --strong is misspelt, which wrote 0 rows and
+		// exited 0 where train names the tier and the log's models.
+		return checkLoaded(tf.data, tf.fast, tf.strong, seen, 0, n+miss, bad)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write libsvm: %w", err)

@@ -1045,3 +1045,37 @@ func TestOneSidedLogSaysWherePairsComeFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestExportLibsvmNamesAMisspeltTier: export-libsvm on a log whose
+// records all lack a tier (a misspelt --fast, a one-sided log) wrote an
+// empty file, said "0 rows" and exited 0, where train names the tier, a
+// close name and the log's models. It now refuses as train does, and
+// writes nothing.
+func TestExportLibsvmNamesAMisspeltTier(t *testing.T) {
+	dir := t.TempDir()
+	log := writeFile(t, dir, "log.jsonl", `{"id":"a","prompt":"p","outcomes":{"gpt-4":{"score":1},"mixtral":{"score":0}}}`+"\n"+
+		`{"id":"b","prompt":"q","outcomes":{"mixtral":{"score":1}}}`+"\n")
+	oneSided := writeFile(t, dir, "one-sided.jsonl", `{"id":"b","prompt":"q","outcomes":{"mixtral":{"score":1}}}`+"\n"+
+		`{"id":"c","prompt":"r","outcomes":{"gpt-4":{"score":1}}}`+"\n")
+	out := filepath.Join(dir, "x.svm")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", log, "--fast", "mixtrl", "--strong", "gpt-4"}, `--fast model "mixtrl" appears in no record of ` + log + `; did you mean "mixtral"?`},
+		{[]string{"--data", oneSided, "--fast", "mixtral", "--strong", "gpt-4"}, "no record of " + oneSided + " has scores for both"},
+	} {
+		_, stderr, code := run(t, append(append([]string{"export-libsvm"}, c.args...), "-o", out)...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("export-libsvm %v: exit %d, stderr %q; want 1 and %q", c.args, code, stderr, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("export-libsvm %v wrote %s", c.args, out)
+		}
+	}
+	// A log with one record of both tiers still exports it, and counts the other.
+	_, stderr, code := run(t, "export-libsvm", "--data", log, "--fast", "mixtral", "--strong", "gpt-4", "-o", out)
+	if code != 0 || !strings.Contains(stderr, "1 row (") || !strings.Contains(stderr, "1 record skipped without both tiers' scores") {
+		t.Errorf("export-libsvm of a log with one pair: exit %d, stderr %q; want 0, one row and one skipped", code, stderr)
+	}
+}
