@@ -201,7 +201,7 @@ func showTiers(w io.Writer, a *models.Artifact) error {
 		fmt.Fprintf(w, "  tier %-2d      %s, price %g (%s, predicted score by %s%s)\n", k, t.Name, t.Price, count(nz, "non-zero weight"), cal, gate)
 	}
 	p := a.TierPolicy
-	fmt.Fprintf(w, "  policy       λ=%g margin=%g race=%g accept_confidence=%.2f: the cheapest tier within the margin of the best predicted score − λ·price\n", p.Lambda, p.Margin, p.Race, p.AcceptConfidence)
+	fmt.Fprintf(w, "  policy       λ=%.4g margin=%.4g race=%.4g accept_confidence=%.2f: the cheapest tier within the margin of the best predicted score − λ·price\n", p.Lambda, p.Margin, p.Race, p.AcceptConfidence)
 	if a.PolicyTarget != "" {
 		fmt.Fprintf(w, "  chosen by    %s\n", a.PolicyTarget)
 	}

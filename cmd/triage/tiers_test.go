@@ -584,6 +584,34 @@ func TestModelShowTiersSaysTheMetricsUnits(t *testing.T) {
 	}
 }
 
+// TestModelShowTiersRoundsItsPolicy: model show printed a calibrated
+// N-tier policy at full precision ("λ=0.3374635661660398") where train,
+// curves and calibrate print λ to four figures and the two-tier policy
+// line gives thresholds to four decimals; --json keeps every digit.
+func TestModelShowTiersRoundsItsPolicy(t *testing.T) {
+	dir := t.TempDir()
+	model := trainThreeTiers(t, dir, threeTierLog(t, dir, 90))
+	a, err := models.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.TierPolicy.Lambda, a.TierPolicy.Margin = 0.3374635661660398, 0.012345678
+	if err := a.Save(model); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, "model", "show", model)
+	if code != 0 {
+		t.Fatalf("model show exited %d: %s", code, stderr)
+	}
+	if want := "policy       λ=0.3375 margin=0.01235 race="; !strings.Contains(stdout, want) {
+		t.Errorf("model show printed:\n%s\nwant %q", stdout, want)
+	}
+	stdout, _, _ = run(t, "model", "show", "--json", model)
+	if !strings.Contains(stdout, "0.3374635661660398") {
+		t.Errorf("model show --json lost λ's digits:\n%s", stdout)
+	}
+}
+
 // TestCalibrateTiersPrintsQualityOnCurvesScale: train, eval and curves
 // print an N-tier router's quality on 0-100 (docs/design.md); calibrate
 // printed the policy it chose on [0,1] ("quality 0.4964" where curves had
