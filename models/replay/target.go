@@ -66,11 +66,11 @@ func ParseTarget(s string) (Target, error) {
 	switch t.Kind {
 	case TargetStrongShare:
 		if x < 0 || x > 1 {
-			return Target{}, fmt.Errorf("target %q: a share is in [0,1]", s)
+			return Target{}, fmt.Errorf("target %q: a share is in [0,1]%s", s, percentHint(t.Kind, x))
 		}
 	case TargetQuality:
 		if x <= 0 || x > 2 {
-			return Target{}, fmt.Errorf("target %q: relative quality is in (0,2]; 1 is always-strong's", s)
+			return Target{}, fmt.Errorf("target %q: relative quality is in (0,2]; 1 is always-strong's (N tiers: the best single tier's)%s", s, percentHint(t.Kind, x))
 		}
 	default:
 		if x < 0 {
@@ -79,6 +79,16 @@ func ParseTarget(s string) (Target, error) {
 	}
 	t.Value = x
 	return t, nil
+}
+
+// percentHint is the way out for a share or a quality written as a
+// percentage (strong-share=30, quality=95), the likeliest reason for one
+// above its range: the same figure as a fraction.
+func percentHint(kind TargetKind, x float64) string {
+	if x <= 1 || x > 100 {
+		return ""
+	}
+	return fmt.Sprintf(" (for %g%%, write %s=%.6g)", x, kind, x/100)
 }
 
 // Objective is what a calibration optimises among the points that meet

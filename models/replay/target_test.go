@@ -21,7 +21,11 @@ func TestParseTarget(t *testing.T) {
 		{"cost-per-1k=$1.5", Target{TargetCostPer1k, 1.5}, ""},
 		{"p95-latency=800ms", Target{TargetP95Latency, 800}, ""},
 		{" quality = 0.95 ", Target{TargetQuality, 0.95}, ""},
-		{"strong-share=1.3", Target{}, "a share is in [0,1]"},
+		{"strong-share=1.3", Target{}, "a share is in [0,1] (for 1.3%, write strong-share=0.013)"},
+		// Percentages, a newcomer's likeliest slip: the message gives the fraction.
+		{"strong-share=30", Target{}, "a share is in [0,1] (for 30%, write strong-share=0.3)"},
+		{"quality=95", Target{}, "1 is always-strong's (N tiers: the best single tier's) (for 95%, write quality=0.95)"},
+		{"quality=250", Target{}, "relative quality is in (0,2]; 1 is always-strong's"},
 		{"quality=0", Target{}, "relative quality"},
 		{"cost-per-1k=-1", Target{}, "non-negative"},
 		{"latency=3", Target{}, `kind "latency" is not known`},
