@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -425,6 +426,13 @@ func (t Tier) validate() error {
 	u, err := url.Parse(t.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("base_url %q is not an http(s) URL; want e.g. http://127.0.0.1:8000/v1", t.BaseURL)
+	}
+	// url.Parse takes any digits for a port: a typo (:80001) passed, and
+	// every call then failed with "the connection to the upstream failed".
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("base_url %q has port %s; want a port in 1..65535", t.BaseURL, p)
+		}
 	}
 	if strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
 		return fmt.Errorf("base_url %q ends in /chat/completions; give the API root (e.g. .../v1), the proxy adds the path", t.BaseURL)

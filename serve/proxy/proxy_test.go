@@ -1009,6 +1009,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"a missing base_url names the key", Tier{Model: "m"}, "tiers.fast.base_url is empty"},
 		{"a non-http base_url is refused", Tier{BaseURL: "ftp://x", Model: "m"}, "not an http(s) URL"},
+		{"a base_url with a port out of range is refused", Tier{BaseURL: "http://127.0.0.1:119001/v1", Model: "m"}, `base_url "http://127.0.0.1:119001/v1" has port 119001; want a port in 1..65535`},
+		{"a base_url with port 0 is refused", Tier{BaseURL: "http://127.0.0.1:0/v1", Model: "m"}, "has port 0"},
 		{"a base_url with the path is refused", Tier{BaseURL: "http://x/v1/chat/completions", Model: "m"}, "ends in /chat/completions"},
 		{"a missing model names the key", Tier{BaseURL: "http://x/v1"}, "tiers.fast.model is empty"},
 		{"a negative price is refused", Tier{BaseURL: "http://x/v1", Model: "m", PriceInPer1K: -1}, "price_in_per_1k"},
