@@ -22,7 +22,7 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	// heap (the log's answers). The sims share the benchmark machine with
 	// the proxy they measure, so their collector's CPU is the proxy's loss.
 	defer setGCPercent(env, serveGCPercent)()
-	fs := newFlagSet(env, "upstream-sim", "--data F --model MODEL [--addr 127.0.0.1:0] [--default TEXT] [--default-latency D] [--latency-scale X | --fixed-latency D] [--seed N] [--fail-share P] [--reply recorded|placeholder]")
+	fs := newFlagSet(env, "upstream-sim", "--data F --model MODEL [--addr 127.0.0.1:0] [--default TEXT] [--default-latency D] [--latency-scale X | --fixed-latency D] [--seed N] [--fail-share P] [--reply recorded|placeholder] [--stream-chunks N] [--skip-bad]")
 	var data logList
 	fs.Var(&data, "data", "labelled JSONL log(s) to answer from, comma-separated or repeated; a folder stands for its *.jsonl and *.jsonl.gz files")
 	model := fs.String("model", "", "the model of the log's outcomes this server plays")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -117,4 +119,32 @@ func simAnswer(t *testing.T, addr, body string) (string, error) {
 		return "", fmt.Errorf("%d choices, want 1", len(got.Choices))
 	}
 	return got.Choices[0].Message.Content, nil
+}
+
+// TestUpstreamSimUsageNamesEveryFlag: upstream-sim's usage line, and
+// docs/proxy.md's copy of it, gave every flag but --stream-chunks and
+// --skip-bad, which only the flag list showed.
+func TestUpstreamSimUsageNamesEveryFlag(t *testing.T) {
+	stdout, _, code := run(t, "upstream-sim", "-h")
+	if code != 0 {
+		t.Fatalf("upstream-sim -h: exit %d", code)
+	}
+	line, _, _ := strings.Cut(stdout, "\n")
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "proxy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, doc, _ := strings.Cut(string(b), "\n## upstream-sim\n")
+	doc, _, _ = strings.Cut(doc, "\n- ") // the usage block, before the first bullet
+	for f := range flagsOf(t, "upstream-sim") {
+		if f == "h" || f == "help" {
+			continue
+		}
+		if !strings.Contains(line, "--"+f+" ") && !strings.Contains(line, "--"+f+"]") {
+			t.Errorf("upstream-sim's usage line %q does not give --%s", line, f)
+		}
+		if !strings.Contains(doc, "--"+f) {
+			t.Errorf("docs/proxy.md's upstream-sim usage does not give --%s", f)
+		}
+	}
 }
