@@ -24,6 +24,8 @@ func TestHelpSaysWhatCommandsDo(t *testing.T) {
 		{[]string{"help", "serve"}, "accept-confidence", "two-tier routers: an N-tier one is refused with it"},
 		{[]string{"help", "import", "wide-csv"}, "models", "category, subject, source, eval_name, tenant, language, task and dataset, which go into meta"},
 		{[]string{"help", "train"}, "folds", "chooses the scorer and L2"},
+		// retrain refuses an N-tier champion; the list did not say so.
+		{[]string{"help"}, "", "retrain            train a challenger on a log plus served feedback; promote it only if it is not worse (two-tier routers)"},
 		{[]string{"help"}, "", "score              print p_hard and the decision for each record of a log (N tiers: the tier chosen and each tier's predicted score)"},
 	} {
 		t.Run(strings.Join(tt.args, " ")+" "+tt.flag, func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register("retrain", "train a challenger on a log plus served feedback; promote it only if it is not worse", runRetrain)
+	register("retrain", "train a challenger on a log plus served feedback; promote it only if it is not worse (two-tier routers)", runRetrain)
 }
 
 const retrainUsage = "--model CURRENT --data BASE.jsonl --feedback F [--feedback F2 ...] [--metric apgr|auc|log_loss] [--margin X] [--force] -o NEW"
