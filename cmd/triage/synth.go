@@ -50,5 +50,18 @@ func runSynth(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "triage synth: %s, scenario %s (fast %s, strong %s)\n", count(*n, "synthetic record"), sc, synth.FastModel, synth.StrongModel)
+	// The speculation scenario exists to show what the confidence gate
+	// and speculation buy, which a log without latency or confidence
+	// cannot: curves then has no latency to trade and no gate to open.
+	if sc == synth.Speculation && (!*lat || !*conf) {
+		var missing []string
+		if !*lat {
+			missing = append(missing, "--latency")
+		}
+		if !*conf {
+			missing = append(missing, "--confidence")
+		}
+		fmt.Fprintf(env.Stderr, "triage synth: note: the speculation scenario shows what the confidence gate and speculation buy only with latency and the fast tier's confidence in the log; add %s\n", strings.Join(missing, " "))
+	}
 	return nil
 }

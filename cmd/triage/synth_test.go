@@ -39,6 +39,31 @@ func TestSynthCommand(t *testing.T) {
 			t.Errorf("got records\n%+v\nwant\n%+v", recs, want)
 		}
 	})
+	// The speculation scenario without latency or confidence wrote a log
+	// that cannot show speculation, in silence.
+	t.Run("--scenario speculation without --latency or --confidence says what is missing", func(t *testing.T) {
+		for _, c := range []struct {
+			flags []string
+			want  string
+		}{
+			{nil, "add --latency --confidence"},
+			{[]string{"--latency"}, "add --confidence"},
+			{[]string{"--confidence"}, "add --latency"},
+		} {
+			_, stderr, code := run(t, append([]string{"synth", "--n", "3", "--scenario", "speculation", "-o", filepath.Join(t.TempDir(), "s.jsonl")}, c.flags...)...)
+			if code != 0 || !strings.Contains(stderr, "only with latency and the fast tier's confidence in the log; "+c.want+"\n") {
+				t.Errorf("synth --scenario speculation %v: exit %d, stderr %q; want 0 and %q", c.flags, code, stderr, c.want)
+			}
+		}
+		for _, args := range [][]string{
+			{"synth", "--n", "3", "--scenario", "speculation", "--latency", "--confidence"},
+			{"synth", "--n", "3"},
+		} {
+			if _, stderr, _ := run(t, args...); strings.Contains(stderr, "note:") {
+				t.Errorf("%v: stderr %q; want no note", args, stderr)
+			}
+		}
+	})
 	t.Run("an empty --id-prefix is a usage error, not the default in silence", func(t *testing.T) {
 		_, stderr, code := run(t, "synth", "--n", "3", "--id-prefix", "")
 		if code != 2 || !strings.Contains(stderr, "--id-prefix is empty") {
