@@ -293,10 +293,13 @@ func printUsage(w io.Writer) {
 // it was built from (a build from a git checkout carries it; unknown with
 // -buildvcs=false) and the Go toolchain.
 type buildInfo struct {
-	Version  string `json:"version"`
-	Commit   string `json:"commit"`
-	VCSTime  string `json:"vcs_time,omitempty"`
-	Modified bool   `json:"modified"`
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	VCSTime string `json:"vcs_time,omitempty"`
+	// Modified is whether the checkout had uncommitted changes, and
+	// absent when the build does not know (no commit stamped): false
+	// there read as "built from a clean checkout".
+	Modified *bool  `json:"modified,omitempty"`
 	Go       string `json:"go"`
 	Platform string `json:"platform"`
 }
@@ -314,7 +317,8 @@ func readBuildInfo() buildInfo {
 			case "vcs.time":
 				b.VCSTime = s.Value
 			case "vcs.modified":
-				b.Modified = s.Value == "true"
+				m := s.Value == "true"
+				b.Modified = &m
 			}
 		}
 	}
@@ -344,7 +348,7 @@ func runVersion(env *Env, args []string) int {
 		return 0
 	}
 	commit := b.Commit
-	if b.Modified && commit != "unknown" {
+	if b.Modified != nil && *b.Modified && commit != "unknown" {
 		commit += " (with uncommitted changes)"
 	}
 	if b.VCSTime != "" {

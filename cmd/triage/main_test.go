@@ -742,3 +742,26 @@ func TestEvalModelRefusesOneModelForBothTiers(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionJSONSaysModifiedOnlyWhenKnown: a binary built without VCS
+// stamping (go test's, or go build -buildvcs=false) printed
+// "modified": false beside "commit": "unknown", which a deployment
+// script reads as "built from a clean checkout". The field is left out
+// when the build does not know.
+func TestVersionJSONSaysModifiedOnlyWhenKnown(t *testing.T) {
+	stdout, _, code := run(t, "version", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("version --json printed %q: %v", stdout, err)
+	}
+	m, has := got["modified"]
+	switch {
+	case got["commit"] == "unknown" && has:
+		t.Errorf("commit unknown but modified is %v: the build does not know", m)
+	case got["commit"] != "unknown" && !has:
+		t.Errorf("commit %v stamped but modified left out", got["commit"])
+	}
+}
