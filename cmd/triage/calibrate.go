@@ -307,9 +307,10 @@ var meetBand = 1 << 16
 // is the promise. It walked only the solver's front (the policies no
 // other beats on both the objective and estimated quality), but a policy
 // off it may have the narrower interval and so the higher lower end, and
-// a cheaper one was then missed. Each policy is checked with
-// report.RelQualityLoAtLeast, which stops at the first resamples that
-// rule it out, and the winner's intervals are then computed in full.
+// a cheaper one was then missed. Each policy is checked with a
+// report.RelQualityChecker, which answers as its printed interval would,
+// stops at the first resamples that rule it out and draws each resample
+// once for them all; the winner's intervals are then computed in full.
 // Every point shares the same resamples (one seed), and the interval
 // checked is the one printed.
 //
@@ -341,6 +342,8 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 		// answer, so every speculate band repeats a fast/escalate
 		// policy's scores and latencies at a higher cost.
 		seen := map[[2]uint64]bool{}
+		// One checker for every policy: it draws the resamples once.
+		chk := report.NewRelQualityChecker(strong, rf.resamples, rf.seed)
 		seeds := [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 		cands := solver.Cheapest()
 		for {
@@ -358,7 +361,7 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 					continue
 				}
 				seen[k] = true
-				if report.RelQualityLoAtLeast(out, strong, rf.resamples, rf.seed, q) {
+				if chk.LoAtLeast(out, q) {
 					chosen, chosenIV, found = cands[i], bootstrapPoint(out, strong, rf.resamples, rf.seed), true
 					return nil
 				}
@@ -407,7 +410,8 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 }
 
 // scoresAndLatencies is a 128-bit digest of out's scores and latencies,
-// all that report.RelQualityLoAtLeast reads of it.
+// all that report.RelQualityLoAtLeast (and a RelQualityChecker) reads of
+// it.
 func scoresAndLatencies(seeds [2]maphash.Seed, out []replay.Replayed) [2]uint64 {
 	var k [2]uint64
 	var b [16]byte

@@ -52,11 +52,7 @@ func newResampler(n int, seed uint64) *resampler {
 
 // next fills w with the counts of n draws with replacement.
 func (r *resampler) next() []int32 {
-	clear(r.w)
-	n := len(r.w)
-	for i := 0; i < n; i++ {
-		r.w[r.rng.IntN(n)]++
-	}
+	drawCounts(r.rng, r.w)
 	return r.w
 }
 
@@ -238,9 +234,15 @@ func newPointSampler(out []replay.Replayed, strong []float64, seed uint64) *poin
 // quality relative to always-strong's (NaN when the resample's strong
 // scores sum to 0), cost per 1k and p95 latency.
 func (ps *pointSampler) next() (share, q, rel, cost, p95 float64) {
+	return ps.figures(ps.rs.next())
+}
+
+// figures are next's for the resample whose counts are w. The one
+// arithmetic of every resample: RelQualityChecker falls back on it where
+// rounding could decide its answer.
+func (ps *pointSampler) figures(w []int32) (share, q, rel, cost, p95 float64) {
 	out, strong := ps.out, ps.strong
 	fn := float64(len(out))
-	w := ps.rs.next()
 	var s, sc, c, st float64
 	var seen int32
 	p95 = math.NaN()

@@ -44,3 +44,70 @@ func TestRelQualityLoAtLeastAgreesWithBootstrapPoint(t *testing.T) {
 		}
 	})
 }
+
+// A RelQualityChecker answers as RelQualityLoAtLeast (and so as the
+// printed interval) for every policy it is asked about, on logs scored 0
+// or 1 (exact sums) and graded ones (close calls summed in the
+// interval's order), past the resamples it keeps and with counts held
+// wide, at the lower end itself and a float step either side of it.
+func TestRelQualityCheckerAgreesWithRelQualityLoAtLeast(t *testing.T) {
+	budget, narrow := relCheckBudget, narrowMax
+	t.Cleanup(func() { relCheckBudget, narrowMax = budget, narrow })
+	rng := rand.New(rand.NewPCG(5, 6))
+	closeCalls := 0
+	for c := range 12 {
+		whole := c%2 == 0
+		switch c % 6 {
+		case 2, 3: // keep a few resamples, draw the rest again
+			relCheckBudget, narrowMax = 1+rng.IntN(2000), narrow
+		case 4, 5: // hold counts above 1 wide
+			relCheckBudget, narrowMax = budget, 1
+		default:
+			relCheckBudget, narrowMax = budget, narrow
+		}
+		n := 5 + rng.IntN(300)
+		score := func() float64 {
+			if whole {
+				return float64(rng.IntN(2))
+			}
+			return rng.Float64()
+		}
+		strong := make([]float64, n)
+		for i := range strong {
+			if rng.IntN(4) > 0 { // some 0s: resamples with a NaN ratio
+				strong[i] = score()
+			}
+		}
+		resamples := 100 + rng.IntN(200)
+		seed := rng.Uint64()
+		chk := NewRelQualityChecker(strong, resamples, seed)
+		for p := range 4 {
+			// A policy keeps the strong score on some requests and
+			// its own on the others, at latencies of its own.
+			out := make([]replay.Replayed, n)
+			keep := rng.Float64()
+			for i := range out {
+				out[i] = replay.Replayed{Score: strong[i], LatencyMS: float64(rng.IntN(50)), CostUSD: rng.Float64()}
+				if rng.Float64() < keep {
+					out[i].Score = score()
+				}
+			}
+			lo := BootstrapPoint(out, strong, resamples, seed).RelQuality.Lo
+			for _, q := range []float64{lo, math.Nextafter(lo, math.Inf(1)), math.Nextafter(lo, math.Inf(-1)), lo - 0.05, lo + 0.05, math.NaN()} {
+				got, want := chk.LoAtLeast(out, q), RelQualityLoAtLeast(out, strong, resamples, seed, q)
+				if got != want || want != (lo >= q) {
+					t.Errorf("log %d (whole %v, n %d), policy %d, q %v: the checker says %v, RelQualityLoAtLeast %v, the lower end %v", c, whole, n, p, q, got, want, lo)
+				}
+			}
+		}
+		closeCalls += chk.closeCalls
+	}
+	if closeCalls == 0 {
+		t.Error("no resample was a close call: the graded logs do not test the fallback")
+	}
+	t.Run("no requests meet nothing", func(t *testing.T) {
+		if NewRelQualityChecker(nil, 100, 1).LoAtLeast(nil, 0) {
+			t.Error("an empty log met quality 0")
+		}
+	})
+}
