@@ -330,6 +330,9 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 		found    bool
 		checked  int
 	)
+	// One checker for every policy and interval: it draws each resample
+	// once for them all.
+	chk := report.NewRelQualityChecker(strong, rf.resamples, rf.seed)
 	prog, stop := newProgress(env)
 	defer stop()
 	err := interruptible(ctx, func() error {
@@ -342,8 +345,6 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 		// answer, so every speculate band repeats a fast/escalate
 		// policy's scores and latencies at a higher cost.
 		seen := map[[2]uint64]bool{}
-		// One checker for every policy: it draws the resamples once.
-		chk := report.NewRelQualityChecker(strong, rf.resamples, rf.seed)
 		seeds := [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 		cands := solver.Cheapest()
 		for {
@@ -362,7 +363,7 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 				}
 				seen[k] = true
 				if chk.LoAtLeast(out, q) {
-					chosen, chosenIV, found = cands[i], bootstrapPoint(out, strong, rf.resamples, rf.seed), true
+					chosen, chosenIV, found = cands[i], chk.BootstrapPoint(out), true
 					return nil
 				}
 			}
@@ -393,7 +394,7 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			iv := bootstrapPoint(rp.Outcomes(nil, front[i].Policy), strong, rf.resamples, rf.seed)
+			iv := chk.BootstrapPoint(rp.Outcomes(nil, front[i].Policy))
 			if i == 0 || iv.RelQuality.Lo > closestIV.RelQuality.Lo || math.IsNaN(closestIV.RelQuality.Lo) {
 				closest, closestIV = front[i], iv
 			}

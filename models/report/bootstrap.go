@@ -158,13 +158,19 @@ func BootstrapPoint(out []replay.Replayed, strong []float64, resamples int, seed
 		resamples = DefaultResamples
 	}
 	ps := newPointSampler(out, strong, seed)
+	return pointIntervals(resamples, func(int) []int32 { return ps.rs.next() }, ps)
+}
+
+// pointIntervals are BootstrapPoint's intervals over the resamples whose
+// counts counts(b) gives, b = 0, 1, ... in turn.
+func pointIntervals(resamples int, counts func(b int) []int32, ps *pointSampler) PointIntervals {
 	share := make([]float64, resamples)
 	q := make([]float64, resamples)
 	rel := make([]float64, resamples)
 	cost := make([]float64, resamples)
 	p95 := make([]float64, resamples)
 	for b := 0; b < resamples; b++ {
-		share[b], q[b], rel[b], cost[b], p95[b] = ps.next()
+		share[b], q[b], rel[b], cost[b], p95[b] = ps.figures(counts(b))
 	}
 	return PointIntervals{
 		StrongShare: percentileInterval(share), Quality: percentileInterval(q), RelQuality: percentileInterval(rel),

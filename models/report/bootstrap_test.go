@@ -46,7 +46,8 @@ func TestRelQualityLoAtLeastAgreesWithBootstrapPoint(t *testing.T) {
 }
 
 // A RelQualityChecker answers as RelQualityLoAtLeast (and so as the
-// printed interval) for every policy it is asked about, on logs scored 0
+// printed interval) for every policy it is asked about, and gives
+// BootstrapPoint's intervals to the last bit, on logs scored 0
 // or 1 (exact sums) and graded ones (close calls summed in the
 // interval's order), past the resamples it keeps and with counts held
 // wide, at the lower end itself and a float step either side of it.
@@ -57,15 +58,15 @@ func TestRelQualityCheckerAgreesWithRelQualityLoAtLeast(t *testing.T) {
 	closeCalls := 0
 	for c := range 12 {
 		whole := c%2 == 0
+		n := 5 + rng.IntN(300)
 		switch c % 6 {
-		case 2, 3: // keep a few resamples, draw the rest again
-			relCheckBudget, narrowMax = 1+rng.IntN(2000), narrow
+		case 2, 3: // keep up to 50 resamples, draw the rest again
+			relCheckBudget, narrowMax = n*(1+rng.IntN(50)), narrow
 		case 4, 5: // hold counts above 1 wide
 			relCheckBudget, narrowMax = budget, 1
 		default:
 			relCheckBudget, narrowMax = budget, narrow
 		}
-		n := 5 + rng.IntN(300)
 		score := func() float64 {
 			if whole {
 				return float64(rng.IntN(2))
@@ -92,11 +93,22 @@ func TestRelQualityCheckerAgreesWithRelQualityLoAtLeast(t *testing.T) {
 					out[i].Score = score()
 				}
 			}
-			lo := BootstrapPoint(out, strong, resamples, seed).RelQuality.Lo
+			iv := BootstrapPoint(out, strong, resamples, seed)
+			if p%2 == 1 { // its intervals, before or after its checks
+				if got := chk.BootstrapPoint(out); fmt.Sprint(got) != fmt.Sprint(iv) {
+					t.Errorf("log %d (whole %v, n %d), policy %d: the checker's intervals are %v, BootstrapPoint's %v", c, whole, n, p, got, iv)
+				}
+			}
+			lo := iv.RelQuality.Lo
 			for _, q := range []float64{lo, math.Nextafter(lo, math.Inf(1)), math.Nextafter(lo, math.Inf(-1)), lo - 0.05, lo + 0.05, math.NaN()} {
 				got, want := chk.LoAtLeast(out, q), RelQualityLoAtLeast(out, strong, resamples, seed, q)
 				if got != want || want != (lo >= q) {
 					t.Errorf("log %d (whole %v, n %d), policy %d, q %v: the checker says %v, RelQualityLoAtLeast %v, the lower end %v", c, whole, n, p, q, got, want, lo)
+				}
+			}
+			if p%2 == 0 {
+				if got := chk.BootstrapPoint(out); fmt.Sprint(got) != fmt.Sprint(iv) {
+					t.Errorf("log %d (whole %v, n %d), policy %d: the checker's intervals are %v, BootstrapPoint's %v", c, whole, n, p, got, iv)
 				}
 			}
 		}

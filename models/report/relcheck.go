@@ -246,3 +246,34 @@ func (c *RelQualityChecker) LoAtLeast(out []replay.Replayed, q float64) bool {
 	}
 	return m > 0 && below <= allowed(m)
 }
+
+// BootstrapPoint is BootstrapPoint(out, strong, resamples, seed), from
+// the kept resamples' counts rather than drawn again: the same counts,
+// summed by the same code (pointSampler.figures).
+func (c *RelQualityChecker) BootstrapPoint(out []replay.Replayed) PointIntervals {
+	if len(out) == 0 || len(out) != len(c.strong) {
+		return BootstrapPoint(out, c.strong, c.resamples, c.seed)
+	}
+	ps := newPointSampler(out, c.strong, 0)
+	w := ps.rs.w // scratch: ps draws nothing
+	var tail *rand.Rand
+	counts := func(b int) []int32 {
+		if b >= c.maxRows {
+			if tail == nil {
+				at := c.at
+				tail = rand.New(&at)
+			}
+			drawCounts(tail, w)
+			return w
+		}
+		u8, w32, _ := c.row(b)
+		if w32 != nil {
+			return w32
+		}
+		for i, k := range u8 {
+			w[i] = int32(k)
+		}
+		return w
+	}
+	return pointIntervals(c.resamples, counts, ps)
+}
