@@ -387,15 +387,15 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 	front := solver.Front()
 	var (
 		closest   replay.OperatingPoint
-		closestIV report.PointIntervals
+		closestIV report.Interval
 	)
 	err = interruptible(ctx, func() error {
 		for i := range front {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			iv := chk.BootstrapPoint(rp.Outcomes(nil, front[i].Policy))
-			if i == 0 || iv.RelQuality.Lo > closestIV.RelQuality.Lo || math.IsNaN(closestIV.RelQuality.Lo) {
+			iv := chk.RelQuality(rp.Outcomes(nil, front[i].Policy))
+			if i == 0 || iv.Lo > closestIV.Lo || math.IsNaN(closestIV.Lo) {
 				closest, closestIV = front[i], iv
 			}
 		}
@@ -407,7 +407,7 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 	c := rp.Point(closest.Policy)
 	return replay.OperatingPoint{}, report.PointIntervals{}, fmt.Errorf("no policy meets quality=%g at the lower end of its 95%% interval on this data (--meet ci95; %s %s checked, those meeting every target on their estimates); the closest is speculate_above=%.4g escalate_above=%.4g accept_confidence=%.4g with quality/strong %.4f [%.4f, %.4f]; relax the target, or calibrate on more requests (the interval narrows with them)",
 		q, count(checked, "policy"), oneOr(checked, "was", "were"), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
-		c.Quality/solver.StrongQuality, closestIV.RelQuality.Lo, closestIV.RelQuality.Hi)
+		c.Quality/solver.StrongQuality, closestIV.Lo, closestIV.Hi)
 }
 
 // scoresAndLatencies is a 128-bit digest of out's scores and latencies,

@@ -15,7 +15,10 @@ import (
 func TestRelQualityLoAtLeastAgreesWithBootstrapPoint(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for c := range 20 {
-		n := 5 + rng.IntN(300)
+		n := 5 + rng.IntN(200)
+		if c < 2 {
+			n = 4 + c // a tiny log: resamples with no strong score drawn
+		}
 		out := make([]replay.Replayed, n)
 		strong := make([]float64, n)
 		for i := range out {
@@ -47,7 +50,7 @@ func TestRelQualityLoAtLeastAgreesWithBootstrapPoint(t *testing.T) {
 
 // A RelQualityChecker answers as RelQualityLoAtLeast (and so as the
 // printed interval) for every policy it is asked about, and gives
-// BootstrapPoint's intervals to the last bit, on logs scored 0
+// BootstrapPoint's intervals (all, or quality/strong's) to the last bit, on logs scored 0
 // or 1 (exact sums) and graded ones (close calls summed in the
 // interval's order), past the resamples it keeps and with counts held
 // wide, at the lower end itself and a float step either side of it.
@@ -58,7 +61,10 @@ func TestRelQualityCheckerAgreesWithRelQualityLoAtLeast(t *testing.T) {
 	closeCalls := 0
 	for c := range 12 {
 		whole := c%2 == 0
-		n := 5 + rng.IntN(300)
+		n := 5 + rng.IntN(200)
+		if c < 2 {
+			n = 4 + c // a tiny log: resamples with no strong score drawn
+		}
 		switch c % 6 {
 		case 2, 3: // keep up to 50 resamples, draw the rest again
 			relCheckBudget, narrowMax = n*(1+rng.IntN(50)), narrow
@@ -98,6 +104,9 @@ func TestRelQualityCheckerAgreesWithRelQualityLoAtLeast(t *testing.T) {
 				if got := chk.BootstrapPoint(out); fmt.Sprint(got) != fmt.Sprint(iv) {
 					t.Errorf("log %d (whole %v, n %d), policy %d: the checker's intervals are %v, BootstrapPoint's %v", c, whole, n, p, got, iv)
 				}
+			}
+			if got := chk.RelQuality(out); fmt.Sprint(got) != fmt.Sprint(iv.RelQuality) {
+				t.Errorf("log %d (whole %v, n %d), policy %d: the checker's quality/strong interval is %v, BootstrapPoint's %v", c, whole, n, p, got, iv.RelQuality)
 			}
 			lo := iv.RelQuality.Lo
 			for _, q := range []float64{lo, math.Nextafter(lo, math.Inf(1)), math.Nextafter(lo, math.Inf(-1)), lo - 0.05, lo + 0.05, math.NaN()} {

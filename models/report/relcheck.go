@@ -143,21 +143,20 @@ func (c *RelQualityChecker) row(b int) (u8 []uint8, w32 []int32, sc float64) {
 	return c.rows[b], nil, c.sc[b]
 }
 
-// LoAtLeast is RelQualityLoAtLeast(out, strong, resamples, seed, q).
-func (c *RelQualityChecker) LoAtLeast(out []replay.Replayed, q float64) bool {
-	n := len(out)
-	if n == 0 || math.IsNaN(q) {
-		return false
+// prepare lists the requests where out keeps another score than the
+// strong tier's, and by how much (idx, d). ok is false when a score is
+// outside [0,1], where the bounds below do not hold; whole is true when
+// every score, out's and the strong tier's, is 0 or 1.
+func (c *RelQualityChecker) prepare(out []replay.Replayed) (whole, ok bool) {
+	if len(out) != len(c.strong) || !c.valid {
+		return false, false
 	}
-	if n != len(c.strong) || !c.valid {
-		return RelQualityLoAtLeast(out, c.strong, c.resamples, c.seed, q)
-	}
-	whole := c.whole
+	whole = c.whole
 	c.idx, c.d = c.idx[:0], c.d[:0]
 	for i := range out {
 		x := out[i].Score
 		if !(x >= 0 && x <= 1) {
-			return RelQualityLoAtLeast(out, c.strong, c.resamples, c.seed, q)
+			return false, false
 		}
 		if x != 0 && x != 1 {
 			whole = false
@@ -166,6 +165,36 @@ func (c *RelQualityChecker) LoAtLeast(out []replay.Replayed, q float64) bool {
 			c.idx = append(c.idx, int32(i))
 			c.d = append(c.d, x-c.strong[i])
 		}
+	}
+	return whole, true
+}
+
+// sum is the resampled quality total of the policy prepared: the strong
+// total sc of the resample whose counts are u8 (or w32) plus its counts
+// times the differences.
+func (c *RelQualityChecker) sum(u8 []uint8, w32 []int32, sc float64) float64 {
+	s := sc
+	if u8 != nil {
+		for j, i := range c.idx {
+			s += float64(u8[i]) * c.d[j]
+		}
+	} else {
+		for j, i := range c.idx {
+			s += float64(w32[i]) * c.d[j]
+		}
+	}
+	return s
+}
+
+// LoAtLeast is RelQualityLoAtLeast(out, strong, resamples, seed, q).
+func (c *RelQualityChecker) LoAtLeast(out []replay.Replayed, q float64) bool {
+	n := len(out)
+	if n == 0 || math.IsNaN(q) {
+		return false
+	}
+	whole, ok := c.prepare(out)
+	if !ok {
+		return RelQualityLoAtLeast(out, c.strong, c.resamples, c.seed, q)
 	}
 	// The sums here and the interval's (pointSampler.figures) are each
 	// within n·γ(n+2)·(2 or 4) of the exact ones (every term lies in
@@ -182,16 +211,7 @@ func (c *RelQualityChecker) LoAtLeast(out []replay.Replayed, q float64) bool {
 		if !(sc > 0) {
 			return true, false // no strong score drawn: the ratio is NaN
 		}
-		s := sc
-		if u8 != nil {
-			for j, i := range c.idx {
-				s += float64(u8[i]) * c.d[j]
-			}
-		} else {
-			for j, i := range c.idx {
-				s += float64(w32[i]) * c.d[j]
-			}
-		}
+		s := c.sum(u8, w32, sc)
 		if whole {
 			return false, s/sc < q
 		}
@@ -276,4 +296,38 @@ func (c *RelQualityChecker) BootstrapPoint(out []replay.Replayed) PointIntervals
 		return w
 	}
 	return pointIntervals(c.resamples, counts, ps)
+}
+
+// RelQuality is BootstrapPoint(out, strong, resamples, seed).RelQuality.
+// With every score 0 or 1 each resample's ratio is the exact totals'
+// (see RelQualityChecker), read without a pass over every request;
+// otherwise it is BootstrapPoint's.
+func (c *RelQualityChecker) RelQuality(out []replay.Replayed) Interval {
+	if whole, ok := c.prepare(out); !ok || !whole || len(out) == 0 {
+		return c.BootstrapPoint(out).RelQuality
+	}
+	rel := make([]float64, c.resamples)
+	var tail *rand.Rand
+	for b := range rel {
+		var (
+			u8  []uint8
+			w32 []int32
+			sc  float64
+		)
+		if b < c.maxRows {
+			u8, w32, sc = c.row(b)
+		} else {
+			if tail == nil {
+				at := c.at
+				tail = rand.New(&at)
+			}
+			drawCounts(tail, c.w)
+			w32, sc = c.w, c.strongSum(c.w)
+		}
+		rel[b] = math.NaN() // as pointSampler.figures: no strong score drawn
+		if sc > 0 {
+			rel[b] = c.sum(u8, w32, sc) / sc
+		}
+	}
+	return percentileInterval(rel)
 }
