@@ -185,7 +185,8 @@ func pointIntervals(resamples int, counts func(b int) []int32, ps *pointSampler)
 // printed interval gives; and it stops as soon as more of them fall
 // below q than the interval's lower end allows. calibrate --meet ci95
 // asks this of every policy cheaper than the one it picks, most of which
-// fail within a few dozen resamples.
+// fail within a few dozen resamples, through a RelQualityChecker, which
+// gives the same answers without drawing the resamples again for each.
 func RelQualityLoAtLeast(out []replay.Replayed, strong []float64, resamples int, seed uint64, q float64) bool {
 	if len(out) == 0 || math.IsNaN(q) {
 		return false
