@@ -99,8 +99,12 @@ type logIDs struct {
 }
 
 // newLogIDs returns nil for one log (its reader checks it) and an error for
-// a log given twice.
+// a log given twice or a folder that holds none. Every reader of the
+// --data logs calls it first.
 func newLogIDs(paths []string) (*logIDs, error) {
+	if err := checkLogFolders(paths); err != nil {
+		return nil, err
+	}
 	for i := range paths {
 		for j := range i {
 			if sameFile(paths[i], paths[j]) {

@@ -42,6 +42,9 @@ func runExportLibsvm(ctx context.Context, env *Env, args []string) error {
 	if err := checkNotInput(*out, tf.data...); err != nil {
 		return err
 	}
+	if err := checkLogFolders(tf.data); err != nil {
+		return err
+	}
 	o, err := openOutput(env, *out)
 	if err != nil {
 		return err

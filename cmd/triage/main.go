@@ -543,6 +543,10 @@ func (s *stringList) Set(v string) error {
 // logList is a --data or --feedback flag: logs comma-separated or
 // repeated, where a folder stands for the logs in it (its *.jsonl and
 // *.jsonl.gz files, in name order), as a folder of daily exports is kept.
+// A folder with no log in it, or one that cannot be listed, stays in the
+// list as itself: what is in a folder is a data problem, reported by
+// checkLogFolders where the logs are opened (exit 1), not a mistake in
+// the flag that would print the usage (exit 2).
 type logList []string
 
 func (s *logList) String() string { return strings.Join(*s, ",") }
@@ -557,27 +561,53 @@ func (s *logList) Set(v string) error {
 			*s = append(*s, p) // a file; reading it reports what is wrong
 			continue
 		}
-		var logs []string
-		for _, pattern := range []string{"*.jsonl", "*.jsonl.gz"} {
-			m, _ := filepath.Glob(filepath.Join(p, pattern)) // the pattern is well-formed
-			logs = append(logs, m...)
-		}
+		logs := folderLogs(p)
 		if len(logs) == 0 {
-			// Glob reads a folder it cannot open as an empty one: said as
-			// "holds no log", a folder without read permission sent the
-			// user to look for logs that are there. The flag package's
-			// message already quotes the value: a path that is the whole
-			// value is not named again.
-			if _, err := os.ReadDir(p); err != nil {
-				if p == strings.TrimSpace(v) {
-					return fmt.Errorf("the folder cannot be read: %w", pathonce.Inner(p, err))
-				}
-				return fmt.Errorf("read folder %s: %w", p, pathonce.Inner(p, err))
-			}
-			return fmt.Errorf("folder %s holds no log (no *.jsonl or *.jsonl.gz file)", p)
+			*s = append(*s, p) // checkLogFolders says why
+			continue
 		}
-		sort.Strings(logs)
 		*s = append(*s, logs...)
+	}
+	return nil
+}
+
+// folderLogs is the logs a folder stands for: its *.jsonl and *.jsonl.gz
+// files, in name order.
+func folderLogs(dir string) []string {
+	var logs []string
+	for _, pattern := range []string{"*.jsonl", "*.jsonl.gz"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pattern)) // the pattern is well-formed
+		logs = append(logs, m...)
+	}
+	sort.Strings(logs)
+	return logs
+}
+
+// checkLogFolders refuses a folder among logList paths, which logList
+// keeps only when it holds no log or cannot be listed: the error names
+// the folder and says which. It runs before the logs are read, so the
+// user hears about the folder rather than "is a folder, not a file".
+func checkLogFolders(paths []string) error {
+	for _, p := range paths {
+		if p == "-" {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.IsDir() {
+			continue // a file; reading it reports what is wrong
+		}
+		// Glob reads a folder it cannot open as an empty one: said as
+		// "holds no log", a folder without read permission sent the user
+		// to look for logs that are there.
+		if _, err := os.ReadDir(p); err != nil {
+			return fmt.Errorf("read folder %s: %w", p, pathonce.Inner(p, err))
+		}
+		if logs := folderLogs(p); len(logs) > 0 {
+			// Logs written into it since the flags were read: they were
+			// not part of the command line's expansion.
+			return fmt.Errorf("folder %s held no log when the command started; run it again to read its %s", p, count(len(logs), "log"))
+		}
+		return fmt.Errorf("folder %s holds no log (no *.jsonl or *.jsonl.gz file)", p)
 	}
 	return nil
 }

@@ -539,7 +539,7 @@ func TestSkipBadCountsWhatItSkipped(t *testing.T) {
 
 // TestDataFolder: a folder given to --data stands for its *.jsonl and
 // *.jsonl.gz logs in name order (other files left alone); a folder without
-// one is a usage error naming it.
+// one is a data error naming it, for every command that reads logs.
 func TestDataFolder(t *testing.T) {
 	dir := t.TempDir()
 	model := serveModel(t, dir)
@@ -565,10 +565,35 @@ func TestDataFolder(t *testing.T) {
 	if code != 0 || strings.Join(ids, " ") != "a1 a2 b1 c1" {
 		t.Errorf("score --data FOLDER: exit %d, ids %q (%s); want a1 a2 b1 c1", code, ids, stderr)
 	}
+	// A folder with no log is a data problem, as an empty file is: one
+	// line naming it and exit 1, for every command that takes a folder.
+	// It was a flag error: the whole usage, then the line, and exit 2.
 	empty := filepath.Join(dir, "empty")
 	os.MkdirAll(empty, 0o755)
-	if _, stderr, code := run(t, "score", "--model", model, "--data", empty); code != 2 || !strings.Contains(stderr, "folder "+empty+" holds no log") {
-		t.Errorf("an empty folder: exit %d, %q; want 2 and the folder named", code, stderr)
+	out := filepath.Join(dir, "out")
+	for _, args := range [][]string{
+		{"score", "--model", model, "--data", empty},
+		{"train", "--data", empty, "--fast", "a", "--strong", "b", "-o", out},
+		{"train", "--data", sampleLog + "," + empty, "--tier", sampleFast + "=1", "--tier", sampleStrong + "=5", "--tier", "c=9", "-o", out},
+		{"eval", "--model", model, "--data", empty},
+		{"curves", "--model", model, "--data", empty, "-o", out},
+		{"calibrate", "--model", model, "--data", empty, "--target", "strong-share=0.3", "-o", out},
+		{"export-libsvm", "--data", empty, "--fast", "a", "--strong", "b", "-o", out},
+		{"upstream-sim", "--data", empty, "--model", "a"},
+		{"retrain", "--model", model, "--data", empty, "-o", out},
+		{"retrain", "--model", model, "--data", sampleLog, "--feedback", empty, "-o", out},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, "folder "+empty+" holds no log (no *.jsonl or *.jsonl.gz file)") || strings.Contains(stderr, "usage:") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s with an empty folder: exit %d, %q; want 1 and one line naming the folder, without the usage", strings.Join(args, " "), code, stderr)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s with an empty folder wrote %s", strings.Join(args, " "), out)
+		}
+	}
+	// A mistake in the flags still prints the usage and exits 2.
+	if _, stderr, code := run(t, "score", "--model", model, "--data", empty, "--bogus"); code != 2 || !strings.Contains(stderr, "usage:") {
+		t.Errorf("score --bogus: exit %d, %q; want 2 and the usage", code, stderr)
 	}
 	// A gzip copy beside its log (gzip -k) repeats every id; the refusal
 	// asked whether two feedback exports overlap.

@@ -48,7 +48,7 @@ func TestInputErrorsNameThePathOnce(t *testing.T) {
 		{"import routellm names a csv that is a folder once", []string{"import", "routellm", "--bench", "gsm8k", "--dir", evals, "-o", out}, filepath.Join(evals, "gsm8k_responses.csv"), "read " + filepath.Join(evals, "gsm8k_responses.csv") + ": is a directory", false},
 		{"import routellm names a contamination list that is a folder once", []string{"import", "routellm", "--bench", "gsm8k", "--dir", evals, "--exclude-contaminated", folder, "-o", out}, folder, "read " + folder + " after line 0: is a directory", false},
 		{"a report folder that cannot be looked at is named once", []string{"curves", "--model", "x.json", "--data", sampleLog, "-o", filepath.Join(unreadable, "mmlu", "report")}, filepath.Join(unreadable, "mmlu", "report"), "cannot be looked at: permission denied", true},
-		{"a --data folder that cannot be listed is not said to hold no log", []string{"eval", "--model", "x.json", "--data", unreadable}, unreadable, "for flag -data: the folder cannot be read: permission denied", true},
+		{"a --data folder that cannot be listed is not said to hold no log", []string{"export-libsvm", "--data", unreadable, "--fast", "a", "--strong", "b", "-o", out}, unreadable, "read folder " + unreadable + ": permission denied", true},
 		{"an mmlu folder that cannot be listed is not said to hold no file", []string{"import", "routellm", "--bench", "mmlu", "--dir", unreadable, "-o", out}, filepath.Join(unreadable, "mmlu"), "read folder " + filepath.Join(unreadable, "mmlu") + ": permission denied", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

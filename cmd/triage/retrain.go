@@ -192,6 +192,9 @@ func runRetrain(ctx context.Context, env *Env, args []string) error {
 		// Feedback may carry only a confidence for a model.
 		{"--feedback", feedback, feedbackOpts},
 	} {
+		if err := checkLogFolders(f.paths); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
 		for _, p := range f.paths {
 			recs, n, err := datasets.ReadFile(p, f.opts)
 			bad += n

@@ -75,6 +75,9 @@ func runUpstreamSim(ctx context.Context, env *Env, args []string) error {
 	skipped := 0
 	simOpts := readOptions(env, "upstream-sim", *skipBad)
 	simOpts.AllowMissingScore = true
+	if err := checkLogFolders(data); err != nil {
+		return err
+	}
 	for _, p := range data {
 		// An outcome without a score (a feedback export's) still has the
 		// answer and latency the sim plays back.
