@@ -589,6 +589,12 @@ func runCurves(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "%s: %d operating points; APGR %s, AIQ %s; current thresholds (speculate_above %.4g, escalate_above %.4g, accept_confidence %.3g): strong share %.3f, quality %.4f (%s), cost %s, p95 %s\n",
 			s.Name, len(s.Points), apgr, orUnknown("%.4f", s.AIQ), c.Policy.SpeculateAbove, c.Policy.EscalateAbove, c.Policy.AcceptConfidence,
 			c.StrongShare, c.Quality, rel, orUnknown("$%.4g per 1k", c.CostPer1k), orUnknown("%.0f ms", c.LatencyP95MS))
+		// What the current thresholds save is against these: without them
+		// the line gave the router's cost and p95 and no scale to read
+		// them on, short of opening index.html.
+		fmt.Fprintf(env.Stdout, "%s: always-strong: cost %s, p95 %s; always-fast: cost %s, p95 %s\n",
+			s.Name, orUnknown("$%.4g per 1k", s.AlwaysStrong.CostPer1k), orUnknown("%.0f ms", s.AlwaysStrong.LatencyP95MS),
+			orUnknown("$%.4g per 1k", s.AlwaysFast.CostPer1k), orUnknown("%.0f ms", s.AlwaysFast.LatencyP95MS))
 	}
 	fmt.Fprintf(env.Stdout, "(AIQ: RouterBench's area under the best quality-for-cost curve, divided by the cost range; APGR as in 'triage eval', with its 95%% bootstrap interval)\n")
 	index := filepath.Join(*outDir, "index.html")

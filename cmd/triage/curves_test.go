@@ -371,6 +371,34 @@ func TestCurvesLineSaysQualityRelativeToStrong(t *testing.T) {
 	}
 }
 
+// TestCurvesLineGivesTheBaselines: the line gave the current thresholds'
+// cost and p95 with nothing to read them against; always-strong's and
+// always-fast's were only in index.html. A second line gives them, as an
+// independent replay of sending everything to one tier has them.
+func TestCurvesLineGivesTheBaselines(t *testing.T) {
+	skipSlow(t)
+	dir := t.TempDir()
+	model, data := filepath.Join(dir, "router.json"), filepath.Join(dir, "log.jsonl")
+	smallRouter(t, model)
+	recs := speculationLog(200, 2, "test")
+	writeLog(t, data, recs)
+	stdout, stderr, code := run(t, "curves", "--model", model, "--data", data, "--grid", "8", "--accept-grid", "3", "--resamples", "100", "-o", filepath.Join(dir, "report"))
+	if code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	reqs := plainRequests(t, model, recs, nil, nil)
+	inf := math.Inf(1)
+	_, _, sCost, _, sP95 := independentReplay(reqs, -inf, -inf, 0)
+	_, _, fCost, _, fP95 := independentReplay(reqs, inf, inf, 0)
+	if sCost <= fCost || sP95 <= fP95 {
+		t.Fatalf("the log's strong tier costs $%.4g per 1k, p95 %.0f ms, the fast one $%.4g, %.0f ms: the test needs them apart", sCost, sP95, fCost, fP95)
+	}
+	want := fmt.Sprintf("\nrouter: always-strong: cost $%.4g per 1k, p95 %.0f ms; always-fast: cost $%.4g per 1k, p95 %.0f ms\n", sCost, sP95, fCost, fP95)
+	if !strings.Contains(stdout, want) {
+		t.Errorf("curves printed %q; want the line %q after the router's", stdout, strings.TrimSpace(want))
+	}
+}
+
 // TestCurvesLineGivesTheAPGRInterval: curves printed "APGR 0.564" for
 // the README's GSM8K router on the 255 requests it never saw, whose 95%
 // interval, in its own metrics.json, is [0.458, 0.686]; eval prints the

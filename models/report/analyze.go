@@ -73,8 +73,11 @@ type Section struct {
 	// N is the number of requests replayed, InSample how many of them
 	// the router was trained on (its figures flatter it on those).
 	N, InSample int
-	// RFast and RStrong are the always-fast and always-strong quality.
-	RFast, RStrong float64
+	// RFast and RStrong are the always-fast and always-strong quality;
+	// AlwaysFast and AlwaysStrong those policies replayed, for their cost
+	// and latency (what the router saves is measured against them).
+	RFast, RStrong           float64
+	AlwaysFast, AlwaysStrong replay.OperatingPoint
 	// Eval, Random and Oracle are models.Evaluate and its baselines.
 	Eval, Random, Oracle models.Report
 	APGR                 Interval
@@ -127,6 +130,11 @@ func Analyze(run *Run, opts Options) (*Section, error) {
 	s := &Section{Name: run.Name, Dir: run.Dir, Artifact: run.Artifact, N: rp.Len(), Points: run.Points, Sources: run.Sources,
 		NoLatency: run.NoLatency, NoCost: run.NoCost}
 	s.RFast, s.RStrong = rp.Baselines()
+	// p_hard is finite (the replayer refuses others), so no request is
+	// above +Inf and every one is above -Inf.
+	inf := math.Inf(1)
+	s.AlwaysFast = rp.Point(models.Policy{SpeculateAbove: inf, EscalateAbove: inf})
+	s.AlwaysStrong = rp.Point(models.Policy{SpeculateAbove: -inf, EscalateAbove: -inf})
 	s.Eval = models.Evaluate(run.PHard, run.Label, run.Fast, run.Strong)
 	s.Random = models.EvaluateRandom(run.Label, run.Fast, run.Strong)
 	s.Oracle = models.EvaluateOracle(run.Label, run.Fast, run.Strong)
@@ -201,6 +209,8 @@ func (s *Section) blankUnknown() {
 		blank(&s.Points[i])
 	}
 	blank(&s.Current)
+	blank(&s.AlwaysFast)
+	blank(&s.AlwaysStrong)
 	if s.NoLatency {
 		s.CurrentIntervals.LatencyP95MS = Interval{Lo: nan, Hi: nan}
 	}
