@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -656,6 +658,52 @@ func TestCalibrateTiersPrintsQualityOnCurvesScale(t *testing.T) {
 	}
 	if q, _ := strconv.ParseFloat(m[1], 64); q <= 1 {
 		t.Errorf("closest point's quality printed as %s; want it on 0-100 (stderr %q)", m[1], stderr)
+	}
+}
+
+// TestCalibrateTiersLambdaIsARowOfTheCurves: calibrate --json gives the λ
+// it chose in full precision, tiers_curves.csv gave it to 8 significant
+// figures, so a user looking for calibrate's pick among the curves'
+// rows matched it only approximately. The CSV's policy columns are now
+// written as --json writes a number: calibrate's λ is found verbatim.
+func TestCalibrateTiersLambdaIsARowOfTheCurves(t *testing.T) {
+	skipSlow(t) // 1.5 s under -race: a curves run and two calibrations
+	dir := t.TempDir()
+	log := threeTierLog(t, dir, 90)
+	model := trainThreeTiers(t, dir, log)
+	out := filepath.Join(dir, "report")
+	if _, stderr, code := run(t, "curves", "--model", model, "--data", log, "-o", out); code != 0 {
+		t.Fatalf("curves exited %d: %s", code, stderr)
+	}
+	f, err := os.Open(filepath.Join(out, "tiers_curves.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("tiers_curves.csv: %d rows, %v", len(rows), err)
+	}
+	lambdas := map[string]bool{}
+	for _, row := range rows[1:] {
+		lambdas[row[slices.Index(rows[0], "lambda")]] = true
+	}
+	for _, target := range []string{"cost-per-1k=5000", "cost-per-1k=900"} {
+		stdout, stderr, code := run(t, "calibrate", "--model", model, "--data", log, "--target", target, "--json", "-o", filepath.Join(t.TempDir(), "c.json"))
+		if code != 0 {
+			t.Fatalf("calibrate --target %s exited %d: %s", target, code, stderr)
+		}
+		var res struct {
+			Policy struct {
+				Lambda json.RawMessage `json:"lambda"`
+			} `json:"tier_policy"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatalf("calibrate --json printed %q: %v", stdout, err)
+		}
+		if l := string(res.Policy.Lambda); !lambdas[l] {
+			t.Errorf("calibrate --target %s chose λ %s, which is no row's lambda in tiers_curves.csv (%d rows)", target, l, len(rows)-1)
+		}
 	}
 }
 

@@ -140,6 +140,19 @@ func WriteTiers(ctx context.Context, dir string, runs []TierRun, data []string) 
 	return writeStaged(ctx, dir, func(stage string) error { return writeTierFiles(stage, runs, data) })
 }
 
+// knob formats a policy's λ, margin or race for tiers_curves.csv exactly,
+// as encoding/json writes it: calibrate --json and the artifact give the
+// policy they chose that way, and a user looks for it among the rows (to
+// 8 significant figures it matched only approximately). The figures a
+// policy gives keep 8, as they are measured, not chosen.
+func knob(x float64) string {
+	b, err := json.Marshal(x)
+	if err != nil {
+		return "" // NaN or ±Inf, which no policy holds: left empty, as f leaves NaN
+	}
+	return string(b)
+}
+
 // writeTierFiles writes WriteTiers' files into dir.
 func writeTierFiles(dir string, runs []TierRun, data []string) error {
 	var names []string
@@ -169,7 +182,7 @@ func writeTierFiles(dir string, runs []TierRun, data []string) error {
 			if r.NoLatency {
 				mean, p95 = math.NaN(), math.NaN()
 			}
-			row := []string{r.Name, f(p.Policy.Lambda), f(p.Policy.Margin), f(p.Policy.Race), f(p.Quality), f(p.CostPer1k / 1000),
+			row := []string{r.Name, knob(p.Policy.Lambda), knob(p.Policy.Margin), knob(p.Policy.Race), f(p.Quality), f(p.CostPer1k / 1000),
 				f(mean), f(p95), f(p.RaceShare), f(p.AcceptedShare), strconv.FormatBool(r.Curve.Pareto[i])}
 			for _, n := range names {
 				k := slices.IndexFunc(r.Tiers, func(t models.Tier) bool { return t.Name == n })
