@@ -83,17 +83,22 @@ type Decision struct {
 	// an N-tier export needs for per-tier inverse propensity weights
 	// (docs/loop.md §8).
 	//
-	// Ran is the tiers the decision sent the request to, cheapest
-	// first: one, or both of a race (the policy's or exploration's).
+	// Ran is the tiers that ran, cheapest first. On /v1/route, which
+	// sees no answer, the tiers the decision sent the request to: one,
+	// or both of a race (the policy's or exploration's). On the proxy,
+	// the tiers whose answers were produced (their outcomes, not
+	// cancelled): not a tier that failed or a race's cancelled loser,
+	// but the tier it fell back to; nil when none answered.
 	Ran []string `json:"ran,omitempty"`
 	// PolicyTier is the tier the policy chose before exploration (the
 	// cheaper of a race it chose): on an explored request of the top
 	// tier, Tier is the one below, raced with it.
 	PolicyTier string `json:"policy_tier,omitempty"`
 	// TierPropensity is, for every tier of the model, the probability
-	// that the tier ran for this request under the server's exploration
-	// rule: 1 for the tiers the policy chose, ε for the tier exploration
-	// races with a single one, 0 for the others.
+	// that the request was sent to the tier under the server's
+	// exploration rule: 1 for the tiers the policy chose, ε for the tier
+	// exploration races with a single one, 0 for the others. A failure
+	// or a fallback after the draw does not change it.
 	TierPropensity map[string]float64 `json:"tier_propensity,omitempty"`
 }
 

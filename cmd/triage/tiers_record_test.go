@@ -158,3 +158,89 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestServeThreeTiersFallbackRecordsWhatAnswered serves a three-tier
+// router whose top tier fails (500) behind the proxy: the hard prompt,
+// which the policy sends to large, is answered by mid (the fallback),
+// and the exported record says so: ran names mid, the tier that
+// answered, not large, which produced nothing; policy_tier and
+// tier_propensity stay the policy's (large, surely); the outcome the
+// proxy recorded, and the score posted for it, are keyed by mid as ran
+// is.
+func TestServeThreeTiersFallbackRecordsWhatAnswered(t *testing.T) {
+	dir := t.TempDir()
+	log, recs := ladderLog(t, dir, 300, false)
+	model := filepath.Join(dir, "ladder.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--folds", "3", "--tiers", "small=0.1,mid=1,large=3", "--lambda", "0.05", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	cfg := "exploration: {epsilon: 0}\ntiers:\n"
+	for _, name := range []string{"small", "mid", "large"} {
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, `{"error":{"message":"large is down"}}`, http.StatusInternalServerError)
+		})
+		if name != "large" {
+			sim, err := upstreamsim.New(upstreamsim.Options{Model: name, Records: recs, FixedLatency: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h = sim
+		}
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		cfg += fmt.Sprintf("  - {name: %s, base_url: %s/v1, model: %s-upstream, timeout: 20s}\n", name, ts.URL, name)
+	}
+	db := filepath.Join(dir, "feedback.db")
+	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "ladder.yaml", cfg), "--addr", "127.0.0.1:0")
+
+	hard := recs[len(recs)-1]
+	p, _ := json.Marshal(hard.Prompt)
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Triage-Decision") != "escalate+fallback" || resp.Header.Get("X-Triage-Model") != "mid-upstream" {
+		t.Fatalf("proxy: status %d decision %q model %q, want 200 escalate+fallback from mid-upstream: %s",
+			resp.StatusCode, resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), b)
+	}
+	id := resp.Header.Get("X-Triage-Request-Id")
+	code, body := 404, []byte(nil)
+	for i := 0; code == 404 && i < 250; i++ {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		code, body = post(t, url+"/v1/feedback", `{"request_id":"`+id+`","model":"mid","score":1}`)
+	}
+	if code/100 != 2 {
+		t.Fatalf("feedback: %d %s", code, body)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+	out := filepath.Join(dir, "export.jsonl")
+	if _, stderr, code := run(t, "feedback", "export", "--db", db, "-o", out); code != 0 {
+		t.Fatalf("feedback export exited %d: %s", code, stderr)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rec, ok := recordsByID(t, f)[id]
+	if !ok || rec.Decision == nil {
+		t.Fatalf("the export has no record %s with a decision", id)
+	}
+	d := rec.Decision
+	wantP := map[string]float64{"small": 0, "mid": 0, "large": 1}
+	if !slices.Equal(d.Ran, []string{"mid"}) || d.PolicyTier != "large" || !maps.Equal(d.TierPropensity, wantP) || d.Fallback != "mid" {
+		t.Errorf("decision %+v, want ran [mid], policy_tier large, tier_propensity %v, fallback mid", d, wantP)
+	}
+	if keys := slices.Sorted(maps.Keys(rec.Outcomes)); !slices.Equal(keys, d.Ran) {
+		t.Errorf("outcomes keyed %v, ran %v: want the same tiers", keys, d.Ran)
+	}
+	if s := rec.Outcomes["mid"].Score; s == nil || *s != 1 {
+		t.Errorf("mid's score %v, want the feedback's 1", s)
+	}
+}

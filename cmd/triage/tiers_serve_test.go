@@ -279,8 +279,11 @@ func TestServeThreeTiersRace(t *testing.T) {
 	}
 	db := filepath.Join(dir, "race.db")
 	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "race.yaml", cfg), "--addr", "127.0.0.1:0")
-	// Each request's id, and the two tiers its race ran.
-	raced := map[string][]string{}
+	// Each request's id, the two tiers its race ran (the policy's, each
+	// sent the request surely), and the tiers recorded as ran: both on
+	// /v1/route (the server sees no answer), the one that answered on
+	// the proxy (the loser, cancelled, produced none).
+	raced, answered := map[string][]string{}, map[string][]string{}
 	for i, tt := range []struct{ kind, answers string }{{"easy", "small"}, {"medium", "large"}} {
 		rec := recs[len(recs)-len(ladderKinds)+i]
 		p, _ := json.Marshal(rec.Prompt)
@@ -296,7 +299,7 @@ func TestServeThreeTiersRace(t *testing.T) {
 			ID string `json:"request_id"`
 		}
 		json.Unmarshal(body, &routed)
-		raced[routed.ID] = pair
+		raced[routed.ID], answered[routed.ID] = pair, pair
 		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":`+string(p)+`}]}`))
 		if err != nil {
 			t.Fatal(err)
@@ -307,7 +310,8 @@ func TestServeThreeTiersRace(t *testing.T) {
 			t.Errorf("the %s prompt: decision %q model %q, want speculate answered by %s: %s", tt.kind,
 				resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), tt.answers, b)
 		}
-		raced[resp.Header.Get("X-Triage-Request-Id")] = pair
+		id := resp.Header.Get("X-Triage-Request-Id")
+		raced[id], answered[id] = pair, []string{tt.answers}
 	}
 	// The easy race cancelled mid's call, the medium race mid's again
 	// (large, quicker, answered first).
@@ -320,13 +324,14 @@ func TestServeThreeTiersRace(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, stderr)
 	}
-	// A race the policy chose ran both of its tiers surely, and no third.
+	// A race the policy chose sent the request to both of its tiers
+	// surely, and to no third.
 	exported := exportedRecords(t, db)
 	for id, pair := range raced {
 		d := exported[id].Decision
 		third := map[string]string{"small": "large", "mid": "small"}[pair[0]]
-		if want := map[string]float64{pair[0]: 1, pair[1]: 1, third: 0}; d == nil || !slices.Equal(d.Ran, pair) || d.PolicyTier != pair[0] || !maps.Equal(d.TierPropensity, want) {
-			t.Errorf("record %s's decision is %+v, want ran %v, policy_tier %s, tier_propensity %v", id, d, pair, pair[0], want)
+		if want := map[string]float64{pair[0]: 1, pair[1]: 1, third: 0}; d == nil || !slices.Equal(d.Ran, answered[id]) || d.PolicyTier != pair[0] || !maps.Equal(d.TierPropensity, want) {
+			t.Errorf("record %s's decision is %+v, want ran %v, policy_tier %s, tier_propensity %v", id, d, answered[id], pair[0], want)
 		}
 	}
 }

@@ -771,15 +771,24 @@ func (x *exchange) finish() {
 	case x.status == http.StatusBadGateway:
 		rec.Decision.Error = codeUpstream
 	}
+	// answered is the tiers whose calls gave a whole answer, by index:
+	// an N-tier record's Ran.
+	var answered []int
 	for _, c := range x.calls {
 		name, o, ok := x.outcome(c)
 		if ok {
 			rec.Outcomes[name] = o
+			if !o.Cancelled {
+				answered = append(answered, c.t.idx)
+			}
 		}
 		// What exploration added: the tier the policy would not have run.
 		if ok && x.explored && o.CostUSD != nil && c.t.idx != x.choice.Tier {
 			x.h.m.exploreCost.WithLabelValues(string(c.t.name)).Add(*o.CostUSD)
 		}
+	}
+	if rec.Decision.TierPropensity != nil {
+		rec.Decision.Ran = x.ran(answered)
 	}
 	if x.explored {
 		x.h.m.explored.Inc()
@@ -788,24 +797,44 @@ func (x *exchange) finish() {
 	x.queued = true
 }
 
-// tierFields sets a routed N-tier request's per-tier fields: the tiers
-// it ran (the chosen one and, on an explored request, its
-// ExplorePartner, or the race's) and each tier's probability of running
-// (exploration races only a lone tier).
+// tierFields sets a routed N-tier request's tier the policy chose and
+// each tier's probability of being sent the request (TierPropensities:
+// exploration races only a lone tier). Ran is set once the calls ended
+// (ran).
 func (x *exchange) tierFields(d *datasets.Decision) {
-	names := make([]string, len(x.h.tiers))
-	for i, t := range x.h.tiers {
-		names[i] = x.recordName(t)
-	}
-	tier, race := x.choice.Tier, x.choice.Race
-	if x.explored {
-		race = ExplorePartner(tier, len(names))
-	}
 	eps := 0.0
 	if x.h.explore != nil {
 		eps = x.h.eps
 	}
-	TierFields(d, names, tier, race, x.choice.Tier, x.choice.Race, eps)
+	TierPropensities(d, x.recordNames(), x.choice.Tier, x.choice.Race, eps)
+}
+
+// ran is an N-tier record's Ran: the tiers (by index) whose answers were
+// produced, cheapest first, by their record names, which key their
+// outcomes. Not the plan: a tier that failed (5xx, timeout, a broken
+// stream, a 4xx) produced nothing to score, a race's loser cancelled
+// neither, and the tier the proxy fell back to did. Nil when none
+// answered.
+func (x *exchange) ran(answered []int) []string {
+	if len(answered) == 0 {
+		return nil
+	}
+	slices.Sort(answered)
+	names := x.recordNames()
+	out := make([]string, 0, len(answered))
+	for _, k := range slices.Compact(answered) {
+		out = append(out, names[k])
+	}
+	return out
+}
+
+// recordNames is every tier's recordName, cheapest first.
+func (x *exchange) recordNames() []string {
+	names := make([]string, len(x.h.tiers))
+	for i, t := range x.h.tiers {
+		names[i] = x.recordName(t)
+	}
+	return names
 }
 
 // recordName is the model name t's outcomes are recorded under: its

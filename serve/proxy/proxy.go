@@ -92,7 +92,8 @@ type ModelInfo struct {
 	// CreatedAt dates the entries of GET /v1/models.
 	CreatedAt time.Time
 	// MultiTier is an N-tier artifact's: its recordings name each tier
-	// that ran and each tier's probability of having run (TierFields).
+	// that answered and each tier's probability of being sent the
+	// request (TierPropensities).
 	MultiTier bool
 }
 
@@ -175,7 +176,8 @@ type Deps struct {
 	Explore func(models.Result) (taken models.Decision, propensity float64, explored bool)
 	// Epsilon is the share Explore explores (its ε): an N-tier
 	// recording keeps it as the probability that the tier exploration
-	// races a lone tier with ran (TierFields). 0 with Explore nil.
+	// races a lone tier with is sent the request (TierPropensities). 0
+	// with Explore nil.
 	Epsilon float64
 	// MaxMetaKeys and MaxMessages cap a request's metadata keys and
 	// messages (more is a 400), as the server's limits.max_meta_keys and

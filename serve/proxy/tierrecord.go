@@ -13,20 +13,31 @@ func ExplorePartner(k, n int) int {
 }
 
 // TierFields sets an N-tier decision's per-tier fields (datasets.Decision
-// Ran, PolicyTier, TierPropensity) by the names outcomes are recorded
-// under (names[k] for tier k, cheapest first). The request ran tier and,
-// unless NoRace, race; the policy chose policyTier and policyRace before
-// exploration, which races a lone tier with its ExplorePartner with
-// probability eps (0 when exploration is off). So each tier ran with
-// probability 1 if the policy chose it, eps if it is the partner of the
-// lone tier the policy chose, and 0 otherwise: what per-tier inverse
-// propensity weights divide by.
+// Ran, PolicyTier, TierPropensity) as /v1/route records them, by the
+// names outcomes are recorded under (names[k] for tier k, cheapest
+// first): Ran is the tiers the decision sends the request to, tier and,
+// unless NoRace, race (the server does not see which of them answered;
+// the client posts scores for those that did). The rest is
+// TierPropensities'.
 func TierFields(d *datasets.Decision, names []string, tier, race, policyTier, policyRace int, eps float64) {
 	d.Ran = []string{names[tier]}
 	if race != NoRace {
 		lo, hi := min(tier, race), max(tier, race)
 		d.Ran = []string{names[lo], names[hi]}
 	}
+	TierPropensities(d, names, policyTier, policyRace, eps)
+}
+
+// TierPropensities sets PolicyTier and TierPropensity. The policy chose
+// policyTier and policyRace before exploration, which races a lone tier
+// with its ExplorePartner with probability eps (0 when exploration is
+// off). So each tier is sent the request with probability 1 if the
+// policy chose it, eps if it is the partner of the lone tier the policy
+// chose, and 0 otherwise: what per-tier inverse propensity weights
+// divide by. What happens after the draw (a tier that fails, the proxy's
+// fallback to another, a race's loser cancelled) changes what answered
+// (the proxy's Ran), not these probabilities.
+func TierPropensities(d *datasets.Decision, names []string, policyTier, policyRace int, eps float64) {
 	d.PolicyTier = names[policyTier]
 	p := make(map[string]float64, len(names))
 	for _, n := range names {
