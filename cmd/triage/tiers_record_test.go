@@ -244,3 +244,90 @@ func TestServeThreeTiersFallbackRecordsWhatAnswered(t *testing.T) {
 		t.Errorf("mid's score %v, want the feedback's 1", s)
 	}
 }
+
+// TestServeThreeTiersBatchRecordsWhatRan: /v1/route/batch records the
+// N-tier fields as /v1/route does (TestServeThreeTiersRecordsWhatRan),
+// element by element: ran is the tier and race its answer gives (both
+// of an explored one), policy_tier the policy's tier, tier_propensity 1,
+// ε and 0; with ε = 0.3, batches of the easy and the hard prompt until
+// each has been explored and not.
+func TestServeThreeTiersBatchRecordsWhatRan(t *testing.T) {
+	dir := t.TempDir()
+	log, recs := ladderLog(t, dir, 300, false)
+	model := filepath.Join(dir, "ladder.json")
+	if _, stderr, code := run(t, "train", "--data", log, "--folds", "3", "--tiers", "small=0.1,mid=1,large=3", "--lambda", "0.05", "-o", model); code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	db := filepath.Join(dir, "feedback.db")
+	url, stderr, stop := startServe(t, "--model", model, "--db", db, "--config", writeFile(t, dir, "ladder.yaml", "exploration: {epsilon: 0.3}\n"), "--addr", "127.0.0.1:0")
+
+	easy, hard := recs[len(recs)-3], recs[len(recs)-1]
+	policyOf := map[string]string{easy.Prompt: "small", hard.Prompt: "large"}
+	partnerOf := map[string]string{"small": "mid", "large": "mid"}
+	thirdOf := map[string]string{"small": "large", "large": "small"}
+	type answer struct {
+		ID       string `json:"request_id"`
+		Tier     string `json:"tier"`
+		Race     string `json:"race"`
+		Explored bool   `json:"explored"`
+	}
+	answers := map[string]answer{}
+	policies := map[string]string{}
+	seen := map[string]bool{} // policy tier + explored
+	for b := 0; b < 20 && len(seen) < 4; b++ {
+		var body strings.Builder
+		body.WriteString(`{"requests":[`)
+		for i := range 20 {
+			rec := easy
+			if i%2 == 1 {
+				rec = hard
+			}
+			p, _ := json.Marshal(rec.Prompt)
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			fmt.Fprintf(&body, `{"id":"b%d-%d","prompt":%s}`, b, i, p)
+			policies[fmt.Sprintf("b%d-%d", b, i)] = policyOf[rec.Prompt]
+		}
+		body.WriteString(`]}`)
+		code, out := post(t, url+"/v1/route/batch", body.String())
+		var got struct{ Decisions []answer }
+		if err := json.Unmarshal(out, &got); code != 200 || err != nil || len(got.Decisions) != 20 {
+			t.Fatalf("batch: status %d (%v): %s", code, err, out)
+		}
+		for _, a := range got.Decisions {
+			answers[a.ID] = a
+			seen[policies[a.ID]+fmt.Sprint(a.Explored)] = true
+		}
+	}
+	if len(seen) < 4 {
+		t.Fatalf("after 20 batches, seen only %v of each policy tier explored and not", seen)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+	exported := exportedRecords(t, db)
+	if len(exported) != len(answers) {
+		t.Fatalf("the db has %d records, want the %d routed", len(exported), len(answers))
+	}
+	for id, a := range answers {
+		d, policy := exported[id].Decision, policies[id]
+		if d == nil {
+			t.Errorf("record %s has no decision", id)
+			continue
+		}
+		wantRan := []string{policy}
+		if a.Explored {
+			wantRan = []string{"mid", policy}
+			if policy == "small" {
+				wantRan = []string{"small", "mid"}
+			}
+		}
+		wantP := map[string]float64{policy: 1, partnerOf[policy]: 0.3, thirdOf[policy]: 0}
+		if d.Tier != a.Tier || !slices.Equal(d.Ran, wantRan) || !slices.Equal(d.Ran, slices.DeleteFunc([]string{a.Tier, a.Race}, func(s string) bool { return s == "" })) ||
+			d.PolicyTier != policy || !maps.Equal(d.TierPropensity, wantP) || d.Explored != a.Explored {
+			t.Errorf("record %s (answer %+v): tier %q ran %v policy_tier %q tier_propensity %v explored %v; want tier %q ran %v policy_tier %q tier_propensity %v",
+				id, a, d.Tier, d.Ran, d.PolicyTier, d.TierPropensity, d.Explored, a.Tier, wantRan, policy, wantP)
+		}
+	}
+}
