@@ -752,11 +752,8 @@ func (s *Server) logged(st *state, ch models.TierResult, res models.Result, tier
 	d := datasets.Decision{Kind: string(res.Decision), Tier: st.tiers[tier], PHard: loggedPHard(res.PHard), ModelVersion: st.art.Version,
 		Propensity: propensity, Explored: explored, Policy: explorePolicy(policy, explored)}
 	if st.art.IsMultiTier() {
-		policyRace := ch.Race
-		if policyRace < 0 {
-			policyRace = proxy.NoRace
-		}
-		proxy.TierFields(&d, st.tiers, tier, race, ch.Tier, policyRace, s.explore.eps)
+		// ch.Race is -1 for no race, as proxy.NoRace is.
+		proxy.TierFields(&d, st.tiers, tier, race, ch.Tier, ch.Race, s.explore.eps)
 	}
 	return d
 }

@@ -370,8 +370,7 @@ func meetOnInterval(ctx context.Context, env *Env, rp *replay.Replayer, solver *
 			if len(cands) < solver.KeepCheapest {
 				return nil // that was the last band
 			}
-			next := &replay.Solver{Targets: solver.Targets, Minimize: solver.Minimize, StrongQuality: solver.StrongQuality,
-				ShareTolerance: solver.ShareTolerance, KeepCheapest: solver.KeepCheapest, After: &cands[len(cands)-1]}
+			next := solver.NextBand(&cands[len(cands)-1])
 			sweep(next.Consider)
 			cands = next.Cheapest()
 		}

@@ -104,13 +104,7 @@ func TestServeThreeTiersRecordsWhatRan(t *testing.T) {
 			break
 		}
 	}
-	code, body := 404, []byte(nil)
-	for i := 0; code == 404 && i < 250; i++ {
-		if i > 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-		code, body = post(t, url+"/v1/feedback", `{"request_id":"`+plainID+`","model":"mid","score":1}`)
-	}
+	code, body := postFeedbackWhenStored(t, url, `{"request_id":"`+plainID+`","model":"mid","score":1}`)
 	if code/100 != 2 {
 		t.Fatalf("feedback: %d %s", code, body)
 	}
@@ -206,13 +200,7 @@ func TestServeThreeTiersFallbackRecordsWhatAnswered(t *testing.T) {
 			resp.StatusCode, resp.Header.Get("X-Triage-Decision"), resp.Header.Get("X-Triage-Model"), b)
 	}
 	id := resp.Header.Get("X-Triage-Request-Id")
-	code, body := 404, []byte(nil)
-	for i := 0; code == 404 && i < 250; i++ {
-		if i > 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-		code, body = post(t, url+"/v1/feedback", `{"request_id":"`+id+`","model":"mid","score":1}`)
-	}
+	code, body := postFeedbackWhenStored(t, url, `{"request_id":"`+id+`","model":"mid","score":1}`)
 	if code/100 != 2 {
 		t.Fatalf("feedback: %d %s", code, body)
 	}

@@ -18,6 +18,22 @@ import (
 	"github.com/triage-router/triage/serve/upstreamsim"
 )
 
+// postFeedbackWhenStored posts a feedback body, again while the request
+// id is unknown (404): the server records off the request path, so until
+// its batch is committed the id is not found. It gives up after about
+// five seconds and returns the last answer.
+func postFeedbackWhenStored(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	code, b := 404, []byte(nil)
+	for i := 0; code == 404 && i < 250; i++ {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		code, b = post(t, url+"/v1/feedback", body)
+	}
+	return code, b
+}
+
 // ladderKinds are the requests of ladderLog: each kind's cheapest tier
 // that answers it well is the tier it should get.
 var ladderKinds = []struct {
@@ -179,15 +195,7 @@ func TestServeThreeTiers(t *testing.T) {
 	// A grader scores what the mid tier would have done on the easy
 	// request (it was not called): any tier's name is accepted.
 	t.Run("feedback about the middle tier is accepted, about a model that is no tier refused", func(t *testing.T) {
-		// The proxy records off the request path: until its batch is
-		// committed the id is unknown (404).
-		code, body := 404, []byte(nil)
-		for i := 0; code == 404 && i < 250; i++ {
-			if i > 0 {
-				time.Sleep(20 * time.Millisecond)
-			}
-			code, body = post(t, url+"/v1/feedback", `{"request_id":"`+ids["easy"]+`","model":"mid","score":1}`)
-		}
+		code, body := postFeedbackWhenStored(t, url, `{"request_id":"`+ids["easy"]+`","model":"mid","score":1}`)
 		if code/100 != 2 {
 			t.Errorf("feedback on mid: %d %s", code, body)
 		}

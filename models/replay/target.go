@@ -303,6 +303,15 @@ func (s *Solver) addFront(op *OperatingPoint) {
 // KeepFront or when no candidate meets the targets.
 func (s *Solver) Front() []OperatingPoint { return s.front }
 
+// NextBand returns a new solver with s's targets, objective and
+// KeepCheapest that keeps the candidates ranked after after: the next
+// band of a walk through every candidate in order (Cheapest), swept
+// again over the same grid.
+func (s *Solver) NextBand(after *OperatingPoint) *Solver {
+	return &Solver{Targets: s.Targets, Minimize: s.Minimize, StrongQuality: s.StrongQuality,
+		ShareTolerance: s.ShareTolerance, KeepCheapest: s.KeepCheapest, After: after}
+}
+
 // Cheapest returns the candidates kept with KeepCheapest, best first: in
 // the order of rank, which is Result's (the objective, ties to higher
 // quality, then to a strong share nearer its target) made total by the
