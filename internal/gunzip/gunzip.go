@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // magic starts every gzip member.
@@ -132,23 +133,13 @@ func (z *Reader) skipZeros(from int64) error {
 			return fmt.Errorf("read the zero padding after gzip member %d, at byte %d: %w", z.member, z.src.n, err)
 		}
 		b, _ := br.Peek(br.Buffered())
-		if i := firstNonZero(b); i >= 0 {
+		if i := slices.IndexFunc(b, func(c byte) bool { return c != 0 }); i >= 0 {
 			z.src.discard(i)
 			return fmt.Errorf("byte %d is not zero (it is %s): zero bytes after gzip member %d from byte %d are padding only if they run to the end of the file; the file is not gzip from there",
 				z.src.n, z.showBytes(), z.member, from)
 		}
 		z.src.discard(len(b))
 	}
-}
-
-// firstNonZero is the index of b's first byte that is not zero, or -1.
-func firstNonZero(b []byte) int {
-	for i, c := range b {
-		if c != 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 // showBytes prints the next few bytes of the file in hex, for an error

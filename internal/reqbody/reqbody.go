@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/triage-router/triage/internal/gunzip"
@@ -138,22 +139,12 @@ func (z *zlibReader) rest() error {
 			return err
 		}
 		b, _ = z.br.Peek(z.br.Buffered())
-		if i := firstNonZero(b); i >= 0 {
+		if i := slices.IndexFunc(b, func(c byte) bool { return c != 0 }); i >= 0 {
 			at := z.wire.n - int64(z.br.Buffered()) + int64(i)
 			return fmt.Errorf("byte %d, after the deflate stream, is not zero padding (it is %#02x): the body is not deflate from there", at, b[i])
 		}
 		z.br.Discard(len(b))
 	}
-}
-
-// firstNonZero is the index of b's first byte that is not zero, or -1.
-func firstNonZero(b []byte) int {
-	for i, c := range b {
-		if c != 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 // decoder reads a compressed body, telling the wire's errors (passed
